@@ -1,0 +1,24 @@
+// Test support: a GoogleTest main() that owns exactly one embedded CPython
+// (the target) per test binary, as pybind11's tests do.
+//
+// Python is initialized before the first test with the build's interpreter
+// as program name (so the matching standard library is found, never the
+// `python3` on PATH), and finalized after the last. Tests start and end with
+// the GIL held by the main thread.
+#pragma once
+
+#include <Python.h>
+
+#include <string>
+
+namespace annex::testing {
+
+// Runs `code` in the target's __main__ namespace. GIL held, target current.
+// Returns false and prints the traceback when it raised.
+bool RunTargetCode(const std::string& code);
+
+// Evaluates `expr` in __main__ and returns a new reference, or nullptr with
+// the traceback printed. GIL held, target current.
+PyObject* EvalTarget(const std::string& expr);
+
+}  // namespace annex::testing
