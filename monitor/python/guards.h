@@ -1,0 +1,115 @@
+// RAII scopes for every transition of Python runtime state Annex makes.
+//
+// Annex runs a second interpreter (the annex) on its own thread beside the
+// host's interpreter (the target); both share one GIL (DESIGN.md rule 1). The
+// annex thread owns two thread states: `target_ts` in the target and
+// `annex_ts` in the annex. Every change of "which thread state is current" or
+// "who holds the GIL" goes through one of these scopes, so the matching undo
+// cannot be forgotten on an early return.
+//
+//   ThreadStates ts = ...;              // owned by the annex thread
+//   {
+//     ScopedAnnexEntry entry(handoff, ts);   // GIL held, annex current
+//     {
+//       ScopedTargetSwap swap(ts);           // target current: read sys.modules
+//     }
+//   }                                         // GIL released
+//
+// None of these types is copyable or movable: each undoes exactly what it did
+// on the thread that created it.
+#pragma once
+
+#include <Python.h>
+
+namespace annex::python {
+
+class GilHandoff;
+
+// The two thread states of the annex thread. Plain data; the annex runtime
+// owns and frees them.
+struct ThreadStates {
+  PyThreadState* target_ts = nullptr;  // in the target interpreter
+  PyThreadState* annex_ts = nullptr;   // in the annex interpreter
+};
+
+// Releases the GIL for the scope and re-takes it (same thread state) after.
+// Where: GIL held by the calling thread, any interpreter. The thread state
+// that was current is current again after the scope.
+class ScopedGilRelease {
+ public:
+  ScopedGilRelease();
+  ~ScopedGilRelease();
+  ScopedGilRelease(const ScopedGilRelease&) = delete;
+  ScopedGilRelease& operator=(const ScopedGilRelease&) = delete;
+
+ private:
+  PyThreadState* saved_;
+};
+
+// Makes `ts.target_ts` current for the scope (DESIGN.md rule 4: per-
+// interpreter state such as sys.modules, gc lists and the thread list belongs
+// to whichever interpreter is current), then restores what was current.
+// Where: annex thread, GIL held, `ts.annex_ts` or `ts.target_ts` current. A
+// no-op when the target is already current (nesting is allowed). Objects
+// created inside the scope land in the target's heap: keep that to nothing.
+class ScopedTargetSwap {
+ public:
+  explicit ScopedTargetSwap(const ThreadStates& ts);
+  ~ScopedTargetSwap();
+  ScopedTargetSwap(const ScopedTargetSwap&) = delete;
+  ScopedTargetSwap& operator=(const ScopedTargetSwap&) = delete;
+
+ private:
+  PyThreadState* previous_;
+  bool swapped_;
+};
+
+// Makes `ts.annex_ts` current for the scope; the inverse of ScopedTargetSwap.
+// Where: annex thread, GIL held. A no-op when the annex is already current.
+class ScopedAnnexSwap {
+ public:
+  explicit ScopedAnnexSwap(const ThreadStates& ts);
+  ~ScopedAnnexSwap();
+  ScopedAnnexSwap(const ScopedAnnexSwap&) = delete;
+  ScopedAnnexSwap& operator=(const ScopedAnnexSwap&) = delete;
+
+ private:
+  PyThreadState* previous_;
+  bool swapped_;
+};
+
+// Takes the GIL on the annex thread and makes the annex current; on exit swaps
+// back to `target_ts` and releases the GIL. Entry waits with `target_ts` while
+// `handoff` asks the target's main thread to hand the GIL over (DESIGN.md rule
+// 2), so it gets in within about one switch interval even when a target
+// thread runs a CPU-bound loop. It still blocks for as long as a target thread
+// holds the GIL without reaching a bytecode boundary (stuck in C).
+// Where: annex thread only, GIL not held, no thread state current.
+class ScopedAnnexEntry {
+ public:
+  ScopedAnnexEntry(GilHandoff& handoff, const ThreadStates& ts);
+  ~ScopedAnnexEntry();
+  ScopedAnnexEntry(const ScopedAnnexEntry&) = delete;
+  ScopedAnnexEntry& operator=(const ScopedAnnexEntry&) = delete;
+
+ private:
+  const ThreadStates& ts_;
+};
+
+// Saves the pending Python exception (if any) and restores it at scope exit,
+// so cleanup code can call the C API safely. Where: GIL held, any interpreter;
+// construct and destroy with the same thread state current.
+class ScopedErrorPreserver {
+ public:
+  ScopedErrorPreserver();
+  ~ScopedErrorPreserver();
+  ScopedErrorPreserver(const ScopedErrorPreserver&) = delete;
+  ScopedErrorPreserver& operator=(const ScopedErrorPreserver&) = delete;
+
+ private:
+  PyObject* type_;
+  PyObject* value_;
+  PyObject* traceback_;
+};
+
+}  // namespace annex::python
