@@ -1,0 +1,503 @@
+// The annex interpreter's thread: creation, work queue, yielding, shutdown.
+#include "monitor/python/annex_runtime.h"
+
+#include <time.h>
+
+#include <utility>
+
+#include "monitor/python/version.h"
+
+namespace annex::python {
+
+struct AnnexRuntime::Task {
+  const Work* work;
+  bool done = false;
+  absl::Status status;
+};
+
+// Shared between the runtime and the atexit callback living in the target,
+// which may outlive the runtime (it is unregistered, but a copy of the list
+// may be running). `runtime` is null once the runtime stopped.
+struct AnnexRuntime::AtExitLink {
+  std::mutex mu;
+  AnnexRuntime* runtime = nullptr;
+};
+
+namespace {
+
+// 3.13 asks the GIL holder itself to drop the GIL, whatever interpreter the
+// waiter belongs to; older versions need the nudger (see the header).
+constexpr bool kNeedsTargetNudges = PY_VERSION_HEX < 0x030D0000;
+constexpr auto kNudgePeriod = std::chrono::milliseconds(2);
+
+constexpr const char* kAtExitCapsule = "annex.atexit_link";
+
+void DeleteLinkCapsule(PyObject* capsule) {
+  delete static_cast<std::shared_ptr<void>*>(
+      PyCapsule_GetPointer(capsule, kAtExitCapsule));
+}
+
+// Releases the GIL held by the calling thread (if any) while `wait` runs.
+// Where: any thread but the annex thread; with or without the GIL.
+template <typename F>
+void WaitWithoutGil(F&& wait) {
+  PyThreadState* saved = ThisThreadHoldsGil() ? PyEval_SaveThread() : nullptr;
+  wait();
+  if (saved != nullptr) PyEval_RestoreThread(saved);
+}
+
+}  // namespace
+
+AnnexRuntime::AnnexRuntime(AnnexOptions options)
+    : options_(std::move(options)),
+      atexit_link_(std::make_shared<AtExitLink>()) {}
+
+absl::StatusOr<std::unique_ptr<AnnexRuntime>> AnnexRuntime::Start(
+    AnnexOptions options) {
+  if (!Py_IsInitialized()) {
+    return absl::FailedPreconditionError(
+        "Python is not initialized: call Py_Initialize() before starting the "
+        "annex");
+  }
+  if (absl::Status s = CheckRuntimeVersion(); !s.ok()) return s;
+  std::unique_ptr<AnnexRuntime> rt(new AnnexRuntime(std::move(options)));
+  rt->target_ = PyInterpreterState_Main();
+  {
+    // Hold mu_ so the thread cannot finish start-up before its id is known.
+    std::lock_guard<std::mutex> lock(rt->mu_);
+    rt->thread_ = std::thread([r = rt.get()] { r->ThreadMain(); });
+    rt->thread_id_.store(rt->thread_.get_id());
+    if (kNeedsTargetNudges) {
+      rt->nudger_ = std::thread([r = rt.get()] { r->NudgerMain(); });
+    }
+    rt->yielder_ = std::thread([r = rt.get()] { r->YielderMain(); });
+  }
+  absl::Status status;
+  WaitWithoutGil([&] {
+    std::unique_lock<std::mutex> lock(rt->mu_);
+    rt->cv_.wait(lock, [&] { return rt->started_; });
+    status = rt->start_status_;
+  });
+  if (!status.ok()) {
+    WaitWithoutGil([&] {
+      rt->thread_.join();
+      {
+        std::lock_guard<std::mutex> lock(rt->mu_);
+        rt->nudger_exit_ = true;
+      }
+      rt->cv_.notify_all();
+      if (rt->nudger_.joinable()) rt->nudger_.join();
+      if (rt->yielder_.joinable()) rt->yielder_.join();
+    });
+    std::lock_guard<std::mutex> lock(rt->stop_mu_);
+    rt->stopped_ = true;
+    return status;
+  }
+  return rt;
+}
+
+AnnexRuntime::~AnnexRuntime() {
+  if (OnAnnexThread()) {
+    // Destroyed from its own work: cannot join itself. Detaching would leave
+    // a thread using freed memory, so this is a programming error.
+    std::abort();
+  }
+  Stop().IgnoreError();
+}
+
+bool AnnexRuntime::OnAnnexThread() const {
+  return std::this_thread::get_id() == thread_id_.load();
+}
+
+bool AnnexRuntime::CreateInterpreters() {
+  ts_.target_ts = PyThreadState_New(target_);
+  if (ts_.target_ts == nullptr) return false;
+  handoff_.Acquire(ts_.target_ts);
+  PyThreadState* annex = NewSharedGilInterpreter();
+  if (annex == nullptr) {
+    PyThreadState_Swap(ts_.target_ts);
+    PyThreadState_Clear(ts_.target_ts);
+    PyThreadState_DeleteCurrent();
+    ts_.target_ts = nullptr;
+    return false;
+  }
+  ts_.annex_ts = annex;
+  annex_interp_ = PyThreadState_GetInterpreter(annex);
+  // The yield hook: a C trace function on this thread state only.
+  PyObject* self = PyCapsule_New(this, nullptr, nullptr);
+  if (self != nullptr) {
+    PyEval_SetTrace(&AnnexRuntime::YieldHook, self);
+    Py_DECREF(self);  // the thread state holds its own reference
+  } else {
+    PyErr_Clear();
+  }
+  {
+    ScopedTargetSwap swap(ts_);
+    RegisterTargetAtExit();
+  }
+  PyThreadState_Swap(ts_.target_ts);
+  PyEval_SaveThread();
+  return true;
+}
+
+void AnnexRuntime::DestroyInterpreters() {
+  handoff_.Acquire(ts_.target_ts);
+  PyThreadState_Swap(ts_.annex_ts);
+  if (options_.on_stop) options_.on_stop(*this);
+  PyEval_SetTrace(nullptr, nullptr);
+  {
+    ScopedTargetSwap swap(ts_);
+    UnregisterTargetAtExit();
+  }
+  Py_EndInterpreter(ts_.annex_ts);  // leaves no thread state current
+  ts_.annex_ts = nullptr;
+  annex_interp_ = nullptr;
+  PyThreadState_Swap(ts_.target_ts);
+  PyThreadState_Clear(ts_.target_ts);
+  PyThreadState_DeleteCurrent();  // also releases the GIL
+  ts_.target_ts = nullptr;
+}
+
+void AnnexRuntime::SetActive(bool active) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    active_ += active ? 1 : -1;
+  }
+  cv_.notify_all();
+}
+
+void AnnexRuntime::NudgerMain() {
+  // Where: its own thread; takes the GIL only through the hand-off, with a
+  // target thread state, and never runs Python code.
+  nudge_ts_ = PyThreadState_New(target_);
+  if (nudge_ts_ == nullptr) return;
+  // Binds the fresh thread state to this thread once, with the GIL.
+  handoff_.Acquire(nudge_ts_);
+  PyEval_SaveThread();
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return nudger_exit_ || active_ > 0; });
+      if (nudger_exit_) break;
+    }
+    handoff_.Acquire(nudge_ts_);
+    PyEval_SaveThread();
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, kNudgePeriod, [&] { return nudger_exit_; });
+  }
+  handoff_.Acquire(nudge_ts_);
+  PyThreadState_Clear(nudge_ts_);
+  PyThreadState_DeleteCurrent();
+  nudge_ts_ = nullptr;
+}
+
+void AnnexRuntime::YielderMain() {
+  // Where: its own thread; enters the annex only while a work item runs.
+  const auto stale = 2 * options_.yield_interval;
+  for (;;) {
+    bool interrupt = false;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return nudger_exit_ || task_running_; });
+      if (nudger_exit_) break;
+      cv_.wait_for(lock, options_.yield_interval, [&] {
+        return nudger_exit_ || deliver_interrupt_ || !task_running_;
+      });
+      if (nudger_exit_) break;
+      if (!task_running_) continue;
+      interrupt = deliver_interrupt_;
+      deliver_interrupt_ = false;
+      const auto since = std::chrono::steady_clock::now().time_since_epoch() -
+                         std::chrono::steady_clock::duration(last_yield_.load());
+      if (!interrupt && since < stale) continue;  // the trace hook yields
+      in_annex_ = true;
+    }
+    EnterAnnexBriefly(interrupt);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      in_annex_ = false;
+    }
+    cv_.notify_all();
+  }
+}
+
+void AnnexRuntime::EnterAnnexBriefly(bool interrupt) {
+  // A thread state of the annex, alive only for this visit: waiting for the
+  // GIL with it makes CPython set the annex's drop request, which its eval
+  // loop checks even in loops that emit no trace events. On the way the
+  // GIL also reaches waiting target threads (the annex must hand it over
+  // before it may take it back).
+  PyThreadState* ts = PyThreadState_New(annex_interp_);
+  if (ts == nullptr) return;
+  PyEval_RestoreThread(ts);
+  if (interrupt) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (task_running_) {
+      PyThreadState_SetAsyncExc(annex_thread_ident_, PyExc_KeyboardInterrupt);
+    }
+  }
+  yields_.fetch_add(1, std::memory_order_relaxed);
+  last_yield_.store(std::chrono::steady_clock::now().time_since_epoch().count());
+  PyThreadState_Clear(ts);
+  PyThreadState_DeleteCurrent();
+}
+
+void AnnexRuntime::ThreadMain() {
+  annex_thread_ident_ = PyThread_get_thread_ident();
+  thread_id_.store(std::this_thread::get_id());
+  absl::Status status;
+  SetActive(true);
+  const bool created = CreateInterpreters();
+  SetActive(false);
+  if (!created) {
+    status = absl::InternalError("CPython refused to create the annex interpreter");
+  } else if (options_.on_start) {
+    // A failing on_start still leaves a complete annex to tear down.
+    SetActive(true);
+    {
+      ScopedAnnexEntry entry(handoff_, ts_);
+      status = options_.on_start(*this);
+    }
+    SetActive(false);
+  }
+  if (!status.ok() && ts_.target_ts != nullptr) {
+    SetActive(true);
+    DestroyInterpreters();
+    SetActive(false);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    start_status_ = status;
+    started_ = true;
+  }
+  running_.store(status.ok());
+  cv_.notify_all();
+  if (!status.ok()) return;
+
+  for (;;) {
+    Task* task = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_requested_ || !queue_.empty(); });
+      if (queue_.empty()) break;  // stop requested and nothing queued
+      task = queue_.front();
+      queue_.pop_front();
+    }
+    SetActive(true);
+    {
+      ScopedAnnexEntry entry(handoff_, ts_);
+      interrupt_.store(false);
+      last_yield_.store(
+          std::chrono::steady_clock::now().time_since_epoch().count());
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        task_running_ = true;
+      }
+      cv_.notify_all();
+      (*task->work)(ts_);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        task_running_ = false;
+      }
+      // An interrupt that arrived too late must not hit the next item.
+      PyThreadState_SetAsyncExc(annex_thread_ident_, nullptr);
+      if (PyErr_Occurred()) PyErr_Clear();  // work must not leak errors
+    }
+    SetActive(false);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      task->done = true;
+    }
+    cv_.notify_all();
+  }
+  running_.store(false);
+  {
+    // Py_EndInterpreter requires the annex's last thread state: wait until
+    // the nudger is out of the annex.
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !in_annex_; });
+  }
+  SetActive(true);
+  DestroyInterpreters();
+  SetActive(false);
+}
+
+absl::Status AnnexRuntime::Run(const Work& work) {
+  if (OnAnnexThread()) {
+    // Re-entrant use from inside a work item: the annex is already entered.
+    work(ts_);
+    return absl::OkStatus();
+  }
+  Task task{&work};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_requested_ || !running_.load()) {
+      return absl::UnavailableError("the annex is stopped");
+    }
+    queue_.push_back(&task);
+  }
+  cv_.notify_all();
+  WaitWithoutGil([&] {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return task.done; });
+  });
+  return task.status;
+}
+
+void AnnexRuntime::Interrupt() {
+  interrupt_.store(true);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!task_running_) return;
+    deliver_interrupt_ = true;
+  }
+  cv_.notify_all();
+}
+
+absl::Status AnnexRuntime::Stop() { return StopImpl(/*from_atexit=*/false); }
+
+absl::Status AnnexRuntime::StopImpl(bool from_atexit) {
+  if (OnAnnexThread()) {
+    return absl::FailedPreconditionError(
+        "the annex cannot be stopped from its own thread");
+  }
+  if (!from_atexit) {
+    // Detach the atexit callback first; if it is running right now, this
+    // waits for it to finish stopping us.
+    std::lock_guard<std::mutex> lock(atexit_link_->mu);
+    atexit_link_->runtime = nullptr;
+  }
+  std::lock_guard<std::mutex> lock(stop_mu_);
+  if (stopped_) return absl::OkStatus();
+  stopped_ = true;
+  {
+    std::lock_guard<std::mutex> qlock(mu_);
+    stop_requested_ = true;
+  }
+  cv_.notify_all();
+  WaitWithoutGil([&] {
+    thread_.join();
+    {
+      std::lock_guard<std::mutex> qlock(mu_);
+      nudger_exit_ = true;
+    }
+    cv_.notify_all();
+    if (nudger_.joinable()) nudger_.join();
+    if (yielder_.joinable()) yielder_.join();
+  });
+  // Tasks queued after the thread left its loop cannot exist: Run() checks
+  // stop_requested_ under mu_, and the loop drains the queue before exiting.
+  return absl::OkStatus();
+}
+
+int AnnexRuntime::YieldHook(PyObject* self, PyFrameObject* frame, int what,
+                            PyObject* arg) {
+  auto* rt = static_cast<AnnexRuntime*>(PyCapsule_GetPointer(self, nullptr));
+  if (rt == nullptr) {
+    PyErr_Clear();
+    return 0;
+  }
+  if (rt->interrupt_.exchange(false)) {
+    PyErr_SetNone(PyExc_KeyboardInterrupt);
+    return -1;
+  }
+  auto now = std::chrono::steady_clock::now();
+  if (now - std::chrono::steady_clock::time_point(
+                std::chrono::steady_clock::duration(rt->last_yield_.load())) <
+      rt->options_.yield_interval) {
+    return 0;
+  }
+  // Hand the GIL to the target: nothing in CPython 3.11/3.12 asks the annex's
+  // eval loop to drop it for a waiter of another interpreter.
+  PyThreadState_Swap(rt->ts_.target_ts);
+  PyEval_SaveThread();
+  struct timespec pause;
+  pause.tv_sec = 0;
+  pause.tv_nsec = static_cast<long>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          rt->options_.yield_pause)
+          .count());
+  nanosleep(&pause, nullptr);
+  rt->handoff_.Acquire(rt->ts_.target_ts);
+  PyThreadState_Swap(rt->ts_.annex_ts);
+  rt->yields_.fetch_add(1, std::memory_order_relaxed);
+  rt->last_yield_.store(
+      std::chrono::steady_clock::now().time_since_epoch().count());
+  return 0;
+}
+
+PyObject* AnnexRuntime::AtExitCallback(PyObject* self, PyObject*) {
+  // Where: the target's main thread inside Py_FinalizeEx, GIL held.
+  auto* holder = static_cast<std::shared_ptr<AtExitLink>*>(
+      PyCapsule_GetPointer(self, kAtExitCapsule));
+  if (holder == nullptr) return nullptr;
+  std::shared_ptr<AtExitLink> link = *holder;
+  std::lock_guard<std::mutex> lock(link->mu);
+  if (link->runtime != nullptr) {
+    link->runtime->StopImpl(/*from_atexit=*/true).IgnoreError();
+    link->runtime = nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+void AnnexRuntime::RegisterTargetAtExit() {
+  static PyMethodDef def = {"_annex_stop", &AnnexRuntime::AtExitCallback,
+                            METH_NOARGS,
+                            "Stops the Annex monitor before finalization."};
+  {
+    std::lock_guard<std::mutex> lock(atexit_link_->mu);
+    atexit_link_->runtime = this;
+  }
+  PyObject* modules = PyImport_GetModuleDict();
+  const bool had_atexit = PyDict_GetItemString(modules, "atexit") != nullptr;
+  PyObject* atexit = PyImport_ImportModule("atexit");
+  if (atexit == nullptr) {
+    PyErr_Clear();
+    return;
+  }
+  auto* holder = new std::shared_ptr<AtExitLink>(atexit_link_);
+  PyObject* capsule = PyCapsule_New(holder, kAtExitCapsule, &DeleteLinkCapsule);
+  if (capsule == nullptr) delete holder;
+  PyObject* func = capsule ? PyCFunction_New(&def, capsule) : nullptr;
+  Py_XDECREF(capsule);
+  if (func != nullptr) {
+    // The function refers only to a capsule: it cannot be part of a cycle,
+    // so untracking it keeps the target's gc lists exactly as they were.
+    PyObject_GC_UnTrack(func);
+    PyObject* r = PyObject_CallMethod(atexit, "register", "O", func);
+    if (r == nullptr) {
+      PyErr_Clear();
+      Py_CLEAR(func);
+    }
+    Py_XDECREF(r);
+  } else {
+    PyErr_Clear();
+  }
+  atexit_func_ = func;
+  Py_DECREF(atexit);
+  // The callbacks live in the interpreter's atexit state, not in the module:
+  // if the host had not imported atexit, leave its sys.modules as it was.
+  if (!had_atexit && PyDict_DelItemString(modules, "atexit") < 0) PyErr_Clear();
+}
+
+void AnnexRuntime::UnregisterTargetAtExit() {
+  if (atexit_func_ == nullptr) return;
+  ScopedErrorPreserver keep_error;
+  // During finalization the callback is running now; the list is cleared by
+  // CPython after it, and modifying it meanwhile is unsafe.
+  if (!IsFinalizing()) {
+    PyObject* modules = PyImport_GetModuleDict();
+    const bool had_atexit = PyDict_GetItemString(modules, "atexit") != nullptr;
+    PyObject* atexit = PyImport_ImportModule("atexit");
+    if (atexit != nullptr) {
+      PyObject* r = PyObject_CallMethod(atexit, "unregister", "O", atexit_func_);
+      Py_XDECREF(r);
+      Py_DECREF(atexit);
+      if (!had_atexit) PyDict_DelItemString(modules, "atexit");
+    }
+    PyErr_Clear();
+  }
+  Py_CLEAR(atexit_func_);  // released with the target current (rule 10)
+}
+
+}  // namespace annex::python

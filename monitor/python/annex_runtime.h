@@ -1,0 +1,173 @@
+// The annex interpreter and the thread it lives on.
+//
+// AnnexRuntime starts a thread that creates a shared-GIL sub-interpreter (the
+// annex) beside the host's main interpreter (the target), runs work items in
+// it, and ends it on the same thread before the target finalizes (DESIGN.md
+// rules 1, 2, 7; 3.12 requires that an interpreter ends on the thread that
+// created it).
+//
+//   auto runtime = AnnexRuntime::Start({});        // after Py_Initialize()
+//   (*runtime)->Run([](const ThreadStates& ts) {    // annex current, GIL held
+//     PyRun_SimpleString("print('hello from the annex')");
+//   });
+//   (*runtime)->Stop();                             // before Py_FinalizeEx()
+//
+// If the host finalizes without Stop(), an atexit callback registered in the
+// target stops the annex first.
+//
+// CPython releases the GIL inside annex code too (imports read files, sleeps,
+// I/O) and re-takes it with the annex's thread state, which on 3.11 and 3.12
+// never asks a busy target thread to let go. While annex work is active a
+// "nudger" thread, with a thread state of its own in the target, therefore
+// queues for the GIL through the hand-off every couple of milliseconds: it
+// is a waiter the target does serve, and it lets go at once when served.
+// The reverse is a "yielder" thread: while a work item runs and the trace
+// hook has not yielded for a while (3.11 compiles `while True: pass` to one
+// jump that emits no trace events), it waits for the GIL with a short-lived
+// annex thread state, which makes CPython ask the annex's eval loop to let
+// go; it also delivers Interrupt() as an asynchronous exception that way. Python code running in the annex yields the
+// GIL to the target every `yield_interval` (a C trace hook on the annex
+// thread), because on 3.11 and 3.12 nothing else asks it to.
+#pragma once
+
+#include <Python.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "monitor/python/guards.h"
+#include "monitor/python/handoff.h"
+
+namespace annex::python {
+
+class AnnexRuntime;
+
+struct AnnexOptions {
+  // How long Python code in the annex may hold the GIL before it hands it
+  // to the target, and how long it then stays out.
+  std::chrono::microseconds yield_interval = std::chrono::milliseconds(5);
+  std::chrono::microseconds yield_pause = std::chrono::microseconds(200);
+  // Runs once on the annex thread right after the annex exists, with the
+  // annex current and the GIL held (e.g. to build the glue session). An
+  // error aborts Start() and is returned by it.
+  std::function<absl::Status(AnnexRuntime&)> on_start;
+  // Runs once on the annex thread before the annex ends, annex current.
+  std::function<void(AnnexRuntime&)> on_stop;
+};
+
+class AnnexRuntime {
+ public:
+  using Work = std::function<void(const ThreadStates&)>;
+
+  // Starts the annex thread and waits until the annex interpreter exists.
+  // Where: any thread; the caller may hold the GIL (it is released while
+  // waiting). Errors: FailedPrecondition when Python is not initialized or
+  // its version does not match this build; Internal when CPython refused to
+  // create the interpreter; whatever `on_start` returned.
+  static absl::StatusOr<std::unique_ptr<AnnexRuntime>> Start(
+      AnnexOptions options);
+
+  // Stops (see Stop()) and frees. Where: as Stop().
+  ~AnnexRuntime();
+
+  AnnexRuntime(const AnnexRuntime&) = delete;
+  AnnexRuntime& operator=(const AnnexRuntime&) = delete;
+
+  // Ends the annex interpreter and joins its thread; queued work not yet
+  // started fails with Unavailable. Harmless when already stopped (OK).
+  // Where: any thread but the annex thread (FailedPrecondition there); the
+  // caller may hold the GIL (released while joining). Must return before the
+  // target finalizes.
+  absl::Status Stop();
+
+  // Runs `work` on the annex thread with the annex entered (GIL held, annex
+  // current) and waits for it. Called on the annex thread itself, runs
+  // inline. Where: any thread; a caller holding the GIL releases it while
+  // waiting. Errors: Unavailable once stopped.
+  absl::Status Run(const Work& work);
+
+  // Makes Python code running in the current work item raise
+  // KeyboardInterrupt (C++ work is not interrupted; a request made while no
+  // work runs is dropped). Delivered by the trace hook, or, for loops that
+  // emit no trace events (3.11's one-instruction `while True: pass`), as an
+  // asynchronous exception set by the nudger thread, which waits for the GIL
+  // with a short-lived thread state of the annex so that CPython asks the
+  // annex's eval loop to let go. Where: any thread, GIL not needed.
+  void Interrupt();
+
+  // Where: any thread.
+  bool running() const { return running_.load(); }
+  bool OnAnnexThread() const;
+  PyInterpreterState* target() const { return target_; }
+  PyInterpreterState* annex() const { return annex_interp_; }
+  // Valid while running; use only on the annex thread.
+  const ThreadStates& thread_states() const { return ts_; }
+  GilHandoff& handoff() { return handoff_; }
+
+  // How often the annex yielded the GIL to the target. Where: any thread.
+  long yields() const { return yields_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Task;
+  struct AtExitLink;
+
+  explicit AnnexRuntime(AnnexOptions options);
+  void ThreadMain();
+  void NudgerMain();
+  void YielderMain();
+  void SetActive(bool active);
+  void EnterAnnexBriefly(bool interrupt);  // yielder thread, no GIL
+  bool CreateInterpreters();            // annex thread, no GIL
+  void DestroyInterpreters();           // annex thread, no GIL
+  void RegisterTargetAtExit();          // annex thread, GIL, target current
+  void UnregisterTargetAtExit();        // annex thread, GIL, target current
+  absl::Status StopImpl(bool from_atexit);
+  static int YieldHook(PyObject* self, PyFrameObject* frame, int what,
+                       PyObject* arg);  // annex thread, GIL, annex current
+  static PyObject* AtExitCallback(PyObject* self, PyObject* unused);
+
+  AnnexOptions options_;
+  GilHandoff handoff_;
+  ThreadStates ts_;
+  PyInterpreterState* target_ = nullptr;
+  PyInterpreterState* annex_interp_ = nullptr;
+  std::thread thread_;
+  std::thread nudger_;   // 3.11/3.12: waits for the GIL as the target
+  std::thread yielder_;  // waits for the GIL as the annex
+  PyThreadState* nudge_ts_ = nullptr;  // nudger thread only
+  int active_ = 0;                     // guarded by mu_: annex work running
+  bool nudger_exit_ = false;           // guarded by mu_
+  bool task_running_ = false;          // guarded by mu_: a work item runs
+  bool deliver_interrupt_ = false;     // guarded by mu_: for the nudger
+  bool in_annex_ = false;              // guarded by mu_: yielder holds an annex ts
+  unsigned long annex_thread_ident_ = 0;
+  std::atomic<std::thread::id> thread_id_{};
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Task*> queue_;      // guarded by mu_
+  bool stop_requested_ = false;  // guarded by mu_
+  bool started_ = false;         // guarded by mu_: thread finished start-up
+  absl::Status start_status_;    // guarded by mu_
+
+  std::atomic<bool> running_{false};
+  std::atomic<bool> interrupt_{false};
+  std::atomic<long> yields_{0};
+  std::atomic<std::chrono::steady_clock::rep> last_yield_{0};
+
+  std::mutex stop_mu_;  // serializes Stop() callers
+  bool stopped_ = false;  // guarded by stop_mu_
+
+  std::shared_ptr<AtExitLink> atexit_link_;
+  PyObject* atexit_func_ = nullptr;  // target object; annex thread only
+};
+
+}  // namespace annex::python

@@ -1,0 +1,85 @@
+// GIL hand-over from the target's main thread to the annex thread.
+#include "monitor/python/handoff.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+
+namespace annex::python {
+
+struct GilHandoff::State {
+  std::mutex mu;
+  std::condition_variable cv;
+  int waiters = 0;         // annex-side threads inside Acquire()
+  bool queued = false;     // a callback is in the target's pending-call queue
+  std::atomic<long> hand_overs{0};
+};
+
+namespace {
+
+// The longest the target's main thread stays out of the GIL for one request.
+// A safety net only: the waiter normally signals within microseconds of
+// getting the GIL, and a late callback does not wait at all.
+constexpr auto kMaxHandOverWait = std::chrono::milliseconds(100);
+
+// Pending call. Where: the target's main thread, GIL held, target current.
+int HandOver(void* arg) {
+  std::unique_ptr<std::shared_ptr<GilHandoff::State>> holder(
+      static_cast<std::shared_ptr<GilHandoff::State>*>(arg));
+  GilHandoff::State& st = **holder;
+  {
+    std::lock_guard<std::mutex> lock(st.mu);
+    st.queued = false;
+    if (st.waiters == 0) return 0;  // late: nothing to do, cost nothing
+  }
+  st.hand_overs.fetch_add(1, std::memory_order_relaxed);
+  PyThreadState* saved = PyEval_SaveThread();
+  {
+    std::unique_lock<std::mutex> lock(st.mu);
+    st.cv.wait_for(lock, kMaxHandOverWait, [&] { return st.waiters == 0; });
+  }
+  PyEval_RestoreThread(saved);
+  return 0;
+}
+
+}  // namespace
+
+GilHandoff::GilHandoff() : state_(std::make_shared<State>()) {}
+
+GilHandoff::~GilHandoff() = default;
+
+long GilHandoff::HandOvers() const {
+  return state_->hand_overs.load(std::memory_order_relaxed);
+}
+
+void GilHandoff::Acquire(PyThreadState* target_ts) {
+  bool enqueue = false;
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    ++state_->waiters;
+    if (!state_->queued) {
+      state_->queued = true;
+      enqueue = true;
+    }
+  }
+  if (enqueue) {
+    // The callback keeps the state alive however late it runs.
+    auto* holder = new std::shared_ptr<State>(state_);
+    // Py_AddPendingCall needs neither the GIL nor a thread state; it fails
+    // only when the queue is full, and then we simply wait without it.
+    if (Py_AddPendingCall(&HandOver, holder) != 0) {
+      delete holder;
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->queued = false;
+    }
+  }
+  PyEval_RestoreThread(target_ts);
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    --state_->waiters;
+  }
+  state_->cv.notify_all();
+}
+
+}  // namespace annex::python

@@ -1,0 +1,44 @@
+// The only place where Annex's code differs per CPython version (DESIGN.md
+// rule 11). Everything else calls these small functions and stays
+// version-free. Supported: 3.11, 3.12, 3.13.
+#pragma once
+
+#include <Python.h>
+
+#include "absl/status/status.h"
+
+namespace annex::python {
+
+// The current thread state, or nullptr; never aborts. Caution: on 3.11 this
+// is process-wide (whichever thread holds the GIL), on 3.12+ it is this
+// thread's. Use it only on a thread that holds the GIL.
+// Where: GIL held by the calling thread.
+PyThreadState* CurrentThreadStateUnchecked();
+
+// Whether the calling thread holds the GIL with a thread state of the main
+// interpreter current. Exact on 3.12+ (thread-local current thread state);
+// on 3.11 it compares the process-wide current thread state with this
+// thread's own main-interpreter thread state, without dereferencing either.
+// Not meaningful on the annex thread (which never needs it).
+// Where: any thread but the annex thread, GIL not needed.
+bool ThisThreadHoldsGil();
+
+// OK when the running libpython has the major.minor version this build was
+// compiled against and that version is supported; FailedPrecondition
+// otherwise. Where: any thread, GIL not needed.
+absl::Status CheckRuntimeVersion();
+
+// "3.11.2" etc. of the running libpython. Where: any thread.
+const char* RuntimeVersionString();
+
+// Whether the runtime is finalizing (Py_FinalizeEx has begun).
+// Where: any thread, GIL not needed.
+bool IsFinalizing();
+
+// Creates a legacy sub-interpreter that shares the GIL and the allocator with
+// the main interpreter (DESIGN.md rule 1) and returns its thread state, now
+// current; nullptr with no error set when CPython refused.
+// Where: GIL held, called on the thread that will also end it.
+PyThreadState* NewSharedGilInterpreter();
+
+}  // namespace annex::python

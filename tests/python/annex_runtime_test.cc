@@ -1,0 +1,259 @@
+// The annex interpreter's lifecycle and the GIL hand-off in both directions.
+#include "monitor/python/annex_runtime.h"
+
+#include <Python.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "monitor/python/guards.h"
+#include "tests/testing/python_main.h"
+
+namespace annex::python {
+namespace {
+
+using ::annex::testing::EvalTarget;
+using ::annex::testing::RunTargetCode;
+
+std::unique_ptr<AnnexRuntime> MustStart(AnnexOptions options = {}) {
+  auto rt = AnnexRuntime::Start(std::move(options));
+  EXPECT_TRUE(rt.ok()) << rt.status();
+  return rt.ok() ? std::move(*rt) : nullptr;
+}
+
+long TargetLong(const std::string& expr) {
+  PyObject* v = EvalTarget(expr);
+  EXPECT_NE(v, nullptr);
+  long r = v ? PyLong_AsLong(v) : -1;
+  Py_XDECREF(v);
+  return r;
+}
+
+TEST(AnnexRuntimeTest, RunsWorkInASecondInterpreterSharingTheGil) {
+  auto rt = MustStart();
+  ASSERT_NE(rt, nullptr);
+  PyInterpreterState* seen = nullptr;
+  bool gil = false;
+  std::string answer;
+  ASSERT_TRUE(rt->Run([&](const ThreadStates& ts) {
+                  seen = PyInterpreterState_Get();
+                  gil = PyGILState_Check() || PyThreadState_Get() == ts.annex_ts;
+                  PyObject* globals = PyDict_New();
+                  PyObject* r = PyRun_String("str(6 * 7)", Py_eval_input,
+                                             globals, globals);
+                  ASSERT_NE(r, nullptr);
+                  answer = PyUnicode_AsUTF8(r);
+                  Py_DECREF(r);
+                  Py_DECREF(globals);
+                }).ok());
+  EXPECT_NE(seen, nullptr);
+  EXPECT_NE(seen, PyInterpreterState_Main());
+  EXPECT_EQ(seen, rt->annex());
+  EXPECT_TRUE(gil);
+  EXPECT_EQ(answer, "42");
+  EXPECT_TRUE(rt->Stop().ok());
+  EXPECT_TRUE(rt->Stop().ok()) << "stopping twice is harmless";
+  EXPECT_EQ(rt->Run([](const ThreadStates&) {}).code(),
+            absl::StatusCode::kUnavailable);
+}
+
+TEST(AnnexRuntimeTest, TargetSwapSeesTheTargetsModules) {
+  ASSERT_TRUE(RunTargetCode("import json as _annex_probe_json"));
+  auto rt = MustStart();
+  ASSERT_NE(rt, nullptr);
+  bool annex_has = true, target_has = false;
+  ASSERT_TRUE(rt->Run([&](const ThreadStates& ts) {
+                  annex_has = PyDict_GetItemString(PyImport_GetModuleDict(),
+                                                   "json") != nullptr;
+                  ScopedTargetSwap swap(ts);
+                  target_has = PyDict_GetItemString(PyImport_GetModuleDict(),
+                                                    "json") != nullptr;
+                }).ok());
+  EXPECT_FALSE(annex_has) << "the annex has its own sys.modules";
+  EXPECT_TRUE(target_has);
+}
+
+// The annex must get in while a target thread is still in a CPU-bound loop,
+// not after it ends (DESIGN.md rule 2). The loop ends early only when the
+// annex has run; otherwise it gives up after 60 s and the test fails.
+constexpr char kBusyLoop[] = R"(
+import time
+def _annex_busy(flag):
+    deadline = time.monotonic() + 60
+    while not flag[0]:
+        if time.monotonic() > deadline:
+            return False
+    return True
+_annex_flag = bytearray(1)
+)";
+
+void SetFlagFromAnnex(AnnexRuntime& rt, PyObject* flag) {
+  ASSERT_TRUE(rt.Run([&](const ThreadStates&) {
+                  PyByteArray_AS_STRING(flag)[0] = 1;
+                }).ok());
+}
+
+TEST(AnnexRuntimeTest, EntersWhileTargetMainThreadIsBusy) {
+  ASSERT_TRUE(RunTargetCode(kBusyLoop));
+  auto rt = MustStart();
+  ASSERT_NE(rt, nullptr);
+  PyObject* flag = EvalTarget("_annex_flag");
+  ASSERT_NE(flag, nullptr);
+  std::thread asker([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    SetFlagFromAnnex(*rt, flag);
+  });
+  // This (main) thread holds the GIL and spins in Python.
+  EXPECT_EQ(TargetLong("int(_annex_busy(_annex_flag))"), 1)
+      << "the annex only got in after the busy loop ended";
+  Py_BEGIN_ALLOW_THREADS asker.join();
+  Py_END_ALLOW_THREADS
+  Py_DECREF(flag);
+}
+
+TEST(AnnexRuntimeTest, EntersWhileTargetWorkerThreadIsBusy) {
+  ASSERT_TRUE(RunTargetCode(kBusyLoop));
+  ASSERT_TRUE(RunTargetCode(R"(
+import threading
+_annex_result = []
+_annex_worker = threading.Thread(
+    target=lambda: _annex_result.append(_annex_busy(_annex_flag)))
+_annex_worker.start()
+)"));
+  auto rt = MustStart();
+  ASSERT_NE(rt, nullptr);
+  PyObject* flag = EvalTarget("_annex_flag");
+  ASSERT_NE(flag, nullptr);
+  std::thread asker([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    SetFlagFromAnnex(*rt, flag);
+  });
+  // join() releases the GIL: only the worker competes with the annex.
+  ASSERT_TRUE(RunTargetCode("_annex_worker.join()"));
+  EXPECT_EQ(TargetLong("int(_annex_result[0])"), 1);
+  Py_BEGIN_ALLOW_THREADS asker.join();
+  Py_END_ALLOW_THREADS
+  Py_DECREF(flag);
+}
+
+TEST(AnnexRuntimeTest, PythonLoopInAnnexYieldsToTargetThreads) {
+  ASSERT_TRUE(RunTargetCode(R"(
+import threading, time
+_annex_count = [0]
+_annex_stop = []
+def _annex_counter():
+    while not _annex_stop:
+        _annex_count[0] += 1
+_annex_counter_thread = threading.Thread(target=_annex_counter)
+_annex_counter_thread.start()
+)"));
+  auto rt = MustStart();
+  ASSERT_NE(rt, nullptr);
+  PyObject* box = EvalTarget("_annex_count");
+  ASSERT_NE(box, nullptr);
+  long before = -1, after = -1;
+  ASSERT_TRUE(rt->Run([&](const ThreadStates&) {
+                  before = PyLong_AsLong(PyList_GET_ITEM(box, 0));
+                  PyObject* g = PyDict_New();
+                  PyObject* r = PyRun_String(
+                      "import time\n"
+                      "t = time.monotonic()\n"
+                      "while time.monotonic() - t < 0.5: pass\n",
+                      Py_file_input, g, g);
+                  EXPECT_NE(r, nullptr);
+                  Py_XDECREF(r);
+                  Py_DECREF(g);
+                  after = PyLong_AsLong(PyList_GET_ITEM(box, 0));
+                }).ok());
+  EXPECT_GT(after, before) << "the target thread never ran during the loop";
+  EXPECT_GT(rt->yields(), 0);
+  ASSERT_TRUE(RunTargetCode("_annex_stop.append(1); _annex_counter_thread.join()"));
+  Py_DECREF(box);
+}
+
+TEST(AnnexRuntimeTest, InterruptStopsPythonLoopInAnnex) {
+  auto rt = MustStart();
+  ASSERT_NE(rt, nullptr);
+  std::atomic<bool> started{false};
+  bool interrupted = false;
+  std::thread stopper([&] {
+    while (!started.load()) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    rt->Interrupt();
+  });
+  ASSERT_TRUE(rt->Run([&](const ThreadStates&) {
+                  started.store(true);
+                  PyObject* g = PyDict_New();
+                  PyObject* r = PyRun_String("while True: pass\n",
+                                             Py_file_input, g, g);
+                  interrupted = r == nullptr &&
+                                PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
+                  PyErr_Clear();
+                  Py_XDECREF(r);
+                  Py_DECREF(g);
+                }).ok());
+  EXPECT_TRUE(interrupted);
+  Py_BEGIN_ALLOW_THREADS stopper.join();
+  Py_END_ALLOW_THREADS
+}
+
+TEST(AnnexRuntimeTest, IdleAnnexLeavesTargetUndisturbed) {
+  // Each probe stores only strings and ints in preallocated slots, so the
+  // probes themselves do not change the gc-tracked count between snapshots.
+  ASSERT_TRUE(RunTargetCode(R"(
+import gc, sys, threading
+_annex_snap = [None] * 9
+def _annex_snapshot(i):
+    gc.collect()
+    _annex_snap[i] = ' '.join(sorted(sys.modules))
+    _annex_snap[i + 1] = ' '.join(str(t.ident) for t in threading.enumerate())
+    _annex_snap[i + 2] = len(gc.get_objects())
+_annex_snapshot(0)
+_annex_snapshot(0)
+)"));
+  auto rt = MustStart();
+  ASSERT_NE(rt, nullptr);
+  ASSERT_TRUE(RunTargetCode("_annex_snapshot(3)"));
+  ASSERT_TRUE(rt->Stop().ok());
+  ASSERT_TRUE(RunTargetCode("_annex_snapshot(6)"));
+  EXPECT_EQ(TargetLong("int(_annex_snap[0] == _annex_snap[3])"), 1)
+      << "sys.modules changed";
+  EXPECT_EQ(TargetLong("int(_annex_snap[1] == _annex_snap[4])"), 1)
+      << "thread list changed";
+  EXPECT_EQ(TargetLong("_annex_snap[5] - _annex_snap[2]"), 0)
+      << "gc-tracked object count changed";
+  EXPECT_EQ(TargetLong("_annex_snap[8] - _annex_snap[2]"), 0)
+      << "gc-tracked object count changed after Stop()";
+  EXPECT_EQ(TargetLong("int(_annex_snap[0] == _annex_snap[6])"), 1);
+}
+
+TEST(AnnexRuntimeTest, StartAndStopFromAnotherThread) {
+  absl::Status start, stop;
+  Py_BEGIN_ALLOW_THREADS
+  std::thread other([&] {
+    auto rt = AnnexRuntime::Start({});
+    start = rt.status();
+    if (rt.ok()) stop = (*rt)->Stop();
+  });
+  other.join();
+  Py_END_ALLOW_THREADS
+  EXPECT_TRUE(start.ok()) << start;
+  EXPECT_TRUE(stop.ok()) << stop;
+}
+
+TEST(AnnexRuntimeTest, OnStartErrorIsReturnedAndAnnexIsEnded) {
+  AnnexOptions options;
+  bool stopped = false;
+  options.on_start = [](AnnexRuntime&) {
+    return absl::InvalidArgumentError("refused by test");
+  };
+  options.on_stop = [&](AnnexRuntime&) { stopped = true; };
+  auto rt = AnnexRuntime::Start(options);
+  EXPECT_EQ(rt.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(stopped);
+}
+
+}  // namespace
+}  // namespace annex::python
