@@ -144,8 +144,13 @@ absl::Status Client::Handshake(const std::string& token,
   HelloMessage hello;
   hello.token = token;
   hello.client_name = o.client_name;
-  if (absl::Status s = SendBytes(EncodeHello(hello)); !s.ok()) return s;
-  absl::StatusOr<Frame> frame = ReadFrame(o.connect_timeout);
+  absl::Status sent = SendBytes(EncodeHello(hello));
+  // A server that refuses us (too many clients, wrong uid) writes an ERROR
+  // and closes at once, possibly before our HELLO arrives: the send then
+  // fails, but the ERROR is still waiting to be read and says why.
+  absl::StatusOr<Frame> frame =
+      ReadFrame(sent.ok() ? o.connect_timeout : absl::Seconds(1));
+  if (!sent.ok() && !frame.ok()) return sent;
   if (!frame.ok()) return frame.status();
   if (frame->type == static_cast<uint8_t>(FrameType::kError)) {
     absl::StatusOr<ErrorMessage> err = DecodeError(frame->payload);
