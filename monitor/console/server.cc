@@ -25,6 +25,7 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -93,8 +94,6 @@ std::string ErrorFrame(ErrorCode code, bool fatal, absl::string_view text) {
   return EncodeError(m);
 }
 
-}  // namespace
-
 // ---------------------------------------------------------------------------
 
 struct Session {
@@ -129,6 +128,8 @@ struct Connection {
   absl::Time handshake_deadline;
   std::shared_ptr<Session> session = std::make_shared<Session>();
 };
+
+}  // namespace
 
 class Server::Impl {
  public:
@@ -236,7 +237,13 @@ absl::Status Server::Impl::Init() {
     RemoveFiles();
     return s;
   }
-  io_thread_ = std::thread([this] { Loop(); });
+  try {
+    io_thread_ = std::thread([this] { Loop(); });
+  } catch (const std::system_error& e) {
+    RemoveFiles();
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot start the console I/O thread: ", e.what()));
+  }
   return absl::OkStatus();
 }
 
@@ -629,19 +636,37 @@ void Server::Impl::HandleHello(Connection& c, const Frame& frame) {
   w.max_payload = static_cast<uint32_t>(options_.max_payload);
   w.program = options_.program;
   w.python_version = options_.python_version;
+  // Thread creation is the one place the standard library reports failure
+  // by exception; it must not escape into the host.
+  try {
+    s.worker = std::thread(&Impl::WorkerMain, this, c.session);
+  } catch (const std::system_error& e) {
+    Fatal(c, ErrorCode::kTooManyClients,
+          absl::StrCat("cannot start a session thread: ", e.what()));
+    return;
+  }
   AppendOut(s, EncodeWelcome(w));
-  s.worker = std::thread(&Impl::WorkerMain, this, c.session);
 }
 
 void Server::Impl::Fatal(Connection& c, ErrorCode code,
                          absl::string_view text) {
-  AppendOut(*c.session, ErrorFrame(code, true, text));
+  {
+    // Past the output limit on purpose: it is the last frame, and small.
+    absl::MutexLock lock(&c.session->mu);
+    c.session->out.append(ErrorFrame(code, true, text));
+  }
   Flush(c);  // one nonblocking try: a client that does not read loses it
   c.dead = true;
 }
 
 void Server::Impl::AppendOut(Session& s, const std::string& bytes) {
   absl::MutexLock lock(&s.mu);
+  // Error frames count against the limit too: a client that streams
+  // garbage without reading must not make us buffer an answer to each.
+  if (s.PendingLocked() + bytes.size() > options_.max_output_buffer) {
+    s.overflow = true;
+    return;
+  }
   s.out.append(bytes);
 }
 

@@ -90,8 +90,8 @@ class Server {
 
   // Closes all connections (clients get an ERROR frame), cancels running
   // commands and waits for them to return, joins all threads and removes the
-  // socket, info and token files. Idempotent; any thread except the ones the
-  // server runs (a worker calling Stop would wait for itself).
+  // socket, info and token files. Idempotent. Call from one thread at a
+  // time, never from inside the executor (it would wait for itself).
   void Stop();
 
   const std::string& socket_path() const;
@@ -105,9 +105,8 @@ class Server {
   // status displays. Any thread.
   int ActiveSessions() const;
 
-  class Impl;
-
  private:
+  class Impl;
   explicit Server(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -284,6 +284,22 @@ TEST(ServerTest, ClientThatNeverReadsIsDropped) {
   EXPECT_TRUE(other->Call(RequestKind::kExec, "fine").ok());
 }
 
+TEST(ServerTest, GarbageStreamFromAClientThatNeverReadsIsDropped) {
+  ServerOptions o;
+  o.max_payload = 1024;
+  o.max_output_buffer = 4096;
+  TestServer t(o);
+  std::unique_ptr<Client> c = t.Connect();
+  // Each 6-byte unknown frame earns a ~40-byte ERROR: without a bound on
+  // those, the server would buffer several times what the client sends.
+  std::string junk;
+  for (int i = 0; i < 50000; ++i) {
+    junk += EncodeFrame(static_cast<FrameType>(0xee), "x");
+  }
+  (void)c->SendBytes(junk);  // may fail once the server hangs up
+  EXPECT_TRUE(t.WaitForSessions(0));
+}
+
 TEST(ServerTest, QueueLimitRefusesExtraRequests) {
   ServerOptions o;
   o.max_queued_requests = 2;
