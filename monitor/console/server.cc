@@ -375,10 +375,14 @@ void Server::Impl::Loop() {
       Session& s = *c->session;
       absl::MutexLock lock(&s.mu);
       if (s.PendingLocked() > 0) events |= POLLOUT;
-      absl::Time deadline = c->welcomed
-                                ? s.last_activity + options_.idle_timeout
-                                : c->handshake_deadline;
-      next_deadline = std::min(next_deadline, deadline);
+      // A session with work in flight has no idle deadline; counting its
+      // (past) deadline would turn poll() into a busy loop.
+      if (!c->welcomed) {
+        next_deadline = std::min(next_deadline, c->handshake_deadline);
+      } else if (!s.running && s.queue.empty()) {
+        next_deadline =
+            std::min(next_deadline, s.last_activity + options_.idle_timeout);
+      }
       fds.push_back({c->fd.get(), events, 0});
     }
     if (!listening) next_deadline = std::min(next_deadline, listen_pause_until_);

@@ -2,6 +2,7 @@
 // ordering, interrupts, disconnects, slow readers, malformed input, limits.
 #include "monitor/console/server.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <thread>
@@ -375,6 +376,31 @@ TEST(ServerTest, IdleSessionIsClosedButNotWhileACommandRuns) {
   EXPECT_EQ(err->code, static_cast<uint16_t>(ErrorCode::kIdleTimeout));
   ::close(pipe_fds[0]);
   ::close(pipe_fds[1]);
+}
+
+double CpuSeconds() {
+  rusage u;
+  ::getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec +
+         (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+TEST(ServerTest, DoesNotSpinWhileACommandOutlivesTheIdleTimeout) {
+  ServerOptions o;
+  o.idle_timeout = absl::Milliseconds(50);
+  TestServer t(o);
+  std::unique_ptr<Client> c = t.Connect();
+  ASSERT_TRUE(
+      c->SendBytes(EncodeRequest(RequestMessage{1, RequestKind::kExec,
+                                                "sleep"}))
+          .ok());
+  ASSERT_TRUE(t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps));
+  double before = CpuSeconds();
+  absl::SleepFor(absl::Seconds(1));
+  double used = CpuSeconds() - before;
+  EXPECT_LT(used, 0.3) << "the I/O thread is busy-waiting";
+  ASSERT_TRUE(c->SendBytes(EncodeInterrupt(InterruptMessage{1})).ok());
+  EXPECT_TRUE(c->ReadFrame(absl::Seconds(10)).ok());
 }
 
 TEST(ServerTest, StopCancelsRunningCommandsAndTellsClients) {
