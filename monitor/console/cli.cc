@@ -5,13 +5,12 @@
 // uses no signals at all.
 #include "monitor/console/cli.h"
 
+#include <editline/readline.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <editline/readline.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -92,8 +91,7 @@ absl::StatusOr<std::unique_ptr<Client>> ConnectOrReport(
   absl::StatusOr<std::unique_ptr<Client>> c =
       Client::ConnectToPid(pid, options);
   if (!c.ok()) {
-    err << "annex: cannot attach to pid " << pid << ": " << c.status()
-        << "\n";
+    err << "annex: cannot attach to pid " << pid << ": " << c.status() << "\n";
   }
   return c;
 }
@@ -376,9 +374,9 @@ int RunExec(pid_t pid, const std::string& code_or_dash,
       ConnectOrReport(pid, options, err);
   if (!client.ok()) return kExitUnavailable;
   SigintPipe sigint;
-  absl::StatusOr<ReplyMessage> r = (*client)->Call(
-      in_target ? RequestKind::kExecTarget : RequestKind::kExec, code,
-      sigint.read_fd());
+  absl::StatusOr<ReplyMessage> r =
+      (*client)->Call(in_target ? RequestKind::kExecTarget : RequestKind::kExec,
+                      code, sigint.read_fd());
   if (!r.ok()) {
     err << "annex: " << r.status() << "\n";
     return kExitUnavailable;
@@ -415,9 +413,8 @@ int RunAttach(pid_t pid, const ClientOptions& options) {
       ConnectOrReport(pid, options, std::cerr);
   if (!client.ok()) return kExitUnavailable;
   const WelcomeMessage& w = (*client)->welcome();
-  std::cout << "Annex console: pid " << pid << " (" << w.program
-            << "), Python " << w.python_version << ", session "
-            << w.session_id << ".\n"
+  std::cout << "Annex console: pid " << pid << " (" << w.program << "), Python "
+            << w.python_version << ", session " << w.session_id << ".\n"
             << ".help for commands, Ctrl-C interrupts, Ctrl-D leaves.\n";
   SigintPipe sigint;
   return InteractiveLoop(**client, sigint);

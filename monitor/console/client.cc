@@ -108,9 +108,8 @@ absl::StatusOr<std::unique_ptr<Client>> Client::ConnectToPath(
   std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return ErrnoStatus("socket");
-  if (absl::Status s =
-          ConnectWithDeadline(fd.get(), reinterpret_cast<sockaddr*>(&addr),
-                              sizeof(addr), deadline);
+  if (absl::Status s = ConnectWithDeadline(
+          fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr), deadline);
       !s.ok()) {
     return s;
   }
@@ -128,9 +127,8 @@ absl::StatusOr<std::unique_ptr<Client>> Client::ConnectTcp(
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return ErrnoStatus("socket");
-  if (absl::Status s =
-          ConnectWithDeadline(fd.get(), reinterpret_cast<sockaddr*>(&addr),
-                              sizeof(addr), deadline);
+  if (absl::Status s = ConnectWithDeadline(
+          fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr), deadline);
       !s.ok()) {
     return s;
   }
@@ -222,7 +220,8 @@ absl::StatusOr<ReplyMessage> Client::Call(RequestKind kind,
     // Wait for either the socket or the interrupt pipe.
     pollfd p[2] = {{fd_.get(), POLLIN, 0}, {interrupt_fd, POLLIN, 0}};
     Frame buffered;
-    absl::StatusOr<size_t> have = ParseFrame(in_, kAbsoluteMaxPayload, &buffered);
+    absl::StatusOr<size_t> have =
+        ParseFrame(in_, kAbsoluteMaxPayload, &buffered);
     if (have.ok() && *have == 0) {
       int n = ::poll(p, interrupt_fd >= 0 ? 2 : 1, RemainingMs(deadline));
       if (n < 0 && errno != EINTR) return ErrnoStatus("poll");

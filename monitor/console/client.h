@@ -59,10 +59,9 @@ class Client {
   // for this request is sent (how `annex attach` forwards Ctrl-C). ERROR
   // frames from the server become a Status (fatal ones also close the
   // client). Not thread-safe: one call at a time.
-  absl::StatusOr<ReplyMessage> Call(RequestKind kind, const std::string& text,
-                                    int interrupt_fd = -1,
-                                    absl::Duration timeout =
-                                        absl::InfiniteDuration());
+  absl::StatusOr<ReplyMessage> Call(
+      RequestKind kind, const std::string& text, int interrupt_fd = -1,
+      absl::Duration timeout = absl::InfiniteDuration());
 
   // Low level, for tests and pipelining: send raw bytes / read one frame.
   absl::Status SendBytes(const std::string& bytes);

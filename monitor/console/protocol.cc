@@ -133,10 +133,9 @@ absl::StatusOr<size_t> ParseFrame(absl::string_view input, size_t max_payload,
   // Decided from the header alone: an oversized frame is refused before a
   // single payload byte is buffered.
   if (payload_size > std::min(max_payload, kAbsoluteMaxPayload)) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("frame payload of ", payload_size, " bytes exceeds the ",
-                     std::min(max_payload, kAbsoluteMaxPayload),
-                     "-byte limit"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "frame payload of ", payload_size, " bytes exceeds the ",
+        std::min(max_payload, kAbsoluteMaxPayload), "-byte limit"));
   }
   size_t total = 4 + size_t{length};
   if (input.size() < total) return 0;

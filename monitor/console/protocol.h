@@ -1,4 +1,5 @@
-// The console wire protocol: framing and message encoding (docs/console-protocol.md).
+// The console wire protocol: framing and message encoding
+// (docs/console-protocol.md).
 //
 // Everything here is a pure function over bytes: no I/O, no globals, no
 // threads, so the parser can be fuzzed and unit-tested in isolation. Every
@@ -37,7 +38,7 @@ inline constexpr absl::string_view kHelloMagic = "ANNX";
 // Bytes before the payload: 4-byte big-endian length + 1 type byte.
 inline constexpr size_t kFrameHeaderSize = 5;
 // Default and absolute upper bound for a frame's payload.
-inline constexpr size_t kDefaultMaxPayload = size_t{1} << 20;   // 1 MiB
+inline constexpr size_t kDefaultMaxPayload = size_t{1} << 20;    // 1 MiB
 inline constexpr size_t kAbsoluteMaxPayload = size_t{64} << 20;  // 64 MiB
 
 enum class FrameType : uint8_t {
@@ -92,13 +93,14 @@ struct WelcomeMessage {
 };
 
 enum class RequestKind : uint8_t {
-  kExec = 1,             // run a program (statements) in the annex
-  kInteractive = 2,      // REPL input; may answer kIncomplete
-  kThreads = 3,          // list the target's threads
-  kStacks = 4,           // the target's stacks
-  kInterruptThread = 5,  // raise KeyboardInterrupt in a target thread (text = id)
-  kExecTarget = 6,       // run code in the target; needs the permission
-  kHelp = 7,             // answered by the server itself
+  kExec = 1,         // run a program (statements) in the annex
+  kInteractive = 2,  // REPL input; may answer kIncomplete
+  kThreads = 3,      // list the target's threads
+  kStacks = 4,       // the target's stacks
+  kInterruptThread =
+      5,            // raise KeyboardInterrupt in a target thread (text = id)
+  kExecTarget = 6,  // run code in the target; needs the permission
+  kHelp = 7,        // answered by the server itself
 };
 bool IsKnownRequestKind(uint8_t kind);
 

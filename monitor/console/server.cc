@@ -313,14 +313,14 @@ absl::Status Server::Impl::BindTcp() {
   addr.sin_port = htons(static_cast<uint16_t>(options_.tcp_port));
   // Loopback only, by construction: there is no option for another address.
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(tcp_fd_.get(), reinterpret_cast<sockaddr*>(&addr),
-             sizeof(addr)) != 0) {
+  if (::bind(tcp_fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
+      0) {
     return ErrnoStatus("bind 127.0.0.1");
   }
   if (::listen(tcp_fd_.get(), 16) != 0) return ErrnoStatus("listen tcp");
   socklen_t len = sizeof(addr);
-  if (::getsockname(tcp_fd_.get(), reinterpret_cast<sockaddr*>(&addr),
-                    &len) != 0) {
+  if (::getsockname(tcp_fd_.get(), reinterpret_cast<sockaddr*>(&addr), &len) !=
+      0) {
     return ErrnoStatus("getsockname");
   }
   tcp_port_ = ntohs(addr.sin_port);
@@ -367,8 +367,8 @@ void Server::Impl::Loop() {
     fds.push_back({wake_fd_.get(), POLLIN, 0});
     bool listening = now >= listen_pause_until_;
     fds.push_back({listening ? unix_fd_.get() : -1, POLLIN, 0});
-    fds.push_back({listening && tcp_fd_.valid() ? tcp_fd_.get() : -1,
-                   POLLIN, 0});
+    fds.push_back(
+        {listening && tcp_fd_.valid() ? tcp_fd_.get() : -1, POLLIN, 0});
     absl::Time next_deadline = now + absl::Seconds(1);
     for (auto& c : conns_) {
       short events = POLLIN;
@@ -385,7 +385,8 @@ void Server::Impl::Loop() {
       }
       fds.push_back({c->fd.get(), events, 0});
     }
-    if (!listening) next_deadline = std::min(next_deadline, listen_pause_until_);
+    if (!listening)
+      next_deadline = std::min(next_deadline, listen_pause_until_);
     int timeout_ms = static_cast<int>(std::max<int64_t>(
         0, absl::ToInt64Milliseconds(next_deadline - now) + 1));
     int n = ::poll(fds.data(), fds.size(), timeout_ms);
@@ -451,8 +452,8 @@ void Server::Impl::Loop() {
 
 void Server::Impl::AcceptAll(int listen_fd, bool tcp) {
   while (true) {
-    UniqueFd fd(::accept4(listen_fd, nullptr, nullptr,
-                          SOCK_NONBLOCK | SOCK_CLOEXEC));
+    UniqueFd fd(
+        ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd.valid()) {
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
           errno == ENOMEM) {
@@ -467,9 +468,8 @@ void Server::Impl::AcceptAll(int listen_fd, bool tcp) {
       socklen_t len = sizeof(cred);
       if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
           cred.uid != ::geteuid()) {
-        SendAndForget(fd.get(),
-                      ErrorFrame(ErrorCode::kPermissionDenied, true,
-                                 "peer uid is not the server's uid"));
+        SendAndForget(fd.get(), ErrorFrame(ErrorCode::kPermissionDenied, true,
+                                           "peer uid is not the server's uid"));
         continue;
       }
     } else {
@@ -514,9 +514,9 @@ void Server::Impl::ReadFrom(Connection& c) {
     size_t used_total = 0;
     while (!c.dead) {
       Frame frame;
-      absl::StatusOr<size_t> used = ParseFrame(
-          absl::string_view(c.in).substr(used_total), options_.max_payload,
-          &frame);
+      absl::StatusOr<size_t> used =
+          ParseFrame(absl::string_view(c.in).substr(used_total),
+                     options_.max_payload, &frame);
       if (!used.ok()) {
         Fatal(c,
               absl::IsResourceExhausted(used.status())
@@ -599,9 +599,9 @@ void Server::Impl::HandleFrame(Connection& c, const Frame& frame) {
                                 absl::StrCat("frame type ", frame.type,
                                              " is not sent by clients")));
       } else {
-        AppendOut(s, ErrorFrame(ErrorCode::kUnknownFrameType, false,
-                                absl::StrCat("unknown frame type ",
-                                             frame.type)));
+        AppendOut(s,
+                  ErrorFrame(ErrorCode::kUnknownFrameType, false,
+                             absl::StrCat("unknown frame type ", frame.type)));
       }
       return;
   }
@@ -619,8 +619,8 @@ void Server::Impl::HandleHello(Connection& c, const Frame& frame) {
   }
   if (hello->version != kProtocolVersion) {
     Fatal(c, ErrorCode::kUnsupportedVersion,
-          absl::StrCat("server speaks version ", kProtocolVersion,
-                       ", client ", hello->version));
+          absl::StrCat("server speaks version ", kProtocolVersion, ", client ",
+                       hello->version));
     return;
   }
   if (c.tcp && !internal::ConstantTimeEquals(hello->token, token_)) {
@@ -678,8 +678,8 @@ void Server::Impl::Flush(Connection& c) {
   Session& s = *c.session;
   absl::MutexLock lock(&s.mu);
   while (s.PendingLocked() > 0) {
-    ssize_t n = ::send(c.fd.get(), s.out.data() + s.out_sent,
-                       s.PendingLocked(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = ::send(c.fd.get(), s.out.data() + s.out_sent, s.PendingLocked(),
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
     if (n <= 0) {
@@ -725,7 +725,8 @@ void Server::Impl::Reap(bool wait) {
   active_.store(static_cast<int>(conns_.size() + retired_.size()));
 }
 
-// ---- Worker threads ----------------------------------------------------------
+// ---- Worker threads
+// ----------------------------------------------------------
 
 void Server::Impl::WorkerMain(std::shared_ptr<Session> s) {
   executor_->OpenSession(s->id);

@@ -19,7 +19,7 @@ struct CliRun {
 };
 
 CliRun Exec(TestServer& t, const std::string& code, bool in_target = false,
-         const std::string& stdin_text = "") {
+            const std::string& stdin_text = "") {
   std::istringstream in(stdin_text);
   std::ostringstream out, err;
   int rc = RunExec(::getpid(), code, t.Options(), in_target, in, out, err);
@@ -72,8 +72,7 @@ TEST(CliTest, ExecWithoutServerIsUnavailable) {
   o.socket_dir = dir.path();
   std::istringstream in;
   std::ostringstream out, err;
-  EXPECT_EQ(RunExec(::getpid(), "1", o, false, in, out, err),
-            kExitUnavailable);
+  EXPECT_EQ(RunExec(::getpid(), "1", o, false, in, out, err), kExitUnavailable);
   EXPECT_NE(err.str().find("cannot attach"), std::string::npos);
 }
 

@@ -105,11 +105,20 @@ class FakeExecutor : public CommandExecutor {
     }
     std::string prefix;
     switch (req.kind) {
-      case RequestKind::kThreads: prefix = "threads:"; break;
-      case RequestKind::kStacks: prefix = "stacks:"; break;
-      case RequestKind::kExecTarget: prefix = "target:"; break;
-      case RequestKind::kInterruptThread: prefix = "interrupt-thread:"; break;
-      default: break;
+      case RequestKind::kThreads:
+        prefix = "threads:";
+        break;
+      case RequestKind::kStacks:
+        prefix = "stacks:";
+        break;
+      case RequestKind::kExecTarget:
+        prefix = "target:";
+        break;
+      case RequestKind::kInterruptThread:
+        prefix = "interrupt-thread:";
+        break;
+      default:
+        break;
     }
     r.output = absl::StrCat(prefix, req.text, "\n");
     return r;
@@ -119,8 +128,7 @@ class FakeExecutor : public CommandExecutor {
   // effects that happen on server threads.
   bool WaitUntil(bool (FakeExecutor::*pred)() const) {
     absl::MutexLock lock(&mu_);
-    return mu_.AwaitWithTimeout(absl::Condition(this, pred),
-                                absl::Seconds(10));
+    return mu_.AwaitWithTimeout(absl::Condition(this, pred), absl::Seconds(10));
   }
   bool SomeoneSleeps() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return sleeping_ > 0;
@@ -132,12 +140,30 @@ class FakeExecutor : public CommandExecutor {
     return cancelled_ > 0;
   }
 
-  int opened() { absl::MutexLock l(&mu_); return opened_; }
-  int closed() { absl::MutexLock l(&mu_); return closed_; }
-  int executed() { absl::MutexLock l(&mu_); return executed_; }
-  int cancelled() { absl::MutexLock l(&mu_); return cancelled_; }
-  int interrupts(uint64_t id) { absl::MutexLock l(&mu_); return interrupts_[id]; }
-  std::vector<RequestKind> kinds() { absl::MutexLock l(&mu_); return kinds_; }
+  int opened() {
+    absl::MutexLock l(&mu_);
+    return opened_;
+  }
+  int closed() {
+    absl::MutexLock l(&mu_);
+    return closed_;
+  }
+  int executed() {
+    absl::MutexLock l(&mu_);
+    return executed_;
+  }
+  int cancelled() {
+    absl::MutexLock l(&mu_);
+    return cancelled_;
+  }
+  int interrupts(uint64_t id) {
+    absl::MutexLock l(&mu_);
+    return interrupts_[id];
+  }
+  std::vector<RequestKind> kinds() {
+    absl::MutexLock l(&mu_);
+    return kinds_;
+  }
 
  private:
   mutable absl::Mutex mu_;

@@ -50,9 +50,10 @@ TEST(LoadTest, EightClientsThousandCommandsEachNoLostOrCrossedReplies) {
   EXPECT_EQ(bad.load(), 0);
   EXPECT_EQ(t.executor.executed(), kClients * kCommands);
   // Reported, not asserted: tests check behaviour, not speed.
-  std::printf("{\"case\": \"console_load\", \"clients\": %d, "
-              "\"commands\": %d, \"seconds\": %.3f}\n",
-              kClients, kClients * kCommands, absl::ToDoubleSeconds(took));
+  std::printf(
+      "{\"case\": \"console_load\", \"clients\": %d, "
+      "\"commands\": %d, \"seconds\": %.3f}\n",
+      kClients, kClients * kCommands, absl::ToDoubleSeconds(took));
 }
 
 // The same load, pipelined: each client sends all requests before reading.
@@ -73,9 +74,9 @@ TEST(LoadTest, PipelinedClientsGetEveryReplyInOrder) {
       }
       std::string batch;
       for (int j = 0; j < kCommands; ++j) {
-        batch += EncodeRequest(RequestMessage{
-            static_cast<uint32_t>(j + 1), RequestKind::kExec,
-            absl::StrCat("c", i, "-", j)});
+        batch += EncodeRequest(RequestMessage{static_cast<uint32_t>(j + 1),
+                                              RequestKind::kExec,
+                                              absl::StrCat("c", i, "-", j)});
       }
       if (!(*c)->SendBytes(batch).ok()) ++bad;
       for (int j = 0; j < kCommands; ++j) {

@@ -60,8 +60,7 @@ void FuzzOne(const uint8_t* data, size_t size) {
     RoundTrip<HelloMessage>(bytes, frame, DecodeHello, EncodeHello);
     RoundTrip<WelcomeMessage>(bytes, frame, DecodeWelcome, EncodeWelcome);
     RoundTrip<RequestMessage>(bytes, frame, DecodeRequest, EncodeRequest);
-    RoundTrip<InterruptMessage>(bytes, frame, DecodeInterrupt,
-                                EncodeInterrupt);
+    RoundTrip<InterruptMessage>(bytes, frame, DecodeInterrupt, EncodeInterrupt);
     RoundTrip<ReplyMessage>(bytes, frame, DecodeReply, EncodeReply);
     RoundTrip<ErrorMessage>(bytes, frame, DecodeError, EncodeError);
 

@@ -56,16 +56,15 @@ TEST(ParseFrameTest, LimitIsInclusiveAndCappedByAbsoluteMax) {
   EXPECT_EQ(*ParseFrame(exact, 10, &f), exact.size());
   EXPECT_TRUE(absl::IsResourceExhausted(ParseFrame(exact, 9, &f).status()));
   std::string huge = Bytes({0x04, 0x00, 0x00, 0x02});  // 64 MiB + 1 payload
-  EXPECT_TRUE(absl::IsResourceExhausted(
-      ParseFrame(huge, ~size_t{0}, &f).status()));
+  EXPECT_TRUE(
+      absl::IsResourceExhausted(ParseFrame(huge, ~size_t{0}, &f).status()));
 }
 
 TEST(ParseFrameTest, TruncatedPayloadNeedsMore) {
   std::string frame = EncodeFrame(FrameType::kRequest, "hello");
   Frame f;
   for (size_t n = 0; n < frame.size(); ++n) {
-    EXPECT_EQ(*ParseFrame(frame.substr(0, n), kDefaultMaxPayload, &f), 0u)
-        << n;
+    EXPECT_EQ(*ParseFrame(frame.substr(0, n), kDefaultMaxPayload, &f), 0u) << n;
   }
   EXPECT_EQ(*ParseFrame(frame, kDefaultMaxPayload, &f), frame.size());
   EXPECT_EQ(f.type, static_cast<uint8_t>(FrameType::kRequest));
@@ -246,8 +245,8 @@ TEST(TruncateReplyTest, FitsLimitAndKeepsTraceback) {
 }
 
 TEST(TruncateReplyTest, BothHugeStillFits) {
-  for (size_t limit : {size_t{0}, size_t{10}, size_t{40}, size_t{300},
-                       size_t{4096}}) {
+  for (size_t limit :
+       {size_t{0}, size_t{10}, size_t{40}, size_t{300}, size_t{4096}}) {
     ReplyMessage m;
     m.output = std::string(5000, 'o');
     m.error = std::string(5000, 'e');

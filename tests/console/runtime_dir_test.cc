@@ -170,14 +170,14 @@ TEST(RuntimeDirTest, ListEndpointsTrustsTheFileNameNotTheContents) {
   ProcessInfo info;
   info.pid = me;
   info.program = "me";
-  ASSERT_TRUE(WriteFileAtomically(InfoPath(dir.path(), me),
-                                  FormatInfo(info)).ok());
+  ASSERT_TRUE(
+      WriteFileAtomically(InfoPath(dir.path(), me), FormatInfo(info)).ok());
   // An info file whose pid disagrees with its name is skipped.
   LiveChild child;
   pid_t parent = child.pid();
   BindAndClose(SocketPath(dir.path(), parent));
-  ASSERT_TRUE(WriteFileAtomically(InfoPath(dir.path(), parent),
-                                  FormatInfo(info)).ok());
+  ASSERT_TRUE(
+      WriteFileAtomically(InfoPath(dir.path(), parent), FormatInfo(info)).ok());
   std::vector<ProcessInfo> list = ListEndpoints(dir.path());
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0].pid, me);

@@ -99,8 +99,8 @@ TEST(SecurityTest, RefusesADirectoryOthersCanEnter) {
   // The client refuses it as well.
   ClientOptions co;
   co.socket_dir = dir.path();
-  EXPECT_TRUE(absl::IsPermissionDenied(
-      Client::ConnectToPid(::getpid(), co).status()));
+  EXPECT_TRUE(
+      absl::IsPermissionDenied(Client::ConnectToPid(::getpid(), co).status()));
 }
 
 TEST(SecurityTest, RefusesADirectoryOwnedBySomeoneElse) {
@@ -155,10 +155,10 @@ TEST(SecurityTest, StaleEndpointsOfDeadProcessesAreCleaned) {
   pid_t dead = DeadPid();
   std::string sock = internal::SocketPath(dir.path(), dead);
   LeaveDeadSocket(sock);
-  ASSERT_TRUE(internal::WriteFileAtomically(
-                  internal::InfoPath(dir.path(), dead),
-                  absl::StrCat("pid=", dead, "\n"))
-                  .ok());
+  ASSERT_TRUE(
+      internal::WriteFileAtomically(internal::InfoPath(dir.path(), dead),
+                                    absl::StrCat("pid=", dead, "\n"))
+          .ok());
   ASSERT_TRUE(Exists(sock));
   FakeExecutor executor;
   ServerOptions o;
@@ -295,8 +295,7 @@ TEST(SecurityTest, PeerWithAnotherUidIsRefused) {
     if (::setresuid(0, 65534, 0) != 0) ::_exit(10);
     ::setfsuid(0);
     if (static_cast<uid_t>(::setfsuid(-1)) != 0) ::_exit(11);
-    absl::StatusOr<std::unique_ptr<Client>> c =
-        Client::ConnectToPath(path, co);
+    absl::StatusOr<std::unique_ptr<Client>> c = Client::ConnectToPath(path, co);
     if (c.ok()) ::_exit(1);
     if (!absl::IsPermissionDenied(c.status())) ::_exit(2);
     // Refused by the server's SO_PEERCRED check, not by the directory.
@@ -320,8 +319,7 @@ TEST(SecurityTest, StrangerCannotEnterTheDirectory) {
   pid_t child = ::fork();
   if (child == 0) {
     if (::setresuid(65534, 65534, 65534) != 0) ::_exit(10);
-    absl::StatusOr<std::unique_ptr<Client>> c =
-        Client::ConnectToPath(path, co);
+    absl::StatusOr<std::unique_ptr<Client>> c = Client::ConnectToPath(path, co);
     if (c.ok()) ::_exit(1);
     ::_exit(absl::IsPermissionDenied(c.status()) ? 0 : 2);
   }

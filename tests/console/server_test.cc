@@ -120,8 +120,7 @@ TEST(ServerTest, MalformedHelloAndWrongVersionAreRefused) {
     internal::UniqueFd fd = RawConnect(t.server->socket_path());
     SendRaw(fd.get(), EncodeFrame(FrameType::kHello, "ANNXgarbage"));
     bool eof;
-    absl::StatusOr<ErrorMessage> err =
-        FirstError(ReadUntilEof(fd.get(), &eof));
+    absl::StatusOr<ErrorMessage> err = FirstError(ReadUntilEof(fd.get(), &eof));
     EXPECT_TRUE(eof);
     ASSERT_TRUE(err.ok());
     EXPECT_EQ(err->code, static_cast<uint16_t>(ErrorCode::kMalformedFrame));
@@ -132,12 +131,10 @@ TEST(ServerTest, MalformedHelloAndWrongVersionAreRefused) {
     h.version = 99;
     SendRaw(fd.get(), EncodeHello(h));
     bool eof;
-    absl::StatusOr<ErrorMessage> err =
-        FirstError(ReadUntilEof(fd.get(), &eof));
+    absl::StatusOr<ErrorMessage> err = FirstError(ReadUntilEof(fd.get(), &eof));
     EXPECT_TRUE(eof);
     ASSERT_TRUE(err.ok());
-    EXPECT_EQ(err->code,
-              static_cast<uint16_t>(ErrorCode::kUnsupportedVersion));
+    EXPECT_EQ(err->code, static_cast<uint16_t>(ErrorCode::kUnsupportedVersion));
   }
 }
 
@@ -306,10 +303,9 @@ TEST(ServerTest, QueueLimitRefusesExtraRequests) {
   o.max_queued_requests = 2;
   TestServer t(o);
   std::unique_ptr<Client> c = t.Connect();
-  ASSERT_TRUE(
-      c->SendBytes(EncodeRequest(RequestMessage{1, RequestKind::kExec,
-                                                "sleep"}))
-          .ok());
+  ASSERT_TRUE(c->SendBytes(EncodeRequest(
+                               RequestMessage{1, RequestKind::kExec, "sleep"}))
+                  .ok());
   ASSERT_TRUE(t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps));
   std::string batch;
   for (uint32_t i = 2; i <= 4; ++i) {
@@ -390,10 +386,9 @@ TEST(ServerTest, DoesNotSpinWhileACommandOutlivesTheIdleTimeout) {
   o.idle_timeout = absl::Milliseconds(50);
   TestServer t(o);
   std::unique_ptr<Client> c = t.Connect();
-  ASSERT_TRUE(
-      c->SendBytes(EncodeRequest(RequestMessage{1, RequestKind::kExec,
-                                                "sleep"}))
-          .ok());
+  ASSERT_TRUE(c->SendBytes(EncodeRequest(
+                               RequestMessage{1, RequestKind::kExec, "sleep"}))
+                  .ok());
   ASSERT_TRUE(t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps));
   double before = CpuSeconds();
   absl::SleepFor(absl::Seconds(1));
@@ -406,10 +401,9 @@ TEST(ServerTest, DoesNotSpinWhileACommandOutlivesTheIdleTimeout) {
 TEST(ServerTest, StopCancelsRunningCommandsAndTellsClients) {
   TestServer t;
   std::unique_ptr<Client> c = t.Connect();
-  ASSERT_TRUE(
-      c->SendBytes(EncodeRequest(RequestMessage{1, RequestKind::kExec,
-                                                "sleep"}))
-          .ok());
+  ASSERT_TRUE(c->SendBytes(EncodeRequest(
+                               RequestMessage{1, RequestKind::kExec, "sleep"}))
+                  .ok());
   ASSERT_TRUE(t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps));
   absl::Time start = absl::Now();
   t.server->Stop();

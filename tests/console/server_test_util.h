@@ -66,8 +66,8 @@ inline internal::UniqueFd RawConnect(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.data(), path.size());
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr),
-                sizeof(addr)) != 0) {
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
+      0) {
     ADD_FAILURE() << "connect " << path << ": " << std::strerror(errno);
   }
   return fd;

@@ -38,8 +38,8 @@ bool SocketRefuses(const std::string& path) {
   addr.sun_family = AF_UNIX;
   if (path.size() >= sizeof(addr.sun_path)) return false;
   std::memcpy(addr.sun_path, path.data(), path.size());
-  int rc = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr),
-                     sizeof(addr));
+  int rc =
+      ::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   // A live server will see this as a client that connects and leaves before
   // its hello; that costs it nothing.
   return rc != 0 && (errno == ECONNREFUSED || errno == ENOENT);
@@ -85,13 +85,13 @@ absl::Status VerifyPrivateDir(const std::string& dir) {
         absl::StrCat(dir, " is not a directory"));
   }
   if (st.st_uid != ::geteuid()) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        dir, " is owned by uid ", st.st_uid, ", not by us (", ::geteuid(),
-        ")"));
+    return absl::PermissionDeniedError(absl::StrCat(dir, " is owned by uid ",
+                                                    st.st_uid, ", not by us (",
+                                                    ::geteuid(), ")"));
   }
   if ((st.st_mode & 077) != 0) {
-    return absl::PermissionDeniedError(absl::StrFormat(
-        "%s has mode %04o; need 0700", dir, st.st_mode & 0777));
+    return absl::PermissionDeniedError(
+        absl::StrFormat("%s has mode %04o; need 0700", dir, st.st_mode & 0777));
   }
   return absl::OkStatus();
 }
@@ -157,14 +157,13 @@ absl::Status WriteFileAtomically(const std::string& path,
                                  absl::string_view contents) {
   std::string tmp = absl::StrCat(path, ".tmp");
   ::unlink(tmp.c_str());
-  UniqueFd fd(::open(tmp.c_str(),
-                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                     0600));
+  UniqueFd fd(::open(
+      tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!fd.valid()) return ErrnoStatus("open " + tmp);
   size_t done = 0;
   while (done < contents.size()) {
-    ssize_t n = ::write(fd.get(), contents.data() + done,
-                        contents.size() - done);
+    ssize_t n =
+        ::write(fd.get(), contents.data() + done, contents.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       absl::Status s = ErrnoStatus("write " + tmp);
@@ -263,10 +262,9 @@ std::vector<ProcessInfo> ListEndpoints(const std::string& dir) {
     out.push_back(*info);
   }
   ::closedir(d);
-  std::sort(out.begin(), out.end(),
-            [](const ProcessInfo& a, const ProcessInfo& b) {
-              return a.pid < b.pid;
-            });
+  std::sort(
+      out.begin(), out.end(),
+      [](const ProcessInfo& a, const ProcessInfo& b) { return a.pid < b.pid; });
   return out;
 }
 
