@@ -145,6 +145,10 @@ class Server::Impl {
   CommandExecutor* executor_;
   std::string dir_, socket_path_, info_path_, token_path_, token_;
   ino_t socket_ino_ = 0;
+  // Which files are ours to remove: a Start() that fails because another
+  // live server owns the endpoint must not delete that server's files.
+  bool wrote_info_ = false;
+  bool wrote_token_ = false;
   int tcp_port_ = 0;
 
  private:
@@ -230,6 +234,7 @@ absl::Status Server::Impl::Init() {
     RemoveFiles();
     return s;
   }
+  wrote_info_ = true;
 
   wake_fd_.Reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!wake_fd_.valid()) {
@@ -324,8 +329,14 @@ absl::Status Server::Impl::BindTcp() {
     return ErrnoStatus("getsockname");
   }
   tcp_port_ = ntohs(addr.sin_port);
-  token_path_ = internal::TokenPath(dir_, options_.endpoint_id);
-  return internal::WriteFileAtomically(token_path_, token_ + "\n");
+  std::string path = internal::TokenPath(dir_, options_.endpoint_id);
+  if (absl::Status s = internal::WriteFileAtomically(path, token_ + "\n");
+      !s.ok()) {
+    return s;
+  }
+  token_path_ = path;
+  wrote_token_ = true;
+  return absl::OkStatus();
 }
 
 void Server::Impl::RemoveFiles() {
@@ -335,8 +346,8 @@ void Server::Impl::RemoveFiles() {
       st.st_ino == socket_ino_) {
     ::unlink(socket_path_.c_str());
   }
-  if (!info_path_.empty()) ::unlink(info_path_.c_str());
-  if (!token_path_.empty()) ::unlink(token_path_.c_str());
+  if (wrote_info_) ::unlink(info_path_.c_str());
+  if (wrote_token_) ::unlink(token_path_.c_str());
 }
 
 void Server::Impl::Wake() {

@@ -189,6 +189,9 @@ TEST(SecurityTest, SecondLiveServerOnTheSameEndpointIsRefused) {
   FakeExecutor executor;
   absl::StatusOr<std::unique_ptr<Server>> s = Server::Start(o, &executor);
   EXPECT_TRUE(absl::IsAlreadyExists(s.status())) << s.status();
+  // The failed start left the first server's files alone.
+  EXPECT_TRUE(Exists(t.server->socket_path()));
+  EXPECT_TRUE(Exists(t.server->info_path()));
   // The first one still works.
   EXPECT_TRUE(t.Connect()->Call(RequestKind::kExec, "x").ok());
 }
