@@ -2,12 +2,14 @@
 // `annex` command: `console_demo serve [--allow-exec-target] [--tcp]` runs a
 // server backed by the FakeExecutor until stdin closes; `console_demo ps`,
 // `console_demo attach PID`, `console_demo exec PID CODE|-` call the same
-// entry points `annex` will.
+// entry points `annex` will. `--dir=DIR` (anywhere) picks the socket
+// directory instead of the per-user default.
 #include <unistd.h>
 
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "monitor/console/cli.h"
 #include "monitor/console/server.h"
@@ -15,12 +17,25 @@
 
 int main(int argc, char** argv) {
   using namespace annex::console;
+  std::string dir;
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--dir=", 6) == 0) {
+      dir = argv[i] + 6;
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  argc = static_cast<int>(args.size());
+  argv = args.data();
   std::string verb = argc > 1 ? argv[1] : "";
   ClientOptions options;
+  options.socket_dir = dir;
   if (verb == "serve") {
     testing::FakeExecutor executor;
     ServerOptions so;
     so.python_version = "fake";
+    so.socket_dir = dir;
     for (int i = 2; i < argc; ++i) {
       if (std::strcmp(argv[i], "--allow-exec-target") == 0) {
         so.allow_exec_target = true;
