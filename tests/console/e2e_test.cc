@@ -82,10 +82,13 @@ bool Exists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
-// Reads from `fd` until `needle` appears (or 10 s); returns all read.
-std::string ReadUntil(int fd, const std::string& needle, std::string* all) {
+// Reads from `fd` into `*all` until `needle` appears at or after `from`
+// (or 10 s pass); returns all read.
+std::string ReadUntil(int fd, const std::string& needle, std::string* all,
+                      size_t from = 0) {
   absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (all->find(needle) == std::string::npos && absl::Now() < deadline) {
+  while (all->find(needle, from) == std::string::npos &&
+         absl::Now() < deadline) {
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, 100) <= 0) continue;
     char buf[4096];
@@ -180,13 +183,19 @@ TEST(EndToEndTest, AttachOnATerminalInterruptsWithCtrlCAndKeepsTheSession) {
   type("after\r");
   ReadUntil(master, "after\r\nafter", &all);
   EXPECT_NE(all.find("after\r\nafter"), std::string::npos) << all;
-  type("\x04");  // Ctrl-D
+  // Ctrl-D at the next prompt. (Typed ahead while a command runs, the tty
+  // is in cooked mode and the kernel, not libedit, takes the ^D.)
+  ReadUntil(master, ">>> ", &all, all.find("after\r\nafter"));
+  type("\x04");
   int status = 0;
+  pid_t waited = 0;
   absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (::waitpid(child, &status, WNOHANG) == 0 && absl::Now() < deadline) {
+  while ((waited = ::waitpid(child, &status, WNOHANG)) == 0 &&
+         absl::Now() < deadline) {
     std::string drain;
     ReadUntil(master, "\n", &drain);
   }
+  ASSERT_EQ(waited, child) << "attach did not exit on Ctrl-D";
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
   ::close(master);
   // History kept, owner-only.
