@@ -7,6 +7,8 @@
 # the target is built in a separate Bazel output base configured for
 # clang-14: the normal (gcc) build cache is left alone. Needs clang-14 and
 # libclang-rt-14-dev (`apt-get install clang-14 libclang-rt-14-dev`).
+# Environment: ANNEX_FUZZ_KEEP=1 keeps the scratch corpus after a clean run;
+# ANNEX_FUZZ_KEEP_SERVER=1 leaves the clang Bazel server running.
 # New inputs libFuzzer finds go to a scratch corpus, not into the repo's
 # seed corpus (tests/console/corpus); copy crash-* reproducers there by hand
 # once fixed, so protocol_corpus_test replays them in every build.
@@ -57,4 +59,9 @@ if [ "$status" -ne 0 ]; then
   echo "fuzz_console.sh: fuzzer failed (status $status); reproducers in $work" >&2
   exit "$status"
 fi
-echo "fuzz_console.sh: no failures"
+echo "fuzz_console.sh: no failures; corpus grew to $(ls "$work" | wc -l) inputs"
+if [ "${ANNEX_FUZZ_KEEP:-0}" = 1 ]; then
+  echo "fuzz_console.sh: kept $work"
+else
+  rm -rf "$work"
+fi
