@@ -62,7 +62,16 @@ class FakeExecutor : public CommandExecutor {
       absl::MutexLock lock(&mu_);
       ++executed_;
       kinds_.push_back(req.kind);
+      if (++in_flight_[id] > 1) overlapped_ = true;
     }
+    struct Done {
+      FakeExecutor* self;
+      uint64_t id;
+      ~Done() {
+        absl::MutexLock lock(&self->mu_);
+        --self->in_flight_[id];
+      }
+    } done{this, id};
     Reply r;
     absl::string_view text = req.text;
     if (text == "sleep") {
@@ -140,6 +149,11 @@ class FakeExecutor : public CommandExecutor {
     return cancelled_ > 0;
   }
 
+  // True if two commands of one session ever ran at the same time.
+  bool overlapped() {
+    absl::MutexLock l(&mu_);
+    return overlapped_;
+  }
   int opened() {
     absl::MutexLock l(&mu_);
     return opened_;
@@ -170,6 +184,8 @@ class FakeExecutor : public CommandExecutor {
   std::set<uint64_t> open_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, int> interrupts_ ABSL_GUARDED_BY(mu_);
   std::vector<RequestKind> kinds_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, int> in_flight_ ABSL_GUARDED_BY(mu_);
+  bool overlapped_ ABSL_GUARDED_BY(mu_) = false;
   int opened_ ABSL_GUARDED_BY(mu_) = 0;
   int closed_ ABSL_GUARDED_BY(mu_) = 0;
   int executed_ ABSL_GUARDED_BY(mu_) = 0;

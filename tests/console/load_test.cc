@@ -49,6 +49,7 @@ TEST(LoadTest, EightClientsThousandCommandsEachNoLostOrCrossedReplies) {
   EXPECT_EQ(good.load(), kClients * kCommands);
   EXPECT_EQ(bad.load(), 0);
   EXPECT_EQ(t.executor.executed(), kClients * kCommands);
+  EXPECT_FALSE(t.executor.overlapped());
   // Reported, not asserted: tests check behaviour, not speed.
   std::printf(
       "{\"case\": \"console_load\", \"clients\": %d, "
@@ -95,6 +96,7 @@ TEST(LoadTest, PipelinedClientsGetEveryReplyInOrder) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(bad.load(), 0);
+  EXPECT_FALSE(t.executor.overlapped());  // one at a time per session
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -57,6 +58,60 @@ TEST(ServerTest, SeveralClientsEachGetTheirOwnReplies) {
       EXPECT_EQ(r->output, text + "\n");
     }
   }
+}
+
+TEST(ServerTest, ALongCommandDoesNotBlockOtherClients) {
+  TestServer t;
+  std::unique_ptr<Client> busy = t.Connect();
+  std::unique_ptr<Client> other = t.Connect();
+  ASSERT_TRUE(busy->SendBytes(EncodeRequest(RequestMessage{
+                                  1, RequestKind::kExec, "sleep"}))
+                  .ok());
+  ASSERT_TRUE(t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps));
+  absl::StatusOr<ReplyMessage> r =
+      other->Call(RequestKind::kExec, "meanwhile", -1, absl::Seconds(5));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->output, "meanwhile\n");
+  ASSERT_TRUE(busy->SendBytes(EncodeInterrupt(InterruptMessage{1})).ok());
+  EXPECT_TRUE(busy->ReadFrame(absl::Seconds(10)).ok());
+}
+
+// Random bytes from several connections at once, in random-sized writes:
+// the server answers with errors or hangs up, and keeps serving.
+TEST(ServerTest, SurvivesRandomGarbageFromManyConnections) {
+  ServerOptions o;
+  o.max_payload = 4096;
+  o.max_clients = 16;
+  TestServer t(o);
+  std::mt19937 rng(12345);
+  for (int round = 0; round < 40; ++round) {
+    std::vector<internal::UniqueFd> fds;
+    for (int i = 0; i < 4; ++i) {
+      fds.push_back(RawConnect(t.server->socket_path()));
+      // Half start with a valid HELLO, so post-handshake paths get garbage.
+      if (rng() % 2 == 0)
+        SendRaw(fds.back().get(), EncodeHello(HelloMessage()));
+    }
+    for (int k = 0; k < 8; ++k) {
+      for (auto& fd : fds) {
+        std::string junk(rng() % 300, '\0');
+        for (char& ch : junk) ch = static_cast<char>(rng());
+        // Sometimes a plausible header, so frames get cut and decoded.
+        if (!junk.empty() && rng() % 3 == 0) {
+          junk = EncodeFrame(static_cast<FrameType>(rng() % 8),
+                             junk.substr(0, junk.size() / 2));
+        }
+        (void)::send(fd.get(), junk.data(), junk.size(),
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+      }
+    }
+  }
+  EXPECT_TRUE(t.WaitForSessions(0));
+  std::unique_ptr<Client> c = t.Connect();
+  ASSERT_NE(c, nullptr);
+  absl::StatusOr<ReplyMessage> r = c->Call(RequestKind::kExec, "alive");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->output, "alive\n");
 }
 
 TEST(ServerTest, PipelinedRequestsOfOneClientRunInOrder) {
