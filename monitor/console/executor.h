@@ -76,6 +76,9 @@ class Cancellation {
 //    Cancellation::IsCancelled(). Must not block and must not call back
 //    into the Server. May race with Execute returning: ignore it then.
 //  - CloseSession(id) on the worker after the last Execute returned.
+// An executor that queues work for a single thread should check
+// IsCancelled() when the work is dequeued too: the client may have left
+// while the command waited its turn.
 // Server::Stop() cancels and waits for every in-flight Execute, so an
 // executor that ignores cancellation makes Stop() wait for it.
 class CommandExecutor {
