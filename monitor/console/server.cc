@@ -137,10 +137,13 @@ class Server::Impl {
       : options_(options), executor_(executor) {}
   ~Impl() { Stop(); }
 
+  // Caller's thread (Server::Start / Stop / the destructor).
   absl::Status Init();
   void Stop();
+  // Any thread.
   int ActiveSessions() const { return active_.load(); }
 
+  // Written by Init() before any thread starts, read-only after.
   ServerOptions options_;
   CommandExecutor* executor_;
   std::string dir_, socket_path_, info_path_, token_path_, token_;
@@ -152,8 +155,10 @@ class Server::Impl {
   int tcp_port_ = 0;
 
  private:
+  // Init() only.
   absl::Status BindUnix();
   absl::Status BindTcp();
+  // I/O thread only: the loop and everything it calls.
   void Loop();
   void AcceptAll(int listen_fd, bool tcp);
   void ReadFrom(Connection& c);
@@ -164,12 +169,16 @@ class Server::Impl {
   void Flush(Connection& c);
   void CloseConnection(Connection& c);
   void Reap(bool wait);
+  // A session's worker thread; no socket I/O, talks to the I/O thread
+  // through the session's mutex and Wake().
   void WorkerMain(std::shared_ptr<Session> s);
   Reply Run(uint64_t session_id, const RequestMessage& req,
             const Cancellation& cancel);
   void AppendReply(Session& s, uint32_t request_id, Reply reply)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // Any thread.
   void Wake();
+  // Init() failures and Stop().
   void RemoveFiles();
 
   UniqueFd unix_fd_, tcp_fd_, wake_fd_;
