@@ -251,15 +251,24 @@ class Repl {
 
 // ---- libedit front end ------------------------------------------------------
 
-// libedit's callback interface hands lines to a plain function.
-std::optional<std::string> g_line;
-bool g_eof = false;
+// What libedit's line callback delivers. libedit's callback interface takes
+// a plain function, so the loop publishes its state through this pointer
+// (a trivially destructible global, set only inside InteractiveLoop).
+struct LineState {
+  std::optional<std::string> line;
+  bool eof = false;
+};
+LineState* g_line_state = nullptr;
 
 extern "C" void OnLine(char* line) {
+  if (g_line_state == nullptr) {
+    std::free(line);
+    return;
+  }
   if (line == nullptr) {
-    g_eof = true;
+    g_line_state->eof = true;
   } else {
-    g_line = std::string(line);
+    g_line_state->line = std::string(line);
     std::free(line);
   }
   // Stop reading until the line is handled, so command output never
@@ -283,15 +292,17 @@ int InteractiveLoop(Client& client, SigintPipe& sigint) {
   if (!history.empty()) read_history(history.c_str());
 
   Repl repl(client, std::cout, std::cerr, sigint.read_fd());
+  LineState state;
+  g_line_state = &state;
   bool running = true;
   while (running) {
-    g_line.reset();
-    g_eof = false;
+    state.line.reset();
+    state.eof = false;
     rl_callback_handler_install(repl.continuation() ? "... " : ">>> ", OnLine);
-    while (!g_line && !g_eof) {
+    while (!state.line && !state.eof) {
       pollfd p[2] = {{STDIN_FILENO, POLLIN, 0}, {sigint.read_fd(), POLLIN, 0}};
       if (::poll(p, 2, -1) < 0 && errno != EINTR) {
-        g_eof = true;
+        state.eof = true;
         break;
       }
       if (sigint.Drain()) {
@@ -305,15 +316,16 @@ int InteractiveLoop(Client& client, SigintPipe& sigint) {
       if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) rl_callback_read_char();
     }
     rl_callback_handler_remove();
-    if (g_eof) {
+    if (state.eof) {
       std::cout << "\n";
       break;
     }
     sigint.Drain();  // a Ctrl-C from before this command does not count
-    running = repl.Feed(*g_line);
+    running = repl.Feed(*state.line);
     std::string done = repl.TakeCompleted();
     if (!done.empty()) add_history(done.c_str());
   }
+  g_line_state = nullptr;
   if (!history.empty()) {
     // History may hold secrets typed at the prompt: owner-only.
     int fd = ::open(history.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
