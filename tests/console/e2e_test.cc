@@ -178,11 +178,20 @@ TEST(EndToEndTest, AttachOnATerminalInterruptsWithCtrlCAndKeepsTheSession) {
   type("\x03");
   ReadUntil(master, "KeyboardInterrupt", &all);
   EXPECT_NE(all.find("KeyboardInterrupt"), std::string::npos) << all;
+  // Ctrl-C at the prompt drops the half-typed line, like Python's REPL.
+  ReadUntil(master, ">>> ", &all, all.find("KeyboardInterrupt"));
+  all.clear();
+  type("half-typed");
+  ReadUntil(master, "half-typed", &all);
+  type("\x03");
+  ReadUntil(master, "KeyboardInterrupt", &all);
+  ReadUntil(master, ">>> ", &all, all.find("KeyboardInterrupt"));
   // The session lives on.
   all.clear();
   type("after\r");
   ReadUntil(master, "after\r\nafter", &all);
   EXPECT_NE(all.find("after\r\nafter"), std::string::npos) << all;
+  EXPECT_EQ(all.find("half-typed"), std::string::npos) << all;
   // Ctrl-D at the next prompt. (Typed ahead while a command runs, the tty
   // is in cooked mode and the kernel, not libedit, takes the ^D.)
   ReadUntil(master, ">>> ", &all, all.find("after\r\nafter"));
