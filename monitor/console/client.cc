@@ -214,7 +214,16 @@ absl::StatusOr<ReplyMessage> Client::Call(RequestKind kind,
   if (next_request_id_ == 0) next_request_id_ = 1;  // 0 means "any"
   req.kind = kind;
   req.text = text;
-  if (absl::Status s = SendBytes(EncodeRequest(req)); !s.ok()) return s;
+  std::string frame = EncodeRequest(req);
+  // The server would hang up on an oversized frame; refusing here keeps
+  // the session.
+  if (welcome_.max_payload != 0 &&
+      frame.size() - kFrameHeaderSize > welcome_.max_payload) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request of ", frame.size() - kFrameHeaderSize,
+        " bytes exceeds the server's limit of ", welcome_.max_payload));
+  }
+  if (absl::Status s = SendBytes(frame); !s.ok()) return s;
   absl::Time deadline = absl::Now() + timeout;
   while (true) {
     // Wait for either the socket or the interrupt pipe.

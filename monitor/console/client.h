@@ -58,7 +58,9 @@ class Client {
   // `interrupt_fd` (if >= 0) becomes readable it is drained and an INTERRUPT
   // for this request is sent (how `annex attach` forwards Ctrl-C). ERROR
   // frames from the server become a Status (fatal ones also close the
-  // client). Not thread-safe: one call at a time.
+  // client). A request larger than the server's limit is refused here
+  // (InvalidArgument) without being sent. Not thread-safe: one call at a
+  // time.
   absl::StatusOr<ReplyMessage> Call(
       RequestKind kind, const std::string& text, int interrupt_fd = -1,
       absl::Duration timeout = absl::InfiniteDuration());

@@ -243,6 +243,20 @@ TEST(ServerTest, OversizedFrameClosesOnlyThatConnection) {
   ASSERT_TRUE(r.ok()) << r.status();
 }
 
+TEST(ServerTest, ClientRefusesAnOversizedRequestAndKeepsItsSession) {
+  ServerOptions o;
+  o.max_payload = 1024;
+  TestServer t(o);
+  std::unique_ptr<Client> c = t.Connect();
+  EXPECT_EQ(c->welcome().max_payload, 1024u);
+  absl::StatusOr<ReplyMessage> r =
+      c->Call(RequestKind::kExec, std::string(2000, 'a'));
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+  r = c->Call(RequestKind::kExec, "small");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->output, "small\n");
+}
+
 TEST(ServerTest, RepliesLargerThanTheFrameLimitAreCut) {
   ServerOptions o;
   o.max_payload = 4096;
