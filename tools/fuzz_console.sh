@@ -30,6 +30,8 @@ bazel_fuzz() {
 
 flags=(
   --repo_env=CC=clang-14 --repo_env=CXX=clang++-14
+  # Leave the workspace's bazel-* symlinks pointing at the normal build.
+  --symlink_prefix=/
   # Coverage feedback for all our code, plus ASan/UBSan.
   --copt=-fsanitize=fuzzer-no-link
   --copt=-fsanitize=address,undefined --linkopt=-fsanitize=address,undefined
