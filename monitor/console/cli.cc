@@ -1,0 +1,435 @@
+// `annex ps`, `annex attach`, `annex exec`. See cli.h.
+//
+// These run in the short-lived `annex` command, never in the host, so
+// installing a SIGINT handler here (for Ctrl-C) is fine; the server side
+// uses no signals at all.
+#include "monitor/console/cli.h"
+
+#include <editline/readline.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <iterator>
+#include <optional>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "monitor/console/internal/runtime_dir.h"
+
+namespace annex::console {
+namespace {
+
+// ---- Ctrl-C as a readable pipe ----------------------------------------------
+
+// Write end of the active SigintPipe; the handler may only touch this.
+volatile sig_atomic_t g_sigint_write_fd = -1;
+
+extern "C" void OnSigint(int) {
+  int saved = errno;
+  int fd = g_sigint_write_fd;
+  if (fd >= 0) (void)!::write(fd, "i", 1);
+  errno = saved;
+}
+
+// Turns SIGINT into bytes on a pipe for the scope, so a poll loop can wait
+// for "reply or Ctrl-C" without races. Restores the previous handler.
+class SigintPipe {
+ public:
+  SigintPipe() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return;
+    read_.Reset(fds[0]);
+    write_.Reset(fds[1]);
+    g_sigint_write_fd = write_.get();
+    struct sigaction sa {};
+    sa.sa_handler = OnSigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: poll() must return on Ctrl-C
+    installed_ = ::sigaction(SIGINT, &sa, &previous_) == 0;
+  }
+  ~SigintPipe() {
+    if (installed_) ::sigaction(SIGINT, &previous_, nullptr);
+    g_sigint_write_fd = -1;
+  }
+  SigintPipe(const SigintPipe&) = delete;
+  SigintPipe& operator=(const SigintPipe&) = delete;
+
+  int read_fd() const { return read_.get(); }
+  // Empties the pipe; true when a Ctrl-C was pending.
+  bool Drain() {
+    char buf[64];
+    bool any = false;
+    while (read_.valid() && ::read(read_.get(), buf, sizeof(buf)) > 0) {
+      any = true;
+    }
+    return any;
+  }
+
+ private:
+  internal::UniqueFd read_, write_;
+  struct sigaction previous_ {};
+  bool installed_ = false;
+};
+
+// ---- Shared pieces ----------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<Client>> ConnectOrReport(
+    pid_t pid, const ClientOptions& options, std::ostream& err) {
+  absl::StatusOr<std::unique_ptr<Client>> c =
+      Client::ConnectToPid(pid, options);
+  if (!c.ok()) {
+    err << "annex: cannot attach to pid " << pid << ": " << c.status() << "\n";
+  }
+  return c;
+}
+
+void PrintReply(const ReplyMessage& r, std::ostream& out, std::ostream& err) {
+  out << r.output;
+  out.flush();
+  std::string error = r.error;
+  if (error.empty() && r.status == ReplyStatus::kInterrupted) {
+    error = "KeyboardInterrupt";
+  }
+  if (!error.empty()) {
+    err << error;
+    if (error.back() != '\n') err << "\n";
+    err.flush();
+  }
+}
+
+int ExitCodeFor(const ReplyMessage& r) {
+  switch (r.status) {
+    case ReplyStatus::kOk:
+      return r.exit_code;  // SystemExit(0) or plain success
+    case ReplyStatus::kError:
+    case ReplyStatus::kIncomplete:
+      return r.exit_code != 0 ? r.exit_code : kExitRaised;
+    case ReplyStatus::kInterrupted:
+      return kExitInterrupted;
+    case ReplyStatus::kRefused:
+      return kExitRefused;
+  }
+  return kExitRaised;
+}
+
+std::string FormatDuration(int64_t seconds) {
+  if (seconds < 0) seconds = 0;
+  if (seconds < 60) return absl::StrCat(seconds, "s");
+  if (seconds < 3600) {
+    return absl::StrFormat("%dm%02ds", seconds / 60, seconds % 60);
+  }
+  if (seconds < 86400) {
+    return absl::StrFormat("%dh%02dm", seconds / 3600, (seconds % 3600) / 60);
+  }
+  return absl::StrFormat("%dd%02dh", seconds / 86400, (seconds % 86400) / 3600);
+}
+
+// VmRSS from /proc/PID/status, in KiB; -1 when unreadable.
+int64_t RssKib(pid_t pid) {
+  absl::StatusOr<std::string> status = internal::ReadSmallFile(
+      absl::StrCat("/proc/", pid, "/status"), 64 * 1024);
+  if (!status.ok()) return -1;
+  size_t at = status->find("VmRSS:");
+  if (at == std::string::npos) return -1;
+  std::istringstream line(status->substr(at + 6));
+  int64_t kib = -1;
+  line >> kib;
+  return kib;
+}
+
+std::string FormatKib(int64_t kib) {
+  if (kib < 0) return "?";
+  if (kib < 1024) return absl::StrCat(kib, " KiB");
+  if (kib < 1024 * 1024) return absl::StrFormat("%.1f MiB", kib / 1024.0);
+  return absl::StrFormat("%.2f GiB", kib / (1024.0 * 1024.0));
+}
+
+// The console's line discipline, shared by the terminal and script modes:
+// dot commands, multi-line accumulation, printing.
+class Repl {
+ public:
+  Repl(Client& client, std::ostream& out, std::ostream& err, int interrupt_fd)
+      : client_(client), out_(out), err_(err), interrupt_fd_(interrupt_fd) {}
+
+  bool continuation() const { return !buffer_.empty(); }
+  bool lost() const { return lost_; }
+  // The statement just completed, for the history; empty if none.
+  std::string TakeCompleted() { return std::exchange(completed_, ""); }
+  void Discard() { buffer_.clear(); }
+
+  // Handles one input line. Returns false when the session should end.
+  bool Feed(const std::string& line) {
+    absl::string_view stripped = absl::StripAsciiWhitespace(line);
+    if (buffer_.empty()) {
+      if (stripped.empty()) return true;
+      if (absl::StartsWith(stripped, ".")) return DotCommand(stripped);
+      buffer_ = line;
+    } else {
+      absl::StrAppend(&buffer_, "\n", line);
+    }
+    absl::StatusOr<ReplyMessage> r = Call(RequestKind::kInteractive, buffer_);
+    if (!r.ok()) return false;
+    if (r->status == ReplyStatus::kIncomplete) return true;
+    completed_ = std::exchange(buffer_, "");
+    PrintReply(*r, out_, err_);
+    return true;
+  }
+
+ private:
+  absl::StatusOr<ReplyMessage> Call(RequestKind kind, const std::string& text) {
+    absl::StatusOr<ReplyMessage> r = client_.Call(kind, text, interrupt_fd_);
+    if (!r.ok()) {
+      err_ << "annex: connection lost: " << r.status() << "\n";
+      lost_ = true;
+    }
+    return r;
+  }
+
+  bool DotCommand(absl::string_view line) {
+    completed_ = std::string(line);
+    absl::string_view arg;
+    absl::string_view cmd = line;
+    if (size_t space = line.find_first_of(" \t");
+        space != absl::string_view::npos) {
+      cmd = line.substr(0, space);
+      arg = absl::StripAsciiWhitespace(line.substr(space));
+    }
+    RequestKind kind;
+    if (cmd == ".quit" || cmd == ".exit") return false;
+    if (cmd == ".help") {
+      kind = RequestKind::kHelp;
+    } else if (cmd == ".threads") {
+      kind = RequestKind::kThreads;
+    } else if (cmd == ".stacks") {
+      kind = RequestKind::kStacks;
+    } else if (cmd == ".interrupt") {
+      kind = RequestKind::kInterruptThread;
+      if (arg.empty()) {
+        err_ << "usage: .interrupt THREAD_ID\n";
+        return true;
+      }
+    } else if (cmd == ".exec-target") {
+      kind = RequestKind::kExecTarget;
+      if (arg.empty()) {
+        err_ << "usage: .exec-target CODE\n";
+        return true;
+      }
+    } else {
+      err_ << "unknown command " << cmd << "; try .help\n";
+      return true;
+    }
+    absl::StatusOr<ReplyMessage> r = Call(kind, std::string(arg));
+    if (!r.ok()) return false;
+    PrintReply(*r, out_, err_);
+    if (kind == RequestKind::kHelp) {
+      out_ << "  .quit                leave (or Ctrl-D)\n";
+    }
+    return true;
+  }
+
+  Client& client_;
+  std::ostream& out_;
+  std::ostream& err_;
+  int interrupt_fd_;
+  std::string buffer_;
+  std::string completed_;
+  bool lost_ = false;
+};
+
+// ---- libedit front end ------------------------------------------------------
+
+// What libedit's line callback delivers. libedit's callback interface takes
+// a plain function, so the loop publishes its state through this pointer
+// (a trivially destructible global, set only inside InteractiveLoop).
+struct LineState {
+  std::optional<std::string> line;
+  bool eof = false;
+};
+LineState* g_line_state = nullptr;
+
+extern "C" void OnLine(char* line) {
+  if (g_line_state == nullptr) {
+    std::free(line);
+    return;
+  }
+  if (line == nullptr) {
+    g_line_state->eof = true;
+  } else {
+    g_line_state->line = std::string(line);
+    std::free(line);
+  }
+  // Stop reading until the line is handled, so command output never
+  // interleaves with a fresh prompt.
+  rl_callback_handler_remove();
+}
+
+std::string HistoryPath() {
+  if (const char* env = std::getenv("ANNEX_HISTORY"); env && *env) return env;
+  if (const char* home = std::getenv("HOME"); home && *home) {
+    return absl::StrCat(home, "/.annex_history");
+  }
+  return "";
+}
+
+int InteractiveLoop(Client& client, SigintPipe& sigint) {
+  std::string history = HistoryPath();
+  rl_catch_signals = 0;  // SIGINT is ours (SigintPipe), not libedit's
+  using_history();
+  stifle_history(2000);
+  if (!history.empty()) read_history(history.c_str());
+
+  Repl repl(client, std::cout, std::cerr, sigint.read_fd());
+  LineState state;
+  g_line_state = &state;
+  bool running = true;
+  while (running) {
+    state.line.reset();
+    state.eof = false;
+    rl_callback_handler_install(repl.continuation() ? "... " : ">>> ", OnLine);
+    while (!state.line && !state.eof) {
+      pollfd p[2] = {{STDIN_FILENO, POLLIN, 0}, {sigint.read_fd(), POLLIN, 0}};
+      if (::poll(p, 2, -1) < 0 && errno != EINTR) {
+        state.eof = true;
+        break;
+      }
+      if (sigint.Drain()) {
+        // Ctrl-C at the prompt: drop the input, like Python's REPL.
+        rl_callback_handler_remove();
+        std::cout << "\nKeyboardInterrupt\n" << std::flush;
+        repl.Discard();
+        rl_callback_handler_install(">>> ", OnLine);
+        continue;
+      }
+      if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) rl_callback_read_char();
+    }
+    rl_callback_handler_remove();
+    if (state.eof) {
+      std::cout << "\n";
+      break;
+    }
+    sigint.Drain();  // a Ctrl-C from before this command does not count
+    running = repl.Feed(*state.line);
+    std::string done = repl.TakeCompleted();
+    if (!done.empty()) add_history(done.c_str());
+  }
+  g_line_state = nullptr;
+  if (!history.empty()) {
+    // History may hold secrets typed at the prompt: owner-only.
+    int fd = ::open(history.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) ::close(fd);
+    write_history(history.c_str());
+    ::chmod(history.c_str(), 0600);
+  }
+  return repl.lost() ? kExitUnavailable : kExitOk;
+}
+
+}  // namespace
+
+absl::StatusOr<pid_t> ParsePidArg(absl::string_view arg) {
+  int pid = 0;
+  if (!absl::SimpleAtoi(arg, &pid) || pid <= 0 ||
+      arg.find_first_not_of("0123456789") != absl::string_view::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a process id: '", arg, "'"));
+  }
+  return static_cast<pid_t>(pid);
+}
+
+int RunPs(std::ostream& out, const ClientOptions& options) {
+  std::string dir = options.socket_dir;
+  if (dir.empty()) {
+    absl::StatusOr<std::string> d = internal::DefaultRuntimeDir();
+    if (!d.ok()) return kExitUnavailable;
+    dir = *d;
+  }
+  internal::CleanStaleEndpoints(dir, /*keep_pid=*/-1);
+  std::vector<internal::ProcessInfo> procs = internal::ListEndpoints(dir);
+  if (procs.empty()) {
+    out << "no attachable processes (looked in " << dir << ")\n";
+    return kExitOk;
+  }
+  int64_t now = absl::ToUnixSeconds(absl::Now());
+  out << absl::StrFormat("%-8s %-8s %-10s %-10s %s\n", "PID", "UPTIME", "RSS",
+                         "PYTHON", "PROGRAM");
+  for (const internal::ProcessInfo& p : procs) {
+    out << absl::StrFormat(
+        "%-8d %-8s %-10s %-10s %s%s\n", p.pid,
+        FormatDuration(now - p.start_time), FormatKib(RssKib(p.pid)),
+        p.python_version.empty() ? "?" : p.python_version, p.program,
+        p.tcp_port != 0 ? absl::StrCat(" [tcp ", p.tcp_port, "]") : "");
+  }
+  return kExitOk;
+}
+
+int RunExec(pid_t pid, const std::string& code_or_dash,
+            const ClientOptions& options, bool in_target, std::istream& in,
+            std::ostream& out, std::ostream& err) {
+  std::string code = code_or_dash;
+  if (code_or_dash == "-") {
+    code.assign(std::istreambuf_iterator<char>(in),
+                std::istreambuf_iterator<char>());
+  }
+  absl::StatusOr<std::unique_ptr<Client>> client =
+      ConnectOrReport(pid, options, err);
+  if (!client.ok()) return kExitUnavailable;
+  SigintPipe sigint;
+  absl::StatusOr<ReplyMessage> r =
+      (*client)->Call(in_target ? RequestKind::kExecTarget : RequestKind::kExec,
+                      code, sigint.read_fd());
+  if (!r.ok()) {
+    err << "annex: " << r.status() << "\n";
+    return kExitUnavailable;
+  }
+  PrintReply(*r, out, err);
+  return ExitCodeFor(*r);
+}
+
+int RunExec(pid_t pid, const std::string& code_or_dash,
+            const ClientOptions& options) {
+  return RunExec(pid, code_or_dash, options, /*in_target=*/false, std::cin,
+                 std::cout, std::cerr);
+}
+
+int RunAttachScript(pid_t pid, const ClientOptions& options, std::istream& in,
+                    std::ostream& out, std::ostream& err) {
+  absl::StatusOr<std::unique_ptr<Client>> client =
+      ConnectOrReport(pid, options, err);
+  if (!client.ok()) return kExitUnavailable;
+  Repl repl(**client, out, err, /*interrupt_fd=*/-1);
+  std::string line;
+  bool running = true;
+  while (running && std::getline(in, line)) running = repl.Feed(line);
+  // Close a block left open at end of input, as Python does.
+  if (running && repl.continuation()) repl.Feed("");
+  return repl.lost() ? kExitUnavailable : kExitOk;
+}
+
+int RunAttach(pid_t pid, const ClientOptions& options) {
+  if (!::isatty(STDIN_FILENO)) {
+    return RunAttachScript(pid, options, std::cin, std::cout, std::cerr);
+  }
+  absl::StatusOr<std::unique_ptr<Client>> client =
+      ConnectOrReport(pid, options, std::cerr);
+  if (!client.ok()) return kExitUnavailable;
+  const WelcomeMessage& w = (*client)->welcome();
+  std::cout << "Annex console: pid " << pid << " (" << w.program << "), Python "
+            << w.python_version << ", session " << w.session_id << ".\n"
+            << ".help for commands, Ctrl-C interrupts, Ctrl-D leaves.\n";
+  SigintPipe sigint;
+  return InteractiveLoop(**client, sigint);
+}
+
+}  // namespace annex::console

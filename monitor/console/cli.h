@@ -1,0 +1,73 @@
+// Entry points of the `annex` command's console verbs: `annex ps`,
+// `annex attach PID` and `annex exec PID CODE`. The `annex` main() (in
+// monitor/cli) parses its arguments and calls these; each returns the
+// process exit code.
+//
+//   // annex exec 1234 'print(len(gc.get_objects()))'
+//   absl::StatusOr<pid_t> pid = ParsePidArg(argv[2]);
+//   if (!pid.ok()) return kExitUsage;
+//   return RunExec(*pid, argv[3], ClientOptions());
+//
+// Exit codes: kExitOk; kExitRaised (the code raised; SystemExit(n) gives n);
+// kExitUsage; kExitUnavailable (no such process, cannot connect, connection
+// lost); kExitRefused (the server refused: permission, limits);
+// kExitInterrupted (Ctrl-C).
+#pragma once
+
+#include <sys/types.h>
+
+#include <istream>
+#include <ostream>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "monitor/console/client.h"
+
+namespace annex::console {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitRaised = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitUnavailable = 3;
+inline constexpr int kExitRefused = 4;
+inline constexpr int kExitInterrupted = 130;
+
+// A positive decimal pid; InvalidArgument otherwise.
+absl::StatusOr<pid_t> ParsePidArg(absl::string_view arg);
+
+// `annex ps`: one line per attachable process of this user (live process
+// with a console socket in the runtime directory): pid, uptime, RSS (from
+// /proc/PID/status), Python version, program. Removes stale endpoints of
+// dead processes on the way. Returns kExitOk (also when there are none).
+int RunPs(std::ostream& out, const ClientOptions& options = ClientOptions());
+
+// `annex exec PID CODE`: runs CODE (or all of `in` when CODE is "-") in the
+// annex of PID (or in its target when `in_target`, which the server must
+// permit), prints the output to `out` and the traceback to `err`. Ctrl-C
+// (SIGINT, handled only for the duration of the call) interrupts the code.
+int RunExec(pid_t pid, const std::string& code_or_dash,
+            const ClientOptions& options, bool in_target, std::istream& in,
+            std::ostream& out, std::ostream& err);
+// Same with stdin/stdout/stderr and in_target = false.
+int RunExec(pid_t pid, const std::string& code_or_dash,
+            const ClientOptions& options);
+
+// `annex attach PID`: an interactive console. On a terminal it uses libedit
+// (line editing; history in $ANNEX_HISTORY or ~/.annex_history, mode 0600),
+// prompts ">>> " and "... " for multi-line statements the way Python's REPL
+// does (the server says when a statement is incomplete), and Ctrl-C
+// interrupts the running command (or discards the current input) without
+// ending the session. Dot commands: .threads .stacks .interrupt THREAD
+// .exec-target CODE .help .quit. Ctrl-D quits. When stdin is not a
+// terminal it runs RunAttachScript on stdin/stdout/stderr.
+int RunAttach(pid_t pid, const ClientOptions& options);
+
+// The same console without a terminal: reads lines from `in`, no prompts,
+// no history; at end of input a pending multi-line statement is completed
+// as if followed by an empty line. Returns kExitOk, or kExitUnavailable
+// when the connection failed or was lost.
+int RunAttachScript(pid_t pid, const ClientOptions& options, std::istream& in,
+                    std::ostream& out, std::ostream& err);
+
+}  // namespace annex::console

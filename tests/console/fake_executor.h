@@ -1,0 +1,217 @@
+// Test doubles for the console server: a CommandExecutor driven by the text
+// of each request, so tests over a real socket can script behaviour, and a
+// private temporary directory short enough for a Unix socket path.
+//
+//   FakeExecutor executor;
+//   ServerOptions options;
+//   TempDir dir;
+//   options.socket_dir = dir.path();
+//   auto server = Server::Start(options, &executor);
+//   // "echo hi" -> output "hi\n"; "sleep" -> blocks until cancelled.
+#pragma once
+
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "monitor/console/executor.h"
+
+namespace annex::console::testing {
+
+// Commands (request text):
+//   "sleep"      waits until cancelled (max 20 s), then kInterrupted
+//   "raise MSG"  kError with a traceback naming MSG
+//   "exit N"     kError with exit_code N
+//   "big N"      N bytes of output
+//   anything else: output "<text>\n"; for kThreads/kStacks/kExecTarget/
+//   kInterruptThread the kind name is prefixed.
+// kInteractive follows Python's REPL: a buffer whose first line ends in ':'
+// is incomplete until it ends with an empty line.
+class FakeExecutor : public CommandExecutor {
+ public:
+  void OpenSession(uint64_t id) override {
+    absl::MutexLock lock(&mu_);
+    open_.insert(id);
+    ++opened_;
+  }
+  void CloseSession(uint64_t id) override {
+    absl::MutexLock lock(&mu_);
+    open_.erase(id);
+    ++closed_;
+  }
+  void Interrupt(uint64_t id) override {
+    absl::MutexLock lock(&mu_);
+    ++interrupts_[id];
+  }
+  Reply Execute(uint64_t id, const Request& req,
+                const Cancellation& cancel) override {
+    {
+      absl::MutexLock lock(&mu_);
+      ++executed_;
+      kinds_.push_back(req.kind);
+      if (++in_flight_[id] > 1) overlapped_ = true;
+    }
+    struct Done {
+      FakeExecutor* self;
+      uint64_t id;
+      ~Done() {
+        absl::MutexLock lock(&self->mu_);
+        --self->in_flight_[id];
+      }
+    } done{this, id};
+    Reply r;
+    absl::string_view text = req.text;
+    if (text == "sleep") {
+      {
+        absl::MutexLock lock(&mu_);
+        ++sleeping_;
+      }
+      bool cancelled = cancel.WaitFor(absl::Seconds(20));
+      absl::MutexLock lock(&mu_);
+      --sleeping_;
+      if (cancelled) ++cancelled_;
+      r.status = cancelled ? ReplyStatus::kInterrupted : ReplyStatus::kOk;
+      r.error = cancelled ? "KeyboardInterrupt\n" : "";
+      return r;
+    }
+    if (absl::ConsumePrefix(&text, "raise ")) {
+      r.status = ReplyStatus::kError;
+      r.error = absl::StrCat("Traceback (most recent call last):\n",
+                             "RuntimeError: ", text, "\n");
+      return r;
+    }
+    int n = 0;
+    if (absl::ConsumePrefix(&text, "exit ") && absl::SimpleAtoi(text, &n)) {
+      r.status = ReplyStatus::kError;
+      r.exit_code = n;
+      r.error = "SystemExit\n";
+      return r;
+    }
+    if (absl::ConsumePrefix(&text, "big ") && absl::SimpleAtoi(text, &n)) {
+      r.output.assign(static_cast<size_t>(n), 'x');
+      return r;
+    }
+    if (req.kind == RequestKind::kInteractive) {
+      std::vector<absl::string_view> lines = absl::StrSplit(req.text, '\n');
+      if (!lines.empty() && absl::EndsWith(lines.front(), ":") &&
+          !lines.back().empty()) {
+        r.status = ReplyStatus::kIncomplete;
+        return r;
+      }
+    }
+    std::string prefix;
+    switch (req.kind) {
+      case RequestKind::kThreads:
+        prefix = "threads:";
+        break;
+      case RequestKind::kStacks:
+        prefix = "stacks:";
+        break;
+      case RequestKind::kExecTarget:
+        prefix = "target:";
+        break;
+      case RequestKind::kInterruptThread:
+        prefix = "interrupt-thread:";
+        break;
+      default:
+        break;
+    }
+    r.output = absl::StrCat(prefix, req.text, "\n");
+    return r;
+  }
+
+  // Waits until `pred` holds, for up to 10 s. For assertions on
+  // effects that happen on server threads.
+  bool WaitUntil(bool (FakeExecutor::*pred)() const) {
+    absl::MutexLock lock(&mu_);
+    return mu_.AwaitWithTimeout(absl::Condition(this, pred), absl::Seconds(10));
+  }
+  bool SomeoneSleeps() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return sleeping_ > 0;
+  }
+  bool AllClosed() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return opened_ > 0 && opened_ == closed_;
+  }
+  bool OneCancelled() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return cancelled_ > 0;
+  }
+
+  // True if two commands of one session ever ran at the same time.
+  bool overlapped() {
+    absl::MutexLock l(&mu_);
+    return overlapped_;
+  }
+  int opened() {
+    absl::MutexLock l(&mu_);
+    return opened_;
+  }
+  int closed() {
+    absl::MutexLock l(&mu_);
+    return closed_;
+  }
+  int executed() {
+    absl::MutexLock l(&mu_);
+    return executed_;
+  }
+  int cancelled() {
+    absl::MutexLock l(&mu_);
+    return cancelled_;
+  }
+  int interrupts(uint64_t id) {
+    absl::MutexLock l(&mu_);
+    return interrupts_[id];
+  }
+  std::vector<RequestKind> kinds() {
+    absl::MutexLock l(&mu_);
+    return kinds_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::set<uint64_t> open_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, int> interrupts_ ABSL_GUARDED_BY(mu_);
+  std::vector<RequestKind> kinds_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, int> in_flight_ ABSL_GUARDED_BY(mu_);
+  bool overlapped_ ABSL_GUARDED_BY(mu_) = false;
+  int opened_ ABSL_GUARDED_BY(mu_) = 0;
+  int closed_ ABSL_GUARDED_BY(mu_) = 0;
+  int executed_ ABSL_GUARDED_BY(mu_) = 0;
+  int sleeping_ ABSL_GUARDED_BY(mu_) = 0;
+  int cancelled_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// A fresh 0700 directory under /tmp (Bazel's TEST_TMPDIR is too long for a
+// 108-byte sun_path), removed with its contents at scope exit.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/annex-test-XXXXXX";
+    const char* p = ::mkdtemp(tmpl);
+    path_ = p != nullptr ? p : "";
+  }
+  ~TempDir() {
+    if (!path_.empty()) {
+      std::string cmd = absl::StrCat("rm -rf '", path_, "'");
+      (void)!::system(cmd.c_str());
+    }
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace annex::console::testing
