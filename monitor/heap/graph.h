@@ -1,0 +1,43 @@
+// A snapshot of the target's object graph: the shared currency between the
+// heap walk (which builds it) and the retention algorithms (referrers,
+// shortest paths, dominators), which are pure C++ over it and never touch
+// Python.
+//
+//   HeapGraph g = ...;                    // from one walk, GIL held
+//   for (uint32_t e = g.out_begin[v]; e < g.out_begin[v + 1]; ++e)
+//     Visit(g.out_targets[e]);
+//
+// Node ids are dense (0..size()-1) and ordered by object address, so a node
+// id can be found from an address with a binary search over `addresses`.
+// The addresses are identities only: dereferencing one is allowed only while
+// the GIL has been held continuously since the walk that built the graph
+// (DESIGN.md rule 10).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace annex::heap {
+
+struct HeapGraph {
+  // Sorted object addresses; index = node id.
+  std::vector<uintptr_t> addresses;
+  // Size of each object in bytes (equal to sys.getsizeof in the target).
+  std::vector<uint64_t> sizes;
+  // Outgoing edges in compressed sparse row form: the referents of node v
+  // are out_targets[out_begin[v] .. out_begin[v + 1]). out_begin has
+  // size() + 1 entries. Parallel edges may appear; self edges may appear.
+  std::vector<uint32_t> out_begin;
+  std::vector<uint32_t> out_targets;
+  // Named roots (e.g. "sys.modules", "thread 1234 frame") and their nodes.
+  // Paths start at one of these. A root node is also an ordinary node.
+  std::vector<std::string> root_names;
+  std::vector<uint32_t> root_nodes;
+
+  uint32_t size() const { return static_cast<uint32_t>(addresses.size()); }
+  // The node id of `address`, or -1 when it is not in the graph.
+  int64_t Find(uintptr_t address) const;
+};
+
+}  // namespace annex::heap
