@@ -46,6 +46,23 @@ void WaitWithoutGil(F&& wait) {
   if (saved != nullptr) PyEval_RestoreThread(saved);
 }
 
+// Lets CPython raise and clear an asynchronous exception still pending on
+// `ts` (current). Calling PyThreadState_SetAsyncExc(id, NULL) instead would
+// leave the "async exception" signal set with nothing to raise: on 3.11 the
+// eval breaker then stays set for good, and with a trace function installed
+// the eval loop re-dispatches RESUME forever.
+// Where: annex thread, GIL held, `ts` current.
+void ConsumePendingInterrupt(PyThreadState* ts) {
+  if (ts->async_exc == nullptr) return;
+  PyObject* globals = PyDict_New();
+  if (globals != nullptr) {
+    PyObject* r = PyRun_String("None", Py_eval_input, globals, globals);
+    Py_XDECREF(r);
+    Py_DECREF(globals);
+  }
+  PyErr_Clear();
+}
+
 }  // namespace
 
 AnnexRuntime::AnnexRuntime(AnnexOptions options)
@@ -299,9 +316,9 @@ void AnnexRuntime::ThreadMain() {
         std::lock_guard<std::mutex> lock(mu_);
         task_running_ = false;
       }
-      // An interrupt that arrived too late must not hit the next item.
-      PyThreadState_SetAsyncExc(annex_thread_ident_, nullptr);
       if (PyErr_Occurred()) PyErr_Clear();  // work must not leak errors
+      // An interrupt that arrived too late must not hit the next item.
+      ConsumePendingInterrupt(ts_.annex_ts);
     }
     SetActive(false);
     {
@@ -434,6 +451,10 @@ PyObject* AnnexRuntime::AtExitCallback(PyObject* self, PyObject*) {
   std::shared_ptr<AtExitLink> link = *holder;
   std::lock_guard<std::mutex> lock(link->mu);
   if (link->runtime != nullptr) {
+    if (link->runtime->options_.before_atexit_stop) {
+      ScopedGilRelease release;
+      link->runtime->options_.before_atexit_stop();
+    }
     link->runtime->StopImpl(/*from_atexit=*/true).IgnoreError();
     link->runtime = nullptr;
   }

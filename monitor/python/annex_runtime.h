@@ -61,6 +61,10 @@ struct AnnexOptions {
   std::function<absl::Status(AnnexRuntime&)> on_start;
   // Runs once on the annex thread before the annex ends, annex current.
   std::function<void(AnnexRuntime&)> on_stop;
+  // Runs when the target finalizes without Stop(), on the target's main
+  // thread inside Py_FinalizeEx, GIL released, before the annex is stopped:
+  // the place to stop whatever feeds the annex work (e.g. the console).
+  std::function<void()> before_atexit_stop;
 };
 
 class AnnexRuntime {

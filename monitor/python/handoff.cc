@@ -6,6 +6,8 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "monitor/python/version.h"
+
 namespace annex::python {
 
 struct GilHandoff::State {
@@ -66,9 +68,9 @@ void GilHandoff::Acquire(PyThreadState* target_ts) {
   if (enqueue) {
     // The callback keeps the state alive however late it runs.
     auto* holder = new std::shared_ptr<State>(state_);
-    // Py_AddPendingCall needs neither the GIL nor a thread state; it fails
-    // only when the queue is full, and then we simply wait without it.
-    if (Py_AddPendingCall(&HandOver, holder) != 0) {
+    // Needs neither the GIL nor a thread state; fails only when the queue
+    // is full, and then we simply wait without it.
+    if (AddPendingCallToMain(&HandOver, holder) != 0) {
       delete holder;
       std::lock_guard<std::mutex> lock(state_->mu);
       state_->queued = false;

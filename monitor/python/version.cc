@@ -3,7 +3,22 @@
 
 #include <cstdio>
 
+#if PY_VERSION_HEX < 0x030C0000
+// Exported by libpython 3.11 (declared in its internal pycore_ceval.h).
+extern "C" int _PyEval_AddPendingCall(PyInterpreterState* interp,
+                                      int (*func)(void*), void* arg);
+#endif
+
 namespace annex::python {
+
+int AddPendingCallToMain(int (*func)(void*), void* arg) {
+#if PY_VERSION_HEX < 0x030C0000
+  return _PyEval_AddPendingCall(PyInterpreterState_Main(), func, arg);
+#else
+  // 3.12+: Py_AddPendingCall always targets the main interpreter.
+  return Py_AddPendingCall(func, arg);
+#endif
+}
 
 PyThreadState* CurrentThreadStateUnchecked() {
 #if PY_VERSION_HEX >= 0x030D0000

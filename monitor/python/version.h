@@ -31,6 +31,15 @@ absl::Status CheckRuntimeVersion();
 // "3.11.2" etc. of the running libpython. Where: any thread.
 const char* RuntimeVersionString();
 
+// Schedules `func(arg)` on the main interpreter's main thread at its next
+// bytecode boundary (or in Py_FinalizeEx). Unlike Py_AddPendingCall, never
+// targets another interpreter: on 3.11 Py_AddPendingCall picks the
+// interpreter of whichever thread holds the GIL, so a call made while the
+// annex runs lands in the annex's queue, where nothing ever runs it and its
+// eval breaker stays set. Returns 0, or -1 when the queue is full.
+// Where: any thread, GIL not needed, no thread state needed.
+int AddPendingCallToMain(int (*func)(void*), void* arg);
+
 // Whether the runtime is finalizing (Py_FinalizeEx has begun).
 // Where: any thread, GIL not needed.
 bool IsFinalizing();

@@ -57,6 +57,7 @@ cc_library(
     name = "{name}",
     hdrs = glob(["{name}/include/**/*.h"]) + ["{name}/config/annex_python_build.h"],
     includes = ["{name}/include", "{name}/config"],
+    defines = ["PY_SSIZE_T_CLEAN"],
     linkopts = ["-L{lib}", "-lpython{version}", "-Wl,-rpath,{lib}", "-ldl", "-lm"],
 )
 

@@ -1,0 +1,190 @@
+// The `annex` command: host a Python program with the monitor on, and talk
+// to running monitors (ps, attach, exec).
+//
+//   annex run app.py arg...      like `python3 app.py arg...`, monitored
+//   annex run -m pkg.mod arg...  / annex run -c 'code' arg...
+//   annex ps                     attachable processes of this user
+//   annex attach PID             interactive console in PID's annex
+//   annex exec PID 'code' | -    run code in PID's annex, print its output
+#include <Python.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "annex_python_build.h"
+#include "monitor/console/cli.h"
+#include "monitor/monitor.h"
+
+namespace {
+
+constexpr char kUsage[] = R"(usage: annex <command> [options] [args]
+
+Annex watches a Python program's heap, threads and stacks from a second
+interpreter in the same process.
+
+commands:
+  run [options] (script.py | -m module | -c code | -) [args...]
+                     run a Python program like python3, with the monitor on
+  ps                 list the processes of this user that can be attached
+  attach PID         interactive console in the annex of process PID
+  exec PID CODE      run CODE (or '-' for stdin) in PID's annex and print
+                     its output; exit status 1 when it raised
+  help               show this help
+
+Run 'annex run --help' for the options of run.
+)";
+
+constexpr char kRunUsage[] = R"(usage: annex run [options] (script.py | -m module | -c code | -) [args...]
+
+Runs a Python program in this process's interpreter (Python %s), exactly as
+'python%s' would: same sys.argv, __main__, tracebacks and exit status. The
+Annex monitor runs beside it; attach with 'annex attach <pid>'.
+
+options:
+  --no-console          do not open the console socket
+  --allow-exec-target   let console clients run code in the program itself
+                        (.exec-target) and raise in its threads (.interrupt)
+  --console-dir DIR     directory for the console socket (default:
+                        $XDG_RUNTIME_DIR/annex or /tmp/annex-<uid>)
+  --tcp PORT            also listen on 127.0.0.1:PORT (token required)
+  -h, --help            show this help
+Python's own options (-u, -X, -W, ...) may precede the script.
+)";
+
+int RunCommand(int argc, char** argv) {
+  annex::Options options;
+  options.console = true;
+  int i = 0;
+  for (; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      std::printf(kRunUsage, ANNEX_PYTHON_VERSION, ANNEX_PYTHON_VERSION);
+      return 0;
+    } else if (a == "--no-console") {
+      options.console = false;
+    } else if (a == "--allow-exec-target") {
+      options.allow_exec_target = true;
+    } else if ((a == "--console-dir" || a == "--tcp") && i + 1 < argc) {
+      if (a == "--console-dir") {
+        options.console_socket_dir = argv[++i];
+      } else {
+        char* end = nullptr;
+        long port = std::strtol(argv[++i], &end, 10);
+        if (*end != '\0' || port < 0 || port > 65535) {
+          std::fprintf(stderr, "annex run: --tcp needs a port number\n");
+          return 2;
+        }
+        options.console_tcp = true;
+        options.console_tcp_port = static_cast<int>(port);
+      }
+    } else if (a == "--console-dir" || a == "--tcp") {
+      std::fprintf(stderr, "annex run: %s needs a value\n", a.c_str());
+      return 2;
+    } else if (a == "--") {
+      ++i;
+      break;
+    } else {
+      break;  // the script, or Python's own options
+    }
+  }
+  // Python parses the rest exactly as `python3 ARGS...` would.
+  std::vector<std::string> python_args = {ANNEX_PYTHON_EXECUTABLE};
+  for (; i < argc; ++i) python_args.push_back(argv[i]);
+  std::string shown;
+  for (size_t k = 1; k < python_args.size(); ++k) {
+    shown += (k > 1 ? " " : "") + python_args[k];
+  }
+  options.program_name = shown.empty() ? "python (interactive)" : shown;
+
+  PyConfig config;
+  PyConfig_InitPythonConfig(&config);
+  // The build's interpreter as program name, so the matching standard
+  // library and sys.executable are found (never the python3 on PATH).
+  PyStatus status = PyConfig_SetBytesString(&config, &config.program_name,
+                                            ANNEX_PYTHON_EXECUTABLE);
+  std::vector<char*> cargs;
+  for (auto& s : python_args) cargs.push_back(s.data());
+  if (!PyStatus_Exception(status)) {
+    status = PyConfig_SetBytesArgv(&config, static_cast<Py_ssize_t>(cargs.size()),
+                                   cargs.data());
+  }
+  if (!PyStatus_Exception(status)) status = Py_InitializeFromConfig(&config);
+  PyConfig_Clear(&config);
+  if (PyStatus_Exception(status)) {
+    if (PyStatus_IsExit(status)) return status.exitcode;  // e.g. --version
+    Py_ExitStatusException(status);
+  }
+  annex::Monitor monitor;
+  if (absl::Status s = monitor.Start(options); !s.ok()) {
+    std::fprintf(stderr, "annex: monitor not started: %s\n",
+                 std::string(s.message()).c_str());
+  } else if (std::getenv("ANNEX_VERBOSE") != nullptr) {
+    std::fprintf(stderr, "annex: monitoring pid %d; console at %s\n",
+                 static_cast<int>(getpid()),
+                 monitor.console_socket_path().c_str());
+  }
+  // Runs the program and finalizes Python; the monitor's atexit callback
+  // stops it first, after the program's own atexit callbacks.
+  int rc = Py_RunMain();
+  monitor.Stop().IgnoreError();  // already stopped: harmless
+  return rc;
+}
+
+int PidCommand(const char* name, int argc, char** argv,
+               const std::function<int(pid_t)>& run) {
+  if (argc < 1 || std::strcmp(argv[0], "-h") == 0 ||
+      std::strcmp(argv[0], "--help") == 0) {
+    std::fprintf(argc < 1 ? stderr : stdout, "usage: annex %s PID%s\n", name,
+                 std::strcmp(name, "exec") == 0 ? " (CODE | -)" : "");
+    return argc < 1 ? 2 : 0;
+  }
+  auto pid = annex::console::ParsePidArg(argv[0]);
+  if (!pid.ok()) {
+    std::fprintf(stderr, "annex %s: %s\n", name,
+                 std::string(pid.status().message()).c_str());
+    return 2;
+  }
+  return run(*pid);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  std::string command = argv[1];
+  if (command == "-h" || command == "--help" || command == "help") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (command == "--version") {
+    std::printf("annex (Python %s)\n", ANNEX_PYTHON_VERSION);
+    return 0;
+  }
+  if (command == "run") return RunCommand(argc - 2, argv + 2);
+  if (command == "ps") return annex::console::RunPs(std::cout);
+  if (command == "attach") {
+    return PidCommand("attach", argc - 2, argv + 2, [](pid_t pid) {
+      return annex::console::RunAttach(pid, annex::console::ClientOptions());
+    });
+  }
+  if (command == "exec") {
+    if (argc != 4 && !(argc == 3 && argv[2][0] == '-')) {
+      std::fputs("usage: annex exec PID (CODE | -)\n", stderr);
+      return 2;
+    }
+    return PidCommand("exec", argc - 2, argv + 2, [&](pid_t pid) {
+      return annex::console::RunExec(pid, argv[3],
+                                     annex::console::ClientOptions());
+    });
+  }
+  std::fprintf(stderr, "annex: unknown command '%s'\n\n%s", command.c_str(),
+               kUsage);
+  return 2;
+}

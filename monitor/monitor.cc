@@ -1,0 +1,124 @@
+// The public Monitor: an annex runtime, its glue session, and the console.
+#include "monitor/monitor.h"
+
+#include <mutex>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "glue/session.h"
+#include "monitor/console/server.h"
+#include "monitor/internal/annex_console.h"
+#include "monitor/python/annex_runtime.h"
+#include "monitor/python/version.h"
+
+namespace annex {
+
+struct Monitor::State {
+  std::mutex mu;  // serializes Start/Stop
+  std::unique_ptr<glue::Session> session;
+  std::unique_ptr<python::AnnexRuntime> runtime;
+  std::unique_ptr<monitor_internal::AnnexConsole> console_executor;
+  std::unique_ptr<console::Server> console;
+  std::mutex console_mu;  // guards `console` against the atexit path
+};
+
+Monitor::Monitor() : state_(std::make_unique<State>()) {}
+
+Monitor::~Monitor() { Stop().IgnoreError(); }
+
+bool Monitor::running() const {
+  return state_->runtime != nullptr && state_->runtime->running();
+}
+
+glue::Session* Monitor::session() { return state_->session.get(); }
+
+std::string Monitor::console_socket_path() const {
+  std::lock_guard<std::mutex> lock(state_->console_mu);
+  return state_->console ? state_->console->socket_path() : "";
+}
+
+absl::Status Monitor::Start(const Options& options) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  if (state_->runtime != nullptr && state_->runtime->running()) {
+    return absl::FailedPreconditionError("the monitor is already started");
+  }
+  state_->console.reset();
+  state_->console_executor.reset();
+  state_->runtime.reset();
+  state_->session = std::make_unique<glue::Session>();
+
+  State* st = state_.get();
+  python::AnnexOptions annex;
+  annex.yield_interval = options.annex_yield_interval;
+  annex.on_stop = [st](python::AnnexRuntime&) {
+    if (st->console_executor) st->console_executor->ReleaseAll();
+  };
+  annex.before_atexit_stop = [st] {
+    std::lock_guard<std::mutex> lock(st->console_mu);
+    if (st->console) st->console->Stop();
+  };
+  auto runtime = python::AnnexRuntime::Start(std::move(annex));
+  if (!runtime.ok()) return runtime.status();
+  state_->runtime = std::move(*runtime);
+
+  if (options.console) {
+    state_->console_executor =
+        std::make_unique<monitor_internal::AnnexConsole>(state_->runtime.get());
+    console::ServerOptions server;
+    server.socket_dir = options.console_socket_dir;
+    server.enable_tcp = options.console_tcp;
+    server.tcp_port = options.console_tcp_port;
+    server.allow_exec_target = options.allow_exec_target;
+    server.program = options.program_name;
+    server.python_version = PY_VERSION;
+    auto started =
+        console::Server::Start(server, state_->console_executor.get());
+    if (!started.ok()) {
+      state_->runtime->Stop().IgnoreError();
+      state_->runtime.reset();
+      state_->console_executor.reset();
+      return started.status();
+    }
+    std::lock_guard<std::mutex> clock(state_->console_mu);
+    state_->console = std::move(*started);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Monitor::Stop() {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  {
+    std::lock_guard<std::mutex> clock(state_->console_mu);
+    if (state_->console) state_->console->Stop();  // waits for commands
+    state_->console.reset();
+  }
+  absl::Status status;
+  if (state_->runtime != nullptr) status = state_->runtime->Stop();
+  state_->runtime.reset();
+  state_->console_executor.reset();
+  state_->session.reset();
+  return status;
+}
+
+absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code) {
+  python::AnnexRuntime* rt = state_->runtime.get();
+  if (rt == nullptr || !rt->running()) {
+    return absl::UnavailableError("the monitor is not running");
+  }
+  monitor_internal::AnnexConsole runner(rt);
+  console::Request request;
+  request.text = code;
+  console::Cancellation never;
+  console::Reply reply = runner.Execute(/*session_id=*/0, request, never);
+  // The one-off namespace is released on the annex thread.
+  runner.CloseSession(0);
+  rt->Run([&](const python::ThreadStates&) { runner.ReleaseAll(); })
+      .IgnoreError();
+  if (reply.status == console::ReplyStatus::kOk) return reply.output;
+  if (reply.exit_code == 3 && reply.output.empty()) {
+    return absl::UnavailableError(reply.error);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(reply.output, reply.error));
+}
+
+}  // namespace annex

@@ -1,0 +1,97 @@
+// Annex's public API for C++ hosts that embed CPython.
+//
+// A Monitor starts a second interpreter (the annex) in the host's process,
+// on its own thread, that watches the host's interpreter (the target)
+// without disturbing it: heap questions, threads and stacks, and an optional
+// console that a developer can attach to (`annex attach PID`).
+//
+//   Py_Initialize();
+//   annex::Monitor monitor;
+//   annex::Options options;
+//   options.console = true;                 // `annex attach <pid>` works
+//   if (absl::Status s = monitor.Start(options); !s.ok()) { ... }
+//   ... run the host's Python ...
+//   monitor.Stop();                         // before Py_FinalizeEx()
+//   Py_FinalizeEx();
+//
+// If the host finalizes without Stop(), the monitor stops itself first (an
+// atexit callback in the target): no hang, no crash. Nothing Annex does
+// ever raises into, or aborts, the host; errors come back as absl::Status.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace annex {
+
+namespace glue {
+class Session;
+}
+
+struct Options {
+  // The developer console (monitor/console): a Unix socket in a per-user
+  // directory only the owner can enter; `annex ps/attach/exec` find it.
+  bool console = false;
+  // Overrides the socket directory ($XDG_RUNTIME_DIR/annex or
+  // /tmp/annex-<uid> by default).
+  std::string console_socket_dir;
+  // Optional TCP listener on 127.0.0.1 with a token (off unless asked for).
+  bool console_tcp = false;
+  int console_tcp_port = 0;  // 0 = any free port
+  // Whether console clients may run code in the target itself
+  // (`.exec-target`) and raise in target threads (`.interrupt`).
+  bool allow_exec_target = false;
+  // How long annex Python code may hold the GIL before it hands it to the
+  // target (DESIGN.md rule 2).
+  std::chrono::microseconds annex_yield_interval = std::chrono::milliseconds(5);
+  // Name shown by `annex ps` (default: the process's command line).
+  std::string program_name;
+};
+
+class Monitor {
+ public:
+  Monitor();
+  // Stops the monitor if running. Where: as Stop().
+  ~Monitor();
+  Monitor(const Monitor&) = delete;
+  Monitor& operator=(const Monitor&) = delete;
+
+  // Starts the annex (and the console when enabled) and returns once it is
+  // ready. Where: any thread, after Py_Initialize*(); the caller may hold
+  // the GIL. Errors: FailedPrecondition when Python is not initialized,
+  // when its version differs from the one Annex was built for, or when this
+  // monitor is already started; Unavailable/Internal when the annex or the
+  // console could not be started (nothing is left running then).
+  absl::Status Start(const Options& options = Options());
+
+  // Stops the console and ends the annex. Harmless when not running (OK).
+  // Where: any thread but the annex's, before Py_FinalizeEx(); the caller
+  // may hold the GIL.
+  absl::Status Stop();
+
+  // Where: any thread.
+  bool running() const;
+
+  // Runs Python `code` in the annex in a fresh namespace and returns what it
+  // printed. Where: any thread; the caller may hold the GIL. Errors:
+  // Unavailable when not running; InvalidArgument with the traceback when
+  // the code raised.
+  absl::StatusOr<std::string> ExecInAnnex(const std::string& code);
+
+  // The console's Unix socket path, or "" when the console is off.
+  std::string console_socket_path() const;
+
+  // The session that owns this monitor's services (glue model); valid while
+  // running. Where: any thread.
+  glue::Session* session();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace annex
