@@ -1,0 +1,287 @@
+// Version-specific, GIL-free reads of CPython's runtime state: see
+// cpython_peek.h. Facts relied on, per version, are stated at each function;
+// docs/watchdog.md lists them in one place.
+#define Py_BUILD_CORE 1
+
+#include "monitor/python/cpython_peek.h"
+
+#include <Python.h>
+#include <unistd.h>
+
+#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030E0000
+#error "cpython_peek supports CPython 3.11 to 3.13"
+#endif
+
+#include "internal/pycore_ceval.h"
+#include "internal/pycore_code.h"
+#include "internal/pycore_frame.h"
+#include "internal/pycore_gil.h"
+#include "internal/pycore_interp.h"
+#include "internal/pycore_runtime.h"
+
+#define ANNEX_PY311 (PY_VERSION_HEX < 0x030C0000)
+#define ANNEX_PY312 (PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000)
+#define ANNEX_PY313 (PY_VERSION_HEX >= 0x030D0000)
+
+// The GIL structure of `interp`. 3.11: one GIL in the runtime
+// (_PyRuntime.ceval.gil). 3.12 and 3.13: each interpreter points at its GIL
+// (interp->ceval.gil); a legacy sub-interpreter points at the main one's.
+// Where: any thread, no GIL, reads only.
+static struct _gil_runtime_state* GilOf(PyInterpreterState* interp) {
+#if ANNEX_PY311
+  (void)interp;
+  return &_PyRuntime.ceval.gil;
+#else
+  return interp != NULL ? interp->ceval.gil : NULL;
+#endif
+}
+
+// Where: any thread, no GIL, reads only; async-signal-safe.
+int AnnexPeekGilState(PyInterpreterState* interp, AnnexPeekGil* out) {
+  struct _gil_runtime_state* gil = GilOf(interp);
+  if (gil == NULL || out == NULL) return -1;
+  // 3.11/3.12: `locked` and `last_holder` are _Py_atomic_* wrappers;
+  // 3.13: plain fields accessed atomically by CPython. `last_holder` is
+  // written by every take of the GIL by a different thread state, which also
+  // increments `switch_number` (under the GIL's mutex; we read it racily).
+#if ANNEX_PY313
+  out->locked = __atomic_load_n(&gil->locked, __ATOMIC_ACQUIRE);
+  out->holder = __atomic_load_n(&gil->last_holder, __ATOMIC_ACQUIRE);
+#else
+  out->locked = _Py_atomic_load_relaxed(&gil->locked);
+  out->holder = (PyThreadState*)_Py_atomic_load_relaxed(&gil->last_holder);
+#endif
+  out->switch_number = __atomic_load_n(&gil->switch_number, __ATOMIC_RELAXED);
+  return 0;
+}
+
+// _PyRuntime.main_thread is the ident of the thread that initialized Python
+// (3.11 to 3.13). Where: any thread, no GIL, reads only.
+unsigned long AnnexPeekMainThreadIdent(void) { return _PyRuntime.main_thread; }
+
+// Walks every interpreter's thread list with the public accessors, without
+// HEAD_LOCK, as faulthandler does. Where: any thread, no GIL, reads only.
+int AnnexPeekIsLiveThreadState(PyThreadState* ts) {
+  if (ts == NULL) return 0;
+  int budget = 100000;  // bounds the walk if a list is being rewritten
+  for (PyInterpreterState* interp = PyInterpreterState_Head(); interp != NULL;
+       interp = PyInterpreterState_Next(interp)) {
+    for (PyThreadState* t = PyInterpreterState_ThreadHead(interp); t != NULL;
+         t = PyThreadState_Next(t)) {
+      if (t == ts) return 1;
+      if (--budget == 0) return 0;
+    }
+  }
+  return 0;
+}
+
+// The innermost interpreter frame: 3.11/3.12 via tstate->cframe (a struct
+// on the thread's C stack while it evaluates), 3.13 tstate->current_frame.
+// Where: any thread, no GIL, reads only.
+static _PyInterpreterFrame* InnermostFrame(PyThreadState* ts) {
+#if ANNEX_PY313
+  return __atomic_load_n(&ts->current_frame, __ATOMIC_RELAXED);
+#else
+  _PyCFrame* cframe = __atomic_load_n(&ts->cframe, __ATOMIC_RELAXED);
+  return cframe != NULL ? __atomic_load_n(&cframe->current_frame, __ATOMIC_RELAXED)
+                        : NULL;
+#endif
+}
+
+// Where: any thread, no GIL, reads only.
+void AnnexPeekCurrentFrame(PyThreadState* ts, AnnexPeekFrame* out) {
+  out->frame = NULL;
+  out->instr = NULL;
+  if (ts == NULL) return;
+  _PyInterpreterFrame* frame = InnermostFrame(ts);
+  out->frame = frame;
+  if (frame == NULL) return;
+#if ANNEX_PY313
+  out->instr = __atomic_load_n(&frame->instr_ptr, __ATOMIC_RELAXED);
+#else
+  out->instr = __atomic_load_n(&frame->prev_instr, __ATOMIC_RELAXED);
+#endif
+}
+
+// A bounded output buffer flushed with write(2): no allocation.
+typedef struct Writer {
+  int fd;
+  size_t used;
+  char buf[512];
+} Writer;
+
+// Where: any thread; async-signal-safe.
+static void Flush(Writer* w) {
+  size_t done = 0;
+  while (done < w->used) {
+    ssize_t n = write(w->fd, w->buf + done, w->used - done);
+    if (n <= 0) break;
+    done += (size_t)n;
+  }
+  w->used = 0;
+}
+
+static void PutChar(Writer* w, char c) {
+  if (w->used == sizeof(w->buf)) Flush(w);
+  w->buf[w->used++] = c;
+}
+
+static void PutStr(Writer* w, const char* s) {
+  while (*s) PutChar(w, *s++);
+}
+
+static void PutHex(Writer* w, unsigned long v, int digits) {
+  static const char kHex[] = "0123456789abcdef";
+  for (int i = digits - 1; i >= 0; --i) PutChar(w, kHex[(v >> (4 * i)) & 0xf]);
+}
+
+static void PutDecimal(Writer* w, long v) {
+  char tmp[24];
+  int n = 0;
+  unsigned long u = v < 0 ? 0UL - (unsigned long)v : (unsigned long)v;
+  do {
+    tmp[n++] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u != 0 && n < (int)sizeof(tmp));
+  if (v < 0) PutChar(w, '-');
+  while (n > 0) PutChar(w, tmp[--n]);
+}
+
+// Writes a str object as printable ASCII with \x, \u, \U escapes, at most 300
+// characters. Reads the canonical representation in place (3.11: only if
+// the string is "ready", which code-object names always are).
+// Where: any thread, no GIL, no allocation, reads only.
+static void PutUnicode(Writer* w, PyObject* s) {
+  if (s == NULL || !PyUnicode_Check(s)) {
+    PutStr(w, "???");
+    return;
+  }
+#if ANNEX_PY311
+  if (!PyUnicode_IS_READY(s)) {
+    PutStr(w, "???");
+    return;
+  }
+#endif
+  Py_ssize_t length = PyUnicode_GET_LENGTH(s);
+  int kind = PyUnicode_KIND(s);
+  const void* data = PyUnicode_DATA(s);
+  Py_ssize_t shown = length < 300 ? length : 300;
+  for (Py_ssize_t i = 0; i < shown; ++i) {
+    Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+    if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+      PutChar(w, (char)ch);
+    } else if (ch < 0x100) {
+      PutStr(w, "\\x");
+      PutHex(w, ch, 2);
+    } else if (ch < 0x10000) {
+      PutStr(w, "\\u");
+      PutHex(w, ch, 4);
+    } else {
+      PutStr(w, "\\U");
+      PutHex(w, ch, 8);
+    }
+  }
+  if (shown < length) PutStr(w, "...");
+}
+
+// The code object of a frame, or NULL for frames that have none (3.12+
+// shim frames owned by the C stack; 3.13 frames whose f_executable is not a
+// code object). Where: any thread, no GIL, reads only.
+static PyCodeObject* FrameCode(_PyInterpreterFrame* frame) {
+#if ANNEX_PY311
+  return frame->f_code;
+#else
+  if (frame->owner == FRAME_OWNED_BY_CSTACK) return NULL;
+#if ANNEX_PY312
+  return frame->f_code;
+#else
+  PyObject* executable = frame->f_executable;
+  if (executable == NULL || !PyCode_Check(executable)) return NULL;
+  return (PyCodeObject*)executable;
+#endif
+#endif
+}
+
+// Line number of the instruction the frame is at. 3.11: computed from the
+// last instruction offset (PyCode_Addr2Line reads the line table, no
+// allocation); 3.12+: PyUnstable_InterpreterFrame_GetLine does the same.
+// Where: any thread, no GIL, reads only.
+static int FrameLine(_PyInterpreterFrame* frame, PyCodeObject* code) {
+#if ANNEX_PY311
+  return PyCode_Addr2Line(code,
+                          _PyInterpreterFrame_LASTI(frame) * (int)sizeof(_Py_CODEUNIT));
+#else
+  (void)code;
+  return PyUnstable_InterpreterFrame_GetLine(frame);
+#endif
+}
+
+// Where: any thread, no GIL, no allocation, reads only.
+int AnnexPeekWriteStack(int fd, PyThreadState* ts, int max_depth) {
+  Writer w;
+  w.fd = fd;
+  w.used = 0;
+  int written = 0;
+  int steps = 0;
+  _PyInterpreterFrame* frame = ts != NULL ? InnermostFrame(ts) : NULL;
+  if (frame == NULL) PutStr(&w, "  <no Python frame>\n");
+  for (; frame != NULL; frame = frame->previous) {
+    if (++steps > 4 * max_depth + 16) break;  // a torn chain cannot loop us
+    PyCodeObject* code = FrameCode(frame);
+    if (code == NULL) continue;
+    // A frame still in its prologue has no meaningful line (faulthandler
+    // skips these too).
+    if (_PyFrame_IsIncomplete(frame)) continue;
+    if (written == max_depth) {
+      PutStr(&w, "  ...\n");
+      break;
+    }
+    PutStr(&w, "  File \"");
+    PutUnicode(&w, code->co_filename);
+    PutStr(&w, "\", line ");
+    PutDecimal(&w, FrameLine(frame, code));
+    PutStr(&w, " in ");
+    PutUnicode(&w, code->co_name);
+    PutChar(&w, '\n');
+    ++written;
+  }
+  Flush(&w);
+  return written;
+}
+
+// Is the main thread of the main interpreter the GIL holder right now?
+// Where: any thread, no GIL, reads only.
+static int MainThreadHoldsGil(PyInterpreterState* main) {
+  AnnexPeekGil gil;
+  if (AnnexPeekGilState(main, &gil) != 0 || !gil.locked) return 0;
+  if (!AnnexPeekIsLiveThreadState(gil.holder)) return 0;
+  return gil.holder->interp == main &&
+         gil.holder->thread_id == _PyRuntime.main_thread;
+}
+
+// Facts: 3.11's Py_AddPendingCall queues on the interpreter of whichever
+// thread state holds the GIL (a global in 3.11), which may be the annex, so
+// we queue on the main interpreter explicitly. On 3.11 and 3.12 a call
+// queued from a thread that is not the main thread does not set the
+// interpreter's eval breaker (it is computed for the calling thread), so a
+// main thread that keeps the GIL never looks at the queue; a main thread
+// that takes the GIL recomputes the breaker for itself. So when the main
+// thread holds the GIL we set the breaker, the same flag CPython sets for a
+// signal. On 3.13 Py_AddPendingCall queues for the main interpreter's main
+// thread and signals it. Where: any thread, GIL not required.
+int AnnexPeekAddMainPendingCall(int (*fn)(void*), void* arg) {
+  PyInterpreterState* main = PyInterpreterState_Main();
+  if (main == NULL) return -1;
+#if ANNEX_PY311
+  if (_PyEval_AddPendingCall(main, fn, arg) != 0) return -1;
+  if (MainThreadHoldsGil(main)) _Py_atomic_store_relaxed(&main->ceval.eval_breaker, 1);
+  return 0;
+#elif ANNEX_PY312
+  if (Py_AddPendingCall(fn, arg) != 0) return -1;
+  if (MainThreadHoldsGil(main)) _Py_atomic_store_relaxed(&main->ceval.eval_breaker, 1);
+  return 0;
+#else
+  (void)MainThreadHoldsGil;
+  return Py_AddPendingCall(fn, arg);
+#endif
+}

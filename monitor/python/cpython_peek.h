@@ -1,0 +1,69 @@
+// Version-specific reads of CPython's runtime state for code that must not
+// take the GIL (the watchdog, DESIGN.md rules 6 and 11).
+//
+// Everything that depends on CPython's private layout (the GIL structure,
+// frame chains, the pending-call queue of 3.11/3.12) is in cpython_peek.c,
+// behind these few functions, #if-guarded per PY_VERSION_HEX. The
+// implementation is C because the internal headers of 3.11 and 3.12 include
+// <stdatomic.h> and do not compile as C++.
+//
+//   AnnexPeekGil gil;
+//   if (AnnexPeekGilState(PyInterpreterState_Main(), &gil) == 0 && gil.locked)
+//     ...  // gil.holder has held it since gil.switch_number last changed
+//
+// Reads are racy by nature (like faulthandler's watchdog): the target keeps
+// running while we read. Pointers returned are identities, valid only until
+// the owning thread moves on; dereference them only through this API.
+#pragma once
+
+#include <Python.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Who holds the GIL shared by the target (and a legacy annex interpreter).
+typedef struct AnnexPeekGil {
+  int locked;                   // 1 while some thread holds the GIL
+  PyThreadState* holder;        // the last thread state that took it
+  unsigned long switch_number;  // +1 each time a different thread state takes it
+} AnnexPeekGil;
+
+// One thread state's position in Python code.
+typedef struct AnnexPeekFrame {
+  const void* frame;  // innermost interpreter frame, NULL outside Python
+  const void* instr;  // its instruction pointer (advances as bytecode runs)
+} AnnexPeekFrame;
+
+// Reads the state of the GIL used by `interp`. Returns 0, or -1 if unknown.
+// Where: any thread, no GIL, reads only; async-signal-safe.
+int AnnexPeekGilState(PyInterpreterState* interp, AnnexPeekGil* out);
+
+// The thread identifier (threading.get_ident()) of the main thread.
+// Where: any thread, no GIL, reads only.
+unsigned long AnnexPeekMainThreadIdent(void);
+
+// Returns 1 if `ts` is currently in the thread list of some interpreter, so
+// it may be read. Where: any thread, no GIL, reads only (racy list walk).
+int AnnexPeekIsLiveThreadState(PyThreadState* ts);
+
+// Reads the innermost frame and instruction pointer of `ts`.
+// Where: any thread, no GIL, reads only; `ts` must be live.
+void AnnexPeekCurrentFrame(PyThreadState* ts, AnnexPeekFrame* out);
+
+// Writes the Python stack of `ts` to `fd` with write(2), innermost first, one
+// `  File "f.py", line N in name` line per frame, at most `max_depth` frames.
+// Returns the number of frames written. Where: any thread, no GIL, no
+// allocation, reads only; `ts` must be live. The stack should be quiet (a
+// stalled thread); a moving stack may give a torn but bounded dump.
+int AnnexPeekWriteStack(int fd, PyThreadState* ts, int max_depth);
+
+// Schedules fn(arg) to run on the main thread of the main interpreter at its
+// next bytecode boundary (GIL held there), and makes sure that thread
+// notices even when the caller is a thread unknown to Python. Returns 0, or
+// -1 if the queue is full. Where: any thread, GIL not required.
+int AnnexPeekAddMainPendingCall(int (*fn)(void*), void* arg);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif
