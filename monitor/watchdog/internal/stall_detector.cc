@@ -1,0 +1,100 @@
+// Stall classification from GIL-free samples: see stall_detector.h.
+#include "monitor/watchdog/internal/stall_detector.h"
+
+namespace annex::watchdog {
+
+const char* StallKindName(StallKind kind) {
+  switch (kind) {
+    case StallKind::kStuckInC:
+      return "stuck_in_c";
+    case StallKind::kBusyPython:
+      return "busy_python";
+    case StallKind::kBlockedWithoutGil:
+      return "blocked_without_gil";
+  }
+  return "unknown";
+}
+
+namespace internal {
+
+std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
+  const int64_t timeout = config_.timeout_ns;
+  // Track the current GIL run.
+  if (s.gil_locked && s.holder != nullptr) {
+    if (!run_.active || run_.holder != s.holder ||
+        run_.switch_number != s.switch_number) {
+      run_ = Run{};
+      run_.active = true;
+      run_.holder = s.holder;
+      run_.switch_number = s.switch_number;
+      run_.is_main = s.holder_is_main;
+      run_.start_ns = s.now_ns;
+      run_.last_move_ns = s.now_ns;
+    } else if (s.holder_frame != run_.frame || s.holder_instr != run_.instr) {
+      run_.last_move_ns = s.now_ns;
+    }
+    run_.frame = s.holder_frame;
+    run_.instr = s.holder_instr;
+  } else {
+    run_.active = false;
+  }
+
+  const int64_t heartbeat_age = s.heartbeat_outstanding_since_ns != 0
+                                    ? s.now_ns - s.heartbeat_outstanding_since_ns
+                                    : 0;
+  const bool heartbeat_overdue = heartbeat_age >= timeout;
+  const bool heartbeat_reported =
+      heartbeat_overdue && reported_heartbeat_ == s.heartbeat_outstanding_since_ns;
+
+  if (run_.active) {
+    const int64_t run_age = s.now_ns - run_.start_ns;
+    if (run_.is_main) {
+      // Main keeps the GIL. Its heartbeat tells whether it reaches bytecode
+      // boundaries (the instruction pointer cannot: `while True: pass` jumps
+      // to itself).
+      if (heartbeat_overdue && !heartbeat_reported && !run_.reported_stuck) {
+        run_.reported_stuck = true;
+        reported_heartbeat_ = s.heartbeat_outstanding_since_ns;
+        return StallVerdict{StallKind::kStuckInC, run_.holder, true,
+                            heartbeat_age < run_age ? heartbeat_age : run_age};
+      }
+      if (!heartbeat_overdue && run_age >= timeout && !run_.reported_busy) {
+        run_.reported_busy = true;
+        if (config_.report_busy_main) {
+          return StallVerdict{StallKind::kBusyPython, run_.holder, true, run_age};
+        }
+      }
+    } else {
+      const int64_t still = s.now_ns - run_.last_move_ns;
+      if (still >= timeout && !run_.reported_stuck) {
+        run_.reported_stuck = true;
+        if (heartbeat_overdue) reported_heartbeat_ = s.heartbeat_outstanding_since_ns;
+        return StallVerdict{StallKind::kStuckInC, run_.holder, false, still};
+      }
+      if (run_age >= timeout && still < timeout && !run_.reported_busy) {
+        run_.reported_busy = true;
+        if (config_.report_busy_workers) {
+          if (heartbeat_overdue) reported_heartbeat_ = s.heartbeat_outstanding_since_ns;
+          return StallVerdict{StallKind::kBusyPython, run_.holder, false, run_age};
+        }
+      }
+    }
+  }
+
+  // Main serves no heartbeat and no thread kept the GIL: main is blocked
+  // without it (or waits behind threads that take turns).
+  const bool main_holds = run_.active && run_.is_main;
+  const bool culprit_reported = run_.active && run_.reported_stuck;
+  if (heartbeat_overdue && !heartbeat_reported && !main_holds &&
+      !culprit_reported) {
+    reported_heartbeat_ = s.heartbeat_outstanding_since_ns;
+    if (config_.report_blocked_main) {
+      return StallVerdict{StallKind::kBlockedWithoutGil, s.main_thread, true,
+                          heartbeat_age};
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace internal
+}  // namespace annex::watchdog
