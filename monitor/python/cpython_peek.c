@@ -75,6 +75,15 @@ int AnnexPeekIsLiveThreadState(PyThreadState* ts) {
   return 0;
 }
 
+// thread_id and native_thread_id are fields of PyThreadState in 3.11 to
+// 3.13, written once when the thread state is bound to its thread.
+// Where: any thread, no GIL, reads only.
+void AnnexPeekThreadIds(PyThreadState* ts, unsigned long* ident,
+                        unsigned long* native_id) {
+  *ident = ts != NULL ? ts->thread_id : 0;
+  *native_id = ts != NULL ? ts->native_thread_id : 0;
+}
+
 // The innermost interpreter frame: 3.11/3.12 via tstate->cframe (a struct
 // on the thread's C stack while it evaluates), 3.13 tstate->current_frame.
 // Where: any thread, no GIL, reads only.

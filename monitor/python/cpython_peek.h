@@ -47,6 +47,12 @@ unsigned long AnnexPeekMainThreadIdent(void);
 // it may be read. Where: any thread, no GIL, reads only (racy list walk).
 int AnnexPeekIsLiveThreadState(PyThreadState* ts);
 
+// The identifiers of thread state `ts`: `ident` as threading.get_ident(),
+// `native_id` as threading.get_native_id() (the Linux TID), 0 if unknown.
+// Where: any thread, no GIL, reads only; `ts` must be live.
+void AnnexPeekThreadIds(PyThreadState* ts, unsigned long* ident,
+                        unsigned long* native_id);
+
 // Reads the innermost frame and instruction pointer of `ts`.
 // Where: any thread, no GIL, reads only; `ts` must be live.
 void AnnexPeekCurrentFrame(PyThreadState* ts, AnnexPeekFrame* out);

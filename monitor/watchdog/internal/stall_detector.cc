@@ -58,7 +58,10 @@ std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
         return StallVerdict{StallKind::kStuckInC, run_.holder, true,
                             heartbeat_age < run_age ? heartbeat_age : run_age};
       }
-      if (!heartbeat_overdue && run_age >= timeout && !run_.reported_busy) {
+      // Busy needs evidence of bytecode boundaries: a heartbeat served
+      // recently. An older outstanding one leaves it undecided: it becomes
+      // overdue (stuck in C) or gets served (busy).
+      if (heartbeat_age < timeout / 2 && run_age >= timeout && !run_.reported_busy) {
         run_.reported_busy = true;
         if (config_.report_busy_main) {
           return StallVerdict{StallKind::kBusyPython, run_.holder, true, run_age};

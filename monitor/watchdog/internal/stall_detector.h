@@ -11,8 +11,8 @@
 //   locked) has kept the GIL for that whole time: a "run".
 // - The main thread serves a heartbeat (a pending call) at its next bytecode
 //   boundary. Main holds the GIL and its heartbeat is overdue: stuck in C.
-//   Main holds the GIL for a whole timeout but serves heartbeats: busy in
-//   Python.
+//   Main holds the GIL for a whole timeout and has served a heartbeat within
+//   the last half timeout: busy in Python.
 // - Another thread keeps the GIL: its innermost frame or instruction pointer
 //   changing between samples means it runs bytecode (busy in Python); not
 //   changing for a whole timeout means stuck in C.
