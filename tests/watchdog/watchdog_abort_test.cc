@@ -18,7 +18,9 @@ TEST(WatchdogAbortDeathTest, AbortsAfterReportingAStall) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(
       {
-        rlimit no_core = {0, 0};  // a test leaves no core file behind
+        rlimit no_core;  // a test leaves no core file behind
+        no_core.rlim_cur = 0;
+        no_core.rlim_max = 0;
         setrlimit(RLIMIT_CORE, &no_core);
         testing::InstallTestModule(absl::Seconds(20));
         Options options;
