@@ -393,7 +393,9 @@ void Watchdog::Run() {
 
     if (stall_on) {
       if (now >= next_heartbeat && s.heartbeat_since.load() == 0) {
-        next_heartbeat = now + s.heartbeat_ns;
+        // Ticks divide the interval; the slack keeps a tick that wakes a
+        // little early from skipping a whole interval.
+        next_heartbeat = now + s.heartbeat_ns - s.tick_ns / 2;
         s.heartbeat_since.store(now);
         auto* holder = new SharedPtr(shared);
         if (AnnexPeekAddMainPendingCall(&HeartbeatCallback, holder) == 0) {
