@@ -59,6 +59,19 @@ int AnnexPeekGilState(PyInterpreterState* interp, AnnexPeekGil* out) {
 // (3.11 to 3.13). Where: any thread, no GIL, reads only.
 unsigned long AnnexPeekMainThreadIdent(void) { return _PyRuntime.main_thread; }
 
+// 3.11/3.12 export _Py_IsFinalizing(), 3.13 Py_IsFinalizing(); both read
+// the runtime's finalizing thread state. Py_IsInitialized() reads
+// _PyRuntime.initialized, cleared at the end of finalization.
+// Where: any thread, no GIL, reads only.
+int AnnexPeekIsFinalizing(void) {
+#if ANNEX_PY313
+  if (Py_IsFinalizing()) return 1;
+#else
+  if (_Py_IsFinalizing()) return 1;
+#endif
+  return !Py_IsInitialized();
+}
+
 // Walks every interpreter's thread list with the public accessors, without
 // HEAD_LOCK, as faulthandler does. Where: any thread, no GIL, reads only.
 int AnnexPeekIsLiveThreadState(PyThreadState* ts) {

@@ -43,6 +43,10 @@ int AnnexPeekGilState(PyInterpreterState* interp, AnnexPeekGil* out);
 // Where: any thread, no GIL, reads only.
 unsigned long AnnexPeekMainThreadIdent(void);
 
+// Returns 1 once the runtime is finalizing or finalized: thread states are
+// about to be freed, so stop reading them. Where: any thread, no GIL.
+int AnnexPeekIsFinalizing(void);
+
 // Returns 1 if `ts` is currently in the thread list of some interpreter, so
 // it may be read. Where: any thread, no GIL, reads only (racy list walk).
 int AnnexPeekIsLiveThreadState(PyThreadState* ts);

@@ -302,11 +302,12 @@ namespace {
 // Everything the watchdog thread does per event. Where: watchdog thread, no
 // GIL; Python state is read through cpython_peek only.
 void HandleEvent(const SharedPtr& shared, Event& e, PyThreadState* gil_holder,
-                 int64_t now_ns) {
+                 int64_t now_ns, bool dump_stacks) {
   Watchdog::Shared& s = *shared;
   e.time = absl::Now();
   // Dump every target thread into the memfd, then copy it into the event.
-  if (ftruncate(s.dump_fd, 0) == 0 && lseek(s.dump_fd, 0, SEEK_SET) == 0) {
+  if (dump_stacks && ftruncate(s.dump_fd, 0) == 0 &&
+      lseek(s.dump_fd, 0, SEEK_SET) == 0) {
     internal::WriteAllThreads(s.dump_fd, PyInterpreterState_Main(), gil_holder,
                               s.options.max_stack_depth);
     struct stat st;
@@ -379,6 +380,7 @@ void Watchdog::Run() {
   int64_t next_memory = MonotonicNs();
   int64_t next_heartbeat = MonotonicNs();
   PyInterpreterState* interp = PyInterpreterState_Main();
+  bool python_gone = false;
 
   std::unique_lock<std::mutex> lock(s.mu);
   auto deadline = std::chrono::steady_clock::now();
@@ -390,8 +392,11 @@ void Watchdog::Run() {
     if (s.stop) break;
     lock.unlock();
     const int64_t now = MonotonicNs();
+    // A host that forgets Stop() before Py_FinalizeEx(): once finalization
+    // starts, thread states get freed, so never read them again.
+    if (!python_gone && AnnexPeekIsFinalizing()) python_gone = true;
 
-    if (stall_on) {
+    if (stall_on && !python_gone) {
       if (now >= next_heartbeat && s.heartbeat_since.load() == 0) {
         // Ticks divide the interval; the slack keeps a tick that wakes a
         // little early from skipping a whole interval.
@@ -435,7 +440,7 @@ void Watchdog::Run() {
           e.thread = ThreadInfo{ids.ident, ids.native_id, ids.name, verdict->is_main};
         }
         e.memory.rss_bytes = internal::ReadRssBytes(s.statm_fd);
-        HandleEvent(shared, e, holder, now);
+        HandleEvent(shared, e, holder, now, /*dump_stacks=*/true);
       }
     }
 
@@ -459,7 +464,7 @@ void Watchdog::Run() {
         e.memory_growth_bytes = memory.growth_bytes();
         e.duration = alarm == internal::MemoryAlarm::kGrowth ? s.options.growth_window
                                                               : absl::ZeroDuration();
-        HandleEvent(shared, e, nullptr, now);
+        HandleEvent(shared, e, nullptr, now, /*dump_stacks=*/!python_gone);
       }
     }
     lock.lock();
