@@ -52,6 +52,20 @@ int AnnexPeekGilState(PyInterpreterState* interp, AnnexPeekGil* out) {
   out->holder = (PyThreadState*)_Py_atomic_load_relaxed(&gil->last_holder);
 #endif
   out->switch_number = __atomic_load_n(&gil->switch_number, __ATOMIC_RELAXED);
+  // A thread that waits for the GIL longer than the switch interval sets a
+  // drop request. 3.11/3.12: on the waiter's interpreter
+  // (interp->ceval.gil_drop_request), cleared when a thread of that
+  // interpreter drops or takes the GIL, so a holder in another interpreter
+  // leaves it set. 3.13: a bit in the holder's tstate->eval_breaker.
+#if ANNEX_PY313
+  out->drop_requested =
+      out->locked && AnnexPeekIsLiveThreadState(out->holder) &&
+      (__atomic_load_n(&out->holder->eval_breaker, __ATOMIC_RELAXED) &
+       _PY_GIL_DROP_REQUEST_BIT) != 0;
+#else
+  out->drop_requested =
+      interp != NULL && _Py_atomic_load_relaxed(&interp->ceval.gil_drop_request);
+#endif
   return 0;
 }
 
@@ -95,6 +109,11 @@ void AnnexPeekThreadIds(PyThreadState* ts, unsigned long* ident,
                         unsigned long* native_id) {
   *ident = ts != NULL ? ts->thread_id : 0;
   *native_id = ts != NULL ? ts->native_thread_id : 0;
+}
+
+// Where: any thread, no GIL, reads only.
+PyInterpreterState* AnnexPeekThreadInterpreter(PyThreadState* ts) {
+  return ts != NULL ? ts->interp : NULL;
 }
 
 // The innermost interpreter frame: 3.11/3.12 via tstate->cframe (a struct

@@ -27,6 +27,9 @@ typedef struct AnnexPeekGil {
   int locked;                   // 1 while some thread holds the GIL
   PyThreadState* holder;        // the last thread state that took it
   unsigned long switch_number;  // +1 each time a different thread state takes it
+  // 1 while a thread of the interpreter asked has waited longer than the
+  // switch interval for the holder to drop the GIL (the "drop request").
+  int drop_requested;
 } AnnexPeekGil;
 
 // One thread state's position in Python code.
@@ -56,6 +59,10 @@ int AnnexPeekIsLiveThreadState(PyThreadState* ts);
 // Where: any thread, no GIL, reads only; `ts` must be live.
 void AnnexPeekThreadIds(PyThreadState* ts, unsigned long* ident,
                         unsigned long* native_id);
+
+// The interpreter `ts` belongs to. Where: any thread, no GIL, reads only;
+// `ts` must be live.
+PyInterpreterState* AnnexPeekThreadInterpreter(PyThreadState* ts);
 
 // Reads the innermost frame and instruction pointer of `ts`.
 // Where: any thread, no GIL, reads only; `ts` must be live.

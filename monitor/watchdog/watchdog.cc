@@ -154,8 +154,9 @@ std::string Summary(const Event& e) {
     absl::StrAppend(&text, " kind=", StallKindName(e.stall_kind),
                     absl::StrFormat(" thread=0x%lx native=%lu", e.thread.ident,
                                     e.thread.native_id),
-                    e.thread.is_main ? " (main)" : "", " name=\"",
-                    e.thread.name, "\"");
+                    e.thread.is_main ? " (main)" : "",
+                    e.thread.in_target ? "" : " (other interpreter)", " name=\"",
+                    e.thread.name, "\"", e.gil_wanted ? " gil_wanted" : "");
   }
   absl::StrAppend(&text, " for ", absl::FormatDuration(e.duration));
   if (e.memory.rss_bytes >= 0) absl::StrAppend(&text, " rss=", e.memory.rss_bytes);
@@ -427,6 +428,7 @@ void Watchdog::Run() {
         sample.holder_is_main = holder == main_ts;
         sample.holder_frame = frame.frame;
         sample.holder_instr = frame.instr;
+        sample.gil_wanted = gil.drop_requested != 0;
       }
       sample.heartbeat_outstanding_since_ns = s.heartbeat_since.load();
       if (std::optional<internal::StallVerdict> verdict = detector.Update(sample)) {
@@ -437,8 +439,10 @@ void Watchdog::Run() {
         auto* ts = static_cast<PyThreadState*>(const_cast<void*>(verdict->thread));
         if (ts != nullptr && AnnexPeekIsLiveThreadState(ts)) {
           internal::ThreadIds ids = internal::ReadThreadIds(ts);
-          e.thread = ThreadInfo{ids.ident, ids.native_id, ids.name, verdict->is_main};
+          e.thread = ThreadInfo{ids.ident, ids.native_id, ids.name, verdict->is_main,
+                                AnnexPeekThreadInterpreter(ts) == interp};
         }
+        e.gil_wanted = verdict->gil_wanted;
         e.memory.rss_bytes = internal::ReadRssBytes(s.statm_fd);
         HandleEvent(shared, e, holder, now, /*dump_stacks=*/true);
       }

@@ -56,6 +56,7 @@ struct ThreadInfo {
   unsigned long native_id = 0;  // Linux TID
   std::string name;             // OS thread name
   bool is_main = false;
+  bool in_target = true;  // false: a thread of another interpreter (the annex)
 };
 
 struct Event {
@@ -64,6 +65,7 @@ struct Event {
   absl::Time time;
   absl::Duration duration;  // how long the condition has held
   ThreadInfo thread;        // kStall: the stalled (or culprit) thread
+  bool gil_wanted = false;  // kStall: target threads were waiting for the GIL
   MemorySample memory;
   int64_t memory_growth_bytes = 0;  // over Options::growth_window
   std::string summary;              // one line
@@ -84,6 +86,9 @@ struct Options {
   // runs Python (kBusyPython): a long or endless loop.
   bool report_busy_main = true;
   // Report other threads keeping the GIL for a whole timeout (kBusyPython).
+  // Regardless of this, a thread that runs Python and keeps the GIL while
+  // target threads ask for it for a whole timeout is reported (on 3.11/3.12
+  // a thread of another interpreter, such as the annex, does that).
   bool report_busy_workers = false;
   // Report the main thread blocked without the GIL (kBlockedWithoutGil),
   // e.g. in time.sleep; off because an idle host looks exactly like this.

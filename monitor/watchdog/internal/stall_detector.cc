@@ -35,6 +35,11 @@ std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
     }
     run_.frame = s.holder_frame;
     run_.instr = s.holder_instr;
+    if (!s.gil_wanted) {
+      run_.wanted_since_ns = 0;
+    } else if (run_.wanted_since_ns == 0) {
+      run_.wanted_since_ns = s.now_ns;
+    }
   } else {
     run_.active = false;
   }
@@ -56,7 +61,8 @@ std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
         run_.reported_stuck = true;
         reported_heartbeat_ = s.heartbeat_outstanding_since_ns;
         return StallVerdict{StallKind::kStuckInC, run_.holder, true,
-                            heartbeat_age < run_age ? heartbeat_age : run_age};
+                            heartbeat_age < run_age ? heartbeat_age : run_age,
+                            run_.wanted_since_ns != 0};
       }
       // Busy needs evidence of bytecode boundaries: a heartbeat served
       // recently. An older outstanding one leaves it undecided: it becomes
@@ -64,22 +70,26 @@ std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
       if (heartbeat_age < timeout / 2 && run_age >= timeout && !run_.reported_busy) {
         run_.reported_busy = true;
         if (config_.report_busy_main) {
-          return StallVerdict{StallKind::kBusyPython, run_.holder, true, run_age};
+          return StallVerdict{StallKind::kBusyPython, run_.holder, true, run_age,
+                              run_.wanted_since_ns != 0};
         }
       }
     } else {
       const int64_t still = s.now_ns - run_.last_move_ns;
+      const bool starving =
+          run_.wanted_since_ns != 0 && s.now_ns - run_.wanted_since_ns >= timeout;
       if (still >= timeout && !run_.reported_stuck) {
         run_.reported_stuck = true;
         if (heartbeat_overdue) reported_heartbeat_ = s.heartbeat_outstanding_since_ns;
-        return StallVerdict{StallKind::kStuckInC, run_.holder, false, still};
+        return StallVerdict{StallKind::kStuckInC, run_.holder, false, still,
+                            run_.wanted_since_ns != 0};
       }
-      if (run_age >= timeout && still < timeout && !run_.reported_busy) {
+      if (run_age >= timeout && still < timeout && !run_.reported_busy &&
+          (config_.report_busy_workers || starving)) {
         run_.reported_busy = true;
-        if (config_.report_busy_workers) {
-          if (heartbeat_overdue) reported_heartbeat_ = s.heartbeat_outstanding_since_ns;
-          return StallVerdict{StallKind::kBusyPython, run_.holder, false, run_age};
-        }
+        if (heartbeat_overdue) reported_heartbeat_ = s.heartbeat_outstanding_since_ns;
+        return StallVerdict{StallKind::kBusyPython, run_.holder, false, run_age,
+                            starving};
       }
     }
   }
@@ -93,7 +103,7 @@ std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
     reported_heartbeat_ = s.heartbeat_outstanding_since_ns;
     if (config_.report_blocked_main) {
       return StallVerdict{StallKind::kBlockedWithoutGil, s.main_thread, true,
-                          heartbeat_age};
+                          heartbeat_age, s.gil_wanted};
     }
   }
   return std::nullopt;

@@ -15,7 +15,10 @@
 //   the last half timeout: busy in Python.
 // - Another thread keeps the GIL: its innermost frame or instruction pointer
 //   changing between samples means it runs bytecode (busy in Python); not
-//   changing for a whole timeout means stuck in C.
+//   changing for a whole timeout means stuck in C. Busy is reported when
+//   asked for, or when target threads have been asking for the GIL for a
+//   whole timeout (a drop request stays up): the holder does not hand the GIL
+//   over, e.g. a thread of another interpreter on 3.11/3.12 (DESIGN.md rule 2).
 // - Heartbeat overdue and nobody kept the GIL: main is blocked without it.
 #pragma once
 
@@ -36,6 +39,8 @@ struct StallSample {
   bool holder_is_main = false;
   const void* holder_frame = nullptr;
   const void* holder_instr = nullptr;
+  // Some target thread has been waiting for the GIL (a drop request is up).
+  bool gil_wanted = false;
   // The target's main thread state (null when not found).
   const void* main_thread = nullptr;
   // Heartbeat: sent time of the outstanding one (0 when none is outstanding).
@@ -48,6 +53,8 @@ struct StallVerdict {
   const void* thread = nullptr;
   bool is_main = false;
   int64_t duration_ns = 0;
+  // Target threads were waiting for the GIL while `thread` kept it.
+  bool gil_wanted = false;
 };
 
 // Not thread-safe: owned and used by the watchdog thread only.
@@ -76,6 +83,7 @@ class StallDetector {
     const void* frame = nullptr;
     const void* instr = nullptr;
     int64_t last_move_ns = 0;  // last sample where frame or instr changed
+    int64_t wanted_since_ns = 0;  // first sample of the current drop request
     bool reported_stuck = false;
     bool reported_busy = false;
   };
