@@ -101,6 +101,21 @@ TEST(StallDetectorTest, WorkerRunningPythonIsReportedOnlyWhenAskedFor) {
   }
 }
 
+TEST(StallDetectorTest, WorkerRunningPythonWhileOthersWaitIsReported) {
+  StallDetector detector(Config());  // report_busy_workers off
+  std::optional<StallVerdict> verdict;
+  int64_t t = 0;
+  for (; t <= 400 && !verdict; t += 5) {
+    StallSample s = Held(t, &kWorker, (t / 5) % 2 ? &kFrameA : &kFrameB);
+    s.gil_wanted = t >= 50;  // the main thread starts waiting at 50 ms
+    verdict = detector.Update(s);
+  }
+  ASSERT_TRUE(verdict.has_value());
+  EXPECT_EQ(t - 5, 150);
+  EXPECT_EQ(verdict->kind, StallKind::kBusyPython);
+  EXPECT_TRUE(verdict->gil_wanted);
+}
+
 TEST(StallDetectorTest, GilChangingHandsResetsTheRun) {
   StallDetector detector(Config());
   for (int64_t t = 0; t <= 500; t += 5) {
