@@ -129,6 +129,10 @@ static _PyInterpreterFrame* InnermostFrame(PyThreadState* ts) {
 #endif
 }
 
+// 3.11 and 3.12 store the instruction pointer in the frame at the start of
+// every instruction (`prev_instr`); 3.13 keeps it in a local of the eval
+// loop and stores `instr_ptr` only where an instruction may escape (calls),
+// so a loop can run for seconds with the same stored value (measured).
 // Where: any thread, no GIL, reads only.
 void AnnexPeekCurrentFrame(PyThreadState* ts, AnnexPeekFrame* out) {
   out->frame = NULL;
@@ -324,5 +328,23 @@ int AnnexPeekAddMainPendingCall(int (*fn)(void*), void* arg) {
 #else
   (void)MainThreadHoldsGil;
   return Py_AddPendingCall(fn, arg);
+#endif
+}
+
+// 3.13: _PyEval_AddPendingCall without _Py_PENDING_MAINTHREADONLY queues on
+// the interpreter's own queue, served by any of its threads at an eval
+// breaker check, and signals the running thread. 3.11 has no such queue
+// (pending calls run on the main thread only); 3.12 has one but its frames
+// record every instruction, so no probe is needed.
+// Where: any thread, GIL not required.
+int AnnexPeekAddProbeCall(PyInterpreterState* interp, int (*fn)(void*), void* arg) {
+#if ANNEX_PY313
+  if (interp == NULL) return -1;
+  return _PyEval_AddPendingCall(interp, fn, arg, 0) == _Py_ADD_PENDING_SUCCESS ? 0 : -1;
+#else
+  (void)interp;
+  (void)fn;
+  (void)arg;
+  return -2;
 #endif
 }

@@ -81,6 +81,14 @@ int AnnexPeekWriteStack(int fd, PyThreadState* ts, int max_depth);
 // -1 if the queue is full. Where: any thread, GIL not required.
 int AnnexPeekAddMainPendingCall(int (*fn)(void*), void* arg);
 
+// Queues fn(arg) on `interp` for whichever of its threads next reaches a
+// bytecode boundary (not only the main thread), and signals the GIL holder:
+// a probe of whether the holder runs bytecode, for versions whose frames do
+// not record every instruction (3.13). Returns 0, -1 if the queue is full,
+// -2 where the instruction pointer suffices and no probe exists (3.11,
+// 3.12). Where: any thread, GIL not required; `interp` must be alive.
+int AnnexPeekAddProbeCall(PyInterpreterState* interp, int (*fn)(void*), void* arg);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif

@@ -87,6 +87,9 @@ struct Watchdog::Shared {
   std::atomic<int64_t> latency_last_ns{0};
   std::atomic<int64_t> latency_max_ns{0};
   std::atomic<int64_t> exceptions_raised{0};
+  // Progress probes (3.13): served count, and whether one is queued.
+  std::atomic<int64_t> probes_served{0};
+  std::atomic<bool> probe_outstanding{false};
 
   // Last time actions ran, per EventType; watchdog thread only.
   int64_t last_action_ns[3] = {0, 0, 0};
@@ -110,6 +113,16 @@ int HeartbeatCallback(void* arg) {
     }
     s.heartbeats_served.fetch_add(1);
   }
+  delete holder;
+  return 0;
+}
+
+// The progress probe. Where: any thread of the GIL holder's interpreter at a
+// bytecode boundary, GIL held; touches no Python object, never fails.
+int ProbeCallback(void* arg) {
+  auto* holder = static_cast<SharedPtr*>(arg);
+  (*holder)->probes_served.fetch_add(1);
+  (*holder)->probe_outstanding.store(false);
   delete holder;
   return 0;
 }
@@ -429,6 +442,17 @@ void Watchdog::Run() {
         sample.holder_frame = frame.frame;
         sample.holder_instr = frame.instr;
         sample.gil_wanted = gil.drop_requested != 0;
+        // Where frames do not record every instruction (3.13), ask the
+        // holder to prove it reaches bytecode boundaries.
+        if (holder != main_ts && !s.probe_outstanding.exchange(true)) {
+          auto* probe_arg = new SharedPtr(shared);
+          if (AnnexPeekAddProbeCall(AnnexPeekThreadInterpreter(holder), &ProbeCallback,
+                                    probe_arg) != 0) {
+            delete probe_arg;
+            s.probe_outstanding.store(false);
+          }
+        }
+        sample.holder_progress = s.probes_served.load();
       }
       sample.heartbeat_outstanding_since_ns = s.heartbeat_since.load();
       if (std::optional<internal::StallVerdict> verdict = detector.Update(sample)) {

@@ -116,6 +116,36 @@ TEST(StallDetectorTest, WorkerRunningPythonWhileOthersWaitIsReported) {
   EXPECT_TRUE(verdict->gil_wanted);
 }
 
+TEST(StallDetectorTest, SamplingGapRestartsTheEvidence) {
+  StallDetector detector(Config());
+  EXPECT_FALSE(detector.Update(Held(0, &kWorker, &kFrameA)).has_value());
+  // The watchdog thread was not scheduled for 150 ms: no verdict from one
+  // sample on either side of the gap.
+  EXPECT_FALSE(detector.Update(Held(150, &kWorker, &kFrameA)).has_value());
+  std::optional<StallVerdict> verdict;
+  int64_t t = 155;
+  for (; t <= 400 && !verdict; t += 5) {
+    verdict = detector.Update(Held(t, &kWorker, &kFrameA));
+  }
+  ASSERT_TRUE(verdict.has_value());
+  EXPECT_EQ(t - 5, 250);
+}
+
+TEST(StallDetectorTest, ServedProbesCountAsProgress) {
+  StallDetector::Config config = Config();
+  config.report_busy_workers = true;
+  StallDetector detector(config);
+  std::optional<StallVerdict> verdict;
+  for (int64_t t = 0; t <= 300 && !verdict; t += 5) {
+    // 3.13: the stored instruction pointer stands still in a loop.
+    StallSample s = Held(t, &kWorker, &kFrameA);
+    s.holder_progress = t / 5;
+    verdict = detector.Update(s);
+  }
+  ASSERT_TRUE(verdict.has_value());
+  EXPECT_EQ(verdict->kind, StallKind::kBusyPython);
+}
+
 TEST(StallDetectorTest, GilChangingHandsResetsTheRun) {
   StallDetector detector(Config());
   for (int64_t t = 0; t <= 500; t += 5) {

@@ -19,6 +19,13 @@ namespace internal {
 
 std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
   const int64_t timeout = config_.timeout_ns;
+  // A gap between samples (the watchdog thread itself was not scheduled)
+  // is a gap in the evidence: a run must be seen, not inferred, so it
+  // restarts. Without this a loaded machine reads as a still thread.
+  const bool gap = have_sample_ && s.now_ns - last_sample_ns_ > timeout / 4;
+  have_sample_ = true;
+  last_sample_ns_ = s.now_ns;
+  if (gap) run_.active = false;
   // Track the current GIL run.
   if (s.gil_locked && s.holder != nullptr) {
     if (!run_.active || run_.holder != s.holder ||
@@ -30,11 +37,13 @@ std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
       run_.is_main = s.holder_is_main;
       run_.start_ns = s.now_ns;
       run_.last_move_ns = s.now_ns;
-    } else if (s.holder_frame != run_.frame || s.holder_instr != run_.instr) {
+    } else if (s.holder_frame != run_.frame || s.holder_instr != run_.instr ||
+               s.holder_progress != run_.progress) {
       run_.last_move_ns = s.now_ns;
     }
     run_.frame = s.holder_frame;
     run_.instr = s.holder_instr;
+    run_.progress = s.holder_progress;
     if (!s.gil_wanted) {
       run_.wanted_since_ns = 0;
     } else if (run_.wanted_since_ns == 0) {

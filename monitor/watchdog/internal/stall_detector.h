@@ -14,7 +14,7 @@
 //   Main holds the GIL for a whole timeout and has served a heartbeat within
 //   the last half timeout: busy in Python.
 // - Another thread keeps the GIL: its innermost frame or instruction pointer
-//   changing between samples means it runs bytecode (busy in Python); not
+//   changing between samples, or a served probe, means it runs bytecode (busy in Python); not
 //   changing for a whole timeout means stuck in C. Busy is reported when
 //   asked for, or when target threads have been asking for the GIL for a
 //   whole timeout (a drop request stays up): the holder does not hand the GIL
@@ -39,6 +39,9 @@ struct StallSample {
   bool holder_is_main = false;
   const void* holder_frame = nullptr;
   const void* holder_instr = nullptr;
+  // Changes whenever the holder proved it reached a bytecode boundary (a
+  // served probe), where the instruction pointer is not enough (3.13).
+  int64_t holder_progress = 0;
   // Some target thread has been waiting for the GIL (a drop request is up).
   bool gil_wanted = false;
   // The target's main thread state (null when not found).
@@ -82,6 +85,7 @@ class StallDetector {
     int64_t start_ns = 0;
     const void* frame = nullptr;
     const void* instr = nullptr;
+    int64_t progress = 0;
     int64_t last_move_ns = 0;  // last sample where frame or instr changed
     int64_t wanted_since_ns = 0;  // first sample of the current drop request
     bool reported_stuck = false;
@@ -91,6 +95,8 @@ class StallDetector {
   Config config_;
   Run run_;
   int64_t reported_heartbeat_ = 0;  // send time of the heartbeat reported on
+  bool have_sample_ = false;
+  int64_t last_sample_ns_ = 0;
 };
 
 }  // namespace annex::watchdog::internal
