@@ -260,7 +260,7 @@ absl::Status Watchdog::Start(const Options& options) {
     return status;
   }
   s.metrics.running = true;
-  shared_ = std::move(shared);
+  std::atomic_store(&shared_, std::move(shared));  // GetMetrics may race
 
   // The thread starts with every signal blocked, so none is ever delivered
   // to it (signals belong to the target's main thread).
@@ -293,8 +293,9 @@ absl::Status Watchdog::Stop() {
 }
 
 Metrics Watchdog::GetMetrics() const {
-  if (shared_ == nullptr) return Metrics{};
-  Shared& s = *shared_;
+  std::shared_ptr<Shared> shared = std::atomic_load(&shared_);
+  if (shared == nullptr) return Metrics{};
+  Shared& s = *shared;
   Metrics m;
   {
     std::lock_guard<std::mutex> lock(s.mu);

@@ -161,9 +161,11 @@ class Watchdog {
   // it); not from `on_event`.
   absl::Status Stop();
 
+  // Start() and Stop() are not to be called concurrently with each other.
   bool running() const;
 
-  // A consistent snapshot. Where: any thread, no GIL needed.
+  // A consistent snapshot of the last (or current) run. Where: any thread,
+  // also concurrently with Start/Stop; no GIL needed.
   Metrics GetMetrics() const;
 
   struct Shared;  // state shared with pending calls (internal)

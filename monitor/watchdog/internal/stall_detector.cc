@@ -1,21 +1,7 @@
 // Stall classification from GIL-free samples: see stall_detector.h.
 #include "monitor/watchdog/internal/stall_detector.h"
 
-namespace annex::watchdog {
-
-const char* StallKindName(StallKind kind) {
-  switch (kind) {
-    case StallKind::kStuckInC:
-      return "stuck_in_c";
-    case StallKind::kBusyPython:
-      return "busy_python";
-    case StallKind::kBlockedWithoutGil:
-      return "blocked_without_gil";
-  }
-  return "unknown";
-}
-
-namespace internal {
+namespace annex::watchdog::internal {
 
 std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
   const int64_t timeout = config_.timeout_ns;
@@ -118,5 +104,4 @@ std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
   return std::nullopt;
 }
 
-}  // namespace internal
-}  // namespace annex::watchdog
+}  // namespace annex::watchdog::internal
