@@ -42,7 +42,8 @@ double RunOnce(PyObject* work, long iterations) {
 
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  return v.size() % 2 ? v[v.size() / 2]
+                      : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
 long Flag(int argc, char** argv, const char* name, long fallback) {
@@ -102,7 +103,8 @@ int main(int argc, char** argv) {
   std::printf(
       "{\"case\": \"baseline\", \"python\": \"%s\", \"iterations\": %ld, "
       "\"runs\": %ld, \"seconds\": [%s], \"median_s\": %.6f, \"ratio\": 1.0}\n",
-      PY_VERSION, iterations, runs, absl::StrJoin(baseline, ", ").c_str(), base);
+      PY_VERSION, iterations, runs, absl::StrJoin(baseline, ", ").c_str(),
+      base);
   std::printf(
       "{\"case\": \"watchdog_10hz\", \"python\": \"%s\", \"iterations\": %ld, "
       "\"runs\": %ld, \"seconds\": [%s], \"median_s\": %.6f, \"ratio\": %.4f, "

@@ -20,7 +20,8 @@
 #include "internal/pycore_runtime.h"
 
 #define ANNEX_PY311 (PY_VERSION_HEX < 0x030C0000)
-#define ANNEX_PY312 (PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000)
+#define ANNEX_PY312 \
+  (PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000)
 #define ANNEX_PY313 (PY_VERSION_HEX >= 0x030D0000)
 
 // The GIL structure of `interp`. 3.11: one GIL in the runtime
@@ -40,10 +41,10 @@ static struct _gil_runtime_state* GilOf(PyInterpreterState* interp) {
 int AnnexPeekGilState(PyInterpreterState* interp, AnnexPeekGil* out) {
   struct _gil_runtime_state* gil = GilOf(interp);
   if (gil == NULL || out == NULL) return -1;
-  // 3.11/3.12: `locked` and `last_holder` are _Py_atomic_* wrappers;
-  // 3.13: plain fields accessed atomically by CPython. `last_holder` is
-  // written by every take of the GIL by a different thread state, which also
-  // increments `switch_number` (under the GIL's mutex; we read it racily).
+    // 3.11/3.12: `locked` and `last_holder` are _Py_atomic_* wrappers;
+    // 3.13: plain fields accessed atomically by CPython. `last_holder` is
+    // written by every take of the GIL by a different thread state, which also
+    // increments `switch_number` (under the GIL's mutex; we read it racily).
 #if ANNEX_PY313
   out->locked = __atomic_load_n(&gil->locked, __ATOMIC_ACQUIRE);
   out->holder = __atomic_load_n(&gil->last_holder, __ATOMIC_ACQUIRE);
@@ -63,8 +64,8 @@ int AnnexPeekGilState(PyInterpreterState* interp, AnnexPeekGil* out) {
       (__atomic_load_n(&out->holder->eval_breaker, __ATOMIC_RELAXED) &
        _PY_GIL_DROP_REQUEST_BIT) != 0;
 #else
-  out->drop_requested =
-      interp != NULL && _Py_atomic_load_relaxed(&interp->ceval.gil_drop_request);
+  out->drop_requested = interp != NULL && _Py_atomic_load_relaxed(
+                                              &interp->ceval.gil_drop_request);
 #endif
   return 0;
 }
@@ -124,8 +125,9 @@ static _PyInterpreterFrame* InnermostFrame(PyThreadState* ts) {
   return __atomic_load_n(&ts->current_frame, __ATOMIC_RELAXED);
 #else
   _PyCFrame* cframe = __atomic_load_n(&ts->cframe, __ATOMIC_RELAXED);
-  return cframe != NULL ? __atomic_load_n(&cframe->current_frame, __ATOMIC_RELAXED)
-                        : NULL;
+  return cframe != NULL
+             ? __atomic_load_n(&cframe->current_frame, __ATOMIC_RELAXED)
+             : NULL;
 #endif
 }
 
@@ -247,18 +249,29 @@ static PyCodeObject* FrameCode(_PyInterpreterFrame* frame) {
 #endif
 }
 
-// Line number of the instruction the frame is at. 3.11: computed from the
-// last instruction offset (PyCode_Addr2Line reads the line table, no
-// allocation); 3.12+: PyUnstable_InterpreterFrame_GetLine does the same.
+// Line number of the frame's current instruction, or 0 for a frame still
+// in its prologue (CPython's "incomplete" frames, which faulthandler skips
+// too). Each field is read once and checked against `code` (read once by
+// the caller), because the frame may change under us: CPython's inline
+// helpers would read f_code/f_executable again. The instruction offset is
+// `prev_instr` (3.11/3.12) or `instr_ptr` (3.13) minus the first code unit;
+// PyCode_Addr2Line reads the line table and allocates nothing.
 // Where: any thread, no GIL, reads only.
 static int FrameLine(_PyInterpreterFrame* frame, PyCodeObject* code) {
-#if ANNEX_PY311
-  return PyCode_Addr2Line(code,
-                          _PyInterpreterFrame_LASTI(frame) * (int)sizeof(_Py_CODEUNIT));
+#if ANNEX_PY313
+  _Py_CODEUNIT* instr = frame->instr_ptr;
 #else
-  (void)code;
-  return PyUnstable_InterpreterFrame_GetLine(frame);
+  _Py_CODEUNIT* instr = frame->prev_instr;
 #endif
+  _Py_CODEUNIT* first = _PyCode_CODE(code);
+  if (frame->owner != FRAME_OWNED_BY_GENERATOR &&
+      instr < first + code->_co_firsttraceable) {
+    return 0;
+  }
+  Py_ssize_t lasti = instr - first;
+  if (lasti < 0 || lasti >= Py_SIZE(code)) return code->co_firstlineno;
+  return PyCode_Addr2Line(code,
+                          (int)(lasti * (Py_ssize_t)sizeof(_Py_CODEUNIT)));
 }
 
 // Where: any thread, no GIL, no allocation, reads only.
@@ -274,9 +287,8 @@ int AnnexPeekWriteStack(int fd, PyThreadState* ts, int max_depth) {
     if (++steps > 4 * max_depth + 16) break;  // a torn chain cannot loop us
     PyCodeObject* code = FrameCode(frame);
     if (code == NULL) continue;
-    // A frame still in its prologue has no meaningful line (faulthandler
-    // skips these too).
-    if (_PyFrame_IsIncomplete(frame)) continue;
+    const int line = FrameLine(frame, code);
+    if (line == 0) continue;  // incomplete frame
     if (written == max_depth) {
       PutStr(&w, "  ...\n");
       break;
@@ -284,7 +296,7 @@ int AnnexPeekWriteStack(int fd, PyThreadState* ts, int max_depth) {
     PutStr(&w, "  File \"");
     PutUnicode(&w, code->co_filename);
     PutStr(&w, "\", line ");
-    PutDecimal(&w, FrameLine(frame, code));
+    PutDecimal(&w, line);
     PutStr(&w, " in ");
     PutUnicode(&w, code->co_name);
     PutChar(&w, '\n');
@@ -319,11 +331,13 @@ int AnnexPeekAddMainPendingCall(int (*fn)(void*), void* arg) {
   if (main == NULL) return -1;
 #if ANNEX_PY311
   if (_PyEval_AddPendingCall(main, fn, arg) != 0) return -1;
-  if (MainThreadHoldsGil(main)) _Py_atomic_store_relaxed(&main->ceval.eval_breaker, 1);
+  if (MainThreadHoldsGil(main))
+    _Py_atomic_store_relaxed(&main->ceval.eval_breaker, 1);
   return 0;
 #elif ANNEX_PY312
   if (Py_AddPendingCall(fn, arg) != 0) return -1;
-  if (MainThreadHoldsGil(main)) _Py_atomic_store_relaxed(&main->ceval.eval_breaker, 1);
+  if (MainThreadHoldsGil(main))
+    _Py_atomic_store_relaxed(&main->ceval.eval_breaker, 1);
   return 0;
 #else
   (void)MainThreadHoldsGil;
@@ -331,16 +345,22 @@ int AnnexPeekAddMainPendingCall(int (*fn)(void*), void* arg) {
 #endif
 }
 
-// 3.13: _PyEval_AddPendingCall without _Py_PENDING_MAINTHREADONLY queues on
-// the interpreter's own queue, served by any of its threads at an eval
-// breaker check, and signals the running thread. 3.11 has no such queue
-// (pending calls run on the main thread only); 3.12 has one but its frames
-// record every instruction, so no probe is needed.
-// Where: any thread, GIL not required.
-int AnnexPeekAddProbeCall(PyInterpreterState* interp, int (*fn)(void*), void* arg) {
+// 3.12 and 3.13: _PyEval_AddPendingCall(interp, fn, arg, 0) (not "main
+// thread only") queues on the interpreter's own queue, served by whichever
+// of its threads next checks the eval breaker; the breaker is set for it
+// (3.12: computed without regard to the calling thread; 3.13: the running
+// thread is signalled). 3.11 has no such queue: its pending calls run on the
+// main thread only. Where: any thread, GIL not required.
+int AnnexPeekAddProbeCall(PyInterpreterState* interp, int (*fn)(void*),
+                          void* arg) {
 #if ANNEX_PY313
   if (interp == NULL) return -1;
-  return _PyEval_AddPendingCall(interp, fn, arg, 0) == _Py_ADD_PENDING_SUCCESS ? 0 : -1;
+  return _PyEval_AddPendingCall(interp, fn, arg, 0) == _Py_ADD_PENDING_SUCCESS
+             ? 0
+             : -1;
+#elif ANNEX_PY312
+  if (interp == NULL) return -1;
+  return _PyEval_AddPendingCall(interp, fn, arg, 0) == 0 ? 0 : -1;
 #else
   (void)interp;
   (void)fn;

@@ -24,9 +24,10 @@ extern "C" {
 
 // Who holds the GIL shared by the target (and a legacy annex interpreter).
 typedef struct AnnexPeekGil {
-  int locked;                   // 1 while some thread holds the GIL
-  PyThreadState* holder;        // the last thread state that took it
-  unsigned long switch_number;  // +1 each time a different thread state takes it
+  int locked;             // 1 while some thread holds the GIL
+  PyThreadState* holder;  // the last thread state that took it
+  unsigned long
+      switch_number;  // +1 each time a different thread state takes it
   // 1 while a thread of the interpreter asked has waited longer than the
   // switch interval for the holder to drop the GIL (the "drop request").
   int drop_requested;
@@ -83,11 +84,13 @@ int AnnexPeekAddMainPendingCall(int (*fn)(void*), void* arg);
 
 // Queues fn(arg) on `interp` for whichever of its threads next reaches a
 // bytecode boundary (not only the main thread), and signals the GIL holder:
-// a probe of whether the holder runs bytecode, for versions whose frames do
-// not record every instruction (3.13). Returns 0, -1 if the queue is full,
-// -2 where the instruction pointer suffices and no probe exists (3.11,
-// 3.12). Where: any thread, GIL not required; `interp` must be alive.
-int AnnexPeekAddProbeCall(PyInterpreterState* interp, int (*fn)(void*), void* arg);
+// a probe of whether the holder runs bytecode. The instruction pointer in
+// the frame is not enough: 3.13 does not store it per instruction, and a
+// loop dominated by one C call shows the same value at most samples.
+// Returns 0, -1 if the queue is full, -2 where no such queue exists (3.11).
+// Where: any thread, GIL not required; `interp` must be alive.
+int AnnexPeekAddProbeCall(PyInterpreterState* interp, int (*fn)(void*),
+                          void* arg);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -76,8 +76,8 @@ struct Watchdog::Shared {
 
   std::mutex mu;
   std::condition_variable cv;
-  bool stop = false;       // guarded by mu
-  Metrics metrics;         // guarded by mu (heartbeat fields: atomics below)
+  bool stop = false;  // guarded by mu
+  Metrics metrics;    // guarded by mu (heartbeat fields: atomics below)
   std::atomic<bool> stopped{false};
 
   // Heartbeat: send time of the outstanding pending call, 0 if none.
@@ -109,7 +109,8 @@ int HeartbeatCallback(void* arg) {
     int64_t latency = MonotonicNs() - since;
     s.latency_last_ns.store(latency);
     int64_t max = s.latency_max_ns.load();
-    while (latency > max && !s.latency_max_ns.compare_exchange_weak(max, latency)) {
+    while (latency > max &&
+           !s.latency_max_ns.compare_exchange_weak(max, latency)) {
     }
     s.heartbeats_served.fetch_add(1);
   }
@@ -139,7 +140,8 @@ struct RaiseRequest {
 int RaiseCallback(void* arg) {
   auto* request = static_cast<RaiseRequest*>(arg);
   if (!request->shared->stopped.load()) {
-    int hit = PyThreadState_SetAsyncExc(request->ident, request->exception_type);
+    int hit =
+        PyThreadState_SetAsyncExc(request->ident, request->exception_type);
     if (hit > 0) request->shared->exceptions_raised.fetch_add(hit);
   }
   delete request;
@@ -168,11 +170,13 @@ std::string Summary(const Event& e) {
                     absl::StrFormat(" thread=0x%lx native=%lu", e.thread.ident,
                                     e.thread.native_id),
                     e.thread.is_main ? " (main)" : "",
-                    e.thread.in_target ? "" : " (other interpreter)", " name=\"",
-                    e.thread.name, "\"", e.gil_wanted ? " gil_wanted" : "");
+                    e.thread.in_target ? "" : " (other interpreter)",
+                    " name=\"", e.thread.name, "\"",
+                    e.gil_wanted ? " gil_wanted" : "");
   }
   absl::StrAppend(&text, " for ", absl::FormatDuration(e.duration));
-  if (e.memory.rss_bytes >= 0) absl::StrAppend(&text, " rss=", e.memory.rss_bytes);
+  if (e.memory.rss_bytes >= 0)
+    absl::StrAppend(&text, " rss=", e.memory.rss_bytes);
   if (e.type == EventType::kMemoryGrowth) {
     absl::StrAppend(&text, " growth=", e.memory_growth_bytes);
   }
@@ -193,7 +197,8 @@ absl::Status Watchdog::Start(const Options& options) {
   if (!Py_IsInitialized()) {
     return absl::FailedPreconditionError("Python is not initialized");
   }
-  if (running()) return absl::FailedPreconditionError("watchdog already running");
+  if (running())
+    return absl::FailedPreconditionError("watchdog already running");
   if (options.stall_timeout < absl::ZeroDuration() ||
       options.heartbeat_interval < absl::ZeroDuration() ||
       options.memory_interval < absl::ZeroDuration() ||
@@ -202,14 +207,17 @@ absl::Status Watchdog::Start(const Options& options) {
   }
   if (options.stall_timeout > absl::ZeroDuration() &&
       options.heartbeat_interval > options.stall_timeout / 2) {
-    return absl::InvalidArgumentError("heartbeat_interval exceeds stall_timeout / 2");
+    return absl::InvalidArgumentError(
+        "heartbeat_interval exceeds stall_timeout / 2");
   }
   if (options.rss_limit_bytes < 0 || options.rss_clear_bytes < 0 ||
       options.growth_limit_bytes < 0 ||
-      (options.rss_limit_bytes > 0 && options.rss_clear_bytes > options.rss_limit_bytes)) {
+      (options.rss_limit_bytes > 0 &&
+       options.rss_clear_bytes > options.rss_limit_bytes)) {
     return absl::InvalidArgumentError("bad memory thresholds");
   }
-  if (options.growth_limit_bytes > 0 && options.growth_window <= absl::ZeroDuration()) {
+  if (options.growth_limit_bytes > 0 &&
+      options.growth_window <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("growth_window must be positive");
   }
   if (options.max_stack_depth <= 0) {
@@ -217,13 +225,15 @@ absl::Status Watchdog::Start(const Options& options) {
   }
   if (options.exception_type != nullptr &&
       !PyExceptionClass_Check(options.exception_type)) {
-    return absl::InvalidArgumentError("exception_type is not an exception class");
+    return absl::InvalidArgumentError(
+        "exception_type is not an exception class");
   }
 
   auto shared = std::make_shared<Shared>();
   Watchdog::Shared& s = *shared;
   s.options = options;
-  if (s.options.exception_type == nullptr) s.options.exception_type = PyExc_TimeoutError;
+  if (s.options.exception_type == nullptr)
+    s.options.exception_type = PyExc_TimeoutError;
   s.timeout_ns = absl::ToInt64Nanoseconds(options.stall_timeout);
   if (s.timeout_ns > 0) {
     s.heartbeat_ns = options.heartbeat_interval > absl::ZeroDuration()
@@ -246,14 +256,15 @@ absl::Status Watchdog::Start(const Options& options) {
     s.report_fd = open(options.report_path.c_str(),
                        O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (s.report_fd < 0) {
-      return absl::ErrnoToStatus(errno, absl::StrCat("cannot open report file ",
-                                                     options.report_path));
+      return absl::ErrnoToStatus(
+          errno, absl::StrCat("cannot open report file ", options.report_path));
     }
   }
   s.dump_fd = memfd_create("annex-watchdog-dump", MFD_CLOEXEC);
   s.statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
   if (s.dump_fd < 0 || s.statm_fd < 0) {
-    absl::Status status = absl::ErrnoToStatus(errno, "cannot open watchdog files");
+    absl::Status status =
+        absl::ErrnoToStatus(errno, "cannot open watchdog files");
     CloseIfOpen(s.report_fd);
     CloseIfOpen(s.dump_fd);
     CloseIfOpen(s.statm_fd);
@@ -276,7 +287,8 @@ absl::Status Watchdog::Start(const Options& options) {
 absl::Status Watchdog::Stop() {
   if (!running()) return absl::FailedPreconditionError("watchdog not running");
   if (thread_.get_id() == std::this_thread::get_id()) {
-    return absl::FailedPreconditionError("Stop() called from the watchdog thread");
+    return absl::FailedPreconditionError(
+        "Stop() called from the watchdog thread");
   }
   {
     std::lock_guard<std::mutex> lock(shared_->mu);
@@ -306,8 +318,8 @@ Metrics Watchdog::GetMetrics() const {
   m.heartbeat_latency_last = absl::Nanoseconds(s.latency_last_ns.load());
   m.heartbeat_latency_max = absl::Nanoseconds(s.latency_max_ns.load());
   int64_t since = s.heartbeat_since.load();
-  m.heartbeat_overdue =
-      since != 0 ? absl::Nanoseconds(MonotonicNs() - since) : absl::ZeroDuration();
+  m.heartbeat_overdue = since != 0 ? absl::Nanoseconds(MonotonicNs() - since)
+                                   : absl::ZeroDuration();
   m.exceptions_raised = s.exceptions_raised.load();
   return m;
 }
@@ -335,7 +347,8 @@ void HandleEvent(const SharedPtr& shared, Event& e, PyThreadState* gil_holder,
   e.summary = Summary(e);
 
   const int type = static_cast<int>(e.type);
-  const int64_t min_interval = absl::ToInt64Nanoseconds(s.options.min_action_interval);
+  const int64_t min_interval =
+      absl::ToInt64Nanoseconds(s.options.min_action_interval);
   const bool limited = s.last_action_ns[type] != 0 &&
                        now_ns - s.last_action_ns[type] < min_interval;
   {
@@ -359,11 +372,13 @@ void HandleEvent(const SharedPtr& shared, Event& e, PyThreadState* gil_holder,
   }
   if (s.options.on_event) s.options.on_event(e);
   if (e.type == EventType::kStall && s.options.raise_exception) {
-    unsigned long ident = s.options.exception_target == ExceptionTarget::kMainThread
-                              ? AnnexPeekMainThreadIdent()
-                              : e.thread.ident;
+    unsigned long ident =
+        s.options.exception_target == ExceptionTarget::kMainThread
+            ? AnnexPeekMainThreadIdent()
+            : e.thread.ident;
     auto* request = new RaiseRequest{shared, ident, s.options.exception_type};
-    if (AnnexPeekAddMainPendingCall(&RaiseCallback, request) != 0) delete request;
+    if (AnnexPeekAddMainPendingCall(&RaiseCallback, request) != 0)
+      delete request;
   }
   if (s.options.abort) std::abort();
 }
@@ -390,12 +405,17 @@ void Watchdog::Run() {
        s.options.memory_provider);
   internal::MemoryMonitor memory(
       {s.options.rss_limit_bytes, s.options.rss_clear_bytes,
-       s.options.growth_limit_bytes, absl::ToInt64Nanoseconds(s.options.growth_window)});
+       s.options.growth_limit_bytes,
+       absl::ToInt64Nanoseconds(s.options.growth_window)});
   const int64_t memory_ns = absl::ToInt64Nanoseconds(s.options.memory_interval);
   int64_t next_memory = MonotonicNs();
   int64_t next_heartbeat = MonotonicNs();
   PyInterpreterState* interp = PyInterpreterState_Main();
   bool python_gone = false;
+  // Probes need a queue any thread may serve (3.12+); see below.
+  const bool probes = AnnexPeekAddProbeCall(nullptr, nullptr, nullptr) != -2;
+  AnnexPeekFrame last_frame = {nullptr, nullptr};
+  PyThreadState* last_holder = nullptr;
 
   std::unique_lock<std::mutex> lock(s.mu);
   auto deadline = std::chrono::steady_clock::now();
@@ -436,6 +456,22 @@ void Watchdog::Run() {
         holder = gil.holder;
         AnnexPeekFrame frame;
         AnnexPeekCurrentFrame(holder, &frame);
+        // Without probes (3.11) a still instruction pointer may be aliasing:
+        // a loop dominated by one C call shows that call at most samples.
+        // Look again, briefly, before calling it still.
+        if (!probes && holder != main_ts && holder == last_holder &&
+            frame.frame == last_frame.frame &&
+            frame.instr == last_frame.instr) {
+          const int64_t until = MonotonicNs() + 300000;  // 0.3 ms
+          AnnexPeekFrame again;
+          do {
+            AnnexPeekCurrentFrame(holder, &again);
+          } while (again.frame == frame.frame && again.instr == frame.instr &&
+                   MonotonicNs() < until);
+          frame = again;
+        }
+        last_holder = holder;
+        last_frame = frame;
         sample.gil_locked = true;
         sample.holder = holder;
         sample.switch_number = gil.switch_number;
@@ -443,12 +479,12 @@ void Watchdog::Run() {
         sample.holder_frame = frame.frame;
         sample.holder_instr = frame.instr;
         sample.gil_wanted = gil.drop_requested != 0;
-        // Where frames do not record every instruction (3.13), ask the
-        // holder to prove it reaches bytecode boundaries.
-        if (holder != main_ts && !s.probe_outstanding.exchange(true)) {
+        // Ask the holder to prove it reaches bytecode boundaries (3.12+).
+        if (probes && holder != main_ts &&
+            !s.probe_outstanding.exchange(true)) {
           auto* probe_arg = new SharedPtr(shared);
-          if (AnnexPeekAddProbeCall(AnnexPeekThreadInterpreter(holder), &ProbeCallback,
-                                    probe_arg) != 0) {
+          if (AnnexPeekAddProbeCall(AnnexPeekThreadInterpreter(holder),
+                                    &ProbeCallback, probe_arg) != 0) {
             delete probe_arg;
             s.probe_outstanding.store(false);
           }
@@ -456,16 +492,19 @@ void Watchdog::Run() {
         sample.holder_progress = s.probes_served.load();
       }
       sample.heartbeat_outstanding_since_ns = s.heartbeat_since.load();
-      if (std::optional<internal::StallVerdict> verdict = detector.Update(sample)) {
+      if (std::optional<internal::StallVerdict> verdict =
+              detector.Update(sample)) {
         Event e;
         e.type = EventType::kStall;
         e.stall_kind = verdict->kind;
         e.duration = absl::Nanoseconds(verdict->duration_ns);
-        auto* ts = static_cast<PyThreadState*>(const_cast<void*>(verdict->thread));
+        auto* ts =
+            static_cast<PyThreadState*>(const_cast<void*>(verdict->thread));
         if (ts != nullptr && AnnexPeekIsLiveThreadState(ts)) {
           internal::ThreadIds ids = internal::ReadThreadIds(ts);
-          e.thread = ThreadInfo{ids.ident, ids.native_id, ids.name, verdict->is_main,
-                                AnnexPeekThreadInterpreter(ts) == interp};
+          e.thread =
+              ThreadInfo{ids.ident, ids.native_id, ids.name, verdict->is_main,
+                         AnnexPeekThreadInterpreter(ts) == interp};
         }
         e.gil_wanted = verdict->gil_wanted;
         e.memory.rss_bytes = internal::ReadRssBytes(s.statm_fd);
@@ -483,16 +522,19 @@ void Watchdog::Run() {
       {
         std::lock_guard<std::mutex> metrics_lock(s.mu);
         s.metrics.memory = sample;
-        s.metrics.rss_peak_bytes = std::max(s.metrics.rss_peak_bytes, sample.rss_bytes);
+        s.metrics.rss_peak_bytes =
+            std::max(s.metrics.rss_peak_bytes, sample.rss_bytes);
       }
       for (internal::MemoryAlarm alarm : alarms) {
         Event e;
-        e.type = alarm == internal::MemoryAlarm::kLimit ? EventType::kMemoryLimit
-                                                         : EventType::kMemoryGrowth;
+        e.type = alarm == internal::MemoryAlarm::kLimit
+                     ? EventType::kMemoryLimit
+                     : EventType::kMemoryGrowth;
         e.memory = sample;
         e.memory_growth_bytes = memory.growth_bytes();
-        e.duration = alarm == internal::MemoryAlarm::kGrowth ? s.options.growth_window
-                                                              : absl::ZeroDuration();
+        e.duration = alarm == internal::MemoryAlarm::kGrowth
+                         ? s.options.growth_window
+                         : absl::ZeroDuration();
         HandleEvent(shared, e, nullptr, now, /*dump_stacks=*/!python_gone);
       }
     }

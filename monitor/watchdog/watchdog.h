@@ -42,8 +42,8 @@ const char* EventTypeName(EventType type);
 // provider (below) may fill the rest.
 struct MemorySample {
   int64_t rss_bytes = -1;
-  int64_t python_bytes = -1;   // bytes in Python objects (heap engine)
-  int64_t object_count = -1;   // live Python objects (heap engine)
+  int64_t python_bytes = -1;  // bytes in Python objects (heap engine)
+  int64_t object_count = -1;  // live Python objects (heap engine)
 };
 
 // Adds figures to a sample, e.g. the heap engine's object counts. Runs on the
@@ -96,8 +96,8 @@ struct Options {
 
   // --- Memory (disabled when memory_interval is zero or no limit is set).
   absl::Duration memory_interval = absl::Seconds(1);
-  int64_t rss_limit_bytes = 0;   // kMemoryLimit at or above; 0: none
-  int64_t rss_clear_bytes = 0;   // re-armed below; 0: 90% of the limit
+  int64_t rss_limit_bytes = 0;     // kMemoryLimit at or above; 0: none
+  int64_t rss_clear_bytes = 0;     // re-armed below; 0: 90% of the limit
   int64_t growth_limit_bytes = 0;  // kMemoryGrowth; 0: none
   absl::Duration growth_window = absl::Seconds(60);
   MemoryProvider memory_provider;  // optional
@@ -131,12 +131,13 @@ struct Metrics {
   int64_t heartbeats_served = 0;
   absl::Duration heartbeat_latency_last;  // schedule → served on main thread
   absl::Duration heartbeat_latency_max;
-  absl::Duration heartbeat_overdue;       // age of the outstanding heartbeat
+  absl::Duration heartbeat_overdue;  // age of the outstanding heartbeat
   int64_t stalls = 0;
   int64_t memory_events = 0;
-  int64_t actions_suppressed = 0;  // events whose actions the rate limit skipped
-  int64_t exceptions_raised = 0;   // thread states PyThreadState_SetAsyncExc hit
-  MemorySample memory;             // last sample
+  int64_t actions_suppressed =
+      0;                          // events whose actions the rate limit skipped
+  int64_t exceptions_raised = 0;  // thread states PyThreadState_SetAsyncExc hit
+  MemorySample memory;            // last sample
   int64_t rss_peak_bytes = -1;
 };
 

@@ -9,7 +9,7 @@ namespace {
 constexpr int64_t kMs = 1000000;
 constexpr int64_t kTimeout = 100 * kMs;
 
-int kMain;    // identities only
+int kMain;  // identities only
 int kWorker;
 int kFrameA, kFrameB;
 
@@ -38,7 +38,8 @@ TEST(StallDetectorTest, MainHoldingGilWithOverdueHeartbeatIsStuckInC) {
   StallDetector detector(Config());
   std::optional<StallVerdict> verdict;
   for (int64_t t = 0; t <= 200 && !verdict; t += 5) {
-    verdict = detector.Update(Held(t, &kMain, &kFrameA, /*heartbeat_since_ms=*/1));
+    verdict =
+        detector.Update(Held(t, &kMain, &kFrameA, /*heartbeat_since_ms=*/1));
     if (verdict) {
       EXPECT_GE(t, 101);
     }
@@ -55,7 +56,8 @@ TEST(StallDetectorTest, MainKeepingGilButServingHeartbeatsIsBusyPython) {
   int64_t t = 0;
   for (; t <= 200 && !verdict; t += 5) {
     // Even an instruction pointer that never moves (`while True: pass`).
-    verdict = detector.Update(Held(t, &kMain, &kFrameA, /*heartbeat_since_ms=*/0));
+    verdict =
+        detector.Update(Held(t, &kMain, &kFrameA, /*heartbeat_since_ms=*/0));
   }
   ASSERT_TRUE(verdict.has_value());
   EXPECT_EQ(verdict->kind, StallKind::kBusyPython);
@@ -92,7 +94,8 @@ TEST(StallDetectorTest, WorkerRunningPythonIsReportedOnlyWhenAskedFor) {
     StallDetector detector(config);
     std::optional<StallVerdict> verdict;
     for (int64_t t = 0; t <= 300 && !verdict; t += 5) {
-      verdict = detector.Update(Held(t, &kWorker, (t / 5) % 2 ? &kFrameA : &kFrameB));
+      verdict =
+          detector.Update(Held(t, &kWorker, (t / 5) % 2 ? &kFrameA : &kFrameB));
     }
     EXPECT_EQ(verdict.has_value(), ask);
     if (verdict) {
@@ -150,7 +153,8 @@ TEST(StallDetectorTest, GilChangingHandsResetsTheRun) {
   StallDetector detector(Config());
   for (int64_t t = 0; t <= 500; t += 5) {
     StallSample s = Held(t, &kWorker, &kFrameA);
-    s.switch_number = static_cast<unsigned long>(t / 50);  // a switch every 50 ms
+    s.switch_number =
+        static_cast<unsigned long>(t / 50);  // a switch every 50 ms
     EXPECT_FALSE(detector.Update(s).has_value()) << t;
   }
 }

@@ -12,10 +12,14 @@ std::atomic<int64_t> g_deadline_ns{0};
 
 int64_t NowNs() { return absl::ToUnixNanos(absl::Now()); }
 
-bool IsReleased() { return g_released.load() || NowNs() > g_deadline_ns.load(); }
+bool IsReleased() {
+  return g_released.load() || NowNs() > g_deadline_ns.load();
+}
 
 // Where: target thread, GIL held.
-PyObject* Released(PyObject*, PyObject*) { return PyBool_FromLong(IsReleased()); }
+PyObject* Released(PyObject*, PyObject*) {
+  return PyBool_FromLong(IsReleased());
+}
 
 // Spins in C with the GIL held (no bytecode boundary) until released.
 // Where: target thread, GIL held (and kept).
@@ -41,7 +45,8 @@ void InstallTestModule(absl::Duration safety) {
   PyObject* modules = PyImport_GetModuleDict();  // borrowed
   if (PyDict_GetItemString(modules, "_wdtest") != nullptr) return;
   PyObject* module = PyModule_Create(&kModule);
-  if (module == nullptr || PyDict_SetItemString(modules, "_wdtest", module) != 0) {
+  if (module == nullptr ||
+      PyDict_SetItemString(modules, "_wdtest", module) != 0) {
     PyErr_Print();
   }
   Py_XDECREF(module);
@@ -60,12 +65,14 @@ std::function<void(const Event&)> EventRecorder::Callback(bool release) {
   };
 }
 
-std::vector<Event> EventRecorder::WaitFor(size_t count, absl::Duration timeout) {
+std::vector<Event> EventRecorder::WaitFor(size_t count,
+                                          absl::Duration timeout) {
   PyThreadState* saved = nullptr;
   if (PyGILState_Check()) saved = PyEval_SaveThread();  // test main thread only
   {
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, std::chrono::nanoseconds(absl::ToInt64Nanoseconds(timeout)),
+    cv_.wait_for(lock,
+                 std::chrono::nanoseconds(absl::ToInt64Nanoseconds(timeout)),
                  [&] { return events_.size() >= count; });
   }
   if (saved != nullptr) PyEval_RestoreThread(saved);

@@ -38,7 +38,8 @@ TEST(WatchdogApiTest, StartsStopsAndRestarts) {
   ASSERT_TRUE(watchdog.Start(Options{}).ok());
   EXPECT_TRUE(watchdog.running());
   EXPECT_TRUE(watchdog.GetMetrics().running);
-  EXPECT_EQ(watchdog.Start(Options{}).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(watchdog.Start(Options{}).code(),
+            absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(watchdog.Stop().ok());
   EXPECT_FALSE(watchdog.running());
   EXPECT_FALSE(watchdog.GetMetrics().running);

@@ -30,23 +30,23 @@ TEST(WatchdogExceptionTest, EndsALoopingWorkerThread) {
   ASSERT_TRUE(watchdog.Start(options).ok());
   // The main thread sleeps in steps longer than the timeout, so the worker
   // keeps the GIL; the pending call that raises runs when main wakes up.
-  ASSERT_TRUE(RunTargetCode(
-      "import threading, time\n"
-      "outcome = []\n"
-      "def loop_forever():\n"
-      "    n = 0\n"
-      "    try:\n"
-      "        while True:\n"
-      "            n += 1\n"
-      "    except TimeoutError:\n"
-      "        outcome.append('timeout')\n"
-      "worker = threading.Thread(target=loop_forever)\n"
-      "worker.start()\n"
-      "deadline = time.monotonic() + 20\n"
-      "while worker.is_alive() and time.monotonic() < deadline:\n"
-      "    time.sleep(0.4)\n"
-      "worker_ident = worker.ident\n"
-      "worker.join(1)\n"));
+  ASSERT_TRUE(
+      RunTargetCode("import threading, time\n"
+                    "outcome = []\n"
+                    "def loop_forever():\n"
+                    "    n = 0\n"
+                    "    try:\n"
+                    "        while True:\n"
+                    "            n += 1\n"
+                    "    except TimeoutError:\n"
+                    "        outcome.append('timeout')\n"
+                    "worker = threading.Thread(target=loop_forever)\n"
+                    "worker.start()\n"
+                    "deadline = time.monotonic() + 20\n"
+                    "while worker.is_alive() and time.monotonic() < deadline:\n"
+                    "    time.sleep(0.4)\n"
+                    "worker_ident = worker.ident\n"
+                    "worker.join(1)\n"));
   Metrics metrics = watchdog.GetMetrics();
   ASSERT_TRUE(watchdog.Stop().ok());
 
@@ -79,17 +79,17 @@ TEST(WatchdogExceptionTest, EndsALoopInTheMainThreadWithTheChosenException) {
   options.on_event = recorder.Callback(/*release=*/false);
   Watchdog watchdog;
   ASSERT_TRUE(watchdog.Start(options).ok());
-  ASSERT_TRUE(RunTargetCode(
-      "import time\n"
-      "caught = False\n"
-      "def spin():\n"
-      "    end = time.monotonic() + 20\n"
-      "    while time.monotonic() < end:\n"
-      "        pass\n"
-      "try:\n"
-      "    spin()\n"
-      "except Stalled:\n"
-      "    caught = True\n"));
+  ASSERT_TRUE(
+      RunTargetCode("import time\n"
+                    "caught = False\n"
+                    "def spin():\n"
+                    "    end = time.monotonic() + 20\n"
+                    "    while time.monotonic() < end:\n"
+                    "        pass\n"
+                    "try:\n"
+                    "    spin()\n"
+                    "except Stalled:\n"
+                    "    caught = True\n"));
   ASSERT_TRUE(watchdog.Stop().ok());
   Py_DECREF(stalled);
   EXPECT_TRUE(TargetTrue("caught"));

@@ -46,7 +46,8 @@ TEST(WatchdogInterpreterTest, ReportsOtherInterpreterKeepingTheGilFromTarget) {
     PyThreadState_Clear(ts);
     PyThreadState_DeleteCurrent();
   });
-  while (!looping.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  while (!looping.load())
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   PyEval_RestoreThread(main_ts);  // waits for the GIL
   Py_BEGIN_ALLOW_THREADS;
@@ -61,7 +62,8 @@ TEST(WatchdogInterpreterTest, ReportsOtherInterpreterKeepingTheGilFromTarget) {
   EXPECT_EQ(e.stall_kind, StallKind::kBusyPython) << e.summary;
   EXPECT_FALSE(e.thread.in_target) << e.summary;
   EXPECT_TRUE(e.gil_wanted) << e.summary;
-  EXPECT_NE(e.summary.find("other interpreter"), std::string::npos) << e.summary;
+  EXPECT_NE(e.summary.find("other interpreter"), std::string::npos)
+      << e.summary;
   // The dump covers the target: its main thread, waiting.
   EXPECT_NE(e.stack_dump.find("[main]"), std::string::npos) << e.stack_dump;
 #else

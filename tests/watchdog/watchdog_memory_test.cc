@@ -31,7 +31,9 @@ TEST(WatchdogMemoryTest, ReportsRssCrossingTheLimitOnce) {
   options.memory_interval = absl::Milliseconds(20);
   options.rss_limit_bytes = CurrentRss() + 64 * kMiB;
   options.on_event = recorder.Callback(/*release=*/false);
-  options.memory_provider = [](MemorySample& sample) { sample.object_count = 42; };
+  options.memory_provider = [](MemorySample& sample) {
+    sample.object_count = 42;
+  };
   Watchdog watchdog;
   ASSERT_TRUE(watchdog.Start(options).ok());
   // Written bytes (not just reserved) so they count in RSS.
@@ -64,12 +66,12 @@ TEST(WatchdogMemoryTest, ReportsGrowthOverTheWindow) {
   Watchdog watchdog;
   ASSERT_TRUE(watchdog.Start(options).ok());
   // A leak in steps: 8 x 8 MiB kept alive.
-  ASSERT_TRUE(RunTargetCode(
-      "import time\n"
-      "leak = []\n"
-      "for _ in range(8):\n"
-      "    leak.append(b'y' * (8 << 20))\n"
-      "    time.sleep(0.03)\n"));
+  ASSERT_TRUE(
+      RunTargetCode("import time\n"
+                    "leak = []\n"
+                    "for _ in range(8):\n"
+                    "    leak.append(b'y' * (8 << 20))\n"
+                    "    time.sleep(0.03)\n"));
   std::vector<Event> events = recorder.WaitFor(1, absl::Seconds(10));
   ASSERT_TRUE(RunTargetCode("del leak\n"));
   ASSERT_TRUE(watchdog.Stop().ok());

@@ -25,7 +25,8 @@ TEST(WatchdogShutdownTest, SurvivesFinalizationWithoutStop) {
   ASSERT_TRUE(Forgotten().Start(options).ok());
   ASSERT_TRUE(annex::testing::RunTargetCode(
       "import threading, time\n"
-      "threads = [threading.Thread(target=time.sleep, args=(0.05,)) for _ in range(4)]\n"
+      "threads = [threading.Thread(target=time.sleep, args=(0.05,)) for _ in "
+      "range(4)]\n"
       "for t in threads: t.start()\n"
       "time.sleep(0.1)\n"));
   std::atexit([] { delete &Forgotten(); });

@@ -39,13 +39,13 @@ TEST(WatchdogStallTest, ReportsBusyPythonLoopInMainThreadWithStackDump) {
   Watchdog watchdog;
   ASSERT_TRUE(watchdog.Start(options).ok());
   // The watchdog's callback releases the loop.
-  ASSERT_TRUE(RunTargetCode(
-      "import _wdtest\n"
-      "def spin_forever():\n"
-      "    n = 0\n"
-      "    while not _wdtest.released():\n"
-      "        n += 1\n"
-      "spin_forever()\n"));
+  ASSERT_TRUE(
+      RunTargetCode("import _wdtest\n"
+                    "def spin_forever():\n"
+                    "    n = 0\n"
+                    "    while not _wdtest.released():\n"
+                    "        n += 1\n"
+                    "spin_forever()\n"));
   ASSERT_TRUE(watchdog.Stop().ok());
 
   std::vector<Event> events = recorder.events();
@@ -56,8 +56,10 @@ TEST(WatchdogStallTest, ReportsBusyPythonLoopInMainThreadWithStackDump) {
   EXPECT_TRUE(e.thread.is_main);
   EXPECT_EQ(e.thread.ident, PyThread_get_thread_ident());
   EXPECT_GE(e.duration, absl::Milliseconds(300));
-  EXPECT_NE(e.stack_dump.find("[main] [holds GIL]"), std::string::npos) << e.stack_dump;
-  EXPECT_NE(e.stack_dump.find("in spin_forever\n"), std::string::npos) << e.stack_dump;
+  EXPECT_NE(e.stack_dump.find("[main] [holds GIL]"), std::string::npos)
+      << e.stack_dump;
+  EXPECT_NE(e.stack_dump.find("in spin_forever\n"), std::string::npos)
+      << e.stack_dump;
   EXPECT_NE(e.summary.find("busy_python"), std::string::npos) << e.summary;
   std::string report = ReadFile(options.report_path);
   EXPECT_NE(report.find(e.summary), std::string::npos) << report;
@@ -71,11 +73,11 @@ TEST(WatchdogStallTest, ReportsStuckInCWhileMainThreadHoldsGil) {
   EventRecorder recorder;
   Watchdog watchdog;
   ASSERT_TRUE(watchdog.Start(StallOptions(recorder)).ok());
-  ASSERT_TRUE(RunTargetCode(
-      "import _wdtest\n"
-      "def call_into_c():\n"
-      "    _wdtest.spin_in_c()\n"
-      "call_into_c()\n"));
+  ASSERT_TRUE(
+      RunTargetCode("import _wdtest\n"
+                    "def call_into_c():\n"
+                    "    _wdtest.spin_in_c()\n"
+                    "call_into_c()\n"));
   ASSERT_TRUE(watchdog.Stop().ok());
 
   std::vector<Event> events = recorder.events();
@@ -85,7 +87,8 @@ TEST(WatchdogStallTest, ReportsStuckInCWhileMainThreadHoldsGil) {
   EXPECT_EQ(e.stall_kind, StallKind::kStuckInC) << e.summary;
   EXPECT_TRUE(e.thread.is_main);
   EXPECT_EQ(e.thread.ident, PyThread_get_thread_ident());
-  EXPECT_NE(e.stack_dump.find("in call_into_c\n"), std::string::npos) << e.stack_dump;
+  EXPECT_NE(e.stack_dump.find("in call_into_c\n"), std::string::npos)
+      << e.stack_dump;
   EXPECT_TRUE(RunTargetCode("assert 1 + 1 == 2\n"));
 }
 
@@ -109,8 +112,10 @@ TEST(WatchdogStallTest, ReportsStuckInCInWorkerThread) {
   EXPECT_EQ(e.stall_kind, StallKind::kStuckInC) << e.summary;
   EXPECT_FALSE(e.thread.is_main);
   EXPECT_NE(e.thread.ident, PyThread_get_thread_ident());
-  EXPECT_NE(e.stack_dump.find("[holds GIL]"), std::string::npos) << e.stack_dump;
-  EXPECT_NE(e.stack_dump.find("in worker_in_c\n"), std::string::npos) << e.stack_dump;
+  EXPECT_NE(e.stack_dump.find("[holds GIL]"), std::string::npos)
+      << e.stack_dump;
+  EXPECT_NE(e.stack_dump.find("in worker_in_c\n"), std::string::npos)
+      << e.stack_dump;
 }
 
 TEST(WatchdogStallTest, SleepingThreadsAreNotAStall) {
@@ -118,12 +123,12 @@ TEST(WatchdogStallTest, SleepingThreadsAreNotAStall) {
   EventRecorder recorder;
   Watchdog watchdog;
   ASSERT_TRUE(watchdog.Start(StallOptions(recorder)).ok());
-  ASSERT_TRUE(RunTargetCode(
-      "import threading, time\n"
-      "t = threading.Thread(target=time.sleep, args=(0.8,))\n"
-      "t.start()\n"
-      "time.sleep(0.8)\n"
-      "t.join()\n"));
+  ASSERT_TRUE(
+      RunTargetCode("import threading, time\n"
+                    "t = threading.Thread(target=time.sleep, args=(0.8,))\n"
+                    "t.start()\n"
+                    "time.sleep(0.8)\n"
+                    "t.join()\n"));
   Metrics metrics = watchdog.GetMetrics();
   ASSERT_TRUE(watchdog.Stop().ok());
   EXPECT_TRUE(recorder.events().empty()) << recorder.events()[0].summary;
@@ -138,11 +143,11 @@ TEST(WatchdogStallTest, ReportsBlockedMainThreadWhenAskedTo) {
   options.report_blocked_main = true;
   Watchdog watchdog;
   ASSERT_TRUE(watchdog.Start(options).ok());
-  ASSERT_TRUE(RunTargetCode(
-      "import time\n"
-      "def nap():\n"
-      "    time.sleep(0.8)\n"
-      "nap()\n"));
+  ASSERT_TRUE(
+      RunTargetCode("import time\n"
+                    "def nap():\n"
+                    "    time.sleep(0.8)\n"
+                    "nap()\n"));
   ASSERT_TRUE(watchdog.Stop().ok());
   std::vector<Event> events = recorder.events();
   ASSERT_EQ(events.size(), 1u);
@@ -158,11 +163,11 @@ TEST(WatchdogStallTest, HeartbeatsAreServedByABusyMainThread) {
   options.stall_timeout = absl::Seconds(5);
   Watchdog watchdog;
   ASSERT_TRUE(watchdog.Start(options).ok());
-  ASSERT_TRUE(RunTargetCode(
-      "import time\n"
-      "end = time.monotonic() + 0.5\n"
-      "while time.monotonic() < end:\n"
-      "    pass\n"));
+  ASSERT_TRUE(
+      RunTargetCode("import time\n"
+                    "end = time.monotonic() + 0.5\n"
+                    "while time.monotonic() < end:\n"
+                    "    pass\n"));
   Metrics metrics = watchdog.GetMetrics();
   ASSERT_TRUE(watchdog.Stop().ok());
   EXPECT_GE(metrics.heartbeats_served, 2);

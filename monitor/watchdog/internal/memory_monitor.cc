@@ -6,7 +6,8 @@
 namespace annex::watchdog::internal {
 
 MemoryMonitor::MemoryMonitor(const Config& config) : config_(config) {
-  if (config_.clear_bytes <= 0) config_.clear_bytes = config_.limit_bytes / 10 * 9;
+  if (config_.clear_bytes <= 0)
+    config_.clear_bytes = config_.limit_bytes / 10 * 9;
 }
 
 std::vector<MemoryAlarm> MemoryMonitor::Update(int64_t now_ns, int64_t bytes) {
@@ -21,7 +22,8 @@ std::vector<MemoryAlarm> MemoryMonitor::Update(int64_t now_ns, int64_t bytes) {
   }
   if (config_.growth_limit_bytes > 0) {
     // Monotonic queue: the front is the minimum of the window.
-    while (!window_.empty() && window_.back().second >= bytes) window_.pop_back();
+    while (!window_.empty() && window_.back().second >= bytes)
+      window_.pop_back();
     window_.emplace_back(now_ns, bytes);
     while (window_.front().first < now_ns - config_.growth_window_ns) {
       window_.pop_front();

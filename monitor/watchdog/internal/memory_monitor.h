@@ -18,8 +18,8 @@ enum class MemoryAlarm { kLimit, kGrowth };
 class MemoryMonitor {
  public:
   struct Config {
-    int64_t limit_bytes = 0;        // 0: no limit
-    int64_t clear_bytes = 0;        // re-arm below; 0: 90% of the limit
+    int64_t limit_bytes = 0;         // 0: no limit
+    int64_t clear_bytes = 0;         // re-arm below; 0: 90% of the limit
     int64_t growth_limit_bytes = 0;  // 0: no growth alarm
     int64_t growth_window_ns = 0;
   };

@@ -39,12 +39,14 @@ std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
     run_.active = false;
   }
 
-  const int64_t heartbeat_age = s.heartbeat_outstanding_since_ns != 0
-                                    ? s.now_ns - s.heartbeat_outstanding_since_ns
-                                    : 0;
+  const int64_t heartbeat_age =
+      s.heartbeat_outstanding_since_ns != 0
+          ? s.now_ns - s.heartbeat_outstanding_since_ns
+          : 0;
   const bool heartbeat_overdue = heartbeat_age >= timeout;
   const bool heartbeat_reported =
-      heartbeat_overdue && reported_heartbeat_ == s.heartbeat_outstanding_since_ns;
+      heartbeat_overdue &&
+      reported_heartbeat_ == s.heartbeat_outstanding_since_ns;
 
   if (run_.active) {
     const int64_t run_age = s.now_ns - run_.start_ns;
@@ -62,27 +64,30 @@ std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
       // Busy needs evidence of bytecode boundaries: a heartbeat served
       // recently. An older outstanding one leaves it undecided: it becomes
       // overdue (stuck in C) or gets served (busy).
-      if (heartbeat_age < timeout / 2 && run_age >= timeout && !run_.reported_busy) {
+      if (heartbeat_age < timeout / 2 && run_age >= timeout &&
+          !run_.reported_busy) {
         run_.reported_busy = true;
         if (config_.report_busy_main) {
-          return StallVerdict{StallKind::kBusyPython, run_.holder, true, run_age,
-                              run_.wanted_since_ns != 0};
+          return StallVerdict{StallKind::kBusyPython, run_.holder, true,
+                              run_age, run_.wanted_since_ns != 0};
         }
       }
     } else {
       const int64_t still = s.now_ns - run_.last_move_ns;
-      const bool starving =
-          run_.wanted_since_ns != 0 && s.now_ns - run_.wanted_since_ns >= timeout;
+      const bool starving = run_.wanted_since_ns != 0 &&
+                            s.now_ns - run_.wanted_since_ns >= timeout;
       if (still >= timeout && !run_.reported_stuck) {
         run_.reported_stuck = true;
-        if (heartbeat_overdue) reported_heartbeat_ = s.heartbeat_outstanding_since_ns;
+        if (heartbeat_overdue)
+          reported_heartbeat_ = s.heartbeat_outstanding_since_ns;
         return StallVerdict{StallKind::kStuckInC, run_.holder, false, still,
                             run_.wanted_since_ns != 0};
       }
       if (run_age >= timeout && still < timeout && !run_.reported_busy &&
           (config_.report_busy_workers || starving)) {
         run_.reported_busy = true;
-        if (heartbeat_overdue) reported_heartbeat_ = s.heartbeat_outstanding_since_ns;
+        if (heartbeat_overdue)
+          reported_heartbeat_ = s.heartbeat_outstanding_since_ns;
         return StallVerdict{StallKind::kBusyPython, run_.holder, false, run_age,
                             starving};
       }

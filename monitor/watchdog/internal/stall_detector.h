@@ -14,11 +14,12 @@
 //   Main holds the GIL for a whole timeout and has served a heartbeat within
 //   the last half timeout: busy in Python.
 // - Another thread keeps the GIL: its innermost frame or instruction pointer
-//   changing between samples, or a served probe, means it runs bytecode (busy in Python); not
-//   changing for a whole timeout means stuck in C. Busy is reported when
-//   asked for, or when target threads have been asking for the GIL for a
-//   whole timeout (a drop request stays up): the holder does not hand the GIL
-//   over, e.g. a thread of another interpreter on 3.11/3.12 (DESIGN.md rule 2).
+//   changing between samples, or a served probe, means it runs bytecode (busy
+//   in Python); not changing for a whole timeout means stuck in C. Busy is
+//   reported when asked for, or when target threads have been asking for the
+//   GIL for a whole timeout (a drop request stays up): the holder does not hand
+//   the GIL over, e.g. a thread of another interpreter on 3.11/3.12 (DESIGN.md
+//   rule 2).
 // - Heartbeat overdue and nobody kept the GIL: main is blocked without it.
 #pragma once
 
@@ -86,7 +87,7 @@ class StallDetector {
     const void* frame = nullptr;
     const void* instr = nullptr;
     int64_t progress = 0;
-    int64_t last_move_ns = 0;  // last sample where frame or instr changed
+    int64_t last_move_ns = 0;     // last sample where frame or instr changed
     int64_t wanted_since_ns = 0;  // first sample of the current drop request
     bool reported_stuck = false;
     bool reported_busy = false;
