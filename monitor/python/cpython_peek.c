@@ -6,6 +6,9 @@
 #include "monitor/python/cpython_peek.h"
 
 #include <Python.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030E0000
@@ -17,6 +20,9 @@
 #include "internal/pycore_frame.h"
 #include "internal/pycore_gil.h"
 #include "internal/pycore_interp.h"
+#if PY_VERSION_HEX >= 0x030D0000
+#include "internal/pycore_lock.h"
+#endif
 #include "internal/pycore_runtime.h"
 
 #define ANNEX_PY311 (PY_VERSION_HEX < 0x030C0000)
@@ -87,6 +93,34 @@ int AnnexPeekIsFinalizing(void) {
   return !Py_IsInitialized();
 }
 
+// 3.11/3.12: _PyRuntime.interpreters.mutex is a PyThread_type_lock (timed
+// acquire is public). 3.13: a PyMutex; its timed lock is not exported, so we
+// poll the uncontended fast path (a compare-and-swap of the lock byte) and
+// release with the exported PyMutex_Unlock, which wakes parked waiters.
+// Where: any thread without the GIL.
+int AnnexPeekLockThreadList(int timeout_us) {
+#if ANNEX_PY313
+  for (int waited = 0;; waited += 50) {
+    if (PyMutex_LockFast(&_PyRuntime.interpreters.mutex._bits)) return 1;
+    if (waited >= timeout_us) return 0;
+    usleep(50);
+  }
+#else
+  PyThread_type_lock lock = _PyRuntime.interpreters.mutex;
+  if (lock == NULL) return 0;
+  return PyThread_acquire_lock_timed(lock, timeout_us, 0) == PY_LOCK_ACQUIRED;
+#endif
+}
+
+// Where: the thread that took the lock.
+void AnnexPeekUnlockThreadList(void) {
+#if ANNEX_PY313
+  PyMutex_Unlock(&_PyRuntime.interpreters.mutex);
+#else
+  PyThread_release_lock(_PyRuntime.interpreters.mutex);
+#endif
+}
+
 // Walks every interpreter's thread list with the public accessors, without
 // HEAD_LOCK, as faulthandler does. Where: any thread, no GIL, reads only.
 int AnnexPeekIsLiveThreadState(PyThreadState* ts) {
@@ -117,25 +151,61 @@ PyInterpreterState* AnnexPeekThreadInterpreter(PyThreadState* ts) {
   return ts != NULL ? ts->interp : NULL;
 }
 
+// --- Safe reads -------------------------------------------------------------
+// Frames of a running thread change under us, so a pointer read from one may
+// be stale or torn. Every read that follows such a pointer goes through
+// SafeRead: process_vm_readv on our own pid fails with EFAULT on unmapped
+// memory instead of faulting. Where a seccomp policy forbids the call (some
+// containers), reads fall back to plain loads, which is faulthandler's risk.
+
+static int safe_read_mode = 0;  // 0 unknown, 1 process_vm_readv, 2 plain
+
+// Copies n bytes at addr into out; returns 1, or 0 if addr is unreadable.
+// Where: any thread, no GIL; async-signal-safe.
+static int SafeRead(const void* addr, void* out, size_t n) {
+  if (addr == NULL) return 0;
+  if (safe_read_mode != 2) {
+    struct iovec local = {out, n};
+    struct iovec remote = {(void*)addr, n};
+    ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+    if (got == (ssize_t)n) {
+      safe_read_mode = 1;
+      return 1;
+    }
+    if (got < 0 && errno == EFAULT) return 0;
+    if (safe_read_mode == 1) return 0;  // partial read: treat as unreadable
+    safe_read_mode = 2;                 // EPERM/ENOSYS: not allowed here
+  }
+  memcpy(out, addr, n);
+  return 1;
+}
+
+// Reads one pointer-sized field; NULL if unreadable. Where: any thread.
+static void* SafeReadPointer(const void* addr) {
+  void* value = NULL;
+  if (!SafeRead(addr, &value, sizeof(value))) return NULL;
+  return value;
+}
+
 // The innermost interpreter frame: 3.11/3.12 via tstate->cframe (a struct
 // on the thread's C stack while it evaluates), 3.13 tstate->current_frame.
-// Where: any thread, no GIL, reads only.
+// Where: any thread, no GIL, reads only; `ts` live (thread-list lock held).
 static _PyInterpreterFrame* InnermostFrame(PyThreadState* ts) {
 #if ANNEX_PY313
-  return __atomic_load_n(&ts->current_frame, __ATOMIC_RELAXED);
+  return (_PyInterpreterFrame*)SafeReadPointer(&ts->current_frame);
 #else
-  _PyCFrame* cframe = __atomic_load_n(&ts->cframe, __ATOMIC_RELAXED);
-  return cframe != NULL
-             ? __atomic_load_n(&cframe->current_frame, __ATOMIC_RELAXED)
-             : NULL;
+  _PyCFrame* cframe = (_PyCFrame*)SafeReadPointer(&ts->cframe);
+  return (_PyInterpreterFrame*)SafeReadPointer(
+      cframe != NULL ? (const void*)&cframe->current_frame : NULL);
 #endif
 }
 
-// 3.11 and 3.12 store the instruction pointer in the frame at the start of
-// every instruction (`prev_instr`); 3.13 keeps it in a local of the eval
-// loop and stores `instr_ptr` only where an instruction may escape (calls),
-// so a loop can run for seconds with the same stored value (measured).
-// Where: any thread, no GIL, reads only.
+// The stored instruction pointer. 3.11/3.12 store `prev_instr` at the start
+// of every instruction (still, a loop dominated by one C call shows that
+// call at most samples); 3.13 keeps it in a local of the eval loop and
+// stores `instr_ptr` only where an instruction may escape (calls), so a loop
+// can show the same value for seconds (measured).
+// Where: any thread, no GIL, reads only; `ts` live.
 void AnnexPeekCurrentFrame(PyThreadState* ts, AnnexPeekFrame* out) {
   out->frame = NULL;
   out->instr = NULL;
@@ -144,9 +214,9 @@ void AnnexPeekCurrentFrame(PyThreadState* ts, AnnexPeekFrame* out) {
   out->frame = frame;
   if (frame == NULL) return;
 #if ANNEX_PY313
-  out->instr = __atomic_load_n(&frame->instr_ptr, __ATOMIC_RELAXED);
+  out->instr = SafeReadPointer(&frame->instr_ptr);
 #else
-  out->instr = __atomic_load_n(&frame->prev_instr, __ATOMIC_RELAXED);
+  out->instr = SafeReadPointer(&frame->prev_instr);
 #endif
 }
 
@@ -194,27 +264,45 @@ static void PutDecimal(Writer* w, long v) {
   while (n > 0) PutChar(w, tmp[--n]);
 }
 
-// Writes a str object as printable ASCII with \x, \u, \U escapes, at most 300
-// characters. Reads the canonical representation in place (3.11: only if
-// the string is "ready", which code-object names always are).
+// Writes a str object as printable ASCII with \x, \u, \U escapes, at most
+// 300 characters. The header is copied and checked (exact str type, a known
+// kind); the characters are copied from where the canonical representation
+// lives: after the header for compact strings, behind `data.any` otherwise.
 // Where: any thread, no GIL, no allocation, reads only.
 static void PutUnicode(Writer* w, PyObject* s) {
-  if (s == NULL || !PyUnicode_Check(s)) {
+  PyASCIIObject head;
+  if (!SafeRead(s, &head, sizeof(head)) ||
+      head.ob_base.ob_type != &PyUnicode_Type) {
     PutStr(w, "???");
     return;
   }
-#if ANNEX_PY311
-  if (!PyUnicode_IS_READY(s)) {
+  const unsigned int kind = head.state.kind;
+  if (kind != PyUnicode_1BYTE_KIND && kind != PyUnicode_2BYTE_KIND &&
+      kind != PyUnicode_4BYTE_KIND) {
     PutStr(w, "???");
     return;
   }
-#endif
-  Py_ssize_t length = PyUnicode_GET_LENGTH(s);
-  int kind = PyUnicode_KIND(s);
-  const void* data = PyUnicode_DATA(s);
+  const void* data;
+  if (head.state.compact) {
+    data = head.state.ascii ? (const void*)((PyASCIIObject*)s + 1)
+                            : (const void*)((PyCompactUnicodeObject*)s + 1);
+  } else {
+    data = SafeReadPointer(&((PyUnicodeObject*)s)->data.any);
+  }
+  Py_ssize_t length = head.length;
   Py_ssize_t shown = length < 300 ? length : 300;
+  if (shown < 0) shown = 0;
+  Py_UCS4 chars[300];
+  unsigned char raw[300 * 4];
+  if (shown > 0 && !SafeRead(data, raw, (size_t)shown * kind)) {
+    PutStr(w, "???");
+    return;
+  }
   for (Py_ssize_t i = 0; i < shown; ++i) {
-    Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+    chars[i] = PyUnicode_READ(kind, raw, i);
+  }
+  for (Py_ssize_t i = 0; i < shown; ++i) {
+    Py_UCS4 ch = chars[i];
     if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
       PutChar(w, (char)ch);
     } else if (ch < 0x100) {
@@ -231,74 +319,91 @@ static void PutUnicode(Writer* w, PyObject* s) {
   if (shown < length) PutStr(w, "...");
 }
 
-// The code object of a frame, or NULL for frames that have none (3.12+
-// shim frames owned by the C stack; 3.13 frames whose f_executable is not a
-// code object). Where: any thread, no GIL, reads only.
-static PyCodeObject* FrameCode(_PyInterpreterFrame* frame) {
+// The code object a frame (copied into `frame`) runs, checked to be one:
+// readable, of exact code type, with a readable line table of bytes type.
+// NULL for frames without code (3.12+ shim frames owned by the C stack;
+// 3.13 frames whose f_executable is not a code object) and for torn reads.
+// Copies the code object's header into `head`.
+// Where: any thread, no GIL, reads only.
+static PyCodeObject* FrameCode(const _PyInterpreterFrame* frame,
+                               PyCodeObject* head) {
 #if ANNEX_PY311
-  return frame->f_code;
+  PyCodeObject* code = frame->f_code;
+#elif ANNEX_PY312
+  if (frame->owner == FRAME_OWNED_BY_CSTACK) return NULL;
+  PyCodeObject* code = frame->f_code;
 #else
   if (frame->owner == FRAME_OWNED_BY_CSTACK) return NULL;
-#if ANNEX_PY312
-  return frame->f_code;
-#else
-  PyObject* executable = frame->f_executable;
-  if (executable == NULL || !PyCode_Check(executable)) return NULL;
-  return (PyCodeObject*)executable;
+  PyCodeObject* code = (PyCodeObject*)frame->f_executable;
 #endif
-#endif
+  if (!SafeRead(code, head, sizeof(*head)) ||
+      head->ob_base.ob_base.ob_type != &PyCode_Type) {
+    return NULL;
+  }
+  PyObject table;
+  if (!SafeRead(head->co_linetable, &table, sizeof(table)) ||
+      table.ob_type != &PyBytes_Type) {
+    return NULL;
+  }
+  return code;
 }
 
 // Line number of the frame's current instruction, or 0 for a frame still
 // in its prologue (CPython's "incomplete" frames, which faulthandler skips
-// too). Each field is read once and checked against `code` (read once by
-// the caller), because the frame may change under us: CPython's inline
+// too). Works on the copies, so each field is read once: CPython's inline
 // helpers would read f_code/f_executable again. The instruction offset is
 // `prev_instr` (3.11/3.12) or `instr_ptr` (3.13) minus the first code unit;
-// PyCode_Addr2Line reads the line table and allocates nothing.
+// PyCode_Addr2Line reads the (checked) line table and allocates nothing.
 // Where: any thread, no GIL, reads only.
-static int FrameLine(_PyInterpreterFrame* frame, PyCodeObject* code) {
+static int FrameLine(const _PyInterpreterFrame* frame, PyCodeObject* code,
+                     const PyCodeObject* head) {
 #if ANNEX_PY313
-  _Py_CODEUNIT* instr = frame->instr_ptr;
+  const _Py_CODEUNIT* instr = frame->instr_ptr;
 #else
-  _Py_CODEUNIT* instr = frame->prev_instr;
+  const _Py_CODEUNIT* instr = frame->prev_instr;
 #endif
-  _Py_CODEUNIT* first = _PyCode_CODE(code);
+  const _Py_CODEUNIT* first = _PyCode_CODE(code);
   if (frame->owner != FRAME_OWNED_BY_GENERATOR &&
-      instr < first + code->_co_firsttraceable) {
+      instr < first + head->_co_firsttraceable) {
     return 0;
   }
   Py_ssize_t lasti = instr - first;
-  if (lasti < 0 || lasti >= Py_SIZE(code)) return code->co_firstlineno;
+  if (lasti < 0 || lasti >= Py_SIZE(head)) return head->co_firstlineno;
   return PyCode_Addr2Line(code,
                           (int)(lasti * (Py_ssize_t)sizeof(_Py_CODEUNIT)));
 }
 
-// Where: any thread, no GIL, no allocation, reads only.
+// Where: any thread, no GIL, no allocation, reads only; `ts` live.
 int AnnexPeekWriteStack(int fd, PyThreadState* ts, int max_depth) {
   Writer w;
   w.fd = fd;
   w.used = 0;
   int written = 0;
   int steps = 0;
-  _PyInterpreterFrame* frame = ts != NULL ? InnermostFrame(ts) : NULL;
-  if (frame == NULL) PutStr(&w, "  <no Python frame>\n");
-  for (; frame != NULL; frame = frame->previous) {
+  _PyInterpreterFrame* address = ts != NULL ? InnermostFrame(ts) : NULL;
+  if (address == NULL) PutStr(&w, "  <no Python frame>\n");
+  _PyInterpreterFrame frame;
+  for (; address != NULL; address = frame.previous) {
     if (++steps > 4 * max_depth + 16) break;  // a torn chain cannot loop us
-    PyCodeObject* code = FrameCode(frame);
+    if (!SafeRead(address, &frame, sizeof(frame))) {
+      PutStr(&w, "  <unreadable frame>\n");
+      break;
+    }
+    PyCodeObject head;
+    PyCodeObject* code = FrameCode(&frame, &head);
     if (code == NULL) continue;
-    const int line = FrameLine(frame, code);
+    const int line = FrameLine(&frame, code, &head);
     if (line == 0) continue;  // incomplete frame
     if (written == max_depth) {
       PutStr(&w, "  ...\n");
       break;
     }
     PutStr(&w, "  File \"");
-    PutUnicode(&w, code->co_filename);
+    PutUnicode(&w, head.co_filename);
     PutStr(&w, "\", line ");
     PutDecimal(&w, line);
     PutStr(&w, " in ");
-    PutUnicode(&w, code->co_name);
+    PutUnicode(&w, head.co_name);
     PutChar(&w, '\n');
     ++written;
   }

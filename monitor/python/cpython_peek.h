@@ -51,6 +51,17 @@ unsigned long AnnexPeekMainThreadIdent(void);
 // about to be freed, so stop reading them. Where: any thread, no GIL.
 int AnnexPeekIsFinalizing(void);
 
+// Takes the runtime's thread-list lock (CPython's HEAD_LOCK), giving up
+// after `timeout_us`. While held, no thread state or interpreter can be
+// unlinked, hence none freed: what AnnexPeekIsLiveThreadState confirms stays
+// readable. Returns 1 if taken; then call AnnexPeekUnlockThreadList soon.
+// Where: any thread that does not hold the GIL (CPython takes this lock with
+// the GIL held, so holding it while waiting for the GIL could deadlock);
+// never after finalization (AnnexPeekIsFinalizing).
+int AnnexPeekLockThreadList(int timeout_us);
+// Where: the thread that took it.
+void AnnexPeekUnlockThreadList(void);
+
 // Returns 1 if `ts` is currently in the thread list of some interpreter, so
 // it may be read. Where: any thread, no GIL, reads only (racy list walk).
 int AnnexPeekIsLiveThreadState(PyThreadState* ts);

@@ -335,6 +335,10 @@ void HandleEvent(const SharedPtr& shared, Event& e, PyThreadState* gil_holder,
   // Dump every target thread into the memfd, then copy it into the event.
   if (dump_stacks && ftruncate(s.dump_fd, 0) == 0 &&
       lseek(s.dump_fd, 0, SEEK_SET) == 0) {
+    internal::ScopedThreadListLock list_lock(20000);
+    if (!list_lock.locked()) {
+      WriteAll(s.dump_fd, "(thread list lock busy: read without it)\n");
+    }
     internal::WriteAllThreads(s.dump_fd, PyInterpreterState_Main(), gil_holder,
                               s.options.max_stack_depth);
     struct stat st;
@@ -445,67 +449,81 @@ void Watchdog::Run() {
           delete holder;
         }
       }
+      // Sample under the thread-list lock: a thread state confirmed live
+      // cannot be freed while we read it. A tick without the lock (held
+      // elsewhere for 20 ms) gives no evidence.
       internal::StallSample sample;
       sample.now_ns = now;
-      PyThreadState* main_ts = FindMainThreadState(interp);
-      sample.main_thread = main_ts;
-      AnnexPeekGil gil;
+      std::optional<internal::StallVerdict> verdict;
       PyThreadState* holder = nullptr;
-      if (AnnexPeekGilState(interp, &gil) == 0 && gil.locked &&
-          AnnexPeekIsLiveThreadState(gil.holder)) {
-        holder = gil.holder;
-        AnnexPeekFrame frame;
-        AnnexPeekCurrentFrame(holder, &frame);
-        // Without probes (3.11) a still instruction pointer may be aliasing:
-        // a loop dominated by one C call shows that call at most samples.
-        // Look again, briefly, before calling it still.
-        if (!probes && holder != main_ts && holder == last_holder &&
-            frame.frame == last_frame.frame &&
-            frame.instr == last_frame.instr) {
-          const int64_t until = MonotonicNs() + 300000;  // 0.3 ms
-          AnnexPeekFrame again;
-          do {
-            AnnexPeekCurrentFrame(holder, &again);
-          } while (again.frame == frame.frame && again.instr == frame.instr &&
-                   MonotonicNs() < until);
-          frame = again;
-        }
-        last_holder = holder;
-        last_frame = frame;
-        sample.gil_locked = true;
-        sample.holder = holder;
-        sample.switch_number = gil.switch_number;
-        sample.holder_is_main = holder == main_ts;
-        sample.holder_frame = frame.frame;
-        sample.holder_instr = frame.instr;
-        sample.gil_wanted = gil.drop_requested != 0;
-        // Ask the holder to prove it reaches bytecode boundaries (3.12+).
-        if (probes && holder != main_ts &&
-            !s.probe_outstanding.exchange(true)) {
-          auto* probe_arg = new SharedPtr(shared);
-          if (AnnexPeekAddProbeCall(AnnexPeekThreadInterpreter(holder),
-                                    &ProbeCallback, probe_arg) != 0) {
-            delete probe_arg;
-            s.probe_outstanding.store(false);
+      PyInterpreterState* holder_interp = nullptr;
+      Event e;
+      {
+        internal::ScopedThreadListLock list_lock(20000);
+        if (list_lock.locked()) {
+          PyThreadState* main_ts = FindMainThreadState(interp);
+          sample.main_thread = main_ts;
+          AnnexPeekGil gil;
+          if (AnnexPeekGilState(interp, &gil) == 0 && gil.locked &&
+              AnnexPeekIsLiveThreadState(gil.holder)) {
+            holder = gil.holder;
+            holder_interp = AnnexPeekThreadInterpreter(holder);
+            AnnexPeekFrame frame;
+            AnnexPeekCurrentFrame(holder, &frame);
+            // Without probes (3.11) a still instruction pointer may be
+            // aliasing: a loop dominated by one C call shows that call at
+            // most samples. Look again, briefly, before calling it still.
+            if (!probes && holder != main_ts && holder == last_holder &&
+                frame.frame == last_frame.frame &&
+                frame.instr == last_frame.instr) {
+              const int64_t until = MonotonicNs() + 300000;  // 0.3 ms
+              AnnexPeekFrame again;
+              do {
+                AnnexPeekCurrentFrame(holder, &again);
+              } while (again.frame == frame.frame &&
+                       again.instr == frame.instr && MonotonicNs() < until);
+              frame = again;
+            }
+            last_holder = holder;
+            last_frame = frame;
+            sample.gil_locked = true;
+            sample.holder = holder;
+            sample.switch_number = gil.switch_number;
+            sample.holder_is_main = holder == main_ts;
+            sample.holder_frame = frame.frame;
+            sample.holder_instr = frame.instr;
+            sample.gil_wanted = gil.drop_requested != 0;
+            sample.holder_progress = s.probes_served.load();
+          }
+          sample.heartbeat_outstanding_since_ns = s.heartbeat_since.load();
+          verdict = detector.Update(sample);
+          if (verdict) {
+            auto* ts =
+                static_cast<PyThreadState*>(const_cast<void*>(verdict->thread));
+            if (ts != nullptr && AnnexPeekIsLiveThreadState(ts)) {
+              internal::ThreadIds ids = internal::ReadThreadIds(ts);
+              e.thread = ThreadInfo{ids.ident, ids.native_id, ids.name,
+                                    verdict->is_main,
+                                    AnnexPeekThreadInterpreter(ts) == interp};
+            }
           }
         }
-        sample.holder_progress = s.probes_served.load();
       }
-      sample.heartbeat_outstanding_since_ns = s.heartbeat_since.load();
-      if (std::optional<internal::StallVerdict> verdict =
-              detector.Update(sample)) {
-        Event e;
+      // Ask a holder other than main to prove it reaches bytecode
+      // boundaries (3.12+). Its interpreter outlives its thread states.
+      if (probes && holder != nullptr && !sample.holder_is_main &&
+          !s.probe_outstanding.exchange(true)) {
+        auto* probe_arg = new SharedPtr(shared);
+        if (AnnexPeekAddProbeCall(holder_interp, &ProbeCallback, probe_arg) !=
+            0) {
+          delete probe_arg;
+          s.probe_outstanding.store(false);
+        }
+      }
+      if (verdict) {
         e.type = EventType::kStall;
         e.stall_kind = verdict->kind;
         e.duration = absl::Nanoseconds(verdict->duration_ns);
-        auto* ts =
-            static_cast<PyThreadState*>(const_cast<void*>(verdict->thread));
-        if (ts != nullptr && AnnexPeekIsLiveThreadState(ts)) {
-          internal::ThreadIds ids = internal::ReadThreadIds(ts);
-          e.thread =
-              ThreadInfo{ids.ident, ids.native_id, ids.name, verdict->is_main,
-                         AnnexPeekThreadInterpreter(ts) == interp};
-        }
         e.gil_wanted = verdict->gil_wanted;
         e.memory.rss_bytes = internal::ReadRssBytes(s.statm_fd);
         HandleEvent(shared, e, holder, now, /*dump_stacks=*/true);

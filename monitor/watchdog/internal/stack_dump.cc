@@ -41,6 +41,13 @@ std::string OsThreadName(unsigned long native_id) {
 
 }  // namespace
 
+ScopedThreadListLock::ScopedThreadListLock(int timeout_us)
+    : locked_(AnnexPeekLockThreadList(timeout_us) != 0) {}
+
+ScopedThreadListLock::~ScopedThreadListLock() {
+  if (locked_) AnnexPeekUnlockThreadList();
+}
+
 ThreadIds ReadThreadIds(PyThreadState* ts) {
   ThreadIds ids;
   AnnexPeekThreadIds(ts, &ids.ident, &ids.native_id);

@@ -11,6 +11,22 @@
 
 namespace annex::watchdog::internal {
 
+// Holds CPython's thread-list lock for a scope, so that the thread states
+// confirmed live inside it cannot be freed while they are read. Gives up
+// after `timeout_us` (then locked() is false). Where: a thread that does not
+// hold the GIL (the watchdog thread).
+class ScopedThreadListLock {
+ public:
+  explicit ScopedThreadListLock(int timeout_us);
+  ~ScopedThreadListLock();
+  ScopedThreadListLock(const ScopedThreadListLock&) = delete;
+  ScopedThreadListLock& operator=(const ScopedThreadListLock&) = delete;
+  bool locked() const { return locked_; }
+
+ private:
+  bool locked_;
+};
+
 // Identity of a target thread, read without the GIL.
 struct ThreadIds {
   unsigned long ident = 0;      // threading.get_ident()
@@ -25,7 +41,8 @@ ThreadIds ReadThreadIds(PyThreadState* ts);
 // a header line with ident, native id, OS name, and whether it is the main
 // thread or holds the GIL, then its Python stack, innermost frame first.
 // `gil_holder` may be null. Returns the number of threads written.
-// Where: any thread, no GIL, reads only (racy list walk, like faulthandler).
+// Where: any thread, no GIL, reads only; hold ScopedThreadListLock (without
+// it this is faulthandler's racy walk).
 int WriteAllThreads(int fd, PyInterpreterState* interp,
                     const PyThreadState* gil_holder, int max_depth);
 
