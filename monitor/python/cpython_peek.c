@@ -30,6 +30,45 @@
   (PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000)
 #define ANNEX_PY313 (PY_VERSION_HEX >= 0x030D0000)
 
+// --- Safe reads -------------------------------------------------------------
+// Frames of a running thread change under us, so a pointer read from one may
+// be stale or torn. Every read that follows such a pointer goes through
+// SafeRead: process_vm_readv on our own pid fails with EFAULT on unmapped
+// memory instead of faulting. Where a seccomp policy forbids the call (some
+// containers), reads fall back to plain loads, which is faulthandler's risk.
+
+// Thread ids and the eval breaker are read as pointer-sized words.
+_Static_assert(sizeof(unsigned long) == sizeof(void*), "LP64 expected");
+
+static int safe_read_mode = 0;  // 0 unknown, 1 process_vm_readv, 2 plain
+
+// Copies n bytes at addr into out; returns 1, or 0 if addr is unreadable.
+// Where: any thread, no GIL; async-signal-safe.
+static int SafeRead(const void* addr, void* out, size_t n) {
+  if (addr == NULL) return 0;
+  if (safe_read_mode != 2) {
+    struct iovec local = {out, n};
+    struct iovec remote = {(void*)addr, n};
+    ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+    if (got == (ssize_t)n) {
+      safe_read_mode = 1;
+      return 1;
+    }
+    if (got < 0 && errno == EFAULT) return 0;
+    if (safe_read_mode == 1) return 0;  // partial read: treat as unreadable
+    safe_read_mode = 2;                 // EPERM/ENOSYS: not allowed here
+  }
+  memcpy(out, addr, n);
+  return 1;
+}
+
+// Reads one pointer-sized field; NULL if unreadable. Where: any thread.
+static void* SafeReadPointer(const void* addr) {
+  void* value = NULL;
+  if (!SafeRead(addr, &value, sizeof(value))) return NULL;
+  return value;
+}
+
 // The GIL structure of `interp`. 3.11: one GIL in the runtime
 // (_PyRuntime.ceval.gil). 3.12 and 3.13: each interpreter points at its GIL
 // (interp->ceval.gil); a legacy sub-interpreter points at the main one's.
@@ -47,10 +86,10 @@ static struct _gil_runtime_state* GilOf(PyInterpreterState* interp) {
 int AnnexPeekGilState(PyInterpreterState* interp, AnnexPeekGil* out) {
   struct _gil_runtime_state* gil = GilOf(interp);
   if (gil == NULL || out == NULL) return -1;
-    // 3.11/3.12: `locked` and `last_holder` are _Py_atomic_* wrappers;
-    // 3.13: plain fields accessed atomically by CPython. `last_holder` is
-    // written by every take of the GIL by a different thread state, which also
-    // increments `switch_number` (under the GIL's mutex; we read it racily).
+  // 3.11/3.12: `locked` and `last_holder` are _Py_atomic_* wrappers; 3.13:
+  // plain fields accessed atomically by CPython. `last_holder` is written by
+  // every take of the GIL by a different thread state, which also increments
+  // `switch_number` (under the GIL's mutex; we read it racily).
 #if ANNEX_PY313
   out->locked = __atomic_load_n(&gil->locked, __ATOMIC_ACQUIRE);
   out->holder = __atomic_load_n(&gil->last_holder, __ATOMIC_ACQUIRE);
@@ -67,7 +106,7 @@ int AnnexPeekGilState(PyInterpreterState* interp, AnnexPeekGil* out) {
 #if ANNEX_PY313
   out->drop_requested =
       out->locked && AnnexPeekIsLiveThreadState(out->holder) &&
-      (__atomic_load_n(&out->holder->eval_breaker, __ATOMIC_RELAXED) &
+      ((uintptr_t)SafeReadPointer(&out->holder->eval_breaker) &
        _PY_GIL_DROP_REQUEST_BIT) != 0;
 #else
   out->drop_requested = interp != NULL && _Py_atomic_load_relaxed(
@@ -142,49 +181,14 @@ int AnnexPeekIsLiveThreadState(PyThreadState* ts) {
 // Where: any thread, no GIL, reads only.
 void AnnexPeekThreadIds(PyThreadState* ts, unsigned long* ident,
                         unsigned long* native_id) {
-  *ident = ts != NULL ? ts->thread_id : 0;
-  *native_id = ts != NULL ? ts->native_thread_id : 0;
+  *ident = ts != NULL ? (unsigned long)SafeReadPointer(&ts->thread_id) : 0;
+  *native_id =
+      ts != NULL ? (unsigned long)SafeReadPointer(&ts->native_thread_id) : 0;
 }
 
 // Where: any thread, no GIL, reads only.
 PyInterpreterState* AnnexPeekThreadInterpreter(PyThreadState* ts) {
-  return ts != NULL ? ts->interp : NULL;
-}
-
-// --- Safe reads -------------------------------------------------------------
-// Frames of a running thread change under us, so a pointer read from one may
-// be stale or torn. Every read that follows such a pointer goes through
-// SafeRead: process_vm_readv on our own pid fails with EFAULT on unmapped
-// memory instead of faulting. Where a seccomp policy forbids the call (some
-// containers), reads fall back to plain loads, which is faulthandler's risk.
-
-static int safe_read_mode = 0;  // 0 unknown, 1 process_vm_readv, 2 plain
-
-// Copies n bytes at addr into out; returns 1, or 0 if addr is unreadable.
-// Where: any thread, no GIL; async-signal-safe.
-static int SafeRead(const void* addr, void* out, size_t n) {
-  if (addr == NULL) return 0;
-  if (safe_read_mode != 2) {
-    struct iovec local = {out, n};
-    struct iovec remote = {(void*)addr, n};
-    ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
-    if (got == (ssize_t)n) {
-      safe_read_mode = 1;
-      return 1;
-    }
-    if (got < 0 && errno == EFAULT) return 0;
-    if (safe_read_mode == 1) return 0;  // partial read: treat as unreadable
-    safe_read_mode = 2;                 // EPERM/ENOSYS: not allowed here
-  }
-  memcpy(out, addr, n);
-  return 1;
-}
-
-// Reads one pointer-sized field; NULL if unreadable. Where: any thread.
-static void* SafeReadPointer(const void* addr) {
-  void* value = NULL;
-  if (!SafeRead(addr, &value, sizeof(value))) return NULL;
-  return value;
+  return ts != NULL ? (PyInterpreterState*)SafeReadPointer(&ts->interp) : NULL;
 }
 
 // The innermost interpreter frame: 3.11/3.12 via tstate->cframe (a struct
@@ -417,8 +421,10 @@ static int MainThreadHoldsGil(PyInterpreterState* main) {
   AnnexPeekGil gil;
   if (AnnexPeekGilState(main, &gil) != 0 || !gil.locked) return 0;
   if (!AnnexPeekIsLiveThreadState(gil.holder)) return 0;
-  return gil.holder->interp == main &&
-         gil.holder->thread_id == _PyRuntime.main_thread;
+  // Safe reads: the holder may exit between the check and the reads.
+  return SafeReadPointer(&gil.holder->interp) == (void*)main &&
+         (unsigned long)SafeReadPointer(&gil.holder->thread_id) ==
+             _PyRuntime.main_thread;
 }
 
 // Facts: 3.11's Py_AddPendingCall queues on the interpreter of whichever
