@@ -175,8 +175,9 @@ std::string Summary(const Event& e) {
                     e.gil_wanted ? " gil_wanted" : "");
   }
   absl::StrAppend(&text, " for ", absl::FormatDuration(e.duration));
-  if (e.memory.rss_bytes >= 0)
+  if (e.memory.rss_bytes >= 0) {
     absl::StrAppend(&text, " rss=", e.memory.rss_bytes);
+  }
   if (e.type == EventType::kMemoryGrowth) {
     absl::StrAppend(&text, " growth=", e.memory_growth_bytes);
   }
@@ -197,8 +198,9 @@ absl::Status Watchdog::Start(const Options& options) {
   if (!Py_IsInitialized()) {
     return absl::FailedPreconditionError("Python is not initialized");
   }
-  if (running())
+  if (running()) {
     return absl::FailedPreconditionError("watchdog already running");
+  }
   if (options.stall_timeout < absl::ZeroDuration() ||
       options.heartbeat_interval < absl::ZeroDuration() ||
       options.memory_interval < absl::ZeroDuration() ||
@@ -232,8 +234,9 @@ absl::Status Watchdog::Start(const Options& options) {
   auto shared = std::make_shared<Shared>();
   Watchdog::Shared& s = *shared;
   s.options = options;
-  if (s.options.exception_type == nullptr)
+  if (s.options.exception_type == nullptr) {
     s.options.exception_type = PyExc_TimeoutError;
+  }
   s.timeout_ns = absl::ToInt64Nanoseconds(options.stall_timeout);
   if (s.timeout_ns > 0) {
     s.heartbeat_ns = options.heartbeat_interval > absl::ZeroDuration()
@@ -381,8 +384,9 @@ void HandleEvent(const SharedPtr& shared, Event& e, PyThreadState* gil_holder,
             ? AnnexPeekMainThreadIdent()
             : e.thread.ident;
     auto* request = new RaiseRequest{shared, ident, s.options.exception_type};
-    if (AnnexPeekAddMainPendingCall(&RaiseCallback, request) != 0)
+    if (AnnexPeekAddMainPendingCall(&RaiseCallback, request) != 0) {
       delete request;
+    }
   }
   if (s.options.abort) std::abort();
 }

@@ -6,8 +6,9 @@
 namespace annex::watchdog::internal {
 
 MemoryMonitor::MemoryMonitor(const Config& config) : config_(config) {
-  if (config_.clear_bytes <= 0)
+  if (config_.clear_bytes <= 0) {
     config_.clear_bytes = config_.limit_bytes / 10 * 9;
+  }
 }
 
 std::vector<MemoryAlarm> MemoryMonitor::Update(int64_t now_ns, int64_t bytes) {

@@ -78,16 +78,18 @@ std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
                             s.now_ns - run_.wanted_since_ns >= timeout;
       if (still >= timeout && !run_.reported_stuck) {
         run_.reported_stuck = true;
-        if (heartbeat_overdue)
+        if (heartbeat_overdue) {
           reported_heartbeat_ = s.heartbeat_outstanding_since_ns;
+        }
         return StallVerdict{StallKind::kStuckInC, run_.holder, false, still,
                             run_.wanted_since_ns != 0};
       }
       if (run_age >= timeout && still < timeout && !run_.reported_busy &&
           (config_.report_busy_workers || starving)) {
         run_.reported_busy = true;
-        if (heartbeat_overdue)
+        if (heartbeat_overdue) {
           reported_heartbeat_ = s.heartbeat_outstanding_since_ns;
+        }
         return StallVerdict{StallKind::kBusyPython, run_.holder, false, run_age,
                             starving};
       }
