@@ -241,8 +241,12 @@ absl::Status Watchdog::Start(const Options& options) {
   if (s.timeout_ns > 0) {
     s.heartbeat_ns = options.heartbeat_interval > absl::ZeroDuration()
                          ? absl::ToInt64Nanoseconds(options.heartbeat_interval)
-                         : std::min<int64_t>(100000000, s.timeout_ns / 10);
-    s.tick_ns = std::min(s.heartbeat_ns, s.timeout_ns / 20);
+                         : std::min<int64_t>(100000000, s.timeout_ns / 20);
+    // Worst case for "main stuck in C": the stall starts just after a
+    // heartbeat was served, the next one goes out an interval (plus a tick)
+    // later, and is seen overdue a tick after the timeout: timeout +
+    // interval + 2 ticks, i.e. +10% with the defaults.
+    s.tick_ns = std::min(s.heartbeat_ns, s.timeout_ns / 40);
   }
   const bool memory_on =
       options.memory_interval > absl::ZeroDuration() &&

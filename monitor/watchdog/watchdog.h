@@ -79,7 +79,7 @@ enum class ExceptionTarget { kEventThread, kMainThread };
 struct Options {
   // --- Stall detection (disabled when stall_timeout is zero).
   absl::Duration stall_timeout = absl::Seconds(5);
-  // Heartbeat period; zero picks min(100 ms, stall_timeout / 10) so that a
+  // Heartbeat period; zero picks min(100 ms, stall_timeout / 20) so that a
   // stall is reported within stall_timeout + 10%. At most stall_timeout / 2.
   absl::Duration heartbeat_interval = absl::ZeroDuration();
   // Report the main thread keeping the GIL for a whole timeout while it
