@@ -12,6 +12,7 @@ using ::annex::testing::EvalTarget;
 using ::annex::testing::RunTargetCode;
 using ::annex::watchdog::testing::EventRecorder;
 
+// Evaluates `expr` in the target's __main__. Where: main thread, GIL held.
 bool TargetTrue(const char* expr) {
   PyObject* value = EvalTarget(expr);
   bool result = value != nullptr && PyObject_IsTrue(value) == 1;
