@@ -1,0 +1,481 @@
+// Version-specific, GIL-free reads of CPython's runtime state: see
+// cpython_peek.h. Facts relied on, per version, are stated at each function;
+// docs/watchdog.md lists them in one place.
+#define Py_BUILD_CORE 1
+
+#include "monitor/python/cpython_peek.h"
+
+#include <Python.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030E0000
+#error "cpython_peek supports CPython 3.11 to 3.13"
+#endif
+
+#include "internal/pycore_ceval.h"
+#include "internal/pycore_code.h"
+#include "internal/pycore_frame.h"
+#include "internal/pycore_gil.h"
+#include "internal/pycore_interp.h"
+#if PY_VERSION_HEX >= 0x030D0000
+#include "internal/pycore_lock.h"
+#endif
+#include "internal/pycore_runtime.h"
+
+#define ANNEX_PY311 (PY_VERSION_HEX < 0x030C0000)
+#define ANNEX_PY312 \
+  (PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000)
+#define ANNEX_PY313 (PY_VERSION_HEX >= 0x030D0000)
+
+// --- Safe reads -------------------------------------------------------------
+// Frames of a running thread change under us, so a pointer read from one may
+// be stale or torn. Every read that follows such a pointer goes through
+// SafeRead: process_vm_readv on our own pid fails with EFAULT on unmapped
+// memory instead of faulting. Where a seccomp policy forbids the call (some
+// containers), reads fall back to plain loads, which is faulthandler's risk.
+
+// Thread ids and the eval breaker are read as pointer-sized words.
+_Static_assert(sizeof(unsigned long) == sizeof(void*), "LP64 expected");
+
+static int safe_read_mode = 0;  // 0 unknown, 1 process_vm_readv, 2 plain
+
+// Copies n bytes at addr into out; returns 1, or 0 if addr is unreadable.
+// Where: any thread, no GIL; async-signal-safe.
+static int SafeRead(const void* addr, void* out, size_t n) {
+  if (addr == NULL) return 0;
+  if (safe_read_mode != 2) {
+    struct iovec local = {out, n};
+    struct iovec remote = {(void*)addr, n};
+    ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+    if (got == (ssize_t)n) {
+      safe_read_mode = 1;
+      return 1;
+    }
+    if (got < 0 && errno == EFAULT) return 0;
+    if (safe_read_mode == 1) return 0;  // partial read: treat as unreadable
+    safe_read_mode = 2;                 // EPERM/ENOSYS: not allowed here
+  }
+  memcpy(out, addr, n);
+  return 1;
+}
+
+// Reads one pointer-sized field; NULL if unreadable. Where: any thread.
+static void* SafeReadPointer(const void* addr) {
+  void* value = NULL;
+  if (!SafeRead(addr, &value, sizeof(value))) return NULL;
+  return value;
+}
+
+// The GIL structure of `interp`. 3.11: one GIL in the runtime
+// (_PyRuntime.ceval.gil). 3.12 and 3.13: each interpreter points at its GIL
+// (interp->ceval.gil); a legacy sub-interpreter points at the main one's.
+// Where: any thread, no GIL, reads only.
+static struct _gil_runtime_state* GilOf(PyInterpreterState* interp) {
+#if ANNEX_PY311
+  (void)interp;
+  return &_PyRuntime.ceval.gil;
+#else
+  return interp != NULL ? interp->ceval.gil : NULL;
+#endif
+}
+
+// Where: any thread, no GIL, reads only; async-signal-safe.
+int AnnexPeekGilState(PyInterpreterState* interp, AnnexPeekGil* out) {
+  struct _gil_runtime_state* gil = GilOf(interp);
+  if (gil == NULL || out == NULL) return -1;
+  // 3.11/3.12: `locked` and `last_holder` are _Py_atomic_* wrappers; 3.13:
+  // plain fields accessed atomically by CPython. `last_holder` is written by
+  // every take of the GIL by a different thread state, which also increments
+  // `switch_number` (under the GIL's mutex; we read it racily).
+#if ANNEX_PY313
+  out->locked = __atomic_load_n(&gil->locked, __ATOMIC_ACQUIRE);
+  out->holder = __atomic_load_n(&gil->last_holder, __ATOMIC_ACQUIRE);
+#else
+  out->locked = _Py_atomic_load_relaxed(&gil->locked);
+  out->holder = (PyThreadState*)_Py_atomic_load_relaxed(&gil->last_holder);
+#endif
+  out->switch_number = __atomic_load_n(&gil->switch_number, __ATOMIC_RELAXED);
+  // A thread that waits for the GIL longer than the switch interval sets a
+  // drop request. 3.11/3.12: on the waiter's interpreter
+  // (interp->ceval.gil_drop_request), cleared when a thread of that
+  // interpreter drops or takes the GIL, so a holder in another interpreter
+  // leaves it set. 3.13: a bit in the holder's tstate->eval_breaker.
+#if ANNEX_PY313
+  out->drop_requested =
+      out->locked && AnnexPeekIsLiveThreadState(out->holder) &&
+      ((uintptr_t)SafeReadPointer(&out->holder->eval_breaker) &
+       _PY_GIL_DROP_REQUEST_BIT) != 0;
+#else
+  out->drop_requested = interp != NULL && _Py_atomic_load_relaxed(
+                                              &interp->ceval.gil_drop_request);
+#endif
+  return 0;
+}
+
+// _PyRuntime.main_thread is the ident of the thread that initialized Python
+// (3.11 to 3.13). Where: any thread, no GIL, reads only.
+unsigned long AnnexPeekMainThreadIdent(void) { return _PyRuntime.main_thread; }
+
+// 3.11/3.12 export _Py_IsFinalizing(), 3.13 Py_IsFinalizing(); both read
+// the runtime's finalizing thread state. Py_IsInitialized() reads
+// _PyRuntime.initialized, cleared at the end of finalization.
+// Where: any thread, no GIL, reads only.
+int AnnexPeekIsFinalizing(void) {
+#if ANNEX_PY313
+  if (Py_IsFinalizing()) return 1;
+#else
+  if (_Py_IsFinalizing()) return 1;
+#endif
+  return !Py_IsInitialized();
+}
+
+// 3.11/3.12: _PyRuntime.interpreters.mutex is a PyThread_type_lock (timed
+// acquire is public). 3.13: a PyMutex; its timed lock is not exported, so we
+// poll the uncontended fast path (a compare-and-swap of the lock byte) and
+// release with the exported PyMutex_Unlock, which wakes parked waiters.
+// Where: any thread without the GIL.
+int AnnexPeekLockThreadList(int timeout_us) {
+#if ANNEX_PY313
+  for (int waited = 0;; waited += 50) {
+    if (PyMutex_LockFast(&_PyRuntime.interpreters.mutex._bits)) return 1;
+    if (waited >= timeout_us) return 0;
+    usleep(50);
+  }
+#else
+  PyThread_type_lock lock = _PyRuntime.interpreters.mutex;
+  if (lock == NULL) return 0;
+  return PyThread_acquire_lock_timed(lock, timeout_us, 0) == PY_LOCK_ACQUIRED;
+#endif
+}
+
+// Where: the thread that took the lock.
+void AnnexPeekUnlockThreadList(void) {
+#if ANNEX_PY313
+  PyMutex_Unlock(&_PyRuntime.interpreters.mutex);
+#else
+  PyThread_release_lock(_PyRuntime.interpreters.mutex);
+#endif
+}
+
+// Walks every interpreter's thread list with the public accessors, without
+// HEAD_LOCK, as faulthandler does. Where: any thread, no GIL, reads only.
+int AnnexPeekIsLiveThreadState(PyThreadState* ts) {
+  if (ts == NULL) return 0;
+  int budget = 100000;  // bounds the walk if a list is being rewritten
+  for (PyInterpreterState* interp = PyInterpreterState_Head(); interp != NULL;
+       interp = PyInterpreterState_Next(interp)) {
+    for (PyThreadState* t = PyInterpreterState_ThreadHead(interp); t != NULL;
+         t = PyThreadState_Next(t)) {
+      if (t == ts) return 1;
+      if (--budget == 0) return 0;
+    }
+  }
+  return 0;
+}
+
+// thread_id and native_thread_id are fields of PyThreadState in 3.11 to
+// 3.13, written once when the thread state is bound to its thread.
+// Where: any thread, no GIL, reads only.
+void AnnexPeekThreadIds(PyThreadState* ts, unsigned long* ident,
+                        unsigned long* native_id) {
+  *ident = ts != NULL ? (unsigned long)SafeReadPointer(&ts->thread_id) : 0;
+  *native_id =
+      ts != NULL ? (unsigned long)SafeReadPointer(&ts->native_thread_id) : 0;
+}
+
+// Where: any thread, no GIL, reads only.
+PyInterpreterState* AnnexPeekThreadInterpreter(PyThreadState* ts) {
+  return ts != NULL ? (PyInterpreterState*)SafeReadPointer(&ts->interp) : NULL;
+}
+
+// The innermost interpreter frame: 3.11/3.12 via tstate->cframe (a struct
+// on the thread's C stack while it evaluates), 3.13 tstate->current_frame.
+// Where: any thread, no GIL, reads only; `ts` live (thread-list lock held).
+static _PyInterpreterFrame* InnermostFrame(PyThreadState* ts) {
+#if ANNEX_PY313
+  return (_PyInterpreterFrame*)SafeReadPointer(&ts->current_frame);
+#else
+  _PyCFrame* cframe = (_PyCFrame*)SafeReadPointer(&ts->cframe);
+  return (_PyInterpreterFrame*)SafeReadPointer(
+      cframe != NULL ? (const void*)&cframe->current_frame : NULL);
+#endif
+}
+
+// The stored instruction pointer. 3.11/3.12 store `prev_instr` at the start
+// of every instruction (still, a loop dominated by one C call shows that
+// call at most samples); 3.13 keeps it in a local of the eval loop and
+// stores `instr_ptr` only where an instruction may escape (calls), so a loop
+// can show the same value for seconds (measured).
+// Where: any thread, no GIL, reads only; `ts` live.
+void AnnexPeekCurrentFrame(PyThreadState* ts, AnnexPeekFrame* out) {
+  out->frame = NULL;
+  out->instr = NULL;
+  if (ts == NULL) return;
+  _PyInterpreterFrame* frame = InnermostFrame(ts);
+  out->frame = frame;
+  if (frame == NULL) return;
+#if ANNEX_PY313
+  out->instr = SafeReadPointer(&frame->instr_ptr);
+#else
+  out->instr = SafeReadPointer(&frame->prev_instr);
+#endif
+}
+
+// A bounded output buffer flushed with write(2): no allocation.
+typedef struct Writer {
+  int fd;
+  size_t used;
+  char buf[512];
+} Writer;
+
+// Where: any thread; async-signal-safe.
+static void Flush(Writer* w) {
+  size_t done = 0;
+  while (done < w->used) {
+    ssize_t n = write(w->fd, w->buf + done, w->used - done);
+    if (n <= 0) break;
+    done += (size_t)n;
+  }
+  w->used = 0;
+}
+
+static void PutChar(Writer* w, char c) {
+  if (w->used == sizeof(w->buf)) Flush(w);
+  w->buf[w->used++] = c;
+}
+
+static void PutStr(Writer* w, const char* s) {
+  while (*s) PutChar(w, *s++);
+}
+
+static void PutHex(Writer* w, unsigned long v, int digits) {
+  static const char kHex[] = "0123456789abcdef";
+  for (int i = digits - 1; i >= 0; --i) PutChar(w, kHex[(v >> (4 * i)) & 0xf]);
+}
+
+static void PutDecimal(Writer* w, long v) {
+  char tmp[24];
+  int n = 0;
+  unsigned long u = v < 0 ? 0UL - (unsigned long)v : (unsigned long)v;
+  do {
+    tmp[n++] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u != 0 && n < (int)sizeof(tmp));
+  if (v < 0) PutChar(w, '-');
+  while (n > 0) PutChar(w, tmp[--n]);
+}
+
+// Writes a str object as printable ASCII with \x, \u, \U escapes, at most
+// 300 characters. The header is copied and checked (exact str type, a known
+// kind); the characters are copied from where the canonical representation
+// lives: after the header for compact strings, behind `data.any` otherwise.
+// Where: any thread, no GIL, no allocation, reads only.
+static void PutUnicode(Writer* w, PyObject* s) {
+  PyASCIIObject head;
+  if (!SafeRead(s, &head, sizeof(head)) ||
+      head.ob_base.ob_type != &PyUnicode_Type) {
+    PutStr(w, "???");
+    return;
+  }
+  const unsigned int kind = head.state.kind;
+  if (kind != PyUnicode_1BYTE_KIND && kind != PyUnicode_2BYTE_KIND &&
+      kind != PyUnicode_4BYTE_KIND) {
+    PutStr(w, "???");
+    return;
+  }
+  const void* data;
+  if (head.state.compact) {
+    data = head.state.ascii ? (const void*)((PyASCIIObject*)s + 1)
+                            : (const void*)((PyCompactUnicodeObject*)s + 1);
+  } else {
+    data = SafeReadPointer(&((PyUnicodeObject*)s)->data.any);
+  }
+  Py_ssize_t length = head.length;
+  Py_ssize_t shown = length < 300 ? length : 300;
+  if (shown < 0) shown = 0;
+  Py_UCS4 chars[300];
+  unsigned char raw[300 * 4];
+  if (shown > 0 && !SafeRead(data, raw, (size_t)shown * kind)) {
+    PutStr(w, "???");
+    return;
+  }
+  for (Py_ssize_t i = 0; i < shown; ++i) {
+    chars[i] = PyUnicode_READ(kind, raw, i);
+  }
+  for (Py_ssize_t i = 0; i < shown; ++i) {
+    Py_UCS4 ch = chars[i];
+    if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+      PutChar(w, (char)ch);
+    } else if (ch < 0x100) {
+      PutStr(w, "\\x");
+      PutHex(w, ch, 2);
+    } else if (ch < 0x10000) {
+      PutStr(w, "\\u");
+      PutHex(w, ch, 4);
+    } else {
+      PutStr(w, "\\U");
+      PutHex(w, ch, 8);
+    }
+  }
+  if (shown < length) PutStr(w, "...");
+}
+
+// The code object a frame (copied into `frame`) runs, checked to be one:
+// readable, of exact code type, with a readable line table of bytes type.
+// NULL for frames without code (3.12+ shim frames owned by the C stack;
+// 3.13 frames whose f_executable is not a code object) and for torn reads.
+// Copies the code object's header into `head`.
+// Where: any thread, no GIL, reads only.
+static PyCodeObject* FrameCode(const _PyInterpreterFrame* frame,
+                               PyCodeObject* head) {
+#if ANNEX_PY311
+  PyCodeObject* code = frame->f_code;
+#elif ANNEX_PY312
+  if (frame->owner == FRAME_OWNED_BY_CSTACK) return NULL;
+  PyCodeObject* code = frame->f_code;
+#else
+  if (frame->owner == FRAME_OWNED_BY_CSTACK) return NULL;
+  PyCodeObject* code = (PyCodeObject*)frame->f_executable;
+#endif
+  if (!SafeRead(code, head, sizeof(*head)) ||
+      head->ob_base.ob_base.ob_type != &PyCode_Type) {
+    return NULL;
+  }
+  PyObject table;
+  if (!SafeRead(head->co_linetable, &table, sizeof(table)) ||
+      table.ob_type != &PyBytes_Type) {
+    return NULL;
+  }
+  return code;
+}
+
+// Line number of the frame's current instruction, or 0 for a frame still
+// in its prologue (CPython's "incomplete" frames, which faulthandler skips
+// too). Works on the copies, so each field is read once: CPython's inline
+// helpers would read f_code/f_executable again. The instruction offset is
+// `prev_instr` (3.11/3.12) or `instr_ptr` (3.13) minus the first code unit;
+// PyCode_Addr2Line reads the (checked) line table and allocates nothing.
+// Where: any thread, no GIL, reads only.
+static int FrameLine(const _PyInterpreterFrame* frame, PyCodeObject* code,
+                     const PyCodeObject* head) {
+#if ANNEX_PY313
+  const _Py_CODEUNIT* instr = frame->instr_ptr;
+#else
+  const _Py_CODEUNIT* instr = frame->prev_instr;
+#endif
+  const _Py_CODEUNIT* first = _PyCode_CODE(code);
+  if (frame->owner != FRAME_OWNED_BY_GENERATOR &&
+      instr < first + head->_co_firsttraceable) {
+    return 0;
+  }
+  Py_ssize_t lasti = instr - first;
+  if (lasti < 0 || lasti >= Py_SIZE(head)) return head->co_firstlineno;
+  return PyCode_Addr2Line(code,
+                          (int)(lasti * (Py_ssize_t)sizeof(_Py_CODEUNIT)));
+}
+
+// Where: any thread, no GIL, no allocation, reads only; `ts` live.
+int AnnexPeekWriteStack(int fd, PyThreadState* ts, int max_depth) {
+  Writer w;
+  w.fd = fd;
+  w.used = 0;
+  int written = 0;
+  int steps = 0;
+  _PyInterpreterFrame* address = ts != NULL ? InnermostFrame(ts) : NULL;
+  if (address == NULL) PutStr(&w, "  <no Python frame>\n");
+  _PyInterpreterFrame frame;
+  for (; address != NULL; address = frame.previous) {
+    if (++steps > 4 * max_depth + 16) break;  // a torn chain cannot loop us
+    if (!SafeRead(address, &frame, sizeof(frame))) {
+      PutStr(&w, "  <unreadable frame>\n");
+      break;
+    }
+    PyCodeObject head;
+    PyCodeObject* code = FrameCode(&frame, &head);
+    if (code == NULL) continue;
+    const int line = FrameLine(&frame, code, &head);
+    if (line == 0) continue;  // incomplete frame
+    if (written == max_depth) {
+      PutStr(&w, "  ...\n");
+      break;
+    }
+    PutStr(&w, "  File \"");
+    PutUnicode(&w, head.co_filename);
+    PutStr(&w, "\", line ");
+    PutDecimal(&w, line);
+    PutStr(&w, " in ");
+    PutUnicode(&w, head.co_name);
+    PutChar(&w, '\n');
+    ++written;
+  }
+  Flush(&w);
+  return written;
+}
+
+// Is the main thread of the main interpreter the GIL holder right now?
+// Where: any thread, no GIL, reads only.
+static int MainThreadHoldsGil(PyInterpreterState* main) {
+  AnnexPeekGil gil;
+  if (AnnexPeekGilState(main, &gil) != 0 || !gil.locked) return 0;
+  if (!AnnexPeekIsLiveThreadState(gil.holder)) return 0;
+  // Safe reads: the holder may exit between the check and the reads.
+  return SafeReadPointer(&gil.holder->interp) == (void*)main &&
+         (unsigned long)SafeReadPointer(&gil.holder->thread_id) ==
+             _PyRuntime.main_thread;
+}
+
+// Facts: 3.11's Py_AddPendingCall queues on the interpreter of whichever
+// thread state holds the GIL (a global in 3.11), which may be the annex, so
+// we queue on the main interpreter explicitly. On 3.11 and 3.12 a call
+// queued from a thread that is not the main thread does not set the
+// interpreter's eval breaker (it is computed for the calling thread), so a
+// main thread that keeps the GIL never looks at the queue; a main thread
+// that takes the GIL recomputes the breaker for itself. So when the main
+// thread holds the GIL we set the breaker, the same flag CPython sets for a
+// signal. On 3.13 Py_AddPendingCall queues for the main interpreter's main
+// thread and signals it. Where: any thread, GIL not required.
+int AnnexPeekAddMainPendingCall(int (*fn)(void*), void* arg) {
+  PyInterpreterState* main = PyInterpreterState_Main();
+  if (main == NULL) return -1;
+#if ANNEX_PY311
+  if (_PyEval_AddPendingCall(main, fn, arg) != 0) return -1;
+  if (MainThreadHoldsGil(main))
+    _Py_atomic_store_relaxed(&main->ceval.eval_breaker, 1);
+  return 0;
+#elif ANNEX_PY312
+  if (Py_AddPendingCall(fn, arg) != 0) return -1;
+  if (MainThreadHoldsGil(main))
+    _Py_atomic_store_relaxed(&main->ceval.eval_breaker, 1);
+  return 0;
+#else
+  (void)MainThreadHoldsGil;
+  return Py_AddPendingCall(fn, arg);
+#endif
+}
+
+// 3.12 and 3.13: _PyEval_AddPendingCall(interp, fn, arg, 0) (not "main
+// thread only") queues on the interpreter's own queue, served by whichever
+// of its threads next checks the eval breaker; the breaker is set for it
+// (3.12: computed without regard to the calling thread; 3.13: the running
+// thread is signalled). 3.11 has no such queue: its pending calls run on the
+// main thread only. Where: any thread, GIL not required.
+int AnnexPeekAddProbeCall(PyInterpreterState* interp, int (*fn)(void*),
+                          void* arg) {
+#if ANNEX_PY313
+  if (interp == NULL) return -1;
+  return _PyEval_AddPendingCall(interp, fn, arg, 0) == _Py_ADD_PENDING_SUCCESS
+             ? 0
+             : -1;
+#elif ANNEX_PY312
+  if (interp == NULL) return -1;
+  return _PyEval_AddPendingCall(interp, fn, arg, 0) == 0 ? 0 : -1;
+#else
+  (void)interp;
+  (void)fn;
+  (void)arg;
+  return -2;
+#endif
+}

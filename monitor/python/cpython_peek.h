@@ -1,0 +1,108 @@
+// Version-specific reads of CPython's runtime state for code that must not
+// take the GIL (the watchdog, DESIGN.md rules 6 and 11).
+//
+// Everything that depends on CPython's private layout (the GIL structure,
+// frame chains, the pending-call queue of 3.11/3.12) is in cpython_peek.c,
+// behind these few functions, #if-guarded per PY_VERSION_HEX. The
+// implementation is C because the internal headers of 3.11 and 3.12 include
+// <stdatomic.h> and do not compile as C++.
+//
+//   AnnexPeekGil gil;
+//   if (AnnexPeekGilState(PyInterpreterState_Main(), &gil) == 0 && gil.locked)
+//     ...  // gil.holder has held it since gil.switch_number last changed
+//
+// Reads are racy by nature (like faulthandler's watchdog): the target keeps
+// running while we read. Pointers returned are identities, valid only until
+// the owning thread moves on; dereference them only through this API.
+#pragma once
+
+#include <Python.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Who holds the GIL shared by the target (and a legacy annex interpreter).
+typedef struct AnnexPeekGil {
+  int locked;             // 1 while some thread holds the GIL
+  PyThreadState* holder;  // the last thread state that took it
+  unsigned long
+      switch_number;  // +1 each time a different thread state takes it
+  // 1 while a thread of the interpreter asked has waited longer than the
+  // switch interval for the holder to drop the GIL (the "drop request").
+  int drop_requested;
+} AnnexPeekGil;
+
+// One thread state's position in Python code.
+typedef struct AnnexPeekFrame {
+  const void* frame;  // innermost interpreter frame, NULL outside Python
+  const void* instr;  // its instruction pointer (advances as bytecode runs)
+} AnnexPeekFrame;
+
+// Reads the state of the GIL used by `interp`. Returns 0, or -1 if unknown.
+// Where: any thread, no GIL, reads only; async-signal-safe.
+int AnnexPeekGilState(PyInterpreterState* interp, AnnexPeekGil* out);
+
+// The thread identifier (threading.get_ident()) of the main thread.
+// Where: any thread, no GIL, reads only.
+unsigned long AnnexPeekMainThreadIdent(void);
+
+// Returns 1 once the runtime is finalizing or finalized: thread states are
+// about to be freed, so stop reading them. Where: any thread, no GIL.
+int AnnexPeekIsFinalizing(void);
+
+// Takes the runtime's thread-list lock (CPython's HEAD_LOCK), giving up
+// after `timeout_us`. While held, no thread state or interpreter can be
+// unlinked, hence none freed: what AnnexPeekIsLiveThreadState confirms stays
+// readable. Returns 1 if taken; then call AnnexPeekUnlockThreadList soon.
+// Where: any thread that does not hold the GIL (CPython takes this lock with
+// the GIL held, so holding it while waiting for the GIL could deadlock);
+// never after finalization (AnnexPeekIsFinalizing).
+int AnnexPeekLockThreadList(int timeout_us);
+// Where: the thread that took it.
+void AnnexPeekUnlockThreadList(void);
+
+// Returns 1 if `ts` is currently in the thread list of some interpreter, so
+// it may be read. Where: any thread, no GIL, reads only (racy list walk).
+int AnnexPeekIsLiveThreadState(PyThreadState* ts);
+
+// The identifiers of thread state `ts`: `ident` as threading.get_ident(),
+// `native_id` as threading.get_native_id() (the Linux TID), 0 if unknown.
+// Where: any thread, no GIL, reads only; `ts` must be live.
+void AnnexPeekThreadIds(PyThreadState* ts, unsigned long* ident,
+                        unsigned long* native_id);
+
+// The interpreter `ts` belongs to. Where: any thread, no GIL, reads only;
+// `ts` must be live.
+PyInterpreterState* AnnexPeekThreadInterpreter(PyThreadState* ts);
+
+// Reads the innermost frame and instruction pointer of `ts`.
+// Where: any thread, no GIL, reads only; `ts` must be live.
+void AnnexPeekCurrentFrame(PyThreadState* ts, AnnexPeekFrame* out);
+
+// Writes the Python stack of `ts` to `fd` with write(2), innermost first, one
+// `  File "f.py", line N in name` line per frame, at most `max_depth` frames.
+// Returns the number of frames written. Where: any thread, no GIL, no
+// allocation, reads only; `ts` must be live. The stack should be quiet (a
+// stalled thread); a moving stack may give a torn but bounded dump.
+int AnnexPeekWriteStack(int fd, PyThreadState* ts, int max_depth);
+
+// Schedules fn(arg) to run on the main thread of the main interpreter at its
+// next bytecode boundary (GIL held there), and makes sure that thread
+// notices even when the caller is a thread unknown to Python. Returns 0, or
+// -1 if the queue is full. Where: any thread, GIL not required.
+int AnnexPeekAddMainPendingCall(int (*fn)(void*), void* arg);
+
+// Queues fn(arg) on `interp` for whichever of its threads next reaches a
+// bytecode boundary (not only the main thread), and signals the GIL holder:
+// a probe of whether the holder runs bytecode. The instruction pointer in
+// the frame is not enough: 3.13 does not store it per instruction, and a
+// loop dominated by one C call shows the same value at most samples.
+// Returns 0, -1 if the queue is full, -2 where no such queue exists (3.11).
+// Where: any thread, GIL not required; `interp` must be alive.
+int AnnexPeekAddProbeCall(PyInterpreterState* interp, int (*fn)(void*),
+                          void* arg);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif

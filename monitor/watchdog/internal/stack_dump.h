@@ -1,0 +1,49 @@
+// Stack dumps of every thread of the target, taken without the GIL and
+// written with write(2) to a file descriptor opened in advance (the pattern
+// of faulthandler's watchdog, DESIGN.md rule 6).
+//
+//   WriteAllThreads(fd, PyInterpreterState_Main(), holder, 100);
+#pragma once
+
+#include <Python.h>
+
+#include <string>
+
+namespace annex::watchdog::internal {
+
+// Holds CPython's thread-list lock for a scope, so that the thread states
+// confirmed live inside it cannot be freed while they are read. Gives up
+// after `timeout_us` (then locked() is false). Where: a thread that does not
+// hold the GIL (the watchdog thread).
+class ScopedThreadListLock {
+ public:
+  explicit ScopedThreadListLock(int timeout_us);
+  ~ScopedThreadListLock();
+  ScopedThreadListLock(const ScopedThreadListLock&) = delete;
+  ScopedThreadListLock& operator=(const ScopedThreadListLock&) = delete;
+  bool locked() const { return locked_; }
+
+ private:
+  bool locked_;
+};
+
+// Identity of a target thread, read without the GIL.
+struct ThreadIds {
+  unsigned long ident = 0;      // threading.get_ident()
+  unsigned long native_id = 0;  // Linux TID
+  std::string name;             // the OS thread name (/proc/self/task/TID/comm)
+};
+
+// Reads the ids and OS name of `ts`. Where: any thread, no GIL; `ts` live.
+ThreadIds ReadThreadIds(PyThreadState* ts);
+
+// Writes, for each thread of `interp` (newest first, as CPython lists them),
+// a header line with ident, native id, OS name, and whether it is the main
+// thread or holds the GIL, then its Python stack, innermost frame first.
+// `gil_holder` may be null. Returns the number of threads written.
+// Where: any thread, no GIL, reads only; hold ScopedThreadListLock (without
+// it this is faulthandler's racy walk).
+int WriteAllThreads(int fd, PyInterpreterState* interp,
+                    const PyThreadState* gil_holder, int max_depth);
+
+}  // namespace annex::watchdog::internal

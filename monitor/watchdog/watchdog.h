@@ -1,0 +1,181 @@
+// In-process watchdog for the target interpreter: stall detection, memory
+// limits, stack dumps and actions, from its own thread that never takes the
+// GIL (DESIGN.md rule 6; docs/watchdog.md).
+//
+//   annex::watchdog::Options options;
+//   options.stall_timeout = absl::Seconds(2);
+//   options.report_path = "/var/tmp/app.watchdog";
+//   options.on_event = [](const annex::watchdog::Event& e) { Log(e.summary); };
+//   annex::watchdog::Watchdog watchdog;
+//   absl::Status status = watchdog.Start(options);  // after Py_Initialize()
+//   ...
+//   watchdog.Stop();                                 // before Py_FinalizeEx()
+//
+// A Watchdog that is not started costs nothing: no thread, no pending calls,
+// no hooks in the target. Once started, the target pays for one pending call
+// per heartbeat interval (10 per second by default) and nothing else.
+#pragma once
+
+#include <Python.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "monitor/watchdog/stall_kind.h"
+
+namespace annex::watchdog {
+
+enum class EventType { kStall, kMemoryLimit, kMemoryGrowth };
+
+// "stall", "memory_limit", "memory_growth".
+const char* EventTypeName(EventType type);
+
+// Memory figures; -1 means unknown. The watchdog fills `rss_bytes`; a
+// provider (below) may fill the rest.
+struct MemorySample {
+  int64_t rss_bytes = -1;
+  int64_t python_bytes = -1;  // bytes in Python objects (heap engine)
+  int64_t object_count = -1;  // live Python objects (heap engine)
+};
+
+// Adds figures to a sample, e.g. the heap engine's object counts. Runs on the
+// watchdog thread, which must never take the GIL: return cached values.
+using MemoryProvider = std::function<void(MemorySample& sample)>;
+
+// The target thread an event is about.
+struct ThreadInfo {
+  unsigned long ident = 0;      // threading.get_ident()
+  unsigned long native_id = 0;  // Linux TID
+  std::string name;             // OS thread name
+  bool is_main = false;
+  bool in_target = true;  // false: a thread of another interpreter (the annex)
+};
+
+struct Event {
+  EventType type = EventType::kStall;
+  StallKind stall_kind = StallKind::kStuckInC;  // for kStall only
+  absl::Time time;
+  absl::Duration duration;  // how long the condition has held
+  ThreadInfo thread;        // kStall: the stalled (or culprit) thread
+  bool gil_wanted = false;  // kStall: target threads were waiting for the GIL
+  MemorySample memory;
+  int64_t memory_growth_bytes = 0;  // over Options::growth_window
+  std::string summary;              // one line
+  std::string stack_dump;           // every target thread, at detection
+  std::string report_path;          // where the report went, if anywhere
+};
+
+// Which thread the exception action raises in.
+enum class ExceptionTarget { kEventThread, kMainThread };
+
+struct Options {
+  // --- Stall detection (disabled when stall_timeout is zero).
+  absl::Duration stall_timeout = absl::Seconds(5);
+  // Heartbeat period; zero picks min(100 ms, stall_timeout / 20) so that a
+  // stall is reported within stall_timeout + 10%. At most stall_timeout / 2.
+  absl::Duration heartbeat_interval = absl::ZeroDuration();
+  // Report the main thread keeping the GIL for a whole timeout while it
+  // runs Python (kBusyPython): a long or endless loop.
+  bool report_busy_main = true;
+  // Report other threads keeping the GIL for a whole timeout (kBusyPython).
+  // Regardless of this, a thread that runs Python and keeps the GIL while
+  // target threads ask for it for a whole timeout is reported (on 3.11/3.12
+  // a thread of another interpreter, such as the annex, does that).
+  bool report_busy_workers = false;
+  // Report the main thread blocked without the GIL (kBlockedWithoutGil),
+  // e.g. in time.sleep; off because an idle host looks exactly like this.
+  bool report_blocked_main = false;
+
+  // --- Memory (disabled when memory_interval is zero or no limit is set).
+  absl::Duration memory_interval = absl::Seconds(1);
+  int64_t rss_limit_bytes = 0;     // kMemoryLimit at or above; 0: none
+  int64_t rss_clear_bytes = 0;     // re-armed below; 0: 90% of the limit
+  int64_t growth_limit_bytes = 0;  // kMemoryGrowth; 0: none
+  absl::Duration growth_window = absl::Seconds(60);
+  MemoryProvider memory_provider;  // optional
+
+  // --- Actions, rate-limited per event type (suppressed ones are counted).
+  absl::Duration min_action_interval = absl::Seconds(10);
+  // Called on the watchdog thread, without the GIL: must not call Python.
+  std::function<void(const Event&)> on_event;
+  // Appends the event and the stack dump of every target thread to this
+  // file (opened at Start, mode 0600); empty: no report file.
+  std::string report_path;
+  // Also writes each report to this descriptor (e.g. 2); -1: none.
+  int report_fd = -1;
+  // Raises `exception_type` in a target thread with PyThreadState_SetAsyncExc,
+  // from a pending call served by the main thread at its next bytecode
+  // boundary (so not while the main thread is stuck or blocked). Stall
+  // events only. A borrowed reference that must outlive the Watchdog;
+  // null: TimeoutError.
+  bool raise_exception = false;
+  ExceptionTarget exception_target = ExceptionTarget::kEventThread;
+  PyObject* exception_type = nullptr;
+  // Calls abort() after the other actions (core dump per system settings).
+  bool abort = false;
+  int max_stack_depth = 100;
+};
+
+// A snapshot of the watchdog's counters.
+struct Metrics {
+  bool running = false;
+  int64_t heartbeats_sent = 0;
+  int64_t heartbeats_served = 0;
+  absl::Duration heartbeat_latency_last;  // schedule → served on main thread
+  absl::Duration heartbeat_latency_max;
+  absl::Duration heartbeat_overdue;  // age of the outstanding heartbeat
+  int64_t stalls = 0;
+  int64_t memory_events = 0;
+  int64_t actions_suppressed =
+      0;                          // events whose actions the rate limit skipped
+  int64_t exceptions_raised = 0;  // thread states PyThreadState_SetAsyncExc hit
+  MemorySample memory;            // last sample
+  int64_t rss_peak_bytes = -1;
+};
+
+class Watchdog {
+ public:
+  Watchdog();
+  // Stops the watchdog if running.
+  ~Watchdog();
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+
+  // Starts the watchdog thread. Errors: FailedPrecondition if Python is not
+  // initialized or the watchdog already runs; InvalidArgument for bad
+  // options; the errno's code if the report file cannot be opened.
+  // Where: any thread, GIL not required (it does not touch Python objects).
+  absl::Status Start(const Options& options);
+
+  // Stops and joins the watchdog thread. A heartbeat still queued in the
+  // target finds the watchdog gone and does nothing. Call before
+  // Py_FinalizeEx(). Returns FailedPrecondition if not running.
+  // Where: any thread, GIL held or not (the watchdog thread never waits for
+  // it); not from `on_event`.
+  absl::Status Stop();
+
+  // Start() and Stop() are not to be called concurrently with each other.
+  bool running() const;
+
+  // A consistent snapshot of the last (or current) run. Where: any thread,
+  // also concurrently with Start/Stop; no GIL needed.
+  Metrics GetMetrics() const;
+
+  struct Shared;  // state shared with pending calls (internal)
+
+ private:
+  void Run();
+
+  std::shared_ptr<Shared> shared_;
+  std::thread thread_;
+};
+
+}  // namespace annex::watchdog

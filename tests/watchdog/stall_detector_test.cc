@@ -1,0 +1,184 @@
+// The stall classification logic, fed with synthetic samples (no Python).
+#include "monitor/watchdog/internal/stall_detector.h"
+
+#include "gtest/gtest.h"
+
+namespace annex::watchdog::internal {
+namespace {
+
+constexpr int64_t kMs = 1000000;
+constexpr int64_t kTimeout = 100 * kMs;
+
+int kMain;  // identities only
+int kWorker;
+int kFrameA, kFrameB;
+
+StallSample Held(int64_t now_ms, const void* holder, const void* instr,
+                 int64_t heartbeat_since_ms = 0) {
+  StallSample s;
+  s.now_ns = now_ms * kMs;
+  s.gil_locked = true;
+  s.holder = holder;
+  s.switch_number = 7;
+  s.holder_is_main = holder == &kMain;
+  s.holder_frame = &kFrameA;
+  s.holder_instr = instr;
+  s.main_thread = &kMain;
+  s.heartbeat_outstanding_since_ns = heartbeat_since_ms * kMs;
+  return s;
+}
+
+StallDetector::Config Config() {
+  StallDetector::Config config;
+  config.timeout_ns = kTimeout;
+  return config;
+}
+
+TEST(StallDetectorTest, MainHoldingGilWithOverdueHeartbeatIsStuckInC) {
+  StallDetector detector(Config());
+  std::optional<StallVerdict> verdict;
+  for (int64_t t = 0; t <= 200 && !verdict; t += 5) {
+    verdict =
+        detector.Update(Held(t, &kMain, &kFrameA, /*heartbeat_since_ms=*/1));
+    if (verdict) {
+      EXPECT_GE(t, 101);
+    }
+  }
+  ASSERT_TRUE(verdict.has_value());
+  EXPECT_EQ(verdict->kind, StallKind::kStuckInC);
+  EXPECT_EQ(verdict->thread, &kMain);
+  EXPECT_TRUE(verdict->is_main);
+}
+
+TEST(StallDetectorTest, MainKeepingGilButServingHeartbeatsIsBusyPython) {
+  StallDetector detector(Config());
+  std::optional<StallVerdict> verdict;
+  int64_t t = 0;
+  for (; t <= 200 && !verdict; t += 5) {
+    // Even an instruction pointer that never moves (`while True: pass`).
+    verdict =
+        detector.Update(Held(t, &kMain, &kFrameA, /*heartbeat_since_ms=*/0));
+  }
+  ASSERT_TRUE(verdict.has_value());
+  EXPECT_EQ(verdict->kind, StallKind::kBusyPython);
+  EXPECT_EQ(t - 5, 100);
+  // Reported once per run.
+  EXPECT_FALSE(detector.Update(Held(t, &kMain, &kFrameA)).has_value());
+}
+
+TEST(StallDetectorTest, BusyMainIsSilentWhenNotAskedFor) {
+  StallDetector::Config config = Config();
+  config.report_busy_main = false;
+  StallDetector detector(config);
+  for (int64_t t = 0; t <= 300; t += 5) {
+    EXPECT_FALSE(detector.Update(Held(t, &kMain, &kFrameA)).has_value());
+  }
+}
+
+TEST(StallDetectorTest, WorkerWithStillInstructionPointerIsStuckInC) {
+  StallDetector detector(Config());
+  std::optional<StallVerdict> verdict;
+  for (int64_t t = 0; t <= 200 && !verdict; t += 5) {
+    verdict = detector.Update(Held(t, &kWorker, &kFrameA));
+  }
+  ASSERT_TRUE(verdict.has_value());
+  EXPECT_EQ(verdict->kind, StallKind::kStuckInC);
+  EXPECT_EQ(verdict->thread, &kWorker);
+  EXPECT_FALSE(verdict->is_main);
+}
+
+TEST(StallDetectorTest, WorkerRunningPythonIsReportedOnlyWhenAskedFor) {
+  for (bool ask : {false, true}) {
+    StallDetector::Config config = Config();
+    config.report_busy_workers = ask;
+    StallDetector detector(config);
+    std::optional<StallVerdict> verdict;
+    for (int64_t t = 0; t <= 300 && !verdict; t += 5) {
+      verdict =
+          detector.Update(Held(t, &kWorker, (t / 5) % 2 ? &kFrameA : &kFrameB));
+    }
+    EXPECT_EQ(verdict.has_value(), ask);
+    if (verdict) {
+      EXPECT_EQ(verdict->kind, StallKind::kBusyPython);
+    }
+  }
+}
+
+TEST(StallDetectorTest, WorkerRunningPythonWhileOthersWaitIsReported) {
+  StallDetector detector(Config());  // report_busy_workers off
+  std::optional<StallVerdict> verdict;
+  int64_t t = 0;
+  for (; t <= 400 && !verdict; t += 5) {
+    StallSample s = Held(t, &kWorker, (t / 5) % 2 ? &kFrameA : &kFrameB);
+    s.gil_wanted = t >= 50;  // the main thread starts waiting at 50 ms
+    verdict = detector.Update(s);
+  }
+  ASSERT_TRUE(verdict.has_value());
+  EXPECT_EQ(t - 5, 150);
+  EXPECT_EQ(verdict->kind, StallKind::kBusyPython);
+  EXPECT_TRUE(verdict->gil_wanted);
+}
+
+TEST(StallDetectorTest, SamplingGapRestartsTheEvidence) {
+  StallDetector detector(Config());
+  EXPECT_FALSE(detector.Update(Held(0, &kWorker, &kFrameA)).has_value());
+  // The watchdog thread was not scheduled for 150 ms: no verdict from one
+  // sample on either side of the gap.
+  EXPECT_FALSE(detector.Update(Held(150, &kWorker, &kFrameA)).has_value());
+  std::optional<StallVerdict> verdict;
+  int64_t t = 155;
+  for (; t <= 400 && !verdict; t += 5) {
+    verdict = detector.Update(Held(t, &kWorker, &kFrameA));
+  }
+  ASSERT_TRUE(verdict.has_value());
+  EXPECT_EQ(t - 5, 250);
+}
+
+TEST(StallDetectorTest, ServedProbesCountAsProgress) {
+  StallDetector::Config config = Config();
+  config.report_busy_workers = true;
+  StallDetector detector(config);
+  std::optional<StallVerdict> verdict;
+  for (int64_t t = 0; t <= 300 && !verdict; t += 5) {
+    // 3.13: the stored instruction pointer stands still in a loop.
+    StallSample s = Held(t, &kWorker, &kFrameA);
+    s.holder_progress = t / 5;
+    verdict = detector.Update(s);
+  }
+  ASSERT_TRUE(verdict.has_value());
+  EXPECT_EQ(verdict->kind, StallKind::kBusyPython);
+}
+
+TEST(StallDetectorTest, GilChangingHandsResetsTheRun) {
+  StallDetector detector(Config());
+  for (int64_t t = 0; t <= 500; t += 5) {
+    StallSample s = Held(t, &kWorker, &kFrameA);
+    s.switch_number =
+        static_cast<unsigned long>(t / 50);  // a switch every 50 ms
+    EXPECT_FALSE(detector.Update(s).has_value()) << t;
+  }
+}
+
+TEST(StallDetectorTest, BlockedMainIsReportedOnceAndOnlyWhenAskedFor) {
+  for (bool ask : {false, true}) {
+    StallDetector::Config config = Config();
+    config.report_blocked_main = ask;
+    StallDetector detector(config);
+    int reported = 0;
+    for (int64_t t = 0; t <= 400; t += 5) {
+      StallSample s;
+      s.now_ns = t * kMs;
+      s.main_thread = &kMain;
+      s.heartbeat_outstanding_since_ns = 1 * kMs;
+      if (auto verdict = detector.Update(s)) {
+        ++reported;
+        EXPECT_EQ(verdict->kind, StallKind::kBlockedWithoutGil);
+        EXPECT_EQ(verdict->thread, &kMain);
+      }
+    }
+    EXPECT_EQ(reported, ask ? 1 : 0);
+  }
+}
+
+}  // namespace
+}  // namespace annex::watchdog::internal
