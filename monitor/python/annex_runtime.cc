@@ -5,6 +5,7 @@
 
 #include <utility>
 
+#include "monitor/python/gilstate_bind.h"
 #include "monitor/python/version.h"
 
 namespace annex::python {
@@ -126,17 +127,28 @@ bool AnnexRuntime::OnAnnexThread() const {
   return std::this_thread::get_id() == thread_id_.load();
 }
 
-bool AnnexRuntime::CreateInterpreters() {
+absl::Status AnnexRuntime::CreateInterpreters() {
   ts_.target_ts = PyThreadState_New(target_);
-  if (ts_.target_ts == nullptr) return false;
+  if (ts_.target_ts == nullptr) {
+    return absl::InternalError("cannot create a thread state in the target");
+  }
   handoff_.Acquire(ts_.target_ts);
-  PyThreadState* annex = NewSharedGilInterpreter();
-  if (annex == nullptr) {
-    PyThreadState_Swap(ts_.target_ts);
+  if (annex_interpreter_creation_would_deadlock()) {
     PyThreadState_Clear(ts_.target_ts);
     PyThreadState_DeleteCurrent();
     ts_.target_ts = nullptr;
-    return false;
+    return absl::FailedPreconditionError(
+        "CPython 3.11 cannot create the annex while tracemalloc is tracing "
+        "(its allocator hook deadlocks in Py_NewInterpreter): start the "
+        "monitor before tracemalloc.start(), or stop tracing first");
+  }
+  PyThreadState* annex = NewSharedGilInterpreter();
+  if (annex == nullptr) {
+    annex_swap_thread_state(ts_.target_ts);
+    PyThreadState_Clear(ts_.target_ts);
+    PyThreadState_DeleteCurrent();
+    ts_.target_ts = nullptr;
+    return absl::InternalError("CPython refused to create the annex interpreter");
   }
   ts_.annex_ts = annex;
   annex_interp_ = PyThreadState_GetInterpreter(annex);
@@ -152,14 +164,14 @@ bool AnnexRuntime::CreateInterpreters() {
     ScopedTargetSwap swap(ts_);
     RegisterTargetAtExit();
   }
-  PyThreadState_Swap(ts_.target_ts);
+  annex_swap_thread_state(ts_.target_ts);
   PyEval_SaveThread();
-  return true;
+  return absl::OkStatus();
 }
 
 void AnnexRuntime::DestroyInterpreters() {
   handoff_.Acquire(ts_.target_ts);
-  PyThreadState_Swap(ts_.annex_ts);
+  annex_swap_thread_state(ts_.annex_ts);
   if (options_.on_stop) options_.on_stop(*this);
   PyEval_SetTrace(nullptr, nullptr);
   {
@@ -169,7 +181,7 @@ void AnnexRuntime::DestroyInterpreters() {
   Py_EndInterpreter(ts_.annex_ts);  // leaves no thread state current
   ts_.annex_ts = nullptr;
   annex_interp_ = nullptr;
-  PyThreadState_Swap(ts_.target_ts);
+  annex_swap_thread_state(ts_.target_ts);
   PyThreadState_Clear(ts_.target_ts);
   PyThreadState_DeleteCurrent();  // also releases the GIL
   ts_.target_ts = nullptr;
@@ -264,10 +276,10 @@ void AnnexRuntime::ThreadMain() {
   thread_id_.store(std::this_thread::get_id());
   absl::Status status;
   SetActive(true);
-  const bool created = CreateInterpreters();
+  status = CreateInterpreters();
   SetActive(false);
-  if (!created) {
-    status = absl::InternalError("CPython refused to create the annex interpreter");
+  if (!status.ok()) {
+    // Nothing to tear down: CreateInterpreters() undid its own work.
   } else if (options_.on_start) {
     // A failing on_start still leaves a complete annex to tear down.
     SetActive(true);
@@ -426,7 +438,7 @@ int AnnexRuntime::YieldHook(PyObject* self, PyFrameObject* frame, int what,
   }
   // Hand the GIL to the target: nothing in CPython 3.11/3.12 asks the annex's
   // eval loop to drop it for a waiter of another interpreter.
-  PyThreadState_Swap(rt->ts_.target_ts);
+  annex_swap_thread_state(rt->ts_.target_ts);
   PyEval_SaveThread();
   struct timespec pause;
   pause.tv_sec = 0;
@@ -436,7 +448,7 @@ int AnnexRuntime::YieldHook(PyObject* self, PyFrameObject* frame, int what,
           .count());
   nanosleep(&pause, nullptr);
   rt->handoff_.Acquire(rt->ts_.target_ts);
-  PyThreadState_Swap(rt->ts_.annex_ts);
+  annex_swap_thread_state(rt->ts_.annex_ts);
   rt->yields_.fetch_add(1, std::memory_order_relaxed);
   rt->last_yield_.store(
       std::chrono::steady_clock::now().time_since_epoch().count());

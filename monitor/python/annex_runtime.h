@@ -73,8 +73,9 @@ class AnnexRuntime {
 
   // Starts the annex thread and waits until the annex interpreter exists.
   // Where: any thread; the caller may hold the GIL (it is released while
-  // waiting). Errors: FailedPrecondition when Python is not initialized or
-  // its version does not match this build; Internal when CPython refused to
+  // waiting). Errors: FailedPrecondition when Python is not initialized,
+  // its version does not match this build, or (3.11 only) tracemalloc is
+  // tracing, which deadlocks interpreter creation inside CPython; Internal when CPython refused to
   // create the interpreter; whatever `on_start` returned.
   static absl::StatusOr<std::unique_ptr<AnnexRuntime>> Start(
       AnnexOptions options);
@@ -129,7 +130,7 @@ class AnnexRuntime {
   void YielderMain();
   void SetActive(bool active);
   void EnterAnnexBriefly(bool interrupt);  // yielder thread, no GIL
-  bool CreateInterpreters();            // annex thread, no GIL
+  absl::Status CreateInterpreters();    // annex thread, no GIL
   void DestroyInterpreters();           // annex thread, no GIL
   void RegisterTargetAtExit();          // annex thread, GIL, target current
   void UnregisterTargetAtExit();        // annex thread, GIL, target current

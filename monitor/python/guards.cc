@@ -1,6 +1,7 @@
 // RAII scopes for GIL and thread-state transitions.
 #include "monitor/python/guards.h"
 
+#include "monitor/python/gilstate_bind.h"
 #include "monitor/python/handoff.h"
 #include "monitor/python/version.h"
 
@@ -13,31 +14,31 @@ ScopedGilRelease::~ScopedGilRelease() { PyEval_RestoreThread(saved_); }
 ScopedTargetSwap::ScopedTargetSwap(const ThreadStates& ts)
     : previous_(CurrentThreadStateUnchecked()),
       swapped_(previous_ != ts.target_ts) {
-  if (swapped_) PyThreadState_Swap(ts.target_ts);
+  if (swapped_) annex_swap_thread_state(ts.target_ts);
 }
 
 ScopedTargetSwap::~ScopedTargetSwap() {
-  if (swapped_) PyThreadState_Swap(previous_);
+  if (swapped_) annex_swap_thread_state(previous_);
 }
 
 ScopedAnnexSwap::ScopedAnnexSwap(const ThreadStates& ts)
     : previous_(CurrentThreadStateUnchecked()),
       swapped_(previous_ != ts.annex_ts) {
-  if (swapped_) PyThreadState_Swap(ts.annex_ts);
+  if (swapped_) annex_swap_thread_state(ts.annex_ts);
 }
 
 ScopedAnnexSwap::~ScopedAnnexSwap() {
-  if (swapped_) PyThreadState_Swap(previous_);
+  if (swapped_) annex_swap_thread_state(previous_);
 }
 
 ScopedAnnexEntry::ScopedAnnexEntry(GilHandoff& handoff, const ThreadStates& ts)
     : ts_(ts) {
   handoff.Acquire(ts.target_ts);
-  PyThreadState_Swap(ts.annex_ts);
+  annex_swap_thread_state(ts.annex_ts);
 }
 
 ScopedAnnexEntry::~ScopedAnnexEntry() {
-  PyThreadState_Swap(ts_.target_ts);
+  annex_swap_thread_state(ts_.target_ts);
   PyEval_SaveThread();
 }
 

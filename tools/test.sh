@@ -1,0 +1,70 @@
+#!/bin/bash
+# The README's test command: installs what is missing, then builds and runs
+# every test on every supported Python version present (Debian's 3.11, and
+# pyenv's 3.12.1 and 3.13.0 when installed), and a bounded fuzz run of the
+# console protocol. Ends with one line "N passed, N failed" counting test
+# cases (not targets) over all versions. Exit status 1 when anything failed.
+#
+#   tools/test.sh [--asan] [--quick]
+#     --asan    also run the whole suite under ASan+UBSan (default 3.11)
+#     --quick   Debian's 3.11 only, no fuzzing
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+asan=0 quick=0
+for a in "$@"; do
+  case "$a" in
+    --asan) asan=1 ;;
+    --quick) quick=1 ;;
+    *) echo "usage: tools/test.sh [--asan] [--quick]" >&2; exit 2 ;;
+  esac
+done
+
+fuzz_flag=()
+((quick)) || fuzz_flag=(--fuzz)
+bash tools/install_deps.sh "${fuzz_flag[@]}" || exit 1
+
+py=/usr/bin/python3.11
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+status=0
+
+run_suite() {  # label, bazel flags...
+  local label=$1; shift
+  echo "=== tests: $label ===" >&2
+  bazel test //... "$@" --test_output=errors --keep_going || status=1
+  # Copy this run's XML now: bazel-testlogs follows the last configuration.
+  local out
+  out=$(bazel info "$@" bazel-testlogs 2>/dev/null)
+  mkdir -p "$results/$label"
+  (cd "$out" && find . -name test.xml -exec cp --parents {} "$results/$label/" \;)
+  "$py" tools/count_tests.py "$label" "$results/$label" >&2
+}
+
+configs=(default)
+((quick)) || mapfile -t configs < <(bash tools/python_versions.sh)
+for c in "${configs[@]}"; do
+  if [[ $c == default ]]; then run_suite "python3.11"; else run_suite "$c" "--config=$c"; fi
+done
+if ((asan)); then run_suite "asan" "--config=asan"; fi
+
+if ((!quick)); then
+  echo "=== fuzz: console protocol, 30 s ===" >&2
+  fuzz_dir="$results/fuzz/console_protocol_fuzzer"
+  mkdir -p "$fuzz_dir"
+  if bash tools/fuzz_console.sh 30 >"$results/fuzz.log" 2>&1; then
+    echo '<testsuites><testsuite name="fuzz"><testcase classname="fuzz" name="console_protocol_30s"/></testsuite></testsuites>' >"$fuzz_dir/test.xml"
+  else
+    tail -30 "$results/fuzz.log" >&2
+    echo '<testsuites><testsuite name="fuzz"><testcase classname="fuzz" name="console_protocol_30s"><failure/></testcase></testsuite></testsuites>' >"$fuzz_dir/test.xml"
+    status=1
+  fi
+fi
+
+summary=$("$py" tools/count_tests.py "all" "$results")
+echo "$summary" | grep '^FAILED' || true
+line=$(echo "$summary" | tail -1 | sed 's/^all: //')
+[[ "$line" =~ ^0\ passed ]] && status=1   # ran nothing: not a pass
+[[ "$line" =~ [1-9][0-9]*\ failed ]] && status=1
+echo "${line%, * skipped}"
+exit $status
