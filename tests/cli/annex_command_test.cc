@@ -1,0 +1,202 @@
+// The `annex` command end to end, through the real binary: `annex run`
+// behaves like the interpreter it embeds (compared case by case with that
+// interpreter run directly), and `annex exec` / `attach` reach a live
+// program's annex over the real socket.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "annex_python_build.h"
+#include "gtest/gtest.h"
+
+namespace {
+
+struct Result {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string AnnexBinary() {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  return std::string(srcdir ? srcdir : ".") + "/annex/monitor/cli/annex";
+}
+
+// Runs argv with `input` on stdin; environment plus `env` ("K=V").
+Result RunProcess(const std::vector<std::string>& argv, const std::string& input = "",
+           const std::vector<std::string>& env = {}) {
+  int in[2], out[2], err[2];
+  if (pipe(in) || pipe(out) || pipe(err)) return {};
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) close(fd);
+    for (const std::string& kv : env) putenv(const_cast<char*>(kv.c_str()));
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  if (!input.empty()) (void)!write(in[1], input.data(), input.size());
+  close(in[1]);
+  Result r;
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  int open_fds = 2;
+  char buf[4096];
+  while (open_fds > 0 && poll(fds, 2, 30000) > 0) {
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
+      ssize_t n = read(fds[i].fd, buf, sizeof buf);
+      if (n <= 0) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      } else {
+        (i == 0 ? r.out : r.err).append(buf, n);
+      }
+    }
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+std::string WriteScript(const std::string& name, const std::string& text) {
+  std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+// `annex run ARGS` and `python ARGS` must agree on everything observable.
+void ExpectLikePython(const std::vector<std::string>& args,
+                      const std::string& input = "") {
+  std::vector<std::string> annex = {AnnexBinary(), "run", "--no-console"};
+  std::vector<std::string> python = {ANNEX_PYTHON_EXECUTABLE};
+  annex.insert(annex.end(), args.begin(), args.end());
+  python.insert(python.end(), args.begin(), args.end());
+  Result a = RunProcess(annex, input), p = RunProcess(python, input);
+  EXPECT_EQ(a.exit_code, p.exit_code);
+  EXPECT_EQ(a.out, p.out);
+  EXPECT_EQ(a.err, p.err);
+}
+
+TEST(AnnexCommandTest, HelpAndUsageErrors) {
+  Result help = RunProcess({AnnexBinary(), "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("usage: annex"), std::string::npos);
+  Result run_help = RunProcess({AnnexBinary(), "run", "--help"});
+  EXPECT_EQ(run_help.exit_code, 0);
+  EXPECT_NE(run_help.out.find("--allow-exec-target"), std::string::npos);
+  EXPECT_EQ(RunProcess({AnnexBinary()}).exit_code, 2);
+  Result bad = RunProcess({AnnexBinary(), "frobnicate"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("unknown command"), std::string::npos);
+  EXPECT_EQ(RunProcess({AnnexBinary(), "exec", "notapid", "1"}).exit_code, 2);
+  EXPECT_EQ(RunProcess({AnnexBinary(), "run", "--tcp"}).exit_code, 2);
+}
+
+TEST(AnnexCommandTest, RunScriptIsLikePython) {
+  std::string s = WriteScript("argv.py",
+                              "import sys\n"
+                              "print(sys.argv[1:], __name__)\n"
+                              "print(sys.executable.endswith('python" ANNEX_PYTHON_VERSION "'))\n"
+                              "raise SystemExit(3)\n");
+  ExpectLikePython({s, "a", "b c"});
+}
+
+TEST(AnnexCommandTest, UncaughtExceptionIsLikePython) {
+  std::string s = WriteScript("boom.py", "def f():\n    1/0\nf()\n");
+  ExpectLikePython({s});
+}
+
+TEST(AnnexCommandTest, DashCAndDashMAndStdinAreLikePython) {
+  ExpectLikePython({"-c", "import sys; print(sys.argv); sys.exit('bye')", "x"});
+  ExpectLikePython({"-m", "json.tool"}, "{\"b\": [1, 2]}");
+  ExpectLikePython({"-c", "print(input().upper())"}, "hello\n");
+  ExpectLikePython({"-", "arg"}, "import sys; print(sys.argv)\n");
+}
+
+TEST(AnnexCommandTest, ExecAndAttachReachALiveProgram) {
+  char dir[] = "/tmp/annex-cli-XXXXXX";  // short: socket paths are limited
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string env = std::string("XDG_RUNTIME_DIR=") + dir;
+  std::string flag = std::string(dir) + "/stop";
+  std::string app = WriteScript(
+      "service.py",
+      "import os, threading, time\n"
+      "cache = {}\n"
+      "def worker():\n"
+      "    while not os.path.exists(" + std::string("'") + flag + "'):\n"
+      "        cache[len(cache) % 100] = 'x'\n"
+      "        time.sleep(0.01)\n"
+      "t = threading.Thread(target=worker, name='filler')\n"
+      "t.start(); t.join()\n"
+      "print('service done')\n");
+  pid_t pid = 0;
+  Result service;
+  std::thread runner([&] {
+    service = RunProcess({AnnexBinary(), "run", app}, "", {env});
+  });
+  // Wait for the console socket of the service.
+  std::string sock;
+  for (int i = 0; i < 200 && pid == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    Result ps = RunProcess({AnnexBinary(), "ps"}, "", {env});
+    size_t at = ps.out.find("service.py");
+    if (at != std::string::npos) {
+      size_t line = ps.out.rfind('\n', at);
+      pid = std::atoi(ps.out.c_str() + (line == std::string::npos ? 0 : line + 1));
+    }
+  }
+  ASSERT_GT(pid, 0) << "the service never showed up in `annex ps`";
+  std::string p = std::to_string(pid);
+
+  Result ok = RunProcess({AnnexBinary(), "exec", p, "print(6 * 7)"}, "", {env});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(ok.out, "42\n");
+  Result raised = RunProcess({AnnexBinary(), "exec", p, "1/0"}, "", {env});
+  EXPECT_EQ(raised.exit_code, 1);
+  EXPECT_NE(raised.err.find("ZeroDivisionError"), std::string::npos);
+  Result from_stdin =
+      RunProcess({AnnexBinary(), "exec", p, "-"}, "import sys\nprint('ns' in dir())\n",
+          {env});
+  EXPECT_EQ(from_stdin.out, "False\n");
+  Result attach =
+      RunProcess({AnnexBinary(), "attach", p}, ".threads\n.stacks\nx = 5\nx * 2\n", {env});
+  EXPECT_EQ(attach.exit_code, 0) << attach.err;
+  EXPECT_NE(attach.out.find("\"filler\""), std::string::npos) << attach.out;
+  EXPECT_NE(attach.out.find("\"MainThread\""), std::string::npos);
+  EXPECT_NE(attach.out.find("in worker"), std::string::npos);
+  EXPECT_NE(attach.out.find("10"), std::string::npos);
+  Result refused =
+      RunProcess({AnnexBinary(), "attach", p}, ".exec-target 1+1\n", {env});
+  EXPECT_NE((refused.out + refused.err).find("not permitted"), std::string::npos)
+      << refused.out << refused.err;
+
+  std::ofstream(flag) << "stop";
+  runner.join();
+  EXPECT_EQ(service.exit_code, 0) << service.err;
+  EXPECT_EQ(service.out, "service done\n");
+  struct stat st;
+  EXPECT_NE(stat((std::string(dir) + "/annex/" + p + ".sock").c_str(), &st), 0)
+      << "socket left behind";
+}
+
+}  // namespace
