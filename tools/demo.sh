@@ -1,0 +1,26 @@
+#!/bin/bash
+# The README's main command: installs what is missing, builds the `annex`
+# command, runs a small Python service under `annex run`, and talks to it
+# from outside through the console like a developer would.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/install_deps.sh
+bazel build //monitor/cli:annex >&2
+annex="$PWD/bazel-bin/monitor/cli/annex"
+
+runtime=$(mktemp -d /tmp/annex-demo-XXXXXX)
+export XDG_RUNTIME_DIR="$runtime"       # private socket dir for this demo
+trap 'touch "$runtime/stop"; wait; rm -rf "$runtime"' EXIT
+
+echo "\$ annex run examples/demo/service.py &"
+"$annex" run examples/demo/service.py "$runtime/stop" &
+pid=$!
+for _ in $(seq 100); do [[ -S "$runtime/annex/$pid.sock" ]] && break; sleep 0.05; done
+
+echo; echo "\$ annex ps"; "$annex" ps
+echo; echo "\$ annex exec $pid 'import sys; print(sys.version)'   # runs in the annex"
+"$annex" exec "$pid" 'import sys; print(sys.version)'
+echo; echo "\$ annex attach $pid    (typing .threads and .stacks)"
+printf '.threads\n.stacks\n' | "$annex" attach "$pid"
+touch "$runtime/stop"
+wait "$pid"
