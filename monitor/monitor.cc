@@ -19,7 +19,8 @@ struct Monitor::State {
   std::unique_ptr<python::AnnexRuntime> runtime;
   std::unique_ptr<monitor_internal::AnnexConsole> console_executor;
   std::unique_ptr<console::Server> console;
-  std::mutex console_mu;  // guards `console` against the atexit path
+  std::unique_ptr<watchdog::Watchdog> watchdog;
+  std::mutex console_mu;  // guards `console` and `watchdog` (atexit path)
 };
 
 Monitor::Monitor() : state_(std::make_unique<State>()) {}
@@ -56,6 +57,7 @@ absl::Status Monitor::Start(const Options& options) {
   annex.before_atexit_stop = [st] {
     std::lock_guard<std::mutex> lock(st->console_mu);
     if (st->console) st->console->Stop();
+    if (st->watchdog) st->watchdog->Stop().IgnoreError();
   };
   auto runtime = python::AnnexRuntime::Start(std::move(annex));
   if (!runtime.ok()) return runtime.status();
@@ -82,6 +84,22 @@ absl::Status Monitor::Start(const Options& options) {
     std::lock_guard<std::mutex> clock(state_->console_mu);
     state_->console = std::move(*started);
   }
+  if (options.watchdog) {
+    auto dog = std::make_unique<watchdog::Watchdog>();
+    if (absl::Status s = dog->Start(options.watchdog_options); !s.ok()) {
+      {
+        std::lock_guard<std::mutex> clock(state_->console_mu);
+        if (state_->console) state_->console->Stop();
+        state_->console.reset();
+      }
+      state_->runtime->Stop().IgnoreError();
+      state_->runtime.reset();
+      state_->console_executor.reset();
+      return s;
+    }
+    std::lock_guard<std::mutex> clock(state_->console_mu);
+    state_->watchdog = std::move(dog);
+  }
   return absl::OkStatus();
 }
 
@@ -91,6 +109,8 @@ absl::Status Monitor::Stop() {
     std::lock_guard<std::mutex> clock(state_->console_mu);
     if (state_->console) state_->console->Stop();  // waits for commands
     state_->console.reset();
+    if (state_->watchdog) state_->watchdog->Stop().IgnoreError();
+    state_->watchdog.reset();
   }
   absl::Status status;
   if (state_->runtime != nullptr) status = state_->runtime->Stop();
@@ -98,6 +118,11 @@ absl::Status Monitor::Stop() {
   state_->console_executor.reset();
   state_->session.reset();
   return status;
+}
+
+watchdog::Metrics Monitor::Metrics() const {
+  std::lock_guard<std::mutex> lock(state_->console_mu);
+  return state_->watchdog ? state_->watchdog->GetMetrics() : watchdog::Metrics();
 }
 
 absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code) {

@@ -25,6 +25,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "monitor/watchdog/watchdog.h"
 
 namespace annex {
 
@@ -50,6 +51,10 @@ struct Options {
   std::chrono::microseconds annex_yield_interval = std::chrono::milliseconds(5);
   // Name shown by `annex ps` (default: the process's command line).
   std::string program_name;
+  // The in-process watchdog (monitor/watchdog): stalls, memory limits,
+  // stack dumps and actions, without ever taking the GIL to detect them.
+  bool watchdog = false;
+  watchdog::Options watchdog_options;
 };
 
 class Monitor {
@@ -81,6 +86,9 @@ class Monitor {
   // Unavailable when not running; InvalidArgument with the traceback when
   // the code raised.
   absl::StatusOr<std::string> ExecInAnnex(const std::string& code);
+
+  // The watchdog's counters (all zero when it is off). Where: any thread.
+  watchdog::Metrics Metrics() const;
 
   // The console's Unix socket path, or "" when the console is off.
   std::string console_socket_path() const;

@@ -51,6 +51,8 @@ options:
   --console-dir DIR     directory for the console socket (default:
                         $XDG_RUNTIME_DIR/annex or /tmp/annex-<uid>)
   --tcp PORT            also listen on 127.0.0.1:PORT (token required)
+  --watchdog SECONDS    report stalls longer than SECONDS (with the stack of
+                        every thread) on stderr
   -h, --help            show this help
 Python's own options (-u, -X, -W, ...) may precede the script.
 )";
@@ -68,6 +70,16 @@ int RunCommand(int argc, char** argv) {
       options.console = false;
     } else if (a == "--allow-exec-target") {
       options.allow_exec_target = true;
+    } else if (a == "--watchdog" && i + 1 < argc) {
+      char* end = nullptr;
+      double seconds = std::strtod(argv[++i], &end);
+      if (*end != '\0' || !(seconds > 0) || seconds > 86400) {
+        std::fprintf(stderr, "annex run: --watchdog needs seconds > 0\n");
+        return 2;
+      }
+      options.watchdog = true;
+      options.watchdog_options.stall_timeout = absl::Seconds(seconds);
+      options.watchdog_options.report_fd = 2;
     } else if ((a == "--console-dir" || a == "--tcp") && i + 1 < argc) {
       if (a == "--console-dir") {
         options.console_socket_dir = argv[++i];
@@ -81,7 +93,7 @@ int RunCommand(int argc, char** argv) {
         options.console_tcp = true;
         options.console_tcp_port = static_cast<int>(port);
       }
-    } else if (a == "--console-dir" || a == "--tcp") {
+    } else if (a == "--console-dir" || a == "--tcp" || a == "--watchdog") {
       std::fprintf(stderr, "annex run: %s needs a value\n", a.c_str());
       return 2;
     } else if (a == "--") {
