@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "glue/annex_access.h"
 #include "glue/session.h"
 #include "monitor/console/server.h"
 #include "monitor/internal/annex_console.h"
@@ -49,6 +50,17 @@ absl::Status Monitor::Start(const Options& options) {
   state_->session = std::make_unique<glue::Session>();
 
   State* st = state_.get();
+  // Services reach the annex through the session, never through globals.
+  state_->session
+      ->SetFactory<glue::AnnexAccess>(
+          [st](glue::Session&)
+              -> absl::StatusOr<std::unique_ptr<glue::AnnexAccess>> {
+            if (st->runtime == nullptr) {
+              return absl::UnavailableError("the annex is not running");
+            }
+            return std::make_unique<glue::AnnexAccess>(st->runtime.get());
+          })
+      .IgnoreError();
   python::AnnexOptions annex;
   annex.yield_interval = options.annex_yield_interval;
   annex.on_stop = [st](python::AnnexRuntime&) {
@@ -65,7 +77,8 @@ absl::Status Monitor::Start(const Options& options) {
 
   if (options.console) {
     state_->console_executor =
-        std::make_unique<monitor_internal::AnnexConsole>(state_->runtime.get());
+        std::make_unique<monitor_internal::AnnexConsole>(
+        state_->runtime.get(), state_->session.get());
     console::ServerOptions server;
     server.socket_dir = options.console_socket_dir;
     server.enable_tcp = options.console_tcp;
@@ -130,7 +143,7 @@ absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code) {
   if (rt == nullptr || !rt->running()) {
     return absl::UnavailableError("the monitor is not running");
   }
-  monitor_internal::AnnexConsole runner(rt);
+  monitor_internal::AnnexConsole runner(rt, state_->session.get());
   console::Request request;
   request.text = code;
   console::Cancellation never;

@@ -9,10 +9,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "glue/hp.h"
 #include "monitor/python/guards.h"
+#include "monitor/python/target_threads.h"
 
 namespace annex::monitor_internal {
 namespace {
+
+using python::ReadTargetThreads;
+using python::Text;
+using python::ThreadInfo;
 
 using console::Reply;
 using console::ReplyStatus;
@@ -67,20 +73,6 @@ def run(ns, source, interactive):
     return ('ok', out.getvalue(), '', 0)
 )PY";
 
-// Text of a str object, without caching anything inside it.
-// Where: GIL held, any interpreter.
-std::string Text(PyObject* str) {
-  if (str == nullptr || !PyUnicode_Check(str)) return "?";
-  PyObject* bytes = PyUnicode_AsUTF8String(str);
-  if (bytes == nullptr) {
-    PyErr_Clear();
-    return "?";
-  }
-  std::string s(PyBytes_AS_STRING(bytes), PyBytes_GET_SIZE(bytes));
-  Py_DECREF(bytes);
-  return s;
-}
-
 // The pending exception as "Type: message", cleared. Where: GIL held.
 std::string TakeErrorText() {
   PyObject *type, *value, *tb;
@@ -102,66 +94,6 @@ std::string TakeErrorText() {
   Py_XDECREF(value);
   Py_XDECREF(tb);
   return out + "\n";
-}
-
-struct ThreadInfo {
-  unsigned long ident = 0;
-  unsigned long native_id = 0;
-  std::string name;
-  std::vector<std::string> frames;  // innermost first
-};
-
-// The target's threads with their frames. Where: GIL held, target current.
-std::vector<ThreadInfo> ReadTargetThreads(const python::ThreadStates& ts,
-                                          bool all_frames) {
-  std::vector<ThreadInfo> threads;
-  PyObject* active = nullptr;  // threading._active: ident -> Thread
-  PyObject* threading =
-      PyDict_GetItemString(PyImport_GetModuleDict(), "threading");
-  if (threading != nullptr) {
-    active = PyObject_GetAttrString(threading, "_active");
-    if (active == nullptr) PyErr_Clear();
-    if (active != nullptr && !PyDict_Check(active)) Py_CLEAR(active);
-  }
-  PyInterpreterState* interp = PyThreadState_GetInterpreter(ts.target_ts);
-  for (PyThreadState* t = PyInterpreterState_ThreadHead(interp); t != nullptr;
-       t = PyThreadState_Next(t)) {
-    if (t == ts.target_ts) continue;
-    ThreadInfo info;
-    info.ident = t->thread_id;
-    info.native_id = t->native_thread_id;
-    PyObject* thread = nullptr;
-    if (active != nullptr) {
-      PyObject* key = PyLong_FromUnsignedLong(info.ident);
-      thread = key ? PyDict_GetItem(active, key) : nullptr;  // borrowed
-      Py_XDECREF(key);
-    }
-    if (thread != nullptr) {
-      PyObject* name = PyObject_GetAttrString(thread, "_name");
-      if (name != nullptr) {
-        info.name = Text(name);
-        Py_DECREF(name);
-      } else {
-        PyErr_Clear();
-      }
-    }
-    PyFrameObject* frame = PyThreadState_GetFrame(t);
-    // Annex's own helper thread states have neither a frame nor a Thread.
-    if (frame == nullptr && thread == nullptr) continue;
-    while (frame != nullptr) {
-      PyCodeObject* code = PyFrame_GetCode(frame);
-      info.frames.push_back(absl::StrFormat(
-          "File \"%s\", line %d, in %s", Text(code->co_filename),
-          PyFrame_GetLineNumber(frame), Text(code->co_name)));
-      Py_DECREF(code);
-      PyFrameObject* back = all_frames ? PyFrame_GetBack(frame) : nullptr;
-      Py_DECREF(frame);  // released with the target current (rule 10)
-      frame = back;
-    }
-    threads.push_back(std::move(info));
-  }
-  Py_XDECREF(active);
-  return threads;
 }
 
 Reply Ok(std::string output) {
@@ -215,6 +147,15 @@ PyObject* AnnexConsole::Namespace(uint64_t session_id) {
     Py_DECREF(ns);
     return nullptr;
   }
+  if (session_ != nullptr) {
+    PyObject* hp = glue::NewHp(session_);
+    if (hp == nullptr || PyDict_SetItemString(ns, "hp", hp) < 0) {
+      Py_XDECREF(hp);
+      Py_DECREF(ns);
+      return nullptr;
+    }
+    Py_DECREF(hp);
+  }
   namespaces_[session_id] = ns;
   return ns;
 }
@@ -239,10 +180,10 @@ console::Reply AnnexConsole::Execute(uint64_t session_id,
         reply = RunPython(session_id, request, ts);
         break;
       case RequestKind::kThreads:
-        reply = Ok(DescribeThreads(ts));
+        reply = Ok(python::DescribeThreads(ts));
         break;
       case RequestKind::kStacks:
-        reply = Ok(DescribeStacks(ts));
+        reply = Ok(python::DescribeStacks(ts));
         break;
       case RequestKind::kInterruptThread:
         reply = InterruptThread(request.text, ts);
@@ -311,34 +252,6 @@ console::Reply AnnexConsole::RunPython(uint64_t session_id,
                                       : ReplyStatus::kError;
   Py_DECREF(result);
   return reply;
-}
-
-std::string AnnexConsole::DescribeThreads(const python::ThreadStates& ts) {
-  python::ScopedTargetSwap swap(ts);
-  std::string out;
-  for (const ThreadInfo& t : ReadTargetThreads(ts, /*all_frames=*/false)) {
-    absl::StrAppendFormat(&out, "Thread %lu (native %lu) \"%s\": %s\n", t.ident,
-                          t.native_id, t.name.empty() ? "?" : t.name,
-                          t.frames.empty() ? "no Python frame" : t.frames[0]);
-  }
-  return out;
-}
-
-std::string AnnexConsole::DescribeStacks(const python::ThreadStates& ts) {
-  python::ScopedTargetSwap swap(ts);
-  std::string out;
-  for (const ThreadInfo& t : ReadTargetThreads(ts, /*all_frames=*/true)) {
-    absl::StrAppendFormat(&out,
-                          "Thread %lu (native %lu) \"%s\" (most recent call "
-                          "last):\n",
-                          t.ident, t.native_id, t.name.empty() ? "?" : t.name);
-    for (auto it = t.frames.rbegin(); it != t.frames.rend(); ++it) {
-      absl::StrAppend(&out, "  ", *it, "\n");
-    }
-    if (t.frames.empty()) absl::StrAppend(&out, "  (no Python frame)\n");
-    absl::StrAppend(&out, "\n");
-  }
-  return out;
 }
 
 console::Reply AnnexConsole::InterruptThread(const std::string& arg,

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string>
 
+#include "glue/session.h"
 #include "monitor/console/executor.h"
 #include "monitor/python/annex_runtime.h"
 
@@ -22,8 +23,10 @@ namespace annex::monitor_internal {
 
 class AnnexConsole : public console::CommandExecutor {
  public:
-  // `runtime` must outlive this object. Where: any thread.
-  explicit AnnexConsole(python::AnnexRuntime* runtime) : runtime_(runtime) {}
+  // `runtime` and `session` must outlive this object; each namespace gets
+  // `hp` bound to `session` (null: no hp). Where: any thread.
+  AnnexConsole(python::AnnexRuntime* runtime, glue::Session* session)
+      : runtime_(runtime), session_(session) {}
   ~AnnexConsole() override;
 
   // console::CommandExecutor. Where: the server's worker threads (blocking
@@ -38,11 +41,6 @@ class AnnexConsole : public console::CommandExecutor {
   // current (e.g. from AnnexOptions::on_stop).
   void ReleaseAll();
 
-  // Text of the target's threads / stacks. Where: annex thread, GIL held,
-  // annex current.
-  static std::string DescribeThreads(const python::ThreadStates& ts);
-  static std::string DescribeStacks(const python::ThreadStates& ts);
-
  private:
   console::Reply RunPython(uint64_t session_id, const console::Request& req,
                            const python::ThreadStates& ts);
@@ -53,6 +51,7 @@ class AnnexConsole : public console::CommandExecutor {
   PyObject* Namespace(uint64_t session_id);  // annex thread, GIL held
 
   python::AnnexRuntime* runtime_;
+  glue::Session* session_;
   std::mutex mu_;
   uint64_t running_session_ = 0;  // guarded by mu_; 0 when none
   bool has_running_ = false;      // guarded by mu_

@@ -27,6 +27,40 @@ TEST(MonitorTest, ExecInAnnexReturnsOutputAndErrors) {
   EXPECT_TRUE(monitor.Stop().ok());
 }
 
+TEST(MonitorTest, HpBuildsServicesAndLoadsStdlibModules) {
+  ASSERT_TRUE(::annex::testing::RunTargetCode(
+      "import threading, time\n"
+      "_hp_stop = threading.Event()\n"
+      "def _hp_sleeper():\n"
+      "    _hp_stop.wait()\n"
+      "_hp_t = threading.Thread(target=_hp_sleeper, name='sleeper')\n"
+      "_hp_t.start()\n"));
+  Monitor monitor;
+  ASSERT_TRUE(monitor.Start().ok());
+  auto out = monitor.ExecInAnnex(
+      "print(sorted(dir(hp)))\n"
+      "print(hp.json.dumps({'a': 1}))\n"
+      "print(hp.json is __import__('json'))\n"
+      "print('\"sleeper\"' in hp.threads())\n"
+      "print('in _hp_sleeper' in hp.stacks())\n"
+      "print(type(hp).__module__, 'annex' in __import__('sys').modules)\n");
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out,
+            "['stacks', 'threads']\n{\"a\": 1}\nTrue\nTrue\nTrue\n"
+            "annex True\n");
+  auto missing = monitor.ExecInAnnex("hp.no_such_thing_here");
+  EXPECT_NE(missing.status().message().find("no service 'no_such_thing_here'"),
+            absl::string_view::npos)
+      << missing.status();
+  // The target never sees the annex's module.
+  PyObject* in_target = ::annex::testing::EvalTarget(
+      "'annex' in __import__('sys').modules");
+  EXPECT_EQ(in_target, Py_False);
+  Py_XDECREF(in_target);
+  EXPECT_TRUE(monitor.Stop().ok());
+  ASSERT_TRUE(::annex::testing::RunTargetCode("_hp_stop.set(); _hp_t.join()"));
+}
+
 TEST(MonitorTest, WatchdogOptionEndsAStuckLoopAndCountsTheStall) {
   Monitor monitor;
   Options options;

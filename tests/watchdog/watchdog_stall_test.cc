@@ -193,9 +193,11 @@ TEST(WatchdogStallTest, RateLimitsActionsButCountsEvents) {
   ASSERT_TRUE(RunTargetCode("import _wdtest\n_wdtest.spin_in_c()\n"));
   Metrics metrics = watchdog.GetMetrics();
   ASSERT_TRUE(watchdog.Stop().ok());
+  // Under load an 800 ms spin may be reported more than once; whatever the
+  // count, exactly one event ran its actions and every other was suppressed.
   EXPECT_EQ(recorder.events().size(), 1u);
-  EXPECT_EQ(metrics.stalls, 2);
-  EXPECT_EQ(metrics.actions_suppressed, 1);
+  EXPECT_GE(metrics.stalls, 2);
+  EXPECT_EQ(metrics.actions_suppressed, metrics.stalls - 1);
 }
 
 }  // namespace

@@ -1,0 +1,30 @@
+// `hp`, the glue session's Python face inside the annex interpreter.
+//
+// Attribute access builds a service through the session on first use (as
+// Heapy's glue model did); a name that is not a service loads the standard-
+// library module of that name in the annex; dir(hp) and help(hp) list what
+// exists.
+//
+//   >>> hp.threads()          # the target's threads, one line each
+//   >>> print(hp.stacks())    # every target thread's Python stack
+//   >>> hp.json.dumps([1])    # not a service: the annex's own json module
+//
+// The object comes from Annex's own extension module `annex`, built into the
+// binary and created with multi-phase initialization, so it is importable in
+// a sub-interpreter and the annex imports nothing but the standard library
+// from disk (DESIGN.md rule 8).
+#pragma once
+
+#include <Python.h>
+
+#include "glue/session.h"
+
+namespace annex::glue {
+
+// A new `hp` object bound to `session` (which must outlive it; the annex
+// ends before its session does). Creates and registers the `annex` module in
+// the annex's sys.modules on first use. Returns a new reference, or nullptr
+// with an exception set. Where: annex thread, GIL held, annex current.
+PyObject* NewHp(Session* session);
+
+}  // namespace annex::glue
