@@ -1,0 +1,77 @@
+// Results never contain the annex's own objects or interpreter, and an idle
+// annex computing the heap repeatedly sees the same heap every time.
+#include <Python.h>
+
+#include <memory>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "monitor/heap/heap_engine.h"
+#include "monitor/python/annex_runtime.h"
+#include "tests/heap/heap_test_util.h"
+#include "tests/testing/python_main.h"
+
+namespace annex::heap {
+namespace {
+
+using ::annex::python::AnnexOptions;
+using ::annex::python::AnnexRuntime;
+using ::annex::python::ThreadStates;
+using ::annex::testing::RunTargetCode;
+
+size_t MainThreadCount() {
+  HeapEngine engine(testing::MainThreadStates());
+  absl::StatusOr<HeapResult> heap = engine.Heap();
+  EXPECT_TRUE(heap.ok()) << heap.status();
+  return heap.ok() ? heap->objects.size() : 0;
+}
+
+TEST(HidingTest, IdleAnnexSeesTheSameHeapAndNoneOfItself) {
+  ASSERT_TRUE(RunTargetCode("import json, threading  # settle lazy imports"));
+  const size_t before = MainThreadCount();
+  absl::StatusOr<std::unique_ptr<AnnexRuntime>> rt =
+      AnnexRuntime::Start(AnnexOptions{});
+  ASSERT_TRUE(rt.ok()) << rt.status();
+  const size_t after_start = MainThreadCount();
+
+  std::vector<size_t> counts, unreachable_counts;
+  std::vector<uintptr_t> annex_objects;
+  bool any_annex_object_seen = false;
+  ASSERT_TRUE((*rt)->Run([&](const ThreadStates& ts) {
+                  // Objects of the annex interpreter, and one made here.
+                  PyObject* marker = PyList_New(0);
+                  PyObject* annex_modules = PyImport_GetModuleDict();
+                  PyDict_SetItemString(annex_modules, "_annex_marker", marker);
+                  annex_objects = {reinterpret_cast<uintptr_t>(marker),
+                                   reinterpret_cast<uintptr_t>(annex_modules),
+                                   reinterpret_cast<uintptr_t>(PyEval_GetBuiltins())};
+                  HeapEngine engine(ts);
+                  for (int i = 0; i < 100; ++i) {
+                    absl::StatusOr<HeapResult> heap = engine.Heap();
+                    ASSERT_TRUE(heap.ok()) << heap.status();
+                    counts.push_back(heap->objects.size());
+                    for (uintptr_t a : annex_objects) {
+                      any_annex_object_seen |= heap->objects.contains(a);
+                    }
+                    absl::StatusOr<ObjectSet> heapu = engine.Unreachable();
+                    ASSERT_TRUE(heapu.ok()) << heapu.status();
+                    unreachable_counts.push_back(heapu->size());
+                    for (uintptr_t a : annex_objects) {
+                      any_annex_object_seen |= heapu->contains(a);
+                    }
+                  }
+                  PyDict_DelItemString(annex_modules, "_annex_marker");
+                  Py_DECREF(marker);
+                }).ok());
+  ASSERT_EQ(counts.size(), 100u);
+  for (size_t c : counts) EXPECT_EQ(c, counts[0]);
+  for (size_t c : unreachable_counts) EXPECT_EQ(c, unreachable_counts[0]);
+  EXPECT_FALSE(any_annex_object_seen);
+  // The annex's view equals the target's own view of itself.
+  EXPECT_EQ(counts[0], MainThreadCount());
+  EXPECT_EQ(after_start, before) << "starting the annex added reachable objects";
+  EXPECT_TRUE((*rt)->Stop().ok());
+}
+
+}  // namespace
+}  // namespace annex::heap
