@@ -2,7 +2,7 @@
 // heap from the annex several times and prints one JSON object per case with
 // objects, total bytes, walk time, GIL pause, annex memory per object, graph
 // build time, and a same-run baseline: a Python BFS with gc.get_referents in
-// the target from the same roots.
+// the target from the same roots (plus dict keys, as the engine walks them).
 //
 //   bazel run -c opt //bench/heap_walk -- --sizes=1000000,10000000 --runs=5
 #include <Python.h>
@@ -71,9 +71,14 @@ def bench_bfs(roots):
             seen.add(id(r)); stack.append(r)
     get = gc.get_referents
     while stack:
-        for o in get(stack.pop()):
+        x = stack.pop()
+        for o in get(x):
             if id(o) not in seen:
                 seen.add(id(o)); stack.append(o)
+        if type(x) is dict:  # str keys: dict_traverse skips them
+            for o in x:
+                if id(o) not in seen:
+                    seen.add(id(o)); stack.append(o)
     return (time.perf_counter() - t0) * 1000.0, len(seen)
 )";
 

@@ -22,7 +22,9 @@ using ::annex::testing::RunTargetCode;
 // stacks) additionally contribute their code, globals, builtins and the
 // values of their locals, which is what the engine reads from them; the
 // f_locals dict that 3.11/3.12 synthesize for a function frame is the
-// oracle's own creation and is left out (its values are not).
+// oracle's own creation and is left out (its values are not). Dict keys are
+// added too: dict_traverse skips the keys of str-keyed dicts, the engine
+// does not (docs/heap-engine.md).
 constexpr char kOracle[] = R"(
 import gc, sys, types
 def _annex_oracle(roots):
@@ -45,8 +47,12 @@ def _annex_oracle(roots):
             else:
                 add(loc)
     while stack:
-        for o in gc.get_referents(stack.pop()):
-            add(o)
+        o = stack.pop()
+        for r in gc.get_referents(o):
+            add(r)
+        if isinstance(o, dict):
+            for k in dict.keys(o):
+                add(k)
     return list(seen), sum(sys.getsizeof(o) for o in seen.values())
 )";
 

@@ -42,6 +42,7 @@ TypeInfo TypeInfoCache::Compute(PyTypeObject* type) {
     info.check_is_gc = type->tp_is_gc != nullptr;
   }
   info.is_frame = type == &PyFrame_Type;
+  info.is_dict = PyType_IsSubtype(type, &PyDict_Type) != 0;
   info.is_type = PyType_IsSubtype(type, &PyType_Type) != 0;
   if (registry_ != nullptr && !registry_->empty()) {
     info.ext = registry_->Find(type);

@@ -48,6 +48,15 @@ void Walker::Run() {
         info.traverse(obj, &VisitPush, this);
       }
     }
+    if (info.is_dict) {
+      // dict_traverse skips the keys of str-keyed dicts (strings cannot form
+      // cycles), so gc.get_referents never reports them; a heap view must.
+      // PyDict_Next reads the table only and runs no Python code.
+      Py_ssize_t pos = 0;
+      PyObject* key;
+      PyObject* value;
+      while (PyDict_Next(obj, &pos, &key, &value)) VisitPush(key, this);
+    }
     if (info.is_frame) {
       python::VisitLiveFrameLocals(reinterpret_cast<PyFrameObject*>(obj),
                                    &VisitPush, this);
