@@ -53,50 +53,40 @@ ObjectSet Merge(const ObjectSet& a, const ObjectSet& b, Keep keep) {
 
 void ObjectSet::Builder::Add(uintptr_t addr) {
   if (size_ > 0 && addr <= last_) return;
+  if (shift_ != 0 && (addr & 7) != 0) SwitchToRawDeltas();
   if (size_ % kBlock == 0) {
     block_first_.push_back(addr);
     block_offset_.push_back(static_cast<uint32_t>(bytes_.size()));
   } else {
-    // Raw deltas for now; Build() decides whether they can be shifted.
-    PutVarint(bytes_, addr - last_);
+    PutVarint(bytes_, (addr - last_) >> shift_);
   }
   last_ = addr;
   ++size_;
 }
 
+void ObjectSet::Builder::SwitchToRawDeltas() {
+  // Only for addresses that are not 8-byte aligned, i.e. never for objects.
+  std::vector<uint8_t> raw;
+  const uint8_t* p = bytes_.data();
+  for (size_t b = 0; b < block_first_.size(); ++b) {
+    block_offset_[b] = static_cast<uint32_t>(raw.size());
+    const size_t n = std::min(kBlock, size_ - b * kBlock) - 1;
+    for (size_t i = 0; i < n; ++i) PutVarint(raw, GetVarint(p) << shift_);
+  }
+  bytes_ = std::move(raw);
+  shift_ = 0;
+}
+
 ObjectSet ObjectSet::Builder::Build() && {
   ObjectSet s;
   s.size_ = size_;
+  s.shift_ = shift_;
+  bytes_.shrink_to_fit();
+  block_first_.shrink_to_fit();
+  block_offset_.shrink_to_fit();
+  s.bytes_ = std::move(bytes_);
   s.block_first_ = std::move(block_first_);
-  // Re-encode shifted deltas when every address is 8-byte aligned.
-  bool aligned = true;
-  for (uintptr_t f : s.block_first_) aligned = aligned && (f & 7) == 0;
-  if (aligned) {
-    const uint8_t* p = bytes_.data();
-    for (size_t b = 0; b < s.block_first_.size() && aligned; ++b) {
-      const size_t n = std::min(kBlock, size_ - b * kBlock) - 1;
-      for (size_t i = 0; i < n; ++i) aligned = aligned && (GetVarint(p) & 7) == 0;
-    }
-  }
-  if (!aligned) {
-    s.shift_ = 0;
-    s.bytes_ = std::move(bytes_);
-    s.block_offset_ = std::move(block_offset_);
-  } else {
-    s.shift_ = 3;
-    std::vector<uint8_t> out;
-    out.reserve(bytes_.size());
-    const uint8_t* p = bytes_.data();
-    for (size_t b = 0; b < s.block_first_.size(); ++b) {
-      s.block_offset_.push_back(static_cast<uint32_t>(out.size()));
-      const size_t n = std::min(kBlock, size_ - b * kBlock) - 1;
-      for (size_t i = 0; i < n; ++i) PutVarint(out, GetVarint(p) >> 3);
-    }
-    out.shrink_to_fit();
-    s.bytes_ = std::move(out);
-  }
-  s.block_first_.shrink_to_fit();
-  s.block_offset_.shrink_to_fit();
+  s.block_offset_ = std::move(block_offset_);
   return s;
 }
 

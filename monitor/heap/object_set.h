@@ -33,6 +33,8 @@ class ObjectSet {
     ObjectSet Build() &&;
 
    private:
+    void SwitchToRawDeltas();
+    int shift_ = 3;
     std::vector<uint8_t> bytes_;
     std::vector<uintptr_t> block_first_;
     std::vector<uint32_t> block_offset_;
