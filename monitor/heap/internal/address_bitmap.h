@@ -99,6 +99,41 @@ class AddressBitmap {
     while (next_odd < odd.size()) f(odd[next_odd++]);
   }
 
+  // Precomputes ranks for Rank(); call after the last TestAndSet. Only
+  // possible without overflow addresses (returns false then).
+  bool BuildRank() {
+    if (!overflow_.empty()) return false;
+    uint64_t rank = 0;
+    for (uintptr_t t = 0; t < kTopSize; ++t) {
+      if (!top_[t]) continue;
+      for (uintptr_t m = 0; m < kMidSize; ++m) {
+        Chunk* chunk = top_[t][m];
+        if (chunk == nullptr) continue;
+        chunk->base_rank = rank;
+        chunk->word_rank.reset(new uint32_t[kWordsPerChunk]);
+        uint32_t in_chunk = 0;
+        for (size_t w = 0; w < kWordsPerChunk; ++w) {
+          chunk->word_rank[w] = in_chunk;
+          in_chunk += static_cast<uint32_t>(__builtin_popcountll(chunk->words[w]));
+        }
+        rank += in_chunk;
+      }
+    }
+    return true;
+  }
+
+  // The position of `addr` in ascending order among the set addresses.
+  // Requires BuildRank() and that `addr` is set.
+  uint64_t Rank(uintptr_t addr) const {
+    const Chunk* chunk =
+        top_[addr >> kTopShift][(addr >> kMidShift) & (kMidSize - 1)];
+    const uintptr_t bit = (addr >> kGranuleShift) & (kBitsPerChunk - 1);
+    const uint64_t below = chunk->words[bit >> 6] &
+                           ((uint64_t{1} << (bit & 63)) - 1);
+    return chunk->base_rank + chunk->word_rank[bit >> 6] +
+           static_cast<uint64_t>(__builtin_popcountll(below));
+  }
+
   // Bytes held by the bitmap itself.
   size_t MemoryBytes() const {
     size_t mids = 0;
@@ -119,6 +154,8 @@ class AddressBitmap {
 
   struct Chunk {
     uint64_t words[kWordsPerChunk] = {};
+    uint64_t base_rank = 0;                 // set by BuildRank()
+    std::unique_ptr<uint32_t[]> word_rank;  // set by BuildRank()
   };
 
   std::unique_ptr<std::unique_ptr<Chunk*[]>[]> top_;

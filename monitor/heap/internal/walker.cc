@@ -64,16 +64,21 @@ void Walker::Run() {
   }
 }
 
-void Walker::FillGraph(HeapGraph* g) const {
+void Walker::FillGraph(HeapGraph* g) {
   g->addresses.clear();
   g->addresses.reserve(count_);
   visited_.ForEach([&](uintptr_t a) { g->addresses.push_back(a); });
   const size_t n = g->addresses.size();
+  // Address -> node id: O(1) by rank in the bitmap, else binary search.
+  const bool ranked = visited_.BuildRank();
+  auto id_of = [&](uintptr_t a) -> uint32_t {
+    return static_cast<uint32_t>(ranked ? visited_.Rank(a) : g->Find(a));
+  };
   g->sizes.assign(n, 0);
   std::vector<uint32_t> id_of_order(order_.size());
   std::vector<uint32_t> degree(n, 0);
   for (size_t i = 0; i < order_.size(); ++i) {
-    const uint32_t id = static_cast<uint32_t>(g->Find(order_[i]));
+    const uint32_t id = id_of(order_[i]);
     id_of_order[i] = id;
     g->sizes[id] = order_sizes_[i];
     const uint64_t end =
@@ -89,7 +94,7 @@ void Walker::FillGraph(HeapGraph* g) const {
         i + 1 < order_.size() ? order_edge_begin_[i + 1] : edges_.size();
     uint32_t out = g->out_begin[id_of_order[i]];
     for (uint64_t e = begin; e < end; ++e) {
-      g->out_targets[out++] = static_cast<uint32_t>(g->Find(edges_[e]));
+      g->out_targets[out++] = id_of(edges_[e]);
     }
   }
 }

@@ -31,7 +31,8 @@ class Walker {
   TypeInfoCache& types() { return types_; }
 
   // With record_edges: builds the CSR graph (roots not set).
-  void FillGraph(HeapGraph* graph) const;
+  // Consumes the visited set's rank index (builds it).
+  void FillGraph(HeapGraph* graph);
 
  private:
   static int VisitPush(PyObject* obj, void* arg);
