@@ -64,8 +64,10 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph) {
     absl::StatusOr<RootList> roots = CollectRoots(excluded_);
     if (!roots.ok()) return roots.status();
     internal::Walker walker(&extensions_, graph != nullptr);
+    for (uintptr_t a : hidden_) walker.MarkVisited(a);
     for (size_t i = 0; i < roots->size(); ++i) walker.AddRoot(roots->object(i));
     walker.Run();
+    for (uintptr_t a : hidden_) walker.Unmark(a);
     result.walk_ns = NowNs() - start;
     result.total_bytes = walker.total_bytes();
     result.visited_set_bytes = walker.visited().MemoryBytes();
@@ -110,13 +112,29 @@ absl::StatusOr<ObjectSet> HeapEngine::Unreachable() {
     absl::StatusOr<RootList> roots = CollectRoots(excluded_);
     if (!roots.ok()) return roots.status();
     internal::Walker walker(&extensions_, false);
+    for (uintptr_t a : hidden_) walker.MarkVisited(a);
     for (size_t i = 0; i < roots->size(); ++i) walker.AddRoot(roots->object(i));
     walker.Run();
+    for (uintptr_t a : hidden_) walker.Unmark(a);
     UnreachableClosure closure{&walker.visited(), &unreachable};
     absl::Status s = python::VisitGcTracked(&CollectIfUnreachable, &closure);
     if (!s.ok()) return s;
+    ObjectSet candidates = ObjectSet::FromUnsorted(std::move(unreachable));
+    if (hidden_.empty()) return candidates;
+    // Hidden objects found in the gc lists are alive (rule 10): walk what
+    // they reach, short of the reachable set, and leave all of it out.
+    internal::Walker hidden_walk(&extensions_, false);
+    hidden_walk.set_stop(&walker.visited());
+    for (uintptr_t a : hidden_ & candidates) {
+      hidden_walk.AddRoot(reinterpret_cast<PyObject*>(a));
+    }
+    hidden_walk.Run();
+    ObjectSet::Builder out;
+    for (uintptr_t a : candidates) {
+      if (!hidden_walk.visited().Test(a)) out.Add(a);
+    }
+    return std::move(out).Build();
   }
-  return ObjectSet::FromUnsorted(std::move(unreachable));
 }
 
 absl::Status HeapEngine::SetRef() {

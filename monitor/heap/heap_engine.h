@@ -85,6 +85,17 @@ class HeapEngine {
   absl::StatusOr<ObjectSet> SinceRef();
   const ObjectSet& ref() const { return ref_; }
 
+  // Hides `objects` from every later result: they are neither reported nor
+  // walked through, so what only they reach disappears too (from heap(),
+  // Graph() and, for hidden objects found in the gc lists, from heapu()).
+  // Meant for Annex's own footprint in the target. Identities only (rule
+  // 10): a hidden object is dereferenced only after it was found in the gc
+  // lists by the same call, and a new object that reuses a hidden address
+  // is hidden too, so hide only objects that live as long as the engine.
+  // Where: any thread (plain data).
+  void Hide(const ObjectSet& objects) { hidden_ = hidden_ | objects; }
+  const ObjectSet& hidden() const { return hidden_; }
+
   // sys.getsizeof(obj) as the target computes it, without running Python
   // code. Where: as Heap(); `obj` must be alive.
   absl::StatusOr<uint64_t> SizeOf(PyObject* obj);
@@ -101,6 +112,7 @@ class HeapEngine {
   absl::flat_hash_set<PyThreadState*> excluded_;
   ExtensionRegistry extensions_;
   ObjectSet ref_;
+  ObjectSet hidden_;
 };
 
 }  // namespace annex::heap

@@ -68,5 +68,54 @@ TEST(UnreachableTest, SinceRefShowsOnlyNewObjects) {
   EXPECT_TRUE((*since & engine.ref()).empty());
 }
 
+TEST(UnreachableTest, HiddenObjectsAndWhatOnlyTheyReachAreLeftOut) {
+  ASSERT_TRUE(RunTargetCode(R"(
+import gc
+gc.collect()
+gc.disable()
+h_shared = ['shared']
+h_visible = {'own': ['only via h_visible'], 'shared': h_shared}
+h_garbage = {'own': ['only via h_garbage'], 'shared': h_shared}
+h_garbage['self'] = h_garbage
+h_ids = [id(h_visible), id(h_visible['own']), id(h_garbage), id(h_garbage['own']), id(h_shared)]
+del h_garbage
+)"));
+  const uintptr_t visible = TargetAddress("h_ids[0]");
+  const uintptr_t visible_own = TargetAddress("h_ids[1]");
+  const uintptr_t garbage = TargetAddress("h_ids[2]");
+  const uintptr_t garbage_own = TargetAddress("h_ids[3]");
+  const uintptr_t shared = TargetAddress("h_ids[4]");
+  HeapEngine engine(testing::MainThreadStates());
+  absl::StatusOr<HeapResult> heap = engine.Heap();
+  absl::StatusOr<ObjectSet> heapu = engine.Unreachable();
+  ASSERT_TRUE(heap.ok() && heapu.ok());
+  EXPECT_TRUE(heap->objects.contains(visible));
+  EXPECT_TRUE(heap->objects.contains(visible_own));
+  EXPECT_TRUE(heapu->contains(garbage));
+  EXPECT_TRUE(heapu->contains(garbage_own));
+
+  engine.Hide(ObjectSet::FromUnsorted({visible, garbage}));
+  absl::StatusOr<HeapResult> heap2 = engine.Heap();
+  absl::StatusOr<ObjectSet> heapu2 = engine.Unreachable();
+  ASSERT_TRUE(heap2.ok() && heapu2.ok());
+  EXPECT_FALSE(heap2->objects.contains(visible));
+  EXPECT_FALSE(heap2->objects.contains(visible_own));
+  EXPECT_TRUE(heap2->objects.contains(shared));
+  EXPECT_FALSE(heapu2->contains(garbage));
+  EXPECT_FALSE(heapu2->contains(garbage_own));
+  EXPECT_EQ(heapu->size() - heapu2->size(), 2u);
+  EXPECT_LT(heap2->total_bytes, heap->total_bytes);
+
+  HeapResult stats;
+  absl::StatusOr<HeapGraph> g = engine.Graph(&stats);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->addresses, heap2->objects.ToVector());
+  EXPECT_EQ(g->Find(visible), -1);
+  EXPECT_EQ(g->out_begin.back(), g->out_targets.size());
+  for (uint32_t t : g->out_targets) ASSERT_LT(t, g->size());
+  EXPECT_EQ(stats.total_bytes, heap2->total_bytes);
+  ASSERT_TRUE(RunTargetCode("gc.enable(); gc.collect()"));
+}
+
 }  // namespace
 }  // namespace annex::heap

@@ -56,6 +56,20 @@ class AddressBitmap {
     return was;
   }
 
+  // Clears the bit of `addr` (a no-op when it is not set).
+  void Clear(uintptr_t addr) {
+    const uintptr_t top = addr >> kTopShift;
+    if (top >= kTopSize || (addr & 7) != 0) {
+      overflow_.erase(addr);
+      return;
+    }
+    if (!top_[top]) return;
+    Chunk* chunk = top_[top][(addr >> kMidShift) & (kMidSize - 1)];
+    if (chunk == nullptr) return;
+    const uintptr_t bit = (addr >> kGranuleShift) & (kBitsPerChunk - 1);
+    chunk->words[bit >> 6] &= ~(uint64_t{1} << (bit & 63));
+  }
+
   bool Test(uintptr_t addr) const {
     const uintptr_t top = addr >> kTopShift;
     if (top >= kTopSize || (addr & 7) != 0) return overflow_.contains(addr);

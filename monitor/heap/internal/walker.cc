@@ -14,6 +14,7 @@ Walker::Walker(const ExtensionRegistry* registry, bool record_edges)
 
 void Walker::AddRoot(PyObject* obj) {
   if (obj == nullptr) return;
+  if (stop_ != nullptr && stop_->Test(reinterpret_cast<uintptr_t>(obj))) return;
   if (!visited_.TestAndSet(reinterpret_cast<uintptr_t>(obj))) {
     stack_.push_back(obj);
   }
@@ -24,6 +25,7 @@ int Walker::VisitPush(PyObject* obj, void* arg) {
   auto* self = static_cast<Walker*>(arg);
   const uintptr_t addr = reinterpret_cast<uintptr_t>(obj);
   if (self->record_edges_) self->edges_.push_back(addr);
+  if (self->stop_ != nullptr && self->stop_->Test(addr)) return 0;
   if (!self->visited_.TestAndSet(addr)) self->stack_.push_back(obj);
   return 0;
 }
@@ -83,17 +85,24 @@ void Walker::FillGraph(HeapGraph* g) {
     g->sizes[id] = order_sizes_[i];
     const uint64_t end =
         i + 1 < order_.size() ? order_edge_begin_[i + 1] : edges_.size();
-    degree[id] = static_cast<uint32_t>(end - order_edge_begin_[i]);
+    if (unmarked_any_) {  // drop edges to hidden objects
+      for (uint64_t e = order_edge_begin_[i]; e < end; ++e) {
+        degree[id] += visited_.Test(edges_[e]) ? 1 : 0;
+      }
+    } else {
+      degree[id] = static_cast<uint32_t>(end - order_edge_begin_[i]);
+    }
   }
   g->out_begin.assign(n + 1, 0);
   for (size_t v = 0; v < n; ++v) g->out_begin[v + 1] = g->out_begin[v] + degree[v];
-  g->out_targets.assign(edges_.size(), 0);
+  g->out_targets.assign(g->out_begin[n], 0);
   for (size_t i = 0; i < order_.size(); ++i) {
     const uint64_t begin = order_edge_begin_[i];
     const uint64_t end =
         i + 1 < order_.size() ? order_edge_begin_[i + 1] : edges_.size();
     uint32_t out = g->out_begin[id_of_order[i]];
     for (uint64_t e = begin; e < end; ++e) {
+      if (unmarked_any_ && !visited_.Test(edges_[e])) continue;
       g->out_targets[out++] = id_of(edges_[e]);
     }
   }

@@ -22,6 +22,16 @@ class Walker {
   Walker(const ExtensionRegistry* registry, bool record_edges);
 
   void AddRoot(PyObject* obj);
+  // Marks `addr` as visited without walking it: hidden objects are never
+  // traversed. Call before AddRoot; Unmark after Run() removes them from the
+  // results (and FillGraph drops edges to them).
+  void MarkVisited(uintptr_t addr) { visited_.TestAndSet(addr); }
+  void Unmark(uintptr_t addr) {
+    visited_.Clear(addr);
+    unmarked_any_ = true;
+  }
+  // Objects set in `stop` are neither reported nor traversed.
+  void set_stop(const AddressBitmap* stop) { stop_ = stop; }
   // Traverses everything reachable from the roots added so far.
   void Run();
 
@@ -44,6 +54,8 @@ class Walker {
   uint64_t total_bytes_ = 0;
   // Edge recording, in pop order.
   bool record_edges_;
+  bool unmarked_any_ = false;
+  const AddressBitmap* stop_ = nullptr;
   std::vector<uintptr_t> order_;
   std::vector<uint64_t> order_sizes_;
   std::vector<uint64_t> order_edge_begin_;
