@@ -114,7 +114,8 @@ bool PythonBfs(double* ms, long* count) {
   {
     absl::StatusOr<annex::heap::RootList> roots = annex::heap::CollectRoots({});
     if (!roots.ok()) return false;
-    for (size_t i = 0; i < roots->size(); ++i) PyList_Append(roots_list, roots->object(i));
+    for (size_t i = 0; i < roots->size(); ++i)
+      PyList_Append(roots_list, roots->object(i));
   }
   PyObject* globals = PyModule_GetDict(PyImport_AddModule("__main__"));
   PyObject* fn = PyDict_GetItemString(globals, "bench_bfs");
@@ -149,7 +150,9 @@ int main(int argc, char** argv) {
     } else if (a == "--no_baseline") {
       baseline = false;
     } else {
-      std::fprintf(stderr, "usage: %s [--sizes=N,M] [--runs=R] [--no_baseline]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--sizes=N,M] [--runs=R] [--no_baseline]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -170,7 +173,8 @@ int main(int argc, char** argv) {
   }
   for (long n : sizes) {
     for (const Workload& w : kWorkloads) {
-      if (!Run("items = " + std::to_string(n / w.objects_per_item) + "\n" + w.build) ||
+      if (!Run("items = " + std::to_string(n / w.objects_per_item) + "\n" +
+               w.build) ||
           !Run("import gc; gc.collect(); del items")) {
         return 1;
       }
@@ -196,8 +200,9 @@ int main(int argc, char** argv) {
                                    std::chrono::steady_clock::now() - t0)
                                    .count());
             if (g.ok()) {
-              graph_bytes = g->addresses.capacity() * 8 + g->sizes.capacity() * 8 +
-                            g->out_begin.capacity() * 4 + g->out_targets.capacity() * 4;
+              graph_bytes =
+                  g->addresses.capacity() * 8 + g->sizes.capacity() * 8 +
+                  g->out_begin.capacity() * 4 + g->out_targets.capacity() * 4;
             }
           }
         });
@@ -219,10 +224,11 @@ int main(int argc, char** argv) {
           "\"visited_bitmap_bytes_per_object\": %.3f, \"graph_ms\": %.2f, "
           "\"graph_bytes_per_object\": %.2f, \"python_bfs_ms\": %.2f, "
           "\"python_bfs_objects\": %ld, \"speedup_vs_python_bfs\": %.1f}\n",
-          w.name, ANNEX_PYTHON_VERSION, n, static_cast<unsigned long long>(objects),
-          static_cast<unsigned long long>(total_bytes), runs, Join(walk_ms).c_str(),
-          Join(pause_ms).c_str(), Median(walk_ms), Median(pause_ms),
-          *std::max_element(pause_ms.begin(), pause_ms.end()),
+          w.name, ANNEX_PYTHON_VERSION, n,
+          static_cast<unsigned long long>(objects),
+          static_cast<unsigned long long>(total_bytes), runs,
+          Join(walk_ms).c_str(), Join(pause_ms).c_str(), Median(walk_ms),
+          Median(pause_ms), *std::max_element(pause_ms.begin(), pause_ms.end()),
           Median(walk_ms) / million, static_cast<double>(set_bytes) / objects,
           static_cast<double>(bitmap_bytes) / objects,
           graph_ms.empty() ? -1.0 : graph_ms[0],

@@ -125,7 +125,7 @@ absl::StatusOr<ObjectSet> HeapEngine::Unreachable() {
     // they reach, short of the reachable set, and leave all of it out.
     internal::Walker hidden_walk(&extensions_, false);
     hidden_walk.set_stop(&walker.visited());
-    for (uintptr_t a : hidden_ & candidates) {
+    for (uintptr_t a : hidden_& candidates) {
       hidden_walk.AddRoot(reinterpret_cast<PyObject*>(a));
     }
     hidden_walk.Run();

@@ -40,10 +40,10 @@
 namespace annex::heap {
 
 struct HeapResult {
-  ObjectSet objects;         // reachable objects
-  uint64_t total_bytes = 0;  // sum of their sys.getsizeof
-  int64_t walk_ns = 0;       // roots + traversal
-  int64_t pause_ns = 0;      // all the time the call held the GIL
+  ObjectSet objects;             // reachable objects
+  uint64_t total_bytes = 0;      // sum of their sys.getsizeof
+  int64_t walk_ns = 0;           // roots + traversal
+  int64_t pause_ns = 0;          // all the time the call held the GIL
   size_t visited_set_bytes = 0;  // transient bitmap memory of the walk
 };
 

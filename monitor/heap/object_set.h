@@ -57,15 +57,19 @@ class ObjectSet {
       ++*this;
       return old;
     }
-    bool operator==(const const_iterator& o) const { return index_ == o.index_; }
-    bool operator!=(const const_iterator& o) const { return index_ != o.index_; }
+    bool operator==(const const_iterator& o) const {
+      return index_ == o.index_;
+    }
+    bool operator!=(const const_iterator& o) const {
+      return index_ != o.index_;
+    }
 
    private:
     friend class ObjectSet;
     const_iterator(const ObjectSet* set, size_t index);
     void Load();
     const ObjectSet* set_ = nullptr;
-    size_t index_ = 0;      // position in the set
+    size_t index_ = 0;            // position in the set
     const uint8_t* p_ = nullptr;  // next delta byte
     uintptr_t value_ = 0;
   };

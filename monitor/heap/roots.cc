@@ -57,7 +57,8 @@ absl::StatusOr<RootList> CollectRoots(
     if (excluded.contains(t)) continue;
     PyFrameObject* frame = PyThreadState_GetFrame(t);  // new reference
     if (frame == nullptr) continue;  // idle or helper thread: skipped
-    const std::string prefix = absl::StrCat("thread ", python::ThreadStateId(t));
+    const std::string prefix =
+        absl::StrCat("thread ", python::ThreadStateId(t));
     int depth = 0;
     while (frame != nullptr) {
       roots.Add(absl::StrCat(prefix, " frame ", depth++),
@@ -67,7 +68,8 @@ absl::StatusOr<RootList> CollectRoots(
       frame = back;
     }
     roots.Add(absl::StrCat(prefix, " dict"), python::ThreadStateDict(t));
-    roots.Add(absl::StrCat(prefix, " async_exc"), python::ThreadStateAsyncExc(t));
+    roots.Add(absl::StrCat(prefix, " async_exc"),
+              python::ThreadStateAsyncExc(t));
   }
   return roots;
 }

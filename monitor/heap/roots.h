@@ -2,7 +2,8 @@
 //
 //   ScopedTargetSwap swap(ts);                 // rule 4: target current
 //   absl::StatusOr<RootList> roots = CollectRoots({ts.target_ts});
-//   for (size_t i = 0; i < roots->size(); ++i) Use(roots->name(i), roots->object(i));
+//   for (size_t i = 0; i < roots->size(); ++i) Use(roots->name(i),
+//   roots->object(i));
 //
 // Roots, in this order: "sys.modules" (the modules dict), "sys" (the sys
 // module's dict), "builtins" (the builtins dict), then for every thread of

@@ -125,8 +125,7 @@ void VisitLiveFrameLocals(PyFrameObject* frame, visitproc visit, void* arg) {
 #else
   PyObject* executable = reinterpret_cast<PyObject*>(f->f_code);
 #endif
-  PyObject* specials[] = {executable, f->f_globals, f->f_builtins,
-                          f->f_locals};
+  PyObject* specials[] = {executable, f->f_globals, f->f_builtins, f->f_locals};
   for (PyObject* o : specials) {
     if (o != nullptr && visit(o, arg) != 0) return;
   }

@@ -49,8 +49,7 @@ PyThreadState* NewSharedGilInterpreter();
 // allocate Python objects or run Python code. FailedPrecondition when a
 // collection is running (its lists are in flux).
 // Where: GIL held, the interpreter to read is current.
-absl::Status VisitGcTracked(bool (*visit)(PyObject* obj, void* arg),
-                            void* arg);
+absl::Status VisitGcTracked(bool (*visit)(PyObject* obj, void* arg), void* arg);
 
 // Visits the references a frame that is still executing (owned by its
 // thread) holds but its tp_traverse leaves out: code, globals, builtins,

@@ -1,7 +1,6 @@
 // While four target threads mutate the heap, walks from the annex finish
 // without crashing and each snapshot is internally consistent.
 #include <Python.h>
-
 #include <unistd.h>
 
 #include <memory>
@@ -25,17 +24,20 @@ using ::annex::testing::RunTargetCode;
 std::string CheckGraph(const HeapGraph& g) {
   const uint32_t n = g.size();
   if (g.sizes.size() != n) return "sizes";
-  if (g.out_begin.size() != n + size_t{1} || g.out_begin[0] != 0) return "out_begin";
+  if (g.out_begin.size() != n + size_t{1} || g.out_begin[0] != 0)
+    return "out_begin";
   if (g.out_begin[n] != g.out_targets.size()) return "out_begin end";
   for (uint32_t v = 0; v < n; ++v) {
-    if (v > 0 && g.addresses[v] <= g.addresses[v - 1]) return "addresses not sorted";
+    if (v > 0 && g.addresses[v] <= g.addresses[v - 1])
+      return "addresses not sorted";
     if (g.out_begin[v + 1] < g.out_begin[v]) return "out_begin decreasing";
     if (g.sizes[v] < 16) return "size too small";
   }
   for (uint32_t t : g.out_targets) {
     if (t >= n) return "edge target out of range";
   }
-  if (g.root_names.size() != g.root_nodes.size() || g.root_nodes.empty()) return "roots";
+  if (g.root_names.size() != g.root_nodes.size() || g.root_nodes.empty())
+    return "roots";
   std::vector<char> seen(n, 0);
   std::vector<uint32_t> stack;
   for (uint32_t r : g.root_nodes) {
@@ -99,25 +101,27 @@ for t in c_threads:
   int walks = 0, heapu_ok = 0;
   std::vector<std::string> errors;
   for (int i = 0; i < 100; ++i) {
-    ASSERT_TRUE((*rt)->Run([&](const ThreadStates& ts) {
-                    HeapEngine engine(ts);
-                    HeapResult stats;
-                    absl::StatusOr<HeapGraph> g = engine.Graph(&stats);
-                    if (!g.ok()) {
-                      errors.push_back(g.status().ToString());
-                      return;
-                    }
-                    std::string problem = CheckGraph(*g);
-                    uint64_t total = 0;
-                    for (uint64_t s : g->sizes) total += s;
-                    if (total != stats.total_bytes) problem += " total";
-                    if (!problem.empty()) errors.push_back(problem);
-                    ++walks;
-                    if (i % 10 == 0) {
-                      absl::StatusOr<ObjectSet> u = engine.Unreachable();
-                      if (u.ok()) ++heapu_ok;
-                    }
-                  }).ok());
+    ASSERT_TRUE((*rt)
+                    ->Run([&](const ThreadStates& ts) {
+                      HeapEngine engine(ts);
+                      HeapResult stats;
+                      absl::StatusOr<HeapGraph> g = engine.Graph(&stats);
+                      if (!g.ok()) {
+                        errors.push_back(g.status().ToString());
+                        return;
+                      }
+                      std::string problem = CheckGraph(*g);
+                      uint64_t total = 0;
+                      for (uint64_t s : g->sizes) total += s;
+                      if (total != stats.total_bytes) problem += " total";
+                      if (!problem.empty()) errors.push_back(problem);
+                      ++walks;
+                      if (i % 10 == 0) {
+                        absl::StatusOr<ObjectSet> u = engine.Unreachable();
+                        if (u.ok()) ++heapu_ok;
+                      }
+                    })
+                    .ok());
     Py_BEGIN_ALLOW_THREADS usleep(2000);
     Py_END_ALLOW_THREADS
   }

@@ -17,8 +17,7 @@ using ::annex::testing::RunTargetCode;
 
 // A non-GC extension object that owns a reference and a C buffer.
 struct BlobObject {
-  PyObject_HEAD
-  PyObject* ref;
+  PyObject_HEAD PyObject* ref;
   size_t buffer_bytes;
 };
 
@@ -43,7 +42,9 @@ TEST(ExtensionRegistryTest, RegisteredSizeAndTraverseAreUsed) {
   PyTypeObject* blob_type = reinterpret_cast<PyTypeObject*>(type);
   PyObject* blob = blob_type->tp_alloc(blob_type, 0);
   ASSERT_NE(blob, nullptr);
-  ASSERT_TRUE(RunTargetCode("ext_hidden = ['only the blob holds me']; ext_hidden_id = id(ext_hidden)"));
+  ASSERT_TRUE(
+      RunTargetCode("ext_hidden = ['only the blob holds me']; ext_hidden_id = "
+                    "id(ext_hidden)"));
   PyObject* hidden = EvalTarget("ext_hidden");
   reinterpret_cast<BlobObject*>(blob)->ref = hidden;  // takes the reference
   reinterpret_cast<BlobObject*>(blob)->buffer_bytes = 1000;
@@ -61,20 +62,24 @@ TEST(ExtensionRegistryTest, RegisteredSizeAndTraverseAreUsed) {
   EXPECT_EQ(*engine.SizeOf(blob), sizeof(BlobObject));
 
   int size_calls = 0;
-  ASSERT_TRUE(engine.extensions()
-                  .Register(blob_type,
-                            {[&size_calls](PyObject* o) -> uint64_t {
-                               ++size_calls;
-                               return sizeof(BlobObject) +
-                                      reinterpret_cast<BlobObject*>(o)->buffer_bytes;
-                             },
-                             [](PyObject* o, visitproc visit, void* arg) {
-                               PyObject* ref = reinterpret_cast<BlobObject*>(o)->ref;
-                               if (ref != nullptr) visit(ref, arg);
-                             }})
-                  .ok());
-  EXPECT_EQ(engine.extensions().Register(blob_type, {nullptr, [](PyObject*, visitproc, void*) {}}).code(),
-            absl::StatusCode::kAlreadyExists);
+  ASSERT_TRUE(
+      engine.extensions()
+          .Register(blob_type,
+                    {[&size_calls](PyObject* o) -> uint64_t {
+                       ++size_calls;
+                       return sizeof(BlobObject) +
+                              reinterpret_cast<BlobObject*>(o)->buffer_bytes;
+                     },
+                     [](PyObject* o, visitproc visit, void* arg) {
+                       PyObject* ref = reinterpret_cast<BlobObject*>(o)->ref;
+                       if (ref != nullptr) visit(ref, arg);
+                     }})
+          .ok());
+  EXPECT_EQ(
+      engine.extensions()
+          .Register(blob_type, {nullptr, [](PyObject*, visitproc, void*) {}})
+          .code(),
+      absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(engine.extensions().Register(nullptr, {}).code(),
             absl::StatusCode::kInvalidArgument);
 

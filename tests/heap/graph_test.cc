@@ -44,7 +44,8 @@ g_pair = [g_a, g_b, g_a]
   bool key_seen = false;
   for (uint32_t e = g->out_begin[b]; e < g->out_begin[b + 1]; ++e) {
     PyObject* o = reinterpret_cast<PyObject*>(g->addresses[g->out_targets[e]]);
-    key_seen |= PyUnicode_Check(o) && PyUnicode_CompareWithASCIIString(o, "key_b") == 0;
+    key_seen |=
+        PyUnicode_Check(o) && PyUnicode_CompareWithASCIIString(o, "key_b") == 0;
   }
   EXPECT_TRUE(key_seen);
   ASSERT_GE(g->root_names.size(), 3u);

@@ -63,42 +63,47 @@ TEST(HidingTest, IdleAnnexSeesTheSameHeapAndNoneOfItself) {
   std::vector<size_t> counts, unreachable_counts;
   std::vector<uintptr_t> annex_objects;
   bool any_annex_object_seen = false;
-  ASSERT_TRUE((*rt)->Run([&](const ThreadStates& ts) {
-                  // Objects of the annex interpreter, and one made here.
-                  PyObject* marker = PyList_New(0);
-                  PyObject* annex_modules = PyImport_GetModuleDict();
-                  PyDict_SetItemString(annex_modules, "_annex_marker", marker);
-                  annex_objects = {reinterpret_cast<uintptr_t>(marker),
-                                   reinterpret_cast<uintptr_t>(annex_modules),
-                                   reinterpret_cast<uintptr_t>(PyEval_GetBuiltins())};
-                  HeapEngine engine(ts);
-                  for (int i = 0; i < 100; ++i) {
-                    absl::StatusOr<HeapResult> heap = engine.Heap();
-                    ASSERT_TRUE(heap.ok()) << heap.status();
-                    counts.push_back(heap->objects.size());
-                    for (uintptr_t a : annex_objects) {
-                      any_annex_object_seen |= heap->objects.contains(a);
-                    }
-                    absl::StatusOr<ObjectSet> heapu = engine.Unreachable();
-                    ASSERT_TRUE(heapu.ok()) << heapu.status();
-                    unreachable_counts.push_back(heapu->size());
-                    for (uintptr_t a : annex_objects) {
-                      any_annex_object_seen |= heapu->contains(a);
-                    }
-                  }
-                  PyDict_DelItemString(annex_modules, "_annex_marker");
-                  Py_DECREF(marker);
-                }).ok());
+  ASSERT_TRUE(
+      (*rt)
+          ->Run([&](const ThreadStates& ts) {
+            // Objects of the annex interpreter, and one made here.
+            PyObject* marker = PyList_New(0);
+            PyObject* annex_modules = PyImport_GetModuleDict();
+            PyDict_SetItemString(annex_modules, "_annex_marker", marker);
+            annex_objects = {reinterpret_cast<uintptr_t>(marker),
+                             reinterpret_cast<uintptr_t>(annex_modules),
+                             reinterpret_cast<uintptr_t>(PyEval_GetBuiltins())};
+            HeapEngine engine(ts);
+            for (int i = 0; i < 100; ++i) {
+              absl::StatusOr<HeapResult> heap = engine.Heap();
+              ASSERT_TRUE(heap.ok()) << heap.status();
+              counts.push_back(heap->objects.size());
+              for (uintptr_t a : annex_objects) {
+                any_annex_object_seen |= heap->objects.contains(a);
+              }
+              absl::StatusOr<ObjectSet> heapu = engine.Unreachable();
+              ASSERT_TRUE(heapu.ok()) << heapu.status();
+              unreachable_counts.push_back(heapu->size());
+              for (uintptr_t a : annex_objects) {
+                any_annex_object_seen |= heapu->contains(a);
+              }
+            }
+            PyDict_DelItemString(annex_modules, "_annex_marker");
+            Py_DECREF(marker);
+          })
+          .ok());
   ASSERT_EQ(counts.size(), 100u);
   for (size_t c : counts) EXPECT_EQ(c, counts[0]);
   for (size_t c : unreachable_counts) EXPECT_EQ(c, unreachable_counts[0]);
   EXPECT_FALSE(any_annex_object_seen);
   // The annex's view equals the target's own view of itself.
   EXPECT_EQ(counts[0], MainThreadCount());
-  EXPECT_EQ(after_start, before) << "starting the annex added reachable objects";
+  EXPECT_EQ(after_start, before)
+      << "starting the annex added reachable objects";
   const ObjectSet added = heapu_after_start - heapu_before;
-  EXPECT_TRUE(added.empty()) << "starting the annex left in the target's gc lists: "
-                             << Describe(added);
+  EXPECT_TRUE(added.empty())
+      << "starting the annex left in the target's gc lists: "
+      << Describe(added);
   EXPECT_EQ(unreachable_counts[0], heapu_after_start.size());
   EXPECT_TRUE((*rt)->Stop().ok());
   ASSERT_TRUE(RunTargetCode("gc.enable()"));

@@ -53,10 +53,14 @@ TEST(ObjectSetTest, AlgebraMatchesStdSet) {
   ObjectSet a = ObjectSet::FromUnsorted(av), b = ObjectSet::FromUnsorted(bv);
   std::set<uintptr_t> sa(av.begin(), av.end()), sb(bv.begin(), bv.end());
   std::set<uintptr_t> u, i, d, x;
-  std::set_union(sa.begin(), sa.end(), sb.begin(), sb.end(), std::inserter(u, u.end()));
-  std::set_intersection(sa.begin(), sa.end(), sb.begin(), sb.end(), std::inserter(i, i.end()));
-  std::set_difference(sa.begin(), sa.end(), sb.begin(), sb.end(), std::inserter(d, d.end()));
-  std::set_symmetric_difference(sa.begin(), sa.end(), sb.begin(), sb.end(), std::inserter(x, x.end()));
+  std::set_union(sa.begin(), sa.end(), sb.begin(), sb.end(),
+                 std::inserter(u, u.end()));
+  std::set_intersection(sa.begin(), sa.end(), sb.begin(), sb.end(),
+                        std::inserter(i, i.end()));
+  std::set_difference(sa.begin(), sa.end(), sb.begin(), sb.end(),
+                      std::inserter(d, d.end()));
+  std::set_symmetric_difference(sa.begin(), sa.end(), sb.begin(), sb.end(),
+                                std::inserter(x, x.end()));
   EXPECT_EQ((a | b).ToVector(), Sorted(u));
   EXPECT_EQ((a & b).ToVector(), Sorted(i));
   EXPECT_EQ((a - b).ToVector(), Sorted(d));

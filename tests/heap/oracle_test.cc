@@ -119,8 +119,10 @@ void ExpectMatch(const char* workload) {
   Comparison c = Compare();
   EXPECT_EQ(c.engine, c.oracle) << workload;
   EXPECT_EQ(c.engine_bytes, c.oracle_bytes) << workload;
-  for (const std::string& s : c.only_engine) ADD_FAILURE() << workload << ": only engine: " << s;
-  for (const std::string& s : c.only_oracle) ADD_FAILURE() << workload << ": only oracle: " << s;
+  for (const std::string& s : c.only_engine)
+    ADD_FAILURE() << workload << ": only engine: " << s;
+  for (const std::string& s : c.only_oracle)
+    ADD_FAILURE() << workload << ": only oracle: " << s;
   EXPECT_GT(c.engine, 1000u);
 }
 
@@ -132,8 +134,9 @@ class OracleTest : public ::testing::Test {
 TEST_F(OracleTest, EmptyishInterpreter) { ExpectMatch("baseline"); }
 
 TEST_F(OracleTest, DictsOfStrAndInt) {
-  ASSERT_TRUE(RunTargetCode(
-      "w_dicts = [{str(i) + 'k': i * 1000003, 'x': str(i) * 3} for i in range(2000)]"));
+  ASSERT_TRUE(
+      RunTargetCode("w_dicts = [{str(i) + 'k': i * 1000003, 'x': str(i) * 3} "
+                    "for i in range(2000)]"));
   ExpectMatch("dicts");
 }
 

@@ -119,8 +119,11 @@ sz_custom = SzCustom()
   PyObject* o = EvalTarget("sz_custom");
   absl::StatusOr<uint64_t> got = engine.SizeOf(o);
   ASSERT_TRUE(got.ok());
-  // basicsize + pre-header, like object.__sizeof__ plus what sys.getsizeof adds.
-  PyObject* basic = EvalTarget("object.__sizeof__(sz_custom) + sys.getsizeof(SzPlain()) - object.__sizeof__(SzPlain())");
+  // basicsize + pre-header, like object.__sizeof__ plus what sys.getsizeof
+  // adds.
+  PyObject* basic = EvalTarget(
+      "object.__sizeof__(sz_custom) + sys.getsizeof(SzPlain()) - "
+      "object.__sizeof__(SzPlain())");
   EXPECT_EQ(*got, PyLong_AsUnsignedLongLong(basic));
   Py_DECREF(basic);
   PyObject* calls = EvalTarget("len(sz_calls)");

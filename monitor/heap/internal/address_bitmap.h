@@ -128,7 +128,8 @@ class AddressBitmap {
         uint32_t in_chunk = 0;
         for (size_t w = 0; w < kWordsPerChunk; ++w) {
           chunk->word_rank[w] = in_chunk;
-          in_chunk += static_cast<uint32_t>(__builtin_popcountll(chunk->words[w]));
+          in_chunk +=
+              static_cast<uint32_t>(__builtin_popcountll(chunk->words[w]));
         }
         rank += in_chunk;
       }
@@ -142,8 +143,8 @@ class AddressBitmap {
     const Chunk* chunk =
         top_[addr >> kTopShift][(addr >> kMidShift) & (kMidSize - 1)];
     const uintptr_t bit = (addr >> kGranuleShift) & (kBitsPerChunk - 1);
-    const uint64_t below = chunk->words[bit >> 6] &
-                           ((uint64_t{1} << (bit & 63)) - 1);
+    const uint64_t below =
+        chunk->words[bit >> 6] & ((uint64_t{1} << (bit & 63)) - 1);
     return chunk->base_rank + chunk->word_rank[bit >> 6] +
            static_cast<uint64_t>(__builtin_popcountll(below));
   }
@@ -157,9 +158,9 @@ class AddressBitmap {
   }
 
  private:
-  static constexpr int kGranuleShift = 3;   // 8 bytes per bit
-  static constexpr int kMidShift = 22;      // 4 MiB per chunk
-  static constexpr int kTopShift = 36;      // 64 GiB per mid table
+  static constexpr int kGranuleShift = 3;  // 8 bytes per bit
+  static constexpr int kMidShift = 22;     // 4 MiB per chunk
+  static constexpr int kTopShift = 36;     // 64 GiB per mid table
   static constexpr uintptr_t kBitsPerChunk = uintptr_t{1}
                                              << (kMidShift - kGranuleShift);
   static constexpr size_t kWordsPerChunk = kBitsPerChunk / 64;

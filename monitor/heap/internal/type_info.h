@@ -21,13 +21,13 @@ struct TypeInfo {
   traverseproc traverse = nullptr;  // null: a leaf, unless ext traverse
   bool check_is_gc = false;         // tp_is_gc decides per object
   bool is_frame = false;
-  bool is_dict = false;             // keys are walked too (see walker.cc)
-  bool is_type = false;             // pre-header depends on the object
+  bool is_dict = false;  // keys are walked too (see walker.cc)
+  bool is_type = false;  // pre-header depends on the object
   SizeRule size_rule = SizeRule::kBasic;
   PyCFunction sizeof_fn = nullptr;
   const ExtensionFunctions* ext = nullptr;
   bool pre_header_known = false;
-  uint64_t pre_header = 0;        // what sys.getsizeof adds
+  uint64_t pre_header = 0;  // what sys.getsizeof adds
 };
 
 // Valid for one stretch of continuous GIL holding (types cannot die then).

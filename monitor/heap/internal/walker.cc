@@ -94,7 +94,8 @@ void Walker::FillGraph(HeapGraph* g) {
     }
   }
   g->out_begin.assign(n + 1, 0);
-  for (size_t v = 0; v < n; ++v) g->out_begin[v + 1] = g->out_begin[v] + degree[v];
+  for (size_t v = 0; v < n; ++v)
+    g->out_begin[v + 1] = g->out_begin[v] + degree[v];
   g->out_targets.assign(g->out_begin[n], 0);
   for (size_t i = 0; i < order_.size(); ++i) {
     const uint64_t begin = order_edge_begin_[i];
