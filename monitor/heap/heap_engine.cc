@@ -24,6 +24,8 @@ struct UnreachableClosure {
   std::vector<uintptr_t>* out;
 };
 
+// VisitGcTracked callback. Where: GIL held, target current; allocates no
+// Python object.
 bool CollectIfUnreachable(PyObject* obj, void* arg) {
   auto* c = static_cast<UnreachableClosure*>(arg);
   const uintptr_t addr = reinterpret_cast<uintptr_t>(obj);

@@ -10,6 +10,7 @@ namespace {
 
 // The C function behind `descr` when it is a built-in method descriptor
 // taking no arguments (a C-level __sizeof__), else null.
+// Where: GIL held, any interpreter (reads the descriptor only).
 PyCFunction CSizeof(PyObject* descr) {
   if (descr == nullptr || !Py_IS_TYPE(descr, &PyMethodDescr_Type)) {
     return nullptr;

@@ -20,6 +20,7 @@ void Walker::AddRoot(PyObject* obj) {
   }
 }
 
+// The visitproc handed to tp_traverse. Where: GIL held, target current.
 int Walker::VisitPush(PyObject* obj, void* arg) {
   if (obj == nullptr) return 0;
   auto* self = static_cast<Walker*>(arg);
