@@ -20,12 +20,14 @@ using ::annex::python::AnnexRuntime;
 using ::annex::python::ThreadStates;
 using ::annex::testing::RunTargetCode;
 
-size_t MainThreadCount() {
+ObjectSet MainThreadHeap() {
   HeapEngine engine(testing::MainThreadStates());
   absl::StatusOr<HeapResult> heap = engine.Heap();
   EXPECT_TRUE(heap.ok()) << heap.status();
-  return heap.ok() ? heap->objects.size() : 0;
+  return heap.ok() ? heap->objects : ObjectSet();
 }
+
+size_t MainThreadCount() { return MainThreadHeap().size(); }
 
 ObjectSet MainThreadUnreachable() {
   HeapEngine engine(testing::MainThreadStates());
@@ -61,6 +63,7 @@ TEST(HidingTest, IdleAnnexSeesTheSameHeapAndNoneOfItself) {
   const ObjectSet heapu_after_start = MainThreadUnreachable();
 
   std::vector<size_t> counts, unreachable_counts;
+  ObjectSet annex_view;
   std::vector<uintptr_t> annex_objects;
   bool any_annex_object_seen = false;
   ASSERT_TRUE(
@@ -78,6 +81,7 @@ TEST(HidingTest, IdleAnnexSeesTheSameHeapAndNoneOfItself) {
               absl::StatusOr<HeapResult> heap = engine.Heap();
               ASSERT_TRUE(heap.ok()) << heap.status();
               counts.push_back(heap->objects.size());
+              if (i == 0) annex_view = heap->objects;
               for (uintptr_t a : annex_objects) {
                 any_annex_object_seen |= heap->objects.contains(a);
               }
@@ -98,6 +102,8 @@ TEST(HidingTest, IdleAnnexSeesTheSameHeapAndNoneOfItself) {
   EXPECT_FALSE(any_annex_object_seen);
   // The annex's view equals the target's own view of itself.
   EXPECT_EQ(counts[0], MainThreadCount());
+  EXPECT_TRUE(annex_view == MainThreadHeap())
+      << "the annex sees exactly the objects the target sees of itself";
   EXPECT_EQ(after_start, before)
       << "starting the annex added reachable objects";
   const ObjectSet added = heapu_after_start - heapu_before;
