@@ -3,6 +3,18 @@
 
 #include <cstdio>
 
+// Internal CPython headers, read-only: the gc generation lists (3.11) and
+// the layout of executing frames (all versions). HAVE_STD_ATOMIC is undefined
+// so 3.12's pycore_atomic.h takes its GCC-builtin branch (C11 <stdatomic.h>
+// does not exist in C++17); _PyGC_FINALIZED is redefined by pycore_gc.h.
+#define Py_BUILD_CORE 1
+#undef HAVE_STD_ATOMIC
+#undef _PyGC_FINALIZED
+#include "internal/pycore_frame.h"
+#include "internal/pycore_gc.h"
+#include "internal/pycore_interp.h"
+#undef Py_BUILD_CORE
+
 #if PY_VERSION_HEX < 0x030C0000
 // Exported by libpython 3.11 (declared in its internal pycore_ceval.h).
 extern "C" int _PyEval_AddPendingCall(PyInterpreterState* interp,
@@ -73,6 +85,100 @@ PyThreadState* NewSharedGilInterpreter() {
   PyThreadState* ts = Py_NewInterpreter();
   if (ts == nullptr) PyErr_Clear();
   return ts;
+}
+
+namespace {
+
+#if PY_VERSION_HEX >= 0x030C0000
+struct GcVisitClosure {
+  bool (*visit)(PyObject*, void*);
+  void* arg;
+};
+
+int GcVisitTrampoline(PyObject* obj, void* arg) {
+  auto* c = static_cast<GcVisitClosure*>(arg);
+  return c->visit(obj, c->arg) ? 1 : 0;
+}
+#endif
+
+}  // namespace
+
+absl::Status VisitGcTracked(bool (*visit)(PyObject* obj, void* arg),
+                            void* arg) {
+  PyInterpreterState* interp = PyInterpreterState_Get();
+  if (interp->gc.collecting) {
+    return absl::FailedPreconditionError(
+        "a gc collection is running in this interpreter");
+  }
+#if PY_VERSION_HEX >= 0x030C0000
+  // Visits the current interpreter's generations 0..2.
+  GcVisitClosure closure{visit, arg};
+  PyUnstable_GC_VisitObjects(&GcVisitTrampoline, &closure);
+#else
+  for (int i = 0; i < NUM_GENERATIONS; ++i) {
+    PyGC_Head* head = &interp->gc.generations[i].head;
+    for (PyGC_Head* g = _PyGCHead_NEXT(head); g != head;
+         g = _PyGCHead_NEXT(g)) {
+      // The object follows its gc header directly.
+      if (!visit(reinterpret_cast<PyObject*>(g + 1), arg)) {
+        return absl::OkStatus();
+      }
+    }
+  }
+#endif
+  return absl::OkStatus();
+}
+
+void VisitLiveFrameLocals(PyFrameObject* frame, visitproc visit, void* arg) {
+  _PyInterpreterFrame* f = reinterpret_cast<struct _frame*>(frame)->f_frame;
+  if (f == nullptr || (f->owner != FRAME_OWNED_BY_THREAD &&
+                       f->owner != FRAME_OWNED_BY_GENERATOR)) {
+    return;
+  }
+#if PY_VERSION_HEX >= 0x030D0000
+  PyObject* executable = f->f_executable;
+#else
+  PyObject* executable = reinterpret_cast<PyObject*>(f->f_code);
+#endif
+  PyObject* specials[] = {executable, f->f_globals, f->f_builtins, f->f_locals};
+  for (PyObject* o : specials) {
+    if (o != nullptr && visit(o, arg) != 0) return;
+  }
+  if (executable == nullptr || !PyCode_Check(executable)) return;
+  // Locals, cells and free variables come first in localsplus and are NULL
+  // until assigned; the value stack above them is left out.
+  const int n = reinterpret_cast<PyCodeObject*>(executable)->co_nlocalsplus;
+  for (int i = 0; i < n; ++i) {
+    PyObject* o = f->localsplus[i];
+    if (o != nullptr && visit(o, arg) != 0) return;
+  }
+}
+
+PyObject* ThreadStateDict(PyThreadState* ts) { return ts->dict; }
+
+PyObject* ThreadStateAsyncExc(PyThreadState* ts) { return ts->async_exc; }
+
+unsigned long ThreadStateId(PyThreadState* ts) { return ts->thread_id; }
+
+size_t SizeofPreHeader(PyObject* obj) {
+  PyTypeObject* tp = Py_TYPE(obj);
+#if PY_VERSION_HEX >= 0x030D0000
+  // 3.13's sys.getsizeof adds nothing for static type objects.
+  if (tp == &PyType_Type &&
+      !PyType_HasFeature(reinterpret_cast<PyTypeObject*>(obj),
+                         Py_TPFLAGS_HEAPTYPE)) {
+    return 0;
+  }
+#endif
+#if PY_VERSION_HEX >= 0x030C0000
+  const unsigned long pre_header =
+      Py_TPFLAGS_MANAGED_DICT | Py_TPFLAGS_MANAGED_WEAKREF;
+#else
+  const unsigned long pre_header = Py_TPFLAGS_MANAGED_DICT;
+#endif
+  size_t n = PyType_HasFeature(tp, Py_TPFLAGS_HAVE_GC) ? sizeof(PyGC_Head) : 0;
+  if ((tp->tp_flags & pre_header) != 0) n += 2 * sizeof(PyObject*);
+  return n;
 }
 
 }  // namespace annex::python

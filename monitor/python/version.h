@@ -50,4 +50,36 @@ bool IsFinalizing();
 // Where: GIL held, called on the thread that will also end it.
 PyThreadState* NewSharedGilInterpreter();
 
+// --- Heap engine support (monitor/heap) ---
+
+// Calls `visit(obj, arg)` for every object in the current interpreter's gc
+// generations (what gc.get_objects() lists; the permanent generation of
+// gc.freeze() is left out) until `visit` returns false. `visit` must not
+// allocate Python objects or run Python code. FailedPrecondition when a
+// collection is running (its lists are in flux).
+// Where: GIL held, the interpreter to read is current.
+absl::Status VisitGcTracked(bool (*visit)(PyObject* obj, void* arg), void* arg);
+
+// Visits the references a frame that is still executing (owned by its
+// thread) holds but its tp_traverse leaves out: code, globals, builtins,
+// f_locals, and the fast locals, cells and free variables. Value-stack
+// temporaries are not visited (as neither gc.get_referents nor frame.f_locals
+// sees them). A no-op for frames owned by a frame object or a generator,
+// whose tp_traverse (or the generator's) covers them.
+// Where: GIL held, the frame's interpreter current.
+void VisitLiveFrameLocals(PyFrameObject* frame, visitproc visit, void* arg);
+
+// Borrowed references to a thread state's dict and pending asynchronous
+// exception (either may be nullptr). Where: GIL held, `ts` in the current
+// interpreter and alive.
+PyObject* ThreadStateDict(PyThreadState* ts);
+PyObject* ThreadStateAsyncExc(PyThreadState* ts);
+unsigned long ThreadStateId(PyThreadState* ts);
+
+// The bytes sys.getsizeof(obj) adds to obj.__sizeof__() in this version:
+// the gc header and, on 3.11+, the managed dict / weakref pre-header; static
+// type objects get none on 3.13. Reads only the type; runs no Python code.
+// Where: GIL held, any interpreter.
+size_t SizeofPreHeader(PyObject* obj);
+
 }  // namespace annex::python

@@ -1,0 +1,244 @@
+// Benchmark of the heap walk: for each workload and size, walks the target's
+// heap from the annex several times and prints one JSON object per case with
+// objects, total bytes, walk time, GIL pause, annex memory per object, graph
+// build time, and a same-run baseline: a Python BFS with gc.get_referents in
+// the target from the same roots (plus dict keys, as the engine walks them).
+//
+//   bazel run -c opt //bench/heap_walk -- --sizes=1000000,10000000 --runs=5
+#include <Python.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "annex_python_build.h"
+#include "monitor/heap/heap_engine.h"
+#include "monitor/heap/roots.h"
+#include "monitor/python/annex_runtime.h"
+
+namespace {
+
+using annex::heap::HeapEngine;
+using annex::heap::HeapGraph;
+using annex::heap::HeapResult;
+using annex::python::AnnexRuntime;
+using annex::python::ThreadStates;
+
+// Each workload builds `bench_data` with about n objects (the item size in
+// objects is known) in the target's __main__.
+struct Workload {
+  const char* name;
+  int objects_per_item;
+  const char* build;  // uses `items`
+};
+
+constexpr Workload kWorkloads[] = {
+    // dict + str key + large int value
+    {"dicts_of_str_int", 3,
+     "bench_data = [{'k%d' % i: i + 1000} for i in range(items)]"},
+    // instance + its managed/instance dict (3.11 materializes lazily) + int
+    {"instances_with_dicts", 2,
+     "class BInst:\n"
+     "    def __init__(self, v): self.v = v; self.w = None\n"
+     "bench_data = [BInst(i + 1000) for i in range(items)]"},
+    // slots object + int
+    {"slots_objects", 2,
+     "class BSlots:\n"
+     "    __slots__ = ('a', 'b')\n"
+     "    def __init__(self, v): self.a = v; self.b = None\n"
+     "bench_data = [BSlots(i + 1000) for i in range(items)]"},
+    // set of 4 ints (+ the set)
+    {"sets", 5,
+     "bench_data = [{i * 4 + 1000, i * 4 + 1001, i * 4 + 1002, i * 4 + 1003} "
+     "for i in range(items)]"},
+};
+
+constexpr char kPythonBfs[] = R"(
+import gc, time
+def bench_bfs(roots):
+    t0 = time.perf_counter()
+    seen = set()
+    stack = []
+    for r in roots:
+        if id(r) not in seen:
+            seen.add(id(r)); stack.append(r)
+    get = gc.get_referents
+    while stack:
+        x = stack.pop()
+        for o in get(x):
+            if id(o) not in seen:
+                seen.add(id(o)); stack.append(o)
+        if type(x) is dict:  # str keys: dict_traverse skips them
+            for o in x:
+                if id(o) not in seen:
+                    seen.add(id(o)); stack.append(o)
+    return (time.perf_counter() - t0) * 1000.0, len(seen)
+)";
+
+bool Run(const std::string& code) {
+  PyObject* globals = PyModule_GetDict(PyImport_AddModule("__main__"));
+  PyObject* r = PyRun_String(code.c_str(), Py_file_input, globals, globals);
+  if (r == nullptr) {
+    PyErr_Print();
+    return false;
+  }
+  Py_DECREF(r);
+  return true;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+std::string Join(const std::vector<double>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%s%.2f", i ? ", " : "", v[i]);
+    s += buf;
+  }
+  return s + "]";
+}
+
+// Python BFS from the same roots, in the target (GIL held, target current).
+bool PythonBfs(double* ms, long* count) {
+  PyObject* roots_list = PyList_New(0);
+  {
+    absl::StatusOr<annex::heap::RootList> roots = annex::heap::CollectRoots({});
+    if (!roots.ok()) return false;
+    for (size_t i = 0; i < roots->size(); ++i)
+      PyList_Append(roots_list, roots->object(i));
+  }
+  PyObject* globals = PyModule_GetDict(PyImport_AddModule("__main__"));
+  PyObject* fn = PyDict_GetItemString(globals, "bench_bfs");
+  PyObject* r = PyObject_CallOneArg(fn, roots_list);
+  Py_DECREF(roots_list);
+  if (r == nullptr) {
+    PyErr_Print();
+    return false;
+  }
+  *ms = PyFloat_AsDouble(PyTuple_GetItem(r, 0));
+  *count = PyLong_AsLong(PyTuple_GetItem(r, 1));
+  Py_DECREF(r);
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<long> sizes = {1000000, 10000000};
+  int runs = 5;
+  bool baseline = true;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--sizes=", 0) == 0) {
+      sizes.clear();
+      for (absl::string_view s : absl::StrSplit(a.substr(8), ',')) {
+        long n;
+        if (absl::SimpleAtoi(s, &n)) sizes.push_back(n);
+      }
+    } else if (a.rfind("--runs=", 0) == 0) {
+      runs = std::atoi(a.c_str() + 7);
+    } else if (a == "--no_baseline") {
+      baseline = false;
+    } else {
+      std::fprintf(stderr,
+                   "usage: %s [--sizes=N,M] [--runs=R] [--no_baseline]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  PyConfig config;
+  PyConfig_InitPythonConfig(&config);
+  config.install_signal_handlers = 0;
+  PyStatus status = PyConfig_SetBytesString(&config, &config.program_name,
+                                            ANNEX_PYTHON_EXECUTABLE);
+  if (!PyStatus_Exception(status)) status = Py_InitializeFromConfig(&config);
+  PyConfig_Clear(&config);
+  if (PyStatus_Exception(status)) return 2;
+  if (!Run(kPythonBfs)) return 1;
+
+  absl::StatusOr<std::unique_ptr<AnnexRuntime>> rt = AnnexRuntime::Start({});
+  if (!rt.ok()) {
+    std::fprintf(stderr, "%s\n", rt.status().ToString().c_str());
+    return 1;
+  }
+  for (long n : sizes) {
+    for (const Workload& w : kWorkloads) {
+      if (!Run("items = " + std::to_string(n / w.objects_per_item) + "\n" +
+               w.build) ||
+          !Run("import gc; gc.collect(); del items")) {
+        return 1;
+      }
+      std::vector<double> walk_ms, pause_ms, graph_ms;
+      uint64_t objects = 0, total_bytes = 0;
+      size_t set_bytes = 0, bitmap_bytes = 0, graph_bytes = 0;
+      for (int r = 0; r < runs; ++r) {
+        absl::Status s = (*rt)->Run([&](const ThreadStates& ts) {
+          HeapEngine engine(ts);
+          absl::StatusOr<HeapResult> heap = engine.Heap();
+          if (!heap.ok()) return;
+          walk_ms.push_back(heap->walk_ns / 1e6);
+          pause_ms.push_back(heap->pause_ns / 1e6);
+          objects = heap->objects.size();
+          total_bytes = heap->total_bytes;
+          set_bytes = heap->objects.MemoryBytes();
+          bitmap_bytes = heap->visited_set_bytes;
+          if (r == 0) {
+            HeapResult gstats;
+            auto t0 = std::chrono::steady_clock::now();
+            absl::StatusOr<HeapGraph> g = engine.Graph(&gstats);
+            graph_ms.push_back(std::chrono::duration<double, std::milli>(
+                                   std::chrono::steady_clock::now() - t0)
+                                   .count());
+            if (g.ok()) {
+              graph_bytes =
+                  g->addresses.capacity() * 8 + g->sizes.capacity() * 8 +
+                  g->out_begin.capacity() * 4 + g->out_targets.capacity() * 4;
+            }
+          }
+        });
+        if (!s.ok() || walk_ms.size() != static_cast<size_t>(r + 1)) {
+          std::fprintf(stderr, "walk failed\n");
+          return 1;
+        }
+      }
+      double bfs_ms = -1;
+      long bfs_count = -1;
+      if (baseline && !PythonBfs(&bfs_ms, &bfs_count)) return 1;
+      const double million = objects / 1e6;
+      std::printf(
+          "{\"case\": \"%s\", \"python\": \"%s\", \"requested_objects\": %ld, "
+          "\"objects\": %llu, \"total_bytes\": %llu, \"runs\": %d, "
+          "\"walk_ms\": %s, \"pause_ms\": %s, \"walk_ms_median\": %.2f, "
+          "\"pause_ms_median\": %.2f, \"pause_ms_max\": %.2f, "
+          "\"ms_per_million\": %.2f, \"result_set_bytes_per_object\": %.3f, "
+          "\"visited_bitmap_bytes_per_object\": %.3f, \"graph_ms\": %.2f, "
+          "\"graph_bytes_per_object\": %.2f, \"python_bfs_ms\": %.2f, "
+          "\"python_bfs_objects\": %ld, \"speedup_vs_python_bfs\": %.1f}\n",
+          w.name, ANNEX_PYTHON_VERSION, n,
+          static_cast<unsigned long long>(objects),
+          static_cast<unsigned long long>(total_bytes), runs,
+          Join(walk_ms).c_str(), Join(pause_ms).c_str(), Median(walk_ms),
+          Median(pause_ms), *std::max_element(pause_ms.begin(), pause_ms.end()),
+          Median(walk_ms) / million, static_cast<double>(set_bytes) / objects,
+          static_cast<double>(bitmap_bytes) / objects,
+          graph_ms.empty() ? -1.0 : graph_ms[0],
+          static_cast<double>(graph_bytes) / objects, bfs_ms, bfs_count,
+          bfs_ms > 0 ? bfs_ms / Median(walk_ms) : 0.0);
+      std::fflush(stdout);
+      if (!Run("del bench_data; gc.collect()")) return 1;
+    }
+  }
+  absl::Status s = (*rt)->Stop();
+  if (Py_FinalizeEx() < 0) return 3;
+  return s.ok() ? 0 : 1;
+}

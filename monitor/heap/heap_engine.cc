@@ -1,0 +1,179 @@
+// The heap engine's queries: each is one stop-the-world walk with the target
+// current.
+#include "monitor/heap/heap_engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "monitor/heap/internal/walker.h"
+#include "monitor/heap/roots.h"
+#include "monitor/python/version.h"
+
+namespace annex::heap {
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+struct UnreachableClosure {
+  const internal::AddressBitmap* reachable;
+  std::vector<uintptr_t>* out;
+};
+
+// VisitGcTracked callback. Where: GIL held, target current; allocates no
+// Python object.
+bool CollectIfUnreachable(PyObject* obj, void* arg) {
+  auto* c = static_cast<UnreachableClosure*>(arg);
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(obj);
+  if (!c->reachable->Test(addr)) c->out->push_back(addr);
+  return true;
+}
+
+}  // namespace
+
+HeapEngine::HeapEngine(const python::ThreadStates& ts,
+                       std::vector<PyThreadState*> excluded)
+    : ts_(ts), excluded_(excluded.begin(), excluded.end()) {
+  if (ts_.annex_ts != nullptr && ts_.target_ts != nullptr) {
+    excluded_.insert(ts_.target_ts);
+  }
+}
+
+absl::Status HeapEngine::CheckCurrent() const {
+  if (!Py_IsInitialized() || python::IsFinalizing()) {
+    return absl::FailedPreconditionError("Python is not running");
+  }
+  PyThreadState* current = python::CurrentThreadStateUnchecked();
+  if (current == nullptr || ts_.target_ts == nullptr ||
+      (current != ts_.target_ts && current != ts_.annex_ts)) {
+    return absl::FailedPreconditionError(
+        "the heap engine needs the GIL with its thread states current");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph) {
+  if (absl::Status s = CheckCurrent(); !s.ok()) return s;
+  const int64_t start = NowNs();
+  HeapResult result;
+  python::ScopedTargetSwap swap(ts_);
+  python::ScopedErrorPreserver preserve;
+  {
+    absl::StatusOr<RootList> roots = CollectRoots(excluded_);
+    if (!roots.ok()) return roots.status();
+    internal::Walker walker(&extensions_, graph != nullptr);
+    for (uintptr_t a : hidden_) walker.MarkVisited(a);
+    for (size_t i = 0; i < roots->size(); ++i) walker.AddRoot(roots->object(i));
+    walker.Run();
+    for (uintptr_t a : hidden_) walker.Unmark(a);
+    result.walk_ns = NowNs() - start;
+    result.total_bytes = walker.total_bytes();
+    result.visited_set_bytes = walker.visited().MemoryBytes();
+    if (graph != nullptr) {
+      walker.FillGraph(graph);
+      graph->root_names.clear();
+      graph->root_nodes.clear();
+      for (size_t i = 0; i < roots->size(); ++i) {
+        graph->root_names.push_back(roots->name(i));
+        graph->root_nodes.push_back(static_cast<uint32_t>(
+            graph->Find(reinterpret_cast<uintptr_t>(roots->object(i)))));
+      }
+    } else {
+      ObjectSet::Builder builder;
+      walker.visited().ForEach([&](uintptr_t a) { builder.Add(a); });
+      result.objects = std::move(builder).Build();
+    }
+  }  // root references released with the target current (rule 10)
+  result.pause_ns = NowNs() - start;
+  return result;
+}
+
+absl::StatusOr<HeapResult> HeapEngine::Heap() { return Walk(nullptr); }
+
+absl::StatusOr<HeapGraph> HeapEngine::Graph(HeapResult* stats) {
+  HeapGraph graph;
+  absl::StatusOr<HeapResult> r = Walk(&graph);
+  if (!r.ok()) return r.status();
+  if (stats != nullptr) {
+    *stats = std::move(*r);
+    stats->objects = ObjectSet();
+  }
+  return graph;
+}
+
+absl::StatusOr<ObjectSet> HeapEngine::Unreachable() {
+  if (absl::Status s = CheckCurrent(); !s.ok()) return s;
+  python::ScopedTargetSwap swap(ts_);
+  python::ScopedErrorPreserver preserve;
+  std::vector<uintptr_t> unreachable;
+  {
+    absl::StatusOr<RootList> roots = CollectRoots(excluded_);
+    if (!roots.ok()) return roots.status();
+    internal::Walker walker(&extensions_, false);
+    for (uintptr_t a : hidden_) walker.MarkVisited(a);
+    for (size_t i = 0; i < roots->size(); ++i) walker.AddRoot(roots->object(i));
+    walker.Run();
+    for (uintptr_t a : hidden_) walker.Unmark(a);
+    UnreachableClosure closure{&walker.visited(), &unreachable};
+    absl::Status s = python::VisitGcTracked(&CollectIfUnreachable, &closure);
+    if (!s.ok()) return s;
+    ObjectSet candidates = ObjectSet::FromUnsorted(std::move(unreachable));
+    if (hidden_.empty()) return candidates;
+    // Hidden objects found in the gc lists are alive (rule 10): walk what
+    // they reach, short of the reachable set, and leave all of it out.
+    internal::Walker hidden_walk(&extensions_, false);
+    hidden_walk.set_stop(&walker.visited());
+    for (uintptr_t a : hidden_& candidates) {
+      hidden_walk.AddRoot(reinterpret_cast<PyObject*>(a));
+    }
+    hidden_walk.Run();
+    ObjectSet::Builder out;
+    for (uintptr_t a : candidates) {
+      if (!hidden_walk.visited().Test(a)) out.Add(a);
+    }
+    return std::move(out).Build();
+  }
+}
+
+absl::Status HeapEngine::SetRef() {
+  absl::StatusOr<HeapResult> r = Heap();
+  if (!r.ok()) return r.status();
+  ref_ = std::move(r->objects);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ObjectSet> HeapEngine::SinceRef() {
+  absl::StatusOr<HeapResult> r = Heap();
+  if (!r.ok()) return r.status();
+  return r->objects - ref_;
+}
+
+absl::StatusOr<uint64_t> HeapEngine::SizeOf(PyObject* obj) {
+  if (absl::Status s = CheckCurrent(); !s.ok()) return s;
+  if (obj == nullptr) return absl::InvalidArgumentError("null object");
+  python::ScopedTargetSwap swap(ts_);
+  python::ScopedErrorPreserver preserve;
+  internal::TypeInfoCache types(&extensions_);
+  return types.SizeOf(obj, types.Get(Py_TYPE(obj)));
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, uintptr_t>>>
+HeapEngine::RootNames() {
+  if (absl::Status s = CheckCurrent(); !s.ok()) return s;
+  python::ScopedTargetSwap swap(ts_);
+  python::ScopedErrorPreserver preserve;
+  absl::StatusOr<RootList> roots = CollectRoots(excluded_);
+  if (!roots.ok()) return roots.status();
+  std::vector<std::pair<std::string, uintptr_t>> out;
+  for (size_t i = 0; i < roots->size(); ++i) {
+    out.emplace_back(roots->name(i),
+                     reinterpret_cast<uintptr_t>(roots->object(i)));
+  }
+  return out;
+}
+
+}  // namespace annex::heap

@@ -1,0 +1,118 @@
+// The heap engine: walks the target's heap from its roots, with the world
+// stopped (the GIL held from first root to last edge), and returns object
+// sets, sizes and graph snapshots that never include the annex itself.
+//
+//   // On the annex thread, inside AnnexRuntime::Run (annex current):
+//   HeapEngine engine(ts);
+//   absl::StatusOr<HeapResult> heap = engine.Heap();
+//   heap->objects.size(); heap->total_bytes; heap->pause_ns;
+//   engine.SetRef();  ...  engine.SinceRef();   // what appeared since
+//   engine.Unreachable();                        // heapu: tracked, unreachable
+//
+// heap()  = everything reachable (by tp_traverse, as gc.get_referents sees
+//           it) from the roots of roots.h: sys.modules, sys, builtins, the
+//           frames of every target thread.
+// heapu() = the objects in the target's gc lists minus heap().
+//
+// Every method swaps to ts.target_ts for its duration (a no-op when the
+// target is already current, e.g. a single-interpreter unit test). Nothing
+// is left behind in the target: the only objects touched into existence are
+// the target's own frame objects (see roots.h) and short-lived ints returned
+// by C-level __sizeof__ methods, freed before the walk ends.
+//
+// Results hold addresses only (rule 10, see object_set.h). Not thread-safe:
+// one engine per thread that walks.
+#pragma once
+
+#include <Python.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "monitor/heap/extension_registry.h"
+#include "monitor/heap/graph.h"
+#include "monitor/heap/object_set.h"
+#include "monitor/python/guards.h"
+
+namespace annex::heap {
+
+struct HeapResult {
+  ObjectSet objects;             // reachable objects
+  uint64_t total_bytes = 0;      // sum of their sys.getsizeof
+  int64_t walk_ns = 0;           // roots + traversal
+  int64_t pause_ns = 0;          // all the time the call held the GIL
+  size_t visited_set_bytes = 0;  // transient bitmap memory of the walk
+};
+
+class HeapEngine {
+ public:
+  // `ts.target_ts`: a thread state of the target owned by the calling thread
+  // (the annex thread's, or the caller's own in a single interpreter).
+  // When `ts.annex_ts` is set, `ts.target_ts` is excluded from the roots;
+  // `excluded` lists further thread states of the annex's own threads.
+  // Where: any thread; stores pointers only.
+  explicit HeapEngine(const python::ThreadStates& ts,
+                      std::vector<PyThreadState*> excluded = {});
+
+  HeapEngine(const HeapEngine&) = delete;
+  HeapEngine& operator=(const HeapEngine&) = delete;
+
+  // Size/traverse functions of extension types, used by every walk.
+  ExtensionRegistry& extensions() { return extensions_; }
+
+  // The reachable set and its total size. Where: GIL held by the calling
+  // thread with ts.target_ts or ts.annex_ts current. FailedPrecondition
+  // otherwise or when the target is finalizing.
+  absl::StatusOr<HeapResult> Heap();
+
+  // The reachable set as a graph (HeapGraph, graph.h) built in one walk;
+  // `stats` (optional) receives the timings and totals. Where: as Heap().
+  absl::StatusOr<HeapGraph> Graph(HeapResult* stats = nullptr);
+
+  // heapu(): objects tracked by the target's gc but not reachable from the
+  // roots. Where: as Heap(). FailedPrecondition also while a gc collection
+  // runs in the target.
+  absl::StatusOr<ObjectSet> Unreachable();
+
+  // Remembers the current reachable set as the reference point.
+  // Where: as Heap().
+  absl::Status SetRef();
+  // Current reachable set minus the reference point (everything when
+  // SetRef() was never called). Where: as Heap().
+  absl::StatusOr<ObjectSet> SinceRef();
+  const ObjectSet& ref() const { return ref_; }
+
+  // Hides `objects` from every later result: they are neither reported nor
+  // walked through, so what only they reach disappears too (from heap(),
+  // Graph() and, for hidden objects found in the gc lists, from heapu()).
+  // Meant for Annex's own footprint in the target. Identities only (rule
+  // 10): a hidden object is dereferenced only after it was found in the gc
+  // lists by the same call, and a new object that reuses a hidden address
+  // is hidden too, so hide only objects that live as long as the engine.
+  // Where: any thread (plain data).
+  void Hide(const ObjectSet& objects) { hidden_ = hidden_ | objects; }
+  const ObjectSet& hidden() const { return hidden_; }
+
+  // sys.getsizeof(obj) as the target computes it, without running Python
+  // code. Where: as Heap(); `obj` must be alive.
+  absl::StatusOr<uint64_t> SizeOf(PyObject* obj);
+
+  // The roots' names and addresses, for callers that print paths.
+  // Where: as Heap().
+  absl::StatusOr<std::vector<std::pair<std::string, uintptr_t>>> RootNames();
+
+ private:
+  absl::Status CheckCurrent() const;
+  absl::StatusOr<HeapResult> Walk(HeapGraph* graph);
+
+  python::ThreadStates ts_;
+  absl::flat_hash_set<PyThreadState*> excluded_;
+  ExtensionRegistry extensions_;
+  ObjectSet ref_;
+  ObjectSet hidden_;
+};
+
+}  // namespace annex::heap

@@ -1,0 +1,113 @@
+// The heap walk's inner loop.
+#include "monitor/heap/internal/walker.h"
+
+#include <algorithm>
+
+#include "monitor/python/version.h"
+
+namespace annex::heap::internal {
+
+Walker::Walker(const ExtensionRegistry* registry, bool record_edges)
+    : types_(registry), record_edges_(record_edges) {
+  stack_.reserve(1024);
+}
+
+void Walker::AddRoot(PyObject* obj) {
+  if (obj == nullptr) return;
+  if (stop_ != nullptr && stop_->Test(reinterpret_cast<uintptr_t>(obj))) return;
+  if (!visited_.TestAndSet(reinterpret_cast<uintptr_t>(obj))) {
+    stack_.push_back(obj);
+  }
+}
+
+// The visitproc handed to tp_traverse. Where: GIL held, target current.
+int Walker::VisitPush(PyObject* obj, void* arg) {
+  if (obj == nullptr) return 0;
+  auto* self = static_cast<Walker*>(arg);
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(obj);
+  if (self->record_edges_) self->edges_.push_back(addr);
+  if (self->stop_ != nullptr && self->stop_->Test(addr)) return 0;
+  if (!self->visited_.TestAndSet(addr)) self->stack_.push_back(obj);
+  return 0;
+}
+
+void Walker::Run() {
+  while (!stack_.empty()) {
+    PyObject* obj = stack_.back();
+    stack_.pop_back();
+    TypeInfo& info = types_.Get(Py_TYPE(obj));
+    const uint64_t size = types_.SizeOf(obj, info);
+    ++count_;
+    total_bytes_ += size;
+    if (record_edges_) {
+      order_.push_back(reinterpret_cast<uintptr_t>(obj));
+      order_sizes_.push_back(size);
+      order_edge_begin_.push_back(edges_.size());
+    }
+    if (TypeInfoCache::Traversable(obj, info)) {
+      if (info.ext != nullptr && info.ext->traverse) {
+        info.ext->traverse(obj, &VisitPush, this);
+      } else {
+        info.traverse(obj, &VisitPush, this);
+      }
+    }
+    if (info.is_dict) {
+      // dict_traverse skips the keys of str-keyed dicts (strings cannot form
+      // cycles), so gc.get_referents never reports them; a heap view must.
+      // PyDict_Next reads the table only and runs no Python code.
+      Py_ssize_t pos = 0;
+      PyObject* key;
+      PyObject* value;
+      while (PyDict_Next(obj, &pos, &key, &value)) VisitPush(key, this);
+    }
+    if (info.is_frame) {
+      python::VisitLiveFrameLocals(reinterpret_cast<PyFrameObject*>(obj),
+                                   &VisitPush, this);
+    }
+  }
+}
+
+void Walker::FillGraph(HeapGraph* g) {
+  g->addresses.clear();
+  g->addresses.reserve(count_);
+  visited_.ForEach([&](uintptr_t a) { g->addresses.push_back(a); });
+  const size_t n = g->addresses.size();
+  // Address -> node id: O(1) by rank in the bitmap, else binary search.
+  const bool ranked = visited_.BuildRank();
+  auto id_of = [&](uintptr_t a) -> uint32_t {
+    return static_cast<uint32_t>(ranked ? visited_.Rank(a) : g->Find(a));
+  };
+  g->sizes.assign(n, 0);
+  std::vector<uint32_t> id_of_order(order_.size());
+  std::vector<uint32_t> degree(n, 0);
+  for (size_t i = 0; i < order_.size(); ++i) {
+    const uint32_t id = id_of(order_[i]);
+    id_of_order[i] = id;
+    g->sizes[id] = order_sizes_[i];
+    const uint64_t end =
+        i + 1 < order_.size() ? order_edge_begin_[i + 1] : edges_.size();
+    if (unmarked_any_) {  // drop edges to hidden objects
+      for (uint64_t e = order_edge_begin_[i]; e < end; ++e) {
+        degree[id] += visited_.Test(edges_[e]) ? 1 : 0;
+      }
+    } else {
+      degree[id] = static_cast<uint32_t>(end - order_edge_begin_[i]);
+    }
+  }
+  g->out_begin.assign(n + 1, 0);
+  for (size_t v = 0; v < n; ++v)
+    g->out_begin[v + 1] = g->out_begin[v] + degree[v];
+  g->out_targets.assign(g->out_begin[n], 0);
+  for (size_t i = 0; i < order_.size(); ++i) {
+    const uint64_t begin = order_edge_begin_[i];
+    const uint64_t end =
+        i + 1 < order_.size() ? order_edge_begin_[i + 1] : edges_.size();
+    uint32_t out = g->out_begin[id_of_order[i]];
+    for (uint64_t e = begin; e < end; ++e) {
+      if (unmarked_any_ && !visited_.Test(edges_[e])) continue;
+      g->out_targets[out++] = id_of(edges_[e]);
+    }
+  }
+}
+
+}  // namespace annex::heap::internal

@@ -1,0 +1,65 @@
+// The iterative traversal shared by every heap query: an explicit stack, an
+// address bitmap as the visited set, tp_traverse as gc.get_referents uses
+// it, live-frame locals, and optional edge recording for graphs.
+#pragma once
+
+#include <Python.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "monitor/heap/extension_registry.h"
+#include "monitor/heap/graph.h"
+#include "monitor/heap/internal/address_bitmap.h"
+#include "monitor/heap/internal/type_info.h"
+
+namespace annex::heap::internal {
+
+// Where: GIL held continuously from the first AddRoot to the last use of
+// the results, the target current.
+class Walker {
+ public:
+  Walker(const ExtensionRegistry* registry, bool record_edges);
+
+  void AddRoot(PyObject* obj);
+  // Marks `addr` as visited without walking it: hidden objects are never
+  // traversed. Call before AddRoot; Unmark after Run() removes them from the
+  // results (and FillGraph drops edges to them).
+  void MarkVisited(uintptr_t addr) { visited_.TestAndSet(addr); }
+  void Unmark(uintptr_t addr) {
+    visited_.Clear(addr);
+    unmarked_any_ = true;
+  }
+  // Objects set in `stop` are neither reported nor traversed.
+  void set_stop(const AddressBitmap* stop) { stop_ = stop; }
+  // Traverses everything reachable from the roots added so far.
+  void Run();
+
+  const AddressBitmap& visited() const { return visited_; }
+  uint64_t count() const { return count_; }
+  uint64_t total_bytes() const { return total_bytes_; }
+  TypeInfoCache& types() { return types_; }
+
+  // With record_edges: builds the CSR graph (roots not set).
+  // Consumes the visited set's rank index (builds it).
+  void FillGraph(HeapGraph* graph);
+
+ private:
+  static int VisitPush(PyObject* obj, void* arg);
+
+  TypeInfoCache types_;
+  AddressBitmap visited_;
+  std::vector<PyObject*> stack_;
+  uint64_t count_ = 0;
+  uint64_t total_bytes_ = 0;
+  // Edge recording, in pop order.
+  bool record_edges_;
+  bool unmarked_any_ = false;
+  const AddressBitmap* stop_ = nullptr;
+  std::vector<uintptr_t> order_;
+  std::vector<uint64_t> order_sizes_;
+  std::vector<uint64_t> order_edge_begin_;
+  std::vector<uintptr_t> edges_;
+};
+
+}  // namespace annex::heap::internal

@@ -1,0 +1,58 @@
+// The named roots of the target's heap (DESIGN.md "The heap engine").
+//
+//   ScopedTargetSwap swap(ts);                 // rule 4: target current
+//   absl::StatusOr<RootList> roots = CollectRoots({ts.target_ts});
+//   for (size_t i = 0; i < roots->size(); ++i) Use(roots->name(i),
+//   roots->object(i));
+//
+// Roots, in this order: "sys.modules" (the modules dict), "sys" (the sys
+// module's dict), "builtins" (the builtins dict), then for every thread of
+// the target that is running Python code, each frame from the innermost
+// outwards as "thread <id> frame <depth>", plus "thread <id> dict" and
+// "thread <id> async_exc" when set. Thread states in `excluded` (the annex's
+// own) and thread states without frames (idle helper threads) are skipped.
+// The gc lists are deliberately not roots: everything tracked would be
+// reachable and heapu() (tracked minus reachable) would be empty.
+#pragma once
+
+#include <Python.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+
+namespace annex::heap {
+
+// Named strong references to root objects. Getting a thread's frames
+// materializes frame objects for them (as sys._current_frames() would); they
+// belong to the target's running frames and are real target objects.
+// Destroy with the GIL held and the target current (rule 10: references to
+// target objects are released in the target). Move-only.
+class RootList {
+ public:
+  RootList() = default;
+  RootList(RootList&& other) noexcept { *this = std::move(other); }
+  RootList& operator=(RootList&& other) noexcept;
+  ~RootList();
+
+  size_t size() const { return objects_.size(); }
+  const std::string& name(size_t i) const { return names_[i]; }
+  PyObject* object(size_t i) const { return objects_[i]; }
+  // Takes a new reference.
+  void Add(std::string name, PyObject* object);
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<PyObject*> objects_;
+};
+
+// Where: GIL held, the target interpreter current (the calling thread's
+// current thread state belongs to it). Errors: FailedPrecondition when no
+// thread state is current or sys.modules is gone (finalizing).
+absl::StatusOr<RootList> CollectRoots(
+    const absl::flat_hash_set<PyThreadState*>& excluded);
+
+}  // namespace annex::heap
