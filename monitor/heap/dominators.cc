@@ -1,0 +1,289 @@
+// Lengauer-Tarjan dominators, iterative, in DFS-number space.
+#include "monitor/heap/dominators.h"
+
+#include <algorithm>
+
+namespace annex::heap {
+namespace {
+
+constexpr uint32_t kNone = UINT32_MAX;
+
+// Working state of one Lengauer-Tarjan run. Vertices are DFS preorder
+// numbers; 0 is the virtual super-root.
+class LengauerTarjan {
+ public:
+  explicit LengauerTarjan(const HeapGraph& graph) : graph_(graph) {}
+
+  void Run() {
+    Dfs();
+    BuildPredecessors();
+    ComputeIdoms();
+  }
+
+  uint32_t count() const { return k_; }
+  std::vector<uint32_t>& vertex() { return vertex_; }
+  std::vector<uint32_t>& idom() { return idom_; }
+
+ private:
+  void Dfs() {
+    const uint32_t n = graph_.size();
+    dfn_.assign(n, kNone);
+    vertex_.reserve(static_cast<size_t>(n) + 1);
+    parent_.reserve(static_cast<size_t>(n) + 1);
+    vertex_.push_back(kNone);  // the super-root
+    parent_.push_back(kNone);
+    std::vector<std::pair<uint32_t, uint32_t>> stack;  // (node, edge cursor)
+    for (uint32_t r : graph_.root_nodes) {
+      if (dfn_[r] != kNone) continue;
+      Number(r, 0);
+      stack.emplace_back(r, graph_.out_begin[r]);
+      while (!stack.empty()) {
+        auto& [v, cursor] = stack.back();
+        if (cursor == graph_.out_begin[v + 1]) {
+          stack.pop_back();
+          continue;
+        }
+        const uint32_t w = graph_.out_targets[cursor++];
+        if (dfn_[w] == kNone) {
+          Number(w, dfn_[v]);
+          stack.emplace_back(w, graph_.out_begin[w]);
+        }
+      }
+    }
+    k_ = static_cast<uint32_t>(vertex_.size());
+  }
+
+  void Number(uint32_t v, uint32_t parent) {
+    dfn_[v] = static_cast<uint32_t>(vertex_.size());
+    vertex_.push_back(v);
+    parent_.push_back(parent);
+  }
+
+  // Predecessors in DFS-number space, CSR; the super-root precedes every
+  // root node.
+  void BuildPredecessors() {
+    pred_begin_.assign(static_cast<size_t>(k_) + 1, 0);
+    for (uint32_t r : graph_.root_nodes) ++pred_begin_[dfn_[r] + 1];
+    for (uint32_t i = 1; i < k_; ++i) {
+      const uint32_t v = vertex_[i];
+      for (uint32_t e = graph_.out_begin[v]; e < graph_.out_begin[v + 1]; ++e) {
+        ++pred_begin_[dfn_[graph_.out_targets[e]] + 1];
+      }
+    }
+    for (uint32_t i = 0; i < k_; ++i) pred_begin_[i + 1] += pred_begin_[i];
+    preds_.resize(pred_begin_[k_]);
+    std::vector<uint32_t> cursor(pred_begin_.begin(), pred_begin_.end() - 1);
+    for (uint32_t r : graph_.root_nodes) preds_[cursor[dfn_[r]]++] = 0;
+    for (uint32_t i = 1; i < k_; ++i) {
+      const uint32_t v = vertex_[i];
+      for (uint32_t e = graph_.out_begin[v]; e < graph_.out_begin[v + 1]; ++e) {
+        preds_[cursor[dfn_[graph_.out_targets[e]]]++] = i;
+      }
+    }
+    dfn_.clear();
+    dfn_.shrink_to_fit();
+  }
+
+  // EVAL with path compression, iteratively: compress the ancestor chain of
+  // v from its top down, then return the label.
+  uint32_t Eval(uint32_t v) {
+    if (ancestor_[v] == kNone) return v;
+    uint32_t x = v;
+    while (ancestor_[ancestor_[x]] != kNone) {
+      chain_.push_back(x);
+      x = ancestor_[x];
+    }
+    while (!chain_.empty()) {
+      const uint32_t y = chain_.back();
+      chain_.pop_back();
+      const uint32_t a = ancestor_[y];
+      if (semi_[label_[a]] < semi_[label_[y]]) label_[y] = label_[a];
+      ancestor_[y] = ancestor_[a];
+    }
+    return label_[v];
+  }
+
+  void ComputeIdoms() {
+    semi_.resize(k_);
+    label_.resize(k_);
+    for (uint32_t i = 0; i < k_; ++i) semi_[i] = label_[i] = i;
+    ancestor_.assign(k_, kNone);
+    idom_.assign(k_, 0);
+    std::vector<uint32_t> bucket_head(k_, kNone);
+    std::vector<uint32_t> bucket_next(k_, kNone);
+    for (uint32_t w = k_; w-- > 1;) {
+      for (uint32_t p = pred_begin_[w]; p < pred_begin_[w + 1]; ++p) {
+        const uint32_t u = Eval(preds_[p]);
+        if (semi_[u] < semi_[w]) semi_[w] = semi_[u];
+      }
+      bucket_next[w] = bucket_head[semi_[w]];
+      bucket_head[semi_[w]] = w;
+      const uint32_t p = parent_[w];
+      ancestor_[w] = p;  // LINK(parent, w)
+      for (uint32_t v = bucket_head[p]; v != kNone; v = bucket_next[v]) {
+        const uint32_t u = Eval(v);
+        idom_[v] = semi_[u] < semi_[v] ? u : p;
+      }
+      bucket_head[p] = kNone;
+    }
+    for (uint32_t w = 1; w < k_; ++w) {
+      if (idom_[w] != semi_[w]) idom_[w] = idom_[idom_[w]];
+    }
+  }
+
+  const HeapGraph& graph_;
+  uint32_t k_ = 0;
+  std::vector<uint32_t> dfn_;
+  std::vector<uint32_t> vertex_;
+  std::vector<uint32_t> parent_;
+  std::vector<uint32_t> pred_begin_;
+  std::vector<uint32_t> preds_;
+  std::vector<uint32_t> semi_;
+  std::vector<uint32_t> label_;
+  std::vector<uint32_t> ancestor_;
+  std::vector<uint32_t> idom_;
+  std::vector<uint32_t> chain_;
+};
+
+}  // namespace
+
+DominatorTree DominatorTree::Build(const HeapGraph& graph) {
+  const uint32_t n = graph.size();
+  LengauerTarjan lt(graph);
+  lt.Run();
+  const uint32_t k = lt.count();
+  const std::vector<uint32_t>& vertex = lt.vertex();
+  std::vector<uint32_t>& idom = lt.idom();  // DFS-number space
+
+  DominatorTree tree;
+  tree.reachable_ = k - 1;
+  // Subtree counts and retained sizes: an immediate dominator always has a
+  // smaller DFS number, so one pass in decreasing order accumulates them.
+  std::vector<uint32_t> count(k, 1);
+  std::vector<uint64_t> retained(k, 0);
+  for (uint32_t i = 1; i < k; ++i) retained[i] = graph.sizes[vertex[i]];
+  for (uint32_t i = k; i-- > 1;) {
+    count[idom[i]] += count[i];
+    retained[idom[i]] += retained[i];
+  }
+  // Preorder numbers of the dominator tree, parents first (increasing DFS
+  // number visits every idom before its children), each child taking the
+  // next free slot of its parent's range. The super-root takes slot 0.
+  std::vector<uint32_t> pre(k, 0), next_free(k, 0);
+  next_free[0] = 1;
+  for (uint32_t i = 1; i < k; ++i) {
+    pre[i] = next_free[idom[i]];
+    next_free[idom[i]] += count[i];
+    next_free[i] = pre[i] + 1;
+  }
+
+  tree.idom_.assign(n, kUnreachable);
+  tree.retained_.assign(n, 0);
+  tree.pre_.assign(n, kNone);
+  tree.count_.assign(n, 0);
+  tree.node_at_pre_.assign(k, kNone);
+  for (uint32_t i = 1; i < k; ++i) {
+    const uint32_t v = vertex[i];
+    tree.idom_[v] = idom[i] == 0 ? kSuperRoot : vertex[idom[i]];
+    tree.retained_[v] = retained[i];
+    tree.pre_[v] = pre[i];
+    tree.count_[v] = count[i];
+    tree.node_at_pre_[pre[i]] = v;
+  }
+  return tree;
+}
+
+bool DominatorTree::Dominates(uint32_t a, uint32_t b) const {
+  if (pre_[a] == kNone || pre_[b] == kNone) return false;
+  return pre_[a] <= pre_[b] && pre_[b] < pre_[a] + count_[a];
+}
+
+NodeSet DominatorTree::DominatedBy(uint32_t v) const {
+  if (pre_[v] == kNone) return {};
+  NodeSet out(node_at_pre_.begin() + pre_[v],
+              node_at_pre_.begin() + pre_[v] + count_[v]);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+NodeSet UnreachableWithout(const HeapGraph& graph, const NodeSet& removed) {
+  const uint32_t n = graph.size();
+  // 0 = unseen, 1 = reachable with `removed` in place, 2 = also without.
+  std::vector<uint8_t> state(n, 0);
+  std::vector<uint32_t> queue;
+  auto bfs = [&](uint8_t mark) {
+    queue.clear();
+    for (uint32_t r : graph.root_nodes) {
+      if (state[r] < mark) {
+        state[r] = mark;
+        queue.push_back(r);
+      }
+    }
+    for (size_t head = 0; head < queue.size(); ++head) {
+      const uint32_t v = queue[head];
+      for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
+        const uint32_t w = graph.out_targets[e];
+        if (state[w] < mark) {
+          state[w] = mark;
+          queue.push_back(w);
+        }
+      }
+    }
+  };
+  bfs(1);
+  // Removed nodes are marked as if already seen by the second pass.
+  for (uint32_t x : removed) state[x] = 3;
+  bfs(2);
+  NodeSet out;
+  for (uint32_t v = 0; v < n; ++v) {
+    if (state[v] == 1) out.push_back(v);
+  }
+  return out;
+}
+
+absl::StatusOr<NodeSet> Dominated(const HeapGraph& graph,
+                                  const DominatorTree& tree, const NodeSet& x) {
+  for (uint32_t v : x) {
+    if (v >= graph.size())
+      return absl::InvalidArgumentError("node out of range");
+  }
+  // The members no other member dominates. In dominator-tree preorder each
+  // subtree is contiguous and follows its top, so one sweep finds them; a
+  // second top means the general case.
+  std::vector<uint32_t> reachable;
+  for (uint32_t v : x) {
+    if (tree.idom(v) != DominatorTree::kUnreachable) reachable.push_back(v);
+  }
+  std::sort(reachable.begin(), reachable.end(), [&](uint32_t a, uint32_t b) {
+    return tree.tree_order(a) < tree.tree_order(b);
+  });
+  std::vector<uint32_t> tops;
+  for (uint32_t v : reachable) {
+    if (tops.empty() || !tree.Dominates(tops.back(), v)) tops.push_back(v);
+    if (tops.size() > 1) break;
+  }
+  NodeSet out;
+  if (tops.size() <= 1) {
+    if (!tops.empty()) out = tree.DominatedBy(tops[0]);
+  } else {
+    out = UnreachableWithout(graph, x);
+  }
+  // Members of x always belong to their own dominated set.
+  NodeSet merged;
+  merged.reserve(out.size() + x.size());
+  std::set_union(out.begin(), out.end(), x.begin(), x.end(),
+                 std::back_inserter(merged));
+  return merged;
+}
+
+absl::StatusOr<uint64_t> RetainedSize(const HeapGraph& graph,
+                                      const DominatorTree& tree,
+                                      const NodeSet& x) {
+  absl::StatusOr<NodeSet> set = Dominated(graph, tree, x);
+  if (!set.ok()) return set.status();
+  uint64_t total = 0;
+  for (uint32_t v : *set) total += graph.sizes[v];
+  return total;
+}
+
+}  // namespace annex::heap

@@ -1,0 +1,190 @@
+// Shortest paths from the roots: layered BFS, backward marking, forward
+// enumeration.
+#include "monitor/heap/paths.h"
+
+#include <algorithm>
+
+#include "absl/container/flat_hash_set.h"
+
+namespace annex::heap {
+namespace {
+
+constexpr uint32_t kAvoided = UINT32_MAX - 1;
+constexpr uint8_t kTarget = 1;
+constexpr uint8_t kOnPath = 2;
+
+uint64_t EdgeKey(uint32_t from, uint32_t to) {
+  return (static_cast<uint64_t>(from) << 32) | to;
+}
+
+}  // namespace
+
+std::vector<uint32_t> RootDistances(const HeapGraph& graph) {
+  std::vector<uint32_t> dist(graph.size(), kUnreached);
+  std::vector<uint32_t> queue;
+  queue.reserve(graph.size());
+  for (uint32_t r : graph.root_nodes) {
+    if (dist[r] == kUnreached) {
+      dist[r] = 0;
+      queue.push_back(r);
+    }
+  }
+  for (size_t head = 0; head < queue.size(); ++head) {
+    const uint32_t v = queue[head];
+    const uint32_t next = dist[v] + 1;
+    for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
+      const uint32_t w = graph.out_targets[e];
+      if (dist[w] == kUnreached) {
+        dist[w] = next;
+        queue.push_back(w);
+      }
+    }
+  }
+  return dist;
+}
+
+absl::StatusOr<ShortestPaths> FindShortestPaths(
+    const HeapGraph& graph, const NodeSet& targets,
+    const ShortestPathOptions& options) {
+  const uint32_t n = graph.size();
+  for (uint32_t t : targets) {
+    if (t >= n) return absl::InvalidArgumentError("target out of range");
+  }
+  for (uint32_t a : options.avoid_nodes) {
+    if (a >= n) return absl::InvalidArgumentError("avoided node out of range");
+  }
+  ShortestPaths result;
+  if (targets.empty()) return result;
+
+  absl::flat_hash_set<uint64_t> avoid_edges;
+  for (const EdgeRef& e : options.avoid_edges) {
+    avoid_edges.insert(EdgeKey(e.from, e.to));
+  }
+  const bool check_edges = !avoid_edges.empty();
+  auto edge_ok = [&](uint32_t from, uint32_t to) {
+    return !check_edges || !avoid_edges.contains(EdgeKey(from, to));
+  };
+
+  std::vector<uint32_t> dist(n, kUnreached);
+  for (uint32_t a : options.avoid_nodes) dist[a] = kAvoided;
+  std::vector<uint8_t> flags(n, 0);
+  for (uint32_t t : targets) flags[t] = kTarget;
+
+  // Layered BFS. order[layer_start[k] .. layer_start[k + 1]) is layer k.
+  std::vector<uint32_t> order;
+  std::vector<size_t> layer_start = {0};
+  for (uint32_t r : graph.root_nodes) {
+    if (dist[r] == kUnreached) {
+      dist[r] = 0;
+      order.push_back(r);
+    }
+  }
+  bool found = false;
+  uint32_t layer = 0;
+  while (true) {
+    const size_t begin = layer_start.back();
+    const size_t end = order.size();
+    if (begin == end) break;
+    for (size_t i = begin; i < end; ++i) {
+      if (flags[order[i]] & kTarget) {
+        found = true;
+        break;
+      }
+    }
+    if (found) break;
+    layer_start.push_back(end);
+    const uint32_t next = layer + 1;
+    for (size_t i = begin; i < end; ++i) {
+      const uint32_t v = order[i];
+      for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
+        const uint32_t w = graph.out_targets[e];
+        if (dist[w] == kUnreached && edge_ok(v, w)) {
+          dist[w] = next;
+          order.push_back(w);
+        }
+      }
+    }
+    layer = next;
+  }
+  if (!found) return result;
+  result.length = layer;
+
+  // Backward marking: a node at layer k lies on a shortest path when it has
+  // an allowed edge to a marked node at layer k + 1; at the last layer the
+  // marked nodes are the targets.
+  for (size_t i = layer_start[layer]; i < order.size(); ++i) {
+    if (flags[order[i]] & kTarget) flags[order[i]] |= kOnPath;
+  }
+  for (uint32_t k = layer; k-- > 0;) {
+    for (size_t i = layer_start[k]; i < layer_start[k + 1]; ++i) {
+      const uint32_t v = order[i];
+      for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
+        const uint32_t w = graph.out_targets[e];
+        if (dist[w] == k + 1 && (flags[w] & kOnPath) && edge_ok(v, w)) {
+          flags[v] |= kOnPath;
+          break;
+        }
+      }
+    }
+  }
+
+  // Forward enumeration over the marked nodes, depth first, each frame
+  // holding its sorted distinct successors (parallel edges give one path).
+  struct Frame {
+    std::vector<uint32_t> next;
+    size_t cursor = 0;
+  };
+  std::vector<Frame> stack;
+  std::vector<uint32_t> path;
+  auto successors = [&](uint32_t v, std::vector<uint32_t>& out) {
+    out.clear();
+    for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
+      const uint32_t w = graph.out_targets[e];
+      if (dist[w] == dist[v] + 1 && (flags[w] & kOnPath) && edge_ok(v, w)) {
+        out.push_back(w);
+      }
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+  };
+  for (uint32_t r = 0; r < graph.root_nodes.size(); ++r) {
+    const uint32_t s = graph.root_nodes[r];
+    if (dist[s] != 0 || !(flags[s] & kOnPath)) continue;
+    path.assign(1, s);
+    if (layer == 0) {
+      if (options.max_paths && result.paths.size() == options.max_paths) {
+        result.truncated = true;
+        return result;
+      }
+      result.paths.push_back({r, path});
+      continue;
+    }
+    stack.clear();
+    stack.emplace_back();
+    successors(s, stack.back().next);
+    while (!stack.empty()) {
+      Frame& top = stack.back();
+      if (top.cursor == top.next.size()) {
+        stack.pop_back();
+        path.pop_back();
+        continue;
+      }
+      const uint32_t w = top.next[top.cursor++];
+      path.push_back(w);
+      if (path.size() == layer + 1) {
+        if (options.max_paths && result.paths.size() == options.max_paths) {
+          result.truncated = true;
+          return result;
+        }
+        result.paths.push_back({r, path});
+        path.pop_back();
+        continue;
+      }
+      stack.emplace_back();
+      successors(w, stack.back().next);
+    }
+  }
+  return result;
+}
+
+}  // namespace annex::heap
