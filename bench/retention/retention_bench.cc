@@ -25,7 +25,8 @@ template <typename F>
 double TimeMs(F&& f) {
   auto start = Clock::now();
   f();
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  return std::chrono::duration<double, std::milli>(Clock::now() - start)
+      .count();
 }
 
 double Median(std::vector<double> v) {
@@ -93,8 +94,9 @@ void Bench(uint32_t n, int runs) {
   const uint32_t median_depth = sorted_depths[sorted_depths.size() / 2];
   uint32_t typical = n / 2;
   while (dist[typical] != median_depth) typical = (typical + 1) % n;
-  for (auto [name, target] : {std::pair<const char*, uint32_t>{"sp_deepest", deepest},
-                              {"sp_median_depth", typical}}) {
+  for (auto [name, target] :
+       {std::pair<const char*, uint32_t>{"sp_deepest", deepest},
+        {"sp_median_depth", typical}}) {
     std::vector<double> ms;
     size_t paths = 0;
     uint32_t length = 0;

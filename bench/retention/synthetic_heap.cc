@@ -17,9 +17,10 @@ heap::HeapGraph SyntheticHeap(uint32_t n, uint64_t seed) {
   // Hubs: node 0 is sys.modules, 1..1000 modules (each with a dict hub),
   // 2001..3000 classes, 3001 a big list.
   const uint32_t kModules = 1000, kClasses = 1000;
-  const uint32_t first_class = 1 + 2 * kModules, big_list = first_class + kClasses;
+  const uint32_t first_class = 1 + 2 * kModules,
+                 big_list = first_class + kClasses;
   for (uint32_t m = 0; m < kModules; ++m) {
-    edges.emplace_back(0, 1 + m);                // sys.modules -> module
+    edges.emplace_back(0, 1 + m);                 // sys.modules -> module
     edges.emplace_back(1 + m, 1 + kModules + m);  // module -> its dict
   }
   for (uint32_t c = 0; c < kClasses; ++c) {
@@ -33,7 +34,8 @@ heap::HeapGraph SyntheticHeap(uint32_t n, uint64_t seed) {
   for (uint32_t c = 0; c < std::max<uint32_t>(1, n / 200000); ++c) {
     const uint32_t start = big_list + 2 + uniform(n - big_list - 2);
     const uint32_t length = 50000 + uniform(100000);
-    for (uint32_t v = start; v < n && v < start + length; ++v) in_chain[v] = true;
+    for (uint32_t v = start; v < n && v < start + length; ++v)
+      in_chain[v] = true;
   }
   for (uint32_t v = big_list + 1; v < n; ++v) {
     uint32_t parent;
@@ -55,7 +57,8 @@ heap::HeapGraph SyntheticHeap(uint32_t n, uint64_t seed) {
     // Instances point at their class (a hub); some objects are leaves.
     const uint64_t kind = uniform(100);
     if (kind < 60) edges.emplace_back(v, first_class + uniform(kClasses));
-    if (kind < 40) edges.emplace_back(v, v - uniform(std::min<uint64_t>(v, 256)));
+    if (kind < 40)
+      edges.emplace_back(v, v - uniform(std::min<uint64_t>(v, 256)));
     if (kind < 20) {
       uint32_t far = static_cast<uint32_t>(uniform(n));  // often a cycle
       if (!in_chain[far]) edges.emplace_back(v, far);
