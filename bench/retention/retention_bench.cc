@@ -73,8 +73,9 @@ void Bench(uint32_t n, int runs) {
   Report("bfs_baseline", g, bfs, bfs_ms, "");
 
   std::vector<double> rev_ms;
+  heap::ReverseIndex reverse;
   for (int r = 0; r < runs; ++r) {
-    rev_ms.push_back(TimeMs([&] { heap::ReverseIndex::Build(g); }));
+    rev_ms.push_back(TimeMs([&] { reverse = heap::ReverseIndex::Build(g); }));
   }
   Report("reverse_index", g, rev_ms, bfs_ms, "");
 
@@ -94,15 +95,30 @@ void Bench(uint32_t n, int runs) {
   const uint32_t median_depth = sorted_depths[sorted_depths.size() / 2];
   uint32_t typical = n / 2;
   while (dist[typical] != median_depth) typical = (typical + 1) % n;
-  for (auto [name, target] :
-       {std::pair<const char*, uint32_t>{"sp_deepest", deepest},
-        {"sp_median_depth", typical}}) {
+  // With and without a reverse index built beforehand (once per snapshot;
+  // its cost is the reverse_index case).
+  struct SpCase {
+    const char* name;
+    uint32_t target;
+    const heap::ReverseIndex* reverse;
+  };
+  const SpCase cases[] = {
+      {"sp_deepest", deepest, nullptr},
+      {"sp_deepest_with_reverse_index", deepest, &reverse},
+      {"sp_median_depth", typical, nullptr},
+      {"sp_median_depth_with_reverse_index", typical, &reverse},
+  };
+  for (const SpCase& c : cases) {
+    const char* name = c.name;
+    const uint32_t target = c.target;
+    heap::ShortestPathOptions options;
+    options.reverse = c.reverse;
     std::vector<double> ms;
     size_t paths = 0;
     uint32_t length = 0;
     for (int r = 0; r < runs; ++r) {
       ms.push_back(TimeMs([&] {
-        auto sp = heap::FindShortestPaths(g, {target});
+        auto sp = heap::FindShortestPaths(g, {target}, options);
         paths = sp->paths.size();
         length = sp->length;
       }));

@@ -57,8 +57,13 @@ heap::HeapGraph SyntheticHeap(uint32_t n, uint64_t seed) {
     // Instances point at their class (a hub); some objects are leaves.
     const uint64_t kind = uniform(100);
     if (kind < 60) edges.emplace_back(v, first_class + uniform(kClasses));
-    if (kind < 40)
-      edges.emplace_back(v, v - uniform(std::min<uint64_t>(v, 256)));
+    if (kind < 40) {
+      // A near back edge (a cycle), never into a chain: a linked list node
+      // is held by its predecessor only.
+      const uint32_t near =
+          static_cast<uint32_t>(v - uniform(std::min<uint64_t>(v, 256)));
+      if (!in_chain[near]) edges.emplace_back(v, near);
+    }
     if (kind < 20) {
       uint32_t far = static_cast<uint32_t>(uniform(n));  // often a cycle
       if (!in_chain[far]) edges.emplace_back(v, far);

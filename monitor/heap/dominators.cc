@@ -33,9 +33,16 @@ class LengauerTarjan {
     vertex_.push_back(kNone);  // the super-root
     parent_.push_back(kNone);
     std::vector<std::pair<uint32_t, uint32_t>> stack;  // (node, edge cursor)
+    // Every edge of a reached node is scanned exactly once here, with both
+    // ends numbered: record it (in DFS numbers) for the predecessor lists.
+    dfs_edges_.reserve(graph_.out_targets.size() + graph_.root_nodes.size());
+    pred_count_.assign(static_cast<size_t>(n) + 2, 0);
     for (uint32_t r : graph_.root_nodes) {
-      if (dfn_[r] != kNone) continue;
-      Number(r, 0);
+      const bool fresh = dfn_[r] == kNone;
+      if (fresh) Number(r, 0);
+      dfs_edges_.emplace_back(dfn_[r], 0);
+      ++pred_count_[dfn_[r] + 1];
+      if (!fresh) continue;
       stack.emplace_back(r, graph_.out_begin[r]);
       while (!stack.empty()) {
         auto& [v, cursor] = stack.back();
@@ -44,10 +51,13 @@ class LengauerTarjan {
           continue;
         }
         const uint32_t w = graph_.out_targets[cursor++];
+        const uint32_t from = dfn_[v];
         if (dfn_[w] == kNone) {
-          Number(w, dfn_[v]);
+          Number(w, from);
           stack.emplace_back(w, graph_.out_begin[w]);
         }
+        dfs_edges_.emplace_back(dfn_[w], from);
+        ++pred_count_[dfn_[w] + 1];
       }
     }
     k_ = static_cast<uint32_t>(vertex_.size());
@@ -59,29 +69,19 @@ class LengauerTarjan {
     parent_.push_back(parent);
   }
 
-  // Predecessors in DFS-number space, CSR; the super-root precedes every
-  // root node.
+  // Predecessors in DFS-number space, CSR, from the edges the DFS recorded
+  // (the super-root precedes every root node).
   void BuildPredecessors() {
-    pred_begin_.assign(static_cast<size_t>(k_) + 1, 0);
-    for (uint32_t r : graph_.root_nodes) ++pred_begin_[dfn_[r] + 1];
-    for (uint32_t i = 1; i < k_; ++i) {
-      const uint32_t v = vertex_[i];
-      for (uint32_t e = graph_.out_begin[v]; e < graph_.out_begin[v + 1]; ++e) {
-        ++pred_begin_[dfn_[graph_.out_targets[e]] + 1];
-      }
-    }
+    dfn_.clear();
+    dfn_.shrink_to_fit();
+    pred_count_.resize(static_cast<size_t>(k_) + 1);
+    pred_begin_.swap(pred_count_);
     for (uint32_t i = 0; i < k_; ++i) pred_begin_[i + 1] += pred_begin_[i];
     preds_.resize(pred_begin_[k_]);
     std::vector<uint32_t> cursor(pred_begin_.begin(), pred_begin_.end() - 1);
-    for (uint32_t r : graph_.root_nodes) preds_[cursor[dfn_[r]]++] = 0;
-    for (uint32_t i = 1; i < k_; ++i) {
-      const uint32_t v = vertex_[i];
-      for (uint32_t e = graph_.out_begin[v]; e < graph_.out_begin[v + 1]; ++e) {
-        preds_[cursor[dfn_[graph_.out_targets[e]]]++] = i;
-      }
-    }
-    dfn_.clear();
-    dfn_.shrink_to_fit();
+    for (const auto& [to, from] : dfs_edges_) preds_[cursor[to]++] = from;
+    dfs_edges_.clear();
+    dfs_edges_.shrink_to_fit();
   }
 
   // EVAL with path compression, iteratively: compress the ancestor chain of
@@ -136,6 +136,8 @@ class LengauerTarjan {
   std::vector<uint32_t> dfn_;
   std::vector<uint32_t> vertex_;
   std::vector<uint32_t> parent_;
+  std::vector<std::pair<uint32_t, uint32_t>> dfs_edges_;  // (to, from)
+  std::vector<uint32_t> pred_count_;
   std::vector<uint32_t> pred_begin_;
   std::vector<uint32_t> preds_;
   std::vector<uint32_t> semi_;

@@ -3,6 +3,7 @@
 #include "monitor/heap/paths.h"
 
 #include <algorithm>
+#include <memory>
 
 #include "absl/container/flat_hash_set.h"
 
@@ -10,8 +11,17 @@ namespace annex::heap {
 namespace {
 
 constexpr uint32_t kAvoided = UINT32_MAX - 1;
-constexpr uint8_t kTarget = 1;
-constexpr uint8_t kOnPath = 2;
+
+// One bit per node.
+class Bitmap {
+ public:
+  explicit Bitmap(uint32_t n) : words_((static_cast<size_t>(n) + 63) / 64, 0) {}
+  bool Get(uint32_t i) const { return (words_[i >> 6] >> (i & 63)) & 1; }
+  void Set(uint32_t i) { words_[i >> 6] |= uint64_t{1} << (i & 63); }
+
+ private:
+  std::vector<uint64_t> words_;
+};
 
 uint64_t EdgeKey(uint32_t from, uint32_t to) {
   return (static_cast<uint64_t>(from) << 32) | to;
@@ -53,6 +63,11 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
   for (uint32_t a : options.avoid_nodes) {
     if (a >= n) return absl::InvalidArgumentError("avoided node out of range");
   }
+  const ReverseIndex* reverse = options.reverse;
+  if (reverse != nullptr &&
+      reverse->in_begin.size() != static_cast<size_t>(n) + 1) {
+    return absl::InvalidArgumentError("reverse index of another graph");
+  }
   ShortestPaths result;
   if (targets.empty()) return result;
 
@@ -65,42 +80,45 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
     return !check_edges || !avoid_edges.contains(EdgeKey(from, to));
   };
 
-  std::vector<uint32_t> dist(n, kUnreached);
-  for (uint32_t a : options.avoid_nodes) dist[a] = kAvoided;
-  std::vector<uint8_t> flags(n, 0);
-  for (uint32_t t : targets) flags[t] = kTarget;
+  // Bitmaps stay in cache where a per-node array would not; dist is only
+  // written for visited nodes and only read after a visited check.
+  Bitmap visited(n), is_target(n), on_path(n);
+  std::unique_ptr<uint32_t[]> dist(new uint32_t[n]);
+  for (uint32_t a : options.avoid_nodes) {
+    visited.Set(a);
+    dist[a] = kAvoided;
+  }
+  for (uint32_t t : targets) is_target.Set(t);
 
   // Layered BFS. order[layer_start[k] .. layer_start[k + 1]) is layer k.
   std::vector<uint32_t> order;
+  order.reserve(std::min<size_t>(n, 1 << 20));
   std::vector<size_t> layer_start = {0};
+  bool found = false;
   for (uint32_t r : graph.root_nodes) {
-    if (dist[r] == kUnreached) {
+    if (!visited.Get(r)) {
+      visited.Set(r);
       dist[r] = 0;
       order.push_back(r);
+      found |= is_target.Get(r);
     }
   }
-  bool found = false;
   uint32_t layer = 0;
-  while (true) {
+  while (!found) {
     const size_t begin = layer_start.back();
     const size_t end = order.size();
     if (begin == end) break;
-    for (size_t i = begin; i < end; ++i) {
-      if (flags[order[i]] & kTarget) {
-        found = true;
-        break;
-      }
-    }
-    if (found) break;
     layer_start.push_back(end);
     const uint32_t next = layer + 1;
     for (size_t i = begin; i < end; ++i) {
       const uint32_t v = order[i];
       for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
         const uint32_t w = graph.out_targets[e];
-        if (dist[w] == kUnreached && edge_ok(v, w)) {
+        if (!visited.Get(w) && edge_ok(v, w)) {
+          visited.Set(w);
           dist[w] = next;
           order.push_back(w);
+          found |= is_target.Get(w);
         }
       }
     }
@@ -108,21 +126,46 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
   }
   if (!found) return result;
   result.length = layer;
+  auto at = [&](uint32_t v, uint32_t k) {
+    return visited.Get(v) && dist[v] == k;
+  };
 
   // Backward marking: a node at layer k lies on a shortest path when it has
   // an allowed edge to a marked node at layer k + 1; at the last layer the
   // marked nodes are the targets.
+  std::vector<uint32_t> frontier;
   for (size_t i = layer_start[layer]; i < order.size(); ++i) {
-    if (flags[order[i]] & kTarget) flags[order[i]] |= kOnPath;
+    if (is_target.Get(order[i])) {
+      on_path.Set(order[i]);
+      frontier.push_back(order[i]);
+    }
   }
-  for (uint32_t k = layer; k-- > 0;) {
-    for (size_t i = layer_start[k]; i < layer_start[k + 1]; ++i) {
-      const uint32_t v = order[i];
-      for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
-        const uint32_t w = graph.out_targets[e];
-        if (dist[w] == k + 1 && (flags[w] & kOnPath) && edge_ok(v, w)) {
-          flags[v] |= kOnPath;
-          break;
+  if (reverse != nullptr) {
+    std::vector<uint32_t> previous;
+    for (uint32_t k = layer; k > 0; --k) {
+      previous.clear();
+      for (uint32_t w : frontier) {
+        for (uint32_t i = reverse->in_begin[w]; i < reverse->in_begin[w + 1];
+             ++i) {
+          const uint32_t u = reverse->in_sources[i];
+          if (!on_path.Get(u) && at(u, k - 1) && edge_ok(u, w)) {
+            on_path.Set(u);
+            previous.push_back(u);
+          }
+        }
+      }
+      frontier.swap(previous);
+    }
+  } else {
+    for (uint32_t k = layer; k-- > 0;) {
+      for (size_t i = layer_start[k]; i < layer_start[k + 1]; ++i) {
+        const uint32_t v = order[i];
+        for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
+          const uint32_t w = graph.out_targets[e];
+          if (on_path.Get(w) && at(w, k + 1) && edge_ok(v, w)) {
+            on_path.Set(v);
+            break;
+          }
         }
       }
     }
@@ -140,7 +183,7 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
     out.clear();
     for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
       const uint32_t w = graph.out_targets[e];
-      if (dist[w] == dist[v] + 1 && (flags[w] & kOnPath) && edge_ok(v, w)) {
+      if (on_path.Get(w) && at(w, dist[v] + 1) && edge_ok(v, w)) {
         out.push_back(w);
       }
     }
@@ -149,7 +192,7 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
   };
   for (uint32_t r = 0; r < graph.root_nodes.size(); ++r) {
     const uint32_t s = graph.root_nodes[r];
-    if (dist[s] != 0 || !(flags[s] & kOnPath)) continue;
+    if (!on_path.Get(s) || !at(s, 0)) continue;
     path.assign(1, s);
     if (layer == 0) {
       if (options.max_paths && result.paths.size() == options.max_paths) {

@@ -30,6 +30,10 @@ struct ShortestPathOptions {
   // At most this many paths are returned; 0 means no limit. The number of
   // shortest paths can grow exponentially with their length.
   size_t max_paths = 100;
+  // The graph's reverse index, when the caller has one: marking the nodes on
+  // shortest paths then walks back from the targets over their referrers
+  // instead of re-scanning every visited edge. Not owned; may be null.
+  const ReverseIndex* reverse = nullptr;
 };
 
 // One path: starts at root_nodes[root] (named root_names[root]) and ends at
@@ -51,11 +55,13 @@ struct ShortestPaths {
   bool truncated = false;
 };
 
-// Multi-source BFS from all named roots at once, stopping after the first
-// layer that contains a target; then a backward pass over the BFS layers
-// marks exactly the nodes that lie on some shortest path, and a forward
-// enumeration over those marks lists the paths (output-sensitive: no dead
-// ends). Cost: at most one BFS plus one re-scan of the visited edges, plus
+// Multi-source BFS from all named roots at once (visited set as a bitmap),
+// stopping once the layer that contains the nearest targets is complete;
+// then a backward pass marks exactly the nodes that lie on some shortest
+// path (over options.reverse when given, else by re-scanning the visited
+// layers), and a forward enumeration over those marks lists the paths
+// (output-sensitive: no dead ends). Cost: at most one BFS, plus either the
+// in-edges of the marked nodes or one re-scan of the visited edges, plus
 // the size of the output. A node reached from several roots yields one path
 // per root name. InvalidArgument for an invalid target or avoided node.
 // Pure C++, any thread.

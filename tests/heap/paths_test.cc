@@ -44,6 +44,14 @@ TEST(PathsTest, AvoidsNodesAndEdgesForTheNextRoute) {
   avoid_edge.avoid_edges = {{3, 4}};
   EXPECT_EQ(NodeLists(*FindShortestPaths(Diamond(), {4}, avoid_edge)),
             (std::vector<Nodes>{{0, 1, 2, 4}}));
+  HeapGraph g = Diamond();
+  ReverseIndex reverse = ReverseIndex::Build(g);
+  avoid_edge.reverse = &reverse;
+  EXPECT_EQ(NodeLists(*FindShortestPaths(g, {4}, avoid_edge)),
+            (std::vector<Nodes>{{0, 1, 2, 4}}));
+  avoid_node.reverse = &reverse;
+  EXPECT_EQ(NodeLists(*FindShortestPaths(g, {4}, avoid_node)),
+            (std::vector<Nodes>{{0, 1, 3, 4}}));
   avoid_edge.avoid_edges.push_back({2, 4});
   EXPECT_TRUE(FindShortestPaths(Diamond(), {4}, avoid_edge)->paths.empty());
 }
@@ -139,12 +147,18 @@ TEST(PathsTest, AgreesWithNaiveBfsOnRandomGraphs) {
           RandomGraph(seed % 2 ? 10000 : 1500, degree, 3, seed % 3 == 0,
                       seed * 100 + static_cast<uint64_t>(degree * 10));
       Naive naive = NaiveCount(g);
+      ReverseIndex reverse = ReverseIndex::Build(g);
       for (uint32_t t = 0; t < g.size(); t += g.size() / 40) {
         ShortestPathOptions options;
         options.max_paths = 0;
         if (naive.count[t] > 5000) continue;
         auto sp = FindShortestPaths(g, {t}, options);
         ASSERT_TRUE(sp.ok());
+        // Marking over the reverse index gives the same paths.
+        options.reverse = &reverse;
+        auto with_reverse = FindShortestPaths(g, {t}, options);
+        ASSERT_TRUE(with_reverse.ok());
+        EXPECT_EQ(NodeLists(*with_reverse), NodeLists(*sp));
         if (naive.dist[t] == UINT32_MAX) {
           EXPECT_TRUE(sp->paths.empty());
           continue;
