@@ -222,6 +222,14 @@ NodeSet UnreachableWithout(const HeapGraph& graph, const NodeSet& removed) {
       }
     }
     for (size_t head = 0; head < queue.size(); ++head) {
+      // Queue order is random in memory: fetch a few nodes ahead.
+      if (head + 16 < queue.size()) {
+        __builtin_prefetch(&graph.out_begin[queue[head + 16]]);
+      }
+      if (head + 8 < queue.size()) {
+        __builtin_prefetch(
+            &graph.out_targets[graph.out_begin[queue[head + 8]]]);
+      }
       const uint32_t v = queue[head];
       for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
         const uint32_t w = graph.out_targets[e];

@@ -94,6 +94,7 @@ bool IsIdentifier(const char* s) {
   return true;
 }
 
+// Whether only built-in reprs would run for `key`. Where: GIL held.
 bool SafeToRepr(PyObject* key, int depth) {
   if (key == Py_None || PyBool_Check(key) || PyLong_CheckExact(key) ||
       PyFloat_CheckExact(key) || PyComplex_CheckExact(key) ||
@@ -109,6 +110,7 @@ bool SafeToRepr(PyObject* key, int depth) {
   return false;
 }
 
+// Reads the type name only. Where: GIL held.
 std::string Opaque(PyObject* key) {
   char address[32];
   std::snprintf(address, sizeof(address), "%p", static_cast<void*>(key));
@@ -121,6 +123,7 @@ Edge Make(EdgeKind kind, std::string text, std::string name = "") {
 }
 
 // `.name` for a str key that is an identifier, else `.__dict__[key]`.
+// Where: GIL held.
 Edge AttributeEdge(PyObject* key) {
   if (PyUnicode_CheckExact(key)) {
     const char* utf8 = PyUnicode_AsUTF8(key);
@@ -308,6 +311,7 @@ PyObject* InstanceDict(PyObject* from) {
   return dict;
 }
 
+// DescribeEdge without the final error clearing. Where: GIL held.
 Edge DescribeEdgeNoErrorCheck(PyObject* from, PyObject* to) {
   Edge edge;
   // Containers first: their storage is the common case.
