@@ -23,6 +23,7 @@ class LengauerTarjan {
   uint32_t count() const { return k_; }
   std::vector<uint32_t>& vertex() { return vertex_; }
   std::vector<uint32_t>& idom() { return idom_; }
+  std::vector<uint32_t>& dfn() { return dfn_; }
 
  private:
   void Dfs() {
@@ -72,8 +73,6 @@ class LengauerTarjan {
   // Predecessors in DFS-number space, CSR, from the edges the DFS recorded
   // (the super-root precedes every root node).
   void BuildPredecessors() {
-    dfn_.clear();
-    dfn_.shrink_to_fit();
     pred_count_.resize(static_cast<size_t>(k_) + 1);
     pred_begin_.swap(pred_count_);
     for (uint32_t i = 0; i < k_; ++i) pred_begin_[i + 1] += pred_begin_[i];
@@ -150,60 +149,72 @@ class LengauerTarjan {
 }  // namespace
 
 DominatorTree DominatorTree::Build(const HeapGraph& graph) {
-  const uint32_t n = graph.size();
   LengauerTarjan lt(graph);
   lt.Run();
   const uint32_t k = lt.count();
-  const std::vector<uint32_t>& vertex = lt.vertex();
-  std::vector<uint32_t>& idom = lt.idom();  // DFS-number space
-
   DominatorTree tree;
   tree.reachable_ = k - 1;
+  // Everything stays in DFS-number space: only dfn_ is indexed by node id,
+  // so building the result needs no random writes over per-node arrays.
+  tree.dfn_ = std::move(lt.dfn());
+  tree.vertex_ = std::move(lt.vertex());
+  tree.idom_ = std::move(lt.idom());
+  const std::vector<uint32_t>& idom = tree.idom_;
   // Subtree counts and retained sizes: an immediate dominator always has a
   // smaller DFS number, so one pass in decreasing order accumulates them.
-  std::vector<uint32_t> count(k, 1);
-  std::vector<uint64_t> retained(k, 0);
-  for (uint32_t i = 1; i < k; ++i) retained[i] = graph.sizes[vertex[i]];
+  tree.count_.assign(k, 1);
+  tree.retained_.assign(k, 0);
+  for (uint32_t i = 1; i < k; ++i) {
+    tree.retained_[i] = graph.sizes[tree.vertex_[i]];
+  }
   for (uint32_t i = k; i-- > 1;) {
-    count[idom[i]] += count[i];
-    retained[idom[i]] += retained[i];
+    tree.count_[idom[i]] += tree.count_[i];
+    tree.retained_[idom[i]] += tree.retained_[i];
   }
   // Preorder numbers of the dominator tree, parents first (increasing DFS
   // number visits every idom before its children), each child taking the
   // next free slot of its parent's range. The super-root takes slot 0.
-  std::vector<uint32_t> pre(k, 0), next_free(k, 0);
+  tree.pre_.assign(k, 0);
+  std::vector<uint32_t> next_free(k, 0);
   next_free[0] = 1;
   for (uint32_t i = 1; i < k; ++i) {
-    pre[i] = next_free[idom[i]];
-    next_free[idom[i]] += count[i];
-    next_free[i] = pre[i] + 1;
+    tree.pre_[i] = next_free[idom[i]];
+    next_free[idom[i]] += tree.count_[i];
+    next_free[i] = tree.pre_[i] + 1;
   }
-
-  tree.idom_.assign(n, kUnreachable);
-  tree.retained_.assign(n, 0);
-  tree.pre_.assign(n, kNone);
-  tree.count_.assign(n, 0);
   tree.node_at_pre_.assign(k, kNone);
-  for (uint32_t i = 1; i < k; ++i) {
-    const uint32_t v = vertex[i];
-    tree.idom_[v] = idom[i] == 0 ? kSuperRoot : vertex[idom[i]];
-    tree.retained_[v] = retained[i];
-    tree.pre_[v] = pre[i];
-    tree.count_[v] = count[i];
-    tree.node_at_pre_[pre[i]] = v;
-  }
+  for (uint32_t i = 1; i < k; ++i)
+    tree.node_at_pre_[tree.pre_[i]] = tree.vertex_[i];
   return tree;
 }
 
+uint32_t DominatorTree::idom(uint32_t v) const {
+  const uint32_t i = dfn_[v];
+  if (i == kNone) return kUnreachable;
+  return idom_[i] == 0 ? kSuperRoot : vertex_[idom_[i]];
+}
+
+uint64_t DominatorTree::RetainedSize(uint32_t v) const {
+  const uint32_t i = dfn_[v];
+  return i == kNone ? 0 : retained_[i];
+}
+
+uint32_t DominatorTree::tree_order(uint32_t v) const {
+  const uint32_t i = dfn_[v];
+  return i == kNone ? kNone : pre_[i];
+}
+
 bool DominatorTree::Dominates(uint32_t a, uint32_t b) const {
-  if (pre_[a] == kNone || pre_[b] == kNone) return false;
-  return pre_[a] <= pre_[b] && pre_[b] < pre_[a] + count_[a];
+  const uint32_t i = dfn_[a], j = dfn_[b];
+  if (i == kNone || j == kNone) return false;
+  return pre_[i] <= pre_[j] && pre_[j] < pre_[i] + count_[i];
 }
 
 NodeSet DominatorTree::DominatedBy(uint32_t v) const {
-  if (pre_[v] == kNone) return {};
-  NodeSet out(node_at_pre_.begin() + pre_[v],
-              node_at_pre_.begin() + pre_[v] + count_[v]);
+  const uint32_t i = dfn_[v];
+  if (i == kNone) return {};
+  NodeSet out(node_at_pre_.begin() + pre_[i],
+              node_at_pre_.begin() + pre_[i] + count_[i]);
   std::sort(out.begin(), out.end());
   return out;
 }
