@@ -9,6 +9,7 @@
 namespace annex::heap::testing {
 namespace {
 
+// tp_traverse visitor. Where: inside tp_traverse, GIL held.
 int Collect(PyObject* child, void* arg) {
   if (child != nullptr)
     static_cast<std::vector<PyObject*>*>(arg)->push_back(child);
