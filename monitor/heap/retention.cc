@@ -45,6 +45,52 @@ absl::StatusOr<std::vector<RetentionPath>> PathsTo(
   return out;
 }
 
+namespace {
+
+PyObject* ObjectAt(const HeapGraph& graph, uint32_t v) {
+  return reinterpret_cast<PyObject*>(graph.addresses[v]);
+}
+
+// Names `edges`. Where: GIL held since the walk that built `graph`.
+std::vector<NamedEdge> Name(const HeapGraph& graph,
+                            const std::vector<EdgeRef>& edges) {
+  std::vector<NamedEdge> out;
+  out.reserve(edges.size());
+  for (const EdgeRef& e : edges) {
+    out.push_back(
+        {e.from, e.to,
+         DescribeEdge(ObjectAt(graph, e.from), ObjectAt(graph, e.to))});
+  }
+  return out;
+}
+
+absl::Status CheckSet(const HeapGraph& graph, const NodeSet& set) {
+  if (absl::Status s = CheckShape(graph); !s.ok()) return s;
+  for (uint32_t v : set) {
+    if (v >= graph.size())
+      return absl::InvalidArgumentError("node out of range");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<NamedEdge>> NamedEdgesIn(const HeapGraph& graph,
+                                                    const ReverseIndex& reverse,
+                                                    const NodeSet& set) {
+  if (absl::Status s = CheckSet(graph, set); !s.ok()) return s;
+  if (reverse.in_begin.size() != static_cast<size_t>(graph.size()) + 1) {
+    return absl::InvalidArgumentError("reverse index of another graph");
+  }
+  return Name(graph, EdgesIn(graph, reverse, set));
+}
+
+absl::StatusOr<std::vector<NamedEdge>> NamedEdgesOut(const HeapGraph& graph,
+                                                     const NodeSet& set) {
+  if (absl::Status s = CheckSet(graph, set); !s.ok()) return s;
+  return Name(graph, EdgesOut(graph, set));
+}
+
 absl::StatusOr<uint64_t> RetainedSize(const HeapGraph& graph,
                                       const NodeSet& set) {
   if (absl::Status s = CheckShape(graph); !s.ok()) return s;

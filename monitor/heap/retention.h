@@ -23,6 +23,7 @@
 #include "monitor/heap/graph.h"
 #include "monitor/heap/node_set.h"
 #include "monitor/heap/paths.h"
+#include "monitor/heap/referrers.h"
 
 namespace annex::heap {
 
@@ -46,6 +47,26 @@ struct RetentionPath {
 absl::StatusOr<std::vector<RetentionPath>> PathsTo(
     const HeapGraph& graph, const NodeSet& targets,
     const ShortestPathOptions& options = {});
+
+// One edge with its Python-level name.
+struct NamedEdge {
+  uint32_t from;
+  uint32_t to;
+  Edge edge;
+};
+
+// Heapy's pathsin: every distinct edge into `set`, ordered by (to, from),
+// each named by DescribeEdge. InvalidArgument for a malformed graph or set.
+// Where: GIL held continuously since the walk that built `graph`, no Python
+// error set; any interpreter sharing the target's GIL.
+absl::StatusOr<std::vector<NamedEdge>> NamedEdgesIn(const HeapGraph& graph,
+                                                    const ReverseIndex& reverse,
+                                                    const NodeSet& set);
+
+// Heapy's pathsout: every distinct edge out of `set`, ordered by (from,
+// to), each named. Where: as NamedEdgesIn.
+absl::StatusOr<std::vector<NamedEdge>> NamedEdgesOut(const HeapGraph& graph,
+                                                     const NodeSet& set);
 
 // Heapy's domisize of `set`: the total size of `set` plus every object that
 // becomes unreachable from the roots when all of `set` is removed. Exact;

@@ -2,6 +2,7 @@
 // structures in the embedded target (one interpreter per binary).
 #include <Python.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -259,6 +260,30 @@ TEST_F(RetentionPathsTest, AvoidingAnEdgeShowsTheNextRoute) {
   options.avoid_edges.clear();
   options.avoid_nodes = {registry};
   EXPECT_EQ((*PathsTo(g, {handlers}, options))[0].text, (*paths)[0].text);
+}
+
+TEST_F(RetentionPathsTest, NamedEdgesInAndOut) {
+  HeapGraph g = ModulesGraph();
+  const uint32_t handlers =
+      Node(g, "sys.modules['leaky_app'].registry['handlers']");
+  auto in = NamedEdgesIn(g, ReverseIndex::Build(g), {handlers});
+  ASSERT_TRUE(in.ok());
+  std::vector<std::string> texts;
+  for (const NamedEdge& e : *in) {
+    EXPECT_EQ(e.to, handlers);
+    texts.push_back(e.edge.text);
+  }
+  std::sort(texts.begin(), texts.end());
+  EXPECT_EQ(texts, (Texts{"['deeper']", "['handlers']"}));
+  auto out = NamedEdgesOut(g, {handlers});
+  ASSERT_TRUE(out.ok());
+  ASSERT_EQ(out->size(), 5u);
+  std::vector<std::string> items;
+  for (const NamedEdge& e : *out) items.push_back(e.edge.text);
+  std::sort(items.begin(), items.end());
+  EXPECT_EQ(items, (Texts{"[0]", "[1]", "[2]", "[3]", "[4]"}));
+  EXPECT_EQ(NamedEdgesOut(g, {g.size()}).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
