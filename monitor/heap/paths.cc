@@ -177,24 +177,26 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
     }
   }
 
-  // Forward enumeration over the marked nodes, depth first, each frame
-  // holding its sorted distinct successors (parallel edges give one path).
+  // Forward enumeration over the marked nodes, depth first. Each frame's
+  // sorted distinct successors (parallel edges give one path) live in one
+  // shared pool, so a path 400k edges long costs no allocation per step.
   struct Frame {
-    std::vector<uint32_t> next;
-    size_t cursor = 0;
+    size_t begin, end, cursor;
   };
   std::vector<Frame> stack;
+  std::vector<uint32_t> pool;
   std::vector<uint32_t> path;
-  auto successors = [&](uint32_t v, std::vector<uint32_t>& out) {
-    out.clear();
+  auto push_frame = [&](uint32_t v) {
+    const size_t begin = pool.size();
     for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
       const uint32_t w = graph.out_targets[e];
       if (on_path.Get(w) && at(w, dist[v] + 1) && edge_ok(v, w)) {
-        out.push_back(w);
+        pool.push_back(w);
       }
     }
-    std::sort(out.begin(), out.end());
-    out.erase(std::unique(out.begin(), out.end()), out.end());
+    std::sort(pool.begin() + begin, pool.end());
+    pool.erase(std::unique(pool.begin() + begin, pool.end()), pool.end());
+    stack.push_back({begin, pool.size(), begin});
   };
   for (uint32_t r = 0; r < graph.root_nodes.size(); ++r) {
     const uint32_t s = graph.root_nodes[r];
@@ -209,16 +211,17 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
       continue;
     }
     stack.clear();
-    stack.emplace_back();
-    successors(s, stack.back().next);
+    pool.clear();
+    push_frame(s);
     while (!stack.empty()) {
       Frame& top = stack.back();
-      if (top.cursor == top.next.size()) {
+      if (top.cursor == top.end) {
+        pool.resize(top.begin);
         stack.pop_back();
         path.pop_back();
         continue;
       }
-      const uint32_t w = top.next[top.cursor++];
+      const uint32_t w = pool[top.cursor++];
       path.push_back(w);
       if (path.size() == layer + 1) {
         if (options.max_paths && result.paths.size() == options.max_paths) {
@@ -229,8 +232,7 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
         path.pop_back();
         continue;
       }
-      stack.emplace_back();
-      successors(w, stack.back().next);
+      push_frame(w);
     }
   }
   return result;
