@@ -1,0 +1,486 @@
+// Edge naming from object layouts, without running Python code.
+#include "monitor/heap/edge_names.h"
+
+#include <frameobject.h>
+#include <structmember.h>
+
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+
+namespace annex::heap {
+namespace {
+
+// A new reference to a frame's local variable `name`, or nullptr (no error
+// set) when unbound or unreadable. The one place that differs per CPython
+// version here; see the header for the side effect on 3.11.
+// Where: GIL held; any interpreter.
+PyObject* FrameVariable(PyFrameObject* frame, PyObject* name,
+                        PyObject* locals_311) {
+#if PY_VERSION_HEX >= 0x030C0000
+  (void)locals_311;
+  PyObject* value = PyFrame_GetVar(frame, name);
+  if (value == nullptr) PyErr_Clear();
+  return value;
+#else
+  (void)frame;
+  if (locals_311 == nullptr || !PyDict_Check(locals_311)) return nullptr;
+  PyObject* value = PyDict_GetItemWithError(locals_311, name);  // borrowed
+  if (value == nullptr) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  Py_INCREF(value);
+  return value;
+#endif
+}
+
+// Appends the names of `tuple` (a tuple of str, new reference or nullptr)
+// to `out` and releases it. Where: GIL held.
+void TakeNames(PyObject* tuple, std::vector<PyObject*>& out) {
+  if (tuple == nullptr) {
+    PyErr_Clear();
+    return;
+  }
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); ++i) {
+    PyObject* name = PyTuple_GET_ITEM(tuple, i);
+    Py_INCREF(name);
+    out.push_back(name);
+  }
+  Py_DECREF(tuple);
+}
+
+// The name of a local of `frame` bound to `to`, or "". Where: GIL held.
+std::string FindFrameLocal(PyFrameObject* frame, PyObject* to) {
+  PyCodeObject* code = PyFrame_GetCode(frame);  // new reference
+  std::vector<PyObject*> names;
+  TakeNames(PyCode_GetVarnames(code), names);
+  TakeNames(PyCode_GetCellvars(code), names);
+  TakeNames(PyCode_GetFreevars(code), names);
+  Py_DECREF(code);
+  PyObject* locals_311 = nullptr;
+#if PY_VERSION_HEX < 0x030C0000
+  locals_311 = PyFrame_GetLocals(frame);
+  if (locals_311 == nullptr) PyErr_Clear();
+#endif
+  std::string found;
+  for (PyObject* name : names) {
+    if (found.empty()) {
+      PyObject* value = FrameVariable(frame, name, locals_311);
+      if (value == to) {
+        const char* utf8 = PyUnicode_AsUTF8(name);
+        if (utf8 != nullptr) found = utf8;
+        PyErr_Clear();
+      }
+      Py_XDECREF(value);
+    }
+    Py_DECREF(name);
+  }
+  Py_XDECREF(locals_311);
+  return found;
+}
+
+bool IsIdentifier(const char* s) {
+  if (s == nullptr || *s == '\0' ||
+      std::isdigit(static_cast<unsigned char>(*s))) {
+    return false;
+  }
+  for (; *s; ++s) {
+    const unsigned char c = static_cast<unsigned char>(*s);
+    if (!(std::isalnum(c) || c == '_')) return false;
+  }
+  return true;
+}
+
+// Whether only built-in reprs would run for `key`. Where: GIL held.
+bool SafeToRepr(PyObject* key, int depth) {
+  if (key == Py_None || PyBool_Check(key) || PyLong_CheckExact(key) ||
+      PyFloat_CheckExact(key) || PyComplex_CheckExact(key) ||
+      PyUnicode_CheckExact(key) || PyBytes_CheckExact(key)) {
+    return true;
+  }
+  if (PyTuple_CheckExact(key) && depth < 3) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(key); ++i) {
+      if (!SafeToRepr(PyTuple_GET_ITEM(key, i), depth + 1)) return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+// Reads the type name only. Where: GIL held.
+std::string Opaque(PyObject* key) {
+  char address[32];
+  std::snprintf(address, sizeof(address), "%p", static_cast<void*>(key));
+  return absl::StrCat("<key of type ", Py_TYPE(key)->tp_name, " at ", address,
+                      ">");
+}
+
+Edge Make(EdgeKind kind, std::string text, std::string name = "") {
+  return Edge{kind, std::move(text), std::move(name)};
+}
+
+// `.name` for a str key that is an identifier, else `.__dict__[key]`.
+// Where: GIL held.
+Edge AttributeEdge(PyObject* key) {
+  if (PyUnicode_CheckExact(key)) {
+    const char* utf8 = PyUnicode_AsUTF8(key);
+    if (utf8 != nullptr && IsIdentifier(utf8)) {
+      return Make(EdgeKind::kAttribute, absl::StrCat(".", utf8), utf8);
+    }
+    PyErr_Clear();
+  }
+  return Make(EdgeKind::kDictValue,
+              absl::StrCat(".__dict__[", RenderKey(key), "]"));
+}
+
+// Dict values and keys. Where: GIL held.
+bool DescribeDictEdge(PyObject* dict, PyObject* to, Edge* out) {
+  Py_ssize_t pos = 0, index = 0;
+  PyObject *key, *value;
+  while (PyDict_Next(dict, &pos, &key, &value)) {
+    if (value == to) {
+      *out = Make(EdgeKind::kDictValue, absl::StrCat("[", RenderKey(key), "]"));
+      return true;
+    }
+    if (key == to) {
+      *out = Make(EdgeKind::kDictKey, absl::StrCat(".keys()[", index, "]"));
+      return true;
+    }
+    ++index;
+  }
+  return false;
+}
+
+// Object-typed members (`__slots__`, C members) along the type chain.
+// Where: GIL held.
+bool DescribeMemberEdge(PyObject* from, PyObject* to, Edge* out) {
+  for (PyTypeObject* type = Py_TYPE(from); type != nullptr;
+       type = type->tp_base) {
+    for (PyMemberDef* m = type->tp_members; m != nullptr && m->name != nullptr;
+         ++m) {
+      if (m->type != T_OBJECT && m->type != T_OBJECT_EX) continue;
+#ifdef Py_RELATIVE_OFFSET
+      if (m->flags & Py_RELATIVE_OFFSET) continue;
+#endif
+      PyObject* value = *reinterpret_cast<PyObject**>(
+          reinterpret_cast<char*>(from) + m->offset);
+      if (value == to) {
+        *out = Make(EdgeKind::kAttribute, absl::StrCat(".", m->name), m->name);
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+// Functions: the C fields behind their getters. Where: GIL held.
+bool DescribeFunctionEdge(PyFunctionObject* f, PyObject* to, Edge* out) {
+  struct Field {
+    PyObject* value;
+    const char* name;
+  } fields[] = {
+      {f->func_code, "__code__"},
+      {f->func_globals, "__globals__"},
+      {f->func_builtins, "__builtins__"},
+      {f->func_defaults, "__defaults__"},
+      {f->func_kwdefaults, "__kwdefaults__"},
+      {f->func_closure, "__closure__"},
+      {f->func_doc, "__doc__"},
+      {f->func_name, "__name__"},
+      {f->func_qualname, "__qualname__"},
+      {f->func_dict, "__dict__"},
+      {f->func_module, "__module__"},
+      {f->func_annotations, "__annotations__"},
+  };
+  for (const Field& field : fields) {
+    if (field.value == to) {
+      *out = Make(std::string(field.name) == "__dict__" ? EdgeKind::kDict
+                                                        : EdgeKind::kAttribute,
+                  absl::StrCat(".", field.name), field.name);
+      return true;
+    }
+  }
+  return false;
+}
+
+// Types: dict, MRO, bases and the heap type's names. Where: GIL held.
+bool DescribeTypeEdge(PyTypeObject* type, PyObject* to, Edge* out) {
+  if (type->tp_dict == to) {
+    *out = Make(EdgeKind::kDict, ".__dict__");
+    return true;
+  }
+  struct Field {
+    PyObject* value;
+    const char* name;
+  } fields[] = {
+      {type->tp_mro, "__mro__"},
+      {type->tp_bases, "__bases__"},
+      {reinterpret_cast<PyObject*>(type->tp_base), "__base__"},
+  };
+  for (const Field& field : fields) {
+    if (field.value == to) {
+      *out =
+          Make(EdgeKind::kAttribute, absl::StrCat(".", field.name), field.name);
+      return true;
+    }
+  }
+  if (type->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+    auto* heap = reinterpret_cast<PyHeapTypeObject*>(type);
+    if (heap->ht_name == to) {
+      *out = Make(EdgeKind::kAttribute, ".__name__", "__name__");
+      return true;
+    }
+    if (heap->ht_qualname == to) {
+      *out = Make(EdgeKind::kAttribute, ".__qualname__", "__qualname__");
+      return true;
+    }
+    if (heap->ht_slots == to) {
+      *out = Make(EdgeKind::kAttribute, ".__slots__", "__slots__");
+      return true;
+    }
+  }
+  return false;
+}
+
+// Frames: locals, then the frame's other references. Where: GIL held.
+bool DescribeFrameEdge(PyFrameObject* frame, PyObject* to, Edge* out) {
+  if (PyFrame_Check(to)) {
+    // A frame object refers to no other frame than the one it was called
+    // from; naming it this way avoids PyFrame_GetBack, which may create
+    // frame objects.
+    *out = Make(EdgeKind::kAttribute, ".f_back", "f_back");
+    return true;
+  }
+  PyCodeObject* code = PyFrame_GetCode(frame);
+  const bool is_code = reinterpret_cast<PyObject*>(code) == to;
+  Py_DECREF(code);
+  if (is_code) {
+    *out = Make(EdgeKind::kAttribute, ".f_code", "f_code");
+    return true;
+  }
+  PyObject* globals = PyFrame_GetGlobals(frame);
+  const bool is_globals = globals == to;
+  Py_XDECREF(globals);
+  if (is_globals) {
+    *out = Make(EdgeKind::kAttribute, ".f_globals", "f_globals");
+    return true;
+  }
+  PyObject* builtins = PyFrame_GetBuiltins(frame);
+  const bool is_builtins = builtins == to;
+  Py_XDECREF(builtins);
+  if (is_builtins) {
+    *out = Make(EdgeKind::kAttribute, ".f_builtins", "f_builtins");
+    return true;
+  }
+  std::string local = FindFrameLocal(frame, to);
+  if (!local.empty()) {
+    PyObject* name = PyUnicode_FromString(local.c_str());
+    std::string key = name ? RenderKey(name) : "'" + local + "'";
+    Py_XDECREF(name);
+    PyErr_Clear();
+    *out = Make(EdgeKind::kFrameLocal, absl::StrCat(".f_locals[", key, "]"),
+                local);
+    return true;
+  }
+  return false;
+}
+
+// The instance dict of `from`, if its type has one: a new reference, or
+// nullptr. Materializes an inline-values dict (3.11+), never runs Python
+// code. Where: GIL held.
+PyObject* InstanceDict(PyObject* from) {
+  PyTypeObject* type = Py_TYPE(from);
+  const bool managed =
+#ifdef Py_TPFLAGS_MANAGED_DICT
+      (type->tp_flags & Py_TPFLAGS_MANAGED_DICT) != 0;
+#else
+      false;
+#endif
+  if (!managed && type->tp_dictoffset == 0) return nullptr;
+  if (!managed && type->tp_dictoffset > 0) {
+    PyObject* dict = *reinterpret_cast<PyObject**>(
+        reinterpret_cast<char*>(from) + type->tp_dictoffset);
+    Py_XINCREF(dict);
+    return dict;
+  }
+  PyObject* dict = PyObject_GenericGetDict(from, nullptr);
+  if (dict == nullptr) PyErr_Clear();
+  return dict;
+}
+
+// DescribeEdge without the final error clearing. Where: GIL held.
+Edge DescribeEdgeNoErrorCheck(PyObject* from, PyObject* to) {
+  Edge edge;
+  // Containers first: their storage is the common case.
+  if (PyDict_Check(from) && DescribeDictEdge(from, to, &edge)) return edge;
+  if (PyList_Check(from)) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(from); ++i) {
+      if (PyList_GET_ITEM(from, i) == to) {
+        return Make(EdgeKind::kIndex, absl::StrCat("[", i, "]"));
+      }
+    }
+  }
+  if (PyTuple_Check(from)) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(from); ++i) {
+      if (PyTuple_GET_ITEM(from, i) == to) {
+        return Make(EdgeKind::kIndex, absl::StrCat("[", i, "]"));
+      }
+    }
+  }
+  if (PyAnySet_Check(from)) {
+    // The built-in set iterator, even for subclasses: never a user __iter__.
+    PyTypeObject* base =
+        PyFrozenSet_Check(from) ? &PyFrozenSet_Type : &PySet_Type;
+    PyObject* it = base->tp_iter(from);
+    if (it != nullptr) {
+      bool found = false;
+      while (PyObject* member = PyIter_Next(it)) {
+        found = member == to;
+        Py_DECREF(member);
+        if (found) break;
+      }
+      Py_DECREF(it);
+      PyErr_Clear();
+      if (found) return Make(EdgeKind::kSetMember, "<member>");
+    } else {
+      PyErr_Clear();
+    }
+  }
+  if (PyCell_Check(from) && PyCell_GET(from) == to) {
+    return Make(EdgeKind::kCellContents, ".cell_contents");
+  }
+  // C-level fields of built-in kinds.
+  if (PyFunction_Check(from) &&
+      DescribeFunctionEdge(reinterpret_cast<PyFunctionObject*>(from), to,
+                           &edge)) {
+    return edge;
+  }
+  if (PyMethod_Check(from)) {
+    if (PyMethod_GET_SELF(from) == to)
+      return Make(EdgeKind::kAttribute, ".__self__", "__self__");
+    if (PyMethod_GET_FUNCTION(from) == to) {
+      return Make(EdgeKind::kAttribute, ".__func__", "__func__");
+    }
+  }
+  if (PyCFunction_Check(from) && PyCFunction_GET_SELF(from) == to) {
+    return Make(EdgeKind::kAttribute, ".__self__", "__self__");
+  }
+  if (PyModule_Check(from) && PyModule_GetDict(from) == to) {
+    return Make(EdgeKind::kDict, ".__dict__");
+  }
+  if (PyType_Check(from) &&
+      DescribeTypeEdge(reinterpret_cast<PyTypeObject*>(from), to, &edge)) {
+    return edge;
+  }
+  if (PyFrame_Check(from) &&
+      DescribeFrameEdge(reinterpret_cast<PyFrameObject*>(from), to, &edge)) {
+    return edge;
+  }
+  // Members of the type chain: __slots__ and C members (e.g. __self__ of
+  // builtin methods, property fget).
+  if (DescribeMemberEdge(from, to, &edge)) return edge;
+  // The instance dict: the dict itself, or one of its values (a 3.11+
+  // object with inline values holds them without a dict object).
+  if (!PyType_Check(from) && !PyModule_Check(from)) {
+    if (PyObject* dict = InstanceDict(from)) {
+      bool found = false;
+      if (dict == to) {
+        edge = Make(EdgeKind::kDict, ".__dict__");
+        found = true;
+      } else if (PyDict_Check(dict)) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *value;
+        while (!found && PyDict_Next(dict, &pos, &key, &value)) {
+          if (value == to) {
+            edge = AttributeEdge(key);
+            found = true;
+          }
+        }
+      }
+      Py_DECREF(dict);
+      if (found) return edge;
+    }
+  }
+  if (reinterpret_cast<PyObject*>(Py_TYPE(from)) == to) {
+    return Make(EdgeKind::kType, ".__class__");
+  }
+  return Make(EdgeKind::kInternal, "<internal>");
+}
+
+}  // namespace
+
+std::string RenderKey(PyObject* key) {
+  if (!SafeToRepr(key, 0)) return Opaque(key);
+  PyObject* repr = PyObject_Repr(key);
+  if (repr == nullptr) {
+    PyErr_Clear();  // e.g. an int too long for str()
+    return Opaque(key);
+  }
+  Py_ssize_t length = 0;
+  const char* utf8 = PyUnicode_AsUTF8AndSize(repr, &length);
+  std::string out;
+  if (utf8 != nullptr && length <= 200) {
+    out.assign(utf8, length);
+  } else {
+    PyErr_Clear();
+    out = Opaque(key);
+  }
+  Py_DECREF(repr);
+  return out;
+}
+
+Edge DescribeEdge(PyObject* from, PyObject* to) {
+  Edge edge = DescribeEdgeNoErrorCheck(from, to);
+  PyErr_Clear();
+  return edge;
+}
+
+Path DescribePath(const std::string& root_name,
+                  const std::vector<PyObject*>& objects) {
+  Path path{root_name, {}};
+  for (size_t i = 0; i + 1 < objects.size(); ++i) {
+    path.edges.push_back(DescribeEdge(objects[i], objects[i + 1]));
+  }
+  // function -> its __closure__ tuple -> cell: name the cell by the code's
+  // free variable at that index.
+  for (size_t i = 0; i + 2 < objects.size(); ++i) {
+    if (!PyFunction_Check(objects[i])) continue;
+    auto* f = reinterpret_cast<PyFunctionObject*>(objects[i]);
+    if (f->func_closure != objects[i + 1] || !PyCell_Check(objects[i + 2]))
+      continue;
+    Edge& edge = path.edges[i + 1];
+    if (edge.kind != EdgeKind::kIndex) continue;
+    const Py_ssize_t index = std::atol(edge.text.c_str() + 1);
+    if (!PyCode_Check(f->func_code)) continue;
+    PyObject* freevars =
+        PyCode_GetFreevars(reinterpret_cast<PyCodeObject*>(f->func_code));
+    if (freevars != nullptr && index < PyTuple_GET_SIZE(freevars)) {
+      const char* name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(freevars, index));
+      edge.kind = EdgeKind::kClosureCell;
+      if (name != nullptr) edge.name = name;
+    }
+    Py_XDECREF(freevars);
+    PyErr_Clear();
+  }
+  return path;
+}
+
+std::string FormatPath(const Path& path) {
+  bool dotted = !path.root_name.empty();
+  size_t start = 0;
+  while (dotted && start <= path.root_name.size()) {
+    size_t dot = path.root_name.find('.', start);
+    if (dot == std::string::npos) dot = path.root_name.size();
+    dotted = IsIdentifier(path.root_name.substr(start, dot - start).c_str());
+    start = dot + 1;
+  }
+  std::string out = dotted ? absl::StrCat("%R.", path.root_name)
+                           : absl::StrCat("%R['", path.root_name, "']");
+  for (const Edge& edge : path.edges) out += edge.text;
+  return out;
+}
+
+}  // namespace annex::heap

@@ -1,0 +1,85 @@
+// Edge naming: how one Python object holds another, in Python syntax, so a
+// path from a root reads like
+//   %R.sys.modules['app'].__dict__['registry']['handlers'][3].cache
+//
+//   Edge e = DescribeEdge(holder, held);   // e.g. {kDictValue, "['cache']"}
+//   Path p = DescribePath("sys.modules", {modules, app, app_dict, leak});
+//   std::string s = FormatPath(p);
+//
+// Everything here reads object layouts through CPython's C API and never
+// runs Python code of the objects (no __repr__, __eq__, __hash__,
+// __getattr__, __iter__ of user classes; DESIGN.md rule 9). It may run in
+// any interpreter that shares the objects' GIL (DESIGN.md rule 1); the
+// references it takes are to objects that `from` keeps alive, so dropping
+// them never runs a destructor (rule 10).
+#pragma once
+
+#include <Python.h>
+
+#include <string>
+#include <vector>
+
+namespace annex::heap {
+
+enum class EdgeKind {
+  kAttribute,     // .name: instance attribute, __slots__ or C member/field
+  kDict,          // .__dict__: an object's, class's or module's dict
+  kDictValue,     // ['key']: a value of a dict
+  kDictKey,       // .keys()[i]: a key of a dict (position i in dict order)
+  kIndex,         // [i]: an item of a list or tuple
+  kSetMember,     // <member>: a member of a set or frozenset
+  kCellContents,  // .cell_contents
+  kClosureCell,   // [i] of a function's __closure__ (name: the free var)
+  kFrameLocal,    // .f_locals['x'] (name: the variable)
+  kType,          // .__class__
+  kInternal,      // <internal>: a reference with no Python-level name
+};
+
+struct Edge {
+  EdgeKind kind = EdgeKind::kInternal;
+  // Python syntax appended to the holder's expression, e.g. ".cache",
+  // "['k']", "[3]"; "<internal>" when nothing matched.
+  std::string text;
+  // The plain name where there is one (attribute, local, free variable).
+  std::string name;
+};
+
+// How `from` references `to`, trying in order: container storage (dict
+// values and keys, list and tuple items, set members, cell contents),
+// the C-level fields of functions, methods, modules, types and frames,
+// members of the type chain (__slots__ and C members), the instance dict,
+// and the type pointer. The first match wins; kInternal when none does.
+// Frames: on 3.12+ locals are read with PyFrame_GetVar (fast locals, no
+// f_locals dict built); on 3.11 with PyFrame_GetLocals, which builds or
+// refreshes the frame's f_locals dict (a side effect on the frame,
+// allocating in the current interpreter). Instances whose attributes are
+// still inline (3.11+ managed dicts) get their dict materialized by
+// PyObject_GenericGetDict, only when no cheaper rule matched.
+// Where: GIL held, no Python error set (none is left set); any interpreter.
+Edge DescribeEdge(PyObject* from, PyObject* to);
+
+// `key` as Python source when it is an exact str, int, float, complex,
+// bytes, bool, None, or a tuple of those (nesting up to 3 levels, at most
+// 200 characters), using only the built-in reprs of those types; otherwise
+// "<key of type T at 0x...>". Where: GIL held, no Python error set; any
+// interpreter.
+std::string RenderKey(PyObject* key);
+
+// A path from a named root: the root's name plus one edge per step.
+struct Path {
+  std::string root_name;
+  std::vector<Edge> edges;
+};
+
+// The edges between consecutive `objects` (objects[0] is the root's
+// object). A function -> __closure__ -> cell step is named by the code's
+// co_freevars (kClosureCell, name = the free variable).
+// Where: GIL held, no Python error set; any interpreter; objects alive.
+Path DescribePath(const std::string& root_name,
+                  const std::vector<PyObject*>& objects);
+
+// "%R.<root_name>" followed by the edge texts; a root name that is not a
+// dotted identifier is written %R['name']. Pure C++, any thread.
+std::string FormatPath(const Path& path);
+
+}  // namespace annex::heap

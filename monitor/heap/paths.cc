@@ -1,0 +1,241 @@
+// Shortest paths from the roots: layered BFS, backward marking, forward
+// enumeration.
+#include "monitor/heap/paths.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "absl/container/flat_hash_set.h"
+
+namespace annex::heap {
+namespace {
+
+constexpr uint32_t kAvoided = UINT32_MAX - 1;
+
+// One bit per node.
+class Bitmap {
+ public:
+  explicit Bitmap(uint32_t n) : words_((static_cast<size_t>(n) + 63) / 64, 0) {}
+  bool Get(uint32_t i) const { return (words_[i >> 6] >> (i & 63)) & 1; }
+  void Set(uint32_t i) { words_[i >> 6] |= uint64_t{1} << (i & 63); }
+
+ private:
+  std::vector<uint64_t> words_;
+};
+
+uint64_t EdgeKey(uint32_t from, uint32_t to) {
+  return (static_cast<uint64_t>(from) << 32) | to;
+}
+
+}  // namespace
+
+std::vector<uint32_t> RootDistances(const HeapGraph& graph) {
+  std::vector<uint32_t> dist(graph.size(), kUnreached);
+  std::vector<uint32_t> queue;
+  queue.reserve(graph.size());
+  for (uint32_t r : graph.root_nodes) {
+    if (dist[r] == kUnreached) {
+      dist[r] = 0;
+      queue.push_back(r);
+    }
+  }
+  for (size_t head = 0; head < queue.size(); ++head) {
+    const uint32_t v = queue[head];
+    const uint32_t next = dist[v] + 1;
+    for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
+      const uint32_t w = graph.out_targets[e];
+      if (dist[w] == kUnreached) {
+        dist[w] = next;
+        queue.push_back(w);
+      }
+    }
+  }
+  return dist;
+}
+
+absl::StatusOr<ShortestPaths> FindShortestPaths(
+    const HeapGraph& graph, const NodeSet& targets,
+    const ShortestPathOptions& options) {
+  const uint32_t n = graph.size();
+  for (uint32_t t : targets) {
+    if (t >= n) return absl::InvalidArgumentError("target out of range");
+  }
+  for (uint32_t a : options.avoid_nodes) {
+    if (a >= n) return absl::InvalidArgumentError("avoided node out of range");
+  }
+  const ReverseIndex* reverse = options.reverse;
+  if (reverse != nullptr &&
+      reverse->in_begin.size() != static_cast<size_t>(n) + 1) {
+    return absl::InvalidArgumentError("reverse index of another graph");
+  }
+  ShortestPaths result;
+  if (targets.empty()) return result;
+
+  absl::flat_hash_set<uint64_t> avoid_edges;
+  for (const EdgeRef& e : options.avoid_edges) {
+    avoid_edges.insert(EdgeKey(e.from, e.to));
+  }
+  const bool check_edges = !avoid_edges.empty();
+  auto edge_ok = [&](uint32_t from, uint32_t to) {
+    return !check_edges || !avoid_edges.contains(EdgeKey(from, to));
+  };
+
+  // Bitmaps stay in cache where a per-node array would not; dist is only
+  // written for visited nodes and only read after a visited check.
+  Bitmap visited(n), is_target(n), on_path(n);
+  std::unique_ptr<uint32_t[]> dist(new uint32_t[n]);
+  for (uint32_t a : options.avoid_nodes) {
+    visited.Set(a);
+    dist[a] = kAvoided;
+  }
+  for (uint32_t t : targets) is_target.Set(t);
+
+  // Layered BFS. order[layer_start[k] .. layer_start[k + 1]) is layer k.
+  std::vector<uint32_t> order;
+  order.reserve(std::min<size_t>(n, 1 << 20));
+  std::vector<size_t> layer_start = {0};
+  bool found = false;
+  for (uint32_t r : graph.root_nodes) {
+    if (!visited.Get(r)) {
+      visited.Set(r);
+      dist[r] = 0;
+      order.push_back(r);
+      found |= is_target.Get(r);
+    }
+  }
+  uint32_t layer = 0;
+  while (!found) {
+    const size_t begin = layer_start.back();
+    const size_t end = order.size();
+    if (begin == end) break;
+    layer_start.push_back(end);
+    const uint32_t next = layer + 1;
+    for (size_t i = begin; i < end; ++i) {
+      // The queue is in discovery order, i.e. random addresses: fetch the
+      // edge ranges of nodes a few steps ahead while this one is scanned.
+      if (i + 16 < end) __builtin_prefetch(&graph.out_begin[order[i + 16]]);
+      if (i + 8 < end) {
+        __builtin_prefetch(&graph.out_targets[graph.out_begin[order[i + 8]]]);
+      }
+      const uint32_t v = order[i];
+      for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
+        const uint32_t w = graph.out_targets[e];
+        if (!visited.Get(w) && edge_ok(v, w)) {
+          visited.Set(w);
+          dist[w] = next;
+          order.push_back(w);
+          found |= is_target.Get(w);
+        }
+      }
+    }
+    layer = next;
+  }
+  if (!found) return result;
+  result.length = layer;
+  auto at = [&](uint32_t v, uint32_t k) {
+    return visited.Get(v) && dist[v] == k;
+  };
+
+  // Backward marking: a node at layer k lies on a shortest path when it has
+  // an allowed edge to a marked node at layer k + 1; at the last layer the
+  // marked nodes are the targets.
+  std::vector<uint32_t> frontier;
+  for (size_t i = layer_start[layer]; i < order.size(); ++i) {
+    if (is_target.Get(order[i])) {
+      on_path.Set(order[i]);
+      frontier.push_back(order[i]);
+    }
+  }
+  if (reverse != nullptr) {
+    std::vector<uint32_t> previous;
+    for (uint32_t k = layer; k > 0; --k) {
+      previous.clear();
+      for (uint32_t w : frontier) {
+        for (uint32_t i = reverse->in_begin[w]; i < reverse->in_begin[w + 1];
+             ++i) {
+          const uint32_t u = reverse->in_sources[i];
+          if (!on_path.Get(u) && at(u, k - 1) && edge_ok(u, w)) {
+            on_path.Set(u);
+            previous.push_back(u);
+          }
+        }
+      }
+      frontier.swap(previous);
+    }
+  } else {
+    for (uint32_t k = layer; k-- > 0;) {
+      for (size_t i = layer_start[k]; i < layer_start[k + 1]; ++i) {
+        const uint32_t v = order[i];
+        for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
+          const uint32_t w = graph.out_targets[e];
+          if (on_path.Get(w) && at(w, k + 1) && edge_ok(v, w)) {
+            on_path.Set(v);
+            break;
+          }
+        }
+      }
+    }
+  }
+
+  // Forward enumeration over the marked nodes, depth first. Each frame's
+  // sorted distinct successors (parallel edges give one path) live in one
+  // shared pool, so a path 400k edges long costs no allocation per step.
+  struct Frame {
+    size_t begin, end, cursor;
+  };
+  std::vector<Frame> stack;
+  std::vector<uint32_t> pool;
+  std::vector<uint32_t> path;
+  auto push_frame = [&](uint32_t v) {
+    const size_t begin = pool.size();
+    for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
+      const uint32_t w = graph.out_targets[e];
+      if (on_path.Get(w) && at(w, dist[v] + 1) && edge_ok(v, w)) {
+        pool.push_back(w);
+      }
+    }
+    std::sort(pool.begin() + begin, pool.end());
+    pool.erase(std::unique(pool.begin() + begin, pool.end()), pool.end());
+    stack.push_back({begin, pool.size(), begin});
+  };
+  for (uint32_t r = 0; r < graph.root_nodes.size(); ++r) {
+    const uint32_t s = graph.root_nodes[r];
+    if (!on_path.Get(s) || !at(s, 0)) continue;
+    path.assign(1, s);
+    if (layer == 0) {
+      if (options.max_paths && result.paths.size() == options.max_paths) {
+        result.truncated = true;
+        return result;
+      }
+      result.paths.push_back({r, path});
+      continue;
+    }
+    stack.clear();
+    pool.clear();
+    push_frame(s);
+    while (!stack.empty()) {
+      Frame& top = stack.back();
+      if (top.cursor == top.end) {
+        pool.resize(top.begin);
+        stack.pop_back();
+        path.pop_back();
+        continue;
+      }
+      const uint32_t w = pool[top.cursor++];
+      path.push_back(w);
+      if (path.size() == layer + 1) {
+        if (options.max_paths && result.paths.size() == options.max_paths) {
+          result.truncated = true;
+          return result;
+        }
+        result.paths.push_back({r, path});
+        path.pop_back();
+        continue;
+      }
+      push_frame(w);
+    }
+  }
+  return result;
+}
+
+}  // namespace annex::heap

@@ -1,0 +1,78 @@
+// Shortest reference paths from the named roots of a HeapGraph to a set of
+// nodes: Heapy's `shpaths` / `.sp`, pure C++ (edge names are added by
+// edge_names.h when Python is at hand).
+//
+//   ShortestPathOptions options;
+//   options.max_paths = 10;
+//   absl::StatusOr<ShortestPaths> sp = FindShortestPaths(graph, {leak},
+//   options); for (const NodePath& p : sp->paths)
+//     Print(graph.root_names[p.root], p.nodes);
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "monitor/heap/graph.h"
+#include "monitor/heap/node_set.h"
+#include "monitor/heap/referrers.h"
+
+namespace annex::heap {
+
+struct ShortestPathOptions {
+  // Paths never pass through these nodes (a root or target among them is
+  // neither a start nor an end).
+  NodeSet avoid_nodes;
+  // Paths never use these edges (all parallel copies of each). To see the
+  // next route after a first path, avoid its last edge (or any of them).
+  std::vector<EdgeRef> avoid_edges;
+  // At most this many paths are returned; 0 means no limit. The number of
+  // shortest paths can grow exponentially with their length.
+  size_t max_paths = 100;
+  // The graph's reverse index, when the caller has one: marking the nodes on
+  // shortest paths then walks back from the targets over their referrers
+  // instead of re-scanning every visited edge. Not owned; may be null.
+  const ReverseIndex* reverse = nullptr;
+};
+
+// One path: starts at root_nodes[root] (named root_names[root]) and ends at
+// a target; nodes[0] is the root node, nodes.back() the target, and every
+// consecutive pair is an edge of the graph.
+struct NodePath {
+  uint32_t root;
+  std::vector<uint32_t> nodes;
+};
+
+struct ShortestPaths {
+  // Number of edges on each path; meaningless when `paths` is empty.
+  uint32_t length = 0;
+  // All shortest paths to the targets nearest to the roots, in the order
+  // (root index, then node ids lexicographically). Empty when no target is
+  // reachable under the options.
+  std::vector<NodePath> paths;
+  // True when max_paths cut the list short.
+  bool truncated = false;
+};
+
+// Multi-source BFS from all named roots at once (visited set as a bitmap),
+// stopping once the layer that contains the nearest targets is complete;
+// then a backward pass marks exactly the nodes that lie on some shortest
+// path (over options.reverse when given, else by re-scanning the visited
+// layers), and a forward enumeration over those marks lists the paths
+// (output-sensitive: no dead ends). Cost: at most one BFS, plus either the
+// in-edges of the marked nodes or one re-scan of the visited edges, plus
+// the size of the output. A node reached from several roots yields one path
+// per root name. InvalidArgument for an invalid target or avoided node.
+// Pure C++, any thread.
+absl::StatusOr<ShortestPaths> FindShortestPaths(
+    const HeapGraph& graph, const NodeSet& targets,
+    const ShortestPathOptions& options = {});
+
+// Distance (edges) from the nearest root to every node, or kUnreached.
+// Plain multi-source BFS; the baseline the benchmark compares against.
+// Pure C++, any thread.
+inline constexpr uint32_t kUnreached = UINT32_MAX;
+std::vector<uint32_t> RootDistances(const HeapGraph& graph);
+
+}  // namespace annex::heap

@@ -1,0 +1,107 @@
+// Retention facade: paths with named edges, retained size.
+#include "monitor/heap/retention.h"
+
+#include "monitor/heap/dominators.h"
+
+namespace annex::heap {
+namespace {
+
+// The O(1) shape checks; the walk that built the graph owns the full
+// validation (ValidateGraph).
+absl::Status CheckShape(const HeapGraph& graph) {
+  if (graph.sizes.size() != graph.size() ||
+      graph.out_begin.size() != static_cast<size_t>(graph.size()) + 1 ||
+      graph.out_begin.back() != graph.out_targets.size() ||
+      graph.root_names.size() != graph.root_nodes.size()) {
+    return absl::InvalidArgumentError("malformed heap graph");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<RetentionPath>> PathsTo(
+    const HeapGraph& graph, const NodeSet& targets,
+    const ShortestPathOptions& options) {
+  if (absl::Status s = CheckShape(graph); !s.ok()) return s;
+  absl::StatusOr<ShortestPaths> sp = FindShortestPaths(graph, targets, options);
+  if (!sp.ok()) return sp.status();
+  std::vector<RetentionPath> out;
+  out.reserve(sp->paths.size());
+  std::vector<PyObject*> objects;
+  for (NodePath& p : sp->paths) {
+    objects.clear();
+    for (uint32_t v : p.nodes) {
+      objects.push_back(reinterpret_cast<PyObject*>(graph.addresses[v]));
+    }
+    Path named = DescribePath(graph.root_names[p.root], objects);
+    RetentionPath r;
+    r.root_name = std::move(named.root_name);
+    r.edges = std::move(named.edges);
+    r.nodes = std::move(p.nodes);
+    r.text = FormatPath(Path{r.root_name, r.edges});
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+namespace {
+
+PyObject* ObjectAt(const HeapGraph& graph, uint32_t v) {
+  return reinterpret_cast<PyObject*>(graph.addresses[v]);
+}
+
+// Names `edges`. Where: GIL held since the walk that built `graph`.
+std::vector<NamedEdge> Name(const HeapGraph& graph,
+                            const std::vector<EdgeRef>& edges) {
+  std::vector<NamedEdge> out;
+  out.reserve(edges.size());
+  for (const EdgeRef& e : edges) {
+    out.push_back(
+        {e.from, e.to,
+         DescribeEdge(ObjectAt(graph, e.from), ObjectAt(graph, e.to))});
+  }
+  return out;
+}
+
+absl::Status CheckSet(const HeapGraph& graph, const NodeSet& set) {
+  if (absl::Status s = CheckShape(graph); !s.ok()) return s;
+  for (uint32_t v : set) {
+    if (v >= graph.size())
+      return absl::InvalidArgumentError("node out of range");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<NamedEdge>> NamedEdgesIn(const HeapGraph& graph,
+                                                    const ReverseIndex& reverse,
+                                                    const NodeSet& set) {
+  if (absl::Status s = CheckSet(graph, set); !s.ok()) return s;
+  if (reverse.in_begin.size() != static_cast<size_t>(graph.size()) + 1) {
+    return absl::InvalidArgumentError("reverse index of another graph");
+  }
+  return Name(graph, EdgesIn(graph, reverse, set));
+}
+
+absl::StatusOr<std::vector<NamedEdge>> NamedEdgesOut(const HeapGraph& graph,
+                                                     const NodeSet& set) {
+  if (absl::Status s = CheckSet(graph, set); !s.ok()) return s;
+  return Name(graph, EdgesOut(graph, set));
+}
+
+absl::StatusOr<uint64_t> RetainedSize(const HeapGraph& graph,
+                                      const NodeSet& set) {
+  if (absl::Status s = CheckShape(graph); !s.ok()) return s;
+  for (uint32_t v : set) {
+    if (v >= graph.size())
+      return absl::InvalidArgumentError("node out of range");
+  }
+  uint64_t total = 0;
+  for (uint32_t v : set) total += graph.sizes[v];
+  for (uint32_t v : UnreachableWithout(graph, set)) total += graph.sizes[v];
+  return total;
+}
+
+}  // namespace annex::heap
