@@ -5,6 +5,7 @@
 #include <string>
 
 #include "glue/annex_access.h"
+#include "glue/heap_view.h"
 #include "monitor/python/target_threads.h"
 
 namespace annex::glue {
@@ -18,8 +19,16 @@ struct HpObject {
 constexpr const char* kHpDoc =
     "hp: the Annex session inside the annex interpreter.\n\n"
     "Services (built on first use):\n"
+    "  hp.heap()      objects reachable from the target's roots (since\n"
+    "                 hp.setref(), when called), as a partition by type\n"
+    "  hp.heapu()     tracked by the target's gc but unreachable\n"
+    "  hp.setref()    later hp.heap() shows only what appeared since\n"
+    "  hp.Nothing     the empty set\n"
     "  hp.threads()   the target's threads, one line each\n"
-    "  hp.stacks()    the Python stack of every target thread\n\n"
+    "  hp.stacks()    the Python stack of every target thread\n"
+    "Sets: len(x), x.count, x.size, x[i] (the i-th row's objects), x.more,\n"
+    "x | y, x & y, x - y, x ^ y, x.sp (shortest paths from the roots),\n"
+    "x.domisize (bytes freed with x), x.byid (the objects themselves).\n\n"
     "Any other name loads the standard-library module of that name in the\n"
     "annex, e.g. hp.gc, hp.json.";
 
@@ -49,6 +58,211 @@ PyObject* HpStacks(PyObject* self, PyObject*) {
   return PyUnicode_FromStringAndSize(text.data(), text.size());
 }
 
+
+struct IdSetObject {
+  PyObject_HEAD
+  Session* session;
+  KindedSet* set;
+};
+
+PyObject* RaiseStatus(const absl::Status& status) {
+  PyErr_SetString(PyExc_RuntimeError, std::string(status.message()).c_str());
+  return nullptr;
+}
+
+PyObject* NewIdSet(Session* session, KindedSet set);
+
+KindedSet& SetOf(PyObject* self) {
+  return *reinterpret_cast<IdSetObject*>(self)->set;
+}
+
+HeapView* ViewOf(Session* session) {
+  auto view = session->Get<HeapView>();
+  if (!view.ok()) {
+    RaiseStatus(view.status());
+    return nullptr;
+  }
+  return *view;
+}
+
+void IdSetDealloc(PyObject* self) {
+  PyTypeObject* type = Py_TYPE(self);
+  delete reinterpret_cast<IdSetObject*>(self)->set;
+  type->tp_free(self);
+  Py_DECREF(type);
+}
+
+PyObject* IdSetRepr(PyObject* self) {
+  std::string t = SetOf(self).PartitionTable();
+  if (!t.empty() && t.back() == '\n') t.pop_back();
+  return PyUnicode_FromStringAndSize(t.data(), t.size());
+}
+
+Py_ssize_t IdSetLen(PyObject* self) { return SetOf(self).count(); }
+
+PyObject* IdSetBinary(PyObject* a, PyObject* b, char op) {
+  PyTypeObject* type = Py_TYPE(a);
+  if (Py_TYPE(b) != type) Py_RETURN_NOTIMPLEMENTED;
+  return NewIdSet(reinterpret_cast<IdSetObject*>(a)->session,
+                  KindedSet::Combine(SetOf(a), SetOf(b), op));
+}
+PyObject* IdSetOr(PyObject* a, PyObject* b) { return IdSetBinary(a, b, '|'); }
+PyObject* IdSetAnd(PyObject* a, PyObject* b) { return IdSetBinary(a, b, '&'); }
+PyObject* IdSetSub(PyObject* a, PyObject* b) { return IdSetBinary(a, b, '-'); }
+PyObject* IdSetXor(PyObject* a, PyObject* b) { return IdSetBinary(a, b, '^'); }
+
+PyObject* IdSetRichCompare(PyObject* a, PyObject* b, int op) {
+  if (Py_TYPE(a) != Py_TYPE(b) || (op != Py_EQ && op != Py_NE)) {
+    Py_RETURN_NOTIMPLEMENTED;
+  }
+  bool eq = SetOf(a).addresses == SetOf(b).addresses;
+  return PyBool_FromLong(op == Py_EQ ? eq : !eq);
+}
+
+// x[i]: the objects of the i-th row of the partition.
+PyObject* IdSetItem(PyObject* self, PyObject* key) {
+  Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
+  if (i == -1 && PyErr_Occurred()) return nullptr;
+  std::vector<KindedSet::Row> rows = SetOf(self).Rows();
+  if (i < 0) i += rows.size();
+  if (i < 0 || i >= static_cast<Py_ssize_t>(rows.size())) {
+    PyErr_SetString(PyExc_IndexError, "partition row out of range");
+    return nullptr;
+  }
+  return NewIdSet(reinterpret_cast<IdSetObject*>(self)->session,
+                  SetOf(self).OfKind(rows[i].kind));
+}
+
+PyObject* IdSetCount(PyObject* self, void*) {
+  return PyLong_FromSize_t(SetOf(self).count());
+}
+PyObject* IdSetSize(PyObject* self, void*) {
+  return PyLong_FromUnsignedLongLong(SetOf(self).total_size());
+}
+PyObject* IdSetMore(PyObject* self, void*) {
+  std::string t = SetOf(self).PartitionTable(~size_t{0});
+  return PyUnicode_FromStringAndSize(t.data(), t.size());
+}
+PyObject* IdSetKind(PyObject* self, void*) {
+  std::vector<KindedSet::Row> rows = SetOf(self).Rows();
+  if (rows.size() != 1) {
+    PyErr_SetString(PyExc_ValueError, "the set has more than one kind");
+    return nullptr;
+  }
+  return PyUnicode_FromString(rows[0].kind.c_str());
+}
+PyObject* IdSetSp(PyObject* self, void*) {
+  HeapView* view = ViewOf(reinterpret_cast<IdSetObject*>(self)->session);
+  if (view == nullptr) return nullptr;
+  auto text = view->ShortestPaths(SetOf(self));
+  if (!text.ok()) return RaiseStatus(text.status());
+  return PyUnicode_FromStringAndSize(text->data(), text->size());
+}
+PyObject* IdSetDomisize(PyObject* self, void*) {
+  HeapView* view = ViewOf(reinterpret_cast<IdSetObject*>(self)->session);
+  if (view == nullptr) return nullptr;
+  auto bytes = view->RetainedSize(SetOf(self));
+  if (!bytes.ok()) return RaiseStatus(bytes.status());
+  return PyLong_FromUnsignedLongLong(*bytes);
+}
+PyObject* IdSetById(PyObject* self, void*) {
+  HeapView* view = ViewOf(reinterpret_cast<IdSetObject*>(self)->session);
+  if (view == nullptr) return nullptr;
+  auto text = view->ById(SetOf(self));
+  if (!text.ok()) return RaiseStatus(text.status());
+  return PyUnicode_FromStringAndSize(text->data(), text->size());
+}
+PyObject* IdSetByType(PyObject* self, void*) { return Py_NewRef(self); }
+
+PyGetSetDef kIdSetGetSet[] = {
+    {"count", IdSetCount, nullptr, "number of objects", nullptr},
+    {"size", IdSetSize, nullptr, "total size in bytes (sys.getsizeof)", nullptr},
+    {"more", IdSetMore, nullptr, "the whole partition table", nullptr},
+    {"all", IdSetMore, nullptr, "the whole partition table", nullptr},
+    {"kind", IdSetKind, nullptr, "the kind of a one-kind set", nullptr},
+    {"bytype", IdSetByType, nullptr, "the set partitioned by type", nullptr},
+    {"sp", IdSetSp, nullptr,
+     "all shortest paths from the target's roots to the set's live members",
+     nullptr},
+    {"domisize", IdSetDomisize, nullptr,
+     "bytes that would be freed if the set's live members went away", nullptr},
+    {"byid", IdSetById, nullptr,
+     "the live members, one per line (safe values, no target code)", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyType_Slot kIdSetSlots[] = {
+    {Py_tp_doc, const_cast<char*>("A set of target objects (identities with "
+                                  "the kind and size seen).")},
+    {Py_tp_dealloc, reinterpret_cast<void*>(IdSetDealloc)},
+    {Py_tp_repr, reinterpret_cast<void*>(IdSetRepr)},
+    {Py_tp_getset, kIdSetGetSet},
+    {Py_tp_richcompare, reinterpret_cast<void*>(IdSetRichCompare)},
+    {Py_sq_length, reinterpret_cast<void*>(IdSetLen)},
+    {Py_mp_length, reinterpret_cast<void*>(IdSetLen)},
+    {Py_mp_subscript, reinterpret_cast<void*>(IdSetItem)},
+    {Py_nb_or, reinterpret_cast<void*>(IdSetOr)},
+    {Py_nb_and, reinterpret_cast<void*>(IdSetAnd)},
+    {Py_nb_subtract, reinterpret_cast<void*>(IdSetSub)},
+    {Py_nb_xor, reinterpret_cast<void*>(IdSetXor)},
+    {0, nullptr},
+};
+
+PyType_Spec kIdSetSpec = {
+    "annex.IdSet", sizeof(IdSetObject), 0, Py_TPFLAGS_DEFAULT, kIdSetSlots,
+};
+
+PyObject* AnnexModule();
+
+PyObject* NewIdSet(Session* session, KindedSet set) {
+  PyObject* module = AnnexModule();
+  if (module == nullptr) return nullptr;
+  PyObject* type = PyObject_GetAttrString(module, "IdSet");
+  Py_DECREF(module);
+  if (type == nullptr) return nullptr;
+  PyObject* obj = PyType_GenericAlloc(reinterpret_cast<PyTypeObject*>(type), 0);
+  Py_DECREF(type);
+  if (obj == nullptr) return nullptr;
+  reinterpret_cast<IdSetObject*>(obj)->session = session;
+  reinterpret_cast<IdSetObject*>(obj)->set = new KindedSet(std::move(set));
+  return obj;
+}
+
+Session* SessionOf(PyObject* hp) { return reinterpret_cast<HpObject*>(hp)->session; }
+
+PyObject* HpHeap(PyObject* self, PyObject*) {
+  HeapView* view = ViewOf(SessionOf(self));
+  if (view == nullptr) return nullptr;
+  auto set = view->Heap();
+  if (!set.ok()) return RaiseStatus(set.status());
+  return NewIdSet(SessionOf(self), std::move(*set));
+}
+
+PyObject* HpHeapU(PyObject* self, PyObject*) {
+  HeapView* view = ViewOf(SessionOf(self));
+  if (view == nullptr) return nullptr;
+  auto set = view->HeapU();
+  if (!set.ok()) return RaiseStatus(set.status());
+  return NewIdSet(SessionOf(self), std::move(*set));
+}
+
+PyObject* HpSetRef(PyObject* self, PyObject*) {
+  HeapView* view = ViewOf(SessionOf(self));
+  if (view == nullptr) return nullptr;
+  absl::Status s = view->SetRef();
+  if (!s.ok()) return RaiseStatus(s);
+  Py_RETURN_NONE;
+}
+
+PyObject* HpNothing(PyObject* self, void*) {
+  return NewIdSet(SessionOf(self), KindedSet());
+}
+
+PyGetSetDef kHpGetSet[] = {
+    {"Nothing", HpNothing, nullptr, "the empty set", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
 PyObject* HpGetattro(PyObject* self, PyObject* name) {
   PyObject* found = PyObject_GenericGetAttr(self, name);
   if (found != nullptr || !PyErr_ExceptionMatches(PyExc_AttributeError)) {
@@ -74,7 +288,8 @@ PyObject* HpGetattro(PyObject* self, PyObject* name) {
 }
 
 PyObject* HpDir(PyObject* self, PyObject*) {
-  return Py_BuildValue("[ss]", "stacks", "threads");
+  return Py_BuildValue("[ssssss]", "Nothing", "heap", "heapu", "setref",
+                       "stacks", "threads");
 }
 
 PyObject* HpRepr(PyObject*) {
@@ -83,6 +298,13 @@ PyObject* HpRepr(PyObject*) {
 }
 
 PyMethodDef kHpMethods[] = {
+    {"heap", HpHeap, METH_NOARGS,
+     "heap() -> IdSet: objects reachable from the target's roots (since the "
+     "reference point, when set), partitioned by type."},
+    {"heapu", HpHeapU, METH_NOARGS,
+     "heapu() -> IdSet: objects tracked by the target's gc but unreachable."},
+    {"setref", HpSetRef, METH_NOARGS,
+     "setref(): later heap() calls show only objects that appeared since."},
     {"threads", HpThreads, METH_NOARGS,
      "threads() -> str: the target's threads (ident, native id, name, "
      "innermost frame)."},
@@ -96,6 +318,7 @@ PyMethodDef kHpMethods[] = {
 PyType_Slot kHpSlots[] = {
     {Py_tp_doc, const_cast<char*>(kHpDoc)},
     {Py_tp_methods, kHpMethods},
+    {Py_tp_getset, kHpGetSet},
     {Py_tp_getattro, reinterpret_cast<void*>(HpGetattro)},
     {Py_tp_repr, reinterpret_cast<void*>(HpRepr)},
     {0, nullptr},
@@ -111,7 +334,18 @@ int ModuleExec(PyObject* module) {
   if (type == nullptr) return -1;
   // Instances are made only by NewHp(), never from Python.
   reinterpret_cast<PyTypeObject*>(type)->tp_new = nullptr;
-  return PyModule_AddObject(module, "Hp", type) < 0 ? (Py_DECREF(type), -1) : 0;
+  if (PyModule_AddObject(module, "Hp", type) < 0) {
+    Py_DECREF(type);
+    return -1;
+  }
+  PyObject* idset = PyType_FromModuleAndSpec(module, &kIdSetSpec, nullptr);
+  if (idset == nullptr) return -1;
+  reinterpret_cast<PyTypeObject*>(idset)->tp_new = nullptr;
+  if (PyModule_AddObject(module, "IdSet", idset) < 0) {
+    Py_DECREF(idset);
+    return -1;
+  }
+  return 0;
 }
 
 PyModuleDef_Slot kModuleSlots[] = {
