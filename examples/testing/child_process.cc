@@ -64,6 +64,16 @@ bool ChildProcess::Start(const std::vector<std::string>& argv,
   pid_ = ::fork();
   if (pid_ < 0) return false;
   if (pid_ == 0) {
+    // Default signal handling, whatever this process ignores or blocks:
+    // exec keeps ignored signals ignored, and Python then installs no
+    // KeyboardInterrupt handler for SIGINT.
+    struct sigaction dfl = {};
+    dfl.sa_handler = SIG_DFL;
+    ::sigaction(SIGINT, &dfl, nullptr);
+    ::sigaction(SIGPIPE, &dfl, nullptr);
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);
