@@ -39,8 +39,7 @@ std::string StackOf(const std::string& stacks, const std::string& name) {
   size_t start = stacks.find("\"" + name + "\" (most recent call last):\n");
   if (start == std::string::npos) return "";
   size_t end = stacks.find("\n\n", start);
-  return stacks.substr(start,
-                       end == std::string::npos ? end : end + 1 - start);
+  return stacks.substr(start, end == std::string::npos ? end : end + 1 - start);
 }
 
 // The first line of `out` that is a whole number (what `.exec-target
@@ -122,11 +121,11 @@ TEST_F(ConsoleSessionTest, ExecThreadsStacksAndInterruptAWorker) {
       << service.out();
 
   // annex exec: code runs in the annex, in the service's own process.
-  ChildResult exec = RunChild(
-      {annex_, "exec", absl::StrCat(pid_),
-       "import os, sys\nprint('pid', os.getpid(), 'Python', "
-       "sys.version.split()[0])"},
-      env_, "", absl::Seconds(10));
+  ChildResult exec =
+      RunChild({annex_, "exec", absl::StrCat(pid_),
+                "import os, sys\nprint('pid', os.getpid(), 'Python', "
+                "sys.version.split()[0])"},
+               env_, "", absl::Seconds(10));
   ASSERT_EQ(exec.exit_code, 0) << exec.out << exec.err;
   EXPECT_TRUE(Contains(exec.out, absl::StrCat("pid ", pid_, " Python 3.")))
       << exec.out;
@@ -174,11 +173,12 @@ TEST_F(ConsoleSessionTest, ExecThreadsStacksAndInterruptAWorker) {
 
   // Ctrl-C ends the service cleanly; the monitor removes its socket.
   service.Signal(SIGINT);
-  EXPECT_EQ(service.Wait(absl::Seconds(10)), 0) << service.out()
-                                                << service.err();
+  EXPECT_EQ(service.Wait(absl::Seconds(10)), 0)
+      << service.out() << service.err();
   EXPECT_TRUE(Contains(service.out(), "service: Ctrl-C, shutting down\n"))
       << service.out();
-  EXPECT_TRUE(Contains(service.out(), "service: stopped with ")) << service.out();
+  EXPECT_TRUE(Contains(service.out(), "service: stopped with "))
+      << service.out();
   EXPECT_FALSE(Exists(socket_));
 }
 
@@ -190,12 +190,13 @@ TEST_F(ConsoleSessionTest, InterruptNeedsAllowExecTarget) {
   EXPECT_TRUE(Contains(r.out, "\"fetcher-1\": ")) << r.out;
   EXPECT_FALSE(Contains(r.out, "KeyboardInterrupt raised")) << r.out;
   // Both refused, with the reason (the session goes on after each).
-  EXPECT_TRUE(Contains(r.err, "running code in the target is not permitted by "
-                              "this server (allow_exec_target is off)"))
+  EXPECT_TRUE(Contains(r.err,
+                       "running code in the target is not permitted by "
+                       "this server (allow_exec_target is off)"))
       << r.err;
   service.Signal(SIGINT);
-  EXPECT_EQ(service.Wait(absl::Seconds(10)), 0) << service.out()
-                                                << service.err();
+  EXPECT_EQ(service.Wait(absl::Seconds(10)), 0)
+      << service.out() << service.err();
   // fetcher-1 was never interrupted.
   EXPECT_FALSE(Contains(service.out(), "KeyboardInterrupt after"))
       << service.out();

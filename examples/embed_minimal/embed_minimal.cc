@@ -18,7 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "annex_python_build.h"  // ANNEX_PYTHON_EXECUTABLE, from //third_party/python
+#include "annex_python_build.h"  // from //third_party/python
 #include "monitor/monitor.h"
 
 namespace {
@@ -45,7 +45,15 @@ constexpr const char* kAnnexQuestions[] = {
     "print(\"'host_app' in sys.modules:\", 'host_app' in sys.modules)",
     "import __main__\n"
     "print(\"__main__ has 'orders':\", hasattr(__main__, 'orders'))",
+    "import sys, wave\n"
+    "print(\"imported wave; 'wave' in sys.modules:\", 'wave' in sys.modules)",
 };
+
+// And the other way round: what the annex imported is not in the host's
+// sys.modules.
+constexpr char kHostAfterAnnex[] =
+    "import sys\n"
+    "print(\"target: 'wave' in sys.modules:\", 'wave' in sys.modules)\n";
 
 // Initializes the target with the build's interpreter as program name, so
 // the standard library of the Python that Annex was built for is found (not
@@ -113,6 +121,10 @@ int main(int argc, char** argv) {
       start = end + 1;
     }
   }
+
+  std::fflush(stdout);
+  if (PyRun_SimpleString(kHostAfterAnnex) != 0) script_ok = false;
+  PyRun_SimpleString("import sys; sys.stdout.flush()");
 
   // Stop the annex while the target is still alive, then finalize.
   if (absl::Status s = monitor.Stop(); !s.ok()) {

@@ -44,6 +44,12 @@ TEST(EmbedMinimalTest, AnnexIsASeparateInterpreterOfTheSamePython) {
       << r.out;
   EXPECT_TRUE(Contains(r.out, "annex:  __main__ has 'orders': False\n"))
       << r.out;
+  // And the annex's imports stay out of the host's sys.modules.
+  EXPECT_TRUE(
+      Contains(r.out, "annex:  imported wave; 'wave' in sys.modules: True\n"))
+      << r.out;
+  EXPECT_TRUE(Contains(r.out, "target: 'wave' in sys.modules: False\n"))
+      << r.out;
   // Stop() came before Py_FinalizeEx(), and the annex answered after the
   // host's script.
   EXPECT_TRUE(Contains(r.out, "host: monitor stopped, finalizing\n")) << r.out;

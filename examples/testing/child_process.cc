@@ -52,9 +52,11 @@ bool ChildProcess::Start(const std::vector<std::string>& argv,
   merged.insert(merged.end(), env.begin(), env.end());
   // Built before fork: the child only calls async-signal-safe functions.
   std::vector<char*> cargv, cenv;
-  for (const std::string& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  for (const std::string& a : argv)
+    cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
-  for (const std::string& e : merged) cenv.push_back(const_cast<char*>(e.c_str()));
+  for (const std::string& e : merged)
+    cenv.push_back(const_cast<char*>(e.c_str()));
   cenv.push_back(nullptr);
 
   int in[2], out[2], err[2];

@@ -114,12 +114,13 @@ PyObject* InitSpinModule() { return PyModule_Create(&kSpinModule); }
 // the GIL: no Python calls, only C stdio (flushed, so it interleaves in
 // order with the script's unbuffered output).
 void PrintEvent(const annex::watchdog::Event& event) {
-  std::printf("watchdog: %s event, kind %s, %s thread (native %lu), "
-              "after %lld ms\n",
-              annex::watchdog::EventTypeName(event.type),
-              annex::watchdog::StallKindName(event.stall_kind),
-              event.thread.is_main ? "main" : "worker", event.thread.native_id,
-              static_cast<long long>(absl::ToInt64Milliseconds(event.duration)));
+  std::printf(
+      "watchdog: %s event, kind %s, %s thread (native %lu), "
+      "after %lld ms\n",
+      annex::watchdog::EventTypeName(event.type),
+      annex::watchdog::StallKindName(event.stall_kind),
+      event.thread.is_main ? "main" : "worker", event.thread.native_id,
+      static_cast<long long>(absl::ToInt64Milliseconds(event.duration)));
   std::printf("watchdog: summary: %s\n", event.summary.c_str());
   std::printf("watchdog: stack dump:\n%s", event.stack_dump.c_str());
   std::fflush(stdout);
@@ -204,12 +205,13 @@ int main(int argc, char** argv) {
   annex::watchdog::Metrics metrics = watchdog.GetMetrics();
   // Before Py_FinalizeEx(): a heartbeat still queued then finds it gone.
   watchdog.Stop().IgnoreError();
-  std::printf("host: watchdog stopped: %lld stall(s), %lld exception(s) "
-              "raised, heartbeat latency max %lld ms\n",
-              static_cast<long long>(metrics.stalls),
-              static_cast<long long>(metrics.exceptions_raised),
-              static_cast<long long>(
-                  absl::ToInt64Milliseconds(metrics.heartbeat_latency_max)));
+  std::printf(
+      "host: watchdog stopped: %lld stall(s), %lld exception(s) "
+      "raised, heartbeat latency max %lld ms\n",
+      static_cast<long long>(metrics.stalls),
+      static_cast<long long>(metrics.exceptions_raised),
+      static_cast<long long>(
+          absl::ToInt64Milliseconds(metrics.heartbeat_latency_max)));
   std::fflush(stdout);
   if (Py_FinalizeEx() < 0) return 120;
   return script_ok && metrics.stalls >= 1 ? 0 : 1;

@@ -26,17 +26,19 @@ std::string StackDump(const std::string& out) {
 }
 
 TEST(WatchdogDemoTest, EndsALoopInPythonWithTheExceptionAction) {
-  ChildResult r =
-      RunChild({RunfilePath(kBinary), "python-loop"}, {}, "", absl::Seconds(20));
+  ChildResult r = RunChild({RunfilePath(kBinary), "python-loop"}, {}, "",
+                           absl::Seconds(20));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_TRUE(Contains(r.out, "watchdog: stall event, kind busy_python, main "
-                              "thread"))
+  EXPECT_TRUE(Contains(r.out,
+                       "watchdog: stall event, kind busy_python, main "
+                       "thread"))
       << r.out;
   std::string dump = StackDump(r.out);
   EXPECT_TRUE(Contains(dump, "[main] [holds GIL]")) << r.out;
   // The line is the loop's head or its body, wherever the sample caught it.
-  EXPECT_TRUE(Contains(dump, "File \"<python-loop>\", line 4 in crunch_forever") ||
-              Contains(dump, "File \"<python-loop>\", line 5 in crunch_forever"))
+  EXPECT_TRUE(
+      Contains(dump, "File \"<python-loop>\", line 4 in crunch_forever") ||
+      Contains(dump, "File \"<python-loop>\", line 5 in crunch_forever"))
       << r.out;
   // The report came while the loop ran; the exception then ended it.
   size_t reported = r.out.find("watchdog: stall event");
@@ -46,8 +48,9 @@ TEST(WatchdogDemoTest, EndsALoopInPythonWithTheExceptionAction) {
   EXPECT_LT(r.out.find("script: calling crunch_forever()"), reported);
   EXPECT_LT(reported, ended) << r.out;
   EXPECT_TRUE(Contains(r.out, "script: carrying on\n")) << r.out;
-  EXPECT_TRUE(Contains(r.out, "host: watchdog stopped: 1 stall(s), 1 "
-                              "exception(s) raised"))
+  EXPECT_TRUE(Contains(r.out,
+                       "host: watchdog stopped: 1 stall(s), 1 "
+                       "exception(s) raised"))
       << r.out;
 }
 
@@ -55,8 +58,9 @@ TEST(WatchdogDemoTest, ReleasesCCodeThatHoldsTheGilThroughAFlag) {
   ChildResult r =
       RunChild({RunfilePath(kBinary), "c-spin"}, {}, "", absl::Seconds(20));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_TRUE(Contains(r.out, "watchdog: stall event, kind stuck_in_c, main "
-                              "thread"))
+  EXPECT_TRUE(Contains(r.out,
+                       "watchdog: stall event, kind stuck_in_c, main "
+                       "thread"))
       << r.out;
   // The dump shows the Python function that called into C.
   std::string dump = StackDump(r.out);
@@ -71,8 +75,9 @@ TEST(WatchdogDemoTest, ReleasesCCodeThatHoldsTheGilThroughAFlag) {
   EXPECT_LT(reported, ended) << r.out;
   EXPECT_TRUE(Contains(r.out, "script: carrying on\n")) << r.out;
   // No exception action in this mode: the C code raised by itself.
-  EXPECT_TRUE(Contains(r.out, "host: watchdog stopped: 1 stall(s), 0 "
-                              "exception(s) raised"))
+  EXPECT_TRUE(Contains(r.out,
+                       "host: watchdog stopped: 1 stall(s), 0 "
+                       "exception(s) raised"))
       << r.out;
 }
 
