@@ -119,6 +119,24 @@ TEST(StallDetectorTest, WorkerRunningPythonWhileOthersWaitIsReported) {
   EXPECT_TRUE(verdict->gil_wanted);
 }
 
+TEST(StallDetectorTest, GapWithOverdueHeartbeatNeedsAFreshRunBeforeStuck) {
+  // Main holds the GIL; its heartbeat was sent at 1 ms. The watchdog is not
+  // scheduled from 10 to 160 ms: the heartbeat is overdue at the first
+  // sample after the gap, but the run has only just been seen again.
+  StallDetector detector(Config());
+  EXPECT_FALSE(detector.Update(Held(10, &kMain, &kFrameA, 1)).has_value());
+  EXPECT_FALSE(detector.Update(Held(160, &kMain, &kFrameA, 1)).has_value());
+  std::optional<StallVerdict> verdict;
+  int64_t t = 165;
+  for (; t <= 400 && !verdict; t += 5) {
+    verdict = detector.Update(Held(t, &kMain, &kFrameA, 1));
+  }
+  ASSERT_TRUE(verdict.has_value());
+  EXPECT_EQ(verdict->kind, StallKind::kStuckInC);
+  EXPECT_EQ(t - 5, 210) << "reported once the run was seen for timeout/2";
+  EXPECT_GE(verdict->duration_ns, kTimeout / 2);
+}
+
 TEST(StallDetectorTest, SamplingGapRestartsTheEvidence) {
   StallDetector detector(Config());
   EXPECT_FALSE(detector.Update(Held(0, &kWorker, &kFrameA)).has_value());

@@ -53,8 +53,12 @@ std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
     if (run_.is_main) {
       // Main keeps the GIL. Its heartbeat tells whether it reaches bytecode
       // boundaries (the instruction pointer cannot: `while True: pass` jumps
-      // to itself).
-      if (heartbeat_overdue && !heartbeat_reported && !run_.reported_stuck) {
+      // to itself). The run must also have been seen for a while: after a
+      // sampling gap it restarts, and an overdue heartbeat alone would then
+      // read as "stuck" from a single sample (the main thread may have run
+      // bytecode during the gap, e.g. the whole process was paused).
+      if (heartbeat_overdue && !heartbeat_reported && !run_.reported_stuck &&
+          run_age >= timeout / 2) {
         run_.reported_stuck = true;
         reported_heartbeat_ = s.heartbeat_outstanding_since_ns;
         return StallVerdict{StallKind::kStuckInC, run_.holder, true,
