@@ -15,6 +15,8 @@
 
 #include <Python.h>
 
+#include <utility>
+
 #include "monitor/heap/object_set.h"
 
 namespace annex::heap {
