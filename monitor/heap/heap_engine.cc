@@ -94,6 +94,26 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph) {
 
 absl::StatusOr<HeapResult> HeapEngine::Heap() { return Walk(nullptr); }
 
+absl::StatusOr<HeldObjectSet> HeapEngine::HeapHeld(HeapResult* stats) {
+  absl::StatusOr<HeapResult> r = Walk(nullptr);  // returns with the GIL held
+  if (!r.ok()) return r.status();
+  python::ScopedTargetSwap swap(ts_);
+  HeldObjectSet held = HeldObjectSet::Take(std::move(r->objects));
+  if (stats != nullptr) {
+    *stats = std::move(*r);
+    stats->objects = ObjectSet();
+  }
+  return held;
+}
+
+absl::Status HeapEngine::Release(HeldObjectSet& held) {
+  if (absl::Status s = CheckCurrent(); !s.ok()) return s;
+  python::ScopedTargetSwap swap(ts_);
+  python::ScopedErrorPreserver preserve;
+  held.ReleaseNow();
+  return absl::OkStatus();
+}
+
 absl::StatusOr<HeapGraph> HeapEngine::Graph(HeapResult* stats) {
   HeapGraph graph;
   absl::StatusOr<HeapResult> r = Walk(&graph);

@@ -27,6 +27,8 @@
 #include <Python.h>
 
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -34,6 +36,7 @@
 #include "absl/status/statusor.h"
 #include "monitor/heap/extension_registry.h"
 #include "monitor/heap/graph.h"
+#include "monitor/heap/held_object_set.h"
 #include "monitor/heap/object_set.h"
 #include "monitor/python/guards.h"
 
@@ -67,6 +70,14 @@ class HeapEngine {
   // thread with ts.target_ts or ts.annex_ts current. FailedPrecondition
   // otherwise or when the target is finalizing.
   absl::StatusOr<HeapResult> Heap();
+
+  // The reachable set with a strong reference to each object, taken in the
+  // same GIL stretch as the walk, so its addresses stay valid until
+  // Release(). Where: as Heap().
+  absl::StatusOr<HeldObjectSet> HeapHeld(HeapResult* stats = nullptr);
+  // Drops the references of `held` with the target current (rule 10).
+  // Where: as Heap(); may run target destructors and __del__.
+  absl::Status Release(HeldObjectSet& held);
 
   // The reachable set as a graph (HeapGraph, graph.h) built in one walk;
   // `stats` (optional) receives the timings and totals. Where: as Heap().

@@ -68,6 +68,31 @@ TEST(UnreachableTest, SinceRefShowsOnlyNewObjects) {
   EXPECT_TRUE((*since & engine.ref()).empty());
 }
 
+TEST(UnreachableTest, HeldSetKeepsObjectsAliveUntilReleased) {
+  ASSERT_TRUE(RunTargetCode(R"(
+import weakref
+class HeldProbe:
+    pass
+held_probe = HeldProbe()
+held_ref = weakref.ref(held_probe)
+)"));
+  const uintptr_t probe = testing::MainGlobalId("held_probe");
+  HeapEngine engine(testing::MainThreadStates());
+  absl::StatusOr<HeldObjectSet> held = engine.HeapHeld();
+  ASSERT_TRUE(held.ok()) << held.status();
+  EXPECT_TRUE(held->held());
+  EXPECT_TRUE(held->objects().contains(probe));
+  ASSERT_TRUE(RunTargetCode("del held_probe"));
+  PyObject* alive = EvalTarget("held_ref() is not None");
+  EXPECT_EQ(alive, Py_True) << "the held set keeps the probe alive";
+  Py_XDECREF(alive);
+  ASSERT_TRUE(engine.Release(*held).ok());
+  EXPECT_FALSE(held->held());
+  PyObject* dead = EvalTarget("held_ref() is None");
+  EXPECT_EQ(dead, Py_True) << "released in the target, the probe is freed";
+  Py_XDECREF(dead);
+}
+
 TEST(UnreachableTest, HiddenObjectsAndWhatOnlyTheyReachAreLeftOut) {
   ASSERT_TRUE(RunTargetCode(R"(
 import gc
