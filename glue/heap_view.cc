@@ -136,8 +136,11 @@ KindedSet KindedSet::Combine(const KindedSet& a, const KindedSet& b, char op) {
 absl::StatusOr<std::unique_ptr<HeapView>> HeapView::Create(Session& session) {
   auto access = session.Get<AnnexAccess>();
   if (!access.ok()) return access.status();
-  return std::unique_ptr<HeapView>(new HeapView(
-      std::make_unique<heap::HeapEngine>((*access)->runtime().thread_states())));
+  python::AnnexRuntime& runtime = (*access)->runtime();
+  auto engine = std::make_unique<heap::HeapEngine>(runtime.thread_states());
+  // Annex's own footprint in the target never shows in a result.
+  engine->Hide(heap::ObjectSet::FromUnsorted(runtime.target_footprint()));
+  return std::unique_ptr<HeapView>(new HeapView(std::move(engine)));
 }
 
 KindedSet HeapView::Describe(const std::vector<uintptr_t>& sorted,

@@ -1,6 +1,7 @@
 // The `annex` extension module and its `hp` object.
 #include "glue/hp.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -99,6 +100,20 @@ PyObject* IdSetRepr(PyObject* self) {
 }
 
 Py_ssize_t IdSetLen(PyObject* self) { return SetOf(self).count(); }
+
+// `address in x`: whether the object at that address (an int, as id() of a
+// target object would give) is a member. Target objects themselves never
+// reach the annex.
+int IdSetContains(PyObject* self, PyObject* key) {
+  if (!PyLong_Check(key)) return 0;
+  unsigned long long a = PyLong_AsUnsignedLongLong(key);
+  if (a == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+    PyErr_Clear();
+    return 0;
+  }
+  const auto& v = SetOf(self).addresses;
+  return std::binary_search(v.begin(), v.end(), static_cast<uintptr_t>(a));
+}
 
 PyObject* IdSetBinary(PyObject* a, PyObject* b, char op) {
   PyTypeObject* type = Py_TYPE(a);
@@ -199,6 +214,7 @@ PyType_Slot kIdSetSlots[] = {
     {Py_tp_getset, kIdSetGetSet},
     {Py_tp_richcompare, reinterpret_cast<void*>(IdSetRichCompare)},
     {Py_sq_length, reinterpret_cast<void*>(IdSetLen)},
+    {Py_sq_contains, reinterpret_cast<void*>(IdSetContains)},
     {Py_mp_length, reinterpret_cast<void*>(IdSetLen)},
     {Py_mp_subscript, reinterpret_cast<void*>(IdSetItem)},
     {Py_nb_or, reinterpret_cast<void*>(IdSetOr)},

@@ -507,6 +507,13 @@ void AnnexRuntime::RegisterTargetAtExit() {
     PyErr_Clear();
   }
   atexit_func_ = func;
+  if (!had_atexit) {
+    // Keep the module we imported: out of sys.modules it would become
+    // cyclic garbage (module <-> its functions) in the target's gc lists.
+    // Held, it is alive, used again by Stop(), and hidden from heap views.
+    atexit_module_ = Py_NewRef(atexit);
+    target_footprint_.push_back(reinterpret_cast<uintptr_t>(atexit));
+  }
   Py_DECREF(atexit);
   // The callbacks live in the interpreter's atexit state, not in the module:
   // if the host had not imported atexit, leave its sys.modules as it was.
@@ -519,18 +526,18 @@ void AnnexRuntime::UnregisterTargetAtExit() {
   // During finalization the callback is running now; the list is cleared by
   // CPython after it, and modifying it meanwhile is unsafe.
   if (!IsFinalizing()) {
-    PyObject* modules = PyImport_GetModuleDict();
-    const bool had_atexit = PyDict_GetItemString(modules, "atexit") != nullptr;
-    PyObject* atexit = PyImport_ImportModule("atexit");
+    PyObject* atexit = atexit_module_ != nullptr
+                           ? Py_NewRef(atexit_module_)
+                           : PyImport_ImportModule("atexit");
     if (atexit != nullptr) {
       PyObject* r = PyObject_CallMethod(atexit, "unregister", "O", atexit_func_);
       Py_XDECREF(r);
       Py_DECREF(atexit);
-      if (!had_atexit) PyDict_DelItemString(modules, "atexit");
     }
     PyErr_Clear();
   }
   Py_CLEAR(atexit_func_);  // released with the target current (rule 10)
+  Py_CLEAR(atexit_module_);
 }
 
 }  // namespace annex::python

@@ -40,6 +40,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -117,6 +118,14 @@ class AnnexRuntime {
   const ThreadStates& thread_states() const { return ts_; }
   GilHandoff& handoff() { return handoff_; }
 
+  // Addresses of the objects Annex itself keeps alive in the target: the
+  // `atexit` module when the host had not imported it (held by the runtime
+  // so it is not left as garbage once out of sys.modules). Heap views hide
+  // them and what only they reach. Valid while running. Where: any thread after Start().
+  const std::vector<uintptr_t>& target_footprint() const {
+    return target_footprint_;
+  }
+
   // How often the annex yielded the GIL to the target. Where: any thread.
   long yields() const { return yields_.load(std::memory_order_relaxed); }
 
@@ -171,8 +180,10 @@ class AnnexRuntime {
   std::mutex stop_mu_;  // serializes Stop() callers
   bool stopped_ = false;  // guarded by stop_mu_
 
+  std::vector<uintptr_t> target_footprint_;  // written before Start returns
   std::shared_ptr<AtExitLink> atexit_link_;
-  PyObject* atexit_func_ = nullptr;  // target object; annex thread only
+  PyObject* atexit_func_ = nullptr;    // target object; annex thread only
+  PyObject* atexit_module_ = nullptr;  // target object; annex thread only
 };
 
 }  // namespace annex::python

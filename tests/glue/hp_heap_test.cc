@@ -121,6 +121,20 @@ TEST_F(HpHeapTest, SetAlgebraAndHeapu) {
   ASSERT_TRUE(RunTargetCode("gc.enable(); gc.collect()"));
 }
 
+TEST_F(HpHeapTest, HeapuShowsNothingOfAnnexItself) {
+  // This binary's target never imported atexit; the annex's safety net did
+  // (and left sys.modules as it was, holding the module itself). Neither
+  // that module nor its functions may show in heapu().
+  PyObject* had = EvalTarget("'atexit' in __import__('sys').modules");
+  ASSERT_EQ(had, Py_False) << "the test needs a host without atexit";
+  Py_XDECREF(had);
+  ASSERT_TRUE(RunTargetCode("import gc; gc.collect()"));
+  std::string out = Exec(monitor_,
+                         "u = hp.heapu()\n"
+                         "print('module' in u.more.split())\n");
+  EXPECT_EQ(out, "False\n");
+}
+
 TEST_F(HpHeapTest, IdleAnnexSeesTheSameHeapEachTime) {
   std::string out = Exec(
       monitor_,
