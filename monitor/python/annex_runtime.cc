@@ -512,12 +512,56 @@ void AnnexRuntime::RegisterTargetAtExit() {
     // cyclic garbage (module <-> its functions) in the target's gc lists.
     // Held, it is alive, used again by Stop(), and hidden from heap views.
     atexit_module_ = Py_NewRef(atexit);
-    target_footprint_.push_back(reinterpret_cast<uintptr_t>(atexit));
+    UntrackFootprint(atexit);
   }
   Py_DECREF(atexit);
   // The callbacks live in the interpreter's atexit state, not in the module:
   // if the host had not imported atexit, leave its sys.modules as it was.
   if (!had_atexit && PyDict_DelItemString(modules, "atexit") < 0) PyErr_Clear();
+}
+
+void AnnexRuntime::UntrackFootprint(PyObject* module) {
+  // What importing a builtin module creates: the module, its dict, its
+  // functions (which point back at it), its spec and the spec's dict. All
+  // are kept alive by the runtime's reference until Stop(), so taking them
+  // off the gc lists cannot make anything uncollectable meanwhile.
+  std::vector<PyObject*> candidates = {module};
+  PyObject* dict = PyModule_GetDict(module);  // borrowed
+  if (dict != nullptr) {
+    candidates.push_back(dict);
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(dict, &pos, &key, &value)) {
+      if (PyCFunction_Check(value) && PyCFunction_GET_SELF(value) == module) {
+        candidates.push_back(value);
+      }
+    }
+    PyObject* spec = PyDict_GetItemString(dict, "__spec__");
+    if (spec != nullptr) {
+      candidates.push_back(spec);
+      // What only the spec references (its dict, an empty submodule list):
+      // found through tp_traverse, which also sees managed dicts and
+      // inline attribute values.
+      traverseproc traverse = Py_TYPE(spec)->tp_traverse;
+      if (traverse != nullptr) {
+        traverse(
+            spec,
+            [](PyObject* o, void* arg) -> int {
+              if (o != nullptr && Py_REFCNT(o) == 1 && !PyType_Check(o)) {
+                static_cast<std::vector<PyObject*>*>(arg)->push_back(o);
+              }
+              return 0;
+            },
+            &candidates);
+      }
+    }
+  }
+  for (PyObject* o : candidates) {
+    if (!PyObject_IS_GC(o) || !PyObject_GC_IsTracked(o)) continue;
+    PyObject_GC_UnTrack(o);
+    untracked_.push_back(Py_NewRef(o));
+    target_footprint_.push_back(reinterpret_cast<uintptr_t>(o));
+  }
 }
 
 void AnnexRuntime::UnregisterTargetAtExit() {
@@ -537,6 +581,14 @@ void AnnexRuntime::UnregisterTargetAtExit() {
     PyErr_Clear();
   }
   Py_CLEAR(atexit_func_);  // released with the target current (rule 10)
+  // Give the footprint back to the target's gc before letting it go: the
+  // module and its functions form a cycle only the gc can free.
+  for (PyObject* o : untracked_) {
+    PyObject_GC_Track(o);
+    Py_DECREF(o);
+  }
+  untracked_.clear();
+  target_footprint_.clear();
   Py_CLEAR(atexit_module_);
 }
 

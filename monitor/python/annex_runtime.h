@@ -119,9 +119,11 @@ class AnnexRuntime {
   GilHandoff& handoff() { return handoff_; }
 
   // Addresses of the objects Annex itself keeps alive in the target: the
-  // `atexit` module when the host had not imported it (held by the runtime
-  // so it is not left as garbage once out of sys.modules). Heap views hide
-  // them and what only they reach. Valid while running. Where: any thread after Start().
+  // `atexit` module when the host had not imported it, with its dict,
+  // functions and spec. The runtime holds them (out of sys.modules they
+  // would be cyclic garbage) and keeps them off the gc lists until Stop(),
+  // so gc.get_objects() and heapu() stay as they were; heap views also
+  // hide them. Valid while running. Where: any thread after Start().
   const std::vector<uintptr_t>& target_footprint() const {
     return target_footprint_;
   }
@@ -143,6 +145,7 @@ class AnnexRuntime {
   void DestroyInterpreters();           // annex thread, no GIL
   void RegisterTargetAtExit();          // annex thread, GIL, target current
   void UnregisterTargetAtExit();        // annex thread, GIL, target current
+  void UntrackFootprint(PyObject* module);  // annex thread, GIL, target current
   absl::Status StopImpl(bool from_atexit);
   static int YieldHook(PyObject* self, PyFrameObject* frame, int what,
                        PyObject* arg);  // annex thread, GIL, annex current
@@ -184,6 +187,7 @@ class AnnexRuntime {
   std::shared_ptr<AtExitLink> atexit_link_;
   PyObject* atexit_func_ = nullptr;    // target object; annex thread only
   PyObject* atexit_module_ = nullptr;  // target object; annex thread only
+  std::vector<PyObject*> untracked_;   // target objects off the gc lists
 };
 
 }  // namespace annex::python
