@@ -51,11 +51,19 @@ class LengauerTarjan {
           stack.pop_back();
           continue;
         }
+        // The next edge's DFS number is a random read: start it now.
+        if (cursor + 1 < graph_.out_begin[v + 1]) {
+          __builtin_prefetch(&dfn_[graph_.out_targets[cursor + 1]]);
+        }
         const uint32_t w = graph_.out_targets[cursor++];
         const uint32_t from = dfn_[v];
         if (dfn_[w] == kNone) {
           Number(w, from);
-          stack.emplace_back(w, graph_.out_begin[w]);
+          const uint32_t first = graph_.out_begin[w];
+          if (first < graph_.out_begin[w + 1]) {
+            __builtin_prefetch(&dfn_[graph_.out_targets[first]]);
+          }
+          stack.emplace_back(w, first);
         }
         dfs_edges_.emplace_back(dfn_[w], from);
         ++pred_count_[dfn_[w] + 1];
