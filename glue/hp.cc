@@ -33,6 +33,8 @@ constexpr const char* kHpDoc =
     "Any other name loads the standard-library module of that name in the\n"
     "annex, e.g. hp.gc, hp.json.";
 
+PyObject* NewText(const std::string& text);
+
 AnnexAccess* Access(PyObject* self) {
   Session* session = reinterpret_cast<HpObject*>(self)->session;
   auto access = session->Get<AnnexAccess>();
@@ -48,17 +50,43 @@ AnnexAccess* Access(PyObject* self) {
 PyObject* HpThreads(PyObject* self, PyObject*) {
   AnnexAccess* a = Access(self);
   if (a == nullptr) return nullptr;
-  std::string text = python::DescribeThreads(a->runtime().thread_states());
-  return PyUnicode_FromStringAndSize(text.data(), text.size());
+  return NewText(python::DescribeThreads(a->runtime().thread_states()));
 }
 
 PyObject* HpStacks(PyObject* self, PyObject*) {
   AnnexAccess* a = Access(self);
   if (a == nullptr) return nullptr;
-  std::string text = python::DescribeStacks(a->runtime().thread_states());
-  return PyUnicode_FromStringAndSize(text.data(), text.size());
+  return NewText(python::DescribeStacks(a->runtime().thread_states()));
 }
 
+
+// annex.Text: a str that shows as itself at the console (multi-line
+// tables and paths), not as a quoted literal.
+PyObject* TextRepr(PyObject* self) { return PyObject_Str(self); }
+
+PyType_Slot kTextSlots[] = {
+    {Py_tp_doc, const_cast<char*>("Text that displays as itself.")},
+    {Py_tp_repr, reinterpret_cast<void*>(TextRepr)},
+    {0, nullptr},
+};
+
+PyType_Spec kTextSpec = {"annex.Text", 0, 0,
+                         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, kTextSlots};
+
+PyObject* AnnexModule();
+
+// A new annex.Text holding `text`. Where: annex thread, GIL held.
+PyObject* NewText(const std::string& text) {
+  PyObject* module = AnnexModule();
+  if (module == nullptr) return nullptr;
+  PyObject* type = PyObject_GetAttrString(module, "Text");
+  Py_DECREF(module);
+  if (type == nullptr) return nullptr;
+  PyObject* r = PyObject_CallFunction(type, "s#", text.data(),
+                                      static_cast<Py_ssize_t>(text.size()));
+  Py_DECREF(type);
+  return r;
+}
 
 struct IdSetObject {
   PyObject_HEAD
@@ -155,8 +183,7 @@ PyObject* IdSetSize(PyObject* self, void*) {
   return PyLong_FromUnsignedLongLong(SetOf(self).total_size());
 }
 PyObject* IdSetMore(PyObject* self, void*) {
-  std::string t = SetOf(self).PartitionTable(~size_t{0});
-  return PyUnicode_FromStringAndSize(t.data(), t.size());
+  return NewText(SetOf(self).PartitionTable(~size_t{0}));
 }
 PyObject* IdSetKind(PyObject* self, void*) {
   std::vector<KindedSet::Row> rows = SetOf(self).Rows();
@@ -171,7 +198,7 @@ PyObject* IdSetSp(PyObject* self, void*) {
   if (view == nullptr) return nullptr;
   auto text = view->ShortestPaths(SetOf(self));
   if (!text.ok()) return RaiseStatus(text.status());
-  return PyUnicode_FromStringAndSize(text->data(), text->size());
+  return NewText(*text);
 }
 PyObject* IdSetDomisize(PyObject* self, void*) {
   HeapView* view = ViewOf(reinterpret_cast<IdSetObject*>(self)->session);
@@ -185,7 +212,7 @@ PyObject* IdSetById(PyObject* self, void*) {
   if (view == nullptr) return nullptr;
   auto text = view->ById(SetOf(self));
   if (!text.ok()) return RaiseStatus(text.status());
-  return PyUnicode_FromStringAndSize(text->data(), text->size());
+  return NewText(*text);
 }
 PyObject* IdSetByType(PyObject* self, void*) { return Py_NewRef(self); }
 
@@ -228,7 +255,7 @@ PyType_Spec kIdSetSpec = {
     "annex.IdSet", sizeof(IdSetObject), 0, Py_TPFLAGS_DEFAULT, kIdSetSlots,
 };
 
-PyObject* AnnexModule();
+
 
 PyObject* NewIdSet(Session* session, KindedSet set) {
   PyObject* module = AnnexModule();
@@ -352,6 +379,14 @@ int ModuleExec(PyObject* module) {
   reinterpret_cast<PyTypeObject*>(type)->tp_new = nullptr;
   if (PyModule_AddObject(module, "Hp", type) < 0) {
     Py_DECREF(type);
+    return -1;
+  }
+  PyObject* bases = PyTuple_Pack(1, reinterpret_cast<PyObject*>(&PyUnicode_Type));
+  if (bases == nullptr) return -1;
+  PyObject* text = PyType_FromModuleAndSpec(module, &kTextSpec, bases);
+  Py_DECREF(bases);
+  if (text == nullptr || PyModule_AddObject(module, "Text", text) < 0) {
+    Py_XDECREF(text);
     return -1;
   }
   PyObject* idset = PyType_FromModuleAndSpec(module, &kIdSetSpec, nullptr);
