@@ -21,6 +21,7 @@
 
 #include "annex_python_build.h"
 #include "monitor/python/annex_runtime.h"
+#include "monitor/python/embed.h"
 
 namespace {
 
@@ -144,12 +145,7 @@ double WorstTargetGap(AnnexRuntime& rt, bool annex_loops) {
 
 int main(int argc, char** argv) {
   int runs = argc > 1 ? std::max(1, std::atoi(argv[1])) : 5;
-  PyConfig config;
-  PyConfig_InitPythonConfig(&config);
-  PyConfig_SetBytesString(&config, &config.program_name,
-                          ANNEX_PYTHON_EXECUTABLE);
-  if (PyStatus_Exception(Py_InitializeFromConfig(&config))) return 2;
-  PyConfig_Clear(&config);
+  if (!annex::python::InitializeEmbedded().ok()) return 2;
   PyObject* g = PyModule_GetDict(PyImport_AddModule("__main__"));
   PyObject* r = PyRun_String(kTargetCode, Py_file_input, g, g);
   if (r == nullptr) {

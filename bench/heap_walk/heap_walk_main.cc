@@ -22,6 +22,7 @@
 #include "monitor/heap/heap_engine.h"
 #include "monitor/heap/roots.h"
 #include "monitor/python/annex_runtime.h"
+#include "monitor/python/embed.h"
 
 namespace {
 
@@ -156,14 +157,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  PyConfig config;
-  PyConfig_InitPythonConfig(&config);
-  config.install_signal_handlers = 0;
-  PyStatus status = PyConfig_SetBytesString(&config, &config.program_name,
-                                            ANNEX_PYTHON_EXECUTABLE);
-  if (!PyStatus_Exception(status)) status = Py_InitializeFromConfig(&config);
-  PyConfig_Clear(&config);
-  if (PyStatus_Exception(status)) return 2;
+  if (!annex::python::InitializeEmbedded().ok()) return 2;
   if (!Run(kPythonBfs)) return 1;
 
   absl::StatusOr<std::unique_ptr<AnnexRuntime>> rt = AnnexRuntime::Start({});

@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "annex_python_build.h"
 #include "monitor/watchdog/watchdog.h"
+#include "monitor/python/embed.h"
 
 namespace {
 
@@ -62,14 +63,7 @@ int main(int argc, char** argv) {
   const long runs = Flag(argc, argv, "--runs", 5);
   const long iterations = Flag(argc, argv, "--iterations", 20000000);
 
-  PyConfig config;
-  PyConfig_InitPythonConfig(&config);
-  config.install_signal_handlers = 0;
-  PyStatus status = PyConfig_SetBytesString(&config, &config.program_name,
-                                            ANNEX_PYTHON_EXECUTABLE);
-  if (!PyStatus_Exception(status)) status = Py_InitializeFromConfig(&config);
-  PyConfig_Clear(&config);
-  if (PyStatus_Exception(status)) {
+  if (!annex::python::InitializeEmbedded().ok()) {
     std::fprintf(stderr, "cannot initialize Python\n");
     return 2;
   }

@@ -27,26 +27,10 @@ long RssKiB() {
   return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-// One bare sub-interpreter lifetime on its own thread, as the annex has.
-void BareInterpreterCycle() {
-  Py_BEGIN_ALLOW_THREADS
-  std::thread t([] {
-    PyThreadState* ts = PyThreadState_New(PyInterpreterState_Main());
-    PyEval_RestoreThread(ts);
-    PyThreadState* sub = Py_NewInterpreter();
-    Py_EndInterpreter(sub);
-    PyThreadState_Swap(ts);
-    PyThreadState_Clear(ts);
-    PyThreadState_DeleteCurrent();
-  });
-  t.join();
-  Py_END_ALLOW_THREADS
-}
-
 TEST(CyclesTest, TwoHundredStartStopCyclesKeepMemoryFlat) {
-  for (int i = 0; i < 10; ++i) BareInterpreterCycle();  // warm up
+  for (int i = 0; i < 10; ++i) ::annex::testing::BareSubinterpreterCycle();  // warm up
   long base0 = RssKiB();
-  for (int i = 0; i < kCycles; ++i) BareInterpreterCycle();
+  for (int i = 0; i < kCycles; ++i) ::annex::testing::BareSubinterpreterCycle();
   long baseline = RssKiB() - base0;
 
   Monitor monitor;

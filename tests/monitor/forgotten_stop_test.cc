@@ -14,20 +14,12 @@
 #include "annex_python_build.h"
 #include "gtest/gtest.h"
 #include "monitor/monitor.h"
+#include "monitor/python/embed.h"
 
 namespace annex {
 namespace {
 
-bool InitPython() {
-  PyConfig config;
-  PyConfig_InitPythonConfig(&config);
-  config.install_signal_handlers = 0;
-  PyConfig_SetBytesString(&config, &config.program_name,
-                          ANNEX_PYTHON_EXECUTABLE);
-  PyStatus status = Py_InitializeFromConfig(&config);
-  PyConfig_Clear(&config);
-  return !PyStatus_Exception(status);
-}
+bool InitPython() { return python::InitializeEmbedded().ok(); }
 
 // Ends the child: 0 when `error` is empty, else prints it and exits 1.
 [[noreturn]] void Verdict(const std::string& error) {

@@ -199,28 +199,12 @@ TEST(AnnexRuntimeTest, InterruptStopsPythonLoopInAnnex) {
   Py_END_ALLOW_THREADS
 }
 
-// One bare sub-interpreter lifetime, no Annex code. Where: main thread, GIL
-// held (released while the other thread works).
-void BareSubinterpreter() {
-  Py_BEGIN_ALLOW_THREADS
-  std::thread t([] {
-    PyThreadState* ts = PyThreadState_New(PyInterpreterState_Main());
-    PyEval_RestoreThread(ts);
-    Py_EndInterpreter(Py_NewInterpreter());
-    PyThreadState_Swap(ts);
-    PyThreadState_Clear(ts);
-    PyThreadState_DeleteCurrent();
-  });
-  t.join();
-  Py_END_ALLOW_THREADS
-}
-
 TEST(AnnexRuntimeTest, IdleAnnexLeavesTargetUndisturbed) {
   // CPython 3.11 itself changes the main interpreter's gc lists once per
   // process: the first Py_NewInterpreter() replaces the cached copies of the
   // sys and builtins module dicts (their m_copy), freeing the main
   // interpreter's two. That is CPython's, not Annex's: do it first.
-  BareSubinterpreter();
+  ::annex::testing::BareSubinterpreterCycle();
   // Compares object identities: which gc-tracked objects appeared or
   // vanished, naming them on failure. The snapshot's own transient objects
   // (its comprehension and module functions, its result) are left out.

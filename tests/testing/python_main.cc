@@ -2,9 +2,11 @@
 #include "tests/testing/python_main.h"
 
 #include <cstdio>
+#include <thread>
 
 #include "annex_python_build.h"
 #include "gtest/gtest.h"
+#include "monitor/python/embed.h"
 
 namespace annex::testing {
 
@@ -30,20 +32,26 @@ PyObject* EvalTarget(const std::string& expr) {
   return result;
 }
 
+void BareSubinterpreterCycle() {
+  Py_BEGIN_ALLOW_THREADS
+  std::thread t([] {
+    PyThreadState* ts = PyThreadState_New(PyInterpreterState_Main());
+    PyEval_RestoreThread(ts);
+    Py_EndInterpreter(Py_NewInterpreter());
+    PyThreadState_Swap(ts);
+    PyThreadState_Clear(ts);
+    PyThreadState_DeleteCurrent();
+  });
+  t.join();
+  Py_END_ALLOW_THREADS
+}
+
 }  // namespace annex::testing
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  PyConfig config;
-  PyConfig_InitPythonConfig(&config);
-  config.install_signal_handlers = 0;
-  PyStatus status = PyConfig_SetBytesString(&config, &config.program_name,
-                                            ANNEX_PYTHON_EXECUTABLE);
-  if (!PyStatus_Exception(status)) status = Py_InitializeFromConfig(&config);
-  PyConfig_Clear(&config);
-  if (PyStatus_Exception(status)) {
-    std::fprintf(stderr, "cannot initialize Python %s: %s\n",
-                 ANNEX_PYTHON_VERSION, status.err_msg ? status.err_msg : "");
+  if (absl::Status s = annex::python::InitializeEmbedded(); !s.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
     return 2;
   }
   int rc = RUN_ALL_TESTS();

@@ -21,4 +21,9 @@ bool RunTargetCode(const std::string& code);
 // the traceback printed. GIL held, target current.
 PyObject* EvalTarget(const std::string& expr);
 
+// One bare sub-interpreter lifetime on its own thread (created, ended, no
+// Annex code), as the annex has: CPython's own cost, for baselines.
+// Where: the main thread with the GIL held (released while it runs).
+void BareSubinterpreterCycle();
+
 }  // namespace annex::testing
