@@ -15,6 +15,7 @@ packages=(
   libgtest-dev libgmock-dev
   libedit-dev       # line editing for `annex attach`
   procps            # ps/pgrep used by end-to-end tests
+  libpython3.11-testsuite  # CPython's own tests: a real program for e2e tests
 )
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang-14 libclang-rt-14-dev)

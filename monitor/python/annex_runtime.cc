@@ -2,6 +2,7 @@
 #include "monitor/python/annex_runtime.h"
 
 #include <time.h>
+#include <unistd.h>
 
 #include <utility>
 
@@ -20,6 +21,7 @@ struct AnnexRuntime::Task {
 // which may outlive the runtime (it is unregistered, but a copy of the list
 // may be running). `runtime` is null once the runtime stopped.
 struct AnnexRuntime::AtExitLink {
+  const pid_t owner = getpid();  // a forked child has no annex to stop
   std::mutex mu;
   AnnexRuntime* runtime = nullptr;
 };
@@ -461,6 +463,9 @@ PyObject* AnnexRuntime::AtExitCallback(PyObject* self, PyObject*) {
       PyCapsule_GetPointer(self, kAtExitCapsule));
   if (holder == nullptr) return nullptr;
   std::shared_ptr<AtExitLink> link = *holder;
+  // After fork() the child has a copy of the runtime but none of its
+  // threads (and perhaps a copied, locked mutex): nothing to stop there.
+  if (getpid() != link->owner) Py_RETURN_NONE;
   std::lock_guard<std::mutex> lock(link->mu);
   if (link->runtime != nullptr) {
     if (link->runtime->options_.before_atexit_stop) {

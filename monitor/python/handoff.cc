@@ -6,11 +6,17 @@
 #include <condition_variable>
 #include <mutex>
 
+#include <unistd.h>
+
 #include "monitor/python/version.h"
 
 namespace annex::python {
 
 struct GilHandoff::State {
+  // The process whose threads use this state. After fork() a child has a
+  // copy of it (its mutex possibly held by a thread that does not exist
+  // there) and none of those threads: callbacks do nothing in the child.
+  const pid_t owner = getpid();
   std::mutex mu;
   std::condition_variable cv;
   int waiters = 0;         // annex-side threads inside Acquire()
@@ -30,6 +36,7 @@ int HandOver(void* arg) {
   std::unique_ptr<std::shared_ptr<GilHandoff::State>> holder(
       static_cast<std::shared_ptr<GilHandoff::State>*>(arg));
   GilHandoff::State& st = **holder;
+  if (getpid() != st.owner) return 0;  // a forked child: never touch mu
   {
     std::lock_guard<std::mutex> lock(st.mu);
     st.queued = false;

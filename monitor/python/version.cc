@@ -135,6 +135,14 @@ void VisitLiveFrameLocals(PyFrameObject* frame, visitproc visit, void* arg) {
                        f->owner != FRAME_OWNED_BY_GENERATOR)) {
     return;
   }
+  // A finished generator's frame had its locals released without the
+  // pointers being cleared, and a frame object can still point at it:
+  // reading them would visit freed objects (seen on 3.12 and 3.13 with
+  // CPython's own test suite running).
+  if (f->owner == FRAME_OWNED_BY_GENERATOR &&
+      _PyFrame_GetGenerator(f)->gi_frame_state >= FRAME_COMPLETED) {
+    return;
+  }
 #if PY_VERSION_HEX >= 0x030D0000
   PyObject* executable = f->f_executable;
 #else

@@ -10,12 +10,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <Python.h>
 
 #include "annex_python_build.h"
 #include "gtest/gtest.h"
@@ -197,6 +200,85 @@ TEST(AnnexCommandTest, ExecAndAttachReachALiveProgram) {
   struct stat st;
   EXPECT_NE(stat((std::string(dir) + "/annex/" + p + ".sock").c_str(), &st), 0)
       << "socket left behind";
+}
+
+// A program nobody wrote for Annex: a run of CPython's own test suite
+// (Debian's libpython3.11-testsuite), questioned live while it runs. It must
+// end exactly as it does under the plain interpreter. Suites that fork are
+// left out: fork() with a live sub-interpreter breaks the child in CPython
+// itself (README, "Known limits").
+TEST(AnnexCommandTest, StdlibTestSuiteUnderAnnexWhileQueried) {
+#if PY_VERSION_HEX >= 0x030C0000
+  // KNOWN BUG, open: on 3.12 and 3.13 hp.heap() during this suite crashes
+  // the host (SIGSEGV in glue KindName: the walk reports an address whose
+  // ob_type is -1, i.e. not a live object). Reproduce with
+  //   annex run -m test test_json test_collections test_dict
+  // while looping `annex exec PID 'h = hp.heap()'`. README "Known bugs".
+  GTEST_SKIP() << "known crash of heap queries on 3.12/3.13 (see comment)";
+#endif
+  const std::vector<std::string> suite = {
+      "-m", "test", "test_json", "test_collections", "test_dict",
+      "test_set", "test_list", "test_itertools", "test_functools",
+      "test_string", "test_textwrap", "test_heapq", "test_bisect"};
+  std::vector<std::string> plain = {ANNEX_PYTHON_EXECUTABLE};
+  plain.insert(plain.end(), suite.begin(), suite.end());
+  Result reference = RunProcess(plain);
+  if (reference.out.find("No module named test") != std::string::npos ||
+      reference.err.find("No module named test") != std::string::npos) {
+    GTEST_SKIP() << "CPython's test suite is not installed";
+  }
+  ASSERT_NE(reference.out.find("Tests result: SUCCESS"), std::string::npos)
+      << reference.out << reference.err;
+
+  char dir[] = "/tmp/annex-real-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string env = std::string("XDG_RUNTIME_DIR=") + dir;
+  std::vector<std::string> monitored = {AnnexBinary(), "run"};
+  monitored.insert(monitored.end(), suite.begin(), suite.end());
+  Result run;
+  std::atomic<bool> done{false};
+  std::thread runner([&] {
+    run = RunProcess(monitored, "", {env});
+    done = true;
+  });
+  // Question it for as long as it runs.
+  int answered = 0, paths = 0, stacks = 0;
+  std::string failures;
+  while (!done) {
+    Result ps = RunProcess({AnnexBinary(), "ps"}, "", {env});
+    size_t at = ps.out.find("-m test");
+    if (at == std::string::npos) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      continue;
+    }
+    size_t line = ps.out.rfind('\n', at);
+    std::string pid = std::to_string(
+        std::atoi(ps.out.c_str() + (line == std::string::npos ? 0 : line + 1)));
+    Result heap = RunProcess(
+        {AnnexBinary(), "exec", pid,
+         "h = hp.heap()\n"
+         "print(len(h) > 10000, h.size > 1000000)\n"
+         "top = h[0]\n"
+         "print(top.sp.count('%R') >= 1)\n"},
+        "", {env});
+    if (heap.exit_code == 0) {
+      ++answered;
+      if (heap.out != "True True\nTrue\n") failures += heap.out;
+      if (heap.out.find("\nTrue\n") != std::string::npos) ++paths;
+    }
+    Result st = RunProcess({AnnexBinary(), "attach", pid}, ".stacks\n", {env});
+    if (st.out.find("libregrtest") != std::string::npos) ++stacks;
+  }
+  runner.join();
+  EXPECT_EQ(run.exit_code, reference.exit_code) << run.err;
+  EXPECT_NE(run.out.find("Tests result: SUCCESS"), std::string::npos)
+      << run.out << run.err;
+  EXPECT_GE(answered, 1) << "no heap question was answered while it ran";
+  EXPECT_EQ(failures, "");
+  EXPECT_GE(paths, 1);
+  EXPECT_GE(stacks, 1) << "no stack of the running suite was seen";
+  std::printf("answered %d heap questions, %d with paths, %d stacks\n",
+              answered, paths, stacks);
 }
 
 }  // namespace
