@@ -148,8 +148,7 @@ absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code) {
   request.text = code;
   console::Cancellation never;
   console::Reply reply = runner.Execute(/*session_id=*/0, request, never);
-  // The one-off namespace is released on the annex thread.
-  runner.CloseSession(0);
+  // The one-off namespace (and helper) are released on the annex thread.
   rt->Run([&](const python::ThreadStates&) { runner.ReleaseAll(); })
       .IgnoreError();
   if (reply.status == console::ReplyStatus::kOk) return reply.output;
