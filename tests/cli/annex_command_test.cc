@@ -258,13 +258,19 @@ TEST(AnnexCommandTest, StdlibTestSuiteUnderAnnexWhileQueried) {
         {AnnexBinary(), "exec", pid,
          "h = hp.heap()\n"
          "print(len(h) > 10000, h.size > 1000000)\n"
-         "top = h[0]\n"
-         "print(top.sp.count('%R') >= 1)\n"},
+         "sp = h[0].sp\n"
+         "found = sp.count('%R') >= 1\n"
+         "# .sp walks again: the row may have died since heap() (documented)\n"
+         "print(found or sp.startswith('(no member of the set is reachable'))\n"
+         "print(found)\n"},
         "", {env});
     if (heap.exit_code == 0) {
       ++answered;
-      if (heap.out != "True True\nTrue\n") failures += heap.out;
-      if (heap.out.find("\nTrue\n") != std::string::npos) ++paths;
+      if (heap.out.rfind("True True\nTrue\n", 0) != 0) failures += heap.out;
+      if (heap.out.size() >= 5 &&
+          heap.out.compare(heap.out.size() - 5, 5, "True\n") == 0) {
+        ++paths;
+      }
     }
     Result st = RunProcess({AnnexBinary(), "attach", pid}, ".stacks\n", {env});
     if (st.out.find("libregrtest") != std::string::npos) ++stacks;
