@@ -17,13 +17,24 @@ namespace annex::glue {
 namespace {
 
 // "module.Class" for classes defined in Python, tp_name otherwise. Reads the
-// type's own dict only (no attribute lookup, no target code).
+// type's own dict only: no attribute lookup, no target code, and no object
+// created (the target is current during questions).
 // Where: GIL held; `type` alive.
 std::string KindName(PyTypeObject* type) {
   if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE) || type->tp_dict == nullptr) {
     return type->tp_name;
   }
-  PyObject* module = PyDict_GetItemString(type->tp_dict, "__module__");
+  PyObject* module = nullptr;
+  Py_ssize_t pos = 0;
+  PyObject* key;
+  PyObject* value;
+  while (PyDict_Next(type->tp_dict, &pos, &key, &value)) {
+    if (PyUnicode_Check(key) &&
+        PyUnicode_CompareWithASCIIString(key, "__module__") == 0) {
+      module = value;
+      break;
+    }
+  }
   if (module == nullptr || !PyUnicode_Check(module)) return type->tp_name;
   std::string m = python::Text(module);
   if (m == "builtins") return type->tp_name;
@@ -167,6 +178,10 @@ KindedSet HeapView::Describe(const std::vector<uintptr_t>& sorted,
 }
 
 absl::StatusOr<KindedSet> HeapView::Heap() {
+  // One question: the objects found are read before the GIL can change
+  // hands (heap_engine.h).
+  heap::HeapEngine::Question question(*engine_);
+  if (!question.status().ok()) return question.status();
   absl::StatusOr<heap::HeapGraph> graph = engine_->Graph();
   if (!graph.ok()) return graph.status();
   if (!has_ref_) return Describe(graph->addresses, &graph->sizes);
@@ -182,6 +197,10 @@ absl::StatusOr<KindedSet> HeapView::Heap() {
 }
 
 absl::StatusOr<KindedSet> HeapView::HeapU() {
+  // One question: the objects found are read before the GIL can change
+  // hands (heap_engine.h).
+  heap::HeapEngine::Question question(*engine_);
+  if (!question.status().ok()) return question.status();
   absl::StatusOr<heap::ObjectSet> set = engine_->Unreachable();
   if (!set.ok()) return set.status();
   // Found in the gc lists during this GIL hold: alive now.
@@ -210,6 +229,10 @@ heap::NodeSet LiveNodes(const heap::HeapGraph& graph, const KindedSet& set) {
 
 absl::StatusOr<std::string> HeapView::ShortestPaths(const KindedSet& set,
                                                     size_t max_paths) {
+  // One question: the objects found are read before the GIL can change
+  // hands (heap_engine.h).
+  heap::HeapEngine::Question question(*engine_);
+  if (!question.status().ok()) return question.status();
   absl::StatusOr<heap::HeapGraph> graph = engine_->Graph();
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = LiveNodes(*graph, set);
@@ -227,6 +250,10 @@ absl::StatusOr<std::string> HeapView::ShortestPaths(const KindedSet& set,
 }
 
 absl::StatusOr<uint64_t> HeapView::RetainedSize(const KindedSet& set) {
+  // One question: the objects found are read before the GIL can change
+  // hands (heap_engine.h).
+  heap::HeapEngine::Question question(*engine_);
+  if (!question.status().ok()) return question.status();
   absl::StatusOr<heap::HeapGraph> graph = engine_->Graph();
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = LiveNodes(*graph, set);
@@ -236,6 +263,10 @@ absl::StatusOr<uint64_t> HeapView::RetainedSize(const KindedSet& set) {
 }
 
 absl::StatusOr<std::string> HeapView::ById(const KindedSet& set, size_t limit) {
+  // One question: the objects found are read before the GIL can change
+  // hands (heap_engine.h).
+  heap::HeapEngine::Question question(*engine_);
+  if (!question.status().ok()) return question.status();
   absl::StatusOr<heap::HeapResult> now = engine_->Heap();
   if (!now.ok()) return now.status();
   std::string out;

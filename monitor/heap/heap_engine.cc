@@ -56,6 +56,18 @@ absl::Status HeapEngine::CheckCurrent() const {
   return absl::OkStatus();
 }
 
+HeapEngine::Question::Question(const HeapEngine& engine)
+    : status_(engine.CheckCurrent()) {
+  if (!status_.ok()) return;
+  // The question's only swap: on 3.12+ the GIL may change hands here, never
+  // inside the question.
+  swap_.emplace(engine.ts_);
+  preserve_.emplace();
+}
+
+// Members end in reverse order: the error is restored, then the swap back.
+HeapEngine::Question::~Question() = default;
+
 absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph) {
   if (absl::Status s = CheckCurrent(); !s.ok()) return s;
   const int64_t start = NowNs();
@@ -95,9 +107,12 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph) {
 absl::StatusOr<HeapResult> HeapEngine::Heap() { return Walk(nullptr); }
 
 absl::StatusOr<HeldObjectSet> HeapEngine::HeapHeld(HeapResult* stats) {
-  absl::StatusOr<HeapResult> r = Walk(nullptr);  // returns with the GIL held
+  // One question: the references are taken before any swap could let the
+  // target run (and free what the walk found).
+  Question question(*this);
+  if (!question.status().ok()) return question.status();
+  absl::StatusOr<HeapResult> r = Walk(nullptr);
   if (!r.ok()) return r.status();
-  python::ScopedTargetSwap swap(ts_);
   HeldObjectSet held = HeldObjectSet::Take(std::move(r->objects));
   if (stats != nullptr) {
     *stats = std::move(*r);

@@ -15,7 +15,18 @@
 // heapu() = the objects in the target's gc lists minus heap().
 //
 // Every method swaps to ts.target_ts for its duration (a no-op when the
-// target is already current, e.g. a single-interpreter unit test). Nothing
+// target is already current, e.g. a single-interpreter unit test).
+//
+// A swap is a yield point on 3.12 and later: PyThreadState_Swap releases and
+// re-takes the GIL there (and, when a target thread has asked for the GIL,
+// waits until it ran). Addresses found by one method are therefore valid in
+// the next only when both run inside one HeapEngine::Question, which keeps
+// the target current, and the GIL held, for a whole question:
+//
+//   HeapEngine::Question q(engine);
+//   if (!q.status().ok()) return q.status();
+//   HeapGraph g = *engine.Graph();      // walk ...
+//   ReadObjects(g.addresses);           // ... and read, in one GIL hold Nothing
 // is left behind in the target: the only objects touched into existence are
 // the target's own frame objects (see roots.h) and short-lived ints returned
 // by C-level __sizeof__ methods, freed before the walk ends.
@@ -27,6 +38,7 @@
 #include <Python.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -62,6 +74,27 @@ class HeapEngine {
 
   HeapEngine(const HeapEngine&) = delete;
   HeapEngine& operator=(const HeapEngine&) = delete;
+
+  // One question to the heap: the target current and its pending exception
+  // set aside from construction to destruction, so that engine calls inside
+  // swap no more and the GIL is never released in between (see the top of
+  // this file). When status() is not OK (no GIL, wrong thread state, Python
+  // finalizing) nothing was swapped and engine calls fail as usual.
+  // Where: annex thread (or the caller's own thread in one interpreter),
+  // GIL held; nests.
+  class Question {
+   public:
+    explicit Question(const HeapEngine& engine);
+    ~Question();
+    Question(const Question&) = delete;
+    Question& operator=(const Question&) = delete;
+    const absl::Status& status() const { return status_; }
+
+   private:
+    absl::Status status_;
+    std::optional<python::ScopedTargetSwap> swap_;
+    std::optional<python::ScopedErrorPreserver> preserve_;
+  };
 
   // Size/traverse functions of extension types, used by every walk.
   ExtensionRegistry& extensions() { return extensions_; }

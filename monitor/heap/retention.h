@@ -42,8 +42,9 @@ struct RetentionPath {
 // (see FindShortestPaths for the order, avoidance and the limit), each edge
 // named by DescribeEdge. InvalidArgument for a malformed graph or node set.
 // Where: GIL held continuously since the walk that built `graph` (its
-// addresses are dereferenced; DESIGN.md rule 10), no Python error set; any
-// interpreter sharing the target's GIL. Never runs target Python code.
+// addresses are dereferenced; DESIGN.md rule 10): with two interpreters, in
+// the same HeapEngine::Question as that walk, since on 3.12+ every thread
+// state swap may hand the GIL over (heap_engine.h). No Python error set. Never runs target Python code.
 absl::StatusOr<std::vector<RetentionPath>> PathsTo(
     const HeapGraph& graph, const NodeSet& targets,
     const ShortestPathOptions& options = {});
@@ -57,8 +58,8 @@ struct NamedEdge {
 
 // Heapy's pathsin: every distinct edge into `set`, ordered by (to, from),
 // each named by DescribeEdge. InvalidArgument for a malformed graph or set.
-// Where: GIL held continuously since the walk that built `graph`, no Python
-// error set; any interpreter sharing the target's GIL.
+// Where: GIL held continuously since the walk that built `graph` (in the
+// same HeapEngine::Question as that walk), no Python error set.
 absl::StatusOr<std::vector<NamedEdge>> NamedEdgesIn(const HeapGraph& graph,
                                                     const ReverseIndex& reverse,
                                                     const NodeSet& set);

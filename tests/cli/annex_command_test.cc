@@ -208,14 +208,6 @@ TEST(AnnexCommandTest, ExecAndAttachReachALiveProgram) {
 // left out: fork() with a live sub-interpreter breaks the child in CPython
 // itself (README, "Known limits").
 TEST(AnnexCommandTest, StdlibTestSuiteUnderAnnexWhileQueried) {
-#if PY_VERSION_HEX >= 0x030C0000
-  // KNOWN BUG, open: on 3.12 and 3.13 hp.heap() during this suite crashes
-  // the host (SIGSEGV in glue KindName: the walk reports an address whose
-  // ob_type is -1, i.e. not a live object). Reproduce with
-  //   annex run -m test test_json test_collections test_dict
-  // while looping `annex exec PID 'h = hp.heap()'`. README "Known bugs".
-  GTEST_SKIP() << "known crash of heap queries on 3.12/3.13 (see comment)";
-#endif
   const std::vector<std::string> suite = {
       "-m", "test", "test_json", "test_collections", "test_dict",
       "test_set", "test_list", "test_itertools", "test_functools",

@@ -143,5 +143,36 @@ TEST_F(HpHeapTest, IdleAnnexSeesTheSameHeapEachTime) {
   EXPECT_EQ(out, "1\n");
 }
 
+// On 3.12 and later every thread-state swap may hand the GIL to a waiting
+// target thread (heap_engine.h). Threads that call and return from Python
+// functions all the time free the frame objects a walk found as roots as
+// soon as they run again, so a question must read what its walk found before
+// any swap. (Before HeapEngine::Question this crashed the host on 3.12/3.13.)
+TEST_F(HpHeapTest, QuestionsWhileTargetThreadsChurnFrames) {
+  ASSERT_TRUE(RunTargetCode(
+      "import threading\n"
+      "churn_stop = threading.Event()\n"
+      "def churn_down(n):\n"
+      "    view = memoryview(bytearray(32))\n"
+      "    if n == 0: return [bytearray(64), {'k': view}]\n"
+      "    return churn_down(n - 1)\n"
+      "def churn():\n"
+      "    while not churn_stop.is_set():\n"
+      "        churn_down(30)\n"
+      "churners = [threading.Thread(target=churn) for _ in range(2)]\n"
+      "for t in churners: t.start()\n"));
+  std::string out = Exec(monitor_,
+                         "ok = 0\n"
+                         "for _ in range(30):\n"
+                         "    h = hp.heap()\n"
+                         "    ok += len(h) > 1000 and h.size > 0\n"
+                         "    h[0].byid\n"
+                         "    h[0].sp\n"
+                         "    hp.heapu()\n"
+                         "print(ok)\n");
+  ASSERT_TRUE(RunTargetCode("churn_stop.set()\nfor t in churners: t.join()\n"));
+  EXPECT_EQ(out, "30\n");
+}
+
 }  // namespace
 }  // namespace annex
