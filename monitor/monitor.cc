@@ -1,6 +1,8 @@
 // The public Monitor: an annex runtime, its glue session, and the console.
 #include "monitor/monitor.h"
 
+#include <unistd.h>
+
 #include <mutex>
 #include <utility>
 
@@ -22,6 +24,7 @@ struct Monitor::State {
   std::unique_ptr<console::Server> console;
   std::unique_ptr<watchdog::Watchdog> watchdog;
   std::mutex console_mu;  // guards `console` and `watchdog` (atexit path)
+  const pid_t owner = getpid();  // a child made by fork() is not the owner
 };
 
 Monitor::Monitor() : state_(std::make_unique<State>()) {}
@@ -117,6 +120,16 @@ absl::Status Monitor::Start(const Options& options) {
 }
 
 absl::Status Monitor::Stop() {
+  if (getpid() != state_->owner) {
+    // A child made by fork(): none of the monitor's threads exist here (the
+    // annex interpreter was ended before the fork, see annex_runtime.h) and
+    // its mutexes may be copies locked by them. Joining or locking would
+    // hang, so the child forgets the parent's monitor: its memory is left
+    // as it is, once, and this Monitor starts afresh.
+    static_cast<void>(state_.release());
+    state_ = std::make_unique<State>();
+    return absl::OkStatus();
+  }
   std::lock_guard<std::mutex> lock(state_->mu);
   {
     std::lock_guard<std::mutex> clock(state_->console_mu);

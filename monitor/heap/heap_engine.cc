@@ -48,8 +48,15 @@ absl::Status HeapEngine::CheckCurrent() const {
     return absl::FailedPreconditionError("Python is not running");
   }
   PyThreadState* current = python::CurrentThreadStateUnchecked();
+  // The annex's thread state changes when a fork() of the target made the
+  // runtime create the annex interpreter again: any thread state of an
+  // interpreter other than the target's stands for the annex.
+  const bool annex_current =
+      ts_.annex_ts != nullptr && current != nullptr &&
+      PyThreadState_GetInterpreter(current) !=
+          PyThreadState_GetInterpreter(ts_.target_ts);
   if (current == nullptr || ts_.target_ts == nullptr ||
-      (current != ts_.target_ts && current != ts_.annex_ts)) {
+      (current != ts_.target_ts && !annex_current)) {
     return absl::FailedPreconditionError(
         "the heap engine needs the GIL with its thread states current");
   }

@@ -4,6 +4,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <utility>
 
 #include "monitor/python/gilstate_bind.h"
@@ -34,6 +35,10 @@ constexpr bool kNeedsTargetNudges = PY_VERSION_HEX < 0x030D0000;
 constexpr auto kNudgePeriod = std::chrono::milliseconds(2);
 
 constexpr const char* kAtExitCapsule = "annex.atexit_link";
+// How long a fork() waits for the annex interpreter to end before it
+// interrupts Python code running there, and then how much longer.
+constexpr auto kForkGrace = std::chrono::seconds(2);
+constexpr auto kForkPatience = std::chrono::seconds(28);
 
 void DeleteLinkCapsule(PyObject* capsule) {
   delete static_cast<std::shared_ptr<void>*>(
@@ -70,6 +75,7 @@ void ConsumePendingInterrupt(PyThreadState* ts) {
 
 AnnexRuntime::AnnexRuntime(AnnexOptions options)
     : options_(std::move(options)),
+      owner_pid_(getpid()),
       atexit_link_(std::make_shared<AtExitLink>()) {}
 
 absl::StatusOr<std::unique_ptr<AnnexRuntime>> AnnexRuntime::Start(
@@ -135,10 +141,25 @@ absl::Status AnnexRuntime::CreateInterpreters() {
     return absl::InternalError("cannot create a thread state in the target");
   }
   handoff_.Acquire(ts_.target_ts);
-  if (annex_interpreter_creation_would_deadlock()) {
+  absl::Status status = NewAnnex();
+  if (!status.ok()) {
     PyThreadState_Clear(ts_.target_ts);
     PyThreadState_DeleteCurrent();
     ts_.target_ts = nullptr;
+    return status;
+  }
+  {
+    ScopedTargetSwap swap(ts_);
+    RegisterTargetAtExit();
+    RegisterTargetAtFork();
+  }
+  annex_swap_thread_state(ts_.target_ts);
+  PyEval_SaveThread();
+  return absl::OkStatus();
+}
+
+absl::Status AnnexRuntime::NewAnnex() {
+  if (annex_interpreter_creation_would_deadlock()) {
     return absl::FailedPreconditionError(
         "CPython 3.11 cannot create the annex while tracemalloc is tracing "
         "(its allocator hook deadlocks in Py_NewInterpreter): start the "
@@ -147,9 +168,6 @@ absl::Status AnnexRuntime::CreateInterpreters() {
   PyThreadState* annex = NewSharedGilInterpreter();
   if (annex == nullptr) {
     annex_swap_thread_state(ts_.target_ts);
-    PyThreadState_Clear(ts_.target_ts);
-    PyThreadState_DeleteCurrent();
-    ts_.target_ts = nullptr;
     return absl::InternalError("CPython refused to create the annex interpreter");
   }
   ts_.annex_ts = annex;
@@ -162,31 +180,72 @@ absl::Status AnnexRuntime::CreateInterpreters() {
   } else {
     PyErr_Clear();
   }
-  {
-    ScopedTargetSwap swap(ts_);
-    RegisterTargetAtExit();
-  }
-  annex_swap_thread_state(ts_.target_ts);
-  PyEval_SaveThread();
   return absl::OkStatus();
 }
 
-void AnnexRuntime::DestroyInterpreters() {
-  handoff_.Acquire(ts_.target_ts);
-  annex_swap_thread_state(ts_.annex_ts);
+void AnnexRuntime::EndAnnex() {
   if (options_.on_stop) options_.on_stop(*this);
   PyEval_SetTrace(nullptr, nullptr);
-  {
-    ScopedTargetSwap swap(ts_);
-    UnregisterTargetAtExit();
-  }
   Py_EndInterpreter(ts_.annex_ts);  // leaves no thread state current
   ts_.annex_ts = nullptr;
   annex_interp_ = nullptr;
   annex_swap_thread_state(ts_.target_ts);
+}
+
+void AnnexRuntime::DestroyInterpreters() {
+  handoff_.Acquire(ts_.target_ts);
+  if (ts_.annex_ts != nullptr) {  // null when a fork left it ended
+    annex_swap_thread_state(ts_.annex_ts);
+    EndAnnex();
+  }
+  UnregisterTargetAtExit();
   PyThreadState_Clear(ts_.target_ts);
   PyThreadState_DeleteCurrent();  // also releases the GIL
   ts_.target_ts = nullptr;
+}
+
+void AnnexRuntime::SuspendAnnex() {
+  {
+    // Py_EndInterpreter requires the annex's last thread state.
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !in_annex_; });
+  }
+  SetActive(true);
+  handoff_.Acquire(ts_.target_ts);
+  if (ts_.annex_ts != nullptr) {
+    annex_swap_thread_state(ts_.annex_ts);
+    EndAnnex();
+  }
+  PyEval_SaveThread();
+  SetActive(false);
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    suspended_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return stop_requested_ || !suspend_requested_; });
+    if (stop_requested_) return;  // DestroyInterpreters finds no annex
+    // Not suspended from here on: a fork() requested while the new annex
+    // is being created waits until the loop has ended it again.
+    suspended_ = false;
+  }
+  SetActive(true);
+  handoff_.Acquire(ts_.target_ts);
+  absl::Status status = NewAnnex();  // annex current when OK
+  if (status.ok() && options_.on_start) {
+    status = options_.on_start(*this);
+    if (!status.ok()) EndAnnex();
+  }
+  if (status.ok()) annex_swap_thread_state(ts_.target_ts);
+  PyEval_SaveThread();
+  SetActive(false);
+  if (!status.ok()) {
+    // Work now fails with Unavailable (see ThreadMain); Stop() still works.
+    std::fprintf(stderr,
+                 "annex: the annex interpreter could not be created again "
+                 "after fork(): %s\n",
+                 std::string(status.message()).c_str());
+  }
+  fork_restarts_.fetch_add(1);
 }
 
 void AnnexRuntime::SetActive(bool active) {
@@ -307,12 +366,31 @@ void AnnexRuntime::ThreadMain() {
 
   for (;;) {
     Task* task = nullptr;
+    bool suspend = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_requested_ || !queue_.empty(); });
-      if (queue_.empty()) break;  // stop requested and nothing queued
-      task = queue_.front();
-      queue_.pop_front();
+      cv_.wait(lock, [&] {
+        return stop_requested_ || suspend_requested_ || !queue_.empty();
+      });
+      if (suspend_requested_ && !stop_requested_) {
+        suspend = true;  // a fork() waits: before any queued work
+      } else {
+        if (queue_.empty()) break;  // stop requested and nothing queued
+        task = queue_.front();
+        queue_.pop_front();
+      }
+    }
+    if (suspend) {
+      SuspendAnnex();
+      continue;
+    }
+    if (ts_.annex_ts == nullptr) {  // not created again after a fork()
+      std::lock_guard<std::mutex> lock(mu_);
+      task->status = absl::UnavailableError(
+          "the annex interpreter could not be created again after fork()");
+      task->done = true;
+      cv_.notify_all();
+      continue;
     }
     SetActive(true);
     {
@@ -351,9 +429,18 @@ void AnnexRuntime::ThreadMain() {
   SetActive(true);
   DestroyInterpreters();
   SetActive(false);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    finished_ = true;
+  }
+  cv_.notify_all();
 }
 
 absl::Status AnnexRuntime::Run(const Work& work) {
+  if (InForkedChild()) {
+    return absl::UnavailableError(
+        "the annex does not exist in a child made by fork()");
+  }
   if (OnAnnexThread()) {
     // Re-entrant use from inside a work item: the annex is already entered.
     work(ts_);
@@ -388,6 +475,16 @@ void AnnexRuntime::Interrupt() {
 absl::Status AnnexRuntime::Stop() { return StopImpl(/*from_atexit=*/false); }
 
 absl::Status AnnexRuntime::StopImpl(bool from_atexit) {
+  if (InForkedChild()) {
+    // A child made by fork(): the annex was ended before the fork, none of
+    // the runtime's threads exist here and its mutexes may be copies locked
+    // by them. Forget the threads; touch nothing else.
+    running_.store(false);
+    if (thread_.joinable()) thread_.detach();
+    if (nudger_.joinable()) nudger_.detach();
+    if (yielder_.joinable()) yielder_.detach();
+    return absl::OkStatus();
+  }
   if (OnAnnexThread()) {
     return absl::FailedPreconditionError(
         "the annex cannot be stopped from its own thread");
@@ -476,6 +573,158 @@ PyObject* AnnexRuntime::AtExitCallback(PyObject* self, PyObject*) {
     link->runtime = nullptr;
   }
   Py_RETURN_NONE;
+}
+
+PyObject* AnnexRuntime::BeforeForkCallback(PyObject* self, PyObject*) {
+  auto* holder = static_cast<std::shared_ptr<AtExitLink>*>(
+      PyCapsule_GetPointer(self, kAtExitCapsule));
+  if (holder == nullptr) return nullptr;
+  std::shared_ptr<AtExitLink> link = *holder;
+  if (getpid() != link->owner) Py_RETURN_NONE;  // a child forking again
+  std::lock_guard<std::mutex> lock(link->mu);
+  if (link->runtime != nullptr) link->runtime->SuspendForFork();
+  Py_RETURN_NONE;
+}
+
+PyObject* AnnexRuntime::AfterForkParentCallback(PyObject* self, PyObject*) {
+  auto* holder = static_cast<std::shared_ptr<AtExitLink>*>(
+      PyCapsule_GetPointer(self, kAtExitCapsule));
+  if (holder == nullptr) return nullptr;
+  std::shared_ptr<AtExitLink> link = *holder;
+  if (getpid() != link->owner) Py_RETURN_NONE;
+  std::lock_guard<std::mutex> lock(link->mu);
+  if (link->runtime != nullptr) link->runtime->ResumeAfterFork();
+  Py_RETURN_NONE;
+}
+
+void AnnexRuntime::SuspendForFork() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_requested_ || finished_ || suspend_requested_) return;
+    suspend_requested_ = true;
+  }
+  cv_.notify_all();
+  // The annex thread needs the GIL to end the annex interpreter.
+  PyThreadState* saved = PyEval_SaveThread();
+  auto ended = [&] { return suspended_ || finished_; };
+  bool done;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    done = cv_.wait_for(lock, kForkGrace, ended);
+  }
+  if (!done) {
+    // Python code of the console may run in the annex: interrupt it.
+    Interrupt();
+    std::unique_lock<std::mutex> lock(mu_);
+    done = cv_.wait_for(lock, kForkPatience, ended);
+  }
+  if (!done) {
+    std::fprintf(stderr,
+                 "annex: the annex interpreter did not end before fork(); "
+                 "the child may hang in CPython's PyOS_AfterFork_Child\n");
+  }
+  PyEval_RestoreThread(saved);
+}
+
+void AnnexRuntime::ResumeAfterFork() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!suspend_requested_) return;
+    suspend_requested_ = false;
+  }
+  // The annex thread creates the new interpreter once it gets the GIL (the
+  // forking thread holds it now): nothing to wait for here.
+  cv_.notify_all();
+}
+
+void AnnexRuntime::RegisterTargetAtFork() {
+  static PyMethodDef before_def = {
+      "_annex_before_fork", &AnnexRuntime::BeforeForkCallback, METH_NOARGS,
+      "Ends the Annex interpreter before fork()."};
+  static PyMethodDef parent_def = {
+      "_annex_after_fork_parent", &AnnexRuntime::AfterForkParentCallback,
+      METH_NOARGS, "Creates the Annex interpreter again after fork()."};
+  ScopedErrorPreserver keep_error;
+  PyObject* modules = PyImport_GetModuleDict();  // borrowed
+  PyObject* posix = PyDict_GetItemString(modules, "posix");  // borrowed
+  if (posix == nullptr) return;  // no fork() without posix either
+  PyObject* lists_before[3];
+  ForkerLists(target_, lists_before);
+  PyObject* funcs[2] = {nullptr, nullptr};
+  PyMethodDef* defs[2] = {&before_def, &parent_def};
+  for (int i = 0; i < 2; ++i) {
+    auto* holder = new std::shared_ptr<AtExitLink>(atexit_link_);
+    PyObject* capsule =
+        PyCapsule_New(holder, kAtExitCapsule, &DeleteLinkCapsule);
+    if (capsule == nullptr) {
+      delete holder;
+      break;
+    }
+    funcs[i] = PyCFunction_New(defs[i], capsule);
+    Py_DECREF(capsule);
+    if (funcs[i] == nullptr) break;
+    // Refers only to a capsule: no cycle, so it can stay off the gc lists.
+    PyObject_GC_UnTrack(funcs[i]);
+  }
+  if (funcs[0] != nullptr && funcs[1] != nullptr) {
+    PyObject* reg = PyObject_GetAttrString(posix, "register_at_fork");
+    PyObject* args = PyTuple_New(0);
+    PyObject* kwargs = Py_BuildValue("{sOsO}", "before", funcs[0],
+                                     "after_in_parent", funcs[1]);
+    PyObject* r = (reg && args && kwargs) ? PyObject_Call(reg, args, kwargs)
+                                          : nullptr;
+    if (r != nullptr) {
+      fork_funcs_[0] = Py_NewRef(funcs[0]);
+      fork_funcs_[1] = Py_NewRef(funcs[1]);
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(kwargs);
+    Py_XDECREF(args);
+    Py_XDECREF(reg);
+  }
+  Py_XDECREF(funcs[0]);
+  Py_XDECREF(funcs[1]);
+  PyErr_Clear();
+  // Lists the registration created in the interpreter state: alive as long
+  // as the target, referenced by no root. Off the gc lists and hidden they
+  // leave gc.get_objects() and heapu() as they were.
+  PyObject* lists_after[3];
+  ForkerLists(target_, lists_after);
+  for (int i = 0; i < 3; ++i) {
+    PyObject* o = lists_after[i];
+    if (o == nullptr || o == lists_before[i] || !PyObject_GC_IsTracked(o)) {
+      continue;
+    }
+    created_forker_list_[i] = true;
+    PyObject_GC_UnTrack(o);
+    untracked_.push_back(Py_NewRef(o));
+    target_footprint_.push_back(reinterpret_cast<uintptr_t>(o));
+  }
+}
+
+void AnnexRuntime::UnregisterTargetAtFork() {
+  // os.register_at_fork has no way back: take our functions out of the
+  // interpreter's lists by identity (no Python code runs), and drop a list
+  // the registration created once it is empty again.
+  PyObject* lists[3];
+  ForkerLists(target_, lists);
+  for (int i = 0; i < 3; ++i) {
+    PyObject* list = lists[i];
+    if (list == nullptr || !PyList_Check(list)) continue;
+    for (Py_ssize_t k = PyList_GET_SIZE(list) - 1; k >= 0; --k) {
+      PyObject* item = PyList_GET_ITEM(list, k);
+      if (item != nullptr &&
+          (item == fork_funcs_[0] || item == fork_funcs_[1])) {
+        if (PySequence_DelItem(list, k) < 0) PyErr_Clear();
+      }
+    }
+    if (created_forker_list_[i] && PyList_GET_SIZE(list) == 0) {
+      ClearForkerList(target_, i);  // still held by untracked_
+    }
+    created_forker_list_[i] = false;
+  }
+  Py_CLEAR(fork_funcs_[0]);
+  Py_CLEAR(fork_funcs_[1]);
 }
 
 void AnnexRuntime::RegisterTargetAtExit() {
@@ -570,11 +819,10 @@ void AnnexRuntime::UntrackFootprint(PyObject* module) {
 }
 
 void AnnexRuntime::UnregisterTargetAtExit() {
-  if (atexit_func_ == nullptr) return;
   ScopedErrorPreserver keep_error;
   // During finalization the callback is running now; the list is cleared by
   // CPython after it, and modifying it meanwhile is unsafe.
-  if (!IsFinalizing()) {
+  if (atexit_func_ != nullptr && !IsFinalizing()) {
     PyObject* atexit = atexit_module_ != nullptr
                            ? Py_NewRef(atexit_module_)
                            : PyImport_ImportModule("atexit");
@@ -586,6 +834,7 @@ void AnnexRuntime::UnregisterTargetAtExit() {
     PyErr_Clear();
   }
   Py_CLEAR(atexit_func_);  // released with the target current (rule 10)
+  UnregisterTargetAtFork();
   // Give the footprint back to the target's gc before letting it go: the
   // module and its functions form a cycle only the gc can free.
   for (PyObject* o : untracked_) {

@@ -15,6 +15,13 @@
 // If the host finalizes without Stop(), an atexit callback registered in the
 // target stops the annex first.
 //
+// fork(): CPython cannot fork a process that has a sub-interpreter (the
+// child hangs or aborts in PyOS_AfterFork_Child, gh-101437, gh-112275). The
+// runtime therefore registers with the target's os.register_at_fork: before
+// a fork the annex interpreter ends (on_stop runs; work waits), and after it
+// the parent creates a new one (on_start runs again) while the child has no
+// annex at all (Stop() there only forgets the parent's threads).
+//
 // CPython releases the GIL inside annex code too (imports read files, sleeps,
 // I/O) and re-takes it with the annex's thread state, which on 3.11 and 3.12
 // never asks a busy target thread to let go. While annex work is active a
@@ -31,6 +38,7 @@
 #pragma once
 
 #include <Python.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -56,11 +64,13 @@ struct AnnexOptions {
   // to the target, and how long it then stays out.
   std::chrono::microseconds yield_interval = std::chrono::milliseconds(5);
   std::chrono::microseconds yield_pause = std::chrono::microseconds(200);
-  // Runs once on the annex thread right after the annex exists, with the
-  // annex current and the GIL held (e.g. to build the glue session). An
-  // error aborts Start() and is returned by it.
+  // Runs on the annex thread right after an annex interpreter exists, with
+  // the annex current and the GIL held: at start (an error aborts Start()
+  // and is returned by it) and again after each fork() of the target.
   std::function<absl::Status(AnnexRuntime&)> on_start;
-  // Runs once on the annex thread before the annex ends, annex current.
+  // Runs on the annex thread before an annex interpreter ends (at stop and
+  // before each fork() of the target), annex current: release every annex
+  // object held outside the interpreter here.
   std::function<void(AnnexRuntime&)> on_stop;
   // Runs when the target finalizes without Stop(), on the target's main
   // thread inside Py_FinalizeEx, GIL released, before the annex is stopped:
@@ -110,7 +120,7 @@ class AnnexRuntime {
   void Interrupt();
 
   // Where: any thread.
-  bool running() const { return running_.load(); }
+  bool running() const { return running_.load() && !InForkedChild(); }
   bool OnAnnexThread() const;
   PyInterpreterState* target() const { return target_; }
   PyInterpreterState* annex() const { return annex_interp_; }
@@ -130,6 +140,9 @@ class AnnexRuntime {
 
   // How often the annex yielded the GIL to the target. Where: any thread.
   long yields() const { return yields_.load(std::memory_order_relaxed); }
+  // How many times the annex interpreter was ended for a fork() of the
+  // target and created again. Where: any thread.
+  long fork_restarts() const { return fork_restarts_.load(); }
 
  private:
   struct Task;
@@ -150,6 +163,25 @@ class AnnexRuntime {
   static int YieldHook(PyObject* self, PyFrameObject* frame, int what,
                        PyObject* arg);  // annex thread, GIL, annex current
   static PyObject* AtExitCallback(PyObject* self, PyObject* unused);
+  // os.register_at_fork callbacks. Where: the forking target thread, GIL
+  // held, target current.
+  static PyObject* BeforeForkCallback(PyObject* self, PyObject* unused);
+  static PyObject* AfterForkParentCallback(PyObject* self, PyObject* unused);
+  void RegisterTargetAtFork();    // annex thread, GIL, target current
+  void UnregisterTargetAtFork();  // annex thread, GIL, target current
+  // Forking thread, GIL held (released while it waits for the annex thread).
+  void SuspendForFork();
+  void ResumeAfterFork();  // forking thread (parent), GIL held
+  // Annex thread, no GIL: ends the annex interpreter, waits for the resume,
+  // creates a new one.
+  void SuspendAnnex();
+  // Annex thread, GIL held, target_ts current; leaves it current. Creates
+  // the annex interpreter and installs the yield hook.
+  absl::Status NewAnnex();
+  // Annex thread, GIL held, annex current; leaves target_ts current.
+  void EndAnnex();
+  // True in a child made by fork(): none of the runtime's threads exist.
+  bool InForkedChild() const { return getpid() != owner_pid_; }
 
   AnnexOptions options_;
   GilHandoff handoff_;
@@ -178,6 +210,11 @@ class AnnexRuntime {
   std::atomic<bool> running_{false};
   std::atomic<bool> interrupt_{false};
   std::atomic<long> yields_{0};
+  std::atomic<long> fork_restarts_{0};
+  const pid_t owner_pid_;
+  bool suspend_requested_ = false;  // guarded by mu_: a fork is coming
+  bool suspended_ = false;          // guarded by mu_: no annex interpreter
+  bool finished_ = false;           // guarded by mu_: the annex thread ended
   std::atomic<std::chrono::steady_clock::rep> last_yield_{0};
 
   std::mutex stop_mu_;  // serializes Stop() callers
@@ -188,6 +225,10 @@ class AnnexRuntime {
   PyObject* atexit_func_ = nullptr;    // target object; annex thread only
   PyObject* atexit_module_ = nullptr;  // target object; annex thread only
   std::vector<PyObject*> untracked_;   // target objects off the gc lists
+  // The registered at-fork functions (target objects; annex thread only) and
+  // which of the interpreter's forker lists the registration created.
+  PyObject* fork_funcs_[2] = {nullptr, nullptr};
+  bool created_forker_list_[3] = {false, false, false};
 };
 
 }  // namespace annex::python

@@ -77,6 +77,19 @@ bool IsFinalizing() {
 
 const char* RuntimeVersionString() { return Py_GetVersion(); }
 
+void ForkerLists(PyInterpreterState* interp, PyObject* lists[3]) {
+  lists[0] = interp->before_forkers;
+  lists[1] = interp->after_forkers_parent;
+  lists[2] = interp->after_forkers_child;
+}
+
+void ClearForkerList(PyInterpreterState* interp, int i) {
+  PyObject** field = i == 0   ? &interp->before_forkers
+                     : i == 1 ? &interp->after_forkers_parent
+                              : &interp->after_forkers_child;
+  Py_CLEAR(*field);
+}
+
 PyThreadState* NewSharedGilInterpreter() {
   // On 3.12+ Py_NewInterpreter() uses the legacy configuration: shared GIL,
   // main obmalloc, threads allowed, no multi-interpreter extension checks.

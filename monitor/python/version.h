@@ -50,6 +50,14 @@ bool IsFinalizing();
 // Where: GIL held, called on the thread that will also end it.
 PyThreadState* NewSharedGilInterpreter();
 
+// The lists os.register_at_fork appends to in `interp`'s state: before,
+// after_in_parent, after_in_child (each null until first used). Borrowed.
+// Where: GIL held, any interpreter current.
+void ForkerLists(PyInterpreterState* interp, PyObject* lists[3]);
+// Drops `interp`'s reference to list `i` of ForkerLists and sets it to null,
+// as before the first os.register_at_fork. Where: GIL held.
+void ClearForkerList(PyInterpreterState* interp, int i);
+
 // --- Heap engine support (monitor/heap) ---
 
 // Calls `visit(obj, arg)` for every object in the current interpreter's gc

@@ -202,6 +202,66 @@ TEST(AnnexCommandTest, ExecAndAttachReachALiveProgram) {
       << "socket left behind";
 }
 
+// fork() under `annex run`: CPython cannot fork with a sub-interpreter, so
+// the annex ends before each fork and comes back in the parent. A child that
+// returns normally (and so stops its copy of the monitor), a multiprocessing
+// pool with the "fork" start method, and subprocess with preexec_fn (which
+// forks through PyOS_BeforeFork) must all work, and the parent must still
+// answer heap questions afterwards.
+TEST(AnnexCommandTest, ForkingProgramRunsAndStaysObservable) {
+  char dir[] = "/tmp/annex-fork-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string env = std::string("XDG_RUNTIME_DIR=") + dir;
+  std::string flag = std::string(dir) + "/stop";
+  std::string app = WriteScript(
+      "forker.py",
+      "import os, sys, time, warnings, subprocess\n"
+      "import multiprocessing as mp\n"
+      "warnings.simplefilter('ignore', DeprecationWarning)\n"
+      "def sq(x):\n"
+      "    return x * x\n"
+      "if __name__ == '__main__':\n"
+      "    pid = os.fork()\n"
+      "    if pid == 0:\n"
+      "        sys.exit(3)\n"
+      "    print('child', os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n"
+      "    with mp.get_context('fork').Pool(2) as pool:\n"
+      "        print('pool', sum(pool.map(sq, range(100))))\n"
+      "    r = subprocess.run(['true'], preexec_fn=lambda: None)\n"
+      "    print('preexec', r.returncode, flush=True)\n"
+      "    deadline = time.monotonic() + 120\n"
+      "    while not os.path.exists(sys.argv[1]) and "
+      "time.monotonic() < deadline:\n"
+      "        time.sleep(0.02)\n");
+  Result service;
+  std::thread runner([&] {
+    service = RunProcess({AnnexBinary(), "run", app, flag}, "", {env});
+  });
+  pid_t pid = 0;
+  std::string answer;
+  for (int i = 0; i < 1200 && answer.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    Result ps = RunProcess({AnnexBinary(), "ps"}, "", {env});
+    size_t at = ps.out.find("forker.py");
+    if (at == std::string::npos) continue;
+    size_t line = ps.out.rfind('\n', at);
+    pid = std::atoi(ps.out.c_str() + (line == std::string::npos ? 0 : line + 1));
+    // Once the forks are done the program waits: ask it then.
+    Result q = RunProcess(
+        {AnnexBinary(), "exec", std::to_string(pid),
+         "import sys\n"
+         "w = [t for t in hp.threads().splitlines() if 'MainThread' in t]\n"
+         "print(len(hp.heap()) > 1000, 'in <module>' in ''.join(w))\n"},
+        "", {env});
+    if (q.exit_code == 0 && q.out == "True True\n") answer = q.out;
+  }
+  std::ofstream(flag) << "stop";
+  runner.join();
+  EXPECT_EQ(answer, "True True\n") << "no heap answer after the forks";
+  EXPECT_EQ(service.exit_code, 0) << service.err;
+  EXPECT_EQ(service.out, "child 3\npool 328350\npreexec 0\n") << service.err;
+}
+
 // A program nobody wrote for Annex: a run of CPython's own test suite
 // (Debian's libpython3.11-testsuite), questioned live while it runs. It must
 // end exactly as it does under the plain interpreter. Suites that fork are
