@@ -264,9 +264,7 @@ TEST(AnnexCommandTest, ForkingProgramRunsAndStaysObservable) {
 
 // A program nobody wrote for Annex: a run of CPython's own test suite
 // (Debian's libpython3.11-testsuite), questioned live while it runs. It must
-// end exactly as it does under the plain interpreter. Suites that fork are
-// left out: fork() with a live sub-interpreter breaks the child in CPython
-// itself (README, "Known limits").
+// end exactly as it does under the plain interpreter.
 TEST(AnnexCommandTest, StdlibTestSuiteUnderAnnexWhileQueried) {
   const std::vector<std::string> suite = {
       "-m", "test", "test_json", "test_collections", "test_dict",
