@@ -21,6 +21,8 @@ struct Monitor::State {
   std::unique_ptr<glue::Session> session;
   std::unique_ptr<python::AnnexRuntime> runtime;
   std::unique_ptr<monitor_internal::AnnexConsole> console_executor;
+  // Namespaces of ExecInAnnex(code, session): the host's own sessions.
+  std::unique_ptr<monitor_internal::AnnexConsole> host_executor;
   std::unique_ptr<console::Server> console;
   std::unique_ptr<watchdog::Watchdog> watchdog;
   std::mutex console_mu;  // guards `console` and `watchdog` (atexit path)
@@ -49,6 +51,7 @@ absl::Status Monitor::Start(const Options& options) {
   }
   state_->console.reset();
   state_->console_executor.reset();
+  state_->host_executor.reset();
   state_->runtime.reset();
   state_->session = std::make_unique<glue::Session>();
 
@@ -68,6 +71,7 @@ absl::Status Monitor::Start(const Options& options) {
   annex.yield_interval = options.annex_yield_interval;
   annex.on_stop = [st](python::AnnexRuntime&) {
     if (st->console_executor) st->console_executor->ReleaseAll();
+    if (st->host_executor) st->host_executor->ReleaseAll();
   };
   annex.before_atexit_stop = [st] {
     std::lock_guard<std::mutex> lock(st->console_mu);
@@ -77,6 +81,8 @@ absl::Status Monitor::Start(const Options& options) {
   auto runtime = python::AnnexRuntime::Start(std::move(annex));
   if (!runtime.ok()) return runtime.status();
   state_->runtime = std::move(*runtime);
+  state_->host_executor = std::make_unique<monitor_internal::AnnexConsole>(
+      state_->runtime.get(), state_->session.get());
 
   if (options.console) {
     state_->console_executor =
@@ -95,6 +101,7 @@ absl::Status Monitor::Start(const Options& options) {
       state_->runtime->Stop().IgnoreError();
       state_->runtime.reset();
       state_->console_executor.reset();
+      state_->host_executor.reset();
       return started.status();
     }
     std::lock_guard<std::mutex> clock(state_->console_mu);
@@ -111,6 +118,7 @@ absl::Status Monitor::Start(const Options& options) {
       state_->runtime->Stop().IgnoreError();
       state_->runtime.reset();
       state_->console_executor.reset();
+      state_->host_executor.reset();
       return s;
     }
     std::lock_guard<std::mutex> clock(state_->console_mu);
@@ -142,6 +150,7 @@ absl::Status Monitor::Stop() {
   if (state_->runtime != nullptr) status = state_->runtime->Stop();
   state_->runtime.reset();
   state_->console_executor.reset();
+  state_->host_executor.reset();
   state_->session.reset();
   return status;
 }
@@ -149,6 +158,50 @@ absl::Status Monitor::Stop() {
 watchdog::Metrics Monitor::Metrics() const {
   std::lock_guard<std::mutex> lock(state_->console_mu);
   return state_->watchdog ? state_->watchdog->GetMetrics() : watchdog::Metrics();
+}
+
+namespace {
+
+// What ExecInAnnex returns for a console reply.
+absl::StatusOr<std::string> ReplyToResult(const console::Reply& reply) {
+  if (reply.status == console::ReplyStatus::kOk) return reply.output;
+  if (reply.exit_code == 3 && reply.output.empty()) {
+    return absl::UnavailableError(reply.error);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(reply.output, reply.error));
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code,
+                                                 uint64_t session) {
+  if (session == 0) {
+    return absl::InvalidArgumentError(
+        "session 0 is the one-off namespace: use ExecInAnnex(code)");
+  }
+  python::AnnexRuntime* rt = state_->runtime.get();
+  if (rt == nullptr || !rt->running() || state_->host_executor == nullptr) {
+    return absl::UnavailableError("the monitor is not running");
+  }
+  console::Request request;
+  request.kind = console::RequestKind::kInteractive;  // as a console line
+  request.text = code;
+  console::Cancellation never;
+  console::Reply reply = state_->host_executor->Execute(session, request, never);
+  if (reply.status == console::ReplyStatus::kIncomplete) {
+    return absl::InvalidArgumentError(
+        "incomplete statement (a compound statement ends with a blank line)");
+  }
+  return ReplyToResult(reply);
+}
+
+absl::Status Monitor::ReleaseAnnexSession(uint64_t session) {
+  python::AnnexRuntime* rt = state_->runtime.get();
+  if (rt == nullptr || !rt->running() || state_->host_executor == nullptr) {
+    return absl::UnavailableError("the monitor is not running");
+  }
+  state_->host_executor->CloseSession(session);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code) {
@@ -164,11 +217,7 @@ absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code) {
   // The one-off namespace (and helper) are released on the annex thread.
   rt->Run([&](const python::ThreadStates&) { runner.ReleaseAll(); })
       .IgnoreError();
-  if (reply.status == console::ReplyStatus::kOk) return reply.output;
-  if (reply.exit_code == 3 && reply.output.empty()) {
-    return absl::UnavailableError(reply.error);
-  }
-  return absl::InvalidArgumentError(absl::StrCat(reply.output, reply.error));
+  return ReplyToResult(reply);
 }
 
 }  // namespace annex

@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <memory>
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -86,6 +87,19 @@ class Monitor {
   // Unavailable when not running; InvalidArgument with the traceback when
   // the code raised.
   absl::StatusOr<std::string> ExecInAnnex(const std::string& code);
+  // One console line (a complete statement; an expression's value is
+  // printed, as at `annex attach`) in a namespace kept between calls with
+  // the same `session` (1 or more; the host's own, separate from console
+  // clients'), so that `h = hp.heap()` in one call can be used by the next. It lives until
+  // ReleaseAnnexSession(session), Stop(), or a fork() of the process (which
+  // ends the annex interpreter, see README). Errors: as ExecInAnnex(code);
+  // InvalidArgument for session 0. Where: as ExecInAnnex(code).
+  absl::StatusOr<std::string> ExecInAnnex(const std::string& code,
+                                          uint64_t session);
+  // Drops the namespace of `session` (harmless when it has none).
+  // Where: any thread; the caller may hold the GIL. Unavailable when not
+  // running.
+  absl::Status ReleaseAnnexSession(uint64_t session);
 
   // The watchdog's counters (all zero when it is off). Where: any thread.
   watchdog::Metrics Metrics() const;

@@ -27,6 +27,33 @@ TEST(MonitorTest, ExecInAnnexReturnsOutputAndErrors) {
   EXPECT_TRUE(monitor.Stop().ok());
 }
 
+TEST(MonitorTest, ExecInAnnexSessionsKeepTheirNamespaces) {
+  Monitor monitor;
+  EXPECT_EQ(monitor.ExecInAnnex("x = 1", 1).status().code(),
+            absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(monitor.Start().ok());
+  ASSERT_TRUE(monitor.ExecInAnnex("x = 6", 1).ok());
+  ASSERT_TRUE(monitor.ExecInAnnex("x = 'other'", 2).ok());
+  auto one = monitor.ExecInAnnex("x * 7", 1);  // an expression echoes
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(*one, "42\n");
+  auto two = monitor.ExecInAnnex("x", 2);
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_EQ(*two, "'other'\n");
+  // The one-off form sees neither session's names.
+  EXPECT_EQ(monitor.ExecInAnnex("x").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(monitor.ExecInAnnex("x", 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(monitor.ExecInAnnex("for i in range(3):", 1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(monitor.ReleaseAnnexSession(1).ok());
+  auto gone = monitor.ExecInAnnex("x", 1);
+  EXPECT_EQ(gone.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(gone.status().message().find("NameError"), std::string::npos);
+  EXPECT_TRUE(monitor.Stop().ok());
+}
+
 TEST(MonitorTest, HpBuildsServicesAndLoadsStdlibModules) {
   ASSERT_TRUE(::annex::testing::RunTargetCode(
       "import threading, time\n"
