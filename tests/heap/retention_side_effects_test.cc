@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "gtest/gtest.h"
 #include "monitor/heap/heap_engine.h"
 #include "monitor/heap/retention.h"
 #include "monitor/python/version.h"
 #include "tests/heap/heap_test_util.h"
 #include "tests/testing/python_main.h"
+#include "gtest/gtest.h"
 
 namespace annex::heap {
 namespace {
@@ -58,8 +58,8 @@ ready.wait()
 del _m
 )py";
 
-uintptr_t Address(const std::string& expr) {
-  PyObject* v = EvalTarget(expr);
+uintptr_t Address(const std::string &expr) {
+  PyObject *v = EvalTarget(expr);
   EXPECT_NE(v, nullptr) << expr;
   uintptr_t a = 0;
   if (v != nullptr && PyLong_Check(v)) {
@@ -69,18 +69,21 @@ uintptr_t Address(const std::string& expr) {
   return a;
 }
 
-std::string PathText(const HeapGraph& g, uintptr_t address) {
+std::string PathText(const HeapGraph &g, uintptr_t address) {
   const int64_t node = g.Find(address);
   EXPECT_GE(node, 0);
-  if (node < 0) return "";
+  if (node < 0)
+    return "";
   auto paths = PathsTo(g, {static_cast<uint32_t>(node)});
   EXPECT_TRUE(paths.ok()) << paths.status();
-  if (!paths.ok() || paths->empty()) return "";
+  if (!paths.ok() || paths->empty())
+    return "";
   EXPECT_EQ(paths->size(), 1u);
   return (*paths)[0].text;
 }
 
-TEST(RetentionSideEffectsTest, NamingFrameLocalsAndInlineAttributesCreatesNothing) {
+TEST(RetentionSideEffectsTest,
+     NamingFrameLocalsAndInlineAttributesCreatesNothing) {
   ASSERT_TRUE(RunTargetCode(kSetup));
   // Everything Python-level first: from here on no bytecode runs, so the
   // sleeping thread never gets the GIL and the heap stays still.
@@ -95,15 +98,15 @@ TEST(RetentionSideEffectsTest, NamingFrameLocalsAndInlineAttributesCreatesNothin
   absl::StatusOr<HeapGraph> before = engine.Graph();
   ASSERT_TRUE(before.ok()) << before.status();
   const std::string frame_root = "thread " + std::to_string(ident) + " frame 0";
-  PyFrameObject* frame = nullptr;
+  PyFrameObject *frame = nullptr;
   for (size_t i = 0; i < before->root_names.size(); ++i) {
     if (before->root_names[i] == frame_root) {
-      frame = reinterpret_cast<PyFrameObject*>(
+      frame = reinterpret_cast<PyFrameObject *>(
           before->addresses[before->root_nodes[i]]);
     }
   }
   ASSERT_NE(frame, nullptr) << "no root " << frame_root;
-  auto* inst_obj = reinterpret_cast<PyObject*>(inst);
+  auto *inst_obj = reinterpret_cast<PyObject *>(inst);
   ASSERT_EQ(python::ExistingInstanceDict(inst_obj), nullptr)
       << "the instance already has a __dict__ object: nothing to test";
   ASSERT_EQ(python::FrameLocalsIfBuilt(frame), nullptr)
@@ -124,10 +127,9 @@ TEST(RetentionSideEffectsTest, NamingFrameLocalsAndInlineAttributesCreatesNothin
   EXPECT_EQ(after->size(), before->size());
   EXPECT_EQ(after->addresses, before->addresses);
 
-  ASSERT_TRUE(RunTargetCode(
-      "sys.modules['quiet_app'].stop = True\n"
-      "sys.modules['quiet_app'].thread.join()\n"));
+  ASSERT_TRUE(RunTargetCode("sys.modules['quiet_app'].stop = True\n"
+                            "sys.modules['quiet_app'].thread.join()\n"));
 }
 
-}  // namespace
-}  // namespace annex::heap
+} // namespace
+} // namespace annex::heap
