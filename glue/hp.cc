@@ -29,8 +29,16 @@ constexpr const char* kHpDoc =
     "  hp.threads()   the target's threads, one line each\n"
     "  hp.stacks()    the Python stack of every target thread\n"
     "Sets: len(x), x.count, x.size, x[i] (the i-th row's objects), x.more,\n"
-    "x | y, x & y, x - y, x ^ y, x.sp (shortest paths from the roots),\n"
-    "x.domisize (bytes freed with x), x.byid (the objects themselves).\n\n"
+    "x | y, x & y, x - y, x ^ y, x.byid (the objects themselves).\n"
+    "Why is it alive (each walks the heap again):\n"
+    "  x.sp           shortest paths from the roots (also x.shpaths);\n"
+    "                 x.get_shpaths(avoid_nodes=, avoid_edges=, limit=20);\n"
+    "                 p = x.sp; p.avoided(-1): the next route\n"
+    "  x.referrers    objects referring to x; x.referents: referred to\n"
+    "  x.pathsin      every reference into x, named; x.pathsout: out of x\n"
+    "  x.dominos      what would be freed with x; x.domisize: its bytes\n"
+    "  x.imdom        the immediate dominators of x\n"
+    "  x.rp           reference pattern; x.get_rp(depth=4, stopkind=None)\n\n"
     "Any other name loads the standard-library module of that name in the\n"
     "annex, e.g. hp.gc, hp.json.";
 
