@@ -81,13 +81,15 @@ class HeapView {
 
   heap::HeapEngine& engine() { return *engine_; }
 
+  // Kinds and sizes of `sorted` (ascending addresses), which must be alive
+  // (GIL held since they were found); `sizes` parallel to it, or null to
+  // compute them. Where: as Heap().
+  KindedSet Describe(const std::vector<uintptr_t>& sorted,
+                     const std::vector<uint64_t>* sizes);
+
  private:
   explicit HeapView(std::unique_ptr<heap::HeapEngine> engine)
       : engine_(std::move(engine)) {}
-  // Kinds and sizes of `objects`, which must be alive (GIL held since they
-  // were found). Where: as Heap().
-  KindedSet Describe(const std::vector<uintptr_t>& sorted,
-                     const std::vector<uint64_t>* sizes);
 
   std::unique_ptr<heap::HeapEngine> engine_;
   bool has_ref_ = false;

@@ -7,6 +7,7 @@
 
 #include "glue/annex_access.h"
 #include "glue/heap_view.h"
+#include "glue/hp_internal.h"
 #include "monitor/python/target_threads.h"
 
 namespace annex::glue {
@@ -28,8 +29,16 @@ constexpr const char* kHpDoc =
     "  hp.threads()   the target's threads, one line each\n"
     "  hp.stacks()    the Python stack of every target thread\n"
     "Sets: len(x), x.count, x.size, x[i] (the i-th row's objects), x.more,\n"
-    "x | y, x & y, x - y, x ^ y, x.sp (shortest paths from the roots),\n"
-    "x.domisize (bytes freed with x), x.byid (the objects themselves).\n\n"
+    "x | y, x & y, x - y, x ^ y, x.byid (the objects themselves).\n"
+    "Why is it alive (each walks the heap again):\n"
+    "  x.sp           shortest paths from the roots (also x.shpaths);\n"
+    "                 x.get_shpaths(avoid_nodes=, avoid_edges=, limit=20);\n"
+    "                 p = x.sp; p.avoided(-1): the next route\n"
+    "  x.referrers    objects referring to x; x.referents: referred to\n"
+    "  x.pathsin      every reference into x, named; x.pathsout: out of x\n"
+    "  x.dominos      what would be freed with x; x.domisize: its bytes\n"
+    "  x.imdom        the immediate dominators of x\n"
+    "  x.rp           reference pattern; x.get_rp(depth=4, stopkind=None)\n\n"
     "Any other name loads the standard-library module of that name in the\n"
     "annex, e.g. hp.gc, hp.json.";
 
@@ -193,13 +202,6 @@ PyObject* IdSetKind(PyObject* self, void*) {
   }
   return PyUnicode_FromString(rows[0].kind.c_str());
 }
-PyObject* IdSetSp(PyObject* self, void*) {
-  HeapView* view = ViewOf(reinterpret_cast<IdSetObject*>(self)->session);
-  if (view == nullptr) return nullptr;
-  auto text = view->ShortestPaths(SetOf(self));
-  if (!text.ok()) return RaiseStatus(text.status());
-  return NewText(*text);
-}
 PyObject* IdSetDomisize(PyObject* self, void*) {
   HeapView* view = ViewOf(reinterpret_cast<IdSetObject*>(self)->session);
   if (view == nullptr) return nullptr;
@@ -223,9 +225,6 @@ PyGetSetDef kIdSetGetSet[] = {
     {"all", IdSetMore, nullptr, "the whole partition table", nullptr},
     {"kind", IdSetKind, nullptr, "the kind of a one-kind set", nullptr},
     {"bytype", IdSetByType, nullptr, "the set partitioned by type", nullptr},
-    {"sp", IdSetSp, nullptr,
-     "all shortest paths from the target's roots to the set's live members",
-     nullptr},
     {"domisize", IdSetDomisize, nullptr,
      "bytes that would be freed if the set's live members went away", nullptr},
     {"byid", IdSetById, nullptr,
@@ -396,6 +395,10 @@ int ModuleExec(PyObject* module) {
     Py_DECREF(idset);
     return -1;
   }
+  // Retention (x.sp, x.referrers, x.dominos, x.rp, ...): hp_retention.cc.
+  if (hp_internal::AddRetention(module, reinterpret_cast<PyTypeObject*>(idset)) < 0) {
+    return -1;
+  }
   return 0;
 }
 
@@ -434,6 +437,44 @@ PyObject* AnnexModule() {
 }
 
 }  // namespace
+
+namespace hp_internal {
+
+KindedSet* IdSetContents(PyObject* obj) {
+  PyObject* module = AnnexModule();
+  if (module == nullptr) return nullptr;
+  PyObject* type = PyObject_GetAttrString(module, "IdSet");
+  Py_DECREF(module);
+  if (type == nullptr) return nullptr;
+  const bool is_idset = Py_TYPE(obj) == reinterpret_cast<PyTypeObject*>(type);
+  Py_DECREF(type);
+  if (!is_idset) {
+    PyErr_Format(PyExc_TypeError, "expected an annex.IdSet, not %.100s",
+                 Py_TYPE(obj)->tp_name);
+    return nullptr;
+  }
+  return &SetOf(obj);
+}
+
+Session* IdSetSession(PyObject* idset) {
+  return reinterpret_cast<IdSetObject*>(idset)->session;
+}
+
+PyObject* MakeIdSet(Session* session, KindedSet set) {
+  return NewIdSet(session, std::move(set));
+}
+
+PyObject* MakeText(const std::string& text) { return NewText(text); }
+
+PyObject* SetStatusError(const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kInvalidArgument) {
+    PyErr_SetString(PyExc_ValueError, std::string(status.message()).c_str());
+    return nullptr;
+  }
+  return RaiseStatus(status);
+}
+
+}  // namespace hp_internal
 
 PyObject* NewHp(Session* session) {
   PyObject* module = AnnexModule();

@@ -91,50 +91,72 @@ class LengauerTarjan {
     dfs_edges_.shrink_to_fit();
   }
 
+  // Per DFS number, what EVAL and LINK touch, side by side so that one
+  // step up an ancestor chain costs one cache line instead of three or
+  // four: the forest ancestor, the label (the vertex of least semi on the
+  // compressed path) and that label's semi, cached so comparisons need no
+  // second indirection. `semi` is the vertex's own semidominator.
+  struct Slot {
+    uint32_t ancestor;
+    uint32_t label;
+    uint32_t label_semi;
+    uint32_t semi;
+  };
+
   // EVAL with path compression, iteratively: compress the ancestor chain of
-  // v from its top down, then return the label.
-  uint32_t Eval(uint32_t v) {
-    if (ancestor_[v] == kNone) return v;
+  // v from its top down; returns the label's semi (the label itself in
+  // *label when asked for).
+  uint32_t Eval(uint32_t v, uint32_t* label = nullptr) {
+    Slot* s = slots_.data();
+    if (s[v].ancestor == kNone) {
+      if (label != nullptr) *label = v;
+      return s[v].semi;
+    }
     uint32_t x = v;
-    while (ancestor_[ancestor_[x]] != kNone) {
+    while (s[s[x].ancestor].ancestor != kNone) {
       chain_.push_back(x);
-      x = ancestor_[x];
+      x = s[x].ancestor;
     }
     while (!chain_.empty()) {
       const uint32_t y = chain_.back();
       chain_.pop_back();
-      const uint32_t a = ancestor_[y];
-      if (semi_[label_[a]] < semi_[label_[y]]) label_[y] = label_[a];
-      ancestor_[y] = ancestor_[a];
+      const uint32_t a = s[y].ancestor;
+      if (s[a].label_semi < s[y].label_semi) {
+        s[y].label = s[a].label;
+        s[y].label_semi = s[a].label_semi;
+      }
+      s[y].ancestor = s[a].ancestor;
     }
-    return label_[v];
+    if (label != nullptr) *label = s[v].label;
+    return s[v].label_semi;
   }
 
   void ComputeIdoms() {
-    semi_.resize(k_);
-    label_.resize(k_);
-    for (uint32_t i = 0; i < k_; ++i) semi_[i] = label_[i] = i;
-    ancestor_.assign(k_, kNone);
+    slots_.resize(k_);
+    for (uint32_t i = 0; i < k_; ++i) slots_[i] = Slot{kNone, i, i, i};
     idom_.assign(k_, 0);
     std::vector<uint32_t> bucket_head(k_, kNone);
     std::vector<uint32_t> bucket_next(k_, kNone);
     for (uint32_t w = k_; w-- > 1;) {
+      uint32_t semi = slots_[w].semi;
       for (uint32_t p = pred_begin_[w]; p < pred_begin_[w + 1]; ++p) {
-        const uint32_t u = Eval(preds_[p]);
-        if (semi_[u] < semi_[w]) semi_[w] = semi_[u];
+        semi = std::min(semi, Eval(preds_[p]));
       }
-      bucket_next[w] = bucket_head[semi_[w]];
-      bucket_head[semi_[w]] = w;
+      slots_[w].semi = semi;
+      slots_[w].label_semi = semi;  // label(w) is w until compressed
+      bucket_next[w] = bucket_head[semi];
+      bucket_head[semi] = w;
       const uint32_t p = parent_[w];
-      ancestor_[w] = p;  // LINK(parent, w)
+      slots_[w].ancestor = p;  // LINK(parent, w)
       for (uint32_t v = bucket_head[p]; v != kNone; v = bucket_next[v]) {
-        const uint32_t u = Eval(v);
-        idom_[v] = semi_[u] < semi_[v] ? u : p;
+        uint32_t u;
+        const uint32_t u_semi = Eval(v, &u);
+        idom_[v] = u_semi < slots_[v].semi ? u : p;
       }
       bucket_head[p] = kNone;
     }
     for (uint32_t w = 1; w < k_; ++w) {
-      if (idom_[w] != semi_[w]) idom_[w] = idom_[idom_[w]];
+      if (idom_[w] != slots_[w].semi) idom_[w] = idom_[idom_[w]];
     }
   }
 
@@ -147,9 +169,7 @@ class LengauerTarjan {
   std::vector<uint32_t> pred_count_;
   std::vector<uint32_t> pred_begin_;
   std::vector<uint32_t> preds_;
-  std::vector<uint32_t> semi_;
-  std::vector<uint32_t> label_;
-  std::vector<uint32_t> ancestor_;
+  std::vector<Slot> slots_;
   std::vector<uint32_t> idom_;
   std::vector<uint32_t> chain_;
 };

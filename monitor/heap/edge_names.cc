@@ -9,78 +9,10 @@
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "monitor/python/version.h"
 
 namespace annex::heap {
 namespace {
-
-// A new reference to a frame's local variable `name`, or nullptr (no error
-// set) when unbound or unreadable. The one place that differs per CPython
-// version here; see the header for the side effect on 3.11.
-// Where: GIL held; any interpreter.
-PyObject* FrameVariable(PyFrameObject* frame, PyObject* name,
-                        PyObject* locals_311) {
-#if PY_VERSION_HEX >= 0x030C0000
-  (void)locals_311;
-  PyObject* value = PyFrame_GetVar(frame, name);
-  if (value == nullptr) PyErr_Clear();
-  return value;
-#else
-  (void)frame;
-  if (locals_311 == nullptr || !PyDict_Check(locals_311)) return nullptr;
-  PyObject* value = PyDict_GetItemWithError(locals_311, name);  // borrowed
-  if (value == nullptr) {
-    PyErr_Clear();
-    return nullptr;
-  }
-  Py_INCREF(value);
-  return value;
-#endif
-}
-
-// Appends the names of `tuple` (a tuple of str, new reference or nullptr)
-// to `out` and releases it. Where: GIL held.
-void TakeNames(PyObject* tuple, std::vector<PyObject*>& out) {
-  if (tuple == nullptr) {
-    PyErr_Clear();
-    return;
-  }
-  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); ++i) {
-    PyObject* name = PyTuple_GET_ITEM(tuple, i);
-    Py_INCREF(name);
-    out.push_back(name);
-  }
-  Py_DECREF(tuple);
-}
-
-// The name of a local of `frame` bound to `to`, or "". Where: GIL held.
-std::string FindFrameLocal(PyFrameObject* frame, PyObject* to) {
-  PyCodeObject* code = PyFrame_GetCode(frame);  // new reference
-  std::vector<PyObject*> names;
-  TakeNames(PyCode_GetVarnames(code), names);
-  TakeNames(PyCode_GetCellvars(code), names);
-  TakeNames(PyCode_GetFreevars(code), names);
-  Py_DECREF(code);
-  PyObject* locals_311 = nullptr;
-#if PY_VERSION_HEX < 0x030C0000
-  locals_311 = PyFrame_GetLocals(frame);
-  if (locals_311 == nullptr) PyErr_Clear();
-#endif
-  std::string found;
-  for (PyObject* name : names) {
-    if (found.empty()) {
-      PyObject* value = FrameVariable(frame, name, locals_311);
-      if (value == to) {
-        const char* utf8 = PyUnicode_AsUTF8(name);
-        if (utf8 != nullptr) found = utf8;
-        PyErr_Clear();
-      }
-      Py_XDECREF(value);
-    }
-    Py_DECREF(name);
-  }
-  Py_XDECREF(locals_311);
-  return found;
-}
 
 bool IsIdentifier(const char* s) {
   if (s == nullptr || *s == '\0' ||
@@ -275,40 +207,30 @@ bool DescribeFrameEdge(PyFrameObject* frame, PyObject* to, Edge* out) {
     *out = Make(EdgeKind::kAttribute, ".f_builtins", "f_builtins");
     return true;
   }
-  std::string local = FindFrameLocal(frame, to);
-  if (!local.empty()) {
-    PyObject* name = PyUnicode_FromString(local.c_str());
-    std::string key = name ? RenderKey(name) : "'" + local + "'";
-    Py_XDECREF(name);
-    PyErr_Clear();
-    *out = Make(EdgeKind::kFrameLocal, absl::StrCat(".f_locals[", key, "]"),
-                local);
+  // Read from the frame's slots in place: no f_locals dict is built
+  // (monitor/python/version.h).
+  bool is_cell = false;
+  if (PyObject* name = python::FrameSlotHolding(frame, to, &is_cell)) {
+    const char* utf8 = PyUnicode_AsUTF8(name);
+    if (utf8 == nullptr) {
+      PyErr_Clear();
+      return false;
+    }
+    // A cell variable's slot holds the cell; f_locals['x'] would be its
+    // contents, so the cell itself has no Python spelling from the frame.
+    *out = is_cell ? Make(EdgeKind::kFrameLocal,
+                          absl::StrCat("<cell of ", RenderKey(name), ">"), utf8)
+                   : Make(EdgeKind::kFrameLocal,
+                          absl::StrCat(".f_locals[", RenderKey(name), "]"),
+                          utf8);
+    return true;
+  }
+  if (PyObject* locals = python::FrameLocalsIfBuilt(frame);
+      locals != nullptr && locals == to) {
+    *out = Make(EdgeKind::kAttribute, ".f_locals", "f_locals");
     return true;
   }
   return false;
-}
-
-// The instance dict of `from`, if its type has one: a new reference, or
-// nullptr. Materializes an inline-values dict (3.11+), never runs Python
-// code. Where: GIL held.
-PyObject* InstanceDict(PyObject* from) {
-  PyTypeObject* type = Py_TYPE(from);
-  const bool managed =
-#ifdef Py_TPFLAGS_MANAGED_DICT
-      (type->tp_flags & Py_TPFLAGS_MANAGED_DICT) != 0;
-#else
-      false;
-#endif
-  if (!managed && type->tp_dictoffset == 0) return nullptr;
-  if (!managed && type->tp_dictoffset > 0) {
-    PyObject* dict = *reinterpret_cast<PyObject**>(
-        reinterpret_cast<char*>(from) + type->tp_dictoffset);
-    Py_XINCREF(dict);
-    return dict;
-  }
-  PyObject* dict = PyObject_GenericGetDict(from, nullptr);
-  if (dict == nullptr) PyErr_Clear();
-  return dict;
 }
 
 // DescribeEdge without the final error clearing. Where: GIL held.
@@ -382,26 +304,22 @@ Edge DescribeEdgeNoErrorCheck(PyObject* from, PyObject* to) {
   // Members of the type chain: __slots__ and C members (e.g. __self__ of
   // builtin methods, property fget).
   if (DescribeMemberEdge(from, to, &edge)) return edge;
-  // The instance dict: the dict itself, or one of its values (a 3.11+
-  // object with inline values holds them without a dict object).
+  // The instance dict: the dict itself, or one of its values; or an
+  // attribute a 3.11+ object holds inline, without a dict object. Read in
+  // place: no dict is materialized (monitor/python/version.h).
   if (!PyType_Check(from) && !PyModule_Check(from)) {
-    if (PyObject* dict = InstanceDict(from)) {
-      bool found = false;
-      if (dict == to) {
-        edge = Make(EdgeKind::kDict, ".__dict__");
-        found = true;
-      } else if (PyDict_Check(dict)) {
+    if (PyObject* key = python::InlineAttributeHolding(from, to)) {
+      return AttributeEdge(key);
+    }
+    if (PyObject* dict = python::ExistingInstanceDict(from)) {
+      if (dict == to) return Make(EdgeKind::kDict, ".__dict__");
+      if (PyDict_Check(dict)) {
         Py_ssize_t pos = 0;
         PyObject *key, *value;
-        while (!found && PyDict_Next(dict, &pos, &key, &value)) {
-          if (value == to) {
-            edge = AttributeEdge(key);
-            found = true;
-          }
+        while (PyDict_Next(dict, &pos, &key, &value)) {
+          if (value == to) return AttributeEdge(key);
         }
       }
-      Py_DECREF(dict);
-      if (found) return edge;
     }
   }
   if (reinterpret_cast<PyObject*>(Py_TYPE(from)) == to) {

@@ -30,7 +30,7 @@ enum class EdgeKind {
   kSetMember,     // <member>: a member of a set or frozenset
   kCellContents,  // .cell_contents
   kClosureCell,   // [i] of a function's __closure__ (name: the free var)
-  kFrameLocal,    // .f_locals['x'] (name: the variable)
+  kFrameLocal,    // .f_locals['x'], or <cell of 'x'> for a cell (name: 'x')
   kType,          // .__class__
   kInternal,      // <internal>: a reference with no Python-level name
 };
@@ -49,12 +49,11 @@ struct Edge {
 // the C-level fields of functions, methods, modules, types and frames,
 // members of the type chain (__slots__ and C members), the instance dict,
 // and the type pointer. The first match wins; kInternal when none does.
-// Frames: on 3.12+ locals are read with PyFrame_GetVar (fast locals, no
-// f_locals dict built); on 3.11 with PyFrame_GetLocals, which builds or
-// refreshes the frame's f_locals dict (a side effect on the frame,
-// allocating in the current interpreter). Instances whose attributes are
-// still inline (3.11+ managed dicts) get their dict materialized by
-// PyObject_GenericGetDict, only when no cheaper rule matched.
+// Frames: locals are read from the frame's slots in place (no f_locals
+// dict is built); a cell variable's slot holds its cell, named
+// "<cell of 'x'>". Instance attributes are read from an existing dict or
+// from the inline values of 3.11+ objects in place: no dict is
+// materialized. The per-version reads live in monitor/python/version.h.
 // Where: GIL held, no Python error set (none is left set); any interpreter.
 Edge DescribeEdge(PyObject* from, PyObject* to);
 

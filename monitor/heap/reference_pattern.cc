@@ -25,6 +25,12 @@ struct Builder {
       const int i = stack.back();
       stack.pop_back();
       if (nodes[i].depth >= options.depth || nodes[i].same_as >= 0) continue;
+      if (options.stop && nodes[i].depth > 0 &&
+          std::all_of(nodes[i].nodes.begin(), nodes[i].nodes.end(),
+                      options.stop)) {
+        nodes[i].stopped = true;
+        continue;
+      }
       NodeSet referrers = Referrers(graph, reverse, nodes[i].nodes);
       std::map<std::string, NodeSet> groups;
       for (uint32_t v : referrers) groups[classify(v)].push_back(v);
@@ -113,6 +119,7 @@ std::string FormatReferencePattern(const std::vector<RpNode>& pattern) {
     absl::StrAppend(&out, i, ": ", n.nodes.size(), " ",
                     std::string(2 * n.depth, ' '), n.kind);
     if (n.same_as >= 0) absl::StrAppend(&out, " [^ ", n.same_as, "]");
+    if (n.stopped) absl::StrAppend(&out, " [stop]");
     absl::StrAppend(&out, "\n");
     if (n.dropped > 0) {
       absl::StrAppend(&out, std::string(2 * n.depth + 2, ' '), "... ",

@@ -24,6 +24,10 @@ struct RpOptions {
   // Kinds shown per node, largest groups first; the rest are dropped and
   // counted in RpNode::dropped.
   size_t max_children = 10;
+  // When set, the referrers of a group whose every node it returns true
+  // for are not followed (Heapy's stopkind; hp stops at modules and types
+  // by default). The group itself is shown, marked `stopped`.
+  std::function<bool(uint32_t node)> stop;
 };
 
 struct RpNode {
@@ -37,6 +41,8 @@ struct RpNode {
   int same_as = -1;
   // Referrer kinds left out by max_children.
   size_t dropped = 0;
+  // Not expanded because RpOptions::stop holds for all of `nodes`.
+  bool stopped = false;
 };
 
 // The nodes in preorder; [0] is the root, whose kind is the classifier's
@@ -49,7 +55,8 @@ std::vector<RpNode> ReferencePattern(
     const RpOptions& options = {});
 
 // One line per node: "<index>: <count> <indent><kind>", a repeat as
-// "[^ <index>]" after the kind, dropped kinds as "... <n> more".
+// "[^ <index>]" after the kind, a stopped group as "[stop]", dropped kinds
+// as "... <n> more".
 // Pure C++, any thread.
 std::string FormatReferencePattern(const std::vector<RpNode>& pattern);
 

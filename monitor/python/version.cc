@@ -10,7 +10,13 @@
 #define Py_BUILD_CORE 1
 #undef HAVE_STD_ATOMIC
 #undef _PyGC_FINALIZED
+#include "internal/pycore_code.h"
+#include "internal/pycore_dict.h"
 #include "internal/pycore_frame.h"
+// 3.11's pycore_object.h redeclares _PyObject_LookupSpecial, which
+// cpython/object.h made a macro for the Id variant: undo the macro for it.
+#undef _PyObject_LookupSpecial
+#include "internal/pycore_object.h"
 #include "internal/pycore_gc.h"
 #include "internal/pycore_interp.h"
 #undef Py_BUILD_CORE
@@ -200,6 +206,131 @@ size_t SizeofPreHeader(PyObject* obj) {
   size_t n = PyType_HasFeature(tp, Py_TPFLAGS_HAVE_GC) ? sizeof(PyGC_Head) : 0;
   if ((tp->tp_flags & pre_header) != 0) n += 2 * sizeof(PyObject*);
   return n;
+}
+
+namespace {
+
+// The interpreter frame behind a frame object whose slots are still
+// readable, or nullptr. Where: GIL held; `frame` alive.
+_PyInterpreterFrame* ReadableFrame(PyFrameObject* frame) {
+  _PyInterpreterFrame* f = reinterpret_cast<struct _frame*>(frame)->f_frame;
+  if (f == nullptr) return nullptr;
+  // As in VisitLiveFrameLocals: a finished generator's slots were released
+  // without being cleared.
+  if (f->owner == FRAME_OWNED_BY_GENERATOR &&
+      _PyFrame_GetGenerator(f)->gi_frame_state >= FRAME_COMPLETED) {
+    return nullptr;
+  }
+  return f;
+}
+
+PyObject* FrameExecutable(_PyInterpreterFrame* f) {
+#if PY_VERSION_HEX >= 0x030D0000
+  return f->f_executable;
+#else
+  return reinterpret_cast<PyObject*>(f->f_code);
+#endif
+}
+
+// The shared keys of instances of `type` (heap types with managed dicts).
+PyDictKeysObject* CachedKeys(PyTypeObject* type) {
+  if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE)) return nullptr;
+  return reinterpret_cast<PyHeapTypeObject*>(type)->ht_cached_keys;
+}
+
+// `obj`'s inline values and how many slots may be read, or nullptr.
+PyDictValues* InlineValues(PyObject* obj, Py_ssize_t* count) {
+  PyTypeObject* type = Py_TYPE(obj);
+  if (!(type->tp_flags & Py_TPFLAGS_MANAGED_DICT)) return nullptr;
+  PyDictKeysObject* keys = CachedKeys(type);
+  if (keys == nullptr || keys->dk_kind == DICT_KEYS_GENERAL) return nullptr;
+  *count = keys->dk_nentries;
+#if PY_VERSION_HEX >= 0x030D0000
+  if (!(type->tp_flags & Py_TPFLAGS_INLINE_VALUES)) return nullptr;
+  PyDictValues* values = _PyObject_InlineValues(obj);
+  if (!values->valid) return nullptr;
+  if (*count > values->capacity) *count = values->capacity;
+  return values;
+#elif PY_VERSION_HEX >= 0x030C0000
+  PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(obj);
+  if (!_PyDictOrValues_IsValues(dorv)) return nullptr;
+  return _PyDictOrValues_GetValues(dorv);
+#else
+  return *_PyObject_ValuesPointer(obj);
+#endif
+}
+
+}  // namespace
+
+PyObject* FrameSlotHolding(PyFrameObject* frame, PyObject* value,
+                           bool* is_cell) {
+  *is_cell = false;
+  _PyInterpreterFrame* f = ReadableFrame(frame);
+  if (f == nullptr) return nullptr;
+  PyObject* executable = FrameExecutable(f);
+  if (executable == nullptr || !PyCode_Check(executable)) return nullptr;
+  auto* code = reinterpret_cast<PyCodeObject*>(executable);
+  PyObject* names = code->co_localsplusnames;
+  PyObject* kinds = code->co_localspluskinds;
+  if (names == nullptr || !PyTuple_Check(names) || kinds == nullptr ||
+      !PyBytes_Check(kinds)) {
+    return nullptr;
+  }
+  const int n = code->co_nlocalsplus;
+  if (n > PyTuple_GET_SIZE(names) || n > PyBytes_GET_SIZE(kinds)) {
+    return nullptr;
+  }
+  for (int i = 0; i < n; ++i) {
+    if (f->localsplus[i] != value) continue;
+    const unsigned char kind =
+        static_cast<unsigned char>(PyBytes_AS_STRING(kinds)[i]);
+    *is_cell = (kind & (CO_FAST_CELL | CO_FAST_FREE)) != 0 &&
+               PyCell_Check(value);
+    return PyTuple_GET_ITEM(names, i);
+  }
+  return nullptr;
+}
+
+PyObject* FrameLocalsIfBuilt(PyFrameObject* frame) {
+  _PyInterpreterFrame* f = reinterpret_cast<struct _frame*>(frame)->f_frame;
+  return f == nullptr ? nullptr : f->f_locals;
+}
+
+PyObject* ExistingInstanceDict(PyObject* obj) {
+  PyTypeObject* type = Py_TYPE(obj);
+  if (type->tp_flags & Py_TPFLAGS_MANAGED_DICT) {
+#if PY_VERSION_HEX >= 0x030D0000
+    return reinterpret_cast<PyObject*>(_PyObject_GetManagedDict(obj));
+#elif PY_VERSION_HEX >= 0x030C0000
+    PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(obj);
+    return _PyDictOrValues_IsValues(dorv) ? nullptr
+                                          : _PyDictOrValues_GetDict(dorv);
+#else
+    return *_PyObject_ManagedDictPointer(obj);
+#endif
+  }
+  if (type->tp_dictoffset > 0) {
+    return *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(obj) +
+                                         type->tp_dictoffset);
+  }
+  // A negative offset (variable-size objects) counts from the end; only
+  // CPython's own _PyObject_GetDictPtr computes it, and it creates nothing.
+  if (type->tp_dictoffset < 0) {
+    PyObject** slot = _PyObject_GetDictPtr(obj);
+    return slot == nullptr ? nullptr : *slot;
+  }
+  return nullptr;
+}
+
+PyObject* InlineAttributeHolding(PyObject* obj, PyObject* value) {
+  Py_ssize_t count = 0;
+  PyDictValues* values = InlineValues(obj, &count);
+  if (values == nullptr) return nullptr;
+  PyDictUnicodeEntry* entries = DK_UNICODE_ENTRIES(CachedKeys(Py_TYPE(obj)));
+  for (Py_ssize_t i = 0; i < count; ++i) {
+    if (values->values[i] == value) return entries[i].me_key;
+  }
+  return nullptr;
 }
 
 }  // namespace annex::python

@@ -90,4 +90,33 @@ unsigned long ThreadStateId(PyThreadState* ts);
 // Where: GIL held, any interpreter.
 size_t SizeofPreHeader(PyObject* obj);
 
+
+// --- Edge naming support (monitor/heap/edge_names) ---
+// These read object storage in place: they never create an f_locals dict
+// or an instance dict, never run Python code and never set an error.
+
+// The name (a borrowed str) of the first local, cell or free variable slot
+// of `frame` whose stored object is `value`, or nullptr. The stored object
+// is what the frame's traversal sees: for a cell or free variable that is
+// the cell, and then `*is_cell` is set true. Frames whose storage is gone
+// (a finished generator's, a cleared frame's) have no slots.
+// Where: GIL held, any interpreter; `frame` alive.
+PyObject* FrameSlotHolding(PyFrameObject* frame, PyObject* value,
+                           bool* is_cell);
+
+// The frame's f_locals dict as it stands (borrowed), or nullptr when none
+// was ever built; never builds one. Where: GIL held; `frame` alive.
+PyObject* FrameLocalsIfBuilt(PyFrameObject* frame);
+
+// The instance dict object of `obj` when one exists (borrowed), or nullptr:
+// a managed dict not yet materialized (3.11+ inline values) is not created.
+// Where: GIL held, any interpreter; `obj` alive.
+PyObject* ExistingInstanceDict(PyObject* obj);
+
+// The attribute name (a borrowed str) under which `obj` stores `value` in
+// its inline values (3.11+ instances whose attributes live in the object,
+// not in a dict object), or nullptr when it has none or none is `value`.
+// Where: GIL held, any interpreter; `obj` alive.
+PyObject* InlineAttributeHolding(PyObject* obj, PyObject* value);
+
 }  // namespace annex::python

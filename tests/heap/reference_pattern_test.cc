@@ -59,5 +59,27 @@ TEST(ReferencePatternTest, DropsSmallKindsBeyondTheLimit) {
   EXPECT_EQ(FormatReferencePattern(rp), "0: 1 k0\n  ... 2 more\n1: 1   k1\n");
 }
 
+TEST(ReferencePatternTest, StopsAtStopKinds) {
+  // 3 <- 2 (a "module") <- 1 <- 0; the module's referrers are not followed.
+  HeapGraph g = MakeGraph(4, {{0, 1}, {1, 2}, {2, 3}}, {0});
+  const std::vector<std::string> kinds = {"root", "dict", "module", "Leak"};
+  RpOptions options;
+  options.stop = [&](uint32_t v) { return kinds[v] == "module"; };
+  auto rp = ReferencePattern(
+      g, ReverseIndex::Build(g), {3}, [&](uint32_t v) { return kinds[v]; },
+      options);
+  EXPECT_EQ(FormatReferencePattern(rp),
+            "0: 1 Leak\n"
+            "1: 1   module [stop]\n");
+  // The set itself is expanded even when it is a stop kind.
+  auto from_module = ReferencePattern(
+      g, ReverseIndex::Build(g), {2}, [&](uint32_t v) { return kinds[v]; },
+      options);
+  EXPECT_EQ(FormatReferencePattern(from_module),
+            "0: 1 module\n"
+            "1: 1   dict\n"
+            "2: 1     root\n");
+}
+
 }  // namespace
 }  // namespace annex::heap

@@ -1,0 +1,602 @@
+// hp's retention surface on IdSet: why is it alive, and what would go
+// with it. Names follow Heapy (guppy3) where it has them: referrers,
+// referents, dominos, domisize (hp.cc), imdom, rp / get_rp, sp / shpaths /
+// get_shpaths, pathsin, pathsout. Every answer walks the target's heap again
+// through glue::RetentionView (retention_view.h).
+#include <Python.h>
+
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "glue/hp_internal.h"
+#include "glue/retention_view.h"
+
+namespace annex::glue::hp_internal {
+namespace {
+
+// All functions here: Where: annex thread, GIL held, annex current.
+
+RetentionView *ViewFor(PyObject *idset) {
+  auto view = IdSetSession(idset)->Get<RetentionView>();
+  if (!view.ok()) {
+    SetStatusError(view.status());
+    return nullptr;
+  }
+  return *view;
+}
+
+// Wraps a KindedSet answer of `self`'s session as an IdSet.
+PyObject *SetAnswer(PyObject *self, absl::StatusOr<KindedSet> answer) {
+  if (!answer.ok())
+    return SetStatusError(answer.status());
+  return MakeIdSet(IdSetSession(self), std::move(*answer));
+}
+
+PyObject *Referrers(PyObject *self, void *) {
+  RetentionView *view = ViewFor(self);
+  if (view == nullptr)
+    return nullptr;
+  return SetAnswer(self, view->Referrers(*IdSetContents(self)));
+}
+
+PyObject *Referents(PyObject *self, void *) {
+  RetentionView *view = ViewFor(self);
+  if (view == nullptr)
+    return nullptr;
+  return SetAnswer(self, view->Referents(*IdSetContents(self)));
+}
+
+PyObject *Dominos(PyObject *self, void *) {
+  RetentionView *view = ViewFor(self);
+  if (view == nullptr)
+    return nullptr;
+  return SetAnswer(self, view->Dominated(*IdSetContents(self)));
+}
+
+PyObject *Imdom(PyObject *self, void *) {
+  RetentionView *view = ViewFor(self);
+  if (view == nullptr)
+    return nullptr;
+  return SetAnswer(self, view->ImmediateDominators(*IdSetContents(self)));
+}
+
+// --- Reference pattern ---
+
+// get_rp(depth=4, stopkind=None, max_children=10).
+PyObject *GetRp(PyObject *self, PyObject *args, PyObject *kwargs) {
+  static const char *kKeywords[] = {"depth", "stopkind", "max_children",
+                                    nullptr};
+  PyObject *depth_obj = Py_None;
+  PyObject *stopkind = Py_None;
+  PyObject *max_children_obj = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO$O:get_rp",
+                                   const_cast<char **>(kKeywords), &depth_obj,
+                                   &stopkind, &max_children_obj)) {
+    return nullptr;
+  }
+  PatternOptions options;
+  if (depth_obj != Py_None) {
+    if (!PyLong_Check(depth_obj)) {
+      return PyErr_Format(PyExc_TypeError, "depth must be an int, not %.100s",
+                          Py_TYPE(depth_obj)->tp_name);
+    }
+    const long depth = PyLong_AsLong(depth_obj);
+    if (depth == -1 && PyErr_Occurred())
+      return nullptr;
+    if (depth < 0 || depth > 1000) {
+      return PyErr_Format(PyExc_ValueError,
+                          "depth must be between 0 and 1000, not %ld", depth);
+    }
+    options.depth = static_cast<int>(depth);
+  }
+  if (max_children_obj != Py_None) {
+    if (!PyLong_Check(max_children_obj)) {
+      return PyErr_Format(PyExc_TypeError,
+                          "max_children must be an int, not %.100s",
+                          Py_TYPE(max_children_obj)->tp_name);
+    }
+    const long n = PyLong_AsLong(max_children_obj);
+    if (n == -1 && PyErr_Occurred())
+      return nullptr;
+    if (n < 1) {
+      return PyErr_Format(PyExc_ValueError, "max_children must be >= 1");
+    }
+    options.max_children = static_cast<size_t>(n);
+  }
+  if (stopkind != Py_None) {
+    // A kind name, or an iterable of them ("module", "type", "dict",
+    // "app.Registry", ...); an empty one stops nowhere.
+    options.stop_default = false;
+    if (PyUnicode_Check(stopkind)) {
+      options.stop_kinds.push_back(PyUnicode_AsUTF8(stopkind));
+    } else {
+      PyObject *it = PyObject_GetIter(stopkind);
+      if (it == nullptr) {
+        PyErr_Clear();
+        return PyErr_Format(PyExc_TypeError,
+                            "stopkind must be a kind name or an iterable of "
+                            "kind names, not %.100s",
+                            Py_TYPE(stopkind)->tp_name);
+      }
+      while (PyObject *item = PyIter_Next(it)) {
+        const char *name =
+            PyUnicode_Check(item) ? PyUnicode_AsUTF8(item) : nullptr;
+        if (name == nullptr) {
+          Py_DECREF(item);
+          Py_DECREF(it);
+          if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError,
+                            "stopkind must hold kind names (str)");
+          }
+          return nullptr;
+        }
+        options.stop_kinds.push_back(name);
+        Py_DECREF(item);
+      }
+      Py_DECREF(it);
+      if (PyErr_Occurred())
+        return nullptr;
+    }
+  }
+  RetentionView *view = ViewFor(self);
+  if (view == nullptr)
+    return nullptr;
+  auto text = view->ReferencePattern(*IdSetContents(self), options);
+  if (!text.ok())
+    return SetStatusError(text.status());
+  return MakeText(*text);
+}
+
+PyObject *Rp(PyObject *self, void *) {
+  PyObject *args = PyTuple_New(0);
+  if (args == nullptr)
+    return nullptr;
+  PyObject *r = GetRp(self, args, nullptr);
+  Py_DECREF(args);
+  return r;
+}
+
+// --- Shortest paths ---
+
+// Addresses from None, an IdSet or an iterable of ints, appended to `out`.
+// False with TypeError set otherwise.
+bool ParseNodes(PyObject *obj, std::vector<uintptr_t> *out) {
+  if (obj == Py_None)
+    return true;
+  if (KindedSet *set = IdSetContents(obj)) {
+    out->insert(out->end(), set->addresses.begin(), set->addresses.end());
+    return true;
+  }
+  PyErr_Clear();
+  PyObject *it = PyObject_GetIter(obj);
+  if (it == nullptr) {
+    PyErr_Clear();
+    PyErr_Format(PyExc_TypeError,
+                 "avoid_nodes must be an IdSet or an iterable of addresses "
+                 "(int), not %.100s",
+                 Py_TYPE(obj)->tp_name);
+    return false;
+  }
+  while (PyObject *item = PyIter_Next(it)) {
+    const bool is_int = PyLong_Check(item);
+    const unsigned long long a = is_int ? PyLong_AsUnsignedLongLong(item) : 0;
+    Py_DECREF(item);
+    if (!is_int || PyErr_Occurred()) {
+      Py_DECREF(it);
+      PyErr_Clear();
+      PyErr_SetString(PyExc_TypeError,
+                      "avoid_nodes must hold addresses (non-negative ints)");
+      return false;
+    }
+    out->push_back(static_cast<uintptr_t>(a));
+  }
+  Py_DECREF(it);
+  return !PyErr_Occurred();
+}
+
+// (from, to) address pairs from an iterable, appended to `out`.
+bool ParseEdges(PyObject *obj,
+                std::vector<std::pair<uintptr_t, uintptr_t>> *out) {
+  if (obj == Py_None)
+    return true;
+  constexpr const char *kShape =
+      "avoid_edges must be an iterable of (from, to) address pairs, e.g. "
+      "p.edges_at(-1) of a Paths p";
+  PyObject *it = PyObject_GetIter(obj);
+  if (it == nullptr) {
+    PyErr_Clear();
+    PyErr_SetString(PyExc_TypeError, kShape);
+    return false;
+  }
+  while (PyObject *item = PyIter_Next(it)) {
+    bool ok = PyTuple_Check(item) && PyTuple_GET_SIZE(item) == 2 &&
+              PyLong_Check(PyTuple_GET_ITEM(item, 0)) &&
+              PyLong_Check(PyTuple_GET_ITEM(item, 1));
+    unsigned long long a = 0, b = 0;
+    if (ok) {
+      a = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(item, 0));
+      b = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(item, 1));
+      ok = !PyErr_Occurred();
+    }
+    Py_DECREF(item);
+    if (!ok) {
+      Py_DECREF(it);
+      PyErr_Clear();
+      PyErr_SetString(PyExc_TypeError, kShape);
+      return false;
+    }
+    out->push_back({static_cast<uintptr_t>(a), static_cast<uintptr_t>(b)});
+  }
+  Py_DECREF(it);
+  return !PyErr_Occurred();
+}
+
+const char *KindName(heap::EdgeKind kind) {
+  switch (kind) {
+  case heap::EdgeKind::kAttribute:
+    return "attribute";
+  case heap::EdgeKind::kDict:
+    return "dict";
+  case heap::EdgeKind::kDictValue:
+    return "dict_value";
+  case heap::EdgeKind::kDictKey:
+    return "dict_key";
+  case heap::EdgeKind::kIndex:
+    return "index";
+  case heap::EdgeKind::kSetMember:
+    return "set_member";
+  case heap::EdgeKind::kCellContents:
+    return "cell_contents";
+  case heap::EdgeKind::kClosureCell:
+    return "closure_cell";
+  case heap::EdgeKind::kFrameLocal:
+    return "frame_local";
+  case heap::EdgeKind::kType:
+    return "type";
+  case heap::EdgeKind::kInternal:
+    return "internal";
+  }
+  return "internal";
+}
+
+// (kind, label, from, to) of one edge: a new reference or nullptr.
+PyObject *EdgeTuple(const PathEdge &e) {
+  return Py_BuildValue("(ssKK)", KindName(e.kind), e.label.c_str(),
+                       static_cast<unsigned long long>(e.from),
+                       static_cast<unsigned long long>(e.to));
+}
+
+// A list of ints from addresses: a new reference or nullptr.
+PyObject *AddressList(const std::vector<uintptr_t> &addresses) {
+  PyObject *list = PyList_New(addresses.size());
+  if (list == nullptr)
+    return nullptr;
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    PyObject *a = PyLong_FromUnsignedLongLong(addresses[i]);
+    if (a == nullptr) {
+      Py_DECREF(list);
+      return nullptr;
+    }
+    PyList_SET_ITEM(list, i, a);
+  }
+  return list;
+}
+
+PyObject *
+EdgePairList(const std::vector<std::pair<uintptr_t, uintptr_t>> &edges) {
+  PyObject *list = PyList_New(edges.size());
+  if (list == nullptr)
+    return nullptr;
+  for (size_t i = 0; i < edges.size(); ++i) {
+    PyObject *t =
+        Py_BuildValue("(KK)", static_cast<unsigned long long>(edges[i].first),
+                      static_cast<unsigned long long>(edges[i].second));
+    if (t == nullptr) {
+      Py_DECREF(list);
+      return nullptr;
+    }
+    PyList_SET_ITEM(list, i, t);
+  }
+  return list;
+}
+
+// The annex.Paths object for an answer.
+PyObject *MakePaths(PyObject *self, const PathsResult &result,
+                    const PathsOptions &options) {
+  std::string text;
+  if (result.live_members == 0) {
+    text = "(no member of the set is reachable now)\n";
+  } else if (result.paths.empty()) {
+    text = "(no path from the roots)\n";
+  }
+  for (size_t i = 0; i < result.paths.size(); ++i) {
+    absl::StrAppendFormat(&text, "%2d: %s\n", i, result.paths[i].text);
+  }
+  if (result.truncated) {
+    absl::StrAppendFormat(&text,
+                          "<more paths: x.get_shpaths(limit=0) shows all>\n");
+  }
+  PyObject *paths = PyTuple_New(result.paths.size());
+  if (paths == nullptr)
+    return nullptr;
+  for (size_t i = 0; i < result.paths.size(); ++i) {
+    const RetentionPath &p = result.paths[i];
+    PyObject *edges = PyTuple_New(p.edges.size());
+    if (edges == nullptr) {
+      Py_DECREF(paths);
+      return nullptr;
+    }
+    for (size_t k = 0; k < p.edges.size(); ++k) {
+      PyObject *e = EdgeTuple(p.edges[k]);
+      if (e == nullptr) {
+        Py_DECREF(edges);
+        Py_DECREF(paths);
+        return nullptr;
+      }
+      PyTuple_SET_ITEM(edges, k, e);
+    }
+    PyObject *one = Py_BuildValue("(sN)", p.root_name.c_str(), edges);
+    if (one == nullptr) {
+      Py_DECREF(paths);
+      return nullptr;
+    }
+    PyTuple_SET_ITEM(paths, i, one);
+  }
+  PyObject *nodes = AddressList(options.avoid_nodes);
+  PyObject *edges = EdgePairList(options.avoid_edges);
+  PyObject *module = PyImport_ImportModule("annex");
+  PyObject *type = module ? PyObject_GetAttrString(module, "Paths") : nullptr;
+  Py_XDECREF(module);
+  PyObject *r = nullptr;
+  if (type != nullptr && nodes != nullptr && edges != nullptr) {
+    r = PyObject_CallFunction(
+        type, "s#OOOOOn", text.data(), static_cast<Py_ssize_t>(text.size()),
+        self, paths, result.truncated ? Py_True : Py_False, nodes, edges,
+        static_cast<Py_ssize_t>(options.max_paths));
+  }
+  Py_XDECREF(type);
+  Py_XDECREF(nodes);
+  Py_XDECREF(edges);
+  Py_DECREF(paths);
+  return r;
+}
+
+// get_shpaths(avoid_nodes=None, avoid_edges=(), limit=20).
+PyObject *GetShpaths(PyObject *self, PyObject *args, PyObject *kwargs) {
+  static const char *kKeywords[] = {"avoid_nodes", "avoid_edges", "limit",
+                                    nullptr};
+  PyObject *avoid_nodes = Py_None;
+  PyObject *avoid_edges = Py_None;
+  PyObject *limit = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$OOO:get_shpaths",
+                                   const_cast<char **>(kKeywords), &avoid_nodes,
+                                   &avoid_edges, &limit)) {
+    return nullptr;
+  }
+  PathsOptions options;
+  if (!ParseNodes(avoid_nodes, &options.avoid_nodes))
+    return nullptr;
+  if (!ParseEdges(avoid_edges, &options.avoid_edges))
+    return nullptr;
+  if (limit != Py_None) {
+    if (!PyLong_Check(limit)) {
+      return PyErr_Format(PyExc_TypeError, "limit must be an int, not %.100s",
+                          Py_TYPE(limit)->tp_name);
+    }
+    const long long n = PyLong_AsLongLong(limit);
+    if (n == -1 && PyErr_Occurred())
+      return nullptr;
+    if (n < 0) {
+      return PyErr_Format(PyExc_ValueError,
+                          "limit must be >= 0 (0: no limit), not %lld", n);
+    }
+    options.max_paths = static_cast<size_t>(n);
+  }
+  RetentionView *view = ViewFor(self);
+  if (view == nullptr)
+    return nullptr;
+  auto result = view->PathsTo(*IdSetContents(self), options);
+  if (!result.ok())
+    return SetStatusError(result.status());
+  return MakePaths(self, *result, options);
+}
+
+PyObject *Sp(PyObject *self, void *) {
+  PyObject *args = PyTuple_New(0);
+  if (args == nullptr)
+    return nullptr;
+  PyObject *r = GetShpaths(self, args, nullptr);
+  Py_DECREF(args);
+  return r;
+}
+
+// --- pathsin / pathsout ---
+
+PyObject *
+FormatReferences(const absl::StatusOr<std::vector<NamedReference>> &refs) {
+  if (!refs.ok())
+    return SetStatusError(refs.status());
+  std::string text;
+  for (size_t i = 0; i < refs->size(); ++i) {
+    const NamedReference &r = (*refs)[i];
+    absl::StrAppendFormat(&text, "%2d: <%s at 0x%x>%s -> <%s at 0x%x>\n", i,
+                          r.from_kind, r.from, r.edge.label, r.to_kind, r.to);
+  }
+  if (refs->empty())
+    text = "(no references)\n";
+  return MakeText(text);
+}
+
+PyObject *PathsIn(PyObject *self, void *) {
+  RetentionView *view = ViewFor(self);
+  if (view == nullptr)
+    return nullptr;
+  return FormatReferences(view->EdgesIn(*IdSetContents(self)));
+}
+
+PyObject *PathsOut(PyObject *self, void *) {
+  RetentionView *view = ViewFor(self);
+  if (view == nullptr)
+    return nullptr;
+  return FormatReferences(view->EdgesOut(*IdSetContents(self)));
+}
+
+PyGetSetDef kGetSet[] = {
+    {"referrers", Referrers, nullptr,
+     "the objects that refer directly to a member (members included when "
+     "they refer to each other)",
+     nullptr},
+    {"referents", Referents, nullptr,
+     "the objects the members refer to directly", nullptr},
+    {"dominos", Dominos, nullptr,
+     "the set 'dominated' by x: x and every object that would be freed "
+     "with it (reachable only through x); see domisize",
+     nullptr},
+    {"imdom", Imdom, nullptr,
+     "the immediate dominators of x: for each member, the closest object "
+     "outside x that every path from the roots to it passes through",
+     nullptr},
+    {"rp", Rp, nullptr,
+     "the reference pattern: kinds of referrers, their referrers, ... to "
+     "depth 4, stopping at modules and types; see get_rp()",
+     nullptr},
+    {"sp", Sp, nullptr,
+     "all shortest paths from the target's roots to the set's live members "
+     "(annex.Paths, at most 20); see get_shpaths()",
+     nullptr},
+    {"shpaths", Sp, nullptr, "synonym of sp", nullptr},
+    {"pathsin", PathsIn, nullptr,
+     "every reference into the set, named: <holder>.edge -> <member>", nullptr},
+    {"pathsout", PathsOut, nullptr,
+     "every reference out of the set, named: <member>.edge -> <referent>",
+     nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyMethodDef kMethods[] = {
+    {"get_shpaths",
+     reinterpret_cast<PyCFunction>(
+         reinterpret_cast<void (*)(void)>(GetShpaths)),
+     METH_VARARGS | METH_KEYWORDS,
+     "get_shpaths(*, avoid_nodes=None, avoid_edges=None, limit=20) -> Paths\n\n"
+     "All shortest paths from the target's roots to the set's live members.\n"
+     "avoid_nodes: an IdSet or addresses (ints) no path may pass through;\n"
+     "avoid_edges: (from, to) address pairs no path may use (see\n"
+     "Paths.edges_at); limit: at most this many paths, 0 for all."},
+    {"get_rp",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(GetRp)),
+     METH_VARARGS | METH_KEYWORDS,
+     "get_rp(depth=4, stopkind=None, *, max_children=10) -> Text\n\n"
+     "The reference pattern of the set: its referrers grouped by kind, their\n"
+     "referrers, ... to `depth` levels, at most `max_children` kinds each.\n"
+     "stopkind: kind names (or one) whose referrers are not followed; None\n"
+     "stops at modules and types, () stops nowhere."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+// annex.Paths: written in Python (it only arranges data and calls back
+// into get_shpaths); Text shows as itself at the console.
+constexpr char kPathsSource[] = R"py(
+class Paths(Text):
+    """Shortest paths from the target's roots to a set (x.sp, x.get_shpaths()).
+
+    Shows as its text, one path per line. p.paths holds, per path,
+    (root_name, edges) with each edge (kind, label, from, to): the kind of
+    reference ('attribute', 'dict_value', 'index', 'frame_local',
+    'internal', ...), its Python spelling and the two objects' addresses.
+    p.edges_at(*levels) gives the (from, to) pairs of those steps (0 the
+    first, -1 the last) over all paths; p.avoided(*levels) searches again
+    avoiding them too: the next route (Heapy's avoided()).
+    """
+
+    def __new__(cls, text, target, paths, truncated, avoid_nodes,
+                avoid_edges, limit):
+        self = Text.__new__(cls, text)
+        self.target = target
+        self.paths = paths
+        self.truncated = truncated
+        self.avoid_nodes = avoid_nodes
+        self.avoid_edges = avoid_edges
+        self.limit = limit
+        return self
+
+    @property
+    def numpaths(self):
+        return len(self.paths)
+
+    def edges_at(self, *levels):
+        for level in levels:
+            if not isinstance(level, int):
+                raise TypeError('levels are ints: step positions along a '
+                                'path, negative from the end')
+        pairs = set()
+        for _root, edges in self.paths:
+            for level in levels:
+                if -len(edges) <= level < len(edges):
+                    pairs.add(edges[level][2:4])
+        return sorted(pairs)
+
+    def avoided(self, *levels):
+        if not levels:
+            raise TypeError('avoided() needs a step, e.g. p.avoided(-1) '
+                            'for the last one')
+        return self.target.get_shpaths(
+            avoid_nodes=self.avoid_nodes,
+            avoid_edges=list(self.avoid_edges) + self.edges_at(*levels),
+            limit=self.limit)
+)py";
+
+} // namespace
+
+int AddRetention(PyObject *module, PyTypeObject *idset) {
+  PyObject *dict = idset->tp_dict;
+  for (PyGetSetDef *g = kGetSet; g->name != nullptr; ++g) {
+    PyObject *d = PyDescr_NewGetSet(idset, g);
+    if (d == nullptr || PyDict_SetItemString(dict, g->name, d) < 0) {
+      Py_XDECREF(d);
+      return -1;
+    }
+    Py_DECREF(d);
+  }
+  for (PyMethodDef *m = kMethods; m->ml_name != nullptr; ++m) {
+    PyObject *d = PyDescr_NewMethod(idset, m);
+    if (d == nullptr || PyDict_SetItemString(dict, m->ml_name, d) < 0) {
+      Py_XDECREF(d);
+      return -1;
+    }
+    Py_DECREF(d);
+  }
+  PyType_Modified(idset);
+  // Paths is defined in a namespace that sees Text, then moved into the
+  // module.
+  PyObject *text = PyObject_GetAttrString(module, "Text");
+  if (text == nullptr)
+    return -1;
+  PyObject *ns = Py_BuildValue("{sNsO}", "Text", text, "__builtins__",
+                               PyEval_GetBuiltins());
+  if (ns == nullptr)
+    return -1;
+  PyObject *name = PyUnicode_FromString("annex");
+  if (name == nullptr || PyDict_SetItemString(ns, "__name__", name) < 0) {
+    Py_XDECREF(name);
+    Py_DECREF(ns);
+    return -1;
+  }
+  Py_DECREF(name);
+  PyObject *r = PyRun_String(kPathsSource, Py_file_input, ns, ns);
+  if (r == nullptr) {
+    Py_DECREF(ns);
+    return -1;
+  }
+  Py_DECREF(r);
+  PyObject *paths = PyDict_GetItemString(ns, "Paths");
+  const int added =
+      paths == nullptr ? -1 : PyModule_AddObjectRef(module, "Paths", paths);
+  Py_DECREF(ns);
+  return added;
+}
+
+} // namespace annex::glue::hp_internal

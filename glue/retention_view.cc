@@ -1,0 +1,348 @@
+// The session's retention service over one fresh walk per question.
+#include "glue/retention_view.h"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "glue/session.h"
+#include "monitor/heap/dominators.h"
+#include "monitor/heap/node_set.h"
+#include "monitor/heap/reference_pattern.h"
+#include "monitor/heap/referrers.h"
+#include "monitor/heap/retention.h"
+
+namespace annex::glue {
+namespace {
+
+// Node ids of the live members of `addresses` (sorted or not) in `graph`,
+// sorted and unique. Pure C++.
+heap::NodeSet LiveNodes(const heap::HeapGraph &graph,
+                        const std::vector<uintptr_t> &addresses) {
+  heap::NodeSet nodes;
+  for (uintptr_t a : addresses) {
+    int64_t v = graph.Find(a);
+    if (v >= 0)
+      nodes.push_back(static_cast<uint32_t>(v));
+  }
+  std::sort(nodes.begin(), nodes.end());
+  nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+  return nodes;
+}
+
+// The members of `nodes` whose address and kind are those recorded in
+// `set`: an address reused by an object of another kind is not the member.
+// Where: GIL held since the walk that built `graph`.
+heap::NodeSet SameObjects(const heap::HeapGraph &graph, const KindedSet &set,
+                          HeapView &view) {
+  heap::NodeSet out;
+  std::vector<uintptr_t> found;
+  std::vector<uint64_t> sizes;
+  std::vector<size_t> index_in_set;
+  for (size_t i = 0; i < set.count(); ++i) {
+    int64_t v = graph.Find(set.addresses[i]);
+    if (v < 0)
+      continue;
+    found.push_back(set.addresses[i]);
+    sizes.push_back(graph.sizes[v]);
+    index_in_set.push_back(i);
+  }
+  KindedSet now = view.Describe(found, &sizes);
+  for (size_t k = 0; k < found.size(); ++k) {
+    const size_t i = index_in_set[k];
+    if ((*now.kind_names)[now.kinds[k]] != (*set.kind_names)[set.kinds[i]]) {
+      continue;
+    }
+    out.push_back(static_cast<uint32_t>(graph.Find(found[k])));
+  }
+  return out; // ascending: set.addresses and node ids share the order
+}
+
+// The KindedSet of `nodes` (sorted). Where: as SameObjects.
+KindedSet SetOfNodes(const heap::HeapGraph &graph, const heap::NodeSet &nodes,
+                     HeapView &view) {
+  std::vector<uintptr_t> addresses;
+  std::vector<uint64_t> sizes;
+  addresses.reserve(nodes.size());
+  sizes.reserve(nodes.size());
+  for (uint32_t v : nodes) {
+    addresses.push_back(graph.addresses[v]);
+    sizes.push_back(graph.sizes[v]);
+  }
+  return view.Describe(addresses, &sizes);
+}
+
+PathEdge ToPathEdge(const heap::Edge &e, uintptr_t from, uintptr_t to) {
+  return PathEdge{e.kind, e.text, e.name, from, to};
+}
+
+} // namespace
+
+absl::StatusOr<std::unique_ptr<RetentionView>>
+RetentionView::Create(Session &session) {
+  auto heap = session.Get<HeapView>();
+  if (!heap.ok())
+    return heap.status();
+  return std::unique_ptr<RetentionView>(new RetentionView(*heap));
+}
+
+absl::StatusOr<KindedSet>
+RetentionView::Find(std::vector<uintptr_t> addresses) {
+  // One question: objects found by the walk are read before the GIL can
+  // change hands (heap_engine.h).
+  heap::HeapEngine::Question question(heap_->engine());
+  if (!question.status().ok()) return question.status();
+  absl::StatusOr<heap::HeapGraph> graph = heap_->engine().Graph();
+  if (!graph.ok())
+    return graph.status();
+  return SetOfNodes(*graph, LiveNodes(*graph, addresses), *heap_);
+}
+
+absl::StatusOr<PathsResult>
+RetentionView::PathsTo(const KindedSet &set, const PathsOptions &options) {
+  // One question: objects found by the walk are read before the GIL can
+  // change hands (heap_engine.h).
+  heap::HeapEngine::Question question(heap_->engine());
+  if (!question.status().ok()) return question.status();
+  absl::StatusOr<heap::HeapGraph> graph = heap_->engine().Graph();
+  if (!graph.ok())
+    return graph.status();
+  PathsResult result;
+  heap::NodeSet targets = SameObjects(*graph, set, *heap_);
+  result.live_members = targets.size();
+  if (targets.empty())
+    return result;
+  heap::ShortestPathOptions sp;
+  sp.max_paths = options.max_paths;
+  sp.avoid_nodes = LiveNodes(*graph, options.avoid_nodes);
+  for (const auto &[from, to] : options.avoid_edges) {
+    int64_t a = graph->Find(from), b = graph->Find(to);
+    if (a >= 0 && b >= 0) {
+      sp.avoid_edges.push_back(
+          {static_cast<uint32_t>(a), static_cast<uint32_t>(b)});
+    }
+  }
+  heap::ReverseIndex reverse = heap::ReverseIndex::Build(*graph);
+  sp.reverse = &reverse;
+  // One more than asked for tells whether the list was cut.
+  if (sp.max_paths != 0)
+    sp.max_paths += 1;
+  auto paths = heap::PathsTo(*graph, targets, sp);
+  if (!paths.ok())
+    return paths.status();
+  if (options.max_paths != 0 && paths->size() > options.max_paths) {
+    paths->resize(options.max_paths);
+    result.truncated = true;
+  }
+  for (heap::RetentionPath &p : *paths) {
+    RetentionPath out;
+    out.root_name = std::move(p.root_name);
+    out.text = std::move(p.text);
+    for (size_t i = 0; i < p.edges.size(); ++i) {
+      out.edges.push_back(ToPathEdge(p.edges[i], graph->addresses[p.nodes[i]],
+                                     graph->addresses[p.nodes[i + 1]]));
+    }
+    result.paths.push_back(std::move(out));
+  }
+  return result;
+}
+
+absl::StatusOr<uint64_t> RetentionView::RetainedSize(const KindedSet &set) {
+  // One question: objects found by the walk are read before the GIL can
+  // change hands (heap_engine.h).
+  heap::HeapEngine::Question question(heap_->engine());
+  if (!question.status().ok()) return question.status();
+  absl::StatusOr<heap::HeapGraph> graph = heap_->engine().Graph();
+  if (!graph.ok())
+    return graph.status();
+  heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
+  if (nodes.empty())
+    return uint64_t{0};
+  return heap::RetainedSize(*graph, nodes);
+}
+
+absl::StatusOr<KindedSet> RetentionView::Dominated(const KindedSet &set) {
+  // One question: objects found by the walk are read before the GIL can
+  // change hands (heap_engine.h).
+  heap::HeapEngine::Question question(heap_->engine());
+  if (!question.status().ok()) return question.status();
+  absl::StatusOr<heap::HeapGraph> graph = heap_->engine().Graph();
+  if (!graph.ok())
+    return graph.status();
+  heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
+  heap::NodeSet freed = heap::UnreachableWithout(*graph, nodes);
+  freed.insert(freed.end(), nodes.begin(), nodes.end());
+  std::sort(freed.begin(), freed.end());
+  return SetOfNodes(*graph, freed, *heap_);
+}
+
+absl::StatusOr<KindedSet>
+RetentionView::ImmediateDominators(const KindedSet &set) {
+  // One question: objects found by the walk are read before the GIL can
+  // change hands (heap_engine.h).
+  heap::HeapEngine::Question question(heap_->engine());
+  if (!question.status().ok()) return question.status();
+  absl::StatusOr<heap::HeapGraph> graph = heap_->engine().Graph();
+  if (!graph.ok())
+    return graph.status();
+  heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
+  heap::NodeSet out;
+  if (!nodes.empty()) {
+    heap::DominatorTree tree = heap::DominatorTree::Build(*graph);
+    auto member = [&](uint32_t v) {
+      return std::binary_search(nodes.begin(), nodes.end(), v);
+    };
+    for (uint32_t v : nodes) {
+      uint32_t u = tree.idom(v);
+      // Up the tree past other members: the set's dominator, not a member's.
+      while (u < graph->size() && member(u))
+        u = tree.idom(u);
+      if (u < graph->size())
+        out.push_back(u);
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+  }
+  return SetOfNodes(*graph, out, *heap_);
+}
+
+absl::StatusOr<KindedSet> RetentionView::Referrers(const KindedSet &set) {
+  // One question: objects found by the walk are read before the GIL can
+  // change hands (heap_engine.h).
+  heap::HeapEngine::Question question(heap_->engine());
+  if (!question.status().ok()) return question.status();
+  absl::StatusOr<heap::HeapGraph> graph = heap_->engine().Graph();
+  if (!graph.ok())
+    return graph.status();
+  heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
+  heap::ReverseIndex reverse = heap::ReverseIndex::Build(*graph);
+  return SetOfNodes(*graph, heap::Referrers(*graph, reverse, nodes), *heap_);
+}
+
+absl::StatusOr<KindedSet> RetentionView::Referents(const KindedSet &set) {
+  // One question: objects found by the walk are read before the GIL can
+  // change hands (heap_engine.h).
+  heap::HeapEngine::Question question(heap_->engine());
+  if (!question.status().ok()) return question.status();
+  absl::StatusOr<heap::HeapGraph> graph = heap_->engine().Graph();
+  if (!graph.ok())
+    return graph.status();
+  heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
+  return SetOfNodes(*graph, heap::Referents(*graph, nodes), *heap_);
+}
+
+namespace {
+
+// Names and kinds of `edges`. Where: GIL held since the walk of `graph`.
+std::vector<NamedReference> Describe(const heap::HeapGraph &graph,
+                                     const std::vector<heap::NamedEdge> &edges,
+                                     HeapView &view) {
+  heap::NodeSet ends;
+  for (const heap::NamedEdge &e : edges) {
+    ends.push_back(e.from);
+    ends.push_back(e.to);
+  }
+  std::sort(ends.begin(), ends.end());
+  ends.erase(std::unique(ends.begin(), ends.end()), ends.end());
+  KindedSet kinds = SetOfNodes(graph, ends, view);
+  auto kind_of = [&](uint32_t v) {
+    size_t i = std::lower_bound(ends.begin(), ends.end(), v) - ends.begin();
+    return (*kinds.kind_names)[kinds.kinds[i]];
+  };
+  std::vector<NamedReference> out;
+  out.reserve(edges.size());
+  for (const heap::NamedEdge &e : edges) {
+    NamedReference r;
+    r.from = graph.addresses[e.from];
+    r.to = graph.addresses[e.to];
+    r.from_kind = kind_of(e.from);
+    r.to_kind = kind_of(e.to);
+    r.edge = ToPathEdge(e.edge, r.from, r.to);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+} // namespace
+
+absl::StatusOr<std::vector<NamedReference>>
+RetentionView::EdgesIn(const KindedSet &set) {
+  // One question: objects found by the walk are read before the GIL can
+  // change hands (heap_engine.h).
+  heap::HeapEngine::Question question(heap_->engine());
+  if (!question.status().ok()) return question.status();
+  absl::StatusOr<heap::HeapGraph> graph = heap_->engine().Graph();
+  if (!graph.ok())
+    return graph.status();
+  heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
+  heap::ReverseIndex reverse = heap::ReverseIndex::Build(*graph);
+  auto edges = heap::NamedEdgesIn(*graph, reverse, nodes);
+  if (!edges.ok())
+    return edges.status();
+  return Describe(*graph, *edges, *heap_);
+}
+
+absl::StatusOr<std::vector<NamedReference>>
+RetentionView::EdgesOut(const KindedSet &set) {
+  // One question: objects found by the walk are read before the GIL can
+  // change hands (heap_engine.h).
+  heap::HeapEngine::Question question(heap_->engine());
+  if (!question.status().ok()) return question.status();
+  absl::StatusOr<heap::HeapGraph> graph = heap_->engine().Graph();
+  if (!graph.ok())
+    return graph.status();
+  heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
+  auto edges = heap::NamedEdgesOut(*graph, nodes);
+  if (!edges.ok())
+    return edges.status();
+  return Describe(*graph, *edges, *heap_);
+}
+
+absl::StatusOr<std::string>
+RetentionView::ReferencePattern(const KindedSet &set,
+                                const PatternOptions &options) {
+  if (options.depth < 0) {
+    return absl::InvalidArgumentError("depth must be >= 0");
+  }
+  // One question: objects found by the walk are read before the GIL can
+  // change hands (heap_engine.h).
+  heap::HeapEngine::Question question(heap_->engine());
+  if (!question.status().ok()) return question.status();
+  absl::StatusOr<heap::HeapGraph> graph = heap_->engine().Graph();
+  if (!graph.ok())
+    return graph.status();
+  heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
+  if (nodes.empty()) {
+    return std::string("(no member of the set is reachable now)\n");
+  }
+  heap::ReverseIndex reverse = heap::ReverseIndex::Build(*graph);
+  // One kind per node, named once: the whole graph is described lazily.
+  std::vector<int32_t> kind_index(graph->size(), -1);
+  std::vector<std::string> kind_names;
+  auto classify = [&](uint32_t v) -> const std::string & {
+    if (kind_index[v] < 0) {
+      const std::vector<uint64_t> size = {graph->sizes[v]};
+      KindedSet one = heap_->Describe({graph->addresses[v]}, &size);
+      kind_index[v] = static_cast<int32_t>(kind_names.size());
+      kind_names.push_back((*one.kind_names)[one.kinds[0]]);
+    }
+    return kind_names[kind_index[v]];
+  };
+  heap::RpOptions rp;
+  rp.depth = options.depth;
+  rp.max_children = options.max_children;
+  std::unordered_set<std::string> stop_kinds(options.stop_kinds.begin(),
+                                             options.stop_kinds.end());
+  const bool stop_default = options.stop_default && stop_kinds.empty();
+  rp.stop = [&](uint32_t v) {
+    if (stop_default) {
+      PyObject *obj = reinterpret_cast<PyObject *>(graph->addresses[v]);
+      return PyModule_Check(obj) || PyType_Check(obj);
+    }
+    return stop_kinds.count(classify(v)) > 0;
+  };
+  auto pattern = heap::ReferencePattern(
+      *graph, reverse, nodes, [&](uint32_t v) { return classify(v); }, rp);
+  return heap::FormatReferencePattern(pattern);
+}
+
+} // namespace annex::glue

@@ -1,0 +1,152 @@
+// RetentionView: the session's "why is it alive?" service, the C++ face of
+// hp's x.sp / x.referrers / x.dominos ... for hosts and for hp itself.
+//
+// Every question walks the target's heap again (one HeapGraph snapshot, the
+// GIL held from the walk to the last answer) and uses only the members of
+// the given set that this walk still finds, so no stale address is ever
+// dereferenced (DESIGN.md rule 10). Sets are glue::KindedSets (heap_view.h):
+// from HeapView::Heap(), from another answer, or from addresses a host
+// knows (Find()).
+//
+// A host calls it on the annex thread, through the runtime:
+//
+//   glue::Session* session = monitor.session();
+//   auto access = session->Get<glue::AnnexAccess>();
+//   (*access)->runtime().Run([&](const python::ThreadStates&) {
+//     auto view = session->Get<glue::RetentionView>();
+//     absl::StatusOr<glue::KindedSet> leak = (*view)->Find({leak_address});
+//     absl::StatusOr<glue::PathsResult> paths = (*view)->PathsTo(*leak);
+//     for (const glue::RetentionPath& p : paths->paths) {
+//       // p.root_name == "sys.modules"; p.edges[i].kind, .label, .name;
+//       // p.text == "%R.sys.modules['app'].__dict__['cache']"
+//     }
+//     absl::StatusOr<uint64_t> bytes = (*view)->RetainedSize(*leak);
+//   });
+//
+// Errors are absl::Status: FailedPrecondition when the session has no
+// annex or the target is finalizing, InvalidArgument for bad options.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "glue/heap_view.h"
+#include "monitor/heap/edge_names.h"
+
+namespace annex::glue {
+
+class Session;
+
+// One step of a path: how `from` holds `to`.
+struct PathEdge {
+  // kAttribute, kDictValue, kIndex, kFrameLocal, kInternal, ...
+  heap::EdgeKind kind = heap::EdgeKind::kInternal;
+  // Python syntax appended to the holder's expression: ".cache", "['k']",
+  // "[3]", ".f_locals['x']"; "<internal>" for an edge with no name.
+  std::string label;
+  // The bare name where there is one (attribute, local, free variable).
+  std::string name;
+  uintptr_t from = 0;
+  uintptr_t to = 0;
+};
+
+// A path from a named root of the target to a member of the set.
+struct RetentionPath {
+  // "sys.modules", "sys", "builtins", "thread <id> frame <depth>", ...
+  std::string root_name;
+  std::vector<PathEdge> edges;
+  // "%R.sys.modules['app'].__dict__['registry']['handlers'][3]"
+  std::string text;
+};
+
+struct PathsOptions {
+  // Paths never pass through these objects (addresses; dead ones ignored).
+  std::vector<uintptr_t> avoid_nodes;
+  // Paths never use these references (from, to); ones that no longer exist
+  // are ignored. To find the next route, avoid an edge of the first path.
+  std::vector<std::pair<uintptr_t, uintptr_t>> avoid_edges;
+  // At most this many paths; 0 means no limit.
+  size_t max_paths = 20;
+};
+
+struct PathsResult {
+  // All shortest paths to the members nearest to the roots, in the order
+  // (root, then objects along the path).
+  std::vector<RetentionPath> paths;
+  // True when max_paths cut the list short.
+  bool truncated = false;
+  // Members of the set found alive by this walk.
+  size_t live_members = 0;
+};
+
+// A reference with its Python-level name (Heapy's pathsin / pathsout).
+struct NamedReference {
+  uintptr_t from = 0;
+  uintptr_t to = 0;
+  std::string from_kind;
+  std::string to_kind;
+  PathEdge edge;
+};
+
+struct PatternOptions {
+  // Levels of referrers below the set.
+  int depth = 4;
+  // Kinds shown per level; the rest are counted.
+  size_t max_children = 10;
+  // Kinds whose referrers are not followed. Empty with stop_default: stop
+  // at modules and types (any object that is a module or a class).
+  std::vector<std::string> stop_kinds;
+  bool stop_default = true;
+};
+
+class RetentionView {
+public:
+  static absl::StatusOr<std::unique_ptr<RetentionView>>
+  Create(Session &session);
+
+  // All functions below: Where: annex thread, GIL held, annex current.
+  // Each walks the heap once.
+
+  // The objects at `addresses` that are alive and reachable now, with their
+  // kinds and sizes. Unknown or dead addresses are left out.
+  absl::StatusOr<KindedSet> Find(std::vector<uintptr_t> addresses);
+
+  // Heapy's shpaths: all shortest paths from the roots to the set's live
+  // members, each edge typed and named.
+  absl::StatusOr<PathsResult> PathsTo(const KindedSet &set,
+                                      const PathsOptions &options = {});
+
+  // Heapy's domisize: bytes freed if every live member went away (the
+  // members plus what only they keep reachable).
+  absl::StatusOr<uint64_t> RetainedSize(const KindedSet &set);
+  // Heapy's dominos: those objects themselves.
+  absl::StatusOr<KindedSet> Dominated(const KindedSet &set);
+  // The immediate dominators of the set as a whole: for each live member,
+  // its closest dominator outside the set (the roots' virtual super-root
+  // gives none). Whole-graph dominator tree (Lengauer-Tarjan).
+  absl::StatusOr<KindedSet> ImmediateDominators(const KindedSet &set);
+
+  // The objects that refer to a live member (members included when they
+  // refer to each other), from a reverse edge index of one walk.
+  absl::StatusOr<KindedSet> Referrers(const KindedSet &set);
+  // The objects the live members refer to.
+  absl::StatusOr<KindedSet> Referents(const KindedSet &set);
+  // Every reference into / out of the live members, named.
+  absl::StatusOr<std::vector<NamedReference>> EdgesIn(const KindedSet &set);
+  absl::StatusOr<std::vector<NamedReference>> EdgesOut(const KindedSet &set);
+
+  // Heapy's rp: the tree of referrer kinds, as text (one line per group:
+  // "<index>: <count> <indent><kind>"). InvalidArgument for depth < 0.
+  absl::StatusOr<std::string>
+  ReferencePattern(const KindedSet &set, const PatternOptions &options = {});
+
+private:
+  explicit RetentionView(HeapView *heap) : heap_(heap) {}
+  HeapView *heap_; // owned by the session, outlives this service
+};
+
+} // namespace annex::glue
