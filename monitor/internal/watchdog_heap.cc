@@ -182,8 +182,13 @@ void WatchdogHeap::ThreadMain() {
     const bool report = requested_ > served_;
     const bool due = absl::Now() >= next;
     if (!report && !due) {
-      cv_.wait_for(lock, absl::ToChronoNanoseconds(next - absl::Now()),
-                   [&] { return stop_ || requested_ > served_; });
+      auto woken = [&] { return stop_ || requested_ > served_; };
+      if (next == absl::InfiniteFuture()) {
+        cv_.wait(lock, woken);  // (a chrono deadline would overflow)
+      } else {
+        cv_.wait_for(lock, absl::ToChronoNanoseconds(next - absl::Now()),
+                     woken);
+      }
       continue;
     }
     const int64_t request = requested_;
