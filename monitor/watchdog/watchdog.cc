@@ -638,12 +638,12 @@ void Watchdog::Run() {
       MemorySample sample;
       sample.rss_bytes = internal::ReadRssBytes(s.statm_fd);
       if (s.options.memory_provider) s.options.memory_provider(sample);
-      if (sample.source == MemorySource::kNone && !python_gone) {
-        // No fresh figures from the provider: the allocator's own counter.
+      if (sample.source == MemorySource::kNone && sample.python_bytes < 0 &&
+          sample.object_count < 0 && !python_gone) {
+        // No Python figures from the provider: the allocator's own counter.
         int64_t arena_bytes = AnnexPeekAllocatorArenaBytes(interp);
         if (arena_bytes >= 0) {
           sample.python_bytes = arena_bytes;
-          sample.object_count = -1;
           sample.source = MemorySource::kAllocator;
         }
       }

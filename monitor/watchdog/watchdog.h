@@ -62,10 +62,10 @@ struct KindFigures {
 };
 
 // Memory figures; -1 means unknown. The watchdog fills `rss_bytes`; a
-// provider (below) may fill the Python figures; when it does not
-// (`source` left kNone), the watchdog fills `python_bytes` from the
-// allocator's counters where CPython exposes them (3.12+: bytes in pymalloc
-// arenas; 3.11: unknown) and leaves `object_count` unknown.
+// provider (below) may fill the Python figures; when it fills neither, the
+// watchdog fills `python_bytes` from the allocator's counters where CPython
+// exposes them (3.12+: bytes in pymalloc arenas; 3.11: unknown) and leaves
+// `object_count` unknown.
 struct MemorySample {
   int64_t rss_bytes = -1;
   int64_t python_bytes = -1;  // bytes in Python objects
