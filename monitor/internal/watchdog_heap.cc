@@ -160,9 +160,8 @@ std::string WatchdogHeap::Report(absl::Duration timeout) {
   }
   const int64_t id = ++requested_;
   cv_.notify_all();
-  const bool answered = cv_.wait_for(
-      lock, absl::ToChronoNanoseconds(timeout),
-      [&] { return served_ >= id || stop_; });
+  const bool answered = cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                                     [&] { return served_ >= id || stop_; });
   if (!answered) {
     return absl::StrCat(
         "heap partition: absent (the annex did not get the GIL within ",
@@ -223,9 +222,10 @@ void WatchdogHeap::Walk(bool report, std::string* report_text) {
   absl::StatusOr<heap::HeapGraph> graph = engine_->Graph(&stats);
   if (!graph.ok()) {
     if (report) {
-      *report_text = absl::StrCat("heap partition: absent (the heap walk "
-                                  "failed: ",
-                                  graph.status().message(), ")\n");
+      *report_text = absl::StrCat(
+          "heap partition: absent (the heap walk "
+          "failed: ",
+          graph.status().message(), ")\n");
     }
     return;
   }
@@ -244,8 +244,7 @@ void WatchdogHeap::Walk(bool report, std::string* report_text) {
         rows->kinds.push_back({});
       }
       rows->kinds[it->second].count++;
-      rows->kinds[it->second].bytes +=
-          static_cast<int64_t>(graph->sizes[v]);
+      rows->kinds[it->second].bytes += static_cast<int64_t>(graph->sizes[v]);
     }
     rows->count = graph->size();
     rows->bytes = static_cast<int64_t>(stats.total_bytes);
@@ -310,8 +309,8 @@ void WatchdogHeap::Walk(bool report, std::string* report_text) {
   } else {
     absl::StrAppend(
         &text, "top growth since the reference point (the watchdog's first ",
-        "heap walk, ", absl::FormatTime(reference_time), ", ",
-        reference->count, " objects, ", reference->bytes, " bytes):\n",
+        "heap walk, ", absl::FormatTime(reference_time), ", ", reference->count,
+        " objects, ", reference->bytes, " bytes):\n",
         GrowthText(reference->kinds, rows->kinds, config_.top_kinds));
   }
   *report_text = std::move(text);

@@ -100,14 +100,14 @@ class WatchdogHeap {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::thread thread_;
-  bool stop_ = false;             // guarded by mu_
-  int64_t requested_ = 0;         // guarded by mu_: report requests made
-  int64_t served_ = 0;            // guarded by mu_: report requests answered
-  std::string report_;            // guarded by mu_: the last answer
-  bool have_snapshot_ = false;    // guarded by mu_
-  absl::Time snapshot_time_;      // guarded by mu_
+  bool stop_ = false;                // guarded by mu_
+  int64_t requested_ = 0;            // guarded by mu_: report requests made
+  int64_t served_ = 0;               // guarded by mu_: report requests answered
+  std::string report_;               // guarded by mu_: the last answer
+  bool have_snapshot_ = false;       // guarded by mu_
+  absl::Time snapshot_time_;         // guarded by mu_
   watchdog::MemorySample snapshot_;  // guarded by mu_ (Python figures)
-  int64_t walks_ = 0;             // guarded by mu_
+  int64_t walks_ = 0;                // guarded by mu_
   std::shared_ptr<Rows> reference_;  // guarded by mu_: the first walk's rows
   absl::Time reference_time_;        // guarded by mu_
 };

@@ -215,8 +215,7 @@ std::string Summary(const Event& e) {
   if (e.memory.rss_bytes >= 0) {
     absl::StrAppend(&text, " rss=", e.memory.rss_bytes);
   }
-  if (e.type != EventType::kStall &&
-      e.memory.source != MemorySource::kNone) {
+  if (e.type != EventType::kStall && e.memory.source != MemorySource::kNone) {
     absl::StrAppend(&text, " objects=", e.memory.object_count,
                     " python_bytes=", e.memory.python_bytes,
                     " source=", MemorySourceName(e.memory.source));
@@ -506,10 +505,10 @@ void Watchdog::Run() {
       {s.options.rss_limit_bytes, s.options.rss_clear_bytes,
        s.options.growth_limit_bytes,
        absl::ToInt64Nanoseconds(s.options.growth_window)});
-  internal::MemoryMonitor objects_limit({s.options.object_count_limit,
-                                         s.options.object_count_clear, 0, 0});
-  internal::MemoryMonitor python_limit({s.options.python_bytes_limit,
-                                        s.options.python_bytes_clear, 0, 0});
+  internal::MemoryMonitor objects_limit(
+      {s.options.object_count_limit, s.options.object_count_clear, 0, 0});
+  internal::MemoryMonitor python_limit(
+      {s.options.python_bytes_limit, s.options.python_bytes_clear, 0, 0});
   const int64_t memory_ns = absl::ToInt64Nanoseconds(s.options.memory_interval);
   int64_t next_memory = MonotonicNs();
   int64_t next_heartbeat = MonotonicNs();

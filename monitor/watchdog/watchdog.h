@@ -110,11 +110,11 @@ struct Event {
   bool gil_wanted = false;  // kStall: target threads were waiting for the GIL
   MemorySample memory;
   MemoryMeasure measure = MemoryMeasure::kRss;  // kMemoryLimit: which limit
-  int64_t memory_growth_bytes = 0;  // over Options::growth_window
-  std::string summary;              // one line
-  std::string stack_dump;           // every target thread, at detection
-  std::string report_path;          // where the report went, if anywhere
-  std::string heap_report;          // the report's heap section, if written
+  int64_t memory_growth_bytes = 0;              // over Options::growth_window
+  std::string summary;                          // one line
+  std::string stack_dump;   // every target thread, at detection
+  std::string report_path;  // where the report went, if anywhere
+  std::string heap_report;  // the report's heap section, if written
 };
 
 // Which thread the exception action raises in.

@@ -7,11 +7,10 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <cstdlib>
-#include <string>
-
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <string>
 
 namespace annex::watchdog::testing {
 namespace {
@@ -94,8 +93,7 @@ std::vector<Event> EventRecorder::events() {
 }
 
 bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout) {
-  PyThreadState* saved =
-      PyGILState_Check() ? PyEval_SaveThread() : nullptr;
+  PyThreadState* saved = PyGILState_Check() ? PyEval_SaveThread() : nullptr;
   const absl::Time deadline = absl::Now() + timeout;
   bool ok = done();
   while (!ok && absl::Now() < deadline) {

@@ -84,10 +84,10 @@ TEST(WatchdogDumpThreadsTest, DumpHasExactlyTheTargetsThreads) {
       << dump;
   EXPECT_NE(dump.find("in wait_for_stop"), std::string::npos) << dump;
   const int own = PY_VERSION_HEX < 0x030D0000 ? 2 : 1;  // + the nudger
-  EXPECT_NE(dump.find(absl::StrCat("(", own, " thread state",
-                                   own == 1 ? "" : "s",
-                                   " of Annex's own threads not shown)")),
-            std::string::npos)
+  EXPECT_NE(
+      dump.find(absl::StrCat("(", own, " thread state", own == 1 ? "" : "s",
+                             " of Annex's own threads not shown)")),
+      std::string::npos)
       << dump;
 
   ASSERT_GE(plain_events.size(), 1u);

@@ -41,8 +41,9 @@ TEST(WatchdogMetricsTest, RejectsABadPort) {
 
 TEST(WatchdogMetricsTest, ServesHeapFiguresAndStallsOnLoopback) {
   InstallTestModule();
-  ASSERT_TRUE(RunTargetCode("class Widget:\n    pass\n"
-                            "widgets = [Widget() for _ in range(20000)]\n"));
+  ASSERT_TRUE(
+      RunTargetCode("class Widget:\n    pass\n"
+                    "widgets = [Widget() for _ in range(20000)]\n"));
   EventRecorder recorder;
   Monitor monitor;
   Options options;
@@ -64,7 +65,8 @@ TEST(WatchdogMetricsTest, ServesHeapFiguresAndStallsOnLoopback) {
       },
       absl::Seconds(20)));
   // The main thread serves heartbeats only while it runs Python.
-  ASSERT_TRUE(RunTargetCode("import time\nfor _ in range(30): time.sleep(0.01)\n"));
+  ASSERT_TRUE(
+      RunTargetCode("import time\nfor _ in range(30): time.sleep(0.01)\n"));
   watchdog::Metrics metrics = monitor.Metrics();
   std::string text = HttpGet(port, "/metrics");
   ASSERT_FALSE(text.empty());
@@ -81,9 +83,9 @@ TEST(WatchdogMetricsTest, ServesHeapFiguresAndStallsOnLoopback) {
   EXPECT_GT(bytes, metrics.memory.python_bytes / 2.0) << text;
   EXPECT_LT(bytes, metrics.memory.python_bytes * 2.0) << text;
   // The widgets are among the largest kinds, with their real count.
-  EXPECT_EQ(MetricValue(text,
-                        "annex_python_kind_objects{kind=\"__main__.Widget\"}"),
-            20000)
+  EXPECT_EQ(
+      MetricValue(text, "annex_python_kind_objects{kind=\"__main__.Widget\"}"),
+      20000)
       << text;
   EXPECT_GT(MetricValue(text, "annex_python_kind_bytes{kind=\"dict\"}"), 0)
       << text;
@@ -108,9 +110,10 @@ TEST(WatchdogMetricsTest, ServesHeapFiguresAndStallsOnLoopback) {
   EXPECT_EQ(
       MetricValue(text, "annex_watchdog_stalls_total{kind=\"stuck_in_c\"}"), 1)
       << text;
-  EXPECT_EQ(monitor.Metrics().stalls_by_kind[static_cast<int>(
-                watchdog::StallKind::kStuckInC)],
-            1);
+  EXPECT_EQ(
+      monitor.Metrics()
+          .stalls_by_kind[static_cast<int>(watchdog::StallKind::kStuckInC)],
+      1);
   ASSERT_TRUE(monitor.Stop().ok());
   EXPECT_EQ(HttpGet(port, "/metrics"), "");  // the endpoint is gone
   ASSERT_TRUE(RunTargetCode("del widgets, Widget\n"));

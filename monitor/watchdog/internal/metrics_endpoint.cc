@@ -54,8 +54,8 @@ std::vector<MetricFamily> MetricFamilies(const Metrics& m) {
           "Heartbeats the target's main thread served", MetricType::Counter,
           static_cast<double>(m.heartbeats_served));
   add_one("annex_watchdog_heartbeat_latency_seconds",
-          "Latency of the last heartbeat (queued to served)",
-          MetricType::Gauge, absl::ToDoubleSeconds(m.heartbeat_latency_last));
+          "Latency of the last heartbeat (queued to served)", MetricType::Gauge,
+          absl::ToDoubleSeconds(m.heartbeat_latency_last));
   add_one("annex_watchdog_heartbeat_latency_max_seconds",
           "Largest heartbeat latency seen", MetricType::Gauge,
           absl::ToDoubleSeconds(m.heartbeat_latency_max));
@@ -83,8 +83,8 @@ std::vector<MetricFamily> MetricFamilies(const Metrics& m) {
 
   if (m.memory.rss_bytes >= 0) {
     add_one("annex_process_resident_memory_bytes",
-            "Resident set size of the process (last sample)",
-            MetricType::Gauge, static_cast<double>(m.memory.rss_bytes));
+            "Resident set size of the process (last sample)", MetricType::Gauge,
+            static_cast<double>(m.memory.rss_bytes));
   }
   const std::vector<ClientMetric::Label> source = {
       {"source", MemorySourceName(m.memory.source)}};
@@ -133,17 +133,15 @@ class MetricsEndpoint::Collector : public prometheus::Collectable {
 absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
     const std::string& address, int port, std::function<Metrics()> snapshot) {
   if (port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad metrics port ", port));
+    return absl::InvalidArgumentError(absl::StrCat("bad metrics port ", port));
   }
   if (address.empty()) {
     return absl::InvalidArgumentError("empty metrics address");
   }
   // civetweb's listening_ports syntax: IPv6 addresses in brackets.
-  const std::string bind =
-      address.find(':') != std::string::npos
-          ? absl::StrCat("[", address, "]:", port)
-          : absl::StrCat(address, ":", port);
+  const std::string bind = address.find(':') != std::string::npos
+                               ? absl::StrCat("[", address, "]:", port)
+                               : absl::StrCat(address, ":", port);
   std::unique_ptr<MetricsEndpoint> endpoint(new MetricsEndpoint());
   endpoint->collector_ = std::make_shared<Collector>(std::move(snapshot));
   try {

@@ -34,8 +34,7 @@ class MetricsEndpoint {
   // not take the GIL. Errors: InvalidArgument for a bad port; Unavailable
   // when the address cannot be bound.
   static absl::StatusOr<std::unique_ptr<MetricsEndpoint>> Start(
-      const std::string& address, int port,
-      std::function<Metrics()> snapshot);
+      const std::string& address, int port, std::function<Metrics()> snapshot);
 
   // Stops the server; waits for scrapes in flight.
   ~MetricsEndpoint();
