@@ -14,8 +14,6 @@
 #include "monitor/python/target_threads.h"
 
 namespace annex::glue {
-namespace {
-
 // "module.Class" for classes defined in Python, tp_name otherwise. Reads the
 // type's own dict only: no attribute lookup, no target code, and no object
 // created (the target is current during questions).
@@ -40,6 +38,8 @@ std::string KindName(PyTypeObject* type) {
   if (m == "builtins") return type->tp_name;
   return m + "." + type->tp_name;
 }
+
+namespace {
 
 }  // namespace
 

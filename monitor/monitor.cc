@@ -11,6 +11,7 @@
 #include "glue/session.h"
 #include "monitor/console/server.h"
 #include "monitor/internal/annex_console.h"
+#include "monitor/internal/watchdog_heap.h"
 #include "monitor/python/annex_runtime.h"
 #include "monitor/python/version.h"
 
@@ -25,8 +26,18 @@ struct Monitor::State {
   std::unique_ptr<monitor_internal::AnnexConsole> host_executor;
   std::unique_ptr<console::Server> console;
   std::unique_ptr<watchdog::Watchdog> watchdog;
-  std::mutex console_mu;  // guards `console` and `watchdog` (atexit path)
+  std::unique_ptr<monitor_internal::WatchdogHeap> watchdog_heap;
+  std::mutex console_mu;  // guards `console`, `watchdog`, `watchdog_heap`
   const pid_t owner = getpid();  // a child made by fork() is not the owner
+
+  // Stops the watchdog, then its heap service (which may be waiting for
+  // the annex). Where: any thread but the annex's; console_mu held.
+  void StopWatchdog() {
+    if (watchdog) watchdog->Stop().IgnoreError();
+    watchdog.reset();
+    if (watchdog_heap) watchdog_heap->Stop();
+    watchdog_heap.reset();
+  }
 };
 
 Monitor::Monitor() : state_(std::make_unique<State>()) {}
@@ -48,6 +59,9 @@ absl::Status Monitor::Start(const Options& options) {
   std::lock_guard<std::mutex> lock(state_->mu);
   if (state_->runtime != nullptr && state_->runtime->running()) {
     return absl::FailedPreconditionError("the monitor is already started");
+  }
+  if (options.watchdog_heap_interval < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("watchdog_heap_interval is negative");
   }
   state_->console.reset();
   state_->console_executor.reset();
@@ -76,7 +90,7 @@ absl::Status Monitor::Start(const Options& options) {
   annex.before_atexit_stop = [st] {
     std::lock_guard<std::mutex> lock(st->console_mu);
     if (st->console) st->console->Stop();
-    if (st->watchdog) st->watchdog->Stop().IgnoreError();
+    st->StopWatchdog();
   };
   auto runtime = python::AnnexRuntime::Start(std::move(annex));
   if (!runtime.ok()) return runtime.status();
@@ -108,8 +122,38 @@ absl::Status Monitor::Start(const Options& options) {
     state_->console = std::move(*started);
   }
   if (options.watchdog) {
+    watchdog::Options wopts = options.watchdog_options;
+    // Annex's own thread states in the target are not the host's threads.
+    for (unsigned long ident : state_->runtime->own_target_thread_idents()) {
+      wopts.hidden_thread_idents.push_back(ident);
+    }
+    const bool reports = options.watchdog_report_heap &&
+                         (!wopts.report_path.empty() || wopts.report_fd >= 0);
+    std::unique_ptr<monitor_internal::WatchdogHeap> heap;
+    if (options.watchdog_heap_interval > absl::ZeroDuration() || reports) {
+      heap = std::make_unique<monitor_internal::WatchdogHeap>(
+          state_->runtime.get(), state_->session.get(),
+          monitor_internal::WatchdogHeap::Config{
+              options.watchdog_heap_interval, options.watchdog_top_kinds});
+      monitor_internal::WatchdogHeap* h = heap.get();
+      if (options.watchdog_heap_interval > absl::ZeroDuration()) {
+        watchdog::MemoryProvider user = wopts.memory_provider;
+        wopts.memory_provider = [h, user](watchdog::MemorySample& sample) {
+          h->Fill(sample);
+          if (user) user(sample);
+        };
+      }
+      if (reports) {
+        wopts.heap_reporter = [h](absl::Duration timeout) {
+          return h->Report(timeout);
+        };
+      }
+      heap->Start();
+    }
     auto dog = std::make_unique<watchdog::Watchdog>();
-    if (absl::Status s = dog->Start(options.watchdog_options); !s.ok()) {
+    if (absl::Status s = dog->Start(wopts); !s.ok()) {
+      if (heap) heap->Stop();
+      heap.reset();
       {
         std::lock_guard<std::mutex> clock(state_->console_mu);
         if (state_->console) state_->console->Stop();
@@ -123,6 +167,7 @@ absl::Status Monitor::Start(const Options& options) {
     }
     std::lock_guard<std::mutex> clock(state_->console_mu);
     state_->watchdog = std::move(dog);
+    state_->watchdog_heap = std::move(heap);
   }
   return absl::OkStatus();
 }
@@ -143,8 +188,7 @@ absl::Status Monitor::Stop() {
     std::lock_guard<std::mutex> clock(state_->console_mu);
     if (state_->console) state_->console->Stop();  // waits for commands
     state_->console.reset();
-    if (state_->watchdog) state_->watchdog->Stop().IgnoreError();
-    state_->watchdog.reset();
+    state_->StopWatchdog();
   }
   absl::Status status;
   if (state_->runtime != nullptr) status = state_->runtime->Stop();
@@ -202,6 +246,11 @@ absl::Status Monitor::ReleaseAnnexSession(uint64_t session) {
   }
   state_->host_executor->CloseSession(session);
   return absl::OkStatus();
+}
+
+int Monitor::metrics_port() const {
+  std::lock_guard<std::mutex> lock(state_->console_mu);
+  return state_->watchdog ? state_->watchdog->metrics_port() : -1;
 }
 
 absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code) {

@@ -26,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "monitor/watchdog/watchdog.h"
 
 namespace annex {
@@ -54,8 +55,23 @@ struct Options {
   std::string program_name;
   // The in-process watchdog (monitor/watchdog): stalls, memory limits,
   // stack dumps and actions, without ever taking the GIL to detect them.
+  // Annex's own thread states in the target are left out of its dumps
+  // (added to watchdog_options.hidden_thread_idents).
   bool watchdog = false;
   watchdog::Options watchdog_options;
+  // The heap engine's figures for the watchdog: every interval the annex
+  // walks the target's heap (a stop-the-world pause of about 20-30 ms per
+  // million objects, docs/heap-engine.md) and the watchdog's memory sample
+  // (limits, Metrics(), the Prometheus endpoint) takes object count, bytes
+  // and the largest kinds from the last walk while it is fresh; otherwise
+  // from the allocator's counters. Zero: no periodic walks.
+  absl::Duration watchdog_heap_interval = absl::ZeroDuration();
+  size_t watchdog_top_kinds = 10;  // kinds in samples and report tables
+  // Reports (watchdog_options.report_path / report_fd) get a heap partition
+  // by type and the top growth since the last reference point, from one
+  // walk per written report, waited for at most
+  // watchdog_options.heap_report_timeout.
+  bool watchdog_report_heap = true;
 };
 
 class Monitor {
@@ -101,8 +117,13 @@ class Monitor {
   // running.
   absl::Status ReleaseAnnexSession(uint64_t session);
 
-  // The watchdog's counters (all zero when it is off). Where: any thread.
+  // The watchdog's counters and last memory sample (all zero when it is
+  // off): the numbers the Prometheus endpoint serves. Where: any thread.
   watchdog::Metrics Metrics() const;
+
+  // The port of the watchdog's Prometheus endpoint, or -1 when it is off.
+  // Where: any thread.
+  int metrics_port() const;
 
   // The console's Unix socket path, or "" when the console is off.
   std::string console_socket_path() const;

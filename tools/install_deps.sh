@@ -14,6 +14,7 @@ packages=(
   libabsl-dev       # Abseil 20220623
   libgtest-dev libgmock-dev
   libedit-dev       # line editing for `annex attach`
+  prometheus-cpp-dev  # the watchdog's opt-in Prometheus endpoint (1.0.1)
   procps            # ps/pgrep used by end-to-end tests
   libpython3.11-testsuite  # CPython's own tests: a real program for e2e tests
 )

@@ -472,6 +472,20 @@ void AnnexRuntime::Interrupt() {
   cv_.notify_all();
 }
 
+std::vector<unsigned long> AnnexRuntime::own_target_thread_idents() const {
+  // PyThread_get_thread_ident() is the pthread_t of the thread on Linux,
+  // which std::thread's native handle is; the threads exist from Start() on
+  // (joined ones keep their last handle, harmless as an identity).
+  std::vector<unsigned long> idents;
+  for (const std::thread* t : {&thread_, &nudger_}) {
+    if (t->joinable()) {
+      idents.push_back(static_cast<unsigned long>(
+          const_cast<std::thread*>(t)->native_handle()));
+    }
+  }
+  return idents;
+}
+
 absl::Status AnnexRuntime::Stop() { return StopImpl(/*from_atexit=*/false); }
 
 absl::Status AnnexRuntime::StopImpl(bool from_atexit) {

@@ -138,6 +138,13 @@ class AnnexRuntime {
     return target_footprint_;
   }
 
+  // Thread identifiers (threading.get_ident() values) of the runtime's own
+  // threads that own a thread state in the target: the annex thread
+  // (`target_ts`) and, on 3.11/3.12, the nudger. They have no Python frames;
+  // stack dumps of the target leave them out. Where: any thread after
+  // Start().
+  std::vector<unsigned long> own_target_thread_idents() const;
+
   // How often the annex yielded the GIL to the target. Where: any thread.
   long yields() const { return yields_.load(std::memory_order_relaxed); }
   // How many times the annex interpreter was ended for a fork() of the

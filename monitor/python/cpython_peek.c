@@ -23,6 +23,9 @@
 #if PY_VERSION_HEX >= 0x030D0000
 #include "internal/pycore_lock.h"
 #endif
+#if PY_VERSION_HEX >= 0x030C0000
+#include "internal/pycore_obmalloc.h"
+#endif
 #include "internal/pycore_runtime.h"
 
 #define ANNEX_PY311 (PY_VERSION_HEX < 0x030C0000)
@@ -477,5 +480,27 @@ int AnnexPeekAddProbeCall(PyInterpreterState* interp, int (*fn)(void*),
   (void)fn;
   (void)arg;
   return -2;
+#endif
+}
+
+// 3.12: interp->obmalloc is the state itself; 3.13: a pointer to it (the
+// main interpreter's, for a sub-interpreter that shares it). The counter is
+// updated with the GIL held; we read one word racily.
+// Where: any thread, no GIL, reads only.
+long long AnnexPeekAllocatorArenaBytes(PyInterpreterState* interp) {
+#if ANNEX_PY311
+  (void)interp;
+  return -1;
+#else
+  if (interp == NULL) return -1;
+#if ANNEX_PY313
+  struct _obmalloc_state* state = interp->obmalloc;
+  if (state == NULL) return -1;
+#else
+  struct _obmalloc_state* state = &interp->obmalloc;
+#endif
+  size_t arenas = __atomic_load_n(&state->mgmt.narenas_currently_allocated,
+                                  __ATOMIC_RELAXED);
+  return (long long)arenas * ARENA_SIZE;
 #endif
 }

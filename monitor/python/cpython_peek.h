@@ -103,6 +103,13 @@ int AnnexPeekAddMainPendingCall(int (*fn)(void*), void* arg);
 int AnnexPeekAddProbeCall(PyInterpreterState* interp, int (*fn)(void*),
                           void* arg);
 
+// Bytes in pymalloc arenas currently allocated for `interp` (the main
+// interpreter's, shared by a legacy annex): an upper bound of the memory in
+// small Python objects, read from the allocator's own counter. Returns -1
+// where the counter is not reachable (3.11 keeps it in a static variable of
+// obmalloc.c). Where: any thread, no GIL, reads only (one racy word).
+long long AnnexPeekAllocatorArenaBytes(PyInterpreterState* interp);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif

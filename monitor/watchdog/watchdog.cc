@@ -21,6 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "monitor/python/cpython_peek.h"
 #include "monitor/watchdog/internal/memory_monitor.h"
+#include "monitor/watchdog/internal/metrics_endpoint.h"
 #include "monitor/watchdog/internal/stack_dump.h"
 #include "monitor/watchdog/internal/stall_detector.h"
 
@@ -34,6 +35,30 @@ const char* EventTypeName(EventType type) {
       return "memory_limit";
     case EventType::kMemoryGrowth:
       return "memory_growth";
+  }
+  return "unknown";
+}
+
+const char* MemorySourceName(MemorySource source) {
+  switch (source) {
+    case MemorySource::kNone:
+      return "none";
+    case MemorySource::kHeapEngine:
+      return "heap_engine";
+    case MemorySource::kAllocator:
+      return "allocator";
+  }
+  return "unknown";
+}
+
+const char* MemoryMeasureName(MemoryMeasure measure) {
+  switch (measure) {
+    case MemoryMeasure::kRss:
+      return "rss";
+    case MemoryMeasure::kObjectCount:
+      return "object_count";
+    case MemoryMeasure::kPythonBytes:
+      return "python_bytes";
   }
   return "unknown";
 }
@@ -162,6 +187,15 @@ PyThreadState* FindMainThreadState(PyInterpreterState* interp) {
   return nullptr;
 }
 
+// Whether the memory sampling runs: an interval and something to watch or
+// export. Where: any thread.
+bool MemoryOn(const Options& o) {
+  return o.memory_interval > absl::ZeroDuration() &&
+         (o.rss_limit_bytes > 0 || o.growth_limit_bytes > 0 ||
+          o.object_count_limit > 0 || o.python_bytes_limit > 0 ||
+          o.memory_provider || o.metrics_port >= 0);
+}
+
 // The one-line summary and report text of an event. Where: any thread.
 std::string Summary(const Event& e) {
   std::string text = absl::StrCat("annex watchdog: ", EventTypeName(e.type));
@@ -174,9 +208,17 @@ std::string Summary(const Event& e) {
                     " name=\"", e.thread.name, "\"",
                     e.gil_wanted ? " gil_wanted" : "");
   }
+  if (e.type == EventType::kMemoryLimit) {
+    absl::StrAppend(&text, " measure=", MemoryMeasureName(e.measure));
+  }
   absl::StrAppend(&text, " for ", absl::FormatDuration(e.duration));
   if (e.memory.rss_bytes >= 0) {
     absl::StrAppend(&text, " rss=", e.memory.rss_bytes);
+  }
+  if (e.type != EventType::kStall && e.memory.source != MemorySource::kNone) {
+    absl::StrAppend(&text, " objects=", e.memory.object_count,
+                    " python_bytes=", e.memory.python_bytes,
+                    " source=", MemorySourceName(e.memory.source));
   }
   if (e.type == EventType::kMemoryGrowth) {
     absl::StrAppend(&text, " growth=", e.memory_growth_bytes);
@@ -218,6 +260,21 @@ absl::Status Watchdog::Start(const Options& options) {
        options.rss_clear_bytes > options.rss_limit_bytes)) {
     return absl::InvalidArgumentError("bad memory thresholds");
   }
+  if (options.object_count_limit < 0 || options.object_count_clear < 0 ||
+      options.python_bytes_limit < 0 || options.python_bytes_clear < 0 ||
+      (options.object_count_limit > 0 &&
+       options.object_count_clear > options.object_count_limit) ||
+      (options.python_bytes_limit > 0 &&
+       options.python_bytes_clear > options.python_bytes_limit)) {
+    return absl::InvalidArgumentError("bad Python memory thresholds");
+  }
+  if (options.heap_report_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("heap_report_timeout is negative");
+  }
+  if (options.metrics_port < -1 || options.metrics_port > 65535) {
+    return absl::InvalidArgumentError(
+        "metrics_port must be -1 (off), 0 (any free port) or a port number");
+  }
   if (options.growth_limit_bytes > 0 &&
       options.growth_window <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("growth_window must be positive");
@@ -248,10 +305,7 @@ absl::Status Watchdog::Start(const Options& options) {
     // interval + 2 ticks, i.e. +10% with the defaults.
     s.tick_ns = std::min(s.heartbeat_ns, s.timeout_ns / 40);
   }
-  const bool memory_on =
-      options.memory_interval > absl::ZeroDuration() &&
-      (options.rss_limit_bytes > 0 || options.growth_limit_bytes > 0 ||
-       options.memory_provider);
+  const bool memory_on = MemoryOn(options);
   if (memory_on) {
     int64_t memory_ns = absl::ToInt64Nanoseconds(options.memory_interval);
     s.tick_ns = s.tick_ns > 0 ? std::min(s.tick_ns, memory_ns) : memory_ns;
@@ -280,6 +334,22 @@ absl::Status Watchdog::Start(const Options& options) {
   s.metrics.running = true;
   std::atomic_store(&shared_, std::move(shared));  // GetMetrics may race
 
+  if (options.metrics_port >= 0) {
+    auto endpoint = internal::MetricsEndpoint::Start(
+        options.metrics_address, options.metrics_port,
+        [this] { return GetMetrics(); });
+    if (!endpoint.ok()) {
+      Shared& failed = *shared_;
+      failed.metrics.running = false;
+      CloseIfOpen(failed.report_fd);
+      CloseIfOpen(failed.dump_fd);
+      CloseIfOpen(failed.statm_fd);
+      return endpoint.status();
+    }
+    endpoint_ = std::move(*endpoint);
+    metrics_port_.store(endpoint_->port());
+  }
+
   // The thread starts with every signal blocked, so none is ever delivered
   // to it (signals belong to the target's main thread).
   sigset_t all;
@@ -297,6 +367,9 @@ absl::Status Watchdog::Stop() {
     return absl::FailedPreconditionError(
         "Stop() called from the watchdog thread");
   }
+  // First the endpoint (joins its threads: no scrape after this).
+  endpoint_.reset();
+  metrics_port_.store(-1);
   {
     std::lock_guard<std::mutex> lock(shared_->mu);
     shared_->stop = true;
@@ -347,7 +420,8 @@ void HandleEvent(const SharedPtr& shared, Event& e, PyThreadState* gil_holder,
       WriteAll(s.dump_fd, "(thread list lock busy: read without it)\n");
     }
     internal::WriteAllThreads(s.dump_fd, PyInterpreterState_Main(), gil_holder,
-                              s.options.max_stack_depth);
+                              s.options.max_stack_depth,
+                              s.options.hidden_thread_idents);
     struct stat st;
     if (fstat(s.dump_fd, &st) == 0 && st.st_size > 0) {
       e.stack_dump.resize(static_cast<size_t>(st.st_size));
@@ -366,8 +440,11 @@ void HandleEvent(const SharedPtr& shared, Event& e, PyThreadState* gil_holder,
     std::lock_guard<std::mutex> lock(s.mu);
     if (e.type == EventType::kStall) {
       ++s.metrics.stalls;
+      ++s.metrics.stalls_by_kind[static_cast<int>(e.stall_kind)];
     } else {
       ++s.metrics.memory_events;
+      ++(e.type == EventType::kMemoryLimit ? s.metrics.memory_limit_events
+                                           : s.metrics.memory_growth_events);
     }
     if (limited) ++s.metrics.actions_suppressed;
   }
@@ -376,8 +453,20 @@ void HandleEvent(const SharedPtr& shared, Event& e, PyThreadState* gil_holder,
 
   if (s.report_fd >= 0 || s.options.report_fd >= 0) {
     e.report_path = s.options.report_path;
-    std::string report = absl::StrCat("==== ", absl::FormatTime(e.time), " ",
-                                      e.summary, "\n", e.stack_dump, "\n");
+    // The heap section: asked of the reporter (which may wait for the annex
+    // to get the GIL, never this thread), or why there is none.
+    if (!dump_stacks) {
+      e.heap_report = "heap partition: absent (the target is finalizing)\n";
+    } else if (s.options.heap_reporter) {
+      e.heap_report = s.options.heap_reporter(s.options.heap_report_timeout);
+    } else {
+      e.heap_report =
+          "heap partition: absent (no heap engine: the watchdog runs without "
+          "an Annex monitor)\n";
+    }
+    std::string report =
+        absl::StrCat("==== ", absl::FormatTime(e.time), " ", e.summary, "\n",
+                     e.stack_dump, "\n", e.heap_report, "\n");
     if (s.report_fd >= 0) WriteAll(s.report_fd, report);
     if (s.options.report_fd >= 0) WriteAll(s.options.report_fd, report);
   }
@@ -411,14 +500,15 @@ void Watchdog::Run() {
   internal::StallDetector detector({s.timeout_ns, s.options.report_busy_main,
                                     s.options.report_busy_workers,
                                     s.options.report_blocked_main});
-  const bool memory_on =
-      s.options.memory_interval > absl::ZeroDuration() &&
-      (s.options.rss_limit_bytes > 0 || s.options.growth_limit_bytes > 0 ||
-       s.options.memory_provider);
+  const bool memory_on = MemoryOn(s.options);
   internal::MemoryMonitor memory(
       {s.options.rss_limit_bytes, s.options.rss_clear_bytes,
        s.options.growth_limit_bytes,
        absl::ToInt64Nanoseconds(s.options.growth_window)});
+  internal::MemoryMonitor objects_limit(
+      {s.options.object_count_limit, s.options.object_count_clear, 0, 0});
+  internal::MemoryMonitor python_limit(
+      {s.options.python_bytes_limit, s.options.python_bytes_clear, 0, 0});
   const int64_t memory_ns = absl::ToInt64Nanoseconds(s.options.memory_interval);
   int64_t next_memory = MonotonicNs();
   int64_t next_heartbeat = MonotonicNs();
@@ -510,9 +600,13 @@ void Watchdog::Run() {
                 static_cast<PyThreadState*>(const_cast<void*>(verdict->thread));
             if (ts != nullptr && AnnexPeekIsLiveThreadState(ts)) {
               internal::ThreadIds ids = internal::ReadThreadIds(ts);
-              e.thread = ThreadInfo{ids.ident, ids.native_id, ids.name,
-                                    verdict->is_main,
-                                    AnnexPeekThreadInterpreter(ts) == interp};
+              const std::vector<unsigned long>& hidden =
+                  s.options.hidden_thread_idents;
+              const bool own = std::find(hidden.begin(), hidden.end(),
+                                         ids.ident) != hidden.end();
+              e.thread = ThreadInfo{
+                  ids.ident, ids.native_id, ids.name, verdict->is_main,
+                  !own && AnnexPeekThreadInterpreter(ts) == interp};
             }
           }
         }
@@ -543,16 +637,41 @@ void Watchdog::Run() {
       MemorySample sample;
       sample.rss_bytes = internal::ReadRssBytes(s.statm_fd);
       if (s.options.memory_provider) s.options.memory_provider(sample);
-      std::vector<internal::MemoryAlarm> alarms;
-      if (sample.rss_bytes >= 0) alarms = memory.Update(now, sample.rss_bytes);
+      if (sample.source == MemorySource::kNone && sample.python_bytes < 0 &&
+          sample.object_count < 0 && !python_gone) {
+        // No Python figures from the provider: the allocator's own counter.
+        int64_t arena_bytes = AnnexPeekAllocatorArenaBytes(interp);
+        if (arena_bytes >= 0) {
+          sample.python_bytes = arena_bytes;
+          sample.source = MemorySource::kAllocator;
+        }
+      }
+      // (alarm, measure) pairs, RSS first.
+      std::vector<std::pair<internal::MemoryAlarm, MemoryMeasure>> alarms;
+      if (sample.rss_bytes >= 0) {
+        for (internal::MemoryAlarm a : memory.Update(now, sample.rss_bytes)) {
+          alarms.emplace_back(a, MemoryMeasure::kRss);
+        }
+      }
+      if (s.options.object_count_limit > 0 && sample.object_count >= 0 &&
+          !objects_limit.Update(now, sample.object_count).empty()) {
+        alarms.emplace_back(internal::MemoryAlarm::kLimit,
+                            MemoryMeasure::kObjectCount);
+      }
+      if (s.options.python_bytes_limit > 0 && sample.python_bytes >= 0 &&
+          !python_limit.Update(now, sample.python_bytes).empty()) {
+        alarms.emplace_back(internal::MemoryAlarm::kLimit,
+                            MemoryMeasure::kPythonBytes);
+      }
       {
         std::lock_guard<std::mutex> metrics_lock(s.mu);
         s.metrics.memory = sample;
         s.metrics.rss_peak_bytes =
             std::max(s.metrics.rss_peak_bytes, sample.rss_bytes);
       }
-      for (internal::MemoryAlarm alarm : alarms) {
+      for (const auto& [alarm, measure] : alarms) {
         Event e;
+        e.measure = measure;
         e.type = alarm == internal::MemoryAlarm::kLimit
                      ? EventType::kMemoryLimit
                      : EventType::kMemoryGrowth;

@@ -18,6 +18,7 @@
 
 #include <Python.h>
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -26,6 +27,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -33,22 +35,62 @@
 
 namespace annex::watchdog {
 
+namespace internal {
+class MetricsEndpoint;
+}
+
 enum class EventType { kStall, kMemoryLimit, kMemoryGrowth };
 
 // "stall", "memory_limit", "memory_growth".
 const char* EventTypeName(EventType type);
 
+// Where a sample's Python figures come from.
+enum class MemorySource {
+  kNone,        // no Python figures
+  kHeapEngine,  // a recent heap walk (the annex, GIL held): exact
+  kAllocator,   // the allocator's counters, read without the GIL
+};
+
+// "none", "heap_engine", "allocator".
+const char* MemorySourceName(MemorySource source);
+
+// Objects of one kind (type) in the heap engine's last walk.
+struct KindFigures {
+  std::string kind;
+  int64_t count = 0;
+  int64_t bytes = 0;
+};
+
 // Memory figures; -1 means unknown. The watchdog fills `rss_bytes`; a
-// provider (below) may fill the rest.
+// provider (below) may fill the Python figures; when it fills neither, the
+// watchdog fills `python_bytes` from the allocator's counters where CPython
+// exposes them (3.12+: bytes in pymalloc arenas; 3.11: unknown) and leaves
+// `object_count` unknown.
 struct MemorySample {
   int64_t rss_bytes = -1;
-  int64_t python_bytes = -1;  // bytes in Python objects (heap engine)
-  int64_t object_count = -1;  // live Python objects (heap engine)
+  int64_t python_bytes = -1;  // bytes in Python objects
+  int64_t object_count = -1;  // live (reachable) Python objects
+  MemorySource source = MemorySource::kNone;
+  absl::Duration age;  // how old the Python figures are (heap engine)
+  std::vector<KindFigures> top_kinds;  // heap engine: largest kinds by bytes
 };
 
 // Adds figures to a sample, e.g. the heap engine's object counts. Runs on the
 // watchdog thread, which must never take the GIL: return cached values.
 using MemoryProvider = std::function<void(MemorySample& sample)>;
+
+// The heap section of a report file: a partition of the target's heap by
+// type and the top growth since the last reference point, or a line saying
+// why there is none. Runs on the watchdog thread, which must never take the
+// GIL: it may ask another thread (the annex) and must return within
+// `timeout` either way.
+using HeapReporter = std::function<std::string(absl::Duration timeout)>;
+
+// What a kMemoryLimit event measured.
+enum class MemoryMeasure { kRss, kObjectCount, kPythonBytes };
+
+// "rss", "object_count", "python_bytes".
+const char* MemoryMeasureName(MemoryMeasure measure);
 
 // The target thread an event is about.
 struct ThreadInfo {
@@ -67,10 +109,12 @@ struct Event {
   ThreadInfo thread;        // kStall: the stalled (or culprit) thread
   bool gil_wanted = false;  // kStall: target threads were waiting for the GIL
   MemorySample memory;
-  int64_t memory_growth_bytes = 0;  // over Options::growth_window
-  std::string summary;              // one line
-  std::string stack_dump;           // every target thread, at detection
-  std::string report_path;          // where the report went, if anywhere
+  MemoryMeasure measure = MemoryMeasure::kRss;  // kMemoryLimit: which limit
+  int64_t memory_growth_bytes = 0;              // over Options::growth_window
+  std::string summary;                          // one line
+  std::string stack_dump;   // every target thread, at detection
+  std::string report_path;  // where the report went, if anywhere
+  std::string heap_report;  // the report's heap section, if written
 };
 
 // Which thread the exception action raises in.
@@ -100,6 +144,15 @@ struct Options {
   int64_t rss_clear_bytes = 0;     // re-armed below; 0: 90% of the limit
   int64_t growth_limit_bytes = 0;  // kMemoryGrowth; 0: none
   absl::Duration growth_window = absl::Seconds(60);
+  // Limits on the Python figures (the provider's, or the allocator's when
+  // the provider has none; the event says which source). kMemoryLimit with
+  // `measure` kObjectCount / kPythonBytes; re-armed below the clear level
+  // (0: 90% of the limit). 0: none. A sample with the figure unknown
+  // changes nothing.
+  int64_t object_count_limit = 0;
+  int64_t object_count_clear = 0;
+  int64_t python_bytes_limit = 0;
+  int64_t python_bytes_clear = 0;
   MemoryProvider memory_provider;  // optional
 
   // --- Actions, rate-limited per event type (suppressed ones are counted).
@@ -111,6 +164,11 @@ struct Options {
   std::string report_path;
   // Also writes each report to this descriptor (e.g. 2); -1: none.
   int report_fd = -1;
+  // Adds a heap section to each report (optional; the Monitor installs one
+  // backed by the annex's heap engine). Waited for at most
+  // `heap_report_timeout`; a report without it says why.
+  HeapReporter heap_reporter;
+  absl::Duration heap_report_timeout = absl::Seconds(2);
   // Raises `exception_type` in a target thread with PyThreadState_SetAsyncExc,
   // from a pending call served by the main thread at its next bytecode
   // boundary (so not while the main thread is stuck or blocked). Stall
@@ -122,6 +180,17 @@ struct Options {
   // Calls abort() after the other actions (core dump per system settings).
   bool abort = false;
   int max_stack_depth = 100;
+  // Threads (threading.get_ident() values) whose thread states in the
+  // target belong to the host's tooling, not to its program (the Monitor
+  // passes the annex's own): left out of stack dumps, which say how many
+  // were left out, and marked `in_target = false` in events.
+  std::vector<unsigned long> hidden_thread_idents;
+
+  // --- Prometheus endpoint (prometheus-cpp), opt-in: GET /metrics on
+  // `metrics_address`:`metrics_port`. -1: off; 0: any free port (see
+  // Watchdog::metrics_port()). Loopback unless another address is given.
+  int metrics_port = -1;
+  std::string metrics_address = "127.0.0.1";
 };
 
 // A snapshot of the watchdog's counters.
@@ -133,7 +202,10 @@ struct Metrics {
   absl::Duration heartbeat_latency_max;
   absl::Duration heartbeat_overdue;  // age of the outstanding heartbeat
   int64_t stalls = 0;
+  std::array<int64_t, 3> stalls_by_kind = {0, 0, 0};  // index: StallKind
   int64_t memory_events = 0;
+  int64_t memory_limit_events = 0;
+  int64_t memory_growth_events = 0;
   int64_t actions_suppressed =
       0;                          // events whose actions the rate limit skipped
   int64_t exceptions_raised = 0;  // thread states PyThreadState_SetAsyncExc hit
@@ -169,6 +241,10 @@ class Watchdog {
   // also concurrently with Start/Stop; no GIL needed.
   Metrics GetMetrics() const;
 
+  // The port the Prometheus endpoint listens on, or -1 when it is off.
+  // Where: any thread.
+  int metrics_port() const { return metrics_port_.load(); }
+
   struct Shared;  // state shared with pending calls (internal)
 
  private:
@@ -176,6 +252,8 @@ class Watchdog {
 
   std::shared_ptr<Shared> shared_;
   std::thread thread_;
+  std::unique_ptr<internal::MetricsEndpoint> endpoint_;
+  std::atomic<int> metrics_port_{-1};
 };
 
 }  // namespace annex::watchdog

@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -46,5 +47,20 @@ class EventRecorder {
   std::condition_variable cv_;
   std::vector<Event> events_;
 };
+
+// Polls `done` every 10 ms until it is true or `timeout` passed, with the
+// GIL released if the caller holds it (so the annex can walk meanwhile).
+// Returns the last value of `done`. Where: any thread.
+bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout);
+
+// GET `path` from 127.0.0.1:`port` over a plain socket (HTTP/1.0); returns
+// the body, or "" on any error. Where: any thread, no Python.
+std::string HttpGet(int port, const std::string& path);
+
+// The value of the sample `name_and_labels` (e.g.
+// `annex_python_objects{source="heap_engine"}`) in a Prometheus text
+// exposition, or -1 when absent.
+double MetricValue(const std::string& exposition,
+                   const std::string& name_and_labels);
 
 }  // namespace annex::watchdog::testing

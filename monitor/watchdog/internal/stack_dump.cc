@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 
 #include "absl/strings/str_format.h"
@@ -56,12 +57,23 @@ ThreadIds ReadThreadIds(PyThreadState* ts) {
 }
 
 int WriteAllThreads(int fd, PyInterpreterState* interp,
-                    const PyThreadState* gil_holder, int max_depth) {
+                    const PyThreadState* gil_holder, int max_depth,
+                    const std::vector<unsigned long>& hidden) {
   const unsigned long main_ident = AnnexPeekMainThreadIdent();
   int count = 0;
+  int steps = 0;
+  int left_out = 0;
   for (PyThreadState* ts = PyInterpreterState_ThreadHead(interp); ts != nullptr;
        ts = PyThreadState_Next(ts)) {
-    if (++count > 1000) break;  // a torn list cannot loop us
+    if (++steps > 1000) break;  // a torn list cannot loop us
+    unsigned long ident = 0;
+    unsigned long native_id = 0;
+    AnnexPeekThreadIds(ts, &ident, &native_id);
+    if (std::find(hidden.begin(), hidden.end(), ident) != hidden.end()) {
+      ++left_out;
+      continue;
+    }
+    ++count;
     ThreadIds ids = ReadThreadIds(ts);
     std::string header = absl::StrFormat(
         "Thread 0x%016lx (native %lu, \"%s\")%s%s (most recent call first):\n",
@@ -71,6 +83,11 @@ int WriteAllThreads(int fd, PyInterpreterState* interp,
     WriteAll(fd, header);
     AnnexPeekWriteStack(fd, ts, max_depth);
     WriteAll(fd, "\n");
+  }
+  if (left_out > 0) {
+    WriteAll(fd, absl::StrFormat("(%d thread state%s of Annex's own threads "
+                                 "not shown)\n",
+                                 left_out, left_out == 1 ? "" : "s"));
   }
   return count;
 }

@@ -8,6 +8,7 @@
 #include <Python.h>
 
 #include <string>
+#include <vector>
 
 namespace annex::watchdog::internal {
 
@@ -40,10 +41,13 @@ ThreadIds ReadThreadIds(PyThreadState* ts);
 // Writes, for each thread of `interp` (newest first, as CPython lists them),
 // a header line with ident, native id, OS name, and whether it is the main
 // thread or holds the GIL, then its Python stack, innermost frame first.
-// `gil_holder` may be null. Returns the number of threads written.
+// `gil_holder` may be null. Threads whose ident is in `hidden` (the annex's
+// own thread states in the target) are left out; a last line says how many.
+// Returns the number of threads written.
 // Where: any thread, no GIL, reads only; hold ScopedThreadListLock (without
 // it this is faulthandler's racy walk).
 int WriteAllThreads(int fd, PyInterpreterState* interp,
-                    const PyThreadState* gil_holder, int max_depth);
+                    const PyThreadState* gil_holder, int max_depth,
+                    const std::vector<unsigned long>& hidden = {});
 
 }  // namespace annex::watchdog::internal

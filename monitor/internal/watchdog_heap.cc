@@ -1,0 +1,310 @@
+// The watchdog's heap figures and report sections: see watchdog_heap.h.
+#include "monitor/internal/watchdog_heap.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <unordered_map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "glue/heap_view.h"
+#include "glue/session.h"
+#include "monitor/heap/heap_engine.h"
+#include "monitor/python/annex_runtime.h"
+#include "monitor/python/target_threads.h"
+#include "monitor/python/version.h"
+
+namespace annex::monitor_internal {
+
+// Every kind of one walk, largest total size first.
+struct WatchdogHeap::Rows {
+  std::vector<watchdog::KindFigures> kinds;
+  int64_t count = 0;
+  int64_t bytes = 0;
+};
+
+namespace {
+
+void SortBySize(std::vector<watchdog::KindFigures>& kinds) {
+  std::sort(kinds.begin(), kinds.end(),
+            [](const watchdog::KindFigures& a, const watchdog::KindFigures& b) {
+              if (a.bytes != b.bytes) return a.bytes > b.bytes;
+              if (a.count != b.count) return a.count > b.count;
+              return a.kind < b.kind;
+            });
+}
+
+// A Heapy-style partition table of `rows`. Where: any thread.
+std::string PartitionText(const std::vector<watchdog::KindFigures>& kinds,
+                          int64_t count, int64_t bytes, size_t max_rows) {
+  std::string out = absl::StrFormat(
+      "Partition of a set of %d objects. Total size = %d bytes.\n"
+      " Index  Count   %%     Size   %% Cumulative  %% Kind (type)\n",
+      count, bytes);
+  int64_t cumulative = 0;
+  for (size_t i = 0; i < kinds.size() && i < max_rows; ++i) {
+    const watchdog::KindFigures& k = kinds[i];
+    cumulative += k.bytes;
+    absl::StrAppendFormat(&out, "%6d %6d %3d %8d %3d %9d %3d %s\n", i, k.count,
+                          count ? k.count * 100 / count : 0, k.bytes,
+                          bytes ? k.bytes * 100 / bytes : 0, cumulative,
+                          bytes ? cumulative * 100 / bytes : 0, k.kind);
+  }
+  if (kinds.size() > max_rows) {
+    absl::StrAppendFormat(&out, "<%d more rows>\n", kinds.size() - max_rows);
+  }
+  return out;
+}
+
+// Growth by kind from `ref` to `now`, largest byte growth first, at most
+// `max_rows` kinds that grew. Where: any thread.
+std::string GrowthText(const std::vector<watchdog::KindFigures>& ref,
+                       const std::vector<watchdog::KindFigures>& now,
+                       size_t max_rows) {
+  std::unordered_map<std::string, const watchdog::KindFigures*> before;
+  for (const watchdog::KindFigures& k : ref) before[k.kind] = &k;
+  std::vector<watchdog::KindFigures> growth;
+  for (const watchdog::KindFigures& k : now) {
+    auto it = before.find(k.kind);
+    watchdog::KindFigures g{k.kind, k.count, k.bytes};
+    if (it != before.end()) {
+      g.count -= it->second->count;
+      g.bytes -= it->second->bytes;
+    }
+    if (g.bytes > 0 || g.count > 0) growth.push_back(std::move(g));
+  }
+  SortBySize(growth);
+  if (growth.empty()) return "  (no kind grew)\n";
+  std::string out = "  +Count     +Size Kind (type)\n";
+  for (size_t i = 0; i < growth.size() && i < max_rows; ++i) {
+    absl::StrAppendFormat(&out, "  %+6d %+9d %s\n", growth[i].count,
+                          growth[i].bytes, growth[i].kind);
+  }
+  if (growth.size() > max_rows) {
+    absl::StrAppendFormat(&out, "  <%d more kinds grew>\n",
+                          growth.size() - max_rows);
+  }
+  return out;
+}
+
+}  // namespace
+
+WatchdogHeap::WatchdogHeap(python::AnnexRuntime* runtime,
+                           glue::Session* session, Config config)
+    : runtime_(runtime), session_(session), config_(config) {}
+
+WatchdogHeap::~WatchdogHeap() { Stop(); }
+
+void WatchdogHeap::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (thread_.joinable()) return;
+  stop_ = false;
+  thread_ = std::thread([this] { ThreadMain(); });
+}
+
+void WatchdogHeap::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!thread_.joinable()) return;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  // A walk in flight needs the GIL: never hold it while joining.
+  PyThreadState* saved =
+      python::ThisThreadHoldsGil() ? PyEval_SaveThread() : nullptr;
+  thread_.join();
+  if (saved != nullptr) PyEval_RestoreThread(saved);
+}
+
+int64_t WatchdogHeap::walks() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return walks_;
+}
+
+void WatchdogHeap::Fill(watchdog::MemorySample& sample) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!have_snapshot_ || config_.interval <= absl::ZeroDuration()) return;
+  const absl::Duration age = absl::Now() - snapshot_time_;
+  if (age > 2 * config_.interval + absl::Seconds(1)) return;  // stale
+  sample.python_bytes = snapshot_.python_bytes;
+  sample.object_count = snapshot_.object_count;
+  sample.top_kinds = snapshot_.top_kinds;
+  sample.source = watchdog::MemorySource::kHeapEngine;
+  sample.age = age;
+}
+
+std::string WatchdogHeap::Report(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (stop_ || !thread_.joinable()) {
+    return "heap partition: absent (the monitor is stopping)\n";
+  }
+  if (requested_ > served_) {
+    return "heap partition: absent (an earlier request still waits for the "
+           "annex to get the GIL: a target thread keeps it)\n";
+  }
+  const int64_t id = ++requested_;
+  cv_.notify_all();
+  const bool answered = cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                                     [&] { return served_ >= id || stop_; });
+  if (!answered) {
+    return absl::StrCat(
+        "heap partition: absent (the annex did not get the GIL within ",
+        absl::FormatDuration(timeout),
+        ": a target thread keeps it, or the annex is busy)\n");
+  }
+  if (served_ < id) return "heap partition: absent (the monitor is stopping)\n";
+  return report_;
+}
+
+void WatchdogHeap::ThreadMain() {
+  // Where: its own thread; no Python except through runtime_->Run.
+  pthread_setname_np(pthread_self(), "annex-wdog-heap");
+  std::unique_lock<std::mutex> lock(mu_);
+  absl::Time next = absl::Now();  // the first walk is the reference point
+  while (!stop_) {
+    const bool report = requested_ > served_;
+    const bool due = absl::Now() >= next;
+    if (!report && !due) {
+      auto woken = [&] { return stop_ || requested_ > served_; };
+      if (next == absl::InfiniteFuture()) {
+        cv_.wait(lock, woken);  // (a chrono deadline would overflow)
+      } else {
+        cv_.wait_for(lock, absl::ToChronoNanoseconds(next - absl::Now()),
+                     woken);
+      }
+      continue;
+    }
+    const int64_t request = requested_;
+    lock.unlock();
+    std::string text;
+    absl::Status status = runtime_->Run(
+        [&](const python::ThreadStates&) { Walk(report, &text); });
+    if (!status.ok()) {
+      text = absl::StrCat("heap partition: absent (", status.message(), ")\n");
+    }
+    lock.lock();
+    if (report) {
+      report_ = std::move(text);
+      served_ = request;
+      cv_.notify_all();
+    }
+    if (due) {
+      next = config_.interval > absl::ZeroDuration()
+                 ? absl::Now() + config_.interval
+                 : absl::InfiniteFuture();
+    }
+  }
+}
+
+void WatchdogHeap::Walk(bool report, std::string* report_text) {
+  // Where: annex thread, GIL held, annex current (AnnexRuntime::Run).
+  if (engine_ == nullptr) {
+    engine_ = std::make_unique<heap::HeapEngine>(runtime_->thread_states());
+    engine_->Hide(heap::ObjectSet::FromUnsorted(runtime_->target_footprint()));
+  }
+  // One question: the walk's objects are read before the GIL can change
+  // hands (heap_engine.h).
+  heap::HeapEngine::Question question(*engine_);
+  heap::HeapResult stats;
+  absl::StatusOr<heap::HeapGraph> graph =
+      question.status().ok() ? engine_->Graph(&stats)
+                             : absl::StatusOr<heap::HeapGraph>(question.status());
+  if (!graph.ok()) {
+    if (report) {
+      *report_text = absl::StrCat(
+          "heap partition: absent (the heap walk "
+          "failed: ",
+          graph.status().message(), ")\n");
+    }
+    return;
+  }
+  // Every node was found alive by this walk and the GIL has been held
+  // since, with no Python code run: reading its type is allowed (rule 10).
+  auto rows = std::make_shared<Rows>();
+  {
+    std::unordered_map<PyTypeObject*, size_t> index;
+    std::vector<PyTypeObject*> types;
+    for (uint32_t v = 0; v < graph->size(); ++v) {
+      PyTypeObject* type =
+          Py_TYPE(reinterpret_cast<PyObject*>(graph->addresses[v]));
+      auto [it, added] = index.emplace(type, types.size());
+      if (added) {
+        types.push_back(type);
+        rows->kinds.push_back({});
+      }
+      rows->kinds[it->second].count++;
+      rows->kinds[it->second].bytes += static_cast<int64_t>(graph->sizes[v]);
+    }
+    rows->count = graph->size();
+    rows->bytes = static_cast<int64_t>(stats.total_bytes);
+    // Kinds by name: two classes of the same name fold into one row.
+    std::unordered_map<std::string, size_t> by_name;
+    std::vector<watchdog::KindFigures> folded;
+    for (size_t i = 0; i < types.size(); ++i) {
+      std::string name = glue::KindName(types[i]);
+      auto [it, added] = by_name.emplace(name, folded.size());
+      if (added) folded.push_back({std::move(name), 0, 0});
+      folded[it->second].count += rows->kinds[i].count;
+      folded[it->second].bytes += rows->kinds[i].bytes;
+    }
+    rows->kinds = std::move(folded);
+    SortBySize(rows->kinds);
+  }
+  graph = absl::UnknownError("released");  // drop the edges now
+
+  std::shared_ptr<Rows> reference;
+  absl::Time reference_time;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++walks_;
+    have_snapshot_ = true;
+    snapshot_time_ = absl::Now();
+    snapshot_.object_count = rows->count;
+    snapshot_.python_bytes = rows->bytes;
+    snapshot_.top_kinds.assign(
+        rows->kinds.begin(),
+        rows->kinds.begin() + std::min(rows->kinds.size(), config_.top_kinds));
+    if (reference_ == nullptr) {
+      reference_ = rows;
+      reference_time_ = snapshot_time_;
+    }
+    reference = reference_;
+    reference_time = reference_time_;
+  }
+  if (!report) return;
+
+  std::string text = absl::StrFormat(
+      "heap partition (heap engine; the walk paused the target %.1f ms):\n",
+      stats.pause_ns / 1e6);
+  absl::StrAppend(&text, PartitionText(rows->kinds, rows->count, rows->bytes,
+                                       config_.top_kinds));
+  // The last reference point: the session's (hp.setref()) when one was
+  // set, else this service's first walk.
+  glue::HeapView* view =
+      session_ != nullptr ? session_->Peek<glue::HeapView>() : nullptr;
+  if (view != nullptr && view->has_ref()) {
+    absl::StatusOr<glue::KindedSet> fresh = view->Heap();
+    if (fresh.ok()) {
+      absl::StrAppend(&text,
+                      "top growth since the reference point (hp.setref()): "
+                      "objects new since then\n",
+                      fresh->PartitionTable(config_.top_kinds));
+    } else {
+      absl::StrAppend(&text,
+                      "top growth since the reference point (hp.setref()): "
+                      "absent (",
+                      fresh.status().message(), ")\n");
+    }
+  } else {
+    absl::StrAppend(
+        &text, "top growth since the reference point (the watchdog's first ",
+        "heap walk, ", absl::FormatTime(reference_time), ", ", reference->count,
+        " objects, ", reference->bytes, " bytes):\n",
+        GrowthText(reference->kinds, rows->kinds, config_.top_kinds));
+  }
+  *report_text = std::move(text);
+}
+
+}  // namespace annex::monitor_internal

@@ -1,0 +1,116 @@
+// The watchdog's view of the target's heap, from the annex's heap engine.
+//
+// The watchdog thread never takes the GIL (DESIGN.md rule 6), so it cannot
+// walk the heap. This service runs a thread of its own that asks the annex
+// (AnnexRuntime::Run, which gets the GIL through the hand-off) for a walk
+// every `interval` and keeps the result as a snapshot; the watchdog's
+// MemoryProvider copies the snapshot under a short mutex and never waits for
+// the annex. When the snapshot is stale (the annex could not get the GIL:
+// the target keeps it), the provider adds nothing and the watchdog falls
+// back to the allocator's counters.
+//
+// Reports: Report(timeout) asks the same thread for a partition by type and
+// the top growth since the last reference point, and waits at most
+// `timeout`; a request that does not finish in time says why it is absent.
+//
+//   WatchdogHeap heap(runtime, session, {absl::Seconds(5), 10});
+//   heap.Start();
+//   options.memory_provider = [&](MemorySample& s) { heap.Fill(s); };
+//   options.heap_reporter = [&](absl::Duration t) { return heap.Report(t); };
+//   ...
+//   heap.Stop();   // after the watchdog stopped, before the runtime stops
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "monitor/watchdog/watchdog.h"
+
+namespace annex {
+
+namespace glue {
+class Session;
+}
+namespace heap {
+class HeapEngine;
+}
+namespace python {
+class AnnexRuntime;
+}
+
+namespace monitor_internal {
+
+class WatchdogHeap {
+ public:
+  struct Config {
+    // Period of the walks behind Fill(); zero: none (Fill adds nothing).
+    absl::Duration interval = absl::ZeroDuration();
+    // Kinds kept in samples and shown in reports.
+    size_t top_kinds = 10;
+  };
+
+  // `runtime` and `session` must outlive this object. Where: any thread.
+  WatchdogHeap(python::AnnexRuntime* runtime, glue::Session* session,
+               Config config);
+  // Stops. Where: as Stop().
+  ~WatchdogHeap();
+  WatchdogHeap(const WatchdogHeap&) = delete;
+  WatchdogHeap& operator=(const WatchdogHeap&) = delete;
+
+  // Starts the thread; its first walk is the reference point for growth.
+  // Where: any thread.
+  void Start();
+  // Joins the thread (a walk in flight finishes first; a caller holding the
+  // GIL releases it meanwhile). Where: any thread but the annex's, before the
+  // runtime stops.
+  void Stop();
+
+  // Copies the last walk's figures into `sample` when it is fresh (at most
+  // two intervals and a second old); leaves `sample` alone otherwise.
+  // Where: any thread (the watchdog thread); no GIL, never waits for the
+  // annex.
+  void Fill(watchdog::MemorySample& sample);
+
+  // The heap section of a report, or a line saying why there is none.
+  // Where: any thread (the watchdog thread); no GIL; returns within
+  // `timeout` (plus a walk's bookkeeping).
+  std::string Report(absl::Duration timeout);
+
+  // Walks done so far. Where: any thread.
+  int64_t walks() const;
+
+ private:
+  struct Rows;
+  void ThreadMain();
+  // One walk, and the report text when `report`. Where: annex thread, GIL
+  // held, annex current.
+  void Walk(bool report, std::string* report_text);
+
+  python::AnnexRuntime* runtime_;
+  glue::Session* session_;
+  const Config config_;
+  std::unique_ptr<heap::HeapEngine> engine_;  // annex thread only
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::thread thread_;
+  bool stop_ = false;                // guarded by mu_
+  int64_t requested_ = 0;            // guarded by mu_: report requests made
+  int64_t served_ = 0;               // guarded by mu_: report requests answered
+  std::string report_;               // guarded by mu_: the last answer
+  bool have_snapshot_ = false;       // guarded by mu_
+  absl::Time snapshot_time_;         // guarded by mu_
+  watchdog::MemorySample snapshot_;  // guarded by mu_ (Python figures)
+  int64_t walks_ = 0;                // guarded by mu_
+  std::shared_ptr<Rows> reference_;  // guarded by mu_: the first walk's rows
+  absl::Time reference_time_;        // guarded by mu_
+};
+
+}  // namespace monitor_internal
+}  // namespace annex

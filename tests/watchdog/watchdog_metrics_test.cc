@@ -1,0 +1,123 @@
+// The watchdog's Prometheus endpoint end to end: a Monitor with the heap
+// engine feeding the watchdog, scraped over a plain socket; the served
+// numbers are the ones Monitor::Metrics() reports, and the stall counter
+// moves after a provoked stall.
+#include <string>
+
+#include "gtest/gtest.h"
+#include "monitor/monitor.h"
+#include "tests/testing/python_main.h"
+#include "tests/watchdog/test_support.h"
+
+namespace annex {
+namespace {
+
+using ::annex::testing::RunTargetCode;
+using ::annex::watchdog::testing::EventRecorder;
+using ::annex::watchdog::testing::HttpGet;
+using ::annex::watchdog::testing::InstallTestModule;
+using ::annex::watchdog::testing::MetricValue;
+using ::annex::watchdog::testing::WaitUntil;
+
+TEST(WatchdogMetricsTest, EndpointIsOffUnlessAskedFor) {
+  Monitor monitor;
+  Options options;
+  options.watchdog = true;
+  options.watchdog_options.stall_timeout = absl::Seconds(5);
+  ASSERT_TRUE(monitor.Start(options).ok());
+  EXPECT_EQ(monitor.metrics_port(), -1);
+  ASSERT_TRUE(monitor.Stop().ok());
+}
+
+TEST(WatchdogMetricsTest, RejectsABadPort) {
+  Monitor monitor;
+  Options options;
+  options.watchdog = true;
+  options.watchdog_options.metrics_port = 70000;
+  absl::Status status = monitor.Start(options);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_FALSE(monitor.running());
+}
+
+TEST(WatchdogMetricsTest, ServesHeapFiguresAndStallsOnLoopback) {
+  InstallTestModule();
+  ASSERT_TRUE(
+      RunTargetCode("class Widget:\n    pass\n"
+                    "widgets = [Widget() for _ in range(20000)]\n"));
+  EventRecorder recorder;
+  Monitor monitor;
+  Options options;
+  options.watchdog = true;
+  options.watchdog_heap_interval = absl::Milliseconds(100);
+  options.watchdog_options.stall_timeout = absl::Milliseconds(300);
+  options.watchdog_options.memory_interval = absl::Milliseconds(20);
+  options.watchdog_options.metrics_port = 0;  // any free port
+  options.watchdog_options.on_event = recorder.Callback();
+  ASSERT_TRUE(monitor.Start(options).ok());
+  const int port = monitor.metrics_port();
+  ASSERT_GT(port, 0);
+
+  // Wait for a sample taken from a heap walk.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return monitor.Metrics().memory.source ==
+               watchdog::MemorySource::kHeapEngine;
+      },
+      absl::Seconds(20)));
+  // The main thread serves heartbeats only while it runs Python.
+  ASSERT_TRUE(
+      RunTargetCode("import time\nfor _ in range(30): time.sleep(0.01)\n"));
+  watchdog::Metrics metrics = monitor.Metrics();
+  std::string text = HttpGet(port, "/metrics");
+  ASSERT_FALSE(text.empty());
+
+  const double objects =
+      MetricValue(text, "annex_python_objects{source=\"heap_engine\"}");
+  const double bytes =
+      MetricValue(text, "annex_python_object_bytes{source=\"heap_engine\"}");
+  // At least the 20000 widgets and their list; the same order as the C++
+  // figures (a later walk may have run in between).
+  EXPECT_GT(objects, 20000) << text;
+  EXPECT_GT(objects, metrics.memory.object_count / 2.0) << text;
+  EXPECT_LT(objects, metrics.memory.object_count * 2.0) << text;
+  EXPECT_GT(bytes, metrics.memory.python_bytes / 2.0) << text;
+  EXPECT_LT(bytes, metrics.memory.python_bytes * 2.0) << text;
+  // The widgets are among the largest kinds, with their real count.
+  EXPECT_EQ(
+      MetricValue(text, "annex_python_kind_objects{kind=\"__main__.Widget\"}"),
+      20000)
+      << text;
+  EXPECT_GT(MetricValue(text, "annex_python_kind_bytes{kind=\"dict\"}"), 0)
+      << text;
+  bool widget_in_cpp = false;
+  for (const watchdog::KindFigures& k : metrics.memory.top_kinds) {
+    if (k.kind == "__main__.Widget") widget_in_cpp = k.count == 20000;
+  }
+  EXPECT_TRUE(widget_in_cpp);
+  EXPECT_GT(MetricValue(text, "annex_process_resident_memory_bytes"), 0);
+  EXPECT_GT(MetricValue(text, "annex_watchdog_heartbeats_served_total"), 0);
+  EXPECT_GE(MetricValue(text, "annex_watchdog_heartbeat_latency_seconds"), 0);
+  EXPECT_EQ(MetricValue(text, "annex_watchdog_up"), 1);
+  EXPECT_EQ(
+      MetricValue(text, "annex_watchdog_stalls_total{kind=\"stuck_in_c\"}"), 0)
+      << text;
+
+  // A stall: the main thread spins in C holding the GIL until the
+  // watchdog's callback releases it.
+  ASSERT_TRUE(RunTargetCode("import _wdtest\n_wdtest.spin_in_c()\n"));
+  ASSERT_GE(recorder.WaitFor(1, absl::Seconds(10)).size(), 1u);
+  text = HttpGet(port, "/metrics");
+  EXPECT_EQ(
+      MetricValue(text, "annex_watchdog_stalls_total{kind=\"stuck_in_c\"}"), 1)
+      << text;
+  EXPECT_EQ(
+      monitor.Metrics()
+          .stalls_by_kind[static_cast<int>(watchdog::StallKind::kStuckInC)],
+      1);
+  ASSERT_TRUE(monitor.Stop().ok());
+  EXPECT_EQ(HttpGet(port, "/metrics"), "");  // the endpoint is gone
+  ASSERT_TRUE(RunTargetCode("del widgets, Widget\n"));
+}
+
+}  // namespace
+}  // namespace annex
