@@ -7,10 +7,41 @@
 
 #include "glue/annex_access.h"
 #include "glue/heap_view.h"
+#include "glue/hp_internal.h"
 #include "monitor/python/target_threads.h"
 
 namespace annex::glue {
+namespace internal {
+
+// Where (all of internal): annex thread, GIL held, annex current.
+PyObject* RaiseStatus(const absl::Status& status) {
+  PyObject* type = PyExc_RuntimeError;
+  if (status.code() == absl::StatusCode::kInvalidArgument) {
+    type = PyExc_ValueError;
+  }
+  PyErr_SetString(type, std::string(status.message()).c_str());
+  return nullptr;
+}
+
+HeapView* ViewOf(Session* session) {
+  auto view = session->Get<HeapView>();
+  if (!view.ok()) {
+    RaiseStatus(view.status());
+    return nullptr;
+  }
+  return *view;
+}
+
+}  // namespace internal
 namespace {
+
+using internal::AnnexModule;
+using internal::IdSetObject;
+using internal::NewIdSet;
+using internal::NewText;
+using internal::RaiseStatus;
+using internal::SetOf;
+using internal::ViewOf;
 
 struct HpObject {
   PyObject_HEAD
@@ -32,8 +63,6 @@ constexpr const char* kHpDoc =
     "x.domisize (bytes freed with x), x.byid (the objects themselves).\n\n"
     "Any other name loads the standard-library module of that name in the\n"
     "annex, e.g. hp.gc, hp.json.";
-
-PyObject* NewText(const std::string& text);
 
 AnnexAccess* Access(PyObject* self) {
   Session* session = reinterpret_cast<HpObject*>(self)->session;
@@ -73,10 +102,10 @@ PyType_Slot kTextSlots[] = {
 PyType_Spec kTextSpec = {"annex.Text", 0, 0,
                          Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, kTextSlots};
 
-PyObject* AnnexModule();
+}  // namespace
 
 // A new annex.Text holding `text`. Where: annex thread, GIL held.
-PyObject* NewText(const std::string& text) {
+PyObject* internal::NewText(const std::string& text) {
   PyObject* module = AnnexModule();
   if (module == nullptr) return nullptr;
   PyObject* type = PyObject_GetAttrString(module, "Text");
@@ -88,31 +117,7 @@ PyObject* NewText(const std::string& text) {
   return r;
 }
 
-struct IdSetObject {
-  PyObject_HEAD
-  Session* session;
-  KindedSet* set;
-};
-
-PyObject* RaiseStatus(const absl::Status& status) {
-  PyErr_SetString(PyExc_RuntimeError, std::string(status.message()).c_str());
-  return nullptr;
-}
-
-PyObject* NewIdSet(Session* session, KindedSet set);
-
-KindedSet& SetOf(PyObject* self) {
-  return *reinterpret_cast<IdSetObject*>(self)->set;
-}
-
-HeapView* ViewOf(Session* session) {
-  auto view = session->Get<HeapView>();
-  if (!view.ok()) {
-    RaiseStatus(view.status());
-    return nullptr;
-  }
-  return *view;
-}
+namespace {
 
 void IdSetDealloc(PyObject* self) {
   PyTypeObject* type = Py_TYPE(self);
@@ -145,7 +150,10 @@ int IdSetContains(PyObject* self, PyObject* key) {
 
 PyObject* IdSetBinary(PyObject* a, PyObject* b, char op) {
   PyTypeObject* type = Py_TYPE(a);
-  if (Py_TYPE(b) != type) Py_RETURN_NOTIMPLEMENTED;
+  if (Py_TYPE(b) != type) {
+    // A set with a kind (hp_kinds.cc), e.g. h & hp.Type(dict).
+    return internal::KindsBinary(a, b, op);
+  }
   return NewIdSet(reinterpret_cast<IdSetObject*>(a)->session,
                   KindedSet::Combine(SetOf(a), SetOf(b), op));
 }
@@ -154,26 +162,26 @@ PyObject* IdSetAnd(PyObject* a, PyObject* b) { return IdSetBinary(a, b, '&'); }
 PyObject* IdSetSub(PyObject* a, PyObject* b) { return IdSetBinary(a, b, '-'); }
 PyObject* IdSetXor(PyObject* a, PyObject* b) { return IdSetBinary(a, b, '^'); }
 
+// ==, != and the subset tests <=, <, >=, > (Heapy's, by identity).
 PyObject* IdSetRichCompare(PyObject* a, PyObject* b, int op) {
-  if (Py_TYPE(a) != Py_TYPE(b) || (op != Py_EQ && op != Py_NE)) {
-    Py_RETURN_NOTIMPLEMENTED;
+  if (Py_TYPE(a) != Py_TYPE(b)) Py_RETURN_NOTIMPLEMENTED;
+  const auto& x = SetOf(a).addresses;
+  const auto& y = SetOf(b).addresses;
+  auto subset = [](const std::vector<uintptr_t>& p,
+                   const std::vector<uintptr_t>& q) {
+    return p.size() <= q.size() &&
+           std::includes(q.begin(), q.end(), p.begin(), p.end());
+  };
+  bool r = false;
+  switch (op) {
+    case Py_EQ: r = x == y; break;
+    case Py_NE: r = x != y; break;
+    case Py_LE: r = subset(x, y); break;
+    case Py_LT: r = x.size() < y.size() && subset(x, y); break;
+    case Py_GE: r = subset(y, x); break;
+    case Py_GT: r = y.size() < x.size() && subset(y, x); break;
   }
-  bool eq = SetOf(a).addresses == SetOf(b).addresses;
-  return PyBool_FromLong(op == Py_EQ ? eq : !eq);
-}
-
-// x[i]: the objects of the i-th row of the partition.
-PyObject* IdSetItem(PyObject* self, PyObject* key) {
-  Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
-  if (i == -1 && PyErr_Occurred()) return nullptr;
-  std::vector<KindedSet::Row> rows = SetOf(self).Rows();
-  if (i < 0) i += rows.size();
-  if (i < 0 || i >= static_cast<Py_ssize_t>(rows.size())) {
-    PyErr_SetString(PyExc_IndexError, "partition row out of range");
-    return nullptr;
-  }
-  return NewIdSet(reinterpret_cast<IdSetObject*>(self)->session,
-                  SetOf(self).OfKind(rows[i].kind));
+  return PyBool_FromLong(r);
 }
 
 PyObject* IdSetCount(PyObject* self, void*) {
@@ -186,12 +194,7 @@ PyObject* IdSetMore(PyObject* self, void*) {
   return NewText(SetOf(self).PartitionTable(~size_t{0}));
 }
 PyObject* IdSetKind(PyObject* self, void*) {
-  std::vector<KindedSet::Row> rows = SetOf(self).Rows();
-  if (rows.size() != 1) {
-    PyErr_SetString(PyExc_ValueError, "the set has more than one kind");
-    return nullptr;
-  }
-  return PyUnicode_FromString(rows[0].kind.c_str());
+  return internal::IdSetKindOf(self);
 }
 PyObject* IdSetSp(PyObject* self, void*) {
   HeapView* view = ViewOf(reinterpret_cast<IdSetObject*>(self)->session);
@@ -214,7 +217,6 @@ PyObject* IdSetById(PyObject* self, void*) {
   if (!text.ok()) return RaiseStatus(text.status());
   return NewText(*text);
 }
-PyObject* IdSetByType(PyObject* self, void*) { return Py_NewRef(self); }
 
 PyGetSetDef kIdSetGetSet[] = {
     {"count", IdSetCount, nullptr, "number of objects", nullptr},
@@ -222,7 +224,6 @@ PyGetSetDef kIdSetGetSet[] = {
     {"more", IdSetMore, nullptr, "the whole partition table", nullptr},
     {"all", IdSetMore, nullptr, "the whole partition table", nullptr},
     {"kind", IdSetKind, nullptr, "the kind of a one-kind set", nullptr},
-    {"bytype", IdSetByType, nullptr, "the set partitioned by type", nullptr},
     {"sp", IdSetSp, nullptr,
      "all shortest paths from the target's roots to the set's live members",
      nullptr},
@@ -233,7 +234,59 @@ PyGetSetDef kIdSetGetSet[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
+// Classifier and partition attributes live in hp_kinds.cc.
+PyObject* IdSetGetattro(PyObject* self, PyObject* name) {
+  PyObject* found = PyObject_GenericGetAttr(self, name);
+  if (found != nullptr || !PyErr_ExceptionMatches(PyExc_AttributeError)) {
+    return found;
+  }
+  const char* n = PyUnicode_AsUTF8(name);
+  if (n == nullptr) return nullptr;
+  PyObject* saved_type, *saved_value, *saved_tb;
+  PyErr_Fetch(&saved_type, &saved_value, &saved_tb);
+  PyObject* r = internal::IdSetKindsAttr(self, n);
+  if (r != nullptr || PyErr_Occurred()) {
+    Py_XDECREF(saved_type);
+    Py_XDECREF(saved_value);
+    Py_XDECREF(saved_tb);
+    return r;
+  }
+  PyErr_Restore(saved_type, saved_value, saved_tb);
+  return nullptr;
+}
+
+PyObject* IdSetDir(PyObject* self, PyObject*) {
+  PyObject* list = PyList_New(0);
+  if (list == nullptr) return nullptr;
+  for (PyGetSetDef* g = kIdSetGetSet; g->name != nullptr; ++g) {
+    PyObject* s = PyUnicode_FromString(g->name);
+    if (s == nullptr || PyList_Append(list, s) < 0) {
+      Py_XDECREF(s);
+      Py_DECREF(list);
+      return nullptr;
+    }
+    Py_DECREF(s);
+  }
+  for (const char* const* n = internal::kIdSetKindsAttrs; *n != nullptr; ++n) {
+    PyObject* s = PyUnicode_FromString(*n);
+    if (s == nullptr || PyList_Append(list, s) < 0) {
+      Py_XDECREF(s);
+      Py_DECREF(list);
+      return nullptr;
+    }
+    Py_DECREF(s);
+  }
+  return list;
+}
+
+PyMethodDef kIdSetMethods[] = {
+    {"__dir__", IdSetDir, METH_NOARGS, nullptr},
+    {nullptr, nullptr, 0, nullptr},
+};
+
 PyType_Slot kIdSetSlots[] = {
+    {Py_tp_getattro, reinterpret_cast<void*>(IdSetGetattro)},
+    {Py_tp_methods, kIdSetMethods},
     {Py_tp_doc, const_cast<char*>("A set of target objects (identities with "
                                   "the kind and size seen).")},
     {Py_tp_dealloc, reinterpret_cast<void*>(IdSetDealloc)},
@@ -243,7 +296,7 @@ PyType_Slot kIdSetSlots[] = {
     {Py_sq_length, reinterpret_cast<void*>(IdSetLen)},
     {Py_sq_contains, reinterpret_cast<void*>(IdSetContains)},
     {Py_mp_length, reinterpret_cast<void*>(IdSetLen)},
-    {Py_mp_subscript, reinterpret_cast<void*>(IdSetItem)},
+    {Py_mp_subscript, reinterpret_cast<void*>(internal::IdSetSubscript)},
     {Py_nb_or, reinterpret_cast<void*>(IdSetOr)},
     {Py_nb_and, reinterpret_cast<void*>(IdSetAnd)},
     {Py_nb_subtract, reinterpret_cast<void*>(IdSetSub)},
@@ -257,7 +310,9 @@ PyType_Spec kIdSetSpec = {
 
 
 
-PyObject* NewIdSet(Session* session, KindedSet set) {
+}  // namespace
+
+PyObject* internal::NewIdSet(Session* session, KindedSet set) {
   PyObject* module = AnnexModule();
   if (module == nullptr) return nullptr;
   PyObject* type = PyObject_GetAttrString(module, "IdSet");
@@ -270,6 +325,8 @@ PyObject* NewIdSet(Session* session, KindedSet set) {
   reinterpret_cast<IdSetObject*>(obj)->set = new KindedSet(std::move(set));
   return obj;
 }
+
+namespace {
 
 Session* SessionOf(PyObject* hp) { return reinterpret_cast<HpObject*>(hp)->session; }
 
@@ -318,6 +375,9 @@ PyObject* HpGetattro(PyObject* self, PyObject* name) {
     PyErr_Format(PyExc_AttributeError, "hp has no attribute '%s'", n);
     return nullptr;
   }
+  // Kinds: hp.Type, hp.Clodo, hp.Size, ... (hp_kinds.cc).
+  if (PyObject* kind = internal::HpKindFactory(SessionOf(self), n)) return kind;
+  if (PyErr_Occurred()) return nullptr;
   // Not a service: the standard-library module of that name, in the annex.
   PyObject* module = PyImport_ImportModule(n);
   if (module == nullptr && PyErr_ExceptionMatches(PyExc_ImportError)) {
@@ -331,7 +391,8 @@ PyObject* HpGetattro(PyObject* self, PyObject* name) {
 }
 
 PyObject* HpDir(PyObject* self, PyObject*) {
-  return Py_BuildValue("[ssssss]", "Nothing", "heap", "heapu", "setref",
+  return Py_BuildValue("[ssssssssssss]", "Clodo", "Module", "Nothing", "Rcs",
+                       "Size", "Type", "Via", "heap", "heapu", "setref",
                        "stacks", "threads");
 }
 
@@ -396,7 +457,7 @@ int ModuleExec(PyObject* module) {
     Py_DECREF(idset);
     return -1;
   }
-  return 0;
+  return internal::AddKindTypes(module);
 }
 
 PyModuleDef_Slot kModuleSlots[] = {
@@ -410,9 +471,11 @@ PyModuleDef kModuleDef = {
     nullptr, kModuleSlots, nullptr, nullptr, nullptr,
 };
 
+}  // namespace
+
 // The `annex` module of the current interpreter, created on first use.
 // Where: GIL held, annex current.
-PyObject* AnnexModule() {
+PyObject* internal::AnnexModule() {
   PyObject* modules = PyImport_GetModuleDict();
   PyObject* module = PyDict_GetItemString(modules, "annex");
   if (module != nullptr) return Py_NewRef(module);
@@ -432,8 +495,6 @@ PyObject* AnnexModule() {
   }
   return module;
 }
-
-}  // namespace
 
 PyObject* NewHp(Session* session) {
   PyObject* module = AnnexModule();

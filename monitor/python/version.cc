@@ -21,6 +21,10 @@ extern "C" int _PyEval_AddPendingCall(PyInterpreterState* interp,
                                       int (*func)(void*), void* arg);
 #endif
 
+// tracemalloc_calls.c (C: 3.11's tracemalloc.h is not C++-linkable).
+extern "C" int AnnexTracemallocUntrack(unsigned int domain, uintptr_t ptr);
+extern "C" PyObject* AnnexTracemallocTraceback(uintptr_t ptr);
+
 namespace annex::python {
 
 int AddPendingCallToMain(int (*func)(void*), void* arg) {
@@ -187,6 +191,61 @@ size_t SizeofPreHeader(PyObject* obj) {
   size_t n = PyType_HasFeature(tp, Py_TPFLAGS_HAVE_GC) ? sizeof(PyGC_Head) : 0;
   if ((tp->tp_flags & pre_header) != 0) n += 2 * sizeof(PyObject*);
   return n;
+}
+
+PyObject* ExistingInstanceDict(PyObject* obj) {
+  PyTypeObject* tp = Py_TYPE(obj);
+  if (PyType_HasFeature(tp, Py_TPFLAGS_MANAGED_DICT)) {
+    // 3.11: the dict pointer (or NULL) three words before the object, the
+    // inline values four words before. 3.12: the same word is a tagged
+    // union of dict pointer and values pointer (low bit set: values).
+    // 3.13: the same word is the dict pointer (values live inline).
+    uintptr_t word = reinterpret_cast<uintptr_t*>(obj)[-3];
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+    if (word & 1) return nullptr;
+#endif
+    return reinterpret_cast<PyObject*>(word);
+  }
+  if (tp->tp_dictoffset == 0) return nullptr;
+  // Not managed: _PyObject_GetDictPtr only computes the slot's address.
+  PyObject** slot = _PyObject_GetDictPtr(obj);
+  return slot == nullptr ? nullptr : *slot;
+}
+
+namespace {
+// A tracemalloc domain no allocator uses ("ANNX"): untracking in it is a
+// no-op that still reports whether tracemalloc traces.
+constexpr unsigned int kProbeDomain = 0x414E4E58;
+}  // namespace
+
+bool TracemallocIsTracing() {
+  return AnnexTracemallocUntrack(kProbeDomain, 0) != -2;
+}
+
+bool TracemallocSite(PyObject* obj, std::string* filename, int* lineno) {
+  uintptr_t block = reinterpret_cast<uintptr_t>(obj) - SizeofPreHeader(obj);
+  PyObject* tb = AnnexTracemallocTraceback(block);
+  if (tb == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  bool found = false;
+  if (PyTuple_Check(tb) && PyTuple_GET_SIZE(tb) > 0) {
+    PyObject* frame = PyTuple_GET_ITEM(tb, 0);
+    if (PyTuple_Check(frame) && PyTuple_GET_SIZE(frame) == 2 &&
+        PyUnicode_Check(PyTuple_GET_ITEM(frame, 0))) {
+      const char* f = PyUnicode_AsUTF8(PyTuple_GET_ITEM(frame, 0));
+      long line = PyLong_AsLong(PyTuple_GET_ITEM(frame, 1));
+      if (f != nullptr && !(line == -1 && PyErr_Occurred())) {
+        *filename = f;
+        *lineno = static_cast<int>(line);
+        found = true;
+      }
+      PyErr_Clear();
+    }
+  }
+  Py_DECREF(tb);
+  return found;
 }
 
 }  // namespace annex::python

@@ -5,6 +5,8 @@
 
 #include <Python.h>
 
+#include <string>
+
 #include "absl/status/status.h"
 
 namespace annex::python {
@@ -81,5 +83,24 @@ unsigned long ThreadStateId(PyThreadState* ts);
 // type objects get none on 3.13. Reads only the type; runs no Python code.
 // Where: GIL held, any interpreter.
 size_t SizeofPreHeader(PyObject* obj);
+
+// The dict object that holds `obj`'s instance attributes, if one exists
+// (borrowed), else nullptr. Never creates one: on 3.11+ an instance whose
+// attributes are still inline values has no dict object, and this returns
+// nullptr for it (unlike _PyObject_GetDictPtr, which materializes it).
+// Types and modules are not handled here (their dicts are tp_dict and
+// md_dict). Where: GIL held, any interpreter; `obj` alive.
+PyObject* ExistingInstanceDict(PyObject* obj);
+
+// Whether tracemalloc traces now (process-wide). Asks without side effect
+// (untracking nothing in a domain no one uses). Where: GIL held.
+bool TracemallocIsTracing();
+
+// The most recent frame of the traceback tracemalloc recorded for the
+// memory block of `obj` (what tracemalloc.get_object_traceback(obj)[0]
+// reports), read through the C API without running Python code; false when
+// the block is not traced. Creates short-lived tuples in the current
+// interpreter. Where: GIL held; `obj` alive.
+bool TracemallocSite(PyObject* obj, std::string* filename, int* lineno);
 
 }  // namespace annex::python
