@@ -326,6 +326,38 @@ absl::StatusOr<KindedSet> HeapView::HeapU() {
   return Describe(objects, nullptr, &objects);
 }
 
+absl::StatusOr<KindedSet> HeapView::FromAddresses(
+    std::vector<uintptr_t> addresses) {
+  std::sort(addresses.begin(), addresses.end());
+  addresses.erase(std::unique(addresses.begin(), addresses.end()),
+                  addresses.end());
+  absl::StatusOr<heap::HeapGraph> graph = engine_->Graph();
+  if (!graph.ok()) return graph.status();
+  std::vector<uintptr_t> live, missing;
+  std::vector<uint64_t> sizes;
+  size_t j = 0;
+  for (uintptr_t a : addresses) {
+    while (j < graph->size() && graph->addresses[j] < a) ++j;
+    if (j < graph->size() && graph->addresses[j] == a) {
+      live.push_back(a);
+      sizes.push_back(graph->sizes[j]);
+    } else {
+      missing.push_back(a);
+    }
+  }
+  KindedSet out = Describe(live, &sizes, &graph->addresses);
+  if (missing.empty()) return out;
+  absl::StatusOr<heap::ObjectSet> u = engine_->Unreachable();
+  if (!u.ok()) return u.status();
+  std::vector<uintptr_t> unreachable;
+  for (uintptr_t a : missing) {
+    if (u->contains(a)) unreachable.push_back(a);
+  }
+  if (unreachable.empty()) return out;
+  std::vector<uintptr_t> all = u->ToVector();
+  return KindedSet::Combine(out, Describe(unreachable, nullptr, &all), '|');
+}
+
 absl::Status HeapView::SetRef() {
   absl::Status s = engine_->SetRef();
   if (s.ok()) has_ref_ = true;

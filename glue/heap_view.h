@@ -96,6 +96,10 @@ class HeapView {
   absl::StatusOr<KindedSet> Heap();
   // Tracked by the target's gc but unreachable. Where: as Heap().
   absl::StatusOr<KindedSet> HeapU();
+  // The objects at `addresses` that are alive now (reachable, or tracked
+  // by the gc but unreachable), described as Heap() describes them;
+  // others are left out. Where: as Heap(). Walks.
+  absl::StatusOr<KindedSet> FromAddresses(std::vector<uintptr_t> addresses);
   // Remembers the current reachable set. Where: as Heap().
   absl::Status SetRef();
   bool has_ref() const { return has_ref_; }

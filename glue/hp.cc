@@ -346,6 +346,38 @@ PyObject* HpHeapU(PyObject* self, PyObject*) {
   return NewIdSet(SessionOf(self), std::move(*set));
 }
 
+// hp.idset(ids): the live objects among those ids (addresses, as id() in
+// the target gives them; target objects themselves never reach the annex).
+PyObject* HpIdSet(PyObject* self, PyObject* arg) {
+  PyObject* it = PyObject_GetIter(arg);
+  if (it == nullptr) {
+    PyErr_SetString(PyExc_TypeError,
+                    "idset() takes an iterable of object ids (ints)");
+    return nullptr;
+  }
+  std::vector<uintptr_t> addresses;
+  while (PyObject* item = PyIter_Next(it)) {
+    unsigned long long a =
+        PyLong_Check(item) ? PyLong_AsUnsignedLongLong(item) : 0;
+    Py_DECREF(item);
+    if (a == 0 || PyErr_Occurred()) {
+      Py_DECREF(it);
+      PyErr_Clear();
+      PyErr_SetString(PyExc_TypeError,
+                      "idset() takes object ids: ints > 0, as id() gives");
+      return nullptr;
+    }
+    addresses.push_back(static_cast<uintptr_t>(a));
+  }
+  Py_DECREF(it);
+  if (PyErr_Occurred()) return nullptr;
+  HeapView* view = ViewOf(SessionOf(self));
+  if (view == nullptr) return nullptr;
+  auto set = view->FromAddresses(std::move(addresses));
+  if (!set.ok()) return RaiseStatus(set.status());
+  return NewIdSet(SessionOf(self), std::move(*set));
+}
+
 PyObject* HpSetRef(PyObject* self, PyObject*) {
   HeapView* view = ViewOf(SessionOf(self));
   if (view == nullptr) return nullptr;
@@ -391,9 +423,9 @@ PyObject* HpGetattro(PyObject* self, PyObject* name) {
 }
 
 PyObject* HpDir(PyObject* self, PyObject*) {
-  return Py_BuildValue("[ssssssssssss]", "Clodo", "Module", "Nothing", "Rcs",
-                       "Size", "Type", "Via", "heap", "heapu", "setref",
-                       "stacks", "threads");
+  return Py_BuildValue("[sssssssssssss]", "Clodo", "Module", "Nothing", "Rcs",
+                       "Size", "Type", "Via", "heap", "heapu", "idset",
+                       "setref", "stacks", "threads");
 }
 
 PyObject* HpRepr(PyObject*) {
@@ -407,6 +439,9 @@ PyMethodDef kHpMethods[] = {
      "reference point, when set), partitioned by type."},
     {"heapu", HpHeapU, METH_NOARGS,
      "heapu() -> IdSet: objects tracked by the target's gc but unreachable."},
+    {"idset", HpIdSet, METH_O,
+     "idset(ids) -> IdSet: the objects with those ids (id() in the target) "
+     "that are alive now."},
     {"setref", HpSetRef, METH_NOARGS,
      "setref(): later heap() calls show only objects that appeared since."},
     {"threads", HpThreads, METH_NOARGS,
