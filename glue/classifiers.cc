@@ -249,20 +249,45 @@ std::string RenderVia(const std::vector<std::string>& relations, bool in_and) {
 
 absl::flat_hash_map<uintptr_t, PyTypeObject*> DictOwners(
     const std::vector<uintptr_t>& objects) {
+  // How a type's instances hold their attribute dict, decided once per
+  // type (a small direct-mapped cache in front of a map): PyType_IsSubtype
+  // and the flag tests are too slow to repeat for millions of objects.
+  enum Mode : uint8_t { kNone, kTypeDict, kModuleDict, kInstanceDict };
+  auto decide = [](PyTypeObject* type) {
+    if (PyType_HasFeature(type, Py_TPFLAGS_TYPE_SUBCLASS)) return kTypeDict;
+    if (PyType_IsSubtype(type, &PyModule_Type)) return kModuleDict;
+    if (type->tp_dictoffset != 0 ||
+        PyType_HasFeature(type, Py_TPFLAGS_MANAGED_DICT)) {
+      return kInstanceDict;
+    }
+    return kNone;
+  };
+  constexpr size_t kCache = 64;
+  PyTypeObject* cache_type[kCache] = {};
+  Mode cache_mode[kCache] = {};
   absl::flat_hash_map<uintptr_t, PyTypeObject*> owners;
+  owners.reserve(objects.size() / 8);
   for (uintptr_t a : objects) {
     PyObject* obj = reinterpret_cast<PyObject*>(a);
     PyTypeObject* type = Py_TYPE(obj);
+    const size_t slot = (reinterpret_cast<uintptr_t>(type) >> 4) % kCache;
+    if (cache_type[slot] != type) {
+      cache_type[slot] = type;
+      cache_mode[slot] = decide(type);
+    }
     PyObject* dict = nullptr;
-    if (PyType_HasFeature(type, Py_TPFLAGS_TYPE_SUBCLASS)) {
-      dict = reinterpret_cast<PyTypeObject*>(obj)->tp_dict;
-    } else if (type == &PyModule_Type ||
-               (PyType_HasFeature(type, Py_TPFLAGS_HEAPTYPE) &&
-                PyType_IsSubtype(type, &PyModule_Type))) {
-      dict = PyModule_GetDict(obj);  // borrowed md_dict, no side effect
-    } else if (type->tp_dictoffset != 0 ||
-               PyType_HasFeature(type, Py_TPFLAGS_MANAGED_DICT)) {
-      dict = python::ExistingInstanceDict(obj);
+    switch (cache_mode[slot]) {
+      case kNone:
+        continue;
+      case kTypeDict:
+        dict = reinterpret_cast<PyTypeObject*>(obj)->tp_dict;
+        break;
+      case kModuleDict:
+        dict = PyModule_GetDict(obj);  // borrowed md_dict, no side effect
+        break;
+      case kInstanceDict:
+        dict = python::ExistingInstanceDict(obj);
+        break;
     }
     if (dict != nullptr && Py_TYPE(dict) == &PyDict_Type) {
       owners.emplace(reinterpret_cast<uintptr_t>(dict), type);

@@ -247,29 +247,43 @@ absl::StatusOr<std::unique_ptr<HeapView>> HeapView::Create(Session& session) {
 KindedSet HeapView::Describe(const std::vector<uintptr_t>& sorted,
                              const std::vector<uint64_t>* sizes,
                              const std::vector<uintptr_t>* owner_scan) {
+  std::vector<uint64_t> s;
+  if (sizes != nullptr) {
+    s = *sizes;
+  } else {
+    s.reserve(sorted.size());
+    for (uintptr_t a : sorted) {
+      auto size = engine_->SizeOf(reinterpret_cast<PyObject*>(a));
+      s.push_back(size.ok() ? *size : 0);
+    }
+  }
+  return ClassifyObjects(namer_, sorted, std::move(s), owner_scan);
+}
+
+KindedSet ClassifyObjects(const TypeNamer& namer,
+                          const std::vector<uintptr_t>& sorted,
+                          std::vector<uint64_t> sizes,
+                          const std::vector<uintptr_t>* owner_scan) {
   KindedSet out;
   absl::flat_hash_map<PyTypeObject*, uint32_t> kind_of_type;
   out.addresses = sorted;
+  out.sizes = std::move(sizes);
   out.kinds.resize(sorted.size());
-  out.sizes.reserve(sorted.size());
-  PyTypeObject* last_type = nullptr;
-  uint32_t last_kind = 0;
+  // A direct-mapped cache of recent types in front of the map: a heap has
+  // few types and millions of objects.
+  constexpr size_t kCache = 64;
+  PyTypeObject* cache_type[kCache] = {};
+  uint32_t cache_kind[kCache] = {};
   for (size_t i = 0; i < sorted.size(); ++i) {
-    PyObject* obj = reinterpret_cast<PyObject*>(sorted[i]);
-    PyTypeObject* type = Py_TYPE(obj);
-    if (type != last_type) {
+    PyTypeObject* type = Py_TYPE(reinterpret_cast<PyObject*>(sorted[i]));
+    const size_t slot = (reinterpret_cast<uintptr_t>(type) >> 4) % kCache;
+    if (cache_type[slot] != type) {
       auto [it, added] = kind_of_type.emplace(type, out.kind_names->size());
-      if (added) out.kind_names->push_back(namer_.Name(type));
-      last_type = type;
-      last_kind = it->second;
+      if (added) out.kind_names->push_back(namer.Name(type));
+      cache_type[slot] = type;
+      cache_kind[slot] = it->second;
     }
-    out.kinds[i] = last_kind;
-    if (sizes != nullptr) {
-      out.sizes.push_back((*sizes)[i]);
-    } else {
-      auto s = engine_->SizeOf(obj);
-      out.sizes.push_back(s.ok() ? *s : 0);
-    }
+    out.kinds[i] = cache_kind[slot];
   }
   if (owner_scan == nullptr) return out;
   // Clodo: a dict is "dict of <owner's type>" or "dict (no owner)".
@@ -292,7 +306,7 @@ KindedSet HeapView::Describe(const std::vector<uintptr_t>& sorted,
     }
     auto [it, added] = dict_of.emplace(o->second, 0);
     if (added) {
-      it->second = Labels::Intern("dict of " + namer_.Name(o->second), index,
+      it->second = Labels::Intern("dict of " + namer.Name(o->second), index,
                                   *out.kind_names);
     }
     out.clodo[i] = it->second;

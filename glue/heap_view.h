@@ -81,6 +81,15 @@ struct KindedSet {
   static KindedSet Combine(const KindedSet& a, const KindedSet& b, char op);
 };
 
+// Describes `sorted` objects (alive: GIL held since they were found) with
+// their recorded `sizes`: type kinds and, when `owner_scan` is given, Clodo
+// kinds with the dict owners found among those objects. Partitioned by
+// Clodo. Where: GIL held, any interpreter.
+KindedSet ClassifyObjects(const TypeNamer& namer,
+                          const std::vector<uintptr_t>& sorted,
+                          std::vector<uint64_t> sizes,
+                          const std::vector<uintptr_t>* owner_scan);
+
 // Per-part kinds of the live members of a set (HeapView::ClassifyParts).
 struct LiveKinds {
   KindedSet live;              // the members alive now, kinds as recorded
