@@ -2,14 +2,21 @@
 #include "glue/heap_view.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <unordered_map>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "glue/annex_access.h"
 #include "glue/session.h"
+#include "monitor/heap/edge_names.h"
 #include "monitor/heap/node_set.h"
+#include "monitor/heap/referrers.h"
 #include "monitor/heap/retention.h"
+#include "monitor/python/version.h"
 #include "monitor/python/guards.h"
 #include "monitor/python/target_threads.h"
 
@@ -39,9 +46,6 @@ std::string KindName(PyTypeObject* type) {
   return m + "." + type->tp_name;
 }
 
-namespace {
-
-}  // namespace
 
 uint64_t KindedSet::total_size() const {
   uint64_t total = 0;
@@ -49,13 +53,33 @@ uint64_t KindedSet::total_size() const {
   return total;
 }
 
-std::vector<KindedSet::Row> KindedSet::Rows() const {
-  std::vector<Row> rows(kind_names->size());
-  for (size_t i = 0; i < addresses.size(); ++i) {
-    rows[kinds[i]].count++;
-    rows[kinds[i]].size += sizes[i];
+uint32_t KindedSet::LabelOf(size_t i) const {
+  if (classifier.is(Classifier::kType)) return kinds[i];
+  if (classifier.is(Classifier::kClodo)) {
+    return clodo.empty() ? kinds[i] : clodo[i];
   }
-  for (size_t k = 0; k < rows.size(); ++k) rows[k].kind = (*kind_names)[k];
+  return labels.of[i];
+}
+
+const std::vector<std::string>& KindedSet::LabelNames() const {
+  if (classifier.is(Classifier::kType) || classifier.is(Classifier::kClodo)) {
+    return *kind_names;
+  }
+  return *labels.names;
+}
+
+std::vector<KindedSet::Row> KindedSet::Rows() const {
+  const std::vector<std::string>& names = LabelNames();
+  std::vector<Row> rows(names.size());
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    Row& r = rows[LabelOf(i)];
+    r.count++;
+    r.size += sizes[i];
+  }
+  for (size_t k = 0; k < rows.size(); ++k) {
+    rows[k].kind = names[k];
+    rows[k].label = static_cast<uint32_t>(k);
+  }
   rows.erase(std::remove_if(rows.begin(), rows.end(),
                             [](const Row& r) { return r.count == 0; }),
              rows.end());
@@ -67,38 +91,119 @@ std::vector<KindedSet::Row> KindedSet::Rows() const {
   return rows;
 }
 
+namespace {
+
+// Heapy's percentages: '%.0f' of the exact ratio (round half to even).
+int Percent(uint64_t part, uint64_t whole) {
+  if (whole == 0) return 0;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f", part * 100.0 / whole);
+  return std::atoi(buf);
+}
+
+}  // namespace
+
 std::string KindedSet::PartitionTable(size_t max_rows) const {
   const uint64_t n = count(), total = total_size();
-  std::string out = absl::StrFormat(
-      "Partition of a set of %d objects. Total size = %d bytes.\n", n, total);
-  absl::StrAppend(&out,
-                  " Index  Count   %     Size   % Cumulative  % Kind (type)\n");
+  std::string out =
+      absl::StrFormat("Partition of a set of %d object%s. Total size = %d bytes.\n",
+                      n, n == 1 ? "" : "s", total);
+  if (n == 0 && total == 0) return out;  // Heapy prints no row header then
+  absl::StrAppend(&out, " Index  Count   %     Size   % Cumulative  % ",
+                  classifier.Header(), "\n");
   std::vector<Row> rows = Rows();
   uint64_t cumulative = 0;
-  for (size_t i = 0; i < rows.size() && i < max_rows; ++i) {
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (i >= max_rows) {
+      // As Heapy: a hint replaces two or more rows; one more row is shown.
+      if (rows.size() - i > 1) {
+        absl::StrAppendFormat(&out,
+                              "<%d more rows. Type e.g. '_.more' to view.>\n",
+                              rows.size() - i);
+        break;
+      }
+    }
     cumulative += rows[i].size;
-    absl::StrAppendFormat(
-        &out, "%6d %6d %3d %8d %3d %9d %3d %s\n", i, rows[i].count,
-        n ? rows[i].count * 100 / n : 0, rows[i].size,
-        total ? rows[i].size * 100 / total : 0, cumulative,
-        total ? cumulative * 100 / total : 0, rows[i].kind);
-  }
-  if (rows.size() > max_rows) {
-    absl::StrAppendFormat(&out,
-                          "<%d more rows. Type e.g. '_.more' to view.>\n",
-                          rows.size() - max_rows);
+    absl::StrAppendFormat(&out, "%6d %6d %3d %8d %3d %9d %3d %s\n", i,
+                          rows[i].count, Percent(rows[i].count, n),
+                          rows[i].size, Percent(rows[i].size, total),
+                          cumulative, Percent(cumulative, total),
+                          rows[i].kind);
   }
   return out;
 }
 
-KindedSet KindedSet::OfKind(const std::string& kind) const {
+KindedSet KindedSet::Subset(const std::vector<size_t>& keep) const {
   KindedSet out;
   out.kind_names = kind_names;
-  for (size_t i = 0; i < addresses.size(); ++i) {
-    if ((*kind_names)[kinds[i]] != kind) continue;
+  out.classifier = classifier;
+  out.labels.names = labels.names;
+  const bool has_clodo = !clodo.empty();
+  const bool has_labels = !labels.of.empty();
+  out.addresses.reserve(keep.size());
+  out.kinds.reserve(keep.size());
+  out.sizes.reserve(keep.size());
+  for (size_t i : keep) {
     out.addresses.push_back(addresses[i]);
     out.kinds.push_back(kinds[i]);
     out.sizes.push_back(sizes[i]);
+    if (has_clodo) out.clodo.push_back(clodo[i]);
+    if (has_labels) out.labels.of.push_back(labels.of[i]);
+  }
+  return out;
+}
+
+KindedSet KindedSet::OfLabels(const std::vector<uint32_t>& wanted) const {
+  std::vector<size_t> keep;
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    if (std::binary_search(wanted.begin(), wanted.end(), LabelOf(i))) {
+      keep.push_back(i);
+    }
+  }
+  return Subset(keep);
+}
+
+KindedSet KindedSet::OfKind(const std::string& kind) const {
+  const std::vector<std::string>& names = LabelNames();
+  std::vector<uint32_t> wanted;
+  for (uint32_t k = 0; k < names.size(); ++k) {
+    if (names[k] == kind) wanted.push_back(k);
+  }
+  return OfLabels(wanted);
+}
+
+KindedSet KindedSet::WithStoredClassifier(const Classifier& c) const {
+  KindedSet out = *this;
+  out.classifier = c;
+  out.labels = Labels();
+  if (c.is(Classifier::kType) || c.is(Classifier::kClodo)) return out;
+  const bool in_and = c.parts().size() > 1;
+  absl::flat_hash_map<std::string, uint32_t> index;
+  out.labels.of.reserve(count());
+  std::string label;
+  for (size_t i = 0; i < count(); ++i) {
+    label.clear();
+    for (size_t p = 0; p < c.parts().size(); ++p) {
+      if (p > 0) label += " & ";
+      switch (c.parts()[p]) {
+        case Classifier::kType:
+          label += (*kind_names)[kinds[i]];
+          break;
+        case Classifier::kClodo:
+          label += (*kind_names)[clodo.empty() ? kinds[i] : clodo[i]];
+          break;
+        case Classifier::kSize:
+          label += RenderSize(sizes[i], in_and);
+          break;
+        case Classifier::kId:
+          label += RenderId(addresses[i]);
+          break;
+        default:
+          label += kUnityKind;
+          break;
+      }
+    }
+    out.labels.of.push_back(Labels::Intern(label, index, *out.labels.names));
   }
   return out;
 }
@@ -117,15 +222,21 @@ KindedSet KindedSet::Combine(const KindedSet& a, const KindedSet& b, char op) {
     if (added) out.kind_names->push_back((*b.kind_names)[i]);
     b_kind[i] = it->second;
   }
+  // Clodo kinds travel too (a side without them reads its type kinds).
+  const bool clodo = !a.clodo.empty() || !b.clodo.empty();
   auto take_a = [&](size_t i) {
     out.addresses.push_back(a.addresses[i]);
     out.kinds.push_back(a.kinds[i]);
     out.sizes.push_back(a.sizes[i]);
+    if (clodo) out.clodo.push_back(a.clodo.empty() ? a.kinds[i] : a.clodo[i]);
   };
   auto take_b = [&](size_t j) {
     out.addresses.push_back(b.addresses[j]);
     out.kinds.push_back(b_kind[b.kinds[j]]);
     out.sizes.push_back(b.sizes[j]);
+    if (clodo) {
+      out.clodo.push_back(b_kind[b.clodo.empty() ? b.kinds[j] : b.clodo[j]]);
+    }
   };
   size_t i = 0, j = 0;
   while (i < a.count() || j < b.count()) {
@@ -151,28 +262,79 @@ absl::StatusOr<std::unique_ptr<HeapView>> HeapView::Create(Session& session) {
   auto engine = std::make_unique<heap::HeapEngine>(runtime.thread_states());
   // Annex's own footprint in the target never shows in a result.
   engine->Hide(heap::ObjectSet::FromUnsorted(runtime.target_footprint()));
-  return std::unique_ptr<HeapView>(new HeapView(std::move(engine)));
+  // Built before any walk: it imports in the annex (may run Python code).
+  absl::StatusOr<TypeNamer> namer = TypeNamer::Create();
+  if (!namer.ok()) return namer.status();
+  return std::unique_ptr<HeapView>(new HeapView(
+      std::move(engine), std::move(*namer), runtime.thread_states()));
 }
 
 KindedSet HeapView::Describe(const std::vector<uintptr_t>& sorted,
-                             const std::vector<uint64_t>* sizes) {
-  KindedSet out;
-  std::unordered_map<PyTypeObject*, uint32_t> kind_of_type;
-  out.addresses = sorted;
-  out.kinds.reserve(sorted.size());
-  out.sizes.reserve(sorted.size());
-  for (size_t i = 0; i < sorted.size(); ++i) {
-    PyObject* obj = reinterpret_cast<PyObject*>(sorted[i]);
-    PyTypeObject* type = Py_TYPE(obj);
-    auto [it, added] = kind_of_type.emplace(type, out.kind_names->size());
-    if (added) out.kind_names->push_back(KindName(type));
-    out.kinds.push_back(it->second);
-    if (sizes != nullptr) {
-      out.sizes.push_back((*sizes)[i]);
-    } else {
-      auto s = engine_->SizeOf(obj);
-      out.sizes.push_back(s.ok() ? *s : 0);
+                             const std::vector<uint64_t>* sizes,
+                             const std::vector<uintptr_t>* owner_scan) {
+  std::vector<uint64_t> s;
+  if (sizes != nullptr) {
+    s = *sizes;
+  } else {
+    s.reserve(sorted.size());
+    for (uintptr_t a : sorted) {
+      auto size = engine_->SizeOf(reinterpret_cast<PyObject*>(a));
+      s.push_back(size.ok() ? *size : 0);
     }
+  }
+  return ClassifyObjects(namer_, sorted, std::move(s), owner_scan);
+}
+
+KindedSet ClassifyObjects(const TypeNamer& namer,
+                          const std::vector<uintptr_t>& sorted,
+                          std::vector<uint64_t> sizes,
+                          const std::vector<uintptr_t>* owner_scan) {
+  KindedSet out;
+  absl::flat_hash_map<PyTypeObject*, uint32_t> kind_of_type;
+  out.addresses = sorted;
+  out.sizes = std::move(sizes);
+  out.kinds.resize(sorted.size());
+  // A direct-mapped cache of recent types in front of the map: a heap has
+  // few types and millions of objects.
+  constexpr size_t kCache = 64;
+  PyTypeObject* cache_type[kCache] = {};
+  uint32_t cache_kind[kCache] = {};
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    PyTypeObject* type = Py_TYPE(reinterpret_cast<PyObject*>(sorted[i]));
+    const size_t slot = (reinterpret_cast<uintptr_t>(type) >> 4) % kCache;
+    if (cache_type[slot] != type) {
+      auto [it, added] = kind_of_type.emplace(type, out.kind_names->size());
+      if (added) out.kind_names->push_back(namer.Name(type));
+      cache_type[slot] = type;
+      cache_kind[slot] = it->second;
+    }
+    out.kinds[i] = cache_kind[slot];
+  }
+  if (owner_scan == nullptr) return out;
+  // Clodo: a dict is "dict of <owner's type>" or "dict (no owner)".
+  auto dict_kind = kind_of_type.find(&PyDict_Type);
+  out.clodo = out.kinds;
+  if (dict_kind == kind_of_type.end()) return out;
+  absl::flat_hash_map<uintptr_t, PyTypeObject*> owners = DictOwners(*owner_scan);
+  absl::flat_hash_map<PyTypeObject*, uint32_t> dict_of;
+  absl::flat_hash_map<std::string, uint32_t> index;
+  for (uint32_t k = 0; k < out.kind_names->size(); ++k) {
+    index.emplace((*out.kind_names)[k], k);
+  }
+  const uint32_t no_owner = Labels::Intern(kNoOwnerDict, index, *out.kind_names);
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    if (out.kinds[i] != dict_kind->second) continue;
+    auto o = owners.find(sorted[i]);
+    if (o == owners.end()) {
+      out.clodo[i] = no_owner;
+      continue;
+    }
+    auto [it, added] = dict_of.emplace(o->second, 0);
+    if (added) {
+      it->second = Labels::Intern("dict of " + namer.Name(o->second), index,
+                                  *out.kind_names);
+    }
+    out.clodo[i] = it->second;
   }
   return out;
 }
@@ -184,7 +346,9 @@ absl::StatusOr<KindedSet> HeapView::Heap() {
   if (!question.status().ok()) return question.status();
   absl::StatusOr<heap::HeapGraph> graph = engine_->Graph();
   if (!graph.ok()) return graph.status();
-  if (!has_ref_) return Describe(graph->addresses, &graph->sizes);
+  if (!has_ref_) {
+    return Describe(graph->addresses, &graph->sizes, &graph->addresses);
+  }
   std::vector<uintptr_t> fresh;
   std::vector<uint64_t> sizes;
   const heap::ObjectSet& ref = engine_->ref();
@@ -193,7 +357,7 @@ absl::StatusOr<KindedSet> HeapView::Heap() {
     fresh.push_back(graph->addresses[v]);
     sizes.push_back(graph->sizes[v]);
   }
-  return Describe(fresh, &sizes);
+  return Describe(fresh, &sizes, &graph->addresses);
 }
 
 absl::StatusOr<KindedSet> HeapView::HeapU() {
@@ -203,8 +367,46 @@ absl::StatusOr<KindedSet> HeapView::HeapU() {
   if (!question.status().ok()) return question.status();
   absl::StatusOr<heap::ObjectSet> set = engine_->Unreachable();
   if (!set.ok()) return set.status();
-  // Found in the gc lists during this GIL hold: alive now.
-  return Describe(set->ToVector(), nullptr);
+  // Found in the gc lists during this GIL hold: alive now. The owner of an
+  // unreachable dict is unreachable too, so the owners are among them.
+  std::vector<uintptr_t> objects = set->ToVector();
+  return Describe(objects, nullptr, &objects);
+}
+
+absl::StatusOr<KindedSet> HeapView::FromAddresses(
+    std::vector<uintptr_t> addresses) {
+  std::sort(addresses.begin(), addresses.end());
+  addresses.erase(std::unique(addresses.begin(), addresses.end()),
+                  addresses.end());
+  // One question: the objects found are read before the GIL can change
+  // hands (heap_engine.h).
+  heap::HeapEngine::Question question(*engine_);
+  if (!question.status().ok()) return question.status();
+  absl::StatusOr<heap::HeapGraph> graph = engine_->Graph();
+  if (!graph.ok()) return graph.status();
+  std::vector<uintptr_t> live, missing;
+  std::vector<uint64_t> sizes;
+  size_t j = 0;
+  for (uintptr_t a : addresses) {
+    while (j < graph->size() && graph->addresses[j] < a) ++j;
+    if (j < graph->size() && graph->addresses[j] == a) {
+      live.push_back(a);
+      sizes.push_back(graph->sizes[j]);
+    } else {
+      missing.push_back(a);
+    }
+  }
+  KindedSet out = Describe(live, &sizes, &graph->addresses);
+  if (missing.empty()) return out;
+  absl::StatusOr<heap::ObjectSet> u = engine_->Unreachable();
+  if (!u.ok()) return u.status();
+  std::vector<uintptr_t> unreachable;
+  for (uintptr_t a : missing) {
+    if (u->contains(a)) unreachable.push_back(a);
+  }
+  if (unreachable.empty()) return out;
+  std::vector<uintptr_t> all = u->ToVector();
+  return KindedSet::Combine(out, Describe(unreachable, nullptr, &all), '|');
 }
 
 absl::Status HeapView::SetRef() {
@@ -275,7 +477,7 @@ absl::StatusOr<std::string> HeapView::ById(const KindedSet& set, size_t limit) {
     if (!now->objects.contains(set.addresses[i])) continue;
     PyObject* obj = reinterpret_cast<PyObject*>(set.addresses[i]);
     // Still the same object? Same kind as recorded (an address can be reused).
-    if (KindName(Py_TYPE(obj)) != (*set.kind_names)[set.kinds[i]]) continue;
+    if (namer_.Name(Py_TYPE(obj)) != (*set.kind_names)[set.kinds[i]]) continue;
     std::string value;
     if (PyUnicode_CheckExact(obj)) {
       value = python::Text(obj);
@@ -299,6 +501,271 @@ absl::StatusOr<std::string> HeapView::ById(const KindedSet& set, size_t limit) {
     ++shown;
   }
   if (shown == 0) out = "(no member of the set is alive now)\n";
+  return out;
+}
+
+namespace {
+
+// Edge texts from `from` to each of `targets` (all referents of `from`),
+// appended to names[target]. A dict, list or tuple holding many targets is
+// scanned once instead of once per target. Where: GIL held since the walk,
+// the target's interpreter current (naming may build a frame's f_locals or
+// an instance dict there).
+void NameEdgesFrom(PyObject* from, const std::vector<uint32_t>& targets,
+                   const heap::HeapGraph& graph,
+                   absl::flat_hash_map<uint32_t, std::vector<std::string>>& names) {
+  constexpr size_t kBulk = 8;
+  if (targets.size() >= kBulk &&
+      (PyDict_Check(from) || PyList_Check(from) || PyTuple_Check(from))) {
+    absl::flat_hash_map<uintptr_t, uint32_t> pending;
+    for (uint32_t v : targets) pending.emplace(graph.addresses[v], v);
+    auto found = [&](PyObject* item, std::string text) {
+      auto it = pending.find(reinterpret_cast<uintptr_t>(item));
+      if (it == pending.end()) return;
+      names[it->second].push_back(std::move(text));
+      pending.erase(it);
+    };
+    if (PyDict_Check(from)) {
+      Py_ssize_t pos = 0, index = 0;
+      PyObject *key, *value;
+      while (!pending.empty() && PyDict_Next(from, &pos, &key, &value)) {
+        if (pending.contains(reinterpret_cast<uintptr_t>(value))) {
+          found(value, absl::StrCat("[", heap::RenderKey(key), "]"));
+        }
+        if (pending.contains(reinterpret_cast<uintptr_t>(key))) {
+          found(key, absl::StrCat(".keys()[", index, "]"));
+        }
+        ++index;
+      }
+    } else {
+      const bool list = PyList_Check(from);
+      Py_ssize_t n = list ? PyList_GET_SIZE(from) : PyTuple_GET_SIZE(from);
+      for (Py_ssize_t i = 0; i < n && !pending.empty(); ++i) {
+        PyObject* item =
+            list ? PyList_GET_ITEM(from, i) : PyTuple_GET_ITEM(from, i);
+        found(item, absl::StrCat("[", i, "]"));
+      }
+    }
+    // Whatever the scan did not explain (e.g. a dict subclass's
+    // attributes) is named one by one.
+    for (auto& [address, v] : pending) {
+      names[v].push_back(
+          heap::DescribeEdge(from, reinterpret_cast<PyObject*>(address)).text);
+    }
+    return;
+  }
+  for (uint32_t v : targets) {
+    names[v].push_back(
+        heap::DescribeEdge(from, reinterpret_cast<PyObject*>(graph.addresses[v]))
+            .text);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
+    const KindedSet& set, const std::vector<Classifier::Part>& parts) {
+  bool prod = false, referrers = false;
+  for (Classifier::Part p : parts) {
+    prod |= p == Classifier::kProd;
+    referrers |= p == Classifier::kRcs || p == Classifier::kVia;
+  }
+  if (prod && !python::TracemallocIsTracing()) {
+    return absl::FailedPreconditionError(
+        "byprod needs the target's tracemalloc: it is not tracing now. Start "
+        "it in the target (tracemalloc.start(), or PYTHONTRACEMALLOC=1) "
+        "before the objects of interest are allocated.");
+  }
+  // One question: the objects found are read before the GIL can change
+  // hands (heap_engine.h).
+  heap::HeapEngine::Question question(*engine_);
+  if (!question.status().ok()) return question.status();
+  absl::StatusOr<heap::HeapGraph> graph = engine_->Graph();
+  if (!graph.ok()) return graph.status();
+  // From here to the end no Python code runs and no thread state is
+  // swapped (the question holds the target current), so the GIL stays held
+  // and what the walk found stays alive.
+  std::vector<int64_t> node_of(set.count(), -1);
+  {
+    size_t j = 0;
+    for (size_t i = 0; i < set.count(); ++i) {
+      while (j < graph->size() && graph->addresses[j] < set.addresses[i]) ++j;
+      if (j < graph->size() && graph->addresses[j] == set.addresses[i]) {
+        node_of[i] = static_cast<int64_t>(j);
+      }
+    }
+  }
+  heap::ObjectSet unreachable;
+  bool have_unreachable = false;
+  absl::flat_hash_map<PyTypeObject*, std::string> type_names;
+  std::vector<size_t> keep;
+  std::vector<int64_t> keep_node;
+  for (size_t i = 0; i < set.count(); ++i) {
+    if (node_of[i] < 0) {
+      if (!have_unreachable) {
+        absl::StatusOr<heap::ObjectSet> u = engine_->Unreachable();
+        if (u.ok()) unreachable = std::move(*u);
+        have_unreachable = true;
+      }
+      if (!unreachable.contains(set.addresses[i])) continue;
+    }
+    // Still the same object? Same type as recorded (addresses are reused).
+    PyTypeObject* type = Py_TYPE(reinterpret_cast<PyObject*>(set.addresses[i]));
+    auto [it, added] = type_names.emplace(type, std::string());
+    if (added) it->second = namer_.Name(type);
+    if (it->second != (*set.kind_names)[set.kinds[i]]) continue;
+    keep.push_back(i);
+    keep_node.push_back(node_of[i]);
+  }
+  LiveKinds out;
+  out.live = set.Subset(keep);
+  const size_t n = keep.size();
+
+  heap::ReverseIndex reverse;
+  std::vector<uint32_t> graph_clodo;  // Rcs: Clodo kind of every node
+  std::shared_ptr<std::vector<std::string>> graph_names;
+  if (referrers) reverse = heap::ReverseIndex::Build(*graph);
+
+  for (Classifier::Part part : parts) {
+    Labels labels;
+    absl::flat_hash_map<std::string, uint32_t> index;
+    labels.of.resize(n);
+    auto intern = [&](const std::string& s) {
+      return Labels::Intern(s, index, *labels.names);
+    };
+    const bool in_and = parts.size() > 1;
+    switch (part) {
+      case Classifier::kModule: {
+        for (size_t k = 0; k < n; ++k) {
+          PyObject* obj = reinterpret_cast<PyObject*>(out.live.addresses[k]);
+          std::string name = kNotModuleKind;
+          if (PyModule_Check(obj)) {
+            PyObject* dict = PyModule_GetDict(obj);
+            PyObject* s = dict ? PyDict_GetItemString(dict, "__name__") : nullptr;
+            const char* u = (s && PyUnicode_Check(s)) ? PyUnicode_AsUTF8(s) : nullptr;
+            name = u ? u : "?";
+            PyErr_Clear();
+          }
+          labels.of[k] = intern(name);
+        }
+        break;
+      }
+      case Classifier::kProd: {
+        std::string file;
+        int line = 0;
+        for (size_t k = 0; k < n; ++k) {
+          PyObject* obj = reinterpret_cast<PyObject*>(out.live.addresses[k]);
+          labels.of[k] = intern(python::TracemallocSite(obj, &file, &line)
+                                    ? absl::StrCat(file, ":", line)
+                                    : kUnknownProducer);
+        }
+        break;
+      }
+      case Classifier::kRcs: {
+        if (graph_names == nullptr) {
+          KindedSet all = Describe(graph->addresses, &graph->sizes,
+                                   &graph->addresses);
+          graph_clodo = std::move(all.clodo);
+          graph_names = all.kind_names;
+        }
+        std::vector<uint32_t> kinds;
+        std::vector<std::string> kind_names;
+        for (size_t k = 0; k < n; ++k) {
+          kinds.clear();
+          if (keep_node[k] >= 0) {
+            uint32_t v = static_cast<uint32_t>(keep_node[k]);
+            for (uint32_t e = reverse.in_begin[v]; e < reverse.in_begin[v + 1];
+                 ++e) {
+              kinds.push_back(graph_clodo[reverse.in_sources[e]]);
+            }
+          }
+          std::sort(kinds.begin(), kinds.end());
+          kinds.erase(std::unique(kinds.begin(), kinds.end()), kinds.end());
+          kind_names.clear();
+          for (uint32_t kk : kinds) kind_names.push_back((*graph_names)[kk]);
+          labels.of[k] = intern(RenderRcs(kind_names, in_and));
+        }
+        break;
+      }
+      case Classifier::kVia: {
+        // Group the edges into live members by referrer, name each
+        // referrer's edges together, with the target swapped in.
+        absl::flat_hash_map<uint32_t, std::vector<uint32_t>> by_source;
+        for (size_t k = 0; k < n; ++k) {
+          if (keep_node[k] < 0) continue;
+          uint32_t v = static_cast<uint32_t>(keep_node[k]);
+          uint32_t last = UINT32_MAX;
+          for (uint32_t e = reverse.in_begin[v]; e < reverse.in_begin[v + 1];
+               ++e) {
+            uint32_t u = reverse.in_sources[e];
+            if (u == last) continue;  // ascending: parallel edges adjacent
+            last = u;
+            by_source[u].push_back(v);
+          }
+        }
+        absl::flat_hash_map<uint32_t, std::vector<std::string>> names;
+        {
+          python::ScopedTargetSwap swap(ts_);
+          for (auto& [u, targets] : by_source) {
+            NameEdgesFrom(reinterpret_cast<PyObject*>(graph->addresses[u]),
+                          targets, *graph, names);
+          }
+        }
+        static const std::vector<std::string> kNone;
+        for (size_t k = 0; k < n; ++k) {
+          auto it = keep_node[k] >= 0
+                        ? names.find(static_cast<uint32_t>(keep_node[k]))
+                        : names.end();
+          labels.of[k] = intern(
+              RenderVia(it == names.end() ? kNone : it->second, in_and));
+        }
+        break;
+      }
+      default: {
+        // Parts of recorded data.
+        KindedSet one = out.live.WithStoredClassifier(Classifier(part));
+        if (part == Classifier::kType || part == Classifier::kClodo) {
+          for (size_t k = 0; k < n; ++k) {
+            labels.of[k] = intern(one.LabelNames()[one.LabelOf(k)]);
+          }
+        } else if (part == Classifier::kSize) {
+          for (size_t k = 0; k < n; ++k) {
+            labels.of[k] = intern(RenderSize(out.live.sizes[k], in_and));
+          }
+        } else {
+          labels = std::move(one.labels);
+        }
+        break;
+      }
+    }
+    out.parts.push_back(std::move(labels));
+  }
+  return out;
+}
+
+absl::StatusOr<KindedSet> HeapView::Classify(const KindedSet& set,
+                                             const Classifier& c) {
+  if (!c.NeedsLiveObjects()) return set.WithStoredClassifier(c);
+  absl::StatusOr<LiveKinds> kinds = ClassifyParts(set, c.parts());
+  if (!kinds.ok()) return kinds.status();
+  KindedSet out = std::move(kinds->live);
+  out.classifier = c;
+  if (kinds->parts.size() == 1) {
+    out.labels = std::move(kinds->parts[0]);
+    return out;
+  }
+  out.labels = Labels();
+  absl::flat_hash_map<std::string, uint32_t> index;
+  out.labels.of.resize(out.count());
+  std::string label;
+  for (size_t i = 0; i < out.count(); ++i) {
+    label.clear();
+    for (size_t p = 0; p < kinds->parts.size(); ++p) {
+      if (p > 0) label += " & ";
+      label += (*kinds->parts[p].names)[kinds->parts[p].of[i]];
+    }
+    out.labels.of[i] = Labels::Intern(label, index, *out.labels.names);
+  }
   return out;
 }
 

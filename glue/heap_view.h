@@ -19,7 +19,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "glue/classifiers.h"
 #include "monitor/heap/heap_engine.h"
+#include "monitor/python/guards.h"
 
 namespace annex::glue {
 
@@ -33,30 +35,71 @@ std::string KindName(PyTypeObject* type);
 
 // A set of target objects, each with the kind and size it had when seen.
 // Sorted by address. Plain data: any thread.
+//
+// Tables partition the set by `classifier` (Heapy's "er"; Clodo unless
+// chosen otherwise): Type and Clodo read `kinds` / `clodo`, recorded by the
+// walk; every other classifier's kind of each member is in `labels`.
 struct KindedSet {
   std::vector<uintptr_t> addresses;
-  std::vector<uint32_t> kinds;   // index into *kind_names
+  std::vector<uint32_t> kinds;   // index into *kind_names: the type's name
   std::vector<uint64_t> sizes;
   std::shared_ptr<std::vector<std::string>> kind_names =
       std::make_shared<std::vector<std::string>>();
+  // Heapy's Clodo kind of each member, an index into *kind_names: the
+  // type's name, or for a dict "dict of X" (X the type of the object whose
+  // attribute dict it is) or "dict (no owner)". Empty: no owner was looked
+  // for; read `kinds` instead.
+  std::vector<uint32_t> clodo;
+  Classifier classifier;
+  Labels labels;  // per member, unless classifier is Type or Clodo
 
   size_t count() const { return addresses.size(); }
   uint64_t total_size() const;
+  // The kind of member i under `classifier`, and the kind names.
+  uint32_t LabelOf(size_t i) const;
+  const std::vector<std::string>& LabelNames() const;
 
   struct Row {
     std::string kind;
     uint64_t count = 0;
     uint64_t size = 0;
+    uint32_t label = 0;  // index into LabelNames()
   };
   // Rows by kind, largest total size first (ties: by count, then name).
   std::vector<Row> Rows() const;
-  // Heapy's partition table; `max_rows` rows then a hint for more.
+  // Heapy's partition table; `max_rows` rows then a hint for more (Heapy
+  // prints an 11th row rather than a hint for one more row).
   std::string PartitionTable(size_t max_rows = 10) const;
-  // The members whose kind is `kind`.
+  // The members whose kind (under `classifier`) is `kind`; the result keeps
+  // the classifier.
   KindedSet OfKind(const std::string& kind) const;
+  // The members whose label is in `labels` (sorted label indexes).
+  KindedSet OfLabels(const std::vector<uint32_t>& labels) const;
+  // The members at the ascending indexes `keep`, with all their data.
+  KindedSet Subset(const std::vector<size_t>& keep) const;
+  // The same members, partitioned by a classifier whose kinds come from
+  // recorded data (Type, Clodo, Size, Id, Unity, and combinations of
+  // them). Others need live objects: HeapView::Classify.
+  KindedSet WithStoredClassifier(const Classifier& c) const;
 
-  // Set algebra over identities (kinds and sizes travel with them).
+  // Set algebra over identities (kinds and sizes travel with them). The
+  // result is partitioned by Clodo, as Heapy's set operations are.
   static KindedSet Combine(const KindedSet& a, const KindedSet& b, char op);
+};
+
+// Describes `sorted` objects (alive: GIL held since they were found) with
+// their recorded `sizes`: type kinds and, when `owner_scan` is given, Clodo
+// kinds with the dict owners found among those objects. Partitioned by
+// Clodo. Where: GIL held, any interpreter.
+KindedSet ClassifyObjects(const TypeNamer& namer,
+                          const std::vector<uintptr_t>& sorted,
+                          std::vector<uint64_t> sizes,
+                          const std::vector<uintptr_t>* owner_scan);
+
+// Per-part kinds of the live members of a set (HeapView::ClassifyParts).
+struct LiveKinds {
+  KindedSet live;              // the members alive now, kinds as recorded
+  std::vector<Labels> parts;   // one per requested part, over live members
 };
 
 class HeapView {
@@ -68,6 +111,10 @@ class HeapView {
   absl::StatusOr<KindedSet> Heap();
   // Tracked by the target's gc but unreachable. Where: as Heap().
   absl::StatusOr<KindedSet> HeapU();
+  // The objects at `addresses` that are alive now (reachable, or tracked
+  // by the gc but unreachable), described as Heap() describes them;
+  // others are left out. Where: as Heap(). Walks.
+  absl::StatusOr<KindedSet> FromAddresses(std::vector<uintptr_t> addresses);
   // Remembers the current reachable set. Where: as Heap().
   absl::Status SetRef();
   bool has_ref() const { return has_ref_; }
@@ -85,19 +132,36 @@ class HeapView {
   // Where: as Heap(). Walks again.
   absl::StatusOr<std::string> ById(const KindedSet& set, size_t limit = 20);
 
+  // `set` partitioned by `c`. Classifiers of recorded data need no walk;
+  // Module, Rcs, Via and Prod walk again and classify the members alive
+  // now (same address and type as recorded): members that died drop out
+  // of the result. FailedPrecondition for Prod when the target's
+  // tracemalloc is not tracing. Where: as Heap().
+  absl::StatusOr<KindedSet> Classify(const KindedSet& set, const Classifier& c);
+  // The kinds of the live members of `set` under each of `parts`, from one
+  // walk. Where: as Heap().
+  absl::StatusOr<LiveKinds> ClassifyParts(
+      const KindedSet& set, const std::vector<Classifier::Part>& parts);
+
+  const TypeNamer& namer() const { return namer_; }
   heap::HeapEngine& engine() { return *engine_; }
 
   // Kinds and sizes of `sorted` (ascending addresses), which must be alive
-  // (GIL held since they were found); `sizes` parallel to it, or null to
-  // compute them. Where: as Heap().
+  // (found by a walk of the current HeapEngine::Question); `sizes` parallel
+  // to it, or null to compute them; Clodo kinds with the dict owners found
+  // among `owner_scan` (when given). Where: as Heap(), inside a Question.
   KindedSet Describe(const std::vector<uintptr_t>& sorted,
-                     const std::vector<uint64_t>* sizes);
+                     const std::vector<uint64_t>* sizes,
+                     const std::vector<uintptr_t>* owner_scan = nullptr);
 
  private:
-  explicit HeapView(std::unique_ptr<heap::HeapEngine> engine)
-      : engine_(std::move(engine)) {}
+  HeapView(std::unique_ptr<heap::HeapEngine> engine, TypeNamer namer,
+           python::ThreadStates ts)
+      : engine_(std::move(engine)), namer_(std::move(namer)), ts_(ts) {}
 
   std::unique_ptr<heap::HeapEngine> engine_;
+  TypeNamer namer_;
+  python::ThreadStates ts_;
   bool has_ref_ = false;
 };
 

@@ -11,7 +11,37 @@
 #include "monitor/python/target_threads.h"
 
 namespace annex::glue {
+namespace internal {
+
+// Where (all of internal): annex thread, GIL held, annex current.
+PyObject* RaiseStatus(const absl::Status& status) {
+  PyObject* type = PyExc_RuntimeError;
+  if (status.code() == absl::StatusCode::kInvalidArgument) {
+    type = PyExc_ValueError;
+  }
+  PyErr_SetString(type, std::string(status.message()).c_str());
+  return nullptr;
+}
+
+HeapView* ViewOf(Session* session) {
+  auto view = session->Get<HeapView>();
+  if (!view.ok()) {
+    RaiseStatus(view.status());
+    return nullptr;
+  }
+  return *view;
+}
+
+}  // namespace internal
 namespace {
+
+using internal::AnnexModule;
+using internal::IdSetObject;
+using internal::NewIdSet;
+using internal::NewText;
+using internal::RaiseStatus;
+using internal::SetOf;
+using internal::ViewOf;
 
 struct HpObject {
   PyObject_HEAD
@@ -22,14 +52,26 @@ constexpr const char* kHpDoc =
     "hp: the Annex session inside the annex interpreter.\n\n"
     "Services (built on first use):\n"
     "  hp.heap()      objects reachable from the target's roots (since\n"
-    "                 hp.setref(), when called), as a partition by type\n"
+    "                 hp.setref(), when called), partitioned by Clodo\n"
     "  hp.heapu()     tracked by the target's gc but unreachable\n"
     "  hp.setref()    later hp.heap() shows only what appeared since\n"
+    "  hp.idset(ids)  the live objects with those ids (id() in the target)\n"
     "  hp.Nothing     the empty set\n"
     "  hp.threads()   the target's threads, one line each\n"
     "  hp.stacks()    the Python stack of every target thread\n"
-    "Sets: len(x), x.count, x.size, x[i] (the i-th row's objects), x.more,\n"
-    "x | y, x & y, x - y, x ^ y, x.byid (the objects themselves).\n"
+    "Sets: len(x), x.count, x.size, x[i] / x[a:b] (rows' objects), x.parts,\n"
+    "x.more / x.all (every row), x.kind, x.brief, x.theone, x.er,\n"
+    "x | y, x & y, x - y, x ^ y, x <= y (subset), x.byid (the objects).\n"
+    "Classifiers (Heapy's): x.byclodo (class, or 'dict of <owner class>' /\n"
+    "'dict (no owner)'; the default), x.bytype, x.bysize, x.bymodule,\n"
+    "x.byunity, x.byrcs (kinds of the referrers), x.byvia (how referrers\n"
+    "hold it: .attr, ['key'], [3], .f_locals['x']), x.byprod (allocation\n"
+    "line; needs tracemalloc tracing in the target), x.by('Type&Size').\n"
+    "byrcs, byvia, bymodule, byprod walk again: members that died drop out.\n"
+    "Kinds: hp.Type(dict) or hp.Type('__main__.Foo'), hp.Type.Dict,\n"
+    "hp.Clodo(T) / hp.Clodo(dictof=T) / hp.Clodo(dictof=()), hp.Size(n)\n"
+    "with .alt('>='), hp.Module(name='m'), hp.Via(\"['k']\"), hp.Rcs(...).\n"
+    "x & kind, x - kind, ~kind, kind | kind, kind & kind.\n"
     "Why is it alive (each walks the heap again):\n"
     "  x.sp           shortest paths from the roots (also x.shpaths);\n"
     "                 x.get_shpaths(avoid_nodes=, avoid_edges=, limit=20);\n"
@@ -41,8 +83,6 @@ constexpr const char* kHpDoc =
     "  x.rp           reference pattern; x.get_rp(depth=4, stopkind=None)\n\n"
     "Any other name loads the standard-library module of that name in the\n"
     "annex, e.g. hp.gc, hp.json.";
-
-PyObject* NewText(const std::string& text);
 
 AnnexAccess* Access(PyObject* self) {
   Session* session = reinterpret_cast<HpObject*>(self)->session;
@@ -82,10 +122,10 @@ PyType_Slot kTextSlots[] = {
 PyType_Spec kTextSpec = {"annex.Text", 0, 0,
                          Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, kTextSlots};
 
-PyObject* AnnexModule();
+}  // namespace
 
 // A new annex.Text holding `text`. Where: annex thread, GIL held.
-PyObject* NewText(const std::string& text) {
+PyObject* internal::NewText(const std::string& text) {
   PyObject* module = AnnexModule();
   if (module == nullptr) return nullptr;
   PyObject* type = PyObject_GetAttrString(module, "Text");
@@ -97,31 +137,7 @@ PyObject* NewText(const std::string& text) {
   return r;
 }
 
-struct IdSetObject {
-  PyObject_HEAD
-  Session* session;
-  KindedSet* set;
-};
-
-PyObject* RaiseStatus(const absl::Status& status) {
-  PyErr_SetString(PyExc_RuntimeError, std::string(status.message()).c_str());
-  return nullptr;
-}
-
-PyObject* NewIdSet(Session* session, KindedSet set);
-
-KindedSet& SetOf(PyObject* self) {
-  return *reinterpret_cast<IdSetObject*>(self)->set;
-}
-
-HeapView* ViewOf(Session* session) {
-  auto view = session->Get<HeapView>();
-  if (!view.ok()) {
-    RaiseStatus(view.status());
-    return nullptr;
-  }
-  return *view;
-}
+namespace {
 
 void IdSetDealloc(PyObject* self) {
   PyTypeObject* type = Py_TYPE(self);
@@ -154,7 +170,10 @@ int IdSetContains(PyObject* self, PyObject* key) {
 
 PyObject* IdSetBinary(PyObject* a, PyObject* b, char op) {
   PyTypeObject* type = Py_TYPE(a);
-  if (Py_TYPE(b) != type) Py_RETURN_NOTIMPLEMENTED;
+  if (Py_TYPE(b) != type) {
+    // A set with a kind (hp_kinds.cc), e.g. h & hp.Type(dict).
+    return internal::KindsBinary(a, b, op);
+  }
   return NewIdSet(reinterpret_cast<IdSetObject*>(a)->session,
                   KindedSet::Combine(SetOf(a), SetOf(b), op));
 }
@@ -163,26 +182,26 @@ PyObject* IdSetAnd(PyObject* a, PyObject* b) { return IdSetBinary(a, b, '&'); }
 PyObject* IdSetSub(PyObject* a, PyObject* b) { return IdSetBinary(a, b, '-'); }
 PyObject* IdSetXor(PyObject* a, PyObject* b) { return IdSetBinary(a, b, '^'); }
 
+// ==, != and the subset tests <=, <, >=, > (Heapy's, by identity).
 PyObject* IdSetRichCompare(PyObject* a, PyObject* b, int op) {
-  if (Py_TYPE(a) != Py_TYPE(b) || (op != Py_EQ && op != Py_NE)) {
-    Py_RETURN_NOTIMPLEMENTED;
+  if (Py_TYPE(a) != Py_TYPE(b)) Py_RETURN_NOTIMPLEMENTED;
+  const auto& x = SetOf(a).addresses;
+  const auto& y = SetOf(b).addresses;
+  auto subset = [](const std::vector<uintptr_t>& p,
+                   const std::vector<uintptr_t>& q) {
+    return p.size() <= q.size() &&
+           std::includes(q.begin(), q.end(), p.begin(), p.end());
+  };
+  bool r = false;
+  switch (op) {
+    case Py_EQ: r = x == y; break;
+    case Py_NE: r = x != y; break;
+    case Py_LE: r = subset(x, y); break;
+    case Py_LT: r = x.size() < y.size() && subset(x, y); break;
+    case Py_GE: r = subset(y, x); break;
+    case Py_GT: r = y.size() < x.size() && subset(y, x); break;
   }
-  bool eq = SetOf(a).addresses == SetOf(b).addresses;
-  return PyBool_FromLong(op == Py_EQ ? eq : !eq);
-}
-
-// x[i]: the objects of the i-th row of the partition.
-PyObject* IdSetItem(PyObject* self, PyObject* key) {
-  Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
-  if (i == -1 && PyErr_Occurred()) return nullptr;
-  std::vector<KindedSet::Row> rows = SetOf(self).Rows();
-  if (i < 0) i += rows.size();
-  if (i < 0 || i >= static_cast<Py_ssize_t>(rows.size())) {
-    PyErr_SetString(PyExc_IndexError, "partition row out of range");
-    return nullptr;
-  }
-  return NewIdSet(reinterpret_cast<IdSetObject*>(self)->session,
-                  SetOf(self).OfKind(rows[i].kind));
+  return PyBool_FromLong(r);
 }
 
 PyObject* IdSetCount(PyObject* self, void*) {
@@ -195,12 +214,7 @@ PyObject* IdSetMore(PyObject* self, void*) {
   return NewText(SetOf(self).PartitionTable(~size_t{0}));
 }
 PyObject* IdSetKind(PyObject* self, void*) {
-  std::vector<KindedSet::Row> rows = SetOf(self).Rows();
-  if (rows.size() != 1) {
-    PyErr_SetString(PyExc_ValueError, "the set has more than one kind");
-    return nullptr;
-  }
-  return PyUnicode_FromString(rows[0].kind.c_str());
+  return internal::IdSetKindOf(self);
 }
 PyObject* IdSetDomisize(PyObject* self, void*) {
   HeapView* view = ViewOf(reinterpret_cast<IdSetObject*>(self)->session);
@@ -216,7 +230,6 @@ PyObject* IdSetById(PyObject* self, void*) {
   if (!text.ok()) return RaiseStatus(text.status());
   return NewText(*text);
 }
-PyObject* IdSetByType(PyObject* self, void*) { return Py_NewRef(self); }
 
 PyGetSetDef kIdSetGetSet[] = {
     {"count", IdSetCount, nullptr, "number of objects", nullptr},
@@ -224,7 +237,6 @@ PyGetSetDef kIdSetGetSet[] = {
     {"more", IdSetMore, nullptr, "the whole partition table", nullptr},
     {"all", IdSetMore, nullptr, "the whole partition table", nullptr},
     {"kind", IdSetKind, nullptr, "the kind of a one-kind set", nullptr},
-    {"bytype", IdSetByType, nullptr, "the set partitioned by type", nullptr},
     {"domisize", IdSetDomisize, nullptr,
      "bytes that would be freed if the set's live members went away", nullptr},
     {"byid", IdSetById, nullptr,
@@ -232,7 +244,59 @@ PyGetSetDef kIdSetGetSet[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
+// Classifier and partition attributes live in hp_kinds.cc.
+PyObject* IdSetGetattro(PyObject* self, PyObject* name) {
+  PyObject* found = PyObject_GenericGetAttr(self, name);
+  if (found != nullptr || !PyErr_ExceptionMatches(PyExc_AttributeError)) {
+    return found;
+  }
+  const char* n = PyUnicode_AsUTF8(name);
+  if (n == nullptr) return nullptr;
+  PyObject* saved_type, *saved_value, *saved_tb;
+  PyErr_Fetch(&saved_type, &saved_value, &saved_tb);
+  PyObject* r = internal::IdSetKindsAttr(self, n);
+  if (r != nullptr || PyErr_Occurred()) {
+    Py_XDECREF(saved_type);
+    Py_XDECREF(saved_value);
+    Py_XDECREF(saved_tb);
+    return r;
+  }
+  PyErr_Restore(saved_type, saved_value, saved_tb);
+  return nullptr;
+}
+
+PyObject* IdSetDir(PyObject* self, PyObject*) {
+  PyObject* list = PyList_New(0);
+  if (list == nullptr) return nullptr;
+  for (PyGetSetDef* g = kIdSetGetSet; g->name != nullptr; ++g) {
+    PyObject* s = PyUnicode_FromString(g->name);
+    if (s == nullptr || PyList_Append(list, s) < 0) {
+      Py_XDECREF(s);
+      Py_DECREF(list);
+      return nullptr;
+    }
+    Py_DECREF(s);
+  }
+  for (const char* const* n = internal::kIdSetKindsAttrs; *n != nullptr; ++n) {
+    PyObject* s = PyUnicode_FromString(*n);
+    if (s == nullptr || PyList_Append(list, s) < 0) {
+      Py_XDECREF(s);
+      Py_DECREF(list);
+      return nullptr;
+    }
+    Py_DECREF(s);
+  }
+  return list;
+}
+
+PyMethodDef kIdSetMethods[] = {
+    {"__dir__", IdSetDir, METH_NOARGS, nullptr},
+    {nullptr, nullptr, 0, nullptr},
+};
+
 PyType_Slot kIdSetSlots[] = {
+    {Py_tp_getattro, reinterpret_cast<void*>(IdSetGetattro)},
+    {Py_tp_methods, kIdSetMethods},
     {Py_tp_doc, const_cast<char*>("A set of target objects (identities with "
                                   "the kind and size seen).")},
     {Py_tp_dealloc, reinterpret_cast<void*>(IdSetDealloc)},
@@ -242,7 +306,7 @@ PyType_Slot kIdSetSlots[] = {
     {Py_sq_length, reinterpret_cast<void*>(IdSetLen)},
     {Py_sq_contains, reinterpret_cast<void*>(IdSetContains)},
     {Py_mp_length, reinterpret_cast<void*>(IdSetLen)},
-    {Py_mp_subscript, reinterpret_cast<void*>(IdSetItem)},
+    {Py_mp_subscript, reinterpret_cast<void*>(internal::IdSetSubscript)},
     {Py_nb_or, reinterpret_cast<void*>(IdSetOr)},
     {Py_nb_and, reinterpret_cast<void*>(IdSetAnd)},
     {Py_nb_subtract, reinterpret_cast<void*>(IdSetSub)},
@@ -256,7 +320,9 @@ PyType_Spec kIdSetSpec = {
 
 
 
-PyObject* NewIdSet(Session* session, KindedSet set) {
+}  // namespace
+
+PyObject* internal::NewIdSet(Session* session, KindedSet set) {
   PyObject* module = AnnexModule();
   if (module == nullptr) return nullptr;
   PyObject* type = PyObject_GetAttrString(module, "IdSet");
@@ -269,6 +335,8 @@ PyObject* NewIdSet(Session* session, KindedSet set) {
   reinterpret_cast<IdSetObject*>(obj)->set = new KindedSet(std::move(set));
   return obj;
 }
+
+namespace {
 
 Session* SessionOf(PyObject* hp) { return reinterpret_cast<HpObject*>(hp)->session; }
 
@@ -284,6 +352,38 @@ PyObject* HpHeapU(PyObject* self, PyObject*) {
   HeapView* view = ViewOf(SessionOf(self));
   if (view == nullptr) return nullptr;
   auto set = view->HeapU();
+  if (!set.ok()) return RaiseStatus(set.status());
+  return NewIdSet(SessionOf(self), std::move(*set));
+}
+
+// hp.idset(ids): the live objects among those ids (addresses, as id() in
+// the target gives them; target objects themselves never reach the annex).
+PyObject* HpIdSet(PyObject* self, PyObject* arg) {
+  PyObject* it = PyObject_GetIter(arg);
+  if (it == nullptr) {
+    PyErr_SetString(PyExc_TypeError,
+                    "idset() takes an iterable of object ids (ints)");
+    return nullptr;
+  }
+  std::vector<uintptr_t> addresses;
+  while (PyObject* item = PyIter_Next(it)) {
+    unsigned long long a =
+        PyLong_Check(item) ? PyLong_AsUnsignedLongLong(item) : 0;
+    Py_DECREF(item);
+    if (a == 0 || PyErr_Occurred()) {
+      Py_DECREF(it);
+      PyErr_Clear();
+      PyErr_SetString(PyExc_TypeError,
+                      "idset() takes object ids: ints > 0, as id() gives");
+      return nullptr;
+    }
+    addresses.push_back(static_cast<uintptr_t>(a));
+  }
+  Py_DECREF(it);
+  if (PyErr_Occurred()) return nullptr;
+  HeapView* view = ViewOf(SessionOf(self));
+  if (view == nullptr) return nullptr;
+  auto set = view->FromAddresses(std::move(addresses));
   if (!set.ok()) return RaiseStatus(set.status());
   return NewIdSet(SessionOf(self), std::move(*set));
 }
@@ -317,6 +417,9 @@ PyObject* HpGetattro(PyObject* self, PyObject* name) {
     PyErr_Format(PyExc_AttributeError, "hp has no attribute '%s'", n);
     return nullptr;
   }
+  // Kinds: hp.Type, hp.Clodo, hp.Size, ... (hp_kinds.cc).
+  if (PyObject* kind = internal::HpKindFactory(SessionOf(self), n)) return kind;
+  if (PyErr_Occurred()) return nullptr;
   // Not a service: the standard-library module of that name, in the annex.
   PyObject* module = PyImport_ImportModule(n);
   if (module == nullptr && PyErr_ExceptionMatches(PyExc_ImportError)) {
@@ -330,8 +433,9 @@ PyObject* HpGetattro(PyObject* self, PyObject* name) {
 }
 
 PyObject* HpDir(PyObject* self, PyObject*) {
-  return Py_BuildValue("[ssssss]", "Nothing", "heap", "heapu", "setref",
-                       "stacks", "threads");
+  return Py_BuildValue("[sssssssssssss]", "Clodo", "Module", "Nothing", "Rcs",
+                       "Size", "Type", "Via", "heap", "heapu", "idset",
+                       "setref", "stacks", "threads");
 }
 
 PyObject* HpRepr(PyObject*) {
@@ -345,6 +449,9 @@ PyMethodDef kHpMethods[] = {
      "reference point, when set), partitioned by type."},
     {"heapu", HpHeapU, METH_NOARGS,
      "heapu() -> IdSet: objects tracked by the target's gc but unreachable."},
+    {"idset", HpIdSet, METH_O,
+     "idset(ids) -> IdSet: the objects with those ids (id() in the target) "
+     "that are alive now."},
     {"setref", HpSetRef, METH_NOARGS,
      "setref(): later heap() calls show only objects that appeared since."},
     {"threads", HpThreads, METH_NOARGS,
@@ -399,7 +506,8 @@ int ModuleExec(PyObject* module) {
   if (hp_internal::AddRetention(module, reinterpret_cast<PyTypeObject*>(idset)) < 0) {
     return -1;
   }
-  return 0;
+  // Classifiers and kinds (x.byclodo, hp.Type, ...): hp_kinds.cc.
+  return internal::AddKindTypes(module);
 }
 
 PyModuleDef_Slot kModuleSlots[] = {
@@ -413,9 +521,11 @@ PyModuleDef kModuleDef = {
     nullptr, kModuleSlots, nullptr, nullptr, nullptr,
 };
 
+}  // namespace
+
 // The `annex` module of the current interpreter, created on first use.
 // Where: GIL held, annex current.
-PyObject* AnnexModule() {
+PyObject* internal::AnnexModule() {
   PyObject* modules = PyImport_GetModuleDict();
   PyObject* module = PyDict_GetItemString(modules, "annex");
   if (module != nullptr) return Py_NewRef(module);
@@ -436,12 +546,10 @@ PyObject* AnnexModule() {
   return module;
 }
 
-}  // namespace
-
 namespace hp_internal {
 
 KindedSet* IdSetContents(PyObject* obj) {
-  PyObject* module = AnnexModule();
+  PyObject* module = internal::AnnexModule();
   if (module == nullptr) return nullptr;
   PyObject* type = PyObject_GetAttrString(module, "IdSet");
   Py_DECREF(module);
@@ -453,25 +561,25 @@ KindedSet* IdSetContents(PyObject* obj) {
                  Py_TYPE(obj)->tp_name);
     return nullptr;
   }
-  return &SetOf(obj);
+  return &internal::SetOf(obj);
 }
 
 Session* IdSetSession(PyObject* idset) {
-  return reinterpret_cast<IdSetObject*>(idset)->session;
+  return internal::IdSetSession(idset);
 }
 
 PyObject* MakeIdSet(Session* session, KindedSet set) {
-  return NewIdSet(session, std::move(set));
+  return internal::NewIdSet(session, std::move(set));
 }
 
-PyObject* MakeText(const std::string& text) { return NewText(text); }
+PyObject* MakeText(const std::string& text) { return internal::NewText(text); }
 
 PyObject* SetStatusError(const absl::Status& status) {
   if (status.code() == absl::StatusCode::kInvalidArgument) {
     PyErr_SetString(PyExc_ValueError, std::string(status.message()).c_str());
     return nullptr;
   }
-  return RaiseStatus(status);
+  return internal::RaiseStatus(status);
 }
 
 }  // namespace hp_internal

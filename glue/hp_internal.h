@@ -1,6 +1,7 @@
 // Private to glue/hp*.cc: what the parts of the `annex` module share, so
-// each concern (retention, classifiers, ...) lives in its own source file
-// and registers itself on the IdSet type from hp.cc's module exec.
+// each concern (classifiers and kinds in hp_kinds.cc, retention in
+// hp_retention.cc) lives in its own source file and registers itself from
+// hp.cc's module exec.
 #pragma once
 
 #include <Python.h>
@@ -32,3 +33,47 @@ PyObject *SetStatusError(const absl::Status &status);
 int AddRetention(PyObject *module, PyTypeObject *idset);
 
 } // namespace annex::glue::hp_internal
+
+namespace annex::glue::internal {
+
+struct IdSetObject {
+  PyObject_HEAD
+  Session* session;
+  KindedSet* set;
+};
+
+// All: annex thread, GIL held, annex current.
+PyObject* NewText(const std::string& text);
+PyObject* NewIdSet(Session* session, KindedSet set);
+PyObject* AnnexModule();
+PyObject* RaiseStatus(const absl::Status& status);
+HeapView* ViewOf(Session* session);
+inline KindedSet& SetOf(PyObject* self) {
+  return *reinterpret_cast<IdSetObject*>(self)->set;
+}
+inline Session* IdSetSession(PyObject* self) {
+  return reinterpret_cast<IdSetObject*>(self)->session;
+}
+
+// hp_kinds.cc: the kinds face.
+// Adds annex.Kind and annex.KindFactory to the module. Returns 0, or -1
+// with an exception set.
+int AddKindTypes(PyObject* module);
+// hp.Type, hp.Clodo, hp.Size, hp.Module, hp.Via, hp.Rcs (new reference),
+// or nullptr without an exception for other names.
+PyObject* HpKindFactory(Session* session, const char* name);
+// IdSet attributes of classifiers and partitions (bytype, byclodo, ...,
+// by, all, parts, brief, theone), or nullptr without an exception for
+// other names.
+PyObject* IdSetKindsAttr(PyObject* self, const char* name);
+// The names IdSetKindsAttr serves, for dir().
+extern const char* const kIdSetKindsAttrs[];
+// x.kind: the kind of a one-row set.
+PyObject* IdSetKindOf(PyObject* self);
+// Set algebra where one operand is a Kind: `x & k`, `k & x`, `x - k`.
+// Py_NotImplemented when neither is one.
+PyObject* KindsBinary(PyObject* a, PyObject* b, char op);
+// x[i] / x[a:b] on the partition.
+PyObject* IdSetSubscript(PyObject* self, PyObject* key);
+
+}  // namespace annex::glue::internal

@@ -27,6 +27,10 @@ extern "C" int _PyEval_AddPendingCall(PyInterpreterState* interp,
                                       int (*func)(void*), void* arg);
 #endif
 
+// tracemalloc_calls.c (C: 3.11's tracemalloc.h is not C++-linkable).
+extern "C" int AnnexTracemallocUntrack(unsigned int domain, uintptr_t ptr);
+extern "C" PyObject* AnnexTracemallocTraceback(uintptr_t ptr);
+
 namespace annex::python {
 
 int AddPendingCallToMain(int (*func)(void*), void* arg) {
@@ -331,6 +335,42 @@ PyObject* InlineAttributeHolding(PyObject* obj, PyObject* value) {
     if (values->values[i] == value) return entries[i].me_key;
   }
   return nullptr;
+}
+
+namespace {
+// A tracemalloc domain no allocator uses ("ANNX"): untracking in it is a
+// no-op that still reports whether tracemalloc traces.
+constexpr unsigned int kProbeDomain = 0x414E4E58;
+}  // namespace
+
+bool TracemallocIsTracing() {
+  return AnnexTracemallocUntrack(kProbeDomain, 0) != -2;
+}
+
+bool TracemallocSite(PyObject* obj, std::string* filename, int* lineno) {
+  uintptr_t block = reinterpret_cast<uintptr_t>(obj) - SizeofPreHeader(obj);
+  PyObject* tb = AnnexTracemallocTraceback(block);
+  if (tb == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  bool found = false;
+  if (PyTuple_Check(tb) && PyTuple_GET_SIZE(tb) > 0) {
+    PyObject* frame = PyTuple_GET_ITEM(tb, 0);
+    if (PyTuple_Check(frame) && PyTuple_GET_SIZE(frame) == 2 &&
+        PyUnicode_Check(PyTuple_GET_ITEM(frame, 0))) {
+      const char* f = PyUnicode_AsUTF8(PyTuple_GET_ITEM(frame, 0));
+      long line = PyLong_AsLong(PyTuple_GET_ITEM(frame, 1));
+      if (f != nullptr && !(line == -1 && PyErr_Occurred())) {
+        *filename = f;
+        *lineno = static_cast<int>(line);
+        found = true;
+      }
+      PyErr_Clear();
+    }
+  }
+  Py_DECREF(tb);
+  return found;
 }
 
 }  // namespace annex::python

@@ -5,6 +5,8 @@
 
 #include <Python.h>
 
+#include <string>
+
 #include "absl/status/status.h"
 
 namespace annex::python {
@@ -118,5 +120,16 @@ PyObject* ExistingInstanceDict(PyObject* obj);
 // not in a dict object), or nullptr when it has none or none is `value`.
 // Where: GIL held, any interpreter; `obj` alive.
 PyObject* InlineAttributeHolding(PyObject* obj, PyObject* value);
+
+// Whether tracemalloc traces now (process-wide). Asks without side effect
+// (untracking nothing in a domain no one uses). Where: GIL held.
+bool TracemallocIsTracing();
+
+// The most recent frame of the traceback tracemalloc recorded for the
+// memory block of `obj` (what tracemalloc.get_object_traceback(obj)[0]
+// reports), read through the C API without running Python code; false when
+// the block is not traced. Creates short-lived tuples in the current
+// interpreter. Where: GIL held; `obj` alive.
+bool TracemallocSite(PyObject* obj, std::string* filename, int* lineno);
 
 }  // namespace annex::python

@@ -1,0 +1,299 @@
+// Classifiers: names, headers and renderings of Heapy's kinds.
+#include "glue/classifiers.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "monitor/python/version.h"
+
+namespace annex::glue {
+namespace {
+
+constexpr const char* kClodoHeader = "Kind (class / dict of class)";
+
+struct PartInfo {
+  Classifier::Part part;
+  const char* name;
+};
+constexpr PartInfo kParts[] = {
+    {Classifier::kClodo, "Clodo"},   {Classifier::kType, "Type"},
+    {Classifier::kSize, "Size"},     {Classifier::kModule, "Module"},
+    {Classifier::kId, "Id"},         {Classifier::kUnity, "Unity"},
+    {Classifier::kRcs, "Rcs"},       {Classifier::kVia, "Via"},
+    {Classifier::kProd, "Prod"},
+};
+
+// Adds the static types among the values of `dict` to `table`, named by
+// `prefix` + key. Where: GIL held; `dict` a dict of the annex.
+void AddTypes(PyObject* dict, const std::string& prefix,
+              absl::flat_hash_map<PyTypeObject*, std::string>& table) {
+  // Sorted by key, later keys win, as Heapy builds its table.
+  std::vector<std::pair<std::string, PyTypeObject*>> entries;
+  Py_ssize_t pos = 0;
+  PyObject *key, *value;
+  while (PyDict_Next(dict, &pos, &key, &value)) {
+    if (!PyUnicode_Check(key) || !PyType_Check(value)) continue;
+    PyTypeObject* type = reinterpret_cast<PyTypeObject*>(value);
+    if (PyType_HasFeature(type, Py_TPFLAGS_HEAPTYPE)) continue;
+    const char* k = PyUnicode_AsUTF8(key);
+    if (k == nullptr) {
+      PyErr_Clear();
+      continue;
+    }
+    entries.emplace_back(k, type);
+  }
+  std::sort(entries.begin(), entries.end());
+  for (auto& [k, type] : entries) table[type] = prefix + k;
+}
+
+}  // namespace
+
+absl::StatusOr<TypeNamer> TypeNamer::Create() {
+  TypeNamer namer;
+  PyObject* types = PyImport_ImportModule("types");
+  if (types == nullptr) {
+    PyErr_Clear();
+    return absl::InternalError("cannot import the annex's types module");
+  }
+  AddTypes(PyModule_GetDict(types), "types.", namer.table_);
+  Py_DECREF(types);
+  PyObject* builtins = PyEval_GetBuiltins();  // borrowed, annex's
+  if (builtins != nullptr) AddTypes(builtins, "", namer.table_);
+  namer.table_[&PyModule_Type] = "module";
+  namer.table_[&PyFunction_Type] = "function";
+  return namer;
+}
+
+std::string TypeNamer::Name(PyTypeObject* type) const {
+  if (!PyType_HasFeature(type, Py_TPFLAGS_HEAPTYPE)) {
+    auto it = table_.find(type);
+    if (it != table_.end()) return it->second;
+    // A static type's __module__ and __name__ come from tp_name.
+    absl::string_view full = type->tp_name;
+    size_t dot = full.rfind('.');
+    if (dot == absl::string_view::npos) return absl::StrCat("builtins.", full);
+    return std::string(full);
+  }
+  // A heap type: __module__ from its own dict, __name__ = ht_name.
+  std::string module = "builtins";
+  if (type->tp_dict != nullptr) {
+    PyObject* m = PyDict_GetItemString(type->tp_dict, "__module__");
+    if (m != nullptr && PyUnicode_Check(m)) {
+      const char* s = PyUnicode_AsUTF8(m);
+      if (s != nullptr) module = s;
+    }
+    PyErr_Clear();
+  }
+  std::string name;
+  PyObject* ht_name = reinterpret_cast<PyHeapTypeObject*>(type)->ht_name;
+  if (ht_name != nullptr && PyUnicode_Check(ht_name)) {
+    const char* s = PyUnicode_AsUTF8(ht_name);
+    if (s != nullptr) name = s;
+    PyErr_Clear();
+  }
+  if (name.empty()) {
+    absl::string_view full = type->tp_name;
+    size_t dot = full.rfind('.');
+    name = std::string(dot == absl::string_view::npos ? full
+                                                     : full.substr(dot + 1));
+  }
+  return absl::StrCat(module, ".", name);
+}
+
+absl::StatusOr<Classifier> Classifier::Parse(absl::string_view spec) {
+  Classifier c;
+  c.parts_.clear();
+  if (spec.empty()) return Classifier(kUnity);  // Heapy: no relation = Unity
+  for (absl::string_view s : absl::StrSplit(spec, '&')) {
+    bool found = false;
+    for (const PartInfo& p : kParts) {
+      if (s == p.name) {
+        c.parts_.push_back(p.part);
+        found = true;
+      }
+    }
+    if (!found) {
+      std::vector<std::string> names;
+      for (const PartInfo& p : kParts) names.push_back(p.name);
+      return absl::InvalidArgumentError(
+          absl::StrCat("by(): no such equivalence relation: '", s,
+                       "'; known: ", absl::StrJoin(names, ", "),
+                       ", combined with '&' (e.g. 'Type&Size')"));
+    }
+  }
+  return c;
+}
+
+std::string Classifier::PartName(Part p) {
+  for (const PartInfo& i : kParts) {
+    if (i.part == p) return i.name;
+  }
+  return "?";
+}
+
+std::string Classifier::PartHeader(Part p, bool in_and) {
+  switch (p) {
+    case kClodo:
+      return kClodoHeader;
+    case kType:
+      return "Type";
+    case kSize:
+      return "Individual Size";
+    case kModule:
+      return "Module";
+    case kId:
+      return "Object Identity";
+    case kUnity:
+      return "<unclassified>";
+    case kRcs:
+      return in_and ? absl::StrCat("{Referrers by ", kClodoHeader, "}")
+                    : absl::StrCat("Referrers by ", kClodoHeader);
+    case kVia:
+      return in_and ? "{Referred Via}" : "Referred Via:";
+    case kProd:
+      return "Producer (line of allocation)";
+  }
+  return "";
+}
+
+std::string Classifier::Name() const {
+  std::vector<std::string> names;
+  for (Part p : parts_) names.push_back(PartName(p));
+  return absl::StrJoin(names, "&");
+}
+
+std::string Classifier::Header() const {
+  if (parts_.size() == 1) return PartHeader(parts_[0], false);
+  std::vector<std::string> h;
+  for (Part p : parts_) h.push_back(PartHeader(p, true));
+  return absl::StrJoin(h, " & ");
+}
+
+bool Classifier::NeedsLiveObjects() const {
+  for (Part p : parts_) {
+    if (p == kModule || p == kRcs || p == kVia || p == kProd) return true;
+  }
+  return false;
+}
+
+bool Classifier::NeedsReferrers() const {
+  for (Part p : parts_) {
+    if (p == kRcs || p == kVia) return true;
+  }
+  return false;
+}
+
+uint32_t Labels::Intern(const std::string& name,
+                        absl::flat_hash_map<std::string, uint32_t>& index,
+                        std::vector<std::string>& names) {
+  auto [it, added] = index.emplace(name, static_cast<uint32_t>(names.size()));
+  if (added) names.push_back(name);
+  return it->second;
+}
+
+std::string RenderSize(uint64_t size, bool in_and) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, in_and ? "%llu" : "%9llu",
+                static_cast<unsigned long long>(size));
+  return buf;
+}
+
+std::string RenderId(uintptr_t address) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "<id 0x%llx>",
+                static_cast<unsigned long long>(address));
+  return buf;
+}
+
+std::string RenderRcs(std::vector<std::string> referrer_kinds, bool in_and) {
+  std::sort(referrer_kinds.begin(), referrer_kinds.end());
+  std::string r = absl::StrJoin(referrer_kinds, ", ");
+  if (in_and) return absl::StrCat("{", r, "}");
+  return r.empty() ? "<Nothing>" : r;
+}
+
+namespace {
+// Python's repr of a str, for the texts edge naming produces (ASCII
+// punctuation, identifiers and rendered keys): single quotes unless the
+// text holds a single quote and no double quote.
+std::string PyStrRepr(const std::string& s) {
+  const bool single = s.find('\'') != std::string::npos;
+  const bool dbl = s.find('"') != std::string::npos;
+  const char q = (single && !dbl) ? '"' : '\'';
+  std::string out(1, q);
+  for (char c : s) {
+    if (c == '\\' || c == q) out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  out += q;
+  return out;
+}
+}  // namespace
+
+std::string RenderVia(const std::vector<std::string>& relations, bool in_and) {
+  std::vector<std::string> r;
+  r.reserve(relations.size());
+  for (const std::string& s : relations) r.push_back(PyStrRepr(s));
+  std::sort(r.begin(), r.end());
+  r.erase(std::unique(r.begin(), r.end()), r.end());
+  std::string out = absl::StrJoin(r, ", ");
+  return in_and ? absl::StrCat("{", out, "}") : out;
+}
+
+absl::flat_hash_map<uintptr_t, PyTypeObject*> DictOwners(
+    const std::vector<uintptr_t>& objects) {
+  // How a type's instances hold their attribute dict, decided once per
+  // type (a small direct-mapped cache in front of a map): PyType_IsSubtype
+  // and the flag tests are too slow to repeat for millions of objects.
+  enum Mode : uint8_t { kNone, kTypeDict, kModuleDict, kInstanceDict };
+  auto decide = [](PyTypeObject* type) {
+    if (PyType_HasFeature(type, Py_TPFLAGS_TYPE_SUBCLASS)) return kTypeDict;
+    if (PyType_IsSubtype(type, &PyModule_Type)) return kModuleDict;
+    if (type->tp_dictoffset != 0 ||
+        PyType_HasFeature(type, Py_TPFLAGS_MANAGED_DICT)) {
+      return kInstanceDict;
+    }
+    return kNone;
+  };
+  constexpr size_t kCache = 64;
+  PyTypeObject* cache_type[kCache] = {};
+  Mode cache_mode[kCache] = {};
+  absl::flat_hash_map<uintptr_t, PyTypeObject*> owners;
+  owners.reserve(objects.size() / 8);
+  for (uintptr_t a : objects) {
+    PyObject* obj = reinterpret_cast<PyObject*>(a);
+    PyTypeObject* type = Py_TYPE(obj);
+    const size_t slot = (reinterpret_cast<uintptr_t>(type) >> 4) % kCache;
+    if (cache_type[slot] != type) {
+      cache_type[slot] = type;
+      cache_mode[slot] = decide(type);
+    }
+    PyObject* dict = nullptr;
+    switch (cache_mode[slot]) {
+      case kNone:
+        continue;
+      case kTypeDict:
+        dict = reinterpret_cast<PyTypeObject*>(obj)->tp_dict;
+        break;
+      case kModuleDict:
+        dict = PyModule_GetDict(obj);  // borrowed md_dict, no side effect
+        break;
+      case kInstanceDict:
+        dict = python::ExistingInstanceDict(obj);
+        break;
+    }
+    if (dict != nullptr && Py_TYPE(dict) == &PyDict_Type) {
+      owners.emplace(reinterpret_cast<uintptr_t>(dict), type);
+    }
+  }
+  return owners;
+}
+
+}  // namespace annex::glue

@@ -1,0 +1,331 @@
+// hp's classifiers and kinds through the public API, checked against what
+// the target itself computes over the same objects.
+#include <Python.h>
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "monitor/monitor.h"
+#include "tests/testing/python_main.h"
+
+namespace annex {
+namespace {
+
+using ::annex::testing::EvalTarget;
+using ::annex::testing::RunTargetCode;
+
+std::string TargetStr(const std::string& expr) {
+  PyObject* v = EvalTarget(expr);
+  std::string r;
+  if (v != nullptr && PyUnicode_Check(v)) r = PyUnicode_AsUTF8(v);
+  Py_XDECREF(v);
+  return r;
+}
+
+std::string Exec(Monitor& m, const std::string& code) {
+  auto out = m.ExecInAnnex(code);
+  EXPECT_TRUE(out.ok()) << out.status();
+  return out.ok() ? *out : "";
+}
+
+// The oracle, run in the target: Heapy's names of types, and for a dict the
+// type of the object whose attribute dict it is (found through
+// gc.get_referrers), over the objects in `objs`. One line per kind,
+// "name|count|size", sorted.
+constexpr char kOracle[] = R"(
+import builtins, gc, sys, types
+def _heapy_names():
+    t = {}
+    for k, v in sorted(vars(types).items()):
+        if isinstance(v, type) and not v.__flags__ & (1 << 9):
+            t[v] = 'types.' + k
+    for k, v in sorted(vars(builtins).items()):
+        if isinstance(v, type) and not v.__flags__ & (1 << 9):
+            t[v] = k
+    t[types.ModuleType] = 'module'
+    t[types.FunctionType] = 'function'
+    return t
+_NAMES = _heapy_names()
+def oracle_name(t):
+    return _NAMES.get(t) or '%s.%s' % (t.__module__, t.__name__)
+def oracle_owners(dicts):
+    # Not gc.get_referrers: on 3.13 an instance whose inline values are
+    # still valid does not visit its materialized dict in tp_traverse.
+    want = {id(d) for d in dicts}
+    owners = {}
+    for r in gc.get_objects():
+        if isinstance(r, type):
+            for x in gc.get_referents(r):
+                if type(x) is dict and id(x) in want:
+                    owners.setdefault(id(x), r)
+        elif type(r) is not dict:
+            try:
+                d = object.__getattribute__(r, '__dict__')
+            except (AttributeError, TypeError):
+                continue
+            if id(d) in want:
+                owners.setdefault(id(d), r)
+    return owners
+def oracle_rows(objs, clodo):
+    rows = {}
+    owners = oracle_owners([o for o in objs if type(o) is dict]) if clodo else {}
+    for o in objs:
+        name = oracle_name(type(o))
+        if clodo and type(o) is dict:
+            owner = owners.get(id(o))
+            name = 'dict (no owner)' if owner is None else 'dict of ' + oracle_name(type(owner))
+        c, s = rows.get(name, (0, 0))
+        rows[name] = (c + 1, s + sys.getsizeof(o))
+    return '\n'.join(sorted('%s|%d|%d' % (k, c, s) for k, (c, s) in rows.items()))
+)";
+
+// Prints the rows of `expr` (an IdSet) in the oracle's format.
+std::string AnnexRows(const std::string& expr) {
+  return "print('\\n'.join(sorted('%s|%d|%d' % (p.kind.brief, p.count, p.size)"
+         " for p in (" + expr + ").parts)))\n";
+}
+
+class HpClassifyTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { ASSERT_TRUE(RunTargetCode(kOracle)); }
+  void SetUp() override { ASSERT_TRUE(monitor_.Start().ok()); }
+  void TearDown() override { EXPECT_TRUE(monitor_.Stop().ok()); }
+  Monitor monitor_;
+};
+
+struct Workload {
+  const char* name;
+  const char* code;  // builds `objs`: the objects to classify
+};
+
+constexpr Workload kWorkloads[] = {
+    {"dicts",
+     "objs = [{'k%d' % i: i + 1000, 'v': [i]} for i in range(50)]\n"
+     "objs += [d['v'] for d in objs] + [{} for _ in range(7)]\n"},
+    {"instances_with_dict",
+     "class WInst:\n"
+     "    def __init__(self, v): self.v = v; self.w = [v]\n"
+     "insts = [WInst(i) for i in range(40)]\n"
+     "objs = insts + [vars(o) for o in insts[:25]] + [o.w for o in insts]\n"},
+    {"slots",
+     "class WSlots:\n"
+     "    __slots__ = ('a', 'b')\n"
+     "    def __init__(self, v): self.a = v; self.b = (v, v + 1)\n"
+     "objs = [WSlots(i + 5000) for i in range(30)]\n"
+     "objs += [o.b for o in objs] + [o.a for o in objs]\n"},
+    {"nested_types_modules",
+     "import types as _t\n"
+     "class WBase:\n"
+     "    x = 1\n"
+     "class WSub(WBase):\n"
+     "    def f(self): return 1\n"
+     "wmod = _t.ModuleType('wmod')\n"
+     "wmod.data = {'a': {'b': {'c': [1, 2, (3, 4)]}}}\n"
+     "def wfunc(): pass\n"
+     "wfunc.attr = 7\n"
+     "objs = [WBase, WSub, wmod, vars(wmod), wmod.data, wmod.data['a'],\n"
+     "        wmod.data['a']['b'], wmod.data['a']['b']['c'], wfunc,\n"
+     "        wfunc.__dict__]\n"
+     "objs += [d for c in (WBase, WSub) for d in __import__('gc')"
+     ".get_referents(c) if type(d) is dict]\n"},
+};
+
+TEST_F(HpClassifyTest, ByTypeAndByClodoAgreeWithTheTargetsOwnCount) {
+  for (const Workload& w : kWorkloads) {
+    SCOPED_TRACE(w.name);
+    ASSERT_TRUE(RunTargetCode(w.code));
+    ASSERT_TRUE(RunTargetCode("ids = [id(o) for o in objs]"));
+    std::string ids = TargetStr("repr(ids)");
+    std::string annex = Exec(monitor_,
+                             "s = hp.idset(" + ids + ")\n"
+                             "print(len(s))\n" +
+                                 AnnexRows("s.bytype") + "print('--')\n" +
+                                 AnnexRows("s.byclodo") + "print('--')\n" +
+                                 // The default partition is by Clodo.
+                                 AnnexRows("s"));
+    std::string expected = TargetStr(
+        "str(len(objs)) + '\\n' + oracle_rows(objs, False) + "
+        "'\\n--\\n' + oracle_rows(objs, True) + '\\n--\\n' + "
+        "oracle_rows(objs, True) + '\\n'");
+    EXPECT_EQ(annex, expected);
+  }
+  ASSERT_TRUE(RunTargetCode("del objs, ids"));
+}
+
+TEST_F(HpClassifyTest, HeapIsPartitionedByClodoWithHeapysHeader) {
+  ASSERT_TRUE(RunTargetCode(
+      "class Owner:\n"
+      "    pass\n"
+      "owner = Owner()\n"
+      "owner.__dict__['x'] = 1\n"
+      // Held here too: on 3.13 an instance with valid inline values does
+      // not report its materialized dict to tp_traverse (nor to the walk).
+      "owner_dict = owner.__dict__\n"));
+  std::string out = Exec(monitor_,
+                         "h = hp.heap()\n"
+                         "print(repr(h).splitlines()[1])\n"
+                         "print(h.er)\n"
+                         "print('dict of __main__.Owner' in h.all)\n"
+                         "print('dict of module' in h.all)\n"
+                         "print(repr(h.bytype).splitlines()[1])\n");
+  EXPECT_EQ(out,
+            " Index  Count   %     Size   % Cumulative  % Kind (class / dict "
+            "of class)\nClodo\nTrue\nTrue\n"
+            " Index  Count   %     Size   % Cumulative  % Type\n");
+}
+
+constexpr char kRegistry[] =
+    "import sys, types\n"
+    "class Held:\n"
+    "    pass\n"
+    "wreg = types.ModuleType('wreg')\n"
+    "sys.modules['wreg'] = wreg\n"
+    "wreg.registry = {}\n"
+    "wreg.registry['k'] = Held()\n";
+
+TEST_F(HpClassifyTest, ByviaAndByrcsNameHowTheObjectIsHeld) {
+  ASSERT_TRUE(RunTargetCode(kRegistry));
+  std::string out = Exec(
+      monitor_,
+      "h = hp.heap()\n"
+      "held = h & hp.Type('__main__.Held')\n"
+      "print(len(held))\n"
+      "print(held.byvia.kind.brief)\n"
+      "print(held.byrcs.kind.brief)\n"
+      "reg = h & hp.Via(\"['registry']\")\n"
+      "print(reg.byrcs.kind.brief, '|', reg.kind.brief)\n"
+      "print(repr(held.byvia).splitlines()[1])\n"
+      "print(repr(held.byrcs).splitlines()[1])\n"
+      // Kinds of these classifiers select the same objects.
+      "print((h & hp.Via(\"['k']\")) == held,"
+      " len(held & hp.Rcs(hp.Clodo(dictof=()))),"
+      " len(held & hp.Rcs('dict of module')))\n");
+  EXPECT_EQ(out,
+            "1\n\"['k']\"\ndict (no owner)\ndict of module | dict (no owner)\n"
+            " Index  Count   %     Size   % Cumulative  % Referred Via:\n"
+            " Index  Count   %     Size   % Cumulative  % Referrers by Kind "
+            "(class / dict of class)\n"
+            "True 1 0\n");
+  ASSERT_TRUE(RunTargetCode("del sys.modules['wreg'], wreg"));
+}
+
+TEST_F(HpClassifyTest, TypeAndSizeCombination) {
+  ASSERT_TRUE(RunTargetCode(
+      "class Pair:\n"
+      "    __slots__ = ('a', 'b')\n"
+      "pairs = [Pair() for _ in range(4)]\n"));
+  long size = 0;
+  {
+    PyObject* v = EvalTarget("__import__('sys').getsizeof(pairs[0])");
+    size = PyLong_AsLong(v);
+    Py_XDECREF(v);
+  }
+  std::string out = Exec(monitor_,
+                         "p = hp.heap() & hp.Type('__main__.Pair')\n"
+                         "t = repr(p.by('Type&Size')).splitlines()\n"
+                         "print(t[1])\n"
+                         "print(t[2][45:])\n"
+                         "print(p.by('Type&Size').er)\n");
+  EXPECT_EQ(out, " Index  Count   %     Size   % Cumulative  % Type & "
+                 "Individual Size\n__main__.Pair & " +
+                     std::to_string(size) + "\nType&Size\n");
+}
+
+TEST_F(HpClassifyTest, KindAlgebraSelectsWhatTheTargetSees) {
+  ASSERT_TRUE(RunTargetCode(kRegistry));
+  ASSERT_TRUE(RunTargetCode(
+      "blobs = [bytes(n * 10) for n in range(1, 30)]\n"
+      "ids = [id(b) for b in blobs]\n"
+      "big = sum(1 for b in blobs if sys.getsizeof(b) >= 200)\n"));
+  std::string ids = TargetStr("repr(ids)");
+  std::string big = TargetStr("str(big)");
+  std::string out = Exec(
+      monitor_,
+      "s = hp.idset(" + ids + ")\n"
+      "h = hp.heap()\n"
+      "print(len(s & hp.Size(200).alt('>=')), len(s - hp.Size(200).alt('>=')) "
+      "+ len(s & hp.Size(200).alt('>=')) == len(s))\n"
+      "d = h & hp.Type(dict)\n"
+      "print(all(k == 'dict' for k in [p.kind.brief for p in d.bytype.parts]))\n"
+      "print(len(h - hp.Type(int) & hp.Type.Int), hp.Type.Dict == hp.Type(dict))\n"
+      "print(d <= h, d < h, h >= d, h > d, d == h, (h & ~hp.Type(dict)) == (h - d))\n"
+      "both = h & (hp.Type(dict) | hp.Type(list))\n"
+      "print(len(both) == len(h & hp.Type(dict)) + len(h & hp.Type(list)))\n"
+      "print(len(h & hp.Module(name='wreg')), len(h & hp.Module(name='nope')))\n"
+      "print(len(h & hp.Clodo(dictof='__main__.Held')) == 0,"
+      " len(h & hp.Clodo(dictof='module')) > 10)\n"
+      "print(len(s & (hp.Type(bytes) & hp.Size(200).alt('<'))) + "
+      "len(s & hp.Size(200).alt('>=')) == len(s))\n");
+  EXPECT_EQ(out, big + " True\nTrue\n0 True\nTrue True True True False True\n"
+                       "True\n1 0\nTrue True\nTrue\n");
+  ASSERT_TRUE(RunTargetCode("del sys.modules['wreg'], wreg, blobs, ids"));
+}
+
+TEST_F(HpClassifyTest, RowsSlicesPartsAndTheOne) {
+  std::string out = Exec(monitor_,
+                         "h = hp.heap()\n"
+                         "rows = h.parts\n"
+                         "print(sum(len(r) for r in rows) == len(h))\n"
+                         "print(h[0:2] == (rows[0] | rows[1]), h[-1] == rows[-1])\n"
+                         "print(len(h.bysize[0].bysize.parts))\n"
+                         "one = hp.heap() & hp.Module(name='sys')\n"
+                         "print(len(one), one.theone.split()[1])\n"
+                         "print(one.brief)\n"
+                         "print(len(h.byunity.parts), h.byunity.kind.brief)\n");
+  EXPECT_EQ(out, "True\nTrue True\n1\n1 module\n<1 module>\n1 <Anything>\n");
+}
+
+TEST_F(HpClassifyTest, ByprodNamesTheAllocationLine) {
+  std::string no = Exec(monitor_,
+                        "try:\n"
+                        "    hp.heap().byprod\n"
+                        "except RuntimeError as e:\n"
+                        "    print('tracemalloc' in str(e))\n");
+  EXPECT_EQ(no, "True\n");
+  ASSERT_TRUE(RunTargetCode(
+      "import tracemalloc\n"
+      "tracemalloc.start()\n"
+      "class Made:\n"
+      "    __slots__ = ('n',)\n"
+      "made = [Made() for _ in range(6)]\n"));
+  std::string out = Exec(monitor_,
+                         "m = hp.heap() & hp.Type('__main__.Made')\n"
+                         "print(len(m), m.byprod.kind.brief)\n");
+  ASSERT_TRUE(RunTargetCode("tracemalloc.stop(); del made"));
+  EXPECT_EQ(out, "6 <string>:5\n");
+}
+
+TEST_F(HpClassifyTest, BadArgumentsRaiseClearExceptions) {
+  std::string out = Exec(
+      monitor_,
+      "h = hp.heap()\n"
+      "def err(f):\n"
+      "    try:\n"
+      "        f()\n"
+      "    except Exception as e:\n"
+      "        return type(e).__name__\n"
+      "    return 'no error'\n"
+      "print(err(lambda: hp.Type(3)), err(lambda: hp.Type()),"
+      " err(lambda: h.by('Nope')), err(lambda: h.by(3)))\n"
+      "print(err(lambda: hp.Size(-1)), err(lambda: hp.Size(3).alt('~')),"
+      " err(lambda: hp.Type(int).alt('<')), err(lambda: hp.Clodo(dict)))\n"
+      "print(err(lambda: h & 3), err(lambda: h | hp.Type(int)),"
+      " err(lambda: hp.Via()), err(lambda: h[10**6]), err(lambda: h['x']))\n"
+      "print(err(lambda: hp.idset(['x'])), err(lambda: hp.Type.Nonesuch),"
+      " err(lambda: hp.Clodo(int, dictof=int)), err(lambda: h.kind))\n"
+      "try:\n"
+      "    h.by('Type&Bogus')\n"
+      "except ValueError as e:\n"
+      "    print(str(e))\n");
+  EXPECT_EQ(out,
+            "TypeError TypeError ValueError TypeError\n"
+            "TypeError ValueError ValueError TypeError\n"
+            "TypeError TypeError TypeError IndexError TypeError\n"
+            "TypeError AttributeError TypeError ValueError\n"
+            "by(): no such equivalence relation: 'Bogus'; known: Clodo, Type, "
+            "Size, Module, Id, Unity, Rcs, Via, Prod, combined with '&' "
+            "(e.g. 'Type&Size')\n");
+}
+
+}  // namespace
+}  // namespace annex
