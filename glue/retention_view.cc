@@ -68,7 +68,9 @@ KindedSet SetOfNodes(const heap::HeapGraph &graph, const heap::NodeSet &nodes,
     addresses.push_back(graph.addresses[v]);
     sizes.push_back(graph.sizes[v]);
   }
-  return view.Describe(addresses, &sizes);
+  // Owners looked for in the whole walk: a dict shows as "dict of X" or
+  // "dict (no owner)", as hp.heap() shows it.
+  return view.Describe(addresses, &sizes, &graph.addresses);
 }
 
 PathEdge ToPathEdge(const heap::Edge &e, uintptr_t from, uintptr_t to) {
