@@ -229,11 +229,11 @@ TEST_F(HpRetentionTest, ReferrersAndReferentsAgreeWithGc) {
             expected_in + "\n" + expected_out + "\n");
   EXPECT_EQ(Exec("x = row('leakmod.PlantedList')\n"
                  "print(x.referrers.count, x.referents.count, "
-                 "x.imdom.kind == 'dict')\n"),
+                 "x.imdom.kind == 'dict of module')\n"),
             "2 5 True\n");
   EXPECT_EQ(
       Exec("x = row('leakmod.Node')\n"
-           "print(x.imdom.kind == 'dict', x.imdom.count)\n"),
+           "print(x.imdom.kind == 'dict of module', x.imdom.count)\n"),
       "True 1\n");
   ASSERT_TRUE(RunTargetCode("del gc_referrers, gc_referents"));
 }

@@ -1,0 +1,199 @@
+// The heap engine's oracle (see oracle_util.h).
+#include "tests/heap/oracle_util.h"
+
+#include <Python.h>
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "monitor/heap/heap_engine.h"
+#include "monitor/heap/roots.h"
+#include "tests/heap/heap_test_util.h"
+#include "tests/testing/python_main.h"
+
+namespace annex::heap::testing {
+namespace {
+
+using ::annex::testing::EvalTarget;
+using ::annex::testing::RunTargetCode;
+
+// The oracle: BFS over gc.get_referents. Live frames (the roots from thread
+// stacks) additionally contribute their code, globals, builtins and the
+// values of their locals, which is what the engine reads from them; the
+// f_locals dict that 3.11/3.12 synthesize for a function frame is the
+// oracle's own creation and is left out (its values are not), unless
+// `snapshots` says the caller made them before the engine's walk (see
+// Compare). Dict keys are
+// added too: dict_traverse skips the keys of str-keyed dicts, the engine
+// does not (docs/heap-engine.md). Types are asked with type(), never
+// isinstance(): isinstance() looks up o.__class__, and on a threading.local
+// that creates the calling thread's dict (seen with CPython's test suite).
+constexpr char kOracle[] = R"(
+import gc, sys, types
+def _annex_refresh(roots):
+    for r in roots:
+        if type(r) is types.FrameType:
+            r.f_locals
+def _annex_oracle(roots, snapshots):
+    seen = {}
+    stack = []
+    def add(o):
+        if id(o) not in seen:
+            seen[id(o)] = o
+            stack.append(o)
+    for r in roots:
+        add(r)
+        if type(r) is types.FrameType:
+            add(r.f_code)
+            add(r.f_globals)
+            add(r.f_builtins)
+            loc = r.f_locals
+            # CO_OPTIMIZED: a synthesized mapping (3.13: a proxy)
+            if r.f_code.co_flags & 1 and not (snapshots and type(loc) is dict):
+                for v in loc.values():
+                    add(v)
+            else:
+                add(loc)
+    while stack:
+        o = stack.pop()
+        for r in gc.get_referents(o):
+            add(r)
+        if issubclass(type(o), dict):
+            for k in dict.keys(o):
+                add(k)
+    return list(seen), sum(sys.getsizeof(o) for o in seen.values())
+)";
+
+
+// Type, address and, for objects whose repr runs no Python code (exact
+// built-in scalars and containers), the start of the repr. GIL held; `addr`
+// alive.
+std::string Describe(uintptr_t addr) {
+  PyObject* o = reinterpret_cast<PyObject*>(addr);
+  std::string s = absl::StrCat(Py_TYPE(o)->tp_name, " at ", absl::Hex(addr));
+  const bool plain = PyUnicode_CheckExact(o) || PyLong_CheckExact(o) ||
+                     PyFloat_CheckExact(o) || PyBytes_CheckExact(o) ||
+                     o == Py_None || PyBool_Check(o);
+  const bool container = PyTuple_CheckExact(o) || PyList_CheckExact(o) ||
+                         PyDict_CheckExact(o) || PySet_CheckExact(o);
+  if (plain) {
+    PyObject* r = PyObject_Repr(o);
+    if (r != nullptr) {
+      const char* u = PyUnicode_AsUTF8(r);
+      if (u != nullptr) absl::StrAppend(&s, " ", std::string(u).substr(0, 80));
+      Py_DECREF(r);
+    }
+  } else if (container) {
+    absl::StrAppend(&s, " len=", PyObject_Length(o));
+  }
+  PyErr_Clear();
+  return s;
+}
+
+// Objects per type name of `addresses` (alive). GIL held.
+std::map<std::string, long> CountByType(const std::vector<uintptr_t>& addresses) {
+  std::map<std::string, long> out;
+  for (uintptr_t a : addresses) {
+    ++out[Py_TYPE(reinterpret_cast<PyObject*>(a))->tp_name];
+  }
+  return out;
+}
+
+}  // namespace
+
+bool InstallOracle() { return RunTargetCode(kOracle); }
+
+Comparison CompareWithGcOff(bool refresh_frame_locals);
+
+// GIL held, target current, no Python frames on this thread.
+Comparison Compare(bool refresh_frame_locals) {
+  // No collection (and so no finalizer) between the two walks.
+  const int gc_was_enabled = PyGC_Disable();
+  Comparison c = CompareWithGcOff(refresh_frame_locals);
+  if (gc_was_enabled) PyGC_Enable();
+  return c;
+}
+
+Comparison CompareWithGcOff(bool refresh_frame_locals) {
+  Comparison c;
+  PyObject* root_list = PyList_New(0);
+  {
+    absl::StatusOr<RootList> roots = CollectRoots({});
+    EXPECT_TRUE(roots.ok());
+    for (size_t i = 0; i < roots->size(); ++i) {
+      PyList_Append(root_list, roots->object(i));
+    }
+  }
+  PyObject* snapshots = refresh_frame_locals ? Py_True : Py_False;
+  if (refresh_frame_locals) {
+    PyObject* refresh = EvalTarget("_annex_refresh");
+    PyObject* r = PyObject_CallOneArg(refresh, root_list);
+    Py_DECREF(refresh);
+    EXPECT_NE(r, nullptr);
+    if (r == nullptr) PyErr_Print();
+    Py_XDECREF(r);
+  }
+  HeapEngine engine(testing::MainThreadStates());
+  absl::StatusOr<HeapResult> heap = engine.Heap();
+  EXPECT_TRUE(heap.ok()) << heap.status();
+  if (!heap.ok()) {
+    Py_DECREF(root_list);
+    return c;
+  }
+  c.engine = heap->objects.size();
+  c.engine_bytes = heap->total_bytes;
+  PyObject* oracle = EvalTarget("_annex_oracle");
+  PyObject* res = PyObject_CallFunctionObjArgs(oracle, root_list, snapshots,
+                                               nullptr);
+  Py_DECREF(oracle);
+  Py_DECREF(root_list);
+  EXPECT_NE(res, nullptr);
+  if (res == nullptr) {
+    PyErr_Print();
+    return c;
+  }
+  std::vector<uintptr_t> ids = testing::AddressesOf(PyTuple_GetItem(res, 0));
+  c.oracle_bytes = PyLong_AsUnsignedLongLong(PyTuple_GetItem(res, 1));
+  c.oracle = ids.size();
+  ObjectSet oracle_set = ObjectSet::FromUnsorted(ids);
+  for (uintptr_t a : heap->objects - oracle_set) {
+    if (c.only_engine.size() < 10) c.only_engine.push_back(Describe(a));
+  }
+  for (uintptr_t a : oracle_set - heap->objects) {
+    if (c.only_oracle.size() < 10) c.only_oracle.push_back(Describe(a));
+  }
+  // The classification by type, counted from both sides.
+  std::map<std::string, long> by_engine = CountByType(heap->objects.ToVector());
+  std::map<std::string, long> by_oracle = CountByType(ids);
+  for (const auto& [type, n] : by_engine) {
+    auto it = by_oracle.find(type);
+    const long m = it == by_oracle.end() ? 0 : it->second;
+    if (n != m && c.type_differences.size() < 10) {
+      c.type_differences.push_back(absl::StrCat(type, " ", n, " ", m));
+    }
+  }
+  for (const auto& [type, m] : by_oracle) {
+    if (!by_engine.count(type) && c.type_differences.size() < 10) {
+      c.type_differences.push_back(absl::StrCat(type, " 0 ", m));
+    }
+  }
+  Py_DECREF(res);
+  return c;
+}
+
+void ExpectMatch(const char* workload, bool refresh_frame_locals) {
+  Comparison c = Compare(refresh_frame_locals);
+  EXPECT_EQ(c.engine, c.oracle) << workload;
+  EXPECT_EQ(c.engine_bytes, c.oracle_bytes) << workload;
+  for (const std::string& s : c.only_engine)
+    ADD_FAILURE() << workload << ": only engine: " << s;
+  for (const std::string& s : c.only_oracle)
+    ADD_FAILURE() << workload << ": only oracle: " << s;
+  for (const std::string& s : c.type_differences)
+    ADD_FAILURE() << workload << ": type, engine count, oracle count: " << s;
+  EXPECT_GT(c.engine, 1000u);
+}
+
+}  // namespace annex::heap::testing

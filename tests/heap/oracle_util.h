@@ -1,0 +1,40 @@
+// The heap engine's oracle: a plain breadth-first walk with gc.get_referents
+// run inside the target from the engine's own roots, and the comparison of
+// its result with the engine's. Test-only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace annex::heap::testing {
+
+// Defines _annex_oracle in the target's __main__. GIL held, target current.
+bool InstallOracle();
+
+struct Comparison {
+  size_t engine = 0, oracle = 0;
+  std::vector<std::string> only_engine, only_oracle;  // up to 10 each
+  uint64_t engine_bytes = 0, oracle_bytes = 0;
+  // Objects per type name, as the engine and as the oracle counted them,
+  // for the types where the two differ ("type engine oracle"), up to 10.
+  std::vector<std::string> type_differences;
+};
+
+// Walks with the engine, then with the oracle, from the same roots. Other
+// target threads must not run in between (e.g. sys.setswitchinterval set
+// high by the caller); the target's gc is disabled for the duration.
+//
+// On 3.11/3.12 reading frame.f_locals stores a snapshot dict in the frame,
+// which keeps its values alive until the next read: a second comparison's
+// engine walk would see the first oracle's stale snapshots. With
+// `refresh_frame_locals` every root frame's snapshot is brought up to date
+// before the engine walks, and the oracle counts the snapshot dicts too.
+// GIL held, target current, no Python frames on this thread.
+Comparison Compare(bool refresh_frame_locals = false);
+
+// Fails the current test unless the two walks agree exactly (counts, bytes,
+// members, counts by type), naming `workload`.
+void ExpectMatch(const char* workload, bool refresh_frame_locals = false);
+
+}  // namespace annex::heap::testing
