@@ -790,9 +790,12 @@ Reply Server::Impl::Run(uint64_t session_id, const RequestMessage& req,
   }
   if (NeedsTargetPermission(req.kind) && !options_.allow_exec_target) {
     reply.status = ReplyStatus::kRefused;
-    reply.error =
-        "running code in the target is not permitted by this server "
-        "(allow_exec_target is off)\n";
+    reply.error = absl::StrCat(
+        req.kind == RequestKind::kInterruptThread
+            ? "raising an exception in a target thread"
+            : "running code in the target",
+        " is not permitted by this server (allow_exec_target is off; "
+        "`annex run --allow-exec-target` grants it)\n");
     return reply;
   }
   Request r;

@@ -86,6 +86,17 @@ absl::StatusOr<std::unique_ptr<AnnexRuntime>> AnnexRuntime::Start(
         "annex");
   }
   if (absl::Status s = CheckRuntimeVersion(); !s.ok()) return s;
+  if (ThisThreadHoldsGil()) {
+    PyThreadState* current = CurrentThreadStateUnchecked();
+    if (current != nullptr &&
+        PyThreadState_GetInterpreter(current) != PyInterpreterState_Main()) {
+      // E.g. annex code (a work item) starting another annex: the new
+      // runtime would bind thread states of the wrong interpreter.
+      return absl::FailedPreconditionError(
+          "an annex can only be started from the main interpreter, not from "
+          "a sub-interpreter such as the annex itself");
+    }
+  }
   std::unique_ptr<AnnexRuntime> rt(new AnnexRuntime(std::move(options)));
   rt->target_ = PyInterpreterState_Main();
   {

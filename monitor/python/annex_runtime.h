@@ -85,7 +85,9 @@ class AnnexRuntime {
   // Starts the annex thread and waits until the annex interpreter exists.
   // Where: any thread; the caller may hold the GIL (it is released while
   // waiting). Errors: FailedPrecondition when Python is not initialized,
-  // its version does not match this build, or (3.11 only) tracemalloc is
+  // its version does not match this build, when called with a
+  // sub-interpreter's thread state current (e.g. from annex code), or
+  // (3.11 only) tracemalloc is
   // tracing, which deadlocks interpreter creation inside CPython; Internal when CPython refused to
   // create the interpreter; whatever `on_start` returned.
   static absl::StatusOr<std::unique_ptr<AnnexRuntime>> Start(

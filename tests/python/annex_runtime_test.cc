@@ -346,5 +346,22 @@ _annex_fork_results = repr([_annex_fork_once() for _ in range(3)])
   EXPECT_EQ(stops, 4);
 }
 
+TEST(AnnexRuntimeTest, StartFromAnnexCodeIsRefused) {
+  auto rt = MustStart();
+  ASSERT_NE(rt, nullptr);
+  absl::Status nested;
+  ASSERT_TRUE(rt->Run([&](const ThreadStates&) {
+                  nested = AnnexRuntime::Start({}).status();
+                }).ok());
+  EXPECT_EQ(nested.code(), absl::StatusCode::kFailedPrecondition) << nested;
+  // The annex still works.
+  int ran = -1;
+  ASSERT_TRUE(rt->Run([&](const ThreadStates&) {
+                  ran = PyRun_SimpleString("x = 1");
+                }).ok());
+  EXPECT_EQ(ran, 0);
+  EXPECT_TRUE(rt->Stop().ok());
+}
+
 }  // namespace
 }  // namespace annex::python
