@@ -61,6 +61,10 @@ if ((!quick)); then
   fi
 fi
 
+# The generated C++ reference must match the headers' comments (not a test
+# case: a reminder).
+"$py" tools/api_reference.py --check || echo "warning: docs/cpp-api.md is stale" >&2
+
 summary=$("$py" tools/count_tests.py "all" "$results")
 echo "$summary" | grep '^FAILED' || true
 line=$(echo "$summary" | tail -1 | sed 's/^all: //')
