@@ -73,6 +73,20 @@ KindedSet SetOfNodes(const heap::HeapGraph &graph, const heap::NodeSet &nodes,
   return view.Describe(addresses, &sizes, &graph.addresses);
 }
 
+// A walk inside one HeapEngine::Question: its graph's objects may be read
+// while this lives; on 3.12+ the GIL may change hands when it ends (the swap
+// back), so nothing read from the graph's addresses may outlive it.
+// Where: annex thread, GIL held, annex current.
+struct Asked {
+  explicit Asked(HeapView& view)
+      : question(view.engine()),
+        graph(question.status().ok()
+                  ? view.engine().Graph()
+                  : absl::StatusOr<heap::HeapGraph>(question.status())) {}
+  heap::HeapEngine::Question question;
+  absl::StatusOr<heap::HeapGraph> graph;
+};
+
 PathEdge ToPathEdge(const heap::Edge &e, uintptr_t from, uintptr_t to) {
   return PathEdge{e.kind, e.text, e.name, from, to};
 }
@@ -89,25 +103,17 @@ RetentionView::Create(Session &session) {
 
 absl::StatusOr<KindedSet>
 RetentionView::Find(std::vector<uintptr_t> addresses) {
-  // One question: objects found by the walk are read before the GIL can
-  // change hands (heap_engine.h).
-  heap::HeapEngine::Question question(heap_->engine());
-  if (!question.status().ok()) return question.status();
-  absl::StatusOr<heap::HeapGraph> graph = heap_->engine().Graph();
-  if (!graph.ok())
-    return graph.status();
+  Asked asked(*heap_);  // read `graph` only while `asked` lives
+  absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
+  if (!graph.ok()) return graph.status();
   return SetOfNodes(*graph, LiveNodes(*graph, addresses), *heap_);
 }
 
 absl::StatusOr<PathsResult>
 RetentionView::PathsTo(const KindedSet &set, const PathsOptions &options) {
-  // One question: objects found by the walk are read before the GIL can
-  // change hands (heap_engine.h).
-  heap::HeapEngine::Question question(heap_->engine());
-  if (!question.status().ok()) return question.status();
-  absl::StatusOr<heap::HeapGraph> graph = heap_->engine().Graph();
-  if (!graph.ok())
-    return graph.status();
+  Asked asked(*heap_);  // read `graph` only while `asked` lives
+  absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
+  if (!graph.ok()) return graph.status();
   PathsResult result;
   heap::NodeSet targets = SameObjects(*graph, set, *heap_);
   result.live_members = targets.size();
@@ -149,13 +155,9 @@ RetentionView::PathsTo(const KindedSet &set, const PathsOptions &options) {
 }
 
 absl::StatusOr<uint64_t> RetentionView::RetainedSize(const KindedSet &set) {
-  // One question: objects found by the walk are read before the GIL can
-  // change hands (heap_engine.h).
-  heap::HeapEngine::Question question(heap_->engine());
-  if (!question.status().ok()) return question.status();
-  absl::StatusOr<heap::HeapGraph> graph = heap_->engine().Graph();
-  if (!graph.ok())
-    return graph.status();
+  Asked asked(*heap_);  // read `graph` only while `asked` lives
+  absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
+  if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   if (nodes.empty())
     return uint64_t{0};
@@ -163,13 +165,9 @@ absl::StatusOr<uint64_t> RetentionView::RetainedSize(const KindedSet &set) {
 }
 
 absl::StatusOr<KindedSet> RetentionView::Dominated(const KindedSet &set) {
-  // One question: objects found by the walk are read before the GIL can
-  // change hands (heap_engine.h).
-  heap::HeapEngine::Question question(heap_->engine());
-  if (!question.status().ok()) return question.status();
-  absl::StatusOr<heap::HeapGraph> graph = heap_->engine().Graph();
-  if (!graph.ok())
-    return graph.status();
+  Asked asked(*heap_);  // read `graph` only while `asked` lives
+  absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
+  if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   heap::NodeSet freed = heap::UnreachableWithout(*graph, nodes);
   freed.insert(freed.end(), nodes.begin(), nodes.end());
@@ -179,13 +177,9 @@ absl::StatusOr<KindedSet> RetentionView::Dominated(const KindedSet &set) {
 
 absl::StatusOr<KindedSet>
 RetentionView::ImmediateDominators(const KindedSet &set) {
-  // One question: objects found by the walk are read before the GIL can
-  // change hands (heap_engine.h).
-  heap::HeapEngine::Question question(heap_->engine());
-  if (!question.status().ok()) return question.status();
-  absl::StatusOr<heap::HeapGraph> graph = heap_->engine().Graph();
-  if (!graph.ok())
-    return graph.status();
+  Asked asked(*heap_);  // read `graph` only while `asked` lives
+  absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
+  if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   heap::NodeSet out;
   if (!nodes.empty()) {
@@ -208,26 +202,18 @@ RetentionView::ImmediateDominators(const KindedSet &set) {
 }
 
 absl::StatusOr<KindedSet> RetentionView::Referrers(const KindedSet &set) {
-  // One question: objects found by the walk are read before the GIL can
-  // change hands (heap_engine.h).
-  heap::HeapEngine::Question question(heap_->engine());
-  if (!question.status().ok()) return question.status();
-  absl::StatusOr<heap::HeapGraph> graph = heap_->engine().Graph();
-  if (!graph.ok())
-    return graph.status();
+  Asked asked(*heap_);  // read `graph` only while `asked` lives
+  absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
+  if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   heap::ReverseIndex reverse = heap::ReverseIndex::Build(*graph);
   return SetOfNodes(*graph, heap::Referrers(*graph, reverse, nodes), *heap_);
 }
 
 absl::StatusOr<KindedSet> RetentionView::Referents(const KindedSet &set) {
-  // One question: objects found by the walk are read before the GIL can
-  // change hands (heap_engine.h).
-  heap::HeapEngine::Question question(heap_->engine());
-  if (!question.status().ok()) return question.status();
-  absl::StatusOr<heap::HeapGraph> graph = heap_->engine().Graph();
-  if (!graph.ok())
-    return graph.status();
+  Asked asked(*heap_);  // read `graph` only while `asked` lives
+  absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
+  if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   return SetOfNodes(*graph, heap::Referents(*graph, nodes), *heap_);
 }
@@ -268,13 +254,9 @@ std::vector<NamedReference> Describe(const heap::HeapGraph &graph,
 
 absl::StatusOr<std::vector<NamedReference>>
 RetentionView::EdgesIn(const KindedSet &set) {
-  // One question: objects found by the walk are read before the GIL can
-  // change hands (heap_engine.h).
-  heap::HeapEngine::Question question(heap_->engine());
-  if (!question.status().ok()) return question.status();
-  absl::StatusOr<heap::HeapGraph> graph = heap_->engine().Graph();
-  if (!graph.ok())
-    return graph.status();
+  Asked asked(*heap_);  // read `graph` only while `asked` lives
+  absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
+  if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   heap::ReverseIndex reverse = heap::ReverseIndex::Build(*graph);
   auto edges = heap::NamedEdgesIn(*graph, reverse, nodes);
@@ -285,13 +267,9 @@ RetentionView::EdgesIn(const KindedSet &set) {
 
 absl::StatusOr<std::vector<NamedReference>>
 RetentionView::EdgesOut(const KindedSet &set) {
-  // One question: objects found by the walk are read before the GIL can
-  // change hands (heap_engine.h).
-  heap::HeapEngine::Question question(heap_->engine());
-  if (!question.status().ok()) return question.status();
-  absl::StatusOr<heap::HeapGraph> graph = heap_->engine().Graph();
-  if (!graph.ok())
-    return graph.status();
+  Asked asked(*heap_);  // read `graph` only while `asked` lives
+  absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
+  if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   auto edges = heap::NamedEdgesOut(*graph, nodes);
   if (!edges.ok())
@@ -305,13 +283,9 @@ RetentionView::ReferencePattern(const KindedSet &set,
   if (options.depth < 0) {
     return absl::InvalidArgumentError("depth must be >= 0");
   }
-  // One question: objects found by the walk are read before the GIL can
-  // change hands (heap_engine.h).
-  heap::HeapEngine::Question question(heap_->engine());
-  if (!question.status().ok()) return question.status();
-  absl::StatusOr<heap::HeapGraph> graph = heap_->engine().Graph();
-  if (!graph.ok())
-    return graph.status();
+  Asked asked(*heap_);  // read `graph` only while `asked` lives
+  absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
+  if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   if (nodes.empty()) {
     return std::string("(no member of the set is reachable now)\n");

@@ -23,8 +23,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "annex_python_build.h"  // from //third_party/python
 #include "monitor/monitor.h"
+#include "monitor/python/embed.h"
 
 namespace {
 
@@ -77,17 +77,6 @@ struct Step {
   const char* why;
   const char* code;
 };
-
-// Where: main thread, GIL held, the target (main interpreter) current.
-PyStatus InitializePython() {
-  PyConfig config;
-  PyConfig_InitPythonConfig(&config);
-  PyStatus status = PyConfig_SetBytesString(&config, &config.program_name,
-                                            ANNEX_PYTHON_EXECUTABLE);
-  if (!PyStatus_Exception(status)) status = Py_InitializeFromConfig(&config);
-  PyConfig_Clear(&config);
-  return status;
-}
 
 // Registers kShopSource as sys.modules['shop'] and returns its handle()
 // (new reference), or null with the error printed. Where: main thread, GIL
@@ -172,8 +161,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: leak_hunt [--serve SECONDS]\n");
     return 2;
   }
-  PyStatus status = InitializePython();
-  if (PyStatus_Exception(status)) Py_ExitStatusException(status);
+  // Python as embed_minimal initializes it (this build's interpreter).
+  if (absl::Status s = annex::python::InitializeEmbedded(); !s.ok()) {
+    std::fprintf(stderr, "host: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
 
   annex::Monitor monitor;
   annex::Options options;

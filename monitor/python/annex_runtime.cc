@@ -601,24 +601,27 @@ PyObject* AnnexRuntime::AtExitCallback(PyObject* self, PyObject*) {
 }
 
 PyObject* AnnexRuntime::BeforeForkCallback(PyObject* self, PyObject*) {
+  return ForkCallback(self, /*before=*/true);
+}
+
+PyObject* AnnexRuntime::AfterForkParentCallback(PyObject* self, PyObject*) {
+  return ForkCallback(self, /*before=*/false);
+}
+
+PyObject* AnnexRuntime::ForkCallback(PyObject* self, bool before) {
   auto* holder = static_cast<std::shared_ptr<AtExitLink>*>(
       PyCapsule_GetPointer(self, kAtExitCapsule));
   if (holder == nullptr) return nullptr;
   std::shared_ptr<AtExitLink> link = *holder;
   if (getpid() != link->owner) Py_RETURN_NONE;  // a child forking again
   std::lock_guard<std::mutex> lock(link->mu);
-  if (link->runtime != nullptr) link->runtime->SuspendForFork();
-  Py_RETURN_NONE;
-}
-
-PyObject* AnnexRuntime::AfterForkParentCallback(PyObject* self, PyObject*) {
-  auto* holder = static_cast<std::shared_ptr<AtExitLink>*>(
-      PyCapsule_GetPointer(self, kAtExitCapsule));
-  if (holder == nullptr) return nullptr;
-  std::shared_ptr<AtExitLink> link = *holder;
-  if (getpid() != link->owner) Py_RETURN_NONE;
-  std::lock_guard<std::mutex> lock(link->mu);
-  if (link->runtime != nullptr) link->runtime->ResumeAfterFork();
+  if (link->runtime != nullptr) {
+    if (before) {
+      link->runtime->SuspendForFork();
+    } else {
+      link->runtime->ResumeAfterFork();
+    }
+  }
   Py_RETURN_NONE;
 }
 

@@ -176,6 +176,7 @@ class AnnexRuntime {
   // held, target current.
   static PyObject* BeforeForkCallback(PyObject* self, PyObject* unused);
   static PyObject* AfterForkParentCallback(PyObject* self, PyObject* unused);
+  static PyObject* ForkCallback(PyObject* self, bool before);
   void RegisterTargetAtFork();    // annex thread, GIL, target current
   void UnregisterTargetAtFork();  // annex thread, GIL, target current
   // Forking thread, GIL held (released while it waits for the annex thread).
