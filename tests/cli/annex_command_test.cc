@@ -2,14 +2,18 @@
 // behaves like the interpreter it embeds (compared case by case with that
 // interpreter run directly), and `annex exec` / `attach` reach a live
 // program's annex over the real socket.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -20,10 +24,15 @@
 
 #include <Python.h>
 
+#include "absl/strings/str_cat.h"
 #include "annex_python_build.h"
 #include "gtest/gtest.h"
+#include "tests/watchdog/test_support.h"
 
 namespace {
+
+using ::annex::watchdog::testing::HttpGet;
+using ::annex::watchdog::testing::MetricValue;
 
 struct Result {
   int exit_code = -1;
@@ -79,6 +88,23 @@ Result RunProcess(const std::vector<std::string>& argv, const std::string& input
   waitpid(pid, &status, 0);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
+}
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bound, then closed).
+int FreeLoopbackPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  int port = -1;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
 }
 
 std::string WriteScript(const std::string& name, const std::string& text) {
@@ -283,7 +309,13 @@ TEST(AnnexCommandTest, StdlibTestSuiteUnderAnnexWhileQueried) {
   char dir[] = "/tmp/annex-real-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   std::string env = std::string("XDG_RUNTIME_DIR=") + dir;
-  std::vector<std::string> monitored = {AnnexBinary(), "run"};
+  // The watchdog watches too (stalls over 20 s would be reported on stderr),
+  // and serves its metrics, fed by a heap walk every second.
+  const int metrics_port = FreeLoopbackPort();
+  ASSERT_GT(metrics_port, 0);
+  std::vector<std::string> monitored = {
+      AnnexBinary(), "run", "--watchdog", "20", "--metrics-port",
+      std::to_string(metrics_port), "--heap-interval", "1"};
   monitored.insert(monitored.end(), suite.begin(), suite.end());
   Result run;
   std::atomic<bool> done{false};
@@ -292,7 +324,8 @@ TEST(AnnexCommandTest, StdlibTestSuiteUnderAnnexWhileQueried) {
     done = true;
   });
   // Question it for as long as it runs.
-  int answered = 0, paths = 0, stacks = 0;
+  int answered = 0, paths = 0, stacks = 0, scrapes = 0;
+  double served = 0, objects = 0, stalls = 0;
   std::string failures;
   while (!done) {
     Result ps = RunProcess({AnnexBinary(), "ps"}, "", {env});
@@ -324,6 +357,20 @@ TEST(AnnexCommandTest, StdlibTestSuiteUnderAnnexWhileQueried) {
     }
     Result st = RunProcess({AnnexBinary(), "attach", pid}, ".stacks\n", {env});
     if (st.out.find("libregrtest") != std::string::npos) ++stacks;
+    std::string metrics = HttpGet(metrics_port, "/metrics");
+    if (!metrics.empty()) {
+      ++scrapes;
+      served = std::max(served, MetricValue(
+          metrics, "annex_watchdog_heartbeats_served_total"));
+      objects = std::max(objects, MetricValue(
+          metrics, "annex_python_objects{source=\"heap_engine\"}"));
+      for (const char* kind : {"stuck_in_c", "busy_python",
+                               "blocked_without_gil"}) {
+        stalls += MetricValue(
+            metrics, absl::StrCat("annex_watchdog_stalls_total{kind=\"", kind,
+                                  "\"}"));
+      }
+    }
   }
   runner.join();
   EXPECT_EQ(run.exit_code, reference.exit_code) << run.err;
@@ -333,8 +380,16 @@ TEST(AnnexCommandTest, StdlibTestSuiteUnderAnnexWhileQueried) {
   EXPECT_EQ(failures, "");
   EXPECT_GE(paths, 1);
   EXPECT_GE(stacks, 1) << "no stack of the running suite was seen";
-  std::printf("answered %d heap questions, %d with paths, %d stacks\n",
-              answered, paths, stacks);
+  // The watchdog: heartbeats served by the busy suite, no stall reported
+  // (metrics or stderr), object counts from the heap engine.
+  EXPECT_GE(scrapes, 1) << "the metrics endpoint never answered";
+  EXPECT_GT(served, 0);
+  EXPECT_EQ(stalls, 0);
+  EXPECT_GT(objects, 10000);
+  EXPECT_EQ(run.err.find("annex watchdog: "), std::string::npos) << run.err;
+  std::printf("answered %d heap questions, %d with paths, %d stacks; "
+              "%d scrapes: %.0f heartbeats served, %.0f objects\n",
+              answered, paths, stacks, scrapes, served, objects);
 }
 
 }  // namespace
