@@ -21,32 +21,6 @@
 #include "monitor/python/target_threads.h"
 
 namespace annex::glue {
-// "module.Class" for classes defined in Python, tp_name otherwise. Reads the
-// type's own dict only: no attribute lookup, no target code, and no object
-// created (the target is current during questions).
-// Where: GIL held; `type` alive.
-std::string KindName(PyTypeObject* type) {
-  if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE) || type->tp_dict == nullptr) {
-    return type->tp_name;
-  }
-  PyObject* module = nullptr;
-  Py_ssize_t pos = 0;
-  PyObject* key;
-  PyObject* value;
-  while (PyDict_Next(type->tp_dict, &pos, &key, &value)) {
-    if (PyUnicode_Check(key) &&
-        PyUnicode_CompareWithASCIIString(key, "__module__") == 0) {
-      module = value;
-      break;
-    }
-  }
-  if (module == nullptr || !PyUnicode_Check(module)) return type->tp_name;
-  std::string m = python::Text(module);
-  if (m == "builtins") return type->tp_name;
-  return m + "." + type->tp_name;
-}
-
-
 uint64_t KindedSet::total_size() const {
   uint64_t total = 0;
   for (uint64_t s : sizes) total += s;

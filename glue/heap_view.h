@@ -27,11 +27,6 @@ namespace annex::glue {
 
 class Session;
 
-// An object's kind name as heap views show it: "module.Class" for classes
-// defined in Python, tp_name otherwise. Reads the type's own dict only: no
-// attribute lookup, no target code, no object created.
-// Where: GIL held; `type` alive.
-std::string KindName(PyTypeObject* type);
 
 // A set of target objects, each with the kind and size it had when seen.
 // Sorted by address. Plain data: any thread.

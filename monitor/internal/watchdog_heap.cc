@@ -204,6 +204,11 @@ void WatchdogHeap::Walk(bool report, std::string* report_text) {
     engine_ = std::make_unique<heap::HeapEngine>(runtime_->thread_states());
     engine_->Hide(heap::ObjectSet::FromUnsorted(runtime_->target_footprint()));
   }
+  if (!namer_.has_value()) {  // the kind names hp shows (annex current)
+    absl::StatusOr<glue::TypeNamer> namer = glue::TypeNamer::Create();
+    if (namer.ok()) namer_ = std::move(*namer);
+    PyErr_Clear();
+  }
   // One question: the walk's objects are read before the GIL can change
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
@@ -243,7 +248,8 @@ void WatchdogHeap::Walk(bool report, std::string* report_text) {
     std::unordered_map<std::string, size_t> by_name;
     std::vector<watchdog::KindFigures> folded;
     for (size_t i = 0; i < types.size(); ++i) {
-      std::string name = glue::KindName(types[i]);
+      std::string name =
+          namer_.has_value() ? namer_->Name(types[i]) : types[i]->tp_name;
       auto [it, added] = by_name.emplace(name, folded.size());
       if (added) folded.push_back({std::move(name), 0, 0});
       folded[it->second].count += rows->kinds[i].count;

@@ -24,12 +24,14 @@
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/time/time.h"
+#include "glue/classifiers.h"
 #include "monitor/watchdog/watchdog.h"
 
 namespace annex {
@@ -96,6 +98,7 @@ class WatchdogHeap {
   glue::Session* session_;
   const Config config_;
   std::unique_ptr<heap::HeapEngine> engine_;  // annex thread only
+  std::optional<glue::TypeNamer> namer_;      // annex thread only
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
