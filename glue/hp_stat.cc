@@ -630,7 +630,8 @@ PyObject* IdSetStat(PyObject* self) {
 }
 
 PyObject* IdSetMore(PyObject* self) {
-  return FirstMore(std::make_shared<const Stat>(SetOf(self).ToStat()));
+  return FirstMore(
+      std::make_shared<const Stat>(SetOf(self).ToStat(NowMicros())));
 }
 
 PyObject* IdSetDump(PyObject* self, PyObject* args, PyObject* kwds) {
