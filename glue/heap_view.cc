@@ -10,6 +10,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "glue/annex_access.h"
 #include "glue/session.h"
 #include "monitor/heap/edge_names.h"
@@ -65,46 +67,22 @@ std::vector<KindedSet::Row> KindedSet::Rows() const {
   return rows;
 }
 
-namespace {
-
-// Heapy's percentages: '%.0f' of the exact ratio (round half to even).
-int Percent(uint64_t part, uint64_t whole) {
-  if (whole == 0) return 0;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.0f", part * 100.0 / whole);
-  return std::atoi(buf);
+Stat KindedSet::ToStat(int64_t time_made_us) const {
+  Stat stat;
+  stat.er = classifier.Name();
+  stat.kind_header = classifier.Header();
+  stat.count = static_cast<int64_t>(count());
+  stat.size = static_cast<int64_t>(total_size());
+  stat.time_made_us = time_made_us;
+  for (Row& r : Rows()) {
+    stat.rows.push_back({std::move(r.kind), static_cast<int64_t>(r.count),
+                         static_cast<int64_t>(r.size)});
+  }
+  return stat;
 }
 
-}  // namespace
-
 std::string KindedSet::PartitionTable(size_t max_rows) const {
-  const uint64_t n = count(), total = total_size();
-  std::string out =
-      absl::StrFormat("Partition of a set of %d object%s. Total size = %d bytes.\n",
-                      n, n == 1 ? "" : "s", total);
-  if (n == 0 && total == 0) return out;  // Heapy prints no row header then
-  absl::StrAppend(&out, " Index  Count   %     Size   % Cumulative  % ",
-                  classifier.Header(), "\n");
-  std::vector<Row> rows = Rows();
-  uint64_t cumulative = 0;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    if (i >= max_rows) {
-      // As Heapy: a hint replaces two or more rows; one more row is shown.
-      if (rows.size() - i > 1) {
-        absl::StrAppendFormat(&out,
-                              "<%d more rows. Type e.g. '_.more' to view.>\n",
-                              rows.size() - i);
-        break;
-      }
-    }
-    cumulative += rows[i].size;
-    absl::StrAppendFormat(&out, "%6d %6d %3d %8d %3d %9d %3d %s\n", i,
-                          rows[i].count, Percent(rows[i].count, n),
-                          rows[i].size, Percent(rows[i].size, total),
-                          cumulative, Percent(cumulative, total),
-                          rows[i].kind);
-  }
-  return out;
+  return ToStat().Table(0, max_rows, /*label=*/true);
 }
 
 KindedSet KindedSet::Subset(const std::vector<size_t>& keep) const {
@@ -741,6 +719,16 @@ absl::StatusOr<KindedSet> HeapView::Classify(const KindedSet& set,
     out.labels.of[i] = Labels::Intern(label, index, *out.labels.names);
   }
   return out;
+}
+
+absl::StatusOr<Stat> HeapView::Summary(const Classifier& c,
+                                       size_t max_rows) {
+  absl::StatusOr<KindedSet> heap = Heap();
+  if (!heap.ok()) return heap.status();
+  const int64_t made = absl::ToUnixMicros(absl::Now());
+  absl::StatusOr<KindedSet> set = Classify(*heap, c);
+  if (!set.ok()) return set.status();
+  return set->ToStat(made).Limited(max_rows);
 }
 
 }  // namespace annex::glue

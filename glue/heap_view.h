@@ -20,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "glue/classifiers.h"
+#include "glue/stat.h"
 #include "monitor/heap/heap_engine.h"
 #include "monitor/python/guards.h"
 
@@ -65,6 +66,9 @@ struct KindedSet {
   // Heapy's partition table; `max_rows` rows then a hint for more (Heapy
   // prints an 11th row rather than a hint for one more row).
   std::string PartitionTable(size_t max_rows = 10) const;
+  // The rows without the objects (Heapy's x.stat): kinds, counts and sizes
+  // under `classifier`, made at `time_made_us` (µs since the Unix epoch).
+  Stat ToStat(int64_t time_made_us = 0) const;
   // The members whose kind (under `classifier`) is `kind`; the result keeps
   // the classifier.
   KindedSet OfKind(const std::string& kind) const;
@@ -133,6 +137,14 @@ class HeapView {
   // of the result. FailedPrecondition for Prod when the target's
   // tracemalloc is not tracing. Where: as Heap().
   absl::StatusOr<KindedSet> Classify(const KindedSet& set, const Classifier& c);
+  // The heap as rows by kind, for hosts that ask without Python: Heap()
+  // (since the reference point, when set) partitioned by `c` (Clodo by
+  // default; Module, Rcs, Via and Prod walk a second time), as a Stat. With
+  // `max_rows` > 0 only the largest rows are kept, the others folded into
+  // one "<Other>" row; totals cover every object. Errors: as Heap() and
+  // Classify(). Where: as Heap().
+  absl::StatusOr<Stat> Summary(const Classifier& c = Classifier(),
+                               size_t max_rows = 0);
   // The kinds of the live members of `set` under each of `parts`, from one
   // walk. Where: as Heap().
   absl::StatusOr<LiveKinds> ClassifyParts(

@@ -60,8 +60,15 @@ constexpr const char* kHpDoc =
     "  hp.threads()   the target's threads, one line each\n"
     "  hp.stacks()    the Python stack of every target thread\n"
     "Sets: len(x), x.count, x.size, x[i] / x[a:b] (rows' objects), x.parts,\n"
-    "x.more / x.all (every row), x.kind, x.brief, x.theone, x.er,\n"
+    "x.more (the next ten rows; .more again: the ten after), x.all (every\n"
+    "row), x.kind, x.brief, x.theone, x.er,\n"
     "x | y, x & y, x - y, x ^ y, x <= y (subset), x.byid (the objects).\n"
+    "Stats (rows only, no objects): s = x.stat prints as the table; s[i],\n"
+    "s[a:b], s.rows, s.count, s.size; s_a - s_b: the difference table\n"
+    "(x.diff(y) = x.stat - y.by(x.er).stat); ==; s.json(), s.to_json(path).\n"
+    "x.dump(path) / s.dump(path) append a text record to the file (written\n"
+    "with the host process's permissions); hp.load(path) reads the last one\n"
+    "back, hp.loadall(path) all of them (also an open file or the text).\n"
     "Classifiers (Heapy's): x.byclodo (class, or 'dict of <owner class>' /\n"
     "'dict (no owner)'; the default), x.bytype, x.bysize, x.bymodule,\n"
     "x.byunity, x.byrcs (kinds of the referrers), x.byvia (how referrers\n"
@@ -210,9 +217,13 @@ PyObject* IdSetCount(PyObject* self, void*) {
 PyObject* IdSetSize(PyObject* self, void*) {
   return PyLong_FromUnsignedLongLong(SetOf(self).total_size());
 }
-PyObject* IdSetMore(PyObject* self, void*) {
-  return NewText(SetOf(self).PartitionTable(~size_t{0}));
+PyObject* IdSetMore(PyObject* self, void*) { return internal::IdSetMore(self); }
+PyObject* IdSetAll(PyObject* self, void*) {
+  std::string t = SetOf(self).PartitionTable(~size_t{0});
+  if (!t.empty() && t.back() == '\n') t.pop_back();
+  return NewText(t);
 }
+PyObject* IdSetStat(PyObject* self, void*) { return internal::IdSetStat(self); }
 PyObject* IdSetKind(PyObject* self, void*) {
   return internal::IdSetKindOf(self);
 }
@@ -234,8 +245,13 @@ PyObject* IdSetById(PyObject* self, void*) {
 PyGetSetDef kIdSetGetSet[] = {
     {"count", IdSetCount, nullptr, "number of objects", nullptr},
     {"size", IdSetSize, nullptr, "total size in bytes (sys.getsizeof)", nullptr},
-    {"more", IdSetMore, nullptr, "the whole partition table", nullptr},
-    {"all", IdSetMore, nullptr, "the whole partition table", nullptr},
+    {"more", IdSetMore, nullptr,
+     "the next ten rows of the table (and .more of that the next ten)",
+     nullptr},
+    {"all", IdSetAll, nullptr, "the whole partition table", nullptr},
+    {"stat", IdSetStat, nullptr,
+     "the rows without the objects (annex.Stat): print, diff, dump, json",
+     nullptr},
     {"kind", IdSetKind, nullptr, "the kind of a one-kind set", nullptr},
     {"domisize", IdSetDomisize, nullptr,
      "bytes that would be freed if the set's live members went away", nullptr},
@@ -277,6 +293,15 @@ PyObject* IdSetDir(PyObject* self, PyObject*) {
     }
     Py_DECREF(s);
   }
+  for (const char* n : {"diff", "dump"}) {
+    PyObject* s = PyUnicode_FromString(n);
+    if (s == nullptr || PyList_Append(list, s) < 0) {
+      Py_XDECREF(s);
+      Py_DECREF(list);
+      return nullptr;
+    }
+    Py_DECREF(s);
+  }
   for (const char* const* n = internal::kIdSetKindsAttrs; *n != nullptr; ++n) {
     PyObject* s = PyUnicode_FromString(*n);
     if (s == nullptr || PyList_Append(list, s) < 0) {
@@ -289,8 +314,19 @@ PyObject* IdSetDir(PyObject* self, PyObject*) {
   return list;
 }
 
+PyObject* IdSetDump(PyObject* self, PyObject* args, PyObject* kwds) {
+  return internal::IdSetDump(self, args, kwds);
+}
+
 PyMethodDef kIdSetMethods[] = {
     {"__dir__", IdSetDir, METH_NOARGS, nullptr},
+    {"dump",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(IdSetDump)),
+     METH_VARARGS | METH_KEYWORDS,
+     "dump(dest, mode='a'): appends x.stat's text record to dest (a path, "
+     "created with the process's permissions, or an open file)."},
+    {"diff", internal::IdSetDiff, METH_O,
+     "diff(y) -> Stat: x.stat - y.by(x.er).stat, the difference by kind."},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -400,6 +436,13 @@ PyObject* HpNothing(PyObject* self, void*) {
   return NewIdSet(SessionOf(self), KindedSet());
 }
 
+PyObject* HpLoad(PyObject*, PyObject* source) {
+  return internal::HpLoad(source);
+}
+PyObject* HpLoadAll(PyObject*, PyObject* source) {
+  return internal::HpLoadAll(source);
+}
+
 PyGetSetDef kHpGetSet[] = {
     {"Nothing", HpNothing, nullptr, "the empty set", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
@@ -433,9 +476,9 @@ PyObject* HpGetattro(PyObject* self, PyObject* name) {
 }
 
 PyObject* HpDir(PyObject* self, PyObject*) {
-  return Py_BuildValue("[sssssssssssss]", "Clodo", "Module", "Nothing", "Rcs",
-                       "Size", "Type", "Via", "heap", "heapu", "idset",
-                       "setref", "stacks", "threads");
+  return Py_BuildValue("[sssssssssssssss]", "Clodo", "Module", "Nothing",
+                       "Rcs", "Size", "Type", "Via", "heap", "heapu", "idset",
+                       "load", "loadall", "setref", "stacks", "threads");
 }
 
 PyObject* HpRepr(PyObject*) {
@@ -460,6 +503,11 @@ PyMethodDef kHpMethods[] = {
     {"stacks", HpStacks, METH_NOARGS,
      "stacks() -> str: the Python stack of every target thread, most recent "
      "call last."},
+    {"load", HpLoad, METH_O,
+     "load(source) -> Stat: the last stat record in source: a path, an open "
+     "file (from its position), or the text of a dump."},
+    {"loadall", HpLoadAll, METH_O,
+     "loadall(source) -> [Stat]: every stat record in source, oldest first."},
     {"__dir__", HpDir, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
@@ -506,6 +554,8 @@ int ModuleExec(PyObject* module) {
   if (hp_internal::AddRetention(module, reinterpret_cast<PyTypeObject*>(idset)) < 0) {
     return -1;
   }
+  // Stats (x.stat, annex.Stat, annex.More, hp.load): hp_stat.cc.
+  if (internal::AddStatTypes(module) < 0) return -1;
   // Classifiers and kinds (x.byclodo, hp.Type, ...): hp_kinds.cc.
   return internal::AddKindTypes(module);
 }

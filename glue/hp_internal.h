@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "glue/heap_view.h"
 #include "glue/session.h"
+#include "glue/stat.h"
 
 namespace annex::glue::hp_internal {
 
@@ -75,5 +76,22 @@ PyObject* IdSetKindOf(PyObject* self);
 PyObject* KindsBinary(PyObject* a, PyObject* b, char op);
 // x[i] / x[a:b] on the partition.
 PyObject* IdSetSubscript(PyObject* self, PyObject* key);
+
+// hp_stat.cc: the stats face.
+// Adds annex.Stat and annex.More to the module. 0, or -1 with an exception
+// set.
+int AddStatTypes(PyObject* module);
+// A new annex.Stat holding `stat`.
+PyObject* NewStat(Stat stat);
+// x.stat, x.more (the second page of x's table), x.dump(dest, mode='a'),
+// x.diff(y) (x.stat - y.by(x.er).stat).
+PyObject* IdSetStat(PyObject* self);
+PyObject* IdSetMore(PyObject* self);
+PyObject* IdSetDump(PyObject* self, PyObject* args, PyObject* kwds);
+PyObject* IdSetDiff(PyObject* self, PyObject* other);
+// hp.load(source): the last stat record of a path, an open file or a dump
+// text; hp.loadall(source): all of them, as a list.
+PyObject* HpLoad(PyObject* source);
+PyObject* HpLoadAll(PyObject* source);
 
 }  // namespace annex::glue::internal

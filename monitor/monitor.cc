@@ -8,6 +8,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "glue/annex_access.h"
+#include "glue/classifiers.h"
+#include "glue/heap_view.h"
 #include "glue/session.h"
 #include "monitor/console/server.h"
 #include "monitor/internal/annex_console.h"
@@ -267,6 +269,31 @@ absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code) {
   rt->Run([&](const python::ThreadStates&) { runner.ReleaseAll(); })
       .IgnoreError();
   return ReplyToResult(reply);
+}
+
+absl::StatusOr<glue::Stat> Monitor::HeapSummary(const std::string& classifier,
+                                                size_t max_rows) {
+  absl::StatusOr<glue::Classifier> c = glue::Classifier::Parse(classifier);
+  if (!c.ok()) return c.status();
+  python::AnnexRuntime* rt = state_->runtime.get();
+  glue::Session* session = state_->session.get();
+  if (rt == nullptr || !rt->running() || session == nullptr) {
+    return absl::UnavailableError("the monitor is not running");
+  }
+  absl::StatusOr<glue::Stat> result =
+      absl::UnavailableError("the annex did not run the question");
+  // The heap view is the session's, used on the annex thread only (as the
+  // console's hp uses it), so questions from hosts and consoles take turns.
+  absl::Status ran = rt->Run([&](const python::ThreadStates&) {
+    absl::StatusOr<glue::HeapView*> view = session->Get<glue::HeapView>();
+    if (!view.ok()) {
+      result = view.status();
+      return;
+    }
+    result = (*view)->Summary(*c, max_rows);
+  });
+  if (!ran.ok()) return ran;
+  return result;
 }
 
 }  // namespace annex

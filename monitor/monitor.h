@@ -27,6 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "glue/stat.h"
 #include "monitor/watchdog/watchdog.h"
 
 namespace annex {
@@ -116,6 +117,21 @@ class Monitor {
   // Where: any thread; the caller may hold the GIL. Unavailable when not
   // running.
   absl::Status ReleaseAnnexSession(uint64_t session);
+
+  // The target's heap as rows by kind, without Python on the host's side:
+  // what `hp.heap().by(classifier).stat` shows (objects reachable from the
+  // target's roots), each row a kind with its object count and bytes, the
+  // largest first, plus the totals and the table header; stat.Table()
+  // prints it as Heapy's partition table. `classifier` is a Heapy name
+  // ("Clodo", "Type", "Size", "Module", "Rcs", "Via", "Prod", "Type&Size",
+  // ...). With `max_rows` > 0 only the largest rows are kept and the rest
+  // is one "<Other>" row. The walk pauses the target as hp.heap() does.
+  // Where: any thread; the caller may hold the GIL (released while the
+  // annex works). Errors: Unavailable when not running; InvalidArgument
+  // for an unknown classifier; FailedPrecondition for "Prod" when the
+  // target's tracemalloc is not tracing.
+  absl::StatusOr<glue::Stat> HeapSummary(
+      const std::string& classifier = "Clodo", size_t max_rows = 0);
 
   // The watchdog's counters and last memory sample (all zero when it is
   // off): the numbers the Prometheus endpoint serves. Where: any thread.

@@ -50,7 +50,7 @@ TEST_F(HpHeapTest, SetrefThenHeapShowsExactlyThePlantedLeak) {
   std::string counts = Exec(
       monitor_,
       "h = hp.heap()\n"
-      "rows = [h[i] for i in range(len(h.more.splitlines()) - 2)]\n"
+      "rows = [h[i] for i in range(len(h.all.splitlines()) - 2)]\n"
       "leak = [r for r in rows if r.kind == '__main__.LeakedSession'][0]\n"
       "print(leak.count, leak.size)\n");
   long size = TargetLong(
@@ -69,7 +69,7 @@ TEST_F(HpHeapTest, ShortestPathNamesThePlantedPlace) {
   std::string paths = Exec(
       monitor_,
       "h = hp.heap()\n"
-      "rows = [h[i] for i in range(len(h.more.splitlines()) - 2)]\n"
+      "rows = [h[i] for i in range(len(h.all.splitlines()) - 2)]\n"
       "handler = [r for r in rows if r.kind == '__main__.Handler'][0]\n"
       "print(handler.count)\n"
       "print(handler.sp)\n");
@@ -96,7 +96,7 @@ TEST_F(HpHeapTest, DomisizeEqualsTheTargetsOwnSizes) {
   std::string out = Exec(
       monitor_,
       "h = hp.heap()\n"
-      "rows = [h[i] for i in range(len(h.more.splitlines()) - 2)]\n"
+      "rows = [h[i] for i in range(len(h.all.splitlines()) - 2)]\n"
       "blobs = [r for r in rows if r.kind == '__main__.Blob'][0]\n"
       "print(blobs.count, blobs.domisize)\n");
   EXPECT_EQ(out, "3 " + std::to_string(expected) + "\n");
@@ -116,7 +116,7 @@ TEST_F(HpHeapTest, SetAlgebraAndHeapu) {
       "class Cyc:\n"
       "    pass\n"
       "_c = Cyc(); _c.me = _c; del _c\n"));
-  std::string u = Exec(monitor_, "print('__main__.Cyc' in hp.heapu().more)\n");
+  std::string u = Exec(monitor_, "print('__main__.Cyc' in hp.heapu().all)\n");
   EXPECT_EQ(u, "True\n");
   ASSERT_TRUE(RunTargetCode("gc.enable(); gc.collect()"));
 }
@@ -131,7 +131,7 @@ TEST_F(HpHeapTest, HeapuShowsNothingOfAnnexItself) {
   ASSERT_TRUE(RunTargetCode("import gc; gc.collect()"));
   std::string out = Exec(monitor_,
                          "u = hp.heapu()\n"
-                         "print('module' in u.more.split())\n");
+                         "print('module' in u.all.split())\n");
   EXPECT_EQ(out, "False\n");
 }
 

@@ -119,7 +119,7 @@ ready.wait()
 constexpr char kPrelude[] =
     "def row(k):\n"
     "    h = hp.heap()\n"
-    "    n = len(h.more.splitlines()) - 2\n"
+    "    n = len(h.all.splitlines()) - 2\n"
     "    found = [h[i] for i in range(n) if h[i].kind == k]\n"
     "    assert len(found) == 1, (k, len(found))\n"
     "    return found[0]\n";

@@ -3,6 +3,7 @@
 
 #include <Python.h>
 
+#include <string>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -54,6 +55,82 @@ TEST(MonitorTest, ExecInAnnexSessionsKeepTheirNamespaces) {
   EXPECT_TRUE(monitor.Stop().ok());
 }
 
+long TargetLong(const std::string& expr) {
+  PyObject* v = ::annex::testing::EvalTarget(expr);
+  long r = v ? PyLong_AsLong(v) : -1;
+  Py_XDECREF(v);
+  return r;
+}
+
+const glue::StatRow* FindRow(const glue::Stat& stat, const std::string& kind) {
+  for (const glue::StatRow& r : stat.rows) {
+    if (r.kind == kind) return &r;
+  }
+  return nullptr;
+}
+
+TEST(MonitorTest, HeapSummaryCountsKindsAsTheTargetDoes) {
+  Monitor monitor;
+  EXPECT_EQ(monitor.HeapSummary().status().code(),
+            absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(::annex::testing::RunTargetCode(
+      "import sys\n"
+      "class HsObj:\n"
+      "    def __init__(self, i): self.i = i\n"
+      "hs_keep = [HsObj(i) for i in range(257)]\n"
+      "hs_dicts = [vars(o) for o in hs_keep[:100]]\n"));
+  const long obj_size =
+      TargetLong("sum(sys.getsizeof(o) for o in hs_keep)");
+  const long dict_size =
+      TargetLong("sum(sys.getsizeof(d) for d in hs_dicts)");
+  ASSERT_TRUE(monitor.Start().ok());
+  // From the host's thread, which holds the GIL.
+  absl::StatusOr<glue::Stat> clodo = monitor.HeapSummary();
+  ASSERT_TRUE(clodo.ok()) << clodo.status();
+  EXPECT_EQ(clodo->er, "Clodo");
+  EXPECT_EQ(clodo->kind_header, "Kind (class / dict of class)");
+  const glue::StatRow* objs = FindRow(*clodo, "__main__.HsObj");
+  const glue::StatRow* dicts = FindRow(*clodo, "dict of __main__.HsObj");
+  ASSERT_NE(objs, nullptr);
+  ASSERT_NE(dicts, nullptr);
+  EXPECT_EQ(objs->count, 257);
+  EXPECT_EQ(objs->size, obj_size);
+  EXPECT_EQ(dicts->count, 100);
+  EXPECT_EQ(dicts->size, dict_size);
+  int64_t count = 0, size = 0;
+  for (const glue::StatRow& r : clodo->rows) {
+    count += r.count;
+    size += r.size;
+  }
+  EXPECT_EQ(count, clodo->count);
+  EXPECT_EQ(size, clodo->size);
+  EXPECT_EQ(clodo->Table().rfind("Partition of a set of " +
+                                     std::to_string(count) + " objects.",
+                                 0),
+            0u);
+  // From another thread while the host's thread waits without the GIL.
+  absl::StatusOr<glue::Stat> top = absl::UnknownError("not run");
+  Py_BEGIN_ALLOW_THREADS
+  std::thread asker([&] { top = monitor.HeapSummary("Type", 5); });
+  asker.join();
+  Py_END_ALLOW_THREADS
+  ASSERT_TRUE(top.ok()) << top.status();
+  EXPECT_EQ(top->kind_header, "Type");
+  ASSERT_EQ(top->rows.size(), 6u);  // five kinds and "<Other>"
+  EXPECT_NE(FindRow(*top, "<Other>"), nullptr);
+  int64_t top_count = 0;
+  for (const glue::StatRow& r : top->rows) top_count += r.count;
+  EXPECT_EQ(top_count, top->count);
+  EXPECT_EQ(monitor.HeapSummary("Kind").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(monitor.HeapSummary("Prod").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(monitor.Stop().ok());
+  EXPECT_EQ(monitor.HeapSummary().status().code(),
+            absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(::annex::testing::RunTargetCode("del hs_keep, hs_dicts"));
+}
+
 TEST(MonitorTest, HpBuildsServicesAndLoadsStdlibModules) {
   ASSERT_TRUE(::annex::testing::RunTargetCode(
       "import threading, time\n"
@@ -74,7 +151,8 @@ TEST(MonitorTest, HpBuildsServicesAndLoadsStdlibModules) {
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(*out,
             "['Clodo', 'Module', 'Nothing', 'Rcs', 'Size', 'Type', 'Via', 'heap', "
-            "'heapu', 'idset', 'setref', 'stacks', 'threads']\n{\"a\": 1}\nTrue\nTrue\nTrue\n"
+            "'heapu', 'idset', 'load', 'loadall', 'setref', 'stacks', "
+            "'threads']\n{\"a\": 1}\nTrue\nTrue\nTrue\n"
             "annex True\n");
   auto missing = monitor.ExecInAnnex("hp.no_such_thing_here");
   EXPECT_NE(missing.status().message().find("no service 'no_such_thing_here'"),

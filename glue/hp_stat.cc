@@ -1,0 +1,702 @@
+// The stats face of `hp`: x.stat (annex.Stat: rows without objects), stat
+// differences, dump records appended to files and read back with hp.load /
+// hp.loadall, JSON for other tools, and Heapy's paging (x.more shows the
+// next ten rows, and .more of that the ten after; annex.More).
+//
+// Files are opened with the annex's own `io` module (standard library), so
+// paths may be str, bytes or os.PathLike, errors are the usual OSError
+// subclasses, and the GIL is released while the file system works. Texts
+// are UTF-8; bytes that are not (a type name from C) travel as
+// surrogateescape, so every kind reads back exactly.
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "glue/heap_view.h"
+#include "glue/hp_internal.h"
+#include "glue/stat.h"
+
+namespace annex::glue::internal {
+namespace {
+
+// Where (everything in this file): annex thread, GIL held, annex current.
+
+using StatPtr = std::shared_ptr<const Stat>;
+
+struct StatObject {
+  PyObject_HEAD StatPtr* stat;
+};
+
+struct MoreObject {
+  PyObject_HEAD StatPtr* stat;
+  Py_ssize_t first;  // the page's first row
+};
+
+constexpr size_t kPageRows = 10;  // Heapy's max_more_lines
+
+int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
+
+PyTypeObject* ModuleType(const char* name) {
+  PyObject* module = AnnexModule();
+  if (module == nullptr) return nullptr;
+  PyObject* type = PyObject_GetAttrString(module, name);
+  Py_DECREF(module);
+  return reinterpret_cast<PyTypeObject*>(type);
+}
+
+bool IsStat(PyObject* o) {
+  PyTypeObject* t = ModuleType("Stat");
+  if (t == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  const bool r = Py_TYPE(o) == t;
+  Py_DECREF(t);
+  return r;
+}
+
+const Stat& StatOf(PyObject* o) {
+  return **reinterpret_cast<StatObject*>(o)->stat;
+}
+
+// A str from our UTF-8 text (surrogateescape for bytes that are not).
+PyObject* Str(const std::string& s) {
+  return PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()),
+                              "surrogateescape");
+}
+
+// The bytes of a str or bytes object; false with an exception set.
+bool Bytes(PyObject* o, std::string* out) {
+  if (PyBytes_Check(o)) {
+    out->assign(PyBytes_AS_STRING(o), PyBytes_GET_SIZE(o));
+    return true;
+  }
+  if (!PyUnicode_Check(o)) {
+    PyErr_Format(PyExc_TypeError, "expected str or bytes, got %.100s",
+                 Py_TYPE(o)->tp_name);
+    return false;
+  }
+  PyObject* b = PyUnicode_AsEncodedString(o, "utf-8", "surrogateescape");
+  if (b == nullptr) return false;
+  out->assign(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b));
+  Py_DECREF(b);
+  return true;
+}
+
+std::string Chomp(std::string s) {
+  if (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
+
+PyObject* NewMore(StatPtr stat, size_t first) {
+  PyTypeObject* t = ModuleType("More");
+  if (t == nullptr) return nullptr;
+  PyObject* obj = PyType_GenericAlloc(t, 0);
+  Py_DECREF(t);
+  if (obj == nullptr) return nullptr;
+  reinterpret_cast<MoreObject*>(obj)->stat = new StatPtr(std::move(stat));
+  reinterpret_cast<MoreObject*>(obj)->first = static_cast<Py_ssize_t>(first);
+  return obj;
+}
+
+// The page after the first one (x.more).
+PyObject* FirstMore(StatPtr stat) {
+  const size_t next = stat->PageEnd(0, kPageRows);
+  return NewMore(std::move(stat), next);
+}
+
+// ------------------------------------------------------------------ files
+
+// Opens `path` (str, bytes or os.PathLike) with io.open in text mode,
+// UTF-8 with surrogateescape, no newline translation. New reference or
+// nullptr with the OSError / TypeError set.
+PyObject* OpenPath(PyObject* path, const char* mode) {
+  PyObject* io = PyImport_ImportModule("io");
+  if (io == nullptr) return nullptr;
+  PyObject* open = PyObject_GetAttrString(io, "open");
+  Py_DECREF(io);
+  if (open == nullptr) return nullptr;
+  PyObject* args = Py_BuildValue("(Os)", path, mode);
+  PyObject* kwargs = Py_BuildValue("{sssssz}", "encoding", "utf-8", "errors",
+                                   "surrogateescape", "newline", "");
+  PyObject* f = args && kwargs ? PyObject_Call(open, args, kwargs) : nullptr;
+  Py_XDECREF(args);
+  Py_XDECREF(kwargs);
+  Py_DECREF(open);
+  return f;
+}
+
+// f.close(), keeping an exception already set (if any) as the one raised.
+bool Close(PyObject* f) {
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyObject* r = PyObject_CallMethod(f, "close", nullptr);
+  const bool ok = r != nullptr;
+  Py_XDECREF(r);
+  if (type != nullptr) {
+    if (!ok) PyErr_Clear();
+    PyErr_Restore(type, value, tb);
+    return false;
+  }
+  return ok;
+}
+
+// Writes `text` to an open file: as str, or as UTF-8 bytes to a binary
+// file.
+bool WriteTo(PyObject* f, const std::string& text) {
+  PyObject* s = Str(text);
+  if (s == nullptr) return false;
+  PyObject* r = PyObject_CallMethod(f, "write", "O", s);
+  Py_DECREF(s);
+  if (r == nullptr && PyErr_ExceptionMatches(PyExc_TypeError)) {
+    PyErr_Clear();  // a binary file
+    r = PyObject_CallMethod(f, "write", "y#", text.data(),
+                            static_cast<Py_ssize_t>(text.size()));
+  }
+  Py_XDECREF(r);
+  return r != nullptr;
+}
+
+bool HasAttr(PyObject* o, const char* name) {
+  PyObject* a = PyObject_GetAttrString(o, name);
+  if (a == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  Py_DECREF(a);
+  return true;
+}
+
+// Appends (mode "a") or writes (mode "w") `text` to `dest`: a path or an
+// open file. Paths are created with the process's own permissions.
+PyObject* WriteText(PyObject* dest, const std::string& text, const char* mode,
+                    const char* what) {
+  if (!PyUnicode_Check(dest) && !PyBytes_Check(dest) &&
+      HasAttr(dest, "write")) {
+    if (!WriteTo(dest, text)) return nullptr;
+    Py_RETURN_NONE;
+  }
+  PyObject* path = PyOS_FSPath(dest);
+  if (path == nullptr) {
+    PyErr_Format(PyExc_TypeError,
+                 "%s() takes a path (str, bytes, os.PathLike) or an open "
+                 "file, not %.100s",
+                 what, Py_TYPE(dest)->tp_name);
+    return nullptr;
+  }
+  PyObject* f = OpenPath(path, mode);
+  Py_DECREF(path);
+  if (f == nullptr) return nullptr;
+  const bool wrote = WriteTo(f, text);
+  const bool closed = Close(f);
+  Py_DECREF(f);
+  if (!wrote || !closed) return nullptr;
+  Py_RETURN_NONE;
+}
+
+// The text of `source` for load()/loadall(): the dump text itself (a str
+// that starts with ".loader:"), a file's contents (a path), or what an
+// open file has left to read. `where` names the source for messages.
+bool ReadSource(PyObject* source, std::string* text, std::string* where) {
+  if (PyUnicode_Check(source)) {
+    Py_ssize_t n = 0;
+    const char* s = PyUnicode_AsUTF8AndSize(source, &n);
+    if (s == nullptr) PyErr_Clear();
+    if (s != nullptr && absl::StartsWith(absl::string_view(s, n), ".loader:")) {
+      *where = "the text";
+      return Bytes(source, text);
+    }
+  }
+  PyObject* data = nullptr;
+  if (!PyUnicode_Check(source) && !PyBytes_Check(source) &&
+      HasAttr(source, "read")) {
+    *where = "the file";
+    data = PyObject_CallMethod(source, "read", nullptr);
+  } else {
+    PyObject* path = PyOS_FSPath(source);
+    if (path == nullptr) {
+      PyErr_Format(PyExc_TypeError,
+                   "load() takes a path (str, bytes, os.PathLike), an open "
+                   "file, or the text of a dump (starting '.loader:'), not "
+                   "%.100s",
+                   Py_TYPE(source)->tp_name);
+      return false;
+    }
+    PyObject* shown = PyObject_Repr(path);
+    if (shown != nullptr) {
+      const char* s = PyUnicode_AsUTF8(shown);
+      *where = s != nullptr ? s : "the file";
+      Py_DECREF(shown);
+    }
+    PyErr_Clear();
+    PyObject* f = OpenPath(path, "r");
+    Py_DECREF(path);
+    if (f == nullptr) return false;
+    data = PyObject_CallMethod(f, "read", nullptr);
+    const bool closed = Close(f);
+    Py_DECREF(f);
+    if (!closed) {
+      Py_XDECREF(data);
+      return false;
+    }
+  }
+  if (data == nullptr) return false;
+  const bool ok = Bytes(data, text);
+  Py_DECREF(data);
+  return ok;
+}
+
+// Every record of `source`, or nullptr with ValueError / OSError /
+// TypeError set.
+std::unique_ptr<std::vector<Stat>> LoadRecords(PyObject* source) {
+  std::string text, where = "the input";
+  if (!ReadSource(source, &text, &where)) return nullptr;
+  absl::StatusOr<std::vector<Stat>> records = Stat::ParseRecords(text);
+  if (!records.ok()) {
+    PyErr_Format(PyExc_ValueError, "%s (in %s)",
+                 std::string(records.status().message()).c_str(),
+                 where.c_str());
+    return nullptr;
+  }
+  return std::make_unique<std::vector<Stat>>(std::move(*records));
+}
+
+// ------------------------------------------------------------- annex.Stat
+
+PyObject* StatJson(PyObject* self, PyObject*);
+
+void StatDealloc(PyObject* self) {
+  PyTypeObject* type = Py_TYPE(self);
+  delete reinterpret_cast<StatObject*>(self)->stat;
+  type->tp_free(self);
+  Py_DECREF(type);
+}
+
+PyObject* StatRepr(PyObject* self) {
+  return Str(Chomp(StatOf(self).Table(0, kPageRows, true)));
+}
+
+Py_ssize_t StatLen(PyObject* self) {
+  return static_cast<Py_ssize_t>(StatOf(self).numrows());
+}
+
+// stat[i], stat[a:b]: those rows as a stat (Heapy's).
+PyObject* StatSubscript(PyObject* self, PyObject* key) {
+  const Stat& stat = StatOf(self);
+  const Py_ssize_t n = static_cast<Py_ssize_t>(stat.numrows());
+  std::vector<size_t> rows;
+  if (PySlice_Check(key)) {
+    Py_ssize_t start, stop, step, len;
+    if (PySlice_GetIndicesEx(key, n, &start, &stop, &step, &len) < 0) {
+      return nullptr;
+    }
+    for (Py_ssize_t i = 0, r = start; i < len; ++i, r += step) {
+      rows.push_back(static_cast<size_t>(r));
+    }
+  } else if (PyIndex_Check(key)) {
+    Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
+    if (i == -1 && PyErr_Occurred()) return nullptr;
+    if (i < 0) i += n;
+    if (i < 0 || i >= n) {
+      PyErr_SetString(PyExc_IndexError, "Stat index out of range.");
+      return nullptr;
+    }
+    rows.push_back(static_cast<size_t>(i));
+  } else {
+    PyErr_SetString(PyExc_TypeError,
+                    "Stat indices must be integers or slices.");
+    return nullptr;
+  }
+  return NewStat(stat.Select(rows));
+}
+
+PyObject* StatSub(PyObject* a, PyObject* b) {
+  if (!IsStat(a)) Py_RETURN_NOTIMPLEMENTED;
+  if (!IsStat(b)) {
+    PyErr_Format(PyExc_TypeError,
+                 "Can only take difference with other Stat instance, not "
+                 "%.100s (x.stat - y.stat)",
+                 Py_TYPE(b)->tp_name);
+    return nullptr;
+  }
+  absl::StatusOr<Stat> d = Stat::Diff(StatOf(a), StatOf(b), NowMicros());
+  if (!d.ok()) return RaiseStatus(d.status());
+  return NewStat(std::move(*d));
+}
+
+PyObject* StatRichCompare(PyObject* a, PyObject* b, int op) {
+  if ((op != Py_EQ && op != Py_NE) || !IsStat(a) || !IsStat(b)) {
+    Py_RETURN_NOTIMPLEMENTED;
+  }
+  const bool eq = StatOf(a) == StatOf(b);
+  return PyBool_FromLong(op == Py_EQ ? eq : !eq);
+}
+
+PyObject* StatCount(PyObject* self, void*) {
+  return PyLong_FromLongLong(StatOf(self).count);
+}
+PyObject* StatSize(PyObject* self, void*) {
+  return PyLong_FromLongLong(StatOf(self).size);
+}
+PyObject* StatNumRows(PyObject* self, void*) {
+  return PyLong_FromSize_t(StatOf(self).numrows());
+}
+PyObject* StatKindHeader(PyObject* self, void*) {
+  return Str(StatOf(self).kind_header);
+}
+PyObject* StatKindName(PyObject* self, void*) {
+  return Str(StatOf(self).kind_name);
+}
+PyObject* StatEr(PyObject* self, void*) { return Str(StatOf(self).er); }
+PyObject* StatFormat(PyObject* self, void*) {
+  return PyUnicode_FromString(
+      StatOf(self).format == Stat::Format::kDiff ? "DiffFormat" : "SetFormat");
+}
+PyObject* StatTimeMade(PyObject* self, void*) {
+  return PyFloat_FromDouble(static_cast<double>(StatOf(self).time_made_us) /
+                            1e6);
+}
+PyObject* StatBCount(PyObject* self, void*) {
+  const Stat& s = StatOf(self);
+  if (s.format != Stat::Format::kDiff) Py_RETURN_NONE;
+  return PyLong_FromLongLong(s.b_count);
+}
+PyObject* StatBSize(PyObject* self, void*) {
+  const Stat& s = StatOf(self);
+  if (s.format != Stat::Format::kDiff) Py_RETURN_NONE;
+  return PyLong_FromLongLong(s.b_size);
+}
+PyObject* StatRows(PyObject* self, void*) {
+  const Stat& s = StatOf(self);
+  PyObject* list = PyList_New(static_cast<Py_ssize_t>(s.rows.size()));
+  if (list == nullptr) return nullptr;
+  for (size_t i = 0; i < s.rows.size(); ++i) {
+    PyObject* kind = Str(s.rows[i].kind);
+    PyObject* row = kind
+                        ? Py_BuildValue("(NLL)", kind,
+                                        static_cast<long long>(s.rows[i].count),
+                                        static_cast<long long>(s.rows[i].size))
+                        : nullptr;
+    if (row == nullptr) {
+      Py_DECREF(list);
+      return nullptr;
+    }
+    PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), row);
+  }
+  return list;
+}
+PyObject* StatMore(PyObject* self, void*) {
+  return FirstMore(*reinterpret_cast<StatObject*>(self)->stat);
+}
+PyObject* StatAll(PyObject* self, void*) {
+  return NewText(Chomp(StatOf(self).Table(0, ~size_t{0}, true)));
+}
+
+PyObject* StatDump(PyObject* self, PyObject* args, PyObject* kwds) {
+  static const char* kw[] = {"dest", "mode", nullptr};
+  PyObject* dest = nullptr;
+  const char* mode = "a";
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|s:dump",
+                                   const_cast<char**>(kw), &dest, &mode)) {
+    return nullptr;
+  }
+  if (std::string(mode) != "a" && std::string(mode) != "w") {
+    PyErr_Format(PyExc_ValueError,
+                 "dump(): mode is 'a' (append, the default) or 'w' "
+                 "(overwrite), not '%s'",
+                 mode);
+    return nullptr;
+  }
+  return WriteText(dest, StatOf(self).Record(), mode, "dump");
+}
+
+// The JSON export (docs/hp.md "JSON"), built as a dict and written by the
+// annex's json module.
+PyObject* StatJson(PyObject* self, PyObject*) {
+  const Stat& s = StatOf(self);
+  const bool diff = s.format == Stat::Format::kDiff;
+  PyObject* rows = PyList_New(0);
+  if (rows == nullptr) return nullptr;
+  int64_t cum_count = 0, cum_size = 0;
+  for (size_t i = 0; i < s.rows.size(); ++i) {
+    const StatRow& r = s.rows[i];
+    cum_count += r.count;
+    cum_size += r.size;
+    PyObject* kind = Str(r.kind);
+    PyObject* row =
+        kind ? Py_BuildValue(
+                   "{snsNsLsLsLsL}", "index", static_cast<Py_ssize_t>(i),
+                   "kind", kind, "count", static_cast<long long>(r.count),
+                   "size", static_cast<long long>(r.size), "cumulative_count",
+                   static_cast<long long>(cum_count), "cumulative_size",
+                   static_cast<long long>(cum_size))
+             : nullptr;
+    if (row == nullptr || PyList_Append(rows, row) < 0) {
+      Py_XDECREF(row);
+      Py_DECREF(rows);
+      return nullptr;
+    }
+    Py_DECREF(row);
+  }
+  PyObject* er = Str(s.er);
+  PyObject* header = Str(s.kind_header);
+  PyObject* doc =
+      er && header
+          ? Py_BuildValue("{sssssNsNsdsLsL}", "schema", "annex.stat/1",
+                          "format", diff ? "diff" : "partition", "classifier",
+                          er, "kind_header", header, "time_made",
+                          static_cast<double>(s.time_made_us) / 1e6, "count",
+                          static_cast<long long>(s.count), "size",
+                          static_cast<long long>(s.size))
+          : nullptr;
+  if (doc == nullptr) {
+    if (er == nullptr || header == nullptr) {
+      Py_XDECREF(er);
+      Py_XDECREF(header);
+    }
+    Py_DECREF(rows);
+    return nullptr;
+  }
+  if (diff) {
+    PyObject* bc = PyLong_FromLongLong(s.b_count);
+    PyObject* bs = PyLong_FromLongLong(s.b_size);
+    const bool ok = bc && bs && PyDict_SetItemString(doc, "b_count", bc) == 0 &&
+                    PyDict_SetItemString(doc, "b_size", bs) == 0;
+    Py_XDECREF(bc);
+    Py_XDECREF(bs);
+    if (!ok) {
+      Py_DECREF(doc);
+      Py_DECREF(rows);
+      return nullptr;
+    }
+  }
+  const int set_rows = PyDict_SetItemString(doc, "rows", rows);
+  Py_DECREF(rows);
+  if (set_rows < 0) {
+    Py_DECREF(doc);
+    return nullptr;
+  }
+  PyObject* json = PyImport_ImportModule("json");
+  if (json == nullptr) {
+    Py_DECREF(doc);
+    return nullptr;
+  }
+  PyObject* text = PyObject_CallMethod(json, "dumps", "O", doc);
+  Py_DECREF(json);
+  Py_DECREF(doc);
+  return text;
+}
+
+PyObject* StatToJson(PyObject* self, PyObject* dest) {
+  PyObject* text = StatJson(self, nullptr);
+  if (text == nullptr) return nullptr;
+  std::string s;
+  const bool ok = Bytes(text, &s);
+  Py_DECREF(text);
+  if (!ok) return nullptr;
+  return WriteText(dest, s + "\n", "w", "to_json");
+}
+
+PyGetSetDef kStatGetSet[] = {
+    {"count", StatCount, nullptr, "number of objects (A-B: the difference)",
+     nullptr},
+    {"size", StatSize, nullptr, "total size in bytes (A-B: the difference)",
+     nullptr},
+    {"numrows", StatNumRows, nullptr, "number of rows (as len())", nullptr},
+    {"kindheader", StatKindHeader, nullptr, "the kind column's header",
+     nullptr},
+    {"kindname", StatKindName, nullptr, "Heapy's kindname ('' for partitions)",
+     nullptr},
+    {"er", StatEr, nullptr, "the classifier's name, e.g. 'Clodo'", nullptr},
+    {"format", StatFormat, nullptr, "'SetFormat' or 'DiffFormat' (A-B)",
+     nullptr},
+    {"timemade", StatTimeMade, nullptr, "when it was made (time.time())",
+     nullptr},
+    {"b_count", StatBCount, nullptr, "A-B: the count of B; else None", nullptr},
+    {"b_size", StatBSize, nullptr, "A-B: the size of B; else None", nullptr},
+    {"rows", StatRows, nullptr, "the rows as (kind, count, size) tuples",
+     nullptr},
+    {"more", StatMore, nullptr, "the next ten rows (and .more the next)",
+     nullptr},
+    {"all", StatAll, nullptr, "the whole table", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyMethodDef kStatMethods[] = {
+    {"dump",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(StatDump)),
+     METH_VARARGS | METH_KEYWORDS,
+     "dump(dest, mode='a'): appends the stat's text record to dest (a path, "
+     "created with the process's permissions, or an open file); hp.load "
+     "reads it back."},
+    {"json", StatJson, METH_NOARGS,
+     "json() -> str: the stat as JSON (schema annex.stat/1, docs/hp.md)."},
+    {"to_json", StatToJson, METH_O,
+     "to_json(dest): writes json() to dest (a path, overwritten, or an open "
+     "file)."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyType_Slot kStatSlots[] = {
+    {Py_tp_doc,
+     const_cast<char*>("The rows of a partition without its objects (Heapy's "
+                       "Stat): print it, stat[i], stat_a - stat_b, ==, "
+                       ".dump(path), .json().")},
+    {Py_tp_dealloc, reinterpret_cast<void*>(StatDealloc)},
+    {Py_tp_repr, reinterpret_cast<void*>(StatRepr)},
+    {Py_tp_hash, reinterpret_cast<void*>(PyObject_HashNotImplemented)},
+    {Py_tp_richcompare, reinterpret_cast<void*>(StatRichCompare)},
+    {Py_tp_getset, kStatGetSet},
+    {Py_tp_methods, kStatMethods},
+    {Py_mp_length, reinterpret_cast<void*>(StatLen)},
+    {Py_mp_subscript, reinterpret_cast<void*>(StatSubscript)},
+    {Py_nb_subtract, reinterpret_cast<void*>(StatSub)},
+    {0, nullptr},
+};
+
+PyType_Spec kStatSpec = {"annex.Stat", sizeof(StatObject), 0,
+                         Py_TPFLAGS_DEFAULT, kStatSlots};
+
+// ------------------------------------------------------------- annex.More
+
+void MoreDealloc(PyObject* self) {
+  PyTypeObject* type = Py_TYPE(self);
+  delete reinterpret_cast<MoreObject*>(self)->stat;
+  type->tp_free(self);
+  Py_DECREF(type);
+}
+
+PyObject* MoreRepr(PyObject* self) {
+  const MoreObject* m = reinterpret_cast<MoreObject*>(self);
+  return Str(Chomp((*m->stat)->Table(static_cast<size_t>(m->first), kPageRows,
+                                     /*label=*/false)));
+}
+
+PyObject* MoreMore(PyObject* self, void*) {
+  const MoreObject* m = reinterpret_cast<MoreObject*>(self);
+  return NewMore(*m->stat,
+                 (*m->stat)->PageEnd(static_cast<size_t>(m->first), kPageRows));
+}
+
+PyObject* MoreAll(PyObject* self, void*) {
+  const MoreObject* m = reinterpret_cast<MoreObject*>(self);
+  return NewText(Chomp((*m->stat)->Table(0, ~size_t{0}, true)));
+}
+
+PyObject* MoreStat(PyObject* self, void*) {
+  return NewStat(**reinterpret_cast<MoreObject*>(self)->stat);
+}
+
+PyGetSetDef kMoreGetSet[] = {
+    {"more", MoreMore, nullptr, "the next ten rows", nullptr},
+    {"all", MoreAll, nullptr, "the whole table", nullptr},
+    {"stat", MoreStat, nullptr, "the stat being paged", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyType_Slot kMoreSlots[] = {
+    {Py_tp_doc,
+     const_cast<char*>("A page of a table (Heapy's .more): shows ten rows; "
+                       ".more is the next page, .all the whole table.")},
+    {Py_tp_dealloc, reinterpret_cast<void*>(MoreDealloc)},
+    {Py_tp_repr, reinterpret_cast<void*>(MoreRepr)},
+    {Py_tp_getset, kMoreGetSet},
+    {0, nullptr},
+};
+
+PyType_Spec kMoreSpec = {"annex.More", sizeof(MoreObject), 0,
+                         Py_TPFLAGS_DEFAULT, kMoreSlots};
+
+}  // namespace
+
+PyObject* NewStat(Stat stat) {
+  PyTypeObject* t = ModuleType("Stat");
+  if (t == nullptr) return nullptr;
+  PyObject* obj = PyType_GenericAlloc(t, 0);
+  Py_DECREF(t);
+  if (obj == nullptr) return nullptr;
+  reinterpret_cast<StatObject*>(obj)->stat =
+      new StatPtr(std::make_shared<const Stat>(std::move(stat)));
+  return obj;
+}
+
+PyObject* IdSetStat(PyObject* self) {
+  return NewStat(SetOf(self).ToStat(NowMicros()));
+}
+
+PyObject* IdSetMore(PyObject* self) {
+  return FirstMore(
+      std::make_shared<const Stat>(SetOf(self).ToStat(NowMicros())));
+}
+
+PyObject* IdSetDump(PyObject* self, PyObject* args, PyObject* kwds) {
+  PyObject* stat = IdSetStat(self);
+  if (stat == nullptr) return nullptr;
+  PyObject* r = StatDump(stat, args, kwds);
+  Py_DECREF(stat);
+  return r;
+}
+
+PyObject* IdSetDiff(PyObject* self, PyObject* other) {
+  KindedSet* b = hp_internal::IdSetContents(other);
+  if (b == nullptr) return nullptr;
+  const KindedSet& a = SetOf(self);
+  HeapView* view = ViewOf(IdSetSession(self));
+  if (view == nullptr) return nullptr;
+  // Heapy's x.stat - y.by(x.er).stat.
+  absl::StatusOr<KindedSet> by = view->Classify(*b, a.classifier);
+  if (!by.ok()) return RaiseStatus(by.status());
+  const int64_t now = NowMicros();
+  absl::StatusOr<Stat> d = Stat::Diff(a.ToStat(now), by->ToStat(now), now);
+  if (!d.ok()) return RaiseStatus(d.status());
+  return NewStat(std::move(*d));
+}
+
+PyObject* HpLoad(PyObject* source) {
+  std::unique_ptr<std::vector<Stat>> records = LoadRecords(source);
+  if (records == nullptr) return nullptr;
+  if (records->empty()) {
+    PyErr_SetString(PyExc_ValueError,
+                    "load(): no stat record found (empty input)");
+    return nullptr;
+  }
+  return NewStat(std::move(records->back()));
+}
+
+PyObject* HpLoadAll(PyObject* source) {
+  std::unique_ptr<std::vector<Stat>> records = LoadRecords(source);
+  if (records == nullptr) return nullptr;
+  PyObject* list = PyList_New(0);
+  if (list == nullptr) return nullptr;
+  for (Stat& s : *records) {
+    PyObject* o = NewStat(std::move(s));
+    if (o == nullptr || PyList_Append(list, o) < 0) {
+      Py_XDECREF(o);
+      Py_DECREF(list);
+      return nullptr;
+    }
+    Py_DECREF(o);
+  }
+  return list;
+}
+
+int AddStatTypes(PyObject* module) {
+  for (PyType_Spec* spec : {&kStatSpec, &kMoreSpec}) {
+    PyObject* type = PyType_FromModuleAndSpec(module, spec, nullptr);
+    if (type == nullptr) return -1;
+    reinterpret_cast<PyTypeObject*>(type)->tp_new = nullptr;
+    const char* name = spec == &kStatSpec ? "Stat" : "More";
+    if (PyModule_AddObject(module, name, type) < 0) {
+      Py_DECREF(type);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+}  // namespace annex::glue::internal

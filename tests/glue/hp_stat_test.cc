@@ -1,0 +1,383 @@
+// hp's stats through the public API: x.stat against the target's own
+// counts, differences, dump files read back exactly, JSON, Heapy's paging
+// (.more), and HeapView::Summary for hosts.
+#include <Python.h>
+
+#include <string>
+
+#include "glue/annex_access.h"
+#include "glue/heap_view.h"
+#include "glue/session.h"
+#include "gtest/gtest.h"
+#include "monitor/monitor.h"
+#include "tests/testing/python_main.h"
+
+namespace annex {
+namespace {
+
+using ::annex::testing::EvalTarget;
+using ::annex::testing::RunTargetCode;
+
+long TargetLong(const std::string& expr) {
+  PyObject* v = EvalTarget(expr);
+  long r = v ? PyLong_AsLong(v) : -1;
+  Py_XDECREF(v);
+  return r;
+}
+
+std::string TargetStr(const std::string& expr) {
+  PyObject* v = EvalTarget(expr);
+  std::string r;
+  if (v != nullptr && PyUnicode_Check(v)) r = PyUnicode_AsUTF8(v);
+  Py_XDECREF(v);
+  return r;
+}
+
+std::string Exec(Monitor& m, const std::string& code) {
+  auto out = m.ExecInAnnex(code);
+  EXPECT_TRUE(out.ok()) << out.status();
+  return out.ok() ? *out : "";
+}
+
+// Objects of kinds whose names have spaces, quotes, a backslash, a line
+// feed and non-ASCII letters; `odd_ids` are their ids. Each kind has its
+// own count, so the rows are known.
+constexpr char kOddKinds[] = R"py(
+_odd_names = ['with space', 'it\'s "quoted"', 'back\\slash',
+              'line\nfeed', 'Größe ∑ 名前']
+odd_objs = []
+for _i, _n in enumerate(_odd_names):
+    _t = type(_n, (), {'__slots__': ('v',)})
+    _t.__module__ = 'odd mod'
+    odd_objs += [_t() for _ in range(_i + 1)]
+odd_ids = [id(o) for o in odd_objs]
+def expected_rows(objs):
+    import sys
+    rows = {}
+    for o in objs:
+        k = type(o).__module__ + '.' + type(o).__name__
+        c, s = rows.get(k, (0, 0))
+        rows[k] = (c + 1, s + sys.getsizeof(o))
+    return sorted((k, c, s) for k, (c, s) in rows.items())
+)py";
+
+class HpStatTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { ASSERT_TRUE(RunTargetCode(kOddKinds)); }
+  void SetUp() override { ASSERT_TRUE(monitor_.Start().ok()); }
+  void TearDown() override { EXPECT_TRUE(monitor_.Stop().ok()); }
+  std::string OddIds() { return TargetStr("repr(odd_ids)"); }
+  Monitor monitor_;
+};
+
+TEST_F(HpStatTest, StatHasTheRowsOfThePartitionAndTheTargetsCounts) {
+  std::string out =
+      Exec(monitor_, "x = hp.idset(" + OddIds() +
+                         ")\n"
+                         "s = x.stat\n"
+                         "print(type(s).__name__, repr(s) == repr(x), "
+                         "s.count == len(x), s.size == x.size, len(s), s.er)\n"
+                         "print(repr(sorted(s.rows)))\n"
+                         "print(x.bytype.stat.kindheader, x.bysize.stat.er)\n");
+  std::string expected_rows = TargetStr("repr(expected_rows(odd_objs))");
+  EXPECT_EQ(out,
+            "Stat True True True 5 Clodo\n" + expected_rows + "\nType Size\n");
+}
+
+TEST_F(HpStatTest, StatRowsIndexAndCompare) {
+  std::string out = Exec(
+      monitor_,
+      "x = hp.idset(" + OddIds() +
+          ")\n"
+          "s = x.stat\n"
+          "print(s[0].rows == s.rows[:1], s[0].count == s.rows[0][1],\n"
+          "      s[-1].rows == s.rows[-1:], s[1:3].rows == s.rows[1:3],\n"
+          "      s[1:3].size == s.rows[1][2] + s.rows[2][2], len(s[::2]))\n"
+          "print(s == x.stat, s == hp.idset(" +
+          OddIds() +
+          ").stat, s != s[1:],\n"
+          "      s == x.bytype.stat, s == 1)\n"
+          "for bad in (100, 'a'):\n"
+          "    try:\n"
+          "        s[bad]\n"
+          "    except (IndexError, TypeError) as e:\n"
+          "        print(type(e).__name__, e)\n"
+          "try:\n"
+          "    hash(s)\n"
+          "except TypeError:\n"
+          "    print('unhashable')\n");
+  EXPECT_EQ(out,
+            "True True True True True 3\n"
+            "True True True False False\n"
+            "IndexError Stat index out of range.\n"
+            "TypeError Stat indices must be integers or slices.\n"
+            "unhashable\n");
+}
+
+TEST_F(HpStatTest, DifferenceShowsWhatGrewByKind) {
+  ASSERT_TRUE(
+      RunTargetCode("class Grown:\n"
+                    "    def __init__(self, i): self.i = i\n"
+                    "grow_keep = []\n"));
+  // Kept between the two calls in the annex's builtins (each call has a
+  // fresh namespace; the annex ends with the test).
+  Exec(monitor_, "import builtins\nbuiltins.stat_h1 = hp.heap()\n");
+  ASSERT_TRUE(RunTargetCode(
+      "grow_keep.extend(Grown(i + 10**6) for i in range(150))\n"));
+  const long size =
+      TargetLong("sum(__import__('sys').getsizeof(g) for g in grow_keep)");
+  std::string out = Exec(
+      monitor_,
+      "h1 = stat_h1\n"
+      "h2 = hp.heap()\n"
+      "d = h2.stat - h1.stat\n"
+      "print(type(d).__name__, d.format, repr(d).splitlines()[0])\n"
+      "row = [r for r in d.rows if r[0] == '__main__.Grown'][0]\n"
+      "print(row[1], row[2])\n"
+      "print(d.b_count == h1.count, d.b_size == h1.size,\n"
+      "      d.count == h2.count - h1.count, d.size == h2.size - h1.size)\n"
+      "print(h2.diff(h1) == d, h1.stat.b_count)\n"
+      // Rows by absolute size, largest first.
+      "print([abs(r[2]) for r in d.rows] == "
+      "sorted((abs(r[2]) for r in d.rows), reverse=True))\n"
+      "try:\n"
+      "    h2.stat - h1.bytype.stat\n"
+      "except ValueError as e:\n"
+      "    print('ValueError', str(e)[:29])\n"
+      "try:\n"
+      "    h2.stat - 1\n"
+      "except TypeError as e:\n"
+      "    print('TypeError', str(e)[:49])\n"
+      "import builtins\n"
+      "del builtins.stat_h1\n");
+  EXPECT_EQ(
+      out,
+      "Stat DiffFormat Summary of difference operation (A-B).\n"
+      "150 " +
+          std::to_string(size) +
+          "\n"
+          "True True True True\n"
+          "True None\n"
+          "True\n"
+          "ValueError Mismatching table kind header\n"
+          "TypeError Can only take difference with other Stat instance\n");
+}
+
+TEST_F(HpStatTest, DumpAndLoadReadBackExactly) {
+  std::string out = Exec(
+      monitor_,
+      "import os, pathlib, tempfile\n"
+      "d = tempfile.mkdtemp()\n"
+      "path = os.path.join(d, 'stats.txt')\n"
+      "x = hp.idset(" +
+          OddIds() +
+          ")\n"
+          "s1 = x.stat\n"
+          "s2 = x[1:3].bytype.stat\n"
+          "s1.dump(path)\n"
+          "x[1:3].bytype.dump(path)\n"  // the IdSet shorthand
+          "diff = s1 - x[0:2].stat\n"
+          "diff.dump(pathlib.Path(path))\n"
+          "print(hp.load(path) == diff, hp.load(path).format)\n"
+          "all3 = hp.loadall(path)\n"
+          "print(len(all3), all3[0] == s1, all3[1] == s2, all3[2] == diff)\n"
+          "print(all3[0].rows == s1.rows, all3[0].timemade == s1.timemade,\n"
+          "      all3[0].kindheader == s1.kindheader, all3[1].er, "
+          "all3[2].b_size == "
+          "diff.b_size)\n"
+          // An open file (from its position), the text, a bytes path.
+          "with open(path, encoding='utf-8', errors='surrogateescape') as f:\n"
+          "    text = f.read()\n"
+          "with open(path, 'rb') as f:\n"
+          "    print(hp.load(f) == diff, len(hp.loadall(f)))\n"
+          "print(hp.load(text) == diff, len(hp.loadall(text)),\n"
+          "      hp.load(os.fsencode(path)) == diff)\n"
+          // The text is Heapy's format: one line per field and row.
+          "lines = text.split('\\n')\n"
+          "print(lines.count('.loader: _load_stat'), "
+          "lines.count('.end: .loader: _load_stat'),\n"
+          "      '\\\\n' in text, 'line\\nfeed' in text)\n"
+          "s1.dump(path, 'w')\n"
+          "print(len(hp.loadall(path)), hp.load(path) == s1)\n"
+          "os.remove(path)\n"
+          "os.rmdir(d)\n");
+  EXPECT_EQ(out,
+            "True DiffFormat\n"
+            "3 True True True\n"
+            "True True True Type True\n"
+            "True 0\n"
+            "True 3 True\n"
+            "3 3 True False\n"
+            "1 True\n");
+}
+
+TEST_F(HpStatTest, LoadAndDumpErrorsAreClear) {
+  std::string out = Exec(
+      monitor_,
+      "import os, tempfile\n"
+      "d = tempfile.mkdtemp()\n"
+      "p = os.path.join(d, 'f.txt')\n"
+      "s = hp.heap().stat\n"
+      "def show(fragment, f, *a):\n"
+      "    try:\n"
+      "        f(*a)\n"
+      "        print('no error')\n"
+      "    except Exception as e:\n"
+      "        print(type(e).__name__, fragment in str(e) or str(e))\n"
+      "show('missing', hp.load, os.path.join(d, 'missing'))\n"
+      "open(p, 'w').close()\n"
+      "show('no stat record found', hp.load, p)\n"
+      "with open(p, 'w') as f:\n"
+      "    f.write('.loader: _load_stat\\n.format: SetFormat\\n.count: x\\n')\n"
+      "show(\"malformed stat record at line 3: '.count:' needs a number, \"\n"
+      "     \"got 'x' (in '\" + p + \"')\", hp.load, p)\n"
+      "s.dump(p, 'w')\n"
+      "with open(p) as f:\n"
+      "    cut = f.read()[:-30]\n"
+      "with open(p, 'w') as f:\n"
+      "    f.write(cut)\n"
+      "show(\"the record that starts at line 1 has no '.end:' line\", hp.load, "
+      "p)\n"
+      "show('load() takes a path', hp.load, 42)\n"
+      "show('load() takes a path', hp.loadall, None)\n"
+      "show('Is a directory', s.dump, d)\n"
+      "show(\"mode is 'a' (append, the default) or 'w'\", s.dump, p, 'x')\n"
+      "show('dump() takes a path', s.dump, 3.5)\n"
+      "show('to_json() takes a path', s.to_json, 3.5)\n"
+      "os.remove(p)\n"
+      "os.rmdir(d)\n");
+  EXPECT_EQ(out,
+            "FileNotFoundError True\n"
+            "ValueError True\n"
+            "ValueError True\n"
+            "ValueError True\n"
+            "TypeError True\n"
+            "TypeError True\n"
+            "IsADirectoryError True\n"
+            "ValueError True\n"
+            "TypeError True\n"
+            "TypeError True\n");
+}
+
+TEST_F(HpStatTest, JsonExportParsesWithTheSchema) {
+  std::string out = Exec(
+      monitor_,
+      "import json, os, tempfile\n"
+      "x = hp.idset(" +
+          OddIds() +
+          ")\n"
+          "s = x.stat\n"
+          "j = json.loads(s.json())\n"
+          "print(j['schema'], j['format'], j['classifier'], j['kind_header'])\n"
+          "print(j['count'] == s.count, j['size'] == s.size,\n"
+          "     [(r['kind'], r['count'], r['size']) for r in j['rows']] == "
+          "s.rows,\n"
+          "     [r['index'] for r in j['rows']] == list(range(len(s))),\n"
+          "     j['rows'][-1]['cumulative_size'] == s.size,\n"
+          "     j['rows'][-1]['cumulative_count'] == s.count,\n"
+          "     j['rows'][1]['cumulative_size'] == s.rows[0][2] + "
+          "s.rows[1][2],\n"
+          "     abs(j['time_made'] - s.timemade) < 1e-3, 'b_count' in j)\n"
+          "d = json.loads((s - s[1:]).json())\n"
+          "print(d['format'], d['b_count'] == s[1:].count, len(d['rows']))\n"
+          "p = os.path.join(tempfile.mkdtemp(), 'x.json')\n"
+          "s.to_json(p)\n"
+          "with open(p) as f:\n"
+          "    print(json.load(f) == j)\n"
+          "os.remove(p)\n"
+          "os.rmdir(os.path.dirname(p))\n"
+          "print(s.json().isascii())\n");
+  EXPECT_EQ(out,
+            "annex.stat/1 partition Clodo Kind (class / dict of class)\n"
+            "True True True True True True True True False\n"
+            "diff True 1\n"
+            "True\n"
+            "True\n");
+}
+
+// 25 kinds of different sizes: Heapy pages them 10 at a time.
+TEST_F(HpStatTest, MorePagesTenRowsAtATimeAsHeapy) {
+  ASSERT_TRUE(RunTargetCode(
+      "page_objs = []\n"
+      "for _i in range(25):\n"
+      "    _t = type('Page%02d' % _i, (), {'__slots__': ('v',)})\n"
+      "    page_objs += [_t() for _ in range(_i + 1)]\n"
+      "page_ids = [id(o) for o in page_objs]\n"));
+  std::string out =
+      Exec(monitor_,
+           "x = hp.idset(" + TargetStr("repr(page_ids)") +
+               ")\n"
+               "lines = x.all.splitlines()\n"
+               "label, header, rows = lines[0], lines[1], lines[2:]\n"
+               "hint = \"<%d more rows. Type e.g. '_.more' to view.>\"\n"
+               "print(len(rows))\n"
+               "print(repr(x) == '\\n'.join([label, header] + rows[:10] + "
+               "[hint % 15]))\n"
+               "print(repr(x.more) == '\\n'.join([header] + rows[10:20] + "
+               "[hint % 5]))\n"
+               "print(repr(x.more.more) == '\\n'.join([header] + rows[20:]))\n"
+               "print(repr(x.more.more.more) == '', type(x.more).__name__)\n"
+               "print(repr(x.stat.more) == repr(x.more), x.more.all == x.all,\n"
+               "      x.stat.all == x.all, x.more.stat == x.stat)\n");
+  EXPECT_EQ(out, "25\nTrue\nTrue\nTrue\nTrue More\nTrue True True True\n");
+}
+
+// HeapView::Summary, as a host asks it through the session on the annex
+// thread: rows by kind against the target's own counts.
+TEST_F(HpStatTest, SummaryForHostsCountsAsTheTarget) {
+  ASSERT_TRUE(
+      RunTargetCode("class SummaryKind:\n"
+                    "    __slots__ = ('a', 'b')\n"
+                    "summary_keep = [SummaryKind() for _ in range(321)]\n"));
+  const long size =
+      TargetLong("sum(__import__('sys').getsizeof(o) for o in summary_keep)");
+  glue::Session* session = monitor_.session();
+  ASSERT_NE(session, nullptr);
+  auto access = session->Get<glue::AnnexAccess>();
+  ASSERT_TRUE(access.ok()) << access.status();
+  absl::StatusOr<glue::Stat> by_type = absl::UnknownError("not run");
+  absl::StatusOr<glue::Stat> top = absl::UnknownError("not run");
+  absl::StatusOr<glue::Stat> prod = absl::UnknownError("not run");
+  ASSERT_TRUE(
+      (*access)
+          ->runtime()
+          .Run([&](const python::ThreadStates&) {
+            auto view = session->Get<glue::HeapView>();
+            if (!view.ok()) return;
+            by_type =
+                (*view)->Summary(glue::Classifier(glue::Classifier::kType));
+            top = (*view)->Summary(glue::Classifier(), 3);
+            prod = (*view)->Summary(glue::Classifier(glue::Classifier::kProd));
+          })
+          .ok());
+  ASSERT_TRUE(by_type.ok()) << by_type.status();
+  EXPECT_EQ(by_type->er, "Type");
+  EXPECT_EQ(by_type->kind_header, "Type");
+  int64_t count = 0, bytes = 0;
+  bool found = false;
+  for (const glue::StatRow& r : by_type->rows) {
+    count += r.count;
+    bytes += r.size;
+    if (r.kind == "__main__.SummaryKind") {
+      found = true;
+      EXPECT_EQ(r.count, 321);
+      EXPECT_EQ(r.size, size);
+    }
+  }
+  EXPECT_TRUE(found);
+  EXPECT_EQ(count, by_type->count);
+  EXPECT_EQ(bytes, by_type->size);
+  EXPECT_GT(by_type->time_made_us, 0);
+  ASSERT_TRUE(top.ok()) << top.status();
+  EXPECT_EQ(top->er, "Clodo");
+  ASSERT_EQ(top->rows.size(), 4u);  // three and <Other>
+  int other = 0;
+  for (const glue::StatRow& r : top->rows) other += r.kind == "<Other>";
+  EXPECT_EQ(other, 1);
+  // The whole heap (a second walk): totals of the same order.
+  EXPECT_GT(top->count, 1000);
+  EXPECT_EQ(prod.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace annex
