@@ -124,7 +124,10 @@ class AddressBitmap {
         Chunk* chunk = top_[t][m];
         if (chunk == nullptr) continue;
         chunk->base_rank = rank;
-        chunk->word_rank.reset(new uint32_t[kWordsPerChunk]);
+        if (!chunk->word_rank) {
+          chunk->word_rank.reset(new uint32_t[kWordsPerChunk]);
+          ranked_chunks_++;
+        }
         uint32_t in_chunk = 0;
         for (size_t w = 0; w < kWordsPerChunk; ++w) {
           chunk->word_rank[w] = in_chunk;
@@ -149,12 +152,30 @@ class AddressBitmap {
            static_cast<uint64_t>(__builtin_popcountll(below));
   }
 
+  // Rank(addr) when `addr` is set, else -1. Requires BuildRank().
+  int64_t RankIfSet(uintptr_t addr) const {
+    const uintptr_t top = addr >> kTopShift;
+    if (top >= kTopSize || (addr & 7) != 0) return -1;  // ranked: none aside
+    const std::unique_ptr<Chunk*[]>& mid_table = top_[top];
+    if (!mid_table) return -1;
+    const Chunk* chunk = mid_table[(addr >> kMidShift) & (kMidSize - 1)];
+    if (chunk == nullptr) return -1;
+    const uintptr_t bit = (addr >> kGranuleShift) & (kBitsPerChunk - 1);
+    const uint64_t word = chunk->words[bit >> 6];
+    const uint64_t mask = uint64_t{1} << (bit & 63);
+    if ((word & mask) == 0) return -1;
+    return static_cast<int64_t>(
+        chunk->base_rank + chunk->word_rank[bit >> 6] +
+        static_cast<uint64_t>(__builtin_popcountll(word & (mask - 1))));
+  }
+
   // Bytes held by the bitmap itself.
   size_t MemoryBytes() const {
     size_t mids = 0;
     for (size_t t = 0; t < kTopSize; ++t) mids += top_[t] ? 1 : 0;
     return kTopSize * sizeof(void*) + mids * kMidSize * sizeof(void*) +
-           chunk_count_ * sizeof(Chunk) + overflow_.size() * 16;
+           chunk_count_ * sizeof(Chunk) + ranked_chunks_ * kWordsPerChunk * 4 +
+           overflow_.size() * 16;
   }
 
  private:
@@ -175,6 +196,7 @@ class AddressBitmap {
 
   std::unique_ptr<std::unique_ptr<Chunk*[]>[]> top_;
   size_t chunk_count_ = 0;
+  size_t ranked_chunks_ = 0;  // chunks with a word_rank array
   // Addresses above 2^48 or not 8-byte aligned (never PyObjects in
   // practice; kept correct anyway).
   absl::flat_hash_set<uintptr_t> overflow_;
