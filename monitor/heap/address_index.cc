@@ -8,13 +8,9 @@ namespace annex::heap {
 AddressIndex::AddressIndex(const std::vector<uintptr_t>& sorted)
     : sorted_(sorted) {
   auto bitmap = std::make_unique<internal::AddressBitmap>();
-  uintptr_t previous = 0;
-  for (size_t i = 0; i < sorted.size(); ++i) {
-    const uintptr_t a = sorted[i];
-    // Ranks equal positions only for strictly ascending input.
-    if (i > 0 && a <= previous) return;  // (descending input: undefined)
-    previous = a;
-    bitmap->TestAndSet(a);
+  // Ranks equal positions only for strictly ascending input.
+  if (!bitmap->SetAscending(sorted.data(), sorted.data() + sorted.size())) {
+    return;
   }
   // Fails for addresses the bitmap keeps aside (unaligned or above 2^48).
   if (!bitmap->BuildRank()) return;

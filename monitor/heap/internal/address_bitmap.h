@@ -56,6 +56,34 @@ class AddressBitmap {
     return was;
   }
 
+  // Sets the bits of the strictly ascending addresses [first, last) with
+  // one directory lookup per 4 MiB chunk instead of per address. Returns
+  // false at the first address that does not ascend (those before it are
+  // set).
+  bool SetAscending(const uintptr_t* first, const uintptr_t* last) {
+    uintptr_t previous = 0;
+    uintptr_t chunk_key = ~uintptr_t{0};
+    Chunk* chunk = nullptr;
+    for (const uintptr_t* p = first; p != last; ++p) {
+      const uintptr_t addr = *p;
+      if (p != first && addr <= previous) return false;
+      previous = addr;
+      if ((addr >> kTopShift) >= kTopSize || (addr & 7) != 0) {
+        TestAndSet(addr);
+        continue;
+      }
+      if ((addr >> kMidShift) != chunk_key) {
+        TestAndSet(addr);  // allocates the chunk when needed
+        chunk_key = addr >> kMidShift;
+        chunk = top_[addr >> kTopShift][chunk_key & (kMidSize - 1)];
+        continue;
+      }
+      const uintptr_t bit = (addr >> kGranuleShift) & (kBitsPerChunk - 1);
+      chunk->words[bit >> 6] |= uint64_t{1} << (bit & 63);
+    }
+    return true;
+  }
+
   // Clears the bit of `addr` (a no-op when it is not set).
   void Clear(uintptr_t addr) {
     const uintptr_t top = addr >> kTopShift;
