@@ -68,11 +68,12 @@ class Slotted:
     __slots__ = ('x',)
 owned = [Owned() for _ in range(300)]
 for i, o in enumerate(owned):
-    o.v = i
-    vars(o)                      # a dict object, not inline values
+    # A dict object that holds the attributes on every version (3.13
+    # traverses inline values, not a dict vars() built over them).
+    o.__dict__ = {'v': i}
 plain = [{'k%d' % i: i} for i in range(200)]
 p, q = P(), Q()
-p.a = 1
+p.__dict__ = {'a': 1}
 q.__dict__ = p.__dict__          # one dict, two owners
 sub_holder = Owned()
 sub_holder.__dict__ = DictSub(z=1)
