@@ -2,9 +2,11 @@
 // the object that owns it as its attribute dict, checked against what the
 // target itself says (id(obj.__dict__), ...) and against DictOwners over
 // the whole heap, for the whole walked set and for subsets whose owners lie
-// outside them.
+// outside them, with owners that are many (placed through an address index)
+// or few (placed by binary search).
 #include <Python.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -127,9 +129,22 @@ TEST_F(ClassifyObjectsTest, AgreesWithTheOwnerMapOnWholeHeapsAndSubsets) {
   ASSERT_TRUE(namer.ok()) << namer.status();
   absl::StatusOr<heap::HeapGraph> g = Walk();
   ASSERT_TRUE(g.ok()) << g.status();
-  const absl::flat_hash_map<uintptr_t, PyTypeObject*> owners =
-      DictOwners(g->addresses);
   std::vector<uintptr_t> copy = g->addresses;  // same members, other vector
+  // Owners from a few objects only: the owned dicts found stay under 1/64
+  // of the members, so they are placed by binary search, not by an index.
+  std::vector<uintptr_t> few;
+  for (size_t i = 0; i < g->size(); i += 97) few.push_back(g->addresses[i]);
+  for (const char* name : {"p", "q"}) {
+    PyObject* o = EvalTarget(name);
+    ASSERT_NE(o, nullptr);
+    few.push_back(reinterpret_cast<uintptr_t>(o));
+    Py_DECREF(o);
+  }
+  std::sort(few.begin(), few.end());
+  few.erase(std::unique(few.begin(), few.end()), few.end());
+  ASSERT_LT(DictOwners(few).size(), g->size() / 64);
+  // And over the whole heap, enough for the index.
+  ASSERT_GT(DictOwners(g->addresses).size(), g->size() / 64);
   std::vector<uintptr_t> odd, even;
   std::vector<uint64_t> odd_sizes, even_sizes;
   for (size_t i = 0; i < g->size(); ++i) {
@@ -147,9 +162,12 @@ TEST_F(ClassifyObjectsTest, AgreesWithTheOwnerMapOnWholeHeapsAndSubsets) {
       {"whole heap, owners from a copy", &g->addresses, &g->sizes, &copy},
       {"odd members", &odd, &odd_sizes, &g->addresses},
       {"even members", &even, &even_sizes, &g->addresses},
+      {"whole heap, few owners", &g->addresses, &g->sizes, &few},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
+    const absl::flat_hash_map<uintptr_t, PyTypeObject*> owners =
+        DictOwners(*c.scan);
     KindedSet set = ClassifyObjects(*namer, *c.set, *c.sizes, c.scan);
     ASSERT_EQ(set.addresses, *c.set);
     ASSERT_EQ(set.sizes, *c.sizes);
@@ -169,6 +187,7 @@ TEST_F(ClassifyObjectsTest, AgreesWithTheOwnerMapOnWholeHeapsAndSubsets) {
     }
     EXPECT_EQ(mismatches, 0u);
     EXPECT_GT(dicts, 100u);
+    EXPECT_GE(owners.size(), 2u);
   }
   // Without an owner scan, no Clodo kinds are made.
   EXPECT_TRUE(ClassifyObjects(*namer, g->addresses, g->sizes, nullptr)
