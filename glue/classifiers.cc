@@ -247,24 +247,42 @@ std::string RenderVia(const std::vector<std::string>& relations, bool in_and) {
   return in_and ? absl::StrCat("{", out, "}") : out;
 }
 
+DictHolding DictHoldingOf(PyTypeObject* type) {
+  if (PyType_HasFeature(type, Py_TPFLAGS_TYPE_SUBCLASS)) {
+    return DictHolding::kTypeDict;
+  }
+  if (PyType_IsSubtype(type, &PyModule_Type)) return DictHolding::kModuleDict;
+  if (type->tp_dictoffset != 0 ||
+      PyType_HasFeature(type, Py_TPFLAGS_MANAGED_DICT)) {
+    return DictHolding::kInstanceDict;
+  }
+  return DictHolding::kNone;
+}
+
+PyObject* OwnedDict(PyObject* obj, DictHolding holding) {
+  PyObject* dict = nullptr;
+  switch (holding) {
+    case DictHolding::kNone:
+      return nullptr;
+    case DictHolding::kTypeDict:
+      dict = reinterpret_cast<PyTypeObject*>(obj)->tp_dict;
+      break;
+    case DictHolding::kModuleDict:
+      dict = PyModule_GetDict(obj);  // borrowed md_dict, no side effect
+      break;
+    case DictHolding::kInstanceDict:
+      dict = python::ExistingInstanceDict(obj);
+      break;
+  }
+  return dict != nullptr && Py_TYPE(dict) == &PyDict_Type ? dict : nullptr;
+}
+
 absl::flat_hash_map<uintptr_t, PyTypeObject*> DictOwners(
     const std::vector<uintptr_t>& objects) {
-  // How a type's instances hold their attribute dict, decided once per
-  // type (a small direct-mapped cache in front of a map): PyType_IsSubtype
-  // and the flag tests are too slow to repeat for millions of objects.
-  enum Mode : uint8_t { kNone, kTypeDict, kModuleDict, kInstanceDict };
-  auto decide = [](PyTypeObject* type) {
-    if (PyType_HasFeature(type, Py_TPFLAGS_TYPE_SUBCLASS)) return kTypeDict;
-    if (PyType_IsSubtype(type, &PyModule_Type)) return kModuleDict;
-    if (type->tp_dictoffset != 0 ||
-        PyType_HasFeature(type, Py_TPFLAGS_MANAGED_DICT)) {
-      return kInstanceDict;
-    }
-    return kNone;
-  };
+  // A small direct-mapped cache of each type's DictHolding.
   constexpr size_t kCache = 64;
   PyTypeObject* cache_type[kCache] = {};
-  Mode cache_mode[kCache] = {};
+  DictHolding cache_holding[kCache] = {};
   absl::flat_hash_map<uintptr_t, PyTypeObject*> owners;
   owners.reserve(objects.size() / 8);
   for (uintptr_t a : objects) {
@@ -273,25 +291,10 @@ absl::flat_hash_map<uintptr_t, PyTypeObject*> DictOwners(
     const size_t slot = (reinterpret_cast<uintptr_t>(type) >> 4) % kCache;
     if (cache_type[slot] != type) {
       cache_type[slot] = type;
-      cache_mode[slot] = decide(type);
+      cache_holding[slot] = DictHoldingOf(type);
     }
-    PyObject* dict = nullptr;
-    switch (cache_mode[slot]) {
-      case kNone:
-        continue;
-      case kTypeDict:
-        dict = reinterpret_cast<PyTypeObject*>(obj)->tp_dict;
-        break;
-      case kModuleDict:
-        dict = PyModule_GetDict(obj);  // borrowed md_dict, no side effect
-        break;
-      case kInstanceDict:
-        dict = python::ExistingInstanceDict(obj);
-        break;
-    }
-    if (dict != nullptr && Py_TYPE(dict) == &PyDict_Type) {
-      owners.emplace(reinterpret_cast<uintptr_t>(dict), type);
-    }
+    PyObject* dict = OwnedDict(obj, cache_holding[slot]);
+    if (dict != nullptr) owners.emplace(reinterpret_cast<uintptr_t>(dict), type);
   }
   return owners;
 }

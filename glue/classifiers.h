@@ -119,6 +119,18 @@ constexpr const char* kNotModuleKind = "~module";
 constexpr const char* kNoOwnerDict = "dict (no owner)";
 constexpr const char* kUnknownProducer = "unknown";
 
+// How the instances of a type hold the attribute dict they own (see
+// DictOwners): decided once per type, since the subtype and flag tests are
+// too slow to repeat for millions of objects.
+enum class DictHolding : uint8_t { kNone, kTypeDict, kModuleDict, kInstanceDict };
+// Where: GIL held; `type` alive.
+DictHolding DictHoldingOf(PyTypeObject* type);
+// The exact dict `obj` owns as its attribute dict, given its type's
+// `holding`, or nullptr (none, or not an exact dict). Reads the object and,
+// when there is one, the dict's type pointer; creates nothing.
+// Where: GIL held; `obj` alive.
+PyObject* OwnedDict(PyObject* obj, DictHolding holding);
+
 // The dict each object of `objects` owns as its attribute dict: the
 // tp_dict of a type, the md_dict of a module, the existing instance dict
 // of anything else (an instance whose attributes are still inline has no

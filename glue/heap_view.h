@@ -92,7 +92,7 @@ struct KindedSet {
 // Clodo. Where: GIL held, any interpreter.
 KindedSet ClassifyObjects(const TypeNamer& namer,
                           const std::vector<uintptr_t>& sorted,
-                          std::vector<uint64_t> sizes,
+                          const std::vector<uint64_t>& sizes,
                           const std::vector<uintptr_t>* owner_scan);
 
 // Per-part kinds of the live members of a set (HeapView::ClassifyParts).

@@ -2,6 +2,7 @@
 // dominators on synthetic Python-shaped heaps, each next to a plain BFS of
 // the same graph in the same run (the ratio is the portable number).
 // One JSON object per line. Flags: --nodes=1000000,3000000 --runs=5
+// --cases=dominators,sp_deepest (only those; default all)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -51,7 +52,14 @@ void Report(const char* name, const heap::HeapGraph& g,
   std::fflush(stdout);
 }
 
-void Bench(uint32_t n, int runs) {
+// Whether case `name` was asked for (--cases=a,b; all when empty). The
+// plain BFS baseline always runs.
+bool Wanted(const std::vector<std::string>& cases, const std::string& name) {
+  return cases.empty() ||
+         std::find(cases.begin(), cases.end(), name) != cases.end();
+}
+
+void Bench(uint32_t n, int runs, const std::vector<std::string>& only) {
   heap::HeapGraph g;
   const double gen_ms = TimeMs([&] { g = SyntheticHeap(n, 12345); });
   std::vector<double> bfs;
@@ -74,10 +82,15 @@ void Bench(uint32_t n, int runs) {
 
   std::vector<double> rev_ms;
   heap::ReverseIndex reverse;
-  for (int r = 0; r < runs; ++r) {
+  const bool want_reverse = Wanted(only, "reverse_index") ||
+                            Wanted(only, "sp_deepest_with_reverse_index") ||
+                            Wanted(only, "sp_median_depth_with_reverse_index");
+  for (int r = 0; r < runs && want_reverse; ++r) {
     rev_ms.push_back(TimeMs([&] { reverse = heap::ReverseIndex::Build(g); }));
   }
-  Report("reverse_index", g, rev_ms, bfs_ms, "");
+  if (Wanted(only, "reverse_index")) {
+    Report("reverse_index", g, rev_ms, bfs_ms, "");
+  }
 
   // Shortest paths to single nodes: the deepest node (a whole BFS) and one
   // at the median depth.
@@ -109,6 +122,7 @@ void Bench(uint32_t n, int runs) {
       {"sp_median_depth_with_reverse_index", typical, &reverse},
   };
   for (const SpCase& c : cases) {
+    if (!Wanted(only, c.name)) continue;
     const char* name = c.name;
     const uint32_t target = c.target;
     heap::ShortestPathOptions options;
@@ -128,16 +142,19 @@ void Bench(uint32_t n, int runs) {
                ",\"paths\":" + std::to_string(paths));
   }
 
-  std::vector<double> dom_ms;
   uint64_t total = 0;
-  for (int r = 0; r < runs; ++r) {
+  std::vector<double> dom_ms;
+  for (int r = 0; r < runs && Wanted(only, "dominators"); ++r) {
     dom_ms.push_back(TimeMs([&] {
       heap::DominatorTree dom = heap::DominatorTree::Build(g);
       total = dom.RetainedSize(0);
     }));
   }
-  Report("dominators", g, dom_ms, bfs_ms,
-         ",\"retained_by_sys_modules\":" + std::to_string(total));
+  if (!dom_ms.empty()) {
+    Report("dominators", g, dom_ms, bfs_ms,
+           ",\"retained_by_sys_modules\":" + std::to_string(total));
+  }
+  if (!Wanted(only, "retained_size_of_3_node_set")) return;
 
   heap::DominatorTree dom = heap::DominatorTree::Build(g);
   std::vector<double> set_ms;
@@ -156,8 +173,13 @@ void Bench(uint32_t n, int runs) {
 int main(int argc, char** argv) {
   std::vector<uint32_t> sizes = {1000000};
   int runs = 5;
+  std::vector<std::string> only;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
+    if (arg.rfind("--cases=", 0) == 0) {
+      only = absl::StrSplit(arg.substr(8), ',', absl::SkipEmpty());
+      continue;
+    }
     if (arg.rfind("--nodes=", 0) == 0) {
       sizes.clear();
       for (absl::string_view s : absl::StrSplit(arg.substr(8), ',')) {
@@ -171,10 +193,12 @@ int main(int argc, char** argv) {
     } else if (arg.rfind("--runs=", 0) == 0) {
       runs = std::max(1, std::atoi(arg.c_str() + 7));
     } else {
-      std::fprintf(stderr, "usage: %s [--nodes=N,...] [--runs=R]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--nodes=N,...] [--runs=R] [--cases=name,...]\n",
+                   argv[0]);
       return 2;
     }
   }
-  for (uint32_t n : sizes) annex::bench::Bench(n, runs);
+  for (uint32_t n : sizes) annex::bench::Bench(n, runs, only);
   return 0;
 }

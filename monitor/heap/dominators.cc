@@ -26,47 +26,81 @@ class LengauerTarjan {
   std::vector<uint32_t>& dfn() { return dfn_; }
 
  private:
+  // Lengauer and Tarjan's semidominator of w is the least of: its
+  // predecessors v numbered below w, and EVAL(v) of those numbered above.
+  // A predecessor below w is still unlinked when w is processed (vertices
+  // are processed in decreasing order), so EVAL(v) = v there and the DFS
+  // can fold it in at once: the tree edge gives the parent, a forward edge
+  // (to a descendant already numbered) its source. Only the edges that
+  // point back to a smaller number (back and cross edges) are kept for the
+  // EVAL phase. On heaps about half of all edges are tree edges, so this
+  // halves the edges recorded, sorted and evaluated.
   void Dfs() {
     const uint32_t n = graph_.size();
     dfn_.assign(n, kNone);
     vertex_.reserve(static_cast<size_t>(n) + 1);
     parent_.reserve(static_cast<size_t>(n) + 1);
+    low_.reserve(static_cast<size_t>(n) + 1);
     vertex_.push_back(kNone);  // the super-root
     parent_.push_back(kNone);
-    std::vector<std::pair<uint32_t, uint32_t>> stack;  // (node, edge cursor)
-    // Every edge of a reached node is scanned exactly once here, with both
-    // ends numbered: record it (in DFS numbers) for the predecessor lists.
+    low_.push_back(0);
+    // (node, DFS number of the node whose edge reached it). A node's edges
+    // are scanned all at once when it is numbered, so the DFS numbers of
+    // its targets are read together (independent loads the CPU overlaps)
+    // rather than one per descent; targets numbered by then are non-tree
+    // edges at once, the others are pushed, last edge first, and popped in
+    // edge order: exactly a recursive DFS. A pushed node found numbered
+    // when popped was reached meanwhile from below its pusher: a forward
+    // edge. The stack holds at most one entry per edge.
+    std::vector<std::pair<uint32_t, uint32_t>> stack;
+    // Untouched pages cost nothing: reserve for the worst case.
     dfs_edges_.reserve(graph_.out_targets.size() + graph_.root_nodes.size());
-    pred_count_.assign(static_cast<size_t>(n) + 2, 0);
+    // An edge from `from` to the numbered `to` that is not a tree edge.
+    auto non_tree_edge = [&](uint32_t to, uint32_t from) {
+      if (from < to) {  // forward edge: `to` descends from `from`
+        if (from < low_[to]) low_[to] = from;
+      } else {  // back or cross edge
+        dfs_edges_.emplace_back(to, from);
+      }
+    };
     for (uint32_t r : graph_.root_nodes) {
-      const bool fresh = dfn_[r] == kNone;
-      if (fresh) Number(r, 0);
-      dfs_edges_.emplace_back(dfn_[r], 0);
-      ++pred_count_[dfn_[r] + 1];
-      if (!fresh) continue;
-      stack.emplace_back(r, graph_.out_begin[r]);
+      stack.emplace_back(r, 0);  // from the super-root
       while (!stack.empty()) {
-        auto& [v, cursor] = stack.back();
-        if (cursor == graph_.out_begin[v + 1]) {
-          stack.pop_back();
+        const auto [v, from] = stack.back();
+        stack.pop_back();
+        if (dfn_[v] != kNone) {
+          non_tree_edge(dfn_[v], from);
           continue;
         }
-        // The next edge's DFS number is a random read: start it now.
-        if (cursor + 1 < graph_.out_begin[v + 1]) {
-          __builtin_prefetch(&dfn_[graph_.out_targets[cursor + 1]]);
+        // Most heap objects are leaves: the next node is likely the one
+        // below on the stack. Its out_begin was prefetched when it was
+        // pushed; start fetching its edges too.
+        if (!stack.empty()) {
+          __builtin_prefetch(
+              &graph_.out_targets[graph_.out_begin[stack.back().first]]);
         }
-        const uint32_t w = graph_.out_targets[cursor++];
-        const uint32_t from = dfn_[v];
-        if (dfn_[w] == kNone) {
-          Number(w, from);
-          const uint32_t first = graph_.out_begin[w];
-          if (first < graph_.out_begin[w + 1]) {
-            __builtin_prefetch(&dfn_[graph_.out_targets[first]]);
+        Number(v, from);
+        const uint32_t me = dfn_[v];
+        const uint32_t begin = graph_.out_begin[v];
+        const uint32_t end = graph_.out_begin[v + 1];
+        // Ask for all the targets' DFS numbers first: the loop below
+        // branches on each, and a mispredicted branch would cancel the
+        // loads issued after it.
+        for (uint32_t e = begin; e < end; ++e) {
+          __builtin_prefetch(&dfn_[graph_.out_targets[e]]);
+        }
+        for (uint32_t e = end; e-- > begin;) {
+          const uint32_t w = graph_.out_targets[e];
+          const uint32_t to = dfn_[w];
+          if (to != kNone) {
+            non_tree_edge(to, me);
+          } else {
+            // Popped soon (most heap objects have few referents): start
+            // fetching where its edges are.
+            __builtin_prefetch(&graph_.out_begin[w]);
+            stack.emplace_back(w, me);
           }
-          stack.emplace_back(w, first);
         }
-        dfs_edges_.emplace_back(dfn_[w], from);
-        ++pred_count_[dfn_[w] + 1];
       }
     }
     k_ = static_cast<uint32_t>(vertex_.size());
@@ -76,13 +110,16 @@ class LengauerTarjan {
     dfn_[v] = static_cast<uint32_t>(vertex_.size());
     vertex_.push_back(v);
     parent_.push_back(parent);
+    low_.push_back(parent);
   }
 
-  // Predecessors in DFS-number space, CSR, from the edges the DFS recorded
-  // (the super-root precedes every root node).
+  // Back and cross predecessors in DFS-number space, CSR, from the edges
+  // the DFS recorded.
   void BuildPredecessors() {
-    pred_count_.resize(static_cast<size_t>(k_) + 1);
-    pred_begin_.swap(pred_count_);
+    // Counted here rather than in the DFS: a tight loop of independent
+    // increments the CPU overlaps.
+    pred_begin_.assign(static_cast<size_t>(k_) + 1, 0);
+    for (const auto& [to, from] : dfs_edges_) ++pred_begin_[to + 1];
     for (uint32_t i = 0; i < k_; ++i) pred_begin_[i + 1] += pred_begin_[i];
     preds_.resize(pred_begin_[k_]);
     std::vector<uint32_t> cursor(pred_begin_.begin(), pred_begin_.end() - 1);
@@ -137,16 +174,42 @@ class LengauerTarjan {
     idom_.assign(k_, 0);
     std::vector<uint32_t> bucket_head(k_, kNone);
     std::vector<uint32_t> bucket_next(k_, kNone);
+    // Vertices go by in decreasing order, so what a later one will read is
+    // known ahead, in two stages: 16 vertices ahead, its predecessors'
+    // slots and its parent's bucket; 8 ahead, the slots of those
+    // predecessors' forest ancestors (where EVAL goes next). Without this
+    // the EVALs wait for memory one slot at a time.
+    constexpr uint32_t kAhead = 8;
     for (uint32_t w = k_; w-- > 1;) {
-      uint32_t semi = slots_[w].semi;
+      if (w > 2 * kAhead) {
+        const uint32_t later = w - 2 * kAhead;
+        for (uint32_t p = pred_begin_[later]; p < pred_begin_[later + 1]; ++p) {
+          __builtin_prefetch(&slots_[preds_[p]]);
+        }
+        __builtin_prefetch(&bucket_head[parent_[later]]);
+      }
+      if (w > kAhead) {
+        const uint32_t later = w - kAhead;
+        for (uint32_t p = pred_begin_[later]; p < pred_begin_[later + 1]; ++p) {
+          const uint32_t a = slots_[preds_[p]].ancestor;
+          if (a != kNone) __builtin_prefetch(&slots_[a]);
+        }
+      }
+      uint32_t semi = low_[w];  // parent and forward-edge sources
       for (uint32_t p = pred_begin_[w]; p < pred_begin_[w + 1]; ++p) {
         semi = std::min(semi, Eval(preds_[p]));
       }
       slots_[w].semi = semi;
       slots_[w].label_semi = semi;  // label(w) is w until compressed
-      bucket_next[w] = bucket_head[semi];
-      bucket_head[semi] = w;
       const uint32_t p = parent_[w];
+      if (semi == p) {
+        // The path from semi(w) to w is the tree edge alone: idom(w) is
+        // its parent (LT's first case, without the bucket and EVAL).
+        idom_[w] = p;
+      } else {
+        bucket_next[w] = bucket_head[semi];
+        bucket_head[semi] = w;
+      }
       slots_[w].ancestor = p;  // LINK(parent, w)
       for (uint32_t v = bucket_head[p]; v != kNone; v = bucket_next[v]) {
         uint32_t u;
@@ -165,8 +228,10 @@ class LengauerTarjan {
   std::vector<uint32_t> dfn_;
   std::vector<uint32_t> vertex_;
   std::vector<uint32_t> parent_;
+  // Least predecessor numbered below each vertex (its semidominator
+  // candidates that need no EVAL).
+  std::vector<uint32_t> low_;
   std::vector<std::pair<uint32_t, uint32_t>> dfs_edges_;  // (to, from)
-  std::vector<uint32_t> pred_count_;
   std::vector<uint32_t> pred_begin_;
   std::vector<uint32_t> preds_;
   std::vector<Slot> slots_;

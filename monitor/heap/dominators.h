@@ -29,8 +29,9 @@ class DominatorTree {
   // Lengauer-Tarjan with path compression ("simple" variant, O(m log n)),
   // iterative throughout: a DFS with an explicit stack, and EVAL compressing
   // with an explicit stack, so million-deep chains are fine. `graph` must be
-  // valid (ValidateGraph). Memory: about 10 words per node plus 3 per
-  // edge while building; the result keeps 8 words per reachable node.
+  // valid (ValidateGraph). Memory: about 10 words per node plus up to 5 per
+  // edge while building (2 for the DFS stack, 3 for the back and cross
+  // edges it records); the result keeps 8 words per reachable node.
   // Pure C++, any thread; the result is immutable and shareable.
   static DominatorTree Build(const HeapGraph& graph);
 

@@ -56,6 +56,34 @@ class AddressBitmap {
     return was;
   }
 
+  // Sets the bits of the strictly ascending addresses [first, last) with
+  // one directory lookup per 4 MiB chunk instead of per address. Returns
+  // false at the first address that does not ascend (those before it are
+  // set).
+  bool SetAscending(const uintptr_t* first, const uintptr_t* last) {
+    uintptr_t previous = 0;
+    uintptr_t chunk_key = ~uintptr_t{0};
+    Chunk* chunk = nullptr;
+    for (const uintptr_t* p = first; p != last; ++p) {
+      const uintptr_t addr = *p;
+      if (p != first && addr <= previous) return false;
+      previous = addr;
+      if ((addr >> kTopShift) >= kTopSize || (addr & 7) != 0) {
+        TestAndSet(addr);
+        continue;
+      }
+      if ((addr >> kMidShift) != chunk_key) {
+        TestAndSet(addr);  // allocates the chunk when needed
+        chunk_key = addr >> kMidShift;
+        chunk = top_[addr >> kTopShift][chunk_key & (kMidSize - 1)];
+        continue;
+      }
+      const uintptr_t bit = (addr >> kGranuleShift) & (kBitsPerChunk - 1);
+      chunk->words[bit >> 6] |= uint64_t{1} << (bit & 63);
+    }
+    return true;
+  }
+
   // Clears the bit of `addr` (a no-op when it is not set).
   void Clear(uintptr_t addr) {
     const uintptr_t top = addr >> kTopShift;
@@ -124,7 +152,10 @@ class AddressBitmap {
         Chunk* chunk = top_[t][m];
         if (chunk == nullptr) continue;
         chunk->base_rank = rank;
-        chunk->word_rank.reset(new uint32_t[kWordsPerChunk]);
+        if (!chunk->word_rank) {
+          chunk->word_rank.reset(new uint32_t[kWordsPerChunk]);
+          ranked_chunks_++;
+        }
         uint32_t in_chunk = 0;
         for (size_t w = 0; w < kWordsPerChunk; ++w) {
           chunk->word_rank[w] = in_chunk;
@@ -149,12 +180,30 @@ class AddressBitmap {
            static_cast<uint64_t>(__builtin_popcountll(below));
   }
 
+  // Rank(addr) when `addr` is set, else -1. Requires BuildRank().
+  int64_t RankIfSet(uintptr_t addr) const {
+    const uintptr_t top = addr >> kTopShift;
+    if (top >= kTopSize || (addr & 7) != 0) return -1;  // ranked: none aside
+    const std::unique_ptr<Chunk*[]>& mid_table = top_[top];
+    if (!mid_table) return -1;
+    const Chunk* chunk = mid_table[(addr >> kMidShift) & (kMidSize - 1)];
+    if (chunk == nullptr) return -1;
+    const uintptr_t bit = (addr >> kGranuleShift) & (kBitsPerChunk - 1);
+    const uint64_t word = chunk->words[bit >> 6];
+    const uint64_t mask = uint64_t{1} << (bit & 63);
+    if ((word & mask) == 0) return -1;
+    return static_cast<int64_t>(
+        chunk->base_rank + chunk->word_rank[bit >> 6] +
+        static_cast<uint64_t>(__builtin_popcountll(word & (mask - 1))));
+  }
+
   // Bytes held by the bitmap itself.
   size_t MemoryBytes() const {
     size_t mids = 0;
     for (size_t t = 0; t < kTopSize; ++t) mids += top_[t] ? 1 : 0;
     return kTopSize * sizeof(void*) + mids * kMidSize * sizeof(void*) +
-           chunk_count_ * sizeof(Chunk) + overflow_.size() * 16;
+           chunk_count_ * sizeof(Chunk) + ranked_chunks_ * kWordsPerChunk * 4 +
+           overflow_.size() * 16;
   }
 
  private:
@@ -175,6 +224,7 @@ class AddressBitmap {
 
   std::unique_ptr<std::unique_ptr<Chunk*[]>[]> top_;
   size_t chunk_count_ = 0;
+  size_t ranked_chunks_ = 0;  // chunks with a word_rank array
   // Addresses above 2^48 or not 8-byte aligned (never PyObjects in
   // practice; kept correct anyway).
   absl::flat_hash_set<uintptr_t> overflow_;
