@@ -11,14 +11,8 @@ namespace annex {
 namespace {
 
 using ::annex::testing::EvalTarget;
+using ::annex::testing::TargetLong;
 using ::annex::testing::RunTargetCode;
-
-long TargetLong(const std::string& expr) {
-  PyObject* v = EvalTarget(expr);
-  long r = v ? PyLong_AsLong(v) : -1;
-  Py_XDECREF(v);
-  return r;
-}
 
 std::string Exec(Monitor& m, const std::string& code) {
   auto out = m.ExecInAnnex(code);

@@ -16,22 +16,9 @@ namespace annex {
 namespace {
 
 using ::annex::testing::EvalTarget;
+using ::annex::testing::TargetStr;
+using ::annex::testing::TargetLong;
 using ::annex::testing::RunTargetCode;
-
-long TargetLong(const std::string& expr) {
-  PyObject* v = EvalTarget(expr);
-  long r = v ? PyLong_AsLong(v) : -1;
-  Py_XDECREF(v);
-  return r;
-}
-
-std::string TargetStr(const std::string& expr) {
-  PyObject* v = EvalTarget(expr);
-  std::string r;
-  if (v != nullptr && PyUnicode_Check(v)) r = PyUnicode_AsUTF8(v);
-  Py_XDECREF(v);
-  return r;
-}
 
 std::string Exec(Monitor& m, const std::string& code) {
   auto out = m.ExecInAnnex(code);

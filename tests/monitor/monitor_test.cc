@@ -12,6 +12,8 @@
 namespace annex {
 namespace {
 
+using ::annex::testing::TargetLong;
+
 TEST(MonitorTest, ExecInAnnexReturnsOutputAndErrors) {
   Monitor monitor;
   ASSERT_TRUE(monitor.Start().ok());
@@ -53,13 +55,6 @@ TEST(MonitorTest, ExecInAnnexSessionsKeepTheirNamespaces) {
   EXPECT_EQ(gone.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(gone.status().message().find("NameError"), std::string::npos);
   EXPECT_TRUE(monitor.Stop().ok());
-}
-
-long TargetLong(const std::string& expr) {
-  PyObject* v = ::annex::testing::EvalTarget(expr);
-  long r = v ? PyLong_AsLong(v) : -1;
-  Py_XDECREF(v);
-  return r;
 }
 
 const glue::StatRow* FindRow(const glue::Stat& stat, const std::string& kind) {

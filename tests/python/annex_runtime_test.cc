@@ -15,20 +15,13 @@ namespace annex::python {
 namespace {
 
 using ::annex::testing::EvalTarget;
+using ::annex::testing::TargetLong;
 using ::annex::testing::RunTargetCode;
 
 std::unique_ptr<AnnexRuntime> MustStart(AnnexOptions options = {}) {
   auto rt = AnnexRuntime::Start(std::move(options));
   EXPECT_TRUE(rt.ok()) << rt.status();
   return rt.ok() ? std::move(*rt) : nullptr;
-}
-
-long TargetLong(const std::string& expr) {
-  PyObject* v = EvalTarget(expr);
-  EXPECT_NE(v, nullptr);
-  long r = v ? PyLong_AsLong(v) : -1;
-  Py_XDECREF(v);
-  return r;
 }
 
 TEST(AnnexRuntimeTest, RunsWorkInASecondInterpreterSharingTheGil) {

@@ -32,6 +32,22 @@ PyObject* EvalTarget(const std::string& expr) {
   return result;
 }
 
+long TargetLong(const std::string& expr) {
+  PyObject* v = EvalTarget(expr);
+  long r = v != nullptr ? PyLong_AsLong(v) : -1;
+  if (v != nullptr && r == -1 && PyErr_Occurred()) PyErr_Print();
+  Py_XDECREF(v);
+  return r;
+}
+
+std::string TargetStr(const std::string& expr) {
+  PyObject* v = EvalTarget(expr);
+  std::string r;
+  if (v != nullptr && PyUnicode_Check(v)) r = PyUnicode_AsUTF8(v);
+  Py_XDECREF(v);
+  return r;
+}
+
 void BareSubinterpreterCycle() {
   Py_BEGIN_ALLOW_THREADS
   std::thread t([] {

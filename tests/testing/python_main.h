@@ -21,6 +21,13 @@ bool RunTargetCode(const std::string& code);
 // the traceback printed. GIL held, target current.
 PyObject* EvalTarget(const std::string& expr);
 
+// The value of `expr` evaluated in the target's __main__ as a C long (-1 and
+// the traceback printed when it fails or is not an int) / as a str ("" when
+// it fails or is not a str). Where: test main thread, GIL held, target
+// current.
+long TargetLong(const std::string& expr);
+std::string TargetStr(const std::string& expr);
+
 // One bare sub-interpreter lifetime on its own thread (created, ended, no
 // Annex code), as the annex has: CPython's own cost, for baselines.
 // Where: the main thread with the GIL held (released while it runs).
