@@ -311,6 +311,14 @@ void AnnexRuntime::YielderMain() {
       const auto since = std::chrono::steady_clock::now().time_since_epoch() -
                          std::chrono::steady_clock::duration(last_yield_.load());
       if (!interrupt && since < stale) continue;  // the trace hook yields
+      // No visit while tracemalloc traces: creating the visit's thread
+      // state without the GIL is not safe then (version.h). The trace hook
+      // still yields, and delivers interrupts to Python code that emits
+      // trace events.
+      if (TracemallocTracingNoGil() ||
+          annex_interpreter_creation_would_deadlock()) {
+        continue;
+      }
       in_annex_ = true;
     }
     EnterAnnexBriefly(interrupt);

@@ -19,6 +19,9 @@
 #include "internal/pycore_object.h"
 #include "internal/pycore_gc.h"
 #include "internal/pycore_interp.h"
+#if PY_VERSION_HEX >= 0x030C0000
+#include "internal/pycore_runtime.h"
+#endif
 #undef Py_BUILD_CORE
 
 #if PY_VERSION_HEX < 0x030C0000
@@ -86,6 +89,14 @@ bool IsFinalizing() {
 }
 
 const char* RuntimeVersionString() { return Py_GetVersion(); }
+
+bool TracemallocTracingNoGil() {
+#if PY_VERSION_HEX >= 0x030C0000
+  return _PyRuntime.tracemalloc.config.tracing != 0;
+#else
+  return false;  // 3.11's flag is read in C: gilstate_bind.c
+#endif
+}
 
 void ForkerLists(PyInterpreterState* interp, PyObject* lists[3]) {
   lists[0] = interp->before_forkers;

@@ -52,6 +52,15 @@ bool IsFinalizing();
 // Where: GIL held, called on the thread that will also end it.
 PyThreadState* NewSharedGilInterpreter();
 
+// Whether the target's tracemalloc traces now: a plain read of CPython's
+// flag. While it does, 3.11's and 3.12's raw-allocator hook calls
+// PyGILState_Ensure() on whichever thread allocates, so a thread that holds
+// no GIL must not create a thread state then (PyThreadState_New allocates;
+// seen as a crash inside it under ASan). 3.12+ only; on 3.11 (whose internal
+// headers here are C only) annex_interpreter_creation_would_deadlock() in
+// gilstate_bind.h reads the same flag. Where: any thread, GIL not needed.
+bool TracemallocTracingNoGil();
+
 // The lists os.register_at_fork appends to in `interp`'s state: before,
 // after_in_parent, after_in_child (each null until first used). Borrowed.
 // Where: GIL held, any interpreter current.
