@@ -25,8 +25,13 @@
 #include "monitor/heap/heap_engine.h"
 #include "monitor/python/annex_runtime.h"
 #include "monitor/python/embed.h"
+#include "bench/bench_util.h"
 
 namespace {
+
+using ::annex::bench::RunInMain;
+using ::annex::bench::Median;
+using ::annex::bench::JsonList;
 
 using annex::glue::ClassifyObjects;
 using annex::glue::KindedSet;
@@ -61,34 +66,8 @@ constexpr Workload kWorkloads[] = {
      "bench_data = [BSlots(i + 1000) for i in range(items)]"},
 };
 
-bool Run(const std::string& code) {
-  PyObject* globals = PyModule_GetDict(PyImport_AddModule("__main__"));
-  PyObject* r = PyRun_String(code.c_str(), Py_file_input, globals, globals);
-  if (r == nullptr) {
-    PyErr_Print();
-    return false;
-  }
-  Py_DECREF(r);
-  return true;
-}
-
 double Ms(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
-
-std::string Join(const std::vector<double>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%s%.2f", i ? ", " : "", v[i]);
-    s += buf;
-  }
-  return s + "]";
 }
 
 // Counter(map(type, objs)) over the objects at `addresses`, in the target
@@ -105,7 +84,7 @@ double PythonByType(const std::vector<uintptr_t>& addresses) {
   PyObject* globals = PyModule_GetDict(PyImport_AddModule("__main__"));
   PyDict_SetItemString(globals, "bench_objs", list);
   Py_DECREF(list);
-  bool ok = Run(
+  bool ok = RunInMain(
       "import collections, time\n"
       "_t0 = time.perf_counter()\n"
       "_c = collections.Counter(map(type, bench_objs))\n"
@@ -144,9 +123,9 @@ int main(int argc, char** argv) {
   }
   for (long n : sizes) {
     for (const Workload& w : kWorkloads) {
-      if (!Run("items = " + std::to_string(n / w.objects_per_item) + "\n" +
+      if (!RunInMain("items = " + std::to_string(n / w.objects_per_item) + "\n" +
                w.build) ||
-          !Run("import gc; gc.collect(); del items")) {
+          !RunInMain("import gc; gc.collect(); del items")) {
         return 1;
       }
       std::vector<double> type_ms, clodo_ms, table_ms;
@@ -205,13 +184,13 @@ int main(int argc, char** argv) {
           "\"python_counter_type_ms\": %.2f, "
           "\"speedup_type_vs_python\": %.1f}\n",
           w.name, ANNEX_PYTHON_VERSION, n, objects, runs,
-          Join(type_ms).c_str(), Join(clodo_ms).c_str(),
-          Join(table_ms).c_str(), Median(type_ms), Median(clodo_ms),
+          JsonList(type_ms, 2).c_str(), JsonList(clodo_ms, 2).c_str(),
+          JsonList(table_ms, 2).c_str(), Median(type_ms), Median(clodo_ms),
           Median(table_ms), Median(type_ms) / million,
           Median(clodo_ms) / million, type_rows, clodo_rows, py_ms,
           py_ms > 0 ? py_ms / Median(type_ms) : 0.0);
       std::fflush(stdout);
-      if (!Run("del bench_data; gc.collect()")) return 1;
+      if (!RunInMain("del bench_data; gc.collect()")) return 1;
     }
   }
   absl::Status s = (*rt)->Stop();

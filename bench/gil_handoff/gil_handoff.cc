@@ -22,27 +22,16 @@
 #include "annex_python_build.h"
 #include "monitor/python/annex_runtime.h"
 #include "monitor/python/embed.h"
+#include "bench/bench_util.h"
 
 namespace {
+
+using ::annex::bench::Median;
+using ::annex::bench::JsonList;
 
 using Clock = std::chrono::steady_clock;
 using annex::python::AnnexRuntime;
 using annex::python::ThreadStates;
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
-
-std::string Json(const std::vector<double>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%s%.3f", i ? ", " : "", v[i]);
-    s += buf;
-  }
-  return s + "]";
-}
 
 void Print(const char* name, const std::vector<double>& runs,
            const std::vector<double>& baseline) {
@@ -51,8 +40,8 @@ void Print(const char* name, const std::vector<double>& runs,
       "{\"bench\": \"gil_handoff\", \"case\": \"%s\", \"python\": \"%s\", "
       "\"unit\": \"ms\", \"runs\": %s, \"median\": %.3f, \"baseline_runs\": "
       "%s, \"baseline_median\": %.3f, \"ratio\": %.2f}\n",
-      name, ANNEX_PYTHON_VERSION, Json(runs).c_str(), m,
-      Json(baseline).c_str(), b, b > 0 ? m / b : 0.0);
+      name, ANNEX_PYTHON_VERSION, JsonList(runs, 3).c_str(), m,
+      JsonList(baseline, 3).c_str(), b, b > 0 ? m / b : 0.0);
   std::fflush(stdout);
 }
 

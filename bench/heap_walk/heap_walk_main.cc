@@ -23,8 +23,13 @@
 #include "monitor/heap/roots.h"
 #include "monitor/python/annex_runtime.h"
 #include "monitor/python/embed.h"
+#include "bench/bench_util.h"
 
 namespace {
+
+using ::annex::bench::RunInMain;
+using ::annex::bench::Median;
+using ::annex::bench::JsonList;
 
 using annex::heap::HeapEngine;
 using annex::heap::HeapGraph;
@@ -83,32 +88,6 @@ def bench_bfs(roots):
     return (time.perf_counter() - t0) * 1000.0, len(seen)
 )";
 
-bool Run(const std::string& code) {
-  PyObject* globals = PyModule_GetDict(PyImport_AddModule("__main__"));
-  PyObject* r = PyRun_String(code.c_str(), Py_file_input, globals, globals);
-  if (r == nullptr) {
-    PyErr_Print();
-    return false;
-  }
-  Py_DECREF(r);
-  return true;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
-
-std::string Join(const std::vector<double>& v) {
-  std::string s = "[";
-  for (size_t i = 0; i < v.size(); ++i) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%s%.2f", i ? ", " : "", v[i]);
-    s += buf;
-  }
-  return s + "]";
-}
-
 // Python BFS from the same roots, in the target (GIL held, target current).
 bool PythonBfs(double* ms, long* count) {
   PyObject* roots_list = PyList_New(0);
@@ -158,7 +137,7 @@ int main(int argc, char** argv) {
     }
   }
   if (!annex::python::InitializeEmbedded().ok()) return 2;
-  if (!Run(kPythonBfs)) return 1;
+  if (!RunInMain(kPythonBfs)) return 1;
 
   absl::StatusOr<std::unique_ptr<AnnexRuntime>> rt = AnnexRuntime::Start({});
   if (!rt.ok()) {
@@ -167,9 +146,9 @@ int main(int argc, char** argv) {
   }
   for (long n : sizes) {
     for (const Workload& w : kWorkloads) {
-      if (!Run("items = " + std::to_string(n / w.objects_per_item) + "\n" +
+      if (!RunInMain("items = " + std::to_string(n / w.objects_per_item) + "\n" +
                w.build) ||
-          !Run("import gc; gc.collect(); del items")) {
+          !RunInMain("import gc; gc.collect(); del items")) {
         return 1;
       }
       std::vector<double> walk_ms, pause_ms, graph_ms;
@@ -221,7 +200,7 @@ int main(int argc, char** argv) {
           w.name, ANNEX_PYTHON_VERSION, n,
           static_cast<unsigned long long>(objects),
           static_cast<unsigned long long>(total_bytes), runs,
-          Join(walk_ms).c_str(), Join(pause_ms).c_str(), Median(walk_ms),
+          JsonList(walk_ms, 2).c_str(), JsonList(pause_ms, 2).c_str(), Median(walk_ms),
           Median(pause_ms), *std::max_element(pause_ms.begin(), pause_ms.end()),
           Median(walk_ms) / million, static_cast<double>(set_bytes) / objects,
           static_cast<double>(bitmap_bytes) / objects,
@@ -229,7 +208,7 @@ int main(int argc, char** argv) {
           static_cast<double>(graph_bytes) / objects, bfs_ms, bfs_count,
           bfs_ms > 0 ? bfs_ms / Median(walk_ms) : 0.0);
       std::fflush(stdout);
-      if (!Run("del bench_data; gc.collect()")) return 1;
+      if (!RunInMain("del bench_data; gc.collect()")) return 1;
     }
   }
   absl::Status s = (*rt)->Stop();

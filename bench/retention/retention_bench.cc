@@ -16,9 +16,12 @@
 #include "monitor/heap/dominators.h"
 #include "monitor/heap/paths.h"
 #include "monitor/heap/referrers.h"
+#include "bench/bench_util.h"
 
 namespace annex::bench {
 namespace {
+
+using ::annex::bench::Median;
 
 using Clock = std::chrono::steady_clock;
 
@@ -28,11 +31,6 @@ double TimeMs(F&& f) {
   f();
   return std::chrono::duration<double, std::milli>(Clock::now() - start)
       .count();
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 void Report(const char* name, const heap::HeapGraph& g,

@@ -1,0 +1,22 @@
+// What the benchmark programs share: running setup code in the target and
+// printing several runs' figures as JSON.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace annex::bench {
+
+// Runs `code` in the target's __main__; prints the traceback and returns
+// false when it raised. Where: main thread, GIL held, target current.
+bool RunInMain(const std::string& code);
+
+// The middle value (the upper one of an even count); 0 for none.
+// Where: any thread.
+double Median(std::vector<double> v);
+
+// `v` as a JSON list with `decimals` digits after the point.
+// Where: any thread.
+std::string JsonList(const std::vector<double>& v, int decimals);
+
+}  // namespace annex::bench
