@@ -76,11 +76,10 @@ HeapEngine::Question::Question(const HeapEngine& engine)
 HeapEngine::Question::~Question() = default;
 
 absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph) {
-  if (absl::Status s = CheckCurrent(); !s.ok()) return s;
   const int64_t start = NowNs();
+  Question question(*this);
+  if (!question.status().ok()) return question.status();
   HeapResult result;
-  python::ScopedTargetSwap swap(ts_);
-  python::ScopedErrorPreserver preserve;
   {
     absl::StatusOr<RootList> roots = CollectRoots(excluded_);
     if (!roots.ok()) return roots.status();
@@ -129,9 +128,8 @@ absl::StatusOr<HeldObjectSet> HeapEngine::HeapHeld(HeapResult* stats) {
 }
 
 absl::Status HeapEngine::Release(HeldObjectSet& held) {
-  if (absl::Status s = CheckCurrent(); !s.ok()) return s;
-  python::ScopedTargetSwap swap(ts_);
-  python::ScopedErrorPreserver preserve;
+  Question question(*this);
+  if (!question.status().ok()) return question.status();
   held.ReleaseNow();
   return absl::OkStatus();
 }
@@ -148,9 +146,8 @@ absl::StatusOr<HeapGraph> HeapEngine::Graph(HeapResult* stats) {
 }
 
 absl::StatusOr<ObjectSet> HeapEngine::Unreachable() {
-  if (absl::Status s = CheckCurrent(); !s.ok()) return s;
-  python::ScopedTargetSwap swap(ts_);
-  python::ScopedErrorPreserver preserve;
+  Question question(*this);
+  if (!question.status().ok()) return question.status();
   std::vector<uintptr_t> unreachable;
   {
     absl::StatusOr<RootList> roots = CollectRoots(excluded_);
@@ -195,19 +192,17 @@ absl::StatusOr<ObjectSet> HeapEngine::SinceRef() {
 }
 
 absl::StatusOr<uint64_t> HeapEngine::SizeOf(PyObject* obj) {
-  if (absl::Status s = CheckCurrent(); !s.ok()) return s;
+  Question question(*this);
+  if (!question.status().ok()) return question.status();
   if (obj == nullptr) return absl::InvalidArgumentError("null object");
-  python::ScopedTargetSwap swap(ts_);
-  python::ScopedErrorPreserver preserve;
   internal::TypeInfoCache types(&extensions_);
   return types.SizeOf(obj, types.Get(Py_TYPE(obj)));
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, uintptr_t>>>
 HeapEngine::RootNames() {
-  if (absl::Status s = CheckCurrent(); !s.ok()) return s;
-  python::ScopedTargetSwap swap(ts_);
-  python::ScopedErrorPreserver preserve;
+  Question question(*this);
+  if (!question.status().ok()) return question.status();
   absl::StatusOr<RootList> roots = CollectRoots(excluded_);
   if (!roots.ok()) return roots.status();
   std::vector<std::pair<std::string, uintptr_t>> out;
