@@ -338,7 +338,8 @@ PyObject *MakePaths(PyObject *self, const PathsResult &result,
       }
       PyTuple_SET_ITEM(edges, k, e);
     }
-    PyObject *one = Py_BuildValue("(sN)", p.root_name.c_str(), edges);
+    PyObject *one = Py_BuildValue("(sNs)", p.root_name.c_str(), edges,
+                                  p.root_edge.c_str());
     if (one == nullptr) {
       Py_DECREF(paths);
       return nullptr;
@@ -504,7 +505,10 @@ class Paths(Text):
     """Shortest paths from the target's roots to a set (x.sp, x.get_shpaths()).
 
     Shows as its text, one path per line. p.paths holds, per path,
-    (root_name, edges) with each edge (kind, label, from, to): the kind of
+    (root_name, edges, root_edge) with each edge (kind, label, from, to)
+    and root_edge how the root holds the first object ('' or, for a
+    running frame, e.g. '.f_globals', since a running frame is read in
+    place and is no object of its own): the kind of
     reference ('attribute', 'dict_value', 'index', 'frame_local',
     'internal', ...), its Python spelling and the two objects' addresses.
     p.edges_at(*levels) gives the (from, to) pairs of those steps (0 the
@@ -533,7 +537,7 @@ class Paths(Text):
                 raise TypeError('levels are ints: step positions along a '
                                 'path, negative from the end')
         pairs = set()
-        for _root, edges in self.paths:
+        for _root, edges, _root_edge in self.paths:
             for level in levels:
                 if -len(edges) <= level < len(edges):
                     pairs.add(edges[level][2:4])

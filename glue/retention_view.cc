@@ -144,6 +144,7 @@ RetentionView::PathsTo(const KindedSet &set, const PathsOptions &options) {
   for (heap::RetentionPath &p : *paths) {
     RetentionPath out;
     out.root_name = std::move(p.root_name);
+    out.root_edge = std::move(p.root_edge);
     out.text = std::move(p.text);
     for (size_t i = 0; i < p.edges.size(); ++i) {
       out.edges.push_back(ToPathEdge(p.edges[i], graph->addresses[p.nodes[i]],

@@ -58,6 +58,9 @@ struct PathEdge {
 struct RetentionPath {
   // "sys.modules", "sys", "builtins", "thread <id> frame <depth>", ...
   std::string root_name;
+  // How the root holds the first object: "" (it is the root's object) or,
+  // for a running frame, ".f_globals", ".f_locals['x']", ...
+  std::string root_edge;
   std::vector<PathEdge> edges;
   // "%R.sys.modules['app'].__dict__['registry']['handlers'][3]"
   std::string text;

@@ -397,6 +397,7 @@ std::string FormatPath(const Path& path) {
   }
   std::string out = dotted ? absl::StrCat("%R.", path.root_name)
                            : absl::StrCat("%R['", path.root_name, "']");
+  out += path.root_edge;
   for (const Edge& edge : path.edges) out += edge.text;
   return out;
 }

@@ -68,6 +68,10 @@ std::string RenderKey(PyObject* key);
 struct Path {
   std::string root_name;
   std::vector<Edge> edges;
+  // How the named root holds the path's first object, e.g. ".f_globals"
+  // for a running frame's globals (roots.h); empty when the root is the
+  // object itself.
+  std::string root_edge;
 };
 
 // The edges between consecutive `objects` (objects[0] is the root's
@@ -77,7 +81,7 @@ struct Path {
 Path DescribePath(const std::string& root_name,
                   const std::vector<PyObject*>& objects);
 
-// "%R.<root_name>" followed by the edge texts; a root name that is not a
+// "%R.<root_name>" followed by the root edge and the edge texts; a root name that is not a
 // dotted identifier is written %R['name']. Pure C++, any thread.
 std::string FormatPath(const Path& path);
 

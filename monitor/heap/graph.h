@@ -34,6 +34,14 @@ struct HeapGraph {
   // Paths start at one of these. A root node is also an ordinary node.
   std::vector<std::string> root_names;
   std::vector<uint32_t> root_nodes;
+  // How each root holds its node, e.g. ".f_globals" for a running frame's
+  // globals (monitor/heap/roots.h); "" when the node is the named object.
+  // Either parallel to root_names or empty (no root edges at all).
+  std::vector<std::string> root_edges;
+  const std::string& root_edge(size_t r) const {
+    static const std::string kNone;
+    return r < root_edges.size() ? root_edges[r] : kNone;
+  }
 
   uint32_t size() const { return static_cast<uint32_t>(addresses.size()); }
   // The node id of `address`, or -1 when it is not in the graph.

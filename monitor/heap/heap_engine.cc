@@ -6,6 +6,8 @@
 #include <chrono>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "monitor/heap/internal/walker.h"
 #include "monitor/heap/roots.h"
 #include "monitor/python/version.h"
@@ -64,16 +66,40 @@ absl::Status HeapEngine::CheckCurrent() const {
 }
 
 HeapEngine::Question::Question(const HeapEngine& engine)
-    : status_(engine.CheckCurrent()) {
+    : engine_(engine), status_(engine.CheckCurrent()) {
   if (!status_.ok()) return;
   // The question's only swap: on 3.12+ the GIL may change hands here, never
   // inside the question.
   swap_.emplace(engine.ts_);
-  preserve_.emplace();
+  counted_ = true;
+  if (engine.question_depth_++ == 0) status_ = WaitForGcIdle();
+  if (status_.ok()) preserve_.emplace();
 }
 
 // Members end in reverse order: the error is restored, then the swap back.
-HeapEngine::Question::~Question() = default;
+HeapEngine::Question::~Question() {
+  preserve_.reset();
+  if (counted_) --engine_.question_depth_;
+}
+
+absl::Status HeapEngine::Question::WaitForGcIdle() {
+  if (!python::GcCollecting()) return absl::OkStatus();
+  // Nothing was read yet, so the GIL may change hands: release it with the
+  // target current (re-taken with target_ts, the fast way of DESIGN.md rule
+  // 2) until the collecting thread has finished.
+  const absl::Time deadline = absl::Now() + kGcWait;
+  while (python::GcCollecting()) {
+    if (absl::Now() > deadline) {
+      return absl::UnavailableError(absl::StrCat(
+          "a gc collection in the target has run for over ",
+          absl::FormatDuration(kGcWait),
+          " (a finalizer may be blocked); ask again later"));
+    }
+    python::ScopedGilRelease release;
+    absl::SleepFor(absl::Microseconds(200));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph) {
   const int64_t start = NowNs();
@@ -95,8 +121,10 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph) {
       walker.FillGraph(graph);
       graph->root_names.clear();
       graph->root_nodes.clear();
+      graph->root_edges.clear();
       for (size_t i = 0; i < roots->size(); ++i) {
         graph->root_names.push_back(roots->name(i));
+        graph->root_edges.push_back(roots->edge(i));
         graph->root_nodes.push_back(static_cast<uint32_t>(
             graph->Find(reinterpret_cast<uintptr_t>(roots->object(i)))));
       }
@@ -207,7 +235,7 @@ HeapEngine::RootNames() {
   if (!roots.ok()) return roots.status();
   std::vector<std::pair<std::string, uintptr_t>> out;
   for (size_t i = 0; i < roots->size(); ++i) {
-    out.emplace_back(roots->name(i),
+    out.emplace_back(roots->name(i) + roots->edge(i),
                      reinterpret_cast<uintptr_t>(roots->object(i)));
   }
   return out;

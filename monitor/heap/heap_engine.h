@@ -27,8 +27,8 @@
 //   if (!q.status().ok()) return q.status();
 //   HeapGraph g = *engine.Graph();      // walk ...
 //   ReadObjects(g.addresses);           // ... and read, in one GIL hold Nothing
-// is left behind in the target: the only objects touched into existence are
-// the target's own frame objects (see roots.h) and short-lived ints returned
+// is left behind in the target: running frames are read in place (roots.h),
+// and the only objects touched into existence are short-lived ints returned
 // by C-level __sizeof__ methods, freed before the walk ends.
 //
 // Results hold addresses only (rule 10, see object_set.h). Not thread-safe:
@@ -46,6 +46,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "monitor/heap/extension_registry.h"
 #include "monitor/heap/graph.h"
 #include "monitor/heap/held_object_set.h"
@@ -75,11 +76,18 @@ class HeapEngine {
   HeapEngine(const HeapEngine&) = delete;
   HeapEngine& operator=(const HeapEngine&) = delete;
 
+  // How long a question waits for a running gc collection of the target.
+  static constexpr absl::Duration kGcWait = absl::Seconds(5);
+
   // One question to the heap: the target current and its pending exception
   // set aside from construction to destruction, so that engine calls inside
   // swap no more and the GIL is never released in between (see the top of
-  // this file). When status() is not OK (no GIL, wrong thread state, Python
-  // finalizing) nothing was swapped and engine calls fail as usual.
+  // this file). The outermost question first waits, with the GIL released,
+  // while a gc collection runs in the target (its finalizers can hand the
+  // GIL over mid-collection, when the gc lists are not whole), at most
+  // kGcWait; then status() is Unavailable. When status() is not OK (no GIL,
+  // wrong thread state, Python finalizing, collection still running) engine
+  // calls fail as usual.
   // Where: annex thread (or the caller's own thread in one interpreter),
   // GIL held; nests.
   class Question {
@@ -91,6 +99,10 @@ class HeapEngine {
     const absl::Status& status() const { return status_; }
 
    private:
+    absl::Status WaitForGcIdle();
+
+    const HeapEngine& engine_;
+    bool counted_ = false;
     absl::Status status_;
     std::optional<python::ScopedTargetSwap> swap_;
     std::optional<python::ScopedErrorPreserver> preserve_;
@@ -117,8 +129,8 @@ class HeapEngine {
   absl::StatusOr<HeapGraph> Graph(HeapResult* stats = nullptr);
 
   // heapu(): objects tracked by the target's gc but not reachable from the
-  // roots. Where: as Heap(). FailedPrecondition also while a gc collection
-  // runs in the target.
+  // roots. Where: as Heap(). Unavailable when a gc collection of the target
+  // runs past the question's wait (Question) or starts inside a question.
   absl::StatusOr<ObjectSet> Unreachable();
 
   // Remembers the current reachable set as the reference point.
@@ -144,7 +156,8 @@ class HeapEngine {
   // code. Where: as Heap(); `obj` must be alive.
   absl::StatusOr<uint64_t> SizeOf(PyObject* obj);
 
-  // The roots' names and addresses, for callers that print paths.
+  // The roots' names (with their root edge, e.g. "thread 7 frame 0" +
+  // ".f_globals") and addresses, for callers that print paths.
   // Where: as Heap().
   absl::StatusOr<std::vector<std::pair<std::string, uintptr_t>>> RootNames();
 
@@ -153,6 +166,7 @@ class HeapEngine {
   absl::StatusOr<HeapResult> Walk(HeapGraph* graph);
 
   python::ThreadStates ts_;
+  mutable int question_depth_ = 0;  // Questions open on this engine
   absl::flat_hash_set<PyThreadState*> excluded_;
   ExtensionRegistry extensions_;
   ObjectSet ref_;

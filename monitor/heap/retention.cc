@@ -35,11 +35,13 @@ absl::StatusOr<std::vector<RetentionPath>> PathsTo(
       objects.push_back(reinterpret_cast<PyObject*>(graph.addresses[v]));
     }
     Path named = DescribePath(graph.root_names[p.root], objects);
+    named.root_edge = graph.root_edge(p.root);
     RetentionPath r;
+    r.text = FormatPath(named);
     r.root_name = std::move(named.root_name);
+    r.root_edge = std::move(named.root_edge);
     r.edges = std::move(named.edges);
     r.nodes = std::move(p.nodes);
-    r.text = FormatPath(Path{r.root_name, r.edges});
     out.push_back(std::move(r));
   }
   return out;

@@ -28,8 +28,10 @@
 namespace annex::heap {
 
 struct RetentionPath {
-  // The root the path starts from, e.g. "sys.modules".
+  // The root the path starts from, e.g. "sys.modules", and how it holds
+  // the first node ("" or e.g. ".f_globals" for a running frame).
   std::string root_name;
+  std::string root_edge;
   // One typed edge per step: {kind, text, name}.
   std::vector<Edge> edges;
   // The node ids along the path, root node first, target last.

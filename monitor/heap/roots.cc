@@ -2,6 +2,7 @@
 #include "monitor/heap/roots.h"
 
 #include "absl/strings/str_cat.h"
+#include "monitor/heap/edge_names.h"
 #include "monitor/python/version.h"
 
 namespace annex::heap {
@@ -10,8 +11,10 @@ RootList& RootList::operator=(RootList&& other) noexcept {
   if (this != &other) {
     for (PyObject* o : objects_) Py_DECREF(o);
     names_ = std::move(other.names_);
+    edges_ = std::move(other.edges_);
     objects_ = std::move(other.objects_);
     other.names_.clear();
+    other.edges_.clear();
     other.objects_.clear();
   }
   return *this;
@@ -21,12 +24,53 @@ RootList::~RootList() {
   for (PyObject* o : objects_) Py_DECREF(o);
 }
 
-void RootList::Add(std::string name, PyObject* object) {
+void RootList::Add(std::string name, std::string edge, PyObject* object) {
   if (object == nullptr) return;
   Py_INCREF(object);
   names_.push_back(std::move(name));
+  edges_.push_back(std::move(edge));
   objects_.push_back(object);
 }
+
+namespace {
+
+// The references of one running frame, each a root named after the frame,
+// with the edge names DescribeEdge gives for a frame object's references.
+// Where: GIL held, inside ForEachFrame's callback.
+void AddFrame(const std::string& name, const python::FrameView& f,
+              RootList& roots) {
+  roots.Add(name, f.frame_object);
+  roots.Add(name, ".f_code", f.code);
+  roots.Add(name, "<function>", f.function);
+  roots.Add(name, ".f_globals", f.globals);
+  roots.Add(name, ".f_builtins", f.builtins);
+  roots.Add(name, ".f_locals", f.locals);
+  for (int i = 0; i < f.num_slots; ++i) {
+    PyObject* value = f.slots[i];
+    if (value == nullptr) continue;
+    bool is_cell = false;
+    PyObject* slot_name = python::FrameViewSlotName(f, i, &is_cell);
+    std::string edge;
+    if (slot_name == nullptr) {
+      edge = absl::StrCat("<local ", i, ">");
+    } else {
+      // Local names are identifiers: an ASCII one is its own repr between
+      // quotes, read without creating the repr string in the target.
+      const std::string key =
+          PyUnicode_Check(slot_name) && PyUnicode_IS_ASCII(slot_name)
+              ? absl::StrCat("'",
+                             reinterpret_cast<const char*>(
+                                 PyUnicode_DATA(slot_name)),
+                             "'")
+              : RenderKey(slot_name);
+      edge = is_cell ? absl::StrCat("<cell of ", key, ">")
+                     : absl::StrCat(".f_locals[", key, "]");
+    }
+    roots.Add(name, std::move(edge), value);
+  }
+}
+
+}  // namespace
 
 absl::StatusOr<RootList> CollectRoots(
     const absl::flat_hash_set<PyThreadState*>& excluded) {
@@ -55,18 +99,14 @@ absl::StatusOr<RootList> CollectRoots(
   for (PyThreadState* t = PyInterpreterState_ThreadHead(interp); t != nullptr;
        t = PyThreadState_Next(t)) {
     if (excluded.contains(t)) continue;
-    PyFrameObject* frame = PyThreadState_GetFrame(t);  // new reference
-    if (frame == nullptr) continue;  // idle or helper thread: skipped
     const std::string prefix =
         absl::StrCat("thread ", python::ThreadStateId(t));
     int depth = 0;
-    while (frame != nullptr) {
-      roots.Add(absl::StrCat(prefix, " frame ", depth++),
-                reinterpret_cast<PyObject*>(frame));
-      PyFrameObject* back = PyFrame_GetBack(frame);  // new reference
-      Py_DECREF(frame);
-      frame = back;
-    }
+    python::ForEachFrame(t, [&](const python::FrameView& f) {
+      AddFrame(absl::StrCat(prefix, " frame ", depth++), f, roots);
+      return true;
+    });
+    if (depth == 0) continue;  // idle or helper thread: skipped
     roots.Add(absl::StrCat(prefix, " dict"), python::ThreadStateDict(t));
     roots.Add(absl::StrCat(prefix, " async_exc"),
               python::ThreadStateAsyncExc(t));

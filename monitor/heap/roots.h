@@ -9,7 +9,16 @@
 // module's dict), "builtins" (the builtins dict), then for every thread of
 // the target that is running Python code, each frame from the innermost
 // outwards as "thread <id> frame <depth>", plus "thread <id> dict" and
-// "thread <id> async_exc" when set. Thread states in `excluded` (the annex's
+// "thread <id> async_exc" when set.
+//
+// A running frame is usually not an object (CPython creates its frame
+// object only when asked), and asking creates one in the target; doing so
+// for a frame still in its prologue is unsafe on 3.11 (the frame object is
+// left pointing at a frame that then moves into a generator: a crash under
+// allocation churn). So frames are read in place (python::ForEachFrame) and
+// each reference a frame holds is a root of its own, with the edge that
+// names it: root "thread 7 frame 0", edge ".f_globals", object the module
+// dict. A frame object that already exists is a root too (edge ""). Thread states in `excluded` (the annex's
 // own) and thread states without frames (idle helper threads) are skipped.
 // The gc lists are deliberately not roots: everything tracked would be
 // reachable and heapu() (tracked minus reachable) would be empty.
@@ -26,10 +35,9 @@
 
 namespace annex::heap {
 
-// Named strong references to root objects. Getting a thread's frames
-// materializes frame objects for them (as sys._current_frames() would); they
-// belong to the target's running frames and are real target objects.
-// Destroy with the GIL held and the target current (rule 10: references to
+// Named strong references to root objects, each with the edge (Python
+// syntax, e.g. ".f_globals", "" for the named object itself) by which the
+// named root holds it. Destroy with the GIL held and the target current (rule 10: references to
 // target objects are released in the target). Move-only.
 class RootList {
  public:
@@ -40,12 +48,17 @@ class RootList {
 
   size_t size() const { return objects_.size(); }
   const std::string& name(size_t i) const { return names_[i]; }
+  const std::string& edge(size_t i) const { return edges_[i]; }
   PyObject* object(size_t i) const { return objects_[i]; }
-  // Takes a new reference.
-  void Add(std::string name, PyObject* object);
+  // Takes a new reference; a null object is skipped.
+  void Add(std::string name, PyObject* object) {
+    Add(std::move(name), std::string(), object);
+  }
+  void Add(std::string name, std::string edge, PyObject* object);
 
  private:
   std::vector<std::string> names_;
+  std::vector<std::string> edges_;
   std::vector<PyObject*> objects_;
 };
 

@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "monitor/python/version.h"
 
 namespace annex::python {
 
@@ -54,19 +55,19 @@ std::vector<ThreadInfo> ReadTargetThreads(const ThreadStates& ts,
         PyErr_Clear();
       }
     }
-    PyFrameObject* frame = PyThreadState_GetFrame(t);
-    // Annex's own helper thread states have neither a frame nor a Thread.
-    if (frame == nullptr && thread == nullptr) continue;
-    while (frame != nullptr) {
-      PyCodeObject* code = PyFrame_GetCode(frame);
+    // Frames read in place: no frame object is created in the target
+    // (asking for one of a frame in its prologue is unsafe on 3.11), and
+    // frames still in their prologue are left out, as in tracebacks.
+    ForEachFrame(t, [&](const FrameView& f) {
+      if (!f.complete) return true;
+      auto* code = reinterpret_cast<PyCodeObject*>(f.code);
       info.frames.push_back(absl::StrFormat(
-          "File \"%s\", line %d, in %s", Text(code->co_filename),
-          PyFrame_GetLineNumber(frame), Text(code->co_name)));
-      Py_DECREF(code);
-      PyFrameObject* back = all_frames ? PyFrame_GetBack(frame) : nullptr;
-      Py_DECREF(frame);  // released with the target current (rule 10)
-      frame = back;
-    }
+          "File \"%s\", line %d, in %s", Text(code->co_filename), f.line,
+          Text(code->co_name)));
+      return all_frames;
+    });
+    // Annex's own helper thread states have neither a frame nor a Thread.
+    if (info.frames.empty() && thread == nullptr) continue;
     threads.push_back(std::move(info));
   }
   Py_XDECREF(active);

@@ -137,11 +137,13 @@ int GcVisitTrampoline(PyObject* obj, void* arg) {
 
 }  // namespace
 
+bool GcCollecting() { return PyInterpreterState_Get()->gc.collecting != 0; }
+
 absl::Status VisitGcTracked(bool (*visit)(PyObject* obj, void* arg),
                             void* arg) {
   PyInterpreterState* interp = PyInterpreterState_Get();
   if (interp->gc.collecting) {
-    return absl::FailedPreconditionError(
+    return absl::UnavailableError(
         "a gc collection is running in this interpreter");
   }
 #if PY_VERSION_HEX >= 0x030C0000
@@ -194,6 +196,84 @@ void VisitLiveFrameLocals(PyFrameObject* frame, visitproc visit, void* arg) {
     PyObject* o = f->localsplus[i];
     if (o != nullptr && visit(o, arg) != 0) return;
   }
+}
+
+namespace {
+
+// The innermost interpreter frame of `ts`: 3.11/3.12 keep it in the C frame
+// record the thread's eval loop is running (tstate->cframe), 3.13 in the
+// thread state. Where: GIL held.
+_PyInterpreterFrame* InnermostFrame(PyThreadState* ts) {
+#if PY_VERSION_HEX >= 0x030D0000
+  return ts->current_frame;
+#else
+  return ts->cframe != nullptr ? ts->cframe->current_frame : nullptr;
+#endif
+}
+
+}  // namespace
+
+void ForEachFrame(PyThreadState* ts,
+                  absl::FunctionRef<bool(const FrameView&)> fn) {
+  for (_PyInterpreterFrame* f = InnermostFrame(ts); f != nullptr;
+       f = f->previous) {
+#if PY_VERSION_HEX >= 0x030C0000
+    // A C-stack entry marker: its specials are not valid.
+    if (f->owner == FRAME_OWNED_BY_CSTACK) continue;
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject* executable = f->f_executable;
+    PyObject* function = f->f_funcobj;
+#elif PY_VERSION_HEX >= 0x030C0000
+    PyObject* executable = reinterpret_cast<PyObject*>(f->f_code);
+    PyObject* function = f->f_funcobj;
+#else
+    PyObject* executable = reinterpret_cast<PyObject*>(f->f_code);
+    PyObject* function = reinterpret_cast<PyObject*>(f->f_func);
+#endif
+    // 3.13 frames whose executable is not a code object run no bytecode
+    // of their own; nothing in them is a Python-level reference.
+    if (executable == nullptr || !PyCode_Check(executable)) continue;
+    auto* code = reinterpret_cast<PyCodeObject*>(executable);
+    FrameView view;
+    view.frame_object = reinterpret_cast<PyObject*>(f->frame_obj);
+    view.code = executable;
+    view.function = function;
+    view.globals = f->f_globals;
+    view.builtins = f->f_builtins;
+    view.locals = f->f_locals;
+    // Locals, cells and free variables lead localsplus and are NULL until
+    // assigned, also in a frame's prologue; the value stack above them is
+    // left out, as before (its top is not recorded while the frame runs).
+    view.slots = f->localsplus;
+    view.num_slots = code->co_nlocalsplus;
+    view.complete = !_PyFrame_IsIncomplete(f);
+    if (view.complete) {
+      view.line = PyCode_Addr2Line(
+          code, _PyInterpreterFrame_LASTI(f) *
+                    static_cast<int>(sizeof(_Py_CODEUNIT)));
+    }
+    if (!fn(view)) return;
+  }
+}
+
+PyObject* FrameViewSlotName(const FrameView& frame, int i, bool* is_cell) {
+  *is_cell = false;
+  if (frame.code == nullptr || i < 0 || i >= frame.num_slots) return nullptr;
+  auto* code = reinterpret_cast<PyCodeObject*>(frame.code);
+  PyObject* names = code->co_localsplusnames;
+  PyObject* kinds = code->co_localspluskinds;
+  if (names == nullptr || !PyTuple_Check(names) || kinds == nullptr ||
+      !PyBytes_Check(kinds) || i >= PyTuple_GET_SIZE(names) ||
+      i >= PyBytes_GET_SIZE(kinds)) {
+    return nullptr;
+  }
+  const unsigned char kind =
+      static_cast<unsigned char>(PyBytes_AS_STRING(kinds)[i]);
+  PyObject* value = frame.slots[i];
+  *is_cell = (kind & (CO_FAST_CELL | CO_FAST_FREE)) != 0 && value != nullptr &&
+             PyCell_Check(value);
+  return PyTuple_GET_ITEM(names, i);
 }
 
 PyObject* ThreadStateDict(PyThreadState* ts) { return ts->dict; }

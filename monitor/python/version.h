@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 
 namespace annex::python {
@@ -79,6 +80,13 @@ void ClearForkerList(PyInterpreterState* interp, int i);
 // Where: GIL held, the interpreter to read is current.
 absl::Status VisitGcTracked(bool (*visit)(PyObject* obj, void* arg), void* arg);
 
+// Whether a gc collection runs in the current interpreter now. A collection
+// moves what it examines to lists of its own, so the generation lists are
+// whole only between collections; finalizers it runs (__del__, weakref
+// callbacks) can release the GIL mid-collection. Where: GIL held, the
+// interpreter to ask current.
+bool GcCollecting();
+
 // Visits the references a frame that is still executing (owned by its
 // thread) holds but its tp_traverse leaves out: code, globals, builtins,
 // f_locals, and the fast locals, cells and free variables. Value-stack
@@ -87,6 +95,43 @@ absl::Status VisitGcTracked(bool (*visit)(PyObject* obj, void* arg), void* arg);
 // whose tp_traverse (or the generator's) covers them.
 // Where: GIL held, the frame's interpreter current.
 void VisitLiveFrameLocals(PyFrameObject* frame, visitproc visit, void* arg);
+
+// One interpreter frame of a thread, read in place: no frame object and no
+// f_locals dict is created to read it (roots and stack listings must not
+// change the target, and materializing a frame object for a frame that is
+// still being set up leaves a dangling frame object behind on 3.11).
+// Every pointer is borrowed from the frame and valid while the GIL stays
+// held.
+struct FrameView {
+  PyObject* frame_object = nullptr;  // the frame's object if one exists
+  PyObject* code = nullptr;          // its code object, or nullptr
+  PyObject* function = nullptr;      // the function it runs, or nullptr
+  PyObject* globals = nullptr;
+  PyObject* builtins = nullptr;
+  PyObject* locals = nullptr;        // f_locals when one was built
+  PyObject* const* slots = nullptr;  // fast locals, cells, free variables
+  int num_slots = 0;                 // entries of `slots` (may be NULL)
+  // False while the frame is in its prologue (CPython's "incomplete"
+  // frames: arguments set, cells and free variables not yet): it has no
+  // line yet and tracebacks skip it.
+  bool complete = false;
+  int line = 0;  // line of its current instruction; 0 when not complete
+};
+
+// Calls `fn` for each Python frame of `ts` from the innermost outwards
+// (frames that only mark C-stack entry, 3.12+ "shim" frames, are skipped),
+// until it returns false. Reads the frame chain in place and creates,
+// runs and releases nothing: safe while other threads of the interpreter
+// wait for the GIL at any point, including inside a frame's prologue.
+// Where: GIL held continuously during the call; `ts` alive and of an
+// interpreter sharing the GIL; any interpreter current.
+void ForEachFrame(PyThreadState* ts,
+                  absl::FunctionRef<bool(const FrameView&)> fn);
+
+// The name (borrowed str) of slot `i` of `frame`, or nullptr; `*is_cell`
+// is set when the slot is a cell or free variable holding a cell.
+// Where: GIL held, as for ForEachFrame's callback.
+PyObject* FrameViewSlotName(const FrameView& frame, int i, bool* is_cell);
 
 // Borrowed references to a thread state's dict and pending asynchronous
 // exception (either may be nullptr). Where: GIL held, `ts` in the current

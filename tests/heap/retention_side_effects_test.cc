@@ -98,19 +98,34 @@ TEST(RetentionSideEffectsTest,
   absl::StatusOr<HeapGraph> before = engine.Graph();
   ASSERT_TRUE(before.ok()) << before.status();
   const std::string frame_root = "thread " + std::to_string(ident) + " frame 0";
-  PyFrameObject *frame = nullptr;
+  size_t frame_roots = 0;
   for (size_t i = 0; i < before->root_names.size(); ++i) {
-    if (before->root_names[i] == frame_root) {
-      frame = reinterpret_cast<PyFrameObject *>(
-          before->addresses[before->root_nodes[i]]);
+    if (before->root_names[i] == frame_root) ++frame_roots;
+  }
+  EXPECT_GT(frame_roots, 0u) << "no root " << frame_root;
+  // The running frame is read in place: the walk made no frame object (and
+  // so no f_locals dict) for it.
+  PyThreadState *sleeper = nullptr;
+  for (PyThreadState *t =
+           PyInterpreterState_ThreadHead(PyInterpreterState_Main());
+       t != nullptr; t = PyThreadState_Next(t)) {
+    if (python::ThreadStateId(t) == static_cast<unsigned long>(ident)) {
+      sleeper = t;
     }
   }
-  ASSERT_NE(frame, nullptr) << "no root " << frame_root;
+  ASSERT_NE(sleeper, nullptr);
+  auto frame_objects = [&] {
+    int n = 0;
+    python::ForEachFrame(sleeper, [&](const python::FrameView &f) {
+      n += f.frame_object != nullptr;
+      return true;
+    });
+    return n;
+  };
+  EXPECT_EQ(frame_objects(), 0);
   auto *inst_obj = reinterpret_cast<PyObject *>(inst);
   ASSERT_EQ(python::ExistingInstanceDict(inst_obj), nullptr)
       << "the instance already has a __dict__ object: nothing to test";
-  ASSERT_EQ(python::FrameLocalsIfBuilt(frame), nullptr)
-      << "the frame already has an f_locals dict: nothing to test";
 
   // The sleeping frame's globals are the module's dict: one step shorter
   // than through sys.modules.
@@ -121,7 +136,7 @@ TEST(RetentionSideEffectsTest,
             "%R['" + frame_root + "']<cell of 'z'>.cell_contents");
 
   EXPECT_EQ(python::ExistingInstanceDict(inst_obj), nullptr);
-  EXPECT_EQ(python::FrameLocalsIfBuilt(frame), nullptr);
+  EXPECT_EQ(frame_objects(), 0);
   absl::StatusOr<HeapGraph> after = engine.Graph();
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(after->size(), before->size());
