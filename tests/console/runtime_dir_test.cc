@@ -163,6 +163,38 @@ TEST(RuntimeDirTest, CleansDeadPidsAndRefusingOldSocketsOnly) {
   EXPECT_TRUE(Exists(SocketPath(dir.path(), ::getpid())));
 }
 
+// A server in another PID namespace (a container, a sandboxed test) that
+// shares the directory: kill(2) cannot see its pid, but its socket answers.
+// Removing it made live processes unattachable while tests ran beside them.
+TEST(RuntimeDirTest, KeepsAListeningSocketWhosePidIsNotVisible) {
+  TempDir dir;
+  pid_t invisible = ::fork();
+  if (invisible == 0) ::_exit(0);
+  ::waitpid(invisible, nullptr, 0);
+  ASSERT_FALSE(ProcessAlive(invisible));
+  const std::string path = SocketPath(dir.path(), invisible);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  ASSERT_LT(path.size(), sizeof(addr.sun_path));
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 8), 0);
+  ASSERT_TRUE(
+      WriteFileAtomically(InfoPath(dir.path(), invisible), "pid=1").ok());
+  MakeOld(path);
+
+  EXPECT_EQ(CleanStaleEndpoints(dir.path(), ::getpid()), 0);
+  EXPECT_TRUE(Exists(path));
+  EXPECT_TRUE(Exists(InfoPath(dir.path(), invisible)));
+  ::close(fd);
+  // Once nobody listens, it is stale.
+  EXPECT_EQ(CleanStaleEndpoints(dir.path(), ::getpid()), 1);
+  EXPECT_FALSE(Exists(path));
+  EXPECT_FALSE(Exists(InfoPath(dir.path(), invisible)));
+}
+
 TEST(RuntimeDirTest, ListEndpointsTrustsTheFileNameNotTheContents) {
   TempDir dir;
   pid_t me = ::getpid();

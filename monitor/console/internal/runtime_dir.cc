@@ -218,17 +218,24 @@ int CleanStaleEndpoints(const std::string& dir, pid_t keep_pid) {
       continue;
     }
     if (pid == keep_pid) continue;
-    if (!ProcessAlive(pid)) {
-      stale.push_back(pid);
-      continue;
-    }
-    if (is_sock) {
-      std::string path = SocketPath(dir, pid);
-      struct stat st;
-      if (::lstat(path.c_str(), &st) == 0 &&
-          now - st.st_mtime > kStaleGraceSeconds && SocketRefuses(path)) {
+    // A socket that accepts a connection has a live server, whatever kill(2)
+    // says: a process in another PID namespace (a container, or a sandboxed
+    // test sharing this directory) is not visible to kill(2) here, and
+    // removing its socket would make it unattachable for good. Only a socket
+    // that refuses is stale: at once when kill(2) cannot see its pid, else
+    // once older than the grace period (the pid may have been reused, or
+    // its server may be between bind(2) and listen(2)). Files left without
+    // a socket are stale once their pid is gone.
+    const std::string socket_path = SocketPath(dir, pid);
+    struct stat st;
+    if (::lstat(socket_path.c_str(), &st) == 0) {
+      if (!is_sock) continue;  // decided with the socket itself
+      if ((!ProcessAlive(pid) || now - st.st_mtime > kStaleGraceSeconds) &&
+          SocketRefuses(socket_path)) {
         stale.push_back(pid);
       }
+    } else if (!ProcessAlive(pid)) {
+      stale.push_back(pid);  // info or token file left without a socket
     }
   }
   ::closedir(d);

@@ -68,9 +68,12 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
 // True when a process with this pid exists (kill(pid, 0) does not say ESRCH).
 bool ProcessAlive(pid_t pid);
 
-// Removes the files of endpoints whose process is gone, or whose socket
-// refuses connections and is older than a few seconds (pid reused by an
-// unrelated process; the age keeps a server that is binding right now safe).
+// Removes the files of endpoints whose socket refuses connections and whose
+// process is gone or whose socket is older than a few seconds (pid reused;
+// the age keeps a server that is binding right now safe), and files left
+// without a socket whose process is gone. A socket
+// that accepts is never removed, even when kill(2) cannot see its process
+// (another PID namespace sharing the directory, e.g. a sandboxed test).
 // Leaves `keep_pid`'s files alone. Returns how many endpoints were removed.
 int CleanStaleEndpoints(const std::string& dir, pid_t keep_pid);
 
