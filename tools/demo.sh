@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install_deps.sh
-bazel build //monitor/cli:annex >&2
-annex="$PWD/bazel-bin/monitor/cli/annex"
+# What a user runs is the optimized build (debug builds are for tests).
+bazel build -c opt //monitor/cli:annex >&2
+annex="$(bazel info -c opt bazel-bin 2>/dev/null)/monitor/cli/annex"
 
 runtime=$(mktemp -d /tmp/annex-demo-XXXXXX)
 export XDG_RUNTIME_DIR="$runtime"       # private socket dir for this demo
