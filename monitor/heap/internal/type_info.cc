@@ -45,6 +45,7 @@ TypeInfo TypeInfoCache::Compute(PyTypeObject* type) {
   info.is_frame = type == &PyFrame_Type;
   info.is_dict = PyType_IsSubtype(type, &PyDict_Type) != 0;
   info.is_type = PyType_IsSubtype(type, &PyType_Type) != 0;
+  info.extras = python::ExtraReferentsFor(type);
   if (registry_ != nullptr && !registry_->empty()) {
     info.ext = registry_->Find(type);
   }

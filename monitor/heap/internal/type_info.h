@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "monitor/heap/extension_registry.h"
+#include "monitor/python/version.h"
 
 namespace annex::heap::internal {
 
@@ -23,6 +24,10 @@ struct TypeInfo {
   bool is_frame = false;
   bool is_dict = false;  // keys are walked too (see walker.cc)
   bool is_type = false;  // pre-header depends on the object
+  // References tp_traverse does not report (code objects, types,
+  // descriptors, modules, ranges; monitor/python/version.h); null for most
+  // types, which then cost one test per object.
+  python::ExtraReferentsFn extras = nullptr;
   SizeRule size_rule = SizeRule::kBasic;
   PyCFunction sizeof_fn = nullptr;
   const ExtensionFunctions* ext = nullptr;
