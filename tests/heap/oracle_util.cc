@@ -259,6 +259,22 @@ Comparison CompareWithGcOff(bool refresh_frame_locals) {
       c.type_differences.push_back(absl::StrCat(type, " 0 ", m));
     }
   }
+  if (c.engine_bytes != c.oracle_bytes) {
+    PyObject* getsizeof = PySys_GetObject("getsizeof");  // borrowed
+    for (uintptr_t a : heap->objects & oracle_set) {
+      if (c.size_differences.size() >= 10) break;
+      PyObject* o = reinterpret_cast<PyObject*>(a);
+      absl::StatusOr<uint64_t> mine = engine.SizeOf(o);
+      PyObject* theirs = PyObject_CallOneArg(getsizeof, o);
+      const uint64_t t =
+          theirs == nullptr ? 0 : PyLong_AsUnsignedLongLong(theirs);
+      Py_XDECREF(theirs);
+      PyErr_Clear();
+      if (mine.ok() && *mine != t) {
+        c.size_differences.push_back(absl::StrCat(Describe(a), " ", *mine, " ", t));
+      }
+    }
+  }
   Py_DECREF(res);
   return c;
 }
@@ -273,6 +289,8 @@ void ExpectMatch(const char* workload, bool refresh_frame_locals) {
     ADD_FAILURE() << workload << ": only oracle: " << s;
   for (const std::string& s : c.type_differences)
     ADD_FAILURE() << workload << ": type, engine count, oracle count: " << s;
+  for (const std::string& s : c.size_differences)
+    ADD_FAILURE() << workload << ": size now, engine getsizeof: " << s;
   EXPECT_GT(c.engine, 1000u);
 }
 

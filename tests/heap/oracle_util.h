@@ -21,6 +21,9 @@ struct Comparison {
   // Objects per type name, as the engine and as the oracle counted them,
   // for the types where the two differ ("type engine oracle"), up to 10.
   std::vector<std::string> type_differences;
+  // When the byte totals differ: objects whose engine size differs from
+  // sys.getsizeof now ("description engine getsizeof"), up to 10.
+  std::vector<std::string> size_differences;
 };
 
 // Walks with the engine, then with the oracle, from the same roots. Other

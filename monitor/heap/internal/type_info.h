@@ -18,6 +18,9 @@ struct TypeInfo {
     kBasic,      // basicsize + itemsize * |ob_size| (object.__sizeof__)
     kCMethod,    // the type's C-level __sizeof__ (METH_NOARGS)
     kExtension,  // a registered size function
+    // A C-level __sizeof__ with another calling convention (e.g. 3.13's
+    // ctypes metatypes: METH_METHOD), called through its descriptor.
+    kCDescriptor,
   };
   traverseproc traverse = nullptr;  // null: a leaf, unless ext traverse
   bool check_is_gc = false;         // tp_is_gc decides per object
@@ -30,6 +33,7 @@ struct TypeInfo {
   python::ExtraReferentsFn extras = nullptr;
   SizeRule size_rule = SizeRule::kBasic;
   PyCFunction sizeof_fn = nullptr;
+  PyObject* sizeof_descr = nullptr;  // borrowed: the type's dict holds it
   const ExtensionFunctions* ext = nullptr;
   bool pre_header_known = false;
   uint64_t pre_header = 0;  // what sys.getsizeof adds
