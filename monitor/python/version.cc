@@ -450,17 +450,23 @@ StaticTypeState* StaticBuiltinState(PyTypeObject* type) {
 }
 #endif
 
-// The subclass dict of `type` (borrowed) or nullptr. Where: GIL held.
+// The subclass dict of `type` (borrowed) when it belongs to the current
+// interpreter, or nullptr. A heap type's does; a static type's is shared by
+// every interpreter of the process (it holds weak references to the
+// annex's subclasses too, created by the annex), except that of a static
+// builtin type on 3.12+, which lives in each interpreter's state.
+// Where: GIL held.
 PyObject* TypeSubclasses(PyTypeObject* type) {
-#if PY_VERSION_HEX >= 0x030C0000
-  if (type->tp_flags & _Py_TPFLAGS_STATIC_BUILTIN &&
-      !(type->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
-    // The field is an index here, never an object.
-    StaticTypeState* state = StaticBuiltinState(type);
-    return state == nullptr ? nullptr : state->tp_subclasses;
+  if (type->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+    return reinterpret_cast<PyObject*>(type->tp_subclasses);
   }
+#if PY_VERSION_HEX >= 0x030C0000
+  // The field is an index for a static builtin type, never an object.
+  StaticTypeState* state = StaticBuiltinState(type);
+  return state == nullptr ? nullptr : state->tp_subclasses;
+#else
+  return nullptr;
 #endif
-  return reinterpret_cast<PyObject*>(type->tp_subclasses);
 }
 
 // The str keys of a heap type's shared instance keys (what instances with

@@ -157,9 +157,13 @@ bool TracemallocSite(PyObject* obj, std::string* filename, int* lineno);
 //     co_cellvars / co_freevars objects (3.11: _co_code; 3.12+: _co_cached);
 //   type objects: static types their dict (3.12+: a static builtin type's
 //     dict and subclass dict live in the interpreter's state; the current
-//     interpreter's are read), __mro__, __bases__, __base__, the subclass
-//     dict and tp_cache; heap types what type_traverse leaves out:
-//     __name__, __qualname__, the __slots__ tuple and the subclass dict;
+//     interpreter's are read), __mro__, __bases__, __base__, tp_cache and,
+//     on 3.12+ for a static builtin type, the interpreter's subclass dict
+//     (other static types' subclass dicts are shared by all interpreters,
+//     the annex's subclasses included, and are not followed); heap types
+//     what type_traverse leaves out:
+//     __name__, __qualname__, the __slots__ tuple, the subclass dict and
+//     the str keys of the instances' shared keys (ht_cached_keys);
 //   descriptors (method, classmethod, member, getset, slot wrapper): their
 //     name and the cached qualified name;
 //   modules: md_name; range objects: start, stop, step, length.
@@ -172,8 +176,9 @@ ExtraReferentsFn ExtraReferentsFor(PyTypeObject* type);
 
 // The part of the extra referents that no Python attribute exposes (so a
 // Python-level oracle cannot read it): a code object's co_localsplusnames,
-// co_localspluskinds and cached fields, a type's subclass dict and, for a
-// heap type, its __slots__ tuple (ht_slots), a descriptor's cached qualified
+// co_localspluskinds and cached fields, a type's subclass dict (as above)
+// and, for a heap type, its __slots__ tuple (ht_slots) and shared-key
+// names, a descriptor's cached qualified
 // name (reading __qualname__ would create it), a module's md_name, a
 // range's length. Where: GIL held, the interpreter owning `obj` current.
 void VisitUnexposedReferents(PyObject* obj, visitproc visit, void* arg);

@@ -68,6 +68,7 @@ def _annex_oracle(roots, snapshots, hidden):
     t_qualname = tslots['__qualname__'].__get__
     t_flags = tslots['__flags__'].__get__
     heaptype = 1 << 9
+    ready = 1 << 12
     code_type = types.CodeType
     descr_types = (types.WrapperDescriptorType, types.MethodDescriptorType,
                    types.ClassMethodDescriptorType,
@@ -105,9 +106,12 @@ def _annex_oracle(roots, snapshots, hidden):
         elif issubclass(t, type):
             for r in gc.get_referents(t_dict(o)):
                 add(r)
-            for r in (t_mro(o), t_bases(o)):
-                if r is not None:
-                    add(r)
+            # __bases__ of a type never readied (a static type of an
+            # extension, e.g. _testcapi's) would read a NULL tp_bases.
+            if t_flags(o) & ready:
+                for r in (t_mro(o), t_bases(o)):
+                    if r is not None:
+                        add(r)
             if t_base(o) is not None:
                 add(t_base(o))
             if t_flags(o) & heaptype:
