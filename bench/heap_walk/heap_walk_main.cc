@@ -2,7 +2,10 @@
 // heap from the annex several times and prints one JSON object per case with
 // objects, total bytes, walk time, GIL pause, annex memory per object, graph
 // build time, and a same-run baseline: a Python BFS with gc.get_referents in
-// the target from the same roots (plus dict keys, as the engine walks them).
+// the target from the same roots (plus dict keys, as the engine walks them;
+// the gc.get_referents view, blind to what tp_traverse leaves out), with its
+// object count and bytes. The stdlib_imports case is code-heavy: most of the
+// standard library imported, once, at the last size.
 //
 //   bazel run -c opt //bench/heap_walk -- --sizes=1000000,10000000 --runs=5
 #include <Python.h>
