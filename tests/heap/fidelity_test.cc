@@ -9,6 +9,7 @@
 
 #include "gtest/gtest.h"
 #include "monitor/heap/dominators.h"
+#include "monitor/heap/edge_names.h"
 #include "monitor/heap/heap_engine.h"
 #include "monitor/heap/retention.h"
 #include "tests/heap/heap_test_util.h"
@@ -65,6 +66,8 @@ fid_ids = {
 
 TEST(FidelityTest, SlotWrapperOfStaticTypeIsInHeapNotInHeapu) {
   ASSERT_TRUE(RunTargetCode(R"(
+def fid_static_fn():
+    return ('fid-static-fn', 3333333333333)
 fid_static_ids = [id(int.__dict__['__add__']), id(str.__dict__['join']),
                   id(int.__mro__), id(str.__bases__)]
 )"));
@@ -82,6 +85,23 @@ fid_static_ids = [id(int.__dict__['__add__']), id(str.__dict__['join']),
   EXPECT_TRUE(heap->objects.contains(reinterpret_cast<uintptr_t>(
       python::TypeDictBorrowed(&PyLong_Type))));
   EXPECT_TRUE((*heapu & heap->objects).empty());
+  // The new edges are named as Python spells them.
+  PyObject* int_type = reinterpret_cast<PyObject*>(&PyLong_Type);
+  PyObject* int_dict = python::TypeDictBorrowed(&PyLong_Type);
+  ASSERT_NE(int_dict, nullptr);
+  EXPECT_EQ(DescribeEdge(int_type, int_dict).text, ".__dict__");
+  PyObject* add = PyDict_GetItemString(int_dict, "__add__");  // borrowed
+  ASSERT_NE(add, nullptr);
+  EXPECT_EQ(DescribeEdge(int_dict, add).text, "['__add__']");
+  EXPECT_EQ(DescribeEdge(int_type, reinterpret_cast<PyObject*>(
+                                       PyLong_Type.tp_mro)).text,
+            ".__mro__");
+  PyObject* code = EvalTarget("fid_static_fn.__code__");
+  ASSERT_NE(code, nullptr);
+  EXPECT_EQ(DescribeEdge(code, reinterpret_cast<PyCodeObject*>(code)->co_consts)
+                .text,
+            ".co_consts");
+  Py_DECREF(code);
 }
 
 TEST(FidelityTest, CycleKeptOnlyByACReferenceIsInHeapu) {
