@@ -110,7 +110,7 @@ TEST_F(OracleTest, MostOfTheStandardLibraryImported) {
 import importlib, sys
 w_skip = {'antigravity', 'this', 'idlelib', 'tkinter', 'turtle', 'turtledemo',
           'test', 'lib2to3', 'ensurepip', 'venv', 'pydoc_data', 'xxlimited',
-          'xxlimited_35', 'xxsubtype'}
+          'xxlimited_35', 'xxsubtype', 'crypt'}  # crypt: crashes under ASan
 w_modules = []
 for m in sorted(sys.stdlib_module_names):
     if m.startswith('_') or m in w_skip:
