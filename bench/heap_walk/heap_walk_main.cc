@@ -2,7 +2,10 @@
 // heap from the annex several times and prints one JSON object per case with
 // objects, total bytes, walk time, GIL pause, annex memory per object, graph
 // build time, and a same-run baseline: a Python BFS with gc.get_referents in
-// the target from the same roots (plus dict keys, as the engine walks them).
+// the target from the same roots (plus dict keys, as the engine walks them;
+// the gc.get_referents view, blind to what tp_traverse leaves out), with its
+// object count and bytes. The stdlib_imports case is code-heavy: most of the
+// standard library imported, once, at the last size.
 //
 //   bazel run -c opt //bench/heap_walk -- --sizes=1000000,10000000 --runs=5
 #include <Python.h>
@@ -64,6 +67,20 @@ constexpr Workload kWorkloads[] = {
     {"sets", 5,
      "bench_data = [{i * 4 + 1000, i * 4 + 1001, i * 4 + 1002, i * 4 + 1003} "
      "for i in range(items)]"},
+    // Code-heavy: most of the standard library imported (code objects,
+    // their constants, classes and static types' dicts). The size is
+    // ignored (objects_per_item 0); runs once, at the last size, since the
+    // modules stay imported.
+    {"stdlib_imports", 0,
+     "import importlib, sys\n"
+     "bench_skip = {'antigravity', 'this', 'idlelib', 'tkinter', 'turtle',\n"
+     "              'turtledemo', 'test', 'lib2to3', 'ensurepip', 'venv',\n"
+     "              'pydoc_data', 'xxlimited', 'xxlimited_35', 'xxsubtype'}\n"
+     "bench_data = []\n"
+     "for m in sorted(sys.stdlib_module_names):\n"
+     "    if m.startswith('_') or m in bench_skip: continue\n"
+     "    try: bench_data.append(importlib.import_module(m))\n"
+     "    except BaseException: pass\n"},
 };
 
 constexpr char kPythonBfs[] = R"(
@@ -72,12 +89,14 @@ def bench_bfs(roots):
     t0 = time.perf_counter()
     seen = set()
     stack = []
+    keep = []  # to size them after timing
     for r in roots:
         if id(r) not in seen:
             seen.add(id(r)); stack.append(r)
     get = gc.get_referents
     while stack:
         x = stack.pop()
+        keep.append(x)
         for o in get(x):
             if id(o) not in seen:
                 seen.add(id(o)); stack.append(o)
@@ -85,11 +104,13 @@ def bench_bfs(roots):
             for o in x:
                 if id(o) not in seen:
                     seen.add(id(o)); stack.append(o)
-    return (time.perf_counter() - t0) * 1000.0, len(seen)
+    ms = (time.perf_counter() - t0) * 1000.0
+    import sys
+    return ms, len(seen), sum(sys.getsizeof(o) for o in keep)
 )";
 
 // Python BFS from the same roots, in the target (GIL held, target current).
-bool PythonBfs(double* ms, long* count) {
+bool PythonBfs(double* ms, long* count, long long* bytes) {
   PyObject* roots_list = PyList_New(0);
   {
     absl::StatusOr<annex::heap::RootList> roots = annex::heap::CollectRoots({});
@@ -107,6 +128,7 @@ bool PythonBfs(double* ms, long* count) {
   }
   *ms = PyFloat_AsDouble(PyTuple_GetItem(r, 0));
   *count = PyLong_AsLong(PyTuple_GetItem(r, 1));
+  *bytes = PyLong_AsLongLong(PyTuple_GetItem(r, 2));
   Py_DECREF(r);
   return true;
 }
@@ -146,8 +168,9 @@ int main(int argc, char** argv) {
   }
   for (long n : sizes) {
     for (const Workload& w : kWorkloads) {
-      if (!RunInMain("items = " + std::to_string(n / w.objects_per_item) + "\n" +
-               w.build) ||
+      if (w.objects_per_item == 0 && n != sizes.back()) continue;
+      const long items = w.objects_per_item == 0 ? 0 : n / w.objects_per_item;
+      if (!RunInMain("items = " + std::to_string(items) + "\n" + w.build) ||
           !RunInMain("import gc; gc.collect(); del items")) {
         return 1;
       }
@@ -186,7 +209,8 @@ int main(int argc, char** argv) {
       }
       double bfs_ms = -1;
       long bfs_count = -1;
-      if (baseline && !PythonBfs(&bfs_ms, &bfs_count)) return 1;
+      long long bfs_bytes = -1;
+      if (baseline && !PythonBfs(&bfs_ms, &bfs_count, &bfs_bytes)) return 1;
       const double million = objects / 1e6;
       std::printf(
           "{\"case\": \"%s\", \"python\": \"%s\", \"requested_objects\": %ld, "
@@ -196,7 +220,8 @@ int main(int argc, char** argv) {
           "\"ms_per_million\": %.2f, \"result_set_bytes_per_object\": %.3f, "
           "\"visited_bitmap_bytes_per_object\": %.3f, \"graph_ms\": %.2f, "
           "\"graph_bytes_per_object\": %.2f, \"python_bfs_ms\": %.2f, "
-          "\"python_bfs_objects\": %ld, \"speedup_vs_python_bfs\": %.1f}\n",
+          "\"python_bfs_objects\": %ld, \"python_bfs_bytes\": %lld, "
+          "\"speedup_vs_python_bfs\": %.1f}\n",
           w.name, ANNEX_PYTHON_VERSION, n,
           static_cast<unsigned long long>(objects),
           static_cast<unsigned long long>(total_bytes), runs,
@@ -206,6 +231,7 @@ int main(int argc, char** argv) {
           static_cast<double>(bitmap_bytes) / objects,
           graph_ms.empty() ? -1.0 : graph_ms[0],
           static_cast<double>(graph_bytes) / objects, bfs_ms, bfs_count,
+          bfs_bytes,
           bfs_ms > 0 ? bfs_ms / Median(walk_ms) : 0.0);
       std::fflush(stdout);
       if (!RunInMain("del bench_data; gc.collect()")) return 1;

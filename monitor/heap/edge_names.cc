@@ -140,7 +140,8 @@ bool DescribeFunctionEdge(PyFunctionObject* f, PyObject* to, Edge* out) {
 
 // Types: dict, MRO, bases and the heap type's names. Where: GIL held.
 bool DescribeTypeEdge(PyTypeObject* type, PyObject* to, Edge* out) {
-  if (type->tp_dict == to) {
+  // 3.12+: a static builtin type's dict lives in the interpreter's state.
+  if (type->tp_dict == to || python::TypeDictBorrowed(type) == to) {
     *out = Make(EdgeKind::kDict, ".__dict__");
     return true;
   }

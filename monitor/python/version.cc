@@ -19,6 +19,7 @@
 #include "internal/pycore_object.h"
 #include "internal/pycore_gc.h"
 #include "internal/pycore_interp.h"
+#include "internal/pycore_moduleobject.h"
 #if PY_VERSION_HEX >= 0x030C0000
 #include "internal/pycore_runtime.h"
 #endif
@@ -463,5 +464,233 @@ bool TracemallocSite(PyObject* obj, std::string* filename, int* lineno) {
   Py_DECREF(tb);
   return found;
 }
+
+
+// --- Extra referents (issue 12) ---
+
+namespace {
+
+#define ANNEX_VISIT(o)                                         \
+  do {                                                         \
+    PyObject* annex_visit_o = reinterpret_cast<PyObject*>(o);  \
+    if (annex_visit_o != nullptr) visit(annex_visit_o, arg);   \
+  } while (0)
+
+// Objects/rangeobject.c's layouts (private there), the same in 3.11 to
+// 3.13; used only when the type's basic size agrees.
+struct RangeLayout {
+  PyObject_HEAD
+  PyObject* start;
+  PyObject* stop;
+  PyObject* step;
+  PyObject* length;
+};
+struct LongRangeIterLayout {
+  PyObject_HEAD
+  PyObject* start;
+  PyObject* step;
+  PyObject* len;
+};
+
+#if PY_VERSION_HEX >= 0x030D0000
+using StaticTypeState = managed_static_type_state;
+#elif PY_VERSION_HEX >= 0x030C0000
+using StaticTypeState = static_builtin_state;
+#endif
+
+#if PY_VERSION_HEX >= 0x030C0000
+// The current interpreter's state of a static builtin type (3.12+: its
+// dict, subclass dict and weaklist live there, and tp_subclasses holds the
+// index plus one), or nullptr. Checked against the state's own type
+// pointer. Where: GIL held.
+StaticTypeState* StaticBuiltinState(PyTypeObject* type) {
+  if (!(type->tp_flags & _Py_TPFLAGS_STATIC_BUILTIN) ||
+      (type->tp_flags & Py_TPFLAGS_HEAPTYPE) ||
+      type->tp_subclasses == nullptr) {
+    return nullptr;
+  }
+  const size_t index = reinterpret_cast<size_t>(type->tp_subclasses) - 1;
+  PyInterpreterState* interp = PyInterpreterState_Get();
+#if PY_VERSION_HEX >= 0x030D0000
+  if (index < _Py_MAX_MANAGED_STATIC_BUILTIN_TYPES &&
+      interp->types.builtins.initialized[index].type == type) {
+    return &interp->types.builtins.initialized[index];
+  }
+  if (index < _Py_MAX_MANAGED_STATIC_EXT_TYPES &&
+      interp->types.for_extensions.initialized[index].type == type) {
+    return &interp->types.for_extensions.initialized[index];
+  }
+#else
+  if (index < _Py_MAX_STATIC_BUILTIN_TYPES &&
+      interp->types.builtins[index].type == type) {
+    return &interp->types.builtins[index];
+  }
+#endif
+  return nullptr;
+}
+#endif
+
+// The subclass dict of `type` (borrowed) when it belongs to the current
+// interpreter, or nullptr. A heap type's does; a static type's is shared by
+// every interpreter of the process (it holds weak references to the
+// annex's subclasses too, created by the annex), except that of a static
+// builtin type on 3.12+, which lives in each interpreter's state.
+// Where: GIL held.
+PyObject* TypeSubclasses(PyTypeObject* type) {
+  if (type->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+    return reinterpret_cast<PyObject*>(type->tp_subclasses);
+  }
+#if PY_VERSION_HEX >= 0x030C0000
+  // The field is an index for a static builtin type, never an object.
+  StaticTypeState* state = StaticBuiltinState(type);
+  return state == nullptr ? nullptr : state->tp_subclasses;
+#else
+  return nullptr;
+#endif
+}
+
+// The str keys of a heap type's shared instance keys (what instances with
+// inline values or split dicts name their attributes by). Where: GIL held.
+void VisitCachedKeys(PyTypeObject* type, visitproc visit, void* arg) {
+  PyDictKeysObject* keys = CachedKeys(type);
+  if (keys == nullptr || keys->dk_kind == DICT_KEYS_GENERAL) return;
+  PyDictUnicodeEntry* entries = DK_UNICODE_ENTRIES(keys);
+  for (Py_ssize_t i = 0; i < keys->dk_nentries; ++i) {
+    ANNEX_VISIT(entries[i].me_key);
+  }
+}
+
+void VisitCodeUnexposed(PyCodeObject* co, visitproc visit, void* arg) {
+  ANNEX_VISIT(co->co_localsplusnames);
+  ANNEX_VISIT(co->co_localspluskinds);
+#if PY_VERSION_HEX >= 0x030C0000
+  if (co->_co_cached != nullptr) {
+    ANNEX_VISIT(co->_co_cached->_co_code);
+    ANNEX_VISIT(co->_co_cached->_co_varnames);
+    ANNEX_VISIT(co->_co_cached->_co_cellvars);
+    ANNEX_VISIT(co->_co_cached->_co_freevars);
+  }
+#else
+  ANNEX_VISIT(co->_co_code);
+#endif
+}
+
+void CodeExtras(PyObject* obj, visitproc visit, void* arg) {
+  auto* co = reinterpret_cast<PyCodeObject*>(obj);
+  ANNEX_VISIT(co->co_consts);
+  ANNEX_VISIT(co->co_names);
+  ANNEX_VISIT(co->co_exceptiontable);
+  ANNEX_VISIT(co->co_filename);
+  ANNEX_VISIT(co->co_name);
+  ANNEX_VISIT(co->co_qualname);
+  ANNEX_VISIT(co->co_linetable);
+  VisitCodeUnexposed(co, visit, arg);
+}
+
+void TypeUnexposed(PyTypeObject* type, visitproc visit, void* arg) {
+  ANNEX_VISIT(TypeSubclasses(type));
+  if (type->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+    ANNEX_VISIT(reinterpret_cast<PyHeapTypeObject*>(type)->ht_slots);
+    VisitCachedKeys(type, visit, arg);
+  }
+}
+
+void TypeExtras(PyObject* obj, visitproc visit, void* arg) {
+  auto* type = reinterpret_cast<PyTypeObject*>(obj);
+  if (type->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+    // type_traverse reports the dict, cache, MRO, bases, base and module.
+    auto* heap = reinterpret_cast<PyHeapTypeObject*>(type);
+    ANNEX_VISIT(heap->ht_name);
+    ANNEX_VISIT(heap->ht_qualname);
+  } else {
+    // A static type is no GC object: nothing of it is reported.
+    ANNEX_VISIT(TypeDictBorrowed(type));
+    ANNEX_VISIT(type->tp_mro);
+    ANNEX_VISIT(type->tp_bases);
+    ANNEX_VISIT(type->tp_base);
+    ANNEX_VISIT(type->tp_cache);
+  }
+  TypeUnexposed(type, visit, arg);
+}
+
+// descr_traverse reports d_type only.
+void DescriptorExtras(PyObject* obj, visitproc visit, void* arg) {
+  auto* d = reinterpret_cast<PyDescrObject*>(obj);
+  ANNEX_VISIT(d->d_name);
+  ANNEX_VISIT(d->d_qualname);
+}
+
+void ModuleExtras(PyObject* obj, visitproc visit, void* arg) {
+  ANNEX_VISIT(reinterpret_cast<PyModuleObject*>(obj)->md_name);
+}
+
+void RangeExtras(PyObject* obj, visitproc visit, void* arg) {
+  auto* r = reinterpret_cast<RangeLayout*>(obj);
+  ANNEX_VISIT(r->start);
+  ANNEX_VISIT(r->stop);
+  ANNEX_VISIT(r->step);
+  ANNEX_VISIT(r->length);
+}
+
+void LongRangeIterExtras(PyObject* obj, visitproc visit, void* arg) {
+  auto* r = reinterpret_cast<LongRangeIterLayout*>(obj);
+  ANNEX_VISIT(r->start);
+  ANNEX_VISIT(r->step);
+  ANNEX_VISIT(r->len);
+}
+
+bool IsDescriptorType(PyTypeObject* type) {
+  return type == &PyMethodDescr_Type || type == &PyClassMethodDescr_Type ||
+         type == &PyMemberDescr_Type || type == &PyGetSetDescr_Type ||
+         type == &PyWrapperDescr_Type;
+}
+
+}  // namespace
+
+PyObject* TypeDictBorrowed(PyTypeObject* type) {
+#if PY_VERSION_HEX >= 0x030C0000
+  if (StaticTypeState* state = StaticBuiltinState(type)) {
+    return state->tp_dict;
+  }
+#endif
+  return type->tp_dict;
+}
+
+ExtraReferentsFn ExtraReferentsFor(PyTypeObject* type) {
+  if (type == &PyCode_Type) return &CodeExtras;
+  if (PyType_IsSubtype(type, &PyType_Type)) return &TypeExtras;
+  if (IsDescriptorType(type)) return &DescriptorExtras;
+  if (PyType_IsSubtype(type, &PyModule_Type)) return &ModuleExtras;
+  if (type == &PyRange_Type &&
+      type->tp_basicsize == static_cast<Py_ssize_t>(sizeof(RangeLayout))) {
+    return &RangeExtras;
+  }
+  if (type == &PyLongRangeIter_Type &&
+      type->tp_basicsize ==
+          static_cast<Py_ssize_t>(sizeof(LongRangeIterLayout))) {
+    return &LongRangeIterExtras;
+  }
+  return nullptr;
+}
+
+void VisitUnexposedReferents(PyObject* obj, visitproc visit, void* arg) {
+  PyTypeObject* type = Py_TYPE(obj);
+  if (type == &PyCode_Type) {
+    VisitCodeUnexposed(reinterpret_cast<PyCodeObject*>(obj), visit, arg);
+  } else if (PyType_IsSubtype(type, &PyType_Type)) {
+    TypeUnexposed(reinterpret_cast<PyTypeObject*>(obj), visit, arg);
+  } else if (IsDescriptorType(type)) {
+    ANNEX_VISIT(reinterpret_cast<PyDescrObject*>(obj)->d_qualname);
+  } else if (PyType_IsSubtype(type, &PyModule_Type)) {
+    ModuleExtras(obj, visit, arg);
+  } else if (ExtraReferentsFn fn = ExtraReferentsFor(type);
+             fn == &RangeExtras) {
+    ANNEX_VISIT(reinterpret_cast<RangeLayout*>(obj)->length);
+  } else if (fn == &LongRangeIterExtras) {
+    LongRangeIterExtras(obj, visit, arg);
+  }
+}
+
+#undef ANNEX_VISIT
 
 }  // namespace annex::python

@@ -186,4 +186,50 @@ bool TracemallocIsTracing();
 // interpreter. Where: GIL held; `obj` alive.
 bool TracemallocSite(PyObject* obj, std::string* filename, int* lineno);
 
+
+// --- Extra referents: references tp_traverse does not report (issue 12) ---
+// gc.get_referents sees only what a type's tp_traverse reports, and
+// non-GC containers report nothing. These functions visit the rest, read
+// in place: they create nothing, run no Python code and set no error.
+// Borrowed references (weak reference lists, a type's tp_weaklist) are not
+// visited: they keep nothing alive.
+
+// Visits the references of `obj` that its tp_traverse leaves out (or that
+// a type without tp_traverse holds):
+//   code objects: co_consts, co_names, co_exceptiontable,
+//     co_localsplusnames, co_localspluskinds, co_filename, co_name,
+//     co_qualname, co_linetable, and the cached co_code / co_varnames /
+//     co_cellvars / co_freevars objects (3.11: _co_code; 3.12+: _co_cached);
+//   type objects: static types their dict (3.12+: a static builtin type's
+//     dict and subclass dict live in the interpreter's state; the current
+//     interpreter's are read), __mro__, __bases__, __base__, tp_cache and,
+//     on 3.12+ for a static builtin type, the interpreter's subclass dict
+//     (other static types' subclass dicts are shared by all interpreters,
+//     the annex's subclasses included, and are not followed); heap types
+//     what type_traverse leaves out:
+//     __name__, __qualname__, the __slots__ tuple, the subclass dict and
+//     the str keys of the instances' shared keys (ht_cached_keys);
+//   descriptors (method, classmethod, member, getset, slot wrapper): their
+//     name and the cached qualified name;
+//   modules: md_name; range objects: start, stop, step, length.
+using ExtraReferentsFn = void (*)(PyObject* obj, visitproc visit, void* arg);
+
+// The extra-referents function for instances of `type`, or nullptr when
+// its instances hold nothing beyond what tp_traverse reports (most types:
+// the walk then pays nothing). Where: GIL held, any interpreter.
+ExtraReferentsFn ExtraReferentsFor(PyTypeObject* type);
+
+// The part of the extra referents that no Python attribute exposes (so a
+// Python-level oracle cannot read it): a code object's co_localsplusnames,
+// co_localspluskinds and cached fields, a type's subclass dict (as above)
+// and, for a heap type, its __slots__ tuple (ht_slots) and shared-key
+// names, a descriptor's cached qualified
+// name (reading __qualname__ would create it), a module's md_name, a
+// range's length. Where: GIL held, the interpreter owning `obj` current.
+void VisitUnexposedReferents(PyObject* obj, visitproc visit, void* arg);
+
+// The dict of `type` (its tp_dict; for a static builtin type on 3.12+ the
+// current interpreter's), borrowed, or nullptr. Where: GIL held.
+PyObject* TypeDictBorrowed(PyTypeObject* type);
+
 }  // namespace annex::python

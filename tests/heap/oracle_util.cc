@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "monitor/heap/heap_engine.h"
 #include "monitor/heap/roots.h"
+#include "monitor/python/version.h"
 #include "tests/heap/heap_test_util.h"
 #include "tests/testing/python_main.h"
 
@@ -19,7 +20,22 @@ namespace {
 using ::annex::testing::EvalTarget;
 using ::annex::testing::RunTargetCode;
 
-// The oracle: BFS over gc.get_referents. Live frames (the roots from thread
+// The oracle: BFS over gc.get_referents, plus what tp_traverse does not
+// report, read through Python attributes that return the stored object
+// (and so create nothing the walk could count): a code object's co_consts,
+// co_names, co_exceptiontable, co_filename, co_name, co_qualname and
+// co_linetable; a type's dict (the mapping behind type.__dict__, found as
+// the referent of the mappingproxy, which is new and never counted),
+// __mro__, __bases__, __base__ and, for heap types, __name__ and
+// __qualname__; a descriptor's __name__; a range's start, stop and step.
+// Slot getters are taken from type.__dict__ so a metaclass cannot run code.
+// What no attribute exposes (a code object's co_localsplusnames and
+// co_localspluskinds and cached co_code/co_varnames, a type's subclass
+// dict, a heap type's ht_slots tuple and shared-key names, a descriptor's
+// cached qualname, a module's md_name, a range's length) comes from
+// `hidden`, which reads those fields in C (python::VisitUnexposedReferents)
+// and returns a new list, never counted either.
+// Live frames (the roots from thread
 // stacks) additionally contribute their code, globals, builtins and the
 // values of their locals, which is what the engine reads from them; the
 // f_locals dict that 3.11/3.12 synthesize for a function frame is the
@@ -36,13 +52,29 @@ def _annex_refresh(roots):
     for r in roots:
         if type(r) is types.FrameType:
             r.f_locals
-def _annex_oracle(roots, snapshots):
+def _annex_oracle(roots, snapshots, hidden):
     seen = {}
     stack = []
     def add(o):
         if id(o) not in seen:
             seen[id(o)] = o
             stack.append(o)
+    tslots = type.__dict__
+    t_dict = tslots['__dict__'].__get__
+    t_mro = tslots['__mro__'].__get__
+    t_bases = tslots['__bases__'].__get__
+    t_base = tslots['__base__'].__get__
+    t_name = tslots['__name__'].__get__
+    t_qualname = tslots['__qualname__'].__get__
+    t_flags = tslots['__flags__'].__get__
+    heaptype = 1 << 9
+    ready = 1 << 12
+    code_type = types.CodeType
+    descr_types = (types.WrapperDescriptorType, types.MethodDescriptorType,
+                   types.ClassMethodDescriptorType,
+                   types.MemberDescriptorType, types.GetSetDescriptorType)
+    module_type = types.ModuleType
+    longrange_iter = type(iter(range(1 << 70)))
     for r in roots:
         add(r)
         if type(r) is types.FrameType:
@@ -60,11 +92,61 @@ def _annex_oracle(roots, snapshots):
         o = stack.pop()
         for r in gc.get_referents(o):
             add(r)
-        if issubclass(type(o), dict):
+        t = type(o)
+        if issubclass(t, dict):
             for k in dict.keys(o):
                 add(k)
+        elif t is code_type:
+            for r in (o.co_consts, o.co_names, o.co_exceptiontable,
+                      o.co_filename, o.co_name, o.co_qualname,
+                      o.co_linetable):
+                add(r)
+            for r in hidden(o):
+                add(r)
+        elif issubclass(t, type):
+            for r in gc.get_referents(t_dict(o)):
+                add(r)
+            # __bases__ of a type never readied (a static type of an
+            # extension, e.g. _testcapi's) would read a NULL tp_bases.
+            if t_flags(o) & ready:
+                for r in (t_mro(o), t_bases(o)):
+                    if r is not None:
+                        add(r)
+            if t_base(o) is not None:
+                add(t_base(o))
+            if t_flags(o) & heaptype:
+                add(t_name(o))
+                add(t_qualname(o))
+            for r in hidden(o):
+                add(r)
+        elif t in descr_types:
+            add(o.__name__)
+            for r in hidden(o):
+                add(r)
+        elif t is range:
+            add(o.start)
+            add(o.stop)
+            add(o.step)
+            for r in hidden(o):
+                add(r)
+        elif issubclass(t, module_type) or t is longrange_iter:
+            for r in hidden(o):
+                add(r)
     return list(seen), sum(sys.getsizeof(o) for o in seen.values())
 )";
+
+// `hidden(o)` for the oracle: a new list of the referents of `o` that no
+// Python attribute exposes. GIL held, target current.
+int AppendToList(PyObject* obj, void* list) {
+  return PyList_Append(static_cast<PyObject*>(list), obj);
+}
+PyObject* Hidden(PyObject* /*self*/, PyObject* obj) {
+  PyObject* list = PyList_New(0);
+  if (list == nullptr) return nullptr;
+  python::VisitUnexposedReferents(obj, &AppendToList, list);
+  return list;
+}
+PyMethodDef kHiddenDef = {"_annex_hidden", &Hidden, METH_O, nullptr};
 
 
 // Type, address and, for objects whose repr runs no Python code (exact
@@ -145,8 +227,10 @@ Comparison CompareWithGcOff(bool refresh_frame_locals) {
   c.engine = heap->objects.size();
   c.engine_bytes = heap->total_bytes;
   PyObject* oracle = EvalTarget("_annex_oracle");
+  PyObject* hidden = PyCFunction_New(&kHiddenDef, nullptr);
   PyObject* res = PyObject_CallFunctionObjArgs(oracle, root_list, snapshots,
-                                               nullptr);
+                                               hidden, nullptr);
+  Py_DECREF(hidden);
   Py_DECREF(oracle);
   Py_DECREF(root_list);
   EXPECT_NE(res, nullptr);
@@ -179,6 +263,22 @@ Comparison CompareWithGcOff(bool refresh_frame_locals) {
       c.type_differences.push_back(absl::StrCat(type, " 0 ", m));
     }
   }
+  if (c.engine_bytes != c.oracle_bytes) {
+    PyObject* getsizeof = PySys_GetObject("getsizeof");  // borrowed
+    for (uintptr_t a : heap->objects & oracle_set) {
+      if (c.size_differences.size() >= 10) break;
+      PyObject* o = reinterpret_cast<PyObject*>(a);
+      absl::StatusOr<uint64_t> mine = engine.SizeOf(o);
+      PyObject* theirs = PyObject_CallOneArg(getsizeof, o);
+      const uint64_t t =
+          theirs == nullptr ? 0 : PyLong_AsUnsignedLongLong(theirs);
+      Py_XDECREF(theirs);
+      PyErr_Clear();
+      if (mine.ok() && *mine != t) {
+        c.size_differences.push_back(absl::StrCat(Describe(a), " ", *mine, " ", t));
+      }
+    }
+  }
   Py_DECREF(res);
   return c;
 }
@@ -193,6 +293,8 @@ void ExpectMatch(const char* workload, bool refresh_frame_locals) {
     ADD_FAILURE() << workload << ": only oracle: " << s;
   for (const std::string& s : c.type_differences)
     ADD_FAILURE() << workload << ": type, engine count, oracle count: " << s;
+  for (const std::string& s : c.size_differences)
+    ADD_FAILURE() << workload << ": size now, engine getsizeof: " << s;
   EXPECT_GT(c.engine, 1000u);
 }
 

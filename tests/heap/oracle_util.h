@@ -1,6 +1,8 @@
-// The heap engine's oracle: a plain breadth-first walk with gc.get_referents
-// run inside the target from the engine's own roots, and the comparison of
-// its result with the engine's. Test-only.
+// The heap engine's oracle: a breadth-first walk run inside the target from
+// the engine's own roots, with gc.get_referents plus what tp_traverse does
+// not report (code objects' and types' fields, read through Python
+// attributes; see oracle_util.cc), and the comparison of its result with
+// the engine's. Test-only.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +21,9 @@ struct Comparison {
   // Objects per type name, as the engine and as the oracle counted them,
   // for the types where the two differ ("type engine oracle"), up to 10.
   std::vector<std::string> type_differences;
+  // When the byte totals differ: objects whose engine size differs from
+  // sys.getsizeof now ("description engine getsizeof"), up to 10.
+  std::vector<std::string> size_differences;
 };
 
 // Walks with the engine, then with the oracle, from the same roots. Other

@@ -45,6 +45,7 @@ TypeInfo TypeInfoCache::Compute(PyTypeObject* type) {
   info.is_frame = type == &PyFrame_Type;
   info.is_dict = PyType_IsSubtype(type, &PyDict_Type) != 0;
   info.is_type = PyType_IsSubtype(type, &PyType_Type) != 0;
+  info.extras = python::ExtraReferentsFor(type);
   if (registry_ != nullptr && !registry_->empty()) {
     info.ext = registry_->Find(type);
   }
@@ -53,10 +54,16 @@ TypeInfo TypeInfoCache::Compute(PyTypeObject* type) {
   } else if (sizeof_name_ != nullptr) {
     // _PyType_Lookup reads the MRO's dicts (and the method cache); it runs
     // no Python code. A Python-level __sizeof__ is never called.
-    PyCFunction fn = CSizeof(_PyType_Lookup(type, sizeof_name_));
+    PyObject* descr = _PyType_Lookup(type, sizeof_name_);
+    PyCFunction fn = CSizeof(descr);
     if (fn != nullptr && fn != object_sizeof_) {
       info.size_rule = TypeInfo::SizeRule::kCMethod;
       info.sizeof_fn = fn;
+    } else if (fn == nullptr && descr != nullptr &&
+               Py_IS_TYPE(descr, &PyMethodDescr_Type)) {
+      // C code all the same (a method descriptor wraps a PyMethodDef).
+      info.size_rule = TypeInfo::SizeRule::kCDescriptor;
+      info.sizeof_descr = descr;
     }
   }
   return info;
@@ -88,6 +95,16 @@ uint64_t TypeInfoCache::SizeOf(PyObject* obj, TypeInfo& info) {
       }
       PyErr_Clear();
       break;  // fall back to the basic rule
+    }
+    case TypeInfo::SizeRule::kCDescriptor: {
+      PyObject* r = PyObject_Vectorcall(info.sizeof_descr, &obj, 1, nullptr);
+      if (r != nullptr) {
+        const Py_ssize_t n = PyLong_AsSsize_t(r);
+        Py_DECREF(r);
+        if (n >= 0) return static_cast<uint64_t>(n) + pre_header;
+      }
+      PyErr_Clear();
+      break;
     }
     case TypeInfo::SizeRule::kBasic:
       break;

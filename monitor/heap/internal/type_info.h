@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "monitor/heap/extension_registry.h"
+#include "monitor/python/version.h"
 
 namespace annex::heap::internal {
 
@@ -17,14 +18,22 @@ struct TypeInfo {
     kBasic,      // basicsize + itemsize * |ob_size| (object.__sizeof__)
     kCMethod,    // the type's C-level __sizeof__ (METH_NOARGS)
     kExtension,  // a registered size function
+    // A C-level __sizeof__ with another calling convention (e.g. 3.13's
+    // ctypes metatypes: METH_METHOD), called through its descriptor.
+    kCDescriptor,
   };
   traverseproc traverse = nullptr;  // null: a leaf, unless ext traverse
   bool check_is_gc = false;         // tp_is_gc decides per object
   bool is_frame = false;
   bool is_dict = false;  // keys are walked too (see walker.cc)
   bool is_type = false;  // pre-header depends on the object
+  // References tp_traverse does not report (code objects, types,
+  // descriptors, modules, ranges; monitor/python/version.h); null for most
+  // types, which then cost one test per object.
+  python::ExtraReferentsFn extras = nullptr;
   SizeRule size_rule = SizeRule::kBasic;
   PyCFunction sizeof_fn = nullptr;
+  PyObject* sizeof_descr = nullptr;  // borrowed: the type's dict holds it
   const ExtensionFunctions* ext = nullptr;
   bool pre_header_known = false;
   uint64_t pre_header = 0;  // what sys.getsizeof adds

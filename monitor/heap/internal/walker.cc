@@ -51,6 +51,7 @@ void Walker::Run() {
         info.traverse(obj, &VisitPush, this);
       }
     }
+    if (info.extras != nullptr) info.extras(obj, &VisitPush, this);
     if (info.is_dict) {
       // dict_traverse skips the keys of str-keyed dicts (strings cannot form
       // cycles), so gc.get_referents never reports them; a heap view must.

@@ -1,6 +1,7 @@
 // The iterative traversal shared by every heap query: an explicit stack, an
 // address bitmap as the visited set, tp_traverse as gc.get_referents uses
-// it, live-frame locals, and optional edge recording for graphs.
+// it, the references tp_traverse leaves out (TypeInfo::extras), live-frame
+// locals, and optional edge recording for graphs.
 #pragma once
 
 #include <Python.h>
