@@ -545,12 +545,15 @@ void Server::Impl::AcceptAll(int listen_fd, bool tcp) {
     // of those that do (nor those of the other listener's peers).
     int all = 0, from_peer = 0;
     CountUnauthenticated(tcp, peer, &all, &from_peer);
-    if (all >= options_.max_unauthenticated ||
-        from_peer >= options_.max_unauthenticated_per_peer) {
+    // Every Unix peer has our uid (checked above): its per-uid limit is the
+    // pool itself. On TCP, one source address gets a share of the pool.
+    const int per_peer = tcp ? options_.max_unauthenticated_per_peer
+                             : options_.max_unauthenticated;
+    if (all >= options_.max_unauthenticated || from_peer >= per_peer) {
       SendAndForget(
           fd.get(),
           ErrorFrame(ErrorCode::kTooManyClients, true,
-                     from_peer >= options_.max_unauthenticated_per_peer
+                     from_peer >= per_peer
                          ? "too many connections from this peer waiting "
                            "for their handshake"
                          : "too many connections waiting for their "

@@ -63,8 +63,8 @@ struct ServerOptions {
   // peers (unknown until the token is checked) have separate pools, so
   // nobody on TCP can keep the owner's Unix clients out.
   int max_unauthenticated = 16;
-  // Of those, how many one peer may hold: per uid on the Unix socket, per
-  // source address on TCP.
+  // Of those, how many one TCP source address may hold. (On the Unix socket
+  // every peer has our uid, so its per-uid limit is max_unauthenticated.)
   int max_unauthenticated_per_peer = 4;
   // Largest frame payload accepted from a client; replies are cut to fit it.
   size_t max_payload = kDefaultMaxPayload;

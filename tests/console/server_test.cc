@@ -270,7 +270,10 @@ TEST(ServerTest, RepliesLargerThanTheFrameLimitAreCut) {
   absl::StatusOr<ReplyMessage> r = c->Call(RequestKind::kExec, "big 100000");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_LE(r->output.size(), 4096u);
-  EXPECT_NE(r->output.find("truncated"), std::string::npos);
+  EXPECT_NE(r->output.find("bytes cut"), std::string::npos);
+  // Not passed off as a whole result (issue 16).
+  EXPECT_EQ(r->status, ReplyStatus::kError);
+  EXPECT_EQ(r->exit_code, 5);
 }
 
 TEST(ServerTest, InterruptReachesTheRunningCommand) {
