@@ -491,10 +491,10 @@ void AnnexRuntime::ThreadMain() {
         task_running_ = true;
         task->started = true;
         running_task_ = task.get();
-        if (task->interrupt) {  // RunWithin gave up while it was entering
-          interrupt_.store(true);
-          deliver_interrupt_ = true;
-        }
+        // A request left over from an earlier item must not hit this one;
+        // RunWithin may have given up on this one while it was entering.
+        deliver_interrupt_ = task->interrupt;
+        if (task->interrupt) interrupt_.store(true);
       }
       cv_.notify_all();
       (*task->work)(ts_);
