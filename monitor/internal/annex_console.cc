@@ -361,6 +361,14 @@ console::Reply AnnexConsole::RunPython(uint64_t session_id,
     PyObject* r = PyRun_String(kHelperSource, Py_file_input, ns, ns);
     if (r == nullptr) {
       Py_DECREF(ns);
+      if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        // Interrupted (Ctrl-C, a timeout) while the helper was being set
+        // up: an interrupted command, not a broken console.
+        PyErr_Clear();
+        Reply interrupted = Error("KeyboardInterrupt\n", 130);
+        interrupted.status = ReplyStatus::kInterrupted;
+        return interrupted;
+      }
       return Error("annex console helper failed: " + TakeErrorText());
     }
     Py_DECREF(r);
