@@ -3,10 +3,13 @@
 
 #include <unistd.h>
 
+#include <atomic>
+#include <memory>
 #include <mutex>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "glue/annex_access.h"
 #include "glue/classifiers.h"
 #include "glue/heap_view.h"
@@ -220,7 +223,8 @@ absl::StatusOr<std::string> ReplyToResult(const console::Reply& reply) {
 }  // namespace
 
 absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code,
-                                                 uint64_t session) {
+                                                 uint64_t session,
+                                                 absl::Duration timeout) {
   if (session == 0) {
     return absl::InvalidArgumentError(
         "session 0 is the one-off namespace: use ExecInAnnex(code)");
@@ -233,12 +237,23 @@ absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code,
   request.kind = console::RequestKind::kInteractive;  // as a console line
   request.text = code;
   console::Cancellation never;
-  console::Reply reply = state_->host_executor->Execute(session, request, never);
+  const absl::Time deadline = absl::Now() + timeout;
+  console::Reply reply =
+      state_->host_executor->ExecuteWithin(session, request, never, deadline);
   if (reply.status == console::ReplyStatus::kIncomplete) {
     return absl::InvalidArgumentError(
         "incomplete statement (a compound statement ends with a blank line)");
   }
+  if (reply.status == console::ReplyStatus::kInterrupted &&
+      absl::Now() >= deadline) {
+    return absl::DeadlineExceededError(absl::StrCat(reply.output, reply.error));
+  }
   return ReplyToResult(reply);
+}
+
+void Monitor::Interrupt() {
+  python::AnnexRuntime* rt = state_->runtime.get();
+  if (rt != nullptr) rt->Interrupt();
 }
 
 absl::Status Monitor::ReleaseAnnexSession(uint64_t session) {
@@ -256,23 +271,36 @@ int Monitor::metrics_port() const {
 }
 
 absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code) {
+  return ExecInAnnex(code, absl::InfiniteDuration());
+}
+
+absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code,
+                                                 absl::Duration timeout) {
   python::AnnexRuntime* rt = state_->runtime.get();
-  if (rt == nullptr || !rt->running()) {
+  if (rt == nullptr || !rt->running() || state_->host_executor == nullptr) {
     return absl::UnavailableError("the monitor is not running");
   }
-  monitor_internal::AnnexConsole runner(rt, state_->session.get());
+  // A namespace of its own in the host's executor (which outlives any work
+  // left running), released once the annex gets to it.
+  static std::atomic<uint64_t> next_one_off{0};
+  const uint64_t session = ~uint64_t{0} - next_one_off.fetch_add(1);
   console::Request request;
   request.text = code;
   console::Cancellation never;
-  console::Reply reply = runner.Execute(/*session_id=*/0, request, never);
-  // The one-off namespace (and helper) are released on the annex thread.
-  rt->Run([&](const python::ThreadStates&) { runner.ReleaseAll(); })
-      .IgnoreError();
+  const absl::Time deadline = absl::Now() + timeout;
+  console::Reply reply =
+      state_->host_executor->ExecuteWithin(session, request, never, deadline);
+  state_->host_executor->CloseSessionLater(session);
+  if (reply.status == console::ReplyStatus::kInterrupted &&
+      absl::Now() >= deadline) {
+    return absl::DeadlineExceededError(absl::StrCat(reply.output, reply.error));
+  }
   return ReplyToResult(reply);
 }
 
 absl::StatusOr<glue::Stat> Monitor::HeapSummary(const std::string& classifier,
-                                                size_t max_rows) {
+                                                size_t max_rows,
+                                                absl::Duration timeout) {
   absl::StatusOr<glue::Classifier> c = glue::Classifier::Parse(classifier);
   if (!c.ok()) return c.status();
   python::AnnexRuntime* rt = state_->runtime.get();
@@ -280,20 +308,34 @@ absl::StatusOr<glue::Stat> Monitor::HeapSummary(const std::string& classifier,
   if (rt == nullptr || !rt->running() || session == nullptr) {
     return absl::UnavailableError("the monitor is not running");
   }
-  absl::StatusOr<glue::Stat> result =
-      absl::UnavailableError("the annex did not run the question");
+  // Shared: the walk may end after this call gave up waiting (the session
+  // outlives the runtime's work, see Stop()).
+  auto result = std::make_shared<absl::StatusOr<glue::Stat>>(
+      absl::UnavailableError("the annex did not run the question"));
+  glue::Classifier parsed = *c;
   // The heap view is the session's, used on the annex thread only (as the
   // console's hp uses it), so questions from hosts and consoles take turns.
-  absl::Status ran = rt->Run([&](const python::ThreadStates&) {
-    absl::StatusOr<glue::HeapView*> view = session->Get<glue::HeapView>();
-    if (!view.ok()) {
-      result = view.status();
-      return;
+  python::AnnexRuntime::RunOutcome outcome;
+  absl::Status ran = rt->RunWithin(
+      [result, session, parsed, max_rows](const python::ThreadStates&) {
+        absl::StatusOr<glue::HeapView*> view = session->Get<glue::HeapView>();
+        if (!view.ok()) {
+          *result = view.status();
+          return;
+        }
+        *result = (*view)->Summary(parsed, max_rows);
+      },
+      absl::Now() + timeout, nullptr, absl::ZeroDuration(), &outcome);
+  if (!outcome.finished) {
+    if (absl::IsDeadlineExceeded(ran)) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "no heap summary within ", absl::FormatDuration(timeout),
+          outcome.started ? " (the walk ends in the background)"
+                          : " (the annex had not started it)"));
     }
-    result = (*view)->Summary(*c, max_rows);
-  });
-  if (!ran.ok()) return ran;
-  return result;
+    return ran;
+  }
+  return *result;
 }
 
 }  // namespace annex

@@ -91,7 +91,11 @@ class Monitor {
   // console could not be started (nothing is left running then).
   absl::Status Start(const Options& options = Options());
 
-  // Stops the console and ends the annex. Harmless when not running (OK).
+  // Stops the console and ends the annex. Code still running in the annex
+  // (host-submitted or a console client's) is interrupted, again every
+  // 100 ms until it ends, so a Python loop does not keep Stop() waiting
+  // (code that catches KeyboardInterrupt every time, or a long C call,
+  // still does). Harmless when not running (OK).
   // Where: any thread but the annex's, before Py_FinalizeEx(); the caller
   // may hold the GIL.
   absl::Status Stop();
@@ -102,8 +106,14 @@ class Monitor {
   // Runs Python `code` in the annex in a fresh namespace and returns what it
   // printed. Where: any thread; the caller may hold the GIL. Errors:
   // Unavailable when not running; InvalidArgument with the traceback when
-  // the code raised.
+  // the code raised; DeadlineExceeded after `timeout`: the code is then
+  // interrupted (KeyboardInterrupt, which also ends the annex's
+  // time.sleep), and when it does not end within a second (C code, or a
+  // target thread keeps the GIL, which the message names) the call returns
+  // anyway and the code ends later in the background.
   absl::StatusOr<std::string> ExecInAnnex(const std::string& code);
+  absl::StatusOr<std::string> ExecInAnnex(const std::string& code,
+                                          absl::Duration timeout);
   // One console line (a complete statement; an expression's value is
   // printed, as at `annex attach`) in a namespace kept between calls with
   // the same `session` (1 or more; the host's own, separate from console
@@ -111,8 +121,13 @@ class Monitor {
   // ReleaseAnnexSession(session), Stop(), or a fork() of the process (which
   // ends the annex interpreter, see README). Errors: as ExecInAnnex(code);
   // InvalidArgument for session 0. Where: as ExecInAnnex(code).
-  absl::StatusOr<std::string> ExecInAnnex(const std::string& code,
-                                          uint64_t session);
+  absl::StatusOr<std::string> ExecInAnnex(
+      const std::string& code, uint64_t session,
+      absl::Duration timeout = absl::InfiniteDuration());
+  // Makes the Python code running in the annex now (from ExecInAnnex, a
+  // console client, anything) raise KeyboardInterrupt; the annex's
+  // time.sleep ends too. Harmless when nothing runs. Where: any thread.
+  void Interrupt();
   // Drops the namespace of `session` (harmless when it has none).
   // Where: any thread; the caller may hold the GIL. Unavailable when not
   // running.
@@ -129,9 +144,12 @@ class Monitor {
   // Where: any thread; the caller may hold the GIL (released while the
   // annex works). Errors: Unavailable when not running; InvalidArgument
   // for an unknown classifier; FailedPrecondition for "Prod" when the
-  // target's tracemalloc is not tracing.
+  // target's tracemalloc is not tracing; DeadlineExceeded when no answer
+  // came within `timeout` (a walk that started then ends in the
+  // background; one that had not started is dropped).
   absl::StatusOr<glue::Stat> HeapSummary(
-      const std::string& classifier = "Clodo", size_t max_rows = 0);
+      const std::string& classifier = "Clodo", size_t max_rows = 0,
+      absl::Duration timeout = absl::InfiniteDuration());
 
   // The watchdog's counters and last memory sample (all zero when it is
   // off): the numbers the Prometheus endpoint serves. Where: any thread.

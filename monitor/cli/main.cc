@@ -6,7 +6,9 @@
 //   annex ps                     attachable processes of this user
 //   annex attach PID             interactive console in PID's annex
 //   annex exec PID 'code' | -    run code in PID's annex, print its output
+//   annex stacks PID             the Python stacks of PID's threads
 #include <Python.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -33,7 +35,17 @@ commands:
   attach PID         interactive console in the annex of process PID
   exec PID CODE      run CODE (or '-' for stdin) in PID's annex and print
                      its output; exit status 1 when it raised
+  stacks PID         the Python stack of every thread of PID, answered
+                     within a second even while a thread keeps the GIL
   help               show this help
+
+attach, exec and stacks take --timeout SECONDS (before PID): a command with
+no reply by then is interrupted (default: none; 10 s for stacks).
+
+exit status of attach/exec/stacks: 0 ok; 1 the code raised (SystemExit(n):
+n); 2 usage; 3 no such process / cannot connect / connection lost;
+4 refused by the server; 5 reply over the size limit (cut, with a note);
+124 no reply within --timeout; 130 interrupted (Ctrl-C).
 
 Run 'annex run --help' for the options of run.
 )";
@@ -61,6 +73,49 @@ options:
   -h, --help            show this help
 Python's own options (-u, -X, -W, ...) may precede the script.
 )";
+
+// The console's files, removed by the SIGTERM handler (fixed buffers: a
+// signal handler may not allocate).
+char g_endpoint_files[3][4096];
+// The process whose files they are: a child made by fork() (e.g. a
+// multiprocessing worker, which its pool ends with SIGTERM) inherits the
+// handler but must not remove its parent's socket.
+volatile pid_t g_endpoint_owner = 0;
+
+extern "C" void OnSigterm(int sig) {
+  if (::getpid() == g_endpoint_owner) {
+    for (const char* path : g_endpoint_files) {
+      if (path[0] != '\0') ::unlink(path);
+    }
+  }
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+// A SIGTERM kills the process without Python's atexit (default action), so
+// the monitor cannot remove its socket: this does, then dies of the signal
+// as before. A program that installs its own SIGTERM handler replaces this
+// one and exits through the usual path, which stops the monitor.
+void CleanUpOnSigterm(const std::string& socket_path) {
+  const std::string suffix = ".sock";
+  if (socket_path.size() <= suffix.size() ||
+      socket_path.size() >= sizeof(g_endpoint_files[0]) ||
+      socket_path.compare(socket_path.size() - suffix.size(), suffix.size(),
+                          suffix) != 0) {
+    return;
+  }
+  const std::string base = socket_path.substr(0, socket_path.size() - 5);
+  const std::string files[3] = {socket_path, base + ".info", base + ".token"};
+  for (int i = 0; i < 3; ++i) {
+    std::snprintf(g_endpoint_files[i], sizeof(g_endpoint_files[i]), "%s",
+                  files[i].c_str());
+  }
+  g_endpoint_owner = ::getpid();
+  struct sigaction sa {};
+  sa.sa_handler = OnSigterm;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
 
 int RunCommand(int argc, char** argv) {
   annex::Options options;
@@ -166,6 +221,9 @@ int RunCommand(int argc, char** argv) {
                    monitor.metrics_port());
     }
   }
+  if (monitor.running() && !monitor.console_socket_path().empty()) {
+    CleanUpOnSigterm(monitor.console_socket_path());
+  }
   if (std::getenv("ANNEX_VERBOSE") != nullptr && monitor.running()) {
     std::fprintf(stderr, "annex: monitoring pid %d; console at %s\n",
                  static_cast<int>(getpid()),
@@ -178,13 +236,37 @@ int RunCommand(int argc, char** argv) {
   return rc;
 }
 
+// Parses `[--timeout SECONDS] PID`, leaving argv at PID.
 int PidCommand(const char* name, int argc, char** argv,
+               annex::console::ClientOptions& options,
                const std::function<int(pid_t)>& run) {
+  if (argc >= 1 && std::strcmp(argv[0], "--timeout") == 0) {
+    char* end = nullptr;
+    double seconds = argc >= 2 ? std::strtod(argv[1], &end) : 0;
+    if (argc < 2 || *end != '\0' || !(seconds > 0) || seconds > 1e6) {
+      std::fprintf(stderr, "annex %s: --timeout needs seconds > 0\n", name);
+      return 2;
+    }
+    options.command_timeout = absl::Seconds(seconds);
+    argc -= 2;
+    argv += 2;
+  }
   if (argc < 1 || std::strcmp(argv[0], "-h") == 0 ||
       std::strcmp(argv[0], "--help") == 0) {
-    std::fprintf(argc < 1 ? stderr : stdout, "usage: annex %s PID%s\n", name,
+    std::fprintf(argc < 1 ? stderr : stdout,
+                 "usage: annex %s [--timeout SECONDS] PID%s\n", name,
                  std::strcmp(name, "exec") == 0 ? " (CODE | -)" : "");
     return argc < 1 ? 2 : 0;
+  }
+  if (std::strcmp(name, "exec") == 0 &&
+      !(argc == 2 || (argc == 1 && argv[0][0] == '-'))) {
+    std::fputs("usage: annex exec [--timeout SECONDS] PID (CODE | -)\n",
+               stderr);
+    return 2;
+  }
+  if (std::strcmp(name, "exec") != 0 && argc != 1) {
+    std::fprintf(stderr, "usage: annex %s [--timeout SECONDS] PID\n", name);
+    return 2;
   }
   auto pid = annex::console::ParsePidArg(argv[0]);
   if (!pid.ok()) {
@@ -213,19 +295,22 @@ int main(int argc, char** argv) {
   }
   if (command == "run") return RunCommand(argc - 2, argv + 2);
   if (command == "ps") return annex::console::RunPs(std::cout);
+  annex::console::ClientOptions client;
   if (command == "attach") {
-    return PidCommand("attach", argc - 2, argv + 2, [](pid_t pid) {
-      return annex::console::RunAttach(pid, annex::console::ClientOptions());
+    return PidCommand("attach", argc - 2, argv + 2, client, [&](pid_t pid) {
+      return annex::console::RunAttach(pid, client);
     });
   }
   if (command == "exec") {
-    if (argc != 4 && !(argc == 3 && argv[2][0] == '-')) {
-      std::fputs("usage: annex exec PID (CODE | -)\n", stderr);
-      return 2;
-    }
-    return PidCommand("exec", argc - 2, argv + 2, [&](pid_t pid) {
-      return annex::console::RunExec(pid, argv[3],
-                                     annex::console::ClientOptions());
+    return PidCommand("exec", argc - 2, argv + 2, client, [&](pid_t pid) {
+      // CODE is the last argument (PidCommand checked the count).
+      return annex::console::RunExec(pid, argv[argc - 1], client);
+    });
+  }
+  if (command == "stacks") {
+    client.command_timeout = absl::Seconds(10);
+    return PidCommand("stacks", argc - 2, argv + 2, client, [&](pid_t pid) {
+      return annex::console::RunStacks(pid, client, std::cout, std::cerr);
     });
   }
   std::fprintf(stderr, "annex: unknown command '%s'\n\n%s", command.c_str(),

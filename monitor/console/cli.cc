@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -110,6 +111,51 @@ void PrintReply(const ReplyMessage& r, std::ostream& out, std::ostream& err) {
   }
 }
 
+// After a command's timeout, how long its interrupted reply is awaited.
+constexpr absl::Duration kTimeoutGrace = absl::Seconds(3);
+
+// Client::Call with options.command_timeout: when it passes, the command is
+// interrupted as by Ctrl-C and its reply (saying what kept the annex, e.g.
+// the thread that holds the GIL) awaited kTimeoutGrace more; `*timed_out`
+// says so. DeadlineExceeded when not even that reply came.
+absl::StatusOr<ReplyMessage> CallWithTimeout(Client& client, RequestKind kind,
+                                             const std::string& text,
+                                             int interrupt_fd,
+                                             const ClientOptions& options,
+                                             std::ostream& err,
+                                             bool* timed_out) {
+  *timed_out = false;
+  absl::StatusOr<ReplyMessage> r =
+      client.Call(kind, text, interrupt_fd, options.command_timeout);
+  if (!absl::IsDeadlineExceeded(r.status())) return r;
+  *timed_out = true;
+  err << "annex: no reply within "
+      << absl::FormatDuration(options.command_timeout)
+      << " (--timeout); interrupting the command\n";
+  InterruptMessage intr;  // request_id 0: whatever runs in this session
+  if (absl::Status s = client.SendBytes(EncodeInterrupt(intr)); !s.ok()) {
+    return s;
+  }
+  const absl::Time deadline = absl::Now() + kTimeoutGrace;
+  while (true) {
+    absl::StatusOr<Frame> f = client.ReadFrame(
+        std::max(absl::ZeroDuration(), deadline - absl::Now()));
+    if (absl::IsDeadlineExceeded(f.status())) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "no reply even ", absl::FormatDuration(kTimeoutGrace),
+          " after the interrupt (the process may be stopped or its console "
+          "thread stuck)"));
+    }
+    if (!f.ok()) return f.status();
+    if (f->type == static_cast<uint8_t>(FrameType::kError)) {
+      absl::StatusOr<ErrorMessage> e = DecodeError(f->payload);
+      if (!e.ok()) return e.status();
+      return ErrorToStatus(*e);
+    }
+    if (f->type == static_cast<uint8_t>(FrameType::kReply)) return DecodeReply(f->payload);
+  }
+}
+
 int ExitCodeFor(const ReplyMessage& r) {
   switch (r.status) {
     case ReplyStatus::kOk:
@@ -161,8 +207,13 @@ std::string FormatKib(int64_t kib) {
 // dot commands, multi-line accumulation, printing.
 class Repl {
  public:
-  Repl(Client& client, std::ostream& out, std::ostream& err, int interrupt_fd)
-      : client_(client), out_(out), err_(err), interrupt_fd_(interrupt_fd) {}
+  Repl(Client& client, std::ostream& out, std::ostream& err, int interrupt_fd,
+       const ClientOptions& options)
+      : client_(client),
+        out_(out),
+        err_(err),
+        interrupt_fd_(interrupt_fd),
+        options_(options) {}
 
   bool continuation() const { return !buffer_.empty(); }
   bool lost() const { return lost_; }
@@ -190,7 +241,9 @@ class Repl {
 
  private:
   absl::StatusOr<ReplyMessage> Call(RequestKind kind, const std::string& text) {
-    absl::StatusOr<ReplyMessage> r = client_.Call(kind, text, interrupt_fd_);
+    bool timed_out = false;
+    absl::StatusOr<ReplyMessage> r = CallWithTimeout(
+        client_, kind, text, interrupt_fd_, options_, err_, &timed_out);
     if (!r.ok()) {
       err_ << "annex: connection lost: " << r.status() << "\n";
       lost_ = true;
@@ -244,6 +297,7 @@ class Repl {
   std::ostream& out_;
   std::ostream& err_;
   int interrupt_fd_;
+  const ClientOptions& options_;
   std::string buffer_;
   std::string completed_;
   bool lost_ = false;
@@ -284,14 +338,15 @@ std::string HistoryPath() {
   return "";
 }
 
-int InteractiveLoop(Client& client, SigintPipe& sigint) {
+int InteractiveLoop(Client& client, SigintPipe& sigint,
+                    const ClientOptions& options) {
   std::string history = HistoryPath();
   rl_catch_signals = 0;  // SIGINT is ours (SigintPipe), not libedit's
   using_history();
   stifle_history(2000);
   if (!history.empty()) read_history(history.c_str());
 
-  Repl repl(client, std::cout, std::cerr, sigint.read_fd());
+  Repl repl(client, std::cout, std::cerr, sigint.read_fd(), options);
   LineState state;
   g_line_state = &state;
   bool running = true;
@@ -386,15 +441,33 @@ int RunExec(pid_t pid, const std::string& code_or_dash,
       ConnectOrReport(pid, options, err);
   if (!client.ok()) return kExitUnavailable;
   SigintPipe sigint;
-  absl::StatusOr<ReplyMessage> r =
-      (*client)->Call(in_target ? RequestKind::kExecTarget : RequestKind::kExec,
-                      code, sigint.read_fd());
+  bool timed_out = false;
+  absl::StatusOr<ReplyMessage> r = CallWithTimeout(
+      **client, in_target ? RequestKind::kExecTarget : RequestKind::kExec,
+      code, sigint.read_fd(), options, err, &timed_out);
   if (!r.ok()) {
     err << "annex: " << r.status() << "\n";
-    return kExitUnavailable;
+    return timed_out ? kExitTimeout : kExitUnavailable;
   }
   PrintReply(*r, out, err);
-  return ExitCodeFor(*r);
+  return timed_out ? kExitTimeout : ExitCodeFor(*r);
+}
+
+int RunStacks(pid_t pid, const ClientOptions& options, std::ostream& out,
+              std::ostream& err) {
+  absl::StatusOr<std::unique_ptr<Client>> client =
+      ConnectOrReport(pid, options, err);
+  if (!client.ok()) return kExitUnavailable;
+  bool timed_out = false;
+  absl::StatusOr<ReplyMessage> r =
+      CallWithTimeout(**client, RequestKind::kStacks, "", /*interrupt_fd=*/-1,
+                      options, err, &timed_out);
+  if (!r.ok()) {
+    err << "annex: " << r.status() << "\n";
+    return timed_out ? kExitTimeout : kExitUnavailable;
+  }
+  PrintReply(*r, out, err);
+  return timed_out ? kExitTimeout : ExitCodeFor(*r);
 }
 
 int RunExec(pid_t pid, const std::string& code_or_dash,
@@ -408,7 +481,7 @@ int RunAttachScript(pid_t pid, const ClientOptions& options, std::istream& in,
   absl::StatusOr<std::unique_ptr<Client>> client =
       ConnectOrReport(pid, options, err);
   if (!client.ok()) return kExitUnavailable;
-  Repl repl(**client, out, err, /*interrupt_fd=*/-1);
+  Repl repl(**client, out, err, /*interrupt_fd=*/-1, options);
   std::string line;
   bool running = true;
   while (running && std::getline(in, line)) running = repl.Feed(line);
@@ -429,7 +502,7 @@ int RunAttach(pid_t pid, const ClientOptions& options) {
             << w.python_version << ", session " << w.session_id << ".\n"
             << ".help for commands, Ctrl-C interrupts, Ctrl-D leaves.\n";
   SigintPipe sigint;
-  return InteractiveLoop(**client, sigint);
+  return InteractiveLoop(**client, sigint, options);
 }
 
 }  // namespace annex::console

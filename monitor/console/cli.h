@@ -8,9 +8,12 @@
 //   if (!pid.ok()) return kExitUsage;
 //   return RunExec(*pid, argv[3], ClientOptions());
 //
-// Exit codes: kExitOk; kExitRaised (the code raised; SystemExit(n) gives n);
-// kExitUsage; kExitUnavailable (no such process, cannot connect, connection
-// lost); kExitRefused (the server refused: permission, limits);
+// Exit codes (README, "Exit codes of the annex command"): kExitOk;
+// kExitRaised (the code raised; SystemExit(n) gives n); kExitUsage;
+// kExitUnavailable (no such process, cannot connect, connection lost);
+// kExitRefused (the server refused: permission, limits); kExitTooLong (the
+// reply did not fit the console's frame limit: cut, with a note);
+// kExitTimeout (no reply within --timeout: the command was interrupted);
 // kExitInterrupted (Ctrl-C).
 #pragma once
 
@@ -31,6 +34,8 @@ inline constexpr int kExitRaised = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitUnavailable = 3;
 inline constexpr int kExitRefused = 4;
+inline constexpr int kExitTooLong = 5;
+inline constexpr int kExitTimeout = 124;  // as timeout(1)
 inline constexpr int kExitInterrupted = 130;
 
 // A positive decimal pid; InvalidArgument otherwise.
@@ -62,6 +67,12 @@ int RunExec(pid_t pid, const std::string& code_or_dash,
 // .exec-target CODE .help .quit. Ctrl-D quits. When stdin is not a
 // terminal it runs RunAttachScript on stdin/stdout/stderr.
 int RunAttach(pid_t pid, const ClientOptions& options);
+
+// `annex stacks PID`: the Python stack of every thread of PID's target,
+// answered within a second even while a thread holds the GIL in C (then
+// read without the GIL, saying which thread holds it).
+int RunStacks(pid_t pid, const ClientOptions& options, std::ostream& out,
+              std::ostream& err);
 
 // The same console without a terminal: reads lines from `in`, no prompts,
 // no history; at end of input a pending multi-line statement is completed

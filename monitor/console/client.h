@@ -37,6 +37,9 @@ struct ClientOptions {
   // empty = read it from <socket_dir>/<pid>.token.
   int tcp_port = 0;
   std::string token;
+  // How long `annex exec/attach/stacks` wait for each command's reply
+  // before they interrupt it (cli.h); infinite = no limit.
+  absl::Duration command_timeout = absl::InfiniteDuration();
 };
 
 class Client {

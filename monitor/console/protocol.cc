@@ -285,7 +285,17 @@ absl::StatusOr<ErrorMessage> DecodeError(absl::string_view payload) {
 void TruncateReplyToFit(size_t max_payload, ReplyMessage* m) {
   const size_t fixed = kReplyOverhead - kFrameHeaderSize;
   if (fixed + m->output.size() + m->error.size() <= max_payload) return;
-  static constexpr absl::string_view kNote = "\n[annex: output truncated]\n";
+  // Refused, not cut silently: a successful reply becomes an error with
+  // exit code 5 (the `annex` command's kExitTooLong) and a note in the text.
+  if (m->status == ReplyStatus::kOk) {
+    m->status = ReplyStatus::kError;
+    m->exit_code = 5;
+  }
+  const std::string note = absl::StrCat(
+      "\n[annex: output of ", m->output.size() + m->error.size(),
+      " bytes cut: a reply may have at most ", max_payload,
+      " bytes; write large results to a file]\n");
+  const absl::string_view kNote = note;
   size_t budget = max_payload > fixed ? max_payload - fixed : 0;
   // Keep the traceback whole when we can: it explains a failure, the bulk
   // output rarely does.
@@ -293,7 +303,7 @@ void TruncateReplyToFit(size_t max_payload, ReplyMessage* m) {
   if (m->output.size() + error_keep < budget) {
     error_keep = budget - m->output.size();
   }
-  auto cut = [](std::string* s, size_t keep) {
+  auto cut = [&kNote](std::string* s, size_t keep) {
     if (s->size() <= keep) return;
     if (keep >= kNote.size()) {
       s->resize(keep - kNote.size());

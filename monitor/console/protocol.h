@@ -172,7 +172,9 @@ absl::StatusOr<ErrorMessage> DecodeError(absl::string_view payload);
 inline constexpr size_t kReplyOverhead = kFrameHeaderSize + 4 + 1 + 4 + 4 + 4;
 
 // Shortens output and error so EncodeReply(m) has a payload of at most
-// `max_payload` bytes, marking the cut with a note. No-op when it fits.
+// `max_payload` bytes, marking the cut with a note that gives the sizes; a
+// kOk reply that had to be cut becomes kError with exit code 5, so nobody
+// takes a cut result for a whole one. No-op when it fits.
 void TruncateReplyToFit(size_t max_payload, ReplyMessage* m);
 
 }  // namespace annex::console

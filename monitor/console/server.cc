@@ -122,6 +122,9 @@ struct Session {
 struct Connection {
   UniqueFd fd;
   bool tcp = false;
+  // Who is at the other end, for the per-peer limit of connections still in
+  // their handshake: "uid N" (Unix socket) or the TCP source address.
+  std::string peer;
   bool welcomed = false;
   bool dead = false;  // close at the end of this round
   std::string in;
@@ -169,6 +172,12 @@ class Server::Impl {
   void Flush(Connection& c);
   void CloseConnection(Connection& c);
   void Reap(bool wait);
+  // Connections still in their handshake on this kind of listener, in all
+  // and from `peer`.
+  void CountUnauthenticated(bool tcp, const std::string& peer, int* all,
+                            int* from_peer) const;
+  // Sessions past their HELLO, including retired ones still finishing.
+  int AuthenticatedSessions() const;
   // A session's worker thread; no socket I/O, talks to the I/O thread
   // through the session's mutex and Wake().
   void WorkerMain(std::shared_ptr<Session> s);
@@ -199,6 +208,12 @@ absl::Status Server::Impl::Init() {
   }
   if (options_.max_clients < 1) {
     return absl::InvalidArgumentError("max_clients must be at least 1");
+  }
+  if (options_.max_unauthenticated < 1 ||
+      options_.max_unauthenticated_per_peer < 1) {
+    return absl::InvalidArgumentError(
+        "max_unauthenticated and max_unauthenticated_per_peer must be at "
+        "least 1");
   }
   if (options_.max_payload < 256 ||
       options_.max_payload > kAbsoluteMaxPayload) {
@@ -470,10 +485,31 @@ void Server::Impl::Loop() {
   Reap(/*wait=*/true);
 }
 
+void Server::Impl::CountUnauthenticated(bool tcp, const std::string& peer,
+                                        int* all, int* from_peer) const {
+  *all = 0;
+  *from_peer = 0;
+  for (const auto& c : conns_) {
+    if (c->welcomed || c->dead || c->tcp != tcp) continue;
+    ++*all;
+    if (c->peer == peer) ++*from_peer;
+  }
+}
+
+int Server::Impl::AuthenticatedSessions() const {
+  int n = static_cast<int>(retired_.size());
+  for (const auto& c : conns_) {
+    if (c->welcomed && !c->dead) ++n;
+  }
+  return n;
+}
+
 void Server::Impl::AcceptAll(int listen_fd, bool tcp) {
   while (true) {
-    UniqueFd fd(
-        ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    sockaddr_storage addr{};
+    socklen_t addr_len = sizeof(addr);
+    UniqueFd fd(::accept4(listen_fd, reinterpret_cast<sockaddr*>(&addr),
+                          &addr_len, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd.valid()) {
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
           errno == ENOMEM) {
@@ -483,6 +519,7 @@ void Server::Impl::AcceptAll(int listen_fd, bool tcp) {
       }
       return;  // EAGAIN, or the client already left (ECONNABORTED)
     }
+    std::string peer;
     if (!tcp) {
       ucred cred{};
       socklen_t len = sizeof(cred);
@@ -492,19 +529,41 @@ void Server::Impl::AcceptAll(int listen_fd, bool tcp) {
                                            "peer uid is not the server's uid"));
         continue;
       }
+      peer = absl::StrCat("uid ", cred.uid);
     } else {
       int one = 1;
       ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      char text[INET_ADDRSTRLEN] = "?";
+      if (addr.ss_family == AF_INET) {
+        ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&addr)->sin_addr,
+                    text, sizeof(text));
+      }
+      peer = text;
     }
-    if (static_cast<int>(conns_.size() + retired_.size()) >=
-        options_.max_clients) {
-      SendAndForget(fd.get(), ErrorFrame(ErrorCode::kTooManyClients, true,
-                                         "too many clients"));
+    // Only the handshake pools are checked here: max_clients applies at
+    // HELLO, so connections that never authenticate cannot take the slots
+    // of those that do (nor those of the other listener's peers).
+    int all = 0, from_peer = 0;
+    CountUnauthenticated(tcp, peer, &all, &from_peer);
+    // Every Unix peer has our uid (checked above): its per-uid limit is the
+    // pool itself. On TCP, one source address gets a share of the pool.
+    const int per_peer = tcp ? options_.max_unauthenticated_per_peer
+                             : options_.max_unauthenticated;
+    if (all >= options_.max_unauthenticated || from_peer >= per_peer) {
+      SendAndForget(
+          fd.get(),
+          ErrorFrame(ErrorCode::kTooManyClients, true,
+                     from_peer >= per_peer
+                         ? "too many connections from this peer waiting "
+                           "for their handshake"
+                         : "too many connections waiting for their "
+                           "handshake"));
       continue;
     }
     auto c = std::make_unique<Connection>();
     c->fd = std::move(fd);
     c->tcp = tcp;
+    c->peer = std::move(peer);
     c->handshake_deadline = absl::Now() + options_.handshake_timeout;
     conns_.push_back(std::move(c));
     active_.store(static_cast<int>(conns_.size() + retired_.size()));
@@ -645,6 +704,10 @@ void Server::Impl::HandleHello(Connection& c, const Frame& frame) {
   }
   if (c.tcp && !internal::ConstantTimeEquals(hello->token, token_)) {
     Fatal(c, ErrorCode::kPermissionDenied, "wrong token");
+    return;
+  }
+  if (AuthenticatedSessions() >= options_.max_clients) {
+    Fatal(c, ErrorCode::kTooManyClients, "too many clients");
     return;
   }
   c.welcomed = true;

@@ -54,9 +54,18 @@ struct ServerOptions {
   bool enable_tcp = false;
   int tcp_port = 0;
 
-  // Concurrent connections, counting sessions whose command still runs
-  // after their client left.
+  // Concurrent authenticated sessions (HELLO done), counting sessions whose
+  // command still runs after their client left. Connections still in their
+  // handshake never take these slots (see below).
   int max_clients = 8;
+  // Connections that have not completed the HELLO yet, per kind of
+  // listener: Unix-socket peers (already known to have our uid) and TCP
+  // peers (unknown until the token is checked) have separate pools, so
+  // nobody on TCP can keep the owner's Unix clients out.
+  int max_unauthenticated = 16;
+  // Of those, how many one TCP source address may hold. (On the Unix socket
+  // every peer has our uid, so its per-uid limit is max_unauthenticated.)
+  int max_unauthenticated_per_peer = 4;
   // Largest frame payload accepted from a client; replies are cut to fit it.
   size_t max_payload = kDefaultMaxPayload;
   // Replies queued for a client that does not read; over this it is dropped.

@@ -1,7 +1,13 @@
 // Console commands on the annex thread.
 #include "monitor/internal/annex_console.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -9,9 +15,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "glue/hp.h"
+#include "monitor/python/cpython_peek.h"
 #include "monitor/python/guards.h"
 #include "monitor/python/target_threads.h"
+#include "monitor/watchdog/internal/stack_dump.h"
 
 namespace annex::monitor_internal {
 namespace {
@@ -110,7 +119,85 @@ Reply Error(std::string error, int code = 1) {
   return r;
 }
 
+// After an interrupt, how long a command gets to end before the client is
+// answered without it.
+constexpr absl::Duration kInterruptGrace = absl::Seconds(1);
+// How long `.threads` / `.stacks` wait for the annex before they read
+// without the GIL.
+constexpr absl::Duration kInspectPatience = absl::Milliseconds(300);
+
+// What a work item of Execute() leaves for the caller, shared because the
+// caller may stop waiting before the item ends (RunWithin).
+struct Box {
+  std::atomic<bool> abandoned{false};
+  Reply reply;  // read only when RunWithin says the item finished
+};
+
+// Runs `write(fd)` into an anonymous in-memory file and returns what it
+// wrote. Where: any thread.
+template <typename F>
+std::string Capture(F&& write) {
+  int fd = ::memfd_create("annex-stacks", MFD_CLOEXEC);
+  if (fd < 0) return "";
+  write(fd);
+  std::string out;
+  char buf[4096];
+  ::lseek(fd, 0, SEEK_SET);
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, size_t(n));
+  ::close(fd);
+  return out;
+}
+
 }  // namespace
+
+std::string DescribeGilHolder(python::AnnexRuntime* runtime) {
+  PyInterpreterState* target = runtime->target();
+  if (target == nullptr || AnnexPeekIsFinalizing()) return "";
+  AnnexPeekGil gil;
+  if (AnnexPeekGilState(target, &gil) != 0 || !gil.locked) {
+    return "the GIL is free\n";
+  }
+  watchdog::internal::ScopedThreadListLock lock(100 * 1000);
+  if (!lock.locked() || !AnnexPeekIsLiveThreadState(gil.holder)) {
+    return "the GIL is held by a thread that could not be read\n";
+  }
+  if (AnnexPeekThreadInterpreter(gil.holder) == runtime->annex()) {
+    return "the GIL is held by the annex itself\n";
+  }
+  watchdog::internal::ThreadIds ids =
+      watchdog::internal::ReadThreadIds(gil.holder);
+  for (unsigned long own : runtime->own_target_thread_idents()) {
+    if (own == ids.ident) return "the GIL is held by Annex's own thread\n";
+  }
+  const bool main = ids.ident == AnnexPeekMainThreadIdent();
+  std::string where = Capture(
+      [&](int fd) { AnnexPeekWriteStack(fd, gil.holder, /*max_depth=*/3); });
+  return absl::StrFormat(
+      "the GIL is held by target thread %lu (native %lu, \"%s\"%s), "
+      "innermost first:\n%s",
+      ids.ident, ids.native_id, ids.name, main ? ", main thread" : "", where);
+}
+
+std::string GilFreeThreads(python::AnnexRuntime* runtime, bool stacks) {
+  PyInterpreterState* target = runtime->target();
+  if (target == nullptr || AnnexPeekIsFinalizing()) return "";
+  AnnexPeekGil gil;
+  const PyThreadState* holder = nullptr;
+  if (AnnexPeekGilState(target, &gil) == 0 && gil.locked) holder = gil.holder;
+  std::string note = DescribeGilHolder(runtime);
+  watchdog::internal::ScopedThreadListLock lock(100 * 1000);
+  std::string body = Capture([&](int fd) {
+    watchdog::internal::WriteAllThreads(fd, target, holder,
+                                        stacks ? 100 : 1,
+                                        runtime->own_target_thread_idents());
+  });
+  return absl::StrCat(
+      "(read without the GIL: the annex could not answer within ",
+      absl::FormatDuration(kInspectPatience), "; ", note,
+      lock.locked() ? "" : "(thread list not locked: the read may be torn)\n",
+      ")\n", body);
+}
 
 AnnexConsole::~AnnexConsole() = default;
 
@@ -163,17 +250,35 @@ PyObject* AnnexConsole::Namespace(uint64_t session_id) {
 console::Reply AnnexConsole::Execute(uint64_t session_id,
                                      const console::Request& request,
                                      const console::Cancellation& cancel) {
-  Reply reply;
-  absl::Status status = runtime_->Run([&](const python::ThreadStates& ts) {
-    if (cancel.IsCancelled()) {  // the client left while this waited
-      reply.status = ReplyStatus::kInterrupted;
-      return;
-    }
+  return ExecuteWithin(session_id, request, cancel, absl::InfiniteFuture());
+}
+
+void AnnexConsole::CloseSessionLater(uint64_t session_id) {
+  runtime_->Post([this, session_id](const python::ThreadStates&) {
+    auto it = namespaces_.find(session_id);
+    if (it == namespaces_.end()) return;
+    Py_DECREF(it->second);
+    namespaces_.erase(it);
+  }).IgnoreError();
+}
+
+console::Reply AnnexConsole::ExecuteWithin(uint64_t session_id,
+                                           const console::Request& request,
+                                           const console::Cancellation& cancel,
+                                           absl::Time deadline) {
+  const bool inspect = request.kind == RequestKind::kThreads ||
+                       request.kind == RequestKind::kStacks;
+  auto box = std::make_shared<Box>();
+  // Owns what it touches: RunWithin may return before it ends (`this`
+  // outlives the runtime's work, see AnnexConsole()).
+  auto work = [this, box, session_id, request](const python::ThreadStates& ts) {
+    if (box->abandoned.load()) return;  // the caller gave up meanwhile
     {
       std::lock_guard<std::mutex> lock(mu_);
       running_session_ = session_id;
       has_running_ = true;
     }
+    Reply reply;
     switch (request.kind) {
       case RequestKind::kExec:
       case RequestKind::kInteractive:
@@ -195,11 +300,55 @@ console::Reply AnnexConsole::Execute(uint64_t session_id,
         reply = Error("this command is not run by the annex\n");
         reply.status = ReplyStatus::kRefused;
     }
+    box->reply = std::move(reply);
     std::lock_guard<std::mutex> lock(mu_);
     has_running_ = false;
-  });
-  if (!status.ok()) return Error(std::string(status.message()) + "\n", 3);
-  return reply;
+  };
+  const absl::Time start = absl::Now();
+  python::AnnexRuntime::RunOutcome outcome;
+  absl::Status status = runtime_->RunWithin(
+      std::move(work),
+      inspect ? std::min(deadline, absl::Now() + kInspectPatience) : deadline,
+      [&cancel] { return cancel.IsCancelled(); },
+      inspect ? absl::Milliseconds(100) : kInterruptGrace, &outcome);
+  const bool timed_out = absl::IsDeadlineExceeded(status) && !inspect;
+  if (outcome.finished) {
+    if (!status.ok() && !outcome.started) {
+      return Error(std::string(status.message()) + "\n", 3);
+    }
+    if (timed_out && box->reply.status == ReplyStatus::kInterrupted) {
+      box->reply.error = absl::StrCat(
+          "annex: timed out after ", absl::FormatDuration(deadline - start),
+          "; the command was interrupted\n", box->reply.error);
+    }
+    return std::move(box->reply);
+  }
+  box->abandoned.store(true);
+  if (absl::IsUnavailable(status)) {
+    return Error(std::string(status.message()) + "\n", 3);
+  }
+  if (inspect && !cancel.IsCancelled()) {
+    // The annex is busy or cannot get the GIL: answer from GIL-free reads,
+    // as the watchdog does.
+    return Ok(GilFreeThreads(runtime_, request.kind == RequestKind::kStacks));
+  }
+  Reply r;
+  r.status = ReplyStatus::kInterrupted;
+  r.exit_code = 130;
+  r.error = outcome.started
+                ? absl::StrCat(
+                      "KeyboardInterrupt: the command did not stop within ",
+                      absl::FormatDuration(kInterruptGrace),
+                      " of the interrupt (it ends when it next runs Python "
+                      "code; later commands wait for it)\n")
+                : "KeyboardInterrupt (before the annex could start it)\n";
+  if (timed_out) {
+    r.error = absl::StrCat("annex: timed out after ",
+                           absl::FormatDuration(deadline - start), "\n",
+                           r.error);
+  }
+  absl::StrAppend(&r.error, "annex: ", DescribeGilHolder(runtime_));
+  return r;
 }
 
 console::Reply AnnexConsole::RunPython(uint64_t session_id,
@@ -212,6 +361,14 @@ console::Reply AnnexConsole::RunPython(uint64_t session_id,
     PyObject* r = PyRun_String(kHelperSource, Py_file_input, ns, ns);
     if (r == nullptr) {
       Py_DECREF(ns);
+      if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        // Interrupted (Ctrl-C, a timeout) while the helper was being set
+        // up: an interrupted command, not a broken console.
+        PyErr_Clear();
+        Reply interrupted = Error("KeyboardInterrupt\n", 130);
+        interrupted.status = ReplyStatus::kInterrupted;
+        return interrupted;
+      }
       return Error("annex console helper failed: " + TakeErrorText());
     }
     Py_DECREF(r);

@@ -15,27 +15,54 @@
 #include <mutex>
 #include <string>
 
+#include "absl/time/time.h"
 #include "glue/session.h"
 #include "monitor/console/executor.h"
 #include "monitor/python/annex_runtime.h"
 
 namespace annex::monitor_internal {
 
+// Who holds the GIL the target shares, read without it: "the GIL is held by
+// target thread N (native T, "name"), innermost first:" and up to three
+// frames, or that it is free / held by the annex. Ends with a newline; ""
+// when Python is finalizing. Where: any thread; better without the GIL.
+std::string DescribeGilHolder(python::AnnexRuntime* runtime);
+// The target's threads (with their stacks when `stacks`) read without the
+// GIL, as the watchdog does, under a note saying who holds it. Where: as
+// DescribeGilHolder.
+std::string GilFreeThreads(python::AnnexRuntime* runtime, bool stacks);
+
 class AnnexConsole : public console::CommandExecutor {
  public:
-  // `runtime` and `session` must outlive this object; each namespace gets
-  // `hp` bound to `session` (null: no hp). Where: any thread.
+  // `runtime` and `session` must outlive this object, and this object must
+  // outlive the runtime's work (Stop the runtime first): a command whose
+  // caller stopped waiting may still end on the annex thread. Each
+  // namespace gets `hp` bound to `session` (null: no hp). Where: any
+  // thread.
   AnnexConsole(python::AnnexRuntime* runtime, glue::Session* session)
       : runtime_(runtime), session_(session) {}
   ~AnnexConsole() override;
 
   // console::CommandExecutor. Where: the server's worker threads (blocking
   // calls queue to the annex thread) and its I/O thread (Interrupt).
+  // Execute returns at most ~1 s after `cancel` even when the annex cannot
+  // run (a target thread keeps the GIL): kInterrupted, naming the GIL's
+  // holder. `.threads` / `.stacks` answer from GIL-free reads when the
+  // annex does not answer within 300 ms.
   void OpenSession(uint64_t session_id) override;
   void CloseSession(uint64_t session_id) override;
   console::Reply Execute(uint64_t session_id, const console::Request& request,
                          const console::Cancellation& cancel) override;
   void Interrupt(uint64_t session_id) override;
+  // Execute() that also gives up at `deadline` (the running command is
+  // interrupted, as by a Ctrl-C; the reply says it timed out).
+  console::Reply ExecuteWithin(uint64_t session_id,
+                               const console::Request& request,
+                               const console::Cancellation& cancel,
+                               absl::Time deadline);
+  // CloseSession() without waiting for the annex (the namespace is released
+  // when the annex gets to it). Where: any thread.
+  void CloseSessionLater(uint64_t session_id);
 
   // Releases every session namespace. Where: annex thread, GIL held, annex
   // current (e.g. from AnnexOptions::on_stop).

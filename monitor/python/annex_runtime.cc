@@ -4,6 +4,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <utility>
 
@@ -14,7 +16,10 @@ namespace annex::python {
 
 struct AnnexRuntime::Task {
   const Work* work;
-  bool done = false;
+  Work owned;  // RunWithin(): the runtime's own copy; `work` points to it
+  bool started = false;  // guarded by mu_
+  bool done = false;     // guarded by mu_
+  bool interrupt = false;  // guarded by mu_: RunWithin interrupted it
   absl::Status status;
 };
 
@@ -39,6 +44,8 @@ constexpr const char* kAtExitCapsule = "annex.atexit_link";
 // interrupts Python code running there, and then how much longer.
 constexpr auto kForkGrace = std::chrono::seconds(2);
 constexpr auto kForkPatience = std::chrono::seconds(28);
+// How often Stop() interrupts work that is still running.
+constexpr auto kStopInterruptPeriod = std::chrono::milliseconds(100);
 
 void DeleteLinkCapsule(PyObject* capsule) {
   delete static_cast<std::shared_ptr<void>*>(
@@ -191,7 +198,61 @@ absl::Status AnnexRuntime::NewAnnex() {
   } else {
     PyErr_Clear();
   }
+  InstallInterruptibleSleep();
   return absl::OkStatus();
+}
+
+void AnnexRuntime::InstallInterruptibleSleep() {
+  static PyMethodDef sleep_def = {
+      "sleep", &AnnexRuntime::SleepCallback, METH_O,
+      "sleep(seconds)\n\nAs time.sleep, but a console Ctrl-C or a client "
+      "that leaves (AnnexRuntime::Interrupt) ends it with KeyboardInterrupt."};
+  // The annex's own `time` module object (a copy of the target's, or a
+  // module of its own): the target's time.sleep is not touched.
+  PyObject* time = PyImport_ImportModule("time");
+  PyObject* self = PyCapsule_New(this, nullptr, nullptr);
+  PyObject* fn = (time && self) ? PyCFunction_New(&sleep_def, self) : nullptr;
+  if (fn == nullptr || PyObject_SetAttrString(time, "sleep", fn) < 0) {
+    PyErr_Clear();  // plain time.sleep stays: only Ctrl-C is lost
+  }
+  Py_XDECREF(fn);
+  Py_XDECREF(self);
+  Py_XDECREF(time);
+}
+
+PyObject* AnnexRuntime::SleepCallback(PyObject* self, PyObject* arg) {
+  auto* rt = static_cast<AnnexRuntime*>(PyCapsule_GetPointer(self, nullptr));
+  if (rt == nullptr) return nullptr;
+  double seconds = PyFloat_AsDouble(arg);
+  if (seconds == -1.0 && PyErr_Occurred()) return nullptr;
+  if (std::isnan(seconds)) {
+    PyErr_SetString(PyExc_ValueError, "Invalid value NaN (not a number)");
+    return nullptr;
+  }
+  if (seconds < 0) {
+    PyErr_SetString(PyExc_ValueError, "sleep length must be non-negative");
+    return nullptr;
+  }
+  seconds = std::min(seconds, 1e9);  // ~31 years; keeps the clock in range
+  bool interrupted = false;
+  Py_BEGIN_ALLOW_THREADS;
+  {
+    const auto until =
+        std::chrono::steady_clock::now() +
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+            std::chrono::duration<double>(seconds));
+    std::unique_lock<std::mutex> lock(rt->mu_);
+    interrupted = rt->cv_.wait_until(lock, until, [&] {
+      return rt->interrupt_.load() || rt->stop_requested_;
+    });
+  }
+  Py_END_ALLOW_THREADS;
+  if (interrupted) {
+    rt->interrupt_.store(false);
+    PyErr_SetNone(PyExc_KeyboardInterrupt);
+    return nullptr;
+  }
+  Py_RETURN_NONE;
 }
 
 void AnnexRuntime::EndAnnex() {
@@ -384,7 +445,7 @@ void AnnexRuntime::ThreadMain() {
   if (!status.ok()) return;
 
   for (;;) {
-    Task* task = nullptr;
+    std::shared_ptr<Task> task;
     bool suspend = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
@@ -393,8 +454,16 @@ void AnnexRuntime::ThreadMain() {
       });
       if (suspend_requested_ && !stop_requested_) {
         suspend = true;  // a fork() waits: before any queued work
+      } else if (stop_requested_) {
+        // Work not started yet fails: Stop() must not wait for a queue.
+        for (const std::shared_ptr<Task>& t : queue_) {
+          t->status = absl::UnavailableError("the annex is stopping");
+          t->done = true;
+        }
+        queue_.clear();
+        cv_.notify_all();
+        break;
       } else {
-        if (queue_.empty()) break;  // stop requested and nothing queued
         task = queue_.front();
         queue_.pop_front();
       }
@@ -420,12 +489,19 @@ void AnnexRuntime::ThreadMain() {
       {
         std::lock_guard<std::mutex> lock(mu_);
         task_running_ = true;
+        task->started = true;
+        running_task_ = task.get();
+        // A request left over from an earlier item must not hit this one;
+        // RunWithin may have given up on this one while it was entering.
+        deliver_interrupt_ = task->interrupt;
+        if (task->interrupt) interrupt_.store(true);
       }
       cv_.notify_all();
       (*task->work)(ts_);
       {
         std::lock_guard<std::mutex> lock(mu_);
         task_running_ = false;
+        running_task_ = nullptr;
       }
       if (PyErr_Occurred()) PyErr_Clear();  // work must not leak errors
       // An interrupt that arrived too late must not hit the next item.
@@ -465,27 +541,128 @@ absl::Status AnnexRuntime::Run(const Work& work) {
     work(ts_);
     return absl::OkStatus();
   }
-  Task task{&work};
+  auto task = std::make_shared<Task>();
+  task->work = &work;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stop_requested_ || !running_.load()) {
       return absl::UnavailableError("the annex is stopped");
     }
-    queue_.push_back(&task);
+    queue_.push_back(task);
   }
   cv_.notify_all();
   WaitWithoutGil([&] {
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return task.done; });
+    cv_.wait(lock, [&] { return task->done; });
   });
-  return task.status;
+  return task->status;
+}
+
+absl::Status AnnexRuntime::RunWithin(Work work, absl::Time deadline,
+                                     const std::function<bool()>& cancelled,
+                                     absl::Duration grace,
+                                     RunOutcome* outcome) {
+  RunOutcome ignored;
+  if (outcome == nullptr) outcome = &ignored;
+  *outcome = RunOutcome();
+  if (InForkedChild()) {
+    return absl::UnavailableError(
+        "the annex does not exist in a child made by fork()");
+  }
+  if (OnAnnexThread()) {
+    outcome->started = outcome->finished = true;
+    work(ts_);
+    return absl::OkStatus();
+  }
+  auto task = std::make_shared<Task>();
+  task->owned = std::move(work);
+  task->work = &task->owned;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_requested_ || !running_.load()) {
+      return absl::UnavailableError("the annex is stopped");
+    }
+    queue_.push_back(task);
+  }
+  cv_.notify_all();
+  absl::Status result;
+  WaitWithoutGil([&] {
+    // Polls `cancelled` (it may take other locks, so never under mu_).
+    constexpr auto kPoll = std::chrono::milliseconds(20);
+    absl::Time give_up = absl::InfiniteFuture();
+    bool interrupted = false;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        if (cv_.wait_for(lock, kPoll, [&] { return task->done; })) {
+          outcome->started = true;
+          outcome->finished = true;
+          result = task->status;
+          return;
+        }
+      }
+      const absl::Time now = absl::Now();
+      const bool cancel = cancelled && cancelled();
+      if (!interrupted && (cancel || now >= deadline)) {
+        absl::Status why =
+            cancel ? absl::CancelledError("cancelled")
+                   : absl::DeadlineExceededError("timed out");
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = std::find(queue_.begin(), queue_.end(), task);
+        if (it != queue_.end()) {  // not started: nothing ran
+          queue_.erase(it);
+          result = why;
+          return;
+        }
+        if (task->done) continue;
+        // It runs (or is about to enter the annex): interrupt it, ours only.
+        interrupted = true;
+        give_up = now + grace;
+        result = why;
+        task->interrupt = true;
+        if (running_task_ == task.get() && task_running_) {
+          interrupt_.store(true);
+          deliver_interrupt_ = true;
+        }
+        cv_.notify_all();
+        continue;
+      }
+      if (interrupted && now >= give_up) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (task->done) continue;
+        // Abandoned: the task keeps its work alive and finishes later.
+        outcome->started = task->started;
+        return;
+      }
+    }
+  });
+  return result;
+}
+
+absl::Status AnnexRuntime::Post(Work work) {
+  if (InForkedChild()) {
+    return absl::UnavailableError(
+        "the annex does not exist in a child made by fork()");
+  }
+  auto task = std::make_shared<Task>();
+  task->owned = std::move(work);
+  task->work = &task->owned;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_requested_ || !running_.load()) {
+      return absl::UnavailableError("the annex is stopped");
+    }
+    queue_.push_back(std::move(task));
+  }
+  cv_.notify_all();
+  return absl::OkStatus();
 }
 
 void AnnexRuntime::Interrupt() {
-  interrupt_.store(true);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!task_running_) return;
+    interrupt_.store(true);
     deliver_interrupt_ = true;
   }
   cv_.notify_all();
@@ -537,6 +714,23 @@ absl::Status AnnexRuntime::StopImpl(bool from_atexit) {
   }
   cv_.notify_all();
   WaitWithoutGil([&] {
+    // Work still running is interrupted (KeyboardInterrupt in Python code,
+    // including the annex's time.sleep), again every period until the
+    // thread ends: Stop() does not wait on a loop of host-submitted code.
+    for (;;) {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (cv_.wait_for(lock, kStopInterruptPeriod, [&] {
+            return finished_ || (started_ && !start_status_.ok());
+          })) {
+        break;
+      }
+      if (task_running_) {
+        interrupt_.store(true);
+        deliver_interrupt_ = true;
+        lock.unlock();
+        cv_.notify_all();
+      }
+    }
     thread_.join();
     {
       std::lock_guard<std::mutex> qlock(mu_);

@@ -52,6 +52,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "monitor/python/guards.h"
 #include "monitor/python/handoff.h"
 
@@ -100,7 +102,10 @@ class AnnexRuntime {
   AnnexRuntime& operator=(const AnnexRuntime&) = delete;
 
   // Ends the annex interpreter and joins its thread; queued work not yet
-  // started fails with Unavailable. Harmless when already stopped (OK).
+  // started fails with Unavailable, and work that runs is interrupted (as
+  // Interrupt(), every 100 ms until it ends): Python code of the annex stops
+  // at once unless it catches KeyboardInterrupt every time; C++ work ends
+  // by itself. Harmless when already stopped (OK).
   // Where: any thread but the annex thread (FailedPrecondition there); the
   // caller may hold the GIL (released while joining). Must return before the
   // target finalizes.
@@ -112,9 +117,38 @@ class AnnexRuntime {
   // waiting. Errors: Unavailable once stopped.
   absl::Status Run(const Work& work);
 
+  // What RunWithin() saw of its work item.
+  struct RunOutcome {
+    bool started = false;   // the work item began on the annex thread
+    bool finished = false;  // ... and ended before RunWithin returned
+  };
+  // Run() for callers that must not wait without bound. Waits until
+  // `deadline`, or until `cancelled` (may be empty; polled every 20 ms from
+  // the caller's thread, never under the runtime's lock) returns true.
+  // Then a work item not started yet is dropped (nothing ran); one that
+  // runs is interrupted as by Interrupt() and waited for `grace` more. If
+  // it still has not finished (C++ work, or the annex waits for a GIL that
+  // a target thread does not let go), RunWithin returns anyway and the
+  // work finishes on the annex thread later: the runtime owns `work`,
+  // which must therefore own or share whatever it touches. Returns OK when
+  // the work finished before the deadline or cancellation, else
+  // DeadlineExceeded or Cancelled (see `outcome` for what happened);
+  // Unavailable once stopped. Where: any thread; a caller holding the GIL
+  // releases it while waiting. On the annex thread it runs inline, without
+  // limit.
+  absl::Status RunWithin(Work work, absl::Time deadline,
+                         const std::function<bool()>& cancelled,
+                         absl::Duration grace, RunOutcome* outcome = nullptr);
+  // Queues `work` and returns at once (it owns what it touches); it runs
+  // after the work queued before it, or never if the runtime stops first.
+  // Where: any thread. Unavailable once stopped.
+  absl::Status Post(Work work);
+
   // Makes Python code running in the current work item raise
   // KeyboardInterrupt (C++ work is not interrupted; a request made while no
-  // work runs is dropped). Delivered by the trace hook, or, for loops that
+  // work runs is dropped). The annex's time.sleep is replaced at start by
+  // one that this ends at once; other blocking calls (lock waits, socket
+  // reads) end only when they return to Python code. Delivered by the trace hook, or, for loops that
   // emit no trace events (3.11's one-instruction `while True: pass`), as an
   // asynchronous exception set by the nudger thread, which waits for the GIL
   // with a short-lived thread state of the annex so that CPython asks the
@@ -169,6 +203,13 @@ class AnnexRuntime {
   void UnregisterTargetAtExit();        // annex thread, GIL, target current
   void UntrackFootprint(PyObject* module);  // annex thread, GIL, target current
   absl::Status StopImpl(bool from_atexit);
+  // Replaces the annex's time.sleep by SleepCallback. Annex thread, GIL
+  // held, annex current.
+  void InstallInterruptibleSleep();
+  // time.sleep of the annex: waits on cv_ for Interrupt() or Stop().
+  // Where: any thread of the annex interpreter, GIL held (released while
+  // it waits).
+  static PyObject* SleepCallback(PyObject* self, PyObject* seconds);
   static int YieldHook(PyObject* self, PyFrameObject* frame, int what,
                        PyObject* arg);  // annex thread, GIL, annex current
   static PyObject* AtExitCallback(PyObject* self, PyObject* unused);
@@ -212,7 +253,8 @@ class AnnexRuntime {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Task*> queue_;      // guarded by mu_
+  std::deque<std::shared_ptr<Task>> queue_;  // guarded by mu_
+  Task* running_task_ = nullptr;  // guarded by mu_: the item that runs
   bool stop_requested_ = false;  // guarded by mu_
   bool started_ = false;         // guarded by mu_: thread finished start-up
   absl::Status start_status_;    // guarded by mu_

@@ -48,7 +48,11 @@ std::string AnnexBinary() {
 Result RunProcess(const std::vector<std::string>& argv, const std::string& input = "",
            const std::vector<std::string>& env = {}) {
   int in[2], out[2], err[2];
-  if (pipe(in) || pipe(out) || pipe(err)) return {};
+  // Close-on-exec: another thread's child must not inherit our pipes (it
+  // would hold them open, and this read would wait for it to exit).
+  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
+    return {};
+  }
   pid_t pid = fork();
   if (pid == 0) {
     dup2(in[0], 0);
@@ -71,7 +75,10 @@ Result RunProcess(const std::vector<std::string>& argv, const std::string& input
   pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
   int open_fds = 2;
   char buf[4096];
-  while (open_fds > 0 && poll(fds, 2, 30000) > 0) {
+  // Until both pipes close: no wall-clock limit, which a loaded machine
+  // passes (issue 16: a 30 s silence lost the rest of a test suite's
+  // output); a process that hangs meets Bazel's test timeout instead.
+  while (open_fds > 0 && poll(fds, 2, -1) > 0) {
     for (int i = 0; i < 2; ++i) {
       if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
       ssize_t n = read(fds[i].fd, buf, sizeof buf);
@@ -226,6 +233,169 @@ TEST(AnnexCommandTest, ExecAndAttachReachALiveProgram) {
   struct stat st;
   EXPECT_NE(stat((std::string(dir) + "/annex/" + p + ".sock").c_str(), &st), 0)
       << "socket left behind";
+}
+
+// Starts `annex run script` with its runtime directory in `dir`; returns the
+// pid of the program once `annex ps` lists it (0 if it never does).
+pid_t StartService(const std::string& env, const std::string& script_name,
+                   const std::string& script, std::thread* runner,
+                   Result* result) {
+  std::string app = WriteScript(script_name, script);
+  *runner = std::thread([=] {
+    *result = RunProcess({AnnexBinary(), "run", app}, "", {env});
+  });
+  for (int i = 0; i < 600; ++i) {
+    Result ps = RunProcess({AnnexBinary(), "ps"}, "", {env});
+    size_t at = ps.out.find(script_name);
+    if (at != std::string::npos) {
+      size_t line = ps.out.rfind('\n', at);
+      return std::atoi(ps.out.c_str() +
+                       (line == std::string::npos ? 0 : line + 1));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return 0;
+}
+
+bool FileExists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+void WaitForFile(const std::string& path) {
+  while (!FileExists(path)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+// Issue 16: a target thread stuck in C with the GIL (sum over a huge range)
+// used to make `annex exec`, `.threads` and `.stacks` hang for as long as
+// it ran. `annex stacks` answers from GIL-free reads and names the holder;
+// `exec --timeout` gives up with exit 124, naming it too; both return while
+// the spinner still spins (it writes `done` when it ends). Then SIGTERM of
+// the `annex run` process leaves no socket files behind.
+TEST(AnnexCommandTest, ConsoleAnswersWhileATargetThreadKeepsTheGil) {
+  char dir[] = "/tmp/annex-gil-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string env = std::string("XDG_RUNTIME_DIR=") + dir;
+  std::string started = std::string(dir) + "/started";
+  std::string done = std::string(dir) + "/done";
+  std::thread runner;
+  Result service;
+  pid_t pid = StartService(
+      env, "spinner.py",
+      "import threading, time\n"
+      "def spin():\n"
+      "    open('" + started + "', 'w').close()\n"
+      "    sum(range(10**12))\n"
+      "    open('" + done + "', 'w').close()\n"
+      "threading.Thread(target=spin, name='spinner', daemon=True).start()\n"
+      "time.sleep(3600)\n",
+      &runner, &service);
+  ASSERT_GT(pid, 0) << "the service never showed up in `annex ps`";
+  std::string p = std::to_string(pid);
+  WaitForFile(started);
+
+  Result stacks = RunProcess({AnnexBinary(), "stacks", p}, "", {env});
+  EXPECT_EQ(stacks.exit_code, 0) << stacks.err;
+  EXPECT_NE(stacks.out.find("read without the GIL"), std::string::npos)
+      << stacks.out;
+  EXPECT_NE(stacks.out.find("GIL is held by target thread"), std::string::npos)
+      << stacks.out;
+  EXPECT_NE(stacks.out.find("[holds GIL]"), std::string::npos) << stacks.out;
+  EXPECT_NE(stacks.out.find("in spin"), std::string::npos) << stacks.out;
+  EXPECT_FALSE(FileExists(done)) << "answered only after the spinner ended";
+
+  Result exec = RunProcess(
+      {AnnexBinary(), "exec", "--timeout", "1", p, "print(1)"}, "", {env});
+  EXPECT_EQ(exec.exit_code, 124) << exec.out << exec.err;
+  EXPECT_NE(exec.err.find("--timeout"), std::string::npos) << exec.err;
+  EXPECT_NE(exec.err.find("GIL is held by target thread"), std::string::npos)
+      << exec.err;
+  EXPECT_NE(exec.err.find("in spin"), std::string::npos) << exec.err;
+  EXPECT_FALSE(FileExists(done)) << "answered only after the spinner ended";
+
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  runner.join();
+  EXPECT_EQ(service.exit_code, 128 + SIGTERM) << service.err;
+  std::string base = std::string(dir) + "/annex/" + p;
+  EXPECT_FALSE(FileExists(base + ".sock")) << "socket left behind";
+  EXPECT_FALSE(FileExists(base + ".info")) << "info file left behind";
+}
+
+// Issue 16: a client that left during `time.sleep(60)` kept the annex
+// busy for the rest of the minute. The next client's exec (with a timeout
+// far below the sleep) must answer.
+TEST(AnnexCommandTest, ClientKilledDuringASleepLeavesTheAnnexFree) {
+  char dir[] = "/tmp/annex-kill-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string env = std::string("XDG_RUNTIME_DIR=") + dir;
+  std::string stop = std::string(dir) + "/stop";
+  std::string sleeping = std::string(dir) + "/sleeping";
+  std::thread runner;
+  Result service;
+  pid_t pid = StartService(
+      env, "idle.py",
+      "import os, time\n"
+      "while not os.path.exists('" + stop + "'):\n"
+      "    time.sleep(0.02)\n",
+      &runner, &service);
+  ASSERT_GT(pid, 0) << "the service never showed up in `annex ps`";
+  std::string p = std::to_string(pid);
+
+  pid_t client = fork();
+  if (client == 0) {
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    putenv(const_cast<char*>(env.c_str()));
+    std::string code = "import time\nopen('" + sleeping +
+                       "', 'w').close()\ntime.sleep(60)\n";
+    std::string bin = AnnexBinary();
+    execl(bin.c_str(), bin.c_str(), "exec", p.c_str(), code.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  WaitForFile(sleeping);
+  kill(client, SIGKILL);
+  int status = 0;
+  waitpid(client, &status, 0);
+
+  Result next = RunProcess(
+      {AnnexBinary(), "exec", "--timeout", "20", p, "print('free')"}, "",
+      {env});
+  EXPECT_EQ(next.exit_code, 0) << next.err;
+  EXPECT_EQ(next.out, "free\n");
+
+  std::ofstream(stop) << "stop";
+  runner.join();
+  EXPECT_EQ(service.exit_code, 0) << service.err;
+}
+
+// An output over the console's reply limit is cut with a note and a
+// non-zero exit status, not passed off as a whole result.
+TEST(AnnexCommandTest, OverLongOutputIsRefusedWithANote) {
+  char dir[] = "/tmp/annex-long-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string env = std::string("XDG_RUNTIME_DIR=") + dir;
+  std::string stop = std::string(dir) + "/stop";
+  std::thread runner;
+  Result service;
+  pid_t pid = StartService(
+      env, "quiet.py",
+      "import os, time\n"
+      "while not os.path.exists('" + stop + "'):\n"
+      "    time.sleep(0.02)\n",
+      &runner, &service);
+  ASSERT_GT(pid, 0);
+  Result big = RunProcess({AnnexBinary(), "exec", std::to_string(pid),
+                           "print('x' * (2 << 20))"},
+                          "", {env});
+  EXPECT_EQ(big.exit_code, 5) << big.err.substr(0, 300);
+  EXPECT_NE(big.out.find("bytes cut"), std::string::npos);
+  std::ofstream(stop) << "stop";
+  runner.join();
 }
 
 // fork() under `annex run`: CPython cannot fork with a sub-interpreter, so

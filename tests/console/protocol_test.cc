@@ -241,7 +241,18 @@ TEST(TruncateReplyTest, FitsLimitAndKeepsTraceback) {
   TruncateReplyToFit(1000, &m);
   EXPECT_LE(PayloadOf(EncodeReply(m)).size(), 1000u);
   EXPECT_EQ(m.error, "Traceback: short\n");
-  EXPECT_NE(m.output.find("truncated"), std::string::npos);
+  EXPECT_NE(m.output.find("bytes cut"), std::string::npos);
+}
+
+TEST(TruncateReplyTest, ACutSuccessIsNoLongerASuccess) {
+  ReplyMessage m;
+  m.output = std::string(10000, 'o');
+  TruncateReplyToFit(1000, &m);
+  EXPECT_LE(PayloadOf(EncodeReply(m)).size(), 1000u);
+  EXPECT_EQ(m.status, ReplyStatus::kError);
+  EXPECT_EQ(m.exit_code, 5);  // cli.h kExitTooLong
+  EXPECT_NE(m.output.find("output of 10000 bytes cut"), std::string::npos)
+      << m.output;
 }
 
 TEST(TruncateReplyTest, BothHugeStillFits) {

@@ -1,7 +1,10 @@
 // Console server security rules (DESIGN.md, Security): private directory and
 // socket modes, peer uid, TCP token, exec-target permission, and the life
 // cycle of the files on disk (removed on Stop, stale ones cleaned).
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -9,6 +12,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -330,6 +334,93 @@ TEST(SecurityTest, StrangerCannotEnterTheDirectory) {
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// Issue 16: another local user that keeps many TCP connections open without
+// ever authenticating (reconnecting when dropped) must not lock the owner
+// out of its own Unix socket. The stranger is a uid created for the test (no
+// account needed: setresuid to an unused number), which needs root.
+TEST(SecurityTest, UnauthenticatedTcpStrangerDoesNotLockOutTheOwner) {
+  if (!CanSwitchToNobody()) {
+    GTEST_SKIP() << "needs root outside a user namespace to run a client "
+                    "as another uid";
+  }
+  ServerOptions o;
+  o.enable_tcp = true;
+  o.max_clients = 8;
+  o.handshake_timeout = absl::Seconds(30);  // the stranger's are not dropped
+  TestServer t(o);
+  const int port = t.server->tcp_port();
+  ASSERT_NE(port, 0);
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::close(ready[0]);
+    if (::setresgid(54321, 54321, 54321) != 0 ||
+        ::setresuid(54321, 54321, 54321) != 0) {
+      ::_exit(10);
+    }
+    // Hold up to 32 silent connections; replace each one the server closes.
+    std::vector<int> fds;
+    bool told = false;
+    for (;;) {
+      while (fds.size() < 32) {
+        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(static_cast<uint16_t>(port));
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+          ::close(fd);
+          break;
+        }
+        fds.push_back(fd);
+      }
+      if (!told) {
+        (void)!::write(ready[1], "r", 1);
+        told = true;
+      }
+      // Drop the connections the server refused or closed (EOF or error).
+      for (auto it = fds.begin(); it != fds.end();) {
+        char b[256];
+        ssize_t n = ::recv(*it, b, sizeof(b), MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+          ::close(*it);
+          it = fds.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      ::usleep(2000);
+    }
+  }
+  ::close(ready[1]);
+  char b;
+  ASSERT_EQ(::read(ready[0], &b, 1), 1);
+  ::close(ready[0]);
+  // The stranger holds as many pending connections as the server lets it.
+  ASSERT_TRUE(t.WaitForSessions(o.max_unauthenticated_per_peer));
+
+  // Every one of the owner's attempts works, up to max_clients at once.
+  std::vector<std::unique_ptr<Client>> owners;
+  for (int i = 0; i < o.max_clients; ++i) {
+    absl::StatusOr<std::unique_ptr<Client>> c =
+        Client::ConnectToPath(t.server->socket_path(), t.Options());
+    ASSERT_TRUE(c.ok()) << "attempt " << i << ": " << c.status();
+    absl::StatusOr<ReplyMessage> r =
+        (*c)->Call(RequestKind::kExec, absl::StrCat("owner ", i));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->output, absl::StrCat("owner ", i, "\n"));
+    owners.push_back(std::move(*c));
+  }
+  // The stranger never got more than its per-peer share.
+  EXPECT_EQ(t.server->ActiveSessions(),
+            o.max_clients + o.max_unauthenticated_per_peer);
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFSIGNALED(status)) << "10: could not switch uid";
 }
 
 }  // namespace

@@ -3,6 +3,9 @@
 
 #include <Python.h>
 
+#include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <string>
 #include <thread>
 
@@ -178,6 +181,116 @@ TEST(MonitorTest, WatchdogOptionEndsAStuckLoopAndCountsTheStall) {
   EXPECT_GE(monitor.Metrics().exceptions_raised, 1);
   EXPECT_TRUE(monitor.Stop().ok());
   EXPECT_FALSE(monitor.Metrics().running);
+}
+
+// Waits until annex code created `path` (its way to say it runs). The
+// test's main thread holds the GIL (python_main.h): released while waiting,
+// or the annex could never run that code.
+void WaitForFile(const std::string& path) {
+  PyThreadState* saved = PyGILState_Check() ? PyEval_SaveThread() : nullptr;
+  for (;;) {
+    if (std::FILE* f = std::fopen(path.c_str(), "r"); f != nullptr) {
+      std::fclose(f);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (saved != nullptr) PyEval_RestoreThread(saved);
+}
+
+// Issue 16: a timeout interrupts host-submitted code, including the annex's
+// time.sleep, and leaves the annex free for the next call (which would wait
+// out the 60 s sleep, and time out itself, if the sleep went on).
+TEST(MonitorTest, TimeoutInterruptsASleepAndTheAnnexStaysUsable) {
+  Monitor monitor;
+  ASSERT_TRUE(monitor.Start().ok());
+  // The console helper is set up by the first call: not inside the timeout.
+  ASSERT_TRUE(monitor.ExecInAnnex("import time").ok());
+  auto slept = monitor.ExecInAnnex("import time\ntime.sleep(60)\nprint('no')",
+                                   absl::Milliseconds(200));
+  EXPECT_EQ(slept.status().code(), absl::StatusCode::kDeadlineExceeded)
+      << slept.status();
+  EXPECT_NE(slept.status().message().find("KeyboardInterrupt"),
+            std::string::npos)
+      << slept.status();
+  auto next = monitor.ExecInAnnex("print('free')", absl::Seconds(30));
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(*next, "free\n");
+  // Sessions too; a timed-out session keeps its namespace.
+  ASSERT_TRUE(monitor.ExecInAnnex("x = 7", 1).ok());
+  auto in_session = monitor.ExecInAnnex("import time; time.sleep(60)", 1,
+                                        absl::Milliseconds(200));
+  EXPECT_EQ(in_session.status().code(), absl::StatusCode::kDeadlineExceeded);
+  auto x = monitor.ExecInAnnex("x * 6", 1, absl::Seconds(30));
+  ASSERT_TRUE(x.ok()) << x.status();
+  EXPECT_EQ(*x, "42\n");
+  // The target's own time.sleep is not the annex's replacement.
+  PyGILState_STATE g = PyGILState_Ensure();
+  PyObject* time = PyImport_ImportModule("time");
+  ASSERT_NE(time, nullptr);
+  PyObject* sleep = PyObject_GetAttrString(time, "sleep");
+  ASSERT_NE(sleep, nullptr);
+  PyObject* doc = PyObject_GetAttrString(sleep, "__doc__");
+  ASSERT_NE(doc, nullptr);
+  EXPECT_EQ(std::string(PyUnicode_AsUTF8(doc)).find("console Ctrl-C"),
+            std::string::npos);
+  Py_DECREF(doc);
+  Py_DECREF(sleep);
+  Py_DECREF(time);
+  PyGILState_Release(g);
+  EXPECT_TRUE(monitor.Stop().ok());
+}
+
+TEST(MonitorTest, InterruptEndsHostCode) {
+  Monitor monitor;
+  ASSERT_TRUE(monitor.Start().ok());
+  std::string flag = ::testing::TempDir() + "/interrupt_started";
+  std::remove(flag.c_str());
+  absl::StatusOr<std::string> result;
+  std::thread host([&] {
+    result = monitor.ExecInAnnex("open(" + std::string("'") + flag +
+                                 "', 'w').close()\nwhile True:\n    pass\n");
+  });
+  WaitForFile(flag);
+  // The loop runs (it wrote the flag first); interrupt until it ends (a
+  // request made between two work items is dropped).
+  std::atomic<bool> done{false};
+  std::thread waiter([&] {
+    host.join();
+    done = true;
+  });
+  PyThreadState* saved = PyEval_SaveThread();  // the annex needs the GIL
+  while (!done) {
+    monitor.Interrupt();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  waiter.join();
+  PyEval_RestoreThread(saved);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(result.status().message().find("KeyboardInterrupt"),
+            std::string::npos)
+      << result.status();
+  EXPECT_TRUE(monitor.Stop().ok());
+}
+
+// Stop() used to wait forever for host code that loops.
+TEST(MonitorTest, StopReturnsWhileHostCodeLoops) {
+  Monitor monitor;
+  ASSERT_TRUE(monitor.Start().ok());
+  std::string flag = ::testing::TempDir() + "/loop_started";
+  std::remove(flag.c_str());
+  absl::StatusOr<std::string> result;
+  std::thread host([&] {
+    result = monitor.ExecInAnnex("open(" + std::string("'") + flag +
+                                 "', 'w').close()\nwhile True:\n    pass\n");
+  });
+  WaitForFile(flag);
+  EXPECT_TRUE(monitor.Stop().ok());
+  PyThreadState* saved = PyEval_SaveThread();  // the annex needs the GIL
+  host.join();
+  PyEval_RestoreThread(saved);
+  EXPECT_FALSE(result.ok());
+  EXPECT_FALSE(monitor.running());
 }
 
 }  // namespace
