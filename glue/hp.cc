@@ -436,11 +436,11 @@ PyObject* HpNothing(PyObject* self, void*) {
   return NewIdSet(SessionOf(self), KindedSet());
 }
 
-PyObject* HpLoad(PyObject*, PyObject* source) {
-  return internal::HpLoad(source);
+PyObject* HpLoad(PyObject*, PyObject* args, PyObject* kwds) {
+  return internal::HpLoad(args, kwds);
 }
-PyObject* HpLoadAll(PyObject*, PyObject* source) {
-  return internal::HpLoadAll(source);
+PyObject* HpLoadAll(PyObject*, PyObject* args, PyObject* kwds) {
+  return internal::HpLoadAll(args, kwds);
 }
 
 PyGetSetDef kHpGetSet[] = {
@@ -503,11 +503,17 @@ PyMethodDef kHpMethods[] = {
     {"stacks", HpStacks, METH_NOARGS,
      "stacks() -> str: the Python stack of every target thread, most recent "
      "call last."},
-    {"load", HpLoad, METH_O,
-     "load(source) -> Stat: the last stat record in source: a path, an open "
-     "file (from its position), or the text of a dump."},
-    {"loadall", HpLoadAll, METH_O,
-     "loadall(source) -> [Stat]: every stat record in source, oldest first."},
+    {"load", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpLoad)),
+     METH_VARARGS | METH_KEYWORDS,
+     "load(source, *, special=False) -> Stat: the last stat record in "
+     "source: a path, an open file (from its position), or the text of a "
+     "dump. Read as a stream with bounds (1 MiB lines, 32 MiB records); "
+     "devices and FIFOs only with special=True."},
+    {"loadall",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpLoadAll)),
+     METH_VARARGS | METH_KEYWORDS,
+     "loadall(source, *, special=False) -> [Stat]: every stat record in "
+     "source, oldest first (32 MiB in all at most)."},
     {"__dir__", HpDir, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };

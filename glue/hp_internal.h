@@ -89,9 +89,11 @@ PyObject* IdSetStat(PyObject* self);
 PyObject* IdSetMore(PyObject* self);
 PyObject* IdSetDump(PyObject* self, PyObject* args, PyObject* kwds);
 PyObject* IdSetDiff(PyObject* self, PyObject* other);
-// hp.load(source): the last stat record of a path, an open file or a dump
-// text; hp.loadall(source): all of them, as a list.
-PyObject* HpLoad(PyObject* source);
-PyObject* HpLoadAll(PyObject* source);
+// hp.load(source, *, special=False): the last stat record of a path, an
+// open file or a dump text; hp.loadall(source, *, special=False): all of
+// them, as a list. Read as a stream with StatLimits' bounds; paths that
+// are not regular files only with special=True.
+PyObject* HpLoad(PyObject* args, PyObject* kwds);
+PyObject* HpLoadAll(PyObject* args, PyObject* kwds);
 
 }  // namespace annex::glue::internal
