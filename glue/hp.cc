@@ -266,8 +266,11 @@ PyObject* IdSetGetattro(PyObject* self, PyObject* name) {
   if (found != nullptr || !PyErr_ExceptionMatches(PyExc_AttributeError)) {
     return found;
   }
-  const char* n = PyUnicode_AsUTF8(name);
+  Py_ssize_t len = 0;
+  const char* n = PyUnicode_AsUTF8AndSize(name, &len);
   if (n == nullptr) return nullptr;
+  // A name with a NUL is no attribute (C would read "bytype\0x" as bytype).
+  if (std::strlen(n) != static_cast<size_t>(len)) return nullptr;
   PyObject* saved_type, *saved_value, *saved_tb;
   PyErr_Fetch(&saved_type, &saved_value, &saved_tb);
   PyObject* r = internal::IdSetKindsAttr(self, n);
@@ -454,10 +457,11 @@ PyObject* HpGetattro(PyObject* self, PyObject* name) {
     return found;
   }
   PyErr_Clear();
-  const char* n = PyUnicode_AsUTF8(name);
+  Py_ssize_t len = 0;
+  const char* n = PyUnicode_AsUTF8AndSize(name, &len);
   if (n == nullptr) return nullptr;
-  if (n[0] == '_') {
-    PyErr_Format(PyExc_AttributeError, "hp has no attribute '%s'", n);
+  if (n[0] == '_' || std::strlen(n) != static_cast<size_t>(len)) {
+    PyErr_Format(PyExc_AttributeError, "hp has no attribute %R", name);
     return nullptr;
   }
   // Kinds: hp.Type, hp.Clodo, hp.Size, ... (hp_kinds.cc).

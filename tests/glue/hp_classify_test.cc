@@ -320,5 +320,76 @@ TEST_F(HpClassifyTest, BadArgumentsRaiseClearExceptions) {
             "(e.g. 'Type&Size')\n");
 }
 
+// The bad inputs of issue 21 that were accepted or misread: names with a
+// NUL character (C would end them there: 'Type\0Size' became 'Type'),
+// empty names and empty parts, lone surrogates. Each gets a clear error.
+TEST_F(HpClassifyTest, BadNamesFromTheIssueGetClearErrors) {
+  std::string out = Exec(
+      monitor_,
+      "h = hp.heap()\n"
+      "def show(f, message=True):\n"
+      "    try:\n"
+      "        f()\n"
+      "        print('no error')\n"
+      "    except Exception as e:\n"
+      "        print(type(e).__name__ + ':',\n"
+      "              str(e).split('; known')[0] if message else '')\n"
+      "show(lambda: h.by('Type\\0Size'))\n"
+      "show(lambda: h.by(''))\n"
+      "show(lambda: h.by('Type&'))\n"
+      "show(lambda: h.by('&Type'))\n"
+      "show(lambda: h.by('Type&&Size'))\n"
+      "show(lambda: h.by('\\udc80'))\n"
+      "show(lambda: hp.Type('a\\0b'))\n"
+      "show(lambda: hp.Type(''))\n"
+      "show(lambda: hp.Clodo(dictof='x\\0'))\n"
+      "show(lambda: hp.Module(name='sys\\0'))\n"
+      "show(lambda: hp.Via('.a\\0'))\n"
+      "show(lambda: hp.Via(''))\n"
+      "show(lambda: hp.Rcs('dict\\0'))\n"
+      "show(lambda: hp.Size(3).alt('<\\0'))\n"
+      // Python's own message (differs by version) for an unknown name.
+      "show(lambda: getattr(h, 'bytype\\0x'), False)\n"
+      "show(lambda: getattr(hp, 'heap\\0'))\n"
+      "show(lambda: h.get_rp(stopkind='dict\\0'))\n"
+      "show(lambda: h.get_rp(stopkind=['dict', '']))\n"
+      "show(lambda: hp.load('/dev/zero'))\n"
+      "print(len(h.by('Type&Size').parts) > 1, h.by('Unity').er)\n");
+  EXPECT_EQ(
+      out,
+      "ValueError: by(): the name 'Type\\x00Size' holds a NUL character "
+      "('\\0'); names never do\n"
+      "ValueError: by(): the name is empty (for one row of everything use "
+      "'Unity')\n"
+      "ValueError: by(): 'Type&' has an empty part (around '&')\n"
+      "ValueError: by(): '&Type' has an empty part (around '&')\n"
+      "ValueError: by(): 'Type&&Size' has an empty part (around '&')\n"
+      "UnicodeEncodeError: 'utf-8' codec can't encode character '\\udc80' in "
+      "position 0: surrogates not allowed\n"
+      "ValueError: kind name: the name 'a\\x00b' holds a NUL character "
+      "('\\0'); names never do\n"
+      "ValueError: kind name: the name is empty\n"
+      "ValueError: kind name: the name 'x\\x00' holds a NUL character "
+      "('\\0'); names never do\n"
+      "ValueError: hp.Module(name=...): the name 'sys\\x00' holds a NUL "
+      "character ('\\0'); names never do\n"
+      "ValueError: hp.Via(): the name '.a\\x00' holds a NUL character "
+      "('\\0'); names never do\n"
+      "ValueError: hp.Via(): the name is empty\n"
+      "ValueError: kind name: the name 'dict\\x00' holds a NUL character "
+      "('\\0'); names never do\n"
+      "ValueError: alt(): the name '<\\x00' holds a NUL character ('\\0'); "
+      "names never do\n"
+      "AttributeError: \n"
+      "AttributeError: hp has no attribute 'heap\\x00'\n"
+      "ValueError: stopkind: the name 'dict\\x00' holds a NUL character "
+      "('\\0'); names never do\n"
+      "ValueError: stopkind: the name is empty\n"
+      "ValueError: load(): '/dev/zero' is a character device, not a regular "
+      "file; load(..., special=True) reads it anyway (bounded: stops at the "
+      "first line or record past the limits)\n"
+      "True Unity\n");
+}
+
 }  // namespace
 }  // namespace annex
