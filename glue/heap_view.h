@@ -76,6 +76,11 @@ struct KindedSet {
   KindedSet OfLabels(const std::vector<uint32_t>& labels) const;
   // The members at the ascending indexes `keep`, with all their data.
   KindedSet Subset(const std::vector<size_t>& keep) const;
+  // One set per entry of `labels` (label indexes, no repeats): the members
+  // of that label, in one pass over the set (Heapy's x.parts), so a
+  // partition of many rows costs what one row does, not rows x members.
+  std::vector<KindedSet> SplitByLabels(
+      const std::vector<uint32_t>& labels) const;
   // The same members, partitioned by a classifier whose kinds come from
   // recorded data (Type, Clodo, Size, Id, Unity, and combinations of
   // them). Others need live objects: HeapView::Classify.

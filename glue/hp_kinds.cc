@@ -758,11 +758,17 @@ PyObject* IdSetKindsAttr(PyObject* self, const char* name) {
   }
   if (n == "brief") return PyUnicode_FromString(Brief(SetOf(self)).c_str());
   if (n == "parts") {
+    // One pass for all rows (a pass per row took 20.9 s for 834 rows of
+    // 519 K objects).
     std::vector<KindedSet::Row> rows = SetOf(self).Rows();
+    std::vector<uint32_t> labels;
+    labels.reserve(rows.size());
+    for (const auto& r : rows) labels.push_back(r.label);
+    std::vector<KindedSet> parts = SetOf(self).SplitByLabels(labels);
     PyObject* list = PyList_New(0);
     if (list == nullptr) return nullptr;
-    for (const auto& r : rows) {
-      PyObject* part = NewIdSet(IdSetSession(self), SetOf(self).OfLabels({r.label}));
+    for (KindedSet& p : parts) {
+      PyObject* part = NewIdSet(IdSetSession(self), std::move(p));
       if (part == nullptr || PyList_Append(list, part) < 0) {
         Py_XDECREF(part);
         Py_DECREF(list);

@@ -202,6 +202,35 @@ TEST_F(HpClassifyTest, ByviaAndByrcsNameHowTheObjectIsHeld) {
   ASSERT_TRUE(RunTargetCode("del sys.modules['wreg'], wreg"));
 }
 
+// Referrers that hold many members (a list, a dict's values and keys) are
+// scanned once for all of them; each member still gets its own edge, and
+// one held twice gets both.
+TEST_F(HpClassifyTest, ByviaNamesEachMemberOfABigContainer) {
+  ASSERT_TRUE(RunTargetCode(
+      "class Bv:\n"
+      "    __slots__ = ('n',)\n"
+      "    def __hash__(self): return 7\n"
+      "bv_list = [Bv() for _ in range(12)]\n"
+      "bv_dict = {'k%d' % i: Bv() for i in range(10)}\n"
+      "bv_keys = {Bv(): None for _ in range(9)}\n"
+      "bv_list.append(bv_dict['k4'])\n"));
+  std::string out = Exec(
+      monitor_,
+      "s = hp.heap() & hp.Type('__main__.Bv')\n"
+      "v = s.byvia\n"
+      "kinds = sorted(p.kind.brief for p in v.parts)\n"
+      "print(len(s), len(kinds), sum(len(p) for p in v.parts))\n"
+      "print(sum(k.startswith(\"'[\") and k.endswith(\"]'\") for k in kinds),"
+      " sum(k.startswith('\"[\\'k') for k in kinds),"
+      " sum(k.startswith(\"'.keys()[\") for k in kinds))\n"
+      "print([k for k in kinds if ', ' in k])\n");
+  EXPECT_EQ(out,
+            "31 31 31\n"
+            "12 10 9\n"  // k4 is in the list too: its kind starts with ['k4']
+            "['\"[\\'k4\\']\", \\'[12]\\'']\n");
+  ASSERT_TRUE(RunTargetCode("del bv_list, bv_dict, bv_keys"));
+}
+
 TEST_F(HpClassifyTest, TypeAndSizeCombination) {
   ASSERT_TRUE(RunTargetCode(
       "class Pair:\n"
