@@ -34,6 +34,21 @@ uint64_t KindedSet::total_size() const {
   return total;
 }
 
+size_t KindedSet::MemoryBytes() const {
+  size_t bytes = sizeof(KindedSet) +
+                 addresses.capacity() * sizeof(uintptr_t) +
+                 kinds.capacity() * sizeof(uint32_t) +
+                 sizes.capacity() * sizeof(uint64_t) +
+                 clodo.capacity() * sizeof(uint32_t) +
+                 labels.of.capacity() * sizeof(uint32_t);
+  if (labels.names != nullptr && labels.names.use_count() == 1) {
+    for (const std::string& n : *labels.names) {
+      bytes += sizeof(std::string) + (n.capacity() > 15 ? n.capacity() : 0);
+    }
+  }
+  return bytes;
+}
+
 uint32_t KindedSet::LabelOf(size_t i) const {
   if (classifier.is(Classifier::kType)) return kinds[i];
   if (classifier.is(Classifier::kClodo)) {
