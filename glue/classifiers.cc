@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -106,8 +107,26 @@ std::string TypeNamer::Name(PyTypeObject* type) const {
 absl::StatusOr<Classifier> Classifier::Parse(absl::string_view spec) {
   Classifier c;
   c.parts_.clear();
-  if (spec.empty()) return Classifier(kUnity);  // Heapy: no relation = Unity
+  std::vector<std::string> known;
+  for (const PartInfo& p : kParts) known.push_back(p.name);
+  const std::string hint =
+      absl::StrCat("known: ", absl::StrJoin(known, ", "),
+                   ", combined with '&' (e.g. 'Type&Size')");
+  if (spec.find('\0') != absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "by(): the name '", absl::CHexEscape(spec),
+        "' holds a NUL character; ", hint));
+  }
+  if (spec.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "by(): the name is empty (for one row of everything use 'Unity'); ",
+        hint));
+  }
   for (absl::string_view s : absl::StrSplit(spec, '&')) {
+    if (s.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "by(): '", spec, "' has an empty part (around '&'); ", hint));
+    }
     bool found = false;
     for (const PartInfo& p : kParts) {
       if (s == p.name) {
@@ -116,12 +135,8 @@ absl::StatusOr<Classifier> Classifier::Parse(absl::string_view spec) {
       }
     }
     if (!found) {
-      std::vector<std::string> names;
-      for (const PartInfo& p : kParts) names.push_back(p.name);
-      return absl::InvalidArgumentError(
-          absl::StrCat("by(): no such equivalence relation: '", s,
-                       "'; known: ", absl::StrJoin(names, ", "),
-                       ", combined with '&' (e.g. 'Type&Size')"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "by(): no such equivalence relation: '", s, "'; ", hint));
     }
   }
   return c;

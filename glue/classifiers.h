@@ -68,7 +68,8 @@ class Classifier {
 
   // "Clodo", "Type", "Size", "Module", "Id", "Unity", "Rcs", "Via", "Prod"
   // and '&' combinations ("Type&Size"); Heapy's names. InvalidArgument for
-  // anything else (the message lists the names).
+  // anything else (the message lists the names), including "" (Unity has
+  // its name), an empty part ("Type&") and a NUL character ("Type\0Size").
   static absl::StatusOr<Classifier> Parse(absl::string_view spec);
 
   const std::vector<Part>& parts() const { return parts_; }

@@ -51,6 +51,9 @@ struct KindedSet {
 
   size_t count() const { return addresses.size(); }
   uint64_t total_size() const;
+  // Bytes this set holds in the annex (its vectors; per-member label
+  // names only when no other set shares them), for the memory budget.
+  size_t MemoryBytes() const;
   // The kind of member i under `classifier`, and the kind names.
   uint32_t LabelOf(size_t i) const;
   const std::vector<std::string>& LabelNames() const;
@@ -76,6 +79,11 @@ struct KindedSet {
   KindedSet OfLabels(const std::vector<uint32_t>& labels) const;
   // The members at the ascending indexes `keep`, with all their data.
   KindedSet Subset(const std::vector<size_t>& keep) const;
+  // One set per entry of `labels` (label indexes, no repeats): the members
+  // of that label, in one pass over the set (Heapy's x.parts), so a
+  // partition of many rows costs what one row does, not rows x members.
+  std::vector<KindedSet> SplitByLabels(
+      const std::vector<uint32_t>& labels) const;
   // The same members, partitioned by a classifier whose kinds come from
   // recorded data (Type, Clodo, Size, Id, Unity, and combinations of
   // them). Others need live objects: HeapView::Classify.

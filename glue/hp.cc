@@ -8,6 +8,7 @@
 #include "glue/annex_access.h"
 #include "glue/heap_view.h"
 #include "glue/hp_internal.h"
+#include "glue/memory_budget.h"
 #include "monitor/python/target_threads.h"
 
 namespace annex::glue {
@@ -18,6 +19,8 @@ PyObject* RaiseStatus(const absl::Status& status) {
   PyObject* type = PyExc_RuntimeError;
   if (status.code() == absl::StatusCode::kInvalidArgument) {
     type = PyExc_ValueError;
+  } else if (status.code() == absl::StatusCode::kResourceExhausted) {
+    type = PyExc_MemoryError;  // e.g. the annex's memory budget
   }
   PyErr_SetString(type, std::string(status.message()).c_str());
   return nullptr;
@@ -46,6 +49,7 @@ using internal::ViewOf;
 struct HpObject {
   PyObject_HEAD
   Session* session;
+  uint64_t owner;  // this hp's account in the session's MemoryBudget
 };
 
 constexpr const char* kHpDoc =
@@ -148,6 +152,10 @@ namespace {
 
 void IdSetDealloc(PyObject* self) {
   PyTypeObject* type = Py_TYPE(self);
+  Session* session = reinterpret_cast<IdSetObject*>(self)->session;
+  if (MemoryBudget* budget = session ? session->Peek<MemoryBudget>() : nullptr) {
+    budget->Release(reinterpret_cast<uintptr_t>(self));
+  }
   delete reinterpret_cast<IdSetObject*>(self)->set;
   type->tp_free(self);
   Py_DECREF(type);
@@ -266,8 +274,11 @@ PyObject* IdSetGetattro(PyObject* self, PyObject* name) {
   if (found != nullptr || !PyErr_ExceptionMatches(PyExc_AttributeError)) {
     return found;
   }
-  const char* n = PyUnicode_AsUTF8(name);
+  Py_ssize_t len = 0;
+  const char* n = PyUnicode_AsUTF8AndSize(name, &len);
   if (n == nullptr) return nullptr;
+  // A name with a NUL is no attribute (C would read "bytype\0x" as bytype).
+  if (std::strlen(n) != static_cast<size_t>(len)) return nullptr;
   PyObject* saved_type, *saved_value, *saved_tb;
   PyErr_Fetch(&saved_type, &saved_value, &saved_tb);
   PyObject* r = internal::IdSetKindsAttr(self, n);
@@ -368,6 +379,24 @@ PyObject* internal::NewIdSet(Session* session, KindedSet set) {
   Py_DECREF(type);
   if (obj == nullptr) return nullptr;
   reinterpret_cast<IdSetObject*>(obj)->session = session;
+  reinterpret_cast<IdSetObject*>(obj)->set = nullptr;
+  // Charged before the set is kept: one that would pass the annex's memory
+  // budget is refused (and freed here) with what the session holds.
+  absl::StatusOr<MemoryBudget*> budget = session->Get<MemoryBudget>();
+  if (!budget.ok()) {
+    Py_DECREF(obj);
+    return RaiseStatus(budget.status());
+  }
+  const std::string what =
+      absl::StrCat("<", set.count(), " objects, ", set.classifier.Name(), ">");
+  absl::Status charged = (*budget)->Charge(reinterpret_cast<uintptr_t>(obj),
+                                           set.MemoryBytes(), what);
+  if (!charged.ok()) {
+    Py_DECREF(obj);  // IdSetDealloc: nothing was charged, no set to free
+    PyErr_SetString(PyExc_MemoryError,
+                    std::string(charged.message()).c_str());
+    return nullptr;
+  }
   reinterpret_cast<IdSetObject*>(obj)->set = new KindedSet(std::move(set));
   return obj;
 }
@@ -436,11 +465,27 @@ PyObject* HpNothing(PyObject* self, void*) {
   return NewIdSet(SessionOf(self), KindedSet());
 }
 
-PyObject* HpLoad(PyObject*, PyObject* source) {
-  return internal::HpLoad(source);
+// hp.memory(): the kept sets of this hp (console session) and their
+// bytes, largest first, with the budget's limits.
+PyObject* HpMemory(PyObject* self, PyObject* args, PyObject* kwds) {
+  static const char* kw[] = {"rows", nullptr};
+  Py_ssize_t rows = 20;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:memory",
+                                   const_cast<char**>(kw), &rows)) {
+    return nullptr;
+  }
+  absl::StatusOr<MemoryBudget*> budget = SessionOf(self)->Get<MemoryBudget>();
+  if (!budget.ok()) return RaiseStatus(budget.status());
+  return internal::NewText((*budget)->Describe(
+      reinterpret_cast<HpObject*>(self)->owner,
+      rows < 0 ? 0 : static_cast<size_t>(rows)));
 }
-PyObject* HpLoadAll(PyObject*, PyObject* source) {
-  return internal::HpLoadAll(source);
+
+PyObject* HpLoad(PyObject*, PyObject* args, PyObject* kwds) {
+  return internal::HpLoad(args, kwds);
+}
+PyObject* HpLoadAll(PyObject*, PyObject* args, PyObject* kwds) {
+  return internal::HpLoadAll(args, kwds);
 }
 
 PyGetSetDef kHpGetSet[] = {
@@ -454,10 +499,11 @@ PyObject* HpGetattro(PyObject* self, PyObject* name) {
     return found;
   }
   PyErr_Clear();
-  const char* n = PyUnicode_AsUTF8(name);
+  Py_ssize_t len = 0;
+  const char* n = PyUnicode_AsUTF8AndSize(name, &len);
   if (n == nullptr) return nullptr;
-  if (n[0] == '_') {
-    PyErr_Format(PyExc_AttributeError, "hp has no attribute '%s'", n);
+  if (n[0] == '_' || std::strlen(n) != static_cast<size_t>(len)) {
+    PyErr_Format(PyExc_AttributeError, "hp has no attribute %R", name);
     return nullptr;
   }
   // Kinds: hp.Type, hp.Clodo, hp.Size, ... (hp_kinds.cc).
@@ -503,11 +549,23 @@ PyMethodDef kHpMethods[] = {
     {"stacks", HpStacks, METH_NOARGS,
      "stacks() -> str: the Python stack of every target thread, most recent "
      "call last."},
-    {"load", HpLoad, METH_O,
-     "load(source) -> Stat: the last stat record in source: a path, an open "
-     "file (from its position), or the text of a dump."},
-    {"loadall", HpLoadAll, METH_O,
-     "loadall(source) -> [Stat]: every stat record in source, oldest first."},
+    {"load", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpLoad)),
+     METH_VARARGS | METH_KEYWORDS,
+     "load(source, *, special=False) -> Stat: the last stat record in "
+     "source: a path, an open file (from its position), or the text of a "
+     "dump. Read as a stream with bounds (1 MiB lines, 32 MiB records); "
+     "devices and FIFOs only with special=True."},
+    {"loadall",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpLoadAll)),
+     METH_VARARGS | METH_KEYWORDS,
+     "loadall(source, *, special=False) -> [Stat]: every stat record in "
+     "source, oldest first (32 MiB in all at most)."},
+    {"memory",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpMemory)),
+     METH_VARARGS | METH_KEYWORDS,
+     "memory(rows=20) -> str: the sets this session keeps in the annex "
+     "(the host's memory), largest first, with their bytes and the memory "
+     "budget's limits (per session and in total)."},
     {"__dir__", HpDir, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
@@ -644,7 +702,32 @@ PyObject* NewHp(Session* session) {
   Py_DECREF(type);
   if (hp == nullptr) return nullptr;
   reinterpret_cast<HpObject*>(hp)->session = session;
+  reinterpret_cast<HpObject*>(hp)->owner = 0;
+  absl::StatusOr<MemoryBudget*> budget = session->Get<MemoryBudget>();
+  if (!budget.ok()) {
+    Py_DECREF(hp);
+    return internal::RaiseStatus(budget.status());
+  }
+  reinterpret_cast<HpObject*>(hp)->owner = (*budget)->NewOwner();
   return hp;
+}
+
+void ChargeSetsTo(Session* session, PyObject* hp) {
+  MemoryBudget* budget = session->Peek<MemoryBudget>();
+  if (budget == nullptr) return;
+  uint64_t owner = 0;
+  if (hp != nullptr) {
+    PyObject* module = AnnexModule();
+    PyObject* type = module ? PyObject_GetAttrString(module, "Hp") : nullptr;
+    Py_XDECREF(module);
+    if (type != nullptr && Py_TYPE(hp) == reinterpret_cast<PyTypeObject*>(type) &&
+        reinterpret_cast<HpObject*>(hp)->session == session) {
+      owner = reinterpret_cast<HpObject*>(hp)->owner;
+    }
+    Py_XDECREF(type);
+    PyErr_Clear();
+  }
+  budget->SetCurrentOwner(owner);
 }
 
 }  // namespace annex::glue

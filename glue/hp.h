@@ -27,4 +27,11 @@ namespace annex::glue {
 // with an exception set. Where: annex thread, GIL held, annex current.
 PyObject* NewHp(Session* session);
 
+// Charges the sets made from now on to the console session of `hp` (an
+// object NewHp made for `session`; anything else, or nullptr, means the
+// host), in the session's MemoryBudget, until the next call: whoever runs
+// a session's command calls it first. Where: annex thread, GIL held, annex
+// current.
+void ChargeSetsTo(Session* session, PyObject* hp);
+
 }  // namespace annex::glue

@@ -56,6 +56,15 @@ inline Session* IdSetSession(PyObject* self) {
   return reinterpret_cast<IdSetObject*>(self)->session;
 }
 
+// The text of `arg`, a name given by the user (a classifier, a kind, an
+// edge, a comparison): TypeError when it is not a str, UnicodeEncodeError
+// (a ValueError) for lone surrogates, ValueError when it holds a NUL
+// character (C would end the name there) or, unless `allow_empty`, when it
+// is empty. `what` starts the message, e.g. "by()". false with the error
+// set.
+bool NameArg(PyObject* arg, const char* what, std::string* out,
+             bool allow_empty = false);
+
 // hp_kinds.cc: the kinds face.
 // Adds annex.Kind and annex.KindFactory to the module. Returns 0, or -1
 // with an exception set.
@@ -89,9 +98,11 @@ PyObject* IdSetStat(PyObject* self);
 PyObject* IdSetMore(PyObject* self);
 PyObject* IdSetDump(PyObject* self, PyObject* args, PyObject* kwds);
 PyObject* IdSetDiff(PyObject* self, PyObject* other);
-// hp.load(source): the last stat record of a path, an open file or a dump
-// text; hp.loadall(source): all of them, as a list.
-PyObject* HpLoad(PyObject* source);
-PyObject* HpLoadAll(PyObject* source);
+// hp.load(source, *, special=False): the last stat record of a path, an
+// open file or a dump text; hp.loadall(source, *, special=False): all of
+// them, as a list. Read as a stream with StatLimits' bounds; paths that
+// are not regular files only with special=True.
+PyObject* HpLoad(PyObject* args, PyObject* kwds);
+PyObject* HpLoadAll(PyObject* args, PyObject* kwds);
 
 }  // namespace annex::glue::internal

@@ -111,7 +111,9 @@ PyObject *GetRp(PyObject *self, PyObject *args, PyObject *kwargs) {
     // "app.Registry", ...); an empty one stops nowhere.
     options.stop_default = false;
     if (PyUnicode_Check(stopkind)) {
-      options.stop_kinds.push_back(PyUnicode_AsUTF8(stopkind));
+      std::string name;
+      if (!internal::NameArg(stopkind, "stopkind", &name)) return nullptr;
+      options.stop_kinds.push_back(name);
     } else {
       PyObject *it = PyObject_GetIter(stopkind);
       if (it == nullptr) {
@@ -122,9 +124,9 @@ PyObject *GetRp(PyObject *self, PyObject *args, PyObject *kwargs) {
                             Py_TYPE(stopkind)->tp_name);
       }
       while (PyObject *item = PyIter_Next(it)) {
-        const char *name =
-            PyUnicode_Check(item) ? PyUnicode_AsUTF8(item) : nullptr;
-        if (name == nullptr) {
+        std::string name;
+        if (!PyUnicode_Check(item) ||
+            !internal::NameArg(item, "stopkind", &name)) {
           Py_DECREF(item);
           Py_DECREF(it);
           if (!PyErr_Occurred()) {

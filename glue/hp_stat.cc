@@ -3,11 +3,18 @@
 // hp.loadall, JSON for other tools, and Heapy's paging (x.more shows the
 // next ten rows, and .more of that the ten after; annex.More).
 //
-// Files are opened with the annex's own `io` module (standard library), so
-// paths may be str, bytes or os.PathLike, errors are the usual OSError
-// subclasses, and the GIL is released while the file system works. Texts
+// Files are written with the annex's own `io` module (standard library)
+// and read with open(2)/read(2) as a stream with bounds (StatReader: line
+// and record limits, only regular files unless asked), so paths may be
+// str, bytes or os.PathLike, errors are the usual OSError subclasses, and
+// the GIL is released while the file system works. Texts
 // are UTF-8; bytes that are not (a type name from C) travel as
 // surrogateescape, so every kind reads back exactly.
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <memory>
 #include <string>
 #include <utility>
@@ -199,24 +206,149 @@ PyObject* WriteText(PyObject* dest, const std::string& text, const char* mode,
   Py_RETURN_NONE;
 }
 
-// The text of `source` for load()/loadall(): the dump text itself (a str
-// that starts with ".loader:"), a file's contents (a path), or what an
-// open file has left to read. `where` names the source for messages.
-bool ReadSource(PyObject* source, std::string* text, std::string* where) {
+// What a file descriptor is, for messages about files load() refuses.
+const char* FileKind(mode_t mode) {
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+// Feeds the file at `path` (str or bytes, from PyOS_FSPath) to `reader`
+// in 64 KiB reads with the GIL released, so memory stays that of one read
+// plus what the reader keeps. Only regular files, unless `special`
+// (devices and FIFOs never end, or end when someone else decides).
+// Opened with O_NONBLOCK so that a FIFO without a writer is refused
+// instead of blocking the annex. false with OSError / ValueError set; a
+// reader error is left in `*status`.
+bool FeedPath(PyObject* path, bool special, StatReader& reader,
+              absl::Status* status) {
+  PyObject* encoded = nullptr;
+  if (!PyUnicode_FSConverter(path, &encoded)) return false;
+  const std::string name(PyBytes_AS_STRING(encoded),
+                         PyBytes_GET_SIZE(encoded));
+  Py_DECREF(encoded);
+  if (name.find('\0') != std::string::npos) {
+    PyErr_SetString(PyExc_ValueError, "load(): embedded null byte in path");
+    return false;
+  }
+  int fd = -1;
+  int err = 0;
+  struct stat st;
+  Py_BEGIN_ALLOW_THREADS
+  fd = open(name.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    err = errno;
+  } else if (fstat(fd, &st) != 0) {
+    err = errno;
+  }
+  Py_END_ALLOW_THREADS
+  auto close_fd = [&fd] {
+    if (fd >= 0) {
+      Py_BEGIN_ALLOW_THREADS
+      close(fd);
+      Py_END_ALLOW_THREADS
+      fd = -1;
+    }
+  };
+  if (err != 0) {
+    close_fd();
+    errno = err;
+    PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+    return false;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    close_fd();
+    errno = EISDIR;
+    PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+    return false;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    if (!special) {
+      close_fd();
+      PyErr_Format(PyExc_ValueError,
+                   "load(): %R is %s, not a regular file; load(..., "
+                   "special=True) reads it anyway (bounded: stops at the "
+                   "first line or record past the limits)",
+                   path, FileKind(st.st_mode));
+      return false;
+    }
+    // Reads block from here on, as the caller asked for.
+    const int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  }
+  constexpr size_t kChunk = size_t{64} << 10;
+  std::unique_ptr<char[]> buf(new char[kChunk]);
+  for (;;) {
+    ssize_t n;
+    Py_BEGIN_ALLOW_THREADS
+    do {
+      n = read(fd, buf.get(), kChunk);
+    } while (n < 0 && errno == EINTR);
+    err = n < 0 ? errno : 0;
+    Py_END_ALLOW_THREADS
+    if (n < 0) {
+      close_fd();
+      errno = err;
+      PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+      return false;
+    }
+    if (n == 0) break;
+    *status = reader.Feed(absl::string_view(buf.get(), static_cast<size_t>(n)));
+    if (!status->ok()) break;
+  }
+  close_fd();
+  return true;
+}
+
+// Feeds what an open file has left to read to `reader`, 64 Ki characters
+// or bytes per read() call. false with the file's error set; a reader
+// error is left in `*status`.
+bool FeedFile(PyObject* file, StatReader& reader, absl::Status* status) {
+  std::string chunk;
+  for (;;) {
+    PyObject* data = PyObject_CallMethod(file, "read", "n",
+                                         static_cast<Py_ssize_t>(64 << 10));
+    if (data == nullptr) return false;
+    const bool ok = Bytes(data, &chunk);
+    Py_DECREF(data);
+    if (!ok) return false;
+    if (chunk.empty()) return true;
+    *status = reader.Feed(chunk);
+    if (!status->ok()) return true;
+  }
+}
+
+// The records of `source` for load()/loadall(): the dump text itself (a
+// str that starts with ".loader:"), a file (a path), or what an open file
+// has left to read, read as a stream with StatLimits' bounds (all records,
+// or only the last one). nullptr with ValueError / OSError / TypeError set.
+std::unique_ptr<std::vector<Stat>> LoadRecords(PyObject* source,
+                                               bool last_only, bool special) {
+  StatLimits limits;
+  limits.keep_last_only = last_only;
+  StatReader reader(limits);
+  absl::Status status;
+  std::string where = "the input";
+  bool is_text = false;
   if (PyUnicode_Check(source)) {
     Py_ssize_t n = 0;
     const char* s = PyUnicode_AsUTF8AndSize(source, &n);
     if (s == nullptr) PyErr_Clear();
-    if (s != nullptr && absl::StartsWith(absl::string_view(s, n), ".loader:")) {
-      *where = "the text";
-      return Bytes(source, text);
+    is_text =
+        s != nullptr && absl::StartsWith(absl::string_view(s, n), ".loader:");
+    if (is_text) {
+      where = "the text";
+      status = reader.Feed(absl::string_view(s, n));
     }
   }
-  PyObject* data = nullptr;
-  if (!PyUnicode_Check(source) && !PyBytes_Check(source) &&
-      HasAttr(source, "read")) {
-    *where = "the file";
-    data = PyObject_CallMethod(source, "read", nullptr);
+  if (is_text) {
+    // Fed above.
+  } else if (!PyUnicode_Check(source) && !PyBytes_Check(source) &&
+             HasAttr(source, "read")) {
+    where = "the file";
+    if (!FeedFile(source, reader, &status)) return nullptr;
   } else {
     PyObject* path = PyOS_FSPath(source);
     if (path == nullptr) {
@@ -225,45 +357,35 @@ bool ReadSource(PyObject* source, std::string* text, std::string* where) {
                    "file, or the text of a dump (starting '.loader:'), not "
                    "%.100s",
                    Py_TYPE(source)->tp_name);
-      return false;
+      return nullptr;
     }
     PyObject* shown = PyObject_Repr(path);
     if (shown != nullptr) {
       const char* s = PyUnicode_AsUTF8(shown);
-      *where = s != nullptr ? s : "the file";
+      if (s != nullptr) where = s;
       Py_DECREF(shown);
     }
     PyErr_Clear();
-    PyObject* f = OpenPath(path, "r");
+    const bool ok = FeedPath(path, special, reader, &status);
     Py_DECREF(path);
-    if (f == nullptr) return false;
-    data = PyObject_CallMethod(f, "read", nullptr);
-    const bool closed = Close(f);
-    Py_DECREF(f);
-    if (!closed) {
-      Py_XDECREF(data);
-      return false;
-    }
+    if (!ok) return nullptr;
   }
-  if (data == nullptr) return false;
-  const bool ok = Bytes(data, text);
-  Py_DECREF(data);
-  return ok;
-}
-
-// Every record of `source`, or nullptr with ValueError / OSError /
-// TypeError set.
-std::unique_ptr<std::vector<Stat>> LoadRecords(PyObject* source) {
-  std::string text, where = "the input";
-  if (!ReadSource(source, &text, &where)) return nullptr;
-  absl::StatusOr<std::vector<Stat>> records = Stat::ParseRecords(text);
-  if (!records.ok()) {
+  if (status.ok()) status = reader.Finish();
+  if (!status.ok()) {
     PyErr_Format(PyExc_ValueError, "%s (in %s)",
-                 std::string(records.status().message()).c_str(),
-                 where.c_str());
+                 std::string(status.message()).c_str(), where.c_str());
     return nullptr;
   }
-  return std::make_unique<std::vector<Stat>>(std::move(*records));
+  return std::make_unique<std::vector<Stat>>(reader.TakeRecords());
+}
+
+// hp.load / hp.loadall arguments: (source, *, special=False).
+bool LoadArgs(PyObject* args, PyObject* kwds, const char* format,
+              PyObject** source, int* special) {
+  static const char* kw[] = {"source", "special", nullptr};
+  *special = 0;
+  return PyArg_ParseTupleAndKeywords(args, kwds, format,
+                                     const_cast<char**>(kw), source, special);
 }
 
 // ------------------------------------------------------------- annex.Stat
@@ -657,8 +779,12 @@ PyObject* IdSetDiff(PyObject* self, PyObject* other) {
   return NewStat(std::move(*d));
 }
 
-PyObject* HpLoad(PyObject* source) {
-  std::unique_ptr<std::vector<Stat>> records = LoadRecords(source);
+PyObject* HpLoad(PyObject* args, PyObject* kwds) {
+  PyObject* source;
+  int special;
+  if (!LoadArgs(args, kwds, "O|$p:load", &source, &special)) return nullptr;
+  std::unique_ptr<std::vector<Stat>> records =
+      LoadRecords(source, /*last_only=*/true, special);
   if (records == nullptr) return nullptr;
   if (records->empty()) {
     PyErr_SetString(PyExc_ValueError,
@@ -668,8 +794,12 @@ PyObject* HpLoad(PyObject* source) {
   return NewStat(std::move(records->back()));
 }
 
-PyObject* HpLoadAll(PyObject* source) {
-  std::unique_ptr<std::vector<Stat>> records = LoadRecords(source);
+PyObject* HpLoadAll(PyObject* args, PyObject* kwds) {
+  PyObject* source;
+  int special;
+  if (!LoadArgs(args, kwds, "O|$p:loadall", &source, &special)) return nullptr;
+  std::unique_ptr<std::vector<Stat>> records =
+      LoadRecords(source, /*last_only=*/false, special);
   if (records == nullptr) return nullptr;
   PyObject* list = PyList_New(0);
   if (list == nullptr) return nullptr;

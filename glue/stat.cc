@@ -322,141 +322,237 @@ std::string Stat::Record() const {
   return out;
 }
 
-absl::StatusOr<std::vector<Stat>> Stat::ParseRecords(absl::string_view text) {
-  std::vector<Stat> out;
-  std::vector<absl::string_view> lines = absl::StrSplit(text, '\n');
-  if (!lines.empty() && lines.back().empty()) lines.pop_back();
-  auto error = [](size_t line_no, const std::string& what) {
+StatReader::StatReader(Limits limits) : limits_(limits) {}
+
+absl::Status StatReader::Fail(absl::Status status) {
+  failed_ = status;
+  pending_.clear();
+  pending_.shrink_to_fit();
+  records_.clear();
+  stat_ = Stat();
+  return status;
+}
+
+absl::Status StatReader::Feed(absl::string_view bytes) {
+  if (!failed_.ok()) return failed_;
+  while (!bytes.empty()) {
+    const size_t nl = bytes.find('\n');
+    const size_t take = nl == absl::string_view::npos ? bytes.size() : nl;
+    if (pending_.size() + take > limits_.max_line_bytes) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat(
+          "malformed stat record at line ", line_no_ + 1,
+          ": the line is longer than ", limits_.max_line_bytes,
+          " bytes (the limit; is this a stat dump?)")));
+    }
+    if (nl == absl::string_view::npos) {
+      pending_.append(bytes.data(), bytes.size());
+      return absl::OkStatus();
+    }
+    absl::Status s;
+    if (pending_.empty()) {
+      s = Line(bytes.substr(0, nl));
+    } else {
+      pending_.append(bytes.data(), nl);
+      s = Line(pending_);
+      pending_.clear();
+    }
+    if (!s.ok()) return Fail(s);
+    bytes.remove_prefix(nl + 1);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StatReader::Finish() {
+  if (!failed_.ok()) return failed_;
+  if (!pending_.empty()) {
+    std::string last = std::move(pending_);
+    pending_.clear();
+    absl::Status s = Line(last);
+    if (!s.ok()) return Fail(s);
+  }
+  if (in_record_) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "incomplete stat record: the record that starts at line ",
+        record_line_,
+        " has no '.end:' line (was the file cut short?)")));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<Stat> StatReader::TakeRecords() {
+  kept_bytes_ = 0;
+  return std::move(records_);
+}
+
+absl::Status StatReader::Line(absl::string_view line) {
+  const size_t line_no = ++line_no_;
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);  // CRLF
+  auto error = [line_no](const std::string& what) {
     return absl::InvalidArgumentError(
         absl::StrCat("malformed stat record at line ", line_no, ": ", what));
   };
-  bool in_record = false;
-  size_t record_line = 0;
-  Stat stat;
-  bool has_format = false, has_count = false, has_size = false,
-       has_numrows = false, has_header = false, has_b_count = false,
-       has_b_size = false;
-  int64_t numrows = 0;
-  for (size_t i = 0; i < lines.size(); ++i) {
-    absl::string_view line = lines[i];
-    const size_t line_no = i + 1;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);  // CRLF
-    if (!in_record) {
-      if (line.empty()) continue;
-      if (!absl::ConsumePrefix(&line, ".loader:")) {
-        return error(line_no, absl::StrCat("expected '.loader: ", kLoader,
-                                           "' to start a record, got '",
-                                           Shown(line), "'"));
-      }
-      if (absl::StripAsciiWhitespace(line) != kLoader) {
-        return error(line_no,
-                     absl::StrCat("unknown loader '",
-                                  Shown(absl::StripAsciiWhitespace(line)),
-                                  "' (stats use ", kLoader, ")"));
-      }
-      in_record = true;
-      record_line = line_no;
-      stat = Stat();
-      stat.er.clear();  // Heapy's own records name no classifier
-      has_format = has_count = has_size = has_numrows = has_header =
-          has_b_count = has_b_size = false;
-      numrows = 0;
-      continue;
+  if (!in_record_) {
+    if (line.empty()) return absl::OkStatus();
+    if (!absl::ConsumePrefix(&line, ".loader:")) {
+      return error(absl::StrCat("expected '.loader: ", kLoader,
+                                "' to start a record, got '", Shown(line),
+                                "'"));
     }
-    if (absl::ConsumePrefix(&line, ".r: ")) {
-      // "count size kind": the kind is the rest of the line.
-      size_t s1 = line.find(' ');
-      size_t s2 = s1 == absl::string_view::npos ? s1 : line.find(' ', s1 + 1);
-      StatRow row;
-      if (s2 == absl::string_view::npos ||
-          !absl::SimpleAtoi(line.substr(0, s1), &row.count) ||
-          !absl::SimpleAtoi(line.substr(s1 + 1, s2 - s1 - 1), &row.size)) {
-        return error(line_no, absl::StrCat("expected '.r: <count> <size> "
-                                           "<kind>', got '.r: ",
-                                           Shown(line), "'"));
-      }
-      row.kind = Unescape(line.substr(s2 + 1));
-      stat.rows.push_back(std::move(row));
-      continue;
+    if (absl::StripAsciiWhitespace(line) != kLoader) {
+      return error(absl::StrCat("unknown loader '",
+                                Shown(absl::StripAsciiWhitespace(line)),
+                                "' (stats use ", kLoader, ")"));
     }
-    if (absl::StartsWith(line, ".end:")) {
-      if (!has_format) return error(line_no, "the record has no '.format:'");
-      if (!has_count || !has_size) {
-        return error(line_no, "the record has no '.count:' or '.size:'");
-      }
-      if (!has_header)
-        return error(line_no, "the record has no '.kindheader:'");
-      if (!has_numrows) return error(line_no, "the record has no '.numrows:'");
-      if (stat.format == Format::kDiff && !(has_b_count && has_b_size)) {
-        return error(line_no,
-                     "a DiffFormat record needs '.b_count:' and '.b_size:'");
-      }
-      if (numrows != static_cast<int64_t>(stat.rows.size())) {
-        return error(line_no, absl::StrCat(".numrows: ", numrows, " but ",
-                                           stat.rows.size(), " '.r:' lines"));
-      }
-      out.push_back(std::move(stat));
-      in_record = false;
-      continue;
+    in_record_ = true;
+    record_line_ = line_no;
+    stat_ = Stat();
+    stat_.er.clear();  // Heapy's own records name no classifier
+    has_format_ = has_count_ = has_size_ = has_numrows_ = has_header_ =
+        has_b_count_ = has_b_size_ = false;
+    numrows_ = 0;
+    // The record, and what holding it costs besides (allocator headers,
+    // the Python object a loader wraps it in).
+    record_bytes_ = sizeof(Stat) + 128;
+    return absl::OkStatus();
+  }
+  // What the record will hold in memory, counted as it grows: a row costs
+  // its StatRow and its kind's characters.
+  auto grow = [&](size_t bytes) -> absl::Status {
+    record_bytes_ += bytes;
+    if (record_bytes_ > limits_.max_record_bytes) {
+      return error(absl::StrCat(
+          "the record that starts at line ", record_line_, " needs more than ",
+          limits_.max_record_bytes, " bytes (the record size limit)"));
     }
-    if (!stat.rows.empty()) {
-      return error(line_no, absl::StrCat("expected '.r:' or '.end:' after "
-                                         "the rows, got '",
-                                         Shown(line), "'"));
+    return absl::OkStatus();
+  };
+  if (absl::ConsumePrefix(&line, ".r: ")) {
+    // "count size kind": the kind is the rest of the line.
+    size_t s1 = line.find(' ');
+    size_t s2 = s1 == absl::string_view::npos ? s1 : line.find(' ', s1 + 1);
+    StatRow row;
+    if (s2 == absl::string_view::npos ||
+        !absl::SimpleAtoi(line.substr(0, s1), &row.count) ||
+        !absl::SimpleAtoi(line.substr(s1 + 1, s2 - s1 - 1), &row.size)) {
+      return error(absl::StrCat("expected '.r: <count> <size> <kind>', got "
+                                "'.r: ",
+                                Shown(line), "'"));
     }
-    size_t colon = line.find(':');
-    if (line.empty() || line[0] != '.' || colon == absl::string_view::npos) {
-      return error(line_no, absl::StrCat("expected '.<name>: <value>', got '",
-                                         Shown(line), "'"));
+    if (static_cast<int64_t>(stat_.rows.size()) >= numrows_ && has_numrows_) {
+      return error(absl::StrCat("more '.r:' lines than '.numrows: ", numrows_,
+                                "'"));
     }
-    absl::string_view name = line.substr(1, colon - 1);
-    absl::string_view value = line.substr(colon + 1);
-    absl::string_view text = value;
-    absl::ConsumePrefix(&text, " ");
-    bool ok = true;
-    if (name == "format") {
-      absl::string_view f = absl::StripAsciiWhitespace(value);
-      if (f == "SetFormat") {
-        stat.format = Format::kPartition;
-      } else if (f == "DiffFormat") {
-        stat.format = Format::kDiff;
-      } else {
-        return error(line_no, absl::StrCat("unknown format '", Shown(f),
-                                           "' (SetFormat or DiffFormat)"));
-      }
-      has_format = true;
-    } else if (name == "timemade") {
-      ok = ParseTime(value, &stat.time_made_us);
-    } else if (name == "count") {
-      ok = has_count = ParseInt(value, &stat.count);
-    } else if (name == "size") {
-      ok = has_size = ParseInt(value, &stat.size);
-    } else if (name == "b_count") {
-      ok = has_b_count = ParseInt(value, &stat.b_count);
-    } else if (name == "b_size") {
-      ok = has_b_size = ParseInt(value, &stat.b_size);
-    } else if (name == "numrows") {
-      ok = has_numrows = ParseInt(value, &numrows);
-    } else if (name == "kindname") {
-      stat.kind_name = Unescape(text);
+    // The row vector doubles when full: the new block is counted (beside
+    // the old one, still counted, that it is copied from) before it is
+    // taken, so the limit bounds the peak.
+    const size_t cap = stat_.rows.capacity();
+    size_t cost = line.size() - s2 - 1;
+    if (stat_.rows.size() == cap) {
+      cost += (cap == 0 ? 1 : 2 * cap) * sizeof(StatRow);
+    }
+    absl::Status s = grow(cost);
+    if (!s.ok()) return s;
+    if (stat_.rows.size() == cap) record_bytes_ -= cap * sizeof(StatRow);
+    row.kind = Unescape(line.substr(s2 + 1));
+    stat_.rows.push_back(std::move(row));
+    return absl::OkStatus();
+  }
+  if (absl::StartsWith(line, ".end:")) {
+    if (!has_format_) return error("the record has no '.format:'");
+    if (!has_count_ || !has_size_) {
+      return error("the record has no '.count:' or '.size:'");
+    }
+    if (!has_header_) return error("the record has no '.kindheader:'");
+    if (!has_numrows_) return error("the record has no '.numrows:'");
+    if (stat_.format == Stat::Format::kDiff && !(has_b_count_ && has_b_size_)) {
+      return error("a DiffFormat record needs '.b_count:' and '.b_size:'");
+    }
+    if (numrows_ != static_cast<int64_t>(stat_.rows.size())) {
+      return error(absl::StrCat(".numrows: ", numrows_, " but ",
+                                stat_.rows.size(), " '.r:' lines"));
+    }
+    stat_.rows.shrink_to_fit();
+    if (limits_.keep_last_only) {
+      records_.clear();
+      kept_bytes_ = 0;
+    }
+    if (kept_bytes_ + record_bytes_ > limits_.max_total_bytes) {
+      return error(absl::StrCat(
+          "the records read so far need more than ", limits_.max_total_bytes,
+          " bytes (the limit for all records of one source)"));
+    }
+    kept_bytes_ += record_bytes_;
+    records_.push_back(std::move(stat_));
+    stat_ = Stat();
+    in_record_ = false;
+    return absl::OkStatus();
+  }
+  if (!stat_.rows.empty()) {
+    return error(absl::StrCat("expected '.r:' or '.end:' after the rows, got '",
+                              Shown(line), "'"));
+  }
+  size_t colon = line.find(':');
+  if (line.empty() || line[0] != '.' || colon == absl::string_view::npos) {
+    return error(
+        absl::StrCat("expected '.<name>: <value>', got '", Shown(line), "'"));
+  }
+  absl::string_view name = line.substr(1, colon - 1);
+  absl::string_view value = line.substr(colon + 1);
+  absl::string_view text = value;
+  absl::ConsumePrefix(&text, " ");
+  bool ok = true;
+  if (name == "format") {
+    absl::string_view f = absl::StripAsciiWhitespace(value);
+    if (f == "SetFormat") {
+      stat_.format = Stat::Format::kPartition;
+    } else if (f == "DiffFormat") {
+      stat_.format = Stat::Format::kDiff;
+    } else {
+      return error(absl::StrCat("unknown format '", Shown(f),
+                                "' (SetFormat or DiffFormat)"));
+    }
+    has_format_ = true;
+  } else if (name == "timemade") {
+    ok = ParseTime(value, &stat_.time_made_us);
+  } else if (name == "count") {
+    ok = has_count_ = ParseInt(value, &stat_.count);
+  } else if (name == "size") {
+    ok = has_size_ = ParseInt(value, &stat_.size);
+  } else if (name == "b_count") {
+    ok = has_b_count_ = ParseInt(value, &stat_.b_count);
+  } else if (name == "b_size") {
+    ok = has_b_size_ = ParseInt(value, &stat_.b_size);
+  } else if (name == "numrows") {
+    ok = has_numrows_ = ParseInt(value, &numrows_);
+    if (ok && numrows_ < 0) {
+      return error(absl::StrCat("'.numrows:' is negative: ", numrows_));
+    }
+  } else if (name == "kindname" || name == "kindheader" || name == "er") {
+    absl::Status s = grow(text.size());
+    if (!s.ok()) return s;
+    if (name == "kindname") {
+      stat_.kind_name = Unescape(text);
     } else if (name == "kindheader") {
-      stat.kind_header = Unescape(text);
-      has_header = true;
-    } else if (name == "er") {
-      stat.er = Unescape(text);
-    }  // other names: ignored, as Heapy's loader keeps unknown fields
-    if (!ok) {
-      return error(line_no,
-                   absl::StrCat("'.", name, ":' needs a number, got '",
-                                Shown(absl::StripAsciiWhitespace(value)), "'"));
+      stat_.kind_header = Unescape(text);
+      has_header_ = true;
+    } else {
+      stat_.er = Unescape(text);
     }
+  }  // other names: ignored, as Heapy's loader keeps unknown fields
+  if (!ok) {
+    return error(absl::StrCat("'.", name, ":' needs a number, got '",
+                              Shown(absl::StripAsciiWhitespace(value)), "'"));
   }
-  if (in_record) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "incomplete stat record: the record that starts at line ", record_line,
-        " has no '.end:' line (was the file cut short?)"));
-  }
-  return out;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Stat>> Stat::ParseRecords(absl::string_view text,
+                                                     StatLimits limits) {
+  StatReader reader(limits);
+  absl::Status s = reader.Feed(text);
+  if (s.ok()) s = reader.Finish();
+  if (!s.ok()) return s;
+  return reader.TakeRecords();
 }
 
 bool Stat::operator==(const Stat& o) const {

@@ -20,10 +20,23 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace annex::glue {
+
+// How much a StatReader may take (see there).
+struct StatLimits {
+  size_t max_line_bytes = size_t{1} << 20;     // 1 MiB
+  size_t max_record_bytes = size_t{32} << 20;  // 32 MiB
+  size_t max_total_bytes = size_t{32} << 20;   // 32 MiB
+  bool keep_last_only = false;
+  // No limit at all: for texts already in memory in full.
+  static constexpr StatLimits Unbounded() {
+    return StatLimits{SIZE_MAX, SIZE_MAX, SIZE_MAX, false};
+  }
+};
 
 struct StatRow {
   std::string kind;
@@ -88,12 +101,72 @@ struct Stat {
   std::string Record() const;
   // Every record in `text` (records follow each other; empty lines between
   // them are skipped). InvalidArgument naming the line for a malformed or
-  // incomplete record.
-  static absl::StatusOr<std::vector<Stat>> ParseRecords(absl::string_view text);
+  // incomplete record, or one past `limits` (see StatReader).
+  static absl::StatusOr<std::vector<Stat>> ParseRecords(
+      absl::string_view text,
+      StatLimits limits = StatLimits::Unbounded());
 
   // Equal contents: everything but time_made_us.
   bool operator==(const Stat& o) const;
   bool operator!=(const Stat& o) const { return !(*this == o); }
+};
+
+// Reads stat records as a stream with bounds, so that what it is fed
+// (a file, a device, a pipe) never decides how much memory it takes: a
+// line longer than `max_line_bytes` is refused as soon as it is seen, a
+// record that would need more than `max_record_bytes` (its rows and texts
+// as held in memory) is refused at the row that passes the limit, and
+// the first malformed line ends the reading (every later call returns the
+// same error). With `keep_last_only` only the last complete record is
+// kept (hp.load), otherwise all of them up to `max_total_bytes`
+// (hp.loadall).
+//
+//   StatLimits limits;
+//   limits.keep_last_only = true;
+//   StatReader reader(limits);
+//   absl::Status status;
+//   while (status.ok() && more) status = reader.Feed(next_chunk);
+//   if (status.ok()) status = reader.Finish();
+//   std::vector<Stat> last = reader.TakeRecords();
+//
+// Plain data: any thread, no GIL.
+class StatReader {
+ public:
+  using Limits = StatLimits;
+
+  explicit StatReader(Limits limits);
+  StatReader(const StatReader&) = delete;
+  StatReader& operator=(const StatReader&) = delete;
+
+  // The next bytes of the input (any split: lines may span calls).
+  // InvalidArgument naming the line for a malformed or oversized record.
+  absl::Status Feed(absl::string_view bytes);
+  // The end of the input: the last line may lack its '\n'; a record
+  // without its '.end:' line is an error.
+  absl::Status Finish();
+  // The complete records read (all, or the last one), oldest first.
+  std::vector<Stat> TakeRecords();
+  size_t lines() const { return line_no_; }
+
+ private:
+  absl::Status Line(absl::string_view line);
+  absl::Status Fail(absl::Status status);
+
+  Limits limits_;
+  absl::Status failed_;
+  std::string pending_;  // a line not ended yet
+  size_t line_no_ = 0;
+  std::vector<Stat> records_;
+  size_t kept_bytes_ = 0;
+  // The record being read.
+  bool in_record_ = false;
+  size_t record_line_ = 0;
+  size_t record_bytes_ = 0;
+  Stat stat_;
+  bool has_format_ = false, has_count_ = false, has_size_ = false,
+       has_numrows_ = false, has_header_ = false, has_b_count_ = false,
+       has_b_size_ = false;
+  int64_t numrows_ = 0;
 };
 
 }  // namespace annex::glue

@@ -13,6 +13,7 @@
 #include "glue/annex_access.h"
 #include "glue/classifiers.h"
 #include "glue/heap_view.h"
+#include "glue/memory_budget.h"
 #include "glue/session.h"
 #include "monitor/console/server.h"
 #include "monitor/internal/annex_console.h"
@@ -86,6 +87,12 @@ absl::Status Monitor::Start(const Options& options) {
             return std::make_unique<glue::AnnexAccess>(st->runtime.get());
           })
       .IgnoreError();
+  {
+    absl::StatusOr<glue::MemoryBudget*> budget =
+        state_->session->Get<glue::MemoryBudget>();
+    if (!budget.ok()) return budget.status();
+    (*budget)->SetLimits(options.annex_memory);
+  }
   python::AnnexOptions annex;
   annex.yield_interval = options.annex_yield_interval;
   annex.on_stop = [st](python::AnnexRuntime&) {

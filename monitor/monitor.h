@@ -27,6 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "glue/memory_budget.h"
 #include "glue/stat.h"
 #include "monitor/watchdog/watchdog.h"
 
@@ -52,6 +53,13 @@ struct Options {
   // How long annex Python code may hold the GIL before it hands it to the
   // target (DESIGN.md rule 2).
   std::chrono::microseconds annex_yield_interval = std::chrono::milliseconds(5);
+  // The annex's memory budget for kept sets (the annex's memory is the
+  // host's): bytes one console session (`hp`) may keep, and all of them
+  // together. A set that would pass either is refused with MemoryError
+  // saying what the session keeps (hp.memory() lists it). 0: the defaults,
+  // 512 MiB per session and 1 GiB in total, each at most an eighth / a
+  // quarter of the machine's physical memory.
+  glue::MemoryLimits annex_memory;
   // Name shown by `annex ps` (default: the process's command line).
   std::string program_name;
   // The in-process watchdog (monitor/watchdog): stalls, memory limits,

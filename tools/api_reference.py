@@ -23,6 +23,7 @@ HEADERS = [
     ("glue/heap_view.h", "heap questions from C++ (sets, partitions)"),
     ("glue/classifiers.h", "Heapy's classifiers"),
     ("glue/retention_view.h", "why is it alive: paths, dominators, sizes"),
+    ("glue/memory_budget.h", "the annex's memory budget for kept sets"),
     ("monitor/heap/heap_engine.h", "the heap engine under the views"),
     ("monitor/heap/extension_registry.h",
      "size and traverse functions for extension types"),

@@ -70,6 +70,11 @@ options:
   --heap-interval SECS  walk the heap every SECS seconds for the watchdog's
                         object counts and metrics (off by default: each walk
                         pauses the program for about 20 ms per million objects)
+  --memory-budget MB[,TOTAL_MB]
+                        memory the sets a console session keeps may take
+                        (default 512 MiB), and all sessions together
+                        (default 1 GiB); past it a set is refused with
+                        MemoryError (hp.memory() lists what is kept)
   -h, --help            show this help
 Python's own options (-u, -X, -W, ...) may precede the script.
 )";
@@ -160,6 +165,26 @@ int RunCommand(int argc, char** argv) {
         return 2;
       }
       options.watchdog_heap_interval = absl::Seconds(seconds);
+    } else if (a == "--memory-budget" && i + 1 < argc) {
+      const std::string v = argv[++i];
+      const size_t comma = v.find(',');
+      char* end = nullptr;
+      const double session_mb = std::strtod(v.substr(0, comma).c_str(), &end);
+      double total_mb = 0;
+      bool ok = *end == '\0' && session_mb > 0 && session_mb < 1e9;
+      if (ok && comma != std::string::npos) {
+        total_mb = std::strtod(v.substr(comma + 1).c_str(), &end);
+        ok = *end == '\0' && total_mb > 0 && total_mb < 1e9;
+      }
+      if (!ok) {
+        std::fprintf(stderr,
+                     "annex run: --memory-budget needs MB[,TOTAL_MB] > 0\n");
+        return 2;
+      }
+      options.annex_memory.session_bytes =
+          static_cast<size_t>(session_mb * 1024 * 1024);
+      options.annex_memory.total_bytes =
+          static_cast<size_t>(total_mb * 1024 * 1024);
     } else if ((a == "--console-dir" || a == "--tcp") && i + 1 < argc) {
       if (a == "--console-dir") {
         options.console_socket_dir = argv[++i];
@@ -174,7 +199,8 @@ int RunCommand(int argc, char** argv) {
         options.console_tcp_port = static_cast<int>(port);
       }
     } else if (a == "--console-dir" || a == "--tcp" || a == "--watchdog" ||
-               a == "--metrics-port" || a == "--heap-interval") {
+               a == "--metrics-port" || a == "--heap-interval" ||
+               a == "--memory-budget") {
       std::fprintf(stderr, "annex run: %s needs a value\n", a.c_str());
       return 2;
     } else if (a == "--") {

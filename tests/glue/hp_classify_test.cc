@@ -202,6 +202,35 @@ TEST_F(HpClassifyTest, ByviaAndByrcsNameHowTheObjectIsHeld) {
   ASSERT_TRUE(RunTargetCode("del sys.modules['wreg'], wreg"));
 }
 
+// Referrers that hold many members (a list, a dict's values and keys) are
+// scanned once for all of them; each member still gets its own edge, and
+// one held twice gets both.
+TEST_F(HpClassifyTest, ByviaNamesEachMemberOfABigContainer) {
+  ASSERT_TRUE(RunTargetCode(
+      "class Bv:\n"
+      "    __slots__ = ('n',)\n"
+      "    def __hash__(self): return 7\n"
+      "bv_list = [Bv() for _ in range(12)]\n"
+      "bv_dict = {'k%d' % i: Bv() for i in range(10)}\n"
+      "bv_keys = {Bv(): None for _ in range(9)}\n"
+      "bv_list.append(bv_dict['k4'])\n"));
+  std::string out = Exec(
+      monitor_,
+      "s = hp.heap() & hp.Type('__main__.Bv')\n"
+      "v = s.byvia\n"
+      "kinds = sorted(p.kind.brief for p in v.parts)\n"
+      "print(len(s), len(kinds), sum(len(p) for p in v.parts))\n"
+      "print(sum(k.startswith(\"'[\") and k.endswith(\"]'\") for k in kinds),"
+      " sum(k.startswith('\"[\\'k') for k in kinds),"
+      " sum(k.startswith(\"'.keys()[\") for k in kinds))\n"
+      "print([k for k in kinds if ', ' in k])\n");
+  EXPECT_EQ(out,
+            "31 31 31\n"
+            "12 10 9\n"  // k4 is in the list too: its kind starts with ['k4']
+            "['\"[\\'k4\\']\", \\'[12]\\'']\n");
+  ASSERT_TRUE(RunTargetCode("del bv_list, bv_dict, bv_keys"));
+}
+
 TEST_F(HpClassifyTest, TypeAndSizeCombination) {
   ASSERT_TRUE(RunTargetCode(
       "class Pair:\n"
@@ -318,6 +347,77 @@ TEST_F(HpClassifyTest, BadArgumentsRaiseClearExceptions) {
             "by(): no such equivalence relation: 'Bogus'; known: Clodo, Type, "
             "Size, Module, Id, Unity, Rcs, Via, Prod, combined with '&' "
             "(e.g. 'Type&Size')\n");
+}
+
+// The bad inputs of issue 21 that were accepted or misread: names with a
+// NUL character (C would end them there: 'Type\0Size' became 'Type'),
+// empty names and empty parts, lone surrogates. Each gets a clear error.
+TEST_F(HpClassifyTest, BadNamesFromTheIssueGetClearErrors) {
+  std::string out = Exec(
+      monitor_,
+      "h = hp.heap()\n"
+      "def show(f, message=True):\n"
+      "    try:\n"
+      "        f()\n"
+      "        print('no error')\n"
+      "    except Exception as e:\n"
+      "        print(type(e).__name__ + ':',\n"
+      "              str(e).split('; known')[0] if message else '')\n"
+      "show(lambda: h.by('Type\\0Size'))\n"
+      "show(lambda: h.by(''))\n"
+      "show(lambda: h.by('Type&'))\n"
+      "show(lambda: h.by('&Type'))\n"
+      "show(lambda: h.by('Type&&Size'))\n"
+      "show(lambda: h.by('\\udc80'))\n"
+      "show(lambda: hp.Type('a\\0b'))\n"
+      "show(lambda: hp.Type(''))\n"
+      "show(lambda: hp.Clodo(dictof='x\\0'))\n"
+      "show(lambda: hp.Module(name='sys\\0'))\n"
+      "show(lambda: hp.Via('.a\\0'))\n"
+      "show(lambda: hp.Via(''))\n"
+      "show(lambda: hp.Rcs('dict\\0'))\n"
+      "show(lambda: hp.Size(3).alt('<\\0'))\n"
+      // Python's own message (differs by version) for an unknown name.
+      "show(lambda: getattr(h, 'bytype\\0x'), False)\n"
+      "show(lambda: getattr(hp, 'heap\\0'))\n"
+      "show(lambda: h.get_rp(stopkind='dict\\0'))\n"
+      "show(lambda: h.get_rp(stopkind=['dict', '']))\n"
+      "show(lambda: hp.load('/dev/zero'))\n"
+      "print(len(h.by('Type&Size').parts) > 1, h.by('Unity').er)\n");
+  EXPECT_EQ(
+      out,
+      "ValueError: by(): the name 'Type\\x00Size' holds a NUL character "
+      "('\\0'); names never do\n"
+      "ValueError: by(): the name is empty (for one row of everything use "
+      "'Unity')\n"
+      "ValueError: by(): 'Type&' has an empty part (around '&')\n"
+      "ValueError: by(): '&Type' has an empty part (around '&')\n"
+      "ValueError: by(): 'Type&&Size' has an empty part (around '&')\n"
+      "UnicodeEncodeError: 'utf-8' codec can't encode character '\\udc80' in "
+      "position 0: surrogates not allowed\n"
+      "ValueError: kind name: the name 'a\\x00b' holds a NUL character "
+      "('\\0'); names never do\n"
+      "ValueError: kind name: the name is empty\n"
+      "ValueError: kind name: the name 'x\\x00' holds a NUL character "
+      "('\\0'); names never do\n"
+      "ValueError: hp.Module(name=...): the name 'sys\\x00' holds a NUL "
+      "character ('\\0'); names never do\n"
+      "ValueError: hp.Via(): the name '.a\\x00' holds a NUL character "
+      "('\\0'); names never do\n"
+      "ValueError: hp.Via(): the name is empty\n"
+      "ValueError: kind name: the name 'dict\\x00' holds a NUL character "
+      "('\\0'); names never do\n"
+      "ValueError: alt(): the name '<\\x00' holds a NUL character ('\\0'); "
+      "names never do\n"
+      "AttributeError: \n"
+      "AttributeError: hp has no attribute 'heap\\x00'\n"
+      "ValueError: stopkind: the name 'dict\\x00' holds a NUL character "
+      "('\\0'); names never do\n"
+      "ValueError: stopkind: the name is empty\n"
+      "ValueError: load(): '/dev/zero' is a character device, not a regular "
+      "file; load(..., special=True) reads it anyway (bounded: stops at the "
+      "first line or record past the limits)\n"
+      "True Unity\n");
 }
 
 }  // namespace

@@ -125,5 +125,36 @@ TEST(PartitionTableTest, HeaderFollowsTheClassifier) {
   EXPECT_FALSE(Classifier::Parse("type").ok());
 }
 
+// x.parts splits in one pass; each part equals the row selected alone,
+// for kinds recorded by the walk and for per-member labels (Size).
+TEST(PartitionTableTest, SplitByLabelsEqualsOneRowAtATime) {
+  KindedSet set = Make({{"str", 7, 700}, {"int", 3, 84}, {"list", 5, 400}});
+  // Interleave the kinds, as addresses of a real heap are.
+  std::vector<size_t> order;
+  for (size_t i = 0; i < set.count(); ++i) order.push_back(i);
+  KindedSet mixed = set.Subset(order);
+  for (size_t i = 0; i < mixed.count(); ++i) {
+    mixed.addresses[i] = 0x1000 + 16 * ((i * 7) % mixed.count());
+  }
+  for (const char* spec : {"Clodo", "Type", "Size", "Type&Size"}) {
+    KindedSet by = mixed.WithStoredClassifier(*Classifier::Parse(spec));
+    std::vector<uint32_t> labels;
+    for (const KindedSet::Row& r : by.Rows()) labels.push_back(r.label);
+    std::vector<KindedSet> parts = by.SplitByLabels(labels);
+    ASSERT_EQ(parts.size(), labels.size()) << spec;
+    size_t total = 0;
+    for (size_t p = 0; p < parts.size(); ++p) {
+      KindedSet one = by.OfLabels({labels[p]});
+      EXPECT_EQ(parts[p].addresses, one.addresses) << spec << p;
+      EXPECT_EQ(parts[p].kinds, one.kinds) << spec << p;
+      EXPECT_EQ(parts[p].sizes, one.sizes) << spec << p;
+      EXPECT_EQ(parts[p].labels.of, one.labels.of) << spec << p;
+      EXPECT_EQ(parts[p].PartitionTable(), one.PartitionTable()) << spec << p;
+      total += parts[p].count();
+    }
+    EXPECT_EQ(total, by.count()) << spec;
+  }
+}
+
 }  // namespace
 }  // namespace annex::glue

@@ -1,0 +1,100 @@
+// MemoryBudget: how much of the host's memory the annex's kept sets may
+// hold, per console session and for the whole monitor, and what each
+// session holds now. The annex lives in the host's process: a session that
+// keeps 50 sets of a 510 K-object heap held 560 MB of the host's memory
+// with no limit and no way to see it. Every annex.IdSet is charged here
+// when it is made and credited when it is freed; one that would pass a
+// limit is refused with a message that lists what the session holds.
+//
+//   absl::StatusOr<MemoryBudget*> budget = session.Get<MemoryBudget>();
+//   MemoryLimits limits;
+//   limits.session_bytes = size_t{256} << 20;
+//   (*budget)->SetLimits(limits);
+//   absl::Status s = (*budget)->Charge(key, bytes, "hp.heap()");
+//   ... (*budget)->Release(key);
+//
+// Sets are charged to the current owner: the console session whose
+// command is running (SetCurrentOwner, set by whoever runs it), or owner 0
+// (the host's own calls) otherwise. Where: any thread (a mutex guards the
+// accounts); in practice the annex thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace annex::glue {
+
+class Session;
+
+struct MemoryLimits {
+  // Bytes one console session (one `hp`) may keep in sets; 0: the default,
+  // 512 MiB or an eighth of the machine's physical memory if less.
+  size_t session_bytes = 0;
+  // Bytes all sessions of the monitor together may keep; 0: the default,
+  // 1 GiB or a quarter of the machine's physical memory if less.
+  size_t total_bytes = 0;
+};
+
+class MemoryBudget {
+ public:
+  struct Holding {
+    uintptr_t key = 0;   // the set's identity (its object)
+    uint64_t owner = 0;  // the session that made it
+    size_t bytes = 0;
+    std::string what;    // e.g. "<510312 objects, Clodo>"
+  };
+
+  static absl::StatusOr<std::unique_ptr<MemoryBudget>> Create(Session&);
+  MemoryBudget();
+
+  // Replaces the limits (0 fields: the defaults). Sets held already stay.
+  void SetLimits(const MemoryLimits& limits);
+  MemoryLimits limits() const;
+
+  // A new owner id (for a new console session's `hp`).
+  uint64_t NewOwner();
+  // The owner new sets are charged to (0: the host).
+  void SetCurrentOwner(uint64_t owner);
+  uint64_t current_owner() const;
+
+  // Charges `bytes` for the set `key` to the current owner, or, when that
+  // would pass the session's or the total limit, ResourceExhausted with a
+  // message that says which limit, what the session holds (its largest
+  // sets) and how to free them. Nothing is charged then.
+  absl::Status Charge(uintptr_t key, size_t bytes, const std::string& what);
+  // Credits what `key` was charged (harmless when it was not).
+  void Release(uintptr_t key);
+
+  // What `owner` holds, largest first, and the bytes it and everyone hold.
+  std::vector<Holding> Holdings(uint64_t owner) const;
+  size_t HeldBy(uint64_t owner) const;
+  size_t Total() const;
+  // A table of what `owner` holds and the limits (hp.memory()).
+  std::string Describe(uint64_t owner, size_t max_rows = 10) const;
+
+ private:
+  size_t SessionLimitLocked() const;
+  size_t TotalLimitLocked() const;
+  std::string DescribeLocked(uint64_t owner, size_t max_rows) const;
+
+  mutable std::mutex mu_;
+  MemoryLimits limits_;
+  uint64_t next_owner_ = 1;
+  uint64_t current_owner_ = 0;
+  size_t total_ = 0;
+  absl::flat_hash_map<uint64_t, size_t> by_owner_;
+  absl::flat_hash_map<uintptr_t, Holding> holdings_;
+};
+
+// Readable byte counts for messages: "512.0 MiB", "3.2 KiB", "17 bytes".
+std::string FormatBytes(size_t bytes);
+
+}  // namespace annex::glue
