@@ -17,6 +17,9 @@
 
 #include <Python.h>
 
+#include <memory>
+
+#include "glue/heap_view.h"
 #include "glue/session.h"
 
 namespace annex::glue {
@@ -26,5 +29,9 @@ namespace annex::glue {
 // the annex's sys.modules on first use. Returns a new reference, or nullptr
 // with an exception set. Where: annex thread, GIL held, annex current.
 PyObject* NewHp(Session* session);
+
+// The reference point set by `hp` (hp.setref()), or null when none is set
+// or `hp` is not an hp object. Where: annex thread, GIL held, annex current.
+std::shared_ptr<const ReferencePoint> HpReference(PyObject* hp);
 
 }  // namespace annex::glue

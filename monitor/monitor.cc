@@ -272,7 +272,8 @@ absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code) {
 }
 
 absl::StatusOr<glue::Stat> Monitor::HeapSummary(const std::string& classifier,
-                                                size_t max_rows) {
+                                                size_t max_rows,
+                                                uint64_t reference_session) {
   absl::StatusOr<glue::Classifier> c = glue::Classifier::Parse(classifier);
   if (!c.ok()) return c.status();
   python::AnnexRuntime* rt = state_->runtime.get();
@@ -290,7 +291,11 @@ absl::StatusOr<glue::Stat> Monitor::HeapSummary(const std::string& classifier,
       result = view.status();
       return;
     }
-    result = (*view)->Summary(*c, max_rows);
+    std::shared_ptr<const glue::ReferencePoint> ref;
+    if (reference_session != 0 && state_->host_executor != nullptr) {
+      ref = state_->host_executor->ReferenceOf(reference_session);
+    }
+    result = (*view)->Summary(*c, max_rows, ref.get());
   });
   if (!ran.ok()) return ran;
   return result;

@@ -130,8 +130,14 @@ class Monitor {
   // annex works). Errors: Unavailable when not running; InvalidArgument
   // for an unknown classifier; FailedPrecondition for "Prod" when the
   // target's tracemalloc is not tracing.
+  // With `reference_session` (a host session of ExecInAnnex(code, session))
+  // only what its hp.setref() reference point does not hold: objects
+  // created since and alive (the whole heap when that session has no
+  // reference point or no namespace). Console clients' and other
+  // sessions' reference points never apply.
   absl::StatusOr<glue::Stat> HeapSummary(
-      const std::string& classifier = "Clodo", size_t max_rows = 0);
+      const std::string& classifier = "Clodo", size_t max_rows = 0,
+      uint64_t reference_session = 0);
 
   // The watchdog's counters and last memory sample (all zero when it is
   // off): the numbers the Prometheus endpoint serves. Where: any thread.
