@@ -75,7 +75,8 @@ hid_new_ids = [id(o) for o in hid_new]
 hid_reused = sum(1 for a in hid_new_ids if a in hid_old_ids)
 hid_holder_id = id(hid_new)
 )"));
-  ASSERT_GE(TargetLong("hid_reused"), 250) << "the premise: addresses reused";
+  // 3.11: about 480 of 500; 3.12 (inline values): about 160.
+  ASSERT_GE(TargetLong("hid_reused"), 100) << "the premise: addresses reused";
   std::string out = Exec(
       monitor_, 1,
       absl::StrCat("h = hp.heap()\n"
