@@ -45,23 +45,37 @@ Registry& R() {
   return *g_registry;
 }
 
+// The bit of a key: its 16-byte granule modulo the filter size. Neighbour
+// blocks get neighbour bits, so an allocation-heavy loop (which churns
+// blocks of a few pools) touches few cache lines of the filter.
 inline uint64_t FilterHash(uintptr_t key, int shift) {
-  return ((static_cast<uint64_t>(key) >> 4) * 0x9E3779B97F4A7C15ull) >> shift;
+  return (static_cast<uint64_t>(key) >> 4) & (~uint64_t{0} >> shift);
 }
 
-inline bool FilterHit(const Registry& r, uintptr_t key) {
-  if (r.filter.empty()) return false;
-  const uint64_t h = FilterHash(key, r.filter_shift);
-  return (r.filter[h >> 6] >> (h & 63)) & 1;
+// The hot path's view of the filter: null while disarmed (or nothing is
+// watched), so a hook that finds nothing to do costs one load and a test.
+// Written only with the GIL held, as the hooks read it.
+const uint64_t* g_filter = nullptr;
+uint64_t g_filter_mask = 0;
+
+void Publish(const Registry& r) {
+  if (r.armed && !r.filter.empty()) {
+    g_filter_mask = ~uint64_t{0} >> r.filter_shift;
+    g_filter = r.filter.data();
+  } else {
+    g_filter = nullptr;
+  }
 }
 
 void RebuildFilter(Registry& r) {
+  g_filter = nullptr;
   if (r.entries.empty()) {
     r.filter.clear();
     r.filter.shrink_to_fit();
+    Publish(r);
     return;
   }
-  // At least 16 bits per key (a false hit rate near 6 %), at least 2^20.
+  // At least 16 bits per key, at least 2^20.
   int bits = 20;
   while ((size_t{1} << bits) < r.entries.size() * 16) ++bits;
   r.filter.assign((size_t{1} << bits) / 64, 0);
@@ -70,18 +84,24 @@ void RebuildFilter(Registry& r) {
     const uint64_t h = FilterHash(key, r.filter_shift);
     r.filter[h >> 6] |= uint64_t{1} << (h & 63);
   }
+  Publish(r);
 }
 
-// A death (or a proof of one) at `key`. Where: GIL held, hook context: no
-// allocation, no Python call.
-inline void Died(uintptr_t key) {
-  if (g_registry == nullptr) return;
+// A death (or a proof of one) at `key`: counted when `key` is watched.
+// Where: GIL held, hook context: no allocation, no Python call.
+void DiedSlow(uintptr_t key) {
   Registry& r = *g_registry;
-  if (!r.armed || !FilterHit(r, key)) return;
   auto it = r.entries.find(key);
   if (it == r.entries.end()) return;
   it->second.deaths++;
   r.deaths_seen++;
+}
+
+inline void Died(uintptr_t key) {
+  const uint64_t* filter = g_filter;
+  if (filter == nullptr) return;
+  const uint64_t h = (static_cast<uint64_t>(key) >> 4) & g_filter_mask;
+  if ((filter[h >> 6] >> (h & 63)) & 1) DiedSlow(key);
 }
 
 // The key of a live object: where its memory block starts on 3.11/3.12
@@ -194,10 +214,26 @@ PyTypeObject* WrappedType(int i) {
 }
 destructor g_orig_dealloc[kWrapped] = {};
 
+// Where the block of `obj` starts (as SizeofPreHeader, inline: this is on
+// the dealloc path of every float, tuple, list and dict).
+inline uintptr_t BlockOf(PyObject* obj) {
+#if PY_VERSION_HEX >= 0x030C0000
+  constexpr unsigned long kPreHeader =
+      Py_TPFLAGS_MANAGED_DICT | Py_TPFLAGS_MANAGED_WEAKREF;
+#else
+  constexpr unsigned long kPreHeader = Py_TPFLAGS_MANAGED_DICT;
+#endif
+  const unsigned long flags = Py_TYPE(obj)->tp_flags;
+  // PyGC_Head is two words (_gc_next, _gc_prev) on 3.11 and 3.12.
+  uintptr_t pre = (flags & Py_TPFLAGS_HAVE_GC) ? 2 * sizeof(uintptr_t) : 0;
+  if (flags & kPreHeader) pre += 2 * sizeof(PyObject*);
+  return reinterpret_cast<uintptr_t>(obj) - pre;
+}
+
 template <int I>
 void WrappedDealloc(PyObject* obj) {
   // The object is intact until its dealloc runs: its type gives the block.
-  Died(reinterpret_cast<uintptr_t>(obj) - SizeofPreHeader(obj));
+  Died(BlockOf(obj));
   g_orig_dealloc[I](obj);
 }
 
@@ -272,6 +308,7 @@ void FlushLocked(Registry& r) {
   RebuildFilter(r);
   if (r.entries.empty() && r.installed) {
     r.armed = false;
+    Publish(r);
     UninstallHooks();
     r.installed = false;
   }
@@ -294,7 +331,7 @@ absl::StatusOr<std::shared_ptr<WatchedObjects>> WatchedObjects::Watch(
     if (!s.ok()) return s;
     r.installed = true;
   }
-  r.armed = true;
+  r.armed = true;  // published by RebuildFilter below
   r.entries.reserve(r.entries.size() + sorted.size());
   for (size_t i = 0; i < sorted.size(); ++i) {
     PyObject* obj = reinterpret_cast<PyObject*>(sorted[i]);
