@@ -15,6 +15,7 @@
 #include "monitor/internal/annex_console.h"
 #include "monitor/internal/watchdog_heap.h"
 #include "monitor/python/annex_runtime.h"
+#include "monitor/python/death_watch.h"
 #include "monitor/python/version.h"
 
 namespace annex {
@@ -88,6 +89,14 @@ absl::Status Monitor::Start(const Options& options) {
   annex.on_stop = [st](python::AnnexRuntime&) {
     if (st->console_executor) st->console_executor->ReleaseAll();
     if (st->host_executor) st->host_executor->ReleaseAll();
+    // The last reference point the watchdog used goes with the namespaces,
+    // and with it the death watch's hooks when nothing else is watched.
+    if (st->session != nullptr) {
+      if (auto* view = st->session->Peek<glue::HeapView>()) {
+        view->set_latest_ref(nullptr);
+      }
+    }
+    python::FlushDeathWatch();
   };
   annex.before_atexit_stop = [st] {
     std::lock_guard<std::mutex> lock(st->console_mu);

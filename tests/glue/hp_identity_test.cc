@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 #include "monitor/monitor.h"
+#include "monitor/python/death_watch.h"
 #include "tests/testing/python_main.h"
 
 namespace annex {
@@ -170,6 +171,17 @@ hpk_reused = sum(1 for o in hpk_new if id(o) in hpk_set)
             std::string::npos)
       << out;
   ASSERT_TRUE(RunTargetCode("del hpk_new, hpk_set, hpk_ids"));
+}
+
+// The hooks are there only while something is watched: a reference point
+// set in a host session goes at Stop(), and the hooks with it.
+TEST_F(HpIdentityTest, StopReleasesTheWatch) {
+  Exec(monitor_, 1, "hp.setref()\nk = hp.heap()\n");
+  EXPECT_TRUE(python::GetDeathWatchStats().installed);
+  ASSERT_TRUE(monitor_.Stop().ok());
+  EXPECT_FALSE(python::GetDeathWatchStats().installed);
+  EXPECT_EQ(python::GetDeathWatchStats().watched_blocks, 0u);
+  ASSERT_TRUE(monitor_.Start().ok());  // for TearDown
 }
 
 }  // namespace
