@@ -246,6 +246,16 @@ const std::array<destructor, kWrapped> kWrappers =
     MakeWrappers(std::make_integer_sequence<int, kWrapped>());
 
 absl::Status InstallHooks() {
+  if (g_alloc_hooked) {
+    // Still in the chain? On top, or below tracemalloc's hooks while it
+    // traces. tracemalloc.stop() restores the allocator it found, which
+    // drops ours when ours was installed after tracemalloc started.
+    PyMemAllocatorEx current;
+    PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &current);
+    if (current.free != &HookFree && !TracemallocIsTracing()) {
+      g_alloc_hooked = false;
+    }
+  }
   if (!g_alloc_hooked) {
     PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &g_prev_alloc);
     PyMemAllocatorEx ours{nullptr, &HookMalloc, &HookCalloc, &HookRealloc,
@@ -330,6 +340,13 @@ absl::StatusOr<std::shared_ptr<WatchedObjects>> WatchedObjects::Watch(
     absl::Status s = InstallHooks();
     if (!s.ok()) return s;
     r.installed = true;
+  } else if (!HooksInPlace()) {
+    // Displaced (e.g. tracemalloc started on 3.13, or stopped on 3.11/3.12
+    // after starting below ours): deaths may have been missed meanwhile;
+    // put ours back in the chain for what is watched from now on.
+    r.intact = false;
+    absl::Status s = InstallHooks();
+    if (!s.ok()) return s;
   }
   r.armed = true;  // published by RebuildFilter below
   r.entries.reserve(r.entries.size() + sorted.size());

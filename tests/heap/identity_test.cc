@@ -21,17 +21,10 @@ namespace {
 
 using ::annex::testing::EvalTarget;
 using ::annex::testing::RunTargetCode;
+using ::annex::testing::TargetLong;
 
 constexpr int kN = 300;
 
-long TargetLong(const std::string& expr) {
-  PyObject* v = EvalTarget(expr.c_str());
-  EXPECT_NE(v, nullptr) << expr;
-  if (v == nullptr) return -1;
-  const long r = PyLong_AsLong(v);
-  Py_DECREF(v);
-  return r;
-}
 
 struct Kind {
   const char* name;
@@ -123,11 +116,67 @@ kd_reused = sum(1 for o in kd_new if id(o) in kd_set)
   ASSERT_TRUE(RunTargetCode("del kd_new, kd_set, kd_ids"));
 }
 
+// tracemalloc hooks the same places (the OBJ allocator on 3.11/3.12, the
+// ref tracer on 3.13): started before the watch it keeps tracing through
+// ours, the watch still sees every death, and both come off cleanly.
+TEST(IdentityTest, TracemallocStartedBeforeTheWatch) {
+  ASSERT_TRUE(RunTargetCode(R"(
+import tracemalloc
+tracemalloc.start()
+tm_old = [[i] for i in range(300)]
+tm_old_ids = frozenset(id(o) for o in tm_old)
+)"));
+  {
+    HeapEngine engine(testing::MainThreadStates());
+    ASSERT_TRUE(engine.SetRef().ok());
+    ASSERT_TRUE(RunTargetCode(R"(
+del tm_old
+tm_new = [[i] for i in range(300)]
+tm_reused = sum(1 for o in tm_new if id(o) in tm_old_ids)
+tm_traced = tracemalloc.get_traced_memory()[0]
+)"));
+    ASSERT_GE(TargetLong("tm_reused"), 100);
+    absl::StatusOr<ObjectSet> since = engine.SinceRef();
+    ASSERT_TRUE(since.ok()) << since.status();
+    EXPECT_EQ(TargetLong("sum(1 for o in tm_new if id(o) in tm_old_ids)"),
+              TargetLong("tm_reused"));
+    PyObject* ids = EvalTarget("[id(o) for o in tm_new]");
+    ASSERT_NE(ids, nullptr);
+    int missing = 0;
+    for (uintptr_t a : testing::AddressesOf(ids)) {
+      missing += since->contains(a) ? 0 : 1;
+    }
+    Py_DECREF(ids);
+    EXPECT_EQ(missing, 0);
+    EXPECT_TRUE(python::GetDeathWatchStats().intact);
+  }
+  python::FlushDeathWatch();
+  EXPECT_FALSE(python::GetDeathWatchStats().installed);
+  // tracemalloc still traces, then stops and starts again normally.
+  EXPECT_GT(TargetLong("tracemalloc.get_traced_memory()[0]"), 0);
+  ASSERT_TRUE(RunTargetCode(R"(
+tm_x = [object() for i in range(100)]
+assert tracemalloc.get_object_traceback(tm_x[-1]) is not None
+tracemalloc.stop()
+tracemalloc.start()
+tm_y = [object() for i in range(10)]
+assert tracemalloc.get_object_traceback(tm_y[-1]) is not None
+tracemalloc.stop()
+del tm_new, tm_old_ids, tm_x, tm_y
+)"));
+}
+
 // The hooks are there only while something is watched.
 TEST(IdentityTest, HooksOnlyWhileWatched) {
   python::FlushDeathWatch();
   ASSERT_FALSE(python::GetDeathWatchStats().installed)
       << "a watch from an earlier test is still held";
+#if PY_VERSION_HEX >= 0x030D0000
+  // (3.13's tracemalloc.stop() leaves its own tracer set: compare with
+  // whatever was there before.)
+  void* data_before = nullptr;
+  PyRefTracer before = PyRefTracer_GetTracer(&data_before);
+#endif
   {
     HeapEngine engine(testing::MainThreadStates());
     ASSERT_TRUE(engine.SetRef().ok());
@@ -149,7 +198,8 @@ TEST(IdentityTest, HooksOnlyWhileWatched) {
   Py_DECREF(f);
 #else
   void* data = nullptr;
-  EXPECT_EQ(PyRefTracer_GetTracer(&data), nullptr);
+  EXPECT_EQ(PyRefTracer_GetTracer(&data), before);
+  EXPECT_EQ(data, data_before);
 #endif
 }
 
