@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+
 namespace annex::bench {
 
 bool RunInMain(const std::string& code) {
@@ -32,6 +35,17 @@ std::string JsonList(const std::vector<double>& v, int decimals) {
     s += buf;
   }
   return s + "]";
+}
+
+bool ParseSizesFlag(const std::string& arg, std::vector<long>* sizes) {
+  constexpr char kFlag[] = "--sizes=";
+  if (arg.rfind(kFlag, 0) != 0) return false;
+  sizes->clear();
+  for (absl::string_view s : absl::StrSplit(arg.substr(sizeof(kFlag) - 1), ',')) {
+    long n;
+    if (absl::SimpleAtoi(s, &n)) sizes->push_back(n);
+  }
+  return true;
 }
 
 }  // namespace annex::bench

@@ -19,4 +19,8 @@ double Median(std::vector<double> v);
 // Where: any thread.
 std::string JsonList(const std::vector<double>& v, int decimals);
 
+// When `arg` is "--sizes=N,M,...", replaces `sizes` with those numbers and
+// returns true; false for any other argument. Where: any thread.
+bool ParseSizesFlag(const std::string& arg, std::vector<long>* sizes);
+
 }  // namespace annex::bench

@@ -102,13 +102,8 @@ int main(int argc, char** argv) {
   int runs = 5;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a.rfind("--sizes=", 0) == 0) {
-      sizes.clear();
-      for (absl::string_view s : absl::StrSplit(a.substr(8), ',')) {
-        long n;
-        if (absl::SimpleAtoi(s, &n)) sizes.push_back(n);
-      }
-    } else if (a.rfind("--runs=", 0) == 0) {
+    if (annex::bench::ParseSizesFlag(a, &sizes)) continue;
+    if (a.rfind("--runs=", 0) == 0) {
       runs = std::atoi(a.c_str() + 7);
     } else {
       std::fprintf(stderr, "usage: %s [--sizes=N,M] [--runs=R]\n", argv[0]);
