@@ -248,6 +248,18 @@ void ForEachFrame(PyThreadState* ts,
     // left out, as before (its top is not recorded while the frame runs).
     view.slots = f->localsplus;
     view.num_slots = code->co_nlocalsplus;
+    // A frame whose locals were released keeps the stale pointers: a
+    // finished generator's (its state says so), or one mid-clear, whose
+    // stacktop is set to 0 before the slots are released (3.12+), while a
+    // finalizer run by a release may hand the GIL over. Its slots are not
+    // read. (A live frame's stacktop is -1 while it runs, else at least
+    // co_nlocalsplus.) Seen as a walk reading a freed object on 3.13.
+    if ((f->owner == FRAME_OWNED_BY_GENERATOR &&
+         _PyFrame_GetGenerator(f)->gi_frame_state >= FRAME_COMPLETED) ||
+        (f->stacktop == 0 && view.num_slots > 0)) {
+      view.slots = nullptr;
+      view.num_slots = 0;
+    }
     view.complete = !_PyFrame_IsIncomplete(f);
     if (view.complete) {
       view.line = PyCode_Addr2Line(
