@@ -110,7 +110,10 @@ struct FrameView {
   PyObject* builtins = nullptr;
   PyObject* locals = nullptr;        // f_locals when one was built
   PyObject* const* slots = nullptr;  // fast locals, cells, free variables
-  int num_slots = 0;                 // entries of `slots` (may be NULL)
+  // Entries of `slots` (may be NULL); 0 for a frame whose locals were
+  // released but which is still linked (a finished generator's, or one
+  // being cleared while a finalizer runs): its slots hold stale pointers.
+  int num_slots = 0;
   // False while the frame is in its prologue (CPython's "incomplete"
   // frames: arguments set, cells and free variables not yet): it has no
   // line yet and tracebacks skip it.
