@@ -254,22 +254,10 @@ Edge DescribeEdgeNoErrorCheck(PyObject* from, PyObject* to) {
     }
   }
   if (PyAnySet_Check(from)) {
-    // The built-in set iterator, even for subclasses: never a user __iter__.
-    PyTypeObject* base =
-        PyFrozenSet_Check(from) ? &PyFrozenSet_Type : &PySet_Type;
-    PyObject* it = base->tp_iter(from);
-    if (it != nullptr) {
-      bool found = false;
-      while (PyObject* member = PyIter_Next(it)) {
-        found = member == to;
-        Py_DECREF(member);
-        if (found) break;
-      }
-      Py_DECREF(it);
-      PyErr_Clear();
-      if (found) return Make(EdgeKind::kSetMember, "<member>");
-    } else {
-      PyErr_Clear();
+    // The set's table read in place (no iterator object, never a user
+    // __iter__ of a subclass).
+    if (python::SetHasMember(from, to)) {
+      return Make(EdgeKind::kSetMember, "<member>");
     }
   }
   if (PyCell_Check(from) && PyCell_GET(from) == to) {
@@ -331,8 +319,22 @@ Edge DescribeEdgeNoErrorCheck(PyObject* from, PyObject* to) {
 
 }  // namespace
 
+// Tuples are rendered here, item by item: the built-in tuple repr keeps a
+// recursion guard list in the calling thread state's dict (Py_ReprEnter),
+// which would create a dict and a list in the target. Where: GIL held.
 std::string RenderKey(PyObject* key) {
   if (!SafeToRepr(key, 0)) return Opaque(key);
+  if (PyTuple_CheckExact(key)) {
+    const Py_ssize_t n = PyTuple_GET_SIZE(key);
+    std::string out = "(";
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      if (i > 0) out += ", ";
+      out += RenderKey(PyTuple_GET_ITEM(key, i));
+      if (out.size() > 200) return Opaque(key);
+    }
+    out += n == 1 ? ",)" : ")";
+    return out;
+  }
   PyObject* repr = PyObject_Repr(key);
   if (repr == nullptr) {
     PyErr_Clear();  // e.g. an int too long for str()
@@ -374,14 +376,12 @@ Path DescribePath(const std::string& root_name,
     if (edge.kind != EdgeKind::kIndex) continue;
     const Py_ssize_t index = std::atol(edge.text.c_str() + 1);
     if (!PyCode_Check(f->func_code)) continue;
-    PyObject* freevars =
-        PyCode_GetFreevars(reinterpret_cast<PyCodeObject*>(f->func_code));
-    if (freevars != nullptr && index < PyTuple_GET_SIZE(freevars)) {
-      const char* name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(freevars, index));
+    PyObject* name_obj = python::CodeFreevarName(f->func_code, index);
+    if (name_obj != nullptr) {
+      const char* name = PyUnicode_AsUTF8(name_obj);
       edge.kind = EdgeKind::kClosureCell;
       if (name != nullptr) edge.name = name;
     }
-    Py_XDECREF(freevars);
     PyErr_Clear();
   }
   return path;

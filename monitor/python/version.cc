@@ -1,6 +1,7 @@
 // Per-version CPython differences, behind small functions.
 #include "monitor/python/version.h"
 
+#include <algorithm>
 #include <cstdio>
 
 // Internal CPython headers, read-only: the gc generation lists (3.11) and
@@ -22,6 +23,9 @@
 #include "internal/pycore_moduleobject.h"
 #if PY_VERSION_HEX >= 0x030C0000
 #include "internal/pycore_runtime.h"
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+#include "internal/pycore_setobject.h"  // _PySet_NextEntry (exported)
 #endif
 #undef Py_BUILD_CORE
 
@@ -287,6 +291,41 @@ PyObject* FrameViewSlotName(const FrameView& frame, int i, bool* is_cell) {
   *is_cell = (kind & (CO_FAST_CELL | CO_FAST_FREE)) != 0 && value != nullptr &&
              PyCell_Check(value);
   return PyTuple_GET_ITEM(names, i);
+}
+
+// Free variables are the local names of kind CO_FAST_FREE, in order (the
+// same in 3.11 to 3.13). Where: GIL held.
+PyObject* CodeFreevarName(PyObject* code, Py_ssize_t index) {
+  if (code == nullptr || !PyCode_Check(code) || index < 0) return nullptr;
+  auto* co = reinterpret_cast<PyCodeObject*>(code);
+  PyObject* names = co->co_localsplusnames;
+  PyObject* kinds = co->co_localspluskinds;
+  if (names == nullptr || !PyTuple_Check(names) || kinds == nullptr ||
+      !PyBytes_Check(kinds)) {
+    return nullptr;
+  }
+  const Py_ssize_t n =
+      std::min(PyTuple_GET_SIZE(names), PyBytes_GET_SIZE(kinds));
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    const auto kind = static_cast<unsigned char>(PyBytes_AS_STRING(kinds)[i]);
+    if ((kind & CO_FAST_FREE) != 0 && index-- == 0) {
+      return PyTuple_GET_ITEM(names, i);
+    }
+  }
+  return nullptr;
+}
+
+// _PySet_NextEntry is exported by 3.11 to 3.13 (internal header on 3.13)
+// and only reads the set's table. Where: GIL held.
+bool SetHasMember(PyObject* set, PyObject* member) {
+  if (set == nullptr || !PyAnySet_Check(set)) return false;
+  Py_ssize_t pos = 0;
+  PyObject* key = nullptr;
+  Py_hash_t hash = 0;
+  while (_PySet_NextEntry(set, &pos, &key, &hash)) {
+    if (key == member) return true;
+  }
+  return false;
 }
 
 PyObject* ThreadStateDict(PyThreadState* ts) { return ts->dict; }

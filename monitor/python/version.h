@@ -136,6 +136,16 @@ void ForEachFrame(PyThreadState* ts,
 // Where: GIL held, as for ForEachFrame's callback.
 PyObject* FrameViewSlotName(const FrameView& frame, int i, bool* is_cell);
 
+// The name (borrowed str) of free variable `index` of code object `code`,
+// as `code.co_freevars[index]`, read in place from the code's local names
+// (CPython builds a new tuple for co_freevars on each call), or nullptr.
+// Where: GIL held, any interpreter.
+PyObject* CodeFreevarName(PyObject* code, Py_ssize_t index);
+
+// Whether set or frozenset `set` has `member` (by identity), read in place:
+// no iterator object is created. Where: GIL held, any interpreter.
+bool SetHasMember(PyObject* set, PyObject* member);
+
 // Borrowed references to a thread state's dict and pending asynchronous
 // exception (either may be nullptr). Where: GIL held, `ts` in the current
 // interpreter and alive.

@@ -179,6 +179,68 @@ TEST_F(EdgeNamesTest, NothingMatchesIsInternal) {
   EXPECT_EQ(e.text, "<internal>");
 }
 
+// Counts allocations of the object domain (the one every Python object
+// comes from) while installed. Where: GIL held (the test's thread).
+struct AllocationCounter {
+  AllocationCounter() {
+    PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &inner);
+    self = this;
+    PyMemAllocatorEx counting{nullptr, Malloc, Calloc, Realloc, Free};
+    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &counting);
+  }
+  ~AllocationCounter() {
+    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &inner);
+    self = nullptr;
+  }
+  static void* Malloc(void*, size_t n) {
+    ++self->count;
+    return self->inner.malloc(self->inner.ctx, n);
+  }
+  static void* Calloc(void*, size_t n, size_t size) {
+    ++self->count;
+    return self->inner.calloc(self->inner.ctx, n, size);
+  }
+  static void* Realloc(void*, void* p, size_t n) {
+    ++self->count;
+    return self->inner.realloc(self->inner.ctx, p, n);
+  }
+  static void Free(void*, void* p) { self->inner.free(self->inner.ctx, p); }
+
+  static AllocationCounter* self;
+  PyMemAllocatorEx inner;
+  long count = 0;
+};
+AllocationCounter* AllocationCounter::self = nullptr;
+
+// Naming a set member or a closure cell creates nothing in the target: no
+// set iterator, no co_freevars tuple (a gc-tracked allocation there could
+// start a collection in the middle of a question).
+TEST_F(EdgeNamesTest, NamingSetMembersAndCellsAllocatesNothing) {
+  ASSERT_TRUE(RunTargetCode("_ne_fn = (lambda v: (lambda: v))(held)\n"));
+  PyObject* set = EvalTarget("wset");
+  PyObject* member = EvalTarget("target");
+  PyObject* fn = EvalTarget("_ne_fn");
+  PyObject* closure = EvalTarget("_ne_fn.__closure__");
+  PyObject* cell = EvalTarget("_ne_fn.__closure__[0]");
+  ASSERT_TRUE(set && member && fn && closure && cell);
+  Edge edge;
+  Path path;
+  long allocations = 0;
+  {
+    AllocationCounter counter;
+    edge = DescribeEdge(set, member);
+    path = DescribePath("x", {fn, closure, cell});
+    allocations = counter.count;
+  }
+  EXPECT_EQ(edge.text, "<member>");
+  ASSERT_EQ(path.edges.size(), 2u);
+  EXPECT_EQ(path.edges[1].kind, EdgeKind::kClosureCell);
+  EXPECT_EQ(path.edges[1].name, "v");
+  EXPECT_EQ(allocations, 0);
+  for (PyObject* o : {set, member, fn, closure, cell}) Py_DECREF(o);
+  ASSERT_TRUE(RunTargetCode("del _ne_fn\n"));
+}
+
 TEST_F(EdgeNamesTest, FormatPathRendersRootNames) {
   Path p{"sys.modules",
          {{EdgeKind::kDictValue, "['app']", ""},
