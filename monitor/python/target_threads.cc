@@ -21,18 +21,77 @@ std::string Text(PyObject* str) {
   return s;
 }
 
-// The target's threads with their frames. Where: GIL held, target current.
+namespace {
+
+// threading._active (ident -> Thread), borrowed, read from the module's
+// dict without running code. Where: GIL held, target current.
+PyObject* ActiveThreads() {
+  PyObject* threading =
+      PyDict_GetItemString(PyImport_GetModuleDict(), "threading");
+  if (threading == nullptr || !PyModule_Check(threading)) return nullptr;
+  PyObject* active =
+      PyDict_GetItemString(PyModule_GetDict(threading), "_active");
+  return active != nullptr && PyDict_Check(active) ? active : nullptr;
+}
+
+// The Thread object of `ident` in threading._active (borrowed), found by
+// comparing int keys in place: no int is created to look it up.
+// Where: GIL held, target current.
+PyObject* ThreadOf(PyObject* active, unsigned long ident) {
+  Py_ssize_t pos = 0;
+  PyObject* key = nullptr;
+  PyObject* value = nullptr;
+  while (active != nullptr && PyDict_Next(active, &pos, &key, &value)) {
+    if (!PyLong_CheckExact(key)) continue;
+    unsigned long k = PyLong_AsUnsignedLong(key);
+    if (k == static_cast<unsigned long>(-1) && PyErr_Occurred()) {
+      PyErr_Clear();
+      continue;
+    }
+    if (k == ident) return value;
+  }
+  return nullptr;
+}
+
+// The name a threading.Thread keeps in its instance attribute `_name`, read
+// without running any code of the target: only when its type neither
+// overrides attribute lookup (`__getattribute__`, `__getattr__`) nor defines
+// `_name` itself, so the generic lookup reads the instance's own dict or
+// inline values (it never materializes a dict for an exact str key).
+// Returns "" when it cannot be read that way. Where: GIL held, target
+// current.
+std::string ThreadName(PyObject* thread) {
+  PyTypeObject* type = Py_TYPE(thread);
+  if (type->tp_getattro != PyObject_GenericGetAttr) return "";
+  PyObject* key = PyUnicode_FromString("_name");  // transient, not tracked
+  if (key == nullptr) {
+    PyErr_Clear();
+    return "";
+  }
+  std::string name;
+  if (_PyType_Lookup(type, key) == nullptr) {
+    PyObject* value = PyObject_GenericGetAttr(thread, key);
+    if (value != nullptr) {
+      if (PyUnicode_Check(value)) name = Text(value);
+      Py_DECREF(value);
+    } else {
+      PyErr_Clear();
+    }
+  }
+  Py_DECREF(key);
+  return name;
+}
+
+}  // namespace
+
+// The target's threads with their frames. Nothing of the target's runs:
+// threading._active and each Thread's name are read in place (a Thread
+// whose class customizes attribute lookup shows no name).
+// Where: GIL held, target current.
 std::vector<ThreadInfo> ReadTargetThreads(const ThreadStates& ts,
                                           bool all_frames) {
   std::vector<ThreadInfo> threads;
-  PyObject* active = nullptr;  // threading._active: ident -> Thread
-  PyObject* threading =
-      PyDict_GetItemString(PyImport_GetModuleDict(), "threading");
-  if (threading != nullptr) {
-    active = PyObject_GetAttrString(threading, "_active");
-    if (active == nullptr) PyErr_Clear();
-    if (active != nullptr && !PyDict_Check(active)) Py_CLEAR(active);
-  }
+  PyObject* active = ActiveThreads();  // borrowed
   PyInterpreterState* interp = PyThreadState_GetInterpreter(ts.target_ts);
   for (PyThreadState* t = PyInterpreterState_ThreadHead(interp); t != nullptr;
        t = PyThreadState_Next(t)) {
@@ -40,21 +99,8 @@ std::vector<ThreadInfo> ReadTargetThreads(const ThreadStates& ts,
     ThreadInfo info;
     info.ident = t->thread_id;
     info.native_id = t->native_thread_id;
-    PyObject* thread = nullptr;
-    if (active != nullptr) {
-      PyObject* key = PyLong_FromUnsignedLong(info.ident);
-      thread = key ? PyDict_GetItem(active, key) : nullptr;  // borrowed
-      Py_XDECREF(key);
-    }
-    if (thread != nullptr) {
-      PyObject* name = PyObject_GetAttrString(thread, "_name");
-      if (name != nullptr) {
-        info.name = Text(name);
-        Py_DECREF(name);
-      } else {
-        PyErr_Clear();
-      }
-    }
+    PyObject* thread = ThreadOf(active, info.ident);  // borrowed
+    if (thread != nullptr) info.name = ThreadName(thread);
     // Frames read in place: no frame object is created in the target
     // (asking for one of a frame in its prologue is unsafe on 3.11), and
     // frames still in their prologue are left out, as in tracebacks.
@@ -70,7 +116,6 @@ std::vector<ThreadInfo> ReadTargetThreads(const ThreadStates& ts,
     if (info.frames.empty() && thread == nullptr) continue;
     threads.push_back(std::move(info));
   }
-  Py_XDECREF(active);
   return threads;
 }
 

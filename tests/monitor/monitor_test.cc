@@ -165,6 +165,43 @@ TEST(MonitorTest, HpBuildsServicesAndLoadsStdlibModules) {
   ASSERT_TRUE(::annex::testing::RunTargetCode("_hp_stop.set(); _hp_t.join()"));
 }
 
+// Listing threads runs none of the target's code: a Thread whose class
+// overrides __getattribute__ is not asked for its name (it shows none),
+// while plain threads keep theirs.
+TEST(MonitorTest, ThreadsRunNoTargetCode) {
+  ASSERT_TRUE(::annex::testing::RunTargetCode(
+      "import threading\n"
+      "_tn_calls = []\n"
+      "_tn_watch = [False]\n"
+      "class _TnSpy(threading.Thread):\n"
+      "    def __getattribute__(self, name):\n"
+      "        if _tn_watch[0]:\n"
+      "            _tn_calls.append(name)\n"
+      "        return super().__getattribute__(name)\n"
+      "_tn_stop = threading.Event()\n"
+      "_tn_spy = _TnSpy(target=_tn_stop.wait, name='spied')\n"
+      "_tn_plain = threading.Thread(target=_tn_stop.wait, name='plainone')\n"
+      "_tn_spy.start(); _tn_plain.start()\n"
+      "_tn_watch[0] = True\n"));
+  Monitor monitor;
+  ASSERT_TRUE(monitor.Start().ok());
+  auto out = monitor.ExecInAnnex(
+      "t = hp.threads(); s = hp.stacks()\n"
+      "print('\"plainone\"' in t, '\"plainone\"' in s)\n"
+      "print('spied' in t, 'spied' in s)\n");
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out, "True True\nFalse False\n");
+  EXPECT_TRUE(monitor.Stop().ok());
+  PyObject* calls = ::annex::testing::EvalTarget("len(_tn_calls)");
+  ASSERT_NE(calls, nullptr);
+  EXPECT_EQ(PyLong_AsLong(calls), 0);
+  Py_DECREF(calls);
+  ASSERT_TRUE(::annex::testing::RunTargetCode(
+      "_tn_watch[0] = False\n_tn_stop.set(); _tn_spy.join(); "
+      "_tn_plain.join()\n"
+      "del _tn_calls, _tn_watch, _TnSpy, _tn_stop, _tn_spy, _tn_plain"));
+}
+
 TEST(MonitorTest, WatchdogOptionEndsAStuckLoopAndCountsTheStall) {
   Monitor monitor;
   Options options;
