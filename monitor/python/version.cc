@@ -239,6 +239,16 @@ void ForEachFrame(PyThreadState* ts,
     // 3.13 frames whose executable is not a code object run no bytecode
     // of their own; nothing in them is a Python-level reference.
     if (executable == nullptr || !PyCode_Check(executable)) continue;
+    // A trampoline frame: 3.13 pushes one running the static code object
+    // _Py_InitCleanup between a class call and its Python __init__
+    // (_PyFrame_PushTrampolineUnchecked). It has no function (f_funcobj is
+    // None) and, in a release build, f_globals and f_builtins are never
+    // written: they hold whatever an earlier frame left at that place of
+    // the data stack. It holds no reference of the program's own (the
+    // object being initialised is on its value stack, which is not read).
+    // Reading its globals was the SIGSEGV under churn on 3.13 (issue 20).
+    // Real frames of 3.11 to 3.13 always have their function.
+    if (function == nullptr || !PyFunction_Check(function)) continue;
     auto* code = reinterpret_cast<PyCodeObject*>(executable);
     FrameView view;
     view.frame_object = reinterpret_cast<PyObject*>(f->frame_obj);
@@ -253,11 +263,11 @@ void ForEachFrame(PyThreadState* ts,
     view.slots = f->localsplus;
     view.num_slots = code->co_nlocalsplus;
     // A frame whose locals were released keeps the stale pointers: a
-    // finished generator's (its state says so), or one mid-clear, whose
-    // stacktop is set to 0 before the slots are released (3.12+), while a
-    // finalizer run by a release may hand the GIL over. Its slots are not
-    // read. (A live frame's stacktop is -1 while it runs, else at least
-    // co_nlocalsplus.) Seen as a walk reading a freed object on 3.13.
+    // finished generator's (its state says so), or one whose stacktop was
+    // set to 0 as its slots are released. Its slots are not read. (A live
+    // frame's stacktop is -1 while it runs, else at least co_nlocalsplus.)
+    // A defensive check: no frame on a thread's chain was seen in this
+    // state (the 3.13 crash first blamed on it was the trampoline above).
     if ((f->owner == FRAME_OWNED_BY_GENERATOR &&
          _PyFrame_GetGenerator(f)->gi_frame_state >= FRAME_COMPLETED) ||
         (f->stacktop == 0 && view.num_slots > 0)) {

@@ -122,8 +122,10 @@ struct FrameView {
 };
 
 // Calls `fn` for each Python frame of `ts` from the innermost outwards
-// (frames that only mark C-stack entry, 3.12+ "shim" frames, are skipped),
-// until it returns false. Reads the frame chain in place and creates,
+// until it returns false. Skipped: frames that only mark a C-stack entry
+// (3.12+ "shim" frames) and 3.13's trampoline frames between a class call
+// and its __init__ (no function; their globals and builtins fields are
+// never written in a release build). Reads the frame chain in place and creates,
 // runs and releases nothing: safe while other threads of the interpreter
 // wait for the GIL at any point, including inside a frame's prologue.
 // Where: GIL held continuously during the call; `ts` alive and of an
