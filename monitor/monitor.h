@@ -94,8 +94,9 @@ class Monitor {
   // Starts the annex (and the console when enabled) and returns once it is
   // ready. Where: any thread, after Py_Initialize*(); the caller may hold
   // the GIL. Errors: FailedPrecondition when Python is not initialized,
-  // when its version differs from the one Annex was built for, or when this
-  // monitor is already started; Unavailable/Internal when the annex or the
+  // when its exact version (major.minor.micro; on 3.13 also the layouts in
+  // _Py_DebugOffsets) differs from the headers Annex was built with, or
+  // when this monitor is already started; Unavailable/Internal when the annex or the
   // console could not be started (nothing is left running then).
   absl::Status Start(const Options& options = Options());
 

@@ -8,7 +8,9 @@
 //   annex exec PID 'code' | -    run code in PID's annex, print its output
 //   annex stacks PID             the Python stacks of PID's threads
 #include <Python.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -17,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "annex_python_build.h"
 #include "monitor/console/cli.h"
 #include "monitor/monitor.h"
@@ -54,9 +58,14 @@ constexpr char kRunUsage[] = R"(usage: annex run [options] (script.py | -m modul
 
 Runs a Python program in this process's interpreter (Python %s), exactly as
 'python%s' would: same sys.argv, __main__, tracebacks and exit status. The
-Annex monitor runs beside it; attach with 'annex attach <pid>'.
+Annex monitor runs beside it; attach with 'annex attach <pid>'. An active
+venv ($VIRTUAL_ENV) is honoured as python3 honours it: its prefix and
+site-packages are the program's.
 
 options:
+  --python PATH         use the prefix and site-packages of this interpreter
+                        (e.g. a venv's bin/python) instead of $VIRTUAL_ENV's
+                        or the build's; it must be Python %s
   --no-console          do not open the console socket
   --allow-exec-target   let console clients run code in the program itself
                         (.exec-target) and raise in its threads (.interrupt)
@@ -122,14 +131,94 @@ void CleanUpOnSigterm(const std::string& socket_path) {
   ::sigaction(SIGTERM, &sa, nullptr);
 }
 
+// "3.11" for the interpreter at `path`, asked by running it (it may be a
+// venv's, whose pyvenv.cfg it reads itself).
+absl::StatusOr<std::string> InterpreterVersion(const std::string& path) {
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return absl::InternalError("pipe failed");
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], 1);
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) dup2(devnull, 0);
+    const char* argv[] = {path.c_str(), "-I", "-c",
+                          "import sys; print('%d.%d' % sys.version_info[:2])",
+                          nullptr};
+    execv(path.c_str(), const_cast<char**>(argv));
+    _exit(127);
+  }
+  close(out[1]);
+  std::string text;
+  char buf[64];
+  ssize_t n;
+  while ((n = read(out[0], buf, sizeof buf)) > 0) text.append(buf, n);
+  close(out[0]);
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+      WEXITSTATUS(status) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " did not run as a Python interpreter"));
+  }
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) {
+    text.pop_back();
+  }
+  return text;
+}
+
+// The interpreter `annex run` presents itself as, like `python3` would be
+// found: --python PATH, else an active venv's bin/python ($VIRTUAL_ENV),
+// else the build's own. Another version than the build's is refused (its
+// standard library and site-packages do not fit this libpython).
+absl::StatusOr<std::string> ChooseInterpreter(const std::string& python) {
+  std::string path = python;
+  std::string why = "--python";
+  if (path.empty()) {
+    const char* venv = std::getenv("VIRTUAL_ENV");
+    if (venv == nullptr || venv[0] == '\0') return ANNEX_PYTHON_EXECUTABLE;
+    why = absl::StrCat("the active venv (VIRTUAL_ENV=", venv, ")");
+    path = absl::StrCat(venv, "/bin/python");
+    if (access(path.c_str(), X_OK) != 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          why, " has no bin/python; deactivate it or pass --python PATH"));
+    }
+  }
+  if (path.find('/') == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--python needs a path to an interpreter, not '", path,
+                     "'"));
+  }
+  if (path[0] != '/') {  // absolute, as python3 makes sys.executable
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd) == nullptr) {
+      return absl::InternalError("getcwd failed");
+    }
+    path = absl::StrCat(cwd, "/", path);
+  }
+  if (access(path.c_str(), X_OK) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(why, ": no executable interpreter at ", path));
+  }
+  absl::StatusOr<std::string> version = InterpreterVersion(path);
+  if (!version.ok()) return version.status();
+  if (*version != ANNEX_PYTHON_VERSION) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        why, ": ", path, " is Python ", *version, ", but this annex is built for Python ",
+        ANNEX_PYTHON_VERSION, " (install Annex for ", *version,
+        " and run annex-py", *version, ")"));
+  }
+  return path;
+}
+
 int RunCommand(int argc, char** argv) {
   annex::Options options;
   options.console = true;
+  std::string python;  // --python PATH
   int i = 0;
   for (; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-h" || a == "--help") {
-      std::printf(kRunUsage, ANNEX_PYTHON_VERSION, ANNEX_PYTHON_VERSION);
+      std::printf(kRunUsage, ANNEX_PYTHON_VERSION, ANNEX_PYTHON_VERSION,
+                  ANNEX_PYTHON_VERSION);
       return 0;
     } else if (a == "--no-console") {
       options.console = false;
@@ -185,6 +274,8 @@ int RunCommand(int argc, char** argv) {
           static_cast<size_t>(session_mb * 1024 * 1024);
       options.annex_memory.total_bytes =
           static_cast<size_t>(total_mb * 1024 * 1024);
+    } else if (a == "--python" && i + 1 < argc) {
+      python = argv[++i];
     } else if ((a == "--console-dir" || a == "--tcp") && i + 1 < argc) {
       if (a == "--console-dir") {
         options.console_socket_dir = argv[++i];
@@ -199,6 +290,7 @@ int RunCommand(int argc, char** argv) {
         options.console_tcp_port = static_cast<int>(port);
       }
     } else if (a == "--console-dir" || a == "--tcp" || a == "--watchdog" ||
+               a == "--python" ||
                a == "--metrics-port" || a == "--heap-interval" ||
                a == "--memory-budget") {
       std::fprintf(stderr, "annex run: %s needs a value\n", a.c_str());
@@ -210,8 +302,15 @@ int RunCommand(int argc, char** argv) {
       break;  // the script, or Python's own options
     }
   }
+  // The interpreter whose prefix and site-packages the program gets.
+  absl::StatusOr<std::string> program = ChooseInterpreter(python);
+  if (!program.ok()) {
+    std::fprintf(stderr, "annex run: %s\n",
+                 std::string(program.status().message()).c_str());
+    return 2;
+  }
   // Python parses the rest exactly as `python3 ARGS...` would.
-  std::vector<std::string> python_args = {ANNEX_PYTHON_EXECUTABLE};
+  std::vector<std::string> python_args = {*program};
   for (; i < argc; ++i) python_args.push_back(argv[i]);
   std::string shown;
   for (size_t k = 1; k < python_args.size(); ++k) {
@@ -221,10 +320,12 @@ int RunCommand(int argc, char** argv) {
 
   PyConfig config;
   PyConfig_InitPythonConfig(&config);
-  // The build's interpreter as program name, so the matching standard
-  // library and sys.executable are found (never the python3 on PATH).
+  // The build's interpreter (or the venv's, or --python's) as program
+  // name, so the matching standard library, sys.executable and a venv's
+  // pyvenv.cfg are found as that interpreter finds them (never the python3
+  // on PATH).
   PyStatus status = PyConfig_SetBytesString(&config, &config.program_name,
-                                            ANNEX_PYTHON_EXECUTABLE);
+                                            program->c_str());
   std::vector<char*> cargs;
   for (auto& s : python_args) cargs.push_back(s.data());
   if (!PyStatus_Exception(status)) {
@@ -306,6 +407,13 @@ int PidCommand(const char* name, int argc, char** argv,
 }  // namespace
 
 int main(int argc, char** argv) {
+  // `bazel run //monitor/cli:annex -- run app.py`: relative paths are the
+  // caller's, not the runfiles directory Bazel starts us in.
+  if (const char* wd = std::getenv("BUILD_WORKING_DIRECTORY");
+      wd != nullptr && wd[0] != '\0' && chdir(wd) != 0) {
+    std::fprintf(stderr, "annex: cannot enter %s\n", wd);
+    return 2;
+  }
   if (argc < 2) {
     std::fputs(kUsage, stderr);
     return 2;

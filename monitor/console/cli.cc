@@ -93,6 +93,20 @@ absl::StatusOr<std::unique_ptr<Client>> ConnectOrReport(
       Client::ConnectToPid(pid, options);
   if (!c.ok()) {
     err << "annex: cannot attach to pid " << pid << ": " << c.status() << "\n";
+    // No console socket: say whether the process exists, and how to give
+    // it an Annex.
+    if (absl::IsNotFound(c.status()) && options.tcp_port <= 0) {
+      if (::kill(pid, 0) == 0 || errno == EPERM) {
+        err << "annex: process " << pid
+            << " runs but has no Annex console. Start the program with "
+               "'annex run app.py' (or 'python3 -m annex run app.py'), or "
+               "call 'import annex; annex.start(console=True)' in it (C++ "
+               "hosts: annex::Monitor with Options::console = true).\n";
+      } else {
+        err << "annex: there is no process " << pid
+            << " ('annex ps' lists the attachable ones).\n";
+      }
+    }
   }
   return c;
 }

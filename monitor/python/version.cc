@@ -2,7 +2,11 @@
 #include "monitor/python/version.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "monitor/python/debug_offsets.h"
 
 // Internal CPython headers, read-only: the gc generation lists (3.11) and
 // the layout of executing frames (all versions). HAVE_STD_ATOMIC is undefined
@@ -69,18 +73,45 @@ bool ThisThreadHoldsGil() {
 #endif
 }
 
+namespace {
+// The version CheckRuntimeVersion() expects: the headers' (PY_VERSION_HEX),
+// or what SetBuildVersionForTesting() pretends.
+std::atomic<unsigned long> g_build_version{PY_VERSION_HEX};
+}  // namespace
+
+void SetBuildVersionForTesting(unsigned long version_hex) {
+  g_build_version.store(version_hex == 0 ? PY_VERSION_HEX : version_hex);
+}
+
 absl::Status CheckRuntimeVersion() {
   static_assert(PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030E0000,
                 "Annex supports CPython 3.11 to 3.13");
   // Py_Version (3.11+) is the version of the libpython actually loaded.
+  // Internal structure layouts may change between patch releases: the
+  // major.minor.micro must be the headers' exactly (the release level and
+  // serial too, for pre-releases).
   const unsigned long runtime = Py_Version;
-  if ((runtime >> 16) != (PY_VERSION_HEX >> 16)) {
-    char buf[160];
-    std::snprintf(buf, sizeof buf,
-                  "Annex was built for Python %d.%d but runs on %lu.%lu",
-                  PY_MAJOR_VERSION, PY_MINOR_VERSION, runtime >> 24,
-                  (runtime >> 16) & 0xff);
+  const unsigned long build = g_build_version.load();
+  if (runtime != build) {
+    char buf[400];
+    std::snprintf(
+        buf, sizeof buf,
+        "Annex was built with the headers of Python %lu.%lu.%lu (0x%08lx) "
+        "but runs on Python %lu.%lu.%lu (0x%08lx): CPython's internal "
+        "structures, which Annex reads, may differ between releases; use "
+        "an Annex built for Python %lu.%lu.%lu",
+        build >> 24, (build >> 16) & 0xff, (build >> 8) & 0xff, build,
+        runtime >> 24, (runtime >> 16) & 0xff, (runtime >> 8) & 0xff,
+        runtime, runtime >> 24, (runtime >> 16) & 0xff, (runtime >> 8) & 0xff);
     return absl::FailedPreconditionError(buf);
+  }
+  // 3.13+: the layouts themselves, as the running Python describes them.
+  char why[300];
+  if (AnnexDebugOffsetsMismatch(build, why, sizeof why) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "Annex was built for Python ", PY_VERSION,
+        " but the running Python's structure layouts differ (", why,
+        "): use an Annex built for this Python"));
   }
   return absl::OkStatus();
 }

@@ -26,10 +26,17 @@ PyThreadState* CurrentThreadStateUnchecked();
 // Where: any thread but the annex thread, GIL not needed.
 bool ThisThreadHoldsGil();
 
-// OK when the running libpython has the major.minor version this build was
-// compiled against and that version is supported; FailedPrecondition
-// otherwise. Where: any thread, GIL not needed.
+// OK when the running libpython is exactly the version (major.minor.micro,
+// release level) of the headers this build was compiled against, and, on
+// 3.13+, its _Py_DebugOffsets (cookie, version, the sizes and offsets of
+// the structures Annex reads) match those headers; FailedPrecondition with
+// both versions otherwise. Where: any thread, GIL not needed.
 absl::Status CheckRuntimeVersion();
+
+// Tests only: makes CheckRuntimeVersion() expect `version_hex` (a
+// PY_VERSION_HEX value) instead of the headers' version; 0 restores it.
+// Where: any thread.
+void SetBuildVersionForTesting(unsigned long version_hex);
 
 // "3.11.2" etc. of the running libpython. Where: any thread.
 const char* RuntimeVersionString();
