@@ -1,0 +1,207 @@
+// Identity over time (python/death_watch.h, HeapEngine::SetRef/SinceRef):
+// the allocator and the free lists reuse the address of a dead object at
+// once, and a reference point must still tell the new object from the old.
+// Each test forces reuse and checks in the test that it happened.
+#include <Python.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "monitor/heap/heap_engine.h"
+#include "monitor/python/death_watch.h"
+#include "tests/heap/heap_test_util.h"
+#include "tests/testing/python_main.h"
+
+namespace annex::heap {
+namespace {
+
+using ::annex::testing::EvalTarget;
+using ::annex::testing::RunTargetCode;
+using ::annex::testing::TargetLong;
+
+constexpr int kN = 300;
+
+
+struct Kind {
+  const char* name;
+  const char* make;  // an expression of `i` making one new object
+};
+
+class ReuseTest : public ::testing::TestWithParam<Kind> {};
+
+// Free N objects of a kind after the reference point, allocate N new ones
+// of the same type and size (most land on the freed addresses): SinceRef()
+// holds all N new ones.
+TEST_P(ReuseTest, NewObjectsAtReusedAddressesAreNew) {
+  const Kind& kind = GetParam();
+  ASSERT_TRUE(RunTargetCode(absl::StrCat(R"(
+import gc
+class IdObj:
+    def __init__(self, v):
+        self.v = v
+def id_make(i):
+    return )", kind.make, R"(
+id_old = [id_make(i) for i in range(1000, 1000 + )", kN, R"()]
+id_old_ids = frozenset(id(o) for o in id_old)
+id_kept = [1, 2, 3]
+gc.collect()
+)")));
+  HeapEngine engine(testing::MainThreadStates());
+  ASSERT_TRUE(engine.SetRef().ok());
+  ASSERT_TRUE(RunTargetCode(absl::StrCat(R"(
+del id_old
+id_new = [id_make(i) for i in range()", kN, R"()]
+id_new_ids = [id(o) for o in id_new]
+id_reused = sum(1 for a in id_new_ids if a in id_old_ids)
+)")));
+  const long reused = TargetLong("id_reused");
+  // The premise: the allocator did reuse the freed addresses.
+  ASSERT_GE(reused, kN / 2) << kind.name << ": too little reuse to test";
+  absl::StatusOr<ObjectSet> since = engine.SinceRef();
+  ASSERT_TRUE(since.ok()) << since.status();
+  PyObject* ids = EvalTarget("id_new_ids");
+  ASSERT_NE(ids, nullptr);
+  std::vector<uintptr_t> fresh = testing::AddressesOf(ids);
+  Py_DECREF(ids);
+  ASSERT_EQ(fresh.size(), static_cast<size_t>(kN));
+  int missing = 0;
+  for (uintptr_t a : fresh) missing += since->contains(a) ? 0 : 1;
+  EXPECT_EQ(missing, 0) << kind.name << ": " << missing << " of " << kN
+                        << " new objects missing (" << reused
+                        << " at reused addresses)";
+  EXPECT_TRUE(since->contains(testing::MainGlobalId("id_new")));
+  // An object of the reference point that is still alive is not new.
+  EXPECT_FALSE(since->contains(testing::MainGlobalId("id_kept")));
+  ASSERT_TRUE(RunTargetCode("del id_new, id_new_ids, id_kept, id_old_ids"));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    FreeListAndAllocatorTypes, ReuseTest,
+    ::testing::Values(Kind{"list", "[i]"}, Kind{"dict", "{'k': i}"},
+                      Kind{"tuple", "(i, 'x')"}, Kind{"float", "i + 0.5"},
+                      Kind{"instance", "IdObj(i)"},
+                      Kind{"bytes", "b'%05d' % i"}),
+    [](const ::testing::TestParamInfo<Kind>& info) {
+      return std::string(info.param.name);
+    });
+
+// A kept set whose members all died has no live member, even though new
+// objects sit at the members' addresses.
+TEST(IdentityTest, KeptSetOfDeadMembersHasNoLiveMember) {
+  ASSERT_TRUE(RunTargetCode(R"(
+kd_objs = [[i] for i in range(200)]
+kd_ids = [id(o) for o in kd_objs]
+)"));
+  PyObject* ids = EvalTarget("kd_ids");
+  ASSERT_NE(ids, nullptr);
+  std::vector<uintptr_t> members = testing::AddressesOf(ids);
+  Py_DECREF(ids);
+  std::sort(members.begin(), members.end());
+  absl::StatusOr<std::shared_ptr<python::WatchedObjects>> kept =
+      python::WatchedObjects::Watch(members);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(HeapEngine::LiveMembers(**kept).size(), members.size());
+  ASSERT_TRUE(RunTargetCode(R"(
+kd_set = frozenset(kd_ids)
+del kd_objs
+kd_new = [[i] for i in range(200)]
+kd_reused = sum(1 for o in kd_new if id(o) in kd_set)
+)"));
+  ASSERT_GE(TargetLong("kd_reused"), 100);
+  EXPECT_EQ(HeapEngine::LiveMembers(**kept).size(), 0u);
+  ASSERT_TRUE(RunTargetCode("del kd_new, kd_set, kd_ids"));
+}
+
+// tracemalloc hooks the same places (the OBJ allocator on 3.11/3.12, the
+// ref tracer on 3.13): started before the watch it keeps tracing through
+// ours, the watch still sees every death, and both come off cleanly.
+TEST(IdentityTest, TracemallocStartedBeforeTheWatch) {
+  ASSERT_TRUE(RunTargetCode(R"(
+import tracemalloc
+tracemalloc.start()
+tm_old = [[i] for i in range(300)]
+tm_old_ids = frozenset(id(o) for o in tm_old)
+)"));
+  {
+    HeapEngine engine(testing::MainThreadStates());
+    ASSERT_TRUE(engine.SetRef().ok());
+    ASSERT_TRUE(RunTargetCode(R"(
+del tm_old
+tm_new = [[i] for i in range(300)]
+tm_reused = sum(1 for o in tm_new if id(o) in tm_old_ids)
+tm_traced = tracemalloc.get_traced_memory()[0]
+)"));
+    ASSERT_GE(TargetLong("tm_reused"), 100);
+    absl::StatusOr<ObjectSet> since = engine.SinceRef();
+    ASSERT_TRUE(since.ok()) << since.status();
+    EXPECT_EQ(TargetLong("sum(1 for o in tm_new if id(o) in tm_old_ids)"),
+              TargetLong("tm_reused"));
+    PyObject* ids = EvalTarget("[id(o) for o in tm_new]");
+    ASSERT_NE(ids, nullptr);
+    int missing = 0;
+    for (uintptr_t a : testing::AddressesOf(ids)) {
+      missing += since->contains(a) ? 0 : 1;
+    }
+    Py_DECREF(ids);
+    EXPECT_EQ(missing, 0);
+    EXPECT_TRUE(python::GetDeathWatchStats().intact);
+  }
+  python::FlushDeathWatch();
+  EXPECT_FALSE(python::GetDeathWatchStats().installed);
+  // tracemalloc still traces, then stops and starts again normally.
+  EXPECT_GT(TargetLong("tracemalloc.get_traced_memory()[0]"), 0);
+  ASSERT_TRUE(RunTargetCode(R"(
+tm_x = [object() for i in range(100)]
+assert tracemalloc.get_object_traceback(tm_x[-1]) is not None
+tracemalloc.stop()
+tracemalloc.start()
+tm_y = [object() for i in range(10)]
+assert tracemalloc.get_object_traceback(tm_y[-1]) is not None
+tracemalloc.stop()
+del tm_new, tm_old_ids, tm_x, tm_y
+)"));
+}
+
+// The hooks are there only while something is watched.
+TEST(IdentityTest, HooksOnlyWhileWatched) {
+  python::FlushDeathWatch();
+  ASSERT_FALSE(python::GetDeathWatchStats().installed)
+      << "a watch from an earlier test is still held";
+#if PY_VERSION_HEX >= 0x030D0000
+  // (3.13's tracemalloc.stop() leaves its own tracer set: compare with
+  // whatever was there before.)
+  void* data_before = nullptr;
+  PyRefTracer before = PyRefTracer_GetTracer(&data_before);
+#endif
+  {
+    HeapEngine engine(testing::MainThreadStates());
+    ASSERT_TRUE(engine.SetRef().ok());
+    python::DeathWatchStats on = python::GetDeathWatchStats();
+    EXPECT_TRUE(on.installed);
+    EXPECT_GT(on.watched_blocks, 100u);
+    EXPECT_TRUE(on.intact);
+    engine.ClearRef();
+    python::FlushDeathWatch();
+    EXPECT_FALSE(python::GetDeathWatchStats().installed);
+    EXPECT_EQ(python::GetDeathWatchStats().watched_blocks, 0u);
+  }
+#if PY_VERSION_HEX < 0x030D0000
+  EXPECT_NE(PyFloat_Type.tp_dealloc, nullptr);
+  PyMemAllocatorEx now;
+  PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &now);
+  PyObject* f = PyFloat_FromDouble(1.5);  // allocations still work
+  ASSERT_NE(f, nullptr);
+  Py_DECREF(f);
+#else
+  void* data = nullptr;
+  EXPECT_EQ(PyRefTracer_GetTracer(&data), before);
+  EXPECT_EQ(data, data_before);
+#endif
+}
+
+}  // namespace
+}  // namespace annex::heap
