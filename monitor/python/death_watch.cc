@@ -230,11 +230,56 @@ inline uintptr_t BlockOf(PyObject* obj) {
   return reinterpret_cast<uintptr_t>(obj) - pre;
 }
 
+// tuple, list and dict (indexes 1 to 3) free a deep chain of exact
+// instances through the trashcan: their tp_dealloc opens it only when
+// Py_TYPE(op)->tp_dealloc is that very function (_PyTrash_cond), so that a
+// subclass instance, already in subtype_dealloc's trashcan, does not nest a
+// second one. Under our wrapper that test fails for every instance, and
+// freeing a chain of a million nested lists recursed once per level on the
+// C stack until it overflowed (SIGSEGV; CPython's test suite under annex
+// hit it inside a gc collection). The wrapper opens the
+// trashcan itself, under the same test with itself in place of the
+// original, after untracking the object as the original does first (the
+// trashcan links deferred objects through their gc header).
+constexpr bool UsesTrashcan(int i) { return i >= 1 && i <= 3; }
+
+#if PY_VERSION_HEX >= 0x030C0000
+// 3.12's dict_dealloc first tells the dict's watchers (PyDict_AddWatcher),
+// which may resurrect the dict; the original untracks only after that. A
+// watched dict is left to the original alone (no trashcan, as before the
+// fix), so that a resurrected one stays tracked. The watcher bits are the
+// low DICT_MAX_WATCHERS (8) bits of ma_version_tag (pycore_dict.h).
+inline bool DictWatched(PyObject* obj) {
+  _Py_COMP_DIAG_PUSH
+  _Py_COMP_DIAG_IGNORE_DEPR_DECLS
+  return (reinterpret_cast<PyDictObject*>(obj)->ma_version_tag & 0xff) != 0;
+  _Py_COMP_DIAG_POP
+}
+#endif
+
 template <int I>
 void WrappedDealloc(PyObject* obj) {
-  // The object is intact until its dealloc runs: its type gives the block.
-  Died(BlockOf(obj));
-  g_orig_dealloc[I](obj);
+  if constexpr (UsesTrashcan(I)) {
+#if PY_VERSION_HEX >= 0x030C0000
+    if (I == 3 && DictWatched(obj)) {
+      Died(BlockOf(obj));
+      g_orig_dealloc[I](obj);
+      return;
+    }
+#endif
+    PyObject_GC_UnTrack(obj);
+    Py_TRASHCAN_BEGIN_CONDITION(obj, Py_TYPE(obj)->tp_dealloc ==
+                                         &WrappedDealloc<I>)
+    // Counted when it really goes: a deferred object comes back here from
+    // the trashcan's chain (through its type's tp_dealloc).
+    Died(BlockOf(obj));
+    g_orig_dealloc[I](obj);
+    Py_TRASHCAN_END
+  } else {
+    // The object is intact until its dealloc runs: its type gives the block.
+    Died(BlockOf(obj));
+    g_orig_dealloc[I](obj);
+  }
 }
 
 template <int... I>

@@ -25,7 +25,11 @@
 //   keep a free list of objects (float, tuple, list, dict, slice, context,
 //   async generator asend and wrapped value): a member put on a free list
 //   is never freed through the allocator. (MemoryError's free list is not
-//   covered.)
+//   covered.) The wrappers of tuple, list and dict open the trashcan as
+//   the originals do (which they cannot while wrapped): a deep chain of
+//   them is freed without deep C recursion, as without the watch. A 3.12
+//   dict with dict watchers (PyDict_AddWatcher) is left to the original
+//   alone: no trashcan for it while the death watch is armed.
 // Known gaps (all versions): a specialized ceval instruction that destroys
 // an operand directly (_PyFloat_ExactDealloc, _PyLong_ExactDealloc,
 // _PyUnicode_ExactDealloc through _Py_DECREF_SPECIALIZED; 3.12 also reuses
