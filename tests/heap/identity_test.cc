@@ -34,9 +34,14 @@ struct Kind {
 
 class ReuseTest : public ::testing::TestWithParam<Kind> {};
 
-// Free N objects of a kind after the reference point, allocate N new ones
-// of the same type and size (most land on the freed addresses): SinceRef()
-// holds all N new ones.
+// Free N objects of a kind after the reference point, then allocate new
+// ones of the same type and size until most of the freed addresses hold a
+// new object (or 20 N were made): SinceRef() holds every new one. The
+// allocator does not give freed blocks back first when other pools of the
+// same size class have free blocks (a long test run leaves many), so a
+// fixed N new objects reused only 111 of 300 addresses on 3.13 in a full
+// run; allocating on until the addresses are taken makes reuse certain,
+// and the test checks that it happened.
 TEST_P(ReuseTest, NewObjectsAtReusedAddressesAreNew) {
   const Kind& kind = GetParam();
   ASSERT_TRUE(RunTargetCode(absl::StrCat(R"(
@@ -55,29 +60,37 @@ gc.collect()
   ASSERT_TRUE(engine.SetRef().ok());
   ASSERT_TRUE(RunTargetCode(absl::StrCat(R"(
 del id_old
-id_new = [id_make(i) for i in range()", kN, R"()]
+id_new = []
+id_reused = 0
+while id_reused < )", kN * 9 / 10, R"( and len(id_new) < )", 20 * kN, R"(:
+    o = id_make(len(id_new))
+    id_new.append(o)
+    if id(o) in id_old_ids:
+        id_reused += 1
+del o
 id_new_ids = [id(o) for o in id_new]
-id_reused = sum(1 for a in id_new_ids if a in id_old_ids)
 )")));
   const long reused = TargetLong("id_reused");
   // The premise: the allocator did reuse the freed addresses.
-  ASSERT_GE(reused, kN / 2) << kind.name << ": too little reuse to test";
+  ASSERT_GE(reused, kN / 2) << kind.name << ": too little reuse to test ("
+                            << TargetLong("len(id_new)") << " made)";
   absl::StatusOr<ObjectSet> since = engine.SinceRef();
   ASSERT_TRUE(since.ok()) << since.status();
   PyObject* ids = EvalTarget("id_new_ids");
   ASSERT_NE(ids, nullptr);
   std::vector<uintptr_t> fresh = testing::AddressesOf(ids);
   Py_DECREF(ids);
-  ASSERT_EQ(fresh.size(), static_cast<size_t>(kN));
+  ASSERT_GE(fresh.size(), static_cast<size_t>(reused));
   int missing = 0;
   for (uintptr_t a : fresh) missing += since->contains(a) ? 0 : 1;
-  EXPECT_EQ(missing, 0) << kind.name << ": " << missing << " of " << kN
-                        << " new objects missing (" << reused
+  EXPECT_EQ(missing, 0) << kind.name << ": " << missing << " of "
+                        << fresh.size() << " new objects missing (" << reused
                         << " at reused addresses)";
   EXPECT_TRUE(since->contains(testing::MainGlobalId("id_new")));
   // An object of the reference point that is still alive is not new.
   EXPECT_FALSE(since->contains(testing::MainGlobalId("id_kept")));
-  ASSERT_TRUE(RunTargetCode("del id_new, id_new_ids, id_kept, id_old_ids"));
+  ASSERT_TRUE(RunTargetCode(
+      "del id_new, id_new_ids, id_kept, id_old_ids, id_reused"));
 }
 
 INSTANTIATE_TEST_SUITE_P(
