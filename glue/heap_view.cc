@@ -115,6 +115,8 @@ KindedSet KindedSet::Subset(const std::vector<size_t>& keep) const {
   out.kind_names = kind_names;
   out.classifier = classifier;
   out.labels.names = labels.names;
+  out.identity = identity;
+  out.pruned_epoch = pruned_epoch;
   const bool has_clodo = !clodo.empty();
   const bool has_labels = !labels.of.empty();
   out.addresses.reserve(keep.size());
@@ -228,6 +230,7 @@ KindedSet KindedSet::WithStoredClassifier(const Classifier& c) const {
 
 KindedSet KindedSet::Combine(const KindedSet& a, const KindedSet& b, char op) {
   KindedSet out;
+  out.identity = Identity::Merge(a.identity, b.identity);
   // One kind table for the result: a's names, then b's new ones.
   *out.kind_names = *a.kind_names;
   std::unordered_map<std::string, uint32_t> index;
@@ -271,6 +274,50 @@ KindedSet KindedSet::Combine(const KindedSet& a, const KindedSet& b, char op) {
     }
   }
   return out;
+}
+
+bool Identity::Same(uintptr_t address) const {
+  for (const auto& w : watches) {
+    const int64_t i = w->Find(address);
+    if (i >= 0) return w->Same(static_cast<size_t>(i));
+  }
+  return true;
+}
+
+std::shared_ptr<const Identity> Identity::Merge(
+    const std::shared_ptr<const Identity>& a,
+    const std::shared_ptr<const Identity>& b) {
+  if (a == nullptr || a == b) return b == nullptr ? a : b;
+  if (b == nullptr) return a;
+  auto out = std::make_shared<Identity>(*a);
+  for (const auto& w : b->watches) {
+    if (std::find(out->watches.begin(), out->watches.end(), w) ==
+        out->watches.end()) {
+      out->watches.push_back(w);
+    }
+  }
+  return out;
+}
+
+bool SameObject(const KindedSet& set, size_t i) {
+  return set.identity == nullptr || set.identity->Same(set.addresses[i]);
+}
+
+void PruneDead(KindedSet& set) {
+  if (set.identity == nullptr || set.count() == 0) return;
+  const uint64_t epoch = python::DeathWatchEpoch();
+  if (set.pruned_epoch == epoch && epoch != 0) return;
+  std::vector<size_t> keep;
+  keep.reserve(set.count());
+  for (size_t i = 0; i < set.count(); ++i) {
+    if (set.identity->Same(set.addresses[i])) keep.push_back(i);
+  }
+  if (keep.size() != set.count()) {
+    const size_t dead = set.dead + (set.count() - keep.size());
+    set = set.Subset(keep);
+    set.dead = dead;
+  }
+  set.pruned_epoch = epoch;
 }
 
 absl::StatusOr<std::unique_ptr<HeapView>> HeapView::Create(Session& session) {
@@ -509,28 +556,69 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
   return out;
 }
 
-absl::StatusOr<KindedSet> HeapView::Heap() {
-  // One question: the objects found are read before the GIL can change
-  // hands (heap_engine.h).
+absl::Status HeapView::Keep(KindedSet& set) {
+  python::FlushDeathWatch();
+  absl::StatusOr<std::shared_ptr<python::WatchedObjects>> w =
+      python::WatchedObjects::Watch(set.addresses);
+  if (!w.ok()) return w.status();
+  auto identity = std::make_shared<Identity>();
+  identity->watches.push_back(std::move(*w));
+  set.identity = std::move(identity);
+  set.pruned_epoch = python::DeathWatchEpoch();
+  return absl::OkStatus();
+}
+
+namespace {
+
+// Indexes of `sorted` that are not live members of `ref` (same object as
+// when the reference was kept). Where: GIL held.
+std::vector<size_t> NotInReference(const std::vector<uintptr_t>& sorted,
+                                   const KindedSet& ref) {
+  std::vector<size_t> out;
+  out.reserve(sorted.size());
+  size_t j = 0;
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    while (j < ref.count() && ref.addresses[j] < sorted[i]) ++j;
+    if (j < ref.count() && ref.addresses[j] == sorted[i] &&
+        SameObject(ref, j)) {
+      continue;  // the very object of the reference point
+    }
+    out.push_back(i);
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<KindedSet> HeapView::Heap(const ReferencePoint* ref,
+                                         bool keep) {
+  // One question: the objects found are read (and watched) before the GIL
+  // can change hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   if (!question.status().ok()) return question.status();
   absl::StatusOr<heap::HeapGraph> graph = engine_->Graph();
   if (!graph.ok()) return graph.status();
-  if (!has_ref_) {
-    return Describe(graph->addresses, &graph->sizes, &graph->addresses);
+  KindedSet out;
+  if (ref == nullptr) {
+    out = Describe(graph->addresses, &graph->sizes, &graph->addresses);
+  } else {
+    std::vector<uintptr_t> fresh;
+    std::vector<uint64_t> sizes;
+    for (size_t v : NotInReference(graph->addresses, ref->reachable)) {
+      fresh.push_back(graph->addresses[v]);
+      sizes.push_back(graph->sizes[v]);
+    }
+    out = Describe(fresh, &sizes, &graph->addresses);
   }
-  std::vector<uintptr_t> fresh;
-  std::vector<uint64_t> sizes;
-  const heap::ObjectSet& ref = engine_->ref();
-  for (uint32_t v = 0; v < graph->size(); ++v) {
-    if (ref.contains(graph->addresses[v])) continue;
-    fresh.push_back(graph->addresses[v]);
-    sizes.push_back(graph->sizes[v]);
+  if (keep) {
+    absl::Status s = Keep(out);
+    if (!s.ok()) return s;
   }
-  return Describe(fresh, &sizes, &graph->addresses);
+  return out;
 }
 
-absl::StatusOr<KindedSet> HeapView::HeapU() {
+absl::StatusOr<KindedSet> HeapView::HeapU(const ReferencePoint* ref,
+                                          bool keep) {
   // One question: the objects found are read before the GIL can change
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
@@ -540,7 +628,35 @@ absl::StatusOr<KindedSet> HeapView::HeapU() {
   // Found in the gc lists during this GIL hold: alive now. The owner of an
   // unreachable dict is unreachable too, so the owners are among them.
   std::vector<uintptr_t> objects = set->ToVector();
-  return Describe(objects, nullptr, &objects);
+  KindedSet out;
+  if (ref == nullptr) {
+    out = Describe(objects, nullptr, &objects);
+  } else {
+    std::vector<uintptr_t> fresh;
+    for (size_t i : NotInReference(objects, ref->unreachable)) {
+      fresh.push_back(objects[i]);
+    }
+    out = Describe(fresh, nullptr, &objects);
+  }
+  if (keep) {
+    absl::Status s = Keep(out);
+    if (!s.ok()) return s;
+  }
+  return out;
+}
+
+absl::StatusOr<ReferencePoint> HeapView::MakeReferencePoint() {
+  // One question: both parts describe one moment.
+  heap::HeapEngine::Question question(*engine_);
+  if (!question.status().ok()) return question.status();
+  ReferencePoint ref;
+  absl::StatusOr<KindedSet> reachable = Heap(nullptr, true);
+  if (!reachable.ok()) return reachable.status();
+  absl::StatusOr<KindedSet> unreachable = HeapU(nullptr, true);
+  if (!unreachable.ok()) return unreachable.status();
+  ref.reachable = std::move(*reachable);
+  ref.unreachable = std::move(*unreachable);
+  return ref;
 }
 
 absl::StatusOr<KindedSet> HeapView::FromAddresses(
@@ -567,32 +683,33 @@ absl::StatusOr<KindedSet> HeapView::FromAddresses(
     }
   }
   KindedSet out = Describe(live, &sizes, &graph->addresses);
-  if (missing.empty()) return out;
-  absl::StatusOr<heap::ObjectSet> u = engine_->Unreachable();
-  if (!u.ok()) return u.status();
-  std::vector<uintptr_t> unreachable;
-  for (uintptr_t a : missing) {
-    if (u->contains(a)) unreachable.push_back(a);
+  if (!missing.empty()) {
+    absl::StatusOr<heap::ObjectSet> u = engine_->Unreachable();
+    if (!u.ok()) return u.status();
+    std::vector<uintptr_t> unreachable;
+    for (uintptr_t a : missing) {
+      if (u->contains(a)) unreachable.push_back(a);
+    }
+    if (!unreachable.empty()) {
+      std::vector<uintptr_t> all = u->ToVector();
+      out = KindedSet::Combine(out, Describe(unreachable, nullptr, &all), '|');
+    }
   }
-  if (unreachable.empty()) return out;
-  std::vector<uintptr_t> all = u->ToVector();
-  return KindedSet::Combine(out, Describe(unreachable, nullptr, &all), '|');
-}
-
-absl::Status HeapView::SetRef() {
-  absl::Status s = engine_->SetRef();
-  if (s.ok()) has_ref_ = true;
-  return s;
+  absl::Status s = Keep(out);
+  if (!s.ok()) return s;
+  return out;
 }
 
 namespace {
 
 // Node ids of the members of `set` present in `graph` (alive now).
+// Members that died (by identity) are left out even when a new object
+// sits at their address. Where: GIL held, in the walk's question.
 heap::NodeSet LiveNodes(const heap::HeapGraph& graph, const KindedSet& set) {
   heap::NodeSet nodes;
-  for (uintptr_t a : set.addresses) {
-    int64_t v = graph.Find(a);
-    if (v >= 0) nodes.push_back(static_cast<uint32_t>(v));
+  for (size_t i = 0; i < set.count(); ++i) {
+    int64_t v = graph.Find(set.addresses[i]);
+    if (v >= 0 && SameObject(set, i)) nodes.push_back(static_cast<uint32_t>(v));
   }
   return nodes;
 }
@@ -645,6 +762,7 @@ absl::StatusOr<std::string> HeapView::ById(const KindedSet& set, size_t limit) {
   size_t shown = 0;
   for (size_t i = 0; i < set.count() && shown < limit; ++i) {
     if (!now->objects.contains(set.addresses[i])) continue;
+    if (!SameObject(set, i)) continue;  // died; a new object may sit there
     PyObject* obj = reinterpret_cast<PyObject*>(set.addresses[i]);
     // Still the same object? Same kind as recorded (an address can be reused).
     if (namer_.Name(Py_TYPE(obj)) != (*set.kind_names)[set.kinds[i]]) continue;
@@ -792,6 +910,7 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
   std::vector<size_t> keep;
   std::vector<int64_t> keep_node;
   for (size_t i = 0; i < set.count(); ++i) {
+    if (!SameObject(set, i)) continue;  // died since the set was made
     if (node_of[i] < 0) {
       if (!have_unreachable) {
         absl::StatusOr<heap::ObjectSet> u = engine_->Unreachable();
@@ -988,8 +1107,9 @@ absl::StatusOr<KindedSet> HeapView::Classify(const KindedSet& set,
 }
 
 absl::StatusOr<Stat> HeapView::Summary(const Classifier& c,
-                                       size_t max_rows) {
-  absl::StatusOr<KindedSet> heap = Heap();
+                                       size_t max_rows,
+                                       const ReferencePoint* ref) {
+  absl::StatusOr<KindedSet> heap = Heap(ref, /*keep=*/false);
   if (!heap.ok()) return heap.status();
   const int64_t made = absl::ToUnixMicros(absl::Now());
   absl::StatusOr<KindedSet> set = Classify(*heap, c);

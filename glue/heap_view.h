@@ -22,11 +22,29 @@
 #include "glue/classifiers.h"
 #include "glue/stat.h"
 #include "monitor/heap/heap_engine.h"
+#include "monitor/python/death_watch.h"
 #include "monitor/python/guards.h"
 
 namespace annex::glue {
 
 class Session;
+
+// Identity over time of a set's members (python/death_watch.h): the watches
+// taken when the members were seen alive. A member is still the object seen
+// while its watch says so; once dead it stays dead, and a new object at its
+// address is not a member.
+struct Identity {
+  std::vector<std::shared_ptr<python::WatchedObjects>> watches;
+
+  // Whether the member at `address` is still the object seen. An address
+  // no watch holds (a member of a set made without identity) counts as the
+  // same. Where: GIL held.
+  bool Same(uintptr_t address) const;
+  // The watches of both (either may be null). Where: any thread.
+  static std::shared_ptr<const Identity> Merge(
+      const std::shared_ptr<const Identity>& a,
+      const std::shared_ptr<const Identity>& b);
+};
 
 
 // A set of target objects, each with the kind and size it had when seen.
@@ -48,6 +66,13 @@ struct KindedSet {
   std::vector<uint32_t> clodo;
   Classifier classifier;
   Labels labels;  // per member, unless classifier is Type or Clodo
+  // Identity over time (null: none taken; members found alive count as
+  // the same objects). Shared by subsets and copies.
+  std::shared_ptr<const Identity> identity;
+  // Members found dead and left out by PruneDead since the set was made.
+  size_t dead = 0;
+  // python::DeathWatchEpoch() when PruneDead last looked (0: never).
+  uint64_t pruned_epoch = 0;
 
   size_t count() const { return addresses.size(); }
   uint64_t total_size() const;
@@ -94,6 +119,25 @@ struct KindedSet {
   static KindedSet Combine(const KindedSet& a, const KindedSet& b, char op);
 };
 
+// Leaves out the members of `set` that are no longer the objects seen (they
+// died; their address may hold a new object now) and counts them in
+// set.dead. Cheap when no watched object died since the last call.
+// Where: GIL held.
+void PruneDead(KindedSet& set);
+
+// Whether member i of `set` is still the object seen (see Identity::Same).
+// Where: GIL held.
+bool SameObject(const KindedSet& set, size_t i);
+
+// A reference point (hp.setref()): heap() then shows the reachable objects
+// that are not live members of `reachable` (objects created since, or not
+// in it), heapu() those not live members of `unreachable`. Kept sets with
+// identity, so address reuse never hides a new object.
+struct ReferencePoint {
+  KindedSet reachable;
+  KindedSet unreachable;
+};
+
 // Describes `sorted` objects (alive: GIL held since they were found) with
 // their recorded `sizes`: type kinds and, when `owner_scan` is given, Clodo
 // kinds with the dict owners found among those objects. Partitioned by
@@ -113,18 +157,32 @@ class HeapView {
  public:
   static absl::StatusOr<std::unique_ptr<HeapView>> Create(Session& session);
 
-  // Everything reachable from the target's roots (since the reference
-  // point, when one is set). Where: annex thread, GIL held, annex current.
-  absl::StatusOr<KindedSet> Heap();
-  // Tracked by the target's gc but unreachable. Where: as Heap().
-  absl::StatusOr<KindedSet> HeapU();
+  // Everything reachable from the target's roots, less the live members
+  // of ref->reachable when `ref` is given. With `keep` the result carries
+  // an identity (watched until the last copy goes): a kept set answers for
+  // its live members only. Where: annex thread, GIL held, annex current.
+  absl::StatusOr<KindedSet> Heap(const ReferencePoint* ref = nullptr,
+                                 bool keep = true);
+  // Tracked by the target's gc but unreachable, less the live members of
+  // ref->unreachable when `ref` is given. Where: as Heap().
+  absl::StatusOr<KindedSet> HeapU(const ReferencePoint* ref = nullptr,
+                                  bool keep = true);
   // The objects at `addresses` that are alive now (reachable, or tracked
-  // by the gc but unreachable), described as Heap() describes them;
-  // others are left out. Where: as Heap(). Walks.
+  // by the gc but unreachable), described as Heap() describes them, with
+  // identity; others are left out. Where: as Heap(). Walks.
   absl::StatusOr<KindedSet> FromAddresses(std::vector<uintptr_t> addresses);
-  // Remembers the current reachable set. Where: as Heap().
-  absl::Status SetRef();
-  bool has_ref() const { return has_ref_; }
+  // A reference point of now: heap() and heapu(), kept. Where: as Heap().
+  absl::StatusOr<ReferencePoint> MakeReferencePoint();
+
+  // The reference point set last by any hp of this session (consoles and
+  // host namespaces each have their own; this one is for the watchdog's
+  // report), or null. Where: annex thread.
+  const std::shared_ptr<const ReferencePoint>& latest_ref() const {
+    return latest_ref_;
+  }
+  void set_latest_ref(std::shared_ptr<const ReferencePoint> ref) {
+    latest_ref_ = std::move(ref);
+  }
 
   // All shortest paths from the roots to the members of `set` still alive,
   // one per line ("%R.sys.modules['app'].__dict__['x']").
@@ -145,14 +203,15 @@ class HeapView {
   // of the result. FailedPrecondition for Prod when the target's
   // tracemalloc is not tracing. Where: as Heap().
   absl::StatusOr<KindedSet> Classify(const KindedSet& set, const Classifier& c);
-  // The heap as rows by kind, for hosts that ask without Python: Heap()
-  // (since the reference point, when set) partitioned by `c` (Clodo by
+  // The heap as rows by kind, for hosts that ask without Python: Heap(ref)
+  // (since the reference point `ref`, when given) partitioned by `c` (Clodo by
   // default; Module, Rcs, Via and Prod walk a second time), as a Stat. With
   // `max_rows` > 0 only the largest rows are kept, the others folded into
   // one "<Other>" row; totals cover every object. Errors: as Heap() and
   // Classify(). Where: as Heap().
   absl::StatusOr<Stat> Summary(const Classifier& c = Classifier(),
-                               size_t max_rows = 0);
+                               size_t max_rows = 0,
+                               const ReferencePoint* ref = nullptr);
   // The kinds of the live members of `set` under each of `parts`, from one
   // walk. Where: as Heap().
   absl::StatusOr<LiveKinds> ClassifyParts(
@@ -176,8 +235,12 @@ class HeapView {
 
   std::unique_ptr<heap::HeapEngine> engine_;
   TypeNamer namer_;
+  // Attaches an identity to `set`, whose members are alive (found by the
+  // current question's walk). Where: as Heap(), inside a Question.
+  absl::Status Keep(KindedSet& set);
+
   python::ThreadStates ts_;
-  bool has_ref_ = false;
+  std::shared_ptr<const ReferencePoint> latest_ref_;
 };
 
 }  // namespace annex::glue

@@ -3,12 +3,16 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <string>
+
+#include "absl/strings/str_cat.h"
 
 #include "glue/annex_access.h"
 #include "glue/heap_view.h"
 #include "glue/hp_internal.h"
 #include "glue/memory_budget.h"
+#include "monitor/python/death_watch.h"
 #include "monitor/python/target_threads.h"
 
 namespace annex::glue {
@@ -46,10 +50,13 @@ using internal::RaiseStatus;
 using internal::SetOf;
 using internal::ViewOf;
 
+// One per namespace (each console client, each host session): its
+// reference point is its own.
 struct HpObject {
   PyObject_HEAD
   Session* session;
   uint64_t owner;  // this hp's account in the session's MemoryBudget
+  std::shared_ptr<const ReferencePoint>* ref;  // owned; null: none set
 };
 
 constexpr const char* kHpDoc =
@@ -58,7 +65,15 @@ constexpr const char* kHpDoc =
     "  hp.heap()      objects reachable from the target's roots (since\n"
     "                 hp.setref(), when called), partitioned by Clodo\n"
     "  hp.heapu()     tracked by the target's gc but unreachable\n"
-    "  hp.setref()    later hp.heap() shows only what appeared since\n"
+    "  hp.setref()    later hp.heap() shows only what was created since\n"
+    "                 and is still alive (by identity: a new object at a\n"
+    "                 dead one's address is new); this hp's own reference\n"
+    "                 point: other consoles and host sessions keep theirs.\n"
+    "                 setref(reachable=x, unreachable=y): x, y (IdSets) are\n"
+    "                 the references of heap() and heapu()\n"
+    "  hp.setrelheap(x=None) / hp.setrelheapu(x=None): only heap()'s /\n"
+    "                 heapu()'s reference (x, or the current one)\n"
+    "  hp.clearref()  forget the reference point\n"
     "  hp.idset(ids)  the live objects with those ids (id() in the target)\n"
     "  hp.Nothing     the empty set\n"
     "  hp.threads()   the target's threads, one line each\n"
@@ -159,11 +174,21 @@ void IdSetDealloc(PyObject* self) {
   delete reinterpret_cast<IdSetObject*>(self)->set;
   type->tp_free(self);
   Py_DECREF(type);
+  python::FlushDeathWatch();  // GIL held: a released watch goes now
+}
+
+// The note a kept set adds to its table when members died since it was
+// made (they are no longer counted).
+std::string DeadNote(const KindedSet& set) {
+  if (set.dead == 0) return "";
+  return absl::StrCat("\n(", set.dead, set.dead == 1 ? " member" : " members",
+                      " died since the set was made: not counted; x.dead)");
 }
 
 PyObject* IdSetRepr(PyObject* self) {
   std::string t = SetOf(self).PartitionTable();
   if (!t.empty() && t.back() == '\n') t.pop_back();
+  t += DeadNote(SetOf(self));
   return PyUnicode_FromStringAndSize(t.data(), t.size());
 }
 
@@ -222,6 +247,9 @@ PyObject* IdSetRichCompare(PyObject* a, PyObject* b, int op) {
 PyObject* IdSetCount(PyObject* self, void*) {
   return PyLong_FromSize_t(SetOf(self).count());
 }
+PyObject* IdSetDead(PyObject* self, void*) {
+  return PyLong_FromSize_t(SetOf(self).dead);
+}
 PyObject* IdSetSize(PyObject* self, void*) {
   return PyLong_FromUnsignedLongLong(SetOf(self).total_size());
 }
@@ -251,7 +279,12 @@ PyObject* IdSetById(PyObject* self, void*) {
 }
 
 PyGetSetDef kIdSetGetSet[] = {
-    {"count", IdSetCount, nullptr, "number of objects", nullptr},
+    {"count", IdSetCount, nullptr,
+     "number of members (those still alive: the same objects as when seen)",
+     nullptr},
+    {"dead", IdSetDead, nullptr,
+     "members that died since the set was made (no longer counted)",
+     nullptr},
     {"size", IdSetSize, nullptr, "total size in bytes (sys.getsizeof)", nullptr},
     {"more", IdSetMore, nullptr,
      "the next ten rows of the table (and .more of that the next ten)",
@@ -405,10 +438,16 @@ namespace {
 
 Session* SessionOf(PyObject* hp) { return reinterpret_cast<HpObject*>(hp)->session; }
 
+std::shared_ptr<const ReferencePoint>& RefOf(PyObject* hp) {
+  auto* h = reinterpret_cast<HpObject*>(hp);
+  if (h->ref == nullptr) h->ref = new std::shared_ptr<const ReferencePoint>();
+  return *h->ref;
+}
+
 PyObject* HpHeap(PyObject* self, PyObject*) {
   HeapView* view = ViewOf(SessionOf(self));
   if (view == nullptr) return nullptr;
-  auto set = view->Heap();
+  auto set = view->Heap(RefOf(self).get());
   if (!set.ok()) return RaiseStatus(set.status());
   return NewIdSet(SessionOf(self), std::move(*set));
 }
@@ -416,7 +455,7 @@ PyObject* HpHeap(PyObject* self, PyObject*) {
 PyObject* HpHeapU(PyObject* self, PyObject*) {
   HeapView* view = ViewOf(SessionOf(self));
   if (view == nullptr) return nullptr;
-  auto set = view->HeapU();
+  auto set = view->HeapU(RefOf(self).get());
   if (!set.ok()) return RaiseStatus(set.status());
   return NewIdSet(SessionOf(self), std::move(*set));
 }
@@ -453,12 +492,96 @@ PyObject* HpIdSet(PyObject* self, PyObject* arg) {
   return NewIdSet(SessionOf(self), std::move(*set));
 }
 
-PyObject* HpSetRef(PyObject* self, PyObject*) {
+// The contents of `arg` as a reference part: an IdSet's live members, or
+// (None/absent) `now`. Returns false with an exception set.
+bool ReferencePart(PyObject* arg, KindedSet* now, KindedSet* out) {
+  if (arg == nullptr || arg == Py_None) {
+    *out = std::move(*now);
+    return true;
+  }
+  KindedSet* set = hp_internal::IdSetContents(arg);
+  if (set == nullptr) return false;
+  PruneDead(*set);
+  *out = *set;
+  return true;
+}
+
+// setref(reachable=None, unreachable=None), setrelheap(reference=None),
+// setrelheapu(reference=None): `which` says which parts are set ('b'oth,
+// 'r'eachable, 'u'nreachable); the others are kept.
+PyObject* SetReference(PyObject* self, PyObject* args, PyObject* kwds,
+                       char which) {
+  PyObject* reachable = nullptr;
+  PyObject* unreachable = nullptr;
+  if (which == 'b') {
+    static const char* kw[] = {"reachable", "unreachable", nullptr};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:setref",
+                                     const_cast<char**>(kw), &reachable,
+                                     &unreachable)) {
+      return nullptr;
+    }
+  } else {
+    static const char* kw[] = {"reference", nullptr};
+    PyObject** slot = which == 'r' ? &reachable : &unreachable;
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwds, which == 'r' ? "|O:setrelheap" : "|O:setrelheapu",
+            const_cast<char**>(kw), slot)) {
+      return nullptr;
+    }
+  }
   HeapView* view = ViewOf(SessionOf(self));
   if (view == nullptr) return nullptr;
-  absl::Status s = view->SetRef();
-  if (!s.ok()) return RaiseStatus(s);
+  auto ref = std::make_shared<ReferencePoint>();
+  const std::shared_ptr<const ReferencePoint>& old = RefOf(self);
+  if (old != nullptr) *ref = *old;
+  const bool set_r = which != 'u', set_u = which != 'r';
+  KindedSet now_r, now_u;
+  if (set_r && (reachable == nullptr || reachable == Py_None)) {
+    auto h = view->Heap(nullptr, /*keep=*/true);
+    if (!h.ok()) return RaiseStatus(h.status());
+    now_r = std::move(*h);
+  }
+  if (set_u && (unreachable == nullptr || unreachable == Py_None)) {
+    auto u = view->HeapU(nullptr, /*keep=*/true);
+    if (!u.ok()) return RaiseStatus(u.status());
+    now_u = std::move(*u);
+  }
+  if (set_r && !ReferencePart(reachable, &now_r, &ref->reachable)) {
+    return nullptr;
+  }
+  if (set_u && !ReferencePart(unreachable, &now_u, &ref->unreachable)) {
+    return nullptr;
+  }
+  RefOf(self) = ref;
+  view->set_latest_ref(ref);
   Py_RETURN_NONE;
+}
+
+PyObject* HpSetRef(PyObject* self, PyObject* args, PyObject* kwds) {
+  return SetReference(self, args, kwds, 'b');
+}
+PyObject* HpSetRelHeap(PyObject* self, PyObject* args, PyObject* kwds) {
+  return SetReference(self, args, kwds, 'r');
+}
+PyObject* HpSetRelHeapU(PyObject* self, PyObject* args, PyObject* kwds) {
+  return SetReference(self, args, kwds, 'u');
+}
+
+PyObject* HpClearRef(PyObject* self, PyObject*) {
+  HeapView* view = ViewOf(SessionOf(self));
+  if (view == nullptr) return nullptr;
+  if (view->latest_ref() == RefOf(self)) view->set_latest_ref(nullptr);
+  RefOf(self).reset();
+  python::FlushDeathWatch();
+  Py_RETURN_NONE;
+}
+
+void HpDealloc(PyObject* self) {
+  PyTypeObject* type = Py_TYPE(self);
+  delete reinterpret_cast<HpObject*>(self)->ref;
+  type->tp_free(self);
+  Py_DECREF(type);
+  python::FlushDeathWatch();  // GIL held: released watches go now
 }
 
 PyObject* HpNothing(PyObject* self, void*) {
@@ -522,9 +645,10 @@ PyObject* HpGetattro(PyObject* self, PyObject* name) {
 }
 
 PyObject* HpDir(PyObject* self, PyObject*) {
-  return Py_BuildValue("[sssssssssssssss]", "Clodo", "Module", "Nothing",
-                       "Rcs", "Size", "Type", "Via", "heap", "heapu", "idset",
-                       "load", "loadall", "setref", "stacks", "threads");
+  return Py_BuildValue("[ssssssssssssssssss]", "Clodo", "Module", "Nothing",
+                       "Rcs", "Size", "Type", "Via", "clearref", "heap",
+                       "heapu", "idset", "load", "loadall", "setref",
+                       "setrelheap", "setrelheapu", "stacks", "threads");
 }
 
 PyObject* HpRepr(PyObject*) {
@@ -541,8 +665,23 @@ PyMethodDef kHpMethods[] = {
     {"idset", HpIdSet, METH_O,
      "idset(ids) -> IdSet: the objects with those ids (id() in the target) "
      "that are alive now."},
-    {"setref", HpSetRef, METH_NOARGS,
-     "setref(): later heap() calls show only objects that appeared since."},
+    {"setref",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpSetRef)),
+     METH_VARARGS | METH_KEYWORDS,
+     "setref(reachable=None, unreachable=None): this hp's reference point. "
+     "Later heap() calls show only objects created since and still alive "
+     "(heapu() likewise); an IdSet given as reachable/unreachable is used as "
+     "that reference instead of the current heap()/heapu()."},
+    {"setrelheap",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpSetRelHeap)),
+     METH_VARARGS | METH_KEYWORDS,
+     "setrelheap(reference=None): heap()'s reference only."},
+    {"setrelheapu",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpSetRelHeapU)),
+     METH_VARARGS | METH_KEYWORDS,
+     "setrelheapu(reference=None): heapu()'s reference only."},
+    {"clearref", HpClearRef, METH_NOARGS,
+     "clearref(): forget the reference point (heap() shows everything)."},
     {"threads", HpThreads, METH_NOARGS,
      "threads() -> str: the target's threads (ident, native id, name, "
      "innermost frame)."},
@@ -576,6 +715,7 @@ PyType_Slot kHpSlots[] = {
     {Py_tp_getset, kHpGetSet},
     {Py_tp_getattro, reinterpret_cast<void*>(HpGetattro)},
     {Py_tp_repr, reinterpret_cast<void*>(HpRepr)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(HpDealloc)},
     {0, nullptr},
 };
 
@@ -703,6 +843,7 @@ PyObject* NewHp(Session* session) {
   if (hp == nullptr) return nullptr;
   reinterpret_cast<HpObject*>(hp)->session = session;
   reinterpret_cast<HpObject*>(hp)->owner = 0;
+  reinterpret_cast<HpObject*>(hp)->ref = nullptr;
   absl::StatusOr<MemoryBudget*> budget = session->Get<MemoryBudget>();
   if (!budget.ok()) {
     Py_DECREF(hp);
@@ -728,6 +869,25 @@ void ChargeSetsTo(Session* session, PyObject* hp) {
     PyErr_Clear();
   }
   budget->SetCurrentOwner(owner);
+}
+
+std::shared_ptr<const ReferencePoint> HpReference(PyObject* hp) {
+  PyObject* module = AnnexModule();
+  if (module == nullptr) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  PyObject* type = PyObject_GetAttrString(module, "Hp");
+  Py_DECREF(module);
+  if (type == nullptr) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  const bool is_hp = Py_TYPE(hp) == reinterpret_cast<PyTypeObject*>(type);
+  Py_DECREF(type);
+  if (!is_hp) return nullptr;
+  auto* h = reinterpret_cast<HpObject*>(hp);
+  return h->ref == nullptr ? nullptr : *h->ref;
 }
 
 }  // namespace annex::glue

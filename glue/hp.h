@@ -17,6 +17,9 @@
 
 #include <Python.h>
 
+#include <memory>
+
+#include "glue/heap_view.h"
 #include "glue/session.h"
 
 namespace annex::glue {
@@ -33,5 +36,8 @@ PyObject* NewHp(Session* session);
 // a session's command calls it first. Where: annex thread, GIL held, annex
 // current.
 void ChargeSetsTo(Session* session, PyObject* hp);
+// The reference point set by `hp` (hp.setref()), or null when none is set
+// or `hp` is not an hp object. Where: annex thread, GIL held, annex current.
+std::shared_ptr<const ReferencePoint> HpReference(PyObject* hp);
 
 }  // namespace annex::glue

@@ -49,8 +49,12 @@ PyObject* NewIdSet(Session* session, KindedSet set);
 PyObject* AnnexModule();
 PyObject* RaiseStatus(const absl::Status& status);
 HeapView* ViewOf(Session* session);
+// The set's live part: members that died since it was made are left out
+// (and counted in .dead) first.
 inline KindedSet& SetOf(PyObject* self) {
-  return *reinterpret_cast<IdSetObject*>(self)->set;
+  KindedSet& set = *reinterpret_cast<IdSetObject*>(self)->set;
+  PruneDead(set);
+  return set;
 }
 inline Session* IdSetSession(PyObject* self) {
   return reinterpret_cast<IdSetObject*>(self)->session;

@@ -19,6 +19,7 @@
 #include "monitor/internal/annex_console.h"
 #include "monitor/internal/watchdog_heap.h"
 #include "monitor/python/annex_runtime.h"
+#include "monitor/python/death_watch.h"
 #include "monitor/python/version.h"
 
 namespace annex {
@@ -98,6 +99,14 @@ absl::Status Monitor::Start(const Options& options) {
   annex.on_stop = [st](python::AnnexRuntime&) {
     if (st->console_executor) st->console_executor->ReleaseAll();
     if (st->host_executor) st->host_executor->ReleaseAll();
+    // The last reference point the watchdog used goes with the namespaces,
+    // and with it the death watch's hooks when nothing else is watched.
+    if (st->session != nullptr) {
+      if (auto* view = st->session->Peek<glue::HeapView>()) {
+        view->set_latest_ref(nullptr);
+      }
+    }
+    python::FlushDeathWatch();
   };
   annex.before_atexit_stop = [st] {
     std::lock_guard<std::mutex> lock(st->console_mu);
@@ -307,6 +316,7 @@ absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code,
 
 absl::StatusOr<glue::Stat> Monitor::HeapSummary(const std::string& classifier,
                                                 size_t max_rows,
+                                                uint64_t reference_session,
                                                 absl::Duration timeout) {
   absl::StatusOr<glue::Classifier> c = glue::Classifier::Parse(classifier);
   if (!c.ok()) return c.status();
@@ -324,13 +334,18 @@ absl::StatusOr<glue::Stat> Monitor::HeapSummary(const std::string& classifier,
   // console's hp uses it), so questions from hosts and consoles take turns.
   python::AnnexRuntime::RunOutcome outcome;
   absl::Status ran = rt->RunWithin(
-      [result, session, parsed, max_rows](const python::ThreadStates&) {
+      [result, session, parsed, max_rows, reference_session,
+       executor = state_->host_executor.get()](const python::ThreadStates&) {
         absl::StatusOr<glue::HeapView*> view = session->Get<glue::HeapView>();
         if (!view.ok()) {
           *result = view.status();
           return;
         }
-        *result = (*view)->Summary(parsed, max_rows);
+        std::shared_ptr<const glue::ReferencePoint> ref;
+        if (reference_session != 0 && executor != nullptr) {
+          ref = executor->ReferenceOf(reference_session);
+        }
+        *result = (*view)->Summary(parsed, max_rows, ref.get());
       },
       absl::Now() + timeout, nullptr, absl::ZeroDuration(), &outcome);
   if (!outcome.finished) {

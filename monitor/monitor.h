@@ -156,8 +156,14 @@ class Monitor {
   // target's tracemalloc is not tracing; DeadlineExceeded when no answer
   // came within `timeout` (a walk that started then ends in the
   // background; one that had not started is dropped).
+  // With `reference_session` (a host session of ExecInAnnex(code, session))
+  // only what its hp.setref() reference point does not hold: objects
+  // created since and alive (the whole heap when that session has no
+  // reference point or no namespace). Console clients' and other
+  // sessions' reference points never apply.
   absl::StatusOr<glue::Stat> HeapSummary(
       const std::string& classifier = "Clodo", size_t max_rows = 0,
+      uint64_t reference_session = 0,
       absl::Duration timeout = absl::InfiniteDuration());
 
   // The watchdog's counters and last memory sample (all zero when it is

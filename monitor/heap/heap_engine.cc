@@ -206,17 +206,39 @@ absl::StatusOr<ObjectSet> HeapEngine::Unreachable() {
   }
 }
 
-absl::Status HeapEngine::SetRef() {
+absl::StatusOr<std::shared_ptr<python::WatchedObjects>>
+HeapEngine::HeapKept() {
+  // One question: the objects are watched before the GIL can change hands.
+  Question question(*this);
+  if (!question.status().ok()) return question.status();
   absl::StatusOr<HeapResult> r = Heap();
   if (!r.ok()) return r.status();
-  ref_ = std::move(r->objects);
+  return python::WatchedObjects::Watch(r->objects.ToVector());
+}
+
+ObjectSet HeapEngine::LiveMembers(const python::WatchedObjects& kept) {
+  ObjectSet::Builder builder;
+  for (size_t i = 0; i < kept.size(); ++i) {
+    if (kept.Same(i)) builder.Add(kept.addresses()[i]);
+  }
+  return std::move(builder).Build();
+}
+
+absl::Status HeapEngine::SetRef() {
+  absl::StatusOr<std::shared_ptr<python::WatchedObjects>> kept = HeapKept();
+  if (!kept.ok()) return kept.status();
+  ref_ = std::move(*kept);
   return absl::OkStatus();
 }
 
 absl::StatusOr<ObjectSet> HeapEngine::SinceRef() {
+  // One question: the reference is read in the GIL hold of the walk.
+  Question question(*this);
+  if (!question.status().ok()) return question.status();
   absl::StatusOr<HeapResult> r = Heap();
   if (!r.ok()) return r.status();
-  return r->objects - ref_;
+  if (ref_ == nullptr) return std::move(r->objects);
+  return r->objects - LiveMembers(*ref_);
 }
 
 absl::StatusOr<uint64_t> HeapEngine::SizeOf(PyObject* obj) {

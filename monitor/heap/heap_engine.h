@@ -38,6 +38,7 @@
 #include <Python.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -51,6 +52,7 @@
 #include "monitor/heap/graph.h"
 #include "monitor/heap/held_object_set.h"
 #include "monitor/heap/object_set.h"
+#include "monitor/python/death_watch.h"
 #include "monitor/python/guards.h"
 
 namespace annex::heap {
@@ -133,13 +135,25 @@ class HeapEngine {
   // runs past the question's wait (Question) or starts inside a question.
   absl::StatusOr<ObjectSet> Unreachable();
 
-  // Remembers the current reachable set as the reference point.
-  // Where: as Heap().
+  // The reachable set, watched (python/death_watch.h): the result tells
+  // later which of its members are still the same objects, whatever the
+  // allocator did with their addresses. Where: as Heap().
+  absl::StatusOr<std::shared_ptr<python::WatchedObjects>> HeapKept();
+  // The members of `kept` that are still the objects it watched (sorted).
+  // Where: GIL held.
+  static ObjectSet LiveMembers(const python::WatchedObjects& kept);
+
+  // Remembers the current reachable set, by identity, as the engine's
+  // reference point; ClearRef() forgets it. Where: as Heap().
   absl::Status SetRef();
-  // Current reachable set minus the reference point (everything when
-  // SetRef() was never called). Where: as Heap().
+  void ClearRef() { ref_.reset(); }
+  // Objects created after the reference point and alive now: the current
+  // reachable set minus the reference members that are still the same
+  // objects (everything when no reference point is set). A new object at
+  // the address of a member that died is new. Where: as Heap().
   absl::StatusOr<ObjectSet> SinceRef();
-  const ObjectSet& ref() const { return ref_; }
+  // The reference point (null when none). Where: any thread.
+  const std::shared_ptr<python::WatchedObjects>& ref() const { return ref_; }
 
   // Hides `objects` from every later result: they are neither reported nor
   // walked through, so what only they reach disappears too (from heap(),
@@ -169,7 +183,7 @@ class HeapEngine {
   mutable int question_depth_ = 0;  // Questions open on this engine
   absl::flat_hash_set<PyThreadState*> excluded_;
   ExtensionRegistry extensions_;
-  ObjectSet ref_;
+  std::shared_ptr<python::WatchedObjects> ref_;
   ObjectSet hidden_;
 };
 

@@ -218,6 +218,14 @@ void AnnexConsole::ReleaseAll() {
   Py_CLEAR(helper_);
 }
 
+std::shared_ptr<const glue::ReferencePoint> AnnexConsole::ReferenceOf(
+    uint64_t session_id) const {
+  auto it = namespaces_.find(session_id);
+  if (it == namespaces_.end()) return nullptr;
+  PyObject* hp = PyDict_GetItemString(it->second, "hp");  // borrowed
+  return hp == nullptr ? nullptr : glue::HpReference(hp);
+}
+
 void AnnexConsole::Interrupt(uint64_t session_id) {
   std::lock_guard<std::mutex> lock(mu_);
   if (has_running_ && running_session_ == session_id) runtime_->Interrupt();

@@ -12,10 +12,12 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 
 #include "absl/time/time.h"
+#include "glue/heap_view.h"
 #include "glue/session.h"
 #include "monitor/console/executor.h"
 #include "monitor/python/annex_runtime.h"
@@ -67,6 +69,11 @@ class AnnexConsole : public console::CommandExecutor {
   // Releases every session namespace. Where: annex thread, GIL held, annex
   // current (e.g. from AnnexOptions::on_stop).
   void ReleaseAll();
+
+  // The reference point of session `session_id`'s hp (hp.setref()), or
+  // null. Where: annex thread, GIL held, annex current.
+  std::shared_ptr<const glue::ReferencePoint> ReferenceOf(
+      uint64_t session_id) const;
 
  private:
   console::Reply RunPython(uint64_t session_id, const console::Request& req,

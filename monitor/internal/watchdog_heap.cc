@@ -286,12 +286,16 @@ void WatchdogHeap::Walk(bool report, std::string* report_text) {
       stats.pause_ns / 1e6);
   absl::StrAppend(&text, PartitionText(rows->kinds, rows->count, rows->bytes,
                                        config_.top_kinds));
-  // The last reference point: the session's (hp.setref()) when one was
-  // set, else this service's first walk.
+  // The last reference point: the latest set by any hp of the session
+  // (hp.setref() in a console or host namespace) when one is set, else
+  // this service's first walk.
   glue::HeapView* view =
       session_ != nullptr ? session_->Peek<glue::HeapView>() : nullptr;
-  if (view != nullptr && view->has_ref()) {
-    absl::StatusOr<glue::KindedSet> fresh = view->Heap();
+  std::shared_ptr<const glue::ReferencePoint> latest =
+      view != nullptr ? view->latest_ref() : nullptr;
+  if (latest != nullptr) {
+    absl::StatusOr<glue::KindedSet> fresh =
+        view->Heap(latest.get(), /*keep=*/false);
     if (fresh.ok()) {
       absl::StrAppend(&text,
                       "top growth since the reference point (hp.setref()): "

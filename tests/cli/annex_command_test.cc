@@ -562,4 +562,122 @@ TEST(AnnexCommandTest, StdlibTestSuiteUnderAnnexWhileQueried) {
               answered, paths, stacks, scrapes, served, objects);
 }
 
+// `annex attach` kept open: lines are written to it one at a time and its
+// output is read until a marker appears (no wall-clock limit: a hang meets
+// Bazel's test timeout). Closing stdin ends the session.
+class Attached {
+ public:
+  Attached(const std::string& pid, const std::string& env) {
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC)) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(in[0], 0);
+      dup2(out[1], 1);
+      dup2(out[1], 2);
+      for (int fd : {in[0], in[1], out[0], out[1]}) close(fd);
+      putenv(const_cast<char*>(env.c_str()));
+      std::string bin = AnnexBinary();
+      execl(bin.c_str(), bin.c_str(), "attach", pid.c_str(), nullptr);
+      _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    in_ = in[1];
+    out_ = out[0];
+  }
+  ~Attached() {
+    if (in_ >= 0) close(in_);
+    if (out_ >= 0) close(out_);
+    int status = 0;
+    if (pid_ > 0) waitpid(pid_, &status, 0);
+  }
+  // Sends `line`, then a print of an end marker; returns what the session
+  // printed before the marker.
+  std::string Ask(const std::string& line) {
+    const std::string marker = absl::StrCat("<<end ", ++asked_, ">>");
+    std::string text = line + "\nprint('" + marker + "')\n";
+    (void)!write(in_, text.data(), text.size());
+    while (seen_.find(marker + "\n") == std::string::npos) {
+      char buf[4096];
+      ssize_t n = read(out_, buf, sizeof buf);
+      if (n <= 0) return seen_;
+      seen_.append(buf, n);
+    }
+    const size_t at = seen_.find(marker + "\n");
+    std::string r = seen_.substr(0, at);
+    seen_.erase(0, at + marker.size() + 1);
+    return r;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int in_ = -1, out_ = -1;
+  std::string seen_;
+  int asked_ = 0;
+};
+
+// Issue 13: each console client has its own reference point. Two clients
+// attached at once set theirs at different moments and see different
+// heap() results at the same moment; a third client's setref and
+// clearref, and one-off `annex exec` sessions, change neither.
+TEST(AnnexCommandTest, ConsoleClientsHaveTheirOwnReferencePoints) {
+  char dir[] = "/tmp/annex-cli-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string env = std::string("XDG_RUNTIME_DIR=") + dir;
+  std::string base = std::string(dir) + "/";
+  // The program makes list A when asked (file "a"), then list B (file
+  // "b"), and writes each one's id for the test.
+  std::thread runner;
+  Result service;
+  pid_t pid = StartService(
+      env, "refpoints.py",
+      "import os, time\n"
+      "d = '" + base + "'\n"
+      "held = {}\n"
+      "for name in ('a', 'b'):\n"
+      "    while not os.path.exists(d + name):\n"
+      "        time.sleep(0.01)\n"
+      "    held[name] = [object() for i in range(50)]\n"
+      "    with open(d + name + '.tmp', 'w') as f:\n"
+      "        f.write(str(id(held[name])))\n"
+      "    os.rename(d + name + '.tmp', d + name + '.id')\n"
+      "while not os.path.exists(d + 'stop'):\n"
+      "    time.sleep(0.01)\n"
+      "print('done', len(held))\n",
+      &runner, &service);
+  ASSERT_GT(pid, 0);
+  const std::string p = std::to_string(pid);
+  auto make = [&](const std::string& name) {
+    std::ofstream(base + name) << "go";
+    WaitForFile(base + name + ".id");
+    std::string id;
+    std::ifstream(base + name + ".id") >> id;
+    return id;
+  };
+  {
+    Attached one(p, env), two(p, env), three(p, env);
+    one.Ask("hp.setref()");
+    const std::string a = make("a");
+    two.Ask("hp.setref()");
+    const std::string b = make("b");
+    three.Ask("hp.setref()\nhp.clearref()");
+    Result exec =
+        RunProcess({AnnexBinary(), "exec", p, "hp.setref()"}, "", {env});
+    EXPECT_EQ(exec.exit_code, 0) << exec.err;
+    const std::string ask = "h = hp.heap()\nprint('in', " + a + " in h, " + b +
+                            " in h, h.count)";
+    const std::string r1 = one.Ask(ask), r2 = two.Ask(ask),
+                      r3 = three.Ask(ask);
+    EXPECT_NE(r1.find("in True True "), std::string::npos) << r1;
+    EXPECT_NE(r2.find("in False True "), std::string::npos) << r2;
+    // Client three cleared its reference point: the whole heap.
+    EXPECT_NE(r3.find("in True True "), std::string::npos) << r3;
+  }  // the clients end
+  std::ofstream(base + "stop") << "stop";
+  runner.join();
+  EXPECT_EQ(service.exit_code, 0) << service.err;
+  EXPECT_EQ(service.out, "done 2\n");
+}
+
 }  // namespace

@@ -14,6 +14,21 @@ using ::annex::testing::EvalTarget;
 using ::annex::testing::TargetLong;
 using ::annex::testing::RunTargetCode;
 
+// `code` (any number of statements) as one console line: exec() in the
+// namespace of the host's `session`.
+std::string AsOneLine(const std::string& code) {
+  std::string quoted = "exec('";
+  for (char c : code) {
+    if (c == '\\' || c == '\'') quoted += '\\';
+    if (c == '\n') {
+      quoted += "\\n";
+      continue;
+    }
+    quoted += c;
+  }
+  return quoted + "')";
+}
+
 std::string Exec(Monitor& m, const std::string& code) {
   auto out = m.ExecInAnnex(code);
   EXPECT_TRUE(out.ok()) << out.status();
@@ -33,20 +48,25 @@ TEST_F(HpHeapTest, SetrefThenHeapShowsExactlyThePlantedLeak) {
       "    __slots__ = ('n',)\n"
       "    def __init__(self, n): self.n = n\n"
       "registry = {'handlers': [], 'cache': {}}\n"));
-  Exec(monitor_, "hp.setref()");
+  // In the host's session 1: its hp (and reference point) lasts between
+  // calls; a one-off ExecInAnnex's would end with its namespace.
+  ASSERT_TRUE(monitor_.ExecInAnnex("hp.setref()", 1).ok());
   ASSERT_TRUE(RunTargetCode(
       "for i in range(100):\n"
       "    registry['cache'][i + 1000] = LeakedSession(i + 1000)\n"));
-  std::string table = Exec(monitor_, "h = hp.heap()\nprint(h)\n");
+  std::string table =
+      monitor_.ExecInAnnex(AsOneLine("h = hp.heap()\nprint(h)\n"), 1)
+          .value_or("");
   EXPECT_NE(table.find("Partition of a set of"), std::string::npos) << table;
   EXPECT_NE(table.find("__main__.LeakedSession"), std::string::npos) << table;
   // The row of the leaked class counts exactly the planted objects.
-  std::string counts = Exec(
-      monitor_,
-      "h = hp.heap()\n"
-      "rows = [h[i] for i in range(len(h.all.splitlines()) - 2)]\n"
-      "leak = [r for r in rows if r.kind == '__main__.LeakedSession'][0]\n"
-      "print(leak.count, leak.size)\n");
+  std::string counts = monitor_.ExecInAnnex(
+      AsOneLine(
+          "h = hp.heap()\n"
+          "rows = [h[i] for i in range(len(h.all.splitlines()) - 2)]\n"
+          "leak = [r for r in rows if r.kind == '__main__.LeakedSession'][0]\n"
+          "print(leak.count, leak.size)\n"),
+      1).value_or("");
   long size = TargetLong(
       "sum(__import__('sys').getsizeof(v) for v in registry['cache'].values())");
   EXPECT_EQ(counts, "100 " + std::to_string(size) + "\n");

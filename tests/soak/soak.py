@@ -26,25 +26,67 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # A random row of the current heap, small enough that per-row questions stay
-# cheap (the churn keeps hundreds of thousands of objects).
+# cheap (the churn keeps hundreds of thousands of objects). The rows are
+# taken from one look at the set (h.parts): a kept set answers for its live
+# members only, so its rows change as the target runs, and an index read
+# from an earlier table (h.stat) may no longer exist.
 ROW = ("import random\n"
        "h = hp.heap()\n"
-       "rows = [i for i, (_, count, _) in enumerate(h.stat.rows)\n"
-       "        if count <= 2000] or [0]\n"
-       "i = random.choice(rows)\n"
-       "r = h[i]\n")
+       "parts = h.parts\n"
+       "r = random.choice([p for p in parts if p.count <= 2000] or parts)\n")
+# A kept row asked again after the target ran: the members that died in
+# between are no longer counted, and its paths, referrers and retained size
+# are those of the live members. x.count + x.dead is the same at any moment
+# (the members seen), but the two attributes are read one after the other
+# and members may die in between: dead read before count gives at most that
+# total, count read before dead at least.
+KEPT_AGAIN = ("d0 = {x}.dead\n"
+              "n0 = {x}.count\n"
+              "time.sleep(0.3)\n"
+              "n1 = {x}.count\n"
+              "d1 = {x}.dead\n"
+              "assert n1 <= n0 and d1 >= d0 and n1 + d1 >= n0 + d0, "
+              "(d0, n0, n1, d1)\n")
+STALE_ROW = ROW + "import time\n" + KEPT_AGAIN.format(x="r")
 QUESTIONS = {
     "heap": "h = hp.heap()\nprint(h.count, h.size)\nprint(h)\n",
     "bytype": "print(hp.heap().bytype)\n",
     "byrcs": "print(hp.heap().byrcs)\n",
     "byvia": "print(hp.heap().byvia)\n",
     "heapu": "u = hp.heapu()\nprint(u.count, u.size)\nprint(u)\n",
-    "sp": ROW + "print('row', i, r.count, r.kind)\nprint(r.sp)\n",
+    "sp": ROW + "print(r.count, r.brief)\nprint(r.sp)\n",
     "shpaths": ROW + "print(r.get_shpaths(limit=0).numpaths)\n",
-    "domisize": ROW + "print('row', i, r.count, r.size, 'domisize', r.domisize)\n",
+    "domisize": ROW + "print(r.count, r.size, 'domisize', r.domisize)\n",
     "referrers": ROW + "print(r.referrers.count, r.referents.count)\n",
     "dominos": ROW + "print(r.dominos.count)\n",
     "setref": "hp.setref()\nprint(hp.heap().count)\n",
+    # Identity under churn (the death watch): objects new since a reference
+    # point, while the target frees and reuses the addresses of objects of
+    # the reference point. No object of the reference point still alive is
+    # new; the reference point set from a kept set answers the same way.
+    "since_ref": ("import time\n"
+                  "hp.setref()\n"
+                  "time.sleep(0.3)\n"
+                  "new = hp.heap()\n"
+                  "print(new.count, new.size)\n"
+                  "print(new)\n"
+                  "hp.clearref()\n"),
+    "ref_from_set": ("import time\n"
+                     "ref = hp.heap()\n"
+                     "hp.setref(reachable=ref)\n"
+                     "time.sleep(0.3)\n"
+                     "new = hp.heap()\n"
+                     "both = new & ref\n"
+                     "assert both.count == 0, (both.count, both)\n"
+                     "print(new.count, ref.count, ref.dead)\n"),
+    "kept_again": ("import time\n"
+                   "h = hp.heap()\n" + KEPT_AGAIN.format(x="h") +
+                   "print(d0, n0, n1, d1)\n"
+                   "print(h.bytype)\n"),
+    "stale_sp": STALE_ROW + "print(n1, d1, r.brief)\nprint(r.sp)\n",
+    "stale_referrers": STALE_ROW + ("print(n1, d1, r.referrers.count, "
+                                    "r.referents.count)\n"),
+    "stale_domisize": STALE_ROW + "print(n1, d1, 'domisize', r.domisize)\n",
     "threads": "print(hp.threads())\nprint(hp.stacks())\n",
 }
 

@@ -1,0 +1,453 @@
+// The death watch: per-version hooks that count deaths of watched blocks.
+#include "monitor/python/death_watch.h"
+
+#include <algorithm>
+#include <array>
+#include <mutex>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "monitor/python/version.h"
+
+namespace annex::python {
+namespace {
+
+// A watched block: how many watches hold it, and how many deaths the hooks
+// saw there since it was first watched.
+struct Entry {
+  uint32_t watchers = 0;
+  uint32_t deaths = 0;
+};
+
+// All fields but `pending` are read and written with the GIL held (the
+// hooks run with the GIL held: PYMEM_DOMAIN_OBJ requires it, tp_dealloc and
+// the ref tracer run under it).
+struct Registry {
+  absl::flat_hash_map<uintptr_t, Entry> entries;
+  // Quick filter of watched keys: one bit per hash of the key; the hot path
+  // is a shift, a multiply and a bit test, and only hits look in `entries`.
+  std::vector<uint64_t> filter;
+  int filter_shift = 64;  // 64 - log2(bits)
+  bool installed = false;
+  bool armed = false;     // hooks count deaths (false: pass through)
+  bool intact = true;
+  uint64_t deaths_seen = 0;
+
+  std::mutex pending_mu;
+  std::vector<uintptr_t> pending;  // keys of released watches
+};
+
+// Leaked on purpose: hooks may run during interpreter finalization, after
+// static destructors would have destroyed a static registry.
+Registry* g_registry = nullptr;
+Registry& R() {
+  if (g_registry == nullptr) g_registry = new Registry();  // GIL held
+  return *g_registry;
+}
+
+// The bit of a key: its 16-byte granule modulo the filter size. Neighbour
+// blocks get neighbour bits, so an allocation-heavy loop (which churns
+// blocks of a few pools) touches few cache lines of the filter.
+inline uint64_t FilterHash(uintptr_t key, int shift) {
+  return (static_cast<uint64_t>(key) >> 4) & (~uint64_t{0} >> shift);
+}
+
+// The hot path's view of the filter: null while disarmed (or nothing is
+// watched), so a hook that finds nothing to do costs one load and a test.
+// Written only with the GIL held, as the hooks read it.
+const uint64_t* g_filter = nullptr;
+uint64_t g_filter_mask = 0;
+
+void Publish(const Registry& r) {
+  if (r.armed && !r.filter.empty()) {
+    g_filter_mask = ~uint64_t{0} >> r.filter_shift;
+    g_filter = r.filter.data();
+  } else {
+    g_filter = nullptr;
+  }
+}
+
+void RebuildFilter(Registry& r) {
+  g_filter = nullptr;
+  if (r.entries.empty()) {
+    r.filter.clear();
+    r.filter.shrink_to_fit();
+    Publish(r);
+    return;
+  }
+  // At least 16 bits per key, at least 2^20.
+  int bits = 20;
+  while ((size_t{1} << bits) < r.entries.size() * 16) ++bits;
+  r.filter.assign((size_t{1} << bits) / 64, 0);
+  r.filter_shift = 64 - bits;
+  for (const auto& [key, entry] : r.entries) {
+    const uint64_t h = FilterHash(key, r.filter_shift);
+    r.filter[h >> 6] |= uint64_t{1} << (h & 63);
+  }
+  Publish(r);
+}
+
+// A death (or a proof of one) at `key`: counted when `key` is watched.
+// Where: GIL held, hook context: no allocation, no Python call.
+void DiedSlow(uintptr_t key) {
+  Registry& r = *g_registry;
+  auto it = r.entries.find(key);
+  if (it == r.entries.end()) return;
+  it->second.deaths++;
+  r.deaths_seen++;
+}
+
+inline void Died(uintptr_t key) {
+  const uint64_t* filter = g_filter;
+  if (filter == nullptr) return;
+  const uint64_t h = (static_cast<uint64_t>(key) >> 4) & g_filter_mask;
+  if ((filter[h >> 6] >> (h & 63)) & 1) DiedSlow(key);
+}
+
+// The key of a live object: where its memory block starts on 3.11/3.12
+// (the allocator sees blocks), the object itself on 3.13 (the tracer sees
+// objects).
+inline uint8_t PreHeaderOf(PyObject* obj) {
+#if PY_VERSION_HEX >= 0x030D0000
+  (void)obj;
+  return 0;
+#else
+  return static_cast<uint8_t>(SizeofPreHeader(obj));
+#endif
+}
+
+#if PY_VERSION_HEX >= 0x030D0000
+// ---- 3.13: the reference tracer ----
+PyRefTracer g_prev_tracer = nullptr;
+void* g_prev_data = nullptr;
+
+int Tracer(PyObject* obj, PyRefTracerEvent event, void* data) {
+  // DESTROY: the object dies now. CREATE at a watched address: a new object
+  // took the place, so the member there died (a death the tracer missed,
+  // e.g. a specialized instruction's direct dealloc).
+  if (obj != nullptr) Died(reinterpret_cast<uintptr_t>(obj));
+  (void)data;
+  if (g_prev_tracer != nullptr) return g_prev_tracer(obj, event, g_prev_data);
+  return 0;
+}
+
+absl::Status InstallHooks() {
+  void* data = nullptr;
+  PyRefTracer current = PyRefTracer_GetTracer(&data);
+  if (current != &Tracer) {
+    g_prev_tracer = current;
+    g_prev_data = data;
+    if (PyRefTracer_SetTracer(&Tracer, nullptr) < 0) {
+      PyErr_Clear();
+      return absl::InternalError("PyRefTracer_SetTracer failed");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Restores the tracer found at install, unless another replaced ours.
+void UninstallHooks() {
+  void* data = nullptr;
+  if (PyRefTracer_GetTracer(&data) == &Tracer) {
+    if (PyRefTracer_SetTracer(g_prev_tracer, g_prev_data) < 0) PyErr_Clear();
+  }
+  g_prev_tracer = nullptr;
+  g_prev_data = nullptr;
+}
+
+bool HooksInPlace() {
+  void* data = nullptr;
+  return PyRefTracer_GetTracer(&data) == &Tracer;
+}
+
+#else
+// ---- 3.11 and 3.12: the OBJ allocator and free-list types' tp_dealloc ----
+PyMemAllocatorEx g_prev_alloc{};
+bool g_alloc_hooked = false;  // ours is in the chain (maybe below another)
+
+void* HookMalloc(void*, size_t size) {
+  void* p = g_prev_alloc.malloc(g_prev_alloc.ctx, size);
+  // A new block at a watched key: whatever was watched there is dead.
+  if (p != nullptr) Died(reinterpret_cast<uintptr_t>(p));
+  return p;
+}
+
+void* HookCalloc(void*, size_t nelem, size_t elsize) {
+  void* p = g_prev_alloc.calloc(g_prev_alloc.ctx, nelem, elsize);
+  if (p != nullptr) Died(reinterpret_cast<uintptr_t>(p));
+  return p;
+}
+
+void* HookRealloc(void*, void* ptr, size_t size) {
+  void* p = g_prev_alloc.realloc(g_prev_alloc.ctx, ptr, size);
+  if (p != nullptr && p != ptr) {
+    // The block moved: the old one is freed, the new one is new.
+    if (ptr != nullptr) Died(reinterpret_cast<uintptr_t>(ptr));
+    Died(reinterpret_cast<uintptr_t>(p));
+  }
+  return p;
+}
+
+void HookFree(void*, void* ptr) {
+  if (ptr != nullptr) Died(reinterpret_cast<uintptr_t>(ptr));
+  g_prev_alloc.free(g_prev_alloc.ctx, ptr);
+}
+
+// The static types whose exact instances go on a free list instead of
+// being freed (see the interpreter state's _Py_*_state in the internal
+// headers of 3.11 and 3.12). Their tp_dealloc is wrapped while armed; a
+// wrapper stays valid forever (a type readied meanwhile may have inherited
+// it) and always calls the original.
+constexpr int kWrapped = 8;
+PyTypeObject* WrappedType(int i) {
+  switch (i) {
+    case 0: return &PyFloat_Type;
+    case 1: return &PyTuple_Type;
+    case 2: return &PyList_Type;
+    case 3: return &PyDict_Type;
+    case 4: return &PySlice_Type;
+    case 5: return &PyContext_Type;
+    case 6: return &_PyAsyncGenASend_Type;
+    case 7: return &_PyAsyncGenWrappedValue_Type;
+  }
+  return nullptr;
+}
+destructor g_orig_dealloc[kWrapped] = {};
+
+// Where the block of `obj` starts (as SizeofPreHeader, inline: this is on
+// the dealloc path of every float, tuple, list and dict).
+inline uintptr_t BlockOf(PyObject* obj) {
+#if PY_VERSION_HEX >= 0x030C0000
+  constexpr unsigned long kPreHeader =
+      Py_TPFLAGS_MANAGED_DICT | Py_TPFLAGS_MANAGED_WEAKREF;
+#else
+  constexpr unsigned long kPreHeader = Py_TPFLAGS_MANAGED_DICT;
+#endif
+  const unsigned long flags = Py_TYPE(obj)->tp_flags;
+  // PyGC_Head is two words (_gc_next, _gc_prev) on 3.11 and 3.12.
+  uintptr_t pre = (flags & Py_TPFLAGS_HAVE_GC) ? 2 * sizeof(uintptr_t) : 0;
+  if (flags & kPreHeader) pre += 2 * sizeof(PyObject*);
+  return reinterpret_cast<uintptr_t>(obj) - pre;
+}
+
+// tuple, list and dict (indexes 1 to 3) free a deep chain of exact
+// instances through the trashcan: their tp_dealloc opens it only when
+// Py_TYPE(op)->tp_dealloc is that very function (_PyTrash_cond), so that a
+// subclass instance, already in subtype_dealloc's trashcan, does not nest a
+// second one. Under our wrapper that test fails for every instance, and
+// freeing a chain of a million nested lists recursed once per level on the
+// C stack until it overflowed (SIGSEGV; CPython's test suite under annex
+// hit it inside a gc collection). The wrapper opens the
+// trashcan itself, under the same test with itself in place of the
+// original, after untracking the object as the original does first (the
+// trashcan links deferred objects through their gc header).
+constexpr bool UsesTrashcan(int i) { return i >= 1 && i <= 3; }
+
+#if PY_VERSION_HEX >= 0x030C0000
+// 3.12's dict_dealloc first tells the dict's watchers (PyDict_AddWatcher),
+// which may resurrect the dict; the original untracks only after that. A
+// watched dict is left to the original alone (no trashcan, as before the
+// fix), so that a resurrected one stays tracked. The watcher bits are the
+// low DICT_MAX_WATCHERS (8) bits of ma_version_tag (pycore_dict.h).
+inline bool DictWatched(PyObject* obj) {
+  _Py_COMP_DIAG_PUSH
+  _Py_COMP_DIAG_IGNORE_DEPR_DECLS
+  return (reinterpret_cast<PyDictObject*>(obj)->ma_version_tag & 0xff) != 0;
+  _Py_COMP_DIAG_POP
+}
+#endif
+
+template <int I>
+void WrappedDealloc(PyObject* obj) {
+  if constexpr (UsesTrashcan(I)) {
+#if PY_VERSION_HEX >= 0x030C0000
+    if (I == 3 && DictWatched(obj)) {
+      Died(BlockOf(obj));
+      g_orig_dealloc[I](obj);
+      return;
+    }
+#endif
+    PyObject_GC_UnTrack(obj);
+    Py_TRASHCAN_BEGIN_CONDITION(obj, Py_TYPE(obj)->tp_dealloc ==
+                                         &WrappedDealloc<I>)
+    // Counted when it really goes: a deferred object comes back here from
+    // the trashcan's chain (through its type's tp_dealloc).
+    Died(BlockOf(obj));
+    g_orig_dealloc[I](obj);
+    Py_TRASHCAN_END
+  } else {
+    // The object is intact until its dealloc runs: its type gives the block.
+    Died(BlockOf(obj));
+    g_orig_dealloc[I](obj);
+  }
+}
+
+template <int... I>
+constexpr std::array<destructor, sizeof...(I)> MakeWrappers(
+    std::integer_sequence<int, I...>) {
+  return {&WrappedDealloc<I>...};
+}
+const std::array<destructor, kWrapped> kWrappers =
+    MakeWrappers(std::make_integer_sequence<int, kWrapped>());
+
+absl::Status InstallHooks() {
+  if (g_alloc_hooked) {
+    // Still in the chain? On top, or below tracemalloc's hooks while it
+    // traces. tracemalloc.stop() restores the allocator it found, which
+    // drops ours when ours was installed after tracemalloc started.
+    PyMemAllocatorEx current;
+    PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &current);
+    if (current.free != &HookFree && !TracemallocIsTracing()) {
+      g_alloc_hooked = false;
+    }
+  }
+  if (!g_alloc_hooked) {
+    PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &g_prev_alloc);
+    PyMemAllocatorEx ours{nullptr, &HookMalloc, &HookCalloc, &HookRealloc,
+                          &HookFree};
+    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &ours);
+    g_alloc_hooked = true;
+  }
+  for (int i = 0; i < kWrapped; ++i) {
+    PyTypeObject* t = WrappedType(i);
+    if (t->tp_dealloc == kWrappers[i]) continue;
+    g_orig_dealloc[i] = t->tp_dealloc;
+    t->tp_dealloc = kWrappers[i];
+  }
+  return absl::OkStatus();
+}
+
+void UninstallHooks() {
+  for (int i = 0; i < kWrapped; ++i) {
+    PyTypeObject* t = WrappedType(i);
+    if (t->tp_dealloc == kWrappers[i]) t->tp_dealloc = g_orig_dealloc[i];
+  }
+  if (g_alloc_hooked) {
+    PyMemAllocatorEx current;
+    PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &current);
+    // Only when ours is on top: a hook installed above ours (tracemalloc)
+    // chains to ours and must keep working, so ours stays (disarmed).
+    if (current.free == &HookFree) {
+      PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &g_prev_alloc);
+      g_alloc_hooked = false;
+    }
+  }
+}
+
+bool HooksInPlace() {
+  for (int i = 0; i < kWrapped; ++i) {
+    if (WrappedType(i)->tp_dealloc != kWrappers[i]) return false;
+  }
+  // Ours on top, or something above that tracemalloc put there (it chains
+  // to what it found). A hook below ours that was removed by restoring an
+  // older allocator over ours cannot be told from here.
+  PyMemAllocatorEx current;
+  PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &current);
+  return g_alloc_hooked &&
+         (current.free == &HookFree || TracemallocIsTracing());
+}
+#endif
+
+void FlushLocked(Registry& r) {
+  std::vector<uintptr_t> pending;
+  {
+    std::lock_guard<std::mutex> lock(r.pending_mu);
+    pending.swap(r.pending);
+  }
+  if (pending.empty()) return;
+  for (uintptr_t key : pending) {
+    auto it = r.entries.find(key);
+    if (it == r.entries.end()) continue;
+    if (--it->second.watchers == 0) r.entries.erase(it);
+  }
+  RebuildFilter(r);
+  if (r.entries.empty() && r.installed) {
+    r.armed = false;
+    Publish(r);
+    UninstallHooks();
+    r.installed = false;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<WatchedObjects>> WatchedObjects::Watch(
+    const std::vector<uintptr_t>& sorted) {
+  Registry& r = R();
+  FlushLocked(r);
+  std::shared_ptr<WatchedObjects> w(new WatchedObjects());
+  w->addresses_ = sorted;
+  w->deaths_.resize(sorted.size());
+  w->pre_.resize(sorted.size());
+  if (sorted.empty()) return w;
+  if (!r.installed) {
+    r.intact = true;
+    absl::Status s = InstallHooks();
+    if (!s.ok()) return s;
+    r.installed = true;
+  } else if (!HooksInPlace()) {
+    // Displaced (e.g. tracemalloc started on 3.13, or stopped on 3.11/3.12
+    // after starting below ours): deaths may have been missed meanwhile;
+    // put ours back in the chain for what is watched from now on.
+    r.intact = false;
+    absl::Status s = InstallHooks();
+    if (!s.ok()) return s;
+  }
+  r.armed = true;  // published by RebuildFilter below
+  r.entries.reserve(r.entries.size() + sorted.size());
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    PyObject* obj = reinterpret_cast<PyObject*>(sorted[i]);
+    const uint8_t pre = PreHeaderOf(obj);
+    Entry& e = r.entries[sorted[i] - pre];
+    e.watchers++;
+    w->deaths_[i] = e.deaths;
+    w->pre_[i] = pre;
+  }
+  RebuildFilter(r);
+  return w;
+}
+
+WatchedObjects::~WatchedObjects() {
+  Registry& r = R();
+  std::lock_guard<std::mutex> lock(r.pending_mu);
+  r.pending.reserve(r.pending.size() + addresses_.size());
+  for (size_t i = 0; i < addresses_.size(); ++i) {
+    r.pending.push_back(addresses_[i] - pre_[i]);
+  }
+}
+
+bool WatchedObjects::Same(size_t i) const {
+  const Registry& r = R();
+  auto it = r.entries.find(addresses_[i] - pre_[i]);
+  // Every member's key is held until this watch is released.
+  return it != r.entries.end() && it->second.deaths == deaths_[i];
+}
+
+int64_t WatchedObjects::Find(uintptr_t address) const {
+  auto it = std::lower_bound(addresses_.begin(), addresses_.end(), address);
+  if (it == addresses_.end() || *it != address) return -1;
+  return it - addresses_.begin();
+}
+
+void FlushDeathWatch() { FlushLocked(R()); }
+
+uint64_t DeathWatchEpoch() { return R().deaths_seen; }
+
+bool DeathWatchIntact() {
+  Registry& r = R();
+  if (r.installed && !HooksInPlace()) r.intact = false;
+  return r.intact;
+}
+
+DeathWatchStats GetDeathWatchStats() {
+  Registry& r = R();
+  DeathWatchIntact();
+  DeathWatchStats s;
+  s.installed = r.installed;
+  s.watched_blocks = r.entries.size();
+  s.deaths_seen = r.deaths_seen;
+  s.intact = r.intact;
+  return s;
+}
+
+}  // namespace annex::python
