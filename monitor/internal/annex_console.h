@@ -5,7 +5,7 @@
 // runs with the annex current; its output is captured; Ctrl-C becomes a
 // KeyboardInterrupt in the annex (AnnexRuntime::Interrupt). Target questions
 // (`.threads`, `.stacks`, `.interrupt`, `.exec-target`) swap to the target
-// only for the read or the requested action (DESIGN.md rules 4, 9).
+// only for the read or the requested action (docs/design.md rules 4, 9).
 #pragma once
 
 #include <Python.h>

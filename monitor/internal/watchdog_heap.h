@@ -1,6 +1,6 @@
 // The watchdog's view of the target's heap, from the annex's heap engine.
 //
-// The watchdog thread never takes the GIL (DESIGN.md rule 6), so it cannot
+// The watchdog thread never takes the GIL (docs/design.md rule 6), so it cannot
 // walk the heap. This service runs a thread of its own that asks the annex
 // (AnnexRuntime::Run, which gets the GIL through the hand-off) for a walk
 // every `interval` and keeps the result as a snapshot; the watchdog's

@@ -2,7 +2,7 @@
 //
 // AnnexRuntime starts a thread that creates a shared-GIL sub-interpreter (the
 // annex) beside the host's main interpreter (the target), runs work items in
-// it, and ends it on the same thread before the target finalizes (DESIGN.md
+// it, and ends it on the same thread before the target finalizes (docs/design.md
 // rules 1, 2, 7; 3.12 requires that an interpreter ends on the thread that
 // created it).
 //
