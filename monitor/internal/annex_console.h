@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "glue/session.h"
 #include "monitor/console/executor.h"
@@ -80,8 +81,8 @@ class AnnexConsole : public console::CommandExecutor {
   python::AnnexRuntime* runtime_;
   glue::Session* session_;
   std::mutex mu_;
-  uint64_t running_session_ = 0;  // guarded by mu_; 0 when none
-  bool has_running_ = false;      // guarded by mu_
+  uint64_t running_session_ ABSL_GUARDED_BY(mu_) = 0;  // 0 when none
+  bool has_running_ ABSL_GUARDED_BY(mu_) = false;
   std::map<uint64_t, PyObject*> namespaces_;  // annex objects; annex thread
   PyObject* helper_ = nullptr;  // the helper's namespace; annex thread
 };
