@@ -24,14 +24,14 @@ _GCC_ONLY = {
 }
 
 
-def _Rewrite(arg, execroot, root):
+def _Rewrite(arg, execroot, output_base):
     """Makes an argument work from the source tree: our files are read where
-    they are, Bazel's outputs and external repositories in the execroot
-    (whose symlink forest a running build may be rebuilding)."""
-    for prefix in ("external/", "bazel-out/"):
+    they are, Bazel's outputs in the execroot, external repositories where
+    Bazel fetched them (the execroot links only those of the last build)."""
+    for prefix, base in (("external/", output_base), ("bazel-out/", execroot)):
         for flag in ("", "-I", "-iquote", "-isystem", "-MF", "-o"):
             if arg.startswith(flag + prefix):
-                return flag + os.path.join(execroot, arg[len(flag):])
+                return flag + os.path.join(base, arg[len(flag):])
     return arg
 
 
@@ -40,6 +40,8 @@ def main(flags):
     os.chdir(root)
     execroot = subprocess.check_output(
         ["bazel", "info", *flags, "execution_root"], text=True).strip()
+    output_base = subprocess.check_output(
+        ["bazel", "info", *flags, "output_base"], text=True).strip()
     out = subprocess.check_output(
         ["bazel", "aquery", *flags, "--output=jsonproto",
          'mnemonic("CppCompile", //...)'], text=True)
@@ -52,7 +54,7 @@ def main(flags):
         src = args[args.index("-c") + 1]
         if src.startswith("external/") or src.startswith("bazel-out/"):
             continue
-        args = [_Rewrite(a, execroot, root) for a in args
+        args = [_Rewrite(a, execroot, output_base) for a in args
                 if a not in _GCC_ONLY]
         # One entry per file: the first configuration Bazel listed.
         entries.setdefault(src, {
