@@ -2,7 +2,7 @@
 // session's annex and turns walks into KindedSets: identities with the kind
 // (type) and size each object had when it was seen, so that later set
 // algebra, partition tables and stats never dereference an address
-// (DESIGN.md rule 10). Questions that need live objects (paths, retained
+// (docs/design.md rule 10). Questions that need live objects (paths, retained
 // size, individual objects) walk again and use only objects confirmed alive
 // by that walk, within the same GIL hold.
 //

@@ -12,7 +12,7 @@
 // The object comes from Annex's own extension module `annex`, built into the
 // binary and created with multi-phase initialization, so it is importable in
 // a sub-interpreter and the annex imports nothing but the standard library
-// from disk (DESIGN.md rule 8).
+// from disk (docs/design.md rule 8).
 #pragma once
 
 #include <Python.h>

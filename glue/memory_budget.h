@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -81,17 +82,18 @@ class MemoryBudget {
   std::string Describe(uint64_t owner, size_t max_rows = 10) const;
 
  private:
-  size_t SessionLimitLocked() const;
-  size_t TotalLimitLocked() const;
-  std::string DescribeLocked(uint64_t owner, size_t max_rows) const;
+  size_t SessionLimitLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  size_t TotalLimitLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string DescribeLocked(uint64_t owner, size_t max_rows) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable std::mutex mu_;
-  MemoryLimits limits_;
-  uint64_t next_owner_ = 1;
-  uint64_t current_owner_ = 0;
-  size_t total_ = 0;
-  absl::flat_hash_map<uint64_t, size_t> by_owner_;
-  absl::flat_hash_map<uintptr_t, Holding> holdings_;
+  MemoryLimits limits_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_owner_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t current_owner_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t total_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<uint64_t, size_t> by_owner_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uintptr_t, Holding> holdings_ ABSL_GUARDED_BY(mu_);
 };
 
 // Readable byte counts for messages: "512.0 MiB", "3.2 KiB", "17 bytes".

@@ -4,7 +4,7 @@
 // Every question walks the target's heap again (one HeapGraph snapshot, the
 // GIL held from the walk to the last answer) and uses only the members of
 // the given set that this walk still finds, so no stale address is ever
-// dereferenced (DESIGN.md rule 10). Sets are glue::KindedSets (heap_view.h):
+// dereferenced (docs/design.md rule 10). Sets are glue::KindedSets (heap_view.h):
 // from HeapView::Heap(), from another answer, or from addresses a host
 // knows (Find()).
 //

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "glue/annex_access.h"
@@ -31,15 +32,16 @@ struct Monitor::State {
   std::unique_ptr<monitor_internal::AnnexConsole> console_executor;
   // Namespaces of ExecInAnnex(code, session): the host's own sessions.
   std::unique_ptr<monitor_internal::AnnexConsole> host_executor;
-  std::unique_ptr<console::Server> console;
-  std::unique_ptr<watchdog::Watchdog> watchdog;
-  std::unique_ptr<monitor_internal::WatchdogHeap> watchdog_heap;
-  std::mutex console_mu;  // guards `console`, `watchdog`, `watchdog_heap`
+  std::mutex console_mu;
+  std::unique_ptr<console::Server> console ABSL_GUARDED_BY(console_mu);
+  std::unique_ptr<watchdog::Watchdog> watchdog ABSL_GUARDED_BY(console_mu);
+  std::unique_ptr<monitor_internal::WatchdogHeap> watchdog_heap
+      ABSL_GUARDED_BY(console_mu);
   const pid_t owner = getpid();  // a child made by fork() is not the owner
 
   // Stops the watchdog, then its heap service (which may be waiting for
   // the annex). Where: any thread but the annex's; console_mu held.
-  void StopWatchdog() {
+  void StopWatchdog() ABSL_EXCLUSIVE_LOCKS_REQUIRED(console_mu) {
     if (watchdog) watchdog->Stop().IgnoreError();
     watchdog.reset();
     if (watchdog_heap) watchdog_heap->Stop();
@@ -70,7 +72,10 @@ absl::Status Monitor::Start(const Options& options) {
   if (options.watchdog_heap_interval < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("watchdog_heap_interval is negative");
   }
-  state_->console.reset();
+  {
+    std::lock_guard<std::mutex> clock(state_->console_mu);
+    state_->console.reset();
+  }
   state_->console_executor.reset();
   state_->host_executor.reset();
   state_->runtime.reset();

@@ -51,7 +51,7 @@ struct Options {
   // (`.exec-target`) and raise in target threads (`.interrupt`).
   bool allow_exec_target = false;
   // How long annex Python code may hold the GIL before it hands it to the
-  // target (DESIGN.md rule 2).
+  // target (docs/design.md rule 2).
   std::chrono::microseconds annex_yield_interval = std::chrono::milliseconds(5);
   // The annex's memory budget for kept sets (the annex's memory is the
   // host's): bytes one console session (`hp`) may keep, and all of them

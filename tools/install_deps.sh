@@ -17,6 +17,8 @@ packages=(
   prometheus-cpp-dev  # the watchdog's opt-in Prometheus endpoint (1.0.1)
   procps            # ps/pgrep used by end-to-end tests
   libpython3.11-testsuite  # CPython's own tests: a real program for e2e tests
+  clang-format-14   # tools/check_format.sh
+  clang-tidy-14     # tools/check_tidy.sh
 )
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang-14 libclang-rt-14-dev)

@@ -2,7 +2,9 @@
 # The README's test command: installs what is missing, then builds and runs
 # every test on every supported Python version present (Debian's 3.11, and
 # pyenv's 3.12.1 and 3.13.0 when installed), the install end to end
-# (tools/install_test.sh), and a bounded fuzz run of the console protocol. Ends with one line "N passed, N failed" counting test
+# (tools/install_test.sh), a bounded fuzz run of the console protocol and
+# the convention checks (formatting). Ends with one line "N passed, N failed"
+# counting test
 # cases (not targets) over all versions. Exit status 1 when anything failed.
 #
 #   tools/test.sh [--asan] [--quick]
@@ -40,6 +42,26 @@ run_suite() {  # label, bazel flags...
   (cd "$out" && find . -name test.xml -exec cp --parents {} "$results/$label/" \;)
   "$py" tools/count_tests.py "$label" "$results/$label" >&2
 }
+
+# A check that is not a GoogleTest binary counts as one test case: its
+# output goes to stderr, and a failure prints its last lines and a FAILED
+# line (count_tests.py lists it) and fails the run.
+record_check() {  # name, command...
+  local name=$1; shift
+  echo "=== check: $name ===" >&2
+  local dir="$results/checks/$name" failure=""
+  mkdir -p "$dir"
+  if ! "$@" >"$dir/log" 2>&1; then
+    tail -30 "$dir/log" >&2
+    failure="<failure/>"
+    status=1
+  else
+    tail -1 "$dir/log" >&2
+  fi
+  echo "<testsuites><testsuite name=\"checks\"><testcase classname=\"checks\" name=\"$name\">$failure</testcase></testsuite></testsuites>" >"$dir/test.xml"
+}
+
+record_check clang_format bash tools/check_format.sh
 
 configs=(default)
 ((quick)) || mapfile -t configs < <(bash tools/python_versions.sh)

@@ -1,5 +1,5 @@
 // Benchmark: how fast the annex gets the GIL from a busy target, and how
-// long a busy target waits while the annex runs a Python loop (DESIGN.md
+// long a busy target waits while the annex runs a Python loop (docs/design.md
 // rule 2). Prints one JSON object per case, several runs each, with a
 // baseline measured in the same run:
 //  - entry_*: latency from asking (AnnexRuntime::Run) to running in the

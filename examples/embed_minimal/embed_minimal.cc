@@ -1,7 +1,7 @@
 // The smallest C++ host of Annex: it embeds CPython (the target), starts an
 // annex::Monitor beside it, runs the host's Python, asks the annex
 // interpreter a few questions through Monitor::ExecInAnnex, and shuts down
-// in the order DESIGN.md rule 7 asks for: Stop() before Py_FinalizeEx().
+// in the order docs/design.md rule 7 asks for: Stop() before Py_FinalizeEx().
 //
 //   embed_minimal              runs the embedded script below
 //   embed_minimal app.py       runs app.py instead (as __main__)

@@ -3,7 +3,7 @@
 // It runs in the host process on its own I/O thread (poll(2), nonblocking
 // sockets, MSG_NOSIGNAL, no signal handlers) and never touches Python:
 // commands go to a CommandExecutor (executor.h) on one worker thread per
-// client session. Security (DESIGN.md, Security):
+// client session. Security (docs/design.md, Security):
 //  - a Unix socket <dir>/<pid>.sock, mode 0600, in a per-user directory
 //    only the owner can enter (0700, verified; refused if not ours);
 //  - the peer's uid (SO_PEERCRED) must equal ours;
@@ -77,7 +77,7 @@ struct ServerOptions {
   // A session with no command running and no bytes received for this long
   // is closed.
   absl::Duration idle_timeout = absl::Minutes(30);
-  // Permission to run code in the target (DESIGN.md rule 9).
+  // Permission to run code in the target (docs/design.md rule 9).
   bool allow_exec_target = false;
 };
 

@@ -8,8 +8,8 @@
 //
 // Everything here reads object layouts through CPython's C API and never
 // runs Python code of the objects (no __repr__, __eq__, __hash__,
-// __getattr__, __iter__ of user classes; DESIGN.md rule 9). It may run in
-// any interpreter that shares the objects' GIL (DESIGN.md rule 1); the
+// __getattr__, __iter__ of user classes; docs/design.md rule 9). It may run in
+// any interpreter that shares the objects' GIL (docs/design.md rule 1); the
 // references it takes are to objects that `from` keeps alive, so dropping
 // them never runs a destructor (rule 10).
 #pragma once

@@ -11,7 +11,7 @@
 // id can be found from an address with a binary search over `addresses`.
 // The addresses are identities only: dereferencing one is allowed only while
 // the GIL has been held continuously since the walk that built the graph
-// (DESIGN.md rule 10).
+// (docs/design.md rule 10).
 #pragma once
 
 #include <cstdint>

@@ -85,7 +85,7 @@ HeapEngine::Question::~Question() {
 absl::Status HeapEngine::Question::WaitForGcIdle() {
   if (!python::GcCollecting()) return absl::OkStatus();
   // Nothing was read yet, so the GIL may change hands: release it with the
-  // target current (re-taken with target_ts, the fast way of DESIGN.md rule
+  // target current (re-taken with target_ts, the fast way of docs/design.md rule
   // 2) until the collecting thread has finished.
   const absl::Time deadline = absl::Now() + kGcWait;
   while (python::GcCollecting()) {

@@ -1,4 +1,4 @@
-// The named roots of the target's heap (DESIGN.md "The heap engine").
+// The named roots of the target's heap (docs/design.md "The heap engine").
 //
 //   ScopedTargetSwap swap(ts);                 // rule 4: target current
 //   absl::StatusOr<RootList> roots = CollectRoots({ts.target_ts});

@@ -34,7 +34,7 @@ using console::ReplyStatus;
 using console::Request;
 using console::RequestKind;
 
-// REPL semantics, run in the annex (standard library only, DESIGN.md rule
+// REPL semantics, run in the annex (standard library only, docs/design.md rule
 // 8). Returns (status, output, error, exit_code).
 constexpr char kHelperSource[] = R"PY(
 import codeop, io, sys, traceback
@@ -448,7 +448,7 @@ console::Reply AnnexConsole::InterruptThread(const std::string& arg,
 console::Reply AnnexConsole::ExecTarget(const std::string& code,
                                         const python::ThreadStates& ts) {
   // Runs target code on purpose (the host granted the permission): the
-  // target's own interpreter, its __main__ namespace (DESIGN.md rule 9).
+  // target's own interpreter, its __main__ namespace (docs/design.md rule 9).
   python::ScopedTargetSwap swap(ts);
   PyObject* main = PyImport_AddModule("__main__");  // borrowed
   if (main == nullptr) return Error(TakeErrorText());

@@ -5,7 +5,7 @@
 // runs with the annex current; its output is captured; Ctrl-C becomes a
 // KeyboardInterrupt in the annex (AnnexRuntime::Interrupt). Target questions
 // (`.threads`, `.stacks`, `.interrupt`, `.exec-target`) swap to the target
-// only for the read or the requested action (DESIGN.md rules 4, 9).
+// only for the read or the requested action (docs/design.md rules 4, 9).
 #pragma once
 
 #include <Python.h>
@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "glue/heap_view.h"
 #include "glue/session.h"
@@ -87,8 +88,8 @@ class AnnexConsole : public console::CommandExecutor {
   python::AnnexRuntime* runtime_;
   glue::Session* session_;
   std::mutex mu_;
-  uint64_t running_session_ = 0;  // guarded by mu_; 0 when none
-  bool has_running_ = false;      // guarded by mu_
+  uint64_t running_session_ ABSL_GUARDED_BY(mu_) = 0;  // 0 when none
+  bool has_running_ ABSL_GUARDED_BY(mu_) = false;
   std::map<uint64_t, PyObject*> namespaces_;  // annex objects; annex thread
   PyObject* helper_ = nullptr;  // the helper's namespace; annex thread
 };

@@ -1,6 +1,6 @@
 // The watchdog's view of the target's heap, from the annex's heap engine.
 //
-// The watchdog thread never takes the GIL (DESIGN.md rule 6), so it cannot
+// The watchdog thread never takes the GIL (docs/design.md rule 6), so it cannot
 // walk the heap. This service runs a thread of its own that asks the annex
 // (AnnexRuntime::Run, which gets the GIL through the hand-off) for a walk
 // every `interval` and keeps the result as a snapshot; the watchdog's
@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "glue/classifiers.h"
 #include "monitor/watchdog/watchdog.h"
@@ -103,16 +104,16 @@ class WatchdogHeap {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::thread thread_;
-  bool stop_ = false;                // guarded by mu_
-  int64_t requested_ = 0;            // guarded by mu_: report requests made
-  int64_t served_ = 0;               // guarded by mu_: report requests answered
-  std::string report_;               // guarded by mu_: the last answer
-  bool have_snapshot_ = false;       // guarded by mu_
-  absl::Time snapshot_time_;         // guarded by mu_
-  watchdog::MemorySample snapshot_;  // guarded by mu_ (Python figures)
-  int64_t walks_ = 0;                // guarded by mu_
-  std::shared_ptr<Rows> reference_;  // guarded by mu_: the first walk's rows
-  absl::Time reference_time_;        // guarded by mu_
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t requested_ ABSL_GUARDED_BY(mu_) = 0;  // report requests made
+  int64_t served_ ABSL_GUARDED_BY(mu_) = 0;  // report requests answered
+  std::string report_ ABSL_GUARDED_BY(mu_);  // the last answer
+  bool have_snapshot_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time snapshot_time_ ABSL_GUARDED_BY(mu_);
+  watchdog::MemorySample snapshot_ ABSL_GUARDED_BY(mu_);  // Python figures
+  int64_t walks_ ABSL_GUARDED_BY(mu_) = 0;
+  std::shared_ptr<Rows> reference_ ABSL_GUARDED_BY(mu_);  // first walk's rows
+  absl::Time reference_time_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace monitor_internal

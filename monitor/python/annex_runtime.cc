@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "monitor/python/gilstate_bind.h"
 #include "monitor/python/version.h"
 
@@ -17,9 +18,11 @@ namespace annex::python {
 struct AnnexRuntime::Task {
   const Work* work;
   Work owned;  // RunWithin(): the runtime's own copy; `work` points to it
-  bool started = false;  // guarded by mu_
-  bool done = false;     // guarded by mu_
-  bool interrupt = false;  // guarded by mu_: RunWithin interrupted it
+  // Guarded by the runtime's mu_, which an annotation here cannot name
+  // (a Task does not know its runtime).
+  bool started = false;
+  bool done = false;
+  bool interrupt = false;  // RunWithin interrupted it
   absl::Status status;
 };
 
@@ -29,7 +32,7 @@ struct AnnexRuntime::Task {
 struct AnnexRuntime::AtExitLink {
   const pid_t owner = getpid();  // a forked child has no annex to stop
   std::mutex mu;
-  AnnexRuntime* runtime = nullptr;
+  AnnexRuntime* runtime ABSL_GUARDED_BY(mu) = nullptr;
 };
 
 namespace {

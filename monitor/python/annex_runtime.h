@@ -2,7 +2,7 @@
 //
 // AnnexRuntime starts a thread that creates a shared-GIL sub-interpreter (the
 // annex) beside the host's main interpreter (the target), runs work items in
-// it, and ends it on the same thread before the target finalizes (DESIGN.md
+// it, and ends it on the same thread before the target finalizes (docs/design.md
 // rules 1, 2, 7; 3.12 requires that an interpreter ends on the thread that
 // created it).
 //
@@ -50,6 +50,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/clock.h"
@@ -243,34 +244,34 @@ class AnnexRuntime {
   std::thread nudger_;   // 3.11/3.12: waits for the GIL as the target
   std::thread yielder_;  // waits for the GIL as the annex
   PyThreadState* nudge_ts_ = nullptr;  // nudger thread only
-  int active_ = 0;                     // guarded by mu_: annex work running
-  bool nudger_exit_ = false;           // guarded by mu_
-  bool task_running_ = false;          // guarded by mu_: a work item runs
-  bool deliver_interrupt_ = false;     // guarded by mu_: for the nudger
-  bool in_annex_ = false;              // guarded by mu_: yielder holds an annex ts
+  int active_ ABSL_GUARDED_BY(mu_) = 0;  // annex work running
+  bool nudger_exit_ ABSL_GUARDED_BY(mu_) = false;
+  bool task_running_ ABSL_GUARDED_BY(mu_) = false;  // a work item runs
+  bool deliver_interrupt_ ABSL_GUARDED_BY(mu_) = false;  // for the nudger
+  bool in_annex_ ABSL_GUARDED_BY(mu_) = false;  // yielder holds an annex ts
   unsigned long annex_thread_ident_ = 0;
   std::atomic<std::thread::id> thread_id_{};
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::shared_ptr<Task>> queue_;  // guarded by mu_
-  Task* running_task_ = nullptr;  // guarded by mu_: the item that runs
-  bool stop_requested_ = false;  // guarded by mu_
-  bool started_ = false;         // guarded by mu_: thread finished start-up
-  absl::Status start_status_;    // guarded by mu_
+  std::deque<std::shared_ptr<Task>> queue_ ABSL_GUARDED_BY(mu_);
+  Task* running_task_ ABSL_GUARDED_BY(mu_) = nullptr;  // the item that runs
+  bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;  // thread finished start-up
+  absl::Status start_status_ ABSL_GUARDED_BY(mu_);
 
   std::atomic<bool> running_{false};
   std::atomic<bool> interrupt_{false};
   std::atomic<long> yields_{0};
   std::atomic<long> fork_restarts_{0};
   const pid_t owner_pid_;
-  bool suspend_requested_ = false;  // guarded by mu_: a fork is coming
-  bool suspended_ = false;          // guarded by mu_: no annex interpreter
-  bool finished_ = false;           // guarded by mu_: the annex thread ended
+  bool suspend_requested_ ABSL_GUARDED_BY(mu_) = false;  // a fork is coming
+  bool suspended_ ABSL_GUARDED_BY(mu_) = false;  // no annex interpreter
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;  // the annex thread ended
   std::atomic<std::chrono::steady_clock::rep> last_yield_{0};
 
   std::mutex stop_mu_;  // serializes Stop() callers
-  bool stopped_ = false;  // guarded by stop_mu_
+  bool stopped_ ABSL_GUARDED_BY(stop_mu_) = false;
 
   std::vector<uintptr_t> target_footprint_;  // written before Start returns
   std::shared_ptr<AtExitLink> atexit_link_;

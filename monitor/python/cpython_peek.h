@@ -1,5 +1,5 @@
 // Version-specific reads of CPython's runtime state for code that must not
-// take the GIL (the watchdog, DESIGN.md rules 6 and 11).
+// take the GIL (the watchdog, docs/design.md rules 6 and 11).
 //
 // Everything that depends on CPython's private layout (the GIL structure,
 // frame chains, the pending-call queue of 3.11/3.12) is in cpython_peek.c,

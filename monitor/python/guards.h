@@ -1,7 +1,7 @@
 // RAII scopes for every transition of Python runtime state Annex makes.
 //
 // Annex runs a second interpreter (the annex) on its own thread beside the
-// host's interpreter (the target); both share one GIL (DESIGN.md rule 1). The
+// host's interpreter (the target); both share one GIL (docs/design.md rule 1). The
 // annex thread owns two thread states: `target_ts` in the target and
 // `annex_ts` in the annex. Every change of "which thread state is current" or
 // "who holds the GIL" goes through one of these scopes, so the matching undo
@@ -46,7 +46,7 @@ class ScopedGilRelease {
   PyThreadState* saved_;
 };
 
-// Makes `ts.target_ts` current for the scope (DESIGN.md rule 4: per-
+// Makes `ts.target_ts` current for the scope (docs/design.md rule 4: per-
 // interpreter state such as sys.modules, gc lists and the thread list belongs
 // to whichever interpreter is current), then restores what was current.
 // Where: annex thread, GIL held, `ts.annex_ts` or `ts.target_ts` current. A
@@ -80,7 +80,7 @@ class ScopedAnnexSwap {
 
 // Takes the GIL on the annex thread and makes the annex current; on exit swaps
 // back to `target_ts` and releases the GIL. Entry waits with `target_ts` while
-// `handoff` asks the target's main thread to hand the GIL over (DESIGN.md rule
+// `handoff` asks the target's main thread to hand the GIL over (docs/design.md rule
 // 2), so it gets in within about one switch interval even when a target
 // thread runs a CPU-bound loop. It still blocks for as long as a target thread
 // holds the GIL without reaching a bytecode boundary (stuck in C).

@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include "absl/base/thread_annotations.h"
 #include "monitor/python/version.h"
 
 namespace annex::python {
@@ -19,8 +20,10 @@ struct GilHandoff::State {
   const pid_t owner = getpid();
   std::mutex mu;
   std::condition_variable cv;
-  int waiters = 0;         // annex-side threads inside Acquire()
-  bool queued = false;     // a callback is in the target's pending-call queue
+  // Annex-side threads inside Acquire().
+  int waiters ABSL_GUARDED_BY(mu) = 0;
+  // A callback is in the target's pending-call queue.
+  bool queued ABSL_GUARDED_BY(mu) = false;
   std::atomic<long> hand_overs{0};
 };
 

@@ -3,7 +3,7 @@
 // On 3.11 and 3.12 a thread waiting for the GIL sets the drop request only on
 // its own interpreter, and on 3.12 even a waiter with a target thread state
 // is not served while the target's *main* thread runs a CPU-bound loop
-// (DESIGN.md rule 2 has the measured table). GilHandoff therefore schedules a
+// (docs/design.md rule 2 has the measured table). GilHandoff therefore schedules a
 // pending call in the target: it runs on the target's main thread at its next
 // bytecode boundary, releases the GIL there and waits (on a condition
 // variable, no spinning) until the annex holds it. The waiter itself waits

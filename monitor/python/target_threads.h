@@ -1,5 +1,5 @@
 // The target's threads and their Python stacks, read from the annex thread
-// with the target current only for the read (DESIGN.md rule 4). Never uses
+// with the target current only for the read (docs/design.md rule 4). Never uses
 // sys._current_frames(), which walks every interpreter and creates frame
 // objects in the caller's interpreter.
 #pragma once

@@ -1,4 +1,4 @@
-// The only place where Annex's code differs per CPython version (DESIGN.md
+// The only place where Annex's code differs per CPython version (docs/design.md
 // rule 11). Everything else calls these small functions and stays
 // version-free. Supported: 3.11, 3.12, 3.13.
 #pragma once
@@ -55,7 +55,7 @@ int AddPendingCallToMain(int (*func)(void*), void* arg);
 bool IsFinalizing();
 
 // Creates a legacy sub-interpreter that shares the GIL and the allocator with
-// the main interpreter (DESIGN.md rule 1) and returns its thread state, now
+// the main interpreter (docs/design.md rule 1) and returns its thread state, now
 // current; nullptr with no error set when CPython refused.
 // Where: GIL held, called on the thread that will also end it.
 PyThreadState* NewSharedGilInterpreter();

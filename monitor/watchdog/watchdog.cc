@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "monitor/python/cpython_peek.h"
@@ -101,8 +102,8 @@ struct Watchdog::Shared {
 
   std::mutex mu;
   std::condition_variable cv;
-  bool stop = false;  // guarded by mu
-  Metrics metrics;    // guarded by mu (heartbeat fields: atomics below)
+  bool stop ABSL_GUARDED_BY(mu) = false;
+  Metrics metrics ABSL_GUARDED_BY(mu);  // heartbeat fields: atomics below
   std::atomic<bool> stopped{false};
 
   // Heartbeat: send time of the outstanding pending call, 0 if none.

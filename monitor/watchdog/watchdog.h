@@ -1,6 +1,6 @@
 // In-process watchdog for the target interpreter: stall detection, memory
 // limits, stack dumps and actions, from its own thread that never takes the
-// GIL (DESIGN.md rule 6; docs/watchdog.md).
+// GIL (docs/design.md rule 6; docs/watchdog.md).
 //
 //   annex::watchdog::Options options;
 //   options.stall_timeout = absl::Seconds(2);

@@ -1,4 +1,4 @@
-// Console server security rules (DESIGN.md, Security): private directory and
+// Console server security rules (docs/design.md, Security): private directory and
 // socket modes, peer uid, TCP token, exec-target permission, and the life
 // cycle of the files on disk (removed on Stop, stale ones cleaned).
 #include <arpa/inet.h>

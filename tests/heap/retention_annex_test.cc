@@ -1,6 +1,6 @@
 // Retention from the annex interpreter: the walk and the path naming run on
 // the annex thread with the annex current, over the target's objects, as
-// the heap engine will use them (DESIGN.md rules 1, 9, 10).
+// the heap engine will use them (docs/design.md rules 1, 9, 10).
 #include <Python.h>
 
 #include <string>

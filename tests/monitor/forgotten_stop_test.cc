@@ -1,6 +1,6 @@
 // A host that finalizes Python without calling Monitor::Stop(): the
 // monitor's atexit callback in the target stops the annex (and the console)
-// first; no hang, no crash (DESIGN.md rule 7). Each case needs a whole
+// first; no hang, no crash (docs/design.md rule 7). Each case needs a whole
 // interpreter lifetime of its own, so it runs in a forked child (gtest's
 // death-test machinery) whose exit status carries the verdict.
 #include <Python.h>

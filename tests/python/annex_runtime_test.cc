@@ -69,7 +69,7 @@ TEST(AnnexRuntimeTest, TargetSwapSeesTheTargetsModules) {
 }
 
 // The annex must get in while a target thread is still in a CPU-bound loop,
-// not after it ends (DESIGN.md rule 2). The loop ends early only when the
+// not after it ends (docs/design.md rule 2). The loop ends early only when the
 // annex has run; otherwise it gives up after 60 s and the test fails.
 constexpr char kBusyLoop[] = R"(
 import time

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "monitor/watchdog/watchdog.h"
 
@@ -45,7 +46,7 @@ class EventRecorder {
  private:
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<Event> events_;
+  std::vector<Event> events_ ABSL_GUARDED_BY(mu_);
 };
 
 // Polls `done` every 10 ms until it is true or `timeout` passed, with the

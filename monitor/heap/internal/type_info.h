@@ -1,6 +1,6 @@
 // Per-type facts a walk needs for every object, looked up once per type per
 // walk: how to traverse it and how to size it like sys.getsizeof, without
-// running Python code (DESIGN.md rule 9).
+// running Python code (docs/design.md rule 9).
 #pragma once
 
 #include <Python.h>

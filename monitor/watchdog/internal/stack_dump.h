@@ -1,6 +1,6 @@
 // Stack dumps of every thread of the target, taken without the GIL and
 // written with write(2) to a file descriptor opened in advance (the pattern
-// of faulthandler's watchdog, DESIGN.md rule 6).
+// of faulthandler's watchdog, docs/design.md rule 6).
 //
 //   WriteAllThreads(fd, PyInterpreterState_Main(), holder, 100);
 #pragma once

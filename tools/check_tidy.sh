@@ -1,0 +1,65 @@
+#!/bin/bash
+# Runs clang-tidy (checks in .clang-tidy) over Annex's own C/C++ files with
+# the flags Bazel compiles them with. Prints each finding; the last line says how many files
+# were checked and whether any finding was left. Exit 1 on any finding.
+#
+#   tools/check_tidy.sh [FILE...]   # default: every file of ours in //...
+#
+# compile_commands.json is regenerated from `bazel aquery` each run
+# (tools/compile_commands.py; analysis only), so no other bazel command may
+# run in this work tree meanwhile. A file takes tens of seconds (Python.h,
+# Abseil and GoogleTest are parsed each time): run it on the files a change
+# touches (DEVELOPERS.md).
+#
+# Not here: clang's -Wthread-safety. Our mutexes are std::mutex, which
+# libstdc++ does not mark as a capability, so clang rejects every
+# ABSL_GUARDED_BY on them and cannot see std::lock_guard take them; the
+# annotations are checked only once the members move to absl::Mutex.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+clang_tidy=$(command -v clang-tidy-14 || command -v clang-tidy || true)
+if [[ -z $clang_tidy ]]; then
+  echo "check_tidy: FAILED: clang-tidy-14 not installed (tools/install_deps.sh installs it)" >&2
+  exit 1
+fi
+python=/usr/bin/python3.11
+[[ -x $python ]] || python=python3
+
+"$python" tools/compile_commands.py || {
+  echo "check_tidy: FAILED: could not generate compile_commands.json" >&2
+  exit 1
+}
+
+if (($#)); then
+  files=("$@")
+else
+  mapfile -t files < <("$python" -c '
+import json
+for e in json.load(open("compile_commands.json")):
+    print(e["file"])')
+fi
+
+# Clang reads the GCC command lines: keep it quiet about GCC-only warnings.
+extra=(--extra-arg=-Wno-unknown-warning-option)
+jobs=${TIDY_JOBS:-2}
+log=$(mktemp)
+trap 'rm -f "$log" "$log.findings"' EXIT
+printf '%s\n' "${files[@]}" |
+  xargs -P "$jobs" -n 4 "$clang_tidy" -p . --quiet "${extra[@]}" \
+    >"$log" 2>&1
+rc=$?
+# Findings are "file:line:col: warning|error: ... [check]".
+grep -E '^[^ ]+:[0-9]+:[0-9]+: (warning|error):' "$log" | sort -u >"$log.findings"
+findings=$(wc -l <"$log.findings")
+if ((findings)); then
+  grep -E -A3 '^[^ ]+:[0-9]+:[0-9]+: (warning|error):' "$log" | head -400
+  echo "check_tidy: FAILED: $findings findings in ${#files[@]} files"
+  exit 1
+fi
+if ((rc)); then
+  tail -40 "$log"
+  echo "check_tidy: FAILED: clang-tidy exited $rc with no finding listed"
+  exit 1
+fi
+echo "check_tidy: ${#files[@]} files, no findings"
