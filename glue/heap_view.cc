@@ -530,12 +530,20 @@ absl::StatusOr<KindedSet> HeapView::Heap() {
   return Describe(fresh, &sizes, &graph->addresses);
 }
 
-absl::StatusOr<KindedSet> HeapView::HeapU() {
+absl::StatusOr<KindedSet> HeapView::HeapU(UnreachablePart part) {
   // One question: the objects found are read before the GIL can change
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   if (!question.status().ok()) return question.status();
-  absl::StatusOr<heap::ObjectSet> set = engine_->Unreachable();
+  absl::StatusOr<heap::ObjectSet> set;
+  if (part == UnreachablePart::kAll) {
+    set = engine_->Unreachable();
+  } else {
+    absl::StatusOr<heap::UnreachableParts> parts = engine_->UnreachableSplit();
+    if (!parts.ok()) return parts.status();
+    set = part == UnreachablePart::kGarbage ? std::move(parts->garbage)
+                                            : std::move(parts->held);
+  }
   if (!set.ok()) return set.status();
   // Found in the gc lists during this GIL hold: alive now. The owner of an
   // unreachable dict is unreachable too, so the owners are among them.
@@ -771,7 +779,12 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   if (!question.status().ok()) return question.status();
-  absl::StatusOr<heap::HeapGraph> graph = engine_->Graph();
+  // Members not reachable from the roots (heapu) are in the graph too, with
+  // their real referrers, when there are any.
+  heap::GraphOptions graph_options;
+  graph_options.scope = heap::GraphOptions::Scope::kLiveIfNeeded;
+  graph_options.wanted = &set.addresses;
+  absl::StatusOr<heap::HeapGraph> graph = engine_->Graph(graph_options);
   if (!graph.ok()) return graph.status();
   // From here to the end no Python code runs and no thread state is
   // swapped (the question holds the target current), so the GIL stays held
@@ -786,20 +799,11 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
       }
     }
   }
-  heap::ObjectSet unreachable;
-  bool have_unreachable = false;
   absl::flat_hash_map<PyTypeObject*, std::string> type_names;
   std::vector<size_t> keep;
   std::vector<int64_t> keep_node;
   for (size_t i = 0; i < set.count(); ++i) {
-    if (node_of[i] < 0) {
-      if (!have_unreachable) {
-        absl::StatusOr<heap::ObjectSet> u = engine_->Unreachable();
-        if (u.ok()) unreachable = std::move(*u);
-        have_unreachable = true;
-      }
-      if (!unreachable.contains(set.addresses[i])) continue;
-    }
+    if (node_of[i] < 0) continue;  // dead
     // Still the same object? Same type as recorded (addresses are reused).
     PyTypeObject* type = Py_TYPE(reinterpret_cast<PyObject*>(set.addresses[i]));
     auto [it, added] = type_names.emplace(type, std::string());

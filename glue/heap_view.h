@@ -116,8 +116,13 @@ class HeapView {
   // Everything reachable from the target's roots (since the reference
   // point, when one is set). Where: annex thread, GIL held, annex current.
   absl::StatusOr<KindedSet> Heap();
-  // Tracked by the target's gc but unreachable. Where: as Heap().
-  absl::StatusOr<KindedSet> HeapU();
+  // Tracked by the target's gc but unreachable (heapu), or one part of it
+  // as CPython's collector would judge it, without collecting
+  // (heap::UnreachableParts): kGarbage what a collection would find
+  // unreachable (cyclic garbage), kHeld what it would keep (held by C
+  // references, a value stack, a non-gc object). Where: as Heap().
+  enum class UnreachablePart { kAll, kGarbage, kHeld };
+  absl::StatusOr<KindedSet> HeapU(UnreachablePart part = UnreachablePart::kAll);
   // The objects at `addresses` that are alive now (reachable, or tracked
   // by the gc but unreachable), described as Heap() describes them;
   // others are left out. Where: as Heap(). Walks.

@@ -57,7 +57,8 @@ constexpr const char* kHpDoc =
     "Services (built on first use):\n"
     "  hp.heap()      objects reachable from the target's roots (since\n"
     "                 hp.setref(), when called), partitioned by Clodo\n"
-    "  hp.heapu()     tracked by the target's gc but unreachable\n"
+    "  hp.heapu()     tracked by the target's gc but unreachable;\n"
+    "                 garbage=True: cyclic garbage only, False: the rest\n"
     "  hp.setref()    later hp.heap() shows only what appeared since\n"
     "  hp.idset(ids)  the live objects with those ids (id() in the target)\n"
     "  hp.Nothing     the empty set\n"
@@ -413,10 +414,30 @@ PyObject* HpHeap(PyObject* self, PyObject*) {
   return NewIdSet(SessionOf(self), std::move(*set));
 }
 
-PyObject* HpHeapU(PyObject* self, PyObject*) {
+// hp.heapu(garbage=None): all of heapu, or with garbage=True the cyclic
+// garbage a collection would free, with garbage=False what it would keep.
+PyObject* HpHeapU(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kKeywords[] = {"garbage", nullptr};
+  PyObject* garbage = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$O:heapu",
+                                   const_cast<char**>(kKeywords), &garbage)) {
+    return nullptr;
+  }
+  HeapView::UnreachablePart part = HeapView::UnreachablePart::kAll;
+  if (garbage == Py_True) {
+    part = HeapView::UnreachablePart::kGarbage;
+  } else if (garbage == Py_False) {
+    part = HeapView::UnreachablePart::kHeld;
+  } else if (garbage != Py_None) {
+    return PyErr_Format(PyExc_TypeError,
+                        "heapu(garbage=...) takes True (cyclic garbage), "
+                        "False (held by C references) or None (both), "
+                        "not %.100s",
+                        Py_TYPE(garbage)->tp_name);
+  }
   HeapView* view = ViewOf(SessionOf(self));
   if (view == nullptr) return nullptr;
-  auto set = view->HeapU();
+  auto set = view->HeapU(part);
   if (!set.ok()) return RaiseStatus(set.status());
   return NewIdSet(SessionOf(self), std::move(*set));
 }
@@ -536,8 +557,13 @@ PyMethodDef kHpMethods[] = {
     {"heap", HpHeap, METH_NOARGS,
      "heap() -> IdSet: objects reachable from the target's roots (since the "
      "reference point, when set), partitioned by type."},
-    {"heapu", HpHeapU, METH_NOARGS,
-     "heapu() -> IdSet: objects tracked by the target's gc but unreachable."},
+    {"heapu",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpHeapU)),
+     METH_VARARGS | METH_KEYWORDS,
+     "heapu(*, garbage=None) -> IdSet: objects tracked by the target's gc "
+     "but unreachable from its roots (nothing is collected). garbage=True: "
+     "only the cyclic garbage a gc.collect() would free; garbage=False: "
+     "only what it would keep (held by C references; Heapy's heapu())."},
     {"idset", HpIdSet, METH_O,
      "idset(ids) -> IdSet: the objects with those ids (id() in the target) "
      "that are alive now."},

@@ -55,12 +55,48 @@
 
 namespace annex::heap {
 
+namespace internal {
+class Walker;
+}  // namespace internal
+
 struct HeapResult {
   ObjectSet objects;             // reachable objects
   uint64_t total_bytes = 0;      // sum of their sys.getsizeof
   int64_t walk_ns = 0;           // roots + traversal
   int64_t pause_ns = 0;          // all the time the call held the GIL
   size_t visited_set_bytes = 0;  // transient bitmap memory of the walk
+};
+
+// Which objects a graph holds (HeapEngine::Graph).
+struct GraphOptions {
+  enum class Scope {
+    // What heap() holds: everything reachable from the roots.
+    kReachable,
+    // Every live object the engine can find: the reachable ones, heapu()'s
+    // members (gc-tracked, unreachable) and what those hold. Paths still
+    // start at the named roots only, so heapu members have none; referrers
+    // and referents of heapu members are their real ones among live
+    // objects. Costs one pass over the gc lists and a walk of the
+    // unreachable part on top of kReachable.
+    kLive,
+    // kLive when one of `*wanted` is not reachable from the roots, else
+    // kReachable (then it costs one bitmap test per wanted address).
+    kLiveIfNeeded,
+  };
+  Scope scope = Scope::kReachable;
+  const std::vector<uintptr_t>* wanted = nullptr;  // for kLiveIfNeeded
+};
+
+// heapu() in two parts, by the rule of CPython's cycle collector (a full
+// collection): `garbage` is what a gc.collect() would find unreachable
+// (cyclic garbage: every reference to it comes from tp_traverse of other
+// unreachable gc objects), `held` what it would keep (objects whose
+// reference count exceeds what other unreachable gc objects account for,
+// i.e. held by C code, a value stack or a non-gc object, and everything
+// they reach through tp_traverse). garbage | held == heapu(), disjoint.
+struct UnreachableParts {
+  ObjectSet garbage;
+  ObjectSet held;
 };
 
 class HeapEngine {
@@ -127,11 +163,21 @@ class HeapEngine {
   // The reachable set as a graph (HeapGraph, graph.h) built in one walk;
   // `stats` (optional) receives the timings and totals. Where: as Heap().
   absl::StatusOr<HeapGraph> Graph(HeapResult* stats = nullptr);
+  // The same, holding what `options` asks for: with kLive (or kLiveIfNeeded
+  // when needed) also the unreachable live objects (graph.reachable_only is
+  // false then). Where: as Heap().
+  absl::StatusOr<HeapGraph> Graph(const GraphOptions& options,
+                                  HeapResult* stats = nullptr);
 
   // heapu(): objects tracked by the target's gc but not reachable from the
   // roots. Where: as Heap(). Unavailable when a gc collection of the target
   // runs past the question's wait (Question) or starts inside a question.
   absl::StatusOr<ObjectSet> Unreachable();
+  // heapu() split into cyclic garbage and objects held by references the
+  // gc cannot see (UnreachableParts above), without collecting: reference
+  // counts are read and tp_traverse is called on heapu's members only.
+  // Where: as Heap().
+  absl::StatusOr<UnreachableParts> UnreachableSplit();
 
   // Remembers the current reachable set as the reference point.
   // Where: as Heap().
@@ -163,7 +209,15 @@ class HeapEngine {
 
  private:
   absl::Status CheckCurrent() const;
-  absl::StatusOr<HeapResult> Walk(HeapGraph* graph);
+  absl::StatusOr<HeapResult> Walk(HeapGraph* graph,
+                                  const GraphOptions* options = nullptr);
+  // After `walker` ran from the roots (hidden objects marked visited, and
+  // marked again on return): the gc-tracked objects it did not visit,
+  // sorted, minus the hidden ones and what only they reach (those not
+  // hidden themselves returned in `hidden_only`, to keep out of walks).
+  absl::Status UnreachableCandidates(internal::Walker& walker,
+                                     std::vector<uintptr_t>* candidates,
+                                     std::vector<uintptr_t>* hidden_only);
 
   python::ThreadStates ts_;
   mutable int question_depth_ = 0;  // Questions open on this engine
