@@ -280,6 +280,9 @@ absl::StatusOr<std::unique_ptr<HeapView>> HeapView::Create(Session& session) {
   auto engine = std::make_unique<heap::HeapEngine>(runtime.thread_states());
   // Annex's own footprint in the target never shows in a result.
   engine->Hide(heap::ObjectSet::FromUnsorted(runtime.target_footprint()));
+  // Sizes include the attribute values blocks sys.getsizeof leaves out
+  // (docs/hp.md, "Sizes"); Heap(true) gives sys.getsizeof's figures.
+  engine->set_inline_values(true);
   // Built before any walk: it imports in the annex (may run Python code).
   absl::StatusOr<TypeNamer> namer = TypeNamer::Create();
   if (!namer.ok()) return namer.status();
@@ -294,7 +297,7 @@ KindedSet HeapView::Describe(const std::vector<uintptr_t>& sorted,
   std::vector<uint64_t> s;
   s.reserve(sorted.size());
   for (uintptr_t a : sorted) {
-    auto size = engine_->SizeOf(reinterpret_cast<PyObject*>(a));
+    auto size = engine_->WalkSizeOf(reinterpret_cast<PyObject*>(a));
     s.push_back(size.ok() ? *size : 0);
   }
   return ClassifyObjects(namer_, sorted, s, owner_scan);
@@ -509,12 +512,15 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
   return out;
 }
 
-absl::StatusOr<KindedSet> HeapView::Heap() {
+absl::StatusOr<KindedSet> HeapView::Heap(bool getsizeof) {
   // One question: the objects found are read before the GIL can change
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   if (!question.status().ok()) return question.status();
+  const bool values = engine_->inline_values();
+  if (getsizeof) engine_->set_inline_values(false);
   absl::StatusOr<heap::HeapGraph> graph = engine_->Graph();
+  engine_->set_inline_values(values);
   if (!graph.ok()) return graph.status();
   if (!has_ref_) {
     return Describe(graph->addresses, &graph->sizes, &graph->addresses);

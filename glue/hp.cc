@@ -406,10 +406,19 @@ namespace {
 
 Session* SessionOf(PyObject* hp) { return reinterpret_cast<HpObject*>(hp)->session; }
 
-PyObject* HpHeap(PyObject* self, PyObject*) {
+// hp.heap(getsizeof=False): sizes with the attribute values blocks, or with
+// getsizeof=True sys.getsizeof's own.
+PyObject* HpHeap(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kKeywords[] = {"getsizeof", nullptr};
+  int getsizeof = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$p:heap",
+                                   const_cast<char**>(kKeywords),
+                                   &getsizeof)) {
+    return nullptr;
+  }
   HeapView* view = ViewOf(SessionOf(self));
   if (view == nullptr) return nullptr;
-  auto set = view->Heap();
+  auto set = view->Heap(getsizeof != 0);
   if (!set.ok()) return RaiseStatus(set.status());
   return NewIdSet(SessionOf(self), std::move(*set));
 }
@@ -554,9 +563,13 @@ PyObject* HpRepr(PyObject*) {
 }
 
 PyMethodDef kHpMethods[] = {
-    {"heap", HpHeap, METH_NOARGS,
-     "heap() -> IdSet: objects reachable from the target's roots (since the "
-     "reference point, when set), partitioned by type."},
+    {"heap",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpHeap)),
+     METH_VARARGS | METH_KEYWORDS,
+     "heap(*, getsizeof=False) -> IdSet: objects reachable from the "
+     "target's roots (since the reference point, when set), partitioned by "
+     "type. Sizes include each instance's attribute values block, which "
+     "sys.getsizeof leaves out; getsizeof=True: sys.getsizeof's sizes."},
     {"heapu",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpHeapU)),
      METH_VARARGS | METH_KEYWORDS,

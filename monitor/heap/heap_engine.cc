@@ -111,6 +111,7 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
     absl::StatusOr<RootList> roots = CollectRoots(excluded_);
     if (!roots.ok()) return roots.status();
     internal::Walker walker(&extensions_, graph != nullptr);
+    walker.set_inline_values(inline_values_);
     for (uintptr_t a : hidden_) walker.MarkVisited(a);
     for (size_t i = 0; i < roots->size(); ++i) walker.AddRoot(roots->object(i));
     walker.Run();
@@ -145,6 +146,7 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
     for (uintptr_t a : hidden_only) walker.Unmark(a);
     result.walk_ns = NowNs() - start;
     result.total_bytes = walker.total_bytes();
+    result.inline_values_bytes = walker.inline_values_bytes();
     result.visited_set_bytes = walker.visited().MemoryBytes();
     if (graph != nullptr) {
       walker.FillGraph(graph);
@@ -370,6 +372,12 @@ absl::StatusOr<uint64_t> HeapEngine::SizeOf(PyObject* obj) {
   if (obj == nullptr) return absl::InvalidArgumentError("null object");
   internal::TypeInfoCache types(&extensions_);
   return types.SizeOf(obj, types.Get(Py_TYPE(obj)));
+}
+
+absl::StatusOr<uint64_t> HeapEngine::WalkSizeOf(PyObject* obj) {
+  absl::StatusOr<uint64_t> size = SizeOf(obj);
+  if (!size.ok() || !inline_values_) return size;
+  return *size + python::InlineValuesBytes(obj);
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, uintptr_t>>>

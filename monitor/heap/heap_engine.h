@@ -65,6 +65,9 @@ struct HeapResult {
   int64_t walk_ns = 0;           // roots + traversal
   int64_t pause_ns = 0;          // all the time the call held the GIL
   size_t visited_set_bytes = 0;  // transient bitmap memory of the walk
+  // Of total_bytes, the attribute values blocks sys.getsizeof leaves out
+  // (0 unless HeapEngine::set_inline_values(true)).
+  uint64_t inline_values_bytes = 0;
 };
 
 // Which objects a graph holds (HeapEngine::Graph).
@@ -144,6 +147,15 @@ class HeapEngine {
     std::optional<python::ScopedErrorPreserver> preserve_;
   };
 
+  // With `on`, every later walk adds to an instance's size the block of
+  // attribute values that sys.getsizeof leaves out (3.11/3.12: the values
+  // block allocated apart while no dict object exists; 3.13: the inline
+  // values area allocated with the object; python::InlineValuesBytes), in
+  // results, totals and graphs alike. Off by default: sizes are then
+  // exactly sys.getsizeof's (SizeOf() always is). Where: any thread.
+  void set_inline_values(bool on) { inline_values_ = on; }
+  bool inline_values() const { return inline_values_; }
+
   // Size/traverse functions of extension types, used by every walk.
   ExtensionRegistry& extensions() { return extensions_; }
 
@@ -201,6 +213,9 @@ class HeapEngine {
   // sys.getsizeof(obj) as the target computes it, without running Python
   // code. Where: as Heap(); `obj` must be alive.
   absl::StatusOr<uint64_t> SizeOf(PyObject* obj);
+  // The size a walk records for `obj`: SizeOf plus, with
+  // set_inline_values(true), its values block. Where: as SizeOf.
+  absl::StatusOr<uint64_t> WalkSizeOf(PyObject* obj);
 
   // The roots' names (with their root edge, e.g. "thread 7 frame 0" +
   // ".f_globals") and addresses, for callers that print paths.
@@ -225,6 +240,7 @@ class HeapEngine {
   ExtensionRegistry extensions_;
   ObjectSet ref_;
   ObjectSet hidden_;
+  bool inline_values_ = false;
 };
 
 }  // namespace annex::heap
