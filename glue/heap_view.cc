@@ -280,9 +280,6 @@ absl::StatusOr<std::unique_ptr<HeapView>> HeapView::Create(Session& session) {
   auto engine = std::make_unique<heap::HeapEngine>(runtime.thread_states());
   // Annex's own footprint in the target never shows in a result.
   engine->Hide(heap::ObjectSet::FromUnsorted(runtime.target_footprint()));
-  // Sizes include the attribute values blocks sys.getsizeof leaves out
-  // (docs/hp.md, "Sizes"); Heap(true) gives sys.getsizeof's figures.
-  engine->set_inline_values(true);
   // Built before any walk: it imports in the annex (may run Python code).
   absl::StatusOr<TypeNamer> namer = TypeNamer::Create();
   if (!namer.ok()) return namer.status();
@@ -512,13 +509,13 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
   return out;
 }
 
-absl::StatusOr<KindedSet> HeapView::Heap(bool getsizeof) {
+absl::StatusOr<KindedSet> HeapView::Heap(bool inline_values) {
   // One question: the objects found are read before the GIL can change
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   if (!question.status().ok()) return question.status();
   const bool values = engine_->inline_values();
-  if (getsizeof) engine_->set_inline_values(false);
+  engine_->set_inline_values(inline_values);
   absl::StatusOr<heap::HeapGraph> graph = engine_->Graph();
   engine_->set_inline_values(values);
   if (!graph.ok()) return graph.status();

@@ -114,12 +114,11 @@ class HeapView {
   static absl::StatusOr<std::unique_ptr<HeapView>> Create(Session& session);
 
   // Everything reachable from the target's roots (since the reference
-  // point, when one is set). Sizes include each instance's attribute
-  // values block that sys.getsizeof leaves out (heap::HeapEngine::
-  // set_inline_values), in every set and answer of this view; with
-  // `getsizeof` this set's sizes are sys.getsizeof's instead.
+  // point, when one is set), sized as sys.getsizeof; with `inline_values`
+  // each instance's size also counts its attribute values block, which
+  // sys.getsizeof leaves out (heap::HeapEngine::set_inline_values).
   // Where: annex thread, GIL held, annex current.
-  absl::StatusOr<KindedSet> Heap(bool getsizeof = false);
+  absl::StatusOr<KindedSet> Heap(bool inline_values = false);
   // Tracked by the target's gc but unreachable (heapu), or one part of it
   // as CPython's collector would judge it, without collecting
   // (heap::UnreachableParts): kGarbage what a collection would find

@@ -406,19 +406,18 @@ namespace {
 
 Session* SessionOf(PyObject* hp) { return reinterpret_cast<HpObject*>(hp)->session; }
 
-// hp.heap(getsizeof=False): sizes with the attribute values blocks, or with
-// getsizeof=True sys.getsizeof's own.
+// hp.heap(values=False): sys.getsizeof's sizes, or with values=True each
+// instance's attribute values block added to its size.
 PyObject* HpHeap(PyObject* self, PyObject* args, PyObject* kwargs) {
-  static const char* kKeywords[] = {"getsizeof", nullptr};
-  int getsizeof = 0;
+  static const char* kKeywords[] = {"values", nullptr};
+  int values = 0;
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$p:heap",
-                                   const_cast<char**>(kKeywords),
-                                   &getsizeof)) {
+                                   const_cast<char**>(kKeywords), &values)) {
     return nullptr;
   }
   HeapView* view = ViewOf(SessionOf(self));
   if (view == nullptr) return nullptr;
-  auto set = view->Heap(getsizeof != 0);
+  auto set = view->Heap(values != 0);
   if (!set.ok()) return RaiseStatus(set.status());
   return NewIdSet(SessionOf(self), std::move(*set));
 }
@@ -566,10 +565,10 @@ PyMethodDef kHpMethods[] = {
     {"heap",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpHeap)),
      METH_VARARGS | METH_KEYWORDS,
-     "heap(*, getsizeof=False) -> IdSet: objects reachable from the "
-     "target's roots (since the reference point, when set), partitioned by "
-     "type. Sizes include each instance's attribute values block, which "
-     "sys.getsizeof leaves out; getsizeof=True: sys.getsizeof's sizes."},
+     "heap(*, values=False) -> IdSet: objects reachable from the target's "
+     "roots (since the reference point, when set), partitioned by type, "
+     "sized as sys.getsizeof. values=True: each instance's size also "
+     "counts its attribute values block, which sys.getsizeof leaves out."},
     {"heapu",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpHeapU)),
      METH_VARARGS | METH_KEYWORDS,

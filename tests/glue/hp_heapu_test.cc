@@ -1,6 +1,7 @@
 // hp.heapu() members answer referrers, referents and paths, and
 // hp.heapu(garbage=True/False) separates cyclic garbage from what C
-// references hold, without collecting. Expectations come from how the
+// references hold, without collecting; hp.heap(values=True) counts the
+// instances' attribute values blocks. Expectations come from how the
 // fixtures are built.
 #include <Python.h>
 
@@ -108,6 +109,48 @@ except TypeError as e:
     print('TypeError', 'True (cyclic garbage)' in str(e))
 )");
   EXPECT_EQ(out, "TypeError True\n");
+}
+
+TEST_F(HpHeapuTest, HeapWithValuesCountsTheAttributeBlocksAsAllocated) {
+  // 50 instances of a 3-attribute class after 64 warm-up ones, created
+  // while tracemalloc traces only that loop: what the allocator was asked
+  // for beyond their sys.getsizeof is their values blocks.
+  ASSERT_TRUE(RunTargetCode(R"(
+exec(compile('''
+import sys, tracemalloc
+class HvNode:
+    def __init__(self):
+        self.a = None; self.b = None; self.c = None
+hv_warm = [HvNode() for _ in range(64)]
+hv_idx = list(range(50))
+hv_batch = [None] * 50
+tracemalloc.start()
+for i in hv_idx:
+    hv_batch[i] = HvNode()
+hv_snap = tracemalloc.take_snapshot()
+tracemalloc.stop()
+hv_mine = hv_snap.filter_traces([tracemalloc.Filter(True, 'hv_fixture.py')])
+hv_real = (sum(t.size for t in hv_mine.traces)
+           - sum(sys.getsizeof(o) for o in hv_batch))
+hv_ids = [id(o) for o in hv_batch]
+del hv_snap, hv_mine
+''', 'hv_fixture.py', 'exec'))
+)"));
+  const long real = TargetLong("hv_real");
+  ASSERT_GT(real, 0);
+  const long getsizeof =
+      TargetLong("sum(sys.getsizeof(o) for o in hv_batch)");
+  const std::string ids = annex::testing::TargetStr("repr(hv_ids)");
+  std::string out = Exec(monitor_,
+                         "x = hp.idset(" + ids + ")\n"
+                         "print(len(x), (hp.heap() & x).size, "
+                         "(hp.heap(values=True) & x).size)\n");
+  EXPECT_EQ(out, "50 " + std::to_string(getsizeof) + " " +
+                     std::to_string(getsizeof + real) + "\n");
+  // Nothing was materialized to find them.
+  EXPECT_EQ(TargetLong("sum(1 for o in hv_batch for r in "
+                       "gc.get_referents(o) if type(r) is dict)"),
+            0);
 }
 
 }  // namespace
