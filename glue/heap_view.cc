@@ -341,7 +341,7 @@ KindedSet HeapView::Describe(const std::vector<uintptr_t>& sorted,
   std::vector<uint64_t> s;
   s.reserve(sorted.size());
   for (uintptr_t a : sorted) {
-    auto size = engine_->SizeOf(reinterpret_cast<PyObject*>(a));
+    auto size = engine_->WalkSizeOf(reinterpret_cast<PyObject*>(a));
     s.push_back(size.ok() ? *size : 0);
   }
   return ClassifyObjects(namer_, sorted, s, owner_scan);
@@ -591,12 +591,15 @@ std::vector<size_t> NotInReference(const std::vector<uintptr_t>& sorted,
 }  // namespace
 
 absl::StatusOr<KindedSet> HeapView::Heap(const ReferencePoint* ref,
-                                         bool keep) {
+                                         bool keep, bool inline_values) {
   // One question: the objects found are read (and watched) before the GIL
   // can change hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   if (!question.status().ok()) return question.status();
+  const bool values = engine_->inline_values();
+  engine_->set_inline_values(inline_values);
   absl::StatusOr<heap::HeapGraph> graph = engine_->Graph();
+  engine_->set_inline_values(values);
   if (!graph.ok()) return graph.status();
   KindedSet out;
   if (ref == nullptr) {
@@ -618,12 +621,20 @@ absl::StatusOr<KindedSet> HeapView::Heap(const ReferencePoint* ref,
 }
 
 absl::StatusOr<KindedSet> HeapView::HeapU(const ReferencePoint* ref,
-                                          bool keep) {
+                                          bool keep, UnreachablePart part) {
   // One question: the objects found are read before the GIL can change
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   if (!question.status().ok()) return question.status();
-  absl::StatusOr<heap::ObjectSet> set = engine_->Unreachable();
+  absl::StatusOr<heap::ObjectSet> set;
+  if (part == UnreachablePart::kAll) {
+    set = engine_->Unreachable();
+  } else {
+    absl::StatusOr<heap::UnreachableParts> parts = engine_->UnreachableSplit();
+    if (!parts.ok()) return parts.status();
+    set = part == UnreachablePart::kGarbage ? std::move(parts->garbage)
+                                            : std::move(parts->held);
+  }
   if (!set.ok()) return set.status();
   // Found in the gc lists during this GIL hold: alive now. The owner of an
   // unreachable dict is unreachable too, so the owners are among them.
@@ -889,7 +900,12 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   if (!question.status().ok()) return question.status();
-  absl::StatusOr<heap::HeapGraph> graph = engine_->Graph();
+  // Members not reachable from the roots (heapu) are in the graph too, with
+  // their real referrers, when there are any.
+  heap::GraphOptions graph_options;
+  graph_options.scope = heap::GraphOptions::Scope::kLiveIfNeeded;
+  graph_options.wanted = &set.addresses;
+  absl::StatusOr<heap::HeapGraph> graph = engine_->Graph(graph_options);
   if (!graph.ok()) return graph.status();
   // From here to the end no Python code runs and no thread state is
   // swapped (the question holds the target current), so the GIL stays held
@@ -904,21 +920,12 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
       }
     }
   }
-  heap::ObjectSet unreachable;
-  bool have_unreachable = false;
   absl::flat_hash_map<PyTypeObject*, std::string> type_names;
   std::vector<size_t> keep;
   std::vector<int64_t> keep_node;
   for (size_t i = 0; i < set.count(); ++i) {
     if (!SameObject(set, i)) continue;  // died since the set was made
-    if (node_of[i] < 0) {
-      if (!have_unreachable) {
-        absl::StatusOr<heap::ObjectSet> u = engine_->Unreachable();
-        if (u.ok()) unreachable = std::move(*u);
-        have_unreachable = true;
-      }
-      if (!unreachable.contains(set.addresses[i])) continue;
-    }
+    if (node_of[i] < 0) continue;        // dead (heapu members are nodes)
     // Still the same object? Same type as recorded (addresses are reused).
     PyTypeObject* type = Py_TYPE(reinterpret_cast<PyObject*>(set.addresses[i]));
     auto [it, added] = type_names.emplace(type, std::string());

@@ -158,15 +158,24 @@ class HeapView {
   static absl::StatusOr<std::unique_ptr<HeapView>> Create(Session& session);
 
   // Everything reachable from the target's roots, less the live members
-  // of ref->reachable when `ref` is given. With `keep` the result carries
-  // an identity (watched until the last copy goes): a kept set answers for
-  // its live members only. Where: annex thread, GIL held, annex current.
+  // of ref->reachable when `ref` is given, sized as sys.getsizeof; with
+  // `inline_values` each instance's size also counts its attribute values
+  // block, which sys.getsizeof leaves out (heap::HeapEngine::
+  // set_inline_values). With `keep` the result carries an identity (watched
+  // until the last copy goes): a kept set answers for its live members
+  // only. Where: annex thread, GIL held, annex current.
   absl::StatusOr<KindedSet> Heap(const ReferencePoint* ref = nullptr,
-                                 bool keep = true);
-  // Tracked by the target's gc but unreachable, less the live members of
+                                 bool keep = true, bool inline_values = false);
+  // Tracked by the target's gc but unreachable (heapu), or one part of it
+  // as CPython's collector would judge it, without collecting
+  // (heap::UnreachableParts): kGarbage what a collection would find
+  // unreachable (cyclic garbage), kHeld what it would keep (held by C
+  // references, a value stack, a non-gc object); less the live members of
   // ref->unreachable when `ref` is given. Where: as Heap().
+  enum class UnreachablePart { kAll, kGarbage, kHeld };
   absl::StatusOr<KindedSet> HeapU(const ReferencePoint* ref = nullptr,
-                                  bool keep = true);
+                                  bool keep = true,
+                                  UnreachablePart part = UnreachablePart::kAll);
   // The objects at `addresses` that are alive now (reachable, or tracked
   // by the gc but unreachable), described as Heap() describes them, with
   // identity; others are left out. Where: as Heap(). Walks.

@@ -63,8 +63,11 @@ constexpr const char* kHpDoc =
     "hp: the Annex session inside the annex interpreter.\n\n"
     "Services (built on first use):\n"
     "  hp.heap()      objects reachable from the target's roots (since\n"
-    "                 hp.setref(), when called), partitioned by Clodo\n"
-    "  hp.heapu()     tracked by the target's gc but unreachable\n"
+    "                 hp.setref(), when called), partitioned by Clodo;\n"
+    "                 values=True adds each instance's attribute values\n"
+    "                 block to its size\n"
+    "  hp.heapu()     tracked by the target's gc but unreachable;\n"
+    "                 garbage=True: cyclic garbage only, False: the rest\n"
     "  hp.setref()    later hp.heap() shows only what was created since\n"
     "                 and is still alive (by identity: a new object at a\n"
     "                 dead one's address is new); this hp's own reference\n"
@@ -444,18 +447,46 @@ std::shared_ptr<const ReferencePoint>& RefOf(PyObject* hp) {
   return *h->ref;
 }
 
-PyObject* HpHeap(PyObject* self, PyObject*) {
+// hp.heap(values=False): sys.getsizeof's sizes, or with values=True each
+// instance's attribute values block added to its size.
+PyObject* HpHeap(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kKeywords[] = {"values", nullptr};
+  int values = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$p:heap",
+                                   const_cast<char**>(kKeywords), &values)) {
+    return nullptr;
+  }
   HeapView* view = ViewOf(SessionOf(self));
   if (view == nullptr) return nullptr;
-  auto set = view->Heap(RefOf(self).get());
+  auto set = view->Heap(RefOf(self).get(), /*keep=*/true, values != 0);
   if (!set.ok()) return RaiseStatus(set.status());
   return NewIdSet(SessionOf(self), std::move(*set));
 }
 
-PyObject* HpHeapU(PyObject* self, PyObject*) {
+// hp.heapu(garbage=None): all of heapu, or with garbage=True the cyclic
+// garbage a collection would free, with garbage=False what it would keep.
+PyObject* HpHeapU(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kKeywords[] = {"garbage", nullptr};
+  PyObject* garbage = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$O:heapu",
+                                   const_cast<char**>(kKeywords), &garbage)) {
+    return nullptr;
+  }
+  HeapView::UnreachablePart part = HeapView::UnreachablePart::kAll;
+  if (garbage == Py_True) {
+    part = HeapView::UnreachablePart::kGarbage;
+  } else if (garbage == Py_False) {
+    part = HeapView::UnreachablePart::kHeld;
+  } else if (garbage != Py_None) {
+    return PyErr_Format(PyExc_TypeError,
+                        "heapu(garbage=...) takes True (cyclic garbage), "
+                        "False (held by C references) or None (both), "
+                        "not %.100s",
+                        Py_TYPE(garbage)->tp_name);
+  }
   HeapView* view = ViewOf(SessionOf(self));
   if (view == nullptr) return nullptr;
-  auto set = view->HeapU(RefOf(self).get());
+  auto set = view->HeapU(RefOf(self).get(), /*keep=*/true, part);
   if (!set.ok()) return RaiseStatus(set.status());
   return NewIdSet(SessionOf(self), std::move(*set));
 }
@@ -657,11 +688,20 @@ PyObject* HpRepr(PyObject*) {
 }
 
 PyMethodDef kHpMethods[] = {
-    {"heap", HpHeap, METH_NOARGS,
-     "heap() -> IdSet: objects reachable from the target's roots (since the "
-     "reference point, when set), partitioned by type."},
-    {"heapu", HpHeapU, METH_NOARGS,
-     "heapu() -> IdSet: objects tracked by the target's gc but unreachable."},
+    {"heap",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpHeap)),
+     METH_VARARGS | METH_KEYWORDS,
+     "heap(*, values=False) -> IdSet: objects reachable from the target's "
+     "roots (since the reference point, when set), partitioned by type, "
+     "sized as sys.getsizeof. values=True: each instance's size also "
+     "counts its attribute values block, which sys.getsizeof leaves out."},
+    {"heapu",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpHeapU)),
+     METH_VARARGS | METH_KEYWORDS,
+     "heapu(*, garbage=None) -> IdSet: objects tracked by the target's gc "
+     "but unreachable from its roots (nothing is collected). garbage=True: "
+     "only the cyclic garbage a gc.collect() would free; garbage=False: "
+     "only what it would keep (held by C references; Heapy's heapu())."},
     {"idset", HpIdSet, METH_O,
      "idset(ids) -> IdSet: the objects with those ids (id() in the target) "
      "that are alive now."},

@@ -311,11 +311,28 @@ PyObject *MakePaths(PyObject *self, const PathsResult &result,
   std::string text;
   if (result.live_members == 0) {
     text = "(no member of the set is reachable now)\n";
+  } else if (result.live_members == result.unreachable_members) {
+    text = absl::StrFormat(
+        "(no path from the roots: the %d live member%s %s not reachable "
+        "from them (heapu: held by C references or cyclic garbage); "
+        "x.referrers shows what holds %s)\n",
+        result.unreachable_members,
+        result.unreachable_members == 1 ? "" : "s",
+        result.unreachable_members == 1 ? "is" : "are",
+        result.unreachable_members == 1 ? "it" : "them");
   } else if (result.paths.empty()) {
     text = "(no path from the roots)\n";
   }
   for (size_t i = 0; i < result.paths.size(); ++i) {
     absl::StrAppendFormat(&text, "%2d: %s\n", i, result.paths[i].text);
+  }
+  if (result.unreachable_members > 0 &&
+      result.live_members > result.unreachable_members) {
+    absl::StrAppendFormat(&text,
+                          "<%d more live member%s not reachable from the "
+                          "roots (heapu): no path; see x.referrers>\n",
+                          result.unreachable_members,
+                          result.unreachable_members == 1 ? "" : "s");
   }
   if (result.truncated) {
     absl::StrAppendFormat(&text,

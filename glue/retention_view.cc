@@ -7,6 +7,7 @@
 #include "glue/session.h"
 #include "monitor/heap/dominators.h"
 #include "monitor/heap/node_set.h"
+#include "monitor/heap/paths.h"
 #include "monitor/heap/reference_pattern.h"
 #include "monitor/heap/referrers.h"
 #include "monitor/heap/retention.h"
@@ -77,12 +78,24 @@ KindedSet SetOfNodes(const heap::HeapGraph &graph, const heap::NodeSet &nodes,
 // while this lives; on 3.12+ the GIL may change hands when it ends (the swap
 // back), so nothing read from the graph's addresses may outlive it.
 // Where: annex thread, GIL held, annex current.
+// With `live_for`, the graph also holds the live objects that are not
+// reachable from the roots (heapu's members and what they hold) when one
+// of `live_for`'s members is not reachable: its referrers, referents and
+// edges are then its real ones among live objects.
 struct Asked {
-  explicit Asked(HeapView& view)
+  explicit Asked(HeapView& view, const KindedSet* live_for = nullptr)
       : question(view.engine()),
         graph(question.status().ok()
-                  ? view.engine().Graph()
+                  ? view.engine().Graph(Options(live_for))
                   : absl::StatusOr<heap::HeapGraph>(question.status())) {}
+  static heap::GraphOptions Options(const KindedSet* live_for) {
+    heap::GraphOptions options;
+    if (live_for != nullptr) {
+      options.scope = heap::GraphOptions::Scope::kLiveIfNeeded;
+      options.wanted = &live_for->addresses;
+    }
+    return options;
+  }
   heap::HeapEngine::Question question;
   absl::StatusOr<heap::HeapGraph> graph;
 };
@@ -111,12 +124,23 @@ RetentionView::Find(std::vector<uintptr_t> addresses) {
 
 absl::StatusOr<PathsResult>
 RetentionView::PathsTo(const KindedSet &set, const PathsOptions &options) {
-  Asked asked(*heap_);  // read `graph` only while `asked` lives
+  Asked asked(*heap_, &set);  // read `graph` only while `asked` lives
   absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
   if (!graph.ok()) return graph.status();
   PathsResult result;
   heap::NodeSet targets = SameObjects(*graph, set, *heap_);
   result.live_members = targets.size();
+  if (!graph->reachable_only) {
+    // heapu members are alive but no path from a root leads to them: they
+    // are counted, not searched for.
+    const std::vector<uint32_t> distance = heap::RootDistances(*graph);
+    heap::NodeSet reachable;
+    for (uint32_t v : targets) {
+      if (distance[v] != heap::kUnreached) reachable.push_back(v);
+    }
+    result.unreachable_members = targets.size() - reachable.size();
+    targets = std::move(reachable);
+  }
   if (targets.empty())
     return result;
   heap::ShortestPathOptions sp;
@@ -203,7 +227,7 @@ RetentionView::ImmediateDominators(const KindedSet &set) {
 }
 
 absl::StatusOr<KindedSet> RetentionView::Referrers(const KindedSet &set) {
-  Asked asked(*heap_);  // read `graph` only while `asked` lives
+  Asked asked(*heap_, &set);  // read `graph` only while `asked` lives
   absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
@@ -212,7 +236,7 @@ absl::StatusOr<KindedSet> RetentionView::Referrers(const KindedSet &set) {
 }
 
 absl::StatusOr<KindedSet> RetentionView::Referents(const KindedSet &set) {
-  Asked asked(*heap_);  // read `graph` only while `asked` lives
+  Asked asked(*heap_, &set);  // read `graph` only while `asked` lives
   absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
@@ -255,7 +279,7 @@ std::vector<NamedReference> Describe(const heap::HeapGraph &graph,
 
 absl::StatusOr<std::vector<NamedReference>>
 RetentionView::EdgesIn(const KindedSet &set) {
-  Asked asked(*heap_);  // read `graph` only while `asked` lives
+  Asked asked(*heap_, &set);  // read `graph` only while `asked` lives
   absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
@@ -268,7 +292,7 @@ RetentionView::EdgesIn(const KindedSet &set) {
 
 absl::StatusOr<std::vector<NamedReference>>
 RetentionView::EdgesOut(const KindedSet &set) {
-  Asked asked(*heap_);  // read `graph` only while `asked` lives
+  Asked asked(*heap_, &set);  // read `graph` only while `asked` lives
   absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
@@ -284,7 +308,7 @@ RetentionView::ReferencePattern(const KindedSet &set,
   if (options.depth < 0) {
     return absl::InvalidArgumentError("depth must be >= 0");
   }
-  Asked asked(*heap_);  // read `graph` only while `asked` lives
+  Asked asked(*heap_, &set);  // read `graph` only while `asked` lives
   absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);

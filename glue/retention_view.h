@@ -84,6 +84,9 @@ struct PathsResult {
   bool truncated = false;
   // Members of the set found alive by this walk.
   size_t live_members = 0;
+  // Of those, the ones not reachable from any root (heapu members: kept by
+  // C references, or cyclic garbage): they have no path.
+  size_t unreachable_members = 0;
 };
 
 // A reference with its Python-level name (Heapy's pathsin / pathsout).
@@ -119,7 +122,9 @@ public:
   absl::StatusOr<KindedSet> Find(std::vector<uintptr_t> addresses);
 
   // Heapy's shpaths: all shortest paths from the roots to the set's live
-  // members, each edge typed and named.
+  // members, each edge typed and named. Members alive but not reachable
+  // from the roots (heapu) have none: they are counted in
+  // unreachable_members.
   absl::StatusOr<PathsResult> PathsTo(const KindedSet &set,
                                       const PathsOptions &options = {});
 
@@ -134,7 +139,11 @@ public:
   absl::StatusOr<KindedSet> ImmediateDominators(const KindedSet &set);
 
   // The objects that refer to a live member (members included when they
-  // refer to each other), from a reverse edge index of one walk.
+  // refer to each other), from a reverse edge index of one walk. For
+  // members not reachable from the roots (heapu), the walk also covers the
+  // unreachable live objects, so their referrers are the real ones among
+  // the objects the engine can see (the same for Referents, EdgesIn,
+  // EdgesOut and ReferencePattern).
   absl::StatusOr<KindedSet> Referrers(const KindedSet &set);
   // The objects the live members refer to.
   absl::StatusOr<KindedSet> Referents(const KindedSet &set);

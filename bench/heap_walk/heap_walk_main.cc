@@ -5,7 +5,10 @@
 // the target from the same roots (plus dict keys, as the engine walks them;
 // the gc.get_referents view, blind to what tp_traverse leaves out), with its
 // object count and bytes. The stdlib_imports case is code-heavy: most of the
-// standard library imported, once, at the last size.
+// standard library imported, once, at the last size. Each run also walks
+// with the instances' attribute values blocks added (ratio to the plain
+// walk in the same run), and the first run builds a graph that also holds
+// heapu's members (GraphOptions kLive).
 //
 //   bazel run -c opt //bench/heap_walk -- --sizes=1000000,10000000 --runs=5
 #include <Python.h>
@@ -169,8 +172,10 @@ int main(int argc, char** argv) {
           !RunInMain("import gc; gc.collect(); del items")) {
         return 1;
       }
-      std::vector<double> walk_ms, pause_ms, graph_ms;
-      uint64_t objects = 0, total_bytes = 0;
+      std::vector<double> walk_ms, pause_ms, graph_ms, values_walk_ms,
+          live_graph_ms;
+      uint64_t objects = 0, total_bytes = 0, values_bytes = 0;
+      uint64_t live_objects = 0;
       size_t set_bytes = 0, bitmap_bytes = 0, graph_bytes = 0;
       for (int r = 0; r < runs; ++r) {
         absl::Status s = (*rt)->Run([&](const ThreadStates& ts) {
@@ -183,7 +188,26 @@ int main(int argc, char** argv) {
           total_bytes = heap->total_bytes;
           set_bytes = heap->objects.MemoryBytes();
           bitmap_bytes = heap->visited_set_bytes;
+          // The same walk adding the instances' attribute values blocks
+          // (what glue::HeapView asks), alternated with the plain one.
+          engine.set_inline_values(true);
+          absl::StatusOr<HeapResult> with_values = engine.Heap();
+          engine.set_inline_values(false);
+          if (with_values.ok()) {
+            values_walk_ms.push_back(with_values->walk_ns / 1e6);
+            values_bytes = with_values->inline_values_bytes;
+          }
           if (r == 0) {
+            // A graph that also holds heapu's members (what questions
+            // about heapu members ask).
+            annex::heap::GraphOptions live;
+            live.scope = annex::heap::GraphOptions::Scope::kLive;
+            auto l0 = std::chrono::steady_clock::now();
+            absl::StatusOr<HeapGraph> lg = engine.Graph(live);
+            live_graph_ms.push_back(std::chrono::duration<double, std::milli>(
+                                        std::chrono::steady_clock::now() - l0)
+                                        .count());
+            if (lg.ok()) live_objects = lg->size();
             HeapResult gstats;
             auto t0 = std::chrono::steady_clock::now();
             absl::StatusOr<HeapGraph> g = engine.Graph(&gstats);
@@ -216,7 +240,11 @@ int main(int argc, char** argv) {
           "\"visited_bitmap_bytes_per_object\": %.3f, \"graph_ms\": %.2f, "
           "\"graph_bytes_per_object\": %.2f, \"python_bfs_ms\": %.2f, "
           "\"python_bfs_objects\": %ld, \"python_bfs_bytes\": %lld, "
-          "\"speedup_vs_python_bfs\": %.1f}\n",
+          "\"speedup_vs_python_bfs\": %.1f, "
+          "\"walk_ms_with_inline_values_median\": %.2f, "
+          "\"inline_values_walk_ratio\": %.3f, "
+          "\"inline_values_bytes\": %llu, \"live_graph_ms\": %.2f, "
+          "\"live_graph_objects\": %llu}\n",
           w.name, ANNEX_PYTHON_VERSION, n,
           static_cast<unsigned long long>(objects),
           static_cast<unsigned long long>(total_bytes), runs,
@@ -227,7 +255,13 @@ int main(int argc, char** argv) {
           graph_ms.empty() ? -1.0 : graph_ms[0],
           static_cast<double>(graph_bytes) / objects, bfs_ms, bfs_count,
           bfs_bytes,
-          bfs_ms > 0 ? bfs_ms / Median(walk_ms) : 0.0);
+          bfs_ms > 0 ? bfs_ms / Median(walk_ms) : 0.0,
+          values_walk_ms.empty() ? -1.0 : Median(values_walk_ms),
+          values_walk_ms.empty() ? -1.0
+                                 : Median(values_walk_ms) / Median(walk_ms),
+          static_cast<unsigned long long>(values_bytes),
+          live_graph_ms.empty() ? -1.0 : live_graph_ms[0],
+          static_cast<unsigned long long>(live_objects));
       std::fflush(stdout);
       if (!RunInMain("del bench_data; gc.collect()")) return 1;
     }

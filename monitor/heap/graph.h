@@ -43,6 +43,11 @@ struct HeapGraph {
     return r < root_edges.size() ? root_edges[r] : kNone;
   }
 
+  // False when the graph also holds live objects that are not reachable
+  // from the roots (GraphOptions::Scope::kLive): heapu()'s members and
+  // what they hold. Those have no path from a root and no dominator.
+  bool reachable_only = true;
+
   uint32_t size() const { return static_cast<uint32_t>(addresses.size()); }
   // The node id of `address`, or -1 when it is not in the graph.
   int64_t Find(uintptr_t address) const;

@@ -101,7 +101,8 @@ absl::Status HeapEngine::Question::WaitForGcIdle() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph) {
+absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
+                                            const GraphOptions* options) {
   const int64_t start = NowNs();
   Question question(*this);
   if (!question.status().ok()) return question.status();
@@ -110,15 +111,46 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph) {
     absl::StatusOr<RootList> roots = CollectRoots(excluded_);
     if (!roots.ok()) return roots.status();
     internal::Walker walker(&extensions_, graph != nullptr);
+    walker.set_inline_values(inline_values_);
     for (uintptr_t a : hidden_) walker.MarkVisited(a);
     for (size_t i = 0; i < roots->size(); ++i) walker.AddRoot(roots->object(i));
     walker.Run();
+    bool live = false;
+    if (graph != nullptr && options != nullptr) {
+      live = options->scope == GraphOptions::Scope::kLive;
+      if (options->scope == GraphOptions::Scope::kLiveIfNeeded &&
+          options->wanted != nullptr) {
+        for (uintptr_t a : *options->wanted) {
+          if (!walker.visited().Test(a)) {
+            live = true;
+            break;
+          }
+        }
+      }
+    }
+    std::vector<uintptr_t> hidden_only;
+    if (live) {
+      // heapu()'s members become further starting points (no named roots):
+      // the walk goes on from them, so what they hold is in the graph too.
+      std::vector<uintptr_t> candidates;
+      absl::Status s =
+          UnreachableCandidates(walker, &candidates, &hidden_only);
+      if (!s.ok()) return s;
+      for (uintptr_t a : hidden_only) walker.MarkVisited(a);
+      for (uintptr_t a : candidates) {
+        walker.AddRoot(reinterpret_cast<PyObject*>(a));
+      }
+      walker.Run();
+    }
     for (uintptr_t a : hidden_) walker.Unmark(a);
+    for (uintptr_t a : hidden_only) walker.Unmark(a);
     result.walk_ns = NowNs() - start;
     result.total_bytes = walker.total_bytes();
+    result.inline_values_bytes = walker.inline_values_bytes();
     result.visited_set_bytes = walker.visited().MemoryBytes();
     if (graph != nullptr) {
       walker.FillGraph(graph);
+      graph->reachable_only = !live;
       graph->root_names.clear();
       graph->root_nodes.clear();
       graph->root_edges.clear();
@@ -163,8 +195,13 @@ absl::Status HeapEngine::Release(HeldObjectSet& held) {
 }
 
 absl::StatusOr<HeapGraph> HeapEngine::Graph(HeapResult* stats) {
+  return Graph(GraphOptions(), stats);
+}
+
+absl::StatusOr<HeapGraph> HeapEngine::Graph(const GraphOptions& options,
+                                            HeapResult* stats) {
   HeapGraph graph;
-  absl::StatusOr<HeapResult> r = Walk(&graph);
+  absl::StatusOr<HeapResult> r = Walk(&graph, &options);
   if (!r.ok()) return r.status();
   if (stats != nullptr) {
     *stats = std::move(*r);
@@ -173,10 +210,50 @@ absl::StatusOr<HeapGraph> HeapEngine::Graph(HeapResult* stats) {
   return graph;
 }
 
+absl::Status HeapEngine::UnreachableCandidates(
+    internal::Walker& walker, std::vector<uintptr_t>* candidates,
+    std::vector<uintptr_t>* hidden_only) {
+  // Hidden objects are marked visited in `walker`: unmarked for the look
+  // at the gc lists, marked again at the end.
+  for (uintptr_t a : hidden_) walker.Unmark(a);
+  std::vector<uintptr_t> unreachable;
+  UnreachableClosure closure{&walker.visited(), &unreachable};
+  absl::Status s = python::VisitGcTracked(&CollectIfUnreachable, &closure);
+  if (!s.ok()) return s;
+  std::sort(unreachable.begin(), unreachable.end());
+  unreachable.erase(std::unique(unreachable.begin(), unreachable.end()),
+                    unreachable.end());
+  candidates->clear();
+  if (hidden_.empty()) {
+    *candidates = std::move(unreachable);
+    return absl::OkStatus();
+  }
+  // Hidden objects found in the gc lists are alive (rule 10): walk what
+  // they reach, short of the reachable set, and leave all of it out.
+  internal::Walker hidden_walk(&extensions_, false);
+  hidden_walk.set_stop(&walker.visited());
+  for (uintptr_t a : unreachable) {
+    if (hidden_.contains(a)) {
+      hidden_walk.AddRoot(reinterpret_cast<PyObject*>(a));
+    }
+  }
+  hidden_walk.Run();
+  for (uintptr_t a : unreachable) {
+    if (!hidden_walk.visited().Test(a)) candidates->push_back(a);
+  }
+  if (hidden_only != nullptr) {
+    hidden_walk.visited().ForEach([&](uintptr_t a) {
+      if (!hidden_.contains(a)) hidden_only->push_back(a);
+    });
+  }
+  for (uintptr_t a : hidden_) walker.MarkVisited(a);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<ObjectSet> HeapEngine::Unreachable() {
   Question question(*this);
   if (!question.status().ok()) return question.status();
-  std::vector<uintptr_t> unreachable;
+  std::vector<uintptr_t> candidates;
   {
     absl::StatusOr<RootList> roots = CollectRoots(excluded_);
     if (!roots.ok()) return roots.status();
@@ -184,26 +261,96 @@ absl::StatusOr<ObjectSet> HeapEngine::Unreachable() {
     for (uintptr_t a : hidden_) walker.MarkVisited(a);
     for (size_t i = 0; i < roots->size(); ++i) walker.AddRoot(roots->object(i));
     walker.Run();
-    for (uintptr_t a : hidden_) walker.Unmark(a);
-    UnreachableClosure closure{&walker.visited(), &unreachable};
-    absl::Status s = python::VisitGcTracked(&CollectIfUnreachable, &closure);
+    absl::Status s = UnreachableCandidates(walker, &candidates, nullptr);
     if (!s.ok()) return s;
-    ObjectSet candidates = ObjectSet::FromUnsorted(std::move(unreachable));
-    if (hidden_.empty()) return candidates;
-    // Hidden objects found in the gc lists are alive (rule 10): walk what
-    // they reach, short of the reachable set, and leave all of it out.
-    internal::Walker hidden_walk(&extensions_, false);
-    hidden_walk.set_stop(&walker.visited());
-    for (uintptr_t a : hidden_& candidates) {
-      hidden_walk.AddRoot(reinterpret_cast<PyObject*>(a));
-    }
-    hidden_walk.Run();
-    ObjectSet::Builder out;
-    for (uintptr_t a : candidates) {
-      if (!hidden_walk.visited().Test(a)) out.Add(a);
-    }
-    return std::move(out).Build();
+    for (uintptr_t a : hidden_) walker.Unmark(a);
+  }  // root references released with the target current (rule 10)
+  return ObjectSet::FromUnsorted(std::move(candidates));
+}
+
+namespace {
+
+// The members of heapu() (sorted `u`) as CPython's collector would judge
+// them in a full collection. Where: GIL held since `u` was found, target
+// current; calls tp_traverse only (C code of the types, no Python code).
+struct GcJudge {
+  const std::vector<uintptr_t>* u;
+  std::vector<Py_ssize_t> internal_refs;  // references from other members
+  std::vector<uint8_t> held;
+  std::vector<uint32_t> stack;
+
+  int64_t IndexOf(PyObject* obj) const {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(obj);
+    auto it = std::lower_bound(u->begin(), u->end(), a);
+    if (it == u->end() || *it != a) return -1;
+    return it - u->begin();
   }
+  static int Count(PyObject* obj, void* arg) {
+    auto* j = static_cast<GcJudge*>(arg);
+    if (obj == nullptr) return 0;
+    const int64_t i = j->IndexOf(obj);
+    if (i >= 0) ++j->internal_refs[i];
+    return 0;
+  }
+  static int Mark(PyObject* obj, void* arg) {
+    auto* j = static_cast<GcJudge*>(arg);
+    if (obj == nullptr) return 0;
+    const int64_t i = j->IndexOf(obj);
+    if (i >= 0 && !j->held[i]) {
+      j->held[i] = 1;
+      j->stack.push_back(static_cast<uint32_t>(i));
+    }
+    return 0;
+  }
+  // What the collector traverses: tp_traverse of gc objects (all members
+  // come from the gc lists, so their types have one).
+  static void Traverse(PyObject* obj, visitproc visit, void* arg) {
+    traverseproc t = Py_TYPE(obj)->tp_traverse;
+    if (t != nullptr) t(obj, visit, arg);
+  }
+
+  void Run() {
+    const size_t n = u->size();
+    internal_refs.assign(n, 0);
+    held.assign(n, 0);
+    for (uintptr_t a : *u) Traverse(reinterpret_cast<PyObject*>(a), &Count, this);
+    // A reference the members' tp_traverse does not explain comes from
+    // outside (C code, a value stack, a non-gc object): the collector keeps
+    // the object and everything it reaches.
+    for (size_t i = 0; i < n; ++i) {
+      if (Py_REFCNT(reinterpret_cast<PyObject*>((*u)[i])) > internal_refs[i] &&
+          !held[i]) {
+        held[i] = 1;
+        stack.push_back(static_cast<uint32_t>(i));
+      }
+    }
+    while (!stack.empty()) {
+      const uint32_t i = stack.back();
+      stack.pop_back();
+      Traverse(reinterpret_cast<PyObject*>((*u)[i]), &Mark, this);
+    }
+  }
+};
+
+}  // namespace
+
+absl::StatusOr<UnreachableParts> HeapEngine::UnreachableSplit() {
+  Question question(*this);
+  if (!question.status().ok()) return question.status();
+  absl::StatusOr<ObjectSet> u = Unreachable();
+  if (!u.ok()) return u.status();
+  std::vector<uintptr_t> members = u->ToVector();
+  GcJudge judge;
+  judge.u = &members;
+  judge.Run();
+  ObjectSet::Builder garbage, held;
+  for (size_t i = 0; i < members.size(); ++i) {
+    (judge.held[i] ? held : garbage).Add(members[i]);
+  }
+  UnreachableParts parts;
+  parts.garbage = std::move(garbage).Build();
+  parts.held = std::move(held).Build();
+  return parts;
 }
 
 absl::StatusOr<std::shared_ptr<python::WatchedObjects>>
@@ -247,6 +394,12 @@ absl::StatusOr<uint64_t> HeapEngine::SizeOf(PyObject* obj) {
   if (obj == nullptr) return absl::InvalidArgumentError("null object");
   internal::TypeInfoCache types(&extensions_);
   return types.SizeOf(obj, types.Get(Py_TYPE(obj)));
+}
+
+absl::StatusOr<uint64_t> HeapEngine::WalkSizeOf(PyObject* obj) {
+  absl::StatusOr<uint64_t> size = SizeOf(obj);
+  if (!size.ok() || !inline_values_) return size;
+  return *size + python::InlineValuesBytes(obj);
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, uintptr_t>>>

@@ -57,12 +57,51 @@
 
 namespace annex::heap {
 
+namespace internal {
+class Walker;
+}  // namespace internal
+
 struct HeapResult {
   ObjectSet objects;             // reachable objects
   uint64_t total_bytes = 0;      // sum of their sys.getsizeof
   int64_t walk_ns = 0;           // roots + traversal
   int64_t pause_ns = 0;          // all the time the call held the GIL
   size_t visited_set_bytes = 0;  // transient bitmap memory of the walk
+  // Of total_bytes, the attribute values blocks sys.getsizeof leaves out
+  // (0 unless HeapEngine::set_inline_values(true)).
+  uint64_t inline_values_bytes = 0;
+};
+
+// Which objects a graph holds (HeapEngine::Graph).
+struct GraphOptions {
+  enum class Scope {
+    // What heap() holds: everything reachable from the roots.
+    kReachable,
+    // Every live object the engine can find: the reachable ones, heapu()'s
+    // members (gc-tracked, unreachable) and what those hold. Paths still
+    // start at the named roots only, so heapu members have none; referrers
+    // and referents of heapu members are their real ones among live
+    // objects. Costs one pass over the gc lists and a walk of the
+    // unreachable part on top of kReachable.
+    kLive,
+    // kLive when one of `*wanted` is not reachable from the roots, else
+    // kReachable (then it costs one bitmap test per wanted address).
+    kLiveIfNeeded,
+  };
+  Scope scope = Scope::kReachable;
+  const std::vector<uintptr_t>* wanted = nullptr;  // for kLiveIfNeeded
+};
+
+// heapu() in two parts, by the rule of CPython's cycle collector (a full
+// collection): `garbage` is what a gc.collect() would find unreachable
+// (cyclic garbage: every reference to it comes from tp_traverse of other
+// unreachable gc objects), `held` what it would keep (objects whose
+// reference count exceeds what other unreachable gc objects account for,
+// i.e. held by C code, a value stack or a non-gc object, and everything
+// they reach through tp_traverse). garbage | held == heapu(), disjoint.
+struct UnreachableParts {
+  ObjectSet garbage;
+  ObjectSet held;
 };
 
 class HeapEngine {
@@ -110,6 +149,15 @@ class HeapEngine {
     std::optional<python::ScopedErrorPreserver> preserve_;
   };
 
+  // With `on`, every later walk adds to an instance's size the block of
+  // attribute values that sys.getsizeof leaves out (3.11/3.12: the values
+  // block allocated apart while no dict object exists; 3.13: the inline
+  // values area allocated with the object; python::InlineValuesBytes), in
+  // results, totals and graphs alike. Off by default: sizes are then
+  // exactly sys.getsizeof's (SizeOf() always is). Where: any thread.
+  void set_inline_values(bool on) { inline_values_ = on; }
+  bool inline_values() const { return inline_values_; }
+
   // Size/traverse functions of extension types, used by every walk.
   ExtensionRegistry& extensions() { return extensions_; }
 
@@ -129,11 +177,21 @@ class HeapEngine {
   // The reachable set as a graph (HeapGraph, graph.h) built in one walk;
   // `stats` (optional) receives the timings and totals. Where: as Heap().
   absl::StatusOr<HeapGraph> Graph(HeapResult* stats = nullptr);
+  // The same, holding what `options` asks for: with kLive (or kLiveIfNeeded
+  // when needed) also the unreachable live objects (graph.reachable_only is
+  // false then). Where: as Heap().
+  absl::StatusOr<HeapGraph> Graph(const GraphOptions& options,
+                                  HeapResult* stats = nullptr);
 
   // heapu(): objects tracked by the target's gc but not reachable from the
   // roots. Where: as Heap(). Unavailable when a gc collection of the target
   // runs past the question's wait (Question) or starts inside a question.
   absl::StatusOr<ObjectSet> Unreachable();
+  // heapu() split into cyclic garbage and objects held by references the
+  // gc cannot see (UnreachableParts above), without collecting: reference
+  // counts are read and tp_traverse is called on heapu's members only.
+  // Where: as Heap().
+  absl::StatusOr<UnreachableParts> UnreachableSplit();
 
   // The reachable set, watched (python/death_watch.h): the result tells
   // later which of its members are still the same objects, whatever the
@@ -169,6 +227,9 @@ class HeapEngine {
   // sys.getsizeof(obj) as the target computes it, without running Python
   // code. Where: as Heap(); `obj` must be alive.
   absl::StatusOr<uint64_t> SizeOf(PyObject* obj);
+  // The size a walk records for `obj`: SizeOf plus, with
+  // set_inline_values(true), its values block. Where: as SizeOf.
+  absl::StatusOr<uint64_t> WalkSizeOf(PyObject* obj);
 
   // The roots' names (with their root edge, e.g. "thread 7 frame 0" +
   // ".f_globals") and addresses, for callers that print paths.
@@ -177,7 +238,15 @@ class HeapEngine {
 
  private:
   absl::Status CheckCurrent() const;
-  absl::StatusOr<HeapResult> Walk(HeapGraph* graph);
+  absl::StatusOr<HeapResult> Walk(HeapGraph* graph,
+                                  const GraphOptions* options = nullptr);
+  // After `walker` ran from the roots (hidden objects marked visited, and
+  // marked again on return): the gc-tracked objects it did not visit,
+  // sorted, minus the hidden ones and what only they reach (those not
+  // hidden themselves returned in `hidden_only`, to keep out of walks).
+  absl::Status UnreachableCandidates(internal::Walker& walker,
+                                     std::vector<uintptr_t>* candidates,
+                                     std::vector<uintptr_t>* hidden_only);
 
   python::ThreadStates ts_;
   mutable int question_depth_ = 0;  // Questions open on this engine
@@ -185,6 +254,7 @@ class HeapEngine {
   ExtensionRegistry extensions_;
   std::shared_ptr<python::WatchedObjects> ref_;
   ObjectSet hidden_;
+  bool inline_values_ = false;
 };
 
 }  // namespace annex::heap

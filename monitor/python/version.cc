@@ -510,6 +510,64 @@ PyObject* ExistingInstanceDict(PyObject* obj) {
   return nullptr;
 }
 
+bool MayHaveInlineValues(PyTypeObject* type) {
+#if PY_VERSION_HEX >= 0x030D0000
+  return (type->tp_flags & Py_TPFLAGS_INLINE_VALUES) != 0 &&
+         CachedKeys(type) != nullptr;
+#else
+  return (type->tp_flags & Py_TPFLAGS_MANAGED_DICT) != 0;
+#endif
+}
+
+size_t InlineValuesBytes(PyObject* obj) {
+  PyTypeObject* type = Py_TYPE(obj);
+#if PY_VERSION_HEX >= 0x030D0000
+  // Inside the object's own allocation, after the header: a 4-byte header
+  // padded to the first slot, `capacity` slots, then one insertion-order
+  // byte per slot rounded up to whole words. The area is there whether or
+  // not a dict was materialized since (it then may be invalid, not freed).
+  if ((type->tp_flags & Py_TPFLAGS_INLINE_VALUES) == 0) return 0;
+  const PyDictValues* values = _PyObject_InlineValues(obj);
+  const size_t capacity = values->capacity;
+  const size_t order = (capacity + sizeof(PyObject*) - 1) /
+                       sizeof(PyObject*) * sizeof(PyObject*);
+  return offsetof(PyDictValues, values) + capacity * sizeof(PyObject*) +
+         order;
+#else
+  // A separate block while no dict object exists: a prefix (its length in
+  // its last byte, just before the first slot: insertion order, used
+  // count) and `capacity` slots. The capacity is not stored: it was the
+  // class's shared keys' entries + usable count when the block was made,
+  // a count that only shrinks (each new instance lowers it, down to the
+  // number of attributes + 1). So it is that count now, kept within what
+  // the prefix allows (prefix = capacity + 2 rounded up to words): exact
+  // once a class has more than about 30 instances, at most 7 slots low for
+  // the first ones.
+  if ((type->tp_flags & Py_TPFLAGS_MANAGED_DICT) == 0) return 0;
+#if PY_VERSION_HEX >= 0x030C0000
+  PyDictOrValues dorv = *_PyObject_DictOrValuesPointer(obj);
+  if (!_PyDictOrValues_IsValues(dorv)) return 0;
+  PyDictValues* values = _PyDictOrValues_GetValues(dorv);
+#else
+  PyDictValues* values = *_PyObject_ValuesPointer(obj);
+#endif
+  if (values == nullptr) return 0;
+  const Py_ssize_t prefix = reinterpret_cast<const uint8_t*>(values)[-1];
+  const Py_ssize_t most = prefix - 2;
+  const Py_ssize_t least = prefix - 9 > 1 ? prefix - 9 : 1;
+  Py_ssize_t capacity = most;
+  PyDictKeysObject* keys = CachedKeys(type);
+  if (keys != nullptr) {
+    capacity = keys->dk_nentries + keys->dk_usable;
+    if (capacity > most) capacity = most;
+    if (capacity < least) capacity = least;
+  }
+  if (capacity < 1) return 0;  // not a values block as we know it
+  return static_cast<size_t>(prefix) +
+         static_cast<size_t>(capacity) * sizeof(PyObject*);
+#endif
+}
+
 PyObject* InlineAttributeHolding(PyObject* obj, PyObject* value) {
   Py_ssize_t count = 0;
   PyDictValues* values = InlineValues(obj, &count);

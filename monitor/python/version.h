@@ -191,6 +191,21 @@ PyObject* FrameLocalsIfBuilt(PyFrameObject* frame);
 // Where: GIL held, any interpreter; `obj` alive.
 PyObject* ExistingInstanceDict(PyObject* obj);
 
+// Whether instances of `type` may keep their attributes in a values block
+// that sys.getsizeof does not count (InlineValuesBytes may be non-zero):
+// 3.11/3.12 types with a managed dict, 3.13 types with inline values.
+// Where: GIL held, any interpreter.
+bool MayHaveInlineValues(PyTypeObject* type);
+
+// The bytes of `obj`'s attribute values that sys.getsizeof(obj) leaves
+// out, read in place (no dict is created): on 3.11/3.12 the values block
+// allocated apart from the object while its attributes are inline (0 once
+// a dict object exists: the dict's size covers them), its prefix included
+// (the capacity is not stored: see version.cc); on 3.13 the inline values
+// area allocated with the object itself (always there for such types).
+// 0 for other objects. Where: GIL held, any interpreter; `obj` alive.
+size_t InlineValuesBytes(PyObject* obj);
+
 // The attribute name (a borrowed str) under which `obj` stores `value` in
 // its inline values (3.11+ instances whose attributes live in the object,
 // not in a dict object), or nullptr when it has none or none is `value`.

@@ -46,6 +46,7 @@ TypeInfo TypeInfoCache::Compute(PyTypeObject* type) {
   info.is_dict = PyType_IsSubtype(type, &PyDict_Type) != 0;
   info.is_type = PyType_IsSubtype(type, &PyType_Type) != 0;
   info.extras = python::ExtraReferentsFor(type);
+  info.inline_values = python::MayHaveInlineValues(type);
   if (registry_ != nullptr && !registry_->empty()) {
     info.ext = registry_->Find(type);
   }

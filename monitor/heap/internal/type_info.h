@@ -27,6 +27,9 @@ struct TypeInfo {
   bool is_frame = false;
   bool is_dict = false;  // keys are walked too (see walker.cc)
   bool is_type = false;  // pre-header depends on the object
+  // Instances may keep attribute values sys.getsizeof leaves out
+  // (python::MayHaveInlineValues).
+  bool inline_values = false;
   // References tp_traverse does not report (code objects, types,
   // descriptors, modules, ranges; monitor/python/version.h); null for most
   // types, which then cost one test per object.

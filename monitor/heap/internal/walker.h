@@ -33,12 +33,17 @@ class Walker {
   }
   // Objects set in `stop` are neither reported nor traversed.
   void set_stop(const AddressBitmap* stop) { stop_ = stop; }
+  // Adds each instance's attribute values block that sys.getsizeof leaves
+  // out (python::InlineValuesBytes) to its recorded size and the total.
+  void set_inline_values(bool on) { inline_values_ = on; }
   // Traverses everything reachable from the roots added so far.
   void Run();
 
   const AddressBitmap& visited() const { return visited_; }
   uint64_t count() const { return count_; }
   uint64_t total_bytes() const { return total_bytes_; }
+  // Of total_bytes(), the inline values blocks (with set_inline_values).
+  uint64_t inline_values_bytes() const { return inline_values_bytes_; }
   TypeInfoCache& types() { return types_; }
 
   // With record_edges: builds the CSR graph (roots not set).
@@ -53,6 +58,8 @@ class Walker {
   std::vector<PyObject*> stack_;
   uint64_t count_ = 0;
   uint64_t total_bytes_ = 0;
+  uint64_t inline_values_bytes_ = 0;
+  bool inline_values_ = false;
   // Edge recording, in pop order.
   bool record_edges_;
   bool unmarked_any_ = false;
