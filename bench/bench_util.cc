@@ -41,7 +41,8 @@ bool ParseSizesFlag(const std::string& arg, std::vector<long>* sizes) {
   constexpr char kFlag[] = "--sizes=";
   if (arg.rfind(kFlag, 0) != 0) return false;
   sizes->clear();
-  for (absl::string_view s : absl::StrSplit(arg.substr(sizeof(kFlag) - 1), ',')) {
+  for (absl::string_view s :
+       absl::StrSplit(arg.substr(sizeof(kFlag) - 1), ',')) {
     long n;
     if (absl::SimpleAtoi(s, &n)) sizes->push_back(n);
   }

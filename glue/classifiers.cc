@@ -20,10 +20,10 @@ struct PartInfo {
   const char* name;
 };
 constexpr PartInfo kParts[] = {
-    {Classifier::kClodo, "Clodo"},   {Classifier::kType, "Type"},
-    {Classifier::kSize, "Size"},     {Classifier::kModule, "Module"},
-    {Classifier::kId, "Id"},         {Classifier::kUnity, "Unity"},
-    {Classifier::kRcs, "Rcs"},       {Classifier::kVia, "Via"},
+    {Classifier::kClodo, "Clodo"}, {Classifier::kType, "Type"},
+    {Classifier::kSize, "Size"},   {Classifier::kModule, "Module"},
+    {Classifier::kId, "Id"},       {Classifier::kUnity, "Unity"},
+    {Classifier::kRcs, "Rcs"},     {Classifier::kVia, "Via"},
     {Classifier::kProd, "Prod"},
 };
 
@@ -99,7 +99,7 @@ std::string TypeNamer::Name(PyTypeObject* type) const {
     absl::string_view full = type->tp_name;
     size_t dot = full.rfind('.');
     name = std::string(dot == absl::string_view::npos ? full
-                                                     : full.substr(dot + 1));
+                                                      : full.substr(dot + 1));
   }
   return absl::StrCat(module, ".", name);
 }
@@ -113,9 +113,9 @@ absl::StatusOr<Classifier> Classifier::Parse(absl::string_view spec) {
       absl::StrCat("known: ", absl::StrJoin(known, ", "),
                    ", combined with '&' (e.g. 'Type&Size')");
   if (spec.find('\0') != absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "by(): the name '", absl::CHexEscape(spec),
-        "' holds a NUL character; ", hint));
+    return absl::InvalidArgumentError(
+        absl::StrCat("by(): the name '", absl::CHexEscape(spec),
+                     "' holds a NUL character; ", hint));
   }
   if (spec.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -309,7 +309,8 @@ absl::flat_hash_map<uintptr_t, PyTypeObject*> DictOwners(
       cache_holding[slot] = DictHoldingOf(type);
     }
     PyObject* dict = OwnedDict(obj, cache_holding[slot]);
-    if (dict != nullptr) owners.emplace(reinterpret_cast<uintptr_t>(dict), type);
+    if (dict != nullptr)
+      owners.emplace(reinterpret_cast<uintptr_t>(dict), type);
   }
   return owners;
 }

@@ -27,7 +27,6 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -123,7 +122,12 @@ constexpr const char* kUnknownProducer = "unknown";
 // How the instances of a type hold the attribute dict they own (see
 // DictOwners): decided once per type, since the subtype and flag tests are
 // too slow to repeat for millions of objects.
-enum class DictHolding : uint8_t { kNone, kTypeDict, kModuleDict, kInstanceDict };
+enum class DictHolding : uint8_t {
+  kNone,
+  kTypeDict,
+  kModuleDict,
+  kInstanceDict
+};
 // Where: GIL held; `type` alive.
 DictHolding DictHoldingOf(PyTypeObject* type);
 // The exact dict `obj` owns as its attribute dict, given its type's

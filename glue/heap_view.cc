@@ -11,7 +11,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -23,9 +22,9 @@
 #include "monitor/heap/node_set.h"
 #include "monitor/heap/referrers.h"
 #include "monitor/heap/retention.h"
-#include "monitor/python/version.h"
 #include "monitor/python/guards.h"
 #include "monitor/python/target_threads.h"
+#include "monitor/python/version.h"
 
 namespace annex::glue {
 uint64_t KindedSet::total_size() const {
@@ -35,8 +34,7 @@ uint64_t KindedSet::total_size() const {
 }
 
 size_t KindedSet::MemoryBytes() const {
-  size_t bytes = sizeof(KindedSet) +
-                 addresses.capacity() * sizeof(uintptr_t) +
+  size_t bytes = sizeof(KindedSet) + addresses.capacity() * sizeof(uintptr_t) +
                  kinds.capacity() * sizeof(uint32_t) +
                  sizes.capacity() * sizeof(uint64_t) +
                  clodo.capacity() * sizeof(uint32_t) +
@@ -68,10 +66,10 @@ std::vector<KindedSet::Row> KindedSet::Rows() const {
   const std::vector<std::string>& names = LabelNames();
   std::vector<Row> rows(names.size());
   // The label vector LabelOf reads, chosen once for the whole set.
-  const std::vector<uint32_t>& of =
-      classifier.is(Classifier::kType)    ? kinds
-      : classifier.is(Classifier::kClodo) ? (clodo.empty() ? kinds : clodo)
-                                          : labels.of;
+  const std::vector<uint32_t>& of = classifier.is(Classifier::kType) ? kinds
+                                    : classifier.is(Classifier::kClodo)
+                                        ? (clodo.empty() ? kinds : clodo)
+                                        : labels.of;
   for (size_t i = 0; i < addresses.size(); ++i) {
     Row& r = rows[of[i]];
     r.count++;
@@ -135,10 +133,10 @@ KindedSet KindedSet::Subset(const std::vector<size_t>& keep) const {
 std::vector<KindedSet> KindedSet::SplitByLabels(
     const std::vector<uint32_t>& wanted) const {
   constexpr uint32_t kNone = UINT32_MAX;
-  const std::vector<uint32_t>& of =
-      classifier.is(Classifier::kType)    ? kinds
-      : classifier.is(Classifier::kClodo) ? (clodo.empty() ? kinds : clodo)
-                                          : labels.of;
+  const std::vector<uint32_t>& of = classifier.is(Classifier::kType) ? kinds
+                                    : classifier.is(Classifier::kClodo)
+                                        ? (clodo.empty() ? kinds : clodo)
+                                        : labels.of;
   std::vector<uint32_t> slot(LabelNames().size(), kNone);
   for (size_t w = 0; w < wanted.size(); ++w) slot[wanted[w]] = w;
   // Count first, so every part is allocated once at its size.
@@ -337,7 +335,8 @@ absl::StatusOr<std::unique_ptr<HeapView>> HeapView::Create(Session& session) {
 KindedSet HeapView::Describe(const std::vector<uintptr_t>& sorted,
                              const std::vector<uint64_t>* sizes,
                              const std::vector<uintptr_t>* owner_scan) {
-  if (sizes != nullptr) return ClassifyObjects(namer_, sorted, *sizes, owner_scan);
+  if (sizes != nullptr)
+    return ClassifyObjects(namer_, sorted, *sizes, owner_scan);
   std::vector<uint64_t> s;
   s.reserve(sorted.size());
   for (uintptr_t a : sorted) {
@@ -447,7 +446,8 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
       if (i + kPrefetchAhead < n) {
         __builtin_prefetch(reinterpret_cast<void*>(sorted[i + kPrefetchAhead]));
       }
-      out.kinds[i] = types.Kind(Py_TYPE(reinterpret_cast<PyObject*>(sorted[i])));
+      out.kinds[i] =
+          types.Kind(Py_TYPE(reinterpret_cast<PyObject*>(sorted[i])));
     }
     return out;
   }
@@ -590,8 +590,8 @@ std::vector<size_t> NotInReference(const std::vector<uintptr_t>& sorted,
 
 }  // namespace
 
-absl::StatusOr<KindedSet> HeapView::Heap(const ReferencePoint* ref,
-                                         bool keep, bool inline_values) {
+absl::StatusOr<KindedSet> HeapView::Heap(const ReferencePoint* ref, bool keep,
+                                         bool inline_values) {
   // One question: the objects found are read (and watched) before the GIL
   // can change hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
@@ -620,8 +620,8 @@ absl::StatusOr<KindedSet> HeapView::Heap(const ReferencePoint* ref,
   return out;
 }
 
-absl::StatusOr<KindedSet> HeapView::HeapU(const ReferencePoint* ref,
-                                          bool keep, UnreachablePart part) {
+absl::StatusOr<KindedSet> HeapView::HeapU(const ReferencePoint* ref, bool keep,
+                                          UnreachablePart part) {
   // One question: the objects found are read before the GIL can change
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
@@ -736,7 +736,8 @@ absl::StatusOr<std::string> HeapView::ShortestPaths(const KindedSet& set,
   absl::StatusOr<heap::HeapGraph> graph = engine_->Graph();
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = LiveNodes(*graph, set);
-  if (nodes.empty()) return std::string("(no member of the set is reachable now)\n");
+  if (nodes.empty())
+    return std::string("(no member of the set is reachable now)\n");
   heap::ShortestPathOptions options;
   options.max_paths = max_paths;
   auto paths = heap::PathsTo(*graph, nodes, options);
@@ -864,8 +865,8 @@ void NameEdgesFrom(PyObject* from, const std::vector<uint32_t>& targets,
     for (uint32_t k : targets) {
       if (state[k] == 1) {
         texts.emplace_back(
-            k, heap::DescribeEdge(from, reinterpret_cast<PyObject*>(
-                                            member_addresses[k]))
+            k, heap::DescribeEdge(
+                   from, reinterpret_cast<PyObject*>(member_addresses[k]))
                    .text);
       }
       state[k] = 0;
@@ -873,11 +874,9 @@ void NameEdgesFrom(PyObject* from, const std::vector<uint32_t>& targets,
     return;
   }
   for (uint32_t k : targets) {
-    texts.emplace_back(
-        k,
-        heap::DescribeEdge(from,
-                           reinterpret_cast<PyObject*>(member_addresses[k]))
-            .text);
+    texts.emplace_back(k, heap::DescribeEdge(from, reinterpret_cast<PyObject*>(
+                                                       member_addresses[k]))
+                              .text);
   }
 }
 
@@ -925,7 +924,7 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
   std::vector<int64_t> keep_node;
   for (size_t i = 0; i < set.count(); ++i) {
     if (!SameObject(set, i)) continue;  // died since the set was made
-    if (node_of[i] < 0) continue;        // dead (heapu members are nodes)
+    if (node_of[i] < 0) continue;       // dead (heapu members are nodes)
     // Still the same object? Same type as recorded (addresses are reused).
     PyTypeObject* type = Py_TYPE(reinterpret_cast<PyObject*>(set.addresses[i]));
     auto [it, added] = type_names.emplace(type, std::string());
@@ -958,8 +957,10 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
           std::string name = kNotModuleKind;
           if (PyModule_Check(obj)) {
             PyObject* dict = PyModule_GetDict(obj);
-            PyObject* s = dict ? PyDict_GetItemString(dict, "__name__") : nullptr;
-            const char* u = (s && PyUnicode_Check(s)) ? PyUnicode_AsUTF8(s) : nullptr;
+            PyObject* s =
+                dict ? PyDict_GetItemString(dict, "__name__") : nullptr;
+            const char* u =
+                (s && PyUnicode_Check(s)) ? PyUnicode_AsUTF8(s) : nullptr;
             name = u ? u : "?";
             PyErr_Clear();
           }
@@ -980,8 +981,8 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
       }
       case Classifier::kRcs: {
         if (graph_names == nullptr) {
-          KindedSet all = Describe(graph->addresses, &graph->sizes,
-                                   &graph->addresses);
+          KindedSet all =
+              Describe(graph->addresses, &graph->sizes, &graph->addresses);
           graph_clodo = std::move(all.clodo);
           graph_names = all.kind_names;
         }
@@ -1113,8 +1114,7 @@ absl::StatusOr<KindedSet> HeapView::Classify(const KindedSet& set,
   return out;
 }
 
-absl::StatusOr<Stat> HeapView::Summary(const Classifier& c,
-                                       size_t max_rows,
+absl::StatusOr<Stat> HeapView::Summary(const Classifier& c, size_t max_rows,
                                        const ReferencePoint* ref) {
   absl::StatusOr<KindedSet> heap = Heap(ref, /*keep=*/false);
   if (!heap.ok()) return heap.status();

@@ -46,7 +46,6 @@ struct Identity {
       const std::shared_ptr<const Identity>& b);
 };
 
-
 // A set of target objects, each with the kind and size it had when seen.
 // Sorted by address. Plain data: any thread.
 //
@@ -55,7 +54,7 @@ struct Identity {
 // walk; every other classifier's kind of each member is in `labels`.
 struct KindedSet {
   std::vector<uintptr_t> addresses;
-  std::vector<uint32_t> kinds;   // index into *kind_names: the type's name
+  std::vector<uint32_t> kinds;  // index into *kind_names: the type's name
   std::vector<uint64_t> sizes;
   std::shared_ptr<std::vector<std::string>> kind_names =
       std::make_shared<std::vector<std::string>>();
@@ -149,8 +148,8 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
 
 // Per-part kinds of the live members of a set (HeapView::ClassifyParts).
 struct LiveKinds {
-  KindedSet live;              // the members alive now, kinds as recorded
-  std::vector<Labels> parts;   // one per requested part, over live members
+  KindedSet live;             // the members alive now, kinds as recorded
+  std::vector<Labels> parts;  // one per requested part, over live members
 };
 
 class HeapView {

@@ -7,7 +7,6 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-
 #include "glue/annex_access.h"
 #include "glue/heap_view.h"
 #include "glue/hp_internal.h"
@@ -53,8 +52,7 @@ using internal::ViewOf;
 // One per namespace (each console client, each host session): its
 // reference point is its own.
 struct HpObject {
-  PyObject_HEAD
-  Session* session;
+  PyObject_HEAD Session* session;
   uint64_t owner;  // this hp's account in the session's MemoryBudget
   std::shared_ptr<const ReferencePoint>* ref;  // owned; null: none set
 };
@@ -137,7 +135,6 @@ PyObject* HpStacks(PyObject* self, PyObject*) {
   return NewText(python::DescribeStacks(a->runtime().thread_states()));
 }
 
-
 // annex.Text: a str that shows as itself at the console (multi-line
 // tables and paths), not as a quoted literal.
 PyObject* TextRepr(PyObject* self) { return PyObject_Str(self); }
@@ -171,7 +168,8 @@ namespace {
 void IdSetDealloc(PyObject* self) {
   PyTypeObject* type = Py_TYPE(self);
   Session* session = reinterpret_cast<IdSetObject*>(self)->session;
-  if (MemoryBudget* budget = session ? session->Peek<MemoryBudget>() : nullptr) {
+  if (MemoryBudget* budget =
+          session ? session->Peek<MemoryBudget>() : nullptr) {
     budget->Release(reinterpret_cast<uintptr_t>(self));
   }
   delete reinterpret_cast<IdSetObject*>(self)->set;
@@ -237,12 +235,24 @@ PyObject* IdSetRichCompare(PyObject* a, PyObject* b, int op) {
   };
   bool r = false;
   switch (op) {
-    case Py_EQ: r = x == y; break;
-    case Py_NE: r = x != y; break;
-    case Py_LE: r = subset(x, y); break;
-    case Py_LT: r = x.size() < y.size() && subset(x, y); break;
-    case Py_GE: r = subset(y, x); break;
-    case Py_GT: r = y.size() < x.size() && subset(y, x); break;
+    case Py_EQ:
+      r = x == y;
+      break;
+    case Py_NE:
+      r = x != y;
+      break;
+    case Py_LE:
+      r = subset(x, y);
+      break;
+    case Py_LT:
+      r = x.size() < y.size() && subset(x, y);
+      break;
+    case Py_GE:
+      r = subset(y, x);
+      break;
+    case Py_GT:
+      r = y.size() < x.size() && subset(y, x);
+      break;
   }
   return PyBool_FromLong(r);
 }
@@ -286,9 +296,9 @@ PyGetSetDef kIdSetGetSet[] = {
      "number of members (those still alive: the same objects as when seen)",
      nullptr},
     {"dead", IdSetDead, nullptr,
-     "members that died since the set was made (no longer counted)",
+     "members that died since the set was made (no longer counted)", nullptr},
+    {"size", IdSetSize, nullptr, "total size in bytes (sys.getsizeof)",
      nullptr},
-    {"size", IdSetSize, nullptr, "total size in bytes (sys.getsizeof)", nullptr},
     {"more", IdSetMore, nullptr,
      "the next ten rows of the table (and .more of that the next ten)",
      nullptr},
@@ -315,7 +325,7 @@ PyObject* IdSetGetattro(PyObject* self, PyObject* name) {
   if (n == nullptr) return nullptr;
   // A name with a NUL is no attribute (C would read "bytype\0x" as bytype).
   if (std::strlen(n) != static_cast<size_t>(len)) return nullptr;
-  PyObject* saved_type, *saved_value, *saved_tb;
+  PyObject *saved_type, *saved_value, *saved_tb;
   PyErr_Fetch(&saved_type, &saved_value, &saved_tb);
   PyObject* r = internal::IdSetKindsAttr(self, n);
   if (r != nullptr || PyErr_Occurred()) {
@@ -401,8 +411,6 @@ PyType_Spec kIdSetSpec = {
     "annex.IdSet", sizeof(IdSetObject), 0, Py_TPFLAGS_DEFAULT, kIdSetSlots,
 };
 
-
-
 }  // namespace
 
 PyObject* internal::NewIdSet(Session* session, KindedSet set) {
@@ -429,8 +437,7 @@ PyObject* internal::NewIdSet(Session* session, KindedSet set) {
                                            set.MemoryBytes(), what);
   if (!charged.ok()) {
     Py_DECREF(obj);  // IdSetDealloc: nothing was charged, no set to free
-    PyErr_SetString(PyExc_MemoryError,
-                    std::string(charged.message()).c_str());
+    PyErr_SetString(PyExc_MemoryError, std::string(charged.message()).c_str());
     return nullptr;
   }
   reinterpret_cast<IdSetObject*>(obj)->set = new KindedSet(std::move(set));
@@ -439,7 +446,9 @@ PyObject* internal::NewIdSet(Session* session, KindedSet set) {
 
 namespace {
 
-Session* SessionOf(PyObject* hp) { return reinterpret_cast<HpObject*>(hp)->session; }
+Session* SessionOf(PyObject* hp) {
+  return reinterpret_cast<HpObject*>(hp)->session;
+}
 
 std::shared_ptr<const ReferencePoint>& RefOf(PyObject* hp) {
   auto* h = reinterpret_cast<HpObject*>(hp);
@@ -630,9 +639,9 @@ PyObject* HpMemory(PyObject* self, PyObject* args, PyObject* kwds) {
   }
   absl::StatusOr<MemoryBudget*> budget = SessionOf(self)->Get<MemoryBudget>();
   if (!budget.ok()) return RaiseStatus(budget.status());
-  return internal::NewText((*budget)->Describe(
-      reinterpret_cast<HpObject*>(self)->owner,
-      rows < 0 ? 0 : static_cast<size_t>(rows)));
+  return internal::NewText(
+      (*budget)->Describe(reinterpret_cast<HpObject*>(self)->owner,
+                          rows < 0 ? 0 : static_cast<size_t>(rows)));
 }
 
 PyObject* HpLoad(PyObject*, PyObject* args, PyObject* kwds) {
@@ -728,7 +737,8 @@ PyMethodDef kHpMethods[] = {
     {"stacks", HpStacks, METH_NOARGS,
      "stacks() -> str: the Python stack of every target thread, most recent "
      "call last."},
-    {"load", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpLoad)),
+    {"load",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpLoad)),
      METH_VARARGS | METH_KEYWORDS,
      "load(source, *, special=False) -> Stat: the last stat record in "
      "source: a path, an open file (from its position), or the text of a "
@@ -773,7 +783,8 @@ int ModuleExec(PyObject* module) {
     Py_DECREF(type);
     return -1;
   }
-  PyObject* bases = PyTuple_Pack(1, reinterpret_cast<PyObject*>(&PyUnicode_Type));
+  PyObject* bases =
+      PyTuple_Pack(1, reinterpret_cast<PyObject*>(&PyUnicode_Type));
   if (bases == nullptr) return -1;
   PyObject* text = PyType_FromModuleAndSpec(module, &kTextSpec, bases);
   Py_DECREF(bases);
@@ -789,7 +800,8 @@ int ModuleExec(PyObject* module) {
     return -1;
   }
   // Retention (x.sp, x.referrers, x.dominos, x.rp, ...): hp_retention.cc.
-  if (hp_internal::AddRetention(module, reinterpret_cast<PyTypeObject*>(idset)) < 0) {
+  if (hp_internal::AddRetention(module,
+                                reinterpret_cast<PyTypeObject*>(idset)) < 0) {
     return -1;
   }
   // Stats (x.stat, annex.Stat, annex.More, hp.load): hp_stat.cc.
@@ -804,9 +816,15 @@ PyModuleDef_Slot kModuleSlots[] = {
 };
 
 PyModuleDef kModuleDef = {
-    PyModuleDef_HEAD_INIT, "annex",
-    "Annex's own module in the annex interpreter (built into the binary).", 0,
-    nullptr, kModuleSlots, nullptr, nullptr, nullptr,
+    PyModuleDef_HEAD_INIT,
+    "annex",
+    "Annex's own module in the annex interpreter (built into the binary).",
+    0,
+    nullptr,
+    kModuleSlots,
+    nullptr,
+    nullptr,
+    nullptr,
 };
 
 }  // namespace
@@ -819,8 +837,8 @@ PyObject* internal::AnnexModule() {
   if (module != nullptr) return Py_NewRef(module);
   PyObject* machinery = PyImport_ImportModule("importlib.machinery");
   if (machinery == nullptr) return nullptr;
-  PyObject* spec = PyObject_CallMethod(machinery, "ModuleSpec", "sO", "annex",
-                                       Py_None);
+  PyObject* spec =
+      PyObject_CallMethod(machinery, "ModuleSpec", "sO", "annex", Py_None);
   Py_DECREF(machinery);
   if (spec == nullptr) return nullptr;
   module = PyModule_FromDefAndSpec(&kModuleDef, spec);
@@ -852,9 +870,7 @@ KindedSet* IdSetContents(PyObject* obj) {
   return &internal::SetOf(obj);
 }
 
-Session* IdSetSession(PyObject* idset) {
-  return internal::IdSetSession(idset);
-}
+Session* IdSetSession(PyObject* idset) { return internal::IdSetSession(idset); }
 
 PyObject* MakeIdSet(Session* session, KindedSet set) {
   return internal::NewIdSet(session, std::move(set));
@@ -901,7 +917,8 @@ void ChargeSetsTo(Session* session, PyObject* hp) {
     PyObject* module = AnnexModule();
     PyObject* type = module ? PyObject_GetAttrString(module, "Hp") : nullptr;
     Py_XDECREF(module);
-    if (type != nullptr && Py_TYPE(hp) == reinterpret_cast<PyTypeObject*>(type) &&
+    if (type != nullptr &&
+        Py_TYPE(hp) == reinterpret_cast<PyTypeObject*>(type) &&
         reinterpret_cast<HpObject*>(hp)->session == session) {
       owner = reinterpret_cast<HpObject*>(hp)->owner;
     }

@@ -19,27 +19,26 @@ namespace annex::glue::hp_internal {
 
 // The contents of an annex.IdSet (owned by it), or nullptr with TypeError
 // set when `obj` is not one.
-KindedSet *IdSetContents(PyObject *obj);
+KindedSet* IdSetContents(PyObject* obj);
 // The session of an annex.IdSet (unchecked).
-Session *IdSetSession(PyObject *idset);
+Session* IdSetSession(PyObject* idset);
 // A new annex.IdSet / annex.Text (new references, or nullptr with an error).
-PyObject *MakeIdSet(Session *session, KindedSet set);
-PyObject *MakeText(const std::string &text);
+PyObject* MakeIdSet(Session* session, KindedSet set);
+PyObject* MakeText(const std::string& text);
 // Raises RuntimeError (ValueError for InvalidArgument) with the status's
 // message; returns nullptr.
-PyObject *SetStatusError(const absl::Status &status);
+PyObject* SetStatusError(const absl::Status& status);
 
 // hp_retention.cc: adds x.sp, x.referrers, ... to the IdSet type and the
 // Paths type to `module`. 0, or -1 with an error set. Where: module exec.
-int AddRetention(PyObject *module, PyTypeObject *idset);
+int AddRetention(PyObject* module, PyTypeObject* idset);
 
-} // namespace annex::glue::hp_internal
+}  // namespace annex::glue::hp_internal
 
 namespace annex::glue::internal {
 
 struct IdSetObject {
-  PyObject_HEAD
-  Session* session;
+  PyObject_HEAD Session* session;
   KindedSet* set;
 };
 

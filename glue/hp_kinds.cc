@@ -37,12 +37,15 @@ struct KindExpr {
   std::string repr;  // how the atom is written
   std::shared_ptr<const KindExpr> a, b;
 
-  bool is_size() const { return op == kAtom && classifier.is(Classifier::kSize); }
+  bool is_size() const {
+    return op == kAtom && classifier.is(Classifier::kSize);
+  }
   std::string Repr() const {
     switch (op) {
       case kAtom:
-        return cmp == "==" || !is_size() ? repr
-                                         : absl::StrCat(repr, ".alt('", cmp, "')");
+        return cmp == "==" || !is_size()
+                   ? repr
+                   : absl::StrCat(repr, ".alt('", cmp, "')");
       case kNot:
         return a->op == kAtom ? "~" + a->Repr() : "~(" + a->Repr() + ")";
       case kAnd:
@@ -65,13 +68,11 @@ struct KindExpr {
 using Expr = std::shared_ptr<const KindExpr>;
 
 struct KindObject {
-  PyObject_HEAD
-  Expr* expr;
+  PyObject_HEAD Expr* expr;
 };
 
 struct FactoryObject {
-  PyObject_HEAD
-  Session* session;
+  PyObject_HEAD Session* session;
   int part;  // Classifier::Part
 };
 
@@ -94,7 +95,9 @@ bool IsKind(PyObject* o) {
   return r;
 }
 
-const Expr& ExprOf(PyObject* o) { return *reinterpret_cast<KindObject*>(o)->expr; }
+const Expr& ExprOf(PyObject* o) {
+  return *reinterpret_cast<KindObject*>(o)->expr;
+}
 
 PyObject* NewKind(Expr expr) {
   PyTypeObject* t = ModuleType("Kind");
@@ -127,8 +130,8 @@ Expr Combine(KindExpr::Op op, Expr a, Expr b = nullptr) {
 bool NameArg(PyObject* arg, const char* what, std::string* out,
              bool allow_empty) {
   if (!PyUnicode_Check(arg)) {
-    PyErr_Format(PyExc_TypeError, "%s: a name (str) expected, not %.100s",
-                 what, Py_TYPE(arg)->tp_name);
+    PyErr_Format(PyExc_TypeError, "%s: a name (str) expected, not %.100s", what,
+                 Py_TYPE(arg)->tp_name);
     return false;
   }
   Py_ssize_t n = 0;
@@ -324,8 +327,8 @@ PyObject* KindAnd(PyObject* a, PyObject* b) {
 
 PyObject* KindSub(PyObject* a, PyObject* b) {
   if (IsKind(a) && IsKind(b)) {
-    return NewKind(Combine(KindExpr::kAnd, ExprOf(a),
-                           Combine(KindExpr::kNot, ExprOf(b))));
+    return NewKind(
+        Combine(KindExpr::kAnd, ExprOf(a), Combine(KindExpr::kNot, ExprOf(b))));
   }
   return KindsBinary(a, b, '-');
 }
@@ -400,9 +403,9 @@ PyGetSetDef kKindGetSet[] = {
 };
 
 PyType_Slot kKindSlots[] = {
-    {Py_tp_doc, const_cast<char*>(
-                    "A kind of target objects (Heapy's): select with "
-                    "set & kind, set - kind; combine with ~, |, &.")},
+    {Py_tp_doc,
+     const_cast<char*>("A kind of target objects (Heapy's): select with "
+                       "set & kind, set - kind; combine with ~, |, &.")},
     {Py_tp_dealloc, reinterpret_cast<void*>(KindDealloc)},
     {Py_tp_repr, reinterpret_cast<void*>(KindRepr)},
     {Py_tp_hash, reinterpret_cast<void*>(KindHash)},
@@ -514,14 +517,16 @@ PyObject* MakeModule(PyObject* args, PyObject* kwds) {
     return nullptr;
   }
   Classifier module(Classifier::kModule);
-  if (name == nullptr) return NewKind(Atom(module, kNotModuleKind, "hp.Module()"));
+  if (name == nullptr)
+    return NewKind(Atom(module, kNotModuleKind, "hp.Module()"));
   if (!PyUnicode_Check(name)) {
     PyErr_SetString(PyExc_TypeError, "hp.Module(name=...) takes a str");
     return nullptr;
   }
   std::string n;
   if (!NameArg(name, "hp.Module(name=...)", &n)) return nullptr;
-  return NewKind(Atom(module, n, absl::StrCat("hp.Module(name=", Quote(n), ")")));
+  return NewKind(
+      Atom(module, n, absl::StrCat("hp.Module(name=", Quote(n), ")")));
 }
 
 PyObject* MakeVia(PyObject* args) {
@@ -543,8 +548,9 @@ PyObject* MakeVia(PyObject* args) {
     PyErr_SetString(PyExc_TypeError, "hp.Via() needs at least one edge name");
     return nullptr;
   }
-  return NewKind(Atom(Classifier(Classifier::kVia), RenderVia(rels, false),
-                      absl::StrCat("hp.Via(", absl::StrJoin(reprs, ", "), ")")));
+  return NewKind(
+      Atom(Classifier(Classifier::kVia), RenderVia(rels, false),
+           absl::StrCat("hp.Via(", absl::StrJoin(reprs, ", "), ")")));
 }
 
 PyObject* MakeRcs(Session* session, PyObject* args) {
@@ -568,8 +574,9 @@ PyObject* MakeRcs(Session* session, PyObject* args) {
     names.push_back(name);
     reprs.push_back(Quote(name));
   }
-  return NewKind(Atom(Classifier(Classifier::kRcs), RenderRcs(names, false),
-                      absl::StrCat("hp.Rcs(", absl::StrJoin(reprs, ", "), ")")));
+  return NewKind(
+      Atom(Classifier(Classifier::kRcs), RenderRcs(names, false),
+           absl::StrCat("hp.Rcs(", absl::StrJoin(reprs, ", "), ")")));
 }
 
 PyObject* FactoryCall(PyObject* self, PyObject* args, PyObject* kwds) {
@@ -663,10 +670,10 @@ void FactoryDealloc(PyObject* self) {
 }
 
 PyType_Slot kFactorySlots[] = {
-    {Py_tp_doc, const_cast<char*>(
-                    "Makes kinds of one classifier: hp.Type(dict), "
-                    "hp.Type.Dict, hp.Clodo(dictof=T), hp.Size(n), "
-                    "hp.Module(name=...), hp.Via(\"['k']\"), hp.Rcs(...).")},
+    {Py_tp_doc,
+     const_cast<char*>("Makes kinds of one classifier: hp.Type(dict), "
+                       "hp.Type.Dict, hp.Clodo(dictof=T), hp.Size(n), "
+                       "hp.Module(name=...), hp.Via(\"['k']\"), hp.Rcs(...).")},
     {Py_tp_dealloc, reinterpret_cast<void*>(FactoryDealloc)},
     {Py_tp_call, reinterpret_cast<void*>(FactoryCall)},
     {Py_tp_getattro, reinterpret_cast<void*>(FactoryGetattro)},
@@ -720,11 +727,10 @@ std::string Brief(const KindedSet& set) {
   std::vector<std::string> kinds;
   for (const auto& r : rows) kinds.push_back(r.kind);
   std::sort(kinds.begin(), kinds.end());
-  std::string s =
-      kinds.size() == 1
-          ? absl::StrCat("<", set.count(), " ", kinds[0], ">")
-          : absl::StrCat("<", set.count(), " (", absl::StrJoin(kinds, " | "),
-                         ")>");
+  std::string s = kinds.size() == 1
+                      ? absl::StrCat("<", set.count(), " ", kinds[0], ">")
+                      : absl::StrCat("<", set.count(), " (",
+                                     absl::StrJoin(kinds, " | "), ")>");
   constexpr size_t kMax = 80;  // Heapy's max_summary_length
   if (s.size() > kMax) s = s.substr(0, kMax - 4) + "...>";
   return s;
@@ -733,9 +739,8 @@ std::string Brief(const KindedSet& set) {
 }  // namespace
 
 const char* const kIdSetKindsAttrs[] = {
-    "by",      "byclodo", "bymodule", "byprod", "byrcs", "bysize",
-    "bytype",  "byunity", "byvia",    "brief",  "er",    "parts",
-    "theone",  nullptr,
+    "by",      "byclodo", "bymodule", "byprod", "byrcs", "bysize", "bytype",
+    "byunity", "byvia",   "brief",    "er",     "parts", "theone", nullptr,
 };
 
 PyObject* IdSetKindsAttr(PyObject* self, const char* name) {
@@ -744,10 +749,10 @@ PyObject* IdSetKindsAttr(PyObject* self, const char* name) {
     const char* attr;
     Classifier::Part part;
   } by[] = {
-      {"bytype", Classifier::kType},     {"byclodo", Classifier::kClodo},
-      {"bysize", Classifier::kSize},     {"bymodule", Classifier::kModule},
-      {"byunity", Classifier::kUnity},   {"byrcs", Classifier::kRcs},
-      {"byvia", Classifier::kVia},       {"byprod", Classifier::kProd},
+      {"bytype", Classifier::kType},   {"byclodo", Classifier::kClodo},
+      {"bysize", Classifier::kSize},   {"bymodule", Classifier::kModule},
+      {"byunity", Classifier::kUnity}, {"byrcs", Classifier::kRcs},
+      {"byvia", Classifier::kVia},     {"byprod", Classifier::kProd},
   };
   for (const ByName& b : by) {
     if (n == b.attr) return Classified(self, Classifier(b.part));
@@ -796,9 +801,9 @@ PyObject* IdSetKindOf(PyObject* self) {
   const KindedSet& set = SetOf(self);
   std::vector<KindedSet::Row> rows = set.Rows();
   if (rows.size() != 1) {
-    PyErr_SetString(PyExc_ValueError,
-                    rows.empty() ? "an empty set has no kind"
-                                 : "the set has more than one kind");
+    PyErr_SetString(PyExc_ValueError, rows.empty()
+                                          ? "an empty set has no kind"
+                                          : "the set has more than one kind");
     return nullptr;
   }
   const Classifier& c = set.classifier;

@@ -30,36 +30,31 @@ RetentionView *ViewFor(PyObject *idset) {
 
 // Wraps a KindedSet answer of `self`'s session as an IdSet.
 PyObject *SetAnswer(PyObject *self, absl::StatusOr<KindedSet> answer) {
-  if (!answer.ok())
-    return SetStatusError(answer.status());
+  if (!answer.ok()) return SetStatusError(answer.status());
   return MakeIdSet(IdSetSession(self), std::move(*answer));
 }
 
 PyObject *Referrers(PyObject *self, void *) {
   RetentionView *view = ViewFor(self);
-  if (view == nullptr)
-    return nullptr;
+  if (view == nullptr) return nullptr;
   return SetAnswer(self, view->Referrers(*IdSetContents(self)));
 }
 
 PyObject *Referents(PyObject *self, void *) {
   RetentionView *view = ViewFor(self);
-  if (view == nullptr)
-    return nullptr;
+  if (view == nullptr) return nullptr;
   return SetAnswer(self, view->Referents(*IdSetContents(self)));
 }
 
 PyObject *Dominos(PyObject *self, void *) {
   RetentionView *view = ViewFor(self);
-  if (view == nullptr)
-    return nullptr;
+  if (view == nullptr) return nullptr;
   return SetAnswer(self, view->Dominated(*IdSetContents(self)));
 }
 
 PyObject *Imdom(PyObject *self, void *) {
   RetentionView *view = ViewFor(self);
-  if (view == nullptr)
-    return nullptr;
+  if (view == nullptr) return nullptr;
   return SetAnswer(self, view->ImmediateDominators(*IdSetContents(self)));
 }
 
@@ -84,8 +79,7 @@ PyObject *GetRp(PyObject *self, PyObject *args, PyObject *kwargs) {
                           Py_TYPE(depth_obj)->tp_name);
     }
     const long depth = PyLong_AsLong(depth_obj);
-    if (depth == -1 && PyErr_Occurred())
-      return nullptr;
+    if (depth == -1 && PyErr_Occurred()) return nullptr;
     if (depth < 0 || depth > 1000) {
       return PyErr_Format(PyExc_ValueError,
                           "depth must be between 0 and 1000, not %ld", depth);
@@ -99,8 +93,7 @@ PyObject *GetRp(PyObject *self, PyObject *args, PyObject *kwargs) {
                           Py_TYPE(max_children_obj)->tp_name);
     }
     const long n = PyLong_AsLong(max_children_obj);
-    if (n == -1 && PyErr_Occurred())
-      return nullptr;
+    if (n == -1 && PyErr_Occurred()) return nullptr;
     if (n < 1) {
       return PyErr_Format(PyExc_ValueError, "max_children must be >= 1");
     }
@@ -139,23 +132,19 @@ PyObject *GetRp(PyObject *self, PyObject *args, PyObject *kwargs) {
         Py_DECREF(item);
       }
       Py_DECREF(it);
-      if (PyErr_Occurred())
-        return nullptr;
+      if (PyErr_Occurred()) return nullptr;
     }
   }
   RetentionView *view = ViewFor(self);
-  if (view == nullptr)
-    return nullptr;
+  if (view == nullptr) return nullptr;
   auto text = view->ReferencePattern(*IdSetContents(self), options);
-  if (!text.ok())
-    return SetStatusError(text.status());
+  if (!text.ok()) return SetStatusError(text.status());
   return MakeText(*text);
 }
 
 PyObject *Rp(PyObject *self, void *) {
   PyObject *args = PyTuple_New(0);
-  if (args == nullptr)
-    return nullptr;
+  if (args == nullptr) return nullptr;
   PyObject *r = GetRp(self, args, nullptr);
   Py_DECREF(args);
   return r;
@@ -166,8 +155,7 @@ PyObject *Rp(PyObject *self, void *) {
 // Addresses from None, an IdSet or an iterable of ints, appended to `out`.
 // False with TypeError set otherwise.
 bool ParseNodes(PyObject *obj, std::vector<uintptr_t> *out) {
-  if (obj == Py_None)
-    return true;
+  if (obj == Py_None) return true;
   if (KindedSet *set = IdSetContents(obj)) {
     out->insert(out->end(), set->addresses.begin(), set->addresses.end());
     return true;
@@ -202,8 +190,7 @@ bool ParseNodes(PyObject *obj, std::vector<uintptr_t> *out) {
 // (from, to) address pairs from an iterable, appended to `out`.
 bool ParseEdges(PyObject *obj,
                 std::vector<std::pair<uintptr_t, uintptr_t>> *out) {
-  if (obj == Py_None)
-    return true;
+  if (obj == Py_None) return true;
   constexpr const char *kShape =
       "avoid_edges must be an iterable of (from, to) address pairs, e.g. "
       "p.edges_at(-1) of a Paths p";
@@ -238,28 +225,28 @@ bool ParseEdges(PyObject *obj,
 
 const char *KindName(heap::EdgeKind kind) {
   switch (kind) {
-  case heap::EdgeKind::kAttribute:
-    return "attribute";
-  case heap::EdgeKind::kDict:
-    return "dict";
-  case heap::EdgeKind::kDictValue:
-    return "dict_value";
-  case heap::EdgeKind::kDictKey:
-    return "dict_key";
-  case heap::EdgeKind::kIndex:
-    return "index";
-  case heap::EdgeKind::kSetMember:
-    return "set_member";
-  case heap::EdgeKind::kCellContents:
-    return "cell_contents";
-  case heap::EdgeKind::kClosureCell:
-    return "closure_cell";
-  case heap::EdgeKind::kFrameLocal:
-    return "frame_local";
-  case heap::EdgeKind::kType:
-    return "type";
-  case heap::EdgeKind::kInternal:
-    return "internal";
+    case heap::EdgeKind::kAttribute:
+      return "attribute";
+    case heap::EdgeKind::kDict:
+      return "dict";
+    case heap::EdgeKind::kDictValue:
+      return "dict_value";
+    case heap::EdgeKind::kDictKey:
+      return "dict_key";
+    case heap::EdgeKind::kIndex:
+      return "index";
+    case heap::EdgeKind::kSetMember:
+      return "set_member";
+    case heap::EdgeKind::kCellContents:
+      return "cell_contents";
+    case heap::EdgeKind::kClosureCell:
+      return "closure_cell";
+    case heap::EdgeKind::kFrameLocal:
+      return "frame_local";
+    case heap::EdgeKind::kType:
+      return "type";
+    case heap::EdgeKind::kInternal:
+      return "internal";
   }
   return "internal";
 }
@@ -274,8 +261,7 @@ PyObject *EdgeTuple(const PathEdge &e) {
 // A list of ints from addresses: a new reference or nullptr.
 PyObject *AddressList(const std::vector<uintptr_t> &addresses) {
   PyObject *list = PyList_New(addresses.size());
-  if (list == nullptr)
-    return nullptr;
+  if (list == nullptr) return nullptr;
   for (size_t i = 0; i < addresses.size(); ++i) {
     PyObject *a = PyLong_FromUnsignedLongLong(addresses[i]);
     if (a == nullptr) {
@@ -287,11 +273,10 @@ PyObject *AddressList(const std::vector<uintptr_t> &addresses) {
   return list;
 }
 
-PyObject *
-EdgePairList(const std::vector<std::pair<uintptr_t, uintptr_t>> &edges) {
+PyObject *EdgePairList(
+    const std::vector<std::pair<uintptr_t, uintptr_t>> &edges) {
   PyObject *list = PyList_New(edges.size());
-  if (list == nullptr)
-    return nullptr;
+  if (list == nullptr) return nullptr;
   for (size_t i = 0; i < edges.size(); ++i) {
     PyObject *t =
         Py_BuildValue("(KK)", static_cast<unsigned long long>(edges[i].first),
@@ -316,8 +301,7 @@ PyObject *MakePaths(PyObject *self, const PathsResult &result,
         "(no path from the roots: the %d live member%s %s not reachable "
         "from them (heapu: held by C references or cyclic garbage); "
         "x.referrers shows what holds %s)\n",
-        result.unreachable_members,
-        result.unreachable_members == 1 ? "" : "s",
+        result.unreachable_members, result.unreachable_members == 1 ? "" : "s",
         result.unreachable_members == 1 ? "is" : "are",
         result.unreachable_members == 1 ? "it" : "them");
   } else if (result.paths.empty()) {
@@ -339,8 +323,7 @@ PyObject *MakePaths(PyObject *self, const PathsResult &result,
                           "<more paths: x.get_shpaths(limit=0) shows all>\n");
   }
   PyObject *paths = PyTuple_New(result.paths.size());
-  if (paths == nullptr)
-    return nullptr;
+  if (paths == nullptr) return nullptr;
   for (size_t i = 0; i < result.paths.size(); ++i) {
     const RetentionPath &p = result.paths[i];
     PyObject *edges = PyTuple_New(p.edges.size());
@@ -357,8 +340,8 @@ PyObject *MakePaths(PyObject *self, const PathsResult &result,
       }
       PyTuple_SET_ITEM(edges, k, e);
     }
-    PyObject *one = Py_BuildValue("(sNs)", p.root_name.c_str(), edges,
-                                  p.root_edge.c_str());
+    PyObject *one =
+        Py_BuildValue("(sNs)", p.root_name.c_str(), edges, p.root_edge.c_str());
     if (one == nullptr) {
       Py_DECREF(paths);
       return nullptr;
@@ -397,18 +380,15 @@ PyObject *GetShpaths(PyObject *self, PyObject *args, PyObject *kwargs) {
     return nullptr;
   }
   PathsOptions options;
-  if (!ParseNodes(avoid_nodes, &options.avoid_nodes))
-    return nullptr;
-  if (!ParseEdges(avoid_edges, &options.avoid_edges))
-    return nullptr;
+  if (!ParseNodes(avoid_nodes, &options.avoid_nodes)) return nullptr;
+  if (!ParseEdges(avoid_edges, &options.avoid_edges)) return nullptr;
   if (limit != Py_None) {
     if (!PyLong_Check(limit)) {
       return PyErr_Format(PyExc_TypeError, "limit must be an int, not %.100s",
                           Py_TYPE(limit)->tp_name);
     }
     const long long n = PyLong_AsLongLong(limit);
-    if (n == -1 && PyErr_Occurred())
-      return nullptr;
+    if (n == -1 && PyErr_Occurred()) return nullptr;
     if (n < 0) {
       return PyErr_Format(PyExc_ValueError,
                           "limit must be >= 0 (0: no limit), not %lld", n);
@@ -416,18 +396,15 @@ PyObject *GetShpaths(PyObject *self, PyObject *args, PyObject *kwargs) {
     options.max_paths = static_cast<size_t>(n);
   }
   RetentionView *view = ViewFor(self);
-  if (view == nullptr)
-    return nullptr;
+  if (view == nullptr) return nullptr;
   auto result = view->PathsTo(*IdSetContents(self), options);
-  if (!result.ok())
-    return SetStatusError(result.status());
+  if (!result.ok()) return SetStatusError(result.status());
   return MakePaths(self, *result, options);
 }
 
 PyObject *Sp(PyObject *self, void *) {
   PyObject *args = PyTuple_New(0);
-  if (args == nullptr)
-    return nullptr;
+  if (args == nullptr) return nullptr;
   PyObject *r = GetShpaths(self, args, nullptr);
   Py_DECREF(args);
   return r;
@@ -435,32 +412,28 @@ PyObject *Sp(PyObject *self, void *) {
 
 // --- pathsin / pathsout ---
 
-PyObject *
-FormatReferences(const absl::StatusOr<std::vector<NamedReference>> &refs) {
-  if (!refs.ok())
-    return SetStatusError(refs.status());
+PyObject *FormatReferences(
+    const absl::StatusOr<std::vector<NamedReference>> &refs) {
+  if (!refs.ok()) return SetStatusError(refs.status());
   std::string text;
   for (size_t i = 0; i < refs->size(); ++i) {
     const NamedReference &r = (*refs)[i];
     absl::StrAppendFormat(&text, "%2d: <%s at 0x%x>%s -> <%s at 0x%x>\n", i,
                           r.from_kind, r.from, r.edge.label, r.to_kind, r.to);
   }
-  if (refs->empty())
-    text = "(no references)\n";
+  if (refs->empty()) text = "(no references)\n";
   return MakeText(text);
 }
 
 PyObject *PathsIn(PyObject *self, void *) {
   RetentionView *view = ViewFor(self);
-  if (view == nullptr)
-    return nullptr;
+  if (view == nullptr) return nullptr;
   return FormatReferences(view->EdgesIn(*IdSetContents(self)));
 }
 
 PyObject *PathsOut(PyObject *self, void *) {
   RetentionView *view = ViewFor(self);
-  if (view == nullptr)
-    return nullptr;
+  if (view == nullptr) return nullptr;
   return FormatReferences(view->EdgesOut(*IdSetContents(self)));
 }
 
@@ -572,7 +545,7 @@ class Paths(Text):
             limit=self.limit)
 )py";
 
-} // namespace
+}  // namespace
 
 int AddRetention(PyObject *module, PyTypeObject *idset) {
   PyObject *dict = idset->tp_dict;
@@ -596,12 +569,10 @@ int AddRetention(PyObject *module, PyTypeObject *idset) {
   // Paths is defined in a namespace that sees Text, then moved into the
   // module.
   PyObject *text = PyObject_GetAttrString(module, "Text");
-  if (text == nullptr)
-    return -1;
+  if (text == nullptr) return -1;
   PyObject *ns = Py_BuildValue("{sNsO}", "Text", text, "__builtins__",
                                PyEval_GetBuiltins());
-  if (ns == nullptr)
-    return -1;
+  if (ns == nullptr) return -1;
   PyObject *name = PyUnicode_FromString("annex");
   if (name == nullptr || PyDict_SetItemString(ns, "__name__", name) < 0) {
     Py_XDECREF(name);
@@ -622,4 +593,4 @@ int AddRetention(PyObject *module, PyTypeObject *idset) {
   return added;
 }
 
-} // namespace annex::glue::hp_internal
+}  // namespace annex::glue::hp_internal

@@ -226,8 +226,7 @@ bool FeedPath(PyObject* path, bool special, StatReader& reader,
               absl::Status* status) {
   PyObject* encoded = nullptr;
   if (!PyUnicode_FSConverter(path, &encoded)) return false;
-  const std::string name(PyBytes_AS_STRING(encoded),
-                         PyBytes_GET_SIZE(encoded));
+  const std::string name(PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded));
   Py_DECREF(encoded);
   if (name.find('\0') != std::string::npos) {
     PyErr_SetString(PyExc_ValueError, "load(): embedded null byte in path");
@@ -236,20 +235,17 @@ bool FeedPath(PyObject* path, bool special, StatReader& reader,
   int fd = -1;
   int err = 0;
   struct stat st;
-  Py_BEGIN_ALLOW_THREADS
-  fd = open(name.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  Py_BEGIN_ALLOW_THREADS fd =
+      open(name.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
     err = errno;
   } else if (fstat(fd, &st) != 0) {
     err = errno;
   }
-  Py_END_ALLOW_THREADS
-  auto close_fd = [&fd] {
+  Py_END_ALLOW_THREADS auto close_fd = [&fd] {
     if (fd >= 0) {
-      Py_BEGIN_ALLOW_THREADS
-      close(fd);
-      Py_END_ALLOW_THREADS
-      fd = -1;
+      Py_BEGIN_ALLOW_THREADS close(fd);
+      Py_END_ALLOW_THREADS fd = -1;
     }
   };
   if (err != 0) {
@@ -282,13 +278,11 @@ bool FeedPath(PyObject* path, bool special, StatReader& reader,
   std::unique_ptr<char[]> buf(new char[kChunk]);
   for (;;) {
     ssize_t n;
-    Py_BEGIN_ALLOW_THREADS
-    do {
-      n = read(fd, buf.get(), kChunk);
-    } while (n < 0 && errno == EINTR);
+    Py_BEGIN_ALLOW_THREADS do { n = read(fd, buf.get(), kChunk); }
+    while (n < 0 && errno == EINTR)
+      ;
     err = n < 0 ? errno : 0;
-    Py_END_ALLOW_THREADS
-    if (n < 0) {
+    Py_END_ALLOW_THREADS if (n < 0) {
       close_fd();
       errno = err;
       PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
@@ -324,8 +318,8 @@ bool FeedFile(PyObject* file, StatReader& reader, absl::Status* status) {
 // str that starts with ".loader:"), a file (a path), or what an open file
 // has left to read, read as a stream with StatLimits' bounds (all records,
 // or only the last one). nullptr with ValueError / OSError / TypeError set.
-std::unique_ptr<std::vector<Stat>> LoadRecords(PyObject* source,
-                                               bool last_only, bool special) {
+std::unique_ptr<std::vector<Stat>> LoadRecords(PyObject* source, bool last_only,
+                                               bool special) {
   StatLimits limits;
   limits.keep_last_only = last_only;
   StatReader reader(limits);
@@ -384,8 +378,8 @@ bool LoadArgs(PyObject* args, PyObject* kwds, const char* format,
               PyObject** source, int* special) {
   static const char* kw[] = {"source", "special", nullptr};
   *special = 0;
-  return PyArg_ParseTupleAndKeywords(args, kwds, format,
-                                     const_cast<char**>(kw), source, special);
+  return PyArg_ParseTupleAndKeywords(args, kwds, format, const_cast<char**>(kw),
+                                     source, special);
 }
 
 // ------------------------------------------------------------- annex.Stat

@@ -99,8 +99,7 @@ absl::Status MemoryBudget::Charge(uintptr_t key, size_t bytes,
         ") would pass ", which, " limit of ", FormatBytes(limit),
         " (this session keeps ", FormatBytes(held), ", all sessions ",
         FormatBytes(total_), "). Free sets you no longer need (del them); ",
-        "what this session keeps, largest first:\n",
-        DescribeLocked(owner, 5)));
+        "what this session keeps, largest first:\n", DescribeLocked(owner, 5)));
   }
   Holding& h = holdings_[key];
   if (h.bytes != 0) {  // a key reused without Release: credit the old one

@@ -50,7 +50,7 @@ class MemoryBudget {
     uintptr_t key = 0;   // the set's identity (its object)
     uint64_t owner = 0;  // the session that made it
     size_t bytes = 0;
-    std::string what;    // e.g. "<510312 objects, Clodo>"
+    std::string what;  // e.g. "<510312 objects, Clodo>"
   };
 
   static absl::StatusOr<std::unique_ptr<MemoryBudget>> Create(Session&);

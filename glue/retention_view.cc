@@ -22,8 +22,7 @@ heap::NodeSet LiveNodes(const heap::HeapGraph &graph,
   heap::NodeSet nodes;
   for (uintptr_t a : addresses) {
     int64_t v = graph.Find(a);
-    if (v >= 0)
-      nodes.push_back(static_cast<uint32_t>(v));
+    if (v >= 0) nodes.push_back(static_cast<uint32_t>(v));
   }
   std::sort(nodes.begin(), nodes.end());
   nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
@@ -41,8 +40,7 @@ heap::NodeSet SameObjects(const heap::HeapGraph &graph, const KindedSet &set,
   std::vector<size_t> index_in_set;
   for (size_t i = 0; i < set.count(); ++i) {
     int64_t v = graph.Find(set.addresses[i]);
-    if (v < 0)
-      continue;
+    if (v < 0) continue;
     found.push_back(set.addresses[i]);
     sizes.push_back(graph.sizes[v]);
     index_in_set.push_back(i);
@@ -55,7 +53,7 @@ heap::NodeSet SameObjects(const heap::HeapGraph &graph, const KindedSet &set,
     }
     out.push_back(static_cast<uint32_t>(graph.Find(found[k])));
   }
-  return out; // ascending: set.addresses and node ids share the order
+  return out;  // ascending: set.addresses and node ids share the order
 }
 
 // The KindedSet of `nodes` (sorted). Where: as SameObjects.
@@ -83,12 +81,12 @@ KindedSet SetOfNodes(const heap::HeapGraph &graph, const heap::NodeSet &nodes,
 // of `live_for`'s members is not reachable: its referrers, referents and
 // edges are then its real ones among live objects.
 struct Asked {
-  explicit Asked(HeapView& view, const KindedSet* live_for = nullptr)
+  explicit Asked(HeapView &view, const KindedSet *live_for = nullptr)
       : question(view.engine()),
         graph(question.status().ok()
                   ? view.engine().Graph(Options(live_for))
                   : absl::StatusOr<heap::HeapGraph>(question.status())) {}
-  static heap::GraphOptions Options(const KindedSet* live_for) {
+  static heap::GraphOptions Options(const KindedSet *live_for) {
     heap::GraphOptions options;
     if (live_for != nullptr) {
       options.scope = heap::GraphOptions::Scope::kLiveIfNeeded;
@@ -104,28 +102,27 @@ PathEdge ToPathEdge(const heap::Edge &e, uintptr_t from, uintptr_t to) {
   return PathEdge{e.kind, e.text, e.name, from, to};
 }
 
-} // namespace
+}  // namespace
 
-absl::StatusOr<std::unique_ptr<RetentionView>>
-RetentionView::Create(Session &session) {
+absl::StatusOr<std::unique_ptr<RetentionView>> RetentionView::Create(
+    Session &session) {
   auto heap = session.Get<HeapView>();
-  if (!heap.ok())
-    return heap.status();
+  if (!heap.ok()) return heap.status();
   return std::unique_ptr<RetentionView>(new RetentionView(*heap));
 }
 
-absl::StatusOr<KindedSet>
-RetentionView::Find(std::vector<uintptr_t> addresses) {
+absl::StatusOr<KindedSet> RetentionView::Find(
+    std::vector<uintptr_t> addresses) {
   Asked asked(*heap_);  // read `graph` only while `asked` lives
-  absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
+  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   return SetOfNodes(*graph, LiveNodes(*graph, addresses), *heap_);
 }
 
-absl::StatusOr<PathsResult>
-RetentionView::PathsTo(const KindedSet &set, const PathsOptions &options) {
+absl::StatusOr<PathsResult> RetentionView::PathsTo(
+    const KindedSet &set, const PathsOptions &options) {
   Asked asked(*heap_, &set);  // read `graph` only while `asked` lives
-  absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
+  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   PathsResult result;
   heap::NodeSet targets = SameObjects(*graph, set, *heap_);
@@ -141,8 +138,7 @@ RetentionView::PathsTo(const KindedSet &set, const PathsOptions &options) {
     result.unreachable_members = targets.size() - reachable.size();
     targets = std::move(reachable);
   }
-  if (targets.empty())
-    return result;
+  if (targets.empty()) return result;
   heap::ShortestPathOptions sp;
   sp.max_paths = options.max_paths;
   sp.avoid_nodes = LiveNodes(*graph, options.avoid_nodes);
@@ -156,11 +152,9 @@ RetentionView::PathsTo(const KindedSet &set, const PathsOptions &options) {
   heap::ReverseIndex reverse = heap::ReverseIndex::Build(*graph);
   sp.reverse = &reverse;
   // One more than asked for tells whether the list was cut.
-  if (sp.max_paths != 0)
-    sp.max_paths += 1;
+  if (sp.max_paths != 0) sp.max_paths += 1;
   auto paths = heap::PathsTo(*graph, targets, sp);
-  if (!paths.ok())
-    return paths.status();
+  if (!paths.ok()) return paths.status();
   if (options.max_paths != 0 && paths->size() > options.max_paths) {
     paths->resize(options.max_paths);
     result.truncated = true;
@@ -181,17 +175,16 @@ RetentionView::PathsTo(const KindedSet &set, const PathsOptions &options) {
 
 absl::StatusOr<uint64_t> RetentionView::RetainedSize(const KindedSet &set) {
   Asked asked(*heap_);  // read `graph` only while `asked` lives
-  absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
+  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
-  if (nodes.empty())
-    return uint64_t{0};
+  if (nodes.empty()) return uint64_t{0};
   return heap::RetainedSize(*graph, nodes);
 }
 
 absl::StatusOr<KindedSet> RetentionView::Dominated(const KindedSet &set) {
   Asked asked(*heap_);  // read `graph` only while `asked` lives
-  absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
+  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   heap::NodeSet freed = heap::UnreachableWithout(*graph, nodes);
@@ -200,10 +193,10 @@ absl::StatusOr<KindedSet> RetentionView::Dominated(const KindedSet &set) {
   return SetOfNodes(*graph, freed, *heap_);
 }
 
-absl::StatusOr<KindedSet>
-RetentionView::ImmediateDominators(const KindedSet &set) {
+absl::StatusOr<KindedSet> RetentionView::ImmediateDominators(
+    const KindedSet &set) {
   Asked asked(*heap_);  // read `graph` only while `asked` lives
-  absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
+  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   heap::NodeSet out;
@@ -215,10 +208,8 @@ RetentionView::ImmediateDominators(const KindedSet &set) {
     for (uint32_t v : nodes) {
       uint32_t u = tree.idom(v);
       // Up the tree past other members: the set's dominator, not a member's.
-      while (u < graph->size() && member(u))
-        u = tree.idom(u);
-      if (u < graph->size())
-        out.push_back(u);
+      while (u < graph->size() && member(u)) u = tree.idom(u);
+      if (u < graph->size()) out.push_back(u);
     }
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());
@@ -228,7 +219,7 @@ RetentionView::ImmediateDominators(const KindedSet &set) {
 
 absl::StatusOr<KindedSet> RetentionView::Referrers(const KindedSet &set) {
   Asked asked(*heap_, &set);  // read `graph` only while `asked` lives
-  absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
+  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   heap::ReverseIndex reverse = heap::ReverseIndex::Build(*graph);
@@ -237,7 +228,7 @@ absl::StatusOr<KindedSet> RetentionView::Referrers(const KindedSet &set) {
 
 absl::StatusOr<KindedSet> RetentionView::Referents(const KindedSet &set) {
   Asked asked(*heap_, &set);  // read `graph` only while `asked` lives
-  absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
+  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   return SetOfNodes(*graph, heap::Referents(*graph, nodes), *heap_);
@@ -275,41 +266,38 @@ std::vector<NamedReference> Describe(const heap::HeapGraph &graph,
   return out;
 }
 
-} // namespace
+}  // namespace
 
-absl::StatusOr<std::vector<NamedReference>>
-RetentionView::EdgesIn(const KindedSet &set) {
+absl::StatusOr<std::vector<NamedReference>> RetentionView::EdgesIn(
+    const KindedSet &set) {
   Asked asked(*heap_, &set);  // read `graph` only while `asked` lives
-  absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
+  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   heap::ReverseIndex reverse = heap::ReverseIndex::Build(*graph);
   auto edges = heap::NamedEdgesIn(*graph, reverse, nodes);
-  if (!edges.ok())
-    return edges.status();
+  if (!edges.ok()) return edges.status();
   return Describe(*graph, *edges, *heap_);
 }
 
-absl::StatusOr<std::vector<NamedReference>>
-RetentionView::EdgesOut(const KindedSet &set) {
+absl::StatusOr<std::vector<NamedReference>> RetentionView::EdgesOut(
+    const KindedSet &set) {
   Asked asked(*heap_, &set);  // read `graph` only while `asked` lives
-  absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
+  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   auto edges = heap::NamedEdgesOut(*graph, nodes);
-  if (!edges.ok())
-    return edges.status();
+  if (!edges.ok()) return edges.status();
   return Describe(*graph, *edges, *heap_);
 }
 
-absl::StatusOr<std::string>
-RetentionView::ReferencePattern(const KindedSet &set,
-                                const PatternOptions &options) {
+absl::StatusOr<std::string> RetentionView::ReferencePattern(
+    const KindedSet &set, const PatternOptions &options) {
   if (options.depth < 0) {
     return absl::InvalidArgumentError("depth must be >= 0");
   }
   Asked asked(*heap_, &set);  // read `graph` only while `asked` lives
-  absl::StatusOr<heap::HeapGraph>& graph = asked.graph;
+  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   if (nodes.empty()) {
@@ -346,4 +334,4 @@ RetentionView::ReferencePattern(const KindedSet &set,
   return heap::FormatReferencePattern(pattern);
 }
 
-} // namespace annex::glue
+}  // namespace annex::glue

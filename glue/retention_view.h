@@ -4,9 +4,9 @@
 // Every question walks the target's heap again (one HeapGraph snapshot, the
 // GIL held from the walk to the last answer) and uses only the members of
 // the given set that this walk still finds, so no stale address is ever
-// dereferenced (docs/design.md rule 10). Sets are glue::KindedSets (heap_view.h):
-// from HeapView::Heap(), from another answer, or from addresses a host
-// knows (Find()).
+// dereferenced (docs/design.md rule 10). Sets are glue::KindedSets
+// (heap_view.h): from HeapView::Heap(), from another answer, or from addresses
+// a host knows (Find()).
 //
 // A host calls it on the annex thread, through the runtime:
 //
@@ -110,9 +110,9 @@ struct PatternOptions {
 };
 
 class RetentionView {
-public:
-  static absl::StatusOr<std::unique_ptr<RetentionView>>
-  Create(Session &session);
+ public:
+  static absl::StatusOr<std::unique_ptr<RetentionView>> Create(
+      Session &session);
 
   // All functions below: Where: annex thread, GIL held, annex current.
   // Each walks the heap once.
@@ -153,12 +153,12 @@ public:
 
   // Heapy's rp: the tree of referrer kinds, as text (one line per group:
   // "<index>: <count> <indent><kind>"). InvalidArgument for depth < 0.
-  absl::StatusOr<std::string>
-  ReferencePattern(const KindedSet &set, const PatternOptions &options = {});
+  absl::StatusOr<std::string> ReferencePattern(
+      const KindedSet &set, const PatternOptions &options = {});
 
-private:
+ private:
   explicit RetentionView(HeapView *heap) : heap_(heap) {}
-  HeapView *heap_; // owned by the session, outlives this service
+  HeapView *heap_;  // owned by the session, outlives this service
 };
 
-} // namespace annex::glue
+}  // namespace annex::glue

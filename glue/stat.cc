@@ -339,10 +339,10 @@ absl::Status StatReader::Feed(absl::string_view bytes) {
     const size_t nl = bytes.find('\n');
     const size_t take = nl == absl::string_view::npos ? bytes.size() : nl;
     if (pending_.size() + take > limits_.max_line_bytes) {
-      return Fail(absl::InvalidArgumentError(absl::StrCat(
-          "malformed stat record at line ", line_no_ + 1,
-          ": the line is longer than ", limits_.max_line_bytes,
-          " bytes (the limit; is this a stat dump?)")));
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat("malformed stat record at line ", line_no_ + 1,
+                       ": the line is longer than ", limits_.max_line_bytes,
+                       " bytes (the limit; is this a stat dump?)")));
     }
     if (nl == absl::string_view::npos) {
       pending_.append(bytes.data(), bytes.size());
@@ -372,8 +372,7 @@ absl::Status StatReader::Finish() {
   }
   if (in_record_) {
     return Fail(absl::InvalidArgumentError(absl::StrCat(
-        "incomplete stat record: the record that starts at line ",
-        record_line_,
+        "incomplete stat record: the record that starts at line ", record_line_,
         " has no '.end:' line (was the file cut short?)")));
   }
   return absl::OkStatus();
@@ -420,9 +419,9 @@ absl::Status StatReader::Line(absl::string_view line) {
   auto grow = [&](size_t bytes) -> absl::Status {
     record_bytes_ += bytes;
     if (record_bytes_ > limits_.max_record_bytes) {
-      return error(absl::StrCat(
-          "the record that starts at line ", record_line_, " needs more than ",
-          limits_.max_record_bytes, " bytes (the record size limit)"));
+      return error(absl::StrCat("the record that starts at line ", record_line_,
+                                " needs more than ", limits_.max_record_bytes,
+                                " bytes (the record size limit)"));
     }
     return absl::OkStatus();
   };
@@ -434,13 +433,14 @@ absl::Status StatReader::Line(absl::string_view line) {
     if (s2 == absl::string_view::npos ||
         !absl::SimpleAtoi(line.substr(0, s1), &row.count) ||
         !absl::SimpleAtoi(line.substr(s1 + 1, s2 - s1 - 1), &row.size)) {
-      return error(absl::StrCat("expected '.r: <count> <size> <kind>', got "
-                                "'.r: ",
-                                Shown(line), "'"));
+      return error(
+          absl::StrCat("expected '.r: <count> <size> <kind>', got "
+                       "'.r: ",
+                       Shown(line), "'"));
     }
     if (static_cast<int64_t>(stat_.rows.size()) >= numrows_ && has_numrows_) {
-      return error(absl::StrCat("more '.r:' lines than '.numrows: ", numrows_,
-                                "'"));
+      return error(
+          absl::StrCat("more '.r:' lines than '.numrows: ", numrows_, "'"));
     }
     // The row vector doubles when full: the new block is counted (beside
     // the old one, still counted, that it is copied from) before it is

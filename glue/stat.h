@@ -103,8 +103,7 @@ struct Stat {
   // them are skipped). InvalidArgument naming the line for a malformed or
   // incomplete record, or one past `limits` (see StatReader).
   static absl::StatusOr<std::vector<Stat>> ParseRecords(
-      absl::string_view text,
-      StatLimits limits = StatLimits::Unbounded());
+      absl::string_view text, StatLimits limits = StatLimits::Unbounded());
 
   // Equal contents: everything but time_made_us.
   bool operator==(const Stat& o) const;

@@ -125,8 +125,7 @@ absl::Status Monitor::Start(const Options& options) {
       state_->runtime.get(), state_->session.get());
 
   if (options.console) {
-    state_->console_executor =
-        std::make_unique<monitor_internal::AnnexConsole>(
+    state_->console_executor = std::make_unique<monitor_internal::AnnexConsole>(
         state_->runtime.get(), state_->session.get());
     console::ServerOptions server;
     server.socket_dir = options.console_socket_dir;
@@ -159,8 +158,8 @@ absl::Status Monitor::Start(const Options& options) {
     if (options.watchdog_heap_interval > absl::ZeroDuration() || reports) {
       heap = std::make_unique<monitor_internal::WatchdogHeap>(
           state_->runtime.get(), state_->session.get(),
-          monitor_internal::WatchdogHeap::Config{
-              options.watchdog_heap_interval, options.watchdog_top_kinds});
+          monitor_internal::WatchdogHeap::Config{options.watchdog_heap_interval,
+                                                 options.watchdog_top_kinds});
       monitor_internal::WatchdogHeap* h = heap.get();
       if (options.watchdog_heap_interval > absl::ZeroDuration()) {
         watchdog::MemoryProvider user = wopts.memory_provider;
@@ -227,7 +226,8 @@ absl::Status Monitor::Stop() {
 
 watchdog::Metrics Monitor::Metrics() const {
   std::lock_guard<std::mutex> lock(state_->console_mu);
-  return state_->watchdog ? state_->watchdog->GetMetrics() : watchdog::Metrics();
+  return state_->watchdog ? state_->watchdog->GetMetrics()
+                          : watchdog::Metrics();
 }
 
 namespace {
@@ -355,10 +355,10 @@ absl::StatusOr<glue::Stat> Monitor::HeapSummary(const std::string& classifier,
       absl::Now() + timeout, nullptr, absl::ZeroDuration(), &outcome);
   if (!outcome.finished) {
     if (absl::IsDeadlineExceeded(ran)) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "no heap summary within ", absl::FormatDuration(timeout),
-          outcome.started ? " (the walk ends in the background)"
-                          : " (the annex had not started it)"));
+      return absl::DeadlineExceededError(
+          absl::StrCat("no heap summary within ", absl::FormatDuration(timeout),
+                       outcome.started ? " (the walk ends in the background)"
+                                       : " (the annex had not started it)"));
     }
     return ran;
   }

@@ -20,8 +20,8 @@
 #pragma once
 
 #include <chrono>
-#include <memory>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -96,8 +96,8 @@ class Monitor {
   // the GIL. Errors: FailedPrecondition when Python is not initialized,
   // when its exact version (major.minor.micro; on 3.13 also the layouts in
   // _Py_DebugOffsets) differs from the headers Annex was built with, or
-  // when this monitor is already started; Unavailable/Internal when the annex or the
-  // console could not be started (nothing is left running then).
+  // when this monitor is already started; Unavailable/Internal when the annex
+  // or the console could not be started (nothing is left running then).
   absl::Status Start(const Options& options = Options());
 
   // Stops the console and ends the annex. Code still running in the annex
@@ -126,10 +126,11 @@ class Monitor {
   // One console line (a complete statement; an expression's value is
   // printed, as at `annex attach`) in a namespace kept between calls with
   // the same `session` (1 or more; the host's own, separate from console
-  // clients'), so that `h = hp.heap()` in one call can be used by the next. It lives until
-  // ReleaseAnnexSession(session), Stop(), or a fork() of the process (which
-  // ends the annex interpreter, see README). Errors: as ExecInAnnex(code);
-  // InvalidArgument for session 0. Where: as ExecInAnnex(code).
+  // clients'), so that `h = hp.heap()` in one call can be used by the next. It
+  // lives until ReleaseAnnexSession(session), Stop(), or a fork() of the
+  // process (which ends the annex interpreter, see README). Errors: as
+  // ExecInAnnex(code); InvalidArgument for session 0. Where: as
+  // ExecInAnnex(code).
   absl::StatusOr<std::string> ExecInAnnex(
       const std::string& code, uint64_t session,
       absl::Duration timeout = absl::InfiniteDuration());

@@ -20,18 +20,18 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "annex_python_build.h"
+#include "bench/bench_util.h"
 #include "glue/classifiers.h"
 #include "glue/heap_view.h"
 #include "monitor/heap/heap_engine.h"
 #include "monitor/python/annex_runtime.h"
 #include "monitor/python/embed.h"
-#include "bench/bench_util.h"
 
 namespace {
 
-using ::annex::bench::RunInMain;
-using ::annex::bench::Median;
 using ::annex::bench::JsonList;
+using ::annex::bench::Median;
+using ::annex::bench::RunInMain;
 
 using annex::glue::ClassifyObjects;
 using annex::glue::KindedSet;
@@ -118,8 +118,8 @@ int main(int argc, char** argv) {
   }
   for (long n : sizes) {
     for (const Workload& w : kWorkloads) {
-      if (!RunInMain("items = " + std::to_string(n / w.objects_per_item) + "\n" +
-               w.build) ||
+      if (!RunInMain("items = " + std::to_string(n / w.objects_per_item) +
+                     "\n" + w.build) ||
           !RunInMain("import gc; gc.collect(); del items")) {
         return 1;
       }
@@ -143,10 +143,10 @@ int main(int argc, char** argv) {
         objects = graph->size();
         for (int r = 0; r < runs; ++r) {
           auto t0 = Clock::now();
-          KindedSet by_type = ClassifyObjects(*namer, graph->addresses,
-                                              graph->sizes, nullptr);
-          by_type.classifier = annex::glue::Classifier(
-              annex::glue::Classifier::kType);
+          KindedSet by_type =
+              ClassifyObjects(*namer, graph->addresses, graph->sizes, nullptr);
+          by_type.classifier =
+              annex::glue::Classifier(annex::glue::Classifier::kType);
           type_rows = by_type.Rows().size();
           auto t1 = Clock::now();
           KindedSet by_clodo = ClassifyObjects(*namer, graph->addresses,

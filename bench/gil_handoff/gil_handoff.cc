@@ -20,14 +20,14 @@
 #include <vector>
 
 #include "annex_python_build.h"
+#include "bench/bench_util.h"
 #include "monitor/python/annex_runtime.h"
 #include "monitor/python/embed.h"
-#include "bench/bench_util.h"
 
 namespace {
 
-using ::annex::bench::Median;
 using ::annex::bench::JsonList;
+using ::annex::bench::Median;
 
 using Clock = std::chrono::steady_clock;
 using annex::python::AnnexRuntime;
@@ -71,8 +71,8 @@ double EntryLatency(AnnexRuntime& rt, bool busy, bool in_main) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     auto t0 = Clock::now();
     (void)rt.Run([&](const ThreadStates&) {
-      latency = std::chrono::duration<double, std::milli>(Clock::now() - t0)
-                    .count();
+      latency =
+          std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
       PyByteArray_AS_STRING(flag)[0] = 1;
     });
   };
@@ -91,8 +91,7 @@ double EntryLatency(AnnexRuntime& rt, bool busy, bool in_main) {
         Py_file_input, g, g);
     Py_XDECREF(r);
     Py_BEGIN_ALLOW_THREADS ask();
-    Py_END_ALLOW_THREADS
-    r = PyRun_String("_w.join()", Py_file_input, g, g);
+    Py_END_ALLOW_THREADS r = PyRun_String("_w.join()", Py_file_input, g, g);
     Py_XDECREF(r);
   }
   Py_DECREF(flag);
@@ -109,8 +108,7 @@ double WorstTargetGap(AnnexRuntime& rt, bool annex_loops) {
       "time.sleep(0.05)\n",
       Py_file_input, g, g);
   Py_XDECREF(r);
-  Py_BEGIN_ALLOW_THREADS
-  if (annex_loops) {
+  Py_BEGIN_ALLOW_THREADS if (annex_loops) {
     (void)rt.Run([](const ThreadStates&) {
       PyObject* d = PyDict_New();
       PyObject* r2 = PyRun_String(
@@ -120,11 +118,12 @@ double WorstTargetGap(AnnexRuntime& rt, bool annex_loops) {
       Py_XDECREF(r2);
       Py_DECREF(d);
     });
-  } else {
+  }
+  else {
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
-  Py_END_ALLOW_THREADS
-  r = PyRun_String("_f[0] = 1; _w.join(); _gap = _o[0]", Py_file_input, g, g);
+  Py_END_ALLOW_THREADS r =
+      PyRun_String("_f[0] = 1; _w.join(); _gap = _o[0]", Py_file_input, g, g);
   Py_XDECREF(r);
   PyObject* gap = PyDict_GetItemString(g, "_gap");
   return gap ? PyFloat_AsDouble(gap) : -1;

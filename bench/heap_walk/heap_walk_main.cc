@@ -25,17 +25,17 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "annex_python_build.h"
+#include "bench/bench_util.h"
 #include "monitor/heap/heap_engine.h"
 #include "monitor/heap/roots.h"
 #include "monitor/python/annex_runtime.h"
 #include "monitor/python/embed.h"
-#include "bench/bench_util.h"
 
 namespace {
 
-using ::annex::bench::RunInMain;
-using ::annex::bench::Median;
 using ::annex::bench::JsonList;
+using ::annex::bench::Median;
+using ::annex::bench::RunInMain;
 
 using annex::heap::HeapEngine;
 using annex::heap::HeapGraph;
@@ -248,14 +248,14 @@ int main(int argc, char** argv) {
           w.name, ANNEX_PYTHON_VERSION, n,
           static_cast<unsigned long long>(objects),
           static_cast<unsigned long long>(total_bytes), runs,
-          JsonList(walk_ms, 2).c_str(), JsonList(pause_ms, 2).c_str(), Median(walk_ms),
-          Median(pause_ms), *std::max_element(pause_ms.begin(), pause_ms.end()),
+          JsonList(walk_ms, 2).c_str(), JsonList(pause_ms, 2).c_str(),
+          Median(walk_ms), Median(pause_ms),
+          *std::max_element(pause_ms.begin(), pause_ms.end()),
           Median(walk_ms) / million, static_cast<double>(set_bytes) / objects,
           static_cast<double>(bitmap_bytes) / objects,
           graph_ms.empty() ? -1.0 : graph_ms[0],
           static_cast<double>(graph_bytes) / objects, bfs_ms, bfs_count,
-          bfs_bytes,
-          bfs_ms > 0 ? bfs_ms / Median(walk_ms) : 0.0,
+          bfs_bytes, bfs_ms > 0 ? bfs_ms / Median(walk_ms) : 0.0,
           values_walk_ms.empty() ? -1.0 : Median(values_walk_ms),
           values_walk_ms.empty() ? -1.0
                                  : Median(values_walk_ms) / Median(walk_ms),

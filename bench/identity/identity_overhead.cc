@@ -95,9 +95,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cannot initialize Python\n");
     return 2;
   }
-  if (!RunInMain(kSetup) ||
-      !RunInMain("held = [[i] for i in range(" + std::to_string(objects / 2) +
-                 ")]")) {
+  if (!RunInMain(kSetup) || !RunInMain("held = [[i] for i in range(" +
+                                       std::to_string(objects / 2) + ")]")) {
     return 1;
   }
   RunOnce(iterations / 4);  // warm up (specialization, free lists)

@@ -12,11 +12,11 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "bench/bench_util.h"
 #include "bench/retention/synthetic_heap.h"
 #include "monitor/heap/dominators.h"
 #include "monitor/heap/paths.h"
 #include "monitor/heap/referrers.h"
-#include "bench/bench_util.h"
 
 namespace annex::bench {
 namespace {

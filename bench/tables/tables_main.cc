@@ -9,7 +9,8 @@
 // (CPU milliseconds of the annex thread), the medians and each median as a
 // ratio of the walk's. Linear views keep the same ratio at every size.
 //
-//   bazel run -c opt //bench/tables -- --sizes=200000,1000000 --rows=834 --runs=3
+//   bazel run -c opt //bench/tables -- --sizes=200000,1000000 --rows=834
+//   --runs=3
 #include <Python.h>
 
 #include <cstdio>
@@ -75,9 +76,13 @@ int main(int argc, char** argv) {
   }
   for (long n : sizes) {
     if (!RunInMain("classes = [type('K%d' % i, (), {'__slots__': ()})\n"
-                   "           for i in range(" + std::to_string(rows) + ")]\n"
+                   "           for i in range(" +
+                   std::to_string(rows) +
+                   ")]\n"
                    "bench_data = [classes[i % len(classes)]()\n"
-                   "              for i in range(" + std::to_string(n) + ")]\n"
+                   "              for i in range(" +
+                   std::to_string(n) +
+                   ")]\n"
                    "import gc; gc.collect()\n")) {
       return 1;
     }

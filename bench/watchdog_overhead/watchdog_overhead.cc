@@ -15,8 +15,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "annex_python_build.h"
-#include "monitor/watchdog/watchdog.h"
 #include "monitor/python/embed.h"
+#include "monitor/watchdog/watchdog.h"
 
 namespace {
 

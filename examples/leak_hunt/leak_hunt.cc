@@ -184,13 +184,13 @@ int main(int argc, char** argv) {
     std::printf("host: serving for %ld s; pid %d\n", serve_seconds,
                 static_cast<int>(getpid()));
     std::fflush(stdout);
-    const auto end = std::chrono::steady_clock::now() +
-                     std::chrono::seconds(serve_seconds);
+    const auto end =
+        std::chrono::steady_clock::now() + std::chrono::seconds(serve_seconds);
     while (ok && std::chrono::steady_clock::now() < end) {
       ok = Serve(handle, next_id, 100);
       next_id += 100;
       Py_BEGIN_ALLOW_THREADS  // between requests, as a real host would
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
       Py_END_ALLOW_THREADS
     }
   } else if (ok) {

@@ -19,7 +19,8 @@ std::string AnswerTo(const std::string& out, const std::string& prompt) {
   if (at == std::string::npos) return "";
   at += prompt.size() + 5;
   size_t end = out.find("\n# ", at);
-  return out.substr(at, end == std::string::npos ? std::string::npos : end - at);
+  return out.substr(at,
+                    end == std::string::npos ? std::string::npos : end - at);
 }
 
 // The row of `kind` in a partition table: {count, size}, or {-1, -1}.
@@ -69,13 +70,14 @@ TEST(LeakHuntTest, FindsTheCacheWithNoEviction) {
   std::string retained = AnswerTo(r.out, "caches.domisize");
   ASSERT_FALSE(retained.empty()) << r.out;
   const long bytes = std::stol(retained);
-  EXPECT_GT(bytes, Row(caches, "dict (no owner)").second + 4000L * (48 + 56 + 24))
+  EXPECT_GT(bytes,
+            Row(caches, "dict (no owner)").second + 4000L * (48 + 56 + 24))
       << r.out;
 }
 
 TEST(LeakHuntTest, BadArgumentsAreAUsageError) {
-  ChildResult r =
-      RunChild({RunfilePath(kBinary), "--frobnicate"}, {}, "", absl::Seconds(20));
+  ChildResult r = RunChild({RunfilePath(kBinary), "--frobnicate"}, {}, "",
+                           absl::Seconds(20));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("usage: leak_hunt"), std::string::npos) << r.err;
 }

@@ -54,7 +54,8 @@ n); 2 usage; 3 no such process / cannot connect / connection lost;
 Run 'annex run --help' for the options of run.
 )";
 
-constexpr char kRunUsage[] = R"(usage: annex run [options] (script.py | -m module | -c code | -) [args...]
+constexpr char kRunUsage[] =
+    R"(usage: annex run [options] (script.py | -m module | -c code | -) [args...]
 
 Runs a Python program in this process's interpreter (Python %s), exactly as
 'python%s' would: same sys.argv, __main__, tracebacks and exit status. The
@@ -183,9 +184,8 @@ absl::StatusOr<std::string> ChooseInterpreter(const std::string& python) {
     }
   }
   if (path.find('/') == std::string::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--python needs a path to an interpreter, not '", path,
-                     "'"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--python needs a path to an interpreter, not '", path, "'"));
   }
   if (path[0] != '/') {  // absolute, as python3 makes sys.executable
     char cwd[4096];
@@ -202,9 +202,9 @@ absl::StatusOr<std::string> ChooseInterpreter(const std::string& python) {
   if (!version.ok()) return version.status();
   if (*version != ANNEX_PYTHON_VERSION) {
     return absl::FailedPreconditionError(absl::StrCat(
-        why, ": ", path, " is Python ", *version, ", but this annex is built for Python ",
-        ANNEX_PYTHON_VERSION, " (install Annex for ", *version,
-        " and run annex-py", *version, ")"));
+        why, ": ", path, " is Python ", *version,
+        ", but this annex is built for Python ", ANNEX_PYTHON_VERSION,
+        " (install Annex for ", *version, " and run annex-py", *version, ")"));
   }
   return path;
 }
@@ -290,9 +290,8 @@ int RunCommand(int argc, char** argv) {
         options.console_tcp_port = static_cast<int>(port);
       }
     } else if (a == "--console-dir" || a == "--tcp" || a == "--watchdog" ||
-               a == "--python" ||
-               a == "--metrics-port" || a == "--heap-interval" ||
-               a == "--memory-budget") {
+               a == "--python" || a == "--metrics-port" ||
+               a == "--heap-interval" || a == "--memory-budget") {
       std::fprintf(stderr, "annex run: %s needs a value\n", a.c_str());
       return 2;
     } else if (a == "--") {
@@ -324,13 +323,13 @@ int RunCommand(int argc, char** argv) {
   // name, so the matching standard library, sys.executable and a venv's
   // pyvenv.cfg are found as that interpreter finds them (never the python3
   // on PATH).
-  PyStatus status = PyConfig_SetBytesString(&config, &config.program_name,
-                                            program->c_str());
+  PyStatus status =
+      PyConfig_SetBytesString(&config, &config.program_name, program->c_str());
   std::vector<char*> cargs;
   for (auto& s : python_args) cargs.push_back(s.data());
   if (!PyStatus_Exception(status)) {
-    status = PyConfig_SetBytesArgv(&config, static_cast<Py_ssize_t>(cargs.size()),
-                                   cargs.data());
+    status = PyConfig_SetBytesArgv(
+        &config, static_cast<Py_ssize_t>(cargs.size()), cargs.data());
   }
   if (!PyStatus_Exception(status)) status = Py_InitializeFromConfig(&config);
   PyConfig_Clear(&config);

@@ -132,12 +132,9 @@ constexpr absl::Duration kTimeoutGrace = absl::Seconds(3);
 // interrupted as by Ctrl-C and its reply (saying what kept the annex, e.g.
 // the thread that holds the GIL) awaited kTimeoutGrace more; `*timed_out`
 // says so. DeadlineExceeded when not even that reply came.
-absl::StatusOr<ReplyMessage> CallWithTimeout(Client& client, RequestKind kind,
-                                             const std::string& text,
-                                             int interrupt_fd,
-                                             const ClientOptions& options,
-                                             std::ostream& err,
-                                             bool* timed_out) {
+absl::StatusOr<ReplyMessage> CallWithTimeout(
+    Client& client, RequestKind kind, const std::string& text, int interrupt_fd,
+    const ClientOptions& options, std::ostream& err, bool* timed_out) {
   *timed_out = false;
   absl::StatusOr<ReplyMessage> r =
       client.Call(kind, text, interrupt_fd, options.command_timeout);
@@ -166,7 +163,8 @@ absl::StatusOr<ReplyMessage> CallWithTimeout(Client& client, RequestKind kind,
       if (!e.ok()) return e.status();
       return ErrorToStatus(*e);
     }
-    if (f->type == static_cast<uint8_t>(FrameType::kReply)) return DecodeReply(f->payload);
+    if (f->type == static_cast<uint8_t>(FrameType::kReply))
+      return DecodeReply(f->payload);
   }
 }
 
@@ -457,8 +455,8 @@ int RunExec(pid_t pid, const std::string& code_or_dash,
   SigintPipe sigint;
   bool timed_out = false;
   absl::StatusOr<ReplyMessage> r = CallWithTimeout(
-      **client, in_target ? RequestKind::kExecTarget : RequestKind::kExec,
-      code, sigint.read_fd(), options, err, &timed_out);
+      **client, in_target ? RequestKind::kExecTarget : RequestKind::kExec, code,
+      sigint.read_fd(), options, err, &timed_out);
   if (!r.ok()) {
     err << "annex: " << r.status() << "\n";
     return timed_out ? kExitTimeout : kExitUnavailable;

@@ -291,10 +291,10 @@ void TruncateReplyToFit(size_t max_payload, ReplyMessage* m) {
     m->status = ReplyStatus::kError;
     m->exit_code = 5;
   }
-  const std::string note = absl::StrCat(
-      "\n[annex: output of ", m->output.size() + m->error.size(),
-      " bytes cut: a reply may have at most ", max_payload,
-      " bytes; write large results to a file]\n");
+  const std::string note =
+      absl::StrCat("\n[annex: output of ", m->output.size() + m->error.size(),
+                   " bytes cut: a reply may have at most ", max_payload,
+                   " bytes; write large results to a file]\n");
   const absl::string_view kNote = note;
   size_t budget = max_payload > fixed ? max_payload - fixed : 0;
   // Keep the traceback whole when we can: it explains a failure, the bulk

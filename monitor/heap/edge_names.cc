@@ -219,11 +219,11 @@ bool DescribeFrameEdge(PyFrameObject* frame, PyObject* to, Edge* out) {
     }
     // A cell variable's slot holds the cell; f_locals['x'] would be its
     // contents, so the cell itself has no Python spelling from the frame.
-    *out = is_cell ? Make(EdgeKind::kFrameLocal,
-                          absl::StrCat("<cell of ", RenderKey(name), ">"), utf8)
-                   : Make(EdgeKind::kFrameLocal,
-                          absl::StrCat(".f_locals[", RenderKey(name), "]"),
-                          utf8);
+    *out = is_cell
+               ? Make(EdgeKind::kFrameLocal,
+                      absl::StrCat("<cell of ", RenderKey(name), ">"), utf8)
+               : Make(EdgeKind::kFrameLocal,
+                      absl::StrCat(".f_locals[", RenderKey(name), "]"), utf8);
     return true;
   }
   if (PyObject* locals = python::FrameLocalsIfBuilt(frame);

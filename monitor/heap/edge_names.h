@@ -81,8 +81,8 @@ struct Path {
 Path DescribePath(const std::string& root_name,
                   const std::vector<PyObject*>& objects);
 
-// "%R.<root_name>" followed by the root edge and the edge texts; a root name that is not a
-// dotted identifier is written %R['name']. Pure C++, any thread.
+// "%R.<root_name>" followed by the root edge and the edge texts; a root name
+// that is not a dotted identifier is written %R['name']. Pure C++, any thread.
 std::string FormatPath(const Path& path);
 
 }  // namespace annex::heap

@@ -53,10 +53,9 @@ absl::Status HeapEngine::CheckCurrent() const {
   // The annex's thread state changes when a fork() of the target made the
   // runtime create the annex interpreter again: any thread state of an
   // interpreter other than the target's stands for the annex.
-  const bool annex_current =
-      ts_.annex_ts != nullptr && current != nullptr &&
-      PyThreadState_GetInterpreter(current) !=
-          PyThreadState_GetInterpreter(ts_.target_ts);
+  const bool annex_current = ts_.annex_ts != nullptr && current != nullptr &&
+                             PyThreadState_GetInterpreter(current) !=
+                                 PyThreadState_GetInterpreter(ts_.target_ts);
   if (current == nullptr || ts_.target_ts == nullptr ||
       (current != ts_.target_ts && !annex_current)) {
     return absl::FailedPreconditionError(
@@ -85,15 +84,15 @@ HeapEngine::Question::~Question() {
 absl::Status HeapEngine::Question::WaitForGcIdle() {
   if (!python::GcCollecting()) return absl::OkStatus();
   // Nothing was read yet, so the GIL may change hands: release it with the
-  // target current (re-taken with target_ts, the fast way of docs/design.md rule
-  // 2) until the collecting thread has finished.
+  // target current (re-taken with target_ts, the fast way of docs/design.md
+  // rule 2) until the collecting thread has finished.
   const absl::Time deadline = absl::Now() + kGcWait;
   while (python::GcCollecting()) {
     if (absl::Now() > deadline) {
-      return absl::UnavailableError(absl::StrCat(
-          "a gc collection in the target has run for over ",
-          absl::FormatDuration(kGcWait),
-          " (a finalizer may be blocked); ask again later"));
+      return absl::UnavailableError(
+          absl::StrCat("a gc collection in the target has run for over ",
+                       absl::FormatDuration(kGcWait),
+                       " (a finalizer may be blocked); ask again later"));
     }
     python::ScopedGilRelease release;
     absl::SleepFor(absl::Microseconds(200));
@@ -133,8 +132,7 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
       // heapu()'s members become further starting points (no named roots):
       // the walk goes on from them, so what they hold is in the graph too.
       std::vector<uintptr_t> candidates;
-      absl::Status s =
-          UnreachableCandidates(walker, &candidates, &hidden_only);
+      absl::Status s = UnreachableCandidates(walker, &candidates, &hidden_only);
       if (!s.ok()) return s;
       for (uintptr_t a : hidden_only) walker.MarkVisited(a);
       for (uintptr_t a : candidates) {
@@ -313,7 +311,8 @@ struct GcJudge {
     const size_t n = u->size();
     internal_refs.assign(n, 0);
     held.assign(n, 0);
-    for (uintptr_t a : *u) Traverse(reinterpret_cast<PyObject*>(a), &Count, this);
+    for (uintptr_t a : *u)
+      Traverse(reinterpret_cast<PyObject*>(a), &Count, this);
     // A reference the members' tp_traverse does not explain comes from
     // outside (C code, a value stack, a non-gc object): the collector keeps
     // the object and everything it reaches.
@@ -353,8 +352,7 @@ absl::StatusOr<UnreachableParts> HeapEngine::UnreachableSplit() {
   return parts;
 }
 
-absl::StatusOr<std::shared_ptr<python::WatchedObjects>>
-HeapEngine::HeapKept() {
+absl::StatusOr<std::shared_ptr<python::WatchedObjects>> HeapEngine::HeapKept() {
   // One question: the objects are watched before the GIL can change hands.
   Question question(*this);
   if (!question.status().ok()) return question.status();

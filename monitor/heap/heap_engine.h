@@ -26,7 +26,8 @@
 //   HeapEngine::Question q(engine);
 //   if (!q.status().ok()) return q.status();
 //   HeapGraph g = *engine.Graph();      // walk ...
-//   ReadObjects(g.addresses);           // ... and read, in one GIL hold Nothing
+//   ReadObjects(g.addresses);           // ... and read, in one GIL hold
+//   Nothing
 // is left behind in the target: running frames are read in place (roots.h),
 // and the only objects touched into existence are short-lived ints returned
 // by C-level __sizeof__ methods, freed before the walk ends.

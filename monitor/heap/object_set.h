@@ -7,8 +7,8 @@
 //   ObjectSet fresh = b - a;           // what appeared since `a`
 //   for (uintptr_t addr : fresh) ...   // ascending address order
 //
-// Rule 10 (docs/design.md): a set holds identities only. It keeps no object alive,
-// and an address from it may be dereferenced only while the GIL has been
+// Rule 10 (docs/design.md): a set holds identities only. It keeps no object
+// alive, and an address from it may be dereferenced only while the GIL has been
 // held continuously since the walk that produced it, or after a fresh walk
 // has confirmed the address is still reachable (e.g. `fresh & new_heap`);
 // even then the address may have been reused by a different object.

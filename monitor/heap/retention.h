@@ -44,9 +44,10 @@ struct RetentionPath {
 // (see FindShortestPaths for the order, avoidance and the limit), each edge
 // named by DescribeEdge. InvalidArgument for a malformed graph or node set.
 // Where: GIL held continuously since the walk that built `graph` (its
-// addresses are dereferenced; docs/design.md rule 10): with two interpreters, in
-// the same HeapEngine::Question as that walk, since on 3.12+ every thread
-// state swap may hand the GIL over (heap_engine.h). No Python error set. Never runs target Python code.
+// addresses are dereferenced; docs/design.md rule 10): with two interpreters,
+// in the same HeapEngine::Question as that walk, since on 3.12+ every thread
+// state swap may hand the GIL over (heap_engine.h). No Python error set. Never
+// runs target Python code.
 absl::StatusOr<std::vector<RetentionPath>> PathsTo(
     const HeapGraph& graph, const NodeSet& targets,
     const ShortestPathOptions& options = {});

@@ -58,10 +58,10 @@ void AddFrame(const std::string& name, const python::FrameView& f,
       // quotes, read without creating the repr string in the target.
       const std::string key =
           PyUnicode_Check(slot_name) && PyUnicode_IS_ASCII(slot_name)
-              ? absl::StrCat("'",
-                             reinterpret_cast<const char*>(
-                                 PyUnicode_DATA(slot_name)),
-                             "'")
+              ? absl::StrCat(
+                    "'",
+                    reinterpret_cast<const char*>(PyUnicode_DATA(slot_name)),
+                    "'")
               : RenderKey(slot_name);
       edge = is_cell ? absl::StrCat("<cell of ", key, ">")
                      : absl::StrCat(".f_locals[", key, "]");

@@ -18,10 +18,11 @@
 // allocation churn). So frames are read in place (python::ForEachFrame) and
 // each reference a frame holds is a root of its own, with the edge that
 // names it: root "thread 7 frame 0", edge ".f_globals", object the module
-// dict. A frame object that already exists is a root too (edge ""). Thread states in `excluded` (the annex's
-// own) and thread states without frames (idle helper threads) are skipped.
-// The gc lists are deliberately not roots: everything tracked would be
-// reachable and heapu() (tracked minus reachable) would be empty.
+// dict. A frame object that already exists is a root too (edge ""). Thread
+// states in `excluded` (the annex's own) and thread states without frames (idle
+// helper threads) are skipped. The gc lists are deliberately not roots:
+// everything tracked would be reachable and heapu() (tracked minus reachable)
+// would be empty.
 #pragma once
 
 #include <Python.h>
@@ -37,8 +38,8 @@ namespace annex::heap {
 
 // Named strong references to root objects, each with the edge (Python
 // syntax, e.g. ".f_globals", "" for the named object itself) by which the
-// named root holds it. Destroy with the GIL held and the target current (rule 10: references to
-// target objects are released in the target). Move-only.
+// named root holds it. Destroy with the GIL held and the target current (rule
+// 10: references to target objects are released in the target). Move-only.
 class RootList {
  public:
   RootList() = default;

@@ -188,8 +188,7 @@ std::string GilFreeThreads(python::AnnexRuntime* runtime, bool stacks) {
   std::string note = DescribeGilHolder(runtime);
   watchdog::internal::ScopedThreadListLock lock(100 * 1000);
   std::string body = Capture([&](int fd) {
-    watchdog::internal::WriteAllThreads(fd, target, holder,
-                                        stacks ? 100 : 1,
+    watchdog::internal::WriteAllThreads(fd, target, holder, stacks ? 100 : 1,
                                         runtime->own_target_thread_idents());
   });
   return absl::StrCat(
@@ -204,12 +203,14 @@ AnnexConsole::~AnnexConsole() = default;
 void AnnexConsole::OpenSession(uint64_t) {}
 
 void AnnexConsole::CloseSession(uint64_t session_id) {
-  runtime_->Run([&](const python::ThreadStates&) {
-    auto it = namespaces_.find(session_id);
-    if (it == namespaces_.end()) return;
-    Py_DECREF(it->second);
-    namespaces_.erase(it);
-  }).IgnoreError();
+  runtime_
+      ->Run([&](const python::ThreadStates&) {
+        auto it = namespaces_.find(session_id);
+        if (it == namespaces_.end()) return;
+        Py_DECREF(it->second);
+        namespaces_.erase(it);
+      })
+      .IgnoreError();
 }
 
 void AnnexConsole::ReleaseAll() {
@@ -236,8 +237,8 @@ PyObject* AnnexConsole::Namespace(uint64_t session_id) {
   if (it != namespaces_.end()) return it->second;
   PyObject* ns = PyDict_New();
   if (ns == nullptr) return nullptr;
-  if (PyDict_SetItemString(ns, "__name__", PyUnicode_FromString("__console__")) <
-          0 ||
+  if (PyDict_SetItemString(ns, "__name__",
+                           PyUnicode_FromString("__console__")) < 0 ||
       PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) < 0) {
     Py_DECREF(ns);
     return nullptr;
@@ -262,12 +263,14 @@ console::Reply AnnexConsole::Execute(uint64_t session_id,
 }
 
 void AnnexConsole::CloseSessionLater(uint64_t session_id) {
-  runtime_->Post([this, session_id](const python::ThreadStates&) {
-    auto it = namespaces_.find(session_id);
-    if (it == namespaces_.end()) return;
-    Py_DECREF(it->second);
-    namespaces_.erase(it);
-  }).IgnoreError();
+  runtime_
+      ->Post([this, session_id](const python::ThreadStates&) {
+        auto it = namespaces_.find(session_id);
+        if (it == namespaces_.end()) return;
+        Py_DECREF(it->second);
+        namespaces_.erase(it);
+      })
+      .IgnoreError();
 }
 
 console::Reply AnnexConsole::ExecuteWithin(uint64_t session_id,
@@ -343,17 +346,17 @@ console::Reply AnnexConsole::ExecuteWithin(uint64_t session_id,
   Reply r;
   r.status = ReplyStatus::kInterrupted;
   r.exit_code = 130;
-  r.error = outcome.started
-                ? absl::StrCat(
-                      "KeyboardInterrupt: the command did not stop within ",
-                      absl::FormatDuration(kInterruptGrace),
-                      " of the interrupt (it ends when it next runs Python "
-                      "code; later commands wait for it)\n")
-                : "KeyboardInterrupt (before the annex could start it)\n";
+  r.error =
+      outcome.started
+          ? absl::StrCat("KeyboardInterrupt: the command did not stop within ",
+                         absl::FormatDuration(kInterruptGrace),
+                         " of the interrupt (it ends when it next runs Python "
+                         "code; later commands wait for it)\n")
+          : "KeyboardInterrupt (before the annex could start it)\n";
   if (timed_out) {
-    r.error = absl::StrCat("annex: timed out after ",
-                           absl::FormatDuration(deadline - start), "\n",
-                           r.error);
+    r.error =
+        absl::StrCat("annex: timed out after ",
+                     absl::FormatDuration(deadline - start), "\n", r.error);
   }
   absl::StrAppend(&r.error, "annex: ", DescribeGilHolder(runtime_));
   return r;
@@ -391,7 +394,8 @@ console::Reply AnnexConsole::RunPython(uint64_t session_id,
     glue::ChargeSetsTo(session_, PyDict_GetItemString(ns, "hp"));
   }
   PyObject* result = PyObject_CallFunction(
-      run, "Os#O", ns, req.text.data(), static_cast<Py_ssize_t>(req.text.size()),
+      run, "Os#O", ns, req.text.data(),
+      static_cast<Py_ssize_t>(req.text.size()),
       req.kind == RequestKind::kInteractive ? Py_True : Py_False);
   if (session_ != nullptr) glue::ChargeSetsTo(session_, nullptr);
   if (result == nullptr) {
@@ -417,8 +421,8 @@ console::Reply AnnexConsole::RunPython(uint64_t session_id,
   reply.error = err;
   reply.exit_code = code;
   std::string s = status;
-  reply.status = s == "ok"           ? ReplyStatus::kOk
-                 : s == "incomplete" ? ReplyStatus::kIncomplete
+  reply.status = s == "ok"            ? ReplyStatus::kOk
+                 : s == "incomplete"  ? ReplyStatus::kIncomplete
                  : s == "interrupted" ? ReplyStatus::kInterrupted
                                       : ReplyStatus::kError;
   Py_DECREF(result);

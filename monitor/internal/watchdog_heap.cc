@@ -214,8 +214,9 @@ void WatchdogHeap::Walk(bool report, std::string* report_text) {
   heap::HeapEngine::Question question(*engine_);
   heap::HeapResult stats;
   absl::StatusOr<heap::HeapGraph> graph =
-      question.status().ok() ? engine_->Graph(&stats)
-                             : absl::StatusOr<heap::HeapGraph>(question.status());
+      question.status().ok()
+          ? engine_->Graph(&stats)
+          : absl::StatusOr<heap::HeapGraph>(question.status());
   if (!graph.ok()) {
     if (report) {
       *report_text = absl::StrCat(

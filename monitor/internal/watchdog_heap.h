@@ -24,8 +24,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -106,8 +106,8 @@ class WatchdogHeap {
   std::thread thread_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   int64_t requested_ ABSL_GUARDED_BY(mu_) = 0;  // report requests made
-  int64_t served_ ABSL_GUARDED_BY(mu_) = 0;  // report requests answered
-  std::string report_ ABSL_GUARDED_BY(mu_);  // the last answer
+  int64_t served_ ABSL_GUARDED_BY(mu_) = 0;     // report requests answered
+  std::string report_ ABSL_GUARDED_BY(mu_);     // the last answer
   bool have_snapshot_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time snapshot_time_ ABSL_GUARDED_BY(mu_);
   watchdog::MemorySample snapshot_ ABSL_GUARDED_BY(mu_);  // Python figures

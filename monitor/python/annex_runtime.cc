@@ -189,7 +189,8 @@ absl::Status AnnexRuntime::NewAnnex() {
   PyThreadState* annex = NewSharedGilInterpreter();
   if (annex == nullptr) {
     annex_swap_thread_state(ts_.target_ts);
-    return absl::InternalError("CPython refused to create the annex interpreter");
+    return absl::InternalError(
+        "CPython refused to create the annex interpreter");
   }
   ts_.annex_ts = annex;
   annex_interp_ = PyThreadState_GetInterpreter(annex);
@@ -372,8 +373,9 @@ void AnnexRuntime::YielderMain() {
       if (!task_running_) continue;
       interrupt = deliver_interrupt_;
       deliver_interrupt_ = false;
-      const auto since = std::chrono::steady_clock::now().time_since_epoch() -
-                         std::chrono::steady_clock::duration(last_yield_.load());
+      const auto since =
+          std::chrono::steady_clock::now().time_since_epoch() -
+          std::chrono::steady_clock::duration(last_yield_.load());
       if (!interrupt && since < stale) continue;  // the trace hook yields
       // No visit while tracemalloc traces: creating the visit's thread
       // state without the GIL is not safe then (version.h). The trace hook
@@ -410,7 +412,8 @@ void AnnexRuntime::EnterAnnexBriefly(bool interrupt) {
     }
   }
   yields_.fetch_add(1, std::memory_order_relaxed);
-  last_yield_.store(std::chrono::steady_clock::now().time_since_epoch().count());
+  last_yield_.store(
+      std::chrono::steady_clock::now().time_since_epoch().count());
   PyThreadState_Clear(ts);
   PyThreadState_DeleteCurrent();
 }
@@ -607,9 +610,8 @@ absl::Status AnnexRuntime::RunWithin(Work work, absl::Time deadline,
       const absl::Time now = absl::Now();
       const bool cancel = cancelled && cancelled();
       if (!interrupted && (cancel || now >= deadline)) {
-        absl::Status why =
-            cancel ? absl::CancelledError("cancelled")
-                   : absl::DeadlineExceededError("timed out");
+        absl::Status why = cancel ? absl::CancelledError("cancelled")
+                                  : absl::DeadlineExceededError("timed out");
         std::lock_guard<std::mutex> lock(mu_);
         auto it = std::find(queue_.begin(), queue_.end(), task);
         if (it != queue_.end()) {  // not started: nothing ran
@@ -771,10 +773,10 @@ int AnnexRuntime::YieldHook(PyObject* self, PyFrameObject* frame, int what,
   PyEval_SaveThread();
   struct timespec pause;
   pause.tv_sec = 0;
-  pause.tv_nsec = static_cast<long>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(
-          rt->options_.yield_pause)
-          .count());
+  pause.tv_nsec =
+      static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            rt->options_.yield_pause)
+                            .count());
   nanosleep(&pause, nullptr);
   rt->handoff_.Acquire(rt->ts_.target_ts);
   annex_swap_thread_state(rt->ts_.annex_ts);
@@ -878,7 +880,7 @@ void AnnexRuntime::RegisterTargetAtFork() {
       "_annex_after_fork_parent", &AnnexRuntime::AfterForkParentCallback,
       METH_NOARGS, "Creates the Annex interpreter again after fork()."};
   ScopedErrorPreserver keep_error;
-  PyObject* modules = PyImport_GetModuleDict();  // borrowed
+  PyObject* modules = PyImport_GetModuleDict();              // borrowed
   PyObject* posix = PyDict_GetItemString(modules, "posix");  // borrowed
   if (posix == nullptr) return;  // no fork() without posix either
   PyObject* lists_before[3];
@@ -904,8 +906,8 @@ void AnnexRuntime::RegisterTargetAtFork() {
     PyObject* args = PyTuple_New(0);
     PyObject* kwargs = Py_BuildValue("{sOsO}", "before", funcs[0],
                                      "after_in_parent", funcs[1]);
-    PyObject* r = (reg && args && kwargs) ? PyObject_Call(reg, args, kwargs)
-                                          : nullptr;
+    PyObject* r =
+        (reg && args && kwargs) ? PyObject_Call(reg, args, kwargs) : nullptr;
     if (r != nullptr) {
       fork_funcs_[0] = Py_NewRef(funcs[0]);
       fork_funcs_[1] = Py_NewRef(funcs[1]);
@@ -1060,7 +1062,8 @@ void AnnexRuntime::UnregisterTargetAtExit() {
                            ? Py_NewRef(atexit_module_)
                            : PyImport_ImportModule("atexit");
     if (atexit != nullptr) {
-      PyObject* r = PyObject_CallMethod(atexit, "unregister", "O", atexit_func_);
+      PyObject* r =
+          PyObject_CallMethod(atexit, "unregister", "O", atexit_func_);
       Py_XDECREF(r);
       Py_DECREF(atexit);
     }

@@ -2,9 +2,9 @@
 //
 // AnnexRuntime starts a thread that creates a shared-GIL sub-interpreter (the
 // annex) beside the host's main interpreter (the target), runs work items in
-// it, and ends it on the same thread before the target finalizes (docs/design.md
-// rules 1, 2, 7; 3.12 requires that an interpreter ends on the thread that
-// created it).
+// it, and ends it on the same thread before the target finalizes
+// (docs/design.md rules 1, 2, 7; 3.12 requires that an interpreter ends on the
+// thread that created it).
 //
 //   auto runtime = AnnexRuntime::Start({});        // after Py_Initialize()
 //   (*runtime)->Run([](const ThreadStates& ts) {    // annex current, GIL held
@@ -32,9 +32,10 @@
 // hook has not yielded for a while (3.11 compiles `while True: pass` to one
 // jump that emits no trace events), it waits for the GIL with a short-lived
 // annex thread state, which makes CPython ask the annex's eval loop to let
-// go; it also delivers Interrupt() as an asynchronous exception that way. Python code running in the annex yields the
-// GIL to the target every `yield_interval` (a C trace hook on the annex
-// thread), because on 3.11 and 3.12 nothing else asks it to.
+// go; it also delivers Interrupt() as an asynchronous exception that way.
+// Python code running in the annex yields the GIL to the target every
+// `yield_interval` (a C trace hook on the annex thread), because on 3.11
+// and 3.12 nothing else asks it to.
 #pragma once
 
 #include <Python.h>
@@ -91,8 +92,8 @@ class AnnexRuntime {
   // its version does not match this build, when called with a
   // sub-interpreter's thread state current (e.g. from annex code), or
   // (3.11 only) tracemalloc is
-  // tracing, which deadlocks interpreter creation inside CPython; Internal when CPython refused to
-  // create the interpreter; whatever `on_start` returned.
+  // tracing, which deadlocks interpreter creation inside CPython; Internal when
+  // CPython refused to create the interpreter; whatever `on_start` returned.
   static absl::StatusOr<std::unique_ptr<AnnexRuntime>> Start(
       AnnexOptions options);
 
@@ -149,11 +150,12 @@ class AnnexRuntime {
   // KeyboardInterrupt (C++ work is not interrupted; a request made while no
   // work runs is dropped). The annex's time.sleep is replaced at start by
   // one that this ends at once; other blocking calls (lock waits, socket
-  // reads) end only when they return to Python code. Delivered by the trace hook, or, for loops that
-  // emit no trace events (3.11's one-instruction `while True: pass`), as an
-  // asynchronous exception set by the nudger thread, which waits for the GIL
-  // with a short-lived thread state of the annex so that CPython asks the
-  // annex's eval loop to let go. Where: any thread, GIL not needed.
+  // reads) end only when they return to Python code. Delivered by the trace
+  // hook, or, for loops that emit no trace events (3.11's one-instruction
+  // `while True: pass`), as an asynchronous exception set by the nudger thread,
+  // which waits for the GIL with a short-lived thread state of the annex so
+  // that CPython asks the annex's eval loop to let go. Where: any thread, GIL
+  // not needed.
   void Interrupt();
 
   // Where: any thread.
@@ -197,11 +199,11 @@ class AnnexRuntime {
   void NudgerMain();
   void YielderMain();
   void SetActive(bool active);
-  void EnterAnnexBriefly(bool interrupt);  // yielder thread, no GIL
-  absl::Status CreateInterpreters();    // annex thread, no GIL
-  void DestroyInterpreters();           // annex thread, no GIL
-  void RegisterTargetAtExit();          // annex thread, GIL, target current
-  void UnregisterTargetAtExit();        // annex thread, GIL, target current
+  void EnterAnnexBriefly(bool interrupt);   // yielder thread, no GIL
+  absl::Status CreateInterpreters();        // annex thread, no GIL
+  void DestroyInterpreters();               // annex thread, no GIL
+  void RegisterTargetAtExit();              // annex thread, GIL, target current
+  void UnregisterTargetAtExit();            // annex thread, GIL, target current
   void UntrackFootprint(PyObject* module);  // annex thread, GIL, target current
   absl::Status StopImpl(bool from_atexit);
   // Replaces the annex's time.sleep by SleepCallback. Annex thread, GIL
@@ -243,10 +245,10 @@ class AnnexRuntime {
   std::thread thread_;
   std::thread nudger_;   // 3.11/3.12: waits for the GIL as the target
   std::thread yielder_;  // waits for the GIL as the annex
-  PyThreadState* nudge_ts_ = nullptr;  // nudger thread only
+  PyThreadState* nudge_ts_ = nullptr;    // nudger thread only
   int active_ ABSL_GUARDED_BY(mu_) = 0;  // annex work running
   bool nudger_exit_ ABSL_GUARDED_BY(mu_) = false;
-  bool task_running_ ABSL_GUARDED_BY(mu_) = false;  // a work item runs
+  bool task_running_ ABSL_GUARDED_BY(mu_) = false;       // a work item runs
   bool deliver_interrupt_ ABSL_GUARDED_BY(mu_) = false;  // for the nudger
   bool in_annex_ ABSL_GUARDED_BY(mu_) = false;  // yielder holds an annex ts
   unsigned long annex_thread_ident_ = 0;
@@ -266,7 +268,7 @@ class AnnexRuntime {
   std::atomic<long> fork_restarts_{0};
   const pid_t owner_pid_;
   bool suspend_requested_ ABSL_GUARDED_BY(mu_) = false;  // a fork is coming
-  bool suspended_ ABSL_GUARDED_BY(mu_) = false;  // no annex interpreter
+  bool suspended_ ABSL_GUARDED_BY(mu_) = false;          // no annex interpreter
   bool finished_ ABSL_GUARDED_BY(mu_) = false;  // the annex thread ended
   std::atomic<std::chrono::steady_clock::rep> last_yield_{0};
 

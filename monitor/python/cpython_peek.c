@@ -89,10 +89,10 @@ static struct _gil_runtime_state* GilOf(PyInterpreterState* interp) {
 int AnnexPeekGilState(PyInterpreterState* interp, AnnexPeekGil* out) {
   struct _gil_runtime_state* gil = GilOf(interp);
   if (gil == NULL || out == NULL) return -1;
-  // 3.11/3.12: `locked` and `last_holder` are _Py_atomic_* wrappers; 3.13:
-  // plain fields accessed atomically by CPython. `last_holder` is written by
-  // every take of the GIL by a different thread state, which also increments
-  // `switch_number` (under the GIL's mutex; we read it racily).
+    // 3.11/3.12: `locked` and `last_holder` are _Py_atomic_* wrappers; 3.13:
+    // plain fields accessed atomically by CPython. `last_holder` is written by
+    // every take of the GIL by a different thread state, which also increments
+    // `switch_number` (under the GIL's mutex; we read it racily).
 #if ANNEX_PY313
   out->locked = __atomic_load_n(&gil->locked, __ATOMIC_ACQUIRE);
   out->holder = __atomic_load_n(&gil->last_holder, __ATOMIC_ACQUIRE);

@@ -29,7 +29,7 @@ struct Registry {
   std::vector<uint64_t> filter;
   int filter_shift = 64;  // 64 - log2(bits)
   bool installed = false;
-  bool armed = false;     // hooks count deaths (false: pass through)
+  bool armed = false;  // hooks count deaths (false: pass through)
   bool intact = true;
   uint64_t deaths_seen = 0;
 
@@ -201,14 +201,22 @@ void HookFree(void*, void* ptr) {
 constexpr int kWrapped = 8;
 PyTypeObject* WrappedType(int i) {
   switch (i) {
-    case 0: return &PyFloat_Type;
-    case 1: return &PyTuple_Type;
-    case 2: return &PyList_Type;
-    case 3: return &PyDict_Type;
-    case 4: return &PySlice_Type;
-    case 5: return &PyContext_Type;
-    case 6: return &_PyAsyncGenASend_Type;
-    case 7: return &_PyAsyncGenWrappedValue_Type;
+    case 0:
+      return &PyFloat_Type;
+    case 1:
+      return &PyTuple_Type;
+    case 2:
+      return &PyList_Type;
+    case 3:
+      return &PyDict_Type;
+    case 4:
+      return &PySlice_Type;
+    case 5:
+      return &PyContext_Type;
+    case 6:
+      return &_PyAsyncGenASend_Type;
+    case 7:
+      return &_PyAsyncGenWrappedValue_Type;
   }
   return nullptr;
 }
@@ -250,9 +258,8 @@ constexpr bool UsesTrashcan(int i) { return i >= 1 && i <= 3; }
 // fix), so that a resurrected one stays tracked. The watcher bits are the
 // low DICT_MAX_WATCHERS (8) bits of ma_version_tag (pycore_dict.h).
 inline bool DictWatched(PyObject* obj) {
-  _Py_COMP_DIAG_PUSH
-  _Py_COMP_DIAG_IGNORE_DEPR_DECLS
-  return (reinterpret_cast<PyDictObject*>(obj)->ma_version_tag & 0xff) != 0;
+  _Py_COMP_DIAG_PUSH _Py_COMP_DIAG_IGNORE_DEPR_DECLS return (
+      reinterpret_cast<PyDictObject*>(obj)->ma_version_tag & 0xff) != 0;
   _Py_COMP_DIAG_POP
 }
 #endif
@@ -268,11 +275,11 @@ void WrappedDealloc(PyObject* obj) {
     }
 #endif
     PyObject_GC_UnTrack(obj);
-    Py_TRASHCAN_BEGIN_CONDITION(obj, Py_TYPE(obj)->tp_dealloc ==
-                                         &WrappedDealloc<I>)
-    // Counted when it really goes: a deferred object comes back here from
-    // the trashcan's chain (through its type's tp_dealloc).
-    Died(BlockOf(obj));
+    Py_TRASHCAN_BEGIN_CONDITION(obj,
+                                Py_TYPE(obj)->tp_dealloc == &WrappedDealloc<I>)
+        // Counted when it really goes: a deferred object comes back here from
+        // the trashcan's chain (through its type's tp_dealloc).
+        Died(BlockOf(obj));
     g_orig_dealloc[I](obj);
     Py_TRASHCAN_END
   } else {

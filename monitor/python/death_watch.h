@@ -98,10 +98,10 @@ void FlushDeathWatch();
 uint64_t DeathWatchEpoch();
 
 struct DeathWatchStats {
-  bool installed = false;       // hooks in place
-  size_t watched_blocks = 0;    // distinct keys watched
-  uint64_t deaths_seen = 0;     // deaths of watched blocks since start
-  bool intact = true;           // no hook found displaced since installed
+  bool installed = false;     // hooks in place
+  size_t watched_blocks = 0;  // distinct keys watched
+  uint64_t deaths_seen = 0;   // deaths of watched blocks since start
+  bool intact = true;         // no hook found displaced since installed
 };
 // Where: GIL held.
 DeathWatchStats GetDeathWatchStats();

@@ -5,29 +5,29 @@
 // the interpreter's thread list and gc state). Earlier versions expose no
 // such table.
 #define Py_BUILD_CORE 1
-#include <Python.h>
+#include "monitor/python/debug_offsets.h"
 
+#include <Python.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-
-#include "monitor/python/debug_offsets.h"
 
 #if PY_VERSION_HEX >= 0x030D0000
 #include "internal/pycore_frame.h"
 #include "internal/pycore_interp.h"
 #include "internal/pycore_runtime.h"
 
-#define ANNEX_CHECK_OFFSET(field, expected)                              \
-  do {                                                                   \
-    if (live->field != (uint64_t)(expected)) {                           \
-      snprintf(buf, size,                                                \
-               "_Py_DebugOffsets." #field " is %llu in the running "     \
-               "Python but %llu in the headers Annex was built with",    \
-               (unsigned long long)live->field,                          \
-               (unsigned long long)(expected));                          \
-      return 1;                                                          \
-    }                                                                    \
+#define ANNEX_CHECK_OFFSET(field, expected)                           \
+  do {                                                                \
+    if (live->field != (uint64_t)(expected)) {                        \
+      snprintf(buf, size,                                             \
+               "_Py_DebugOffsets." #field                             \
+               " is %llu in the running "                             \
+               "Python but %llu in the headers Annex was built with", \
+               (unsigned long long)live->field,                       \
+               (unsigned long long)(expected));                       \
+      return 1;                                                       \
+    }                                                                 \
   } while (0)
 
 int AnnexDebugOffsetsMismatch(unsigned long build_version_hex, char* buf,

@@ -1,8 +1,8 @@
 // RAII scopes for every transition of Python runtime state Annex makes.
 //
 // Annex runs a second interpreter (the annex) on its own thread beside the
-// host's interpreter (the target); both share one GIL (docs/design.md rule 1). The
-// annex thread owns two thread states: `target_ts` in the target and
+// host's interpreter (the target); both share one GIL (docs/design.md rule 1).
+// The annex thread owns two thread states: `target_ts` in the target and
 // `annex_ts` in the annex. Every change of "which thread state is current" or
 // "who holds the GIL" goes through one of these scopes, so the matching undo
 // cannot be forgotten on an early return.
@@ -11,7 +11,8 @@
 //   {
 //     ScopedAnnexEntry entry(handoff, ts);   // GIL held, annex current
 //     {
-//       ScopedTargetSwap swap(ts);           // target current: read sys.modules
+//       ScopedTargetSwap swap(ts);           // target current: read
+//       sys.modules
 //     }
 //   }                                         // GIL released
 //
@@ -80,8 +81,8 @@ class ScopedAnnexSwap {
 
 // Takes the GIL on the annex thread and makes the annex current; on exit swaps
 // back to `target_ts` and releases the GIL. Entry waits with `target_ts` while
-// `handoff` asks the target's main thread to hand the GIL over (docs/design.md rule
-// 2), so it gets in within about one switch interval even when a target
+// `handoff` asks the target's main thread to hand the GIL over (docs/design.md
+// rule 2), so it gets in within about one switch interval even when a target
 // thread runs a CPU-bound loop. It still blocks for as long as a target thread
 // holds the GIL without reaching a bytecode boundary (stuck in C).
 // Where: annex thread only, GIL not held, no thread state current.

@@ -1,12 +1,12 @@
 // GIL hand-over from the target's main thread to the annex thread.
 #include "monitor/python/handoff.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
-
-#include <unistd.h>
 
 #include "absl/base/thread_annotations.h"
 #include "monitor/python/version.h"

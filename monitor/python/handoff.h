@@ -3,11 +3,11 @@
 // On 3.11 and 3.12 a thread waiting for the GIL sets the drop request only on
 // its own interpreter, and on 3.12 even a waiter with a target thread state
 // is not served while the target's *main* thread runs a CPU-bound loop
-// (docs/design.md rule 2 has the measured table). GilHandoff therefore schedules a
-// pending call in the target: it runs on the target's main thread at its next
-// bytecode boundary, releases the GIL there and waits (on a condition
-// variable, no spinning) until the annex holds it. The waiter itself waits
-// with its target thread state, which covers busy worker threads.
+// (docs/design.md rule 2 has the measured table). GilHandoff therefore
+// schedules a pending call in the target: it runs on the target's main thread
+// at its next bytecode boundary, releases the GIL there and waits (on a
+// condition variable, no spinning) until the annex holds it. The waiter itself
+// waits with its target thread state, which covers busy worker threads.
 //
 //   GilHandoff handoff;
 //   handoff.Acquire(target_ts);   // GIL held, target_ts current

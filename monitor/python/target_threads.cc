@@ -107,9 +107,9 @@ std::vector<ThreadInfo> ReadTargetThreads(const ThreadStates& ts,
     ForEachFrame(t, [&](const FrameView& f) {
       if (!f.complete) return true;
       auto* code = reinterpret_cast<PyCodeObject*>(f.code);
-      info.frames.push_back(absl::StrFormat(
-          "File \"%s\", line %d, in %s", Text(code->co_filename), f.line,
-          Text(code->co_name)));
+      info.frames.push_back(absl::StrFormat("File \"%s\", line %d, in %s",
+                                            Text(code->co_filename), f.line,
+                                            Text(code->co_name)));
       return all_frames;
     });
     // Annex's own helper thread states have neither a frame nor a Thread.

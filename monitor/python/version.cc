@@ -21,10 +21,10 @@
 // 3.11's pycore_object.h redeclares _PyObject_LookupSpecial, which
 // cpython/object.h made a macro for the Id variant: undo the macro for it.
 #undef _PyObject_LookupSpecial
-#include "internal/pycore_object.h"
 #include "internal/pycore_gc.h"
 #include "internal/pycore_interp.h"
 #include "internal/pycore_moduleobject.h"
+#include "internal/pycore_object.h"
 #if PY_VERSION_HEX >= 0x030C0000
 #include "internal/pycore_runtime.h"
 #endif
@@ -101,17 +101,17 @@ absl::Status CheckRuntimeVersion() {
         "structures, which Annex reads, may differ between releases; use "
         "an Annex built for Python %lu.%lu.%lu",
         build >> 24, (build >> 16) & 0xff, (build >> 8) & 0xff, build,
-        runtime >> 24, (runtime >> 16) & 0xff, (runtime >> 8) & 0xff,
-        runtime, runtime >> 24, (runtime >> 16) & 0xff, (runtime >> 8) & 0xff);
+        runtime >> 24, (runtime >> 16) & 0xff, (runtime >> 8) & 0xff, runtime,
+        runtime >> 24, (runtime >> 16) & 0xff, (runtime >> 8) & 0xff);
     return absl::FailedPreconditionError(buf);
   }
   // 3.13+: the layouts themselves, as the running Python describes them.
   char why[300];
   if (AnnexDebugOffsetsMismatch(build, why, sizeof why) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "Annex was built for Python ", PY_VERSION,
-        " but the running Python's structure layouts differ (", why,
-        "): use an Annex built for this Python"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("Annex was built for Python ", PY_VERSION,
+                     " but the running Python's structure layouts differ (",
+                     why, "): use an Annex built for this Python"));
   }
   return absl::OkStatus();
 }
@@ -307,9 +307,9 @@ void ForEachFrame(PyThreadState* ts,
     }
     view.complete = !_PyFrame_IsIncomplete(f);
     if (view.complete) {
-      view.line = PyCode_Addr2Line(
-          code, _PyInterpreterFrame_LASTI(f) *
-                    static_cast<int>(sizeof(_Py_CODEUNIT)));
+      view.line =
+          PyCode_Addr2Line(code, _PyInterpreterFrame_LASTI(f) *
+                                     static_cast<int>(sizeof(_Py_CODEUNIT)));
     }
     if (!fn(view)) return;
   }
@@ -472,8 +472,8 @@ PyObject* FrameSlotHolding(PyFrameObject* frame, PyObject* value,
     if (f->localsplus[i] != value) continue;
     const unsigned char kind =
         static_cast<unsigned char>(PyBytes_AS_STRING(kinds)[i]);
-    *is_cell = (kind & (CO_FAST_CELL | CO_FAST_FREE)) != 0 &&
-               PyCell_Check(value);
+    *is_cell =
+        (kind & (CO_FAST_CELL | CO_FAST_FREE)) != 0 && PyCell_Check(value);
     return PyTuple_GET_ITEM(names, i);
   }
   return nullptr;
@@ -529,10 +529,9 @@ size_t InlineValuesBytes(PyObject* obj) {
   if ((type->tp_flags & Py_TPFLAGS_INLINE_VALUES) == 0) return 0;
   const PyDictValues* values = _PyObject_InlineValues(obj);
   const size_t capacity = values->capacity;
-  const size_t order = (capacity + sizeof(PyObject*) - 1) /
-                       sizeof(PyObject*) * sizeof(PyObject*);
-  return offsetof(PyDictValues, values) + capacity * sizeof(PyObject*) +
-         order;
+  const size_t order = (capacity + sizeof(PyObject*) - 1) / sizeof(PyObject*) *
+                       sizeof(PyObject*);
+  return offsetof(PyDictValues, values) + capacity * sizeof(PyObject*) + order;
 #else
   // A separate block while no dict object exists: a prefix (its length in
   // its last byte, just before the first slot: insertion order, used
@@ -615,29 +614,26 @@ bool TracemallocSite(PyObject* obj, std::string* filename, int* lineno) {
   return found;
 }
 
-
 // --- Extra referents (issue 12) ---
 
 namespace {
 
-#define ANNEX_VISIT(o)                                         \
-  do {                                                         \
-    PyObject* annex_visit_o = reinterpret_cast<PyObject*>(o);  \
-    if (annex_visit_o != nullptr) visit(annex_visit_o, arg);   \
+#define ANNEX_VISIT(o)                                        \
+  do {                                                        \
+    PyObject* annex_visit_o = reinterpret_cast<PyObject*>(o); \
+    if (annex_visit_o != nullptr) visit(annex_visit_o, arg);  \
   } while (0)
 
 // Objects/rangeobject.c's layouts (private there), the same in 3.11 to
 // 3.13; used only when the type's basic size agrees.
 struct RangeLayout {
-  PyObject_HEAD
-  PyObject* start;
+  PyObject_HEAD PyObject* start;
   PyObject* stop;
   PyObject* step;
   PyObject* length;
 };
 struct LongRangeIterLayout {
-  PyObject_HEAD
-  PyObject* start;
+  PyObject_HEAD PyObject* start;
   PyObject* step;
   PyObject* len;
 };

@@ -55,9 +55,9 @@ int AddPendingCallToMain(int (*func)(void*), void* arg);
 bool IsFinalizing();
 
 // Creates a legacy sub-interpreter that shares the GIL and the allocator with
-// the main interpreter (docs/design.md rule 1) and returns its thread state, now
-// current; nullptr with no error set when CPython refused.
-// Where: GIL held, called on the thread that will also end it.
+// the main interpreter (docs/design.md rule 1) and returns its thread state,
+// now current; nullptr with no error set when CPython refused. Where: GIL held,
+// called on the thread that will also end it.
 PyThreadState* NewSharedGilInterpreter();
 
 // Whether the target's tracemalloc traces now: a plain read of CPython's
@@ -132,10 +132,10 @@ struct FrameView {
 // until it returns false. Skipped: frames that only mark a C-stack entry
 // (3.12+ "shim" frames) and 3.13's trampoline frames between a class call
 // and its __init__ (no function; their globals and builtins fields are
-// never written in a release build). Reads the frame chain in place and creates,
-// runs and releases nothing: safe while other threads of the interpreter
-// wait for the GIL at any point, including inside a frame's prologue.
-// Where: GIL held continuously during the call; `ts` alive and of an
+// never written in a release build). Reads the frame chain in place and
+// creates, runs and releases nothing: safe while other threads of the
+// interpreter wait for the GIL at any point, including inside a frame's
+// prologue. Where: GIL held continuously during the call; `ts` alive and of an
 // interpreter sharing the GIL; any interpreter current.
 void ForEachFrame(PyThreadState* ts,
                   absl::FunctionRef<bool(const FrameView&)> fn);
@@ -167,7 +167,6 @@ unsigned long ThreadStateId(PyThreadState* ts);
 // type objects get none on 3.13. Reads only the type; runs no Python code.
 // Where: GIL held, any interpreter.
 size_t SizeofPreHeader(PyObject* obj);
-
 
 // --- Edge naming support (monitor/heap/edge_names) ---
 // These read object storage in place: they never create an f_locals dict
@@ -222,7 +221,6 @@ bool TracemallocIsTracing();
 // the block is not traced. Creates short-lived tuples in the current
 // interpreter. Where: GIL held; `obj` alive.
 bool TracemallocSite(PyObject* obj, std::string* filename, int* lineno);
-
 
 // --- Extra referents: references tp_traverse does not report (issue 12) ---
 // gc.get_referents sees only what a type's tp_traverse reports, and

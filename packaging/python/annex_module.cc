@@ -52,11 +52,10 @@ double Seconds(PyObject* obj, const char* name) {
 }
 
 PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"console",       "watchdog",
-                                 "metrics_port",  "console_dir",
-                                 "tcp_port",      "allow_exec_target",
-                                 "heap_interval", "program_name",
-                                 nullptr};
+  static const char* kwlist[] = {
+      "console",       "watchdog",     "metrics_port",
+      "console_dir",   "tcp_port",     "allow_exec_target",
+      "heap_interval", "program_name", nullptr};
   int console = 1, allow_exec_target = 0;
   PyObject* watchdog = Py_None;
   PyObject* metrics_port = Py_None;
@@ -191,16 +190,15 @@ PyObject* Exec(PyObject*, PyObject* args, PyObject* kwargs) {
   const std::string text = code;
   absl::StatusOr<std::string> out;
   // The annex needs the GIL to run the code: release it while waiting.
-  Py_BEGIN_ALLOW_THREADS
-  out = g_monitor->ExecInAnnex(text, limit);
-  Py_END_ALLOW_THREADS
-  if (!out.ok()) return RaiseStatus(out.status());
+  Py_BEGIN_ALLOW_THREADS out = g_monitor->ExecInAnnex(text, limit);
+  Py_END_ALLOW_THREADS if (!out.ok()) return RaiseStatus(out.status());
   return PyUnicode_DecodeUTF8(out->data(), static_cast<Py_ssize_t>(out->size()),
                               "replace");
 }
 
 PyMethodDef kMethods[] = {
-    {"start", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Start)),
+    {"start",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Start)),
      METH_VARARGS | METH_KEYWORDS, "Starts the monitor (see annex.start)."},
     {"stop", Stop, METH_NOARGS, "Stops the monitor."},
     {"running", Running, METH_NOARGS, "Whether the monitor runs."},
@@ -215,9 +213,15 @@ PyMethodDef kMethods[] = {
 };
 
 PyModuleDef kModule = {
-    PyModuleDef_HEAD_INIT, "annex._annex",
-    "Annex's monitor for this process (use the annex package).", -1, kMethods,
-    nullptr, nullptr, nullptr, nullptr,
+    PyModuleDef_HEAD_INIT,
+    "annex._annex",
+    "Annex's monitor for this process (use the annex package).",
+    -1,
+    kMethods,
+    nullptr,
+    nullptr,
+    nullptr,
+    nullptr,
 };
 
 }  // namespace

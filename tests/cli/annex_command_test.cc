@@ -2,6 +2,7 @@
 // behaves like the interpreter it embeds (compared case by case with that
 // interpreter run directly), and `annex exec` / `attach` reach a live
 // program's annex over the real socket.
+#include <Python.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -21,8 +22,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <Python.h>
 
 #include "absl/strings/str_cat.h"
 #include "annex_python_build.h"
@@ -45,8 +44,9 @@ std::string AnnexBinary() {
 }
 
 // Runs argv with `input` on stdin; environment plus `env` ("K=V").
-Result RunProcess(const std::vector<std::string>& argv, const std::string& input = "",
-           const std::vector<std::string>& env = {}) {
+Result RunProcess(const std::vector<std::string>& argv,
+                  const std::string& input = "",
+                  const std::vector<std::string>& env = {}) {
   int in[2], out[2], err[2];
   // Close-on-exec: another thread's child must not inherit our pipes (it
   // would hold them open, and this read would wait for it to exit).
@@ -61,7 +61,8 @@ Result RunProcess(const std::vector<std::string>& argv, const std::string& input
     for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) close(fd);
     for (const std::string& kv : env) putenv(const_cast<char*>(kv.c_str()));
     std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const std::string& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     execv(args[0], args.data());
     _exit(127);
@@ -93,7 +94,8 @@ Result RunProcess(const std::vector<std::string>& argv, const std::string& input
   }
   int status = 0;
   waitpid(pid, &status, 0);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.exit_code =
+      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return r;
 }
 
@@ -149,11 +151,13 @@ TEST(AnnexCommandTest, HelpAndUsageErrors) {
 }
 
 TEST(AnnexCommandTest, RunScriptIsLikePython) {
-  std::string s = WriteScript("argv.py",
-                              "import sys\n"
-                              "print(sys.argv[1:], __name__)\n"
-                              "print(sys.executable.endswith('python" ANNEX_PYTHON_VERSION "'))\n"
-                              "raise SystemExit(3)\n");
+  std::string s =
+      WriteScript("argv.py",
+                  "import sys\n"
+                  "print(sys.argv[1:], __name__)\n"
+                  "print(sys.executable.endswith('python" ANNEX_PYTHON_VERSION
+                  "'))\n"
+                  "raise SystemExit(3)\n");
   ExpectLikePython({s, "a", "b c"});
 }
 
@@ -174,17 +178,19 @@ TEST(AnnexCommandTest, ExecAndAttachReachALiveProgram) {
   ASSERT_NE(mkdtemp(dir), nullptr);
   std::string env = std::string("XDG_RUNTIME_DIR=") + dir;
   std::string flag = std::string(dir) + "/stop";
-  std::string app = WriteScript(
-      "service.py",
-      "import os, threading, time\n"
-      "cache = {}\n"
-      "def worker():\n"
-      "    while not os.path.exists(" + std::string("'") + flag + "'):\n"
-      "        cache[len(cache) % 100] = 'x'\n"
-      "        time.sleep(0.01)\n"
-      "t = threading.Thread(target=worker, name='filler')\n"
-      "t.start(); t.join()\n"
-      "print('service done')\n");
+  std::string app =
+      WriteScript("service.py",
+                  "import os, threading, time\n"
+                  "cache = {}\n"
+                  "def worker():\n"
+                  "    while not os.path.exists(" +
+                      std::string("'") + flag +
+                      "'):\n"
+                      "        cache[len(cache) % 100] = 'x'\n"
+                      "        time.sleep(0.01)\n"
+                      "t = threading.Thread(target=worker, name='filler')\n"
+                      "t.start(); t.join()\n"
+                      "print('service done')\n");
   pid_t pid = 0;
   Result service;
   std::thread runner([&] {
@@ -198,7 +204,8 @@ TEST(AnnexCommandTest, ExecAndAttachReachALiveProgram) {
     size_t at = ps.out.find("service.py");
     if (at != std::string::npos) {
       size_t line = ps.out.rfind('\n', at);
-      pid = std::atoi(ps.out.c_str() + (line == std::string::npos ? 0 : line + 1));
+      pid = std::atoi(ps.out.c_str() +
+                      (line == std::string::npos ? 0 : line + 1));
     }
   }
   ASSERT_GT(pid, 0) << "the service never showed up in `annex ps`";
@@ -210,12 +217,11 @@ TEST(AnnexCommandTest, ExecAndAttachReachALiveProgram) {
   Result raised = RunProcess({AnnexBinary(), "exec", p, "1/0"}, "", {env});
   EXPECT_EQ(raised.exit_code, 1);
   EXPECT_NE(raised.err.find("ZeroDivisionError"), std::string::npos);
-  Result from_stdin =
-      RunProcess({AnnexBinary(), "exec", p, "-"}, "import sys\nprint('ns' in dir())\n",
-          {env});
+  Result from_stdin = RunProcess({AnnexBinary(), "exec", p, "-"},
+                                 "import sys\nprint('ns' in dir())\n", {env});
   EXPECT_EQ(from_stdin.out, "False\n");
-  Result attach =
-      RunProcess({AnnexBinary(), "attach", p}, ".threads\n.stacks\nx = 5\nx * 2\n", {env});
+  Result attach = RunProcess({AnnexBinary(), "attach", p},
+                             ".threads\n.stacks\nx = 5\nx * 2\n", {env});
   EXPECT_EQ(attach.exit_code, 0) << attach.err;
   EXPECT_NE(attach.out.find("\"filler\""), std::string::npos) << attach.out;
   EXPECT_NE(attach.out.find("\"MainThread\""), std::string::npos);
@@ -223,7 +229,8 @@ TEST(AnnexCommandTest, ExecAndAttachReachALiveProgram) {
   EXPECT_NE(attach.out.find("10"), std::string::npos);
   Result refused =
       RunProcess({AnnexBinary(), "attach", p}, ".exec-target 1+1\n", {env});
-  EXPECT_NE((refused.out + refused.err).find("not permitted"), std::string::npos)
+  EXPECT_NE((refused.out + refused.err).find("not permitted"),
+            std::string::npos)
       << refused.out << refused.err;
 
   std::ofstream(flag) << "stop";
@@ -286,11 +293,15 @@ TEST(AnnexCommandTest, ConsoleAnswersWhileATargetThreadKeepsTheGil) {
       env, "spinner.py",
       "import threading, time\n"
       "def spin():\n"
-      "    open('" + started + "', 'w').close()\n"
-      "    sum(range(10**12))\n"
-      "    open('" + done + "', 'w').close()\n"
-      "threading.Thread(target=spin, name='spinner', daemon=True).start()\n"
-      "time.sleep(3600)\n",
+      "    open('" +
+          started +
+          "', 'w').close()\n"
+          "    sum(range(10**12))\n"
+          "    open('" +
+          done +
+          "', 'w').close()\n"
+          "threading.Thread(target=spin, name='spinner', daemon=True).start()\n"
+          "time.sleep(3600)\n",
       &runner, &service);
   ASSERT_GT(pid, 0) << "the service never showed up in `annex ps`";
   std::string p = std::to_string(pid);
@@ -334,12 +345,13 @@ TEST(AnnexCommandTest, ClientKilledDuringASleepLeavesTheAnnexFree) {
   std::string sleeping = std::string(dir) + "/sleeping";
   std::thread runner;
   Result service;
-  pid_t pid = StartService(
-      env, "idle.py",
-      "import os, time\n"
-      "while not os.path.exists('" + stop + "'):\n"
-      "    time.sleep(0.02)\n",
-      &runner, &service);
+  pid_t pid = StartService(env, "idle.py",
+                           "import os, time\n"
+                           "while not os.path.exists('" +
+                               stop +
+                               "'):\n"
+                               "    time.sleep(0.02)\n",
+                           &runner, &service);
   ASSERT_GT(pid, 0) << "the service never showed up in `annex ps`";
   std::string p = std::to_string(pid);
 
@@ -350,8 +362,8 @@ TEST(AnnexCommandTest, ClientKilledDuringASleepLeavesTheAnnexFree) {
     dup2(null, 1);
     dup2(null, 2);
     putenv(const_cast<char*>(env.c_str()));
-    std::string code = "import time\nopen('" + sleeping +
-                       "', 'w').close()\ntime.sleep(60)\n";
+    std::string code =
+        "import time\nopen('" + sleeping + "', 'w').close()\ntime.sleep(60)\n";
     std::string bin = AnnexBinary();
     execl(bin.c_str(), bin.c_str(), "exec", p.c_str(), code.c_str(),
           static_cast<char*>(nullptr));
@@ -362,9 +374,9 @@ TEST(AnnexCommandTest, ClientKilledDuringASleepLeavesTheAnnexFree) {
   int status = 0;
   waitpid(client, &status, 0);
 
-  Result next = RunProcess(
-      {AnnexBinary(), "exec", "--timeout", "20", p, "print('free')"}, "",
-      {env});
+  Result next =
+      RunProcess({AnnexBinary(), "exec", "--timeout", "20", p, "print('free')"},
+                 "", {env});
   EXPECT_EQ(next.exit_code, 0) << next.err;
   EXPECT_EQ(next.out, "free\n");
 
@@ -382,16 +394,17 @@ TEST(AnnexCommandTest, OverLongOutputIsRefusedWithANote) {
   std::string stop = std::string(dir) + "/stop";
   std::thread runner;
   Result service;
-  pid_t pid = StartService(
-      env, "quiet.py",
-      "import os, time\n"
-      "while not os.path.exists('" + stop + "'):\n"
-      "    time.sleep(0.02)\n",
-      &runner, &service);
+  pid_t pid = StartService(env, "quiet.py",
+                           "import os, time\n"
+                           "while not os.path.exists('" +
+                               stop +
+                               "'):\n"
+                               "    time.sleep(0.02)\n",
+                           &runner, &service);
   ASSERT_GT(pid, 0);
-  Result big = RunProcess({AnnexBinary(), "exec", std::to_string(pid),
-                           "print('x' * (2 << 20))"},
-                          "", {env});
+  Result big = RunProcess(
+      {AnnexBinary(), "exec", std::to_string(pid), "print('x' * (2 << 20))"},
+      "", {env});
   EXPECT_EQ(big.exit_code, 5) << big.err.substr(0, 300);
   EXPECT_NE(big.out.find("bytes cut"), std::string::npos);
   std::ofstream(stop) << "stop";
@@ -441,7 +454,8 @@ TEST(AnnexCommandTest, ForkingProgramRunsAndStaysObservable) {
     size_t at = ps.out.find("forker.py");
     if (at == std::string::npos) continue;
     size_t line = ps.out.rfind('\n', at);
-    pid = std::atoi(ps.out.c_str() + (line == std::string::npos ? 0 : line + 1));
+    pid =
+        std::atoi(ps.out.c_str() + (line == std::string::npos ? 0 : line + 1));
     // Once the forks are done the program waits: ask it then.
     Result q = RunProcess(
         {AnnexBinary(), "exec", std::to_string(pid),
@@ -462,10 +476,19 @@ TEST(AnnexCommandTest, ForkingProgramRunsAndStaysObservable) {
 // (Debian's libpython3.11-testsuite), questioned live while it runs. It must
 // end exactly as it does under the plain interpreter.
 TEST(AnnexCommandTest, StdlibTestSuiteUnderAnnexWhileQueried) {
-  const std::vector<std::string> suite = {
-      "-m", "test", "test_json", "test_collections", "test_dict",
-      "test_set", "test_list", "test_itertools", "test_functools",
-      "test_string", "test_textwrap", "test_heapq", "test_bisect"};
+  const std::vector<std::string> suite = {"-m",
+                                          "test",
+                                          "test_json",
+                                          "test_collections",
+                                          "test_dict",
+                                          "test_set",
+                                          "test_list",
+                                          "test_itertools",
+                                          "test_functools",
+                                          "test_string",
+                                          "test_textwrap",
+                                          "test_heapq",
+                                          "test_bisect"};
   std::vector<std::string> plain = {ANNEX_PYTHON_EXECUTABLE};
   plain.insert(plain.end(), suite.begin(), suite.end());
   Result reference = RunProcess(plain);
@@ -484,8 +507,10 @@ TEST(AnnexCommandTest, StdlibTestSuiteUnderAnnexWhileQueried) {
   const int metrics_port = FreeLoopbackPort();
   ASSERT_GT(metrics_port, 0);
   std::vector<std::string> monitored = {
-      AnnexBinary(), "run", "--watchdog", "20", "--metrics-port",
-      std::to_string(metrics_port), "--heap-interval", "1"};
+      AnnexBinary(),     "run",
+      "--watchdog",      "20",
+      "--metrics-port",  std::to_string(metrics_port),
+      "--heap-interval", "1"};
   monitored.insert(monitored.end(), suite.begin(), suite.end());
   Result run;
   std::atomic<bool> done{false};
@@ -530,15 +555,17 @@ TEST(AnnexCommandTest, StdlibTestSuiteUnderAnnexWhileQueried) {
     std::string metrics = HttpGet(metrics_port, "/metrics");
     if (!metrics.empty()) {
       ++scrapes;
-      served = std::max(served, MetricValue(
-          metrics, "annex_watchdog_heartbeats_served_total"));
-      objects = std::max(objects, MetricValue(
-          metrics, "annex_python_objects{source=\"heap_engine\"}"));
-      for (const char* kind : {"stuck_in_c", "busy_python",
-                               "blocked_without_gil"}) {
+      served = std::max(
+          served,
+          MetricValue(metrics, "annex_watchdog_heartbeats_served_total"));
+      objects = std::max(
+          objects,
+          MetricValue(metrics, "annex_python_objects{source=\"heap_engine\"}"));
+      for (const char* kind :
+           {"stuck_in_c", "busy_python", "blocked_without_gil"}) {
         stalls += MetricValue(
-            metrics, absl::StrCat("annex_watchdog_stalls_total{kind=\"", kind,
-                                  "\"}"));
+            metrics,
+            absl::StrCat("annex_watchdog_stalls_total{kind=\"", kind, "\"}"));
       }
     }
   }
@@ -557,9 +584,10 @@ TEST(AnnexCommandTest, StdlibTestSuiteUnderAnnexWhileQueried) {
   EXPECT_EQ(stalls, 0);
   EXPECT_GT(objects, 10000);
   EXPECT_EQ(run.err.find("annex watchdog: "), std::string::npos) << run.err;
-  std::printf("answered %d heap questions, %d with paths, %d stacks; "
-              "%d scrapes: %.0f heartbeats served, %.0f objects\n",
-              answered, paths, stacks, scrapes, served, objects);
+  std::printf(
+      "answered %d heap questions, %d with paths, %d stacks; "
+      "%d scrapes: %.0f heartbeats served, %.0f objects\n",
+      answered, paths, stacks, scrapes, served, objects);
 }
 
 // `annex attach` kept open: lines are written to it one at a time and its
@@ -630,22 +658,24 @@ TEST(AnnexCommandTest, ConsoleClientsHaveTheirOwnReferencePoints) {
   // "b"), and writes each one's id for the test.
   std::thread runner;
   Result service;
-  pid_t pid = StartService(
-      env, "refpoints.py",
-      "import os, time\n"
-      "d = '" + base + "'\n"
-      "held = {}\n"
-      "for name in ('a', 'b'):\n"
-      "    while not os.path.exists(d + name):\n"
-      "        time.sleep(0.01)\n"
-      "    held[name] = [object() for i in range(50)]\n"
-      "    with open(d + name + '.tmp', 'w') as f:\n"
-      "        f.write(str(id(held[name])))\n"
-      "    os.rename(d + name + '.tmp', d + name + '.id')\n"
-      "while not os.path.exists(d + 'stop'):\n"
-      "    time.sleep(0.01)\n"
-      "print('done', len(held))\n",
-      &runner, &service);
+  pid_t pid =
+      StartService(env, "refpoints.py",
+                   "import os, time\n"
+                   "d = '" +
+                       base +
+                       "'\n"
+                       "held = {}\n"
+                       "for name in ('a', 'b'):\n"
+                       "    while not os.path.exists(d + name):\n"
+                       "        time.sleep(0.01)\n"
+                       "    held[name] = [object() for i in range(50)]\n"
+                       "    with open(d + name + '.tmp', 'w') as f:\n"
+                       "        f.write(str(id(held[name])))\n"
+                       "    os.rename(d + name + '.tmp', d + name + '.id')\n"
+                       "while not os.path.exists(d + 'stop'):\n"
+                       "    time.sleep(0.01)\n"
+                       "print('done', len(held))\n",
+                   &runner, &service);
   ASSERT_GT(pid, 0);
   const std::string p = std::to_string(pid);
   auto make = [&](const std::string& name) {
@@ -665,10 +695,9 @@ TEST(AnnexCommandTest, ConsoleClientsHaveTheirOwnReferencePoints) {
     Result exec =
         RunProcess({AnnexBinary(), "exec", p, "hp.setref()"}, "", {env});
     EXPECT_EQ(exec.exit_code, 0) << exec.err;
-    const std::string ask = "h = hp.heap()\nprint('in', " + a + " in h, " + b +
-                            " in h, h.count)";
-    const std::string r1 = one.Ask(ask), r2 = two.Ask(ask),
-                      r3 = three.Ask(ask);
+    const std::string ask =
+        "h = hp.heap()\nprint('in', " + a + " in h, " + b + " in h, h.count)";
+    const std::string r1 = one.Ask(ask), r2 = two.Ask(ask), r3 = three.Ask(ask);
     EXPECT_NE(r1.find("in True True "), std::string::npos) << r1;
     EXPECT_NE(r2.find("in False True "), std::string::npos) << r2;
     // Client three cleared its reference point: the whole heap.

@@ -41,7 +41,7 @@ std::string AnnexBinary() {
 // Runs argv with `env` ("K=V") added, or removed when "K" alone; stdin is
 // /dev/null, the output goes through a file.
 Result RunCmd(const std::vector<std::string>& argv,
-           const std::vector<std::string>& env = {}) {
+              const std::vector<std::string>& env = {}) {
   const std::string out_path = Tmp() + "/run.out";
   pid_t pid = fork();
   if (pid == 0) {
@@ -59,7 +59,8 @@ Result RunCmd(const std::vector<std::string>& argv,
       }
     }
     std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const std::string& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     execv(args[0], args.data());
     _exit(127);
@@ -67,7 +68,8 @@ Result RunCmd(const std::vector<std::string>& argv,
   int status = 0;
   waitpid(pid, &status, 0);
   Result r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.exit_code =
+      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   std::ifstream f(out_path);
   std::stringstream ss;
   ss << f.rdbuf();
@@ -86,20 +88,20 @@ class VenvTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     venv_ = new std::string(Tmp() + "/venv");
-    Result made = RunCmd({ANNEX_PYTHON_EXECUTABLE, "-m", "venv", "--without-pip",
-                       *venv_});
+    Result made = RunCmd(
+        {ANNEX_PYTHON_EXECUTABLE, "-m", "venv", "--without-pip", *venv_});
     ASSERT_EQ(made.exit_code, 0) << made.output;
     WriteFile(*venv_ + "/lib/python" ANNEX_PYTHON_VERSION
                        "/site-packages/only_in_venv.py",
               "WHERE = 'venv'\n");
-    script_ = new std::string(WriteFile(
-        Tmp() + "/app.py",
-        "import sys\n"
-        "import only_in_venv\n"
-        "print('imported from', only_in_venv.WHERE)\n"
-        "print('prefix', sys.prefix)\n"
-        "print('base_prefix', sys.base_prefix)\n"
-        "print('executable', sys.executable)\n"));
+    script_ =
+        new std::string(WriteFile(Tmp() + "/app.py",
+                                  "import sys\n"
+                                  "import only_in_venv\n"
+                                  "print('imported from', only_in_venv.WHERE)\n"
+                                  "print('prefix', sys.prefix)\n"
+                                  "print('base_prefix', sys.base_prefix)\n"
+                                  "print('executable', sys.executable)\n"));
   }
   static std::string* venv_;
   static std::string* script_;
@@ -109,7 +111,8 @@ std::string* VenvTest::script_ = nullptr;
 
 TEST_F(VenvTest, ActiveVenvIsHonouredLikePython) {
   const std::string env = "VIRTUAL_ENV=" + *venv_;
-  Result annex = RunCmd({AnnexBinary(), "run", "--no-console", *script_}, {env});
+  Result annex =
+      RunCmd({AnnexBinary(), "run", "--no-console", *script_}, {env});
   ASSERT_EQ(annex.exit_code, 0) << annex.output;
   EXPECT_NE(annex.output.find("imported from venv"), std::string::npos);
   EXPECT_NE(annex.output.find("prefix " + *venv_ + "\n"), std::string::npos)
@@ -132,8 +135,8 @@ TEST_F(VenvTest, ActiveVenvIsHonouredLikePython) {
 
 TEST_F(VenvTest, PythonOptionPicksTheInterpreter) {
   Result annex = RunCmd({AnnexBinary(), "run", "--no-console", "--python",
-                      *venv_ + "/bin/python", *script_},
-                     {"VIRTUAL_ENV"});
+                         *venv_ + "/bin/python", *script_},
+                        {"VIRTUAL_ENV"});
   ASSERT_EQ(annex.exit_code, 0) << annex.output;
   EXPECT_NE(annex.output.find("imported from venv"), std::string::npos);
 }
@@ -158,14 +161,14 @@ TEST(AnnexRunPythonTest, OtherVersionOrNoInterpreterIsRefused) {
                               "Python " ANNEX_PYTHON_VERSION),
             std::string::npos)
       << other.output;
-  Result missing = RunCmd({AnnexBinary(), "run", "--python", "/no/such/python",
-                        "-c", "pass"});
+  Result missing = RunCmd(
+      {AnnexBinary(), "run", "--python", "/no/such/python", "-c", "pass"});
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_NE(missing.output.find("no executable interpreter at /no/such/python"),
             std::string::npos)
       << missing.output;
   Result venv = RunCmd({AnnexBinary(), "run", "-c", "pass"},
-                    {"VIRTUAL_ENV=/no/such/venv"});
+                       {"VIRTUAL_ENV=/no/such/venv"});
   EXPECT_EQ(venv.exit_code, 2);
   EXPECT_NE(venv.output.find("has no bin/python"), std::string::npos)
       << venv.output;

@@ -1,5 +1,5 @@
-// Console server security rules (docs/design.md, Security): private directory and
-// socket modes, peer uid, TCP token, exec-target permission, and the life
+// Console server security rules (docs/design.md, Security): private directory
+// and socket modes, peer uid, TCP token, exec-target permission, and the life
 // cycle of the files on disk (removed on Stop, stale ones cleaned).
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -47,9 +47,9 @@ absl::flat_hash_map<uintptr_t, std::string> Expected(const std::string& expr) {
 }
 
 // What the old algorithm (DictOwners' hash map) names member i.
-std::string Reference(const TypeNamer& namer, const std::vector<uintptr_t>& set,
-                      size_t i,
-                      const absl::flat_hash_map<uintptr_t, PyTypeObject*>& owners) {
+std::string Reference(
+    const TypeNamer& namer, const std::vector<uintptr_t>& set, size_t i,
+    const absl::flat_hash_map<uintptr_t, PyTypeObject*>& owners) {
   PyObject* obj = reinterpret_cast<PyObject*>(set[i]);
   if (Py_TYPE(obj) != &PyDict_Type) return namer.Name(Py_TYPE(obj));
   auto it = owners.find(set[i]);
@@ -97,10 +97,10 @@ TEST_F(ClassifyObjectsTest, NamesEachDictByItsOwnerAsTheTargetSeesIt) {
   absl::StatusOr<heap::HeapGraph> g = Walk();
   ASSERT_TRUE(g.ok()) << g.status();
   // GIL held since the walk: its objects are alive.
-  KindedSet set = ClassifyObjects(*namer, g->addresses, g->sizes, &g->addresses);
+  KindedSet set =
+      ClassifyObjects(*namer, g->addresses, g->sizes, &g->addresses);
   ASSERT_EQ(set.clodo.size(), set.count());
-  absl::flat_hash_map<uintptr_t, std::string> expected =
-      Expected("expected");
+  absl::flat_hash_map<uintptr_t, std::string> expected = Expected("expected");
   ASSERT_GT(expected.size(), 500u);
   size_t checked = 0, owned = 0;
   for (size_t i = 0; i < set.count(); ++i) {
@@ -190,8 +190,8 @@ TEST_F(ClassifyObjectsTest, AgreesWithTheOwnerMapOnWholeHeapsAndSubsets) {
     EXPECT_GE(owners.size(), 2u);
   }
   // Without an owner scan, no Clodo kinds are made.
-  EXPECT_TRUE(ClassifyObjects(*namer, g->addresses, g->sizes, nullptr)
-                  .clodo.empty());
+  EXPECT_TRUE(
+      ClassifyObjects(*namer, g->addresses, g->sizes, nullptr).clodo.empty());
 }
 
 }  // namespace

@@ -12,8 +12,8 @@ namespace annex {
 namespace {
 
 using ::annex::testing::EvalTarget;
-using ::annex::testing::TargetStr;
 using ::annex::testing::RunTargetCode;
+using ::annex::testing::TargetStr;
 
 std::string Exec(Monitor& m, const std::string& code) {
   auto out = m.ExecInAnnex(code);
@@ -75,7 +75,8 @@ def oracle_rows(objs, clodo):
 // Prints the rows of `expr` (an IdSet) in the oracle's format.
 std::string AnnexRows(const std::string& expr) {
   return "print('\\n'.join(sorted('%s|%d|%d' % (p.kind.brief, p.count, p.size)"
-         " for p in (" + expr + ").parts)))\n";
+         " for p in (" +
+         expr + ").parts)))\n";
 }
 
 class HpClassifyTest : public ::testing::Test {
@@ -129,13 +130,14 @@ TEST_F(HpClassifyTest, ByTypeAndByClodoAgreeWithTheTargetsOwnCount) {
     ASSERT_TRUE(RunTargetCode(w.code));
     ASSERT_TRUE(RunTargetCode("ids = [id(o) for o in objs]"));
     std::string ids = TargetStr("repr(ids)");
-    std::string annex = Exec(monitor_,
-                             "s = hp.idset(" + ids + ")\n"
-                             "print(len(s))\n" +
-                                 AnnexRows("s.bytype") + "print('--')\n" +
-                                 AnnexRows("s.byclodo") + "print('--')\n" +
-                                 // The default partition is by Clodo.
-                                 AnnexRows("s"));
+    std::string annex =
+        Exec(monitor_, "s = hp.idset(" + ids +
+                           ")\n"
+                           "print(len(s))\n" +
+                           AnnexRows("s.bytype") + "print('--')\n" +
+                           AnnexRows("s.byclodo") + "print('--')\n" +
+                           // The default partition is by Clodo.
+                           AnnexRows("s"));
     std::string expected = TargetStr(
         "str(len(objs)) + '\\n' + oracle_rows(objs, False) + "
         "'\\n--\\n' + oracle_rows(objs, True) + '\\n--\\n' + "
@@ -178,21 +180,20 @@ constexpr char kRegistry[] =
 
 TEST_F(HpClassifyTest, ByviaAndByrcsNameHowTheObjectIsHeld) {
   ASSERT_TRUE(RunTargetCode(kRegistry));
-  std::string out = Exec(
-      monitor_,
-      "h = hp.heap()\n"
-      "held = h & hp.Type('__main__.Held')\n"
-      "print(len(held))\n"
-      "print(held.byvia.kind.brief)\n"
-      "print(held.byrcs.kind.brief)\n"
-      "reg = h & hp.Via(\"['registry']\")\n"
-      "print(reg.byrcs.kind.brief, '|', reg.kind.brief)\n"
-      "print(repr(held.byvia).splitlines()[1])\n"
-      "print(repr(held.byrcs).splitlines()[1])\n"
-      // Kinds of these classifiers select the same objects.
-      "print((h & hp.Via(\"['k']\")) == held,"
-      " len(held & hp.Rcs(hp.Clodo(dictof=()))),"
-      " len(held & hp.Rcs('dict of module')))\n");
+  std::string out = Exec(monitor_,
+                         "h = hp.heap()\n"
+                         "held = h & hp.Type('__main__.Held')\n"
+                         "print(len(held))\n"
+                         "print(held.byvia.kind.brief)\n"
+                         "print(held.byrcs.kind.brief)\n"
+                         "reg = h & hp.Via(\"['registry']\")\n"
+                         "print(reg.byrcs.kind.brief, '|', reg.kind.brief)\n"
+                         "print(repr(held.byvia).splitlines()[1])\n"
+                         "print(repr(held.byrcs).splitlines()[1])\n"
+                         // Kinds of these classifiers select the same objects.
+                         "print((h & hp.Via(\"['k']\")) == held,"
+                         " len(held & hp.Rcs(hp.Clodo(dictof=()))),"
+                         " len(held & hp.Rcs('dict of module')))\n");
   EXPECT_EQ(out,
             "1\n\"['k']\"\ndict (no owner)\ndict of module | dict (no owner)\n"
             " Index  Count   %     Size   % Cumulative  % Referred Via:\n"
@@ -206,14 +207,14 @@ TEST_F(HpClassifyTest, ByviaAndByrcsNameHowTheObjectIsHeld) {
 // scanned once for all of them; each member still gets its own edge, and
 // one held twice gets both.
 TEST_F(HpClassifyTest, ByviaNamesEachMemberOfABigContainer) {
-  ASSERT_TRUE(RunTargetCode(
-      "class Bv:\n"
-      "    __slots__ = ('n',)\n"
-      "    def __hash__(self): return 7\n"
-      "bv_list = [Bv() for _ in range(12)]\n"
-      "bv_dict = {'k%d' % i: Bv() for i in range(10)}\n"
-      "bv_keys = {Bv(): None for _ in range(9)}\n"
-      "bv_list.append(bv_dict['k4'])\n"));
+  ASSERT_TRUE(
+      RunTargetCode("class Bv:\n"
+                    "    __slots__ = ('n',)\n"
+                    "    def __hash__(self): return 7\n"
+                    "bv_list = [Bv() for _ in range(12)]\n"
+                    "bv_dict = {'k%d' % i: Bv() for i in range(10)}\n"
+                    "bv_keys = {Bv(): None for _ in range(9)}\n"
+                    "bv_list.append(bv_dict['k4'])\n"));
   std::string out = Exec(
       monitor_,
       "s = hp.heap() & hp.Type('__main__.Bv')\n"
@@ -232,10 +233,10 @@ TEST_F(HpClassifyTest, ByviaNamesEachMemberOfABigContainer) {
 }
 
 TEST_F(HpClassifyTest, TypeAndSizeCombination) {
-  ASSERT_TRUE(RunTargetCode(
-      "class Pair:\n"
-      "    __slots__ = ('a', 'b')\n"
-      "pairs = [Pair() for _ in range(4)]\n"));
+  ASSERT_TRUE(
+      RunTargetCode("class Pair:\n"
+                    "    __slots__ = ('a', 'b')\n"
+                    "pairs = [Pair() for _ in range(4)]\n"));
   long size = 0;
   {
     PyObject* v = EvalTarget("__import__('sys').getsizeof(pairs[0])");
@@ -248,9 +249,10 @@ TEST_F(HpClassifyTest, TypeAndSizeCombination) {
                          "print(t[1])\n"
                          "print(t[2][45:])\n"
                          "print(p.by('Type&Size').er)\n");
-  EXPECT_EQ(out, " Index  Count   %     Size   % Cumulative  % Type & "
-                 "Individual Size\n__main__.Pair & " +
-                     std::to_string(size) + "\nType&Size\n");
+  EXPECT_EQ(out,
+            " Index  Count   %     Size   % Cumulative  % Type & "
+            "Individual Size\n__main__.Pair & " +
+                std::to_string(size) + "\nType&Size\n");
 }
 
 TEST_F(HpClassifyTest, KindAlgebraSelectsWhatTheTargetSees) {
@@ -262,38 +264,46 @@ TEST_F(HpClassifyTest, KindAlgebraSelectsWhatTheTargetSees) {
   std::string ids = TargetStr("repr(ids)");
   std::string big = TargetStr("str(big)");
   std::string out = Exec(
-      monitor_,
-      "s = hp.idset(" + ids + ")\n"
-      "h = hp.heap()\n"
-      "print(len(s & hp.Size(200).alt('>=')), len(s - hp.Size(200).alt('>=')) "
-      "+ len(s & hp.Size(200).alt('>=')) == len(s))\n"
-      "d = h & hp.Type(dict)\n"
-      "print(all(k == 'dict' for k in [p.kind.brief for p in d.bytype.parts]))\n"
-      "print(len(h - hp.Type(int) & hp.Type.Int), hp.Type.Dict == hp.Type(dict))\n"
-      "print(d <= h, d < h, h >= d, h > d, d == h, (h & ~hp.Type(dict)) == (h - d))\n"
-      "both = h & (hp.Type(dict) | hp.Type(list))\n"
-      "print(len(both) == len(h & hp.Type(dict)) + len(h & hp.Type(list)))\n"
-      "print(len(h & hp.Module(name='wreg')), len(h & hp.Module(name='nope')))\n"
-      "print(len(h & hp.Clodo(dictof='__main__.Held')) == 0,"
-      " len(h & hp.Clodo(dictof='module')) > 10)\n"
-      "print(len(s & (hp.Type(bytes) & hp.Size(200).alt('<'))) + "
-      "len(s & hp.Size(200).alt('>=')) == len(s))\n");
-  EXPECT_EQ(out, big + " True\nTrue\n0 True\nTrue True True True False True\n"
-                       "True\n1 0\nTrue True\nTrue\n");
+      monitor_, "s = hp.idset(" + ids +
+                    ")\n"
+                    "h = hp.heap()\n"
+                    "print(len(s & hp.Size(200).alt('>=')), len(s - "
+                    "hp.Size(200).alt('>=')) "
+                    "+ len(s & hp.Size(200).alt('>=')) == len(s))\n"
+                    "d = h & hp.Type(dict)\n"
+                    "print(all(k == 'dict' for k in [p.kind.brief for p in "
+                    "d.bytype.parts]))\n"
+                    "print(len(h - hp.Type(int) & hp.Type.Int), hp.Type.Dict "
+                    "== hp.Type(dict))\n"
+                    "print(d <= h, d < h, h >= d, h > d, d == h, (h & "
+                    "~hp.Type(dict)) == (h - d))\n"
+                    "both = h & (hp.Type(dict) | hp.Type(list))\n"
+                    "print(len(both) == len(h & hp.Type(dict)) + len(h & "
+                    "hp.Type(list)))\n"
+                    "print(len(h & hp.Module(name='wreg')), len(h & "
+                    "hp.Module(name='nope')))\n"
+                    "print(len(h & hp.Clodo(dictof='__main__.Held')) == 0,"
+                    " len(h & hp.Clodo(dictof='module')) > 10)\n"
+                    "print(len(s & (hp.Type(bytes) & hp.Size(200).alt('<'))) + "
+                    "len(s & hp.Size(200).alt('>=')) == len(s))\n");
+  EXPECT_EQ(out, big +
+                     " True\nTrue\n0 True\nTrue True True True False True\n"
+                     "True\n1 0\nTrue True\nTrue\n");
   ASSERT_TRUE(RunTargetCode("del sys.modules['wreg'], wreg, blobs, ids"));
 }
 
 TEST_F(HpClassifyTest, RowsSlicesPartsAndTheOne) {
-  std::string out = Exec(monitor_,
-                         "h = hp.heap()\n"
-                         "rows = h.parts\n"
-                         "print(sum(len(r) for r in rows) == len(h))\n"
-                         "print(h[0:2] == (rows[0] | rows[1]), h[-1] == rows[-1])\n"
-                         "print(len(h.bysize[0].bysize.parts))\n"
-                         "one = hp.heap() & hp.Module(name='sys')\n"
-                         "print(len(one), one.theone.split()[1])\n"
-                         "print(one.brief)\n"
-                         "print(len(h.byunity.parts), h.byunity.kind.brief)\n");
+  std::string out =
+      Exec(monitor_,
+           "h = hp.heap()\n"
+           "rows = h.parts\n"
+           "print(sum(len(r) for r in rows) == len(h))\n"
+           "print(h[0:2] == (rows[0] | rows[1]), h[-1] == rows[-1])\n"
+           "print(len(h.bysize[0].bysize.parts))\n"
+           "one = hp.heap() & hp.Module(name='sys')\n"
+           "print(len(one), one.theone.split()[1])\n"
+           "print(one.brief)\n"
+           "print(len(h.byunity.parts), h.byunity.kind.brief)\n");
   EXPECT_EQ(out, "True\nTrue True\n1\n1 module\n<1 module>\n1 <Anything>\n");
 }
 
@@ -304,12 +314,12 @@ TEST_F(HpClassifyTest, ByprodNamesTheAllocationLine) {
                         "except RuntimeError as e:\n"
                         "    print('tracemalloc' in str(e))\n");
   EXPECT_EQ(no, "True\n");
-  ASSERT_TRUE(RunTargetCode(
-      "import tracemalloc\n"
-      "tracemalloc.start()\n"
-      "class Made:\n"
-      "    __slots__ = ('n',)\n"
-      "made = [Made() for _ in range(6)]\n"));
+  ASSERT_TRUE(
+      RunTargetCode("import tracemalloc\n"
+                    "tracemalloc.start()\n"
+                    "class Made:\n"
+                    "    __slots__ = ('n',)\n"
+                    "made = [Made() for _ in range(6)]\n"));
   std::string out = Exec(monitor_,
                          "m = hp.heap() & hp.Type('__main__.Made')\n"
                          "print(len(m), m.byprod.kind.brief)\n");
@@ -353,37 +363,37 @@ TEST_F(HpClassifyTest, BadArgumentsRaiseClearExceptions) {
 // NUL character (C would end them there: 'Type\0Size' became 'Type'),
 // empty names and empty parts, lone surrogates. Each gets a clear error.
 TEST_F(HpClassifyTest, BadNamesFromTheIssueGetClearErrors) {
-  std::string out = Exec(
-      monitor_,
-      "h = hp.heap()\n"
-      "def show(f, message=True):\n"
-      "    try:\n"
-      "        f()\n"
-      "        print('no error')\n"
-      "    except Exception as e:\n"
-      "        print(type(e).__name__ + ':',\n"
-      "              str(e).split('; known')[0] if message else '')\n"
-      "show(lambda: h.by('Type\\0Size'))\n"
-      "show(lambda: h.by(''))\n"
-      "show(lambda: h.by('Type&'))\n"
-      "show(lambda: h.by('&Type'))\n"
-      "show(lambda: h.by('Type&&Size'))\n"
-      "show(lambda: h.by('\\udc80'))\n"
-      "show(lambda: hp.Type('a\\0b'))\n"
-      "show(lambda: hp.Type(''))\n"
-      "show(lambda: hp.Clodo(dictof='x\\0'))\n"
-      "show(lambda: hp.Module(name='sys\\0'))\n"
-      "show(lambda: hp.Via('.a\\0'))\n"
-      "show(lambda: hp.Via(''))\n"
-      "show(lambda: hp.Rcs('dict\\0'))\n"
-      "show(lambda: hp.Size(3).alt('<\\0'))\n"
-      // Python's own message (differs by version) for an unknown name.
-      "show(lambda: getattr(h, 'bytype\\0x'), False)\n"
-      "show(lambda: getattr(hp, 'heap\\0'))\n"
-      "show(lambda: h.get_rp(stopkind='dict\\0'))\n"
-      "show(lambda: h.get_rp(stopkind=['dict', '']))\n"
-      "show(lambda: hp.load('/dev/zero'))\n"
-      "print(len(h.by('Type&Size').parts) > 1, h.by('Unity').er)\n");
+  std::string out =
+      Exec(monitor_,
+           "h = hp.heap()\n"
+           "def show(f, message=True):\n"
+           "    try:\n"
+           "        f()\n"
+           "        print('no error')\n"
+           "    except Exception as e:\n"
+           "        print(type(e).__name__ + ':',\n"
+           "              str(e).split('; known')[0] if message else '')\n"
+           "show(lambda: h.by('Type\\0Size'))\n"
+           "show(lambda: h.by(''))\n"
+           "show(lambda: h.by('Type&'))\n"
+           "show(lambda: h.by('&Type'))\n"
+           "show(lambda: h.by('Type&&Size'))\n"
+           "show(lambda: h.by('\\udc80'))\n"
+           "show(lambda: hp.Type('a\\0b'))\n"
+           "show(lambda: hp.Type(''))\n"
+           "show(lambda: hp.Clodo(dictof='x\\0'))\n"
+           "show(lambda: hp.Module(name='sys\\0'))\n"
+           "show(lambda: hp.Via('.a\\0'))\n"
+           "show(lambda: hp.Via(''))\n"
+           "show(lambda: hp.Rcs('dict\\0'))\n"
+           "show(lambda: hp.Size(3).alt('<\\0'))\n"
+           // Python's own message (differs by version) for an unknown name.
+           "show(lambda: getattr(h, 'bytype\\0x'), False)\n"
+           "show(lambda: getattr(hp, 'heap\\0'))\n"
+           "show(lambda: h.get_rp(stopkind='dict\\0'))\n"
+           "show(lambda: h.get_rp(stopkind=['dict', '']))\n"
+           "show(lambda: hp.load('/dev/zero'))\n"
+           "print(len(h.by('Type&Size').parts) > 1, h.by('Unity').er)\n");
   EXPECT_EQ(
       out,
       "ValueError: by(): the name 'Type\\x00Size' holds a NUL character "

@@ -11,8 +11,8 @@ namespace annex {
 namespace {
 
 using ::annex::testing::EvalTarget;
-using ::annex::testing::TargetLong;
 using ::annex::testing::RunTargetCode;
+using ::annex::testing::TargetLong;
 
 // `code` (any number of statements) as one console line: exec() in the
 // namespace of the host's `session`.
@@ -43,11 +43,11 @@ class HpHeapTest : public ::testing::Test {
 };
 
 TEST_F(HpHeapTest, SetrefThenHeapShowsExactlyThePlantedLeak) {
-  ASSERT_TRUE(RunTargetCode(
-      "class LeakedSession:\n"
-      "    __slots__ = ('n',)\n"
-      "    def __init__(self, n): self.n = n\n"
-      "registry = {'handlers': [], 'cache': {}}\n"));
+  ASSERT_TRUE(
+      RunTargetCode("class LeakedSession:\n"
+                    "    __slots__ = ('n',)\n"
+                    "    def __init__(self, n): self.n = n\n"
+                    "registry = {'handlers': [], 'cache': {}}\n"));
   // In the host's session 1: its hp (and reference point) lasts between
   // calls; a one-off ExecInAnnex's would end with its namespace.
   ASSERT_TRUE(monitor_.ExecInAnnex("hp.setref()", 1).ok());
@@ -60,15 +60,20 @@ TEST_F(HpHeapTest, SetrefThenHeapShowsExactlyThePlantedLeak) {
   EXPECT_NE(table.find("Partition of a set of"), std::string::npos) << table;
   EXPECT_NE(table.find("__main__.LeakedSession"), std::string::npos) << table;
   // The row of the leaked class counts exactly the planted objects.
-  std::string counts = monitor_.ExecInAnnex(
-      AsOneLine(
-          "h = hp.heap()\n"
-          "rows = [h[i] for i in range(len(h.all.splitlines()) - 2)]\n"
-          "leak = [r for r in rows if r.kind == '__main__.LeakedSession'][0]\n"
-          "print(leak.count, leak.size)\n"),
-      1).value_or("");
+  std::string counts =
+      monitor_
+          .ExecInAnnex(
+              AsOneLine(
+                  "h = hp.heap()\n"
+                  "rows = [h[i] for i in range(len(h.all.splitlines()) - 2)]\n"
+                  "leak = [r for r in rows if r.kind == "
+                  "'__main__.LeakedSession'][0]\n"
+                  "print(leak.count, leak.size)\n"),
+              1)
+          .value_or("");
   long size = TargetLong(
-      "sum(__import__('sys').getsizeof(v) for v in registry['cache'].values())");
+      "sum(__import__('sys').getsizeof(v) for v in "
+      "registry['cache'].values())");
   EXPECT_EQ(counts, "100 " + std::to_string(size) + "\n");
 }
 
@@ -80,13 +85,13 @@ TEST_F(HpHeapTest, ShortestPathNamesThePlantedPlace) {
       "    pass\n"
       "app_registry = {'handlers': [None, None, None, Holder()]}\n"
       "app_registry['handlers'][3].cache = Handler()\n"));
-  std::string paths = Exec(
-      monitor_,
-      "h = hp.heap()\n"
-      "rows = [h[i] for i in range(len(h.all.splitlines()) - 2)]\n"
-      "handler = [r for r in rows if r.kind == '__main__.Handler'][0]\n"
-      "print(handler.count)\n"
-      "print(handler.sp)\n");
+  std::string paths =
+      Exec(monitor_,
+           "h = hp.heap()\n"
+           "rows = [h[i] for i in range(len(h.all.splitlines()) - 2)]\n"
+           "handler = [r for r in rows if r.kind == '__main__.Handler'][0]\n"
+           "print(handler.count)\n"
+           "print(handler.sp)\n");
   EXPECT_EQ(paths.substr(0, 2), "1\n") << paths;
   EXPECT_NE(paths.find("%R.sys.modules['__main__'].__dict__['app_registry']"
                        "['handlers'][3]"),
@@ -97,22 +102,22 @@ TEST_F(HpHeapTest, ShortestPathNamesThePlantedPlace) {
 
 TEST_F(HpHeapTest, DomisizeEqualsTheTargetsOwnSizes) {
   // Each Blob alone holds its bytearray: freeing the Blobs frees both.
-  ASSERT_TRUE(RunTargetCode(
-      "class Blob:\n"
-      "    __slots__ = ('data',)\n"
-      "owned = [Blob() for _ in range(3)]\n"
-      "for b in owned:\n"
-      "    b.data = bytearray(1000)\n"
-      "del b\n"));
+  ASSERT_TRUE(
+      RunTargetCode("class Blob:\n"
+                    "    __slots__ = ('data',)\n"
+                    "owned = [Blob() for _ in range(3)]\n"
+                    "for b in owned:\n"
+                    "    b.data = bytearray(1000)\n"
+                    "del b\n"));
   long expected = TargetLong(
       "sum(__import__('sys').getsizeof(b) + __import__('sys').getsizeof(b.data)"
       " for b in owned)");
-  std::string out = Exec(
-      monitor_,
-      "h = hp.heap()\n"
-      "rows = [h[i] for i in range(len(h.all.splitlines()) - 2)]\n"
-      "blobs = [r for r in rows if r.kind == '__main__.Blob'][0]\n"
-      "print(blobs.count, blobs.domisize)\n");
+  std::string out =
+      Exec(monitor_,
+           "h = hp.heap()\n"
+           "rows = [h[i] for i in range(len(h.all.splitlines()) - 2)]\n"
+           "blobs = [r for r in rows if r.kind == '__main__.Blob'][0]\n"
+           "print(blobs.count, blobs.domisize)\n");
   EXPECT_EQ(out, "3 " + std::to_string(expected) + "\n");
 }
 
@@ -124,12 +129,12 @@ TEST_F(HpHeapTest, SetAlgebraAndHeapu) {
       "print(len(a - a), len(a & a) == len(a), len(a | hp.Nothing) == len(a))\n"
       "print(len(a ^ a), (a - b).count <= a.count)\n");
   EXPECT_EQ(out.substr(0, 15), "0 True True\n0 T") << out;
-  ASSERT_TRUE(RunTargetCode(
-      "import gc\n"
-      "gc.disable()\n"
-      "class Cyc:\n"
-      "    pass\n"
-      "_c = Cyc(); _c.me = _c; del _c\n"));
+  ASSERT_TRUE(
+      RunTargetCode("import gc\n"
+                    "gc.disable()\n"
+                    "class Cyc:\n"
+                    "    pass\n"
+                    "_c = Cyc(); _c.me = _c; del _c\n"));
   std::string u = Exec(monitor_, "print('__main__.Cyc' in hp.heapu().all)\n");
   EXPECT_EQ(u, "True\n");
   ASSERT_TRUE(RunTargetCode("gc.enable(); gc.collect()"));
@@ -150,10 +155,9 @@ TEST_F(HpHeapTest, HeapuShowsNothingOfAnnexItself) {
 }
 
 TEST_F(HpHeapTest, IdleAnnexSeesTheSameHeapEachTime) {
-  std::string out = Exec(
-      monitor_,
-      "counts = {len(hp.heap()) for _ in range(20)}\n"
-      "print(len(counts))\n");
+  std::string out = Exec(monitor_,
+                         "counts = {len(hp.heap()) for _ in range(20)}\n"
+                         "print(len(counts))\n");
   EXPECT_EQ(out, "1\n");
 }
 

@@ -52,8 +52,7 @@ hu_ids = (id(hu_a), id(hu_b), id(hu_g), id(HuNode))
   ASSERT_NE(a, nullptr);
   ASSERT_TRUE(RunTargetCode("del hu_a, hu_b, hu_g"));
   const std::string ids =
-      "ia, ib, ig = " +
-      std::to_string(TargetLong("hu_ids[0]")) + ", " +
+      "ia, ib, ig = " + std::to_string(TargetLong("hu_ids[0]")) + ", " +
       std::to_string(TargetLong("hu_ids[1]")) + ", " +
       std::to_string(TargetLong("hu_ids[2]")) + "\n" +
       "icls = " + std::to_string(TargetLong("hu_ids[3]")) + "\n";
@@ -138,13 +137,12 @@ del hv_snap, hv_mine
 )"));
   const long real = TargetLong("hv_real");
   ASSERT_GT(real, 0);
-  const long getsizeof =
-      TargetLong("sum(sys.getsizeof(o) for o in hv_batch)");
+  const long getsizeof = TargetLong("sum(sys.getsizeof(o) for o in hv_batch)");
   const std::string ids = annex::testing::TargetStr("repr(hv_ids)");
-  std::string out = Exec(monitor_,
-                         "x = hp.idset(" + ids + ")\n"
-                         "print(len(x), (hp.heap() & x).size, "
-                         "(hp.heap(values=True) & x).size)\n");
+  std::string out = Exec(monitor_, "x = hp.idset(" + ids +
+                                       ")\n"
+                                       "print(len(x), (hp.heap() & x).size, "
+                                       "(hp.heap(values=True) & x).size)\n");
   EXPECT_EQ(out, "50 " + std::to_string(getsizeof) + " " +
                      std::to_string(getsizeof + real) + "\n");
   // Nothing was materialized to find them.

@@ -78,13 +78,15 @@ hid_holder_id = id(hid_new)
 )"));
   // 3.11: about 480 of 500; 3.12 (inline values): about 160.
   ASSERT_GE(TargetLong("hid_reused"), 100) << "the premise: addresses reused";
-  std::string out = Exec(
-      monitor_, 1,
-      absl::StrCat("h = hp.heap()\n"
-                   "ids = ", TargetIdsText("hid_new_ids"), "\n"
-                   "print(sum(1 for a in ids if a in h), ",
-                   TargetLong("hid_holder_id"), " in h)\n"
-                   "print(h.byclodo)\n"));
+  std::string out = Exec(monitor_, 1,
+                         absl::StrCat("h = hp.heap()\n"
+                                      "ids = ",
+                                      TargetIdsText("hid_new_ids"),
+                                      "\n"
+                                      "print(sum(1 for a in ids if a in h), ",
+                                      TargetLong("hid_holder_id"),
+                                      " in h)\n"
+                                      "print(h.byclodo)\n"));
   EXPECT_EQ(out.substr(0, out.find('\n')), "500 True") << out;
   EXPECT_NE(out.find("__main__.HpIdItem"), std::string::npos) << out;
   ASSERT_TRUE(RunTargetCode("del hid_new, hid_new_ids, hid_old_ids"));
@@ -95,11 +97,13 @@ hid_holder_id = id(hid_new)
 // clearref in another session change neither.
 TEST_F(HpIdentityTest, ReferencePointsBelongToTheirSession) {
   Exec(monitor_, 1, "hp.setref()");
-  ASSERT_TRUE(RunTargetCode("hps_a = [object() for i in range(50)]\n"
-                            "hps_a_id = id(hps_a)\n"));
+  ASSERT_TRUE(
+      RunTargetCode("hps_a = [object() for i in range(50)]\n"
+                    "hps_a_id = id(hps_a)\n"));
   Exec(monitor_, 2, "hp.setref()");
-  ASSERT_TRUE(RunTargetCode("hps_b = [object() for i in range(70)]\n"
-                            "hps_b_id = id(hps_b)\n"));
+  ASSERT_TRUE(
+      RunTargetCode("hps_b = [object() for i in range(70)]\n"
+                    "hps_b_id = id(hps_b)\n"));
   ASSERT_TRUE(monitor_.ExecInAnnex("hp.setref()").ok());  // one-off namespace
   Exec(monitor_, 3, "hp.setref()\nhp.clearref()\n");
   const std::string ask =
@@ -124,12 +128,14 @@ TEST_F(HpIdentityTest, ReferencePointsBelongToTheirSession) {
 // setref(reachable=x): x's live members are the reference; setrelheap()
 // alone moves heap()'s reference.
 TEST_F(HpIdentityTest, SetrefTakesAReachableSetAndSetrelheap) {
-  ASSERT_TRUE(RunTargetCode("hpr_one = [1.5, 2.5]\nhpr_one_id = id(hpr_one)\n"));
+  ASSERT_TRUE(
+      RunTargetCode("hpr_one = [1.5, 2.5]\nhpr_one_id = id(hpr_one)\n"));
   const std::string one = std::to_string(TargetLong("hpr_one_id"));
   // The reference is everything except hpr_one: heap() shows it again.
   Exec(monitor_, 1,
        "everything = hp.heap()\n"
-       "hp.setref(reachable=everything - hp.idset([" + one + "]))\n");
+       "hp.setref(reachable=everything - hp.idset([" +
+           one + "]))\n");
   EXPECT_EQ(Exec(monitor_, 1, "print(" + one + " in hp.heap())\n"), "True\n");
   Exec(monitor_, 1, "hp.setrelheap()\n");
   EXPECT_EQ(Exec(monitor_, 1, "print(" + one + " in hp.heap())\n"), "False\n");

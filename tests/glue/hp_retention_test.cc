@@ -11,9 +11,9 @@
 #include "glue/annex_access.h"
 #include "glue/retention_view.h"
 #include "glue/session.h"
+#include "gtest/gtest.h"
 #include "monitor/monitor.h"
 #include "tests/testing/python_main.h"
-#include "gtest/gtest.h"
 
 namespace annex {
 namespace {
@@ -132,11 +132,12 @@ long TargetLong(const std::string &expr) {
 }
 
 class HpRetentionTest : public ::testing::Test {
-protected:
+ protected:
   static void SetUpTestSuite() { ASSERT_TRUE(RunTargetCode(kSetup)); }
   static void TearDownTestSuite() {
-    RunTargetCode("sys.modules['sleepmod'].stop = True\n"
-                  "sys.modules['sleepmod'].thread.join()\n");
+    RunTargetCode(
+        "sys.modules['sleepmod'].stop = True\n"
+        "sys.modules['sleepmod'].thread.join()\n");
   }
   void SetUp() override { ASSERT_TRUE(monitor_.Start().ok()); }
   void TearDown() override { EXPECT_TRUE(monitor_.Stop().ok()); }
@@ -231,10 +232,9 @@ TEST_F(HpRetentionTest, ReferrersAndReferentsAgreeWithGc) {
                  "print(x.referrers.count, x.referents.count, "
                  "x.imdom.kind == 'dict of module')\n"),
             "2 5 True\n");
-  EXPECT_EQ(
-      Exec("x = row('leakmod.Node')\n"
-           "print(x.imdom.kind == 'dict of module', x.imdom.count)\n"),
-      "True 1\n");
+  EXPECT_EQ(Exec("x = row('leakmod.Node')\n"
+                 "print(x.imdom.kind == 'dict of module', x.imdom.count)\n"),
+            "True 1\n");
   ASSERT_TRUE(RunTargetCode("del gc_referrers, gc_referents"));
 }
 
@@ -265,11 +265,11 @@ TEST_F(HpRetentionTest, LimitCapsThePaths) {
   // Three equal routes; paths come in node order, so compare as sets.
   const std::string prefix =
       " %R.sys.modules['leakmod'].__dict__['three_ways']";
-  const std::string all =
-      Exec("p = row('leakmod.Thrice').get_shpaths(limit=0)\n"
-           "print(p.numpaths, p.truncated)\n"
-           "print('\\n'.join(sorted(l.split(':', 1)[1] for l in "
-           "p.splitlines())))\n");
+  const std::string all = Exec(
+      "p = row('leakmod.Thrice').get_shpaths(limit=0)\n"
+      "print(p.numpaths, p.truncated)\n"
+      "print('\\n'.join(sorted(l.split(':', 1)[1] for l in "
+      "p.splitlines())))\n");
   EXPECT_EQ(all, "3 False\n" + prefix + "['a'][0]\n" + prefix + "['b'][0]\n" +
                      prefix + "['c'][0]\n");
   EXPECT_EQ(Exec("x = row('leakmod.Thrice')\n"
@@ -317,27 +317,27 @@ TEST_F(HpRetentionTest, PathsInAndOutNameEachReference) {
 }
 
 TEST_F(HpRetentionTest, BadArgumentsRaiseClearExceptions) {
-  const std::string out =
-      Exec("x = row('leakmod.Twice')\n"
-           "def err(f):\n"
-           "    try:\n"
-           "        f()\n"
-           "    except Exception as e:\n"
-           "        return type(e).__name__ + ': ' + str(e)\n"
-           "    return 'no error'\n"
-           "print(err(lambda: x.get_shpaths(limit=-1)))\n"
-           "print(err(lambda: x.get_shpaths(limit='3')))\n"
-           "print(err(lambda: x.get_shpaths(avoid_edges=[1])))\n"
-           "print(err(lambda: x.get_shpaths(avoid_edges=[(1, 2, 3)])))\n"
-           "print(err(lambda: x.get_shpaths(avoid_nodes=1.5)))\n"
-           "print(err(lambda: x.get_shpaths(avoid_nodes=[-1])))\n"
-           "print(err(lambda: x.get_shpaths(5)))\n"
-           "print(err(lambda: x.get_rp(depth=-1)))\n"
-           "print(err(lambda: x.get_rp(depth='deep')))\n"
-           "print(err(lambda: x.get_rp(stopkind=3)))\n"
-           "print(err(lambda: x.get_rp(stopkind=[3])))\n"
-           "print(err(lambda: x.sp.avoided()))\n"
-           "print(err(lambda: x.sp.edges_at('last')))\n");
+  const std::string out = Exec(
+      "x = row('leakmod.Twice')\n"
+      "def err(f):\n"
+      "    try:\n"
+      "        f()\n"
+      "    except Exception as e:\n"
+      "        return type(e).__name__ + ': ' + str(e)\n"
+      "    return 'no error'\n"
+      "print(err(lambda: x.get_shpaths(limit=-1)))\n"
+      "print(err(lambda: x.get_shpaths(limit='3')))\n"
+      "print(err(lambda: x.get_shpaths(avoid_edges=[1])))\n"
+      "print(err(lambda: x.get_shpaths(avoid_edges=[(1, 2, 3)])))\n"
+      "print(err(lambda: x.get_shpaths(avoid_nodes=1.5)))\n"
+      "print(err(lambda: x.get_shpaths(avoid_nodes=[-1])))\n"
+      "print(err(lambda: x.get_shpaths(5)))\n"
+      "print(err(lambda: x.get_rp(depth=-1)))\n"
+      "print(err(lambda: x.get_rp(depth='deep')))\n"
+      "print(err(lambda: x.get_rp(stopkind=3)))\n"
+      "print(err(lambda: x.get_rp(stopkind=[3])))\n"
+      "print(err(lambda: x.sp.avoided()))\n"
+      "print(err(lambda: x.sp.edges_at('last')))\n");
   std::vector<std::string> lines;
   size_t start = 0;
   for (size_t nl; (nl = out.find('\n', start)) != std::string::npos;
@@ -378,16 +378,13 @@ TEST_F(HpRetentionTest, HostApiGivesTypedPathsAndRetainedSize) {
                   ->runtime()
                   .Run([&](const python::ThreadStates &) {
                     auto view = session->Get<glue::RetentionView>();
-                    if (!view.ok())
-                      return;
+                    if (!view.ok()) return;
                     auto set = (*view)->Find({leak});
-                    if (!set.ok() || set->count() != 1)
-                      return;
+                    if (!set.ok() || set->count() != 1) return;
                     paths = (*view)->PathsTo(*set);
                     retained = (*view)->RetainedSize(*set);
                     auto dead = (*view)->Find({uintptr_t{8}});
-                    if (dead.ok())
-                      none = (*view)->PathsTo(*dead);
+                    if (dead.ok()) none = (*view)->PathsTo(*dead);
                   })
                   .ok());
   ASSERT_TRUE(paths.ok()) << paths.status();
@@ -423,5 +420,5 @@ TEST_F(HpRetentionTest, HostApiGivesTypedPathsAndRetainedSize) {
   EXPECT_TRUE(none->paths.empty());
 }
 
-} // namespace
-} // namespace annex
+}  // namespace
+}  // namespace annex

@@ -16,9 +16,9 @@ namespace annex {
 namespace {
 
 using ::annex::testing::EvalTarget;
-using ::annex::testing::TargetStr;
-using ::annex::testing::TargetLong;
 using ::annex::testing::RunTargetCode;
+using ::annex::testing::TargetLong;
+using ::annex::testing::TargetStr;
 
 std::string Exec(Monitor& m, const std::string& code) {
   auto out = m.ExecInAnnex(code);
@@ -260,78 +260,79 @@ TEST_F(HpStatTest, LoadOfHugeOrEndlessInputStaysWithinAFixedMemoryBound) {
   const std::string bound = "BOUND = 48 << 20\n";
 #endif
   std::string out = Exec(
-      monitor_, bound +
-      "import os, tempfile\n"
-      "d = tempfile.mkdtemp()\n"
-      "page = os.sysconf('SC_PAGE_SIZE')\n"
-      "def rss():\n"
-      "    with open('/proc/self/statm') as f:\n"
-      "        return int(f.read().split()[1]) * page\n"
-      "def peak():\n"
-      "    with open('/proc/self/status') as f:\n"
-      "        for line in f:\n"
-      "            if line.startswith('VmHWM:'):\n"
-      "                return int(line.split()[1]) * 1024\n"
-      "def reset_peak():\n"
-      "    try:\n"
-      "        with open('/proc/self/clear_refs', 'w') as f:\n"
-      "            f.write('5')\n"
-      "        return True\n"
-      "    except OSError:\n"
-      "        return False\n"
-      "def show(name, fragment, f, *a, **k):\n"
-      "    import gc; gc.collect()\n"
-      "    has_peak = reset_peak()\n"
-      "    before = rss()\n"
-      "    try:\n"
-      "        f(*a, **k)\n"
-      "        result = 'no error'\n"
-      "    except Exception as e:\n"
-      "        result = type(e).__name__ + ' ' + str(fragment in str(e) or "
-      "str(e))\n"
-      "    grew = (peak() if has_peak else rss()) - before\n"
-      "    print(name, result, grew < BOUND or grew)\n"
-      "show('device', 'a character device, not a regular file; load(..., "
-      "special=True)', hp.load, '/dev/zero')\n"
-      "show('device asked', 'the line is longer than 1048576 bytes',\n"
-      "     hp.load, '/dev/zero', special=True)\n"
-      "fifo = os.path.join(d, 'fifo')\n"
-      "os.mkfifo(fifo)\n"
-      "show('fifo', 'a FIFO (named pipe), not a regular file', hp.loadall, "
-      "fifo)\n"
-      // No writer: the read ends at once (no hang), the input is empty.
-      "show('fifo asked', 'no stat record found', hp.load, fifo, "
-      "special=True)\n"
-      "big = os.path.join(d, 'big')\n"
-      "with open(big, 'w') as f:\n"
-      "    f.write('x' * 100)\n"
-      "    f.truncate(4 << 30)\n"  // one 4 GiB line, sparse
-      "show('one line', 'malformed stat record at line 1: the line is "
-      "longer', hp.load, big)\n"
-      "with open(big, 'w') as f:\n"
-      "    f.write('x\\n')\n"
-      "    f.truncate(4 << 30)\n"  // invalid at once, then 4 GiB
-      "show('bad first line', \"malformed stat record at line 1: expected "
-      "'.loader: _load_stat' to start a record, got 'x'\", hp.load, big)\n"
-      "head = ('.loader: _load_stat\\n.format: SetFormat\\n.count: 1\\n'\n"
-      "        '.size: 1\\n.kindheader: Type\\n.numrows: 100000000\\n')\n"
-      "with open(big, 'w') as f:\n"
-      "    f.write(head)\n"
-      "    f.write('.r: 1 1 k\\n' * (2 << 20))\n"  // 20 MiB of valid rows
-      "show('rows', 'the record that starts at line 1 needs more than "
-      "33554432 bytes (the record size limit)', hp.load, big)\n"
-      "one = (head.replace('100000000', '1') + '.r: 1 1 k\\n' +\n"
-      "       '.end: .loader: _load_stat\\n')\n"
-      "with open(big, 'w') as f:\n"
-      "    f.write(one * 200000)\n"  // 30 MB of complete records
-      "show('records', 'no', lambda: print(hp.load(big).rows, end=' '))\n"
-      "show('all records', 'for all records of one source', hp.loadall, "
-      "big)\n"
-      "show('text', 'the line is longer', hp.load,\n"
-      "     '.loader: _load_stat\\n' + 'y' * (2 << 20))\n"
-      "for p in (fifo, big):\n"
-      "    os.remove(p)\n"
-      "os.rmdir(d)\n");
+      monitor_,
+      bound +
+          "import os, tempfile\n"
+          "d = tempfile.mkdtemp()\n"
+          "page = os.sysconf('SC_PAGE_SIZE')\n"
+          "def rss():\n"
+          "    with open('/proc/self/statm') as f:\n"
+          "        return int(f.read().split()[1]) * page\n"
+          "def peak():\n"
+          "    with open('/proc/self/status') as f:\n"
+          "        for line in f:\n"
+          "            if line.startswith('VmHWM:'):\n"
+          "                return int(line.split()[1]) * 1024\n"
+          "def reset_peak():\n"
+          "    try:\n"
+          "        with open('/proc/self/clear_refs', 'w') as f:\n"
+          "            f.write('5')\n"
+          "        return True\n"
+          "    except OSError:\n"
+          "        return False\n"
+          "def show(name, fragment, f, *a, **k):\n"
+          "    import gc; gc.collect()\n"
+          "    has_peak = reset_peak()\n"
+          "    before = rss()\n"
+          "    try:\n"
+          "        f(*a, **k)\n"
+          "        result = 'no error'\n"
+          "    except Exception as e:\n"
+          "        result = type(e).__name__ + ' ' + str(fragment in str(e) or "
+          "str(e))\n"
+          "    grew = (peak() if has_peak else rss()) - before\n"
+          "    print(name, result, grew < BOUND or grew)\n"
+          "show('device', 'a character device, not a regular file; load(..., "
+          "special=True)', hp.load, '/dev/zero')\n"
+          "show('device asked', 'the line is longer than 1048576 bytes',\n"
+          "     hp.load, '/dev/zero', special=True)\n"
+          "fifo = os.path.join(d, 'fifo')\n"
+          "os.mkfifo(fifo)\n"
+          "show('fifo', 'a FIFO (named pipe), not a regular file', hp.loadall, "
+          "fifo)\n"
+          // No writer: the read ends at once (no hang), the input is empty.
+          "show('fifo asked', 'no stat record found', hp.load, fifo, "
+          "special=True)\n"
+          "big = os.path.join(d, 'big')\n"
+          "with open(big, 'w') as f:\n"
+          "    f.write('x' * 100)\n"
+          "    f.truncate(4 << 30)\n"  // one 4 GiB line, sparse
+          "show('one line', 'malformed stat record at line 1: the line is "
+          "longer', hp.load, big)\n"
+          "with open(big, 'w') as f:\n"
+          "    f.write('x\\n')\n"
+          "    f.truncate(4 << 30)\n"  // invalid at once, then 4 GiB
+          "show('bad first line', \"malformed stat record at line 1: expected "
+          "'.loader: _load_stat' to start a record, got 'x'\", hp.load, big)\n"
+          "head = ('.loader: _load_stat\\n.format: SetFormat\\n.count: 1\\n'\n"
+          "        '.size: 1\\n.kindheader: Type\\n.numrows: 100000000\\n')\n"
+          "with open(big, 'w') as f:\n"
+          "    f.write(head)\n"
+          "    f.write('.r: 1 1 k\\n' * (2 << 20))\n"  // 20 MiB of valid rows
+          "show('rows', 'the record that starts at line 1 needs more than "
+          "33554432 bytes (the record size limit)', hp.load, big)\n"
+          "one = (head.replace('100000000', '1') + '.r: 1 1 k\\n' +\n"
+          "       '.end: .loader: _load_stat\\n')\n"
+          "with open(big, 'w') as f:\n"
+          "    f.write(one * 200000)\n"  // 30 MB of complete records
+          "show('records', 'no', lambda: print(hp.load(big).rows, end=' '))\n"
+          "show('all records', 'for all records of one source', hp.loadall, "
+          "big)\n"
+          "show('text', 'the line is longer', hp.load,\n"
+          "     '.loader: _load_stat\\n' + 'y' * (2 << 20))\n"
+          "for p in (fifo, big):\n"
+          "    os.remove(p)\n"
+          "os.rmdir(d)\n");
   EXPECT_EQ(out,
             "device ValueError True True\n"
             "device asked ValueError True True\n"

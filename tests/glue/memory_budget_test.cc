@@ -4,11 +4,12 @@
 // hp.memory() lists the sets, freeing them gives the room back, the total
 // covers all sessions, and the host's RSS stays under the budget plus a
 // margin.
+#include "glue/memory_budget.h"
+
 #include <Python.h>
 
 #include <string>
 
-#include "glue/memory_budget.h"
 #include "gtest/gtest.h"
 #include "monitor/monitor.h"
 #include "tests/testing/python_main.h"
@@ -80,10 +81,10 @@ class HpMemoryTest : public ::testing::Test {
 };
 
 TEST_F(HpMemoryTest, KeepingSetsPastTheBudgetFailsWithWhatTheSessionKeeps) {
-  ASSERT_TRUE(testing::RunTargetCode(
-      "class Mb:\n"
-      "    __slots__ = ()\n"
-      "mb_keep = [Mb() for _ in range(100000)]\n"));
+  ASSERT_TRUE(
+      testing::RunTargetCode("class Mb:\n"
+                             "    __slots__ = ()\n"
+                             "mb_keep = [Mb() for _ in range(100000)]\n"));
   Exec(
       "import os\n"
       "def rss():\n"

@@ -30,7 +30,8 @@ KindedSet Make(const std::vector<std::tuple<std::string, int, int>>& rows) {
 }
 
 TEST(PartitionTableTest, MatchesHeapysSmallTable) {
-  KindedSet set = Make({{"list", 1, 72}, {"int", 1, 28}, {"dict (no owner)", 1, 248}});
+  KindedSet set =
+      Make({{"list", 1, 72}, {"int", 1, 28}, {"dict (no owner)", 1, 248}});
   EXPECT_EQ(set.PartitionTable(),
             "Partition of a set of 3 objects. Total size = 348 bytes.\n"
             " Index  Count   %     Size   % Cumulative  % Kind (class / dict "
@@ -78,12 +79,14 @@ TEST(PartitionTableTest, MatchesHeapysLargeTableWithRoundedPercentages) {
 
 TEST(PartitionTableTest, OneMoreRowIsPrintedNotHinted) {
   std::vector<std::tuple<std::string, int, int>> rows;
-  for (int i = 0; i < 11; ++i) rows.emplace_back("k" + std::to_string(i), 1, 100 - i);
+  for (int i = 0; i < 11; ++i)
+    rows.emplace_back("k" + std::to_string(i), 1, 100 - i);
   std::string table = Make(rows).PartitionTable();
   EXPECT_NE(table.find("    10      1"), std::string::npos) << table;
   EXPECT_EQ(table.find("more rows"), std::string::npos) << table;
   rows.emplace_back("k11", 1, 50);
-  EXPECT_NE(Make(rows).PartitionTable().find("<2 more rows."), std::string::npos);
+  EXPECT_NE(Make(rows).PartitionTable().find("<2 more rows."),
+            std::string::npos);
 }
 
 TEST(PartitionTableTest, SingularAndEmpty) {

@@ -74,7 +74,8 @@ TEST(AddressIndexTest, PositionsAreNodeIds) {
 TEST(AddressIndexTest, FallsBackForAddressesTheBitmapCannotRank) {
   // Unaligned, above 2^48, and duplicated addresses: still found.
   ExpectMatchesBinarySearch({0x1000, 0x1003, 0x2000});
-  ExpectMatchesBinarySearch({0x1000, uintptr_t{1} << 50, (uintptr_t{1} << 50) + 8});
+  ExpectMatchesBinarySearch(
+      {0x1000, uintptr_t{1} << 50, (uintptr_t{1} << 50) + 8});
   std::vector<uintptr_t> dup = {0x1000, 0x2000, 0x2000, 0x3000};
   AddressIndex index(dup);
   EXPECT_EQ(index.Find(0x2000), 1);

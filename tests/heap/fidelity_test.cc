@@ -50,8 +50,7 @@ fid_ids = {
 }
 )"));
   // The constants really are the tuples (the compiler folded them).
-  EXPECT_EQ(annex::testing::TargetStr(
-                "repr(fid_lambda.__code__.co_consts[1])"),
+  EXPECT_EQ(annex::testing::TargetStr("repr(fid_lambda.__code__.co_consts[1])"),
             "('fid-lambda-const', 9876543210987)");
   HeapEngine engine(testing::MainThreadStates());
   absl::StatusOr<HeapResult> heap = engine.Heap();
@@ -82,8 +81,8 @@ fid_static_ids = [id(int.__dict__['__add__']), id(str.__dict__['join']),
     EXPECT_FALSE(heapu->contains(a)) << i;
   }
   // The dict itself (on 3.12+ held in the interpreter's state).
-  EXPECT_TRUE(heap->objects.contains(reinterpret_cast<uintptr_t>(
-      python::TypeDictBorrowed(&PyLong_Type))));
+  EXPECT_TRUE(heap->objects.contains(
+      reinterpret_cast<uintptr_t>(python::TypeDictBorrowed(&PyLong_Type))));
   EXPECT_TRUE((*heapu & heap->objects).empty());
   // The new edges are named as Python spells them.
   PyObject* int_type = reinterpret_cast<PyObject*>(&PyLong_Type);
@@ -93,14 +92,15 @@ fid_static_ids = [id(int.__dict__['__add__']), id(str.__dict__['join']),
   PyObject* add = PyDict_GetItemString(int_dict, "__add__");  // borrowed
   ASSERT_NE(add, nullptr);
   EXPECT_EQ(DescribeEdge(int_dict, add).text, "['__add__']");
-  EXPECT_EQ(DescribeEdge(int_type, reinterpret_cast<PyObject*>(
-                                       PyLong_Type.tp_mro)).text,
-            ".__mro__");
+  EXPECT_EQ(
+      DescribeEdge(int_type, reinterpret_cast<PyObject*>(PyLong_Type.tp_mro))
+          .text,
+      ".__mro__");
   PyObject* code = EvalTarget("fid_static_fn.__code__");
   ASSERT_NE(code, nullptr);
-  EXPECT_EQ(DescribeEdge(code, reinterpret_cast<PyCodeObject*>(code)->co_consts)
-                .text,
-            ".co_consts");
+  EXPECT_EQ(
+      DescribeEdge(code, reinterpret_cast<PyCodeObject*>(code)->co_consts).text,
+      ".co_consts");
   Py_DECREF(code);
 }
 

@@ -33,7 +33,9 @@ uintptr_t Addr(PyObject* o) { return reinterpret_cast<uintptr_t>(o); }
 
 class HeapuGraphTest : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_TRUE(RunTargetCode("import gc; gc.disable()")); }
+  void SetUp() override {
+    ASSERT_TRUE(RunTargetCode("import gc; gc.disable()"));
+  }
   void TearDown() override {
     ASSERT_TRUE(RunTargetCode("gc.enable(); gc.collect()"));
   }

@@ -26,7 +26,6 @@ using ::annex::testing::TargetLong;
 
 constexpr int kN = 300;
 
-
 struct Kind {
   const char* name;
   const char* make;  // an expression of `i` making one new object
@@ -50,8 +49,10 @@ class IdObj:
     def __init__(self, v):
         self.v = v
 def id_make(i):
-    return )", kind.make, R"(
-id_old = [id_make(i) for i in range(1000, 1000 + )", kN, R"()]
+    return )",
+                                         kind.make, R"(
+id_old = [id_make(i) for i in range(1000, 1000 + )",
+                                         kN, R"()]
 id_old_ids = frozenset(id(o) for o in id_old)
 id_kept = [1, 2, 3]
 gc.collect()
@@ -62,7 +63,9 @@ gc.collect()
 del id_old
 id_new = []
 id_reused = 0
-while id_reused < )", kN * 9 / 10, R"( and len(id_new) < )", 20 * kN, R"(:
+while id_reused < )",
+                                         kN * 9 / 10, R"( and len(id_new) < )",
+                                         20 * kN, R"(:
     o = id_make(len(id_new))
     id_new.append(o)
     if id(o) in id_old_ids:
@@ -89,19 +92,20 @@ id_new_ids = [id(o) for o in id_new]
   EXPECT_TRUE(since->contains(testing::MainGlobalId("id_new")));
   // An object of the reference point that is still alive is not new.
   EXPECT_FALSE(since->contains(testing::MainGlobalId("id_kept")));
-  ASSERT_TRUE(RunTargetCode(
-      "del id_new, id_new_ids, id_kept, id_old_ids, id_reused"));
+  ASSERT_TRUE(
+      RunTargetCode("del id_new, id_new_ids, id_kept, id_old_ids, id_reused"));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    FreeListAndAllocatorTypes, ReuseTest,
-    ::testing::Values(Kind{"list", "[i]"}, Kind{"dict", "{'k': i}"},
-                      Kind{"tuple", "(i, 'x')"}, Kind{"float", "i + 0.5"},
-                      Kind{"instance", "IdObj(i)"},
-                      Kind{"bytes", "b'%05d' % i"}),
-    [](const ::testing::TestParamInfo<Kind>& info) {
-      return std::string(info.param.name);
-    });
+INSTANTIATE_TEST_SUITE_P(FreeListAndAllocatorTypes, ReuseTest,
+                         ::testing::Values(Kind{"list", "[i]"},
+                                           Kind{"dict", "{'k': i}"},
+                                           Kind{"tuple", "(i, 'x')"},
+                                           Kind{"float", "i + 0.5"},
+                                           Kind{"instance", "IdObj(i)"},
+                                           Kind{"bytes", "b'%05d' % i"}),
+                         [](const ::testing::TestParamInfo<Kind>& info) {
+                           return std::string(info.param.name);
+                         });
 
 // A kept set whose members all died has no live member, even though new
 // objects sit at the members' addresses.
@@ -206,12 +210,15 @@ class DcList(list):
 class DcCycle:
     pass
 def dc_link(x):
-    return )", chain.link, R"(
+    return )",
+                                         chain.link, R"(
 def dc_down(x):
-    return )", chain.down, R"(
+    return )",
+                                         chain.down, R"(
 def dc_build():
     x = None
-    for _ in range()", chain.depth, R"():
+    for _ in range()",
+                                         chain.depth, R"():
         x = dc_link(x)
     return x
 dc_x = dc_build()

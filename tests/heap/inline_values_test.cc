@@ -31,37 +31,55 @@ using ::annex::testing::TargetLong;
 // the values blocks take.
 void BuildFixture(const std::string& name, int n) {
   std::string attrs;
-  for (int i = 0; i < n; ++i) attrs += "self.a" + std::to_string(i) + " = None; ";
+  for (int i = 0; i < n; ++i)
+    attrs += "self.a" + std::to_string(i) + " = None; ";
   const std::string code =
       "import gc, sys, tracemalloc\n"
-      "class " + name + ":\n"
+      "class " +
+      name +
+      ":\n"
       "    def __init__(self):\n"
-      "        " + attrs + "\n"
-      "_warm = [" + name + "() for _ in range(64)]\n"
+      "        " +
+      attrs +
+      "\n"
+      "_warm = [" +
+      name +
+      "() for _ in range(64)]\n"
       "K = 50\n"
       "_idx = list(range(K))\n"
       "batch = [None] * K\n"
       "tracemalloc.start()\n"
       "for i in _idx:\n"
-      "    batch[i] = " + name + "()\n"
+      "    batch[i] = " +
+      name +
+      "()\n"
       "_snap = tracemalloc.take_snapshot()\n"
       "tracemalloc.stop()\n"
       "_mine = _snap.filter_traces([tracemalloc.Filter(True, __file__)])\n"
-      "iv_real[" + std::string("'") + name + "'] = (\n"
+      "iv_real[" +
+      std::string("'") + name +
+      "'] = (\n"
       "    sum(t.size for t in _mine.traces)\n"
       "    - sum(sys.getsizeof(o) for o in batch))\n"
-      "iv_batch['" + name + "'] = batch\n"
-      "iv_ids['" + name + "'] = [id(o) for o in batch]\n";
+      "iv_batch['" +
+      name +
+      "'] = batch\n"
+      "iv_ids['" +
+      name + "'] = [id(o) for o in batch]\n";
   const std::string wrapped =
-      "exec(compile(" + [&] {
+      "exec(compile(" +
+      [&] {
         std::string q = "'''";
         return q + code + q;
-      }() + ", 'iv_fixture_" + name + ".py', 'exec'), {'iv_real': iv_real, "
+      }() +
+      ", 'iv_fixture_" + name +
+      ".py', 'exec'), {'iv_real': iv_real, "
       "'iv_batch': iv_batch, 'iv_ids': iv_ids, '__file__': 'iv_fixture_" +
       name + ".py', '__name__': '__main__'})\n";
-  ASSERT_TRUE(RunTargetCode("iv_real = globals().get('iv_real', {})\n"
-                            "iv_batch = globals().get('iv_batch', {})\n"
-                            "iv_ids = globals().get('iv_ids', {})\n"));
+  ASSERT_TRUE(
+      RunTargetCode("iv_real = globals().get('iv_real', {})\n"
+                    "iv_batch = globals().get('iv_batch', {})\n"
+                    "iv_ids = globals().get('iv_ids', {})\n"));
   ASSERT_TRUE(RunTargetCode(wrapped)) << wrapped;
 }
 
@@ -69,8 +87,8 @@ std::vector<uintptr_t> Ids(const std::string& name) {
   std::vector<uintptr_t> out;
   const long k = TargetLong("len(iv_ids['" + name + "'])");
   for (long i = 0; i < k; ++i) {
-    out.push_back(static_cast<uintptr_t>(TargetLong(
-        "iv_ids['" + name + "'][" + std::to_string(i) + "]")));
+    out.push_back(static_cast<uintptr_t>(
+        TargetLong("iv_ids['" + name + "'][" + std::to_string(i) + "]")));
   }
   return out;
 }
@@ -101,7 +119,8 @@ TEST(InlineValuesTest, ValuesBlocksAreAccountedAsAllocated) {
     for (uintptr_t a : ids) {
       const int64_t v = with->Find(a);
       ASSERT_GE(v, 0);
-      absl::StatusOr<uint64_t> s = engine.SizeOf(reinterpret_cast<PyObject*>(a));
+      absl::StatusOr<uint64_t> s =
+          engine.SizeOf(reinterpret_cast<PyObject*>(a));
       ASSERT_TRUE(s.ok());
       EXPECT_EQ(plain->sizes[v], *s);  // off: sys.getsizeof exactly
       getsizeof += *s;
@@ -111,9 +130,10 @@ TEST(InlineValuesTest, ValuesBlocksAreAccountedAsAllocated) {
       ASSERT_TRUE(walk_size.ok());
       EXPECT_EQ(*walk_size, with->sizes[v]);
     }
-    EXPECT_EQ(getsizeof, static_cast<uint64_t>(
-                             TargetLong("sum(__import__('sys').getsizeof(o) for o in "
-                                        "iv_batch['" + name + "'])")));
+    EXPECT_EQ(getsizeof, static_cast<uint64_t>(TargetLong(
+                             "sum(__import__('sys').getsizeof(o) for o in "
+                             "iv_batch['" +
+                             name + "'])")));
     // What the values blocks really took, as the allocator was asked.
     EXPECT_EQ(added, static_cast<uint64_t>(real)) << name;
     // Each holds at least its n attribute slots.

@@ -125,10 +125,14 @@ w_lambdas = [lambda: ('w-lambda-const', 4444444444444) for _ in range(3)]
   testing::Comparison c = testing::Compare();
   EXPECT_EQ(c.engine, c.oracle);
   EXPECT_EQ(c.engine_bytes, c.oracle_bytes);
-  for (const std::string& s : c.only_engine) ADD_FAILURE() << "only engine: " << s;
-  for (const std::string& s : c.only_oracle) ADD_FAILURE() << "only oracle: " << s;
-  for (const std::string& s : c.type_differences) ADD_FAILURE() << "type: " << s;
-  for (const std::string& s : c.size_differences) ADD_FAILURE() << "size: " << s;
+  for (const std::string& s : c.only_engine)
+    ADD_FAILURE() << "only engine: " << s;
+  for (const std::string& s : c.only_oracle)
+    ADD_FAILURE() << "only oracle: " << s;
+  for (const std::string& s : c.type_differences)
+    ADD_FAILURE() << "type: " << s;
+  for (const std::string& s : c.size_differences)
+    ADD_FAILURE() << "size: " << s;
   EXPECT_GT(c.engine, 100000u);
   std::printf("stdlib imported: %zu objects, %llu bytes\n", c.engine,
               static_cast<unsigned long long>(c.engine_bytes));

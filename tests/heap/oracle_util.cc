@@ -148,7 +148,6 @@ PyObject* Hidden(PyObject* /*self*/, PyObject* obj) {
 }
 PyMethodDef kHiddenDef = {"_annex_hidden", &Hidden, METH_O, nullptr};
 
-
 // Type, address and, for objects whose repr runs no Python code (exact
 // built-in scalars and containers), the start of the repr. GIL held; `addr`
 // alive.
@@ -175,7 +174,8 @@ std::string Describe(uintptr_t addr) {
 }
 
 // Objects per type name of `addresses` (alive). GIL held.
-std::map<std::string, long> CountByType(const std::vector<uintptr_t>& addresses) {
+std::map<std::string, long> CountByType(
+    const std::vector<uintptr_t>& addresses) {
   std::map<std::string, long> out;
   for (uintptr_t a : addresses) {
     ++out[Py_TYPE(reinterpret_cast<PyObject*>(a))->tp_name];
@@ -265,7 +265,7 @@ Comparison CompareWithGcOff(bool refresh_frame_locals) {
   }
   if (c.engine_bytes != c.oracle_bytes) {
     PyObject* getsizeof = PySys_GetObject("getsizeof");  // borrowed
-    for (uintptr_t a : heap->objects & oracle_set) {
+    for (uintptr_t a : heap->objects& oracle_set) {
       if (c.size_differences.size() >= 10) break;
       PyObject* o = reinterpret_cast<PyObject*>(a);
       absl::StatusOr<uint64_t> mine = engine.SizeOf(o);
@@ -275,7 +275,8 @@ Comparison CompareWithGcOff(bool refresh_frame_locals) {
       Py_XDECREF(theirs);
       PyErr_Clear();
       if (mine.ok() && *mine != t) {
-        c.size_differences.push_back(absl::StrCat(Describe(a), " ", *mine, " ", t));
+        c.size_differences.push_back(
+            absl::StrCat(Describe(a), " ", *mine, " ", t));
       }
     }
   }

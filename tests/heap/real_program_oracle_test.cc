@@ -84,11 +84,11 @@ TEST(RealProgramOracleTest, EngineEqualsOracleWhileTheStdlibSuiteRuns) {
   int compared = 0;
   while (SuiteRunning() && compared < 6) {
     // Let the suite run a while, with the GIL released.
-    Py_BEGIN_ALLOW_THREADS
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    Py_BEGIN_ALLOW_THREADS std::this_thread::sleep_for(
+        std::chrono::milliseconds(300));
     Py_END_ALLOW_THREADS
-    // Stop the world: the suite's thread waits in the tracer.
-    PyObject* paused = EvalTarget("_pause_suite()");
+        // Stop the world: the suite's thread waits in the tracer.
+        PyObject* paused = EvalTarget("_pause_suite()");
     const bool stopped = paused == Py_True;
     Py_XDECREF(paused);
     if (stopped) {

@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "gtest/gtest.h"
 #include "monitor/heap/heap_engine.h"
 #include "monitor/heap/retention.h"
 #include "monitor/python/version.h"
 #include "tests/heap/heap_test_util.h"
 #include "tests/testing/python_main.h"
-#include "gtest/gtest.h"
 
 namespace annex::heap {
 namespace {
@@ -72,12 +72,10 @@ uintptr_t Address(const std::string &expr) {
 std::string PathText(const HeapGraph &g, uintptr_t address) {
   const int64_t node = g.Find(address);
   EXPECT_GE(node, 0);
-  if (node < 0)
-    return "";
+  if (node < 0) return "";
   auto paths = PathsTo(g, {static_cast<uint32_t>(node)});
   EXPECT_TRUE(paths.ok()) << paths.status();
-  if (!paths.ok() || paths->empty())
-    return "";
+  if (!paths.ok() || paths->empty()) return "";
   EXPECT_EQ(paths->size(), 1u);
   return (*paths)[0].text;
 }
@@ -142,9 +140,10 @@ TEST(RetentionSideEffectsTest,
   EXPECT_EQ(after->size(), before->size());
   EXPECT_EQ(after->addresses, before->addresses);
 
-  ASSERT_TRUE(RunTargetCode("sys.modules['quiet_app'].stop = True\n"
-                            "sys.modules['quiet_app'].thread.join()\n"));
+  ASSERT_TRUE(
+      RunTargetCode("sys.modules['quiet_app'].stop = True\n"
+                    "sys.modules['quiet_app'].thread.join()\n"));
 }
 
-} // namespace
-} // namespace annex::heap
+}  // namespace
+}  // namespace annex::heap

@@ -10,11 +10,11 @@
 
 #include <string>
 
+#include "gtest/gtest.h"
 #include "monitor/heap/heap_engine.h"
 #include "monitor/python/version.h"
 #include "tests/heap/heap_test_util.h"
 #include "tests/testing/python_main.h"
-#include "gtest/gtest.h"
 
 namespace annex::heap {
 namespace {
@@ -97,9 +97,8 @@ TEST(RunningFramesTest, OnlyRealFramesWithTheirFunctionAndDicts) {
   // The same frames as a traceback of the thread shows (it leaves out
   // incomplete and trampoline frames; a blocked thread has no frame in
   // its prologue).
-  EXPECT_EQ(frames,
-            LongOf("len(__import__('traceback').extract_stack("
-                   "sys._current_frames()[_rf_thread.ident]))"));
+  EXPECT_EQ(frames, LongOf("len(__import__('traceback').extract_stack("
+                           "sys._current_frames()[_rf_thread.ident]))"));
 
   // The walk from these roots completes.
   HeapEngine engine(testing::MainThreadStates());

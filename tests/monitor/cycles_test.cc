@@ -28,7 +28,8 @@ long RssKiB() {
 }
 
 TEST(CyclesTest, TwoHundredStartStopCyclesKeepMemoryFlat) {
-  for (int i = 0; i < 10; ++i) ::annex::testing::BareSubinterpreterCycle();  // warm up
+  for (int i = 0; i < 10; ++i)
+    ::annex::testing::BareSubinterpreterCycle();  // warm up
   long base0 = RssKiB();
   for (int i = 0; i < kCycles; ++i) ::annex::testing::BareSubinterpreterCycle();
   long baseline = RssKiB() - base0;
@@ -47,22 +48,22 @@ TEST(CyclesTest, TwoHundredStartStopCyclesKeepMemoryFlat) {
     ASSERT_TRUE(monitor.Stop().ok());
   }
   long growth = RssKiB() - mon0;
-  std::printf("RSS growth over %d cycles: bare interpreters %ld KiB, "
-              "monitor %ld KiB\n", kCycles, baseline, growth);
+  std::printf(
+      "RSS growth over %d cycles: bare interpreters %ld KiB, "
+      "monitor %ld KiB\n",
+      kCycles, baseline, growth);
   EXPECT_LE(growth, std::max(0L, baseline) + kMarginKiB);
 }
 
 TEST(CyclesTest, StartAndStopFromAThreadThatNeverInitializedPython) {
   absl::Status start, stop;
-  Py_BEGIN_ALLOW_THREADS
-  std::thread other([&] {
+  Py_BEGIN_ALLOW_THREADS std::thread other([&] {
     Monitor monitor;
     start = monitor.Start();
     stop = monitor.Stop();
   });
   other.join();
-  Py_END_ALLOW_THREADS
-  EXPECT_TRUE(start.ok()) << start;
+  Py_END_ALLOW_THREADS EXPECT_TRUE(start.ok()) << start;
   EXPECT_TRUE(stop.ok()) << stop;
 }
 

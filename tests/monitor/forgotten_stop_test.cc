@@ -117,8 +117,7 @@ TEST(ForgottenStopTest, StartAndStopWhileTargetTracesMemory) {
 }
 
 TEST(ForgottenStopTest, FinalizeStopsTheAnnexAndConsoleFirst) {
-  EXPECT_EXIT(Verdict(FinalizeWithConsole()), ::testing::ExitedWithCode(0),
-              "");
+  EXPECT_EXIT(Verdict(FinalizeWithConsole()), ::testing::ExitedWithCode(0), "");
 }
 
 TEST(ForgottenStopTest, FinalizeWhileTargetTracesMemory) {

@@ -77,10 +77,8 @@ TEST(MonitorTest, HeapSummaryCountsKindsAsTheTargetDoes) {
       "    def __init__(self, i): self.i = i\n"
       "hs_keep = [HsObj(i) for i in range(257)]\n"
       "hs_dicts = [vars(o) for o in hs_keep[:100]]\n"));
-  const long obj_size =
-      TargetLong("sum(sys.getsizeof(o) for o in hs_keep)");
-  const long dict_size =
-      TargetLong("sum(sys.getsizeof(d) for d in hs_dicts)");
+  const long obj_size = TargetLong("sum(sys.getsizeof(o) for o in hs_keep)");
+  const long dict_size = TargetLong("sum(sys.getsizeof(d) for d in hs_dicts)");
   ASSERT_TRUE(monitor.Start().ok());
   // From the host's thread, which holds the GIL.
   absl::StatusOr<glue::Stat> clodo = monitor.HeapSummary();
@@ -102,17 +100,16 @@ TEST(MonitorTest, HeapSummaryCountsKindsAsTheTargetDoes) {
   }
   EXPECT_EQ(count, clodo->count);
   EXPECT_EQ(size, clodo->size);
-  EXPECT_EQ(clodo->Table().rfind("Partition of a set of " +
-                                     std::to_string(count) + " objects.",
-                                 0),
-            0u);
+  EXPECT_EQ(
+      clodo->Table().rfind(
+          "Partition of a set of " + std::to_string(count) + " objects.", 0),
+      0u);
   // From another thread while the host's thread waits without the GIL.
   absl::StatusOr<glue::Stat> top = absl::UnknownError("not run");
-  Py_BEGIN_ALLOW_THREADS
-  std::thread asker([&] { top = monitor.HeapSummary("Type", 5); });
+  Py_BEGIN_ALLOW_THREADS std::thread asker(
+      [&] { top = monitor.HeapSummary("Type", 5); });
   asker.join();
-  Py_END_ALLOW_THREADS
-  ASSERT_TRUE(top.ok()) << top.status();
+  Py_END_ALLOW_THREADS ASSERT_TRUE(top.ok()) << top.status();
   EXPECT_EQ(top->kind_header, "Type");
   ASSERT_EQ(top->rows.size(), 6u);  // five kinds and "<Other>"
   EXPECT_NE(FindRow(*top, "<Other>"), nullptr);
@@ -150,15 +147,16 @@ TEST(MonitorTest, HpBuildsServicesAndLoadsStdlibModules) {
   EXPECT_EQ(*out,
             "['Clodo', 'Module', 'Nothing', 'Rcs', 'Size', 'Type', 'Via', "
             "'clearref', 'heap', 'heapu', 'idset', 'load', 'loadall', "
-            "'setref', 'setrelheap', 'setrelheapu', 'stacks', 'threads']\n{\"a\": 1}\nTrue\nTrue\nTrue\n"
+            "'setref', 'setrelheap', 'setrelheapu', 'stacks', "
+            "'threads']\n{\"a\": 1}\nTrue\nTrue\nTrue\n"
             "annex True\n");
   auto missing = monitor.ExecInAnnex("hp.no_such_thing_here");
   EXPECT_NE(missing.status().message().find("no service 'no_such_thing_here'"),
             absl::string_view::npos)
       << missing.status();
   // The target never sees the annex's module.
-  PyObject* in_target = ::annex::testing::EvalTarget(
-      "'annex' in __import__('sys').modules");
+  PyObject* in_target =
+      ::annex::testing::EvalTarget("'annex' in __import__('sys').modules");
   EXPECT_EQ(in_target, Py_False);
   Py_XDECREF(in_target);
   EXPECT_TRUE(monitor.Stop().ok());

@@ -15,8 +15,8 @@ namespace annex::python {
 namespace {
 
 using ::annex::testing::EvalTarget;
-using ::annex::testing::TargetLong;
 using ::annex::testing::RunTargetCode;
+using ::annex::testing::TargetLong;
 
 std::unique_ptr<AnnexRuntime> MustStart(AnnexOptions options = {}) {
   auto rt = AnnexRuntime::Start(std::move(options));
@@ -32,7 +32,8 @@ TEST(AnnexRuntimeTest, RunsWorkInASecondInterpreterSharingTheGil) {
   std::string answer;
   ASSERT_TRUE(rt->Run([&](const ThreadStates& ts) {
                   seen = PyInterpreterState_Get();
-                  gil = PyGILState_Check() || PyThreadState_Get() == ts.annex_ts;
+                  gil =
+                      PyGILState_Check() || PyThreadState_Get() == ts.annex_ts;
                   PyObject* globals = PyDict_New();
                   PyObject* r = PyRun_String("str(6 * 7)", Py_eval_input,
                                              globals, globals);
@@ -102,8 +103,7 @@ TEST(AnnexRuntimeTest, EntersWhileTargetMainThreadIsBusy) {
   EXPECT_EQ(TargetLong("int(_annex_busy(_annex_flag))"), 1)
       << "the annex only got in after the busy loop ended";
   Py_BEGIN_ALLOW_THREADS asker.join();
-  Py_END_ALLOW_THREADS
-  Py_DECREF(flag);
+  Py_END_ALLOW_THREADS Py_DECREF(flag);
 }
 
 TEST(AnnexRuntimeTest, EntersWhileTargetWorkerThreadIsBusy) {
@@ -127,8 +127,7 @@ _annex_worker.start()
   ASSERT_TRUE(RunTargetCode("_annex_worker.join()"));
   EXPECT_EQ(TargetLong("int(_annex_result[0])"), 1);
   Py_BEGIN_ALLOW_THREADS asker.join();
-  Py_END_ALLOW_THREADS
-  Py_DECREF(flag);
+  Py_END_ALLOW_THREADS Py_DECREF(flag);
 }
 
 TEST(AnnexRuntimeTest, PythonLoopInAnnexYieldsToTargetThreads) {
@@ -162,7 +161,8 @@ _annex_counter_thread.start()
                 }).ok());
   EXPECT_GT(after, before) << "the target thread never ran during the loop";
   EXPECT_GT(rt->yields(), 0);
-  ASSERT_TRUE(RunTargetCode("_annex_stop.append(1); _annex_counter_thread.join()"));
+  ASSERT_TRUE(
+      RunTargetCode("_annex_stop.append(1); _annex_counter_thread.join()"));
   Py_DECREF(box);
 }
 
@@ -179,8 +179,8 @@ TEST(AnnexRuntimeTest, InterruptStopsPythonLoopInAnnex) {
   ASSERT_TRUE(rt->Run([&](const ThreadStates&) {
                   started.store(true);
                   PyObject* g = PyDict_New();
-                  PyObject* r = PyRun_String("while True: pass\n",
-                                             Py_file_input, g, g);
+                  PyObject* r =
+                      PyRun_String("while True: pass\n", Py_file_input, g, g);
                   interrupted = r == nullptr &&
                                 PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
                   PyErr_Clear();
@@ -224,8 +224,8 @@ repr(([], {}))
   // ends, and that list would differ between two snippets.
   auto snapshot = [](const char* name) {
     PyObject* main = PyModule_GetDict(PyImport_AddModule("__main__"));
-    PyObject* r = PyObject_CallNoArgs(
-        PyDict_GetItemString(main, "_annex_snapshot"));
+    PyObject* r =
+        PyObject_CallNoArgs(PyDict_GetItemString(main, "_annex_snapshot"));
     ASSERT_NE(r, nullptr);
     ASSERT_EQ(PyDict_SetItemString(main, name, r), 0);
     Py_DECREF(r);
@@ -234,11 +234,11 @@ repr(([], {}))
   auto rt = MustStart();
   ASSERT_NE(rt, nullptr);
   snapshot("_annex_during");
-  ASSERT_TRUE(RunTargetCode(
-      "_annex_d1 = _annex_diff(_annex_before, _annex_during)\n"
-      "_annex_same = (_annex_before[1] == _annex_during[1],\n"
-      "               _annex_before[2] == _annex_during[2])\n"
-      "_annex_during = None\n"));
+  ASSERT_TRUE(
+      RunTargetCode("_annex_d1 = _annex_diff(_annex_before, _annex_during)\n"
+                    "_annex_same = (_annex_before[1] == _annex_during[1],\n"
+                    "               _annex_before[2] == _annex_during[2])\n"
+                    "_annex_during = None\n"));
   ASSERT_TRUE(rt->Stop().ok());
   snapshot("_annex_after");
   auto text = [](const char* expr) {
@@ -258,15 +258,13 @@ repr(([], {}))
 
 TEST(AnnexRuntimeTest, StartAndStopFromAnotherThread) {
   absl::Status start, stop;
-  Py_BEGIN_ALLOW_THREADS
-  std::thread other([&] {
+  Py_BEGIN_ALLOW_THREADS std::thread other([&] {
     auto rt = AnnexRuntime::Start({});
     start = rt.status();
     if (rt.ok()) stop = (*rt)->Stop();
   });
   other.join();
-  Py_END_ALLOW_THREADS
-  EXPECT_TRUE(start.ok()) << start;
+  Py_END_ALLOW_THREADS EXPECT_TRUE(start.ok()) << start;
   EXPECT_TRUE(stop.ok()) << stop;
 }
 

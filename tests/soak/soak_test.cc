@@ -33,7 +33,8 @@ int RunProcess(const std::vector<std::string>& argv, std::string* output) {
     close(out[0]);
     close(out[1]);
     std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const std::string& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     execv(args[0], args.data());
     _exit(127);
@@ -57,10 +58,9 @@ TEST(SoakTest, ChurningTargetAnswersEveryKindOfQuestionAndSurvives) {
   // speed check.
   const int status =
       RunProcess({ANNEX_PYTHON_EXECUTABLE, Runfile("tests/soak/soak.py"),
-                  "--annex",
-           Runfile("monitor/cli/annex"), "--questions", "108",
-           "--hang-seconds", "600", "--dir", ::testing::TempDir()},
-          &output);
+                  "--annex", Runfile("monitor/cli/annex"), "--questions", "108",
+                  "--hang-seconds", "600", "--dir", ::testing::TempDir()},
+                 &output);
   EXPECT_EQ(status, 0) << output;
   EXPECT_NE(output.find("\"questions\": 108"), std::string::npos) << output;
   EXPECT_NE(output.find("\"failures\": 0"), std::string::npos) << output;

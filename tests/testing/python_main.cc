@@ -14,7 +14,8 @@ bool RunTargetCode(const std::string& code) {
   PyObject* main = PyImport_AddModule("__main__");  // borrowed
   if (main == nullptr) return false;
   PyObject* globals = PyModule_GetDict(main);
-  PyObject* result = PyRun_String(code.c_str(), Py_file_input, globals, globals);
+  PyObject* result =
+      PyRun_String(code.c_str(), Py_file_input, globals, globals);
   if (result == nullptr) {
     PyErr_Print();
     return false;
@@ -27,7 +28,8 @@ PyObject* EvalTarget(const std::string& expr) {
   PyObject* main = PyImport_AddModule("__main__");
   if (main == nullptr) return nullptr;
   PyObject* globals = PyModule_GetDict(main);
-  PyObject* result = PyRun_String(expr.c_str(), Py_eval_input, globals, globals);
+  PyObject* result =
+      PyRun_String(expr.c_str(), Py_eval_input, globals, globals);
   if (result == nullptr) PyErr_Print();
   return result;
 }
@@ -49,8 +51,7 @@ std::string TargetStr(const std::string& expr) {
 }
 
 void BareSubinterpreterCycle() {
-  Py_BEGIN_ALLOW_THREADS
-  std::thread t([] {
+  Py_BEGIN_ALLOW_THREADS std::thread t([] {
     PyThreadState* ts = PyThreadState_New(PyInterpreterState_Main());
     PyEval_RestoreThread(ts);
     Py_EndInterpreter(Py_NewInterpreter());

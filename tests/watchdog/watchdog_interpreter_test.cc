@@ -1,7 +1,8 @@
 // A thread of another interpreter (like the annex) runs Python and keeps the
 // shared GIL while the target's main thread asks for it. On 3.11 and 3.12
 // the drop request reaches only the waiter's interpreter, so the holder never
-// yields (docs/design.md rule 2): a kBusyPython stall. On 3.13 it yields at once.
+// yields (docs/design.md rule 2): a kBusyPython stall. On 3.13 it yields at
+// once.
 #include <atomic>
 #include <chrono>
 #include <thread>

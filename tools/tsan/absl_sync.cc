@@ -126,8 +126,7 @@ bool Condition::Eval() const {
 }
 
 void CondVar::Wait(Mutex* mu) {
-  static auto f = Get<void (*)(CondVar*, Mutex*)>(
-      "7CondVar4WaitEPNS0_5MutexE");
+  static auto f = Get<void (*)(CondVar*, Mutex*)>("7CondVar4WaitEPNS0_5MutexE");
   __tsan_release(mu);
   f(this, mu);
   __tsan_acquire(mu);

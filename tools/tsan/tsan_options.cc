@@ -18,6 +18,4 @@ extern "C" const char* __tsan_default_options() {
   return "second_deadlock_stack=1:halt_on_error=1:history_size=4";
 }
 
-extern "C" const char* __tsan_default_suppressions() {
-  return "";
-}
+extern "C" const char* __tsan_default_suppressions() { return ""; }

@@ -18,8 +18,8 @@
 //   in Python); not changing for a whole timeout means stuck in C. Busy is
 //   reported when asked for, or when target threads have been asking for the
 //   GIL for a whole timeout (a drop request stays up): the holder does not hand
-//   the GIL over, e.g. a thread of another interpreter on 3.11/3.12 (docs/design.md
-//   rule 2).
+//   the GIL over, e.g. a thread of another interpreter on 3.11/3.12
+//   (docs/design.md rule 2).
 // - Heartbeat overdue and nobody kept the GIL: main is blocked without it.
 #pragma once
 
