@@ -639,9 +639,17 @@ PyObject* HpMemory(PyObject* self, PyObject* args, PyObject* kwds) {
   }
   absl::StatusOr<MemoryBudget*> budget = SessionOf(self)->Get<MemoryBudget>();
   if (!budget.ok()) return RaiseStatus(budget.status());
-  return internal::NewText(
+  std::string text =
       (*budget)->Describe(reinterpret_cast<HpObject*>(self)->owner,
-                          rows < 0 ? 0 : static_cast<size_t>(rows)));
+                          rows < 0 ? 0 : static_cast<size_t>(rows));
+  // The identity watch serves every session's kept sets and reference
+  // points at once (docs/hp.md, "Identity over time").
+  python::FlushDeathWatch();
+  const python::DeathWatchStats watch = python::GetDeathWatchStats();
+  absl::StrAppend(
+      &text, "Identity watch (all sessions): ", watch.watched_blocks,
+      " objects watched, hooks ", watch.installed ? "installed" : "off", "\n");
+  return internal::NewText(text);
 }
 
 PyObject* HpLoad(PyObject*, PyObject* args, PyObject* kwds) {
@@ -754,7 +762,8 @@ PyMethodDef kHpMethods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "memory(rows=20) -> str: the sets this session keeps in the annex "
      "(the host's memory), largest first, with their bytes and the memory "
-     "budget's limits (per session and in total)."},
+     "budget's limits (per session and in total), and how many objects the "
+     "identity watch follows for all sessions."},
     {"__dir__", HpDir, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };

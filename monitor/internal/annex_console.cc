@@ -18,6 +18,7 @@
 #include "absl/time/clock.h"
 #include "glue/hp.h"
 #include "monitor/python/cpython_peek.h"
+#include "monitor/python/death_watch.h"
 #include "monitor/python/guards.h"
 #include "monitor/python/target_threads.h"
 #include "monitor/watchdog/internal/stack_dump.h"
@@ -149,6 +150,12 @@ std::string Capture(F&& write) {
   return out;
 }
 
+// Collects the annex interpreter's reference cycles (nothing of the
+// target's: each interpreter has its own gc lists). A no-op while the
+// annex's gc is disabled or collecting. Where: annex thread, GIL held,
+// annex current.
+void CollectAnnexCycles() { PyGC_Collect(); }
+
 }  // namespace
 
 std::string DescribeGilHolder(python::AnnexRuntime* runtime) {
@@ -203,20 +210,30 @@ AnnexConsole::~AnnexConsole() = default;
 void AnnexConsole::OpenSession(uint64_t) {}
 
 void AnnexConsole::CloseSession(uint64_t session_id) {
-  runtime_
-      ->Run([&](const python::ThreadStates&) {
-        auto it = namespaces_.find(session_id);
-        if (it == namespaces_.end()) return;
-        Py_DECREF(it->second);
-        namespaces_.erase(it);
-      })
+  runtime_->Run([&](const python::ThreadStates&) { DropNamespace(session_id); })
       .IgnoreError();
+}
+
+void AnnexConsole::DropNamespace(uint64_t session_id) {
+  auto it = namespaces_.find(session_id);
+  if (it == namespaces_.end()) return;
+  Py_DECREF(it->second);
+  namespaces_.erase(it);
+  // A namespace often sits in a cycle (a function defined in it, a kept
+  // exception's traceback): collect the annex's own cycles now, so the
+  // session's kept sets and reference point go with it, and with them
+  // their identity watch, which every allocation of the target pays for.
+  // Only annex objects are in this interpreter's gc lists.
+  CollectAnnexCycles();
+  python::FlushDeathWatch();
 }
 
 void AnnexConsole::ReleaseAll() {
   for (auto& [id, ns] : namespaces_) Py_DECREF(ns);
   namespaces_.clear();
   Py_CLEAR(helper_);
+  CollectAnnexCycles();
+  python::FlushDeathWatch();
 }
 
 std::shared_ptr<const glue::ReferencePoint> AnnexConsole::ReferenceOf(
@@ -265,10 +282,7 @@ console::Reply AnnexConsole::Execute(uint64_t session_id,
 void AnnexConsole::CloseSessionLater(uint64_t session_id) {
   runtime_
       ->Post([this, session_id](const python::ThreadStates&) {
-        auto it = namespaces_.find(session_id);
-        if (it == namespaces_.end()) return;
-        Py_DECREF(it->second);
-        namespaces_.erase(it);
+        DropNamespace(session_id);
       })
       .IgnoreError();
 }

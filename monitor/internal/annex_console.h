@@ -84,6 +84,10 @@ class AnnexConsole : public console::CommandExecutor {
   console::Reply ExecTarget(const std::string& code,
                             const python::ThreadStates& ts);
   PyObject* Namespace(uint64_t session_id);  // annex thread, GIL held
+  // Releases one session's namespace, collects the annex's reference
+  // cycles and drops the identity watches that went with them. Where:
+  // annex thread, GIL held, annex current.
+  void DropNamespace(uint64_t session_id);
 
   python::AnnexRuntime* runtime_;
   glue::Session* session_;

@@ -60,6 +60,44 @@ TEST(MonitorTest, ExecInAnnexSessionsKeepTheirNamespaces) {
   EXPECT_TRUE(monitor.Stop().ok());
 }
 
+// What hp.memory() says of the identity watch: the number of objects
+// watched for all sessions ("N objects watched").
+std::string WatchLine(Monitor& monitor, uint64_t session) {
+  auto out = monitor.ExecInAnnex(
+      "print([l for l in str(hp.memory()).splitlines() "
+      "if l.startswith('Identity watch')][0])",
+      session);
+  return out.ok() ? *out : std::string(out.status().message());
+}
+
+// A session's kept sets stop being watched once the session is released,
+// also when its namespace sits in a reference cycle (a function defined in
+// it, an exception with its traceback kept): the target's allocations
+// must not pay for sets nobody can ask about any more.
+TEST(MonitorTest, ReleasedSessionsStopWatchingTheirSets) {
+  Monitor monitor;
+  ASSERT_TRUE(monitor.Start().ok());
+  ASSERT_TRUE(monitor.ExecInAnnex("h = hp.heap()", 1).ok());
+  ASSERT_TRUE(monitor.ExecInAnnex("again = lambda: h.count", 1).ok());
+  // An exception kept in the session keeps its traceback, whose frames
+  // hold the namespace as their globals.
+  ASSERT_TRUE(monitor
+                  .ExecInAnnex("exec('try:\\n 1/0\\n"
+                               "except Exception as x:\\n e = x')",
+                               1)
+                  .ok());
+  ASSERT_TRUE(
+      monitor.ExecInAnnex("assert e.__traceback__ is not None", 1).ok());
+  std::string watching = WatchLine(monitor, 2);
+  EXPECT_NE(watching.find("hooks installed"), std::string::npos) << watching;
+  EXPECT_EQ(watching.find(" 0 objects watched"), std::string::npos) << watching;
+  ASSERT_TRUE(monitor.ReleaseAnnexSession(1).ok());
+  std::string after = WatchLine(monitor, 2);
+  EXPECT_NE(after.find(" 0 objects watched, hooks off"), std::string::npos)
+      << after;
+  EXPECT_TRUE(monitor.Stop().ok());
+}
+
 const glue::StatRow* FindRow(const glue::Stat& stat, const std::string& kind) {
   for (const glue::StatRow& r : stat.rows) {
     if (r.kind == kind) return &r;
