@@ -315,42 +315,56 @@ void ForEachFrame(PyThreadState* ts,
   }
 }
 
-PyObject* FrameViewSlotName(const FrameView& frame, int i, bool* is_cell) {
-  *is_cell = false;
-  if (frame.code == nullptr || i < 0 || i >= frame.num_slots) return nullptr;
-  auto* code = reinterpret_cast<PyCodeObject*>(frame.code);
-  PyObject* names = code->co_localsplusnames;
-  PyObject* kinds = code->co_localspluskinds;
-  if (names == nullptr || !PyTuple_Check(names) || kinds == nullptr ||
-      !PyBytes_Check(kinds) || i >= PyTuple_GET_SIZE(names) ||
-      i >= PyBytes_GET_SIZE(kinds)) {
-    return nullptr;
-  }
-  const unsigned char kind =
-      static_cast<unsigned char>(PyBytes_AS_STRING(kinds)[i]);
-  PyObject* value = frame.slots[i];
-  *is_cell = (kind & (CO_FAST_CELL | CO_FAST_FREE)) != 0 && value != nullptr &&
-             PyCell_Check(value);
-  return PyTuple_GET_ITEM(names, i);
-}
+namespace {
 
-// Free variables are the local names of kind CO_FAST_FREE, in order (the
-// same in 3.11 to 3.13). Where: GIL held.
-PyObject* CodeFreevarName(PyObject* code, Py_ssize_t index) {
-  if (code == nullptr || !PyCode_Check(code) || index < 0) return nullptr;
+// A code object's local names (a tuple) and their kinds (bytes, one per
+// name), as far as both are there: the count is the shorter of the two.
+// Where: GIL held.
+struct LocalsPlus {
+  PyObject* names = nullptr;
+  const char* kinds = nullptr;
+  Py_ssize_t count = 0;
+};
+bool ReadLocalsPlus(PyObject* code, LocalsPlus* out) {
+  if (code == nullptr || !PyCode_Check(code)) return false;
   auto* co = reinterpret_cast<PyCodeObject*>(code);
   PyObject* names = co->co_localsplusnames;
   PyObject* kinds = co->co_localspluskinds;
   if (names == nullptr || !PyTuple_Check(names) || kinds == nullptr ||
       !PyBytes_Check(kinds)) {
+    return false;
+  }
+  out->names = names;
+  out->kinds = PyBytes_AS_STRING(kinds);
+  out->count = std::min(PyTuple_GET_SIZE(names), PyBytes_GET_SIZE(kinds));
+  return true;
+}
+
+}  // namespace
+
+PyObject* FrameViewSlotName(const FrameView& frame, int i, bool* is_cell) {
+  *is_cell = false;
+  LocalsPlus locals;
+  if (i < 0 || i >= frame.num_slots || !ReadLocalsPlus(frame.code, &locals) ||
+      i >= locals.count) {
     return nullptr;
   }
-  const Py_ssize_t n =
-      std::min(PyTuple_GET_SIZE(names), PyBytes_GET_SIZE(kinds));
-  for (Py_ssize_t i = 0; i < n; ++i) {
-    const auto kind = static_cast<unsigned char>(PyBytes_AS_STRING(kinds)[i]);
+  const auto kind = static_cast<unsigned char>(locals.kinds[i]);
+  PyObject* value = frame.slots[i];
+  *is_cell = (kind & (CO_FAST_CELL | CO_FAST_FREE)) != 0 && value != nullptr &&
+             PyCell_Check(value);
+  return PyTuple_GET_ITEM(locals.names, i);
+}
+
+// Free variables are the local names of kind CO_FAST_FREE, in order (the
+// same in 3.11 to 3.13). Where: GIL held.
+PyObject* CodeFreevarName(PyObject* code, Py_ssize_t index) {
+  LocalsPlus locals;
+  if (index < 0 || !ReadLocalsPlus(code, &locals)) return nullptr;
+  for (Py_ssize_t i = 0; i < locals.count; ++i) {
+    const auto kind = static_cast<unsigned char>(locals.kinds[i]);
     if ((kind & CO_FAST_FREE) != 0 && index-- == 0) {
-      return PyTuple_GET_ITEM(names, i);
+      return PyTuple_GET_ITEM(locals.names, i);
     }
   }
   return nullptr;
