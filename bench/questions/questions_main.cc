@@ -1,0 +1,208 @@
+// Benchmark of what users type (issue 14): each heap question as a console
+// user asks it, end to end, against the engine's bare walk of the same heap
+// measured in the same run.
+//
+// The host (this program) builds a heap of about N objects in the target
+// (records with three attributes, a name string and a tuple each, all held
+// in one list, as a service's cache would) and keeps a target thread
+// ticking every half millisecond, which records how long it could not run:
+// the target's pause. Each question is Python code run through
+// Monitor::ExecInAnnex in one annex session, the executor `annex exec` and
+// `annex attach` use (AnnexConsole), without the socket; its echo is
+// formatted as the console prints it. Per question: wall milliseconds
+// around the call, the longest pause the ticker saw during it, and the
+// median wall time as a ratio of the bare walk's (HeapEngine::Heap() on
+// the annex thread, no sets kept, no classification). One JSON object per
+// size on stdout.
+//
+//   bazel run -c opt //bench/questions -- --sizes=1000000,10000000 --runs=3
+//
+// Questions (issue 14's list): heap (`h = hp.heap()`, kept as a user
+// keeps it), bytype, byclodo (h itself), byrcs, byvia, sp and domisize of
+// h's largest row, referrers of that row, get_shpaths(limit=0) of a set of
+// 10,000 instances of another class held by one list (numpaths), heapu.
+#include <Python.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "annex_python_build.h"
+#include "bench/bench_util.h"
+#include "glue/annex_access.h"
+#include "glue/session.h"
+#include "monitor/heap/heap_engine.h"
+#include "monitor/monitor.h"
+#include "monitor/python/annex_runtime.h"
+#include "monitor/python/embed.h"
+
+namespace {
+
+using ::annex::bench::JsonList;
+using ::annex::bench::Median;
+using ::annex::bench::RunInMain;
+
+// The target's ticker: the longest time it waited past its half
+// millisecond since `pause_reset` (what a question held the target).
+constexpr char kTicker[] = R"py(
+import threading, time
+pause_max = 0.0
+pause_stop = False
+def _tick():
+    global pause_max
+    last = time.perf_counter()
+    while not pause_stop:
+        time.sleep(0.0005)
+        now = time.perf_counter()
+        if now - last > pause_max:
+            pause_max = now - last
+        last = now
+pause_thread = threading.Thread(target=_tick, daemon=True)
+pause_thread.start()
+)py";
+
+// Records of three attributes (inline values, no __dict__), a name string
+// and a tuple each: about 4 objects per record with the list's share.
+std::string BuildHeap(long objects) {
+  return "class Record:\n"
+         "    def __init__(self, i):\n"
+         "        self.i = i\n"
+         "        self.name = 'record-%d' % i\n"
+         "        self.tags = (i, 'tag')\n"
+         "bench_data = [Record(i) for i in range(" +
+         std::to_string(objects / 4) +
+         ")]\n"
+         "class Small:\n"
+         "    pass\n"
+         "bench_small = [Small() for i in range(10000)]\n"
+         "import gc; gc.collect()\n";
+}
+
+// Evaluates `expr` in the target's __main__ and returns it as a double.
+// Where: main thread, GIL held (the host's).
+double TargetDouble(const char* expr) {
+  PyObject* globals = PyModule_GetDict(PyImport_AddModule("__main__"));
+  PyObject* r = PyRun_String(expr, Py_eval_input, globals, globals);
+  double v = r ? PyFloat_AsDouble(r) : -1;
+  Py_XDECREF(r);
+  if (PyErr_Occurred()) PyErr_Print();
+  return v;
+}
+
+struct Question {
+  const char* name;
+  const char* code;
+};
+
+// Run in order in one session: the later ones use `h` and `r`. The first
+// run's answers are formatted exactly as the console shows them (the
+// expression's echo).
+constexpr Question kQuestions[] = {
+    {"heap", "h = hp.heap()"},
+    {"bytype", "h.bytype"},
+    {"byclodo", "h"},
+    {"byrcs", "h.byrcs"},
+    {"byvia", "h.byvia"},
+    {"row_sp", "r = h[0]; r.sp"},
+    {"row_domisize", "r.domisize"},
+    {"row_referrers", "r.referrers"},
+    {"shpaths_10k",
+     "s = h & hp.Type('__main__.Small'); s.get_shpaths(limit=0).numpaths"},
+    {"heapu", "hp.heapu()"},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<long> sizes = {1000000};
+  int runs = 3;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (annex::bench::ParseSizesFlag(a, &sizes)) continue;
+    if (a.rfind("--runs=", 0) == 0) {
+      runs = std::atoi(a.c_str() + 7);
+    } else {
+      std::fprintf(stderr, "usage: %s [--sizes=N,M] [--runs=K]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (runs < 1) runs = 1;
+  if (!annex::python::InitializeEmbedded().ok()) return 2;
+  annex::Monitor monitor;
+  if (absl::Status s = monitor.Start(); !s.ok()) {
+    std::fprintf(stderr, "%s\n", s.ToString().c_str());
+    return 1;
+  }
+  auto access = monitor.session()->Get<annex::glue::AnnexAccess>();
+  if (!access.ok() || !RunInMain(kTicker)) return 1;
+  annex::python::AnnexRuntime& runtime = (*access)->runtime();
+
+  std::vector<Question> questions(std::begin(kQuestions), std::end(kQuestions));
+  for (long n : sizes) {
+    if (!RunInMain(BuildHeap(n))) return 1;
+    std::vector<double> walk_ms, walk_pause_ms;
+    std::vector<std::vector<double>> wall(questions.size()),
+        pause(questions.size());
+    long objects = 0;
+    for (int run = 0; run < runs; ++run) {
+      absl::Status s = runtime.Run([&](const annex::python::ThreadStates& ts) {
+        annex::heap::HeapEngine engine(ts);
+        absl::StatusOr<annex::heap::HeapResult> heap = engine.Heap();
+        if (!heap.ok()) return;
+        walk_ms.push_back(heap->walk_ns / 1e6);
+        walk_pause_ms.push_back(heap->pause_ns / 1e6);
+        objects = static_cast<long>(heap->objects.size());
+      });
+      if (!s.ok() || walk_ms.size() != static_cast<size_t>(run + 1)) {
+        std::fprintf(stderr, "walk failed: %s\n", s.ToString().c_str());
+        return 1;
+      }
+      for (size_t q = 0; q < questions.size(); ++q) {
+        RunInMain("pause_max = 0.0");
+        auto t0 = std::chrono::steady_clock::now();
+        absl::StatusOr<std::string> out =
+            monitor.ExecInAnnex(questions[q].code, /*session=*/1);
+        const double ms = std::chrono::duration<double, std::milli>(
+                              std::chrono::steady_clock::now() - t0)
+                              .count();
+        if (!out.ok()) {
+          std::fprintf(stderr, "%s: %s\n", questions[q].name,
+                       out.status().ToString().c_str());
+          return 1;
+        }
+        wall[q].push_back(ms);
+        // The ticker records a pause once it runs again: let it.
+        RunInMain("time.sleep(0.003)");
+        pause[q].push_back(TargetDouble("pause_max") * 1000.0);
+      }
+    }
+    const double wm = Median(walk_ms);
+    std::string fields;
+    for (size_t q = 0; q < questions.size(); ++q) {
+      const std::string k = questions[q].name;
+      fields += ", \"" + k + "_ms\": " + JsonList(wall[q], 1) + ", \"" + k +
+                "_pause_ms\": " + JsonList(pause[q], 1) + ", \"" + k +
+                "_per_walk\": " + std::to_string(Median(wall[q]) / wm);
+    }
+    std::printf(
+        "{\"case\": \"questions\", \"python\": \"%s\", \"requested_objects\": "
+        "%ld, \"objects\": %ld, \"runs\": %d, \"walk_ms\": %s, "
+        "\"walk_pause_ms\": %s, \"walk_ms_median\": %.1f, "
+        "\"walk_ms_per_million\": %.1f%s}\n",
+        ANNEX_PYTHON_VERSION, n, objects, runs, JsonList(walk_ms, 1).c_str(),
+        JsonList(walk_pause_ms, 1).c_str(), wm, wm / (objects / 1e6),
+        fields.c_str());
+    std::fflush(stdout);
+    if (!monitor.ReleaseAnnexSession(1).ok() ||
+        !RunInMain("del bench_data, bench_small; gc.collect()")) {
+      return 1;
+    }
+  }
+  RunInMain("pause_stop = True\npause_thread.join()");
+  absl::Status s = monitor.Stop();
+  if (Py_FinalizeEx() < 0) return 3;
+  return s.ok() ? 0 : 1;
+}
