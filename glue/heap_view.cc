@@ -229,6 +229,11 @@ KindedSet KindedSet::WithStoredClassifier(const Classifier& c) const {
 KindedSet KindedSet::Combine(const KindedSet& a, const KindedSet& b, char op) {
   KindedSet out;
   out.identity = Identity::Merge(a.identity, b.identity);
+  // Every member was the same object at the older of the two looks.
+  out.pruned_epoch = a.identity == nullptr ? b.pruned_epoch
+                     : b.identity == nullptr
+                         ? a.pruned_epoch
+                         : std::min(a.pruned_epoch, b.pruned_epoch);
   // One kind table for the result: a's names, then b's new ones.
   *out.kind_names = *a.kind_names;
   std::unordered_map<std::string, uint32_t> index;
@@ -298,17 +303,63 @@ std::shared_ptr<const Identity> Identity::Merge(
 }
 
 bool SameObject(const KindedSet& set, size_t i) {
-  return set.identity == nullptr || set.identity->Same(set.addresses[i]);
+  // No watched object died since every member was found the same.
+  if (set.identity == nullptr ||
+      set.pruned_epoch == python::DeathWatchEpoch()) {
+    return true;
+  }
+  return set.identity->Same(set.addresses[i]);
 }
+
+namespace {
+
+// The indexes of `set`'s members that died among those whose key is in
+// `keys` (python::DeathsSince): each key stands for the members at most
+// kMaxKeyDistance bytes above it. Ascending, distinct. Where: GIL held.
+std::vector<size_t> DeadAmong(const KindedSet& set,
+                              const std::vector<uintptr_t>& keys) {
+  std::vector<size_t> dead;
+  for (uintptr_t key : keys) {
+    auto it = std::lower_bound(set.addresses.begin(), set.addresses.end(), key);
+    for (; it != set.addresses.end() && *it - key <= python::kMaxKeyDistance;
+         ++it) {
+      if (!set.identity->Same(*it)) dead.push_back(it - set.addresses.begin());
+    }
+  }
+  std::sort(dead.begin(), dead.end());
+  dead.erase(std::unique(dead.begin(), dead.end()), dead.end());
+  return dead;
+}
+
+}  // namespace
 
 void PruneDead(KindedSet& set) {
   if (set.identity == nullptr || set.count() == 0) return;
   const uint64_t epoch = python::DeathWatchEpoch();
   if (set.pruned_epoch == epoch && epoch != 0) return;
   std::vector<size_t> keep;
-  keep.reserve(set.count());
-  for (size_t i = 0; i < set.count(); ++i) {
-    if (set.identity->Same(set.addresses[i])) keep.push_back(i);
+  // Only members whose key saw a death since the last look can have died:
+  // when the watch remembers those deaths and they are few, look at those
+  // members only (a question on a kept set of a million objects then costs
+  // what died, not the set's size).
+  std::vector<uintptr_t> keys;
+  if (python::DeathsSince(set.pruned_epoch, &keys) &&
+      keys.size() < set.count() / 8) {
+    const std::vector<size_t> dead = DeadAmong(set, keys);
+    keep.reserve(set.count() - dead.size());
+    size_t d = 0;
+    for (size_t i = 0; i < set.count(); ++i) {
+      if (d < dead.size() && dead[d] == i) {
+        ++d;
+      } else {
+        keep.push_back(i);
+      }
+    }
+  } else {
+    keep.reserve(set.count());
+    for (size_t i = 0; i < set.count(); ++i) {
+      if (set.identity->Same(set.addresses[i])) keep.push_back(i);
+    }
   }
   if (keep.size() != set.count()) {
     const size_t dead = set.dead + (set.count() - keep.size());

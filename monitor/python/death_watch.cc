@@ -32,10 +32,18 @@ struct Registry {
   bool armed = false;  // hooks count deaths (false: pass through)
   bool intact = true;
   uint64_t deaths_seen = 0;
+  // The key of each watched death, death d (1-based) at (d - 1) & mask;
+  // allocated while hooks are installed (the hooks never allocate). Holds
+  // deaths after `log_from` only.
+  std::vector<uintptr_t> death_log;
+  uint64_t log_from = 0;
 
   std::mutex pending_mu;
   std::vector<uintptr_t> pending;  // keys of released watches
 };
+
+// Watched deaths remembered for DeathsSince (a power of two: 8 MiB).
+constexpr size_t kDeathLogSize = size_t{1} << 20;
 
 // Leaked on purpose: hooks may run during interpreter finalization, after
 // static destructors would have destroyed a static registry.
@@ -94,6 +102,9 @@ void DiedSlow(uintptr_t key) {
   auto it = r.entries.find(key);
   if (it == r.entries.end()) return;
   it->second.deaths++;
+  if (!r.death_log.empty()) {
+    r.death_log[r.deaths_seen & (r.death_log.size() - 1)] = key;
+  }
   r.deaths_seen++;
 }
 
@@ -373,6 +384,8 @@ void FlushLocked(Registry& r) {
     Publish(r);
     UninstallHooks();
     r.installed = false;
+    r.death_log.clear();
+    r.death_log.shrink_to_fit();
   }
 }
 
@@ -389,6 +402,8 @@ absl::StatusOr<std::shared_ptr<WatchedObjects>> WatchedObjects::Watch(
   if (sorted.empty()) return w;
   if (!r.installed) {
     r.intact = true;
+    r.death_log.assign(kDeathLogSize, 0);
+    r.log_from = r.deaths_seen;
     absl::Status s = InstallHooks();
     if (!s.ok()) return s;
     r.installed = true;
@@ -439,6 +454,22 @@ int64_t WatchedObjects::Find(uintptr_t address) const {
 void FlushDeathWatch() { FlushLocked(R()); }
 
 uint64_t DeathWatchEpoch() { return R().deaths_seen; }
+
+bool DeathsSince(uint64_t since, std::vector<uintptr_t>* keys) {
+  const Registry& r = R();
+  keys->clear();
+  if (since >= r.deaths_seen) return since == r.deaths_seen;
+  if (r.death_log.empty() || since < r.log_from ||
+      r.deaths_seen - since > r.death_log.size()) {
+    return false;
+  }
+  const size_t mask = r.death_log.size() - 1;
+  keys->reserve(r.deaths_seen - since);
+  for (uint64_t d = since; d < r.deaths_seen; ++d) {
+    keys->push_back(r.death_log[d & mask]);
+  }
+  return true;
+}
 
 bool DeathWatchIntact() {
   Registry& r = R();

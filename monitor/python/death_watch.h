@@ -97,6 +97,16 @@ void FlushDeathWatch();
 // Where: GIL held.
 uint64_t DeathWatchEpoch();
 
+// The keys of the watched deaths counted after epoch `since` (a
+// DeathWatchEpoch() value), oldest first, into `keys`: only members whose
+// key is among them can have died since. A member's key is its address or
+// at most kMaxKeyDistance bytes below it (the start of its memory block on
+// 3.11/3.12). False when more deaths happened than the watch remembers
+// (the last 2^20 while hooks are installed): then every member must be
+// checked. Where: GIL held.
+bool DeathsSince(uint64_t since, std::vector<uintptr_t>* keys);
+inline constexpr uintptr_t kMaxKeyDistance = 255;
+
 struct DeathWatchStats {
   bool installed = false;     // hooks in place
   size_t watched_blocks = 0;  // distinct keys watched

@@ -179,6 +179,47 @@ hpk_reused = sum(1 for o in hpk_new if id(o) in hpk_set)
   ASSERT_TRUE(RunTargetCode("del hpk_new, hpk_set, hpk_ids"));
 }
 
+// A kept set of the whole heap where a few members die and new objects
+// take their addresses: exactly those members leave it (the set looks only
+// at the members whose blocks saw a death since its last look), the new
+// objects are not members, and every other member stays.
+TEST_F(HpIdentityTest, FewDeathsInALargeKeptSetLeaveExactlyThoseMembers) {
+  ASSERT_TRUE(RunTargetCode(R"(
+hpf_objs = [[i, i] for i in range(20000)]
+hpf_gone = hpf_objs[::100]
+hpf_gone_ids = frozenset(id(o) for o in hpf_gone)
+hpf_kept_ids = [id(o) for o in hpf_objs[1::100]]
+)"));
+  Exec(monitor_, 1, "k = hp.heap()\nn0 = k.count\n");
+  // A first look after some deaths elsewhere, so the set has looked once.
+  Exec(monitor_, 1, "n1 = k.count\n");
+  ASSERT_TRUE(RunTargetCode(R"(
+hpf_objs = [o for o in hpf_objs if id(o) not in hpf_gone_ids]
+del hpf_gone
+hpf_new = [[i, i] for i in range(200)]
+hpf_new_ids = [id(o) for o in hpf_new]
+hpf_reused = sum(1 for a in hpf_new_ids if a in hpf_gone_ids)
+hpf_gone_list = sorted(hpf_gone_ids)
+)"));
+  ASSERT_GE(TargetLong("hpf_reused"), 100) << "the premise: addresses reused";
+  const std::string gone = TargetIdsText("hpf_gone_list");
+  const std::string fresh = TargetIdsText("hpf_new_ids");
+  const std::string kept = TargetIdsText("hpf_kept_ids");
+  std::string out =
+      Exec(monitor_, 1,
+           absl::StrCat("print(k.dead >= 200, k.count < n1)\n",
+                        "print(len(k & hp.idset(", fresh, ")))\n",
+                        "print(len(hp.idset(", kept, ") & k))\n"));
+  EXPECT_EQ(out, "True True\n0\n200\n") << out;
+  // Many deaths since the last look: the set checks every member, with
+  // the same verdicts.
+  ASSERT_TRUE(RunTargetCode("del hpf_new, hpf_gone_ids\nhpf_objs = None"));
+  out = Exec(
+      monitor_, 1,
+      absl::StrCat("print(k.dead > 20000, len(k & hp.idset(", gone, ")))\n"));
+  EXPECT_EQ(out, "True 0\n") << out;
+}
+
 // The hooks are there only while something is watched: a reference point
 // set in a host session goes at Stop(), and the hooks with it.
 TEST_F(HpIdentityTest, StopReleasesTheWatch) {
