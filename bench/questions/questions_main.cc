@@ -16,6 +16,7 @@
 // size on stdout.
 //
 //   bazel run -c opt //bench/questions -- --sizes=1000000,10000000 --runs=3
+//   [--questions=heap,bytype]   (heap and row_sp always run: others use h, r)
 //
 // Questions (issue 14's list): heap (`h = hp.heap()`, kept as a user
 // keeps it), bytype, byclodo (h itself), byrcs, byvia, sp and domisize of
@@ -23,6 +24,7 @@
 // 10,000 instances of another class held by one list (numpaths), heapu.
 #include <Python.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -30,6 +32,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_split.h"
 #include "annex_python_build.h"
 #include "bench/bench_util.h"
 #include "glue/annex_access.h"
@@ -119,13 +122,18 @@ constexpr Question kQuestions[] = {
 int main(int argc, char** argv) {
   std::vector<long> sizes = {1000000};
   int runs = 3;
+  std::vector<std::string> only;  // empty: every question
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (annex::bench::ParseSizesFlag(a, &sizes)) continue;
     if (a.rfind("--runs=", 0) == 0) {
       runs = std::atoi(a.c_str() + 7);
+    } else if (a.rfind("--questions=", 0) == 0) {
+      only = absl::StrSplit(a.substr(12), ',');
     } else {
-      std::fprintf(stderr, "usage: %s [--sizes=N,M] [--runs=K]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--sizes=N,M] [--runs=K] [--questions=a,b]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -140,7 +148,15 @@ int main(int argc, char** argv) {
   if (!access.ok() || !RunInMain(kTicker)) return 1;
   annex::python::AnnexRuntime& runtime = (*access)->runtime();
 
-  std::vector<Question> questions(std::begin(kQuestions), std::end(kQuestions));
+  // The later questions read `h` (and `r`): heap (and row_sp) always run.
+  std::vector<Question> questions;
+  for (const Question& q : kQuestions) {
+    const std::string name = q.name;
+    if (only.empty() || name == "heap" || name == "row_sp" ||
+        std::find(only.begin(), only.end(), name) != only.end()) {
+      questions.push_back(q);
+    }
+  }
   for (long n : sizes) {
     if (!RunInMain(BuildHeap(n))) return 1;
     std::vector<double> walk_ms, walk_pause_ms;
