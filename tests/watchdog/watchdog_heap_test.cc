@@ -132,6 +132,10 @@ TEST(WatchdogHeapTest, ReportHasPartitionAndGrowthSinceTheFirstWalk) {
   options.watchdog_options.stall_timeout = absl::ZeroDuration();
   options.watchdog_options.memory_interval = absl::Milliseconds(10);
   options.watchdog_options.rss_limit_bytes = CurrentRss() + (64 << 20);
+  // The report waits for the annex to get the GIL, which the main thread
+  // holds while it fills the blob: generous, so a loaded machine does not
+  // turn the partition into "absent" (the default of 2 s did, at load 20).
+  options.watchdog_options.heap_report_timeout = absl::Minutes(5);
   options.watchdog_options.report_path =
       absl::StrCat(getenv("TEST_TMPDIR"), "/growth.report");
   options.watchdog_options.on_event = recorder.Callback(/*release=*/false);
@@ -175,6 +179,10 @@ TEST(WatchdogHeapTest, ReportGrowthUsesTheSessionsReferencePoint) {
   options.watchdog_options.stall_timeout = absl::ZeroDuration();
   options.watchdog_options.memory_interval = absl::Milliseconds(10);
   options.watchdog_options.rss_limit_bytes = CurrentRss() + (64 << 20);
+  // The report waits for the annex to get the GIL, which the main thread
+  // holds while it fills the blob: generous, so a loaded machine does not
+  // turn the partition into "absent" (the default of 2 s did, at load 20).
+  options.watchdog_options.heap_report_timeout = absl::Minutes(5);
   options.watchdog_options.report_path =
       absl::StrCat(getenv("TEST_TMPDIR"), "/setref.report");
   options.watchdog_options.on_event = recorder.Callback(/*release=*/false);
