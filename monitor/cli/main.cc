@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "annex_python_build.h"
 #include "glue/heap_record.h"
+#include "monitor/cli/report.h"
 #include "monitor/console/cli.h"
 #include "monitor/monitor.h"
 
@@ -44,6 +45,9 @@ commands:
                      within a second even while a thread keeps the GIL
   record PID FILE    append a heap record of PID to FILE every interval
                      ('annex record --help'; docs/recording.md)
+  report FILE... -o OUT.html
+                     memory over time from recorded files, as one
+                     self-contained HTML page
   help               show this help
 
 attach, exec, stacks and record take --timeout SECONDS (before PID): a command with
@@ -595,6 +599,7 @@ int main(int argc, char** argv) {
     });
   }
   if (command == "record") return RecordCommand(argc - 2, argv + 2);
+  if (command == "report") return annex::cli::RunReport(argc - 2, argv + 2);
   if (command == "stacks") {
     client.command_timeout = absl::Seconds(10);
     return PidCommand("stacks", argc - 2, argv + 2, client, [&](pid_t pid) {
