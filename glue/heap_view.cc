@@ -1165,6 +1165,18 @@ absl::StatusOr<KindedSet> HeapView::Classify(const KindedSet& set,
   return out;
 }
 
+HeapRecord MakeHeapRecord(KindedSet heap, size_t top_rows, int64_t pause_us,
+                          int64_t time_us) {
+  HeapRecord r;
+  r.time_us = time_us;
+  r.pause_us = pause_us;
+  heap.classifier = Classifier();  // Clodo
+  r.clodo = heap.ToStat(time_us).Limited(top_rows);
+  heap.classifier = *Classifier::Parse("Type");
+  r.type = heap.ToStat(time_us).Limited(top_rows);
+  return r;
+}
+
 absl::StatusOr<Stat> HeapView::Summary(const Classifier& c, size_t max_rows,
                                        const ReferencePoint* ref) {
   absl::StatusOr<KindedSet> heap = Heap(ref, /*keep=*/false);

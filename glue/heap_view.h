@@ -20,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "glue/classifiers.h"
+#include "glue/heap_record.h"
 #include "glue/stat.h"
 #include "monitor/heap/heap_engine.h"
 #include "monitor/python/death_watch.h"
@@ -151,6 +152,14 @@ struct LiveKinds {
   KindedSet live;             // the members alive now, kinds as recorded
   std::vector<Labels> parts;  // one per requested part, over live members
 };
+
+// A heap record (heap_record.h) of `heap`, a HeapView::Heap() result
+// partitioned by Clodo: its partitions by Clodo and by Type, the largest
+// `top_rows` rows of each (the rest one "<Other>" row), with `pause_us` and
+// `time_us`; labels and RSS are the caller's. Where: any thread (plain
+// data; run it off the annex thread to keep the target's pause to the walk).
+HeapRecord MakeHeapRecord(KindedSet heap, size_t top_rows, int64_t pause_us,
+                          int64_t time_us);
 
 class HeapView {
  public:

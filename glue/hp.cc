@@ -7,7 +7,10 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "glue/annex_access.h"
+#include "glue/heap_record.h"
 #include "glue/heap_view.h"
 #include "glue/hp_internal.h"
 #include "glue/memory_budget.h"
@@ -472,6 +475,39 @@ PyObject* HpHeap(PyObject* self, PyObject* args, PyObject* kwargs) {
   return NewIdSet(SessionOf(self), std::move(*set));
 }
 
+// hp.record(format='stat', top=20): one heap record (glue/heap_record.h) of
+// the whole heap (the reference point does not apply), as text.
+PyObject* HpRecord(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kKeywords[] = {"format", "top", nullptr};
+  const char* format_name = "stat";
+  Py_ssize_t top = 20;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$sn:record",
+                                   const_cast<char**>(kKeywords), &format_name,
+                                   &top)) {
+    return nullptr;
+  }
+  absl::StatusOr<RecordFormat> format = ParseRecordFormat(format_name);
+  if (!format.ok()) return RaiseStatus(format.status());
+  if (top < 1 || top > 100000) {
+    PyErr_SetString(PyExc_ValueError, "record(): top must be 1 to 100000");
+    return nullptr;
+  }
+  HeapView* view = ViewOf(SessionOf(self));
+  if (view == nullptr) return nullptr;
+  const absl::Time start = absl::Now();
+  auto set = view->Heap(nullptr, /*keep=*/false);
+  const absl::Time end = absl::Now();
+  if (!set.ok()) return RaiseStatus(set.status());
+  HeapRecord record = MakeHeapRecord(std::move(*set), static_cast<size_t>(top),
+                                     absl::ToInt64Microseconds(end - start),
+                                     absl::ToUnixMicros(start));
+  record.rss_bytes = ResidentBytes();
+  record.labels = ProcessLabels("", PY_VERSION);
+  const std::string text = record.Text(*format);
+  return PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()),
+                              "replace");
+}
+
 // hp.heapu(garbage=None): all of heapu, or with garbage=True the cyclic
 // garbage a collection would free, with garbage=False what it would keep.
 PyObject* HpHeapU(PyObject* self, PyObject* args, PyObject* kwargs) {
@@ -693,9 +729,9 @@ PyObject* HpGetattro(PyObject* self, PyObject* name) {
 }
 
 PyObject* HpDir(PyObject* self, PyObject*) {
-  return Py_BuildValue("[ssssssssssssssssss]", "Clodo", "Module", "Nothing",
+  return Py_BuildValue("[sssssssssssssssssss]", "Clodo", "Module", "Nothing",
                        "Rcs", "Size", "Type", "Via", "clearref", "heap",
-                       "heapu", "idset", "load", "loadall", "setref",
+                       "heapu", "idset", "load", "loadall", "record", "setref",
                        "setrelheap", "setrelheapu", "stacks", "threads");
 }
 
@@ -719,6 +755,13 @@ PyMethodDef kHpMethods[] = {
      "but unreachable from its roots (nothing is collected). garbage=True: "
      "only the cyclic garbage a gc.collect() would free; garbage=False: "
      "only what it would keep (held by C references; Heapy's heapu())."},
+    {"record",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpRecord)),
+     METH_VARARGS | METH_KEYWORDS,
+     "record(*, format='stat', top=20) -> str: one heap record of the whole "
+     "heap (one walk): partitions by Clodo and by type (top rows, the rest "
+     "'<Other>'), totals, the walk's pause, RSS and labels, as Heapy stat "
+     "records ('stat') or a JSON line ('jsonl'); docs/recording.md."},
     {"idset", HpIdSet, METH_O,
      "idset(ids) -> IdSet: the objects with those ids (id() in the target) "
      "that are alive now."},

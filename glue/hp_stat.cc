@@ -506,6 +506,21 @@ PyObject* StatRows(PyObject* self, void*) {
   }
   return list;
 }
+// The record's other fields (a heap record's labels) as a dict of str.
+PyObject* StatFields(PyObject* self, void*) {
+  PyObject* dict = PyDict_New();
+  if (dict == nullptr) return nullptr;
+  for (const auto& [name, value] : StatOf(self).fields) {
+    PyObject* v = Str(value);
+    if (v == nullptr || PyDict_SetItemString(dict, name.c_str(), v) < 0) {
+      Py_XDECREF(v);
+      Py_DECREF(dict);
+      return nullptr;
+    }
+    Py_DECREF(v);
+  }
+  return dict;
+}
 PyObject* StatMore(PyObject* self, void*) {
   return FirstMore(*reinterpret_cast<StatObject*>(self)->stat);
 }
@@ -636,6 +651,10 @@ PyGetSetDef kStatGetSet[] = {
     {"b_count", StatBCount, nullptr, "A-B: the count of B; else None", nullptr},
     {"b_size", StatBSize, nullptr, "A-B: the size of B; else None", nullptr},
     {"rows", StatRows, nullptr, "the rows as (kind, count, size) tuples",
+     nullptr},
+    {"fields", StatFields, nullptr,
+     "the record's other fields as a dict (a heap record's labels: pid, "
+     "host, program, python, rss, pause_us; docs/recording.md)",
      nullptr},
     {"more", StatMore, nullptr, "the next ten rows (and .more the next)",
      nullptr},

@@ -313,7 +313,11 @@ std::string Stat::Record() const {
   absl::StrAppend(&out, ".count: ", count, "\n", ".size: ", size, "\n",
                   ".kindname: ", Escape(kind_name), "\n",
                   ".kindheader: ", Escape(kind_header), "\n",
-                  ".er: ", Escape(er), "\n", ".numrows: ", rows.size(), "\n");
+                  ".er: ", Escape(er), "\n");
+  for (const auto& [name, value] : fields) {
+    absl::StrAppend(&out, ".", name, ": ", Escape(value), "\n");
+  }
+  absl::StrAppend(&out, ".numrows: ", rows.size(), "\n");
   for (const StatRow& r : rows) {
     absl::StrAppend(&out, ".r: ", r.count, " ", r.size, " ", Escape(r.kind),
                     "\n");
@@ -538,7 +542,13 @@ absl::Status StatReader::Line(absl::string_view line) {
     } else {
       stat_.er = Unescape(text);
     }
-  }  // other names: ignored, as Heapy's loader keeps unknown fields
+  } else if (name != "loader") {
+    // Other names (a heap record's labels) are kept, as Heapy's loader
+    // keeps unknown fields; counted against the record's limit.
+    absl::Status s = grow(name.size() + text.size() + 2 * sizeof(std::string));
+    if (!s.ok()) return s;
+    stat_.fields.emplace_back(std::string(name), Unescape(text));
+  }
   if (!ok) {
     return error(absl::StrCat("'.", name, ":' needs a number, got '",
                               Shown(absl::StripAsciiWhitespace(value)), "'"));

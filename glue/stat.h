@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -65,6 +66,11 @@ struct Stat {
   int64_t b_size = 0;
   int64_t time_made_us = 0;   // when it was made, µs since the Unix epoch
   std::vector<StatRow> rows;  // largest first (|size| for a difference)
+  // Other fields of the record, in order: labels a heap record adds
+  // (docs/recording.md: pid, host, rss, pause_us, ...). Names are
+  // [a-z0-9_]+; Heapy's loader keeps such fields too. Record() writes them,
+  // the reader keeps the ones it does not know.
+  std::vector<std::pair<std::string, std::string>> fields;
 
   size_t numrows() const { return rows.size(); }
 
@@ -105,7 +111,7 @@ struct Stat {
   static absl::StatusOr<std::vector<Stat>> ParseRecords(
       absl::string_view text, StatLimits limits = StatLimits::Unbounded());
 
-  // Equal contents: everything but time_made_us.
+  // Equal contents: everything but time_made_us and fields.
   bool operator==(const Stat& o) const;
   bool operator!=(const Stat& o) const { return !(*this == o); }
 };

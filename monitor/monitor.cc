@@ -18,6 +18,7 @@
 #include "glue/session.h"
 #include "monitor/console/server.h"
 #include "monitor/internal/annex_console.h"
+#include "monitor/internal/heap_recorder.h"
 #include "monitor/internal/watchdog_heap.h"
 #include "monitor/python/annex_runtime.h"
 #include "monitor/python/death_watch.h"
@@ -37,15 +38,20 @@ struct Monitor::State {
   std::unique_ptr<watchdog::Watchdog> watchdog ABSL_GUARDED_BY(console_mu);
   std::unique_ptr<monitor_internal::WatchdogHeap> watchdog_heap
       ABSL_GUARDED_BY(console_mu);
+  std::unique_ptr<monitor_internal::HeapRecorder> recorder
+      ABSL_GUARDED_BY(console_mu);
   const pid_t owner = getpid();  // a child made by fork() is not the owner
 
-  // Stops the watchdog, then its heap service (which may be waiting for
-  // the annex). Where: any thread but the annex's; console_mu held.
+  // Stops the watchdog, then its heap service and the heap recorder (which
+  // may be waiting for the annex). Where: any thread but the annex's;
+  // console_mu held.
   void StopWatchdog() ABSL_EXCLUSIVE_LOCKS_REQUIRED(console_mu) {
     if (watchdog) watchdog->Stop().IgnoreError();
     watchdog.reset();
     if (watchdog_heap) watchdog_heap->Stop();
     watchdog_heap.reset();
+    if (recorder) recorder->Stop();
+    recorder.reset();
   }
 };
 
@@ -71,6 +77,17 @@ absl::Status Monitor::Start(const Options& options) {
   }
   if (options.watchdog_heap_interval < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("watchdog_heap_interval is negative");
+  }
+  absl::StatusOr<glue::RecordFormat> record_format =
+      glue::ParseRecordFormat(options.record_format);
+  if (!options.record_path.empty()) {
+    if (!record_format.ok()) return record_format.status();
+    if (options.record_interval <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("record_interval must be positive");
+    }
+    if (options.record_top_kinds == 0) {
+      return absl::InvalidArgumentError("record_top_kinds must be positive");
+    }
   }
   {
     std::lock_guard<std::mutex> clock(state_->console_mu);
@@ -193,6 +210,20 @@ absl::Status Monitor::Start(const Options& options) {
     std::lock_guard<std::mutex> clock(state_->console_mu);
     state_->watchdog = std::move(dog);
     state_->watchdog_heap = std::move(heap);
+  }
+  if (!options.record_path.empty()) {
+    monitor_internal::HeapRecorder::Config rc;
+    rc.path = options.record_path;
+    rc.interval = options.record_interval;
+    rc.format = *record_format;
+    rc.max_bytes = options.record_max_bytes;
+    rc.top_rows = options.record_top_kinds;
+    rc.program = options.program_name;
+    auto recorder = std::make_unique<monitor_internal::HeapRecorder>(
+        state_->runtime.get(), state_->session.get(), std::move(rc));
+    recorder->Start();
+    std::lock_guard<std::mutex> clock(state_->console_mu);
+    state_->recorder = std::move(recorder);
   }
   return absl::OkStatus();
 }

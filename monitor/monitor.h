@@ -81,6 +81,19 @@ struct Options {
   // walk per written report, waited for at most
   // watchdog_options.heap_report_timeout.
   bool watchdog_report_heap = true;
+  // Heap recording (docs/recording.md): when record_path is set, a thread
+  // has the annex walk the heap every record_interval (the first at once)
+  // and appends a heap record to the file: the partitions by Clodo and by
+  // type (the record_top_kinds largest rows, the rest "<Other>"), totals,
+  // the walk's pause, RSS and labels, as Heapy stat records ("stat", read
+  // by hp.loadall()) or JSON lines ("jsonl"). At record_max_bytes the file
+  // is renamed FILE.1 and a new one begins. Each record holds the target
+  // for one walk; tabulating and writing happen off the annex thread.
+  std::string record_path;
+  absl::Duration record_interval = absl::Seconds(10);
+  std::string record_format = "stat";
+  uint64_t record_max_bytes = uint64_t{64} << 20;
+  size_t record_top_kinds = 20;
 };
 
 class Monitor {

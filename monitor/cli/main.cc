@@ -22,6 +22,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "annex_python_build.h"
+#include "glue/heap_record.h"
+#include "monitor/cli/report.h"
 #include "monitor/console/cli.h"
 #include "monitor/monitor.h"
 
@@ -41,9 +43,14 @@ commands:
                      its output; exit status 1 when it raised
   stacks PID         the Python stack of every thread of PID, answered
                      within a second even while a thread keeps the GIL
+  record PID FILE    append a heap record of PID to FILE every interval
+                     ('annex record --help'; docs/recording.md)
+  report FILE... -o OUT.html
+                     memory over time from recorded files, as one
+                     self-contained HTML page
   help               show this help
 
-attach, exec and stacks take --timeout SECONDS (before PID): a command with
+attach, exec, stacks and record take --timeout SECONDS (before PID): a command with
 no reply by then is interrupted (default: none; 10 s for stacks).
 
 exit status of attach/exec/stacks: 0 ok; 1 the code raised (SystemExit(n):
@@ -80,6 +87,12 @@ options:
   --heap-interval SECS  walk the heap every SECS seconds for the watchdog's
                         object counts and metrics (off by default: each walk
                         pauses the program for about 20 ms per million objects)
+  --record FILE         append a heap record (partition by Clodo and type,
+                        totals, the walk's pause, RSS, labels) to FILE every
+                        --record-interval (default 10 s); docs/recording.md
+  --record-interval SECS, --record-format stat|jsonl (default stat),
+  --record-max-bytes N (rotate to FILE.1 past N bytes, default 64 MiB),
+  --record-top N (rows kept per partition, default 20)
   --memory-budget MB[,TOTAL_MB]
                         memory the sets a console session keeps may take
                         (default 512 MiB), and all sessions together
@@ -130,6 +143,115 @@ void CleanUpOnSigterm(const std::string& socket_path) {
   sa.sa_handler = OnSigterm;
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGTERM, &sa, nullptr);
+}
+
+// A byte count: digits with an optional K, M or G suffix (binary units),
+// at least 4096.
+absl::StatusOr<uint64_t> ParseSize(const std::string& text) {
+  char* end = nullptr;
+  const double n = std::strtod(text.c_str(), &end);
+  double unit = 1;
+  const std::string suffix = end != nullptr ? end : "";
+  if (suffix == "K" || suffix == "k") {
+    unit = 1024.0;
+  } else if (suffix == "M" || suffix == "m") {
+    unit = 1024.0 * 1024;
+  } else if (suffix == "G" || suffix == "g") {
+    unit = 1024.0 * 1024 * 1024;
+  } else if (!suffix.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", text, "' is not a size (e.g. 1048576, 64M, 1G)"));
+  }
+  const double bytes = n * unit;
+  if (!(bytes >= 4096) || bytes > 1e15) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", text, "': the size must be 4096 bytes to 1 PB"));
+  }
+  return static_cast<uint64_t>(bytes);
+}
+
+constexpr char kRecordUsage[] =
+    R"(usage: annex record [options] PID FILE
+
+Asks the annex of process PID for one heap record per interval (one walk of
+its heap each: the partition by Clodo and by type, totals, the walk's pause,
+RSS and labels) and appends it to FILE. Ctrl-C ends the recording; the
+records written stay. See docs/recording.md.
+
+options:
+  --interval SECONDS   time between records (default 10)
+  --count N            stop after N records (default: until Ctrl-C)
+  --format stat|jsonl  Heapy stat records, read by hp.loadall() (default),
+                       or JSON lines
+  --max-bytes N        rename FILE to FILE.1 past N bytes (K, M, G
+                       suffixes; default 64M)
+  --top N              rows kept per partition, the rest folded (default 20)
+  --timeout SECONDS    a record not answered by then is interrupted
+)";
+
+int RecordCommand(int argc, char** argv) {
+  annex::console::RecordOptions record;
+  annex::console::ClientOptions client;
+  std::vector<std::string> positional;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    const bool has_value = i + 1 < argc;
+    if (a == "-h" || a == "--help") {
+      std::fputs(kRecordUsage, stdout);
+      return 0;
+    } else if ((a == "--interval" || a == "--timeout") && has_value) {
+      char* end = nullptr;
+      double seconds = std::strtod(argv[++i], &end);
+      if (*end != '\0' || !(seconds > 0) || seconds > 86400) {
+        std::fprintf(stderr, "annex record: %s needs seconds > 0\n", a.c_str());
+        return 2;
+      }
+      (a == "--interval" ? record.interval : client.command_timeout) =
+          absl::Seconds(seconds);
+    } else if ((a == "--count" || a == "--top") && has_value) {
+      char* end = nullptr;
+      long long n = std::strtoll(argv[++i], &end, 10);
+      if (*end != '\0' || n < 1 || (a == "--top" && n > 100000)) {
+        std::fprintf(stderr, "annex record: %s needs a number >= 1\n",
+                     a.c_str());
+        return 2;
+      }
+      (a == "--count" ? record.count : record.top) = n;
+    } else if (a == "--format" && has_value) {
+      record.format = argv[++i];
+      if (!annex::glue::ParseRecordFormat(record.format).ok()) {
+        std::fputs("annex record: --format is stat or jsonl\n", stderr);
+        return 2;
+      }
+    } else if (a == "--max-bytes" && has_value) {
+      absl::StatusOr<uint64_t> n = ParseSize(argv[++i]);
+      if (!n.ok()) {
+        std::fprintf(stderr, "annex record: --max-bytes: %s\n",
+                     std::string(n.status().message()).c_str());
+        return 2;
+      }
+      record.max_bytes = *n;
+    } else if (a.size() > 1 && a[0] == '-') {
+      std::fprintf(stderr,
+                   "annex record: unknown option or missing value: %s\n%s",
+                   a.c_str(), kRecordUsage);
+      return 2;
+    } else {
+      positional.push_back(a);
+    }
+  }
+  if (positional.size() != 2) {
+    std::fputs(kRecordUsage, stderr);
+    return 2;
+  }
+  auto pid = annex::console::ParsePidArg(positional[0]);
+  if (!pid.ok()) {
+    std::fprintf(stderr, "annex record: %s\n",
+                 std::string(pid.status().message()).c_str());
+    return 2;
+  }
+  return annex::console::RunRecord(*pid, positional[1], record, client,
+                                   std::cerr);
 }
 
 // "3.11" for the interpreter at `path`, asked by running it (it may be a
@@ -274,6 +396,39 @@ int RunCommand(int argc, char** argv) {
           static_cast<size_t>(session_mb * 1024 * 1024);
       options.annex_memory.total_bytes =
           static_cast<size_t>(total_mb * 1024 * 1024);
+    } else if (a == "--record" && i + 1 < argc) {
+      options.record_path = argv[++i];
+    } else if (a == "--record-interval" && i + 1 < argc) {
+      char* end = nullptr;
+      double seconds = std::strtod(argv[++i], &end);
+      if (*end != '\0' || !(seconds > 0) || seconds > 86400) {
+        std::fprintf(stderr,
+                     "annex run: --record-interval needs seconds > 0\n");
+        return 2;
+      }
+      options.record_interval = absl::Seconds(seconds);
+    } else if (a == "--record-format" && i + 1 < argc) {
+      options.record_format = argv[++i];
+      if (!annex::glue::ParseRecordFormat(options.record_format).ok()) {
+        std::fprintf(stderr, "annex run: --record-format is stat or jsonl\n");
+        return 2;
+      }
+    } else if (a == "--record-max-bytes" && i + 1 < argc) {
+      absl::StatusOr<uint64_t> n = ParseSize(argv[++i]);
+      if (!n.ok()) {
+        std::fprintf(stderr, "annex run: --record-max-bytes: %s\n",
+                     std::string(n.status().message()).c_str());
+        return 2;
+      }
+      options.record_max_bytes = *n;
+    } else if (a == "--record-top" && i + 1 < argc) {
+      char* end = nullptr;
+      long n = std::strtol(argv[++i], &end, 10);
+      if (*end != '\0' || n < 1 || n > 100000) {
+        std::fprintf(stderr, "annex run: --record-top needs 1 to 100000\n");
+        return 2;
+      }
+      options.record_top_kinds = static_cast<size_t>(n);
     } else if (a == "--python" && i + 1 < argc) {
       python = argv[++i];
     } else if ((a == "--console-dir" || a == "--tcp") && i + 1 < argc) {
@@ -291,7 +446,10 @@ int RunCommand(int argc, char** argv) {
       }
     } else if (a == "--console-dir" || a == "--tcp" || a == "--watchdog" ||
                a == "--python" || a == "--metrics-port" ||
-               a == "--heap-interval" || a == "--memory-budget") {
+               a == "--heap-interval" || a == "--memory-budget" ||
+               a == "--record" || a == "--record-interval" ||
+               a == "--record-format" || a == "--record-max-bytes" ||
+               a == "--record-top") {
       std::fprintf(stderr, "annex run: %s needs a value\n", a.c_str());
       return 2;
     } else if (a == "--") {
@@ -440,6 +598,8 @@ int main(int argc, char** argv) {
       return annex::console::RunExec(pid, argv[argc - 1], client);
     });
   }
+  if (command == "record") return RecordCommand(argc - 2, argv + 2);
+  if (command == "report") return annex::cli::RunReport(argc - 2, argv + 2);
   if (command == "stacks") {
     client.command_timeout = absl::Seconds(10);
     return PidCommand("stacks", argc - 2, argv + 2, client, [&](pid_t pid) {

@@ -28,6 +28,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "glue/heap_record.h"
+#include "glue/stat.h"
 #include "monitor/console/internal/runtime_dir.h"
 
 namespace annex::console {
@@ -486,6 +488,83 @@ int RunExec(pid_t pid, const std::string& code_or_dash,
             const ClientOptions& options) {
   return RunExec(pid, code_or_dash, options, /*in_target=*/false, std::cin,
                  std::cout, std::cerr);
+}
+
+int RunRecord(pid_t pid, const std::string& path, const RecordOptions& record,
+              const ClientOptions& options, std::ostream& err) {
+  absl::StatusOr<glue::RecordFormat> format =
+      glue::ParseRecordFormat(record.format);
+  if (!format.ok()) {
+    err << "annex record: " << format.status().message() << "\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<std::unique_ptr<Client>> client =
+      ConnectOrReport(pid, options, err);
+  if (!client.ok()) return kExitUnavailable;
+  const std::string code =
+      absl::StrCat("print(hp.record(format='", record.format,
+                   "', top=", record.top, "), end='')");
+  glue::RecordFile file(path, record.max_bytes);
+  SigintPipe sigint;
+  int64_t written = 0;
+  int rc = kExitOk;
+  while (record.count == 0 || written < record.count) {
+    if (written > 0) {
+      // Wait for the next interval, or Ctrl-C.
+      pollfd p = {sigint.read_fd(), POLLIN, 0};
+      const int ms = static_cast<int>(
+          std::min<int64_t>(absl::ToInt64Milliseconds(record.interval),
+                            int64_t{24} * 3600 * 1000));
+      if (::poll(&p, 1, ms) > 0 || sigint.Drain()) break;
+    }
+    bool timed_out = false;
+    absl::StatusOr<ReplyMessage> r =
+        CallWithTimeout(**client, RequestKind::kExec, code, sigint.read_fd(),
+                        options, err, &timed_out);
+    if (!r.ok()) {
+      err << "annex record: " << r.status() << "\n";
+      rc = timed_out ? kExitTimeout : kExitUnavailable;
+      break;
+    }
+    if (r->status == ReplyStatus::kInterrupted) break;  // Ctrl-C
+    if (r->status != ReplyStatus::kOk) {
+      PrintReply(*r, err, err);
+      rc = ExitCodeFor(*r);
+      break;
+    }
+    // Only whole records are written: a stat record pair that parses, or
+    // one JSON line.
+    bool whole = false;
+    if (*format == glue::RecordFormat::kStat) {
+      absl::StatusOr<std::vector<glue::Stat>> stats =
+          glue::Stat::ParseRecords(r->output);
+      whole = stats.ok() && stats->size() == 2;
+    } else {
+      whole = absl::StartsWith(r->output, "{") &&
+              absl::EndsWith(r->output, "}\n") &&
+              r->output.find('\n') == r->output.size() - 1;
+    }
+    if (!whole) {
+      err << "annex record: the reply is not one whole record (cut at the "
+             "console's reply limit? try a smaller --top); stopping\n";
+      rc = kExitTooLong;
+      break;
+    }
+    if (absl::Status s = file.Append(r->output); !s.ok()) {
+      err << "annex record: " << s.message() << "\n";
+      rc = kExitUnavailable;
+      break;
+    }
+    ++written;
+  }
+  err << "annex record: " << written << " record" << (written == 1 ? "" : "s")
+      << " written to " << path;
+  if (file.rotations() > 0) {
+    err << " (rotated " << file.rotations() << " time"
+        << (file.rotations() == 1 ? "" : "s") << " to " << path << ".1)";
+  }
+  err << "\n";
+  return rc;
 }
 
 int RunAttachScript(pid_t pid, const ClientOptions& options, std::istream& in,

@@ -25,6 +25,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "monitor/console/client.h"
 
 namespace annex::console {
@@ -73,6 +74,23 @@ int RunAttach(pid_t pid, const ClientOptions& options);
 // read without the GIL, saying which thread holds it).
 int RunStacks(pid_t pid, const ClientOptions& options, std::ostream& out,
               std::ostream& err);
+
+// `annex record PID FILE`: asks PID's annex for one heap record
+// (hp.record(), docs/recording.md) per `interval`, through the same request
+// as `annex exec`, and appends each to FILE (rotated to FILE.1 at
+// `max_bytes`). A reply that is not one whole record (cut at the frame
+// limit, or an error) is not written. Ends after `count` records (0: until
+// Ctrl-C or the process ends; the records written stay). Progress goes to
+// `err`. Returns kExitOk, or the exit code of the failed step (as exec's).
+struct RecordOptions {
+  absl::Duration interval = absl::Seconds(10);
+  int64_t count = 0;
+  std::string format = "stat";  // or "jsonl"
+  uint64_t max_bytes = uint64_t{64} << 20;
+  int64_t top = 20;
+};
+int RunRecord(pid_t pid, const std::string& path, const RecordOptions& record,
+              const ClientOptions& options, std::ostream& err);
 
 // The same console without a terminal: reads lines from `in`, no prompts,
 // no history; at end of input a pending multi-line statement is completed

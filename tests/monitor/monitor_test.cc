@@ -185,7 +185,7 @@ TEST(MonitorTest, HpBuildsServicesAndLoadsStdlibModules) {
   EXPECT_EQ(*out,
             "['Clodo', 'Module', 'Nothing', 'Rcs', 'Size', 'Type', 'Via', "
             "'clearref', 'heap', 'heapu', 'idset', 'load', 'loadall', "
-            "'setref', 'setrelheap', 'setrelheapu', 'stacks', "
+            "'record', 'setref', 'setrelheap', 'setrelheapu', 'stacks', "
             "'threads']\n{\"a\": 1}\nTrue\nTrue\nTrue\n"
             "annex True\n");
   auto missing = monitor.ExecInAnnex("hp.no_such_thing_here");

@@ -1,0 +1,261 @@
+"""The page of `annex report` (docs/recording.md).
+
+Run by monitor/cli/report.cc in an isolated interpreter of the `annex`
+command, which embeds this file at build time. The records come from the
+built-in module _annex_report (bounded readers, glue/heap_record.h) as JSON
+lines of schema annex.record/1; the tables are glue::Stat's (Heapy's
+layouts). The page is self-contained: inline SVG drawn here, inline CSS, no
+script, no resource from anywhere else.
+"""
+
+import datetime
+import html
+import json
+
+import _annex_report
+
+MAX_POINTS = 800  # records drawn at most (evenly chosen, first and last kept)
+PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948",
+           "#b07aa1", "#ff9da7", "#9c755f", "#86bcb6", "#d37295", "#a0cbe8",
+           "#8cd17d", "#b6992d", "#499894", "#fabfd2", "#79706e", "#d4a6c8",
+           "#9d7660", "#f1ce63", "#b9a08c", "#ffbe7d", "#6a9f58", "#e8a0a0",
+           "#5b8db8", "#c47a5a", "#7eb0d5", "#bcbd22", "#17becf", "#aec7e8"]
+OTHER_COLOR = "#c8c8c8"
+
+
+def _load(files):
+    records = []
+    for path in files:
+        for n, line in enumerate(_annex_report.read_records(path), 1):
+            try:
+                rec = json.loads(line)
+            except ValueError as e:
+                raise ValueError(f"{path} record {n}: not JSON ({e})") from None
+            if not isinstance(rec, dict) or rec.get("schema") != "annex.record/1":
+                raise ValueError(f"{path} record {n}: not a heap record "
+                                 "(schema annex.record/1)")
+            part = rec.get("clodo")
+            if (not isinstance(part, dict) or not isinstance(part.get("rows"), list)
+                    or not isinstance(rec.get("time"), (int, float))):
+                raise ValueError(f"{path} record {n}: no partition or time")
+            records.append(rec)
+    records.sort(key=lambda r: r["time"])
+    return records
+
+
+def _human(n):
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def _clock(t):
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime(
+        "%Y-%m-%d %H:%M:%S UTC")
+
+
+def _thin(records):
+    if len(records) <= MAX_POINTS:
+        return records
+    step = (len(records) - 1) / (MAX_POINTS - 1)
+    return [records[round(i * step)] for i in range(MAX_POINTS)]
+
+
+def _ticks(top, count=5):
+    if top <= 0:
+        return [0]
+    raw = top / count
+    mag = 1
+    while mag * 10 <= raw:
+        mag *= 10
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    return [i * step for i in range(int(top // step) + 1)]
+
+
+class _Frame:
+    """Plot area of one chart: maps time and value to SVG coordinates."""
+
+    def __init__(self, t0, t1, vmax, width=960, height=320):
+        self.w, self.h = width, height
+        self.left, self.right, self.top, self.bottom = 80, 20, 14, 36
+        self.t0, self.t1 = t0, (t1 if t1 > t0 else t0 + 1)
+        self.vmax = vmax if vmax > 0 else 1
+
+    def x(self, t):
+        span = self.w - self.left - self.right
+        return self.left + (t - self.t0) / (self.t1 - self.t0) * span
+
+    def y(self, v):
+        span = self.h - self.top - self.bottom
+        return self.top + span - v / self.vmax * span
+
+    def axes(self, fmt):
+        out = []
+        for v in _ticks(self.vmax):
+            y = self.y(v)
+            out.append(f'<line class="grid" x1="{self.left}" x2="{self.w - self.right}" '
+                       f'y1="{y:.1f}" y2="{y:.1f}"/>')
+            out.append(f'<text class="ylabel" x="{self.left - 6}" y="{y + 4:.1f}">'
+                       f'{html.escape(fmt(v))}</text>')
+        span = self.t1 - self.t0
+        for i in range(6):
+            t = self.t0 + span * i / 5
+            x = self.x(t)
+            out.append(f'<text class="xlabel" x="{x:.1f}" y="{self.h - 12}">'
+                       f'+{_duration(t - self.t0)}</text>')
+        return out
+
+
+def _duration(s):
+    if s < 120:
+        return f"{s:.0f}s" if s >= 10 or s == int(s) else f"{s:.1f}s"
+    if s < 7200:
+        return f"{s / 60:.0f}m"
+    return f"{s / 3600:.1f}h"
+
+
+def _stacked(records, kinds):
+    """The stacked area by kind: one <path class="series"> per kind."""
+    t0, t1 = records[0]["time"], records[-1]["time"]
+    f = _Frame(t0, t1, max(r["clodo"]["size"] for r in records) * 1.05)
+    values = []  # per record: sizes of kinds, then the folded rest
+    for r in records:
+        by_kind = {row["kind"]: row["size"] for row in r["clodo"]["rows"]}
+        sizes = [max(0, by_kind.get(k, 0)) for k in kinds]
+        sizes.append(max(0, r["clodo"]["size"] - sum(sizes)))
+        values.append(sizes)
+    names = kinds + ["other (every other kind, folded)"]
+    colors = PALETTE[:len(kinds)] + [OTHER_COLOR]
+    out = [f'<svg id="memory-chart" class="chart" width="{f.w}" height="{f.h}" '
+           f'viewBox="0 0 {f.w} {f.h}" role="img" '
+           'aria-label="heap bytes over time by kind">']
+    out += f.axes(_human)
+    base = [0.0] * len(records)
+    for i, name in enumerate(names):
+        upper = [base[j] + values[j][i] for j in range(len(records))]
+        xs = [f.x(r["time"]) for r in records]
+        if len(records) == 1:  # one record: a thin band
+            xs = [xs[0] - 2, xs[0] + 2]
+            up, lo = upper * 2, base * 2
+        else:
+            up, lo = upper, base
+        pts = [f"{x:.1f},{f.y(v):.1f}" for x, v in zip(xs, up)]
+        pts += [f"{x:.1f},{f.y(v):.1f}" for x, v in reversed(list(zip(xs, lo)))]
+        last = values[-1][i]
+        out.append(f'<path class="series" data-kind="{html.escape(name)}" '
+                   f'fill="{colors[i]}" d="M{" L".join(pts)} Z">'
+                   f'<title>{html.escape(name)}: {_human(last)} at the end</title></path>')
+        base = upper
+    out.append("</svg>")
+    legend = ['<ul class="legend">']
+    for name, color in reversed(list(zip(names, colors))):
+        legend.append(f'<li><span class="swatch" style="background:{color}"></span>'
+                      f'{html.escape(name)}</li>')
+    legend.append("</ul>")
+    return "\n".join(out + legend)
+
+
+def _lines(records, series, chart_id, fmt, label):
+    """A line chart of (name, color, value-of-record) series."""
+    t0, t1 = records[0]["time"], records[-1]["time"]
+    vmax = max((v(r) for _, _, v in series for r in records), default=0) * 1.05
+    f = _Frame(t0, t1, vmax, height=220)
+    out = [f'<svg id="{chart_id}" class="chart" width="{f.w}" height="{f.h}" '
+           f'viewBox="0 0 {f.w} {f.h}" role="img" aria-label="{html.escape(label)}">']
+    out += f.axes(fmt)
+    legend = ['<ul class="legend">']
+    for name, color, value in series:
+        pts = [f"{f.x(r['time']):.1f},{f.y(max(0, value(r))):.1f}" for r in records]
+        out.append(f'<polyline class="line" data-series="{html.escape(name)}" '
+                   f'stroke="{color}" points="{" ".join(pts)}"/>')
+        legend.append(f'<li><span class="swatch" style="background:{color}"></span>'
+                      f'{html.escape(name)}</li>')
+    out.append("</svg>")
+    legend.append("</ul>")
+    return "\n".join(out + legend)
+
+
+CSS = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }
+h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; }
+.chart { display: block; background: #fff; border: 1px solid #ddd; }
+.chart .grid { stroke: #eee; } .chart .line { fill: none; stroke-width: 2; }
+.chart text { font-size: 11px; fill: #555; }
+.chart .ylabel { text-anchor: end; } .chart .xlabel { text-anchor: middle; }
+.chart path.series { stroke: #fff; stroke-width: 0.5; }
+.legend { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 4px 16px; }
+.swatch { display: inline-block; width: 12px; height: 12px; margin-right: 6px;
+          vertical-align: -1px; }
+pre { background: #f7f7f7; padding: 10px; overflow-x: auto; }
+table.records td, table.records th { padding: 2px 10px; text-align: right; }
+dl { display: grid; grid-template-columns: max-content auto; gap: 2px 12px; }
+dt { color: #666; }
+"""
+
+
+def render(records, title="", top=8):
+    first, last = records[0], records[-1]
+    drawn = _thin(records)
+    peak = {}
+    for r in records:
+        for row in r["clodo"]["rows"]:
+            if row["kind"] != "<Other>":
+                peak[row["kind"]] = max(peak.get(row["kind"], 0), row["size"])
+    kinds = sorted(peak, key=lambda k: (-peak[k], k))[:top]
+    growth, partition = _annex_report.tables(first["clodo"], last["clodo"], 20)
+    program = last.get("program") or "?"
+    title = title or f"Memory over time: {program}"
+    esc = html.escape
+    labels = [("program", program), ("pid", str(last.get("pid", "?"))),
+              ("host", last.get("host") or "?"),
+              ("Python", last.get("python") or "?"),
+              ("from", _clock(first["time"])), ("to", _clock(last["time"])),
+              ("records", f"{len(records)}" + (
+                  f" ({len(drawn)} drawn)" if len(drawn) < len(records) else "")),
+              ("objects", f"{first['clodo']['count']} \u2192 {last['clodo']['count']}"),
+              ("heap bytes", f"{_human(first['clodo']['size'])} \u2192 "
+                             f"{_human(last['clodo']['size'])}")]
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             f"<title>{esc(title)}</title>", f"<style>{CSS}</style></head><body>",
+             f"<h1>{esc(title)}</h1>", "<dl>"]
+    parts += [f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in labels]
+    parts.append("</dl>")
+    parts.append(f"<h2>Heap bytes by kind (Clodo; the {len(kinds)} largest "
+                 "kinds, the rest folded)</h2>")
+    parts.append(_stacked(drawn, kinds))
+    parts.append("<h2>Process RSS and heap bytes</h2>")
+    parts.append(_lines(drawn, [
+        ("RSS", "#e15759", lambda r: r.get("rss_bytes", -1)),
+        ("heap bytes (reachable objects)", "#4e79a7", lambda r: r["clodo"]["size"]),
+    ], "rss-chart", _human, "RSS and heap bytes over time"))
+    parts.append("<h2>Pause of each heap walk</h2>")
+    parts.append(_lines(drawn, [
+        ("walk pause", "#59a14f", lambda r: r.get("pause_s", 0) * 1000),
+    ], "pause-chart", lambda v: f"{v:g} ms", "heap walk pauses in milliseconds"))
+    parts.append("<h2>Growth from the first record to the last</h2>")
+    parts.append(f'<pre id="growth">{esc(growth)}</pre>')
+    parts.append("<h2>Partition at the last record</h2>")
+    parts.append(f'<pre id="partition">{esc(partition)}</pre>')
+    parts.append('<h2>Records</h2><table class="records"><tr><th>time</th>'
+                 "<th>objects</th><th>heap bytes</th><th>RSS</th><th>pause</th></tr>")
+    shown = records if len(records) <= 200 else records[:100] + records[-100:]
+    for i, r in enumerate(shown):
+        if len(records) > 200 and i == 100:
+            parts.append(f'<tr><td colspan="5">({len(records) - 200} more)</td></tr>')
+        rss = r.get("rss_bytes", -1)
+        parts.append(f"<tr><td>{esc(_clock(r['time']))}</td><td>{r['clodo']['count']}</td>"
+                     f"<td>{esc(_human(r['clodo']['size']))}</td>"
+                     f"<td>{esc(_human(rss)) if rss >= 0 else '?'}</td>"
+                     f"<td>{r.get('pause_s', 0) * 1000:.1f} ms</td></tr>")
+    parts.append("</table></body></html>\n")
+    return "\n".join(parts)
+
+
+def main(files, out, title, top):
+    records = _load(files)
+    page = render(records, title, top)
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(page)
+    print(f"annex report: {len(records)} records -> {out}")

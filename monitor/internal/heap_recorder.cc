@@ -1,0 +1,121 @@
+// The in-process heap recorder. See heap_recorder.h.
+#include "monitor/internal/heap_recorder.h"
+
+#include <Python.h>
+#include <pthread.h>
+
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "glue/heap_view.h"
+#include "glue/session.h"
+#include "monitor/python/annex_runtime.h"
+#include "monitor/python/guards.h"
+#include "monitor/python/version.h"
+
+namespace annex::monitor_internal {
+
+HeapRecorder::HeapRecorder(python::AnnexRuntime* runtime,
+                           glue::Session* session, Config config)
+    : runtime_(runtime),
+      session_(session),
+      config_(std::move(config)),
+      file_(config_.path, config_.max_bytes) {}
+
+HeapRecorder::~HeapRecorder() { Stop(); }
+
+void HeapRecorder::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (thread_.joinable()) return;
+  stop_ = false;
+  thread_ = std::thread([this] { ThreadMain(); });
+}
+
+void HeapRecorder::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!thread_.joinable()) return;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  // A walk in flight needs the GIL: never hold it while joining.
+  PyThreadState* saved =
+      python::ThisThreadHoldsGil() ? PyEval_SaveThread() : nullptr;
+  thread_.join();
+  if (saved != nullptr) PyEval_RestoreThread(saved);
+}
+
+int64_t HeapRecorder::records() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return records_;
+}
+
+absl::Status HeapRecorder::last_error() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_error_;
+}
+
+void HeapRecorder::ThreadMain() {
+  // Where: its own thread; no Python except through runtime_->Run.
+  pthread_setname_np(pthread_self(), "annex-recorder");
+  const glue::RecordLabels labels =
+      glue::ProcessLabels(config_.program, PY_VERSION);
+  bool reported = false;
+  absl::Time next = absl::Now();
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    if (absl::Now() < next) {
+      cv_.wait_for(lock, absl::ToChronoNanoseconds(next - absl::Now()),
+                   [&] { return stop_; });
+      continue;
+    }
+    next = absl::Now() + config_.interval;
+    lock.unlock();
+    // The walk only, on the annex thread; its result is plain data.
+    std::optional<absl::StatusOr<glue::KindedSet>> heap;
+    absl::Time start, end;
+    absl::Status ran = runtime_->Run([&](const python::ThreadStates&) {
+      absl::StatusOr<glue::HeapView*> view = session_->Get<glue::HeapView>();
+      if (!view.ok()) {
+        heap = view.status();
+        return;
+      }
+      start = absl::Now();
+      heap = (*view)->Heap(nullptr, /*keep=*/false);
+      end = absl::Now();
+    });
+    absl::Status status = ran;
+    if (status.ok() && !heap.has_value()) {
+      status = absl::InternalError("the annex did not walk");
+    }
+    if (status.ok() && !heap->ok()) status = heap->status();
+    if (status.ok()) {
+      glue::HeapRecord record = glue::MakeHeapRecord(
+          std::move(**heap), config_.top_rows,
+          absl::ToInt64Microseconds(end - start), absl::ToUnixMicros(start));
+      heap.reset();
+      record.rss_bytes = glue::ResidentBytes();
+      record.labels = labels;
+      status = file_.Append(record.Text(config_.format));
+    }
+    lock.lock();
+    if (status.ok()) {
+      ++records_;
+      if (config_.max_records > 0 && records_ >= config_.max_records) break;
+    } else {
+      last_error_ = status;
+      if (!reported && !stop_) {
+        reported = true;
+        std::fprintf(stderr, "annex: recording to %s: %s\n",
+                     config_.path.c_str(),
+                     std::string(status.message()).c_str());
+      }
+    }
+  }
+}
+
+}  // namespace annex::monitor_internal
