@@ -1,8 +1,8 @@
 // hp.heapu() members answer referrers, referents and paths, and
 // hp.heapu(garbage=True/False) separates cyclic garbage from what C
-// references hold, without collecting; hp.heap(values=True) counts the
-// instances' attribute values blocks. Expectations come from how the
-// fixtures are built.
+// references hold, without collecting; hp.heap() counts the instances'
+// attribute values blocks (values=False: sys.getsizeof alone).
+// Expectations come from how the fixtures are built.
 #include <Python.h>
 
 #include <string>
