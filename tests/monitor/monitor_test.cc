@@ -71,11 +71,13 @@ TEST(MonitorTest, HeapSummaryCountsKindsAsTheTargetDoes) {
   Monitor monitor;
   EXPECT_EQ(monitor.HeapSummary().status().code(),
             absl::StatusCode::kUnavailable);
-  // Made while tracemalloc traces, in two batches: the allocator's bytes
-  // for each beyond sys.getsizeof are the instances' attribute values
-  // blocks, which HeapSummary counts in their size. The first 100 then get
-  // a __dict__ object: on 3.11/3.12 that frees their blocks (the dict holds
-  // the values, and is counted as a dict), on 3.13 the inline area stays.
+  // After 64 warm-up instances (which take the class's own one-off
+  // allocations), the instances are made while tracemalloc traces, in two
+  // batches: the allocator's bytes for each beyond sys.getsizeof are the
+  // instances' attribute values blocks, which HeapSummary counts in their
+  // size. The first 100 then get a __dict__ object: on 3.11/3.12 the dict
+  // takes their blocks over (and is counted as a dict), on 3.13 the inline
+  // area stays in the instance.
   ASSERT_TRUE(::annex::testing::RunTargetCode(R"(
 exec(compile('''
 import sys, tracemalloc
@@ -84,6 +86,7 @@ class HsObj:
 def hs_make(out, first, n):
     for k in range(n):
         out[first + k] = HsObj(first + k)
+hs_make([None] * 64, 0, 64)  # one-off allocations of the class first
 hs_keep = [None] * 257
 def hs_blocks(first, n):
     tracemalloc.start()
