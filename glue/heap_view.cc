@@ -391,7 +391,7 @@ KindedSet HeapView::Describe(const std::vector<uintptr_t>& sorted,
   std::vector<uint64_t> s;
   s.reserve(sorted.size());
   for (uintptr_t a : sorted) {
-    auto size = engine_->WalkSizeOf(reinterpret_cast<PyObject*>(a));
+    auto size = engine_->SizeOf(reinterpret_cast<PyObject*>(a));
     s.push_back(size.ok() ? *size : 0);
   }
   return ClassifyObjects(namer_, sorted, s, owner_scan);
@@ -642,15 +642,16 @@ std::vector<size_t> NotInReference(const std::vector<uintptr_t>& sorted,
 }  // namespace
 
 absl::StatusOr<KindedSet> HeapView::Heap(const ReferencePoint* ref, bool keep,
-                                         bool inline_values) {
+                                         heap::Sizing sizing) {
   // One question: the objects found are read (and watched) before the GIL
   // can change hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   if (!question.status().ok()) return question.status();
-  const bool values = engine_->inline_values();
-  engine_->set_inline_values(inline_values);
-  absl::StatusOr<heap::HeapGraph> graph = engine_->Graph();
-  engine_->set_inline_values(values);
+  absl::StatusOr<heap::HeapGraph> graph;
+  {
+    heap::HeapEngine::ScopedSizing scoped(*engine_, sizing);
+    graph = engine_->Graph();
+  }
   if (!graph.ok()) return graph.status();
   KindedSet out;
   if (ref == nullptr) {

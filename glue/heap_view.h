@@ -166,14 +166,16 @@ class HeapView {
   static absl::StatusOr<std::unique_ptr<HeapView>> Create(Session& session);
 
   // Everything reachable from the target's roots, less the live members
-  // of ref->reachable when `ref` is given, sized as sys.getsizeof; with
-  // `inline_values` each instance's size also counts its attribute values
-  // block, which sys.getsizeof leaves out (heap::HeapEngine::
-  // set_inline_values). With `keep` the result carries an identity (watched
-  // until the last copy goes): a kept set answers for its live members
-  // only. Where: annex thread, GIL held, annex current.
+  // of ref->reachable when `ref` is given, sized by `sizing` (heap/
+  // sizing.h: by default sys.getsizeof plus each instance's attribute
+  // values block; kGetsizeof for sys.getsizeof alone) for this set only:
+  // every other answer sizes by the engine's default. With `keep` the
+  // result carries an identity (watched until the last copy goes): a kept
+  // set answers for its live members only. Where: annex thread, GIL held,
+  // annex current.
   absl::StatusOr<KindedSet> Heap(const ReferencePoint* ref = nullptr,
-                                 bool keep = true, bool inline_values = false);
+                                 bool keep = true,
+                                 heap::Sizing sizing = heap::Sizing::kExact);
   // Tracked by the target's gc but unreachable (heapu), or one part of it
   // as CPython's collector would judge it, without collecting
   // (heap::UnreachableParts): kGarbage what a collection would find

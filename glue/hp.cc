@@ -65,8 +65,8 @@ constexpr const char* kHpDoc =
     "Services (built on first use):\n"
     "  hp.heap()      objects reachable from the target's roots (since\n"
     "                 hp.setref(), when called), partitioned by Clodo;\n"
-    "                 values=True adds each instance's attribute values\n"
-    "                 block to its size\n"
+    "                 sizes count each instance's attribute values;\n"
+    "                 values=False: sys.getsizeof's sizes instead\n"
     "  hp.heapu()     tracked by the target's gc but unreachable;\n"
     "                 garbage=True: cyclic garbage only, False: the rest\n"
     "  hp.setref()    later hp.heap() shows only what was created since\n"
@@ -300,7 +300,9 @@ PyGetSetDef kIdSetGetSet[] = {
      nullptr},
     {"dead", IdSetDead, nullptr,
      "members that died since the set was made (no longer counted)", nullptr},
-    {"size", IdSetSize, nullptr, "total size in bytes (sys.getsizeof)",
+    {"size", IdSetSize, nullptr,
+     "total size in bytes (sys.getsizeof, plus each instance's attribute "
+     "values unless made with values=False)",
      nullptr},
     {"more", IdSetMore, nullptr,
      "the next ten rows of the table (and .more of that the next ten)",
@@ -459,18 +461,20 @@ std::shared_ptr<const ReferencePoint>& RefOf(PyObject* hp) {
   return *h->ref;
 }
 
-// hp.heap(values=False): sys.getsizeof's sizes, or with values=True each
-// instance's attribute values block added to its size.
+// hp.heap(values=True): exact sizes (sys.getsizeof plus each instance's
+// attribute values block), or with values=False sys.getsizeof's alone.
 PyObject* HpHeap(PyObject* self, PyObject* args, PyObject* kwargs) {
   static const char* kKeywords[] = {"values", nullptr};
-  int values = 0;
+  int values = 1;
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$p:heap",
                                    const_cast<char**>(kKeywords), &values)) {
     return nullptr;
   }
   HeapView* view = ViewOf(SessionOf(self));
   if (view == nullptr) return nullptr;
-  auto set = view->Heap(RefOf(self).get(), /*keep=*/true, values != 0);
+  auto set =
+      view->Heap(RefOf(self).get(), /*keep=*/true,
+                 values != 0 ? heap::Sizing::kExact : heap::Sizing::kGetsizeof);
   if (!set.ok()) return RaiseStatus(set.status());
   return NewIdSet(SessionOf(self), std::move(*set));
 }
@@ -744,10 +748,11 @@ PyMethodDef kHpMethods[] = {
     {"heap",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpHeap)),
      METH_VARARGS | METH_KEYWORDS,
-     "heap(*, values=False) -> IdSet: objects reachable from the target's "
-     "roots (since the reference point, when set), partitioned by type, "
-     "sized as sys.getsizeof. values=True: each instance's size also "
-     "counts its attribute values block, which sys.getsizeof leaves out."},
+     "heap(*, values=True) -> IdSet: objects reachable from the target's "
+     "roots (since the reference point, when set), partitioned by type. "
+     "Each object's size is sys.getsizeof plus, for an instance, its "
+     "attribute values block, which sys.getsizeof leaves out; "
+     "values=False: sys.getsizeof's sizes alone, for this set."},
     {"heapu",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpHeapU)),
      METH_VARARGS | METH_KEYWORDS,

@@ -25,6 +25,7 @@ HEADERS = [
     ("glue/retention_view.h", "why is it alive: paths, dominators, sizes"),
     ("glue/memory_budget.h", "the annex's memory budget for kept sets"),
     ("monitor/heap/heap_engine.h", "the heap engine under the views"),
+    ("monitor/heap/sizing.h", "how the engine sizes objects"),
     ("monitor/heap/extension_registry.h",
      "size and traverse functions for extension types"),
     ("monitor/heap/object_set.h", "object sets (identities)"),

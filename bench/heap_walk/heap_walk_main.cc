@@ -5,10 +5,13 @@
 // the target from the same roots (plus dict keys, as the engine walks them;
 // the gc.get_referents view, blind to what tp_traverse leaves out), with its
 // object count and bytes. The stdlib_imports case is code-heavy: most of the
-// standard library imported, once, at the last size. Each run also walks
-// with the instances' attribute values blocks added (ratio to the plain
-// walk in the same run), and the first run builds a graph that also holds
-// heapu's members (GraphOptions kLive).
+// standard library imported, once, at the last size. Walks size objects
+// the engine's default way (Sizing::kExact: sys.getsizeof plus each
+// instance's attribute values block); each run also walks with
+// Sizing::kGetsizeof (sys.getsizeof alone, the sizing before values were
+// the default), the two in alternating order, and reports both walks'
+// minimum and median and their ratio. The first run builds a graph that
+// also holds heapu's members (GraphOptions kLive).
 //
 //   bazel run -c opt //bench/heap_walk -- --sizes=1000000,10000000 --runs=5
 #include <Python.h>
@@ -35,6 +38,10 @@ namespace {
 
 using ::annex::bench::JsonList;
 using ::annex::bench::Median;
+
+double Min(const std::vector<double>& v) {
+  return v.empty() ? -1.0 : *std::min_element(v.begin(), v.end());
+}
 using ::annex::bench::RunInMain;
 
 using annex::heap::HeapEngine;
@@ -172,31 +179,37 @@ int main(int argc, char** argv) {
           !RunInMain("import gc; gc.collect(); del items")) {
         return 1;
       }
-      std::vector<double> walk_ms, pause_ms, graph_ms, values_walk_ms,
+      std::vector<double> walk_ms, pause_ms, graph_ms, getsizeof_walk_ms,
           live_graph_ms;
       uint64_t objects = 0, total_bytes = 0, values_bytes = 0;
+      uint64_t getsizeof_bytes = 0;
       uint64_t live_objects = 0;
       size_t set_bytes = 0, bitmap_bytes = 0, graph_bytes = 0;
       for (int r = 0; r < runs; ++r) {
         absl::Status s = (*rt)->Run([&](const ThreadStates& ts) {
           HeapEngine engine(ts);
+          // The same walk sized as sys.getsizeof alone (the sizing before
+          // exact sizes were the default), first on odd runs.
+          auto getsizeof_walk = [&] {
+            HeapEngine::ScopedSizing sizing(engine,
+                                            annex::heap::Sizing::kGetsizeof);
+            absl::StatusOr<HeapResult> plain = engine.Heap();
+            if (plain.ok()) {
+              getsizeof_walk_ms.push_back(plain->walk_ns / 1e6);
+              getsizeof_bytes = plain->total_bytes;
+            }
+          };
+          if (r % 2 == 1) getsizeof_walk();
           absl::StatusOr<HeapResult> heap = engine.Heap();
           if (!heap.ok()) return;
           walk_ms.push_back(heap->walk_ns / 1e6);
           pause_ms.push_back(heap->pause_ns / 1e6);
           objects = heap->objects.size();
           total_bytes = heap->total_bytes;
+          values_bytes = heap->inline_values_bytes;
           set_bytes = heap->objects.MemoryBytes();
           bitmap_bytes = heap->visited_set_bytes;
-          // The same walk adding the instances' attribute values blocks
-          // (what glue::HeapView asks), alternated with the plain one.
-          engine.set_inline_values(true);
-          absl::StatusOr<HeapResult> with_values = engine.Heap();
-          engine.set_inline_values(false);
-          if (with_values.ok()) {
-            values_walk_ms.push_back(with_values->walk_ns / 1e6);
-            values_bytes = with_values->inline_values_bytes;
-          }
+          if (r % 2 == 0) getsizeof_walk();
           if (r == 0) {
             // A graph that also holds heapu's members (what questions
             // about heapu members ask).
@@ -241,8 +254,11 @@ int main(int argc, char** argv) {
           "\"graph_bytes_per_object\": %.2f, \"python_bfs_ms\": %.2f, "
           "\"python_bfs_objects\": %ld, \"python_bfs_bytes\": %lld, "
           "\"speedup_vs_python_bfs\": %.1f, "
-          "\"walk_ms_with_inline_values_median\": %.2f, "
-          "\"inline_values_walk_ratio\": %.3f, "
+          "\"walk_ms_min\": %.2f, \"getsizeof_walk_ms\": %s, "
+          "\"getsizeof_walk_ms_min\": %.2f, "
+          "\"getsizeof_walk_ms_median\": %.2f, "
+          "\"exact_vs_getsizeof_walk_min_ratio\": %.3f, "
+          "\"getsizeof_total_bytes\": %llu, "
           "\"inline_values_bytes\": %llu, \"live_graph_ms\": %.2f, "
           "\"live_graph_objects\": %llu}\n",
           w.name, ANNEX_PYTHON_VERSION, n,
@@ -255,10 +271,12 @@ int main(int argc, char** argv) {
           static_cast<double>(bitmap_bytes) / objects,
           graph_ms.empty() ? -1.0 : graph_ms[0],
           static_cast<double>(graph_bytes) / objects, bfs_ms, bfs_count,
-          bfs_bytes, bfs_ms > 0 ? bfs_ms / Median(walk_ms) : 0.0,
-          values_walk_ms.empty() ? -1.0 : Median(values_walk_ms),
-          values_walk_ms.empty() ? -1.0
-                                 : Median(values_walk_ms) / Median(walk_ms),
+          bfs_bytes, bfs_ms > 0 ? bfs_ms / Median(walk_ms) : 0.0, Min(walk_ms),
+          JsonList(getsizeof_walk_ms, 2).c_str(), Min(getsizeof_walk_ms),
+          getsizeof_walk_ms.empty() ? -1.0 : Median(getsizeof_walk_ms),
+          getsizeof_walk_ms.empty() ? -1.0
+                                    : Min(walk_ms) / Min(getsizeof_walk_ms),
+          static_cast<unsigned long long>(getsizeof_bytes),
           static_cast<unsigned long long>(values_bytes),
           live_graph_ms.empty() ? -1.0 : live_graph_ms[0],
           static_cast<unsigned long long>(live_objects));

@@ -110,7 +110,7 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
     absl::StatusOr<RootList> roots = CollectRoots(excluded_);
     if (!roots.ok()) return roots.status();
     internal::Walker walker(&extensions_, graph != nullptr);
-    walker.set_inline_values(inline_values_);
+    walker.set_sizing(sizing_);
     for (uintptr_t a : hidden_) walker.MarkVisited(a);
     for (size_t i = 0; i < roots->size(); ++i) walker.AddRoot(roots->object(i));
     walker.Run();
@@ -391,13 +391,8 @@ absl::StatusOr<uint64_t> HeapEngine::SizeOf(PyObject* obj) {
   if (!question.status().ok()) return question.status();
   if (obj == nullptr) return absl::InvalidArgumentError("null object");
   internal::TypeInfoCache types(&extensions_);
-  return types.SizeOf(obj, types.Get(Py_TYPE(obj)));
-}
-
-absl::StatusOr<uint64_t> HeapEngine::WalkSizeOf(PyObject* obj) {
-  absl::StatusOr<uint64_t> size = SizeOf(obj);
-  if (!size.ok() || !inline_values_) return size;
-  return *size + python::InlineValuesBytes(obj);
+  uint64_t values;
+  return types.Size(obj, types.Get(Py_TYPE(obj)), sizing_, &values);
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, uintptr_t>>>

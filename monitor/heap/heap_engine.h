@@ -53,6 +53,7 @@
 #include "monitor/heap/graph.h"
 #include "monitor/heap/held_object_set.h"
 #include "monitor/heap/object_set.h"
+#include "monitor/heap/sizing.h"
 #include "monitor/python/death_watch.h"
 #include "monitor/python/guards.h"
 
@@ -64,12 +65,12 @@ class Walker;
 
 struct HeapResult {
   ObjectSet objects;             // reachable objects
-  uint64_t total_bytes = 0;      // sum of their sys.getsizeof
+  uint64_t total_bytes = 0;      // sum of their sizes (HeapEngine::SizeOf)
   int64_t walk_ns = 0;           // roots + traversal
   int64_t pause_ns = 0;          // all the time the call held the GIL
   size_t visited_set_bytes = 0;  // transient bitmap memory of the walk
   // Of total_bytes, the attribute values blocks sys.getsizeof leaves out
-  // (0 unless HeapEngine::set_inline_values(true)).
+  // (0 with Sizing::kGetsizeof).
   uint64_t inline_values_bytes = 0;
 };
 
@@ -150,14 +151,31 @@ class HeapEngine {
     std::optional<python::ScopedErrorPreserver> preserve_;
   };
 
-  // With `on`, every later walk adds to an instance's size the block of
-  // attribute values that sys.getsizeof leaves out (3.11/3.12: the values
-  // block allocated apart while no dict object exists; 3.13: the inline
-  // values area allocated with the object; python::InlineValuesBytes), in
-  // results, totals and graphs alike. Off by default: sizes are then
-  // exactly sys.getsizeof's (SizeOf() always is). Where: any thread.
-  void set_inline_values(bool on) { inline_values_ = on; }
-  bool inline_values() const { return inline_values_; }
+  // How every later walk and SizeOf size objects, in results, totals and
+  // graphs alike (sizing.h). Sizing::kExact by default: sys.getsizeof plus
+  // the attribute values block it leaves out (3.11/3.12: the values block
+  // allocated apart while no dict object exists; 3.13: the inline values
+  // area allocated with the object; python::InlineValuesBytes).
+  // Sizing::kGetsizeof: exactly sys.getsizeof. Where: any thread.
+  void set_sizing(Sizing sizing) { sizing_ = sizing; }
+  Sizing sizing() const { return sizing_; }
+
+  // Sets the engine's sizing for its own lifetime and puts the previous
+  // one back after. Where: as set_sizing.
+  class ScopedSizing {
+   public:
+    ScopedSizing(HeapEngine& engine, Sizing sizing)
+        : engine_(engine), saved_(engine.sizing()) {
+      engine.set_sizing(sizing);
+    }
+    ~ScopedSizing() { engine_.set_sizing(saved_); }
+    ScopedSizing(const ScopedSizing&) = delete;
+    ScopedSizing& operator=(const ScopedSizing&) = delete;
+
+   private:
+    HeapEngine& engine_;
+    const Sizing saved_;
+  };
 
   // Size/traverse functions of extension types, used by every walk.
   ExtensionRegistry& extensions() { return extensions_; }
@@ -225,12 +243,11 @@ class HeapEngine {
   void Hide(const ObjectSet& objects) { hidden_ = hidden_ | objects; }
   const ObjectSet& hidden() const { return hidden_; }
 
+  // The size a walk records for `obj`, by the engine's sizing (above):
   // sys.getsizeof(obj) as the target computes it, without running Python
-  // code. Where: as Heap(); `obj` must be alive.
+  // code, plus with Sizing::kExact its attribute values block. Where: as
+  // Heap(); `obj` must be alive.
   absl::StatusOr<uint64_t> SizeOf(PyObject* obj);
-  // The size a walk records for `obj`: SizeOf plus, with
-  // set_inline_values(true), its values block. Where: as SizeOf.
-  absl::StatusOr<uint64_t> WalkSizeOf(PyObject* obj);
 
   // The roots' names (with their root edge, e.g. "thread 7 frame 0" +
   // ".f_globals") and addresses, for callers that print paths.
@@ -255,7 +272,7 @@ class HeapEngine {
   ExtensionRegistry extensions_;
   std::shared_ptr<python::WatchedObjects> ref_;
   ObjectSet hidden_;
-  bool inline_values_ = false;
+  Sizing sizing_ = Sizing::kExact;
 };
 
 }  // namespace annex::heap

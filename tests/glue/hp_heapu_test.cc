@@ -1,8 +1,8 @@
 // hp.heapu() members answer referrers, referents and paths, and
 // hp.heapu(garbage=True/False) separates cyclic garbage from what C
-// references hold, without collecting; hp.heap(values=True) counts the
-// instances' attribute values blocks. Expectations come from how the
-// fixtures are built.
+// references hold, without collecting; hp.heap() counts the instances'
+// attribute values blocks (values=False: sys.getsizeof alone).
+// Expectations come from how the fixtures are built.
 #include <Python.h>
 
 #include <string>
@@ -110,7 +110,7 @@ except TypeError as e:
   EXPECT_EQ(out, "TypeError True\n");
 }
 
-TEST_F(HpHeapuTest, HeapWithValuesCountsTheAttributeBlocksAsAllocated) {
+TEST_F(HpHeapuTest, HeapSizesCountTheAttributeBlocksAsAllocated) {
   // 50 instances of a 3-attribute class after 64 warm-up ones, created
   // while tracemalloc traces only that loop: what the allocator was asked
   // for beyond their sys.getsizeof is their values blocks.
@@ -139,12 +139,21 @@ del hv_snap, hv_mine
   ASSERT_GT(real, 0);
   const long getsizeof = TargetLong("sum(sys.getsizeof(o) for o in hv_batch)");
   const std::string ids = annex::testing::TargetStr("repr(hv_ids)");
+  // The default sizes (hp.heap(), hp.idset(), a partition's rows) count
+  // the blocks; values=False gives sys.getsizeof's.
   std::string out = Exec(monitor_, "x = hp.idset(" + ids +
                                        ")\n"
-                                       "print(len(x), (hp.heap() & x).size, "
-                                       "(hp.heap(values=True) & x).size)\n");
-  EXPECT_EQ(out, "50 " + std::to_string(getsizeof) + " " +
-                     std::to_string(getsizeof + real) + "\n");
+                                       "print(len(x), x.size, "
+                                       "(hp.heap() & x).size, "
+                                       "(hp.heap(values=True) & x).size, "
+                                       "(hp.heap(values=False) & x).size, "
+                                       "(hp.heap() & x).byrcs.size, "
+                                       "(hp.heap(values=False) & x).byrcs.size)"
+                                       "\n");
+  const std::string exact = std::to_string(getsizeof + real);
+  const std::string plain = std::to_string(getsizeof);
+  EXPECT_EQ(out, "50 " + exact + " " + exact + " " + exact + " " + plain + " " +
+                     exact + " " + plain + "\n");
   // Nothing was materialized to find them.
   EXPECT_EQ(TargetLong("sum(1 for o in hv_batch for r in "
                        "gc.get_referents(o) if type(r) is dict)"),

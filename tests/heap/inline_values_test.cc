@@ -1,10 +1,11 @@
 // Attribute values that sys.getsizeof leaves out (issue 12): 3.11/3.12
 // instances whose attributes are inline keep them in a block allocated
-// apart; 3.13 allocates an inline values area with the object. With
-// HeapEngine::set_inline_values(true) each instance's recorded size is
-// sys.getsizeof plus that block, and nothing is created to find it (no
-// __dict__ is materialized). The expected bytes are the target's real
-// allocations, measured by tracemalloc while the fixture is built.
+// apart; 3.13 allocates an inline values area with the object. By default
+// (Sizing::kExact) each instance's recorded size is sys.getsizeof plus
+// that block, with Sizing::kGetsizeof sys.getsizeof alone, and nothing is
+// created to find it (no __dict__ is materialized). The expected bytes are the
+// target's real allocations, measured by tracemalloc while the fixture is
+// built.
 #include <Python.h>
 
 #include <cstdint>
@@ -109,26 +110,33 @@ TEST(InlineValuesTest, ValuesBlocksAreAccountedAsAllocated) {
     HeapEngine engine(testing::MainThreadStates());
     HeapEngine::Question q(engine);
     ASSERT_TRUE(q.status().ok());
-    absl::StatusOr<HeapGraph> plain = engine.Graph();
-    engine.set_inline_values(true);
+    ASSERT_EQ(engine.sizing(), Sizing::kExact);  // the default
     HeapResult stats;
     absl::StatusOr<HeapGraph> with = engine.Graph(&stats);
+    absl::StatusOr<HeapGraph> plain;
+    {
+      HeapEngine::ScopedSizing sizing(engine, Sizing::kGetsizeof);
+      plain = engine.Graph();
+      for (uintptr_t a : ids) {
+        absl::StatusOr<uint64_t> s =
+            engine.SizeOf(reinterpret_cast<PyObject*>(a));
+        ASSERT_TRUE(s.ok());
+        EXPECT_EQ(plain->sizes[plain->Find(a)], *s);
+      }
+    }
+    ASSERT_EQ(engine.sizing(), Sizing::kExact);
     ASSERT_TRUE(plain.ok() && with.ok());
     ASSERT_EQ(plain->addresses, with->addresses);
     uint64_t added = 0, getsizeof = 0;
     for (uintptr_t a : ids) {
       const int64_t v = with->Find(a);
       ASSERT_GE(v, 0);
-      absl::StatusOr<uint64_t> s =
-          engine.SizeOf(reinterpret_cast<PyObject*>(a));
-      ASSERT_TRUE(s.ok());
-      EXPECT_EQ(plain->sizes[v], *s);  // off: sys.getsizeof exactly
-      getsizeof += *s;
+      getsizeof += plain->sizes[v];
       added += with->sizes[v] - plain->sizes[v];
-      absl::StatusOr<uint64_t> walk_size =
-          engine.WalkSizeOf(reinterpret_cast<PyObject*>(a));
-      ASSERT_TRUE(walk_size.ok());
-      EXPECT_EQ(*walk_size, with->sizes[v]);
+      absl::StatusOr<uint64_t> exact =
+          engine.SizeOf(reinterpret_cast<PyObject*>(a));
+      ASSERT_TRUE(exact.ok());
+      EXPECT_EQ(*exact, with->sizes[v]);
     }
     EXPECT_EQ(getsizeof, static_cast<uint64_t>(TargetLong(
                              "sum(__import__('sys').getsizeof(o) for o in "

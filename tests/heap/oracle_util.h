@@ -17,13 +17,26 @@ bool InstallOracle();
 struct Comparison {
   size_t engine = 0, oracle = 0;
   std::vector<std::string> only_engine, only_oracle;  // up to 10 each
-  uint64_t engine_bytes = 0, oracle_bytes = 0;
+  // The engine's total by its default sizing (Sizing::kExact) and, of it,
+  // the attribute values blocks; its total with Sizing::kGetsizeof; the
+  // oracle's sum of sys.getsizeof.
+  uint64_t engine_bytes = 0, engine_values_bytes = 0;
+  uint64_t engine_getsizeof_bytes = 0, oracle_bytes = 0;
+  // The values blocks by the oracle's layout reading (oracle_util.cc):
+  // the sum of each block's least and greatest possible size (equal on
+  // 3.13), and how many objects have one; the engine's count of objects
+  // whose default size exceeds sys.getsizeof.
+  uint64_t oracle_values_min = 0, oracle_values_max = 0;
+  size_t oracle_values_objects = 0, engine_values_objects = 0;
+  // Objects whose block the engine sized outside the oracle's bounds
+  // ("description engine least-greatest"), up to 10.
   // Objects per type name, as the engine and as the oracle counted them,
   // for the types where the two differ ("type engine oracle"), up to 10.
   std::vector<std::string> type_differences;
   // When the byte totals differ: objects whose engine size differs from
   // sys.getsizeof now ("description engine getsizeof"), up to 10.
   std::vector<std::string> size_differences;
+  std::vector<std::string> values_differences;
 };
 
 // Walks with the engine, then with the oracle, from the same roots. Other
@@ -37,6 +50,11 @@ struct Comparison {
 // before the engine walks, and the oracle counts the snapshot dicts too.
 // GIL held, target current, no Python frames on this thread.
 Comparison Compare(bool refresh_frame_locals = false);
+
+// Fails the current test unless the byte totals of `c` agree: the engine's
+// sys.getsizeof total equals the oracle's, and each values block the
+// engine adds is within the oracle's bounds. Names `workload`.
+void ExpectBytesMatch(const Comparison& c, const std::string& workload);
 
 // Fails the current test unless the two walks agree exactly (counts, bytes,
 // members, counts by type), naming `workload`.

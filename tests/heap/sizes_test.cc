@@ -1,5 +1,7 @@
-// Sizes equal the target's sys.getsizeof for built-in types, computed
-// without running target Python code.
+// With Sizing::kGetsizeof, sizes equal the target's sys.getsizeof for
+// built-in types, computed without running target Python code. (The
+// default, Sizing::kExact, adds instances' attribute values blocks:
+// inline_values_test and the oracles.)
 #include <Python.h>
 
 #include <string>
@@ -82,6 +84,7 @@ sz_objects = [
 TEST(SizesTest, EqualSysGetsizeofForBuiltInTypes) {
   ASSERT_TRUE(RunTargetCode(kObjects));
   HeapEngine engine(testing::MainThreadStates());
+  engine.set_sizing(Sizing::kGetsizeof);
   PyObject* objects = EvalTarget("sz_objects");
   PyObject* getsizeof = EvalTarget("sys.getsizeof");
   ASSERT_NE(objects, nullptr);
@@ -116,6 +119,7 @@ class SzCustom:
 sz_custom = SzCustom()
 )"));
   HeapEngine engine(testing::MainThreadStates());
+  engine.set_sizing(Sizing::kGetsizeof);
   PyObject* o = EvalTarget("sz_custom");
   absl::StatusOr<uint64_t> got = engine.SizeOf(o);
   ASSERT_TRUE(got.ok());

@@ -109,13 +109,41 @@ TEST(MonitorTest, HeapSummaryCountsKindsAsTheTargetDoes) {
   Monitor monitor;
   EXPECT_EQ(monitor.HeapSummary().status().code(),
             absl::StatusCode::kUnavailable);
-  ASSERT_TRUE(::annex::testing::RunTargetCode(
-      "import sys\n"
-      "class HsObj:\n"
-      "    def __init__(self, i): self.i = i\n"
-      "hs_keep = [HsObj(i) for i in range(257)]\n"
-      "hs_dicts = [vars(o) for o in hs_keep[:100]]\n"));
-  const long obj_size = TargetLong("sum(sys.getsizeof(o) for o in hs_keep)");
+  // After 64 warm-up instances (which take the class's own one-off
+  // allocations), the instances are made while tracemalloc traces, in two
+  // batches: the allocator's bytes for each beyond sys.getsizeof are the
+  // instances' attribute values blocks, which HeapSummary counts in their
+  // size. The first 100 then get a __dict__ object: on 3.11/3.12 the dict
+  // takes their blocks over (and is counted as a dict), on 3.13 the inline
+  // area stays in the instance.
+  ASSERT_TRUE(::annex::testing::RunTargetCode(R"(
+exec(compile('''
+import sys, tracemalloc
+class HsObj:
+    def __init__(self, i): self.i = i
+def hs_make(out, first, n):
+    for k in range(n):
+        out[first + k] = HsObj(first + k)
+hs_make([None] * 64, 0, 64)  # one-off allocations of the class first
+hs_keep = [None] * 257
+def hs_blocks(first, n):
+    tracemalloc.start()
+    hs_make(hs_keep, first, n)
+    snap = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    mine = snap.filter_traces([tracemalloc.Filter(True, 'hs_fixture.py')])
+    return (sum(t.size for t in mine.traces)
+            - sum(sys.getsizeof(o) for o in hs_keep[first:first + n]))
+hs_dict_blocks = hs_blocks(0, 100)
+hs_kept_blocks = hs_blocks(100, 157)
+hs_dicts = [vars(o) for o in hs_keep[:100]]
+hs_values = hs_kept_blocks + (
+    hs_dict_blocks if sys.version_info >= (3, 13) else 0)
+''', 'hs_fixture.py', 'exec'))
+)"));
+  EXPECT_GE(TargetLong("hs_kept_blocks"), 157 * 2 * 8);
+  const long obj_size =
+      TargetLong("sum(sys.getsizeof(o) for o in hs_keep) + hs_values");
   const long dict_size = TargetLong("sum(sys.getsizeof(d) for d in hs_dicts)");
   ASSERT_TRUE(monitor.Start().ok());
   // From the host's thread, which holds the GIL.

@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "monitor/heap/extension_registry.h"
+#include "monitor/heap/sizing.h"
 #include "monitor/python/version.h"
 
 namespace annex::heap::internal {
@@ -62,6 +63,19 @@ class TypeInfoCache {
 
   // sys.getsizeof(obj) as the target would compute it.
   uint64_t SizeOf(PyObject* obj, TypeInfo& info);
+
+  // The engine's one sizing rule: SizeOf, plus with Sizing::kExact the
+  // attribute values block sys.getsizeof leaves out (python::
+  // InlineValuesBytes; only for types with TypeInfo::inline_values), which
+  // is also stored in `*values` (0 when none).
+  uint64_t Size(PyObject* obj, TypeInfo& info, Sizing sizing,
+                uint64_t* values) {
+    const uint64_t size = SizeOf(obj, info);
+    *values = sizing == Sizing::kExact && info.inline_values
+                  ? python::InlineValuesBytes(obj)
+                  : 0;
+    return size + *values;
+  }
 
   // Whether tp_traverse (or the registered traverse) applies to `obj`,
   // exactly as gc.get_referents decides.

@@ -36,12 +36,9 @@ void Walker::Run() {
     PyObject* obj = stack_.back();
     stack_.pop_back();
     TypeInfo& info = types_.Get(Py_TYPE(obj));
-    uint64_t size = types_.SizeOf(obj, info);
-    if (inline_values_ && info.inline_values) {
-      const uint64_t values = python::InlineValuesBytes(obj);
-      size += values;
-      inline_values_bytes_ += values;
-    }
+    uint64_t values;
+    const uint64_t size = types_.Size(obj, info, sizing_, &values);
+    inline_values_bytes_ += values;
     ++count_;
     total_bytes_ += size;
     if (record_edges_) {

@@ -13,6 +13,7 @@
 #include "monitor/heap/graph.h"
 #include "monitor/heap/internal/address_bitmap.h"
 #include "monitor/heap/internal/type_info.h"
+#include "monitor/heap/sizing.h"
 
 namespace annex::heap::internal {
 
@@ -33,16 +34,15 @@ class Walker {
   }
   // Objects set in `stop` are neither reported nor traversed.
   void set_stop(const AddressBitmap* stop) { stop_ = stop; }
-  // Adds each instance's attribute values block that sys.getsizeof leaves
-  // out (python::InlineValuesBytes) to its recorded size and the total.
-  void set_inline_values(bool on) { inline_values_ = on; }
+  // How objects are sized (TypeInfoCache::Size); kExact unless set.
+  void set_sizing(Sizing sizing) { sizing_ = sizing; }
   // Traverses everything reachable from the roots added so far.
   void Run();
 
   const AddressBitmap& visited() const { return visited_; }
   uint64_t count() const { return count_; }
   uint64_t total_bytes() const { return total_bytes_; }
-  // Of total_bytes(), the inline values blocks (with set_inline_values).
+  // Of total_bytes(), the attribute values blocks (Sizing::kExact).
   uint64_t inline_values_bytes() const { return inline_values_bytes_; }
   TypeInfoCache& types() { return types_; }
 
@@ -59,7 +59,7 @@ class Walker {
   uint64_t count_ = 0;
   uint64_t total_bytes_ = 0;
   uint64_t inline_values_bytes_ = 0;
-  bool inline_values_ = false;
+  Sizing sizing_ = Sizing::kExact;
   // Edge recording, in pop order.
   bool record_edges_;
   bool unmarked_any_ = false;
