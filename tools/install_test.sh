@@ -77,7 +77,7 @@ case_install() {
       [[ -e "$prefix/$f" ]] || fail "missing $f" || return 1
     done
     ls "$prefix/lib/python$v/site-packages/annex/"_annex.cpython-*.so >/dev/null || fail "no module for $v" || return 1
-    readelf -d "$prefix/lib/libannex-py$v.so.0" | grep -q "SONAME.*\[libannex-py$v.so.0\]" ||
+    readelf -d "$prefix/lib/libannex-py$v.so.0" | grep "SONAME.*\[libannex-py$v.so.0\]" >/dev/null ||
       fail "SONAME of libannex-py$v.so.0" || return 1
     # Exported: the public API only (every defined dynamic symbol is
     # annex::Monitor, glue::Stat/StatReader or a watchdog name function).
@@ -86,10 +86,10 @@ case_install() {
             grep -v -e '^annex::Monitor::' -e '^annex::glue::Stat::' -e '^annex::glue::StatReader::' \
                     -e '^annex::watchdog::\(EventType\|MemorySource\|MemoryMeasure\)Name(' -e '^ANNEX_1$')
     [[ -z "$extra" ]] || fail "libannex-py$v.so.0 exports more than the API: $(head -5 <<<"$extra")" || return 1
-    nm -D --defined-only -C "$prefix/lib/libannex-py$v.so.0" | grep -q 'annex::Monitor::Start' || fail "no Monitor::Start" || return 1
+    nm -D --defined-only -C "$prefix/lib/libannex-py$v.so.0" | grep 'annex::Monitor::Start' >/dev/null || fail "no Monitor::Start" || return 1
     # The static archive holds every object (more than monitor.o).
     (( $(ar t "$prefix/lib/libannex-py$v.a" | wc -l) > 20 )) || fail "libannex-py$v.a is not complete" || return 1
-    "$prefix/bin/annex-py$v" --version | grep -q "Python $v" || fail "annex-py$v --version" || return 1
+    "$prefix/bin/annex-py$v" --version | grep "Python $v" >/dev/null || fail "annex-py$v --version" || return 1
   done
   [[ "$(readlink "$prefix/bin/annex")" == "annex-py$default" ]] || fail "bin/annex is not annex-py$default" || return 1
   [[ -f "$prefix/include/annex/monitor/monitor.h" && -f "$prefix/include/annex/glue/stat.h" ]] || fail "headers" || return 1
@@ -228,7 +228,9 @@ while not os.path.exists(sys.argv[1]): time.sleep(0.05)' "$stop" >"$out" 2>&1 &
 case_deb() {
   local deb
   deb=$(bash tools/build_deb.sh --out "$work" --no-build) || return 1
-  dpkg-deb --info "$deb" | grep -q 'Package: annex' || fail "control" || return 1
+  # grep reads all its input (no -q): with pipefail, grep -q exiting at
+  # the first match can kill the writer with SIGPIPE and fail the case.
+  dpkg-deb --info "$deb" | grep 'Package: annex' >/dev/null || fail "control" || return 1
   dpkg-deb --contents "$deb" >"$work/deb.list" || return 1
   local f
   for f in ./usr/bin/annex ./usr/bin/annex-py3.11 ./usr/lib/libannex-py3.11.so.0 \
