@@ -204,6 +204,27 @@ pid_t WaitForPid(const std::string& env, const std::string& script_name) {
 // `annex run --record`: records every interval from inside; hp.loadall()
 // reads the file back, with labels, and the Leaky counts went 0, 1000,
 // 2000, 3000, never down.
+// Runs `annex report` on `file` into `html` and returns the page's growth
+// table (empty, with failures recorded, when the page lacks one). The page
+// must draw an SVG chart with the Leaky series and load nothing else.
+std::string ReportGrowthTable(const std::string& file,
+                              const std::string& html) {
+  Result report = RunProcess({AnnexBinary(), "report", file, "-o", html});
+  EXPECT_EQ(report.exit_code, 0) << report.err;
+  const std::string page = ReadFile(html);
+  EXPECT_NE(page.find("<svg"), std::string::npos);
+  EXPECT_NE(page.find("data-kind=\"__main__.Leaky\""), std::string::npos);
+  // Self-contained: nothing fetched from the network or another file.
+  EXPECT_EQ(page.find("http://"), std::string::npos);
+  EXPECT_EQ(page.find("https://"), std::string::npos);
+  EXPECT_EQ(page.find("<script src"), std::string::npos);
+  EXPECT_EQ(page.find("<link"), std::string::npos);
+  const size_t growth = page.find("<pre id=\"growth\">");
+  EXPECT_NE(growth, std::string::npos);
+  if (growth == std::string::npos) return "";
+  return page.substr(growth, page.find("</pre>", growth) - growth);
+}
+
 TEST(AnnexRecordTest, RunRecordWritesRecordsHpLoadallReads) {
   const std::string dir = TempDir("rec");
   ASSERT_FALSE(dir.empty());
@@ -260,24 +281,13 @@ TEST(AnnexRecordTest, RunRecordWritesRecordsHpLoadallReads) {
 
   // The report of that file.
   const std::string html = dir + "/report.html";
-  Result report = RunProcess({AnnexBinary(), "report", file, "-o", html});
-  EXPECT_EQ(report.exit_code, 0) << report.err;
-  const std::string page = ReadFile(html);
-  EXPECT_NE(page.find("<svg"), std::string::npos);
-  EXPECT_NE(page.find("data-kind=\"__main__.Leaky\""), std::string::npos);
-  const size_t growth = page.find("<pre id=\"growth\">");
-  ASSERT_NE(growth, std::string::npos);
-  const std::string table =
-      page.substr(growth, page.find("</pre>", growth) - growth);
+  const std::string table = ReportGrowthTable(file, html);
+  ASSERT_FALSE(table.empty());
   EXPECT_NE(table.find("Summary of difference operation (A-B)."),
             std::string::npos)
       << table;
   EXPECT_NE(table.find("3000"), std::string::npos) << table;
   EXPECT_NE(table.find("__main__.Leaky"), std::string::npos) << table;
-  EXPECT_EQ(page.find("http://"), std::string::npos);
-  EXPECT_EQ(page.find("https://"), std::string::npos);
-  EXPECT_EQ(page.find("<script src"), std::string::npos);
-  EXPECT_EQ(page.find("<link"), std::string::npos);
 }
 
 // `annex record PID`: one record per call while the program grows between
@@ -342,20 +352,11 @@ TEST(AnnexRecordTest, RecordClientJsonlRotationAndReport) {
 
   // The report of the JSON lines, and of both rotated parts together.
   const std::string html = dir + "/report.html";
-  Result report = RunProcess({AnnexBinary(), "report", jsonl, "-o", html});
-  EXPECT_EQ(report.exit_code, 0) << report.err;
-  const std::string page = ReadFile(html);
-  EXPECT_NE(page.find("<svg"), std::string::npos);
-  EXPECT_NE(page.find("data-kind=\"__main__.Leaky\""), std::string::npos);
-  const size_t growth = page.find("<pre id=\"growth\">");
-  ASSERT_NE(growth, std::string::npos);
-  const std::string table =
-      page.substr(growth, page.find("</pre>", growth) - growth);
+  const std::string table = ReportGrowthTable(jsonl, html);
+  ASSERT_FALSE(table.empty());
   // Heapy's difference row: index, +3000 objects, their bytes, the kind.
   EXPECT_NE(table.find("  3000 "), std::string::npos) << table;
   EXPECT_NE(table.find("__main__.Leaky"), std::string::npos) << table;
-  EXPECT_EQ(page.find("http://"), std::string::npos);
-  EXPECT_EQ(page.find("https://"), std::string::npos);
   Result both =
       RunProcess({AnnexBinary(), "report", rot + ".1", rot, "-o", html});
   EXPECT_EQ(both.exit_code, 0) << both.err;
