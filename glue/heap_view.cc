@@ -44,6 +44,14 @@ size_t KindedSet::MemoryBytes() const {
       bytes += sizeof(std::string) + (n.capacity() > 15 ? n.capacity() : 0);
     }
   }
+  // The identity watch (13 bytes a member on 3.11/3.12, 12 on 3.13) is
+  // half as large again as the set's own vectors: charged to the set that
+  // made it, not to the subsets and copies that share it.
+  if (identity != nullptr && identity.use_count() == 1) {
+    for (const auto& w : identity->watches) {
+      if (w.use_count() == 1) bytes += w->MemoryBytes();
+    }
+  }
   return bytes;
 }
 

@@ -77,7 +77,8 @@ struct KindedSet {
   size_t count() const { return addresses.size(); }
   uint64_t total_size() const;
   // Bytes this set holds in the annex (its vectors; per-member label
-  // names only when no other set shares them), for the memory budget.
+  // names and the identity watch only when no other set shares them), for
+  // the memory budget.
   size_t MemoryBytes() const;
   // The kind of member i under `classifier`, and the kind names.
   uint32_t LabelOf(size_t i) const;

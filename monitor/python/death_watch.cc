@@ -451,6 +451,12 @@ int64_t WatchedObjects::Find(uintptr_t address) const {
   return it - addresses_.begin();
 }
 
+size_t WatchedObjects::MemoryBytes() const {
+  return sizeof(WatchedObjects) + addresses_.capacity() * sizeof(uintptr_t) +
+         deaths_.capacity() * sizeof(uint32_t) +
+         pre_.capacity() * sizeof(uint8_t);
+}
+
 void FlushDeathWatch() { FlushLocked(R()); }
 
 uint64_t DeathWatchEpoch() { return R().deaths_seen; }

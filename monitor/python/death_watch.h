@@ -80,6 +80,9 @@ class WatchedObjects {
   bool Same(size_t i) const;
   // Index of `address` among the members, or -1. Where: any thread.
   int64_t Find(uintptr_t address) const;
+  // Bytes this watch holds (its per-member vectors; not the registry's
+  // shared entry for each key). Where: any thread.
+  size_t MemoryBytes() const;
 
  private:
   WatchedObjects() = default;
