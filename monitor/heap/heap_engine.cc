@@ -109,7 +109,11 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
   {
     absl::StatusOr<RootList> roots = CollectRoots(excluded_);
     if (!roots.ok()) return roots.status();
-    internal::Walker walker(&extensions_, graph != nullptr);
+    using Record = internal::Walker::Record;
+    internal::Walker walker(
+        &extensions_, graph == nullptr                        ? Record::kNothing
+                      : options != nullptr && !options->edges ? Record::kSizes
+                                                              : Record::kEdges);
     walker.set_sizing(sizing_);
     for (uintptr_t a : hidden_) walker.MarkVisited(a);
     for (size_t i = 0; i < roots->size(); ++i) walker.AddRoot(roots->object(i));
@@ -228,7 +232,8 @@ absl::Status HeapEngine::UnreachableCandidates(
   }
   // Hidden objects found in the gc lists are alive (rule 10): walk what
   // they reach, short of the reachable set, and leave all of it out.
-  internal::Walker hidden_walk(&extensions_, false);
+  internal::Walker hidden_walk(&extensions_,
+                               internal::Walker::Record::kNothing);
   hidden_walk.set_stop(&walker.visited());
   for (uintptr_t a : unreachable) {
     if (hidden_.contains(a)) {
@@ -255,7 +260,7 @@ absl::StatusOr<ObjectSet> HeapEngine::Unreachable() {
   {
     absl::StatusOr<RootList> roots = CollectRoots(excluded_);
     if (!roots.ok()) return roots.status();
-    internal::Walker walker(&extensions_, false);
+    internal::Walker walker(&extensions_, internal::Walker::Record::kNothing);
     for (uintptr_t a : hidden_) walker.MarkVisited(a);
     for (size_t i = 0; i < roots->size(); ++i) walker.AddRoot(roots->object(i));
     walker.Run();

@@ -28,6 +28,8 @@ struct Registry {
   // is a shift, a multiply and a bit test, and only hits look in `entries`.
   std::vector<uint64_t> filter;
   int filter_shift = 64;  // 64 - log2(bits)
+  // Keys released since the last rebuild whose bits may still be set.
+  size_t stale_filter_bits = 0;
   bool installed = false;
   bool armed = false;  // hooks count deaths (false: pass through)
   bool intact = true;
@@ -41,6 +43,9 @@ struct Registry {
   std::mutex pending_mu;
   std::vector<uintptr_t> pending;  // keys of released watches
 };
+
+// How many keys ahead the batch loops (Watch, FlushLocked) prefetch.
+constexpr size_t kPrefetchAhead = 16;
 
 // Watched deaths remembered for DeathsSince (a power of two: 8 MiB).
 constexpr size_t kDeathLogSize = size_t{1} << 20;
@@ -75,24 +80,40 @@ void Publish(const Registry& r) {
   }
 }
 
+void SetFilterBit(Registry& r, uintptr_t key) {
+  const uint64_t h = FilterHash(key, r.filter_shift);
+  r.filter[h >> 6] |= uint64_t{1} << (h & 63);
+}
+
+// Rebuilds the filter from the watched keys: at least 16 bits per key, at
+// least 2^20. Where: GIL held.
 void RebuildFilter(Registry& r) {
   g_filter = nullptr;
+  r.stale_filter_bits = 0;
   if (r.entries.empty()) {
     r.filter.clear();
     r.filter.shrink_to_fit();
     Publish(r);
     return;
   }
-  // At least 16 bits per key, at least 2^20.
   int bits = 20;
   while ((size_t{1} << bits) < r.entries.size() * 16) ++bits;
   r.filter.assign((size_t{1} << bits) / 64, 0);
   r.filter_shift = 64 - bits;
-  for (const auto& [key, entry] : r.entries) {
-    const uint64_t h = FilterHash(key, r.filter_shift);
-    r.filter[h >> 6] |= uint64_t{1} << (h & 63);
-  }
+  for (const auto& [key, entry] : r.entries) SetFilterBit(r, key);
   Publish(r);
+}
+
+// Whether the filter must be rebuilt for the keys now watched: too small
+// for them (more than one key per 16 bits), or more bits left by released
+// keys than keys watched (each costs the hooks a map lookup on a death in
+// its granule). Otherwise new keys just set their bits (Watch), and
+// released keys leave theirs: a question that watches a million objects
+// again each time does not rebuild a 2 MiB filter each time.
+bool FilterNeedsRebuild(const Registry& r) {
+  if (r.entries.empty() || r.filter.empty()) return true;
+  const size_t bits = r.filter.size() * 64;
+  return r.entries.size() * 16 > bits || r.stale_filter_bits > r.entries.size();
 }
 
 // A death (or a proof of one) at `key`: counted when `key` is watched.
@@ -373,12 +394,25 @@ void FlushLocked(Registry& r) {
     pending.swap(r.pending);
   }
   if (pending.empty()) return;
-  for (uintptr_t key : pending) {
-    auto it = r.entries.find(key);
+  // A million random lookups in a map of a million keys miss the cache
+  // each time: the slot of the key kPrefetchAhead later is fetched while
+  // this one is looked up.
+  for (size_t i = 0; i < pending.size(); ++i) {
+    if (i + kPrefetchAhead < pending.size()) {
+      r.entries.prefetch(pending[i + kPrefetchAhead]);
+    }
+    auto it = r.entries.find(pending[i]);
     if (it == r.entries.end()) continue;
-    if (--it->second.watchers == 0) r.entries.erase(it);
+    if (--it->second.watchers == 0) {
+      r.entries.erase(it);
+      r.stale_filter_bits++;
+    }
   }
-  RebuildFilter(r);
+  if (FilterNeedsRebuild(r)) {
+    RebuildFilter(r);
+  } else {
+    Publish(r);
+  }
   if (r.entries.empty() && r.installed) {
     r.armed = false;
     Publish(r);
@@ -415,17 +449,37 @@ absl::StatusOr<std::shared_ptr<WatchedObjects>> WatchedObjects::Watch(
     absl::Status s = InstallHooks();
     if (!s.ok()) return s;
   }
-  r.armed = true;  // published by RebuildFilter below
+  r.armed = true;  // published below
   r.entries.reserve(r.entries.size() + sorted.size());
-  for (size_t i = 0; i < sorted.size(); ++i) {
-    PyObject* obj = reinterpret_cast<PyObject*>(sorted[i]);
-    const uint8_t pre = PreHeaderOf(obj);
+  const size_t before = r.entries.size();
+  // Each member's key needs its object (the pre-header on 3.11/3.12) and
+  // then its map slot, two cache misses apart: the object 2 *
+  // kPrefetchAhead members later is fetched, and the slot of the key
+  // kPrefetchAhead later (its object fetched by then).
+  const size_t n = sorted.size();
+  auto key_of = [&](size_t i) {
+    return sorted[i] - PreHeaderOf(reinterpret_cast<PyObject*>(sorted[i]));
+  };
+  for (size_t i = 0; i < n; ++i) {
+    if (i + 2 * kPrefetchAhead < n) {
+      __builtin_prefetch(
+          reinterpret_cast<void*>(sorted[i + 2 * kPrefetchAhead]));
+    }
+    if (i + kPrefetchAhead < n) r.entries.prefetch(key_of(i + kPrefetchAhead));
+    const uint8_t pre = PreHeaderOf(reinterpret_cast<PyObject*>(sorted[i]));
     Entry& e = r.entries[sorted[i] - pre];
     e.watchers++;
     w->deaths_[i] = e.deaths;
     w->pre_[i] = pre;
   }
-  RebuildFilter(r);
+  if (FilterNeedsRebuild(r)) {
+    RebuildFilter(r);
+  } else {
+    if (r.entries.size() != before) {
+      for (size_t i = 0; i < n; ++i) SetFilterBit(r, sorted[i] - w->pre_[i]);
+    }
+    Publish(r);
+  }
   return w;
 }
 

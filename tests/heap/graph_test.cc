@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "monitor/heap/heap_engine.h"
@@ -54,6 +55,33 @@ g_pair = [g_a, g_b, g_a]
   EXPECT_EQ(g->root_names[2], "builtins");
   EXPECT_EQ(g->addresses[g->root_nodes[0]],
             reinterpret_cast<uintptr_t>(PyImport_GetModuleDict()));
+}
+
+// GraphOptions::edges = false (heap()'s walk): the same nodes and sizes in
+// one GIL hold, and no referents at all.
+TEST(GraphTest, NodesOnlyHaveTheSameNodesAndSizesAndNoEdges) {
+  ASSERT_TRUE(RunTargetCode("g_nodes = [[i, str(i)] for i in range(2000)]\n"));
+  HeapEngine engine(testing::MainThreadStates());
+  HeapEngine::Question question(engine);
+  ASSERT_TRUE(question.status().ok()) << question.status();
+  absl::StatusOr<HeapGraph> full = engine.Graph();
+  ASSERT_TRUE(full.ok()) << full.status();
+  GraphOptions nodes_only;
+  nodes_only.edges = false;
+  HeapResult stats;
+  absl::StatusOr<HeapGraph> nodes = engine.Graph(nodes_only, &stats);
+  ASSERT_TRUE(nodes.ok()) << nodes.status();
+  EXPECT_GT(nodes->size(), 6000u);
+  EXPECT_EQ(nodes->addresses, full->addresses);
+  EXPECT_EQ(nodes->sizes, full->sizes);
+  uint64_t total = 0;
+  for (uint64_t s : nodes->sizes) total += s;
+  EXPECT_EQ(total, stats.total_bytes);
+  EXPECT_EQ(nodes->out_begin, std::vector<uint32_t>(nodes->size() + 1, 0));
+  EXPECT_TRUE(nodes->out_targets.empty());
+  EXPECT_FALSE(full->out_targets.empty());
+  EXPECT_EQ(nodes->root_names, full->root_names);
+  EXPECT_EQ(nodes->root_nodes, full->root_nodes);
 }
 
 }  // namespace

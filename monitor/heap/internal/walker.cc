@@ -7,8 +7,10 @@
 
 namespace annex::heap::internal {
 
-Walker::Walker(const ExtensionRegistry* registry, bool record_edges)
-    : types_(registry), record_edges_(record_edges) {
+Walker::Walker(const ExtensionRegistry* registry, Record record)
+    : types_(registry),
+      record_sizes_(record != Record::kNothing),
+      record_edges_(record == Record::kEdges) {
   stack_.reserve(1024);
 }
 
@@ -41,10 +43,10 @@ void Walker::Run() {
     inline_values_bytes_ += values;
     ++count_;
     total_bytes_ += size;
-    if (record_edges_) {
+    if (record_sizes_) {
       order_.push_back(reinterpret_cast<uintptr_t>(obj));
       order_sizes_.push_back(size);
-      order_edge_begin_.push_back(edges_.size());
+      if (record_edges_) order_edge_begin_.push_back(edges_.size());
     }
     if (TypeInfoCache::Traversable(obj, info)) {
       if (info.ext != nullptr && info.ext->traverse) {
@@ -81,6 +83,14 @@ void Walker::FillGraph(HeapGraph* g) {
     return static_cast<uint32_t>(ranked ? visited_.Rank(a) : g->Find(a));
   };
   g->sizes.assign(n, 0);
+  if (!record_edges_) {
+    for (size_t i = 0; i < order_.size(); ++i) {
+      g->sizes[id_of(order_[i])] = order_sizes_[i];
+    }
+    g->out_begin.assign(n + 1, 0);
+    g->out_targets.clear();
+    return;
+  }
   std::vector<uint32_t> id_of_order(order_.size());
   std::vector<uint32_t> degree(n, 0);
   for (size_t i = 0; i < order_.size(); ++i) {

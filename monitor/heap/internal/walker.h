@@ -21,7 +21,13 @@ namespace annex::heap::internal {
 // the results, the target current.
 class Walker {
  public:
-  Walker(const ExtensionRegistry* registry, bool record_edges);
+  // What the walk keeps of each object for FillGraph.
+  enum class Record {
+    kNothing,  // the visited set and totals only
+    kSizes,    // each object's size: a graph of nodes without edges
+    kEdges,    // sizes and referents: the whole graph
+  };
+  Walker(const ExtensionRegistry* registry, Record record);
 
   void AddRoot(PyObject* obj);
   // Marks `addr` as visited without walking it: hidden objects are never
@@ -46,8 +52,9 @@ class Walker {
   uint64_t inline_values_bytes() const { return inline_values_bytes_; }
   TypeInfoCache& types() { return types_; }
 
-  // With record_edges: builds the CSR graph (roots not set).
-  // Consumes the visited set's rank index (builds it).
+  // With Record::kSizes or kEdges: builds the graph's nodes and sizes,
+  // and with kEdges its CSR edges (roots not set; with kSizes every node
+  // has no referents). Consumes the visited set's rank index (builds it).
   void FillGraph(HeapGraph* graph);
 
  private:
@@ -60,7 +67,8 @@ class Walker {
   uint64_t total_bytes_ = 0;
   uint64_t inline_values_bytes_ = 0;
   Sizing sizing_ = Sizing::kExact;
-  // Edge recording, in pop order.
+  // Size and edge recording, in pop order.
+  bool record_sizes_;
   bool record_edges_;
   bool unmarked_any_ = false;
   const AddressBitmap* stop_ = nullptr;
