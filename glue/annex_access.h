@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "monitor/python/annex_runtime.h"
 
 namespace annex::glue {
@@ -14,14 +15,21 @@ class Session;
 
 class AnnexAccess {
  public:
-  explicit AnnexAccess(python::AnnexRuntime* runtime) : runtime_(runtime) {}
+  // `question_pause_limit`: how long one heap question may hold the target
+  // unless a console client sets its own (Options::question_pause_limit).
+  explicit AnnexAccess(
+      python::AnnexRuntime* runtime,
+      absl::Duration question_pause_limit = absl::InfiniteDuration())
+      : runtime_(runtime), question_pause_limit_(question_pause_limit) {}
   static absl::StatusOr<std::unique_ptr<AnnexAccess>> Create(Session&) {
     return absl::FailedPreconditionError("this session has no annex");
   }
   python::AnnexRuntime& runtime() { return *runtime_; }
+  absl::Duration question_pause_limit() const { return question_pause_limit_; }
 
  private:
   python::AnnexRuntime* runtime_;
+  absl::Duration question_pause_limit_;
 };
 
 }  // namespace annex::glue

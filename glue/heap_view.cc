@@ -387,8 +387,24 @@ absl::StatusOr<std::unique_ptr<HeapView>> HeapView::Create(Session& session) {
   // Built before any walk: it imports in the annex (may run Python code).
   absl::StatusOr<TypeNamer> namer = TypeNamer::Create();
   if (!namer.ok()) return namer.status();
-  return std::unique_ptr<HeapView>(new HeapView(
-      std::move(engine), std::move(*namer), runtime.thread_states()));
+  // Questions are asked on the annex thread, inside its work items: an
+  // interrupt of the item (Ctrl-C, a client gone) cancels the question.
+  heap::QuestionStop::Limits limits;
+  limits.cancelled = [&runtime] { return runtime.InterruptRequested(); };
+  engine->set_question_limits(limits);
+  auto view = std::unique_ptr<HeapView>(
+      new HeapView(std::move(engine), std::move(*namer),
+                   runtime.thread_states(), (*access)->question_pause_limit()));
+  view->set_pause_limit(view->default_pause_limit(),
+                        "Options::question_pause_limit");
+  return view;
+}
+
+void HeapView::set_pause_limit(absl::Duration limit, const char* name) {
+  heap::QuestionStop::Limits limits = engine_->question_limits();
+  limits.pause_limit = limit;
+  limits.limit_name = name;
+  engine_->set_question_limits(limits);
 }
 
 KindedSet HeapView::Describe(const std::vector<uintptr_t>& sorted,
@@ -804,6 +820,7 @@ absl::StatusOr<std::string> HeapView::ShortestPaths(const KindedSet& set,
     return std::string("(no member of the set is reachable now)\n");
   heap::ShortestPathOptions options;
   options.max_paths = max_paths;
+  options.stop = &engine_->question_stop();
   auto paths = heap::PathsTo(*graph, nodes, options);
   if (!paths.ok()) return paths.status();
   std::string out;
@@ -1000,6 +1017,9 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
   LiveKinds out;
   out.live = set.Subset(keep);
   const size_t n = keep.size();
+  // Polled per member (and per referrer for Via): past the pause limit, or
+  // cancelled, the question ends with its status and the target runs.
+  heap::QuestionStop& stop = engine_->question_stop();
 
   heap::ReverseIndex reverse;
   std::vector<uint32_t> graph_clodo;  // Rcs: Clodo kind of every node
@@ -1053,6 +1073,7 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
         std::vector<uint32_t> kinds;
         std::vector<std::string> kind_names;
         for (size_t k = 0; k < n; ++k) {
+          if (stop.Poll()) return stop.status();
           kinds.clear();
           if (keep_node[k] >= 0) {
             uint32_t v = static_cast<uint32_t>(keep_node[k]);
@@ -1099,6 +1120,7 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
           std::vector<uint32_t> targets;
           python::ScopedTargetSwap swap(ts_);
           for (size_t a = 0; a < by_source.size();) {
+            if (stop.Poll()) return stop.status();
             const uint32_t u = by_source[a].first;
             targets.clear();
             for (; a < by_source.size() && by_source[a].first == u; ++a) {
@@ -1122,6 +1144,7 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
         }
         std::vector<std::string> relations;
         for (size_t k = 0; k < n; ++k) {
+          if (stop.Poll()) return stop.status();
           relations.clear();
           for (uint32_t j = first[k]; j < first[k + 1]; ++j) {
             relations.push_back(std::move(texts[order[j]].second));

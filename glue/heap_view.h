@@ -240,6 +240,21 @@ class HeapView {
   const TypeNamer& namer() const { return namer_; }
   heap::HeapEngine& engine() { return *engine_; }
 
+  // How long each question asked from now on may hold the target
+  // (heap/question_stop.h; InfiniteDuration: no limit): past it, the
+  // question stops with DeadlineExceeded naming `name` (how to change the
+  // limit; a string literal). A question also stops, Cancelled, when the
+  // annex work item that asks it is interrupted (a console client's Ctrl-C
+  // or disconnect, AnnexRuntime::Interrupt). Where: annex thread, outside
+  // a question.
+  void set_pause_limit(absl::Duration limit, const char* name);
+  absl::Duration pause_limit() const {
+    return engine_->question_limits().pause_limit;
+  }
+  // The limit hosts set (Options::question_pause_limit): the one of
+  // questions whose asker set none.
+  absl::Duration default_pause_limit() const { return default_pause_limit_; }
+
   // Kinds and sizes of `sorted` (ascending addresses), which must be alive
   // (found by a walk of the current HeapEngine::Question); `sizes` parallel
   // to it, or null to compute them; Clodo kinds with the dict owners found
@@ -250,8 +265,11 @@ class HeapView {
 
  private:
   HeapView(std::unique_ptr<heap::HeapEngine> engine, TypeNamer namer,
-           python::ThreadStates ts)
-      : engine_(std::move(engine)), namer_(std::move(namer)), ts_(ts) {}
+           python::ThreadStates ts, absl::Duration default_pause_limit)
+      : engine_(std::move(engine)),
+        namer_(std::move(namer)),
+        ts_(ts),
+        default_pause_limit_(default_pause_limit) {}
 
   std::unique_ptr<heap::HeapEngine> engine_;
   TypeNamer namer_;
@@ -260,6 +278,7 @@ class HeapView {
   absl::Status Keep(KindedSet& set);
 
   python::ThreadStates ts_;
+  absl::Duration default_pause_limit_;
   std::shared_ptr<const ReferencePoint> latest_ref_;
 };
 

@@ -2,7 +2,9 @@
 #include "glue/hp.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -27,6 +29,10 @@ PyObject* RaiseStatus(const absl::Status& status) {
     type = PyExc_ValueError;
   } else if (status.code() == absl::StatusCode::kResourceExhausted) {
     type = PyExc_MemoryError;  // e.g. the annex's memory budget
+  } else if (status.code() == absl::StatusCode::kDeadlineExceeded) {
+    type = PyExc_TimeoutError;  // e.g. past hp.pause_limit
+  } else if (status.code() == absl::StatusCode::kCancelled) {
+    type = PyExc_KeyboardInterrupt;  // the question was interrupted
   }
   PyErr_SetString(type, std::string(status.message()).c_str());
   return nullptr;
@@ -58,6 +64,9 @@ struct HpObject {
   PyObject_HEAD Session* session;
   uint64_t owner;  // this hp's account in the session's MemoryBudget
   std::shared_ptr<const ReferencePoint>* ref;  // owned; null: none set
+  // hp.pause_limit in seconds: NaN for the host's default
+  // (Options::question_pause_limit), infinity for none.
+  double pause_limit_s;
 };
 
 constexpr const char* kHpDoc =
@@ -82,6 +91,10 @@ constexpr const char* kHpDoc =
     "  hp.Nothing     the empty set\n"
     "  hp.threads()   the target's threads, one line each\n"
     "  hp.stacks()    the Python stack of every target thread\n"
+    "  hp.pause_limit how long one heap question may hold the target, in\n"
+    "                 seconds (None: no limit); past it the question stops\n"
+    "                 with a TimeoutError and the target runs again.\n"
+    "                 Ctrl-C, or the client leaving, stops one too\n"
     "Sets: len(x), x.count, x.size, x[i] / x[a:b] (rows' objects), x.parts,\n"
     "x.more (the next ten rows; .more again: the ten after), x.all (every\n"
     "row), x.kind, x.brief, x.theone, x.er,\n"
@@ -455,6 +468,15 @@ Session* SessionOf(PyObject* hp) {
   return reinterpret_cast<HpObject*>(hp)->session;
 }
 
+// hp.pause_limit's seconds as a duration (infinity: none; NaN: unset, read
+// as none here: callers resolve it to the default first).
+absl::Duration PauseLimitOf(double seconds) {
+  if (std::isnan(seconds) || std::isinf(seconds)) {
+    return absl::InfiniteDuration();
+  }
+  return absl::Seconds(seconds);
+}
+
 std::shared_ptr<const ReferencePoint>& RefOf(PyObject* hp) {
   auto* h = reinterpret_cast<HpObject*>(hp);
   if (h->ref == nullptr) h->ref = new std::shared_ptr<const ReferencePoint>();
@@ -699,8 +721,60 @@ PyObject* HpLoadAll(PyObject*, PyObject* args, PyObject* kwds) {
   return internal::HpLoadAll(args, kwds);
 }
 
+// hp.pause_limit: seconds (a float), or None for no limit.
+PyObject* HpGetPauseLimit(PyObject* self, void*) {
+  auto* h = reinterpret_cast<HpObject*>(self);
+  absl::Duration limit = PauseLimitOf(h->pause_limit_s);
+  if (std::isnan(h->pause_limit_s)) {
+    absl::StatusOr<HeapView*> view = SessionOf(self)->Get<HeapView>();
+    if (!view.ok()) return RaiseStatus(view.status());
+    limit = (*view)->default_pause_limit();
+  }
+  if (limit == absl::InfiniteDuration()) Py_RETURN_NONE;
+  return PyFloat_FromDouble(absl::ToDoubleSeconds(limit));
+}
+
+int HpSetPauseLimit(PyObject* self, PyObject* value, void*) {
+  auto* h = reinterpret_cast<HpObject*>(self);
+  double seconds;
+  if (value == nullptr) {  // del hp.pause_limit: the host's default again
+    seconds = std::nan("");
+  } else if (value == Py_None) {
+    seconds = std::numeric_limits<double>::infinity();
+  } else {
+    seconds = PyFloat_AsDouble(value);
+    if (seconds == -1.0 && PyErr_Occurred()) {
+      PyErr_Clear();
+      seconds = -1.0;
+    }
+    if (!(seconds > 0)) {
+      PyErr_SetString(PyExc_ValueError,
+                      "hp.pause_limit: how long one heap question may hold "
+                      "the target, in seconds (a positive number), or None "
+                      "for no limit; del hp.pause_limit restores the "
+                      "default");
+      return -1;
+    }
+  }
+  absl::StatusOr<HeapView*> view = SessionOf(self)->Get<HeapView>();
+  if (!view.ok()) {
+    RaiseStatus(view.status());
+    return -1;
+  }
+  h->pause_limit_s = seconds;
+  (*view)->set_pause_limit(std::isnan(seconds) ? (*view)->default_pause_limit()
+                                               : PauseLimitOf(seconds),
+                           "hp.pause_limit");
+  return 0;
+}
+
 PyGetSetDef kHpGetSet[] = {
     {"Nothing", HpNothing, nullptr, "the empty set", nullptr},
+    {"pause_limit", HpGetPauseLimit, HpSetPauseLimit,
+     "how long one heap question of this session may hold the target, in "
+     "seconds (None: no limit); past it the question stops with a "
+     "TimeoutError and the target runs again. del: the host's default.",
+     nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
@@ -733,10 +807,11 @@ PyObject* HpGetattro(PyObject* self, PyObject* name) {
 }
 
 PyObject* HpDir(PyObject* self, PyObject*) {
-  return Py_BuildValue("[sssssssssssssssssss]", "Clodo", "Module", "Nothing",
+  return Py_BuildValue("[sssssssssssssssssssss]", "Clodo", "Module", "Nothing",
                        "Rcs", "Size", "Type", "Via", "clearref", "heap",
-                       "heapu", "idset", "load", "loadall", "record", "setref",
-                       "setrelheap", "setrelheapu", "stacks", "threads");
+                       "heapu", "idset", "load", "loadall", "memory",
+                       "pause_limit", "record", "setref", "setrelheap",
+                       "setrelheapu", "stacks", "threads");
 }
 
 PyObject* HpRepr(PyObject*) {
@@ -957,6 +1032,7 @@ PyObject* NewHp(Session* session) {
   reinterpret_cast<HpObject*>(hp)->session = session;
   reinterpret_cast<HpObject*>(hp)->owner = 0;
   reinterpret_cast<HpObject*>(hp)->ref = nullptr;
+  reinterpret_cast<HpObject*>(hp)->pause_limit_s = std::nan("");
   absl::StatusOr<MemoryBudget*> budget = session->Get<MemoryBudget>();
   if (!budget.ok()) {
     Py_DECREF(hp);
@@ -966,10 +1042,8 @@ PyObject* NewHp(Session* session) {
   return hp;
 }
 
-void ChargeSetsTo(Session* session, PyObject* hp) {
-  MemoryBudget* budget = session->Peek<MemoryBudget>();
-  if (budget == nullptr) return;
-  uint64_t owner = 0;
+void ActFor(Session* session, PyObject* hp) {
+  const HpObject* h = nullptr;
   if (hp != nullptr) {
     PyObject* module = AnnexModule();
     PyObject* type = module ? PyObject_GetAttrString(module, "Hp") : nullptr;
@@ -977,12 +1051,27 @@ void ChargeSetsTo(Session* session, PyObject* hp) {
     if (type != nullptr &&
         Py_TYPE(hp) == reinterpret_cast<PyTypeObject*>(type) &&
         reinterpret_cast<HpObject*>(hp)->session == session) {
-      owner = reinterpret_cast<HpObject*>(hp)->owner;
+      h = reinterpret_cast<HpObject*>(hp);
     }
     Py_XDECREF(type);
     PyErr_Clear();
   }
-  budget->SetCurrentOwner(owner);
+  if (MemoryBudget* budget = session->Peek<MemoryBudget>()) {
+    budget->SetCurrentOwner(h != nullptr ? h->owner : 0);
+  }
+  // Not built yet: it starts with the default, and an hp that set its own
+  // limit built it then.
+  if (HeapView* view = session->Peek<HeapView>()) {
+    if (h == nullptr) {
+      view->set_pause_limit(view->default_pause_limit(),
+                            "Options::question_pause_limit");
+    } else {
+      view->set_pause_limit(std::isnan(h->pause_limit_s)
+                                ? view->default_pause_limit()
+                                : PauseLimitOf(h->pause_limit_s),
+                            "hp.pause_limit");
+    }
+  }
 }
 
 std::shared_ptr<const ReferencePoint> HpReference(PyObject* hp) {

@@ -30,12 +30,14 @@ namespace annex::glue {
 // with an exception set. Where: annex thread, GIL held, annex current.
 PyObject* NewHp(Session* session);
 
-// Charges the sets made from now on to the console session of `hp` (an
-// object NewHp made for `session`; anything else, or nullptr, means the
-// host), in the session's MemoryBudget, until the next call: whoever runs
-// a session's command calls it first. Where: annex thread, GIL held, annex
+// Acts for the console session of `hp` (an object NewHp made for
+// `session`; anything else, or nullptr, means the host) until the next
+// call: the sets made from now on are charged to it in the session's
+// MemoryBudget, and heap questions are asked under its pause limit
+// (hp.pause_limit, else Options::question_pause_limit). Whoever runs a
+// session's command calls it first. Where: annex thread, GIL held, annex
 // current.
-void ChargeSetsTo(Session* session, PyObject* hp);
+void ActFor(Session* session, PyObject* hp);
 // The reference point set by `hp` (hp.setref()), or null when none is set
 // or `hp` is not an hp object. Where: annex thread, GIL held, annex current.
 std::shared_ptr<const ReferencePoint> HpReference(PyObject* hp);

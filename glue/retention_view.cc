@@ -151,6 +151,7 @@ absl::StatusOr<PathsResult> RetentionView::PathsTo(
   }
   heap::ReverseIndex reverse = heap::ReverseIndex::Build(*graph);
   sp.reverse = &reverse;
+  sp.stop = &heap_->engine().question_stop();
   // One more than asked for tells whether the list was cut.
   if (sp.max_paths != 0) sp.max_paths += 1;
   auto paths = heap::PathsTo(*graph, targets, sp);
@@ -201,7 +202,9 @@ absl::StatusOr<KindedSet> RetentionView::ImmediateDominators(
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   heap::NodeSet out;
   if (!nodes.empty()) {
-    heap::DominatorTree tree = heap::DominatorTree::Build(*graph);
+    heap::QuestionStop &stop = heap_->engine().question_stop();
+    heap::DominatorTree tree = heap::DominatorTree::Build(*graph, &stop);
+    if (stop.stopped()) return stop.status();
     auto member = [&](uint32_t v) {
       return std::binary_search(nodes.begin(), nodes.end(), v);
     };

@@ -41,6 +41,9 @@ struct Monitor::State {
   std::unique_ptr<monitor_internal::HeapRecorder> recorder
       ABSL_GUARDED_BY(console_mu);
   const pid_t owner = getpid();  // a child made by fork() is not the owner
+  // Options::question_pause_limit of the last Start (the session's
+  // AnnexAccess hands it to HeapView).
+  absl::Duration question_pause_limit = absl::InfiniteDuration();
 
   // Stops the watchdog, then its heap service and the heap recorder (which
   // may be waiting for the annex). Where: any thread but the annex's;
@@ -78,6 +81,11 @@ absl::Status Monitor::Start(const Options& options) {
   if (options.watchdog_heap_interval < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("watchdog_heap_interval is negative");
   }
+  if (options.question_pause_limit <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "question_pause_limit must be positive (InfiniteDuration: no limit)");
+  }
+  state_->question_pause_limit = options.question_pause_limit;
   absl::StatusOr<glue::RecordFormat> record_format =
       glue::ParseRecordFormat(options.record_format);
   if (!options.record_path.empty()) {
@@ -107,7 +115,8 @@ absl::Status Monitor::Start(const Options& options) {
             if (st->runtime == nullptr) {
               return absl::UnavailableError("the annex is not running");
             }
-            return std::make_unique<glue::AnnexAccess>(st->runtime.get());
+            return std::make_unique<glue::AnnexAccess>(
+                st->runtime.get(), st->question_pause_limit);
           })
       .IgnoreError();
   {

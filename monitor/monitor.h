@@ -60,6 +60,13 @@ struct Options {
   // 512 MiB per session and 1 GiB in total, each at most an eighth / a
   // quarter of the machine's physical memory.
   glue::MemoryLimits annex_memory;
+  // How long one heap question (hp.heap(), a table, paths, retained
+  // sizes, HeapSummary, ...) may hold the target: past it the question
+  // stops with a clear error (DeadlineExceeded; in the console a
+  // TimeoutError saying what to narrow) and the target runs again. Each
+  // console client may set its own (hp.pause_limit). InfiniteDuration: no
+  // limit. Must be positive.
+  absl::Duration question_pause_limit = absl::Seconds(5);
   // Name shown by `annex ps` (default: the process's command line).
   std::string program_name;
   // The in-process watchdog (monitor/watchdog): stalls, memory limits,
@@ -149,7 +156,9 @@ class Monitor {
       absl::Duration timeout = absl::InfiniteDuration());
   // Makes the Python code running in the annex now (from ExecInAnnex, a
   // console client, anything) raise KeyboardInterrupt; the annex's
-  // time.sleep ends too. Harmless when nothing runs. Where: any thread.
+  // time.sleep ends too, and so does a heap question it is asking (its C++
+  // loops poll for this; Options::question_pause_limit). Harmless when
+  // nothing runs. Where: any thread.
   void Interrupt();
   // Drops the namespace of `session` (harmless when it has none).
   // Where: any thread; the caller may hold the GIL. Unavailable when not

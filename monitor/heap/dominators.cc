@@ -12,15 +12,20 @@ constexpr uint32_t kNone = UINT32_MAX;
 // numbers; 0 is the virtual super-root.
 class LengauerTarjan {
  public:
-  explicit LengauerTarjan(const HeapGraph& graph) : graph_(graph) {}
+  LengauerTarjan(const HeapGraph& graph, QuestionStop* stop)
+      : graph_(graph), stop_(stop) {}
 
-  void Run() {
+  // False when `stop` said stop (the state is then unfinished).
+  bool Run() {
     Dfs();
+    if (Stopped()) return false;
     BuildPredecessors();
     ComputeIdoms();
+    return !Stopped();
   }
 
   uint32_t count() const { return k_; }
+  bool Stopped() const { return stop_ != nullptr && stop_->stopped(); }
   std::vector<uint32_t>& vertex() { return vertex_; }
   std::vector<uint32_t>& idom() { return idom_; }
   std::vector<uint32_t>& dfn() { return dfn_; }
@@ -66,6 +71,7 @@ class LengauerTarjan {
     for (uint32_t r : graph_.root_nodes) {
       stack.emplace_back(r, 0);  // from the super-root
       while (!stack.empty()) {
+        if (stop_ != nullptr && stop_->Poll()) return;
         const auto [v, from] = stack.back();
         stack.pop_back();
         if (dfn_[v] != kNone) {
@@ -181,6 +187,7 @@ class LengauerTarjan {
     // the EVALs wait for memory one slot at a time.
     constexpr uint32_t kAhead = 8;
     for (uint32_t w = k_; w-- > 1;) {
+      if (stop_ != nullptr && stop_->Poll()) return;
       if (w > 2 * kAhead) {
         const uint32_t later = w - 2 * kAhead;
         for (uint32_t p = pred_begin_[later]; p < pred_begin_[later + 1]; ++p) {
@@ -224,6 +231,7 @@ class LengauerTarjan {
   }
 
   const HeapGraph& graph_;
+  QuestionStop* const stop_;
   uint32_t k_ = 0;
   std::vector<uint32_t> dfn_;
   std::vector<uint32_t> vertex_;
@@ -241,11 +249,11 @@ class LengauerTarjan {
 
 }  // namespace
 
-DominatorTree DominatorTree::Build(const HeapGraph& graph) {
-  LengauerTarjan lt(graph);
-  lt.Run();
-  const uint32_t k = lt.count();
+DominatorTree DominatorTree::Build(const HeapGraph& graph, QuestionStop* stop) {
+  LengauerTarjan lt(graph, stop);
   DominatorTree tree;
+  if (!lt.Run()) return tree;  // stopped: the caller reads stop->status()
+  const uint32_t k = lt.count();
   tree.reachable_ = k - 1;
   // Everything stays in DFS-number space: only dfn_ is indexed by node id,
   // so building the result needs no random writes over per-node arrays.

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "monitor/heap/graph.h"
 #include "monitor/heap/node_set.h"
+#include "monitor/heap/question_stop.h"
 
 namespace annex::heap {
 
@@ -32,8 +33,11 @@ class DominatorTree {
   // valid (ValidateGraph). Memory: about 10 words per node plus up to 5 per
   // edge while building (2 for the DFS stack, 3 for the back and cross
   // edges it records); the result keeps 8 words per reachable node.
-  // Pure C++, any thread; the result is immutable and shareable.
-  static DominatorTree Build(const HeapGraph& graph);
+  // Pure C++, any thread; the result is immutable and shareable. `stop`
+  // (may be null) is polled: once it says stop, the result is an empty
+  // tree that must not be used.
+  static DominatorTree Build(const HeapGraph& graph,
+                             QuestionStop* stop = nullptr);
 
   // Immediate dominator of `v`: a node id, kSuperRoot or kUnreachable.
   uint32_t idom(uint32_t v) const;

@@ -71,14 +71,18 @@ HeapEngine::Question::Question(const HeapEngine& engine)
   // inside the question.
   swap_.emplace(engine.ts_);
   counted_ = true;
-  if (engine.question_depth_++ == 0) status_ = WaitForGcIdle();
+  if (engine.question_depth_++ == 0) {
+    status_ = WaitForGcIdle();
+    // The pause counts from here: the target is held from now on.
+    if (status_.ok()) engine.stop_.Begin(engine.limits_);
+  }
   if (status_.ok()) preserve_.emplace();
 }
 
 // Members end in reverse order: the error is restored, then the swap back.
 HeapEngine::Question::~Question() {
   preserve_.reset();
-  if (counted_) --engine_.question_depth_;
+  if (counted_ && --engine_.question_depth_ == 0) engine_.stop_.End();
 }
 
 absl::Status HeapEngine::Question::WaitForGcIdle() {
@@ -115,9 +119,11 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
                       : options != nullptr && !options->edges ? Record::kSizes
                                                               : Record::kEdges);
     walker.set_sizing(sizing_);
+    walker.set_question_stop(&stop_);
     for (uintptr_t a : hidden_) walker.MarkVisited(a);
     for (size_t i = 0; i < roots->size(); ++i) walker.AddRoot(roots->object(i));
     walker.Run();
+    if (stop_.stopped()) return stop_.status();
     bool live = false;
     if (graph != nullptr && options != nullptr) {
       live = options->scope == GraphOptions::Scope::kLive;
@@ -143,6 +149,7 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
         walker.AddRoot(reinterpret_cast<PyObject*>(a));
       }
       walker.Run();
+      if (stop_.stopped()) return stop_.status();
     }
     for (uintptr_t a : hidden_) walker.Unmark(a);
     for (uintptr_t a : hidden_only) walker.Unmark(a);

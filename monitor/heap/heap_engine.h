@@ -53,6 +53,7 @@
 #include "monitor/heap/graph.h"
 #include "monitor/heap/held_object_set.h"
 #include "monitor/heap/object_set.h"
+#include "monitor/heap/question_stop.h"
 #include "monitor/heap/sizing.h"
 #include "monitor/python/death_watch.h"
 #include "monitor/python/guards.h"
@@ -181,6 +182,19 @@ class HeapEngine {
     const Sizing saved_;
   };
 
+  // The pause limit and cancellation of every later question (the
+  // outermost Question starts its clock once any gc wait is over). A
+  // question past its limit, or cancelled, fails with question_stop()'s
+  // status: DeadlineExceeded or Cancelled. None by default. Where: the
+  // engine's thread, outside a question.
+  void set_question_limits(const QuestionStop::Limits& limits) {
+    limits_ = limits;
+  }
+  const QuestionStop::Limits& question_limits() const { return limits_; }
+  // The open question's stop, for loops over its results (paths,
+  // dominators, classification) to poll. Where: inside a Question.
+  QuestionStop& question_stop() const { return stop_; }
+
   // Size/traverse functions of extension types, used by every walk.
   ExtensionRegistry& extensions() { return extensions_; }
 
@@ -272,6 +286,8 @@ class HeapEngine {
 
   python::ThreadStates ts_;
   mutable int question_depth_ = 0;  // Questions open on this engine
+  QuestionStop::Limits limits_;
+  mutable QuestionStop stop_;  // of the open outermost question
   absl::flat_hash_set<PyThreadState*> excluded_;
   ExtensionRegistry extensions_;
   std::shared_ptr<python::WatchedObjects> ref_;

@@ -56,6 +56,7 @@ std::vector<uint32_t> RootDistances(const HeapGraph& graph) {
 absl::StatusOr<ShortestPaths> FindShortestPaths(
     const HeapGraph& graph, const NodeSet& targets,
     const ShortestPathOptions& options) {
+  QuestionStop* const stop = options.stop;
   const uint32_t n = graph.size();
   for (uint32_t t : targets) {
     if (t >= n) return absl::InvalidArgumentError("target out of range");
@@ -111,6 +112,7 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
     layer_start.push_back(end);
     const uint32_t next = layer + 1;
     for (size_t i = begin; i < end; ++i) {
+      if (stop != nullptr && stop->Poll()) return stop->status();
       // The queue is in discovery order, i.e. random addresses: fetch the
       // edge ranges of nodes a few steps ahead while this one is scanned.
       if (i + 16 < end) __builtin_prefetch(&graph.out_begin[order[i + 16]]);
@@ -214,6 +216,7 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
     pool.clear();
     push_frame(s);
     while (!stack.empty()) {
+      if (stop != nullptr && stop->Poll()) return stop->status();
       Frame& top = stack.back();
       if (top.cursor == top.end) {
         pool.resize(top.begin);

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "monitor/heap/graph.h"
 #include "monitor/heap/node_set.h"
+#include "monitor/heap/question_stop.h"
 #include "monitor/heap/referrers.h"
 
 namespace annex::heap {
@@ -34,6 +35,10 @@ struct ShortestPathOptions {
   // shortest paths then walks back from the targets over their referrers
   // instead of re-scanning every visited edge. Not owned; may be null.
   const ReverseIndex* reverse = nullptr;
+  // The asking question's stop (question_stop.h), polled by the search and
+  // the enumeration (and by PathsTo per path): once it says stop, the
+  // result is its status. Not owned; may be null.
+  QuestionStop* stop = nullptr;
 };
 
 // One path: starts at root_nodes[root] (named root_names[root]) and ends at

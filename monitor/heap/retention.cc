@@ -30,6 +30,9 @@ absl::StatusOr<std::vector<RetentionPath>> PathsTo(
   out.reserve(sp->paths.size());
   std::vector<PyObject*> objects;
   for (NodePath& p : sp->paths) {
+    if (options.stop != nullptr && options.stop->Check()) {
+      return options.stop->status();
+    }
     objects.clear();
     for (uint32_t v : p.nodes) {
       objects.push_back(reinterpret_cast<PyObject*>(graph.addresses[v]));

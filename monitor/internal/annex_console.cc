@@ -403,15 +403,16 @@ console::Reply AnnexConsole::RunPython(uint64_t session_id,
   if (ns == nullptr) return Error(TakeErrorText());
   PyObject* run = PyDict_GetItemString(helper_, "run");  // borrowed
   // Sets this command keeps are charged to this client's hp (the memory
-  // budget, glue/memory_budget.h), then to the host again.
+  // budget, glue/memory_budget.h), and its heap questions have its pause
+  // limit (hp.pause_limit); then the host's again.
   if (session_ != nullptr) {
-    glue::ChargeSetsTo(session_, PyDict_GetItemString(ns, "hp"));
+    glue::ActFor(session_, PyDict_GetItemString(ns, "hp"));
   }
   PyObject* result = PyObject_CallFunction(
       run, "Os#O", ns, req.text.data(),
       static_cast<Py_ssize_t>(req.text.size()),
       req.kind == RequestKind::kInteractive ? Py_True : Py_False);
-  if (session_ != nullptr) glue::ChargeSetsTo(session_, nullptr);
+  if (session_ != nullptr) glue::ActFor(session_, nullptr);
   if (result == nullptr) {
     // An interrupt can land outside the helper's own try (e.g. in finally).
     if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {

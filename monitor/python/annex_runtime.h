@@ -157,6 +157,10 @@ class AnnexRuntime {
   // that CPython asks the annex's eval loop to let go. Where: any thread, GIL
   // not needed.
   void Interrupt();
+  // Whether an Interrupt() for the work item running now is pending (not
+  // yet delivered to Python code): C++ loops of the work item poll it to
+  // stop early (heap questions, heap/question_stop.h). Where: any thread.
+  bool InterruptRequested() const { return interrupt_.load(); }
 
   // Where: any thread.
   bool running() const { return running_.load() && !InForkedChild(); }

@@ -210,12 +210,13 @@ TEST(MonitorTest, HpBuildsServicesAndLoadsStdlibModules) {
       "print('in _hp_sleeper' in hp.stacks())\n"
       "print(type(hp).__module__, 'annex' in __import__('sys').modules)\n");
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(*out,
-            "['Clodo', 'Module', 'Nothing', 'Rcs', 'Size', 'Type', 'Via', "
-            "'clearref', 'heap', 'heapu', 'idset', 'load', 'loadall', "
-            "'record', 'setref', 'setrelheap', 'setrelheapu', 'stacks', "
-            "'threads']\n{\"a\": 1}\nTrue\nTrue\nTrue\n"
-            "annex True\n");
+  EXPECT_EQ(
+      *out,
+      "['Clodo', 'Module', 'Nothing', 'Rcs', 'Size', 'Type', 'Via', "
+      "'clearref', 'heap', 'heapu', 'idset', 'load', 'loadall', "
+      "'memory', 'pause_limit', 'record', 'setref', 'setrelheap', "
+      "'setrelheapu', 'stacks', 'threads']\n{\"a\": 1}\nTrue\nTrue\nTrue\n"
+      "annex True\n");
   auto missing = monitor.ExecInAnnex("hp.no_such_thing_here");
   EXPECT_NE(missing.status().message().find("no service 'no_such_thing_here'"),
             absl::string_view::npos)

@@ -35,6 +35,10 @@ int Walker::VisitPush(PyObject* obj, void* arg) {
 
 void Walker::Run() {
   while (!stack_.empty()) {
+    if (question_stop_ != nullptr && question_stop_->Poll()) {
+      stack_.clear();
+      return;
+    }
     PyObject* obj = stack_.back();
     stack_.pop_back();
     TypeInfo& info = types_.Get(Py_TYPE(obj));

@@ -13,6 +13,7 @@
 #include "monitor/heap/graph.h"
 #include "monitor/heap/internal/address_bitmap.h"
 #include "monitor/heap/internal/type_info.h"
+#include "monitor/heap/question_stop.h"
 #include "monitor/heap/sizing.h"
 
 namespace annex::heap::internal {
@@ -40,6 +41,9 @@ class Walker {
   }
   // Objects set in `stop` are neither reported nor traversed.
   void set_stop(const AddressBitmap* stop) { stop_ = stop; }
+  // Polled for each object: once it says stop, Run() returns with the
+  // walk unfinished (the caller must not use the results).
+  void set_question_stop(QuestionStop* stop) { question_stop_ = stop; }
   // How objects are sized (TypeInfoCache::Size); kExact unless set.
   void set_sizing(Sizing sizing) { sizing_ = sizing; }
   // Traverses everything reachable from the roots added so far.
@@ -72,6 +76,7 @@ class Walker {
   bool record_edges_;
   bool unmarked_any_ = false;
   const AddressBitmap* stop_ = nullptr;
+  QuestionStop* question_stop_ = nullptr;
   std::vector<uintptr_t> order_;
   std::vector<uint64_t> order_sizes_;
   std::vector<uint64_t> order_edge_begin_;
