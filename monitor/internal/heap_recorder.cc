@@ -2,7 +2,6 @@
 #include "monitor/internal/heap_recorder.h"
 
 #include <Python.h>
-#include <pthread.h>
 
 #include <cstdio>
 #include <memory>
@@ -15,7 +14,6 @@
 #include "glue/session.h"
 #include "monitor/python/annex_runtime.h"
 #include "monitor/python/guards.h"
-#include "monitor/python/version.h"
 
 namespace annex::monitor_internal {
 
@@ -29,25 +27,10 @@ HeapRecorder::HeapRecorder(python::AnnexRuntime* runtime,
 HeapRecorder::~HeapRecorder() { Stop(); }
 
 void HeapRecorder::Start() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (thread_.joinable()) return;
-  stop_ = false;
-  thread_ = std::thread([this] { ThreadMain(); });
+  thread_.Start("annex-recorder", [this] { ThreadMain(); });
 }
 
-void HeapRecorder::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!thread_.joinable()) return;
-    stop_ = true;
-  }
-  cv_.notify_all();
-  // A walk in flight needs the GIL: never hold it while joining.
-  PyThreadState* saved =
-      python::ThisThreadHoldsGil() ? PyEval_SaveThread() : nullptr;
-  thread_.join();
-  if (saved != nullptr) PyEval_RestoreThread(saved);
-}
+void HeapRecorder::Stop() { thread_.Stop(); }
 
 int64_t HeapRecorder::records() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -61,16 +44,14 @@ absl::Status HeapRecorder::last_error() const {
 
 void HeapRecorder::ThreadMain() {
   // Where: its own thread; no Python except through runtime_->Run.
-  pthread_setname_np(pthread_self(), "annex-recorder");
   const glue::RecordLabels labels =
       glue::ProcessLabels(config_.program, PY_VERSION);
   bool reported = false;
   absl::Time next = absl::Now();
   std::unique_lock<std::mutex> lock(mu_);
-  while (!stop_) {
+  while (!thread_.stopping()) {
     if (absl::Now() < next) {
-      cv_.wait_for(lock, absl::ToChronoNanoseconds(next - absl::Now()),
-                   [&] { return stop_; });
+      thread_.WaitUntil(lock, next);
       continue;
     }
     next = absl::Now() + config_.interval;
@@ -108,7 +89,7 @@ void HeapRecorder::ThreadMain() {
       if (config_.max_records > 0 && records_ >= config_.max_records) break;
     } else {
       last_error_ = status;
-      if (!reported && !stop_) {
+      if (!reported && !thread_.stopping()) {
         reported = true;
         std::fprintf(stderr, "annex: recording to %s: %s\n",
                      config_.path.c_str(),

@@ -17,12 +17,12 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
-#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "glue/heap_record.h"
+#include "monitor/internal/periodic_thread.h"
 
 namespace annex {
 
@@ -78,8 +78,7 @@ class HeapRecorder {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::thread thread_;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  PeriodicThread thread_{&mu_, &cv_};  // its stopping() is guarded by mu_
   int64_t records_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status last_error_ ABSL_GUARDED_BY(mu_);
 };

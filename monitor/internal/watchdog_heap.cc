@@ -1,8 +1,6 @@
 // The watchdog's heap figures and report sections: see watchdog_heap.h.
 #include "monitor/internal/watchdog_heap.h"
 
-#include <pthread.h>
-
 #include <algorithm>
 #include <unordered_map>
 #include <utility>
@@ -14,7 +12,6 @@
 #include "monitor/heap/heap_engine.h"
 #include "monitor/python/annex_runtime.h"
 #include "monitor/python/target_threads.h"
-#include "monitor/python/version.h"
 
 namespace annex::monitor_internal {
 
@@ -98,25 +95,10 @@ WatchdogHeap::WatchdogHeap(python::AnnexRuntime* runtime,
 WatchdogHeap::~WatchdogHeap() { Stop(); }
 
 void WatchdogHeap::Start() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (thread_.joinable()) return;
-  stop_ = false;
-  thread_ = std::thread([this] { ThreadMain(); });
+  thread_.Start("annex-wdog-heap", [this] { ThreadMain(); });
 }
 
-void WatchdogHeap::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!thread_.joinable()) return;
-    stop_ = true;
-  }
-  cv_.notify_all();
-  // A walk in flight needs the GIL: never hold it while joining.
-  PyThreadState* saved =
-      python::ThisThreadHoldsGil() ? PyEval_SaveThread() : nullptr;
-  thread_.join();
-  if (saved != nullptr) PyEval_RestoreThread(saved);
-}
+void WatchdogHeap::Stop() { thread_.Stop(); }
 
 int64_t WatchdogHeap::walks() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -137,7 +119,7 @@ void WatchdogHeap::Fill(watchdog::MemorySample& sample) {
 
 std::string WatchdogHeap::Report(absl::Duration timeout) {
   std::unique_lock<std::mutex> lock(mu_);
-  if (stop_ || !thread_.joinable()) {
+  if (thread_.stopping()) {
     return "heap partition: absent (the monitor is stopping)\n";
   }
   if (requested_ > served_) {
@@ -146,8 +128,9 @@ std::string WatchdogHeap::Report(absl::Duration timeout) {
   }
   const int64_t id = ++requested_;
   cv_.notify_all();
-  const bool answered = cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
-                                     [&] { return served_ >= id || stop_; });
+  const bool answered =
+      cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                   [&] { return served_ >= id || thread_.stopping(); });
   if (!answered) {
     return absl::StrCat(
         "heap partition: absent (the annex did not get the GIL within ",
@@ -160,20 +143,13 @@ std::string WatchdogHeap::Report(absl::Duration timeout) {
 
 void WatchdogHeap::ThreadMain() {
   // Where: its own thread; no Python except through runtime_->Run.
-  pthread_setname_np(pthread_self(), "annex-wdog-heap");
   std::unique_lock<std::mutex> lock(mu_);
   absl::Time next = absl::Now();  // the first walk is the reference point
-  while (!stop_) {
+  while (!thread_.stopping()) {
     const bool report = requested_ > served_;
     const bool due = absl::Now() >= next;
     if (!report && !due) {
-      auto woken = [&] { return stop_ || requested_ > served_; };
-      if (next == absl::InfiniteFuture()) {
-        cv_.wait(lock, woken);  // (a chrono deadline would overflow)
-      } else {
-        cv_.wait_for(lock, absl::ToChronoNanoseconds(next - absl::Now()),
-                     woken);
-      }
+      thread_.WaitUntil(lock, next, [&] { return requested_ > served_; });
       continue;
     }
     const int64_t request = requested_;

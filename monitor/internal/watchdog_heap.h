@@ -27,12 +27,12 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "glue/classifiers.h"
+#include "monitor/internal/periodic_thread.h"
 #include "monitor/watchdog/watchdog.h"
 
 namespace annex {
@@ -103,8 +103,7 @@ class WatchdogHeap {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::thread thread_;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  PeriodicThread thread_{&mu_, &cv_};  // its stopping() is guarded by mu_
   int64_t requested_ ABSL_GUARDED_BY(mu_) = 0;  // report requests made
   int64_t served_ ABSL_GUARDED_BY(mu_) = 0;     // report requests answered
   std::string report_ ABSL_GUARDED_BY(mu_);     // the last answer

@@ -6,7 +6,6 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -15,10 +14,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "annex_python_build.h"
 #include "gtest/gtest.h"
+#include "tests/testing/child_process.h"
 #include "tests/watchdog/test_support.h"
 
 namespace {
@@ -33,71 +33,14 @@ namespace {
 using ::annex::watchdog::testing::HttpGet;
 using ::annex::watchdog::testing::MetricValue;
 
-struct Result {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string AnnexBinary() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  return std::string(srcdir ? srcdir : ".") + "/annex/monitor/cli/annex";
-}
-
-// Runs argv with `input` on stdin; environment plus `env` ("K=V").
-Result RunProcess(const std::vector<std::string>& argv,
-                  const std::string& input = "",
-                  const std::vector<std::string>& env = {}) {
-  int in[2], out[2], err[2];
-  // Close-on-exec: another thread's child must not inherit our pipes (it
-  // would hold them open, and this read would wait for it to exit).
-  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
-    return {};
-  }
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(in[0], 0);
-    dup2(out[1], 1);
-    dup2(err[1], 2);
-    for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) close(fd);
-    for (const std::string& kv : env) putenv(const_cast<char*>(kv.c_str()));
-    std::vector<char*> args;
-    for (const std::string& a : argv)
-      args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  close(in[0]);
-  close(out[1]);
-  close(err[1]);
-  if (!input.empty()) (void)!write(in[1], input.data(), input.size());
-  close(in[1]);
-  Result r;
-  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
-  int open_fds = 2;
-  char buf[4096];
-  // Until both pipes close: no wall-clock limit, which a loaded machine
-  // passes (issue 16: a 30 s silence lost the rest of a test suite's
-  // output); a process that hangs meets Bazel's test timeout instead.
-  while (open_fds > 0 && poll(fds, 2, -1) > 0) {
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
-      ssize_t n = read(fds[i].fd, buf, sizeof buf);
-      if (n <= 0) {
-        close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-      } else {
-        (i == 0 ? r.out : r.err).append(buf, n);
-      }
-    }
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  r.exit_code =
-      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
+using ::annex::testing::AnnexBinary;
+using ::annex::testing::BackgroundProcess;
+using ::annex::testing::FileExists;
+using ::annex::testing::ListedPid;
+using ::annex::testing::RunProcess;
+using ::annex::testing::WaitForAnnexPs;
+using ::annex::testing::WaitForFile;
+using Result = ::annex::testing::ProcessResult;
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bound, then closed).
 int FreeLoopbackPort() {
@@ -191,24 +134,11 @@ TEST(AnnexCommandTest, ExecAndAttachReachALiveProgram) {
                       "t = threading.Thread(target=worker, name='filler')\n"
                       "t.start(); t.join()\n"
                       "print('service done')\n");
-  pid_t pid = 0;
-  Result service;
-  std::thread runner([&] {
-    service = RunProcess({AnnexBinary(), "run", app}, "", {env});
-  });
+  BackgroundProcess service({AnnexBinary(), "run", app}, "", {env});
   // Wait for the console socket of the service.
-  std::string sock;
-  for (int i = 0; i < 200 && pid == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    Result ps = RunProcess({AnnexBinary(), "ps"}, "", {env});
-    size_t at = ps.out.find("service.py");
-    if (at != std::string::npos) {
-      size_t line = ps.out.rfind('\n', at);
-      pid = std::atoi(ps.out.c_str() +
-                      (line == std::string::npos ? 0 : line + 1));
-    }
-  }
-  ASSERT_GT(pid, 0) << "the service never showed up in `annex ps`";
+  pid_t pid = WaitForAnnexPs(env, "service.py", service);
+  ASSERT_GT(pid, 0) << "the service never showed up in `annex ps`: "
+                    << service.Join().err;
   std::string p = std::to_string(pid);
 
   Result ok = RunProcess({AnnexBinary(), "exec", p, "print(6 * 7)"}, "", {env});
@@ -234,45 +164,25 @@ TEST(AnnexCommandTest, ExecAndAttachReachALiveProgram) {
       << refused.out << refused.err;
 
   std::ofstream(flag) << "stop";
-  runner.join();
-  EXPECT_EQ(service.exit_code, 0) << service.err;
-  EXPECT_EQ(service.out, "service done\n");
+  const Result& ended = service.Join();
+  EXPECT_EQ(ended.exit_code, 0) << ended.err;
+  EXPECT_EQ(ended.out, "service done\n");
   struct stat st;
   EXPECT_NE(stat((std::string(dir) + "/annex/" + p + ".sock").c_str(), &st), 0)
       << "socket left behind";
 }
 
-// Starts `annex run script` with its runtime directory in `dir`; returns the
-// pid of the program once `annex ps` lists it (0 if it never does).
+// Starts `annex run script` with its runtime directory in `env` as
+// `*service`; returns the pid of the program once `annex ps` lists it (0 if
+// it ended first).
 pid_t StartService(const std::string& env, const std::string& script_name,
-                   const std::string& script, std::thread* runner,
-                   Result* result) {
+                   const std::string& script,
+                   std::unique_ptr<BackgroundProcess>* service) {
   std::string app = WriteScript(script_name, script);
-  *runner = std::thread([=] {
-    *result = RunProcess({AnnexBinary(), "run", app}, "", {env});
-  });
-  for (int i = 0; i < 600; ++i) {
-    Result ps = RunProcess({AnnexBinary(), "ps"}, "", {env});
-    size_t at = ps.out.find(script_name);
-    if (at != std::string::npos) {
-      size_t line = ps.out.rfind('\n', at);
-      return std::atoi(ps.out.c_str() +
-                       (line == std::string::npos ? 0 : line + 1));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return 0;
-}
-
-bool FileExists(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0;
-}
-
-void WaitForFile(const std::string& path) {
-  while (!FileExists(path)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  *service = std::make_unique<BackgroundProcess>(
+      std::vector<std::string>{AnnexBinary(), "run", app}, "",
+      std::vector<std::string>{env});
+  return WaitForAnnexPs(env, script_name, **service);
 }
 
 // Issue 16: a target thread stuck in C with the GIL (sum over a huge range)
@@ -287,8 +197,7 @@ TEST(AnnexCommandTest, ConsoleAnswersWhileATargetThreadKeepsTheGil) {
   std::string env = std::string("XDG_RUNTIME_DIR=") + dir;
   std::string started = std::string(dir) + "/started";
   std::string done = std::string(dir) + "/done";
-  std::thread runner;
-  Result service;
+  std::unique_ptr<BackgroundProcess> service;
   pid_t pid = StartService(
       env, "spinner.py",
       "import threading, time\n"
@@ -302,7 +211,7 @@ TEST(AnnexCommandTest, ConsoleAnswersWhileATargetThreadKeepsTheGil) {
           "', 'w').close()\n"
           "threading.Thread(target=spin, name='spinner', daemon=True).start()\n"
           "time.sleep(3600)\n",
-      &runner, &service);
+      &service);
   ASSERT_GT(pid, 0) << "the service never showed up in `annex ps`";
   std::string p = std::to_string(pid);
   WaitForFile(started);
@@ -327,8 +236,7 @@ TEST(AnnexCommandTest, ConsoleAnswersWhileATargetThreadKeepsTheGil) {
   EXPECT_FALSE(FileExists(done)) << "answered only after the spinner ended";
 
   ASSERT_EQ(kill(pid, SIGTERM), 0);
-  runner.join();
-  EXPECT_EQ(service.exit_code, 128 + SIGTERM) << service.err;
+  EXPECT_EQ(service->Join().exit_code, 128 + SIGTERM) << service->Join().err;
   std::string base = std::string(dir) + "/annex/" + p;
   EXPECT_FALSE(FileExists(base + ".sock")) << "socket left behind";
   EXPECT_FALSE(FileExists(base + ".info")) << "info file left behind";
@@ -343,15 +251,14 @@ TEST(AnnexCommandTest, ClientKilledDuringASleepLeavesTheAnnexFree) {
   std::string env = std::string("XDG_RUNTIME_DIR=") + dir;
   std::string stop = std::string(dir) + "/stop";
   std::string sleeping = std::string(dir) + "/sleeping";
-  std::thread runner;
-  Result service;
+  std::unique_ptr<BackgroundProcess> service;
   pid_t pid = StartService(env, "idle.py",
                            "import os, time\n"
                            "while not os.path.exists('" +
                                stop +
                                "'):\n"
                                "    time.sleep(0.02)\n",
-                           &runner, &service);
+                           &service);
   ASSERT_GT(pid, 0) << "the service never showed up in `annex ps`";
   std::string p = std::to_string(pid);
 
@@ -381,8 +288,7 @@ TEST(AnnexCommandTest, ClientKilledDuringASleepLeavesTheAnnexFree) {
   EXPECT_EQ(next.out, "free\n");
 
   std::ofstream(stop) << "stop";
-  runner.join();
-  EXPECT_EQ(service.exit_code, 0) << service.err;
+  EXPECT_EQ(service->Join().exit_code, 0) << service->Join().err;
 }
 
 // An output over the console's reply limit is cut with a note and a
@@ -392,15 +298,14 @@ TEST(AnnexCommandTest, OverLongOutputIsRefusedWithANote) {
   ASSERT_NE(mkdtemp(dir), nullptr);
   std::string env = std::string("XDG_RUNTIME_DIR=") + dir;
   std::string stop = std::string(dir) + "/stop";
-  std::thread runner;
-  Result service;
+  std::unique_ptr<BackgroundProcess> service;
   pid_t pid = StartService(env, "quiet.py",
                            "import os, time\n"
                            "while not os.path.exists('" +
                                stop +
                                "'):\n"
                                "    time.sleep(0.02)\n",
-                           &runner, &service);
+                           &service);
   ASSERT_GT(pid, 0);
   Result big = RunProcess(
       {AnnexBinary(), "exec", std::to_string(pid), "print('x' * (2 << 20))"},
@@ -408,7 +313,7 @@ TEST(AnnexCommandTest, OverLongOutputIsRefusedWithANote) {
   EXPECT_EQ(big.exit_code, 5) << big.err.substr(0, 300);
   EXPECT_NE(big.out.find("bytes cut"), std::string::npos);
   std::ofstream(stop) << "stop";
-  runner.join();
+  service->Join();
 }
 
 // fork() under `annex run`: CPython cannot fork with a sub-interpreter, so
@@ -438,24 +343,16 @@ TEST(AnnexCommandTest, ForkingProgramRunsAndStaysObservable) {
       "        print('pool', sum(pool.map(sq, range(100))))\n"
       "    r = subprocess.run(['true'], preexec_fn=lambda: None)\n"
       "    print('preexec', r.returncode, flush=True)\n"
-      "    deadline = time.monotonic() + 120\n"
-      "    while not os.path.exists(sys.argv[1]) and "
-      "time.monotonic() < deadline:\n"
+      "    while not os.path.exists(sys.argv[1]):\n"
       "        time.sleep(0.02)\n");
-  Result service;
-  std::thread runner([&] {
-    service = RunProcess({AnnexBinary(), "run", app, flag}, "", {env});
-  });
-  pid_t pid = 0;
+  BackgroundProcess service({AnnexBinary(), "run", app, flag}, "", {env});
   std::string answer;
-  for (int i = 0; i < 1200 && answer.empty(); ++i) {
+  // Until it answers, or the program ended without answering.
+  while (answer.empty() && !service.ended()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    Result ps = RunProcess({AnnexBinary(), "ps"}, "", {env});
-    size_t at = ps.out.find("forker.py");
-    if (at == std::string::npos) continue;
-    size_t line = ps.out.rfind('\n', at);
-    pid =
-        std::atoi(ps.out.c_str() + (line == std::string::npos ? 0 : line + 1));
+    const pid_t pid = ListedPid(
+        RunProcess({AnnexBinary(), "ps"}, "", {env}).out, "forker.py");
+    if (pid == 0) continue;
     // Once the forks are done the program waits: ask it then.
     Result q = RunProcess(
         {AnnexBinary(), "exec", std::to_string(pid),
@@ -466,10 +363,10 @@ TEST(AnnexCommandTest, ForkingProgramRunsAndStaysObservable) {
     if (q.exit_code == 0 && q.out == "True True\n") answer = q.out;
   }
   std::ofstream(flag) << "stop";
-  runner.join();
+  const Result& ended = service.Join();
   EXPECT_EQ(answer, "True True\n") << "no heap answer after the forks";
-  EXPECT_EQ(service.exit_code, 0) << service.err;
-  EXPECT_EQ(service.out, "child 3\npool 328350\npreexec 0\n") << service.err;
+  EXPECT_EQ(ended.exit_code, 0) << ended.err;
+  EXPECT_EQ(ended.out, "child 3\npool 328350\npreexec 0\n") << ended.err;
 }
 
 // A program nobody wrote for Annex: a run of CPython's own test suite
@@ -512,26 +409,19 @@ TEST(AnnexCommandTest, StdlibTestSuiteUnderAnnexWhileQueried) {
       "--metrics-port",  std::to_string(metrics_port),
       "--heap-interval", "1"};
   monitored.insert(monitored.end(), suite.begin(), suite.end());
-  Result run;
-  std::atomic<bool> done{false};
-  std::thread runner([&] {
-    run = RunProcess(monitored, "", {env});
-    done = true;
-  });
+  BackgroundProcess running(monitored, "", {env});
   // Question it for as long as it runs.
   int answered = 0, paths = 0, stacks = 0, scrapes = 0;
   double served = 0, objects = 0, stalls = 0;
   std::string failures;
-  while (!done) {
-    Result ps = RunProcess({AnnexBinary(), "ps"}, "", {env});
-    size_t at = ps.out.find("-m test");
-    if (at == std::string::npos) {
+  while (!running.ended()) {
+    const pid_t listed =
+        ListedPid(RunProcess({AnnexBinary(), "ps"}, "", {env}).out, "-m test");
+    if (listed == 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
       continue;
     }
-    size_t line = ps.out.rfind('\n', at);
-    std::string pid = std::to_string(
-        std::atoi(ps.out.c_str() + (line == std::string::npos ? 0 : line + 1)));
+    const std::string pid = std::to_string(listed);
     Result heap = RunProcess(
         {AnnexBinary(), "exec", pid,
          "h = hp.heap()\n"
@@ -569,7 +459,7 @@ TEST(AnnexCommandTest, StdlibTestSuiteUnderAnnexWhileQueried) {
       }
     }
   }
-  runner.join();
+  const Result& run = running.Join();
   EXPECT_EQ(run.exit_code, reference.exit_code) << run.err;
   EXPECT_NE(run.out.find("Tests result: SUCCESS"), std::string::npos)
       << run.out << run.err;
@@ -656,8 +546,7 @@ TEST(AnnexCommandTest, ConsoleClientsHaveTheirOwnReferencePoints) {
   std::string base = std::string(dir) + "/";
   // The program makes list A when asked (file "a"), then list B (file
   // "b"), and writes each one's id for the test.
-  std::thread runner;
-  Result service;
+  std::unique_ptr<BackgroundProcess> service;
   pid_t pid =
       StartService(env, "refpoints.py",
                    "import os, time\n"
@@ -675,7 +564,7 @@ TEST(AnnexCommandTest, ConsoleClientsHaveTheirOwnReferencePoints) {
                        "while not os.path.exists(d + 'stop'):\n"
                        "    time.sleep(0.01)\n"
                        "print('done', len(held))\n",
-                   &runner, &service);
+                   &service);
   ASSERT_GT(pid, 0);
   const std::string p = std::to_string(pid);
   auto make = [&](const std::string& name) {
@@ -704,9 +593,9 @@ TEST(AnnexCommandTest, ConsoleClientsHaveTheirOwnReferencePoints) {
     EXPECT_NE(r3.find("in True True "), std::string::npos) << r3;
   }  // the clients end
   std::ofstream(base + "stop") << "stop";
-  runner.join();
-  EXPECT_EQ(service.exit_code, 0) << service.err;
-  EXPECT_EQ(service.out, "done 2\n");
+  const Result& ended = service->Join();
+  EXPECT_EQ(ended.exit_code, 0) << ended.err;
+  EXPECT_EQ(ended.out, "done 2\n");
 }
 
 }  // namespace

@@ -4,20 +4,15 @@
 // json read the files back with the counts the program allocated, the file
 // rotates at its limit, and `annex report` turns the records into a
 // self-contained page (or refuses bad input with a clear message).
-#include <fcntl.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include <sys/types.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -25,76 +20,17 @@
 #include "absl/strings/str_split.h"
 #include "annex_python_build.h"
 #include "gtest/gtest.h"
+#include "tests/testing/child_process.h"
 
 namespace {
 
-struct Result {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string AnnexBinary() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  return std::string(srcdir ? srcdir : ".") + "/annex/monitor/cli/annex";
-}
-
-// Runs argv with `input` on stdin; environment plus `env` ("K=V"). Waits
-// for the process, with no time limit (Bazel's test timeout is the bound).
-Result RunProcess(const std::vector<std::string>& argv,
-                  const std::string& input = "",
-                  const std::vector<std::string>& env = {}) {
-  int in[2], out[2], err[2];
-  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
-    return {};
-  }
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(in[0], 0);
-    dup2(out[1], 1);
-    dup2(err[1], 2);
-    for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) close(fd);
-    for (const std::string& kv : env) putenv(const_cast<char*>(kv.c_str()));
-    std::vector<char*> args;
-    for (const std::string& a : argv) {
-      args.push_back(const_cast<char*>(a.c_str()));
-    }
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  close(in[0]);
-  close(out[1]);
-  close(err[1]);
-  if (!input.empty()) (void)!write(in[1], input.data(), input.size());
-  close(in[1]);
-  Result r;
-  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
-  int open_fds = 2;
-  char buf[4096];
-  while (open_fds > 0 && poll(fds, 2, -1) > 0) {
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
-      ssize_t n = read(fds[i].fd, buf, sizeof buf);
-      if (n <= 0) {
-        close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-      } else {
-        (i == 0 ? r.out : r.err).append(buf, n);
-      }
-    }
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  r.exit_code =
-      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
-
-bool FileExists(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0;
-}
+using ::annex::testing::AnnexBinary;
+using ::annex::testing::BackgroundProcess;
+using ::annex::testing::FileExists;
+using ::annex::testing::RunProcess;
+using ::annex::testing::WaitForAnnexPs;
+using ::annex::testing::WaitForFile;
+using Result = ::annex::testing::ProcessResult;
 
 int64_t FileSize(const std::string& path) {
   struct stat st {};
@@ -106,12 +42,6 @@ std::string ReadFile(const std::string& path) {
   std::stringstream s;
   s << f.rdbuf();
   return s.str();
-}
-
-void WaitForFile(const std::string& path) {
-  while (!FileExists(path)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
 }
 
 // A temporary directory with a short path (console sockets are limited).
@@ -187,20 +117,6 @@ std::string JsonLeakyCounts(const std::string& path) {
   return counts;
 }
 
-pid_t WaitForPid(const std::string& env, const std::string& script_name) {
-  for (int i = 0; i < 600; ++i) {
-    Result ps = RunProcess({AnnexBinary(), "ps"}, "", {env});
-    size_t at = ps.out.find(script_name);
-    if (at != std::string::npos) {
-      size_t line = ps.out.rfind('\n', at);
-      return std::atoi(ps.out.c_str() +
-                       (line == std::string::npos ? 0 : line + 1));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return 0;
-}
-
 // `annex run --record`: records every interval from inside; hp.loadall()
 // reads the file back, with labels, and the Leaky counts went 0, 1000,
 // 2000, 3000, never down.
@@ -232,15 +148,12 @@ TEST(AnnexRecordTest, RunRecordWritesRecordsHpLoadallReads) {
   const std::string file = dir + "/heap.stat";
   const std::string app = dir + "/growing_run.py";
   std::ofstream(app) << GrowingProgram(dir, /*wait_records=*/true, file);
-  Result service;
-  std::thread runner([&] {
-    service = RunProcess({AnnexBinary(), "run", "--record", file,
-                          "--record-interval", "0.05", app},
-                         "", {env});
-  });
+  BackgroundProcess service({AnnexBinary(), "run", "--record", file,
+                             "--record-interval", "0.05", app},
+                            "", {env});
+  const pid_t pid = WaitForAnnexPs(env, "growing_run.py", service);
+  ASSERT_GT(pid, 0) << service.Join().err;
   WaitForFile(dir + "/grown");
-  const pid_t pid = WaitForPid(env, "growing_run.py");
-  ASSERT_GT(pid, 0);
   Result read = RunProcess(
       {AnnexBinary(), "exec", std::to_string(pid),
        absl::StrCat(
@@ -276,8 +189,7 @@ TEST(AnnexRecordTest, RunRecordWritesRecordsHpLoadallReads) {
   EXPECT_EQ(lines[1], "True") << read.out;  // never down
   EXPECT_EQ(lines[2], "True") << read.out;
   std::ofstream(dir + "/stop") << "stop";
-  runner.join();
-  EXPECT_EQ(service.exit_code, 0) << service.err;
+  EXPECT_EQ(service.Join().exit_code, 0) << service.Join().err;
 
   // The report of that file.
   const std::string html = dir + "/report.html";
@@ -299,12 +211,9 @@ TEST(AnnexRecordTest, RecordClientJsonlRotationAndReport) {
   const std::string env = absl::StrCat("XDG_RUNTIME_DIR=", dir);
   const std::string app = dir + "/growing_client.py";
   std::ofstream(app) << GrowingProgram(dir, /*wait_records=*/false, "");
-  Result service;
-  std::thread runner([&] {
-    service = RunProcess({AnnexBinary(), "run", app}, "", {env});
-  });
-  const pid_t pid = WaitForPid(env, "growing_client.py");
-  ASSERT_GT(pid, 0);
+  BackgroundProcess service({AnnexBinary(), "run", app}, "", {env});
+  const pid_t pid = WaitForAnnexPs(env, "growing_client.py", service);
+  ASSERT_GT(pid, 0) << service.Join().err;
   const std::string p = std::to_string(pid);
   const std::string jsonl = dir + "/heap.jsonl";
   for (int k = 0; k <= 3; ++k) {
@@ -347,8 +256,7 @@ TEST(AnnexRecordTest, RecordClientJsonlRotationAndReport) {
             2);
   EXPECT_EQ(RunProcess({AnnexBinary(), "record", p}).exit_code, 2);
   std::ofstream(dir + "/stop") << "stop";
-  runner.join();
-  EXPECT_EQ(service.exit_code, 0) << service.err;
+  EXPECT_EQ(service.Join().exit_code, 0) << service.Join().err;
 
   // The report of the JSON lines, and of both rotated parts together.
   const std::string html = dir + "/report.html";

@@ -4,21 +4,22 @@
 // importable); without either it does not. An interpreter of another
 // version is refused with a message. And `annex attach` to a process
 // without Annex says how to enable it.
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "annex_python_build.h"
 #include "gtest/gtest.h"
+#include "tests/testing/child_process.h"
 
 namespace {
+
+using ::annex::testing::AnnexBinary;
+using ::annex::testing::RunProcess;
 
 struct Result {
   int exit_code = -1;
@@ -33,48 +34,12 @@ std::string Tmp() {
   return d;
 }
 
-std::string AnnexBinary() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  return std::string(srcdir ? srcdir : ".") + "/annex/monitor/cli/annex";
-}
-
 // Runs argv with `env` ("K=V") added, or removed when "K" alone; stdin is
-// /dev/null, the output goes through a file.
+// empty. Its output is stdout followed by stderr.
 Result RunCmd(const std::vector<std::string>& argv,
               const std::vector<std::string>& env = {}) {
-  const std::string out_path = Tmp() + "/run.out";
-  pid_t pid = fork();
-  if (pid == 0) {
-    int in = open("/dev/null", O_RDONLY);
-    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (in < 0 || out < 0) _exit(126);
-    dup2(in, 0);
-    dup2(out, 1);
-    dup2(out, 2);
-    for (const std::string& kv : env) {
-      if (kv.find('=') == std::string::npos) {
-        unsetenv(kv.c_str());
-      } else {
-        putenv(const_cast<char*>(kv.c_str()));
-      }
-    }
-    std::vector<char*> args;
-    for (const std::string& a : argv)
-      args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  Result r;
-  r.exit_code =
-      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  std::ifstream f(out_path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  r.output = ss.str();
-  return r;
+  ::annex::testing::ProcessResult r = RunProcess(argv, "", env);
+  return {r.exit_code, r.out + r.err};
 }
 
 std::string WriteFile(const std::string& path, const std::string& text) {

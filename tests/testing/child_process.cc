@@ -1,0 +1,206 @@
+// Child processes for end-to-end tests: see child_process.h.
+#include "tests/testing/child_process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <utility>
+
+extern char** environ;
+
+namespace annex::testing {
+
+namespace {
+
+// A started child process: its pid and our ends of its stdin, stdout and
+// stderr pipes (-1 each when it could not start).
+struct Child {
+  pid_t pid = -1;
+  int in = -1, out = -1, err = -1;
+};
+
+Child Spawn(const std::vector<std::string>& argv,
+            const std::vector<std::string>& env) {
+  // The environment: ours, less the names `env` names, plus its "K=V".
+  std::vector<std::string> merged;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const std::string name = entry.substr(0, entry.find('='));
+    bool named = false;
+    for (const std::string& kv : env) {
+      named = named || kv.substr(0, kv.find('=')) == name;
+    }
+    if (!named) merged.push_back(entry);
+  }
+  for (const std::string& kv : env) {
+    if (kv.find('=') != std::string::npos) merged.push_back(kv);
+  }
+  // Built before fork: other threads (a BackgroundProcess's reader) may hold
+  // the allocator's lock at the fork, so the child only calls
+  // async-signal-safe functions.
+  std::vector<char*> args, envp;
+  for (const std::string& a : argv) {
+    args.push_back(const_cast<char*>(a.c_str()));
+  }
+  args.push_back(nullptr);
+  for (const std::string& kv : merged) {
+    envp.push_back(const_cast<char*>(kv.c_str()));
+  }
+  envp.push_back(nullptr);
+  int in[2], out[2], err[2];
+  // Close-on-exec: another thread's child must not inherit our pipes (it
+  // would hold them open, and this read would wait for it to exit).
+  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
+    return {};
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    execve(args[0], args.data(), envp.data());
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  if (pid < 0) {
+    for (int fd : {in[1], out[0], err[0]}) close(fd);
+    return {};
+  }
+  return {pid, in[1], out[0], err[0]};
+}
+
+// Writes `input` to the child's stdin, reads its stdout and stderr until
+// both close and waits until it exited, without reaping it: a
+// BackgroundProcess may still signal the pid, which no other process can
+// have meanwhile.
+ProcessResult Communicate(const Child& child, const std::string& input) {
+  ProcessResult r;
+  if (child.pid < 0) return r;
+  if (!input.empty()) (void)!write(child.in, input.data(), input.size());
+  close(child.in);
+  pollfd fds[2] = {{child.out, POLLIN, 0}, {child.err, POLLIN, 0}};
+  int open_fds = 2;
+  char buf[4096];
+  // Until both pipes close: no wall-clock limit, which a loaded machine
+  // passes (issue 16: a 30 s silence lost the rest of a test suite's
+  // output); a process that hangs meets Bazel's test timeout instead.
+  while (open_fds > 0 && poll(fds, 2, -1) > 0) {
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
+      ssize_t n = read(fds[i].fd, buf, sizeof buf);
+      if (n <= 0) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      } else {
+        (i == 0 ? r.out : r.err).append(buf, n);
+      }
+    }
+  }
+  siginfo_t info{};
+  while (waitid(P_PID, child.pid, &info, WEXITED | WNOWAIT) != 0 &&
+         errno == EINTR) {
+  }
+  r.exit_code =
+      info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status;
+  return r;
+}
+
+void Reap(pid_t pid) {
+  if (pid > 0) waitpid(pid, nullptr, 0);
+}
+
+}  // namespace
+
+ProcessResult RunProcess(const std::vector<std::string>& argv,
+                         const std::string& input,
+                         const std::vector<std::string>& env) {
+  Child child = Spawn(argv, env);
+  ProcessResult r = Communicate(child, input);
+  Reap(child.pid);
+  return r;
+}
+
+BackgroundProcess::BackgroundProcess(std::vector<std::string> argv,
+                                     std::string input,
+                                     std::vector<std::string> env) {
+  Child child = Spawn(argv, env);
+  pid_ = child.pid;
+  thread_ = std::thread([this, child, input = std::move(input)] {
+    ProcessResult r = Communicate(child, input);
+    std::lock_guard<std::mutex> lock(mu_);
+    result_ = std::move(r);
+    Reap(pid_);
+    ended_ = true;
+  });
+}
+
+BackgroundProcess::~BackgroundProcess() {
+  {
+    // A test that failed before ending its program: end it here rather
+    // than wait for Bazel's timeout. Unreaped until ended_, so the pid is
+    // still the child's.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!ended_ && pid_ > 0) kill(pid_, SIGKILL);
+  }
+  Join();
+}
+
+bool BackgroundProcess::ended() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ended_;
+}
+
+const ProcessResult& BackgroundProcess::Join() {
+  if (thread_.joinable()) thread_.join();
+  return result_;
+}
+
+std::string AnnexBinary() {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  return std::string(srcdir ? srcdir : ".") + "/annex/monitor/cli/annex";
+}
+
+bool FileExists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+void WaitForFile(const std::string& path) {
+  while (!FileExists(path)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+pid_t ListedPid(const std::string& ps_out, const std::string& needle) {
+  size_t at = ps_out.find(needle);
+  if (at == std::string::npos) return 0;
+  size_t line = ps_out.rfind('\n', at);
+  return std::atoi(ps_out.c_str() + (line == std::string::npos ? 0 : line + 1));
+}
+
+pid_t WaitForAnnexPs(const std::string& env, const std::string& needle,
+                     const BackgroundProcess& program) {
+  while (true) {
+    // Read before asking: a program that had ended before a `ps` that does
+    // not list it will never be listed.
+    const bool ended = program.ended();
+    pid_t pid =
+        ListedPid(RunProcess({AnnexBinary(), "ps"}, "", {env}).out, needle);
+    if (pid > 0) return pid;
+    if (ended) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+}  // namespace annex::testing

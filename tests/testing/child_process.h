@@ -1,0 +1,80 @@
+// Test support: running programs (the `annex` command, the build's Python)
+// as child processes and waiting for what they do, for end-to-end tests.
+//
+// Every wait here is for a condition (the process exits, a file appears,
+// `annex ps` lists a program or the program ended): none has a wall-clock
+// limit, which a loaded machine passes; a hang meets Bazel's test timeout.
+//
+//   BackgroundProcess service({AnnexBinary(), "run", app}, "", {env});
+//   pid_t pid = WaitForAnnexPs(env, "app.py", service);
+//   ProcessResult r = RunProcess({AnnexBinary(), "exec", ...}, "", {env});
+//   ...
+//   EXPECT_EQ(service.Join().exit_code, 0);
+#pragma once
+
+#include <sys/types.h>
+
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+
+namespace annex::testing {
+
+struct ProcessResult {
+  int exit_code = -1;  // 128 + the signal when a signal ended it
+  std::string out, err;
+};
+
+// Runs argv (argv[0] a path) with `input` on stdin and waits for it to exit
+// and close its output. The environment is this process's, plus each "K=V"
+// of `env`, less each "K" alone. Where: any thread.
+ProcessResult RunProcess(const std::vector<std::string>& argv,
+                         const std::string& input = "",
+                         const std::vector<std::string>& env = {});
+
+// A process started as RunProcess starts one, whose output a thread of its
+// own reads while the test talks to the program. End the program, then
+// Join() for its result; the destructor kills (SIGKILL) a program still
+// running (a test that failed before ending it) and waits for it.
+class BackgroundProcess {
+ public:
+  BackgroundProcess(std::vector<std::string> argv, std::string input = "",
+                    std::vector<std::string> env = {});
+  ~BackgroundProcess();
+  BackgroundProcess(const BackgroundProcess&) = delete;
+  BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+
+  // True once the process exited and its output was read. Where: any thread.
+  bool ended() const;
+  // Waits for the process to end; its result. Where: the thread that made
+  // this object.
+  const ProcessResult& Join();
+
+ private:
+  mutable std::mutex mu_;
+  pid_t pid_ = -1;                             // unreaped until ended_
+  ProcessResult result_ ABSL_GUARDED_BY(mu_);  // final once ended_
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+// The `annex` binary of this build (a data dependency of the test).
+std::string AnnexBinary();
+
+bool FileExists(const std::string& path);
+// Returns once `path` exists.
+void WaitForFile(const std::string& path);
+
+// The pid on the first line of `annex ps` output `ps_out` that contains
+// `needle`, or 0 when none does.
+pid_t ListedPid(const std::string& ps_out, const std::string& needle);
+// Asks `annex ps` (with `env`, e.g. "XDG_RUNTIME_DIR=DIR") until a line
+// contains `needle` and returns its pid, or returns 0 once `program` (the
+// process expected to show up) ended without being listed.
+pid_t WaitForAnnexPs(const std::string& env, const std::string& needle,
+                     const BackgroundProcess& program);
+
+}  // namespace annex::testing
