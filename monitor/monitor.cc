@@ -250,10 +250,20 @@ absl::Status Monitor::Stop() {
   }
   std::lock_guard<std::mutex> lock(state_->mu);
   {
-    std::lock_guard<std::mutex> clock(state_->console_mu);
-    if (state_->console) state_->console->Stop();  // waits for commands
-    state_->console.reset();
-    state_->StopWatchdog();
+    // The console's Stop waits for the commands in flight and for clients
+    // that just left (their namespaces are dropped on the annex thread),
+    // which need the GIL: a caller holding it lets go meanwhile, or a host
+    // that stops the monitor while a client disconnects would wait
+    // forever.
+    PyThreadState* saved =
+        python::ThisThreadHoldsGil() ? PyEval_SaveThread() : nullptr;
+    {
+      std::lock_guard<std::mutex> clock(state_->console_mu);
+      if (state_->console) state_->console->Stop();  // waits for commands
+      state_->console.reset();
+      state_->StopWatchdog();
+    }
+    if (saved != nullptr) PyEval_RestoreThread(saved);
   }
   absl::Status status;
   if (state_->runtime != nullptr) status = state_->runtime->Stop();
