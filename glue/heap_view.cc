@@ -390,7 +390,7 @@ absl::StatusOr<std::unique_ptr<HeapView>> HeapView::Create(Session& session) {
   // Questions are asked on the annex thread, inside its work items: an
   // interrupt of the item (Ctrl-C, a client gone) cancels the question.
   heap::QuestionStop::Limits limits;
-  limits.cancelled = [&runtime] { return runtime.InterruptRequested(); };
+  limits.cancelled = [&runtime] { return runtime.TakeInterrupt(); };
   engine->set_question_limits(limits);
   auto view = std::unique_ptr<HeapView>(
       new HeapView(std::move(engine), std::move(*namer),

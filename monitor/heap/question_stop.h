@@ -10,7 +10,7 @@
 //
 //   QuestionStop::Limits limits;
 //   limits.pause_limit = absl::Seconds(5);
-//   limits.cancelled = [&] { return runtime.InterruptRequested(); };
+//   limits.cancelled = [&] { return runtime.TakeInterrupt(); };
 //   engine.set_question_limits(limits);   // every later question
 //   ...
 //   for (...) { if (stop->Poll()) return stop->status(); ... }

@@ -157,10 +157,12 @@ class AnnexRuntime {
   // that CPython asks the annex's eval loop to let go. Where: any thread, GIL
   // not needed.
   void Interrupt();
-  // Whether an Interrupt() for the work item running now is pending (not
-  // yet delivered to Python code): C++ loops of the work item poll it to
-  // stop early (heap questions, heap/question_stop.h). Where: any thread.
-  bool InterruptRequested() const { return interrupt_.load(); }
+  // Takes an Interrupt() for the work item running now that was not yet
+  // delivered to Python code: true once per request, which is then not
+  // raised again by the trace hook. C++ loops of the work item poll it to
+  // stop early, and report the stop themselves (heap questions raise
+  // KeyboardInterrupt; heap/question_stop.h). Where: the annex thread.
+  bool TakeInterrupt() { return interrupt_.exchange(false); }
 
   // Where: any thread.
   bool running() const { return running_.load() && !InForkedChild(); }
