@@ -22,6 +22,7 @@
 #include "monitor/internal/watchdog_heap.h"
 #include "monitor/python/annex_runtime.h"
 #include "monitor/python/death_watch.h"
+#include "monitor/python/guards.h"
 #include "monitor/python/version.h"
 
 namespace annex {
@@ -255,15 +256,11 @@ absl::Status Monitor::Stop() {
     // which need the GIL: a caller holding it lets go meanwhile, or a host
     // that stops the monitor while a client disconnects would wait
     // forever.
-    PyThreadState* saved =
-        python::ThisThreadHoldsGil() ? PyEval_SaveThread() : nullptr;
-    {
-      std::lock_guard<std::mutex> clock(state_->console_mu);
-      if (state_->console) state_->console->Stop();  // waits for commands
-      state_->console.reset();
-      state_->StopWatchdog();
-    }
-    if (saved != nullptr) PyEval_RestoreThread(saved);
+    python::ScopedGilReleaseIfHeld release;
+    std::lock_guard<std::mutex> clock(state_->console_mu);
+    if (state_->console) state_->console->Stop();  // waits for commands
+    state_->console.reset();
+    state_->StopWatchdog();
   }
   absl::Status status;
   if (state_->runtime != nullptr) status = state_->runtime->Stop();

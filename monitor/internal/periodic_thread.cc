@@ -8,7 +8,7 @@
 #include <utility>
 
 #include "absl/time/clock.h"
-#include "monitor/python/version.h"
+#include "monitor/python/guards.h"
 
 namespace annex::monitor_internal {
 
@@ -35,10 +35,8 @@ void PeriodicThread::Stop() {
   }
   cv_->notify_all();
   // Work in flight needs the GIL: never hold it while joining.
-  PyThreadState* saved =
-      python::ThisThreadHoldsGil() ? PyEval_SaveThread() : nullptr;
+  python::ScopedGilReleaseIfHeld release;
   thread_.join();
-  if (saved != nullptr) PyEval_RestoreThread(saved);
 }
 
 bool PeriodicThread::stopping() const { return stop_; }

@@ -59,9 +59,8 @@ void DeleteLinkCapsule(PyObject* capsule) {
 // Where: any thread but the annex thread; with or without the GIL.
 template <typename F>
 void WaitWithoutGil(F&& wait) {
-  PyThreadState* saved = ThisThreadHoldsGil() ? PyEval_SaveThread() : nullptr;
+  ScopedGilReleaseIfHeld release;
   wait();
-  if (saved != nullptr) PyEval_RestoreThread(saved);
 }
 
 // Lets CPython raise and clear an asynchronous exception still pending on

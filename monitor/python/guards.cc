@@ -11,6 +11,13 @@ ScopedGilRelease::ScopedGilRelease() : saved_(PyEval_SaveThread()) {}
 
 ScopedGilRelease::~ScopedGilRelease() { PyEval_RestoreThread(saved_); }
 
+ScopedGilReleaseIfHeld::ScopedGilReleaseIfHeld()
+    : saved_(ThisThreadHoldsGil() ? PyEval_SaveThread() : nullptr) {}
+
+ScopedGilReleaseIfHeld::~ScopedGilReleaseIfHeld() {
+  if (saved_ != nullptr) PyEval_RestoreThread(saved_);
+}
+
 ScopedTargetSwap::ScopedTargetSwap(const ThreadStates& ts)
     : previous_(CurrentThreadStateUnchecked()),
       swapped_(previous_ != ts.target_ts) {

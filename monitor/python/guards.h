@@ -47,6 +47,22 @@ class ScopedGilRelease {
   PyThreadState* saved_;
 };
 
+// Releases the GIL for the scope when the calling thread holds it, and
+// re-takes it after; does nothing otherwise. For waits on work that needs
+// the GIL (joining a thread that enters the annex, waiting for the annex's
+// reply) by callers that may or may not hold it. Where: any thread but the
+// annex thread, with or without the GIL.
+class ScopedGilReleaseIfHeld {
+ public:
+  ScopedGilReleaseIfHeld();
+  ~ScopedGilReleaseIfHeld();
+  ScopedGilReleaseIfHeld(const ScopedGilReleaseIfHeld&) = delete;
+  ScopedGilReleaseIfHeld& operator=(const ScopedGilReleaseIfHeld&) = delete;
+
+ private:
+  PyThreadState* saved_;  // null: the GIL was not held
+};
+
 // Makes `ts.target_ts` current for the scope (docs/design.md rule 4: per-
 // interpreter state such as sys.modules, gc lists and the thread list belongs
 // to whichever interpreter is current), then restores what was current.
