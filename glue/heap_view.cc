@@ -674,9 +674,7 @@ absl::StatusOr<KindedSet> HeapView::Heap(const ReferencePoint* ref, bool keep,
   absl::StatusOr<heap::HeapGraph> graph;
   {
     heap::HeapEngine::ScopedSizing scoped(*engine_, sizing);
-    heap::GraphOptions nodes_only;
-    nodes_only.edges = false;
-    graph = engine_->Graph(nodes_only);
+    graph = engine_->Graph(heap::GraphOptions::NodesOnly());
   }
   if (!graph.ok()) return graph.status();
   KindedSet out;
@@ -757,9 +755,8 @@ absl::StatusOr<KindedSet> HeapView::FromAddresses(
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   if (!question.status().ok()) return question.status();
-  heap::GraphOptions nodes_only;
-  nodes_only.edges = false;
-  absl::StatusOr<heap::HeapGraph> graph = engine_->Graph(nodes_only);
+  absl::StatusOr<heap::HeapGraph> graph =
+      engine_->Graph(heap::GraphOptions::NodesOnly());
   if (!graph.ok()) return graph.status();
   std::vector<uintptr_t> live, missing;
   std::vector<uint64_t> sizes;

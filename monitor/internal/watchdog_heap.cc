@@ -189,11 +189,9 @@ void WatchdogHeap::Walk(bool report, std::string* report_text) {
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   heap::HeapResult stats;
-  heap::GraphOptions nodes_only;  // sizes and kinds: no edges needed
-  nodes_only.edges = false;
   absl::StatusOr<heap::HeapGraph> graph =
       question.status().ok()
-          ? engine_->Graph(nodes_only, &stats)
+          ? engine_->Graph(heap::GraphOptions::NodesOnly(), &stats)
           : absl::StatusOr<heap::HeapGraph>(question.status());
   if (!graph.ok()) {
     if (report) {

@@ -66,10 +66,9 @@ TEST(GraphTest, NodesOnlyHaveTheSameNodesAndSizesAndNoEdges) {
   ASSERT_TRUE(question.status().ok()) << question.status();
   absl::StatusOr<HeapGraph> full = engine.Graph();
   ASSERT_TRUE(full.ok()) << full.status();
-  GraphOptions nodes_only;
-  nodes_only.edges = false;
   HeapResult stats;
-  absl::StatusOr<HeapGraph> nodes = engine.Graph(nodes_only, &stats);
+  absl::StatusOr<HeapGraph> nodes =
+      engine.Graph(GraphOptions::NodesOnly(), &stats);
   ASSERT_TRUE(nodes.ok()) << nodes.status();
   EXPECT_GT(nodes->size(), 6000u);
   EXPECT_EQ(nodes->addresses, full->addresses);
