@@ -871,9 +871,21 @@ PyObject* IdSetSubscript(PyObject* self, PyObject* key) {
   } else if (PyIndex_Check(key)) {
     Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
     if (i == -1 && PyErr_Occurred()) return nullptr;
+    const Py_ssize_t asked = i;
     if (i < 0) i += n;
     if (i < 0 || i >= n) {
-      PyErr_SetString(PyExc_IndexError, "partition row out of range");
+      // Rows can go: a kept set leaves out members that died since it was
+      // made, so a row counted earlier may be gone now.
+      if (set.dead > 0) {
+        PyErr_Format(PyExc_IndexError,
+                     "partition row %zd out of range: the set has %zd rows "
+                     "now (%zu members died since it was made; x.dead)",
+                     asked, n, set.dead);
+      } else {
+        PyErr_Format(PyExc_IndexError,
+                     "partition row %zd out of range: the set has %zd rows",
+                     asked, n);
+      }
       return nullptr;
     }
     labels.push_back(rows[i].label);

@@ -291,6 +291,61 @@ TEST(AnnexCommandTest, ClientKilledDuringASleepLeavesTheAnnexFree) {
   EXPECT_EQ(service->Join().exit_code, 0) << service->Join().err;
 }
 
+// Issue 14: killing a client did not stop the heap question it had asked
+// (a path search on 500 K objects held the target for over ten minutes).
+// A client that asks heap questions without a pause limit, one after the
+// other for ever, is killed while they run: the question in flight stops,
+// the loop ends, and the next client's exec answers (without the stop the
+// loop would never end and this test would meet Bazel's timeout).
+TEST(AnnexCommandTest, ClientKilledDuringHeapQuestionsLeavesTheAnnexFree) {
+  char dir[] = "/tmp/annex-killq-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string env = std::string("XDG_RUNTIME_DIR=") + dir;
+  std::string stop = std::string(dir) + "/stop";
+  std::string asking = std::string(dir) + "/asking";
+  std::unique_ptr<BackgroundProcess> service;
+  pid_t pid = StartService(env, "heapy.py",
+                           "import os, time\n"
+                           "data = [{'k': [i]} for i in range(200000)]\n"
+                           "while not os.path.exists('" +
+                               stop +
+                               "'):\n"
+                               "    time.sleep(0.02)\n",
+                           &service);
+  ASSERT_GT(pid, 0) << "the service never showed up in `annex ps`";
+  std::string p = std::to_string(pid);
+
+  pid_t client = fork();
+  if (client == 0) {
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    putenv(const_cast<char*>(env.c_str()));
+    std::string code = "hp.pause_limit = None\nh = hp.heap()\nopen('" + asking +
+                       "', 'w').close()\n"
+                       "while True:\n"
+                       "    h.byvia\n"
+                       "    h = hp.heap()\n";
+    std::string bin = AnnexBinary();
+    execl(bin.c_str(), bin.c_str(), "exec", p.c_str(), code.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  WaitForFile(asking);
+  kill(client, SIGKILL);
+  int status = 0;
+  waitpid(client, &status, 0);
+
+  Result next =
+      RunProcess({AnnexBinary(), "exec", p, "print('free')"}, "", {env});
+  EXPECT_EQ(next.exit_code, 0) << next.err;
+  EXPECT_EQ(next.out, "free\n");
+
+  std::ofstream(stop) << "stop";
+  EXPECT_EQ(service->Join().exit_code, 0) << service->Join().err;
+}
+
 // An output over the console's reply limit is cut with a note and a
 // non-zero exit status, not passed off as a whole result.
 TEST(AnnexCommandTest, OverLongOutputIsRefusedWithANote) {

@@ -179,6 +179,32 @@ hpk_reused = sum(1 for o in hpk_new if id(o) in hpk_set)
   ASSERT_TRUE(RunTargetCode("del hpk_new, hpk_set, hpk_ids"));
 }
 
+// A row of a kept set's partition goes when all its members die: asking
+// for it says how many rows are left and why, instead of a bare "out of
+// range".
+TEST_F(HpIdentityTest, ARowWhoseMembersDiedIsOutOfRangeWithTheReason) {
+  ASSERT_TRUE(RunTargetCode(R"(
+hpr_lists = [[i] for i in range(100)]
+hpr_dicts = [{i: i} for i in range(20)]
+hpr_ids = [id(o) for o in hpr_lists + hpr_dicts]
+)"));
+  Exec(monitor_, 1,
+       absl::StrCat("k = hp.idset(", TargetIdsText("hpr_ids"), ")\n"));
+  EXPECT_EQ(Exec(monitor_, 1, "print(len(k.stat), k[1].count)\n"), "2 20\n");
+  ASSERT_TRUE(RunTargetCode("del hpr_dicts"));
+  const std::string out = Exec(monitor_, 1,
+                               "try:\n"
+                               "    k[1]\n"
+                               "except IndexError as e:\n"
+                               "    print(e)\n"
+                               "print(k.dead)\n");
+  EXPECT_EQ(out,
+            "partition row 1 out of range: the set has 1 rows now (20 members "
+            "died since it was made; x.dead)\n20\n")
+      << out;
+  ASSERT_TRUE(RunTargetCode("del hpr_lists, hpr_ids"));
+}
+
 // A kept set of the whole heap where a few members die and new objects
 // take their addresses: exactly those members leave it (the set looks only
 // at the members whose blocks saw a death since its last look), the new
