@@ -186,7 +186,8 @@ absl::Status Monitor::Start(const Options& options) {
       heap = std::make_unique<monitor_internal::WatchdogHeap>(
           state_->runtime.get(), state_->session.get(),
           monitor_internal::WatchdogHeap::Config{options.watchdog_heap_interval,
-                                                 options.watchdog_top_kinds});
+                                                 options.watchdog_top_kinds,
+                                                 options.question_pause_limit});
       monitor_internal::WatchdogHeap* h = heap.get();
       if (options.watchdog_heap_interval > absl::ZeroDuration()) {
         watchdog::MemoryProvider user = wopts.memory_provider;

@@ -64,8 +64,9 @@ struct Options {
   // sizes, HeapSummary, ...) may hold the target: past it the question
   // stops with a clear error (DeadlineExceeded; in the console a
   // TimeoutError saying what to narrow) and the target runs again. Each
-  // console client may set its own (hp.pause_limit). InfiniteDuration: no
-  // limit. Must be positive.
+  // console client may set its own (hp.pause_limit). The watchdog's and
+  // the recorder's heap walks have this one. InfiniteDuration: no limit.
+  // Must be positive.
   absl::Duration question_pause_limit = absl::Seconds(5);
   // Name shown by `annex ps` (default: the process's command line).
   std::string program_name;

@@ -65,6 +65,9 @@ void HeapRecorder::ThreadMain() {
         heap = view.status();
         return;
       }
+      // The monitor's limit, not whatever the last hp that asked set.
+      (*view)->set_pause_limit((*view)->default_pause_limit(),
+                               "Options::question_pause_limit");
       start = absl::Now();
       heap = (*view)->Heap(nullptr, /*keep=*/false);
       end = absl::Now();

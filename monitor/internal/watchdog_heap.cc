@@ -179,6 +179,10 @@ void WatchdogHeap::Walk(bool report, std::string* report_text) {
   if (engine_ == nullptr) {
     engine_ = std::make_unique<heap::HeapEngine>(runtime_->thread_states());
     engine_->Hide(heap::ObjectSet::FromUnsorted(runtime_->target_footprint()));
+    heap::QuestionStop::Limits limits;
+    limits.pause_limit = config_.pause_limit;
+    limits.limit_name = "Options::question_pause_limit";
+    engine_->set_question_limits(limits);
   }
   if (!namer_.has_value()) {  // the kind names hp shows (annex current)
     absl::StatusOr<glue::TypeNamer> namer = glue::TypeNamer::Create();

@@ -56,6 +56,9 @@ class WatchdogHeap {
     absl::Duration interval = absl::ZeroDuration();
     // Kinds kept in samples and shown in reports.
     size_t top_kinds = 10;
+    // How long one walk may hold the target (Options::question_pause_limit);
+    // a walk past it stops, and that sample or report is absent.
+    absl::Duration pause_limit = absl::InfiniteDuration();
   };
 
   // `runtime` and `session` must outlive this object. Where: any thread.

@@ -234,5 +234,40 @@ TEST(WatchdogHeapTest, ReportSaysWhyThePartitionIsAbsentWhileTheGilIsKept) {
   EXPECT_EQ(report.find("Partition of a set of"), std::string::npos) << report;
 }
 
+// Issue 14: the watchdog's heap walks are questions like hp's, under
+// Options::question_pause_limit: a walk past it stops (the target runs
+// again) and the report says why its partition is absent.
+TEST(WatchdogHeapTest, AWalkPastThePauseLimitStopsAndTheReportSaysSo) {
+  EventRecorder recorder;
+  Monitor monitor;
+  Options options;
+  options.watchdog = true;
+  // Stopped at the walk's first poll: every walk of this heap passes it.
+  options.question_pause_limit = absl::Nanoseconds(1);
+  options.watchdog_options.stall_timeout = absl::ZeroDuration();
+  options.watchdog_options.memory_interval = absl::Milliseconds(10);
+  options.watchdog_options.rss_limit_bytes = CurrentRss() + (64 << 20);
+  options.watchdog_options.heap_report_timeout = absl::Minutes(5);
+  options.watchdog_report_heap = true;
+  options.watchdog_options.report_path =
+      absl::StrCat(getenv("TEST_TMPDIR"), "/limit.report");
+  options.watchdog_options.on_event = recorder.Callback(/*release=*/false);
+  ASSERT_TRUE(monitor.Start(options).ok());
+  ASSERT_TRUE(RunTargetCode("blob = b'x' * (128 << 20)\n"));
+  std::vector<watchdog::Event> events = recorder.WaitFor(1, absl::Seconds(20));
+  ASSERT_TRUE(monitor.Stop().ok());
+  ASSERT_TRUE(RunTargetCode("del blob\n"));
+
+  ASSERT_GE(events.size(), 1u);
+  const std::string report = ReadFile(options.watchdog_options.report_path);
+  EXPECT_NE(report.find("heap partition: absent (the heap walk failed: the "
+                        "heap question stopped after holding the target"),
+            std::string::npos)
+      << report;
+  EXPECT_NE(report.find("Options::question_pause_limit"), std::string::npos)
+      << report;
+  EXPECT_EQ(report.find("Partition of a set of"), std::string::npos) << report;
+}
+
 }  // namespace
 }  // namespace annex
