@@ -100,8 +100,10 @@ for v in "${version_list[@]}"; do
   tag="py$v"
   if ((build)); then
     echo "install.sh: building Annex for Python $v (-c opt $cfg)" >&2
+    # Stamped: annex_build_info names the commit (tools/workspace_status.sh).
     # shellcheck disable=SC2086
-    bazel build -c opt $cfg "${targets[@]}" >&2
+    bazel build -c opt $cfg --stamp \
+      --workspace_status_command=tools/workspace_status.sh "${targets[@]}" >&2
   fi
   # shellcheck disable=SC2086
   bin=$(bazel info -c opt $cfg bazel-bin 2>/dev/null)
