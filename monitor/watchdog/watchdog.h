@@ -219,7 +219,7 @@ struct Options {
   // were left out, and marked `in_target = false` in events.
   std::vector<unsigned long> hidden_thread_idents;
 
-  // --- Prometheus endpoint (prometheus-cpp), opt-in: GET /metrics on
+  // --- Prometheus endpoint (civetweb), opt-in: GET /metrics on
   // `metrics_address`:`metrics_port`. -1: off; 0: any free port (see
   // Watchdog::metrics_port()). Loopback unless another IP address is given
   // (IPv4: Debian 12's civetweb has no IPv6; 0.0.0.0 for every interface;

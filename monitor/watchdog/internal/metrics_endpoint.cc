@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <exception>
+#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -18,10 +18,10 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "civetweb.h"
 #include "monitor/watchdog/annex_build_info.h"
-#include "prometheus/collectable.h"
-#include "prometheus/exposer.h"
 #include "prometheus/metric_family.h"
+#include "prometheus/text_serializer.h"
 
 namespace annex::watchdog::internal {
 namespace {
@@ -273,18 +273,26 @@ std::vector<MetricFamily> MetricFamilies(const Metrics& m,
   return out;
 }
 
-class MetricsEndpoint::Collector : public prometheus::Collectable {
- public:
-  explicit Collector(std::function<Metrics()> snapshot)
-      : snapshot_(std::move(snapshot)) {}
-  // Where: a civetweb worker thread, per scrape; no Python.
-  std::vector<MetricFamily> Collect() const override {
-    return MetricFamilies(snapshot_(), ReadProcessFigures());
+int MetricsEndpoint::Handle(mg_connection* conn, void* data) {
+  auto* self = static_cast<MetricsEndpoint*>(data);
+  const mg_request_info* request = mg_get_request_info(conn);
+  const bool head = std::strcmp(request->request_method, "HEAD") == 0;
+  if (!head && std::strcmp(request->request_method, "GET") != 0) {
+    mg_printf(conn,
+              "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\n"
+              "Content-Length: 0\r\nConnection: close\r\n\r\n");
+    return 405;
   }
-
- private:
-  std::function<Metrics()> snapshot_;
-};
+  const std::string body = prometheus::TextSerializer().Serialize(
+      MetricFamilies(self->snapshot_(), ReadProcessFigures()));
+  mg_printf(conn,
+            "HTTP/1.1 200 OK\r\n"
+            "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+            "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+            body.size());
+  if (!head) mg_write(conn, body.data(), body.size());
+  return 200;
+}
 
 absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
     const std::string& address, int port, std::function<Metrics()> snapshot) {
@@ -304,31 +312,49 @@ absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
   const std::string bind = is_v6 ? absl::StrCat("[", address, "]:", port)
                                  : absl::StrCat(address, ":", port);
   std::unique_ptr<MetricsEndpoint> endpoint(new MetricsEndpoint());
-  endpoint->collector_ = std::make_shared<Collector>(std::move(snapshot));
-  try {
-    // Two threads: a scrape and a health check may overlap.
-    endpoint->exposer_ = std::make_unique<prometheus::Exposer>(
-        std::vector<std::string>{"listening_ports", bind, "num_threads", "2"});
-  } catch (const std::exception& e) {
+  endpoint->snapshot_ = std::move(snapshot);
+  // Two threads: a scrape and a health check may overlap. A client that
+  // sends nothing is dropped after 10 s, so it cannot hold a thread.
+  const char* options[] = {
+      "listening_ports",    bind.c_str(), "num_threads", "2",
+      "request_timeout_ms", "10000",      nullptr};
+  mg_callbacks callbacks{};
+  // civetweb's own messages go to the error below, not to the host's
+  // stderr.
+  callbacks.log_message = [](const mg_connection*, const char*) { return 1; };
+  mg_init_data init{};
+  init.callbacks = &callbacks;
+  init.configuration_options = options;
+  char text[256] = "";
+  unsigned code = 0;
+  mg_error_data error{};
+  error.code = &code;
+  error.text = text;
+  error.text_buffer_size = sizeof text;
+  endpoint->server_ = mg_start2(&init, &error);
+  if (endpoint->server_ == nullptr) {
     return absl::UnavailableError(absl::StrCat(
-        "cannot serve metrics on ", bind, ": ", e.what(),
-        is_v6 ? " (IPv6 needs a civetweb built with it; Debian 12's is not)"
-              : ""));
+        "cannot serve metrics on ", bind, ": ",
+        text[0] != '\0' ? text : "civetweb did not start",
+        is_v6 && !mg_check_feature(8)
+            ? " (this civetweb has no IPv6 support; Debian 12's has none)"
+            : ""));
   }
-  endpoint->exposer_->RegisterCollectable(endpoint->collector_);
-  std::vector<int> ports = endpoint->exposer_->GetListeningPorts();
-  if (ports.empty()) {
+  mg_set_request_handler(endpoint->server_, "/metrics",
+                         &MetricsEndpoint::Handle, endpoint.get());
+  mg_server_port ports[4] = {};
+  const int n = mg_get_server_ports(endpoint->server_, 4, ports);
+  if (n < 1 || ports[0].port <= 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot serve metrics on ", bind, ": no port bound"));
   }
-  endpoint->port_ = ports[0];
+  endpoint->port_ = ports[0].port;
   return endpoint;
 }
 
 MetricsEndpoint::~MetricsEndpoint() {
-  // The Exposer's destructor stops civetweb and joins its threads, so no
-  // scrape runs after this.
-  exposer_.reset();
+  // Stops civetweb and joins its threads, so no scrape runs after this.
+  if (server_ != nullptr) mg_stop(server_);
 }
 
 }  // namespace annex::watchdog::internal

@@ -1,7 +1,8 @@
-// The watchdog's opt-in Prometheus endpoint: prometheus-cpp's Exposer (an
-// HTTP server on civetweb threads) serving GET /metrics, with the families
-// built from a Metrics snapshot at each scrape, so nothing is updated (and
-// nothing costs) between scrapes.
+// The watchdog's opt-in Prometheus endpoint: an HTTP server (civetweb, two
+// threads) serving GET /metrics, with the families built from a Metrics
+// snapshot at each scrape and written in Prometheus's text format
+// (prometheus-cpp's serializer), so nothing is updated (and nothing costs)
+// between scrapes.
 //
 //   auto endpoint = MetricsEndpoint::Start("127.0.0.1", 0, [&] {
 //     return watchdog.GetMetrics();
@@ -17,8 +18,10 @@
 #include "absl/status/statusor.h"
 #include "monitor/watchdog/watchdog.h"
 
+struct mg_connection;
+struct mg_context;
+
 namespace prometheus {
-class Exposer;
 struct MetricFamily;
 }  // namespace prometheus
 
@@ -71,11 +74,13 @@ class MetricsEndpoint {
   int port() const { return port_; }
 
  private:
-  class Collector;
   MetricsEndpoint() = default;
+  // civetweb's handler for /metrics. Where: a civetweb worker thread, per
+  // scrape; no Python.
+  static int Handle(mg_connection* conn, void* endpoint);
 
-  std::shared_ptr<Collector> collector_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::function<Metrics()> snapshot_;
+  mg_context* server_ = nullptr;
   int port_ = -1;
 };
 
