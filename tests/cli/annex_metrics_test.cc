@@ -136,6 +136,17 @@ TEST(AnnexMetricsTest, PromtoolAcceptsAScrapeWithObjectFiguresByDefault) {
       << program.Join().err;
 }
 
+TEST(AnnexMetricsTest, RefusesAMetricsAddressThatIsNotAnIpAddress) {
+  const ProcessResult r =
+      RunProcess({AnnexBinary(), "run", "--metrics-address", "localhost",
+                  "--metrics-port", "0", "-c", "pass"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--metrics-address needs an IP address, not "
+                       "'localhost'"),
+            std::string::npos)
+      << r.err;
+}
+
 // "%XX" for everything but unreserved characters.
 std::string UrlEncode(const std::string& s) {
   std::string out;
@@ -190,9 +201,9 @@ TEST(AnnexMetricsTest, PrometheusScrapesTheObjectCount) {
   const int port = FreeLoopbackPort();
   ASSERT_GT(port, 0);
   BackgroundProcess program({AnnexBinary(), "run", "--no-console",
-                             "--metrics-port", std::to_string(port),
-                             "--heap-interval", "0.2", WriteProgram(dir),
-                             stop});
+                             "--metrics-address", "127.0.0.1", "--metrics-port",
+                             std::to_string(port), "--heap-interval", "0.2",
+                             WriteProgram(dir), stop});
   // A walk that saw the widgets.
   const std::string text = ScrapeUntil(
       port, "annex_python_kind_objects{kind=\"__main__.Widget\"} 20000\n",
