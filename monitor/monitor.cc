@@ -82,6 +82,10 @@ absl::Status Monitor::Start(const Options& options) {
   if (options.watchdog_heap_interval < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("watchdog_heap_interval is negative");
   }
+  if (options.watchdog_tracked_kinds == 0) {
+    return absl::InvalidArgumentError(
+        "watchdog_tracked_kinds must be positive");
+  }
   if (options.question_pause_limit <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         "question_pause_limit must be positive (InfiniteDuration: no limit)");
@@ -181,15 +185,29 @@ absl::Status Monitor::Start(const Options& options) {
     }
     const bool reports = options.watchdog_report_heap &&
                          (!wopts.report_path.empty() || wopts.report_fd >= 0);
+    // Zero: the default, periodic walks only for the endpoint; infinite:
+    // none.
+    absl::Duration interval = options.watchdog_heap_interval;
+    if (interval == absl::ZeroDuration() && wopts.metrics_port >= 0) {
+      interval = kDefaultMetricsHeapInterval;
+    }
+    if (interval == absl::InfiniteDuration()) interval = absl::ZeroDuration();
     std::unique_ptr<monitor_internal::WatchdogHeap> heap;
-    if (options.watchdog_heap_interval > absl::ZeroDuration() || reports) {
+    if (interval > absl::ZeroDuration() || reports) {
+      monitor_internal::WatchdogHeap::Config config;
+      config.interval = interval;
+      config.top_kinds = options.watchdog_top_kinds;
+      config.tracked_kinds = options.watchdog_tracked_kinds;
+      config.pause_limit = options.question_pause_limit;
       heap = std::make_unique<monitor_internal::WatchdogHeap>(
-          state_->runtime.get(), state_->session.get(),
-          monitor_internal::WatchdogHeap::Config{options.watchdog_heap_interval,
-                                                 options.watchdog_top_kinds,
-                                                 options.question_pause_limit});
+          state_->runtime.get(), state_->session.get(), config);
       monitor_internal::WatchdogHeap* h = heap.get();
-      if (options.watchdog_heap_interval > absl::ZeroDuration()) {
+      watchdog::MetricsProvider user_metrics = wopts.metrics_provider;
+      wopts.metrics_provider = [h, user_metrics](watchdog::Metrics& m) {
+        h->FillMetrics(m);
+        if (user_metrics) user_metrics(m);
+      };
+      if (interval > absl::ZeroDuration()) {
         watchdog::MemoryProvider user = wopts.memory_provider;
         wopts.memory_provider = [h, user](watchdog::MemorySample& sample) {
           h->Fill(sample);

@@ -37,6 +37,12 @@ namespace glue {
 class Session;
 }
 
+// The watchdog's heap walk interval when the Prometheus endpoint is on and
+// Options::watchdog_heap_interval is zero: the usual scrape interval, so
+// each scrape sees a recent walk (a 1M-object heap pauses the program
+// about 20-30 ms per walk, 0.2% of the time).
+inline constexpr absl::Duration kDefaultMetricsHeapInterval = absl::Seconds(15);
+
 struct Options {
   // The developer console (monitor/console): a Unix socket in a per-user
   // directory only the owner can enter; `annex ps/attach/exec` find it.
@@ -81,9 +87,19 @@ struct Options {
   // million objects, docs/heap-engine.md) and the watchdog's memory sample
   // (limits, Metrics(), the Prometheus endpoint) takes object count, bytes
   // and the largest kinds from the last walk while it is fresh; otherwise
-  // from the allocator's counters. Zero: no periodic walks.
+  // from the allocator's counters. Each walk's pause goes into
+  // Metrics().heap_walk_pauses (annex_heap_walk_pause_seconds).
+  // Zero (the default): kDefaultMetricsHeapInterval when the Prometheus
+  // endpoint is on (watchdog_options.metrics_port >= 0), so that it serves
+  // object figures without more settings, else no periodic walks.
+  // InfiniteDuration: no periodic walks, endpoint or not.
   absl::Duration watchdog_heap_interval = absl::ZeroDuration();
   size_t watchdog_top_kinds = 10;  // kinds in samples and report tables
+  // Most kinds with series of their own in the endpoint's
+  // annex_python_kind_* (MemorySample::tracked_kinds): a kind among a
+  // walk's watchdog_top_kinds largest is tracked from then on while fewer
+  // are; all other kinds add up in kind="other". Must be positive.
+  size_t watchdog_tracked_kinds = 20;
   // Reports (watchdog_options.report_path / report_fd) get a heap partition
   // by type and the top growth since the last reference point, from one
   // walk per written report, waited for at most

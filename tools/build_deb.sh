@@ -41,7 +41,7 @@ Maintainer: Annex developers <annex@localhost>
 Installed-Size: $size
 Section: devel
 Priority: optional
-Depends: libpython3.11 (>= $py_full), libpython3.11 (<< $next_patch), python3.11 (>= $py_full), python3.11 (<< $next_patch), libabsl20220623, libprometheus-cpp-core1.0, libprometheus-cpp-pull1.0, libedit2, libc6, libstdc++6
+Depends: libpython3.11 (>= $py_full), libpython3.11 (<< $next_patch), python3.11 (>= $py_full), python3.11 (<< $next_patch), libabsl20220623, libprometheus-cpp-core1.0, libcivetweb1, libedit2, libc6, libstdc++6
 Suggests: python3.11-dev, libabsl-dev, cmake, pkg-config
 Description: heap inspection of a running CPython from inside the process
  Annex embeds a second CPython interpreter in a process that hosts CPython

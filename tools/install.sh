@@ -100,8 +100,10 @@ for v in "${version_list[@]}"; do
   tag="py$v"
   if ((build)); then
     echo "install.sh: building Annex for Python $v (-c opt $cfg)" >&2
+    # Stamped: annex_build_info names the commit (tools/workspace_status.sh).
     # shellcheck disable=SC2086
-    bazel build -c opt $cfg "${targets[@]}" >&2
+    bazel build -c opt $cfg --stamp \
+      --workspace_status_command=tools/workspace_status.sh "${targets[@]}" >&2
   fi
   # shellcheck disable=SC2086
   bin=$(bazel info -c opt $cfg bazel-bin 2>/dev/null)
@@ -118,8 +120,8 @@ for v in "${version_list[@]}"; do
   ln -sfn "libannex-$tag.so.0" "$root/lib/libannex-$tag.so"
   install_file 644 "$bin/packaging/libannex.a" "$root/lib/libannex-$tag.a"
 
-  # System libraries the objects need (Abseil, prometheus-cpp, libedit),
-  # without the Python ones, which the files below name explicitly.
+  # System libraries the objects need (Abseil, prometheus-cpp, civetweb,
+  # libedit), without the Python ones, which the files below name explicitly.
   sys_libs=$(grep -v -e '^$' -e 'python' -e '^-L' -e '^-Wl,-rpath' "$bin/packaging/libannex.a.linkopts" | paste -sd' ')
   absl_libs=$(tr ' ' '\n' <<<"$sys_libs" | grep -e '^-labsl' -e '^-lpthread' | paste -sd' ')
   py_link="-L$py_lib -lpython$v -Wl,-rpath,$py_lib"

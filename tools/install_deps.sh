@@ -15,6 +15,10 @@ packages=(
   libgtest-dev libgmock-dev
   libedit-dev       # line editing for `annex attach`
   prometheus-cpp-dev  # the watchdog's opt-in Prometheus endpoint (1.0.1)
+  # promtool and a Prometheus server (2.42) for tests/cli:annex_metrics_test,
+  # which starts its own on a free loopback port; the package's service is
+  # not used (where an init system starts it, it listens on :9090).
+  prometheus
   procps            # ps/pgrep used by end-to-end tests
   libpython3.11-testsuite  # CPython's own tests: a real program for e2e tests
   clang-format-14   # tools/check_format.sh

@@ -8,7 +8,9 @@
 //   annex exec PID 'code' | -    run code in PID's annex, print its output
 //   annex stacks PID             the Python stacks of PID's threads
 #include <Python.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -83,10 +85,17 @@ options:
   --watchdog SECONDS    report stalls longer than SECONDS (with the stack of
                         every thread) on stderr
   --metrics-port PORT   serve Prometheus metrics on 127.0.0.1:PORT (0: any
-                        free port, printed on stderr); turns the watchdog on
+                        free port, printed on stderr); turns the watchdog on,
+                        with a heap walk every 15 s for the object figures
+  --metrics-address ADDR
+                        serve them on the IP address ADDR instead of
+                        127.0.0.1 (0.0.0.0: every interface; IPv4 only with
+                        Debian's civetweb; there is no authentication)
   --heap-interval SECS  walk the heap every SECS seconds for the watchdog's
-                        object counts and metrics (off by default: each walk
-                        pauses the program for about 20 ms per million objects)
+                        object counts and metrics (default: 15 with
+                        --metrics-port, else none; 0: none). Each walk
+                        pauses the program, about 20 ms per million objects
+                        (annex_heap_walk_pause_seconds)
   --record FILE         append a heap record (partition by Clodo and type,
                         totals, the walk's pause, RSS, labels) to FILE every
                         --record-interval (default 10 s); docs/recording.md
@@ -368,14 +377,28 @@ int RunCommand(int argc, char** argv) {
         options.watchdog_options.stall_timeout = absl::ZeroDuration();
       }
       options.watchdog_options.metrics_port = static_cast<int>(port);
+    } else if (a == "--metrics-address" && i + 1 < argc) {
+      options.watchdog_options.metrics_address = argv[++i];
+      in_addr v4;
+      in6_addr v6;
+      const char* address = options.watchdog_options.metrics_address.c_str();
+      if (inet_pton(AF_INET, address, &v4) != 1 &&
+          inet_pton(AF_INET6, address, &v6) != 1) {
+        std::fprintf(stderr,
+                     "annex run: --metrics-address needs an IP address, not "
+                     "'%s' (e.g. 127.0.0.1, or 0.0.0.0 for every interface)\n",
+                     address);
+        return 2;
+      }
     } else if (a == "--heap-interval" && i + 1 < argc) {
       char* end = nullptr;
       double seconds = std::strtod(argv[++i], &end);
-      if (*end != '\0' || !(seconds > 0) || seconds > 86400) {
-        std::fprintf(stderr, "annex run: --heap-interval needs seconds > 0\n");
+      if (*end != '\0' || !(seconds >= 0) || seconds > 86400) {
+        std::fprintf(stderr, "annex run: --heap-interval needs seconds >= 0\n");
         return 2;
       }
-      options.watchdog_heap_interval = absl::Seconds(seconds);
+      options.watchdog_heap_interval =
+          seconds > 0 ? absl::Seconds(seconds) : absl::InfiniteDuration();
     } else if (a == "--memory-budget" && i + 1 < argc) {
       const std::string v = argv[++i];
       const size_t comma = v.find(',');
@@ -446,10 +469,10 @@ int RunCommand(int argc, char** argv) {
       }
     } else if (a == "--console-dir" || a == "--tcp" || a == "--watchdog" ||
                a == "--python" || a == "--metrics-port" ||
-               a == "--heap-interval" || a == "--memory-budget" ||
-               a == "--record" || a == "--record-interval" ||
-               a == "--record-format" || a == "--record-max-bytes" ||
-               a == "--record-top") {
+               a == "--metrics-address" || a == "--heap-interval" ||
+               a == "--memory-budget" || a == "--record" ||
+               a == "--record-interval" || a == "--record-format" ||
+               a == "--record-max-bytes" || a == "--record-top") {
       std::fprintf(stderr, "annex run: %s needs a value\n", a.c_str());
       return 2;
     } else if (a == "--") {
@@ -501,8 +524,21 @@ int RunCommand(int argc, char** argv) {
                  std::string(s.message()).c_str());
   } else {
     if (options.watchdog_options.metrics_port >= 0) {
-      std::fprintf(stderr, "annex: metrics at http://127.0.0.1:%d/metrics\n",
-                   monitor.metrics_port());
+      const std::string& address = options.watchdog_options.metrics_address;
+      const bool v6 = address.find(':') != std::string::npos;
+      absl::Duration walks = options.watchdog_heap_interval;
+      if (walks == absl::ZeroDuration()) {
+        walks = annex::kDefaultMetricsHeapInterval;
+      }
+      std::fprintf(
+          stderr, "annex: metrics at http://%s%s%s:%d/metrics (%s)\n",
+          v6 ? "[" : "", address.c_str(), v6 ? "]" : "", monitor.metrics_port(),
+          walks == absl::InfiniteDuration()
+              ? "no heap walks: no object figures"
+              : absl::StrCat("a heap walk every ", absl::FormatDuration(walks),
+                             ", pausing the program: "
+                             "annex_heap_walk_pause_seconds")
+                    .c_str());
     }
   }
   if (monitor.running() && !monitor.console_socket_path().empty()) {

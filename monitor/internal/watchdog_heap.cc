@@ -88,9 +88,19 @@ std::string GrowthText(const std::vector<watchdog::KindFigures>& ref,
 
 }  // namespace
 
+std::vector<double> WatchdogHeap::PauseBucketBounds() {
+  // 20-30 ms per million objects (docs/heap-engine.md): 1 ms to 10 s.
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+          0.25,  0.5,    1,     2.5,  5,     10};
+}
+
 WatchdogHeap::WatchdogHeap(python::AnnexRuntime* runtime,
                            glue::Session* session, Config config)
-    : runtime_(runtime), session_(session), config_(config) {}
+    : runtime_(runtime),
+      session_(session),
+      config_(config),
+      pauses_(watchdog::DurationHistogram::WithBounds(PauseBucketBounds())),
+      tracker_(config.top_kinds, config.tracked_kinds) {}
 
 WatchdogHeap::~WatchdogHeap() { Stop(); }
 
@@ -105,6 +115,16 @@ int64_t WatchdogHeap::walks() const {
   return walks_;
 }
 
+void WatchdogHeap::FillMetrics(watchdog::Metrics& metrics) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  metrics.heap_walk_pauses = pauses_;
+}
+
+void WatchdogHeap::AddPause(absl::Duration pause) {
+  std::lock_guard<std::mutex> lock(mu_);
+  pauses_.Add(pause);
+}
+
 void WatchdogHeap::Fill(watchdog::MemorySample& sample) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!have_snapshot_ || config_.interval <= absl::ZeroDuration()) return;
@@ -113,6 +133,7 @@ void WatchdogHeap::Fill(watchdog::MemorySample& sample) {
   sample.python_bytes = snapshot_.python_bytes;
   sample.object_count = snapshot_.object_count;
   sample.top_kinds = snapshot_.top_kinds;
+  sample.tracked_kinds = snapshot_.tracked_kinds;
   sample.source = watchdog::MemorySource::kHeapEngine;
   sample.age = age;
 }
@@ -155,8 +176,12 @@ void WatchdogHeap::ThreadMain() {
     const int64_t request = requested_;
     lock.unlock();
     std::string text;
-    absl::Status status = runtime_->Run(
-        [&](const python::ThreadStates&) { Walk(report, &text); });
+    absl::Status status = runtime_->Run([&](const python::ThreadStates&) {
+      // The target waits from here (the annex holds the GIL) to the end.
+      const absl::Time held = absl::Now();
+      Walk(report, &text);
+      AddPause(absl::Now() - held);
+    });
     if (!status.ok()) {
       text = absl::StrCat("heap partition: absent (", status.message(), ")\n");
     }
@@ -253,6 +278,7 @@ void WatchdogHeap::Walk(bool report, std::string* report_text) {
     snapshot_.top_kinds.assign(
         rows->kinds.begin(),
         rows->kinds.begin() + std::min(rows->kinds.size(), config_.top_kinds));
+    snapshot_.tracked_kinds = tracker_.Update(rows->kinds);
     if (reference_ == nullptr) {
       reference_ = rows;
       reference_time_ = snapshot_time_;

@@ -33,6 +33,7 @@
 #include "absl/time/time.h"
 #include "glue/classifiers.h"
 #include "monitor/internal/periodic_thread.h"
+#include "monitor/watchdog/internal/kind_tracker.h"
 #include "monitor/watchdog/watchdog.h"
 
 namespace annex {
@@ -59,7 +60,14 @@ class WatchdogHeap {
     // How long one walk may hold the target (Options::question_pause_limit);
     // a walk past it stops, and that sample or report is absent.
     absl::Duration pause_limit = absl::InfiniteDuration();
+    // Most kinds with series of their own in the samples' tracked_kinds
+    // (watchdog/internal/kind_tracker.h); each walk's `top_kinds` largest
+    // enter while there is room.
+    size_t tracked_kinds = 20;
   };
+
+  // Upper bounds (seconds) of the walk pause histogram's buckets.
+  static std::vector<double> PauseBucketBounds();
 
   // `runtime` and `session` must outlive this object. Where: any thread.
   WatchdogHeap(python::AnnexRuntime* runtime, glue::Session* session,
@@ -83,6 +91,10 @@ class WatchdogHeap {
   // annex.
   void Fill(watchdog::MemorySample& sample);
 
+  // Adds the pauses of the walks so far (annex_heap_walk_pause_seconds).
+  // Where: any thread; no GIL, never waits for the annex.
+  void FillMetrics(watchdog::Metrics& metrics) const;
+
   // The heap section of a report, or a line saying why there is none.
   // Where: any thread (the watchdog thread); no GIL; returns within
   // `timeout` (plus a walk's bookkeeping).
@@ -97,6 +109,8 @@ class WatchdogHeap {
   // One walk, and the report text when `report`. Where: annex thread, GIL
   // held, annex current.
   void Walk(bool report, std::string* report_text);
+  // Counts a walk's pause. Where: any thread.
+  void AddPause(absl::Duration pause);
 
   python::AnnexRuntime* runtime_;
   glue::Session* session_;
@@ -114,6 +128,9 @@ class WatchdogHeap {
   absl::Time snapshot_time_ ABSL_GUARDED_BY(mu_);
   watchdog::MemorySample snapshot_ ABSL_GUARDED_BY(mu_);  // Python figures
   int64_t walks_ ABSL_GUARDED_BY(mu_) = 0;
+  // Time the annex held the GIL for each walk (walk, tabulation, report).
+  watchdog::DurationHistogram pauses_ ABSL_GUARDED_BY(mu_);
+  watchdog::internal::KindTracker tracker_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<Rows> reference_ ABSL_GUARDED_BY(mu_);  // first walk's rows
   absl::Time reference_time_ ABSL_GUARDED_BY(mu_);
 };

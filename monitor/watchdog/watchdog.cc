@@ -52,6 +52,26 @@ const char* MemorySourceName(MemorySource source) {
   return "unknown";
 }
 
+DurationHistogram DurationHistogram::WithBounds(
+    std::vector<double> upper_bounds) {
+  DurationHistogram h;
+  h.bucket_counts.assign(upper_bounds.size() + 1, 0);
+  h.upper_bounds = std::move(upper_bounds);
+  return h;
+}
+
+void DurationHistogram::Add(absl::Duration d) {
+  const double seconds = absl::ToDoubleSeconds(d);
+  if (bucket_counts.size() != upper_bounds.size() + 1) {
+    bucket_counts.resize(upper_bounds.size() + 1, 0);
+  }
+  size_t i = 0;
+  while (i < upper_bounds.size() && seconds > upper_bounds[i]) ++i;
+  ++bucket_counts[i];
+  ++count;
+  sum_seconds += seconds;
+}
+
 const char* MemoryMeasureName(MemoryMeasure measure) {
   switch (measure) {
     case MemoryMeasure::kRss:
@@ -402,6 +422,7 @@ Metrics Watchdog::GetMetrics() const {
   m.heartbeat_overdue = since != 0 ? absl::Nanoseconds(MonotonicNs() - since)
                                    : absl::ZeroDuration();
   m.exceptions_raised = s.exceptions_raised.load();
+  if (s.options.metrics_provider) s.options.metrics_provider(m);
   return m;
 }
 

@@ -39,6 +39,8 @@ namespace internal {
 class MetricsEndpoint;
 }
 
+struct Metrics;
+
 enum class EventType { kStall, kMemoryLimit, kMemoryGrowth };
 
 // "stall", "memory_limit", "memory_growth".
@@ -73,11 +75,37 @@ struct MemorySample {
   MemorySource source = MemorySource::kNone;
   absl::Duration age;  // how old the Python figures are (heap engine)
   std::vector<KindFigures> top_kinds;  // heap engine: largest kinds by bytes
+  // Heap engine: the figures of a stable set of kinds, for series that do
+  // not come and go as the largest kinds change: every kind tracked so far
+  // (in the order they became tracked; a kind enters while it is among the
+  // largest and the set has room, and stays, with zeros when it is gone),
+  // then kTrackedOther with the sum of every other kind.
+  std::vector<KindFigures> tracked_kinds;
+};
+
+// The kind name under which tracked_kinds sums the kinds not tracked.
+inline constexpr char kTrackedOther[] = "other";
+
+// A histogram of durations, Prometheus style. Where: any thread (plain data).
+struct DurationHistogram {
+  // Upper bounds in seconds, ascending; a last bucket (+Inf) is implied.
+  std::vector<double> upper_bounds;
+  // Observations per bucket (not cumulative): upper_bounds.size() + 1.
+  std::vector<int64_t> bucket_counts;
+  int64_t count = 0;
+  double sum_seconds = 0;
+
+  // Empty buckets with these bounds (seconds, ascending).
+  static DurationHistogram WithBounds(std::vector<double> upper_bounds);
+  void Add(absl::Duration d);
 };
 
 // Adds figures to a sample, e.g. the heap engine's object counts. Runs on the
 // watchdog thread, which must never take the GIL: return cached values.
 using MemoryProvider = std::function<void(MemorySample& sample)>;
+
+// Adds figures to a Metrics snapshot (Options::metrics_provider).
+using MetricsProvider = std::function<void(Metrics& metrics)>;
 
 // The heap section of a report file: a partition of the target's heap by
 // type and the top growth since the last reference point, or a line saying
@@ -154,6 +182,11 @@ struct Options {
   int64_t python_bytes_limit = 0;
   int64_t python_bytes_clear = 0;
   MemoryProvider memory_provider;  // optional
+  // Adds figures to every Metrics snapshot (GetMetrics(), each scrape of the
+  // endpoint), e.g. the Monitor's heap-walk pauses. Runs on whichever thread
+  // asks for the snapshot, concurrently with itself: thread-safe, no GIL,
+  // never waits for the annex. Optional.
+  MetricsProvider metrics_provider;
 
   // --- Actions, rate-limited per event type (suppressed ones are counted).
   absl::Duration min_action_interval = absl::Seconds(10);
@@ -186,9 +219,12 @@ struct Options {
   // were left out, and marked `in_target = false` in events.
   std::vector<unsigned long> hidden_thread_idents;
 
-  // --- Prometheus endpoint (prometheus-cpp), opt-in: GET /metrics on
+  // --- Prometheus endpoint (civetweb), opt-in: GET /metrics on
   // `metrics_address`:`metrics_port`. -1: off; 0: any free port (see
-  // Watchdog::metrics_port()). Loopback unless another address is given.
+  // Watchdog::metrics_port()). Loopback unless another IP address is given
+  // (IPv4: Debian 12's civetweb has no IPv6; 0.0.0.0 for every interface;
+  // there is no authentication). Start() fails with InvalidArgument for
+  // something else. Families and naming: docs/watchdog.md, Metrics.
   int metrics_port = -1;
   std::string metrics_address = "127.0.0.1";
 };
@@ -211,6 +247,9 @@ struct Metrics {
   int64_t exceptions_raised = 0;  // thread states PyThreadState_SetAsyncExc hit
   MemorySample memory;            // last sample
   int64_t rss_peak_bytes = -1;
+  // Pauses of the heap walks behind the memory samples (filled by a
+  // Options::metrics_provider, e.g. a Monitor's; empty bounds: none).
+  DurationHistogram heap_walk_pauses;
 };
 
 class Watchdog {

@@ -52,10 +52,11 @@ double Seconds(PyObject* obj, const char* name) {
 }
 
 PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {
-      "console",       "watchdog",     "metrics_port",
-      "console_dir",   "tcp_port",     "allow_exec_target",
-      "heap_interval", "program_name", nullptr};
+  static const char* kwlist[] = {"console",         "watchdog",
+                                 "metrics_port",    "console_dir",
+                                 "tcp_port",        "allow_exec_target",
+                                 "heap_interval",   "program_name",
+                                 "metrics_address", nullptr};
   int console = 1, allow_exec_target = 0;
   PyObject* watchdog = Py_None;
   PyObject* metrics_port = Py_None;
@@ -63,10 +64,12 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   PyObject* heap_interval = Py_None;
   const char* console_dir = nullptr;
   const char* program_name = nullptr;
+  const char* metrics_address = nullptr;
   if (!PyArg_ParseTupleAndKeywords(
-          args, kwargs, "|$pOOzOpOz:start", const_cast<char**>(kwlist),
+          args, kwargs, "|$pOOzOpOzz:start", const_cast<char**>(kwlist),
           &console, &watchdog, &metrics_port, &console_dir, &tcp_port,
-          &allow_exec_target, &heap_interval, &program_name)) {
+          &allow_exec_target, &heap_interval, &program_name,
+          &metrics_address)) {
     return nullptr;
   }
   if (!InMainInterpreter("start")) return nullptr;
@@ -98,6 +101,13 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
       options.watchdog_options.stall_timeout = absl::ZeroDuration();
     }
     options.watchdog_options.metrics_port = static_cast<int>(port);
+  }
+  if (metrics_address != nullptr) {
+    if (metrics_address[0] == '\0') {
+      PyErr_SetString(PyExc_ValueError, "metrics_address is empty");
+      return nullptr;
+    }
+    options.watchdog_options.metrics_address = metrics_address;
   }
   if (tcp_port != Py_None) {
     long port = PyLong_AsLong(tcp_port);

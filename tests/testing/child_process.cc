@@ -156,6 +156,12 @@ BackgroundProcess::~BackgroundProcess() {
   Join();
 }
 
+void BackgroundProcess::Signal(int sig) {
+  // Unreaped until ended_, so the pid is still the child's.
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!ended_ && pid_ > 0) kill(pid_, sig);
+}
+
 bool BackgroundProcess::ended() const {
   std::lock_guard<std::mutex> lock(mu_);
   return ended_;

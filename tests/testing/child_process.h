@@ -49,6 +49,8 @@ class BackgroundProcess {
 
   // True once the process exited and its output was read. Where: any thread.
   bool ended() const;
+  // Sends `sig` to the process unless it ended. Where: any thread.
+  void Signal(int sig);
   // Waits for the process to end; its result. Where: the thread that made
   // this object.
   const ProcessResult& Join();

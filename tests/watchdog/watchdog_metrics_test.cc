@@ -1,7 +1,8 @@
 // The watchdog's Prometheus endpoint end to end: a Monitor with the heap
 // engine feeding the watchdog, scraped over a plain socket; the served
 // numbers are the ones Monitor::Metrics() reports, and the stall counter
-// moves after a provoked stall.
+// moves after a provoked stall; the endpoint has object figures as soon as
+// it is on.
 #include <string>
 
 #include "gtest/gtest.h"
@@ -29,6 +30,44 @@ TEST(WatchdogMetricsTest, EndpointIsOffUnlessAskedFor) {
   ASSERT_TRUE(monitor.Stop().ok());
 }
 
+TEST(WatchdogMetricsTest, TheEndpointHasObjectFiguresWithoutAHeapInterval) {
+  // watchdog_heap_interval left at zero: with the endpoint on, the default
+  // interval applies, and the first walk is made at once.
+  Monitor monitor;
+  Options options;
+  options.watchdog = true;
+  options.watchdog_options.stall_timeout = absl::ZeroDuration();
+  options.watchdog_options.memory_interval = absl::Milliseconds(20);
+  options.watchdog_options.metrics_port = 0;
+  ASSERT_TRUE(monitor.Start(options).ok());
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return monitor.Metrics().memory.source ==
+               watchdog::MemorySource::kHeapEngine;
+      },
+      absl::Seconds(20)));
+  const std::string text = HttpGet(monitor.metrics_port(), "/metrics");
+  EXPECT_GT(MetricValue(text, "annex_python_objects{source=\"heap_engine\"}"),
+            1000)
+      << text;
+  EXPECT_GE(MetricValue(text, "annex_heap_walk_pause_seconds_count"), 1)
+      << text;
+  ASSERT_TRUE(monitor.Stop().ok());
+
+  // InfiniteDuration: no periodic walks, so no heap figures and no
+  // histogram (no walk service at all without reports).
+  options.watchdog_heap_interval = absl::InfiniteDuration();
+  ASSERT_TRUE(monitor.Start(options).ok());
+  ASSERT_TRUE(WaitUntil([&] { return monitor.Metrics().memory.rss_bytes > 0; },
+                        absl::Seconds(20)));
+  const std::string off = HttpGet(monitor.metrics_port(), "/metrics");
+  EXPECT_EQ(MetricValue(off, "annex_python_objects{source=\"heap_engine\"}"),
+            -1)
+      << off;
+  EXPECT_EQ(off.find("annex_heap_walk_pause_seconds"), std::string::npos);
+  ASSERT_TRUE(monitor.Stop().ok());
+}
+
 TEST(WatchdogMetricsTest, RejectsABadPort) {
   Monitor monitor;
   Options options;
@@ -36,6 +75,19 @@ TEST(WatchdogMetricsTest, RejectsABadPort) {
   options.watchdog_options.metrics_port = 70000;
   absl::Status status = monitor.Start(options);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_FALSE(monitor.running());
+}
+
+TEST(WatchdogMetricsTest, RejectsAnAddressThatIsNotAnIpAddress) {
+  Monitor monitor;
+  Options options;
+  options.watchdog = true;
+  options.watchdog_options.metrics_port = 0;
+  options.watchdog_options.metrics_address = "localhost";
+  absl::Status status = monitor.Start(options);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_NE(status.message().find("IP address"), absl::string_view::npos)
+      << status;
   EXPECT_FALSE(monitor.running());
 }
 
@@ -94,7 +146,20 @@ TEST(WatchdogMetricsTest, ServesHeapFiguresAndStallsOnLoopback) {
     if (k.kind == "__main__.Widget") widget_in_cpp = k.count == 20000;
   }
   EXPECT_TRUE(widget_in_cpp);
-  EXPECT_GT(MetricValue(text, "annex_process_resident_memory_bytes"), 0);
+  EXPECT_GT(MetricValue(text, "process_resident_memory_bytes"), 0);
+  EXPECT_GT(MetricValue(text, "process_start_time_seconds"), 0);
+  EXPECT_GE(MetricValue(text, "process_cpu_seconds_total"), 0);
+  EXPECT_GT(MetricValue(text, "process_open_fds"), 0);
+  // The walks' pauses: at least the one behind the figures above.
+  EXPECT_GE(MetricValue(text, "annex_heap_walk_pause_seconds_count"), 1)
+      << text;
+  EXPECT_EQ(
+      MetricValue(text, "annex_heap_walk_pause_seconds_count"),
+      MetricValue(text, "annex_heap_walk_pause_seconds_bucket{le=\"+Inf\"}"));
+  EXPECT_GT(MetricValue(text, "annex_heap_walk_pause_seconds_sum"), 0);
+  // Every other kind adds up in "other".
+  EXPECT_GT(MetricValue(text, "annex_python_kind_objects{kind=\"other\"}"), 0)
+      << text;
   EXPECT_GT(MetricValue(text, "annex_watchdog_heartbeats_served_total"), 0);
   EXPECT_GE(MetricValue(text, "annex_watchdog_heartbeat_latency_seconds"), 0);
   EXPECT_EQ(MetricValue(text, "annex_watchdog_up"), 1);

@@ -21,7 +21,10 @@ options:
   --console-dir DIR     directory for the console socket
   --tcp PORT            also listen on 127.0.0.1:PORT (token required)
   --watchdog SECONDS    report stalls longer than SECONDS on stderr
-  --metrics-port PORT   serve Prometheus metrics on 127.0.0.1:PORT
+  --metrics-port PORT   serve Prometheus metrics on 127.0.0.1:PORT, with a
+                        heap walk every 15 s for the object figures
+  --metrics-address ADDR
+                        serve them on ADDR instead (no authentication)
   --heap-interval SECS  walk the heap every SECS seconds for the watchdog
   -h, --help            show this help
 """
@@ -51,7 +54,7 @@ def main(argv):
     args = argv[1:]
     options = {"console": True}
     takes_value = {"--console-dir", "--tcp", "--watchdog", "--metrics-port",
-                   "--heap-interval"}
+                   "--metrics-address", "--heap-interval"}
     while args and args[0].startswith("-") and args[0] not in ("-m", "-c", "-"):
         flag = args.pop(0)
         if flag == "--":
@@ -75,6 +78,8 @@ def main(argv):
                 options["watchdog"] = _number(flag, value, float)
             elif flag == "--metrics-port":
                 options["metrics_port"] = _number(flag, value, int)
+            elif flag == "--metrics-address":
+                options["metrics_address"] = value
             else:
                 options["heap_interval"] = _number(flag, value, float)
         else:
