@@ -99,7 +99,10 @@ options:
                         --record-interval (default 10 s); docs/recording.md
   --record-interval SECS, --record-format stat|jsonl (default stat),
   --record-max-bytes N (rotate to FILE.1 past N bytes, default 64 MiB),
-  --record-top N (rows kept per partition, default 20)
+  --record-top N (rows kept per partition, default 20),
+  --record-retainers (also the dominator tree's top retainers by kind,
+                        drawn by 'annex report'; the walk takes about twice
+                        as long)
   --memory-budget MB[,TOTAL_MB]
                         memory the sets a console session keeps may take
                         (default 512 MiB), and all sessions together
@@ -482,6 +485,8 @@ int RunCommand(int argc, char** argv) {
           static_cast<size_t>(session_mb * 1024 * 1024);
       options.annex_memory.total_bytes =
           static_cast<size_t>(total_mb * 1024 * 1024);
+    } else if (a == "--record-retainers") {
+      options.record_retainers = true;
     } else if (a == "--record" && i + 1 < argc) {
       options.record_path = argv[++i];
     } else if (a == "--record-interval" && i + 1 < argc) {

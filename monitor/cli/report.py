@@ -184,6 +184,64 @@ def _lines(records, series, chart_id, fmt, label):
     return "\n".join(out + legend)
 
 
+def _valid_retainers(nodes, depth=0):
+    """Whether `nodes` has the shape glue/retainers.h writes."""
+    if not isinstance(nodes, list) or depth > 16:
+        return False
+    for n in nodes:
+        if not (isinstance(n, dict) and isinstance(n.get("kind"), str)
+                and isinstance(n.get("count"), int)
+                and isinstance(n.get("retained"), int) and n["retained"] >= 0
+                and _valid_retainers(n.get("children", []), depth + 1)):
+            return False
+    return True
+
+
+def _icicle(tree, width=960, row=30):
+    """The dominator tree's top retainers as an icicle: one row per level,
+    each kind as wide as the bytes it retains, its children below it."""
+    total = sum(n["retained"] for n in tree) or 1
+    rects = []
+
+    def depth_of(nodes):
+        return 1 + max((depth_of(n.get("children", [])) for n in nodes), default=-1)
+
+    def place(nodes, x0, span, level, path):
+        x = x0
+        for n in nodes:
+            w = n["retained"] / total * width
+            if w < 0.5:
+                x += w
+                continue
+            name = n["kind"]
+            color = (OTHER_COLOR if name == "<Other>" else
+                     PALETTE[sum(map(ord, name.split(" (")[-1])) % len(PALETTE)])
+            label = f"{name} \u00d7{n['count']}: {_human(n['retained'])}"
+            full = " \u2190 ".join([label] + path)
+            rects.append(
+                f'<g><rect class="retainer" x="{x:.1f}" y="{level * row}" '
+                f'width="{max(w - 1, 0.5):.1f}" height="{row - 2}" fill="{color}">'
+                f"<title>{html.escape(full)}</title></rect>"
+                + (f'<text x="{x + 4:.1f}" y="{level * row + 19}">'
+                   f"{html.escape(_fit(label, w))}</text>" if w > 48 else "")
+                + "</g>")
+            place(n.get("children", []), x, w, level + 1, [label] + path)
+            x += w
+
+    place(tree, 0, width, 0, [])
+    height = max(depth_of(tree), 1) * row
+    return (f'<svg id="retainers-chart" class="chart icicle" width="{width}" '
+            f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+            'aria-label="top retainers of the dominator tree">'
+            + "".join(rects) + "</svg>")
+
+
+def _fit(text, px):
+    """`text` cut to about `px` pixels of 11px text."""
+    n = max(int(px / 6.6) - 1, 1)
+    return text if len(text) <= n else text[:max(n - 1, 1)] + "\u2026"
+
+
 CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }
 h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; }
@@ -199,6 +257,8 @@ pre { background: #f7f7f7; padding: 10px; overflow-x: auto; }
 .chart .marker { stroke: #222; stroke-width: 1.5; stroke-dasharray: 4 3; }
 .pick { margin: 6px 0; } .pick select { font: inherit; margin: 0 12px 0 4px; }
 #script-errors { color: #b00; }
+.icicle text { font-size: 11px; fill: #111; pointer-events: none; }
+.icicle rect { fill-opacity: 0.8; }
 table.records td, table.records th { padding: 2px 10px; text-align: right; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 2px 12px; }
 dt { color: #666; }
@@ -455,7 +515,18 @@ def render(records, title="", top=8):
     parts.append(_lines(drawn, [
         ("walk pause", "#59a14f", lambda r: r.get("pause_s", 0) * 1000),
     ], "pause-chart", lambda v: f"{v:g} ms", "heap walk pauses in milliseconds"))
-    parts.append("<h2>Partition at the last record</h2>")
+    with_tree = [r for r in records if _valid_retainers(r.get("retainers"))
+                 and r.get("retainers")]
+    if with_tree:
+        r = with_tree[-1]
+        parts.append("<h2>Top retainers (dominator tree)</h2>")
+        parts.append(
+            f"<p>At {esc(_clock(r['time']))}: what keeps the most bytes alive. "
+            "Each box is the objects of one kind that the box above "
+            "immediately dominates (the top row: those only the roots "
+            "dominate, a root named first), as wide as the bytes freed "
+            "with them; hover for the chain.</p>")
+        parts.append(_icicle(r["retainers"]))
     parts.append(f'<pre id="partition">{esc(partition)}</pre>')
     parts.append('<h2>Records</h2><table class="records"><tr><th>time</th>'
                  "<th>objects</th><th>heap bytes</th><th>RSS</th><th>pause</th></tr>")

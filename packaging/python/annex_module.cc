@@ -54,11 +54,10 @@ double Seconds(PyObject* obj, const char* name) {
 
 PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {
-      "console",         "watchdog",      "metrics_port",
-      "console_dir",     "tcp_port",      "allow_exec_target",
-      "heap_interval",   "program_name",  "record",
-      "record_interval", "record_format", "record_max_bytes",
-      "record_top",      nullptr};
+      "console",    "watchdog",          "metrics_port",  "console_dir",
+      "tcp_port",   "allow_exec_target", "heap_interval", "program_name",
+      "record",     "record_interval",   "record_format", "record_max_bytes",
+      "record_top", "record_retainers",  nullptr};
   int console = 1, allow_exec_target = 0;
   PyObject* watchdog = Py_None;
   PyObject* metrics_port = Py_None;
@@ -71,11 +70,13 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   const char* record_format = nullptr;
   PyObject* record_max_bytes = Py_None;
   PyObject* record_top = Py_None;
+  int record_retainers = 0;
   if (!PyArg_ParseTupleAndKeywords(
-          args, kwargs, "|$pOOzOpOzOOzOO:start", const_cast<char**>(kwlist),
+          args, kwargs, "|$pOOzOpOzOOzOOp:start", const_cast<char**>(kwlist),
           &console, &watchdog, &metrics_port, &console_dir, &tcp_port,
           &allow_exec_target, &heap_interval, &program_name, &record,
-          &record_interval, &record_format, &record_max_bytes, &record_top)) {
+          &record_interval, &record_format, &record_max_bytes, &record_top,
+          &record_retainers)) {
     return nullptr;
   }
   if (!InMainInterpreter("start")) return nullptr;
@@ -123,12 +124,14 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
     }
     options.record_top_kinds = static_cast<size_t>(n);
   }
+  options.record_retainers = record_retainers != 0;
   if (options.record_path.empty() &&
       (record_interval != Py_None || record_format != nullptr ||
-       record_max_bytes != Py_None || record_top != Py_None)) {
+       record_max_bytes != Py_None || record_top != Py_None ||
+       record_retainers != 0)) {
     PyErr_SetString(PyExc_ValueError,
-                    "record_interval, record_format, record_max_bytes and "
-                    "record_top need record=PATH");
+                    "record_interval, record_format, record_max_bytes, "
+                    "record_top and record_retainers need record=PATH");
     return nullptr;
   }
   options.console = console != 0;

@@ -58,7 +58,8 @@ TEST(PythonModuleRecordTest, StartWithRecordWritesRecordsLikeAnnexRun) {
       "def wait_records(n):\n"
       "    while records() < n:\n"
       "        time.sleep(0.02)\n"
-      "for bad in (dict(record_interval=1), dict(record='x', "
+      "for bad in (dict(record_interval=1), dict(record_retainers=True),\n"
+      "            dict(record='x', "
       "record_format='xml'),\n"
       "            dict(record='x', record_interval=0), dict(record='x', "
       "record_top=0),\n"
@@ -74,7 +75,8 @@ TEST(PythonModuleRecordTest, StartWithRecordWritesRecordsLikeAnnexRun) {
       file,
       "', record_interval=0.05,\n"
       "            record_format='jsonl', record_top=5, "
-      "record_max_bytes=1 << 20)\n"
+      "record_max_bytes=1 << 20,\n"
+      "            record_retainers=True)\n"
       "keep = []\n"
       "wait_records(1)\n"
       "for k in range(3):\n"
@@ -91,6 +93,7 @@ TEST(PythonModuleRecordTest, StartWithRecordWritesRecordsLikeAnnexRun) {
       "    assert len(r['clodo']['rows']) <= 6, r['clodo']['rows']  # 5 + "
       "<Other>\n"
       "    rows = {x['kind']: x['count'] for x in r['clodo']['rows']}\n"
+      "    assert r['retainers'][0]['retained'] > 0, r['retainers']\n"
       "    counts.append(rows.get('__main__.Leaky', 0))\n"
       "print('leaky', counts[-1], counts == sorted(counts))\n"
       "print('mode', oct(os.stat('",
@@ -99,7 +102,8 @@ TEST(PythonModuleRecordTest, StartWithRecordWritesRecordsLikeAnnexRun) {
                         {"PYTHONPATH=" + dir, "PYTHONNOUSERSITE=1"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("refused: record_interval, record_format, "
-                       "record_max_bytes and record_top need record=PATH"),
+                       "record_max_bytes, record_top and record_retainers "
+                       "need record=PATH"),
             std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("refused: record_format is 'stat' or 'jsonl'"),

@@ -4,9 +4,11 @@
 // tools/install_deps.sh) opens it from a file with the network off. The
 // rendered DOM must show the chart (the SVG with one series per kind drawn
 // plus the folded rest), the page's script must have run without an error
-// (no console message, an empty #script-errors), and the growth table the
+// (no console message, an empty #script-errors), the growth table the
 // script computes for two records chosen in the URL must be the table
-// glue::Stat prints for the same two records. A screenshot of the page is
+// glue::Stat prints for the same two records, and the dominator tree's top
+// retainers (recorded with --record-retainers) show the list that holds
+// the grown objects. A screenshot of the page is
 // left in the test's outputs (docs/images/report.png is one).
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -136,7 +138,8 @@ TEST(ReportBrowserTest, ChromiumShowsTheChartAndTheChosenGrowth) {
       "    wait_records(records() + 2)\n");
   BackgroundProcess program(
       {AnnexBinary(), "run", "--no-console", "--record", file,
-       "--record-format", "jsonl", "--record-interval", "0.05", app},
+       "--record-format", "jsonl", "--record-interval", "0.05",
+       "--record-retainers", app},
       "", {env});
   const Result& ran = program.Join();
   ASSERT_EQ(ran.exit_code, 0) << ran.err;
@@ -186,6 +189,15 @@ TEST(ReportBrowserTest, ChromiumShowsTheChartAndTheChosenGrowth) {
   EXPECT_NE(chart.find("data-kind=\"other (every other kind, folded)\""),
             std::string::npos);
   EXPECT_EQ(Count(chart, "class=\"marker\""), 2u);
+  // The dominator tree's top retainers of the last record: the program's
+  // 4000 Leaky objects, held by one list.
+  const std::string icicle =
+      Element(dom.out, "<svg id=\"retainers-chart\"", "</svg>");
+  EXPECT_GT(Count(icicle, "<rect class=\"retainer\""), 3u) << icicle;
+  EXPECT_NE(icicle.find("<title>__main__.Leaky \u00d74000: "),
+            std::string::npos)
+      << icicle;
+  EXPECT_NE(icicle.find(" \u2190 list \u00d71: "), std::string::npos) << icicle;
   // The selectors: one option per record, the chosen ones selected.
   const std::string from =
       Element(dom.out, "<select id=\"pick-from\"", "</select>");

@@ -8,7 +8,8 @@
 start(console=True, watchdog=None, metrics_port=None, console_dir=None,
       tcp_port=None, allow_exec_target=False, heap_interval=None,
       program_name=None, record=None, record_interval=None,
-      record_format=None, record_max_bytes=None, record_top=None)
+      record_format=None, record_max_bytes=None, record_top=None,
+      record_retainers=False)
     Starts the monitor in this process (the C++ annex::Monitor, see
     docs/cpp-api.md): a second interpreter that watches this one. console:
     the Unix-socket console `annex attach/exec PID` reach. watchdog: None or
@@ -21,7 +22,9 @@ start(console=True, watchdog=None, metrics_port=None, console_dir=None,
     (default 10, the first at once), as Heapy stat records
     (record_format='stat', the default; hp.loadall() reads them) or JSON
     lines ('jsonl'); the file is renamed FILE.1 past record_max_bytes
-    (default 64 MiB); record_top rows per partition (default 20). The same
+    (default 64 MiB); record_top rows per partition (default 20);
+    record_retainers adds the dominator tree's top retainers (the walk
+    takes about twice as long). The same
     as `annex run --record FILE --record-interval ...` (docs/recording.md);
     `annex report FILE -o report.html` draws the file. Raises
     RuntimeError when it cannot start (e.g. a Python version other than the
