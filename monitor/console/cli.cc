@@ -705,8 +705,9 @@ int RunTop(pid_t pid, const TopOptions& top, const ClientOptions& options) {
     }
     std::tie(frame.rows, frame.columns) = TopTerminal::Size();
     std::string screen = "\x1b[H";
-    for (absl::string_view line :
-         absl::StrSplit(RenderTop(frame), '\n', absl::SkipEmpty())) {
+    const std::string text = RenderTop(frame);  // lines ending with '\n'
+    for (absl::string_view line : absl::StrSplit(
+             absl::string_view(text).substr(0, text.size() - 1), '\n')) {
       absl::StrAppend(&screen, line, "\x1b[K\n");  // ONLCR adds \r
     }
     screen += "\x1b[J";
