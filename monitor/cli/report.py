@@ -4,8 +4,13 @@ Run by monitor/cli/report.cc in an isolated interpreter of the `annex`
 command, which embeds this file at build time. The records come from the
 built-in module _annex_report (bounded readers, glue/heap_record.h) as JSON
 lines of schema annex.record/1; the tables are glue::Stat's (Heapy's
-layouts). The page is self-contained: inline SVG drawn here, inline CSS, no
-script, no resource from anywhere else.
+layouts). The page is self-contained: inline SVG drawn here, inline CSS,
+two inline scripts (ERRORS_SCRIPT, SCRIPT) and the records' partitions as
+inline JSON, no resource from anywhere else. SCRIPT recomputes the growth
+table between any two records chosen in the page with a copy of
+glue::Stat::Diff and Stat::Table; the default choice (first to last) is
+printed here by glue::Stat too (tests/cli:report_browser_test compares the
+two in Chromium).
 """
 
 import datetime
