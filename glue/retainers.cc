@@ -58,8 +58,15 @@ class Builder {
   }
 
   std::string Json() {
+    uint64_t total = 0;  // every reachable byte: the super-root's children
+    const uint32_t n = graph_.size();
+    for (uint32_t i = begin_[n]; i < begin_[n + 1]; ++i) {
+      total += tree_.RetainedSize(children_[i]);
+    }
+    min_retained_ =
+        static_cast<uint64_t>(static_cast<double>(total) * options_.min_part);
     std::string out;
-    Level({graph_.size()}, 0, &out);
+    Level({n}, 0, &out);
     return out;
   }
 
@@ -118,7 +125,8 @@ class Builder {
                                                 : a.key < b.key;
               });
     out->push_back('[');
-    const size_t kept = std::min(entries.size(), options_.max_children);
+    size_t kept = std::min(entries.size(), options_.max_children);
+    while (kept > 0 && entries[kept - 1].retained < min_retained_) --kept;
     for (size_t i = 0; i < kept; ++i) {
       Entry& e = entries[i];
       if (i > 0) out->push_back(',');
@@ -152,6 +160,7 @@ class Builder {
   const std::vector<uint32_t>& kinds_;
   const std::vector<std::string>& kind_names_;
   RetainerOptions options_;
+  uint64_t min_retained_ = 0;
   std::vector<uint32_t> begin_;
   std::vector<uint32_t> children_;
   std::vector<int32_t> root_of_;

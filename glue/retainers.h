@@ -7,7 +7,8 @@
 // and its children are the objects those objects immediately dominate,
 // merged by kind again. A root object is named by its root ("sys.modules",
 // "thread 1234 frame 0") before its kind. Each level keeps its `max_children`
-// largest entries by retained bytes, the rest folded into one "<Other>"
+// largest entries by retained bytes, and only those that retain at least
+// `min_part` of all reachable bytes, the rest folded into one "<Other>"
 // entry; `max_depth` levels.
 //
 //   heap::DominatorTree tree = heap::DominatorTree::Build(graph);
@@ -28,8 +29,13 @@
 namespace annex::glue {
 
 struct RetainerOptions {
-  size_t max_depth = 4;
+  size_t max_depth =
+      5;  // e.g. sys.modules > module > its dict > a list > items
   size_t max_children = 8;
+  // Entries retaining less than this part of all reachable bytes are
+  // folded into "<Other>" too. Entries of one level retain disjoint sets
+  // (dominator subtrees), so a level keeps at most 1 / min_part entries.
+  double min_part = 0.002;
 };
 
 // The top retainers as a JSON array of {"kind", "count", "retained",

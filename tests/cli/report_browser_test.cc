@@ -190,14 +190,16 @@ TEST(ReportBrowserTest, ChromiumShowsTheChartAndTheChosenGrowth) {
             std::string::npos);
   EXPECT_EQ(Count(chart, "class=\"marker\""), 2u);
   // The dominator tree's top retainers of the last record: the program's
-  // 4000 Leaky objects, held by one list.
+  // 4000 Leaky objects, under the list that holds them (merged with other
+  // lists when the last record was taken after the main frame returned:
+  // then sys.modules roots the module's dict, next to other modules').
   const std::string icicle =
       Element(dom.out, "<svg id=\"retainers-chart\"", "</svg>");
   EXPECT_GT(Count(icicle, "<rect class=\"retainer\""), 3u) << icicle;
   EXPECT_NE(icicle.find("<title>__main__.Leaky \u00d74000: "),
             std::string::npos)
       << icicle;
-  EXPECT_NE(icicle.find(" \u2190 list \u00d71: "), std::string::npos) << icicle;
+  EXPECT_NE(icicle.find(" \u2190 list \u00d7"), std::string::npos) << icicle;
   // The selectors: one option per record, the chosen ones selected.
   const std::string from =
       Element(dom.out, "<select id=\"pick-from\"", "</select>");

@@ -1,6 +1,7 @@
 // glue::RetainersJson over a hand-made graph whose dominator tree is known:
 // siblings of one kind merge, roots are named, levels fold past
-// max_children into "<Other>", and depth stops at max_depth.
+// max_children and under min_part into "<Other>", and depth stops at
+// max_depth.
 #include "glue/retainers.h"
 
 #include <string>
@@ -40,6 +41,7 @@ TEST(RetainersTest, MergesByKindNamesRootsAndFolds) {
   const DominatorTree tree = DominatorTree::Build(g);
   RetainerOptions two;
   two.max_children = 2;
+  two.min_part = 0;
   EXPECT_EQ(RetainersJson(g, tree, kKinds, kNames, two),
             "[{\"kind\":\"str\",\"count\":1,\"retained\":1000,\"children\":[]},"
             "{\"kind\":\"sys.modules (dict)\",\"count\":1,\"retained\":170,"
@@ -50,6 +52,7 @@ TEST(RetainersTest, MergesByKindNamesRootsAndFolds) {
             "\"children\":[]}]");
   RetainerOptions shallow;
   shallow.max_depth = 2;
+  shallow.min_part = 0;
   EXPECT_EQ(RetainersJson(g, tree, kKinds, kNames, shallow),
             "[{\"kind\":\"str\",\"count\":1,\"retained\":1000,\"children\":[]},"
             "{\"kind\":\"sys.modules (dict)\",\"count\":1,\"retained\":170,"
@@ -57,6 +60,18 @@ TEST(RetainersTest, MergesByKindNamesRootsAndFolds) {
             "\"children\":[]}]},"
             "{\"kind\":\"thread 1 frame 0 (frame)\",\"count\":1,"
             "\"retained\":20,\"children\":[]}]");
+  // Entries under 2% of the 1190 reachable bytes (23.8) fold: the thread
+  // root (20) and the Leaky pair (20), alone under their list.
+  RetainerOptions big;
+  big.min_part = 0.02;
+  EXPECT_EQ(RetainersJson(g, tree, kKinds, kNames, big),
+            "[{\"kind\":\"str\",\"count\":1,\"retained\":1000,\"children\":[]},"
+            "{\"kind\":\"sys.modules (dict)\",\"count\":1,\"retained\":170,"
+            "\"children\":[{\"kind\":\"list\",\"count\":1,\"retained\":70,"
+            "\"children\":[{\"kind\":\"<Other>\",\"count\":2,\"retained\":20,"
+            "\"children\":[]}]}]},"
+            "{\"kind\":\"<Other>\",\"count\":1,\"retained\":20,"
+            "\"children\":[]}]");
   EXPECT_EQ(RetainersJson(HeapGraph(), tree, {}, {}), "[]");
 }
 
