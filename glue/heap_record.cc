@@ -77,6 +77,9 @@ Stat WithFields(Stat stat, const HeapRecord& r) {
       {"rss", absl::StrCat(r.rss_bytes)},
       {"pause_us", absl::StrCat(r.pause_us)},
   };
+  if (stat.er == "Clodo" && !r.retainers_json.empty()) {
+    stat.fields.emplace_back("retainers", r.retainers_json);
+  }
   return stat;
 }
 
@@ -109,6 +112,8 @@ HeapRecord FromStat(const Stat& s) {
   if (const std::string* v = Field(s, "host")) r.labels.host = *v;
   if (const std::string* v = Field(s, "program")) r.labels.program = *v;
   if (const std::string* v = Field(s, "python")) r.labels.python = *v;
+  // Passed on as it is; the report checks its shape.
+  if (const std::string* v = Field(s, "retainers")) r.retainers_json = *v;
   return r;
 }
 
@@ -321,6 +326,9 @@ std::string HeapRecord::Text(RecordFormat format) const {
   AppendJsonRows(&out, clodo);
   out.append(",\"type\":");
   AppendJsonRows(&out, type);
+  if (!retainers_json.empty()) {
+    absl::StrAppend(&out, ",\"retainers\":", retainers_json);
+  }
   out.append("}\n");
   return out;
 }

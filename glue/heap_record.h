@@ -59,6 +59,10 @@ struct HeapRecord {
   int64_t pause_us = 0;    // how long the walk held the target
   int64_t rss_bytes = -1;  // the process's RSS when recorded
   RecordLabels labels;
+  // The dominator tree's top retainers as a JSON array (glue/retainers.h),
+  // or "" when not recorded. Stat format: the Clodo record's field
+  // ".retainers:"; JSON lines: "retainers".
+  std::string retainers_json;
 
   // The record in `format`, ending with '\n'.
   std::string Text(RecordFormat format) const;

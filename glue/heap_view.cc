@@ -666,7 +666,11 @@ std::vector<size_t> NotInReference(const std::vector<uintptr_t>& sorted,
 }  // namespace
 
 absl::StatusOr<KindedSet> HeapView::Heap(const ReferencePoint* ref, bool keep,
-                                         heap::Sizing sizing) {
+                                         heap::Sizing sizing,
+                                         heap::HeapGraph* graph_out) {
+  if (graph_out != nullptr && ref != nullptr) {
+    return absl::InvalidArgumentError("Heap: a graph only without a reference");
+  }
   // One question: the objects found are read (and watched) before the GIL
   // can change hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
@@ -674,7 +678,9 @@ absl::StatusOr<KindedSet> HeapView::Heap(const ReferencePoint* ref, bool keep,
   absl::StatusOr<heap::HeapGraph> graph;
   {
     heap::HeapEngine::ScopedSizing scoped(*engine_, sizing);
-    graph = engine_->Graph(heap::GraphOptions::NodesOnly());
+    graph =
+        engine_->Graph(graph_out != nullptr ? heap::GraphOptions()
+                                            : heap::GraphOptions::NodesOnly());
   }
   if (!graph.ok()) return graph.status();
   KindedSet out;
@@ -693,6 +699,7 @@ absl::StatusOr<KindedSet> HeapView::Heap(const ReferencePoint* ref, bool keep,
     absl::Status s = Keep(out);
     if (!s.ok()) return s;
   }
+  if (graph_out != nullptr) *graph_out = std::move(*graph);
   return out;
 }
 

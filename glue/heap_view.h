@@ -172,11 +172,15 @@ class HeapView {
   // values block; kGetsizeof for sys.getsizeof alone) for this set only:
   // every other answer sizes by the engine's default. With `keep` the
   // result carries an identity (watched until the last copy goes): a kept
-  // set answers for its live members only. Where: annex thread, GIL held,
-  // annex current.
+  // set answers for its live members only. With `graph_out` (and no
+  // `ref`) the same walk also records the edges and leaves the graph there,
+  // node v being the result's member v (the heap records' retainers,
+  // glue/retainers.h; about twice the walk's time). Where: annex thread,
+  // GIL held, annex current.
   absl::StatusOr<KindedSet> Heap(const ReferencePoint* ref = nullptr,
                                  bool keep = true,
-                                 heap::Sizing sizing = heap::Sizing::kExact);
+                                 heap::Sizing sizing = heap::Sizing::kExact,
+                                 heap::HeapGraph* graph_out = nullptr);
   // Tracked by the target's gc but unreachable (heapu), or one part of it
   // as CPython's collector would judge it, without collecting
   // (heap::UnreachableParts): kGarbage what a collection would find

@@ -247,6 +247,7 @@ absl::Status Monitor::Start(const Options& options) {
     rc.format = *record_format;
     rc.max_bytes = options.record_max_bytes;
     rc.top_rows = options.record_top_kinds;
+    rc.retainers = options.record_retainers;
     rc.program = options.program_name;
     auto recorder = std::make_unique<monitor_internal::HeapRecorder>(
         state_->runtime.get(), state_->session.get(), std::move(rc));

@@ -118,6 +118,11 @@ struct Options {
   std::string record_format = "stat";
   uint64_t record_max_bytes = uint64_t{64} << 20;
   size_t record_top_kinds = 20;
+  // Each record also holds the dominator tree's top retainers by kind (the
+  // report's icicle, docs/recording.md): the walk records the heap's edges
+  // too (about twice the pause) and the tree is built on the recorder's
+  // thread after the walk, with the target running.
+  bool record_retainers = false;
 };
 
 class Monitor {

@@ -23,6 +23,8 @@ packages=(
   libpython3.11-testsuite  # CPython's own tests: a real program for e2e tests
   clang-format-14   # tools/check_format.sh
   clang-tidy-14     # tools/check_tidy.sh
+  chromium          # headless, opens the `annex report` page in a test
+  fonts-dejavu-core #   (tests/cli:report_browser_test) and its text
 )
 if [[ "${1:-}" == "--fuzz" ]]; then
   packages+=(clang-14 libclang-rt-14-dev)

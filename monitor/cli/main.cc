@@ -7,6 +7,9 @@
 //   annex attach PID             interactive console in PID's annex
 //   annex exec PID 'code' | -    run code in PID's annex, print its output
 //   annex stacks PID             the Python stacks of PID's threads
+//   annex record PID FILE        heap records of PID, appended to FILE
+//   annex top PID                PID's heap by kind and its growth, live
+//   annex report FILE... -o OUT  memory over time as one HTML page
 #include <Python.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -47,13 +50,17 @@ commands:
                      within a second even while a thread keeps the GIL
   record PID FILE    append a heap record of PID to FILE every interval
                      ('annex record --help'; docs/recording.md)
+  top PID            the heap of PID by kind and its growth, refreshed
+                     like top ('annex top --help')
   report FILE... -o OUT.html
                      memory over time from recorded files, as one
-                     self-contained HTML page
+                     self-contained HTML page (growth between any two
+                     records chosen in the page)
   help               show this help
 
-attach, exec, stacks and record take --timeout SECONDS (before PID): a command with
-no reply by then is interrupted (default: none; 10 s for stacks).
+attach, exec, stacks, record and top take --timeout SECONDS (before PID): a
+command with no reply by then is interrupted (default: none; 10 s for
+stacks).
 
 exit status of attach/exec/stacks: 0 ok; 1 the code raised (SystemExit(n):
 n); 2 usage; 3 no such process / cannot connect / connection lost;
@@ -101,7 +108,10 @@ options:
                         --record-interval (default 10 s); docs/recording.md
   --record-interval SECS, --record-format stat|jsonl (default stat),
   --record-max-bytes N (rotate to FILE.1 past N bytes, default 64 MiB),
-  --record-top N (rows kept per partition, default 20)
+  --record-top N (rows kept per partition, default 20),
+  --record-retainers (also the dominator tree's top retainers by kind,
+                        drawn by 'annex report'; the walk takes about twice
+                        as long)
   --memory-budget MB[,TOTAL_MB]
                         memory the sets a console session keeps may take
                         (default 512 MiB), and all sessions together
@@ -263,6 +273,85 @@ int RecordCommand(int argc, char** argv) {
                                    std::cerr);
 }
 
+constexpr char kTopUsage[] =
+    R"(usage: annex top [options] PID
+
+A terminal view of the heap of process PID, refreshed every interval like
+top: the partition by Clodo (count and bytes per kind) and each kind's
+growth since the first record ('+' columns), with the objects, heap bytes,
+RSS and the walk's pause. Each refresh is one heap record, the request
+'annex record' makes (one walk; the program waits for it). Keys: q quits,
+g orders the kinds by growth or by size; Ctrl-C quits. When stdout is not
+a terminal, one frame is printed per interval.
+
+options:
+  --interval SECONDS   time between records (default 2)
+  --count N            stop after N frames (default: until q or Ctrl-C)
+  --growth             start with the kinds ordered by growth
+  --rows N             kinds per frame when stdout is not a terminal
+                       (default 20; a terminal shows as many as fit)
+  --kinds N            kinds kept per record, the rest folded into <Other>
+                       (default 200)
+  --timeout SECONDS    a record not answered by then is interrupted
+)";
+
+int TopCommand(int argc, char** argv) {
+  annex::console::TopOptions top;
+  annex::console::ClientOptions client;
+  std::vector<std::string> positional;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    const bool has_value = i + 1 < argc;
+    if (a == "-h" || a == "--help") {
+      std::fputs(kTopUsage, stdout);
+      return 0;
+    } else if (a == "--growth") {
+      top.by_growth = true;
+    } else if ((a == "--interval" || a == "--timeout") && has_value) {
+      char* end = nullptr;
+      double seconds = std::strtod(argv[++i], &end);
+      if (*end != '\0' || !(seconds > 0) || seconds > 86400) {
+        std::fprintf(stderr, "annex top: %s needs seconds > 0\n", a.c_str());
+        return 2;
+      }
+      (a == "--interval" ? top.interval : client.command_timeout) =
+          absl::Seconds(seconds);
+    } else if ((a == "--count" || a == "--kinds" || a == "--rows") &&
+               has_value) {
+      char* end = nullptr;
+      long long n = std::strtoll(argv[++i], &end, 10);
+      if (*end != '\0' || n < 1 || (a != "--count" && n > 100000)) {
+        std::fprintf(stderr, "annex top: %s needs a number >= 1\n", a.c_str());
+        return 2;
+      }
+      if (a == "--count") {
+        top.count = n;
+      } else if (a == "--kinds") {
+        top.kinds = n;
+      } else {
+        top.rows = static_cast<int>(n);
+      }
+    } else if (a.size() > 1 && a[0] == '-') {
+      std::fprintf(stderr, "annex top: unknown option or missing value: %s\n%s",
+                   a.c_str(), kTopUsage);
+      return 2;
+    } else {
+      positional.push_back(a);
+    }
+  }
+  if (positional.size() != 1) {
+    std::fputs(kTopUsage, stderr);
+    return 2;
+  }
+  auto pid = annex::console::ParsePidArg(positional[0]);
+  if (!pid.ok()) {
+    std::fprintf(stderr, "annex top: %s\n",
+                 std::string(pid.status().message()).c_str());
+    return 2;
+  }
+  return annex::console::RunTop(*pid, top, client);
+}
+
 // "3.11" for the interpreter at `path`, asked by running it (it may be a
 // venv's, whose pyvenv.cfg it reads itself).
 absl::StatusOr<std::string> InterpreterVersion(const std::string& path) {
@@ -419,6 +508,8 @@ int RunCommand(int argc, char** argv) {
           static_cast<size_t>(session_mb * 1024 * 1024);
       options.annex_memory.total_bytes =
           static_cast<size_t>(total_mb * 1024 * 1024);
+    } else if (a == "--record-retainers") {
+      options.record_retainers = true;
     } else if (a == "--record" && i + 1 < argc) {
       options.record_path = argv[++i];
     } else if (a == "--record-interval" && i + 1 < argc) {
@@ -635,6 +726,7 @@ int main(int argc, char** argv) {
     });
   }
   if (command == "record") return RecordCommand(argc - 2, argv + 2);
+  if (command == "top") return TopCommand(argc - 2, argv + 2);
   if (command == "report") return annex::cli::RunReport(argc - 2, argv + 2);
   if (command == "stacks") {
     client.command_timeout = absl::Seconds(10);

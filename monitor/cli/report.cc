@@ -34,8 +34,11 @@ Reads heap records written by 'annex record' or 'annex run --record' (either
 format; give FILE.1 too to include the rotated part) and writes one
 self-contained HTML page (no network access when opened): memory over time
 as a stacked area by kind (the N largest kinds, default 8, the rest folded),
-RSS and the walks' pauses, the growth between the first and the last record
-(Heapy's difference table) and the last record's partition.
+the growth between two records (Heapy's difference table; the first and the
+last record until others are chosen in the page, whose script recomputes
+it), RSS and the walks' pauses, the dominator tree's top retainers when the
+records hold them ('annex run --record-retainers'), and the last record's
+partition.
 )";
 
 // Where (all of these): the report's interpreter, GIL held.

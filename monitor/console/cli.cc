@@ -9,7 +9,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,17 +22,21 @@
 #include <iterator>
 #include <optional>
 #include <sstream>
+#include <tuple>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "glue/heap_record.h"
 #include "glue/stat.h"
 #include "monitor/console/internal/runtime_dir.h"
+#include "monitor/console/top_view.h"
 
 namespace annex::console {
 namespace {
@@ -564,6 +570,224 @@ int RunRecord(pid_t pid, const std::string& path, const RecordOptions& record,
         << (file.rotations() == 1 ? "" : "s") << " to " << path << ".1)";
   }
   err << "\n";
+  return rc;
+}
+
+namespace {
+
+// ---- annex top: the terminal
+// --------------------------------------------------
+
+// Write end of the active window-size pipe (SIGWINCH handler).
+volatile sig_atomic_t g_winch_write_fd = -1;
+
+extern "C" void OnWinch(int) {
+  int saved = errno;
+  int fd = g_winch_write_fd;
+  if (fd >= 0) (void)!::write(fd, "w", 1);
+  errno = saved;
+}
+
+// For `annex top` on a terminal, for the scope: keys without Enter and
+// without echo (stdin, when it is a terminal), the alternate screen and no
+// cursor (stdout), and SIGWINCH as bytes on a pipe. Everything is restored
+// at the end, also when the connection fails.
+class TopTerminal {
+ public:
+  explicit TopTerminal(bool keys) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0) {
+      winch_read_.Reset(fds[0]);
+      winch_write_.Reset(fds[1]);
+      g_winch_write_fd = winch_write_.get();
+      struct sigaction sa {};
+      sa.sa_handler = OnWinch;
+      sigemptyset(&sa.sa_mask);
+      winch_installed_ = ::sigaction(SIGWINCH, &sa, &previous_winch_) == 0;
+    }
+    if (keys && ::tcgetattr(STDIN_FILENO, &saved_) == 0) {
+      struct termios raw = saved_;
+      raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO);
+      raw.c_cc[VMIN] = 1;
+      raw.c_cc[VTIME] = 0;
+      keys_ = ::tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0;
+    }
+    Write("\x1b[?1049h\x1b[?25l");  // alternate screen, no cursor
+  }
+  ~TopTerminal() {
+    Write("\x1b[?25h\x1b[?1049l");
+    if (keys_) ::tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
+    if (winch_installed_) ::sigaction(SIGWINCH, &previous_winch_, nullptr);
+    g_winch_write_fd = -1;
+  }
+  TopTerminal(const TopTerminal&) = delete;
+  TopTerminal& operator=(const TopTerminal&) = delete;
+
+  bool keys() const { return keys_; }
+  int winch_fd() const { return winch_read_.get(); }
+  bool DrainWinch() {
+    char buf[64];
+    bool any = false;
+    while (winch_read_.valid() &&
+           ::read(winch_read_.get(), buf, sizeof(buf)) > 0) {
+      any = true;
+    }
+    return any;
+  }
+  // The terminal's rows and columns (24x80 when it does not say).
+  static std::pair<int, int> Size() {
+    struct winsize ws {};
+    if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 &&
+        ws.ws_col > 0) {
+      return {ws.ws_row, ws.ws_col};
+    }
+    return {24, 80};
+  }
+  static void Write(absl::string_view text) {
+    while (!text.empty()) {
+      ssize_t n = ::write(STDOUT_FILENO, text.data(), text.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      text.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  internal::UniqueFd winch_read_, winch_write_;
+  struct sigaction previous_winch_ {};
+  bool winch_installed_ = false;
+  struct termios saved_ {};
+  bool keys_ = false;
+};
+
+int64_t FieldInt(const glue::Stat& s, absl::string_view name) {
+  for (const auto& [k, v] : s.fields) {
+    int64_t n = 0;
+    if (k == name && absl::SimpleAtoi(v, &n)) return n;
+  }
+  return -1;
+}
+
+std::string FieldText(const glue::Stat& s, absl::string_view name) {
+  for (const auto& [k, v] : s.fields) {
+    if (k == name) return v;
+  }
+  return "";
+}
+
+}  // namespace
+
+int RunTop(pid_t pid, const TopOptions& top, const ClientOptions& options) {
+  absl::StatusOr<std::unique_ptr<Client>> client =
+      ConnectOrReport(pid, options, std::cerr);
+  if (!client.ok()) return kExitUnavailable;
+  const std::string code = absl::StrCat(
+      "print(hp.record(format='stat', top=", top.kinds, "), end='')");
+  const bool tty = ::isatty(STDOUT_FILENO) == 1;
+  std::optional<TopTerminal> terminal;
+  if (tty) terminal.emplace(::isatty(STDIN_FILENO) == 1);
+  SigintPipe sigint;
+  TopFrame frame;
+  frame.pid = pid;
+  frame.interval_s = absl::ToDoubleSeconds(top.interval);
+  frame.by_growth = top.by_growth;
+  frame.keys = terminal && terminal->keys();
+  frame.max_rows = top.rows;
+  int64_t first_us = 0;
+  int64_t frames = 0;
+  std::string failure;  // printed after the terminal is restored
+  int rc = kExitOk;
+  auto draw = [&] {
+    if (!terminal) {
+      TopTerminal::Write(
+          absl::StrCat(frames > 1 ? "\n" : "", RenderTop(frame)));
+      return;
+    }
+    std::tie(frame.rows, frame.columns) = TopTerminal::Size();
+    std::string screen = "\x1b[H";
+    const std::string text = RenderTop(frame);  // lines ending with '\n'
+    for (absl::string_view line : absl::StrSplit(
+             absl::string_view(text).substr(0, text.size() - 1), '\n')) {
+      absl::StrAppend(&screen, line, "\x1b[K\n");  // ONLCR adds \r
+    }
+    screen += "\x1b[J";
+    TopTerminal::Write(screen);
+  };
+  bool quit = false;
+  while (!quit) {
+    const absl::Time asked = absl::Now();
+    bool timed_out = false;
+    absl::StatusOr<ReplyMessage> r =
+        CallWithTimeout(**client, RequestKind::kExec, code, sigint.read_fd(),
+                        options, std::cerr, &timed_out);
+    if (!r.ok()) {
+      failure = absl::StrCat("annex top: ", r.status().ToString(), "\n");
+      rc = timed_out ? kExitTimeout : kExitUnavailable;
+      break;
+    }
+    if (r->status == ReplyStatus::kInterrupted) break;  // Ctrl-C
+    if (r->status != ReplyStatus::kOk) {
+      failure = absl::StrCat(r->output, r->error);
+      rc = ExitCodeFor(*r);
+      break;
+    }
+    absl::StatusOr<std::vector<glue::Stat>> stats =
+        glue::Stat::ParseRecords(r->output);
+    if (!stats.ok() || stats->empty() || (*stats)[0].er != "Clodo") {
+      failure =
+          "annex top: the reply is not one whole heap record (cut at the "
+          "console's reply limit? try a smaller --kinds)\n";
+      rc = kExitTooLong;
+      break;
+    }
+    glue::Stat& now = (*stats)[0];
+    ++frames;
+    if (frames == 1) {
+      frame.first = now;
+      first_us = now.time_made_us;
+      frame.program = FieldText(now, "program");
+      frame.python = FieldText(now, "python");
+    }
+    frame.frame = frames;
+    frame.since_start_s = (now.time_made_us - first_us) / 1e6;
+    frame.rss_bytes = FieldInt(now, "rss");
+    frame.pause_us = FieldInt(now, "pause_us");
+    frame.now = std::move(now);
+    draw();
+    if (top.count > 0 && frames >= top.count) break;
+    // Until the next interval: keys, a new window size, or Ctrl-C.
+    const absl::Time next = asked + top.interval;
+    while (!quit) {
+      const absl::Duration left = next - absl::Now();
+      if (left <= absl::ZeroDuration()) break;
+      pollfd p[3] = {{sigint.read_fd(), POLLIN, 0},
+                     {terminal ? terminal->winch_fd() : -1, POLLIN, 0},
+                     {frame.keys ? STDIN_FILENO : -1, POLLIN, 0}};
+      const int ms = static_cast<int>(std::min<int64_t>(
+          absl::ToInt64Milliseconds(absl::Ceil(left, absl::Milliseconds(1))),
+          int64_t{24} * 3600 * 1000));
+      if (::poll(p, 3, ms) < 0 && errno != EINTR) break;
+      if (sigint.Drain()) quit = true;
+      if (terminal && terminal->DrainWinch()) draw();
+      if (frame.keys && (p[2].revents & (POLLIN | POLLHUP))) {
+        char keys[64];
+        const ssize_t n = ::read(STDIN_FILENO, keys, sizeof(keys));
+        if (n <= 0) frame.keys = false;  // end of input: no more keys
+        for (ssize_t i = 0; i < n; ++i) {
+          if (keys[i] == 'q' || keys[i] == 'Q') quit = true;
+          if (keys[i] == 'g' || keys[i] == 'G') {
+            frame.by_growth = !frame.by_growth;
+            draw();
+          }
+        }
+      }
+    }
+  }
+  terminal.reset();
+  if (!failure.empty()) {
+    std::cerr << failure;
+    if (failure.back() != '\n') std::cerr << "\n";
+  }
   return rc;
 }
 

@@ -92,6 +92,27 @@ struct RecordOptions {
 int RunRecord(pid_t pid, const std::string& path, const RecordOptions& record,
               const ClientOptions& options, std::ostream& err);
 
+// `annex top PID`: a terminal view of PID's heap, refreshed every
+// `interval` like top(1): the partition by Clodo (count and size per kind)
+// and each kind's growth since the first record, from the same request
+// `annex record` makes (hp.record(), one walk each, `kinds` rows kept, the
+// rest folded into "<Other>"). On a terminal it draws in the alternate
+// screen, fits the kinds to the terminal's rows and cuts lines at its
+// columns (redrawn when the window changes size); `q` quits and `g` toggles
+// the order (by size now / by growth). When stdout is not a terminal it
+// prints one frame per interval, `rows` kinds each, frames separated by an
+// empty line. Ctrl-C quits. Ends after `count` frames (0: until q, Ctrl-C
+// or the process ends). Returns kExitOk, or the exit code of the failed
+// step (as exec's; kExitUnavailable when the process went away).
+struct TopOptions {
+  absl::Duration interval = absl::Seconds(2);
+  int64_t count = 0;
+  int64_t kinds = 200;
+  int rows = 20;  // kinds shown when stdout is not a terminal
+  bool by_growth = false;
+};
+int RunTop(pid_t pid, const TopOptions& top, const ClientOptions& options);
+
 // The same console without a terminal: reads lines from `in`, no prompts,
 // no history; at end of input a pending multi-line statement is completed
 // as if followed by an empty line. Returns kExitOk, or kExitUnavailable

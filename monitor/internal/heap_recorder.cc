@@ -11,7 +11,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "glue/heap_view.h"
+#include "glue/retainers.h"
 #include "glue/session.h"
+#include "monitor/heap/dominators.h"
+#include "monitor/heap/graph.h"
 #include "monitor/python/annex_runtime.h"
 #include "monitor/python/guards.h"
 
@@ -58,6 +61,7 @@ void HeapRecorder::ThreadMain() {
     lock.unlock();
     // The walk only, on the annex thread; its result is plain data.
     std::optional<absl::StatusOr<glue::KindedSet>> heap;
+    heap::HeapGraph graph;  // with config_.retainers: the walk's edges
     absl::Time start, end;
     absl::Status ran = runtime_->Run([&](const python::ThreadStates&) {
       absl::StatusOr<glue::HeapView*> view = session_->Get<glue::HeapView>();
@@ -69,7 +73,8 @@ void HeapRecorder::ThreadMain() {
       (*view)->set_pause_limit((*view)->default_pause_limit(),
                                "Options::question_pause_limit");
       start = absl::Now();
-      heap = (*view)->Heap(nullptr, /*keep=*/false);
+      heap = (*view)->Heap(nullptr, /*keep=*/false, heap::Sizing::kExact,
+                           config_.retainers ? &graph : nullptr);
       end = absl::Now();
     });
     absl::Status status = ran;
@@ -77,6 +82,16 @@ void HeapRecorder::ThreadMain() {
       status = absl::InternalError("the annex did not walk");
     }
     if (status.ok() && !heap->ok()) status = heap->status();
+    std::string retainers;
+    if (status.ok() && config_.retainers) {
+      // The dominator tree, here, with the target running: plain data.
+      const heap::DominatorTree tree = heap::DominatorTree::Build(graph);
+      const glue::KindedSet& set = **heap;
+      retainers = glue::RetainersJson(graph, tree,
+                                      set.clodo.empty() ? set.kinds : set.clodo,
+                                      *set.kind_names);
+      graph = heap::HeapGraph();
+    }
     if (status.ok()) {
       glue::HeapRecord record = glue::MakeHeapRecord(
           std::move(**heap), config_.top_rows,
@@ -84,6 +99,7 @@ void HeapRecorder::ThreadMain() {
       heap.reset();
       record.rss_bytes = glue::ResidentBytes();
       record.labels = labels;
+      record.retainers_json = std::move(retainers);
       status = file_.Append(record.Text(config_.format));
     }
     lock.lock();

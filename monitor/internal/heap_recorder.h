@@ -43,6 +43,10 @@ class HeapRecorder {
     glue::RecordFormat format = glue::RecordFormat::kStat;
     uint64_t max_bytes = glue::kDefaultRecordMaxBytes;
     size_t top_rows = 20;
+    // Also the dominator tree's top retainers (glue/retainers.h): the walk
+    // records edges (about twice its pause) and the tree is built on this
+    // thread afterwards, with the target running.
+    bool retainers = false;
     int64_t max_records = 0;  // 0: until stopped
     std::string program;      // the program label
   };

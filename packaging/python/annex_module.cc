@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "glue/heap_record.h"
 #include "monitor/monitor.h"
 
 namespace {
@@ -52,11 +53,12 @@ double Seconds(PyObject* obj, const char* name) {
 }
 
 PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"console",         "watchdog",
-                                 "metrics_port",    "console_dir",
-                                 "tcp_port",        "allow_exec_target",
-                                 "heap_interval",   "program_name",
-                                 "metrics_address", nullptr};
+  static const char* kwlist[] = {
+      "console",         "watchdog",          "metrics_port",  "console_dir",
+      "tcp_port",        "allow_exec_target", "heap_interval", "program_name",
+      "metrics_address", "record",            "record_interval",
+      "record_format",   "record_max_bytes",  "record_top",
+      "record_retainers", nullptr};
   int console = 1, allow_exec_target = 0;
   PyObject* watchdog = Py_None;
   PyObject* metrics_port = Py_None;
@@ -65,15 +67,75 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   const char* console_dir = nullptr;
   const char* program_name = nullptr;
   const char* metrics_address = nullptr;
+  PyObject* record = Py_None;
+  PyObject* record_interval = Py_None;
+  const char* record_format = nullptr;
+  PyObject* record_max_bytes = Py_None;
+  PyObject* record_top = Py_None;
+  int record_retainers = 0;
   if (!PyArg_ParseTupleAndKeywords(
-          args, kwargs, "|$pOOzOpOzz:start", const_cast<char**>(kwlist),
+          args, kwargs, "|$pOOzOpOzzOOzOOp:start", const_cast<char**>(kwlist),
           &console, &watchdog, &metrics_port, &console_dir, &tcp_port,
-          &allow_exec_target, &heap_interval, &program_name,
-          &metrics_address)) {
+          &allow_exec_target, &heap_interval, &program_name, &metrics_address,
+          &record, &record_interval, &record_format, &record_max_bytes,
+          &record_top, &record_retainers)) {
     return nullptr;
   }
   if (!InMainInterpreter("start")) return nullptr;
   annex::Options options;
+  // Heap recording, as `annex run --record FILE --record-interval ...`
+  // (docs/recording.md): record is a path (str or os.PathLike).
+  if (record != Py_None) {
+    PyObject* path = nullptr;
+    if (!PyUnicode_FSConverter(record, &path)) return nullptr;
+    options.record_path = PyBytes_AS_STRING(path);
+    Py_DECREF(path);
+    if (options.record_path.empty()) {
+      PyErr_SetString(PyExc_ValueError, "record must be a file path");
+      return nullptr;
+    }
+  }
+  if (record_interval != Py_None) {
+    double s = Seconds(record_interval, "record_interval");
+    if (s < 0) return nullptr;
+    options.record_interval = absl::Seconds(s);
+  }
+  if (record_format != nullptr) {
+    if (!annex::glue::ParseRecordFormat(record_format).ok()) {
+      PyErr_SetString(PyExc_ValueError, "record_format is 'stat' or 'jsonl'");
+      return nullptr;
+    }
+    options.record_format = record_format;
+  }
+  if (record_max_bytes != Py_None) {
+    long long n = PyLong_AsLongLong(record_max_bytes);
+    if (n == -1 && PyErr_Occurred()) return nullptr;
+    if (n < 4096 || n > 1000000000000000LL) {
+      PyErr_SetString(PyExc_ValueError,
+                      "record_max_bytes must be 4096 bytes to 1 PB");
+      return nullptr;
+    }
+    options.record_max_bytes = static_cast<uint64_t>(n);
+  }
+  if (record_top != Py_None) {
+    long n = PyLong_AsLong(record_top);
+    if (n == -1 && PyErr_Occurred()) return nullptr;
+    if (n < 1 || n > 100000) {
+      PyErr_SetString(PyExc_ValueError, "record_top must be 1 to 100000");
+      return nullptr;
+    }
+    options.record_top_kinds = static_cast<size_t>(n);
+  }
+  options.record_retainers = record_retainers != 0;
+  if (options.record_path.empty() &&
+      (record_interval != Py_None || record_format != nullptr ||
+       record_max_bytes != Py_None || record_top != Py_None ||
+       record_retainers != 0)) {
+    PyErr_SetString(PyExc_ValueError,
+                    "record_interval, record_format, record_max_bytes, "
+                    "record_top and record_retainers need record=PATH");
+    return nullptr;
+  }
   options.console = console != 0;
   options.allow_exec_target = allow_exec_target != 0;
   if (console_dir != nullptr) options.console_socket_dir = console_dir;

@@ -135,6 +135,12 @@ std::string ReportGrowthTable(const std::string& file,
   EXPECT_EQ(page.find("https://"), std::string::npos);
   EXPECT_EQ(page.find("<script src"), std::string::npos);
   EXPECT_EQ(page.find("<link"), std::string::npos);
+  // The growth table's two selectors (the page's script recomputes it;
+  // tests/cli:report_browser_test runs it in Chromium).
+  EXPECT_NE(page.find("<select id=\"pick-from\">"), std::string::npos);
+  EXPECT_NE(page.find("<select id=\"pick-to\">"), std::string::npos);
+  EXPECT_NE(page.find("<script type=\"application/json\" id=\"records-data\">"),
+            std::string::npos);
   const size_t growth = page.find("<pre id=\"growth\">");
   EXPECT_NE(growth, std::string::npos);
   if (growth == std::string::npos) return "";

@@ -69,10 +69,16 @@ TEST(HeapRecordTest, BothFormatsReadBackAsTheSameJsonLines) {
   const std::string json_path = TempPath("records.jsonl");
   RecordFile stat_file(stat_path, kDefaultRecordMaxBytes);
   RecordFile json_file(json_path, kDefaultRecordMaxBytes);
+  // The last record carries retainers (glue/retainers.h), with a kind that
+  // needs escaping in JSON and in the stat record's field.
+  const std::string retainers =
+      "[{\"kind\":\"a \\\"b\\\" \\\\ c\",\"count\":1,\"retained\":5,"
+      "\"children\":[]}]";
   for (int64_t leaks : {0, 1000, 2000}) {
-    ASSERT_TRUE(stat_file.Append(Sample(leaks).Text(RecordFormat::kStat)).ok());
-    ASSERT_TRUE(
-        json_file.Append(Sample(leaks).Text(RecordFormat::kJsonl)).ok());
+    HeapRecord r = Sample(leaks);
+    if (leaks == 2000) r.retainers_json = retainers;
+    ASSERT_TRUE(stat_file.Append(r.Text(RecordFormat::kStat)).ok());
+    ASSERT_TRUE(json_file.Append(r.Text(RecordFormat::kJsonl)).ok());
   }
   absl::StatusOr<std::vector<std::string>> from_stat =
       ReadRecordFile(stat_path);
@@ -86,6 +92,10 @@ TEST(HeapRecordTest, BothFormatsReadBackAsTheSameJsonLines) {
                                  "\"size\":112000}"),
             std::string::npos)
       << (*from_json)[2];
+  EXPECT_NE((*from_json)[2].find(absl::StrCat(",\"retainers\":", retainers)),
+            std::string::npos)
+      << (*from_json)[2];
+  EXPECT_EQ((*from_json)[1].find("retainers"), std::string::npos);
   EXPECT_NE((*from_json)[0].find("\"program\":\"app.py --flag \\\"q\\\"\\n\""),
             std::string::npos)
       << (*from_json)[0];

@@ -7,7 +7,9 @@
 
 start(console=True, watchdog=None, metrics_port=None, console_dir=None,
       tcp_port=None, allow_exec_target=False, heap_interval=None,
-      program_name=None, metrics_address=None)
+      program_name=None, metrics_address=None, record=None,
+      record_interval=None, record_format=None, record_max_bytes=None,
+      record_top=None, record_retainers=False)
     Starts the monitor in this process (the C++ annex::Monitor, see
     docs/cpp-api.md): a second interpreter that watches this one. console:
     the Unix-socket console `annex attach/exec PID` reach. watchdog: None or
@@ -16,7 +18,17 @@ start(console=True, watchdog=None, metrics_port=None, console_dir=None,
     free port, see metrics_port()); turns the watchdog on, with a heap
     walk every 15 s for the object figures. metrics_address: listen there
     instead of 127.0.0.1 (no authentication). heap_interval: seconds
-    between heap walks for the watchdog's figures. Raises
+    between heap walks for the watchdog's figures. record: a file
+    path; a heap record (partition by Clodo and type, totals, the walk's
+    pause, RSS, labels) is appended to it every record_interval seconds
+    (default 10, the first at once), as Heapy stat records
+    (record_format='stat', the default; hp.loadall() reads them) or JSON
+    lines ('jsonl'); the file is renamed FILE.1 past record_max_bytes
+    (default 64 MiB); record_top rows per partition (default 20);
+    record_retainers adds the dominator tree's top retainers (the walk
+    takes about twice as long). The same
+    as `annex run --record FILE --record-interval ...` (docs/recording.md);
+    `annex report FILE -o report.html` draws the file. Raises
     RuntimeError when it cannot start (e.g. a Python version other than the
     one this module was built for), or when already started.
 stop()       stops it (harmless when not running).
