@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "monitor/python/cpython_peek.h"
 #include "monitor/python/gilstate_bind.h"
 #include "monitor/python/version.h"
 
@@ -404,6 +405,7 @@ void AnnexRuntime::EnterAnnexBriefly(bool interrupt) {
   PyThreadState* ts = PyThreadState_New(annex_interp_);
   if (ts == nullptr) return;
   PyEval_RestoreThread(ts);
+  AnnexNoteOwnGilTake();  // the watchdog tells this take from the target's
   if (interrupt) {
     std::lock_guard<std::mutex> lock(mu_);
     if (task_running_) {
@@ -756,6 +758,9 @@ int AnnexRuntime::YieldHook(PyObject* self, PyFrameObject* frame, int what,
     PyErr_Clear();
     return 0;
   }
+  // Python code in the annex may have let go of the GIL and taken it back
+  // inside CPython (a sleep, I/O): note the take for the watchdog.
+  AnnexNoteOwnGilTake();
   if (rt->interrupt_.exchange(false)) {
     PyErr_SetNone(PyExc_KeyboardInterrupt);
     return -1;
