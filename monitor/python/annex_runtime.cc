@@ -319,8 +319,7 @@ void AnnexRuntime::InstallInterruptibleWaits() {
                           : nullptr;  // borrowed
   PyObject* done = nullptr;
   if (install != nullptr) {
-    const double slice =
-        std::chrono::duration<double>(kInterruptSlice).count();
+    const double slice = std::chrono::duration<double>(kInterruptSlice).count();
     done = PyObject_CallFunction(install, "d", slice);
   }
   if (done == nullptr) PyErr_Clear();
