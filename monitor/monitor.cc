@@ -146,8 +146,9 @@ absl::Status Monitor::Start(const Options& options) {
   };
   annex.before_atexit_stop = [st] {
     std::lock_guard<std::mutex> lock(st->console_mu);
-    if (st->console) st->console->Stop();
+    // The console last: it stays attachable while a walk in flight ends.
     st->StopWatchdog();
+    if (st->console) st->console->Stop();
   };
   auto runtime = python::AnnexRuntime::Start(std::move(annex));
   if (!runtime.ok()) return runtime.status();
@@ -278,9 +279,13 @@ absl::Status Monitor::Stop() {
     // forever.
     python::ScopedGilReleaseIfHeld release;
     std::lock_guard<std::mutex> clock(state_->console_mu);
+    // The watchdog, its heap walks and the recorder first: a walk in flight
+    // (up to a second or more for a large heap) ends while the console still
+    // answers, so the process is unattachable only while the annex itself
+    // ends and CPython finalizes (docs/architecture.md).
+    state_->StopWatchdog();
     if (state_->console) state_->console->Stop();  // waits for commands
     state_->console.reset();
-    state_->StopWatchdog();
   }
   absl::Status status;
   if (state_->runtime != nullptr) status = state_->runtime->Stop();

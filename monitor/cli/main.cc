@@ -90,7 +90,19 @@ options:
                         $XDG_RUNTIME_DIR/annex or /tmp/annex-<uid>)
   --tcp PORT            also listen on 127.0.0.1:PORT (token required)
   --watchdog SECONDS    report stalls longer than SECONDS (with the stack of
-                        every thread) on stderr
+                        every thread) on stderr; docs/watchdog.md
+  --on-stall ACTION     what the watchdog does besides the report: dump (only
+                        the report, the default), exception (raise
+                        TimeoutError in a thread busy in Python; a stall in C
+                        or a blocked main thread is only reported) or abort
+                        (abort() after the report: a core dump)
+  --watchdog-report FILE
+                        also append each report to FILE (created 0600)
+  --report-blocked-main report the main thread blocked without the GIL for
+                        SECONDS (waiting on a lock, I/O, sleep: a deadlock,
+                        but also an idle main thread)
+  --report-busy-workers report any thread that runs Python and keeps the GIL
+                        for SECONDS (a runaway worker thread)
   --metrics-port PORT   serve Prometheus metrics on 127.0.0.1:PORT (0: any
                         free port, printed on stderr); turns the watchdog on,
                         with a heap walk every 15 s for the object figures
@@ -433,6 +445,8 @@ int RunCommand(int argc, char** argv) {
   annex::Options options;
   options.console = true;
   std::string python;  // --python PATH
+  // Watchdog flags that need --watchdog; checked once all are read.
+  std::vector<std::string> stall_flags;
   int i = 0;
   for (; i < argc; ++i) {
     std::string a = argv[i];
@@ -454,6 +468,32 @@ int RunCommand(int argc, char** argv) {
       options.watchdog = true;
       options.watchdog_options.stall_timeout = absl::Seconds(seconds);
       options.watchdog_options.report_fd = 2;
+    } else if (a == "--on-stall" && i + 1 < argc) {
+      const std::string action = argv[++i];
+      if (action == "dump") {
+        options.watchdog_options.raise_exception = false;
+        options.watchdog_options.abort = false;
+      } else if (action == "exception") {
+        options.watchdog_options.raise_exception = true;
+        options.watchdog_options.abort = false;
+      } else if (action == "abort") {
+        options.watchdog_options.raise_exception = false;
+        options.watchdog_options.abort = true;
+      } else {
+        std::fprintf(stderr,
+                     "annex run: --on-stall is dump, exception or abort\n");
+        return 2;
+      }
+      stall_flags.push_back(a);
+    } else if (a == "--watchdog-report" && i + 1 < argc) {
+      options.watchdog_options.report_path = argv[++i];
+      stall_flags.push_back(a);
+    } else if (a == "--report-blocked-main") {
+      options.watchdog_options.report_blocked_main = true;
+      stall_flags.push_back(a);
+    } else if (a == "--report-busy-workers") {
+      options.watchdog_options.report_busy_workers = true;
+      stall_flags.push_back(a);
     } else if (a == "--metrics-port" && i + 1 < argc) {
       char* end = nullptr;
       long port = std::strtol(argv[++i], &end, 10);
@@ -563,7 +603,8 @@ int RunCommand(int argc, char** argv) {
                a == "--metrics-address" || a == "--heap-interval" ||
                a == "--memory-budget" || a == "--record" ||
                a == "--record-interval" || a == "--record-format" ||
-               a == "--record-max-bytes" || a == "--record-top") {
+               a == "--record-max-bytes" || a == "--record-top" ||
+               a == "--on-stall" || a == "--watchdog-report") {
       std::fprintf(stderr, "annex run: %s needs a value\n", a.c_str());
       return 2;
     } else if (a == "--") {
@@ -572,6 +613,13 @@ int RunCommand(int argc, char** argv) {
     } else {
       break;  // the script, or Python's own options
     }
+  }
+  if (!stall_flags.empty() &&
+      (!options.watchdog ||
+       options.watchdog_options.stall_timeout <= absl::ZeroDuration())) {
+    std::fprintf(stderr, "annex run: %s needs --watchdog SECONDS\n",
+                 stall_flags[0].c_str());
+    return 2;
   }
   // The interpreter whose prefix and site-packages the program gets.
   absl::StatusOr<std::string> program = ChooseInterpreter(python);

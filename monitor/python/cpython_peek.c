@@ -504,3 +504,51 @@ long long AnnexPeekAllocatorArenaBytes(PyInterpreterState* interp) {
   return (long long)arenas * ARENA_SIZE;
 #endif
 }
+
+// --- Annex's own GIL takes (see cpython_peek.h) -----------------------------
+// A ring of the switch numbers of Annex's last takes. Writers hold the GIL,
+// so they are serialized among themselves; the watchdog reads racily, and a
+// stale slot holds an old number, outside any range it asks about.
+#define ANNEX_OWN_TAKES 256
+static unsigned long own_takes[ANNEX_OWN_TAKES];
+static unsigned long own_takes_next;  // total noted; slot = next % size
+static unsigned long own_takes_last;  // the last number noted
+
+void AnnexNoteOwnGilTake(void) {
+  AnnexPeekGil gil;
+  if (AnnexPeekGilState(PyInterpreterState_Main(), &gil) != 0) return;
+  unsigned long n = __atomic_load_n(&own_takes_next, __ATOMIC_RELAXED);
+  if (n != 0 &&
+      __atomic_load_n(&own_takes_last, __ATOMIC_RELAXED) == gil.switch_number) {
+    return;
+  }
+  __atomic_store_n(&own_takes[n % ANNEX_OWN_TAKES], gil.switch_number,
+                   __ATOMIC_RELAXED);
+  __atomic_store_n(&own_takes_last, gil.switch_number, __ATOMIC_RELAXED);
+  __atomic_store_n(&own_takes_next, n + 1, __ATOMIC_RELEASE);
+}
+
+unsigned long AnnexPeekOwnGilTakeCount(void) {
+  return __atomic_load_n(&own_takes_next, __ATOMIC_ACQUIRE);
+}
+
+int AnnexPeekSwitchesExplained(unsigned long from, unsigned long to,
+                               int allow_last) {
+  if (to == from) return 1;
+  if (to - from > ANNEX_OWN_TAKES / 2) return 0;  // wrapped, or too long
+  unsigned long snapshot[ANNEX_OWN_TAKES];
+  unsigned long n = __atomic_load_n(&own_takes_next, __ATOMIC_ACQUIRE);
+  unsigned long count = n < ANNEX_OWN_TAKES ? n : ANNEX_OWN_TAKES;
+  for (unsigned long i = 0; i < count; ++i) {
+    snapshot[i] = __atomic_load_n(&own_takes[i], __ATOMIC_RELAXED);
+  }
+  for (unsigned long s = from + 1; s != to + 1; ++s) {
+    if (allow_last && s == to) break;
+    int explained = 0;
+    for (unsigned long i = 0; i < count && !explained; ++i) {
+      explained = snapshot[i] == s || snapshot[i] + 1 == s;
+    }
+    if (!explained) return 0;
+  }
+  return 1;
+}

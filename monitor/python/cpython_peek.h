@@ -103,6 +103,35 @@ int AnnexPeekAddMainPendingCall(int (*fn)(void*), void* arg);
 int AnnexPeekAddProbeCall(PyInterpreterState* interp, int (*fn)(void*),
                           void* arg);
 
+// --- Annex's own GIL takes ---------------------------------------------
+// Every take of the GIL by a thread state of a different owner than the last
+// holder increments the GIL's switch number. Annex's own threads (the annex
+// thread, its nudger and yielder) take the GIL for heap walks and console
+// work; the watchdog must not read those switches as other threads getting
+// turns (a busy loop in main would never show a run of a whole timeout while
+// the heap is walked every second). So Annex notes the switch number of each
+// of its takes in a small process-wide ring, and the watchdog asks whether a
+// range of switch numbers is explained by them.
+
+// Notes the current switch number as a take by one of Annex's own thread
+// states (consecutive equal numbers are noted once). Where: a thread of
+// Annex's that holds the GIL (it just took it, or swapped thread states
+// under it), any interpreter current; cheap (a few loads), no allocation.
+void AnnexNoteOwnGilTake(void);
+
+// How many takes AnnexNoteOwnGilTake noted so far (for tests and
+// benchmarks). Where: any thread, no GIL.
+unsigned long AnnexPeekOwnGilTakeCount(void);
+
+// Whether every switch in (from, to] is explained by Annex: it is one of
+// Annex's noted takes, or the take right after one (the GIL going back to
+// whoever takes it from Annex). `allow_last` lets `to` itself be
+// unexplained (the take of the caller's own thread). Returns 0 when the
+// range is longer than the ring remembers. Where: any thread, no GIL, reads
+// only.
+int AnnexPeekSwitchesExplained(unsigned long from, unsigned long to,
+                               int allow_last);
+
 // Bytes in pymalloc arenas currently allocated for `interp` (the main
 // interpreter's, shared by a legacy annex): an upper bound of the memory in
 // small Python objects, read from the allocator's own counter. Returns -1

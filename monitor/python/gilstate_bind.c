@@ -2,6 +2,8 @@
  * because CPython 3.11's internal headers are not C++. */
 #include "monitor/python/gilstate_bind.h"
 
+#include "monitor/python/cpython_peek.h"
+
 #if PY_VERSION_HEX < 0x030C0000
 #define Py_BUILD_CORE 1
 #include "internal/pycore_pymem.h"
@@ -18,6 +20,8 @@ int annex_interpreter_creation_would_deadlock(void) {
 
 PyThreadState* annex_swap_thread_state(PyThreadState* ts) {
   PyThreadState* previous = PyThreadState_Swap(ts);
+  /* 3.12+ release and take the GIL again in the swap. */
+  if (ts != NULL) AnnexNoteOwnGilTake();
 #if PY_VERSION_HEX < 0x030C0000
   if (ts != NULL) {
     if (ts->gilstate_counter < 1) ts->gilstate_counter = 1;

@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "absl/base/thread_annotations.h"
+#include "monitor/python/cpython_peek.h"
 #include "monitor/python/version.h"
 
 namespace annex::python {
@@ -87,6 +88,7 @@ void GilHandoff::Acquire(PyThreadState* target_ts) {
     }
   }
   PyEval_RestoreThread(target_ts);
+  AnnexNoteOwnGilTake();  // the watchdog tells this take from the target's
   {
     std::lock_guard<std::mutex> lock(state_->mu);
     --state_->waiters;

@@ -133,6 +133,10 @@ struct Watchdog::Shared {
   std::atomic<int64_t> latency_last_ns{0};
   std::atomic<int64_t> latency_max_ns{0};
   std::atomic<int64_t> exceptions_raised{0};
+  std::atomic<int64_t> exceptions_dropped{0};
+  // The main thread was outside Python (no Python frame, GIL not held) at
+  // the last tick: its heartbeat waits without being overdue.
+  std::atomic<bool> main_outside_python{false};
   // Progress probes (3.13): served count, and whether one is queued.
   std::atomic<int64_t> probes_served{0};
   std::atomic<bool> probe_outstanding{false};
@@ -178,7 +182,28 @@ struct RaiseRequest {
   SharedPtr shared;
   unsigned long ident;
   PyObject* exception_type;  // borrowed, outlives the Watchdog (Options)
+  // The stall it is about: its kind, whether its thread is main, and the
+  // GIL's switch number when it was detected.
+  StallKind kind;
+  bool culprit_is_main;
+  unsigned long switch_number;
 };
+
+// Whether the stall a RaiseRequest is about still goes on now that main
+// runs the pending call. Only a busy-Python stall can: a thread stuck in C
+// or main blocked has ended by the time main reaches a bytecode boundary
+// (a stuck thread kept the GIL, a blocked main was not running), so an
+// exception then would land in unrelated code. A busy run goes on if no
+// other thread than its own (and Annex's) took the GIL since detection:
+// for main, main kept it; for a worker, main took it straight from it.
+// Where: the target's main thread, GIL held.
+bool StallStillGoingOn(const RaiseRequest& r) {
+  if (r.kind != StallKind::kBusyPython) return false;
+  AnnexPeekGil gil;
+  if (AnnexPeekGilState(PyInterpreterState_Main(), &gil) != 0) return false;
+  return AnnexPeekSwitchesExplained(r.switch_number, gil.switch_number,
+                                    r.culprit_is_main ? 0 : 1) != 0;
+}
 
 // The exception action. Where: the target's main thread at a bytecode
 // boundary, GIL held, main interpreter current (PyThreadState_SetAsyncExc
@@ -186,9 +211,13 @@ struct RaiseRequest {
 int RaiseCallback(void* arg) {
   auto* request = static_cast<RaiseRequest*>(arg);
   if (!request->shared->stopped.load()) {
-    int hit =
-        PyThreadState_SetAsyncExc(request->ident, request->exception_type);
-    if (hit > 0) request->shared->exceptions_raised.fetch_add(hit);
+    if (StallStillGoingOn(*request)) {
+      int hit =
+          PyThreadState_SetAsyncExc(request->ident, request->exception_type);
+      if (hit > 0) request->shared->exceptions_raised.fetch_add(hit);
+    } else {
+      request->shared->exceptions_dropped.fetch_add(1);
+    }
   }
   delete request;
   return 0;
@@ -419,9 +448,11 @@ Metrics Watchdog::GetMetrics() const {
   m.heartbeat_latency_last = absl::Nanoseconds(s.latency_last_ns.load());
   m.heartbeat_latency_max = absl::Nanoseconds(s.latency_max_ns.load());
   int64_t since = s.heartbeat_since.load();
-  m.heartbeat_overdue = since != 0 ? absl::Nanoseconds(MonotonicNs() - since)
-                                   : absl::ZeroDuration();
+  m.heartbeat_overdue = since != 0 && !s.main_outside_python.load()
+                            ? absl::Nanoseconds(MonotonicNs() - since)
+                            : absl::ZeroDuration();
   m.exceptions_raised = s.exceptions_raised.load();
+  m.exceptions_dropped = s.exceptions_dropped.load();
   if (s.options.metrics_provider) s.options.metrics_provider(m);
   return m;
 }
@@ -431,7 +462,8 @@ namespace {
 // Everything the watchdog thread does per event. Where: watchdog thread, no
 // GIL; Python state is read through cpython_peek only.
 void HandleEvent(const SharedPtr& shared, Event& e, PyThreadState* gil_holder,
-                 int64_t now_ns, bool dump_stacks) {
+                 int64_t now_ns, bool dump_stacks,
+                 unsigned long switch_number = 0) {
   Watchdog::Shared& s = *shared;
   e.time = absl::Now();
   // Dump every target thread into the memfd, then copy it into the event.
@@ -498,7 +530,9 @@ void HandleEvent(const SharedPtr& shared, Event& e, PyThreadState* gil_holder,
         s.options.exception_target == ExceptionTarget::kMainThread
             ? AnnexPeekMainThreadIdent()
             : e.thread.ident;
-    auto* request = new RaiseRequest{shared, ident, s.options.exception_type};
+    auto* request = new RaiseRequest{
+        shared,           ident,        s.options.exception_type, e.stall_kind,
+        e.thread.is_main, switch_number};
     if (AnnexPeekAddMainPendingCall(&RaiseCallback, request) != 0) {
       delete request;
     }
@@ -519,9 +553,9 @@ void Watchdog::Run() {
   SharedPtr shared = shared_;
   Watchdog::Shared& s = *shared;
   const bool stall_on = s.timeout_ns > 0;
-  internal::StallDetector detector({s.timeout_ns, s.options.report_busy_main,
-                                    s.options.report_busy_workers,
-                                    s.options.report_blocked_main});
+  internal::StallDetector detector(
+      {s.timeout_ns, s.options.report_busy_main, s.options.report_busy_workers,
+       s.options.report_blocked_main, &AnnexPeekSwitchesExplained});
   const bool memory_on = MemoryOn(s.options);
   internal::MemoryMonitor memory(
       {s.options.rss_limit_bytes, s.options.rss_clear_bytes,
@@ -606,6 +640,16 @@ void Watchdog::Run() {
             }
             last_holder = holder;
             last_frame = frame;
+            // Annex's own thread states: a hidden ident (its thread states
+            // in the target) or another interpreter (the annex's).
+            unsigned long holder_ident = 0;
+            unsigned long holder_native = 0;
+            AnnexPeekThreadIds(holder, &holder_ident, &holder_native);
+            const std::vector<unsigned long>& hidden =
+                s.options.hidden_thread_idents;
+            sample.holder_is_own = holder_interp != interp ||
+                                   std::find(hidden.begin(), hidden.end(),
+                                             holder_ident) != hidden.end();
             sample.gil_locked = true;
             sample.holder = holder;
             sample.switch_number = gil.switch_number;
@@ -614,6 +658,20 @@ void Watchdog::Run() {
             sample.holder_instr = frame.instr;
             sample.gil_wanted = gil.drop_requested != 0;
             sample.holder_progress = s.probes_served.load();
+          }
+          // A main thread outside Python (no Python frame, GIL not held:
+          // e.g. a C++ host between calls into Python) cannot serve a
+          // heartbeat and is not stalled: the outstanding heartbeat's clock
+          // starts again, so it is not overdue (docs/watchdog.md).
+          AnnexPeekFrame main_frame = {nullptr, nullptr};
+          if (main_ts != nullptr) AnnexPeekCurrentFrame(main_ts, &main_frame);
+          const bool outside = main_frame.frame == nullptr &&
+                               !(holder != nullptr && holder == main_ts);
+          s.main_outside_python.store(outside);
+          if (outside) {
+            int64_t since = s.heartbeat_since.load();
+            if (since != 0)
+              s.heartbeat_since.compare_exchange_strong(since, now);
           }
           sample.heartbeat_outstanding_since_ns = s.heartbeat_since.load();
           verdict = detector.Update(sample);
@@ -650,7 +708,8 @@ void Watchdog::Run() {
         e.duration = absl::Nanoseconds(verdict->duration_ns);
         e.gil_wanted = verdict->gil_wanted;
         e.memory.rss_bytes = internal::ReadRssBytes(s.statm_fd);
-        HandleEvent(shared, e, holder, now, /*dump_stacks=*/true);
+        HandleEvent(shared, e, holder, now, /*dump_stacks=*/true,
+                    verdict->switch_number);
       }
     }
 

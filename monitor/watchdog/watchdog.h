@@ -205,8 +205,11 @@ struct Options {
   // Raises `exception_type` in a target thread with PyThreadState_SetAsyncExc,
   // from a pending call served by the main thread at its next bytecode
   // boundary (so not while the main thread is stuck or blocked). Stall
-  // events only. A borrowed reference that must outlive the Watchdog;
-  // null: TimeoutError.
+  // events only, and only into the stall it is about: a kBusyPython stall
+  // whose thread still has the GIL run it was reported for (Annex's own takes
+  // aside) when main runs the call; otherwise it is dropped and counted in
+  // Metrics::exceptions_dropped (docs/watchdog.md, "Exception action"). A
+  // borrowed reference that must outlive the Watchdog; null: TimeoutError.
   bool raise_exception = false;
   ExceptionTarget exception_target = ExceptionTarget::kEventThread;
   PyObject* exception_type = nullptr;
@@ -236,7 +239,9 @@ struct Metrics {
   int64_t heartbeats_served = 0;
   absl::Duration heartbeat_latency_last;  // schedule → served on main thread
   absl::Duration heartbeat_latency_max;
-  absl::Duration heartbeat_overdue;  // age of the outstanding heartbeat
+  // Age of the outstanding heartbeat; zero while the main thread is outside
+  // Python (no Python frame, GIL not held: it cannot serve one).
+  absl::Duration heartbeat_overdue;
   int64_t stalls = 0;
   std::array<int64_t, 3> stalls_by_kind = {0, 0, 0};  // index: StallKind
   int64_t memory_events = 0;
@@ -245,7 +250,10 @@ struct Metrics {
   int64_t actions_suppressed =
       0;                          // events whose actions the rate limit skipped
   int64_t exceptions_raised = 0;  // thread states PyThreadState_SetAsyncExc hit
-  MemorySample memory;            // last sample
+  // Exception actions not raised because their stall had ended when the
+  // main thread could run them (see Options::raise_exception).
+  int64_t exceptions_dropped = 0;
+  MemorySample memory;  // last sample
   int64_t rss_peak_bytes = -1;
   // Pauses of the heap walks behind the memory samples (filled by a
   // Options::metrics_provider, e.g. a Monitor's; empty bounds: none).

@@ -53,12 +53,14 @@ double Seconds(PyObject* obj, const char* name) {
 }
 
 PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {
-      "console",         "watchdog",          "metrics_port",  "console_dir",
-      "tcp_port",        "allow_exec_target", "heap_interval", "program_name",
-      "metrics_address", "record",            "record_interval",
-      "record_format",   "record_max_bytes",  "record_top",
-      "record_retainers", nullptr};
+  static const char* kwlist[] = {"console",          "watchdog",
+                                 "metrics_port",     "console_dir",
+                                 "tcp_port",         "allow_exec_target",
+                                 "heap_interval",    "program_name",
+                                 "metrics_address",  "record",
+                                 "record_interval",  "record_format",
+                                 "record_max_bytes", "record_top",
+                                 "record_retainers", nullptr};
   int console = 1, allow_exec_target = 0;
   PyObject* watchdog = Py_None;
   PyObject* metrics_port = Py_None;

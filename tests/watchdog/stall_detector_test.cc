@@ -1,6 +1,8 @@
 // The stall classification logic, fed with synthetic samples (no Python).
 #include "monitor/watchdog/internal/stall_detector.h"
 
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace annex::watchdog::internal {
@@ -196,6 +198,88 @@ TEST(StallDetectorTest, BlockedMainIsReportedOnceAndOnlyWhenAskedFor) {
     }
     EXPECT_EQ(reported, ask ? 1 : 0);
   }
+}
+
+// Switch numbers noted as Annex's own takes, for the fake below.
+std::vector<unsigned long> g_own_takes;
+
+int FakeExplained(unsigned long from, unsigned long to, int allow_last) {
+  for (unsigned long s = from + 1; s <= to; ++s) {
+    if (allow_last && s == to) break;
+    bool explained = false;
+    for (unsigned long t : g_own_takes) explained |= t == s || t + 1 == s;
+    if (!explained) return 0;
+  }
+  return 1;
+}
+
+// The annex walks the heap every 30 ms while main runs a busy loop: main
+// hands the GIL over (switch +1), the annex's take is noted, main takes it
+// back (+1). Without the notes every walk restarts main's run and the loop
+// is never reported (issue 16: `--heap-interval 1` hid a busy loop).
+TEST(StallDetectorTest, AnnexTakesDoNotEndABusyMainRun) {
+  for (bool noted : {false, true}) {
+    g_own_takes.clear();
+    StallDetector::Config config = Config();
+    config.switches_explained = &FakeExplained;
+    StallDetector detector(config);
+    std::optional<StallVerdict> verdict;
+    unsigned long switches = 7;
+    int kAnnex;
+    for (int64_t t = 0; t <= 300 && !verdict; t += 5) {
+      if (t % 30 == 10) {
+        ++switches;  // the annex takes the GIL
+        if (noted) g_own_takes.push_back(switches);
+        StallSample annex = Held(t, &kAnnex, &kFrameB);
+        annex.switch_number = switches;
+        annex.holder_is_own = true;
+        if (t % 60 == 10) {  // seen by a sample only at every other walk
+          EXPECT_FALSE(detector.Update(annex).has_value());
+        }
+        ++switches;  // main takes it back
+        continue;
+      }
+      StallSample main = Held(t, &kMain, &kFrameA);
+      main.switch_number = switches;
+      verdict = detector.Update(main);
+      if (verdict) {
+        EXPECT_EQ(verdict->kind, StallKind::kBusyPython);
+        EXPECT_GE(t, 100);
+        EXPECT_LT(t, 110);
+        EXPECT_EQ(verdict->switch_number, switches);
+      }
+    }
+    EXPECT_EQ(verdict.has_value(), noted);
+  }
+}
+
+// A target thread that takes the GIL between two of main's holds ends the
+// run, Annex's takes before it notwithstanding.
+TEST(StallDetectorTest, AWorkerTakingTheGilAfterAnnexEndsTheRun) {
+  g_own_takes = {8};
+  StallDetector::Config config = Config();
+  config.switches_explained = &FakeExplained;
+  StallDetector detector(config);
+  int64_t t = 0;
+  for (; t <= 60; t += 5) {
+    EXPECT_FALSE(detector.Update(Held(t, &kMain, &kFrameA)).has_value());
+  }
+  // annex took 8, the worker 9, main 10: not a run of main any more.
+  std::optional<StallVerdict> verdict;
+  for (; t <= 150 && !verdict; t += 5) {
+    StallSample main = Held(t, &kMain, &kFrameA);
+    main.switch_number = 10;
+    verdict = detector.Update(main);
+  }
+  EXPECT_FALSE(verdict.has_value());
+  // Reported a whole timeout after the worker's take instead.
+  for (; t <= 200 && !verdict; t += 5) {
+    StallSample main = Held(t, &kMain, &kFrameA);
+    main.switch_number = 10;
+    verdict = detector.Update(main);
+  }
+  ASSERT_TRUE(verdict.has_value());
+  EXPECT_EQ(verdict->kind, StallKind::kBusyPython);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@ namespace annex::watchdog::testing {
 namespace {
 
 std::atomic<bool> g_released{false};
+std::atomic<bool> g_gate{false};
 std::atomic<int64_t> g_deadline_ns{0};
 
 int64_t NowNs() { return absl::ToUnixNanos(absl::Now()); }
@@ -37,7 +38,13 @@ PyObject* SpinInC(PyObject*, PyObject*) {
   Py_RETURN_NONE;
 }
 
+// Where: target thread, GIL held.
+PyObject* Gate(PyObject*, PyObject*) {
+  return PyBool_FromLong(g_gate.load() || NowNs() > g_deadline_ns.load());
+}
+
 PyMethodDef kMethods[] = {
+    {"gate", Gate, METH_NOARGS, "True once the test opened the gate."},
     {"released", Released, METH_NOARGS, "True once the test released loops."},
     {"spin_in_c", SpinInC, METH_NOARGS, "Spin in C holding the GIL."},
     {nullptr, nullptr, 0, nullptr},
@@ -49,6 +56,7 @@ PyModuleDef kModule = {PyModuleDef_HEAD_INIT, "_wdtest", nullptr, -1, kMethods};
 
 void InstallTestModule(absl::Duration safety) {
   g_released.store(false);
+  g_gate.store(false);
   g_deadline_ns.store(NowNs() + absl::ToInt64Nanoseconds(safety));
   PyObject* modules = PyImport_GetModuleDict();  // borrowed
   if (PyDict_GetItemString(modules, "_wdtest") != nullptr) return;
@@ -61,6 +69,8 @@ void InstallTestModule(absl::Duration safety) {
 }
 
 void Release() { g_released.store(true); }
+
+void OpenGate() { g_gate.store(true); }
 
 std::function<void(const Event&)> EventRecorder::Callback(bool release) {
   return [this, release](const Event& e) {

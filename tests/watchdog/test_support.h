@@ -22,13 +22,18 @@
 namespace annex::watchdog::testing {
 
 // Installs `_wdtest` in sys.modules: released() is True once Release() was
-// called or the safety deadline passed; spin_in_c() spins in C, holding the
-// GIL, until released. Re-arms the release flag and sets the deadline to
-// now + `safety`. Where: main thread, GIL held, target current.
+// called or the safety deadline passed; gate() likewise with OpenGate();
+// spin_in_c() spins in C, holding the GIL, until released. Re-arms the release
+// flag and sets the deadline to now + `safety`. Where: main thread, GIL held,
+// target current.
 void InstallTestModule(absl::Duration safety = absl::Seconds(20));
 
 // Lets _wdtest loops end. Where: any thread, no GIL needed.
 void Release();
+
+// Makes _wdtest.gate() True (a second flag, independent of Release(); also
+// re-armed by InstallTestModule). Where: any thread, no GIL needed.
+void OpenGate();
 
 // Collects events from the watchdog thread.
 class EventRecorder {

@@ -3,6 +3,14 @@
 
 namespace annex::watchdog::internal {
 
+bool StallDetector::Continues(const Run& run, const StallSample& s) const {
+  if (!run.active || run.holder != s.holder) return false;
+  if (run.switch_number == s.switch_number) return true;
+  return config_.switches_explained != nullptr &&
+         config_.switches_explained(run.switch_number, s.switch_number,
+                                    /*allow_last=*/0) != 0;
+}
+
 std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
   const int64_t timeout = config_.timeout_ns;
   // A gap between samples (the watchdog thread itself was not scheduled)
@@ -11,20 +19,37 @@ std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
   const bool gap = have_sample_ && s.now_ns - last_sample_ns_ > timeout / 4;
   have_sample_ = true;
   last_sample_ns_ = s.now_ns;
-  if (gap) run_.active = false;
+  if (gap) {
+    run_.active = false;
+    suspended_.active = false;
+  }
   // Track the current GIL run.
   if (s.gil_locked && s.holder != nullptr) {
-    if (!run_.active || run_.holder != s.holder ||
-        run_.switch_number != s.switch_number) {
+    // Annex's own thread state took over: keep the target's run aside.
+    if (s.holder_is_own && run_.active && !run_.own) suspended_ = run_;
+    const bool continues = Continues(run_, s);
+    // Back from Annex's hold (or from a moment nobody held the GIL): the
+    // same thread, and someone took the GIL in between, all of it Annex.
+    const bool resumes = !continues && !s.holder_is_own &&
+                         suspended_.switch_number != s.switch_number &&
+                         Continues(suspended_, s);
+    if (resumes) run_ = suspended_;
+    if (!s.holder_is_own) suspended_.active = false;
+    if (continues || resumes) {
+      run_.switch_number = s.switch_number;
+    } else {
       run_ = Run{};
       run_.active = true;
       run_.holder = s.holder;
       run_.switch_number = s.switch_number;
       run_.is_main = s.holder_is_main;
+      run_.own = s.holder_is_own;
       run_.start_ns = s.now_ns;
       run_.last_move_ns = s.now_ns;
-    } else if (s.holder_frame != run_.frame || s.holder_instr != run_.instr ||
-               s.holder_progress != run_.progress) {
+    }
+    if ((continues || resumes) &&
+        (s.holder_frame != run_.frame || s.holder_instr != run_.instr ||
+         s.holder_progress != run_.progress)) {
       run_.last_move_ns = s.now_ns;
     }
     run_.frame = s.holder_frame;
@@ -36,6 +61,7 @@ std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
       run_.wanted_since_ns = s.now_ns;
     }
   } else {
+    if (run_.active && !run_.own) suspended_ = run_;
     run_.active = false;
   }
 
@@ -61,9 +87,12 @@ std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
           run_age >= timeout / 2) {
         run_.reported_stuck = true;
         reported_heartbeat_ = s.heartbeat_outstanding_since_ns;
-        return StallVerdict{StallKind::kStuckInC, run_.holder, true,
+        return StallVerdict{StallKind::kStuckInC,
+                            run_.holder,
+                            true,
                             heartbeat_age < run_age ? heartbeat_age : run_age,
-                            run_.wanted_since_ns != 0};
+                            run_.wanted_since_ns != 0,
+                            run_.switch_number};
       }
       // Busy needs evidence of bytecode boundaries: a heartbeat served
       // recently. An older outstanding one leaves it undecided: it becomes
@@ -72,8 +101,9 @@ std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
           !run_.reported_busy) {
         run_.reported_busy = true;
         if (config_.report_busy_main) {
-          return StallVerdict{StallKind::kBusyPython, run_.holder, true,
-                              run_age, run_.wanted_since_ns != 0};
+          return StallVerdict{
+              StallKind::kBusyPython,    run_.holder,       true, run_age,
+              run_.wanted_since_ns != 0, run_.switch_number};
         }
       }
     } else {
@@ -85,8 +115,9 @@ std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
         if (heartbeat_overdue) {
           reported_heartbeat_ = s.heartbeat_outstanding_since_ns;
         }
-        return StallVerdict{StallKind::kStuckInC, run_.holder, false, still,
-                            run_.wanted_since_ns != 0};
+        return StallVerdict{
+            StallKind::kStuckInC,      run_.holder,       false, still,
+            run_.wanted_since_ns != 0, run_.switch_number};
       }
       if (run_age >= timeout && still < timeout && !run_.reported_busy &&
           (config_.report_busy_workers || starving)) {
@@ -94,8 +125,9 @@ std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
         if (heartbeat_overdue) {
           reported_heartbeat_ = s.heartbeat_outstanding_since_ns;
         }
-        return StallVerdict{StallKind::kBusyPython, run_.holder, false, run_age,
-                            starving};
+        return StallVerdict{
+            StallKind::kBusyPython, run_.holder, false, run_age, starving,
+            run_.switch_number};
       }
     }
   }
@@ -108,8 +140,12 @@ std::optional<StallVerdict> StallDetector::Update(const StallSample& s) {
       !culprit_reported) {
     reported_heartbeat_ = s.heartbeat_outstanding_since_ns;
     if (config_.report_blocked_main) {
-      return StallVerdict{StallKind::kBlockedWithoutGil, s.main_thread, true,
-                          heartbeat_age, s.gil_wanted};
+      return StallVerdict{StallKind::kBlockedWithoutGil,
+                          s.main_thread,
+                          true,
+                          heartbeat_age,
+                          s.gil_wanted,
+                          s.switch_number};
     }
   }
   return std::nullopt;

@@ -21,6 +21,13 @@
 //   the GIL over, e.g. a thread of another interpreter on 3.11/3.12
 //   (docs/design.md rule 2).
 // - Heartbeat overdue and nobody kept the GIL: main is blocked without it.
+// - Annex's own thread states (heap walks, console work) take the GIL too.
+//   Their takes do not end a run: a run of a target thread is kept aside
+//   while one of Annex's thread states holds the GIL (or nobody does) and
+//   goes on when the same thread holds it again and every switch in between
+//   is explained by Annex's takes (Config::switches_explained). Otherwise a
+//   busy loop would never be seen for a whole timeout while the heap is
+//   walked every second.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +52,8 @@ struct StallSample {
   int64_t holder_progress = 0;
   // Some target thread has been waiting for the GIL (a drop request is up).
   bool gil_wanted = false;
+  // The holder is one of Annex's own thread states (not the program's).
+  bool holder_is_own = false;
   // The target's main thread state (null when not found).
   const void* main_thread = nullptr;
   // Heartbeat: sent time of the outstanding one (0 when none is outstanding).
@@ -59,7 +68,15 @@ struct StallVerdict {
   int64_t duration_ns = 0;
   // Target threads were waiting for the GIL while `thread` kept it.
   bool gil_wanted = false;
+  // The GIL's switch number at detection (`thread`'s run; for kStuckInC or
+  // kBlockedWithoutGil of main that does not hold it, the sample's).
+  unsigned long switch_number = 0;
 };
+
+// Whether every GIL switch in (from, to] was Annex's own doing (see
+// AnnexPeekSwitchesExplained); `allow_last` lets `to` itself be anything.
+using SwitchesExplained = int (*)(unsigned long from, unsigned long to,
+                                  int allow_last);
 
 // Not thread-safe: owned and used by the watchdog thread only.
 class StallDetector {
@@ -69,6 +86,8 @@ class StallDetector {
     bool report_busy_main = true;
     bool report_busy_workers = false;
     bool report_blocked_main = false;
+    // Null: no switch is explained, any switch ends a run.
+    SwitchesExplained switches_explained = nullptr;
   };
 
   explicit StallDetector(const Config& config) : config_(config) {}
@@ -91,10 +110,17 @@ class StallDetector {
     int64_t wanted_since_ns = 0;  // first sample of the current drop request
     bool reported_stuck = false;
     bool reported_busy = false;
+    bool own = false;  // the holder is one of Annex's thread states
   };
+
+  // Whether `run` goes on in sample `s` (same holder, switches explained).
+  bool Continues(const Run& run, const StallSample& s) const;
 
   Config config_;
   Run run_;
+  // A target thread's run kept aside while Annex holds the GIL (or nobody
+  // does); it goes on if the same thread holds the GIL next.
+  Run suspended_;
   int64_t reported_heartbeat_ = 0;  // send time of the heartbeat reported on
   bool have_sample_ = false;
   int64_t last_sample_ns_ = 0;
