@@ -6,14 +6,13 @@
 #include <mutex>
 #include <utility>
 
-#include "absl/container/flat_hash_map.h"
 #include "monitor/python/version.h"
 
 namespace annex::python {
 namespace {
 
-// A watched block: how many watches hold it, and how many deaths the hooks
-// saw there since it was first watched.
+// A watched block: how many watches hold it, and how many deaths were
+// counted there since it was first watched.
 struct Entry {
   uint32_t watchers = 0;
   uint32_t deaths = 0;
@@ -22,10 +21,21 @@ struct Entry {
 // All fields but `pending` are read and written with the GIL held (the
 // hooks run with the GIL held: PYMEM_DOMAIN_OBJ requires it, tp_dealloc and
 // the ref tracer run under it).
+//
+// The watched keys are one sorted table, not a hash map: a watch of a
+// million members (every hp.heap()) joins the table in one sequential merge
+// and leaves it in another, where a hash map took two million random
+// accesses (most of hp.heap()'s time). The hooks do not look keys up: a
+// hook that passes the filter only logs the key (a store and an add), and
+// the logged keys are counted into `entries` in sorted batches: before any
+// count is read or the table changes, and by the hook itself once
+// kCountBatch keys wait.
 struct Registry {
-  absl::flat_hash_map<uintptr_t, Entry> entries;
+  std::vector<uintptr_t> keys;  // watched keys, ascending
+  std::vector<Entry> entries;   // entries[i] belongs to keys[i]
+  size_t finger = 0;            // where the last lookup in `keys` ended
   // Quick filter of watched keys: one bit per hash of the key; the hot path
-  // is a shift, a multiply and a bit test, and only hits look in `entries`.
+  // is a shift, a mask and a bit test, and only hits are logged.
   std::vector<uint64_t> filter;
   int filter_shift = 64;  // 64 - log2(bits)
   // Keys released since the last rebuild whose bits may still be set.
@@ -33,22 +43,31 @@ struct Registry {
   bool installed = false;
   bool armed = false;  // hooks count deaths (false: pass through)
   bool intact = true;
-  uint64_t deaths_seen = 0;
-  // The key of each watched death, death d (1-based) at (d - 1) & mask;
-  // allocated while hooks are installed (the hooks never allocate). Holds
-  // deaths after `log_from` only.
-  std::vector<uintptr_t> death_log;
+  // Every key that passed the filter (a watched block's death, or a key
+  // that shares a filter bit with one), hit h (0-based) at h & mask of
+  // `hit_log`; allocated while hooks are installed (the hooks never
+  // allocate). Holds the hits after `log_from` only. Hits before `counted`
+  // are counted into `entries`.
+  std::vector<uintptr_t> hit_log;
+  uint64_t hits = 0;
+  uint64_t counted = 0;
   uint64_t log_from = 0;
+  std::vector<uintptr_t> scratch;  // kCountBatch keys, for CountHits
 
   std::mutex pending_mu;
-  std::vector<uintptr_t> pending;  // keys of released watches
+  // The keys of each released watch, ascending.
+  std::vector<std::vector<uintptr_t>> pending;
 };
 
 // How many keys ahead the batch loops (Watch, FlushLocked) prefetch.
 constexpr size_t kPrefetchAhead = 16;
 
-// Watched deaths remembered for DeathsSince (a power of two: 8 MiB).
-constexpr size_t kDeathLogSize = size_t{1} << 20;
+// Hits remembered for DeathsSince (a power of two: 8 MiB).
+constexpr size_t kHitLogSize = size_t{1} << 20;
+// Hits counted at once: the most a hook counts in one go (sorting 16 K keys
+// and finding them in the table: about a millisecond), and at most
+// kHitLogSize.
+constexpr size_t kCountBatch = size_t{1} << 14;
 
 // Leaked on purpose: hooks may run during interpreter finalization, after
 // static destructors would have destroyed a static registry.
@@ -90,50 +109,114 @@ void SetFilterBit(Registry& r, uintptr_t key) {
 void RebuildFilter(Registry& r) {
   g_filter = nullptr;
   r.stale_filter_bits = 0;
-  if (r.entries.empty()) {
+  if (r.keys.empty()) {
     r.filter.clear();
     r.filter.shrink_to_fit();
     Publish(r);
     return;
   }
   int bits = 20;
-  while ((size_t{1} << bits) < r.entries.size() * 16) ++bits;
+  while ((size_t{1} << bits) < r.keys.size() * 16) ++bits;
   r.filter.assign((size_t{1} << bits) / 64, 0);
   r.filter_shift = 64 - bits;
-  for (const auto& [key, entry] : r.entries) SetFilterBit(r, key);
+  for (uintptr_t key : r.keys) SetFilterBit(r, key);
   Publish(r);
 }
 
 // Whether the filter must be rebuilt for the keys now watched: too small
 // for them (more than one key per 16 bits), or more bits left by released
-// keys than keys watched (each costs the hooks a map lookup on a death in
+// keys than keys watched (each costs the hooks a logged hit on a death in
 // its granule). Otherwise new keys just set their bits (Watch), and
 // released keys leave theirs: a question that watches a million objects
 // again each time does not rebuild a 2 MiB filter each time.
 bool FilterNeedsRebuild(const Registry& r) {
-  if (r.entries.empty() || r.filter.empty()) return true;
+  if (r.keys.empty() || r.filter.empty()) return true;
   const size_t bits = r.filter.size() * 64;
-  return r.entries.size() * 16 > bits || r.stale_filter_bits > r.entries.size();
+  return r.keys.size() * 16 > bits || r.stale_filter_bits > r.keys.size();
 }
 
-// A death (or a proof of one) at `key`: counted when `key` is watched.
-// Where: GIL held, hook context: no allocation, no Python call.
-void DiedSlow(uintptr_t key) {
-  Registry& r = *g_registry;
-  auto it = r.entries.find(key);
-  if (it == r.entries.end()) return;
-  it->second.deaths++;
-  if (!r.death_log.empty()) {
-    r.death_log[r.deaths_seen & (r.death_log.size() - 1)] = key;
+// The index of the first watched key >= `key` (keys.size() if none),
+// searched by galloping from where the last search ended: a run of
+// ascending lookups (a sorted batch, a watch's members in order) costs
+// O(log distance) each, a random one O(log n). Where: GIL held; also hook
+// context (no allocation).
+size_t LowerBound(Registry& r, uintptr_t key) {
+  const std::vector<uintptr_t>& keys = r.keys;
+  const size_t n = keys.size();
+  size_t f = std::min(r.finger, n);
+  size_t found;
+  if (f < n && keys[f] < key) {
+    // Forward: keys[lo] < key, and the answer is in (lo, hi].
+    size_t lo = f, step = 1;
+    while (lo + step < n && keys[lo + step] < key) {
+      lo += step;
+      step *= 2;
+    }
+    const size_t hi = std::min(lo + step, n);
+    found = std::lower_bound(keys.begin() + lo + 1, keys.begin() + hi, key) -
+            keys.begin();
+  } else {
+    // Backward: hi == n or keys[hi] >= key, and the answer is in [0, hi].
+    size_t hi = f, step = 1;
+    while (hi >= step && keys[hi - step] >= key) {
+      hi -= step;
+      step *= 2;
+    }
+    const size_t lo = hi >= step ? hi - step : 0;
+    found = std::lower_bound(keys.begin() + lo, keys.begin() + hi, key) -
+            keys.begin();
   }
-  r.deaths_seen++;
+  r.finger = found;
+  return found;
+}
+
+// The entry of a watched key, or null. Where: as LowerBound.
+Entry* Lookup(Registry& r, uintptr_t key) {
+  const size_t i = LowerBound(r, key);
+  return i < r.keys.size() && r.keys[i] == key ? &r.entries[i] : nullptr;
+}
+
+// Counts the logged hits into the entries of their keys (a key no longer,
+// or never, watched is dropped). Must run before an entry's count is read
+// and before keys join or leave the table: a hit logged before a key was
+// watched must not count against it. Where: GIL held; also hook context
+// (no allocation, no Python call: std::sort sorts in place).
+void CountHits(Registry& r) {
+  if (r.hit_log.empty()) {
+    r.counted = r.hits;
+    return;
+  }
+  const size_t mask = r.hit_log.size() - 1;
+  while (r.counted < r.hits) {
+    const size_t n = static_cast<size_t>(
+        std::min<uint64_t>(r.hits - r.counted, r.scratch.size()));
+    for (size_t i = 0; i < n; ++i) {
+      r.scratch[i] = r.hit_log[(r.counted + i) & mask];
+    }
+    r.counted += n;
+    std::sort(r.scratch.begin(), r.scratch.begin() + n);
+    r.finger = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (Entry* e = Lookup(r, r.scratch[i])) e->deaths++;
+    }
+  }
+}
+
+// A death (or a proof of one) at `key`, which passed the filter: logged,
+// counted later. Where: GIL held, hook context: no allocation, no Python
+// call.
+void Hit(uintptr_t key) {
+  Registry& r = *g_registry;
+  if (r.hit_log.empty()) return;
+  r.hit_log[r.hits & (r.hit_log.size() - 1)] = key;
+  if (++r.hits - r.counted >= kCountBatch) CountHits(r);
 }
 
 inline void Died(uintptr_t key) {
   const uint64_t* filter = g_filter;
   if (filter == nullptr) return;
   const uint64_t h = (static_cast<uint64_t>(key) >> 4) & g_filter_mask;
-  if ((filter[h >> 6] >> (h & 63)) & 1) DiedSlow(key);
+  if ((filter[h >> 6] >> (h & 63)) & 1) Hit(key);
 }
 
 // The key of a live object: where its memory block starts on 3.11/3.12
@@ -388,38 +471,53 @@ bool HooksInPlace() {
 #endif
 
 void FlushLocked(Registry& r) {
-  std::vector<uintptr_t> pending;
+  std::vector<std::vector<uintptr_t>> pending;
   {
     std::lock_guard<std::mutex> lock(r.pending_mu);
     pending.swap(r.pending);
   }
   if (pending.empty()) return;
-  // A million random lookups in a map of a million keys miss the cache
-  // each time: the slot of the key kPrefetchAhead later is fetched while
-  // this one is looked up.
-  for (size_t i = 0; i < pending.size(); ++i) {
-    if (i + kPrefetchAhead < pending.size()) {
-      r.entries.prefetch(pending[i + kPrefetchAhead]);
+  // Hits logged while the keys were watched count before they leave.
+  CountHits(r);
+  // Each released watch's keys are ascending: one galloping pass each.
+  size_t released = 0;
+  for (const std::vector<uintptr_t>& keys : pending) {
+    r.finger = 0;
+    for (uintptr_t key : keys) {
+      Entry* e = Lookup(r, key);
+      if (e != nullptr && e->watchers > 0 && --e->watchers == 0) ++released;
     }
-    auto it = r.entries.find(pending[i]);
-    if (it == r.entries.end()) continue;
-    if (--it->second.watchers == 0) {
-      r.entries.erase(it);
-      r.stale_filter_bits++;
+  }
+  if (released > 0) {
+    size_t out = 0;
+    for (size_t i = 0; i < r.keys.size(); ++i) {
+      if (r.entries[i].watchers == 0) continue;
+      r.keys[out] = r.keys[i];
+      r.entries[out] = r.entries[i];
+      ++out;
     }
+    r.keys.resize(out);
+    r.entries.resize(out);
+    r.finger = 0;
+    r.stale_filter_bits += released;
   }
   if (FilterNeedsRebuild(r)) {
     RebuildFilter(r);
   } else {
     Publish(r);
   }
-  if (r.entries.empty() && r.installed) {
+  if (r.keys.empty() && r.installed) {
     r.armed = false;
     Publish(r);
     UninstallHooks();
     r.installed = false;
-    r.death_log.clear();
-    r.death_log.shrink_to_fit();
+    r.keys.shrink_to_fit();
+    r.entries.shrink_to_fit();
+    r.hit_log.clear();
+    r.hit_log.shrink_to_fit();
+    r.scratch.clear();
+    r.scratch.shrink_to_fit();
+    r.counted = r.hits;
   }
 }
 
@@ -436,8 +534,10 @@ absl::StatusOr<std::shared_ptr<WatchedObjects>> WatchedObjects::Watch(
   if (sorted.empty()) return w;
   if (!r.installed) {
     r.intact = true;
-    r.death_log.assign(kDeathLogSize, 0);
-    r.log_from = r.deaths_seen;
+    r.hit_log.assign(kHitLogSize, 0);
+    r.scratch.assign(kCountBatch, 0);
+    r.log_from = r.hits;
+    r.counted = r.hits;
     absl::Status s = InstallHooks();
     if (!s.ok()) return s;
     r.installed = true;
@@ -449,54 +549,83 @@ absl::StatusOr<std::shared_ptr<WatchedObjects>> WatchedObjects::Watch(
     absl::Status s = InstallHooks();
     if (!s.ok()) return s;
   }
-  r.armed = true;  // published below
-  r.entries.reserve(r.entries.size() + sorted.size());
-  const size_t before = r.entries.size();
-  // Each member's key needs its object (the pre-header on 3.11/3.12) and
-  // then its map slot, two cache misses apart: the object 2 *
-  // kPrefetchAhead members later is fetched, and the slot of the key
-  // kPrefetchAhead later (its object fetched by then).
+  // Hits logged so far count against the keys watched so far only.
+  CountHits(r);
   const size_t n = sorted.size();
-  auto key_of = [&](size_t i) {
-    return sorted[i] - PreHeaderOf(reinterpret_cast<PyObject*>(sorted[i]));
-  };
+  // Each member's key needs its object (the pre-header on 3.11/3.12): the
+  // object 2 * kPrefetchAhead members later is fetched meanwhile. Keys are
+  // ascending as the members are: live objects' blocks do not overlap.
   for (size_t i = 0; i < n; ++i) {
     if (i + 2 * kPrefetchAhead < n) {
       __builtin_prefetch(
           reinterpret_cast<void*>(sorted[i + 2 * kPrefetchAhead]));
     }
-    if (i + kPrefetchAhead < n) r.entries.prefetch(key_of(i + kPrefetchAhead));
-    const uint8_t pre = PreHeaderOf(reinterpret_cast<PyObject*>(sorted[i]));
-    Entry& e = r.entries[sorted[i] - pre];
-    e.watchers++;
-    w->deaths_[i] = e.deaths;
-    w->pre_[i] = pre;
+    w->pre_[i] = PreHeaderOf(reinterpret_cast<PyObject*>(sorted[i]));
   }
-  if (FilterNeedsRebuild(r)) {
+  auto key_of = [&](size_t i) { return sorted[i] - w->pre_[i]; };
+  // How many keys are new to the table (one merge pass).
+  size_t fresh = 0;
+  {
+    size_t j = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const uintptr_t key = key_of(i);
+      while (j < r.keys.size() && r.keys[j] < key) ++j;
+      if (j == r.keys.size() || r.keys[j] != key) ++fresh;
+    }
+  }
+  // Merge from the back, in place: every old key moves at most `fresh`
+  // places up, and a new key gets a fresh entry.
+  const size_t old_size = r.keys.size();
+  r.keys.resize(old_size + fresh);
+  r.entries.resize(old_size + fresh);
+  const bool rebuild = FilterNeedsRebuild(r);
+  size_t j = old_size, k = old_size + fresh;
+  for (size_t i = n; i-- > 0;) {
+    const uintptr_t key = key_of(i);
+    while (j > 0 && r.keys[j - 1] > key) {
+      --j;
+      --k;
+      r.keys[k] = r.keys[j];
+      r.entries[k] = r.entries[j];
+    }
+    --k;
+    if (j > 0 && r.keys[j - 1] == key) {
+      --j;
+      r.keys[k] = key;
+      r.entries[k] = r.entries[j];
+    } else {
+      r.keys[k] = key;
+      r.entries[k] = Entry{};
+      if (!rebuild) SetFilterBit(r, key);
+    }
+    r.entries[k].watchers++;
+    w->deaths_[i] = r.entries[k].deaths;
+  }
+  r.finger = 0;
+  r.armed = true;
+  if (rebuild) {
     RebuildFilter(r);
   } else {
-    if (r.entries.size() != before) {
-      for (size_t i = 0; i < n; ++i) SetFilterBit(r, sorted[i] - w->pre_[i]);
-    }
     Publish(r);
   }
   return w;
 }
 
 WatchedObjects::~WatchedObjects() {
+  // The keys, in place of the addresses (the watch is going): ascending.
+  for (size_t i = 0; i < addresses_.size(); ++i) addresses_[i] -= pre_[i];
+  if (addresses_.empty()) return;
   Registry& r = R();
   std::lock_guard<std::mutex> lock(r.pending_mu);
-  r.pending.reserve(r.pending.size() + addresses_.size());
-  for (size_t i = 0; i < addresses_.size(); ++i) {
-    r.pending.push_back(addresses_[i] - pre_[i]);
-  }
+  r.pending.push_back(std::move(addresses_));
 }
 
 bool WatchedObjects::Same(size_t i) const {
-  const Registry& r = R();
-  auto it = r.entries.find(addresses_[i] - pre_[i]);
+  Registry& r = R();
+  CountHits(r);
   // Every member's key is held until this watch is released.
-  return it != r.entries.end() && it->second.deaths == deaths_[i];
+  const Entry* e = Lookup(r, addresses_[i] - pre_[i]);
+  return e != nullptr && e->deaths == deaths_[i];
 }
 
 int64_t WatchedObjects::Find(uintptr_t address) const {
@@ -513,20 +642,20 @@ size_t WatchedObjects::MemoryBytes() const {
 
 void FlushDeathWatch() { FlushLocked(R()); }
 
-uint64_t DeathWatchEpoch() { return R().deaths_seen; }
+uint64_t DeathWatchEpoch() { return R().hits; }
 
 bool DeathsSince(uint64_t since, std::vector<uintptr_t>* keys) {
   const Registry& r = R();
   keys->clear();
-  if (since >= r.deaths_seen) return since == r.deaths_seen;
-  if (r.death_log.empty() || since < r.log_from ||
-      r.deaths_seen - since > r.death_log.size()) {
+  if (since >= r.hits) return since == r.hits;
+  if (r.hit_log.empty() || since < r.log_from ||
+      r.hits - since > r.hit_log.size()) {
     return false;
   }
-  const size_t mask = r.death_log.size() - 1;
-  keys->reserve(r.deaths_seen - since);
-  for (uint64_t d = since; d < r.deaths_seen; ++d) {
-    keys->push_back(r.death_log[d & mask]);
+  const size_t mask = r.hit_log.size() - 1;
+  keys->reserve(r.hits - since);
+  for (uint64_t d = since; d < r.hits; ++d) {
+    keys->push_back(r.hit_log[d & mask]);
   }
   return true;
 }
@@ -542,8 +671,8 @@ DeathWatchStats GetDeathWatchStats() {
   DeathWatchIntact();
   DeathWatchStats s;
   s.installed = r.installed;
-  s.watched_blocks = r.entries.size();
-  s.deaths_seen = r.deaths_seen;
+  s.watched_blocks = r.keys.size();
+  s.deaths_seen = r.hits;
   s.intact = r.intact;
   return s;
 }

@@ -40,6 +40,12 @@
 // code that does not chain (3.13's tracemalloc.start() replaces the ref
 // tracer) is reported by Intact().
 //
+// The watched keys are one sorted table shared by all watches: Watch and
+// the release of a watch are sequential merges with it (no per-member hash
+// lookups), and a hook that passes a bit filter only logs the key; logged
+// keys are counted into the table in sorted batches of 16 K, by the hook
+// that fills a batch (about a millisecond) or before the counts are read.
+//
 // Process-wide state; every function needs the GIL (any interpreter: hooks
 // and static types are shared by the target and the annex), except where
 // said otherwise. The hooks are installed with the first watched object
@@ -76,7 +82,8 @@ class WatchedObjects {
   size_t size() const { return addresses_.size(); }
   const std::vector<uintptr_t>& addresses() const { return addresses_; }
   // Whether member i is still the object it was when watched. Where: GIL
-  // held (reads the watch's counts; never the object).
+  // held (reads the watch's counts; never the object). Members asked in
+  // ascending order cost O(1) each, one at random O(log watched keys).
   bool Same(size_t i) const;
   // Index of `address` among the members, or -1. Where: any thread.
   int64_t Find(uintptr_t address) const;
@@ -95,25 +102,27 @@ class WatchedObjects {
 // is watched any more. Where: GIL held.
 void FlushDeathWatch();
 
-// Deaths of watched blocks seen so far (grows only): a set whose members
-// were all the same objects at epoch E still are while the epoch is E.
+// How many times a hook saw a possible death of a watched block so far
+// (grows only; every death of a watched block is one, and so is a death at
+// a key that shares the block's filter bit): a set whose members were all
+// the same objects at epoch E still are while the epoch is E.
 // Where: GIL held.
 uint64_t DeathWatchEpoch();
 
-// The keys of the watched deaths counted after epoch `since` (a
-// DeathWatchEpoch() value), oldest first, into `keys`: only members whose
-// key is among them can have died since. A member's key is its address or
-// at most kMaxKeyDistance bytes below it (the start of its memory block on
-// 3.11/3.12). False when more deaths happened than the watch remembers
-// (the last 2^20 while hooks are installed): then every member must be
-// checked. Where: GIL held.
+// The keys the hooks saw after epoch `since` (a DeathWatchEpoch() value),
+// oldest first, into `keys` (repeats and keys of no member possible): only
+// members whose key is among them can have died since. A member's key is
+// its address or at most kMaxKeyDistance bytes below it (the start of its
+// memory block on 3.11/3.12). False when more happened than the watch
+// remembers (the last 2^20 while hooks are installed): then every member
+// must be checked. Where: GIL held.
 bool DeathsSince(uint64_t since, std::vector<uintptr_t>* keys);
 inline constexpr uintptr_t kMaxKeyDistance = 255;
 
 struct DeathWatchStats {
   bool installed = false;     // hooks in place
   size_t watched_blocks = 0;  // distinct keys watched
-  uint64_t deaths_seen = 0;   // deaths of watched blocks since start
+  uint64_t deaths_seen = 0;   // DeathWatchEpoch()
   bool intact = true;         // no hook found displaced since installed
 };
 // Where: GIL held.

@@ -134,6 +134,79 @@ kd_reused = sum(1 for o in kd_new if id(o) in kd_set)
   ASSERT_TRUE(RunTargetCode("del kd_new, kd_set, kd_ids"));
 }
 
+// Watched addresses of target objects named by a Python expression (a list
+// of ids), ascending.
+std::vector<uintptr_t> SortedIds(const char* expression) {
+  PyObject* ids = EvalTarget(expression);
+  if (ids == nullptr) return {};
+  std::vector<uintptr_t> out = testing::AddressesOf(ids);
+  Py_DECREF(ids);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// More watched deaths than the hooks log before counting them themselves
+// (16 K): every death is counted, and no survivor is taken for dead.
+TEST(IdentityTest, ManyDeathsAreCountedByTheHooks) {
+  ASSERT_TRUE(RunTargetCode(R"(
+md_objs = [[i] for i in range(60000)]
+)"));
+  std::vector<uintptr_t> all = SortedIds("[id(o) for o in md_objs]");
+  ASSERT_EQ(all.size(), 60000u);
+  absl::StatusOr<std::shared_ptr<python::WatchedObjects>> kept =
+      python::WatchedObjects::Watch(all);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  const uint64_t before = python::DeathWatchEpoch();
+  ASSERT_TRUE(RunTargetCode(R"(
+md_alive = md_objs[1::2]
+del md_objs
+md_new = [[i] for i in range(30000)]
+)"));
+  EXPECT_GE(python::DeathWatchEpoch() - before, 30000u);
+  std::vector<uintptr_t> alive = SortedIds("[id(o) for o in md_alive]");
+  ObjectSet live = HeapEngine::LiveMembers(**kept);
+  EXPECT_EQ(live.ToVector(), alive);
+  ASSERT_TRUE(RunTargetCode("del md_alive, md_new"));
+}
+
+// A key logged by the hooks before it is watched (a released key's filter
+// bit stays until the filter is rebuilt) does not count against the watch
+// that takes it later: new objects at the addresses of a released watch's
+// dead members are the same objects to a new watch.
+TEST(IdentityTest, DeathsBeforeAWatchDoNotCountAgainstIt) {
+  ASSERT_TRUE(RunTargetCode(R"(
+bw_big = [(i, 'x') for i in range(5000)]
+bw_old = [[i] for i in range(1000)]
+)"));
+  // The big watch keeps the hooks installed and the released keys' filter
+  // bits in place (fewer stale bits than keys watched).
+  absl::StatusOr<std::shared_ptr<python::WatchedObjects>> big =
+      python::WatchedObjects::Watch(SortedIds("[id(o) for o in bw_big]"));
+  ASSERT_TRUE(big.ok()) << big.status();
+  {
+    absl::StatusOr<std::shared_ptr<python::WatchedObjects>> old =
+        python::WatchedObjects::Watch(SortedIds("[id(o) for o in bw_old]"));
+    ASSERT_TRUE(old.ok()) << old.status();
+  }
+  python::FlushDeathWatch();
+  const uint64_t before = python::DeathWatchEpoch();
+  ASSERT_TRUE(RunTargetCode(R"(
+bw_old_ids = frozenset(id(o) for o in bw_old)
+del bw_old
+bw_new = [[i] for i in range(1000)]
+bw_reused = sum(1 for o in bw_new if id(o) in bw_old_ids)
+)"));
+  ASSERT_GE(TargetLong("bw_reused"), 500);
+  // The premise: the hooks saw the old members die (their bits stayed).
+  ASSERT_GE(python::DeathWatchEpoch() - before, 500u);
+  absl::StatusOr<std::shared_ptr<python::WatchedObjects>> now =
+      python::WatchedObjects::Watch(SortedIds("[id(o) for o in bw_new]"));
+  ASSERT_TRUE(now.ok()) << now.status();
+  EXPECT_EQ(HeapEngine::LiveMembers(**now).size(), 1000u);
+  EXPECT_EQ(HeapEngine::LiveMembers(**big).size(), 5000u);
+  ASSERT_TRUE(RunTargetCode("del bw_big, bw_new, bw_old_ids"));
+}
+
 // tracemalloc hooks the same places (the OBJ allocator on 3.11/3.12, the
 // ref tracer on 3.13): started before the watch it keeps tracing through
 // ours, the watch still sees every death, and both come off cleanly.
