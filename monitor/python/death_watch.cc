@@ -563,40 +563,66 @@ absl::StatusOr<std::shared_ptr<WatchedObjects>> WatchedObjects::Watch(
     w->pre_[i] = PreHeaderOf(reinterpret_cast<PyObject*>(sorted[i]));
   }
   auto key_of = [&](size_t i) { return sorted[i] - w->pre_[i]; };
-  // How many keys are new to the table (one merge pass).
+  // Members in key order. Keys usually ascend with the addresses, but two
+  // members can share a key or cross: a static object's pre-header is
+  // computed as if it had one (3.12's static _PyNotImplemented_Type sits
+  // 16 bytes after the 16-byte _Py_NotImplementedStruct, so both have the
+  // key of the latter). The merge below needs keys in order and counts one
+  // entry per distinct key, each watched once per member.
+  std::vector<uint32_t> order;
+  for (size_t i = 1; i < n; ++i) {
+    if (key_of(i) <= key_of(i - 1)) {
+      order.resize(n);
+      for (size_t m = 0; m < n; ++m) order[m] = static_cast<uint32_t>(m);
+      std::stable_sort(order.begin(), order.end(), [&](uint32_t x, uint32_t y) {
+        return key_of(x) < key_of(y);
+      });
+      break;
+    }
+  }
+  auto member = [&](size_t p) -> size_t {
+    return order.empty() ? p : order[p];
+  };
+  // How many distinct keys are new to the table (one merge pass).
   size_t fresh = 0;
   {
     size_t j = 0;
-    for (size_t i = 0; i < n; ++i) {
-      const uintptr_t key = key_of(i);
+    for (size_t p = 0; p < n; ++p) {
+      const uintptr_t key = key_of(member(p));
+      if (p > 0 && key == key_of(member(p - 1))) continue;
       while (j < r.keys.size() && r.keys[j] < key) ++j;
       if (j == r.keys.size() || r.keys[j] != key) ++fresh;
     }
   }
   // Merge from the back, in place: every old key moves at most `fresh`
-  // places up, and a new key gets a fresh entry.
+  // places up, and a new key gets a fresh entry. Members that share a key
+  // share its entry.
   const size_t old_size = r.keys.size();
   r.keys.resize(old_size + fresh);
   r.entries.resize(old_size + fresh);
   const bool rebuild = FilterNeedsRebuild(r);
   size_t j = old_size, k = old_size + fresh;
-  for (size_t i = n; i-- > 0;) {
+  for (size_t p = n; p-- > 0;) {
+    const size_t i = member(p);
     const uintptr_t key = key_of(i);
-    while (j > 0 && r.keys[j - 1] > key) {
-      --j;
+    const bool same_as_next = p + 1 < n && key_of(member(p + 1)) == key;
+    if (!same_as_next) {
+      while (j > 0 && r.keys[j - 1] > key) {
+        --j;
+        --k;
+        r.keys[k] = r.keys[j];
+        r.entries[k] = r.entries[j];
+      }
       --k;
-      r.keys[k] = r.keys[j];
-      r.entries[k] = r.entries[j];
-    }
-    --k;
-    if (j > 0 && r.keys[j - 1] == key) {
-      --j;
-      r.keys[k] = key;
-      r.entries[k] = r.entries[j];
-    } else {
-      r.keys[k] = key;
-      r.entries[k] = Entry{};
-      if (!rebuild) SetFilterBit(r, key);
+      if (j > 0 && r.keys[j - 1] == key) {
+        --j;
+        r.keys[k] = key;
+        r.entries[k] = r.entries[j];
+      } else {
+        r.keys[k] = key;
+        r.entries[k] = Entry{};
+        if (!rebuild) SetFilterBit(r, key);
+      }
     }
     r.entries[k].watchers++;
     w->deaths_[i] = r.entries[k].deaths;
@@ -612,7 +638,8 @@ absl::StatusOr<std::shared_ptr<WatchedObjects>> WatchedObjects::Watch(
 }
 
 WatchedObjects::~WatchedObjects() {
-  // The keys, in place of the addresses (the watch is going): ascending.
+  // The keys, in place of the addresses (the watch is going); FlushLocked
+  // finds each by galloping, in any order.
   for (size_t i = 0; i < addresses_.size(); ++i) addresses_[i] -= pre_[i];
   if (addresses_.empty()) return;
   Registry& r = R();

@@ -207,6 +207,42 @@ bw_reused = sum(1 for o in bw_new if id(o) in bw_old_ids)
   ASSERT_TRUE(RunTargetCode("del bw_big, bw_new, bw_old_ids"));
 }
 
+// Static objects have no memory block: their key is computed as if they
+// had the pre-header their type says, and two can share a key (3.12 lays
+// the static _PyNotImplemented_Type out 16 bytes after the 16-byte
+// NotImplemented, and a type's key is 16 bytes below it). Watched twice,
+// such sets must neither corrupt the table (a merge wrote before it:
+// free() aborted in hp tests on 3.12) nor lose a member or leave one.
+TEST(IdentityTest, MembersSharingAKeyAreWatchedTwice) {
+  std::vector<uintptr_t> statics = SortedIds(
+      "[id(o) for o in (NotImplemented, type(NotImplemented), None, "
+      "type(None), Ellipsis, type(Ellipsis), int, bool, True, False)]");
+  ASSERT_EQ(statics.size(), 10u);
+  absl::StatusOr<std::shared_ptr<python::WatchedObjects>> first =
+      python::WatchedObjects::Watch(statics);
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<std::shared_ptr<python::WatchedObjects>> second =
+      python::WatchedObjects::Watch(statics);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(HeapEngine::LiveMembers(**first).ToVector(), statics);
+  EXPECT_EQ(HeapEngine::LiveMembers(**second).ToVector(), statics);
+  // Releasing one watch leaves the shared key in the table once; a watch
+  // that then holds both members again is the one that used to write
+  // before the table.
+  first->reset();
+  python::FlushDeathWatch();
+  EXPECT_EQ(HeapEngine::LiveMembers(**second).ToVector(), statics);
+  absl::StatusOr<std::shared_ptr<python::WatchedObjects>> third =
+      python::WatchedObjects::Watch(statics);
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(HeapEngine::LiveMembers(**third).ToVector(), statics);
+  second->reset();
+  third->reset();
+  python::FlushDeathWatch();
+  EXPECT_EQ(python::GetDeathWatchStats().watched_blocks, 0u)
+      << "a released watch left keys behind";
+}
+
 // tracemalloc hooks the same places (the OBJ allocator on 3.11/3.12, the
 // ref tracer on 3.13): started before the watch it keeps tracing through
 // ours, the watch still sees every death, and both come off cleanly.
