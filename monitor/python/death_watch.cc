@@ -59,7 +59,7 @@ struct Registry {
   std::vector<std::vector<uintptr_t>> pending;
 };
 
-// How many keys ahead the batch loops (Watch, FlushLocked) prefetch.
+// How many members ahead Watch prefetches their objects (times two).
 constexpr size_t kPrefetchAhead = 16;
 
 // Hits remembered for DeathsSince (a power of two: 8 MiB).
@@ -553,8 +553,8 @@ absl::StatusOr<std::shared_ptr<WatchedObjects>> WatchedObjects::Watch(
   CountHits(r);
   const size_t n = sorted.size();
   // Each member's key needs its object (the pre-header on 3.11/3.12): the
-  // object 2 * kPrefetchAhead members later is fetched meanwhile. Keys are
-  // ascending as the members are: live objects' blocks do not overlap.
+  // object 2 * kPrefetchAhead members later is fetched meanwhile. Keys
+  // mostly ascend with the members; where they do not, see `order` below.
   for (size_t i = 0; i < n; ++i) {
     if (i + 2 * kPrefetchAhead < n) {
       __builtin_prefetch(
