@@ -114,7 +114,9 @@ bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout) {
   return ok;
 }
 
-std::string HttpGet(int port, const std::string& path) {
+namespace {
+
+std::string HttpGetWithoutGil(int port, const std::string& path) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return "";
   sockaddr_in addr{};
@@ -148,6 +150,19 @@ std::string HttpGet(int port, const std::string& path) {
   }
   size_t body = response.find("\r\n\r\n");
   return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
+}  // namespace
+
+std::string HttpGet(int port, const std::string& path) {
+  // A host thread that holds the GIL while it waits on a socket would read
+  // as a busy or stuck main thread to the watchdog under load.
+  // (PyGILState_Check says 1 before Python is initialized: ask both.)
+  PyThreadState* saved =
+      Py_IsInitialized() && PyGILState_Check() ? PyEval_SaveThread() : nullptr;
+  std::string body = HttpGetWithoutGil(port, path);
+  if (saved != nullptr) PyEval_RestoreThread(saved);
+  return body;
 }
 
 double MetricValue(const std::string& exposition,

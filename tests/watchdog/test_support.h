@@ -60,7 +60,8 @@ class EventRecorder {
 bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout);
 
 // GET `path` from 127.0.0.1:`port` over a plain socket (HTTP/1.0); returns
-// the body, or "" on any error. Where: any thread, no Python.
+// the body, or "" on any error. Where: any thread; releases the GIL while
+// it waits if the caller holds it.
 std::string HttpGet(int port, const std::string& path);
 
 // The value of the sample `name_and_labels` (e.g.
