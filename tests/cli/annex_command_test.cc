@@ -506,8 +506,10 @@ TEST(AnnexCommandTest, StdlibTestSuiteUnderAnnexWhileQueried) {
       objects = std::max(
           objects,
           MetricValue(metrics, "annex_python_objects{source=\"heap_engine\"}"));
-      for (const char* kind :
-           {"stuck_in_c", "busy_python", "blocked_without_gil"}) {
+      // Not busy_python: the suite's main thread runs Python and keeps the
+      // GIL (no other thread asks for it), so one test that runs longer
+      // than the timeout on a loaded machine is rightly reported as busy.
+      for (const char* kind : {"stuck_in_c", "blocked_without_gil"}) {
         stalls += MetricValue(
             metrics,
             absl::StrCat("annex_watchdog_stalls_total{kind=\"", kind, "\"}"));
@@ -522,13 +524,18 @@ TEST(AnnexCommandTest, StdlibTestSuiteUnderAnnexWhileQueried) {
   EXPECT_EQ(failures, "");
   EXPECT_GE(paths, 1);
   EXPECT_GE(stacks, 1) << "no stack of the running suite was seen";
-  // The watchdog: heartbeats served by the busy suite, no stall reported
-  // (metrics or stderr), object counts from the heap engine.
+  // The watchdog: heartbeats served by the busy suite, no stall but busy
+  // main reported (metrics or stderr), object counts from the heap engine.
   EXPECT_GE(scrapes, 1) << "the metrics endpoint never answered";
   EXPECT_GT(served, 0);
   EXPECT_EQ(stalls, 0);
   EXPECT_GT(objects, 10000);
-  EXPECT_EQ(run.err.find("annex watchdog: "), std::string::npos) << run.err;
+  for (size_t at = run.err.find("annex watchdog: "); at != std::string::npos;
+       at = run.err.find("annex watchdog: ", at + 1)) {
+    EXPECT_EQ(run.err.compare(at, 38, "annex watchdog: stall kind=busy_python"),
+              0)
+        << run.err.substr(at, 200);
+  }
   std::printf(
       "answered %d heap questions, %d with paths, %d stacks; "
       "%d scrapes: %.0f heartbeats served, %.0f objects\n",
