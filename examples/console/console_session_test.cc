@@ -9,17 +9,22 @@
 
 #include <csignal>
 #include <cstdio>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
-#include "examples/testing/child_process.h"
 #include "gtest/gtest.h"
+#include "tests/testing/child_process.h"
 
 namespace annex::examples {
 namespace {
+
+using ::annex::testing::BackgroundProcess;
+using ::annex::testing::ProcessResult;
+using ::annex::testing::Runfile;
+using ::annex::testing::RunProcess;
 
 constexpr char kAnnex[] = "monitor/cli/annex";
 constexpr char kService[] = "examples/console/service.py";
@@ -66,7 +71,7 @@ class ConsoleSessionTest : public ::testing::Test {
     ASSERT_NE(::mkdtemp(dir), nullptr);
     runtime_dir_ = dir;
     env_ = {"XDG_RUNTIME_DIR=" + runtime_dir_};
-    annex_ = RunfilePath(kAnnex);
+    annex_ = Runfile(kAnnex);
   }
 
   void TearDown() override {
@@ -81,28 +86,24 @@ class ConsoleSessionTest : public ::testing::Test {
     ::rmdir(runtime_dir_.c_str());
   }
 
-  // Starts `annex run [flags] service.py 60` and waits for its socket.
-  void StartService(ChildProcess& service, bool allow_exec_target) {
+  // Starts `annex run [flags] service.py 600` and waits for its socket
+  // (or for the service to end without one).
+  std::unique_ptr<BackgroundProcess> StartService(bool allow_exec_target) {
     std::vector<std::string> argv = {annex_, "run"};
     if (allow_exec_target) argv.push_back("--allow-exec-target");
-    argv.push_back(RunfilePath(kService));
-    argv.push_back("60");  // seconds: the service ends by itself at worst
-    ASSERT_TRUE(service.Start(argv, env_));
-    pid_ = service.pid();
-    ASSERT_TRUE(service.WaitForOutput("service: pid ", absl::Seconds(10)))
-        << service.out() << service.err();
+    argv.push_back(Runfile(kService));
+    argv.push_back("600");  // seconds: the service ends by itself at worst
+    auto service = std::make_unique<BackgroundProcess>(argv, "", env_);
+    pid_ = service->pid();
+    if (!service->WaitForOutput("service: pid ")) return service;
     socket_ = absl::StrCat(runtime_dir_, "/annex/", pid_, ".sock");
-    absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (!Exists(socket_) && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    ASSERT_TRUE(Exists(socket_)) << socket_;
+    while (!Exists(socket_) && !service->ended()) ::usleep(20000);
+    return service;
   }
 
   // `annex attach PID` with `lines` on stdin.
-  ChildResult Attach(const std::string& lines) {
-    return RunChild({annex_, "attach", absl::StrCat(pid_)}, env_, lines,
-                    absl::Seconds(10));
+  ProcessResult Attach(const std::string& lines) {
+    return RunProcess({annex_, "attach", absl::StrCat(pid_)}, lines, env_);
   }
 
   std::string runtime_dir_;
@@ -113,31 +114,32 @@ class ConsoleSessionTest : public ::testing::Test {
 };
 
 TEST_F(ConsoleSessionTest, ExecThreadsStacksAndInterruptAWorker) {
-  ChildProcess service;
-  ASSERT_NO_FATAL_FAILURE(StartService(service, /*allow_exec_target=*/true));
+  std::unique_ptr<BackgroundProcess> started = StartService(true);
+  BackgroundProcess& service = *started;
+  ASSERT_TRUE(Exists(socket_)) << service.out() << service.err();
   EXPECT_TRUE(Contains(service.out(), absl::StrCat("service: pid ", pid_,
                                                    " running fetcher-1, "
                                                    "fetcher-2, janitor\n")))
       << service.out();
 
   // annex exec: code runs in the annex, in the service's own process.
-  ChildResult exec =
-      RunChild({annex_, "exec", absl::StrCat(pid_),
-                "import os, sys\nprint('pid', os.getpid(), 'Python', "
-                "sys.version.split()[0])"},
-               env_, "", absl::Seconds(10));
+  ProcessResult exec =
+      RunProcess({annex_, "exec", absl::StrCat(pid_),
+                  "import os, sys\nprint('pid', os.getpid(), 'Python', "
+                  "sys.version.split()[0])"},
+                 "", env_);
   ASSERT_EQ(exec.exit_code, 0) << exec.out << exec.err;
   EXPECT_TRUE(Contains(exec.out, absl::StrCat("pid ", pid_, " Python 3.")))
       << exec.out;
   // A raising command: exit status 1, traceback on stderr.
-  ChildResult raised = RunChild({annex_, "exec", absl::StrCat(pid_), "cache"},
-                                env_, "", absl::Seconds(10));
+  ProcessResult raised =
+      RunProcess({annex_, "exec", absl::StrCat(pid_), "cache"}, "", env_);
   EXPECT_EQ(raised.exit_code, 1) << raised.out << raised.err;
   EXPECT_TRUE(Contains(raised.err, "NameError: name 'cache' is not defined"))
       << raised.err;
 
   // annex attach, scripted: threads, stacks, the cache from the target.
-  ChildResult first = Attach(".threads\n.stacks\n.exec-target len(cache)\n");
+  ProcessResult first = Attach(".threads\n.stacks\n.exec-target len(cache)\n");
   ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
   for (const char* name : {"\"MainThread\": ", "\"fetcher-1\": ",
                            "\"fetcher-2\": ", "\"janitor\": "}) {
@@ -152,19 +154,17 @@ TEST_F(ConsoleSessionTest, ExecThreadsStacksAndInterruptAWorker) {
   EXPECT_GT(cache_before, 0) << first.out;
 
   // .interrupt: KeyboardInterrupt in fetcher-1, which says so and ends.
-  ChildResult interrupt = Attach(".interrupt fetcher-1\n");
+  ProcessResult interrupt = Attach(".interrupt fetcher-1\n");
   ASSERT_EQ(interrupt.exit_code, 0) << interrupt.out << interrupt.err;
   EXPECT_TRUE(Contains(interrupt.out,
                        "KeyboardInterrupt raised in 1 target thread(s)\n"))
       << interrupt.out << interrupt.err;
-  EXPECT_TRUE(service.WaitForOutput("service: fetcher-1 got KeyboardInterrupt",
-                                    absl::Seconds(5)))
+  EXPECT_TRUE(service.WaitForOutput("service: fetcher-1 got KeyboardInterrupt"))
       << service.out() << service.err();
   // The thread ends right after it printed that; the others go on.
-  ChildResult after = Attach(".threads\n.exec-target len(cache)\n");
-  absl::Time deadline = absl::Now() + absl::Seconds(5);
-  while (Contains(after.out, "\"fetcher-1\"") && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(50));
+  ProcessResult after = Attach(".threads\n.exec-target len(cache)\n");
+  while (Contains(after.out, "\"fetcher-1\"") && !service.ended()) {
+    ::usleep(50000);
     after = Attach(".threads\n.exec-target len(cache)\n");
   }
   EXPECT_FALSE(Contains(after.out, "\"fetcher-1\"")) << after.out;
@@ -173,8 +173,7 @@ TEST_F(ConsoleSessionTest, ExecThreadsStacksAndInterruptAWorker) {
 
   // Ctrl-C ends the service cleanly; the monitor removes its socket.
   service.Signal(SIGINT);
-  EXPECT_EQ(service.Wait(absl::Seconds(10)), 0)
-      << service.out() << service.err();
+  EXPECT_EQ(service.Join().exit_code, 0) << service.out() << service.err();
   EXPECT_TRUE(Contains(service.out(), "service: Ctrl-C, shutting down\n"))
       << service.out();
   EXPECT_TRUE(Contains(service.out(), "service: stopped with "))
@@ -183,9 +182,10 @@ TEST_F(ConsoleSessionTest, ExecThreadsStacksAndInterruptAWorker) {
 }
 
 TEST_F(ConsoleSessionTest, InterruptNeedsAllowExecTarget) {
-  ChildProcess service;
-  ASSERT_NO_FATAL_FAILURE(StartService(service, /*allow_exec_target=*/false));
-  ChildResult r = Attach(".threads\n.interrupt fetcher-1\n.exec-target 1\n");
+  std::unique_ptr<BackgroundProcess> started = StartService(false);
+  BackgroundProcess& service = *started;
+  ASSERT_TRUE(Exists(socket_)) << service.out() << service.err();
+  ProcessResult r = Attach(".threads\n.interrupt fetcher-1\n.exec-target 1\n");
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(Contains(r.out, "\"fetcher-1\": ")) << r.out;
   EXPECT_FALSE(Contains(r.out, "KeyboardInterrupt raised")) << r.out;
@@ -199,8 +199,7 @@ TEST_F(ConsoleSessionTest, InterruptNeedsAllowExecTarget) {
                        "this server (allow_exec_target is off"))
       << r.err;
   service.Signal(SIGINT);
-  EXPECT_EQ(service.Wait(absl::Seconds(10)), 0)
-      << service.out() << service.err();
+  EXPECT_EQ(service.Join().exit_code, 0) << service.out() << service.err();
   // fetcher-1 was never interrupted.
   EXPECT_FALSE(Contains(service.out(), "KeyboardInterrupt after"))
       << service.out();

@@ -2,12 +2,15 @@
 // annex runs the same Python as the host but is a separate interpreter.
 #include <string>
 
-#include "absl/time/time.h"
-#include "examples/testing/child_process.h"
 #include "gtest/gtest.h"
+#include "tests/testing/child_process.h"
 
 namespace annex::examples {
 namespace {
+
+using ::annex::testing::ProcessResult;
+using ::annex::testing::Runfile;
+using ::annex::testing::RunProcess;
 
 constexpr char kBinary[] = "examples/embed_minimal/embed_minimal";
 
@@ -24,7 +27,7 @@ std::string VersionOf(const std::string& out, const std::string& prefix) {
 }
 
 TEST(EmbedMinimalTest, AnnexIsASeparateInterpreterOfTheSamePython) {
-  ChildResult r = RunChild({RunfilePath(kBinary)}, {}, "", absl::Seconds(20));
+  ProcessResult r = RunProcess({Runfile(kBinary)});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   // The host's script ran in the target and sees its own imports.
   EXPECT_TRUE(Contains(r.out, "target: 'colorsys' in sys.modules: True\n"))
@@ -58,8 +61,7 @@ TEST(EmbedMinimalTest, AnnexIsASeparateInterpreterOfTheSamePython) {
 }
 
 TEST(EmbedMinimalTest, AMissingScriptFailsButStillStopsCleanly) {
-  ChildResult r = RunChild({RunfilePath(kBinary), "/nonexistent/app.py"}, {},
-                           "", absl::Seconds(20));
+  ProcessResult r = RunProcess({Runfile(kBinary), "/nonexistent/app.py"});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_TRUE(Contains(r.err, "/nonexistent/app.py")) << r.err;
   // The annex still answers and the monitor still stops.

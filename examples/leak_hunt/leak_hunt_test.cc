@@ -4,12 +4,15 @@
 #include <string>
 
 #include "absl/strings/str_split.h"
-#include "absl/time/time.h"
-#include "examples/testing/child_process.h"
 #include "gtest/gtest.h"
+#include "tests/testing/child_process.h"
 
 namespace annex::examples {
 namespace {
+
+using ::annex::testing::ProcessResult;
+using ::annex::testing::Runfile;
+using ::annex::testing::RunProcess;
 
 constexpr char kBinary[] = "examples/leak_hunt/leak_hunt";
 
@@ -36,7 +39,7 @@ std::pair<long, long> Row(const std::string& table, const std::string& kind) {
 }
 
 TEST(LeakHuntTest, FindsTheCacheWithNoEviction) {
-  ChildResult r = RunChild({RunfilePath(kBinary)}, {}, "", absl::Seconds(60));
+  ProcessResult r = RunProcess({Runfile(kBinary)});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_EQ(r.err, "");
   // Since the reference point: one quote per request served after it.
@@ -76,8 +79,7 @@ TEST(LeakHuntTest, FindsTheCacheWithNoEviction) {
 }
 
 TEST(LeakHuntTest, BadArgumentsAreAUsageError) {
-  ChildResult r = RunChild({RunfilePath(kBinary), "--frobnicate"}, {}, "",
-                           absl::Seconds(20));
+  ProcessResult r = RunProcess({Runfile(kBinary), "--frobnicate"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("usage: leak_hunt"), std::string::npos) << r.err;
 }

@@ -3,12 +3,15 @@
 // hanging function, the hang ends, and the host exits 0.
 #include <string>
 
-#include "absl/time/time.h"
-#include "examples/testing/child_process.h"
 #include "gtest/gtest.h"
+#include "tests/testing/child_process.h"
 
 namespace annex::examples {
 namespace {
+
+using ::annex::testing::ProcessResult;
+using ::annex::testing::Runfile;
+using ::annex::testing::RunProcess;
 
 constexpr char kBinary[] = "examples/watchdog/watchdog_demo";
 
@@ -26,8 +29,7 @@ std::string StackDump(const std::string& out) {
 }
 
 TEST(WatchdogDemoTest, EndsALoopInPythonWithTheExceptionAction) {
-  ChildResult r = RunChild({RunfilePath(kBinary), "python-loop"}, {}, "",
-                           absl::Seconds(20));
+  ProcessResult r = RunProcess({Runfile(kBinary), "python-loop"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(Contains(r.out,
                        "watchdog: stall event, kind busy_python, main "
@@ -55,8 +57,7 @@ TEST(WatchdogDemoTest, EndsALoopInPythonWithTheExceptionAction) {
 }
 
 TEST(WatchdogDemoTest, ReleasesCCodeThatHoldsTheGilThroughAFlag) {
-  ChildResult r =
-      RunChild({RunfilePath(kBinary), "c-spin"}, {}, "", absl::Seconds(20));
+  ProcessResult r = RunProcess({Runfile(kBinary), "c-spin"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(Contains(r.out,
                        "watchdog: stall event, kind stuck_in_c, main "
@@ -82,8 +83,7 @@ TEST(WatchdogDemoTest, ReleasesCCodeThatHoldsTheGilThroughAFlag) {
 }
 
 TEST(WatchdogDemoTest, RejectsAnUnknownMode) {
-  ChildResult r =
-      RunChild({RunfilePath(kBinary), "sleep"}, {}, "", absl::Seconds(10));
+  ProcessResult r = RunProcess({Runfile(kBinary), "sleep"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(Contains(r.err, "usage: watchdog_demo")) << r.err;
 }

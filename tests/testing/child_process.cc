@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <utility>
 
 extern char** environ;
@@ -83,7 +84,11 @@ Child Spawn(const std::vector<std::string>& argv,
 // both close and waits until it exited, without reaping it: a
 // BackgroundProcess may still signal the pid, which no other process can
 // have meanwhile.
-ProcessResult Communicate(const Child& child, const std::string& input) {
+// `sink(stream, bytes, n)` sees each read as it arrives (stream 1: stdout,
+// 2: stderr), for a BackgroundProcess's live view of the output.
+ProcessResult Communicate(
+    const Child& child, const std::string& input,
+    const std::function<void(int, const char*, size_t)>& sink = nullptr) {
   ProcessResult r;
   if (child.pid < 0) return r;
   if (!input.empty()) (void)!write(child.in, input.data(), input.size());
@@ -104,6 +109,7 @@ ProcessResult Communicate(const Child& child, const std::string& input) {
         --open_fds;
       } else {
         (i == 0 ? r.out : r.err).append(buf, n);
+        if (sink) sink(i + 1, buf, static_cast<size_t>(n));
       }
     }
   }
@@ -137,11 +143,17 @@ BackgroundProcess::BackgroundProcess(std::vector<std::string> argv,
   Child child = Spawn(argv, env);
   pid_ = child.pid;
   thread_ = std::thread([this, child, input = std::move(input)] {
-    ProcessResult r = Communicate(child, input);
+    ProcessResult r =
+        Communicate(child, input, [this](int stream, const char* b, size_t n) {
+          std::lock_guard<std::mutex> lock(mu_);
+          (stream == 1 ? result_.out : result_.err).append(b, n);
+          changed_.notify_all();
+        });
     std::lock_guard<std::mutex> lock(mu_);
     result_ = std::move(r);
     Reap(pid_);
     ended_ = true;
+    changed_.notify_all();
   });
 }
 
@@ -162,6 +174,24 @@ void BackgroundProcess::Signal(int sig) {
   if (!ended_ && pid_ > 0) kill(pid_, sig);
 }
 
+bool BackgroundProcess::WaitForOutput(const std::string& needle, size_t from) {
+  std::unique_lock<std::mutex> lock(mu_);
+  changed_.wait(lock, [&] {
+    return ended_ || result_.out.find(needle, from) != std::string::npos;
+  });
+  return result_.out.find(needle, from) != std::string::npos;
+}
+
+std::string BackgroundProcess::out() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return result_.out;
+}
+
+std::string BackgroundProcess::err() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return result_.err;
+}
+
 bool BackgroundProcess::ended() const {
   std::lock_guard<std::mutex> lock(mu_);
   return ended_;
@@ -172,10 +202,12 @@ const ProcessResult& BackgroundProcess::Join() {
   return result_;
 }
 
-std::string AnnexBinary() {
+std::string Runfile(const std::string& path) {
   const char* srcdir = std::getenv("TEST_SRCDIR");
-  return std::string(srcdir ? srcdir : ".") + "/annex/monitor/cli/annex";
+  return std::string(srcdir ? srcdir : ".") + "/annex/" + path;
 }
+
+std::string AnnexBinary() { return Runfile("monitor/cli/annex"); }
 
 bool FileExists(const std::string& path) {
   struct stat st;

@@ -14,6 +14,7 @@
 
 #include <sys/types.h>
 
+#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -49,6 +50,14 @@ class BackgroundProcess {
 
   // True once the process exited and its output was read. Where: any thread.
   bool ended() const;
+  // Waits until the program's stdout holds `needle` at or after `from`
+  // (true) or it ended without (false). Where: any thread.
+  bool WaitForOutput(const std::string& needle, size_t from = 0);
+  // What the program wrote so far. Where: any thread.
+  std::string out() const;
+  std::string err() const;
+  // The program's pid (-1 if it could not start); valid until Join().
+  pid_t pid() const { return pid_; }
   // Sends `sig` to the process unless it ended. Where: any thread.
   void Signal(int sig);
   // Waits for the process to end; its result. Where: the thread that made
@@ -57,11 +66,15 @@ class BackgroundProcess {
 
  private:
   mutable std::mutex mu_;
+  std::condition_variable changed_;            // output arrived or ended_
   pid_t pid_ = -1;                             // unreaped until ended_
-  ProcessResult result_ ABSL_GUARDED_BY(mu_);  // final once ended_
+  ProcessResult result_ ABSL_GUARDED_BY(mu_);  // grows; final once ended_
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
+
+// $TEST_SRCDIR/annex/<path>: where Bazel put a data dependency.
+std::string Runfile(const std::string& path);
 
 // The `annex` binary of this build (a data dependency of the test).
 std::string AnnexBinary();
