@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "annex_python_build.h"
 #include "gtest/gtest.h"
 #include "tests/testing/child_process.h"
@@ -242,53 +243,57 @@ TEST(AnnexCommandTest, ConsoleAnswersWhileATargetThreadKeepsTheGil) {
   EXPECT_FALSE(FileExists(base + ".info")) << "info file left behind";
 }
 
-// Issue 16: a client that left during `time.sleep(60)` kept the annex
-// busy for the rest of the minute. The next client's exec (with a timeout
-// far below the sleep) must answer.
-TEST(AnnexCommandTest, ClientKilledDuringASleepLeavesTheAnnexFree) {
+// A service under `annex run` that idles (after running `setup`) until its
+// runtime directory holds `stop`. A client runs `annex exec PID CODE`, where
+// CODE is `code` with MARKER replaced by a file it creates once it is busy;
+// the client is killed (SIGKILL) then, and the next client's exec (with
+// `exec_flags`) must answer.
+void ExpectKilledClientLeavesTheAnnexFree(
+    const std::string& setup, const std::string& code,
+    const std::vector<std::string>& exec_flags) {
   char dir[] = "/tmp/annex-kill-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   std::string env = std::string("XDG_RUNTIME_DIR=") + dir;
   std::string stop = std::string(dir) + "/stop";
-  std::string sleeping = std::string(dir) + "/sleeping";
+  std::string marker = std::string(dir) + "/busy";
   std::unique_ptr<BackgroundProcess> service;
   pid_t pid = StartService(env, "idle.py",
-                           "import os, time\n"
-                           "while not os.path.exists('" +
-                               stop +
+                           "import os, time\n" + setup +
+                               "while not os.path.exists('" + stop +
                                "'):\n"
                                "    time.sleep(0.02)\n",
                            &service);
   ASSERT_GT(pid, 0) << "the service never showed up in `annex ps`";
   std::string p = std::to_string(pid);
-
-  pid_t client = fork();
-  if (client == 0) {
-    int null = open("/dev/null", O_RDWR);
-    dup2(null, 0);
-    dup2(null, 1);
-    dup2(null, 2);
-    putenv(const_cast<char*>(env.c_str()));
-    std::string code =
-        "import time\nopen('" + sleeping + "', 'w').close()\ntime.sleep(60)\n";
-    std::string bin = AnnexBinary();
-    execl(bin.c_str(), bin.c_str(), "exec", p.c_str(), code.c_str(),
-          static_cast<char*>(nullptr));
-    _exit(127);
+  {
+    BackgroundProcess client({AnnexBinary(), "exec", p,
+                              absl::StrReplaceAll(code, {{"MARKER", marker}})},
+                             "", {env});
+    while (!FileExists(marker) && !client.ended()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(FileExists(marker)) << client.Join().err;
+    client.Signal(SIGKILL);
+    EXPECT_EQ(client.Join().exit_code, 128 + SIGKILL);
   }
-  WaitForFile(sleeping);
-  kill(client, SIGKILL);
-  int status = 0;
-  waitpid(client, &status, 0);
-
-  Result next =
-      RunProcess({AnnexBinary(), "exec", "--timeout", "20", p, "print('free')"},
-                 "", {env});
+  std::vector<std::string> next_argv = {AnnexBinary(), "exec"};
+  next_argv.insert(next_argv.end(), exec_flags.begin(), exec_flags.end());
+  next_argv.insert(next_argv.end(), {p, "print('free')"});
+  Result next = RunProcess(next_argv, "", {env});
   EXPECT_EQ(next.exit_code, 0) << next.err;
   EXPECT_EQ(next.out, "free\n");
 
   std::ofstream(stop) << "stop";
   EXPECT_EQ(service->Join().exit_code, 0) << service->Join().err;
+}
+
+// Issue 16: a client that left during `time.sleep(60)` kept the annex
+// busy for the rest of the minute. The next client's exec (with a timeout
+// far below the sleep) must answer.
+TEST(AnnexCommandTest, ClientKilledDuringASleepLeavesTheAnnexFree) {
+  ExpectKilledClientLeavesTheAnnexFree(
+      "", "import time\nopen('MARKER', 'w').close()\ntime.sleep(60)\n",
+      {"--timeout", "20"});
 }
 
 // Issue 14: killing a client did not stop the heap question it had asked
@@ -298,52 +303,13 @@ TEST(AnnexCommandTest, ClientKilledDuringASleepLeavesTheAnnexFree) {
 // the loop ends, and the next client's exec answers (without the stop the
 // loop would never end and this test would meet Bazel's timeout).
 TEST(AnnexCommandTest, ClientKilledDuringHeapQuestionsLeavesTheAnnexFree) {
-  char dir[] = "/tmp/annex-killq-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  std::string env = std::string("XDG_RUNTIME_DIR=") + dir;
-  std::string stop = std::string(dir) + "/stop";
-  std::string asking = std::string(dir) + "/asking";
-  std::unique_ptr<BackgroundProcess> service;
-  pid_t pid = StartService(env, "heapy.py",
-                           "import os, time\n"
-                           "data = [{'k': [i]} for i in range(200000)]\n"
-                           "while not os.path.exists('" +
-                               stop +
-                               "'):\n"
-                               "    time.sleep(0.02)\n",
-                           &service);
-  ASSERT_GT(pid, 0) << "the service never showed up in `annex ps`";
-  std::string p = std::to_string(pid);
-
-  pid_t client = fork();
-  if (client == 0) {
-    int null = open("/dev/null", O_RDWR);
-    dup2(null, 0);
-    dup2(null, 1);
-    dup2(null, 2);
-    putenv(const_cast<char*>(env.c_str()));
-    std::string code = "hp.pause_limit = None\nh = hp.heap()\nopen('" + asking +
-                       "', 'w').close()\n"
-                       "while True:\n"
-                       "    h.byvia\n"
-                       "    h = hp.heap()\n";
-    std::string bin = AnnexBinary();
-    execl(bin.c_str(), bin.c_str(), "exec", p.c_str(), code.c_str(),
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  WaitForFile(asking);
-  kill(client, SIGKILL);
-  int status = 0;
-  waitpid(client, &status, 0);
-
-  Result next =
-      RunProcess({AnnexBinary(), "exec", p, "print('free')"}, "", {env});
-  EXPECT_EQ(next.exit_code, 0) << next.err;
-  EXPECT_EQ(next.out, "free\n");
-
-  std::ofstream(stop) << "stop";
-  EXPECT_EQ(service->Join().exit_code, 0) << service->Join().err;
+  ExpectKilledClientLeavesTheAnnexFree(
+      "data = [{'k': [i]} for i in range(200000)]\n",
+      "hp.pause_limit = None\nh = hp.heap()\nopen('MARKER', 'w').close()\n"
+      "while True:\n"
+      "    h.byvia\n"
+      "    h = hp.heap()\n",
+      {});
 }
 
 // An output over the console's reply limit is cut with a note and a
