@@ -201,6 +201,49 @@ absl::StatusOr<uint64_t> ParseSize(const std::string& text) {
   return static_cast<uint64_t>(bytes);
 }
 
+// Option values shared by `annex record` and `annex top`. Each prints
+// "annex CMD: FLAG needs ..." and returns false on a bad value.
+bool ParseSecondsOption(const char* cmd, const std::string& flag,
+                        const char* value, absl::Duration* out) {
+  char* end = nullptr;
+  double seconds = std::strtod(value, &end);
+  if (*end != '\0' || !(seconds > 0) || seconds > 86400) {
+    std::fprintf(stderr, "annex %s: %s needs seconds > 0\n", cmd, flag.c_str());
+    return false;
+  }
+  *out = absl::Seconds(seconds);
+  return true;
+}
+
+// A whole number >= 1 (and <= `max` unless it is 0).
+bool ParseCountOption(const char* cmd, const std::string& flag,
+                      const char* value, long long max, long long* out) {
+  char* end = nullptr;
+  long long n = std::strtoll(value, &end, 10);
+  if (*end != '\0' || n < 1 || (max > 0 && n > max)) {
+    if (max > 0) {
+      std::fprintf(stderr, "annex %s: %s needs a number from 1 to %lld\n", cmd,
+                   flag.c_str(), max);
+    } else {
+      std::fprintf(stderr, "annex %s: %s needs a number >= 1\n", cmd,
+                   flag.c_str());
+    }
+    return false;
+  }
+  *out = n;
+  return true;
+}
+
+// The PID argument of `annex CMD`; prints why and returns an error status.
+absl::StatusOr<pid_t> ParsePidOption(const char* cmd, const std::string& arg) {
+  auto pid = annex::console::ParsePidArg(arg);
+  if (!pid.ok()) {
+    std::fprintf(stderr, "annex %s: %s\n", cmd,
+                 std::string(pid.status().message()).c_str());
+  }
+  return pid;
+}
+
 constexpr char kRecordUsage[] =
     R"(usage: annex record [options] PID FILE
 
@@ -231,20 +274,15 @@ int RecordCommand(int argc, char** argv) {
       std::fputs(kRecordUsage, stdout);
       return 0;
     } else if ((a == "--interval" || a == "--timeout") && has_value) {
-      char* end = nullptr;
-      double seconds = std::strtod(argv[++i], &end);
-      if (*end != '\0' || !(seconds > 0) || seconds > 86400) {
-        std::fprintf(stderr, "annex record: %s needs seconds > 0\n", a.c_str());
+      if (!ParseSecondsOption(
+              "record", a, argv[++i],
+              a == "--interval" ? &record.interval : &client.command_timeout)) {
         return 2;
       }
-      (a == "--interval" ? record.interval : client.command_timeout) =
-          absl::Seconds(seconds);
     } else if ((a == "--count" || a == "--top") && has_value) {
-      char* end = nullptr;
-      long long n = std::strtoll(argv[++i], &end, 10);
-      if (*end != '\0' || n < 1 || (a == "--top" && n > 100000)) {
-        std::fprintf(stderr, "annex record: %s needs a number >= 1\n",
-                     a.c_str());
+      long long n = 0;
+      if (!ParseCountOption("record", a, argv[++i], a == "--top" ? 100000 : 0,
+                            &n)) {
         return 2;
       }
       (a == "--count" ? record.count : record.top) = n;
@@ -275,12 +313,8 @@ int RecordCommand(int argc, char** argv) {
     std::fputs(kRecordUsage, stderr);
     return 2;
   }
-  auto pid = annex::console::ParsePidArg(positional[0]);
-  if (!pid.ok()) {
-    std::fprintf(stderr, "annex record: %s\n",
-                 std::string(pid.status().message()).c_str());
-    return 2;
-  }
+  auto pid = ParsePidOption("record", positional[0]);
+  if (!pid.ok()) return 2;
   return annex::console::RunRecord(*pid, positional[1], record, client,
                                    std::cerr);
 }
@@ -320,20 +354,16 @@ int TopCommand(int argc, char** argv) {
     } else if (a == "--growth") {
       top.by_growth = true;
     } else if ((a == "--interval" || a == "--timeout") && has_value) {
-      char* end = nullptr;
-      double seconds = std::strtod(argv[++i], &end);
-      if (*end != '\0' || !(seconds > 0) || seconds > 86400) {
-        std::fprintf(stderr, "annex top: %s needs seconds > 0\n", a.c_str());
+      if (!ParseSecondsOption(
+              "top", a, argv[++i],
+              a == "--interval" ? &top.interval : &client.command_timeout)) {
         return 2;
       }
-      (a == "--interval" ? top.interval : client.command_timeout) =
-          absl::Seconds(seconds);
     } else if ((a == "--count" || a == "--kinds" || a == "--rows") &&
                has_value) {
-      char* end = nullptr;
-      long long n = std::strtoll(argv[++i], &end, 10);
-      if (*end != '\0' || n < 1 || (a != "--count" && n > 100000)) {
-        std::fprintf(stderr, "annex top: %s needs a number >= 1\n", a.c_str());
+      long long n = 0;
+      if (!ParseCountOption("top", a, argv[++i], a != "--count" ? 100000 : 0,
+                            &n)) {
         return 2;
       }
       if (a == "--count") {
@@ -355,12 +385,8 @@ int TopCommand(int argc, char** argv) {
     std::fputs(kTopUsage, stderr);
     return 2;
   }
-  auto pid = annex::console::ParsePidArg(positional[0]);
-  if (!pid.ok()) {
-    std::fprintf(stderr, "annex top: %s\n",
-                 std::string(pid.status().message()).c_str());
-    return 2;
-  }
+  auto pid = ParsePidOption("top", positional[0]);
+  if (!pid.ok()) return 2;
   return annex::console::RunTop(*pid, top, client);
 }
 
