@@ -13,41 +13,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "glue/json.h"
 
 namespace annex::glue {
 namespace {
-
-// `s` as a JSON string (quotes included). Bytes from 0x80 up pass through
-// (kinds are UTF-8); control characters are escaped.
-void AppendJsonString(std::string* out, absl::string_view s) {
-  out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default:
-        if (c < 0x20) {
-          absl::StrAppendFormat(out, "\\u%04x", c);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out->push_back('"');
-}
 
 void AppendJsonRows(std::string* out, const Stat& stat) {
   out->append("{\"classifier\":");
@@ -79,6 +48,9 @@ Stat WithFields(Stat stat, const HeapRecord& r) {
   };
   if (stat.er == "Clodo" && !r.retainers_json.empty()) {
     stat.fields.emplace_back("retainers", r.retainers_json);
+  }
+  if (stat.er == "Clodo" && !r.growth_paths_json.empty()) {
+    stat.fields.emplace_back("growth_paths", r.growth_paths_json);
   }
   return stat;
 }
@@ -114,6 +86,9 @@ HeapRecord FromStat(const Stat& s) {
   if (const std::string* v = Field(s, "python")) r.labels.python = *v;
   // Passed on as it is; the report checks its shape.
   if (const std::string* v = Field(s, "retainers")) r.retainers_json = *v;
+  if (const std::string* v = Field(s, "growth_paths")) {
+    r.growth_paths_json = *v;
+  }
   return r;
 }
 
@@ -328,6 +303,9 @@ std::string HeapRecord::Text(RecordFormat format) const {
   AppendJsonRows(&out, type);
   if (!retainers_json.empty()) {
     absl::StrAppend(&out, ",\"retainers\":", retainers_json);
+  }
+  if (!growth_paths_json.empty()) {
+    absl::StrAppend(&out, ",\"growth_paths\":", growth_paths_json);
   }
   out.append("}\n");
   return out;

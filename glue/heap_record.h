@@ -63,6 +63,11 @@ struct HeapRecord {
   // or "" when not recorded. Stat format: the Clodo record's field
   // ".retainers:"; JSON lines: "retainers".
   std::string retainers_json;
+  // The shortest paths to the kinds that grew most since the previous
+  // record, as a JSON array (glue/growth_paths.h), or "" when not recorded.
+  // Stat format: the Clodo record's field ".growth_paths:"; JSON lines:
+  // "growth_paths".
+  std::string growth_paths_json;
 
   // The record in `format`, ending with '\n'.
   std::string Text(RecordFormat format) const;

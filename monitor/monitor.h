@@ -121,7 +121,9 @@ struct Options {
   // Each record also holds the dominator tree's top retainers by kind (the
   // report's icicle, docs/recording.md): the walk records the heap's edges
   // too (about twice the pause) and the tree is built on the recorder's
-  // thread after the walk, with the target running.
+  // thread after the walk, with the target running. From the second record
+  // on, each also holds the shortest paths to new objects of the 3 kinds
+  // that grew most since the record before, found in the walk's pause.
   bool record_retainers = false;
 };
 

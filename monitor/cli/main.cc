@@ -121,9 +121,9 @@ options:
   --record-interval SECS, --record-format stat|jsonl (default stat),
   --record-max-bytes N (rotate to FILE.1 past N bytes, default 64 MiB),
   --record-top N (rows kept per partition, default 20),
-  --record-retainers (also the dominator tree's top retainers by kind,
-                        drawn by 'annex report'; the walk takes about twice
-                        as long)
+  --record-retainers (also the dominator tree's top retainers by kind
+                        and the paths to the kinds that grow, drawn by
+                        'annex report'; the walk takes about twice as long)
   --memory-budget MB[,TOTAL_MB]
                         memory the sets a console session keeps may take
                         (default 512 MiB), and all sessions together

@@ -241,6 +241,43 @@ def _icicle(tree, width=960, row=30):
             + "".join(rects) + "</svg>")
 
 
+def _valid_growth_paths(entries):
+    """Whether `entries` has the shape glue/growth_paths.h writes."""
+    if not isinstance(entries, list):
+        return False
+    for g in entries:
+        if not (isinstance(g, dict) and isinstance(g.get("kind"), str)
+                and all(isinstance(g.get(k), int) for k in
+                        ("count", "size", "count_growth", "size_growth"))
+                and (g.get("path") is None or isinstance(g.get("path"), str))):
+            return False
+    return True
+
+
+def _growth_paths_table(records, rows=30):
+    """The recorded paths to the growing kinds, newest record first: when,
+    which kind, by how much, and the shortest path that keeps a new one."""
+    lines = []
+    for r in reversed(records):
+        entries = r.get("growth_paths")
+        if not _valid_growth_paths(entries):
+            continue
+        for g in entries:
+            if len(lines) >= rows:
+                break
+            path = g["path"] if g["path"] is not None else "(not reachable)"
+            note = "" if g.get("new", True) else " (to an older object: every new one reused an address)"
+            lines.append(
+                f"<tr><td>{html.escape(_clock(r['time']))}</td><td>{html.escape(g['kind'])}</td>"
+                f"<td>{g['count_growth']:+d}</td><td>{html.escape('+' + _human(g['size_growth']))}</td>"
+                f'<td class="path">{html.escape(path)}{html.escape(note)}</td></tr>')
+    if not lines:
+        return ""
+    return ('<table class="records growth-paths"><tr><th>time</th><th>kind</th>'
+            "<th>objects</th><th>bytes</th><th>shortest path from a root</th></tr>"
+            + "".join(lines) + "</table>")
+
+
 def _fit(text, px):
     """`text` cut to about `px` pixels of 11px text."""
     n = max(int(px / 6.6) - 1, 1)
@@ -264,6 +301,7 @@ pre { background: #f7f7f7; padding: 10px; overflow-x: auto; }
 #script-errors { color: #b00; }
 .icicle text { font-size: 11px; fill: #111; pointer-events: none; }
 .icicle rect { fill-opacity: 0.8; }
+.growth-paths td.path { font-family: monospace; word-break: break-all; }
 table.records td, table.records th { padding: 2px 10px; text-align: right; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 2px 12px; }
 dt { color: #666; }
@@ -532,6 +570,15 @@ def render(records, title="", top=8):
             "dominate, a root named first), as wide as the bytes freed "
             "with them; hover for the chain.</p>")
         parts.append(_icicle(r["retainers"]))
+    paths = _growth_paths_table(records)
+    if paths:
+        parts.append("<h2>Why the growing kinds are kept</h2>")
+        parts.append("<p>For each record, the kinds whose bytes grew most since "
+                     "the record before it, and the shortest reference path "
+                     "from a root to one of their new objects (as "
+                     "<code>x.sp</code> prints it), found while the walk held "
+                     "the program.</p>")
+        parts.append(paths)
     parts.append(f'<pre id="partition">{esc(partition)}</pre>')
     parts.append('<h2>Records</h2><table class="records"><tr><th>time</th>'
                  "<th>objects</th><th>heap bytes</th><th>RSS</th><th>pause</th></tr>")

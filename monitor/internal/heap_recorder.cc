@@ -10,11 +10,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "glue/growth_paths.h"
 #include "glue/heap_view.h"
 #include "glue/retainers.h"
 #include "glue/session.h"
 #include "monitor/heap/dominators.h"
 #include "monitor/heap/graph.h"
+#include "monitor/heap/heap_engine.h"
 #include "monitor/python/annex_runtime.h"
 #include "monitor/python/guards.h"
 
@@ -50,6 +52,8 @@ void HeapRecorder::ThreadMain() {
   const glue::RecordLabels labels =
       glue::ProcessLabels(config_.program, PY_VERSION);
   bool reported = false;
+  // The last record's totals and addresses, with config_.retainers.
+  glue::GrowthBaseline previous;
   absl::Time next = absl::Now();
   std::unique_lock<std::mutex> lock(mu_);
   while (!thread_.stopping()) {
@@ -62,6 +66,7 @@ void HeapRecorder::ThreadMain() {
     // The walk only, on the annex thread; its result is plain data.
     std::optional<absl::StatusOr<glue::KindedSet>> heap;
     heap::HeapGraph graph;  // with config_.retainers: the walk's edges
+    std::string growth_paths;
     absl::Time start, end;
     absl::Status ran = runtime_->Run([&](const python::ThreadStates&) {
       absl::StatusOr<glue::HeapView*> view = session_->Get<glue::HeapView>();
@@ -73,8 +78,20 @@ void HeapRecorder::ThreadMain() {
       (*view)->set_pause_limit((*view)->default_pause_limit(),
                                "Options::question_pause_limit");
       start = absl::Now();
+      // One question: the growth paths name edges of the walk's objects.
+      heap::HeapEngine::Question question((*view)->engine());
       heap = (*view)->Heap(nullptr, /*keep=*/false, heap::Sizing::kExact,
                            config_.retainers ? &graph : nullptr);
+      if (config_.retainers && question.status().ok() && heap->ok()) {
+        const glue::KindedSet& set = **heap;
+        const std::vector<uint32_t>& kinds =
+            set.clodo.empty() ? set.kinds : set.clodo;
+        glue::GrowthBaseline now =
+            glue::MakeGrowthBaseline(graph, kinds, *set.kind_names);
+        growth_paths =
+            glue::GrowthPathsJson(graph, kinds, *set.kind_names, now, previous);
+        previous = std::move(now);
+      }
       end = absl::Now();
     });
     absl::Status status = ran;
@@ -100,6 +117,7 @@ void HeapRecorder::ThreadMain() {
       record.rss_bytes = glue::ResidentBytes();
       record.labels = labels;
       record.retainers_json = std::move(retainers);
+      record.growth_paths_json = std::move(growth_paths);
       status = file_.Append(record.Text(config_.format));
     }
     lock.lock();

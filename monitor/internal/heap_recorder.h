@@ -45,7 +45,10 @@ class HeapRecorder {
     size_t top_rows = 20;
     // Also the dominator tree's top retainers (glue/retainers.h): the walk
     // records edges (about twice its pause) and the tree is built on this
-    // thread afterwards, with the target running.
+    // thread afterwards, with the target running. And, from the second
+    // record on, the shortest paths to the kinds that grew most since the
+    // previous record (glue/growth_paths.h), found and named inside the
+    // walk's question (one breadth-first search per kind, in the pause).
     bool retainers = false;
     int64_t max_records = 0;  // 0: until stopped
     std::string program;      // the program label

@@ -121,4 +121,71 @@ TEST(PythonModuleRecordTest, StartWithRecordWritesRecordsLikeAnnexRun) {
   EXPECT_NE(r.out.find("mode 0o600\n"), std::string::npos) << r.out;
 }
 
+// Retainers on: from the second record on, each record holds the shortest
+// path to the kinds that grew most since the previous one. The program
+// adds 1000 objects of its own class (1 KB each) to a module-level list at
+// a time, in one C call (no bytecode boundary, so no record can fall in
+// the middle); the record after each step names that class with exactly
+// +1000 objects and a path that ends in the list.
+TEST(PythonModuleRecordTest, RecordsNameThePathsToTheGrowingKinds) {
+  const std::string dir = TempDir("pypaths");
+  ASSERT_FALSE(dir.empty());
+  const std::string runfiles =
+      absl::StrCat(std::getenv("TEST_SRCDIR"), "/annex/packaging/python/");
+  ASSERT_EQ(mkdir((dir + "/annex").c_str(), 0700), 0);
+  ASSERT_TRUE(Copy(runfiles + "annex/__init__.py", dir + "/annex/__init__.py"));
+  ASSERT_TRUE(Copy(runfiles + "_annex.so", dir + "/annex/_annex.so"));
+  const std::string file = dir + "/heap.jsonl";
+  const std::string script = absl::StrCat(
+      "import json, re, time\n"
+      "import annex\n"
+      "class Leaky(bytes):\n"
+      "    pass\n"
+      "cache = []\n"
+      "pads = [b'x' * 1000] * 1000\n"
+      "def records():\n"
+      "    try:\n"
+      "        with open('",
+      file,
+      "') as f:\n"
+      "            return sum(1 for l in f if l.endswith('\\n'))\n"
+      "    except FileNotFoundError:\n"
+      "        return 0\n"
+      "def wait_records(n):\n"
+      "    while records() < n:\n"
+      "        time.sleep(0.02)\n"
+      "annex.start(console=False, record='",
+      file,
+      "', record_interval=0.05,\n"
+      "            record_format='jsonl', record_retainers=True)\n"
+      "wait_records(2)\n"
+      "for k in range(3):\n"
+      "    cache.extend(map(Leaky, pads))\n"
+      "    wait_records(records() + 2)\n"
+      "annex.stop()\n"
+      "records = [json.loads(line) for line in open('",
+      file,
+      "')]\n"
+      "print('first', records[0].get('growth_paths'))\n"
+      "steps = []\n"
+      "for r in records[1:]:\n"
+      "    for g in r['growth_paths']:\n"
+      "        if g['kind'] != '__main__.Leaky':\n"
+      "            continue\n"
+      "        assert g['size_growth'] >= 1000 * 1000, g\n"
+      "        assert g['length'] >= 2, g\n"
+      "        assert re.search(r\"\\['cache'\\]\\[\\d+\\]$\", g['path']), g\n"
+      "        assert g['path'].startswith('%R') and g['new'] is True, g\n"
+      "        steps.append((g['count_growth'], g['count']))\n"
+      "print('steps', steps)\n");
+  Result r = RunProcess({ANNEX_PYTHON_EXECUTABLE, "-c", script}, "",
+                        {"PYTHONPATH=" + dir, "PYTHONNOUSERSITE=1"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  // The first record has nothing to compare with.
+  EXPECT_NE(r.out.find("first []\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("steps [(1000, 1000), (1000, 2000), (1000, 3000)]\n"),
+            std::string::npos)
+      << r.out;
+}
+
 }  // namespace

@@ -200,6 +200,12 @@ TEST(ReportBrowserTest, ChromiumShowsTheChartAndTheChosenGrowth) {
             std::string::npos)
       << icicle;
   EXPECT_NE(icicle.find(" \u2190 list \u00d7"), std::string::npos) << icicle;
+  // Why the growing kinds are kept: the Leaky objects, by the shortest path
+  // to a new one, which ends in the module's list.
+  const std::string paths =
+      Element(dom.out, "<table class=\"records growth-paths\"", "</table>");
+  EXPECT_NE(paths.find("<td>__main__.Leaky</td>"), std::string::npos) << paths;
+  EXPECT_NE(paths.find("['keep']["), std::string::npos) << paths;
   // The selectors: one option per record, the chosen ones selected.
   const std::string from =
       Element(dom.out, "<select id=\"pick-from\"", "</select>");

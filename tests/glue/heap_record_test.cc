@@ -74,9 +74,15 @@ TEST(HeapRecordTest, BothFormatsReadBackAsTheSameJsonLines) {
   const std::string retainers =
       "[{\"kind\":\"a \\\"b\\\" \\\\ c\",\"count\":1,\"retained\":5,"
       "\"children\":[]}]";
+  // The second and last carry growth paths (glue/growth_paths.h).
+  const std::string growth =
+      "[{\"kind\":\"__main__.Leak\",\"count\":1000,\"size\":56000,"
+      "\"count_growth\":1000,\"size_growth\":56000,\"new\":true,"
+      "\"length\":3,\"path\":\"%R.sys.modules['app'].__dict__['k'][0]\"}]";
   for (int64_t leaks : {0, 1000, 2000}) {
     HeapRecord r = Sample(leaks);
     if (leaks == 2000) r.retainers_json = retainers;
+    if (leaks > 0) r.growth_paths_json = growth;
     ASSERT_TRUE(stat_file.Append(r.Text(RecordFormat::kStat)).ok());
     ASSERT_TRUE(json_file.Append(r.Text(RecordFormat::kJsonl)).ok());
   }
@@ -96,6 +102,12 @@ TEST(HeapRecordTest, BothFormatsReadBackAsTheSameJsonLines) {
             std::string::npos)
       << (*from_json)[2];
   EXPECT_EQ((*from_json)[1].find("retainers"), std::string::npos);
+  for (size_t i : {1, 2}) {
+    EXPECT_NE((*from_json)[i].find(absl::StrCat(",\"growth_paths\":", growth)),
+              std::string::npos)
+        << (*from_json)[i];
+  }
+  EXPECT_EQ((*from_json)[0].find("growth_paths"), std::string::npos);
   EXPECT_NE((*from_json)[0].find("\"program\":\"app.py --flag \\\"q\\\"\\n\""),
             std::string::npos)
       << (*from_json)[0];

@@ -25,8 +25,9 @@ start(console=True, watchdog=None, metrics_port=None, console_dir=None,
     (record_format='stat', the default; hp.loadall() reads them) or JSON
     lines ('jsonl'); the file is renamed FILE.1 past record_max_bytes
     (default 64 MiB); record_top rows per partition (default 20);
-    record_retainers adds the dominator tree's top retainers (the walk
-    takes about twice as long). The same
+    record_retainers adds the dominator tree's top retainers and the
+    shortest paths to the kinds that grow (the walk takes about twice as
+    long). The same
     as `annex run --record FILE --record-interval ...` (docs/recording.md);
     `annex report FILE -o report.html` draws the file. Raises
     RuntimeError when it cannot start (e.g. a Python version other than the
