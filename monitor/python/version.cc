@@ -799,6 +799,18 @@ void LongRangeIterExtras(PyObject* obj, visitproc visit, void* arg) {
   ANNEX_VISIT(r->len);
 }
 
+#if PY_VERSION_HEX >= 0x030D0000
+// 3.13: an instance whose attributes are inline and whose __dict__ was
+// asked for (vars(obj), obj.__dict__) keeps both, the dict sharing the
+// inline values; while those stay valid its tp_traverse visits the values
+// only (PyObject_VisitManagedDict), never the dict. Once they are invalid
+// (the dict took them over) tp_traverse visits the dict itself.
+void ManagedDictExtras(PyObject* obj, visitproc visit, void* arg) {
+  if (!_PyObject_InlineValues(obj)->valid) return;
+  ANNEX_VISIT(_PyObject_ManagedDictPointer(obj)->dict);
+}
+#endif
+
 bool IsDescriptorType(PyTypeObject* type) {
   return type == &PyMethodDescr_Type || type == &PyClassMethodDescr_Type ||
          type == &PyMemberDescr_Type || type == &PyGetSetDescr_Type ||
@@ -830,6 +842,12 @@ ExtraReferentsFn ExtraReferentsFor(PyTypeObject* type) {
           static_cast<Py_ssize_t>(sizeof(LongRangeIterLayout))) {
     return &LongRangeIterExtras;
   }
+#if PY_VERSION_HEX >= 0x030D0000
+  if ((type->tp_flags & Py_TPFLAGS_INLINE_VALUES) &&
+      (type->tp_flags & Py_TPFLAGS_MANAGED_DICT)) {
+    return &ManagedDictExtras;
+  }
+#endif
   return nullptr;
 }
 
@@ -848,6 +866,11 @@ void VisitUnexposedReferents(PyObject* obj, visitproc visit, void* arg) {
     ANNEX_VISIT(reinterpret_cast<RangeLayout*>(obj)->length);
   } else if (fn == &LongRangeIterExtras) {
     LongRangeIterExtras(obj, visit, arg);
+#if PY_VERSION_HEX >= 0x030D0000
+  } else if (fn == &ManagedDictExtras) {
+    // Reading obj.__dict__ would make the dict when there is none.
+    ManagedDictExtras(obj, visit, arg);
+#endif
   }
 }
 

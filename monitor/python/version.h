@@ -246,7 +246,9 @@ bool TracemallocSite(PyObject* obj, std::string* filename, int* lineno);
 //     the str keys of the instances' shared keys (ht_cached_keys);
 //   descriptors (method, classmethod, member, getset, slot wrapper): their
 //     name and the cached qualified name;
-//   modules: md_name; range objects: start, stop, step, length.
+//   modules: md_name; range objects: start, stop, step, length;
+//   3.13 instances with inline values: the __dict__ made for them while
+//     the values are still inline (tp_traverse visits only the values).
 using ExtraReferentsFn = void (*)(PyObject* obj, visitproc visit, void* arg);
 
 // The extra-referents function for instances of `type`, or nullptr when
@@ -260,7 +262,9 @@ ExtraReferentsFn ExtraReferentsFor(PyTypeObject* type);
 // and, for a heap type, its __slots__ tuple (ht_slots) and shared-key
 // names, a descriptor's cached qualified
 // name (reading __qualname__ would create it), a module's md_name, a
-// range's length. Where: GIL held, the interpreter owning `obj` current.
+// range's length, and on 3.13 an instance's __dict__ that shares its inline
+// values (reading __dict__ would make one when there is none). Where: GIL
+// held, the interpreter owning `obj` current.
 void VisitUnexposedReferents(PyObject* obj, visitproc visit, void* arg);
 
 // The dict of `type` (its tp_dict; for a static builtin type on 3.12+ the

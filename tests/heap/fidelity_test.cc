@@ -63,6 +63,31 @@ fid_ids = {
   }
 }
 
+// An instance whose attributes are inline and whose __dict__ was made
+// (vars(obj)) holds that dict; on 3.13 its tp_traverse visits only the
+// inline values while they stay valid, and the dict was in neither heap()
+// nor heapu(). Nothing else refers to the dict here.
+TEST(FidelityTest, DictMadeForAnInstanceWithInlineValuesIsInHeap) {
+  ASSERT_TRUE(RunTargetCode(R"(
+class FidInline:
+    def __init__(self):
+        self.a = 'fid-inline-a'
+        self.b = 12345678901
+fid_inline = FidInline()
+fid_inline_dict = id(vars(fid_inline))
+fid_inline_value = id(fid_inline.b)
+)"));
+  HeapEngine engine(testing::MainThreadStates());
+  absl::StatusOr<HeapResult> heap = engine.Heap();
+  ASSERT_TRUE(heap.ok()) << heap.status();
+  EXPECT_TRUE(heap->objects.contains(TargetAddress("fid_inline_dict")));
+  EXPECT_TRUE(heap->objects.contains(TargetAddress("fid_inline_value")));
+  absl::StatusOr<ObjectSet> unreachable = engine.Unreachable();
+  ASSERT_TRUE(unreachable.ok()) << unreachable.status();
+  EXPECT_FALSE(unreachable->contains(TargetAddress("fid_inline_dict")));
+  ASSERT_TRUE(RunTargetCode("del fid_inline, FidInline\n"));
+}
+
 TEST(FidelityTest, SlotWrapperOfStaticTypeIsInHeapNotInHeapu) {
   ASSERT_TRUE(RunTargetCode(R"(
 def fid_static_fn():

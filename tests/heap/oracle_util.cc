@@ -32,7 +32,8 @@ using ::annex::testing::RunTargetCode;
 // What no attribute exposes (a code object's co_localsplusnames and
 // co_localspluskinds and cached co_code/co_varnames, a type's subclass
 // dict, a heap type's ht_slots tuple and shared-key names, a descriptor's
-// cached qualname, a module's md_name, a range's length) comes from
+// cached qualname, a module's md_name, a range's length, on 3.13 the
+// __dict__ made for an instance while its values are inline) comes from
 // `hidden`, which reads those fields in C (python::VisitUnexposedReferents)
 // and returns a new list, never counted either.
 // Live frames (the roots from thread
@@ -161,6 +162,11 @@ def _annex_oracle(roots, snapshots, hidden):
             for r in hidden(o):
                 add(r)
         elif issubclass(t, module_type) or t is longrange_iter:
+            for r in hidden(o):
+                add(r)
+        elif _annex_version >= (3, 13) and t_flags(t) & (1 << 2):
+            # Py_TPFLAGS_INLINE_VALUES: a __dict__ made while the values
+            # are inline, which tp_traverse does not visit.
             for r in hidden(o):
                 add(r)
     values = []
