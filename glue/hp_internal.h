@@ -86,6 +86,11 @@ PyObject* IdSetKindOf(PyObject* self);
 // Set algebra where one operand is a Kind: `x & k`, `k & x`, `x - k`.
 // Py_NotImplemented when neither is one.
 PyObject* KindsBinary(PyObject* a, PyObject* b, char op);
+// ~x: the kind "not a member of x" (the complement within whatever set it
+// selects from).
+PyObject* IdSetInvert(PyObject* self);
+// hp.Anything: the kind every object has (Heapy's; Unity's one kind).
+PyObject* HpAnything();
 // x[i] / x[a:b] on the partition.
 PyObject* IdSetSubscript(PyObject* self, PyObject* key);
 
