@@ -129,7 +129,9 @@ constexpr const char* kHpDoc =
     "  x.imdom        the immediate dominators of x\n"
     "  x.rp           reference pattern; x.get_rp(depth=4, stopkind=None)\n\n"
     "Session: hp.Anything (the kind of every object), hp.iso(ids...) (the\n"
-    "live objects with those ids), hp.doc (this text), x.doc (a set's).\n"
+    "live objects with those ids), hp.iso(\"app.cache['k'].items\") (read\n"
+    "in the target: names, .attrs, [str/int]; no target code runs),\n"
+    "hp.doc (this text), x.doc (a set's).\n"
     "The annex's standard-library modules: hp.stdlib.<name>, e.g.\n"
     "hp.stdlib.json; other names raise AttributeError.";
 
@@ -1039,8 +1041,14 @@ PyType_Spec kStdlibSpec = {"annex.Stdlib", sizeof(PyObject), 0,
 
 // hp.iso(*ids): Heapy's iso, given ids (ints, as id() in the target gives
 // them; target objects never reach the annex) or IdSets: the live objects
-// among them, as one IdSet.
+// among them, as one IdSet. hp.iso('expr'): the objects the expression
+// names, read in the target without running its code (hp_iso.cc).
 PyObject* HpIso(PyObject* self, PyObject* args) {
+  if (PyTuple_GET_SIZE(args) == 1 &&
+      PyUnicode_Check(PyTuple_GET_ITEM(args, 0))) {
+    // hp.iso('cache.entries[3]'): read in the target (hp_iso.cc).
+    return internal::HpIsoExpr(SessionOf(self), PyTuple_GET_ITEM(args, 0));
+  }
   std::vector<uintptr_t> addresses;
   for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args); ++i) {
     PyObject* a = PyTuple_GET_ITEM(args, i);
@@ -1062,8 +1070,9 @@ PyObject* HpIso(PyObject* self, PyObject* args) {
       PyErr_Clear();
       return PyErr_Format(
           PyExc_TypeError,
-          "iso() takes ids (ints, as id() in the target gives) or IdSets, "
-          "not %.100s; target objects never reach the annex",
+          "iso() takes ids (ints, as id() in the target gives), IdSets, or "
+          "one expression (a str), not %.100s; target objects never reach "
+          "the annex",
           Py_TYPE(a)->tp_name);
     }
     addresses.insert(addresses.end(), set->addresses.begin(),
@@ -1114,7 +1123,10 @@ PyMethodDef kHpMethods[] = {
      "records ('stat') or a JSON line ('jsonl'); docs/recording.md."},
     {"iso", HpIso, METH_VARARGS,
      "iso(*ids) -> IdSet: Heapy's iso, given ids (id() in the target) or "
-     "IdSets: the live objects among them."},
+     "IdSets: the live objects among them. iso('expr'): the objects that "
+     "names, .attributes and [str/int] subscripts reach from the target's "
+     "__main__ (or a module), read without running target code; a tuple "
+     "of such paths gives several."},
     {"idset", HpIdSet, METH_O,
      "idset(ids) -> IdSet: the objects with those ids (id() in the target) "
      "that are alive now."},

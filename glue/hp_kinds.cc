@@ -900,13 +900,17 @@ PyObject* KindsBinary(PyObject* a, PyObject* b, char op) {
     // kind), not a finite set.
     return NewKind(Combine(KindExpr::kOr, MembersAtom(set), expr));
   }
-  if (op == '-' && !ka) {
+  if (op == '-' && ka) {
+    // kind - set: a kind again (of the kind and not a member of the set).
+    return NewKind(Combine(KindExpr::kAnd, expr,
+                           Combine(KindExpr::kNot, MembersAtom(set))));
+  }
+  if (op == '-') {
     expr = Combine(KindExpr::kNot, expr);
   } else if (op != '&') {
-    PyErr_Format(PyExc_TypeError,
-                 "%s is not defined; use set & kind, set - kind or set | "
-                 "kind (a kind)",
-                 op == '-' ? "kind - set" : "set ^ kind");
+    PyErr_SetString(PyExc_TypeError,
+                    "set ^ kind is not defined; use set & kind, set - kind, "
+                    "set | kind or kind - set (kinds)");
     return nullptr;
   }
   HeapView* view = ViewOf(IdSetSession(set));

@@ -33,6 +33,33 @@ hs_lists = [list(range(100 + i)) for i in range(3)]
 hs_dicts = [{'a': 1}, {'b': 2}]
 def hs_ids(objs):
     return ', '.join(str(id(o)) for o in objs)
+# For hp.iso('expr'): slots, inline attributes sharing a value, a dict
+# with str and int keys, and two classes whose attributes run code (they
+# count the calls: reading must make none).
+hs_calls = 0
+class HsNode:
+    __slots__ = ('left', 'right')
+hs_node = HsNode()
+hs_node.left = hs_lists[0]
+class HsPlain:
+    def __init__(self):
+        self.a = None
+        self.b = None
+        self.c = hs_dicts
+hs_plain = HsPlain()
+hs_table = {'k': hs_lists, 3: hs_dicts}
+class HsProp:
+    @property
+    def p(self):
+        global hs_calls
+        hs_calls += 1
+        return []
+class HsGetattribute:
+    def __getattribute__(self, name):
+        global hs_calls
+        hs_calls += 1
+        return []
+hs_prop, hs_ga = HsProp(), HsGetattribute()
 )";
 
 class HpHeapySurfaceTest : public ::testing::Test {
@@ -63,11 +90,53 @@ TEST_F(HpHeapySurfaceTest, IsoSelectsTheObjectsWithThoseIds) {
                   first + ") == hp.idset([" + first +
                   "]), hp.iso(L) == L, hp.iso(L, D) == L | D)\n"
                   "print(hp.iso().count)\n"
-                  "for bad in ('hs_lists', 1.5, -1):\n"
+                  "for bad in ([1], 1.5, -1):\n"
                   "    try: hp.iso(bad)\n"
                   "    except (TypeError, ValueError) as e:\n"
                   "        print(type(e).__name__)\n"),
             "3 2 3 3\nTrue True True\n0\nTypeError\nTypeError\nValueError\n");
+}
+
+TEST_F(HpHeapySurfaceTest, IsoReadsAnExpressionWithoutRunningTargetCode) {
+  const std::string want = TargetStr(
+      "' '.join(str(id(o)) for o in (hs_lists, hs_lists[0], hs_lists[2], "
+      "hs_dicts, None, hs_owners[1].v, sys.modules, "
+      "HsPlain.__dict__['__init__']))");
+  auto out = monitor_.ExecInAnnex(
+      "want = [int(i) for i in '" + want +
+      "'.split()]\n"
+      "def same(expr, *ids): print(hp.iso(expr) == hp.idset(ids))\n"
+      "same('hs_lists', want[0])\n"
+      "same('hs_lists[0], hs_lists[-1]', want[1], want[2])\n"
+      "same('[hs_table[\"k\"], hs_table[3]]', want[0], want[3])\n"
+      "same('hs_plain.c', want[3])\n"
+      "same('hs_plain.b', want[4])\n"
+      "same('hs_node.left', want[1])\n"
+      "same('hs_owners[1].v', want[5])\n"
+      "same('sys.modules', want[6])\n"
+      "same('HsPlain.__init__', want[7])\n"
+      "for bad in ('hs_prop.p', 'hs_ga.x', 'hs_node.right', 'len(hs_lists)',"
+      " 'hs_lists[0:1]', 'hs_nosuch', 'hs_table[\"nokey\"]', 'hs_lists[9]',"
+      " '1 +'):\n"
+      "    try: hp.iso(bad)\n"
+      "    except ValueError as e: print(str(e).split(': ', 2)[-1])\n");
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out,
+            "True\nTrue\nTrue\nTrue\nTrue\nTrue\nTrue\nTrue\nTrue\n"
+            "it is a property or another data descriptor (reading it would "
+            "run code)\n"
+            "its type has its own attribute lookup (running it would run "
+            "code)\n"
+            "the slot is not set\n"
+            "only names, .attributes and [constant] subscripts are read in "
+            "the target (no target code runs); got Call\n"
+            "a subscript must be a str or int constant, e.g. cache['key'] or "
+            "items[-1]\n"
+            "no such global in __main__ nor module\n"
+            "the dict has no such key (only str and int keys are compared)\n"
+            "index out of range\n"
+            "'1 +' is not an expression\n");
+  EXPECT_EQ(TargetStr("str(hs_calls)"), "0");
 }
 
 TEST_F(HpHeapySurfaceTest, DisjointAndIndisize) {
@@ -133,12 +202,14 @@ TEST_F(HpHeapySurfaceTest, ComplementAndUnionWithAKindAreKinds) {
                   "print(x & ~(L | D) == O, x & ~hp.Nothing == x)\n"
                   "print(x & hp.Anything == x, (x & ~hp.Anything).count)\n"
                   "print(~L == ~L, ~L == ~O, len({~L, ~L, ~O}))\n"
-                  "for bad in ('x ^ hp.Type(dict)', 'hp.Type(dict) - x'):\n"
-                  "    try: eval(bad)\n"
-                  "    except TypeError: print('TypeError')\n"),
+                  "k = hp.Type(dict) - D\n"
+                  "print(type(k).__name__, (x & k).count, "
+                  "(D | OD) & k == OD)\n"
+                  "try: x ^ hp.Type(dict)\n"
+                  "except TypeError: print('TypeError')\n"),
             "Kind Kind Kind\nTrue True\nTrue True\nTrue True\nTrue 0\n"
             "True False 2\n"
-            "TypeError\nTypeError\n");
+            "Kind 0 True\nTypeError\n");
 }
 
 // A stat record built here: rows a 5/500, b 1/300, c 10/290, d 2/280.
