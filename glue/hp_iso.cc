@@ -161,11 +161,18 @@ bool ParsePaths(PyObject* text, std::vector<Path>* paths) {
 struct Names {
   PyObject* main = PyUnicode_FromString("__main__");
   PyObject* getattribute = PyUnicode_FromString("__getattribute__");
+  PyObject* dict = PyUnicode_FromString("__dict__");
+  PyObject* klass = PyUnicode_FromString("__class__");
   ~Names() {
     Py_XDECREF(main);
     Py_XDECREF(getattribute);
+    Py_XDECREF(dict);
+    Py_XDECREF(klass);
   }
-  bool ok() const { return main != nullptr && getattribute != nullptr; }
+  bool ok() const {
+    return main != nullptr && getattribute != nullptr && dict != nullptr &&
+           klass != nullptr;
+  }
 };
 
 bool KeyMatches(PyObject* k, PyObject* want) {
@@ -202,6 +209,31 @@ PyObject* TypeAttr(PyTypeObject* type, PyObject* name) {
 // obj.name read in place, or nullptr with `why` said.
 PyObject* Attr(PyObject* obj, PyObject* name, const Names& names,
                std::string* why) {
+  // .__class__: the type. .__dict__: the attribute dict object itself
+  // (Python would wrap a class's in a new mappingproxy; a module's and an
+  // instance's existing one are what Python gives).
+  if (PyUnicode_Compare(name, names.klass) == 0) {
+    return reinterpret_cast<PyObject*>(Py_TYPE(obj));
+  }
+  if (PyUnicode_Compare(name, names.dict) == 0) {
+    PyObject* d = nullptr;
+    if (PyModule_Check(obj)) {
+      d = PyModule_GetDict(obj);
+    } else if (PyType_Check(obj)) {
+      PyTypeObject* t = reinterpret_cast<PyTypeObject*>(obj);
+      d = (t->tp_flags & Py_TPFLAGS_HEAPTYPE) ? t->tp_dict : nullptr;
+      if (d == nullptr) *why = "built-in types' dicts are not read";
+      return d;
+    } else {
+      d = python::ExistingInstanceDict(obj);
+    }
+    if (d == nullptr) {
+      *why =
+          "the object has no dict object (its attributes may be held "
+          "inline; reading __dict__ would make one)";
+    }
+    return d;
+  }
   if (PyModule_Check(obj)) {
     if (PyObject* v = DictFind(PyModule_GetDict(obj), name)) return v;
     *why = "the module has no such global";

@@ -101,7 +101,9 @@ TEST_F(HpHeapySurfaceTest, IsoReadsAnExpressionWithoutRunningTargetCode) {
   const std::string want = TargetStr(
       "' '.join(str(id(o)) for o in (hs_lists, hs_lists[0], hs_lists[2], "
       "hs_dicts, None, hs_owners[1].v, sys.modules, "
-      "HsPlain.__dict__['__init__']))");
+      "HsPlain.__dict__['__init__'], "
+      "__import__('gc').get_referents(HsPlain.__dict__)[0], vars(sys), "
+      "vars(hs_owners[0]), HsPlain))");
   auto out = monitor_.ExecInAnnex(
       "want = [int(i) for i in '" + want +
       "'.split()]\n"
@@ -115,14 +117,19 @@ TEST_F(HpHeapySurfaceTest, IsoReadsAnExpressionWithoutRunningTargetCode) {
       "same('hs_owners[1].v', want[5])\n"
       "same('sys.modules', want[6])\n"
       "same('HsPlain.__init__', want[7])\n"
+      "same('HsPlain.__dict__', want[8])\n"
+      "same('sys.__dict__', want[9])\n"
+      "same('hs_owners[0].__dict__', want[10])\n"
+      "same('hs_plain.__class__', want[11])\n"
       "for bad in ('hs_prop.p', 'hs_ga.x', 'hs_node.right', 'len(hs_lists)',"
       " 'hs_lists[0:1]', 'hs_nosuch', 'hs_table[\"nokey\"]', 'hs_lists[9]',"
-      " '1 +'):\n"
+      " '1 +', 'hs_plain.__dict__'):\n"
       "    try: hp.iso(bad)\n"
       "    except ValueError as e: print(str(e).split(': ', 2)[-1])\n");
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(*out,
             "True\nTrue\nTrue\nTrue\nTrue\nTrue\nTrue\nTrue\nTrue\n"
+            "True\nTrue\nTrue\nTrue\n"
             "it is a property or another data descriptor (reading it would "
             "run code)\n"
             "its type has its own attribute lookup (running it would run "
@@ -135,7 +142,9 @@ TEST_F(HpHeapySurfaceTest, IsoReadsAnExpressionWithoutRunningTargetCode) {
             "no such global in __main__ nor module\n"
             "the dict has no such key (only str and int keys are compared)\n"
             "index out of range\n"
-            "'1 +' is not an expression\n");
+            "'1 +' is not an expression\n"
+            "the object has no dict object (its attributes may be held "
+            "inline; reading __dict__ would make one)\n");
   EXPECT_EQ(TargetStr("str(hs_calls)"), "0");
 }
 
