@@ -739,6 +739,70 @@ absl::StatusOr<KindedSet> HeapView::HeapU(const ReferencePoint* ref, bool keep,
   return out;
 }
 
+absl::StatusOr<KindedSet> HeapView::Owners(const KindedSet& set) {
+  // One question: every address read below was found alive by its walk.
+  heap::HeapEngine::Question question(*engine_);
+  if (!question.status().ok()) return question.status();
+  // The dict members still alive as the objects seen (sorted, as `set`).
+  std::vector<uintptr_t> dicts;
+  for (size_t i = 0; i < set.count(); ++i) {
+    if (set.kind_names->at(set.kinds[i]) == "dict" && SameObject(set, i)) {
+      dicts.push_back(set.addresses[i]);
+    }
+  }
+  KindedSet out;
+  if (dicts.empty()) return out;
+  absl::StatusOr<heap::HeapGraph> graph =
+      engine_->Graph(heap::GraphOptions::NodesOnly());
+  if (!graph.ok()) return graph.status();
+  // Owners hold their dict from their side: one pass over the live objects
+  // reads each one's attribute dict pointer (nothing is created: an
+  // instance whose attributes are still inline owns no dict object).
+  absl::flat_hash_map<PyTypeObject*, DictHolding> holdings;
+  auto owners_among = [&](const std::vector<uintptr_t>& objects,
+                          std::vector<uintptr_t>& found) {
+    for (uintptr_t a : objects) {
+      PyObject* obj = reinterpret_cast<PyObject*>(a);
+      PyTypeObject* type = Py_TYPE(obj);
+      auto it = holdings.find(type);
+      if (it == holdings.end()) {
+        it = holdings.emplace(type, DictHoldingOf(type)).first;
+      }
+      if (it->second == DictHolding::kNone) continue;
+      PyObject* dict = OwnedDict(obj, it->second);
+      if (dict != nullptr &&
+          std::binary_search(dicts.begin(), dicts.end(),
+                             reinterpret_cast<uintptr_t>(dict))) {
+        found.push_back(a);
+      }
+    }
+  };
+  std::vector<uintptr_t> found;
+  owners_among(graph->addresses, found);
+  // A dict found only among the unreachable gc objects has its owner there.
+  const bool all_reachable =
+      std::all_of(dicts.begin(), dicts.end(),
+                  [&](uintptr_t d) { return graph->Find(d) >= 0; });
+  std::vector<uintptr_t> unreachable;
+  if (!all_reachable) {
+    absl::StatusOr<heap::ObjectSet> u = engine_->Unreachable();
+    if (!u.ok()) return u.status();
+    unreachable = u->ToVector();
+    owners_among(unreachable, found);
+  }
+  std::sort(found.begin(), found.end());
+  found.erase(std::unique(found.begin(), found.end()), found.end());
+  std::vector<uintptr_t> scan = graph->addresses;
+  if (!unreachable.empty()) {
+    scan.insert(scan.end(), unreachable.begin(), unreachable.end());
+    std::sort(scan.begin(), scan.end());
+  }
+  out = Describe(found, nullptr, &scan);
+  absl::Status s = Keep(out);
+  if (!s.ok()) return s;
+  return out;
+}
+
 absl::StatusOr<ReferencePoint> HeapView::MakeReferencePoint() {
   // One question: both parts describe one moment.
   heap::HeapEngine::Question question(*engine_);

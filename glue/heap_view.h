@@ -195,6 +195,10 @@ class HeapView {
   // by the gc but unreachable), described as Heap() describes them, with
   // identity; others are left out. Where: as Heap(). Walks.
   absl::StatusOr<KindedSet> FromAddresses(std::vector<uintptr_t> addresses);
+  // Heapy's x.owners: the live objects whose attribute dict (a type's
+  // tp_dict, a module's dict, an instance's existing __dict__) is a live
+  // member of `set`, kept, partitioned by Clodo. Where: as Heap(). Walks.
+  absl::StatusOr<KindedSet> Owners(const KindedSet& set);
   // A reference point of now: heap() and heapu(), kept. Where: as Heap().
   absl::StatusOr<ReferencePoint> MakeReferencePoint();
 

@@ -98,9 +98,13 @@ constexpr const char* kHpDoc =
     "Sets: len(x), x.count, x.size, x[i] / x[a:b] (rows' objects), x.parts,\n"
     "x.more (the next ten rows; .more again: the ten after), x.all (every\n"
     "row), x.kind, x.brief, x.theone, x.er,\n"
-    "x | y, x & y, x - y, x ^ y, x <= y (subset), x.byid (the objects).\n"
+    "x | y, x & y, x - y, x ^ y, x <= y (subset), x.byid (the objects),\n"
+    "x.disjoint(y), x.indisize, x.get_examples(n), x.owners (objects whose\n"
+    "dict is in x), x.byidset; ~x and x | kind are kinds; x.doc.\n"
     "Stats (rows only, no objects): s = x.stat prints as the table; s[i],\n"
-    "s[a:b], s.rows, s.count, s.size; s_a - s_b: the difference table\n"
+    "s[a:b], s.rows, s.count, s.size, s.get_rows(), s.get_row(i),\n"
+    "s.get_rows_of_kinds(k), s.get_rows_n_and_other(N, sortby='Size');\n"
+    "s_a - s_b: the difference table\n"
     "(x.diff(y) = x.stat - y.by(x.er).stat); ==; s.json(), s.to_json(path).\n"
     "x.dump(path) / s.dump(path) append a text record to the file (written\n"
     "with the host process's permissions); hp.load(path) reads the last one\n"
@@ -124,8 +128,12 @@ constexpr const char* kHpDoc =
     "  x.dominos      what would be freed with x; x.domisize: its bytes\n"
     "  x.imdom        the immediate dominators of x\n"
     "  x.rp           reference pattern; x.get_rp(depth=4, stopkind=None)\n\n"
-    "Any other name loads the standard-library module of that name in the\n"
-    "annex, e.g. hp.gc, hp.json.";
+    "Session: hp.Anything (the kind of every object), hp.iso(ids...) (the\n"
+    "live objects with those ids), hp.iso(\"app.cache['k'].items\") (read\n"
+    "in the target: names, .attrs, [str/int]; no target code runs),\n"
+    "hp.doc (this text), x.doc (a set's).\n"
+    "The annex's standard-library modules: hp.stdlib.<name>, e.g.\n"
+    "hp.stdlib.json; other names raise AttributeError.";
 
 AnnexAccess* Access(PyObject* self) {
   Session* session = reinterpret_cast<HpObject*>(self)->session;
@@ -307,6 +315,17 @@ PyObject* IdSetById(PyObject* self, void*) {
   return NewText(*text);
 }
 
+PyObject* IdSetOwners(PyObject* self, void*) {
+  HeapView* view = ViewOf(reinterpret_cast<IdSetObject*>(self)->session);
+  if (view == nullptr) return nullptr;
+  auto owners = view->Owners(SetOf(self));
+  if (!owners.ok()) return RaiseStatus(owners.status());
+  return NewIdSet(reinterpret_cast<IdSetObject*>(self)->session,
+                  std::move(*owners));
+}
+
+PyObject* IdSetDoc(PyObject* self, void*);
+
 PyGetSetDef kIdSetGetSet[] = {
     {"count", IdSetCount, nullptr,
      "number of members (those still alive: the same objects as when seen)",
@@ -317,6 +336,14 @@ PyGetSetDef kIdSetGetSet[] = {
      "total size in bytes (sys.getsizeof, plus each instance's attribute "
      "values unless made with values=False)",
      nullptr},
+    {"indisize", IdSetSize, nullptr,
+     "the sum of the members' individual sizes (Heapy's; the same as .size)",
+     nullptr},
+    {"owners", IdSetOwners, nullptr,
+     "the objects whose attribute dict (__dict__, a class's or a module's "
+     "dict) is a member (Heapy's; walks again)",
+     nullptr},
+    {"doc", IdSetDoc, nullptr, "what a set offers, one line each", nullptr},
     {"more", IdSetMore, nullptr,
      "the next ten rows of the table (and .more of that the next ten)",
      nullptr},
@@ -368,7 +395,7 @@ PyObject* IdSetDir(PyObject* self, PyObject*) {
     }
     Py_DECREF(s);
   }
-  for (const char* n : {"diff", "dump"}) {
+  for (const char* n : {"diff", "disjoint", "dump", "get_examples"}) {
     PyObject* s = PyUnicode_FromString(n);
     if (s == nullptr || PyList_Append(list, s) < 0) {
       Py_XDECREF(s);
@@ -393,6 +420,89 @@ PyObject* IdSetDump(PyObject* self, PyObject* args, PyObject* kwds) {
   return internal::IdSetDump(self, args, kwds);
 }
 
+// x.disjoint(y): no member in common (Heapy's; by identity).
+PyObject* IdSetDisjoint(PyObject* self, PyObject* other) {
+  if (Py_TYPE(other) != Py_TYPE(self)) {
+    return PyErr_Format(PyExc_TypeError,
+                        "disjoint() takes an annex.IdSet, not %.100s",
+                        Py_TYPE(other)->tp_name);
+  }
+  const auto& x = SetOf(self).addresses;
+  const auto& y = SetOf(other).addresses;
+  size_t i = 0, j = 0;
+  while (i < x.size() && j < y.size()) {
+    if (x[i] == y[j]) Py_RETURN_FALSE;
+    if (x[i] < y[j]) {
+      ++i;
+    } else {
+      ++j;
+    }
+  }
+  Py_RETURN_TRUE;
+}
+
+// x.get_examples(n=2): up to n members, each a one-object IdSet, taken
+// from the table's rows in turn (row 0's first member, row 1's first, ...,
+// then each row's second), so that the examples show the kinds first.
+PyObject* IdSetGetExamples(PyObject* self, PyObject* args, PyObject* kwds) {
+  static const char* kw[] = {"n", nullptr};
+  Py_ssize_t n = 2;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:get_examples",
+                                   const_cast<char**>(kw), &n)) {
+    return nullptr;
+  }
+  if (n < 0 || n > 1000) {
+    PyErr_SetString(PyExc_ValueError,
+                    "get_examples(n): n is 0 to 1000 (each example is a "
+                    "one-object IdSet; use x[i] or x.byid for more)");
+    return nullptr;
+  }
+  const KindedSet& set = SetOf(self);
+  std::vector<KindedSet::Row> rows = set.Rows();
+  // Members of each row, in address order.
+  std::vector<std::vector<size_t>> members(rows.size());
+  std::vector<int64_t> row_of_label;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    if (row_of_label.size() <= rows[r].label) {
+      row_of_label.resize(rows[r].label + 1, -1);
+    }
+    row_of_label[rows[r].label] = static_cast<int64_t>(r);
+  }
+  for (size_t i = 0; i < set.count(); ++i) {
+    const uint32_t label = set.LabelOf(i);
+    if (label < row_of_label.size() && row_of_label[label] >= 0) {
+      members[row_of_label[label]].push_back(i);
+    }
+  }
+  std::vector<size_t> picked;
+  for (size_t depth = 0; picked.size() < static_cast<size_t>(n); ++depth) {
+    bool any = false;
+    for (size_t r = 0;
+         r < rows.size() && picked.size() < static_cast<size_t>(n); ++r) {
+      if (depth < members[r].size()) {
+        picked.push_back(members[r][depth]);
+        any = true;
+      }
+    }
+    if (!any) break;
+  }
+  PyObject* list = PyList_New(0);
+  if (list == nullptr) return nullptr;
+  Session* session = reinterpret_cast<IdSetObject*>(self)->session;
+  for (size_t i : picked) {
+    KindedSet one = set.Subset({i});
+    one.classifier = set.classifier;
+    PyObject* e = NewIdSet(session, std::move(one));
+    if (e == nullptr || PyList_Append(list, e) < 0) {
+      Py_XDECREF(e);
+      Py_DECREF(list);
+      return nullptr;
+    }
+    Py_DECREF(e);
+  }
+  return list;
+}
+
 PyMethodDef kIdSetMethods[] = {
     {"__dir__", IdSetDir, METH_NOARGS, nullptr},
     {"dump",
@@ -402,8 +512,46 @@ PyMethodDef kIdSetMethods[] = {
      "created with the process's permissions, or an open file)."},
     {"diff", internal::IdSetDiff, METH_O,
      "diff(y) -> Stat: x.stat - y.by(x.er).stat, the difference by kind."},
+    {"disjoint", IdSetDisjoint, METH_O,
+     "disjoint(y) -> bool: whether x and y have no member in common."},
+    {"get_examples",
+     reinterpret_cast<PyCFunction>(
+         reinterpret_cast<void (*)()>(IdSetGetExamples)),
+     METH_VARARGS | METH_KEYWORDS,
+     "get_examples(n=2) -> [IdSet]: up to n members as one-object sets, "
+     "one per row of the table in turn (the largest kinds first)."},
     {nullptr, nullptr, 0, nullptr},
 };
+
+// x.doc: the set's attributes and methods, one line each with the first
+// sentence of its doc (Heapy's x.doc).
+PyObject* IdSetDoc(PyObject*, void*) {
+  std::string text =
+      "annex.IdSet: a set of target objects (identities with the kind and "
+      "size seen); docs/hp.md.\n";
+  auto line = [&text](const char* name, const char* doc) {
+    std::string d = doc != nullptr ? doc : "";
+    absl::StrAppend(&text, "  x.", name, ": ", d, "\n");
+  };
+  for (PyGetSetDef* g = kIdSetGetSet; g->name != nullptr; ++g) {
+    line(g->name, g->doc);
+  }
+  for (PyMethodDef* m = kIdSetMethods; m->ml_name != nullptr; ++m) {
+    if (m->ml_doc != nullptr) line(m->ml_name, m->ml_doc);
+  }
+  text +=
+      "  x.by(er), x.byclodo, x.bytype, x.bysize, x.byid, x.byidset, "
+      "x.bymodule, x.byunity, x.byrcs, x.byvia, x.byprod: the same set "
+      "partitioned another way\n"
+      "  x[i], x[a:b], x.parts, x.kind, x.brief, x.theone, x.er: rows and "
+      "kinds\n"
+      "  x.sp, x.get_shpaths(), x.referrers, x.referents, x.pathsin, "
+      "x.pathsout, x.dominos, x.domisize, x.imdom, x.rp, x.get_rp(): "
+      "retention\n"
+      "  x | y, x & y, x - y, x ^ y, x <= y, ==: set algebra by identity; "
+      "x & kind, x - kind; ~x and x | kind are kinds\n";
+  return NewText(text);
+}
 
 PyType_Slot kIdSetSlots[] = {
     {Py_tp_getattro, reinterpret_cast<void*>(IdSetGetattro)},
@@ -422,6 +570,7 @@ PyType_Slot kIdSetSlots[] = {
     {Py_nb_and, reinterpret_cast<void*>(IdSetAnd)},
     {Py_nb_subtract, reinterpret_cast<void*>(IdSetSub)},
     {Py_nb_xor, reinterpret_cast<void*>(IdSetXor)},
+    {Py_nb_invert, reinterpret_cast<void*>(internal::IdSetInvert)},
     {0, nullptr},
 };
 
@@ -768,8 +917,31 @@ int HpSetPauseLimit(PyObject* self, PyObject* value, void*) {
   return 0;
 }
 
+PyObject* HpAnythingGet(PyObject*, void*) { return internal::HpAnything(); }
+PyObject* HpDocGet(PyObject*, void*) { return NewText(kHpDoc); }
+PyObject* HpStdlibGet(PyObject*, void*) {
+  PyObject* module = AnnexModule();
+  if (module == nullptr) return nullptr;
+  PyObject* type = PyObject_GetAttrString(module, "Stdlib");
+  Py_DECREF(module);
+  if (type == nullptr) return nullptr;
+  PyObject* r = PyType_GenericAlloc(reinterpret_cast<PyTypeObject*>(type), 0);
+  Py_DECREF(type);
+  return r;
+}
+
 PyGetSetDef kHpGetSet[] = {
     {"Nothing", HpNothing, nullptr, "the empty set", nullptr},
+    {"Anything", HpAnythingGet, nullptr,
+     "the kind every object has: x & hp.Anything is x, ~hp.Anything selects "
+     "nothing",
+     nullptr},
+    {"doc", HpDocGet, nullptr, "what hp offers (help(hp) shows the same)",
+     nullptr},
+    {"stdlib", HpStdlibGet, nullptr,
+     "the annex's standard-library modules: hp.stdlib.json is the annex's "
+     "json module",
+     nullptr},
     {"pause_limit", HpGetPauseLimit, HpSetPauseLimit,
      "how long one heap question of this session may hold the target, in "
      "seconds (None: no limit); past it the question stops with a "
@@ -794,24 +966,131 @@ PyObject* HpGetattro(PyObject* self, PyObject* name) {
   // Kinds: hp.Type, hp.Clodo, hp.Size, ... (hp_kinds.cc).
   if (PyObject* kind = internal::HpKindFactory(SessionOf(self), n)) return kind;
   if (PyErr_Occurred()) return nullptr;
-  // Not a service: the standard-library module of that name, in the annex.
+  // No such service: say which names are close (difflib, in the annex).
+  std::string hint;
+  PyObject* names = PyObject_Dir(self);
+  PyObject* difflib = names ? PyImport_ImportModule("difflib") : nullptr;
+  PyObject* close = difflib ? PyObject_CallMethod(difflib, "get_close_matches",
+                                                  "OO", name, names)
+                            : nullptr;
+  if (close != nullptr && PyList_Check(close) && PyList_GET_SIZE(close) > 0) {
+    PyObject* sep = PyUnicode_FromString("', 'hp.");
+    PyObject* joined = sep ? PyUnicode_Join(sep, close) : nullptr;
+    const char* j = joined ? PyUnicode_AsUTF8(joined) : nullptr;
+    if (j != nullptr) hint = absl::StrCat("; did you mean 'hp.", j, "'?");
+    Py_XDECREF(joined);
+    Py_XDECREF(sep);
+  }
+  Py_XDECREF(close);
+  Py_XDECREF(difflib);
+  Py_XDECREF(names);
+  PyErr_Clear();
+  PyErr_Format(PyExc_AttributeError,
+               "hp has no attribute '%s'%s (dir(hp) lists them; the "
+               "annex's standard-library modules are hp.stdlib.<name>)",
+               n, hint.c_str());
+  return nullptr;
+}
+
+// hp.stdlib.<name>: the annex's standard-library module of that name.
+PyObject* StdlibGetattro(PyObject* self, PyObject* name) {
+  PyObject* found = PyObject_GenericGetAttr(self, name);
+  if (found != nullptr || !PyErr_ExceptionMatches(PyExc_AttributeError)) {
+    return found;
+  }
+  PyErr_Clear();
+  Py_ssize_t len = 0;
+  const char* n = PyUnicode_AsUTF8AndSize(name, &len);
+  if (n == nullptr) return nullptr;
+  if (n[0] == '_' || std::strlen(n) != static_cast<size_t>(len)) {
+    PyErr_Format(PyExc_AttributeError, "hp.stdlib has no attribute %R", name);
+    return nullptr;
+  }
   PyObject* module = PyImport_ImportModule(n);
   if (module == nullptr && PyErr_ExceptionMatches(PyExc_ImportError)) {
     PyErr_Clear();
     PyErr_Format(PyExc_AttributeError,
-                 "hp has no service '%s' and there is no standard-library "
-                 "module of that name (see dir(hp))",
-                 n);
+                 "the annex has no standard-library module '%s'", n);
   }
   return module;
 }
 
+PyObject* StdlibRepr(PyObject*) {
+  return PyUnicode_FromString(
+      "<hp.stdlib: the annex's standard-library modules, e.g. "
+      "hp.stdlib.json>");
+}
+
+void StdlibDealloc(PyObject* self) {
+  PyTypeObject* type = Py_TYPE(self);
+  type->tp_free(self);
+  Py_DECREF(type);
+}
+
+PyType_Slot kStdlibSlots[] = {
+    {Py_tp_doc, const_cast<char*>("hp.stdlib.<name>: the annex's standard-"
+                                  "library module of that name.")},
+    {Py_tp_getattro, reinterpret_cast<void*>(StdlibGetattro)},
+    {Py_tp_repr, reinterpret_cast<void*>(StdlibRepr)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(StdlibDealloc)},
+    {0, nullptr},
+};
+
+PyType_Spec kStdlibSpec = {"annex.Stdlib", sizeof(PyObject), 0,
+                           Py_TPFLAGS_DEFAULT, kStdlibSlots};
+
+// hp.iso(*ids): Heapy's iso, given ids (ints, as id() in the target gives
+// them; target objects never reach the annex) or IdSets: the live objects
+// among them, as one IdSet. hp.iso('expr'): the objects the expression
+// names, read in the target without running its code (hp_iso.cc).
+PyObject* HpIso(PyObject* self, PyObject* args) {
+  if (PyTuple_GET_SIZE(args) == 1 &&
+      PyUnicode_Check(PyTuple_GET_ITEM(args, 0))) {
+    // hp.iso('cache.entries[3]'): read in the target (hp_iso.cc).
+    return internal::HpIsoExpr(SessionOf(self), PyTuple_GET_ITEM(args, 0));
+  }
+  std::vector<uintptr_t> addresses;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args); ++i) {
+    PyObject* a = PyTuple_GET_ITEM(args, i);
+    if (PyLong_Check(a)) {
+      unsigned long long v = PyLong_AsUnsignedLongLong(a);
+      if ((v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) ||
+          v == 0) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_ValueError,
+                        "iso(): an id is an int > 0, as id() in the target "
+                        "gives");
+        return nullptr;
+      }
+      addresses.push_back(static_cast<uintptr_t>(v));
+      continue;
+    }
+    KindedSet* set = hp_internal::IdSetContents(a);
+    if (set == nullptr) {
+      PyErr_Clear();
+      return PyErr_Format(
+          PyExc_TypeError,
+          "iso() takes ids (ints, as id() in the target gives), IdSets, or "
+          "one expression (a str), not %.100s; target objects never reach "
+          "the annex",
+          Py_TYPE(a)->tp_name);
+    }
+    addresses.insert(addresses.end(), set->addresses.begin(),
+                     set->addresses.end());
+  }
+  HeapView* view = ViewOf(SessionOf(self));
+  if (view == nullptr) return nullptr;
+  auto set = view->FromAddresses(std::move(addresses));
+  if (!set.ok()) return RaiseStatus(set.status());
+  return NewIdSet(SessionOf(self), std::move(*set));
+}
+
 PyObject* HpDir(PyObject* self, PyObject*) {
-  return Py_BuildValue("[sssssssssssssssssssss]", "Clodo", "Module", "Nothing",
-                       "Rcs", "Size", "Type", "Via", "clearref", "heap",
-                       "heapu", "idset", "load", "loadall", "memory",
-                       "pause_limit", "record", "setref", "setrelheap",
-                       "setrelheapu", "stacks", "threads");
+  return Py_BuildValue(
+      "[sssssssssssssssssssssssss]", "Anything", "Clodo", "Module", "Nothing",
+      "Rcs", "Size", "Type", "Via", "clearref", "doc", "heap", "heapu", "idset",
+      "iso", "load", "loadall", "memory", "pause_limit", "record", "setref",
+      "setrelheap", "setrelheapu", "stacks", "stdlib", "threads");
 }
 
 PyObject* HpRepr(PyObject*) {
@@ -842,6 +1121,12 @@ PyMethodDef kHpMethods[] = {
      "heap (one walk): partitions by Clodo and by type (top rows, the rest "
      "'<Other>'), totals, the walk's pause, RSS and labels, as Heapy stat "
      "records ('stat') or a JSON line ('jsonl'); docs/recording.md."},
+    {"iso", HpIso, METH_VARARGS,
+     "iso(*ids) -> IdSet: Heapy's iso, given ids (id() in the target) or "
+     "IdSets: the live objects among them. iso('expr'): the objects that "
+     "names, .attributes and [str/int] subscripts reach from the target's "
+     "__main__ (or a module), read without running target code; a tuple "
+     "of such paths gives several."},
     {"idset", HpIdSet, METH_O,
      "idset(ids) -> IdSet: the objects with those ids (id() in the target) "
      "that are alive now."},
@@ -922,6 +1207,13 @@ int ModuleExec(PyObject* module) {
   Py_DECREF(bases);
   if (text == nullptr || PyModule_AddObject(module, "Text", text) < 0) {
     Py_XDECREF(text);
+    return -1;
+  }
+  PyObject* stdlib = PyType_FromModuleAndSpec(module, &kStdlibSpec, nullptr);
+  if (stdlib == nullptr) return -1;
+  reinterpret_cast<PyTypeObject*>(stdlib)->tp_new = nullptr;
+  if (PyModule_AddObject(module, "Stdlib", stdlib) < 0) {
+    Py_DECREF(stdlib);
     return -1;
   }
   PyObject* idset = PyType_FromModuleAndSpec(module, &kIdSetSpec, nullptr);

@@ -1,13 +1,12 @@
 // `hp`, the glue session's Python face inside the annex interpreter.
 //
 // Attribute access builds a service through the session on first use (as
-// Heapy's glue model did); a name that is not a service loads the standard-
-// library module of that name in the annex; dir(hp) and help(hp) list what
-// exists.
+// Heapy's glue model did); any other name raises AttributeError with the
+// close names; dir(hp) and help(hp) list what exists.
 //
-//   >>> hp.threads()          # the target's threads, one line each
-//   >>> print(hp.stacks())    # every target thread's Python stack
-//   >>> hp.json.dumps([1])    # not a service: the annex's own json module
+//   >>> hp.threads()              # the target's threads, one line each
+//   >>> print(hp.stacks())        # every target thread's Python stack
+//   >>> hp.stdlib.json.dumps([1]) # the annex's own json module
 //
 // The object comes from Annex's own extension module `annex`, built into the
 // binary and created with multi-phase initialization, so it is importable in

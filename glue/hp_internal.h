@@ -86,8 +86,19 @@ PyObject* IdSetKindOf(PyObject* self);
 // Set algebra where one operand is a Kind: `x & k`, `k & x`, `x - k`.
 // Py_NotImplemented when neither is one.
 PyObject* KindsBinary(PyObject* a, PyObject* b, char op);
+// ~x: the kind "not a member of x" (the complement within whatever set it
+// selects from).
+PyObject* IdSetInvert(PyObject* self);
+// hp.Anything: the kind every object has (Heapy's; Unity's one kind).
+PyObject* HpAnything();
 // x[i] / x[a:b] on the partition.
 PyObject* IdSetSubscript(PyObject* self, PyObject* key);
+
+// hp_iso.cc: hp.iso('expr'): the target objects named by `text` (a str:
+// names, .attributes and [str or int constant] subscripts, or a tuple of
+// them), read in place in the target without running its code; an IdSet,
+// or nullptr with ValueError saying what could not be read.
+PyObject* HpIsoExpr(Session* session, PyObject* text);
 
 // hp_stat.cc: the stats face.
 // Adds annex.Stat and annex.More to the module. 0, or -1 with an exception

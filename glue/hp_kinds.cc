@@ -25,6 +25,26 @@
 namespace annex::glue::internal {
 namespace {
 
+// An owned reference to an annex object, safe to copy. Where: copied and
+// destroyed with the GIL held on the annex thread (kinds live there).
+class OwnedRef {
+ public:
+  OwnedRef() = default;
+  explicit OwnedRef(PyObject* o) : o_(Py_XNewRef(o)) {}
+  OwnedRef(const OwnedRef& other) : o_(Py_XNewRef(other.o_)) {}
+  OwnedRef& operator=(const OwnedRef& other) {
+    PyObject* old = o_;
+    o_ = Py_XNewRef(other.o_);
+    Py_XDECREF(old);
+    return *this;
+  }
+  ~OwnedRef() { Py_XDECREF(o_); }
+  PyObject* get() const { return o_; }
+
+ private:
+  PyObject* o_ = nullptr;
+};
+
 struct KindExpr {
   enum Op { kAtom, kNot, kAnd, kOr };
   Op op = kAtom;
@@ -35,10 +55,15 @@ struct KindExpr {
   std::string cmp = "==";
   uint64_t size = 0;
   std::string repr;  // how the atom is written
+  // A set as a kind (~x, x | kind): an atom whose members are those of
+  // this annex.IdSet (held, so its identity watch stays), not a classifier's.
+  OwnedRef members;
   std::shared_ptr<const KindExpr> a, b;
 
+  bool is_members() const { return op == kAtom && members.get() != nullptr; }
+
   bool is_size() const {
-    return op == kAtom && classifier.is(Classifier::kSize);
+    return op == kAtom && !is_members() && classifier.is(Classifier::kSize);
   }
   std::string Repr() const {
     switch (op) {
@@ -57,7 +82,7 @@ struct KindExpr {
   }
   // Heapy's brief: the kind as tables show it.
   std::string Brief() const {
-    if (op != kAtom) return Repr();
+    if (op != kAtom || is_members()) return Repr();
     if (is_size()) {
       return cmp == "==" ? absl::StrCat("<size = ", size, ">")
                          : absl::StrCat("<size ", cmp, " ", size, ">");
@@ -114,6 +139,19 @@ Expr Atom(Classifier c, std::string label, std::string repr) {
   e->classifier = std::move(c);
   e->label = std::move(label);
   e->repr = std::move(repr);
+  return e;
+}
+
+// The members of the annex.IdSet `idset` as a kind atom (held by it).
+Expr MembersAtom(PyObject* idset) {
+  auto e = std::make_shared<KindExpr>();
+  e->members = OwnedRef(idset);
+  e->label = "<members>";
+  // Named by the set's address: kinds compare and hash by their text, and
+  // two sets of the same size are different kinds.
+  e->repr = absl::StrCat("<kind: the ", SetOf(idset).count(),
+                         " members of IdSet at 0x",
+                         absl::Hex(reinterpret_cast<uintptr_t>(idset)), ">");
   return e;
 }
 
@@ -214,7 +252,7 @@ absl::StatusOr<KindedSet> Filter(HeapView* view, const KindedSet& set,
   KindedSet base = set;
   std::vector<Classified> live;
   for (const KindExpr* atom : atoms) {
-    if (!atom->classifier.NeedsLiveObjects()) continue;
+    if (atom->is_members() || !atom->classifier.NeedsLiveObjects()) continue;
     bool seen = false;
     for (const Classified& c : live) seen |= c.classifier == atom->classifier;
     if (seen) continue;
@@ -230,6 +268,19 @@ absl::StatusOr<KindedSet> Filter(HeapView* view, const KindedSet& set,
     const KindExpr* atom = atoms[k];
     std::vector<char>& m = match[k];
     m.assign(n, 0);
+    if (atom->is_members()) {
+      // Membership by identity: the same address, and the kind's member is
+      // still the object it saw (a new object at a dead member's address
+      // is not a member).
+      const KindedSet& members = SetOf(atom->members.get());
+      const std::vector<uintptr_t>& v = members.addresses;
+      for (size_t i = 0; i < n; ++i) {
+        auto it = std::lower_bound(v.begin(), v.end(), base.addresses[i]);
+        m[i] = it != v.end() && *it == base.addresses[i] &&
+               SameObject(members, static_cast<size_t>(it - v.begin()));
+      }
+      continue;
+    }
     if (atom->is_size()) {
       for (size_t i = 0; i < n; ++i) {
         m[i] = CompareSize(base.sizes[i], atom->cmp, atom->size);
@@ -307,12 +358,8 @@ PyObject* KindInvert(PyObject* self) {
 
 PyObject* KindOr(PyObject* a, PyObject* b) {
   if (!IsKind(a) || !IsKind(b)) {
-    if (IsKind(a) != IsKind(b)) {
-      PyErr_SetString(PyExc_TypeError,
-                      "a set and a kind cannot be joined with '|' (a kind "
-                      "is not a finite set); use set & kind to select");
-      return nullptr;
-    }
+    // set | kind, kind | set: a kind (Heapy's union of a set and a kind).
+    if (IsKind(a) != IsKind(b)) return KindsBinary(a, b, '|');
     Py_RETURN_NOTIMPLEMENTED;
   }
   return NewKind(Combine(KindExpr::kOr, ExprOf(a), ExprOf(b)));
@@ -739,8 +786,9 @@ std::string Brief(const KindedSet& set) {
 }  // namespace
 
 const char* const kIdSetKindsAttrs[] = {
-    "by",      "byclodo", "bymodule", "byprod", "byrcs", "bysize", "bytype",
-    "byunity", "byvia",   "brief",    "er",     "parts", "theone", nullptr,
+    "by",     "byclodo", "bymodule", "byprod",  "byrcs",
+    "bysize", "bytype",  "byunity",  "byvia",   "brief",
+    "er",     "parts",   "theone",   "byidset", nullptr,
 };
 
 PyObject* IdSetKindsAttr(PyObject* self, const char* name) {
@@ -749,10 +797,17 @@ PyObject* IdSetKindsAttr(PyObject* self, const char* name) {
     const char* attr;
     Classifier::Part part;
   } by[] = {
-      {"bytype", Classifier::kType},   {"byclodo", Classifier::kClodo},
-      {"bysize", Classifier::kSize},   {"bymodule", Classifier::kModule},
-      {"byunity", Classifier::kUnity}, {"byrcs", Classifier::kRcs},
-      {"byvia", Classifier::kVia},     {"byprod", Classifier::kProd},
+      {"bytype", Classifier::kType},
+      {"byclodo", Classifier::kClodo},
+      {"bysize", Classifier::kSize},
+      {"bymodule", Classifier::kModule},
+      {"byunity", Classifier::kUnity},
+      {"byrcs", Classifier::kRcs},
+      {"byvia", Classifier::kVia},
+      {"byprod", Classifier::kProd},
+      // Heapy's byidset: one row per object (its kind a one-object set);
+      // here its kind is the object's identity, as by('Id').
+      {"byidset", Classifier::kId},
   };
   for (const ByName& b : by) {
     if (n == b.attr) return Classified(self, Classifier(b.part));
@@ -840,12 +895,22 @@ PyObject* KindsBinary(PyObject* a, PyObject* b, char op) {
   Py_DECREF(idset);
   if (!is_set) Py_RETURN_NOTIMPLEMENTED;
   Expr expr = ExprOf(kind);
-  if (op == '-' && !ka) {
+  if (op == '|') {
+    // Heapy's set | kind: a kind again (everything in the set or of the
+    // kind), not a finite set.
+    return NewKind(Combine(KindExpr::kOr, MembersAtom(set), expr));
+  }
+  if (op == '-' && ka) {
+    // kind - set: a kind again (of the kind and not a member of the set).
+    return NewKind(Combine(KindExpr::kAnd, expr,
+                           Combine(KindExpr::kNot, MembersAtom(set))));
+  }
+  if (op == '-') {
     expr = Combine(KindExpr::kNot, expr);
   } else if (op != '&') {
-    PyErr_Format(PyExc_TypeError,
-                 "set %c kind is not defined; use set & kind or set - kind",
-                 op);
+    PyErr_SetString(PyExc_TypeError,
+                    "set ^ kind is not defined; use set & kind, set - kind, "
+                    "set | kind or kind - set (kinds)");
     return nullptr;
   }
   HeapView* view = ViewOf(IdSetSession(set));
@@ -896,6 +961,15 @@ PyObject* IdSetSubscript(PyObject* self, PyObject* key) {
   }
   std::sort(labels.begin(), labels.end());
   return NewIdSet(IdSetSession(self), set.OfLabels(labels));
+}
+
+PyObject* IdSetInvert(PyObject* self) {
+  return NewKind(Combine(KindExpr::kNot, MembersAtom(self)));
+}
+
+PyObject* HpAnything() {
+  return NewKind(
+      Atom(Classifier(Classifier::kUnity), kUnityKind, "hp.Anything"));
 }
 
 int AddKindTypes(PyObject* module) {

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
@@ -521,6 +522,213 @@ PyObject* StatFields(PyObject* self, void*) {
   }
   return dict;
 }
+// Heapy's firstheader: a line before the table ('' for Annex's stats).
+PyObject* StatFirstHeader(PyObject*, void*) { return PyUnicode_FromString(""); }
+
+// A new annex.StatRow (Heapy's StatRow: name, count, size, index,
+// cumulsize); `index` < 0 makes index and cumulsize None (the '<Other>' row
+// of get_rows_n_and_other).
+PyObject* NewStatRow(const StatRow& row, Py_ssize_t index, int64_t cumulsize) {
+  PyTypeObject* type = ModuleType("StatRow");
+  if (type == nullptr) return nullptr;
+  PyObject* r = PyStructSequence_New(type);
+  Py_DECREF(type);
+  if (r == nullptr) return nullptr;
+  PyObject* name = Str(row.kind);
+  PyObject* count = PyLong_FromLongLong(row.count);
+  PyObject* size = PyLong_FromLongLong(row.size);
+  PyObject* idx = index < 0 ? Py_NewRef(Py_None) : PyLong_FromSsize_t(index);
+  PyObject* cumul =
+      index < 0 ? Py_NewRef(Py_None) : PyLong_FromLongLong(cumulsize);
+  PyObject* items[] = {name, count, size, idx, cumul};
+  bool ok = true;
+  for (int i = 0; i < 5; ++i) {
+    ok &= items[i] != nullptr;
+    PyStructSequence_SetItem(r, i, items[i] ? items[i] : Py_NewRef(Py_None));
+  }
+  if (!ok) {
+    Py_DECREF(r);
+    return nullptr;
+  }
+  return r;
+}
+
+// Rows [first, end) as StatRows with their indexes and cumulative sizes.
+PyObject* RowList(const Stat& s, size_t first) {
+  PyObject* list = PyList_New(0);
+  if (list == nullptr) return nullptr;
+  int64_t cumul = 0;
+  for (size_t i = 0; i < s.rows.size(); ++i) {
+    cumul += s.rows[i].size;
+    if (i < first) continue;
+    PyObject* r = NewStatRow(s.rows[i], static_cast<Py_ssize_t>(i), cumul);
+    if (r == nullptr || PyList_Append(list, r) < 0) {
+      Py_XDECREF(r);
+      Py_DECREF(list);
+      return nullptr;
+    }
+    Py_DECREF(r);
+  }
+  return list;
+}
+
+// s.get_rows(idx=0): the rows from idx on, as StatRows (a list; Heapy's is
+// a generator).
+PyObject* StatGetRows(PyObject* self, PyObject* args, PyObject* kwds) {
+  static const char* kw[] = {"idx", nullptr};
+  Py_ssize_t idx = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:get_rows",
+                                   const_cast<char**>(kw), &idx)) {
+    return nullptr;
+  }
+  if (idx < 0) {
+    PyErr_SetString(PyExc_ValueError, "get_rows(idx): idx must be >= 0");
+    return nullptr;
+  }
+  return RowList(StatOf(self), static_cast<size_t>(idx));
+}
+
+// s.get_row(idx): row idx as a StatRow; IndexError past the rows.
+PyObject* StatGetRow(PyObject* self, PyObject* arg) {
+  const Stat& s = StatOf(self);
+  Py_ssize_t i = PyNumber_AsSsize_t(arg, PyExc_IndexError);
+  if (i == -1 && PyErr_Occurred()) return nullptr;
+  const Py_ssize_t n = static_cast<Py_ssize_t>(s.rows.size());
+  if (i < 0) i += n;
+  if (i < 0 || i >= n) {
+    return PyErr_Format(PyExc_IndexError, "get_row(%zd): the stat has %zd rows",
+                        i, n);
+  }
+  int64_t cumul = 0;
+  for (Py_ssize_t k = 0; k <= i; ++k) cumul += s.rows[k].size;
+  return NewStatRow(s.rows[i], i, cumul);
+}
+
+// s.get_rows_of_kinds(kinds): for each kind name (unique), its row or None.
+PyObject* StatGetRowsOfKinds(PyObject* self, PyObject* arg) {
+  const Stat& s = StatOf(self);
+  PyObject* seq = PySequence_Fast(
+      arg, "get_rows_of_kinds() takes a sequence of kind names (str)");
+  if (seq == nullptr) return nullptr;
+  const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+  std::vector<std::string> kinds;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    std::string k;
+    if (!NameArg(PySequence_Fast_GET_ITEM(seq, i), "get_rows_of_kinds()", &k,
+                 /*allow_empty=*/true)) {
+      Py_DECREF(seq);
+      return nullptr;
+    }
+    if (std::find(kinds.begin(), kinds.end(), k) != kinds.end()) {
+      Py_DECREF(seq);
+      return PyErr_Format(PyExc_ValueError,
+                          "get_rows_of_kinds(): the kind %R is given twice",
+                          PySequence_Fast_GET_ITEM(seq, i));
+    }
+    kinds.push_back(std::move(k));
+  }
+  Py_DECREF(seq);
+  PyObject* list = PyList_New(n);
+  if (list == nullptr) return nullptr;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* r = nullptr;
+    int64_t cumul = 0;
+    for (size_t k = 0; k < s.rows.size(); ++k) {
+      cumul += s.rows[k].size;
+      if (s.rows[k].kind == kinds[i]) {
+        r = NewStatRow(s.rows[k], static_cast<Py_ssize_t>(k), cumul);
+        if (r == nullptr) {
+          Py_DECREF(list);
+          return nullptr;
+        }
+        break;
+      }
+    }
+    PyList_SET_ITEM(list, i, r != nullptr ? r : Py_NewRef(Py_None));
+  }
+  return list;
+}
+
+// s.get_rows_n_and_other(N, sortby='Size'): the N largest rows (by size, or
+// by count with sortby='Count'), and when more rows are left one '<Other>'
+// row with their totals, placed by that measure (Heapy's).
+PyObject* StatGetRowsNAndOther(PyObject* self, PyObject* args, PyObject* kwds) {
+  static const char* kw[] = {"N", "sortby", nullptr};
+  Py_ssize_t max_rows = 0;
+  const char* sortby = "Size";
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "n|s:get_rows_n_and_other",
+                                   const_cast<char**>(kw), &max_rows,
+                                   &sortby)) {
+    return nullptr;
+  }
+  const std::string by = sortby;
+  if (by != "Size" && by != "Count") {
+    PyErr_SetString(PyExc_ValueError,
+                    "Argument 'sortby' must be 'Size' or 'Count'.");
+    return nullptr;
+  }
+  if (max_rows < 0) {
+    PyErr_SetString(PyExc_ValueError,
+                    "get_rows_n_and_other(N): N must be >= 0");
+    return nullptr;
+  }
+  const Stat& s = StatOf(self);
+  struct Entry {
+    size_t index;
+    int64_t cumul;
+  };
+  std::vector<Entry> order;
+  int64_t cumul = 0;
+  for (size_t i = 0; i < s.rows.size(); ++i) {
+    cumul += s.rows[i].size;
+    order.push_back({i, cumul});
+  }
+  const bool by_count = by == "Count";
+  if (by_count) {
+    std::stable_sort(order.begin(), order.end(),
+                     [&s](const Entry& a, const Entry& b) {
+                       return s.rows[a.index].count > s.rows[b.index].count;
+                     });
+  }
+  const size_t n = std::min(order.size(), static_cast<size_t>(max_rows));
+  std::vector<PyObject*> out;
+  int64_t kept_count = 0, kept_size = 0;
+  auto fail = [&out]() -> PyObject* {
+    for (PyObject* o : out) Py_DECREF(o);
+    return nullptr;
+  };
+  for (size_t k = 0; k < n; ++k) {
+    const StatRow& row = s.rows[order[k].index];
+    kept_count += row.count;
+    kept_size += row.size;
+    PyObject* r = NewStatRow(row, static_cast<Py_ssize_t>(order[k].index),
+                             order[k].cumul);
+    if (r == nullptr) return fail();
+    out.push_back(r);
+  }
+  if (n < order.size()) {
+    StatRow other{"<Other>", s.count - kept_count, s.size - kept_size};
+    // Before the first kept row smaller than it, as Heapy places it.
+    size_t at = n;
+    for (size_t k = 0; k < n; ++k) {
+      const StatRow& row = s.rows[order[k].index];
+      if (by_count ? row.count < other.count : row.size < other.size) {
+        at = k;
+        break;
+      }
+    }
+    PyObject* r = NewStatRow(other, -1, 0);
+    if (r == nullptr) return fail();
+    out.insert(out.begin() + static_cast<std::ptrdiff_t>(at), r);
+  }
+  PyObject* list = PyList_New(static_cast<Py_ssize_t>(out.size()));
+  if (list == nullptr) return fail();
+  for (size_t k = 0; k < out.size(); ++k) {
+    PyList_SET_ITEM(list, static_cast<Py_ssize_t>(k), out[k]);
+  }
+  return list;
+}
+
 PyObject* StatMore(PyObject* self, void*) {
   return FirstMore(*reinterpret_cast<StatObject*>(self)->stat);
 }
@@ -656,6 +864,8 @@ PyGetSetDef kStatGetSet[] = {
      "the record's other fields as a dict (a heap record's labels: pid, "
      "host, program, python, rss, pause_us; docs/recording.md)",
      nullptr},
+    {"firstheader", StatFirstHeader, nullptr,
+     "Heapy's firstheader, a line before the table ('' here)", nullptr},
     {"more", StatMore, nullptr, "the next ten rows (and .more the next)",
      nullptr},
     {"all", StatAll, nullptr, "the whole table", nullptr},
@@ -669,6 +879,22 @@ PyMethodDef kStatMethods[] = {
      "dump(dest, mode='a'): appends the stat's text record to dest (a path, "
      "created with the process's permissions, or an open file); hp.load "
      "reads it back."},
+    {"get_rows",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(StatGetRows)),
+     METH_VARARGS | METH_KEYWORDS,
+     "get_rows(idx=0) -> [StatRow]: the rows from idx on (name, count, size, "
+     "index, cumulsize)."},
+    {"get_row", StatGetRow, METH_O, "get_row(idx) -> StatRow: row idx."},
+    {"get_rows_of_kinds", StatGetRowsOfKinds, METH_O,
+     "get_rows_of_kinds(kinds) -> list: for each kind name, its StatRow or "
+     "None."},
+    {"get_rows_n_and_other",
+     reinterpret_cast<PyCFunction>(
+         reinterpret_cast<void (*)()>(StatGetRowsNAndOther)),
+     METH_VARARGS | METH_KEYWORDS,
+     "get_rows_n_and_other(N, sortby='Size') -> [StatRow]: the N largest "
+     "rows by 'Size' or 'Count', and one '<Other>' row (index None) for the "
+     "rest, placed by its size (count)."},
     {"json", StatJson, METH_NOARGS,
      "json() -> str: the stat as JSON (schema annex.stat/1, docs/hp.md)."},
     {"to_json", StatToJson, METH_O,
@@ -828,7 +1054,27 @@ PyObject* HpLoadAll(PyObject* args, PyObject* kwds) {
   return list;
 }
 
+PyStructSequence_Field kStatRowFields[] = {
+    {"name", "the kind"},
+    {"count", "objects"},
+    {"size", "bytes"},
+    {"index", "the row's index in the stat (None for '<Other>')"},
+    {"cumulsize",
+     "bytes of this row and those before it (None for "
+     "'<Other>')"},
+    {nullptr, nullptr},
+};
+PyStructSequence_Desc kStatRowDesc = {
+    "annex.StatRow", "A row of a Stat (Heapy's StatRow).", kStatRowFields, 5};
+
 int AddStatTypes(PyObject* module) {
+  PyTypeObject* row = PyStructSequence_NewType(&kStatRowDesc);
+  if (row == nullptr) return -1;
+  if (PyModule_AddObject(module, "StatRow", reinterpret_cast<PyObject*>(row)) <
+      0) {
+    Py_DECREF(row);
+    return -1;
+  }
   for (PyType_Spec* spec : {&kStatSpec, &kMoreSpec}) {
     PyObject* type = PyType_FromModuleAndSpec(module, spec, nullptr);
     if (type == nullptr) return -1;

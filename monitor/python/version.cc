@@ -592,6 +592,21 @@ PyObject* InlineAttributeHolding(PyObject* obj, PyObject* value) {
   return nullptr;
 }
 
+PyObject* InlineAttributeNamed(PyObject* obj, PyObject* name) {
+  Py_ssize_t count = 0;
+  PyDictValues* values = InlineValues(obj, &count);
+  if (values == nullptr) return nullptr;
+  PyDictUnicodeEntry* entries = DK_UNICODE_ENTRIES(CachedKeys(Py_TYPE(obj)));
+  for (Py_ssize_t i = 0; i < count; ++i) {
+    PyObject* key = entries[i].me_key;
+    if (key != nullptr && PyUnicode_CheckExact(key) &&
+        PyUnicode_Compare(key, name) == 0) {
+      return values->values[i];
+    }
+  }
+  return nullptr;
+}
+
 namespace {
 // A tracemalloc domain no allocator uses ("ANNX"): untracking in it is a
 // no-op that still reports whether tracemalloc traces.

@@ -211,6 +211,12 @@ size_t InlineValuesBytes(PyObject* obj);
 // Where: GIL held, any interpreter; `obj` alive.
 PyObject* InlineAttributeHolding(PyObject* obj, PyObject* value);
 
+// The value (borrowed) of `obj`'s inline attribute named `name` (an exact
+// str), or nullptr when it has no inline values or no such attribute set.
+// Compares names with PyUnicode_Compare: creates nothing, runs no code.
+// Where: GIL held, any interpreter; `obj` alive.
+PyObject* InlineAttributeNamed(PyObject* obj, PyObject* name);
+
 // Whether tracemalloc traces now (process-wide). Asks without side effect
 // (untracking nothing in a domain no one uses). Where: GIL held.
 bool TracemallocIsTracing();

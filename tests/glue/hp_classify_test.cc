@@ -361,7 +361,7 @@ TEST_F(HpClassifyTest, BadArgumentsRaiseClearExceptions) {
       " err(lambda: h.by('Nope')), err(lambda: h.by(3)))\n"
       "print(err(lambda: hp.Size(-1)), err(lambda: hp.Size(3).alt('~')),"
       " err(lambda: hp.Type(int).alt('<')), err(lambda: hp.Clodo(dict)))\n"
-      "print(err(lambda: h & 3), err(lambda: h | hp.Type(int)),"
+      "print(err(lambda: h & 3), err(lambda: h ^ hp.Type(int)),"
       " err(lambda: hp.Via()), err(lambda: h[10**6]), err(lambda: h['x']))\n"
       "print(err(lambda: hp.idset(['x'])), err(lambda: hp.Type.Nonesuch),"
       " err(lambda: hp.Clodo(int, dictof=int)), err(lambda: h.kind))\n"

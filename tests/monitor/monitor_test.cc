@@ -192,7 +192,7 @@ hs_values = hs_kept_blocks + (
   ASSERT_TRUE(::annex::testing::RunTargetCode("del hs_keep, hs_dicts"));
 }
 
-TEST(MonitorTest, HpBuildsServicesAndLoadsStdlibModules) {
+TEST(MonitorTest, HpBuildsServicesAndGivesStdlibModules) {
   ASSERT_TRUE(::annex::testing::RunTargetCode(
       "import threading, time\n"
       "_hp_stop = threading.Event()\n"
@@ -204,21 +204,23 @@ TEST(MonitorTest, HpBuildsServicesAndLoadsStdlibModules) {
   ASSERT_TRUE(monitor.Start().ok());
   auto out = monitor.ExecInAnnex(
       "print(sorted(dir(hp)))\n"
-      "print(hp.json.dumps({'a': 1}))\n"
-      "print(hp.json is __import__('json'))\n"
+      "print(hp.stdlib.json.dumps({'a': 1}))\n"
+      "print(hp.stdlib.json is __import__('json'))\n"
       "print('\"sleeper\"' in hp.threads())\n"
       "print('in _hp_sleeper' in hp.stacks())\n"
       "print(type(hp).__module__, 'annex' in __import__('sys').modules)\n");
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(
       *out,
-      "['Clodo', 'Module', 'Nothing', 'Rcs', 'Size', 'Type', 'Via', "
-      "'clearref', 'heap', 'heapu', 'idset', 'load', 'loadall', "
-      "'memory', 'pause_limit', 'record', 'setref', 'setrelheap', "
-      "'setrelheapu', 'stacks', 'threads']\n{\"a\": 1}\nTrue\nTrue\nTrue\n"
+      "['Anything', 'Clodo', 'Module', 'Nothing', 'Rcs', 'Size', 'Type', "
+      "'Via', 'clearref', 'doc', 'heap', 'heapu', 'idset', 'iso', 'load', "
+      "'loadall', 'memory', 'pause_limit', 'record', 'setref', "
+      "'setrelheap', 'setrelheapu', 'stacks', 'stdlib', 'threads']\n"
+      "{\"a\": 1}\nTrue\nTrue\nTrue\n"
       "annex True\n");
   auto missing = monitor.ExecInAnnex("hp.no_such_thing_here");
-  EXPECT_NE(missing.status().message().find("no service 'no_such_thing_here'"),
+  EXPECT_NE(missing.status().message().find(
+                "hp has no attribute 'no_such_thing_here'"),
             absl::string_view::npos)
       << missing.status();
   // The target never sees the annex's module.

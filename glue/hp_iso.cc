@@ -1,0 +1,392 @@
+// hp.iso('expr'): target objects named by a Python expression that is read,
+// not run. The expression is parsed in the annex (its `ast` module) into
+// paths of names, attributes and constant subscripts; each path is then
+// followed in the target by reading objects in place, inside one heap
+// question: no target code runs (no __getattr__, property, __getitem__,
+// __eq__ or __hash__), nothing is created in the target, and only the ids
+// found leave the question (hp.idset's rule: target objects never reach
+// the annex). What cannot be read that way is refused with a ValueError
+// saying why.
+#include <Python.h>
+#include <structmember.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "glue/heap_view.h"
+#include "glue/hp_internal.h"
+#include "monitor/python/version.h"
+
+namespace annex::glue::internal {
+namespace {
+
+// One step of a path: a name (the first step), `.attr` or `[key]`. `key`
+// is an annex str (names, attributes, str keys) or int, owned.
+struct Step {
+  enum Kind { kName, kAttr, kItem };
+  Kind kind;
+  PyObject* key;
+  std::string text;  // how the step is written, for messages
+};
+using Path = std::vector<Step>;
+
+void FreePaths(std::vector<Path>& paths) {
+  for (Path& p : paths) {
+    for (Step& s : p) Py_XDECREF(s.key);
+  }
+  paths.clear();
+}
+
+std::string Repr(PyObject* o) {
+  PyObject* r = PyObject_Repr(o);
+  const char* s = r ? PyUnicode_AsUTF8(r) : nullptr;
+  std::string out = s ? s : "?";
+  Py_XDECREF(r);
+  PyErr_Clear();
+  return out;
+}
+
+std::string NodeName(PyObject* node) { return Py_TYPE(node)->tp_name; }
+
+// Converts the ast node `node` into `path` (steps appended). false with
+// ValueError set. Where: annex thread, GIL held, annex current.
+bool ToPath(PyObject* node, Path* path) {
+  const std::string type = NodeName(node);
+  if (type == "Name") {
+    PyObject* id = PyObject_GetAttrString(node, "id");
+    if (id == nullptr) return false;
+    path->push_back({Step::kName, id, PyUnicode_AsUTF8(id)});
+    return true;
+  }
+  if (type == "Attribute") {
+    PyObject* value = PyObject_GetAttrString(node, "value");
+    if (value == nullptr) return false;
+    const bool ok = ToPath(value, path);
+    Py_DECREF(value);
+    if (!ok) return false;
+    PyObject* attr = PyObject_GetAttrString(node, "attr");
+    if (attr == nullptr) return false;
+    path->push_back(
+        {Step::kAttr, attr, absl::StrCat(".", PyUnicode_AsUTF8(attr))});
+    return true;
+  }
+  if (type == "Subscript") {
+    PyObject* value = PyObject_GetAttrString(node, "value");
+    if (value == nullptr) return false;
+    const bool ok = ToPath(value, path);
+    Py_DECREF(value);
+    if (!ok) return false;
+    PyObject* slice = PyObject_GetAttrString(node, "slice");
+    if (slice == nullptr) return false;
+    PyObject* key = nullptr;
+    if (NodeName(slice) == "Constant") {
+      key = PyObject_GetAttrString(slice, "value");
+    } else if (NodeName(slice) == "UnaryOp") {
+      // -3: a negative index.
+      PyObject* op = PyObject_GetAttrString(slice, "op");
+      PyObject* operand = PyObject_GetAttrString(slice, "operand");
+      if (op != nullptr && operand != nullptr && NodeName(op) == "USub" &&
+          NodeName(operand) == "Constant") {
+        PyObject* v = PyObject_GetAttrString(operand, "value");
+        if (v != nullptr && PyLong_CheckExact(v)) key = PyNumber_Negative(v);
+        Py_XDECREF(v);
+      }
+      Py_XDECREF(op);
+      Py_XDECREF(operand);
+    }
+    Py_DECREF(slice);
+    if (key == nullptr && PyErr_Occurred()) return false;
+    if (key == nullptr ||
+        !(PyUnicode_CheckExact(key) || PyLong_CheckExact(key))) {
+      Py_XDECREF(key);
+      PyErr_SetString(PyExc_ValueError,
+                      "hp.iso(expr): a subscript must be a str or int "
+                      "constant, e.g. cache['key'] or items[-1]");
+      return false;
+    }
+    path->push_back({Step::kItem, key, absl::StrCat("[", Repr(key), "]")});
+    return true;
+  }
+  PyErr_Format(PyExc_ValueError,
+               "hp.iso(expr): only names, .attributes and [constant] "
+               "subscripts are read in the target (no target code runs); "
+               "got %s",
+               type.c_str());
+  return false;
+}
+
+// The expression `text` as paths: one, or one per element of a top-level
+// tuple or list. false with an exception set. Where: as ToPath.
+bool ParsePaths(PyObject* text, std::vector<Path>* paths) {
+  PyObject* ast = PyImport_ImportModule("ast");
+  if (ast == nullptr) return false;
+  PyObject* tree =
+      PyObject_CallMethod(ast, "parse", "Oss", text, "<hp.iso>", "eval");
+  Py_DECREF(ast);
+  if (tree == nullptr) {
+    if (PyErr_ExceptionMatches(PyExc_SyntaxError)) {
+      PyErr_Clear();
+      PyErr_Format(PyExc_ValueError, "hp.iso(expr): %R is not an expression",
+                   text);
+    }
+    return false;
+  }
+  PyObject* body = PyObject_GetAttrString(tree, "body");
+  Py_DECREF(tree);
+  if (body == nullptr) return false;
+  bool ok = true;
+  const std::string type = NodeName(body);
+  if (type == "Tuple" || type == "List") {
+    PyObject* elts = PyObject_GetAttrString(body, "elts");
+    ok = elts != nullptr && PyList_Check(elts);
+    for (Py_ssize_t i = 0; ok && i < PyList_GET_SIZE(elts); ++i) {
+      paths->emplace_back();
+      ok = ToPath(PyList_GET_ITEM(elts, i), &paths->back());
+    }
+    Py_XDECREF(elts);
+  } else {
+    paths->emplace_back();
+    ok = ToPath(body, &paths->back());
+  }
+  Py_DECREF(body);
+  return ok;
+}
+
+// ---- Reading in the target (inside a question: create nothing, run no
+// code, set no error). All return borrowed references.
+
+// The strs the reading compares with, made in the annex beforehand (a str
+// made while the target is current would be the target's).
+struct Names {
+  PyObject* main = PyUnicode_FromString("__main__");
+  PyObject* getattribute = PyUnicode_FromString("__getattribute__");
+  PyObject* dict = PyUnicode_FromString("__dict__");
+  PyObject* klass = PyUnicode_FromString("__class__");
+  ~Names() {
+    Py_XDECREF(main);
+    Py_XDECREF(getattribute);
+    Py_XDECREF(dict);
+    Py_XDECREF(klass);
+  }
+  bool ok() const {
+    return main != nullptr && getattribute != nullptr && dict != nullptr &&
+           klass != nullptr;
+  }
+};
+
+bool KeyMatches(PyObject* k, PyObject* want) {
+  if (PyUnicode_CheckExact(want)) {
+    return PyUnicode_CheckExact(k) && PyUnicode_Compare(k, want) == 0;
+  }
+  // An exact int against an exact int: long_richcompare, no code.
+  return PyLong_CheckExact(k) && PyObject_RichCompareBool(k, want, Py_EQ) == 1;
+}
+
+PyObject* DictFind(PyObject* dict, PyObject* want) {
+  if (dict == nullptr || !PyDict_Check(dict)) return nullptr;
+  Py_ssize_t pos = 0;
+  PyObject *k, *v;
+  while (PyDict_Next(dict, &pos, &k, &v)) {
+    if (KeyMatches(k, want)) return v;
+  }
+  return nullptr;
+}
+
+// The attribute `name` of a heap type's MRO (its classes' own dicts;
+// built-in types' dicts are not read), or nullptr.
+PyObject* TypeAttr(PyTypeObject* type, PyObject* name) {
+  PyObject* mro = type->tp_mro;
+  if (mro == nullptr || !PyTuple_Check(mro)) return nullptr;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(mro); ++i) {
+    PyTypeObject* t = reinterpret_cast<PyTypeObject*>(PyTuple_GET_ITEM(mro, i));
+    if (!(t->tp_flags & Py_TPFLAGS_HEAPTYPE)) continue;
+    if (PyObject* v = DictFind(t->tp_dict, name)) return v;
+  }
+  return nullptr;
+}
+
+// obj.name read in place, or nullptr with `why` said.
+PyObject* Attr(PyObject* obj, PyObject* name, const Names& names,
+               std::string* why) {
+  // .__class__: the type. .__dict__: the attribute dict object itself
+  // (Python would wrap a class's in a new mappingproxy; a module's and an
+  // instance's existing one are what Python gives).
+  if (PyUnicode_Compare(name, names.klass) == 0) {
+    return reinterpret_cast<PyObject*>(Py_TYPE(obj));
+  }
+  if (PyUnicode_Compare(name, names.dict) == 0) {
+    PyObject* d = nullptr;
+    if (PyModule_Check(obj)) {
+      d = PyModule_GetDict(obj);
+    } else if (PyType_Check(obj)) {
+      PyTypeObject* t = reinterpret_cast<PyTypeObject*>(obj);
+      d = (t->tp_flags & Py_TPFLAGS_HEAPTYPE) ? t->tp_dict : nullptr;
+      if (d == nullptr) *why = "built-in types' dicts are not read";
+      return d;
+    } else {
+      d = python::ExistingInstanceDict(obj);
+    }
+    if (d == nullptr) {
+      *why =
+          "the object has no dict object (its attributes may be held "
+          "inline; reading __dict__ would make one)";
+    }
+    return d;
+  }
+  if (PyModule_Check(obj)) {
+    if (PyObject* v = DictFind(PyModule_GetDict(obj), name)) return v;
+    *why = "the module has no such global";
+    return nullptr;
+  }
+  if (PyType_Check(obj)) {
+    if (PyObject* v = TypeAttr(reinterpret_cast<PyTypeObject*>(obj), name)) {
+      return v;
+    }
+    *why = "no class in its MRO defines it (built-in types are not read)";
+    return nullptr;
+  }
+  PyTypeObject* type = Py_TYPE(obj);
+  if (type->tp_getattro != PyObject_GenericGetAttr) {
+    // A class with __getattr__ still looks up as usual first; one with
+    // __getattribute__, or a C type with its own lookup, does not.
+    if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE) ||
+        TypeAttr(type, names.getattribute) != nullptr) {
+      *why =
+          "its type has its own attribute lookup (running it would run "
+          "code)";
+      return nullptr;
+    }
+  }
+  PyObject* descr = TypeAttr(type, name);
+  if (descr != nullptr && Py_TYPE(descr)->tp_descr_set != nullptr) {
+    if (Py_TYPE(descr) != &PyMemberDescr_Type) {
+      *why =
+          "it is a property or another data descriptor (reading it would "
+          "run code)";
+      return nullptr;
+    }
+    PyMemberDef* m = reinterpret_cast<PyMemberDescrObject*>(descr)->d_member;
+#ifdef Py_RELATIVE_OFFSET
+    if (m->flags & Py_RELATIVE_OFFSET) {
+      *why = "it is a C member with a relative offset";
+      return nullptr;
+    }
+#endif
+    if (m->type != T_OBJECT_EX && m->type != T_OBJECT) {
+      *why = "it is a C member that is not an object";
+      return nullptr;
+    }
+    PyObject* v =
+        *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(obj) + m->offset);
+    if (v == nullptr) *why = "the slot is not set";
+    return v;
+  }
+  if (PyObject* v = DictFind(python::ExistingInstanceDict(obj), name)) return v;
+  if (PyObject* v = python::InlineAttributeNamed(obj, name)) return v;
+  // A class attribute (a function stays a function: no bound method is made).
+  if (descr != nullptr) return descr;
+  *why = "the object has no such attribute";
+  return nullptr;
+}
+
+PyObject* Item(PyObject* obj, PyObject* key, std::string* why) {
+  if (PyDict_Check(obj)) {
+    if (PyObject* v = DictFind(obj, key)) return v;
+    *why = "the dict has no such key (only str and int keys are compared)";
+    return nullptr;
+  }
+  if ((PyList_Check(obj) || PyTuple_Check(obj)) && PyLong_CheckExact(key)) {
+    const Py_ssize_t n =
+        PyList_Check(obj) ? PyList_GET_SIZE(obj) : PyTuple_GET_SIZE(obj);
+    int overflow = 0;
+    long long i = PyLong_AsLongLongAndOverflow(key, &overflow);
+    if (!overflow && i < 0) i += n;
+    if (overflow || i < 0 || i >= n) {
+      *why = "index out of range";
+      return nullptr;
+    }
+    return PyList_Check(obj) ? PyList_GET_ITEM(obj, i)
+                             : PyTuple_GET_ITEM(obj, i);
+  }
+  *why = absl::StrCat("a ", Py_TYPE(obj)->tp_name,
+                      " is not read by subscript (dicts by str or int key, "
+                      "lists and tuples by int index)");
+  return nullptr;
+}
+
+// Follows `path` from the target's __main__ globals (then sys.modules for
+// a module of that name). Where: inside a question (target current).
+PyObject* Follow(const Path& path, const Names& names, std::string* error) {
+  PyObject* obj = nullptr;
+  std::string done;
+  for (const Step& s : path) {
+    std::string why;
+    if (s.kind == Step::kName) {
+      PyObject* modules = PyImport_GetModuleDict();
+      PyObject* main = DictFind(modules, names.main);
+      obj = main != nullptr && PyModule_Check(main)
+                ? DictFind(PyModule_GetDict(main), s.key)
+                : nullptr;
+      if (obj == nullptr) obj = DictFind(modules, s.key);
+      if (obj == nullptr) why = "no such global in __main__ nor module";
+    } else if (s.kind == Step::kAttr) {
+      obj = Attr(obj, s.key, names, &why);
+    } else {
+      obj = Item(obj, s.key, &why);
+    }
+    done += s.text;
+    if (obj == nullptr) {
+      *error = absl::StrCat("hp.iso(expr): ", done, ": ", why);
+      return nullptr;
+    }
+  }
+  return obj;
+}
+
+}  // namespace
+
+PyObject* HpIsoExpr(Session* session, PyObject* text) {
+  std::vector<Path> paths;
+  if (!ParsePaths(text, &paths)) {
+    FreePaths(paths);
+    return nullptr;
+  }
+  HeapView* view = ViewOf(session);
+  if (view == nullptr) {
+    FreePaths(paths);
+    return nullptr;
+  }
+  const Names names;
+  if (!names.ok()) {
+    FreePaths(paths);
+    return nullptr;
+  }
+  std::string error;
+  absl::StatusOr<KindedSet> set;
+  {
+    // One question: the objects read are alive while read, and their ids
+    // are checked by the walk of the same GIL hold.
+    heap::HeapEngine::Question question(view->engine());
+    if (!question.status().ok()) {
+      set = question.status();
+    } else {
+      std::vector<uintptr_t> ids;
+      for (const Path& p : paths) {
+        PyObject* obj = Follow(p, names, &error);
+        if (obj == nullptr) break;
+        ids.push_back(reinterpret_cast<uintptr_t>(obj));
+      }
+      if (error.empty()) set = view->FromAddresses(std::move(ids));
+    }
+  }
+  FreePaths(paths);
+  if (!error.empty()) {
+    PyErr_SetString(PyExc_ValueError, error.c_str());
+    return nullptr;
+  }
+  if (!set.ok()) return RaiseStatus(set.status());
+  return NewIdSet(session, std::move(*set));
+}
+
+}  // namespace annex::glue::internal
