@@ -42,6 +42,9 @@ namespace {
 // waiter belongs to; older versions need the nudger (see the header).
 constexpr bool kNeedsTargetNudges = PY_VERSION_HEX < 0x030D0000;
 constexpr auto kNudgePeriod = std::chrono::milliseconds(2);
+// Longest single wait of the annex's lock and socket waits, i.e. how late
+// an Interrupt() ends them (InstallInterruptibleWaits).
+constexpr auto kInterruptSlice = std::chrono::milliseconds(50);
 
 constexpr const char* kAtExitCapsule = "annex.atexit_link";
 // How long a fork() waits for the annex interpreter to end before it
@@ -203,7 +206,127 @@ absl::Status AnnexRuntime::NewAnnex() {
     PyErr_Clear();
   }
   InstallInterruptibleSleep();
+  InstallInterruptibleWaits();
   return absl::OkStatus();
+}
+
+namespace {
+
+// Run in the annex (its own modules only; the target's are other objects).
+// A blocking wait in C (a lock's acquire, a socket's poll) retries after
+// EINTR and never returns to Python on a thread that is not main, so the
+// yield hook could not end it. These waits wait in slices instead: between
+// two slices Python code runs, the hook sees an Interrupt() and raises
+// KeyboardInterrupt. Locks become instances of a Python class (so
+// isinstance(x, _thread.LockType) is False for them in the annex).
+constexpr char kInterruptibleWaits[] = R"PY(
+def _install(slice_seconds):
+    import _thread, sys, time
+    real_allocate = _thread.allocate_lock
+    monotonic = time.monotonic
+
+    class lock:
+        """A lock whose blocking acquire waits in slices (interruptible)."""
+        __slots__ = ('_lock', '__weakref__')
+
+        def __init__(self):
+            self._lock = real_allocate()
+
+        def acquire(self, blocking=True, timeout=-1):
+            if not blocking or 0 <= timeout <= slice_seconds:
+                return self._lock.acquire(blocking, timeout)
+            end = None if timeout < 0 else monotonic() + timeout
+            while True:
+                step = slice_seconds
+                if end is not None:
+                    step = min(step, end - monotonic())
+                    if step <= 0:
+                        return self._lock.acquire(False)
+                if self._lock.acquire(True, step):
+                    return True
+
+        acquire_lock = acquire
+        __enter__ = acquire
+
+        def release(self):
+            self._lock.release()
+
+        release_lock = release
+
+        def __exit__(self, *exc):
+            self._lock.release()
+
+        def locked(self):
+            return self._lock.locked()
+
+        locked_lock = locked
+
+        def _at_fork_reinit(self):
+            self._lock._at_fork_reinit()
+
+        def __repr__(self):
+            return '<annex interruptible %r>' % (self._lock,)
+
+    _thread.allocate_lock = lock
+    import threading
+    threading._allocate_lock = lock
+    threading.Lock = lock
+    threading._CRLock = None  # threading.RLock: Python's, on `lock`
+
+    import socket, select
+    base = socket.socket
+    wait_in = select.POLLIN | select.POLLERR | select.POLLHUP
+    wait_out = select.POLLOUT | select.POLLERR | select.POLLHUP
+
+    def wait(sock, events):
+        if sock.gettimeout() is not None or sock.fileno() < 0:
+            return
+        poller = select.poll()
+        poller.register(sock, events)
+        while not poller.poll(int(slice_seconds * 1000)):
+            pass
+
+    def waiting(name, events):
+        method = getattr(base, name)
+        def call(self, *args, **kwargs):
+            wait(self, events)
+            return method(self, *args, **kwargs)
+        call.__name__ = name
+        call.__doc__ = method.__doc__
+        return call
+
+    for name in ('recv', 'recv_into', 'recvfrom', 'recvfrom_into',
+                 'recvmsg', 'recvmsg_into', 'accept'):
+        setattr(base, name, waiting(name, wait_in))
+    for name in ('send', 'sendall', 'sendto', 'sendmsg'):
+        setattr(base, name, waiting(name, wait_out))
+)PY";
+
+}  // namespace
+
+void AnnexRuntime::InstallInterruptibleWaits() {
+  // Where: annex thread, GIL held, annex current. A failure leaves the
+  // plain waits: only their interruptibility is lost.
+  PyObject* globals = PyDict_New();
+  PyObject* builtins = PyEval_GetBuiltins();  // borrowed
+  PyObject* result = nullptr;
+  if (globals != nullptr &&
+      PyDict_SetItemString(globals, "__builtins__", builtins) == 0) {
+    result = PyRun_String(kInterruptibleWaits, Py_file_input, globals, globals);
+  }
+  PyObject* install = result != nullptr
+                          ? PyDict_GetItemString(globals, "_install")
+                          : nullptr;  // borrowed
+  PyObject* done = nullptr;
+  if (install != nullptr) {
+    const double slice =
+        std::chrono::duration<double>(kInterruptSlice).count();
+    done = PyObject_CallFunction(install, "d", slice);
+  }
+  if (done == nullptr) PyErr_Clear();
+  Py_XDECREF(done);
+  Py_XDECREF(result);
+  Py_XDECREF(globals);
 }
 
 void AnnexRuntime::InstallInterruptibleSleep() {
