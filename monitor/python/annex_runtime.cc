@@ -233,8 +233,9 @@ def _install(slice_seconds):
             self._lock = real_allocate()
 
         def acquire(self, blocking=True, timeout=-1):
-            if not blocking or 0 <= timeout <= slice_seconds:
-                return self._lock.acquire(blocking, timeout)
+            if (not blocking or 0 <= timeout <= slice_seconds or
+                    (timeout < 0 and timeout != -1)):
+                return self._lock.acquire(blocking, timeout)  # or its error
             end = None if timeout < 0 else monotonic() + timeout
             while True:
                 step = slice_seconds
