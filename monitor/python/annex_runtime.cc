@@ -212,69 +212,74 @@ absl::Status AnnexRuntime::NewAnnex() {
 
 namespace {
 
-// Run in the annex (its own modules only; the target's are other objects).
+// Run in the annex (its own modules only; the target's are other objects),
+// by kWaitsWatch below when the annex first imports threading or socket.
 // A blocking wait in C (a lock's acquire, a socket's poll) retries after
 // EINTR and never returns to Python on a thread that is not main, so the
 // yield hook could not end it. These waits wait in slices instead: between
 // two slices Python code runs, the hook sees an Interrupt() and raises
 // KeyboardInterrupt. Locks become instances of a Python class (so
 // isinstance(x, _thread.LockType) is False for them in the annex).
+// `slice_seconds` is set by the watch.
 constexpr char kInterruptibleWaits[] = R"PY(
-def _install(slice_seconds):
-    import _thread, sys, time
-    real_allocate = _thread.allocate_lock
-    monotonic = time.monotonic
+import _thread, time
+_real_allocate = _thread.allocate_lock
+_monotonic = time.monotonic
 
-    class lock:
-        """A lock whose blocking acquire waits in slices (interruptible)."""
-        __slots__ = ('_lock', '__weakref__')
+class lock:
+    """A lock whose blocking acquire waits in slices (interruptible)."""
+    __slots__ = ('_lock', '__weakref__')
 
-        def __init__(self):
-            self._lock = real_allocate()
+    def __init__(self):
+        self._lock = _real_allocate()
 
-        def acquire(self, blocking=True, timeout=-1):
-            if (not blocking or 0 <= timeout <= slice_seconds or
-                    (timeout < 0 and timeout != -1)):
-                return self._lock.acquire(blocking, timeout)  # or its error
-            end = None if timeout < 0 else monotonic() + timeout
-            while True:
-                step = slice_seconds
-                if end is not None:
-                    step = min(step, end - monotonic())
-                    if step <= 0:
-                        return self._lock.acquire(False)
-                if self._lock.acquire(True, step):
-                    return True
+    def acquire(self, blocking=True, timeout=-1):
+        if (not blocking or 0 <= timeout <= slice_seconds or
+                (timeout < 0 and timeout != -1)):
+            return self._lock.acquire(blocking, timeout)  # or its error
+        end = None if timeout < 0 else _monotonic() + timeout
+        while True:
+            step = slice_seconds
+            if end is not None:
+                step = min(step, end - _monotonic())
+                if step <= 0:
+                    return self._lock.acquire(False)
+            if self._lock.acquire(True, step):
+                return True
 
-        acquire_lock = acquire
-        __enter__ = acquire
+    acquire_lock = acquire
+    __enter__ = acquire
 
-        def release(self):
-            self._lock.release()
+    def release(self):
+        self._lock.release()
 
-        release_lock = release
+    release_lock = release
 
-        def __exit__(self, *exc):
-            self._lock.release()
+    def __exit__(self, *exc):
+        self._lock.release()
 
-        def locked(self):
-            return self._lock.locked()
+    def locked(self):
+        return self._lock.locked()
 
-        locked_lock = locked
+    locked_lock = locked
 
-        def _at_fork_reinit(self):
-            self._lock._at_fork_reinit()
+    def _at_fork_reinit(self):
+        self._lock._at_fork_reinit()
 
-        def __repr__(self):
-            return '<annex interruptible %r>' % (self._lock,)
+    def __repr__(self):
+        return '<annex interruptible %r>' % (self._lock,)
 
+def before_threading():
+    # threading's body copies _thread.allocate_lock into its globals.
     _thread.allocate_lock = lock
-    import threading
+
+def after_threading(threading):
     threading._allocate_lock = lock
     threading.Lock = lock
     threading._CRLock = None  # threading.RLock: Python's, on `lock`
 
-    import socket, select
+def after_socket(socket):
+    import select  # socket imported it already (through selectors)
     base = socket.socket
     wait_in = select.POLLIN | select.POLLERR | select.POLLHUP
     wait_out = select.POLLOUT | select.POLLERR | select.POLLHUP
@@ -303,6 +308,68 @@ def _install(slice_seconds):
         setattr(base, name, waiting(name, wait_out))
 )PY";
 
+// Run in the annex at its start: puts a finder first on the annex's
+// sys.meta_path that answers only for `threading` and `socket`, once each.
+// It lets the other finders find the module and wraps the loader, which
+// puts the real loader back on the module before running it and applies
+// kInterruptibleWaits around the run (compiled at the first of the two).
+// So an annex that never imports them imports nothing more and creates
+// only this finder (importing threading, socket and select in every annex
+// cost 3.12 memory per interpreter for good: tests/monitor:cycles_test).
+// A patch that fails leaves the plain waits; the import itself goes on.
+constexpr char kWaitsWatch[] = R"PY(
+def _watch(slice_seconds, source):
+    import sys
+    pending = {'threading', 'socket'}
+    patches = []
+
+    def patch(stage, module=None):
+        try:
+            if not patches:
+                ns = {'__name__': 'annex._waits', 'slice_seconds': slice_seconds}
+                exec(source, ns)
+                patches.append(ns)
+            patches[0][stage](*(() if module is None else (module,)))
+        except Exception:
+            pass
+
+    class loader:
+        def __init__(self, real, name):
+            self.real = real
+            self.name = name
+
+        def create_module(self, spec):
+            return self.real.create_module(spec)
+
+        def exec_module(self, module):
+            real = self.real
+            module.__spec__.loader = real
+            module.__loader__ = real
+            if not pending and finder in sys.meta_path:
+                sys.meta_path.remove(finder)
+            if self.name == 'threading':
+                patch('before_threading')
+            real.exec_module(module)
+            patch('after_' + self.name, module)
+
+    class finder:
+        """Annex: makes the annex's lock and socket waits interruptible when
+        it first imports threading or socket."""
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            if name not in pending:
+                return None
+            pending.discard(name)
+            spec = sys.modules['_frozen_importlib']._find_spec(name, path,
+                                                               target)
+            if (spec is not None and spec.loader is not None and
+                    hasattr(spec.loader, 'exec_module')):
+                spec.loader = loader(spec.loader, name)
+            return spec
+
+    sys.meta_path.insert(0, finder)
+)PY";
+
 }  // namespace
 
 void AnnexRuntime::InstallInterruptibleWaits() {
@@ -313,16 +380,14 @@ void AnnexRuntime::InstallInterruptibleWaits() {
   PyObject* result = nullptr;
   if (globals != nullptr &&
       PyDict_SetItemString(globals, "__builtins__", builtins) == 0) {
-    result = PyRun_String(kInterruptibleWaits, Py_file_input, globals, globals);
+    result = PyRun_String(kWaitsWatch, Py_file_input, globals, globals);
   }
-  PyObject* install = result != nullptr
-                          ? PyDict_GetItemString(globals, "_install")
-                          : nullptr;  // borrowed
+  PyObject* watch = result != nullptr ? PyDict_GetItemString(globals, "_watch")
+                                      : nullptr;  // borrowed
   PyObject* done = nullptr;
-  if (install != nullptr) {
-    const double slice =
-        std::chrono::duration<double>(kInterruptSlice).count();
-    done = PyObject_CallFunction(install, "d", slice);
+  if (watch != nullptr) {
+    const double slice = std::chrono::duration<double>(kInterruptSlice).count();
+    done = PyObject_CallFunction(watch, "ds", slice, kInterruptibleWaits);
   }
   if (done == nullptr) PyErr_Clear();
   Py_XDECREF(done);

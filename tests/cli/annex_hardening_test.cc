@@ -70,6 +70,18 @@ TEST(AnnexHardeningTest, ClientKilledDuringABlockingWaitLeavesTheAnnexFree) {
   ASSERT_GT(pid, 0) << "the service never showed up in `annex ps`";
   const std::string p = std::to_string(pid);
 
+  // The waits are installed only when the annex imports threading or
+  // socket: until then it has imported none of them (importing them in
+  // every annex cost 3.12 memory per interpreter, tests/monitor:cycles_test).
+  Result fresh = RunProcess(
+      {AnnexBinary(), "exec", "--timeout", "20", p,
+       "import sys\n"
+       "print([m for m in ('threading', 'socket', 'select', 'queue') "
+       "if m in sys.modules])"},
+      "", {env});
+  EXPECT_EQ(fresh.exit_code, 0) << fresh.err;
+  EXPECT_EQ(fresh.out, "[]\n");
+
   const std::vector<std::pair<std::string, std::string>> waits = {
       {"lock",
        "import threading\nl = threading.Lock()\nl.acquire()\n"
@@ -98,6 +110,20 @@ TEST(AnnexHardeningTest, ClientKilledDuringABlockingWaitLeavesTheAnnexFree) {
     EXPECT_EQ(next.exit_code, 0) << next.err;
     EXPECT_EQ(next.out, "free\n");
   }
+
+  // Installed, and the modules are otherwise the real ones.
+  Result patched = RunProcess(
+      {AnnexBinary(), "exec", "--timeout", "20", p,
+       "import threading, socket, _thread, sys\n"
+       "print(threading.Lock.__name__, _thread.allocate_lock.__name__,\n"
+       "      socket.socket.recv.__name__,\n"
+       "      type(threading.RLock()).__name__,\n"
+       "      threading.__spec__.loader is threading.__loader__,\n"
+       "      type(socket.__loader__).__name__,\n"
+       "      [f for f in sys.meta_path if 'Annex' in (f.__doc__ or '')])"},
+      "", {env});
+  EXPECT_EQ(patched.exit_code, 0) << patched.err;
+  EXPECT_EQ(patched.out, "lock lock recv _RLock True SourceFileLoader []\n");
 
   std::ofstream(stop) << "stop";
   EXPECT_EQ(service.Join().exit_code, 0) << service.Join().err;
