@@ -559,11 +559,12 @@ int AnnexPeekSwitchesExplained(unsigned long from, unsigned long to,
 // PyDict_GetItemString would create a str. Where: GIL held.
 static PyObject* DictItemByAscii(PyObject* dict, const char* key) {
   if (dict == NULL || !PyDict_Check(dict)) return NULL;
+  const Py_ssize_t length = (Py_ssize_t)strlen(key);
   Py_ssize_t pos = 0;
   PyObject* k = NULL;
   PyObject* v = NULL;
   while (PyDict_Next(dict, &pos, &k, &v)) {
-    if (PyUnicode_CheckExact(k) &&
+    if (PyUnicode_CheckExact(k) && PyUnicode_GET_LENGTH(k) == length &&
         PyUnicode_CompareWithASCIIString(k, key) == 0)
       return v;
   }
@@ -682,17 +683,9 @@ int AnnexPeekPythonThreadNames(AnnexPeekThreadNameFn fn, void* ctx) {
     PyObject* name = ThreadNameAttr(thread, key);
     if (name == NULL) continue;
     if (PyUnicode_Check(name)) {
-      unsigned long native_id = 0;
-      for (PyThreadState* t = PyInterpreterState_ThreadHead(main); t != NULL;
-           t = PyThreadState_Next(t)) {
-        if (t->thread_id == ident) {
-          native_id = t->native_thread_id;
-          break;
-        }
-      }
       char text[512];
       EscapeName(name, text, sizeof(text));
-      fn(ctx, ident, native_id, text);
+      fn(ctx, ident, text);
       ++count;
     }
     Py_DECREF(name);

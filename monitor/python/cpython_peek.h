@@ -145,12 +145,11 @@ long long AnnexPeekAllocatorArenaBytes(PyInterpreterState* interp);
 // watchdog copies the names at points where the main thread holds the GIL
 // (its heartbeat) and shows the copy in dumps.
 
-// Called once per named thread: `name` is threading's name, escaped as the
-// dumps escape names (printable ASCII; \xNN, \uNNNN otherwise; at most 100
-// characters, then "..."), NUL-terminated; `native_id` that of the thread's
-// thread state (0 if it has none).
+// Called once per named thread: `ident` as threading.get_ident(), `name`
+// threading's name, escaped as the dumps escape names (printable ASCII;
+// \xNN, \uNNNN otherwise; at most 100 characters, then "..."),
+// NUL-terminated.
 typedef void (*AnnexPeekThreadNameFn)(void* ctx, unsigned long ident,
-                                      unsigned long native_id,
                                       const char* name);
 
 // Calls `fn` for each thread of threading._active (ident -> Thread) of the
