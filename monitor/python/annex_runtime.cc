@@ -308,17 +308,16 @@ def after_socket(socket):
         setattr(base, name, waiting(name, wait_out))
 )PY";
 
-// Run in the annex at its start: puts a finder first on the annex's
-// sys.meta_path that answers only for `threading` and `socket`, once each.
-// It lets the other finders find the module and wraps the loader, which
-// puts the real loader back on the module before running it and applies
-// kInterruptibleWaits around the run (compiled at the first of the two).
-// So an annex that never imports them imports nothing more and creates
-// only this finder (importing threading, socket and select in every annex
-// cost 3.12 memory per interpreter for good: tests/monitor:cycles_test).
-// A patch that fails leaves the plain waits; the import itself goes on.
+// Run in the annex when it first imports `threading` or `socket` (see
+// InstallInterruptibleWaits): `holder` is the finder on sys.meta_path
+// (a module whose find_spec is WaitsFindSpec). Returns the find_spec that
+// replaces it: it answers for those two names, once each, lets the other
+// finders find the module and wraps the loader, which puts the real loader
+// back on the module before running it and applies kInterruptibleWaits
+// around the run. The finder leaves sys.meta_path once both were seen. A
+// patch that fails leaves the plain waits; the import itself goes on.
 constexpr char kWaitsWatch[] = R"PY(
-def _watch(slice_seconds, source):
+def _watch(slice_seconds, source, holder):
     import sys
     pending = {'threading', 'socket'}
     patches = []
@@ -345,54 +344,94 @@ def _watch(slice_seconds, source):
             real = self.real
             module.__spec__.loader = real
             module.__loader__ = real
-            if not pending and finder in sys.meta_path:
-                sys.meta_path.remove(finder)
+            if not pending and holder in sys.meta_path:
+                sys.meta_path.remove(holder)
             if self.name == 'threading':
                 patch('before_threading')
             real.exec_module(module)
             patch('after_' + self.name, module)
 
-    class finder:
-        """Annex: makes the annex's lock and socket waits interruptible when
-        it first imports threading or socket."""
-        @staticmethod
-        def find_spec(name, path=None, target=None):
-            if name not in pending:
-                return None
-            pending.discard(name)
-            spec = sys.modules['_frozen_importlib']._find_spec(name, path,
-                                                               target)
-            if (spec is not None and spec.loader is not None and
-                    hasattr(spec.loader, 'exec_module')):
-                spec.loader = loader(spec.loader, name)
-            return spec
+    def find_spec(name, path=None, target=None):
+        if name not in pending:
+            return None
+        pending.discard(name)
+        spec = sys.modules['_frozen_importlib']._find_spec(name, path, target)
+        if (spec is not None and spec.loader is not None and
+                hasattr(spec.loader, 'exec_module')):
+            spec.loader = loader(spec.loader, name)
+        return spec
 
-    sys.meta_path.insert(0, finder)
+    return find_spec
 )PY";
 
-}  // namespace
-
-void AnnexRuntime::InstallInterruptibleWaits() {
-  // Where: annex thread, GIL held, annex current. A failure leaves the
-  // plain waits: only their interruptibility is lost.
+// find_spec(name, path=None, target=None) of the finder module that
+// InstallInterruptibleWaits puts on the annex's sys.meta_path. Where: a
+// thread of the annex interpreter, GIL held, inside an import.
+PyObject* WaitsFindSpec(PyObject* holder, PyObject* args) {
+  PyObject* name = nullptr;
+  PyObject* path = Py_None;
+  PyObject* target = Py_None;
+  if (!PyArg_ParseTuple(args, "U|OO:find_spec", &name, &path, &target)) {
+    return nullptr;
+  }
+  if (PyUnicode_CompareWithASCIIString(name, "threading") != 0 &&
+      PyUnicode_CompareWithASCIIString(name, "socket") != 0) {
+    Py_RETURN_NONE;
+  }
+  // First of the two: compile the watcher, make its find_spec the
+  // finder's own, and let it answer.
   PyObject* globals = PyDict_New();
-  PyObject* builtins = PyEval_GetBuiltins();  // borrowed
   PyObject* result = nullptr;
-  if (globals != nullptr &&
-      PyDict_SetItemString(globals, "__builtins__", builtins) == 0) {
+  if (globals != nullptr && PyDict_SetItemString(globals, "__builtins__",
+                                                 PyEval_GetBuiltins()) == 0) {
     result = PyRun_String(kWaitsWatch, Py_file_input, globals, globals);
   }
   PyObject* watch = result != nullptr ? PyDict_GetItemString(globals, "_watch")
                                       : nullptr;  // borrowed
-  PyObject* done = nullptr;
+  PyObject* find_spec = nullptr;
   if (watch != nullptr) {
     const double slice = std::chrono::duration<double>(kInterruptSlice).count();
-    done = PyObject_CallFunction(watch, "ds", slice, kInterruptibleWaits);
+    find_spec =
+        PyObject_CallFunction(watch, "dsO", slice, kInterruptibleWaits, holder);
   }
-  if (done == nullptr) PyErr_Clear();
-  Py_XDECREF(done);
   Py_XDECREF(result);
   Py_XDECREF(globals);
+  if (find_spec == nullptr ||
+      PyObject_SetAttrString(holder, "find_spec", find_spec) < 0) {
+    // Only the interruptibility is lost; the import goes on without us.
+    Py_XDECREF(find_spec);
+    PyErr_Clear();
+    Py_RETURN_NONE;
+  }
+  PyObject* spec =
+      PyObject_CallFunctionObjArgs(find_spec, name, path, target, nullptr);
+  Py_DECREF(find_spec);
+  return spec;
+}
+
+}  // namespace
+
+void AnnexRuntime::InstallInterruptibleWaits() {
+  // Where: annex thread, GIL held, annex current. At start only a module
+  // with one C function goes on sys.meta_path: nothing is compiled and no
+  // class is made until the annex imports threading or socket (3.12 keeps
+  // memory of what every annex imports: tests/monitor:cycles_test). A
+  // failure leaves the plain waits: only their interruptibility is lost.
+  static PyMethodDef find_spec_def = {
+      "find_spec", reinterpret_cast<PyCFunction>(&WaitsFindSpec), METH_VARARGS,
+      "Annex: makes the annex's lock and socket waits interruptible when it "
+      "first imports threading or socket."};
+  PyObject* holder = PyModule_New("annex_waits");
+  PyObject* fn =
+      holder != nullptr ? PyCFunction_New(&find_spec_def, holder) : nullptr;
+  PyObject* meta_path = PySys_GetObject("meta_path");  // borrowed
+  if (fn == nullptr || PyObject_SetAttrString(holder, "find_spec", fn) < 0 ||
+      meta_path == nullptr || !PyList_Check(meta_path) ||
+      PyList_Insert(meta_path, 0, holder) < 0) {
+    PyErr_Clear();
+  }
+  Py_XDECREF(fn);
+  Py_XDECREF(holder);
 }
 
 void AnnexRuntime::InstallInterruptibleSleep() {
