@@ -42,6 +42,9 @@ namespace {
 // waiter belongs to; older versions need the nudger (see the header).
 constexpr bool kNeedsTargetNudges = PY_VERSION_HEX < 0x030D0000;
 constexpr auto kNudgePeriod = std::chrono::milliseconds(2);
+// Longest single wait of the annex's lock and socket waits, i.e. how late
+// an Interrupt() ends them (InstallInterruptibleWaits).
+constexpr auto kInterruptSlice = std::chrono::milliseconds(50);
 
 constexpr const char* kAtExitCapsule = "annex.atexit_link";
 // How long a fork() waits for the annex interpreter to end before it
@@ -203,7 +206,232 @@ absl::Status AnnexRuntime::NewAnnex() {
     PyErr_Clear();
   }
   InstallInterruptibleSleep();
+  InstallInterruptibleWaits();
   return absl::OkStatus();
+}
+
+namespace {
+
+// Run in the annex (its own modules only; the target's are other objects),
+// by kWaitsWatch below when the annex first imports threading or socket.
+// A blocking wait in C (a lock's acquire, a socket's poll) retries after
+// EINTR and never returns to Python on a thread that is not main, so the
+// yield hook could not end it. These waits wait in slices instead: between
+// two slices Python code runs, the hook sees an Interrupt() and raises
+// KeyboardInterrupt. Locks become instances of a Python class (so
+// isinstance(x, _thread.LockType) is False for them in the annex).
+// `slice_seconds` is set by the watch.
+constexpr char kInterruptibleWaits[] = R"PY(
+import _thread, time
+_real_allocate = _thread.allocate_lock
+_monotonic = time.monotonic
+
+class lock:
+    """A lock whose blocking acquire waits in slices (interruptible)."""
+    __slots__ = ('_lock', '__weakref__')
+
+    def __init__(self):
+        self._lock = _real_allocate()
+
+    def acquire(self, blocking=True, timeout=-1):
+        if (not blocking or 0 <= timeout <= slice_seconds or
+                (timeout < 0 and timeout != -1)):
+            return self._lock.acquire(blocking, timeout)  # or its error
+        end = None if timeout < 0 else _monotonic() + timeout
+        while True:
+            step = slice_seconds
+            if end is not None:
+                step = min(step, end - _monotonic())
+                if step <= 0:
+                    return self._lock.acquire(False)
+            if self._lock.acquire(True, step):
+                return True
+
+    acquire_lock = acquire
+    __enter__ = acquire
+
+    def release(self):
+        self._lock.release()
+
+    release_lock = release
+
+    def __exit__(self, *exc):
+        self._lock.release()
+
+    def locked(self):
+        return self._lock.locked()
+
+    locked_lock = locked
+
+    def _at_fork_reinit(self):
+        self._lock._at_fork_reinit()
+
+    def __repr__(self):
+        return '<annex interruptible %r>' % (self._lock,)
+
+def before_threading():
+    # threading's body copies _thread.allocate_lock into its globals.
+    _thread.allocate_lock = lock
+
+def after_threading(threading):
+    threading._allocate_lock = lock
+    threading.Lock = lock
+    threading._CRLock = None  # threading.RLock: Python's, on `lock`
+
+def after_socket(socket):
+    import select  # socket imported it already (through selectors)
+    base = socket.socket
+    wait_in = select.POLLIN | select.POLLERR | select.POLLHUP
+    wait_out = select.POLLOUT | select.POLLERR | select.POLLHUP
+
+    def wait(sock, events):
+        if sock.gettimeout() is not None or sock.fileno() < 0:
+            return
+        poller = select.poll()
+        poller.register(sock, events)
+        while not poller.poll(int(slice_seconds * 1000)):
+            pass
+
+    def waiting(name, events):
+        method = getattr(base, name)
+        def call(self, *args, **kwargs):
+            wait(self, events)
+            return method(self, *args, **kwargs)
+        call.__name__ = name
+        call.__doc__ = method.__doc__
+        return call
+
+    for name in ('recv', 'recv_into', 'recvfrom', 'recvfrom_into',
+                 'recvmsg', 'recvmsg_into', 'accept'):
+        setattr(base, name, waiting(name, wait_in))
+    for name in ('send', 'sendall', 'sendto', 'sendmsg'):
+        setattr(base, name, waiting(name, wait_out))
+)PY";
+
+// Run in the annex when it first imports `threading` or `socket` (see
+// InstallInterruptibleWaits): `holder` is the finder on sys.meta_path
+// (a module whose find_spec is WaitsFindSpec). Returns the find_spec that
+// replaces it: it answers for those two names, once each, lets the other
+// finders find the module and wraps the loader, which puts the real loader
+// back on the module before running it and applies kInterruptibleWaits
+// around the run. The finder leaves sys.meta_path once both were seen. A
+// patch that fails leaves the plain waits; the import itself goes on.
+constexpr char kWaitsWatch[] = R"PY(
+def _watch(slice_seconds, source, holder):
+    import sys
+    pending = {'threading', 'socket'}
+    patches = []
+
+    def patch(stage, module=None):
+        try:
+            if not patches:
+                ns = {'__name__': 'annex._waits', 'slice_seconds': slice_seconds}
+                exec(source, ns)
+                patches.append(ns)
+            patches[0][stage](*(() if module is None else (module,)))
+        except Exception:
+            pass
+
+    class loader:
+        def __init__(self, real, name):
+            self.real = real
+            self.name = name
+
+        def create_module(self, spec):
+            return self.real.create_module(spec)
+
+        def exec_module(self, module):
+            real = self.real
+            module.__spec__.loader = real
+            module.__loader__ = real
+            if not pending and holder in sys.meta_path:
+                sys.meta_path.remove(holder)
+            if self.name == 'threading':
+                patch('before_threading')
+            real.exec_module(module)
+            patch('after_' + self.name, module)
+
+    def find_spec(name, path=None, target=None):
+        if name not in pending:
+            return None
+        pending.discard(name)
+        spec = sys.modules['_frozen_importlib']._find_spec(name, path, target)
+        if (spec is not None and spec.loader is not None and
+                hasattr(spec.loader, 'exec_module')):
+            spec.loader = loader(spec.loader, name)
+        return spec
+
+    return find_spec
+)PY";
+
+// find_spec(name, path=None, target=None) of the finder module that
+// InstallInterruptibleWaits puts on the annex's sys.meta_path. Where: a
+// thread of the annex interpreter, GIL held, inside an import.
+PyObject* WaitsFindSpec(PyObject* holder, PyObject* args) {
+  PyObject* name = nullptr;
+  PyObject* path = Py_None;
+  PyObject* target = Py_None;
+  if (!PyArg_ParseTuple(args, "U|OO:find_spec", &name, &path, &target)) {
+    return nullptr;
+  }
+  if (PyUnicode_CompareWithASCIIString(name, "threading") != 0 &&
+      PyUnicode_CompareWithASCIIString(name, "socket") != 0) {
+    Py_RETURN_NONE;
+  }
+  // First of the two: compile the watcher, make its find_spec the
+  // finder's own, and let it answer.
+  PyObject* globals = PyDict_New();
+  PyObject* result = nullptr;
+  if (globals != nullptr && PyDict_SetItemString(globals, "__builtins__",
+                                                 PyEval_GetBuiltins()) == 0) {
+    result = PyRun_String(kWaitsWatch, Py_file_input, globals, globals);
+  }
+  PyObject* watch = result != nullptr ? PyDict_GetItemString(globals, "_watch")
+                                      : nullptr;  // borrowed
+  PyObject* find_spec = nullptr;
+  if (watch != nullptr) {
+    const double slice = std::chrono::duration<double>(kInterruptSlice).count();
+    find_spec =
+        PyObject_CallFunction(watch, "dsO", slice, kInterruptibleWaits, holder);
+  }
+  Py_XDECREF(result);
+  Py_XDECREF(globals);
+  if (find_spec == nullptr ||
+      PyObject_SetAttrString(holder, "find_spec", find_spec) < 0) {
+    // Only the interruptibility is lost; the import goes on without us.
+    Py_XDECREF(find_spec);
+    PyErr_Clear();
+    Py_RETURN_NONE;
+  }
+  PyObject* spec =
+      PyObject_CallFunctionObjArgs(find_spec, name, path, target, nullptr);
+  Py_DECREF(find_spec);
+  return spec;
+}
+
+}  // namespace
+
+void AnnexRuntime::InstallInterruptibleWaits() {
+  // Where: annex thread, GIL held, annex current. At start only a module
+  // with one C function goes on sys.meta_path: nothing is compiled and no
+  // class is made until the annex imports threading or socket (3.12 keeps
+  // memory of what every annex imports: tests/monitor:cycles_test). A
+  // failure leaves the plain waits: only their interruptibility is lost.
+  static PyMethodDef find_spec_def = {
+      "find_spec", reinterpret_cast<PyCFunction>(&WaitsFindSpec), METH_VARARGS,
+      "Annex: makes the annex's lock and socket waits interruptible when it "
+      "first imports threading or socket."};
+  PyObject* holder = PyModule_New("annex_waits");
+  PyObject* fn =
+      holder != nullptr ? PyCFunction_New(&find_spec_def, holder) : nullptr;
+  PyObject* meta_path = PySys_GetObject("meta_path");  // borrowed
+  if (fn == nullptr || PyObject_SetAttrString(holder, "find_spec", fn) < 0 ||
+      meta_path == nullptr || !PyList_Check(meta_path) ||
+      PyList_Insert(meta_path, 0, holder) < 0) {
+    PyErr_Clear();
+  }
+  Py_XDECREF(fn);
+  Py_XDECREF(holder);
 }
 
 void AnnexRuntime::InstallInterruptibleSleep() {

@@ -215,6 +215,15 @@ class AnnexRuntime {
   // Replaces the annex's time.sleep by SleepCallback. Annex thread, GIL
   // held, annex current.
   void InstallInterruptibleSleep();
+  // Makes the annex's blocking lock waits (threading's locks, conditions,
+  // events, queue) and socket waits (a blocking socket's recv*, accept and
+  // send* wait for readiness first) wait in slices of kInterruptSlice, so
+  // the yield hook can end them with KeyboardInterrupt on Interrupt() or
+  // Stop(). Installs only an import hook: the waits are patched in when the
+  // annex first imports threading or socket, so an annex that never does
+  // imports nothing more. Only the annex's own module objects change.
+  // Annex thread, GIL held, annex current.
+  void InstallInterruptibleWaits();
   // time.sleep of the annex: waits on cv_ for Interrupt() or Stop().
   // Where: any thread of the annex interpreter, GIL held (released while
   // it waits).

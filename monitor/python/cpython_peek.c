@@ -552,3 +552,143 @@ int AnnexPeekSwitchesExplained(unsigned long from, unsigned long to,
   }
   return 1;
 }
+
+// --- Python thread names (GIL held) ---------------------------------------
+
+// The value of the str key `key` in `dict` (borrowed), found by scanning:
+// PyDict_GetItemString would create a str. Where: GIL held.
+static PyObject* DictItemByAscii(PyObject* dict, const char* key) {
+  if (dict == NULL || !PyDict_Check(dict)) return NULL;
+  const Py_ssize_t length = (Py_ssize_t)strlen(key);
+  Py_ssize_t pos = 0;
+  PyObject* k = NULL;
+  PyObject* v = NULL;
+  while (PyDict_Next(dict, &pos, &k, &v)) {
+    if (PyUnicode_CheckExact(k) && PyUnicode_GET_LENGTH(k) == length &&
+        PyUnicode_CompareWithASCIIString(k, key) == 0)
+      return v;
+  }
+  return NULL;
+}
+
+// Writes `s` escaped as PutUnicode does into `out` (NUL-terminated).
+// Where: GIL held; reads only.
+static void EscapeName(PyObject* s, char* out, size_t cap) {
+  size_t n = 0;
+  out[0] = 0;
+#if ANNEX_PY311
+  if (!PyUnicode_IS_READY(s)) return;  // legacy string: readying allocates
+#endif
+  const int kind = PyUnicode_KIND(s);
+  const void* data = PyUnicode_DATA(s);
+  const Py_ssize_t length = PyUnicode_GET_LENGTH(s);
+  const Py_ssize_t shown = length < 100 ? length : 100;
+  for (Py_ssize_t i = 0; i < shown; ++i) {
+    Py_UCS4 ch = PyUnicode_READ(kind, data, i);
+    char piece[12];
+    if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+      piece[0] = (char)ch;
+      piece[1] = 0;
+    } else {
+      static const char hex[] = "0123456789abcdef";
+      int digits = ch < 0x100 ? 2 : ch < 0x10000 ? 4 : 8;
+      piece[0] = '\\';
+      piece[1] = digits == 2 ? 'x' : digits == 4 ? 'u' : 'U';
+      for (int d = 0; d < digits; ++d)
+        piece[2 + d] = hex[(ch >> (4 * (digits - 1 - d))) & 0xf];
+      piece[2 + digits] = 0;
+    }
+    size_t len = strlen(piece);
+    if (n + len + 4 >= cap) break;
+    memcpy(out + n, piece, len);
+    n += len;
+  }
+  if (shown < length && n + 4 < cap) {
+    memcpy(out + n, "...", 3);
+    n += 3;
+  }
+  out[n] = 0;
+}
+
+// `_name` of `thread` as a new reference, or NULL; raises nothing (a
+// missing attribute creates no exception). Where: GIL held.
+static PyObject* ThreadNameAttr(PyObject* thread, PyObject* key) {
+  PyTypeObject* type = Py_TYPE(thread);
+  if (type->tp_getattro != PyObject_GenericGetAttr) return NULL;
+  if (_PyType_Lookup(type, key) != NULL) return NULL;
+  PyObject* value = NULL;
+#if ANNEX_PY313
+  int found = PyObject_GetOptionalAttr(thread, key, &value);
+#else
+  int found = _PyObject_LookupAttr(thread, key, &value);
+#endif
+  if (found < 0) {
+    PyErr_Clear();
+    return NULL;
+  }
+  return value;
+}
+
+// Facts: threading (3.11-3.13) keeps ident -> Thread in the module global
+// `_active` and each name in the instance attribute `_name`, which
+// Thread.__init__ assigns (so its code object's co_names holds that str).
+// The generic attribute lookup reads an instance's inline values in place
+// for an exact str key (no __dict__ is made).
+int AnnexPeekPythonThreadNames(AnnexPeekThreadNameFn fn, void* ctx) {
+  // Not PyImport_GetModuleDict(): it aborts once finalization cleared
+  // sys.modules (a late pending call may still run then).
+  if (AnnexPeekIsFinalizing()) return -1;
+  PyInterpreterState* main = PyInterpreterState_Main();
+#if ANNEX_PY311
+  PyObject* modules = main->modules;
+#else
+  PyObject* modules = main->imports.modules;
+#endif
+  PyObject* threading = DictItemByAscii(modules, "threading");  // borrowed
+  if (threading == NULL || !PyModule_Check(threading)) return -1;
+  PyObject* globals = PyModule_GetDict(threading);  // borrowed
+  PyObject* active = DictItemByAscii(globals, "_active");
+  PyObject* thread_type = DictItemByAscii(globals, "Thread");
+  if (active == NULL || !PyDict_Check(active) || thread_type == NULL ||
+      !PyType_Check(thread_type)) {
+    return -1;
+  }
+  PyObject* init =
+      DictItemByAscii(((PyTypeObject*)thread_type)->tp_dict, "__init__");
+  if (init == NULL || !PyFunction_Check(init)) return -1;
+  PyObject* code = PyFunction_GET_CODE(init);
+  if (code == NULL || !PyCode_Check(code)) return -1;
+  PyObject* names = ((PyCodeObject*)code)->co_names;
+  PyObject* key = NULL;  // borrowed from co_names
+  for (Py_ssize_t i = 0; names != NULL && i < PyTuple_GET_SIZE(names); ++i) {
+    PyObject* item = PyTuple_GET_ITEM(names, i);
+    if (PyUnicode_CheckExact(item) &&
+        PyUnicode_CompareWithASCIIString(item, "_name") == 0) {
+      key = item;
+      break;
+    }
+  }
+  if (key == NULL) return -1;
+  int count = 0;
+  Py_ssize_t pos = 0;
+  PyObject* ident_obj = NULL;
+  PyObject* thread = NULL;
+  while (PyDict_Next(active, &pos, &ident_obj, &thread)) {
+    if (!PyLong_CheckExact(ident_obj)) continue;
+    unsigned long ident = PyLong_AsUnsignedLong(ident_obj);
+    if (ident == (unsigned long)-1 && PyErr_Occurred()) {
+      PyErr_Clear();
+      continue;
+    }
+    PyObject* name = ThreadNameAttr(thread, key);
+    if (name == NULL) continue;
+    if (PyUnicode_Check(name)) {
+      char text[512];
+      EscapeName(name, text, sizeof(text));
+      fn(ctx, ident, text);
+      ++count;
+    }
+    Py_DECREF(name);
+  }
+  return count;
+}

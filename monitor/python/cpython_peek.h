@@ -139,6 +139,30 @@ int AnnexPeekSwitchesExplained(unsigned long from, unsigned long to,
 // obmalloc.c). Where: any thread, no GIL, reads only (one racy word).
 long long AnnexPeekAllocatorArenaBytes(PyInterpreterState* interp);
 
+// --- Python thread names (GIL held) --------------------------------------
+// threading keeps a thread's name in its Thread object, which cannot be read
+// safely without the GIL (dicts resize, names get replaced and freed). The
+// watchdog copies the names at points where the main thread holds the GIL
+// (its heartbeat) and shows the copy in dumps.
+
+// Called once per named thread: `ident` as threading.get_ident(), `name`
+// threading's name, escaped as the dumps escape names (printable ASCII;
+// \xNN, \uNNNN otherwise; at most 100 characters, then "..."),
+// NUL-terminated.
+typedef void (*AnnexPeekThreadNameFn)(void* ctx, unsigned long ident,
+                                      const char* name);
+
+// Calls `fn` for each thread of threading._active (ident -> Thread) of the
+// main interpreter whose Thread keeps a str in its instance attribute
+// `_name`. Nothing of the target runs and no object is created: sys.modules
+// and the dicts are scanned with PyDict_Next (no key object is made), the
+// key `_name` is the str that threading.Thread.__init__'s code names, and a
+// Thread whose class overrides attribute lookup or defines `_name` itself
+// is skipped. Returns the number of names passed, -1 when threading is not
+// imported or not as expected. Where: the target's main thread, GIL held,
+// main interpreter current.
+int AnnexPeekPythonThreadNames(AnnexPeekThreadNameFn fn, void* ctx);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif

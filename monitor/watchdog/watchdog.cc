@@ -141,6 +141,14 @@ struct Watchdog::Shared {
   std::atomic<int64_t> probes_served{0};
   std::atomic<bool> probe_outstanding{false};
 
+  // Python thread names as the main thread last copied them with the GIL
+  // (CopyPythonNames). Never held while waiting for the GIL.
+  std::mutex names_mu;
+  std::vector<internal::PythonThreadName> python_names
+      ABSL_GUARDED_BY(names_mu);
+  // A names-only pending call is queued (no stall detection: no heartbeat).
+  std::atomic<bool> names_outstanding{false};
+
   // Last time actions ran, per EventType; watchdog thread only.
   int64_t last_action_ns[3] = {0, 0, 0};
 };
@@ -149,11 +157,64 @@ namespace {
 
 using SharedPtr = std::shared_ptr<Watchdog::Shared>;
 
-// The heartbeat. Where: the target's main thread at a bytecode boundary,
-// GIL held, main interpreter current; touches no Python object, never fails.
+// Copies threading's thread names into s.python_names. Reads in place,
+// runs no target code and creates nothing (AnnexPeekPythonThreadNames).
+// Where: the target's main thread at a bytecode boundary, GIL held, main
+// interpreter current.
+void CopyPythonNames(Watchdog::Shared& s) {
+  if (s.stopped.load()) return;
+  std::vector<internal::PythonThreadName> names;
+  AnnexPeekPythonThreadNames(
+      [](void* ctx, unsigned long ident, const char* name) {
+        static_cast<std::vector<internal::PythonThreadName>*>(ctx)->push_back(
+            {ident, 0, name});
+      },
+      &names);
+  if (!names.empty()) {
+    // Native ids from the thread states (one pass; the GIL keeps the list
+    // still), so that a copy never names a later thread that reuses the
+    // ident.
+    std::vector<std::pair<unsigned long, unsigned long>> natives;
+    int budget = 100000;
+    for (PyThreadState* ts =
+             PyInterpreterState_ThreadHead(PyInterpreterState_Main());
+         ts != nullptr && --budget > 0; ts = PyThreadState_Next(ts)) {
+      unsigned long ident = 0;
+      unsigned long native_id = 0;
+      AnnexPeekThreadIds(ts, &ident, &native_id);
+      natives.emplace_back(ident, native_id);
+    }
+    std::sort(natives.begin(), natives.end());
+    for (internal::PythonThreadName& n : names) {
+      auto it = std::lower_bound(natives.begin(), natives.end(),
+                                 std::make_pair(n.ident, 0UL));
+      if (it != natives.end() && it->first == n.ident) {
+        n.native_id = it->second;
+      }
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(s.names_mu);
+    s.python_names.swap(names);
+  }
+}
+
+// Names only, when no heartbeat runs. Where: as CopyPythonNames.
+int NamesCallback(void* arg) {
+  auto* holder = static_cast<SharedPtr*>(arg);
+  CopyPythonNames(**holder);
+  (*holder)->names_outstanding.store(false);
+  delete holder;
+  return 0;
+}
+
+// The heartbeat; it also copies the Python thread names. Where: the
+// target's main thread at a bytecode boundary, GIL held, main interpreter
+// current; only reads Python objects (CopyPythonNames), never fails.
 int HeartbeatCallback(void* arg) {
   auto* holder = static_cast<SharedPtr*>(arg);
   Watchdog::Shared& s = **holder;
+  CopyPythonNames(s);
   int64_t since = s.heartbeat_since.exchange(0);
   if (since != 0) {
     int64_t latency = MonotonicNs() - since;
@@ -250,13 +311,17 @@ bool MemoryOn(const Options& o) {
 std::string Summary(const Event& e) {
   std::string text = absl::StrCat("annex watchdog: ", EventTypeName(e.type));
   if (e.type == EventType::kStall) {
-    absl::StrAppend(&text, " kind=", StallKindName(e.stall_kind),
-                    absl::StrFormat(" thread=0x%lx native=%lu", e.thread.ident,
-                                    e.thread.native_id),
-                    e.thread.is_main ? " (main)" : "",
-                    e.thread.in_target ? "" : " (other interpreter)",
-                    " name=\"", e.thread.name, "\"",
-                    e.gil_wanted ? " gil_wanted" : "");
+    absl::StrAppend(
+        &text, " kind=", StallKindName(e.stall_kind),
+        absl::StrFormat(" thread=0x%lx native=%lu", e.thread.ident,
+                        e.thread.native_id),
+        e.thread.is_main ? " (main)" : "",
+        e.thread.in_target ? "" : " (other interpreter)", " name=\"",
+        e.thread.name, "\"",
+        e.thread.python_name.empty()
+            ? ""
+            : absl::StrCat(" python_name=\"", e.thread.python_name, "\""),
+        e.gil_wanted ? " gil_wanted" : "");
   }
   if (e.type == EventType::kMemoryLimit) {
     absl::StrAppend(&text, " measure=", MemoryMeasureName(e.measure));
@@ -473,9 +538,14 @@ void HandleEvent(const SharedPtr& shared, Event& e, PyThreadState* gil_holder,
     if (!list_lock.locked()) {
       WriteAll(s.dump_fd, "(thread list lock busy: read without it)\n");
     }
+    std::vector<internal::PythonThreadName> names;
+    {
+      std::lock_guard<std::mutex> names_lock(s.names_mu);
+      names = s.python_names;
+    }
     internal::WriteAllThreads(s.dump_fd, PyInterpreterState_Main(), gil_holder,
                               s.options.max_stack_depth,
-                              s.options.hidden_thread_idents);
+                              s.options.hidden_thread_idents, names);
     struct stat st;
     if (fstat(s.dump_fd, &st) == 0 && st.st_size > 0) {
       e.stack_dump.resize(static_cast<size_t>(st.st_size));
@@ -684,9 +754,19 @@ void Watchdog::Run() {
                   s.options.hidden_thread_idents;
               const bool own = std::find(hidden.begin(), hidden.end(),
                                          ids.ident) != hidden.end();
-              e.thread = ThreadInfo{
-                  ids.ident, ids.native_id, ids.name, verdict->is_main,
-                  !own && AnnexPeekThreadInterpreter(ts) == interp};
+              std::string python_name;
+              {
+                std::lock_guard<std::mutex> names_lock(s.names_mu);
+                python_name = internal::PythonNameOf(s.python_names, ids.ident,
+                                                     ids.native_id);
+              }
+              e.thread =
+                  ThreadInfo{ids.ident,
+                             ids.native_id,
+                             ids.name,
+                             verdict->is_main,
+                             !own && AnnexPeekThreadInterpreter(ts) == interp,
+                             std::move(python_name)};
             }
           }
         }
@@ -715,6 +795,15 @@ void Watchdog::Run() {
 
     if (memory_on && now >= next_memory) {
       next_memory = now + memory_ns;
+      // Without stall detection no heartbeat copies the Python thread
+      // names: one call per memory sample does, if none is queued.
+      if (!stall_on && !python_gone && !s.names_outstanding.exchange(true)) {
+        auto* names_arg = new SharedPtr(shared);
+        if (AnnexPeekAddMainPendingCall(&NamesCallback, names_arg) != 0) {
+          delete names_arg;
+          s.names_outstanding.store(false);
+        }
+      }
       MemorySample sample;
       sample.rss_bytes = internal::ReadRssBytes(s.statm_fd);
       if (s.options.memory_provider) s.options.memory_provider(sample);

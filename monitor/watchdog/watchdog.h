@@ -127,6 +127,9 @@ struct ThreadInfo {
   std::string name;             // OS thread name
   bool is_main = false;
   bool in_target = true;  // false: a thread of another interpreter (the annex)
+  // threading's name (Thread.name), escaped as in dumps, as the main thread
+  // last showed it with the GIL; "" when unknown (docs/watchdog.md).
+  std::string python_name;
 };
 
 struct Event {

@@ -53,14 +53,26 @@ double Seconds(PyObject* obj, const char* name) {
 }
 
 PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"console",          "watchdog",
-                                 "metrics_port",     "console_dir",
-                                 "tcp_port",         "allow_exec_target",
-                                 "heap_interval",    "program_name",
-                                 "metrics_address",  "record",
-                                 "record_interval",  "record_format",
-                                 "record_max_bytes", "record_top",
-                                 "record_retainers", nullptr};
+  static const char* kwlist[] = {"console",
+                                 "watchdog",
+                                 "metrics_port",
+                                 "console_dir",
+                                 "tcp_port",
+                                 "allow_exec_target",
+                                 "heap_interval",
+                                 "program_name",
+                                 "metrics_address",
+                                 "record",
+                                 "record_interval",
+                                 "record_format",
+                                 "record_max_bytes",
+                                 "record_top",
+                                 "record_retainers",
+                                 "on_stall",
+                                 "watchdog_report",
+                                 "report_blocked_main",
+                                 "report_busy_workers",
+                                 nullptr};
   int console = 1, allow_exec_target = 0;
   PyObject* watchdog = Py_None;
   PyObject* metrics_port = Py_None;
@@ -75,12 +87,17 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
   PyObject* record_max_bytes = Py_None;
   PyObject* record_top = Py_None;
   int record_retainers = 0;
+  const char* on_stall = nullptr;
+  PyObject* watchdog_report = Py_None;
+  int report_blocked_main = 0, report_busy_workers = 0;
   if (!PyArg_ParseTupleAndKeywords(
-          args, kwargs, "|$pOOzOpOzzOOzOOp:start", const_cast<char**>(kwlist),
-          &console, &watchdog, &metrics_port, &console_dir, &tcp_port,
-          &allow_exec_target, &heap_interval, &program_name, &metrics_address,
-          &record, &record_interval, &record_format, &record_max_bytes,
-          &record_top, &record_retainers)) {
+          args, kwargs, "|$pOOzOpOzzOOzOOpzOpp:start",
+          const_cast<char**>(kwlist), &console, &watchdog, &metrics_port,
+          &console_dir, &tcp_port, &allow_exec_target, &heap_interval,
+          &program_name, &metrics_address, &record, &record_interval,
+          &record_format, &record_max_bytes, &record_top, &record_retainers,
+          &on_stall, &watchdog_report, &report_blocked_main,
+          &report_busy_workers)) {
     return nullptr;
   }
   if (!InMainInterpreter("start")) return nullptr;
@@ -153,6 +170,39 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
       options.watchdog_options.stall_timeout = absl::Seconds(s);
     }
   }
+  // The stall settings of `annex run` (--on-stall, --watchdog-report,
+  // --report-blocked-main, --report-busy-workers): stall detection only.
+  const bool stall_settings =
+      on_stall != nullptr || watchdog_report != Py_None ||
+      report_blocked_main != 0 || report_busy_workers != 0;
+  if (stall_settings && !options.watchdog) {
+    PyErr_SetString(PyExc_ValueError,
+                    "on_stall, watchdog_report, report_blocked_main and "
+                    "report_busy_workers need watchdog=SECONDS (or True)");
+    return nullptr;
+  }
+  if (on_stall != nullptr) {
+    const std::string action = on_stall;
+    if (action != "dump" && action != "exception" && action != "abort") {
+      PyErr_SetString(PyExc_ValueError,
+                      "on_stall is 'dump', 'exception' or 'abort'");
+      return nullptr;
+    }
+    options.watchdog_options.raise_exception = action == "exception";
+    options.watchdog_options.abort = action == "abort";
+  }
+  if (watchdog_report != Py_None) {
+    PyObject* path = nullptr;
+    if (!PyUnicode_FSConverter(watchdog_report, &path)) return nullptr;
+    options.watchdog_options.report_path = PyBytes_AS_STRING(path);
+    Py_DECREF(path);
+    if (options.watchdog_options.report_path.empty()) {
+      PyErr_SetString(PyExc_ValueError, "watchdog_report must be a file path");
+      return nullptr;
+    }
+  }
+  options.watchdog_options.report_blocked_main = report_blocked_main != 0;
+  options.watchdog_options.report_busy_workers = report_busy_workers != 0;
   if (metrics_port != Py_None) {
     long port = PyLong_AsLong(metrics_port);
     if (port == -1 && PyErr_Occurred()) return nullptr;

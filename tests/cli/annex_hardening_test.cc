@@ -1,5 +1,6 @@
-// Issue 16, the console keeps working when the target does not: the
-// process stays attachable until its own Python is done at exit.
+// Issue 16, the console keeps working when the target does not: a client
+// killed during a blocking lock wait or socket read in the annex leaves the
+// annex free for the next client.
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -29,6 +30,105 @@ std::string WriteScript(const std::string& name, const std::string& text) {
   std::string path = ::testing::TempDir() + "/" + name;
   std::ofstream(path) << text;
   return path;
+}
+
+// Runs `annex exec PID code` in a child with `env`, output to /dev/null.
+pid_t StartClient(const std::string& env, const std::string& pid,
+                  const std::string& code) {
+  pid_t client = fork();
+  if (client == 0) {
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    putenv(const_cast<char*>(env.c_str()));
+    std::string bin = AnnexBinary();
+    execl(bin.c_str(), bin.c_str(), "exec", pid.c_str(), code.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return client;
+}
+
+// Each blocking call never returns by itself; the client is killed once the
+// code has reached it (it writes `waiting` just before), and the next client
+// must be served. Before the fix only time.sleep ended: the next `exec`
+// found the annex busy and gave up after its --timeout (exit 124).
+TEST(AnnexHardeningTest, ClientKilledDuringABlockingWaitLeavesTheAnnexFree) {
+  char dir[] = "/tmp/annex-wait-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string env = std::string("XDG_RUNTIME_DIR=") + dir;
+  std::string stop = std::string(dir) + "/stop";
+  std::string app = WriteScript("idle.py",
+                                "import os, time\n"
+                                "while not os.path.exists('" +
+                                    stop +
+                                    "'):\n"
+                                    "    time.sleep(0.02)\n");
+  BackgroundProcess service({AnnexBinary(), "run", app}, "", {env});
+  pid_t pid = WaitForAnnexPs(env, "idle.py", service);
+  ASSERT_GT(pid, 0) << "the service never showed up in `annex ps`";
+  const std::string p = std::to_string(pid);
+
+  // The waits are installed only when the annex imports threading or
+  // socket: until then it has imported none of them (importing them in
+  // every annex cost 3.12 memory per interpreter, tests/monitor:cycles_test)
+  // and only the C finder waits for them.
+  Result fresh = RunProcess(
+      {AnnexBinary(), "exec", "--timeout", "20", p,
+       "import sys\n"
+       "print([m for m in ('threading', 'socket', 'select', 'queue') "
+       "if m in sys.modules], type(sys.meta_path[0].find_spec).__name__)"},
+      "", {env});
+  EXPECT_EQ(fresh.exit_code, 0) << fresh.err;
+  EXPECT_EQ(fresh.out, "[] builtin_function_or_method\n");
+
+  const std::vector<std::pair<std::string, std::string>> waits = {
+      {"lock",
+       "import threading\nl = threading.Lock()\nl.acquire()\n"
+       "MARK\nl.acquire()\n"},
+      {"queue", "import threading, queue\nq = queue.Queue()\nMARK\nq.get()\n"},
+      {"event", "import threading\nMARK\nthreading.Event().wait()\n"},
+      {"socket",
+       "import socket\na, b = socket.socketpair()\nMARK\na.recv(1)\n"},
+      {"accept",
+       "import socket\ns = socket.socket()\ns.bind(('127.0.0.1', 0))\n"
+       "s.listen()\nMARK\ns.accept()\n"},
+  };
+  for (const auto& [name, code_template] : waits) {
+    SCOPED_TRACE(name);
+    const std::string waiting = std::string(dir) + "/waiting-" + name;
+    std::string code = code_template;
+    code.replace(code.find("MARK"), 4, "open('" + waiting + "', 'w').close()");
+    pid_t client = StartClient(env, p, code);
+    WaitForFile(waiting);
+    kill(client, SIGKILL);
+    int status = 0;
+    waitpid(client, &status, 0);
+    Result next = RunProcess(
+        {AnnexBinary(), "exec", "--timeout", "20", p, "print('free')"}, "",
+        {env});
+    EXPECT_EQ(next.exit_code, 0) << next.err;
+    EXPECT_EQ(next.out, "free\n");
+  }
+
+  // Installed, and the modules are otherwise the real ones.
+  Result patched = RunProcess(
+      {AnnexBinary(), "exec", "--timeout", "20", p,
+       "import threading, socket, _thread, sys\n"
+       "print(threading.Lock.__name__, _thread.allocate_lock.__name__,\n"
+       "      socket.socket.recv.__name__,\n"
+       "      type(threading.RLock()).__name__,\n"
+       "      threading.__spec__.loader is threading.__loader__,\n"
+       "      type(socket.__loader__).__name__,\n"
+       "      [f for f in sys.meta_path\n"
+       "       if getattr(f, '__name__', '') == 'annex_waits'])"},
+      "", {env});
+  EXPECT_EQ(patched.exit_code, 0) << patched.err;
+  EXPECT_EQ(patched.out, "lock lock recv _RLock True SourceFileLoader []\n");
+
+  std::ofstream(stop) << "stop";
+  EXPECT_EQ(service.Join().exit_code, 0) << service.Join().err;
 }
 
 // At exit the console stays up until the program's own Python is done:

@@ -91,6 +91,8 @@ Metrics Snapshot() {
   Metrics m;
   m.running = true;
   m.heartbeats_sent = 7;
+  m.exceptions_raised = 2;
+  m.exceptions_dropped = 3;
   m.memory.source = MemorySource::kHeapEngine;
   m.memory.object_count = 1234;
   m.memory.python_bytes = 56789;
@@ -126,7 +128,9 @@ TEST(MetricFamiliesTest, NamesFollowPrometheusConventions) {
         "process_virtual_memory_bytes", "process_open_fds", "process_max_fds",
         "annex_python_objects", "annex_python_object_bytes",
         "annex_python_kind_objects", "annex_python_kind_bytes",
-        "annex_heap_walk_pause_seconds", "annex_watchdog_stalls_total"}) {
+        "annex_heap_walk_pause_seconds", "annex_watchdog_stalls_total",
+        "annex_watchdog_exceptions_raised_total",
+        "annex_watchdog_exceptions_dropped_total"}) {
     EXPECT_EQ(names.count(name), 1u) << name;
   }
   // Renamed: the standard name replaces it.
@@ -149,6 +153,14 @@ TEST(MetricFamiliesTest, SerializesBuildInfoKindsAndTheHistogram) {
             std::string::npos)
       << text;
   EXPECT_NE(text.find("annex_python_objects{source=\"heap_engine\"} 1234\n"),
+            std::string::npos)
+      << text;
+  // The exception action's two outcomes, as counters.
+  EXPECT_NE(text.find("# TYPE annex_watchdog_exceptions_dropped_total "
+                      "counter\nannex_watchdog_exceptions_dropped_total 3\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("annex_watchdog_exceptions_raised_total 2\n"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("# TYPE annex_heap_walk_pause_seconds histogram\n"),

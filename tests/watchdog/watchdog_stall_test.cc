@@ -1,8 +1,10 @@
 // Stall detection end to end in one embedded target: the kind of stall, the
 // thread, the stack dump, and that the host keeps running.
+#include <atomic>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -16,6 +18,8 @@ namespace {
 using ::annex::testing::RunTargetCode;
 using ::annex::watchdog::testing::EventRecorder;
 using ::annex::watchdog::testing::InstallTestModule;
+using ::annex::watchdog::testing::OpenGate;
+using ::annex::watchdog::testing::Release;
 
 Options StallOptions(EventRecorder& recorder) {
   Options options;
@@ -167,11 +171,23 @@ TEST(WatchdogStallTest, HeartbeatsAreServedByABusyMainThread) {
   options.stall_timeout = absl::Seconds(5);
   Watchdog watchdog;
   ASSERT_TRUE(watchdog.Start(options).ok());
-  ASSERT_TRUE(
-      RunTargetCode("import time\n"
-                    "end = time.monotonic() + 0.5\n"
-                    "while time.monotonic() < end:\n"
-                    "    pass\n"));
+  // Main stays busy in Python (keeping the GIL) until two heartbeats were
+  // served, however long a loaded machine takes (a fixed 0.5 s served none
+  // at a load of 14 on 2 cores); the gate's safety deadline bounds it.
+  std::atomic<bool> finished{false};
+  std::thread opener([&watchdog, &finished] {
+    while (!finished.load() && watchdog.GetMetrics().heartbeats_served < 2) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    OpenGate();
+  });
+  const bool ran = RunTargetCode(
+      "import _wdtest\n"
+      "while not _wdtest.gate():\n"
+      "    pass\n");
+  finished.store(true);
+  opener.join();
+  ASSERT_TRUE(ran);
   Metrics metrics = watchdog.GetMetrics();
   ASSERT_TRUE(watchdog.Stop().ok());
   EXPECT_GE(metrics.heartbeats_served, 2);
@@ -188,13 +204,24 @@ TEST(WatchdogStallTest, RateLimitsActionsButCountsEvents) {
   ASSERT_TRUE(watchdog.Start(options).ok());
   ASSERT_TRUE(RunTargetCode("import _wdtest\n_wdtest.spin_in_c()\n"));
   // The second stall's actions are suppressed (no callback releases it), so
-  // it ends at its safety deadline.
-  InstallTestModule(absl::Milliseconds(800));
-  ASSERT_TRUE(RunTargetCode("import _wdtest\n_wdtest.spin_in_c()\n"));
+  // it ends once the watchdog counted it (a fixed 800 ms spin was not
+  // always counted at a load of 14 on 2 cores).
+  InstallTestModule();
+  std::atomic<bool> finished{false};
+  std::thread releaser([&watchdog, &finished] {
+    while (!finished.load() && watchdog.GetMetrics().stalls < 2) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    Release();
+  });
+  const bool ran = RunTargetCode("import _wdtest\n_wdtest.spin_in_c()\n");
+  finished.store(true);
+  releaser.join();
+  ASSERT_TRUE(ran);
   Metrics metrics = watchdog.GetMetrics();
   ASSERT_TRUE(watchdog.Stop().ok());
-  // Under load an 800 ms spin may be reported more than once; whatever the
-  // count, exactly one event ran its actions and every other was suppressed.
+  // Under load a spin may be reported more than once; whatever the count,
+  // exactly one event ran its actions and every other was suppressed.
   EXPECT_EQ(recorder.events().size(), 1u);
   EXPECT_GE(metrics.stalls, 2);
   EXPECT_EQ(metrics.actions_suppressed, metrics.stalls - 1);

@@ -214,6 +214,10 @@ std::vector<MetricFamily> MetricFamilies(const Metrics& m,
   add_one("annex_watchdog_exceptions_raised_total",
           "Thread states the exception action raised in", MetricType::Counter,
           static_cast<double>(m.exceptions_raised));
+  add_one("annex_watchdog_exceptions_dropped_total",
+          "Exception actions not raised because their stall had ended when "
+          "the main thread could run them",
+          MetricType::Counter, static_cast<double>(m.exceptions_dropped));
 
   const std::vector<ClientMetric::Label> source = {
       {"source", MemorySourceName(m.memory.source)}};

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "monitor/python/cpython_peek.h"
 
@@ -56,9 +57,18 @@ ThreadIds ReadThreadIds(PyThreadState* ts) {
   return ids;
 }
 
+std::string PythonNameOf(const std::vector<PythonThreadName>& names,
+                         unsigned long ident, unsigned long native_id) {
+  for (const PythonThreadName& n : names) {
+    if (n.ident == ident && n.native_id == native_id) return n.name;
+  }
+  return "";
+}
+
 int WriteAllThreads(int fd, PyInterpreterState* interp,
                     const PyThreadState* gil_holder, int max_depth,
-                    const std::vector<unsigned long>& hidden) {
+                    const std::vector<unsigned long>& hidden,
+                    const std::vector<PythonThreadName>& python_names) {
   const unsigned long main_ident = AnnexPeekMainThreadIdent();
   int count = 0;
   int steps = 0;
@@ -75,9 +85,14 @@ int WriteAllThreads(int fd, PyInterpreterState* interp,
     }
     ++count;
     ThreadIds ids = ReadThreadIds(ts);
+    const std::string python_name =
+        PythonNameOf(python_names, ids.ident, ids.native_id);
     std::string header = absl::StrFormat(
-        "Thread 0x%016lx (native %lu, \"%s\")%s%s (most recent call first):\n",
+        "Thread 0x%016lx (native %lu, \"%s\"%s)%s%s (most recent call "
+        "first):\n",
         ids.ident, ids.native_id, ids.name,
+        python_name.empty() ? ""
+                            : absl::StrCat(", Python \"", python_name, "\""),
         ids.ident == main_ident ? " [main]" : "",
         ts == gil_holder ? " [holds GIL]" : "");
     WriteAll(fd, header);

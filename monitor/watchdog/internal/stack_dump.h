@@ -35,12 +35,27 @@ struct ThreadIds {
   std::string name;             // the OS thread name (/proc/self/task/TID/comm)
 };
 
+// A Python (threading) thread name copied while the GIL was held
+// (AnnexPeekPythonThreadNames): it belongs to the thread with both ids.
+struct PythonThreadName {
+  unsigned long ident = 0;
+  unsigned long native_id = 0;
+  std::string name;  // escaped as in dumps
+};
+
 // Reads the ids and OS name of `ts`. Where: any thread, no GIL; `ts` live.
 ThreadIds ReadThreadIds(PyThreadState* ts);
 
+// The name in `names` of the thread with these ids, "" when none (a
+// thread that threading does not know, or one that started after the
+// copy). Where: any thread.
+std::string PythonNameOf(const std::vector<PythonThreadName>& names,
+                         unsigned long ident, unsigned long native_id);
+
 // Writes, for each thread of `interp` (newest first, as CPython lists them),
-// a header line with ident, native id, OS name, and whether it is the main
-// thread or holds the GIL, then its Python stack, innermost frame first.
+// a header line with ident, native id, OS name, Python name (from
+// `python_names`, when it has one), and whether it is the main thread or
+// holds the GIL, then its Python stack, innermost frame first.
 // `gil_holder` may be null. Threads whose ident is in `hidden` (the annex's
 // own thread states in the target) are left out; a last line says how many.
 // Returns the number of threads written.
@@ -48,6 +63,7 @@ ThreadIds ReadThreadIds(PyThreadState* ts);
 // it this is faulthandler's racy walk).
 int WriteAllThreads(int fd, PyInterpreterState* interp,
                     const PyThreadState* gil_holder, int max_depth,
-                    const std::vector<unsigned long>& hidden = {});
+                    const std::vector<unsigned long>& hidden = {},
+                    const std::vector<PythonThreadName>& python_names = {});
 
 }  // namespace annex::watchdog::internal

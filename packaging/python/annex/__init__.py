@@ -9,7 +9,9 @@ start(console=True, watchdog=None, metrics_port=None, console_dir=None,
       tcp_port=None, allow_exec_target=False, heap_interval=None,
       program_name=None, metrics_address=None, record=None,
       record_interval=None, record_format=None, record_max_bytes=None,
-      record_top=None, record_retainers=False)
+      record_top=None, record_retainers=False, on_stall=None,
+      watchdog_report=None, report_blocked_main=False,
+      report_busy_workers=False)
     Starts the monitor in this process (the C++ annex::Monitor, see
     docs/cpp-api.md): a second interpreter that watches this one. console:
     the Unix-socket console `annex attach/exec PID` reach. watchdog: None or
@@ -29,7 +31,15 @@ start(console=True, watchdog=None, metrics_port=None, console_dir=None,
     shortest paths to the kinds that grow (the walk takes about twice as
     long). The same
     as `annex run --record FILE --record-interval ...` (docs/recording.md);
-    `annex report FILE -o report.html` draws the file. Raises
+    `annex report FILE -o report.html` draws the file. With a watchdog
+    (seconds or True), as `annex run`'s flags of the same names
+    (docs/watchdog.md): on_stall 'dump' (only the report, the default),
+    'exception' (raise TimeoutError in a thread busy in Python) or 'abort'
+    (abort() after the report); watchdog_report: a file path each report
+    is also appended to (created 0600); report_blocked_main: report the
+    main thread blocked without the GIL (a deadlock, or an idle main);
+    report_busy_workers: report any thread that keeps the GIL in Python
+    (a runaway worker); without a watchdog they raise ValueError. Raises
     RuntimeError when it cannot start (e.g. a Python version other than the
     one this module was built for), or when already started.
 stop()       stops it (harmless when not running).

@@ -20,13 +20,29 @@ options:
   --allow-exec-target   let console clients run code in the program itself
   --console-dir DIR     directory for the console socket
   --tcp PORT            also listen on 127.0.0.1:PORT (token required)
-  --watchdog SECONDS    report stalls longer than SECONDS on stderr
+  --watchdog SECONDS    report stalls longer than SECONDS (with the stack of
+                        every thread) on stderr; docs/watchdog.md
+  --on-stall ACTION     what the watchdog does besides the report: dump (only
+                        the report, the default), exception (raise
+                        TimeoutError in a thread busy in Python; a stall in C
+                        or a blocked main thread is only reported) or abort
+                        (abort() after the report: a core dump)
+  --watchdog-report FILE
+                        also append each report to FILE (created 0600)
+  --report-blocked-main report the main thread blocked without the GIL for
+                        SECONDS (waiting on a lock, I/O, sleep: a deadlock,
+                        but also an idle main thread)
+  --report-busy-workers report any thread that runs Python and keeps the GIL
+                        for SECONDS (a runaway worker thread)
   --metrics-port PORT   serve Prometheus metrics on 127.0.0.1:PORT, with a
                         heap walk every 15 s for the object figures
   --metrics-address ADDR
                         serve them on ADDR instead (no authentication)
   --heap-interval SECS  walk the heap every SECS seconds for the watchdog
   -h, --help            show this help
+
+--on-stall, --watchdog-report, --report-blocked-main and
+--report-busy-workers need --watchdog SECONDS.
 """
 
 
@@ -54,7 +70,9 @@ def main(argv):
     args = argv[1:]
     options = {"console": True}
     takes_value = {"--console-dir", "--tcp", "--watchdog", "--metrics-port",
-                   "--metrics-address", "--heap-interval"}
+                   "--metrics-address", "--heap-interval", "--on-stall",
+                   "--watchdog-report"}
+    stall_flags = []  # need --watchdog, as in `annex run`
     while args and args[0].startswith("-") and args[0] not in ("-m", "-c", "-"):
         flag = args.pop(0)
         if flag == "--":
@@ -66,6 +84,12 @@ def main(argv):
             options["console"] = False
         elif flag == "--allow-exec-target":
             options["allow_exec_target"] = True
+        elif flag == "--report-blocked-main":
+            options["report_blocked_main"] = True
+            stall_flags.append(flag)
+        elif flag == "--report-busy-workers":
+            options["report_busy_workers"] = True
+            stall_flags.append(flag)
         elif flag in takes_value:
             if not args:
                 _fail("%s needs a value" % flag)
@@ -76,6 +100,16 @@ def main(argv):
                 options["tcp_port"] = _number(flag, value, int)
             elif flag == "--watchdog":
                 options["watchdog"] = _number(flag, value, float)
+                if not 0 < options["watchdog"] <= 86400:
+                    _fail("--watchdog needs seconds > 0")
+            elif flag == "--on-stall":
+                if value not in ("dump", "exception", "abort"):
+                    _fail("--on-stall is dump, exception or abort")
+                options["on_stall"] = value
+                stall_flags.append(flag)
+            elif flag == "--watchdog-report":
+                options["watchdog_report"] = value
+                stall_flags.append(flag)
             elif flag == "--metrics-port":
                 options["metrics_port"] = _number(flag, value, int)
             elif flag == "--metrics-address":
@@ -84,6 +118,8 @@ def main(argv):
                 options["heap_interval"] = _number(flag, value, float)
         else:
             _fail("unknown option %s" % flag)
+    if stall_flags and "watchdog" not in options:
+        _fail("%s needs --watchdog SECONDS" % stall_flags[0])
     if not args:
         _fail("give a script, -m module or -c code")
 
