@@ -70,7 +70,7 @@ void PackedAddresses::Seal() {
     }
   }
   base_.push_back(base);
-  offset_.push_back(static_cast<uint32_t>(at));
+  offset_.push_back(static_cast<uint32_t>(at / kUnit));
   form_.push_back(static_cast<uint8_t>(code | (shift << 2)));
   tail_.clear();
 }

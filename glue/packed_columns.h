@@ -131,7 +131,7 @@ class PackedAddresses {
   uintptr_t operator[](size_t i) const {
     const size_t b = i / kBlock;
     if (b >= base_.size()) return tail_[i % kBlock];
-    const uint8_t* p = bytes_.data() + offset_[b];
+    const uint8_t* p = bytes_.data() + size_t{offset_[b]} * kUnit;
     const size_t j = i % kBlock;
     const uint8_t form = form_[b];
     uintptr_t v;
@@ -181,10 +181,13 @@ class PackedAddresses {
  private:
   void Seal();  // packs the full tail_ as a block
   std::vector<uint8_t> bytes_;
-  std::vector<uintptr_t> base_;   // smallest address of each block
-  std::vector<uint32_t> offset_;  // where its offsets start in bytes_
-  std::vector<uint8_t> form_;     // width code (0: 2, 1: 4, 2: 8) | shift << 2
-  std::vector<uintptr_t> tail_;   // the block being filled
+  std::vector<uintptr_t> base_;  // smallest address of each block
+  // Where its offsets start in bytes_, in kUnit bytes (every block takes a
+  // multiple of it: 64 offsets of 2, 4 or 8 bytes), up to 512 GiB.
+  static constexpr size_t kUnit = 2 * kBlock;
+  std::vector<uint32_t> offset_;
+  std::vector<uint8_t> form_;    // width code (0: 2, 1: 4, 2: 8) | shift << 2
+  std::vector<uintptr_t> tail_;  // the block being filled
   size_t size_ = 0;
 };
 
