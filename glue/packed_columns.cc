@@ -8,7 +8,11 @@ namespace annex::glue {
 PackedAddresses PackedAddresses::From(const std::vector<uintptr_t>& v) {
   PackedAddresses out;
   out.reserve(v.size());
-  for (uintptr_t a : v) out.push_back(a);
+  // Whole blocks straight from `v` (no copy through the tail).
+  const size_t full = v.size() / kBlock;
+  for (size_t b = 0; b < full; ++b) out.SealBlock(v.data() + b * kBlock);
+  out.size_ = full * kBlock;
+  for (size_t i = full * kBlock; i < v.size(); ++i) out.push_back(v[i]);
   return out;
 }
 
@@ -44,21 +48,28 @@ void PackedAddresses::shrink_to_fit() {
 }
 
 void PackedAddresses::Seal() {
-  const uintptr_t base = *std::min_element(tail_.begin(), tail_.end());
-  uintptr_t span = 0, low_bits = 0;
-  for (uintptr_t a : tail_) {
-    span = std::max(span, a - base);
-    low_bits |= a - base;
+  SealBlock(tail_.data());
+  tail_.clear();
+}
+
+void PackedAddresses::SealBlock(const uintptr_t* block) {
+  // One pass: the smallest and largest address, and whether all are
+  // congruent modulo 8 (then so are their offsets from the smallest).
+  uintptr_t base = block[0], top = block[0], low_bits = 0;
+  for (size_t j = 1; j < kBlock; ++j) {
+    base = std::min(base, block[j]);
+    top = std::max(top, block[j]);
+    low_bits |= block[j] ^ block[0];
   }
   const int shift = (low_bits & 7) == 0 ? 3 : 0;
-  span >>= shift;
+  const uintptr_t span = (top - base) >> shift;
   const int code = span <= 0xffff ? 0 : span <= 0xffffffffu ? 1 : 2;
   const size_t width = size_t{2} << code;
   const size_t at = bytes_.size();
   bytes_.resize(at + width * kBlock);
   uint8_t* p = bytes_.data() + at;
   for (size_t j = 0; j < kBlock; ++j) {
-    const uint64_t d = (tail_[j] - base) >> shift;
+    const uint64_t d = (block[j] - base) >> shift;
     if (code == 0) {
       const uint16_t x = static_cast<uint16_t>(d);
       std::memcpy(p + 2 * j, &x, 2);
@@ -72,7 +83,6 @@ void PackedAddresses::Seal() {
   base_.push_back(base);
   offset_.push_back(static_cast<uint32_t>(at / kUnit));
   form_.push_back(static_cast<uint8_t>(code | (shift << 2)));
-  tail_.clear();
 }
 
 std::vector<uintptr_t> PackedAddresses::ToVector() const {

@@ -179,7 +179,8 @@ class PackedAddresses {
   }
 
  private:
-  void Seal();  // packs the full tail_ as a block
+  void Seal();                             // packs the full tail_ as a block
+  void SealBlock(const uintptr_t* block);  // packs kBlock addresses
   std::vector<uint8_t> bytes_;
   std::vector<uintptr_t> base_;  // smallest address of each block
   // Where its offsets start in bytes_, in kUnit bytes (every block takes a
