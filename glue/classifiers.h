@@ -32,6 +32,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "glue/packed_columns.h"
 
 namespace annex::glue {
 
@@ -96,7 +97,7 @@ class Classifier {
 
 // Per-member labels: `of[i]` indexes `names`. Plain data, any thread.
 struct Labels {
-  std::vector<uint32_t> of;
+  PackedUints of;  // per member: an index into *names
   std::shared_ptr<std::vector<std::string>> names =
       std::make_shared<std::vector<std::string>>();
 

@@ -27,18 +27,20 @@
 #include "monitor/python/version.h"
 
 namespace annex::glue {
-uint64_t KindedSet::total_size() const {
-  uint64_t total = 0;
-  for (uint64_t s : sizes) total += s;
-  return total;
+uint64_t KindedSet::total_size() const { return sizes.Total(); }
+
+void KindedSet::ShrinkToFit() {
+  addresses.shrink_to_fit();
+  kinds.shrink_to_fit();
+  sizes.shrink_to_fit();
+  clodo.shrink_to_fit();
+  labels.of.shrink_to_fit();
 }
 
 size_t KindedSet::MemoryBytes() const {
-  size_t bytes = sizeof(KindedSet) + addresses.capacity() * sizeof(uintptr_t) +
-                 kinds.capacity() * sizeof(uint32_t) +
-                 sizes.capacity() * sizeof(uint64_t) +
-                 clodo.capacity() * sizeof(uint32_t) +
-                 labels.of.capacity() * sizeof(uint32_t);
+  size_t bytes = sizeof(KindedSet) + addresses.MemoryBytes() +
+                 kinds.MemoryBytes() + sizes.MemoryBytes() +
+                 clodo.MemoryBytes() + labels.of.MemoryBytes();
   if (labels.names != nullptr && labels.names.use_count() == 1) {
     for (const std::string& n : *labels.names) {
       bytes += sizeof(std::string) + (n.capacity() > 15 ? n.capacity() : 0);
@@ -73,16 +75,17 @@ const std::vector<std::string>& KindedSet::LabelNames() const {
 std::vector<KindedSet::Row> KindedSet::Rows() const {
   const std::vector<std::string>& names = LabelNames();
   std::vector<Row> rows(names.size());
-  // The label vector LabelOf reads, chosen once for the whole set.
-  const std::vector<uint32_t>& of = classifier.is(Classifier::kType) ? kinds
-                                    : classifier.is(Classifier::kClodo)
-                                        ? (clodo.empty() ? kinds : clodo)
-                                        : labels.of;
-  for (size_t i = 0; i < addresses.size(); ++i) {
-    Row& r = rows[of[i]];
+  // The label column LabelOf reads, chosen once for the whole set.
+  const PackedUints& of = classifier.is(Classifier::kType) ? kinds
+                          : classifier.is(Classifier::kClodo)
+                              ? (clodo.empty() ? kinds : clodo)
+                              : labels.of;
+  size_t i = 0;
+  of.ForEach([&](uint32_t k) {
+    Row& r = rows[k];
     r.count++;
-    r.size += sizes[i];
-  }
+    r.size += sizes[i++];
+  });
   for (size_t k = 0; k < rows.size(); ++k) {
     rows[k].kind = names[k];
     rows[k].label = static_cast<uint32_t>(k);
@@ -141,10 +144,10 @@ KindedSet KindedSet::Subset(const std::vector<size_t>& keep) const {
 std::vector<KindedSet> KindedSet::SplitByLabels(
     const std::vector<uint32_t>& wanted) const {
   constexpr uint32_t kNone = UINT32_MAX;
-  const std::vector<uint32_t>& of = classifier.is(Classifier::kType) ? kinds
-                                    : classifier.is(Classifier::kClodo)
-                                        ? (clodo.empty() ? kinds : clodo)
-                                        : labels.of;
+  const PackedUints& of = classifier.is(Classifier::kType) ? kinds
+                          : classifier.is(Classifier::kClodo)
+                              ? (clodo.empty() ? kinds : clodo)
+                              : labels.of;
   std::vector<uint32_t> slot(LabelNames().size(), kNone);
   for (size_t w = 0; w < wanted.size(); ++w) slot[wanted[w]] = w;
   // Count first, so every part is allocated once at its size.
@@ -397,6 +400,9 @@ absl::StatusOr<std::unique_ptr<HeapView>> HeapView::Create(Session& session) {
                    runtime.thread_states(), (*access)->question_pause_limit()));
   view->set_pause_limit(view->default_pause_limit(),
                         "Options::question_pause_limit");
+  absl::StatusOr<MemoryBudget*> budget = session.Get<MemoryBudget>();
+  if (!budget.ok()) return budget.status();
+  view->budget_ = *budget;
   return view;
 }
 
@@ -405,6 +411,69 @@ void HeapView::set_pause_limit(absl::Duration limit, const char* name) {
   limits.pause_limit = limit;
   limits.limit_name = name;
   engine_->set_question_limits(limits);
+}
+
+size_t HeapView::QuestionBytes(size_t nodes, size_t edges, Work work) {
+  // The graph: address and size (8 each) and an edge offset (4) per
+  // object, 4 per reference, and the walk's stack and bitmap (~4).
+  size_t bytes = 24 * nodes + 4 * edges;
+  switch (work) {
+    case Work::kWalk:
+      break;
+    case Work::kDescribe:
+      // Kinds and Clodo kinds (4 + 4) while classifying, the packed
+      // result (~7) and the address list its identity watch reads (8).
+      bytes += 24 * nodes;
+      break;
+    case Work::kPaths:
+      // Distances and the queue (4 + 4), a reverse index (4 + 4 per
+      // reference).
+      bytes += 12 * nodes + 4 * edges;
+      break;
+    case Work::kReferrers:
+      // A reverse index (4 + 4 per reference), the Clodo kinds of every
+      // node (Rcs, as kDescribe), (referrer, member) pairs and edge names
+      // (Via, up to ~12 per reference).
+      bytes += 28 * nodes + 16 * edges;
+      break;
+    case Work::kDominators:
+      // Lengauer-Tarjan's arrays (dfn, vertex, parent, low, idom, buckets,
+      // predecessors...) and the tree's counts and retained sizes: ~18
+      // words per object, the predecessor lists 8 per reference.
+      bytes += 72 * nodes + 8 * edges;
+      break;
+  }
+  return bytes;
+}
+
+absl::Status HeapView::CheckQuestionMemory(const heap::HeapGraph* graph,
+                                           Work work, bool edges) {
+  if (budget_ == nullptr || budget_->current_owner() == 0) {
+    return absl::OkStatus();  // the host's own calls: its decision
+  }
+  size_t nodes, refs;
+  if (graph != nullptr) {
+    nodes = graph->size();
+    refs = graph->out_targets.size();
+    last_nodes_ = nodes;
+    if (refs != 0 && nodes != 0) {
+      last_edges_per_node_ = static_cast<double>(refs) / nodes;
+    }
+  } else {
+    if (last_nodes_ == 0) return absl::OkStatus();  // nothing known yet
+    nodes = last_nodes_;
+    refs = edges ? static_cast<size_t>(nodes * last_edges_per_node_) : 0;
+  }
+  static constexpr const char* kWhat[] = {
+      "its walk", "its walk and the kinds of every object",
+      "its walk and path search", "its walk and referrer index",
+      "its walk and dominator tree"};
+  const std::string what = absl::StrFormat(
+      "this heap question (%s, %s %d objects and %d references)",
+      kWhat[static_cast<int>(work)],
+      graph != nullptr ? "over" : "estimated from the last walk's", nodes,
+      refs);
+  return budget_->CheckTransient(QuestionBytes(nodes, refs, work), what);
 }
 
 KindedSet HeapView::Describe(const std::vector<uintptr_t>& sorted,
@@ -509,21 +578,27 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
                           const std::vector<uintptr_t>* owner_scan) {
   KindedSet out;
   const size_t n = sorted.size();
-  ReserveHuge(out.addresses, n);
-  out.addresses.assign(sorted.begin(), sorted.end());
-  ReserveHuge(out.sizes, sizes.size());
-  out.sizes.assign(sizes.begin(), sizes.end());
-  ReserveHuge(out.kinds, n);
-  out.kinds.resize(n);
+  // The kinds are found into plain vectors, then packed (packed_columns.h)
+  // with the addresses and sizes: the result is what a kept set holds.
+  auto pack = [&](KindedSet& set, const std::vector<uint32_t>& kinds,
+                  const std::vector<uint32_t>* clodo) {
+    set.addresses = PackedAddresses::From(sorted);
+    set.sizes = PackedSizes::From(sizes);
+    set.kinds = PackedUints::From(kinds);
+    if (clodo != nullptr) set.clodo = PackedUints::From(*clodo);
+  };
+  std::vector<uint32_t> kinds;
+  ReserveHuge(kinds, n);
+  kinds.resize(n);
   TypeTable types(namer, *out.kind_names);
   if (owner_scan == nullptr) {
     for (size_t i = 0; i < n; ++i) {
       if (i + kPrefetchAhead < n) {
         __builtin_prefetch(reinterpret_cast<void*>(sorted[i + kPrefetchAhead]));
       }
-      out.kinds[i] =
-          types.Kind(Py_TYPE(reinterpret_cast<PyObject*>(sorted[i])));
+      kinds[i] = types.Kind(Py_TYPE(reinterpret_cast<PyObject*>(sorted[i])));
     }
+    pack(out, kinds, nullptr);
     return out;
   }
   // Clodo: a dict is "dict of <owner's type>" or "dict (no owner)". Owners
@@ -533,11 +608,12 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
   // map of millions of dicts did not). Building the index costs ~1.5 ns per
   // member, more than a few binary searches: owned dicts are first kept
   // aside, and the index is built only once they pass 1/64 of the members
-  // (a heap of slots objects or plain dicts never needs it). `out.clodo`
+  // (a heap of slots objects or plain dicts never needs it). `clodo`
   // first holds, per member, 1 + the owner's number in `owner_types` (0: no
   // owner found).
-  ReserveHuge(out.clodo, n);
-  out.clodo.assign(n, 0);
+  std::vector<uint32_t> clodo_of;
+  ReserveHuge(clodo_of, n);
+  clodo_of.assign(n, 0);
   std::vector<PyTypeObject*> owner_types;
   absl::flat_hash_map<PyTypeObject*, uint32_t> owner_number;
   PyTypeObject* last_owner = nullptr;
@@ -547,7 +623,7 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
   const size_t max_pending = n / 64;
   auto place = [&](int64_t j, uint32_t code) {
     // Not a member, or the first owner (in scan order) wins.
-    if (j >= 0 && out.clodo[j] == 0) out.clodo[j] = code;
+    if (j >= 0 && clodo_of[j] == 0) clodo_of[j] = code;
   };
   auto record_owner = [&](PyObject* obj, DictHolding holding) {
     PyObject* dict = OwnedDict(obj, holding);
@@ -578,7 +654,7 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
     }
     PyObject* obj = reinterpret_cast<PyObject*>(sorted[i]);
     PyTypeObject* type = Py_TYPE(obj);
-    out.kinds[i] = types.Kind(type);
+    kinds[i] = types.Kind(type);
     if (fused) {
       DictHolding holding = types.Holding(type);
       if (holding != DictHolding::kNone) record_owner(obj, holding);
@@ -601,7 +677,7 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
   }
   const uint32_t dict_kind = types.KindIfAny(&PyDict_Type);
   if (dict_kind == TypeTable::kNoKind) {
-    std::copy(out.kinds.begin(), out.kinds.end(), out.clodo.begin());
+    pack(out, kinds, &kinds);
     return out;
   }
   absl::flat_hash_map<std::string, uint32_t> index_of_name;
@@ -613,8 +689,8 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
   // "dict of X" names in order of first use in `sorted`, as kinds are.
   std::vector<uint32_t> dict_of(owner_types.size(), TypeTable::kNoKind);
   for (size_t i = 0; i < n; ++i) {
-    const uint32_t kind = out.kinds[i];
-    uint32_t& clodo = out.clodo[i];
+    const uint32_t kind = kinds[i];
+    uint32_t& clodo = clodo_of[i];
     if (kind != dict_kind) {
       clodo = kind;
     } else if (clodo == 0) {
@@ -628,13 +704,17 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
       clodo = label;
     }
   }
+  pack(out, kinds, &clodo_of);
   return out;
 }
 
-absl::Status HeapView::Keep(KindedSet& set) {
+absl::Status HeapView::Keep(KindedSet& set,
+                            const std::vector<uintptr_t>* sorted) {
   python::FlushDeathWatch();
   absl::StatusOr<std::shared_ptr<python::WatchedObjects>> w =
-      python::WatchedObjects::Watch(set.addresses);
+      sorted != nullptr
+          ? python::WatchedObjects::Watch(*sorted)
+          : python::WatchedObjects::Watch(set.addresses.ToVector());
   if (!w.ok()) return w.status();
   auto identity = std::make_shared<Identity>();
   identity->watches.push_back(std::move(*w));
@@ -675,6 +755,11 @@ absl::StatusOr<KindedSet> HeapView::Heap(const ReferencePoint* ref, bool keep,
   // can change hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   if (!question.status().ok()) return question.status();
+  if (absl::Status s =
+          CheckQuestionMemory(nullptr, Work::kDescribe, graph_out != nullptr);
+      !s.ok()) {
+    return s;
+  }
   absl::StatusOr<heap::HeapGraph> graph;
   {
     heap::HeapEngine::ScopedSizing scoped(*engine_, sizing);
@@ -683,11 +768,14 @@ absl::StatusOr<KindedSet> HeapView::Heap(const ReferencePoint* ref, bool keep,
                                             : heap::GraphOptions::NodesOnly());
   }
   if (!graph.ok()) return graph.status();
+  if (absl::Status s = CheckQuestionMemory(&*graph, Work::kDescribe); !s.ok()) {
+    return s;
+  }
   KindedSet out;
+  std::vector<uintptr_t> fresh;
   if (ref == nullptr) {
     out = Describe(graph->addresses, &graph->sizes, &graph->addresses);
   } else {
-    std::vector<uintptr_t> fresh;
     std::vector<uint64_t> sizes;
     for (size_t v : NotInReference(graph->addresses, ref->reachable)) {
       fresh.push_back(graph->addresses[v]);
@@ -696,7 +784,7 @@ absl::StatusOr<KindedSet> HeapView::Heap(const ReferencePoint* ref, bool keep,
     out = Describe(fresh, &sizes, &graph->addresses);
   }
   if (keep) {
-    absl::Status s = Keep(out);
+    absl::Status s = Keep(out, ref == nullptr ? &graph->addresses : &fresh);
     if (!s.ok()) return s;
   }
   if (graph_out != nullptr) *graph_out = std::move(*graph);
@@ -709,6 +797,10 @@ absl::StatusOr<KindedSet> HeapView::HeapU(const ReferencePoint* ref, bool keep,
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   if (!question.status().ok()) return question.status();
+  if (absl::Status s = CheckQuestionMemory(nullptr, Work::kDescribe, false);
+      !s.ok()) {
+    return s;
+  }
   absl::StatusOr<heap::ObjectSet> set;
   if (part == UnreachablePart::kAll) {
     set = engine_->Unreachable();
@@ -723,17 +815,17 @@ absl::StatusOr<KindedSet> HeapView::HeapU(const ReferencePoint* ref, bool keep,
   // unreachable dict is unreachable too, so the owners are among them.
   std::vector<uintptr_t> objects = set->ToVector();
   KindedSet out;
+  std::vector<uintptr_t> fresh;
   if (ref == nullptr) {
     out = Describe(objects, nullptr, &objects);
   } else {
-    std::vector<uintptr_t> fresh;
     for (size_t i : NotInReference(objects, ref->unreachable)) {
       fresh.push_back(objects[i]);
     }
     out = Describe(fresh, nullptr, &objects);
   }
   if (keep) {
-    absl::Status s = Keep(out);
+    absl::Status s = Keep(out, ref == nullptr ? &objects : &fresh);
     if (!s.ok()) return s;
   }
   return out;
@@ -826,9 +918,16 @@ absl::StatusOr<KindedSet> HeapView::FromAddresses(
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   if (!question.status().ok()) return question.status();
+  if (absl::Status s = CheckQuestionMemory(nullptr, Work::kWalk, false);
+      !s.ok()) {
+    return s;
+  }
   absl::StatusOr<heap::HeapGraph> graph =
       engine_->Graph(heap::GraphOptions::NodesOnly());
   if (!graph.ok()) return graph.status();
+  if (absl::Status s = CheckQuestionMemory(&*graph, Work::kWalk); !s.ok()) {
+    return s;
+  }
   std::vector<uintptr_t> live, missing;
   std::vector<uint64_t> sizes;
   size_t j = 0;
@@ -881,8 +980,14 @@ absl::StatusOr<std::string> HeapView::ShortestPaths(const KindedSet& set,
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   if (!question.status().ok()) return question.status();
+  if (absl::Status s = CheckQuestionMemory(nullptr, Work::kPaths); !s.ok()) {
+    return s;
+  }
   absl::StatusOr<heap::HeapGraph> graph = engine_->Graph();
   if (!graph.ok()) return graph.status();
+  if (absl::Status s = CheckQuestionMemory(&*graph, Work::kPaths); !s.ok()) {
+    return s;
+  }
   heap::NodeSet nodes = LiveNodes(*graph, set);
   if (nodes.empty())
     return std::string("(no member of the set is reachable now)\n");
@@ -904,8 +1009,16 @@ absl::StatusOr<uint64_t> HeapView::RetainedSize(const KindedSet& set) {
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   if (!question.status().ok()) return question.status();
+  if (absl::Status s = CheckQuestionMemory(nullptr, Work::kDominators);
+      !s.ok()) {
+    return s;
+  }
   absl::StatusOr<heap::HeapGraph> graph = engine_->Graph();
   if (!graph.ok()) return graph.status();
+  if (absl::Status s = CheckQuestionMemory(&*graph, Work::kDominators);
+      !s.ok()) {
+    return s;
+  }
   heap::NodeSet nodes = LiveNodes(*graph, set);
   if (nodes.empty()) return uint64_t{0};
   std::sort(nodes.begin(), nodes.end());
@@ -917,6 +1030,10 @@ absl::StatusOr<std::string> HeapView::ById(const KindedSet& set, size_t limit) {
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   if (!question.status().ok()) return question.status();
+  if (absl::Status s = CheckQuestionMemory(nullptr, Work::kWalk, false);
+      !s.ok()) {
+    return s;
+  }
   absl::StatusOr<heap::HeapResult> now = engine_->Heap();
   if (!now.ok()) return now.status();
   std::string out;
@@ -964,7 +1081,7 @@ namespace {
 // still to name. Where: GIL held since the walk, the target's interpreter
 // current (naming may build a frame's f_locals or an instance dict there).
 void NameEdgesFrom(PyObject* from, const std::vector<uint32_t>& targets,
-                   const std::vector<uintptr_t>& member_addresses,
+                   const PackedAddresses& member_addresses,
                    const std::vector<int32_t>& member_of,
                    const std::vector<uintptr_t>& graph_addresses,
                    std::unique_ptr<heap::AddressIndex>& nodes,
@@ -1052,9 +1169,13 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
   // their real referrers, when there are any.
   heap::GraphOptions graph_options;
   graph_options.scope = heap::GraphOptions::Scope::kLiveIfNeeded;
-  graph_options.wanted = &set.addresses;
+  const std::vector<uintptr_t> wanted = set.addresses.ToVector();
+  graph_options.wanted = &wanted;
+  const Work work = referrers ? Work::kReferrers : Work::kWalk;
+  if (absl::Status s = CheckQuestionMemory(nullptr, work); !s.ok()) return s;
   absl::StatusOr<heap::HeapGraph> graph = engine_->Graph(graph_options);
   if (!graph.ok()) return graph.status();
+  if (absl::Status s = CheckQuestionMemory(&*graph, work); !s.ok()) return s;
   // From here to the end no Python code runs and no thread state is
   // swapped (the question holds the target current), so the GIL stays held
   // and what the walk found stays alive.
@@ -1090,7 +1211,7 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
   heap::QuestionStop& stop = engine_->question_stop();
 
   heap::ReverseIndex reverse;
-  std::vector<uint32_t> graph_clodo;  // Rcs: Clodo kind of every node
+  PackedUints graph_clodo;  // Rcs: Clodo kind of every node
   std::shared_ptr<std::vector<std::string>> graph_names;
   if (referrers) reverse = heap::ReverseIndex::Build(*graph);
 
@@ -1116,7 +1237,7 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
             name = u ? u : "?";
             PyErr_Clear();
           }
-          labels.of[k] = intern(name);
+          labels.of.Set(k, intern(name));
         }
         break;
       }
@@ -1125,9 +1246,9 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
         int line = 0;
         for (size_t k = 0; k < n; ++k) {
           PyObject* obj = reinterpret_cast<PyObject*>(out.live.addresses[k]);
-          labels.of[k] = intern(python::TracemallocSite(obj, &file, &line)
-                                    ? absl::StrCat(file, ":", line)
-                                    : kUnknownProducer);
+          labels.of.Set(k, intern(python::TracemallocSite(obj, &file, &line)
+                                      ? absl::StrCat(file, ":", line)
+                                      : kUnknownProducer));
         }
         break;
       }
@@ -1154,7 +1275,7 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
           kinds.erase(std::unique(kinds.begin(), kinds.end()), kinds.end());
           kind_names.clear();
           for (uint32_t kk : kinds) kind_names.push_back((*graph_names)[kk]);
-          labels.of[k] = intern(RenderRcs(kind_names, in_and));
+          labels.of.Set(k, intern(RenderRcs(kind_names, in_and)));
         }
         break;
       }
@@ -1217,7 +1338,7 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
           for (uint32_t j = first[k]; j < first[k + 1]; ++j) {
             relations.push_back(std::move(texts[order[j]].second));
           }
-          labels.of[k] = intern(RenderVia(relations, in_and));
+          labels.of.Set(k, intern(RenderVia(relations, in_and)));
         }
         break;
       }
@@ -1226,11 +1347,11 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
         KindedSet one = out.live.WithStoredClassifier(Classifier(part));
         if (part == Classifier::kType || part == Classifier::kClodo) {
           for (size_t k = 0; k < n; ++k) {
-            labels.of[k] = intern(one.LabelNames()[one.LabelOf(k)]);
+            labels.of.Set(k, intern(one.LabelNames()[one.LabelOf(k)]));
           }
         } else if (part == Classifier::kSize) {
           for (size_t k = 0; k < n; ++k) {
-            labels.of[k] = intern(RenderSize(out.live.sizes[k], in_and));
+            labels.of.Set(k, intern(RenderSize(out.live.sizes[k], in_and)));
           }
         } else {
           labels = std::move(one.labels);
@@ -1264,7 +1385,7 @@ absl::StatusOr<KindedSet> HeapView::Classify(const KindedSet& set,
       if (p > 0) label += " & ";
       label += (*kinds->parts[p].names)[kinds->parts[p].of[i]];
     }
-    out.labels.of[i] = Labels::Intern(label, index, *out.labels.names);
+    out.labels.of.Set(i, Labels::Intern(label, index, *out.labels.names));
   }
   return out;
 }

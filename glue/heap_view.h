@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "glue/classifiers.h"
 #include "glue/heap_record.h"
+#include "glue/memory_budget.h"
 #include "glue/stat.h"
 #include "monitor/heap/heap_engine.h"
 #include "monitor/python/death_watch.h"
@@ -53,17 +54,21 @@ struct Identity {
 // Tables partition the set by `classifier` (Heapy's "er"; Clodo unless
 // chosen otherwise): Type and Clodo read `kinds` / `clodo`, recorded by the
 // walk; every other classifier's kind of each member is in `labels`.
+//
+// The members are stored compactly (packed_columns.h, about 6 bytes per
+// object instead of 24): read them by index (addresses[i], kinds[i]) or
+// iterator; write with push_back or Set.
 struct KindedSet {
-  std::vector<uintptr_t> addresses;
-  std::vector<uint32_t> kinds;  // index into *kind_names: the type's name
-  std::vector<uint64_t> sizes;
+  PackedAddresses addresses;
+  PackedUints kinds;  // index into *kind_names: the type's name
+  PackedSizes sizes;
   std::shared_ptr<std::vector<std::string>> kind_names =
       std::make_shared<std::vector<std::string>>();
   // Heapy's Clodo kind of each member, an index into *kind_names: the
   // type's name, or for a dict "dict of X" (X the type of the object whose
   // attribute dict it is) or "dict (no owner)". Empty: no owner was looked
   // for; read `kinds` instead.
-  std::vector<uint32_t> clodo;
+  PackedUints clodo;
   Classifier classifier;
   Labels labels;  // per member, unless classifier is Type or Clodo
   // Identity over time (null: none taken; members found alive count as
@@ -80,6 +85,8 @@ struct KindedSet {
   // names and the identity watch only when no other set shares them), for
   // the memory budget.
   size_t MemoryBytes() const;
+  // Gives back the columns' spare capacity (a set about to be kept).
+  void ShrinkToFit();
   // The kind of member i under `classifier`, and the kind names.
   uint32_t LabelOf(size_t i) const;
   const std::vector<std::string>& LabelNames() const;
@@ -248,6 +255,28 @@ class HeapView {
   const TypeNamer& namer() const { return namer_; }
   heap::HeapEngine& engine() { return *engine_; }
 
+  // The transient memory of one question (docs/hp.md, "Memory budget"):
+  // its walk's graph and what the question builds from it.
+  enum class Work {
+    kWalk,        // the graph alone
+    kDescribe,    // + kinds of every node (heap(), heapu())
+    kPaths,       // + shortest-path search
+    kReferrers,   // + reverse index, referrer kinds and edge names
+    kDominators,  // + dominator tree (retained sizes, dominos)
+  };
+  // About how many bytes a question of `work` over `nodes` objects and
+  // `edges` references needs (estimated from the engine's structures).
+  static size_t QuestionBytes(size_t nodes, size_t edges, Work work);
+  // Refuses a question of a console session (not the host's own calls)
+  // whose estimate would pass what that session's memory budget has left:
+  // ResourceExhausted (MemoryError in hp) saying what it needed. With
+  // `graph` null it is asked before the walk and estimated from the last
+  // walk's counts (none before the first walk; `edges`: the coming walk
+  // records references); with `graph`, after the walk, from its counts,
+  // which it remembers. Where: annex thread.
+  absl::Status CheckQuestionMemory(const heap::HeapGraph* graph, Work work,
+                                   bool edges = true);
+
   // How long each question asked from now on may hold the target
   // (heap/question_stop.h; InfiniteDuration: no limit): past it, the
   // question stops with DeadlineExceeded naming `name` (how to change the
@@ -282,12 +311,20 @@ class HeapView {
   std::unique_ptr<heap::HeapEngine> engine_;
   TypeNamer namer_;
   // Attaches an identity to `set`, whose members are alive (found by the
-  // current question's walk). Where: as Heap(), inside a Question.
-  absl::Status Keep(KindedSet& set);
+  // current question's walk); `sorted`, when given, holds the same
+  // addresses unpacked (saves unpacking them for the watch).
+  // Where: as Heap(), inside a Question.
+  absl::Status Keep(KindedSet& set,
+                    const std::vector<uintptr_t>* sorted = nullptr);
 
   python::ThreadStates ts_;
   absl::Duration default_pause_limit_;
   std::shared_ptr<const ReferencePoint> latest_ref_;
+  MemoryBudget* budget_ = nullptr;  // the session's (outlives this view)
+  // The last walk's objects and references per object (for estimates
+  // before a walk; 2 until a walk recorded references).
+  size_t last_nodes_ = 0;
+  double last_edges_per_node_ = 2.0;
 };
 
 }  // namespace annex::glue

@@ -252,8 +252,7 @@ PyObject* IdSetRichCompare(PyObject* a, PyObject* b, int op) {
   if (Py_TYPE(a) != Py_TYPE(b)) Py_RETURN_NOTIMPLEMENTED;
   const auto& x = SetOf(a).addresses;
   const auto& y = SetOf(b).addresses;
-  auto subset = [](const std::vector<uintptr_t>& p,
-                   const std::vector<uintptr_t>& q) {
+  auto subset = [](const PackedAddresses& p, const PackedAddresses& q) {
     return p.size() <= q.size() &&
            std::includes(q.begin(), q.end(), p.begin(), p.end());
   };
@@ -598,6 +597,8 @@ PyObject* internal::NewIdSet(Session* session, KindedSet set) {
     Py_DECREF(obj);
     return RaiseStatus(budget.status());
   }
+  // Kept compact: the columns' spare capacity goes before it is charged.
+  set.ShrinkToFit();
   const std::string what =
       absl::StrCat("<", set.count(), " objects, ", set.classifier.Name(), ">");
   absl::Status charged = (*budget)->Charge(reinterpret_cast<uintptr_t>(obj),

@@ -112,6 +112,31 @@ absl::Status MemoryBudget::Charge(uintptr_t key, size_t bytes,
   return absl::OkStatus();
 }
 
+absl::Status MemoryBudget::CheckTransient(size_t bytes,
+                                          const std::string& what) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_owner_.find(current_owner_);
+  const size_t held = it == by_owner_.end() ? 0 : it->second;
+  const size_t session_limit = SessionLimitLocked();
+  const size_t total_limit = TotalLimitLocked();
+  const size_t session_left = held < session_limit ? session_limit - held : 0;
+  const size_t total_left = total_ < total_limit ? total_limit - total_ : 0;
+  if (bytes <= session_left && bytes <= total_left) return absl::OkStatus();
+  const bool session = session_left <= total_left;
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "annex memory budget: ", what, " needs about ", FormatBytes(bytes),
+      " of transient memory, more than ",
+      session ? "this session's limit" : "the annex's total limit", " of ",
+      FormatBytes(session ? session_limit : total_limit), " leaves (",
+      FormatBytes(session ? session_left : total_left), "; this session keeps ",
+      FormatBytes(held), " in sets, all sessions ", FormatBytes(total_),
+      "). Nothing was kept and the target runs again. Free kept sets (del "
+      "them) or raise the limit "
+      "(Options::annex_memory, annex run --memory-budget); what this session "
+      "keeps, largest first:\n",
+      DescribeLocked(current_owner_, 5)));
+}
+
 void MemoryBudget::Release(uintptr_t key) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = holdings_.find(key);

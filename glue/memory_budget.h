@@ -13,6 +13,10 @@
 //   absl::Status s = (*budget)->Charge(key, bytes, "hp.heap()");
 //   ... (*budget)->Release(key);
 //
+// One question's transient memory (a walk, a graph, a dominator tree) is
+// not kept: CheckTransient() refuses a question whose estimate would pass
+// what the owner's budget has left, before it builds the big structures.
+//
 // Sets are charged to the current owner: the console session whose
 // command is running (SetCurrentOwner, set by whoever runs it), or owner 0
 // (the host's own calls) otherwise. Where: any thread (a mutex guards the
@@ -73,6 +77,14 @@ class MemoryBudget {
   absl::Status Charge(uintptr_t key, size_t bytes, const std::string& what);
   // Credits what `key` was charged (harmless when it was not).
   void Release(uintptr_t key);
+
+  // Whether one question that needs about `bytes` of transient memory
+  // (its walk, graph and what it builds from them, freed when it ends)
+  // fits in what the current owner's limit and the total leave beside the
+  // kept sets: OK, or ResourceExhausted saying what `what` needed, what is
+  // left and what to do. Nothing is charged (questions run one at a time,
+  // on the annex thread).
+  absl::Status CheckTransient(size_t bytes, const std::string& what) const;
 
   // What `owner` holds, largest first, and the bytes it and everyone hold.
   std::vector<Holding> Holdings(uint64_t owner) const;

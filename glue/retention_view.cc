@@ -81,19 +81,37 @@ KindedSet SetOfNodes(const heap::HeapGraph &graph, const heap::NodeSet &nodes,
 // of `live_for`'s members is not reachable: its referrers, referents and
 // edges are then its real ones among live objects.
 struct Asked {
-  explicit Asked(HeapView &view, const KindedSet *live_for = nullptr)
-      : question(view.engine()),
+  // `work`: what the question builds from the graph, for the memory
+  // budget's estimate (HeapView::CheckQuestionMemory); a question past it
+  // has `graph` ResourceExhausted.
+  Asked(HeapView &view, HeapView::Work work,
+        const KindedSet *live_for = nullptr)
+      : wanted(live_for != nullptr ? live_for->addresses.ToVector()
+                                   : std::vector<uintptr_t>()),
+        question(view.engine()),
         graph(question.status().ok()
-                  ? view.engine().Graph(Options(live_for))
+                  ? Walk(view, work, live_for != nullptr)
                   : absl::StatusOr<heap::HeapGraph>(question.status())) {}
-  static heap::GraphOptions Options(const KindedSet *live_for) {
+  absl::StatusOr<heap::HeapGraph> Walk(HeapView &view, HeapView::Work work,
+                                       bool live) const {
+    absl::Status s = view.CheckQuestionMemory(nullptr, work);
+    if (!s.ok()) return s;
+    absl::StatusOr<heap::HeapGraph> g = view.engine().Graph(Options(live));
+    if (!g.ok()) return g;
+    s = view.CheckQuestionMemory(&*g, work);
+    if (!s.ok()) return s;  // the graph goes now
+    return g;
+  }
+  heap::GraphOptions Options(bool live) const {
     heap::GraphOptions options;
-    if (live_for != nullptr) {
+    if (live) {
       options.scope = heap::GraphOptions::Scope::kLiveIfNeeded;
-      options.wanted = &live_for->addresses;
+      options.wanted = &wanted;
     }
     return options;
   }
+  // live_for's members, unpacked for the walk while it runs.
+  const std::vector<uintptr_t> wanted;
   heap::HeapEngine::Question question;
   absl::StatusOr<heap::HeapGraph> graph;
 };
@@ -113,7 +131,8 @@ absl::StatusOr<std::unique_ptr<RetentionView>> RetentionView::Create(
 
 absl::StatusOr<KindedSet> RetentionView::Find(
     std::vector<uintptr_t> addresses) {
-  Asked asked(*heap_);  // read `graph` only while `asked` lives
+  // read `graph` only while `asked` lives
+  Asked asked(*heap_, HeapView::Work::kWalk);
   absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   return SetOfNodes(*graph, LiveNodes(*graph, addresses), *heap_);
@@ -121,7 +140,8 @@ absl::StatusOr<KindedSet> RetentionView::Find(
 
 absl::StatusOr<PathsResult> RetentionView::PathsTo(
     const KindedSet &set, const PathsOptions &options) {
-  Asked asked(*heap_, &set);  // read `graph` only while `asked` lives
+  // read `graph` only while `asked` lives
+  Asked asked(*heap_, HeapView::Work::kPaths, &set);
   absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   PathsResult result;
@@ -175,7 +195,8 @@ absl::StatusOr<PathsResult> RetentionView::PathsTo(
 }
 
 absl::StatusOr<uint64_t> RetentionView::RetainedSize(const KindedSet &set) {
-  Asked asked(*heap_);  // read `graph` only while `asked` lives
+  // read `graph` only while `asked` lives
+  Asked asked(*heap_, HeapView::Work::kDominators);
   absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
@@ -184,7 +205,8 @@ absl::StatusOr<uint64_t> RetentionView::RetainedSize(const KindedSet &set) {
 }
 
 absl::StatusOr<KindedSet> RetentionView::Dominated(const KindedSet &set) {
-  Asked asked(*heap_);  // read `graph` only while `asked` lives
+  // read `graph` only while `asked` lives
+  Asked asked(*heap_, HeapView::Work::kDominators);
   absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
@@ -196,7 +218,8 @@ absl::StatusOr<KindedSet> RetentionView::Dominated(const KindedSet &set) {
 
 absl::StatusOr<KindedSet> RetentionView::ImmediateDominators(
     const KindedSet &set) {
-  Asked asked(*heap_);  // read `graph` only while `asked` lives
+  // read `graph` only while `asked` lives
+  Asked asked(*heap_, HeapView::Work::kDominators);
   absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
@@ -221,7 +244,8 @@ absl::StatusOr<KindedSet> RetentionView::ImmediateDominators(
 }
 
 absl::StatusOr<KindedSet> RetentionView::Referrers(const KindedSet &set) {
-  Asked asked(*heap_, &set);  // read `graph` only while `asked` lives
+  // read `graph` only while `asked` lives
+  Asked asked(*heap_, HeapView::Work::kReferrers, &set);
   absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
@@ -230,7 +254,8 @@ absl::StatusOr<KindedSet> RetentionView::Referrers(const KindedSet &set) {
 }
 
 absl::StatusOr<KindedSet> RetentionView::Referents(const KindedSet &set) {
-  Asked asked(*heap_, &set);  // read `graph` only while `asked` lives
+  // read `graph` only while `asked` lives
+  Asked asked(*heap_, HeapView::Work::kWalk, &set);
   absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
@@ -273,7 +298,8 @@ std::vector<NamedReference> Describe(const heap::HeapGraph &graph,
 
 absl::StatusOr<std::vector<NamedReference>> RetentionView::EdgesIn(
     const KindedSet &set) {
-  Asked asked(*heap_, &set);  // read `graph` only while `asked` lives
+  // read `graph` only while `asked` lives
+  Asked asked(*heap_, HeapView::Work::kReferrers, &set);
   absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
@@ -285,7 +311,8 @@ absl::StatusOr<std::vector<NamedReference>> RetentionView::EdgesIn(
 
 absl::StatusOr<std::vector<NamedReference>> RetentionView::EdgesOut(
     const KindedSet &set) {
-  Asked asked(*heap_, &set);  // read `graph` only while `asked` lives
+  // read `graph` only while `asked` lives
+  Asked asked(*heap_, HeapView::Work::kWalk, &set);
   absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
@@ -299,7 +326,8 @@ absl::StatusOr<std::string> RetentionView::ReferencePattern(
   if (options.depth < 0) {
     return absl::InvalidArgumentError("depth must be >= 0");
   }
-  Asked asked(*heap_, &set);  // read `graph` only while `asked` lives
+  // read `graph` only while `asked` lives
+  Asked asked(*heap_, HeapView::Work::kReferrers, &set);
   absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);

@@ -12,8 +12,9 @@
 // formatted as the console prints it. Per question: wall milliseconds
 // around the call, the longest pause the ticker saw during it, and the
 // median wall time as a ratio of the bare walk's (HeapEngine::Heap() on
-// the annex thread, no sets kept, no classification). One JSON object per
-// size on stdout.
+// the annex thread, no sets kept, no classification), and what the kept h
+// and a copy of it (h.bytype) are charged per object by the annex's memory
+// budget (docs/hp.md, "Memory budget"). One JSON object per size on stdout.
 //
 //   bazel run -c opt //bench/questions -- --sizes=1000000,10000000 --runs=3
 //   [--questions=heap,bytype]   (heap and row_sp always run: others use h, r)
@@ -199,6 +200,25 @@ int main(int argc, char** argv) {
         pause[q].push_back(TargetDouble("pause_max") * 1000.0);
       }
     }
+    // What the kept h costs in the annex (its packed columns and identity
+    // watch) and what a copy of it costs (h.bytype: the columns only), as
+    // the memory budget charges them, per object.
+    double heap_bpo = 0, copy_bpo = 0;
+    {
+      absl::StatusOr<std::string> out = monitor.ExecInAnnex(
+          "exec(\"c = h.bytype\\nrows = [l.split() for l in "
+          "hp.memory(rows=1000).splitlines() if '> at 0x' in l]\\n"
+          "charged = {int(r[-1], 16): int(r[1]) for r in rows}\\n"
+          "print(charged.get(id(h), 0) / len(h), charged.get(id(c), 0) / "
+          "len(h))\\ndel c\")",
+          /*session=*/1);
+      if (!out.ok() ||
+          std::sscanf(out->c_str(), "%lf %lf", &heap_bpo, &copy_bpo) != 2) {
+        std::fprintf(stderr, "bytes per object: %s\n",
+                     out.ok() ? out->c_str() : out.status().ToString().c_str());
+        return 1;
+      }
+    }
     const double wm = Median(walk_ms);
     std::string fields;
     for (size_t q = 0; q < questions.size(); ++q) {
@@ -211,10 +231,11 @@ int main(int argc, char** argv) {
         "{\"case\": \"questions\", \"python\": \"%s\", \"requested_objects\": "
         "%ld, \"objects\": %ld, \"runs\": %d, \"walk_ms\": %s, "
         "\"walk_pause_ms\": %s, \"walk_ms_median\": %.1f, "
-        "\"walk_ms_per_million\": %.1f%s}\n",
+        "\"walk_ms_per_million\": %.1f, \"kept_heap_bytes_per_object\": %.2f, "
+        "\"kept_copy_bytes_per_object\": %.2f%s}\n",
         ANNEX_PYTHON_VERSION, n, objects, runs, JsonList(walk_ms, 1).c_str(),
-        JsonList(walk_pause_ms, 1).c_str(), wm, wm / (objects / 1e6),
-        fields.c_str());
+        JsonList(walk_pause_ms, 1).c_str(), wm, wm / (objects / 1e6), heap_bpo,
+        copy_bpo, fields.c_str());
     std::fflush(stdout);
     if (!monitor.ReleaseAnnexSession(1).ok() ||
         !RunInMain("del bench_data, bench_small; gc.collect()")) {

@@ -104,9 +104,9 @@ void HeapRecorder::ThreadMain() {
       // The dominator tree, here, with the target running: plain data.
       const heap::DominatorTree tree = heap::DominatorTree::Build(graph);
       const glue::KindedSet& set = **heap;
-      retainers = glue::RetainersJson(graph, tree,
-                                      set.clodo.empty() ? set.kinds : set.clodo,
-                                      *set.kind_names);
+      retainers = glue::RetainersJson(
+          graph, tree, (set.clodo.empty() ? set.kinds : set.clodo).ToVector(),
+          *set.kind_names);
       graph = heap::HeapGraph();
     }
     if (status.ok()) {

@@ -169,8 +169,8 @@ TEST_F(ClassifyObjectsTest, AgreesWithTheOwnerMapOnWholeHeapsAndSubsets) {
     const absl::flat_hash_map<uintptr_t, PyTypeObject*> owners =
         DictOwners(*c.scan);
     KindedSet set = ClassifyObjects(*namer, *c.set, *c.sizes, c.scan);
-    ASSERT_EQ(set.addresses, *c.set);
-    ASSERT_EQ(set.sizes, *c.sizes);
+    ASSERT_EQ(set.addresses.ToVector(), *c.set);
+    ASSERT_EQ(set.sizes.ToVector(), *c.sizes);
     size_t mismatches = 0, dicts = 0;
     for (size_t i = 0; i < set.count(); ++i) {
       const std::string want = Reference(*namer, *c.set, i, owners);

@@ -136,9 +136,11 @@ TEST(PartitionTableTest, SplitByLabelsEqualsOneRowAtATime) {
   std::vector<size_t> order;
   for (size_t i = 0; i < set.count(); ++i) order.push_back(i);
   KindedSet mixed = set.Subset(order);
+  PackedAddresses interleaved;
   for (size_t i = 0; i < mixed.count(); ++i) {
-    mixed.addresses[i] = 0x1000 + 16 * ((i * 7) % mixed.count());
+    interleaved.push_back(0x1000 + 16 * ((i * 7) % mixed.count()));
   }
+  mixed.addresses = std::move(interleaved);
   for (const char* spec : {"Clodo", "Type", "Size", "Type&Size"}) {
     KindedSet by = mixed.WithStoredClassifier(*Classifier::Parse(spec));
     std::vector<uint32_t> labels;

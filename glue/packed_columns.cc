@@ -1,0 +1,218 @@
+// Compact columns of a KindedSet (see packed_columns.h).
+#include "glue/packed_columns.h"
+
+#include <algorithm>
+
+namespace annex::glue {
+
+PackedAddresses PackedAddresses::From(const std::vector<uintptr_t>& v) {
+  PackedAddresses out;
+  out.reserve(v.size());
+  // Whole blocks straight from `v` (no copy through the tail).
+  const size_t full = v.size() / kBlock;
+  for (size_t b = 0; b < full; ++b) out.SealBlock(v.data() + b * kBlock);
+  out.size_ = full * kBlock;
+  for (size_t i = full * kBlock; i < v.size(); ++i) out.push_back(v[i]);
+  return out;
+}
+
+void PackedAddresses::reserve(size_t n) {
+  // A dense set's blocks take 2 bytes per member; sparse ones grow.
+  bytes_.reserve(n * 2);
+  const size_t blocks = n / kBlock;
+  base_.reserve(blocks);
+  offset_.reserve(blocks);
+  form_.reserve(blocks);
+  tail_.reserve(kBlock);
+}
+
+void PackedAddresses::clear() {
+  bytes_.clear();
+  base_.clear();
+  offset_.clear();
+  form_.clear();
+  tail_.clear();
+  size_ = 0;
+}
+
+void PackedAddresses::shrink_to_fit() {
+  bytes_.shrink_to_fit();
+  base_.shrink_to_fit();
+  offset_.shrink_to_fit();
+  form_.shrink_to_fit();
+  if (tail_.empty()) {
+    std::vector<uintptr_t>().swap(tail_);
+  } else {
+    tail_.shrink_to_fit();
+  }
+}
+
+void PackedAddresses::Seal() {
+  SealBlock(tail_.data());
+  tail_.clear();
+}
+
+void PackedAddresses::SealBlock(const uintptr_t* block) {
+  // One pass: the smallest and largest address, and whether all are
+  // congruent modulo 8 (then so are their offsets from the smallest).
+  uintptr_t base = block[0], top = block[0], low_bits = 0;
+  for (size_t j = 1; j < kBlock; ++j) {
+    base = std::min(base, block[j]);
+    top = std::max(top, block[j]);
+    low_bits |= block[j] ^ block[0];
+  }
+  const int shift = (low_bits & 7) == 0 ? 3 : 0;
+  const uintptr_t span = (top - base) >> shift;
+  const int code = span <= 0xffff ? 0 : span <= 0xffffffffu ? 1 : 2;
+  const size_t width = size_t{2} << code;
+  const size_t at = bytes_.size();
+  bytes_.resize(at + width * kBlock);
+  uint8_t* p = bytes_.data() + at;
+  for (size_t j = 0; j < kBlock; ++j) {
+    const uint64_t d = (block[j] - base) >> shift;
+    if (code == 0) {
+      const uint16_t x = static_cast<uint16_t>(d);
+      std::memcpy(p + 2 * j, &x, 2);
+    } else if (code == 1) {
+      const uint32_t x = static_cast<uint32_t>(d);
+      std::memcpy(p + 4 * j, &x, 4);
+    } else {
+      std::memcpy(p + 8 * j, &d, 8);
+    }
+  }
+  base_.push_back(base);
+  offset_.push_back(static_cast<uint32_t>(at / kUnit));
+  form_.push_back(static_cast<uint8_t>(code | (shift << 2)));
+}
+
+std::vector<uintptr_t> PackedAddresses::ToVector() const {
+  std::vector<uintptr_t> out;
+  out.reserve(size_);
+  for (size_t i = 0; i < size_; ++i) out.push_back((*this)[i]);
+  return out;
+}
+
+size_t PackedAddresses::MemoryBytes() const {
+  return bytes_.capacity() + base_.capacity() * sizeof(uintptr_t) +
+         offset_.capacity() * sizeof(uint32_t) + form_.capacity() +
+         tail_.capacity() * sizeof(uintptr_t);
+}
+
+bool operator==(const PackedAddresses& a, const PackedAddresses& b) {
+  if (a.size_ != b.size_) return false;
+  for (size_t i = 0; i < a.size_; ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+
+PackedUints PackedUints::From(const std::vector<uint32_t>& v) {
+  PackedUints out;
+  uint32_t max = 0;
+  for (uint32_t x : v) max = std::max(max, x);
+  if (max > out.max_) out.Widen(max);
+  out.bytes_.assign(v.size() * out.width_, 0);
+  out.size_ = v.size();
+  uint8_t* p = out.bytes_.data();
+  const size_t n = v.size();
+  switch (out.width_) {
+    case 1:
+      for (size_t i = 0; i < n; ++i) p[i] = static_cast<uint8_t>(v[i]);
+      break;
+    case 2:
+      for (size_t i = 0; i < n; ++i) {
+        const uint16_t x = static_cast<uint16_t>(v[i]);
+        std::memcpy(p + 2 * i, &x, 2);
+      }
+      break;
+    default:
+      std::memcpy(p, v.data(), 4 * n);
+      break;
+  }
+  return out;
+}
+
+void PackedUints::Widen(uint32_t v) {
+  const int width = v <= 0xff ? 1 : v <= 0xffff ? 2 : 4;
+  if (width <= width_) return;
+  std::vector<uint32_t> old = ToVector();
+  const size_t room = bytes_.size() / width_;
+  width_ = width;
+  max_ = width == 2 ? 0xffff : 0xffffffffu;
+  std::vector<uint8_t>().swap(bytes_);
+  bytes_.resize(std::max(room, size_) * width_);
+  for (size_t i = 0; i < size_; ++i) Store(i, old[i]);
+}
+
+void PackedUints::Grow(size_t n) {
+  bytes_.resize(std::max({n, size_t{16}, 2 * (bytes_.size() / width_)}) *
+                width_);
+}
+
+void PackedUints::resize(size_t n) {
+  if (n * width_ > bytes_.size()) bytes_.resize(n * width_);
+  if (n > size_) {
+    std::fill(bytes_.begin() + size_ * width_, bytes_.begin() + n * width_, 0);
+  }
+  size_ = n;
+}
+
+void PackedUints::assign(size_t n, uint32_t v) {
+  clear();
+  if (v > max_) Widen(v);
+  if (n * width_ > bytes_.size()) bytes_.resize(n * width_);
+  size_ = n;
+  if (v == 0) {
+    std::fill(bytes_.begin(), bytes_.begin() + n * width_, 0);
+  } else {
+    for (size_t i = 0; i < n; ++i) Store(i, v);
+  }
+}
+
+std::vector<uint32_t> PackedUints::ToVector() const {
+  std::vector<uint32_t> out;
+  out.reserve(size_);
+  ForEach([&out](uint32_t x) { out.push_back(x); });
+  return out;
+}
+
+bool operator==(const PackedUints& a, const PackedUints& b) {
+  if (a.size_ != b.size_) return false;
+  if (a.width_ == b.width_) {
+    return std::equal(a.bytes_.begin(), a.bytes_.begin() + a.size_ * a.width_,
+                      b.bytes_.begin());
+  }
+  for (size_t i = 0; i < a.size_; ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+
+PackedSizes PackedSizes::From(const std::vector<uint64_t>& v) {
+  PackedSizes out;
+  out.reserve(v.size());
+  for (uint64_t s : v) out.push_back(s);
+  return out;
+}
+
+uint64_t PackedSizes::Large(size_t i) const {
+  auto it = std::lower_bound(large_.begin(), large_.end(), i,
+                             [](const std::pair<size_t, uint64_t>& e,
+                                size_t k) { return e.first < k; });
+  return it != large_.end() && it->first == i ? it->second : kEscape;
+}
+
+std::vector<uint64_t> PackedSizes::ToVector() const {
+  std::vector<uint64_t> out(small_.begin(), small_.end());
+  for (const auto& [i, s] : large_) out[i] = s;
+  return out;
+}
+
+uint64_t PackedSizes::Total() const {
+  uint64_t total = 0;
+  for (uint16_t s : small_) total += s;
+  for (const auto& e : large_) total += e.second - kEscape;
+  return total;
+}
+
+}  // namespace annex::glue

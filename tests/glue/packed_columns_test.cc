@@ -1,0 +1,128 @@
+// The compact columns of a KindedSet (glue/packed_columns.h) read back
+// exactly what was written, in any order, width and span.
+#include "glue/packed_columns.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace annex::glue {
+namespace {
+
+// Addresses as a heap has them (8-byte aligned, pools of a few KiB, arenas
+// far apart), plus the odd cases: unaligned, huge gaps, descending.
+std::vector<uintptr_t> SomeAddresses(size_t n, uint32_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<uintptr_t> out;
+  uintptr_t a = 0x7f0000000000;
+  for (size_t i = 0; i < n; ++i) {
+    switch (rng() % 16) {
+      case 0:
+        a += 1 + rng() % 7;  // unaligned
+        break;
+      case 1:
+        a += uintptr_t{1} << (20 + rng() % 20);  // another arena
+        break;
+      default:
+        a += 8 * (1 + rng() % 32);
+        break;
+    }
+    out.push_back(a);
+  }
+  return out;
+}
+
+TEST(PackedAddressesTest, ReadsBackAnyAddresses) {
+  for (size_t n : {0, 1, 63, 64, 65, 1000, 4097}) {
+    std::vector<uintptr_t> v = SomeAddresses(n, n);
+    PackedAddresses p = PackedAddresses::From(v);
+    ASSERT_EQ(p.size(), n);
+    EXPECT_EQ(p.ToVector(), v) << n;
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(p[i], v[i]) << n << " " << i;
+    // Sorted input: lower_bound through the iterators finds each one.
+    for (size_t i = 0; i < n; i += 7) {
+      auto it = std::lower_bound(p.begin(), p.end(), v[i]);
+      ASSERT_EQ(it - p.begin(), static_cast<std::ptrdiff_t>(i));
+    }
+    // Unsorted input packs too (blocks are offsets from their smallest).
+    std::vector<uintptr_t> shuffled = v;
+    std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(n));
+    shuffled.push_back(0);
+    shuffled.push_back(UINTPTR_MAX);
+    PackedAddresses q = PackedAddresses::From(shuffled);
+    EXPECT_EQ(q.ToVector(), shuffled) << n;
+    EXPECT_EQ(p == q, false);
+    EXPECT_TRUE(p == PackedAddresses::From(v));
+  }
+}
+
+TEST(PackedAddressesTest, DenseAddressesTakeAboutTwoBytes) {
+  std::vector<uintptr_t> v;
+  for (size_t i = 0; i < 100000; ++i) v.push_back(0x7f0000000000 + 48 * i);
+  PackedAddresses p = PackedAddresses::From(v);
+  p.shrink_to_fit();
+  EXPECT_LE(p.MemoryBytes(), v.size() * 23 / 10);
+  EXPECT_EQ(p.ToVector(), v);
+}
+
+TEST(PackedUintsTest, WidensAndReadsBack) {
+  std::mt19937 rng(7);
+  PackedUints p;
+  std::vector<uint32_t> v;
+  for (size_t i = 0; i < 3000; ++i) {
+    // Small at first (1 byte), then 2 bytes, then 4.
+    const uint32_t x = i < 1000   ? rng() % 256
+                       : i < 2000 ? rng() % 65536
+                                  : static_cast<uint32_t>(rng());
+    p.push_back(x);
+    v.push_back(x);
+    if (i == 999) {
+      EXPECT_EQ(p.width(), 1);
+    }
+  }
+  EXPECT_EQ(p.width(), 4);
+  EXPECT_EQ(p.ToVector(), v);
+  p.Set(5, 0xffffffffu);
+  v[5] = 0xffffffffu;
+  for (size_t i = 0; i < v.size(); ++i) ASSERT_EQ(p[i], v[i]);
+  std::vector<uint32_t> seen;
+  p.ForEach([&](uint32_t x) { seen.push_back(x); });
+  EXPECT_EQ(seen, v);
+
+  PackedUints q = PackedUints::From({3, 1, 4});
+  EXPECT_EQ(q.width(), 1);
+  q.Set(1, 70000);
+  EXPECT_EQ(q.width(), 4);
+  EXPECT_EQ(q.ToVector(), (std::vector<uint32_t>{3, 70000, 4}));
+  q.assign(5, 300);
+  EXPECT_EQ(q.ToVector(), std::vector<uint32_t>(5, 300));
+  q.resize(7);
+  EXPECT_EQ(q[6], 0u);
+  EXPECT_TRUE(PackedUints::From({1, 2}) == PackedUints::From({1, 2}));
+  PackedUints wide = PackedUints::From({1, 2, 70000});
+  wide.resize(2);
+  EXPECT_TRUE(wide == PackedUints::From({1, 2}));  // values, not widths
+}
+
+TEST(PackedSizesTest, LargeSizesAreExceptions) {
+  std::vector<uint64_t> v = {0,     56,         65534, 65535,
+                             65536, 1ull << 40, 72,    UINT64_MAX};
+  PackedSizes p = PackedSizes::From(v);
+  EXPECT_EQ(p.ToVector(), v);
+  uint64_t total = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    EXPECT_EQ(p[i], v[i]) << i;
+    total += v[i];
+  }
+  EXPECT_EQ(p.Total(), total);
+  std::vector<uint64_t> small(10000, 64);
+  PackedSizes q = PackedSizes::From(small);
+  q.shrink_to_fit();
+  EXPECT_EQ(q.MemoryBytes(), small.size() * 2);
+}
+
+}  // namespace
+}  // namespace annex::glue
