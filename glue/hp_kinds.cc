@@ -273,11 +273,13 @@ absl::StatusOr<KindedSet> Filter(HeapView* view, const KindedSet& set,
       // still the object it saw (a new object at a dead member's address
       // is not a member).
       const KindedSet& members = SetOf(atom->members.get());
-      const std::vector<uintptr_t>& v = members.addresses;
+      // Both sorted by address: one merge pass.
+      const size_t count = members.count();
+      size_t j = 0;
       for (size_t i = 0; i < n; ++i) {
-        auto it = std::lower_bound(v.begin(), v.end(), base.addresses[i]);
-        m[i] = it != v.end() && *it == base.addresses[i] &&
-               SameObject(members, static_cast<size_t>(it - v.begin()));
+        const uintptr_t a = base.addresses[i];
+        while (j < count && members.addresses[j] < a) ++j;
+        m[i] = j < count && members.addresses[j] == a && SameObject(members, j);
       }
       continue;
     }

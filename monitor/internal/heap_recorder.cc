@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -67,6 +68,7 @@ void HeapRecorder::ThreadMain() {
     std::optional<absl::StatusOr<glue::KindedSet>> heap;
     heap::HeapGraph graph;  // with config_.retainers: the walk's edges
     std::string growth_paths;
+    std::vector<uint32_t> kinds;  // with config_.retainers: node v's kind
     absl::Time start, end;
     absl::Status ran = runtime_->Run([&](const python::ThreadStates&) {
       absl::StatusOr<glue::HeapView*> view = session_->Get<glue::HeapView>();
@@ -84,8 +86,7 @@ void HeapRecorder::ThreadMain() {
                            config_.retainers ? &graph : nullptr);
       if (config_.retainers && question.status().ok() && heap->ok()) {
         const glue::KindedSet& set = **heap;
-        const std::vector<uint32_t>& kinds =
-            set.clodo.empty() ? set.kinds : set.clodo;
+        kinds = (set.clodo.empty() ? set.kinds : set.clodo).ToVector();
         glue::GrowthBaseline now =
             glue::MakeGrowthBaseline(graph, kinds, *set.kind_names);
         growth_paths =
@@ -104,9 +105,7 @@ void HeapRecorder::ThreadMain() {
       // The dominator tree, here, with the target running: plain data.
       const heap::DominatorTree tree = heap::DominatorTree::Build(graph);
       const glue::KindedSet& set = **heap;
-      retainers = glue::RetainersJson(
-          graph, tree, (set.clodo.empty() ? set.kinds : set.clodo).ToVector(),
-          *set.kind_names);
+      retainers = glue::RetainersJson(graph, tree, kinds, *set.kind_names);
       graph = heap::HeapGraph();
     }
     if (status.ok()) {
