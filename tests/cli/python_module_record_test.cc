@@ -31,14 +31,25 @@ bool Copy(const std::string& from, const std::string& to) {
   return in.good() && out.good();
 }
 
-TEST(PythonModuleRecordTest, StartWithRecordWritesRecordsLikeAnnexRun) {
-  const std::string dir = TempDir("pyrec");
-  ASSERT_FALSE(dir.empty());
+// A new directory holding this build's `annex` package as tools/install.sh
+// lays it out (annex/__init__.py and annex/_annex.so), for PYTHONPATH; ""
+// when it cannot be made.
+std::string ModuleDir(const char* name) {
+  const std::string dir = TempDir(name);
+  if (dir.empty()) return "";
   const std::string runfiles =
       absl::StrCat(std::getenv("TEST_SRCDIR"), "/annex/packaging/python/");
-  ASSERT_EQ(mkdir((dir + "/annex").c_str(), 0700), 0);
-  ASSERT_TRUE(Copy(runfiles + "annex/__init__.py", dir + "/annex/__init__.py"));
-  ASSERT_TRUE(Copy(runfiles + "_annex.so", dir + "/annex/_annex.so"));
+  if (mkdir((dir + "/annex").c_str(), 0700) != 0 ||
+      !Copy(runfiles + "annex/__init__.py", dir + "/annex/__init__.py") ||
+      !Copy(runfiles + "_annex.so", dir + "/annex/_annex.so")) {
+    return "";
+  }
+  return dir;
+}
+
+TEST(PythonModuleRecordTest, StartWithRecordWritesRecordsLikeAnnexRun) {
+  const std::string dir = ModuleDir("pyrec");
+  ASSERT_FALSE(dir.empty());
   const std::string file = dir + "/heap.jsonl";
   // Grows __main__.Leaky by 1000 per step, waiting for a new record after
   // each, then stops the monitor and reads the records with json.
@@ -128,13 +139,8 @@ TEST(PythonModuleRecordTest, StartWithRecordWritesRecordsLikeAnnexRun) {
 // the middle); the record after each step names that class with exactly
 // +1000 objects and a path that ends in the list.
 TEST(PythonModuleRecordTest, RecordsNameThePathsToTheGrowingKinds) {
-  const std::string dir = TempDir("pypaths");
+  const std::string dir = ModuleDir("pypaths");
   ASSERT_FALSE(dir.empty());
-  const std::string runfiles =
-      absl::StrCat(std::getenv("TEST_SRCDIR"), "/annex/packaging/python/");
-  ASSERT_EQ(mkdir((dir + "/annex").c_str(), 0700), 0);
-  ASSERT_TRUE(Copy(runfiles + "annex/__init__.py", dir + "/annex/__init__.py"));
-  ASSERT_TRUE(Copy(runfiles + "_annex.so", dir + "/annex/_annex.so"));
   const std::string file = dir + "/heap.jsonl";
   const std::string script = absl::StrCat(
       "import json, re, time\n"
