@@ -135,9 +135,12 @@ std::string GrowthPathsJson(const heap::HeapGraph& graph,
     if (to_new) targets = std::move(fresh);
     heap::ShortestPathOptions sp_options;
     sp_options.max_paths = 1;
+    sp_options.stop = options.stop;
+    const bool stopped = options.stop != nullptr && options.stop->Check();
     absl::StatusOr<heap::ShortestPaths> sp =
-        targets.empty() ? absl::StatusOr<heap::ShortestPaths>()
-                        : heap::FindShortestPaths(graph, targets, sp_options);
+        targets.empty() || stopped
+            ? absl::StatusOr<heap::ShortestPaths>()
+            : heap::FindShortestPaths(graph, targets, sp_options);
     absl::StrAppend(&out, g == 0 ? "" : ",", "{\"kind\":");
     AppendJsonString(&out, kind.kind);
     absl::StrAppend(&out, ",\"count\":", kind.now.count,
@@ -151,6 +154,9 @@ std::string GrowthPathsJson(const heap::HeapGraph& graph,
                        NamePath(graph, sp->paths.front(), options.end_edges));
     } else {
       out.append(",\"length\":null,\"path\":null");
+      if (stopped || (options.stop != nullptr && options.stop->stopped())) {
+        out.append(",\"stopped\":true");
+      }
     }
     out.push_back('}');
   }

@@ -26,6 +26,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "monitor/heap/graph.h"
+#include "monitor/heap/question_stop.h"
 
 namespace annex::glue {
 
@@ -56,6 +57,11 @@ struct GrowthPathOptions {
   // A longer path keeps this many named edges at each end and says how
   // many it left out between them (a 200 000-long chain stays readable).
   size_t end_edges = 24;
+  // The walk's question's stop (HeapEngine::question_stop()): the searches
+  // poll it, and once it says stop (the pause limit passed, or the question
+  // was cancelled) the kinds not yet searched get no path ("stopped": true).
+  // Not owned; may be null.
+  heap::QuestionStop* stop = nullptr;
 };
 
 // A JSON array, largest growth first, of {"kind", "count", "size",
@@ -65,7 +71,8 @@ struct GrowthPathOptions {
 // object of the kind that was not at its address in `before` ("new":
 // true), or, when every one of them was (an address reused), to the
 // nearest of them all ("new": false). "length" is its number of edges and
-// "path" its text, both null when no object of the kind is reachable.
+// "path" its text, both null when no object of the kind is reachable or
+// the search was stopped (then "stopped": true).
 // Node v of `graph` has kind `kinds[v]`.
 // Where: annex thread, GIL held, inside the HeapEngine::Question of the
 // walk that built `graph` (its objects are read to name the edges;

@@ -265,7 +265,9 @@ def _growth_paths_table(records, rows=30):
         for g in entries:
             if len(lines) >= rows:
                 break
-            path = g["path"] if g["path"] is not None else "(not reachable)"
+            path = g["path"] if g["path"] is not None else (
+                "(not searched: the walk reached its pause limit)"
+                if g.get("stopped") else "(not reachable)")
             note = "" if g.get("new", True) else " (to an older object: every new one reused an address)"
             lines.append(
                 f"<tr><td>{html.escape(_clock(r['time']))}</td><td>{html.escape(g['kind'])}</td>"

@@ -89,8 +89,11 @@ void HeapRecorder::ThreadMain() {
         kinds = (set.clodo.empty() ? set.kinds : set.clodo).ToVector();
         glue::GrowthBaseline now =
             glue::MakeGrowthBaseline(graph, kinds, *set.kind_names);
-        growth_paths =
-            glue::GrowthPathsJson(graph, kinds, *set.kind_names, now, previous);
+        // Within the walk's pause limit: past it, no more paths.
+        glue::GrowthPathOptions paths;
+        paths.stop = &(*view)->engine().question_stop();
+        growth_paths = glue::GrowthPathsJson(graph, kinds, *set.kind_names, now,
+                                             previous, paths);
         previous = std::move(now);
       }
       end = absl::Now();
