@@ -158,7 +158,9 @@ void CollectAnnexCycles() { PyGC_Collect(); }
 
 }  // namespace
 
-std::string DescribeGilHolder(python::AnnexRuntime* runtime) {
+std::string DescribeGilHolder(
+    python::AnnexRuntime* runtime,
+    const std::vector<watchdog::internal::PythonThreadName>& python_names) {
   PyInterpreterState* target = runtime->target();
   if (target == nullptr || AnnexPeekIsFinalizing()) return "";
   AnnexPeekGil gil;
@@ -180,23 +182,30 @@ std::string DescribeGilHolder(python::AnnexRuntime* runtime) {
   const bool main = ids.ident == AnnexPeekMainThreadIdent();
   std::string where = Capture(
       [&](int fd) { AnnexPeekWriteStack(fd, gil.holder, /*max_depth=*/3); });
+  const std::string python_name =
+      watchdog::internal::PythonNameOf(python_names, ids.ident, ids.native_id);
   return absl::StrFormat(
-      "the GIL is held by target thread %lu (native %lu, \"%s\"%s), "
+      "the GIL is held by target thread %lu (native %lu, \"%s\"%s%s), "
       "innermost first:\n%s",
-      ids.ident, ids.native_id, ids.name, main ? ", main thread" : "", where);
+      ids.ident, ids.native_id, ids.name,
+      python_name.empty() ? "" : absl::StrCat(", Python \"", python_name, "\""),
+      main ? ", main thread" : "", where);
 }
 
-std::string GilFreeThreads(python::AnnexRuntime* runtime, bool stacks) {
+std::string GilFreeThreads(
+    python::AnnexRuntime* runtime, bool stacks,
+    const std::vector<watchdog::internal::PythonThreadName>& python_names) {
   PyInterpreterState* target = runtime->target();
   if (target == nullptr || AnnexPeekIsFinalizing()) return "";
   AnnexPeekGil gil;
   const PyThreadState* holder = nullptr;
   if (AnnexPeekGilState(target, &gil) == 0 && gil.locked) holder = gil.holder;
-  std::string note = DescribeGilHolder(runtime);
+  std::string note = DescribeGilHolder(runtime, python_names);
   watchdog::internal::ScopedThreadListLock lock(100 * 1000);
   std::string body = Capture([&](int fd) {
     watchdog::internal::WriteAllThreads(fd, target, holder, stacks ? 100 : 1,
-                                        runtime->own_target_thread_idents());
+                                        runtime->own_target_thread_idents(),
+                                        python_names);
   });
   return absl::StrCat(
       "(read without the GIL: the annex could not answer within ",
@@ -207,7 +216,38 @@ std::string GilFreeThreads(python::AnnexRuntime* runtime, bool stacks) {
 
 AnnexConsole::~AnnexConsole() = default;
 
-void AnnexConsole::OpenSession(uint64_t) {}
+// A client that connects before the target gets stuck finds its threads'
+// Python names in the GIL-free answers too.
+void AnnexConsole::OpenSession(uint64_t) {
+  runtime_
+      ->Post(
+          [this](const python::ThreadStates& ts) { RememberThreadNames(ts); })
+      .IgnoreError();
+}
+
+void AnnexConsole::RememberThreadNames(const python::ThreadStates& ts) {
+  std::vector<watchdog::internal::PythonThreadName> names;
+  {
+    python::ScopedTargetSwap swap(ts);
+    for (python::ThreadInfo& t :
+         python::ReadTargetThreads(ts, /*all_frames=*/false)) {
+      if (t.name.empty()) continue;
+      // One line per thread in a dump: no control characters or quotes.
+      for (char& c : t.name) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+        if (c == '"') c = '\'';
+      }
+      names.push_back({t.ident, t.native_id, std::move(t.name)});
+    }
+  }
+  std::lock_guard<std::mutex> lock(names_mu_);
+  python_names_.swap(names);
+}
+
+std::vector<watchdog::internal::PythonThreadName> AnnexConsole::ThreadNames() {
+  std::lock_guard<std::mutex> lock(names_mu_);
+  return python_names_;
+}
 
 void AnnexConsole::CloseSession(uint64_t session_id) {
   runtime_->Run([&](const python::ThreadStates&) { DropNamespace(session_id); })
@@ -326,6 +366,7 @@ console::Reply AnnexConsole::ExecuteWithin(uint64_t session_id,
         reply.status = ReplyStatus::kRefused;
     }
     box->reply = std::move(reply);
+    RememberThreadNames(ts);
     std::lock_guard<std::mutex> lock(mu_);
     has_running_ = false;
   };
@@ -355,7 +396,8 @@ console::Reply AnnexConsole::ExecuteWithin(uint64_t session_id,
   if (inspect && !cancel.IsCancelled()) {
     // The annex is busy or cannot get the GIL: answer from GIL-free reads,
     // as the watchdog does.
-    return Ok(GilFreeThreads(runtime_, request.kind == RequestKind::kStacks));
+    return Ok(GilFreeThreads(runtime_, request.kind == RequestKind::kStacks,
+                             ThreadNames()));
   }
   Reply r;
   r.status = ReplyStatus::kInterrupted;
@@ -372,7 +414,8 @@ console::Reply AnnexConsole::ExecuteWithin(uint64_t session_id,
         absl::StrCat("annex: timed out after ",
                      absl::FormatDuration(deadline - start), "\n", r.error);
   }
-  absl::StrAppend(&r.error, "annex: ", DescribeGilHolder(runtime_));
+  absl::StrAppend(&r.error,
+                  "annex: ", DescribeGilHolder(runtime_, ThreadNames()));
   return r;
 }
 

@@ -22,18 +22,25 @@
 #include "glue/session.h"
 #include "monitor/console/executor.h"
 #include "monitor/python/annex_runtime.h"
+#include "monitor/watchdog/internal/stack_dump.h"
 
 namespace annex::monitor_internal {
 
 // Who holds the GIL the target shares, read without it: "the GIL is held by
-// target thread N (native T, "name"), innermost first:" and up to three
-// frames, or that it is free / held by the annex. Ends with a newline; ""
-// when Python is finalizing. Where: any thread; better without the GIL.
-std::string DescribeGilHolder(python::AnnexRuntime* runtime);
+// target thread N (native T, "name", Python "pyname"), innermost first:" and
+// up to three frames, or that it is free / held by the annex. Python names
+// come from `python_names` (copied earlier with the GIL; a thread not in
+// it shows its OS name only). Ends with a newline; "" when Python is
+// finalizing. Where: any thread; better without the GIL.
+std::string DescribeGilHolder(
+    python::AnnexRuntime* runtime,
+    const std::vector<watchdog::internal::PythonThreadName>& python_names = {});
 // The target's threads (with their stacks when `stacks`) read without the
 // GIL, as the watchdog does, under a note saying who holds it. Where: as
 // DescribeGilHolder.
-std::string GilFreeThreads(python::AnnexRuntime* runtime, bool stacks);
+std::string GilFreeThreads(
+    python::AnnexRuntime* runtime, bool stacks,
+    const std::vector<watchdog::internal::PythonThreadName>& python_names = {});
 
 class AnnexConsole : public console::CommandExecutor {
  public:
@@ -84,6 +91,11 @@ class AnnexConsole : public console::CommandExecutor {
   console::Reply ExecTarget(const std::string& code,
                             const python::ThreadStates& ts);
   PyObject* Namespace(uint64_t session_id);  // annex thread, GIL held
+  // Copies the target's Python thread names (threading's) for the GIL-free
+  // answers of .threads and .stacks, which cannot read them. Where: annex
+  // thread, GIL held, annex current.
+  void RememberThreadNames(const python::ThreadStates& ts);
+  std::vector<watchdog::internal::PythonThreadName> ThreadNames();
   // Releases one session's namespace, collects the annex's reference
   // cycles and drops the identity watches that went with them. Where:
   // annex thread, GIL held, annex current.
@@ -95,6 +107,10 @@ class AnnexConsole : public console::CommandExecutor {
   uint64_t running_session_ ABSL_GUARDED_BY(mu_) = 0;  // 0 when none
   bool has_running_ ABSL_GUARDED_BY(mu_) = false;
   std::map<uint64_t, PyObject*> namespaces_;  // annex objects; annex thread
+  // Python thread names as the last command that held the GIL saw them.
+  std::mutex names_mu_;
+  std::vector<watchdog::internal::PythonThreadName> python_names_
+      ABSL_GUARDED_BY(names_mu_);
   PyObject* helper_ = nullptr;  // the helper's namespace; annex thread
 };
 

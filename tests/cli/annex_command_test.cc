@@ -188,7 +188,8 @@ pid_t StartService(const std::string& env, const std::string& script_name,
 
 // Issue 16: a target thread stuck in C with the GIL (sum over a huge range)
 // used to make `annex exec`, `.threads` and `.stacks` hang for as long as
-// it ran. `annex stacks` answers from GIL-free reads and names the holder;
+// it ran. `annex stacks` answers from GIL-free reads and names the holder,
+// with its Python thread name as a command that held the GIL last saw it;
 // `exec --timeout` gives up with exit 124, naming it too; both return while
 // the spinner still spins (it writes `done` when it ends). Then SIGTERM of
 // the `annex run` process leaves no socket files behind.
@@ -196,14 +197,19 @@ TEST(AnnexCommandTest, ConsoleAnswersWhileATargetThreadKeepsTheGil) {
   char dir[] = "/tmp/annex-gil-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   std::string env = std::string("XDG_RUNTIME_DIR=") + dir;
+  std::string go = std::string(dir) + "/go";
   std::string started = std::string(dir) + "/started";
   std::string done = std::string(dir) + "/done";
   std::unique_ptr<BackgroundProcess> service;
   pid_t pid = StartService(
       env, "spinner.py",
-      "import threading, time\n"
+      "import os, threading, time\n"
       "def spin():\n"
-      "    open('" +
+      "    while not os.path.exists('" +
+          go +
+          "'):\n"
+          "        time.sleep(0.01)\n"
+          "    open('" +
           started +
           "', 'w').close()\n"
           "    sum(range(10**12))\n"
@@ -215,6 +221,11 @@ TEST(AnnexCommandTest, ConsoleAnswersWhileATargetThreadKeepsTheGil) {
       &service);
   ASSERT_GT(pid, 0) << "the service never showed up in `annex ps`";
   std::string p = std::to_string(pid);
+  // A command with the GIL while the spinner waits: the console copies the
+  // threads' Python names (threading does not name OS threads before 3.14).
+  Result seen = RunProcess({AnnexBinary(), "exec", p, "pass"}, "", {env});
+  ASSERT_EQ(seen.exit_code, 0) << seen.err;
+  std::ofstream(go) << "go";
   WaitForFile(started);
 
   Result stacks = RunProcess({AnnexBinary(), "stacks", p}, "", {env});
@@ -225,6 +236,12 @@ TEST(AnnexCommandTest, ConsoleAnswersWhileATargetThreadKeepsTheGil) {
       << stacks.out;
   EXPECT_NE(stacks.out.find("[holds GIL]"), std::string::npos) << stacks.out;
   EXPECT_NE(stacks.out.find("in spin"), std::string::npos) << stacks.out;
+  EXPECT_NE(stacks.out.find(", Python \"spinner\") [holds GIL]"),
+            std::string::npos)
+      << stacks.out;
+  EXPECT_NE(stacks.out.find(", Python \"spinner\"), innermost first"),
+            std::string::npos)
+      << stacks.out;
   EXPECT_FALSE(FileExists(done)) << "answered only after the spinner ended";
 
   Result exec = RunProcess(
