@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -27,6 +26,7 @@ namespace {
 using ::annex::testing::AnnexBinary;
 using ::annex::testing::BackgroundProcess;
 using ::annex::testing::FileExists;
+using ::annex::testing::ReadFile;
 using ::annex::testing::RunProcess;
 using ::annex::testing::WaitForAnnexPs;
 using ::annex::testing::WaitForFile;
@@ -35,13 +35,6 @@ using Result = ::annex::testing::ProcessResult;
 int64_t FileSize(const std::string& path) {
   struct stat st {};
   return stat(path.c_str(), &st) == 0 ? st.st_size : -1;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
 }
 
 // A temporary directory with a short path (console sockets are limited).

@@ -15,49 +15,15 @@
 
 namespace {
 
+using ::annex::testing::PythonModuleDir;
 using ::annex::testing::RunProcess;
 using Result = ::annex::testing::ProcessResult;
 
-std::string TempDir(const char* name) {
-  std::string templ = absl::StrCat("/tmp/annex-", name, "-XXXXXX");
-  if (mkdtemp(templ.data()) == nullptr) return "";
-  return templ;
-}
-
-bool Copy(const std::string& from, const std::string& to) {
-  std::ifstream in(from, std::ios::binary);
-  std::ofstream out(to, std::ios::binary);
-  out << in.rdbuf();
-  return in.good() && out.good();
-}
-
-// A new directory holding this build's `annex` package as tools/install.sh
-// lays it out (annex/__init__.py and annex/_annex.so), for PYTHONPATH; ""
-// when it cannot be made.
-std::string ModuleDir(const char* name) {
-  const std::string dir = TempDir(name);
-  if (dir.empty()) return "";
-  const std::string runfiles =
-      absl::StrCat(std::getenv("TEST_SRCDIR"), "/annex/packaging/python/");
-  if (mkdir((dir + "/annex").c_str(), 0700) != 0 ||
-      !Copy(runfiles + "annex/__init__.py", dir + "/annex/__init__.py") ||
-      !Copy(runfiles + "_annex.so", dir + "/annex/_annex.so")) {
-    return "";
-  }
-  return dir;
-}
-
-TEST(PythonModuleRecordTest, StartWithRecordWritesRecordsLikeAnnexRun) {
-  const std::string dir = ModuleDir("pyrec");
-  ASSERT_FALSE(dir.empty());
-  const std::string file = dir + "/heap.jsonl";
-  // Grows __main__.Leaky by 1000 per step, waiting for a new record after
-  // each, then stops the monitor and reads the records with json.
-  const std::string script = absl::StrCat(
-      "import json, os, time\n"
-      "import annex\n"
-      "class Leaky:\n"
-      "    pass\n"
+// Python defining records(), the number of complete records (lines) in
+// `file` so far, and wait_records(n), which returns once there are n. The
+// script needs `import time`.
+std::string RecordWaits(const std::string& file) {
+  return absl::StrCat(
       "def records():\n"
       "    try:\n"
       "        with open('",
@@ -68,7 +34,21 @@ TEST(PythonModuleRecordTest, StartWithRecordWritesRecordsLikeAnnexRun) {
       "        return 0\n"
       "def wait_records(n):\n"
       "    while records() < n:\n"
-      "        time.sleep(0.02)\n"
+      "        time.sleep(0.02)\n");
+}
+
+TEST(PythonModuleRecordTest, StartWithRecordWritesRecordsLikeAnnexRun) {
+  const std::string dir = PythonModuleDir("pyrec");
+  ASSERT_FALSE(dir.empty());
+  const std::string file = dir + "/heap.jsonl";
+  // Grows __main__.Leaky by 1000 per step, waiting for a new record after
+  // each, then stops the monitor and reads the records with json.
+  const std::string script = absl::StrCat(
+      "import json, os, time\n"
+      "import annex\n"
+      "class Leaky:\n"
+      "    pass\n",
+      RecordWaits(file),
       "for bad in (dict(record_interval=1), dict(record_retainers=True),\n"
       "            dict(record='x', "
       "record_format='xml'),\n"
@@ -139,7 +119,7 @@ TEST(PythonModuleRecordTest, StartWithRecordWritesRecordsLikeAnnexRun) {
 // the middle); the record after each step names that class with exactly
 // +1000 objects and a path that ends in the list.
 TEST(PythonModuleRecordTest, RecordsNameThePathsToTheGrowingKinds) {
-  const std::string dir = ModuleDir("pypaths");
+  const std::string dir = PythonModuleDir("pypaths");
   ASSERT_FALSE(dir.empty());
   const std::string file = dir + "/heap.jsonl";
   const std::string script = absl::StrCat(
@@ -148,20 +128,8 @@ TEST(PythonModuleRecordTest, RecordsNameThePathsToTheGrowingKinds) {
       "class Leaky(bytes):\n"
       "    pass\n"
       "cache = []\n"
-      "pads = [b'x' * 1000] * 1000\n"
-      "def records():\n"
-      "    try:\n"
-      "        with open('",
-      file,
-      "') as f:\n"
-      "            return sum(1 for l in f if l.endswith('\\n'))\n"
-      "    except FileNotFoundError:\n"
-      "        return 0\n"
-      "def wait_records(n):\n"
-      "    while records() < n:\n"
-      "        time.sleep(0.02)\n"
-      "annex.start(console=False, record='",
-      file,
+      "pads = [b'x' * 1000] * 1000\n",
+      RecordWaits(file), "annex.start(console=False, record='", file,
       "', record_interval=0.05,\n"
       "            record_format='jsonl', record_retainers=True)\n"
       "wait_records(2)\n"

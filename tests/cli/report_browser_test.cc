@@ -16,7 +16,6 @@
 
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -32,18 +31,12 @@ namespace {
 using ::annex::testing::AnnexBinary;
 using ::annex::testing::BackgroundProcess;
 using ::annex::testing::FileExists;
+using ::annex::testing::ReadFile;
 using ::annex::testing::RunProcess;
 using ::annex::testing::WaitForFile;
 using Result = ::annex::testing::ProcessResult;
 
 constexpr char kChromium[] = "/usr/bin/chromium";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 std::string TempDir(const char* name) {
   std::string templ = absl::StrCat("/tmp/annex-", name, "-XXXXXX");

@@ -12,7 +12,9 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <utility>
 
 extern char** environ;
@@ -212,6 +214,37 @@ std::string AnnexBinary() { return Runfile("monitor/cli/annex"); }
 bool FileExists(const std::string& path) {
   struct stat st;
   return stat(path.c_str(), &st) == 0;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string NewTempDir(const std::string& name) {
+  std::string templ = "/tmp/annex-" + name + "-XXXXXX";
+  if (mkdtemp(templ.data()) == nullptr) return "";
+  return templ;
+}
+
+std::string PythonModuleDir(const std::string& name) {
+  const std::string dir = NewTempDir(name);
+  if (dir.empty() || mkdir((dir + "/annex").c_str(), 0700) != 0) return "";
+  const std::string from = Runfile("packaging/python/");
+  // Where Bazel puts each file, and where the install puts it.
+  const std::pair<const char*, const char*> files[] = {
+      {"annex/__init__.py", "annex/__init__.py"},
+      {"annex/__main__.py", "annex/__main__.py"},
+      {"_annex.so", "annex/_annex.so"}};
+  for (const auto& [built, installed] : files) {
+    std::ifstream in(from + built, std::ios::binary);
+    std::ofstream out(dir + "/" + installed, std::ios::binary);
+    out << in.rdbuf();
+    if (!in.good() || !out.good()) return "";
+  }
+  return dir;
 }
 
 void WaitForFile(const std::string& path) {

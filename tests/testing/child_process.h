@@ -80,6 +80,16 @@ std::string Runfile(const std::string& path);
 std::string AnnexBinary();
 
 bool FileExists(const std::string& path);
+// The bytes of the file at `path` ("" when it cannot be read).
+std::string ReadFile(const std::string& path);
+// A new directory /tmp/annex-<name>-XXXXXX, mode 0700; "" when it cannot be
+// made.
+std::string NewTempDir(const std::string& name);
+// A new directory holding this build's Python package `annex` as
+// tools/install.sh lays it out (annex/__init__.py, annex/__main__.py and
+// annex/_annex.so), for PYTHONPATH; "" when it cannot be made. The test
+// needs //packaging/python:_annex.so and the two .py files as data.
+std::string PythonModuleDir(const std::string& name);
 // Returns once `path` exists.
 void WaitForFile(const std::string& path);
 

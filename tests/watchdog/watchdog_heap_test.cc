@@ -4,31 +4,24 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "monitor/monitor.h"
 #include "monitor/watchdog/internal/memory_monitor.h"
+#include "tests/testing/child_process.h"
 #include "tests/testing/python_main.h"
 #include "tests/watchdog/test_support.h"
 
 namespace annex {
 namespace {
 
+using ::annex::testing::ReadFile;
 using ::annex::testing::RunTargetCode;
 using ::annex::watchdog::testing::EventRecorder;
 using ::annex::watchdog::testing::InstallTestModule;
 using ::annex::watchdog::testing::WaitUntil;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 int64_t CurrentRss() {
   int fd = open("/proc/self/statm", O_RDONLY);

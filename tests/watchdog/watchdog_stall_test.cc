@@ -1,20 +1,20 @@
 // Stall detection end to end in one embedded target: the kind of stall, the
 // thread, the stack dump, and that the host keeps running.
 #include <atomic>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "monitor/watchdog/watchdog.h"
+#include "tests/testing/child_process.h"
 #include "tests/testing/python_main.h"
 #include "tests/watchdog/test_support.h"
 
 namespace annex::watchdog {
 namespace {
 
+using ::annex::testing::ReadFile;
 using ::annex::testing::RunTargetCode;
 using ::annex::watchdog::testing::EventRecorder;
 using ::annex::watchdog::testing::InstallTestModule;
@@ -26,13 +26,6 @@ Options StallOptions(EventRecorder& recorder) {
   options.stall_timeout = absl::Milliseconds(300);
   options.on_event = recorder.Callback();
   return options;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 TEST(WatchdogStallTest, ReportsBusyPythonLoopInMainThreadWithStackDump) {
