@@ -29,6 +29,7 @@
 #include "annex_python_build.h"
 #include "glue/heap_record.h"
 #include "monitor/cli/report.h"
+#include "monitor/cli/run_flags.h"
 #include "monitor/console/cli.h"
 #include "monitor/monitor.h"
 
@@ -70,7 +71,7 @@ n); 2 usage; 3 no such process / cannot connect / connection lost;
 Run 'annex run --help' for the options of run.
 )";
 
-constexpr char kRunUsage[] =
+constexpr char kRunUsageHead[] =
     R"(usage: annex run [options] (script.py | -m module | -c code | -) [args...]
 
 Runs a Python program in this process's interpreter (Python %s), exactly as
@@ -83,55 +84,10 @@ options:
   --python PATH         use the prefix and site-packages of this interpreter
                         (e.g. a venv's bin/python) instead of $VIRTUAL_ENV's
                         or the build's; it must be Python %s
-  --no-console          do not open the console socket
-  --allow-exec-target   let console clients run code in the program itself
-                        (.exec-target) and raise in its threads (.interrupt)
-  --console-dir DIR     directory for the console socket (default:
-                        $XDG_RUNTIME_DIR/annex or /tmp/annex-<uid>)
-  --tcp PORT            also listen on 127.0.0.1:PORT (token required)
-  --watchdog SECONDS    report stalls longer than SECONDS (with the stack of
-                        every thread) on stderr; docs/watchdog.md
-  --on-stall ACTION     what the watchdog does besides the report: dump (only
-                        the report, the default), exception (raise
-                        TimeoutError in a thread busy in Python; a stall in C
-                        or a blocked main thread is only reported) or abort
-                        (abort() after the report: a core dump)
-  --watchdog-report FILE
-                        also append each report to FILE (created 0600)
-  --report-blocked-main report the main thread blocked without the GIL for
-                        SECONDS (waiting on a lock, I/O, sleep: a deadlock,
-                        but also an idle main thread)
-  --report-busy-workers report any thread that runs Python and keeps the GIL
-                        for SECONDS (a runaway worker thread)
-  --metrics-port PORT   serve Prometheus metrics on 127.0.0.1:PORT (0: any
-                        free port, printed on stderr); turns the watchdog on,
-                        with a heap walk every 15 s for the object figures
-  --metrics-address ADDR
-                        serve them on the IP address ADDR instead of
-                        127.0.0.1 (0.0.0.0: every interface; IPv4 only with
-                        Debian's civetweb; there is no authentication)
-  --heap-interval SECS  walk the heap every SECS seconds for the watchdog's
-                        object counts and metrics (default: 15 with
-                        --metrics-port, else none; 0: none). Each walk
-                        pauses the program, about 20 ms per million objects
-                        (annex_heap_walk_pause_seconds)
-  --record FILE         append a heap record (partition by Clodo and type,
-                        totals, the walk's pause, RSS, labels) to FILE every
-                        --record-interval (default 10 s); docs/recording.md
-  --record-interval SECS, --record-format stat|jsonl (default stat),
-  --record-max-bytes N (rotate to FILE.1 past N bytes, default 64 MiB),
-  --record-top N (rows kept per partition, default 20),
-  --record-retainers (also the dominator tree's top retainers by kind
-                        and the paths to the kinds that grow, drawn by
-                        'annex report'; the walk takes about twice as long)
-  --memory-budget MB[,TOTAL_MB]
-                        memory the sets a console session keeps may take
-                        (default 512 MiB), and all sessions together
-                        (default 1 GiB); past it a set is refused with
-                        MemoryError (hp.memory() lists what is kept)
-  -h, --help            show this help
-Python's own options (-u, -X, -W, ...) may precede the script.
 )";
+// After kRunUsageHead and the shared options (run_flags.h).
+constexpr char kRunUsageTail[] =
+    "Python's own options (-u, -X, -W, ...) may precede the script.\n";
 
 // The console's files, removed by the SIGTERM handler (fixed buffers: a
 // signal handler may not allocate).
@@ -174,31 +130,6 @@ void CleanUpOnSigterm(const std::string& socket_path) {
   sa.sa_handler = OnSigterm;
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGTERM, &sa, nullptr);
-}
-
-// A byte count: digits with an optional K, M or G suffix (binary units),
-// at least 4096.
-absl::StatusOr<uint64_t> ParseSize(const std::string& text) {
-  char* end = nullptr;
-  const double n = std::strtod(text.c_str(), &end);
-  double unit = 1;
-  const std::string suffix = end != nullptr ? end : "";
-  if (suffix == "K" || suffix == "k") {
-    unit = 1024.0;
-  } else if (suffix == "M" || suffix == "m") {
-    unit = 1024.0 * 1024;
-  } else if (suffix == "G" || suffix == "g") {
-    unit = 1024.0 * 1024 * 1024;
-  } else if (!suffix.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", text, "' is not a size (e.g. 1048576, 64M, 1G)"));
-  }
-  const double bytes = n * unit;
-  if (!(bytes >= 4096) || bytes > 1e15) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", text, "': the size must be 4096 bytes to 1 PB"));
-  }
-  return static_cast<uint64_t>(bytes);
 }
 
 // Option values shared by `annex record` and `annex top`. Each prints
@@ -293,7 +224,7 @@ int RecordCommand(int argc, char** argv) {
         return 2;
       }
     } else if (a == "--max-bytes" && has_value) {
-      absl::StatusOr<uint64_t> n = ParseSize(argv[++i]);
+      absl::StatusOr<uint64_t> n = annex::cli::ParseSize(argv[++i]);
       if (!n.ok()) {
         std::fprintf(stderr, "annex record: --max-bytes: %s\n",
                      std::string(n.status().message()).c_str());
@@ -468,185 +399,23 @@ absl::StatusOr<std::string> ChooseInterpreter(const std::string& python) {
 }
 
 int RunCommand(int argc, char** argv) {
-  annex::Options options;
-  options.console = true;
-  std::string python;  // --python PATH
-  // Watchdog flags that need --watchdog; checked once all are read.
-  std::vector<std::string> stall_flags;
-  int i = 0;
-  for (; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      std::printf(kRunUsage, ANNEX_PYTHON_VERSION, ANNEX_PYTHON_VERSION,
-                  ANNEX_PYTHON_VERSION);
-      return 0;
-    } else if (a == "--no-console") {
-      options.console = false;
-    } else if (a == "--allow-exec-target") {
-      options.allow_exec_target = true;
-    } else if (a == "--watchdog" && i + 1 < argc) {
-      char* end = nullptr;
-      double seconds = std::strtod(argv[++i], &end);
-      if (*end != '\0' || !(seconds > 0) || seconds > 86400) {
-        std::fprintf(stderr, "annex run: --watchdog needs seconds > 0\n");
-        return 2;
-      }
-      options.watchdog = true;
-      options.watchdog_options.stall_timeout = absl::Seconds(seconds);
-      options.watchdog_options.report_fd = 2;
-    } else if (a == "--on-stall" && i + 1 < argc) {
-      const std::string action = argv[++i];
-      if (action == "dump") {
-        options.watchdog_options.raise_exception = false;
-        options.watchdog_options.abort = false;
-      } else if (action == "exception") {
-        options.watchdog_options.raise_exception = true;
-        options.watchdog_options.abort = false;
-      } else if (action == "abort") {
-        options.watchdog_options.raise_exception = false;
-        options.watchdog_options.abort = true;
-      } else {
-        std::fprintf(stderr,
-                     "annex run: --on-stall is dump, exception or abort\n");
-        return 2;
-      }
-      stall_flags.push_back(a);
-    } else if (a == "--watchdog-report" && i + 1 < argc) {
-      options.watchdog_options.report_path = argv[++i];
-      stall_flags.push_back(a);
-    } else if (a == "--report-blocked-main") {
-      options.watchdog_options.report_blocked_main = true;
-      stall_flags.push_back(a);
-    } else if (a == "--report-busy-workers") {
-      options.watchdog_options.report_busy_workers = true;
-      stall_flags.push_back(a);
-    } else if (a == "--metrics-port" && i + 1 < argc) {
-      char* end = nullptr;
-      long port = std::strtol(argv[++i], &end, 10);
-      if (*end != '\0' || port < 0 || port > 65535) {
-        std::fprintf(stderr, "annex run: --metrics-port needs a port number\n");
-        return 2;
-      }
-      if (!options.watchdog) {
-        options.watchdog = true;
-        options.watchdog_options.stall_timeout = absl::ZeroDuration();
-      }
-      options.watchdog_options.metrics_port = static_cast<int>(port);
-    } else if (a == "--metrics-address" && i + 1 < argc) {
-      options.watchdog_options.metrics_address = argv[++i];
-      in_addr v4;
-      in6_addr v6;
-      const char* address = options.watchdog_options.metrics_address.c_str();
-      if (inet_pton(AF_INET, address, &v4) != 1 &&
-          inet_pton(AF_INET6, address, &v6) != 1) {
-        std::fprintf(stderr,
-                     "annex run: --metrics-address needs an IP address, not "
-                     "'%s' (e.g. 127.0.0.1, or 0.0.0.0 for every interface)\n",
-                     address);
-        return 2;
-      }
-    } else if (a == "--heap-interval" && i + 1 < argc) {
-      char* end = nullptr;
-      double seconds = std::strtod(argv[++i], &end);
-      if (*end != '\0' || !(seconds >= 0) || seconds > 86400) {
-        std::fprintf(stderr, "annex run: --heap-interval needs seconds >= 0\n");
-        return 2;
-      }
-      options.watchdog_heap_interval =
-          seconds > 0 ? absl::Seconds(seconds) : absl::InfiniteDuration();
-    } else if (a == "--memory-budget" && i + 1 < argc) {
-      const std::string v = argv[++i];
-      const size_t comma = v.find(',');
-      char* end = nullptr;
-      const double session_mb = std::strtod(v.substr(0, comma).c_str(), &end);
-      double total_mb = 0;
-      bool ok = *end == '\0' && session_mb > 0 && session_mb < 1e9;
-      if (ok && comma != std::string::npos) {
-        total_mb = std::strtod(v.substr(comma + 1).c_str(), &end);
-        ok = *end == '\0' && total_mb > 0 && total_mb < 1e9;
-      }
-      if (!ok) {
-        std::fprintf(stderr,
-                     "annex run: --memory-budget needs MB[,TOTAL_MB] > 0\n");
-        return 2;
-      }
-      options.annex_memory.session_bytes =
-          static_cast<size_t>(session_mb * 1024 * 1024);
-      options.annex_memory.total_bytes =
-          static_cast<size_t>(total_mb * 1024 * 1024);
-    } else if (a == "--record-retainers") {
-      options.record_retainers = true;
-    } else if (a == "--record" && i + 1 < argc) {
-      options.record_path = argv[++i];
-    } else if (a == "--record-interval" && i + 1 < argc) {
-      char* end = nullptr;
-      double seconds = std::strtod(argv[++i], &end);
-      if (*end != '\0' || !(seconds > 0) || seconds > 86400) {
-        std::fprintf(stderr,
-                     "annex run: --record-interval needs seconds > 0\n");
-        return 2;
-      }
-      options.record_interval = absl::Seconds(seconds);
-    } else if (a == "--record-format" && i + 1 < argc) {
-      options.record_format = argv[++i];
-      if (!annex::glue::ParseRecordFormat(options.record_format).ok()) {
-        std::fprintf(stderr, "annex run: --record-format is stat or jsonl\n");
-        return 2;
-      }
-    } else if (a == "--record-max-bytes" && i + 1 < argc) {
-      absl::StatusOr<uint64_t> n = ParseSize(argv[++i]);
-      if (!n.ok()) {
-        std::fprintf(stderr, "annex run: --record-max-bytes: %s\n",
-                     std::string(n.status().message()).c_str());
-        return 2;
-      }
-      options.record_max_bytes = *n;
-    } else if (a == "--record-top" && i + 1 < argc) {
-      char* end = nullptr;
-      long n = std::strtol(argv[++i], &end, 10);
-      if (*end != '\0' || n < 1 || n > 100000) {
-        std::fprintf(stderr, "annex run: --record-top needs 1 to 100000\n");
-        return 2;
-      }
-      options.record_top_kinds = static_cast<size_t>(n);
-    } else if (a == "--python" && i + 1 < argc) {
-      python = argv[++i];
-    } else if ((a == "--console-dir" || a == "--tcp") && i + 1 < argc) {
-      if (a == "--console-dir") {
-        options.console_socket_dir = argv[++i];
-      } else {
-        char* end = nullptr;
-        long port = std::strtol(argv[++i], &end, 10);
-        if (*end != '\0' || port < 0 || port > 65535) {
-          std::fprintf(stderr, "annex run: --tcp needs a port number\n");
-          return 2;
-        }
-        options.console_tcp = true;
-        options.console_tcp_port = static_cast<int>(port);
-      }
-    } else if (a == "--console-dir" || a == "--tcp" || a == "--watchdog" ||
-               a == "--python" || a == "--metrics-port" ||
-               a == "--metrics-address" || a == "--heap-interval" ||
-               a == "--memory-budget" || a == "--record" ||
-               a == "--record-interval" || a == "--record-format" ||
-               a == "--record-max-bytes" || a == "--record-top" ||
-               a == "--on-stall" || a == "--watchdog-report") {
-      std::fprintf(stderr, "annex run: %s needs a value\n", a.c_str());
-      return 2;
-    } else if (a == "--") {
-      ++i;
-      break;
-    } else {
-      break;  // the script, or Python's own options
-    }
-  }
-  if (!stall_flags.empty() &&
-      (!options.watchdog ||
-       options.watchdog_options.stall_timeout <= absl::ZeroDuration())) {
-    std::fprintf(stderr, "annex run: %s needs --watchdog SECONDS\n",
-                 stall_flags[0].c_str());
+  absl::StatusOr<annex::cli::RunFlags> flags =
+      annex::cli::ParseRunFlags(std::vector<std::string>(argv, argv + argc));
+  if (!flags.ok()) {
+    std::fprintf(stderr, "annex run: %s\n",
+                 std::string(flags.status().message()).c_str());
     return 2;
   }
+  if (flags->help) {
+    std::printf(kRunUsageHead, ANNEX_PYTHON_VERSION, ANNEX_PYTHON_VERSION,
+                ANNEX_PYTHON_VERSION);
+    std::fputs(annex::cli::kRunOptionsHelp, stdout);
+    std::fputs(kRunUsageTail, stdout);
+    return 0;
+  }
+  annex::Options& options = flags->options;
+  const std::string& python = flags->python;
+  int i = static_cast<int>(flags->program);
   // The interpreter whose prefix and site-packages the program gets.
   absl::StatusOr<std::string> program = ChooseInterpreter(python);
   if (!program.ok()) {

@@ -9,10 +9,12 @@
 #include <Python.h>
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "glue/heap_record.h"
+#include "monitor/cli/run_flags.h"
 #include "monitor/monitor.h"
 
 namespace {
@@ -50,6 +52,20 @@ double Seconds(PyObject* obj, const char* name) {
     return -1;
   }
   return v;
+}
+
+// Starts the process's monitor with `options`; None, or NULL with
+// RuntimeError when it runs already or cannot start.
+PyObject* StartMonitor(const annex::Options& options) {
+  if (g_monitor == nullptr) g_monitor = new annex::Monitor();
+  if (g_monitor->running()) {
+    PyErr_SetString(PyExc_RuntimeError, "annex is already started");
+    return nullptr;
+  }
+  if (absl::Status s = g_monitor->Start(options); !s.ok()) {
+    return RaiseStatus(s);
+  }
+  Py_RETURN_NONE;
 }
 
 PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
@@ -254,15 +270,7 @@ PyObject* Start(PyObject*, PyObject* args, PyObject* kwargs) {
     }
     if (options.program_name.empty()) options.program_name = "python";
   }
-  if (g_monitor == nullptr) g_monitor = new annex::Monitor();
-  if (g_monitor->running()) {
-    PyErr_SetString(PyExc_RuntimeError, "annex is already started");
-    return nullptr;
-  }
-  if (absl::Status s = g_monitor->Start(options); !s.ok()) {
-    return RaiseStatus(s);
-  }
-  Py_RETURN_NONE;
+  return StartMonitor(options);
 }
 
 PyObject* Stop(PyObject*, PyObject*) {
@@ -288,6 +296,70 @@ PyObject* MetricsPort(PyObject*, PyObject*) {
   int port = g_monitor->metrics_port();
   if (port < 0) Py_RETURN_NONE;
   return PyLong_FromLong(port);
+}
+
+// The strings of a list of str, or false with TypeError.
+bool StringList(PyObject* list, std::vector<std::string>* out) {
+  if (!PyList_Check(list)) {
+    PyErr_SetString(PyExc_TypeError, "args must be a list of str");
+    return false;
+  }
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); ++i) {
+    Py_ssize_t size = 0;
+    const char* a = PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(list, i), &size);
+    if (a == nullptr) return false;
+    out->emplace_back(a, static_cast<size_t>(size));
+  }
+  return true;
+}
+
+// annex run's options in `list` (what follows `run`), read by the annex
+// command's own parser (monitor/cli/run_flags.h); ValueError on a usage
+// error, and on --python, which only the annex command takes.
+absl::StatusOr<annex::cli::RunFlags> RunFlagsOf(PyObject* list) {
+  std::vector<std::string> args;
+  if (!StringList(list, &args)) return absl::UnknownError("");
+  absl::StatusOr<annex::cli::RunFlags> flags = annex::cli::ParseRunFlags(args);
+  if (flags.ok() && !flags->python.empty()) {
+    flags = absl::InvalidArgumentError(
+        "--python is for the annex command: python3 -m annex run runs the "
+        "program in this interpreter");
+  }
+  if (!flags.ok()) {
+    PyErr_SetString(PyExc_ValueError,
+                    std::string(flags.status().message()).c_str());
+  }
+  return flags;
+}
+
+// parse_run(args): how many of `args` (a list of str, what follows
+// `python3 -m annex run`) are annex run's options, or None for -h/--help.
+// Starts nothing. ValueError on a usage error.
+PyObject* ParseRun(PyObject*, PyObject* list) {
+  absl::StatusOr<annex::cli::RunFlags> flags = RunFlagsOf(list);
+  if (!flags.ok()) return nullptr;
+  if (flags->help) Py_RETURN_NONE;
+  return PyLong_FromSize_t(flags->program);
+}
+
+// start_run(options, program_name): starts the monitor with annex run's
+// `options` (a list of str, all of them options: parse_run's first n).
+PyObject* StartRun(PyObject*, PyObject* args) {
+  PyObject* list = nullptr;
+  const char* program_name = nullptr;
+  if (!PyArg_ParseTuple(args, "Os:start_run", &list, &program_name)) {
+    return nullptr;
+  }
+  if (!InMainInterpreter("start_run")) return nullptr;
+  absl::StatusOr<annex::cli::RunFlags> flags = RunFlagsOf(list);
+  if (!flags.ok()) return nullptr;
+  if (flags->help ||
+      flags->program != static_cast<size_t>(PyList_GET_SIZE(list))) {
+    PyErr_SetString(PyExc_ValueError, "start_run takes options only");
+    return nullptr;
+  }
+  flags->options.program_name = program_name;
+  return StartMonitor(flags->options);
 }
 
 // exec(code, timeout=None): Monitor::ExecInAnnex; returns what it printed.
@@ -330,6 +402,10 @@ PyMethodDef kMethods[] = {
      "The console's Unix socket path, or None."},
     {"metrics_port", MetricsPort, METH_NOARGS,
      "The Prometheus endpoint's port, or None."},
+    {"parse_run", ParseRun, METH_O,
+     "How many of the args are annex run's options (None: --help)."},
+    {"start_run", StartRun, METH_VARARGS,
+     "Starts the monitor with annex run's options."},
     {"exec", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Exec)),
      METH_VARARGS | METH_KEYWORDS,
      "Runs code in the annex and returns what it printed."},
@@ -354,7 +430,9 @@ PyModuleDef kModule = {
 PyMODINIT_FUNC PyInit__annex() {
   PyObject* m = PyModule_Create(&kModule);
   if (m == nullptr) return nullptr;
-  if (PyModule_AddStringConstant(m, "python_version", PY_VERSION) < 0) {
+  if (PyModule_AddStringConstant(m, "python_version", PY_VERSION) < 0 ||
+      PyModule_AddStringConstant(m, "RUN_OPTIONS_HELP",
+                                 annex::cli::kRunOptionsHelp) < 0) {
     Py_DECREF(m);
     return nullptr;
   }

@@ -91,9 +91,57 @@ TEST_P(RunWatchdogFlagsTest, FlagsNeedTheWatchdogAndKnownActions) {
   EXPECT_EQ(fine.out, "ran\n");
   Result help = Run({"--help"});
   EXPECT_EQ(help.exit_code, 0);
-  for (const char* flag : {"--on-stall", "--watchdog-report",
-                           "--report-blocked-main", "--report-busy-workers"}) {
+  for (const char* flag :
+       {"--on-stall", "--watchdog-report", "--report-blocked-main",
+        "--report-busy-workers", "--record-retainers", "--memory-budget"}) {
     EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
+  }
+}
+
+// One parser (monitor/cli/run_flags.h) reads the options of both: the
+// record and budget options work with python3 -m annex run too, with the
+// same messages; only the annex command takes --python.
+TEST_P(RunWatchdogFlagsTest, BothTakeEveryOptionWithTheSameMessages) {
+  const std::string app = Script("nothing.py", "print('ran')\n");
+  Result top = Run(
+      {"--no-console", "--record", dir_ + "/r.stat", "--record-top", "0", app});
+  EXPECT_EQ(top.exit_code, 2);
+  EXPECT_NE(top.err.find("annex run: --record-top needs 1 to 100000"),
+            std::string::npos)
+      << top.err;
+  Result budget = Run({"--no-console", "--memory-budget", "x", app});
+  EXPECT_EQ(budget.exit_code, 2);
+  EXPECT_NE(budget.err.find("--memory-budget needs MB[,TOTAL_MB] > 0"),
+            std::string::npos)
+      << budget.err;
+  // The first record is written at once: the program waits for it.
+  const std::string record = dir_ + "/heap.jsonl";
+  const std::string waits =
+      Script("waits.py",
+             "import os, sys, time\n"
+             "def done():\n"
+             "    return (os.path.exists(sys.argv[1]) and\n"
+             "            open(sys.argv[1]).read().endswith('\\n'))\n"
+             "while not done():\n"
+             "    time.sleep(0.02)\n"
+             "print('ran')\n");
+  Result recorded = Run({"--no-console", "--record", record, "--record-format",
+                         "jsonl", "--memory-budget", "64", waits, record});
+  EXPECT_EQ(recorded.exit_code, 0) << recorded.err;
+  EXPECT_EQ(recorded.out, "ran\n");
+  EXPECT_NE(ReadFile(record).find("{\"schema\":\"annex.record/1\","),
+            std::string::npos)
+      << ReadFile(record);
+  Result python = Run({"--no-console", "--python", "/usr/bin/python3", app});
+  if (GetParam() == Launcher::kPythonModule) {
+    EXPECT_EQ(python.exit_code, 2);
+    EXPECT_NE(python.err.find("--python is for the annex command"),
+              std::string::npos)
+        << python.err;
+  } else {
+    EXPECT_EQ(python.err.find("--python is for the annex command"),
+              std::string::npos)
+        << python.err;
   }
 }
 

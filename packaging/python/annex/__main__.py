@@ -2,48 +2,26 @@
 
 A second spelling of `annex run` for a plain python3: this interpreter runs
 the program (same sys.argv, __main__ and exit status as python3 would give
-it) with the Annex monitor started first.
+it) with the Annex monitor started first. The options are annex run's own,
+read by the same parser as the annex command's (annex._annex.parse_run).
 """
 
 import runpy
 import sys
 
-import annex
+from annex import _annex
 
-USAGE = """usage: python3 -m annex run [options] (script.py | -m module | -c code) [args...]
+USAGE_HEAD = """usage: python3 -m annex run [options] (script.py | -m module | -c code) [args...]
 
 Runs a Python program in this interpreter with the Annex monitor on; attach
 with 'annex attach <pid>'. (The `annex` command has attach, exec, ps, stacks.)
 
 options:
-  --no-console          do not open the console socket
-  --allow-exec-target   let console clients run code in the program itself
-  --console-dir DIR     directory for the console socket
-  --tcp PORT            also listen on 127.0.0.1:PORT (token required)
-  --watchdog SECONDS    report stalls longer than SECONDS (with the stack of
-                        every thread) on stderr; docs/watchdog.md
-  --on-stall ACTION     what the watchdog does besides the report: dump (only
-                        the report, the default), exception (raise
-                        TimeoutError in a thread busy in Python; a stall in C
-                        or a blocked main thread is only reported) or abort
-                        (abort() after the report: a core dump)
-  --watchdog-report FILE
-                        also append each report to FILE (created 0600)
-  --report-blocked-main report the main thread blocked without the GIL for
-                        SECONDS (waiting on a lock, I/O, sleep: a deadlock,
-                        but also an idle main thread)
-  --report-busy-workers report any thread that runs Python and keeps the GIL
-                        for SECONDS (a runaway worker thread)
-  --metrics-port PORT   serve Prometheus metrics on 127.0.0.1:PORT, with a
-                        heap walk every 15 s for the object figures
-  --metrics-address ADDR
-                        serve them on ADDR instead (no authentication)
-  --heap-interval SECS  walk the heap every SECS seconds for the watchdog
-  -h, --help            show this help
-
---on-stall, --watchdog-report, --report-blocked-main and
---report-busy-workers need --watchdog SECONDS.
 """
+
+
+def _usage():
+    return USAGE_HEAD + _annex.RUN_OPTIONS_HELP
 
 
 def _fail(message):
@@ -51,75 +29,26 @@ def _fail(message):
     sys.exit(2)
 
 
-def _number(flag, value, kind):
-    try:
-        return kind(value)
-    except ValueError:
-        _fail("%s needs a number, not %r" % (flag, value))
-
-
 def main(argv):
     if not argv or argv[0] in ("-h", "--help", "help"):
-        sys.stdout.write(USAGE)
+        sys.stdout.write(_usage())
         return 0 if argv else 2
     if argv[0] != "run":
         sys.stderr.write(
             "python3 -m annex: only 'run' is spelled this way; use the annex "
-            "command for '%s'\n\n%s" % (argv[0], USAGE))
+            "command for '%s'\n\n%s" % (argv[0], _usage()))
         return 2
     args = argv[1:]
-    options = {"console": True}
-    takes_value = {"--console-dir", "--tcp", "--watchdog", "--metrics-port",
-                   "--metrics-address", "--heap-interval", "--on-stall",
-                   "--watchdog-report"}
-    stall_flags = []  # need --watchdog, as in `annex run`
-    while args and args[0].startswith("-") and args[0] not in ("-m", "-c", "-"):
-        flag = args.pop(0)
-        if flag == "--":
-            break
-        if flag in ("-h", "--help"):
-            sys.stdout.write(USAGE)
-            return 0
-        if flag == "--no-console":
-            options["console"] = False
-        elif flag == "--allow-exec-target":
-            options["allow_exec_target"] = True
-        elif flag == "--report-blocked-main":
-            options["report_blocked_main"] = True
-            stall_flags.append(flag)
-        elif flag == "--report-busy-workers":
-            options["report_busy_workers"] = True
-            stall_flags.append(flag)
-        elif flag in takes_value:
-            if not args:
-                _fail("%s needs a value" % flag)
-            value = args.pop(0)
-            if flag == "--console-dir":
-                options["console_dir"] = value
-            elif flag == "--tcp":
-                options["tcp_port"] = _number(flag, value, int)
-            elif flag == "--watchdog":
-                options["watchdog"] = _number(flag, value, float)
-                if not 0 < options["watchdog"] <= 86400:
-                    _fail("--watchdog needs seconds > 0")
-            elif flag == "--on-stall":
-                if value not in ("dump", "exception", "abort"):
-                    _fail("--on-stall is dump, exception or abort")
-                options["on_stall"] = value
-                stall_flags.append(flag)
-            elif flag == "--watchdog-report":
-                options["watchdog_report"] = value
-                stall_flags.append(flag)
-            elif flag == "--metrics-port":
-                options["metrics_port"] = _number(flag, value, int)
-            elif flag == "--metrics-address":
-                options["metrics_address"] = value
-            else:
-                options["heap_interval"] = _number(flag, value, float)
-        else:
-            _fail("unknown option %s" % flag)
-    if stall_flags and "watchdog" not in options:
-        _fail("%s needs --watchdog SECONDS" % stall_flags[0])
+    try:
+        n = _annex.parse_run(args)
+    except ValueError as e:
+        _fail(e)
+    if n is None:
+        sys.stdout.write(_usage())
+        return 0
+    options, args = args[:n], args[n:]
+    if args and args[0].startswith("-") and args[0] not in ("-m", "-c"):
+        _fail("unknown option %s" % args[0])
     if not args:
         _fail("give a script, -m module or -c code")
 
@@ -136,9 +65,8 @@ def main(argv):
     else:
         target, rest, kind = args[0], args[1:], "path"
         sys.argv = [target] + rest
-    options.setdefault("program_name", " ".join(args))
     try:
-        annex.start(**options)
+        _annex.start_run(options, " ".join(args))
     except (RuntimeError, ValueError) as e:
         sys.stderr.write("annex: monitor not started: %s\n" % e)
     if kind == "module":
