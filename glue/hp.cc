@@ -108,7 +108,8 @@ constexpr const char* kHpDoc =
     "(x.diff(y) = x.stat - y.by(x.er).stat); ==; s.json(), s.to_json(path).\n"
     "x.dump(path) / s.dump(path) append a text record to the file (written\n"
     "with the host process's permissions); hp.load(path) reads the last one\n"
-    "back, hp.loadall(path) all of them (also an open file or the text).\n"
+    "back, hp.loadall(path) all of them; hp.load(f) of an open file its next\n"
+    "record (a loop of hp.load(f) walks the file; EOFError at its end).\n"
     "Classifiers (Heapy's): x.byclodo (class, or 'dict of <owner class>' /\n"
     "'dict (no owner)'; the default), x.bytype, x.bysize, x.bymodule,\n"
     "x.byunity, x.byrcs (kinds of the referrers), x.byvia (how referrers\n"
@@ -1157,10 +1158,11 @@ PyMethodDef kHpMethods[] = {
     {"load",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpLoad)),
      METH_VARARGS | METH_KEYWORDS,
-     "load(source, *, special=False) -> Stat: the last stat record in "
-     "source: a path, an open file (from its position), or the text of a "
-     "dump. Read as a stream with bounds (1 MiB lines, 32 MiB records); "
-     "devices and FIFOs only with special=True."},
+     "load(source, *, special=False) -> Stat: from an open file, its next "
+     "stat record (the file is left after it; EOFError at its end), so a "
+     "loop of load(f) reads a file of several dumps; from a path or the "
+     "text of a dump, the last record. Read with bounds (1 MiB lines, "
+     "32 MiB records); devices and FIFOs only with special=True."},
     {"loadall",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpLoadAll)),
      METH_VARARGS | METH_KEYWORDS,

@@ -112,10 +112,11 @@ PyObject* IdSetStat(PyObject* self);
 PyObject* IdSetMore(PyObject* self);
 PyObject* IdSetDump(PyObject* self, PyObject* args, PyObject* kwds);
 PyObject* IdSetDiff(PyObject* self, PyObject* other);
-// hp.load(source, *, special=False): the last stat record of a path, an
-// open file or a dump text; hp.loadall(source, *, special=False): all of
-// them, as a list. Read as a stream with StatLimits' bounds; paths that
-// are not regular files only with special=True.
+// hp.load(source, *, special=False): the next stat record of an open file
+// (read line by line, the file left after it; EOFError at its end), the
+// last one of a path or a dump text; hp.loadall(source, *, special=False):
+// all of them, as a list. Read as a stream with StatLimits' bounds; paths
+// that are not regular files only with special=True.
 PyObject* HpLoad(PyObject* args, PyObject* kwds);
 PyObject* HpLoadAll(PyObject* args, PyObject* kwds);
 
