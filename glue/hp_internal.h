@@ -72,8 +72,9 @@ bool NameArg(PyObject* arg, const char* what, std::string* out,
 // Adds annex.Kind and annex.KindFactory to the module. Returns 0, or -1
 // with an exception set.
 int AddKindTypes(PyObject* module);
-// hp.Type, hp.Clodo, hp.Size, hp.Module, hp.Via, hp.Rcs (new reference),
-// or nullptr without an exception for other names.
+// hp.Type, hp.Clodo, hp.Size, hp.Module, hp.Via, hp.Rcs, hp.Id, hp.Idset,
+// hp.Unity, hp.Prod: classifiers as objects (new reference), or nullptr
+// without an exception for other names.
 PyObject* HpKindFactory(Session* session, const char* name);
 // IdSet attributes of classifiers and partitions (bytype, byclodo, ...,
 // by, all, parts, brief, theone), or nullptr without an exception for
@@ -93,6 +94,11 @@ PyObject* IdSetInvert(PyObject* self);
 PyObject* HpAnything();
 // x[i] / x[a:b] on the partition.
 PyObject* IdSetSubscript(PyObject* self, PyObject* key);
+
+// hp_partition.cc: x.partition (annex.Partition, annex.PartRow).
+// AddPartitionTypes adds them to the module: 0, or -1 with an exception.
+PyObject* IdSetPartition(PyObject* self);
+int AddPartitionTypes(PyObject* module);
 
 // hp_iso.cc: hp.iso('expr'): the target objects named by `text` (a str:
 // names, .attributes and [str or int constant] subscripts, or a tuple of
