@@ -68,6 +68,15 @@ inline Session* IdSetSession(PyObject* self) {
 bool NameArg(PyObject* arg, const char* what, std::string* out,
              bool allow_empty = false);
 
+// The `annex` module's type `name` (new reference), or nullptr with the
+// error; whether `o` is exactly of that type (false when it cannot be
+// found). Defined in hp_kinds.cc.
+PyTypeObject* AnnexType(const char* name);
+bool IsAnnexType(PyObject* o, const char* name);
+// Appends `item` (a new reference, or nullptr after an error) to `list`,
+// releasing it; false with the error set.
+bool ListAppendNew(PyObject* list, PyObject* item);
+
 // hp_kinds.cc: the kinds face.
 // Adds annex.Kind and annex.KindFactory to the module. Returns 0, or -1
 // with an exception set.

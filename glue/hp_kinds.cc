@@ -125,24 +125,9 @@ enum FactoryVariant {
   kIdset = 2,
 };
 
-PyTypeObject* ModuleType(const char* name) {
-  PyObject* module = AnnexModule();
-  if (module == nullptr) return nullptr;
-  PyObject* type = PyObject_GetAttrString(module, name);
-  Py_DECREF(module);
-  return reinterpret_cast<PyTypeObject*>(type);
-}
+PyTypeObject* ModuleType(const char* name) { return AnnexType(name); }
 
-bool IsKind(PyObject* o) {
-  PyTypeObject* t = ModuleType("Kind");
-  if (t == nullptr) {
-    PyErr_Clear();
-    return false;
-  }
-  bool r = Py_TYPE(o) == t;
-  Py_DECREF(t);
-  return r;
-}
+bool IsKind(PyObject* o) { return IsAnnexType(o, "Kind"); }
 
 const Expr& ExprOf(PyObject* o) {
   return *reinterpret_cast<KindObject*>(o)->expr;
@@ -188,6 +173,32 @@ Expr Combine(KindExpr::Op op, Expr a, Expr b = nullptr) {
 }
 
 }  // namespace
+
+PyTypeObject* AnnexType(const char* name) {
+  PyObject* module = AnnexModule();
+  if (module == nullptr) return nullptr;
+  PyObject* type = PyObject_GetAttrString(module, name);
+  Py_DECREF(module);
+  return reinterpret_cast<PyTypeObject*>(type);
+}
+
+bool IsAnnexType(PyObject* o, const char* name) {
+  PyTypeObject* t = AnnexType(name);
+  if (t == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  const bool r = Py_TYPE(o) == t;
+  Py_DECREF(t);
+  return r;
+}
+
+bool ListAppendNew(PyObject* list, PyObject* item) {
+  if (item == nullptr) return false;
+  const bool ok = PyList_Append(list, item) == 0;
+  Py_DECREF(item);
+  return ok;
+}
 
 bool NameArg(PyObject* arg, const char* what, std::string* out,
              bool allow_empty) {
@@ -1044,16 +1055,7 @@ PyObject* NewFactory(Session* session, Classifier::Part part,
   return obj;
 }
 
-bool IsFactory(PyObject* o) {
-  PyTypeObject* t = ModuleType("KindFactory");
-  if (t == nullptr) {
-    PyErr_Clear();
-    return false;
-  }
-  const bool r = Py_TYPE(o) == t;
-  Py_DECREF(t);
-  return r;
-}
+bool IsFactory(PyObject* o) { return IsAnnexType(o, "KindFactory"); }
 
 // The classifier a factory partitions by; InvalidArgument for one that
 // makes kinds only (hp.Type.dictof).

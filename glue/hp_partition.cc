@@ -25,14 +25,6 @@ struct PartitionObject {
   double timemade;                    // seconds since the epoch
 };
 
-PyTypeObject* ModuleType(const char* name) {
-  PyObject* module = AnnexModule();
-  if (module == nullptr) return nullptr;
-  PyObject* type = PyObject_GetAttrString(module, name);
-  Py_DECREF(module);
-  return reinterpret_cast<PyTypeObject*>(type);
-}
-
 PartitionObject* Part(PyObject* self) {
   return reinterpret_cast<PartitionObject*>(self);
 }
@@ -54,7 +46,7 @@ PyObject* NewPartRow(PyObject* self, size_t i) {
   const std::vector<KindedSet::Row>& rows = RowsOf(self);
   uint64_t cumul = 0;
   for (size_t k = 0; k <= i; ++k) cumul += rows[k].size;
-  PyTypeObject* type = ModuleType("PartRow");
+  PyTypeObject* type = AnnexType("PartRow");
   if (type == nullptr) return nullptr;
   PyObject* row = PyStructSequence_New(type);
   Py_DECREF(type);
@@ -123,13 +115,10 @@ PyObject* PartitionGetRows(PyObject* self, PyObject* args, PyObject* kwds) {
   PyObject* list = PyList_New(0);
   if (list == nullptr) return nullptr;
   for (size_t i = static_cast<size_t>(idx); i < n; ++i) {
-    PyObject* row = NewPartRow(self, i);
-    if (row == nullptr || PyList_Append(list, row) < 0) {
-      Py_XDECREF(row);
+    if (!ListAppendNew(list, NewPartRow(self, i))) {
       Py_DECREF(list);
       return nullptr;
     }
-    Py_DECREF(row);
   }
   return list;
 }
@@ -153,13 +142,10 @@ PyObject* PartitionGetSets(PyObject* self, PyObject*) {
   PyObject* list = PyList_New(0);
   if (list == nullptr) return nullptr;
   for (size_t i = 0; i < RowsOf(self).size(); ++i) {
-    PyObject* set = RowSet(self, i);
-    if (set == nullptr || PyList_Append(list, set) < 0) {
-      Py_XDECREF(set);
+    if (!ListAppendNew(list, RowSet(self, i))) {
       Py_DECREF(list);
       return nullptr;
     }
-    Py_DECREF(set);
   }
   return list;
 }
@@ -292,7 +278,7 @@ PyStructSequence_Desc kPartRowDesc = {"annex.PartRow",
 }  // namespace
 
 PyObject* IdSetPartition(PyObject* self) {
-  PyTypeObject* type = ModuleType("Partition");
+  PyTypeObject* type = AnnexType("Partition");
   if (type == nullptr) return nullptr;
   PyObject* obj = PyType_GenericAlloc(type, 0);
   Py_DECREF(type);

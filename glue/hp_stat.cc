@@ -49,24 +49,9 @@ constexpr size_t kPageRows = 10;  // Heapy's max_more_lines
 
 int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
 
-PyTypeObject* ModuleType(const char* name) {
-  PyObject* module = AnnexModule();
-  if (module == nullptr) return nullptr;
-  PyObject* type = PyObject_GetAttrString(module, name);
-  Py_DECREF(module);
-  return reinterpret_cast<PyTypeObject*>(type);
-}
+PyTypeObject* ModuleType(const char* name) { return AnnexType(name); }
 
-bool IsStat(PyObject* o) {
-  PyTypeObject* t = ModuleType("Stat");
-  if (t == nullptr) {
-    PyErr_Clear();
-    return false;
-  }
-  const bool r = Py_TYPE(o) == t;
-  Py_DECREF(t);
-  return r;
-}
+bool IsStat(PyObject* o) { return IsAnnexType(o, "Stat"); }
 
 const Stat& StatOf(PyObject* o) {
   return **reinterpret_cast<StatObject*>(o)->stat;
@@ -608,13 +593,11 @@ PyObject* RowList(const Stat& s, size_t first) {
   for (size_t i = 0; i < s.rows.size(); ++i) {
     cumul += s.rows[i].size;
     if (i < first) continue;
-    PyObject* r = NewStatRow(s.rows[i], static_cast<Py_ssize_t>(i), cumul);
-    if (r == nullptr || PyList_Append(list, r) < 0) {
-      Py_XDECREF(r);
+    if (!ListAppendNew(
+            list, NewStatRow(s.rows[i], static_cast<Py_ssize_t>(i), cumul))) {
       Py_DECREF(list);
       return nullptr;
     }
-    Py_DECREF(r);
   }
   return list;
 }
