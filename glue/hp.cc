@@ -108,7 +108,8 @@ constexpr const char* kHpDoc =
     "(x.diff(y) = x.stat - y.by(x.er).stat); ==; s.json(), s.to_json(path).\n"
     "x.dump(path) / s.dump(path) append a text record to the file (written\n"
     "with the host process's permissions); hp.load(path) reads the last one\n"
-    "back, hp.loadall(path) all of them (also an open file or the text).\n"
+    "back, hp.loadall(path) all of them; hp.load(f) of an open file its next\n"
+    "record (a loop of hp.load(f) walks the file; EOFError at its end).\n"
     "Classifiers (Heapy's): x.byclodo (class, or 'dict of <owner class>' /\n"
     "'dict (no owner)'; the default), x.bytype, x.bysize, x.bymodule,\n"
     "x.byunity, x.byrcs (kinds of the referrers), x.byvia (how referrers\n"
@@ -117,8 +118,12 @@ constexpr const char* kHpDoc =
     "byrcs, byvia, bymodule, byprod walk again: members that died drop out.\n"
     "Kinds: hp.Type(dict) or hp.Type('__main__.Foo'), hp.Type.Dict,\n"
     "hp.Clodo(T) / hp.Clodo(dictof=T) / hp.Clodo(dictof=()), hp.Size(n)\n"
-    "with .alt('>='), hp.Module(name='m'), hp.Via(\"['k']\"), hp.Rcs(...).\n"
+    "with .alt('>='), hp.Module(name='m', at=addr), hp.Via(\"['k']\"),\n"
+    "hp.Rcs(...), hp.Id(addr), hp.Prod(file, line), hp.Unity(),\n"
+    "hp.Type(T).dictof / hp.Type.dictof(T); kind.alt('!=') is ~kind.\n"
     "x & kind, x - kind, ~kind, kind | kind, kind & kind.\n"
+    "Classifiers as objects: x.by(hp.Type & hp.Size), hp.Clodo.refdby.\n"
+    "x.partition: the rows with their sets (Heapy's Partition).\n"
     "Why is it alive (each walks the heap again):\n"
     "  x.sp           shortest paths from the roots (also x.shpaths);\n"
     "                 x.get_shpaths(avoid_nodes=, avoid_edges=, limit=20);\n"
@@ -864,6 +869,18 @@ PyObject* HpMemory(PyObject* self, PyObject* args, PyObject* kwds) {
   return internal::NewText(text);
 }
 
+// hp.pb(...): Heapy's profile browser is a Tk window; the annex runs in
+// the host's process and imports no GUI toolkit (design rule 8), so it is
+// not offered: the browser of records is `annex report`, run outside.
+PyObject* HpPb(PyObject*, PyObject*, PyObject*) {
+  PyErr_SetString(PyExc_NotImplementedError,
+                  "hp.pb: Heapy's profile browser (a Tk window) is not "
+                  "offered inside the host's process; write the records with "
+                  "x.dump(path) and run `annex report path -o report.html` "
+                  "outside it, then open report.html (docs/recording.md)");
+  return nullptr;
+}
+
 PyObject* HpLoad(PyObject*, PyObject* args, PyObject* kwds) {
   return internal::HpLoad(args, kwds);
 }
@@ -1088,10 +1105,11 @@ PyObject* HpIso(PyObject* self, PyObject* args) {
 
 PyObject* HpDir(PyObject* self, PyObject*) {
   return Py_BuildValue(
-      "[sssssssssssssssssssssssss]", "Anything", "Clodo", "Module", "Nothing",
-      "Rcs", "Size", "Type", "Via", "clearref", "doc", "heap", "heapu", "idset",
-      "iso", "load", "loadall", "memory", "pause_limit", "record", "setref",
-      "setrelheap", "setrelheapu", "stacks", "stdlib", "threads");
+      "[ssssssssssssssssssssssssssssss]", "Anything", "Clodo", "Id", "Idset",
+      "Module", "Nothing", "Prod", "Rcs", "Size", "Type", "Unity", "Via",
+      "clearref", "doc", "heap", "heapu", "idset", "iso", "load", "loadall",
+      "memory", "pause_limit", "pb", "record", "setref", "setrelheap",
+      "setrelheapu", "stacks", "stdlib", "threads");
 }
 
 PyObject* HpRepr(PyObject*) {
@@ -1157,15 +1175,20 @@ PyMethodDef kHpMethods[] = {
     {"load",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpLoad)),
      METH_VARARGS | METH_KEYWORDS,
-     "load(source, *, special=False) -> Stat: the last stat record in "
-     "source: a path, an open file (from its position), or the text of a "
-     "dump. Read as a stream with bounds (1 MiB lines, 32 MiB records); "
-     "devices and FIFOs only with special=True."},
+     "load(source, *, special=False) -> Stat: from an open file, its next "
+     "stat record (the file is left after it; EOFError at its end), so a "
+     "loop of load(f) reads a file of several dumps; from a path or the "
+     "text of a dump, the last record. Read with bounds (1 MiB lines, "
+     "32 MiB records); devices and FIFOs only with special=True."},
     {"loadall",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpLoadAll)),
      METH_VARARGS | METH_KEYWORDS,
      "loadall(source, *, special=False) -> [Stat]: every stat record in "
      "source, oldest first (32 MiB in all at most)."},
+    {"pb", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpPb)),
+     METH_VARARGS | METH_KEYWORDS,
+     "pb(...): not offered (Heapy's Tk profile browser); `annex report FILE "
+     "-o page.html` draws records outside the process."},
     {"memory",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpMemory)),
      METH_VARARGS | METH_KEYWORDS,

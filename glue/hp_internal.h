@@ -68,12 +68,22 @@ inline Session* IdSetSession(PyObject* self) {
 bool NameArg(PyObject* arg, const char* what, std::string* out,
              bool allow_empty = false);
 
+// The `annex` module's type `name` (new reference), or nullptr with the
+// error; whether `o` is exactly of that type (false when it cannot be
+// found). Defined in hp_kinds.cc.
+PyTypeObject* AnnexType(const char* name);
+bool IsAnnexType(PyObject* o, const char* name);
+// Appends `item` (a new reference, or nullptr after an error) to `list`,
+// releasing it; false with the error set.
+bool ListAppendNew(PyObject* list, PyObject* item);
+
 // hp_kinds.cc: the kinds face.
 // Adds annex.Kind and annex.KindFactory to the module. Returns 0, or -1
 // with an exception set.
 int AddKindTypes(PyObject* module);
-// hp.Type, hp.Clodo, hp.Size, hp.Module, hp.Via, hp.Rcs (new reference),
-// or nullptr without an exception for other names.
+// hp.Type, hp.Clodo, hp.Size, hp.Module, hp.Via, hp.Rcs, hp.Id, hp.Idset,
+// hp.Unity, hp.Prod: classifiers as objects (new reference), or nullptr
+// without an exception for other names.
 PyObject* HpKindFactory(Session* session, const char* name);
 // IdSet attributes of classifiers and partitions (bytype, byclodo, ...,
 // by, all, parts, brief, theone), or nullptr without an exception for
@@ -94,6 +104,11 @@ PyObject* HpAnything();
 // x[i] / x[a:b] on the partition.
 PyObject* IdSetSubscript(PyObject* self, PyObject* key);
 
+// hp_partition.cc: x.partition (annex.Partition, annex.PartRow).
+// AddPartitionTypes adds them to the module: 0, or -1 with an exception.
+PyObject* IdSetPartition(PyObject* self);
+int AddPartitionTypes(PyObject* module);
+
 // hp_iso.cc: hp.iso('expr'): the target objects named by `text` (a str:
 // names, .attributes and [str or int constant] subscripts, or a tuple of
 // them), read in place in the target without running its code; an IdSet,
@@ -112,10 +127,11 @@ PyObject* IdSetStat(PyObject* self);
 PyObject* IdSetMore(PyObject* self);
 PyObject* IdSetDump(PyObject* self, PyObject* args, PyObject* kwds);
 PyObject* IdSetDiff(PyObject* self, PyObject* other);
-// hp.load(source, *, special=False): the last stat record of a path, an
-// open file or a dump text; hp.loadall(source, *, special=False): all of
-// them, as a list. Read as a stream with StatLimits' bounds; paths that
-// are not regular files only with special=True.
+// hp.load(source, *, special=False): the next stat record of an open file
+// (read line by line, the file left after it; EOFError at its end), the
+// last one of a path or a dump text; hp.loadall(source, *, special=False):
+// all of them, as a list. Read as a stream with StatLimits' bounds; paths
+// that are not regular files only with special=True.
 PyObject* HpLoad(PyObject* args, PyObject* kwds);
 PyObject* HpLoadAll(PyObject* args, PyObject* kwds);
 

@@ -1,8 +1,12 @@
 // The kinds face of `hp`: classifiers on sets (x.bytype, x.byclodo, ...,
 // x.by('Type&Size')), partition rows (x[i], x[a:b], x.parts, x.kind,
-// x.brief, x.theone), and kind objects (hp.Type(dict), hp.Clodo(...),
-// hp.Size(n).alt('>='), hp.Module(name=...), hp.Via(...), hp.Rcs(...))
-// with their algebra: h & kind, h - kind, ~kind, kind | kind, kind & kind.
+// x.brief, x.theone), classifiers as objects (Heapy's equivalence
+// relations: hp.Type, hp.Type & hp.Size, hp.Type.dictof, hp.Clodo.refdby)
+// and kind objects (hp.Type(dict), hp.Clodo(...), hp.Size(n).alt('>='),
+// hp.Module(name=..., at=...), hp.Via(...), hp.Rcs(...), hp.Id(addr),
+// hp.Prod(file, line), kind.dictof) with their algebra: h & kind, h - kind,
+// ~kind, kind | kind, kind & kind. Type names given as text are checked
+// against the target's types (one walk), with close names on a miss.
 //
 // A kind is a predicate on objects, kept as a small expression tree of
 // (classifier, kind name) atoms. `set & kind` classifies the set by each
@@ -16,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "glue/classifiers.h"
@@ -66,6 +72,7 @@ struct KindExpr {
     return op == kAtom && !is_members() && classifier.is(Classifier::kSize);
   }
   std::string Repr() const {
+    if (op != kAtom && !repr.empty()) return repr;  // named combination
     switch (op) {
       case kAtom:
         return cmp == "==" || !is_size()
@@ -96,29 +103,31 @@ struct KindObject {
   PyObject_HEAD Expr* expr;
 };
 
+// A classifier as an object (Heapy's equivalence relation): hp.Type,
+// hp.Size, hp.Type & hp.Size, hp.Type.dictof. Called, a single one makes
+// kinds; x.by(er) partitions by it.
 struct FactoryObject {
   PyObject_HEAD Session* session;
-  int part;  // Classifier::Part
+  int part;  // Classifier::Part (the first part of a combination)
+  // A combination of two or more parts (hp.Type & hp.Size), owned; null
+  // for a single classifier.
+  Classifier* combo;
+  int variant;  // FactoryVariant
 };
 
-PyTypeObject* ModuleType(const char* name) {
-  PyObject* module = AnnexModule();
-  if (module == nullptr) return nullptr;
-  PyObject* type = PyObject_GetAttrString(module, name);
-  Py_DECREF(module);
-  return reinterpret_cast<PyTypeObject*>(type);
-}
+enum FactoryVariant {
+  kPlain = 0,
+  // hp.Type.dictof: kinds of dicts by their owner's type (Heapy's
+  // ByDictOwner over Type); `part` is kType.
+  kDictOf = 1,
+  // hp.Idset: Heapy's identity-set relation; partitions as Id, and called
+  // it gives the set of those objects (an IdSet), as Heapy's.
+  kIdset = 2,
+};
 
-bool IsKind(PyObject* o) {
-  PyTypeObject* t = ModuleType("Kind");
-  if (t == nullptr) {
-    PyErr_Clear();
-    return false;
-  }
-  bool r = Py_TYPE(o) == t;
-  Py_DECREF(t);
-  return r;
-}
+PyTypeObject* ModuleType(const char* name) { return AnnexType(name); }
+
+bool IsKind(PyObject* o) { return IsAnnexType(o, "Kind"); }
 
 const Expr& ExprOf(PyObject* o) {
   return *reinterpret_cast<KindObject*>(o)->expr;
@@ -164,6 +173,32 @@ Expr Combine(KindExpr::Op op, Expr a, Expr b = nullptr) {
 }
 
 }  // namespace
+
+PyTypeObject* AnnexType(const char* name) {
+  PyObject* module = AnnexModule();
+  if (module == nullptr) return nullptr;
+  PyObject* type = PyObject_GetAttrString(module, name);
+  Py_DECREF(module);
+  return reinterpret_cast<PyTypeObject*>(type);
+}
+
+bool IsAnnexType(PyObject* o, const char* name) {
+  PyTypeObject* t = AnnexType(name);
+  if (t == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  const bool r = Py_TYPE(o) == t;
+  Py_DECREF(t);
+  return r;
+}
+
+bool ListAppendNew(PyObject* list, PyObject* item) {
+  if (item == nullptr) return false;
+  const bool ok = PyList_Append(list, item) == 0;
+  Py_DECREF(item);
+  return ok;
+}
 
 bool NameArg(PyObject* arg, const char* what, std::string* out,
              bool allow_empty) {
@@ -289,6 +324,11 @@ absl::StatusOr<KindedSet> Filter(HeapView* view, const KindedSet& set,
       }
       continue;
     }
+    if (atom->classifier.is(Classifier::kId)) {
+      // hp.Id(address): the member at that address (`size` holds it).
+      for (size_t i = 0; i < n; ++i) m[i] = base.addresses[i] == atom->size;
+      continue;
+    }
     const KindedSet* labelled = nullptr;
     KindedSet stored;
     for (const Classified& c : live) {
@@ -411,6 +451,11 @@ Py_hash_t KindHash(PyObject* self) {
   return h;
 }
 
+PyObject* KindDictOf(PyObject* self, void*);
+
+// kind.alt(cmp), Heapy's: '==' is the kind itself and '!=' its complement
+// (~kind), for every kind; a Size kind also compares sizes ('<', '<=',
+// '>', '>=').
 PyObject* KindAlt(PyObject* self, PyObject* arg) {
   const KindExpr& e = *ExprOf(self);
   if (!PyUnicode_Check(arg)) {
@@ -424,15 +469,19 @@ PyObject* KindAlt(PyObject* self, PyObject* arg) {
     PyErr_Format(PyExc_ValueError, "No such comparison symbol: %R", arg);
     return nullptr;
   }
-  if (!e.is_size() || e.cmp != "==") {
-    PyErr_SetString(PyExc_ValueError,
-                    "alt() is supported on plain Size kinds, e.g. "
-                    "hp.Size(64).alt('>=')");
-    return nullptr;
+  if (e.is_size() && e.cmp == "==") {
+    auto alt = std::make_shared<KindExpr>(e);
+    alt->cmp = cmp;
+    return NewKind(alt);
   }
-  auto alt = std::make_shared<KindExpr>(e);
-  alt->cmp = cmp;
-  return NewKind(alt);
+  if (cmp == "==") return Py_NewRef(self);
+  if (cmp == "!=") return KindInvert(self);
+  PyErr_Format(PyExc_ValueError,
+               "alt(%R): orders are defined on plain Size kinds only (e.g. "
+               "hp.Size(64).alt('>=')); every kind has alt('==') (itself) "
+               "and alt('!=') (~kind). %s has no order here",
+               arg, e.Repr().c_str());
+  return nullptr;
 }
 
 PyObject* KindBrief(PyObject* self, void*) {
@@ -441,13 +490,17 @@ PyObject* KindBrief(PyObject* self, void*) {
 
 PyMethodDef kKindMethods[] = {
     {"alt", KindAlt, METH_O,
-     "alt(cmp) -> Kind: Size kinds compared with '<', '<=', '>', '>=', "
-     "'!=' or '=='."},
+     "alt(cmp) -> Kind: '==' the kind, '!=' its complement; Size kinds "
+     "also compare sizes with '<', '<=', '>', '>='."},
     {nullptr, nullptr, 0, nullptr},
 };
 
 PyGetSetDef kKindGetSet[] = {
     {"brief", KindBrief, nullptr, "the kind as a table shows it", nullptr},
+    {"dictof", KindDictOf, nullptr,
+     "the dicts owned (as __dict__) by objects of this kind of class "
+     "(hp.Type(T).dictof is hp.Clodo(dictof=T))",
+     nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
@@ -481,10 +534,114 @@ Classifier::Part FactoryPart(PyObject* self) {
       reinterpret_cast<FactoryObject*>(self)->part);
 }
 
-// The kind name of `arg` (a type, or a str taken as the name).
+// Whether a type the target has (or a static type of the process) is
+// named `name` as Heapy names types. Names of the annex's `builtins` and
+// `types` modules are found at once; any other name is looked for in one
+// walk of the target's heap, among the types of the objects found and the
+// type objects found (a class with no instance counts). false with
+// ValueError naming the close names (difflib) when none is; the error of
+// the walk (e.g. past hp.pause_limit) otherwise.
+// Where: annex thread, GIL held, annex current, outside a question.
+bool CheckTypeName(Session* session, const std::string& name,
+                   const char* what) {
+  HeapView* view = ViewOf(session);
+  if (view == nullptr) return false;
+  const TypeNamer& namer = view->namer();
+  // The static types by their own names: "dict", "types.CodeType", ...
+  auto in_module = [&](const char* module_name, const std::string& attr) {
+    PyObject* module = PyImport_ImportModule(module_name);
+    if (module == nullptr) {
+      PyErr_Clear();
+      return false;
+    }
+    PyObject* t = PyObject_GetAttrString(module, attr.c_str());
+    Py_DECREF(module);
+    if (t == nullptr) PyErr_Clear();
+    const bool r = t != nullptr && PyType_Check(t) &&
+                   namer.Name(reinterpret_cast<PyTypeObject*>(t)) == name;
+    Py_XDECREF(t);
+    return r;
+  };
+  if (name.find('.') == std::string::npos && in_module("builtins", name)) {
+    return true;
+  }
+  if (absl::StartsWith(name, "types.") && in_module("types", name.substr(6))) {
+    return true;
+  }
+  // One walk: the types of every object reached, and the type objects,
+  // named while the question holds the target (the types are alive). Only
+  // C++ strings leave it: inside, the target's thread state is current, so
+  // no Python object is made and no error set there.
+  std::vector<std::string> names;
+  absl::Status walked = [&]() -> absl::Status {
+    heap::HeapEngine::Question question(view->engine());
+    if (!question.status().ok()) return question.status();
+    absl::Status s = view->CheckQuestionMemory(nullptr, HeapView::Work::kWalk,
+                                               /*edges=*/false);
+    if (!s.ok()) return s;
+    absl::StatusOr<heap::HeapGraph> graph =
+        view->engine().Graph(heap::GraphOptions::NodesOnly());
+    if (!graph.ok()) return graph.status();
+    absl::flat_hash_set<PyTypeObject*> types;
+    for (uintptr_t a : graph->addresses) {
+      PyObject* o = reinterpret_cast<PyObject*>(a);
+      types.insert(Py_TYPE(o));
+      if (PyType_Check(o)) types.insert(reinterpret_cast<PyTypeObject*>(o));
+    }
+    names.reserve(types.size());
+    for (PyTypeObject* t : types) names.push_back(namer.Name(t));
+    return absl::OkStatus();
+  }();
+  if (!walked.ok()) {
+    RaiseStatus(walked);
+    return false;
+  }
+  if (std::find(names.begin(), names.end(), name) != names.end()) return true;
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  std::string hint;
+  PyObject* difflib = PyImport_ImportModule("difflib");
+  PyObject* all = PyList_New(0);
+  for (const std::string& n : names) {
+    PyObject* u = PyUnicode_DecodeUTF8(n.data(), n.size(), "replace");
+    if (u != nullptr && all != nullptr) PyList_Append(all, u);
+    Py_XDECREF(u);
+  }
+  PyObject* close = difflib != nullptr && all != nullptr
+                        ? PyObject_CallMethod(
+                              difflib, "get_close_matches", "s#O", name.data(),
+                              static_cast<Py_ssize_t>(name.size()), all)
+                        : nullptr;
+  if (close != nullptr && PyList_Check(close) && PyList_GET_SIZE(close) > 0) {
+    std::vector<std::string> shown;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(close); ++i) {
+      const char* c = PyUnicode_AsUTF8(PyList_GET_ITEM(close, i));
+      if (c != nullptr) shown.push_back(Quote(c));
+    }
+    hint = absl::StrCat("; did you mean ", absl::StrJoin(shown, ", "), "?");
+  }
+  Py_XDECREF(close);
+  Py_XDECREF(all);
+  Py_XDECREF(difflib);
+  PyErr_Clear();
+  PyErr_Format(PyExc_ValueError,
+               "%s: the target has no type named %s (no object of it and "
+               "no class object of that name in its heap)%s Types are "
+               "named as tables show them: 'module.Class', builtins by "
+               "their name ('dict')",
+               what, Quote(name).c_str(), hint.empty() ? "." : hint.c_str());
+  return false;
+}
+
+// The kind name of `arg` (a type, or a str taken as the name; with
+// `check`, a name the target's types have: CheckTypeName).
 // Where: annex thread, GIL held.
-bool TypeName(Session* session, PyObject* arg, std::string* name) {
-  if (PyUnicode_Check(arg)) return NameArg(arg, "kind name", name);
+bool TypeName(Session* session, PyObject* arg, std::string* name,
+              const char* check = nullptr) {
+  if (PyUnicode_Check(arg)) {
+    if (!NameArg(arg, "kind name", name)) return false;
+    return check == nullptr || CheckTypeName(session, *name, check);
+  }
   if (PyType_Check(arg)) {
     HeapView* view = ViewOf(session);
     if (view == nullptr) return false;
@@ -500,7 +657,7 @@ bool TypeName(Session* session, PyObject* arg, std::string* name) {
 
 PyObject* MakeType(Session* session, PyObject* arg) {
   std::string name;
-  if (!TypeName(session, arg, &name)) return nullptr;
+  if (!TypeName(session, arg, &name, "hp.Type()")) return nullptr;
   return NewKind(Atom(Classifier(Classifier::kType), name,
                       absl::StrCat("hp.Type(", Quote(name), ")")));
 }
@@ -529,7 +686,7 @@ PyObject* MakeClodo(Session* session, PyObject* args, PyObject* kwds) {
       return nullptr;
     }
     std::string name;
-    if (!TypeName(session, kind, &name)) return nullptr;
+    if (!TypeName(session, kind, &name, "hp.Clodo()")) return nullptr;
     return NewKind(
         Atom(clodo, name, absl::StrCat("hp.Clodo(", Quote(name), ")")));
   }
@@ -537,7 +694,7 @@ PyObject* MakeClodo(Session* session, PyObject* args, PyObject* kwds) {
     return NewKind(Atom(clodo, kNoOwnerDict, "hp.Clodo(dictof=())"));
   }
   std::string name;
-  if (!TypeName(session, dictof, &name)) return nullptr;
+  if (!TypeName(session, dictof, &name, "hp.Clodo(dictof=...)")) return nullptr;
   return NewKind(Atom(clodo, "dict of " + name,
                       absl::StrCat("hp.Clodo(dictof=", Quote(name), ")")));
 }
@@ -558,25 +715,107 @@ PyObject* MakeSize(PyObject* arg) {
   return NewKind(e);
 }
 
-PyObject* MakeModule(PyObject* args, PyObject* kwds) {
-  static const char* kw[] = {"name", nullptr};
+// An address given by the user (an int > 0, as id() in the target gives).
+bool AddressArg(PyObject* arg, const char* what, uintptr_t* out) {
+  unsigned long long v = PyLong_Check(arg) ? PyLong_AsUnsignedLongLong(arg) : 0;
+  if (!PyLong_Check(arg) || PyErr_Occurred() || v == 0) {
+    PyErr_Clear();
+    PyErr_Format(PyExc_TypeError,
+                 "%s takes an address: an int > 0, as id() in the target "
+                 "gives",
+                 what);
+    return false;
+  }
+  *out = static_cast<uintptr_t>(v);
+  return true;
+}
+
+// The object at `address` as a kind (Heapy's Id kind).
+Expr IdAtom(uintptr_t address) {
+  auto e = std::make_shared<KindExpr>();
+  e->classifier = Classifier(Classifier::kId);
+  e->size = address;
+  e->label = RenderId(address);
+  e->repr = absl::StrCat("hp.Id(0x", absl::Hex(address), ")");
+  return e;
+}
+
+PyObject* MakeModule(Session* session, PyObject* args, PyObject* kwds) {
+  static const char* kw[] = {"name", "at", nullptr};
   PyObject* name = nullptr;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O", const_cast<char**>(kw),
-                                   &name)) {
+  PyObject* at = nullptr;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO", const_cast<char**>(kw),
+                                   &name, &at)) {
     return nullptr;
   }
   Classifier module(Classifier::kModule);
-  if (name == nullptr)
+  if (name == nullptr && at == nullptr) {
     return NewKind(Atom(module, kNotModuleKind, "hp.Module()"));
-  if (!PyUnicode_Check(name)) {
-    PyErr_SetString(PyExc_TypeError, "hp.Module(name=...) takes a str");
+  }
+  Expr named;
+  std::string repr;
+  if (name != nullptr) {
+    if (!PyUnicode_Check(name)) {
+      PyErr_SetString(PyExc_TypeError, "hp.Module(name=...) takes a str");
+      return nullptr;
+    }
+    std::string n;
+    if (!NameArg(name, "hp.Module(name=...)", &n)) return nullptr;
+    named = Atom(module, n, absl::StrCat("hp.Module(name=", Quote(n), ")"));
+    repr = absl::StrCat("name=", Quote(n));
+  }
+  if (at == nullptr) return NewKind(named);
+  // Heapy's at=: the module at that address (and of that name, when
+  // given): a module object that is the object at `at`.
+  uintptr_t address = 0;
+  if (!AddressArg(at, "hp.Module(at=...)", &address)) return nullptr;
+  if (named == nullptr) {
+    HeapView* view = ViewOf(session);
+    if (view == nullptr) return nullptr;
+    named = Atom(Classifier(Classifier::kType),
+                 view->namer().Name(&PyModule_Type), "hp.Type.Module");
+  }
+  auto e = std::make_shared<KindExpr>();
+  e->op = KindExpr::kAnd;
+  e->a = named;
+  e->b = IdAtom(address);
+  e->repr = absl::StrCat("hp.Module(", repr, repr.empty() ? "" : ", ", "at=0x",
+                         absl::Hex(address), ")");
+  return NewKind(e);
+}
+
+// hp.Prod(): objects with no known producer; hp.Prod(filename, lineno):
+// those allocated at that line (as tables show it, 'file.py:12').
+PyObject* MakeProd(PyObject* args, PyObject* kwds) {
+  const Py_ssize_t nargs = PyTuple_GET_SIZE(args);
+  Classifier prod(Classifier::kProd);
+  if ((kwds == nullptr || PyDict_GET_SIZE(kwds) == 0) && nargs == 0) {
+    return NewKind(Atom(prod, kUnknownProducer, "hp.Prod()"));
+  }
+  static const char* kw[] = {"filename", "lineno", nullptr};
+  PyObject* file = nullptr;
+  int line = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "Ui:Prod",
+                                   const_cast<char**>(kw), &file, &line)) {
+    PyErr_Clear();
+    PyErr_SetString(PyExc_TypeError,
+                    "hp.Prod() takes no argument (objects of unknown "
+                    "producer) or a filename and a line number, e.g. "
+                    "hp.Prod('/app/cache.py', 12)");
     return nullptr;
   }
-  std::string n;
-  if (!NameArg(name, "hp.Module(name=...)", &n)) return nullptr;
-  return NewKind(
-      Atom(module, n, absl::StrCat("hp.Module(name=", Quote(n), ")")));
+  std::string f;
+  if (!NameArg(file, "hp.Prod()", &f)) return nullptr;
+  return NewKind(Atom(prod, absl::StrCat(f, ":", line),
+                      absl::StrCat("hp.Prod(", Quote(f), ", ", line, ")")));
 }
+
+// hp.Type.dictof(T): the dicts owned by an object of type T (T a type, a
+// name, or a Type / Clodo kind of a class); () or hp.Nothing: dicts
+// without owner; None: objects that are not dicts (Heapy's notdict).
+PyObject* MakeDictOf(Session* session, PyObject* arg);
+
+PyObject* KindDictOf(PyObject* self, void*);
 
 PyObject* MakeVia(PyObject* args) {
   std::vector<std::string> rels, reprs;
@@ -628,11 +867,125 @@ PyObject* MakeRcs(Session* session, PyObject* args) {
            absl::StrCat("hp.Rcs(", absl::StrJoin(reprs, ", "), ")")));
 }
 
+// The kind `k` as the owner kind of dicts (kind.dictof): a Type kind or a
+// Clodo kind of a class gives the Clodo kind of the dicts its objects own;
+// a union gives the union of theirs. nullptr with TypeError for other
+// kinds (the owner would have to be classified anew).
+Expr DictOfExpr(const Expr& k) {
+  if (k->op == KindExpr::kOr) {
+    Expr a = DictOfExpr(k->a);
+    if (a == nullptr) return nullptr;
+    Expr b = DictOfExpr(k->b);
+    if (b == nullptr) return nullptr;
+    return Combine(KindExpr::kOr, a, b);
+  }
+  const bool class_kind = k->op == KindExpr::kAtom && !k->is_members() &&
+                          k->cmp == "==" &&
+                          (k->classifier.is(Classifier::kType) ||
+                           (k->classifier.is(Classifier::kClodo) &&
+                            !absl::StartsWith(k->label, "dict ")));
+  if (!class_kind) {
+    PyErr_Format(PyExc_TypeError,
+                 "dictof: %s is not a kind of class; dictof is defined for "
+                 "hp.Type(T), hp.Clodo(T) and their unions (|)",
+                 k->Repr().c_str());
+    return nullptr;
+  }
+  return Atom(Classifier(Classifier::kClodo), "dict of " + k->label,
+              k->Repr() + ".dictof");
+}
+
+PyObject* KindDictOf(PyObject* self, void*) {
+  Expr e = DictOfExpr(ExprOf(self));
+  return e == nullptr ? nullptr : NewKind(std::move(e));
+}
+
+PyObject* MakeDictOf(Session* session, PyObject* arg) {
+  Classifier clodo(Classifier::kClodo);
+  if (arg == Py_None) {
+    // Heapy's notdict: everything that is not a dict.
+    auto e = std::make_shared<KindExpr>();
+    e->op = KindExpr::kNot;
+    e->a = Atom(Classifier(Classifier::kType), "dict", "hp.Type.Dict");
+    e->repr = "hp.Type.dictof(None)";
+    return NewKind(e);
+  }
+  if (PyTuple_Check(arg) && PyTuple_GET_SIZE(arg) == 0) {
+    return NewKind(Atom(clodo, kNoOwnerDict, "hp.Type.dictof(())"));
+  }
+  if (IsKind(arg)) return KindDictOf(arg, nullptr);
+  std::string name;
+  if (!TypeName(session, arg, &name, "hp.Type.dictof()")) return nullptr;
+  return NewKind(Atom(clodo, "dict of " + name,
+                      absl::StrCat("hp.Type.dictof(", Quote(name), ")")));
+}
+
+// hp.Idset(ids or IdSets...): Heapy's Idset called gives the set of those
+// objects: here the live ones, as hp.iso does.
+PyObject* MakeIdset(Session* session, PyObject* args) {
+  std::vector<uintptr_t> addresses;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args); ++i) {
+    PyObject* a = PyTuple_GET_ITEM(args, i);
+    if (PyLong_Check(a)) {
+      uintptr_t address = 0;
+      if (!AddressArg(a, "hp.Idset()", &address)) return nullptr;
+      addresses.push_back(address);
+      continue;
+    }
+    KindedSet* set = hp_internal::IdSetContents(a);
+    if (set == nullptr) {
+      PyErr_Clear();
+      return PyErr_Format(PyExc_TypeError,
+                          "hp.Idset() takes ids (ints, as id() in the target "
+                          "gives) or IdSets, not %.100s",
+                          Py_TYPE(a)->tp_name);
+    }
+    addresses.insert(addresses.end(), set->addresses.begin(),
+                     set->addresses.end());
+  }
+  HeapView* view = ViewOf(session);
+  if (view == nullptr) return nullptr;
+  auto set = view->FromAddresses(std::move(addresses));
+  if (!set.ok()) return RaiseStatus(set.status());
+  return NewIdSet(session, std::move(*set));
+}
+
+const Classifier* FactoryCombo(PyObject* self) {
+  return reinterpret_cast<FactoryObject*>(self)->combo;
+}
+int FactoryVariantOf(PyObject* self) {
+  return reinterpret_cast<FactoryObject*>(self)->variant;
+}
+
 PyObject* FactoryCall(PyObject* self, PyObject* args, PyObject* kwds) {
   Session* session = FactorySession(self);
   const Classifier::Part part = FactoryPart(self);
   const Py_ssize_t nargs = PyTuple_GET_SIZE(args);
   const bool no_kwds = kwds == nullptr || PyDict_GET_SIZE(kwds) == 0;
+  if (FactoryCombo(self) != nullptr) {
+    PyErr_SetString(PyExc_TypeError,
+                    "a combination of classifiers partitions (x.by(hp.Type "
+                    "& hp.Size)) but makes no kind by itself: combine kinds "
+                    "instead, e.g. hp.Type(dict) & hp.Size(64)");
+    return nullptr;
+  }
+  if (FactoryVariantOf(self) == kDictOf) {
+    if (nargs != 1 || !no_kwds) {
+      PyErr_SetString(PyExc_TypeError,
+                      "hp.Type.dictof() takes one owner: a type or its name, "
+                      "a kind of class, () for dicts without owner, or None "
+                      "for objects that are not dicts");
+      return nullptr;
+    }
+    return MakeDictOf(session, PyTuple_GET_ITEM(args, 0));
+  }
+  if (FactoryVariantOf(self) == kIdset) {
+    if (!no_kwds) {
+      PyErr_SetString(PyExc_TypeError, "hp.Idset() takes ids or IdSets");
+      return nullptr;
+    }
+    return MakeIdset(session, args);
+  }
   switch (part) {
     case Classifier::kType:
       if (nargs != 1 || !no_kwds) {
@@ -651,13 +1004,35 @@ PyObject* FactoryCall(PyObject* self, PyObject* args, PyObject* kwds) {
       }
       return MakeSize(PyTuple_GET_ITEM(args, 0));
     case Classifier::kModule:
-      return MakeModule(args, kwds);
+      return MakeModule(session, args, kwds);
     case Classifier::kVia:
       if (!no_kwds) break;
       return MakeVia(args);
     case Classifier::kRcs:
       if (!no_kwds) break;
       return MakeRcs(session, args);
+    case Classifier::kUnity:
+      if (nargs != 0 || !no_kwds) {
+        PyErr_SetString(PyExc_TypeError,
+                        "hp.Unity() takes no argument: its one kind is "
+                        "hp.Anything");
+        return nullptr;
+      }
+      return HpAnything();
+    case Classifier::kId: {
+      uintptr_t address = 0;
+      if (nargs != 1 || !no_kwds) {
+        PyErr_SetString(PyExc_TypeError,
+                        "hp.Id() takes one address (id() in the target)");
+        return nullptr;
+      }
+      if (!AddressArg(PyTuple_GET_ITEM(args, 0), "hp.Id()", &address)) {
+        return nullptr;
+      }
+      return NewKind(IdAtom(address));
+    }
+    case Classifier::kProd:
+      return MakeProd(args, kwds);
     default:
       break;
   }
@@ -665,14 +1040,61 @@ PyObject* FactoryCall(PyObject* self, PyObject* args, PyObject* kwds) {
   return nullptr;
 }
 
+PyObject* NewFactory(Session* session, Classifier::Part part,
+                     const Classifier* combo, int variant) {
+  PyTypeObject* t = ModuleType("KindFactory");
+  if (t == nullptr) return nullptr;
+  PyObject* obj = PyType_GenericAlloc(t, 0);
+  Py_DECREF(t);
+  if (obj == nullptr) return nullptr;
+  auto* f = reinterpret_cast<FactoryObject*>(obj);
+  f->session = session;
+  f->part = part;
+  f->combo = combo != nullptr ? new Classifier(*combo) : nullptr;
+  f->variant = variant;
+  return obj;
+}
+
+bool IsFactory(PyObject* o) { return IsAnnexType(o, "KindFactory"); }
+
+// The classifier a factory partitions by; InvalidArgument for one that
+// makes kinds only (hp.Type.dictof).
+absl::StatusOr<Classifier> FactoryClassifier(PyObject* self) {
+  if (FactoryVariantOf(self) == kDictOf) {
+    return absl::InvalidArgumentError(
+        "by(hp.Type.dictof): not a partition here; x.byclodo puts each dict "
+        "in the row of its owner's type ('dict of T', 'dict (no owner)')");
+  }
+  if (FactoryCombo(self) != nullptr) return *FactoryCombo(self);
+  return Classifier(FactoryPart(self));
+}
+
+// er & er: Heapy's combined equivalence relation (hp.Type & hp.Size), the
+// same as by('Type&Size'); a part given twice counts once.
+PyObject* FactoryAnd(PyObject* a, PyObject* b) {
+  if (!IsFactory(a) || !IsFactory(b)) Py_RETURN_NOTIMPLEMENTED;
+  std::vector<std::string> names;
+  for (PyObject* f : {a, b}) {
+    absl::StatusOr<Classifier> c = FactoryClassifier(f);
+    if (!c.ok()) return RaiseStatus(c.status());
+    for (Classifier::Part p : c->parts()) {
+      const std::string n = Classifier::PartName(p);
+      if (std::find(names.begin(), names.end(), n) == names.end()) {
+        names.push_back(n);
+      }
+    }
+  }
+  absl::StatusOr<Classifier> c = Classifier::Parse(absl::StrJoin(names, "&"));
+  if (!c.ok()) return RaiseStatus(c.status());
+  return NewFactory(FactorySession(a), c->parts()[0],
+                    c->parts().size() > 1 ? &*c : nullptr, kPlain);
+}
+
 // hp.Type.Dict, hp.Type.Int, hp.Type.Code...: Heapy's shorthands, the
 // `types` module's <Name>Type or else the builtin <name>.
-PyObject* FactoryGetattro(PyObject* self, PyObject* name) {
-  PyObject* found = PyObject_GenericGetAttr(self, name);
-  if (found != nullptr || !PyErr_ExceptionMatches(PyExc_AttributeError) ||
-      FactoryPart(self) != Classifier::kType) {
-    return found;
-  }
+// Called with the AttributeError of the plain lookup set (left set when
+// the name is no shorthand either).
+PyObject* TypeShorthand(PyObject* self, PyObject* name) {
   Py_ssize_t len = 0;
   const char* n = PyUnicode_AsUTF8AndSize(name, &len);
   if (n == nullptr || n[0] == '_' ||
@@ -707,26 +1129,99 @@ PyObject* FactoryGetattro(PyObject* self, PyObject* name) {
   return kind;
 }
 
+// hp.Type.dictof, hp.Clodo.refdby (hp.Rcs), and hp.Type's shorthands
+// (hp.Type.Dict).
+PyObject* FactoryGetattro(PyObject* self, PyObject* name) {
+  PyObject* found = PyObject_GenericGetAttr(self, name);
+  if (found != nullptr || !PyErr_ExceptionMatches(PyExc_AttributeError) ||
+      FactoryCombo(self) != nullptr || FactoryVariantOf(self) != kPlain) {
+    return found;
+  }
+  const char* n = PyUnicode_AsUTF8(name);
+  if (n == nullptr) return nullptr;
+  const Classifier::Part part = FactoryPart(self);
+  if (std::strcmp(n, "dictof") == 0) {
+    if (part != Classifier::kType && part != Classifier::kClodo) {
+      PyErr_Format(PyExc_AttributeError,
+                   "hp.%s.dictof: dictof is offered for hp.Type (dicts by "
+                   "their owner's type)",
+                   Classifier::PartName(part).c_str());
+      return nullptr;
+    }
+    PyErr_Clear();
+    return NewFactory(FactorySession(self), Classifier::kType, nullptr,
+                      kDictOf);
+  }
+  if (std::strcmp(n, "refdby") == 0) {
+    if (part != Classifier::kClodo) {
+      PyErr_Format(PyExc_AttributeError,
+                   "hp.%s.refdby: refdby is offered for hp.Clodo "
+                   "(hp.Clodo.refdby is hp.Rcs: objects by the Clodo kinds "
+                   "of their referrers)",
+                   Classifier::PartName(part).c_str());
+      return nullptr;
+    }
+    PyErr_Clear();
+    return NewFactory(FactorySession(self), Classifier::kRcs, nullptr, kPlain);
+  }
+  if (part != Classifier::kType) return found;
+  return TypeShorthand(self, name);
+}
+
 PyObject* FactoryRepr(PyObject* self) {
-  return PyUnicode_FromString(
-      absl::StrCat("hp.", Classifier::PartName(FactoryPart(self))).c_str());
+  if (FactoryVariantOf(self) == kDictOf) {
+    return PyUnicode_FromString("hp.Type.dictof");
+  }
+  if (FactoryVariantOf(self) == kIdset) return PyUnicode_FromString("hp.Idset");
+  std::vector<std::string> names;
+  if (const Classifier* c = FactoryCombo(self)) {
+    for (Classifier::Part p : c->parts()) {
+      names.push_back("hp." + Classifier::PartName(p));
+    }
+  } else {
+    names.push_back("hp." + Classifier::PartName(FactoryPart(self)));
+  }
+  return PyUnicode_FromString(absl::StrJoin(names, " & ").c_str());
+}
+
+PyObject* FactoryName(PyObject* self, void*) {
+  if (FactoryVariantOf(self) == kDictOf) {
+    return PyUnicode_FromString("Type.dictof");
+  }
+  if (FactoryVariantOf(self) == kIdset) return PyUnicode_FromString("Idset");
+  absl::StatusOr<Classifier> c = FactoryClassifier(self);
+  if (!c.ok()) return RaiseStatus(c.status());
+  return PyUnicode_FromString(c->Name().c_str());
 }
 
 void FactoryDealloc(PyObject* self) {
   PyTypeObject* type = Py_TYPE(self);
+  delete reinterpret_cast<FactoryObject*>(self)->combo;
   type->tp_free(self);
   Py_DECREF(type);
 }
 
+PyGetSetDef kFactoryGetSet[] = {
+    {"name", FactoryName, nullptr,
+     "the classifier's name as x.er and by() give it ('Type&Size')", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
 PyType_Slot kFactorySlots[] = {
     {Py_tp_doc,
-     const_cast<char*>("Makes kinds of one classifier: hp.Type(dict), "
-                       "hp.Type.Dict, hp.Clodo(dictof=T), hp.Size(n), "
-                       "hp.Module(name=...), hp.Via(\"['k']\"), hp.Rcs(...).")},
+     const_cast<char*>(
+         "A classifier (Heapy's equivalence relation). Called, it makes "
+         "kinds: hp.Type(dict), hp.Type.Dict, hp.Clodo(dictof=T), "
+         "hp.Size(n), hp.Module(name=..., at=...), hp.Via(\"['k']\"), "
+         "hp.Rcs(...), hp.Id(addr), hp.Prod(file, line), hp.Unity(), "
+         "hp.Type.dictof(T); x.by(er) partitions by it; er & er combines "
+         "(hp.Type & hp.Size).")},
     {Py_tp_dealloc, reinterpret_cast<void*>(FactoryDealloc)},
     {Py_tp_call, reinterpret_cast<void*>(FactoryCall)},
     {Py_tp_getattro, reinterpret_cast<void*>(FactoryGetattro)},
+    {Py_tp_getset, kFactoryGetSet},
     {Py_tp_repr, reinterpret_cast<void*>(FactoryRepr)},
+    {Py_nb_and, reinterpret_cast<void*>(FactoryAnd)},
     {0, nullptr},
 };
 
@@ -745,12 +1240,8 @@ PyObject* Classified(PyObject* self, const Classifier& c) {
 
 PyObject* IdSetBy(PyObject* self, PyObject* arg) {
   absl::StatusOr<Classifier> c;
-  PyTypeObject* factory = ModuleType("KindFactory");
-  if (factory == nullptr) return nullptr;
-  const bool is_factory = Py_TYPE(arg) == factory;
-  Py_DECREF(factory);
-  if (is_factory) {
-    c = Classifier(FactoryPart(arg));
+  if (IsFactory(arg)) {
+    c = FactoryClassifier(arg);
   } else if (PyUnicode_Check(arg)) {
     std::string name;
     if (!NameArg(arg, "by()", &name, /*allow_empty=*/true)) return nullptr;
@@ -758,7 +1249,8 @@ PyObject* IdSetBy(PyObject* self, PyObject* arg) {
   } else {
     PyErr_SetString(PyExc_TypeError,
                     "by(): an equivalence relation name expected, e.g. "
-                    "'Type', 'Clodo', 'Type&Size', or hp.Type");
+                    "'Type', 'Clodo', 'Type&Size', or hp.Type, "
+                    "hp.Type & hp.Size");
     return nullptr;
   }
   if (!c.ok()) return RaiseStatus(c.status());
@@ -788,9 +1280,9 @@ std::string Brief(const KindedSet& set) {
 }  // namespace
 
 const char* const kIdSetKindsAttrs[] = {
-    "by",     "byclodo", "bymodule", "byprod",  "byrcs",
-    "bysize", "bytype",  "byunity",  "byvia",   "brief",
-    "er",     "parts",   "theone",   "byidset", nullptr,
+    "by",     "byclodo", "bymodule",  "byprod", "byrcs", "bysize",
+    "bytype", "byunity", "byvia",     "brief",  "er",    "parts",
+    "theone", "byidset", "partition", nullptr,
 };
 
 PyObject* IdSetKindsAttr(PyObject* self, const char* name) {
@@ -815,6 +1307,7 @@ PyObject* IdSetKindsAttr(PyObject* self, const char* name) {
     if (n == b.attr) return Classified(self, Classifier(b.part));
   }
   if (n == "by") return PyCFunction_New(&kByMethod, self);
+  if (n == "partition") return IdSetPartition(self);
   if (n == "er") {
     return PyUnicode_FromString(SetOf(self).classifier.Name().c_str());
   }
@@ -989,35 +1482,25 @@ int AddKindTypes(PyObject* module) {
     Py_DECREF(factory);
     return -1;
   }
-  return 0;
+  // x.partition (hp_partition.cc).
+  return AddPartitionTypes(module);
 }
 
 PyObject* HpKindFactory(Session* session, const char* name) {
   const std::string n = name;
-  Classifier::Part part;
-  if (n == "Type") {
-    part = Classifier::kType;
-  } else if (n == "Clodo") {
-    part = Classifier::kClodo;
-  } else if (n == "Size") {
-    part = Classifier::kSize;
-  } else if (n == "Module") {
-    part = Classifier::kModule;
-  } else if (n == "Via") {
-    part = Classifier::kVia;
-  } else if (n == "Rcs") {
-    part = Classifier::kRcs;
-  } else {
-    return nullptr;
+  if (n == "Idset") {
+    return NewFactory(session, Classifier::kId, nullptr, kIdset);
   }
-  PyTypeObject* t = ModuleType("KindFactory");
-  if (t == nullptr) return nullptr;
-  PyObject* obj = PyType_GenericAlloc(t, 0);
-  Py_DECREF(t);
-  if (obj == nullptr) return nullptr;
-  reinterpret_cast<FactoryObject*>(obj)->session = session;
-  reinterpret_cast<FactoryObject*>(obj)->part = part;
-  return obj;
+  static const Classifier::Part kParts[] = {
+      Classifier::kType,   Classifier::kClodo, Classifier::kSize,
+      Classifier::kModule, Classifier::kVia,   Classifier::kRcs,
+      Classifier::kUnity,  Classifier::kId,    Classifier::kProd};
+  for (Classifier::Part part : kParts) {
+    if (n == Classifier::PartName(part)) {
+      return NewFactory(session, part, nullptr, kPlain);
+    }
+  }
+  return nullptr;
 }
 
 }  // namespace annex::glue::internal

@@ -49,24 +49,9 @@ constexpr size_t kPageRows = 10;  // Heapy's max_more_lines
 
 int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
 
-PyTypeObject* ModuleType(const char* name) {
-  PyObject* module = AnnexModule();
-  if (module == nullptr) return nullptr;
-  PyObject* type = PyObject_GetAttrString(module, name);
-  Py_DECREF(module);
-  return reinterpret_cast<PyTypeObject*>(type);
-}
+PyTypeObject* ModuleType(const char* name) { return AnnexType(name); }
 
-bool IsStat(PyObject* o) {
-  PyTypeObject* t = ModuleType("Stat");
-  if (t == nullptr) {
-    PyErr_Clear();
-    return false;
-  }
-  const bool r = Py_TYPE(o) == t;
-  Py_DECREF(t);
-  return r;
-}
+bool IsStat(PyObject* o) { return IsAnnexType(o, "Stat"); }
 
 const Stat& StatOf(PyObject* o) {
   return **reinterpret_cast<StatObject*>(o)->stat;
@@ -315,6 +300,53 @@ bool FeedFile(PyObject* file, StatReader& reader, absl::Status* status) {
   }
 }
 
+// hp.load(f) of an open file: the next record, read with f.readline() up
+// to and including its '.end:' line, so the file is left just after it and
+// the next call reads the record after (Heapy's load of an open file; a
+// loop of load(f) walks a file of several dumps). Blank lines before the
+// record are skipped. Memory is bounded as for a path: lines are read in
+// pieces of at most 64 Ki characters and the reader refuses a line or a
+// record past StatLimits. nullptr with EOFError when only blank lines (or
+// nothing) are left, ValueError for a malformed or cut-short record, or
+// the file's own error.
+PyObject* LoadNextRecord(PyObject* file) {
+  StatReader reader{StatLimits()};
+  absl::Status status;
+  std::string chunk;
+  bool at_end = false;
+  while (status.ok() && reader.complete_records() == 0) {
+    PyObject* data = PyObject_CallMethod(file, "readline", "n",
+                                         static_cast<Py_ssize_t>(64 << 10));
+    if (data == nullptr) return nullptr;
+    const bool ok = Bytes(data, &chunk);
+    Py_DECREF(data);
+    if (!ok) return nullptr;
+    if (chunk.empty()) {
+      at_end = true;
+      break;
+    }
+    status = reader.Feed(chunk);
+  }
+  // The last line may lack its '\n'; a record begun but not ended is an
+  // error.
+  if (status.ok() && at_end) status = reader.Finish();
+  if (!status.ok()) {
+    PyErr_Format(PyExc_ValueError,
+                 "%s (in the file, lines counted from where this load() "
+                 "began)",
+                 std::string(status.message()).c_str());
+    return nullptr;
+  }
+  std::vector<Stat> records = reader.TakeRecords();
+  if (records.empty()) {
+    PyErr_SetString(PyExc_EOFError,
+                    "load(): no more stat records in the file (it is at its "
+                    "end)");
+    return nullptr;
+  }
+  return NewStat(std::move(records.front()));
+}
+
 // The records of `source` for load()/loadall(): the dump text itself (a
 // str that starts with ".loader:"), a file (a path), or what an open file
 // has left to read, read as a stream with StatLimits' bounds (all records,
@@ -561,13 +593,11 @@ PyObject* RowList(const Stat& s, size_t first) {
   for (size_t i = 0; i < s.rows.size(); ++i) {
     cumul += s.rows[i].size;
     if (i < first) continue;
-    PyObject* r = NewStatRow(s.rows[i], static_cast<Py_ssize_t>(i), cumul);
-    if (r == nullptr || PyList_Append(list, r) < 0) {
-      Py_XDECREF(r);
+    if (!ListAppendNew(
+            list, NewStatRow(s.rows[i], static_cast<Py_ssize_t>(i), cumul))) {
       Py_DECREF(list);
       return nullptr;
     }
-    Py_DECREF(r);
   }
   return list;
 }
@@ -1022,6 +1052,17 @@ PyObject* HpLoad(PyObject* args, PyObject* kwds) {
   PyObject* source;
   int special;
   if (!LoadArgs(args, kwds, "O|$p:load", &source, &special)) return nullptr;
+  if (!PyUnicode_Check(source) && !PyBytes_Check(source)) {
+    // An open file: its next record, one per call.
+    if (HasAttr(source, "readline")) return LoadNextRecord(source);
+    if (HasAttr(source, "read")) {
+      return PyErr_Format(
+          PyExc_TypeError,
+          "load() reads an open file one record at a time with readline(), "
+          "which %.100s lacks; hp.loadall(f) reads it whole",
+          Py_TYPE(source)->tp_name);
+    }
+  }
   std::unique_ptr<std::vector<Stat>> records =
       LoadRecords(source, /*last_only=*/true, special);
   if (records == nullptr) return nullptr;

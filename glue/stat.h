@@ -151,6 +151,8 @@ class StatReader {
   absl::Status Finish();
   // The complete records read (all, or the last one), oldest first.
   std::vector<Stat> TakeRecords();
+  // How many complete records are held (TakeRecords would return them).
+  size_t complete_records() const { return records_.size(); }
   size_t lines() const { return line_no_; }
 
  private:

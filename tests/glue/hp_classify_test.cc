@@ -342,9 +342,179 @@ TEST_F(HpClassifyTest, ByprodNamesTheAllocationLine) {
                     "made = [Made() for _ in range(6)]\n"));
   std::string out = Exec(monitor_,
                          "m = hp.heap() & hp.Type('__main__.Made')\n"
-                         "print(len(m), m.byprod.kind.brief)\n");
+                         "print(len(m), m.byprod.kind.brief)\n"
+                         // Prod kinds: that line, and no known producer.
+                         "print(len(m & hp.Prod('<string>', 5)),"
+                         " len(m & hp.Prod('<string>', 4)), len(m & hp.Prod()),"
+                         " hp.Prod('<string>', 5).brief, hp.Prod())\n");
   ASSERT_TRUE(RunTargetCode("tracemalloc.stop(); del made"));
-  EXPECT_EQ(out, "6 <string>:5\n");
+  EXPECT_EQ(out, "6 <string>:5\n6 0 0 <string>:5 hp.Prod()\n");
+}
+
+// Heapy's kinds and classifiers as objects, over a heap built here: 7
+// instances each owning a real __dict__, 4 instances of another class, 3
+// dicts without owner and a module object, so every count is known.
+constexpr char kOwners[] = R"(
+import sys, types
+class KOwner:
+    def __init__(self, i):
+        self.__dict__ = {'i': i}  # a dict object of its own, on every version
+class KOther:
+    def __init__(self, i):
+        self.__dict__ = {'j': i}
+class KNoInstance:
+    pass
+k_hidden = [type('KHidden', (), {})]  # no module attribute of that name
+k_owners = [KOwner(i) for i in range(7)]
+k_others = [KOther(i) for i in range(4)]
+k_plain = [{'p': i} for i in range(3)]
+k_mod = types.ModuleType('kmod')
+sys.modules['kmod'] = k_mod
+k_owner_ids = [id(o) for o in k_owners]
+k_dict_ids = [id(o.__dict__) for o in k_owners]
+k_other_dict_ids = [id(o.__dict__) for o in k_others]
+k_plain_ids = [id(d) for d in k_plain]
+k_plain_size = sum(sys.getsizeof(d) for d in k_plain)
+)";
+
+TEST_F(HpClassifyTest, ClassifiersAndKindsAsHeapyObjects) {
+  ASSERT_TRUE(RunTargetCode(kOwners));
+  auto ids = [](const std::string& name) {
+    return TargetStr("repr(" + name + ")");
+  };
+  std::string out = Exec(
+      monitor_,
+      "owners, dicts = " + ids("k_owner_ids") + ", " + ids("k_dict_ids") +
+          "\n"
+          "others = " +
+          ids("k_other_dict_ids") +
+          "\n"
+          "plain = " +
+          ids("k_plain_ids") +
+          "\n"
+          "s = hp.iso(*owners, *dicts, *plain)\n"
+          "h = hp.heap()\n"
+          "def err(f):\n"
+          "    try:\n"
+          "        f()\n"
+          "    except Exception as e:\n"
+          "        return type(e).__name__ + ': ' + str(e)\n"
+          "    return 'no error'\n"
+          // er & er: a combined classifier, as by('Type&Size').
+          "ts = hp.Type & hp.Size\n"
+          "print(ts, ts.name, (hp.Type & hp.Type).name,"
+          " (ts & hp.Clodo).name, repr(s.by(ts)) == repr(s.by('Type&Size')),"
+          " s.by(ts).er)\n"
+          "print(err(lambda: ts(dict)).split(':')[0])\n"
+          // Unity, Id, Idset.
+          "print(hp.Unity() == hp.Anything, (s & hp.Unity()) == s,"
+          " s.by(hp.Unity).er, len(s.by(hp.Unity).parts))\n"
+          "print(len(s & hp.Id(owners[0])), (s & hp.Id(owners[0])) =="
+          " hp.iso(owners[0]), len(s - hp.Id(owners[0])),"
+          " len(s & (hp.Id(owners[0]) | hp.Id(plain[0]))))\n"
+          "print(len(hp.Idset(owners[0], plain[0])), hp.Idset(*owners) =="
+          " hp.iso(*owners), s.by(hp.Idset).er, hp.Idset)\n"
+          // dictof: the dicts the instances own, by every spelling.
+          "K = '__main__.KOwner'\n"
+          "mine = hp.iso(*dicts)\n"
+          "print((h & hp.Type.dictof(K)) == mine, (h & hp.Type(K).dictof) =="
+          " mine, (h & hp.Type.dictof(hp.Type(K))) == mine,"
+          " (h & hp.Clodo(K).dictof) == mine)\n"
+          "print((h & (hp.Type(K) | hp.Type('__main__.KOther')).dictof) =="
+          " hp.iso(*dicts, *others), len(s & hp.Type.dictof(())),"
+          " (s & hp.Type.dictof(())) == hp.iso(*plain),"
+          " (s & hp.Type.dictof(None)) == hp.iso(*owners))\n"
+          "print(hp.Type(K).dictof, hp.Type.dictof, hp.Clodo.refdby)\n"
+          "print(err(lambda: hp.Size.dictof).split(':')[0],"
+          " err(lambda: hp.Size(3).dictof).split(':')[0],"
+          " err(lambda: s.by(hp.Type.dictof)).split(':')[0])\n"
+          // alt: '==' is the kind, '!=' its complement, on every kind.
+          "print(hp.Type(dict).alt('==') == hp.Type(dict),"
+          " (s & hp.Type(K).alt('!=')) == (s - hp.Type(K)),"
+          " len(s & hp.Clodo(dictof=()).alt('!=')),"
+          " err(lambda: hp.Type(dict).alt('<')).split(':')[0])\n"
+          // Module(at=...): the module object at that address.
+          "m = " +
+          TargetStr("str(id(k_mod))") +
+          "\n"
+          "print(len(h & hp.Module(at=m)), len(h & hp.Module(name='kmod',"
+          " at=m)), len(h & hp.Module(name='sys', at=m)),"
+          " len(h & hp.Module(at=owners[0])), hp.Module(name='kmod', at=m) =="
+          " hp.Module(name='kmod', at=m))\n"
+          // Unknown class names: an error with the close names.
+          "def first(e):\n"  // the message, and the closest name
+          "    return e.split(' (')[0] + ' | ' + e.split('did you mean ')[1]"
+          ".split('?')[0].split(', ')[0]\n"
+          "print(first(err(lambda: hp.Type('__main__.KOwnr'))))\n"
+          "print(first(err(lambda: hp.Clodo(dictof='__main__.KOthr'))))\n"
+          "print(len(h & hp.Type('__main__.KNoInstance')),"
+          " len(h & hp.Type('__main__.KHidden')),"
+          " len(h & hp.Type('types.CodeType')) > 0, len(s & "
+          "hp.Type('int')))\n");
+  EXPECT_EQ(out,
+            "hp.Type & hp.Size Type&Size Type Type&Size&Clodo True Type&Size\n"
+            "TypeError\n"
+            "True True Unity 1\n"
+            "1 True 16 2\n"
+            "2 True Id hp.Idset\n"
+            "True True True True\n"
+            "True 3 True True\n"
+            "hp.Type('__main__.KOwner').dictof hp.Type.dictof hp.Rcs\n"
+            "AttributeError TypeError ValueError\n"
+            "True True 14 ValueError\n"
+            "1 1 0 0 True\n"
+            "ValueError: hp.Type(): the target has no type named "
+            "'__main__.KOwnr' | '__main__.KOwner'\n"
+            "ValueError: hp.Clodo(dictof=...): the target has no type named "
+            "'__main__.KOthr' | '__main__.KOther'\n"
+            "0 0 True 0\n");
+  ASSERT_TRUE(RunTargetCode(
+      "del sys.modules['kmod'], k_mod, k_owners, k_others, k_plain, k_hidden"));
+}
+
+// x.partition: Heapy's Partition (rows with their sets), len() its rows.
+TEST_F(HpClassifyTest, PartitionHasTheRowsAndTheirSets) {
+  ASSERT_TRUE(RunTargetCode(kOwners));
+  std::string out = Exec(
+      monitor_,
+      "s = hp.iso(*" +
+          TargetStr("repr(k_owner_ids + k_dict_ids + k_plain_ids)") +
+          ")\n"
+          "p = s.partition\n"
+          "print(type(p).__name__, len(p), p.numrows, p.count, len(s),"
+          " p.size == s.size, p.er, p.kindheader, repr(p.kindname),"
+          " p.set is s, repr(p) == repr(s))\n"
+          "print(sorted((r.name, r.count) for r in p.rows))\n"
+          "print([r.index for r in p.rows], p.rows[-1].cumulsize == s.size,"
+          " all(r.set == s[r.index] for r in p.rows),"
+          " all(r.kind == r.name for r in p.rows))\n"
+          "noown = [r for r in p.rows if r.name == 'dict (no owner)'][0]\n"
+          "print(noown.size == " +
+          TargetStr("str(k_plain_size)") +
+          ", noown.kind)\n"
+          "print(list(p) == p.get_sets() == s.parts, p.get_set(slice(0, 2)) =="
+          " s[0:2], p.get_set(-1) == s[-1], p.get_stat() == s.stat,"
+          " p.get_row(-1).index, len(p.get_rows(1)),"
+          " type(p.get_row(0)).__name__)\n"
+          "try:\n"
+          "    p.get_row(3)\n"
+          "except IndexError as e:\n"
+          "    print('IndexError', e)\n"
+          "print(len(s.bytype.partition), s.bytype.partition.er,"
+          " hp.Nothing.partition.numrows)\n");
+  EXPECT_EQ(out,
+            "Partition 3 3 17 17 True Clodo Kind (class / dict of class) '' "
+            "True True\n"
+            "[('__main__.KOwner', 7), ('dict (no owner)', 3), "
+            "('dict of __main__.KOwner', 7)]\n"
+            "[0, 1, 2] True True True\n"
+            "True hp.Clodo(dictof=())\n"
+            "True True True True 2 2 PartRow\n"
+            "IndexError Partition index out of range: the partition has 3 "
+            "rows\n"
+            "2 Type 0\n");
+  ASSERT_TRUE(RunTargetCode(
+      "del sys.modules['kmod'], k_mod, k_owners, k_others, k_plain, k_hidden"));
 }
 
 TEST_F(HpClassifyTest, BadArgumentsRaiseClearExceptions) {

@@ -203,7 +203,7 @@ TEST_F(HpStatTest, DumpAndLoadReadBackExactly) {
           "with open(path, encoding='utf-8', errors='surrogateescape') as f:\n"
           "    text = f.read()\n"
           "with open(path, 'rb') as f:\n"
-          "    print(hp.load(f) == diff, len(hp.loadall(f)))\n"
+          "    print(hp.load(f) == s1, len(hp.loadall(f)))\n"
           "print(hp.load(text) == diff, len(hp.loadall(text)),\n"
           "      hp.load(os.fsencode(path)) == diff)\n"
           // The text is Heapy's format: one line per field and row.
@@ -219,10 +219,92 @@ TEST_F(HpStatTest, DumpAndLoadReadBackExactly) {
             "True DiffFormat\n"
             "3 True True True\n"
             "True True True Type True\n"
-            "True 0\n"
+            "True 2\n"
             "True 3 True\n"
             "3 3 True False\n"
             "1 True\n");
+}
+
+// hp.load(f) of an open file reads its next record and leaves the file
+// just after that record's '.end:' line, as Heapy's load does: a loop of
+// load(f) walks a file written by several dumps, whatever its mode, and a
+// pipe too.
+TEST_F(HpStatTest, LoadOfAnOpenFileReadsOneRecordPerCall) {
+  std::string out =
+      Exec(monitor_,
+           "import io, os, tempfile\n"
+           "d = tempfile.mkdtemp()\n"
+           "path = os.path.join(d, 'walk.txt')\n"
+           "x = hp.idset(" +
+               OddIds() +
+               ")\n"
+               "stats = [x.stat, x[1:3].bytype.stat, x.stat - x[0:2].stat]\n"
+               "enc = dict(encoding='utf-8', errors='surrogateescape')\n"
+               "with open(path, 'w', **enc) as f:\n"
+               "    for i, s in enumerate(stats):\n"
+               "        s.dump(f)\n"
+               "        f.write('\\n' * i)\n"  // blank lines between records
+               // Where each record's '.end:' line ends, from the bytes.
+               "data = open(path, 'rb').read()\n"
+               "end = b'.end: .loader: _load_stat\\n'\n"
+               "ends, pos = [], 0\n"
+               "for _ in stats:\n"
+               "    pos = data.index(end, pos) + len(end)\n"
+               "    ends.append(pos)\n"
+               "for mode, kw in (('r', enc), ('rb', {})):\n"
+               "    with open(path, mode, **kw) as f:\n"
+               "        got = []\n"
+               "        while True:\n"
+               "            try:\n"
+               "                got.append(hp.load(f))\n"
+               "            except EOFError as e:\n"
+               "                print('EOFError', 'no more stat records' in "
+               "str(e))\n"
+               "                break\n"
+               "            print(f.tell() == ends[len(got) - 1], end=' ')\n"
+               "        print(got == stats, [s.format for s in got])\n"
+               // A path keeps its meaning: the last record.
+               "print(hp.load(path) == stats[2], len(hp.loadall(path)))\n"
+               // A pipe, read as it comes.
+               "r, w = os.pipe()\n"
+               "with os.fdopen(w, 'w', **enc) as wf:\n"
+               "    stats[0].dump(wf)\n"
+               "    stats[1].dump(wf)\n"
+               "with os.fdopen(r, 'rb') as rf:\n"
+               "    print(hp.load(rf) == stats[0], hp.load(rf) == stats[1])\n"
+               // A record cut short after a complete one; a malformed line; a
+               // reader without readline().
+               "buf = io.StringIO()\n"
+               "stats[0].dump(buf)\n"
+               "stats[1].dump(buf)\n"
+               "cut = io.StringIO(buf.getvalue()[:-40])\n"
+               "print(hp.load(cut) == stats[0], end=' ')\n"
+               "try:\n"
+               "    hp.load(cut)\n"
+               "except ValueError as e:\n"
+               "    print('ValueError', \"has no '.end:' line\" in str(e))\n"
+               "try:\n"
+               "    hp.load(io.StringIO('\\n\\nx\\n'))\n"
+               "except ValueError as e:\n"
+               "    print('ValueError', 'at line 3' in str(e))\n"
+               "class OnlyRead:\n"
+               "    def read(self, n=-1): return ''\n"
+               "try:\n"
+               "    hp.load(OnlyRead())\n"
+               "except TypeError as e:\n"
+               "    print('TypeError', 'readline' in str(e))\n"
+               "os.remove(path)\n"
+               "os.rmdir(d)\n");
+  EXPECT_EQ(out,
+            "True True True EOFError True\n"
+            "True ['SetFormat', 'SetFormat', 'DiffFormat']\n"
+            "True True True EOFError True\n"
+            "True ['SetFormat', 'SetFormat', 'DiffFormat']\n"
+            "True 3\n"
+            "True True\n"
+            "True ValueError True\n"
+            "ValueError True\n"
+            "TypeError True\n");
 }
 
 TEST_F(HpStatTest, LoadAndDumpErrorsAreClear) {

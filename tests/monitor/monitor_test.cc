@@ -212,9 +212,10 @@ TEST(MonitorTest, HpBuildsServicesAndGivesStdlibModules) {
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(
       *out,
-      "['Anything', 'Clodo', 'Module', 'Nothing', 'Rcs', 'Size', 'Type', "
+      "['Anything', 'Clodo', 'Id', 'Idset', 'Module', 'Nothing', 'Prod', "
+      "'Rcs', 'Size', 'Type', 'Unity', "
       "'Via', 'clearref', 'doc', 'heap', 'heapu', 'idset', 'iso', 'load', "
-      "'loadall', 'memory', 'pause_limit', 'record', 'setref', "
+      "'loadall', 'memory', 'pause_limit', 'pb', 'record', 'setref', "
       "'setrelheap', 'setrelheapu', 'stacks', 'stdlib', 'threads']\n"
       "{\"a\": 1}\nTrue\nTrue\nTrue\n"
       "annex True\n");
