@@ -126,8 +126,9 @@ constexpr const char* kHpDoc =
     "x.partition: the rows with their sets (Heapy's Partition).\n"
     "Why is it alive (each walks the heap again):\n"
     "  x.sp           shortest paths from the roots (also x.shpaths);\n"
-    "                 x.get_shpaths(avoid_nodes=, avoid_edges=, limit=20);\n"
-    "                 p = x.sp; p.avoided(-1): the next route\n"
+    "                 x.get_shpaths(avoid_nodes=, avoid_edges=, limit=20,\n"
+    "                 src=); p = x.sp; p[0], p.more, p.numpaths, p.depth(),\n"
+    "                 p.avoided(-1): the next route; hp.Root: the roots\n"
     "  x.referrers    objects referring to x; x.referents: referred to\n"
     "  x.pathsin      every reference into x, named; x.pathsout: out of x\n"
     "  x.dominos      what would be freed with x; x.domisize: its bytes\n"
@@ -936,6 +937,9 @@ int HpSetPauseLimit(PyObject* self, PyObject* value, void*) {
 }
 
 PyObject* HpAnythingGet(PyObject*, void*) { return internal::HpAnything(); }
+PyObject* HpRootGet(PyObject* self, void*) {
+  return hp_internal::HpRoot(SessionOf(self));
+}
 PyObject* HpDocGet(PyObject*, void*) { return NewText(kHpDoc); }
 PyObject* HpStdlibGet(PyObject*, void*) {
   PyObject* module = AnnexModule();
@@ -955,6 +959,10 @@ PyGetSetDef kHpGetSet[] = {
      "nothing",
      nullptr},
     {"doc", HpDocGet, nullptr, "what hp offers (help(hp) shows the same)",
+     nullptr},
+    {"Root", HpRootGet, nullptr,
+     "the roots paths start at (%R), found now: prints them; "
+     "hp.Root.<attribute> is what one holds",
      nullptr},
     {"stdlib", HpStdlibGet, nullptr,
      "the annex's standard-library modules: hp.stdlib.json is the annex's "
@@ -1105,11 +1113,11 @@ PyObject* HpIso(PyObject* self, PyObject* args) {
 
 PyObject* HpDir(PyObject* self, PyObject*) {
   return Py_BuildValue(
-      "[ssssssssssssssssssssssssssssss]", "Anything", "Clodo", "Id", "Idset",
-      "Module", "Nothing", "Prod", "Rcs", "Size", "Type", "Unity", "Via",
-      "clearref", "doc", "heap", "heapu", "idset", "iso", "load", "loadall",
-      "memory", "pause_limit", "pb", "record", "setref", "setrelheap",
-      "setrelheapu", "stacks", "stdlib", "threads");
+      "[sssssssssssssssssssssssssssssss]", "Anything", "Clodo", "Id", "Idset",
+      "Module", "Nothing", "Prod", "Rcs", "Root", "Size", "Type", "Unity",
+      "Via", "clearref", "doc", "heap", "heapu", "idset", "iso", "load",
+      "loadall", "memory", "pause_limit", "pb", "record", "setref",
+      "setrelheap", "setrelheapu", "stacks", "stdlib", "threads");
 }
 
 PyObject* HpRepr(PyObject*) {

@@ -32,6 +32,9 @@ PyObject* SetStatusError(const absl::Status& status);
 // hp_retention.cc: adds x.sp, x.referrers, ... to the IdSet type and the
 // Paths type to `module`. 0, or -1 with an error set. Where: module exec.
 int AddRetention(PyObject* module, PyTypeObject* idset);
+// hp.Root: the target's roots as an annex.Root (new reference), or nullptr
+// with an error set. Walks the heap.
+PyObject* HpRoot(Session* session);
 
 }  // namespace annex::glue::hp_internal
 

@@ -1,8 +1,10 @@
 // hp's retention surface on IdSet: why is it alive, and what would go
 // with it. Names follow Heapy (guppy3) where it has them: referrers,
 // referents, dominos, domisize (hp.cc), imdom, rp / get_rp, sp / shpaths /
-// get_shpaths, pathsin, pathsout. Every answer walks the target's heap again
-// through glue::RetentionView (retention_view.h).
+// get_shpaths, pathsin, pathsout, Root. Every answer walks the target's heap
+// again through glue::RetentionView (retention_view.h). The Python classes
+// of the answers (annex.Path, annex.Paths, annex.Root) are in
+// python/paths.py, compiled into the binary (//tools:embed_file.bzl).
 #include <Python.h>
 
 #include <algorithm>
@@ -10,8 +12,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 #include "glue/hp_internal.h"
+#include "glue/paths_py.h"
 #include "glue/retention_view.h"
 
 namespace annex::glue::hp_internal {
@@ -152,9 +156,10 @@ PyObject *Rp(PyObject *self, void *) {
 
 // --- Shortest paths ---
 
-// Addresses from None, an IdSet or an iterable of ints, appended to `out`.
-// False with TypeError set otherwise.
-bool ParseNodes(PyObject *obj, std::vector<uintptr_t> *out) {
+// Addresses from None, an IdSet or an iterable of ints, appended to `out`;
+// `what` names the argument. False with TypeError set otherwise.
+bool ParseNodes(PyObject *obj, std::vector<uintptr_t> *out,
+                const char *what = "avoid_nodes") {
   if (obj == Py_None) return true;
   if (KindedSet *set = IdSetContents(obj)) {
     out->insert(out->end(), set->addresses.begin(), set->addresses.end());
@@ -165,9 +170,9 @@ bool ParseNodes(PyObject *obj, std::vector<uintptr_t> *out) {
   if (it == nullptr) {
     PyErr_Clear();
     PyErr_Format(PyExc_TypeError,
-                 "avoid_nodes must be an IdSet or an iterable of addresses "
+                 "%s must be an IdSet or an iterable of addresses "
                  "(int), not %.100s",
-                 Py_TYPE(obj)->tp_name);
+                 what, Py_TYPE(obj)->tp_name);
     return false;
   }
   while (PyObject *item = PyIter_Next(it)) {
@@ -177,8 +182,8 @@ bool ParseNodes(PyObject *obj, std::vector<uintptr_t> *out) {
     if (!is_int || PyErr_Occurred()) {
       Py_DECREF(it);
       PyErr_Clear();
-      PyErr_SetString(PyExc_TypeError,
-                      "avoid_nodes must hold addresses (non-negative ints)");
+      PyErr_Format(PyExc_TypeError,
+                   "%s must hold addresses (non-negative ints)", what);
       return false;
     }
     out->push_back(static_cast<uintptr_t>(a));
@@ -290,98 +295,187 @@ PyObject *EdgePairList(
   return list;
 }
 
-// The annex.Paths object for an answer.
-PyObject *MakePaths(PyObject *self, const PathsResult &result,
-                    const PathsOptions &options) {
-  std::string text;
-  if (result.live_members == 0) {
-    text = "(no member of the set is reachable now)\n";
-  } else if (result.live_members == result.unreachable_members) {
-    text = absl::StrFormat(
-        "(no path from the roots: the %d live member%s %s not reachable "
-        "from them (heapu: held by C references or cyclic garbage); "
-        "x.referrers shows what holds %s)\n",
-        result.unreachable_members, result.unreachable_members == 1 ? "" : "s",
-        result.unreachable_members == 1 ? "is" : "are",
-        result.unreachable_members == 1 ? "it" : "them");
-  } else if (result.paths.empty()) {
-    text = "(no path from the roots)\n";
-  }
-  for (size_t i = 0; i < result.paths.size(); ++i) {
-    absl::StrAppendFormat(&text, "%2d: %s\n", i, result.paths[i].text);
-  }
-  if (result.unreachable_members > 0 &&
-      result.live_members > result.unreachable_members) {
-    absl::StrAppendFormat(&text,
-                          "<%d more live member%s not reachable from the "
-                          "roots (heapu): no path; see x.referrers>\n",
-                          result.unreachable_members,
-                          result.unreachable_members == 1 ? "" : "s");
-  }
-  if (result.truncated) {
-    absl::StrAppendFormat(&text,
-                          "<more paths: x.get_shpaths(limit=0) shows all>\n");
-  }
-  PyObject *paths = PyTuple_New(result.paths.size());
-  if (paths == nullptr) return nullptr;
-  for (size_t i = 0; i < result.paths.size(); ++i) {
-    const RetentionPath &p = result.paths[i];
+// The module's class `name` (a new reference), or nullptr with an error.
+PyObject *AnnexClass(const char *name) {
+  PyObject *module = PyImport_ImportModule("annex");
+  PyObject *type = module ? PyObject_GetAttrString(module, name) : nullptr;
+  Py_XDECREF(module);
+  return type;
+}
+
+// An absl::uint128 as a Python int: a new reference or nullptr.
+PyObject *IntOf(absl::uint128 v) {
+  PyObject *high = PyLong_FromUnsignedLongLong(absl::Uint128High64(v));
+  PyObject *shift = PyLong_FromLong(64);
+  PyObject *shifted = high && shift ? PyNumber_Lshift(high, shift) : nullptr;
+  PyObject *low = PyLong_FromUnsignedLongLong(absl::Uint128Low64(v));
+  PyObject *r = shifted && low ? PyNumber_Or(shifted, low) : nullptr;
+  Py_XDECREF(high);
+  Py_XDECREF(shift);
+  Py_XDECREF(shifted);
+  Py_XDECREF(low);
+  return r;
+}
+
+// ((root_name, edges, root_edge, text), ...) of `paths`, each edge (kind,
+// label, from, to): a new reference or nullptr.
+PyObject *PathTuples(const std::vector<RetentionPath> &paths) {
+  PyObject *out = PyTuple_New(paths.size());
+  if (out == nullptr) return nullptr;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    const RetentionPath &p = paths[i];
     PyObject *edges = PyTuple_New(p.edges.size());
     if (edges == nullptr) {
-      Py_DECREF(paths);
+      Py_DECREF(out);
       return nullptr;
     }
     for (size_t k = 0; k < p.edges.size(); ++k) {
       PyObject *e = EdgeTuple(p.edges[k]);
       if (e == nullptr) {
         Py_DECREF(edges);
-        Py_DECREF(paths);
+        Py_DECREF(out);
         return nullptr;
       }
       PyTuple_SET_ITEM(edges, k, e);
     }
-    PyObject *one =
-        Py_BuildValue("(sNs)", p.root_name.c_str(), edges, p.root_edge.c_str());
+    PyObject *one = Py_BuildValue("(sNss#)", p.root_name.c_str(), edges,
+                                  p.root_edge.c_str(), p.text.data(),
+                                  static_cast<Py_ssize_t>(p.text.size()));
     if (one == nullptr) {
-      Py_DECREF(paths);
+      Py_DECREF(out);
       return nullptr;
     }
-    PyTuple_SET_ITEM(paths, i, one);
+    PyTuple_SET_ITEM(out, i, one);
   }
+  return out;
+}
+
+// The annex.Paths object for an answer.
+PyObject *MakePaths(PyObject *self, const PathsResult &result,
+                    const PathsOptions &options) {
+  const bool from_src = options.sources.has_value();
+  // What shows instead of paths when there are none.
+  std::string empty;
+  if (result.live_members == 0) {
+    empty = "(no member of the set is reachable now)";
+  } else if (from_src && result.live_sources == 0) {
+    empty = "(no path: no object of src is alive now)";
+  } else if (from_src) {
+    empty = "(no path from src)";
+  } else if (result.live_members == result.unreachable_members) {
+    empty = absl::StrFormat(
+        "(no path from the roots: the %d live member%s %s not reachable "
+        "from them (heapu: held by C references or cyclic garbage); "
+        "x.referrers shows what holds %s)",
+        result.unreachable_members, result.unreachable_members == 1 ? "" : "s",
+        result.unreachable_members == 1 ? "is" : "are",
+        result.unreachable_members == 1 ? "it" : "them");
+  } else {
+    empty = "(no path from the roots)";
+  }
+  // A line under the paths.
+  std::string note;
+  if (result.unreachable_members > 0 &&
+      result.live_members > result.unreachable_members) {
+    note = absl::StrFormat(
+        "<%d more live member%s not reachable from the roots (heapu): no "
+        "path; see x.referrers>",
+        result.unreachable_members, result.unreachable_members == 1 ? "" : "s");
+  }
+  std::vector<std::pair<uintptr_t, uintptr_t>> avoided = options.avoid_edges;
+  avoided.insert(avoided.end(), result.avoided_edges.begin(),
+                 result.avoided_edges.end());
+  PyObject *type = AnnexClass("Paths");
+  PyObject *paths = PathTuples(result.paths);
+  PyObject *numpaths = IntOf(result.num_paths);
   PyObject *nodes = AddressList(options.avoid_nodes);
-  PyObject *edges = EdgePairList(options.avoid_edges);
-  PyObject *module = PyImport_ImportModule("annex");
-  PyObject *type = module ? PyObject_GetAttrString(module, "Paths") : nullptr;
-  Py_XDECREF(module);
+  PyObject *edges = EdgePairList(avoided);
+  PyObject *src = nullptr;
+  if (from_src) {
+    src = AddressList(*options.sources);
+  } else {
+    src = Py_None;
+    Py_INCREF(src);
+  }
   PyObject *r = nullptr;
-  if (type != nullptr && nodes != nullptr && edges != nullptr) {
+  if (type && paths && numpaths && nodes && edges && src) {
     r = PyObject_CallFunction(
-        type, "s#OOOOOn", text.data(), static_cast<Py_ssize_t>(text.size()),
-        self, paths, result.truncated ? Py_True : Py_False, nodes, edges,
-        static_cast<Py_ssize_t>(options.max_paths));
+        type, "OOOOOnOs#s#", self, paths, numpaths, nodes, edges,
+        static_cast<Py_ssize_t>(options.max_paths), src, empty.data(),
+        static_cast<Py_ssize_t>(empty.size()), note.data(),
+        static_cast<Py_ssize_t>(note.size()));
   }
   Py_XDECREF(type);
+  Py_XDECREF(paths);
+  Py_XDECREF(numpaths);
   Py_XDECREF(nodes);
   Py_XDECREF(edges);
-  Py_DECREF(paths);
+  Py_XDECREF(src);
   return r;
 }
 
-// get_shpaths(avoid_nodes=None, avoid_edges=(), limit=20).
+// Steps along a path from a tuple of ints (avoid_levels). False with
+// TypeError set otherwise.
+bool ParseLevels(PyObject *obj, std::vector<int> *out) {
+  if (obj == Py_None) return true;
+  PyObject *seq = PySequence_Fast(obj, "");
+  if (seq == nullptr) {
+    PyErr_Clear();
+    PyErr_SetString(PyExc_TypeError,
+                    "avoid_levels must be a sequence of ints (steps along a "
+                    "path, 0 the first, -1 the last)");
+    return false;
+  }
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); ++i) {
+    PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+    const long v = PyLong_Check(item) ? PyLong_AsLong(item) : -1;
+    if (!PyLong_Check(item) || (v == -1 && PyErr_Occurred()) || v < -1000000 ||
+        v > 1000000) {
+      Py_DECREF(seq);
+      PyErr_Clear();
+      PyErr_SetString(PyExc_TypeError,
+                      "avoid_levels must hold ints (steps along a path, 0 "
+                      "the first, -1 the last)");
+      return false;
+    }
+    out->push_back(static_cast<int>(v));
+  }
+  Py_DECREF(seq);
+  return true;
+}
+
+// True when `obj` is hp.Root (an annex.Root): the roots themselves.
+bool IsRoot(PyObject *obj) {
+  PyObject *type = AnnexClass("Root");
+  const int is = type != nullptr ? PyObject_IsInstance(obj, type) : -1;
+  Py_XDECREF(type);
+  PyErr_Clear();
+  return is == 1;
+}
+
+// get_shpaths(avoid_nodes=None, avoid_edges=(), limit=20, src=None,
+// avoid_levels=()).
 PyObject *GetShpaths(PyObject *self, PyObject *args, PyObject *kwargs) {
-  static const char *kKeywords[] = {"avoid_nodes", "avoid_edges", "limit",
-                                    nullptr};
+  static const char *kKeywords[] = {"avoid_nodes", "avoid_edges",  "limit",
+                                    "src",         "avoid_levels", nullptr};
   PyObject *avoid_nodes = Py_None;
   PyObject *avoid_edges = Py_None;
   PyObject *limit = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$OOO:get_shpaths",
+  PyObject *src = Py_None;
+  PyObject *avoid_levels = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$OOOOO:get_shpaths",
                                    const_cast<char **>(kKeywords), &avoid_nodes,
-                                   &avoid_edges, &limit)) {
+                                   &avoid_edges, &limit, &src, &avoid_levels)) {
     return nullptr;
   }
   PathsOptions options;
   if (!ParseNodes(avoid_nodes, &options.avoid_nodes)) return nullptr;
   if (!ParseEdges(avoid_edges, &options.avoid_edges)) return nullptr;
+  if (!ParseLevels(avoid_levels, &options.avoid_levels)) return nullptr;
+  if (src != Py_None && !IsRoot(src)) {
+    options.sources.emplace();
+    if (!ParseNodes(src, &*options.sources, "src")) return nullptr;
+  }
   if (limit != Py_None) {
     if (!PyLong_Check(limit)) {
       return PyErr_Format(PyExc_TypeError, "limit must be an int, not %.100s",
@@ -457,8 +551,9 @@ PyGetSetDef kGetSet[] = {
      "depth 4, stopping at modules and types; see get_rp()",
      nullptr},
     {"sp", Sp, nullptr,
-     "all shortest paths from the target's roots to the set's live members "
-     "(annex.Paths, at most 20); see get_shpaths()",
+     "the shortest paths from the target's roots to the set's live members "
+     "(annex.Paths: 20 fetched, ten a page, numpaths counts all); see "
+     "get_shpaths()",
      nullptr},
     {"shpaths", Sp, nullptr, "synonym of sp", nullptr},
     {"pathsin", PathsIn, nullptr,
@@ -474,11 +569,16 @@ PyMethodDef kMethods[] = {
      reinterpret_cast<PyCFunction>(
          reinterpret_cast<void (*)(void)>(GetShpaths)),
      METH_VARARGS | METH_KEYWORDS,
-     "get_shpaths(*, avoid_nodes=None, avoid_edges=None, limit=20) -> Paths\n\n"
-     "All shortest paths from the target's roots to the set's live members.\n"
+     "get_shpaths(*, avoid_nodes=None, avoid_edges=None, limit=20, src=None,\n"
+     "            avoid_levels=()) -> Paths\n\n"
+     "The shortest paths from the target's roots to the set's live members.\n"
      "avoid_nodes: an IdSet or addresses (ints) no path may pass through;\n"
      "avoid_edges: (from, to) address pairs no path may use (see\n"
-     "Paths.edges_at); limit: at most this many paths, 0 for all."},
+     "Paths.edges_at); limit: fetch at most this many paths, 0 for all\n"
+     "(numpaths counts all anyway); src: an IdSet or addresses the paths\n"
+     "start from instead of the roots (hp.Root: the roots); avoid_levels:\n"
+     "steps (0 the first, -1 the last) whose references, over all shortest\n"
+     "paths, are avoided too: the next route (Paths.avoided)."},
     {"get_rp",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(GetRp)),
      METH_VARARGS | METH_KEYWORDS,
@@ -490,60 +590,55 @@ PyMethodDef kMethods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-// annex.Paths: written in Python (it only arranges data and calls back
-// into get_shpaths); Text shows as itself at the console.
-constexpr char kPathsSource[] = R"py(
-class Paths(Text):
-    """Shortest paths from the target's roots to a set (x.sp, x.get_shpaths()).
+// hp.Root's lookup: the IdSet of what the root named `name` holds now.
+// `capsule` carries the session.
+PyObject *RootObjectsOf(PyObject *capsule, PyObject *name) {
+  auto *session =
+      static_cast<Session *>(PyCapsule_GetPointer(capsule, "annex.Session"));
+  if (session == nullptr) return nullptr;
+  std::string n;
+  if (!internal::NameArg(name, "hp.Root[name]", &n)) return nullptr;
+  auto view = session->Get<RetentionView>();
+  if (!view.ok()) return SetStatusError(view.status());
+  auto set = (*view)->RootObjects(n);
+  if (absl::IsNotFound(set.status())) {
+    const std::string message(set.status().message());
+    return PyErr_Format(PyExc_KeyError, "%s", message.c_str());
+  }
+  if (!set.ok()) return SetStatusError(set.status());
+  return MakeIdSet(session, std::move(*set));
+}
 
-    Shows as its text, one path per line. p.paths holds, per path,
-    (root_name, edges, root_edge) with each edge (kind, label, from, to)
-    and root_edge how the root holds the first object ('' or, for a
-    running frame, e.g. '.f_globals', since a running frame is read in
-    place and is no object of its own): the kind of
-    reference ('attribute', 'dict_value', 'index', 'frame_local',
-    'internal', ...), its Python spelling and the two objects' addresses.
-    p.edges_at(*levels) gives the (from, to) pairs of those steps (0 the
-    first, -1 the last) over all paths; p.avoided(*levels) searches again
-    avoiding them too: the next route (Heapy's avoided()).
-    """
+PyMethodDef kRootObjectsDef = {"root_objects", RootObjectsOf, METH_O,
+                               "The objects a root holds now (hp.Root)."};
 
-    def __new__(cls, text, target, paths, truncated, avoid_nodes,
-                avoid_edges, limit):
-        self = Text.__new__(cls, text)
-        self.target = target
-        self.paths = paths
-        self.truncated = truncated
-        self.avoid_nodes = avoid_nodes
-        self.avoid_edges = avoid_edges
-        self.limit = limit
-        return self
-
-    @property
-    def numpaths(self):
-        return len(self.paths)
-
-    def edges_at(self, *levels):
-        for level in levels:
-            if not isinstance(level, int):
-                raise TypeError('levels are ints: step positions along a '
-                                'path, negative from the end')
-        pairs = set()
-        for _root, edges, _root_edge in self.paths:
-            for level in levels:
-                if -len(edges) <= level < len(edges):
-                    pairs.add(edges[level][2:4])
-        return sorted(pairs)
-
-    def avoided(self, *levels):
-        if not levels:
-            raise TypeError('avoided() needs a step, e.g. p.avoided(-1) '
-                            'for the last one')
-        return self.target.get_shpaths(
-            avoid_nodes=self.avoid_nodes,
-            avoid_edges=list(self.avoid_edges) + self.edges_at(*levels),
-            limit=self.limit)
-)py";
+// Runs paths.py (glue/python/paths.py, embedded) in a namespace that sees
+// Text and moves its classes into `module`. Compiled under its source path,
+// so tracebacks name the .py file. 0, or -1 with an error set.
+int AddPathsClasses(PyObject *module) {
+  PyObject *text = PyObject_GetAttrString(module, "Text");
+  if (text == nullptr) return -1;
+  PyObject *ns = Py_BuildValue("{sNsOss}", "Text", text, "__builtins__",
+                               PyEval_GetBuiltins(), "__name__", "annex");
+  if (ns == nullptr) return -1;
+  PyObject *code = Py_CompileString(embedded::kPathsPy, embedded::kPathsPyPath,
+                                    Py_file_input);
+  PyObject *r = code ? PyEval_EvalCode(code, ns, ns) : nullptr;
+  Py_XDECREF(code);
+  int added = r != nullptr ? 0 : -1;
+  Py_XDECREF(r);
+  for (const char *name : {"Path", "Paths", "Root"}) {
+    if (added < 0) break;
+    PyObject *cls = PyDict_GetItemString(ns, name);  // borrowed
+    added = cls == nullptr ? -1 : PyModule_AddObjectRef(module, name, cls);
+    if (cls == nullptr) {
+      PyErr_Format(PyExc_RuntimeError, "%s defines no %s",
+                   embedded::kPathsPyPath, name);
+    }
+  }
+  Py_DECREF(ns);
+  return added;
+}
 
 }  // namespace
 
@@ -566,31 +661,41 @@ int AddRetention(PyObject *module, PyTypeObject *idset) {
     Py_DECREF(d);
   }
   PyType_Modified(idset);
-  // Paths is defined in a namespace that sees Text, then moved into the
-  // module.
-  PyObject *text = PyObject_GetAttrString(module, "Text");
-  if (text == nullptr) return -1;
-  PyObject *ns = Py_BuildValue("{sNsO}", "Text", text, "__builtins__",
-                               PyEval_GetBuiltins());
-  if (ns == nullptr) return -1;
-  PyObject *name = PyUnicode_FromString("annex");
-  if (name == nullptr || PyDict_SetItemString(ns, "__name__", name) < 0) {
-    Py_XDECREF(name);
-    Py_DECREF(ns);
-    return -1;
+  return AddPathsClasses(module);
+}
+
+PyObject *HpRoot(Session *session) {
+  auto view = session->Get<RetentionView>();
+  if (!view.ok()) return SetStatusError(view.status());
+  auto roots = (*view)->Roots();
+  if (!roots.ok()) return SetStatusError(roots.status());
+  PyObject *entries = PyTuple_New(roots->size());
+  if (entries == nullptr) return nullptr;
+  for (size_t i = 0; i < roots->size(); ++i) {
+    const RootEntry &e = (*roots)[i];
+    const char *use = e.use == heap::RootUse::kAlias      ? "alias"
+                      : e.use == heap::RootUse::kFallback ? "fallback"
+                                                          : "start";
+    PyObject *t = Py_BuildValue(
+        "(ssssKs)", e.name.c_str(), e.edge.c_str(), use, e.alias.c_str(),
+        static_cast<unsigned long long>(e.address), e.kind.c_str());
+    if (t == nullptr) {
+      Py_DECREF(entries);
+      return nullptr;
+    }
+    PyTuple_SET_ITEM(entries, i, t);
   }
-  Py_DECREF(name);
-  PyObject *r = PyRun_String(kPathsSource, Py_file_input, ns, ns);
-  if (r == nullptr) {
-    Py_DECREF(ns);
-    return -1;
-  }
-  Py_DECREF(r);
-  PyObject *paths = PyDict_GetItemString(ns, "Paths");
-  const int added =
-      paths == nullptr ? -1 : PyModule_AddObjectRef(module, "Paths", paths);
-  Py_DECREF(ns);
-  return added;
+  PyObject *capsule = PyCapsule_New(session, "annex.Session", nullptr);
+  PyObject *lookup =
+      capsule ? PyCFunction_New(&kRootObjectsDef, capsule) : nullptr;
+  Py_XDECREF(capsule);
+  PyObject *type = lookup ? AnnexClass("Root") : nullptr;
+  PyObject *r =
+      type ? PyObject_CallFunction(type, "OO", entries, lookup) : nullptr;
+  Py_XDECREF(type);
+  Py_XDECREF(lookup);
+  Py_DECREF(entries);
+  return r;
 }
 
 }  // namespace annex::glue::hp_internal

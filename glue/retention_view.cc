@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <unordered_set>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "glue/session.h"
 #include "monitor/heap/dominators.h"
 #include "monitor/heap/node_set.h"
@@ -84,10 +86,11 @@ struct Asked {
   // `work`: what the question builds from the graph, for the memory
   // budget's estimate (HeapView::CheckQuestionMemory); a question past it
   // has `graph` ResourceExhausted.
+  // `also`: more objects wanted like live_for's members (path sources).
   Asked(HeapView &view, HeapView::Work work,
-        const KindedSet *live_for = nullptr)
-      : wanted(live_for != nullptr ? live_for->addresses.ToVector()
-                                   : std::vector<uintptr_t>()),
+        const KindedSet *live_for = nullptr,
+        const std::vector<uintptr_t> *also = nullptr)
+      : wanted(Wanted(live_for, also)),
         question(view.engine()),
         graph(question.status().ok()
                   ? Walk(view, work, live_for != nullptr)
@@ -102,6 +105,13 @@ struct Asked {
     if (!s.ok()) return s;  // the graph goes now
     return g;
   }
+  static std::vector<uintptr_t> Wanted(const KindedSet *live_for,
+                                       const std::vector<uintptr_t> *also) {
+    std::vector<uintptr_t> out;
+    if (live_for != nullptr) out = live_for->addresses.ToVector();
+    if (also != nullptr) out.insert(out.end(), also->begin(), also->end());
+    return out;
+  }
   heap::GraphOptions Options(bool live) const {
     heap::GraphOptions options;
     if (live) {
@@ -114,6 +124,29 @@ struct Asked {
   const std::vector<uintptr_t> wanted;
   heap::HeapEngine::Question question;
   absl::StatusOr<heap::HeapGraph> graph;
+};
+
+// The Clodo kinds of some nodes, described once. Where: as SetOfNodes.
+class NodeKinds {
+ public:
+  NodeKinds() = default;
+  // `nodes` sorted or not; duplicates allowed.
+  NodeKinds(const heap::HeapGraph &graph, heap::NodeSet nodes, HeapView &view)
+      : nodes_(std::move(nodes)) {
+    std::sort(nodes_.begin(), nodes_.end());
+    nodes_.erase(std::unique(nodes_.begin(), nodes_.end()), nodes_.end());
+    kinds_ = SetOfNodes(graph, nodes_, view);
+  }
+  // The kind of `v`, one of the nodes given.
+  const std::string &Of(uint32_t v) const {
+    const size_t i =
+        std::lower_bound(nodes_.begin(), nodes_.end(), v) - nodes_.begin();
+    return (*kinds_.kind_names)[kinds_.kinds[i]];
+  }
+
+ private:
+  heap::NodeSet nodes_;
+  KindedSet kinds_;
 };
 
 PathEdge ToPathEdge(const heap::Edge &e, uintptr_t from, uintptr_t to) {
@@ -140,14 +173,21 @@ absl::StatusOr<KindedSet> RetentionView::Find(
 
 absl::StatusOr<PathsResult> RetentionView::PathsTo(
     const KindedSet &set, const PathsOptions &options) {
+  const std::vector<uintptr_t> *sources =
+      options.sources ? &*options.sources : nullptr;
   // read `graph` only while `asked` lives
-  Asked asked(*heap_, HeapView::Work::kPaths, &set);
+  Asked asked(*heap_, HeapView::Work::kPaths, &set, sources);
   absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   PathsResult result;
   heap::NodeSet targets = SameObjects(*graph, set, *heap_);
   result.live_members = targets.size();
-  if (!graph->reachable_only) {
+  heap::NodeSet starts;
+  if (sources != nullptr) {
+    starts = LiveNodes(*graph, *sources);
+    result.live_sources = starts.size();
+    if (starts.empty()) return result;
+  } else if (!graph->reachable_only) {
     // heapu members are alive but no path from a root leads to them: they
     // are counted, not searched for.
     const std::vector<uint32_t> distance = heap::RootDistances(*graph);
@@ -172,19 +212,43 @@ absl::StatusOr<PathsResult> RetentionView::PathsTo(
   heap::ReverseIndex reverse = heap::ReverseIndex::Build(*graph);
   sp.reverse = &reverse;
   sp.stop = &heap_->engine().question_stop();
+  if (sources != nullptr) sp.sources = &starts;
+  if (!options.avoid_levels.empty()) {
+    // The edges at those steps of every shortest path under the options
+    // so far (counted, not listed), then the search again without them.
+    heap::ShortestPathOptions first = sp;
+    first.max_paths = 1;
+    first.edges_at_levels = options.avoid_levels;
+    auto found = heap::FindShortestPaths(*graph, targets, first);
+    if (!found.ok()) return found.status();
+    for (const heap::EdgeRef &e : found->level_edges) {
+      sp.avoid_edges.push_back(e);
+      result.avoided_edges.push_back(
+          {graph->addresses[e.from], graph->addresses[e.to]});
+    }
+  }
   // One more than asked for tells whether the list was cut.
   if (sp.max_paths != 0) sp.max_paths += 1;
-  auto paths = heap::PathsTo(*graph, targets, sp);
+  auto paths = heap::PathsTo(*graph, targets, sp, &result.num_paths);
   if (!paths.ok()) return paths.status();
   if (options.max_paths != 0 && paths->size() > options.max_paths) {
     paths->resize(options.max_paths);
     result.truncated = true;
   }
+  if (!paths->empty()) result.length = paths->front().edges.size();
+  // A path from a source starts with the source's kind and address.
+  NodeKinds source_kinds;
+  if (sources != nullptr) source_kinds = NodeKinds(*graph, starts, *heap_);
   for (heap::RetentionPath &p : *paths) {
     RetentionPath out;
     out.root_name = std::move(p.root_name);
     out.root_edge = std::move(p.root_edge);
     out.text = std::move(p.text);
+    if (sources != nullptr) {
+      const uint32_t s = starts[p.start];
+      out.text = absl::StrFormat("<%s at 0x%x>%s", source_kinds.Of(s),
+                                 graph->addresses[s], out.text);
+    }
     for (size_t i = 0; i < p.edges.size(); ++i) {
       out.edges.push_back(ToPathEdge(p.edges[i], graph->addresses[p.nodes[i]],
                                      graph->addresses[p.nodes[i + 1]]));
@@ -192,6 +256,41 @@ absl::StatusOr<PathsResult> RetentionView::PathsTo(
     result.paths.push_back(std::move(out));
   }
   return result;
+}
+
+absl::StatusOr<std::vector<RootEntry>> RetentionView::Roots() {
+  // read `graph` only while `asked` lives
+  Asked asked(*heap_, HeapView::Work::kWalk);
+  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
+  if (!graph.ok()) return graph.status();
+  const NodeKinds kinds(*graph, graph->root_nodes, *heap_);
+  std::vector<RootEntry> out;
+  out.reserve(graph->root_nodes.size());
+  for (size_t r = 0; r < graph->root_nodes.size(); ++r) {
+    const uint32_t v = graph->root_nodes[r];
+    out.push_back({graph->root_names[r], graph->root_edge(r),
+                   graph->root_use(r), graph->root_alias(r),
+                   graph->addresses[v], kinds.Of(v)});
+  }
+  return out;
+}
+
+absl::StatusOr<KindedSet> RetentionView::RootObjects(const std::string &name) {
+  // read `graph` only while `asked` lives
+  Asked asked(*heap_, HeapView::Work::kWalk);
+  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
+  if (!graph.ok()) return graph.status();
+  heap::NodeSet nodes;
+  for (size_t r = 0; r < graph->root_nodes.size(); ++r) {
+    if (graph->root_names[r] == name) nodes.push_back(graph->root_nodes[r]);
+  }
+  if (nodes.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("no root named '", name, "' now (hp.Root lists them)"));
+  }
+  std::sort(nodes.begin(), nodes.end());
+  nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+  return SetOfNodes(*graph, nodes, *heap_);
 }
 
 absl::StatusOr<uint64_t> RetentionView::RetainedSize(const KindedSet &set) {
@@ -273,13 +372,8 @@ std::vector<NamedReference> Describe(const heap::HeapGraph &graph,
     ends.push_back(e.from);
     ends.push_back(e.to);
   }
-  std::sort(ends.begin(), ends.end());
-  ends.erase(std::unique(ends.begin(), ends.end()), ends.end());
-  KindedSet kinds = SetOfNodes(graph, ends, view);
-  auto kind_of = [&](uint32_t v) {
-    size_t i = std::lower_bound(ends.begin(), ends.end(), v) - ends.begin();
-    return (*kinds.kind_names)[kinds.kinds[i]];
-  };
+  const NodeKinds kinds(graph, std::move(ends), view);
+  auto kind_of = [&](uint32_t v) { return kinds.Of(v); };
   std::vector<NamedReference> out;
   out.reserve(edges.size());
   for (const heap::NamedEdge &e : edges) {

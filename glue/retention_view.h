@@ -29,13 +29,16 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/numeric/int128.h"
 #include "absl/status/statusor.h"
 #include "glue/heap_view.h"
 #include "monitor/heap/edge_names.h"
+#include "monitor/heap/graph.h"
 
 namespace annex::glue {
 
@@ -62,7 +65,9 @@ struct RetentionPath {
   // for a running frame, ".f_globals", ".f_locals['x']", ...
   std::string root_edge;
   std::vector<PathEdge> edges;
-  // "%R.sys.modules['app'].__dict__['registry']['handlers'][3]"
+  // "%R.sys.modules['app'].__dict__['registry']['handlers'][3]"; from a
+  // given source (PathsOptions::sources) "<app.Holder at 0x7f..>.items[3]"
+  // and root_name, root_edge are empty.
   std::string text;
 };
 
@@ -74,14 +79,33 @@ struct PathsOptions {
   std::vector<std::pair<uintptr_t, uintptr_t>> avoid_edges;
   // At most this many paths; 0 means no limit.
   size_t max_paths = 20;
+  // Heapy's src: paths start at these objects (addresses; dead ones
+  // ignored) instead of the roots. nullopt: the roots.
+  std::optional<std::vector<uintptr_t>> sources;
+  // Steps (0 the first, -1 the last) whose references, over all the
+  // shortest paths found under the options above, are avoided too: the
+  // next route (Heapy's copy_but_avoid_edges_at_levels). Two searches over
+  // one walk; PathsResult::avoided_edges lists what the first one added.
+  std::vector<int> avoid_levels;
 };
 
 struct PathsResult {
-  // All shortest paths to the members nearest to the roots, in the order
-  // (root, then objects along the path).
+  // All shortest paths to the members nearest to the roots (or sources), in
+  // the order (root or source, then objects along the path).
   std::vector<RetentionPath> paths;
   // True when max_paths cut the list short.
   bool truncated = false;
+  // How many shortest paths there are in all, listed or not (Heapy's
+  // numpaths; heap::ShortestPaths::count: counted, never enumerated;
+  // saturates at 2**128 - 1).
+  absl::uint128 num_paths = 0;
+  // Edges on each path (all have the same); 0 without paths.
+  size_t length = 0;
+  // With PathsOptions::sources: how many of them are alive now.
+  size_t live_sources = 0;
+  // With PathsOptions::avoid_levels: the (from, to) references at those
+  // steps that were avoided besides avoid_edges.
+  std::vector<std::pair<uintptr_t, uintptr_t>> avoided_edges;
   // Members of the set found alive by this walk.
   size_t live_members = 0;
   // Of those, the ones not reachable from any root (heapu members: kept by
@@ -96,6 +120,20 @@ struct NamedReference {
   std::string from_kind;
   std::string to_kind;
   PathEdge edge;
+};
+
+// A root of the target's heap, for hp.Root: the named root, how it holds
+// its object (roots.h: "" or e.g. ".f_globals", ".f_locals['x']"), how
+// path searches use it, and for kAlias the spelling paths use for that
+// object instead (a running frame's globals:
+// "%R.sys.modules['app'].__dict__").
+struct RootEntry {
+  std::string name;
+  std::string edge;
+  heap::RootUse use = heap::RootUse::kStart;
+  std::string alias;
+  uintptr_t address = 0;
+  std::string kind;  // the object's Clodo kind
 };
 
 struct PatternOptions {
@@ -124,9 +162,15 @@ class RetentionView {
   // Heapy's shpaths: all shortest paths from the roots to the set's live
   // members, each edge typed and named. Members alive but not reachable
   // from the roots (heapu) have none: they are counted in
-  // unreachable_members.
+  // unreachable_members. With options.sources, from those objects instead.
   absl::StatusOr<PathsResult> PathsTo(const KindedSet &set,
                                       const PathsOptions &options = {});
+
+  // The roots paths start at (Heapy's Root), in the engine's order (roots.h).
+  absl::StatusOr<std::vector<RootEntry>> Roots();
+  // The objects the roots named `name` hold now (a named object, or every
+  // reference of a running frame); NotFound when no root has that name.
+  absl::StatusOr<KindedSet> RootObjects(const std::string &name);
 
   // Heapy's domisize: bytes freed if every live member went away (the
   // members plus what only they keep reachable).

@@ -18,14 +18,10 @@
 #include "annex_python_build.h"
 #include "glue/heap_record.h"
 #include "glue/stat.h"
+#include "monitor/cli/report_py.h"
 
 namespace annex::cli {
 namespace {
-
-// report.py's source, as bytes (the genrule :report_py).
-constexpr unsigned char kReportPy[] = {
-#include "monitor/cli/report_py.inc"
-};
 
 constexpr char kReportUsage[] =
     R"(usage: annex report FILE... -o OUT.html [--top N] [--title TEXT]
@@ -223,10 +219,9 @@ int RunReport(int argc, char** argv) {
     return 1;
   }
   int rc = 1;
-  PyObject* code = Py_CompileString(
-      std::string(reinterpret_cast<const char*>(kReportPy), sizeof(kReportPy))
-          .c_str(),
-      "monitor/cli/report.py", Py_file_input);
+  // report.py's source (//tools:embed_file.bzl), compiled under its path.
+  PyObject* code = Py_CompileString(embedded::kReportPy,
+                                    embedded::kReportPyPath, Py_file_input);
   PyObject* module =
       code ? PyImport_ExecCodeModule("annex_report", code) : nullptr;
   Py_XDECREF(code);

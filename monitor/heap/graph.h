@@ -20,6 +20,13 @@
 
 namespace annex::heap {
 
+// How path searches (paths.h) use a root of the graph.
+enum class RootUse : uint8_t {
+  kStart,     // paths start here
+  kFallback,  // only when no kStart root reaches any target
+  kAlias,     // never: its object is reached under another spelling
+};
+
 struct HeapGraph {
   // Sorted object addresses; index = node id.
   std::vector<uintptr_t> addresses;
@@ -41,6 +48,20 @@ struct HeapGraph {
   const std::string& root_edge(size_t r) const {
     static const std::string kNone;
     return r < root_edges.size() ? root_edges[r] : kNone;
+  }
+  // How path searches use each root, and for a kAlias root the spelling
+  // under which paths reach its object (roots.h: a running frame's globals
+  // that are a module's dict read "%R.sys.modules['app'].__dict__"). Either
+  // parallel to root_names or empty (every root a kStart). Reachability,
+  // heapu() and dominators count every root alike.
+  std::vector<RootUse> root_uses;
+  std::vector<std::string> root_aliases;
+  RootUse root_use(size_t r) const {
+    return r < root_uses.size() ? root_uses[r] : RootUse::kStart;
+  }
+  const std::string& root_alias(size_t r) const {
+    static const std::string kNone;
+    return r < root_aliases.size() ? root_aliases[r] : kNone;
   }
 
   // False when the graph also holds live objects that are not reachable

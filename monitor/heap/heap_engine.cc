@@ -163,9 +163,13 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
       graph->root_names.clear();
       graph->root_nodes.clear();
       graph->root_edges.clear();
+      graph->root_uses.clear();
+      graph->root_aliases.clear();
       for (size_t i = 0; i < roots->size(); ++i) {
         graph->root_names.push_back(roots->name(i));
         graph->root_edges.push_back(roots->edge(i));
+        graph->root_uses.push_back(roots->use(i));
+        graph->root_aliases.push_back(roots->alias(i));
         graph->root_nodes.push_back(static_cast<uint32_t>(
             graph->Find(reinterpret_cast<uintptr_t>(roots->object(i)))));
       }

@@ -46,6 +46,13 @@ absl::Status ValidateGraph(const HeapGraph& graph) {
   if (graph.root_names.size() != graph.root_nodes.size()) {
     return absl::InvalidArgumentError("root_names and root_nodes differ");
   }
+  if ((!graph.root_aliases.empty() &&
+       graph.root_aliases.size() != graph.root_names.size()) ||
+      (!graph.root_uses.empty() &&
+       graph.root_uses.size() != graph.root_names.size())) {
+    return absl::InvalidArgumentError(
+        "root_uses or root_aliases and root_names differ");
+  }
   for (uint32_t r : graph.root_nodes) {
     if (r >= n) {
       return absl::InvalidArgumentError(

@@ -5,12 +5,15 @@
 #include <algorithm>
 #include <memory>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 
 namespace annex::heap {
 namespace {
 
 constexpr uint32_t kAvoided = UINT32_MAX - 1;
+// A root index that starts no path (by its RootUse).
+constexpr uint32_t kNoStart = UINT32_MAX;
 
 // One bit per node.
 class Bitmap {
@@ -64,6 +67,26 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
   for (uint32_t a : options.avoid_nodes) {
     if (a >= n) return absl::InvalidArgumentError("avoided node out of range");
   }
+  if (options.sources != nullptr) {
+    for (uint32_t s : *options.sources) {
+      if (s >= n) return absl::InvalidArgumentError("source out of range");
+    }
+  }
+  // Where paths start: the given sources, else the roots by their use
+  // (graph.h). Indexes stay those of the roots, so that NodePath::root
+  // names them; kNoStart marks the roots that start nothing.
+  std::vector<uint32_t> starts;
+  std::vector<uint32_t> fallback;  // roots that start paths in a 2nd search
+  if (options.sources != nullptr) {
+    starts = *options.sources;
+  } else {
+    starts.reserve(graph.root_nodes.size());
+    for (uint32_t r = 0; r < graph.root_nodes.size(); ++r) {
+      const RootUse use = graph.root_use(r);
+      starts.push_back(use == RootUse::kStart ? graph.root_nodes[r] : kNoStart);
+      if (use == RootUse::kFallback) fallback.push_back(r);
+    }
+  }
   const ReverseIndex* reverse = options.reverse;
   if (reverse != nullptr &&
       reverse->in_begin.size() != static_cast<size_t>(n) + 1) {
@@ -83,54 +106,66 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
 
   // Bitmaps stay in cache where a per-node array would not; dist is only
   // written for visited nodes and only read after a visited check.
-  Bitmap visited(n), is_target(n), on_path(n);
+  Bitmap visited(0), is_target(n), on_path(n);  // visited: per search
   std::unique_ptr<uint32_t[]> dist(new uint32_t[n]);
-  for (uint32_t a : options.avoid_nodes) {
-    visited.Set(a);
-    dist[a] = kAvoided;
-  }
   for (uint32_t t : targets) is_target.Set(t);
 
   // Layered BFS. order[layer_start[k] .. layer_start[k + 1]) is layer k.
+  // When it reaches no target and some roots are fallbacks, it runs again
+  // with those as starts too.
   std::vector<uint32_t> order;
   order.reserve(std::min<size_t>(n, 1 << 20));
-  std::vector<size_t> layer_start = {0};
+  std::vector<size_t> layer_start;
   bool found = false;
-  for (uint32_t r : graph.root_nodes) {
-    if (!visited.Get(r)) {
-      visited.Set(r);
-      dist[r] = 0;
-      order.push_back(r);
-      found |= is_target.Get(r);
-    }
-  }
   uint32_t layer = 0;
-  while (!found) {
-    const size_t begin = layer_start.back();
-    const size_t end = order.size();
-    if (begin == end) break;
-    layer_start.push_back(end);
-    const uint32_t next = layer + 1;
-    for (size_t i = begin; i < end; ++i) {
-      if (stop != nullptr && stop->Poll()) return stop->status();
-      // The queue is in discovery order, i.e. random addresses: fetch the
-      // edge ranges of nodes a few steps ahead while this one is scanned.
-      if (i + 16 < end) __builtin_prefetch(&graph.out_begin[order[i + 16]]);
-      if (i + 8 < end) {
-        __builtin_prefetch(&graph.out_targets[graph.out_begin[order[i + 8]]]);
+  for (bool search = true; search;) {
+    visited = Bitmap(n);
+    for (uint32_t a : options.avoid_nodes) {
+      visited.Set(a);
+      dist[a] = kAvoided;
+    }
+    order.clear();
+    layer_start.assign(1, 0);
+    layer = 0;
+    for (uint32_t r : starts) {
+      if (r != kNoStart && !visited.Get(r)) {
+        visited.Set(r);
+        dist[r] = 0;
+        order.push_back(r);
+        found |= is_target.Get(r);
       }
-      const uint32_t v = order[i];
-      for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
-        const uint32_t w = graph.out_targets[e];
-        if (!visited.Get(w) && edge_ok(v, w)) {
-          visited.Set(w);
-          dist[w] = next;
-          order.push_back(w);
-          found |= is_target.Get(w);
+    }
+    while (!found) {
+      const size_t begin = layer_start.back();
+      const size_t end = order.size();
+      if (begin == end) break;
+      layer_start.push_back(end);
+      const uint32_t next = layer + 1;
+      for (size_t i = begin; i < end; ++i) {
+        if (stop != nullptr && stop->Poll()) return stop->status();
+        // The queue is in discovery order, i.e. random addresses: fetch
+        // the edge ranges of nodes a few steps ahead while this one is
+        // scanned.
+        if (i + 16 < end) __builtin_prefetch(&graph.out_begin[order[i + 16]]);
+        if (i + 8 < end) {
+          __builtin_prefetch(&graph.out_targets[graph.out_begin[order[i + 8]]]);
+        }
+        const uint32_t v = order[i];
+        for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
+          const uint32_t w = graph.out_targets[e];
+          if (!visited.Get(w) && edge_ok(v, w)) {
+            visited.Set(w);
+            dist[w] = next;
+            order.push_back(w);
+            found |= is_target.Get(w);
+          }
         }
       }
+      layer = next;
     }
-    layer = next;
+    search = !found && !fallback.empty();
+    for (uint32_t r : fallback) starts[r] = graph.root_nodes[r];
+    fallback.clear();
   }
   if (!found) return result;
   result.length = layer;
@@ -179,6 +214,51 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
     }
   }
 
+  // The number of shortest paths from each marked node to a target, layer
+  // by layer from the targets back to the starts, each node's distinct
+  // marked successors summed (the enumeration's steps below), saturating.
+  {
+    const absl::uint128 kMax = absl::Uint128Max();
+    absl::flat_hash_map<uint32_t, absl::uint128> paths_from;
+    for (size_t i = layer_start[layer]; i < order.size(); ++i) {
+      if (on_path.Get(order[i])) paths_from[order[i]] = 1;
+    }
+    std::vector<bool> level_wanted(layer, false);
+    for (int l : options.edges_at_levels) {
+      const int64_t k = l < 0 ? int64_t{layer} + l : l;
+      if (k >= 0 && k < int64_t{layer}) level_wanted[k] = true;
+    }
+    std::vector<uint32_t> next;
+    for (uint32_t k = layer; k-- > 0;) {
+      for (size_t i = layer_start[k]; i < layer_start[k + 1]; ++i) {
+        if (stop != nullptr && stop->Poll()) return stop->status();
+        const uint32_t v = order[i];
+        if (!on_path.Get(v)) continue;
+        next.clear();
+        for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
+          const uint32_t w = graph.out_targets[e];
+          if (on_path.Get(w) && at(w, k + 1) && edge_ok(v, w)) {
+            next.push_back(w);
+          }
+        }
+        std::sort(next.begin(), next.end());
+        next.erase(std::unique(next.begin(), next.end()), next.end());
+        absl::uint128 sum = 0;
+        for (uint32_t w : next) {
+          const absl::uint128 c = paths_from[w];
+          sum = c > kMax - sum ? kMax : sum + c;
+          if (level_wanted[k]) result.level_edges.push_back({v, w});
+        }
+        paths_from[v] = sum;
+      }
+    }
+    for (uint32_t s : starts) {
+      if (s == kNoStart || !on_path.Get(s) || !at(s, 0)) continue;
+      const absl::uint128 c = paths_from[s];
+      result.count = c > kMax - result.count ? kMax : result.count + c;
+    }
+  }
+
   // Forward enumeration over the marked nodes, depth first. Each frame's
   // sorted distinct successors (parallel edges give one path) live in one
   // shared pool, so a path 400k edges long costs no allocation per step.
@@ -200,9 +280,9 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
     pool.erase(std::unique(pool.begin() + begin, pool.end()), pool.end());
     stack.push_back({begin, pool.size(), begin});
   };
-  for (uint32_t r = 0; r < graph.root_nodes.size(); ++r) {
-    const uint32_t s = graph.root_nodes[r];
-    if (!on_path.Get(s) || !at(s, 0)) continue;
+  for (uint32_t r = 0; r < starts.size(); ++r) {
+    const uint32_t s = starts[r];
+    if (s == kNoStart || !on_path.Get(s) || !at(s, 0)) continue;
     path.assign(1, s);
     if (layer == 0) {
       if (options.max_paths && result.paths.size() == options.max_paths) {

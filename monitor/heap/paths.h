@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/numeric/int128.h"
 #include "absl/status/statusor.h"
 #include "monitor/heap/graph.h"
 #include "monitor/heap/node_set.h"
@@ -39,10 +40,21 @@ struct ShortestPathOptions {
   // the enumeration (and by PathsTo per path): once it says stop, the
   // result is its status. Not owned; may be null.
   QuestionStop* stop = nullptr;
+  // Where paths start (Heapy's src): these nodes instead of the graph's
+  // roots; NodePath::root is then an index into this vector. Duplicates
+  // give duplicate paths; an avoided source is no start. Not owned; null:
+  // the graph's roots, by their use (graph.h RootUse).
+  const std::vector<uint32_t>* sources = nullptr;
+  // Steps (0 the first, -1 the last; out of range: none) whose edges, over
+  // all the shortest paths found, ShortestPaths::level_edges lists: what
+  // avoid_edges needs for the next route (Heapy's edges_at and
+  // copy_but_avoid_edges_at_levels).
+  std::vector<int> edges_at_levels;
 };
 
-// One path: starts at root_nodes[root] (named root_names[root]) and ends at
-// a target; nodes[0] is the root node, nodes.back() the target, and every
+// One path: starts at root_nodes[root] (named root_names[root]), or at
+// (*sources)[root] when ShortestPathOptions::sources is given, and ends at a
+// target; nodes[0] is the start node, nodes.back() the target, and every
 // consecutive pair is an edge of the graph.
 struct NodePath {
   uint32_t root;
@@ -58,18 +70,30 @@ struct ShortestPaths {
   std::vector<NodePath> paths;
   // True when max_paths cut the list short.
   bool truncated = false;
+  // How many shortest paths there are in all (Heapy's numpaths), counted
+  // over the marked nodes by dynamic programming, never by enumerating
+  // them: per start, the number of distinct node sequences (parallel
+  // edges count once, as they are listed once). Saturates at the maximum.
+  absl::uint128 count = 0;
+  // The distinct edges at options.edges_at_levels of all shortest paths
+  // (listed or not), in no particular order.
+  std::vector<EdgeRef> level_edges;
 };
 
 // Multi-source BFS from all named roots at once (visited set as a bitmap),
 // stopping once the layer that contains the nearest targets is complete;
 // then a backward pass marks exactly the nodes that lie on some shortest
 // path (over options.reverse when given, else by re-scanning the visited
-// layers), and a forward enumeration over those marks lists the paths
-// (output-sensitive: no dead ends). Cost: at most one BFS, plus either the
-// in-edges of the marked nodes or one re-scan of the visited edges, plus
-// the size of the output. A node reached from several roots yields one path
-// per root name. InvalidArgument for an invalid target or avoided node.
-// Pure C++, any thread.
+// layers), a count of all shortest paths over the marked nodes, and a
+// forward enumeration over those marks lists the paths (output-sensitive:
+// no dead ends). Cost: at most one BFS, plus either the in-edges of the
+// marked nodes or one re-scan of the visited edges, plus the out-edges of
+// the marked nodes (the count), plus the size of the output. A node
+// reached from several roots yields one path per root name. Roots start
+// paths by their use (graph.h RootUse): kAlias roots never, kFallback roots
+// only in a second search when the first reaches no target.
+// InvalidArgument for an invalid target, avoided node or source. Pure C++,
+// any thread.
 absl::StatusOr<ShortestPaths> FindShortestPaths(
     const HeapGraph& graph, const NodeSet& targets,
     const ShortestPathOptions& options = {});

@@ -22,10 +22,11 @@ absl::Status CheckShape(const HeapGraph& graph) {
 
 absl::StatusOr<std::vector<RetentionPath>> PathsTo(
     const HeapGraph& graph, const NodeSet& targets,
-    const ShortestPathOptions& options) {
+    const ShortestPathOptions& options, absl::uint128* count) {
   if (absl::Status s = CheckShape(graph); !s.ok()) return s;
   absl::StatusOr<ShortestPaths> sp = FindShortestPaths(graph, targets, options);
   if (!sp.ok()) return sp.status();
+  if (count != nullptr) *count = sp->count;
   std::vector<RetentionPath> out;
   out.reserve(sp->paths.size());
   std::vector<PyObject*> objects;
@@ -37,10 +38,18 @@ absl::StatusOr<std::vector<RetentionPath>> PathsTo(
     for (uint32_t v : p.nodes) {
       objects.push_back(reinterpret_cast<PyObject*>(graph.addresses[v]));
     }
-    Path named = DescribePath(graph.root_names[p.root], objects);
-    named.root_edge = graph.root_edge(p.root);
     RetentionPath r;
-    r.text = FormatPath(named);
+    r.start = p.root;
+    Path named;
+    if (options.sources != nullptr) {
+      // From a given object: no root name; the text is the steps alone.
+      named = DescribePath("", objects);
+      for (const Edge& e : named.edges) r.text += e.text;
+    } else {
+      named = DescribePath(graph.root_names[p.root], objects);
+      named.root_edge = graph.root_edge(p.root);
+      r.text = FormatPath(named);
+    }
     r.root_name = std::move(named.root_name);
     r.root_edge = std::move(named.root_edge);
     r.edges = std::move(named.edges);

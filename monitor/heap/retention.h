@@ -36,13 +36,19 @@ struct RetentionPath {
   std::vector<Edge> edges;
   // The node ids along the path, root node first, target last.
   std::vector<uint32_t> nodes;
-  // FormatPath of the above: "%R.sys.modules['app']...".
+  // FormatPath of the above: "%R.sys.modules['app']...". From given
+  // sources (ShortestPathOptions::sources) the steps alone ("['a'][0]"),
+  // and root_name and root_edge are empty.
   std::string text;
+  // The root's index in graph.root_names, or the source's in *sources.
+  uint32_t start = 0;
 };
 
-// All shortest paths from the roots of `graph` to the nearest of `targets`
-// (see FindShortestPaths for the order, avoidance and the limit), each edge
-// named by DescribeEdge. InvalidArgument for a malformed graph or node set.
+// All shortest paths from the roots of `graph` (or the options' sources) to
+// the nearest of `targets` (see FindShortestPaths for the order, avoidance,
+// the limit and the roots that are no starts), each edge named by
+// DescribeEdge; with `count`, how many shortest paths there are in all
+// (ShortestPaths::count). InvalidArgument for a malformed graph or node set.
 // Where: GIL held continuously since the walk that built `graph` (its
 // addresses are dereferenced; docs/design.md rule 10): with two interpreters,
 // in the same HeapEngine::Question as that walk, since on 3.12+ every thread
@@ -50,7 +56,7 @@ struct RetentionPath {
 // runs target Python code.
 absl::StatusOr<std::vector<RetentionPath>> PathsTo(
     const HeapGraph& graph, const NodeSet& targets,
-    const ShortestPathOptions& options = {});
+    const ShortestPathOptions& options = {}, absl::uint128* count = nullptr);
 
 // One edge with its Python-level name.
 struct NamedEdge {

@@ -1,6 +1,7 @@
 // Collecting the target's roots with the target current.
 #include "monitor/heap/roots.h"
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "monitor/heap/edge_names.h"
 #include "monitor/python/version.h"
@@ -12,9 +13,13 @@ RootList& RootList::operator=(RootList&& other) noexcept {
     for (PyObject* o : objects_) Py_DECREF(o);
     names_ = std::move(other.names_);
     edges_ = std::move(other.edges_);
+    uses_ = std::move(other.uses_);
+    aliases_ = std::move(other.aliases_);
     objects_ = std::move(other.objects_);
     other.names_.clear();
     other.edges_.clear();
+    other.uses_.clear();
+    other.aliases_.clear();
     other.objects_.clear();
   }
   return *this;
@@ -29,6 +34,8 @@ void RootList::Add(std::string name, std::string edge, PyObject* object) {
   Py_INCREF(object);
   names_.push_back(std::move(name));
   edges_.push_back(std::move(edge));
+  uses_.push_back(RootUse::kStart);
+  aliases_.emplace_back();
   objects_.push_back(object);
 }
 
@@ -67,6 +74,46 @@ void AddFrame(const std::string& name, const python::FrameView& f,
                      : absl::StrCat(".f_locals[", key, "]");
     }
     roots.Add(name, std::move(edge), value);
+  }
+}
+
+// Sets the use of each frame root that holds what is not the frame's own
+// (roots.h). `modules` is sys.modules. Reads dicts in place (no code runs,
+// nothing is created). Where: GIL held, target current.
+void SetFrameRootUses(PyObject* modules, RootList& roots) {
+  absl::flat_hash_map<PyObject*, std::string> spelled;
+  // The roots that are a dict themselves (sys, builtins) first, then the
+  // modules' dicts: sys.modules['builtins'].__dict__ is %R.builtins.
+  for (size_t i = 0; i < roots.size(); ++i) {
+    if (roots.edge(i).empty() && PyDict_CheckExact(roots.object(i)) &&
+        roots.object(i) != modules) {
+      spelled.try_emplace(roots.object(i),
+                          FormatPath(Path{roots.name(i), {}, ""}));
+    }
+  }
+  Py_ssize_t pos = 0;
+  PyObject *key, *value;  // borrowed
+  while (PyDict_Next(modules, &pos, &key, &value)) {
+    if (!PyModule_Check(value)) continue;
+    PyObject* dict = PyModule_GetDict(value);  // borrowed, no error
+    if (dict == nullptr) continue;
+    spelled.try_emplace(
+        dict, absl::StrCat("%R.sys.modules[", RenderKey(key), "].__dict__"));
+  }
+  for (size_t i = 0; i < roots.size(); ++i) {
+    const std::string& edge = roots.edge(i);
+    const bool code = edge == "<function>" || edge == ".f_code";
+    if (!code && edge != ".f_globals" && edge != ".f_locals" &&
+        edge != ".f_builtins") {
+      continue;
+    }
+    auto [it, first] = spelled.try_emplace(
+        roots.object(i), FormatPath(Path{roots.name(i), {}, edge}));
+    if (!first) {
+      roots.SetUse(i, RootUse::kAlias, it->second);
+    } else if (code) {
+      roots.SetUse(i, RootUse::kFallback);
+    }
   }
 }
 
@@ -111,6 +158,7 @@ absl::StatusOr<RootList> CollectRoots(
     roots.Add(absl::StrCat(prefix, " async_exc"),
               python::ThreadStateAsyncExc(t));
   }
+  SetFrameRootUses(modules, roots);
   return roots;
 }
 

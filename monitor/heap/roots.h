@@ -23,6 +23,27 @@
 // helper threads) are skipped. The gc lists are deliberately not roots:
 // everything tracked would be reachable and heapu() (tracked minus reachable)
 // would be empty.
+//
+// Path searches (paths.h) start at most roots, but a running frame also
+// holds what is not its own: its globals (a module's dict, held by every
+// frame running that module's code, and at module level by f_locals too),
+// its builtins, the function it runs and that function's code (usually
+// reached where the function is defined; function.__globals__ is the
+// module's dict again). Starting there too would give one path per frame
+// to everything a module holds. So each root has a use (RootList::use,
+// HeapGraph::root_uses):
+// - kAlias, with the spelling paths use for its object (RootList::alias),
+//   for a frame's `.f_globals`, `.f_locals`, `.f_builtins`, `<function>`
+//   or `.f_code` whose object is a module's dict in sys.modules
+//   ("%R.sys.modules['app'].__dict__"), the sys or builtins root's dict
+//   ("%R.builtins"), or what an earlier frame root already holds by one of
+//   those edges ("%R['thread 7 frame 0'].f_globals"): never a start;
+// - kFallback for the other `<function>` and `.f_code` roots: a start only
+//   when no other root reaches the target (a function held by nothing but
+//   its running frame);
+// - kStart for the rest (frame locals and cells, plain-dict globals, the
+//   named roots).
+// The walk, heapu() and the dominators count every root alike.
 #pragma once
 
 #include <Python.h>
@@ -33,6 +54,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "monitor/heap/graph.h"
 
 namespace annex::heap {
 
@@ -50,16 +72,26 @@ class RootList {
   size_t size() const { return objects_.size(); }
   const std::string& name(size_t i) const { return names_[i]; }
   const std::string& edge(size_t i) const { return edges_[i]; }
+  // How path searches use this root, and for kAlias the spelling paths
+  // use for its object (above).
+  RootUse use(size_t i) const { return uses_[i]; }
+  const std::string& alias(size_t i) const { return aliases_[i]; }
   PyObject* object(size_t i) const { return objects_[i]; }
   // Takes a new reference; a null object is skipped.
   void Add(std::string name, PyObject* object) {
     Add(std::move(name), std::string(), object);
   }
   void Add(std::string name, std::string edge, PyObject* object);
+  void SetUse(size_t i, RootUse use, std::string alias = "") {
+    uses_[i] = use;
+    aliases_[i] = std::move(alias);
+  }
 
  private:
   std::vector<std::string> names_;
   std::vector<std::string> edges_;
+  std::vector<RootUse> uses_;
+  std::vector<std::string> aliases_;
   std::vector<PyObject*> objects_;
 };
 

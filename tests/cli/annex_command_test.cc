@@ -464,7 +464,7 @@ TEST(AnnexCommandTest, StdlibTestSuiteUnderAnnexWhileQueried) {
         {AnnexBinary(), "exec", pid,
          "h = hp.heap()\n"
          "print(len(h) > 10000, h.size > 1000000)\n"
-         "sp = h[0].sp\n"
+         "sp = str(h[0].sp)\n"
          "found = sp.count('%R') >= 1\n"
          "# .sp walks again: the row may have died since heap() (documented)\n"
          "print(found or sp.startswith('(no member of the set is reachable'))\n"

@@ -82,6 +82,109 @@ TEST(PathsTest, OnePathPerRootNameAndPerDistinctEdge) {
   EXPECT_EQ(sp->paths[1].nodes, (Nodes{0, 1, 2}));
 }
 
+// k diamonds in a row: node 0 -> {1, 2} -> 3 -> {4, 5} -> 6 ... -> 3k.
+HeapGraph Diamonds(uint32_t k) {
+  std::vector<std::pair<uint32_t, uint32_t>> edges;
+  for (uint32_t i = 0; i < k; ++i) {
+    const uint32_t top = 3 * i;
+    edges.insert(edges.end(), {{top, top + 1},
+                               {top, top + 2},
+                               {top + 1, top + 3},
+                               {top + 2, top + 3}});
+  }
+  return MakeGraph(3 * k + 1, edges, {0});
+}
+
+TEST(PathsTest, CountsAllPathsWithoutListingThem) {
+  ShortestPathOptions three;
+  three.max_paths = 3;
+  auto sp = FindShortestPaths(Diamonds(100), {300}, three);
+  ASSERT_TRUE(sp.ok());
+  EXPECT_EQ(sp->paths.size(), 3u);
+  EXPECT_TRUE(sp->truncated);
+  EXPECT_EQ(sp->length, 200u);
+  EXPECT_EQ(sp->count, absl::uint128(1) << 100);
+  // Two root names for node 0: twice as many.
+  HeapGraph g = Diamonds(3);
+  g.root_names.push_back("again");
+  g.root_nodes.push_back(0);
+  EXPECT_EQ(FindShortestPaths(g, {9})->count, 16u);
+  // Past 2**128 - 1 the count saturates.
+  EXPECT_EQ(FindShortestPaths(Diamonds(130), {390}, three)->count,
+            absl::Uint128Max());
+  // A target that is a root: one path of length 0 per root name.
+  EXPECT_EQ(FindShortestPaths(g, {0})->count, 2u);
+  EXPECT_EQ(FindShortestPaths(g, {})->count, 0u);
+}
+
+TEST(PathsTest, SourcesReplaceTheRoots) {
+  const std::vector<uint32_t> from_1 = {1};
+  ShortestPathOptions options;
+  options.sources = &from_1;
+  auto sp = FindShortestPaths(Diamond(), {4}, options);
+  ASSERT_TRUE(sp.ok());
+  EXPECT_EQ(NodeLists(*sp), (std::vector<Nodes>{{1, 2, 4}, {1, 3, 4}}));
+  EXPECT_EQ(sp->paths[0].root, 0u);  // the index into sources
+  EXPECT_EQ(sp->count, 2u);
+  const std::vector<uint32_t> from_5_and_3 = {5, 3};
+  options.sources = &from_5_and_3;
+  sp = FindShortestPaths(Diamond(), {4}, options);
+  EXPECT_EQ(NodeLists(*sp), (std::vector<Nodes>{{3, 4}}));
+  EXPECT_EQ(sp->paths[0].root, 1u);
+  const std::vector<uint32_t> dead_end = {5};
+  options.sources = &dead_end;
+  EXPECT_TRUE(FindShortestPaths(Diamond(), {4}, options)->paths.empty());
+  const std::vector<uint32_t> bad = {6};
+  options.sources = &bad;
+  EXPECT_EQ(FindShortestPaths(Diamond(), {4}, options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PathsTest, RootsStartPathsByTheirUse) {
+  // Root r1 (node 2) is reached from r0 under an alias, as a frame's
+  // globals are through sys.modules: paths start at r0 only.
+  HeapGraph g = Diamond();
+  g.root_names.push_back("r1");
+  g.root_nodes.push_back(2);
+  EXPECT_EQ(NodeLists(*FindShortestPaths(g, {4})),
+            (std::vector<Nodes>{{2, 4}}));
+  g.root_uses = {RootUse::kStart, RootUse::kAlias};
+  g.root_aliases = {"", "%R.r0[1]"};
+  auto sp = FindShortestPaths(g, {4});
+  EXPECT_EQ(NodeLists(*sp), (std::vector<Nodes>{{0, 1, 2, 4}, {0, 1, 3, 4}}));
+  EXPECT_EQ(sp->count, 2u);
+  EXPECT_EQ(sp->paths[0].root, 0u);
+  // A fallback root (as a running frame's function) starts paths only to
+  // what the other roots do not reach: node 6, held by node 7 alone.
+  g = MakeGraph(8, {{0, 1}, {1, 2}, {2, 3}, {7, 6}, {7, 3}}, {0, 7});
+  g.root_uses = {RootUse::kStart, RootUse::kFallback};
+  sp = FindShortestPaths(g, {3});
+  EXPECT_EQ(NodeLists(*sp), (std::vector<Nodes>{{0, 1, 2, 3}}));
+  sp = FindShortestPaths(g, {6});
+  EXPECT_EQ(NodeLists(*sp), (std::vector<Nodes>{{7, 6}}));
+  EXPECT_EQ(sp->paths[0].root, 1u);
+  EXPECT_EQ(sp->count, 1u);
+  // ... then both kinds start, the nearest targets win.
+  sp = FindShortestPaths(g, {6, 5});
+  EXPECT_EQ(NodeLists(*sp), (std::vector<Nodes>{{7, 6}}));
+  g.root_uses = {RootUse::kAlias, RootUse::kFallback};
+  EXPECT_EQ(NodeLists(*FindShortestPaths(g, {3})),
+            (std::vector<Nodes>{{7, 3}}));
+}
+
+TEST(PathsTest, EdgesAtLevelsCoverPathsNotListed) {
+  ShortestPathOptions options;
+  options.max_paths = 1;
+  options.edges_at_levels = {-1, 0, 7};
+  auto sp = FindShortestPaths(Diamond(), {4}, options);
+  ASSERT_TRUE(sp.ok());
+  EXPECT_EQ(sp->paths.size(), 1u);
+  std::set<std::pair<uint32_t, uint32_t>> edges;
+  for (const EdgeRef& e : sp->level_edges) edges.emplace(e.from, e.to);
+  EXPECT_EQ(edges,
+            (std::set<std::pair<uint32_t, uint32_t>>{{0, 1}, {2, 4}, {3, 4}}));
+}
+
 TEST(PathsTest, UnreachableAndInvalidTargets) {
   HeapGraph g = MakeGraph(3, {{0, 1}}, {0});
   EXPECT_TRUE(FindShortestPaths(g, {2})->paths.empty());
@@ -151,7 +254,15 @@ TEST(PathsTest, AgreesWithNaiveBfsOnRandomGraphs) {
       for (uint32_t t = 0; t < g.size(); t += g.size() / 40) {
         ShortestPathOptions options;
         options.max_paths = 0;
-        if (naive.count[t] > 5000) continue;
+        if (naive.count[t] > 5000) {
+          // Counted, not listed: the count alone is checked.
+          options.max_paths = 1;
+          if (naive.count[t] < 1e15) {
+            EXPECT_EQ(FindShortestPaths(g, {t}, options)->count,
+                      static_cast<uint64_t>(naive.count[t]));
+          }
+          continue;
+        }
         auto sp = FindShortestPaths(g, {t}, options);
         ASSERT_TRUE(sp.ok());
         // Marking over the reverse index gives the same paths.
@@ -166,6 +277,7 @@ TEST(PathsTest, AgreesWithNaiveBfsOnRandomGraphs) {
         EXPECT_EQ(sp->length, naive.dist[t]);
         EXPECT_EQ(sp->paths.size(), static_cast<size_t>(naive.count[t]))
             << "target " << t << " seed " << seed;
+        EXPECT_EQ(sp->count, sp->paths.size());
         std::set<std::pair<uint32_t, Nodes>> distinct;
         for (const NodePath& p : sp->paths) {
           ASSERT_EQ(p.nodes.size(), naive.dist[t] + 1);

@@ -125,10 +125,13 @@ TEST(RetentionSideEffectsTest,
   ASSERT_EQ(python::ExistingInstanceDict(inst_obj), nullptr)
       << "the instance already has a __dict__ object: nothing to test";
 
-  // The sleeping frame's globals are the module's dict: one step shorter
-  // than through sys.modules.
+  // The sleeping frame's globals are the module's dict, which paths reach
+  // through what else holds it (roots.h), here the local function's
+  // globals: one step shorter than through sys.modules.
   EXPECT_EQ(PathText(*before, attr),
-            "%R['" + frame_root + "'].f_globals['inst'].attr");
+            "%R['" + frame_root +
+                "'].f_locals['inner'].__globals__['inst']"
+                ".attr");
   EXPECT_EQ(PathText(*before, y), "%R['" + frame_root + "'].f_locals['y']");
   EXPECT_EQ(PathText(*before, z),
             "%R['" + frame_root + "']<cell of 'z'>.cell_contents");

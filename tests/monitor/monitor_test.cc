@@ -213,7 +213,7 @@ TEST(MonitorTest, HpBuildsServicesAndGivesStdlibModules) {
   EXPECT_EQ(
       *out,
       "['Anything', 'Clodo', 'Id', 'Idset', 'Module', 'Nothing', 'Prod', "
-      "'Rcs', 'Size', 'Type', 'Unity', "
+      "'Rcs', 'Root', 'Size', 'Type', 'Unity', "
       "'Via', 'clearref', 'doc', 'heap', 'heapu', 'idset', 'iso', 'load', "
       "'loadall', 'memory', 'pause_limit', 'pb', 'record', 'setref', "
       "'setrelheap', 'setrelheapu', 'stacks', 'stdlib', 'threads']\n"
