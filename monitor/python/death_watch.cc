@@ -1,6 +1,9 @@
 // The death watch: per-version hooks that count deaths of watched blocks.
 #include "monitor/python/death_watch.h"
 
+#include <errno.h>
+#include <pthread.h>
+
 #include <algorithm>
 #include <array>
 #include <mutex>
@@ -280,25 +283,11 @@ bool HooksInPlace() {
 PyMemAllocatorEx g_prev_alloc{};
 bool g_alloc_hooked = false;  // ours is in the chain (maybe below another)
 
-void* HookMalloc(void*, size_t size) {
-  void* p = g_prev_alloc.malloc(g_prev_alloc.ctx, size);
-  // A new block at a watched key: whatever was watched there is dead.
-  if (p != nullptr) Died(reinterpret_cast<uintptr_t>(p));
-  return p;
-}
-
-void* HookCalloc(void*, size_t nelem, size_t elsize) {
-  void* p = g_prev_alloc.calloc(g_prev_alloc.ctx, nelem, elsize);
-  if (p != nullptr) Died(reinterpret_cast<uintptr_t>(p));
-  return p;
-}
-
 void* HookRealloc(void*, void* ptr, size_t size) {
   void* p = g_prev_alloc.realloc(g_prev_alloc.ctx, ptr, size);
-  if (p != nullptr && p != ptr) {
-    // The block moved: the old one is freed, the new one is new.
-    if (ptr != nullptr) Died(reinterpret_cast<uintptr_t>(ptr));
-    Died(reinterpret_cast<uintptr_t>(p));
+  // The block moved: the old one is freed (the new one was free before).
+  if (p != nullptr && p != ptr && ptr != nullptr) {
+    Died(reinterpret_cast<uintptr_t>(ptr));
   }
   return p;
 }
@@ -364,7 +353,57 @@ inline uintptr_t BlockOf(PyObject* obj) {
 // trashcan itself, under the same test with itself in place of the
 // original, after untracking the object as the original does first (the
 // trashcan links deferred objects through their gc header).
+//
+// Opening the trashcan for every tuple, list and dict cost an
+// allocation-heavy loop about 5 % (bench/identity), most of the watch's
+// price; so did any call or bookkeeping around the original (a wrapper
+// that ends in a tail call after a few loads costs about 1 %). The
+// trashcan only guards the C stack against deep chains, so the wrapper
+// opens it only where the stack is nearly used up: within
+// kTrashcanHeadroom of this thread's stack limit. Past that point the
+// trashcan nests at most its unwind level (50 on 3.11 and 3.12) before
+// it defers, and the deferred chain is freed from there, level by level,
+// so the stack stays bounded as without the watch. A chain shorter than
+// the stack allows is freed by plain recursion, as CPython frees objects
+// of types without a trashcan.
 constexpr bool UsesTrashcan(int i) { return i >= 1 && i <= 3; }
+constexpr uintptr_t kTrashcanHeadroom = 512 * 1024;
+
+// This thread's stack limit plus the headroom, 0 until its first wrapped
+// dealloc (initial-exec TLS: one %fs-relative load, also in the dlopen'ed
+// Python module, where glibc's reserved static TLS holds it).
+__thread uintptr_t t_trashcan_below __attribute__((tls_model("initial-exec"))) =
+    0;
+
+// Finds this thread's stack limit. Where: any thread, once per thread,
+// from a dealloc (not inside the allocator: pthread_getattr_np reads
+// /proc/self/maps for the main thread, which allocates). When the limit cannot
+// be found, the whole stack counts as deep (every dealloc takes the trashcan,
+// the safe side).
+__attribute__((noinline)) uintptr_t FindTrashcanLimit() {
+  const int saved_errno = errno;  // a dealloc must not change errno
+  uintptr_t limit = ~uintptr_t{0};
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+    void* low = nullptr;
+    size_t size = 0;
+    if (pthread_attr_getstack(&attr, &low, &size) == 0 && low != nullptr) {
+      limit = reinterpret_cast<uintptr_t>(low) + kTrashcanHeadroom;
+    }
+    pthread_attr_destroy(&attr);
+  }
+  t_trashcan_below = limit;
+  errno = saved_errno;
+  return limit;
+}
+
+// Whether this dealloc runs near the end of the C stack. Where: GIL held,
+// in the dealloc of a wrapped type.
+inline bool DeepDealloc() {
+  uintptr_t below = t_trashcan_below;
+  if (__builtin_expect(below == 0, 0)) below = FindTrashcanLimit();
+  return reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) < below;
+}
 
 #if PY_VERSION_HEX >= 0x030C0000
 // 3.12's dict_dealloc first tells the dict's watchers (PyDict_AddWatcher),
@@ -389,6 +428,10 @@ void WrappedDealloc(PyObject* obj) {
       return;
     }
 #endif
+    if (!DeepDealloc()) {
+      Died(BlockOf(obj));
+      return g_orig_dealloc[I](obj);
+    }
     PyObject_GC_UnTrack(obj);
     Py_TRASHCAN_BEGIN_CONDITION(obj,
                                 Py_TYPE(obj)->tp_dealloc == &WrappedDealloc<I>)
@@ -425,8 +468,13 @@ absl::Status InstallHooks() {
   }
   if (!g_alloc_hooked) {
     PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &g_prev_alloc);
-    PyMemAllocatorEx ours{nullptr, &HookMalloc, &HookCalloc, &HookRealloc,
-                          &HookFree};
+    // malloc and calloc go straight to the previous allocator (with its
+    // context, which our realloc and free ignore): a block they return at
+    // a watched key was freed before, through HookFree, so checking it
+    // again proved nothing, and skipping our frame halves the hooks' cost
+    // to allocation-heavy code.
+    PyMemAllocatorEx ours{g_prev_alloc.ctx, g_prev_alloc.malloc,
+                          g_prev_alloc.calloc, &HookRealloc, &HookFree};
     PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &ours);
     g_alloc_hooked = true;
   }

@@ -20,15 +20,16 @@
 //   watched address, which proves the old member dead), chained to a tracer
 //   installed before (tracemalloc's) and restored on uninstall.
 // - 3.11 and 3.12: a hook on the PYMEM_DOMAIN_OBJ allocator, chained to the
-//   previous one (free/realloc of a watched block, and malloc returning a
-//   watched block), plus wrappers of tp_dealloc of the static types that
-//   keep a free list of objects (float, tuple, list, dict, slice, context,
-//   async generator asend and wrapped value): a member put on a free list
-//   is never freed through the allocator. (MemoryError's free list is not
-//   covered.) The wrappers of tuple, list and dict open the trashcan as
-//   the originals do (which they cannot while wrapped): a deep chain of
-//   them is freed without deep C recursion, as without the watch. A 3.12
-//   dict with dict watchers (PyDict_AddWatcher) is left to the original
+//   previous one (free/realloc of a watched block; malloc and calloc go
+//   straight to the previous allocator), plus wrappers of tp_dealloc of the
+//   static types that keep a free list of objects (float, tuple, list, dict,
+//   slice, context, async generator asend and wrapped value): a member put on a
+//   free list is never freed through the allocator. (MemoryError's free list is
+//   not covered.) The wrappers of tuple, list and dict open the trashcan (which
+//   the originals cannot while wrapped) where the thread's stack is nearly used
+//   up: a deep chain of them is freed without overflowing the C stack, as
+//   without the watch, and shallow deallocs cost no more than a tail call.
+//   A 3.12 dict with dict watchers (PyDict_AddWatcher) is left to the original
 //   alone: no trashcan for it while the death watch is armed.
 // Known gaps (all versions): a specialized ceval instruction that destroys
 // an operand directly (_PyFloat_ExactDealloc, _PyLong_ExactDealloc,

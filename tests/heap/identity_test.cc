@@ -382,6 +382,59 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(info.param.name);
     });
 
+// The wrapped deallocs of 3.11/3.12 open the trashcan only near the end
+// of the thread's stack (see death_watch.cc): a chain freed on a thread
+// with a small stack (1 MiB, of which the last 512 KiB take the trashcan;
+// 256 KiB, all of it) unwinds without overflowing it, and every member is
+// seen to die.
+TEST(IdentityTest, DeepChainFreedOnAThreadWithASmallStack) {
+  for (const char* stack : {"1 << 20", "256 << 10"}) {
+    ASSERT_TRUE(RunTargetCode(R"(
+import threading
+def ss_build():
+    x = None
+    for _ in range(300000):
+        x = [x]
+    return x
+ss_x = ss_build()
+ss_ids = []
+ss_y = ss_x
+while ss_y is not None:
+    ss_ids.append(id(ss_y))
+    ss_y = ss_y[0]
+del ss_y
+)"));
+    PyObject* ids = EvalTarget("ss_ids");
+    ASSERT_NE(ids, nullptr);
+    std::vector<uintptr_t> members = testing::AddressesOf(ids);
+    Py_DECREF(ids);
+    std::sort(members.begin(), members.end());
+    absl::StatusOr<std::shared_ptr<python::WatchedObjects>> kept =
+        python::WatchedObjects::Watch(members);
+    ASSERT_TRUE(kept.ok()) << kept.status();
+    ASSERT_EQ(HeapEngine::LiveMembers(**kept).size(), members.size());
+    ASSERT_TRUE(RunTargetCode(absl::StrCat(R"(
+def ss_free():
+    global ss_x
+    del ss_x
+threading.stack_size()",
+                                           stack, R"()
+try:
+    ss_t = threading.Thread(target=ss_free)
+    ss_t.start()
+    ss_t.join()
+finally:
+    threading.stack_size(0)
+ss_gone = 'ss_x' not in globals()
+del ss_t, ss_free, ss_build, ss_ids
+)")));
+    EXPECT_EQ(TargetLong("ss_gone"), 1) << stack;
+    EXPECT_EQ(HeapEngine::LiveMembers(**kept).size(), 0u) << stack;
+    kept->reset();
+    python::FlushDeathWatch();
+  }
+}
+
 // The hooks are there only while something is watched.
 TEST(IdentityTest, HooksOnlyWhileWatched) {
   python::FlushDeathWatch();
