@@ -1072,77 +1072,21 @@ absl::StatusOr<std::string> HeapView::ById(const KindedSet& set, size_t limit) {
 
 namespace {
 
-// Edge texts from `from` to each of `targets` (members of the set, all
-// referents of `from`), appended to `texts` as (member, text). A dict,
-// list or tuple holding many targets is scanned once instead of once per
-// target; what it holds is matched to members through `nodes` (address ->
-// graph node, built on first use) and `member_of` (graph node -> member,
-// or -1). `state` (one per member, all 0 between calls) marks the targets
-// still to name. Where: GIL held since the walk, the target's interpreter
-// current (naming may build a frame's f_locals or an instance dict there).
+// The texts of the edges from `from` to each member in `targets` (by
+// index in `member_addresses`), appended to `texts`: one DescribeEdgesFrom,
+// which scans a container holding many of them once. `tos` and `named` are
+// scratch. Where: GIL held, target current, the objects alive.
 void NameEdgesFrom(PyObject* from, const std::vector<uint32_t>& targets,
                    const PackedAddresses& member_addresses,
-                   const std::vector<int32_t>& member_of,
-                   const std::vector<uintptr_t>& graph_addresses,
-                   std::unique_ptr<heap::AddressIndex>& nodes,
-                   std::vector<uint8_t>& state,
+                   std::vector<PyObject*>& tos, std::vector<heap::Edge>& named,
                    std::vector<std::pair<uint32_t, std::string>>& texts) {
-  constexpr size_t kBulk = 8;
-  if (targets.size() >= kBulk &&
-      (PyDict_Check(from) || PyList_Check(from) || PyTuple_Check(from))) {
-    if (nodes == nullptr) {
-      nodes = std::make_unique<heap::AddressIndex>(graph_addresses);
-    }
-    size_t pending = targets.size();
-    for (uint32_t k : targets) state[k] = 1;
-    auto target = [&](PyObject* item) -> int64_t {
-      const int64_t v = nodes->Find(reinterpret_cast<uintptr_t>(item));
-      if (v < 0 || member_of[v] < 0) return -1;
-      const int64_t k = member_of[v];
-      return state[k] == 1 ? k : -1;
-    };
-    auto found = [&](uint32_t k, std::string text) {
-      texts.emplace_back(k, std::move(text));
-      state[k] = 2;
-      --pending;
-    };
-    if (PyDict_Check(from)) {
-      Py_ssize_t pos = 0, index = 0;
-      PyObject *key, *value;
-      while (pending > 0 && PyDict_Next(from, &pos, &key, &value)) {
-        int64_t k = target(value);
-        if (k >= 0) found(k, absl::StrCat("[", heap::RenderKey(key), "]"));
-        k = target(key);
-        if (k >= 0) found(k, absl::StrCat(".keys()[", index, "]"));
-        ++index;
-      }
-    } else {
-      const bool list = PyList_Check(from);
-      Py_ssize_t n = list ? PyList_GET_SIZE(from) : PyTuple_GET_SIZE(from);
-      for (Py_ssize_t i = 0; i < n && pending > 0; ++i) {
-        PyObject* item =
-            list ? PyList_GET_ITEM(from, i) : PyTuple_GET_ITEM(from, i);
-        const int64_t k = target(item);
-        if (k >= 0) found(k, absl::StrCat("[", i, "]"));
-      }
-    }
-    // Whatever the scan did not explain (e.g. a dict subclass's
-    // attributes) is named one by one.
-    for (uint32_t k : targets) {
-      if (state[k] == 1) {
-        texts.emplace_back(
-            k, heap::DescribeEdge(
-                   from, reinterpret_cast<PyObject*>(member_addresses[k]))
-                   .text);
-      }
-      state[k] = 0;
-    }
-    return;
-  }
+  tos.clear();
   for (uint32_t k : targets) {
-    texts.emplace_back(k, heap::DescribeEdge(from, reinterpret_cast<PyObject*>(
-                                                       member_addresses[k]))
-                              .text);
+    tos.push_back(reinterpret_cast<PyObject*>(member_addresses[k]));
+  }
+  heap::DescribeEdgesFrom(from, tos, &named);
+  for (size_t i = 0; i < targets.size(); ++i) {
+    texts.emplace_back(targets[i], std::move(named[i].text));
   }
 }
 
@@ -1285,12 +1229,10 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
         // objects take 11 s): the (referrer, member) pairs sorted by
         // referrer, each referrer's edges named together with the target
         // swapped in, and the (member, text) pairs bucketed by member.
-        std::vector<int32_t> member_of(graph->size(), -1);
         std::vector<std::pair<uint32_t, uint32_t>> by_source;
         for (size_t k = 0; k < n; ++k) {
           if (keep_node[k] < 0) continue;
           uint32_t v = static_cast<uint32_t>(keep_node[k]);
-          member_of[v] = static_cast<int32_t>(k);
           uint32_t last = UINT32_MAX;
           for (uint32_t e = reverse.in_begin[v]; e < reverse.in_begin[v + 1];
                ++e) {
@@ -1304,9 +1246,9 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
         std::vector<std::pair<uint32_t, std::string>> texts;
         texts.reserve(by_source.size());
         {
-          std::unique_ptr<heap::AddressIndex> nodes;
-          std::vector<uint8_t> state(n, 0);
           std::vector<uint32_t> targets;
+          std::vector<PyObject*> tos;
+          std::vector<heap::Edge> named;
           python::ScopedTargetSwap swap(ts_);
           for (size_t a = 0; a < by_source.size();) {
             if (stop.Poll()) return stop.status();
@@ -1316,8 +1258,7 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
               targets.push_back(by_source[a].second);
             }
             NameEdgesFrom(reinterpret_cast<PyObject*>(graph->addresses[u]),
-                          targets, out.live.addresses, member_of,
-                          graph->addresses, nodes, state, texts);
+                          targets, out.live.addresses, tos, named, texts);
           }
         }
         // Bucket the texts by member (counting sort).

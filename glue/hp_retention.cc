@@ -317,41 +317,68 @@ PyObject *IntOf(absl::uint128 v) {
   return r;
 }
 
-// ((root_name, edges, root_edge, text), ...) of `paths`, each edge (kind,
-// label, from, to): a new reference or nullptr.
-PyObject *PathTuples(const std::vector<RetentionPath> &paths) {
-  PyObject *out = PyTuple_New(paths.size());
-  if (out == nullptr) return nullptr;
-  for (size_t i = 0; i < paths.size(); ++i) {
-    const RetentionPath &p = paths[i];
-    PyObject *edges = PyTuple_New(p.edges.size());
-    if (edges == nullptr) {
-      Py_DECREF(out);
+// One path's (root_name, edges, root_edge, text), each edge (kind, label,
+// from, to): a new reference or nullptr. Where: annex current, GIL held.
+PyObject *PathTuple(const RetentionPath &p) {
+  PyObject *edges = PyTuple_New(p.edges.size());
+  if (edges == nullptr) return nullptr;
+  for (size_t k = 0; k < p.edges.size(); ++k) {
+    PyObject *e = EdgeTuple(p.edges[k]);
+    if (e == nullptr) {
+      Py_DECREF(edges);
       return nullptr;
     }
-    for (size_t k = 0; k < p.edges.size(); ++k) {
-      PyObject *e = EdgeTuple(p.edges[k]);
-      if (e == nullptr) {
-        Py_DECREF(edges);
-        Py_DECREF(out);
-        return nullptr;
-      }
-      PyTuple_SET_ITEM(edges, k, e);
-    }
-    PyObject *one = Py_BuildValue("(sNss#)", p.root_name.c_str(), edges,
-                                  p.root_edge.c_str(), p.text.data(),
-                                  static_cast<Py_ssize_t>(p.text.size()));
-    if (one == nullptr) {
-      Py_DECREF(out);
-      return nullptr;
-    }
-    PyTuple_SET_ITEM(out, i, one);
+    PyTuple_SET_ITEM(edges, k, e);
   }
-  return out;
+  return Py_BuildValue("(sNss#)", p.root_name.c_str(), edges,
+                       p.root_edge.c_str(), p.text.data(),
+                       static_cast<Py_ssize_t>(p.text.size()));
+}
+
+// The paths of an answer stay C++ data until Python asks for one: a Paths
+// of 40 000 paths made a million annex objects up front (tuples and strs
+// per edge), most of get_shpaths(limit=0)'s time, for a page of ten lines.
+// annex.Paths gets `fetch`, a builtin bound to a capsule that owns them:
+// fetch(i) is PathTuple of path i.
+constexpr char kPathStore[] = "annex.paths";
+
+void FreePathStore(PyObject *capsule) {
+  delete static_cast<std::vector<RetentionPath> *>(
+      PyCapsule_GetPointer(capsule, kPathStore));
+}
+
+// fetch(i). Where: annex current, GIL held.
+PyObject *FetchPath(PyObject *capsule, PyObject *index) {
+  auto *paths = static_cast<std::vector<RetentionPath> *>(
+      PyCapsule_GetPointer(capsule, kPathStore));
+  if (paths == nullptr) return nullptr;
+  const Py_ssize_t i = PyNumber_AsSsize_t(index, PyExc_IndexError);
+  if (i == -1 && PyErr_Occurred()) return nullptr;
+  if (i < 0 || static_cast<size_t>(i) >= paths->size()) {
+    return PyErr_Format(PyExc_IndexError, "path %zd out of range (%zu)", i,
+                        paths->size());
+  }
+  return PathTuple((*paths)[i]);
+}
+
+PyMethodDef kFetchPath = {"fetch_path", FetchPath, METH_O,
+                          "fetch_path(i) -> (root, edges, root_edge, text)"};
+
+// A new reference to fetch (owning `paths`), or nullptr.
+PyObject *PathFetcher(std::vector<RetentionPath> paths) {
+  auto *store = new std::vector<RetentionPath>(std::move(paths));
+  PyObject *capsule = PyCapsule_New(store, kPathStore, FreePathStore);
+  if (capsule == nullptr) {
+    delete store;
+    return nullptr;
+  }
+  PyObject *fetch = PyCFunction_New(&kFetchPath, capsule);
+  Py_DECREF(capsule);
+  return fetch;
 }
 
 // The annex.Paths object for an answer.
-PyObject *MakePaths(PyObject *self, const PathsResult &result,
+PyObject *MakePaths(PyObject *self, PathsResult &&result,
                     const PathsOptions &options) {
   const bool from_src = options.sources.has_value();
   // What shows instead of paths when there are none.
@@ -386,7 +413,8 @@ PyObject *MakePaths(PyObject *self, const PathsResult &result,
   avoided.insert(avoided.end(), result.avoided_edges.begin(),
                  result.avoided_edges.end());
   PyObject *type = AnnexClass("Paths");
-  PyObject *paths = PathTuples(result.paths);
+  const Py_ssize_t count = static_cast<Py_ssize_t>(result.paths.size());
+  PyObject *paths = PathFetcher(std::move(result.paths));
   PyObject *numpaths = IntOf(result.num_paths);
   PyObject *nodes = AddressList(options.avoid_nodes);
   PyObject *edges = EdgePairList(avoided);
@@ -400,7 +428,7 @@ PyObject *MakePaths(PyObject *self, const PathsResult &result,
   PyObject *r = nullptr;
   if (type && paths && numpaths && nodes && edges && src) {
     r = PyObject_CallFunction(
-        type, "OOOOOnOs#s#", self, paths, numpaths, nodes, edges,
+        type, "OOnOOOnOs#s#", self, paths, count, numpaths, nodes, edges,
         static_cast<Py_ssize_t>(options.max_paths), src, empty.data(),
         static_cast<Py_ssize_t>(empty.size()), note.data(),
         static_cast<Py_ssize_t>(note.size()));
@@ -493,7 +521,7 @@ PyObject *GetShpaths(PyObject *self, PyObject *args, PyObject *kwargs) {
   if (view == nullptr) return nullptr;
   auto result = view->PathsTo(*IdSetContents(self), options);
   if (!result.ok()) return SetStatusError(result.status());
-  return MakePaths(self, *result, options);
+  return MakePaths(self, std::move(*result), options);
 }
 
 PyObject *Sp(PyObject *self, void *) {

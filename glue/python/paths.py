@@ -73,16 +73,17 @@ class Paths:
     (root_name, edges, root_edge).
     """
 
-    def __init__(self, target, paths, numpaths, avoid_nodes, avoid_edges,
-                 limit, src, empty_text, note):
+    def __init__(self, target, fetch, count, numpaths, avoid_nodes,
+                 avoid_edges, limit, src, empty_text, note):
+        # The paths stay in the answer's C++ data until asked for:
+        # fetch(i) gives path i's (root, edges, root_edge, text), made into
+        # a Path on first use (a page shows ten of maybe many thousands).
         self.target = target
-        self._list = tuple(Path(i, text, root, root_edge, edges)
-                           for i, (root, edges, root_edge, text)
-                           in enumerate(paths))
-        self.paths = tuple((root, edges, root_edge)
-                           for root, edges, root_edge, _text in paths)
+        self._fetch = fetch
+        self._count = count
+        self._made = {}
         self.numpaths = numpaths
-        self.truncated = numpaths > len(self._list)
+        self.truncated = numpaths > count
         self.avoid_nodes = avoid_nodes
         self.avoid_edges = avoid_edges
         self.limit = limit
@@ -93,33 +94,44 @@ class Paths:
 
     # --- the paths as a sequence
 
+    def _path(self, i):
+        path = self._made.get(i)
+        if path is None:
+            root, edges, root_edge, text = self._fetch(i)
+            path = self._made[i] = Path(i, text, root, root_edge, edges)
+        return path
+
+    @property
+    def paths(self):
+        """The raw data, per path (root_name, edges, root_edge)."""
+        return tuple(self._fetch(i)[:3] for i in range(self._count))
+
     def __len__(self):
-        return len(self._list)
+        return self._count
 
     def __iter__(self):
-        return iter(self._list)
+        return (self._path(i) for i in range(self._count))
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return list(self._list[index])
+            return [self._path(i) for i in range(*index.indices(self._count))]
         if not isinstance(index, int):
             raise TypeError('Paths indices are ints or slices, not %s'
                             % type(index).__name__)
-        try:
-            return self._list[index]
-        except IndexError:
+        i = index + self._count if index < 0 else index
+        if not 0 <= i < self._count:
             raise IndexError(
                 'path %d out of range: %d of %d paths fetched%s'
-                % (index, len(self._list), self.numpaths,
-                   self._fetch_hint())) from None
+                % (index, self._count, self.numpaths, self._fetch_hint()))
+        return self._path(i)
 
     def aslist(self, maxpaths=None, firstpath=0):
         """The fetched paths from firstpath on (at most maxpaths), as Paths."""
         end = None if maxpaths is None else firstpath + maxpaths
-        return list(self._list[firstpath:end])
+        return self[firstpath:end]
 
     def depth(self):
-        return len(self._list[0].edges) if self._list else None
+        return len(self._path(0).edges) if self._count else None
 
     # --- pages
 
@@ -131,17 +143,17 @@ class Paths:
     def _page_end(self, first):
         """Where the page from `first` ends (as Heapy: one path left is
         shown rather than announced)."""
-        n = len(self._list)
+        n = self._count
         if first >= n or n - first <= PAGE + 1:
             return n
         return first + PAGE
 
     def _lines(self, first, end):
-        n = len(self._list)
+        n = self._count
         if not n:
             lines = [self._empty_text] if self._empty_text else []
         else:
-            lines = [repr(p) for p in self._list[first:end]]
+            lines = [repr(p) for p in self[first:end]]
             if first >= n:
                 lines.append('<No more paths>')
             if end < n:
@@ -172,7 +184,7 @@ class Paths:
     @property
     def all(self):
         """Every fetched path (annex.Text)."""
-        return Text(self._lines(0, len(self._list)))
+        return Text(self._lines(0, self._count))
 
     # --- the next route
 
@@ -182,8 +194,8 @@ class Paths:
                 raise TypeError('levels are ints: step positions along a '
                                 'path, negative from the end')
         pairs = set()
-        for path in self._list:
-            edges = path.edges
+        for i in range(self._count):
+            edges = self._fetch(i)[1]
             for level in levels:
                 if -len(edges) <= level < len(edges):
                     pairs.add(edges[level][2:4])

@@ -4,10 +4,12 @@
 #include <frameobject.h>
 #include <structmember.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "monitor/python/version.h"
 
@@ -359,14 +361,96 @@ Edge DescribeEdge(PyObject* from, PyObject* to) {
   return edge;
 }
 
-Path DescribePath(const std::string& root_name,
-                  const std::vector<PyObject*>& objects) {
-  Path path{root_name, {}};
-  for (size_t i = 0; i + 1 < objects.size(); ++i) {
-    path.edges.push_back(DescribeEdge(objects[i], objects[i + 1]));
+void DescribeEdgesFrom(PyObject* from, const std::vector<PyObject*>& tos,
+                       std::vector<Edge>* out) {
+  out->assign(tos.size(), Edge());
+  const bool list = PyList_Check(from), tuple = PyTuple_Check(from),
+             dict = PyDict_Check(from);
+  if (tos.size() < kBulkEdges || !(list || tuple || dict)) {
+    for (size_t i = 0; i < tos.size(); ++i) {
+      (*out)[i] = DescribeEdge(from, tos[i]);
+    }
+    return;
   }
-  // function -> its __closure__ tuple -> cell: name the cell by the code's
-  // free variable at that index.
+  // Each wanted object's index in `tos`, until it is named.
+  absl::flat_hash_map<PyObject*, uint32_t> pending;
+  pending.reserve(tos.size());
+  for (size_t i = 0; i < tos.size(); ++i) {
+    pending.emplace(tos[i], static_cast<uint32_t>(i));
+  }
+  auto take = [&](PyObject* item, uint32_t* i) {
+    auto it = pending.find(item);
+    if (it == pending.end()) return false;
+    *i = it->second;
+    pending.erase(it);
+    return true;
+  };
+  uint32_t i = 0;
+  if (dict) {
+    // The order DescribeDictEdge tries: entry by entry, value then key.
+    Py_ssize_t pos = 0, index = 0;
+    PyObject *key, *value;
+    while (!pending.empty() && PyDict_Next(from, &pos, &key, &value)) {
+      if (take(value, &i)) {
+        (*out)[i] =
+            Make(EdgeKind::kDictValue, absl::StrCat("[", RenderKey(key), "]"));
+      }
+      if (take(key, &i)) {
+        (*out)[i] =
+            Make(EdgeKind::kDictKey, absl::StrCat(".keys()[", index, "]"));
+      }
+      ++index;
+    }
+  } else {
+    const Py_ssize_t n = list ? PyList_GET_SIZE(from) : PyTuple_GET_SIZE(from);
+    for (Py_ssize_t k = 0; k < n && !pending.empty(); ++k) {
+      PyObject* item =
+          list ? PyList_GET_ITEM(from, k) : PyTuple_GET_ITEM(from, k);
+      if (take(item, &i)) {
+        (*out)[i] = Make(EdgeKind::kIndex, absl::StrCat("[", k, "]"));
+      }
+    }
+  }
+  // Not container storage: the other kinds of reference, one by one.
+  for (const auto& [to, index] : pending) {
+    (*out)[index] = DescribeEdge(from, to);
+  }
+  PyErr_Clear();
+}
+
+std::vector<Edge> DescribeEdges(
+    const std::vector<std::pair<PyObject*, PyObject*>>& pairs) {
+  std::vector<Edge> out(pairs.size());
+  std::vector<uint32_t> order(pairs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<uint32_t>(i);
+  std::sort(order.begin(), order.end(),
+            [&](uint32_t a, uint32_t b) { return pairs[a] < pairs[b]; });
+  std::vector<PyObject*> tos;
+  std::vector<Edge> named;
+  for (size_t a = 0; a < order.size();) {
+    PyObject* from = pairs[order[a]].first;
+    size_t b = a;
+    tos.clear();
+    while (b < order.size() && pairs[order[b]].first == from) {
+      PyObject* to = pairs[order[b]].second;
+      if (tos.empty() || tos.back() != to) tos.push_back(to);
+      ++b;
+    }
+    DescribeEdgesFrom(from, tos, &named);
+    for (size_t j = a, t = 0; j < b; ++j) {
+      if (pairs[order[j]].second != tos[t]) ++t;
+      out[order[j]] = named[t];
+    }
+    a = b;
+  }
+  return out;
+}
+
+namespace {
+
+// function -> its __closure__ tuple -> cell: names the cell by the code's
+// free variable at that index. Where: GIL held.
+void NameClosureCells(const std::vector<PyObject*>& objects, Path& path) {
   for (size_t i = 0; i + 2 < objects.size(); ++i) {
     if (!PyFunction_Check(objects[i])) continue;
     auto* f = reinterpret_cast<PyFunctionObject*>(objects[i]);
@@ -384,7 +468,34 @@ Path DescribePath(const std::string& root_name,
     }
     PyErr_Clear();
   }
-  return path;
+}
+
+}  // namespace
+
+Path DescribePath(const std::string& root_name,
+                  const std::vector<PyObject*>& objects) {
+  return DescribePaths({root_name}, {objects})[0];
+}
+
+std::vector<Path> DescribePaths(
+    const std::vector<std::string>& root_names,
+    const std::vector<std::vector<PyObject*>>& objects) {
+  std::vector<std::pair<PyObject*, PyObject*>> pairs;
+  for (const std::vector<PyObject*>& o : objects) {
+    for (size_t i = 0; i + 1 < o.size(); ++i)
+      pairs.emplace_back(o[i], o[i + 1]);
+  }
+  std::vector<Edge> edges = DescribeEdges(pairs);
+  std::vector<Path> out(objects.size());
+  size_t e = 0;
+  for (size_t p = 0; p < objects.size(); ++p) {
+    out[p].root_name = root_names[p];
+    for (size_t i = 0; i + 1 < objects[p].size(); ++i) {
+      out[p].edges.push_back(std::move(edges[e++]));
+    }
+    NameClosureCells(objects[p], out[p]);
+  }
+  return out;
 }
 
 std::string FormatPath(const Path& path) {

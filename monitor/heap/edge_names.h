@@ -17,6 +17,7 @@
 #include <Python.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace annex::heap {
@@ -57,6 +58,23 @@ struct Edge {
 // Where: GIL held, no Python error set (none is left set); any interpreter.
 Edge DescribeEdge(PyObject* from, PyObject* to);
 
+// How `from` references each of `tos` (distinct objects), as DescribeEdge
+// would name each one (the first match), into (*out)[i] for tos[i]. A
+// dict, list or tuple asked for at least kBulkEdges of its referents is
+// scanned once (a hash set of `tos`), so naming every item of a container
+// costs its length, not its length squared; what the scan does not
+// explain (e.g. a dict subclass's attributes) is named one by one.
+// Where: as DescribeEdge.
+inline constexpr size_t kBulkEdges = 8;
+void DescribeEdgesFrom(PyObject* from, const std::vector<PyObject*>& tos,
+                       std::vector<Edge>* out);
+
+// DescribeEdge of every (from, to) pair, in order: pairs that repeat are
+// named once and pairs sharing a holder are named together
+// (DescribeEdgesFrom). Where: as DescribeEdge.
+std::vector<Edge> DescribeEdges(
+    const std::vector<std::pair<PyObject*, PyObject*>>& pairs);
+
 // `key` as Python source when it is an exact str, int, float, complex,
 // bytes, bool, None, or a tuple of those (nesting up to 3 levels, at most
 // 200 characters), using only the built-in reprs of those types; otherwise
@@ -80,6 +98,14 @@ struct Path {
 // Where: GIL held, no Python error set; any interpreter; objects alive.
 Path DescribePath(const std::string& root_name,
                   const std::vector<PyObject*>& objects);
+
+// The edges of many paths at once: the steps of all of them named by one
+// DescribeEdges (a holder shared by many paths, such as one list holding
+// every target, is scanned once: linear in the paths, not quadratic).
+// Same result as DescribePath of each. Where: as DescribePath.
+std::vector<Path> DescribePaths(
+    const std::vector<std::string>& root_names,
+    const std::vector<std::vector<PyObject*>>& objects);
 
 // "%R.<root_name>" followed by the root edge and the edge texts; a root name
 // that is not a dotted identifier is written %R['name']. Pure C++, any thread.

@@ -1,6 +1,10 @@
 // Retention facade: paths with named edges, retained size.
 #include "monitor/heap/retention.h"
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include "monitor/heap/dominators.h"
 
 namespace annex::heap {
@@ -29,32 +33,50 @@ absl::StatusOr<std::vector<RetentionPath>> PathsTo(
   if (count != nullptr) *count = sp->count;
   std::vector<RetentionPath> out;
   out.reserve(sp->paths.size());
-  std::vector<PyObject*> objects;
-  for (NodePath& p : sp->paths) {
+  // Named in chunks (a poll of `stop` between them), each chunk's steps in
+  // one DescribePaths: a holder shared by many paths (one list holding all
+  // the targets) is scanned once per chunk, and there are at most eight
+  // chunks of more than 4096 paths, so naming stays linear in the paths.
+  const size_t total = sp->paths.size();
+  const size_t chunk = std::max<size_t>(4096, (total + 7) / 8);
+  std::vector<std::string> roots;
+  std::vector<std::vector<PyObject*>> objects;
+  for (size_t first = 0; first < total; first += chunk) {
     if (options.stop != nullptr && options.stop->Check()) {
       return options.stop->status();
     }
+    const size_t end = std::min(total, first + chunk);
+    roots.clear();
     objects.clear();
-    for (uint32_t v : p.nodes) {
-      objects.push_back(reinterpret_cast<PyObject*>(graph.addresses[v]));
+    for (size_t i = first; i < end; ++i) {
+      const NodePath& p = sp->paths[i];
+      roots.push_back(options.sources != nullptr ? std::string()
+                                                 : graph.root_names[p.root]);
+      std::vector<PyObject*>& o = objects.emplace_back();
+      o.reserve(p.nodes.size());
+      for (uint32_t v : p.nodes) {
+        o.push_back(reinterpret_cast<PyObject*>(graph.addresses[v]));
+      }
     }
-    RetentionPath r;
-    r.start = p.root;
-    Path named;
-    if (options.sources != nullptr) {
-      // From a given object: no root name; the text is the steps alone.
-      named = DescribePath("", objects);
-      for (const Edge& e : named.edges) r.text += e.text;
-    } else {
-      named = DescribePath(graph.root_names[p.root], objects);
-      named.root_edge = graph.root_edge(p.root);
-      r.text = FormatPath(named);
+    std::vector<Path> named = DescribePaths(roots, objects);
+    for (size_t i = first; i < end; ++i) {
+      NodePath& p = sp->paths[i];
+      Path& n = named[i - first];
+      RetentionPath r;
+      r.start = p.root;
+      if (options.sources != nullptr) {
+        // From a given object: no root name; the text is the steps alone.
+        for (const Edge& e : n.edges) r.text += e.text;
+      } else {
+        n.root_edge = graph.root_edge(p.root);
+        r.text = FormatPath(n);
+      }
+      r.root_name = std::move(n.root_name);
+      r.root_edge = std::move(n.root_edge);
+      r.edges = std::move(n.edges);
+      r.nodes = std::move(p.nodes);
+      out.push_back(std::move(r));
     }
-    r.root_name = std::move(named.root_name);
-    r.root_edge = std::move(named.root_edge);
-    r.edges = std::move(named.edges);
-    r.nodes = std::move(p.nodes);
-    out.push_back(std::move(r));
   }
   return out;
 }

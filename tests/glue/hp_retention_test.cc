@@ -473,7 +473,10 @@ TEST_F(HpRetentionTest, PathIsAnObjectWithItsEdges) {
                  "print(repr(p[0]))\n"
                  "print(p[0].text, len(p[0]), p[0].depth(), p[0].root)\n"
                  "print([e[:2] for e in p[0].edges])\n"
-                 "print(list(p) == p.aslist() == [p[0]] == p[-1:])\n"),
+                 "print(list(p) == p.aslist() == [p[0]] == p[-1:])\n"
+                 // Paths are made on first use, once: p[-1] is p[0].
+                 "print(p[-1] is p[0], p[-1].index)\n"
+                 "try:\n    p[1]\nexcept IndexError as e:\n    print(e)\n"),
             "1 6 1 False\n"
             " 0: %R.sys.modules['leakmod'].__dict__['registry']['handlers'][3]"
             ".cache\n"
@@ -482,7 +485,7 @@ TEST_F(HpRetentionTest, PathIsAnObjectWithItsEdges) {
             "[('dict_value', \"['leakmod']\"), ('dict', '.__dict__'), "
             "('dict_value', \"['registry']\"), ('dict_value', "
             "\"['handlers']\"), ('index', '[3]'), ('attribute', '.cache')]\n"
-            "True\n");
+            "True\nTrue 0\npath 1 out of range: 1 of 1 paths fetched\n");
   // The edges chain from the modules dict to the leak, by address.
   const long leak =
       TargetLong("id(sys.modules['leakmod'].registry['handlers'][3].cache)");

@@ -3,6 +3,8 @@
 #include <Python.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "monitor/heap/edge_names.h"
@@ -120,6 +122,82 @@ TEST_F(EdgeNamesTest, ContainerItems) {
   EXPECT_EQ(Text("{'k': held}", "held"), "['k']");
   EXPECT_EQ(Text("{held.__class__: 1}", "list"), ".keys()[0]");
   EXPECT_EQ(Describe("{held.__class__: 1}", "list").kind, EdgeKind::kDictKey);
+}
+
+// DescribeEdgesFrom scans a container once for many referents; it must
+// name each exactly as DescribeEdge does (the first match: the lowest
+// index of an object held twice, a dict entry's value before its key),
+// fall back for references that are not container storage (a dict
+// subclass's attribute), and run no Python code (TearDown).
+TEST_F(EdgeNamesTest, BulkNamingMatchesOneByOne) {
+  ASSERT_TRUE(RunTargetCode(R"py(
+class DSub(dict):
+    pass
+def _bulk_setup():
+    global bulk_cases
+    objs = [Recorder() for i in range(12)]  # hashable by identity
+    lst = objs[:6] + [objs[2], weird, held] + objs[6:] + [objs[0]]
+    tup = tuple(reversed(lst))
+    a, b = objs[0], objs[1]
+    d = {a: b, b: a}
+    d.update((str(i), o) for i, o in enumerate(objs[2:]))
+    d[weird] = target
+    ds = DSub((str(i), o) for i, o in enumerate(objs[:9]))
+    ds.attr = objs[11]
+    bulk_cases = [
+        (lst, objs + [weird, held]),
+        (tup, objs + [weird, held]),
+        (d, objs + [weird, target]),
+        (ds, objs[:9] + [objs[11]]),
+        (lst, objs[:3]),  # below the bulk threshold: one by one
+    ]
+_bulk_setup()
+del _bulk_setup
+Recorder.calls.clear()
+)py"));
+  PyObject* cases = EvalTarget("bulk_cases");
+  ASSERT_NE(cases, nullptr);
+  std::vector<std::pair<PyObject*, PyObject*>> all_pairs;
+  std::vector<Edge> all_expected;
+  for (Py_ssize_t c = 0; c < PyList_GET_SIZE(cases); ++c) {
+    PyObject* from = PyTuple_GET_ITEM(PyList_GET_ITEM(cases, c), 0);
+    PyObject* list = PyTuple_GET_ITEM(PyList_GET_ITEM(cases, c), 1);
+    std::vector<PyObject*> tos;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); ++i) {
+      tos.push_back(PyList_GET_ITEM(list, i));
+    }
+    std::vector<Edge> bulk;
+    DescribeEdgesFrom(from, tos, &bulk);
+    ASSERT_EQ(bulk.size(), tos.size());
+    for (size_t i = 0; i < tos.size(); ++i) {
+      const Edge one = DescribeEdge(from, tos[i]);
+      EXPECT_EQ(bulk[i].text, one.text) << "case " << c << " item " << i;
+      EXPECT_EQ(bulk[i].kind, one.kind) << "case " << c << " item " << i;
+      EXPECT_EQ(bulk[i].name, one.name) << "case " << c << " item " << i;
+      EXPECT_NE(one.kind, EdgeKind::kInternal) << "case " << c << " item " << i;
+      // Each pair twice, holders interleaved: DescribeEdges names it once
+      // and gives both copies, in the input's order.
+      all_pairs.emplace_back(from, tos[i]);
+      all_expected.push_back(one);
+    }
+  }
+  const size_t n = all_pairs.size();
+  for (size_t i = 0; i < n; ++i) {
+    all_pairs.push_back(all_pairs[n - 1 - i]);
+    all_expected.push_back(all_expected[n - 1 - i]);
+  }
+  std::vector<Edge> named = DescribeEdges(all_pairs);
+  ASSERT_EQ(named.size(), all_pairs.size());
+  for (size_t i = 0; i < named.size(); ++i) {
+    EXPECT_EQ(named[i].text, all_expected[i].text) << i;
+    EXPECT_EQ(named[i].kind, all_expected[i].kind) << i;
+  }
+  // The case that matters: the lowest index, the value before the key.
+  EXPECT_EQ(Text("bulk_cases[0][0]", "bulk_cases[0][1][2]"), "[2]");
+  EXPECT_EQ(Text("bulk_cases[2][0]", "bulk_cases[2][1][0]"), ".keys()[0]");
+  Py_DECREF(cases);
+  EXPECT_FALSE(PyErr_Occurred());
+  ASSERT_TRUE(RunTargetCode("del bulk_cases, DSub"));
 }
 
 TEST_F(EdgeNamesTest, DictKeysRenderSafely) {
