@@ -1,8 +1,6 @@
 // The session's heap service.
 #include "glue/heap_view.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <optional>
@@ -19,6 +17,7 @@
 #include "glue/session.h"
 #include "monitor/heap/address_index.h"
 #include "monitor/heap/edge_names.h"
+#include "monitor/heap/huge_pages.h"
 #include "monitor/heap/node_set.h"
 #include "monitor/heap/referrers.h"
 #include "monitor/heap/retention.h"
@@ -547,24 +546,6 @@ class TypeTable {
   Entry* cache_entry_[kCache] = {};
 };
 
-// Makes room for `n` elements in the empty `v` and, when that takes many
-// megabytes, asks the kernel to back it with transparent huge pages before
-// anything touches it. A 10M-object partition writes ~240 MB of fresh
-// vectors; faulting them in 4 KiB at a time took a third of its time here
-// (0.2 ms per MB). Harmless where THP is off ("never"); where it is
-// "always" it changes nothing. Where: any thread.
-template <typename T>
-void ReserveHuge(std::vector<T>& v, size_t n) {
-  v.reserve(n);
-  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(v.data());
-  const uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1);
-  const uintptr_t last = (begin + n * sizeof(T)) & ~(kHuge - 1);
-  if (n * sizeof(T) >= 4 * kHuge && last > first) {
-    madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
-  }
-}
-
 // How far ahead of the scan objects are prefetched: the scan runs in
 // address order, but a heap's objects sit in pools of different size
 // classes, so the hardware prefetcher alone loses the stream.
@@ -588,7 +569,7 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
     if (clodo != nullptr) set.clodo = PackedUints::From(*clodo);
   };
   std::vector<uint32_t> kinds;
-  ReserveHuge(kinds, n);
+  heap::ReserveHuge(kinds, n);
   kinds.resize(n);
   TypeTable types(namer, *out.kind_names);
   if (owner_scan == nullptr) {
@@ -612,7 +593,7 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
   // first holds, per member, 1 + the owner's number in `owner_types` (0: no
   // owner found).
   std::vector<uint32_t> clodo_of;
-  ReserveHuge(clodo_of, n);
+  heap::ReserveHuge(clodo_of, n);
   clodo_of.assign(n, 0);
   std::vector<PyTypeObject*> owner_types;
   absl::flat_hash_map<PyTypeObject*, uint32_t> owner_number;

@@ -120,6 +120,8 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
                                                               : Record::kEdges);
     walker.set_sizing(sizing_);
     walker.set_question_stop(&stop_);
+    walker.Reserve(last_recorded_objects_ + last_recorded_objects_ / 8,
+                   last_recorded_edges_ + last_recorded_edges_ / 8);
     for (uintptr_t a : hidden_) walker.MarkVisited(a);
     for (size_t i = 0; i < roots->size(); ++i) walker.AddRoot(roots->object(i));
     walker.Run();
@@ -158,6 +160,8 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
     result.inline_values_bytes = walker.inline_values_bytes();
     result.visited_set_bytes = walker.visited().MemoryBytes();
     if (graph != nullptr) {
+      last_recorded_objects_ = walker.count();
+      if (walker.edge_count() > 0) last_recorded_edges_ = walker.edge_count();
       walker.FillGraph(graph);
       graph->reachable_only = !live;
       graph->root_names.clear();

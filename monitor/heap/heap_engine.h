@@ -300,6 +300,11 @@ class HeapEngine {
   std::shared_ptr<python::WatchedObjects> ref_;
   ObjectSet hidden_;
   Sizing sizing_ = Sizing::kExact;
+  // What the last walk that recorded objects found (objects, references):
+  // the next one reserves that much up front (Walker::Reserve), plus an
+  // eighth for growth. Annex thread, GIL held.
+  size_t last_recorded_objects_ = 0;
+  size_t last_recorded_edges_ = 0;
 };
 
 }  // namespace annex::heap

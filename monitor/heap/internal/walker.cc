@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "monitor/heap/huge_pages.h"
 #include "monitor/python/version.h"
 
 namespace annex::heap::internal {
@@ -12,6 +13,16 @@ Walker::Walker(const ExtensionRegistry* registry, Record record)
       record_sizes_(record != Record::kNothing),
       record_edges_(record == Record::kEdges) {
   stack_.reserve(1024);
+}
+
+void Walker::Reserve(size_t objects, size_t edges) {
+  if (!record_sizes_) return;
+  ReserveHuge(order_, objects);
+  ReserveHuge(order_sizes_, objects);
+  if (record_edges_) {
+    ReserveHuge(order_edge_begin_, objects);
+    ReserveHuge(edges_, edges);
+  }
 }
 
 void Walker::AddRoot(PyObject* obj) {
@@ -78,7 +89,7 @@ void Walker::Run() {
 
 void Walker::FillGraph(HeapGraph* g) {
   g->addresses.clear();
-  g->addresses.reserve(count_);
+  ReserveHuge(g->addresses, count_);
   visited_.ForEach([&](uintptr_t a) { g->addresses.push_back(a); });
   const size_t n = g->addresses.size();
   // Address -> node id: O(1) by rank in the bitmap, else binary search.
@@ -86,7 +97,7 @@ void Walker::FillGraph(HeapGraph* g) {
   auto id_of = [&](uintptr_t a) -> uint32_t {
     return static_cast<uint32_t>(ranked ? visited_.Rank(a) : g->Find(a));
   };
-  g->sizes.assign(n, 0);
+  AssignHuge(g->sizes, n, uint64_t{0});
   if (!record_edges_) {
     for (size_t i = 0; i < order_.size(); ++i) {
       g->sizes[id_of(order_[i])] = order_sizes_[i];
@@ -95,8 +106,9 @@ void Walker::FillGraph(HeapGraph* g) {
     g->out_targets.clear();
     return;
   }
-  std::vector<uint32_t> id_of_order(order_.size());
-  std::vector<uint32_t> degree(n, 0);
+  std::vector<uint32_t> id_of_order, degree;
+  AssignHuge(id_of_order, order_.size(), uint32_t{0});
+  AssignHuge(degree, n, uint32_t{0});
   for (size_t i = 0; i < order_.size(); ++i) {
     const uint32_t id = id_of(order_[i]);
     id_of_order[i] = id;
@@ -111,10 +123,10 @@ void Walker::FillGraph(HeapGraph* g) {
       degree[id] = static_cast<uint32_t>(end - order_edge_begin_[i]);
     }
   }
-  g->out_begin.assign(n + 1, 0);
+  AssignHuge(g->out_begin, n + 1, uint32_t{0});
   for (size_t v = 0; v < n; ++v)
     g->out_begin[v + 1] = g->out_begin[v] + degree[v];
-  g->out_targets.assign(g->out_begin[n], 0);
+  AssignHuge(g->out_targets, size_t{g->out_begin[n]}, uint32_t{0});
   for (size_t i = 0; i < order_.size(); ++i) {
     const uint64_t begin = order_edge_begin_[i];
     const uint64_t end =

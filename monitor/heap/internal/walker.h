@@ -46,11 +46,19 @@ class Walker {
   void set_question_stop(QuestionStop* stop) { question_stop_ = stop; }
   // How objects are sized (TypeInfoCache::Size); kExact unless set.
   void set_sizing(Sizing sizing) { sizing_ = sizing; }
+  // Makes room for about `objects` objects and `edges` references in the
+  // records (Record::kSizes / kEdges), backed by huge pages where the
+  // kernel offers them (heap/huge_pages.h): the engine passes what its
+  // last walk recorded, so the records neither grow by doubling (copying
+  // and faulting in twice their size) nor fault 4 KiB at a time.
+  void Reserve(size_t objects, size_t edges);
   // Traverses everything reachable from the roots added so far.
   void Run();
 
   const AddressBitmap& visited() const { return visited_; }
   uint64_t count() const { return count_; }
+  // References recorded (Record::kEdges), hidden ones included.
+  size_t edge_count() const { return edges_.size(); }
   uint64_t total_bytes() const { return total_bytes_; }
   // Of total_bytes(), the attribute values blocks (Sizing::kExact).
   uint64_t inline_values_bytes() const { return inline_values_bytes_; }
