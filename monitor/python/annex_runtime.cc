@@ -10,6 +10,8 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "monitor/python/annex_waits_py.h"
+#include "monitor/python/annex_waits_watch_py.h"
 #include "monitor/python/cpython_peek.h"
 #include "monitor/python/gilstate_bind.h"
 #include "monitor/python/version.h"
@@ -212,157 +214,12 @@ absl::Status AnnexRuntime::NewAnnex() {
 
 namespace {
 
-// Run in the annex (its own modules only; the target's are other objects),
-// by kWaitsWatch below when the annex first imports threading or socket.
-// A blocking wait in C (a lock's acquire, a socket's poll) retries after
-// EINTR and never returns to Python on a thread that is not main, so the
-// yield hook could not end it. These waits wait in slices instead: between
-// two slices Python code runs, the hook sees an Interrupt() and raises
-// KeyboardInterrupt. Locks become instances of a Python class (so
-// isinstance(x, _thread.LockType) is False for them in the annex).
-// `slice_seconds` is set by the watch.
-constexpr char kInterruptibleWaits[] = R"PY(
-import _thread, time
-_real_allocate = _thread.allocate_lock
-_monotonic = time.monotonic
-
-class lock:
-    """A lock whose blocking acquire waits in slices (interruptible)."""
-    __slots__ = ('_lock', '__weakref__')
-
-    def __init__(self):
-        self._lock = _real_allocate()
-
-    def acquire(self, blocking=True, timeout=-1):
-        if (not blocking or 0 <= timeout <= slice_seconds or
-                (timeout < 0 and timeout != -1)):
-            return self._lock.acquire(blocking, timeout)  # or its error
-        end = None if timeout < 0 else _monotonic() + timeout
-        while True:
-            step = slice_seconds
-            if end is not None:
-                step = min(step, end - _monotonic())
-                if step <= 0:
-                    return self._lock.acquire(False)
-            if self._lock.acquire(True, step):
-                return True
-
-    acquire_lock = acquire
-    __enter__ = acquire
-
-    def release(self):
-        self._lock.release()
-
-    release_lock = release
-
-    def __exit__(self, *exc):
-        self._lock.release()
-
-    def locked(self):
-        return self._lock.locked()
-
-    locked_lock = locked
-
-    def _at_fork_reinit(self):
-        self._lock._at_fork_reinit()
-
-    def __repr__(self):
-        return '<annex interruptible %r>' % (self._lock,)
-
-def before_threading():
-    # threading's body copies _thread.allocate_lock into its globals.
-    _thread.allocate_lock = lock
-
-def after_threading(threading):
-    threading._allocate_lock = lock
-    threading.Lock = lock
-    threading._CRLock = None  # threading.RLock: Python's, on `lock`
-
-def after_socket(socket):
-    import select  # socket imported it already (through selectors)
-    base = socket.socket
-    wait_in = select.POLLIN | select.POLLERR | select.POLLHUP
-    wait_out = select.POLLOUT | select.POLLERR | select.POLLHUP
-
-    def wait(sock, events):
-        if sock.gettimeout() is not None or sock.fileno() < 0:
-            return
-        poller = select.poll()
-        poller.register(sock, events)
-        while not poller.poll(int(slice_seconds * 1000)):
-            pass
-
-    def waiting(name, events):
-        method = getattr(base, name)
-        def call(self, *args, **kwargs):
-            wait(self, events)
-            return method(self, *args, **kwargs)
-        call.__name__ = name
-        call.__doc__ = method.__doc__
-        return call
-
-    for name in ('recv', 'recv_into', 'recvfrom', 'recvfrom_into',
-                 'recvmsg', 'recvmsg_into', 'accept'):
-        setattr(base, name, waiting(name, wait_in))
-    for name in ('send', 'sendall', 'sendto', 'sendmsg'):
-        setattr(base, name, waiting(name, wait_out))
-)PY";
-
-// Run in the annex when it first imports `threading` or `socket` (see
-// InstallInterruptibleWaits): `holder` is the finder on sys.meta_path
-// (a module whose find_spec is WaitsFindSpec). Returns the find_spec that
-// replaces it: it answers for those two names, once each, lets the other
-// finders find the module and wraps the loader, which puts the real loader
-// back on the module before running it and applies kInterruptibleWaits
-// around the run. The finder leaves sys.meta_path once both were seen. A
-// patch that fails leaves the plain waits; the import itself goes on.
-constexpr char kWaitsWatch[] = R"PY(
-def _watch(slice_seconds, source, holder):
-    import sys
-    pending = {'threading', 'socket'}
-    patches = []
-
-    def patch(stage, module=None):
-        try:
-            if not patches:
-                ns = {'__name__': 'annex._waits', 'slice_seconds': slice_seconds}
-                exec(source, ns)
-                patches.append(ns)
-            patches[0][stage](*(() if module is None else (module,)))
-        except Exception:
-            pass
-
-    class loader:
-        def __init__(self, real, name):
-            self.real = real
-            self.name = name
-
-        def create_module(self, spec):
-            return self.real.create_module(spec)
-
-        def exec_module(self, module):
-            real = self.real
-            module.__spec__.loader = real
-            module.__loader__ = real
-            if not pending and holder in sys.meta_path:
-                sys.meta_path.remove(holder)
-            if self.name == 'threading':
-                patch('before_threading')
-            real.exec_module(module)
-            patch('after_' + self.name, module)
-
-    def find_spec(name, path=None, target=None):
-        if name not in pending:
-            return None
-        pending.discard(name)
-        spec = sys.modules['_frozen_importlib']._find_spec(name, path, target)
-        if (spec is not None and spec.loader is not None and
-                hasattr(spec.loader, 'exec_module')):
-            spec.loader = loader(spec.loader, name)
-        return spec
-
-    return find_spec
-)PY";
+// The annex's interruptible waits are Python: monitor/python/py/
+// annex_waits.py (the patches) and annex_waits_watch.py (the import watch
+// that applies them), compiled into the binary (//tools:embed_file.bzl).
+// The modules whose first import runs the watch (its WATCHED).
+constexpr const char* kWaitsWatched[] = {"threading", "socket", "select",
+                                         "subprocess", "ssl"};
 
 // find_spec(name, path=None, target=None) of the finder module that
 // InstallInterruptibleWaits puts on the annex's sys.meta_path. Where: a
@@ -374,17 +231,22 @@ PyObject* WaitsFindSpec(PyObject* holder, PyObject* args) {
   if (!PyArg_ParseTuple(args, "U|OO:find_spec", &name, &path, &target)) {
     return nullptr;
   }
-  if (PyUnicode_CompareWithASCIIString(name, "threading") != 0 &&
-      PyUnicode_CompareWithASCIIString(name, "socket") != 0) {
-    Py_RETURN_NONE;
+  bool watched = false;
+  for (const char* m : kWaitsWatched) {
+    watched |= PyUnicode_CompareWithASCIIString(name, m) == 0;
   }
+  if (!watched) Py_RETURN_NONE;
   // First of the two: compile the watcher, make its find_spec the
   // finder's own, and let it answer.
   PyObject* globals = PyDict_New();
   PyObject* result = nullptr;
   if (globals != nullptr && PyDict_SetItemString(globals, "__builtins__",
                                                  PyEval_GetBuiltins()) == 0) {
-    result = PyRun_String(kWaitsWatch, Py_file_input, globals, globals);
+    PyObject* code =
+        Py_CompileString(embedded::kAnnexWaitsWatchPy,
+                         embedded::kAnnexWaitsWatchPyPath, Py_file_input);
+    if (code != nullptr) result = PyEval_EvalCode(code, globals, globals);
+    Py_XDECREF(code);
   }
   PyObject* watch = result != nullptr ? PyDict_GetItemString(globals, "_watch")
                                       : nullptr;  // borrowed
@@ -392,7 +254,8 @@ PyObject* WaitsFindSpec(PyObject* holder, PyObject* args) {
   if (watch != nullptr) {
     const double slice = std::chrono::duration<double>(kInterruptSlice).count();
     find_spec =
-        PyObject_CallFunction(watch, "dsO", slice, kInterruptibleWaits, holder);
+        PyObject_CallFunction(watch, "dssO", slice, embedded::kAnnexWaitsPy,
+                              embedded::kAnnexWaitsPyPath, holder);
   }
   Py_XDECREF(result);
   Py_XDECREF(globals);
@@ -474,13 +337,20 @@ PyObject* AnnexRuntime::SleepCallback(PyObject* self, PyObject* arg) {
         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
             std::chrono::duration<double>(seconds));
     std::unique_lock<std::mutex> lock(rt->mu_);
-    interrupted = rt->cv_.wait_until(lock, until, [&] {
-      return rt->interrupt_.load() || rt->stop_requested_;
+    rt->sleeping_ = true;
+    const bool woken = rt->cv_.wait_until(lock, until, [&] {
+      return rt->interrupt_.load() || rt->async_pending_ || rt->stop_requested_;
     });
+    rt->sleeping_ = false;
+    // One interrupt, one KeyboardInterrupt: the flag is taken here or by
+    // the trace hook or the yielder (an async exception), never twice. A
+    // pending async exception is raised by the eval loop on return.
+    interrupted = woken && (rt->interrupt_.exchange(false) ||
+                            (rt->stop_requested_ && !rt->async_pending_));
+    rt->async_pending_ = false;
   }
   Py_END_ALLOW_THREADS;
   if (interrupted) {
-    rt->interrupt_.store(false);
     PyErr_SetNone(PyExc_KeyboardInterrupt);
     return nullptr;
   }
@@ -599,7 +469,8 @@ void AnnexRuntime::YielderMain() {
       });
       if (nudger_exit_) break;
       if (!task_running_) continue;
-      interrupt = deliver_interrupt_;
+      // A sleeping annex thread takes the interrupt itself (SleepCallback).
+      interrupt = deliver_interrupt_ && !sleeping_;
       deliver_interrupt_ = false;
       const auto since =
           std::chrono::steady_clock::now().time_since_epoch() -
@@ -635,8 +506,12 @@ void AnnexRuntime::EnterAnnexBriefly(bool interrupt) {
   PyEval_RestoreThread(ts);
   AnnexNoteOwnGilTake();  // the watchdog tells this take from the target's
   if (interrupt) {
+    // Only while the flag is still pending: the trace hook (or a sleep)
+    // may have taken it meanwhile, and each request raises once. The
+    // annex thread cannot take it now: this visit holds the GIL.
     std::lock_guard<std::mutex> lock(mu_);
-    if (task_running_) {
+    if (task_running_ && !sleeping_ && interrupt_.exchange(false)) {
+      async_pending_ = true;
       PyThreadState_SetAsyncExc(annex_thread_ident_, PyExc_KeyboardInterrupt);
     }
   }
@@ -729,6 +604,7 @@ void AnnexRuntime::ThreadMain() {
         // A request left over from an earlier item must not hit this one;
         // RunWithin may have given up on this one while it was entering.
         deliver_interrupt_ = task->interrupt;
+        async_pending_ = false;
         if (task->interrupt) interrupt_.store(true);
       }
       cv_.notify_all();
@@ -849,12 +725,16 @@ absl::Status AnnexRuntime::RunWithin(Work work, absl::Time deadline,
           return;
         }
         if (task->done) continue;
-        // It runs (or is about to enter the annex): interrupt it, ours only.
+        // It runs (or is about to enter the annex): interrupt it, ours only,
+        // unless Interrupt() did already for the same cancel (the console
+        // does both): one request, one KeyboardInterrupt, so that the
+        // code's own cleanup (a finally, subprocess.run's kill) can run.
         interrupted = true;
         give_up = now + grace;
         result = why;
+        const bool already = task->interrupt;
         task->interrupt = true;
-        if (running_task_ == task.get() && task_running_) {
+        if (!already && running_task_ == task.get() && task_running_) {
           interrupt_.store(true);
           deliver_interrupt_ = true;
         }
@@ -896,6 +776,7 @@ void AnnexRuntime::Interrupt() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!task_running_) return;
+    if (running_task_ != nullptr) running_task_->interrupt = true;
     interrupt_.store(true);
     deliver_interrupt_ = true;
   }

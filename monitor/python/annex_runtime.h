@@ -216,12 +216,15 @@ class AnnexRuntime {
   // held, annex current.
   void InstallInterruptibleSleep();
   // Makes the annex's blocking lock waits (threading's locks, conditions,
-  // events, queue) and socket waits (a blocking socket's recv*, accept and
-  // send* wait for readiness first) wait in slices of kInterruptSlice, so
-  // the yield hook can end them with KeyboardInterrupt on Interrupt() or
-  // Stop(). Installs only an import hook: the waits are patched in when the
-  // annex first imports threading or socket, so an annex that never does
-  // imports nothing more. Only the annex's own module objects change.
+  // events, queue), socket waits (a blocking socket's recv*, accept and
+  // send* wait for readiness first), select/poll/epoll, a blocking
+  // os.waitpid and a blocking TLS socket's reads and handshake wait in
+  // slices of kInterruptSlice, so the yield hook can end them with
+  // KeyboardInterrupt on Interrupt() or Stop(). Installs only an import
+  // hook: the waits (py/annex_waits.py) are patched in when the annex
+  // first imports threading, socket, select, subprocess or ssl, so an
+  // annex that never does imports nothing more. Only the annex's own
+  // module objects change.
   // Annex thread, GIL held, annex current.
   void InstallInterruptibleWaits();
   // time.sleep of the annex: waits on cv_ for Interrupt() or Stop().
@@ -265,6 +268,12 @@ class AnnexRuntime {
   bool nudger_exit_ ABSL_GUARDED_BY(mu_) = false;
   bool task_running_ ABSL_GUARDED_BY(mu_) = false;       // a work item runs
   bool deliver_interrupt_ ABSL_GUARDED_BY(mu_) = false;  // for the nudger
+  // The annex thread waits in the annex's time.sleep (SleepCallback), which
+  // takes a pending interrupt itself: the yielder leaves it alone then.
+  bool sleeping_ ABSL_GUARDED_BY(mu_) = false;
+  // The yielder raised the pending interrupt as an async exception; a
+  // sleep that starts before the eval loop raises it ends at once.
+  bool async_pending_ ABSL_GUARDED_BY(mu_) = false;
   bool in_annex_ ABSL_GUARDED_BY(mu_) = false;  // yielder holds an annex ts
   unsigned long annex_thread_ident_ = 0;
   std::atomic<std::thread::id> thread_id_{};

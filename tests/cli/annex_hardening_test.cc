@@ -94,6 +94,23 @@ TEST(AnnexHardeningTest, ClientKilledDuringABlockingWaitLeavesTheAnnexFree) {
       {"accept",
        "import socket\ns = socket.socket()\ns.bind(('127.0.0.1', 0))\n"
        "s.listen()\nMARK\ns.accept()\n"},
+      {"select",
+       "import select, os\nr, w = os.pipe()\nMARK\nselect.select([r], [], "
+       "[])\n"},
+      {"poll",
+       "import select, os\nr, w = os.pipe()\np = select.poll()\n"
+       "p.register(r, select.POLLIN)\nMARK\np.poll()\n"},
+      {"selector",
+       "import selectors, os\nr, w = os.pipe()\n"
+       "s = selectors.DefaultSelector()\n"
+       "s.register(r, selectors.EVENT_READ)\nMARK\ns.select()\n"},
+      {"subprocess",
+       "import subprocess\nMARK\nsubprocess.run(['sleep', '1000'])\n"},
+      {"tls_handshake",
+       "import ssl, socket\na, b = socket.socketpair()\n"
+       "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\n"
+       "ctx.check_hostname = False\nctx.verify_mode = ssl.CERT_NONE\n"
+       "MARK\nctx.wrap_socket(a, server_hostname='peer')\n"},
   };
   for (const auto& [name, code_template] : waits) {
     SCOPED_TRACE(name);
@@ -126,6 +143,17 @@ TEST(AnnexHardeningTest, ClientKilledDuringABlockingWaitLeavesTheAnnexFree) {
       "", {env});
   EXPECT_EQ(patched.exit_code, 0) << patched.err;
   EXPECT_EQ(patched.out, "lock lock recv _RLock True SourceFileLoader []\n");
+  Result selects = RunProcess(
+      {AnnexBinary(), "exec", "--timeout", "20", p,
+       "import select, selectors, os, ssl\n"
+       "print(select.poll.__module__, select.epoll.__module__,\n"
+       "      selectors.DefaultSelector._selector_cls.__module__,\n"
+       "      os.waitpid.__module__, ssl.SSLSocket.recv.__module__)"},
+      "", {env});
+  EXPECT_EQ(selects.exit_code, 0) << selects.err;
+  EXPECT_EQ(selects.out,
+            "annex._waits annex._waits annex._waits annex._waits "
+            "annex._waits\n");
 
   std::ofstream(stop) << "stop";
   EXPECT_EQ(service.Join().exit_code, 0) << service.Join().err;
