@@ -229,16 +229,7 @@ void AnnexConsole::RememberThreadNames(const python::ThreadStates& ts) {
   std::vector<watchdog::internal::PythonThreadName> names;
   {
     python::ScopedTargetSwap swap(ts);
-    for (python::ThreadInfo& t :
-         python::ReadTargetThreads(ts, /*all_frames=*/false)) {
-      if (t.name.empty()) continue;
-      // One line per thread in a dump: no control characters or quotes.
-      for (char& c : t.name) {
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-        if (c == '"') c = '\'';
-      }
-      names.push_back({t.ident, t.native_id, std::move(t.name)});
-    }
+    names = watchdog::internal::CopyPythonThreadNames();
   }
   std::lock_guard<std::mutex> lock(names_mu_);
   python_names_.swap(names);

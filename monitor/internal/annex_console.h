@@ -91,9 +91,11 @@ class AnnexConsole : public console::CommandExecutor {
   console::Reply ExecTarget(const std::string& code,
                             const python::ThreadStates& ts);
   PyObject* Namespace(uint64_t session_id);  // annex thread, GIL held
-  // Copies the target's Python thread names (threading's) for the GIL-free
-  // answers of .threads and .stacks, which cannot read them. Where: annex
-  // thread, GIL held, annex current.
+  // Copies the target's Python thread names (threading's, as the watchdog
+  // copies them: watchdog::internal::CopyPythonThreadNames, with the target
+  // swapped in for the copy) for the GIL-free answers of .threads and
+  // .stacks, which cannot read them. Where: annex thread, GIL held, annex
+  // current.
   void RememberThreadNames(const python::ThreadStates& ts);
   std::vector<watchdog::internal::PythonThreadName> ThreadNames();
   // Releases one session's namespace, collects the annex's reference
