@@ -113,7 +113,9 @@ class AnnexConsole : public console::CommandExecutor {
   std::mutex names_mu_;
   std::vector<watchdog::internal::PythonThreadName> python_names_
       ABSL_GUARDED_BY(names_mu_);
-  PyObject* helper_ = nullptr;  // the helper's namespace; annex thread
+  // The namespace console_repl.py (the REPL semantics, run()) ran in;
+  // annex thread.
+  PyObject* helper_ = nullptr;
 };
 
 }  // namespace annex::monitor_internal
