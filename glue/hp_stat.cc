@@ -3,18 +3,14 @@
 // hp.loadall, JSON for other tools, and Heapy's paging (x.more shows the
 // next ten rows, and .more of that the ten after; annex.More).
 //
-// Files are written with the annex's own `io` module (standard library)
-// and read with open(2)/read(2) as a stream with bounds (StatReader: line
-// and record limits, only regular files unless asked), so paths may be
-// str, bytes or os.PathLike, errors are the usual OSError subclasses, and
-// the GIL is released while the file system works. Texts
-// are UTF-8; bytes that are not (a type name from C) travel as
+// The files themselves are Python (glue/python/stat_files.py, compiled in):
+// it writes with the annex's own `io` module and reads paths with os.open
+// and os.read, so paths may be str, bytes or os.PathLike, errors are the
+// usual OSError subclasses, and the GIL is released while the file system
+// works. This file feeds what it reads to StatReader (stat.h) as a stream
+// with bounds (line and record limits, only regular files unless asked).
+// Texts are UTF-8; bytes that are not (a type name from C) travel as
 // surrogateescape, so every kind reads back exactly.
-#include <errno.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -28,6 +24,7 @@
 #include "glue/heap_view.h"
 #include "glue/hp_internal.h"
 #include "glue/stat.h"
+#include "glue/stat_files_py.h"
 
 namespace annex::glue::internal {
 namespace {
@@ -105,227 +102,133 @@ PyObject* FirstMore(StatPtr stat) {
 
 // ------------------------------------------------------------------ files
 
-// Opens `path` (str, bytes or os.PathLike) with io.open in text mode,
-// UTF-8 with surrogateescape, no newline translation. New reference or
-// nullptr with the OSError / TypeError set.
-PyObject* OpenPath(PyObject* path, const char* mode) {
-  PyObject* io = PyImport_ImportModule("io");
-  if (io == nullptr) return nullptr;
-  PyObject* open = PyObject_GetAttrString(io, "open");
-  Py_DECREF(io);
-  if (open == nullptr) return nullptr;
-  PyObject* args = Py_BuildValue("(Os)", path, mode);
-  PyObject* kwargs = Py_BuildValue("{sssssz}", "encoding", "utf-8", "errors",
-                                   "surrogateescape", "newline", "");
-  PyObject* f = args && kwargs ? PyObject_Call(open, args, kwargs) : nullptr;
-  Py_XDECREF(args);
-  Py_XDECREF(kwargs);
-  Py_DECREF(open);
-  return f;
+// type_name(obj) for stat_files.py: the name of obj's type as CPython's
+// own messages give it (tp_name: "annex.Stat", where __name__ is "Stat").
+PyObject* TypeName(PyObject*, PyObject* obj) {
+  return PyUnicode_FromString(Py_TYPE(obj)->tp_name);
 }
 
-// f.close(), keeping an exception already set (if any) as the one raised.
-bool Close(PyObject* f) {
-  PyObject *type, *value, *tb;
-  PyErr_Fetch(&type, &value, &tb);
-  PyObject* r = PyObject_CallMethod(f, "close", nullptr);
-  const bool ok = r != nullptr;
+PyMethodDef kTypeNameDef = {"type_name", TypeName, METH_O,
+                            "The name of obj's type, as in messages."};
+
+// Runs stat_files.py (glue/python/stat_files.py, embedded) in a namespace
+// of its own that holds type_name, and keeps that namespace in `module` as
+// `_stat_files`. Compiled under its source path, so tracebacks name the .py
+// file. 0, or -1 with an error set. Where: module exec.
+int AddStatFiles(PyObject* module) {
+  PyObject* type_name = PyCFunction_New(&kTypeNameDef, nullptr);
+  if (type_name == nullptr) return -1;
+  PyObject* ns =
+      Py_BuildValue("{sNsOss}", "type_name", type_name, "__builtins__",
+                    PyEval_GetBuiltins(), "__name__", "annex._stat_files");
+  if (ns == nullptr) return -1;
+  PyObject* code = Py_CompileString(embedded::kStatFilesPy,
+                                    embedded::kStatFilesPyPath, Py_file_input);
+  PyObject* r = code ? PyEval_EvalCode(code, ns, ns) : nullptr;
+  Py_XDECREF(code);
+  const int added =
+      r != nullptr ? PyModule_AddObjectRef(module, "_stat_files", ns) : -1;
   Py_XDECREF(r);
-  if (type != nullptr) {
-    if (!ok) PyErr_Clear();
-    PyErr_Restore(type, value, tb);
-    return false;
-  }
-  return ok;
+  Py_DECREF(ns);
+  return added;
 }
 
-// Writes `text` to an open file: as str, or as UTF-8 bytes to a binary
-// file.
-bool WriteTo(PyObject* f, const std::string& text) {
-  PyObject* s = Str(text);
-  if (s == nullptr) return false;
-  PyObject* r = PyObject_CallMethod(f, "write", "O", s);
-  Py_DECREF(s);
-  if (r == nullptr && PyErr_ExceptionMatches(PyExc_TypeError)) {
-    PyErr_Clear();  // a binary file
-    r = PyObject_CallMethod(f, "write", "y#", text.data(),
-                            static_cast<Py_ssize_t>(text.size()));
+// Calls stat_files.py's function `name` with `args` (a new reference,
+// released; nullptr after an error). New reference, or nullptr with the
+// error set.
+PyObject* CallStatFiles(const char* name, PyObject* args) {
+  if (args == nullptr) return nullptr;
+  PyObject* module = AnnexModule();
+  PyObject* ns =
+      module ? PyObject_GetAttrString(module, "_stat_files") : nullptr;
+  Py_XDECREF(module);
+  PyObject* fn = ns && PyDict_Check(ns) ? PyDict_GetItemString(ns, name)
+                                        : nullptr;  // borrowed
+  PyObject* r = nullptr;
+  if (fn != nullptr) {
+    r = PyObject_CallObject(fn, args);
+  } else if (!PyErr_Occurred()) {
+    PyErr_Format(PyExc_RuntimeError, "%s defines no %s",
+                 embedded::kStatFilesPyPath, name);
   }
-  Py_XDECREF(r);
-  return r != nullptr;
-}
-
-bool HasAttr(PyObject* o, const char* name) {
-  PyObject* a = PyObject_GetAttrString(o, name);
-  if (a == nullptr) {
-    PyErr_Clear();
-    return false;
-  }
-  Py_DECREF(a);
-  return true;
+  Py_XDECREF(ns);
+  Py_DECREF(args);
+  return r;
 }
 
 // Appends (mode "a") or writes (mode "w") `text` to `dest`: a path or an
-// open file. Paths are created with the process's own permissions.
+// open file (stat_files.py's write_text).
 PyObject* WriteText(PyObject* dest, const std::string& text, const char* mode,
                     const char* what) {
-  if (!PyUnicode_Check(dest) && !PyBytes_Check(dest) &&
-      HasAttr(dest, "write")) {
-    if (!WriteTo(dest, text)) return nullptr;
-    Py_RETURN_NONE;
-  }
-  PyObject* path = PyOS_FSPath(dest);
-  if (path == nullptr) {
-    PyErr_Format(PyExc_TypeError,
-                 "%s() takes a path (str, bytes, os.PathLike) or an open "
-                 "file, not %.100s",
-                 what, Py_TYPE(dest)->tp_name);
-    return nullptr;
-  }
-  PyObject* f = OpenPath(path, mode);
-  Py_DECREF(path);
-  if (f == nullptr) return nullptr;
-  const bool wrote = WriteTo(f, text);
-  const bool closed = Close(f);
-  Py_DECREF(f);
-  if (!wrote || !closed) return nullptr;
-  Py_RETURN_NONE;
+  PyObject* s = Str(text);
+  if (s == nullptr) return nullptr;
+  return CallStatFiles("write_text",
+                       Py_BuildValue("(ONss)", dest, s, mode, what));
 }
 
-// What a file descriptor is, for messages about files load() refuses.
-const char* FileKind(mode_t mode) {
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISBLK(mode)) return "a block device";
-  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
-  if (S_ISSOCK(mode)) return "a socket";
-  return "not a regular file";
-}
-
-// Feeds the file at `path` (str or bytes, from PyOS_FSPath) to `reader`
-// in 64 KiB reads with the GIL released, so memory stays that of one read
-// plus what the reader keeps. Only regular files, unless `special`
-// (devices and FIFOs never end, or end when someone else decides).
-// Opened with O_NONBLOCK so that a FIFO without a writer is refused
-// instead of blocking the annex. false with OSError / ValueError set; a
-// reader error is left in `*status`.
-bool FeedPath(PyObject* path, bool special, StatReader& reader,
-              absl::Status* status) {
-  PyObject* encoded = nullptr;
-  if (!PyUnicode_FSConverter(path, &encoded)) return false;
-  const std::string name(PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded));
-  Py_DECREF(encoded);
-  if (name.find('\0') != std::string::npos) {
-    PyErr_SetString(PyExc_ValueError, "load(): embedded null byte in path");
+// Feeds `chunks` (an iterator of str or bytes from stat_files.py) to
+// `reader` until an empty chunk or the iterator's end (`*at_end`), a
+// reader error (left in `*status`) or, when `one_record`, the first whole
+// record; then closes the iterator (a path's file with it). false with the
+// error set.
+bool FeedChunks(PyObject* chunks, StatReader& reader, bool one_record,
+                absl::Status* status, bool* at_end) {
+  *at_end = false;
+  if (!PyIter_Check(chunks)) {
+    PyErr_Format(PyExc_TypeError, "%s gave %.100s where chunks belong",
+                 embedded::kStatFilesPyPath, Py_TYPE(chunks)->tp_name);
     return false;
   }
-  int fd = -1;
-  int err = 0;
-  struct stat st;
-  Py_BEGIN_ALLOW_THREADS fd =
-      open(name.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) {
-    err = errno;
-  } else if (fstat(fd, &st) != 0) {
-    err = errno;
-  }
-  Py_END_ALLOW_THREADS auto close_fd = [&fd] {
-    if (fd >= 0) {
-      Py_BEGIN_ALLOW_THREADS close(fd);
-      Py_END_ALLOW_THREADS fd = -1;
-    }
-  };
-  if (err != 0) {
-    close_fd();
-    errno = err;
-    PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
-    return false;
-  }
-  if (S_ISDIR(st.st_mode)) {
-    close_fd();
-    errno = EISDIR;
-    PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
-    return false;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    if (!special) {
-      close_fd();
-      PyErr_Format(PyExc_ValueError,
-                   "load(): %R is %s, not a regular file; load(..., "
-                   "special=True) reads it anyway (bounded: stops at the "
-                   "first line or record past the limits)",
-                   path, FileKind(st.st_mode));
-      return false;
-    }
-    // Reads block from here on, as the caller asked for.
-    const int flags = fcntl(fd, F_GETFL);
-    if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-  }
-  constexpr size_t kChunk = size_t{64} << 10;
-  std::unique_ptr<char[]> buf(new char[kChunk]);
-  for (;;) {
-    ssize_t n;
-    Py_BEGIN_ALLOW_THREADS do { n = read(fd, buf.get(), kChunk); }
-    while (n < 0 && errno == EINTR)
-      ;
-    err = n < 0 ? errno : 0;
-    Py_END_ALLOW_THREADS if (n < 0) {
-      close_fd();
-      errno = err;
-      PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
-      return false;
-    }
-    if (n == 0) break;
-    *status = reader.Feed(absl::string_view(buf.get(), static_cast<size_t>(n)));
-    if (!status->ok()) break;
-  }
-  close_fd();
-  return true;
-}
-
-// Feeds what an open file has left to read to `reader`, 64 Ki characters
-// or bytes per read() call. false with the file's error set; a reader
-// error is left in `*status`.
-bool FeedFile(PyObject* file, StatReader& reader, absl::Status* status) {
   std::string chunk;
-  for (;;) {
-    PyObject* data = PyObject_CallMethod(file, "read", "n",
-                                         static_cast<Py_ssize_t>(64 << 10));
-    if (data == nullptr) return false;
-    const bool ok = Bytes(data, &chunk);
-    Py_DECREF(data);
-    if (!ok) return false;
-    if (chunk.empty()) return true;
-    *status = reader.Feed(chunk);
-    if (!status->ok()) return true;
-  }
-}
-
-// hp.load(f) of an open file: the next record, read with f.readline() up
-// to and including its '.end:' line, so the file is left just after it and
-// the next call reads the record after (Heapy's load of an open file; a
-// loop of load(f) walks a file of several dumps). Blank lines before the
-// record are skipped. Memory is bounded as for a path: lines are read in
-// pieces of at most 64 Ki characters and the reader refuses a line or a
-// record past StatLimits. nullptr with EOFError when only blank lines (or
-// nothing) are left, ValueError for a malformed or cut-short record, or
-// the file's own error.
-PyObject* LoadNextRecord(PyObject* file) {
-  StatReader reader{StatLimits()};
-  absl::Status status;
-  std::string chunk;
-  bool at_end = false;
-  while (status.ok() && reader.complete_records() == 0) {
-    PyObject* data = PyObject_CallMethod(file, "readline", "n",
-                                         static_cast<Py_ssize_t>(64 << 10));
-    if (data == nullptr) return nullptr;
-    const bool ok = Bytes(data, &chunk);
-    Py_DECREF(data);
-    if (!ok) return nullptr;
-    if (chunk.empty()) {
-      at_end = true;
+  bool ok = true;
+  while (status->ok() && !(one_record && reader.complete_records() > 0)) {
+    PyObject* data = PyIter_Next(chunks);
+    if (data == nullptr) {
+      ok = !PyErr_Occurred();
+      *at_end = ok;
       break;
     }
-    status = reader.Feed(chunk);
+    ok = Bytes(data, &chunk);
+    Py_DECREF(data);
+    if (!ok) break;
+    if (chunk.empty()) {
+      *at_end = true;
+      break;
+    }
+    *status = reader.Feed(chunk);
+  }
+  // Close the chunks now (a path's file with them), keeping an error
+  // already set as the one raised.
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyObject* closed = PyGen_Check(chunks)
+                         ? PyObject_CallMethod(chunks, "close", nullptr)
+                         : Py_NewRef(Py_None);
+  if (closed == nullptr) {
+    if (type != nullptr) PyErr_Clear();
+    ok = false;
+  }
+  Py_XDECREF(closed);
+  if (type != nullptr) PyErr_Restore(type, value, tb);
+  return ok;
+}
+
+// hp.load(f) of an open file: the next record, read from `lines`
+// (stat_files.py's record_lines: f.readline() up to and including the
+// record's '.end:' line, so the file is left just after it and the next
+// call reads the record after; Heapy's load of an open file; a loop of
+// load(f) walks a file of several dumps). Blank lines before the record
+// are skipped. Memory is bounded as for a path: lines are read in pieces
+// of at most 64 Ki characters and the reader refuses a line or a record
+// past StatLimits. nullptr with EOFError when only blank lines (or
+// nothing) are left, ValueError for a malformed or cut-short record, or
+// the file's own error.
+PyObject* LoadNextRecord(PyObject* lines) {
+  StatReader reader{StatLimits()};
+  absl::Status status;
+  bool at_end = false;
+  if (!FeedChunks(lines, reader, /*one_record=*/true, &status, &at_end)) {
+    return nullptr;
   }
   // The last line may lack its '\n'; a record begun but not ended is an
   // error.
@@ -348,16 +251,17 @@ PyObject* LoadNextRecord(PyObject* file) {
 }
 
 // The records of `source` for load()/loadall(): the dump text itself (a
-// str that starts with ".loader:"), a file (a path), or what an open file
-// has left to read, read as a stream with StatLimits' bounds (all records,
-// or only the last one). nullptr with ValueError / OSError / TypeError set.
+// str that starts with ".loader:"), or what stat_files.py's load_source
+// reads (a file at a path, or what an open file has left to read), read
+// as a stream with StatLimits' bounds (all records, or only the last one).
+// nullptr with ValueError / OSError / TypeError set.
 std::unique_ptr<std::vector<Stat>> LoadRecords(PyObject* source, bool last_only,
                                                bool special) {
   StatLimits limits;
   limits.keep_last_only = last_only;
   StatReader reader(limits);
   absl::Status status;
-  std::string where = "the input";
+  std::string where;
   bool is_text = false;
   if (PyUnicode_Check(source)) {
     Py_ssize_t n = 0;
@@ -370,31 +274,22 @@ std::unique_ptr<std::vector<Stat>> LoadRecords(PyObject* source, bool last_only,
       status = reader.Feed(absl::string_view(s, n));
     }
   }
-  if (is_text) {
-    // Fed above.
-  } else if (!PyUnicode_Check(source) && !PyBytes_Check(source) &&
-             HasAttr(source, "read")) {
-    where = "the file";
-    if (!FeedFile(source, reader, &status)) return nullptr;
-  } else {
-    PyObject* path = PyOS_FSPath(source);
-    if (path == nullptr) {
-      PyErr_Format(PyExc_TypeError,
-                   "load() takes a path (str, bytes, os.PathLike), an open "
-                   "file, or the text of a dump (starting '.loader:'), not "
-                   "%.100s",
-                   Py_TYPE(source)->tp_name);
+  if (!is_text) {
+    PyObject* from = CallStatFiles(
+        "load_source",
+        Py_BuildValue("(OO)", source, special ? Py_True : Py_False));
+    PyObject* shown = nullptr;
+    PyObject* chunks = nullptr;
+    if (from == nullptr ||
+        !PyArg_ParseTuple(from, "UO:load_source", &shown, &chunks) ||
+        !Bytes(shown, &where)) {
+      Py_XDECREF(from);
       return nullptr;
     }
-    PyObject* shown = PyObject_Repr(path);
-    if (shown != nullptr) {
-      const char* s = PyUnicode_AsUTF8(shown);
-      if (s != nullptr) where = s;
-      Py_DECREF(shown);
-    }
-    PyErr_Clear();
-    const bool ok = FeedPath(path, special, reader, &status);
-    Py_DECREF(path);
+    bool at_end = false;
+    const bool ok =
+        FeedChunks(chunks, reader, /*one_record=*/false, &status, &at_end);
+    Py_DECREF(from);
     if (!ok) return nullptr;
   }
   if (status.ok()) status = reader.Finish();
@@ -1052,17 +947,15 @@ PyObject* HpLoad(PyObject* args, PyObject* kwds) {
   PyObject* source;
   int special;
   if (!LoadArgs(args, kwds, "O|$p:load", &source, &special)) return nullptr;
-  if (!PyUnicode_Check(source) && !PyBytes_Check(source)) {
-    // An open file: its next record, one per call.
-    if (HasAttr(source, "readline")) return LoadNextRecord(source);
-    if (HasAttr(source, "read")) {
-      return PyErr_Format(
-          PyExc_TypeError,
-          "load() reads an open file one record at a time with readline(), "
-          "which %.100s lacks; hp.loadall(f) reads it whole",
-          Py_TYPE(source)->tp_name);
-    }
+  // An open file: its next record, one per call.
+  PyObject* lines = CallStatFiles("record_lines", Py_BuildValue("(O)", source));
+  if (lines == nullptr) return nullptr;
+  if (lines != Py_None) {
+    PyObject* record = LoadNextRecord(lines);
+    Py_DECREF(lines);
+    return record;
   }
+  Py_DECREF(lines);
   std::unique_ptr<std::vector<Stat>> records =
       LoadRecords(source, /*last_only=*/true, special);
   if (records == nullptr) return nullptr;
@@ -1126,7 +1019,7 @@ int AddStatTypes(PyObject* module) {
       return -1;
     }
   }
-  return 0;
+  return AddStatFiles(module);
 }
 
 }  // namespace annex::glue::internal

@@ -17,6 +17,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "glue/hp.h"
+#include "monitor/console_repl_py.h"
 #include "monitor/python/cpython_peek.h"
 #include "monitor/python/death_watch.h"
 #include "monitor/python/guards.h"
@@ -34,54 +35,6 @@ using console::Reply;
 using console::ReplyStatus;
 using console::Request;
 using console::RequestKind;
-
-// REPL semantics, run in the annex (standard library only, docs/design.md rule
-// 8). Returns (status, output, error, exit_code).
-constexpr char kHelperSource[] = R"PY(
-import codeop, io, sys, traceback
-
-def _format(exc):
-    tb = exc.__traceback__
-    if tb is not None:
-        tb = tb.tb_next  # hide run() itself
-    return ''.join(traceback.format_exception(type(exc), exc, tb))
-
-def run(ns, source, interactive):
-    try:
-        if interactive:
-            code = codeop.compile_command(source, '<console>', 'single')
-            if code is None:
-                return ('incomplete', '', '', 0)
-        else:
-            code = compile(source, '<console>', 'exec')
-    except (SyntaxError, OverflowError, ValueError) as e:
-        return ('error', '', ''.join(traceback.format_exception_only(type(e), e)), 1)
-    out = io.StringIO()
-    def display(value):
-        if value is None:
-            return
-        ns['_'] = value
-        out.write(repr(value) + '\n')
-    saved = sys.stdout, sys.stderr, sys.displayhook
-    sys.stdout = sys.stderr = out
-    sys.displayhook = display
-    try:
-        exec(code, ns)
-    except SystemExit as e:
-        c = e.code
-        if c is None:
-            return ('ok', out.getvalue(), '', 0)
-        if isinstance(c, int):
-            return ('ok' if c == 0 else 'error', out.getvalue(), '', c)
-        return ('error', out.getvalue(), str(c) + '\n', 1)
-    except KeyboardInterrupt:
-        return ('interrupted', out.getvalue(), 'KeyboardInterrupt\n', 130)
-    except BaseException as e:
-        return ('error', out.getvalue(), _format(e), 1)
-    finally:
-        sys.stdout, sys.stderr, sys.displayhook = saved
-    return ('ok', out.getvalue(), '', 0)
-)PY";
 
 // The pending exception as "Type: message", cleared. Where: GIL held.
 std::string TakeErrorText() {
@@ -229,16 +182,7 @@ void AnnexConsole::RememberThreadNames(const python::ThreadStates& ts) {
   std::vector<watchdog::internal::PythonThreadName> names;
   {
     python::ScopedTargetSwap swap(ts);
-    for (python::ThreadInfo& t :
-         python::ReadTargetThreads(ts, /*all_frames=*/false)) {
-      if (t.name.empty()) continue;
-      // One line per thread in a dump: no control characters or quotes.
-      for (char& c : t.name) {
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-        if (c == '"') c = '\'';
-      }
-      names.push_back({t.ident, t.native_id, std::move(t.name)});
-    }
+    names = watchdog::internal::CopyPythonThreadNames();
   }
   std::lock_guard<std::mutex> lock(names_mu_);
   python_names_.swap(names);
@@ -426,7 +370,12 @@ console::Reply AnnexConsole::RunPython(uint64_t session_id,
     PyObject* ns = PyDict_New();
     if (ns == nullptr) return Error(TakeErrorText());
     PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins());
-    PyObject* r = PyRun_String(kHelperSource, Py_file_input, ns, ns);
+    // console_repl.py (embedded), compiled under its path so that
+    // tracebacks name it.
+    PyObject* code = Py_CompileString(
+        embedded::kConsoleReplPy, embedded::kConsoleReplPyPath, Py_file_input);
+    PyObject* r = code != nullptr ? PyEval_EvalCode(code, ns, ns) : nullptr;
+    Py_XDECREF(code);
     if (r == nullptr) {
       Py_DECREF(ns);
       if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
@@ -445,6 +394,11 @@ console::Reply AnnexConsole::RunPython(uint64_t session_id,
   PyObject* ns = Namespace(session_id);
   if (ns == nullptr) return Error(TakeErrorText());
   PyObject* run = PyDict_GetItemString(helper_, "run");  // borrowed
+  if (run == nullptr) {
+    return Error(absl::StrCat(
+        "annex console helper failed: ", embedded::kConsoleReplPyPath,
+        " defines no run()\n"));
+  }
   // Sets this command keeps are charged to this client's hp (the memory
   // budget, glue/memory_budget.h), and its heap questions have its pause
   // limit (hp.pause_limit); then the host's again.

@@ -91,9 +91,11 @@ class AnnexConsole : public console::CommandExecutor {
   console::Reply ExecTarget(const std::string& code,
                             const python::ThreadStates& ts);
   PyObject* Namespace(uint64_t session_id);  // annex thread, GIL held
-  // Copies the target's Python thread names (threading's) for the GIL-free
-  // answers of .threads and .stacks, which cannot read them. Where: annex
-  // thread, GIL held, annex current.
+  // Copies the target's Python thread names (threading's, as the watchdog
+  // copies them: watchdog::internal::CopyPythonThreadNames, with the target
+  // swapped in for the copy) for the GIL-free answers of .threads and
+  // .stacks, which cannot read them. Where: annex thread, GIL held, annex
+  // current.
   void RememberThreadNames(const python::ThreadStates& ts);
   std::vector<watchdog::internal::PythonThreadName> ThreadNames();
   // Releases one session's namespace, collects the annex's reference
@@ -111,7 +113,9 @@ class AnnexConsole : public console::CommandExecutor {
   std::mutex names_mu_;
   std::vector<watchdog::internal::PythonThreadName> python_names_
       ABSL_GUARDED_BY(names_mu_);
-  PyObject* helper_ = nullptr;  // the helper's namespace; annex thread
+  // The namespace console_repl.py (the REPL semantics, run()) ran in;
+  // annex thread.
+  PyObject* helper_ = nullptr;
 };
 
 }  // namespace annex::monitor_internal

@@ -157,46 +157,15 @@ namespace {
 
 using SharedPtr = std::shared_ptr<Watchdog::Shared>;
 
-// Copies threading's thread names into s.python_names. Reads in place,
-// runs no target code and creates nothing (AnnexPeekPythonThreadNames).
-// Where: the target's main thread at a bytecode boundary, GIL held, main
-// interpreter current.
+// Copies threading's thread names into s.python_names
+// (internal::CopyPythonThreadNames). Where: the target's main thread at a
+// bytecode boundary, GIL held, main interpreter current.
 void CopyPythonNames(Watchdog::Shared& s) {
   if (s.stopped.load()) return;
-  std::vector<internal::PythonThreadName> names;
-  AnnexPeekPythonThreadNames(
-      [](void* ctx, unsigned long ident, const char* name) {
-        static_cast<std::vector<internal::PythonThreadName>*>(ctx)->push_back(
-            {ident, 0, name});
-      },
-      &names);
-  if (!names.empty()) {
-    // Native ids from the thread states (one pass; the GIL keeps the list
-    // still), so that a copy never names a later thread that reuses the
-    // ident.
-    std::vector<std::pair<unsigned long, unsigned long>> natives;
-    int budget = 100000;
-    for (PyThreadState* ts =
-             PyInterpreterState_ThreadHead(PyInterpreterState_Main());
-         ts != nullptr && --budget > 0; ts = PyThreadState_Next(ts)) {
-      unsigned long ident = 0;
-      unsigned long native_id = 0;
-      AnnexPeekThreadIds(ts, &ident, &native_id);
-      natives.emplace_back(ident, native_id);
-    }
-    std::sort(natives.begin(), natives.end());
-    for (internal::PythonThreadName& n : names) {
-      auto it = std::lower_bound(natives.begin(), natives.end(),
-                                 std::make_pair(n.ident, 0UL));
-      if (it != natives.end() && it->first == n.ident) {
-        n.native_id = it->second;
-      }
-    }
-  }
-  {
-    std::lock_guard<std::mutex> lock(s.names_mu);
-    s.python_names.swap(names);
-  }
+  std::vector<internal::PythonThreadName> names =
+      internal::CopyPythonThreadNames();
+  std::lock_guard<std::mutex> lock(s.names_mu);
+  s.python_names.swap(names);
 }
 
 // Names only, when no heartbeat runs. Where: as CopyPythonNames.

@@ -7,11 +7,13 @@
 #include "gtest/gtest.h"
 #include "monitor/monitor.h"
 #include "tests/testing/python_main.h"
+#include "tests/testing/python_snippets.h"
 
 namespace annex {
 namespace {
 
 using ::annex::testing::EvalTarget;
+using ::annex::testing::kErrPrelude;
 using ::annex::testing::RunTargetCode;
 using ::annex::testing::TargetStr;
 
@@ -393,13 +395,8 @@ TEST_F(HpClassifyTest, ClassifiersAndKindsAsHeapyObjects) {
           ids("k_plain_ids") +
           "\n"
           "s = hp.iso(*owners, *dicts, *plain)\n"
-          "h = hp.heap()\n"
-          "def err(f):\n"
-          "    try:\n"
-          "        f()\n"
-          "    except Exception as e:\n"
-          "        return type(e).__name__ + ': ' + str(e)\n"
-          "    return 'no error'\n"
+          "h = hp.heap()\n" +
+          kErrPrelude +
           // er & er: a combined classifier, as by('Type&Size').
           "ts = hp.Type & hp.Size\n"
           "print(ts, ts.name, (hp.Type & hp.Type).name,"
@@ -520,25 +517,24 @@ TEST_F(HpClassifyTest, PartitionHasTheRowsAndTheirSets) {
 TEST_F(HpClassifyTest, BadArgumentsRaiseClearExceptions) {
   std::string out = Exec(
       monitor_,
-      "h = hp.heap()\n"
-      "def err(f):\n"
-      "    try:\n"
-      "        f()\n"
-      "    except Exception as e:\n"
-      "        return type(e).__name__\n"
-      "    return 'no error'\n"
-      "print(err(lambda: hp.Type(3)), err(lambda: hp.Type()),"
-      " err(lambda: h.by('Nope')), err(lambda: h.by(3)))\n"
-      "print(err(lambda: hp.Size(-1)), err(lambda: hp.Size(3).alt('~')),"
-      " err(lambda: hp.Type(int).alt('<')), err(lambda: hp.Clodo(dict)))\n"
-      "print(err(lambda: h & 3), err(lambda: h ^ hp.Type(int)),"
-      " err(lambda: hp.Via()), err(lambda: h[10**6]), err(lambda: h['x']))\n"
-      "print(err(lambda: hp.idset(['x'])), err(lambda: hp.Type.Nonesuch),"
-      " err(lambda: hp.Clodo(int, dictof=int)), err(lambda: h.kind))\n"
-      "try:\n"
-      "    h.by('Type&Bogus')\n"
-      "except ValueError as e:\n"
-      "    print(str(e))\n");
+      std::string("h = hp.heap()\n") + kErrPrelude +
+          "print(err_type(lambda: hp.Type(3)), err_type(lambda: hp.Type()),"
+          " err_type(lambda: h.by('Nope')), err_type(lambda: h.by(3)))\n"
+          "print(err_type(lambda: hp.Size(-1)), err_type(lambda: "
+          "hp.Size(3).alt('~')),"
+          " err_type(lambda: hp.Type(int).alt('<')), err_type(lambda: "
+          "hp.Clodo(dict)))\n"
+          "print(err_type(lambda: h & 3), err_type(lambda: h ^ hp.Type(int)),"
+          " err_type(lambda: hp.Via()), err_type(lambda: h[10**6]), "
+          "err_type(lambda: h['x']))\n"
+          "print(err_type(lambda: hp.idset(['x'])), err_type(lambda: "
+          "hp.Type.Nonesuch),"
+          " err_type(lambda: hp.Clodo(int, dictof=int)), err_type(lambda: "
+          "h.kind))\n"
+          "try:\n"
+          "    h.by('Type&Bogus')\n"
+          "except ValueError as e:\n"
+          "    print(str(e))\n");
   EXPECT_EQ(out,
             "TypeError TypeError ValueError TypeError\n"
             "TypeError ValueError ValueError TypeError\n"

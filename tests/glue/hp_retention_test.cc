@@ -15,11 +15,13 @@
 #include "gtest/gtest.h"
 #include "monitor/monitor.h"
 #include "tests/testing/python_main.h"
+#include "tests/testing/python_snippets.h"
 
 namespace annex {
 namespace {
 
 using ::annex::testing::EvalTarget;
+using ::annex::testing::kErrPrelude;
 using ::annex::testing::RunTargetCode;
 
 // The leaky application: module `leakmod` holds the leaks; a thread of
@@ -414,33 +416,27 @@ TEST_F(HpRetentionTest, PathsInAndOutNameEachReference) {
 }
 
 TEST_F(HpRetentionTest, BadArgumentsRaiseClearExceptions) {
-  const std::string out = Exec(
-      "x = row('leakmod.Twice')\n"
-      "def err(f):\n"
-      "    try:\n"
-      "        f()\n"
-      "    except Exception as e:\n"
-      "        return type(e).__name__ + ': ' + str(e)\n"
-      "    return 'no error'\n"
-      "print(err(lambda: x.get_shpaths(limit=-1)))\n"
-      "print(err(lambda: x.get_shpaths(limit='3')))\n"
-      "print(err(lambda: x.get_shpaths(avoid_edges=[1])))\n"
-      "print(err(lambda: x.get_shpaths(avoid_edges=[(1, 2, 3)])))\n"
-      "print(err(lambda: x.get_shpaths(avoid_nodes=1.5)))\n"
-      "print(err(lambda: x.get_shpaths(avoid_nodes=[-1])))\n"
-      "print(err(lambda: x.get_shpaths(5)))\n"
-      "print(err(lambda: x.get_rp(depth=-1)))\n"
-      "print(err(lambda: x.get_rp(depth='deep')))\n"
-      "print(err(lambda: x.get_rp(stopkind=3)))\n"
-      "print(err(lambda: x.get_rp(stopkind=[3])))\n"
-      "print(err(lambda: x.sp.avoided()))\n"
-      "print(err(lambda: x.sp.edges_at('last')))\n"
-      "print(err(lambda: x.get_shpaths(src=1.5)))\n"
-      "print(err(lambda: x.get_shpaths(src=['a'])))\n"
-      "print(err(lambda: x.get_shpaths(avoid_levels=['last'])))\n"
-      "print(err(lambda: x.sp[5]))\n"
-      "print(err(lambda: x.sp['a']))\n"
-      "print(err(lambda: x.sp.avoided('last')))\n");
+  const std::string out =
+      Exec(std::string("x = row('leakmod.Twice')\n") + kErrPrelude +
+           "print(err(lambda: x.get_shpaths(limit=-1)))\n"
+           "print(err(lambda: x.get_shpaths(limit='3')))\n"
+           "print(err(lambda: x.get_shpaths(avoid_edges=[1])))\n"
+           "print(err(lambda: x.get_shpaths(avoid_edges=[(1, 2, 3)])))\n"
+           "print(err(lambda: x.get_shpaths(avoid_nodes=1.5)))\n"
+           "print(err(lambda: x.get_shpaths(avoid_nodes=[-1])))\n"
+           "print(err(lambda: x.get_shpaths(5)))\n"
+           "print(err(lambda: x.get_rp(depth=-1)))\n"
+           "print(err(lambda: x.get_rp(depth='deep')))\n"
+           "print(err(lambda: x.get_rp(stopkind=3)))\n"
+           "print(err(lambda: x.get_rp(stopkind=[3])))\n"
+           "print(err(lambda: x.sp.avoided()))\n"
+           "print(err(lambda: x.sp.edges_at('last')))\n"
+           "print(err(lambda: x.get_shpaths(src=1.5)))\n"
+           "print(err(lambda: x.get_shpaths(src=['a'])))\n"
+           "print(err(lambda: x.get_shpaths(avoid_levels=['last'])))\n"
+           "print(err(lambda: x.sp[5]))\n"
+           "print(err(lambda: x.sp['a']))\n"
+           "print(err(lambda: x.sp.avoided('last')))\n");
   std::vector<std::string> lines;
   size_t start = 0;
   for (size_t nl; (nl = out.find('\n', start)) != std::string::npos;
@@ -647,14 +643,11 @@ TEST_F(HpRetentionTest, RootListsTheRootsAndWhatEachHolds) {
                  " frame 0'].count == "
                  "f.count)\n"),
             "1 1\n1 True\nTrue True\nTrue\n");
-  const std::string errors = Exec(
-      "def err(f):\n"
-      "    try:\n"
-      "        f()\n"
-      "    except Exception as e:\n"
-      "        return type(e).__name__\n"
-      "print(err(lambda: hp.Root['no such root']), "
-      "err(lambda: hp.Root.nothing_here), err(lambda: hp.Root[3]))\n");
+  const std::string errors =
+      Exec(std::string(kErrPrelude) +
+           "print(err_type(lambda: hp.Root['no such root']), "
+           "err_type(lambda: hp.Root.nothing_here), "
+           "err_type(lambda: hp.Root[3]))\n");
   EXPECT_EQ(errors, "KeyError AttributeError TypeError\n");
 }
 

@@ -11,11 +11,13 @@
 #include "gtest/gtest.h"
 #include "monitor/monitor.h"
 #include "tests/testing/python_main.h"
+#include "tests/testing/python_snippets.h"
 
 namespace annex {
 namespace {
 
 using ::annex::testing::EvalTarget;
+using ::annex::testing::kErrPrelude;
 using ::annex::testing::RunTargetCode;
 using ::annex::testing::TargetLong;
 using ::annex::testing::TargetStr;
@@ -353,6 +355,83 @@ TEST_F(HpStatTest, LoadAndDumpErrorsAreClear) {
             "ValueError True\n"
             "TypeError True\n"
             "TypeError True\n");
+}
+
+// The files are Python compiled into the binary from
+// glue/python/stat_files.py, whose tracebacks name it; its messages are
+// those of the C++ it replaced, to the letter.
+TEST_F(HpStatTest, FileErrorsNameTheirPyFileAndSayWhatWentWrong) {
+  std::string out = Exec(
+      monitor_,
+      std::string(kErrPrelude) +
+          "import annex, io, os, pathlib, tempfile, traceback\n"
+          "d = tempfile.mkdtemp()\n"
+          "p = os.path.join(d, 'f.txt')\n"
+          "s = hp.heap().stat\n"
+          "def show(f):\n"
+          "    print(err(f).replace(d, 'D'))\n"
+          "try:\n"
+          "    hp.load(os.path.join(d, 'missing'))\n"
+          "except FileNotFoundError as e:\n"
+          "    tb = traceback.extract_tb(e.__traceback__)[-1]\n"
+          "    print(tb.filename, tb.name)\n"
+          "class NoReadline:\n"
+          "    def read(self, n=-1):\n"
+          "        return ''\n"
+          "class BadPath:\n"
+          "    def __fspath__(self):\n"
+          "        raise RuntimeError('no path')\n"
+          "show(lambda: hp.load(os.path.join(d, 'missing')))\n"
+          "show(lambda: hp.load(os.fsencode(os.path.join(d, 'missing'))))\n"
+          "show(lambda: hp.load(d))\n"
+          "show(lambda: s.dump(d))\n"
+          "show(lambda: hp.load('/dev/null'))\n"
+          "show(lambda: hp.load('a\\0b'))\n"
+          "show(lambda: hp.load(42))\n"
+          "show(lambda: hp.loadall(BadPath()))\n"
+          "show(lambda: s.dump(3.5))\n"
+          "show(lambda: s.to_json(s))\n"
+          "show(lambda: hp.load(NoReadline()))\n"
+          "show(lambda: hp.load(io.BytesIO()))\n"
+          "show(lambda: hp.loadall(io.StringIO('.loader: x')))\n"
+          "b = io.BytesIO()\n"
+          "show(lambda: s.dump(b))\n"
+          "print(hp.load(io.BytesIO(b.getvalue())).count == s.count)\n"
+          "show(lambda: s.dump(pathlib.Path(p), 'w'))\n"
+          "print(hp.load(pathlib.Path(p)).count == s.count)\n"
+          "with open(p, 'w') as f:\n"
+          "    f.write('.loader: _load_stat\\n.count: x\\n')\n"
+          "show(lambda: hp.loadall(p))\n"
+          "os.remove(p)\n"
+          "os.rmdir(d)\n");
+  EXPECT_EQ(
+      out,
+      "glue/python/stat_files.py path_chunks\n"
+      "FileNotFoundError: [Errno 2] No such file or directory: 'D/missing'\n"
+      "FileNotFoundError: [Errno 2] No such file or directory: b'D/missing'\n"
+      "IsADirectoryError: [Errno 21] Is a directory: 'D'\n"
+      "IsADirectoryError: [Errno 21] Is a directory: 'D'\n"
+      "ValueError: load(): '/dev/null' is a character device, not a regular "
+      "file; load(..., special=True) reads it anyway (bounded: stops at the "
+      "first line or record past the limits)\n"
+      "ValueError: embedded null byte\n"
+      "TypeError: load() takes a path (str, bytes, os.PathLike), an open "
+      "file, or the text of a dump (starting '.loader:'), not int\n"
+      "TypeError: load() takes a path (str, bytes, os.PathLike), an open "
+      "file, or the text of a dump (starting '.loader:'), not BadPath\n"
+      "TypeError: dump() takes a path (str, bytes, os.PathLike) or an open "
+      "file, not float\n"
+      "TypeError: to_json() takes a path (str, bytes, os.PathLike) or an "
+      "open file, not annex.Stat\n"
+      "TypeError: load() reads an open file one record at a time with "
+      "readline(), which NoReadline lacks; hp.loadall(f) reads it whole\n"
+      "EOFError: load(): no more stat records in the file (it is at its "
+      "end)\n"
+      "ValueError: malformed stat record at line 1: unknown loader 'x' "
+      "(stats use _load_stat) (in the file)\n"
+      "no error\nTrue\nno error\nTrue\n"
+      "ValueError: malformed stat record at line 2: '.count:' needs a "
+      "number, got 'x' (in 'D/f.txt')\n");
 }
 
 // hp.load reads as a stream with bounds: devices and FIFOs are refused

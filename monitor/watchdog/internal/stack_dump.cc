@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -48,6 +50,38 @@ ScopedThreadListLock::ScopedThreadListLock(int timeout_us)
 
 ScopedThreadListLock::~ScopedThreadListLock() {
   if (locked_) AnnexPeekUnlockThreadList();
+}
+
+std::vector<PythonThreadName> CopyPythonThreadNames() {
+  std::vector<PythonThreadName> names;
+  AnnexPeekPythonThreadNames(
+      [](void* ctx, unsigned long ident, const char* name) {
+        static_cast<std::vector<PythonThreadName>*>(ctx)->push_back(
+            {ident, 0, name});
+      },
+      &names);
+  if (names.empty()) return names;
+  // Native ids from the thread states (one pass; the GIL keeps the list
+  // still).
+  std::vector<std::pair<unsigned long, unsigned long>> natives;
+  int budget = 100000;
+  for (PyThreadState* ts =
+           PyInterpreterState_ThreadHead(PyInterpreterState_Main());
+       ts != nullptr && --budget > 0; ts = PyThreadState_Next(ts)) {
+    unsigned long ident = 0;
+    unsigned long native_id = 0;
+    AnnexPeekThreadIds(ts, &ident, &native_id);
+    natives.emplace_back(ident, native_id);
+  }
+  std::sort(natives.begin(), natives.end());
+  for (PythonThreadName& n : names) {
+    auto it = std::lower_bound(natives.begin(), natives.end(),
+                               std::make_pair(n.ident, 0UL));
+    if (it != natives.end() && it->first == n.ident) {
+      n.native_id = it->second;
+    }
+  }
+  return names;
 }
 
 ThreadIds ReadThreadIds(PyThreadState* ts) {

@@ -1,6 +1,7 @@
 // Stack dumps of every thread of the target, taken without the GIL and
 // written with write(2) to a file descriptor opened in advance (the pattern
-// of faulthandler's watchdog, docs/design.md rule 6).
+// of faulthandler's watchdog, docs/design.md rule 6), and the copy of the
+// Python thread names they show, the one part made with the GIL.
 //
 //   WriteAllThreads(fd, PyInterpreterState_Main(), holder, 100);
 #pragma once
@@ -42,6 +43,19 @@ struct PythonThreadName {
   unsigned long native_id = 0;
   std::string name;  // escaped as in dumps
 };
+
+// Copies threading's thread names (AnnexPeekPythonThreadNames: read in
+// place, nothing of the target runs and no object is created; escaped as
+// the dumps escape names), each with its ident and the native id of the
+// main interpreter's thread state of that ident (0 when none), so that a
+// copy never names a later thread that reuses the ident. Empty when
+// threading is not imported or not as expected, and while Python
+// finalizes. The one copy both the watchdog (its heartbeat) and the
+// console (after each command) make. Where: GIL held, the target's
+// (main) interpreter current, never the annex's (docs/design.md rule 4):
+// the target's main thread at a bytecode boundary (the watchdog), or the
+// annex thread inside python::ScopedTargetSwap (the console).
+std::vector<PythonThreadName> CopyPythonThreadNames();
 
 // Reads the ids and OS name of `ts`. Where: any thread, no GIL; `ts` live.
 ThreadIds ReadThreadIds(PyThreadState* ts);
