@@ -719,27 +719,41 @@ PyObject *RootObjectsOf(PyObject *capsule, PyObject *name) {
 PyMethodDef kRootObjectsDef = {"root_objects", RootObjectsOf, METH_O,
                                "The objects a root holds now (hp.Root)."};
 
-// Runs an embedded Python file (`code`, compiled under its source `path`,
-// so tracebacks name the .py file and line) in a namespace that sees Text
-// and moves its classes `names` into `module`. 0, or -1 with an error set.
-int AddEmbeddedClasses(PyObject *module, const char *code, const char *path,
+// An embedded Python file: its text and its source path.
+struct EmbeddedPy {
+  const char *code;
+  const char *path;
+};
+
+// Runs embedded Python files in order in one namespace that sees Text (so
+// a later file uses what an earlier one defines), each compiled under its
+// source path so tracebacks name the .py file and line, and moves their
+// classes `names` into `module`. 0, or -1 with an error set.
+int AddEmbeddedClasses(PyObject *module,
+                       std::initializer_list<EmbeddedPy> files,
                        std::initializer_list<const char *> names) {
   PyObject *text = PyObject_GetAttrString(module, "Text");
   if (text == nullptr) return -1;
   PyObject *ns = Py_BuildValue("{sNsOss}", "Text", text, "__builtins__",
                                PyEval_GetBuiltins(), "__name__", "annex");
   if (ns == nullptr) return -1;
-  PyObject *compiled = Py_CompileString(code, path, Py_file_input);
-  PyObject *r = compiled ? PyEval_EvalCode(compiled, ns, ns) : nullptr;
-  Py_XDECREF(compiled);
-  int added = r != nullptr ? 0 : -1;
-  Py_XDECREF(r);
+  int added = 0;
+  for (const EmbeddedPy &file : files) {
+    PyObject *compiled = Py_CompileString(file.code, file.path, Py_file_input);
+    PyObject *r = compiled ? PyEval_EvalCode(compiled, ns, ns) : nullptr;
+    Py_XDECREF(compiled);
+    Py_XDECREF(r);
+    if (r == nullptr) {
+      added = -1;
+      break;
+    }
+  }
   for (const char *name : names) {
     if (added < 0) break;
     PyObject *cls = PyDict_GetItemString(ns, name);  // borrowed
     added = cls == nullptr ? -1 : PyModule_AddObjectRef(module, name, cls);
     if (cls == nullptr) {
-      PyErr_Format(PyExc_RuntimeError, "%s defines no %s", path, name);
+      PyErr_Format(PyExc_RuntimeError, "glue/python defines no %s", name);
     }
   }
   Py_DECREF(ns);
@@ -767,13 +781,11 @@ int AddRetention(PyObject *module, PyTypeObject *idset) {
     Py_DECREF(d);
   }
   PyType_Modified(idset);
-  if (AddEmbeddedClasses(module, embedded::kPathsPy, embedded::kPathsPyPath,
-                         {"Path", "Paths", "Root"}) < 0) {
-    return -1;
-  }
-  return AddEmbeddedClasses(module, embedded::kRefpatPy,
-                            embedded::kRefpatPyPath,
-                            {"ReferencePattern", "RefPatRow"});
+  return AddEmbeddedClasses(
+      module,
+      {{embedded::kPathsPy, embedded::kPathsPyPath},
+       {embedded::kRefpatPy, embedded::kRefpatPyPath}},
+      {"Path", "Paths", "Root", "ReferencePattern", "RefPatRow"});
 }
 
 PyObject *HpRoot(Session *session) {

@@ -18,6 +18,41 @@ def _spelled(name):
     return '%R[' + repr(name) + ']'
 
 
+class Paged:
+    """Heapy's pages of a listing: ten items a page (an eleventh is shown
+    rather than announced), x.more the next page, x.all every item.
+    A subclass gives _count() (the items) and _lines(first, end) (the text
+    of items first to end, with what it says around them)."""
+
+    _first = 0
+
+    def _page_end(self, first):
+        """Where the page from `first` ends."""
+        n = self._count()
+        if first >= n or n - first <= PAGE + 1:
+            return n
+        return first + PAGE
+
+    def __repr__(self):
+        return self._lines(self._first, self._page_end(self._first))
+
+    def __str__(self):
+        return self.__repr__()
+
+    @property
+    def more(self):
+        """The next page."""
+        page = object.__new__(type(self))
+        page.__dict__.update(self.__dict__)
+        page._first = self._page_end(self._first)
+        return page
+
+    @property
+    def all(self):
+        """Every item (annex.Text)."""
+        return Text(self._lines(0, self._count()))
+
+
 class Path:
     """One path of a Paths (p[i]): prints as its line, e.g.
 
@@ -54,7 +89,7 @@ class Path:
         return len(self.edges)
 
 
-class Paths:
+class Paths(Paged):
     """Shortest paths from the target's roots to a set (x.sp, x.get_shpaths()).
 
     Shows ten paths a page, as Heapy does: p.more is the next page (and
@@ -128,13 +163,8 @@ class Paths:
             return ''
         return ' (limit=%d; get_shpaths(limit=...) fetches more)' % self.limit
 
-    def _page_end(self, first):
-        """Where the page from `first` ends (as Heapy: one path left is
-        shown rather than announced)."""
-        n = len(self._list)
-        if first >= n or n - first <= PAGE + 1:
-            return n
-        return first + PAGE
+    def _count(self):
+        return len(self._list)
 
     def _lines(self, first, end):
         n = len(self._list)
@@ -155,24 +185,6 @@ class Paths:
         if self._note:
             lines.append(self._note)
         return '\n'.join(lines)
-
-    def __repr__(self):
-        return self._lines(self._first, self._page_end(self._first))
-
-    __str__ = __repr__
-
-    @property
-    def more(self):
-        """The next page."""
-        page = object.__new__(type(self))
-        page.__dict__.update(self.__dict__)
-        page._first = self._page_end(self._first)
-        return page
-
-    @property
-    def all(self):
-        """Every fetched path (annex.Text)."""
-        return Text(self._lines(0, len(self._list)))
 
     # --- the next route
 

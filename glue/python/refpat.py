@@ -1,14 +1,13 @@
 """annex.ReferencePattern: Heapy's reference pattern (x.rp, x.get_rp()).
 
 Compiled into the binary (//tools:embed_file.bzl) and run by
-glue/hp_retention.cc in the annex when the `annex` module is made, in a
-namespace that holds `Text` (annex.Text); the classes then move into the
-module. They only arrange rows that C++ made inside one heap question:
+glue/hp_retention.cc in the annex when the `annex` module is made, after
+paths.py and in its namespace (`Text`, annex.Text, and paths.py's `Paged`
+pages); the classes then move into the module. They only arrange rows that C++ made inside one heap question:
 each row's objects are already an annex IdSet, addresses are ints and
 kinds are str.
 """
 
-PAGE = 10  # rows per page, as Heapy's
 LINE = 80  # a row's line is cut to this width, as Heapy's
 
 
@@ -113,7 +112,7 @@ class RefPatRow:
     __str__ = __repr__
 
 
-class ReferencePattern:
+class ReferencePattern(Paged):
     """The reference pattern of a set (x.rp, x.get_rp(...)), as Heapy's.
 
     Row 0 ('_') is the set; below it its referrers grouped by kind (rows
@@ -139,7 +138,6 @@ class ReferencePattern:
         self.max_rows = max_rows
         self._empty_text = empty_text
         self._by_name = {row.name: row for row in self.rows}
-        self._first = 0
 
     # --- rows
 
@@ -189,17 +187,12 @@ class ReferencePattern:
 
     # --- pages
 
-    def _page_end(self, first):
-        """Where the page from `first` ends (as Heapy: one row left is
-        shown rather than announced)."""
-        n = len(self.rows)
-        if first >= n or n - first <= PAGE + 1:
-            return n
-        return first + PAGE
+    def _count(self):
+        return len(self.rows)
 
-    def _lines(self, first, end, top):
+    def _lines(self, first, end):
         lines = []
-        if top:
+        if first == 0:
             lines.append('Reference Pattern by <%s>.' % self.header)
         if not self.rows:
             lines.append(self._empty_text)
@@ -221,22 +214,3 @@ class ReferencePattern:
                          'get_rp(max_rows=...) makes more)>'
                          % (n, self.max_rows))
         return '\n'.join(lines)
-
-    def __repr__(self):
-        return self._lines(self._first, self._page_end(self._first),
-                           self._first == 0)
-
-    __str__ = __repr__
-
-    @property
-    def more(self):
-        """The next page."""
-        page = object.__new__(type(self))
-        page.__dict__.update(self.__dict__)
-        page._first = self._page_end(self._first)
-        return page
-
-    @property
-    def all(self):
-        """Every row (annex.Text)."""
-        return Text(self._lines(0, len(self.rows), True))
