@@ -15,6 +15,7 @@
 #include "glue/session.h"
 #include "gtest/gtest.h"
 #include "monitor/monitor.h"
+#include "tests/glue/hp_fixture.h"
 #include "tests/testing/python_main.h"
 
 namespace annex {
@@ -221,8 +222,9 @@ long TargetLong(const std::string &expr) {
   return r;
 }
 
-class HpRetentionTest : public ::testing::Test {
+class HpRetentionTest : public testing::HpFixture {
  protected:
+  HpRetentionTest() : HpFixture(kPrelude) {}
   static void SetUpTestSuite() { ASSERT_TRUE(RunTargetCode(kSetup)); }
   static void TearDownTestSuite() {
     RunTargetCode(
@@ -232,16 +234,6 @@ class HpRetentionTest : public ::testing::Test {
         "frmod_thread.join()\n"
         "ns_thread.join()\n");
   }
-  void SetUp() override { ASSERT_TRUE(monitor_.Start().ok()); }
-  void TearDown() override { EXPECT_TRUE(monitor_.Stop().ok()); }
-
-  std::string Exec(const std::string &code) {
-    auto out = monitor_.ExecInAnnex(std::string(kPrelude) + code);
-    EXPECT_TRUE(out.ok()) << out.status();
-    return out.ok() ? *out : "";
-  }
-
-  Monitor monitor_;
 };
 
 TEST_F(HpRetentionTest, ShortestPathIsExactlyThePlantedOne) {

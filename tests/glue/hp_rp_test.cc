@@ -2,19 +2,19 @@
 // selection over a target heap whose pattern is known, the options (er=,
 // imdom=, nocyc=, bf=, src=, stopkind=, depth=), and that asking creates
 // nothing in the target.
-#include <Python.h>
 
 #include <string>
 
 #include "gtest/gtest.h"
-#include "monitor/monitor.h"
+#include "tests/glue/hp_fixture.h"
 #include "tests/testing/python_main.h"
 
 namespace annex {
 namespace {
 
-using ::annex::testing::EvalTarget;
+using ::annex::testing::DefineTargetModule;
 using ::annex::testing::RunTargetCode;
+using ::annex::testing::TargetLong;
 
 // Module `rpmod` holds each leak in a known way:
 //   leak:  the module's dict, three Holders (kept in the list `holders`)
@@ -25,11 +25,7 @@ using ::annex::testing::RunTargetCode;
 //   boxed: by a Box instance whose attributes are held inline (no dict
 //          object: asking for one would make it in the target);
 //   wide:  by 15 lists.
-constexpr char kSetup[] = R"py(
-import sys, types
-_m = types.ModuleType('rpmod')
-sys.modules['rpmod'] = _m
-exec('''
+constexpr char kRpmod[] = R"py(
 class Leak:
     pass
 
@@ -83,8 +79,6 @@ class Wide:
     pass
 wide = Wide()
 wide_holders = [[wide] for i in range(15)]
-''', _m.__dict__)
-del _m
 )py";
 
 // Annex-side helpers: the set of the one heap row of kind `k`; a
@@ -109,19 +103,12 @@ def show(f):
         return type(e).__name__ + ': ' + str(e)
 )py";
 
-class HpRpTest : public ::testing::Test {
+class HpRpTest : public testing::HpFixture {
  protected:
-  static void SetUpTestSuite() { ASSERT_TRUE(RunTargetCode(kSetup)); }
-  void SetUp() override { ASSERT_TRUE(monitor_.Start().ok()); }
-  void TearDown() override { EXPECT_TRUE(monitor_.Stop().ok()); }
-
-  std::string Exec(const std::string &code) {
-    auto out = monitor_.ExecInAnnex(std::string(kPrelude) + code);
-    EXPECT_TRUE(out.ok()) << out.status();
-    return out.ok() ? *out : "";
+  HpRpTest() : HpFixture(kPrelude) {}
+  static void SetUpTestSuite() {
+    ASSERT_TRUE(DefineTargetModule("rpmod", kRpmod));
   }
-
-  Monitor monitor_;
 };
 
 TEST_F(HpRpTest, PrintsRowsAsHeapyWithLabelsAndMarks) {
@@ -339,10 +326,7 @@ TEST_F(HpRpTest, AskingCreatesNothingInTheTarget) {
            "row('rpmod.Leak').get_rp(src=hp.iso('rpmod.holders'))\n"),
       "rpmod.Box\n");
   ASSERT_TRUE(RunTargetCode("_rp_after = len(gc.get_objects())\n"));
-  PyObject *diff = EvalTarget("_rp_after - _rp_before");
-  ASSERT_NE(diff, nullptr);
-  EXPECT_EQ(PyLong_AsLong(diff), 0);
-  Py_DECREF(diff);
+  EXPECT_EQ(TargetLong("_rp_after - _rp_before"), 0);
 }
 
 }  // namespace

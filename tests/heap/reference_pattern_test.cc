@@ -25,9 +25,10 @@ std::string Rows(const RpResult& rp) {
   return out;
 }
 
-// Kinds from a table that outlives the options.
-RpOptions ByTable(const std::vector<std::string>& kinds) {
+// Kinds from a table that outlives the options; `depth` levels.
+RpOptions ByTable(const std::vector<std::string>& kinds, int depth = 7) {
   RpOptions options;
+  options.depth = depth;
   options.classify = [&kinds](const NodeSet& s) {
     std::vector<std::string> out;
     for (uint32_t v : s) out.push_back(kinds[v]);
@@ -56,11 +57,17 @@ HeapGraph LeakGraph() {
 const std::vector<std::string> kLeakKinds = {
     "root", "module", "list", "dict", "dict", "Leak", "Leak", "Node", "Node"};
 
+// Rows() of the pattern of `set` in `g`, or the error's message.
+std::string Pattern(const HeapGraph& g, const NodeSet& set,
+                    const RpOptions& options) {
+  auto rp = ReferencePattern(g, ReverseIndex::Build(g), set, options);
+  return rp.ok() ? Rows(*rp) : std::string(rp.status().message());
+}
+
 TEST(ReferencePatternTest, NamesRowsDepthFirstAsHeapy) {
   HeapGraph g = LeakGraph();
-  RpOptions options = ByTable(kLeakKinds);
-  options.depth = 3;
-  auto rp = ReferencePattern(g, ReverseIndex::Build(g), {5, 6}, options);
+  auto rp = ReferencePattern(g, ReverseIndex::Build(g), {5, 6},
+                             ByTable(kLeakKinds, 3));
   ASSERT_TRUE(rp.ok()) << rp.status();
   // Sizes are all 1 in MakeGraph: the kinds with more objects come first.
   EXPECT_EQ(Rows(*rp),
@@ -79,13 +86,9 @@ TEST(ReferencePatternTest, NamesRowsDepthFirstAsHeapy) {
 }
 
 TEST(ReferencePatternTest, BreadthFirstNumbersLevelByLevel) {
-  HeapGraph g = LeakGraph();
-  RpOptions options = ByTable(kLeakKinds);
-  options.depth = 3;
+  RpOptions options = ByTable(kLeakKinds, 3);
   options.breadth_first = true;
-  auto rp = ReferencePattern(g, ReverseIndex::Build(g), {5, 6}, options);
-  ASSERT_TRUE(rp.ok()) << rp.status();
-  EXPECT_EQ(Rows(*rp),
+  EXPECT_EQ(Pattern(LeakGraph(), {5, 6}, options),
             "_ [-] 2 Leak\n"
             "a [-] 2 dict\n"
             "b [-] 1 Node\n"
@@ -98,14 +101,10 @@ TEST(ReferencePatternTest, BreadthFirstNumbersLevelByLevel) {
 }
 
 TEST(ReferencePatternTest, NocycLeavesOutTheRowsAbove) {
-  HeapGraph g = LeakGraph();
-  RpOptions options = ByTable(kLeakKinds);
-  options.depth = 3;
+  RpOptions options = ByTable(kLeakKinds, 3);
   options.nocyc = true;
-  auto rp = ReferencePattern(g, ReverseIndex::Build(g), {6}, options);
-  ASSERT_TRUE(rp.ok()) << rp.status();
   // 7's referrer 8 is new; 8's referrer 7 is a row above: none left.
-  EXPECT_EQ(Rows(*rp),
+  EXPECT_EQ(Pattern(LeakGraph(), {6}, options),
             "_ [-] 1 Leak\n"
             "a [-] 1 Node\n"
             "aa [R] 1 Node\n"
@@ -115,19 +114,12 @@ TEST(ReferencePatternTest, NocycLeavesOutTheRowsAbove) {
 }
 
 TEST(ReferencePatternTest, DepthMarksDeeperRows) {
-  HeapGraph g = LeakGraph();
-  RpOptions options = ByTable(kLeakKinds);
-  options.depth = 1;
-  auto rp = ReferencePattern(g, ReverseIndex::Build(g), {5}, options);
-  ASSERT_TRUE(rp.ok()) << rp.status();
-  EXPECT_EQ(Rows(*rp),
+  EXPECT_EQ(Pattern(LeakGraph(), {5}, ByTable(kLeakKinds, 1)),
             "_ [-] 1 Leak\n"
             "a [+] 1 dict\n"
             "b [+] 1 list\n");
-  options.depth = 0;
-  rp = ReferencePattern(g, ReverseIndex::Build(g), {5}, options);
-  ASSERT_TRUE(rp.ok()) << rp.status();
-  EXPECT_EQ(Rows(*rp), "_ [+] 1 Leak\n");
+  EXPECT_EQ(Pattern(LeakGraph(), {5}, ByTable(kLeakKinds, 0)),
+            "_ [+] 1 Leak\n");
 }
 
 TEST(ReferencePatternTest, DropsSmallKindsBeyondTheLimit) {
@@ -139,12 +131,11 @@ TEST(ReferencePatternTest, DropsSmallKindsBeyondTheLimit) {
     return absl::StatusOr<std::vector<std::string>>(out);
   };
   options.max_children = 1;
-  auto rp = ReferencePattern(g, ReverseIndex::Build(g), {0}, options);
-  ASSERT_TRUE(rp.ok()) << rp.status();
   // Node v has size v + 1: k3 is the largest kind.
-  EXPECT_EQ(Rows(*rp), "_ [-] 1 k0 +2\na [R] 1 k3\n");
+  EXPECT_EQ(Pattern(g, {0}, options), "_ [-] 1 k0 +2\na [R] 1 k3\n");
   options.max_children = 27;
-  EXPECT_FALSE(ReferencePattern(g, ReverseIndex::Build(g), {0}, options).ok());
+  EXPECT_EQ(Pattern(g, {0}, options),
+            "max_children must be between 1 and 26 (one letter per kind)");
 }
 
 TEST(ReferencePatternTest, StopsAtStopKindsButNotAtTheSet) {
@@ -158,12 +149,9 @@ TEST(ReferencePatternTest, StopsAtStopKindsButNotAtTheSet) {
     }
     return true;
   };
-  auto rp = ReferencePattern(g, ReverseIndex::Build(g), {3}, options);
-  ASSERT_TRUE(rp.ok()) << rp.status();
-  EXPECT_EQ(Rows(*rp), "_ [-] 1 Leak\na [S] 1 module\n");
-  rp = ReferencePattern(g, ReverseIndex::Build(g), {2}, options);
-  ASSERT_TRUE(rp.ok()) << rp.status();
-  EXPECT_EQ(Rows(*rp), "_ [-] 1 module\na [-] 1 dict\naa [R] 1 root\n");
+  EXPECT_EQ(Pattern(g, {3}, options), "_ [-] 1 Leak\na [S] 1 module\n");
+  EXPECT_EQ(Pattern(g, {2}, options),
+            "_ [-] 1 module\na [-] 1 dict\naa [R] 1 root\n");
 }
 
 TEST(ReferencePatternTest, MaxRowsCutsThePattern) {
@@ -172,8 +160,7 @@ TEST(ReferencePatternTest, MaxRowsCutsThePattern) {
   for (uint32_t i = 0; i + 1 < 10; ++i) edges.push_back({i + 1, i});
   HeapGraph g = MakeGraph(10, edges, {9});
   const std::vector<std::string> kinds(10, "list");
-  RpOptions options = ByTable(kinds);
-  options.depth = 20;
+  RpOptions options = ByTable(kinds, 20);
   options.max_rows = 4;
   auto rp = ReferencePattern(g, ReverseIndex::Build(g), {0}, options);
   ASSERT_TRUE(rp.ok()) << rp.status();
@@ -190,16 +177,13 @@ TEST(ReferencePatternTest, LabelsCompressRunsLongerThanTwo) {
 }
 
 TEST(ReferencePatternTest, RelateReplacesReferrers) {
-  HeapGraph g = LeakGraph();
-  RpOptions options = ByTable(kLeakKinds);
-  options.depth = 2;
+  RpOptions options = ByTable(kLeakKinds, 2);
   // "Held by the module" as the relation.
   options.relate = [](const NodeSet& s) {
     return s == NodeSet{1} ? NodeSet{} : NodeSet{1};
   };
-  auto rp = ReferencePattern(g, ReverseIndex::Build(g), {5, 6}, options);
-  ASSERT_TRUE(rp.ok()) << rp.status();
-  EXPECT_EQ(Rows(*rp), "_ [-] 2 Leak\na [R] 1 module\n");
+  EXPECT_EQ(Pattern(LeakGraph(), {5, 6}, options),
+            "_ [-] 2 Leak\na [R] 1 module\n");
 }
 
 }  // namespace
