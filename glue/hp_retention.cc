@@ -177,12 +177,9 @@ PyObject *MakePattern(PyObject *self, PatternResult result,
     }
     PyTuple_SET_ITEM(rows, i, row);
   }
-  std::string empty = "(no member of the set is alive now)";
-  if (!result.rows.empty()) {
-    empty.clear();
-  } else if (options.sources && result.live_sources == 0) {
-    empty = "(no object of src is alive now)";
-  }
+  // What shows instead of rows: no member of the set is alive now.
+  const std::string empty =
+      result.rows.empty() ? "(no member of the set is alive now)" : "";
   PyObject *type = AnnexClass("ReferencePattern");
   PyObject *r = type != nullptr
                     ? PyObject_CallFunction(

@@ -160,6 +160,10 @@ TEST_F(HpRpTest, RowsSelectExactlyTheirObjects) {
             "('aa', '-', None, 1, 'list'), ('a3', '-', None, 1, 'list'), "
             "('a4', 'S', None, 1, 'dict of module')]\n"
             "True\nTrue\n");
+  // An empty set (or one whose members all died) has no rows.
+  EXPECT_EQ(Exec("p = hp.Nothing.rp\nprint(p)\nprint(len(p))\n"),
+            "Reference Pattern by <Kind (class / dict of class)>.\n"
+            "(no member of the set is alive now)\n0\n");
   // Bad selections say what is wrong.
   EXPECT_EQ(Exec("p = row('rpmod.Deep').rp\n"
                  "print(show(lambda: p.zz))\n"
