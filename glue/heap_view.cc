@@ -1075,17 +1075,11 @@ void NameEdgesFrom(PyObject* from, const std::vector<uint32_t>& targets,
 
 absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
     const KindedSet& set, const std::vector<Classifier::Part>& parts) {
-  bool prod = false, referrers = false;
+  bool referrers = false;
   for (Classifier::Part p : parts) {
-    prod |= p == Classifier::kProd;
     referrers |= p == Classifier::kRcs || p == Classifier::kVia;
   }
-  if (prod && !python::TracemallocIsTracing()) {
-    return absl::FailedPreconditionError(
-        "byprod needs the target's tracemalloc: it is not tracing now. Start "
-        "it in the target (tracemalloc.start(), or PYTHONTRACEMALLOC=1) "
-        "before the objects of interest are allocated.");
-  }
+  if (absl::Status s = CanLabel(parts); !s.ok()) return s;
   // One question: the objects found are read before the GIL can change
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
@@ -1101,18 +1095,37 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
   absl::StatusOr<heap::HeapGraph> graph = engine_->Graph(graph_options);
   if (!graph.ok()) return graph.status();
   if (absl::Status s = CheckQuestionMemory(&*graph, work); !s.ok()) return s;
+  return LabelParts(*graph, nullptr, set, parts);
+}
+
+absl::Status HeapView::CanLabel(const std::vector<Classifier::Part>& parts) {
+  for (Classifier::Part p : parts) {
+    if (p == Classifier::kProd && !python::TracemallocIsTracing()) {
+      return absl::FailedPreconditionError(
+          "byprod needs the target's tracemalloc: it is not tracing now. "
+          "Start it in the target (tracemalloc.start(), or "
+          "PYTHONTRACEMALLOC=1) before the objects of interest are "
+          "allocated.");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LiveKinds> HeapView::LabelParts(
+    const heap::HeapGraph& graph_ref, const heap::ReverseIndex* reverse_in,
+    const KindedSet& set, const std::vector<Classifier::Part>& parts) {
+  if (absl::Status s = CanLabel(parts); !s.ok()) return s;
+  bool referrers = false;
+  for (Classifier::Part p : parts) {
+    referrers |= p == Classifier::kRcs || p == Classifier::kVia;
+  }
+  const heap::HeapGraph* graph = &graph_ref;
   // From here to the end no Python code runs and no thread state is
   // swapped (the question holds the target current), so the GIL stays held
   // and what the walk found stays alive.
   std::vector<int64_t> node_of(set.count(), -1);
-  {
-    size_t j = 0;
-    for (size_t i = 0; i < set.count(); ++i) {
-      while (j < graph->size() && graph->addresses[j] < set.addresses[i]) ++j;
-      if (j < graph->size() && graph->addresses[j] == set.addresses[i]) {
-        node_of[i] = static_cast<int64_t>(j);
-      }
-    }
+  for (size_t i = 0; i < set.count(); ++i) {
+    node_of[i] = graph->Find(set.addresses[i]);
   }
   absl::flat_hash_map<PyTypeObject*, std::string> type_names;
   std::vector<size_t> keep;
@@ -1135,10 +1148,14 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
   // cancelled, the question ends with its status and the target runs.
   heap::QuestionStop& stop = engine_->question_stop();
 
-  heap::ReverseIndex reverse;
+  heap::ReverseIndex own_reverse;
+  if (referrers && reverse_in == nullptr) {
+    own_reverse = heap::ReverseIndex::Build(*graph);
+  }
+  const heap::ReverseIndex& reverse =
+      reverse_in != nullptr ? *reverse_in : own_reverse;
   PackedUints graph_clodo;  // Rcs: Clodo kind of every node
   std::shared_ptr<std::vector<std::string>> graph_names;
-  if (referrers) reverse = heap::ReverseIndex::Build(*graph);
 
   for (Classifier::Part part : parts) {
     Labels labels;
@@ -1286,15 +1303,15 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
   return out;
 }
 
-absl::StatusOr<KindedSet> HeapView::Classify(const KindedSet& set,
-                                             const Classifier& c) {
-  if (!c.NeedsLiveObjects()) return set.WithStoredClassifier(c);
-  absl::StatusOr<LiveKinds> kinds = ClassifyParts(set, c.parts());
-  if (!kinds.ok()) return kinds.status();
-  KindedSet out = std::move(kinds->live);
+namespace {
+
+// The set of `kinds` partitioned by `c`: one part's labels, or every
+// part's joined with " & ".
+KindedSet Joined(LiveKinds kinds, const Classifier& c) {
+  KindedSet out = std::move(kinds.live);
   out.classifier = c;
-  if (kinds->parts.size() == 1) {
-    out.labels = std::move(kinds->parts[0]);
+  if (kinds.parts.size() == 1) {
+    out.labels = std::move(kinds.parts[0]);
     return out;
   }
   out.labels = Labels();
@@ -1303,13 +1320,32 @@ absl::StatusOr<KindedSet> HeapView::Classify(const KindedSet& set,
   std::string label;
   for (size_t i = 0; i < out.count(); ++i) {
     label.clear();
-    for (size_t p = 0; p < kinds->parts.size(); ++p) {
+    for (size_t p = 0; p < kinds.parts.size(); ++p) {
       if (p > 0) label += " & ";
-      label += (*kinds->parts[p].names)[kinds->parts[p].of[i]];
+      label += (*kinds.parts[p].names)[kinds.parts[p].of[i]];
     }
     out.labels.of.Set(i, Labels::Intern(label, index, *out.labels.names));
   }
   return out;
+}
+
+}  // namespace
+
+absl::StatusOr<KindedSet> HeapView::Classify(const KindedSet& set,
+                                             const Classifier& c) {
+  if (!c.NeedsLiveObjects()) return set.WithStoredClassifier(c);
+  absl::StatusOr<LiveKinds> kinds = ClassifyParts(set, c.parts());
+  if (!kinds.ok()) return kinds.status();
+  return Joined(std::move(*kinds), c);
+}
+
+absl::StatusOr<KindedSet> HeapView::ClassifyWithin(
+    const heap::HeapGraph& graph, const heap::ReverseIndex* reverse,
+    const KindedSet& set, const Classifier& c) {
+  if (!c.NeedsLiveObjects()) return set.WithStoredClassifier(c);
+  absl::StatusOr<LiveKinds> kinds = LabelParts(graph, reverse, set, c.parts());
+  if (!kinds.ok()) return kinds.status();
+  return Joined(std::move(*kinds), c);
 }
 
 HeapRecord MakeHeapRecord(KindedSet heap, size_t top_rows, int64_t pause_us,

@@ -24,6 +24,7 @@
 #include "glue/memory_budget.h"
 #include "glue/stat.h"
 #include "monitor/heap/heap_engine.h"
+#include "monitor/heap/referrers.h"
 #include "monitor/python/death_watch.h"
 #include "monitor/python/guards.h"
 
@@ -251,6 +252,14 @@ class HeapView {
   // walk. Where: as Heap().
   absl::StatusOr<LiveKinds> ClassifyParts(
       const KindedSet& set, const std::vector<Classifier::Part>& parts);
+  // Classify() inside a question that already walked: `set`'s members are
+  // nodes of `graph` (found alive by this question's walk), `reverse` its
+  // reverse index or null (built when Rcs or Via need it). No walk.
+  // Where: as Heap(), inside the HeapEngine::Question of `graph`'s walk.
+  absl::StatusOr<KindedSet> ClassifyWithin(const heap::HeapGraph& graph,
+                                           const heap::ReverseIndex* reverse,
+                                           const KindedSet& set,
+                                           const Classifier& c);
 
   const TypeNamer& namer() const { return namer_; }
   heap::HeapEngine& engine() { return *engine_; }
@@ -310,6 +319,12 @@ class HeapView {
 
   std::unique_ptr<heap::HeapEngine> engine_;
   TypeNamer namer_;
+  // FailedPrecondition for Prod while the target's tracemalloc is off.
+  static absl::Status CanLabel(const std::vector<Classifier::Part>& parts);
+  // ClassifyParts over a graph already walked (see ClassifyWithin).
+  absl::StatusOr<LiveKinds> LabelParts(
+      const heap::HeapGraph& graph, const heap::ReverseIndex* reverse,
+      const KindedSet& set, const std::vector<Classifier::Part>& parts);
   // Attaches an identity to `set`, whose members are alive (found by the
   // current question's walk); `sorted`, when given, holds the same
   // addresses unpacked (saves unpacking them for the watch).

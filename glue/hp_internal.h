@@ -6,6 +6,7 @@
 
 #include <Python.h>
 
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -104,6 +105,19 @@ PyObject* KindsBinary(PyObject* a, PyObject* b, char op);
 PyObject* IdSetInvert(PyObject* self);
 // hp.Anything: the kind every object has (Heapy's; Unity's one kind).
 PyObject* HpAnything();
+// The classifier `arg` names (Heapy's er): a name such as 'Type&Size' or
+// a classifier object (hp.Type, hp.Type & hp.Size). false with TypeError
+// or ValueError set; `what` starts the message, e.g. "by()".
+bool ErArg(PyObject* arg, const char* what, Classifier* out);
+// Whether `o` is an annex.Kind (hp.Type('dict'), kind | kind, ...).
+bool IsKindObject(PyObject* o);
+// The members of a set of kind `kind` (an annex.Kind): a function that
+// may run inside a heap question (no Python object is made or released;
+// classifiers that need live objects walk again), or null with an error
+// set.
+using KindedSetFilter =
+    std::function<absl::StatusOr<KindedSet>(const KindedSet&)>;
+KindedSetFilter KindFilter(Session* session, PyObject* kind);
 // x[i] / x[a:b] on the partition.
 PyObject* IdSetSubscript(PyObject* self, PyObject* key);
 

@@ -1239,22 +1239,9 @@ PyObject* Classified(PyObject* self, const Classifier& c) {
 }
 
 PyObject* IdSetBy(PyObject* self, PyObject* arg) {
-  absl::StatusOr<Classifier> c;
-  if (IsFactory(arg)) {
-    c = FactoryClassifier(arg);
-  } else if (PyUnicode_Check(arg)) {
-    std::string name;
-    if (!NameArg(arg, "by()", &name, /*allow_empty=*/true)) return nullptr;
-    c = Classifier::Parse(name);
-  } else {
-    PyErr_SetString(PyExc_TypeError,
-                    "by(): an equivalence relation name expected, e.g. "
-                    "'Type', 'Clodo', 'Type&Size', or hp.Type, "
-                    "hp.Type & hp.Size");
-    return nullptr;
-  }
-  if (!c.ok()) return RaiseStatus(c.status());
-  return Classified(self, *c);
+  Classifier c;
+  if (!ErArg(arg, "by()", &c)) return nullptr;
+  return Classified(self, c);
 }
 
 PyMethodDef kByMethod = {
@@ -1501,6 +1488,38 @@ PyObject* HpKindFactory(Session* session, const char* name) {
     }
   }
   return nullptr;
+}
+
+bool ErArg(PyObject* arg, const char* what, Classifier* out) {
+  absl::StatusOr<Classifier> c;
+  if (IsFactory(arg)) {
+    c = FactoryClassifier(arg);
+  } else if (PyUnicode_Check(arg)) {
+    std::string name;
+    if (!NameArg(arg, what, &name, /*allow_empty=*/true)) return false;
+    c = Classifier::Parse(name);
+  } else {
+    PyErr_Format(PyExc_TypeError,
+                 "%s: an equivalence relation name expected, e.g. 'Type', "
+                 "'Clodo', 'Type&Size', or hp.Type, hp.Type & hp.Size",
+                 what);
+    return false;
+  }
+  if (!c.ok()) {
+    RaiseStatus(c.status());
+    return false;
+  }
+  *out = *c;
+  return true;
+}
+
+bool IsKindObject(PyObject* o) { return IsKind(o); }
+
+KindedSetFilter KindFilter(Session* session, PyObject* kind) {
+  HeapView* view = ViewOf(session);
+  if (view == nullptr) return nullptr;
+  Expr expr = ExprOf(kind);
+  return [view, expr](const KindedSet& set) { return Filter(view, set, expr); };
 }
 
 }  // namespace annex::glue::internal

@@ -4,10 +4,12 @@
 // get_shpaths, pathsin, pathsout, Root. Every answer walks the target's heap
 // again through glue::RetentionView (retention_view.h). The Python classes
 // of the answers (annex.Path, annex.Paths, annex.Root) are in
-// python/paths.py, compiled into the binary (//tools:embed_file.bzl).
+// python/paths.py, annex.ReferencePattern in python/refpat.py, compiled
+// into the binary (//tools:embed_file.bzl).
 #include <Python.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "glue/hp_internal.h"
 #include "glue/paths_py.h"
+#include "glue/refpat_py.h"
 #include "glue/retention_view.h"
 
 namespace annex::glue::hp_internal {
@@ -64,86 +67,177 @@ PyObject *Imdom(PyObject *self, void *) {
 
 // --- Reference pattern ---
 
-// get_rp(depth=4, stopkind=None, max_children=10).
+// An int argument of get_rp within [low, high] into `out`; None keeps it.
+// false with TypeError / ValueError set.
+template <typename T>
+bool IntArg(PyObject *obj, const char *name, long low, long high, T *out) {
+  if (obj == Py_None) return true;
+  if (!PyLong_Check(obj) || PyBool_Check(obj)) {
+    PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", name,
+                 Py_TYPE(obj)->tp_name);
+    return false;
+  }
+  const long v = PyLong_AsLong(obj);
+  if ((v == -1 && PyErr_Occurred()) || v < low || v > high) {
+    PyErr_Clear();
+    PyErr_Format(PyExc_ValueError, "%s must be between %ld and %ld", name, low,
+                 high);
+    return false;
+  }
+  *out = static_cast<T>(v);
+  return true;
+}
+
+// get_rp's stopkind: None (Heapy's default), a kind (hp.Type('dict'),
+// kind | kind), a kind name or an iterable of names (empty: stop nowhere).
+bool ParseStopKind(PyObject *self, PyObject *stopkind,
+                   PatternOptions *options) {
+  if (stopkind == Py_None) return true;
+  options->stop_default = false;
+  if (internal::IsKindObject(stopkind)) {
+    options->stop_filter = internal::KindFilter(IdSetSession(self), stopkind);
+    return options->stop_filter != nullptr;
+  }
+  PyErr_Clear();
+  constexpr const char *kShape =
+      "stopkind must be a kind (e.g. hp.Type('dict') | hp.Type('list')), "
+      "a kind name or an iterable of kind names, not %.100s";
+  if (PyUnicode_Check(stopkind)) {
+    std::string name;
+    if (!internal::NameArg(stopkind, "stopkind", &name)) return false;
+    options->stop_kinds.push_back(name);
+    return true;
+  }
+  PyObject *it = PyObject_GetIter(stopkind);
+  if (it == nullptr) {
+    PyErr_Clear();
+    PyErr_Format(PyExc_TypeError, kShape, Py_TYPE(stopkind)->tp_name);
+    return false;
+  }
+  while (PyObject *item = PyIter_Next(it)) {
+    std::string name;
+    const bool ok =
+        PyUnicode_Check(item) && internal::NameArg(item, "stopkind", &name);
+    Py_DECREF(item);
+    if (!ok) {
+      Py_DECREF(it);
+      if (!PyErr_Occurred()) {
+        PyErr_SetString(PyExc_TypeError, "stopkind must hold kind names (str)");
+      }
+      return false;
+    }
+    options->stop_kinds.push_back(name);
+  }
+  Py_DECREF(it);
+  return !PyErr_Occurred();
+}
+
+bool IsRoot(PyObject *obj);
+bool ParseNodes(PyObject *obj, std::vector<uintptr_t> *out, const char *what);
+PyObject *AnnexClass(const char *name);
+
+// The annex.ReferencePattern of an answer: rows as (name, depth, parent,
+// mark, seen, kind, count, size, IdSet, first addresses, dropped).
+PyObject *MakePattern(PyObject *self, PatternResult result,
+                      const PatternOptions &options) {
+  PyObject *rows = PyTuple_New(result.rows.size());
+  if (rows == nullptr) return nullptr;
+  for (size_t i = 0; i < result.rows.size(); ++i) {
+    PatternRow &r = result.rows[i];
+    const size_t count = r.set.count();
+    const uint64_t size = r.set.total_size();
+    std::vector<uintptr_t> first;
+    for (size_t k = 0; k < count && k < 8; ++k)
+      first.push_back(r.set.addresses[k]);
+    PyObject *preview = PyTuple_New(first.size());
+    for (size_t k = 0; preview != nullptr && k < first.size(); ++k) {
+      PyObject *a = PyLong_FromUnsignedLongLong(first[k]);
+      if (a == nullptr)
+        Py_CLEAR(preview);
+      else
+        PyTuple_SET_ITEM(preview, k, a);
+    }
+    PyObject *set = preview != nullptr
+                        ? MakeIdSet(IdSetSession(self), std::move(r.set))
+                        : nullptr;
+    PyObject *row =
+        set != nullptr
+            ? Py_BuildValue("(siiCis#nKNnN)", r.label.c_str(), r.depth,
+                            r.parent, static_cast<int>(r.mark), r.seen,
+                            r.kind.data(),
+                            static_cast<Py_ssize_t>(r.kind.size()),
+                            static_cast<Py_ssize_t>(count),
+                            static_cast<unsigned long long>(size), set,
+                            static_cast<Py_ssize_t>(r.dropped), preview)
+            : nullptr;
+    if (row == nullptr) {
+      if (set == nullptr) Py_XDECREF(preview);
+      Py_DECREF(rows);
+      return nullptr;
+    }
+    PyTuple_SET_ITEM(rows, i, row);
+  }
+  // What shows instead of rows: no member of the set is alive now.
+  const std::string empty =
+      result.rows.empty() ? "(no member of the set is alive now)" : "";
+  PyObject *type = AnnexClass("ReferencePattern");
+  PyObject *r = type != nullptr
+                    ? PyObject_CallFunction(
+                          type, "Os#OOns#", self, result.header.data(),
+                          static_cast<Py_ssize_t>(result.header.size()), rows,
+                          result.truncated ? Py_True : Py_False,
+                          static_cast<Py_ssize_t>(options.max_rows),
+                          empty.data(), static_cast<Py_ssize_t>(empty.size()))
+                    : nullptr;
+  Py_XDECREF(type);
+  Py_DECREF(rows);
+  return r;
+}
+
+// get_rp(depth=7, er=None, imdom=False, bf=False, src=None, stopkind=None,
+// nocyc=False, *, max_children=10, max_rows=1000): Heapy's arguments, in
+// its order.
 PyObject *GetRp(PyObject *self, PyObject *args, PyObject *kwargs) {
-  static const char *kKeywords[] = {"depth", "stopkind", "max_children",
-                                    nullptr};
-  PyObject *depth_obj = Py_None;
-  PyObject *stopkind = Py_None;
-  PyObject *max_children_obj = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO$O:get_rp",
-                                   const_cast<char **>(kKeywords), &depth_obj,
-                                   &stopkind, &max_children_obj)) {
+  static const char *kKeywords[] = {
+      "depth",    "er",    "imdom",        "bf",       "src",
+      "stopkind", "nocyc", "max_children", "max_rows", nullptr};
+  PyObject *depth = Py_None, *er = Py_None, *src = Py_None;
+  PyObject *stopkind = Py_None, *max_children = Py_None, *max_rows = Py_None;
+  int imdom = 0, bf = 0, nocyc = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOppOOp$OO:get_rp",
+                                   const_cast<char **>(kKeywords), &depth, &er,
+                                   &imdom, &bf, &src, &stopkind, &nocyc,
+                                   &max_children, &max_rows)) {
     return nullptr;
   }
   PatternOptions options;
-  if (depth_obj != Py_None) {
-    if (!PyLong_Check(depth_obj)) {
-      return PyErr_Format(PyExc_TypeError, "depth must be an int, not %.100s",
-                          Py_TYPE(depth_obj)->tp_name);
-    }
-    const long depth = PyLong_AsLong(depth_obj);
-    if (depth == -1 && PyErr_Occurred()) return nullptr;
-    if (depth < 0 || depth > 1000) {
-      return PyErr_Format(PyExc_ValueError,
-                          "depth must be between 0 and 1000, not %ld", depth);
-    }
-    options.depth = static_cast<int>(depth);
+  options.imdom = imdom != 0;
+  options.breadth_first = bf != 0;
+  options.nocyc = nocyc != 0;
+  if (!IntArg(depth, "depth", 0, 1000, &options.depth) ||
+      !IntArg(max_children, "max_children", 1, 26, &options.max_children) ||
+      !IntArg(max_rows, "max_rows", 1, 1000000, &options.max_rows)) {
+    return nullptr;
   }
-  if (max_children_obj != Py_None) {
-    if (!PyLong_Check(max_children_obj)) {
-      return PyErr_Format(PyExc_TypeError,
-                          "max_children must be an int, not %.100s",
-                          Py_TYPE(max_children_obj)->tp_name);
-    }
-    const long n = PyLong_AsLong(max_children_obj);
-    if (n == -1 && PyErr_Occurred()) return nullptr;
-    if (n < 1) {
-      return PyErr_Format(PyExc_ValueError, "max_children must be >= 1");
-    }
-    options.max_children = static_cast<size_t>(n);
+  if (er != Py_None && !internal::ErArg(er, "get_rp(er=)", &options.er)) {
+    return nullptr;
   }
-  if (stopkind != Py_None) {
-    // A kind name, or an iterable of them ("module", "type", "dict",
-    // "app.Registry", ...); an empty one stops nowhere.
-    options.stop_default = false;
-    if (PyUnicode_Check(stopkind)) {
-      std::string name;
-      if (!internal::NameArg(stopkind, "stopkind", &name)) return nullptr;
-      options.stop_kinds.push_back(name);
-    } else {
-      PyObject *it = PyObject_GetIter(stopkind);
-      if (it == nullptr) {
-        PyErr_Clear();
-        return PyErr_Format(PyExc_TypeError,
-                            "stopkind must be a kind name or an iterable of "
-                            "kind names, not %.100s",
-                            Py_TYPE(stopkind)->tp_name);
-      }
-      while (PyObject *item = PyIter_Next(it)) {
-        std::string name;
-        if (!PyUnicode_Check(item) ||
-            !internal::NameArg(item, "stopkind", &name)) {
-          Py_DECREF(item);
-          Py_DECREF(it);
-          if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_TypeError,
-                            "stopkind must hold kind names (str)");
-          }
-          return nullptr;
-        }
-        options.stop_kinds.push_back(name);
-        Py_DECREF(item);
-      }
-      Py_DECREF(it);
-      if (PyErr_Occurred()) return nullptr;
-    }
+  if (src != Py_None && !IsRoot(src)) {
+    options.sources.emplace();
+    if (!ParseNodes(src, &*options.sources, "src")) return nullptr;
   }
+  if (options.imdom && options.sources) {
+    PyErr_SetString(PyExc_ValueError,
+                    "get_rp(imdom=True) follows the dominators from the roots: "
+                    "not with src");
+    return nullptr;
+  }
+  if (!ParseStopKind(self, stopkind, &options)) return nullptr;
   RetentionView *view = ViewFor(self);
   if (view == nullptr) return nullptr;
-  auto text = view->ReferencePattern(*IdSetContents(self), options);
-  if (!text.ok()) return SetStatusError(text.status());
-  return MakeText(*text);
+  auto result = view->ReferencePattern(*IdSetContents(self), options);
+  if (!result.ok()) return SetStatusError(result.status());
+  return MakePattern(self, std::move(*result), options);
 }
 
 PyObject *Rp(PyObject *self, void *) {
@@ -575,8 +669,9 @@ PyGetSetDef kGetSet[] = {
      "outside x that every path from the roots to it passes through",
      nullptr},
     {"rp", Rp, nullptr,
-     "the reference pattern: kinds of referrers, their referrers, ... to "
-     "depth 4, stopping at modules and types; see get_rp()",
+     "the reference pattern (annex.ReferencePattern): kinds of referrers, "
+     "their referrers, ... to depth 7, stopping at modules, types, their "
+     "dicts, code and frames; rows rp.a, rp[i]; see get_rp()",
      nullptr},
     {"sp", Sp, nullptr,
      "the shortest paths from the target's roots to the set's live members "
@@ -610,11 +705,20 @@ PyMethodDef kMethods[] = {
     {"get_rp",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(GetRp)),
      METH_VARARGS | METH_KEYWORDS,
-     "get_rp(depth=4, stopkind=None, *, max_children=10) -> Text\n\n"
-     "The reference pattern of the set: its referrers grouped by kind, their\n"
-     "referrers, ... to `depth` levels, at most `max_children` kinds each.\n"
-     "stopkind: kind names (or one) whose referrers are not followed; None\n"
-     "stops at modules and types, () stops nowhere."},
+     "get_rp(depth=7, er=None, imdom=False, bf=False, src=None, "
+     "stopkind=None,\n"
+     "       nocyc=False, *, max_children=10, max_rows=1000) -> "
+     "ReferencePattern\n\n"
+     "The reference pattern of the set (Heapy's): its referrers grouped by\n"
+     "kind (rows a, b, ...), their referrers (aa, ab, ...), ... to `depth`\n"
+     "levels. er: the classifier of the kinds (a name or hp.Type, ...;\n"
+     "Clodo); imdom: immediate dominators instead of referrers; bf: rows\n"
+     "numbered breadth first; src: an IdSet or addresses, only referrers\n"
+     "reachable from it count and its objects end the pattern; stopkind: a\n"
+     "kind, kind name or names whose rows are not followed (None: modules,\n"
+     "types, their dicts, code, frames; (): nowhere); nocyc: leave out the\n"
+     "objects of the rows above; max_children: kinds per row (<= 26);\n"
+     "max_rows: rows in all."},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -640,28 +744,41 @@ PyObject *RootObjectsOf(PyObject *capsule, PyObject *name) {
 PyMethodDef kRootObjectsDef = {"root_objects", RootObjectsOf, METH_O,
                                "The objects a root holds now (hp.Root)."};
 
-// Runs paths.py (glue/python/paths.py, embedded) in a namespace that sees
-// Text and moves its classes into `module`. Compiled under its source path,
-// so tracebacks name the .py file. 0, or -1 with an error set.
-int AddPathsClasses(PyObject *module) {
+// An embedded Python file: its text and its source path.
+struct EmbeddedPy {
+  const char *code;
+  const char *path;
+};
+
+// Runs embedded Python files in order in one namespace that sees Text (so
+// a later file uses what an earlier one defines), each compiled under its
+// source path so tracebacks name the .py file and line, and moves their
+// classes `names` into `module`. 0, or -1 with an error set.
+int AddEmbeddedClasses(PyObject *module,
+                       std::initializer_list<EmbeddedPy> files,
+                       std::initializer_list<const char *> names) {
   PyObject *text = PyObject_GetAttrString(module, "Text");
   if (text == nullptr) return -1;
   PyObject *ns = Py_BuildValue("{sNsOss}", "Text", text, "__builtins__",
                                PyEval_GetBuiltins(), "__name__", "annex");
   if (ns == nullptr) return -1;
-  PyObject *code = Py_CompileString(embedded::kPathsPy, embedded::kPathsPyPath,
-                                    Py_file_input);
-  PyObject *r = code ? PyEval_EvalCode(code, ns, ns) : nullptr;
-  Py_XDECREF(code);
-  int added = r != nullptr ? 0 : -1;
-  Py_XDECREF(r);
-  for (const char *name : {"Path", "Paths", "Root"}) {
+  int added = 0;
+  for (const EmbeddedPy &file : files) {
+    PyObject *compiled = Py_CompileString(file.code, file.path, Py_file_input);
+    PyObject *r = compiled ? PyEval_EvalCode(compiled, ns, ns) : nullptr;
+    Py_XDECREF(compiled);
+    Py_XDECREF(r);
+    if (r == nullptr) {
+      added = -1;
+      break;
+    }
+  }
+  for (const char *name : names) {
     if (added < 0) break;
     PyObject *cls = PyDict_GetItemString(ns, name);  // borrowed
     added = cls == nullptr ? -1 : PyModule_AddObjectRef(module, name, cls);
     if (cls == nullptr) {
-      PyErr_Format(PyExc_RuntimeError, "%s defines no %s",
-                   embedded::kPathsPyPath, name);
+      PyErr_Format(PyExc_RuntimeError, "glue/python defines no %s", name);
     }
   }
   Py_DECREF(ns);
@@ -689,7 +806,11 @@ int AddRetention(PyObject *module, PyTypeObject *idset) {
     Py_DECREF(d);
   }
   PyType_Modified(idset);
-  return AddPathsClasses(module);
+  return AddEmbeddedClasses(
+      module,
+      {{embedded::kPathsPy, embedded::kPathsPyPath},
+       {embedded::kRefpatPy, embedded::kRefpatPyPath}},
+      {"Path", "Paths", "Root", "ReferencePattern", "RefPatRow"});
 }
 
 PyObject *HpRoot(Session *session) {

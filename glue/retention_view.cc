@@ -415,48 +415,204 @@ absl::StatusOr<std::vector<NamedReference>> RetentionView::EdgesOut(
   return Describe(*graph, *edges, *heap_);
 }
 
-absl::StatusOr<std::string> RetentionView::ReferencePattern(
+namespace {
+
+// The objects reachable from `starts` (one forward search). Pure C++.
+std::vector<char> ReachableFrom(const heap::HeapGraph &graph,
+                                const heap::NodeSet &starts) {
+  std::vector<char> seen(graph.size(), 0);
+  std::vector<uint32_t> stack(starts.begin(), starts.end());
+  for (uint32_t v : starts) seen[v] = 1;
+  while (!stack.empty()) {
+    const uint32_t v = stack.back();
+    stack.pop_back();
+    for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
+      const uint32_t w = graph.out_targets[e];
+      if (!seen[w]) {
+        seen[w] = 1;
+        stack.push_back(w);
+      }
+    }
+  }
+  return seen;
+}
+
+// Heapy's default stopkind for one object: a module, a type, a code or
+// frame object, or the dict of a module or type. Where: GIL held since the
+// walk that found it.
+bool DefaultStop(PyObject *obj, const std::string &clodo) {
+  return PyModule_Check(obj) || PyType_Check(obj) || PyCode_Check(obj) ||
+         PyFrame_Check(obj) || clodo == "dict of module" ||
+         clodo == "dict of type";
+}
+
+}  // namespace
+
+absl::StatusOr<PatternResult> RetentionView::ReferencePattern(
     const KindedSet &set, const PatternOptions &options) {
   if (options.depth < 0) {
     return absl::InvalidArgumentError("depth must be >= 0");
   }
+  if (options.max_rows < 1) {
+    return absl::InvalidArgumentError("max_rows must be >= 1");
+  }
+  if (options.imdom && options.sources) {
+    return absl::InvalidArgumentError(
+        "imdom follows the dominators from the roots: not with src");
+  }
+  const std::vector<uintptr_t> *sources =
+      options.sources ? &*options.sources : nullptr;
   // read `graph` only while `asked` lives
-  Asked asked(*heap_, HeapView::Work::kReferrers, &set);
+  Asked asked(
+      *heap_,
+      options.imdom ? HeapView::Work::kDominators : HeapView::Work::kReferrers,
+      &set, sources);
   absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
+  PatternResult result;
+  result.header = options.er.Header();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
-  if (nodes.empty()) {
-    return std::string("(no member of the set is reachable now)\n");
-  }
-  heap::ReverseIndex reverse = heap::ReverseIndex::Build(*graph);
-  // One kind per node, named once: the whole graph is described lazily.
-  std::vector<int32_t> kind_index(graph->size(), -1);
-  std::vector<std::string> kind_names;
-  auto classify = [&](uint32_t v) -> const std::string & {
-    if (kind_index[v] < 0) {
-      const std::vector<uint64_t> size = {graph->sizes[v]};
-      KindedSet one = heap_->Describe({graph->addresses[v]}, &size);
-      kind_index[v] = static_cast<int32_t>(kind_names.size());
-      kind_names.push_back((*one.kind_names)[one.kinds[0]]);
-    }
-    return kind_names[kind_index[v]];
+  result.live_members = nodes.size();
+  if (nodes.empty()) return result;
+  heap::QuestionStop &stop = heap_->engine().question_stop();
+  // Every object of the walk described once (node v is member v): the
+  // rows' kinds and sets are read from it.
+  const KindedSet all =
+      heap_->Describe(graph->addresses, &graph->sizes, &graph->addresses);
+  const heap::ReverseIndex reverse = heap::ReverseIndex::Build(*graph);
+  // The Clodo kind of node v (its type's name when no owner was looked for).
+  const bool has_clodo = all.clodo.size() == all.count();
+  auto clodo = [&](uint32_t v) {
+    return has_clodo ? all.clodo[v] : all.kinds[v];
   };
+
   heap::RpOptions rp;
   rp.depth = options.depth;
   rp.max_children = options.max_children;
-  std::unordered_set<std::string> stop_kinds(options.stop_kinds.begin(),
-                                             options.stop_kinds.end());
-  const bool stop_default = options.stop_default && stop_kinds.empty();
-  rp.stop = [&](uint32_t v) {
-    if (stop_default) {
-      PyObject *obj = reinterpret_cast<PyObject *>(graph->addresses[v]);
-      return PyModule_Check(obj) || PyType_Check(obj);
+  rp.max_rows = options.max_rows;
+  rp.breadth_first = options.breadth_first;
+  rp.nocyc = options.nocyc;
+  rp.question_stop = &stop;
+
+  // Kinds under er: read from the description, or classified live.
+  std::optional<KindedSet> stored;
+  if (!options.er.NeedsLiveObjects()) {
+    stored = all.WithStoredClassifier(options.er);
+  }
+  rp.classify =
+      [&](const heap::NodeSet &s) -> absl::StatusOr<std::vector<std::string>> {
+    std::vector<std::string> kinds;
+    kinds.reserve(s.size());
+    if (stored) {
+      for (uint32_t v : s)
+        kinds.push_back(stored->LabelNames()[stored->LabelOf(v)]);
+      return kinds;
     }
-    return stop_kinds.count(classify(v)) > 0;
+    const KindedSet members =
+        all.Subset(std::vector<size_t>(s.begin(), s.end()));
+    absl::StatusOr<KindedSet> c =
+        heap_->ClassifyWithin(*graph, &reverse, members, options.er);
+    if (!c.ok()) return c.status();
+    if (c->count() != s.size()) {
+      return absl::InternalError("a row's object changed during its question");
+    }
+    for (size_t i = 0; i < c->count(); ++i) {
+      kinds.push_back(c->LabelNames()[c->LabelOf(i)]);
+    }
+    return kinds;
   };
-  auto pattern = heap::ReferencePattern(
-      *graph, reverse, nodes, [&](uint32_t v) { return classify(v); }, rp);
-  return heap::FormatReferencePattern(pattern);
+
+  // The next level: immediate dominators, or referrers (from src: only
+  // those reachable from it, and none for a row of src objects).
+  std::optional<heap::DominatorTree> tree;
+  std::vector<char> in_view;
+  heap::NodeSet starts;
+  if (options.imdom) {
+    tree.emplace(heap::DominatorTree::Build(*graph, &stop));
+    if (stop.stopped()) return stop.status();
+    rp.relate = [&](const heap::NodeSet &s) {
+      heap::NodeSet out;
+      for (uint32_t v : s) {
+        uint32_t u = tree->idom(v);
+        // Up the tree past the row's own objects.
+        while (u < graph->size() && std::binary_search(s.begin(), s.end(), u)) {
+          u = tree->idom(u);
+        }
+        if (u < graph->size()) out.push_back(u);
+      }
+      std::sort(out.begin(), out.end());
+      out.erase(std::unique(out.begin(), out.end()), out.end());
+      return out;
+    };
+  } else if (sources != nullptr) {
+    starts = LiveNodes(*graph, *sources);
+    result.live_sources = starts.size();
+    in_view = ReachableFrom(*graph, starts);
+    rp.relate = [&](const heap::NodeSet &s) {
+      heap::NodeSet out;
+      if (std::includes(starts.begin(), starts.end(), s.begin(), s.end())) {
+        return out;  // a row of sources: where the view starts
+      }
+      for (uint32_t v : heap::Referrers(*graph, reverse, s)) {
+        if (in_view[v]) out.push_back(v);
+      }
+      return out;
+    };
+  }
+
+  // Stop kinds, per object.
+  std::vector<char> stop_node;
+  if (options.stop_filter) {
+    absl::StatusOr<KindedSet> matched = options.stop_filter(all);
+    if (!matched.ok()) return matched.status();
+    stop_node.assign(graph->size(), 0);
+    for (size_t i = 0; i < matched->count(); ++i) {
+      const int64_t v = graph->Find(matched->addresses[i]);
+      if (v >= 0) stop_node[v] = 1;
+    }
+    rp.stop = [&](const heap::NodeSet &s) {
+      return std::all_of(s.begin(), s.end(),
+                         [&](uint32_t v) { return stop_node[v] != 0; });
+    };
+  } else if (!options.stop_kinds.empty()) {
+    std::unordered_set<std::string> names(options.stop_kinds.begin(),
+                                          options.stop_kinds.end());
+    std::vector<char> name_stops(all.kind_names->size());
+    for (size_t k = 0; k < name_stops.size(); ++k) {
+      name_stops[k] = names.count((*all.kind_names)[k]) > 0;
+    }
+    rp.stop = [&all, &clodo, name_stops](const heap::NodeSet &s) {
+      return std::all_of(s.begin(), s.end(), [&](uint32_t v) {
+        return name_stops[all.kinds[v]] || name_stops[clodo(v)];
+      });
+    };
+  } else if (options.stop_default) {
+    rp.stop = [&](const heap::NodeSet &s) {
+      return std::all_of(s.begin(), s.end(), [&](uint32_t v) {
+        return DefaultStop(reinterpret_cast<PyObject *>(graph->addresses[v]),
+                           (*all.kind_names)[clodo(v)]);
+      });
+    };
+  }
+
+  absl::StatusOr<heap::RpResult> pattern =
+      heap::ReferencePattern(*graph, reverse, nodes, rp);
+  if (!pattern.ok()) return pattern.status();
+  result.truncated = pattern->truncated;
+  result.rows.reserve(pattern->rows.size());
+  for (heap::RpRow &r : pattern->rows) {
+    PatternRow row;
+    row.label = std::move(r.label);
+    row.kind = std::move(r.kind);
+    row.depth = r.depth;
+    row.parent = r.parent;
+    row.mark = static_cast<char>(r.mark);
+    row.seen = r.seen;
+    row.dropped = r.dropped;
+    row.set = all.Subset(std::vector<size_t>(r.nodes.begin(), r.nodes.end()));
+    result.rows.push_back(std::move(row));
+  }
+  return result;
 }
 
 }  // namespace annex::glue

@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -136,15 +137,67 @@ struct RootEntry {
   std::string kind;  // the object's Clodo kind
 };
 
+// Options of ReferencePattern (Heapy's get_rp arguments).
 struct PatternOptions {
-  // Levels of referrers below the set.
-  int depth = 4;
-  // Kinds shown per level; the rest are counted.
+  // Levels of rows below the set (Heapy's default: 7).
+  int depth = 7;
+  // Kinds made into rows per row, largest first (1..26: one letter each);
+  // the rest are counted in PatternRow::dropped.
   size_t max_children = 10;
-  // Kinds whose referrers are not followed. Empty with stop_default: stop
-  // at modules and types (any object that is a module or a class).
+  // At most this many rows (PatternResult::truncated says more were due).
+  size_t max_rows = 1000;
+  // How a row's next level is grouped into kinds (Heapy's er).
+  Classifier er;
+  // The next level of a row is the immediate dominators of its objects
+  // (Heapy's imdom) instead of their referrers.
+  bool imdom = false;
+  // Rows numbered level by level instead of depth first (Heapy's bf).
+  bool breadth_first = false;
+  // A row's next level leaves out the objects of the row and of the rows
+  // above it (Heapy's nocyc).
+  bool nocyc = false;
+  // Heapy's src: only referrers reachable from these objects (addresses;
+  // dead ones ignored) count, and a row made of them alone ends there.
+  // nullopt: the roots. Not with imdom.
+  std::optional<std::vector<uintptr_t>> sources;
+  // Which rows are not followed (Heapy's stopkind); row 0 always is:
+  // with stop_filter, rows all of whose objects it keeps (it is given
+  // every object of the walk and returns those of the stop kind); else
+  // with stop_kinds, rows whose every object has one of those kinds (Type
+  // or Clodo name: "dict", "dict of module"); else with stop_default,
+  // Heapy's default: modules, types, their dicts ("dict of module", "dict
+  // of type"), code and frames; else none.
+  std::function<absl::StatusOr<KindedSet>(const KindedSet &all)> stop_filter;
   std::vector<std::string> stop_kinds;
   bool stop_default = true;
+};
+
+// One row of a reference pattern.
+struct PatternRow {
+  // Heapy's name: "_" (the set), "a", "b", ... (its kinds), "aa", "a3b".
+  std::string label;
+  std::string kind;  // under PatternOptions::er
+  int depth = 0;
+  int parent = -1;
+  // '-' followed below; '+' more past the depth; 'S' a stop kind; '^' the
+  // same objects as row `seen`; 'R' nothing refers to it (or a src row).
+  char mark = 'R';
+  int seen = -1;
+  // Kinds left out by max_children.
+  size_t dropped = 0;
+  // The row's objects as this walk saw them (partitioned by Clodo).
+  KindedSet set;
+};
+
+struct PatternResult {
+  std::vector<PatternRow> rows;  // empty when no member is alive now
+  // True when max_rows cut the pattern short.
+  bool truncated = false;
+  // The classifier's header, e.g. "Kind (class / dict of class)".
+  std::string header;
+  // Members of the set found alive by this walk; src objects alive.
+  size_t live_members = 0;
+  size_t live_sources = 0;
 };
 
 class RetentionView {
@@ -195,9 +248,12 @@ class RetentionView {
   absl::StatusOr<std::vector<NamedReference>> EdgesIn(const KindedSet &set);
   absl::StatusOr<std::vector<NamedReference>> EdgesOut(const KindedSet &set);
 
-  // Heapy's rp: the tree of referrer kinds, as text (one line per group:
-  // "<index>: <count> <indent><kind>"). InvalidArgument for depth < 0.
-  absl::StatusOr<std::string> ReferencePattern(
+  // Heapy's rp: the set's referrers grouped by kind, their referrers, ...
+  // as rows (heap/reference_pattern.h), each with its objects.
+  // InvalidArgument for a negative depth, max_children outside 1..26,
+  // max_rows 0, or imdom with sources; FailedPrecondition for a Prod er
+  // while the target's tracemalloc is off.
+  absl::StatusOr<PatternResult> ReferencePattern(
       const KindedSet &set, const PatternOptions &options = {});
 
  private:

@@ -18,6 +18,41 @@ def _spelled(name):
     return '%R[' + repr(name) + ']'
 
 
+class Paged:
+    """Heapy's pages of a listing: ten items a page (an eleventh is shown
+    rather than announced), x.more the next page, x.all every item.
+    A subclass gives _count() (the items) and _lines(first, end) (the text
+    of items first to end, with what it says around them)."""
+
+    _first = 0
+
+    def _page_end(self, first):
+        """Where the page from `first` ends."""
+        n = self._count()
+        if first >= n or n - first <= PAGE + 1:
+            return n
+        return first + PAGE
+
+    def __repr__(self):
+        return self._lines(self._first, self._page_end(self._first))
+
+    def __str__(self):
+        return self.__repr__()
+
+    @property
+    def more(self):
+        """The next page."""
+        page = object.__new__(type(self))
+        page.__dict__.update(self.__dict__)
+        page._first = self._page_end(self._first)
+        return page
+
+    @property
+    def all(self):
+        """Every item (annex.Text)."""
+        return Text(self._lines(0, self._count()))
+
+
 class Path:
     """One path of a Paths (p[i]): prints as its line, e.g.
 
@@ -54,7 +89,7 @@ class Path:
         return len(self.edges)
 
 
-class Paths:
+class Paths(Paged):
     """Shortest paths from the target's roots to a set (x.sp, x.get_shpaths()).
 
     Shows ten paths a page, as Heapy does: p.more is the next page (and
@@ -80,7 +115,7 @@ class Paths:
         # a Path on first use (a page shows ten of maybe many thousands).
         self.target = target
         self._fetch = fetch
-        self._count = count
+        self._n = count
         self._made = {}
         self.numpaths = numpaths
         self.truncated = numpaths > count
@@ -104,25 +139,25 @@ class Paths:
     @property
     def paths(self):
         """The raw data, per path (root_name, edges, root_edge)."""
-        return tuple(self._fetch(i)[:3] for i in range(self._count))
+        return tuple(self._fetch(i)[:3] for i in range(self._n))
 
     def __len__(self):
-        return self._count
+        return self._n
 
     def __iter__(self):
-        return (self._path(i) for i in range(self._count))
+        return (self._path(i) for i in range(self._n))
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return [self._path(i) for i in range(*index.indices(self._count))]
+            return [self._path(i) for i in range(*index.indices(self._n))]
         if not isinstance(index, int):
             raise TypeError('Paths indices are ints or slices, not %s'
                             % type(index).__name__)
-        i = index + self._count if index < 0 else index
-        if not 0 <= i < self._count:
+        i = index + self._n if index < 0 else index
+        if not 0 <= i < self._n:
             raise IndexError(
                 'path %d out of range: %d of %d paths fetched%s'
-                % (index, self._count, self.numpaths, self._fetch_hint()))
+                % (index, self._n, self.numpaths, self._fetch_hint()))
         return self._path(i)
 
     def aslist(self, maxpaths=None, firstpath=0):
@@ -131,7 +166,7 @@ class Paths:
         return self[firstpath:end]
 
     def depth(self):
-        return len(self._path(0).edges) if self._count else None
+        return len(self._path(0).edges) if self._n else None
 
     # --- pages
 
@@ -140,16 +175,11 @@ class Paths:
             return ''
         return ' (limit=%d; get_shpaths(limit=...) fetches more)' % self.limit
 
-    def _page_end(self, first):
-        """Where the page from `first` ends (as Heapy: one path left is
-        shown rather than announced)."""
-        n = self._count
-        if first >= n or n - first <= PAGE + 1:
-            return n
-        return first + PAGE
+    def _count(self):
+        return self._n
 
     def _lines(self, first, end):
-        n = self._count
+        n = self._n
         if not n:
             lines = [self._empty_text] if self._empty_text else []
         else:
@@ -168,24 +198,6 @@ class Paths:
             lines.append(self._note)
         return '\n'.join(lines)
 
-    def __repr__(self):
-        return self._lines(self._first, self._page_end(self._first))
-
-    __str__ = __repr__
-
-    @property
-    def more(self):
-        """The next page."""
-        page = object.__new__(type(self))
-        page.__dict__.update(self.__dict__)
-        page._first = self._page_end(self._first)
-        return page
-
-    @property
-    def all(self):
-        """Every fetched path (annex.Text)."""
-        return Text(self._lines(0, self._count))
-
     # --- the next route
 
     def edges_at(self, *levels):
@@ -194,7 +206,7 @@ class Paths:
                 raise TypeError('levels are ints: step positions along a '
                                 'path, negative from the end')
         pairs = set()
-        for i in range(self._count):
+        for i in range(self._n):
             edges = self._fetch(i)[1]
             for level in levels:
                 if -len(edges) <= level < len(edges):

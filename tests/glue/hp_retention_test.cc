@@ -1,6 +1,7 @@
 // hp's retention surface (x.sp, get_shpaths, referrers, referents, dominos,
-// domisize, imdom, rp, pathsin/pathsout) and glue::RetentionView for hosts,
-// on leaks planted at known places in the target.
+// domisize, imdom, pathsin/pathsout; rp has hp_rp_test) and
+// glue::RetentionView for hosts, on leaks planted at known places in the
+// target.
 #include <Python.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "glue/session.h"
 #include "gtest/gtest.h"
 #include "monitor/monitor.h"
+#include "tests/glue/hp_fixture.h"
 #include "tests/testing/python_main.h"
 #include "tests/testing/python_snippets.h"
 
@@ -222,8 +224,9 @@ long TargetLong(const std::string &expr) {
   return r;
 }
 
-class HpRetentionTest : public ::testing::Test {
+class HpRetentionTest : public testing::HpFixture {
  protected:
+  HpRetentionTest() : HpFixture(kPrelude) {}
   static void SetUpTestSuite() { ASSERT_TRUE(RunTargetCode(kSetup)); }
   static void TearDownTestSuite() {
     RunTargetCode(
@@ -233,16 +236,6 @@ class HpRetentionTest : public ::testing::Test {
         "frmod_thread.join()\n"
         "ns_thread.join()\n");
   }
-  void SetUp() override { ASSERT_TRUE(monitor_.Start().ok()); }
-  void TearDown() override { EXPECT_TRUE(monitor_.Stop().ok()); }
-
-  std::string Exec(const std::string &code) {
-    auto out = monitor_.ExecInAnnex(std::string(kPrelude) + code);
-    EXPECT_TRUE(out.ok()) << out.status();
-    return out.ok() ? *out : "";
-  }
-
-  Monitor monitor_;
 };
 
 TEST_F(HpRetentionTest, ShortestPathIsExactlyThePlantedOne) {
@@ -383,20 +376,6 @@ TEST_F(HpRetentionTest, LimitCapsThePaths) {
             "3 False\n");
   // The default limit is 20.
   EXPECT_EQ(Exec("print(row('leakmod.Thrice').sp.limit)"), "20\n");
-}
-
-TEST_F(HpRetentionTest, ReferencePatternStopsAtModules) {
-  EXPECT_EQ(Exec("print(row('leakmod.PlantedList').get_rp(depth=1))"),
-            "0: 1 leakmod.PlantedList\n1: 1   dict\n2: 1   list\n\n");
-  const std::string rp = Exec("print(row('leakmod.PlantedList').rp)");
-  EXPECT_NE(rp.find("module [stop]"), std::string::npos) << rp;
-  const std::string all =
-      Exec("print(row('leakmod.PlantedList').get_rp(depth=3, stopkind=()))");
-  EXPECT_EQ(all.find("[stop]"), std::string::npos) << all;
-  EXPECT_NE(all.find(" module\n"), std::string::npos) << all;
-  const std::string lists =
-      Exec("print(row('leakmod.PlantedList').get_rp(stopkind='dict'))");
-  EXPECT_NE(lists.find("1: 1   dict [stop]\n"), std::string::npos) << lists;
 }
 
 TEST_F(HpRetentionTest, PathsInAndOutNameEachReference) {

@@ -24,6 +24,21 @@ bool RunTargetCode(const std::string& code) {
   return true;
 }
 
+bool DefineTargetModule(const std::string& name, const std::string& source) {
+  PyObject* module = PyImport_AddModule(name.c_str());  // borrowed
+  PyObject* globals = module != nullptr ? PyModule_GetDict(module) : nullptr;
+  PyObject* result =
+      globals != nullptr
+          ? PyRun_String(source.c_str(), Py_file_input, globals, globals)
+          : nullptr;
+  if (result == nullptr) {
+    PyErr_Print();
+    return false;
+  }
+  Py_DECREF(result);
+  return true;
+}
+
 PyObject* EvalTarget(const std::string& expr) {
   PyObject* main = PyImport_AddModule("__main__");
   if (main == nullptr) return nullptr;

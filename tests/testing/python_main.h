@@ -17,6 +17,12 @@ namespace annex::testing {
 // Returns false and prints the traceback when it raised.
 bool RunTargetCode(const std::string& code);
 
+// Makes module `name` in the target's sys.modules (or takes the one there)
+// and runs `source` in its dict, so its classes and functions belong to
+// that module. Returns false and prints the traceback when it raised.
+// GIL held, target current.
+bool DefineTargetModule(const std::string& name, const std::string& source);
+
 // Evaluates `expr` in __main__ and returns a new reference, or nullptr with
 // the traceback printed. GIL held, target current.
 PyObject* EvalTarget(const std::string& expr);
