@@ -141,7 +141,12 @@ int main(int argc, char** argv) {
   if (runs < 1) runs = 1;
   if (!annex::python::InitializeEmbedded().ok()) return 2;
   annex::Monitor monitor;
-  if (absl::Status s = monitor.Start(); !s.ok()) {
+  // The default budget (512 MiB a session) refuses byrcs and byvia of 10M
+  // objects (about 880 MiB of transient memory): the bench measures them.
+  annex::Options options;
+  options.annex_memory.session_bytes = size_t{8} << 30;
+  options.annex_memory.total_bytes = size_t{8} << 30;
+  if (absl::Status s = monitor.Start(options); !s.ok()) {
     std::fprintf(stderr, "%s\n", s.ToString().c_str());
     return 1;
   }
