@@ -107,6 +107,17 @@ INSTANTIATE_TEST_SUITE_P(FreeListAndAllocatorTypes, ReuseTest,
                            return std::string(info.param.name);
                          });
 
+// Watched addresses of target objects named by a Python expression (a list
+// of ids), ascending.
+std::vector<uintptr_t> SortedIds(const char* expression) {
+  PyObject* ids = EvalTarget(expression);
+  if (ids == nullptr) return {};
+  std::vector<uintptr_t> out = testing::AddressesOf(ids);
+  Py_DECREF(ids);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 // A kept set whose members all died has no live member, even though new
 // objects sit at the members' addresses.
 TEST(IdentityTest, KeptSetOfDeadMembersHasNoLiveMember) {
@@ -114,11 +125,8 @@ TEST(IdentityTest, KeptSetOfDeadMembersHasNoLiveMember) {
 kd_objs = [[i] for i in range(200)]
 kd_ids = [id(o) for o in kd_objs]
 )"));
-  PyObject* ids = EvalTarget("kd_ids");
-  ASSERT_NE(ids, nullptr);
-  std::vector<uintptr_t> members = testing::AddressesOf(ids);
-  Py_DECREF(ids);
-  std::sort(members.begin(), members.end());
+  const std::vector<uintptr_t> members = SortedIds("kd_ids");
+  ASSERT_FALSE(members.empty());
   absl::StatusOr<std::shared_ptr<python::WatchedObjects>> kept =
       python::WatchedObjects::Watch(members);
   ASSERT_TRUE(kept.ok()) << kept.status();
@@ -132,17 +140,6 @@ kd_reused = sum(1 for o in kd_new if id(o) in kd_set)
   ASSERT_GE(TargetLong("kd_reused"), 100);
   EXPECT_EQ(HeapEngine::LiveMembers(**kept).size(), 0u);
   ASSERT_TRUE(RunTargetCode("del kd_new, kd_set, kd_ids"));
-}
-
-// Watched addresses of target objects named by a Python expression (a list
-// of ids), ascending.
-std::vector<uintptr_t> SortedIds(const char* expression) {
-  PyObject* ids = EvalTarget(expression);
-  if (ids == nullptr) return {};
-  std::vector<uintptr_t> out = testing::AddressesOf(ids);
-  Py_DECREF(ids);
-  std::sort(out.begin(), out.end());
-  return out;
 }
 
 // More watched deaths than the hooks log before counting them themselves
@@ -338,12 +335,8 @@ while dc_y is not None:
     dc_y = dc_down(dc_y)
 del dc_y
 )")));
-  PyObject* ids = EvalTarget("dc_ids");
-  ASSERT_NE(ids, nullptr);
-  std::vector<uintptr_t> members = testing::AddressesOf(ids);
-  Py_DECREF(ids);
+  const std::vector<uintptr_t> members = SortedIds("dc_ids");
   ASSERT_EQ(members.size(), static_cast<size_t>(chain.depth));
-  std::sort(members.begin(), members.end());
   absl::StatusOr<std::shared_ptr<python::WatchedObjects>> kept =
       python::WatchedObjects::Watch(members);
   ASSERT_TRUE(kept.ok()) << kept.status();
@@ -404,11 +397,8 @@ while ss_y is not None:
     ss_y = ss_y[0]
 del ss_y
 )"));
-    PyObject* ids = EvalTarget("ss_ids");
-    ASSERT_NE(ids, nullptr);
-    std::vector<uintptr_t> members = testing::AddressesOf(ids);
-    Py_DECREF(ids);
-    std::sort(members.begin(), members.end());
+    const std::vector<uintptr_t> members = SortedIds("ss_ids");
+    ASSERT_EQ(members.size(), 300000u);
     absl::StatusOr<std::shared_ptr<python::WatchedObjects>> kept =
         python::WatchedObjects::Watch(members);
     ASSERT_TRUE(kept.ok()) << kept.status();

@@ -108,31 +108,36 @@ def after_select(select):
 
     real_poll = select.poll
 
-    class poll:
-        """select.poll whose poll() waits in slices (interruptible)."""
-        __slots__ = ('_poll',)
-
-        def __init__(self):
-            self._poll = real_poll()
+    class _Registry:
+        """What poll and epoll objects share: the registered fds, passed
+        on to the real object in `_real`."""
+        __slots__ = ()
 
         def register(self, fd, eventmask=None):
             if eventmask is None:
-                return self._poll.register(fd)
-            return self._poll.register(fd, eventmask)
+                return self._real.register(fd)
+            return self._real.register(fd, eventmask)
 
         def modify(self, fd, eventmask):
-            return self._poll.modify(fd, eventmask)
+            return self._real.modify(fd, eventmask)
 
         def unregister(self, fd):
-            return self._poll.unregister(fd)
+            return self._real.unregister(fd)
+
+    class poll(_Registry):
+        """select.poll whose poll() waits in slices (interruptible)."""
+        __slots__ = ('_real',)
+
+        def __init__(self):
+            self._real = real_poll()
 
         def poll(self, timeout=None):
             # milliseconds; None or negative: forever
             if timeout is not None and 0 <= timeout <= slice_seconds * 1000:
-                return self._poll.poll(timeout)
+                return self._real.poll(timeout)
             seconds = None if timeout is None or timeout < 0 else timeout / 1000
             for step in _steps(seconds):
-                ready = self._poll.poll(int(step * 1000))
+                ready = self._real.poll(int(step * 1000))
                 if ready:
                     return ready
             return []
@@ -143,47 +148,36 @@ def after_select(select):
     if real_epoll is None:
         return
 
-    class epoll:
+    class epoll(_Registry):
         """select.epoll whose poll() waits in slices (interruptible)."""
-        __slots__ = ('_epoll', '__weakref__')
+        __slots__ = ('_real', '__weakref__')
 
         def __init__(self, sizehint=-1, flags=0):
-            self._epoll = real_epoll(sizehint, flags)
+            self._real = real_epoll(sizehint, flags)
 
         @classmethod
         def fromfd(cls, fd):
             self = cls.__new__(cls)
-            self._epoll = real_epoll.fromfd(fd)
+            self._real = real_epoll.fromfd(fd)
             return self
 
         @property
         def closed(self):
-            return self._epoll.closed
+            return self._real.closed
 
         def close(self):
-            self._epoll.close()
+            self._real.close()
 
         def fileno(self):
-            return self._epoll.fileno()
-
-        def register(self, fd, eventmask=None):
-            if eventmask is None:
-                return self._epoll.register(fd)
-            return self._epoll.register(fd, eventmask)
-
-        def modify(self, fd, eventmask):
-            return self._epoll.modify(fd, eventmask)
-
-        def unregister(self, fd):
-            return self._epoll.unregister(fd)
+            return self._real.fileno()
 
         def poll(self, timeout=None, maxevents=-1):
             # seconds; None or negative: forever
             if timeout is not None and 0 <= timeout <= slice_seconds:
-                return self._epoll.poll(timeout, maxevents)
+                return self._real.poll(timeout, maxevents)
             seconds = None if timeout is None or timeout < 0 else timeout
             for step in _steps(seconds):
-                ready = self._epoll.poll(step, maxevents)
+                ready = self._real.poll(step, maxevents)
                 if ready:
                     return ready
             return []
