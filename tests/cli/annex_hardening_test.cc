@@ -21,6 +21,7 @@ namespace {
 
 using ::annex::testing::AnnexBinary;
 using ::annex::testing::BackgroundProcess;
+using ::annex::testing::ReadFile;
 using ::annex::testing::RunProcess;
 using ::annex::testing::WaitForAnnexPs;
 using ::annex::testing::WaitForFile;
@@ -32,15 +33,16 @@ std::string WriteScript(const std::string& name, const std::string& text) {
   return path;
 }
 
-// Runs `annex exec PID code` in a child with `env`, output to /dev/null.
+// Runs `annex exec PID code` in a child with `env`, its output to `out`.
 pid_t StartClient(const std::string& env, const std::string& pid,
-                  const std::string& code) {
+                  const std::string& code, const std::string& out) {
   pid_t client = fork();
   if (client == 0) {
-    int null = open("/dev/null", O_RDWR);
+    int null = open("/dev/null", O_RDONLY);
+    int file = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     dup2(null, 0);
-    dup2(null, 1);
-    dup2(null, 2);
+    dup2(file, 1);
+    dup2(file, 2);
     putenv(const_cast<char*>(env.c_str()));
     std::string bin = AnnexBinary();
     execl(bin.c_str(), bin.c_str(), "exec", pid.c_str(), code.c_str(),
@@ -48,6 +50,19 @@ pid_t StartClient(const std::string& env, const std::string& pid,
     _exit(127);
   }
   return client;
+}
+
+// Waits until `path` exists (true) or the client `pid` has ended without
+// making it (false: it failed before its wait; the client is reaped).
+bool WaitForFileOrExit(const std::string& path, pid_t pid) {
+  while (access(path.c_str(), F_OK) != 0) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      return access(path.c_str(), F_OK) == 0;
+    }
+    usleep(10000);
+  }
+  return true;
 }
 
 // Each blocking call never returns by itself; the client is killed once the
@@ -104,8 +119,15 @@ TEST(AnnexHardeningTest, ClientKilledDuringABlockingWaitLeavesTheAnnexFree) {
        "import selectors, os\nr, w = os.pipe()\n"
        "s = selectors.DefaultSelector()\n"
        "s.register(r, selectors.EVENT_READ)\nMARK\ns.select()\n"},
+      // Popen.wait() (what subprocess.run waits in). The child is made
+      // before MARK and killed by the code's own cleanup, with its output
+      // away from the service's: an interrupt that lands in Popen's
+      // creation (run() writing MARK first could be killed there) would
+      // leave a child holding the service's stdout open.
       {"subprocess",
-       "import subprocess\nMARK\nsubprocess.run(['sleep', '1000'])\n"},
+       "import subprocess\np = subprocess.Popen(['sleep', '1000'], "
+       "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\nMARK\n"
+       "try:\n    p.wait()\nfinally:\n    p.kill()\n    p.wait()\n"},
       {"tls_handshake",
        "import ssl, socket\na, b = socket.socketpair()\n"
        "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)\n"
@@ -114,11 +136,19 @@ TEST(AnnexHardeningTest, ClientKilledDuringABlockingWaitLeavesTheAnnexFree) {
   };
   for (const auto& [name, code_template] : waits) {
     SCOPED_TRACE(name);
+    // Progress on stderr: a hang shows where it is in the test's log.
+    std::fprintf(stderr, "case %s: start\n", name.c_str());
     const std::string waiting = std::string(dir) + "/waiting-" + name;
     std::string code = code_template;
     code.replace(code.find("MARK"), 4, "open('" + waiting + "', 'w').close()");
-    pid_t client = StartClient(env, p, code);
-    WaitForFile(waiting);
+    const std::string out = std::string(dir) + "/out-" + name;
+    pid_t client = StartClient(env, p, code, out);
+    if (!WaitForFileOrExit(waiting, client)) {
+      ADD_FAILURE() << "the client ended before its wait:\n" << ReadFile(out);
+      continue;
+    }
+    std::fprintf(stderr, "case %s: waiting, killing the client\n",
+                 name.c_str());
     kill(client, SIGKILL);
     int status = 0;
     waitpid(client, &status, 0);
@@ -127,6 +157,7 @@ TEST(AnnexHardeningTest, ClientKilledDuringABlockingWaitLeavesTheAnnexFree) {
         {env});
     EXPECT_EQ(next.exit_code, 0) << next.err;
     EXPECT_EQ(next.out, "free\n");
+    std::fprintf(stderr, "case %s: next command answered\n", name.c_str());
   }
 
   // Installed, and the modules are otherwise the real ones.
