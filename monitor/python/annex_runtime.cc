@@ -209,6 +209,7 @@ absl::Status AnnexRuntime::NewAnnex() {
   }
   InstallInterruptibleSleep();
   InstallInterruptibleWaits();
+  InstallAnnexInput();
   return absl::OkStatus();
 }
 
@@ -313,6 +314,42 @@ void AnnexRuntime::InstallInterruptibleSleep() {
   Py_XDECREF(fn);
   Py_XDECREF(self);
   Py_XDECREF(time);
+}
+
+namespace {
+
+// The annex's input(): the process's stdin belongs to the program being
+// watched (its terminal, a pipe, /dev/null), and a read there would take
+// the host's input and block, uninterruptibly, until a line came.
+// Where: annex thread, GIL held, annex current.
+PyObject* AnnexInput(PyObject*, PyObject*, PyObject*) {
+  PyErr_SetString(
+      PyExc_RuntimeError,
+      "input() is not available in the annex: it would read the stdin of "
+      "the process being watched (its terminal or pipe), taking the "
+      "program's input and blocking until a line came. Put the values in "
+      "the code you run instead.");
+  return nullptr;
+}
+
+}  // namespace
+
+void AnnexRuntime::InstallAnnexInput() {
+  static PyMethodDef input_def = {
+      "input",
+      reinterpret_cast<PyCFunction>(
+          reinterpret_cast<void (*)(void)>(&AnnexInput)),
+      METH_VARARGS | METH_KEYWORDS,
+      "input(prompt='')\n\nNot in the annex: it would read the watched "
+      "process's stdin (RuntimeError)."};
+  // The annex's own builtins module: the target's input() is not touched.
+  PyObject* builtins = PyImport_ImportModule("builtins");
+  PyObject* fn = builtins ? PyCFunction_New(&input_def, nullptr) : nullptr;
+  if (fn == nullptr || PyObject_SetAttrString(builtins, "input", fn) < 0) {
+    PyErr_Clear();  // the plain input() stays
+  }
+  Py_XDECREF(fn);
+  Py_XDECREF(builtins);
 }
 
 PyObject* AnnexRuntime::SleepCallback(PyObject* self, PyObject* arg) {

@@ -227,6 +227,10 @@ class AnnexRuntime {
   // module objects change.
   // Annex thread, GIL held, annex current.
   void InstallInterruptibleWaits();
+  // Replaces the annex's builtins.input by one that refuses with a
+  // RuntimeError: the process's stdin is the watched program's. Annex
+  // thread, GIL held, annex current.
+  void InstallAnnexInput();
   // time.sleep of the annex: waits on cv_ for Interrupt() or Stop().
   // Where: any thread of the annex interpreter, GIL held (released while
   // it waits).

@@ -39,6 +39,20 @@ TEST(MonitorTest, ExecInAnnexReturnsOutputAndErrors) {
   auto again = monitor.ExecInAnnex("print('after error')");
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(*again, "after error\n");
+  // input() would read the host's stdin (and block there, beyond any
+  // interrupt): refused, and the target's input() is untouched.
+  auto input = monitor.ExecInAnnex("input('name? ')");
+  EXPECT_EQ(input.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(input.status().message().find(
+                "RuntimeError: input() is not available in the annex"),
+            std::string::npos)
+      << input.status();
+  PyObject* target_input =
+      PyDict_GetItemString(PyEval_GetBuiltins(), "input");  // borrowed
+  ASSERT_NE(target_input, nullptr);
+  EXPECT_TRUE(PyCFunction_Check(target_input));
+  EXPECT_EQ(PyCFunction_GetSelf(target_input) != nullptr, true)
+      << "the target's input() is the builtins module's own";
   EXPECT_TRUE(monitor.Stop().ok());
 }
 
