@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "monitor/heap/dominators.h"
@@ -87,15 +88,21 @@ PyObject* ObjectAt(const HeapGraph& graph, uint32_t v) {
   return reinterpret_cast<PyObject*>(graph.addresses[v]);
 }
 
-// Names `edges`. Where: GIL held since the walk that built `graph`.
+// Names `edges`, all in one DescribeEdges (a holder of many of them, such
+// as the list holding a set's members for pathsin, is scanned once).
+// Where: GIL held since the walk that built `graph`.
 std::vector<NamedEdge> Name(const HeapGraph& graph,
                             const std::vector<EdgeRef>& edges) {
+  std::vector<std::pair<PyObject*, PyObject*>> pairs;
+  pairs.reserve(edges.size());
+  for (const EdgeRef& e : edges) {
+    pairs.emplace_back(ObjectAt(graph, e.from), ObjectAt(graph, e.to));
+  }
+  std::vector<Edge> named = DescribeEdges(pairs);
   std::vector<NamedEdge> out;
   out.reserve(edges.size());
-  for (const EdgeRef& e : edges) {
-    out.push_back(
-        {e.from, e.to,
-         DescribeEdge(ObjectAt(graph, e.from), ObjectAt(graph, e.to))});
+  for (size_t i = 0; i < edges.size(); ++i) {
+    out.push_back({edges[i].from, edges[i].to, std::move(named[i])});
   }
   return out;
 }
