@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -362,13 +363,14 @@ bool CompareSize(uint64_t x, const std::string& cmp, uint64_t n) {
   return x == n;
 }
 
-// The MRO names of the type the target has named `name` (a type of an
-// object reached, or a type object reached; one walk), or none when it
-// has none now. Where: annex thread, GIL held, annex current, outside a
-// question.
-absl::Status TypeMroByName(HeapView* view, const std::string& name,
-                           std::vector<std::string>* out) {
-  out->clear();
+// Calls `each` once for every type the target's heap has now (the types
+// of the objects reached and the type objects reached), in one walk,
+// until it returns true. `each` runs inside the question, with the target
+// current: it must make no Python object and set no error (read the types
+// and keep C++ data). Where: annex thread, GIL held, annex current,
+// outside a question.
+absl::Status ForEachHeapType(HeapView* view,
+                             const std::function<bool(PyTypeObject*)>& each) {
   heap::HeapEngine::Question question(view->engine());
   if (!question.status().ok()) return question.status();
   absl::Status s = view->CheckQuestionMemory(nullptr, HeapView::Work::kWalk,
@@ -380,17 +382,27 @@ absl::Status TypeMroByName(HeapView* view, const std::string& name,
   absl::flat_hash_set<PyTypeObject*> seen;
   for (uintptr_t a : graph->addresses) {
     PyObject* o = reinterpret_cast<PyObject*>(a);
-    for (PyTypeObject* t :
-         {Py_TYPE(o),
-          PyType_Check(o) ? reinterpret_cast<PyTypeObject*>(o) : Py_TYPE(o)}) {
-      if (!seen.insert(t).second) continue;
-      if (view->namer().Name(t) == name) {
-        *out = MroNames(view->namer(), t);
+    PyTypeObject* types[2] = {Py_TYPE(o), nullptr};
+    if (PyType_Check(o)) types[1] = reinterpret_cast<PyTypeObject*>(o);
+    for (PyTypeObject* t : types) {
+      if (t != nullptr && seen.insert(t).second && each(t)) {
         return absl::OkStatus();
       }
     }
   }
   return absl::OkStatus();
+}
+
+// The MRO names of the type the target has named `name` (one walk), or
+// none when it has none now. Where: as ForEachHeapType.
+absl::Status TypeMroByName(HeapView* view, const std::string& name,
+                           std::vector<std::string>* out) {
+  out->clear();
+  return ForEachHeapType(view, [&](PyTypeObject* t) {
+    if (view->namer().Name(t) != name) return false;
+    *out = MroNames(view->namer(), t);
+    return true;
+  });
 }
 
 // The members of `set` of kind `expr`. Where: annex thread, GIL held,
@@ -722,25 +734,10 @@ bool CheckTypeName(Session* session, const std::string& name,
   // C++ strings leave it: inside, the target's thread state is current, so
   // no Python object is made and no error set there.
   std::vector<std::string> names;
-  absl::Status walked = [&]() -> absl::Status {
-    heap::HeapEngine::Question question(view->engine());
-    if (!question.status().ok()) return question.status();
-    absl::Status s = view->CheckQuestionMemory(nullptr, HeapView::Work::kWalk,
-                                               /*edges=*/false);
-    if (!s.ok()) return s;
-    absl::StatusOr<heap::HeapGraph> graph =
-        view->engine().Graph(heap::GraphOptions::NodesOnly());
-    if (!graph.ok()) return graph.status();
-    absl::flat_hash_set<PyTypeObject*> types;
-    for (uintptr_t a : graph->addresses) {
-      PyObject* o = reinterpret_cast<PyObject*>(a);
-      types.insert(Py_TYPE(o));
-      if (PyType_Check(o)) types.insert(reinterpret_cast<PyTypeObject*>(o));
-    }
-    names.reserve(types.size());
-    for (PyTypeObject* t : types) names.push_back(namer.Name(t));
-    return absl::OkStatus();
-  }();
+  absl::Status walked = ForEachHeapType(view, [&](PyTypeObject* t) {
+    names.push_back(namer.Name(t));
+    return false;
+  });
   if (!walked.ok()) {
     RaiseStatus(walked);
     return false;
