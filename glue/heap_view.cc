@@ -1343,9 +1343,23 @@ absl::Status HeapView::NodeKinds(
     *names = all.kind_names;
     return absl::OkStatus();
   }
+  const bool single = base.parts().size() == 1;
+  if (single && !base.NeedsLiveObjects() &&
+      !(in_and && base.is(Classifier::kSize))) {
+    // Recorded data (Type, Size, Id, Unity, Type.dictof): no per-node
+    // check against the graph is needed.
+    if (base.is(Classifier::kType)) {
+      *kinds = std::move(all.kinds);
+      *names = all.kind_names;
+      return absl::OkStatus();
+    }
+    KindedSet stored = all.WithStoredClassifier(base);
+    *kinds = std::move(stored.labels.of);
+    *names = stored.labels.names;
+    return absl::OkStatus();
+  }
   // Every node is alive (this question's walk found it), so LabelParts
   // keeps them all, in the graph's order.
-  const bool single = base.parts().size() == 1;
   absl::StatusOr<LiveKinds> labelled =
       LabelParts(graph, &reverse, all, base, /*force_in_and=*/single && in_and);
   if (!labelled.ok()) return labelled.status();
