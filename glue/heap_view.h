@@ -248,7 +248,7 @@ class HeapView {
   absl::StatusOr<Stat> Summary(const Classifier& c = Classifier(),
                                size_t max_rows = 0,
                                const ReferencePoint* ref = nullptr);
-  // The kinds of the live members of `set` under each of `parts`, from one
+  // The kinds of the live members of `set` under each part of `c`, from one
   // walk. Where: as Heap().
   absl::StatusOr<LiveKinds> ClassifyParts(const KindedSet& set,
                                           const Classifier& c);
