@@ -239,7 +239,8 @@ absl::StatusOr<Classifier> Classifier::Parse(absl::string_view spec) {
         "by(): the name is empty (for one row of everything use 'Unity'); ",
         hint));
   }
-  return ParseAnd(spec, std::string(spec), hint);
+  const std::string whole(spec);
+  return ParseAnd(spec, whole, hint);
 }
 
 std::string Classifier::PartName(Part p) {

@@ -1,12 +1,14 @@
 // The kinds face of `hp`: classifiers on sets (x.bytype, x.byclodo, ...,
 // x.by('Type&Size')), partition rows (x[i], x[a:b], x.parts, x.kind,
 // x.brief, x.theone), classifiers as objects (Heapy's equivalence
-// relations: hp.Type, hp.Type & hp.Size, hp.Type.dictof, hp.Clodo.refdby)
-// and kind objects (hp.Type(dict), hp.Clodo(...), hp.Size(n).alt('>='),
+// relations: hp.Type, hp.Type & hp.Size, hp.Type.dictof, er.refdby on
+// every classifier, er.sokind(...) as annex.SoKind) and kind objects
+// (hp.Type(dict), hp.Clodo(...), hp.Size(n).alt('>='), hp.Type(T).alt('<'),
 // hp.Module(name=..., at=...), hp.Via(...), hp.Rcs(...), hp.Id(addr),
-// hp.Prod(file, line), kind.dictof) with their algebra: h & kind, h - kind,
-// ~kind, kind | kind, kind & kind. Type names given as text are checked
-// against the target's types (one walk), with close names on a miss.
+// hp.Prod(file, line), kind.dictof, sokind.refdby) with their algebra:
+// h & kind, h - kind, ~kind, kind | kind, kind & kind. Type names given as text
+// are checked against the target's types (one walk), with close names on a
+// miss.
 //
 // A kind is a predicate on objects, kept as a small expression tree of
 // (classifier, kind name) atoms. `set & kind` classifies the set by each
