@@ -16,7 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "glue/hp.h"
+#include "glue/module/hp.h"
 #include "monitor/python/cpython_peek.h"
 #include "monitor/python/death_watch.h"
 #include "monitor/python/guards.h"

@@ -26,7 +26,7 @@
 #include "absl/strings/str_join.h"
 #include "glue/classifiers.h"
 #include "glue/heap_view.h"
-#include "glue/hp_internal.h"
+#include "glue/module/hp_internal.h"
 
 namespace annex::glue::internal {
 namespace {
