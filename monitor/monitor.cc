@@ -20,13 +20,13 @@
 #include "glue/memory_budget.h"
 #include "glue/session.h"
 #include "monitor/console/server.h"
-#include "monitor/internal/annex_console.h"
-#include "monitor/internal/heap_recorder.h"
-#include "monitor/internal/watchdog_heap.h"
 #include "monitor/python/annex_runtime.h"
 #include "monitor/python/death_watch.h"
 #include "monitor/python/guards.h"
 #include "monitor/python/version.h"
+#include "monitor/services/annex_console.h"
+#include "monitor/services/heap_recorder.h"
+#include "monitor/services/watchdog_heap.h"
 
 namespace annex {
 

@@ -7,7 +7,7 @@ makes the cc_library `paths_py` whose header `paths_py.h` defines, in
 namespace annex::embedded,
 
     inline constexpr char kPathsPy[] = "...";   // the file's bytes, NUL ended
-    inline constexpr char kPathsPyPath[] = "glue/python/paths.py";
+    inline constexpr char kPathsPyPath[] = "glue/module/python/paths.py";
 
 The bytes are written as octal escapes (any content embeds, no delimiter
 to collide with), so the source stays an ordinary file in the tree: edited,

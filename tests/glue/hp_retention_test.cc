@@ -665,16 +665,17 @@ TEST_F(HpRetentionTest, RootListsTheRootsAndWhatEachHolds) {
 }
 
 // annex.Paths, annex.Path and annex.Root are Python compiled into the
-// binary from glue/python/paths.py: their code and tracebacks name it.
+// binary from glue/module/python/paths.py: their code and tracebacks name it.
 TEST_F(HpRetentionTest, PathsClassesNameTheirPyFile) {
-  EXPECT_EQ(Exec("import annex, traceback\n"
-                 "print(annex.Paths.depth.__code__.co_filename)\n"
-                 "try:\n"
-                 "    hp.Root.nothing_here\n"
-                 "except AttributeError as e:\n"
-                 "    tb = traceback.extract_tb(e.__traceback__)[-1]\n"
-                 "    print(tb.filename, tb.name)\n"),
-            "glue/python/paths.py\nglue/python/paths.py __getattr__\n");
+  EXPECT_EQ(
+      Exec("import annex, traceback\n"
+           "print(annex.Paths.depth.__code__.co_filename)\n"
+           "try:\n"
+           "    hp.Root.nothing_here\n"
+           "except AttributeError as e:\n"
+           "    tb = traceback.extract_tb(e.__traceback__)[-1]\n"
+           "    print(tb.filename, tb.name)\n"),
+      "glue/module/python/paths.py\nglue/module/python/paths.py __getattr__\n");
 }
 
 // The C++ face for hosts: structured paths and retained size.

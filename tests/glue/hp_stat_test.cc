@@ -358,7 +358,7 @@ TEST_F(HpStatTest, LoadAndDumpErrorsAreClear) {
 }
 
 // The files are Python compiled into the binary from
-// glue/python/stat_files.py, whose tracebacks name it; its messages are
+// glue/module/python/stat_files.py, whose tracebacks name it; its messages are
 // those of the C++ it replaced, to the letter.
 TEST_F(HpStatTest, FileErrorsNameTheirPyFileAndSayWhatWentWrong) {
   std::string out = Exec(
@@ -406,7 +406,7 @@ TEST_F(HpStatTest, FileErrorsNameTheirPyFileAndSayWhatWentWrong) {
           "os.rmdir(d)\n");
   EXPECT_EQ(
       out,
-      "glue/python/stat_files.py path_chunks\n"
+      "glue/module/python/stat_files.py path_chunks\n"
       "FileNotFoundError: [Errno 2] No such file or directory: 'D/missing'\n"
       "FileNotFoundError: [Errno 2] No such file or directory: b'D/missing'\n"
       "IsADirectoryError: [Errno 21] Is a directory: 'D'\n"

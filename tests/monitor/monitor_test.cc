@@ -18,7 +18,7 @@ namespace {
 using ::annex::testing::TargetLong;
 
 // The console's REPL semantics are Python compiled into the binary from
-// monitor/internal/console_repl.py: code runs under its run(), which
+// monitor/services/console_repl.py: code runs under its run(), which
 // tracebacks leave out.
 TEST(MonitorTest, ExecInAnnexReturnsOutputAndErrors) {
   Monitor monitor;
@@ -28,7 +28,7 @@ TEST(MonitorTest, ExecInAnnexReturnsOutputAndErrors) {
       "f = sys._getframe(1)\n"
       "print(6 * 7, f.f_code.co_filename, f.f_code.co_name)\n");
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(*out, "42 monitor/internal/console_repl.py run\n");
+  EXPECT_EQ(*out, "42 monitor/services/console_repl.py run\n");
   auto err = monitor.ExecInAnnex("x = 1\n1/0");
   EXPECT_EQ(err.status().code(), absl::StatusCode::kInvalidArgument);
   const std::string message(err.status().message());

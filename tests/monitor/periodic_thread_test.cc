@@ -1,7 +1,7 @@
 // PeriodicThread: Stop() called with the GIL held lets work in flight that
 // needs the GIL finish, and WaitUntil wakes for its deadline, an owner's
 // request and Stop().
-#include "monitor/internal/periodic_thread.h"
+#include "monitor/services/periodic_thread.h"
 
 #include <Python.h>
 

@@ -1,5 +1,5 @@
 // The `annex` extension module and its `hp` object.
-#include "glue/hp.h"
+#include "glue/module/hp.h"
 
 #include <algorithm>
 #include <cmath>
@@ -14,8 +14,8 @@
 #include "glue/annex_access.h"
 #include "glue/heap_record.h"
 #include "glue/heap_view.h"
-#include "glue/hp_internal.h"
 #include "glue/memory_budget.h"
+#include "glue/module/hp_internal.h"
 #include "monitor/python/death_watch.h"
 #include "monitor/python/target_threads.h"
 

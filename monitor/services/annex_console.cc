@@ -1,5 +1,5 @@
 // Console commands on the annex thread.
-#include "monitor/internal/annex_console.h"
+#include "monitor/services/annex_console.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -17,12 +17,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "glue/hp.h"
-#include "monitor/console_repl_py.h"
+#include "glue/module/hp.h"
 #include "monitor/python/cpython_peek.h"
 #include "monitor/python/death_watch.h"
 #include "monitor/python/guards.h"
 #include "monitor/python/target_threads.h"
+#include "monitor/services/console_repl_py.h"
 #include "monitor/watchdog/internal/stack_dump.h"
 
 namespace annex::monitor_internal {

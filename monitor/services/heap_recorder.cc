@@ -1,5 +1,5 @@
 // The in-process heap recorder. See heap_recorder.h.
-#include "monitor/internal/heap_recorder.h"
+#include "monitor/services/heap_recorder.h"
 
 #include <Python.h>
 

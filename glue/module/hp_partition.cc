@@ -12,7 +12,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "glue/heap_view.h"
-#include "glue/hp_internal.h"
+#include "glue/module/hp_internal.h"
 
 namespace annex::glue::internal {
 namespace {

@@ -1,7 +1,7 @@
 """The console's REPL semantics: run(ns, source, interactive).
 
 Compiled into the binary (//tools:embed_file.bzl) and run by
-monitor/internal/annex_console.cc in the annex, never in the target, in a
+monitor/services/annex_console.cc in the annex, never in the target, in a
 namespace of its own that only it uses; each command then calls run() with
 the client's namespace. Standard library only (docs/design.md rule 8).
 """

@@ -1,5 +1,5 @@
 // The watchdog's heap figures and report sections: see watchdog_heap.h.
-#include "monitor/internal/watchdog_heap.h"
+#include "monitor/services/watchdog_heap.h"
 
 #include <algorithm>
 #include <unordered_map>

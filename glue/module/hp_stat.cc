@@ -3,7 +3,7 @@
 // hp.loadall, JSON for other tools, and Heapy's paging (x.more shows the
 // next ten rows, and .more of that the ten after; annex.More).
 //
-// The files themselves are Python (glue/python/stat_files.py, compiled in):
+// The files themselves are Python (python/stat_files.py, compiled in):
 // it writes with the annex's own `io` module and reads paths with os.open
 // and os.read, so paths may be str, bytes or os.PathLike, errors are the
 // usual OSError subclasses, and the GIL is released while the file system
@@ -22,9 +22,9 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "glue/heap_view.h"
-#include "glue/hp_internal.h"
+#include "glue/module/hp_internal.h"
+#include "glue/module/stat_files_py.h"
 #include "glue/stat.h"
-#include "glue/stat_files_py.h"
 
 namespace annex::glue::internal {
 namespace {
@@ -111,7 +111,7 @@ PyObject* TypeName(PyObject*, PyObject* obj) {
 PyMethodDef kTypeNameDef = {"type_name", TypeName, METH_O,
                             "The name of obj's type, as in messages."};
 
-// Runs stat_files.py (glue/python/stat_files.py, embedded) in a namespace
+// Runs stat_files.py (python/stat_files.py, embedded) in a namespace
 // of its own that holds type_name, and keeps that namespace in `module` as
 // `_stat_files`. Compiled under its source path, so tracebacks name the .py
 // file. 0, or -1 with an error set. Where: module exec.

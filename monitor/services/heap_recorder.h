@@ -22,7 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "glue/heap_record.h"
-#include "monitor/internal/periodic_thread.h"
+#include "monitor/services/periodic_thread.h"
 
 namespace annex {
 

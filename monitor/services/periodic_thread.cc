@@ -1,6 +1,6 @@
 // A monitor thread whose stop is safe with the GIL held: see
 // periodic_thread.h.
-#include "monitor/internal/periodic_thread.h"
+#include "monitor/services/periodic_thread.h"
 
 #include <Python.h>
 #include <pthread.h>

@@ -31,7 +31,7 @@
 #include "absl/strings/str_split.h"
 #include "glue/classifiers.h"
 #include "glue/heap_view.h"
-#include "glue/hp_internal.h"
+#include "glue/module/hp_internal.h"
 
 namespace annex::glue::internal {
 namespace {

@@ -16,9 +16,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
-#include "glue/hp_internal.h"
-#include "glue/paths_py.h"
-#include "glue/refpat_py.h"
+#include "glue/module/hp_internal.h"
+#include "glue/module/paths_py.h"
+#include "glue/module/refpat_py.h"
 #include "glue/retention_view.h"
 
 namespace annex::glue::hp_internal {
@@ -778,7 +778,8 @@ int AddEmbeddedClasses(PyObject *module,
     PyObject *cls = PyDict_GetItemString(ns, name);  // borrowed
     added = cls == nullptr ? -1 : PyModule_AddObjectRef(module, name, cls);
     if (cls == nullptr) {
-      PyErr_Format(PyExc_RuntimeError, "glue/python defines no %s", name);
+      PyErr_Format(PyExc_RuntimeError, "glue/module/python defines no %s",
+                   name);
     }
   }
   Py_DECREF(ns);

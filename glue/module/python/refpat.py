@@ -1,7 +1,7 @@
 """annex.ReferencePattern: Heapy's reference pattern (x.rp, x.get_rp()).
 
 Compiled into the binary (//tools:embed_file.bzl) and run by
-glue/hp_retention.cc in the annex when the `annex` module is made, after
+glue/module/hp_retention.cc in the annex when the `annex` module is made, after
 paths.py and in its namespace (`Text`, annex.Text, and paths.py's `Paged`
 pages); the classes then move into the module. They only arrange rows that C++ made inside one heap question:
 each row's objects are already an annex IdSet, addresses are ints and

@@ -1,4 +1,4 @@
-// Private to glue/hp*.cc: what the parts of the `annex` module share, so
+// Private to hp*.cc here: what the parts of the `annex` module share, so
 // each concern (classifiers and kinds in hp_kinds.cc, retention in
 // hp_retention.cc) lives in its own source file and registers itself from
 // hp.cc's module exec.

@@ -15,7 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "glue/heap_view.h"
-#include "glue/hp_internal.h"
+#include "glue/module/hp_internal.h"
 #include "monitor/python/version.h"
 
 namespace annex::glue::internal {

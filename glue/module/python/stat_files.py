@@ -2,7 +2,7 @@
 hp.loadall() read.
 
 Compiled into the binary (//tools:embed_file.bzl) and run by
-glue/hp_stat.cc in the annex, never in the target, when the `annex` module
+glue/module/hp_stat.cc in the annex, never in the target, when the `annex` module
 is made, in a namespace of its own that holds `type_name` (a type's name as
 CPython's messages give it). This file only moves text: what a record is
 (its text, the parser and its line and record limits, StatReader in

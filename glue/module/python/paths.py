@@ -1,7 +1,7 @@
 """annex.Path, annex.Paths and annex.Root: Heapy's shortest-paths surface.
 
 Compiled into the binary (//tools:embed_file.bzl) and run by
-glue/hp_retention.cc in the annex when the `annex` module is made, in a
+glue/module/hp_retention.cc in the annex when the `annex` module is made, in a
 namespace that holds `Text` (annex.Text); the classes then move into the
 module. They only arrange data that C++ found inside one heap question
 (addresses are ints, kinds and names are str) and call back into C++

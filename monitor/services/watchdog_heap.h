@@ -32,7 +32,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "glue/classifiers.h"
-#include "monitor/internal/periodic_thread.h"
+#include "monitor/services/periodic_thread.h"
 #include "monitor/watchdog/internal/kind_tracker.h"
 #include "monitor/watchdog/watchdog.h"
 
