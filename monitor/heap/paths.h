@@ -30,8 +30,9 @@ struct ShortestPathOptions {
   // next route after a first path, avoid its last edge (or any of them).
   std::vector<EdgeRef> avoid_edges;
   // At most this many paths are returned; 0 means no limit. The number of
-  // shortest paths can grow exponentially with their length.
-  size_t max_paths = 100;
+  // shortest paths can grow exponentially with their length. The default is
+  // every layer's (glue::RetentionOptions, hp's `x.sp`).
+  size_t max_paths = 20;
   // The graph's reverse index, when the caller has one: marking the nodes on
   // shortest paths then walks back from the targets over their referrers
   // instead of re-scanning every visited edge. Not owned; may be null.

@@ -88,15 +88,15 @@ std::string ThreadName(PyObject* thread) {
 // threading._active and each Thread's name are read in place (a Thread
 // whose class customizes attribute lookup shows no name).
 // Where: GIL held, target current.
-std::vector<ThreadInfo> ReadTargetThreads(const ThreadStates& ts,
-                                          bool all_frames) {
-  std::vector<ThreadInfo> threads;
+std::vector<TargetThread> ReadTargetThreads(const ThreadStates& ts,
+                                            bool all_frames) {
+  std::vector<TargetThread> threads;
   PyObject* active = ActiveThreads();  // borrowed
   PyInterpreterState* interp = PyThreadState_GetInterpreter(ts.target_ts);
   for (PyThreadState* t = PyInterpreterState_ThreadHead(interp); t != nullptr;
        t = PyThreadState_Next(t)) {
     if (t == ts.target_ts) continue;
-    ThreadInfo info;
+    TargetThread info;
     info.ident = t->thread_id;
     info.native_id = t->native_thread_id;
     PyObject* thread = ThreadOf(active, info.ident);  // borrowed
@@ -122,7 +122,7 @@ std::vector<ThreadInfo> ReadTargetThreads(const ThreadStates& ts,
 std::string DescribeThreads(const ThreadStates& ts) {
   ScopedTargetSwap swap(ts);
   std::string out;
-  for (const ThreadInfo& t : ReadTargetThreads(ts, /*all_frames=*/false)) {
+  for (const TargetThread& t : ReadTargetThreads(ts, /*all_frames=*/false)) {
     absl::StrAppendFormat(&out, "Thread %lu (native %lu) \"%s\": %s\n", t.ident,
                           t.native_id, t.name.empty() ? "?" : t.name,
                           t.frames.empty() ? "no Python frame" : t.frames[0]);
@@ -133,7 +133,7 @@ std::string DescribeThreads(const ThreadStates& ts) {
 std::string DescribeStacks(const ThreadStates& ts) {
   ScopedTargetSwap swap(ts);
   std::string out;
-  for (const ThreadInfo& t : ReadTargetThreads(ts, /*all_frames=*/true)) {
+  for (const TargetThread& t : ReadTargetThreads(ts, /*all_frames=*/true)) {
     absl::StrAppendFormat(&out,
                           "Thread %lu (native %lu) \"%s\" (most recent call "
                           "last):\n",

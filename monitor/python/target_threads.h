@@ -13,7 +13,9 @@
 
 namespace annex::python {
 
-struct ThreadInfo {
+// One thread of the target as the annex reads it with the GIL (the
+// watchdog's GIL-free view of a thread is watchdog::ThreadInfo).
+struct TargetThread {
   unsigned long ident = 0;
   unsigned long native_id = 0;
   std::string name;
@@ -24,8 +26,8 @@ struct ThreadInfo {
 // threading.Thread), skipping `ts.target_ts` and Annex's frameless helper
 // thread states; frames innermost first (only the innermost unless
 // `all_frames`). Where: annex thread, GIL held, TARGET current.
-std::vector<ThreadInfo> ReadTargetThreads(const ThreadStates& ts,
-                                          bool all_frames);
+std::vector<TargetThread> ReadTargetThreads(const ThreadStates& ts,
+                                            bool all_frames);
 
 // One line per target thread / a traceback per target thread.
 // Where: annex thread, GIL held, annex or target current.

@@ -29,8 +29,8 @@ namespace annex::monitor_internal {
 namespace {
 
 using python::ReadTargetThreads;
+using python::TargetThread;
 using python::Text;
-using python::ThreadInfo;
 
 using console::Reply;
 using console::ReplyStatus;
@@ -480,7 +480,7 @@ console::Reply AnnexConsole::InterruptThread(const std::string& arg,
   unsigned long ident = 0;
   bool by_number = absl::SimpleAtoi(want, &ident);
   int matched = 0;
-  for (const ThreadInfo& t : ReadTargetThreads(ts, /*all_frames=*/false)) {
+  for (const TargetThread& t : ReadTargetThreads(ts, /*all_frames=*/false)) {
     if (by_number ? t.ident == ident : t.name == want) {
       matched += PyThreadState_SetAsyncExc(t.ident, PyExc_KeyboardInterrupt);
     }
