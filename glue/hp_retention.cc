@@ -20,6 +20,7 @@
 #include "glue/paths_py.h"
 #include "glue/refpat_py.h"
 #include "glue/retention_view.h"
+#include "glue/values_py.h"
 
 namespace annex::glue::hp_internal {
 namespace {
@@ -744,16 +745,8 @@ PyObject *RootObjectsOf(PyObject *capsule, PyObject *name) {
 PyMethodDef kRootObjectsDef = {"root_objects", RootObjectsOf, METH_O,
                                "The objects a root holds now (hp.Root)."};
 
-// An embedded Python file: its text and its source path.
-struct EmbeddedPy {
-  const char *code;
-  const char *path;
-};
+}  // namespace
 
-// Runs embedded Python files in order in one namespace that sees Text (so
-// a later file uses what an earlier one defines), each compiled under its
-// source path so tracebacks name the .py file and line, and moves their
-// classes `names` into `module`. 0, or -1 with an error set.
 int AddEmbeddedClasses(PyObject *module,
                        std::initializer_list<EmbeddedPy> files,
                        std::initializer_list<const char *> names) {
@@ -785,32 +778,14 @@ int AddEmbeddedClasses(PyObject *module,
   return added;
 }
 
-}  // namespace
-
 int AddRetention(PyObject *module, PyTypeObject *idset) {
-  PyObject *dict = idset->tp_dict;
-  for (PyGetSetDef *g = kGetSet; g->name != nullptr; ++g) {
-    PyObject *d = PyDescr_NewGetSet(idset, g);
-    if (d == nullptr || PyDict_SetItemString(dict, g->name, d) < 0) {
-      Py_XDECREF(d);
-      return -1;
-    }
-    Py_DECREF(d);
-  }
-  for (PyMethodDef *m = kMethods; m->ml_name != nullptr; ++m) {
-    PyObject *d = PyDescr_NewMethod(idset, m);
-    if (d == nullptr || PyDict_SetItemString(dict, m->ml_name, d) < 0) {
-      Py_XDECREF(d);
-      return -1;
-    }
-    Py_DECREF(d);
-  }
-  PyType_Modified(idset);
-  return AddEmbeddedClasses(
-      module,
-      {{embedded::kPathsPy, embedded::kPathsPyPath},
-       {embedded::kRefpatPy, embedded::kRefpatPyPath}},
-      {"Path", "Paths", "Root", "ReferencePattern", "RefPatRow"});
+  if (AddDescriptors(idset, kGetSet, kMethods) < 0) return -1;
+  return AddEmbeddedClasses(module,
+                            {{embedded::kPathsPy, embedded::kPathsPyPath},
+                             {embedded::kRefpatPy, embedded::kRefpatPyPath},
+                             {embedded::kValuesPy, embedded::kValuesPyPath}},
+                            {"Path", "Paths", "Root", "ReferencePattern",
+                             "RefPatRow", "ById", "MappingProxy", "prod_text"});
 }
 
 PyObject *HpRoot(Session *session) {
