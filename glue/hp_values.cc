@@ -44,6 +44,18 @@ PyObject* AnnexClass(const char* name) {
   return type;
 }
 
+// A list of the strs `items` (new reference), or nullptr with the error.
+PyObject* StrList(const std::vector<std::string>& items) {
+  PyObject* list = PyList_New(0);
+  for (size_t i = 0; list != nullptr && i < items.size(); ++i) {
+    if (!internal::ListAppendNew(list, PyUnicode_FromStringAndSize(
+                                           items[i].data(), items[i].size()))) {
+      Py_CLEAR(list);
+    }
+  }
+  return list;
+}
+
 // Heapy's brief: "<N kind: item, item...>", or for several kinds
 // "<N (k1 | k2): <n1 k1: items> | <n2 k2: items>>", at most 80 characters;
 // an item is an object's value or name, else its address (object_text.h).
@@ -131,15 +143,8 @@ PyObject* ById(PyObject* self, void*) {
   if (view == nullptr) return nullptr;
   auto result = view->ById(SetOf(self));
   if (!result.ok()) return RaiseStatus(result.status());
-  PyObject* lines = PyList_New(0);
+  PyObject* lines = StrList(result->lines);
   if (lines == nullptr) return nullptr;
-  for (const std::string& line : result->lines) {
-    if (!internal::ListAppendNew(
-            lines, PyUnicode_FromStringAndSize(line.data(), line.size()))) {
-      Py_DECREF(lines);
-      return nullptr;
-    }
-  }
   PyObject* members =
       NewIdSet(internal::IdSetSession(self), std::move(result->live));
   PyObject* type = members != nullptr ? AnnexClass("ById") : nullptr;
@@ -235,36 +240,35 @@ PyObject* Prod(PyObject* self, void*) {
   return r;
 }
 
+// The members' range (first, end) of x._byid_lines / x._members, within
+// the set's count. false with TypeError set.
+bool MemberRange(PyObject* args, const char* format, const KindedSet& set,
+                 Py_ssize_t* first, Py_ssize_t* end) {
+  if (!PyArg_ParseTuple(args, format, first, end)) return false;
+  const Py_ssize_t n = static_cast<Py_ssize_t>(set.count());
+  *first = std::clamp<Py_ssize_t>(*first, 0, n);
+  *end = std::clamp<Py_ssize_t>(*end, *first, n);
+  return true;
+}
+
 // x._byid_lines(first, end): the byid lines of members first..end-1.
 PyObject* ByIdLines(PyObject* self, PyObject* args) {
-  Py_ssize_t first = 0, end = 0;
-  if (!PyArg_ParseTuple(args, "nn:_byid_lines", &first, &end)) return nullptr;
   const KindedSet& set = SetOf(self);
-  first = std::clamp<Py_ssize_t>(first, 0, set.count());
-  end = std::clamp<Py_ssize_t>(end, first, set.count());
+  Py_ssize_t first = 0, end = 0;
+  if (!MemberRange(args, "nn:_byid_lines", set, &first, &end)) return nullptr;
   HeapView* view = ViewOf(internal::IdSetSession(self));
   if (view == nullptr) return nullptr;
   auto lines = view->ByIdLines(set, first, end);
   if (!lines.ok()) return RaiseStatus(lines.status());
-  PyObject* list = PyList_New(0);
-  for (size_t i = 0; list != nullptr && i < lines->size(); ++i) {
-    const std::string& l = (*lines)[i];
-    if (!internal::ListAppendNew(
-            list, PyUnicode_FromStringAndSize(l.data(), l.size()))) {
-      Py_CLEAR(list);
-    }
-  }
-  return list;
+  return StrList(*lines);
 }
 
 // x._members(start, stop): the members start..stop-1 (address order) as
 // one IdSet, partitioned by Id.
 PyObject* Members(PyObject* self, PyObject* args) {
-  Py_ssize_t start = 0, stop = 0;
-  if (!PyArg_ParseTuple(args, "nn:_members", &start, &stop)) return nullptr;
   const KindedSet& set = SetOf(self);
-  start = std::clamp<Py_ssize_t>(start, 0, set.count());
-  stop = std::clamp<Py_ssize_t>(stop, start, set.count());
+  Py_ssize_t start = 0, stop = 0;
+  if (!MemberRange(args, "nn:_members", set, &start, &stop)) return nullptr;
   std::vector<size_t> keep;
   for (Py_ssize_t i = start; i < stop; ++i) keep.push_back(i);
   KindedSet part = set.Subset(keep);

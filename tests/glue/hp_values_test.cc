@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "tests/glue/hp_fixture.h"
 #include "tests/testing/python_main.h"
+#include "tests/testing/python_snippets.h"
 
 namespace annex {
 namespace {
@@ -102,16 +103,11 @@ constexpr char kPrelude[] = R"py(
 def value(expr):
     line = str(hp.iso(expr).theone)
     return line.split(' ', 4)[4]
-def show(f):
-    try:
-        return repr(f())
-    except Exception as e:
-        return type(e).__name__ + ': ' + str(e)
 )py";
 
 class HpValuesTest : public testing::HpFixture {
  protected:
-  HpValuesTest() : HpFixture(kPrelude) {}
+  HpValuesTest() : HpFixture(std::string(testing::kErrPrelude) + kPrelude) {}
   static void SetUpTestSuite() {
     ASSERT_TRUE(DefineTargetModule("valmod", kValmod));
     ASSERT_TRUE(RunTargetCode(kExpected));
@@ -140,7 +136,7 @@ TEST_F(HpValuesTest, TheOneShowsValuesAndNamesReadInPlace) {
   EXPECT_EQ(Exec("print(str(hp.iso('valmod.text').theone).startswith(" +
                  std::string("'") + head + "'))"),
             "True\n");
-  EXPECT_EQ(Exec("print(show(lambda: hp.iso('valmod.text, valmod.num')"
+  EXPECT_EQ(Exec("print(err(lambda: hp.iso('valmod.text, valmod.num')"
                  ".theone))"),
             "ValueError: theone requires a singleton set\n");
 }
@@ -166,8 +162,8 @@ TEST_F(HpValuesTest, ByIdIsATableWhoseRowsAreSets) {
                  "more = str(t.more).splitlines()\n"
                  "print(len(more), more == str(t.all).splitlines()[20:])\n"
                  "print(len(str(t.all).splitlines()))\n"
-                 "print(show(lambda: t[25]))\n"
-                 "print(show(lambda: t['a']))\n"),
+                 "print(err(lambda: t[25]))\n"
+                 "print(err(lambda: t['a']))\n"),
             "25 True\nTrue True\nTrue 1\nTrue\nTrue\n"
             "21 <5 more objects. Type e.g. '_.more' to view.>\nTrue\nTrue\n"
             "5 True\n25\n"
@@ -216,9 +212,9 @@ TEST_F(HpValuesTest, MaproxReadsAttributesAndItemsOfEachMember) {
            "print(hp.iso('valmod.code').maprox.co_name.brief)\n"
            "c = hp.iso('valmod.counted')\n"
            "print(c.maprox.p.count, c.maprox.nope.count)\n"
-           "print(show(lambda: p.maprox[1.5]))\n"
-           "print(show(lambda: p.maprox('x + 1')))\n"
-           "print(show(lambda: p.maprox(3)))\n"),
+           "print(err(lambda: p.maprox[1.5]))\n"
+           "print(err(lambda: p.maprox('x + 1')))\n"
+           "print(err(lambda: p.maprox(3)))\n"),
       "True\nTrue True True\nTrue\n<1 str: 'Point'>\n<1 str: 'Point'>\n"
       "<1 int: 3>\nTrue\n<1 str: 'top'>\n0 0\n"
       "TypeError: maprox[key]: a str or int key (dict keys, list and tuple "
@@ -252,7 +248,7 @@ TEST_F(HpValuesTest, AskingCreatesNothingInTheTarget) {
 }
 
 TEST_F(HpValuesTest, ProdIsTheAllocationTraceback) {
-  EXPECT_EQ(Exec("print(show(lambda: hp.iso('valmod.cache').prod))"),
+  EXPECT_EQ(Exec("print(err(lambda: hp.iso('valmod.cache').prod))"),
             "RuntimeError: prod needs the target's tracemalloc: it is not "
             "tracing now. Start it in the target (tracemalloc.start(), or "
             "PYTHONTRACEMALLOC=1) before the objects of interest are "
@@ -267,7 +263,7 @@ TEST_F(HpValuesTest, ProdIsTheAllocationTraceback) {
                     "made = outer()\n"));
   std::string out = Exec(
       "print(hp.iso('made').prod)\n"
-      "print(show(lambda: hp.iso('made, valmod.text').prod))\n");
+      "print(err(lambda: hp.iso('made, valmod.text').prod))\n");
   ASSERT_TRUE(RunTargetCode("tracemalloc.stop(); del made"));
   EXPECT_EQ(out,
             "Traceback (most recent call first):\n"
