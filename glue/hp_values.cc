@@ -104,6 +104,7 @@ PyObject* Brief(PyObject* self, void*) {
     return absl::StrJoin(shown, ", ");
   };
   std::vector<std::string> kinds;
+  kinds.reserve(rows.size());
   for (const auto& r : rows) kinds.push_back(r.kind);
   std::sort(kinds.begin(), kinds.end());
   std::string s;

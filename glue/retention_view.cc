@@ -482,6 +482,7 @@ absl::StatusOr<PatternLinks> RetentionView::PatternPathLinks(
   absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   std::vector<heap::NodeSet> nodes;
+  nodes.reserve(rows.size());
   for (const KindedSet *r : rows) {
     nodes.push_back(SameObjects(*graph, *r, *heap_));
   }
