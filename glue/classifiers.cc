@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -24,7 +26,7 @@ constexpr PartInfo kParts[] = {
     {Classifier::kSize, "Size"},   {Classifier::kModule, "Module"},
     {Classifier::kId, "Id"},       {Classifier::kUnity, "Unity"},
     {Classifier::kRcs, "Rcs"},     {Classifier::kVia, "Via"},
-    {Classifier::kProd, "Prod"},
+    {Classifier::kProd, "Prod"},   {Classifier::kDictOf, "Type.dictof"},
 };
 
 // Adds the static types among the values of `dict` to `table`, named by
@@ -104,14 +106,129 @@ std::string TypeNamer::Name(PyTypeObject* type) const {
   return absl::StrCat(module, ".", name);
 }
 
+std::vector<std::string> MroNames(const TypeNamer& namer, PyTypeObject* type) {
+  PyObject* mro = type->tp_mro;
+  if (mro == nullptr || !PyTuple_Check(mro)) return {namer.Name(type)};
+  std::vector<std::string> out;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(mro); ++i) {
+    PyObject* t = PyTuple_GET_ITEM(mro, i);
+    if (PyType_Check(t)) {
+      out.push_back(namer.Name(reinterpret_cast<PyTypeObject*>(t)));
+    }
+  }
+  return out;
+}
+
+Classifier Classifier::Refdby(const Classifier& base) {
+  if (base.is(kClodo)) return Classifier(kRcs);
+  Classifier c(kRefdby);
+  c.bases_[0] = std::make_shared<const Classifier>(base);
+  return c;
+}
+
+Classifier Classifier::PartAt(size_t i) const {
+  Classifier c(parts_[i]);
+  c.bases_[0] = bases_[i];
+  return c;
+}
+
+Classifier Classifier::And(const Classifier& a, const Classifier& b) {
+  Classifier c = a;
+  for (size_t i = 0; i < b.parts_.size(); ++i) {
+    bool seen = false;
+    for (size_t j = 0; j < c.parts_.size(); ++j) {
+      const bool same_base =
+          (c.bases_[j] == nullptr) == (b.bases_[i] == nullptr) &&
+          (c.bases_[j] == nullptr || *c.bases_[j] == *b.bases_[i]);
+      seen |= c.parts_[j] == b.parts_[i] && same_base;
+    }
+    if (seen) continue;
+    c.parts_.push_back(b.parts_[i]);
+    c.bases_.push_back(b.bases_[i]);
+  }
+  return c;
+}
+
+bool Classifier::operator==(const Classifier& o) const {
+  if (parts_ != o.parts_) return false;
+  for (size_t i = 0; i < bases_.size(); ++i) {
+    if ((bases_[i] == nullptr) != (o.bases_[i] == nullptr)) return false;
+    if (bases_[i] != nullptr && !(*bases_[i] == *o.bases_[i])) return false;
+  }
+  return true;
+}
+
+namespace {
+
+// One part of a spec: a name or "(A&B)", then ".refdby" any number of
+// times ("Type.refdby.refdby"); "Type.dictof" is a name.
+absl::StatusOr<Classifier> ParseTerm(absl::string_view s,
+                                     const std::string& spec,
+                                     const std::string& hint);
+
+absl::StatusOr<Classifier> ParseAnd(absl::string_view s,
+                                    const std::string& spec,
+                                    const std::string& hint) {
+  std::vector<absl::string_view> terms;
+  int depth = 0;
+  size_t start = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '(') ++depth;
+    if (s[i] == ')') --depth;
+    if (s[i] == '&' && depth == 0) {
+      terms.push_back(s.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  terms.push_back(s.substr(start));
+  std::optional<Classifier> out;
+  for (absl::string_view t : terms) {
+    if (t.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "by(): '", spec, "' has an empty part (around '&'); ", hint));
+    }
+    absl::StatusOr<Classifier> c = ParseTerm(t, spec, hint);
+    if (!c.ok()) return c.status();
+    out = out.has_value() ? Classifier::And(*out, *c) : *c;
+  }
+  return *out;
+}
+
+absl::StatusOr<Classifier> ParseTerm(absl::string_view s,
+                                     const std::string& spec,
+                                     const std::string& hint) {
+  constexpr absl::string_view kRefdby = ".refdby";
+  int refdby = 0;
+  while (absl::EndsWith(s, kRefdby) && s.size() > kRefdby.size()) {
+    s.remove_suffix(kRefdby.size());
+    ++refdby;
+  }
+  absl::StatusOr<Classifier> c;
+  if (absl::StartsWith(s, "(") && absl::EndsWith(s, ")")) {
+    c = ParseAnd(s.substr(1, s.size() - 2), spec, hint);
+  } else {
+    for (const PartInfo& p : kParts) {
+      if (s == p.name) c = Classifier(p.part);
+    }
+    if (!c.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "by(): no such equivalence relation: '", s, "'; ", hint));
+    }
+  }
+  if (!c.ok()) return c.status();
+  for (int i = 0; i < refdby; ++i) c = Classifier::Refdby(*c);
+  return c;
+}
+
+}  // namespace
+
 absl::StatusOr<Classifier> Classifier::Parse(absl::string_view spec) {
-  Classifier c;
-  c.parts_.clear();
   std::vector<std::string> known;
   for (const PartInfo& p : kParts) known.push_back(p.name);
   const std::string hint =
       absl::StrCat("known: ", absl::StrJoin(known, ", "),
-                   ", combined with '&' (e.g. 'Type&Size')");
+                   ", X.refdby, combined with '&' (e.g. 'Type&Size', "
+                   "'(Type&Size).refdby')");
   if (spec.find('\0') != absl::string_view::npos) {
     return absl::InvalidArgumentError(
         absl::StrCat("by(): the name '", absl::CHexEscape(spec),
@@ -122,31 +239,24 @@ absl::StatusOr<Classifier> Classifier::Parse(absl::string_view spec) {
         "by(): the name is empty (for one row of everything use 'Unity'); ",
         hint));
   }
-  for (absl::string_view s : absl::StrSplit(spec, '&')) {
-    if (s.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "by(): '", spec, "' has an empty part (around '&'); ", hint));
-    }
-    bool found = false;
-    for (const PartInfo& p : kParts) {
-      if (s == p.name) {
-        c.parts_.push_back(p.part);
-        found = true;
-      }
-    }
-    if (!found) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "by(): no such equivalence relation: '", s, "'; ", hint));
-    }
-  }
-  return c;
+  const std::string whole(spec);
+  return ParseAnd(spec, whole, hint);
 }
 
 std::string Classifier::PartName(Part p) {
   for (const PartInfo& i : kParts) {
     if (i.part == p) return i.name;
   }
+  if (p == kMro) return "Mro";
   return "?";
+}
+
+std::string Classifier::PartNameAt(size_t i) const {
+  if (parts_[i] != kRefdby) return PartName(parts_[i]);
+  const Classifier& b = *bases_[i];
+  const std::string name = b.Name();
+  return b.parts_.size() > 1 ? absl::StrCat("(", name, ").refdby")
+                             : absl::StrCat(name, ".refdby");
 }
 
 std::string Classifier::PartHeader(Part p, bool in_and) {
@@ -170,33 +280,58 @@ std::string Classifier::PartHeader(Part p, bool in_and) {
       return in_and ? "{Referred Via}" : "Referred Via:";
     case kProd:
       return "Producer (line of allocation)";
+    case kDictOf:
+      return "Dict of Type";
+    case kRefdby:  // needs its base: PartHeaderAt
+    case kMro:
+      return "Type";
   }
   return "";
 }
 
+std::string Classifier::PartHeaderAt(size_t i, bool in_and) const {
+  if (parts_[i] != kRefdby) return PartHeader(parts_[i], in_and);
+  // Heapy: "Referrers by " + the base's header in the same context.
+  const Classifier& b = *bases_[i];
+  std::string base;
+  if (b.parts_.size() == 1) {
+    base = b.PartHeaderAt(0, in_and);
+  } else {
+    base = b.Header();
+    if (in_and) base = absl::StrCat("(", base, ")");
+  }
+  return in_and ? absl::StrCat("{Referrers by ", base, "}")
+                : absl::StrCat("Referrers by ", base);
+}
+
 std::string Classifier::Name() const {
   std::vector<std::string> names;
-  for (Part p : parts_) names.push_back(PartName(p));
+  for (size_t i = 0; i < parts_.size(); ++i) names.push_back(PartNameAt(i));
   return absl::StrJoin(names, "&");
 }
 
 std::string Classifier::Header() const {
-  if (parts_.size() == 1) return PartHeader(parts_[0], false);
+  if (parts_.size() == 1) return PartHeaderAt(0, false);
   std::vector<std::string> h;
-  for (Part p : parts_) h.push_back(PartHeader(p, true));
+  for (size_t i = 0; i < parts_.size(); ++i) {
+    h.push_back(PartHeaderAt(i, true));
+  }
   return absl::StrJoin(h, " & ");
 }
 
 bool Classifier::NeedsLiveObjects() const {
   for (Part p : parts_) {
-    if (p == kModule || p == kRcs || p == kVia || p == kProd) return true;
+    if (p == kModule || p == kRcs || p == kVia || p == kProd || p == kRefdby ||
+        p == kMro) {
+      return true;
+    }
   }
   return false;
 }
 
 bool Classifier::NeedsReferrers() const {
   for (Part p : parts_) {
-    if (p == kRcs || p == kVia) return true;
+    if (p == kRcs || p == kVia || p == kRefdby) return true;
   }
   return false;
 }
@@ -228,6 +363,34 @@ std::string RenderRcs(std::vector<std::string> referrer_kinds, bool in_and) {
   std::string r = absl::StrJoin(referrer_kinds, ", ");
   if (in_and) return absl::StrCat("{", r, "}");
   return r.empty() ? "<Nothing>" : r;
+}
+
+bool RcsLabelCompare(const std::string& label,
+                     const std::vector<std::string>& elements, bool within) {
+  // The label joins its sorted elements with ", ": an element of
+  // `elements` is one of them when it stands between separators.
+  const std::string sep = ", ";
+  size_t found = 0, found_chars = 0;
+  for (const std::string& e : elements) {
+    if (label == "<Nothing>") break;
+    for (size_t at = label.find(e); at != std::string::npos;
+         at = label.find(e, at + 1)) {
+      const size_t end = at + e.size();
+      const bool starts =
+          at == 0 || label.compare(at - sep.size(), sep.size(), sep) == 0;
+      const bool ends =
+          end == label.size() || label.compare(end, sep.size(), sep) == 0;
+      if (starts && ends) {
+        ++found;
+        found_chars += e.size();
+        break;
+      }
+    }
+  }
+  if (!within) return found == elements.size();
+  // Within: the elements found tile the whole label.
+  if (label == "<Nothing>" || label.empty()) return true;
+  return found > 0 && found_chars + sep.size() * (found - 1) == label.size();
 }
 
 namespace {

@@ -18,8 +18,9 @@
 //   Type, Clodo, Size, Id, Unity   data recorded by the walk (KindedSet):
 //                                  no live object is touched
 //   Module, Prod                   live members (re-walk, GIL held)
-//   Rcs, Via                       live members and the heap graph's
+//   Rcs, Via, X.refdby             live members and the heap graph's
 //                                  reverse edges (re-walk)
+//   Type.dictof                    recorded data (the Clodo kinds)
 #pragma once
 
 #include <Python.h>
@@ -58,21 +59,54 @@ class TypeNamer {
   absl::flat_hash_map<PyTypeObject*, std::string> table_;
 };
 
+// The names of the MRO of `type` (itself first), by `namer`. Where: GIL
+// held, `type` alive; creates no Python object.
+std::vector<std::string> MroNames(const TypeNamer& namer, PyTypeObject* type);
+
 // One of Heapy's equivalence relations, or an '&' combination of them.
 class Classifier {
  public:
-  enum Part { kClodo, kType, kSize, kModule, kId, kUnity, kRcs, kVia, kProd };
+  // kRefdby: Heapy's er.refdby, objects by the set of the kinds of their
+  // referrers under a base classifier (base(i)); Clodo.refdby is kRcs.
+  // kDictOf: Heapy's Type.dictof, a dict by its owner's type ("dict of
+  // T", "dict (no owner)"), anything else "~dict". kMro: not offered by
+  // name; the names of a member's type's MRO, one per line, for Type
+  // kinds' subtype orders (kind.alt('<=')).
+  enum Part {
+    kClodo,
+    kType,
+    kSize,
+    kModule,
+    kId,
+    kUnity,
+    kRcs,
+    kVia,
+    kProd,
+    kRefdby,
+    kDictOf,
+    kMro
+  };
 
-  Classifier() : parts_{kClodo} {}
-  explicit Classifier(Part part) : parts_{part} {}
+  Classifier() : parts_{kClodo}, bases_(1) {}
+  explicit Classifier(Part part) : parts_{part}, bases_(1) {}
 
-  // "Clodo", "Type", "Size", "Module", "Id", "Unity", "Rcs", "Via", "Prod"
-  // and '&' combinations ("Type&Size"); Heapy's names. InvalidArgument for
+  // Heapy's er.refdby over `base` (kRcs when `base` is Clodo).
+  static Classifier Refdby(const Classifier& base);
+  // The parts of `a` then those of `b` not already there (er & er).
+  static Classifier And(const Classifier& a, const Classifier& b);
+
+  // "Clodo", "Type", "Size", "Module", "Id", "Unity", "Rcs", "Via", "Prod",
+  // "Type.dictof", X + ".refdby" (X a name, or "(A&B)") and '&'
+  // combinations ("Type&Size"); Heapy's names. InvalidArgument for
   // anything else (the message lists the names), including "" (Unity has
   // its name), an empty part ("Type&") and a NUL character ("Type\0Size").
   static absl::StatusOr<Classifier> Parse(absl::string_view spec);
 
   const std::vector<Part>& parts() const { return parts_; }
+  // Part i alone (with its base).
+  Classifier PartAt(size_t i) const;
+  // The base classifier of part i (kRefdby), else null.
+  const Classifier* base(size_t i) const { return bases_[i].get(); }
   bool is(Part p) const { return parts_.size() == 1 && parts_[0] == p; }
   // "Type&Size".
   std::string Name() const;
@@ -88,11 +122,15 @@ class Classifier {
   static std::string PartName(Part p);
   // A part's header alone (`in_and`: as a part of a combination).
   static std::string PartHeader(Part p, bool in_and);
+  // Part i's name and header (with its base, for kRefdby).
+  std::string PartNameAt(size_t i) const;
+  std::string PartHeaderAt(size_t i, bool in_and) const;
 
-  bool operator==(const Classifier& o) const { return parts_ == o.parts_; }
+  bool operator==(const Classifier& o) const;
 
  private:
   std::vector<Part> parts_;
+  std::vector<std::shared_ptr<const Classifier>> bases_;  // per part
 };
 
 // Per-member labels: `of[i]` indexes `names`. Plain data, any thread.
@@ -112,6 +150,12 @@ struct Labels {
 std::string RenderSize(uint64_t size, bool in_and);
 std::string RenderId(uintptr_t address);
 std::string RenderRcs(std::vector<std::string> referrer_kinds, bool in_and);
+// Heapy's set inclusion of referrer kinds (kind.alt('<=') of Rcs and
+// refdby kinds): whether the set rendered as `label` (RenderRcs, not in
+// a combination) is within (`within`) or holds (!`within`) every
+// element of `elements` (rendered as the base classifier renders them).
+bool RcsLabelCompare(const std::string& label,
+                     const std::vector<std::string>& elements, bool within);
 // `relations`: edge texts such as ".attr", "['k']"; each shown as a Python
 // string literal (repr), sorted, joined by ", ".
 std::string RenderVia(const std::vector<std::string>& relations, bool in_and);
@@ -119,6 +163,7 @@ constexpr const char* kUnityKind = "<Anything>";
 constexpr const char* kNotModuleKind = "~module";
 constexpr const char* kNoOwnerDict = "dict (no owner)";
 constexpr const char* kUnknownProducer = "unknown";
+constexpr const char* kNotDictKind = "~dict";
 
 // How the instances of a type hold the attribute dict they own (see
 // DictOwners): decided once per type, since the subtype and flag tests are

@@ -12,6 +12,7 @@
 #include "absl/container/node_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "glue/annex_access.h"
@@ -227,6 +228,15 @@ KindedSet KindedSet::WithStoredClassifier(const Classifier& c) const {
         case Classifier::kId:
           label += RenderId(addresses[i]);
           break;
+        case Classifier::kDictOf: {
+          // Heapy's Type.dictof: a dict by its owner (its Clodo kind),
+          // anything else "~dict".
+          const std::string& type = (*kind_names)[kinds[i]];
+          label += type == "dict"
+                       ? (*kind_names)[clodo.empty() ? kinds[i] : clodo[i]]
+                       : std::string(kNotDictKind);
+          break;
+        }
         default:
           label += kUnityKind;
           break;
@@ -1137,13 +1147,10 @@ void NameEdgesFrom(PyObject* from, const std::vector<uint32_t>& targets,
 
 }  // namespace
 
-absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
-    const KindedSet& set, const std::vector<Classifier::Part>& parts) {
-  bool referrers = false;
-  for (Classifier::Part p : parts) {
-    referrers |= p == Classifier::kRcs || p == Classifier::kVia;
-  }
-  if (absl::Status s = CanLabel(parts); !s.ok()) return s;
+absl::StatusOr<LiveKinds> HeapView::ClassifyParts(const KindedSet& set,
+                                                  const Classifier& c) {
+  const bool referrers = c.NeedsReferrers();
+  if (absl::Status s = CanLabel(c); !s.ok()) return s;
   // One question: the objects found are read before the GIL can change
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
@@ -1159,11 +1166,15 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(
   absl::StatusOr<heap::HeapGraph> graph = engine_->Graph(graph_options);
   if (!graph.ok()) return graph.status();
   if (absl::Status s = CheckQuestionMemory(&*graph, work); !s.ok()) return s;
-  return LabelParts(*graph, nullptr, set, parts);
+  return LabelParts(*graph, nullptr, set, c);
 }
 
-absl::Status HeapView::CanLabel(const std::vector<Classifier::Part>& parts) {
-  for (Classifier::Part p : parts) {
+absl::Status HeapView::CanLabel(const Classifier& c) {
+  for (size_t i = 0; i < c.parts().size(); ++i) {
+    const Classifier::Part p = c.parts()[i];
+    if (p == Classifier::kRefdby) {
+      if (absl::Status s = CanLabel(*c.base(i)); !s.ok()) return s;
+    }
     if (p == Classifier::kProd && !python::TracemallocIsTracing()) {
       return absl::FailedPreconditionError(
           "byprod needs the target's tracemalloc: it is not tracing now. "
@@ -1177,12 +1188,10 @@ absl::Status HeapView::CanLabel(const std::vector<Classifier::Part>& parts) {
 
 absl::StatusOr<LiveKinds> HeapView::LabelParts(
     const heap::HeapGraph& graph_ref, const heap::ReverseIndex* reverse_in,
-    const KindedSet& set, const std::vector<Classifier::Part>& parts) {
-  if (absl::Status s = CanLabel(parts); !s.ok()) return s;
-  bool referrers = false;
-  for (Classifier::Part p : parts) {
-    referrers |= p == Classifier::kRcs || p == Classifier::kVia;
-  }
+    const KindedSet& set, const Classifier& c, bool force_in_and) {
+  if (absl::Status s = CanLabel(c); !s.ok()) return s;
+  const std::vector<Classifier::Part>& parts = c.parts();
+  const bool referrers = c.NeedsReferrers();
   const heap::HeapGraph* graph = &graph_ref;
   // From here to the end no Python code runs and no thread state is
   // swapped (the question holds the target current), so the GIL stays held
@@ -1218,17 +1227,22 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
   }
   const heap::ReverseIndex& reverse =
       reverse_in != nullptr ? *reverse_in : own_reverse;
-  PackedUints graph_clodo;  // Rcs: Clodo kind of every node
+  // Rcs and X.refdby: the kind of every node under the base classifier
+  // (Clodo for Rcs), rendered as in `graph_base_in_and`.
+  PackedUints graph_clodo;
   std::shared_ptr<std::vector<std::string>> graph_names;
+  std::optional<Classifier> graph_base;
+  bool graph_base_in_and = false;
 
-  for (Classifier::Part part : parts) {
+  for (size_t part_index = 0; part_index < parts.size(); ++part_index) {
+    const Classifier::Part part = parts[part_index];
     Labels labels;
     absl::flat_hash_map<std::string, uint32_t> index;
     labels.of.resize(n);
     auto intern = [&](const std::string& s) {
       return Labels::Intern(s, index, *labels.names);
     };
-    const bool in_and = parts.size() > 1;
+    const bool in_and = force_in_and || parts.size() > 1;
     switch (part) {
       case Classifier::kModule: {
         for (size_t k = 0; k < n; ++k) {
@@ -1258,12 +1272,27 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         }
         break;
       }
-      case Classifier::kRcs: {
-        if (graph_names == nullptr) {
-          KindedSet all =
-              Describe(graph->addresses, &graph->sizes, &graph->addresses);
-          graph_clodo = std::move(all.clodo);
-          graph_names = all.kind_names;
+      case Classifier::kMro: {
+        // The names of the type's MRO, one per line (Type kinds' orders).
+        for (size_t k = 0; k < n; ++k) {
+          PyTypeObject* type =
+              Py_TYPE(reinterpret_cast<PyObject*>(out.live.addresses[k]));
+          labels.of.Set(k, intern(absl::StrJoin(MroNames(namer_, type), "\n")));
+        }
+        break;
+      }
+      case Classifier::kRcs:
+      case Classifier::kRefdby: {
+        const Classifier base = part == Classifier::kRcs
+                                    ? Classifier(Classifier::kClodo)
+                                    : *c.base(part_index);
+        if (graph_names == nullptr || !(*graph_base == base) ||
+            graph_base_in_and != in_and) {
+          absl::Status s = NodeKinds(*graph, reverse, base, in_and,
+                                     &graph_clodo, &graph_names);
+          if (!s.ok()) return s;
+          graph_base = base;
+          graph_base_in_and = in_and;
         }
         std::vector<uint32_t> kinds;
         std::vector<std::string> kind_names;
@@ -1348,7 +1377,8 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
       default: {
         // Parts of recorded data.
         KindedSet one = out.live.WithStoredClassifier(Classifier(part));
-        if (part == Classifier::kType || part == Classifier::kClodo) {
+        if (part == Classifier::kType || part == Classifier::kClodo ||
+            part == Classifier::kDictOf) {
           for (size_t k = 0; k < n; ++k) {
             labels.of.Set(k, intern(one.LabelNames()[one.LabelOf(k)]));
           }
@@ -1365,6 +1395,64 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
     out.parts.push_back(std::move(labels));
   }
   return out;
+}
+
+absl::Status HeapView::NodeKinds(
+    const heap::HeapGraph& graph, const heap::ReverseIndex& reverse,
+    const Classifier& base, bool in_and, PackedUints* kinds,
+    std::shared_ptr<std::vector<std::string>>* names) {
+  KindedSet all = Describe(graph.addresses, &graph.sizes, &graph.addresses);
+  if (base.is(Classifier::kClodo)) {
+    *kinds = std::move(all.clodo);
+    *names = all.kind_names;
+    return absl::OkStatus();
+  }
+  const bool single = base.parts().size() == 1;
+  if (single && !base.NeedsLiveObjects() &&
+      !(in_and && base.is(Classifier::kSize))) {
+    // Recorded data (Type, Size, Id, Unity, Type.dictof): no per-node
+    // check against the graph is needed.
+    if (base.is(Classifier::kType)) {
+      *kinds = std::move(all.kinds);
+      *names = all.kind_names;
+      return absl::OkStatus();
+    }
+    KindedSet stored = all.WithStoredClassifier(base);
+    *kinds = std::move(stored.labels.of);
+    *names = stored.labels.names;
+    return absl::OkStatus();
+  }
+  // Every node is alive (this question's walk found it), so LabelParts
+  // keeps them all, in the graph's order.
+  absl::StatusOr<LiveKinds> labelled =
+      LabelParts(graph, &reverse, all, base, /*force_in_and=*/single && in_and);
+  if (!labelled.ok()) return labelled.status();
+  if (labelled->live.count() != graph.addresses.size()) {
+    return absl::InternalError("refdby: the graph's nodes changed");
+  }
+  if (single) {
+    *kinds = std::move(labelled->parts[0].of);
+    *names = labelled->parts[0].names;
+    return absl::OkStatus();
+  }
+  // A combination: Heapy's rendering, parts joined by " & ", in
+  // parentheses inside a combination.
+  Labels joined;
+  absl::flat_hash_map<std::string, uint32_t> index;
+  joined.of.resize(all.count());
+  std::string label;
+  for (size_t i = 0; i < all.count(); ++i) {
+    label = in_and ? "(" : "";
+    for (size_t p = 0; p < labelled->parts.size(); ++p) {
+      if (p > 0) label += " & ";
+      label += (*labelled->parts[p].names)[labelled->parts[p].of[i]];
+    }
+    if (in_and) label += ")";
+    joined.of.Set(i, Labels::Intern(label, index, *joined.names));
+  }
+  *kinds = std::move(joined.of);
+  *names = joined.names;
+  return absl::OkStatus();
 }
 
 namespace {
@@ -1398,7 +1486,7 @@ KindedSet Joined(LiveKinds kinds, const Classifier& c) {
 absl::StatusOr<KindedSet> HeapView::Classify(const KindedSet& set,
                                              const Classifier& c) {
   if (!c.NeedsLiveObjects()) return set.WithStoredClassifier(c);
-  absl::StatusOr<LiveKinds> kinds = ClassifyParts(set, c.parts());
+  absl::StatusOr<LiveKinds> kinds = ClassifyParts(set, c);
   if (!kinds.ok()) return kinds.status();
   return Joined(std::move(*kinds), c);
 }
@@ -1407,7 +1495,7 @@ absl::StatusOr<KindedSet> HeapView::ClassifyWithin(
     const heap::HeapGraph& graph, const heap::ReverseIndex* reverse,
     const KindedSet& set, const Classifier& c) {
   if (!c.NeedsLiveObjects()) return set.WithStoredClassifier(c);
-  absl::StatusOr<LiveKinds> kinds = LabelParts(graph, reverse, set, c.parts());
+  absl::StatusOr<LiveKinds> kinds = LabelParts(graph, reverse, set, c);
   if (!kinds.ok()) return kinds.status();
   return Joined(std::move(*kinds), c);
 }

@@ -283,10 +283,10 @@ class HeapView {
   absl::StatusOr<Stat> Summary(const Classifier& c = Classifier(),
                                size_t max_rows = 0,
                                const ReferencePoint* ref = nullptr);
-  // The kinds of the live members of `set` under each of `parts`, from one
+  // The kinds of the live members of `set` under each part of `c`, from one
   // walk. Where: as Heap().
-  absl::StatusOr<LiveKinds> ClassifyParts(
-      const KindedSet& set, const std::vector<Classifier::Part>& parts);
+  absl::StatusOr<LiveKinds> ClassifyParts(const KindedSet& set,
+                                          const Classifier& c);
   // Classify() inside a question that already walked: `set`'s members are
   // nodes of `graph` (found alive by this question's walk), `reverse` its
   // reverse index or null (built when Rcs or Via need it). No walk.
@@ -354,12 +354,25 @@ class HeapView {
 
   std::unique_ptr<heap::HeapEngine> engine_;
   TypeNamer namer_;
-  // FailedPrecondition for Prod while the target's tracemalloc is off.
-  static absl::Status CanLabel(const std::vector<Classifier::Part>& parts);
-  // ClassifyParts over a graph already walked (see ClassifyWithin).
-  absl::StatusOr<LiveKinds> LabelParts(
-      const heap::HeapGraph& graph, const heap::ReverseIndex* reverse,
-      const KindedSet& set, const std::vector<Classifier::Part>& parts);
+  // FailedPrecondition for Prod (also as a refdby base) while the
+  // target's tracemalloc is off.
+  static absl::Status CanLabel(const Classifier& c);
+  // ClassifyParts over a graph already walked (see ClassifyWithin);
+  // `force_in_and`: render every part as inside a combination (a refdby
+  // base inside one).
+  absl::StatusOr<LiveKinds> LabelParts(const heap::HeapGraph& graph,
+                                       const heap::ReverseIndex* reverse,
+                                       const KindedSet& set,
+                                       const Classifier& c,
+                                       bool force_in_and = false);
+  // The kind of every node of `graph` under `base` (Rcs and X.refdby:
+  // the referrers' kinds), rendered as a refdby label's elements
+  // (`in_and`: inside a combination). Where: as LabelParts.
+  absl::Status NodeKinds(const heap::HeapGraph& graph,
+                         const heap::ReverseIndex& reverse,
+                         const Classifier& base, bool in_and,
+                         PackedUints* kinds,
+                         std::shared_ptr<std::vector<std::string>>* names);
   // Attaches an identity to `set`, whose members are alive (found by the
   // current question's walk); `sorted`, when given, holds the same
   // addresses unpacked (saves unpacking them for the watch).

@@ -1,12 +1,14 @@
 // The kinds face of `hp`: classifiers on sets (x.bytype, x.byclodo, ...,
 // x.by('Type&Size')), partition rows (x[i], x[a:b], x.parts, x.kind,
 // x.brief, x.theone), classifiers as objects (Heapy's equivalence
-// relations: hp.Type, hp.Type & hp.Size, hp.Type.dictof, hp.Clodo.refdby)
-// and kind objects (hp.Type(dict), hp.Clodo(...), hp.Size(n).alt('>='),
+// relations: hp.Type, hp.Type & hp.Size, hp.Type.dictof, er.refdby on
+// every classifier, er.sokind(...) as annex.SoKind) and kind objects
+// (hp.Type(dict), hp.Clodo(...), hp.Size(n).alt('>='), hp.Type(T).alt('<'),
 // hp.Module(name=..., at=...), hp.Via(...), hp.Rcs(...), hp.Id(addr),
-// hp.Prod(file, line), kind.dictof) with their algebra: h & kind, h - kind,
-// ~kind, kind | kind, kind & kind. Type names given as text are checked
-// against the target's types (one walk), with close names on a miss.
+// hp.Prod(file, line), kind.dictof, sokind.refdby) with their algebra:
+// h & kind, h - kind, ~kind, kind | kind, kind & kind. Type names given as text
+// are checked against the target's types (one walk), with close names on a
+// miss.
 //
 // A kind is a predicate on objects, kept as a small expression tree of
 // (classifier, kind name) atoms. `set & kind` classifies the set by each
@@ -16,14 +18,17 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "glue/classifiers.h"
 #include "glue/heap_view.h"
 #include "glue/hp_internal.h"
@@ -61,6 +66,10 @@ struct KindExpr {
   std::string cmp = "==";
   uint64_t size = 0;
   std::string repr;  // how the atom is written
+  // Rcs, refdby and Via atoms: the set's elements as the base classifier
+  // renders them (for the inclusion orders); a Type atom ordered '>=' or
+  // '>': the names of the type's MRO.
+  std::vector<std::string> elements;
   // A set as a kind (~x, x | kind): an atom whose members are those of
   // this annex.IdSet (held, so its identity watch stays), not a classifier's.
   OwnedRef members;
@@ -75,9 +84,7 @@ struct KindExpr {
     if (op != kAtom && !repr.empty()) return repr;  // named combination
     switch (op) {
       case kAtom:
-        return cmp == "==" || !is_size()
-                   ? repr
-                   : absl::StrCat(repr, ".alt('", cmp, "')");
+        return cmp == "==" ? repr : absl::StrCat(repr, ".alt('", cmp, "')");
       case kNot:
         return a->op == kAtom ? "~" + a->Repr() : "~(" + a->Repr() + ")";
       case kAnd:
@@ -89,10 +96,46 @@ struct KindExpr {
   }
   // Heapy's brief: the kind as tables show it.
   std::string Brief() const {
+    if (op == kNot && a->op == kAtom && !a->is_members()) {
+      // Heapy's: ~ before the kind's brief, in parentheses when it has
+      // a space and none already.
+      std::string n = a->Brief();
+      if (n.find(' ') != std::string::npos && n[0] != '(' && n[0] != '<') {
+        n = absl::StrCat("(", n, ")");
+      }
+      return "~" + n;
+    }
     if (op != kAtom || is_members()) return Repr();
     if (is_size()) {
       return cmp == "==" ? absl::StrCat("<size = ", size, ">")
                          : absl::StrCat("<size ", cmp, " ", size, ">");
+    }
+    const bool rcs =
+        classifier.is(Classifier::kRcs) || classifier.is(Classifier::kRefdby);
+    if (rcs) {
+      static const std::pair<const char*, const char*> kWords[] = {
+          {"==", ""},
+          {"<=", " at most"},
+          {"<", " less than"},
+          {">=", " at least"},
+          {">", " more than"}};
+      for (const auto& [c, w] : kWords) {
+        if (cmp == c) return absl::StrCat("<referred by", w, ": ", label, ">");
+      }
+    }
+    if (classifier.is(Classifier::kType) && cmp != "==") {
+      static const std::pair<const char*, const char*> kWords[] = {
+          {"<=", "subtype"},
+          {"<", "strict subtype"},
+          {">=", "supertype"},
+          {">", "strict supertype"}};
+      for (const auto& [c, w] : kWords) {
+        if (cmp == c) return absl::StrCat("<", w, " of ", label, ">");
+      }
+    }
+    if (classifier.is(Classifier::kVia)) {
+      const std::string via = absl::StrCat("<via ", label, ">");
+      return cmp == "==" ? via : absl::StrCat("[", cmp, " ", via, "]");
     }
     return label;
   }
@@ -108,17 +151,24 @@ struct KindObject {
 // kinds; x.by(er) partitions by it.
 struct FactoryObject {
   PyObject_HEAD Session* session;
-  int part;  // Classifier::Part (the first part of a combination)
-  // A combination of two or more parts (hp.Type & hp.Size), owned; null
-  // for a single classifier.
-  Classifier* combo;
+  // The classifier (one part, a combination such as hp.Type & hp.Size, or
+  // a refdby over a base), owned, never null.
+  Classifier* classifier;
   int variant;  // FactoryVariant
+};
+
+// A set of kinds of one classifier (Heapy's er.sokind(...)): called, it
+// adds a kind; .refdby is the kind of er.refdby of objects whose
+// referrers' kinds are exactly these.
+struct SoKindObject {
+  PyObject_HEAD PyObject* er;        // the base classifier's annex.KindFactory
+  std::vector<std::string>* labels;  // sorted, no repeats
 };
 
 enum FactoryVariant {
   kPlain = 0,
   // hp.Type.dictof: kinds of dicts by their owner's type (Heapy's
-  // ByDictOwner over Type); `part` is kType.
+  // ByDictOwner over Type); the classifier is Type.dictof.
   kDictOf = 1,
   // hp.Idset: Heapy's identity-set relation; partitions as Id, and called
   // it gives the set of those objects (an IdSet), as Heapy's.
@@ -268,6 +318,44 @@ void CollectAtoms(const Expr& e, std::vector<const KindExpr*>& atoms) {
   CollectAtoms(e->b, atoms);
 }
 
+// The classifier whose labels decide an atom: a Type atom ordered '<='
+// or '<' reads each member's MRO (live), any other its own classifier.
+Classifier AtomClassifier(const KindExpr* atom) {
+  if (atom->classifier.is(Classifier::kType) &&
+      (atom->cmp == "<=" || atom->cmp == "<")) {
+    return Classifier(Classifier::kMro);
+  }
+  return atom->classifier;
+}
+
+// Whether a member whose label (under AtomClassifier(atom)) is `name`
+// is of the kind `atom` (not a Size, Id or members atom).
+// `elements`: atom->elements, or for a Type atom ordered '>=' or '>' the
+// names of its type's MRO.
+bool LabelMatches(const KindExpr* atom, const std::string& name,
+                  const std::vector<std::string>& elements) {
+  const std::string& cmp = atom->cmp;
+  if (cmp == "==") return name == atom->label;
+  if (atom->classifier.is(Classifier::kType)) {
+    if (cmp == "<=" || cmp == "<") {
+      // `name`: the member's type's MRO, its own type first.
+      const std::vector<absl::string_view> mro = absl::StrSplit(name, '\n');
+      const bool sub =
+          std::find(mro.begin(), mro.end(), atom->label) != mro.end();
+      return sub && (cmp == "<=" || mro[0] != atom->label);
+    }
+    // '>=', '>': the member's type is in the kind's type's MRO.
+    const bool super =
+        std::find(elements.begin(), elements.end(), name) != elements.end();
+    return super && (cmp == ">=" || name != atom->label);
+  }
+  // Rcs, refdby and Via: inclusion of sets.
+  const bool within = cmp == "<=" || cmp == "<";
+  const bool strict = cmp == "<" || cmp == ">";
+  return RcsLabelCompare(name, elements, within) &&
+         !(strict && name == atom->label);
+}
+
 bool CompareSize(uint64_t x, const std::string& cmp, uint64_t n) {
   if (cmp == "<") return x < n;
   if (cmp == "<=") return x <= n;
@@ -275,6 +363,48 @@ bool CompareSize(uint64_t x, const std::string& cmp, uint64_t n) {
   if (cmp == ">=") return x >= n;
   if (cmp == "!=") return x != n;
   return x == n;
+}
+
+// Calls `each` once for every type the target's heap has now (the types
+// of the objects reached and the type objects reached), in one walk,
+// until it returns true. `each` runs inside the question, with the target
+// current: it must make no Python object and set no error (read the types
+// and keep C++ data). Where: annex thread, GIL held, annex current,
+// outside a question.
+absl::Status ForEachHeapType(HeapView* view,
+                             const std::function<bool(PyTypeObject*)>& each) {
+  heap::HeapEngine::Question question(view->engine());
+  if (!question.status().ok()) return question.status();
+  absl::Status s = view->CheckQuestionMemory(nullptr, HeapView::Work::kWalk,
+                                             /*edges=*/false);
+  if (!s.ok()) return s;
+  absl::StatusOr<heap::HeapGraph> graph =
+      view->engine().Graph(heap::GraphOptions::NodesOnly());
+  if (!graph.ok()) return graph.status();
+  absl::flat_hash_set<PyTypeObject*> seen;
+  for (uintptr_t a : graph->addresses) {
+    PyObject* o = reinterpret_cast<PyObject*>(a);
+    PyTypeObject* types[2] = {Py_TYPE(o), nullptr};
+    if (PyType_Check(o)) types[1] = reinterpret_cast<PyTypeObject*>(o);
+    for (PyTypeObject* t : types) {
+      if (t != nullptr && seen.insert(t).second && each(t)) {
+        return absl::OkStatus();
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The MRO names of the type the target has named `name` (one walk), or
+// none when it has none now. Where: as ForEachHeapType.
+absl::Status TypeMroByName(HeapView* view, const std::string& name,
+                           std::vector<std::string>* out) {
+  out->clear();
+  return ForEachHeapType(view, [&](PyTypeObject* t) {
+    if (view->namer().Name(t) != name) return false;
+    *out = MroNames(view->namer(), t);
+    return true;
+  });
 }
 
 // The members of `set` of kind `expr`. Where: annex thread, GIL held,
@@ -287,14 +417,16 @@ absl::StatusOr<KindedSet> Filter(HeapView* view, const KindedSet& set,
   KindedSet base = set;
   std::vector<Classified> live;
   for (const KindExpr* atom : atoms) {
-    if (atom->is_members() || !atom->classifier.NeedsLiveObjects()) continue;
+    if (atom->is_members()) continue;
+    const Classifier c = AtomClassifier(atom);
+    if (!c.NeedsLiveObjects()) continue;
     bool seen = false;
-    for (const Classified& c : live) seen |= c.classifier == atom->classifier;
+    for (const Classified& l : live) seen |= l.classifier == c;
     if (seen) continue;
-    absl::StatusOr<KindedSet> r = view->Classify(base, atom->classifier);
+    absl::StatusOr<KindedSet> r = view->Classify(base, c);
     if (!r.ok()) return r.status();
     base = *r;
-    live.push_back({atom->classifier, std::move(*r)});
+    live.push_back({c, std::move(*r)});
   }
   // Per atom: whether member i of base matches.
   const size_t n = base.count();
@@ -329,19 +461,27 @@ absl::StatusOr<KindedSet> Filter(HeapView* view, const KindedSet& set,
       for (size_t i = 0; i < n; ++i) m[i] = base.addresses[i] == atom->size;
       continue;
     }
+    std::vector<std::string> elements = atom->elements;
+    if (atom->classifier.is(Classifier::kType) &&
+        (atom->cmp == ">=" || atom->cmp == ">")) {
+      // The kind's type's MRO, from the target as it is now.
+      absl::Status s = TypeMroByName(view, atom->label, &elements);
+      if (!s.ok()) return s;
+    }
     const KindedSet* labelled = nullptr;
     KindedSet stored;
+    const Classifier atom_classifier = AtomClassifier(atom);
     for (const Classified& c : live) {
-      if (c.classifier == atom->classifier) labelled = &c.set;
+      if (c.classifier == atom_classifier) labelled = &c.set;
     }
     if (labelled == nullptr) {
-      stored = base.WithStoredClassifier(atom->classifier);
+      stored = base.WithStoredClassifier(atom_classifier);
       labelled = &stored;
     }
     const std::vector<std::string>& names = labelled->LabelNames();
     std::vector<char> label_matches(names.size());
     for (size_t l = 0; l < names.size(); ++l) {
-      label_matches[l] = names[l] == atom->label;
+      label_matches[l] = LabelMatches(atom, names[l], elements);
     }
     // `labelled` is a superset of base, both ascending by address.
     size_t j = 0;
@@ -454,8 +594,9 @@ Py_hash_t KindHash(PyObject* self) {
 PyObject* KindDictOf(PyObject* self, void*);
 
 // kind.alt(cmp), Heapy's: '==' is the kind itself and '!=' its complement
-// (~kind), for every kind; a Size kind also compares sizes ('<', '<=',
-// '>', '>=').
+// (~kind), for every kind; '<', '<=', '>', '>=' order Size kinds by size,
+// Type kinds (and Clodo kinds of classes, which are Type kinds) by
+// subtype, and Rcs, refdby and Via kinds by inclusion of their sets.
 PyObject* KindAlt(PyObject* self, PyObject* arg) {
   const KindExpr& e = *ExprOf(self);
   if (!PyUnicode_Check(arg)) {
@@ -469,17 +610,32 @@ PyObject* KindAlt(PyObject* self, PyObject* arg) {
     PyErr_Format(PyExc_ValueError, "No such comparison symbol: %R", arg);
     return nullptr;
   }
-  if (e.is_size() && e.cmp == "==") {
+  if (cmp == "==") return Py_NewRef(self);
+  if (cmp == "!=") return KindInvert(self);
+  const bool ordered = e.op == KindExpr::kAtom && !e.is_members() &&
+                       (e.classifier.is(Classifier::kSize) ||
+                        e.classifier.is(Classifier::kType) ||
+                        e.classifier.is(Classifier::kRcs) ||
+                        e.classifier.is(Classifier::kRefdby) ||
+                        e.classifier.is(Classifier::kVia));
+  if (ordered && e.cmp == "==") {
     auto alt = std::make_shared<KindExpr>(e);
     alt->cmp = cmp;
     return NewKind(alt);
   }
-  if (cmp == "==") return Py_NewRef(self);
-  if (cmp == "!=") return KindInvert(self);
+  if (ordered) {
+    PyErr_Format(PyExc_ValueError,
+                 "alt(%R): %s already compares ('%s'); alt() takes a kind "
+                 "compared with '=='",
+                 arg, e.Repr().c_str(), e.cmp.c_str());
+    return nullptr;
+  }
   PyErr_Format(PyExc_ValueError,
-               "alt(%R): orders are defined on plain Size kinds only (e.g. "
-               "hp.Size(64).alt('>=')); every kind has alt('==') (itself) "
-               "and alt('!=') (~kind). %s has no order here",
+               "alt(%R): %s has no order. Orders ('<', '<=', '>', '>=') are "
+               "defined on Size kinds (by size), Type kinds and Clodo kinds "
+               "of classes (by subtype), and Rcs, refdby and Via kinds (by "
+               "inclusion); every kind has alt('==') (itself) and alt('!=') "
+               "(~kind)",
                arg, e.Repr().c_str());
   return nullptr;
 }
@@ -488,10 +644,14 @@ PyObject* KindBrief(PyObject* self, void*) {
   return PyUnicode_FromString(ExprOf(self)->Brief().c_str());
 }
 
+// str(kind), print(kind): the brief, as Heapy's.
+PyObject* KindStr(PyObject* self) { return KindBrief(self, nullptr); }
+
 PyMethodDef kKindMethods[] = {
     {"alt", KindAlt, METH_O,
-     "alt(cmp) -> Kind: '==' the kind, '!=' its complement; Size kinds "
-     "also compare sizes with '<', '<=', '>', '>='."},
+     "alt(cmp) -> Kind: '==' the kind, '!=' its complement; '<', '<=', "
+     "'>', '>=' order Size kinds by size, Type kinds by subtype, Rcs, "
+     "refdby and Via kinds by inclusion."},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -510,6 +670,7 @@ PyType_Slot kKindSlots[] = {
                        "set & kind, set - kind; combine with ~, |, &.")},
     {Py_tp_dealloc, reinterpret_cast<void*>(KindDealloc)},
     {Py_tp_repr, reinterpret_cast<void*>(KindRepr)},
+    {Py_tp_str, reinterpret_cast<void*>(KindStr)},
     {Py_tp_hash, reinterpret_cast<void*>(KindHash)},
     {Py_tp_richcompare, reinterpret_cast<void*>(KindRichCompare)},
     {Py_tp_methods, kKindMethods},
@@ -529,9 +690,11 @@ PyType_Spec kKindSpec = {"annex.Kind", sizeof(KindObject), 0,
 Session* FactorySession(PyObject* self) {
   return reinterpret_cast<FactoryObject*>(self)->session;
 }
+const Classifier& FactoryClassifierOf(PyObject* self) {
+  return *reinterpret_cast<FactoryObject*>(self)->classifier;
+}
 Classifier::Part FactoryPart(PyObject* self) {
-  return static_cast<Classifier::Part>(
-      reinterpret_cast<FactoryObject*>(self)->part);
+  return FactoryClassifierOf(self).parts()[0];
 }
 
 // Whether a type the target has (or a static type of the process) is
@@ -573,25 +736,10 @@ bool CheckTypeName(Session* session, const std::string& name,
   // C++ strings leave it: inside, the target's thread state is current, so
   // no Python object is made and no error set there.
   std::vector<std::string> names;
-  absl::Status walked = [&]() -> absl::Status {
-    heap::HeapEngine::Question question(view->engine());
-    if (!question.status().ok()) return question.status();
-    absl::Status s = view->CheckQuestionMemory(nullptr, HeapView::Work::kWalk,
-                                               /*edges=*/false);
-    if (!s.ok()) return s;
-    absl::StatusOr<heap::HeapGraph> graph =
-        view->engine().Graph(heap::GraphOptions::NodesOnly());
-    if (!graph.ok()) return graph.status();
-    absl::flat_hash_set<PyTypeObject*> types;
-    for (uintptr_t a : graph->addresses) {
-      PyObject* o = reinterpret_cast<PyObject*>(a);
-      types.insert(Py_TYPE(o));
-      if (PyType_Check(o)) types.insert(reinterpret_cast<PyTypeObject*>(o));
-    }
-    names.reserve(types.size());
-    for (PyTypeObject* t : types) names.push_back(namer.Name(t));
-    return absl::OkStatus();
-  }();
+  absl::Status walked = ForEachHeapType(view, [&](PyTypeObject* t) {
+    names.push_back(namer.Name(t));
+    return false;
+  });
   if (!walked.ok()) {
     RaiseStatus(walked);
     return false;
@@ -655,11 +803,34 @@ bool TypeName(Session* session, PyObject* arg, std::string* name,
   return false;
 }
 
+// The kinds of classes and of their dicts, one spelling each (Heapy's
+// reprs, with names for its type addresses), so that every way to make
+// one gives the same kind: hp.Clodo(T) is hp.Type(T), hp.Clodo(dictof=T)
+// is hp.Type(T).dictof and hp.Type.dictof(T).
+Expr TypeAtom(const std::string& name) {
+  return Atom(Classifier(Classifier::kType), name,
+              absl::StrCat("hp.Type(", Quote(name), ")"));
+}
+Expr DictOfAtom(const std::string& owner) {
+  return Atom(Classifier(Classifier::kClodo), "dict of " + owner,
+              absl::StrCat("hp.Type(", Quote(owner), ").dictof"));
+}
+Expr NoOwnerAtom() {
+  return Atom(Classifier(Classifier::kClodo), kNoOwnerDict,
+              "hp.Clodo(dictof=())");
+}
+// Heapy's notdict: everything that is not a dict.
+Expr NotDictExpr() {
+  auto e = std::make_shared<KindExpr>();
+  e->op = KindExpr::kNot;
+  e->a = TypeAtom("dict");
+  return e;
+}
+
 PyObject* MakeType(Session* session, PyObject* arg) {
   std::string name;
   if (!TypeName(session, arg, &name, "hp.Type()")) return nullptr;
-  return NewKind(Atom(Classifier(Classifier::kType), name,
-                      absl::StrCat("hp.Type(", Quote(name), ")")));
+  return NewKind(TypeAtom(name));
 }
 
 PyObject* MakeClodo(Session* session, PyObject* args, PyObject* kwds) {
@@ -685,18 +856,17 @@ PyObject* MakeClodo(Session* session, PyObject* args, PyObject* kwds) {
                       "dictof=() etc");
       return nullptr;
     }
+    // Heapy's Clodo kind of a class is that class's Type kind.
     std::string name;
     if (!TypeName(session, kind, &name, "hp.Clodo()")) return nullptr;
-    return NewKind(
-        Atom(clodo, name, absl::StrCat("hp.Clodo(", Quote(name), ")")));
+    return NewKind(TypeAtom(name));
   }
   if (PyTuple_Check(dictof) && PyTuple_GET_SIZE(dictof) == 0) {
-    return NewKind(Atom(clodo, kNoOwnerDict, "hp.Clodo(dictof=())"));
+    return NewKind(NoOwnerAtom());
   }
   std::string name;
   if (!TypeName(session, dictof, &name, "hp.Clodo(dictof=...)")) return nullptr;
-  return NewKind(Atom(clodo, "dict of " + name,
-                      absl::StrCat("hp.Clodo(dictof=", Quote(name), ")")));
+  return NewKind(DictOfAtom(name));
 }
 
 PyObject* MakeSize(PyObject* arg) {
@@ -841,30 +1011,151 @@ PyObject* MakeVia(PyObject* args) {
            absl::StrCat("hp.Via(", absl::StrJoin(reprs, ", "), ")")));
 }
 
-PyObject* MakeRcs(Session* session, PyObject* args) {
-  std::vector<std::string> names, reprs;
+// Heapy's repr of a classifier: hp.Type, hp.Clodo.refdby (hp.Rcs),
+// hp.Type.refdby.refdby, (hp.Type & hp.Size), hp.Type.dictof.
+std::string ErRepr(const Classifier& c) {
+  if (c.parts().size() > 1) {
+    std::vector<std::string> parts;
+    for (size_t i = 0; i < c.parts().size(); ++i) {
+      parts.push_back(ErRepr(c.PartAt(i)));
+    }
+    return absl::StrCat("(", absl::StrJoin(parts, " & "), ")");
+  }
+  switch (c.parts()[0]) {
+    case Classifier::kRcs:
+      return "hp.Clodo.refdby";
+    case Classifier::kRefdby:
+      return ErRepr(*c.base(0)) + ".refdby";
+    default:
+      return "hp." + c.PartName(c.parts()[0]);
+  }
+}
+
+// The argument that makes the kind of `base` shown as `label` (Heapy's
+// userkindargrepr): hp.Clodo's 'T', dictof='T' or dictof=(); hp.Size's n.
+std::string KindArgRepr(const Classifier& base, const std::string& label) {
+  const bool no_owner = label == kNoOwnerDict;
+  const bool dict_of = absl::StartsWith(label, "dict of ");
+  if (base.is(Classifier::kClodo)) {
+    if (no_owner) return "dictof=()";
+    if (dict_of) return "dictof=" + Quote(label.substr(8));
+  }
+  if (base.is(Classifier::kDictOf)) {
+    if (label == kNotDictKind) return "None";
+    if (no_owner) return "()";
+    if (dict_of) return Quote(label.substr(8));
+  }
+  if (base.is(Classifier::kSize)) {
+    return std::string(absl::StripLeadingAsciiWhitespace(label));
+  }
+  if (base.is(Classifier::kVia)) return label;
+  if (base.is(Classifier::kUnity)) return "";
+  if (base.is(Classifier::kId) && absl::StartsWith(label, "<id ")) {
+    return label.substr(4, label.size() - 5);
+  }
+  if (base.is(Classifier::kProd)) {
+    const size_t colon = label.rfind(':');
+    if (label == kUnknownProducer || colon == std::string::npos) return "";
+    return absl::StrCat(Quote(label.substr(0, colon)), ", ",
+                        label.substr(colon + 1));
+  }
+  return Quote(label);
+}
+
+// hp.X.sokind(a)(b): the kinds in label order, so one set has one repr.
+std::string SoKindRepr(const Classifier& base,
+                       const std::vector<std::string>& labels) {
+  std::string out = ErRepr(base) + ".sokind";
+  if (labels.empty()) out += "()";
+  for (const std::string& l : labels) {
+    absl::StrAppend(&out, "(", KindArgRepr(base, l), ")");
+  }
+  return out;
+}
+
+// The kind of base.refdby: objects whose referrers' kinds under `base`
+// are exactly `labels`; `label`, when given, is the kind's label as a
+// table shows it (a row's, whose elements may hold ", " themselves).
+Expr RefdbyAtom(const Classifier& base, std::vector<std::string> labels,
+                const std::string* label = nullptr) {
+  std::sort(labels.begin(), labels.end());
+  labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
+  Expr e = Atom(Classifier::Refdby(base),
+                label != nullptr ? *label : RenderRcs(labels, false),
+                SoKindRepr(base, labels) + ".refdby");
+  std::const_pointer_cast<KindExpr>(e)->elements = std::move(labels);
+  return e;
+}
+
+// The label of `kind`, a kind of `base` compared with '==' (for sokind and
+// refdby). false with ValueError otherwise.
+bool BaseKindLabel(const Classifier& base, PyObject* kind, std::string* out) {
+  const KindExpr& e = *ExprOf(kind);
+  if (base.is(Classifier::kDictOf) && e.op == KindExpr::kNot &&
+      e.a->op == KindExpr::kAtom && e.a->classifier.is(Classifier::kType) &&
+      e.a->label == "dict") {
+    *out = kNotDictKind;
+    return true;
+  }
+  bool fits = e.op == KindExpr::kAtom && !e.is_members() && e.cmp == "==";
+  if (fits) {
+    const Classifier& c = e.classifier;
+    const bool dict_kind = c.is(Classifier::kClodo);
+    fits = c == base ||
+           (base.is(Classifier::kClodo) && c.is(Classifier::kType)) ||
+           (base.is(Classifier::kDictOf) && dict_kind);
+  }
+  if (!fits) {
+    PyErr_Format(PyExc_ValueError,
+                 "%s is not a kind of %s (compared with '=='): sokind and "
+                 "refdby take kinds of their base classifier",
+                 e.Repr().c_str(), ErRepr(base).c_str());
+    return false;
+  }
+  *out = e.label;
+  return true;
+}
+
+bool IsSoKind(PyObject* o) { return IsAnnexType(o, "SoKind"); }
+SoKindObject* SoKindOf(PyObject* o) {
+  return reinterpret_cast<SoKindObject*>(o);
+}
+
+// hp.X.refdby(...) (and hp.Rcs(...)): the kind of objects whose referrers'
+// kinds under X are exactly those given: SoKinds of X, kinds of X, or
+// (X Clodo or Type) types or their names.
+PyObject* MakeRefdby(Session* session, const Classifier& base, PyObject* args) {
+  std::vector<std::string> labels;
   for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args); ++i) {
     PyObject* a = PyTuple_GET_ITEM(args, i);
-    std::string name;
-    if (IsKind(a)) {
-      const KindExpr& e = *ExprOf(a);
-      if (e.op != KindExpr::kAtom || e.cmp != "==" ||
-          !(e.classifier.is(Classifier::kClodo) ||
-            e.classifier.is(Classifier::kType))) {
-        PyErr_SetString(PyExc_ValueError,
-                        "hp.Rcs() takes Clodo or Type kinds (or their names)");
+    std::string label;
+    if (IsSoKind(a)) {
+      const Classifier& c = FactoryClassifierOf(SoKindOf(a)->er);
+      if (!(c == base)) {
+        PyErr_Format(PyExc_ValueError,
+                     "expected a SoKind of %s, the argument is one of %s",
+                     ErRepr(base).c_str(), ErRepr(c).c_str());
         return nullptr;
       }
-      name = e.label;
-    } else if (!TypeName(session, a, &name)) {
+      labels.insert(labels.end(), SoKindOf(a)->labels->begin(),
+                    SoKindOf(a)->labels->end());
+      continue;
+    }
+    if (IsKind(a)) {
+      if (!BaseKindLabel(base, a, &label)) return nullptr;
+    } else if (base.is(Classifier::kClodo) || base.is(Classifier::kType)) {
+      if (!TypeName(session, a, &label)) return nullptr;
+    } else {
+      PyErr_Format(PyExc_TypeError,
+                   "%s.refdby() takes SoKinds (%s.sokind(...)) or kinds of "
+                   "%s, not %.100s",
+                   ErRepr(base).c_str(), ErRepr(base).c_str(),
+                   ErRepr(base).c_str(), Py_TYPE(a)->tp_name);
       return nullptr;
     }
-    names.push_back(name);
-    reprs.push_back(Quote(name));
+    labels.push_back(label);
   }
-  return NewKind(
-      Atom(Classifier(Classifier::kRcs), RenderRcs(names, false),
-           absl::StrCat("hp.Rcs(", absl::StrJoin(reprs, ", "), ")")));
+  return NewKind(RefdbyAtom(base, std::move(labels)));
 }
 
 // The kind `k` as the owner kind of dicts (kind.dictof): a Type kind or a
@@ -891,8 +1182,7 @@ Expr DictOfExpr(const Expr& k) {
                  k->Repr().c_str());
     return nullptr;
   }
-  return Atom(Classifier(Classifier::kClodo), "dict of " + k->label,
-              k->Repr() + ".dictof");
+  return DictOfAtom(k->label);
 }
 
 PyObject* KindDictOf(PyObject* self, void*) {
@@ -901,23 +1191,14 @@ PyObject* KindDictOf(PyObject* self, void*) {
 }
 
 PyObject* MakeDictOf(Session* session, PyObject* arg) {
-  Classifier clodo(Classifier::kClodo);
-  if (arg == Py_None) {
-    // Heapy's notdict: everything that is not a dict.
-    auto e = std::make_shared<KindExpr>();
-    e->op = KindExpr::kNot;
-    e->a = Atom(Classifier(Classifier::kType), "dict", "hp.Type.Dict");
-    e->repr = "hp.Type.dictof(None)";
-    return NewKind(e);
-  }
+  if (arg == Py_None) return NewKind(NotDictExpr());
   if (PyTuple_Check(arg) && PyTuple_GET_SIZE(arg) == 0) {
-    return NewKind(Atom(clodo, kNoOwnerDict, "hp.Type.dictof(())"));
+    return NewKind(NoOwnerAtom());
   }
   if (IsKind(arg)) return KindDictOf(arg, nullptr);
   std::string name;
   if (!TypeName(session, arg, &name, "hp.Type.dictof()")) return nullptr;
-  return NewKind(Atom(clodo, "dict of " + name,
-                      absl::StrCat("hp.Type.dictof(", Quote(name), ")")));
+  return NewKind(DictOfAtom(name));
 }
 
 // hp.Idset(ids or IdSets...): Heapy's Idset called gives the set of those
@@ -951,7 +1232,8 @@ PyObject* MakeIdset(Session* session, PyObject* args) {
 }
 
 const Classifier* FactoryCombo(PyObject* self) {
-  return reinterpret_cast<FactoryObject*>(self)->combo;
+  const Classifier& c = FactoryClassifierOf(self);
+  return c.parts().size() > 1 ? &c : nullptr;
 }
 int FactoryVariantOf(PyObject* self) {
   return reinterpret_cast<FactoryObject*>(self)->variant;
@@ -1009,8 +1291,13 @@ PyObject* FactoryCall(PyObject* self, PyObject* args, PyObject* kwds) {
       if (!no_kwds) break;
       return MakeVia(args);
     case Classifier::kRcs:
+    case Classifier::kRefdby:
       if (!no_kwds) break;
-      return MakeRcs(session, args);
+      return MakeRefdby(session,
+                        part == Classifier::kRcs
+                            ? Classifier(Classifier::kClodo)
+                            : *FactoryClassifierOf(self).base(0),
+                        args);
     case Classifier::kUnity:
       if (nargs != 0 || !no_kwds) {
         PyErr_SetString(PyExc_TypeError,
@@ -1040,8 +1327,7 @@ PyObject* FactoryCall(PyObject* self, PyObject* args, PyObject* kwds) {
   return nullptr;
 }
 
-PyObject* NewFactory(Session* session, Classifier::Part part,
-                     const Classifier* combo, int variant) {
+PyObject* NewFactory(Session* session, const Classifier& c, int variant) {
   PyTypeObject* t = ModuleType("KindFactory");
   if (t == nullptr) return nullptr;
   PyObject* obj = PyType_GenericAlloc(t, 0);
@@ -1049,45 +1335,26 @@ PyObject* NewFactory(Session* session, Classifier::Part part,
   if (obj == nullptr) return nullptr;
   auto* f = reinterpret_cast<FactoryObject*>(obj);
   f->session = session;
-  f->part = part;
-  f->combo = combo != nullptr ? new Classifier(*combo) : nullptr;
+  f->classifier = new Classifier(c);
   f->variant = variant;
   return obj;
 }
 
 bool IsFactory(PyObject* o) { return IsAnnexType(o, "KindFactory"); }
 
-// The classifier a factory partitions by; InvalidArgument for one that
-// makes kinds only (hp.Type.dictof).
+// The classifier a factory partitions by.
 absl::StatusOr<Classifier> FactoryClassifier(PyObject* self) {
-  if (FactoryVariantOf(self) == kDictOf) {
-    return absl::InvalidArgumentError(
-        "by(hp.Type.dictof): not a partition here; x.byclodo puts each dict "
-        "in the row of its owner's type ('dict of T', 'dict (no owner)')");
-  }
-  if (FactoryCombo(self) != nullptr) return *FactoryCombo(self);
-  return Classifier(FactoryPart(self));
+  return FactoryClassifierOf(self);
 }
 
 // er & er: Heapy's combined equivalence relation (hp.Type & hp.Size), the
 // same as by('Type&Size'); a part given twice counts once.
 PyObject* FactoryAnd(PyObject* a, PyObject* b) {
   if (!IsFactory(a) || !IsFactory(b)) Py_RETURN_NOTIMPLEMENTED;
-  std::vector<std::string> names;
-  for (PyObject* f : {a, b}) {
-    absl::StatusOr<Classifier> c = FactoryClassifier(f);
-    if (!c.ok()) return RaiseStatus(c.status());
-    for (Classifier::Part p : c->parts()) {
-      const std::string n = Classifier::PartName(p);
-      if (std::find(names.begin(), names.end(), n) == names.end()) {
-        names.push_back(n);
-      }
-    }
-  }
-  absl::StatusOr<Classifier> c = Classifier::Parse(absl::StrJoin(names, "&"));
-  if (!c.ok()) return RaiseStatus(c.status());
-  return NewFactory(FactorySession(a), c->parts()[0],
-                    c->parts().size() > 1 ? &*c : nullptr, kPlain);
+  const Classifier c =
+      Classifier::And(FactoryClassifierOf(a), FactoryClassifierOf(b));
+  return NewFactory(FactorySession(a), c,
+                    c.parts().size() == 1 ? FactoryVariantOf(a) : kPlain);
 }
 
 // hp.Type.Dict, hp.Type.Int, hp.Type.Code...: Heapy's shorthands, the
@@ -1129,77 +1396,110 @@ PyObject* TypeShorthand(PyObject* self, PyObject* name) {
   return kind;
 }
 
-// hp.Type.dictof, hp.Clodo.refdby (hp.Rcs), and hp.Type's shorthands
-// (hp.Type.Dict).
+// er.refdby (every classifier: Heapy's, objects by their referrers' kinds
+// under er; hp.Clodo.refdby is hp.Rcs), hp.Type.dictof (hp.Clodo.dictof
+// is the same), and hp.Type's shorthands (hp.Type.Dict).
 PyObject* FactoryGetattro(PyObject* self, PyObject* name) {
   PyObject* found = PyObject_GenericGetAttr(self, name);
-  if (found != nullptr || !PyErr_ExceptionMatches(PyExc_AttributeError) ||
-      FactoryCombo(self) != nullptr || FactoryVariantOf(self) != kPlain) {
+  if (found != nullptr || !PyErr_ExceptionMatches(PyExc_AttributeError)) {
     return found;
   }
   const char* n = PyUnicode_AsUTF8(name);
   if (n == nullptr) return nullptr;
+  if (std::strcmp(n, "refdby") == 0) {
+    PyErr_Clear();
+    return NewFactory(FactorySession(self),
+                      Classifier::Refdby(FactoryClassifierOf(self)), kPlain);
+  }
+  if (FactoryCombo(self) != nullptr || FactoryVariantOf(self) != kPlain) {
+    return found;
+  }
   const Classifier::Part part = FactoryPart(self);
   if (std::strcmp(n, "dictof") == 0) {
     if (part != Classifier::kType && part != Classifier::kClodo) {
       PyErr_Format(PyExc_AttributeError,
-                   "hp.%s.dictof: dictof is offered for hp.Type (dicts by "
-                   "their owner's type)",
-                   Classifier::PartName(part).c_str());
+                   "%s.dictof: dictof is offered for hp.Type and hp.Clodo "
+                   "(dicts by their owner's type)",
+                   ErRepr(FactoryClassifierOf(self)).c_str());
       return nullptr;
     }
     PyErr_Clear();
-    return NewFactory(FactorySession(self), Classifier::kType, nullptr,
+    return NewFactory(FactorySession(self), Classifier(Classifier::kDictOf),
                       kDictOf);
-  }
-  if (std::strcmp(n, "refdby") == 0) {
-    if (part != Classifier::kClodo) {
-      PyErr_Format(PyExc_AttributeError,
-                   "hp.%s.refdby: refdby is offered for hp.Clodo "
-                   "(hp.Clodo.refdby is hp.Rcs: objects by the Clodo kinds "
-                   "of their referrers)",
-                   Classifier::PartName(part).c_str());
-      return nullptr;
-    }
-    PyErr_Clear();
-    return NewFactory(FactorySession(self), Classifier::kRcs, nullptr, kPlain);
   }
   if (part != Classifier::kType) return found;
   return TypeShorthand(self, name);
 }
 
 PyObject* FactoryRepr(PyObject* self) {
-  if (FactoryVariantOf(self) == kDictOf) {
-    return PyUnicode_FromString("hp.Type.dictof");
-  }
   if (FactoryVariantOf(self) == kIdset) return PyUnicode_FromString("hp.Idset");
-  std::vector<std::string> names;
-  if (const Classifier* c = FactoryCombo(self)) {
-    for (Classifier::Part p : c->parts()) {
-      names.push_back("hp." + Classifier::PartName(p));
-    }
-  } else {
-    names.push_back("hp." + Classifier::PartName(FactoryPart(self)));
-  }
-  return PyUnicode_FromString(absl::StrJoin(names, " & ").c_str());
+  return PyUnicode_FromString(ErRepr(FactoryClassifierOf(self)).c_str());
 }
 
 PyObject* FactoryName(PyObject* self, void*) {
-  if (FactoryVariantOf(self) == kDictOf) {
-    return PyUnicode_FromString("Type.dictof");
-  }
   if (FactoryVariantOf(self) == kIdset) return PyUnicode_FromString("Idset");
-  absl::StatusOr<Classifier> c = FactoryClassifier(self);
-  if (!c.ok()) return RaiseStatus(c.status());
-  return PyUnicode_FromString(c->Name().c_str());
+  return PyUnicode_FromString(FactoryClassifierOf(self).Name().c_str());
+}
+
+PyObject* FactoryRichCompare(PyObject* a, PyObject* b, int op) {
+  if ((op != Py_EQ && op != Py_NE) || !IsFactory(b)) {
+    Py_RETURN_NOTIMPLEMENTED;
+  }
+  const bool eq = FactoryClassifierOf(a) == FactoryClassifierOf(b) &&
+                  FactoryVariantOf(a) == FactoryVariantOf(b);
+  return PyBool_FromLong(op == Py_EQ ? eq : !eq);
+}
+
+Py_hash_t FactoryHash(PyObject* self) {
+  PyObject* r = FactoryRepr(self);
+  if (r == nullptr) return -1;
+  Py_hash_t h = PyObject_Hash(r);
+  Py_DECREF(r);
+  return h;
+}
+
+PyObject* NewSoKind(PyObject* er, std::vector<std::string> labels);
+
+// er.sokind(...): Heapy's set of kinds of er, the arguments those of
+// calling er; no argument: the empty set.
+PyObject* FactorySokind(PyObject* self, PyObject* args, PyObject* kwds) {
+  if (PyTuple_GET_SIZE(args) == 0 &&
+      (kwds == nullptr || PyDict_GET_SIZE(kwds) == 0)) {
+    return NewSoKind(self, {});
+  }
+  PyObject* kind = FactoryCall(self, args, kwds);
+  if (kind == nullptr) return nullptr;
+  std::string label;
+  const bool ok =
+      IsKind(kind) && BaseKindLabel(FactoryClassifierOf(self), kind, &label);
+  if (!IsKind(kind)) {
+    PyErr_Format(PyExc_TypeError, "%s.sokind(): %s makes no kind",
+                 ErRepr(FactoryClassifierOf(self)).c_str(),
+                 ErRepr(FactoryClassifierOf(self)).c_str());
+  }
+  Py_DECREF(kind);
+  if (!ok) return nullptr;
+  return NewSoKind(self, {label});
 }
 
 void FactoryDealloc(PyObject* self) {
   PyTypeObject* type = Py_TYPE(self);
-  delete reinterpret_cast<FactoryObject*>(self)->combo;
+  delete reinterpret_cast<FactoryObject*>(self)->classifier;
   type->tp_free(self);
   Py_DECREF(type);
 }
+
+PyMethodDef kFactoryMethods[] = {
+    {"sokind",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(FactorySokind)),
+     METH_VARARGS | METH_KEYWORDS,
+     "sokind(...) -> SoKind: a set of kinds of this classifier, made from "
+     "the arguments of calling it (hp.Clodo.sokind(list)); called again it "
+     "adds a kind (hp.Clodo.sokind(list)(dictof=())); its .refdby is the "
+     "kind of this classifier's refdby (objects referred to by exactly "
+     "those kinds)."},
+    {nullptr, nullptr, 0, nullptr},
+};
 
 PyGetSetDef kFactoryGetSet[] = {
     {"name", FactoryName, nullptr,
@@ -1220,6 +1520,9 @@ PyType_Slot kFactorySlots[] = {
     {Py_tp_call, reinterpret_cast<void*>(FactoryCall)},
     {Py_tp_getattro, reinterpret_cast<void*>(FactoryGetattro)},
     {Py_tp_getset, kFactoryGetSet},
+    {Py_tp_methods, kFactoryMethods},
+    {Py_tp_richcompare, reinterpret_cast<void*>(FactoryRichCompare)},
+    {Py_tp_hash, reinterpret_cast<void*>(FactoryHash)},
     {Py_tp_repr, reinterpret_cast<void*>(FactoryRepr)},
     {Py_nb_and, reinterpret_cast<void*>(FactoryAnd)},
     {0, nullptr},
@@ -1227,6 +1530,99 @@ PyType_Slot kFactorySlots[] = {
 
 PyType_Spec kFactorySpec = {"annex.KindFactory", sizeof(FactoryObject), 0,
                             Py_TPFLAGS_DEFAULT, kFactorySlots};
+
+// --------------------------------------------------------- SoKind type
+
+PyObject* NewSoKind(PyObject* er, std::vector<std::string> labels) {
+  PyTypeObject* t = ModuleType("SoKind");
+  if (t == nullptr) return nullptr;
+  PyObject* obj = PyType_GenericAlloc(t, 0);
+  Py_DECREF(t);
+  if (obj == nullptr) return nullptr;
+  std::sort(labels.begin(), labels.end());
+  labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
+  SoKindOf(obj)->er = Py_NewRef(er);
+  SoKindOf(obj)->labels = new std::vector<std::string>(std::move(labels));
+  return obj;
+}
+
+void SoKindDealloc(PyObject* self) {
+  PyTypeObject* type = Py_TYPE(self);
+  Py_XDECREF(SoKindOf(self)->er);
+  delete SoKindOf(self)->labels;
+  type->tp_free(self);
+  Py_DECREF(type);
+}
+
+const Classifier& SoKindBase(PyObject* self) {
+  return FactoryClassifierOf(SoKindOf(self)->er);
+}
+
+PyObject* SoKindObjRepr(PyObject* self) {
+  return PyUnicode_FromString(
+      SoKindRepr(SoKindBase(self), *SoKindOf(self)->labels).c_str());
+}
+
+// sok(...): the set with one more kind, made as er(...) makes it.
+PyObject* SoKindCall(PyObject* self, PyObject* args, PyObject* kwds) {
+  PyObject* one = FactorySokind(SoKindOf(self)->er, args, kwds);
+  if (one == nullptr) return nullptr;
+  std::vector<std::string> labels = *SoKindOf(self)->labels;
+  labels.insert(labels.end(), SoKindOf(one)->labels->begin(),
+                SoKindOf(one)->labels->end());
+  Py_DECREF(one);
+  return NewSoKind(SoKindOf(self)->er, std::move(labels));
+}
+
+PyObject* SoKindRefdby(PyObject* self, void*) {
+  return NewKind(RefdbyAtom(SoKindBase(self), *SoKindOf(self)->labels));
+}
+
+PyObject* SoKindEr(PyObject* self, void*) {
+  return Py_NewRef(SoKindOf(self)->er);
+}
+
+PyObject* SoKindRichCompare(PyObject* a, PyObject* b, int op) {
+  if ((op != Py_EQ && op != Py_NE) || !IsSoKind(b)) {
+    Py_RETURN_NOTIMPLEMENTED;
+  }
+  const bool eq = SoKindBase(a) == SoKindBase(b) &&
+                  *SoKindOf(a)->labels == *SoKindOf(b)->labels;
+  return PyBool_FromLong(op == Py_EQ ? eq : !eq);
+}
+
+Py_hash_t SoKindHash(PyObject* self) {
+  PyObject* r = SoKindObjRepr(self);
+  if (r == nullptr) return -1;
+  Py_hash_t h = PyObject_Hash(r);
+  Py_DECREF(r);
+  return h;
+}
+
+PyGetSetDef kSoKindGetSet[] = {
+    {"refdby", SoKindRefdby, nullptr,
+     "the kind of er.refdby: objects whose referrers' kinds under er are "
+     "exactly these",
+     nullptr},
+    {"er", SoKindEr, nullptr, "the classifier of the kinds", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyType_Slot kSoKindSlots[] = {
+    {Py_tp_doc,
+     const_cast<char*>("A set of kinds of one classifier (Heapy's er.sokind): "
+                       "call it to add a kind; .refdby is er.refdby's kind.")},
+    {Py_tp_dealloc, reinterpret_cast<void*>(SoKindDealloc)},
+    {Py_tp_repr, reinterpret_cast<void*>(SoKindObjRepr)},
+    {Py_tp_call, reinterpret_cast<void*>(SoKindCall)},
+    {Py_tp_getset, kSoKindGetSet},
+    {Py_tp_richcompare, reinterpret_cast<void*>(SoKindRichCompare)},
+    {Py_tp_hash, reinterpret_cast<void*>(SoKindHash)},
+    {0, nullptr},
+};
+
+PyType_Spec kSoKindSpec = {"annex.SoKind", sizeof(SoKindObject), 0,
+                           Py_TPFLAGS_DEFAULT, kSoKindSlots};
 
 // ------------------------------------------------------------ IdSet side
 
@@ -1282,7 +1678,10 @@ PyObject* IdSetKindsAttr(PyObject* self, const char* name) {
   if (n == "by") return PyCFunction_New(&kByMethod, self);
   if (n == "partition") return IdSetPartition(self);
   if (n == "er") {
-    return PyUnicode_FromString(SetOf(self).classifier.Name().c_str());
+    // Heapy's: the classifier object (hp.Clodo, (hp.Type & hp.Size)).
+    const Classifier& c = SetOf(self).classifier;
+    return NewFactory(IdSetSession(self), c,
+                      c.is(Classifier::kDictOf) ? kDictOf : kPlain);
   }
   if (n == "parts") {
     // One pass for all rows (a pass per row took 20.9 s for 834 rows of
@@ -1318,26 +1717,43 @@ PyObject* IdSetKindOf(PyObject* self) {
     return nullptr;
   }
   const Classifier& c = set.classifier;
+  const std::string& kind = rows[0].kind;
   if (c.is(Classifier::kSize)) {
     auto e = std::make_shared<KindExpr>();
     e->classifier = c;
     e->size = set.sizes[0];
-    e->label = rows[0].kind;
+    e->label = kind;
     e->repr = absl::StrCat("hp.Size(", e->size, ")");
     return NewKind(e);
   }
-  std::string repr =
-      c.parts().size() == 1 &&
-              (c.is(Classifier::kType) || c.is(Classifier::kClodo))
-          ? absl::StrCat("hp.", c.Name(), "(", Quote(rows[0].kind), ")")
-          : absl::StrCat("<", c.Name(), " kind ", Quote(rows[0].kind), ">");
-  if (c.is(Classifier::kClodo) && rows[0].kind.rfind("dict ", 0) == 0) {
-    repr = rows[0].kind == kNoOwnerDict
-               ? "hp.Clodo(dictof=())"
-               : absl::StrCat("hp.Clodo(dictof=", Quote(rows[0].kind.substr(8)),
-                              ")");
+  // Heapy's kinds: a class's (Clodo or Type) is its Type kind, a dict's
+  // that of its owner's type's dicts.
+  if (c.is(Classifier::kClodo) || c.is(Classifier::kType) ||
+      c.is(Classifier::kDictOf)) {
+    if (c.is(Classifier::kDictOf) && kind == kNotDictKind) {
+      return NewKind(NotDictExpr());
+    }
+    if (!c.is(Classifier::kType) && kind == kNoOwnerDict) {
+      return NewKind(NoOwnerAtom());
+    }
+    if (!c.is(Classifier::kType) && absl::StartsWith(kind, "dict of ")) {
+      return NewKind(DictOfAtom(kind.substr(8)));
+    }
+    return NewKind(TypeAtom(kind));
   }
-  return NewKind(Atom(c, rows[0].kind, repr));
+  if (c.is(Classifier::kRcs) || c.is(Classifier::kRefdby)) {
+    // The referrers' kinds, as the label joins them (a base whose own
+    // kinds hold ", ", such as Rcs or Via, splits them too: the kind
+    // selects by the row's label, but its repr and orders see more kinds).
+    std::vector<std::string> labels;
+    if (kind != "<Nothing>") labels = absl::StrSplit(kind, ", ");
+    return NewKind(RefdbyAtom(
+        c.is(Classifier::kRcs) ? Classifier(Classifier::kClodo) : *c.base(0),
+        std::move(labels), &kind));
+  }
+  if (c.is(Classifier::kId)) return NewKind(IdAtom(set.addresses[0]));
+  return NewKind(
+      Atom(c, kind, absl::StrCat("<", c.Name(), " kind ", Quote(kind), ">")));
 }
 
 PyObject* KindsBinary(PyObject* a, PyObject* b, char op) {
@@ -1443,6 +1859,13 @@ int AddKindTypes(PyObject* module) {
     Py_DECREF(factory);
     return -1;
   }
+  PyObject* sokind = PyType_FromModuleAndSpec(module, &kSoKindSpec, nullptr);
+  if (sokind == nullptr) return -1;
+  reinterpret_cast<PyTypeObject*>(sokind)->tp_new = nullptr;
+  if (PyModule_AddObject(module, "SoKind", sokind) < 0) {
+    Py_DECREF(sokind);
+    return -1;
+  }
   // x.partition (hp_partition.cc).
   return AddPartitionTypes(module);
 }
@@ -1450,7 +1873,7 @@ int AddKindTypes(PyObject* module) {
 PyObject* HpKindFactory(Session* session, const char* name) {
   const std::string n = name;
   if (n == "Idset") {
-    return NewFactory(session, Classifier::kId, nullptr, kIdset);
+    return NewFactory(session, Classifier(Classifier::kId), kIdset);
   }
   static const Classifier::Part kParts[] = {
       Classifier::kType,   Classifier::kClodo, Classifier::kSize,
@@ -1458,7 +1881,7 @@ PyObject* HpKindFactory(Session* session, const char* name) {
       Classifier::kUnity,  Classifier::kId,    Classifier::kProd};
   for (Classifier::Part part : kParts) {
     if (n == Classifier::PartName(part)) {
-      return NewFactory(session, part, nullptr, kPlain);
+      return NewFactory(session, Classifier(part), kPlain);
     }
   }
   return nullptr;

@@ -3,10 +3,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
@@ -58,6 +61,53 @@ struct Monitor::State {
     recorder.reset();
   }
 };
+
+namespace {
+
+constexpr char kExiting[] =
+    "annex: the program is exiting (Python is finalizing): the annex runs "
+    "no more commands";
+
+// The monitors whose console stays up, refusing commands, while Python
+// finalizes (before_atexit_stop below). The last step of finalization
+// (Py_AtExit) closes their consoles, so that no socket outlives a host
+// that never calls Stop(). A process-wide list: Py_AtExit takes a plain
+// function, and the monitors it serves come and go (Monitor::Stop removes
+// its own).
+struct ExitingConsoles {
+  std::mutex mu;
+  // Per monitor (its state's address): what closes its console.
+  std::vector<std::pair<const void*, std::function<void()>>> closers
+      ABSL_GUARDED_BY(mu);
+  bool hooked ABSL_GUARDED_BY(mu) = false;
+};
+
+ExitingConsoles& Exiting() {
+  static auto* exiting = new ExitingConsoles();  // never destroyed
+  return *exiting;
+}
+
+// Py_AtExit's callback: the end of Py_FinalizeEx. Where: the finalizing
+// thread; no Python is used (Python is gone).
+void CloseExitingConsoles() {
+  ExitingConsoles& exiting = Exiting();
+  std::lock_guard<std::mutex> lock(exiting.mu);
+  exiting.hooked = false;  // a later Py_Initialize starts afresh
+  for (auto& [state, close] : exiting.closers) close();
+  exiting.closers.clear();
+}
+
+// Monitor::Stop: this monitor closes its own console from now on.
+void ForgetExitingConsole(const void* state) {
+  ExitingConsoles& exiting = Exiting();
+  std::lock_guard<std::mutex> lock(exiting.mu);
+  auto& v = exiting.closers;
+  v.erase(std::remove_if(v.begin(), v.end(),
+                         [state](const auto& c) { return c.first == state; }),
+          v.end());
+}
+
+}  // namespace
 
 Monitor::Monitor() : state_(std::make_unique<State>()) {}
 
@@ -145,10 +195,26 @@ absl::Status Monitor::Start(const Options& options) {
     python::FlushDeathWatch();
   };
   annex.before_atexit_stop = [st] {
-    std::lock_guard<std::mutex> lock(st->console_mu);
-    // The console last: it stays attachable while a walk in flight ends.
-    st->StopWatchdog();
-    if (st->console) st->console->Stop();
+    {
+      std::lock_guard<std::mutex> lock(st->console_mu);
+      st->StopWatchdog();
+    }
+    // The console stays attachable while a walk in flight ends, and then
+    // through CPython's finalization, refusing every command with a clear
+    // message instead of vanishing; Stop() or the end of finalization
+    // closes it.
+    if (st->console_executor) st->console_executor->Refuse(kExiting);
+    if (st->host_executor) st->host_executor->Refuse(kExiting);
+    ExitingConsoles& exiting = Exiting();
+    std::lock_guard<std::mutex> lock(exiting.mu);
+    exiting.closers.emplace_back(st, [st] {
+      std::lock_guard<std::mutex> clock(st->console_mu);
+      if (st->console) st->console->Stop();
+      st->console.reset();
+    });
+    if (!exiting.hooked) {
+      exiting.hooked = Py_AtExit(&CloseExitingConsoles) == 0;
+    }
   };
   auto runtime = python::AnnexRuntime::Start(std::move(annex));
   if (!runtime.ok()) return runtime.status();
@@ -271,6 +337,7 @@ absl::Status Monitor::Stop() {
     return absl::OkStatus();
   }
   std::lock_guard<std::mutex> lock(state_->mu);
+  ForgetExitingConsole(state_.get());
   {
     // The console's Stop waits for the commands in flight and for clients
     // that just left (their namespaces are dropped on the annex thread),
@@ -307,6 +374,9 @@ namespace {
 // What ExecInAnnex returns for a console reply.
 absl::StatusOr<std::string> ReplyToResult(const console::Reply& reply) {
   if (reply.status == console::ReplyStatus::kOk) return reply.output;
+  if (reply.status == console::ReplyStatus::kRefused) {
+    return absl::UnavailableError(reply.error);
+  }
   if (reply.exit_code == 3 && reply.output.empty()) {
     return absl::UnavailableError(reply.error);
   }

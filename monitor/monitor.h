@@ -15,7 +15,9 @@
 //   Py_FinalizeEx();
 //
 // If the host finalizes without Stop(), the monitor stops itself first (an
-// atexit callback in the target): no hang, no crash. Nothing Annex does
+// atexit callback in the target): no hang, no crash. Its console then
+// refuses commands, saying the program is exiting, until the end of
+// Py_FinalizeEx() closes it. Nothing Annex does
 // ever raises into, or aborts, the host; errors come back as absl::Status.
 #pragma once
 

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace annex::heap {
@@ -63,6 +64,12 @@ struct HeapGraph {
     static const std::string kNone;
     return r < root_aliases.size() ? root_aliases[r] : kNone;
   }
+
+  // Preferred ways into some nodes, as (node, predecessor) pairs sorted by
+  // node: sys.modules into each module, a module into its dict (roots.h).
+  // A shortest path enters such a node from its predecessor whenever that
+  // predecessor is on a shortest path to it too (paths.h). May be empty.
+  std::vector<std::pair<uint32_t, uint32_t>> preferred_in;
 
   // False when the graph also holds live objects that are not reachable
   // from the roots (GraphOptions::Scope::kLive): heapu()'s members and

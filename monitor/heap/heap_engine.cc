@@ -177,6 +177,20 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
         graph->root_nodes.push_back(static_cast<uint32_t>(
             graph->Find(reinterpret_cast<uintptr_t>(roots->object(i)))));
       }
+      graph->preferred_in.clear();
+      for (const auto& [from, to] : roots->preferred_steps()) {
+        const int64_t f = graph->Find(from), t = graph->Find(to);
+        if (f >= 0 && t >= 0) {
+          graph->preferred_in.emplace_back(static_cast<uint32_t>(t),
+                                           static_cast<uint32_t>(f));
+        }
+      }
+      std::sort(graph->preferred_in.begin(), graph->preferred_in.end());
+      graph->preferred_in.erase(
+          std::unique(
+              graph->preferred_in.begin(), graph->preferred_in.end(),
+              [](const auto& a, const auto& b) { return a.first == b.first; }),
+          graph->preferred_in.end());
     } else {
       ObjectSet::Builder builder;
       walker.visited().ForEach([&](uintptr_t a) { builder.Add(a); });

@@ -171,6 +171,25 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
   auto at = [&](uint32_t v, uint32_t k) {
     return visited.Get(v) && dist[v] == k;
   };
+  // A step v -> w of a shortest path (w at v's layer + 1): an allowed edge,
+  // unless w has a preferred predecessor (graph.h preferred_in: the module
+  // into its dict, sys.modules into the module) other than v that is on a
+  // shortest path to w too; then paths enter w only from it, so a module's
+  // globals read %R.sys.modules['m'].__dict__ once rather than once more
+  // per function or thread that also holds them.
+  Bitmap has_preferred(graph.preferred_in.empty() ? 0 : n);
+  for (const auto& [node, from] : graph.preferred_in) {
+    if (node < n && from < n) has_preferred.Set(node);
+  }
+  auto step_ok = [&](uint32_t v, uint32_t w) {
+    if (!edge_ok(v, w)) return false;
+    if (graph.preferred_in.empty() || !has_preferred.Get(w)) return true;
+    auto it =
+        std::lower_bound(graph.preferred_in.begin(), graph.preferred_in.end(),
+                         std::pair<uint32_t, uint32_t>{w, 0});
+    const uint32_t p = it->second;
+    return p == v || !at(p, dist[w] - 1) || !edge_ok(p, w);
+  };
 
   // Backward marking: a node at layer k lies on a shortest path when it has
   // an allowed edge to a marked node at layer k + 1; at the last layer the
@@ -190,7 +209,7 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
         for (uint32_t i = reverse->in_begin[w]; i < reverse->in_begin[w + 1];
              ++i) {
           const uint32_t u = reverse->in_sources[i];
-          if (!on_path.Get(u) && at(u, k - 1) && edge_ok(u, w)) {
+          if (!on_path.Get(u) && at(u, k - 1) && step_ok(u, w)) {
             on_path.Set(u);
             previous.push_back(u);
           }
@@ -204,7 +223,7 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
         const uint32_t v = order[i];
         for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
           const uint32_t w = graph.out_targets[e];
-          if (on_path.Get(w) && at(w, k + 1) && edge_ok(v, w)) {
+          if (on_path.Get(w) && at(w, k + 1) && step_ok(v, w)) {
             on_path.Set(v);
             break;
           }
@@ -240,7 +259,7 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
         next.clear();
         for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
           const uint32_t w = graph.out_targets[e];
-          if (on_path.Get(w) && at(w, k + 1) && edge_ok(v, w)) {
+          if (on_path.Get(w) && at(w, k + 1) && step_ok(v, w)) {
             next.push_back(w);
           }
         }
@@ -275,7 +294,7 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
     const size_t begin = pool.size();
     for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
       const uint32_t w = graph.out_targets[e];
-      if (on_path.Get(w) && at(w, dist[v] + 1) && edge_ok(v, w)) {
+      if (on_path.Get(w) && at(w, dist[v] + 1) && step_ok(v, w)) {
         pool.push_back(w);
       }
     }

@@ -16,6 +16,8 @@ RootList& RootList::operator=(RootList&& other) noexcept {
     uses_ = std::move(other.uses_);
     aliases_ = std::move(other.aliases_);
     objects_ = std::move(other.objects_);
+    preferred_steps_ = std::move(other.preferred_steps_);
+    other.preferred_steps_.clear();
     other.names_.clear();
     other.edges_.clear();
     other.uses_.clear();
@@ -78,8 +80,9 @@ void AddFrame(const std::string& name, const python::FrameView& f,
 }
 
 // Sets the use of each frame root that holds what is not the frame's own
-// (roots.h). `modules` is sys.modules. Reads dicts in place (no code runs,
-// nothing is created). Where: GIL held, target current.
+// (roots.h) and notes the preferred steps to each module and its dict.
+// `modules` is sys.modules. Reads dicts in place (no code runs, nothing is
+// created). Where: GIL held, target current.
 void SetFrameRootUses(PyObject* modules, RootList& roots) {
   absl::flat_hash_map<PyObject*, std::string> spelled;
   // The roots that are a dict themselves (sys, builtins) first, then the
@@ -97,6 +100,8 @@ void SetFrameRootUses(PyObject* modules, RootList& roots) {
     if (!PyModule_Check(value)) continue;
     PyObject* dict = PyModule_GetDict(value);  // borrowed, no error
     if (dict == nullptr) continue;
+    roots.AddPreferredStep(modules, value);
+    roots.AddPreferredStep(value, dict);
     spelled.try_emplace(
         dict, absl::StrCat("%R.sys.modules[", RenderKey(key), "].__dict__"));
   }

@@ -43,6 +43,13 @@
 //   its running frame);
 // - kStart for the rest (frame locals and cells, plain-dict globals, the
 //   named roots).
+// Those uses keep frames from starting paths through a module's dict, but
+// what a frame holds can still reach one as soon as a module's own path
+// (a function's `__globals__`, a thread's target). So the roots also name
+// the preferred steps into each module of sys.modules and into its dict
+// (RootList::preferred_steps, HeapGraph::preferred_in): a shortest path
+// enters them that way whenever that way is as short, and the same path
+// through other referrers is not listed (paths.h).
 // The walk, heapu() and the dominators count every root alike.
 #pragma once
 
@@ -86,6 +93,16 @@ class RootList {
     uses_[i] = use;
     aliases_[i] = std::move(alias);
   }
+  // The steps by which paths prefer to reach a module and its dict
+  // (HeapGraph::preferred_in): (sys.modules, module) and (module, its
+  // dict), as addresses; valid for the question that collected them.
+  const std::vector<std::pair<uintptr_t, uintptr_t>>& preferred_steps() const {
+    return preferred_steps_;
+  }
+  void AddPreferredStep(const void* from, const void* to) {
+    preferred_steps_.emplace_back(reinterpret_cast<uintptr_t>(from),
+                                  reinterpret_cast<uintptr_t>(to));
+  }
 
  private:
   std::vector<std::string> names_;
@@ -93,6 +110,7 @@ class RootList {
   std::vector<RootUse> uses_;
   std::vector<std::string> aliases_;
   std::vector<PyObject*> objects_;
+  std::vector<std::pair<uintptr_t, uintptr_t>> preferred_steps_;
 };
 
 // Where: GIL held, the target interpreter current (the calling thread's

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -172,6 +173,7 @@ AnnexConsole::~AnnexConsole() = default;
 // A client that connects before the target gets stuck finds its threads'
 // Python names in the GIL-free answers too.
 void AnnexConsole::OpenSession(uint64_t) {
+  if (refusing_.load()) return;
   runtime_
       ->Post(
           [this](const python::ThreadStates& ts) { RememberThreadNames(ts); })
@@ -194,6 +196,8 @@ std::vector<watchdog::internal::PythonThreadName> AnnexConsole::ThreadNames() {
 }
 
 void AnnexConsole::CloseSession(uint64_t session_id) {
+  // Once refusing, the runtime's on_stop releases the namespaces.
+  if (refusing_.load()) return;
   runtime_->Run([&](const python::ThreadStates&) { DropNamespace(session_id); })
       .IgnoreError();
 }
@@ -226,6 +230,20 @@ std::shared_ptr<const glue::ReferencePoint> AnnexConsole::ReferenceOf(
   if (it == namespaces_.end()) return nullptr;
   PyObject* hp = PyDict_GetItemString(it->second, "hp");  // borrowed
   return hp == nullptr ? nullptr : glue::HpReference(hp);
+}
+
+void AnnexConsole::Refuse(std::string why) {
+  std::unique_lock<std::mutex> lock(flight_mu_);
+  if (!refusing_.load()) {
+    refusal_ = std::move(why);
+    if (refusal_.empty() || refusal_.back() != '\n') refusal_ += '\n';
+    refusing_.store(true);
+  }
+  // The commands in flight see refusing_ as a cancel (RunWithin polls it)
+  // and return within their interrupt grace.
+  flight_done_.wait(lock, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(flight_mu_) {
+    return in_flight_ == 0;
+  });
 }
 
 void AnnexConsole::Interrupt(uint64_t session_id) {
@@ -264,6 +282,7 @@ console::Reply AnnexConsole::Execute(uint64_t session_id,
 }
 
 void AnnexConsole::CloseSessionLater(uint64_t session_id) {
+  if (refusing_.load()) return;
   runtime_
       ->Post([this, session_id](const python::ThreadStates&) {
         DropNamespace(session_id);
@@ -275,6 +294,19 @@ console::Reply AnnexConsole::ExecuteWithin(uint64_t session_id,
                                            const console::Request& request,
                                            const console::Cancellation& cancel,
                                            absl::Time deadline) {
+  {
+    std::lock_guard<std::mutex> lock(flight_mu_);
+    if (refusing_.load()) {
+      Reply refused = Error(refusal_);
+      refused.status = ReplyStatus::kRefused;
+      return refused;
+    }
+    ++in_flight_;
+  }
+  absl::Cleanup landed = [this] {
+    std::lock_guard<std::mutex> lock(flight_mu_);
+    if (--in_flight_ == 0) flight_done_.notify_all();
+  };
   const bool inspect = request.kind == RequestKind::kThreads ||
                        request.kind == RequestKind::kStacks;
   auto box = std::make_shared<Box>();
@@ -319,7 +351,7 @@ console::Reply AnnexConsole::ExecuteWithin(uint64_t session_id,
   absl::Status status = runtime_->RunWithin(
       std::move(work),
       inspect ? std::min(deadline, absl::Now() + kInspectPatience) : deadline,
-      [&cancel] { return cancel.IsCancelled(); },
+      [this, &cancel] { return cancel.IsCancelled() || refusing_.load(); },
       inspect ? absl::Milliseconds(100) : kInterruptGrace, &outcome);
   const bool timed_out = absl::IsDeadlineExceeded(status) && !inspect;
   if (outcome.finished) {
@@ -337,7 +369,7 @@ console::Reply AnnexConsole::ExecuteWithin(uint64_t session_id,
   if (absl::IsUnavailable(status)) {
     return Error(std::string(status.message()) + "\n", 3);
   }
-  if (inspect && !cancel.IsCancelled()) {
+  if (inspect && !cancel.IsCancelled() && !refusing_.load()) {
     // The annex is busy or cannot get the GIL: answer from GIL-free reads,
     // as the watchdog does.
     return Ok(GilFreeThreads(runtime_, request.kind == RequestKind::kStacks,

@@ -10,6 +10,8 @@
 
 #include <Python.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -78,6 +80,15 @@ class AnnexConsole : public console::CommandExecutor {
   // current (e.g. from AnnexOptions::on_stop).
   void ReleaseAll();
 
+  // From now on every command is refused (status kRefused, `why` as its
+  // error) and sessions no longer reach the annex; interrupts the commands
+  // in flight and waits until they have returned (about a second at most,
+  // as after a cancel). For the program's exit: the console stays up and
+  // answers clearly while Python finalizes, and the runtime can stop with
+  // no command left on it. Idempotent. Where: any thread but the annex's,
+  // without the GIL (a command in flight needs it to end).
+  void Refuse(std::string why);
+
   // The reference point of session `session_id`'s hp (hp.setref()), or
   // null. Where: annex thread, GIL held, annex current.
   std::shared_ptr<const glue::ReferencePoint> ReferenceOf(
@@ -105,6 +116,12 @@ class AnnexConsole : public console::CommandExecutor {
 
   python::AnnexRuntime* runtime_;
   glue::Session* session_;
+  // Refuse(): set once; commands read it without a lock to stop.
+  std::atomic<bool> refusing_{false};
+  std::mutex flight_mu_;
+  std::condition_variable flight_done_;
+  int in_flight_ ABSL_GUARDED_BY(flight_mu_) = 0;
+  std::string refusal_ ABSL_GUARDED_BY(flight_mu_);
   std::mutex mu_;
   uint64_t running_session_ ABSL_GUARDED_BY(mu_) = 0;  // 0 when none
   bool has_running_ ABSL_GUARDED_BY(mu_) = false;

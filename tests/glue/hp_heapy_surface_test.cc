@@ -182,7 +182,7 @@ TEST_F(HpHeapySurfaceTest, ByIdSetHasOneRowPerObject) {
   EXPECT_EQ(Annex("b = (L | D).byidset\n"
                   "print(b.er, len(b.parts), [p.count for p in b.parts], "
                   "b == L | D)\n"),
-            "Id 5 [1, 1, 1, 1, 1] True\n");
+            "hp.Id 5 [1, 1, 1, 1, 1] True\n");
 }
 
 TEST_F(HpHeapySurfaceTest, OwnersAreTheObjectsWhoseDictIsAMember) {

@@ -206,6 +206,28 @@ frmod_thread = _run_in_thread('frmod', _frmod.__dict__)
 _ns = {'__name__': 'nsmod'}
 ns_thread = _run_in_thread('nsmod', _ns)
 del _frmod
+
+# A thread running a module's function: threading's frames hold the
+# Thread (`self`), whose `_target` is the function, whose `__globals__`
+# is the module's dict; as short a way into that dict as sys.modules'.
+_tg = types.ModuleType('tgtmod')
+sys.modules['tgtmod'] = _tg
+exec('''
+import threading, time
+class Held:
+    pass
+held = [Held()]
+ready = threading.Event()
+stop = False
+def work():
+    ready.set()
+    while not stop:
+        time.sleep(0.002)
+thread = threading.Thread(target=work, daemon=True)
+thread.start()
+ready.wait()
+''', _tg.__dict__)
+del _tg
 )py";
 
 // Annex-side helper: the set of the one heap row of kind `k`.
@@ -234,7 +256,9 @@ class HpRetentionTest : public testing::HpFixture {
         "sys.modules['sleepmod'].thread.join()\n"
         "sys.modules['frmod'].stop = _ns['stop'] = True\n"
         "frmod_thread.join()\n"
-        "ns_thread.join()\n");
+        "ns_thread.join()\n"
+        "sys.modules['tgtmod'].stop = True\n"
+        "sys.modules['tgtmod'].thread.join()\n");
   }
 };
 
@@ -590,6 +614,16 @@ TEST_F(HpRetentionTest, FramesRunningModuleCodeGiveOnePathFromTheModule) {
            "print(p.numpaths, p.depth())\n"
            "print(p)\n"),
       "1 1\n 0: %R['thread " + ns_thread + " frame 0'].f_globals['held']\n");
+}
+
+TEST_F(HpRetentionTest, AModuleReachedFromAThreadsFramesGivesOnePath) {
+  // tgtmod's dict is two steps from sys.modules and two from the frame
+  // local `self` of threading's run (self._target.__globals__): the path
+  // enters it from the module only.
+  EXPECT_EQ(Exec("p = row('tgtmod.Held').sp\n"
+                 "print(p.numpaths, p.depth())\n"
+                 "print(p)\n"),
+            "1 4\n 0: %R.sys.modules['tgtmod'].__dict__['held'][0]\n");
 }
 
 TEST_F(HpRetentionTest, RootListsTheRootsAndWhatEachHolds) {

@@ -172,6 +172,45 @@ TEST(PathsTest, RootsStartPathsByTheirUse) {
             (std::vector<Nodes>{{7, 3}}));
 }
 
+TEST(PathsTest, PreferredPredecessorsFoldOtherWaysIn) {
+  // Root 0 (sys.modules) -> 1 (module) -> 2 (its dict) -> 3 -> 4 (target);
+  // root 5 (a frame's local, a thread) -> 6 (a function) -> 2 (its
+  // __globals__): both ways into the dict are two steps long.
+  HeapGraph g =
+      MakeGraph(7, {{0, 1}, {1, 2}, {2, 3}, {3, 4}, {5, 6}, {6, 2}}, {0, 5});
+  auto sp = FindShortestPaths(g, {4});
+  EXPECT_EQ(NodeLists(*sp),
+            (std::vector<Nodes>{{0, 1, 2, 3, 4}, {5, 6, 2, 3, 4}}));
+  g.preferred_in = {{1, 0}, {2, 1}};
+  ReverseIndex reverse = ReverseIndex::Build(g);
+  for (const ReverseIndex* r : {static_cast<const ReverseIndex*>(nullptr),
+                                static_cast<const ReverseIndex*>(&reverse)}) {
+    ShortestPathOptions options;
+    options.reverse = r;
+    options.edges_at_levels = {1};
+    sp = FindShortestPaths(g, {4}, options);
+    EXPECT_EQ(NodeLists(*sp), (std::vector<Nodes>{{0, 1, 2, 3, 4}}));
+    EXPECT_EQ(sp->count, 1u);
+    ASSERT_EQ(sp->level_edges.size(), 1u);
+    EXPECT_EQ(sp->level_edges[0].from, 1u);
+    // With the module avoided, or its step into the dict, or when the
+    // other way is shorter, the other way is the path.
+    ShortestPathOptions avoid = options;
+    avoid.avoid_nodes = {1};
+    EXPECT_EQ(NodeLists(*FindShortestPaths(g, {4}, avoid)),
+              (std::vector<Nodes>{{5, 6, 2, 3, 4}}));
+    avoid = options;
+    avoid.avoid_edges = {{1, 2}};
+    EXPECT_EQ(NodeLists(*FindShortestPaths(g, {4}, avoid)),
+              (std::vector<Nodes>{{5, 6, 2, 3, 4}}));
+  }
+  HeapGraph shorter =
+      MakeGraph(7, {{0, 1}, {1, 2}, {2, 3}, {3, 4}, {5, 2}}, {0, 5});
+  shorter.preferred_in = {{1, 0}, {2, 1}};
+  EXPECT_EQ(NodeLists(*FindShortestPaths(shorter, {4})),
+            (std::vector<Nodes>{{5, 2, 3, 4}}));
+}
+
 TEST(PathsTest, EdgesAtLevelsCoverPathsNotListed) {
   ShortestPathOptions options;
   options.max_paths = 1;
