@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <optional>
 #include <unordered_map>
 
@@ -1016,7 +1017,8 @@ absl::StatusOr<uint64_t> HeapView::RetainedSize(const KindedSet& set) {
   return heap::RetainedSize(*graph, nodes);
 }
 
-absl::StatusOr<std::string> HeapView::ById(const KindedSet& set, size_t limit) {
+absl::StatusOr<MemberTexts> HeapView::ReadTexts(
+    const KindedSet& set, const std::function<bool(size_t)>& want) {
   // One question: the objects found are read before the GIL can change
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
@@ -1025,40 +1027,102 @@ absl::StatusOr<std::string> HeapView::ById(const KindedSet& set, size_t limit) {
       !s.ok()) {
     return s;
   }
-  absl::StatusOr<heap::HeapResult> now = engine_->Heap();
-  if (!now.ok()) return now.status();
-  std::string out;
-  size_t shown = 0;
-  for (size_t i = 0; i < set.count() && shown < limit; ++i) {
-    if (!now->objects.contains(set.addresses[i])) continue;
+  absl::StatusOr<heap::HeapGraph> graph =
+      engine_->Graph(heap::GraphOptions::NodesOnly());
+  if (!graph.ok()) return graph.status();
+  MemberTexts out;
+  out.alive.assign(set.count(), 0);
+  std::optional<heap::ObjectSet> unreachable;  // looked up when needed
+  for (size_t i = 0; i < set.count(); ++i) {
+    const uintptr_t a = set.addresses[i];
+    if (graph->Find(a) < 0) {
+      if (!unreachable) {
+        absl::StatusOr<heap::ObjectSet> u = engine_->Unreachable();
+        if (!u.ok()) return u.status();
+        unreachable = std::move(*u);
+      }
+      if (!unreachable->contains(a)) continue;
+    }
     if (!SameObject(set, i)) continue;  // died; a new object may sit there
-    PyObject* obj = reinterpret_cast<PyObject*>(set.addresses[i]);
+    PyObject* obj = reinterpret_cast<PyObject*>(a);
     // Still the same object? Same kind as recorded (an address can be reused).
     if (namer_.Name(Py_TYPE(obj)) != (*set.kind_names)[set.kinds[i]]) continue;
-    std::string value;
-    if (PyUnicode_CheckExact(obj)) {
-      value = python::Text(obj);
-      if (value.size() > 60) value = value.substr(0, 57) + "...";
-      value = " '" + value + "'";
-    } else if (PyLong_CheckExact(obj) || PyFloat_CheckExact(obj) ||
-               PyBool_Check(obj) || obj == Py_None) {
-      PyObject* r = PyObject_Repr(obj);  // built-in repr: no target code
-      if (r != nullptr) value = " " + python::Text(r);
-      Py_XDECREF(r);
-      PyErr_Clear();
-    } else if (PyBytes_CheckExact(obj)) {
-      value = absl::StrFormat(" <%d bytes>", PyBytes_GET_SIZE(obj));
-    } else if (PyList_CheckExact(obj) || PyTuple_CheckExact(obj) ||
-               PyDict_CheckExact(obj) || PySet_CheckExact(obj)) {
-      // Exact built-in containers: len() runs no target code.
-      value = absl::StrFormat(" len=%d", PyObject_Length(obj));
-    }
-    absl::StrAppendFormat(&out, "0x%x %s %d bytes%s\n", set.addresses[i],
-                          (*set.kind_names)[set.kinds[i]], set.sizes[i], value);
-    ++shown;
+    out.alive[i] = 1;
+    if (want(i)) out.texts.emplace_back(i, DescribeObject(obj));
   }
-  if (shown == 0) out = "(no member of the set is alive now)\n";
   return out;
+}
+
+absl::StatusOr<KindedSet> HeapView::Reach(
+    const KindedSet& set,
+    const std::function<void(PyObject*, std::vector<uintptr_t>*)>& reach) {
+  // One question: members found alive are read before the GIL can change
+  // hands, and what they hold is confirmed by the walk of the same hold.
+  heap::HeapEngine::Question question(*engine_);
+  if (!question.status().ok()) return question.status();
+  absl::StatusOr<MemberTexts> alive =
+      ReadTexts(set, [](size_t) { return false; });
+  if (!alive.ok()) return alive.status();
+  std::vector<uintptr_t> reached;
+  for (size_t i = 0; i < set.count(); ++i) {
+    if (alive->alive[i]) {
+      reach(reinterpret_cast<PyObject*>(set.addresses[i]), &reached);
+    }
+  }
+  return FromAddresses(std::move(reached));
+}
+
+namespace {
+
+// x.byid's line of member i: address, kind, size and the value or length;
+// `text` null: the member is no longer alive. Plain data: any thread.
+std::string ByIdLine(const KindedSet& set, size_t i, const ObjectText* text) {
+  std::string line =
+      absl::StrFormat("0x%x %s %d bytes", set.addresses[i],
+                      (*set.kind_names)[set.kinds[i]], set.sizes[i]);
+  if (text == nullptr) {
+    line += " (no longer alive)";
+  } else if (!text->value.empty()) {
+    absl::StrAppend(&line, " ", text->value);
+  } else if (text->length >= 0) {
+    absl::StrAppend(&line, " len=", text->length);
+  }
+  return line;
+}
+
+}  // namespace
+
+absl::StatusOr<ByIdResult> HeapView::ById(const KindedSet& set, size_t limit) {
+  size_t picked = 0;
+  absl::StatusOr<MemberTexts> texts =
+      ReadTexts(set, [&](size_t) { return picked++ < limit; });
+  if (!texts.ok()) return texts.status();
+  ByIdResult out;
+  std::vector<size_t> live;
+  for (size_t i = 0; i < set.count(); ++i) {
+    if (texts->alive[i]) live.push_back(i);
+  }
+  for (const auto& [i, text] : texts->texts) {
+    out.lines.push_back(ByIdLine(set, i, &text));
+  }
+  out.live = set.Subset(live);
+  out.live.classifier = Classifier(Classifier::kId);
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> HeapView::ByIdLines(
+    const KindedSet& set, size_t first, size_t end) {
+  absl::StatusOr<MemberTexts> texts =
+      ReadTexts(set, [&](size_t i) { return i >= first && i < end; });
+  if (!texts.ok()) return texts.status();
+  std::vector<std::string> lines;
+  size_t k = 0;
+  for (size_t i = first; i < end && i < set.count(); ++i) {
+    while (k < texts->texts.size() && texts->texts[k].first < i) ++k;
+    const bool have = k < texts->texts.size() && texts->texts[k].first == i;
+    lines.push_back(ByIdLine(set, i, have ? &texts->texts[k].second : nullptr));
+  }
+  return lines;
 }
 
 namespace {

@@ -14,14 +14,17 @@
 #include <Python.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "glue/classifiers.h"
 #include "glue/heap_record.h"
 #include "glue/memory_budget.h"
+#include "glue/object_text.h"
 #include "glue/stat.h"
 #include "monitor/heap/heap_engine.h"
 #include "monitor/heap/referrers.h"
@@ -170,6 +173,20 @@ struct LiveKinds {
 HeapRecord MakeHeapRecord(KindedSet heap, size_t top_rows, int64_t pause_us,
                           int64_t time_us);
 
+// HeapView::ReadTexts: per member of a set, whether it is alive now, and
+// the texts of the alive members asked for, as (member index, text) in
+// ascending index order.
+struct MemberTexts {
+  std::vector<char> alive;
+  std::vector<std::pair<size_t, ObjectText>> texts;
+};
+
+// HeapView::ById: the live members and the first lines.
+struct ByIdResult {
+  KindedSet live;
+  std::vector<std::string> lines;
+};
+
 class HeapView {
  public:
   static absl::StatusOr<std::unique_ptr<HeapView>> Create(Session& session);
@@ -228,10 +245,28 @@ class HeapView {
   // Heapy's domisize: bytes freed if every live member of `set` went away.
   // Where: as Heap(). Walks again.
   absl::StatusOr<uint64_t> RetainedSize(const KindedSet& set);
-  // One line per live member (up to `limit`): address, kind, size and, for
-  // str/bytes/int/float/bool/None, the value; never runs target code.
-  // Where: as Heap(). Walks again.
-  absl::StatusOr<std::string> ById(const KindedSet& set, size_t limit = 20);
+  // The members of `set` alive now (found by this walk, reachable or
+  // not, and of the kind recorded) and the texts (object_text.h) of those
+  // alive members that `want` picks (asked in index order). Never runs
+  // target code. Where: as Heap(). Walks again.
+  absl::StatusOr<MemberTexts> ReadTexts(
+      const KindedSet& set, const std::function<bool(size_t)>& want);
+  // The objects `reach` reads from the members of `set` alive now: it is
+  // called inside this question with each live member and appends the
+  // addresses of objects read from it in place (so alive too); they are
+  // described and kept as FromAddresses does (Heapy's maprox). `reach`
+  // must create nothing and run no code. Where: as Heap(). Walks twice.
+  absl::StatusOr<KindedSet> Reach(
+      const KindedSet& set,
+      const std::function<void(PyObject*, std::vector<uintptr_t>*)>& reach);
+  // Heapy's byid: the members alive now (partitioned by Id) and the lines
+  // of the first `limit` of them: address, kind, size and the value or
+  // name (object_text.h) or a container's len=. Where: as Heap(). Walks.
+  absl::StatusOr<ByIdResult> ById(const KindedSet& set, size_t limit = 20);
+  // The lines of members `first` to `end` - 1 of `set` (a byid's members),
+  // "(no longer alive)" for those that died since. Where: as Heap(). Walks.
+  absl::StatusOr<std::vector<std::string>> ByIdLines(const KindedSet& set,
+                                                     size_t first, size_t end);
 
   // `set` partitioned by `c`. Classifiers of recorded data need no walk;
   // Module, Rcs, Via and Prod walk again and classify the members alive

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "glue/object_text.h"
 #include "glue/session.h"
 #include "monitor/heap/dominators.h"
 #include "monitor/heap/node_set.h"
@@ -446,7 +447,88 @@ bool DefaultStop(PyObject *obj, const std::string &clodo) {
          clodo == "dict of type";
 }
 
+// Whether the target's gc would report node `v` as a referrer of one of
+// the nodes `s` (sorted): v is gc-tracked and its tp_traverse visits one
+// of them (gc.get_referrers' rule). Calls tp_traverse only (C code that
+// makes nothing). Where: GIL held since the walk that built `graph`.
+bool GcReports(const heap::HeapGraph &graph, uint32_t v,
+               const heap::NodeSet &s) {
+  PyObject *obj = reinterpret_cast<PyObject *>(graph.addresses[v]);
+  if (!PyObject_IS_GC(obj) || !PyObject_GC_IsTracked(obj)) return false;
+  traverseproc traverse = Py_TYPE(obj)->tp_traverse;
+  if (traverse == nullptr) return false;
+  struct Want {
+    const heap::HeapGraph *graph;
+    const heap::NodeSet *s;
+  } want{&graph, &s};
+  auto visit = [](PyObject *o, void *arg) -> int {
+    const Want *w = static_cast<Want *>(arg);
+    const int64_t u = w->graph->Find(reinterpret_cast<uintptr_t>(o));
+    return u >= 0 && std::binary_search(w->s->begin(), w->s->end(),
+                                        static_cast<uint32_t>(u))
+               ? 1
+               : 0;
+  };
+  return traverse(obj, visit, &want) != 0;
+}
+
 }  // namespace
+
+absl::StatusOr<PatternLinks> RetentionView::PatternPathLinks(
+    const std::vector<const KindedSet *> &rows) {
+  KindedSet all;  // every row's members, for the walk's wanted objects
+  for (const KindedSet *r : rows) all = KindedSet::Combine(all, *r, '|');
+  Asked asked(*heap_, HeapView::Work::kReferrers, &all);
+  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
+  if (!graph.ok()) return graph.status();
+  std::vector<heap::NodeSet> nodes;
+  nodes.reserve(rows.size());
+  for (const KindedSet *r : rows) {
+    nodes.push_back(SameObjects(*graph, *r, *heap_));
+  }
+  PatternLinks out;
+  std::vector<PyObject *> tos;
+  std::vector<uint32_t> to_nodes;
+  std::vector<heap::Edge> named;
+  for (size_t k = 0; k + 1 < rows.size(); ++k) {
+    out.links.emplace_back();
+    const heap::NodeSet &above = nodes[k + 1];
+    for (uint32_t u : nodes[k]) {
+      tos.clear();
+      to_nodes.clear();
+      for (uint32_t e = graph->out_begin[u]; e < graph->out_begin[u + 1]; ++e) {
+        const uint32_t v = graph->out_targets[e];
+        if (std::binary_search(above.begin(), above.end(), v) &&
+            std::find(to_nodes.begin(), to_nodes.end(), v) == to_nodes.end()) {
+          to_nodes.push_back(v);
+          tos.push_back(reinterpret_cast<PyObject *>(graph->addresses[v]));
+        }
+      }
+      if (tos.empty()) continue;
+      heap::DescribeEdgesFrom(reinterpret_cast<PyObject *>(graph->addresses[u]),
+                              tos, &named);
+      for (size_t i = 0; i < tos.size(); ++i) {
+        out.links.back().push_back({graph->addresses[u],
+                                    reinterpret_cast<uintptr_t>(tos[i]),
+                                    named[i].text});
+      }
+    }
+  }
+  if (!rows.empty()) {
+    const KindedSet &last = *rows.back();
+    for (uint32_t v : nodes.back()) {
+      const uintptr_t a = graph->addresses[v];
+      const size_t i = static_cast<size_t>(
+          std::lower_bound(last.addresses.begin(), last.addresses.end(), a) -
+          last.addresses.begin());
+      const std::string &kind = last.LabelNames()[last.LabelOf(i)];
+      const ObjectText text = DescribeObject(reinterpret_cast<PyObject *>(a));
+      out.last.emplace_back(
+          a, absl::StrCat("<1 ", kind, ": ", BriefItem(a, text), ">"));
+    }
+  }
+  return out;
+}
 
 absl::StatusOr<PatternResult> RetentionView::ReferencePattern(
     const KindedSet &set, const PatternOptions &options) {
@@ -459,6 +541,10 @@ absl::StatusOr<PatternResult> RetentionView::ReferencePattern(
   if (options.imdom && options.sources) {
     return absl::InvalidArgumentError(
         "imdom follows the dominators from the roots: not with src");
+  }
+  if (options.imdom && options.gc_referrers) {
+    return absl::InvalidArgumentError(
+        "ref='gc' follows referrers: not with imdom");
   }
   const std::vector<uintptr_t> *sources =
       options.sources ? &*options.sources : nullptr;
@@ -544,6 +630,14 @@ absl::StatusOr<PatternResult> RetentionView::ReferencePattern(
       out.erase(std::unique(out.begin(), out.end()), out.end());
       return out;
     };
+  } else if (options.gc_referrers && sources == nullptr) {
+    rp.relate = [&](const heap::NodeSet &s) {
+      heap::NodeSet out;
+      for (uint32_t v : heap::Referrers(*graph, reverse, s)) {
+        if (GcReports(*graph, v, s)) out.push_back(v);
+      }
+      return out;
+    };
   } else if (sources != nullptr) {
     starts = LiveNodes(*graph, *sources);
     result.live_sources = starts.size();
@@ -554,7 +648,9 @@ absl::StatusOr<PatternResult> RetentionView::ReferencePattern(
         return out;  // a row of sources: where the view starts
       }
       for (uint32_t v : heap::Referrers(*graph, reverse, s)) {
-        if (in_view[v]) out.push_back(v);
+        if (in_view[v] && (!options.gc_referrers || GcReports(*graph, v, s))) {
+          out.push_back(v);
+        }
       }
       return out;
     };

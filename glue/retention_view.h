@@ -156,6 +156,10 @@ struct PatternOptions {
   // A row's next level leaves out the objects of the row and of the rows
   // above it (Heapy's nocyc).
   bool nocyc = false;
+  // Heapy's ref='gc' (and 'gcx'): a row's next level is the referrers the
+  // target's gc would report (gc.get_referrers): gc-tracked objects whose
+  // tp_traverse visits one of the row's objects. Not with imdom.
+  bool gc_referrers = false;
   // Heapy's src: only referrers reachable from these objects (addresses;
   // dead ones ignored) count, and a row made of them alone ends there.
   // nullopt: the roots. Not with imdom.
@@ -198,6 +202,21 @@ struct PatternResult {
   // Members of the set found alive by this walk; src objects alive.
   size_t live_members = 0;
   size_t live_sources = 0;
+};
+
+// RetentionView::PatternLinks: how the objects of each row of a path
+// through a reference pattern refer to the objects of the row above.
+struct PatternLinks {
+  struct Link {
+    uintptr_t from = 0;
+    uintptr_t to = 0;
+    std::string text;  // the reference as Python, "['k']", ".attr"
+  };
+  // links[k]: from the live members of rows[k] to those of rows[k + 1].
+  std::vector<std::vector<Link>> links;
+  // The last row's live members: (address, Heapy's brief of the one
+  // object, "<1 str: 'hello'>").
+  std::vector<std::pair<uintptr_t, std::string>> last;
 };
 
 class RetentionView {
@@ -255,6 +274,12 @@ class RetentionView {
   // while the target's tracemalloc is off.
   absl::StatusOr<PatternResult> ReferencePattern(
       const KindedSet &set, const PatternOptions &options = {});
+  // Heapy's rp.paths: for rows (a row of a pattern and its ancestors up
+  // to row 0, in that order), every reference from a live member of one
+  // row to a live member of the next, named, and the last row's members
+  // as briefs. Read inside one question: nothing made in the target.
+  absl::StatusOr<PatternLinks> PatternPathLinks(
+      const std::vector<const KindedSet *> &rows);
 
  private:
   explicit RetentionView(HeapView *heap) : heap_(heap) {}

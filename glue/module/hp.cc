@@ -98,7 +98,10 @@ constexpr const char* kHpDoc =
     "Sets: len(x), x.count, x.size, x[i] / x[a:b] (rows' objects), x.parts,\n"
     "x.more (the next ten rows; .more again: the ten after), x.all (every\n"
     "row), x.kind, x.brief, x.theone, x.er,\n"
-    "x | y, x & y, x - y, x ^ y, x <= y (subset), x.byid (the objects),\n"
+    "x | y, x & y, x - y, x ^ y, x <= y (subset), x.byid (the objects,\n"
+    "with values and names; x.byid[i] one of them as a set),\n"
+    "x.maprox.attr / x.maprox['k'] (what each member holds there, read in\n"
+    "the target), x.prod (allocation traceback; tracemalloc),\n"
     "x.disjoint(y), x.indisize, x.get_examples(n), x.owners (objects whose\n"
     "dict is in x), x.byidset; ~x and x | kind are kinds; x.doc.\n"
     "Stats (rows only, no objects): s = x.stat prints as the table; s[i],\n"
@@ -313,14 +316,6 @@ PyObject* IdSetDomisize(PyObject* self, void*) {
   if (!bytes.ok()) return RaiseStatus(bytes.status());
   return PyLong_FromUnsignedLongLong(*bytes);
 }
-PyObject* IdSetById(PyObject* self, void*) {
-  HeapView* view = ViewOf(reinterpret_cast<IdSetObject*>(self)->session);
-  if (view == nullptr) return nullptr;
-  auto text = view->ById(SetOf(self));
-  if (!text.ok()) return RaiseStatus(text.status());
-  return NewText(*text);
-}
-
 PyObject* IdSetOwners(PyObject* self, void*) {
   HeapView* view = ViewOf(reinterpret_cast<IdSetObject*>(self)->session);
   if (view == nullptr) return nullptr;
@@ -360,8 +355,6 @@ PyGetSetDef kIdSetGetSet[] = {
     {"kind", IdSetKind, nullptr, "the kind of a one-kind set", nullptr},
     {"domisize", IdSetDomisize, nullptr,
      "bytes that would be freed if the set's live members went away", nullptr},
-    {"byid", IdSetById, nullptr,
-     "the live members, one per line (safe values, no target code)", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
@@ -401,7 +394,8 @@ PyObject* IdSetDir(PyObject* self, PyObject*) {
     }
     Py_DECREF(s);
   }
-  for (const char* n : {"diff", "disjoint", "dump", "get_examples"}) {
+  for (const char* n :
+       {"diff", "disjoint", "dump", "get_examples", "maprox", "prod"}) {
     PyObject* s = PyUnicode_FromString(n);
     if (s == nullptr || PyList_Append(list, s) < 0) {
       Py_XDECREF(s);
@@ -551,6 +545,8 @@ PyObject* IdSetDoc(PyObject*, void*) {
       "partitioned another way\n"
       "  x[i], x[a:b], x.parts, x.kind, x.brief, x.theone, x.er: rows and "
       "kinds\n"
+      "  x.byid (a table; t[i] a member as a set), x.maprox.attr, "
+      "x.maprox['k'], x.maprox('.a.b'), x.prod: values, read in the target\n"
       "  x.sp, x.get_shpaths(), x.referrers, x.referents, x.pathsin, "
       "x.pathsout, x.dominos, x.domisize, x.imdom, x.rp, x.get_rp(): "
       "retention\n"
@@ -1254,6 +1250,10 @@ int ModuleExec(PyObject* module) {
   reinterpret_cast<PyTypeObject*>(idset)->tp_new = nullptr;
   if (PyModule_AddObject(module, "IdSet", idset) < 0) {
     Py_DECREF(idset);
+    return -1;
+  }
+  // Values (x.brief, x.byid, x.theone, x.maprox, x.prod): hp_values.cc.
+  if (hp_internal::AddValues(reinterpret_cast<PyTypeObject*>(idset)) < 0) {
     return -1;
   }
   // Retention (x.sp, x.referrers, x.dominos, x.rp, ...): hp_retention.cc.

@@ -7,6 +7,7 @@
 #include <Python.h>
 
 #include <functional>
+#include <initializer_list>
 #include <string>
 
 #include "absl/status/status.h"
@@ -29,6 +30,30 @@ PyObject* MakeText(const std::string& text);
 // Raises RuntimeError (ValueError for InvalidArgument) with the status's
 // message; returns nullptr.
 PyObject* SetStatusError(const absl::Status& status);
+
+// An embedded Python file: its text and its source path.
+struct EmbeddedPy {
+  const char* code;
+  const char* path;
+};
+// Runs embedded Python files in order in one namespace that sees Text (so
+// a later file uses what an earlier one defines), each compiled under its
+// source path so tracebacks name the .py file and line, and moves their
+// classes `names` into `module`. 0, or -1 with an error set.
+// Where: module exec.
+int AddEmbeddedClasses(PyObject* module,
+                       std::initializer_list<EmbeddedPy> files,
+                       std::initializer_list<const char*> names);
+
+// Adds the getsets and methods (each list ends with a null name) to
+// `type`'s dict. 0, or -1 with an error set. Where: module exec.
+int AddDescriptors(PyTypeObject* type, PyGetSetDef* getset,
+                   PyMethodDef* methods);
+
+// hp_values.cc: adds x.brief, x.theone, x.byid, x.maprox and x.prod to
+// the IdSet type. 0, or -1 with an error set. Where: module exec, before
+// AddRetention (which runs values.py).
+int AddValues(PyTypeObject* idset);
 
 // hp_retention.cc: adds x.sp, x.referrers, ... to the IdSet type and the
 // Paths type to `module`. 0, or -1 with an error set. Where: module exec.
@@ -131,6 +156,12 @@ int AddPartitionTypes(PyObject* module);
 // them), read in place in the target without running its code; an IdSet,
 // or nullptr with ValueError saying what could not be read.
 PyObject* HpIsoExpr(Session* session, PyObject* text);
+// x.maprox: the objects that `suffix` (a str of .attribute and [constant]
+// steps, e.g. '.__class__.__name__') reaches from each live member of
+// the IdSet `idset`, read as hp.iso('expr') reads (members it does not
+// apply to are left out, as Heapy's); an IdSet, or nullptr with ValueError
+// / TypeError for a bad suffix.
+PyObject* HpMaprox(PyObject* idset, PyObject* suffix);
 
 // hp_stat.cc: the stats face.
 // Adds annex.Stat and annex.More to the module. 0, or -1 with an exception

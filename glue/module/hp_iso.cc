@@ -206,9 +206,88 @@ PyObject* TypeAttr(PyTypeObject* type, PyObject* name) {
   return nullptr;
 }
 
+// A C member (PyMemberDef) named `name` of a built-in type in `type`'s
+// MRO that holds an object (e.g. a method's __self__, a code object's
+// co_name), or nullptr. Names are compared by their characters.
+PyMemberDef* BuiltinMember(PyTypeObject* type, PyObject* name) {
+  PyObject* mro = type->tp_mro;
+  if (mro == nullptr || !PyTuple_Check(mro)) return nullptr;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(mro); ++i) {
+    PyTypeObject* t = reinterpret_cast<PyTypeObject*>(PyTuple_GET_ITEM(mro, i));
+    if (t->tp_flags & Py_TPFLAGS_HEAPTYPE) continue;
+    for (PyMemberDef* m = t->tp_members; m != nullptr && m->name != nullptr;
+         ++m) {
+      if (PyUnicode_CompareWithASCIIString(name, m->name) == 0) return m;
+    }
+  }
+  return nullptr;
+}
+
+// The object a C member holds in `obj`, or nullptr with `why` said.
+PyObject* MemberValue(PyObject* obj, PyMemberDef* m, std::string* why) {
+#ifdef Py_RELATIVE_OFFSET
+  if (m->flags & Py_RELATIVE_OFFSET) {
+    *why = "it is a C member with a relative offset";
+    return nullptr;
+  }
+#endif
+  if (m->type != T_OBJECT_EX && m->type != T_OBJECT) {
+    *why = "it is a C member that is not an object";
+    return nullptr;
+  }
+  PyObject* v =
+      *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(obj) + m->offset);
+  if (v == nullptr) *why = "the slot is not set";
+  return v;
+}
+
+bool Is(PyObject* name, const char* want) {
+  return PyUnicode_CompareWithASCIIString(name, want) == 0;
+}
+
+// The attributes of classes and functions that Python computes but that
+// are fields of the object, read in place: a class's __name__,
+// __qualname__ (heap types), __mro__, __bases__, __base__; a function's
+// __name__, __qualname__, __code__, __defaults__, __kwdefaults__.
+// nullptr (and `*known` false) for other names.
+PyObject* FieldAttr(PyObject* obj, PyObject* name, bool* known) {
+  *known = true;
+  if (PyType_Check(obj)) {
+    PyTypeObject* t = reinterpret_cast<PyTypeObject*>(obj);
+    const bool heap = (t->tp_flags & Py_TPFLAGS_HEAPTYPE) != 0;
+    auto* ht = reinterpret_cast<PyHeapTypeObject*>(obj);
+    if (Is(name, "__name__") && heap) return ht->ht_name;
+    if (Is(name, "__qualname__") && heap) return ht->ht_qualname;
+    if (Is(name, "__mro__")) return t->tp_mro;
+    if (Is(name, "__bases__")) return t->tp_bases;
+    if (Is(name, "__base__")) {
+      return t->tp_base != nullptr ? reinterpret_cast<PyObject*>(t->tp_base)
+                                   : Py_None;
+    }
+  } else if (PyFunction_Check(obj)) {
+    auto* f = reinterpret_cast<PyFunctionObject*>(obj);
+    if (Is(name, "__name__")) return f->func_name;
+    if (Is(name, "__qualname__")) return f->func_qualname;
+    if (Is(name, "__code__")) return f->func_code;
+    if (Is(name, "__defaults__")) {
+      return f->func_defaults != nullptr ? f->func_defaults : Py_None;
+    }
+    if (Is(name, "__kwdefaults__")) {
+      return f->func_kwdefaults != nullptr ? f->func_kwdefaults : Py_None;
+    }
+  }
+  *known = false;
+  return nullptr;
+}
+
 // obj.name read in place, or nullptr with `why` said.
 PyObject* Attr(PyObject* obj, PyObject* name, const Names& names,
                std::string* why) {
+  bool known = false;
+  if (PyObject* v = FieldAttr(obj, name, &known); known) {
+    if (v == nullptr) *why = "the field is not set";
+    return v;
+  }
   // .__class__: the type. .__dict__: the attribute dict object itself
   // (Python would wrap a class's in a new mappingproxy; a module's and an
   // instance's existing one are what Python gives).
@@ -247,6 +326,12 @@ PyObject* Attr(PyObject* obj, PyObject* name, const Names& names,
     return nullptr;
   }
   PyTypeObject* type = Py_TYPE(obj);
+  if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+    // A built-in object's C member is a field, whatever its lookup does.
+    if (PyMemberDef* m = BuiltinMember(type, name)) {
+      return MemberValue(obj, m, why);
+    }
+  }
   if (type->tp_getattro != PyObject_GenericGetAttr) {
     // A class with __getattr__ still looks up as usual first; one with
     // __getattribute__, or a C type with its own lookup, does not.
@@ -266,21 +351,14 @@ PyObject* Attr(PyObject* obj, PyObject* name, const Names& names,
           "run code)";
       return nullptr;
     }
-    PyMemberDef* m = reinterpret_cast<PyMemberDescrObject*>(descr)->d_member;
-#ifdef Py_RELATIVE_OFFSET
-    if (m->flags & Py_RELATIVE_OFFSET) {
-      *why = "it is a C member with a relative offset";
-      return nullptr;
+    return MemberValue(
+        obj, reinterpret_cast<PyMemberDescrObject*>(descr)->d_member, why);
+  }
+  if (descr == nullptr) {
+    // A built-in type's C member: a method's __self__, a code's co_name.
+    if (PyMemberDef* m = BuiltinMember(type, name)) {
+      return MemberValue(obj, m, why);
     }
-#endif
-    if (m->type != T_OBJECT_EX && m->type != T_OBJECT) {
-      *why = "it is a C member that is not an object";
-      return nullptr;
-    }
-    PyObject* v =
-        *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(obj) + m->offset);
-    if (v == nullptr) *why = "the slot is not set";
-    return v;
   }
   if (PyObject* v = DictFind(python::ExistingInstanceDict(obj), name)) return v;
   if (PyObject* v = python::InlineAttributeNamed(obj, name)) return v;
@@ -344,7 +422,72 @@ PyObject* Follow(const Path& path, const Names& names, std::string* error) {
   return obj;
 }
 
+// Follows the attribute and item steps of `path` from `obj` (a Name
+// step is skipped), or nullptr with `why` said. Where: as Follow.
+PyObject* FollowFrom(PyObject* obj, const Path& path, const Names& names,
+                     std::string* why) {
+  for (const Step& s : path) {
+    if (s.kind == Step::kAttr) {
+      obj = Attr(obj, s.key, names, why);
+    } else if (s.kind == Step::kItem) {
+      obj = Item(obj, s.key, why);
+    }
+    if (obj == nullptr) return nullptr;
+  }
+  return obj;
+}
+
 }  // namespace
+
+PyObject* HpMaprox(PyObject* idset, PyObject* suffix) {
+  if (!PyUnicode_Check(suffix)) {
+    return PyErr_Format(PyExc_TypeError,
+                        "maprox(expr): expr is a str of .attribute and "
+                        "[constant] steps, e.g. '.__class__.__name__', not "
+                        "%.100s",
+                        Py_TYPE(suffix)->tp_name);
+  }
+  // "_" stands for each member: "_.a['k']" is parsed as one path; a
+  // suffix that starts with a name is an attribute ('a.b' is '.a.b').
+  const Py_UCS4 first = PyUnicode_GET_LENGTH(suffix) > 0
+                            ? PyUnicode_READ_CHAR(suffix, 0)
+                            : Py_UCS4{'.'};
+  PyObject* text = PyUnicode_FromFormat(
+      first == '.' || first == '[' ? "_%U" : "_.%U", suffix);
+  if (text == nullptr) return nullptr;
+  std::vector<Path> paths;
+  const bool parsed = ParsePaths(text, &paths);
+  Py_DECREF(text);
+  if (!parsed || paths.size() != 1 || paths[0].size() < 2) {
+    FreePaths(paths);
+    if (parsed || PyErr_ExceptionMatches(PyExc_ValueError)) {
+      PyErr_Clear();
+      PyErr_Format(PyExc_ValueError,
+                   "maprox(expr): %R is not .attribute and [str or int "
+                   "constant] steps (e.g. '.__class__.__name__', "
+                   "\"['key'].attr\"): no target code runs",
+                   suffix);
+    }
+    return nullptr;
+  }
+  Session* session = IdSetSession(idset);
+  HeapView* view = ViewOf(session);
+  const Names names;
+  if (view == nullptr || !names.ok()) {
+    FreePaths(paths);
+    return nullptr;
+  }
+  absl::StatusOr<KindedSet> set = view->Reach(
+      SetOf(idset), [&](PyObject* member, std::vector<uintptr_t>* out) {
+        std::string why;  // a member without it is left out, as Heapy's
+        if (PyObject* v = FollowFrom(member, paths[0], names, &why)) {
+          out->push_back(reinterpret_cast<uintptr_t>(v));
+        }
+      });
+  FreePaths(paths);
+  if (!set.ok()) return RaiseStatus(set.status());
+  return NewIdSet(session, std::move(*set));
+}
 
 PyObject* HpIsoExpr(Session* session, PyObject* text) {
   std::vector<Path> paths;

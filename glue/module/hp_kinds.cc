@@ -1646,20 +1646,6 @@ PyMethodDef kByMethod = {
     "'Size', 'Module', 'Id', 'Unity', 'Rcs', 'Via', 'Prod' or an '&' "
     "combination such as 'Type&Size'."};
 
-std::string Brief(const KindedSet& set) {
-  std::vector<KindedSet::Row> rows = set.Rows();
-  std::vector<std::string> kinds;
-  for (const auto& r : rows) kinds.push_back(r.kind);
-  std::sort(kinds.begin(), kinds.end());
-  std::string s = kinds.size() == 1
-                      ? absl::StrCat("<", set.count(), " ", kinds[0], ">")
-                      : absl::StrCat("<", set.count(), " (",
-                                     absl::StrJoin(kinds, " | "), ")>");
-  constexpr size_t kMax = 80;  // Heapy's max_summary_length
-  if (s.size() > kMax) s = s.substr(0, kMax - 4) + "...>";
-  return s;
-}
-
 }  // namespace
 
 const char* const kIdSetKindsAttrs[] = {
@@ -1697,7 +1683,6 @@ PyObject* IdSetKindsAttr(PyObject* self, const char* name) {
     return NewFactory(IdSetSession(self), c,
                       c.is(Classifier::kDictOf) ? kDictOf : kPlain);
   }
-  if (n == "brief") return PyUnicode_FromString(Brief(SetOf(self)).c_str());
   if (n == "parts") {
     // One pass for all rows (a pass per row took 20.9 s for 834 rows of
     // 519 K objects).
@@ -1718,17 +1703,6 @@ PyObject* IdSetKindsAttr(PyObject* self, const char* name) {
       Py_DECREF(part);
     }
     return list;
-  }
-  if (n == "theone") {
-    if (SetOf(self).count() != 1) {
-      PyErr_SetString(PyExc_ValueError, "theone requires a singleton set");
-      return nullptr;
-    }
-    HeapView* view = ViewOf(IdSetSession(self));
-    if (view == nullptr) return nullptr;
-    absl::StatusOr<std::string> text = view->ById(SetOf(self), 1);
-    if (!text.ok()) return RaiseStatus(text.status());
-    return NewText(*text);
   }
   return nullptr;
 }

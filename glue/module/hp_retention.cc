@@ -19,6 +19,7 @@
 #include "glue/module/hp_internal.h"
 #include "glue/module/paths_py.h"
 #include "glue/module/refpat_py.h"
+#include "glue/module/values_py.h"
 #include "glue/retention_view.h"
 
 namespace annex::glue::hp_internal {
@@ -132,6 +133,37 @@ bool ParseStopKind(PyObject *self, PyObject *stopkind,
   return !PyErr_Occurred();
 }
 
+// get_rp's ref (Heapy's): None, 'gc' or 'gcx' (the referrers the
+// target's gc reports; Annex's own objects are never among them, so both
+// are the same) or 'imdom' (as imdom=True). A callable is refused: the
+// pattern is made inside one heap question, where no annex code runs.
+bool ParseRef(PyObject *ref, int *imdom, PatternOptions *options) {
+  if (ref == Py_None) return true;
+  if (PyUnicode_Check(ref)) {
+    if (PyUnicode_CompareWithASCIIString(ref, "gc") == 0 ||
+        PyUnicode_CompareWithASCIIString(ref, "gcx") == 0) {
+      options->gc_referrers = true;
+      return true;
+    }
+    if (PyUnicode_CompareWithASCIIString(ref, "imdom") == 0) {
+      *imdom = 1;
+      return true;
+    }
+  }
+  if (PyCallable_Check(ref)) {
+    PyErr_SetString(PyExc_TypeError,
+                    "get_rp(ref=callable) is not offered: the pattern is made "
+                    "inside one heap question, where no Python code runs; "
+                    "ref is None (referrers), 'gc', 'gcx' or 'imdom'");
+    return false;
+  }
+  PyErr_Format(PyExc_ValueError,
+               "get_rp(ref=%R): ref is None (referrers), 'gc' or 'gcx' (the "
+               "referrers the target's gc reports) or 'imdom'",
+               ref);
+  return false;
+}
+
 bool IsRoot(PyObject *obj);
 bool ParseNodes(PyObject *obj, std::vector<uintptr_t> *out, const char *what);
 PyObject *AnnexClass(const char *name);
@@ -198,19 +230,21 @@ PyObject *MakePattern(PyObject *self, PatternResult result,
 // nocyc=False, *, max_children=10, max_rows=1000): Heapy's arguments, in
 // its order.
 PyObject *GetRp(PyObject *self, PyObject *args, PyObject *kwargs) {
-  static const char *kKeywords[] = {
-      "depth",    "er",    "imdom",        "bf",       "src",
-      "stopkind", "nocyc", "max_children", "max_rows", nullptr};
+  static const char *kKeywords[] = {"depth",        "er",       "imdom", "bf",
+                                    "src",          "stopkind", "nocyc", "ref",
+                                    "max_children", "max_rows", nullptr};
   PyObject *depth = Py_None, *er = Py_None, *src = Py_None;
   PyObject *stopkind = Py_None, *max_children = Py_None, *max_rows = Py_None;
+  PyObject *ref = Py_None;
   int imdom = 0, bf = 0, nocyc = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOppOOp$OO:get_rp",
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OOppOOpO$OO:get_rp",
                                    const_cast<char **>(kKeywords), &depth, &er,
-                                   &imdom, &bf, &src, &stopkind, &nocyc,
+                                   &imdom, &bf, &src, &stopkind, &nocyc, &ref,
                                    &max_children, &max_rows)) {
     return nullptr;
   }
   PatternOptions options;
+  if (!ParseRef(ref, &imdom, &options)) return nullptr;
   options.imdom = imdom != 0;
   options.breadth_first = bf != 0;
   options.nocyc = nocyc != 0;
@@ -232,12 +266,73 @@ PyObject *GetRp(PyObject *self, PyObject *args, PyObject *kwargs) {
                     "not with src");
     return nullptr;
   }
+  if (options.imdom && options.gc_referrers) {
+    PyErr_SetString(PyExc_ValueError,
+                    "get_rp(ref='gc') follows the gc's referrers: not with "
+                    "imdom=True");
+    return nullptr;
+  }
   if (!ParseStopKind(self, stopkind, &options)) return nullptr;
   RetentionView *view = ViewFor(self);
   if (view == nullptr) return nullptr;
   auto result = view->ReferencePattern(*IdSetContents(self), options);
   if (!result.ok()) return SetStatusError(result.status());
   return MakePattern(self, std::move(*result), options);
+}
+
+// x._rp_links(rows): the links of rp.paths (RetentionView::
+// PatternPathLinks) for `rows`, a sequence of IdSets from a row up to row
+// 0: ([[(from, to, text), ...] per pair of rows], [(address, brief), ...]
+// for the last row).
+PyObject *RpLinks(PyObject *self, PyObject *arg) {
+  PyObject *seq = PySequence_Fast(arg, "_rp_links() takes a list of IdSets");
+  if (seq == nullptr) return nullptr;
+  std::vector<const KindedSet *> rows;
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); ++i) {
+    KindedSet *set = IdSetContents(PySequence_Fast_GET_ITEM(seq, i));
+    if (set == nullptr) {
+      Py_DECREF(seq);
+      return nullptr;
+    }
+    rows.push_back(set);
+  }
+  RetentionView *view = ViewFor(self);
+  auto links = view != nullptr
+                   ? view->PatternPathLinks(rows)
+                   : absl::StatusOr<PatternLinks>(absl::InternalError(""));
+  Py_DECREF(seq);  // after the walk: the rows' sets live in `seq`'s IdSets
+  if (view == nullptr) return nullptr;
+  if (!links.ok()) return SetStatusError(links.status());
+  PyObject *pairs = PyList_New(0);
+  for (size_t k = 0; pairs != nullptr && k < links->links.size(); ++k) {
+    PyObject *list = PyList_New(0);
+    for (const PatternLinks::Link &l : links->links[k]) {
+      if (list == nullptr) break;
+      if (!internal::ListAppendNew(
+              list, Py_BuildValue(
+                        "(KKs#)", static_cast<unsigned long long>(l.from),
+                        static_cast<unsigned long long>(l.to), l.text.data(),
+                        static_cast<Py_ssize_t>(l.text.size())))) {
+        Py_CLEAR(list);
+      }
+    }
+    if (!internal::ListAppendNew(pairs, list)) Py_CLEAR(pairs);
+  }
+  PyObject *last = pairs != nullptr ? PyList_New(0) : nullptr;
+  for (const auto &[address, brief] : links->last) {
+    if (last == nullptr) break;
+    if (!internal::ListAppendNew(
+            last, Py_BuildValue(
+                      "(Ks#)", static_cast<unsigned long long>(address),
+                      brief.data(), static_cast<Py_ssize_t>(brief.size())))) {
+      Py_CLEAR(last);
+    }
+  }
+  if (last == nullptr) {
+    Py_XDECREF(pairs);
+    return nullptr;
+  }
+  return Py_BuildValue("(NN)", pairs, last);
 }
 
 PyObject *Rp(PyObject *self, void *) {
@@ -702,12 +797,15 @@ PyMethodDef kMethods[] = {
      "start from instead of the roots (hp.Root: the roots); avoid_levels:\n"
      "steps (0 the first, -1 the last) whose references, over all shortest\n"
      "paths, are avoided too: the next route (Paths.avoided)."},
+    {"_rp_links", RpLinks, METH_O,
+     "_rp_links(rows): the named references between rows of a reference "
+     "pattern (ReferencePattern.paths)."},
     {"get_rp",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)(void)>(GetRp)),
      METH_VARARGS | METH_KEYWORDS,
      "get_rp(depth=7, er=None, imdom=False, bf=False, src=None, "
      "stopkind=None,\n"
-     "       nocyc=False, *, max_children=10, max_rows=1000) -> "
+     "       nocyc=False, ref=None, *, max_children=10, max_rows=1000) -> "
      "ReferencePattern\n\n"
      "The reference pattern of the set (Heapy's): its referrers grouped by\n"
      "kind (rows a, b, ...), their referrers (aa, ab, ...), ... to `depth`\n"
@@ -717,8 +815,10 @@ PyMethodDef kMethods[] = {
      "reachable from it count and its objects end the pattern; stopkind: a\n"
      "kind, kind name or names whose rows are not followed (None: modules,\n"
      "types, their dicts, code, frames; (): nowhere); nocyc: leave out the\n"
-     "objects of the rows above; max_children: kinds per row (<= 26);\n"
-     "max_rows: rows in all."},
+     "objects of the rows above; ref: 'gc' (or 'gcx') the referrers the\n"
+     "target's gc reports, 'imdom' as imdom=True; max_children: kinds per\n"
+     "row (<= 26); max_rows: rows in all. rp.paths(row): the references\n"
+     "from a row's objects down to the set's, one path a line."},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -744,16 +844,8 @@ PyObject *RootObjectsOf(PyObject *capsule, PyObject *name) {
 PyMethodDef kRootObjectsDef = {"root_objects", RootObjectsOf, METH_O,
                                "The objects a root holds now (hp.Root)."};
 
-// An embedded Python file: its text and its source path.
-struct EmbeddedPy {
-  const char *code;
-  const char *path;
-};
+}  // namespace
 
-// Runs embedded Python files in order in one namespace that sees Text (so
-// a later file uses what an earlier one defines), each compiled under its
-// source path so tracebacks name the .py file and line, and moves their
-// classes `names` into `module`. 0, or -1 with an error set.
 int AddEmbeddedClasses(PyObject *module,
                        std::initializer_list<EmbeddedPy> files,
                        std::initializer_list<const char *> names) {
@@ -786,32 +878,15 @@ int AddEmbeddedClasses(PyObject *module,
   return added;
 }
 
-}  // namespace
-
 int AddRetention(PyObject *module, PyTypeObject *idset) {
-  PyObject *dict = idset->tp_dict;
-  for (PyGetSetDef *g = kGetSet; g->name != nullptr; ++g) {
-    PyObject *d = PyDescr_NewGetSet(idset, g);
-    if (d == nullptr || PyDict_SetItemString(dict, g->name, d) < 0) {
-      Py_XDECREF(d);
-      return -1;
-    }
-    Py_DECREF(d);
-  }
-  for (PyMethodDef *m = kMethods; m->ml_name != nullptr; ++m) {
-    PyObject *d = PyDescr_NewMethod(idset, m);
-    if (d == nullptr || PyDict_SetItemString(dict, m->ml_name, d) < 0) {
-      Py_XDECREF(d);
-      return -1;
-    }
-    Py_DECREF(d);
-  }
-  PyType_Modified(idset);
+  if (AddDescriptors(idset, kGetSet, kMethods) < 0) return -1;
   return AddEmbeddedClasses(
       module,
       {{embedded::kPathsPy, embedded::kPathsPyPath},
-       {embedded::kRefpatPy, embedded::kRefpatPyPath}},
-      {"Path", "Paths", "Root", "ReferencePattern", "RefPatRow"});
+       {embedded::kRefpatPy, embedded::kRefpatPyPath},
+       {embedded::kValuesPy, embedded::kValuesPyPath}},
+      {"Path", "Paths", "Root", "ReferencePattern", "RefPatRow", "RefPatPaths",
+       "ById", "MappingProxy", "prod_text"});
 }
 
 PyObject *HpRoot(Session *session) {

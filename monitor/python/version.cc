@@ -617,30 +617,38 @@ bool TracemallocIsTracing() {
   return AnnexTracemallocUntrack(kProbeDomain, 0) != -2;
 }
 
-bool TracemallocSite(PyObject* obj, std::string* filename, int* lineno) {
+bool TracemallocFrames(PyObject* obj,
+                       std::vector<std::pair<std::string, int>>* frames) {
+  frames->clear();
   uintptr_t block = reinterpret_cast<uintptr_t>(obj) - SizeofPreHeader(obj);
   PyObject* tb = AnnexTracemallocTraceback(block);
   if (tb == nullptr) {
     PyErr_Clear();
     return false;
   }
-  bool found = false;
-  if (PyTuple_Check(tb) && PyTuple_GET_SIZE(tb) > 0) {
-    PyObject* frame = PyTuple_GET_ITEM(tb, 0);
-    if (PyTuple_Check(frame) && PyTuple_GET_SIZE(frame) == 2 &&
-        PyUnicode_Check(PyTuple_GET_ITEM(frame, 0))) {
-      const char* f = PyUnicode_AsUTF8(PyTuple_GET_ITEM(frame, 0));
-      long line = PyLong_AsLong(PyTuple_GET_ITEM(frame, 1));
-      if (f != nullptr && !(line == -1 && PyErr_Occurred())) {
-        *filename = f;
-        *lineno = static_cast<int>(line);
-        found = true;
-      }
-      PyErr_Clear();
+  for (Py_ssize_t i = 0; PyTuple_Check(tb) && i < PyTuple_GET_SIZE(tb); ++i) {
+    PyObject* frame = PyTuple_GET_ITEM(tb, i);
+    if (!PyTuple_Check(frame) || PyTuple_GET_SIZE(frame) != 2 ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(frame, 0))) {
+      continue;
     }
+    const char* f = PyUnicode_AsUTF8(PyTuple_GET_ITEM(frame, 0));
+    long line = PyLong_AsLong(PyTuple_GET_ITEM(frame, 1));
+    if (f != nullptr && !(line == -1 && PyErr_Occurred())) {
+      frames->emplace_back(f, static_cast<int>(line));
+    }
+    PyErr_Clear();
   }
   Py_DECREF(tb);
-  return found;
+  return !frames->empty();
+}
+
+bool TracemallocSite(PyObject* obj, std::string* filename, int* lineno) {
+  std::vector<std::pair<std::string, int>> frames;
+  if (!TracemallocFrames(obj, &frames)) return false;
+  *filename = frames[0].first;
+  *lineno = frames[0].second;
+  return true;
 }
 
 // --- Extra referents (issue 12) ---

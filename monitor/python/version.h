@@ -6,6 +6,8 @@
 #include <Python.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
@@ -227,6 +229,11 @@ bool TracemallocIsTracing();
 // the block is not traced. Creates short-lived tuples in the current
 // interpreter. Where: GIL held; `obj` alive.
 bool TracemallocSite(PyObject* obj, std::string* filename, int* lineno);
+// Every frame of that traceback, most recent first, as (filename, line):
+// Heapy's x.prod. False (and none) when the block is not traced. Creates
+// short-lived tuples in the current interpreter. Where: as TracemallocSite.
+bool TracemallocFrames(PyObject* obj,
+                       std::vector<std::pair<std::string, int>>* frames);
 
 // --- Extra referents: references tp_traverse does not report (issue 12) ---
 // gc.get_referents sees only what a type's tp_traverse reports, and

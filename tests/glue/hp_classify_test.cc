@@ -329,7 +329,8 @@ TEST_F(HpClassifyTest, RowsSlicesPartsAndTheOne) {
            "print(len(one), one.theone.split()[1])\n"
            "print(one.brief)\n"
            "print(len(h.byunity.parts), h.byunity.kind.brief)\n");
-  EXPECT_EQ(out, "True\nTrue True\n1\n1 module\n<1 module>\n1 <Anything>\n");
+  EXPECT_EQ(out,
+            "True\nTrue True\n1\n1 module\n<1 module: sys>\n1 <Anything>\n");
 }
 
 TEST_F(HpClassifyTest, ByprodNamesTheAllocationLine) {

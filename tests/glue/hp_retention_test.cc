@@ -338,7 +338,8 @@ TEST_F(HpRetentionTest, ReferrersAndReferentsAgreeWithGc) {
   ASSERT_NE(expected_out, "[]");
   const std::string ids =
       "def ids(s):\n"
-      "    return sorted(int(l.split()[0], 16) for l in s.byid.splitlines())\n";
+      "    return sorted(int(l.split()[0], 16) for l in "
+      "s.byid.all.splitlines())\n";
   EXPECT_EQ(Exec(ids + "x = row('leakmod.PlantedList')\n"
                        "print(ids(x.referrers))\n"
                        "print(ids(x.referents))\n"),
@@ -587,7 +588,7 @@ TEST_F(HpRetentionTest, SrcStartsThePathsAtGivenObjects) {
             "4 4 5 ''\n" + expected);
   // The same given as an id; hp.Root is the roots.
   EXPECT_EQ(Exec("x = row('diamod.SmallEnd')\n"
-                 "i = int(hp.iso('diamod.small[1]').byid.split()[0], 16)\n"
+                 "i = int(str(hp.iso('diamod.small[1]').byid).split()[0], 16)\n"
                  "print(sorted(q.text for q in x.get_shpaths(src=[i])) == "
                  "sorted(q.text for q in x.get_shpaths(src=hp.iso(i))))\n"
                  "print(x.get_shpaths(src=hp.Root).numpaths, x.sp.numpaths)\n"

@@ -15,6 +15,7 @@ namespace {
 using ::annex::testing::DefineTargetModule;
 using ::annex::testing::RunTargetCode;
 using ::annex::testing::TargetLong;
+using ::annex::testing::TargetStr;
 
 // Module `rpmod` holds each leak in a known way:
 //   leak:  the module's dict, three Holders (kept in the list `holders`)
@@ -79,6 +80,9 @@ class Wide:
     pass
 wide = Wide()
 wide_holders = [[wide] for i in range(15)]
+
+# Held only by a dict of strs, which the gc does not track.
+gcless = {'k': ''.join(['rpgc', '-unique'])}
 )py";
 
 // Annex-side helpers: the set of the one heap row of kind `k`; a
@@ -317,6 +321,100 @@ TEST_F(HpRpTest, PastThePauseLimitThePatternStops) {
             "TimeoutError True\n9\n");
 }
 
+TEST_F(HpRpTest, PathsFollowARowDownToTheSet) {
+  // deep: Deep in a list in a list in a list held by the module's dict.
+  const std::string deep = TargetStr(
+      "'%#x' % id(__import__('sys').modules['rpmod'].chain[0][0][0])");
+  EXPECT_EQ(Exec("p = row('rpmod.Deep').rp\n"
+                 "print(rows(p)[3][:2])\n"
+                 "print(p.paths('aaa'))\n"  // Heapy spells it a3
+                 "print(p.paths(3).source, len(p.paths('_')))\n"),
+            "('a3', '-')\n"
+            "Paths from source 'a3' to target '_'.\n"
+            " 0: a3 [0] @ [0]\n"
+            " 1: aa [0]  @ [0]\n"
+            " 2: a  [0]   @ [0]\n"
+            " 3: _  [0]    = <1 rpmod.Deep: " +
+                deep +
+                ">\n"
+                "a3 1\n");
+  // fork: one Fork in two lists, both in the list `both`; the second
+  // route ends at the line that followed the Fork first.
+  const std::string order = TargetStr(
+      "' '.join('[%d]' % i for i in sorted(range(2), key=lambda i: "
+      "id(__import__('sys').modules['rpmod'].both[i])))");
+  const std::string first = order.substr(0, 3), second = order.substr(4, 3);
+  const std::string fork =
+      TargetStr("'%#x' % id(__import__('sys').modules['rpmod'].both[0][0])");
+  EXPECT_EQ(
+      Exec("p = row('rpmod.Fork').rp\n"
+           "print(p.paths('aa'))\n"
+           "print(p.paths('aa', andsets={'a': hp.iso('rpmod.both[1]')}))\n"
+           "print(p.paths('aa', andsets=[None, hp.iso('rpmod.both[1]')])"
+           ".all == p.paths('aa', andsets={'a': "
+           "hp.iso('rpmod.both[1]')}).all)\n"),
+      "Paths from source 'aa' to target '_'.\n"
+      " 0: aa [0] @ " +
+          first +
+          "\n"
+          " 1: a  [0]  @ [0]\n"
+          " 2: _  [0]   = <1 rpmod.Fork: " +
+          fork +
+          ">\n"
+          " 3: aa [0] @ " +
+          second +
+          "\n"
+          " 4: a  [1]  @ [0] -> #2\n"
+          "Paths from source 'aa' to target '_'.\n"
+          " 0: aa [0] @ [1]\n"
+          " 1: a  [0]  @ [0]\n"
+          " 2: _  [0]   = <1 rpmod.Fork: " +
+          fork +
+          ">\n"
+          "True\n");
+  EXPECT_EQ(
+      Exec("p = row('rpmod.Fork').rp\n"
+           "print(show(lambda: p.paths('zz')))\n"
+           "print(show(lambda: p.paths('aa', variant=1)))\n"
+           "print(show(lambda: p.paths('aa', andsets=5)))\n"
+           "print(show(lambda: p.paths('a', andsets={'b': hp.Nothing})))\n"),
+      "KeyError: \"the reference pattern has no row named 'zz'\"\n"
+      "ValueError: rp.paths(variant=1): only Heapy's default variant 2 "
+      "is drawn\n"
+      "TypeError: andsets argument must be dict, tuple, or list\n"
+      "ValueError: andsets names row 'b', which is not on the path from "
+      "'a' to '_'\n");
+}
+
+TEST_F(HpRpTest, RefGcKeepsTheReferrersTheGcReports) {
+  ASSERT_EQ(TargetLong("int(__import__('gc').is_tracked("
+                       "__import__('sys').modules['rpmod'].gcless))"),
+            0)
+      << "the premise: a dict of strs is not tracked";
+  EXPECT_EQ(
+      Exec("x = hp.iso(\"rpmod.gcless['k']\")\n"
+           "print(rows(x.rp)[1][4])\n"
+           "print(rows(x.get_rp(ref='gc')))\n"
+           "print(rows(x.get_rp(ref='gcx')) == rows(x.get_rp(ref='gc')))\n"
+           "y = row('rpmod.Leak')\n"
+           "print(rows(y.get_rp(ref='gc')) == rows(y.rp))\n"
+           "print(rows(y.get_rp(ref='imdom')) == "
+           "rows(y.get_rp(imdom=True)))\n"
+           "print(show(lambda: y.get_rp(ref='gc', imdom=True)))\n"
+           "print(show(lambda: y.get_rp(ref=len)))\n"
+           "print(show(lambda: y.get_rp(ref='all')))\n"),
+      "dict (no owner)\n"
+      "[('_', 'R', None, 1, 'str')]\n"
+      "True\nTrue\nTrue\n"
+      "ValueError: get_rp(ref='gc') follows the gc's referrers: not with "
+      "imdom=True\n"
+      "TypeError: get_rp(ref=callable) is not offered: the pattern is "
+      "made inside one heap question, where no Python code runs; ref is "
+      "None (referrers), 'gc', 'gcx' or 'imdom'\n"
+      "ValueError: get_rp(ref='all'): ref is None (referrers), 'gc' or "
+      "'gcx' (the referrers the target's gc reports) or 'imdom'\n");
+}
+
 TEST_F(HpRpTest, AskingCreatesNothingInTheTarget) {
   // Every kind of question the pattern asks (referrers, dominators, a
   // classifier reading edges, Heapy's default stop kinds) over an instance
@@ -325,6 +423,7 @@ TEST_F(HpRpTest, AskingCreatesNothingInTheTarget) {
   EXPECT_EQ(
       Exec("x = row('rpmod.Boxed')\n"
            "print(rows(x.rp)[1][4])\n"
+           "row('rpmod.Fork').rp.paths('aa'); x.get_rp(ref='gc')\n"
            "x.get_rp(imdom=True); x.get_rp(er='Via'); x.get_rp(nocyc=True)\n"
            "x.get_rp(bf=True, stopkind=()); x.get_rp(er='Rcs')\n"
            "row('rpmod.Leak').get_rp(src=hp.iso('rpmod.holders'))\n"),

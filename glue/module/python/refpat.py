@@ -214,3 +214,123 @@ class ReferencePattern(Paged):
                          'get_rp(max_rows=...) makes more)>'
                          % (n, self.max_rows))
         return '\n'.join(lines)
+
+    # --- paths from a row to the set
+
+    def paths(self, key, extended=True, andsets=(), variant=2):
+        """Heapy's rp.paths(key): how the objects of row `key` (a name or
+        number) refer, row by row, to the objects of the set (row '_'),
+        one line per reference (an annex.RefPatPaths). andsets restricts
+        the rows' objects: a dict {row name: IdSet or kind} or a sequence
+        from row `key` upwards (None: no restriction). Read in one heap
+        question: nothing is made in the target. `extended` is Heapy's
+        option of its first variant, which Annex does not draw."""
+        if variant != 2:
+            raise ValueError('rp.paths(variant=%r): only Heapy\'s default '
+                             'variant 2 is drawn' % (variant,))
+        row = self.get_row(key)
+        chain = []
+        while row is not None:
+            chain.append(row)
+            row = None if row.parent is None else self.rows[row.parent]
+        names = [r.name for r in chain]
+        if isinstance(andsets, dict):
+            for name in andsets:
+                if name not in names:
+                    raise ValueError('andsets names row %r, which is not on '
+                                     'the path from %r to %r'
+                                     % (name, names[0], '_'))
+            restrict = [andsets.get(name) for name in names]
+        elif isinstance(andsets, (tuple, list)):
+            if len(andsets) > len(chain):
+                raise ValueError('andsets argument is too long: the path '
+                                 'from %r has %d rows' % (names[0],
+                                                          len(chain)))
+            restrict = list(andsets) + [None] * (len(chain) - len(andsets))
+        else:
+            raise TypeError('andsets argument must be dict, tuple, or list')
+        sets = [r.set if a is None else r.set & a
+                for r, a in zip(chain, restrict)]
+        links, last = self.target._rp_links(sets)
+        return RefPatPaths(chain, sets, links, last)
+
+
+class RefPatPaths(Paged):
+    """rp.paths(key) (Heapy's Paths of a reference pattern, its variant 2):
+    one line per reference from an object of row `key` to one of the row
+    above, down to the set's objects (row '_'), which end with their
+    brief: `n: row [i] @ ['k']` is the reference ['k'] from object i of
+    that row (in address order) to the object on the next line; `-> #m`
+    an object already followed on line m. Ten lines a page: .more, .all.
+    """
+
+    def __init__(self, chain, sets, links, last):
+        self.source = chain[0].name
+        self._text = self._draw(chain, sets, links, dict(last))
+
+    @staticmethod
+    def _draw(chain, sets, links, last):
+        # References out of each object, per pair of rows, by address.
+        out = []
+        for pair in links:
+            by_from = {}
+            for frm, to, text in pair:
+                by_from.setdefault(frm, []).append((to, text))
+            out.append(by_from)
+        name_width = max(len(r.name) for r in chain)
+        count_width = max(len(str(r.count)) for r in chain)
+        top = chain[0].depth
+        lines = []
+        seen = {}
+
+        def label(k, index):
+            row = chain[k]
+            idx = '[%d]' % index
+            text = row.name + ' ' * max(
+                0, 3 + count_width + name_width - len(row.name) - len(idx))
+            return text + idx + ' ' * (top + 1 - row.depth)
+
+        def draw(k, address, index):
+            seen[(address, k)] = len(lines)
+            sidx = label(k, index)
+            if k == len(chain) - 1:
+                lines.append('%2s: %s= %s' % (
+                    len(lines), sidx, last.get(address, '%#x' % address)))
+                return
+            targets = sorted(out[k].get(address, ()))
+            for i, (to, text) in enumerate(targets):
+                line = '%2s: %s@ %s' % (len(lines), sidx, text)
+                earlier = seen.get((to, k + 1))
+                if earlier is not None:
+                    lines.append(line + ' -> #%d' % earlier)
+                else:
+                    lines.append(line)
+                    draw(k + 1, to, i)
+
+        # The source row's members with a reference up (row '_': its own).
+        members = sorted(out[0]) if out else sorted(last)
+        for i, address in enumerate(members):
+            draw(0, address, i)
+        return lines
+
+    def __len__(self):
+        return len(self._text)
+
+    def _count(self):
+        return len(self._text)
+
+    def _lines(self, first, end):
+        lines = []
+        if first == 0:
+            lines.append('Paths from source %r to target %r.'
+                         % (self.source, '_'))
+        if not self._text:
+            lines.append('(no reference from the row\'s live objects to '
+                         'the set)')
+        lines.extend(self._text[first:end])
+        n = len(self._text)
+        if end < n:
+            lines.append("<%d more lines. Type e.g. '_.more' to view.>"
+                         % (n - end))
+        return '\n'.join(lines)
+
