@@ -220,7 +220,22 @@ std::string DeadNote(const KindedSet& set) {
                       " died since the set was made: not counted; x.dead)");
 }
 
+PyObject* IdSetRepr(PyObject* self);
+
+// An empty set prints as Heapy's does: repr `hp.Nothing`, str `<Nothing>`;
+// one whose members all died keeps its table and the note saying so.
+bool PrintsAsNothing(PyObject* self) {
+  const KindedSet& set = SetOf(self);
+  return set.count() == 0 && set.dead == 0;
+}
+
+PyObject* IdSetStr(PyObject* self) {
+  if (PrintsAsNothing(self)) return PyUnicode_FromString("<Nothing>");
+  return IdSetRepr(self);
+}
+
 PyObject* IdSetRepr(PyObject* self) {
+  if (PrintsAsNothing(self)) return PyUnicode_FromString("hp.Nothing");
   std::string t = SetOf(self).PartitionTable();
   if (!t.empty() && t.back() == '\n') t.pop_back();
   t += DeadNote(SetOf(self));
@@ -562,6 +577,7 @@ PyType_Slot kIdSetSlots[] = {
                                   "the kind and size seen).")},
     {Py_tp_dealloc, reinterpret_cast<void*>(IdSetDealloc)},
     {Py_tp_repr, reinterpret_cast<void*>(IdSetRepr)},
+    {Py_tp_str, reinterpret_cast<void*>(IdSetStr)},
     {Py_tp_getset, kIdSetGetSet},
     {Py_tp_richcompare, reinterpret_cast<void*>(IdSetRichCompare)},
     {Py_sq_length, reinterpret_cast<void*>(IdSetLen)},

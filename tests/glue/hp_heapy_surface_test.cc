@@ -161,6 +161,18 @@ TEST_F(HpHeapySurfaceTest, DisjointAndIndisize) {
             "True False True\n" + sizes + "\nTrue\nTypeError\n");
 }
 
+TEST_F(HpHeapySurfaceTest, EmptySetsPrintAsNothing) {
+  // As Heapy's: repr `hp.Nothing`, str `<Nothing>`, for hp.Nothing and for
+  // any empty result.
+  EXPECT_EQ(Annex("print(repr(hp.Nothing), hp.Nothing)\n"
+                  "e = L - L\n"
+                  "print(repr(e), e, e.brief, len(e))\n"
+                  "print(repr(L & D), str(L & D))\n"
+                  "print(str(L).startswith('Partition of a set of '))\n"),
+            "hp.Nothing <Nothing>\nhp.Nothing <Nothing> <Nothing> 0\n"
+            "hp.Nothing <Nothing>\nTrue\n");
+}
+
 TEST_F(HpHeapySurfaceTest, GetExamplesTakesOnePerRowInTurn) {
   // Rows of L | D: the lists (about 900 bytes each) first, then the dicts.
   EXPECT_EQ(Annex("x = L | D\n"
