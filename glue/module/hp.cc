@@ -16,6 +16,7 @@
 #include "glue/heap_view.h"
 #include "glue/memory_budget.h"
 #include "glue/module/hp_internal.h"
+#include "glue/module/report.h"
 #include "monitor/python/death_watch.h"
 #include "monitor/python/target_threads.h"
 
@@ -883,16 +884,77 @@ PyObject* HpMemory(PyObject* self, PyObject* args, PyObject* kwds) {
   return internal::NewText(text);
 }
 
-// hp.pb(...): Heapy's profile browser is a Tk window; the annex runs in
-// the host's process and imports no GUI toolkit (design rule 8), so it is
-// not offered: the browser of records is `annex report`, run outside.
-PyObject* HpPb(PyObject*, PyObject*, PyObject*) {
-  PyErr_SetString(PyExc_NotImplementedError,
-                  "hp.pb: Heapy's profile browser (a Tk window) is not "
-                  "offered inside the host's process; write the records with "
-                  "x.dump(path) and run `annex report path -o report.html` "
-                  "outside it, then open report.html (docs/recording.md)");
-  return nullptr;
+// hp.pb(file, out=None, title='', top=8): Heapy's profile browser is a Tk
+// window; the annex runs in the host's process and imports no GUI toolkit
+// (design rule 8), so it writes the browser of records instead: the page
+// of `annex report` (glue/module/report.h) for the records in `file` (one
+// path or a list, e.g. FILE.1 and FILE), to `out` (default: the first
+// file's path + ".html"), and prints where. The files are read and the page
+// written in the annex; no target object is read. Where: annex thread, GIL
+// held, annex current.
+PyObject* HpPb(PyObject*, PyObject* args, PyObject* kwds) {
+  static const char* kwlist[] = {"file", "out", "title", "top", nullptr};
+  PyObject* file = nullptr;
+  PyObject* out = Py_None;
+  const char* title = "";
+  long top = 8;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|Osl:pb",
+                                   const_cast<char**>(kwlist), &file, &out,
+                                   &title, &top)) {
+    return nullptr;
+  }
+  if (top < 1 || top > 30) {
+    PyErr_SetString(PyExc_ValueError, "hp.pb: top must be 1 to 30");
+    return nullptr;
+  }
+  PyObject* files = nullptr;  // a list of str paths
+  if (PyList_Check(file) || PyTuple_Check(file)) {
+    files = PySequence_List(file);
+  } else {
+    files = PyList_New(0);
+    if (files != nullptr && PyList_Append(files, file) < 0) Py_CLEAR(files);
+  }
+  if (files == nullptr) return nullptr;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(files); ++i) {
+    PyObject* path = PyOS_FSPath(PyList_GET_ITEM(files, i));
+    if (path == nullptr || !PyUnicode_Check(path)) {
+      Py_XDECREF(path);
+      Py_DECREF(files);
+      PyErr_SetString(PyExc_TypeError,
+                      "hp.pb: file must be a path (str) or a list of paths "
+                      "of record files (x.dump, annex record)");
+      return nullptr;
+    }
+    PyList_SetItem(files, i, path);  // steals path
+  }
+  if (PyList_GET_SIZE(files) == 0) {
+    Py_DECREF(files);
+    PyErr_SetString(PyExc_ValueError, "hp.pb: no record file given");
+    return nullptr;
+  }
+  PyObject* out_path =
+      out == Py_None
+          ? PyUnicode_FromFormat("%U.html", PyList_GET_ITEM(files, 0))
+          : PyOS_FSPath(out);
+  if (out_path == nullptr || !PyUnicode_Check(out_path)) {
+    Py_XDECREF(out_path);
+    Py_DECREF(files);
+    if (!PyErr_Occurred()) {
+      PyErr_SetString(PyExc_TypeError, "hp.pb: out must be a path (str)");
+    }
+    return nullptr;
+  }
+  PyObject* report = LoadReportPy();
+  PyObject* r = report != nullptr
+                    ? PyObject_CallMethod(report, "main", "OOsl", files,
+                                          out_path, title, top)
+                    : nullptr;
+  Py_XDECREF(report);
+  Py_DECREF(files);
+  Py_DECREF(out_path);
+  if (r == nullptr) return nullptr;
+  Py_DECREF(r);
+  Py_RETURN_NONE;
 }
 
 PyObject* HpLoad(PyObject*, PyObject* args, PyObject* kwds) {
@@ -1208,8 +1270,10 @@ PyMethodDef kHpMethods[] = {
      "source, oldest first (32 MiB in all at most)."},
     {"pb", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpPb)),
      METH_VARARGS | METH_KEYWORDS,
-     "pb(...): not offered (Heapy's Tk profile browser); `annex report FILE "
-     "-o page.html` draws records outside the process."},
+     "pb(file, out=None, title='', top=8): Heapy's profile browser as a "
+     "page: writes `annex report`'s HTML page of the records in file (a "
+     "path or a list; x.dump, annex record) to out (default file + "
+     "'.html'), and prints where; open it in a browser."},
     {"memory",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpMemory)),
      METH_VARARGS | METH_KEYWORDS,

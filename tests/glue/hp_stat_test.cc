@@ -8,6 +8,7 @@
 #include "glue/annex_access.h"
 #include "glue/heap_view.h"
 #include "glue/session.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "monitor/monitor.h"
 #include "tests/testing/python_main.h"
@@ -225,6 +226,47 @@ TEST_F(HpStatTest, DumpAndLoadReadBackExactly) {
             "True 3 True\n"
             "3 3 True False\n"
             "1 True\n");
+}
+
+// hp.pb(file): Heapy's profile browser as `annex report`'s page, written
+// next to the records (or to out=), from the records x.dump wrote.
+TEST_F(HpStatTest, PbWritesTheReportPageOfTheRecords) {
+  std::string out = Exec(
+      monitor_,
+      "import os, tempfile\n"
+      "d = tempfile.mkdtemp()\n"
+      "path = os.path.join(d, 'stats.txt')\n"
+      "x = hp.idset(" +
+          OddIds() +
+          ")\n"
+          "x.bytype.dump(path)\n"
+          "x[0:2].bytype.dump(path)\n"
+          "print(hp.pb(path) is None)\n"
+          "page = open(path + '.html', encoding='utf-8').read()\n"
+          "print(page.startswith('<!DOCTYPE html>'), 'records-data' in page,\n"
+          "      page.count('<svg') > 0)\n"
+          "other = os.path.join(d, 'page.html')\n"
+          "hp.pb([path], out=other, title='T<1>', top=3)\n"
+          "print('T&lt;1&gt;' in open(other, encoding='utf-8').read())\n"
+          "def show(f):\n"
+          "    try: f()\n"
+          "    except Exception as e: print(type(e).__name__ + ':', e)\n"
+          "show(lambda: hp.pb(3))\n"
+          "show(lambda: hp.pb([]))\n"
+          "show(lambda: hp.pb(path, top=0))\n"
+          "show(lambda: hp.pb(os.path.join(d, 'none.txt')))\n"
+          "for f in os.listdir(d): os.remove(os.path.join(d, f))\n"
+          "os.rmdir(d)\n");
+  EXPECT_THAT(out, ::testing::StartsWith("annex report: 2 records -> "));
+  EXPECT_THAT(out, ::testing::HasSubstr(
+                       "True\nTrue True True\nannex report: 2 records -> "));
+  EXPECT_THAT(out, ::testing::HasSubstr(
+                       "page.html\nTrue\n"
+                       "TypeError: hp.pb: file must be a path (str) or a list "
+                       "of paths of record files (x.dump, annex record)\n"
+                       "ValueError: hp.pb: no record file given\n"
+                       "ValueError: hp.pb: top must be 1 to 30\n"));
+  EXPECT_THAT(out, ::testing::HasSubstr("none.txt"));
 }
 
 // hp.load(f) of an open file reads its next record and leaves the file
