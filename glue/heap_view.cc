@@ -353,11 +353,12 @@ std::vector<size_t> DeadAmong(const KindedSet& set,
 
 }  // namespace
 
-void PruneDead(KindedSet& set) {
-  if (set.identity == nullptr || set.count() == 0) return;
-  const uint64_t epoch = python::DeathWatchEpoch();
-  if (set.pruned_epoch == epoch && epoch != 0) return;
-  std::vector<size_t> keep;
+std::vector<size_t> DeadMembers(const KindedSet& set) {
+  std::vector<size_t> dead;
+  if (set.identity == nullptr || set.count() == 0 ||
+      set.pruned_epoch == python::DeathWatchEpoch()) {
+    return dead;
+  }
   // Only members whose key saw a death since the last look can have died:
   // when the watch remembers those deaths and they are few, look at those
   // members only (a question on a kept set of a million objects then costs
@@ -365,7 +366,21 @@ void PruneDead(KindedSet& set) {
   std::vector<uintptr_t> keys;
   if (python::DeathsSince(set.pruned_epoch, &keys) &&
       keys.size() < set.count() / 8) {
-    const std::vector<size_t> dead = DeadAmong(set, keys);
+    return DeadAmong(set, keys);
+  }
+  for (size_t i = 0; i < set.count(); ++i) {
+    if (!set.identity->Same(set.addresses[i])) dead.push_back(i);
+  }
+  return dead;
+}
+
+void PruneDead(KindedSet& set) {
+  if (set.identity == nullptr || set.count() == 0) return;
+  const uint64_t epoch = python::DeathWatchEpoch();
+  if (set.pruned_epoch == epoch) return;
+  const std::vector<size_t> dead = DeadMembers(set);
+  if (!dead.empty()) {
+    std::vector<size_t> keep;
     keep.reserve(set.count() - dead.size());
     size_t d = 0;
     for (size_t i = 0; i < set.count(); ++i) {
@@ -375,16 +390,9 @@ void PruneDead(KindedSet& set) {
         keep.push_back(i);
       }
     }
-  } else {
-    keep.reserve(set.count());
-    for (size_t i = 0; i < set.count(); ++i) {
-      if (set.identity->Same(set.addresses[i])) keep.push_back(i);
-    }
-  }
-  if (keep.size() != set.count()) {
-    const size_t dead = set.dead + (set.count() - keep.size());
+    const size_t dead_count = set.dead + dead.size();
     set = set.Subset(keep);
-    set.dead = dead;
+    set.dead = dead_count;
   }
   set.pruned_epoch = epoch;
 }
@@ -1063,6 +1071,30 @@ absl::StatusOr<std::string> HeapView::ById(const KindedSet& set, size_t limit) {
 
 namespace {
 
+// The node of each member of `set` in `graph` (-1: not in it). Both are
+// sorted by address: one merge when the set is a fair part of the graph,
+// else a binary search per member. Pure C++, any thread.
+std::vector<int64_t> NodesOf(const heap::HeapGraph& graph,
+                             const KindedSet& set) {
+  std::vector<int64_t> node_of(set.count(), -1);
+  const size_t n = graph.size();
+  if (set.count() * 32 < n) {
+    for (size_t i = 0; i < set.count(); ++i) {
+      node_of[i] = graph.Find(set.addresses[i]);
+    }
+    return node_of;
+  }
+  const std::vector<uintptr_t> addresses = set.addresses.ToVector();
+  size_t j = 0;
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    while (j < n && graph.addresses[j] < addresses[i]) ++j;
+    if (j == n) break;
+    if (graph.addresses[j] == addresses[i])
+      node_of[i] = static_cast<int64_t>(j);
+  }
+  return node_of;
+}
+
 // The texts of the edges from `from` to each member in `targets` (by
 // index in `member_addresses`), appended to `texts`: one DescribeEdgesFrom,
 // which scans a container holding many of them once. `tos` and `named` are
@@ -1132,26 +1164,43 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
   // From here to the end no Python code runs and no thread state is
   // swapped (the question holds the target current), so the GIL stays held
   // and what the walk found stays alive.
-  std::vector<int64_t> node_of(set.count(), -1);
-  for (size_t i = 0; i < set.count(); ++i) {
-    node_of[i] = graph->Find(set.addresses[i]);
-  }
+  const std::vector<int64_t> node_of = NodesOf(*graph, set);
+  const std::vector<size_t> dead = DeadMembers(set);
+  // The type each kind was last confirmed for: one name comparison per
+  // (kind, type) met, not per member.
+  std::vector<PyTypeObject*> type_of_kind(set.kind_names->size(), nullptr);
   absl::flat_hash_map<PyTypeObject*, std::string> type_names;
   std::vector<size_t> keep;
   std::vector<int64_t> keep_node;
+  keep.reserve(set.count());
+  keep_node.reserve(set.count());
+  size_t d = 0;
   for (size_t i = 0; i < set.count(); ++i) {
-    if (!SameObject(set, i)) continue;  // died since the set was made
-    if (node_of[i] < 0) continue;       // dead (heapu members are nodes)
+    if (d < dead.size() && dead[d] == i) {  // died since the set was made
+      ++d;
+      continue;
+    }
+    if (node_of[i] < 0) continue;  // dead (heapu members are nodes)
     // Still the same object? Same type as recorded (addresses are reused).
-    PyTypeObject* type = Py_TYPE(reinterpret_cast<PyObject*>(set.addresses[i]));
-    auto [it, added] = type_names.emplace(type, std::string());
-    if (added) it->second = namer_.Name(type);
-    if (it->second != (*set.kind_names)[set.kinds[i]]) continue;
+    PyTypeObject* type =
+        Py_TYPE(reinterpret_cast<PyObject*>(graph->addresses[node_of[i]]));
+    const uint32_t kind = set.kinds[i];
+    if (type_of_kind[kind] != type) {
+      auto [it, added] = type_names.emplace(type, std::string());
+      if (added) it->second = namer_.Name(type);
+      if (it->second != (*set.kind_names)[kind]) continue;
+      type_of_kind[kind] = type;
+    }
     keep.push_back(i);
     keep_node.push_back(node_of[i]);
   }
   LiveKinds out;
-  out.live = set.Subset(keep);
+  if (keep.size() == set.count()) {  // every member: the columns as they are
+    out.live = set;
+    out.live.dead = 0;
+  } else {
+    out.live = set.Subset(keep);
+  }
   const size_t n = keep.size();
   // Polled per member (and per referrer for Via): past the pause limit, or
   // cancelled, the question ends with its status and the target runs.
@@ -1230,6 +1279,13 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
           graph_base = base;
           graph_base_in_and = in_and;
         }
+        // Each distinct set of referrer kinds is rendered and interned
+        // once: a member looks its set up by kind indexes (most members
+        // have one referrer kind, looked up in an array).
+        constexpr uint32_t kNone = UINT32_MAX;
+        uint32_t no_referrer = kNone;
+        std::vector<uint32_t> one_kind(graph_names->size(), kNone);
+        absl::flat_hash_map<std::vector<uint32_t>, uint32_t> kind_sets;
         std::vector<uint32_t> kinds;
         std::vector<std::string> kind_names;
         for (size_t k = 0; k < n; ++k) {
@@ -1244,9 +1300,20 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
           }
           std::sort(kinds.begin(), kinds.end());
           kinds.erase(std::unique(kinds.begin(), kinds.end()), kinds.end());
-          kind_names.clear();
-          for (uint32_t kk : kinds) kind_names.push_back((*graph_names)[kk]);
-          labels.of.Set(k, intern(RenderRcs(kind_names, in_and)));
+          uint32_t* label;
+          if (kinds.empty()) {
+            label = &no_referrer;
+          } else if (kinds.size() == 1) {
+            label = &one_kind[kinds[0]];
+          } else {
+            label = &kind_sets.try_emplace(kinds, kNone).first->second;
+          }
+          if (*label == kNone) {
+            kind_names.clear();
+            for (uint32_t kk : kinds) kind_names.push_back((*graph_names)[kk]);
+            *label = intern(RenderRcs(kind_names, in_and));
+          }
+          labels.of.Set(k, *label);
         }
         break;
       }

@@ -134,6 +134,12 @@ struct KindedSet {
 // Where: GIL held.
 void PruneDead(KindedSet& set);
 
+// The indexes of the members of `set` that are no longer the objects seen
+// (SameObject false), ascending: one look at the members near the deaths
+// the watch remembers when those are few, not one lookup per member.
+// Where: GIL held.
+std::vector<size_t> DeadMembers(const KindedSet& set);
+
 // Whether member i of `set` is still the object seen (see Identity::Same).
 // Where: GIL held.
 bool SameObject(const KindedSet& set, size_t i);
