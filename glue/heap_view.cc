@@ -1071,6 +1071,24 @@ absl::StatusOr<std::string> HeapView::ById(const KindedSet& set, size_t limit) {
 
 namespace {
 
+// i when `text` is "[i]" with i written as Python writes an int (no sign,
+// no leading zero) and below 2^24 (the item of a list or tuple, or a
+// dict's value under an int key: the same text), else -1.
+int64_t ItemIndexOf(const std::string& text) {
+  const size_t digits = text.size() - 2;
+  if (text.size() < 3 || digits > 7 || text.front() != '[' ||
+      text.back() != ']' || (text[1] == '0' && digits > 1)) {
+    return -1;
+  }
+  int64_t i = 0;
+  for (size_t k = 1; k <= digits; ++k) {
+    const char c = text[k];
+    if (c < '0' || c > '9') return -1;
+    i = i * 10 + (c - '0');
+  }
+  return i < (int64_t{1} << 24) ? i : -1;
+}
+
 // The node of each member of `set` in `graph` (-1: not in it). Both are
 // sorted by address: one merge when the set is a fair part of the graph,
 // else a binary search per member. Pure C++, any thread.
@@ -1093,24 +1111,6 @@ std::vector<int64_t> NodesOf(const heap::HeapGraph& graph,
       node_of[i] = static_cast<int64_t>(j);
   }
   return node_of;
-}
-
-// The texts of the edges from `from` to each member in `targets` (by
-// index in `member_addresses`), appended to `texts`: one DescribeEdgesFrom,
-// which scans a container holding many of them once. `tos` and `named` are
-// scratch. Where: GIL held, target current, the objects alive.
-void NameEdgesFrom(PyObject* from, const std::vector<uint32_t>& targets,
-                   const PackedAddresses& member_addresses,
-                   std::vector<PyObject*>& tos, std::vector<heap::Edge>& named,
-                   std::vector<std::pair<uint32_t, std::string>>& texts) {
-  tos.clear();
-  for (uint32_t k : targets) {
-    tos.push_back(reinterpret_cast<PyObject*>(member_addresses[k]));
-  }
-  heap::DescribeEdgesFrom(from, tos, &named);
-  for (size_t i = 0; i < targets.size(); ++i) {
-    texts.emplace_back(targets[i], std::move(named[i].text));
-  }
 }
 
 }  // namespace
@@ -1159,7 +1159,6 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
     const KindedSet& set, const Classifier& c, bool force_in_and) {
   if (absl::Status s = CanLabel(c); !s.ok()) return s;
   const std::vector<Classifier::Part>& parts = c.parts();
-  const bool referrers = c.NeedsReferrers();
   const heap::HeapGraph* graph = &graph_ref;
   // From here to the end no Python code runs and no thread state is
   // swapped (the question holds the target current), so the GIL stays held
@@ -1206,8 +1205,14 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
   // cancelled, the question ends with its status and the target runs.
   heap::QuestionStop& stop = engine_->question_stop();
 
+  // Rcs and refdby read each member's referrers from a reverse index; Via
+  // without the caller's index goes through the forward edges.
+  bool rcs = false;
+  for (Classifier::Part p : parts) {
+    rcs |= p == Classifier::kRcs || p == Classifier::kRefdby;
+  }
   heap::ReverseIndex own_reverse;
-  if (referrers && reverse_in == nullptr) {
+  if (rcs && reverse_in == nullptr) {
     own_reverse = heap::ReverseIndex::Build(*graph);
   }
   const heap::ReverseIndex& reverse =
@@ -1318,62 +1323,136 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         break;
       }
       case Classifier::kVia: {
-        // Dense arrays and one sort instead of a container per member or
-        // per referrer (a hash map of string vectors made byvia of 1 M
-        // objects take 11 s): the (referrer, member) pairs sorted by
-        // referrer, each referrer's edges named together with the target
-        // swapped in, and the (member, text) pairs bucketed by member.
-        std::vector<std::pair<uint32_t, uint32_t>> by_source;
-        for (size_t k = 0; k < n; ++k) {
-          if (keep_node[k] < 0) continue;
-          uint32_t v = static_cast<uint32_t>(keep_node[k]);
-          uint32_t last = UINT32_MAX;
-          for (uint32_t e = reverse.in_begin[v]; e < reverse.in_begin[v + 1];
-               ++e) {
-            uint32_t u = reverse.in_sources[e];
-            if (u == last) continue;  // ascending: parallel edges adjacent
-            last = u;
-            by_source.emplace_back(u, static_cast<uint32_t>(k));
-          }
-        }
-        std::sort(by_source.begin(), by_source.end());
-        std::vector<std::pair<uint32_t, std::string>> texts;
-        texts.reserve(by_source.size());
+        // Each referrer's edges to members are named together with the
+        // target swapped in (one scan of a container holding many of
+        // them), each distinct edge text gets an index as it is named, and
+        // each distinct set of texts is rendered and interned once (most
+        // members are held one way: an array lookup). Referrers come from
+        // the graph's edges in node order (a member's referrers from the
+        // reverse index when the caller has one).
+        constexpr uint32_t kNone = UINT32_MAX;
+        std::vector<std::pair<uint32_t, uint32_t>> held;  // (member, text)
+        absl::flat_hash_map<std::string, uint32_t> text_index;
+        std::vector<uint32_t> item_text;  // "[i]" by i, without hashing
+        std::vector<std::string> texts;
         {
           std::vector<uint32_t> targets;
           std::vector<PyObject*> tos;
           std::vector<heap::Edge> named;
-          python::ScopedTargetSwap swap(ts_);
-          for (size_t a = 0; a < by_source.size();) {
-            if (stop.Poll()) return stop.status();
-            const uint32_t u = by_source[a].first;
-            targets.clear();
-            for (; a < by_source.size() && by_source[a].first == u; ++a) {
-              targets.push_back(by_source[a].second);
+          // Names the edges from node u to the members in `targets`.
+          auto name_from = [&](uint32_t u) {
+            tos.clear();
+            for (uint32_t k : targets) {
+              tos.push_back(
+                  reinterpret_cast<PyObject*>(graph->addresses[keep_node[k]]));
             }
-            NameEdgesFrom(reinterpret_cast<PyObject*>(graph->addresses[u]),
-                          targets, out.live.addresses, tos, named, texts);
+            heap::DescribeEdgesFrom(
+                reinterpret_cast<PyObject*>(graph->addresses[u]), tos, &named);
+            for (size_t i = 0; i < targets.size(); ++i) {
+              std::string& text = named[i].text;
+              const uint32_t next = static_cast<uint32_t>(texts.size());
+              uint32_t id;
+              if (const int64_t item = ItemIndexOf(text); item >= 0) {
+                if (static_cast<size_t>(item) >= item_text.size()) {
+                  item_text.resize(
+                      std::max<size_t>(item + 1, 2 * item_text.size()), kNone);
+                }
+                uint32_t& slot = item_text[item];
+                if (slot == kNone) {
+                  slot = next;
+                  texts.push_back(std::move(text));
+                }
+                id = slot;
+              } else {
+                auto [it, added] = text_index.try_emplace(text, next);
+                if (added) texts.push_back(std::move(text));
+                id = it->second;
+              }
+              held.emplace_back(targets[i], id);
+            }
+          };
+          python::ScopedTargetSwap swap(ts_);
+          if (reverse_in == nullptr) {
+            std::vector<uint32_t> member_of(graph->size(), kNone);
+            for (size_t k = 0; k < n; ++k) {
+              member_of[keep_node[k]] = static_cast<uint32_t>(k);
+            }
+            std::vector<uint32_t> seen(n, kNone);  // last referrer named
+            for (uint32_t u = 0; u < graph->size(); ++u) {
+              if (stop.Poll()) return stop.status();
+              targets.clear();
+              for (uint32_t e = graph->out_begin[u];
+                   e < graph->out_begin[u + 1]; ++e) {
+                const uint32_t k = member_of[graph->out_targets[e]];
+                if (k == kNone || seen[k] == u) continue;  // parallel edges
+                seen[k] = u;
+                targets.push_back(k);
+              }
+              if (!targets.empty()) name_from(u);
+            }
+          } else {
+            std::vector<std::pair<uint32_t, uint32_t>> by_source;
+            for (size_t k = 0; k < n; ++k) {
+              const uint32_t v = static_cast<uint32_t>(keep_node[k]);
+              uint32_t last = kNone;
+              for (uint32_t e = reverse.in_begin[v];
+                   e < reverse.in_begin[v + 1]; ++e) {
+                const uint32_t u = reverse.in_sources[e];
+                if (u == last) continue;  // ascending: parallel edges adjacent
+                last = u;
+                by_source.emplace_back(u, static_cast<uint32_t>(k));
+              }
+            }
+            std::sort(by_source.begin(), by_source.end());
+            for (size_t a = 0; a < by_source.size();) {
+              if (stop.Poll()) return stop.status();
+              const uint32_t u = by_source[a].first;
+              targets.clear();
+              for (; a < by_source.size() && by_source[a].first == u; ++a) {
+                targets.push_back(by_source[a].second);
+              }
+              name_from(u);
+            }
           }
         }
-        // Bucket the texts by member (counting sort).
+        // The text indexes bucketed by member (counting sort).
         std::vector<uint32_t> first(n + 1, 0);
-        for (const auto& t : texts) ++first[t.first + 1];
+        for (const auto& h : held) ++first[h.first + 1];
         for (size_t k = 0; k < n; ++k) first[k + 1] += first[k];
-        std::vector<uint32_t> order(texts.size());
+        std::vector<uint32_t> by_member(held.size());
         {
           std::vector<uint32_t> next(first.begin(), first.end() - 1);
-          for (uint32_t t = 0; t < texts.size(); ++t) {
-            order[next[texts[t].first]++] = t;
-          }
+          for (const auto& h : held) by_member[next[h.first]++] = h.second;
         }
+        uint32_t not_held = kNone;
+        std::vector<uint32_t> one_text(texts.size(), kNone);
+        absl::flat_hash_map<std::vector<uint32_t>, uint32_t> text_sets;
+        std::vector<uint32_t> ids;
         std::vector<std::string> relations;
         for (size_t k = 0; k < n; ++k) {
           if (stop.Poll()) return stop.status();
-          relations.clear();
-          for (uint32_t j = first[k]; j < first[k + 1]; ++j) {
-            relations.push_back(std::move(texts[order[j]].second));
+          ids.assign(by_member.begin() + first[k],
+                     by_member.begin() + first[k + 1]);
+          std::sort(ids.begin(), ids.end());
+          ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+          uint32_t* label;
+          if (ids.empty()) {
+            label = &not_held;
+          } else if (ids.size() == 1) {
+            label = &one_text[ids[0]];
+          } else {
+            label = &text_sets.try_emplace(ids, kNone).first->second;
           }
-          labels.of.Set(k, intern(RenderVia(relations, in_and)));
+          if (*label == kNone) {
+            // Distinct sets of distinct texts render distinct labels (each
+            // text a Python literal, two or more joined by ", "): no
+            // lookup by the label's text.
+            relations.clear();
+            for (uint32_t t : ids) relations.push_back(texts[t]);
+            *label = static_cast<uint32_t>(labels.names->size());
+            labels.names->push_back(RenderVia(relations, in_and));
+          }
+          labels.of.Set(k, *label);
         }
         break;
       }

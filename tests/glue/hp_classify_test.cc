@@ -284,6 +284,28 @@ TEST_F(HpClassifyTest, ByviaNamesEachMemberOfABigContainer) {
   ASSERT_TRUE(RunTargetCode("del bv_list, bv_dict, bv_keys"));
 }
 
+// The same edge text from different referrers counts once ("[5]": a
+// list's item and a dict's value under the int key 5); a member held
+// several ways gets all of them, sorted.
+TEST_F(HpClassifyTest, ByviaJoinsTheDistinctTextsOfEachMember) {
+  ASSERT_TRUE(RunTargetCode(
+      "class Vi:\n"
+      "    pass\n"
+      "def _vi():\n"
+      "    a, b, c = Vi(), Vi(), Vi()\n"
+      "    return [None] * 5 + [a, b], {5: a, 'x': b, 'y': c}, (c, b)\n"
+      "vi_list, vi_dict, vi_tuple = _vi()\n"));
+  std::string out = Exec(monitor_,
+                         "v = (hp.heap() & hp.Type('__main__.Vi')).byvia\n"
+                         "for k in sorted(p.kind.brief for p in v.parts):\n"
+                         "    print(k)\n");
+  EXPECT_EQ(out,
+            "<via \"['x']\", '[1]', '[6]'>\n"
+            "<via \"['y']\", '[0]'>\n"
+            "<via '[5]'>\n");
+  ASSERT_TRUE(RunTargetCode("del vi_list, vi_dict, vi_tuple"));
+}
+
 TEST_F(HpClassifyTest, TypeAndSizeCombination) {
   ASSERT_TRUE(
       RunTargetCode("class Pair:\n"
