@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -782,6 +783,16 @@ absl::StatusOr<KindedSet> HeapView::Heap(const ReferencePoint* ref, bool keep,
     }
     out = Describe(fresh, &sizes, &graph->addresses);
   }
+  // The types met, for CheckTypeName (hp.Type('name')) without a walk.
+  // Clodo's names of dicts ("dict of X", "dict (no owner)") share the
+  // table and are no type names: left out.
+  absl::flat_hash_set<std::string> type_names;
+  for (const std::string& name : *out.kind_names) {
+    if (!absl::StartsWith(name, "dict of ") && name != kNoOwnerDict) {
+      type_names.insert(name);
+    }
+  }
+  RememberTypeNames(std::move(type_names));
   if (keep) {
     absl::Status s = Keep(out, ref == nullptr ? &graph->addresses : &fresh);
     if (!s.ok()) return s;

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "glue/classifiers.h"
 #include "glue/heap_record.h"
@@ -268,6 +269,17 @@ class HeapView {
                                            const Classifier& c);
 
   const TypeNamer& namer() const { return namer_; }
+  // Whether the session's last walk that named types saw one named `name`
+  // (the types of the objects Heap() found, or what RememberTypeNames was
+  // given). No walk: a name seen may have no object now, and a name not
+  // seen may still be a type's. Where: the annex thread.
+  bool SawTypeName(const std::string& name) const {
+    return seen_type_names_.contains(name);
+  }
+  // Replaces the names SawTypeName knows. Where: the annex thread.
+  void RememberTypeNames(absl::flat_hash_set<std::string> names) {
+    seen_type_names_ = std::move(names);
+  }
   heap::HeapEngine& engine() { return *engine_; }
 
   // The transient memory of one question (docs/hp.md, "Memory budget"):
@@ -359,6 +371,7 @@ class HeapView {
   // before a walk; 2 until a walk recorded references).
   size_t last_nodes_ = 0;
   double last_edges_per_node_ = 2.0;
+  absl::flat_hash_set<std::string> seen_type_names_;
 };
 
 }  // namespace annex::glue
