@@ -1343,6 +1343,11 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         // reverse index when the caller has one).
         constexpr uint32_t kNone = UINT32_MAX;
         std::vector<std::pair<uint32_t, uint32_t>> held;  // (member, text)
+        // One pair per edge into a member at most: reserved (huge pages)
+        // rather than grown by doubling, which copied and faulted in twice
+        // its size.
+        heap::ReserveHuge(held, std::min<size_t>(graph->out_targets.size(),
+                                                 size_t{8} * n + 64));
         absl::flat_hash_map<std::string, uint32_t> text_index;
         std::vector<uint32_t> item_text;  // "[i]" by i, without hashing
         std::vector<std::string> texts;
