@@ -1082,6 +1082,29 @@ absl::StatusOr<std::string> HeapView::ById(const KindedSet& set, size_t limit) {
 
 namespace {
 
+// The labels of sets of small indexes (referrer kinds, edge texts): a slot
+// per distinct set, kNoLabel until the caller renders that set's label.
+// Sets of one index, the common case, are slots of an array. Pure C++.
+class SetLabels {
+ public:
+  static constexpr uint32_t kNoLabel = UINT32_MAX;
+  explicit SetLabels(size_t indexes) : one_(indexes, kNoLabel) {}
+  // Sorts `ids` (each below `indexes`) and drops repeats, then returns the
+  // slot of that set (valid until the next call).
+  uint32_t& Slot(std::vector<uint32_t>& ids) {
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    if (ids.empty()) return empty_;
+    if (ids.size() == 1) return one_[ids[0]];
+    return many_.try_emplace(ids, kNoLabel).first->second;
+  }
+
+ private:
+  uint32_t empty_ = kNoLabel;
+  std::vector<uint32_t> one_;
+  absl::flat_hash_map<std::vector<uint32_t>, uint32_t> many_;
+};
+
 // i when `text` is "[i]" with i written as Python writes an int (no sign,
 // no leading zero) and below 2^24 (the item of a list or tuple, or a
 // dict's value under an int key: the same text), else -1.
@@ -1296,12 +1319,8 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
           graph_base_in_and = in_and;
         }
         // Each distinct set of referrer kinds is rendered and interned
-        // once: a member looks its set up by kind indexes (most members
-        // have one referrer kind, looked up in an array).
-        constexpr uint32_t kNone = UINT32_MAX;
-        uint32_t no_referrer = kNone;
-        std::vector<uint32_t> one_kind(graph_names->size(), kNone);
-        absl::flat_hash_map<std::vector<uint32_t>, uint32_t> kind_sets;
+        // once: a member looks its set up by kind indexes.
+        SetLabels sets(graph_names->size());
         std::vector<uint32_t> kinds;
         std::vector<std::string> kind_names;
         for (size_t k = 0; k < n; ++k) {
@@ -1314,22 +1333,13 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
               kinds.push_back(graph_clodo[reverse.in_sources[e]]);
             }
           }
-          std::sort(kinds.begin(), kinds.end());
-          kinds.erase(std::unique(kinds.begin(), kinds.end()), kinds.end());
-          uint32_t* label;
-          if (kinds.empty()) {
-            label = &no_referrer;
-          } else if (kinds.size() == 1) {
-            label = &one_kind[kinds[0]];
-          } else {
-            label = &kind_sets.try_emplace(kinds, kNone).first->second;
-          }
-          if (*label == kNone) {
+          uint32_t& label = sets.Slot(kinds);
+          if (label == SetLabels::kNoLabel) {
             kind_names.clear();
             for (uint32_t kk : kinds) kind_names.push_back((*graph_names)[kk]);
-            *label = intern(RenderRcs(kind_names, in_and));
+            label = intern(RenderRcs(kind_names, in_and));
           }
-          labels.of.Set(k, *label);
+          labels.of.Set(k, label);
         }
         break;
       }
@@ -1440,35 +1450,24 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
           std::vector<uint32_t> next(first.begin(), first.end() - 1);
           for (const auto& h : held) by_member[next[h.first]++] = h.second;
         }
-        uint32_t not_held = kNone;
-        std::vector<uint32_t> one_text(texts.size(), kNone);
-        absl::flat_hash_map<std::vector<uint32_t>, uint32_t> text_sets;
+        SetLabels sets(texts.size());
         std::vector<uint32_t> ids;
         std::vector<std::string> relations;
         for (size_t k = 0; k < n; ++k) {
           if (stop.Poll()) return stop.status();
           ids.assign(by_member.begin() + first[k],
                      by_member.begin() + first[k + 1]);
-          std::sort(ids.begin(), ids.end());
-          ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-          uint32_t* label;
-          if (ids.empty()) {
-            label = &not_held;
-          } else if (ids.size() == 1) {
-            label = &one_text[ids[0]];
-          } else {
-            label = &text_sets.try_emplace(ids, kNone).first->second;
-          }
-          if (*label == kNone) {
+          uint32_t& label = sets.Slot(ids);
+          if (label == SetLabels::kNoLabel) {
             // Distinct sets of distinct texts render distinct labels (each
             // text a Python literal, two or more joined by ", "): no
             // lookup by the label's text.
             relations.clear();
             for (uint32_t t : ids) relations.push_back(texts[t]);
-            *label = static_cast<uint32_t>(labels.names->size());
+            label = static_cast<uint32_t>(labels.names->size());
             labels.names->push_back(RenderVia(relations, in_and));
           }
-          labels.of.Set(k, *label);
+          labels.of.Set(k, label);
         }
         break;
       }
