@@ -1161,7 +1161,21 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(const KindedSet& set,
   // their real referrers, when there are any.
   heap::GraphOptions graph_options;
   graph_options.scope = heap::GraphOptions::Scope::kLiveIfNeeded;
-  const std::vector<uintptr_t> wanted = set.addresses.ToVector();
+  std::vector<uintptr_t> wanted = set.addresses.ToVector();
+  // Members that died need no node: left out, so that a dead member's
+  // free address does not make the walk look for unreachable objects.
+  const std::vector<size_t> dead = DeadMembers(set);
+  if (!dead.empty()) {
+    size_t kept = 0, d = 0;
+    for (size_t i = 0; i < wanted.size(); ++i) {
+      if (d < dead.size() && dead[d] == i) {
+        ++d;
+      } else {
+        wanted[kept++] = wanted[i];
+      }
+    }
+    wanted.resize(kept);
+  }
   graph_options.wanted = &wanted;
   const Work work = referrers ? Work::kReferrers : Work::kWalk;
   if (absl::Status s = CheckQuestionMemory(nullptr, work); !s.ok()) return s;
