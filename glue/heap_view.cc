@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -354,11 +355,12 @@ std::vector<size_t> DeadAmong(const KindedSet& set,
 
 }  // namespace
 
-void PruneDead(KindedSet& set) {
-  if (set.identity == nullptr || set.count() == 0) return;
-  const uint64_t epoch = python::DeathWatchEpoch();
-  if (set.pruned_epoch == epoch && epoch != 0) return;
-  std::vector<size_t> keep;
+std::vector<size_t> DeadMembers(const KindedSet& set) {
+  std::vector<size_t> dead;
+  if (set.identity == nullptr || set.count() == 0 ||
+      set.pruned_epoch == python::DeathWatchEpoch()) {
+    return dead;
+  }
   // Only members whose key saw a death since the last look can have died:
   // when the watch remembers those deaths and they are few, look at those
   // members only (a question on a kept set of a million objects then costs
@@ -366,7 +368,21 @@ void PruneDead(KindedSet& set) {
   std::vector<uintptr_t> keys;
   if (python::DeathsSince(set.pruned_epoch, &keys) &&
       keys.size() < set.count() / 8) {
-    const std::vector<size_t> dead = DeadAmong(set, keys);
+    return DeadAmong(set, keys);
+  }
+  for (size_t i = 0; i < set.count(); ++i) {
+    if (!set.identity->Same(set.addresses[i])) dead.push_back(i);
+  }
+  return dead;
+}
+
+void PruneDead(KindedSet& set) {
+  if (set.identity == nullptr || set.count() == 0) return;
+  const uint64_t epoch = python::DeathWatchEpoch();
+  if (set.pruned_epoch == epoch) return;
+  const std::vector<size_t> dead = DeadMembers(set);
+  if (!dead.empty()) {
+    std::vector<size_t> keep;
     keep.reserve(set.count() - dead.size());
     size_t d = 0;
     for (size_t i = 0; i < set.count(); ++i) {
@@ -376,16 +392,9 @@ void PruneDead(KindedSet& set) {
         keep.push_back(i);
       }
     }
-  } else {
-    keep.reserve(set.count());
-    for (size_t i = 0; i < set.count(); ++i) {
-      if (set.identity->Same(set.addresses[i])) keep.push_back(i);
-    }
-  }
-  if (keep.size() != set.count()) {
-    const size_t dead = set.dead + (set.count() - keep.size());
+    const size_t dead_count = set.dead + dead.size();
     set = set.Subset(keep);
-    set.dead = dead;
+    set.dead = dead_count;
   }
   set.pruned_epoch = epoch;
 }
@@ -775,6 +784,16 @@ absl::StatusOr<KindedSet> HeapView::Heap(const ReferencePoint* ref, bool keep,
     }
     out = Describe(fresh, &sizes, &graph->addresses);
   }
+  // The types met, for CheckTypeName (hp.Type('name')) without a walk.
+  // Clodo's names of dicts ("dict of X", "dict (no owner)") share the
+  // table and are no type names: left out.
+  absl::flat_hash_set<std::string> type_names;
+  for (const std::string& name : *out.kind_names) {
+    if (!absl::StartsWith(name, "dict of ") && name != kNoOwnerDict) {
+      type_names.insert(name);
+    }
+  }
+  RememberTypeNames(std::move(type_names));
   if (keep) {
     absl::Status s = Keep(out, ref == nullptr ? &graph->addresses : &fresh);
     if (!s.ok()) return s;
@@ -1127,22 +1146,69 @@ absl::StatusOr<std::vector<std::string>> HeapView::ByIdLines(
 
 namespace {
 
-// The texts of the edges from `from` to each member in `targets` (by
-// index in `member_addresses`), appended to `texts`: one DescribeEdgesFrom,
-// which scans a container holding many of them once. `tos` and `named` are
-// scratch. Where: GIL held, target current, the objects alive.
-void NameEdgesFrom(PyObject* from, const std::vector<uint32_t>& targets,
-                   const PackedAddresses& member_addresses,
-                   std::vector<PyObject*>& tos, std::vector<heap::Edge>& named,
-                   std::vector<std::pair<uint32_t, std::string>>& texts) {
-  tos.clear();
-  for (uint32_t k : targets) {
-    tos.push_back(reinterpret_cast<PyObject*>(member_addresses[k]));
+// The labels of sets of small indexes (referrer kinds, edge texts): a slot
+// per distinct set, kNoLabel until the caller renders that set's label.
+// Sets of one index, the common case, are slots of an array. Pure C++.
+class SetLabels {
+ public:
+  static constexpr uint32_t kNoLabel = UINT32_MAX;
+  explicit SetLabels(size_t indexes) : one_(indexes, kNoLabel) {}
+  // Sorts `ids` (each below `indexes`) and drops repeats, then returns the
+  // slot of that set (valid until the next call).
+  uint32_t& Slot(std::vector<uint32_t>& ids) {
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    if (ids.empty()) return empty_;
+    if (ids.size() == 1) return one_[ids[0]];
+    return many_.try_emplace(ids, kNoLabel).first->second;
   }
-  heap::DescribeEdgesFrom(from, tos, &named);
-  for (size_t i = 0; i < targets.size(); ++i) {
-    texts.emplace_back(targets[i], std::move(named[i].text));
+
+ private:
+  uint32_t empty_ = kNoLabel;
+  std::vector<uint32_t> one_;
+  absl::flat_hash_map<std::vector<uint32_t>, uint32_t> many_;
+};
+
+// i when `text` is "[i]" with i written as Python writes an int (no sign,
+// no leading zero) and below 2^24 (the item of a list or tuple, or a
+// dict's value under an int key: the same text), else -1.
+int64_t ItemIndexOf(const std::string& text) {
+  const size_t digits = text.size() - 2;
+  if (text.size() < 3 || digits > 7 || text.front() != '[' ||
+      text.back() != ']' || (text[1] == '0' && digits > 1)) {
+    return -1;
   }
+  int64_t i = 0;
+  for (size_t k = 1; k <= digits; ++k) {
+    const char c = text[k];
+    if (c < '0' || c > '9') return -1;
+    i = i * 10 + (c - '0');
+  }
+  return i < (int64_t{1} << 24) ? i : -1;
+}
+
+// The node of each member of `set` in `graph` (-1: not in it). Both are
+// sorted by address: one merge when the set is a fair part of the graph,
+// else a binary search per member. Pure C++, any thread.
+std::vector<int64_t> NodesOf(const heap::HeapGraph& graph,
+                             const KindedSet& set) {
+  std::vector<int64_t> node_of(set.count(), -1);
+  const size_t n = graph.size();
+  if (set.count() * 32 < n) {
+    for (size_t i = 0; i < set.count(); ++i) {
+      node_of[i] = graph.Find(set.addresses[i]);
+    }
+    return node_of;
+  }
+  const std::vector<uintptr_t> addresses = set.addresses.ToVector();
+  size_t j = 0;
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    while (j < n && graph.addresses[j] < addresses[i]) ++j;
+    if (j == n) break;
+    if (graph.addresses[j] == addresses[i])
+      node_of[i] = static_cast<int64_t>(j);
+  }
+  return node_of;
 }
 
 }  // namespace
@@ -1159,7 +1225,21 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(const KindedSet& set,
   // their real referrers, when there are any.
   heap::GraphOptions graph_options;
   graph_options.scope = heap::GraphOptions::Scope::kLiveIfNeeded;
-  const std::vector<uintptr_t> wanted = set.addresses.ToVector();
+  std::vector<uintptr_t> wanted = set.addresses.ToVector();
+  // Members that died need no node: left out, so that a dead member's
+  // free address does not make the walk look for unreachable objects.
+  const std::vector<size_t> dead = DeadMembers(set);
+  if (!dead.empty()) {
+    size_t kept = 0, d = 0;
+    for (size_t i = 0; i < wanted.size(); ++i) {
+      if (d < dead.size() && dead[d] == i) {
+        ++d;
+      } else {
+        wanted[kept++] = wanted[i];
+      }
+    }
+    wanted.resize(kept);
+  }
   graph_options.wanted = &wanted;
   const Work work = referrers ? Work::kReferrers : Work::kWalk;
   if (absl::Status s = CheckQuestionMemory(nullptr, work); !s.ok()) return s;
@@ -1191,38 +1271,60 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
     const KindedSet& set, const Classifier& c, bool force_in_and) {
   if (absl::Status s = CanLabel(c); !s.ok()) return s;
   const std::vector<Classifier::Part>& parts = c.parts();
-  const bool referrers = c.NeedsReferrers();
   const heap::HeapGraph* graph = &graph_ref;
   // From here to the end no Python code runs and no thread state is
   // swapped (the question holds the target current), so the GIL stays held
   // and what the walk found stays alive.
-  std::vector<int64_t> node_of(set.count(), -1);
-  for (size_t i = 0; i < set.count(); ++i) {
-    node_of[i] = graph->Find(set.addresses[i]);
-  }
+  const std::vector<int64_t> node_of = NodesOf(*graph, set);
+  const std::vector<size_t> dead = DeadMembers(set);
+  // The type each kind was last confirmed for: one name comparison per
+  // (kind, type) met, not per member.
+  std::vector<PyTypeObject*> type_of_kind(set.kind_names->size(), nullptr);
   absl::flat_hash_map<PyTypeObject*, std::string> type_names;
   std::vector<size_t> keep;
   std::vector<int64_t> keep_node;
+  keep.reserve(set.count());
+  keep_node.reserve(set.count());
+  size_t d = 0;
   for (size_t i = 0; i < set.count(); ++i) {
-    if (!SameObject(set, i)) continue;  // died since the set was made
-    if (node_of[i] < 0) continue;       // dead (heapu members are nodes)
+    if (d < dead.size() && dead[d] == i) {  // died since the set was made
+      ++d;
+      continue;
+    }
+    if (node_of[i] < 0) continue;  // dead (heapu members are nodes)
     // Still the same object? Same type as recorded (addresses are reused).
-    PyTypeObject* type = Py_TYPE(reinterpret_cast<PyObject*>(set.addresses[i]));
-    auto [it, added] = type_names.emplace(type, std::string());
-    if (added) it->second = namer_.Name(type);
-    if (it->second != (*set.kind_names)[set.kinds[i]]) continue;
+    PyTypeObject* type =
+        Py_TYPE(reinterpret_cast<PyObject*>(graph->addresses[node_of[i]]));
+    const uint32_t kind = set.kinds[i];
+    if (type_of_kind[kind] != type) {
+      auto [it, added] = type_names.emplace(type, std::string());
+      if (added) it->second = namer_.Name(type);
+      if (it->second != (*set.kind_names)[kind]) continue;
+      type_of_kind[kind] = type;
+    }
     keep.push_back(i);
     keep_node.push_back(node_of[i]);
   }
   LiveKinds out;
-  out.live = set.Subset(keep);
+  if (keep.size() == set.count()) {  // every member: the columns as they are
+    out.live = set;
+    out.live.dead = 0;
+  } else {
+    out.live = set.Subset(keep);
+  }
   const size_t n = keep.size();
   // Polled per member (and per referrer for Via): past the pause limit, or
   // cancelled, the question ends with its status and the target runs.
   heap::QuestionStop& stop = engine_->question_stop();
 
+  // Rcs and refdby read each member's referrers from a reverse index; Via
+  // without the caller's index goes through the forward edges.
+  bool rcs = false;
+  for (Classifier::Part p : parts) {
+    rcs |= p == Classifier::kRcs || p == Classifier::kRefdby;
+  }
   heap::ReverseIndex own_reverse;
-  if (referrers && reverse_in == nullptr) {
+  if (rcs && reverse_in == nullptr) {
     own_reverse = heap::ReverseIndex::Build(*graph);
   }
   const heap::ReverseIndex& reverse =
@@ -1294,6 +1396,9 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
           graph_base = base;
           graph_base_in_and = in_and;
         }
+        // Each distinct set of referrer kinds is rendered and interned
+        // once: a member looks its set up by kind indexes.
+        SetLabels sets(graph_names->size());
         std::vector<uint32_t> kinds;
         std::vector<std::string> kind_names;
         for (size_t k = 0; k < n; ++k) {
@@ -1306,71 +1411,141 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
               kinds.push_back(graph_clodo[reverse.in_sources[e]]);
             }
           }
-          std::sort(kinds.begin(), kinds.end());
-          kinds.erase(std::unique(kinds.begin(), kinds.end()), kinds.end());
-          kind_names.clear();
-          for (uint32_t kk : kinds) kind_names.push_back((*graph_names)[kk]);
-          labels.of.Set(k, intern(RenderRcs(kind_names, in_and)));
+          uint32_t& label = sets.Slot(kinds);
+          if (label == SetLabels::kNoLabel) {
+            kind_names.clear();
+            for (uint32_t kk : kinds) kind_names.push_back((*graph_names)[kk]);
+            label = intern(RenderRcs(kind_names, in_and));
+          }
+          labels.of.Set(k, label);
         }
         break;
       }
       case Classifier::kVia: {
-        // Dense arrays and one sort instead of a container per member or
-        // per referrer (a hash map of string vectors made byvia of 1 M
-        // objects take 11 s): the (referrer, member) pairs sorted by
-        // referrer, each referrer's edges named together with the target
-        // swapped in, and the (member, text) pairs bucketed by member.
-        std::vector<std::pair<uint32_t, uint32_t>> by_source;
-        for (size_t k = 0; k < n; ++k) {
-          if (keep_node[k] < 0) continue;
-          uint32_t v = static_cast<uint32_t>(keep_node[k]);
-          uint32_t last = UINT32_MAX;
-          for (uint32_t e = reverse.in_begin[v]; e < reverse.in_begin[v + 1];
-               ++e) {
-            uint32_t u = reverse.in_sources[e];
-            if (u == last) continue;  // ascending: parallel edges adjacent
-            last = u;
-            by_source.emplace_back(u, static_cast<uint32_t>(k));
-          }
-        }
-        std::sort(by_source.begin(), by_source.end());
-        std::vector<std::pair<uint32_t, std::string>> texts;
-        texts.reserve(by_source.size());
+        // Each referrer's edges to members are named together with the
+        // target swapped in (one scan of a container holding many of
+        // them), each distinct edge text gets an index as it is named, and
+        // each distinct set of texts is rendered and interned once (most
+        // members are held one way: an array lookup). Referrers come from
+        // the graph's edges in node order (a member's referrers from the
+        // reverse index when the caller has one).
+        constexpr uint32_t kNone = UINT32_MAX;
+        std::vector<std::pair<uint32_t, uint32_t>> held;  // (member, text)
+        // One pair per edge into a member at most: reserved (huge pages)
+        // rather than grown by doubling, which copied and faulted in twice
+        // its size.
+        heap::ReserveHuge(held, std::min<size_t>(graph->out_targets.size(),
+                                                 size_t{8} * n + 64));
+        absl::flat_hash_map<std::string, uint32_t> text_index;
+        std::vector<uint32_t> item_text;  // "[i]" by i, without hashing
+        std::vector<std::string> texts;
         {
           std::vector<uint32_t> targets;
           std::vector<PyObject*> tos;
           std::vector<heap::Edge> named;
-          python::ScopedTargetSwap swap(ts_);
-          for (size_t a = 0; a < by_source.size();) {
-            if (stop.Poll()) return stop.status();
-            const uint32_t u = by_source[a].first;
-            targets.clear();
-            for (; a < by_source.size() && by_source[a].first == u; ++a) {
-              targets.push_back(by_source[a].second);
+          // Names the edges from node u to the members in `targets`.
+          auto name_from = [&](uint32_t u) {
+            tos.clear();
+            for (uint32_t k : targets) {
+              tos.push_back(
+                  reinterpret_cast<PyObject*>(graph->addresses[keep_node[k]]));
             }
-            NameEdgesFrom(reinterpret_cast<PyObject*>(graph->addresses[u]),
-                          targets, out.live.addresses, tos, named, texts);
+            heap::DescribeEdgesFrom(
+                reinterpret_cast<PyObject*>(graph->addresses[u]), tos, &named);
+            for (size_t i = 0; i < targets.size(); ++i) {
+              std::string& text = named[i].text;
+              const uint32_t next = static_cast<uint32_t>(texts.size());
+              uint32_t id;
+              if (const int64_t item = ItemIndexOf(text); item >= 0) {
+                if (static_cast<size_t>(item) >= item_text.size()) {
+                  item_text.resize(
+                      std::max<size_t>(item + 1, 2 * item_text.size()), kNone);
+                }
+                uint32_t& slot = item_text[item];
+                if (slot == kNone) {
+                  slot = next;
+                  texts.push_back(std::move(text));
+                }
+                id = slot;
+              } else {
+                auto [it, added] = text_index.try_emplace(text, next);
+                if (added) texts.push_back(std::move(text));
+                id = it->second;
+              }
+              held.emplace_back(targets[i], id);
+            }
+          };
+          python::ScopedTargetSwap swap(ts_);
+          if (reverse_in == nullptr) {
+            std::vector<uint32_t> member_of(graph->size(), kNone);
+            for (size_t k = 0; k < n; ++k) {
+              member_of[keep_node[k]] = static_cast<uint32_t>(k);
+            }
+            std::vector<uint32_t> seen(n, kNone);  // last referrer named
+            for (uint32_t u = 0; u < graph->size(); ++u) {
+              if (stop.Poll()) return stop.status();
+              targets.clear();
+              for (uint32_t e = graph->out_begin[u];
+                   e < graph->out_begin[u + 1]; ++e) {
+                const uint32_t k = member_of[graph->out_targets[e]];
+                if (k == kNone || seen[k] == u) continue;  // parallel edges
+                seen[k] = u;
+                targets.push_back(k);
+              }
+              if (!targets.empty()) name_from(u);
+            }
+          } else {
+            std::vector<std::pair<uint32_t, uint32_t>> by_source;
+            for (size_t k = 0; k < n; ++k) {
+              const uint32_t v = static_cast<uint32_t>(keep_node[k]);
+              uint32_t last = kNone;
+              for (uint32_t e = reverse.in_begin[v];
+                   e < reverse.in_begin[v + 1]; ++e) {
+                const uint32_t u = reverse.in_sources[e];
+                if (u == last) continue;  // ascending: parallel edges adjacent
+                last = u;
+                by_source.emplace_back(u, static_cast<uint32_t>(k));
+              }
+            }
+            std::sort(by_source.begin(), by_source.end());
+            for (size_t a = 0; a < by_source.size();) {
+              if (stop.Poll()) return stop.status();
+              const uint32_t u = by_source[a].first;
+              targets.clear();
+              for (; a < by_source.size() && by_source[a].first == u; ++a) {
+                targets.push_back(by_source[a].second);
+              }
+              name_from(u);
+            }
           }
         }
-        // Bucket the texts by member (counting sort).
+        // The text indexes bucketed by member (counting sort).
         std::vector<uint32_t> first(n + 1, 0);
-        for (const auto& t : texts) ++first[t.first + 1];
+        for (const auto& h : held) ++first[h.first + 1];
         for (size_t k = 0; k < n; ++k) first[k + 1] += first[k];
-        std::vector<uint32_t> order(texts.size());
+        std::vector<uint32_t> by_member(held.size());
         {
           std::vector<uint32_t> next(first.begin(), first.end() - 1);
-          for (uint32_t t = 0; t < texts.size(); ++t) {
-            order[next[texts[t].first]++] = t;
-          }
+          for (const auto& h : held) by_member[next[h.first]++] = h.second;
         }
+        SetLabels sets(texts.size());
+        std::vector<uint32_t> ids;
         std::vector<std::string> relations;
         for (size_t k = 0; k < n; ++k) {
           if (stop.Poll()) return stop.status();
-          relations.clear();
-          for (uint32_t j = first[k]; j < first[k + 1]; ++j) {
-            relations.push_back(std::move(texts[order[j]].second));
+          ids.assign(by_member.begin() + first[k],
+                     by_member.begin() + first[k + 1]);
+          uint32_t& label = sets.Slot(ids);
+          if (label == SetLabels::kNoLabel) {
+            // Distinct sets of distinct texts render distinct labels (each
+            // text a Python literal, two or more joined by ", "): no
+            // lookup by the label's text.
+            relations.clear();
+            for (uint32_t t : ids) relations.push_back(texts[t]);
+            label = static_cast<uint32_t>(labels.names->size());
+            labels.names->push_back(RenderVia(relations, in_and));
           }
-          labels.of.Set(k, intern(RenderVia(relations, in_and)));
+          labels.of.Set(k, label);
         }
         break;
       }

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "glue/classifiers.h"
 #include "glue/heap_record.h"
@@ -136,6 +137,12 @@ struct KindedSet {
 // set.dead. Cheap when no watched object died since the last call.
 // Where: GIL held.
 void PruneDead(KindedSet& set);
+
+// The indexes of the members of `set` that are no longer the objects seen
+// (SameObject false), ascending: one look at the members near the deaths
+// the watch remembers when those are few, not one lookup per member.
+// Where: GIL held.
+std::vector<size_t> DeadMembers(const KindedSet& set);
 
 // Whether member i of `set` is still the object seen (see Identity::Same).
 // Where: GIL held.
@@ -297,6 +304,17 @@ class HeapView {
                                            const Classifier& c);
 
   const TypeNamer& namer() const { return namer_; }
+  // Whether the session's last walk that named types saw one named `name`
+  // (the types of the objects Heap() found, or what RememberTypeNames was
+  // given). No walk: a name seen may have no object now, and a name not
+  // seen may still be a type's. Where: the annex thread.
+  bool SawTypeName(const std::string& name) const {
+    return seen_type_names_.contains(name);
+  }
+  // Replaces the names SawTypeName knows. Where: the annex thread.
+  void RememberTypeNames(absl::flat_hash_set<std::string> names) {
+    seen_type_names_ = std::move(names);
+  }
   heap::HeapEngine& engine() { return *engine_; }
 
   // The transient memory of one question (docs/hp.md, "Memory budget"):
@@ -388,6 +406,7 @@ class HeapView {
   // before a walk; 2 until a walk recorded references).
   size_t last_nodes_ = 0;
   double last_edges_per_node_ = 2.0;
+  absl::flat_hash_set<std::string> seen_type_names_;
 };
 
 }  // namespace annex::glue

@@ -699,9 +699,11 @@ Classifier::Part FactoryPart(PyObject* self) {
 
 // Whether a type the target has (or a static type of the process) is
 // named `name` as Heapy names types. Names of the annex's `builtins` and
-// `types` modules are found at once; any other name is looked for in one
-// walk of the target's heap, among the types of the objects found and the
-// type objects found (a class with no instance counts). false with
+// `types` modules are found at once, and so are the types the session's
+// last walk met (HeapView::SawTypeName); any other name is looked for in
+// one walk of the target's heap, among the types of the objects found and
+// the type objects found (a class with no instance counts), which the
+// session then remembers. false with
 // ValueError naming the close names (difflib) when none is; the error of
 // the walk (e.g. past hp.pause_limit) otherwise.
 // Where: annex thread, GIL held, annex current, outside a question.
@@ -731,6 +733,9 @@ bool CheckTypeName(Session* session, const std::string& name,
   if (absl::StartsWith(name, "types.") && in_module("types", name.substr(6))) {
     return true;
   }
+  // A type the session's last walk met (hp.heap() names every type of the
+  // objects it finds): no walk.
+  if (view->SawTypeName(name)) return true;
   // One walk: the types of every object reached, and the type objects,
   // named while the question holds the target (the types are alive). Only
   // C++ strings leave it: inside, the target's thread state is current, so
@@ -744,6 +749,8 @@ bool CheckTypeName(Session* session, const std::string& name,
     RaiseStatus(walked);
     return false;
   }
+  view->RememberTypeNames(
+      absl::flat_hash_set<std::string>(names.begin(), names.end()));
   if (std::find(names.begin(), names.end(), name) != names.end()) return true;
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());

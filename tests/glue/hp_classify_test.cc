@@ -227,6 +227,33 @@ TEST_F(HpClassifyTest, ByviaAndByrcsNameHowTheObjectIsHeld) {
   ASSERT_TRUE(RunTargetCode("del sys.modules['wreg'], wreg"));
 }
 
+// Members held by several kinds of referrer get the set of those kinds;
+// members with the same set share one row, alone and inside a
+// combination.
+TEST_F(HpClassifyTest, ByrcsGroupsMembersBySetsOfReferrerKinds) {
+  ASSERT_TRUE(
+      RunTargetCode("class Rk:\n"
+                    "    pass\n"
+                    "def _rk():\n"
+                    "    a, b, c, e = Rk(), Rk(), Rk(), Rk()\n"
+                    "    return [a, b, c, e], {'b': b, 'c': c, 'e': e}, (c,)\n"
+                    "rk_list, rk_dict, rk_tuple = _rk()\n"));
+  std::string out =
+      Exec(monitor_,
+           "s = hp.heap() & hp.Type('__main__.Rk')\n"
+           "print(sorted((p.kind.brief, len(p)) for p in s.byrcs.parts))\n"
+           "print(sorted((p.kind.brief, len(p)) for p in "
+           "s.by('Type&Rcs').parts))\n");
+  EXPECT_EQ(out,
+            "[('<referred by: dict (no owner), list, tuple>', 1), "
+            "('<referred by: dict (no owner), list>', 2), "
+            "('<referred by: list>', 1)]\n"
+            "[('__main__.Rk & {dict (no owner), list, tuple}', 1), "
+            "('__main__.Rk & {dict (no owner), list}', 2), "
+            "('__main__.Rk & {list}', 1)]\n");
+  ASSERT_TRUE(RunTargetCode("del rk_list, rk_dict, rk_tuple"));
+}
+
 // Referrers that hold many members (a list, a dict's values and keys) are
 // scanned once for all of them; each member still gets its own edge, and
 // one held twice gets both.
@@ -255,6 +282,28 @@ TEST_F(HpClassifyTest, ByviaNamesEachMemberOfABigContainer) {
             "12 10 9\n"  // k4 is in the list too: its kind starts with ['k4']
             "['\"[\\'k4\\']\", \\'[12]\\'']\n");
   ASSERT_TRUE(RunTargetCode("del bv_list, bv_dict, bv_keys"));
+}
+
+// The same edge text from different referrers counts once ("[5]": a
+// list's item and a dict's value under the int key 5); a member held
+// several ways gets all of them, sorted.
+TEST_F(HpClassifyTest, ByviaJoinsTheDistinctTextsOfEachMember) {
+  ASSERT_TRUE(RunTargetCode(
+      "class Vi:\n"
+      "    pass\n"
+      "def _vi():\n"
+      "    a, b, c = Vi(), Vi(), Vi()\n"
+      "    return [None] * 5 + [a, b], {5: a, 'x': b, 'y': c}, (c, b)\n"
+      "vi_list, vi_dict, vi_tuple = _vi()\n"));
+  std::string out = Exec(monitor_,
+                         "v = (hp.heap() & hp.Type('__main__.Vi')).byvia\n"
+                         "for k in sorted(p.kind.brief for p in v.parts):\n"
+                         "    print(k)\n");
+  EXPECT_EQ(out,
+            "<via \"['x']\", '[1]', '[6]'>\n"
+            "<via \"['y']\", '[0]'>\n"
+            "<via '[5]'>\n");
+  ASSERT_TRUE(RunTargetCode("del vi_list, vi_dict, vi_tuple"));
 }
 
 TEST_F(HpClassifyTest, TypeAndSizeCombination) {

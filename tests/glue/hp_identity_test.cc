@@ -179,6 +179,31 @@ hpk_reused = sum(1 for o in hpk_new if id(o) in hpk_set)
   ASSERT_TRUE(RunTargetCode("del hpk_new, hpk_set, hpk_ids"));
 }
 
+// byrcs and byvia of a kept set whose members partly died label the
+// living members only: new objects of the same type at the dead members'
+// addresses are not members.
+TEST_F(HpIdentityTest, ReferrerTablesOfAKeptSetLeaveOutItsDead) {
+  ASSERT_TRUE(RunTargetCode(R"(
+hpr_objs = [[i] for i in range(40)]
+hpr_hold = list(hpr_objs)
+hpr_ids = [id(o) for o in hpr_objs]
+)"));
+  Exec(monitor_, 1,
+       absl::StrCat("k = hp.idset(", TargetIdsText("hpr_ids"), ")\n"));
+  ASSERT_TRUE(RunTargetCode(R"(
+del hpr_objs
+hpr_hold = hpr_hold[:10]
+hpr_new = [[i] for i in range(30)]
+)"));
+  EXPECT_EQ(Exec(monitor_, 1,
+                 "print([(p.kind.brief, len(p)) for p in k.byrcs.parts])\n"
+                 "v = sorted((p.kind.brief, len(p)) for p in k.byvia.parts)\n"
+                 "print(len(v), v[0], v[-1])\n"),
+            "[('<referred by: list>', 10)]\n"
+            "10 (\"<via '[0]'>\", 1) (\"<via '[9]'>\", 1)\n");
+  ASSERT_TRUE(RunTargetCode("del hpr_hold, hpr_new, hpr_ids"));
+}
+
 // A row of a kept set's partition goes when all its members die: asking
 // for it says how many rows are left and why, instead of a bare "out of
 // range".

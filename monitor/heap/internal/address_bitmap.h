@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "monitor/heap/internal/popcount.h"
 
 namespace annex::heap::internal {
 
@@ -159,8 +160,7 @@ class AddressBitmap {
         uint32_t in_chunk = 0;
         for (size_t w = 0; w < kWordsPerChunk; ++w) {
           chunk->word_rank[w] = in_chunk;
-          in_chunk +=
-              static_cast<uint32_t>(__builtin_popcountll(chunk->words[w]));
+          in_chunk += static_cast<uint32_t>(PopCount64(chunk->words[w]));
         }
         rank += in_chunk;
       }
@@ -177,7 +177,7 @@ class AddressBitmap {
     const uint64_t below =
         chunk->words[bit >> 6] & ((uint64_t{1} << (bit & 63)) - 1);
     return chunk->base_rank + chunk->word_rank[bit >> 6] +
-           static_cast<uint64_t>(__builtin_popcountll(below));
+           static_cast<uint64_t>(PopCount64(below));
   }
 
   // Rank(addr) when `addr` is set, else -1. Requires BuildRank().
@@ -194,7 +194,7 @@ class AddressBitmap {
     if ((word & mask) == 0) return -1;
     return static_cast<int64_t>(
         chunk->base_rank + chunk->word_rank[bit >> 6] +
-        static_cast<uint64_t>(__builtin_popcountll(word & (mask - 1))));
+        static_cast<uint64_t>(PopCount64(word & (mask - 1))));
   }
 
   // Bytes held by the bitmap itself.
