@@ -969,11 +969,6 @@ absl::StatusOr<KindedSet> HeapView::FromAddresses(
   return out;
 }
 
-namespace {
-
-// Node ids of the members of `set` present in `graph` (alive now).
-// Members that died (by identity) are left out even when a new object
-// sits at their address. Where: GIL held, in the walk's question.
 heap::NodeSet LiveNodes(const heap::HeapGraph& graph, const KindedSet& set) {
   heap::NodeSet nodes;
   for (size_t i = 0; i < set.count(); ++i) {
@@ -981,59 +976,6 @@ heap::NodeSet LiveNodes(const heap::HeapGraph& graph, const KindedSet& set) {
     if (v >= 0 && SameObject(set, i)) nodes.push_back(static_cast<uint32_t>(v));
   }
   return nodes;
-}
-
-}  // namespace
-
-absl::StatusOr<std::string> HeapView::ShortestPaths(const KindedSet& set,
-                                                    size_t max_paths) {
-  // One question: the objects found are read before the GIL can change
-  // hands (heap_engine.h).
-  heap::HeapEngine::Question question(*engine_);
-  if (!question.status().ok()) return question.status();
-  if (absl::Status s = CheckQuestionMemory(nullptr, Work::kPaths); !s.ok()) {
-    return s;
-  }
-  absl::StatusOr<heap::HeapGraph> graph = engine_->Graph();
-  if (!graph.ok()) return graph.status();
-  if (absl::Status s = CheckQuestionMemory(&*graph, Work::kPaths); !s.ok()) {
-    return s;
-  }
-  heap::NodeSet nodes = LiveNodes(*graph, set);
-  if (nodes.empty())
-    return std::string("(no member of the set is reachable now)\n");
-  heap::ShortestPathOptions options;
-  options.max_paths = max_paths;
-  options.stop = &engine_->question_stop();
-  auto paths = heap::PathsTo(*graph, nodes, options);
-  if (!paths.ok()) return paths.status();
-  std::string out;
-  for (size_t i = 0; i < paths->size(); ++i) {
-    absl::StrAppendFormat(&out, "%2d: %s\n", i, (*paths)[i].text);
-  }
-  if (paths->empty()) out = "(no path from the roots)\n";
-  return out;
-}
-
-absl::StatusOr<uint64_t> HeapView::RetainedSize(const KindedSet& set) {
-  // One question: the objects found are read before the GIL can change
-  // hands (heap_engine.h).
-  heap::HeapEngine::Question question(*engine_);
-  if (!question.status().ok()) return question.status();
-  if (absl::Status s = CheckQuestionMemory(nullptr, Work::kDominators);
-      !s.ok()) {
-    return s;
-  }
-  absl::StatusOr<heap::HeapGraph> graph = engine_->Graph();
-  if (!graph.ok()) return graph.status();
-  if (absl::Status s = CheckQuestionMemory(&*graph, Work::kDominators);
-      !s.ok()) {
-    return s;
-  }
-  heap::NodeSet nodes = LiveNodes(*graph, set);
-  if (nodes.empty()) return uint64_t{0};
-  std::sort(nodes.begin(), nodes.end());
-  return heap::RetainedSize(*graph, nodes);
 }
 
 absl::StatusOr<MemberTexts> HeapView::ReadTexts(

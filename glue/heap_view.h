@@ -148,6 +148,11 @@ std::vector<size_t> DeadMembers(const KindedSet& set);
 // Where: GIL held.
 bool SameObject(const KindedSet& set, size_t i);
 
+// Node ids of the members of `set` present in `graph` (alive now), members
+// that died (by identity) left out even when a new object sits at their
+// address; ascending. Where: GIL held, in the question that walked `graph`.
+heap::NodeSet LiveNodes(const heap::HeapGraph& graph, const KindedSet& set);
+
 // A reference point (hp.setref()): heap() then shows the reachable objects
 // that are not live members of `reachable` (objects created since, or not
 // in it), heapu() those not live members of `unreachable`. Kept sets with
@@ -244,14 +249,6 @@ class HeapView {
     latest_ref_ = std::move(ref);
   }
 
-  // All shortest paths from the roots to the members of `set` still alive,
-  // one per line ("%R.sys.modules['app'].__dict__['x']").
-  // Where: as Heap(). Walks again.
-  absl::StatusOr<std::string> ShortestPaths(const KindedSet& set,
-                                            size_t max_paths = 20);
-  // Heapy's domisize: bytes freed if every live member of `set` went away.
-  // Where: as Heap(). Walks again.
-  absl::StatusOr<uint64_t> RetainedSize(const KindedSet& set);
   // The members of `set` alive now (found by this walk, reachable or
   // not, and of the kind recorded) and the texts (object_text.h) of those
   // alive members that `want` picks (asked in index order). Never runs

@@ -32,11 +32,14 @@ heap::NodeSet LiveNodes(const heap::HeapGraph &graph,
   return nodes;
 }
 
-// The members of `nodes` whose address and kind are those recorded in
-// `set`: an address reused by an object of another kind is not the member.
+// The members of `set` alive in `graph`: by identity when the set has one
+// (LiveNodes: a member that died is left out even when a new object sits
+// at its address), else those whose kind now is the one recorded (an
+// address reused by an object of another kind is not the member).
 // Where: GIL held since the walk that built `graph`.
 heap::NodeSet SameObjects(const heap::HeapGraph &graph, const KindedSet &set,
                           HeapView &view) {
+  if (set.identity != nullptr) return LiveNodes(graph, set);
   heap::NodeSet out;
   std::vector<uintptr_t> found;
   std::vector<uint64_t> sizes;

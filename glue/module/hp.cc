@@ -17,6 +17,7 @@
 #include "glue/memory_budget.h"
 #include "glue/module/hp_internal.h"
 #include "glue/module/report.h"
+#include "glue/retention_view.h"
 #include "monitor/python/death_watch.h"
 #include "monitor/python/target_threads.h"
 
@@ -326,9 +327,10 @@ PyObject* IdSetKind(PyObject* self, void*) {
   return internal::IdSetKindOf(self);
 }
 PyObject* IdSetDomisize(PyObject* self, void*) {
-  HeapView* view = ViewOf(reinterpret_cast<IdSetObject*>(self)->session);
-  if (view == nullptr) return nullptr;
-  auto bytes = view->RetainedSize(SetOf(self));
+  auto view =
+      reinterpret_cast<IdSetObject*>(self)->session->Get<RetentionView>();
+  if (!view.ok()) return RaiseStatus(view.status());
+  auto bytes = (*view)->RetainedSize(SetOf(self));
   if (!bytes.ok()) return RaiseStatus(bytes.status());
   return PyLong_FromUnsignedLongLong(*bytes);
 }
