@@ -1053,19 +1053,33 @@ PyGetSetDef kHpGetSet[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-PyObject* HpGetattro(PyObject* self, PyObject* name) {
+// The generic attribute lookup of `self`. When it finds nothing, the
+// AttributeError is cleared and `*n` is the name, for the caller's own
+// lookup; a private name or one with a NUL raises AttributeError naming
+// `owner`. Returns the attribute, or nullptr: an error is set, or `*n` is.
+PyObject* GenericGetattrOrName(PyObject* self, PyObject* name,
+                               const char* owner, const char** n) {
+  *n = nullptr;
   PyObject* found = PyObject_GenericGetAttr(self, name);
   if (found != nullptr || !PyErr_ExceptionMatches(PyExc_AttributeError)) {
     return found;
   }
   PyErr_Clear();
   Py_ssize_t len = 0;
-  const char* n = PyUnicode_AsUTF8AndSize(name, &len);
-  if (n == nullptr) return nullptr;
-  if (n[0] == '_' || std::strlen(n) != static_cast<size_t>(len)) {
-    PyErr_Format(PyExc_AttributeError, "hp has no attribute %R", name);
+  const char* text = PyUnicode_AsUTF8AndSize(name, &len);
+  if (text == nullptr) return nullptr;
+  if (text[0] == '_' || std::strlen(text) != static_cast<size_t>(len)) {
+    PyErr_Format(PyExc_AttributeError, "%s has no attribute %R", owner, name);
     return nullptr;
   }
+  *n = text;
+  return nullptr;
+}
+
+PyObject* HpGetattro(PyObject* self, PyObject* name) {
+  const char* n = nullptr;
+  PyObject* found = GenericGetattrOrName(self, name, "hp", &n);
+  if (n == nullptr) return found;
   // Kinds: hp.Type, hp.Clodo, hp.Size, ... (hp_kinds.cc).
   if (PyObject* kind = internal::HpKindFactory(SessionOf(self), n)) return kind;
   if (PyErr_Occurred()) return nullptr;
@@ -1097,18 +1111,9 @@ PyObject* HpGetattro(PyObject* self, PyObject* name) {
 
 // hp.stdlib.<name>: the annex's standard-library module of that name.
 PyObject* StdlibGetattro(PyObject* self, PyObject* name) {
-  PyObject* found = PyObject_GenericGetAttr(self, name);
-  if (found != nullptr || !PyErr_ExceptionMatches(PyExc_AttributeError)) {
-    return found;
-  }
-  PyErr_Clear();
-  Py_ssize_t len = 0;
-  const char* n = PyUnicode_AsUTF8AndSize(name, &len);
-  if (n == nullptr) return nullptr;
-  if (n[0] == '_' || std::strlen(n) != static_cast<size_t>(len)) {
-    PyErr_Format(PyExc_AttributeError, "hp.stdlib has no attribute %R", name);
-    return nullptr;
-  }
+  const char* n = nullptr;
+  PyObject* found = GenericGetattrOrName(self, name, "hp.stdlib", &n);
+  if (n == nullptr) return found;
   PyObject* module = PyImport_ImportModule(n);
   if (module == nullptr && PyErr_ExceptionMatches(PyExc_ImportError)) {
     PyErr_Clear();
