@@ -11,18 +11,23 @@
 # unoptimized, and the install test reuses 3.11's build. The sanitizer
 # configurations keep their own flags (-O1 -g).
 #
-#   tools/test.sh [--asan] [--quick]
+#   tools/test.sh [--asan] [--quick] [--load]
 #     --asan    also run the whole suite under ASan+UBSan (default 3.11)
 #     --quick   Debian's 3.11 only, no fuzzing
+#     --load    keep every core busy (one spinning process per core) while
+#               the tests run, and run them even when a cached result
+#               exists: the suite must pass on a loaded machine (tests wait
+#               on conditions, never on wall-clock deadlines)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-asan=0 quick=0
+asan=0 quick=0 load=0
 for a in "$@"; do
   case "$a" in
     --asan) asan=1 ;;
     --quick) quick=1 ;;
-    *) echo "usage: tools/test.sh [--asan] [--quick]" >&2; exit 2 ;;
+    --load) load=1 ;;
+    *) echo "usage: tools/test.sh [--asan] [--quick] [--load]" >&2; exit 2 ;;
   esac
 done
 
@@ -32,8 +37,18 @@ bash tools/install_deps.sh "${fuzz_flag[@]}" || exit 1
 
 py=/usr/bin/python3.11
 results=$(mktemp -d)
-trap 'rm -rf "$results"' EXIT
+spinners=()
+trap 'rm -rf "$results"; ((${#spinners[@]})) && kill "${spinners[@]}" 2>/dev/null' EXIT
 status=0
+load_flags=()
+if ((load)); then
+  for ((i = 0; i < $(nproc); i++)); do
+    (while :; do :; done) &
+    spinners+=($!)
+  done
+  load_flags=(--nocache_test_results)
+  echo "=== load: ${#spinners[@]} spinning processes keep every core busy ===" >&2
+fi
 
 run_suite() {  # label, bazel flags... [-- target patterns]
   local label=$1; shift
@@ -44,7 +59,8 @@ run_suite() {  # label, bazel flags... [-- target patterns]
   done
   set -- "${flags[@]}"
   echo "=== tests: $label ===" >&2
-  bazel test "$@" --test_output=errors --keep_going -- "${targets[@]}" || status=1
+  bazel test "$@" "${load_flags[@]}" --test_output=errors --keep_going \
+    -- "${targets[@]}" || status=1
   # Copy this run's XML now: bazel-testlogs follows the last configuration.
   local out
   out=$(bazel info "$@" bazel-testlogs 2>/dev/null)
