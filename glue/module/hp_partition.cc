@@ -173,8 +173,9 @@ PyObject* PartitionRepr(PyObject* self) {
 PyObject* PartitionSet(PyObject* self, void*) {
   return Py_NewRef(Part(self)->set);
 }
+// The classifier object, as the set's `er` (hp.Clodo, (hp.Type & hp.Size)).
 PyObject* PartitionEr(PyObject* self, void*) {
-  return PyUnicode_FromString(SetOf(Part(self)->set).classifier.Name().c_str());
+  return PyObject_GetAttrString(Part(self)->set, "er");
 }
 PyObject* PartitionKindHeader(PyObject* self, void*) {
   return PyUnicode_FromString(
@@ -228,8 +229,8 @@ PyMethodDef kPartitionMethods[] = {
 
 PyGetSetDef kPartitionGetSet[] = {
     {"set", PartitionSet, nullptr, "the set partitioned", nullptr},
-    {"er", PartitionEr, nullptr, "the classifier's name ('Clodo', 'Type&Size')",
-     nullptr},
+    {"er", PartitionEr, nullptr,
+     "the classifier (hp.Clodo, (hp.Type & hp.Size)); .name its name", nullptr},
     {"kindheader", PartitionKindHeader, nullptr, "the kind column's header",
      nullptr},
     {"kindname", PartitionKindName, nullptr, "Heapy's kindname ('')", nullptr},

@@ -558,7 +558,7 @@ TEST_F(HpClassifyTest, PartitionHasTheRowsAndTheirSets) {
           "print(len(s.bytype.partition), s.bytype.partition.er,"
           " hp.Nothing.partition.numrows)\n");
   EXPECT_EQ(out,
-            "Partition 3 3 17 17 True Clodo Kind (class / dict of class) '' "
+            "Partition 3 3 17 17 True hp.Clodo Kind (class / dict of class) '' "
             "True True\n"
             "[('__main__.KOwner', 7), ('dict (no owner)', 3), "
             "('dict of __main__.KOwner', 7)]\n"
@@ -567,7 +567,7 @@ TEST_F(HpClassifyTest, PartitionHasTheRowsAndTheirSets) {
             "True True True True 2 2 PartRow\n"
             "IndexError Partition index out of range: the partition has 3 "
             "rows\n"
-            "2 Type 0\n");
+            "2 hp.Type 0\n");
   ASSERT_TRUE(RunTargetCode(
       "del sys.modules['kmod'], k_mod, k_owners, k_others, k_plain, k_hidden"));
 }
