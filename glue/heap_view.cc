@@ -970,10 +970,18 @@ absl::StatusOr<KindedSet> HeapView::FromAddresses(
 }
 
 heap::NodeSet LiveNodes(const heap::HeapGraph& graph, const KindedSet& set) {
+  // The dead found as PruneDead finds them (DeadMembers: one look near the
+  // deaths), not one identity lookup per member.
+  const std::vector<size_t> dead = DeadMembers(set);
   heap::NodeSet nodes;
+  size_t d = 0;
   for (size_t i = 0; i < set.count(); ++i) {
+    if (d < dead.size() && dead[d] == i) {
+      ++d;
+      continue;
+    }
     int64_t v = graph.Find(set.addresses[i]);
-    if (v >= 0 && SameObject(set, i)) nodes.push_back(static_cast<uint32_t>(v));
+    if (v >= 0) nodes.push_back(static_cast<uint32_t>(v));
   }
   return nodes;
 }

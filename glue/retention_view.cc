@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <unordered_set>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "glue/object_text.h"
@@ -491,7 +492,10 @@ absl::StatusOr<PatternLinks> RetentionView::PatternPathLinks(
   }
   PatternLinks out;
   std::vector<PyObject *> tos;
-  std::vector<uint32_t> to_nodes;
+  // The rows' nodes already linked from `u`: a member with many references
+  // into the row above (a long list) is checked once per edge, not against
+  // all of them.
+  absl::flat_hash_set<uint32_t> to_nodes;
   std::vector<heap::Edge> named;
   for (size_t k = 0; k + 1 < rows.size(); ++k) {
     out.links.emplace_back();
@@ -502,8 +506,7 @@ absl::StatusOr<PatternLinks> RetentionView::PatternPathLinks(
       for (uint32_t e = graph->out_begin[u]; e < graph->out_begin[u + 1]; ++e) {
         const uint32_t v = graph->out_targets[e];
         if (std::binary_search(above.begin(), above.end(), v) &&
-            std::find(to_nodes.begin(), to_nodes.end(), v) == to_nodes.end()) {
-          to_nodes.push_back(v);
+            to_nodes.insert(v).second) {
           tos.push_back(reinterpret_cast<PyObject *>(graph->addresses[v]));
         }
       }
