@@ -376,6 +376,24 @@ std::vector<size_t> DeadMembers(const KindedSet& set) {
   return dead;
 }
 
+namespace {
+
+// Calls f(i) for each index i below `count` that is not in `dead` (sorted
+// ascending, as DeadMembers gives it), in order.
+template <typename F>
+void ForEachLiveIndex(size_t count, const std::vector<size_t>& dead, F f) {
+  size_t d = 0;
+  for (size_t i = 0; i < count; ++i) {
+    if (d < dead.size() && dead[d] == i) {
+      ++d;
+    } else {
+      f(i);
+    }
+  }
+}
+
+}  // namespace
+
 void PruneDead(KindedSet& set) {
   if (set.identity == nullptr || set.count() == 0) return;
   const uint64_t epoch = python::DeathWatchEpoch();
@@ -384,14 +402,7 @@ void PruneDead(KindedSet& set) {
   if (!dead.empty()) {
     std::vector<size_t> keep;
     keep.reserve(set.count() - dead.size());
-    size_t d = 0;
-    for (size_t i = 0; i < set.count(); ++i) {
-      if (d < dead.size() && dead[d] == i) {
-        ++d;
-      } else {
-        keep.push_back(i);
-      }
-    }
+    ForEachLiveIndex(set.count(), dead, [&](size_t i) { keep.push_back(i); });
     const size_t dead_count = set.dead + dead.size();
     set = set.Subset(keep);
     set.dead = dead_count;
@@ -974,15 +985,10 @@ heap::NodeSet LiveNodes(const heap::HeapGraph& graph, const KindedSet& set) {
   // deaths), not one identity lookup per member.
   const std::vector<size_t> dead = DeadMembers(set);
   heap::NodeSet nodes;
-  size_t d = 0;
-  for (size_t i = 0; i < set.count(); ++i) {
-    if (d < dead.size() && dead[d] == i) {
-      ++d;
-      continue;
-    }
+  ForEachLiveIndex(set.count(), dead, [&](size_t i) {
     int64_t v = graph.Find(set.addresses[i]);
     if (v >= 0) nodes.push_back(static_cast<uint32_t>(v));
-  }
+  });
   return nodes;
 }
 
@@ -1180,14 +1186,9 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(const KindedSet& set,
   // free address does not make the walk look for unreachable objects.
   const std::vector<size_t> dead = DeadMembers(set);
   if (!dead.empty()) {
-    size_t kept = 0, d = 0;
-    for (size_t i = 0; i < wanted.size(); ++i) {
-      if (d < dead.size() && dead[d] == i) {
-        ++d;
-      } else {
-        wanted[kept++] = wanted[i];
-      }
-    }
+    size_t kept = 0;
+    ForEachLiveIndex(wanted.size(), dead,
+                     [&](size_t i) { wanted[kept++] = wanted[i]; });
     wanted.resize(kept);
   }
   graph_options.wanted = &wanted;
