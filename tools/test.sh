@@ -59,13 +59,14 @@ run_suite() {  # label, bazel flags... [-- target patterns]
   done
   set -- "${flags[@]}"
   echo "=== tests: $label ===" >&2
+  local bep="$results/$label.bep.json"
   bazel test "$@" "${load_flags[@]}" --test_output=errors --keep_going \
-    -- "${targets[@]}" || status=1
-  # Copy this run's XML now: bazel-testlogs follows the last configuration.
-  local out
-  out=$(bazel info "$@" bazel-testlogs 2>/dev/null)
+    --build_event_json_file="$bep" -- "${targets[@]}" || status=1
+  # Copy this run's XML now (the next configuration's run replaces the
+  # files), and only the files this run reported: bazel-testlogs also keeps
+  # the XML of earlier runs (other --runs_per_test, deleted targets).
   mkdir -p "$results/$label"
-  (cd "$out" && find . -name test.xml -exec cp --parents {} "$results/$label/" \;)
+  "$py" tools/count_tests.py --copy-from-bep "$bep" "$results/$label" >&2
   "$py" tools/count_tests.py "$label" "$results/$label" >&2
 }
 
