@@ -20,8 +20,10 @@
 
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -132,38 +134,108 @@ void CleanUpOnSigterm(const std::string& socket_path) {
   ::sigaction(SIGTERM, &sa, nullptr);
 }
 
-// Option values shared by `annex record` and `annex top`. Each prints
-// "annex CMD: FLAG needs ..." and returns false on a bad value.
-bool ParseSecondsOption(const char* cmd, const std::string& flag,
-                        const char* value, absl::Duration* out) {
-  char* end = nullptr;
-  double seconds = std::strtod(value, &end);
-  if (*end != '\0' || !(seconds > 0) || seconds > 86400) {
-    std::fprintf(stderr, "annex %s: %s needs seconds > 0\n", cmd, flag.c_str());
-    return false;
-  }
-  *out = absl::Seconds(seconds);
-  return true;
-}
+// The options of one subcommand (`annex record`, `annex top`), as a table:
+// each entry names an option and how its value is read and kept. Parse
+// walks the arguments once; a bad value prints "annex CMD: FLAG needs ..."
+// and an unknown option the command's usage, both with exit status 2.
+// Where: main thread, before any Python.
+class OptionTable {
+ public:
+  OptionTable(const char* cmd, const char* usage) : cmd_(cmd), usage_(usage) {}
 
-// A whole number >= 1 (and <= `max` unless it is 0).
-bool ParseCountOption(const char* cmd, const std::string& flag,
-                      const char* value, long long max, long long* out) {
-  char* end = nullptr;
-  long long n = std::strtoll(value, &end, 10);
-  if (*end != '\0' || n < 1 || (max > 0 && n > max)) {
-    if (max > 0) {
-      std::fprintf(stderr, "annex %s: %s needs a number from 1 to %lld\n", cmd,
-                   flag.c_str(), max);
-    } else {
-      std::fprintf(stderr, "annex %s: %s needs a number >= 1\n", cmd,
-                   flag.c_str());
-    }
-    return false;
+  // An option without a value.
+  void Flag(const char* name, bool* out) {
+    options_.push_back({name, false, [out](const char*) {
+                          *out = true;
+                          return true;
+                        }});
   }
-  *out = n;
-  return true;
-}
+  // Seconds, more than 0 and at most a day.
+  void Seconds(const char* name, absl::Duration* out) {
+    const std::string flag = name;
+    const char* cmd = cmd_;
+    options_.push_back(
+        {name, true, [=](const char* value) {
+           char* end = nullptr;
+           double seconds = std::strtod(value, &end);
+           if (*end != '\0' || !(seconds > 0) || seconds > 86400) {
+             std::fprintf(stderr, "annex %s: %s needs seconds > 0\n", cmd,
+                          flag.c_str());
+             return false;
+           }
+           *out = absl::Seconds(seconds);
+           return true;
+         }});
+  }
+  // A whole number >= 1, and <= `max` unless it is 0.
+  void Count(const char* name, long long max,
+             std::function<void(long long)> set) {
+    const std::string flag = name;
+    const char* cmd = cmd_;
+    options_.push_back(
+        {name, true, [=](const char* value) {
+           char* end = nullptr;
+           long long n = std::strtoll(value, &end, 10);
+           if (*end == '\0' && n >= 1 && (max == 0 || n <= max)) {
+             set(n);
+             return true;
+           }
+           if (max > 0) {
+             std::fprintf(stderr,
+                          "annex %s: %s needs a number from 1 to %lld\n", cmd,
+                          flag.c_str(), max);
+           } else {
+             std::fprintf(stderr, "annex %s: %s needs a number >= 1\n", cmd,
+                          flag.c_str());
+           }
+           return false;
+         }});
+  }
+  // Any other value: `read` reports a bad one itself and returns false.
+  void Value(const char* name, std::function<bool(const char*)> read) {
+    options_.push_back({name, true, std::move(read)});
+  }
+
+  // Reads argv; the arguments that are not options go to `positional`.
+  // Returns -1 to go on, or the exit status: 0 after -h/--help (the usage
+  // printed), 2 after a usage error (printed).
+  int Parse(int argc, char** argv, std::vector<std::string>* positional) const {
+    for (int i = 0; i < argc; ++i) {
+      const std::string a = argv[i];
+      if (a == "-h" || a == "--help") {
+        std::fputs(usage_, stdout);
+        return 0;
+      }
+      const Option* option = nullptr;
+      for (const Option& o : options_) {
+        if (a == o.name) option = &o;
+      }
+      if (option != nullptr && (!option->takes_value || i + 1 < argc)) {
+        if (!option->read(option->takes_value ? argv[++i] : nullptr)) {
+          return 2;
+        }
+      } else if (a.size() > 1 && a[0] == '-') {
+        std::fprintf(stderr,
+                     "annex %s: unknown option or missing value: %s\n%s", cmd_,
+                     a.c_str(), usage_);
+        return 2;
+      } else {
+        positional->push_back(a);
+      }
+    }
+    return -1;
+  }
+
+ private:
+  struct Option {
+    std::string name;
+    bool takes_value;
+    std::function<bool(const char*)> read;
+  };
+  const char* cmd_;
+  const char* usage_;
+  std::vector<Option> options_;
+};
 
 // The PID argument of `annex CMD`; prints why and returns an error status.
 absl::StatusOr<pid_t> ParsePidOption(const char* cmd, const std::string& arg) {
@@ -197,49 +269,29 @@ options:
 int RecordCommand(int argc, char** argv) {
   annex::console::RecordOptions record;
   annex::console::ClientOptions client;
-  std::vector<std::string> positional;
-  for (int i = 0; i < argc; ++i) {
-    const std::string a = argv[i];
-    const bool has_value = i + 1 < argc;
-    if (a == "-h" || a == "--help") {
-      std::fputs(kRecordUsage, stdout);
-      return 0;
-    } else if ((a == "--interval" || a == "--timeout") && has_value) {
-      if (!ParseSecondsOption(
-              "record", a, argv[++i],
-              a == "--interval" ? &record.interval : &client.command_timeout)) {
-        return 2;
-      }
-    } else if ((a == "--count" || a == "--top") && has_value) {
-      long long n = 0;
-      if (!ParseCountOption("record", a, argv[++i], a == "--top" ? 100000 : 0,
-                            &n)) {
-        return 2;
-      }
-      (a == "--count" ? record.count : record.top) = n;
-    } else if (a == "--format" && has_value) {
-      record.format = argv[++i];
-      if (!annex::glue::ParseRecordFormat(record.format).ok()) {
-        std::fputs("annex record: --format is stat or jsonl\n", stderr);
-        return 2;
-      }
-    } else if (a == "--max-bytes" && has_value) {
-      absl::StatusOr<uint64_t> n = annex::cli::ParseSize(argv[++i]);
-      if (!n.ok()) {
-        std::fprintf(stderr, "annex record: --max-bytes: %s\n",
-                     std::string(n.status().message()).c_str());
-        return 2;
-      }
+  OptionTable table("record", kRecordUsage);
+  table.Seconds("--interval", &record.interval);
+  table.Seconds("--timeout", &client.command_timeout);
+  table.Count("--count", 0, [&](long long n) { record.count = n; });
+  table.Count("--top", 100000, [&](long long n) { record.top = n; });
+  table.Value("--format", [&](const char* value) {
+    record.format = value;
+    if (annex::glue::ParseRecordFormat(record.format).ok()) return true;
+    std::fputs("annex record: --format is stat or jsonl\n", stderr);
+    return false;
+  });
+  table.Value("--max-bytes", [&](const char* value) {
+    absl::StatusOr<uint64_t> n = annex::cli::ParseSize(value);
+    if (n.ok()) {
       record.max_bytes = *n;
-    } else if (a.size() > 1 && a[0] == '-') {
-      std::fprintf(stderr,
-                   "annex record: unknown option or missing value: %s\n%s",
-                   a.c_str(), kRecordUsage);
-      return 2;
-    } else {
-      positional.push_back(a);
+      return true;
     }
-  }
+    std::fprintf(stderr, "annex record: --max-bytes: %s\n",
+                 std::string(n.status().message()).c_str());
+    return false;
+  });
+  std::vector<std::string> positional;
+  if (int rc = table.Parse(argc, argv, &positional); rc >= 0) return rc;
   if (positional.size() != 2) {
     std::fputs(kRecordUsage, stderr);
     return 2;
@@ -275,43 +327,16 @@ options:
 int TopCommand(int argc, char** argv) {
   annex::console::TopOptions top;
   annex::console::ClientOptions client;
+  OptionTable table("top", kTopUsage);
+  table.Flag("--growth", &top.by_growth);
+  table.Seconds("--interval", &top.interval);
+  table.Seconds("--timeout", &client.command_timeout);
+  table.Count("--count", 0, [&](long long n) { top.count = n; });
+  table.Count("--kinds", 100000, [&](long long n) { top.kinds = n; });
+  table.Count("--rows", 100000,
+              [&](long long n) { top.rows = static_cast<int>(n); });
   std::vector<std::string> positional;
-  for (int i = 0; i < argc; ++i) {
-    const std::string a = argv[i];
-    const bool has_value = i + 1 < argc;
-    if (a == "-h" || a == "--help") {
-      std::fputs(kTopUsage, stdout);
-      return 0;
-    } else if (a == "--growth") {
-      top.by_growth = true;
-    } else if ((a == "--interval" || a == "--timeout") && has_value) {
-      if (!ParseSecondsOption(
-              "top", a, argv[++i],
-              a == "--interval" ? &top.interval : &client.command_timeout)) {
-        return 2;
-      }
-    } else if ((a == "--count" || a == "--kinds" || a == "--rows") &&
-               has_value) {
-      long long n = 0;
-      if (!ParseCountOption("top", a, argv[++i], a != "--count" ? 100000 : 0,
-                            &n)) {
-        return 2;
-      }
-      if (a == "--count") {
-        top.count = n;
-      } else if (a == "--kinds") {
-        top.kinds = n;
-      } else {
-        top.rows = static_cast<int>(n);
-      }
-    } else if (a.size() > 1 && a[0] == '-') {
-      std::fprintf(stderr, "annex top: unknown option or missing value: %s\n%s",
-                   a.c_str(), kTopUsage);
-      return 2;
-    } else {
-      positional.push_back(a);
-    }
-  }
+  if (int rc = table.Parse(argc, argv, &positional); rc >= 0) return rc;
   if (positional.size() != 1) {
     std::fputs(kTopUsage, stderr);
     return 2;

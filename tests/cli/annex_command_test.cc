@@ -94,6 +94,55 @@ TEST(AnnexCommandTest, HelpAndUsageErrors) {
   EXPECT_EQ(RunProcess({AnnexBinary(), "run", "--tcp"}).exit_code, 2);
 }
 
+TEST(AnnexCommandTest, RecordAndTopOptionErrorsSayWhatIsWrong) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"record", "--interval", "0", "1", "f"},
+       "annex record: --interval needs seconds > 0"},
+      {{"record", "--timeout", "soon", "1", "f"},
+       "annex record: --timeout needs seconds > 0"},
+      {{"record", "--count", "0", "1", "f"},
+       "annex record: --count needs a number >= 1"},
+      {{"record", "--top", "100001", "1", "f"},
+       "annex record: --top needs a number from 1 to 100000"},
+      {{"record", "--format", "xml", "1", "f"},
+       "annex record: --format is stat or jsonl"},
+      {{"record", "--max-bytes", "12Q", "1", "f"},
+       "annex record: --max-bytes:"},
+      {{"record", "--frobnicate", "1", "f"},
+       "annex record: unknown option or missing value: --frobnicate"},
+      {{"record", "1", "f", "--interval"},
+       "annex record: unknown option or missing value: --interval"},
+      {{"record", "1"}, "usage: annex record"},
+      {{"record", "notapid", "f"}, "annex record: "},
+      {{"top", "--rows", "x", "1"},
+       "annex top: --rows needs a number from 1 to 100000"},
+      {{"top", "--kinds", "0", "1"},
+       "annex top: --kinds needs a number from 1 to 100000"},
+      {{"top", "--growth", "--count", "-3", "1"},
+       "annex top: --count needs a number >= 1"},
+      {{"top", "1", "2"}, "usage: annex top"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> argv = {AnnexBinary()};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    Result r = RunProcess(argv);
+    EXPECT_EQ(r.exit_code, 2) << c.args[1];
+    EXPECT_NE(r.err.find(c.message), std::string::npos)
+        << c.message << " not in: " << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+  for (const char* cmd : {"record", "top"}) {
+    Result help = RunProcess({AnnexBinary(), cmd, "--interval", "5", "--help"});
+    EXPECT_EQ(help.exit_code, 0);
+    EXPECT_EQ(help.out.rfind(absl::StrCat("usage: annex ", cmd), 0), 0u)
+        << help.out;
+  }
+}
+
 TEST(AnnexCommandTest, RunScriptIsLikePython) {
   std::string s =
       WriteScript("argv.py",
