@@ -576,56 +576,32 @@ TEST(AnnexCommandTest, StdlibTestSuiteUnderAnnexWhileQueried) {
 
 // `annex attach` kept open: lines are written to it one at a time and its
 // output is read until a marker appears (no wall-clock limit: a hang meets
-// Bazel's test timeout). Closing stdin ends the session.
+// Bazel's test timeout). Its end closes stdin: the client ends its session
+// and exits.
 class Attached {
  public:
-  Attached(const std::string& pid, const std::string& env) {
-    int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC)) return;
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(in[0], 0);
-      dup2(out[1], 1);
-      dup2(out[1], 2);
-      for (int fd : {in[0], in[1], out[0], out[1]}) close(fd);
-      putenv(const_cast<char*>(env.c_str()));
-      std::string bin = AnnexBinary();
-      execl(bin.c_str(), bin.c_str(), "attach", pid.c_str(), nullptr);
-      _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    in_ = in[1];
-    out_ = out[0];
-  }
-  ~Attached() {
-    if (in_ >= 0) close(in_);
-    if (out_ >= 0) close(out_);
-    int status = 0;
-    if (pid_ > 0) waitpid(pid_, &status, 0);
-  }
+  Attached(const std::string& pid, const std::string& env)
+      : client_(BackgroundProcess::OpenInput{}, {AnnexBinary(), "attach", pid},
+                {env}) {}
+  ~Attached() { client_.Join(); }
   // Sends `line`, then a print of an end marker; returns what the session
-  // printed before the marker.
+  // printed before the marker (all it printed if it ended first).
   std::string Ask(const std::string& line) {
     const std::string marker = absl::StrCat("<<end ", ++asked_, ">>");
-    std::string text = line + "\nprint('" + marker + "')\n";
-    (void)!write(in_, text.data(), text.size());
-    while (seen_.find(marker + "\n") == std::string::npos) {
-      char buf[4096];
-      ssize_t n = read(out_, buf, sizeof buf);
-      if (n <= 0) return seen_;
-      seen_.append(buf, n);
-    }
-    const size_t at = seen_.find(marker + "\n");
-    std::string r = seen_.substr(0, at);
-    seen_.erase(0, at + marker.size() + 1);
+    client_.Write(line + "\nprint('" + marker + "')\n");
+    client_.WaitForOutput(marker + "\n", read_);
+    const std::string out = client_.out();
+    const size_t at = out.find(marker + "\n", read_);
+    const size_t end = at == std::string::npos ? out.size() : at;
+    std::string r = out.substr(read_, end - read_);
+    read_ = at == std::string::npos ? end : at + marker.size() + 1;
+    if (at == std::string::npos) r += client_.err();
     return r;
   }
 
  private:
-  pid_t pid_ = -1;
-  int in_ = -1, out_ = -1;
-  std::string seen_;
+  BackgroundProcess client_;
+  size_t read_ = 0;  // what Ask has returned of the client's stdout
   int asked_ = 0;
 };
 

@@ -33,33 +33,12 @@ std::string WriteScript(const std::string& name, const std::string& text) {
   return path;
 }
 
-// Runs `annex exec PID code` in a child with `env`, its output to `out`.
-pid_t StartClient(const std::string& env, const std::string& pid,
-                  const std::string& code, const std::string& out) {
-  pid_t client = fork();
-  if (client == 0) {
-    int null = open("/dev/null", O_RDONLY);
-    int file = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(null, 0);
-    dup2(file, 1);
-    dup2(file, 2);
-    putenv(const_cast<char*>(env.c_str()));
-    std::string bin = AnnexBinary();
-    execl(bin.c_str(), bin.c_str(), "exec", pid.c_str(), code.c_str(),
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  return client;
-}
-
-// Waits until `path` exists (true) or the client `pid` has ended without
-// making it (false: it failed before its wait; the client is reaped).
-bool WaitForFileOrExit(const std::string& path, pid_t pid) {
+// Waits until `path` exists (true) or `client` has ended without making it
+// (false: it failed before its wait).
+bool WaitForFileOrExit(const std::string& path,
+                       const BackgroundProcess& client) {
   while (access(path.c_str(), F_OK) != 0) {
-    int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      return access(path.c_str(), F_OK) == 0;
-    }
+    if (client.ended()) return access(path.c_str(), F_OK) == 0;
     usleep(10000);
   }
   return true;
@@ -141,17 +120,16 @@ TEST(AnnexHardeningTest, ClientKilledDuringABlockingWaitLeavesTheAnnexFree) {
     const std::string waiting = std::string(dir) + "/waiting-" + name;
     std::string code = code_template;
     code.replace(code.find("MARK"), 4, "open('" + waiting + "', 'w').close()");
-    const std::string out = std::string(dir) + "/out-" + name;
-    pid_t client = StartClient(env, p, code, out);
+    BackgroundProcess client({AnnexBinary(), "exec", p, code}, "", {env});
     if (!WaitForFileOrExit(waiting, client)) {
-      ADD_FAILURE() << "the client ended before its wait:\n" << ReadFile(out);
+      ADD_FAILURE() << "the client ended before its wait:\n"
+                    << client.out() << client.err();
       continue;
     }
     std::fprintf(stderr, "case %s: waiting, killing the client\n",
                  name.c_str());
-    kill(client, SIGKILL);
-    int status = 0;
-    waitpid(client, &status, 0);
+    client.Signal(SIGKILL);
+    client.Join();
     Result next = RunProcess(
         {AnnexBinary(), "exec", "--timeout", "20", p, "print('free')"}, "",
         {env});

@@ -4,20 +4,12 @@
 // record, fits the terminal's rows and columns (and a new size after the
 // window changes), `g` reorders, `q` quits and restores the screen. Without a
 // terminal it prints one frame per interval.
-#include <poll.h>
-#include <pty.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <sys/ioctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <fstream>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -31,6 +23,7 @@ namespace {
 using ::annex::testing::AnnexBinary;
 using ::annex::testing::BackgroundProcess;
 using ::annex::testing::RunProcess;
+using ::annex::testing::TerminalProcess;
 using ::annex::testing::WaitForAnnexPs;
 using ::annex::testing::WaitForFile;
 using Result = ::annex::testing::ProcessResult;
@@ -40,101 +33,6 @@ std::string TempDir(const char* name) {
   if (mkdtemp(templ.data()) == nullptr) return "";
   return templ;
 }
-
-// A program run on the slave side of a new pseudo-terminal of `rows` x
-// `columns`; a thread keeps what it writes.
-class PtyProcess {
- public:
-  PtyProcess(const std::vector<std::string>& argv, const std::string& env,
-             int rows, int columns) {
-    struct winsize ws {};
-    ws.ws_row = static_cast<unsigned short>(rows);
-    ws.ws_col = static_cast<unsigned short>(columns);
-    pid_ = ::forkpty(&master_, nullptr, nullptr, &ws);
-    if (pid_ == 0) {
-      ::putenv(const_cast<char*>(env.c_str()));
-      std::vector<char*> args;
-      for (const std::string& a : argv)
-        args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
-    reader_ = std::thread([this] {
-      char buf[4096];
-      while (true) {
-        const ssize_t n = ::read(master_, buf, sizeof(buf));
-        if (n < 0 && errno == EINTR) continue;
-        std::lock_guard<std::mutex> lock(mu_);
-        if (n <= 0) {  // EIO once the slave side is closed by all
-          closed_ = true;
-          cv_.notify_all();
-          return;
-        }
-        screen_.append(buf, static_cast<size_t>(n));
-        cv_.notify_all();
-      }
-    });
-  }
-  ~PtyProcess() {
-    if (pid_ > 0 && status_ < 0) {
-      ::kill(pid_, SIGKILL);
-      Wait();
-    }
-    if (reader_.joinable()) reader_.join();
-    if (master_ >= 0) ::close(master_);
-  }
-
-  bool started() const { return pid_ > 0; }
-  // A new window size; the kernel sends SIGWINCH to the program.
-  void Resize(int rows, int columns) {
-    struct winsize ws {};
-    ws.ws_row = static_cast<unsigned short>(rows);
-    ws.ws_col = static_cast<unsigned short>(columns);
-    ::ioctl(master_, TIOCSWINSZ, &ws);
-  }
-  void Type(const std::string& keys) {
-    (void)!::write(master_, keys.data(), keys.size());
-  }
-  // Waits until what was written since `from` satisfies `done`, or the
-  // program ended; returns all of it.
-  template <typename F>
-  std::string WaitFor(size_t from, F done) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] {
-      return closed_ || done(screen_.substr(std::min(from, screen_.size())));
-    });
-    return screen_;
-  }
-  std::string WaitForText(size_t from, const std::string& text) {
-    return WaitFor(from, [&](const std::string& s) {
-      return s.find(text) != std::string::npos;
-    });
-  }
-  size_t size() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return screen_.size();
-  }
-  // The exit status (128 + N when killed by signal N).
-  int Wait() {
-    if (status_ >= 0) return status_;
-    int st = 0;
-    while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
-    }
-    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    return status_;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int master_ = -1;
-  int status_ = -1;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::string screen_;
-  bool closed_ = false;
-  std::thread reader_;
-};
 
 // The lines of the last whole frame in `out` (a frame starts with the
 // cursor going home and ends with "clear to the end of the screen").
@@ -200,8 +98,8 @@ TEST(AnnexTopTest, TerminalShowsTheGrowingKindAndQuitsOnQ) {
   ASSERT_GT(pid, 0) << service.Join().err;
 
   constexpr int kRows = 16, kColumns = 70;
-  PtyProcess top(
-      {AnnexBinary(), "top", "--interval", "0.1", std::to_string(pid)}, env,
+  TerminalProcess top(
+      {AnnexBinary(), "top", "--interval", "0.1", std::to_string(pid)}, {env},
       kRows, kColumns);
   ASSERT_TRUE(top.started());
   std::string out = top.WaitForText(0, "record 2,");

@@ -4,12 +4,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -30,9 +33,10 @@ struct Child {
   int in = -1, out = -1, err = -1;
 };
 
-Child Spawn(const std::vector<std::string>& argv,
-            const std::vector<std::string>& env) {
-  // The environment: ours, less the names `env` names, plus its "K=V".
+// The environment of a child: ours, less the names `env` names, plus its
+// "K=V".
+std::vector<std::string> MergedEnvironment(
+    const std::vector<std::string>& env) {
   std::vector<std::string> merged;
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string entry = *e;
@@ -46,18 +50,27 @@ Child Spawn(const std::vector<std::string>& argv,
   for (const std::string& kv : env) {
     if (kv.find('=') != std::string::npos) merged.push_back(kv);
   }
+  return merged;
+}
+
+// argv or an environment as the NULL-ended array exec takes; points into
+// `strings`.
+std::vector<char*> CStrings(const std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  out.reserve(strings.size() + 1);
+  for (const std::string& s : strings)
+    out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+Child Spawn(const std::vector<std::string>& argv,
+            const std::vector<std::string>& env) {
+  const std::vector<std::string> merged = MergedEnvironment(env);
   // Built before fork: other threads (a BackgroundProcess's reader) may hold
   // the allocator's lock at the fork, so the child only calls
   // async-signal-safe functions.
-  std::vector<char*> args, envp;
-  for (const std::string& a : argv) {
-    args.push_back(const_cast<char*>(a.c_str()));
-  }
-  args.push_back(nullptr);
-  for (const std::string& kv : merged) {
-    envp.push_back(const_cast<char*>(kv.c_str()));
-  }
-  envp.push_back(nullptr);
+  std::vector<char*> args = CStrings(argv), envp = CStrings(merged);
   int in[2], out[2], err[2];
   // Close-on-exec: another thread's child must not inherit our pipes (it
   // would hold them open, and this read would wait for it to exit).
@@ -88,13 +101,16 @@ Child Spawn(const std::vector<std::string>& argv,
 // have meanwhile.
 // `sink(stream, bytes, n)` sees each read as it arrives (stream 1: stdout,
 // 2: stderr), for a BackgroundProcess's live view of the output.
+// A child whose `in` is -1 keeps its stdin open: its owner writes to it.
 ProcessResult Communicate(
     const Child& child, const std::string& input,
     const std::function<void(int, const char*, size_t)>& sink = nullptr) {
   ProcessResult r;
   if (child.pid < 0) return r;
-  if (!input.empty()) (void)!write(child.in, input.data(), input.size());
-  close(child.in);
+  if (child.in >= 0) {
+    if (!input.empty()) (void)!write(child.in, input.data(), input.size());
+    close(child.in);
+  }
   pollfd fds[2] = {{child.out, POLLIN, 0}, {child.err, POLLIN, 0}};
   int open_fds = 2;
   char buf[4096];
@@ -142,8 +158,25 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
 BackgroundProcess::BackgroundProcess(std::vector<std::string> argv,
                                      std::string input,
                                      std::vector<std::string> env) {
+  Start(std::move(argv), std::move(input), std::move(env), false);
+}
+
+BackgroundProcess::BackgroundProcess(OpenInput, std::vector<std::string> argv,
+                                     std::vector<std::string> env) {
+  Start(std::move(argv), "", std::move(env), true);
+}
+
+void BackgroundProcess::Start(std::vector<std::string> argv, std::string input,
+                              std::vector<std::string> env, bool keep_input) {
   Child child = Spawn(argv, env);
   pid_ = child.pid;
+  if (keep_input) {
+    // A write to a program that stopped reading fails (Write() says so)
+    // instead of killing the test with SIGPIPE.
+    signal(SIGPIPE, SIG_IGN);
+    input_ = child.in;
+    child.in = -1;
+  }
   thread_ = std::thread([this, child, input = std::move(input)] {
     ProcessResult r =
         Communicate(child, input, [this](int stream, const char* b, size_t n) {
@@ -167,7 +200,24 @@ BackgroundProcess::~BackgroundProcess() {
     std::lock_guard<std::mutex> lock(mu_);
     if (!ended_ && pid_ > 0) kill(pid_, SIGKILL);
   }
+  CloseInput();
   Join();
+}
+
+bool BackgroundProcess::Write(const std::string& text) {
+  size_t done = 0;
+  while (input_ >= 0 && done < text.size()) {
+    const ssize_t n = write(input_, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return input_ >= 0;
+}
+
+void BackgroundProcess::CloseInput() {
+  if (input_ >= 0) close(input_);
+  input_ = -1;
 }
 
 void BackgroundProcess::Signal(int sig) {
@@ -200,8 +250,90 @@ bool BackgroundProcess::ended() const {
 }
 
 const ProcessResult& BackgroundProcess::Join() {
+  CloseInput();  // a program that reads to the end of its input ends
   if (thread_.joinable()) thread_.join();
   return result_;
+}
+
+TerminalProcess::TerminalProcess(const std::vector<std::string>& argv,
+                                 const std::vector<std::string>& env, int rows,
+                                 int columns) {
+  const std::vector<std::string> merged = MergedEnvironment(env);
+  std::vector<char*> args = CStrings(argv), envp = CStrings(merged);
+  struct winsize ws {};
+  ws.ws_row = static_cast<unsigned short>(rows);
+  ws.ws_col = static_cast<unsigned short>(columns);
+  pid_ = forkpty(&master_, nullptr, nullptr, &ws);
+  if (pid_ == 0) {
+    execve(args[0], args.data(), envp.data());
+    _exit(127);
+  }
+  if (pid_ < 0) return;
+  reader_ = std::thread([this] {
+    char buf[4096];
+    while (true) {
+      const ssize_t n = read(master_, buf, sizeof(buf));
+      if (n < 0 && errno == EINTR) continue;
+      std::lock_guard<std::mutex> lock(mu_);
+      if (n <= 0) {  // EIO once every holder of the slave side closed it
+        closed_ = true;
+        cv_.notify_all();
+        return;
+      }
+      screen_.append(buf, static_cast<size_t>(n));
+      cv_.notify_all();
+    }
+  });
+}
+
+TerminalProcess::~TerminalProcess() {
+  if (pid_ > 0 && status_ < 0) {
+    kill(pid_, SIGKILL);
+    Wait();
+  }
+  if (reader_.joinable()) reader_.join();
+  if (master_ >= 0) close(master_);
+}
+
+void TerminalProcess::Resize(int rows, int columns) {
+  struct winsize ws {};
+  ws.ws_row = static_cast<unsigned short>(rows);
+  ws.ws_col = static_cast<unsigned short>(columns);
+  ioctl(master_, TIOCSWINSZ, &ws);
+}
+
+bool TerminalProcess::Type(const std::string& keys) {
+  return write(master_, keys.data(), keys.size()) ==
+         static_cast<ssize_t>(keys.size());
+}
+
+std::string TerminalProcess::WaitFor(
+    size_t from, const std::function<bool(const std::string&)>& done) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] {
+    return closed_ || done(screen_.substr(std::min(from, screen_.size())));
+  });
+  return screen_;
+}
+
+std::string TerminalProcess::WaitForText(size_t from, const std::string& text) {
+  return WaitFor(from, [&](const std::string& s) {
+    return s.find(text) != std::string::npos;
+  });
+}
+
+size_t TerminalProcess::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return screen_.size();
+}
+
+int TerminalProcess::Wait() {
+  if (status_ >= 0 || pid_ <= 0) return status_;
+  int st = 0;
+  while (waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+  }
+  status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return status_;
 }
 
 std::string Runfile(const std::string& path) {

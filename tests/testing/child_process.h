@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -42,7 +43,14 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
 // running (a test that failed before ending it) and waits for it.
 class BackgroundProcess {
  public:
+  // `input` is written to stdin, which is then closed.
   BackgroundProcess(std::vector<std::string> argv, std::string input = "",
+                    std::vector<std::string> env = {});
+  // A program whose stdin stays open for Write() until CloseInput() (or
+  // Join()): a console client, or a server that runs until its input
+  // ends. Ignores SIGPIPE in this process from then on.
+  struct OpenInput {};
+  BackgroundProcess(OpenInput, std::vector<std::string> argv,
                     std::vector<std::string> env = {});
   ~BackgroundProcess();
   BackgroundProcess(const BackgroundProcess&) = delete;
@@ -60,17 +68,70 @@ class BackgroundProcess {
   pid_t pid() const { return pid_; }
   // Sends `sig` to the process unless it ended. Where: any thread.
   void Signal(int sig);
-  // Waits for the process to end; its result. Where: the thread that made
+  // Writes `text` to the stdin of an OpenInput program (false once it is
+  // closed or the program stopped reading). Where: the thread that made
   // this object.
+  bool Write(const std::string& text);
+  // Closes an OpenInput program's stdin (end of input). Where: the thread
+  // that made this object.
+  void CloseInput();
+  // Closes an OpenInput program's stdin, then waits for the process to
+  // end; its result. Where: the thread that made this object.
   const ProcessResult& Join();
 
  private:
   mutable std::mutex mu_;
-  std::condition_variable changed_;            // output arrived or ended_
-  pid_t pid_ = -1;                             // unreaped until ended_
+  std::condition_variable changed_;  // output arrived or ended_
+  void Start(std::vector<std::string> argv, std::string input,
+             std::vector<std::string> env, bool keep_input);
+
+  pid_t pid_ = -1;  // unreaped until ended_
+  int input_ = -1;  // an OpenInput program's stdin, until CloseInput()
   ProcessResult result_ ABSL_GUARDED_BY(mu_);  // grows; final once ended_
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
+};
+
+// A program run on the slave side of a new pseudo-terminal of `rows` x
+// `columns`, as a person runs an interactive command; a thread keeps what it
+// writes to the terminal. The environment is as RunProcess makes it. The
+// destructor kills (SIGKILL) a program that has not exited and waits for it.
+class TerminalProcess {
+ public:
+  TerminalProcess(const std::vector<std::string>& argv,
+                  const std::vector<std::string>& env, int rows = 24,
+                  int columns = 80);
+  ~TerminalProcess();
+  TerminalProcess(const TerminalProcess&) = delete;
+  TerminalProcess& operator=(const TerminalProcess&) = delete;
+
+  bool started() const { return pid_ > 0; }
+  // A new window size; the kernel sends SIGWINCH to the program.
+  void Resize(int rows, int columns);
+  // Types `keys` (a terminal's bytes: "\r" is Enter, "\x03" Ctrl-C).
+  // Where: any thread.
+  bool Type(const std::string& keys);
+  // Waits until what the program wrote at or after offset `from` satisfies
+  // `done`, or the terminal closed; returns all it wrote. Where: any thread.
+  std::string WaitFor(size_t from,
+                      const std::function<bool(const std::string&)>& done);
+  // WaitFor until `text` appears at or after `from`.
+  std::string WaitForText(size_t from, const std::string& text);
+  // How many bytes the program wrote so far.
+  size_t size() const;
+  // Waits for the program to exit: its status (128 + N when signal N
+  // ended it). Where: the thread that made this object.
+  int Wait();
+
+ private:
+  pid_t pid_ = -1;
+  int master_ = -1;
+  int status_ = -1;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::string screen_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread reader_;
 };
 
 // $TEST_SRCDIR/annex/<path>: where Bazel put a data dependency.
