@@ -43,23 +43,35 @@
 // Thread ids and the eval breaker are read as pointer-sized words.
 _Static_assert(sizeof(unsigned long) == sizeof(void*), "LP64 expected");
 
-static int safe_read_mode = 0;  // 0 unknown, 1 process_vm_readv, 2 plain
+// 0 unknown, 1 process_vm_readv, 2 plain. Threads (the watchdog's, a
+// heartbeat on a target thread, a signal handler) may find it out at once:
+// relaxed atomic loads and stores (lock-free, so async-signal-safe); each
+// finds the same answer, so no ordering is needed.
+static int safe_read_mode = 0;
+
+static int SafeReadMode(void) {
+  return __atomic_load_n(&safe_read_mode, __ATOMIC_RELAXED);
+}
+
+static void SetSafeReadMode(int mode) {
+  __atomic_store_n(&safe_read_mode, mode, __ATOMIC_RELAXED);
+}
 
 // Copies n bytes at addr into out; returns 1, or 0 if addr is unreadable.
 // Where: any thread, no GIL; async-signal-safe.
 static int SafeRead(const void* addr, void* out, size_t n) {
   if (addr == NULL) return 0;
-  if (safe_read_mode != 2) {
+  if (SafeReadMode() != 2) {
     struct iovec local = {out, n};
     struct iovec remote = {(void*)addr, n};
     ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
     if (got == (ssize_t)n) {
-      safe_read_mode = 1;
+      if (SafeReadMode() == 0) SetSafeReadMode(1);
       return 1;
     }
     if (got < 0 && errno == EFAULT) return 0;
-    if (safe_read_mode == 1) return 0;  // partial read: treat as unreadable
-    safe_read_mode = 2;                 // EPERM/ENOSYS: not allowed here
+    if (SafeReadMode() == 1) return 0;  // partial read: treat as unreadable
+    SetSafeReadMode(2);                 // EPERM/ENOSYS: not allowed here
   }
   memcpy(out, addr, n);
   return 1;
