@@ -15,12 +15,7 @@
 extern "C" const char* __tsan_default_options() {
   // second_deadlock_stack: both stacks of a lock-order report.
   // halt_on_error: the first report fails the test, as ASan does here.
-  // die_after_fork=0: a child forked from the threaded host starts a new
-  // annex (threads) by design (AnnexRuntime's at-fork handlers, docs/
-  // architecture.md); TSan otherwise kills such a child. TSan's checking
-  // in that child is best effort, which it says when it continues.
-  return "second_deadlock_stack=1:halt_on_error=1:history_size=4:"
-         "die_after_fork=0";
+  return "second_deadlock_stack=1:halt_on_error=1:history_size=4";
 }
 
 extern "C" const char* __tsan_default_suppressions() { return ""; }
