@@ -21,20 +21,30 @@
 #include "monitor/python/death_watch.h"
 #include "monitor/python/target_threads.h"
 
-namespace annex::glue {
-namespace internal {
+namespace annex::glue::module {
 
-// Where (all of internal): annex thread, GIL held, annex current.
+// Where: annex thread, GIL held, annex current. The mapping is stated in
+// hp_internal.h.
 PyObject* RaiseStatus(const absl::Status& status) {
   PyObject* type = PyExc_RuntimeError;
-  if (status.code() == absl::StatusCode::kInvalidArgument) {
-    type = PyExc_ValueError;
-  } else if (status.code() == absl::StatusCode::kResourceExhausted) {
-    type = PyExc_MemoryError;  // e.g. the annex's memory budget
-  } else if (status.code() == absl::StatusCode::kDeadlineExceeded) {
-    type = PyExc_TimeoutError;  // e.g. past hp.pause_limit
-  } else if (status.code() == absl::StatusCode::kCancelled) {
-    type = PyExc_KeyboardInterrupt;  // the question was interrupted
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      type = PyExc_ValueError;
+      break;
+    case absl::StatusCode::kNotFound:
+      type = PyExc_KeyError;
+      break;
+    case absl::StatusCode::kResourceExhausted:
+      type = PyExc_MemoryError;
+      break;
+    case absl::StatusCode::kDeadlineExceeded:
+      type = PyExc_TimeoutError;
+      break;
+    case absl::StatusCode::kCancelled:
+      type = PyExc_KeyboardInterrupt;
+      break;
+    default:
+      break;
   }
   PyErr_SetString(type, std::string(status.message()).c_str());
   return nullptr;
@@ -49,16 +59,7 @@ HeapView* ViewOf(Session* session) {
   return *view;
 }
 
-}  // namespace internal
 namespace {
-
-using internal::AnnexModule;
-using internal::IdSetObject;
-using internal::NewIdSet;
-using internal::NewText;
-using internal::RaiseStatus;
-using internal::SetOf;
-using internal::ViewOf;
 
 // One per namespace (each console client, each host session): its
 // reference point is its own.
@@ -151,8 +152,7 @@ AnnexAccess* Access(PyObject* self) {
   Session* session = reinterpret_cast<HpObject*>(self)->session;
   auto access = session->Get<AnnexAccess>();
   if (!access.ok()) {
-    PyErr_SetString(PyExc_RuntimeError,
-                    std::string(access.status().message()).c_str());
+    RaiseStatus(access.status());
     return nullptr;
   }
   return *access;
@@ -187,7 +187,7 @@ PyType_Spec kTextSpec = {"annex.Text", 0, 0,
 }  // namespace
 
 // A new annex.Text holding `text`. Where: annex thread, GIL held.
-PyObject* internal::NewText(const std::string& text) {
+PyObject* NewText(const std::string& text) {
   PyObject* module = AnnexModule();
   if (module == nullptr) return nullptr;
   PyObject* type = PyObject_GetAttrString(module, "Text");
@@ -264,7 +264,7 @@ PyObject* IdSetBinary(PyObject* a, PyObject* b, char op) {
   PyTypeObject* type = Py_TYPE(a);
   if (Py_TYPE(b) != type) {
     // A set with a kind (hp_kinds.cc), e.g. h & hp.Type(dict).
-    return internal::KindsBinary(a, b, op);
+    return KindsBinary(a, b, op);
   }
   return NewIdSet(reinterpret_cast<IdSetObject*>(a)->session,
                   KindedSet::Combine(SetOf(a), SetOf(b), op));
@@ -316,16 +316,14 @@ PyObject* IdSetDead(PyObject* self, void*) {
 PyObject* IdSetSize(PyObject* self, void*) {
   return PyLong_FromUnsignedLongLong(SetOf(self).total_size());
 }
-PyObject* IdSetMore(PyObject* self, void*) { return internal::IdSetMore(self); }
+PyObject* IdSetMoreGet(PyObject* self, void*) { return IdSetMore(self); }
 PyObject* IdSetAll(PyObject* self, void*) {
   std::string t = SetOf(self).PartitionTable(~size_t{0});
   if (!t.empty() && t.back() == '\n') t.pop_back();
   return NewText(t);
 }
-PyObject* IdSetStat(PyObject* self, void*) { return internal::IdSetStat(self); }
-PyObject* IdSetKind(PyObject* self, void*) {
-  return internal::IdSetKindOf(self);
-}
+PyObject* IdSetStatGet(PyObject* self, void*) { return IdSetStat(self); }
+PyObject* IdSetKind(PyObject* self, void*) { return IdSetKindOf(self); }
 PyObject* IdSetDomisize(PyObject* self, void*) {
   auto view =
       reinterpret_cast<IdSetObject*>(self)->session->Get<RetentionView>();
@@ -363,11 +361,11 @@ PyGetSetDef kIdSetGetSet[] = {
      "dict) is a member (Heapy's; walks again)",
      nullptr},
     {"doc", IdSetDoc, nullptr, "what a set offers, one line each", nullptr},
-    {"more", IdSetMore, nullptr,
+    {"more", IdSetMoreGet, nullptr,
      "the next ten rows of the table (and .more of that the next ten)",
      nullptr},
     {"all", IdSetAll, nullptr, "the whole partition table", nullptr},
-    {"stat", IdSetStat, nullptr,
+    {"stat", IdSetStatGet, nullptr,
      "the rows without the objects (annex.Stat): print, diff, dump, json",
      nullptr},
     {"kind", IdSetKind, nullptr, "the kind of a one-kind set", nullptr},
@@ -389,7 +387,7 @@ PyObject* IdSetGetattro(PyObject* self, PyObject* name) {
   if (std::strlen(n) != static_cast<size_t>(len)) return nullptr;
   PyObject *saved_type, *saved_value, *saved_tb;
   PyErr_Fetch(&saved_type, &saved_value, &saved_tb);
-  PyObject* r = internal::IdSetKindsAttr(self, n);
+  PyObject* r = IdSetKindsAttr(self, n);
   if (r != nullptr || PyErr_Occurred()) {
     Py_XDECREF(saved_type);
     Py_XDECREF(saved_value);
@@ -422,7 +420,7 @@ PyObject* IdSetDir(PyObject* self, PyObject*) {
     }
     Py_DECREF(s);
   }
-  for (const char* const* n = internal::kIdSetKindsAttrs; *n != nullptr; ++n) {
+  for (const char* const* n = kIdSetKindsAttrs; *n != nullptr; ++n) {
     PyObject* s = PyUnicode_FromString(*n);
     if (s == nullptr || PyList_Append(list, s) < 0) {
       Py_XDECREF(s);
@@ -432,10 +430,6 @@ PyObject* IdSetDir(PyObject* self, PyObject*) {
     Py_DECREF(s);
   }
   return list;
-}
-
-PyObject* IdSetDump(PyObject* self, PyObject* args, PyObject* kwds) {
-  return internal::IdSetDump(self, args, kwds);
 }
 
 // x.disjoint(y): no member in common (Heapy's; by identity).
@@ -528,7 +522,7 @@ PyMethodDef kIdSetMethods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "dump(dest, mode='a'): appends x.stat's text record to dest (a path, "
      "created with the process's permissions, or an open file)."},
-    {"diff", internal::IdSetDiff, METH_O,
+    {"diff", IdSetDiff, METH_O,
      "diff(y) -> Stat: x.stat - y.by(x.er).stat, the difference by kind."},
     {"disjoint", IdSetDisjoint, METH_O,
      "disjoint(y) -> bool: whether x and y have no member in common."},
@@ -586,12 +580,12 @@ PyType_Slot kIdSetSlots[] = {
     {Py_sq_length, reinterpret_cast<void*>(IdSetLen)},
     {Py_sq_contains, reinterpret_cast<void*>(IdSetContains)},
     {Py_mp_length, reinterpret_cast<void*>(IdSetLen)},
-    {Py_mp_subscript, reinterpret_cast<void*>(internal::IdSetSubscript)},
+    {Py_mp_subscript, reinterpret_cast<void*>(IdSetSubscript)},
     {Py_nb_or, reinterpret_cast<void*>(IdSetOr)},
     {Py_nb_and, reinterpret_cast<void*>(IdSetAnd)},
     {Py_nb_subtract, reinterpret_cast<void*>(IdSetSub)},
     {Py_nb_xor, reinterpret_cast<void*>(IdSetXor)},
-    {Py_nb_invert, reinterpret_cast<void*>(internal::IdSetInvert)},
+    {Py_nb_invert, reinterpret_cast<void*>(IdSetInvert)},
     {0, nullptr},
 };
 
@@ -601,7 +595,7 @@ PyType_Spec kIdSetSpec = {
 
 }  // namespace
 
-PyObject* internal::NewIdSet(Session* session, KindedSet set) {
+PyObject* NewIdSet(Session* session, KindedSet set) {
   PyObject* module = AnnexModule();
   if (module == nullptr) return nullptr;
   PyObject* type = PyObject_GetAttrString(module, "IdSet");
@@ -627,8 +621,7 @@ PyObject* internal::NewIdSet(Session* session, KindedSet set) {
                                            set.MemoryBytes(), what);
   if (!charged.ok()) {
     Py_DECREF(obj);  // IdSetDealloc: nothing was charged, no set to free
-    PyErr_SetString(PyExc_MemoryError, std::string(charged.message()).c_str());
-    return nullptr;
+    return RaiseStatus(charged);  // ResourceExhausted: MemoryError
   }
   reinterpret_cast<IdSetObject*>(obj)->set = new KindedSet(std::move(set));
   return obj;
@@ -773,7 +766,7 @@ bool ReferencePart(PyObject* arg, KindedSet* now, KindedSet* out) {
     *out = std::move(*now);
     return true;
   }
-  KindedSet* set = hp_internal::IdSetContents(arg);
+  KindedSet* set = IdSetArg(arg);
   if (set == nullptr) return false;
   PruneDead(*set);
   *out = *set;
@@ -883,7 +876,7 @@ PyObject* HpMemory(PyObject* self, PyObject* args, PyObject* kwds) {
   absl::StrAppend(
       &text, "Identity watch (all sessions): ", watch.watched_blocks,
       " objects watched, hooks ", watch.installed ? "installed" : "off", "\n");
-  return internal::NewText(text);
+  return NewText(text);
 }
 
 // hp.pb(file, out=None, title='', top=8): Heapy's profile browser is a Tk
@@ -959,11 +952,11 @@ PyObject* HpPb(PyObject*, PyObject* args, PyObject* kwds) {
   Py_RETURN_NONE;
 }
 
-PyObject* HpLoad(PyObject*, PyObject* args, PyObject* kwds) {
-  return internal::HpLoad(args, kwds);
+PyObject* HpLoadMethod(PyObject*, PyObject* args, PyObject* kwds) {
+  return HpLoad(args, kwds);
 }
-PyObject* HpLoadAll(PyObject*, PyObject* args, PyObject* kwds) {
-  return internal::HpLoadAll(args, kwds);
+PyObject* HpLoadAllMethod(PyObject*, PyObject* args, PyObject* kwds) {
+  return HpLoadAll(args, kwds);
 }
 
 // hp.pause_limit: seconds (a float), or None for no limit.
@@ -1013,10 +1006,8 @@ int HpSetPauseLimit(PyObject* self, PyObject* value, void*) {
   return 0;
 }
 
-PyObject* HpAnythingGet(PyObject*, void*) { return internal::HpAnything(); }
-PyObject* HpRootGet(PyObject* self, void*) {
-  return hp_internal::HpRoot(SessionOf(self));
-}
+PyObject* HpAnythingGet(PyObject*, void*) { return HpAnything(); }
+PyObject* HpRootGet(PyObject* self, void*) { return HpRoot(SessionOf(self)); }
 PyObject* HpDocGet(PyObject*, void*) { return NewText(kHpDoc); }
 PyObject* HpStdlibGet(PyObject*, void*) {
   PyObject* module = AnnexModule();
@@ -1081,7 +1072,7 @@ PyObject* HpGetattro(PyObject* self, PyObject* name) {
   PyObject* found = GenericGetattrOrName(self, name, "hp", &n);
   if (n == nullptr) return found;
   // Kinds: hp.Type, hp.Clodo, hp.Size, ... (hp_kinds.cc).
-  if (PyObject* kind = internal::HpKindFactory(SessionOf(self), n)) return kind;
+  if (PyObject* kind = HpKindFactory(SessionOf(self), n)) return kind;
   if (PyErr_Occurred()) return nullptr;
   // No such service: say which names are close (difflib, in the annex).
   std::string hint;
@@ -1155,7 +1146,7 @@ PyObject* HpIso(PyObject* self, PyObject* args) {
   if (PyTuple_GET_SIZE(args) == 1 &&
       PyUnicode_Check(PyTuple_GET_ITEM(args, 0))) {
     // hp.iso('cache.entries[3]'): read in the target (hp_iso.cc).
-    return internal::HpIsoExpr(SessionOf(self), PyTuple_GET_ITEM(args, 0));
+    return HpIsoExpr(SessionOf(self), PyTuple_GET_ITEM(args, 0));
   }
   std::vector<uintptr_t> addresses;
   for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args); ++i) {
@@ -1173,7 +1164,7 @@ PyObject* HpIso(PyObject* self, PyObject* args) {
       addresses.push_back(static_cast<uintptr_t>(v));
       continue;
     }
-    KindedSet* set = hp_internal::IdSetContents(a);
+    KindedSet* set = IdSetArg(a);
     if (set == nullptr) {
       PyErr_Clear();
       return PyErr_Format(
@@ -1263,7 +1254,7 @@ PyMethodDef kHpMethods[] = {
      "stacks() -> str: the Python stack of every target thread, most recent "
      "call last."},
     {"load",
-     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpLoad)),
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpLoadMethod)),
      METH_VARARGS | METH_KEYWORDS,
      "load(source, *, special=False) -> Stat: from an open file, its next "
      "stat record (the file is left after it; EOFError at its end), so a "
@@ -1271,7 +1262,8 @@ PyMethodDef kHpMethods[] = {
      "text of a dump, the last record. Read with bounds (1 MiB lines, "
      "32 MiB records); devices and FIFOs only with special=True."},
     {"loadall",
-     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpLoadAll)),
+     reinterpret_cast<PyCFunction>(
+         reinterpret_cast<void (*)()>(HpLoadAllMethod)),
      METH_VARARGS | METH_KEYWORDS,
      "loadall(source, *, special=False) -> [Stat]: every stat record in "
      "source, oldest first (32 MiB in all at most)."},
@@ -1340,18 +1332,17 @@ int ModuleExec(PyObject* module) {
     return -1;
   }
   // Values (x.brief, x.byid, x.theone, x.maprox, x.prod): hp_values.cc.
-  if (hp_internal::AddValues(reinterpret_cast<PyTypeObject*>(idset)) < 0) {
+  if (AddValues(reinterpret_cast<PyTypeObject*>(idset)) < 0) {
     return -1;
   }
   // Retention (x.sp, x.referrers, x.dominos, x.rp, ...): hp_retention.cc.
-  if (hp_internal::AddRetention(module,
-                                reinterpret_cast<PyTypeObject*>(idset)) < 0) {
+  if (AddRetention(module, reinterpret_cast<PyTypeObject*>(idset)) < 0) {
     return -1;
   }
   // Stats (x.stat, annex.Stat, annex.More, hp.load): hp_stat.cc.
-  if (internal::AddStatTypes(module) < 0) return -1;
+  if (AddStatTypes(module) < 0) return -1;
   // Classifiers and kinds (x.byclodo, hp.Type, ...): hp_kinds.cc.
-  return internal::AddKindTypes(module);
+  return AddKindTypes(module);
 }
 
 PyModuleDef_Slot kModuleSlots[] = {
@@ -1375,7 +1366,7 @@ PyModuleDef kModuleDef = {
 
 // The `annex` module of the current interpreter, created on first use.
 // Where: GIL held, annex current.
-PyObject* internal::AnnexModule() {
+PyObject* AnnexModule() {
   PyObject* modules = PyImport_GetModuleDict();
   PyObject* module = PyDict_GetItemString(modules, "annex");
   if (module != nullptr) return Py_NewRef(module);
@@ -1396,10 +1387,8 @@ PyObject* internal::AnnexModule() {
   return module;
 }
 
-namespace hp_internal {
-
-KindedSet* IdSetContents(PyObject* obj) {
-  PyObject* module = internal::AnnexModule();
+KindedSet* IdSetArg(PyObject* obj) {
+  PyObject* module = AnnexModule();
   if (module == nullptr) return nullptr;
   PyObject* type = PyObject_GetAttrString(module, "IdSet");
   Py_DECREF(module);
@@ -1411,26 +1400,17 @@ KindedSet* IdSetContents(PyObject* obj) {
                  Py_TYPE(obj)->tp_name);
     return nullptr;
   }
-  return &internal::SetOf(obj);
+  return &SetOf(obj);
 }
 
-Session* IdSetSession(PyObject* idset) { return internal::IdSetSession(idset); }
+}  // namespace annex::glue::module
 
-PyObject* MakeIdSet(Session* session, KindedSet set) {
-  return internal::NewIdSet(session, std::move(set));
-}
+namespace annex::glue {
 
-PyObject* MakeText(const std::string& text) { return internal::NewText(text); }
-
-PyObject* SetStatusError(const absl::Status& status) {
-  if (status.code() == absl::StatusCode::kInvalidArgument) {
-    PyErr_SetString(PyExc_ValueError, std::string(status.message()).c_str());
-    return nullptr;
-  }
-  return internal::RaiseStatus(status);
-}
-
-}  // namespace hp_internal
+using module::AnnexModule;
+using module::HpObject;
+using module::PauseLimitOf;
+using module::RaiseStatus;
 
 PyObject* NewHp(Session* session) {
   PyObject* module = AnnexModule();
@@ -1448,7 +1428,7 @@ PyObject* NewHp(Session* session) {
   absl::StatusOr<MemoryBudget*> budget = session->Get<MemoryBudget>();
   if (!budget.ok()) {
     Py_DECREF(hp);
-    return internal::RaiseStatus(budget.status());
+    return RaiseStatus(budget.status());
   }
   reinterpret_cast<HpObject*>(hp)->owner = (*budget)->NewOwner();
   return hp;

@@ -1,7 +1,9 @@
 // Private to hp*.cc here: what the parts of the `annex` module share, so
 // each concern (classifiers and kinds in hp_kinds.cc, retention in
-// hp_retention.cc) lives in its own source file and registers itself from
-// hp.cc's module exec.
+// hp_retention.cc, ...) lives in its own source file and registers itself
+// from hp.cc's module exec. One namespace, annex::glue::module (the
+// folder's), and one function per operation; the public face is hp.h's
+// annex::glue.
 #pragma once
 
 #include <Python.h>
@@ -15,21 +17,53 @@
 #include "glue/session.h"
 #include "glue/stat.h"
 
-namespace annex::glue::hp_internal {
+namespace annex::glue::module {
 
-// All: Where: annex thread, GIL held, annex current.
+// All, unless a function says otherwise: Where: annex thread, GIL held,
+// annex current.
 
-// The contents of an annex.IdSet (owned by it), or nullptr with TypeError
-// set when `obj` is not one.
-KindedSet* IdSetContents(PyObject* obj);
+// The one mapping from absl::Status to a Python exception, used for every
+// status that crosses into Python: sets the exception and returns nullptr.
+//   InvalidArgument   -> ValueError   (a bad argument or record text)
+//   NotFound          -> KeyError     (a LookupError: hp.Root['name'])
+//   ResourceExhausted -> MemoryError  (the annex's memory budget)
+//   DeadlineExceeded  -> TimeoutError (past hp.pause_limit)
+//   Cancelled         -> KeyboardInterrupt (Ctrl-C, the client went away)
+//   anything else     -> RuntimeError (e.g. FailedPrecondition: no
+//                        tracemalloc, the annex not running)
+// The exception's text is the status's message.
+PyObject* RaiseStatus(const absl::Status& status);
+
+struct IdSetObject {
+  PyObject_HEAD Session* session;
+  KindedSet* set;
+};
+
+// A new annex.IdSet holding `set`, charged to the session's MemoryBudget /
+// a new annex.Text (a str that prints without quotes): new references, or
+// nullptr with an error set.
+PyObject* NewIdSet(Session* session, KindedSet set);
+PyObject* NewText(const std::string& text);
+// The `annex` module of the current interpreter (new reference), created
+// on first use, or nullptr with an error set.
+PyObject* AnnexModule();
+// The session's HeapView, or nullptr with the error set.
+HeapView* ViewOf(Session* session);
+// The set's live part: members that died since it was made are left out
+// (and counted in .dead) first. `self` must be an annex.IdSet (a slot's or
+// method's self); IdSetArg checks an argument.
+inline KindedSet& SetOf(PyObject* self) {
+  KindedSet& set = *reinterpret_cast<IdSetObject*>(self)->set;
+  PruneDead(set);
+  return set;
+}
 // The session of an annex.IdSet (unchecked).
-Session* IdSetSession(PyObject* idset);
-// A new annex.IdSet / annex.Text (new references, or nullptr with an error).
-PyObject* MakeIdSet(Session* session, KindedSet set);
-PyObject* MakeText(const std::string& text);
-// Raises RuntimeError (ValueError for InvalidArgument) with the status's
-// message; returns nullptr.
-PyObject* SetStatusError(const absl::Status& status);
+inline Session* IdSetSession(PyObject* self) {
+  return reinterpret_cast<IdSetObject*>(self)->session;
+}
+// SetOf(obj) for an argument: nullptr with TypeError set when `obj` is not
+// an annex.IdSet.
+KindedSet* IdSetArg(PyObject* obj);
 
 // An embedded Python file: its text and its source path.
 struct EmbeddedPy {
@@ -61,32 +95,6 @@ int AddRetention(PyObject* module, PyTypeObject* idset);
 // hp.Root: the target's roots as an annex.Root (new reference), or nullptr
 // with an error set. Walks the heap.
 PyObject* HpRoot(Session* session);
-
-}  // namespace annex::glue::hp_internal
-
-namespace annex::glue::internal {
-
-struct IdSetObject {
-  PyObject_HEAD Session* session;
-  KindedSet* set;
-};
-
-// All: annex thread, GIL held, annex current.
-PyObject* NewText(const std::string& text);
-PyObject* NewIdSet(Session* session, KindedSet set);
-PyObject* AnnexModule();
-PyObject* RaiseStatus(const absl::Status& status);
-HeapView* ViewOf(Session* session);
-// The set's live part: members that died since it was made are left out
-// (and counted in .dead) first.
-inline KindedSet& SetOf(PyObject* self) {
-  KindedSet& set = *reinterpret_cast<IdSetObject*>(self)->set;
-  PruneDead(set);
-  return set;
-}
-inline Session* IdSetSession(PyObject* self) {
-  return reinterpret_cast<IdSetObject*>(self)->session;
-}
 
 // The text of `arg`, a name given by the user (a classifier, a kind, an
 // edge, a comparison): TypeError when it is not a str, UnicodeEncodeError
@@ -183,4 +191,4 @@ PyObject* IdSetDiff(PyObject* self, PyObject* other);
 PyObject* HpLoad(PyObject* args, PyObject* kwds);
 PyObject* HpLoadAll(PyObject* args, PyObject* kwds);
 
-}  // namespace annex::glue::internal
+}  // namespace annex::glue::module

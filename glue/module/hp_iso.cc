@@ -18,7 +18,7 @@
 #include "glue/module/hp_internal.h"
 #include "monitor/python/version.h"
 
-namespace annex::glue::internal {
+namespace annex::glue::module {
 namespace {
 
 // One step of a path: a name (the first step), `.attr` or `[key]`. `key`
@@ -532,4 +532,4 @@ PyObject* HpIsoExpr(Session* session, PyObject* text) {
   return NewIdSet(session, std::move(*set));
 }
 
-}  // namespace annex::glue::internal
+}  // namespace annex::glue::module

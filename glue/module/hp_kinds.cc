@@ -33,7 +33,7 @@
 #include "glue/heap_view.h"
 #include "glue/module/hp_internal.h"
 
-namespace annex::glue::internal {
+namespace annex::glue::module {
 namespace {
 
 // An owned reference to an annex object, safe to copy. Where: copied and
@@ -175,8 +175,6 @@ enum FactoryVariant {
   kIdset = 2,
 };
 
-PyTypeObject* ModuleType(const char* name) { return AnnexType(name); }
-
 bool IsKind(PyObject* o) { return IsAnnexType(o, "Kind"); }
 
 const Expr& ExprOf(PyObject* o) {
@@ -184,7 +182,7 @@ const Expr& ExprOf(PyObject* o) {
 }
 
 PyObject* NewKind(Expr expr) {
-  PyTypeObject* t = ModuleType("Kind");
+  PyTypeObject* t = AnnexType("Kind");
   if (t == nullptr) return nullptr;
   PyObject* obj = PyType_GenericAlloc(t, 0);
   Py_DECREF(t);
@@ -1220,7 +1218,7 @@ PyObject* MakeIdset(Session* session, PyObject* args) {
       addresses.push_back(address);
       continue;
     }
-    KindedSet* set = hp_internal::IdSetContents(a);
+    KindedSet* set = IdSetArg(a);
     if (set == nullptr) {
       PyErr_Clear();
       return PyErr_Format(PyExc_TypeError,
@@ -1335,7 +1333,7 @@ PyObject* FactoryCall(PyObject* self, PyObject* args, PyObject* kwds) {
 }
 
 PyObject* NewFactory(Session* session, const Classifier& c, int variant) {
-  PyTypeObject* t = ModuleType("KindFactory");
+  PyTypeObject* t = AnnexType("KindFactory");
   if (t == nullptr) return nullptr;
   PyObject* obj = PyType_GenericAlloc(t, 0);
   Py_DECREF(t);
@@ -1541,7 +1539,7 @@ PyType_Spec kFactorySpec = {"annex.KindFactory", sizeof(FactoryObject), 0,
 // --------------------------------------------------------- SoKind type
 
 PyObject* NewSoKind(PyObject* er, std::vector<std::string> labels) {
-  PyTypeObject* t = ModuleType("SoKind");
+  PyTypeObject* t = AnnexType("SoKind");
   if (t == nullptr) return nullptr;
   PyObject* obj = PyType_GenericAlloc(t, 0);
   Py_DECREF(t);
@@ -1768,7 +1766,7 @@ PyObject* KindsBinary(PyObject* a, PyObject* b, char op) {
   if (ka == kb) Py_RETURN_NOTIMPLEMENTED;
   PyObject* set = ka ? b : a;
   PyObject* kind = ka ? a : b;
-  PyTypeObject* idset = ModuleType("IdSet");
+  PyTypeObject* idset = AnnexType("IdSet");
   if (idset == nullptr) return nullptr;
   const bool is_set = Py_TYPE(set) == idset;
   Py_DECREF(idset);
@@ -1926,4 +1924,4 @@ KindedSetFilter KindFilter(Session* session, PyObject* kind) {
   return [view, expr](const KindedSet& set) { return Filter(view, set, expr); };
 }
 
-}  // namespace annex::glue::internal
+}  // namespace annex::glue::module

@@ -14,7 +14,7 @@
 #include "glue/heap_view.h"
 #include "glue/module/hp_internal.h"
 
-namespace annex::glue::internal {
+namespace annex::glue::module {
 namespace {
 
 // Where (everything in this file): annex thread, GIL held, annex current.
@@ -308,4 +308,4 @@ int AddPartitionTypes(PyObject* module) {
   return 0;
 }
 
-}  // namespace annex::glue::internal
+}  // namespace annex::glue::module

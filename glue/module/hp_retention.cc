@@ -22,7 +22,7 @@
 #include "glue/module/values_py.h"
 #include "glue/retention_view.h"
 
-namespace annex::glue::hp_internal {
+namespace annex::glue::module {
 namespace {
 
 // All functions here: Where: annex thread, GIL held, annex current.
@@ -30,7 +30,7 @@ namespace {
 RetentionView *ViewFor(PyObject *idset) {
   auto view = IdSetSession(idset)->Get<RetentionView>();
   if (!view.ok()) {
-    SetStatusError(view.status());
+    RaiseStatus(view.status());
     return nullptr;
   }
   return *view;
@@ -38,32 +38,32 @@ RetentionView *ViewFor(PyObject *idset) {
 
 // Wraps a KindedSet answer of `self`'s session as an IdSet.
 PyObject *SetAnswer(PyObject *self, absl::StatusOr<KindedSet> answer) {
-  if (!answer.ok()) return SetStatusError(answer.status());
-  return MakeIdSet(IdSetSession(self), std::move(*answer));
+  if (!answer.ok()) return RaiseStatus(answer.status());
+  return NewIdSet(IdSetSession(self), std::move(*answer));
 }
 
 PyObject *Referrers(PyObject *self, void *) {
   RetentionView *view = ViewFor(self);
   if (view == nullptr) return nullptr;
-  return SetAnswer(self, view->Referrers(*IdSetContents(self)));
+  return SetAnswer(self, view->Referrers(*IdSetArg(self)));
 }
 
 PyObject *Referents(PyObject *self, void *) {
   RetentionView *view = ViewFor(self);
   if (view == nullptr) return nullptr;
-  return SetAnswer(self, view->Referents(*IdSetContents(self)));
+  return SetAnswer(self, view->Referents(*IdSetArg(self)));
 }
 
 PyObject *Dominos(PyObject *self, void *) {
   RetentionView *view = ViewFor(self);
   if (view == nullptr) return nullptr;
-  return SetAnswer(self, view->Dominated(*IdSetContents(self)));
+  return SetAnswer(self, view->Dominated(*IdSetArg(self)));
 }
 
 PyObject *Imdom(PyObject *self, void *) {
   RetentionView *view = ViewFor(self);
   if (view == nullptr) return nullptr;
-  return SetAnswer(self, view->ImmediateDominators(*IdSetContents(self)));
+  return SetAnswer(self, view->ImmediateDominators(*IdSetArg(self)));
 }
 
 // --- Reference pattern ---
@@ -95,8 +95,8 @@ bool ParseStopKind(PyObject *self, PyObject *stopkind,
                    PatternOptions *options) {
   if (stopkind == Py_None) return true;
   options->stop_default = false;
-  if (internal::IsKindObject(stopkind)) {
-    options->stop_filter = internal::KindFilter(IdSetSession(self), stopkind);
+  if (IsKindObject(stopkind)) {
+    options->stop_filter = KindFilter(IdSetSession(self), stopkind);
     return options->stop_filter != nullptr;
   }
   PyErr_Clear();
@@ -105,7 +105,7 @@ bool ParseStopKind(PyObject *self, PyObject *stopkind,
       "a kind name or an iterable of kind names, not %.100s";
   if (PyUnicode_Check(stopkind)) {
     std::string name;
-    if (!internal::NameArg(stopkind, "stopkind", &name)) return false;
+    if (!NameArg(stopkind, "stopkind", &name)) return false;
     options->stop_kinds.push_back(name);
     return true;
   }
@@ -117,8 +117,7 @@ bool ParseStopKind(PyObject *self, PyObject *stopkind,
   }
   while (PyObject *item = PyIter_Next(it)) {
     std::string name;
-    const bool ok =
-        PyUnicode_Check(item) && internal::NameArg(item, "stopkind", &name);
+    const bool ok = PyUnicode_Check(item) && NameArg(item, "stopkind", &name);
     Py_DECREF(item);
     if (!ok) {
       Py_DECREF(it);
@@ -190,7 +189,7 @@ PyObject *MakePattern(PyObject *self, PatternResult result,
         PyTuple_SET_ITEM(preview, k, a);
     }
     PyObject *set = preview != nullptr
-                        ? MakeIdSet(IdSetSession(self), std::move(r.set))
+                        ? NewIdSet(IdSetSession(self), std::move(r.set))
                         : nullptr;
     PyObject *row =
         set != nullptr
@@ -253,7 +252,7 @@ PyObject *GetRp(PyObject *self, PyObject *args, PyObject *kwargs) {
       !IntArg(max_rows, "max_rows", 1, 1000000, &options.max_rows)) {
     return nullptr;
   }
-  if (er != Py_None && !internal::ErArg(er, "get_rp(er=)", &options.er)) {
+  if (er != Py_None && !ErArg(er, "get_rp(er=)", &options.er)) {
     return nullptr;
   }
   if (src != Py_None && !IsRoot(src)) {
@@ -275,8 +274,8 @@ PyObject *GetRp(PyObject *self, PyObject *args, PyObject *kwargs) {
   if (!ParseStopKind(self, stopkind, &options)) return nullptr;
   RetentionView *view = ViewFor(self);
   if (view == nullptr) return nullptr;
-  auto result = view->ReferencePattern(*IdSetContents(self), options);
-  if (!result.ok()) return SetStatusError(result.status());
+  auto result = view->ReferencePattern(*IdSetArg(self), options);
+  if (!result.ok()) return RaiseStatus(result.status());
   return MakePattern(self, std::move(*result), options);
 }
 
@@ -289,7 +288,7 @@ PyObject *RpLinks(PyObject *self, PyObject *arg) {
   if (seq == nullptr) return nullptr;
   std::vector<const KindedSet *> rows;
   for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); ++i) {
-    KindedSet *set = IdSetContents(PySequence_Fast_GET_ITEM(seq, i));
+    KindedSet *set = IdSetArg(PySequence_Fast_GET_ITEM(seq, i));
     if (set == nullptr) {
       Py_DECREF(seq);
       return nullptr;
@@ -302,13 +301,13 @@ PyObject *RpLinks(PyObject *self, PyObject *arg) {
                    : absl::StatusOr<PatternLinks>(absl::InternalError(""));
   Py_DECREF(seq);  // after the walk: the rows' sets live in `seq`'s IdSets
   if (view == nullptr) return nullptr;
-  if (!links.ok()) return SetStatusError(links.status());
+  if (!links.ok()) return RaiseStatus(links.status());
   PyObject *pairs = PyList_New(0);
   for (size_t k = 0; pairs != nullptr && k < links->links.size(); ++k) {
     PyObject *list = PyList_New(0);
     for (const PatternLinks::Link &l : links->links[k]) {
       if (list == nullptr) break;
-      if (!internal::ListAppendNew(
+      if (!ListAppendNew(
               list, Py_BuildValue(
                         "(KKs#)", static_cast<unsigned long long>(l.from),
                         static_cast<unsigned long long>(l.to), l.text.data(),
@@ -316,12 +315,12 @@ PyObject *RpLinks(PyObject *self, PyObject *arg) {
         Py_CLEAR(list);
       }
     }
-    if (!internal::ListAppendNew(pairs, list)) Py_CLEAR(pairs);
+    if (!ListAppendNew(pairs, list)) Py_CLEAR(pairs);
   }
   PyObject *last = pairs != nullptr ? PyList_New(0) : nullptr;
   for (const auto &[address, brief] : links->last) {
     if (last == nullptr) break;
-    if (!internal::ListAppendNew(
+    if (!ListAppendNew(
             last, Py_BuildValue(
                       "(Ks#)", static_cast<unsigned long long>(address),
                       brief.data(), static_cast<Py_ssize_t>(brief.size())))) {
@@ -350,7 +349,7 @@ PyObject *Rp(PyObject *self, void *) {
 bool ParseNodes(PyObject *obj, std::vector<uintptr_t> *out,
                 const char *what = "avoid_nodes") {
   if (obj == Py_None) return true;
-  if (KindedSet *set = IdSetContents(obj)) {
+  if (KindedSet *set = IdSetArg(obj)) {
     out->insert(out->end(), set->addresses.begin(), set->addresses.end());
     return true;
   }
@@ -708,8 +707,8 @@ PyObject *GetShpaths(PyObject *self, PyObject *args, PyObject *kwargs) {
   }
   RetentionView *view = ViewFor(self);
   if (view == nullptr) return nullptr;
-  auto result = view->PathsTo(*IdSetContents(self), options);
-  if (!result.ok()) return SetStatusError(result.status());
+  auto result = view->PathsTo(*IdSetArg(self), options);
+  if (!result.ok()) return RaiseStatus(result.status());
   return MakePaths(self, std::move(*result), options);
 }
 
@@ -725,7 +724,7 @@ PyObject *Sp(PyObject *self, void *) {
 
 PyObject *FormatReferences(
     const absl::StatusOr<std::vector<NamedReference>> &refs) {
-  if (!refs.ok()) return SetStatusError(refs.status());
+  if (!refs.ok()) return RaiseStatus(refs.status());
   std::string text;
   for (size_t i = 0; i < refs->size(); ++i) {
     const NamedReference &r = (*refs)[i];
@@ -733,19 +732,19 @@ PyObject *FormatReferences(
                           r.from_kind, r.from, r.edge.label, r.to_kind, r.to);
   }
   if (refs->empty()) text = "(no references)\n";
-  return MakeText(text);
+  return NewText(text);
 }
 
 PyObject *PathsIn(PyObject *self, void *) {
   RetentionView *view = ViewFor(self);
   if (view == nullptr) return nullptr;
-  return FormatReferences(view->EdgesIn(*IdSetContents(self)));
+  return FormatReferences(view->EdgesIn(*IdSetArg(self)));
 }
 
 PyObject *PathsOut(PyObject *self, void *) {
   RetentionView *view = ViewFor(self);
   if (view == nullptr) return nullptr;
-  return FormatReferences(view->EdgesOut(*IdSetContents(self)));
+  return FormatReferences(view->EdgesOut(*IdSetArg(self)));
 }
 
 PyGetSetDef kGetSet[] = {
@@ -829,16 +828,13 @@ PyObject *RootObjectsOf(PyObject *capsule, PyObject *name) {
       static_cast<Session *>(PyCapsule_GetPointer(capsule, "annex.Session"));
   if (session == nullptr) return nullptr;
   std::string n;
-  if (!internal::NameArg(name, "hp.Root[name]", &n)) return nullptr;
+  if (!NameArg(name, "hp.Root[name]", &n)) return nullptr;
   auto view = session->Get<RetentionView>();
-  if (!view.ok()) return SetStatusError(view.status());
+  if (!view.ok()) return RaiseStatus(view.status());
   auto set = (*view)->RootObjects(n);
-  if (absl::IsNotFound(set.status())) {
-    const std::string message(set.status().message());
-    return PyErr_Format(PyExc_KeyError, "%s", message.c_str());
-  }
-  if (!set.ok()) return SetStatusError(set.status());
-  return MakeIdSet(session, std::move(*set));
+  // NotFound (no root of that name): KeyError.
+  if (!set.ok()) return RaiseStatus(set.status());
+  return NewIdSet(session, std::move(*set));
 }
 
 PyMethodDef kRootObjectsDef = {"root_objects", RootObjectsOf, METH_O,
@@ -891,9 +887,9 @@ int AddRetention(PyObject *module, PyTypeObject *idset) {
 
 PyObject *HpRoot(Session *session) {
   auto view = session->Get<RetentionView>();
-  if (!view.ok()) return SetStatusError(view.status());
+  if (!view.ok()) return RaiseStatus(view.status());
   auto roots = (*view)->Roots();
-  if (!roots.ok()) return SetStatusError(roots.status());
+  if (!roots.ok()) return RaiseStatus(roots.status());
   PyObject *entries = PyTuple_New(roots->size());
   if (entries == nullptr) return nullptr;
   for (size_t i = 0; i < roots->size(); ++i) {
@@ -923,4 +919,4 @@ PyObject *HpRoot(Session *session) {
   return r;
 }
 
-}  // namespace annex::glue::hp_internal
+}  // namespace annex::glue::module

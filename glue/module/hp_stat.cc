@@ -26,7 +26,7 @@
 #include "glue/module/stat_files_py.h"
 #include "glue/stat.h"
 
-namespace annex::glue::internal {
+namespace annex::glue::module {
 namespace {
 
 // Where (everything in this file): annex thread, GIL held, annex current.
@@ -45,8 +45,6 @@ struct MoreObject {
 constexpr size_t kPageRows = 10;  // Heapy's max_more_lines
 
 int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
-
-PyTypeObject* ModuleType(const char* name) { return AnnexType(name); }
 
 bool IsStat(PyObject* o) { return IsAnnexType(o, "Stat"); }
 
@@ -84,7 +82,7 @@ std::string Chomp(std::string s) {
 }
 
 PyObject* NewMore(StatPtr stat, size_t first) {
-  PyTypeObject* t = ModuleType("More");
+  PyTypeObject* t = AnnexType("More");
   if (t == nullptr) return nullptr;
   PyObject* obj = PyType_GenericAlloc(t, 0);
   Py_DECREF(t);
@@ -456,7 +454,7 @@ PyObject* StatFirstHeader(PyObject*, void*) { return PyUnicode_FromString(""); }
 // cumulsize); `index` < 0 makes index and cumulsize None (the '<Other>' row
 // of get_rows_n_and_other).
 PyObject* NewStatRow(const StatRow& row, Py_ssize_t index, int64_t cumulsize) {
-  PyTypeObject* type = ModuleType("StatRow");
+  PyTypeObject* type = AnnexType("StatRow");
   if (type == nullptr) return nullptr;
   PyObject* r = PyStructSequence_New(type);
   Py_DECREF(type);
@@ -901,7 +899,7 @@ PyType_Spec kMoreSpec = {"annex.More", sizeof(MoreObject), 0,
 }  // namespace
 
 PyObject* NewStat(Stat stat) {
-  PyTypeObject* t = ModuleType("Stat");
+  PyTypeObject* t = AnnexType("Stat");
   if (t == nullptr) return nullptr;
   PyObject* obj = PyType_GenericAlloc(t, 0);
   Py_DECREF(t);
@@ -929,7 +927,7 @@ PyObject* IdSetDump(PyObject* self, PyObject* args, PyObject* kwds) {
 }
 
 PyObject* IdSetDiff(PyObject* self, PyObject* other) {
-  KindedSet* b = hp_internal::IdSetContents(other);
+  KindedSet* b = IdSetArg(other);
   if (b == nullptr) return nullptr;
   const KindedSet& a = SetOf(self);
   HeapView* view = ViewOf(IdSetSession(self));
@@ -1022,4 +1020,4 @@ int AddStatTypes(PyObject* module) {
   return AddStatFiles(module);
 }
 
-}  // namespace annex::glue::internal
+}  // namespace annex::glue::module

@@ -20,14 +20,8 @@
 #include "glue/object_text.h"
 #include "monitor/python/version.h"
 
-namespace annex::glue::hp_internal {
+namespace annex::glue::module {
 namespace {
-
-using internal::NewIdSet;
-using internal::NewText;
-using internal::RaiseStatus;
-using internal::SetOf;
-using internal::ViewOf;
 
 // All functions here: Where: annex thread, GIL held, annex current.
 
@@ -38,7 +32,7 @@ constexpr size_t kRenderedMax = 50;
 constexpr size_t kBriefPerKind = kRenderedMax / 3 + 1;
 
 PyObject* AnnexClass(const char* name) {
-  PyObject* module = internal::AnnexModule();
+  PyObject* module = AnnexModule();
   PyObject* type = module ? PyObject_GetAttrString(module, name) : nullptr;
   Py_XDECREF(module);
   return type;
@@ -48,8 +42,8 @@ PyObject* AnnexClass(const char* name) {
 PyObject* StrList(const std::vector<std::string>& items) {
   PyObject* list = PyList_New(0);
   for (size_t i = 0; list != nullptr && i < items.size(); ++i) {
-    if (!internal::ListAppendNew(list, PyUnicode_FromStringAndSize(
-                                           items[i].data(), items[i].size()))) {
+    if (!ListAppendNew(list, PyUnicode_FromStringAndSize(items[i].data(),
+                                                         items[i].size()))) {
       Py_CLEAR(list);
     }
   }
@@ -62,7 +56,7 @@ PyObject* StrList(const std::vector<std::string>& items) {
 PyObject* Brief(PyObject* self, void*) {
   const KindedSet& set = SetOf(self);
   if (set.count() == 0) return PyUnicode_FromString("<Nothing>");
-  HeapView* view = ViewOf(internal::IdSetSession(self));
+  HeapView* view = ViewOf(IdSetSession(self));
   if (view == nullptr) return nullptr;
   std::vector<KindedSet::Row> rows = set.Rows();
   std::vector<size_t> per_label(set.LabelNames().size());
@@ -140,14 +134,13 @@ PyObject* Brief(PyObject* self, void*) {
 
 // x.byid: an annex.ById of the members alive now, its first page read.
 PyObject* ById(PyObject* self, void*) {
-  HeapView* view = ViewOf(internal::IdSetSession(self));
+  HeapView* view = ViewOf(IdSetSession(self));
   if (view == nullptr) return nullptr;
   auto result = view->ById(SetOf(self));
   if (!result.ok()) return RaiseStatus(result.status());
   PyObject* lines = StrList(result->lines);
   if (lines == nullptr) return nullptr;
-  PyObject* members =
-      NewIdSet(internal::IdSetSession(self), std::move(result->live));
+  PyObject* members = NewIdSet(IdSetSession(self), std::move(result->live));
   PyObject* type = members != nullptr ? AnnexClass("ById") : nullptr;
   PyObject* r = type != nullptr
                     ? PyObject_CallFunction(type, "OO", members, lines)
@@ -165,7 +158,7 @@ PyObject* TheOne(PyObject* self, void*) {
     PyErr_SetString(PyExc_ValueError, "theone requires a singleton set");
     return nullptr;
   }
-  HeapView* view = ViewOf(internal::IdSetSession(self));
+  HeapView* view = ViewOf(IdSetSession(self));
   if (view == nullptr) return nullptr;
   auto result = view->ById(SetOf(self), 1);
   if (!result.ok()) return RaiseStatus(result.status());
@@ -195,7 +188,7 @@ PyObject* Prod(PyObject* self, void*) {
                     "x.byprod for a set)");
     return nullptr;
   }
-  HeapView* view = ViewOf(internal::IdSetSession(self));
+  HeapView* view = ViewOf(IdSetSession(self));
   if (view == nullptr) return nullptr;
   std::vector<std::pair<std::string, int>> frames;
   bool tracing = true;
@@ -225,7 +218,7 @@ PyObject* Prod(PyObject* self, void*) {
   PyObject* list = PyList_New(0);
   if (list == nullptr) return nullptr;
   for (const auto& [file, line] : frames) {
-    if (!internal::ListAppendNew(
+    if (!ListAppendNew(
             list, Py_BuildValue("(s#i)", file.data(),
                                 static_cast<Py_ssize_t>(file.size()), line))) {
       Py_DECREF(list);
@@ -257,7 +250,7 @@ PyObject* ByIdLines(PyObject* self, PyObject* args) {
   const KindedSet& set = SetOf(self);
   Py_ssize_t first = 0, end = 0;
   if (!MemberRange(args, "nn:_byid_lines", set, &first, &end)) return nullptr;
-  HeapView* view = ViewOf(internal::IdSetSession(self));
+  HeapView* view = ViewOf(IdSetSession(self));
   if (view == nullptr) return nullptr;
   auto lines = view->ByIdLines(set, first, end);
   if (!lines.ok()) return RaiseStatus(lines.status());
@@ -274,7 +267,7 @@ PyObject* Members(PyObject* self, PyObject* args) {
   for (Py_ssize_t i = start; i < stop; ++i) keep.push_back(i);
   KindedSet part = set.Subset(keep);
   part.classifier = set.classifier;
-  return NewIdSet(internal::IdSetSession(self), std::move(part));
+  return NewIdSet(IdSetSession(self), std::move(part));
 }
 
 PyGetSetDef kGetSet[] = {
@@ -306,7 +299,7 @@ PyMethodDef kMethods[] = {
      "_byid_lines(first, end): byid lines of those members (annex.ById)"},
     {"_members", Members, METH_VARARGS,
      "_members(start, stop): those members as a set (annex.ById)"},
-    {"_maprox", internal::HpMaprox, METH_O,
+    {"_maprox", HpMaprox, METH_O,
      "_maprox(steps): what the steps reach from each member (maprox)"},
     {nullptr, nullptr, 0, nullptr},
 };
@@ -340,4 +333,4 @@ int AddValues(PyTypeObject* idset) {
   return AddDescriptors(idset, kGetSet, kMethods);
 }
 
-}  // namespace annex::glue::hp_internal
+}  // namespace annex::glue::module
