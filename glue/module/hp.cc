@@ -385,16 +385,15 @@ PyObject* IdSetGetattro(PyObject* self, PyObject* name) {
   if (n == nullptr) return nullptr;
   // A name with a NUL is no attribute (C would read "bytype\0x" as bytype).
   if (std::strlen(n) != static_cast<size_t>(len)) return nullptr;
-  PyObject *saved_type, *saved_value, *saved_tb;
-  PyErr_Fetch(&saved_type, &saved_value, &saved_tb);
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyRef saved_type = PyRef::Steal(type);
+  PyRef saved_value = PyRef::Steal(value);
+  PyRef saved_tb = PyRef::Steal(tb);
   PyObject* r = IdSetKindsAttr(self, n);
-  if (r != nullptr || PyErr_Occurred()) {
-    Py_XDECREF(saved_type);
-    Py_XDECREF(saved_value);
-    Py_XDECREF(saved_tb);
-    return r;
-  }
-  PyErr_Restore(saved_type, saved_value, saved_tb);
+  if (r != nullptr || PyErr_Occurred()) return r;
+  PyErr_Restore(saved_type.release(), saved_value.release(),
+                saved_tb.release());
   return nullptr;
 }
 
@@ -498,21 +497,17 @@ PyObject* IdSetGetExamples(PyObject* self, PyObject* args, PyObject* kwds) {
     }
     if (!any) break;
   }
-  PyObject* list = PyList_New(0);
-  if (list == nullptr) return nullptr;
+  PyRef list = PyRef::Steal(PyList_New(0));
+  if (!list) return nullptr;
   Session* session = reinterpret_cast<IdSetObject*>(self)->session;
   for (size_t i : picked) {
     KindedSet one = set.Subset({i});
     one.classifier = set.classifier;
-    PyObject* e = NewIdSet(session, std::move(one));
-    if (e == nullptr || PyList_Append(list, e) < 0) {
-      Py_XDECREF(e);
-      Py_DECREF(list);
+    if (!ListAppendNew(list.get(), NewIdSet(session, std::move(one)))) {
       return nullptr;
     }
-    Py_DECREF(e);
   }
-  return list;
+  return list.release();
 }
 
 PyMethodDef kIdSetMethods[] = {
@@ -601,30 +596,33 @@ PyObject* NewIdSet(Session* session, KindedSet set) {
   PyObject* type = PyObject_GetAttrString(module, "IdSet");
   Py_DECREF(module);
   if (type == nullptr) return nullptr;
-  PyObject* obj = PyType_GenericAlloc(reinterpret_cast<PyTypeObject*>(type), 0);
+  PyRef obj = PyRef::Steal(
+      PyType_GenericAlloc(reinterpret_cast<PyTypeObject*>(type), 0));
   Py_DECREF(type);
-  if (obj == nullptr) return nullptr;
-  reinterpret_cast<IdSetObject*>(obj)->session = session;
-  reinterpret_cast<IdSetObject*>(obj)->set = nullptr;
+  if (!obj) return nullptr;
+  auto* idset = reinterpret_cast<IdSetObject*>(obj.get());
+  idset->session = session;
+  idset->set = nullptr;
   // Charged before the set is kept: one that would pass the annex's memory
-  // budget is refused (and freed here) with what the session holds.
+  // budget is refused (and freed here) with what the session holds. The
+  // object goes before the exception is set (its dealloc runs Python).
   absl::StatusOr<MemoryBudget*> budget = session->Get<MemoryBudget>();
   if (!budget.ok()) {
-    Py_DECREF(obj);
+    obj.reset();
     return RaiseStatus(budget.status());
   }
   // Kept compact: the columns' spare capacity goes before it is charged.
   set.ShrinkToFit();
   const std::string what =
       absl::StrCat("<", set.count(), " objects, ", set.classifier.Name(), ">");
-  absl::Status charged = (*budget)->Charge(reinterpret_cast<uintptr_t>(obj),
-                                           set.MemoryBytes(), what);
+  absl::Status charged = (*budget)->Charge(
+      reinterpret_cast<uintptr_t>(obj.get()), set.MemoryBytes(), what);
   if (!charged.ok()) {
-    Py_DECREF(obj);  // IdSetDealloc: nothing was charged, no set to free
+    obj.reset();  // IdSetDealloc: nothing was charged, no set to free
     return RaiseStatus(charged);  // ResourceExhausted: MemoryError
   }
-  reinterpret_cast<IdSetObject*>(obj)->set = new KindedSet(std::move(set));
-  return obj;
+  idset->set = new KindedSet(std::move(set));
+  return obj.release();
 }
 
 namespace {
@@ -730,19 +728,17 @@ PyObject* HpHeapU(PyObject* self, PyObject* args, PyObject* kwargs) {
 // hp.idset(ids): the live objects among those ids (addresses, as id() in
 // the target gives them; target objects themselves never reach the annex).
 PyObject* HpIdSet(PyObject* self, PyObject* arg) {
-  PyObject* it = PyObject_GetIter(arg);
-  if (it == nullptr) {
+  PyRef it = PyRef::Steal(PyObject_GetIter(arg));
+  if (!it) {
     PyErr_SetString(PyExc_TypeError,
                     "idset() takes an iterable of object ids (ints)");
     return nullptr;
   }
   std::vector<uintptr_t> addresses;
-  while (PyObject* item = PyIter_Next(it)) {
+  while (PyRef item = PyRef::Steal(PyIter_Next(it.get()))) {
     unsigned long long a =
-        PyLong_Check(item) ? PyLong_AsUnsignedLongLong(item) : 0;
-    Py_DECREF(item);
+        PyLong_Check(item.get()) ? PyLong_AsUnsignedLongLong(item.get()) : 0;
     if (a == 0 || PyErr_Occurred()) {
-      Py_DECREF(it);
       PyErr_Clear();
       PyErr_SetString(PyExc_TypeError,
                       "idset() takes object ids: ints > 0, as id() gives");
@@ -750,7 +746,6 @@ PyObject* HpIdSet(PyObject* self, PyObject* arg) {
     }
     addresses.push_back(static_cast<uintptr_t>(a));
   }
-  Py_DECREF(it);
   if (PyErr_Occurred()) return nullptr;
   HeapView* view = ViewOf(SessionOf(self));
   if (view == nullptr) return nullptr;
@@ -902,53 +897,43 @@ PyObject* HpPb(PyObject*, PyObject* args, PyObject* kwds) {
     PyErr_SetString(PyExc_ValueError, "hp.pb: top must be 1 to 30");
     return nullptr;
   }
-  PyObject* files = nullptr;  // a list of str paths
+  PyRef files;  // a list of str paths
   if (PyList_Check(file) || PyTuple_Check(file)) {
-    files = PySequence_List(file);
+    files = PyRef::Steal(PySequence_List(file));
   } else {
-    files = PyList_New(0);
-    if (files != nullptr && PyList_Append(files, file) < 0) Py_CLEAR(files);
+    files = PyRef::Steal(PyList_New(0));
+    if (files && PyList_Append(files.get(), file) < 0) files.reset();
   }
-  if (files == nullptr) return nullptr;
-  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(files); ++i) {
-    PyObject* path = PyOS_FSPath(PyList_GET_ITEM(files, i));
-    if (path == nullptr || !PyUnicode_Check(path)) {
-      Py_XDECREF(path);
-      Py_DECREF(files);
+  if (!files) return nullptr;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(files.get()); ++i) {
+    PyRef path = PyRef::Steal(PyOS_FSPath(PyList_GET_ITEM(files.get(), i)));
+    if (!path || !PyUnicode_Check(path.get())) {
       PyErr_SetString(PyExc_TypeError,
                       "hp.pb: file must be a path (str) or a list of paths "
                       "of record files (x.dump, annex record)");
       return nullptr;
     }
-    PyList_SetItem(files, i, path);  // steals path
+    PyList_SetItem(files.get(), i, path.release());  // steals it
   }
-  if (PyList_GET_SIZE(files) == 0) {
-    Py_DECREF(files);
+  if (PyList_GET_SIZE(files.get()) == 0) {
     PyErr_SetString(PyExc_ValueError, "hp.pb: no record file given");
     return nullptr;
   }
-  PyObject* out_path =
+  PyRef out_path = PyRef::Steal(
       out == Py_None
-          ? PyUnicode_FromFormat("%U.html", PyList_GET_ITEM(files, 0))
-          : PyOS_FSPath(out);
-  if (out_path == nullptr || !PyUnicode_Check(out_path)) {
-    Py_XDECREF(out_path);
-    Py_DECREF(files);
+          ? PyUnicode_FromFormat("%U.html", PyList_GET_ITEM(files.get(), 0))
+          : PyOS_FSPath(out));
+  if (!out_path || !PyUnicode_Check(out_path.get())) {
     if (!PyErr_Occurred()) {
       PyErr_SetString(PyExc_TypeError, "hp.pb: out must be a path (str)");
     }
     return nullptr;
   }
-  PyObject* report = LoadReportPy();
-  PyObject* r = report != nullptr
-                    ? PyObject_CallMethod(report, "main", "OOsl", files,
-                                          out_path, title, top)
-                    : nullptr;
-  Py_XDECREF(report);
-  Py_DECREF(files);
-  Py_DECREF(out_path);
-  if (r == nullptr) return nullptr;
-  Py_DECREF(r);
+  PyRef report = PyRef::Steal(LoadReportPy());
+  if (!report) return nullptr;
+  PyRef r = PyRef::Steal(PyObject_CallMethod(
+      report.get(), "main", "OOsl", files.get(), out_path.get(), title, top));
+  if (!r) return nullptr;
   Py_RETURN_NONE;
 }
 
@@ -1076,22 +1061,20 @@ PyObject* HpGetattro(PyObject* self, PyObject* name) {
   if (PyErr_Occurred()) return nullptr;
   // No such service: say which names are close (difflib, in the annex).
   std::string hint;
-  PyObject* names = PyObject_Dir(self);
-  PyObject* difflib = names ? PyImport_ImportModule("difflib") : nullptr;
-  PyObject* close = difflib ? PyObject_CallMethod(difflib, "get_close_matches",
-                                                  "OO", name, names)
-                            : nullptr;
-  if (close != nullptr && PyList_Check(close) && PyList_GET_SIZE(close) > 0) {
-    PyObject* sep = PyUnicode_FromString("', 'hp.");
-    PyObject* joined = sep ? PyUnicode_Join(sep, close) : nullptr;
-    const char* j = joined ? PyUnicode_AsUTF8(joined) : nullptr;
+  PyRef names = PyRef::Steal(PyObject_Dir(self));
+  PyRef difflib =
+      PyRef::Steal(names ? PyImport_ImportModule("difflib") : nullptr);
+  PyRef close = PyRef::Steal(
+      difflib ? PyObject_CallMethod(difflib.get(), "get_close_matches", "OO",
+                                    name, names.get())
+              : nullptr);
+  if (close && PyList_Check(close.get()) && PyList_GET_SIZE(close.get()) > 0) {
+    PyRef sep = PyRef::Steal(PyUnicode_FromString("', 'hp."));
+    PyRef joined =
+        PyRef::Steal(sep ? PyUnicode_Join(sep.get(), close.get()) : nullptr);
+    const char* j = joined ? PyUnicode_AsUTF8(joined.get()) : nullptr;
     if (j != nullptr) hint = absl::StrCat("; did you mean 'hp.", j, "'?");
-    Py_XDECREF(joined);
-    Py_XDECREF(sep);
   }
-  Py_XDECREF(close);
-  Py_XDECREF(difflib);
-  Py_XDECREF(names);
   PyErr_Clear();
   PyErr_Format(PyExc_AttributeError,
                "hp has no attribute '%s'%s (dir(hp) lists them; the "

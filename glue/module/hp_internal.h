@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "glue/heap_view.h"
+#include "glue/module/py_ref.h"
 #include "glue/session.h"
 #include "glue/stat.h"
 
@@ -104,6 +105,9 @@ PyObject* HpRoot(Session* session);
 // set.
 bool NameArg(PyObject* arg, const char* what, std::string* out,
              bool allow_empty = false);
+
+// repr(o) as text ("?" when it fails; the error is cleared).
+std::string ReprText(PyObject* o);
 
 // The `annex` module's type `name` (new reference), or nullptr with the
 // error; whether `o` is exactly of that type (false when it cannot be

@@ -36,28 +36,23 @@
 namespace annex::glue::module {
 namespace {
 
-// An owned reference to an annex object, safe to copy. Where: copied and
-// destroyed with the GIL held on the annex thread (kinds live there).
-class OwnedRef {
- public:
-  OwnedRef() = default;
-  explicit OwnedRef(PyObject* o) : o_(Py_XNewRef(o)) {}
-  OwnedRef(const OwnedRef& other) : o_(Py_XNewRef(other.o_)) {}
-  OwnedRef& operator=(const OwnedRef& other) {
-    PyObject* old = o_;
-    o_ = Py_XNewRef(other.o_);
-    Py_XDECREF(old);
-    return *this;
-  }
-  ~OwnedRef() { Py_XDECREF(o_); }
-  PyObject* get() const { return o_; }
-
- private:
-  PyObject* o_ = nullptr;
-};
-
 struct KindExpr {
   enum Op { kAtom, kNot, kAnd, kOr };
+  KindExpr() = default;
+  // A copy (x.alt(cmp) of an atom) holds its own reference to `members`.
+  KindExpr(const KindExpr& o)
+      : op(o.op),
+        classifier(o.classifier),
+        label(o.label),
+        cmp(o.cmp),
+        size(o.size),
+        repr(o.repr),
+        elements(o.elements),
+        members(PyRef::NewRef(o.members.get())),
+        a(o.a),
+        b(o.b) {}
+  KindExpr& operator=(const KindExpr&) = delete;
+
   Op op = kAtom;
   // Atom: members whose kind under `classifier` is `label`; for a Size
   // atom compared with `cmp` ("==", "!=", "<", "<=", ">", ">=") to `size`.
@@ -72,7 +67,7 @@ struct KindExpr {
   std::vector<std::string> elements;
   // A set as a kind (~x, x | kind): an atom whose members are those of
   // this annex.IdSet (held, so its identity watch stays), not a classifier's.
-  OwnedRef members;
+  PyRef members;  // released on the annex thread, GIL held (kinds live there)
   std::shared_ptr<const KindExpr> a, b;
 
   bool is_members() const { return op == kAtom && members.get() != nullptr; }
@@ -202,7 +197,7 @@ Expr Atom(Classifier c, std::string label, std::string repr) {
 // The members of the annex.IdSet `idset` as a kind atom (held by it).
 Expr MembersAtom(PyObject* idset) {
   auto e = std::make_shared<KindExpr>();
-  e->members = OwnedRef(idset);
+  e->members = PyRef::NewRef(idset);
   e->label = "<members>";
   // Named by the set's address: kinds compare and hash by their text, and
   // two sets of the same size are different kinds.
@@ -242,10 +237,18 @@ bool IsAnnexType(PyObject* o, const char* name) {
 }
 
 bool ListAppendNew(PyObject* list, PyObject* item) {
-  if (item == nullptr) return false;
-  const bool ok = PyList_Append(list, item) == 0;
-  Py_DECREF(item);
-  return ok;
+  PyRef owned = PyRef::Steal(item);
+  return owned && PyList_Append(list, owned.get()) == 0;
+}
+
+std::string ReprText(PyObject* o) {
+  PyRef r = PyRef::Steal(PyObject_Repr(o));
+  const char* s = r ? PyUnicode_AsUTF8(r.get()) : nullptr;
+  if (s == nullptr) {
+    PyErr_Clear();
+    return "?";
+  }
+  return s;
 }
 
 bool NameArg(PyObject* arg, const char* what, std::string* out,
@@ -275,27 +278,13 @@ bool NameArg(PyObject* arg, const char* what, std::string* out,
 
 namespace {
 
-std::string PyRepr(PyObject* o) {
-  PyObject* r = PyObject_Repr(o);
-  if (r == nullptr) {
-    PyErr_Clear();
-    return "?";
-  }
-  const char* s = PyUnicode_AsUTF8(r);
-  std::string out = s ? s : "?";
-  Py_DECREF(r);
-  return out;
-}
-
 std::string Quote(const std::string& s) {
-  PyObject* u = PyUnicode_FromStringAndSize(s.data(), s.size());
-  if (u == nullptr) {
+  PyRef u = PyRef::Steal(PyUnicode_FromStringAndSize(s.data(), s.size()));
+  if (!u) {
     PyErr_Clear();
     return "'" + s + "'";
   }
-  std::string r = PyRepr(u);
-  Py_DECREF(u);
-  return r;
+  return ReprText(u.get());
 }
 
 // ---------------------------------------------------------------- filtering
@@ -582,11 +571,9 @@ PyObject* KindRichCompare(PyObject* a, PyObject* b, int op) {
 }
 
 Py_hash_t KindHash(PyObject* self) {
-  PyObject* s = PyUnicode_FromString(ExprOf(self)->Repr().c_str());
-  if (s == nullptr) return -1;
-  Py_hash_t h = PyObject_Hash(s);
-  Py_DECREF(s);
-  return h;
+  PyRef s = PyRef::Steal(PyUnicode_FromString(ExprOf(self)->Repr().c_str()));
+  if (!s) return -1;
+  return PyObject_Hash(s.get());
 }
 
 PyObject* KindDictOf(PyObject* self, void*);
@@ -712,18 +699,14 @@ bool CheckTypeName(Session* session, const std::string& name,
   const TypeNamer& namer = view->namer();
   // The static types by their own names: "dict", "types.CodeType", ...
   auto in_module = [&](const char* module_name, const std::string& attr) {
-    PyObject* module = PyImport_ImportModule(module_name);
-    if (module == nullptr) {
+    PyRef module = PyRef::Steal(PyImport_ImportModule(module_name));
+    if (!module) {
       PyErr_Clear();
       return false;
     }
-    PyObject* t = PyObject_GetAttrString(module, attr.c_str());
-    Py_DECREF(module);
-    if (t == nullptr) PyErr_Clear();
-    const bool r = t != nullptr && PyType_Check(t) &&
-                   namer.Name(reinterpret_cast<PyTypeObject*>(t)) == name;
-    Py_XDECREF(t);
-    return r;
+    PyRef t = PyRef::Steal(PyObject_GetAttrString(module.get(), attr.c_str()));
+    if (!t) PyErr_Clear();
+    return t && PyType_Check(t.get()) && namer.Name(t.type()) == name;
   };
   if (name.find('.') == std::string::npos && in_module("builtins", name)) {
     return true;
@@ -753,29 +736,27 @@ bool CheckTypeName(Session* session, const std::string& name,
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   std::string hint;
-  PyObject* difflib = PyImport_ImportModule("difflib");
-  PyObject* all = PyList_New(0);
+  PyRef difflib = PyRef::Steal(PyImport_ImportModule("difflib"));
+  PyRef all = PyRef::Steal(PyList_New(0));
   for (const std::string& n : names) {
-    PyObject* u = PyUnicode_DecodeUTF8(n.data(), n.size(), "replace");
-    if (u != nullptr && all != nullptr) PyList_Append(all, u);
-    Py_XDECREF(u);
+    if (!all) break;
+    ListAppendNew(all.get(),
+                  PyUnicode_DecodeUTF8(n.data(), n.size(), "replace"));
   }
-  PyObject* close = difflib != nullptr && all != nullptr
-                        ? PyObject_CallMethod(
-                              difflib, "get_close_matches", "s#O", name.data(),
-                              static_cast<Py_ssize_t>(name.size()), all)
-                        : nullptr;
-  if (close != nullptr && PyList_Check(close) && PyList_GET_SIZE(close) > 0) {
+  PyRef close = PyRef::Steal(
+      difflib && all
+          ? PyObject_CallMethod(difflib.get(), "get_close_matches", "s#O",
+                                name.data(),
+                                static_cast<Py_ssize_t>(name.size()), all.get())
+          : nullptr);
+  if (close && PyList_Check(close.get()) && PyList_GET_SIZE(close.get()) > 0) {
     std::vector<std::string> shown;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(close); ++i) {
-      const char* c = PyUnicode_AsUTF8(PyList_GET_ITEM(close, i));
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(close.get()); ++i) {
+      const char* c = PyUnicode_AsUTF8(PyList_GET_ITEM(close.get(), i));
       if (c != nullptr) shown.push_back(Quote(c));
     }
     hint = absl::StrCat("; did you mean ", absl::StrJoin(shown, ", "), "?");
   }
-  Py_XDECREF(close);
-  Py_XDECREF(all);
-  Py_XDECREF(difflib);
   PyErr_Clear();
   PyErr_Format(PyExc_ValueError,
                "%s: the target has no type named %s (no object of it and "
@@ -1374,31 +1355,28 @@ PyObject* TypeShorthand(PyObject* self, PyObject* name) {
     return nullptr;
   }
   PyErr_Clear();
-  PyObject* type = nullptr;
-  PyObject* types = PyImport_ImportModule("types");
-  if (types != nullptr) {
-    type = PyObject_GetAttrString(types, absl::StrCat(n, "Type").c_str());
-    Py_DECREF(types);
+  PyRef type;
+  PyRef types = PyRef::Steal(PyImport_ImportModule("types"));
+  if (types) {
+    type = PyRef::Steal(
+        PyObject_GetAttrString(types.get(), absl::StrCat(n, "Type").c_str()));
   }
-  if (type == nullptr) {
+  if (!type) {
     PyErr_Clear();
     std::string lower = n;
     for (char& c : lower) c = static_cast<char>(std::tolower(c));
     PyObject* builtins = PyEval_GetBuiltins();
-    type = builtins ? PyDict_GetItemString(builtins, lower.c_str()) : nullptr;
-    Py_XINCREF(type);
+    type = PyRef::NewRef(
+        builtins ? PyDict_GetItemString(builtins, lower.c_str()) : nullptr);
   }
-  if (type == nullptr || !PyType_Check(type)) {
-    Py_XDECREF(type);
+  if (!type || !PyType_Check(type.get())) {
     PyErr_Format(PyExc_AttributeError,
                  "hp.Type has no shorthand '%s' (types.%sType or a builtin "
                  "type named so)",
                  n, n);
     return nullptr;
   }
-  PyObject* kind = MakeType(FactorySession(self), type);
-  Py_DECREF(type);
-  return kind;
+  return MakeType(FactorySession(self), type.get());
 }
 
 // er.refdby (every classifier: Heapy's, objects by their referrers' kinds
@@ -1456,11 +1434,9 @@ PyObject* FactoryRichCompare(PyObject* a, PyObject* b, int op) {
 }
 
 Py_hash_t FactoryHash(PyObject* self) {
-  PyObject* r = FactoryRepr(self);
-  if (r == nullptr) return -1;
-  Py_hash_t h = PyObject_Hash(r);
-  Py_DECREF(r);
-  return h;
+  PyRef r = PyRef::Steal(FactoryRepr(self));
+  if (!r) return -1;
+  return PyObject_Hash(r.get());
 }
 
 PyObject* NewSoKind(PyObject* er, std::vector<std::string> labels);
@@ -1472,18 +1448,17 @@ PyObject* FactorySokind(PyObject* self, PyObject* args, PyObject* kwds) {
       (kwds == nullptr || PyDict_GET_SIZE(kwds) == 0)) {
     return NewSoKind(self, {});
   }
-  PyObject* kind = FactoryCall(self, args, kwds);
-  if (kind == nullptr) return nullptr;
-  std::string label;
-  const bool ok =
-      IsKind(kind) && BaseKindLabel(FactoryClassifierOf(self), kind, &label);
-  if (!IsKind(kind)) {
-    PyErr_Format(PyExc_TypeError, "%s.sokind(): %s makes no kind",
-                 ErRepr(FactoryClassifierOf(self)).c_str(),
-                 ErRepr(FactoryClassifierOf(self)).c_str());
+  PyRef kind = PyRef::Steal(FactoryCall(self, args, kwds));
+  if (!kind) return nullptr;
+  if (!IsKind(kind.get())) {
+    return PyErr_Format(PyExc_TypeError, "%s.sokind(): %s makes no kind",
+                        ErRepr(FactoryClassifierOf(self)).c_str(),
+                        ErRepr(FactoryClassifierOf(self)).c_str());
   }
-  Py_DECREF(kind);
-  if (!ok) return nullptr;
+  std::string label;
+  if (!BaseKindLabel(FactoryClassifierOf(self), kind.get(), &label)) {
+    return nullptr;
+  }
   return NewSoKind(self, {label});
 }
 
@@ -1570,12 +1545,11 @@ PyObject* SoKindObjRepr(PyObject* self) {
 
 // sok(...): the set with one more kind, made as er(...) makes it.
 PyObject* SoKindCall(PyObject* self, PyObject* args, PyObject* kwds) {
-  PyObject* one = FactorySokind(SoKindOf(self)->er, args, kwds);
-  if (one == nullptr) return nullptr;
+  PyRef one = PyRef::Steal(FactorySokind(SoKindOf(self)->er, args, kwds));
+  if (!one) return nullptr;
   std::vector<std::string> labels = *SoKindOf(self)->labels;
-  labels.insert(labels.end(), SoKindOf(one)->labels->begin(),
-                SoKindOf(one)->labels->end());
-  Py_DECREF(one);
+  const std::vector<std::string>& more = *SoKindOf(one.get())->labels;
+  labels.insert(labels.end(), more.begin(), more.end());
   return NewSoKind(SoKindOf(self)->er, std::move(labels));
 }
 
@@ -1597,11 +1571,9 @@ PyObject* SoKindRichCompare(PyObject* a, PyObject* b, int op) {
 }
 
 Py_hash_t SoKindHash(PyObject* self) {
-  PyObject* r = SoKindObjRepr(self);
-  if (r == nullptr) return -1;
-  Py_hash_t h = PyObject_Hash(r);
-  Py_DECREF(r);
-  return h;
+  PyRef r = PyRef::Steal(SoKindObjRepr(self));
+  if (!r) return -1;
+  return PyObject_Hash(r.get());
 }
 
 PyGetSetDef kSoKindGetSet[] = {
@@ -1696,18 +1668,15 @@ PyObject* IdSetKindsAttr(PyObject* self, const char* name) {
     labels.reserve(rows.size());
     for (const auto& r : rows) labels.push_back(r.label);
     std::vector<KindedSet> parts = SetOf(self).SplitByLabels(labels);
-    PyObject* list = PyList_New(0);
-    if (list == nullptr) return nullptr;
+    PyRef list = PyRef::Steal(PyList_New(0));
+    if (!list) return nullptr;
     for (KindedSet& p : parts) {
-      PyObject* part = NewIdSet(IdSetSession(self), std::move(p));
-      if (part == nullptr || PyList_Append(list, part) < 0) {
-        Py_XDECREF(part);
-        Py_DECREF(list);
+      if (!ListAppendNew(list.get(),
+                         NewIdSet(IdSetSession(self), std::move(p)))) {
         return nullptr;
       }
-      Py_DECREF(part);
     }
-    return list;
+    return list.release();
   }
   return nullptr;
 }

@@ -48,9 +48,9 @@ PyObject* NewPartRow(PyObject* self, size_t i) {
   for (size_t k = 0; k <= i; ++k) cumul += rows[k].size;
   PyTypeObject* type = AnnexType("PartRow");
   if (type == nullptr) return nullptr;
-  PyObject* row = PyStructSequence_New(type);
+  PyRef row = PyRef::Steal(PyStructSequence_New(type));
   Py_DECREF(type);
-  if (row == nullptr) return nullptr;
+  if (!row) return nullptr;
   PyObject* set = RowSet(self, i);
   // A row whose members all died since has no kind left: None.
   PyObject* kind = set == nullptr            ? nullptr
@@ -70,15 +70,11 @@ PyObject* NewPartRow(PyObject* self, size_t i) {
   bool ok = true;
   for (size_t k = 0; k < 7; ++k) {
     ok &= items[k] != nullptr;
-    PyStructSequence_SetItem(
-        row, static_cast<Py_ssize_t>(k),
+    PyStructSequence_SetItem(  // steals the item
+        row.get(), static_cast<Py_ssize_t>(k),
         items[k] != nullptr ? items[k] : Py_NewRef(Py_None));
   }
-  if (!ok) {
-    Py_DECREF(row);
-    return nullptr;
-  }
-  return row;
+  return ok ? row.release() : nullptr;
 }
 
 // An index into the rows (negative from the end); false with IndexError.
@@ -112,23 +108,18 @@ PyObject* PartitionGetRows(PyObject* self, PyObject* args, PyObject* kwds) {
   }
   const size_t n = RowsOf(self).size();
   if (idx < 0) idx = 0;
-  PyObject* list = PyList_New(0);
-  if (list == nullptr) return nullptr;
+  PyRef list = PyRef::Steal(PyList_New(0));
+  if (!list) return nullptr;
   for (size_t i = static_cast<size_t>(idx); i < n; ++i) {
-    if (!ListAppendNew(list, NewPartRow(self, i))) {
-      Py_DECREF(list);
-      return nullptr;
-    }
+    if (!ListAppendNew(list.get(), NewPartRow(self, i))) return nullptr;
   }
-  return list;
+  return list.release();
 }
 
 PyObject* PartitionRows(PyObject* self, void*) {
-  PyObject* args = PyTuple_New(0);
-  if (args == nullptr) return nullptr;
-  PyObject* r = PartitionGetRows(self, args, nullptr);
-  Py_DECREF(args);
-  return r;
+  PyRef args = PyRef::Steal(PyTuple_New(0));
+  if (!args) return nullptr;
+  return PartitionGetRows(self, args.get(), nullptr);
 }
 
 // get_set(i): row i's members; get_set(a:b) those of rows a..b, as x[i] and
@@ -139,23 +130,18 @@ PyObject* PartitionGetSet(PyObject* self, PyObject* key) {
 
 // The rows' sets in order (Heapy's get_sets; x.parts).
 PyObject* PartitionGetSets(PyObject* self, PyObject*) {
-  PyObject* list = PyList_New(0);
-  if (list == nullptr) return nullptr;
+  PyRef list = PyRef::Steal(PyList_New(0));
+  if (!list) return nullptr;
   for (size_t i = 0; i < RowsOf(self).size(); ++i) {
-    if (!ListAppendNew(list, RowSet(self, i))) {
-      Py_DECREF(list);
-      return nullptr;
-    }
+    if (!ListAppendNew(list.get(), RowSet(self, i))) return nullptr;
   }
-  return list;
+  return list.release();
 }
 
 PyObject* PartitionIter(PyObject* self) {
-  PyObject* sets = PartitionGetSets(self, nullptr);
-  if (sets == nullptr) return nullptr;
-  PyObject* it = PyObject_GetIter(sets);
-  Py_DECREF(sets);
-  return it;
+  PyRef sets = PyRef::Steal(PartitionGetSets(self, nullptr));
+  if (!sets) return nullptr;
+  return PyObject_GetIter(sets.get());
 }
 
 PyObject* PartitionGetStat(PyObject* self, PyObject*) {

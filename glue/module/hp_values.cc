@@ -40,14 +40,15 @@ PyObject* AnnexClass(const char* name) {
 
 // A list of the strs `items` (new reference), or nullptr with the error.
 PyObject* StrList(const std::vector<std::string>& items) {
-  PyObject* list = PyList_New(0);
-  for (size_t i = 0; list != nullptr && i < items.size(); ++i) {
-    if (!ListAppendNew(list, PyUnicode_FromStringAndSize(items[i].data(),
-                                                         items[i].size()))) {
-      Py_CLEAR(list);
+  PyRef list = PyRef::Steal(PyList_New(0));
+  if (!list) return nullptr;
+  for (const std::string& item : items) {
+    if (!ListAppendNew(list.get(),
+                       PyUnicode_FromStringAndSize(item.data(), item.size()))) {
+      return nullptr;
     }
   }
-  return list;
+  return list.release();
 }
 
 // Heapy's brief: "<N kind: item, item...>", or for several kinds
@@ -138,17 +139,14 @@ PyObject* ById(PyObject* self, void*) {
   if (view == nullptr) return nullptr;
   auto result = view->ById(SetOf(self));
   if (!result.ok()) return RaiseStatus(result.status());
-  PyObject* lines = StrList(result->lines);
-  if (lines == nullptr) return nullptr;
-  PyObject* members = NewIdSet(IdSetSession(self), std::move(result->live));
-  PyObject* type = members != nullptr ? AnnexClass("ById") : nullptr;
-  PyObject* r = type != nullptr
-                    ? PyObject_CallFunction(type, "OO", members, lines)
-                    : nullptr;
-  Py_XDECREF(type);
-  Py_XDECREF(members);
-  Py_DECREF(lines);
-  return r;
+  PyRef lines = PyRef::Steal(StrList(result->lines));
+  if (!lines) return nullptr;
+  PyRef members =
+      PyRef::Steal(NewIdSet(IdSetSession(self), std::move(result->live)));
+  if (!members) return nullptr;
+  PyRef type = PyRef::Steal(AnnexClass("ById"));
+  if (!type) return nullptr;
+  return PyObject_CallFunction(type.get(), "OO", members.get(), lines.get());
 }
 
 // x.theone: the line of the one member (Heapy's gives the object, which
@@ -171,11 +169,9 @@ PyObject* TheOne(PyObject* self, void*) {
 }
 
 PyObject* Maprox(PyObject* self, void*) {
-  PyObject* type = AnnexClass("MappingProxy");
-  if (type == nullptr) return nullptr;
-  PyObject* r = PyObject_CallFunctionObjArgs(type, self, nullptr);
-  Py_DECREF(type);
-  return r;
+  PyRef type = PyRef::Steal(AnnexClass("MappingProxy"));
+  if (!type) return nullptr;
+  return PyObject_CallFunctionObjArgs(type.get(), self, nullptr);
 }
 
 // x.prod: the traceback tracemalloc recorded for the allocation of the
@@ -215,23 +211,19 @@ PyObject* Prod(PyObject* self, void*) {
                     "are allocated.");
     return nullptr;
   }
-  PyObject* list = PyList_New(0);
-  if (list == nullptr) return nullptr;
+  PyRef list = PyRef::Steal(PyList_New(0));
+  if (!list) return nullptr;
   for (const auto& [file, line] : frames) {
     if (!ListAppendNew(
-            list, Py_BuildValue("(s#i)", file.data(),
-                                static_cast<Py_ssize_t>(file.size()), line))) {
-      Py_DECREF(list);
+            list.get(),
+            Py_BuildValue("(s#i)", file.data(),
+                          static_cast<Py_ssize_t>(file.size()), line))) {
       return nullptr;
     }
   }
-  PyObject* text = AnnexClass("prod_text");
-  PyObject* r = text != nullptr
-                    ? PyObject_CallFunctionObjArgs(text, list, nullptr)
-                    : nullptr;
-  Py_XDECREF(text);
-  Py_DECREF(list);
-  return r;
+  PyRef text = PyRef::Steal(AnnexClass("prod_text"));
+  if (!text) return nullptr;
+  return PyObject_CallFunctionObjArgs(text.get(), list.get(), nullptr);
 }
 
 // The members' range (first, end) of x._byid_lines / x._members, within
