@@ -4,9 +4,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -188,15 +192,10 @@ PyType_Spec kTextSpec = {"annex.Text", 0, 0,
 
 // A new annex.Text holding `text`. Where: annex thread, GIL held.
 PyObject* NewText(const std::string& text) {
-  PyObject* module = AnnexModule();
-  if (module == nullptr) return nullptr;
-  PyObject* type = PyObject_GetAttrString(module, "Text");
-  Py_DECREF(module);
+  PyObject* type = AnnexObject(AnnexName::kText);
   if (type == nullptr) return nullptr;
-  PyObject* r = PyObject_CallFunction(type, "s#", text.data(),
-                                      static_cast<Py_ssize_t>(text.size()));
-  Py_DECREF(type);
-  return r;
+  return PyObject_CallFunction(type, "s#", text.data(),
+                               static_cast<Py_ssize_t>(text.size()));
 }
 
 namespace {
@@ -591,14 +590,9 @@ PyType_Spec kIdSetSpec = {
 }  // namespace
 
 PyObject* NewIdSet(Session* session, KindedSet set) {
-  PyObject* module = AnnexModule();
-  if (module == nullptr) return nullptr;
-  PyObject* type = PyObject_GetAttrString(module, "IdSet");
-  Py_DECREF(module);
+  PyTypeObject* type = AnnexType(AnnexName::kIdSet);
   if (type == nullptr) return nullptr;
-  PyRef obj = PyRef::Steal(
-      PyType_GenericAlloc(reinterpret_cast<PyTypeObject*>(type), 0));
-  Py_DECREF(type);
+  PyRef obj = PyRef::Steal(PyType_GenericAlloc(type, 0));
   if (!obj) return nullptr;
   auto* idset = reinterpret_cast<IdSetObject*>(obj.get());
   idset->session = session;
@@ -995,14 +989,9 @@ PyObject* HpAnythingGet(PyObject*, void*) { return HpAnything(); }
 PyObject* HpRootGet(PyObject* self, void*) { return HpRoot(SessionOf(self)); }
 PyObject* HpDocGet(PyObject*, void*) { return NewText(kHpDoc); }
 PyObject* HpStdlibGet(PyObject*, void*) {
-  PyObject* module = AnnexModule();
-  if (module == nullptr) return nullptr;
-  PyObject* type = PyObject_GetAttrString(module, "Stdlib");
-  Py_DECREF(module);
+  PyTypeObject* type = AnnexType(AnnexName::kStdlib);
   if (type == nullptr) return nullptr;
-  PyObject* r = PyType_GenericAlloc(reinterpret_cast<PyTypeObject*>(type), 0);
-  Py_DECREF(type);
-  return r;
+  return PyType_GenericAlloc(type, 0);
 }
 
 PyGetSetDef kHpGetSet[] = {
@@ -1281,8 +1270,77 @@ PyType_Spec kHpSpec = {
     "annex.Hp", sizeof(HpObject), 0, Py_TPFLAGS_DEFAULT, kHpSlots,
 };
 
+// The module's state: what AnnexObject() serves, by AnnexName.
+struct ModuleState {
+  PyObject* objects[static_cast<size_t>(AnnexName::kCount)];
+};
+// The names the module gives them (its attributes at exec), by AnnexName.
+constexpr const char* kAnnexNames[] = {
+    "Hp",          "Text",         "Stdlib",   "IdSet",
+    "Kind",        "KindFactory",  "SoKind",   "Partition",
+    "PartRow",     "Stat",         "StatRow",  "More",
+    "_stat_files", "Paths",        "Root",     "ReferencePattern",
+    "ById",        "MappingProxy", "prod_text"};
+static_assert(std::size(kAnnexNames) == static_cast<size_t>(AnnexName::kCount));
+
+ModuleState* StateOf(PyObject* module) {
+  return static_cast<ModuleState*>(PyModule_GetState(module));
+}
+
+// Each interpreter's `annex` module, borrowed: sys.modules and the
+// instances of its types hold it; ModuleFree takes it out when it ends,
+// so a later call makes a new one. Keyed by the interpreter's id, which
+// CPython never reuses (an ended annex's PyInterpreterState address may
+// be a new annex's after a fork). Where: any thread, GIL held.
+struct Registry {
+  std::mutex mu;
+  std::vector<std::pair<int64_t, PyObject*>> modules;
+};
+Registry& Modules() {
+  static auto* registry = new Registry();
+  return *registry;
+}
+
+// gc support: the state holds the types, whose instances (and the types
+// themselves, through ht_module) hold the module.
+int ModuleTraverse(PyObject* module, visitproc visit, void* arg) {
+  ModuleState* state = StateOf(module);
+  if (state == nullptr) return 0;
+  for (PyObject* o : state->objects) Py_VISIT(o);
+  return 0;
+}
+int ModuleClear(PyObject* module) {
+  ModuleState* state = StateOf(module);
+  if (state == nullptr) return 0;
+  for (PyObject*& o : state->objects) Py_CLEAR(o);
+  return 0;
+}
+void ModuleFree(void* module) {
+  {
+    Registry& r = Modules();
+    std::lock_guard<std::mutex> lock(r.mu);
+    r.modules.erase(
+        std::remove_if(r.modules.begin(), r.modules.end(),
+                       [module](const auto& e) { return e.second == module; }),
+        r.modules.end());
+  }
+  ModuleClear(static_cast<PyObject*>(module));
+}
+
 // Module exec slot: one heap type per interpreter (multi-phase init).
+int AddTypes(PyObject* module);
 int ModuleExec(PyObject* module) {
+  if (AddTypes(module) < 0) return -1;
+  // Kept in the state from now on: no run-time lookup by name.
+  ModuleState* state = StateOf(module);
+  for (size_t i = 0; i < std::size(kAnnexNames); ++i) {
+    state->objects[i] = PyObject_GetAttrString(module, kAnnexNames[i]);
+    if (state->objects[i] == nullptr) return -1;
+  }
+  return 0;
+}
+
+int AddTypes(PyObject* module) {
   PyObject* type = PyType_FromModuleAndSpec(module, &kHpSpec, nullptr);
   if (type == nullptr) return -1;
   // Instances are made only by NewHp(), never from Python.
@@ -1337,48 +1395,69 @@ PyModuleDef kModuleDef = {
     PyModuleDef_HEAD_INIT,
     "annex",
     "Annex's own module in the annex interpreter (built into the binary).",
-    0,
+    sizeof(ModuleState),
     nullptr,
     kModuleSlots,
-    nullptr,
-    nullptr,
-    nullptr,
+    ModuleTraverse,
+    ModuleClear,
+    ModuleFree,
 };
+
+// The `annex` module of the current interpreter (borrowed, see Modules()),
+// made, executed and put in sys.modules on first use; nullptr with an
+// error set. Where: GIL held, the interpreter that uses it current.
+PyObject* AnnexModule() {
+  const int64_t interp = PyInterpreterState_GetID(PyInterpreterState_Get());
+  if (interp < 0) return nullptr;
+  Registry& r = Modules();
+  {
+    std::lock_guard<std::mutex> lock(r.mu);
+    for (const auto& [owner, module] : r.modules) {
+      if (owner == interp) return module;
+    }
+  }
+  PyRef machinery = PyRef::Steal(PyImport_ImportModule("importlib.machinery"));
+  if (!machinery) return nullptr;
+  PyRef spec = PyRef::Steal(PyObject_CallMethod(machinery.get(), "ModuleSpec",
+                                                "sO", "annex", Py_None));
+  if (!spec) return nullptr;
+  PyRef module = PyRef::Steal(PyModule_FromDefAndSpec(&kModuleDef, spec.get()));
+  if (!module || PyModule_ExecDef(module.get(), &kModuleDef) < 0 ||
+      PyDict_SetItemString(PyImport_GetModuleDict(), "annex", module.get()) <
+          0) {
+    return nullptr;
+  }
+  std::lock_guard<std::mutex> lock(r.mu);
+  r.modules.emplace_back(interp, module.get());
+  return module.get();  // sys.modules holds it
+}
 
 }  // namespace
 
-// The `annex` module of the current interpreter, created on first use.
-// Where: GIL held, annex current.
-PyObject* AnnexModule() {
-  PyObject* modules = PyImport_GetModuleDict();
-  PyObject* module = PyDict_GetItemString(modules, "annex");
-  if (module != nullptr) return Py_NewRef(module);
-  PyObject* machinery = PyImport_ImportModule("importlib.machinery");
-  if (machinery == nullptr) return nullptr;
-  PyObject* spec =
-      PyObject_CallMethod(machinery, "ModuleSpec", "sO", "annex", Py_None);
-  Py_DECREF(machinery);
-  if (spec == nullptr) return nullptr;
-  module = PyModule_FromDefAndSpec(&kModuleDef, spec);
-  Py_DECREF(spec);
+PyObject* AnnexObject(AnnexName name) {
+  PyObject* module = AnnexModule();
   if (module == nullptr) return nullptr;
-  if (PyModule_ExecDef(module, &kModuleDef) < 0 ||
-      PyDict_SetItemString(modules, "annex", module) < 0) {
-    Py_DECREF(module);
-    return nullptr;
+  PyObject* o = StateOf(module)->objects[static_cast<size_t>(name)];
+  if (o == nullptr) {
+    // Only between the gc's m_clear and the module's end.
+    PyErr_SetString(PyExc_RuntimeError, "the annex module is being torn down");
   }
-  return module;
+  return o;
+}
+
+bool IsAnnexType(PyObject* o, AnnexName name) {
+  PyTypeObject* type = AnnexType(name);
+  if (type == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  return Py_TYPE(o) == type;
 }
 
 KindedSet* IdSetArg(PyObject* obj) {
-  PyObject* module = AnnexModule();
-  if (module == nullptr) return nullptr;
-  PyObject* type = PyObject_GetAttrString(module, "IdSet");
-  Py_DECREF(module);
+  PyTypeObject* type = AnnexType(AnnexName::kIdSet);
   if (type == nullptr) return nullptr;
-  const bool is_idset = Py_TYPE(obj) == reinterpret_cast<PyTypeObject*>(type);
-  Py_DECREF(type);
-  if (!is_idset) {
+  if (Py_TYPE(obj) != type) {
     PyErr_Format(PyExc_TypeError, "expected an annex.IdSet, not %.100s",
                  Py_TYPE(obj)->tp_name);
     return nullptr;
@@ -1390,46 +1469,37 @@ KindedSet* IdSetArg(PyObject* obj) {
 
 namespace annex::glue {
 
-using module::AnnexModule;
+using module::AnnexName;
 using module::HpObject;
+using module::IsAnnexType;
 using module::PauseLimitOf;
+using module::PyRef;
 using module::RaiseStatus;
 
 PyObject* NewHp(Session* session) {
-  PyObject* module = AnnexModule();
-  if (module == nullptr) return nullptr;
-  PyObject* type = PyObject_GetAttrString(module, "Hp");
-  Py_DECREF(module);
+  PyTypeObject* type = AnnexType(AnnexName::kHp);
   if (type == nullptr) return nullptr;
-  PyObject* hp = PyType_GenericAlloc(reinterpret_cast<PyTypeObject*>(type), 0);
-  Py_DECREF(type);
-  if (hp == nullptr) return nullptr;
-  reinterpret_cast<HpObject*>(hp)->session = session;
-  reinterpret_cast<HpObject*>(hp)->owner = 0;
-  reinterpret_cast<HpObject*>(hp)->ref = nullptr;
-  reinterpret_cast<HpObject*>(hp)->pause_limit_s = std::nan("");
+  PyRef hp = PyRef::Steal(PyType_GenericAlloc(type, 0));
+  if (!hp) return nullptr;
+  auto* h = reinterpret_cast<HpObject*>(hp.get());
+  h->session = session;
+  h->owner = 0;
+  h->ref = nullptr;
+  h->pause_limit_s = std::nan("");
   absl::StatusOr<MemoryBudget*> budget = session->Get<MemoryBudget>();
   if (!budget.ok()) {
-    Py_DECREF(hp);
+    hp.reset();  // freed before the exception is set
     return RaiseStatus(budget.status());
   }
-  reinterpret_cast<HpObject*>(hp)->owner = (*budget)->NewOwner();
-  return hp;
+  h->owner = (*budget)->NewOwner();
+  return hp.release();
 }
 
 void ActFor(Session* session, PyObject* hp) {
   const HpObject* h = nullptr;
-  if (hp != nullptr) {
-    PyObject* module = AnnexModule();
-    PyObject* type = module ? PyObject_GetAttrString(module, "Hp") : nullptr;
-    Py_XDECREF(module);
-    if (type != nullptr &&
-        Py_TYPE(hp) == reinterpret_cast<PyTypeObject*>(type) &&
-        reinterpret_cast<HpObject*>(hp)->session == session) {
-      h = reinterpret_cast<HpObject*>(hp);
-    }
-    Py_XDECREF(type);
-    PyErr_Clear();
+  if (hp != nullptr && IsAnnexType(hp, AnnexName::kHp) &&
+      reinterpret_cast<HpObject*>(hp)->session == session) {
+    h = reinterpret_cast<HpObject*>(hp);
   }
   if (MemoryBudget* budget = session->Peek<MemoryBudget>()) {
     budget->SetCurrentOwner(h != nullptr ? h->owner : 0);
@@ -1450,20 +1520,7 @@ void ActFor(Session* session, PyObject* hp) {
 }
 
 std::shared_ptr<const ReferencePoint> HpReference(PyObject* hp) {
-  PyObject* module = AnnexModule();
-  if (module == nullptr) {
-    PyErr_Clear();
-    return nullptr;
-  }
-  PyObject* type = PyObject_GetAttrString(module, "Hp");
-  Py_DECREF(module);
-  if (type == nullptr) {
-    PyErr_Clear();
-    return nullptr;
-  }
-  const bool is_hp = Py_TYPE(hp) == reinterpret_cast<PyTypeObject*>(type);
-  Py_DECREF(type);
-  if (!is_hp) return nullptr;
+  if (!IsAnnexType(hp, AnnexName::kHp)) return nullptr;
   auto* h = reinterpret_cast<HpObject*>(hp);
   return h->ref == nullptr ? nullptr : *h->ref;
 }

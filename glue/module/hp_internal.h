@@ -45,9 +45,44 @@ struct IdSetObject {
 // nullptr with an error set.
 PyObject* NewIdSet(Session* session, KindedSet set);
 PyObject* NewText(const std::string& text);
-// The `annex` module of the current interpreter (new reference), created
-// on first use, or nullptr with an error set.
-PyObject* AnnexModule();
+// What the `annex` module keeps in its state (PyModule_GetState): its
+// types and the classes and namespace of its embedded Python, taken from
+// the module once at exec, so that no run-time code looks them up by name
+// (deleting or replacing annex.IdSet or sys.modules['annex'] from Python
+// changes nothing here).
+enum class AnnexName {
+  kHp,
+  kText,
+  kStdlib,
+  kIdSet,
+  kKind,
+  kKindFactory,
+  kSoKind,
+  kPartition,
+  kPartRow,
+  kStat,
+  kStatRow,
+  kMore,
+  kStatFiles,  // stat_files.py's namespace (a dict)
+  kPaths,
+  kRoot,
+  kReferencePattern,
+  kById,
+  kMappingProxy,
+  kProdText,
+  kCount,
+};
+// The object `name` of the current interpreter's `annex` module (made on
+// first use): a borrowed reference, alive as long as the module, which
+// sys.modules and every instance of its types hold. nullptr with an error
+// set when the module cannot be made.
+PyObject* AnnexObject(AnnexName name);
+inline PyTypeObject* AnnexType(AnnexName name) {
+  return reinterpret_cast<PyTypeObject*>(AnnexObject(name));
+}
+// Whether `o` is exactly of the module's type `name` (false, and no error
+// set, when there is no module).
+bool IsAnnexType(PyObject* o, AnnexName name);
 // The session's HeapView, or nullptr with the error set.
 HeapView* ViewOf(Session* session);
 // The set's live part: members that died since it was made are left out
@@ -109,11 +144,6 @@ bool NameArg(PyObject* arg, const char* what, std::string* out,
 // repr(o) as text ("?" when it fails; the error is cleared).
 std::string ReprText(PyObject* o);
 
-// The `annex` module's type `name` (new reference), or nullptr with the
-// error; whether `o` is exactly of that type (false when it cannot be
-// found). Defined in hp_kinds.cc.
-PyTypeObject* AnnexType(const char* name);
-bool IsAnnexType(PyObject* o, const char* name);
 // Appends `item` (a new reference, or nullptr after an error) to `list`,
 // releasing it; false with the error set.
 bool ListAppendNew(PyObject* list, PyObject* item);

@@ -170,17 +170,16 @@ enum FactoryVariant {
   kIdset = 2,
 };
 
-bool IsKind(PyObject* o) { return IsAnnexType(o, "Kind"); }
+bool IsKind(PyObject* o) { return IsAnnexType(o, AnnexName::kKind); }
 
 const Expr& ExprOf(PyObject* o) {
   return *reinterpret_cast<KindObject*>(o)->expr;
 }
 
 PyObject* NewKind(Expr expr) {
-  PyTypeObject* t = AnnexType("Kind");
+  PyTypeObject* t = AnnexType(AnnexName::kKind);
   if (t == nullptr) return nullptr;
   PyObject* obj = PyType_GenericAlloc(t, 0);
-  Py_DECREF(t);
   if (obj == nullptr) return nullptr;
   reinterpret_cast<KindObject*>(obj)->expr = new Expr(std::move(expr));
   return obj;
@@ -216,25 +215,6 @@ Expr Combine(KindExpr::Op op, Expr a, Expr b = nullptr) {
 }
 
 }  // namespace
-
-PyTypeObject* AnnexType(const char* name) {
-  PyObject* module = AnnexModule();
-  if (module == nullptr) return nullptr;
-  PyObject* type = PyObject_GetAttrString(module, name);
-  Py_DECREF(module);
-  return reinterpret_cast<PyTypeObject*>(type);
-}
-
-bool IsAnnexType(PyObject* o, const char* name) {
-  PyTypeObject* t = AnnexType(name);
-  if (t == nullptr) {
-    PyErr_Clear();
-    return false;
-  }
-  const bool r = Py_TYPE(o) == t;
-  Py_DECREF(t);
-  return r;
-}
 
 bool ListAppendNew(PyObject* list, PyObject* item) {
   PyRef owned = PyRef::Steal(item);
@@ -1102,7 +1082,7 @@ bool BaseKindLabel(const Classifier& base, PyObject* kind, std::string* out) {
   return true;
 }
 
-bool IsSoKind(PyObject* o) { return IsAnnexType(o, "SoKind"); }
+bool IsSoKind(PyObject* o) { return IsAnnexType(o, AnnexName::kSoKind); }
 SoKindObject* SoKindOf(PyObject* o) {
   return reinterpret_cast<SoKindObject*>(o);
 }
@@ -1314,10 +1294,9 @@ PyObject* FactoryCall(PyObject* self, PyObject* args, PyObject* kwds) {
 }
 
 PyObject* NewFactory(Session* session, const Classifier& c, int variant) {
-  PyTypeObject* t = AnnexType("KindFactory");
+  PyTypeObject* t = AnnexType(AnnexName::kKindFactory);
   if (t == nullptr) return nullptr;
   PyObject* obj = PyType_GenericAlloc(t, 0);
-  Py_DECREF(t);
   if (obj == nullptr) return nullptr;
   auto* f = reinterpret_cast<FactoryObject*>(obj);
   f->session = session;
@@ -1326,7 +1305,7 @@ PyObject* NewFactory(Session* session, const Classifier& c, int variant) {
   return obj;
 }
 
-bool IsFactory(PyObject* o) { return IsAnnexType(o, "KindFactory"); }
+bool IsFactory(PyObject* o) { return IsAnnexType(o, AnnexName::kKindFactory); }
 
 // The classifier a factory partitions by.
 absl::StatusOr<Classifier> FactoryClassifier(PyObject* self) {
@@ -1514,10 +1493,9 @@ PyType_Spec kFactorySpec = {"annex.KindFactory", sizeof(FactoryObject), 0,
 // --------------------------------------------------------- SoKind type
 
 PyObject* NewSoKind(PyObject* er, std::vector<std::string> labels) {
-  PyTypeObject* t = AnnexType("SoKind");
+  PyTypeObject* t = AnnexType(AnnexName::kSoKind);
   if (t == nullptr) return nullptr;
   PyObject* obj = PyType_GenericAlloc(t, 0);
-  Py_DECREF(t);
   if (obj == nullptr) return nullptr;
   std::sort(labels.begin(), labels.end());
   labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
@@ -1735,10 +1713,9 @@ PyObject* KindsBinary(PyObject* a, PyObject* b, char op) {
   if (ka == kb) Py_RETURN_NOTIMPLEMENTED;
   PyObject* set = ka ? b : a;
   PyObject* kind = ka ? a : b;
-  PyTypeObject* idset = AnnexType("IdSet");
+  PyTypeObject* idset = AnnexType(AnnexName::kIdSet);
   if (idset == nullptr) return nullptr;
   const bool is_set = Py_TYPE(set) == idset;
-  Py_DECREF(idset);
   if (!is_set) Py_RETURN_NOTIMPLEMENTED;
   Expr expr = ExprOf(kind);
   if (op == '|') {

@@ -46,10 +46,9 @@ PyObject* NewPartRow(PyObject* self, size_t i) {
   const std::vector<KindedSet::Row>& rows = RowsOf(self);
   uint64_t cumul = 0;
   for (size_t k = 0; k <= i; ++k) cumul += rows[k].size;
-  PyTypeObject* type = AnnexType("PartRow");
+  PyTypeObject* type = AnnexType(AnnexName::kPartRow);
   if (type == nullptr) return nullptr;
   PyRef row = PyRef::Steal(PyStructSequence_New(type));
-  Py_DECREF(type);
   if (!row) return nullptr;
   PyObject* set = RowSet(self, i);
   // A row whose members all died since has no kind left: None.
@@ -265,10 +264,9 @@ PyStructSequence_Desc kPartRowDesc = {"annex.PartRow",
 }  // namespace
 
 PyObject* IdSetPartition(PyObject* self) {
-  PyTypeObject* type = AnnexType("Partition");
+  PyTypeObject* type = AnnexType(AnnexName::kPartition);
   if (type == nullptr) return nullptr;
   PyObject* obj = PyType_GenericAlloc(type, 0);
-  Py_DECREF(type);
   if (obj == nullptr) return nullptr;
   Part(obj)->set = Py_NewRef(self);
   Part(obj)->rows = new std::vector<KindedSet::Row>(SetOf(self).Rows());

@@ -162,7 +162,6 @@ bool ParseRef(PyObject *ref, int *imdom, PatternOptions *options) {
 
 bool IsRoot(PyObject *obj);
 bool ParseNodes(PyObject *obj, std::vector<uintptr_t> *out, const char *what);
-PyObject *AnnexClass(const char *name);
 
 // A tuple of ints from addresses: a new reference or nullptr.
 PyObject *AddressTuple(const std::vector<uintptr_t> &addresses) {
@@ -205,10 +204,10 @@ PyObject *MakePattern(PyObject *self, PatternResult result,
   // What shows instead of rows: no member of the set is alive now.
   const std::string empty =
       result.rows.empty() ? "(no member of the set is alive now)" : "";
-  PyRef type = PyRef::Steal(AnnexClass("ReferencePattern"));
-  if (!type) return nullptr;
+  PyObject *type = AnnexObject(AnnexName::kReferencePattern);
+  if (type == nullptr) return nullptr;
   return PyObject_CallFunction(
-      type.get(), "Os#OOns#", self, result.header.data(),
+      type, "Os#OOns#", self, result.header.data(),
       static_cast<Py_ssize_t>(result.header.size()), rows.get(),
       result.truncated ? Py_True : Py_False,
       static_cast<Py_ssize_t>(options.max_rows), empty.data(),
@@ -456,14 +455,6 @@ PyObject *EdgePairList(
   return list.release();
 }
 
-// The module's class `name` (a new reference), or nullptr with an error.
-PyObject *AnnexClass(const char *name) {
-  PyObject *module = PyImport_ImportModule("annex");
-  PyObject *type = module ? PyObject_GetAttrString(module, name) : nullptr;
-  Py_XDECREF(module);
-  return type;
-}
-
 // An absl::uint128 as a Python int: a new reference or nullptr.
 PyObject *IntOf(absl::uint128 v) {
   PyRef high =
@@ -566,7 +557,7 @@ PyObject *MakePaths(PyObject *self, PathsResult &&result,
   std::vector<std::pair<uintptr_t, uintptr_t>> avoided = options.avoid_edges;
   avoided.insert(avoided.end(), result.avoided_edges.begin(),
                  result.avoided_edges.end());
-  PyRef type = PyRef::Steal(AnnexClass("Paths"));
+  PyObject *type = AnnexObject(AnnexName::kPaths);
   const Py_ssize_t count = static_cast<Py_ssize_t>(result.paths.size());
   PyRef paths = PyRef::Steal(PathFetcher(std::move(result.paths)));
   PyRef numpaths = PyRef::Steal(IntOf(result.num_paths));
@@ -576,7 +567,7 @@ PyObject *MakePaths(PyObject *self, PathsResult &&result,
                        : PyRef::NewRef(Py_None);
   if (!type || !paths || !numpaths || !nodes || !edges || !src) return nullptr;
   return PyObject_CallFunction(
-      type.get(), "OOnOOOnOs#s#", self, paths.get(), count, numpaths.get(),
+      type, "OOnOOOnOs#s#", self, paths.get(), count, numpaths.get(),
       nodes.get(), edges.get(), static_cast<Py_ssize_t>(options.max_paths),
       src.get(), empty.data(), static_cast<Py_ssize_t>(empty.size()),
       note.data(), static_cast<Py_ssize_t>(note.size()));
@@ -612,8 +603,8 @@ bool ParseLevels(PyObject *obj, std::vector<int> *out) {
 
 // True when `obj` is hp.Root (an annex.Root): the roots themselves.
 bool IsRoot(PyObject *obj) {
-  PyRef type = PyRef::Steal(AnnexClass("Root"));
-  const int is = type ? PyObject_IsInstance(obj, type.get()) : -1;
+  PyObject *type = AnnexObject(AnnexName::kRoot);
+  const int is = type != nullptr ? PyObject_IsInstance(obj, type) : -1;
   PyErr_Clear();
   return is == 1;
 }
@@ -851,9 +842,9 @@ PyObject *HpRoot(Session *session) {
   if (!capsule) return nullptr;
   PyRef lookup = PyRef::Steal(PyCFunction_New(&kRootObjectsDef, capsule.get()));
   if (!lookup) return nullptr;
-  PyRef type = PyRef::Steal(AnnexClass("Root"));
-  if (!type) return nullptr;
-  return PyObject_CallFunction(type.get(), "OO", entries.get(), lookup.get());
+  PyObject *type = AnnexObject(AnnexName::kRoot);
+  if (type == nullptr) return nullptr;
+  return PyObject_CallFunction(type, "OO", entries.get(), lookup.get());
 }
 
 }  // namespace annex::glue::module

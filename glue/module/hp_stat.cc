@@ -46,7 +46,7 @@ constexpr size_t kPageRows = 10;  // Heapy's max_more_lines
 
 int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
 
-bool IsStat(PyObject* o) { return IsAnnexType(o, "Stat"); }
+bool IsStat(PyObject* o) { return IsAnnexType(o, AnnexName::kStat); }
 
 const Stat& StatOf(PyObject* o) {
   return **reinterpret_cast<StatObject*>(o)->stat;
@@ -82,10 +82,9 @@ std::string Chomp(std::string s) {
 }
 
 PyObject* NewMore(StatPtr stat, size_t first) {
-  PyTypeObject* t = AnnexType("More");
+  PyTypeObject* t = AnnexType(AnnexName::kMore);
   if (t == nullptr) return nullptr;
   PyObject* obj = PyType_GenericAlloc(t, 0);
-  Py_DECREF(t);
   if (obj == nullptr) return nullptr;
   reinterpret_cast<MoreObject*>(obj)->stat = new StatPtr(std::move(stat));
   reinterpret_cast<MoreObject*>(obj)->first = static_cast<Py_ssize_t>(first);
@@ -134,13 +133,10 @@ int AddStatFiles(PyObject* module) {
 PyObject* CallStatFiles(const char* name, PyObject* args_in) {
   PyRef args = PyRef::Steal(args_in);
   if (!args) return nullptr;
-  PyRef module = PyRef::Steal(AnnexModule());
-  if (!module) return nullptr;
-  PyRef ns = PyRef::Steal(PyObject_GetAttrString(module.get(), "_stat_files"));
-  if (!ns) return nullptr;
-  PyObject* fn = PyDict_Check(ns.get())
-                     ? PyDict_GetItemString(ns.get(), name)  // borrowed
-                     : nullptr;
+  PyObject* ns = AnnexObject(AnnexName::kStatFiles);
+  if (ns == nullptr) return nullptr;
+  PyObject* fn = PyDict_Check(ns) ? PyDict_GetItemString(ns, name)  // borrowed
+                                  : nullptr;
   if (fn == nullptr) {
     return PyErr_Format(PyExc_RuntimeError, "%s defines no %s",
                         embedded::kStatFilesPyPath, name);
@@ -438,10 +434,9 @@ PyObject* StatFirstHeader(PyObject*, void*) { return PyUnicode_FromString(""); }
 // cumulsize); `index` < 0 makes index and cumulsize None (the '<Other>' row
 // of get_rows_n_and_other).
 PyObject* NewStatRow(const StatRow& row, Py_ssize_t index, int64_t cumulsize) {
-  PyTypeObject* type = AnnexType("StatRow");
+  PyTypeObject* type = AnnexType(AnnexName::kStatRow);
   if (type == nullptr) return nullptr;
   PyRef r = PyRef::Steal(PyStructSequence_New(type));
-  Py_DECREF(type);
   if (!r) return nullptr;
   PyObject* name = Str(row.kind);
   PyObject* count = PyLong_FromLongLong(row.count);
@@ -841,10 +836,9 @@ PyType_Spec kMoreSpec = {"annex.More", sizeof(MoreObject), 0,
 }  // namespace
 
 PyObject* NewStat(Stat stat) {
-  PyTypeObject* t = AnnexType("Stat");
+  PyTypeObject* t = AnnexType(AnnexName::kStat);
   if (t == nullptr) return nullptr;
   PyObject* obj = PyType_GenericAlloc(t, 0);
-  Py_DECREF(t);
   if (obj == nullptr) return nullptr;
   reinterpret_cast<StatObject*>(obj)->stat =
       new StatPtr(std::make_shared<const Stat>(std::move(stat)));

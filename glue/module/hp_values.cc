@@ -31,13 +31,6 @@ constexpr size_t kRenderedMax = 50;
 // Objects read per kind for a brief (each shows in at least 3 characters).
 constexpr size_t kBriefPerKind = kRenderedMax / 3 + 1;
 
-PyObject* AnnexClass(const char* name) {
-  PyObject* module = AnnexModule();
-  PyObject* type = module ? PyObject_GetAttrString(module, name) : nullptr;
-  Py_XDECREF(module);
-  return type;
-}
-
 // A list of the strs `items` (new reference), or nullptr with the error.
 PyObject* StrList(const std::vector<std::string>& items) {
   PyRef list = PyRef::Steal(PyList_New(0));
@@ -144,9 +137,9 @@ PyObject* ById(PyObject* self, void*) {
   PyRef members =
       PyRef::Steal(NewIdSet(IdSetSession(self), std::move(result->live)));
   if (!members) return nullptr;
-  PyRef type = PyRef::Steal(AnnexClass("ById"));
-  if (!type) return nullptr;
-  return PyObject_CallFunction(type.get(), "OO", members.get(), lines.get());
+  PyObject* type = AnnexObject(AnnexName::kById);
+  if (type == nullptr) return nullptr;
+  return PyObject_CallFunction(type, "OO", members.get(), lines.get());
 }
 
 // x.theone: the line of the one member (Heapy's gives the object, which
@@ -169,9 +162,9 @@ PyObject* TheOne(PyObject* self, void*) {
 }
 
 PyObject* Maprox(PyObject* self, void*) {
-  PyRef type = PyRef::Steal(AnnexClass("MappingProxy"));
-  if (!type) return nullptr;
-  return PyObject_CallFunctionObjArgs(type.get(), self, nullptr);
+  PyObject* type = AnnexObject(AnnexName::kMappingProxy);
+  if (type == nullptr) return nullptr;
+  return PyObject_CallFunctionObjArgs(type, self, nullptr);
 }
 
 // x.prod: the traceback tracemalloc recorded for the allocation of the
@@ -221,9 +214,9 @@ PyObject* Prod(PyObject* self, void*) {
       return nullptr;
     }
   }
-  PyRef text = PyRef::Steal(AnnexClass("prod_text"));
-  if (!text) return nullptr;
-  return PyObject_CallFunctionObjArgs(text.get(), list.get(), nullptr);
+  PyObject* text = AnnexObject(AnnexName::kProdText);
+  if (text == nullptr) return nullptr;
+  return PyObject_CallFunctionObjArgs(text, list.get(), nullptr);
 }
 
 // The members' range (first, end) of x._byid_lines / x._members, within
