@@ -200,16 +200,14 @@ PyObject* NewText(const std::string& text) {
 
 namespace {
 
-void IdSetDealloc(PyObject* self) {
-  PyTypeObject* type = Py_TYPE(self);
+// What an IdSet owns: its charge in the budget and its members.
+void IdSetClear(PyObject* self) {
   Session* session = reinterpret_cast<IdSetObject*>(self)->session;
   if (MemoryBudget* budget =
           session ? session->Peek<MemoryBudget>() : nullptr) {
     budget->Release(reinterpret_cast<uintptr_t>(self));
   }
   delete reinterpret_cast<IdSetObject*>(self)->set;
-  type->tp_free(self);
-  Py_DECREF(type);
   python::FlushDeathWatch();  // GIL held: a released watch goes now
 }
 
@@ -373,63 +371,6 @@ PyGetSetDef kIdSetGetSet[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-// Classifier and partition attributes live in hp_kinds.cc.
-PyObject* IdSetGetattro(PyObject* self, PyObject* name) {
-  PyObject* found = PyObject_GenericGetAttr(self, name);
-  if (found != nullptr || !PyErr_ExceptionMatches(PyExc_AttributeError)) {
-    return found;
-  }
-  Py_ssize_t len = 0;
-  const char* n = PyUnicode_AsUTF8AndSize(name, &len);
-  if (n == nullptr) return nullptr;
-  // A name with a NUL is no attribute (C would read "bytype\0x" as bytype).
-  if (std::strlen(n) != static_cast<size_t>(len)) return nullptr;
-  PyObject *type, *value, *tb;
-  PyErr_Fetch(&type, &value, &tb);
-  PyRef saved_type = PyRef::Steal(type);
-  PyRef saved_value = PyRef::Steal(value);
-  PyRef saved_tb = PyRef::Steal(tb);
-  PyObject* r = IdSetKindsAttr(self, n);
-  if (r != nullptr || PyErr_Occurred()) return r;
-  PyErr_Restore(saved_type.release(), saved_value.release(),
-                saved_tb.release());
-  return nullptr;
-}
-
-PyObject* IdSetDir(PyObject* self, PyObject*) {
-  PyObject* list = PyList_New(0);
-  if (list == nullptr) return nullptr;
-  for (PyGetSetDef* g = kIdSetGetSet; g->name != nullptr; ++g) {
-    PyObject* s = PyUnicode_FromString(g->name);
-    if (s == nullptr || PyList_Append(list, s) < 0) {
-      Py_XDECREF(s);
-      Py_DECREF(list);
-      return nullptr;
-    }
-    Py_DECREF(s);
-  }
-  for (const char* n :
-       {"diff", "disjoint", "dump", "get_examples", "maprox", "prod"}) {
-    PyObject* s = PyUnicode_FromString(n);
-    if (s == nullptr || PyList_Append(list, s) < 0) {
-      Py_XDECREF(s);
-      Py_DECREF(list);
-      return nullptr;
-    }
-    Py_DECREF(s);
-  }
-  for (const char* const* n = kIdSetKindsAttrs; *n != nullptr; ++n) {
-    PyObject* s = PyUnicode_FromString(*n);
-    if (s == nullptr || PyList_Append(list, s) < 0) {
-      Py_XDECREF(s);
-      Py_DECREF(list);
-      return nullptr;
-    }
-    Py_DECREF(s);
-  }
-  return list;
-}
-
 // x.disjoint(y): no member in common (Heapy's; by identity).
 PyObject* IdSetDisjoint(PyObject* self, PyObject* other) {
   if (Py_TYPE(other) != Py_TYPE(self)) {
@@ -510,7 +451,6 @@ PyObject* IdSetGetExamples(PyObject* self, PyObject* args, PyObject* kwds) {
 }
 
 PyMethodDef kIdSetMethods[] = {
-    {"__dir__", IdSetDir, METH_NOARGS, nullptr},
     {"dump",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(IdSetDump)),
      METH_VARARGS | METH_KEYWORDS,
@@ -529,8 +469,10 @@ PyMethodDef kIdSetMethods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-// x.doc: the set's attributes and methods, one line each with the first
-// sentence of its doc (Heapy's x.doc).
+const TypeDef& IdSetDef();
+
+// x.doc: the set's attributes and methods, one line each with its doc
+// (Heapy's x.doc), from the type's attribute table.
 PyObject* IdSetDoc(PyObject*, void*) {
   std::string text =
       "annex.IdSet: a set of target objects (identities with the kind and "
@@ -539,53 +481,48 @@ PyObject* IdSetDoc(PyObject*, void*) {
     std::string d = doc != nullptr ? doc : "";
     absl::StrAppend(&text, "  x.", name, ": ", d, "\n");
   };
-  for (PyGetSetDef* g = kIdSetGetSet; g->name != nullptr; ++g) {
-    line(g->name, g->doc);
+  const AttributeTable& table = IdSetDef().attributes();
+  for (const PyGetSetDef& g : table.getsets) {
+    if (g.name[0] != '_') line(g.name, g.doc);
   }
-  for (PyMethodDef* m = kIdSetMethods; m->ml_name != nullptr; ++m) {
-    if (m->ml_doc != nullptr) line(m->ml_name, m->ml_doc);
+  for (const PyMethodDef& m : table.methods) {
+    if (m.ml_name[0] != '_' && m.ml_doc != nullptr) line(m.ml_name, m.ml_doc);
   }
   text +=
-      "  x.by(er), x.byclodo, x.bytype, x.bysize, x.byid, x.byidset, "
-      "x.bymodule, x.byunity, x.byrcs, x.byvia, x.byprod: the same set "
-      "partitioned another way\n"
-      "  x[i], x[a:b], x.parts, x.kind, x.brief, x.theone, x.er: rows and "
-      "kinds\n"
-      "  x.byid (a table; t[i] a member as a set), x.maprox.attr, "
-      "x.maprox['k'], x.maprox('.a.b'), x.prod: values, read in the target\n"
-      "  x.sp, x.get_shpaths(), x.referrers, x.referents, x.pathsin, "
-      "x.pathsout, x.dominos, x.domisize, x.imdom, x.rp, x.get_rp(): "
-      "retention\n"
+      "  x[i], x[a:b]: the objects of row i / rows a..b\n"
       "  x | y, x & y, x - y, x ^ y, x <= y, ==: set algebra by identity; "
       "x & kind, x - kind; ~x and x | kind are kinds\n";
   return NewText(text);
 }
 
-PyType_Slot kIdSetSlots[] = {
-    {Py_tp_getattro, reinterpret_cast<void*>(IdSetGetattro)},
-    {Py_tp_methods, kIdSetMethods},
-    {Py_tp_doc, const_cast<char*>("A set of target objects (identities with "
-                                  "the kind and size seen).")},
-    {Py_tp_dealloc, reinterpret_cast<void*>(IdSetDealloc)},
-    {Py_tp_repr, reinterpret_cast<void*>(IdSetRepr)},
-    {Py_tp_str, reinterpret_cast<void*>(IdSetStr)},
-    {Py_tp_getset, kIdSetGetSet},
-    {Py_tp_richcompare, reinterpret_cast<void*>(IdSetRichCompare)},
-    {Py_sq_length, reinterpret_cast<void*>(IdSetLen)},
-    {Py_sq_contains, reinterpret_cast<void*>(IdSetContains)},
-    {Py_mp_length, reinterpret_cast<void*>(IdSetLen)},
-    {Py_mp_subscript, reinterpret_cast<void*>(IdSetSubscript)},
-    {Py_nb_or, reinterpret_cast<void*>(IdSetOr)},
-    {Py_nb_and, reinterpret_cast<void*>(IdSetAnd)},
-    {Py_nb_subtract, reinterpret_cast<void*>(IdSetSub)},
-    {Py_nb_xor, reinterpret_cast<void*>(IdSetXor)},
-    {Py_nb_invert, reinterpret_cast<void*>(IdSetInvert)},
-    {0, nullptr},
-};
-
-PyType_Spec kIdSetSpec = {
-    "annex.IdSet", sizeof(IdSetObject), 0, Py_TPFLAGS_DEFAULT, kIdSetSlots,
-};
+// The IdSet type: one attribute table, its own and each concern's.
+const TypeDef& IdSetDef() {
+  static const TypeDef* def = new TypeDef(
+      "annex.IdSet",
+      "A set of target objects (identities with the kind and size seen); "
+      "x.doc lists what it offers, docs/hp.md explains.",
+      sizeof(IdSetObject),
+      AttributeTable(kIdSetGetSet, kIdSetMethods)
+          .Add(ValuesAttributes())
+          .Add(RetentionAttributes())
+          .Add(KindsAttributes()),
+      {
+          {Py_tp_repr, reinterpret_cast<void*>(IdSetRepr)},
+          {Py_tp_str, reinterpret_cast<void*>(IdSetStr)},
+          {Py_tp_richcompare, reinterpret_cast<void*>(IdSetRichCompare)},
+          {Py_sq_length, reinterpret_cast<void*>(IdSetLen)},
+          {Py_sq_contains, reinterpret_cast<void*>(IdSetContains)},
+          {Py_mp_length, reinterpret_cast<void*>(IdSetLen)},
+          {Py_mp_subscript, reinterpret_cast<void*>(IdSetSubscript)},
+          {Py_nb_or, reinterpret_cast<void*>(IdSetOr)},
+          {Py_nb_and, reinterpret_cast<void*>(IdSetAnd)},
+          {Py_nb_subtract, reinterpret_cast<void*>(IdSetSub)},
+          {Py_nb_xor, reinterpret_cast<void*>(IdSetXor)},
+          {Py_nb_invert, reinterpret_cast<void*>(IdSetInvert)},
+      },
+      InstanceDealloc<IdSetClear>);
+  return *def;
+}
 
 }  // namespace
 
@@ -1365,21 +1302,10 @@ int AddTypes(PyObject* module) {
     Py_DECREF(stdlib);
     return -1;
   }
-  PyObject* idset = PyType_FromModuleAndSpec(module, &kIdSetSpec, nullptr);
-  if (idset == nullptr) return -1;
-  reinterpret_cast<PyTypeObject*>(idset)->tp_new = nullptr;
-  if (PyModule_AddObject(module, "IdSet", idset) < 0) {
-    Py_DECREF(idset);
-    return -1;
-  }
-  // Values (x.brief, x.byid, x.theone, x.maprox, x.prod): hp_values.cc.
-  if (AddValues(reinterpret_cast<PyTypeObject*>(idset)) < 0) {
-    return -1;
-  }
-  // Retention (x.sp, x.referrers, x.dominos, x.rp, ...): hp_retention.cc.
-  if (AddRetention(module, reinterpret_cast<PyTypeObject*>(idset)) < 0) {
-    return -1;
-  }
+  // Its attributes from hp_values.cc, hp_retention.cc and hp_kinds.cc.
+  if (IdSetDef().AddTo(module, "IdSet") == nullptr) return -1;
+  // annex.Paths, annex.ById, ... (python/*.py): hp_retention.cc.
+  if (AddRetentionClasses(module) < 0) return -1;
   // Stats (x.stat, annex.Stat, annex.More, hp.load): hp_stat.cc.
   if (AddStatTypes(module) < 0) return -1;
   // Classifiers and kinds (x.byclodo, hp.Type, ...): hp_kinds.cc.

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "glue/heap_view.h"
 #include "glue/module/py_ref.h"
+#include "glue/module/type_def.h"
 #include "glue/session.h"
 #include "glue/stat.h"
 
@@ -115,19 +116,19 @@ int AddEmbeddedClasses(PyObject* module,
                        std::initializer_list<EmbeddedPy> files,
                        std::initializer_list<const char*> names);
 
-// Adds the getsets and methods (each list ends with a null name) to
-// `type`'s dict. 0, or -1 with an error set. Where: module exec.
-int AddDescriptors(PyTypeObject* type, PyGetSetDef* getset,
-                   PyMethodDef* methods);
+// The IdSet type's attributes, each concern's in its own file; hp.cc
+// makes the type from its own table and these (one table: dir(x), help(x)
+// and x.doc list them all). hp_values.cc: x.brief, x.theone, x.byid,
+// x.maprox, x.prod. hp_retention.cc: x.sp, x.referrers, x.rp, ...
+// hp_kinds.cc: x.by(er), x.bytype, ..., x.er, x.parts, x.partition.
+AttributeTable ValuesAttributes();
+AttributeTable RetentionAttributes();
+AttributeTable KindsAttributes();
 
-// hp_values.cc: adds x.brief, x.theone, x.byid, x.maprox and x.prod to
-// the IdSet type. 0, or -1 with an error set. Where: module exec, before
-// AddRetention (which runs values.py).
-int AddValues(PyTypeObject* idset);
-
-// hp_retention.cc: adds x.sp, x.referrers, ... to the IdSet type and the
-// Paths type to `module`. 0, or -1 with an error set. Where: module exec.
-int AddRetention(PyObject* module, PyTypeObject* idset);
+// hp_retention.cc: the classes of paths.py, refpat.py and values.py
+// (annex.Paths, annex.Root, annex.ReferencePattern, annex.ById, ...)
+// added to `module`. 0, or -1 with an error set. Where: module exec.
+int AddRetentionClasses(PyObject* module);
 // hp.Root: the target's roots as an annex.Root (new reference), or nullptr
 // with an error set. Walks the heap.
 PyObject* HpRoot(Session* session);
@@ -156,12 +157,6 @@ int AddKindTypes(PyObject* module);
 // hp.Unity, hp.Prod: classifiers as objects (new reference), or nullptr
 // without an exception for other names.
 PyObject* HpKindFactory(Session* session, const char* name);
-// IdSet attributes of classifiers and partitions (bytype, byclodo, ...,
-// by, all, parts, brief, theone), or nullptr without an exception for
-// other names.
-PyObject* IdSetKindsAttr(PyObject* self, const char* name);
-// The names IdSetKindsAttr serves, for dir().
-extern const char* const kIdSetKindsAttrs[];
 // x.kind: the kind of a one-row set.
 PyObject* IdSetKindOf(PyObject* self);
 // Set algebra where one operand is a Kind: `x & k`, `k & x`, `x - k`.

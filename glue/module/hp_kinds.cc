@@ -1603,60 +1603,85 @@ PyMethodDef kByMethod = {
 
 }  // namespace
 
-const char* const kIdSetKindsAttrs[] = {
-    "by",     "byclodo", "bymodule",  "byprod", "byrcs", "bysize",
-    "bytype", "byunity", "byvia",     "brief",  "er",    "parts",
-    "theone", "byidset", "partition", nullptr,
-};
+namespace {
 
-PyObject* IdSetKindsAttr(PyObject* self, const char* name) {
-  const std::string n = name;
-  struct ByName {
-    const char* attr;
-    Classifier::Part part;
-  } by[] = {
-      {"bytype", Classifier::kType},
-      {"byclodo", Classifier::kClodo},
-      {"bysize", Classifier::kSize},
-      {"bymodule", Classifier::kModule},
-      {"byunity", Classifier::kUnity},
-      {"byrcs", Classifier::kRcs},
-      {"byvia", Classifier::kVia},
-      {"byprod", Classifier::kProd},
-      // Heapy's byidset: one row per object (its kind a one-object set);
-      // here its kind is the object's identity, as by('Id').
-      {"byidset", Classifier::kId},
-  };
-  for (const ByName& b : by) {
-    if (n == b.attr) return Classified(self, Classifier(b.part));
-  }
-  if (n == "by") return PyCFunction_New(&kByMethod, self);
-  if (n == "partition") return IdSetPartition(self);
-  if (n == "er") {
-    // Heapy's: the classifier object (hp.Clodo, (hp.Type & hp.Size)).
-    const Classifier& c = SetOf(self).classifier;
-    return NewFactory(IdSetSession(self), c,
-                      c.is(Classifier::kDictOf) ? kDictOf : kPlain);
-  }
-  if (n == "parts") {
-    // One pass for all rows (a pass per row took 20.9 s for 834 rows of
-    // 519 K objects).
-    std::vector<KindedSet::Row> rows = SetOf(self).Rows();
-    std::vector<uint32_t> labels;
-    labels.reserve(rows.size());
-    for (const auto& r : rows) labels.push_back(r.label);
-    std::vector<KindedSet> parts = SetOf(self).SplitByLabels(labels);
-    PyRef list = PyRef::Steal(PyList_New(0));
-    if (!list) return nullptr;
-    for (KindedSet& p : parts) {
-      if (!ListAppendNew(list.get(),
-                         NewIdSet(IdSetSession(self), std::move(p)))) {
-        return nullptr;
-      }
+void* PartClosure(Classifier::Part part) {
+  return reinterpret_cast<void*>(static_cast<intptr_t>(part));
+}
+
+// x.bytype, x.byclodo, ...: the set partitioned by the classifier part in
+// `closure`.
+PyObject* ByPartGet(PyObject* self, void* closure) {
+  return Classified(self, Classifier(static_cast<Classifier::Part>(
+                              reinterpret_cast<intptr_t>(closure))));
+}
+
+PyObject* PartitionGet(PyObject* self, void*) { return IdSetPartition(self); }
+
+// Heapy's er: the classifier object (hp.Clodo, (hp.Type & hp.Size)).
+PyObject* ErGet(PyObject* self, void*) {
+  const Classifier& c = SetOf(self).classifier;
+  return NewFactory(IdSetSession(self), c,
+                    c.is(Classifier::kDictOf) ? kDictOf : kPlain);
+}
+
+PyObject* PartsGet(PyObject* self, void*) {
+  // One pass for all rows (a pass per row took 20.9 s for 834 rows of
+  // 519 K objects).
+  std::vector<KindedSet::Row> rows = SetOf(self).Rows();
+  std::vector<uint32_t> labels;
+  labels.reserve(rows.size());
+  for (const auto& r : rows) labels.push_back(r.label);
+  std::vector<KindedSet> parts = SetOf(self).SplitByLabels(labels);
+  PyRef list = PyRef::Steal(PyList_New(0));
+  if (!list) return nullptr;
+  for (KindedSet& p : parts) {
+    if (!ListAppendNew(list.get(),
+                       NewIdSet(IdSetSession(self), std::move(p)))) {
+      return nullptr;
     }
-    return list.release();
   }
-  return nullptr;
+  return list.release();
+}
+
+}  // namespace
+
+AttributeTable KindsAttributes() {
+  AttributeTable t;
+  auto by = [&t](const char* name, Classifier::Part part, const char* doc) {
+    t.getsets.push_back({name, ByPartGet, nullptr, doc, PartClosure(part)});
+  };
+  by("byclodo", Classifier::kClodo,
+     "the set partitioned by Clodo: class, or dict of its owner's class "
+     "(Heapy's default)");
+  by("bytype", Classifier::kType, "the set partitioned by type");
+  by("bysize", Classifier::kSize, "the set partitioned by size");
+  by("bymodule", Classifier::kModule,
+     "the set partitioned by module (the module a member is, or none)");
+  by("byunity", Classifier::kUnity, "the set as one row (hp.Anything)");
+  by("byrcs", Classifier::kRcs,
+     "the set partitioned by its referrers' Clodo kinds (Heapy's Rcs)");
+  by("byvia", Classifier::kVia,
+     "the set partitioned by the edges that refer to each member");
+  by("byprod", Classifier::kProd,
+     "the set partitioned by allocation site (the target's tracemalloc)");
+  // Heapy's byidset: one row per object (its kind a one-object set); here
+  // its kind is the object's identity, as by('Id').
+  by("byidset", Classifier::kId,
+     "one row per object, its kind the object's identity (by('Id'))");
+  t.getsets.push_back({"partition", PartitionGet, nullptr,
+                       "Heapy's Partition (annex.Partition): the rows as "
+                       "PartRows, get_row, get_rows, get_set, get_sets, "
+                       "get_stat",
+                       nullptr});
+  t.getsets.push_back({"er", ErGet, nullptr,
+                       "the classifier (hp.Clodo, (hp.Type & hp.Size)); "
+                       "x.er.name is its name",
+                       nullptr});
+  t.getsets.push_back(
+      {"parts", PartsGet, nullptr, "the rows as a list of sets", nullptr});
+  t.methods.push_back(kByMethod);
+  return t;
 }
 
 PyObject* IdSetKindOf(PyObject* self) {

@@ -808,8 +808,11 @@ int AddEmbeddedClasses(PyObject *module,
   return 0;
 }
 
-int AddRetention(PyObject *module, PyTypeObject *idset) {
-  if (AddDescriptors(idset, kGetSet, kMethods) < 0) return -1;
+AttributeTable RetentionAttributes() {
+  return AttributeTable(kGetSet, kMethods);
+}
+
+int AddRetentionClasses(PyObject *module) {
   return AddEmbeddedClasses(
       module,
       {{embedded::kPathsPy, embedded::kPathsPyPath},

@@ -291,31 +291,6 @@ PyMethodDef kMethods[] = {
 
 }  // namespace
 
-int AddDescriptors(PyTypeObject* type, PyGetSetDef* getset,
-                   PyMethodDef* methods) {
-  PyObject* dict = type->tp_dict;
-  for (PyGetSetDef* g = getset; g->name != nullptr; ++g) {
-    PyObject* d = PyDescr_NewGetSet(type, g);
-    if (d == nullptr || PyDict_SetItemString(dict, g->name, d) < 0) {
-      Py_XDECREF(d);
-      return -1;
-    }
-    Py_DECREF(d);
-  }
-  for (PyMethodDef* m = methods; m->ml_name != nullptr; ++m) {
-    PyObject* d = PyDescr_NewMethod(type, m);
-    if (d == nullptr || PyDict_SetItemString(dict, m->ml_name, d) < 0) {
-      Py_XDECREF(d);
-      return -1;
-    }
-    Py_DECREF(d);
-  }
-  PyType_Modified(type);
-  return 0;
-}
-
-int AddValues(PyTypeObject* idset) {
-  return AddDescriptors(idset, kGetSet, kMethods);
-}
+AttributeTable ValuesAttributes() { return AttributeTable(kGetSet, kMethods); }
 
 }  // namespace annex::glue::module
