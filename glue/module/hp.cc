@@ -179,14 +179,13 @@ PyObject* HpStacks(PyObject* self, PyObject*) {
 // tables and paths), not as a quoted literal.
 PyObject* TextRepr(PyObject* self) { return PyObject_Str(self); }
 
-PyType_Slot kTextSlots[] = {
-    {Py_tp_doc, const_cast<char*>("Text that displays as itself.")},
-    {Py_tp_repr, reinterpret_cast<void*>(TextRepr)},
-    {0, nullptr},
-};
-
-PyType_Spec kTextSpec = {"annex.Text", 0, 0,
-                         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, kTextSlots};
+const TypeDef& TextDef() {
+  static const TypeDef* def = new TypeDef(
+      "annex.Text", "Text that displays as itself.", 0, AttributeTable(),
+      {{Py_tp_repr, reinterpret_cast<void*>(TextRepr)}},
+      /*dealloc=*/nullptr, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE);
+  return *def;
+}
 
 }  // namespace
 
@@ -769,11 +768,8 @@ PyObject* HpClearRef(PyObject* self, PyObject*) {
   Py_RETURN_NONE;
 }
 
-void HpDealloc(PyObject* self) {
-  PyTypeObject* type = Py_TYPE(self);
+void HpClear(PyObject* self) {
   delete reinterpret_cast<HpObject*>(self)->ref;
-  type->tp_free(self);
-  Py_DECREF(type);
   python::FlushDeathWatch();  // GIL held: released watches go now
 }
 
@@ -1029,23 +1025,19 @@ PyObject* StdlibRepr(PyObject*) {
       "hp.stdlib.json>");
 }
 
-void StdlibDealloc(PyObject* self) {
-  PyTypeObject* type = Py_TYPE(self);
-  type->tp_free(self);
-  Py_DECREF(type);
+const TypeDef& StdlibDef() {
+  static const TypeDef* def =
+      new TypeDef("annex.Stdlib",
+                  "hp.stdlib.<name>: the annex's standard-"
+                  "library module of that name.",
+                  sizeof(PyObject), AttributeTable(),
+                  {
+                      {Py_tp_getattro, reinterpret_cast<void*>(StdlibGetattro)},
+                      {Py_tp_repr, reinterpret_cast<void*>(StdlibRepr)},
+                  },
+                  InstanceDealloc<>);
+  return *def;
 }
-
-PyType_Slot kStdlibSlots[] = {
-    {Py_tp_doc, const_cast<char*>("hp.stdlib.<name>: the annex's standard-"
-                                  "library module of that name.")},
-    {Py_tp_getattro, reinterpret_cast<void*>(StdlibGetattro)},
-    {Py_tp_repr, reinterpret_cast<void*>(StdlibRepr)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(StdlibDealloc)},
-    {0, nullptr},
-};
-
-PyType_Spec kStdlibSpec = {"annex.Stdlib", sizeof(PyObject), 0,
-                           Py_TPFLAGS_DEFAULT, kStdlibSlots};
 
 // hp.iso(*ids): Heapy's iso, given ids (ints, as id() in the target gives
 // them; target objects never reach the annex) or IdSets: the live objects
@@ -1193,19 +1185,17 @@ PyMethodDef kHpMethods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-PyType_Slot kHpSlots[] = {
-    {Py_tp_doc, const_cast<char*>(kHpDoc)},
-    {Py_tp_methods, kHpMethods},
-    {Py_tp_getset, kHpGetSet},
-    {Py_tp_getattro, reinterpret_cast<void*>(HpGetattro)},
-    {Py_tp_repr, reinterpret_cast<void*>(HpRepr)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(HpDealloc)},
-    {0, nullptr},
-};
-
-PyType_Spec kHpSpec = {
-    "annex.Hp", sizeof(HpObject), 0, Py_TPFLAGS_DEFAULT, kHpSlots,
-};
+const TypeDef& HpDef() {
+  static const TypeDef* def =
+      new TypeDef("annex.Hp", kHpDoc, sizeof(HpObject),
+                  AttributeTable(kHpGetSet, kHpMethods),
+                  {
+                      {Py_tp_getattro, reinterpret_cast<void*>(HpGetattro)},
+                      {Py_tp_repr, reinterpret_cast<void*>(HpRepr)},
+                  },
+                  InstanceDealloc<HpClear>);
+  return *def;
+}
 
 // The module's state: what AnnexObject() serves, by AnnexName.
 struct ModuleState {
@@ -1278,28 +1268,12 @@ int ModuleExec(PyObject* module) {
 }
 
 int AddTypes(PyObject* module) {
-  PyObject* type = PyType_FromModuleAndSpec(module, &kHpSpec, nullptr);
-  if (type == nullptr) return -1;
-  // Instances are made only by NewHp(), never from Python.
-  reinterpret_cast<PyTypeObject*>(type)->tp_new = nullptr;
-  if (PyModule_AddObject(module, "Hp", type) < 0) {
-    Py_DECREF(type);
-    return -1;
-  }
-  PyObject* bases =
-      PyTuple_Pack(1, reinterpret_cast<PyObject*>(&PyUnicode_Type));
-  if (bases == nullptr) return -1;
-  PyObject* text = PyType_FromModuleAndSpec(module, &kTextSpec, bases);
-  Py_DECREF(bases);
-  if (text == nullptr || PyModule_AddObject(module, "Text", text) < 0) {
-    Py_XDECREF(text);
-    return -1;
-  }
-  PyObject* stdlib = PyType_FromModuleAndSpec(module, &kStdlibSpec, nullptr);
-  if (stdlib == nullptr) return -1;
-  reinterpret_cast<PyTypeObject*>(stdlib)->tp_new = nullptr;
-  if (PyModule_AddObject(module, "Stdlib", stdlib) < 0) {
-    Py_DECREF(stdlib);
+  // Instances of Hp are made only by NewHp(), never from Python; Text is
+  // a str that prints without quotes, made from Python too.
+  if (HpDef().AddTo(module, "Hp") == nullptr ||
+      TextDef().AddTo(module, "Text", &PyUnicode_Type,
+                      /*constructible=*/true) == nullptr ||
+      StdlibDef().AddTo(module, "Stdlib") == nullptr) {
     return -1;
   }
   // Its attributes from hp_values.cc, hp_retention.cc and hp_kinds.cc.

@@ -490,11 +490,8 @@ absl::StatusOr<KindedSet> Filter(HeapView* view, const KindedSet& set,
 
 // ------------------------------------------------------------- Kind type
 
-void KindDealloc(PyObject* self) {
-  PyTypeObject* type = Py_TYPE(self);
+void KindClear(PyObject* self) {
   delete reinterpret_cast<KindObject*>(self)->expr;
-  type->tp_free(self);
-  Py_DECREF(type);
 }
 
 PyObject* KindRepr(PyObject* self) {
@@ -629,26 +626,25 @@ PyGetSetDef kKindGetSet[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-PyType_Slot kKindSlots[] = {
-    {Py_tp_doc,
-     const_cast<char*>("A kind of target objects (Heapy's): select with "
-                       "set & kind, set - kind; combine with ~, |, &.")},
-    {Py_tp_dealloc, reinterpret_cast<void*>(KindDealloc)},
-    {Py_tp_repr, reinterpret_cast<void*>(KindRepr)},
-    {Py_tp_str, reinterpret_cast<void*>(KindStr)},
-    {Py_tp_hash, reinterpret_cast<void*>(KindHash)},
-    {Py_tp_richcompare, reinterpret_cast<void*>(KindRichCompare)},
-    {Py_tp_methods, kKindMethods},
-    {Py_tp_getset, kKindGetSet},
-    {Py_nb_invert, reinterpret_cast<void*>(KindInvert)},
-    {Py_nb_or, reinterpret_cast<void*>(KindOr)},
-    {Py_nb_and, reinterpret_cast<void*>(KindAnd)},
-    {Py_nb_subtract, reinterpret_cast<void*>(KindSub)},
-    {0, nullptr},
-};
-
-PyType_Spec kKindSpec = {"annex.Kind", sizeof(KindObject), 0,
-                         Py_TPFLAGS_DEFAULT, kKindSlots};
+const TypeDef& KindDef() {
+  static const TypeDef* def = new TypeDef(
+      "annex.Kind",
+      "A kind of target objects (Heapy's): select with "
+      "set & kind, set - kind; combine with ~, |, &.",
+      sizeof(KindObject), AttributeTable(kKindGetSet, kKindMethods),
+      {
+          {Py_tp_repr, reinterpret_cast<void*>(KindRepr)},
+          {Py_tp_str, reinterpret_cast<void*>(KindStr)},
+          {Py_tp_hash, reinterpret_cast<void*>(KindHash)},
+          {Py_tp_richcompare, reinterpret_cast<void*>(KindRichCompare)},
+          {Py_nb_invert, reinterpret_cast<void*>(KindInvert)},
+          {Py_nb_or, reinterpret_cast<void*>(KindOr)},
+          {Py_nb_and, reinterpret_cast<void*>(KindAnd)},
+          {Py_nb_subtract, reinterpret_cast<void*>(KindSub)},
+      },
+      InstanceDealloc<KindClear>);
+  return *def;
+}
 
 // ------------------------------------------------------- factories (hp.X)
 
@@ -1441,11 +1437,8 @@ PyObject* FactorySokind(PyObject* self, PyObject* args, PyObject* kwds) {
   return NewSoKind(self, {label});
 }
 
-void FactoryDealloc(PyObject* self) {
-  PyTypeObject* type = Py_TYPE(self);
+void FactoryClear(PyObject* self) {
   delete reinterpret_cast<FactoryObject*>(self)->classifier;
-  type->tp_free(self);
-  Py_DECREF(type);
 }
 
 PyMethodDef kFactoryMethods[] = {
@@ -1466,29 +1459,27 @@ PyGetSetDef kFactoryGetSet[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-PyType_Slot kFactorySlots[] = {
-    {Py_tp_doc,
-     const_cast<char*>(
-         "A classifier (Heapy's equivalence relation). Called, it makes "
-         "kinds: hp.Type(dict), hp.Type.Dict, hp.Clodo(dictof=T), "
-         "hp.Size(n), hp.Module(name=..., at=...), hp.Via(\"['k']\"), "
-         "hp.Rcs(...), hp.Id(addr), hp.Prod(file, line), hp.Unity(), "
-         "hp.Type.dictof(T); x.by(er) partitions by it; er & er combines "
-         "(hp.Type & hp.Size).")},
-    {Py_tp_dealloc, reinterpret_cast<void*>(FactoryDealloc)},
-    {Py_tp_call, reinterpret_cast<void*>(FactoryCall)},
-    {Py_tp_getattro, reinterpret_cast<void*>(FactoryGetattro)},
-    {Py_tp_getset, kFactoryGetSet},
-    {Py_tp_methods, kFactoryMethods},
-    {Py_tp_richcompare, reinterpret_cast<void*>(FactoryRichCompare)},
-    {Py_tp_hash, reinterpret_cast<void*>(FactoryHash)},
-    {Py_tp_repr, reinterpret_cast<void*>(FactoryRepr)},
-    {Py_nb_and, reinterpret_cast<void*>(FactoryAnd)},
-    {0, nullptr},
-};
-
-PyType_Spec kFactorySpec = {"annex.KindFactory", sizeof(FactoryObject), 0,
-                            Py_TPFLAGS_DEFAULT, kFactorySlots};
+const TypeDef& FactoryDef() {
+  static const TypeDef* def = new TypeDef(
+      "annex.KindFactory",
+      "A classifier (Heapy's equivalence relation). Called, it makes "
+      "kinds: hp.Type(dict), hp.Type.Dict, hp.Clodo(dictof=T), "
+      "hp.Size(n), hp.Module(name=..., at=...), hp.Via(\"['k']\"), "
+      "hp.Rcs(...), hp.Id(addr), hp.Prod(file, line), hp.Unity(), "
+      "hp.Type.dictof(T); x.by(er) partitions by it; er & er combines "
+      "(hp.Type & hp.Size).",
+      sizeof(FactoryObject), AttributeTable(kFactoryGetSet, kFactoryMethods),
+      {
+          {Py_tp_call, reinterpret_cast<void*>(FactoryCall)},
+          {Py_tp_getattro, reinterpret_cast<void*>(FactoryGetattro)},
+          {Py_tp_richcompare, reinterpret_cast<void*>(FactoryRichCompare)},
+          {Py_tp_hash, reinterpret_cast<void*>(FactoryHash)},
+          {Py_tp_repr, reinterpret_cast<void*>(FactoryRepr)},
+          {Py_nb_and, reinterpret_cast<void*>(FactoryAnd)},
+      },
+      InstanceDealloc<FactoryClear>);
+  return *def;
+}
 
 // --------------------------------------------------------- SoKind type
 
@@ -1504,12 +1495,9 @@ PyObject* NewSoKind(PyObject* er, std::vector<std::string> labels) {
   return obj;
 }
 
-void SoKindDealloc(PyObject* self) {
-  PyTypeObject* type = Py_TYPE(self);
+void SoKindClear(PyObject* self) {
   Py_XDECREF(SoKindOf(self)->er);
   delete SoKindOf(self)->labels;
-  type->tp_free(self);
-  Py_DECREF(type);
 }
 
 const Classifier& SoKindBase(PyObject* self) {
@@ -1563,21 +1551,21 @@ PyGetSetDef kSoKindGetSet[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-PyType_Slot kSoKindSlots[] = {
-    {Py_tp_doc,
-     const_cast<char*>("A set of kinds of one classifier (Heapy's er.sokind): "
-                       "call it to add a kind; .refdby is er.refdby's kind.")},
-    {Py_tp_dealloc, reinterpret_cast<void*>(SoKindDealloc)},
-    {Py_tp_repr, reinterpret_cast<void*>(SoKindObjRepr)},
-    {Py_tp_call, reinterpret_cast<void*>(SoKindCall)},
-    {Py_tp_getset, kSoKindGetSet},
-    {Py_tp_richcompare, reinterpret_cast<void*>(SoKindRichCompare)},
-    {Py_tp_hash, reinterpret_cast<void*>(SoKindHash)},
-    {0, nullptr},
-};
-
-PyType_Spec kSoKindSpec = {"annex.SoKind", sizeof(SoKindObject), 0,
-                           Py_TPFLAGS_DEFAULT, kSoKindSlots};
+const TypeDef& SoKindDef() {
+  static const TypeDef* def = new TypeDef(
+      "annex.SoKind",
+      "A set of kinds of one classifier (Heapy's er.sokind): "
+      "call it to add a kind; .refdby is er.refdby's kind.",
+      sizeof(SoKindObject), AttributeTable(kSoKindGetSet, nullptr),
+      {
+          {Py_tp_repr, reinterpret_cast<void*>(SoKindObjRepr)},
+          {Py_tp_call, reinterpret_cast<void*>(SoKindCall)},
+          {Py_tp_richcompare, reinterpret_cast<void*>(SoKindRichCompare)},
+          {Py_tp_hash, reinterpret_cast<void*>(SoKindHash)},
+      },
+      InstanceDealloc<SoKindClear>);
+  return *def;
+}
 
 // ------------------------------------------------------------ IdSet side
 
@@ -1821,25 +1809,9 @@ PyObject* HpAnything() {
 }
 
 int AddKindTypes(PyObject* module) {
-  PyObject* kind = PyType_FromModuleAndSpec(module, &kKindSpec, nullptr);
-  if (kind == nullptr) return -1;
-  reinterpret_cast<PyTypeObject*>(kind)->tp_new = nullptr;
-  if (PyModule_AddObject(module, "Kind", kind) < 0) {
-    Py_DECREF(kind);
-    return -1;
-  }
-  PyObject* factory = PyType_FromModuleAndSpec(module, &kFactorySpec, nullptr);
-  if (factory == nullptr) return -1;
-  reinterpret_cast<PyTypeObject*>(factory)->tp_new = nullptr;
-  if (PyModule_AddObject(module, "KindFactory", factory) < 0) {
-    Py_DECREF(factory);
-    return -1;
-  }
-  PyObject* sokind = PyType_FromModuleAndSpec(module, &kSoKindSpec, nullptr);
-  if (sokind == nullptr) return -1;
-  reinterpret_cast<PyTypeObject*>(sokind)->tp_new = nullptr;
-  if (PyModule_AddObject(module, "SoKind", sokind) < 0) {
-    Py_DECREF(sokind);
+  if (KindDef().AddTo(module, "Kind") == nullptr ||
+      FactoryDef().AddTo(module, "KindFactory") == nullptr ||
+      SoKindDef().AddTo(module, "SoKind") == nullptr) {
     return -1;
   }
   // x.partition (hp_partition.cc).

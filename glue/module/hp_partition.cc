@@ -186,12 +186,9 @@ PyObject* PartitionTimeMade(PyObject* self, void*) {
   return PyFloat_FromDouble(Part(self)->timemade);
 }
 
-void PartitionDealloc(PyObject* self) {
-  PyTypeObject* type = Py_TYPE(self);
+void PartitionClear(PyObject* self) {
   Py_XDECREF(Part(self)->set);
   delete Part(self)->rows;
-  type->tp_free(self);
-  Py_DECREF(type);
 }
 
 PyMethodDef kPartitionMethods[] = {
@@ -228,22 +225,21 @@ PyGetSetDef kPartitionGetSet[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-PyType_Slot kPartitionSlots[] = {
-    {Py_tp_doc,
-     const_cast<char*>(
-         "Heapy's Partition of a set: its rows (kind, count, size) as when "
-         "made, each with its members' set; iterates over the rows' sets.")},
-    {Py_tp_dealloc, reinterpret_cast<void*>(PartitionDealloc)},
-    {Py_tp_repr, reinterpret_cast<void*>(PartitionRepr)},
-    {Py_tp_iter, reinterpret_cast<void*>(PartitionIter)},
-    {Py_tp_methods, kPartitionMethods},
-    {Py_tp_getset, kPartitionGetSet},
-    {Py_sq_length, reinterpret_cast<void*>(PartitionLen)},
-    {0, nullptr},
-};
-
-PyType_Spec kPartitionSpec = {"annex.Partition", sizeof(PartitionObject), 0,
-                              Py_TPFLAGS_DEFAULT, kPartitionSlots};
+const TypeDef& PartitionDef() {
+  static const TypeDef* def = new TypeDef(
+      "annex.Partition",
+      "Heapy's Partition of a set: its rows (kind, count, size) as when "
+      "made, each with its members' set; iterates over the rows' sets.",
+      sizeof(PartitionObject),
+      AttributeTable(kPartitionGetSet, kPartitionMethods),
+      {
+          {Py_tp_repr, reinterpret_cast<void*>(PartitionRepr)},
+          {Py_tp_iter, reinterpret_cast<void*>(PartitionIter)},
+          {Py_sq_length, reinterpret_cast<void*>(PartitionLen)},
+      },
+      InstanceDealloc<PartitionClear>);
+  return *def;
+}
 
 PyStructSequence_Field kPartRowFields[] = {
     {"name", "the kind, as the table shows it"},
@@ -275,18 +271,8 @@ PyObject* IdSetPartition(PyObject* self) {
 }
 
 int AddPartitionTypes(PyObject* module) {
-  PyTypeObject* row = PyStructSequence_NewType(&kPartRowDesc);
-  if (row == nullptr) return -1;
-  if (PyModule_AddObject(module, "PartRow", reinterpret_cast<PyObject*>(row)) <
-      0) {
-    Py_DECREF(row);
-    return -1;
-  }
-  PyObject* type = PyType_FromModuleAndSpec(module, &kPartitionSpec, nullptr);
-  if (type == nullptr) return -1;
-  reinterpret_cast<PyTypeObject*>(type)->tp_new = nullptr;
-  if (PyModule_AddObject(module, "Partition", type) < 0) {
-    Py_DECREF(type);
+  if (AddStructSequence(module, "PartRow", &kPartRowDesc) == nullptr ||
+      PartitionDef().AddTo(module, "Partition") == nullptr) {
     return -1;
   }
   return 0;

@@ -299,11 +299,8 @@ bool LoadArgs(PyObject* args, PyObject* kwds, const char* format,
 
 PyObject* StatJson(PyObject* self, PyObject*);
 
-void StatDealloc(PyObject* self) {
-  PyTypeObject* type = Py_TYPE(self);
+void StatClear(PyObject* self) {
   delete reinterpret_cast<StatObject*>(self)->stat;
-  type->tp_free(self);
-  Py_DECREF(type);
 }
 
 PyObject* StatRepr(PyObject* self) {
@@ -763,33 +760,29 @@ PyMethodDef kStatMethods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-PyType_Slot kStatSlots[] = {
-    {Py_tp_doc,
-     const_cast<char*>("The rows of a partition without its objects (Heapy's "
-                       "Stat): print it, stat[i], stat_a - stat_b, ==, "
-                       ".dump(path), .json().")},
-    {Py_tp_dealloc, reinterpret_cast<void*>(StatDealloc)},
-    {Py_tp_repr, reinterpret_cast<void*>(StatRepr)},
-    {Py_tp_hash, reinterpret_cast<void*>(PyObject_HashNotImplemented)},
-    {Py_tp_richcompare, reinterpret_cast<void*>(StatRichCompare)},
-    {Py_tp_getset, kStatGetSet},
-    {Py_tp_methods, kStatMethods},
-    {Py_mp_length, reinterpret_cast<void*>(StatLen)},
-    {Py_mp_subscript, reinterpret_cast<void*>(StatSubscript)},
-    {Py_nb_subtract, reinterpret_cast<void*>(StatSub)},
-    {0, nullptr},
-};
-
-PyType_Spec kStatSpec = {"annex.Stat", sizeof(StatObject), 0,
-                         Py_TPFLAGS_DEFAULT, kStatSlots};
+const TypeDef& StatDef() {
+  static const TypeDef* def = new TypeDef(
+      "annex.Stat",
+      "The rows of a partition without its objects (Heapy's "
+      "Stat): print it, stat[i], stat_a - stat_b, ==, "
+      ".dump(path), .json().",
+      sizeof(StatObject), AttributeTable(kStatGetSet, kStatMethods),
+      {
+          {Py_tp_repr, reinterpret_cast<void*>(StatRepr)},
+          {Py_tp_hash, reinterpret_cast<void*>(PyObject_HashNotImplemented)},
+          {Py_tp_richcompare, reinterpret_cast<void*>(StatRichCompare)},
+          {Py_mp_length, reinterpret_cast<void*>(StatLen)},
+          {Py_mp_subscript, reinterpret_cast<void*>(StatSubscript)},
+          {Py_nb_subtract, reinterpret_cast<void*>(StatSub)},
+      },
+      InstanceDealloc<StatClear>);
+  return *def;
+}
 
 // ------------------------------------------------------------- annex.More
 
-void MoreDealloc(PyObject* self) {
-  PyTypeObject* type = Py_TYPE(self);
+void MoreClear(PyObject* self) {
   delete reinterpret_cast<MoreObject*>(self)->stat;
-  type->tp_free(self);
-  Py_DECREF(type);
 }
 
 PyObject* MoreRepr(PyObject* self) {
@@ -820,18 +813,18 @@ PyGetSetDef kMoreGetSet[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-PyType_Slot kMoreSlots[] = {
-    {Py_tp_doc,
-     const_cast<char*>("A page of a table (Heapy's .more): shows ten rows; "
-                       ".more is the next page, .all the whole table.")},
-    {Py_tp_dealloc, reinterpret_cast<void*>(MoreDealloc)},
-    {Py_tp_repr, reinterpret_cast<void*>(MoreRepr)},
-    {Py_tp_getset, kMoreGetSet},
-    {0, nullptr},
-};
-
-PyType_Spec kMoreSpec = {"annex.More", sizeof(MoreObject), 0,
-                         Py_TPFLAGS_DEFAULT, kMoreSlots};
+const TypeDef& MoreDef() {
+  static const TypeDef* def =
+      new TypeDef("annex.More",
+                  "A page of a table (Heapy's .more): shows ten rows; "
+                  ".more is the next page, .all the whole table.",
+                  sizeof(MoreObject), AttributeTable(kMoreGetSet, nullptr),
+                  {
+                      {Py_tp_repr, reinterpret_cast<void*>(MoreRepr)},
+                  },
+                  InstanceDealloc<MoreClear>);
+  return *def;
+}
 
 }  // namespace
 
@@ -924,22 +917,10 @@ PyStructSequence_Desc kStatRowDesc = {
     "annex.StatRow", "A row of a Stat (Heapy's StatRow).", kStatRowFields, 5};
 
 int AddStatTypes(PyObject* module) {
-  PyTypeObject* row = PyStructSequence_NewType(&kStatRowDesc);
-  if (row == nullptr) return -1;
-  if (PyModule_AddObject(module, "StatRow", reinterpret_cast<PyObject*>(row)) <
-      0) {
-    Py_DECREF(row);
+  if (AddStructSequence(module, "StatRow", &kStatRowDesc) == nullptr ||
+      StatDef().AddTo(module, "Stat") == nullptr ||
+      MoreDef().AddTo(module, "More") == nullptr) {
     return -1;
-  }
-  for (PyType_Spec* spec : {&kStatSpec, &kMoreSpec}) {
-    PyObject* type = PyType_FromModuleAndSpec(module, spec, nullptr);
-    if (type == nullptr) return -1;
-    reinterpret_cast<PyTypeObject*>(type)->tp_new = nullptr;
-    const char* name = spec == &kStatSpec ? "Stat" : "More";
-    if (PyModule_AddObject(module, name, type) < 0) {
-      Py_DECREF(type);
-      return -1;
-    }
   }
   return AddStatFiles(module);
 }

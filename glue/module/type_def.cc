@@ -35,7 +35,9 @@ TypeDef::TypeDef(const char* name, const char* doc, Py_ssize_t basicsize,
   getset_array_.push_back({nullptr, nullptr, nullptr, nullptr, nullptr});
   method_array_.push_back({nullptr, nullptr, 0, nullptr});
   slots_.push_back({Py_tp_doc, const_cast<char*>(doc)});
-  slots_.push_back({Py_tp_dealloc, reinterpret_cast<void*>(dealloc)});
+  if (dealloc != nullptr) {
+    slots_.push_back({Py_tp_dealloc, reinterpret_cast<void*>(dealloc)});
+  }
   if (!attributes_.getsets.empty()) {
     slots_.push_back({Py_tp_getset, getset_array_.data()});
   }
@@ -59,6 +61,15 @@ PyTypeObject* TypeDef::AddTo(PyObject* module, const char* attr,
   if (!type) return nullptr;
   if (!constructible) type.type()->tp_new = nullptr;
   if (PyModule_AddObjectRef(module, attr, type.get()) < 0) return nullptr;
+  return type.type();  // the module holds it
+}
+
+PyTypeObject* AddStructSequence(PyObject* module, const char* attr,
+                                PyStructSequence_Desc* desc) {
+  PyRef type = PyRef::Steal(PyStructSequence_NewType(desc));
+  if (!type || PyModule_AddObjectRef(module, attr, type.get()) < 0) {
+    return nullptr;
+  }
   return type.type();  // the module holds it
 }
 

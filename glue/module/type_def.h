@@ -56,7 +56,9 @@ class TypeDef {
  public:
   // `name` is the qualified name ("annex.IdSet"); `slots` are the type's
   // slots other than its doc, attributes and dealloc (end marker not
-  // needed). `dealloc` is an InstanceDealloc<...>.
+  // needed). `dealloc` is an InstanceDealloc<...>, or nullptr for a
+  // subclass of a built-in type whose own dealloc must run (CPython's
+  // subtype dealloc then calls it: annex.Text, a str).
   TypeDef(const char* name, const char* doc, Py_ssize_t basicsize,
           AttributeTable attributes, std::vector<PyType_Slot> slots,
           destructor dealloc = InstanceDealloc<>,
@@ -83,5 +85,11 @@ class TypeDef {
   std::vector<PyType_Slot> slots_;         // ended by {0, nullptr}
   PyType_Spec spec_;
 };
+
+// A named-tuple type (Heapy's PartRow, StatRow) from `desc`, added to
+// `module` as `attr`: the type (borrowed: the module holds it), or nullptr
+// with an error set. Where: module exec, GIL held.
+PyTypeObject* AddStructSequence(PyObject* module, const char* attr,
+                                PyStructSequence_Desc* desc);
 
 }  // namespace annex::glue::module
