@@ -30,25 +30,16 @@ namespace annex::glue::module {
 // Where: annex thread, GIL held, annex current. The mapping is stated in
 // hp_internal.h.
 PyObject* RaiseStatus(const absl::Status& status) {
+  const std::pair<absl::StatusCode, PyObject*> kMapping[] = {
+      {absl::StatusCode::kInvalidArgument, PyExc_ValueError},
+      {absl::StatusCode::kNotFound, PyExc_KeyError},
+      {absl::StatusCode::kResourceExhausted, PyExc_MemoryError},
+      {absl::StatusCode::kDeadlineExceeded, PyExc_TimeoutError},
+      {absl::StatusCode::kCancelled, PyExc_KeyboardInterrupt},
+  };
   PyObject* type = PyExc_RuntimeError;
-  switch (status.code()) {
-    case absl::StatusCode::kInvalidArgument:
-      type = PyExc_ValueError;
-      break;
-    case absl::StatusCode::kNotFound:
-      type = PyExc_KeyError;
-      break;
-    case absl::StatusCode::kResourceExhausted:
-      type = PyExc_MemoryError;
-      break;
-    case absl::StatusCode::kDeadlineExceeded:
-      type = PyExc_TimeoutError;
-      break;
-    case absl::StatusCode::kCancelled:
-      type = PyExc_KeyboardInterrupt;
-      break;
-    default:
-      break;
+  for (const auto& [code, exception] : kMapping) {
+    if (status.code() == code) type = exception;
   }
   PyErr_SetString(type, std::string(status.message()).c_str());
   return nullptr;

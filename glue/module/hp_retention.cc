@@ -163,17 +163,7 @@ bool ParseRef(PyObject *ref, int *imdom, PatternOptions *options) {
 bool IsRoot(PyObject *obj);
 bool ParseNodes(PyObject *obj, std::vector<uintptr_t> *out, const char *what);
 
-// A tuple of ints from addresses: a new reference or nullptr.
-PyObject *AddressTuple(const std::vector<uintptr_t> &addresses) {
-  PyRef tuple = PyRef::Steal(PyTuple_New(addresses.size()));
-  if (!tuple) return nullptr;
-  for (size_t i = 0; i < addresses.size(); ++i) {
-    PyObject *a = PyLong_FromUnsignedLongLong(addresses[i]);
-    if (a == nullptr) return nullptr;
-    PyTuple_SET_ITEM(tuple.get(), i, a);  // steals it
-  }
-  return tuple.release();
-}
+PyObject *AddressList(const std::vector<uintptr_t> &addresses);
 
 // The annex.ReferencePattern of an answer: rows as (name, depth, parent,
 // mark, seen, kind, count, size, IdSet, first addresses, dropped).
@@ -188,7 +178,9 @@ PyObject *MakePattern(PyObject *self, PatternResult result,
     std::vector<uintptr_t> first;
     for (size_t k = 0; k < count && k < 8; ++k)
       first.push_back(r.set.addresses[k]);
-    PyRef preview = PyRef::Steal(AddressTuple(first));
+    PyRef first_list = PyRef::Steal(AddressList(first));
+    if (!first_list) return nullptr;
+    PyRef preview = PyRef::Steal(PyList_AsTuple(first_list.get()));
     if (!preview) return nullptr;
     PyRef set = PyRef::Steal(NewIdSet(IdSetSession(self), std::move(r.set)));
     if (!set) return nullptr;
