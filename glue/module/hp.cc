@@ -41,7 +41,8 @@ PyObject* RaiseStatus(const absl::Status& status) {
   for (const auto& [code, exception] : kMapping) {
     if (status.code() == code) type = exception;
   }
-  PyErr_SetString(type, std::string(status.message()).c_str());
+  const std::string message(status.message());
+  PyErr_SetString(type, message.c_str());
   return nullptr;
 }
 

@@ -221,10 +221,11 @@ PyObject* LoadNextRecord(PyObject* lines) {
   // error.
   if (status.ok() && at_end) status = reader.Finish();
   if (!status.ok()) {
+    const std::string message(status.message());
     PyErr_Format(PyExc_ValueError,
                  "%s (in the file, lines counted from where this load() "
                  "began)",
-                 std::string(status.message()).c_str());
+                 message.c_str());
     return nullptr;
   }
   std::vector<Stat> records = reader.TakeRecords();
@@ -279,8 +280,9 @@ std::unique_ptr<std::vector<Stat>> LoadRecords(PyObject* source, bool last_only,
   }
   if (status.ok()) status = reader.Finish();
   if (!status.ok()) {
-    PyErr_Format(PyExc_ValueError, "%s (in %s)",
-                 std::string(status.message()).c_str(), where.c_str());
+    const std::string message(status.message());
+    PyErr_Format(PyExc_ValueError, "%s (in %s)", message.c_str(),
+                 where.c_str());
     return nullptr;
   }
   return std::make_unique<std::vector<Stat>>(reader.TakeRecords());
@@ -828,6 +830,7 @@ const TypeDef& MoreDef() {
 
 }  // namespace
 
+// NOLINTNEXTLINE(performance-unnecessary-value-param): moved into the Stat
 PyObject* NewStat(Stat stat) {
   PyTypeObject* t = AnnexType(AnnexName::kStat);
   if (t == nullptr) return nullptr;

@@ -22,8 +22,8 @@ PyObject* ReadRecords(PyObject*, PyObject* arg) {
   lines = ReadRecordFile(path);
   Py_END_ALLOW_THREADS;
   if (!lines.ok()) {
-    PyErr_SetString(PyExc_ValueError,
-                    std::string(lines.status().message()).c_str());
+    const std::string message(lines.status().message());
+    PyErr_SetString(PyExc_ValueError, message.c_str());
     return nullptr;
   }
   module::PyRef list =
@@ -117,8 +117,8 @@ PyObject* Tables(PyObject*, PyObject* args) {
   if (!ToStat(first, &a) || !ToStat(last, &b)) return nullptr;
   absl::StatusOr<Stat> diff = Stat::Diff(b, a, 0);
   if (!diff.ok()) {
-    PyErr_SetString(PyExc_ValueError,
-                    std::string(diff.status().message()).c_str());
+    const std::string message(diff.status().message());
+    PyErr_SetString(PyExc_ValueError, message.c_str());
     return nullptr;
   }
   const size_t n = rows < 1 ? 1 : static_cast<size_t>(rows);
