@@ -4,9 +4,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -21,22 +25,24 @@
 #include "monitor/python/death_watch.h"
 #include "monitor/python/target_threads.h"
 
-namespace annex::glue {
-namespace internal {
+namespace annex::glue::module {
 
-// Where (all of internal): annex thread, GIL held, annex current.
+// Where: annex thread, GIL held, annex current. The mapping is stated in
+// hp_internal.h.
 PyObject* RaiseStatus(const absl::Status& status) {
+  const std::pair<absl::StatusCode, PyObject*> kMapping[] = {
+      {absl::StatusCode::kInvalidArgument, PyExc_ValueError},
+      {absl::StatusCode::kNotFound, PyExc_KeyError},
+      {absl::StatusCode::kResourceExhausted, PyExc_MemoryError},
+      {absl::StatusCode::kDeadlineExceeded, PyExc_TimeoutError},
+      {absl::StatusCode::kCancelled, PyExc_KeyboardInterrupt},
+  };
   PyObject* type = PyExc_RuntimeError;
-  if (status.code() == absl::StatusCode::kInvalidArgument) {
-    type = PyExc_ValueError;
-  } else if (status.code() == absl::StatusCode::kResourceExhausted) {
-    type = PyExc_MemoryError;  // e.g. the annex's memory budget
-  } else if (status.code() == absl::StatusCode::kDeadlineExceeded) {
-    type = PyExc_TimeoutError;  // e.g. past hp.pause_limit
-  } else if (status.code() == absl::StatusCode::kCancelled) {
-    type = PyExc_KeyboardInterrupt;  // the question was interrupted
+  for (const auto& [code, exception] : kMapping) {
+    if (status.code() == code) type = exception;
   }
-  PyErr_SetString(type, std::string(status.message()).c_str());
+  const std::string message(status.message());
+  PyErr_SetString(type, message.c_str());
   return nullptr;
 }
 
@@ -49,16 +55,7 @@ HeapView* ViewOf(Session* session) {
   return *view;
 }
 
-}  // namespace internal
 namespace {
-
-using internal::AnnexModule;
-using internal::IdSetObject;
-using internal::NewIdSet;
-using internal::NewText;
-using internal::RaiseStatus;
-using internal::SetOf;
-using internal::ViewOf;
 
 // One per namespace (each console client, each host session): its
 // reference point is its own.
@@ -151,8 +148,7 @@ AnnexAccess* Access(PyObject* self) {
   Session* session = reinterpret_cast<HpObject*>(self)->session;
   auto access = session->Get<AnnexAccess>();
   if (!access.ok()) {
-    PyErr_SetString(PyExc_RuntimeError,
-                    std::string(access.status().message()).c_str());
+    RaiseStatus(access.status());
     return nullptr;
   }
   return *access;
@@ -175,42 +171,34 @@ PyObject* HpStacks(PyObject* self, PyObject*) {
 // tables and paths), not as a quoted literal.
 PyObject* TextRepr(PyObject* self) { return PyObject_Str(self); }
 
-PyType_Slot kTextSlots[] = {
-    {Py_tp_doc, const_cast<char*>("Text that displays as itself.")},
-    {Py_tp_repr, reinterpret_cast<void*>(TextRepr)},
-    {0, nullptr},
-};
-
-PyType_Spec kTextSpec = {"annex.Text", 0, 0,
-                         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, kTextSlots};
+const TypeDef& TextDef() {
+  static const TypeDef* def = new TypeDef(
+      "annex.Text", "Text that displays as itself.", 0, AttributeTable(),
+      {{Py_tp_repr, reinterpret_cast<void*>(TextRepr)}},
+      /*dealloc=*/nullptr, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE);
+  return *def;
+}
 
 }  // namespace
 
 // A new annex.Text holding `text`. Where: annex thread, GIL held.
-PyObject* internal::NewText(const std::string& text) {
-  PyObject* module = AnnexModule();
-  if (module == nullptr) return nullptr;
-  PyObject* type = PyObject_GetAttrString(module, "Text");
-  Py_DECREF(module);
+PyObject* NewText(const std::string& text) {
+  PyObject* type = AnnexObject(AnnexName::kText);
   if (type == nullptr) return nullptr;
-  PyObject* r = PyObject_CallFunction(type, "s#", text.data(),
-                                      static_cast<Py_ssize_t>(text.size()));
-  Py_DECREF(type);
-  return r;
+  return PyObject_CallFunction(type, "s#", text.data(),
+                               static_cast<Py_ssize_t>(text.size()));
 }
 
 namespace {
 
-void IdSetDealloc(PyObject* self) {
-  PyTypeObject* type = Py_TYPE(self);
+// What an IdSet owns: its charge in the budget and its members.
+void IdSetClear(PyObject* self) {
   Session* session = reinterpret_cast<IdSetObject*>(self)->session;
   if (MemoryBudget* budget =
           session ? session->Peek<MemoryBudget>() : nullptr) {
     budget->Release(reinterpret_cast<uintptr_t>(self));
   }
   delete reinterpret_cast<IdSetObject*>(self)->set;
-  type->tp_free(self);
-  Py_DECREF(type);
   python::FlushDeathWatch();  // GIL held: a released watch goes now
 }
 
@@ -264,7 +252,7 @@ PyObject* IdSetBinary(PyObject* a, PyObject* b, char op) {
   PyTypeObject* type = Py_TYPE(a);
   if (Py_TYPE(b) != type) {
     // A set with a kind (hp_kinds.cc), e.g. h & hp.Type(dict).
-    return internal::KindsBinary(a, b, op);
+    return KindsBinary(a, b, op);
   }
   return NewIdSet(reinterpret_cast<IdSetObject*>(a)->session,
                   KindedSet::Combine(SetOf(a), SetOf(b), op));
@@ -316,16 +304,14 @@ PyObject* IdSetDead(PyObject* self, void*) {
 PyObject* IdSetSize(PyObject* self, void*) {
   return PyLong_FromUnsignedLongLong(SetOf(self).total_size());
 }
-PyObject* IdSetMore(PyObject* self, void*) { return internal::IdSetMore(self); }
+PyObject* IdSetMoreGet(PyObject* self, void*) { return IdSetMore(self); }
 PyObject* IdSetAll(PyObject* self, void*) {
   std::string t = SetOf(self).PartitionTable(~size_t{0});
   if (!t.empty() && t.back() == '\n') t.pop_back();
   return NewText(t);
 }
-PyObject* IdSetStat(PyObject* self, void*) { return internal::IdSetStat(self); }
-PyObject* IdSetKind(PyObject* self, void*) {
-  return internal::IdSetKindOf(self);
-}
+PyObject* IdSetStatGet(PyObject* self, void*) { return IdSetStat(self); }
+PyObject* IdSetKind(PyObject* self, void*) { return IdSetKindOf(self); }
 PyObject* IdSetDomisize(PyObject* self, void*) {
   auto view =
       reinterpret_cast<IdSetObject*>(self)->session->Get<RetentionView>();
@@ -363,11 +349,11 @@ PyGetSetDef kIdSetGetSet[] = {
      "dict) is a member (Heapy's; walks again)",
      nullptr},
     {"doc", IdSetDoc, nullptr, "what a set offers, one line each", nullptr},
-    {"more", IdSetMore, nullptr,
+    {"more", IdSetMoreGet, nullptr,
      "the next ten rows of the table (and .more of that the next ten)",
      nullptr},
     {"all", IdSetAll, nullptr, "the whole partition table", nullptr},
-    {"stat", IdSetStat, nullptr,
+    {"stat", IdSetStatGet, nullptr,
      "the rows without the objects (annex.Stat): print, diff, dump, json",
      nullptr},
     {"kind", IdSetKind, nullptr, "the kind of a one-kind set", nullptr},
@@ -375,68 +361,6 @@ PyGetSetDef kIdSetGetSet[] = {
      "bytes that would be freed if the set's live members went away", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
-
-// Classifier and partition attributes live in hp_kinds.cc.
-PyObject* IdSetGetattro(PyObject* self, PyObject* name) {
-  PyObject* found = PyObject_GenericGetAttr(self, name);
-  if (found != nullptr || !PyErr_ExceptionMatches(PyExc_AttributeError)) {
-    return found;
-  }
-  Py_ssize_t len = 0;
-  const char* n = PyUnicode_AsUTF8AndSize(name, &len);
-  if (n == nullptr) return nullptr;
-  // A name with a NUL is no attribute (C would read "bytype\0x" as bytype).
-  if (std::strlen(n) != static_cast<size_t>(len)) return nullptr;
-  PyObject *saved_type, *saved_value, *saved_tb;
-  PyErr_Fetch(&saved_type, &saved_value, &saved_tb);
-  PyObject* r = internal::IdSetKindsAttr(self, n);
-  if (r != nullptr || PyErr_Occurred()) {
-    Py_XDECREF(saved_type);
-    Py_XDECREF(saved_value);
-    Py_XDECREF(saved_tb);
-    return r;
-  }
-  PyErr_Restore(saved_type, saved_value, saved_tb);
-  return nullptr;
-}
-
-PyObject* IdSetDir(PyObject* self, PyObject*) {
-  PyObject* list = PyList_New(0);
-  if (list == nullptr) return nullptr;
-  for (PyGetSetDef* g = kIdSetGetSet; g->name != nullptr; ++g) {
-    PyObject* s = PyUnicode_FromString(g->name);
-    if (s == nullptr || PyList_Append(list, s) < 0) {
-      Py_XDECREF(s);
-      Py_DECREF(list);
-      return nullptr;
-    }
-    Py_DECREF(s);
-  }
-  for (const char* n :
-       {"diff", "disjoint", "dump", "get_examples", "maprox", "prod"}) {
-    PyObject* s = PyUnicode_FromString(n);
-    if (s == nullptr || PyList_Append(list, s) < 0) {
-      Py_XDECREF(s);
-      Py_DECREF(list);
-      return nullptr;
-    }
-    Py_DECREF(s);
-  }
-  for (const char* const* n = internal::kIdSetKindsAttrs; *n != nullptr; ++n) {
-    PyObject* s = PyUnicode_FromString(*n);
-    if (s == nullptr || PyList_Append(list, s) < 0) {
-      Py_XDECREF(s);
-      Py_DECREF(list);
-      return nullptr;
-    }
-    Py_DECREF(s);
-  }
-  return list;
-}
-
-PyObject* IdSetDump(PyObject* self, PyObject* args, PyObject* kwds) {
-  return internal::IdSetDump(self, args, kwds);
-}
 
 // x.disjoint(y): no member in common (Heapy's; by identity).
 PyObject* IdSetDisjoint(PyObject* self, PyObject* other) {
@@ -504,31 +428,26 @@ PyObject* IdSetGetExamples(PyObject* self, PyObject* args, PyObject* kwds) {
     }
     if (!any) break;
   }
-  PyObject* list = PyList_New(0);
-  if (list == nullptr) return nullptr;
+  PyRef list = PyRef::Steal(PyList_New(0));
+  if (!list) return nullptr;
   Session* session = reinterpret_cast<IdSetObject*>(self)->session;
   for (size_t i : picked) {
     KindedSet one = set.Subset({i});
     one.classifier = set.classifier;
-    PyObject* e = NewIdSet(session, std::move(one));
-    if (e == nullptr || PyList_Append(list, e) < 0) {
-      Py_XDECREF(e);
-      Py_DECREF(list);
+    if (!ListAppendNew(list.get(), NewIdSet(session, std::move(one)))) {
       return nullptr;
     }
-    Py_DECREF(e);
   }
-  return list;
+  return list.release();
 }
 
 PyMethodDef kIdSetMethods[] = {
-    {"__dir__", IdSetDir, METH_NOARGS, nullptr},
     {"dump",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(IdSetDump)),
      METH_VARARGS | METH_KEYWORDS,
      "dump(dest, mode='a'): appends x.stat's text record to dest (a path, "
      "created with the process's permissions, or an open file)."},
-    {"diff", internal::IdSetDiff, METH_O,
+    {"diff", IdSetDiff, METH_O,
      "diff(y) -> Stat: x.stat - y.by(x.er).stat, the difference by kind."},
     {"disjoint", IdSetDisjoint, METH_O,
      "disjoint(y) -> bool: whether x and y have no member in common."},
@@ -541,8 +460,10 @@ PyMethodDef kIdSetMethods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-// x.doc: the set's attributes and methods, one line each with the first
-// sentence of its doc (Heapy's x.doc).
+const TypeDef& IdSetDef();
+
+// x.doc: the set's attributes and methods, one line each with its doc
+// (Heapy's x.doc), from the type's attribute table.
 PyObject* IdSetDoc(PyObject*, void*) {
   std::string text =
       "annex.IdSet: a set of target objects (identities with the kind and "
@@ -551,87 +472,79 @@ PyObject* IdSetDoc(PyObject*, void*) {
     std::string d = doc != nullptr ? doc : "";
     absl::StrAppend(&text, "  x.", name, ": ", d, "\n");
   };
-  for (PyGetSetDef* g = kIdSetGetSet; g->name != nullptr; ++g) {
-    line(g->name, g->doc);
+  const AttributeTable& table = IdSetDef().attributes();
+  for (const PyGetSetDef& g : table.getsets) {
+    if (g.name[0] != '_') line(g.name, g.doc);
   }
-  for (PyMethodDef* m = kIdSetMethods; m->ml_name != nullptr; ++m) {
-    if (m->ml_doc != nullptr) line(m->ml_name, m->ml_doc);
+  for (const PyMethodDef& m : table.methods) {
+    if (m.ml_name[0] != '_' && m.ml_doc != nullptr) line(m.ml_name, m.ml_doc);
   }
   text +=
-      "  x.by(er), x.byclodo, x.bytype, x.bysize, x.byid, x.byidset, "
-      "x.bymodule, x.byunity, x.byrcs, x.byvia, x.byprod: the same set "
-      "partitioned another way\n"
-      "  x[i], x[a:b], x.parts, x.kind, x.brief, x.theone, x.er: rows and "
-      "kinds\n"
-      "  x.byid (a table; t[i] a member as a set), x.maprox.attr, "
-      "x.maprox['k'], x.maprox('.a.b'), x.prod: values, read in the target\n"
-      "  x.sp, x.get_shpaths(), x.referrers, x.referents, x.pathsin, "
-      "x.pathsout, x.dominos, x.domisize, x.imdom, x.rp, x.get_rp(): "
-      "retention\n"
+      "  x[i], x[a:b]: the objects of row i / rows a..b\n"
       "  x | y, x & y, x - y, x ^ y, x <= y, ==: set algebra by identity; "
       "x & kind, x - kind; ~x and x | kind are kinds\n";
   return NewText(text);
 }
 
-PyType_Slot kIdSetSlots[] = {
-    {Py_tp_getattro, reinterpret_cast<void*>(IdSetGetattro)},
-    {Py_tp_methods, kIdSetMethods},
-    {Py_tp_doc, const_cast<char*>("A set of target objects (identities with "
-                                  "the kind and size seen).")},
-    {Py_tp_dealloc, reinterpret_cast<void*>(IdSetDealloc)},
-    {Py_tp_repr, reinterpret_cast<void*>(IdSetRepr)},
-    {Py_tp_str, reinterpret_cast<void*>(IdSetStr)},
-    {Py_tp_getset, kIdSetGetSet},
-    {Py_tp_richcompare, reinterpret_cast<void*>(IdSetRichCompare)},
-    {Py_sq_length, reinterpret_cast<void*>(IdSetLen)},
-    {Py_sq_contains, reinterpret_cast<void*>(IdSetContains)},
-    {Py_mp_length, reinterpret_cast<void*>(IdSetLen)},
-    {Py_mp_subscript, reinterpret_cast<void*>(internal::IdSetSubscript)},
-    {Py_nb_or, reinterpret_cast<void*>(IdSetOr)},
-    {Py_nb_and, reinterpret_cast<void*>(IdSetAnd)},
-    {Py_nb_subtract, reinterpret_cast<void*>(IdSetSub)},
-    {Py_nb_xor, reinterpret_cast<void*>(IdSetXor)},
-    {Py_nb_invert, reinterpret_cast<void*>(internal::IdSetInvert)},
-    {0, nullptr},
-};
-
-PyType_Spec kIdSetSpec = {
-    "annex.IdSet", sizeof(IdSetObject), 0, Py_TPFLAGS_DEFAULT, kIdSetSlots,
-};
+// The IdSet type: one attribute table, its own and each concern's.
+const TypeDef& IdSetDef() {
+  static const TypeDef* def = new TypeDef(
+      "annex.IdSet",
+      "A set of target objects (identities with the kind and size seen); "
+      "x.doc lists what it offers, docs/hp.md explains.",
+      sizeof(IdSetObject),
+      AttributeTable(kIdSetGetSet, kIdSetMethods)
+          .Add(ValuesAttributes())
+          .Add(RetentionAttributes())
+          .Add(KindsAttributes()),
+      {
+          {Py_tp_repr, reinterpret_cast<void*>(IdSetRepr)},
+          {Py_tp_str, reinterpret_cast<void*>(IdSetStr)},
+          {Py_tp_richcompare, reinterpret_cast<void*>(IdSetRichCompare)},
+          {Py_sq_length, reinterpret_cast<void*>(IdSetLen)},
+          {Py_sq_contains, reinterpret_cast<void*>(IdSetContains)},
+          {Py_mp_length, reinterpret_cast<void*>(IdSetLen)},
+          {Py_mp_subscript, reinterpret_cast<void*>(IdSetSubscript)},
+          {Py_nb_or, reinterpret_cast<void*>(IdSetOr)},
+          {Py_nb_and, reinterpret_cast<void*>(IdSetAnd)},
+          {Py_nb_subtract, reinterpret_cast<void*>(IdSetSub)},
+          {Py_nb_xor, reinterpret_cast<void*>(IdSetXor)},
+          {Py_nb_invert, reinterpret_cast<void*>(IdSetInvert)},
+      },
+      InstanceDealloc<IdSetClear>);
+  return *def;
+}
 
 }  // namespace
 
-PyObject* internal::NewIdSet(Session* session, KindedSet set) {
-  PyObject* module = AnnexModule();
-  if (module == nullptr) return nullptr;
-  PyObject* type = PyObject_GetAttrString(module, "IdSet");
-  Py_DECREF(module);
+PyObject* NewIdSet(Session* session, KindedSet set) {
+  PyTypeObject* type = AnnexType(AnnexName::kIdSet);
   if (type == nullptr) return nullptr;
-  PyObject* obj = PyType_GenericAlloc(reinterpret_cast<PyTypeObject*>(type), 0);
-  Py_DECREF(type);
-  if (obj == nullptr) return nullptr;
-  reinterpret_cast<IdSetObject*>(obj)->session = session;
-  reinterpret_cast<IdSetObject*>(obj)->set = nullptr;
+  PyRef obj = PyRef::Steal(PyType_GenericAlloc(type, 0));
+  if (!obj) return nullptr;
+  auto* idset = reinterpret_cast<IdSetObject*>(obj.get());
+  idset->session = session;
+  idset->set = nullptr;
   // Charged before the set is kept: one that would pass the annex's memory
-  // budget is refused (and freed here) with what the session holds.
+  // budget is refused (and freed here) with what the session holds. The
+  // object goes before the exception is set (its dealloc runs Python).
   absl::StatusOr<MemoryBudget*> budget = session->Get<MemoryBudget>();
   if (!budget.ok()) {
-    Py_DECREF(obj);
+    obj.reset();
     return RaiseStatus(budget.status());
   }
   // Kept compact: the columns' spare capacity goes before it is charged.
   set.ShrinkToFit();
   const std::string what =
       absl::StrCat("<", set.count(), " objects, ", set.classifier.Name(), ">");
-  absl::Status charged = (*budget)->Charge(reinterpret_cast<uintptr_t>(obj),
-                                           set.MemoryBytes(), what);
+  absl::Status charged = (*budget)->Charge(
+      reinterpret_cast<uintptr_t>(obj.get()), set.MemoryBytes(), what);
   if (!charged.ok()) {
-    Py_DECREF(obj);  // IdSetDealloc: nothing was charged, no set to free
-    PyErr_SetString(PyExc_MemoryError, std::string(charged.message()).c_str());
-    return nullptr;
+    obj.reset();  // IdSetDealloc: nothing was charged, no set to free
+    return RaiseStatus(charged);  // ResourceExhausted: MemoryError
   }
-  reinterpret_cast<IdSetObject*>(obj)->set = new KindedSet(std::move(set));
-  return obj;
+  idset->set = new KindedSet(std::move(set));
+  return obj.release();
 }
 
 namespace {
@@ -737,19 +650,17 @@ PyObject* HpHeapU(PyObject* self, PyObject* args, PyObject* kwargs) {
 // hp.idset(ids): the live objects among those ids (addresses, as id() in
 // the target gives them; target objects themselves never reach the annex).
 PyObject* HpIdSet(PyObject* self, PyObject* arg) {
-  PyObject* it = PyObject_GetIter(arg);
-  if (it == nullptr) {
+  PyRef it = PyRef::Steal(PyObject_GetIter(arg));
+  if (!it) {
     PyErr_SetString(PyExc_TypeError,
                     "idset() takes an iterable of object ids (ints)");
     return nullptr;
   }
   std::vector<uintptr_t> addresses;
-  while (PyObject* item = PyIter_Next(it)) {
+  while (PyRef item = PyRef::Steal(PyIter_Next(it.get()))) {
     unsigned long long a =
-        PyLong_Check(item) ? PyLong_AsUnsignedLongLong(item) : 0;
-    Py_DECREF(item);
+        PyLong_Check(item.get()) ? PyLong_AsUnsignedLongLong(item.get()) : 0;
     if (a == 0 || PyErr_Occurred()) {
-      Py_DECREF(it);
       PyErr_Clear();
       PyErr_SetString(PyExc_TypeError,
                       "idset() takes object ids: ints > 0, as id() gives");
@@ -757,7 +668,6 @@ PyObject* HpIdSet(PyObject* self, PyObject* arg) {
     }
     addresses.push_back(static_cast<uintptr_t>(a));
   }
-  Py_DECREF(it);
   if (PyErr_Occurred()) return nullptr;
   HeapView* view = ViewOf(SessionOf(self));
   if (view == nullptr) return nullptr;
@@ -773,7 +683,7 @@ bool ReferencePart(PyObject* arg, KindedSet* now, KindedSet* out) {
     *out = std::move(*now);
     return true;
   }
-  KindedSet* set = hp_internal::IdSetContents(arg);
+  KindedSet* set = IdSetArg(arg);
   if (set == nullptr) return false;
   PruneDead(*set);
   *out = *set;
@@ -850,11 +760,8 @@ PyObject* HpClearRef(PyObject* self, PyObject*) {
   Py_RETURN_NONE;
 }
 
-void HpDealloc(PyObject* self) {
-  PyTypeObject* type = Py_TYPE(self);
+void HpClear(PyObject* self) {
   delete reinterpret_cast<HpObject*>(self)->ref;
-  type->tp_free(self);
-  Py_DECREF(type);
   python::FlushDeathWatch();  // GIL held: released watches go now
 }
 
@@ -883,7 +790,7 @@ PyObject* HpMemory(PyObject* self, PyObject* args, PyObject* kwds) {
   absl::StrAppend(
       &text, "Identity watch (all sessions): ", watch.watched_blocks,
       " objects watched, hooks ", watch.installed ? "installed" : "off", "\n");
-  return internal::NewText(text);
+  return NewText(text);
 }
 
 // hp.pb(file, out=None, title='', top=8): Heapy's profile browser is a Tk
@@ -909,61 +816,51 @@ PyObject* HpPb(PyObject*, PyObject* args, PyObject* kwds) {
     PyErr_SetString(PyExc_ValueError, "hp.pb: top must be 1 to 30");
     return nullptr;
   }
-  PyObject* files = nullptr;  // a list of str paths
+  PyRef files;  // a list of str paths
   if (PyList_Check(file) || PyTuple_Check(file)) {
-    files = PySequence_List(file);
+    files = PyRef::Steal(PySequence_List(file));
   } else {
-    files = PyList_New(0);
-    if (files != nullptr && PyList_Append(files, file) < 0) Py_CLEAR(files);
+    files = PyRef::Steal(PyList_New(0));
+    if (files && PyList_Append(files.get(), file) < 0) files.reset();
   }
-  if (files == nullptr) return nullptr;
-  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(files); ++i) {
-    PyObject* path = PyOS_FSPath(PyList_GET_ITEM(files, i));
-    if (path == nullptr || !PyUnicode_Check(path)) {
-      Py_XDECREF(path);
-      Py_DECREF(files);
+  if (!files) return nullptr;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(files.get()); ++i) {
+    PyRef path = PyRef::Steal(PyOS_FSPath(PyList_GET_ITEM(files.get(), i)));
+    if (!path || !PyUnicode_Check(path.get())) {
       PyErr_SetString(PyExc_TypeError,
                       "hp.pb: file must be a path (str) or a list of paths "
                       "of record files (x.dump, annex record)");
       return nullptr;
     }
-    PyList_SetItem(files, i, path);  // steals path
+    PyList_SetItem(files.get(), i, path.release());  // steals it
   }
-  if (PyList_GET_SIZE(files) == 0) {
-    Py_DECREF(files);
+  if (PyList_GET_SIZE(files.get()) == 0) {
     PyErr_SetString(PyExc_ValueError, "hp.pb: no record file given");
     return nullptr;
   }
-  PyObject* out_path =
+  PyRef out_path = PyRef::Steal(
       out == Py_None
-          ? PyUnicode_FromFormat("%U.html", PyList_GET_ITEM(files, 0))
-          : PyOS_FSPath(out);
-  if (out_path == nullptr || !PyUnicode_Check(out_path)) {
-    Py_XDECREF(out_path);
-    Py_DECREF(files);
+          ? PyUnicode_FromFormat("%U.html", PyList_GET_ITEM(files.get(), 0))
+          : PyOS_FSPath(out));
+  if (!out_path || !PyUnicode_Check(out_path.get())) {
     if (!PyErr_Occurred()) {
       PyErr_SetString(PyExc_TypeError, "hp.pb: out must be a path (str)");
     }
     return nullptr;
   }
-  PyObject* report = LoadReportPy();
-  PyObject* r = report != nullptr
-                    ? PyObject_CallMethod(report, "main", "OOsl", files,
-                                          out_path, title, top)
-                    : nullptr;
-  Py_XDECREF(report);
-  Py_DECREF(files);
-  Py_DECREF(out_path);
-  if (r == nullptr) return nullptr;
-  Py_DECREF(r);
+  PyRef report = PyRef::Steal(LoadReportPy());
+  if (!report) return nullptr;
+  PyRef r = PyRef::Steal(PyObject_CallMethod(
+      report.get(), "main", "OOsl", files.get(), out_path.get(), title, top));
+  if (!r) return nullptr;
   Py_RETURN_NONE;
 }
 
-PyObject* HpLoad(PyObject*, PyObject* args, PyObject* kwds) {
-  return internal::HpLoad(args, kwds);
+PyObject* HpLoadMethod(PyObject*, PyObject* args, PyObject* kwds) {
+  return HpLoad(args, kwds);
 }
-PyObject* HpLoadAll(PyObject*, PyObject* args, PyObject* kwds) {
-  return internal::HpLoadAll(args, kwds);
+PyObject* HpLoadAllMethod(PyObject*, PyObject* args, PyObject* kwds) {
+  return HpLoadAll(args, kwds);
 }
 
 // hp.pause_limit: seconds (a float), or None for no limit.
@@ -1013,20 +910,13 @@ int HpSetPauseLimit(PyObject* self, PyObject* value, void*) {
   return 0;
 }
 
-PyObject* HpAnythingGet(PyObject*, void*) { return internal::HpAnything(); }
-PyObject* HpRootGet(PyObject* self, void*) {
-  return hp_internal::HpRoot(SessionOf(self));
-}
+PyObject* HpAnythingGet(PyObject*, void*) { return HpAnything(); }
+PyObject* HpRootGet(PyObject* self, void*) { return HpRoot(SessionOf(self)); }
 PyObject* HpDocGet(PyObject*, void*) { return NewText(kHpDoc); }
 PyObject* HpStdlibGet(PyObject*, void*) {
-  PyObject* module = AnnexModule();
-  if (module == nullptr) return nullptr;
-  PyObject* type = PyObject_GetAttrString(module, "Stdlib");
-  Py_DECREF(module);
+  PyTypeObject* type = AnnexType(AnnexName::kStdlib);
   if (type == nullptr) return nullptr;
-  PyObject* r = PyType_GenericAlloc(reinterpret_cast<PyTypeObject*>(type), 0);
-  Py_DECREF(type);
-  return r;
+  return PyType_GenericAlloc(type, 0);
 }
 
 PyGetSetDef kHpGetSet[] = {
@@ -1081,26 +971,24 @@ PyObject* HpGetattro(PyObject* self, PyObject* name) {
   PyObject* found = GenericGetattrOrName(self, name, "hp", &n);
   if (n == nullptr) return found;
   // Kinds: hp.Type, hp.Clodo, hp.Size, ... (hp_kinds.cc).
-  if (PyObject* kind = internal::HpKindFactory(SessionOf(self), n)) return kind;
+  if (PyObject* kind = HpKindFactory(SessionOf(self), n)) return kind;
   if (PyErr_Occurred()) return nullptr;
   // No such service: say which names are close (difflib, in the annex).
   std::string hint;
-  PyObject* names = PyObject_Dir(self);
-  PyObject* difflib = names ? PyImport_ImportModule("difflib") : nullptr;
-  PyObject* close = difflib ? PyObject_CallMethod(difflib, "get_close_matches",
-                                                  "OO", name, names)
-                            : nullptr;
-  if (close != nullptr && PyList_Check(close) && PyList_GET_SIZE(close) > 0) {
-    PyObject* sep = PyUnicode_FromString("', 'hp.");
-    PyObject* joined = sep ? PyUnicode_Join(sep, close) : nullptr;
-    const char* j = joined ? PyUnicode_AsUTF8(joined) : nullptr;
+  PyRef names = PyRef::Steal(PyObject_Dir(self));
+  PyRef difflib =
+      PyRef::Steal(names ? PyImport_ImportModule("difflib") : nullptr);
+  PyRef close = PyRef::Steal(
+      difflib ? PyObject_CallMethod(difflib.get(), "get_close_matches", "OO",
+                                    name, names.get())
+              : nullptr);
+  if (close && PyList_Check(close.get()) && PyList_GET_SIZE(close.get()) > 0) {
+    PyRef sep = PyRef::Steal(PyUnicode_FromString("', 'hp."));
+    PyRef joined =
+        PyRef::Steal(sep ? PyUnicode_Join(sep.get(), close.get()) : nullptr);
+    const char* j = joined ? PyUnicode_AsUTF8(joined.get()) : nullptr;
     if (j != nullptr) hint = absl::StrCat("; did you mean 'hp.", j, "'?");
-    Py_XDECREF(joined);
-    Py_XDECREF(sep);
   }
-  Py_XDECREF(close);
-  Py_XDECREF(difflib);
-  Py_XDECREF(names);
   PyErr_Clear();
   PyErr_Format(PyExc_AttributeError,
                "hp has no attribute '%s'%s (dir(hp) lists them; the "
@@ -1129,23 +1017,19 @@ PyObject* StdlibRepr(PyObject*) {
       "hp.stdlib.json>");
 }
 
-void StdlibDealloc(PyObject* self) {
-  PyTypeObject* type = Py_TYPE(self);
-  type->tp_free(self);
-  Py_DECREF(type);
+const TypeDef& StdlibDef() {
+  static const TypeDef* def =
+      new TypeDef("annex.Stdlib",
+                  "hp.stdlib.<name>: the annex's standard-"
+                  "library module of that name.",
+                  sizeof(PyObject), AttributeTable(),
+                  {
+                      {Py_tp_getattro, reinterpret_cast<void*>(StdlibGetattro)},
+                      {Py_tp_repr, reinterpret_cast<void*>(StdlibRepr)},
+                  },
+                  InstanceDealloc<>);
+  return *def;
 }
-
-PyType_Slot kStdlibSlots[] = {
-    {Py_tp_doc, const_cast<char*>("hp.stdlib.<name>: the annex's standard-"
-                                  "library module of that name.")},
-    {Py_tp_getattro, reinterpret_cast<void*>(StdlibGetattro)},
-    {Py_tp_repr, reinterpret_cast<void*>(StdlibRepr)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(StdlibDealloc)},
-    {0, nullptr},
-};
-
-PyType_Spec kStdlibSpec = {"annex.Stdlib", sizeof(PyObject), 0,
-                           Py_TPFLAGS_DEFAULT, kStdlibSlots};
 
 // hp.iso(*ids): Heapy's iso, given ids (ints, as id() in the target gives
 // them; target objects never reach the annex) or IdSets: the live objects
@@ -1155,7 +1039,7 @@ PyObject* HpIso(PyObject* self, PyObject* args) {
   if (PyTuple_GET_SIZE(args) == 1 &&
       PyUnicode_Check(PyTuple_GET_ITEM(args, 0))) {
     // hp.iso('cache.entries[3]'): read in the target (hp_iso.cc).
-    return internal::HpIsoExpr(SessionOf(self), PyTuple_GET_ITEM(args, 0));
+    return HpIsoExpr(SessionOf(self), PyTuple_GET_ITEM(args, 0));
   }
   std::vector<uintptr_t> addresses;
   for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args); ++i) {
@@ -1173,7 +1057,7 @@ PyObject* HpIso(PyObject* self, PyObject* args) {
       addresses.push_back(static_cast<uintptr_t>(v));
       continue;
     }
-    KindedSet* set = hp_internal::IdSetContents(a);
+    KindedSet* set = IdSetArg(a);
     if (set == nullptr) {
       PyErr_Clear();
       return PyErr_Format(
@@ -1263,7 +1147,7 @@ PyMethodDef kHpMethods[] = {
      "stacks() -> str: the Python stack of every target thread, most recent "
      "call last."},
     {"load",
-     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpLoad)),
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpLoadMethod)),
      METH_VARARGS | METH_KEYWORDS,
      "load(source, *, special=False) -> Stat: from an open file, its next "
      "stat record (the file is left after it; EOFError at its end), so a "
@@ -1271,7 +1155,8 @@ PyMethodDef kHpMethods[] = {
      "text of a dump, the last record. Read with bounds (1 MiB lines, "
      "32 MiB records); devices and FIFOs only with special=True."},
     {"loadall",
-     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpLoadAll)),
+     reinterpret_cast<PyCFunction>(
+         reinterpret_cast<void (*)()>(HpLoadAllMethod)),
      METH_VARARGS | METH_KEYWORDS,
      "loadall(source, *, special=False) -> [Stat]: every stat record in "
      "source, oldest first (32 MiB in all at most)."},
@@ -1292,66 +1177,105 @@ PyMethodDef kHpMethods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-PyType_Slot kHpSlots[] = {
-    {Py_tp_doc, const_cast<char*>(kHpDoc)},
-    {Py_tp_methods, kHpMethods},
-    {Py_tp_getset, kHpGetSet},
-    {Py_tp_getattro, reinterpret_cast<void*>(HpGetattro)},
-    {Py_tp_repr, reinterpret_cast<void*>(HpRepr)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(HpDealloc)},
-    {0, nullptr},
-};
+const TypeDef& HpDef() {
+  static const TypeDef* def =
+      new TypeDef("annex.Hp", kHpDoc, sizeof(HpObject),
+                  AttributeTable(kHpGetSet, kHpMethods),
+                  {
+                      {Py_tp_getattro, reinterpret_cast<void*>(HpGetattro)},
+                      {Py_tp_repr, reinterpret_cast<void*>(HpRepr)},
+                  },
+                  InstanceDealloc<HpClear>);
+  return *def;
+}
 
-PyType_Spec kHpSpec = {
-    "annex.Hp", sizeof(HpObject), 0, Py_TPFLAGS_DEFAULT, kHpSlots,
+// The module's state: what AnnexObject() serves, by AnnexName.
+struct ModuleState {
+  PyObject* objects[static_cast<size_t>(AnnexName::kCount)];
 };
+// The names the module gives them (its attributes at exec), by AnnexName.
+constexpr const char* kAnnexNames[] = {
+    "Hp",          "Text",         "Stdlib",   "IdSet",
+    "Kind",        "KindFactory",  "SoKind",   "Partition",
+    "PartRow",     "Stat",         "StatRow",  "More",
+    "_stat_files", "Paths",        "Root",     "ReferencePattern",
+    "ById",        "MappingProxy", "prod_text"};
+static_assert(std::size(kAnnexNames) == static_cast<size_t>(AnnexName::kCount));
+
+ModuleState* StateOf(PyObject* module) {
+  return static_cast<ModuleState*>(PyModule_GetState(module));
+}
+
+// Each interpreter's `annex` module, borrowed: sys.modules and the
+// instances of its types hold it; ModuleFree takes it out when it ends,
+// so a later call makes a new one. Keyed by the interpreter's id, which
+// CPython never reuses (an ended annex's PyInterpreterState address may
+// be a new annex's after a fork). Where: any thread, GIL held.
+struct Registry {
+  std::mutex mu;
+  std::vector<std::pair<int64_t, PyObject*>> modules;
+};
+Registry& Modules() {
+  static auto* registry = new Registry();
+  return *registry;
+}
+
+// gc support: the state holds the types, whose instances (and the types
+// themselves, through ht_module) hold the module.
+int ModuleTraverse(PyObject* module, visitproc visit, void* arg) {
+  ModuleState* state = StateOf(module);
+  if (state == nullptr) return 0;
+  for (PyObject* o : state->objects) Py_VISIT(o);
+  return 0;
+}
+int ModuleClear(PyObject* module) {
+  ModuleState* state = StateOf(module);
+  if (state == nullptr) return 0;
+  for (PyObject*& o : state->objects) Py_CLEAR(o);
+  return 0;
+}
+void ModuleFree(void* module) {
+  {
+    Registry& r = Modules();
+    std::lock_guard<std::mutex> lock(r.mu);
+    r.modules.erase(
+        std::remove_if(r.modules.begin(), r.modules.end(),
+                       [module](const auto& e) { return e.second == module; }),
+        r.modules.end());
+  }
+  ModuleClear(static_cast<PyObject*>(module));
+}
 
 // Module exec slot: one heap type per interpreter (multi-phase init).
+int AddTypes(PyObject* module);
 int ModuleExec(PyObject* module) {
-  PyObject* type = PyType_FromModuleAndSpec(module, &kHpSpec, nullptr);
-  if (type == nullptr) return -1;
-  // Instances are made only by NewHp(), never from Python.
-  reinterpret_cast<PyTypeObject*>(type)->tp_new = nullptr;
-  if (PyModule_AddObject(module, "Hp", type) < 0) {
-    Py_DECREF(type);
+  if (AddTypes(module) < 0) return -1;
+  // Kept in the state from now on: no run-time lookup by name.
+  ModuleState* state = StateOf(module);
+  for (size_t i = 0; i < std::size(kAnnexNames); ++i) {
+    state->objects[i] = PyObject_GetAttrString(module, kAnnexNames[i]);
+    if (state->objects[i] == nullptr) return -1;
+  }
+  return 0;
+}
+
+int AddTypes(PyObject* module) {
+  // Instances of Hp are made only by NewHp(), never from Python; Text is
+  // a str that prints without quotes, made from Python too.
+  if (HpDef().AddTo(module, "Hp") == nullptr ||
+      TextDef().AddTo(module, "Text", &PyUnicode_Type,
+                      /*constructible=*/true) == nullptr ||
+      StdlibDef().AddTo(module, "Stdlib") == nullptr) {
     return -1;
   }
-  PyObject* bases =
-      PyTuple_Pack(1, reinterpret_cast<PyObject*>(&PyUnicode_Type));
-  if (bases == nullptr) return -1;
-  PyObject* text = PyType_FromModuleAndSpec(module, &kTextSpec, bases);
-  Py_DECREF(bases);
-  if (text == nullptr || PyModule_AddObject(module, "Text", text) < 0) {
-    Py_XDECREF(text);
-    return -1;
-  }
-  PyObject* stdlib = PyType_FromModuleAndSpec(module, &kStdlibSpec, nullptr);
-  if (stdlib == nullptr) return -1;
-  reinterpret_cast<PyTypeObject*>(stdlib)->tp_new = nullptr;
-  if (PyModule_AddObject(module, "Stdlib", stdlib) < 0) {
-    Py_DECREF(stdlib);
-    return -1;
-  }
-  PyObject* idset = PyType_FromModuleAndSpec(module, &kIdSetSpec, nullptr);
-  if (idset == nullptr) return -1;
-  reinterpret_cast<PyTypeObject*>(idset)->tp_new = nullptr;
-  if (PyModule_AddObject(module, "IdSet", idset) < 0) {
-    Py_DECREF(idset);
-    return -1;
-  }
-  // Values (x.brief, x.byid, x.theone, x.maprox, x.prod): hp_values.cc.
-  if (hp_internal::AddValues(reinterpret_cast<PyTypeObject*>(idset)) < 0) {
-    return -1;
-  }
-  // Retention (x.sp, x.referrers, x.dominos, x.rp, ...): hp_retention.cc.
-  if (hp_internal::AddRetention(module,
-                                reinterpret_cast<PyTypeObject*>(idset)) < 0) {
-    return -1;
-  }
+  // Its attributes from hp_values.cc, hp_retention.cc and hp_kinds.cc.
+  if (IdSetDef().AddTo(module, "IdSet") == nullptr) return -1;
+  // annex.Paths, annex.ById, ... (python/*.py): hp_retention.cc.
+  if (AddRetentionClasses(module) < 0) return -1;
   // Stats (x.stat, annex.Stat, annex.More, hp.load): hp_stat.cc.
-  if (internal::AddStatTypes(module) < 0) return -1;
+  if (AddStatTypes(module) < 0) return -1;
   // Classifiers and kinds (x.byclodo, hp.Type, ...): hp_kinds.cc.
-  return internal::AddKindTypes(module);
+  return AddKindTypes(module);
 }
 
 PyModuleDef_Slot kModuleSlots[] = {
@@ -1363,110 +1287,111 @@ PyModuleDef kModuleDef = {
     PyModuleDef_HEAD_INIT,
     "annex",
     "Annex's own module in the annex interpreter (built into the binary).",
-    0,
+    sizeof(ModuleState),
     nullptr,
     kModuleSlots,
-    nullptr,
-    nullptr,
-    nullptr,
+    ModuleTraverse,
+    ModuleClear,
+    ModuleFree,
 };
+
+// The `annex` module of the current interpreter (borrowed, see Modules()),
+// made, executed and put in sys.modules on first use; nullptr with an
+// error set. Where: GIL held, the interpreter that uses it current.
+PyObject* AnnexModule() {
+  const int64_t interp = PyInterpreterState_GetID(PyInterpreterState_Get());
+  if (interp < 0) return nullptr;
+  Registry& r = Modules();
+  {
+    std::lock_guard<std::mutex> lock(r.mu);
+    for (const auto& [owner, module] : r.modules) {
+      if (owner == interp) return module;
+    }
+  }
+  PyRef machinery = PyRef::Steal(PyImport_ImportModule("importlib.machinery"));
+  if (!machinery) return nullptr;
+  PyRef spec = PyRef::Steal(PyObject_CallMethod(machinery.get(), "ModuleSpec",
+                                                "sO", "annex", Py_None));
+  if (!spec) return nullptr;
+  PyRef module = PyRef::Steal(PyModule_FromDefAndSpec(&kModuleDef, spec.get()));
+  if (!module || PyModule_ExecDef(module.get(), &kModuleDef) < 0 ||
+      PyDict_SetItemString(PyImport_GetModuleDict(), "annex", module.get()) <
+          0) {
+    return nullptr;
+  }
+  std::lock_guard<std::mutex> lock(r.mu);
+  r.modules.emplace_back(interp, module.get());
+  return module.get();  // sys.modules holds it
+}
 
 }  // namespace
 
-// The `annex` module of the current interpreter, created on first use.
-// Where: GIL held, annex current.
-PyObject* internal::AnnexModule() {
-  PyObject* modules = PyImport_GetModuleDict();
-  PyObject* module = PyDict_GetItemString(modules, "annex");
-  if (module != nullptr) return Py_NewRef(module);
-  PyObject* machinery = PyImport_ImportModule("importlib.machinery");
-  if (machinery == nullptr) return nullptr;
-  PyObject* spec =
-      PyObject_CallMethod(machinery, "ModuleSpec", "sO", "annex", Py_None);
-  Py_DECREF(machinery);
-  if (spec == nullptr) return nullptr;
-  module = PyModule_FromDefAndSpec(&kModuleDef, spec);
-  Py_DECREF(spec);
+PyObject* AnnexObject(AnnexName name) {
+  PyObject* module = AnnexModule();
   if (module == nullptr) return nullptr;
-  if (PyModule_ExecDef(module, &kModuleDef) < 0 ||
-      PyDict_SetItemString(modules, "annex", module) < 0) {
-    Py_DECREF(module);
-    return nullptr;
+  PyObject* o = StateOf(module)->objects[static_cast<size_t>(name)];
+  if (o == nullptr) {
+    // Only between the gc's m_clear and the module's end.
+    PyErr_SetString(PyExc_RuntimeError, "the annex module is being torn down");
   }
-  return module;
+  return o;
 }
 
-namespace hp_internal {
+bool IsAnnexType(PyObject* o, AnnexName name) {
+  PyTypeObject* type = AnnexType(name);
+  if (type == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  return Py_TYPE(o) == type;
+}
 
-KindedSet* IdSetContents(PyObject* obj) {
-  PyObject* module = internal::AnnexModule();
-  if (module == nullptr) return nullptr;
-  PyObject* type = PyObject_GetAttrString(module, "IdSet");
-  Py_DECREF(module);
+KindedSet* IdSetArg(PyObject* obj) {
+  PyTypeObject* type = AnnexType(AnnexName::kIdSet);
   if (type == nullptr) return nullptr;
-  const bool is_idset = Py_TYPE(obj) == reinterpret_cast<PyTypeObject*>(type);
-  Py_DECREF(type);
-  if (!is_idset) {
+  if (Py_TYPE(obj) != type) {
     PyErr_Format(PyExc_TypeError, "expected an annex.IdSet, not %.100s",
                  Py_TYPE(obj)->tp_name);
     return nullptr;
   }
-  return &internal::SetOf(obj);
+  return &SetOf(obj);
 }
 
-Session* IdSetSession(PyObject* idset) { return internal::IdSetSession(idset); }
+}  // namespace annex::glue::module
 
-PyObject* MakeIdSet(Session* session, KindedSet set) {
-  return internal::NewIdSet(session, std::move(set));
-}
+namespace annex::glue {
 
-PyObject* MakeText(const std::string& text) { return internal::NewText(text); }
-
-PyObject* SetStatusError(const absl::Status& status) {
-  if (status.code() == absl::StatusCode::kInvalidArgument) {
-    PyErr_SetString(PyExc_ValueError, std::string(status.message()).c_str());
-    return nullptr;
-  }
-  return internal::RaiseStatus(status);
-}
-
-}  // namespace hp_internal
+using module::AnnexName;
+using module::HpObject;
+using module::IsAnnexType;
+using module::PauseLimitOf;
+using module::PyRef;
+using module::RaiseStatus;
 
 PyObject* NewHp(Session* session) {
-  PyObject* module = AnnexModule();
-  if (module == nullptr) return nullptr;
-  PyObject* type = PyObject_GetAttrString(module, "Hp");
-  Py_DECREF(module);
+  PyTypeObject* type = AnnexType(AnnexName::kHp);
   if (type == nullptr) return nullptr;
-  PyObject* hp = PyType_GenericAlloc(reinterpret_cast<PyTypeObject*>(type), 0);
-  Py_DECREF(type);
-  if (hp == nullptr) return nullptr;
-  reinterpret_cast<HpObject*>(hp)->session = session;
-  reinterpret_cast<HpObject*>(hp)->owner = 0;
-  reinterpret_cast<HpObject*>(hp)->ref = nullptr;
-  reinterpret_cast<HpObject*>(hp)->pause_limit_s = std::nan("");
+  PyRef hp = PyRef::Steal(PyType_GenericAlloc(type, 0));
+  if (!hp) return nullptr;
+  auto* h = reinterpret_cast<HpObject*>(hp.get());
+  h->session = session;
+  h->owner = 0;
+  h->ref = nullptr;
+  h->pause_limit_s = std::nan("");
   absl::StatusOr<MemoryBudget*> budget = session->Get<MemoryBudget>();
   if (!budget.ok()) {
-    Py_DECREF(hp);
-    return internal::RaiseStatus(budget.status());
+    hp.reset();  // freed before the exception is set
+    return RaiseStatus(budget.status());
   }
-  reinterpret_cast<HpObject*>(hp)->owner = (*budget)->NewOwner();
-  return hp;
+  h->owner = (*budget)->NewOwner();
+  return hp.release();
 }
 
 void ActFor(Session* session, PyObject* hp) {
   const HpObject* h = nullptr;
-  if (hp != nullptr) {
-    PyObject* module = AnnexModule();
-    PyObject* type = module ? PyObject_GetAttrString(module, "Hp") : nullptr;
-    Py_XDECREF(module);
-    if (type != nullptr &&
-        Py_TYPE(hp) == reinterpret_cast<PyTypeObject*>(type) &&
-        reinterpret_cast<HpObject*>(hp)->session == session) {
-      h = reinterpret_cast<HpObject*>(hp);
-    }
-    Py_XDECREF(type);
-    PyErr_Clear();
+  if (hp != nullptr && IsAnnexType(hp, AnnexName::kHp) &&
+      reinterpret_cast<HpObject*>(hp)->session == session) {
+    h = reinterpret_cast<HpObject*>(hp);
   }
   if (MemoryBudget* budget = session->Peek<MemoryBudget>()) {
     budget->SetCurrentOwner(h != nullptr ? h->owner : 0);
@@ -1487,20 +1412,7 @@ void ActFor(Session* session, PyObject* hp) {
 }
 
 std::shared_ptr<const ReferencePoint> HpReference(PyObject* hp) {
-  PyObject* module = AnnexModule();
-  if (module == nullptr) {
-    PyErr_Clear();
-    return nullptr;
-  }
-  PyObject* type = PyObject_GetAttrString(module, "Hp");
-  Py_DECREF(module);
-  if (type == nullptr) {
-    PyErr_Clear();
-    return nullptr;
-  }
-  const bool is_hp = Py_TYPE(hp) == reinterpret_cast<PyTypeObject*>(type);
-  Py_DECREF(type);
-  if (!is_hp) return nullptr;
+  if (!IsAnnexType(hp, AnnexName::kHp)) return nullptr;
   auto* h = reinterpret_cast<HpObject*>(hp);
   return h->ref == nullptr ? nullptr : *h->ref;
 }

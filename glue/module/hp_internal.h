@@ -1,7 +1,9 @@
 // Private to hp*.cc here: what the parts of the `annex` module share, so
 // each concern (classifiers and kinds in hp_kinds.cc, retention in
-// hp_retention.cc) lives in its own source file and registers itself from
-// hp.cc's module exec.
+// hp_retention.cc, ...) lives in its own source file and registers itself
+// from hp.cc's module exec. One namespace, annex::glue::module (the
+// folder's), and one function per operation; the public face is hp.h's
+// annex::glue.
 #pragma once
 
 #include <Python.h>
@@ -12,24 +14,93 @@
 
 #include "absl/status/status.h"
 #include "glue/heap_view.h"
+#include "glue/module/py_ref.h"
+#include "glue/module/type_def.h"
 #include "glue/session.h"
 #include "glue/stat.h"
 
-namespace annex::glue::hp_internal {
+namespace annex::glue::module {
 
-// All: Where: annex thread, GIL held, annex current.
+// All, unless a function says otherwise: Where: annex thread, GIL held,
+// annex current.
 
-// The contents of an annex.IdSet (owned by it), or nullptr with TypeError
-// set when `obj` is not one.
-KindedSet* IdSetContents(PyObject* obj);
+// The one mapping from absl::Status to a Python exception, used for every
+// status that crosses into Python: sets the exception and returns nullptr.
+//   InvalidArgument   -> ValueError   (a bad argument or record text)
+//   NotFound          -> KeyError     (a LookupError: hp.Root['name'])
+//   ResourceExhausted -> MemoryError  (the annex's memory budget)
+//   DeadlineExceeded  -> TimeoutError (past hp.pause_limit)
+//   Cancelled         -> KeyboardInterrupt (Ctrl-C, the client went away)
+//   anything else     -> RuntimeError (e.g. FailedPrecondition: no
+//                        tracemalloc, the annex not running)
+// The exception's text is the status's message.
+PyObject* RaiseStatus(const absl::Status& status);
+
+struct IdSetObject {
+  PyObject_HEAD Session* session;
+  KindedSet* set;
+};
+
+// A new annex.IdSet holding `set`, charged to the session's MemoryBudget /
+// a new annex.Text (a str that prints without quotes): new references, or
+// nullptr with an error set.
+PyObject* NewIdSet(Session* session, KindedSet set);
+PyObject* NewText(const std::string& text);
+// What the `annex` module keeps in its state (PyModule_GetState): its
+// types and the classes and namespace of its embedded Python, taken from
+// the module once at exec, so that no run-time code looks them up by name
+// (deleting or replacing annex.IdSet or sys.modules['annex'] from Python
+// changes nothing here).
+enum class AnnexName {
+  kHp,
+  kText,
+  kStdlib,
+  kIdSet,
+  kKind,
+  kKindFactory,
+  kSoKind,
+  kPartition,
+  kPartRow,
+  kStat,
+  kStatRow,
+  kMore,
+  kStatFiles,  // stat_files.py's namespace (a dict)
+  kPaths,
+  kRoot,
+  kReferencePattern,
+  kById,
+  kMappingProxy,
+  kProdText,
+  kCount,
+};
+// The object `name` of the current interpreter's `annex` module (made on
+// first use): a borrowed reference, alive as long as the module, which
+// sys.modules and every instance of its types hold. nullptr with an error
+// set when the module cannot be made.
+PyObject* AnnexObject(AnnexName name);
+inline PyTypeObject* AnnexType(AnnexName name) {
+  return reinterpret_cast<PyTypeObject*>(AnnexObject(name));
+}
+// Whether `o` is exactly of the module's type `name` (false, and no error
+// set, when there is no module).
+bool IsAnnexType(PyObject* o, AnnexName name);
+// The session's HeapView, or nullptr with the error set.
+HeapView* ViewOf(Session* session);
+// The set's live part: members that died since it was made are left out
+// (and counted in .dead) first. `self` must be an annex.IdSet (a slot's or
+// method's self); IdSetArg checks an argument.
+inline KindedSet& SetOf(PyObject* self) {
+  KindedSet& set = *reinterpret_cast<IdSetObject*>(self)->set;
+  PruneDead(set);
+  return set;
+}
 // The session of an annex.IdSet (unchecked).
-Session* IdSetSession(PyObject* idset);
-// A new annex.IdSet / annex.Text (new references, or nullptr with an error).
-PyObject* MakeIdSet(Session* session, KindedSet set);
-PyObject* MakeText(const std::string& text);
-// Raises RuntimeError (ValueError for InvalidArgument) with the status's
-// message; returns nullptr.
-PyObject* SetStatusError(const absl::Status& status);
+inline Session* IdSetSession(PyObject* self) {
+  return reinterpret_cast<IdSetObject*>(self)->session;
+}
+// SetOf(obj) for an argument: nullptr with TypeError set when `obj` is not
+// an annex.IdSet.
+KindedSet* IdSetArg(PyObject* obj);
 
 // An embedded Python file: its text and its source path.
 struct EmbeddedPy {
@@ -45,48 +116,22 @@ int AddEmbeddedClasses(PyObject* module,
                        std::initializer_list<EmbeddedPy> files,
                        std::initializer_list<const char*> names);
 
-// Adds the getsets and methods (each list ends with a null name) to
-// `type`'s dict. 0, or -1 with an error set. Where: module exec.
-int AddDescriptors(PyTypeObject* type, PyGetSetDef* getset,
-                   PyMethodDef* methods);
+// The IdSet type's attributes, each concern's in its own file; hp.cc
+// makes the type from its own table and these (one table: dir(x), help(x)
+// and x.doc list them all). hp_values.cc: x.brief, x.theone, x.byid,
+// x.maprox, x.prod. hp_retention.cc: x.sp, x.referrers, x.rp, ...
+// hp_kinds.cc: x.by(er), x.bytype, ..., x.er, x.parts, x.partition.
+AttributeTable ValuesAttributes();
+AttributeTable RetentionAttributes();
+AttributeTable KindsAttributes();
 
-// hp_values.cc: adds x.brief, x.theone, x.byid, x.maprox and x.prod to
-// the IdSet type. 0, or -1 with an error set. Where: module exec, before
-// AddRetention (which runs values.py).
-int AddValues(PyTypeObject* idset);
-
-// hp_retention.cc: adds x.sp, x.referrers, ... to the IdSet type and the
-// Paths type to `module`. 0, or -1 with an error set. Where: module exec.
-int AddRetention(PyObject* module, PyTypeObject* idset);
+// hp_retention.cc: the classes of paths.py, refpat.py and values.py
+// (annex.Paths, annex.Root, annex.ReferencePattern, annex.ById, ...)
+// added to `module`. 0, or -1 with an error set. Where: module exec.
+int AddRetentionClasses(PyObject* module);
 // hp.Root: the target's roots as an annex.Root (new reference), or nullptr
 // with an error set. Walks the heap.
 PyObject* HpRoot(Session* session);
-
-}  // namespace annex::glue::hp_internal
-
-namespace annex::glue::internal {
-
-struct IdSetObject {
-  PyObject_HEAD Session* session;
-  KindedSet* set;
-};
-
-// All: annex thread, GIL held, annex current.
-PyObject* NewText(const std::string& text);
-PyObject* NewIdSet(Session* session, KindedSet set);
-PyObject* AnnexModule();
-PyObject* RaiseStatus(const absl::Status& status);
-HeapView* ViewOf(Session* session);
-// The set's live part: members that died since it was made are left out
-// (and counted in .dead) first.
-inline KindedSet& SetOf(PyObject* self) {
-  KindedSet& set = *reinterpret_cast<IdSetObject*>(self)->set;
-  PruneDead(set);
-  return set;
-}
-inline Session* IdSetSession(PyObject* self) {
-  return reinterpret_cast<IdSetObject*>(self)->session;
-}
 
 // The text of `arg`, a name given by the user (a classifier, a kind, an
 // edge, a comparison): TypeError when it is not a str, UnicodeEncodeError
@@ -97,11 +142,9 @@ inline Session* IdSetSession(PyObject* self) {
 bool NameArg(PyObject* arg, const char* what, std::string* out,
              bool allow_empty = false);
 
-// The `annex` module's type `name` (new reference), or nullptr with the
-// error; whether `o` is exactly of that type (false when it cannot be
-// found). Defined in hp_kinds.cc.
-PyTypeObject* AnnexType(const char* name);
-bool IsAnnexType(PyObject* o, const char* name);
+// repr(o) as text ("?" when it fails; the error is cleared).
+std::string ReprText(PyObject* o);
+
 // Appends `item` (a new reference, or nullptr after an error) to `list`,
 // releasing it; false with the error set.
 bool ListAppendNew(PyObject* list, PyObject* item);
@@ -114,12 +157,6 @@ int AddKindTypes(PyObject* module);
 // hp.Unity, hp.Prod: classifiers as objects (new reference), or nullptr
 // without an exception for other names.
 PyObject* HpKindFactory(Session* session, const char* name);
-// IdSet attributes of classifiers and partitions (bytype, byclodo, ...,
-// by, all, parts, brief, theone), or nullptr without an exception for
-// other names.
-PyObject* IdSetKindsAttr(PyObject* self, const char* name);
-// The names IdSetKindsAttr serves, for dir().
-extern const char* const kIdSetKindsAttrs[];
 // x.kind: the kind of a one-row set.
 PyObject* IdSetKindOf(PyObject* self);
 // Set algebra where one operand is a Kind: `x & k`, `k & x`, `x - k`.
@@ -183,4 +220,4 @@ PyObject* IdSetDiff(PyObject* self, PyObject* other);
 PyObject* HpLoad(PyObject* args, PyObject* kwds);
 PyObject* HpLoadAll(PyObject* args, PyObject* kwds);
 
-}  // namespace annex::glue::internal
+}  // namespace annex::glue::module

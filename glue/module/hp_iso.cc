@@ -18,34 +18,19 @@
 #include "glue/module/hp_internal.h"
 #include "monitor/python/version.h"
 
-namespace annex::glue::internal {
+namespace annex::glue::module {
 namespace {
 
 // One step of a path: a name (the first step), `.attr` or `[key]`. `key`
-// is an annex str (names, attributes, str keys) or int, owned.
+// is an annex str (names, attributes, str keys) or int, owned (released
+// with the annex current, after the question).
 struct Step {
   enum Kind { kName, kAttr, kItem };
   Kind kind;
-  PyObject* key;
+  PyRef key;
   std::string text;  // how the step is written, for messages
 };
 using Path = std::vector<Step>;
-
-void FreePaths(std::vector<Path>& paths) {
-  for (Path& p : paths) {
-    for (Step& s : p) Py_XDECREF(s.key);
-  }
-  paths.clear();
-}
-
-std::string Repr(PyObject* o) {
-  PyObject* r = PyObject_Repr(o);
-  const char* s = r ? PyUnicode_AsUTF8(r) : nullptr;
-  std::string out = s ? s : "?";
-  Py_XDECREF(r);
-  PyErr_Clear();
-  return out;
-}
 
 std::string NodeName(PyObject* node) { return Py_TYPE(node)->tp_name; }
 
@@ -54,58 +39,54 @@ std::string NodeName(PyObject* node) { return Py_TYPE(node)->tp_name; }
 bool ToPath(PyObject* node, Path* path) {
   const std::string type = NodeName(node);
   if (type == "Name") {
-    PyObject* id = PyObject_GetAttrString(node, "id");
-    if (id == nullptr) return false;
-    path->push_back({Step::kName, id, PyUnicode_AsUTF8(id)});
+    PyRef id = PyRef::Steal(PyObject_GetAttrString(node, "id"));
+    if (!id) return false;
+    const char* text = PyUnicode_AsUTF8(id.get());
+    if (text == nullptr) return false;
+    path->push_back({Step::kName, std::move(id), text});
     return true;
   }
   if (type == "Attribute") {
-    PyObject* value = PyObject_GetAttrString(node, "value");
-    if (value == nullptr) return false;
-    const bool ok = ToPath(value, path);
-    Py_DECREF(value);
-    if (!ok) return false;
-    PyObject* attr = PyObject_GetAttrString(node, "attr");
-    if (attr == nullptr) return false;
-    path->push_back(
-        {Step::kAttr, attr, absl::StrCat(".", PyUnicode_AsUTF8(attr))});
+    PyRef value = PyRef::Steal(PyObject_GetAttrString(node, "value"));
+    if (!value || !ToPath(value.get(), path)) return false;
+    PyRef attr = PyRef::Steal(PyObject_GetAttrString(node, "attr"));
+    if (!attr) return false;
+    const char* text = PyUnicode_AsUTF8(attr.get());
+    if (text == nullptr) return false;
+    path->push_back({Step::kAttr, std::move(attr), absl::StrCat(".", text)});
     return true;
   }
   if (type == "Subscript") {
-    PyObject* value = PyObject_GetAttrString(node, "value");
-    if (value == nullptr) return false;
-    const bool ok = ToPath(value, path);
-    Py_DECREF(value);
-    if (!ok) return false;
-    PyObject* slice = PyObject_GetAttrString(node, "slice");
-    if (slice == nullptr) return false;
-    PyObject* key = nullptr;
-    if (NodeName(slice) == "Constant") {
-      key = PyObject_GetAttrString(slice, "value");
-    } else if (NodeName(slice) == "UnaryOp") {
+    PyRef value = PyRef::Steal(PyObject_GetAttrString(node, "value"));
+    if (!value || !ToPath(value.get(), path)) return false;
+    PyRef slice = PyRef::Steal(PyObject_GetAttrString(node, "slice"));
+    if (!slice) return false;
+    PyRef key;
+    if (NodeName(slice.get()) == "Constant") {
+      key = PyRef::Steal(PyObject_GetAttrString(slice.get(), "value"));
+    } else if (NodeName(slice.get()) == "UnaryOp") {
       // -3: a negative index.
-      PyObject* op = PyObject_GetAttrString(slice, "op");
-      PyObject* operand = PyObject_GetAttrString(slice, "operand");
-      if (op != nullptr && operand != nullptr && NodeName(op) == "USub" &&
-          NodeName(operand) == "Constant") {
-        PyObject* v = PyObject_GetAttrString(operand, "value");
-        if (v != nullptr && PyLong_CheckExact(v)) key = PyNumber_Negative(v);
-        Py_XDECREF(v);
+      PyRef op = PyRef::Steal(PyObject_GetAttrString(slice.get(), "op"));
+      PyRef operand =
+          PyRef::Steal(PyObject_GetAttrString(slice.get(), "operand"));
+      if (op && operand && NodeName(op.get()) == "USub" &&
+          NodeName(operand.get()) == "Constant") {
+        PyRef v = PyRef::Steal(PyObject_GetAttrString(operand.get(), "value"));
+        if (v && PyLong_CheckExact(v.get())) {
+          key = PyRef::Steal(PyNumber_Negative(v.get()));
+        }
       }
-      Py_XDECREF(op);
-      Py_XDECREF(operand);
     }
-    Py_DECREF(slice);
-    if (key == nullptr && PyErr_Occurred()) return false;
-    if (key == nullptr ||
-        !(PyUnicode_CheckExact(key) || PyLong_CheckExact(key))) {
-      Py_XDECREF(key);
+    if (!key && PyErr_Occurred()) return false;
+    if (!key ||
+        !(PyUnicode_CheckExact(key.get()) || PyLong_CheckExact(key.get()))) {
       PyErr_SetString(PyExc_ValueError,
                       "hp.iso(expr): a subscript must be a str or int "
                       "constant, e.g. cache['key'] or items[-1]");
       return false;
     }
-    path->push_back({Step::kItem, key, absl::StrCat("[", Repr(key), "]")});
+    std::string text = absl::StrCat("[", ReprText(key.get()), "]");
+    path->push_back({Step::kItem, std::move(key), std::move(text)});
     return true;
   }
   PyErr_Format(PyExc_ValueError,
@@ -119,12 +100,11 @@ bool ToPath(PyObject* node, Path* path) {
 // The expression `text` as paths: one, or one per element of a top-level
 // tuple or list. false with an exception set. Where: as ToPath.
 bool ParsePaths(PyObject* text, std::vector<Path>* paths) {
-  PyObject* ast = PyImport_ImportModule("ast");
-  if (ast == nullptr) return false;
-  PyObject* tree =
-      PyObject_CallMethod(ast, "parse", "Oss", text, "<hp.iso>", "eval");
-  Py_DECREF(ast);
-  if (tree == nullptr) {
+  PyRef ast = PyRef::Steal(PyImport_ImportModule("ast"));
+  if (!ast) return false;
+  PyRef tree = PyRef::Steal(
+      PyObject_CallMethod(ast.get(), "parse", "Oss", text, "<hp.iso>", "eval"));
+  if (!tree) {
     if (PyErr_ExceptionMatches(PyExc_SyntaxError)) {
       PyErr_Clear();
       PyErr_Format(PyExc_ValueError, "hp.iso(expr): %R is not an expression",
@@ -132,25 +112,22 @@ bool ParsePaths(PyObject* text, std::vector<Path>* paths) {
     }
     return false;
   }
-  PyObject* body = PyObject_GetAttrString(tree, "body");
-  Py_DECREF(tree);
-  if (body == nullptr) return false;
-  bool ok = true;
-  const std::string type = NodeName(body);
+  PyRef body = PyRef::Steal(PyObject_GetAttrString(tree.get(), "body"));
+  if (!body) return false;
+  const std::string type = NodeName(body.get());
   if (type == "Tuple" || type == "List") {
-    PyObject* elts = PyObject_GetAttrString(body, "elts");
-    ok = elts != nullptr && PyList_Check(elts);
-    for (Py_ssize_t i = 0; ok && i < PyList_GET_SIZE(elts); ++i) {
+    PyRef elts = PyRef::Steal(PyObject_GetAttrString(body.get(), "elts"));
+    if (!elts || !PyList_Check(elts.get())) return false;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(elts.get()); ++i) {
       paths->emplace_back();
-      ok = ToPath(PyList_GET_ITEM(elts, i), &paths->back());
+      if (!ToPath(PyList_GET_ITEM(elts.get(), i), &paths->back())) {
+        return false;
+      }
     }
-    Py_XDECREF(elts);
-  } else {
-    paths->emplace_back();
-    ok = ToPath(body, &paths->back());
+    return true;
   }
-  Py_DECREF(body);
-  return ok;
+  paths->emplace_back();
+  return ToPath(body.get(), &paths->back());
 }
 
 // ---- Reading in the target (inside a question: create nothing, run no
@@ -159,20 +136,11 @@ bool ParsePaths(PyObject* text, std::vector<Path>* paths) {
 // The strs the reading compares with, made in the annex beforehand (a str
 // made while the target is current would be the target's).
 struct Names {
-  PyObject* main = PyUnicode_FromString("__main__");
-  PyObject* getattribute = PyUnicode_FromString("__getattribute__");
-  PyObject* dict = PyUnicode_FromString("__dict__");
-  PyObject* klass = PyUnicode_FromString("__class__");
-  ~Names() {
-    Py_XDECREF(main);
-    Py_XDECREF(getattribute);
-    Py_XDECREF(dict);
-    Py_XDECREF(klass);
-  }
-  bool ok() const {
-    return main != nullptr && getattribute != nullptr && dict != nullptr &&
-           klass != nullptr;
-  }
+  PyRef main = PyRef::Steal(PyUnicode_FromString("__main__"));
+  PyRef getattribute = PyRef::Steal(PyUnicode_FromString("__getattribute__"));
+  PyRef dict = PyRef::Steal(PyUnicode_FromString("__dict__"));
+  PyRef klass = PyRef::Steal(PyUnicode_FromString("__class__"));
+  bool ok() const { return main && getattribute && dict && klass; }
 };
 
 bool KeyMatches(PyObject* k, PyObject* want) {
@@ -291,10 +259,10 @@ PyObject* Attr(PyObject* obj, PyObject* name, const Names& names,
   // .__class__: the type. .__dict__: the attribute dict object itself
   // (Python would wrap a class's in a new mappingproxy; a module's and an
   // instance's existing one are what Python gives).
-  if (PyUnicode_Compare(name, names.klass) == 0) {
+  if (PyUnicode_Compare(name, names.klass.get()) == 0) {
     return reinterpret_cast<PyObject*>(Py_TYPE(obj));
   }
-  if (PyUnicode_Compare(name, names.dict) == 0) {
+  if (PyUnicode_Compare(name, names.dict.get()) == 0) {
     PyObject* d = nullptr;
     if (PyModule_Check(obj)) {
       d = PyModule_GetDict(obj);
@@ -336,7 +304,7 @@ PyObject* Attr(PyObject* obj, PyObject* name, const Names& names,
     // A class with __getattr__ still looks up as usual first; one with
     // __getattribute__, or a C type with its own lookup, does not.
     if (!(type->tp_flags & Py_TPFLAGS_HEAPTYPE) ||
-        TypeAttr(type, names.getattribute) != nullptr) {
+        TypeAttr(type, names.getattribute.get()) != nullptr) {
       *why =
           "its type has its own attribute lookup (running it would run "
           "code)";
@@ -402,16 +370,16 @@ PyObject* Follow(const Path& path, const Names& names, std::string* error) {
     std::string why;
     if (s.kind == Step::kName) {
       PyObject* modules = PyImport_GetModuleDict();
-      PyObject* main = DictFind(modules, names.main);
+      PyObject* main = DictFind(modules, names.main.get());
       obj = main != nullptr && PyModule_Check(main)
-                ? DictFind(PyModule_GetDict(main), s.key)
+                ? DictFind(PyModule_GetDict(main), s.key.get())
                 : nullptr;
-      if (obj == nullptr) obj = DictFind(modules, s.key);
+      if (obj == nullptr) obj = DictFind(modules, s.key.get());
       if (obj == nullptr) why = "no such global in __main__ nor module";
     } else if (s.kind == Step::kAttr) {
-      obj = Attr(obj, s.key, names, &why);
+      obj = Attr(obj, s.key.get(), names, &why);
     } else {
-      obj = Item(obj, s.key, &why);
+      obj = Item(obj, s.key.get(), &why);
     }
     done += s.text;
     if (obj == nullptr) {
@@ -428,9 +396,9 @@ PyObject* FollowFrom(PyObject* obj, const Path& path, const Names& names,
                      std::string* why) {
   for (const Step& s : path) {
     if (s.kind == Step::kAttr) {
-      obj = Attr(obj, s.key, names, why);
+      obj = Attr(obj, s.key.get(), names, why);
     } else if (s.kind == Step::kItem) {
-      obj = Item(obj, s.key, why);
+      obj = Item(obj, s.key.get(), why);
     }
     if (obj == nullptr) return nullptr;
   }
@@ -452,14 +420,12 @@ PyObject* HpMaprox(PyObject* idset, PyObject* suffix) {
   const Py_UCS4 first = PyUnicode_GET_LENGTH(suffix) > 0
                             ? PyUnicode_READ_CHAR(suffix, 0)
                             : Py_UCS4{'.'};
-  PyObject* text = PyUnicode_FromFormat(
-      first == '.' || first == '[' ? "_%U" : "_.%U", suffix);
-  if (text == nullptr) return nullptr;
+  PyRef text = PyRef::Steal(PyUnicode_FromFormat(
+      first == '.' || first == '[' ? "_%U" : "_.%U", suffix));
+  if (!text) return nullptr;
   std::vector<Path> paths;
-  const bool parsed = ParsePaths(text, &paths);
-  Py_DECREF(text);
+  const bool parsed = ParsePaths(text.get(), &paths);
   if (!parsed || paths.size() != 1 || paths[0].size() < 2) {
-    FreePaths(paths);
     if (parsed || PyErr_ExceptionMatches(PyExc_ValueError)) {
       PyErr_Clear();
       PyErr_Format(PyExc_ValueError,
@@ -473,10 +439,7 @@ PyObject* HpMaprox(PyObject* idset, PyObject* suffix) {
   Session* session = IdSetSession(idset);
   HeapView* view = ViewOf(session);
   const Names names;
-  if (view == nullptr || !names.ok()) {
-    FreePaths(paths);
-    return nullptr;
-  }
+  if (view == nullptr || !names.ok()) return nullptr;
   absl::StatusOr<KindedSet> set = view->Reach(
       SetOf(idset), [&](PyObject* member, std::vector<uintptr_t>* out) {
         std::string why;  // a member without it is left out, as Heapy's
@@ -484,27 +447,17 @@ PyObject* HpMaprox(PyObject* idset, PyObject* suffix) {
           out->push_back(reinterpret_cast<uintptr_t>(v));
         }
       });
-  FreePaths(paths);
   if (!set.ok()) return RaiseStatus(set.status());
   return NewIdSet(session, std::move(*set));
 }
 
 PyObject* HpIsoExpr(Session* session, PyObject* text) {
   std::vector<Path> paths;
-  if (!ParsePaths(text, &paths)) {
-    FreePaths(paths);
-    return nullptr;
-  }
+  if (!ParsePaths(text, &paths)) return nullptr;
   HeapView* view = ViewOf(session);
-  if (view == nullptr) {
-    FreePaths(paths);
-    return nullptr;
-  }
+  if (view == nullptr) return nullptr;
   const Names names;
-  if (!names.ok()) {
-    FreePaths(paths);
-    return nullptr;
-  }
+  if (!names.ok()) return nullptr;
   std::string error;
   absl::StatusOr<KindedSet> set;
   {
@@ -523,7 +476,6 @@ PyObject* HpIsoExpr(Session* session, PyObject* text) {
       if (error.empty()) set = view->FromAddresses(std::move(ids));
     }
   }
-  FreePaths(paths);
   if (!error.empty()) {
     PyErr_SetString(PyExc_ValueError, error.c_str());
     return nullptr;
@@ -532,4 +484,4 @@ PyObject* HpIsoExpr(Session* session, PyObject* text) {
   return NewIdSet(session, std::move(*set));
 }
 
-}  // namespace annex::glue::internal
+}  // namespace annex::glue::module

@@ -33,31 +33,26 @@
 #include "glue/heap_view.h"
 #include "glue/module/hp_internal.h"
 
-namespace annex::glue::internal {
+namespace annex::glue::module {
 namespace {
-
-// An owned reference to an annex object, safe to copy. Where: copied and
-// destroyed with the GIL held on the annex thread (kinds live there).
-class OwnedRef {
- public:
-  OwnedRef() = default;
-  explicit OwnedRef(PyObject* o) : o_(Py_XNewRef(o)) {}
-  OwnedRef(const OwnedRef& other) : o_(Py_XNewRef(other.o_)) {}
-  OwnedRef& operator=(const OwnedRef& other) {
-    PyObject* old = o_;
-    o_ = Py_XNewRef(other.o_);
-    Py_XDECREF(old);
-    return *this;
-  }
-  ~OwnedRef() { Py_XDECREF(o_); }
-  PyObject* get() const { return o_; }
-
- private:
-  PyObject* o_ = nullptr;
-};
 
 struct KindExpr {
   enum Op { kAtom, kNot, kAnd, kOr };
+  KindExpr() = default;
+  // A copy (x.alt(cmp) of an atom) holds its own reference to `members`.
+  KindExpr(const KindExpr& o)
+      : op(o.op),
+        classifier(o.classifier),
+        label(o.label),
+        cmp(o.cmp),
+        size(o.size),
+        repr(o.repr),
+        elements(o.elements),
+        members(PyRef::NewRef(o.members.get())),
+        a(o.a),
+        b(o.b) {}
+  KindExpr& operator=(const KindExpr&) = delete;
+
   Op op = kAtom;
   // Atom: members whose kind under `classifier` is `label`; for a Size
   // atom compared with `cmp` ("==", "!=", "<", "<=", ">", ">=") to `size`.
@@ -72,7 +67,7 @@ struct KindExpr {
   std::vector<std::string> elements;
   // A set as a kind (~x, x | kind): an atom whose members are those of
   // this annex.IdSet (held, so its identity watch stays), not a classifier's.
-  OwnedRef members;
+  PyRef members;  // released on the annex thread, GIL held (kinds live there)
   std::shared_ptr<const KindExpr> a, b;
 
   bool is_members() const { return op == kAtom && members.get() != nullptr; }
@@ -175,19 +170,16 @@ enum FactoryVariant {
   kIdset = 2,
 };
 
-PyTypeObject* ModuleType(const char* name) { return AnnexType(name); }
-
-bool IsKind(PyObject* o) { return IsAnnexType(o, "Kind"); }
+bool IsKind(PyObject* o) { return IsAnnexType(o, AnnexName::kKind); }
 
 const Expr& ExprOf(PyObject* o) {
   return *reinterpret_cast<KindObject*>(o)->expr;
 }
 
 PyObject* NewKind(Expr expr) {
-  PyTypeObject* t = ModuleType("Kind");
+  PyTypeObject* t = AnnexType(AnnexName::kKind);
   if (t == nullptr) return nullptr;
   PyObject* obj = PyType_GenericAlloc(t, 0);
-  Py_DECREF(t);
   if (obj == nullptr) return nullptr;
   reinterpret_cast<KindObject*>(obj)->expr = new Expr(std::move(expr));
   return obj;
@@ -204,7 +196,7 @@ Expr Atom(Classifier c, std::string label, std::string repr) {
 // The members of the annex.IdSet `idset` as a kind atom (held by it).
 Expr MembersAtom(PyObject* idset) {
   auto e = std::make_shared<KindExpr>();
-  e->members = OwnedRef(idset);
+  e->members = PyRef::NewRef(idset);
   e->label = "<members>";
   // Named by the set's address: kinds compare and hash by their text, and
   // two sets of the same size are different kinds.
@@ -224,30 +216,19 @@ Expr Combine(KindExpr::Op op, Expr a, Expr b = nullptr) {
 
 }  // namespace
 
-PyTypeObject* AnnexType(const char* name) {
-  PyObject* module = AnnexModule();
-  if (module == nullptr) return nullptr;
-  PyObject* type = PyObject_GetAttrString(module, name);
-  Py_DECREF(module);
-  return reinterpret_cast<PyTypeObject*>(type);
-}
-
-bool IsAnnexType(PyObject* o, const char* name) {
-  PyTypeObject* t = AnnexType(name);
-  if (t == nullptr) {
-    PyErr_Clear();
-    return false;
-  }
-  const bool r = Py_TYPE(o) == t;
-  Py_DECREF(t);
-  return r;
-}
-
 bool ListAppendNew(PyObject* list, PyObject* item) {
-  if (item == nullptr) return false;
-  const bool ok = PyList_Append(list, item) == 0;
-  Py_DECREF(item);
-  return ok;
+  PyRef owned = PyRef::Steal(item);
+  return owned && PyList_Append(list, owned.get()) == 0;
+}
+
+std::string ReprText(PyObject* o) {
+  PyRef r = PyRef::Steal(PyObject_Repr(o));
+  const char* s = r ? PyUnicode_AsUTF8(r.get()) : nullptr;
+  if (s == nullptr) {
+    PyErr_Clear();
+    return "?";
+  }
+  return s;
 }
 
 bool NameArg(PyObject* arg, const char* what, std::string* out,
@@ -277,27 +258,13 @@ bool NameArg(PyObject* arg, const char* what, std::string* out,
 
 namespace {
 
-std::string PyRepr(PyObject* o) {
-  PyObject* r = PyObject_Repr(o);
-  if (r == nullptr) {
-    PyErr_Clear();
-    return "?";
-  }
-  const char* s = PyUnicode_AsUTF8(r);
-  std::string out = s ? s : "?";
-  Py_DECREF(r);
-  return out;
-}
-
 std::string Quote(const std::string& s) {
-  PyObject* u = PyUnicode_FromStringAndSize(s.data(), s.size());
-  if (u == nullptr) {
+  PyRef u = PyRef::Steal(PyUnicode_FromStringAndSize(s.data(), s.size()));
+  if (!u) {
     PyErr_Clear();
     return "'" + s + "'";
   }
-  std::string r = PyRepr(u);
-  Py_DECREF(u);
-  return r;
+  return ReprText(u.get());
 }
 
 // ---------------------------------------------------------------- filtering
@@ -523,11 +490,8 @@ absl::StatusOr<KindedSet> Filter(HeapView* view, const KindedSet& set,
 
 // ------------------------------------------------------------- Kind type
 
-void KindDealloc(PyObject* self) {
-  PyTypeObject* type = Py_TYPE(self);
+void KindClear(PyObject* self) {
   delete reinterpret_cast<KindObject*>(self)->expr;
-  type->tp_free(self);
-  Py_DECREF(type);
 }
 
 PyObject* KindRepr(PyObject* self) {
@@ -584,11 +548,9 @@ PyObject* KindRichCompare(PyObject* a, PyObject* b, int op) {
 }
 
 Py_hash_t KindHash(PyObject* self) {
-  PyObject* s = PyUnicode_FromString(ExprOf(self)->Repr().c_str());
-  if (s == nullptr) return -1;
-  Py_hash_t h = PyObject_Hash(s);
-  Py_DECREF(s);
-  return h;
+  PyRef s = PyRef::Steal(PyUnicode_FromString(ExprOf(self)->Repr().c_str()));
+  if (!s) return -1;
+  return PyObject_Hash(s.get());
 }
 
 PyObject* KindDictOf(PyObject* self, void*);
@@ -664,26 +626,25 @@ PyGetSetDef kKindGetSet[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-PyType_Slot kKindSlots[] = {
-    {Py_tp_doc,
-     const_cast<char*>("A kind of target objects (Heapy's): select with "
-                       "set & kind, set - kind; combine with ~, |, &.")},
-    {Py_tp_dealloc, reinterpret_cast<void*>(KindDealloc)},
-    {Py_tp_repr, reinterpret_cast<void*>(KindRepr)},
-    {Py_tp_str, reinterpret_cast<void*>(KindStr)},
-    {Py_tp_hash, reinterpret_cast<void*>(KindHash)},
-    {Py_tp_richcompare, reinterpret_cast<void*>(KindRichCompare)},
-    {Py_tp_methods, kKindMethods},
-    {Py_tp_getset, kKindGetSet},
-    {Py_nb_invert, reinterpret_cast<void*>(KindInvert)},
-    {Py_nb_or, reinterpret_cast<void*>(KindOr)},
-    {Py_nb_and, reinterpret_cast<void*>(KindAnd)},
-    {Py_nb_subtract, reinterpret_cast<void*>(KindSub)},
-    {0, nullptr},
-};
-
-PyType_Spec kKindSpec = {"annex.Kind", sizeof(KindObject), 0,
-                         Py_TPFLAGS_DEFAULT, kKindSlots};
+const TypeDef& KindDef() {
+  static const TypeDef* def = new TypeDef(
+      "annex.Kind",
+      "A kind of target objects (Heapy's): select with "
+      "set & kind, set - kind; combine with ~, |, &.",
+      sizeof(KindObject), AttributeTable(kKindGetSet, kKindMethods),
+      {
+          {Py_tp_repr, reinterpret_cast<void*>(KindRepr)},
+          {Py_tp_str, reinterpret_cast<void*>(KindStr)},
+          {Py_tp_hash, reinterpret_cast<void*>(KindHash)},
+          {Py_tp_richcompare, reinterpret_cast<void*>(KindRichCompare)},
+          {Py_nb_invert, reinterpret_cast<void*>(KindInvert)},
+          {Py_nb_or, reinterpret_cast<void*>(KindOr)},
+          {Py_nb_and, reinterpret_cast<void*>(KindAnd)},
+          {Py_nb_subtract, reinterpret_cast<void*>(KindSub)},
+      },
+      InstanceDealloc<KindClear>);
+  return *def;
+}
 
 // ------------------------------------------------------- factories (hp.X)
 
@@ -714,18 +675,14 @@ bool CheckTypeName(Session* session, const std::string& name,
   const TypeNamer& namer = view->namer();
   // The static types by their own names: "dict", "types.CodeType", ...
   auto in_module = [&](const char* module_name, const std::string& attr) {
-    PyObject* module = PyImport_ImportModule(module_name);
-    if (module == nullptr) {
+    PyRef module = PyRef::Steal(PyImport_ImportModule(module_name));
+    if (!module) {
       PyErr_Clear();
       return false;
     }
-    PyObject* t = PyObject_GetAttrString(module, attr.c_str());
-    Py_DECREF(module);
-    if (t == nullptr) PyErr_Clear();
-    const bool r = t != nullptr && PyType_Check(t) &&
-                   namer.Name(reinterpret_cast<PyTypeObject*>(t)) == name;
-    Py_XDECREF(t);
-    return r;
+    PyRef t = PyRef::Steal(PyObject_GetAttrString(module.get(), attr.c_str()));
+    if (!t) PyErr_Clear();
+    return t && PyType_Check(t.get()) && namer.Name(t.type()) == name;
   };
   if (name.find('.') == std::string::npos && in_module("builtins", name)) {
     return true;
@@ -755,29 +712,27 @@ bool CheckTypeName(Session* session, const std::string& name,
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   std::string hint;
-  PyObject* difflib = PyImport_ImportModule("difflib");
-  PyObject* all = PyList_New(0);
+  PyRef difflib = PyRef::Steal(PyImport_ImportModule("difflib"));
+  PyRef all = PyRef::Steal(PyList_New(0));
   for (const std::string& n : names) {
-    PyObject* u = PyUnicode_DecodeUTF8(n.data(), n.size(), "replace");
-    if (u != nullptr && all != nullptr) PyList_Append(all, u);
-    Py_XDECREF(u);
+    if (!all) break;
+    ListAppendNew(all.get(),
+                  PyUnicode_DecodeUTF8(n.data(), n.size(), "replace"));
   }
-  PyObject* close = difflib != nullptr && all != nullptr
-                        ? PyObject_CallMethod(
-                              difflib, "get_close_matches", "s#O", name.data(),
-                              static_cast<Py_ssize_t>(name.size()), all)
-                        : nullptr;
-  if (close != nullptr && PyList_Check(close) && PyList_GET_SIZE(close) > 0) {
+  PyRef close = PyRef::Steal(
+      difflib && all
+          ? PyObject_CallMethod(difflib.get(), "get_close_matches", "s#O",
+                                name.data(),
+                                static_cast<Py_ssize_t>(name.size()), all.get())
+          : nullptr);
+  if (close && PyList_Check(close.get()) && PyList_GET_SIZE(close.get()) > 0) {
     std::vector<std::string> shown;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(close); ++i) {
-      const char* c = PyUnicode_AsUTF8(PyList_GET_ITEM(close, i));
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(close.get()); ++i) {
+      const char* c = PyUnicode_AsUTF8(PyList_GET_ITEM(close.get(), i));
       if (c != nullptr) shown.push_back(Quote(c));
     }
     hint = absl::StrCat("; did you mean ", absl::StrJoin(shown, ", "), "?");
   }
-  Py_XDECREF(close);
-  Py_XDECREF(all);
-  Py_XDECREF(difflib);
   PyErr_Clear();
   PyErr_Format(PyExc_ValueError,
                "%s: the target has no type named %s (no object of it and "
@@ -1123,7 +1078,7 @@ bool BaseKindLabel(const Classifier& base, PyObject* kind, std::string* out) {
   return true;
 }
 
-bool IsSoKind(PyObject* o) { return IsAnnexType(o, "SoKind"); }
+bool IsSoKind(PyObject* o) { return IsAnnexType(o, AnnexName::kSoKind); }
 SoKindObject* SoKindOf(PyObject* o) {
   return reinterpret_cast<SoKindObject*>(o);
 }
@@ -1220,7 +1175,7 @@ PyObject* MakeIdset(Session* session, PyObject* args) {
       addresses.push_back(address);
       continue;
     }
-    KindedSet* set = hp_internal::IdSetContents(a);
+    KindedSet* set = IdSetArg(a);
     if (set == nullptr) {
       PyErr_Clear();
       return PyErr_Format(PyExc_TypeError,
@@ -1335,10 +1290,9 @@ PyObject* FactoryCall(PyObject* self, PyObject* args, PyObject* kwds) {
 }
 
 PyObject* NewFactory(Session* session, const Classifier& c, int variant) {
-  PyTypeObject* t = ModuleType("KindFactory");
+  PyTypeObject* t = AnnexType(AnnexName::kKindFactory);
   if (t == nullptr) return nullptr;
   PyObject* obj = PyType_GenericAlloc(t, 0);
-  Py_DECREF(t);
   if (obj == nullptr) return nullptr;
   auto* f = reinterpret_cast<FactoryObject*>(obj);
   f->session = session;
@@ -1347,7 +1301,7 @@ PyObject* NewFactory(Session* session, const Classifier& c, int variant) {
   return obj;
 }
 
-bool IsFactory(PyObject* o) { return IsAnnexType(o, "KindFactory"); }
+bool IsFactory(PyObject* o) { return IsAnnexType(o, AnnexName::kKindFactory); }
 
 // The classifier a factory partitions by.
 absl::StatusOr<Classifier> FactoryClassifier(PyObject* self) {
@@ -1376,31 +1330,28 @@ PyObject* TypeShorthand(PyObject* self, PyObject* name) {
     return nullptr;
   }
   PyErr_Clear();
-  PyObject* type = nullptr;
-  PyObject* types = PyImport_ImportModule("types");
-  if (types != nullptr) {
-    type = PyObject_GetAttrString(types, absl::StrCat(n, "Type").c_str());
-    Py_DECREF(types);
+  PyRef type;
+  PyRef types = PyRef::Steal(PyImport_ImportModule("types"));
+  if (types) {
+    type = PyRef::Steal(
+        PyObject_GetAttrString(types.get(), absl::StrCat(n, "Type").c_str()));
   }
-  if (type == nullptr) {
+  if (!type) {
     PyErr_Clear();
     std::string lower = n;
     for (char& c : lower) c = static_cast<char>(std::tolower(c));
     PyObject* builtins = PyEval_GetBuiltins();
-    type = builtins ? PyDict_GetItemString(builtins, lower.c_str()) : nullptr;
-    Py_XINCREF(type);
+    type = PyRef::NewRef(
+        builtins ? PyDict_GetItemString(builtins, lower.c_str()) : nullptr);
   }
-  if (type == nullptr || !PyType_Check(type)) {
-    Py_XDECREF(type);
+  if (!type || !PyType_Check(type.get())) {
     PyErr_Format(PyExc_AttributeError,
                  "hp.Type has no shorthand '%s' (types.%sType or a builtin "
                  "type named so)",
                  n, n);
     return nullptr;
   }
-  PyObject* kind = MakeType(FactorySession(self), type);
-  Py_DECREF(type);
-  return kind;
+  return MakeType(FactorySession(self), type.get());
 }
 
 // er.refdby (every classifier: Heapy's, objects by their referrers' kinds
@@ -1458,11 +1409,9 @@ PyObject* FactoryRichCompare(PyObject* a, PyObject* b, int op) {
 }
 
 Py_hash_t FactoryHash(PyObject* self) {
-  PyObject* r = FactoryRepr(self);
-  if (r == nullptr) return -1;
-  Py_hash_t h = PyObject_Hash(r);
-  Py_DECREF(r);
-  return h;
+  PyRef r = PyRef::Steal(FactoryRepr(self));
+  if (!r) return -1;
+  return PyObject_Hash(r.get());
 }
 
 PyObject* NewSoKind(PyObject* er, std::vector<std::string> labels);
@@ -1474,26 +1423,22 @@ PyObject* FactorySokind(PyObject* self, PyObject* args, PyObject* kwds) {
       (kwds == nullptr || PyDict_GET_SIZE(kwds) == 0)) {
     return NewSoKind(self, {});
   }
-  PyObject* kind = FactoryCall(self, args, kwds);
-  if (kind == nullptr) return nullptr;
-  std::string label;
-  const bool ok =
-      IsKind(kind) && BaseKindLabel(FactoryClassifierOf(self), kind, &label);
-  if (!IsKind(kind)) {
-    PyErr_Format(PyExc_TypeError, "%s.sokind(): %s makes no kind",
-                 ErRepr(FactoryClassifierOf(self)).c_str(),
-                 ErRepr(FactoryClassifierOf(self)).c_str());
+  PyRef kind = PyRef::Steal(FactoryCall(self, args, kwds));
+  if (!kind) return nullptr;
+  if (!IsKind(kind.get())) {
+    return PyErr_Format(PyExc_TypeError, "%s.sokind(): %s makes no kind",
+                        ErRepr(FactoryClassifierOf(self)).c_str(),
+                        ErRepr(FactoryClassifierOf(self)).c_str());
   }
-  Py_DECREF(kind);
-  if (!ok) return nullptr;
+  std::string label;
+  if (!BaseKindLabel(FactoryClassifierOf(self), kind.get(), &label)) {
+    return nullptr;
+  }
   return NewSoKind(self, {label});
 }
 
-void FactoryDealloc(PyObject* self) {
-  PyTypeObject* type = Py_TYPE(self);
+void FactoryClear(PyObject* self) {
   delete reinterpret_cast<FactoryObject*>(self)->classifier;
-  type->tp_free(self);
-  Py_DECREF(type);
 }
 
 PyMethodDef kFactoryMethods[] = {
@@ -1514,37 +1459,34 @@ PyGetSetDef kFactoryGetSet[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-PyType_Slot kFactorySlots[] = {
-    {Py_tp_doc,
-     const_cast<char*>(
-         "A classifier (Heapy's equivalence relation). Called, it makes "
-         "kinds: hp.Type(dict), hp.Type.Dict, hp.Clodo(dictof=T), "
-         "hp.Size(n), hp.Module(name=..., at=...), hp.Via(\"['k']\"), "
-         "hp.Rcs(...), hp.Id(addr), hp.Prod(file, line), hp.Unity(), "
-         "hp.Type.dictof(T); x.by(er) partitions by it; er & er combines "
-         "(hp.Type & hp.Size).")},
-    {Py_tp_dealloc, reinterpret_cast<void*>(FactoryDealloc)},
-    {Py_tp_call, reinterpret_cast<void*>(FactoryCall)},
-    {Py_tp_getattro, reinterpret_cast<void*>(FactoryGetattro)},
-    {Py_tp_getset, kFactoryGetSet},
-    {Py_tp_methods, kFactoryMethods},
-    {Py_tp_richcompare, reinterpret_cast<void*>(FactoryRichCompare)},
-    {Py_tp_hash, reinterpret_cast<void*>(FactoryHash)},
-    {Py_tp_repr, reinterpret_cast<void*>(FactoryRepr)},
-    {Py_nb_and, reinterpret_cast<void*>(FactoryAnd)},
-    {0, nullptr},
-};
-
-PyType_Spec kFactorySpec = {"annex.KindFactory", sizeof(FactoryObject), 0,
-                            Py_TPFLAGS_DEFAULT, kFactorySlots};
+const TypeDef& FactoryDef() {
+  static const TypeDef* def = new TypeDef(
+      "annex.KindFactory",
+      "A classifier (Heapy's equivalence relation). Called, it makes "
+      "kinds: hp.Type(dict), hp.Type.Dict, hp.Clodo(dictof=T), "
+      "hp.Size(n), hp.Module(name=..., at=...), hp.Via(\"['k']\"), "
+      "hp.Rcs(...), hp.Id(addr), hp.Prod(file, line), hp.Unity(), "
+      "hp.Type.dictof(T); x.by(er) partitions by it; er & er combines "
+      "(hp.Type & hp.Size).",
+      sizeof(FactoryObject), AttributeTable(kFactoryGetSet, kFactoryMethods),
+      {
+          {Py_tp_call, reinterpret_cast<void*>(FactoryCall)},
+          {Py_tp_getattro, reinterpret_cast<void*>(FactoryGetattro)},
+          {Py_tp_richcompare, reinterpret_cast<void*>(FactoryRichCompare)},
+          {Py_tp_hash, reinterpret_cast<void*>(FactoryHash)},
+          {Py_tp_repr, reinterpret_cast<void*>(FactoryRepr)},
+          {Py_nb_and, reinterpret_cast<void*>(FactoryAnd)},
+      },
+      InstanceDealloc<FactoryClear>);
+  return *def;
+}
 
 // --------------------------------------------------------- SoKind type
 
 PyObject* NewSoKind(PyObject* er, std::vector<std::string> labels) {
-  PyTypeObject* t = ModuleType("SoKind");
+  PyTypeObject* t = AnnexType(AnnexName::kSoKind);
   if (t == nullptr) return nullptr;
   PyObject* obj = PyType_GenericAlloc(t, 0);
-  Py_DECREF(t);
   if (obj == nullptr) return nullptr;
   std::sort(labels.begin(), labels.end());
   labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
@@ -1553,12 +1495,9 @@ PyObject* NewSoKind(PyObject* er, std::vector<std::string> labels) {
   return obj;
 }
 
-void SoKindDealloc(PyObject* self) {
-  PyTypeObject* type = Py_TYPE(self);
+void SoKindClear(PyObject* self) {
   Py_XDECREF(SoKindOf(self)->er);
   delete SoKindOf(self)->labels;
-  type->tp_free(self);
-  Py_DECREF(type);
 }
 
 const Classifier& SoKindBase(PyObject* self) {
@@ -1572,12 +1511,11 @@ PyObject* SoKindObjRepr(PyObject* self) {
 
 // sok(...): the set with one more kind, made as er(...) makes it.
 PyObject* SoKindCall(PyObject* self, PyObject* args, PyObject* kwds) {
-  PyObject* one = FactorySokind(SoKindOf(self)->er, args, kwds);
-  if (one == nullptr) return nullptr;
+  PyRef one = PyRef::Steal(FactorySokind(SoKindOf(self)->er, args, kwds));
+  if (!one) return nullptr;
   std::vector<std::string> labels = *SoKindOf(self)->labels;
-  labels.insert(labels.end(), SoKindOf(one)->labels->begin(),
-                SoKindOf(one)->labels->end());
-  Py_DECREF(one);
+  const std::vector<std::string>& more = *SoKindOf(one.get())->labels;
+  labels.insert(labels.end(), more.begin(), more.end());
   return NewSoKind(SoKindOf(self)->er, std::move(labels));
 }
 
@@ -1599,11 +1537,9 @@ PyObject* SoKindRichCompare(PyObject* a, PyObject* b, int op) {
 }
 
 Py_hash_t SoKindHash(PyObject* self) {
-  PyObject* r = SoKindObjRepr(self);
-  if (r == nullptr) return -1;
-  Py_hash_t h = PyObject_Hash(r);
-  Py_DECREF(r);
-  return h;
+  PyRef r = PyRef::Steal(SoKindObjRepr(self));
+  if (!r) return -1;
+  return PyObject_Hash(r.get());
 }
 
 PyGetSetDef kSoKindGetSet[] = {
@@ -1615,21 +1551,21 @@ PyGetSetDef kSoKindGetSet[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-PyType_Slot kSoKindSlots[] = {
-    {Py_tp_doc,
-     const_cast<char*>("A set of kinds of one classifier (Heapy's er.sokind): "
-                       "call it to add a kind; .refdby is er.refdby's kind.")},
-    {Py_tp_dealloc, reinterpret_cast<void*>(SoKindDealloc)},
-    {Py_tp_repr, reinterpret_cast<void*>(SoKindObjRepr)},
-    {Py_tp_call, reinterpret_cast<void*>(SoKindCall)},
-    {Py_tp_getset, kSoKindGetSet},
-    {Py_tp_richcompare, reinterpret_cast<void*>(SoKindRichCompare)},
-    {Py_tp_hash, reinterpret_cast<void*>(SoKindHash)},
-    {0, nullptr},
-};
-
-PyType_Spec kSoKindSpec = {"annex.SoKind", sizeof(SoKindObject), 0,
-                           Py_TPFLAGS_DEFAULT, kSoKindSlots};
+const TypeDef& SoKindDef() {
+  static const TypeDef* def = new TypeDef(
+      "annex.SoKind",
+      "A set of kinds of one classifier (Heapy's er.sokind): "
+      "call it to add a kind; .refdby is er.refdby's kind.",
+      sizeof(SoKindObject), AttributeTable(kSoKindGetSet, nullptr),
+      {
+          {Py_tp_repr, reinterpret_cast<void*>(SoKindObjRepr)},
+          {Py_tp_call, reinterpret_cast<void*>(SoKindCall)},
+          {Py_tp_richcompare, reinterpret_cast<void*>(SoKindRichCompare)},
+          {Py_tp_hash, reinterpret_cast<void*>(SoKindHash)},
+      },
+      InstanceDealloc<SoKindClear>);
+  return *def;
+}
 
 // ------------------------------------------------------------ IdSet side
 
@@ -1655,63 +1591,85 @@ PyMethodDef kByMethod = {
 
 }  // namespace
 
-const char* const kIdSetKindsAttrs[] = {
-    "by",     "byclodo", "bymodule",  "byprod", "byrcs", "bysize",
-    "bytype", "byunity", "byvia",     "brief",  "er",    "parts",
-    "theone", "byidset", "partition", nullptr,
-};
+namespace {
 
-PyObject* IdSetKindsAttr(PyObject* self, const char* name) {
-  const std::string n = name;
-  struct ByName {
-    const char* attr;
-    Classifier::Part part;
-  } by[] = {
-      {"bytype", Classifier::kType},
-      {"byclodo", Classifier::kClodo},
-      {"bysize", Classifier::kSize},
-      {"bymodule", Classifier::kModule},
-      {"byunity", Classifier::kUnity},
-      {"byrcs", Classifier::kRcs},
-      {"byvia", Classifier::kVia},
-      {"byprod", Classifier::kProd},
-      // Heapy's byidset: one row per object (its kind a one-object set);
-      // here its kind is the object's identity, as by('Id').
-      {"byidset", Classifier::kId},
-  };
-  for (const ByName& b : by) {
-    if (n == b.attr) return Classified(self, Classifier(b.part));
-  }
-  if (n == "by") return PyCFunction_New(&kByMethod, self);
-  if (n == "partition") return IdSetPartition(self);
-  if (n == "er") {
-    // Heapy's: the classifier object (hp.Clodo, (hp.Type & hp.Size)).
-    const Classifier& c = SetOf(self).classifier;
-    return NewFactory(IdSetSession(self), c,
-                      c.is(Classifier::kDictOf) ? kDictOf : kPlain);
-  }
-  if (n == "parts") {
-    // One pass for all rows (a pass per row took 20.9 s for 834 rows of
-    // 519 K objects).
-    std::vector<KindedSet::Row> rows = SetOf(self).Rows();
-    std::vector<uint32_t> labels;
-    labels.reserve(rows.size());
-    for (const auto& r : rows) labels.push_back(r.label);
-    std::vector<KindedSet> parts = SetOf(self).SplitByLabels(labels);
-    PyObject* list = PyList_New(0);
-    if (list == nullptr) return nullptr;
-    for (KindedSet& p : parts) {
-      PyObject* part = NewIdSet(IdSetSession(self), std::move(p));
-      if (part == nullptr || PyList_Append(list, part) < 0) {
-        Py_XDECREF(part);
-        Py_DECREF(list);
-        return nullptr;
-      }
-      Py_DECREF(part);
+void* PartClosure(Classifier::Part part) {
+  return reinterpret_cast<void*>(static_cast<intptr_t>(part));
+}
+
+// x.bytype, x.byclodo, ...: the set partitioned by the classifier part in
+// `closure`.
+PyObject* ByPartGet(PyObject* self, void* closure) {
+  return Classified(self, Classifier(static_cast<Classifier::Part>(
+                              reinterpret_cast<intptr_t>(closure))));
+}
+
+PyObject* PartitionGet(PyObject* self, void*) { return IdSetPartition(self); }
+
+// Heapy's er: the classifier object (hp.Clodo, (hp.Type & hp.Size)).
+PyObject* ErGet(PyObject* self, void*) {
+  const Classifier& c = SetOf(self).classifier;
+  return NewFactory(IdSetSession(self), c,
+                    c.is(Classifier::kDictOf) ? kDictOf : kPlain);
+}
+
+PyObject* PartsGet(PyObject* self, void*) {
+  // One pass for all rows (a pass per row took 20.9 s for 834 rows of
+  // 519 K objects).
+  std::vector<KindedSet::Row> rows = SetOf(self).Rows();
+  std::vector<uint32_t> labels;
+  labels.reserve(rows.size());
+  for (const auto& r : rows) labels.push_back(r.label);
+  std::vector<KindedSet> parts = SetOf(self).SplitByLabels(labels);
+  PyRef list = PyRef::Steal(PyList_New(0));
+  if (!list) return nullptr;
+  for (KindedSet& p : parts) {
+    if (!ListAppendNew(list.get(),
+                       NewIdSet(IdSetSession(self), std::move(p)))) {
+      return nullptr;
     }
-    return list;
   }
-  return nullptr;
+  return list.release();
+}
+
+}  // namespace
+
+AttributeTable KindsAttributes() {
+  AttributeTable t;
+  auto by = [&t](const char* name, Classifier::Part part, const char* doc) {
+    t.getsets.push_back({name, ByPartGet, nullptr, doc, PartClosure(part)});
+  };
+  by("byclodo", Classifier::kClodo,
+     "the set partitioned by Clodo: class, or dict of its owner's class "
+     "(Heapy's default)");
+  by("bytype", Classifier::kType, "the set partitioned by type");
+  by("bysize", Classifier::kSize, "the set partitioned by size");
+  by("bymodule", Classifier::kModule,
+     "the set partitioned by module (the module a member is, or none)");
+  by("byunity", Classifier::kUnity, "the set as one row (hp.Anything)");
+  by("byrcs", Classifier::kRcs,
+     "the set partitioned by its referrers' Clodo kinds (Heapy's Rcs)");
+  by("byvia", Classifier::kVia,
+     "the set partitioned by the edges that refer to each member");
+  by("byprod", Classifier::kProd,
+     "the set partitioned by allocation site (the target's tracemalloc)");
+  // Heapy's byidset: one row per object (its kind a one-object set); here
+  // its kind is the object's identity, as by('Id').
+  by("byidset", Classifier::kId,
+     "one row per object, its kind the object's identity (by('Id'))");
+  t.getsets.push_back({"partition", PartitionGet, nullptr,
+                       "Heapy's Partition (annex.Partition): the rows as "
+                       "PartRows, get_row, get_rows, get_set, get_sets, "
+                       "get_stat",
+                       nullptr});
+  t.getsets.push_back({"er", ErGet, nullptr,
+                       "the classifier (hp.Clodo, (hp.Type & hp.Size)); "
+                       "x.er.name is its name",
+                       nullptr});
+  t.getsets.push_back(
+      {"parts", PartsGet, nullptr, "the rows as a list of sets", nullptr});
+  t.methods.push_back(kByMethod);
+  return t;
 }
 
 PyObject* IdSetKindOf(PyObject* self) {
@@ -1768,10 +1726,9 @@ PyObject* KindsBinary(PyObject* a, PyObject* b, char op) {
   if (ka == kb) Py_RETURN_NOTIMPLEMENTED;
   PyObject* set = ka ? b : a;
   PyObject* kind = ka ? a : b;
-  PyTypeObject* idset = ModuleType("IdSet");
+  PyTypeObject* idset = AnnexType(AnnexName::kIdSet);
   if (idset == nullptr) return nullptr;
   const bool is_set = Py_TYPE(set) == idset;
-  Py_DECREF(idset);
   if (!is_set) Py_RETURN_NOTIMPLEMENTED;
   Expr expr = ExprOf(kind);
   if (op == '|') {
@@ -1852,25 +1809,9 @@ PyObject* HpAnything() {
 }
 
 int AddKindTypes(PyObject* module) {
-  PyObject* kind = PyType_FromModuleAndSpec(module, &kKindSpec, nullptr);
-  if (kind == nullptr) return -1;
-  reinterpret_cast<PyTypeObject*>(kind)->tp_new = nullptr;
-  if (PyModule_AddObject(module, "Kind", kind) < 0) {
-    Py_DECREF(kind);
-    return -1;
-  }
-  PyObject* factory = PyType_FromModuleAndSpec(module, &kFactorySpec, nullptr);
-  if (factory == nullptr) return -1;
-  reinterpret_cast<PyTypeObject*>(factory)->tp_new = nullptr;
-  if (PyModule_AddObject(module, "KindFactory", factory) < 0) {
-    Py_DECREF(factory);
-    return -1;
-  }
-  PyObject* sokind = PyType_FromModuleAndSpec(module, &kSoKindSpec, nullptr);
-  if (sokind == nullptr) return -1;
-  reinterpret_cast<PyTypeObject*>(sokind)->tp_new = nullptr;
-  if (PyModule_AddObject(module, "SoKind", sokind) < 0) {
-    Py_DECREF(sokind);
+  if (KindDef().AddTo(module, "Kind") == nullptr ||
+      FactoryDef().AddTo(module, "KindFactory") == nullptr ||
+      SoKindDef().AddTo(module, "SoKind") == nullptr) {
     return -1;
   }
   // x.partition (hp_partition.cc).
@@ -1926,4 +1867,4 @@ KindedSetFilter KindFilter(Session* session, PyObject* kind) {
   return [view, expr](const KindedSet& set) { return Filter(view, set, expr); };
 }
 
-}  // namespace annex::glue::internal
+}  // namespace annex::glue::module

@@ -14,7 +14,7 @@
 #include "glue/heap_view.h"
 #include "glue/module/hp_internal.h"
 
-namespace annex::glue::internal {
+namespace annex::glue::module {
 namespace {
 
 // Where (everything in this file): annex thread, GIL held, annex current.
@@ -46,11 +46,10 @@ PyObject* NewPartRow(PyObject* self, size_t i) {
   const std::vector<KindedSet::Row>& rows = RowsOf(self);
   uint64_t cumul = 0;
   for (size_t k = 0; k <= i; ++k) cumul += rows[k].size;
-  PyTypeObject* type = AnnexType("PartRow");
+  PyTypeObject* type = AnnexType(AnnexName::kPartRow);
   if (type == nullptr) return nullptr;
-  PyObject* row = PyStructSequence_New(type);
-  Py_DECREF(type);
-  if (row == nullptr) return nullptr;
+  PyRef row = PyRef::Steal(PyStructSequence_New(type));
+  if (!row) return nullptr;
   PyObject* set = RowSet(self, i);
   // A row whose members all died since has no kind left: None.
   PyObject* kind = set == nullptr            ? nullptr
@@ -70,15 +69,11 @@ PyObject* NewPartRow(PyObject* self, size_t i) {
   bool ok = true;
   for (size_t k = 0; k < 7; ++k) {
     ok &= items[k] != nullptr;
-    PyStructSequence_SetItem(
-        row, static_cast<Py_ssize_t>(k),
+    PyStructSequence_SetItem(  // steals the item
+        row.get(), static_cast<Py_ssize_t>(k),
         items[k] != nullptr ? items[k] : Py_NewRef(Py_None));
   }
-  if (!ok) {
-    Py_DECREF(row);
-    return nullptr;
-  }
-  return row;
+  return ok ? row.release() : nullptr;
 }
 
 // An index into the rows (negative from the end); false with IndexError.
@@ -112,23 +107,18 @@ PyObject* PartitionGetRows(PyObject* self, PyObject* args, PyObject* kwds) {
   }
   const size_t n = RowsOf(self).size();
   if (idx < 0) idx = 0;
-  PyObject* list = PyList_New(0);
-  if (list == nullptr) return nullptr;
+  PyRef list = PyRef::Steal(PyList_New(0));
+  if (!list) return nullptr;
   for (size_t i = static_cast<size_t>(idx); i < n; ++i) {
-    if (!ListAppendNew(list, NewPartRow(self, i))) {
-      Py_DECREF(list);
-      return nullptr;
-    }
+    if (!ListAppendNew(list.get(), NewPartRow(self, i))) return nullptr;
   }
-  return list;
+  return list.release();
 }
 
 PyObject* PartitionRows(PyObject* self, void*) {
-  PyObject* args = PyTuple_New(0);
-  if (args == nullptr) return nullptr;
-  PyObject* r = PartitionGetRows(self, args, nullptr);
-  Py_DECREF(args);
-  return r;
+  PyRef args = PyRef::Steal(PyTuple_New(0));
+  if (!args) return nullptr;
+  return PartitionGetRows(self, args.get(), nullptr);
 }
 
 // get_set(i): row i's members; get_set(a:b) those of rows a..b, as x[i] and
@@ -139,23 +129,18 @@ PyObject* PartitionGetSet(PyObject* self, PyObject* key) {
 
 // The rows' sets in order (Heapy's get_sets; x.parts).
 PyObject* PartitionGetSets(PyObject* self, PyObject*) {
-  PyObject* list = PyList_New(0);
-  if (list == nullptr) return nullptr;
+  PyRef list = PyRef::Steal(PyList_New(0));
+  if (!list) return nullptr;
   for (size_t i = 0; i < RowsOf(self).size(); ++i) {
-    if (!ListAppendNew(list, RowSet(self, i))) {
-      Py_DECREF(list);
-      return nullptr;
-    }
+    if (!ListAppendNew(list.get(), RowSet(self, i))) return nullptr;
   }
-  return list;
+  return list.release();
 }
 
 PyObject* PartitionIter(PyObject* self) {
-  PyObject* sets = PartitionGetSets(self, nullptr);
-  if (sets == nullptr) return nullptr;
-  PyObject* it = PyObject_GetIter(sets);
-  Py_DECREF(sets);
-  return it;
+  PyRef sets = PyRef::Steal(PartitionGetSets(self, nullptr));
+  if (!sets) return nullptr;
+  return PyObject_GetIter(sets.get());
 }
 
 PyObject* PartitionGetStat(PyObject* self, PyObject*) {
@@ -201,12 +186,9 @@ PyObject* PartitionTimeMade(PyObject* self, void*) {
   return PyFloat_FromDouble(Part(self)->timemade);
 }
 
-void PartitionDealloc(PyObject* self) {
-  PyTypeObject* type = Py_TYPE(self);
+void PartitionClear(PyObject* self) {
   Py_XDECREF(Part(self)->set);
   delete Part(self)->rows;
-  type->tp_free(self);
-  Py_DECREF(type);
 }
 
 PyMethodDef kPartitionMethods[] = {
@@ -243,22 +225,21 @@ PyGetSetDef kPartitionGetSet[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-PyType_Slot kPartitionSlots[] = {
-    {Py_tp_doc,
-     const_cast<char*>(
-         "Heapy's Partition of a set: its rows (kind, count, size) as when "
-         "made, each with its members' set; iterates over the rows' sets.")},
-    {Py_tp_dealloc, reinterpret_cast<void*>(PartitionDealloc)},
-    {Py_tp_repr, reinterpret_cast<void*>(PartitionRepr)},
-    {Py_tp_iter, reinterpret_cast<void*>(PartitionIter)},
-    {Py_tp_methods, kPartitionMethods},
-    {Py_tp_getset, kPartitionGetSet},
-    {Py_sq_length, reinterpret_cast<void*>(PartitionLen)},
-    {0, nullptr},
-};
-
-PyType_Spec kPartitionSpec = {"annex.Partition", sizeof(PartitionObject), 0,
-                              Py_TPFLAGS_DEFAULT, kPartitionSlots};
+const TypeDef& PartitionDef() {
+  static const TypeDef* def = new TypeDef(
+      "annex.Partition",
+      "Heapy's Partition of a set: its rows (kind, count, size) as when "
+      "made, each with its members' set; iterates over the rows' sets.",
+      sizeof(PartitionObject),
+      AttributeTable(kPartitionGetSet, kPartitionMethods),
+      {
+          {Py_tp_repr, reinterpret_cast<void*>(PartitionRepr)},
+          {Py_tp_iter, reinterpret_cast<void*>(PartitionIter)},
+          {Py_sq_length, reinterpret_cast<void*>(PartitionLen)},
+      },
+      InstanceDealloc<PartitionClear>);
+  return *def;
+}
 
 PyStructSequence_Field kPartRowFields[] = {
     {"name", "the kind, as the table shows it"},
@@ -279,10 +260,9 @@ PyStructSequence_Desc kPartRowDesc = {"annex.PartRow",
 }  // namespace
 
 PyObject* IdSetPartition(PyObject* self) {
-  PyTypeObject* type = AnnexType("Partition");
+  PyTypeObject* type = AnnexType(AnnexName::kPartition);
   if (type == nullptr) return nullptr;
   PyObject* obj = PyType_GenericAlloc(type, 0);
-  Py_DECREF(type);
   if (obj == nullptr) return nullptr;
   Part(obj)->set = Py_NewRef(self);
   Part(obj)->rows = new std::vector<KindedSet::Row>(SetOf(self).Rows());
@@ -291,21 +271,11 @@ PyObject* IdSetPartition(PyObject* self) {
 }
 
 int AddPartitionTypes(PyObject* module) {
-  PyTypeObject* row = PyStructSequence_NewType(&kPartRowDesc);
-  if (row == nullptr) return -1;
-  if (PyModule_AddObject(module, "PartRow", reinterpret_cast<PyObject*>(row)) <
-      0) {
-    Py_DECREF(row);
-    return -1;
-  }
-  PyObject* type = PyType_FromModuleAndSpec(module, &kPartitionSpec, nullptr);
-  if (type == nullptr) return -1;
-  reinterpret_cast<PyTypeObject*>(type)->tp_new = nullptr;
-  if (PyModule_AddObject(module, "Partition", type) < 0) {
-    Py_DECREF(type);
+  if (AddStructSequence(module, "PartRow", &kPartRowDesc) == nullptr ||
+      PartitionDef().AddTo(module, "Partition") == nullptr) {
     return -1;
   }
   return 0;
 }
 
-}  // namespace annex::glue::internal
+}  // namespace annex::glue::module

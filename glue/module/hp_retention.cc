@@ -22,7 +22,7 @@
 #include "glue/module/values_py.h"
 #include "glue/retention_view.h"
 
-namespace annex::glue::hp_internal {
+namespace annex::glue::module {
 namespace {
 
 // All functions here: Where: annex thread, GIL held, annex current.
@@ -30,7 +30,7 @@ namespace {
 RetentionView *ViewFor(PyObject *idset) {
   auto view = IdSetSession(idset)->Get<RetentionView>();
   if (!view.ok()) {
-    SetStatusError(view.status());
+    RaiseStatus(view.status());
     return nullptr;
   }
   return *view;
@@ -38,32 +38,32 @@ RetentionView *ViewFor(PyObject *idset) {
 
 // Wraps a KindedSet answer of `self`'s session as an IdSet.
 PyObject *SetAnswer(PyObject *self, absl::StatusOr<KindedSet> answer) {
-  if (!answer.ok()) return SetStatusError(answer.status());
-  return MakeIdSet(IdSetSession(self), std::move(*answer));
+  if (!answer.ok()) return RaiseStatus(answer.status());
+  return NewIdSet(IdSetSession(self), std::move(*answer));
 }
 
 PyObject *Referrers(PyObject *self, void *) {
   RetentionView *view = ViewFor(self);
   if (view == nullptr) return nullptr;
-  return SetAnswer(self, view->Referrers(*IdSetContents(self)));
+  return SetAnswer(self, view->Referrers(*IdSetArg(self)));
 }
 
 PyObject *Referents(PyObject *self, void *) {
   RetentionView *view = ViewFor(self);
   if (view == nullptr) return nullptr;
-  return SetAnswer(self, view->Referents(*IdSetContents(self)));
+  return SetAnswer(self, view->Referents(*IdSetArg(self)));
 }
 
 PyObject *Dominos(PyObject *self, void *) {
   RetentionView *view = ViewFor(self);
   if (view == nullptr) return nullptr;
-  return SetAnswer(self, view->Dominated(*IdSetContents(self)));
+  return SetAnswer(self, view->Dominated(*IdSetArg(self)));
 }
 
 PyObject *Imdom(PyObject *self, void *) {
   RetentionView *view = ViewFor(self);
   if (view == nullptr) return nullptr;
-  return SetAnswer(self, view->ImmediateDominators(*IdSetContents(self)));
+  return SetAnswer(self, view->ImmediateDominators(*IdSetArg(self)));
 }
 
 // --- Reference pattern ---
@@ -95,8 +95,8 @@ bool ParseStopKind(PyObject *self, PyObject *stopkind,
                    PatternOptions *options) {
   if (stopkind == Py_None) return true;
   options->stop_default = false;
-  if (internal::IsKindObject(stopkind)) {
-    options->stop_filter = internal::KindFilter(IdSetSession(self), stopkind);
+  if (IsKindObject(stopkind)) {
+    options->stop_filter = KindFilter(IdSetSession(self), stopkind);
     return options->stop_filter != nullptr;
   }
   PyErr_Clear();
@@ -105,23 +105,20 @@ bool ParseStopKind(PyObject *self, PyObject *stopkind,
       "a kind name or an iterable of kind names, not %.100s";
   if (PyUnicode_Check(stopkind)) {
     std::string name;
-    if (!internal::NameArg(stopkind, "stopkind", &name)) return false;
+    if (!NameArg(stopkind, "stopkind", &name)) return false;
     options->stop_kinds.push_back(name);
     return true;
   }
-  PyObject *it = PyObject_GetIter(stopkind);
-  if (it == nullptr) {
+  PyRef it = PyRef::Steal(PyObject_GetIter(stopkind));
+  if (!it) {
     PyErr_Clear();
     PyErr_Format(PyExc_TypeError, kShape, Py_TYPE(stopkind)->tp_name);
     return false;
   }
-  while (PyObject *item = PyIter_Next(it)) {
+  while (PyRef item = PyRef::Steal(PyIter_Next(it.get()))) {
     std::string name;
-    const bool ok =
-        PyUnicode_Check(item) && internal::NameArg(item, "stopkind", &name);
-    Py_DECREF(item);
-    if (!ok) {
-      Py_DECREF(it);
+    if (!PyUnicode_Check(item.get()) ||
+        !NameArg(item.get(), "stopkind", &name)) {
       if (!PyErr_Occurred()) {
         PyErr_SetString(PyExc_TypeError, "stopkind must hold kind names (str)");
       }
@@ -129,7 +126,6 @@ bool ParseStopKind(PyObject *self, PyObject *stopkind,
     }
     options->stop_kinds.push_back(name);
   }
-  Py_DECREF(it);
   return !PyErr_Occurred();
 }
 
@@ -166,14 +162,15 @@ bool ParseRef(PyObject *ref, int *imdom, PatternOptions *options) {
 
 bool IsRoot(PyObject *obj);
 bool ParseNodes(PyObject *obj, std::vector<uintptr_t> *out, const char *what);
-PyObject *AnnexClass(const char *name);
+
+PyObject *AddressList(const std::vector<uintptr_t> &addresses);
 
 // The annex.ReferencePattern of an answer: rows as (name, depth, parent,
 // mark, seen, kind, count, size, IdSet, first addresses, dropped).
 PyObject *MakePattern(PyObject *self, PatternResult result,
                       const PatternOptions &options) {
-  PyObject *rows = PyTuple_New(result.rows.size());
-  if (rows == nullptr) return nullptr;
+  PyRef rows = PyRef::Steal(PyTuple_New(result.rows.size()));
+  if (!rows) return nullptr;
   for (size_t i = 0; i < result.rows.size(); ++i) {
     PatternRow &r = result.rows[i];
     const size_t count = r.set.count();
@@ -181,49 +178,32 @@ PyObject *MakePattern(PyObject *self, PatternResult result,
     std::vector<uintptr_t> first;
     for (size_t k = 0; k < count && k < 8; ++k)
       first.push_back(r.set.addresses[k]);
-    PyObject *preview = PyTuple_New(first.size());
-    for (size_t k = 0; preview != nullptr && k < first.size(); ++k) {
-      PyObject *a = PyLong_FromUnsignedLongLong(first[k]);
-      if (a == nullptr)
-        Py_CLEAR(preview);
-      else
-        PyTuple_SET_ITEM(preview, k, a);
-    }
-    PyObject *set = preview != nullptr
-                        ? MakeIdSet(IdSetSession(self), std::move(r.set))
-                        : nullptr;
-    PyObject *row =
-        set != nullptr
-            ? Py_BuildValue("(siiCis#nKNnN)", r.label.c_str(), r.depth,
-                            r.parent, static_cast<int>(r.mark), r.seen,
-                            r.kind.data(),
-                            static_cast<Py_ssize_t>(r.kind.size()),
-                            static_cast<Py_ssize_t>(count),
-                            static_cast<unsigned long long>(size), set,
-                            static_cast<Py_ssize_t>(r.dropped), preview)
-            : nullptr;
-    if (row == nullptr) {
-      if (set == nullptr) Py_XDECREF(preview);
-      Py_DECREF(rows);
-      return nullptr;
-    }
-    PyTuple_SET_ITEM(rows, i, row);
+    PyRef first_list = PyRef::Steal(AddressList(first));
+    if (!first_list) return nullptr;
+    PyRef preview = PyRef::Steal(PyList_AsTuple(first_list.get()));
+    if (!preview) return nullptr;
+    PyRef set = PyRef::Steal(NewIdSet(IdSetSession(self), std::move(r.set)));
+    if (!set) return nullptr;
+    PyObject *row = Py_BuildValue(
+        "(siiCis#nKOnO)", r.label.c_str(), r.depth, r.parent,
+        static_cast<int>(r.mark), r.seen, r.kind.data(),
+        static_cast<Py_ssize_t>(r.kind.size()), static_cast<Py_ssize_t>(count),
+        static_cast<unsigned long long>(size), set.get(),
+        static_cast<Py_ssize_t>(r.dropped), preview.get());
+    if (row == nullptr) return nullptr;
+    PyTuple_SET_ITEM(rows.get(), i, row);  // steals it
   }
   // What shows instead of rows: no member of the set is alive now.
   const std::string empty =
       result.rows.empty() ? "(no member of the set is alive now)" : "";
-  PyObject *type = AnnexClass("ReferencePattern");
-  PyObject *r = type != nullptr
-                    ? PyObject_CallFunction(
-                          type, "Os#OOns#", self, result.header.data(),
-                          static_cast<Py_ssize_t>(result.header.size()), rows,
-                          result.truncated ? Py_True : Py_False,
-                          static_cast<Py_ssize_t>(options.max_rows),
-                          empty.data(), static_cast<Py_ssize_t>(empty.size()))
-                    : nullptr;
-  Py_XDECREF(type);
-  Py_DECREF(rows);
-  return r;
+  PyObject *type = AnnexObject(AnnexName::kReferencePattern);
+  if (type == nullptr) return nullptr;
+  return PyObject_CallFunction(
+      type, "Os#OOns#", self, result.header.data(),
+      static_cast<Py_ssize_t>(result.header.size()), rows.get(),
+      result.truncated ? Py_True : Py_False,
+      static_cast<Py_ssize_t>(options.max_rows), empty.data(),
+      static_cast<Py_ssize_t>(empty.size()));
 }
 
 // get_rp(depth=7, er=None, imdom=False, bf=False, src=None, stopkind=None,
@@ -253,7 +233,7 @@ PyObject *GetRp(PyObject *self, PyObject *args, PyObject *kwargs) {
       !IntArg(max_rows, "max_rows", 1, 1000000, &options.max_rows)) {
     return nullptr;
   }
-  if (er != Py_None && !internal::ErArg(er, "get_rp(er=)", &options.er)) {
+  if (er != Py_None && !ErArg(er, "get_rp(er=)", &options.er)) {
     return nullptr;
   }
   if (src != Py_None && !IsRoot(src)) {
@@ -275,8 +255,8 @@ PyObject *GetRp(PyObject *self, PyObject *args, PyObject *kwargs) {
   if (!ParseStopKind(self, stopkind, &options)) return nullptr;
   RetentionView *view = ViewFor(self);
   if (view == nullptr) return nullptr;
-  auto result = view->ReferencePattern(*IdSetContents(self), options);
-  if (!result.ok()) return SetStatusError(result.status());
+  auto result = view->ReferencePattern(*IdSetArg(self), options);
+  if (!result.ok()) return RaiseStatus(result.status());
   return MakePattern(self, std::move(*result), options);
 }
 
@@ -285,62 +265,55 @@ PyObject *GetRp(PyObject *self, PyObject *args, PyObject *kwargs) {
 // 0: ([[(from, to, text), ...] per pair of rows], [(address, brief), ...]
 // for the last row).
 PyObject *RpLinks(PyObject *self, PyObject *arg) {
-  PyObject *seq = PySequence_Fast(arg, "_rp_links() takes a list of IdSets");
-  if (seq == nullptr) return nullptr;
+  PyRef seq =
+      PyRef::Steal(PySequence_Fast(arg, "_rp_links() takes a list of IdSets"));
+  if (!seq) return nullptr;
   std::vector<const KindedSet *> rows;
-  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); ++i) {
-    KindedSet *set = IdSetContents(PySequence_Fast_GET_ITEM(seq, i));
-    if (set == nullptr) {
-      Py_DECREF(seq);
-      return nullptr;
-    }
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq.get()); ++i) {
+    KindedSet *set = IdSetArg(PySequence_Fast_GET_ITEM(seq.get(), i));
+    if (set == nullptr) return nullptr;
     rows.push_back(set);
   }
   RetentionView *view = ViewFor(self);
-  auto links = view != nullptr
-                   ? view->PatternPathLinks(rows)
-                   : absl::StatusOr<PatternLinks>(absl::InternalError(""));
-  Py_DECREF(seq);  // after the walk: the rows' sets live in `seq`'s IdSets
   if (view == nullptr) return nullptr;
-  if (!links.ok()) return SetStatusError(links.status());
-  PyObject *pairs = PyList_New(0);
-  for (size_t k = 0; pairs != nullptr && k < links->links.size(); ++k) {
-    PyObject *list = PyList_New(0);
-    for (const PatternLinks::Link &l : links->links[k]) {
-      if (list == nullptr) break;
-      if (!internal::ListAppendNew(
-              list, Py_BuildValue(
-                        "(KKs#)", static_cast<unsigned long long>(l.from),
-                        static_cast<unsigned long long>(l.to), l.text.data(),
-                        static_cast<Py_ssize_t>(l.text.size())))) {
-        Py_CLEAR(list);
+  auto links = view->PatternPathLinks(rows);
+  seq.reset();  // after the walk: the rows' sets live in `seq`'s IdSets
+  if (!links.ok()) return RaiseStatus(links.status());
+  PyRef pairs = PyRef::Steal(PyList_New(0));
+  if (!pairs) return nullptr;
+  for (const std::vector<PatternLinks::Link> &pair : links->links) {
+    PyRef list = PyRef::Steal(PyList_New(0));
+    if (!list) return nullptr;
+    for (const PatternLinks::Link &l : pair) {
+      if (!ListAppendNew(
+              list.get(),
+              Py_BuildValue("(KKs#)", static_cast<unsigned long long>(l.from),
+                            static_cast<unsigned long long>(l.to),
+                            l.text.data(),
+                            static_cast<Py_ssize_t>(l.text.size())))) {
+        return nullptr;
       }
     }
-    if (!internal::ListAppendNew(pairs, list)) Py_CLEAR(pairs);
+    if (!ListAppendNew(pairs.get(), list.release())) return nullptr;
   }
-  PyObject *last = pairs != nullptr ? PyList_New(0) : nullptr;
+  PyRef last = PyRef::Steal(PyList_New(0));
+  if (!last) return nullptr;
   for (const auto &[address, brief] : links->last) {
-    if (last == nullptr) break;
-    if (!internal::ListAppendNew(
-            last, Py_BuildValue(
-                      "(Ks#)", static_cast<unsigned long long>(address),
-                      brief.data(), static_cast<Py_ssize_t>(brief.size())))) {
-      Py_CLEAR(last);
+    if (!ListAppendNew(
+            last.get(),
+            Py_BuildValue("(Ks#)", static_cast<unsigned long long>(address),
+                          brief.data(),
+                          static_cast<Py_ssize_t>(brief.size())))) {
+      return nullptr;
     }
   }
-  if (last == nullptr) {
-    Py_XDECREF(pairs);
-    return nullptr;
-  }
-  return Py_BuildValue("(NN)", pairs, last);
+  return PyTuple_Pack(2, pairs.get(), last.get());
 }
 
 PyObject *Rp(PyObject *self, void *) {
-  PyObject *args = PyTuple_New(0);
-  if (args == nullptr) return nullptr;
-  PyObject *r = GetRp(self, args, nullptr);
-  Py_DECREF(args);
-  return r;
+  PyRef args = PyRef::Steal(PyTuple_New(0));
+  if (!args) return nullptr;
+  return GetRp(self, args.get(), nullptr);
 }
 
 // --- Shortest paths ---
@@ -350,13 +323,13 @@ PyObject *Rp(PyObject *self, void *) {
 bool ParseNodes(PyObject *obj, std::vector<uintptr_t> *out,
                 const char *what = "avoid_nodes") {
   if (obj == Py_None) return true;
-  if (KindedSet *set = IdSetContents(obj)) {
+  if (KindedSet *set = IdSetArg(obj)) {
     out->insert(out->end(), set->addresses.begin(), set->addresses.end());
     return true;
   }
   PyErr_Clear();
-  PyObject *it = PyObject_GetIter(obj);
-  if (it == nullptr) {
+  PyRef it = PyRef::Steal(PyObject_GetIter(obj));
+  if (!it) {
     PyErr_Clear();
     PyErr_Format(PyExc_TypeError,
                  "%s must be an IdSet or an iterable of addresses "
@@ -364,12 +337,11 @@ bool ParseNodes(PyObject *obj, std::vector<uintptr_t> *out,
                  what, Py_TYPE(obj)->tp_name);
     return false;
   }
-  while (PyObject *item = PyIter_Next(it)) {
-    const bool is_int = PyLong_Check(item);
-    const unsigned long long a = is_int ? PyLong_AsUnsignedLongLong(item) : 0;
-    Py_DECREF(item);
+  while (PyRef item = PyRef::Steal(PyIter_Next(it.get()))) {
+    const bool is_int = PyLong_Check(item.get());
+    const unsigned long long a =
+        is_int ? PyLong_AsUnsignedLongLong(item.get()) : 0;
     if (!is_int || PyErr_Occurred()) {
-      Py_DECREF(it);
       PyErr_Clear();
       PyErr_Format(PyExc_TypeError,
                    "%s must hold addresses (non-negative ints)", what);
@@ -377,7 +349,6 @@ bool ParseNodes(PyObject *obj, std::vector<uintptr_t> *out,
     }
     out->push_back(static_cast<uintptr_t>(a));
   }
-  Py_DECREF(it);
   return !PyErr_Occurred();
 }
 
@@ -388,13 +359,14 @@ bool ParseEdges(PyObject *obj,
   constexpr const char *kShape =
       "avoid_edges must be an iterable of (from, to) address pairs, e.g. "
       "p.edges_at(-1) of a Paths p";
-  PyObject *it = PyObject_GetIter(obj);
-  if (it == nullptr) {
+  PyRef it = PyRef::Steal(PyObject_GetIter(obj));
+  if (!it) {
     PyErr_Clear();
     PyErr_SetString(PyExc_TypeError, kShape);
     return false;
   }
-  while (PyObject *item = PyIter_Next(it)) {
+  while (PyRef ref = PyRef::Steal(PyIter_Next(it.get()))) {
+    PyObject *item = ref.get();
     bool ok = PyTuple_Check(item) && PyTuple_GET_SIZE(item) == 2 &&
               PyLong_Check(PyTuple_GET_ITEM(item, 0)) &&
               PyLong_Check(PyTuple_GET_ITEM(item, 1));
@@ -404,16 +376,13 @@ bool ParseEdges(PyObject *obj,
       b = PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(item, 1));
       ok = !PyErr_Occurred();
     }
-    Py_DECREF(item);
     if (!ok) {
-      Py_DECREF(it);
       PyErr_Clear();
       PyErr_SetString(PyExc_TypeError, kShape);
       return false;
     }
     out->push_back({static_cast<uintptr_t>(a), static_cast<uintptr_t>(b)});
   }
-  Py_DECREF(it);
   return !PyErr_Occurred();
 }
 
@@ -454,72 +423,53 @@ PyObject *EdgeTuple(const PathEdge &e) {
 
 // A list of ints from addresses: a new reference or nullptr.
 PyObject *AddressList(const std::vector<uintptr_t> &addresses) {
-  PyObject *list = PyList_New(addresses.size());
-  if (list == nullptr) return nullptr;
+  PyRef list = PyRef::Steal(PyList_New(addresses.size()));
+  if (!list) return nullptr;
   for (size_t i = 0; i < addresses.size(); ++i) {
     PyObject *a = PyLong_FromUnsignedLongLong(addresses[i]);
-    if (a == nullptr) {
-      Py_DECREF(list);
-      return nullptr;
-    }
-    PyList_SET_ITEM(list, i, a);
+    if (a == nullptr) return nullptr;
+    PyList_SET_ITEM(list.get(), i, a);  // steals it
   }
-  return list;
+  return list.release();
 }
 
 PyObject *EdgePairList(
     const std::vector<std::pair<uintptr_t, uintptr_t>> &edges) {
-  PyObject *list = PyList_New(edges.size());
-  if (list == nullptr) return nullptr;
+  PyRef list = PyRef::Steal(PyList_New(edges.size()));
+  if (!list) return nullptr;
   for (size_t i = 0; i < edges.size(); ++i) {
     PyObject *t =
         Py_BuildValue("(KK)", static_cast<unsigned long long>(edges[i].first),
                       static_cast<unsigned long long>(edges[i].second));
-    if (t == nullptr) {
-      Py_DECREF(list);
-      return nullptr;
-    }
-    PyList_SET_ITEM(list, i, t);
+    if (t == nullptr) return nullptr;
+    PyList_SET_ITEM(list.get(), i, t);  // steals it
   }
-  return list;
-}
-
-// The module's class `name` (a new reference), or nullptr with an error.
-PyObject *AnnexClass(const char *name) {
-  PyObject *module = PyImport_ImportModule("annex");
-  PyObject *type = module ? PyObject_GetAttrString(module, name) : nullptr;
-  Py_XDECREF(module);
-  return type;
+  return list.release();
 }
 
 // An absl::uint128 as a Python int: a new reference or nullptr.
 PyObject *IntOf(absl::uint128 v) {
-  PyObject *high = PyLong_FromUnsignedLongLong(absl::Uint128High64(v));
-  PyObject *shift = PyLong_FromLong(64);
-  PyObject *shifted = high && shift ? PyNumber_Lshift(high, shift) : nullptr;
-  PyObject *low = PyLong_FromUnsignedLongLong(absl::Uint128Low64(v));
-  PyObject *r = shifted && low ? PyNumber_Or(shifted, low) : nullptr;
-  Py_XDECREF(high);
-  Py_XDECREF(shift);
-  Py_XDECREF(shifted);
-  Py_XDECREF(low);
-  return r;
+  PyRef high =
+      PyRef::Steal(PyLong_FromUnsignedLongLong(absl::Uint128High64(v)));
+  PyRef shift = PyRef::Steal(PyLong_FromLong(64));
+  if (!high || !shift) return nullptr;
+  PyRef shifted = PyRef::Steal(PyNumber_Lshift(high.get(), shift.get()));
+  PyRef low = PyRef::Steal(PyLong_FromUnsignedLongLong(absl::Uint128Low64(v)));
+  if (!shifted || !low) return nullptr;
+  return PyNumber_Or(shifted.get(), low.get());
 }
 
 // One path's (root_name, edges, root_edge, text), each edge (kind, label,
 // from, to): a new reference or nullptr. Where: annex current, GIL held.
 PyObject *PathTuple(const RetentionPath &p) {
-  PyObject *edges = PyTuple_New(p.edges.size());
-  if (edges == nullptr) return nullptr;
+  PyRef edges = PyRef::Steal(PyTuple_New(p.edges.size()));
+  if (!edges) return nullptr;
   for (size_t k = 0; k < p.edges.size(); ++k) {
     PyObject *e = EdgeTuple(p.edges[k]);
-    if (e == nullptr) {
-      Py_DECREF(edges);
-      return nullptr;
-    }
-    PyTuple_SET_ITEM(edges, k, e);
+    if (e == nullptr) return nullptr;
+    PyTuple_SET_ITEM(edges.get(), k, e);  // steals it
   }
-  return Py_BuildValue("(sNss#)", p.root_name.c_str(), edges,
+  return Py_BuildValue("(sOss#)", p.root_name.c_str(), edges.get(),
                        p.root_edge.c_str(), p.text.data(),
                        static_cast<Py_ssize_t>(p.text.size()));
 }
@@ -556,14 +506,12 @@ PyMethodDef kFetchPath = {"fetch_path", FetchPath, METH_O,
 // A new reference to fetch (owning `paths`), or nullptr.
 PyObject *PathFetcher(std::vector<RetentionPath> paths) {
   auto *store = new std::vector<RetentionPath>(std::move(paths));
-  PyObject *capsule = PyCapsule_New(store, kPathStore, FreePathStore);
-  if (capsule == nullptr) {
+  PyRef capsule = PyRef::Steal(PyCapsule_New(store, kPathStore, FreePathStore));
+  if (!capsule) {
     delete store;
     return nullptr;
   }
-  PyObject *fetch = PyCFunction_New(&kFetchPath, capsule);
-  Py_DECREF(capsule);
-  return fetch;
+  return PyCFunction_New(&kFetchPath, capsule.get());
 }
 
 // The annex.Paths object for an answer.
@@ -601,54 +549,39 @@ PyObject *MakePaths(PyObject *self, PathsResult &&result,
   std::vector<std::pair<uintptr_t, uintptr_t>> avoided = options.avoid_edges;
   avoided.insert(avoided.end(), result.avoided_edges.begin(),
                  result.avoided_edges.end());
-  PyObject *type = AnnexClass("Paths");
+  PyObject *type = AnnexObject(AnnexName::kPaths);
   const Py_ssize_t count = static_cast<Py_ssize_t>(result.paths.size());
-  PyObject *paths = PathFetcher(std::move(result.paths));
-  PyObject *numpaths = IntOf(result.num_paths);
-  PyObject *nodes = AddressList(options.avoid_nodes);
-  PyObject *edges = EdgePairList(avoided);
-  PyObject *src = nullptr;
-  if (from_src) {
-    src = AddressList(*options.sources);
-  } else {
-    src = Py_None;
-    Py_INCREF(src);
-  }
-  PyObject *r = nullptr;
-  if (type && paths && numpaths && nodes && edges && src) {
-    r = PyObject_CallFunction(
-        type, "OOnOOOnOs#s#", self, paths, count, numpaths, nodes, edges,
-        static_cast<Py_ssize_t>(options.max_paths), src, empty.data(),
-        static_cast<Py_ssize_t>(empty.size()), note.data(),
-        static_cast<Py_ssize_t>(note.size()));
-  }
-  Py_XDECREF(type);
-  Py_XDECREF(paths);
-  Py_XDECREF(numpaths);
-  Py_XDECREF(nodes);
-  Py_XDECREF(edges);
-  Py_XDECREF(src);
-  return r;
+  PyRef paths = PyRef::Steal(PathFetcher(std::move(result.paths)));
+  PyRef numpaths = PyRef::Steal(IntOf(result.num_paths));
+  PyRef nodes = PyRef::Steal(AddressList(options.avoid_nodes));
+  PyRef edges = PyRef::Steal(EdgePairList(avoided));
+  PyRef src = from_src ? PyRef::Steal(AddressList(*options.sources))
+                       : PyRef::NewRef(Py_None);
+  if (!type || !paths || !numpaths || !nodes || !edges || !src) return nullptr;
+  return PyObject_CallFunction(
+      type, "OOnOOOnOs#s#", self, paths.get(), count, numpaths.get(),
+      nodes.get(), edges.get(), static_cast<Py_ssize_t>(options.max_paths),
+      src.get(), empty.data(), static_cast<Py_ssize_t>(empty.size()),
+      note.data(), static_cast<Py_ssize_t>(note.size()));
 }
 
 // Steps along a path from a tuple of ints (avoid_levels). False with
 // TypeError set otherwise.
 bool ParseLevels(PyObject *obj, std::vector<int> *out) {
   if (obj == Py_None) return true;
-  PyObject *seq = PySequence_Fast(obj, "");
-  if (seq == nullptr) {
+  PyRef seq = PyRef::Steal(PySequence_Fast(obj, ""));
+  if (!seq) {
     PyErr_Clear();
     PyErr_SetString(PyExc_TypeError,
                     "avoid_levels must be a sequence of ints (steps along a "
                     "path, 0 the first, -1 the last)");
     return false;
   }
-  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); ++i) {
-    PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq.get()); ++i) {
+    PyObject *item = PySequence_Fast_GET_ITEM(seq.get(), i);
     const long v = PyLong_Check(item) ? PyLong_AsLong(item) : -1;
     if (!PyLong_Check(item) || (v == -1 && PyErr_Occurred()) || v < -1000000 ||
         v > 1000000) {
-      Py_DECREF(seq);
       PyErr_Clear();
       PyErr_SetString(PyExc_TypeError,
                       "avoid_levels must hold ints (steps along a path, 0 "
@@ -657,15 +590,13 @@ bool ParseLevels(PyObject *obj, std::vector<int> *out) {
     }
     out->push_back(static_cast<int>(v));
   }
-  Py_DECREF(seq);
   return true;
 }
 
 // True when `obj` is hp.Root (an annex.Root): the roots themselves.
 bool IsRoot(PyObject *obj) {
-  PyObject *type = AnnexClass("Root");
+  PyObject *type = AnnexObject(AnnexName::kRoot);
   const int is = type != nullptr ? PyObject_IsInstance(obj, type) : -1;
-  Py_XDECREF(type);
   PyErr_Clear();
   return is == 1;
 }
@@ -708,24 +639,22 @@ PyObject *GetShpaths(PyObject *self, PyObject *args, PyObject *kwargs) {
   }
   RetentionView *view = ViewFor(self);
   if (view == nullptr) return nullptr;
-  auto result = view->PathsTo(*IdSetContents(self), options);
-  if (!result.ok()) return SetStatusError(result.status());
+  auto result = view->PathsTo(*IdSetArg(self), options);
+  if (!result.ok()) return RaiseStatus(result.status());
   return MakePaths(self, std::move(*result), options);
 }
 
 PyObject *Sp(PyObject *self, void *) {
-  PyObject *args = PyTuple_New(0);
-  if (args == nullptr) return nullptr;
-  PyObject *r = GetShpaths(self, args, nullptr);
-  Py_DECREF(args);
-  return r;
+  PyRef args = PyRef::Steal(PyTuple_New(0));
+  if (!args) return nullptr;
+  return GetShpaths(self, args.get(), nullptr);
 }
 
 // --- pathsin / pathsout ---
 
 PyObject *FormatReferences(
     const absl::StatusOr<std::vector<NamedReference>> &refs) {
-  if (!refs.ok()) return SetStatusError(refs.status());
+  if (!refs.ok()) return RaiseStatus(refs.status());
   std::string text;
   for (size_t i = 0; i < refs->size(); ++i) {
     const NamedReference &r = (*refs)[i];
@@ -733,19 +662,19 @@ PyObject *FormatReferences(
                           r.from_kind, r.from, r.edge.label, r.to_kind, r.to);
   }
   if (refs->empty()) text = "(no references)\n";
-  return MakeText(text);
+  return NewText(text);
 }
 
 PyObject *PathsIn(PyObject *self, void *) {
   RetentionView *view = ViewFor(self);
   if (view == nullptr) return nullptr;
-  return FormatReferences(view->EdgesIn(*IdSetContents(self)));
+  return FormatReferences(view->EdgesIn(*IdSetArg(self)));
 }
 
 PyObject *PathsOut(PyObject *self, void *) {
   RetentionView *view = ViewFor(self);
   if (view == nullptr) return nullptr;
-  return FormatReferences(view->EdgesOut(*IdSetContents(self)));
+  return FormatReferences(view->EdgesOut(*IdSetArg(self)));
 }
 
 PyGetSetDef kGetSet[] = {
@@ -829,16 +758,13 @@ PyObject *RootObjectsOf(PyObject *capsule, PyObject *name) {
       static_cast<Session *>(PyCapsule_GetPointer(capsule, "annex.Session"));
   if (session == nullptr) return nullptr;
   std::string n;
-  if (!internal::NameArg(name, "hp.Root[name]", &n)) return nullptr;
+  if (!NameArg(name, "hp.Root[name]", &n)) return nullptr;
   auto view = session->Get<RetentionView>();
-  if (!view.ok()) return SetStatusError(view.status());
+  if (!view.ok()) return RaiseStatus(view.status());
   auto set = (*view)->RootObjects(n);
-  if (absl::IsNotFound(set.status())) {
-    const std::string message(set.status().message());
-    return PyErr_Format(PyExc_KeyError, "%s", message.c_str());
-  }
-  if (!set.ok()) return SetStatusError(set.status());
-  return MakeIdSet(session, std::move(*set));
+  // NotFound (no root of that name): KeyError.
+  if (!set.ok()) return RaiseStatus(set.status());
+  return NewIdSet(session, std::move(*set));
 }
 
 PyMethodDef kRootObjectsDef = {"root_objects", RootObjectsOf, METH_O,
@@ -849,37 +775,36 @@ PyMethodDef kRootObjectsDef = {"root_objects", RootObjectsOf, METH_O,
 int AddEmbeddedClasses(PyObject *module,
                        std::initializer_list<EmbeddedPy> files,
                        std::initializer_list<const char *> names) {
-  PyObject *text = PyObject_GetAttrString(module, "Text");
-  if (text == nullptr) return -1;
-  PyObject *ns = Py_BuildValue("{sNsOss}", "Text", text, "__builtins__",
-                               PyEval_GetBuiltins(), "__name__", "annex");
-  if (ns == nullptr) return -1;
-  int added = 0;
+  PyRef text = PyRef::Steal(PyObject_GetAttrString(module, "Text"));
+  if (!text) return -1;
+  PyRef ns =
+      PyRef::Steal(Py_BuildValue("{sOsOss}", "Text", text.get(), "__builtins__",
+                                 PyEval_GetBuiltins(), "__name__", "annex"));
+  if (!ns) return -1;
   for (const EmbeddedPy &file : files) {
-    PyObject *compiled = Py_CompileString(file.code, file.path, Py_file_input);
-    PyObject *r = compiled ? PyEval_EvalCode(compiled, ns, ns) : nullptr;
-    Py_XDECREF(compiled);
-    Py_XDECREF(r);
-    if (r == nullptr) {
-      added = -1;
-      break;
-    }
+    PyRef compiled =
+        PyRef::Steal(Py_CompileString(file.code, file.path, Py_file_input));
+    if (!compiled) return -1;
+    PyRef r = PyRef::Steal(PyEval_EvalCode(compiled.get(), ns.get(), ns.get()));
+    if (!r) return -1;
   }
   for (const char *name : names) {
-    if (added < 0) break;
-    PyObject *cls = PyDict_GetItemString(ns, name);  // borrowed
-    added = cls == nullptr ? -1 : PyModule_AddObjectRef(module, name, cls);
+    PyObject *cls = PyDict_GetItemString(ns.get(), name);  // borrowed
     if (cls == nullptr) {
       PyErr_Format(PyExc_RuntimeError, "glue/module/python defines no %s",
                    name);
+      return -1;
     }
+    if (PyModule_AddObjectRef(module, name, cls) < 0) return -1;
   }
-  Py_DECREF(ns);
-  return added;
+  return 0;
 }
 
-int AddRetention(PyObject *module, PyTypeObject *idset) {
-  if (AddDescriptors(idset, kGetSet, kMethods) < 0) return -1;
+AttributeTable RetentionAttributes() {
+  return AttributeTable(kGetSet, kMethods);
+}
+
+int AddRetentionClasses(PyObject *module) {
   return AddEmbeddedClasses(
       module,
       {{embedded::kPathsPy, embedded::kPathsPyPath},
@@ -891,11 +816,11 @@ int AddRetention(PyObject *module, PyTypeObject *idset) {
 
 PyObject *HpRoot(Session *session) {
   auto view = session->Get<RetentionView>();
-  if (!view.ok()) return SetStatusError(view.status());
+  if (!view.ok()) return RaiseStatus(view.status());
   auto roots = (*view)->Roots();
-  if (!roots.ok()) return SetStatusError(roots.status());
-  PyObject *entries = PyTuple_New(roots->size());
-  if (entries == nullptr) return nullptr;
+  if (!roots.ok()) return RaiseStatus(roots.status());
+  PyRef entries = PyRef::Steal(PyTuple_New(roots->size()));
+  if (!entries) return nullptr;
   for (size_t i = 0; i < roots->size(); ++i) {
     const RootEntry &e = (*roots)[i];
     const char *use = e.use == heap::RootUse::kAlias      ? "alias"
@@ -904,23 +829,17 @@ PyObject *HpRoot(Session *session) {
     PyObject *t = Py_BuildValue(
         "(ssssKs)", e.name.c_str(), e.edge.c_str(), use, e.alias.c_str(),
         static_cast<unsigned long long>(e.address), e.kind.c_str());
-    if (t == nullptr) {
-      Py_DECREF(entries);
-      return nullptr;
-    }
-    PyTuple_SET_ITEM(entries, i, t);
+    if (t == nullptr) return nullptr;
+    PyTuple_SET_ITEM(entries.get(), i, t);  // steals it
   }
-  PyObject *capsule = PyCapsule_New(session, "annex.Session", nullptr);
-  PyObject *lookup =
-      capsule ? PyCFunction_New(&kRootObjectsDef, capsule) : nullptr;
-  Py_XDECREF(capsule);
-  PyObject *type = lookup ? AnnexClass("Root") : nullptr;
-  PyObject *r =
-      type ? PyObject_CallFunction(type, "OO", entries, lookup) : nullptr;
-  Py_XDECREF(type);
-  Py_XDECREF(lookup);
-  Py_DECREF(entries);
-  return r;
+  PyRef capsule =
+      PyRef::Steal(PyCapsule_New(session, "annex.Session", nullptr));
+  if (!capsule) return nullptr;
+  PyRef lookup = PyRef::Steal(PyCFunction_New(&kRootObjectsDef, capsule.get()));
+  if (!lookup) return nullptr;
+  PyObject *type = AnnexObject(AnnexName::kRoot);
+  if (type == nullptr) return nullptr;
+  return PyObject_CallFunction(type, "OO", entries.get(), lookup.get());
 }
 
-}  // namespace annex::glue::hp_internal
+}  // namespace annex::glue::module

@@ -26,7 +26,7 @@
 #include "glue/module/stat_files_py.h"
 #include "glue/stat.h"
 
-namespace annex::glue::internal {
+namespace annex::glue::module {
 namespace {
 
 // Where (everything in this file): annex thread, GIL held, annex current.
@@ -46,9 +46,7 @@ constexpr size_t kPageRows = 10;  // Heapy's max_more_lines
 
 int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
 
-PyTypeObject* ModuleType(const char* name) { return AnnexType(name); }
-
-bool IsStat(PyObject* o) { return IsAnnexType(o, "Stat"); }
+bool IsStat(PyObject* o) { return IsAnnexType(o, AnnexName::kStat); }
 
 const Stat& StatOf(PyObject* o) {
   return **reinterpret_cast<StatObject*>(o)->stat;
@@ -71,10 +69,10 @@ bool Bytes(PyObject* o, std::string* out) {
                  Py_TYPE(o)->tp_name);
     return false;
   }
-  PyObject* b = PyUnicode_AsEncodedString(o, "utf-8", "surrogateescape");
-  if (b == nullptr) return false;
-  out->assign(PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b));
-  Py_DECREF(b);
+  PyRef b =
+      PyRef::Steal(PyUnicode_AsEncodedString(o, "utf-8", "surrogateescape"));
+  if (!b) return false;
+  out->assign(PyBytes_AS_STRING(b.get()), PyBytes_GET_SIZE(b.get()));
   return true;
 }
 
@@ -84,10 +82,9 @@ std::string Chomp(std::string s) {
 }
 
 PyObject* NewMore(StatPtr stat, size_t first) {
-  PyTypeObject* t = ModuleType("More");
+  PyTypeObject* t = AnnexType(AnnexName::kMore);
   if (t == nullptr) return nullptr;
   PyObject* obj = PyType_GenericAlloc(t, 0);
-  Py_DECREF(t);
   if (obj == nullptr) return nullptr;
   reinterpret_cast<MoreObject*>(obj)->stat = new StatPtr(std::move(stat));
   reinterpret_cast<MoreObject*>(obj)->first = static_cast<Py_ssize_t>(first);
@@ -116,44 +113,35 @@ PyMethodDef kTypeNameDef = {"type_name", TypeName, METH_O,
 // `_stat_files`. Compiled under its source path, so tracebacks name the .py
 // file. 0, or -1 with an error set. Where: module exec.
 int AddStatFiles(PyObject* module) {
-  PyObject* type_name = PyCFunction_New(&kTypeNameDef, nullptr);
-  if (type_name == nullptr) return -1;
-  PyObject* ns =
-      Py_BuildValue("{sNsOss}", "type_name", type_name, "__builtins__",
-                    PyEval_GetBuiltins(), "__name__", "annex._stat_files");
-  if (ns == nullptr) return -1;
-  PyObject* code = Py_CompileString(embedded::kStatFilesPy,
-                                    embedded::kStatFilesPyPath, Py_file_input);
-  PyObject* r = code ? PyEval_EvalCode(code, ns, ns) : nullptr;
-  Py_XDECREF(code);
-  const int added =
-      r != nullptr ? PyModule_AddObjectRef(module, "_stat_files", ns) : -1;
-  Py_XDECREF(r);
-  Py_DECREF(ns);
-  return added;
+  PyRef type_name = PyRef::Steal(PyCFunction_New(&kTypeNameDef, nullptr));
+  if (!type_name) return -1;
+  PyRef ns = PyRef::Steal(
+      Py_BuildValue("{sOsOss}", "type_name", type_name.get(), "__builtins__",
+                    PyEval_GetBuiltins(), "__name__", "annex._stat_files"));
+  if (!ns) return -1;
+  PyRef code = PyRef::Steal(Py_CompileString(
+      embedded::kStatFilesPy, embedded::kStatFilesPyPath, Py_file_input));
+  if (!code) return -1;
+  PyRef r = PyRef::Steal(PyEval_EvalCode(code.get(), ns.get(), ns.get()));
+  if (!r) return -1;
+  return PyModule_AddObjectRef(module, "_stat_files", ns.get());
 }
 
 // Calls stat_files.py's function `name` with `args` (a new reference,
 // released; nullptr after an error). New reference, or nullptr with the
 // error set.
-PyObject* CallStatFiles(const char* name, PyObject* args) {
-  if (args == nullptr) return nullptr;
-  PyObject* module = AnnexModule();
-  PyObject* ns =
-      module ? PyObject_GetAttrString(module, "_stat_files") : nullptr;
-  Py_XDECREF(module);
-  PyObject* fn = ns && PyDict_Check(ns) ? PyDict_GetItemString(ns, name)
-                                        : nullptr;  // borrowed
-  PyObject* r = nullptr;
-  if (fn != nullptr) {
-    r = PyObject_CallObject(fn, args);
-  } else if (!PyErr_Occurred()) {
-    PyErr_Format(PyExc_RuntimeError, "%s defines no %s",
-                 embedded::kStatFilesPyPath, name);
+PyObject* CallStatFiles(const char* name, PyObject* args_in) {
+  PyRef args = PyRef::Steal(args_in);
+  if (!args) return nullptr;
+  PyObject* ns = AnnexObject(AnnexName::kStatFiles);
+  if (ns == nullptr) return nullptr;
+  PyObject* fn = PyDict_Check(ns) ? PyDict_GetItemString(ns, name)  // borrowed
+                                  : nullptr;
+  if (fn == nullptr) {
+    return PyErr_Format(PyExc_RuntimeError, "%s defines no %s",
+                        embedded::kStatFilesPyPath, name);
   }
-  Py_XDECREF(ns);
-  Py_DECREF(args);
-  return r;
+  return PyObject_CallObject(fn, args.get());
 }
 
 // Appends (mode "a") or writes (mode "w") `text` to `dest`: a path or an
@@ -182,14 +170,13 @@ bool FeedChunks(PyObject* chunks, StatReader& reader, bool one_record,
   std::string chunk;
   bool ok = true;
   while (status->ok() && !(one_record && reader.complete_records() > 0)) {
-    PyObject* data = PyIter_Next(chunks);
-    if (data == nullptr) {
+    PyRef data = PyRef::Steal(PyIter_Next(chunks));
+    if (!data) {
       ok = !PyErr_Occurred();
       *at_end = ok;
       break;
     }
-    ok = Bytes(data, &chunk);
-    Py_DECREF(data);
+    ok = Bytes(data.get(), &chunk);
     if (!ok) break;
     if (chunk.empty()) {
       *at_end = true;
@@ -201,14 +188,14 @@ bool FeedChunks(PyObject* chunks, StatReader& reader, bool one_record,
   // already set as the one raised.
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
-  PyObject* closed = PyGen_Check(chunks)
-                         ? PyObject_CallMethod(chunks, "close", nullptr)
-                         : Py_NewRef(Py_None);
-  if (closed == nullptr) {
+  PyRef closed =
+      PyGen_Check(chunks)
+          ? PyRef::Steal(PyObject_CallMethod(chunks, "close", nullptr))
+          : PyRef::NewRef(Py_None);
+  if (!closed) {
     if (type != nullptr) PyErr_Clear();
     ok = false;
   }
-  Py_XDECREF(closed);
   if (type != nullptr) PyErr_Restore(type, value, tb);
   return ok;
 }
@@ -234,10 +221,11 @@ PyObject* LoadNextRecord(PyObject* lines) {
   // error.
   if (status.ok() && at_end) status = reader.Finish();
   if (!status.ok()) {
+    const std::string message(status.message());
     PyErr_Format(PyExc_ValueError,
                  "%s (in the file, lines counted from where this load() "
                  "began)",
-                 std::string(status.message()).c_str());
+                 message.c_str());
     return nullptr;
   }
   std::vector<Stat> records = reader.TakeRecords();
@@ -275,27 +263,26 @@ std::unique_ptr<std::vector<Stat>> LoadRecords(PyObject* source, bool last_only,
     }
   }
   if (!is_text) {
-    PyObject* from = CallStatFiles(
+    PyRef from = PyRef::Steal(CallStatFiles(
         "load_source",
-        Py_BuildValue("(OO)", source, special ? Py_True : Py_False));
-    PyObject* shown = nullptr;
-    PyObject* chunks = nullptr;
-    if (from == nullptr ||
-        !PyArg_ParseTuple(from, "UO:load_source", &shown, &chunks) ||
+        Py_BuildValue("(OO)", source, special ? Py_True : Py_False)));
+    PyObject* shown = nullptr;   // borrowed from `from`
+    PyObject* chunks = nullptr;  // borrowed from `from`
+    if (!from ||
+        !PyArg_ParseTuple(from.get(), "UO:load_source", &shown, &chunks) ||
         !Bytes(shown, &where)) {
-      Py_XDECREF(from);
       return nullptr;
     }
     bool at_end = false;
-    const bool ok =
-        FeedChunks(chunks, reader, /*one_record=*/false, &status, &at_end);
-    Py_DECREF(from);
-    if (!ok) return nullptr;
+    if (!FeedChunks(chunks, reader, /*one_record=*/false, &status, &at_end)) {
+      return nullptr;
+    }
   }
   if (status.ok()) status = reader.Finish();
   if (!status.ok()) {
-    PyErr_Format(PyExc_ValueError, "%s (in %s)",
-                 std::string(status.message()).c_str(), where.c_str());
+    const std::string message(status.message());
+    PyErr_Format(PyExc_ValueError, "%s (in %s)", message.c_str(),
+                 where.c_str());
     return nullptr;
   }
   return std::make_unique<std::vector<Stat>>(reader.TakeRecords());
@@ -314,11 +301,8 @@ bool LoadArgs(PyObject* args, PyObject* kwds, const char* format,
 
 PyObject* StatJson(PyObject* self, PyObject*);
 
-void StatDealloc(PyObject* self) {
-  PyTypeObject* type = Py_TYPE(self);
+void StatClear(PyObject* self) {
   delete reinterpret_cast<StatObject*>(self)->stat;
-  type->tp_free(self);
-  Py_DECREF(type);
 }
 
 PyObject* StatRepr(PyObject* self) {
@@ -417,37 +401,30 @@ PyObject* StatBSize(PyObject* self, void*) {
 }
 PyObject* StatRows(PyObject* self, void*) {
   const Stat& s = StatOf(self);
-  PyObject* list = PyList_New(static_cast<Py_ssize_t>(s.rows.size()));
-  if (list == nullptr) return nullptr;
+  PyRef list = PyRef::Steal(PyList_New(static_cast<Py_ssize_t>(s.rows.size())));
+  if (!list) return nullptr;
   for (size_t i = 0; i < s.rows.size(); ++i) {
-    PyObject* kind = Str(s.rows[i].kind);
-    PyObject* row = kind
-                        ? Py_BuildValue("(NLL)", kind,
-                                        static_cast<long long>(s.rows[i].count),
-                                        static_cast<long long>(s.rows[i].size))
-                        : nullptr;
-    if (row == nullptr) {
-      Py_DECREF(list);
-      return nullptr;
-    }
-    PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), row);
+    PyRef kind = PyRef::Steal(Str(s.rows[i].kind));
+    if (!kind) return nullptr;
+    PyObject* row = Py_BuildValue("(OLL)", kind.get(),
+                                  static_cast<long long>(s.rows[i].count),
+                                  static_cast<long long>(s.rows[i].size));
+    if (row == nullptr) return nullptr;
+    PyList_SET_ITEM(list.get(), static_cast<Py_ssize_t>(i), row);  // steals
   }
-  return list;
+  return list.release();
 }
 // The record's other fields (a heap record's labels) as a dict of str.
 PyObject* StatFields(PyObject* self, void*) {
-  PyObject* dict = PyDict_New();
-  if (dict == nullptr) return nullptr;
+  PyRef dict = PyRef::Steal(PyDict_New());
+  if (!dict) return nullptr;
   for (const auto& [name, value] : StatOf(self).fields) {
-    PyObject* v = Str(value);
-    if (v == nullptr || PyDict_SetItemString(dict, name.c_str(), v) < 0) {
-      Py_XDECREF(v);
-      Py_DECREF(dict);
+    PyRef v = PyRef::Steal(Str(value));
+    if (!v || PyDict_SetItemString(dict.get(), name.c_str(), v.get()) < 0) {
       return nullptr;
     }
-    Py_DECREF(v);
   }
-  return dict;
+  return dict.release();
 }
 // Heapy's firstheader: a line before the table ('' for Annex's stats).
 PyObject* StatFirstHeader(PyObject*, void*) { return PyUnicode_FromString(""); }
@@ -456,11 +433,10 @@ PyObject* StatFirstHeader(PyObject*, void*) { return PyUnicode_FromString(""); }
 // cumulsize); `index` < 0 makes index and cumulsize None (the '<Other>' row
 // of get_rows_n_and_other).
 PyObject* NewStatRow(const StatRow& row, Py_ssize_t index, int64_t cumulsize) {
-  PyTypeObject* type = ModuleType("StatRow");
+  PyTypeObject* type = AnnexType(AnnexName::kStatRow);
   if (type == nullptr) return nullptr;
-  PyObject* r = PyStructSequence_New(type);
-  Py_DECREF(type);
-  if (r == nullptr) return nullptr;
+  PyRef r = PyRef::Steal(PyStructSequence_New(type));
+  if (!r) return nullptr;
   PyObject* name = Str(row.kind);
   PyObject* count = PyLong_FromLongLong(row.count);
   PyObject* size = PyLong_FromLongLong(row.size);
@@ -471,30 +447,27 @@ PyObject* NewStatRow(const StatRow& row, Py_ssize_t index, int64_t cumulsize) {
   bool ok = true;
   for (int i = 0; i < 5; ++i) {
     ok &= items[i] != nullptr;
-    PyStructSequence_SetItem(r, i, items[i] ? items[i] : Py_NewRef(Py_None));
+    PyStructSequence_SetItem(r.get(), i,  // steals the item
+                             items[i] ? items[i] : Py_NewRef(Py_None));
   }
-  if (!ok) {
-    Py_DECREF(r);
-    return nullptr;
-  }
-  return r;
+  return ok ? r.release() : nullptr;
 }
 
 // Rows [first, end) as StatRows with their indexes and cumulative sizes.
 PyObject* RowList(const Stat& s, size_t first) {
-  PyObject* list = PyList_New(0);
-  if (list == nullptr) return nullptr;
+  PyRef list = PyRef::Steal(PyList_New(0));
+  if (!list) return nullptr;
   int64_t cumul = 0;
   for (size_t i = 0; i < s.rows.size(); ++i) {
     cumul += s.rows[i].size;
     if (i < first) continue;
     if (!ListAppendNew(
-            list, NewStatRow(s.rows[i], static_cast<Py_ssize_t>(i), cumul))) {
-      Py_DECREF(list);
+            list.get(),
+            NewStatRow(s.rows[i], static_cast<Py_ssize_t>(i), cumul))) {
       return nullptr;
     }
   }
-  return list;
+  return list.release();
 }
 
 // s.get_rows(idx=0): the rows from idx on, as StatRows (a list; Heapy's is
@@ -532,29 +505,26 @@ PyObject* StatGetRow(PyObject* self, PyObject* arg) {
 // s.get_rows_of_kinds(kinds): for each kind name (unique), its row or None.
 PyObject* StatGetRowsOfKinds(PyObject* self, PyObject* arg) {
   const Stat& s = StatOf(self);
-  PyObject* seq = PySequence_Fast(
-      arg, "get_rows_of_kinds() takes a sequence of kind names (str)");
-  if (seq == nullptr) return nullptr;
-  const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+  PyRef seq = PyRef::Steal(PySequence_Fast(
+      arg, "get_rows_of_kinds() takes a sequence of kind names (str)"));
+  if (!seq) return nullptr;
+  const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq.get());
   std::vector<std::string> kinds;
   for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* item = PySequence_Fast_GET_ITEM(seq.get(), i);
     std::string k;
-    if (!NameArg(PySequence_Fast_GET_ITEM(seq, i), "get_rows_of_kinds()", &k,
-                 /*allow_empty=*/true)) {
-      Py_DECREF(seq);
+    if (!NameArg(item, "get_rows_of_kinds()", &k, /*allow_empty=*/true)) {
       return nullptr;
     }
     if (std::find(kinds.begin(), kinds.end(), k) != kinds.end()) {
-      Py_DECREF(seq);
       return PyErr_Format(PyExc_ValueError,
                           "get_rows_of_kinds(): the kind %R is given twice",
-                          PySequence_Fast_GET_ITEM(seq, i));
+                          item);
     }
     kinds.push_back(std::move(k));
   }
-  Py_DECREF(seq);
-  PyObject* list = PyList_New(n);
-  if (list == nullptr) return nullptr;
+  PyRef list = PyRef::Steal(PyList_New(n));
+  if (!list) return nullptr;
   for (Py_ssize_t i = 0; i < n; ++i) {
     PyObject* r = nullptr;
     int64_t cumul = 0;
@@ -562,16 +532,13 @@ PyObject* StatGetRowsOfKinds(PyObject* self, PyObject* arg) {
       cumul += s.rows[k].size;
       if (s.rows[k].kind == kinds[i]) {
         r = NewStatRow(s.rows[k], static_cast<Py_ssize_t>(k), cumul);
-        if (r == nullptr) {
-          Py_DECREF(list);
-          return nullptr;
-        }
+        if (r == nullptr) return nullptr;
         break;
       }
     }
-    PyList_SET_ITEM(list, i, r != nullptr ? r : Py_NewRef(Py_None));
+    PyList_SET_ITEM(list.get(), i, r != nullptr ? r : Py_NewRef(Py_None));
   }
-  return list;
+  return list.release();
 }
 
 // s.get_rows_n_and_other(N, sortby='Size'): the N largest rows (by size, or
@@ -616,20 +583,16 @@ PyObject* StatGetRowsNAndOther(PyObject* self, PyObject* args, PyObject* kwds) {
                      });
   }
   const size_t n = std::min(order.size(), static_cast<size_t>(max_rows));
-  std::vector<PyObject*> out;
+  std::vector<PyRef> out;
   int64_t kept_count = 0, kept_size = 0;
-  auto fail = [&out]() -> PyObject* {
-    for (PyObject* o : out) Py_DECREF(o);
-    return nullptr;
-  };
   for (size_t k = 0; k < n; ++k) {
     const StatRow& row = s.rows[order[k].index];
     kept_count += row.count;
     kept_size += row.size;
-    PyObject* r = NewStatRow(row, static_cast<Py_ssize_t>(order[k].index),
-                             order[k].cumul);
-    if (r == nullptr) return fail();
-    out.push_back(r);
+    PyRef r = PyRef::Steal(NewStatRow(
+        row, static_cast<Py_ssize_t>(order[k].index), order[k].cumul));
+    if (!r) return nullptr;
+    out.push_back(std::move(r));
   }
   if (n < order.size()) {
     StatRow other{"<Other>", s.count - kept_count, s.size - kept_size};
@@ -642,14 +605,14 @@ PyObject* StatGetRowsNAndOther(PyObject* self, PyObject* args, PyObject* kwds) {
         break;
       }
     }
-    PyObject* r = NewStatRow(other, -1, 0);
-    if (r == nullptr) return fail();
-    out.insert(out.begin() + static_cast<std::ptrdiff_t>(at), r);
+    PyRef r = PyRef::Steal(NewStatRow(other, -1, 0));
+    if (!r) return nullptr;
+    out.insert(out.begin() + static_cast<std::ptrdiff_t>(at), std::move(r));
   }
   PyObject* list = PyList_New(static_cast<Py_ssize_t>(out.size()));
-  if (list == nullptr) return fail();
+  if (list == nullptr) return nullptr;
   for (size_t k = 0; k < out.size(); ++k) {
-    PyList_SET_ITEM(list, static_cast<Py_ssize_t>(k), out[k]);
+    PyList_SET_ITEM(list, static_cast<Py_ssize_t>(k), out[k].release());
   }
   return list;
 }
@@ -684,85 +647,56 @@ PyObject* StatDump(PyObject* self, PyObject* args, PyObject* kwds) {
 PyObject* StatJson(PyObject* self, PyObject*) {
   const Stat& s = StatOf(self);
   const bool diff = s.format == Stat::Format::kDiff;
-  PyObject* rows = PyList_New(0);
-  if (rows == nullptr) return nullptr;
+  PyRef rows = PyRef::Steal(PyList_New(0));
+  if (!rows) return nullptr;
   int64_t cum_count = 0, cum_size = 0;
   for (size_t i = 0; i < s.rows.size(); ++i) {
     const StatRow& r = s.rows[i];
     cum_count += r.count;
     cum_size += r.size;
-    PyObject* kind = Str(r.kind);
-    PyObject* row =
-        kind ? Py_BuildValue(
-                   "{snsNsLsLsLsL}", "index", static_cast<Py_ssize_t>(i),
-                   "kind", kind, "count", static_cast<long long>(r.count),
-                   "size", static_cast<long long>(r.size), "cumulative_count",
-                   static_cast<long long>(cum_count), "cumulative_size",
-                   static_cast<long long>(cum_size))
-             : nullptr;
-    if (row == nullptr || PyList_Append(rows, row) < 0) {
-      Py_XDECREF(row);
-      Py_DECREF(rows);
+    PyRef kind = PyRef::Steal(Str(r.kind));
+    if (!kind) return nullptr;
+    if (!ListAppendNew(
+            rows.get(),
+            Py_BuildValue("{snsOsLsLsLsL}", "index", static_cast<Py_ssize_t>(i),
+                          "kind", kind.get(), "count",
+                          static_cast<long long>(r.count), "size",
+                          static_cast<long long>(r.size), "cumulative_count",
+                          static_cast<long long>(cum_count), "cumulative_size",
+                          static_cast<long long>(cum_size)))) {
       return nullptr;
     }
-    Py_DECREF(row);
   }
-  PyObject* er = Str(s.er);
-  PyObject* header = Str(s.kind_header);
-  PyObject* doc =
-      er && header
-          ? Py_BuildValue("{sssssNsNsdsLsL}", "schema", "annex.stat/1",
-                          "format", diff ? "diff" : "partition", "classifier",
-                          er, "kind_header", header, "time_made",
-                          static_cast<double>(s.time_made_us) / 1e6, "count",
-                          static_cast<long long>(s.count), "size",
-                          static_cast<long long>(s.size))
-          : nullptr;
-  if (doc == nullptr) {
-    if (er == nullptr || header == nullptr) {
-      Py_XDECREF(er);
-      Py_XDECREF(header);
-    }
-    Py_DECREF(rows);
-    return nullptr;
-  }
+  PyRef er = PyRef::Steal(Str(s.er));
+  PyRef header = PyRef::Steal(Str(s.kind_header));
+  if (!er || !header) return nullptr;
+  PyRef doc = PyRef::Steal(Py_BuildValue(
+      "{sssssOsOsdsLsL}", "schema", "annex.stat/1", "format",
+      diff ? "diff" : "partition", "classifier", er.get(), "kind_header",
+      header.get(), "time_made", static_cast<double>(s.time_made_us) / 1e6,
+      "count", static_cast<long long>(s.count), "size",
+      static_cast<long long>(s.size)));
+  if (!doc) return nullptr;
   if (diff) {
-    PyObject* bc = PyLong_FromLongLong(s.b_count);
-    PyObject* bs = PyLong_FromLongLong(s.b_size);
-    const bool ok = bc && bs && PyDict_SetItemString(doc, "b_count", bc) == 0 &&
-                    PyDict_SetItemString(doc, "b_size", bs) == 0;
-    Py_XDECREF(bc);
-    Py_XDECREF(bs);
-    if (!ok) {
-      Py_DECREF(doc);
-      Py_DECREF(rows);
+    PyRef bc = PyRef::Steal(PyLong_FromLongLong(s.b_count));
+    PyRef bs = PyRef::Steal(PyLong_FromLongLong(s.b_size));
+    if (!bc || !bs ||
+        PyDict_SetItemString(doc.get(), "b_count", bc.get()) < 0 ||
+        PyDict_SetItemString(doc.get(), "b_size", bs.get()) < 0) {
       return nullptr;
     }
   }
-  const int set_rows = PyDict_SetItemString(doc, "rows", rows);
-  Py_DECREF(rows);
-  if (set_rows < 0) {
-    Py_DECREF(doc);
-    return nullptr;
-  }
-  PyObject* json = PyImport_ImportModule("json");
-  if (json == nullptr) {
-    Py_DECREF(doc);
-    return nullptr;
-  }
-  PyObject* text = PyObject_CallMethod(json, "dumps", "O", doc);
-  Py_DECREF(json);
-  Py_DECREF(doc);
-  return text;
+  if (PyDict_SetItemString(doc.get(), "rows", rows.get()) < 0) return nullptr;
+  PyRef json = PyRef::Steal(PyImport_ImportModule("json"));
+  if (!json) return nullptr;
+  return PyObject_CallMethod(json.get(), "dumps", "O", doc.get());
 }
 
 PyObject* StatToJson(PyObject* self, PyObject* dest) {
-  PyObject* text = StatJson(self, nullptr);
-  if (text == nullptr) return nullptr;
+  PyRef text = PyRef::Steal(StatJson(self, nullptr));
+  if (!text) return nullptr;
   std::string s;
-  const bool ok = Bytes(text, &s);
-  Py_DECREF(text);
-  if (!ok) return nullptr;
+  if (!Bytes(text.get(), &s)) return nullptr;
   return WriteText(dest, s + "\n", "w", "to_json");
 }
 
@@ -828,33 +762,29 @@ PyMethodDef kStatMethods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-PyType_Slot kStatSlots[] = {
-    {Py_tp_doc,
-     const_cast<char*>("The rows of a partition without its objects (Heapy's "
-                       "Stat): print it, stat[i], stat_a - stat_b, ==, "
-                       ".dump(path), .json().")},
-    {Py_tp_dealloc, reinterpret_cast<void*>(StatDealloc)},
-    {Py_tp_repr, reinterpret_cast<void*>(StatRepr)},
-    {Py_tp_hash, reinterpret_cast<void*>(PyObject_HashNotImplemented)},
-    {Py_tp_richcompare, reinterpret_cast<void*>(StatRichCompare)},
-    {Py_tp_getset, kStatGetSet},
-    {Py_tp_methods, kStatMethods},
-    {Py_mp_length, reinterpret_cast<void*>(StatLen)},
-    {Py_mp_subscript, reinterpret_cast<void*>(StatSubscript)},
-    {Py_nb_subtract, reinterpret_cast<void*>(StatSub)},
-    {0, nullptr},
-};
-
-PyType_Spec kStatSpec = {"annex.Stat", sizeof(StatObject), 0,
-                         Py_TPFLAGS_DEFAULT, kStatSlots};
+const TypeDef& StatDef() {
+  static const TypeDef* def = new TypeDef(
+      "annex.Stat",
+      "The rows of a partition without its objects (Heapy's "
+      "Stat): print it, stat[i], stat_a - stat_b, ==, "
+      ".dump(path), .json().",
+      sizeof(StatObject), AttributeTable(kStatGetSet, kStatMethods),
+      {
+          {Py_tp_repr, reinterpret_cast<void*>(StatRepr)},
+          {Py_tp_hash, reinterpret_cast<void*>(PyObject_HashNotImplemented)},
+          {Py_tp_richcompare, reinterpret_cast<void*>(StatRichCompare)},
+          {Py_mp_length, reinterpret_cast<void*>(StatLen)},
+          {Py_mp_subscript, reinterpret_cast<void*>(StatSubscript)},
+          {Py_nb_subtract, reinterpret_cast<void*>(StatSub)},
+      },
+      InstanceDealloc<StatClear>);
+  return *def;
+}
 
 // ------------------------------------------------------------- annex.More
 
-void MoreDealloc(PyObject* self) {
-  PyTypeObject* type = Py_TYPE(self);
+void MoreClear(PyObject* self) {
   delete reinterpret_cast<MoreObject*>(self)->stat;
-  type->tp_free(self);
-  Py_DECREF(type);
 }
 
 PyObject* MoreRepr(PyObject* self) {
@@ -885,26 +815,26 @@ PyGetSetDef kMoreGetSet[] = {
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-PyType_Slot kMoreSlots[] = {
-    {Py_tp_doc,
-     const_cast<char*>("A page of a table (Heapy's .more): shows ten rows; "
-                       ".more is the next page, .all the whole table.")},
-    {Py_tp_dealloc, reinterpret_cast<void*>(MoreDealloc)},
-    {Py_tp_repr, reinterpret_cast<void*>(MoreRepr)},
-    {Py_tp_getset, kMoreGetSet},
-    {0, nullptr},
-};
-
-PyType_Spec kMoreSpec = {"annex.More", sizeof(MoreObject), 0,
-                         Py_TPFLAGS_DEFAULT, kMoreSlots};
+const TypeDef& MoreDef() {
+  static const TypeDef* def =
+      new TypeDef("annex.More",
+                  "A page of a table (Heapy's .more): shows ten rows; "
+                  ".more is the next page, .all the whole table.",
+                  sizeof(MoreObject), AttributeTable(kMoreGetSet, nullptr),
+                  {
+                      {Py_tp_repr, reinterpret_cast<void*>(MoreRepr)},
+                  },
+                  InstanceDealloc<MoreClear>);
+  return *def;
+}
 
 }  // namespace
 
+// NOLINTNEXTLINE(performance-unnecessary-value-param): moved into the Stat
 PyObject* NewStat(Stat stat) {
-  PyTypeObject* t = ModuleType("Stat");
+  PyTypeObject* t = AnnexType(AnnexName::kStat);
   if (t == nullptr) return nullptr;
   PyObject* obj = PyType_GenericAlloc(t, 0);
-  Py_DECREF(t);
   if (obj == nullptr) return nullptr;
   reinterpret_cast<StatObject*>(obj)->stat =
       new StatPtr(std::make_shared<const Stat>(std::move(stat)));
@@ -921,15 +851,13 @@ PyObject* IdSetMore(PyObject* self) {
 }
 
 PyObject* IdSetDump(PyObject* self, PyObject* args, PyObject* kwds) {
-  PyObject* stat = IdSetStat(self);
-  if (stat == nullptr) return nullptr;
-  PyObject* r = StatDump(stat, args, kwds);
-  Py_DECREF(stat);
-  return r;
+  PyRef stat = PyRef::Steal(IdSetStat(self));
+  if (!stat) return nullptr;
+  return StatDump(stat.get(), args, kwds);
 }
 
 PyObject* IdSetDiff(PyObject* self, PyObject* other) {
-  KindedSet* b = hp_internal::IdSetContents(other);
+  KindedSet* b = IdSetArg(other);
   if (b == nullptr) return nullptr;
   const KindedSet& a = SetOf(self);
   HeapView* view = ViewOf(IdSetSession(self));
@@ -948,14 +876,10 @@ PyObject* HpLoad(PyObject* args, PyObject* kwds) {
   int special;
   if (!LoadArgs(args, kwds, "O|$p:load", &source, &special)) return nullptr;
   // An open file: its next record, one per call.
-  PyObject* lines = CallStatFiles("record_lines", Py_BuildValue("(O)", source));
-  if (lines == nullptr) return nullptr;
-  if (lines != Py_None) {
-    PyObject* record = LoadNextRecord(lines);
-    Py_DECREF(lines);
-    return record;
-  }
-  Py_DECREF(lines);
+  PyRef lines =
+      PyRef::Steal(CallStatFiles("record_lines", Py_BuildValue("(O)", source)));
+  if (!lines) return nullptr;
+  if (lines.get() != Py_None) return LoadNextRecord(lines.get());
   std::unique_ptr<std::vector<Stat>> records =
       LoadRecords(source, /*last_only=*/true, special);
   if (records == nullptr) return nullptr;
@@ -974,18 +898,12 @@ PyObject* HpLoadAll(PyObject* args, PyObject* kwds) {
   std::unique_ptr<std::vector<Stat>> records =
       LoadRecords(source, /*last_only=*/false, special);
   if (records == nullptr) return nullptr;
-  PyObject* list = PyList_New(0);
-  if (list == nullptr) return nullptr;
+  PyRef list = PyRef::Steal(PyList_New(0));
+  if (!list) return nullptr;
   for (Stat& s : *records) {
-    PyObject* o = NewStat(std::move(s));
-    if (o == nullptr || PyList_Append(list, o) < 0) {
-      Py_XDECREF(o);
-      Py_DECREF(list);
-      return nullptr;
-    }
-    Py_DECREF(o);
+    if (!ListAppendNew(list.get(), NewStat(std::move(s)))) return nullptr;
   }
-  return list;
+  return list.release();
 }
 
 PyStructSequence_Field kStatRowFields[] = {
@@ -1002,24 +920,12 @@ PyStructSequence_Desc kStatRowDesc = {
     "annex.StatRow", "A row of a Stat (Heapy's StatRow).", kStatRowFields, 5};
 
 int AddStatTypes(PyObject* module) {
-  PyTypeObject* row = PyStructSequence_NewType(&kStatRowDesc);
-  if (row == nullptr) return -1;
-  if (PyModule_AddObject(module, "StatRow", reinterpret_cast<PyObject*>(row)) <
-      0) {
-    Py_DECREF(row);
+  if (AddStructSequence(module, "StatRow", &kStatRowDesc) == nullptr ||
+      StatDef().AddTo(module, "Stat") == nullptr ||
+      MoreDef().AddTo(module, "More") == nullptr) {
     return -1;
-  }
-  for (PyType_Spec* spec : {&kStatSpec, &kMoreSpec}) {
-    PyObject* type = PyType_FromModuleAndSpec(module, spec, nullptr);
-    if (type == nullptr) return -1;
-    reinterpret_cast<PyTypeObject*>(type)->tp_new = nullptr;
-    const char* name = spec == &kStatSpec ? "Stat" : "More";
-    if (PyModule_AddObject(module, name, type) < 0) {
-      Py_DECREF(type);
-      return -1;
-    }
   }
   return AddStatFiles(module);
 }
 
-}  // namespace annex::glue::internal
+}  // namespace annex::glue::module

@@ -20,14 +20,8 @@
 #include "glue/object_text.h"
 #include "monitor/python/version.h"
 
-namespace annex::glue::hp_internal {
+namespace annex::glue::module {
 namespace {
-
-using internal::NewIdSet;
-using internal::NewText;
-using internal::RaiseStatus;
-using internal::SetOf;
-using internal::ViewOf;
 
 // All functions here: Where: annex thread, GIL held, annex current.
 
@@ -37,23 +31,17 @@ constexpr size_t kRenderedMax = 50;
 // Objects read per kind for a brief (each shows in at least 3 characters).
 constexpr size_t kBriefPerKind = kRenderedMax / 3 + 1;
 
-PyObject* AnnexClass(const char* name) {
-  PyObject* module = internal::AnnexModule();
-  PyObject* type = module ? PyObject_GetAttrString(module, name) : nullptr;
-  Py_XDECREF(module);
-  return type;
-}
-
 // A list of the strs `items` (new reference), or nullptr with the error.
 PyObject* StrList(const std::vector<std::string>& items) {
-  PyObject* list = PyList_New(0);
-  for (size_t i = 0; list != nullptr && i < items.size(); ++i) {
-    if (!internal::ListAppendNew(list, PyUnicode_FromStringAndSize(
-                                           items[i].data(), items[i].size()))) {
-      Py_CLEAR(list);
+  PyRef list = PyRef::Steal(PyList_New(0));
+  if (!list) return nullptr;
+  for (const std::string& item : items) {
+    if (!ListAppendNew(list.get(),
+                       PyUnicode_FromStringAndSize(item.data(), item.size()))) {
+      return nullptr;
     }
   }
-  return list;
+  return list.release();
 }
 
 // Heapy's brief: "<N kind: item, item...>", or for several kinds
@@ -62,7 +50,7 @@ PyObject* StrList(const std::vector<std::string>& items) {
 PyObject* Brief(PyObject* self, void*) {
   const KindedSet& set = SetOf(self);
   if (set.count() == 0) return PyUnicode_FromString("<Nothing>");
-  HeapView* view = ViewOf(internal::IdSetSession(self));
+  HeapView* view = ViewOf(IdSetSession(self));
   if (view == nullptr) return nullptr;
   std::vector<KindedSet::Row> rows = set.Rows();
   std::vector<size_t> per_label(set.LabelNames().size());
@@ -140,22 +128,18 @@ PyObject* Brief(PyObject* self, void*) {
 
 // x.byid: an annex.ById of the members alive now, its first page read.
 PyObject* ById(PyObject* self, void*) {
-  HeapView* view = ViewOf(internal::IdSetSession(self));
+  HeapView* view = ViewOf(IdSetSession(self));
   if (view == nullptr) return nullptr;
   auto result = view->ById(SetOf(self));
   if (!result.ok()) return RaiseStatus(result.status());
-  PyObject* lines = StrList(result->lines);
-  if (lines == nullptr) return nullptr;
-  PyObject* members =
-      NewIdSet(internal::IdSetSession(self), std::move(result->live));
-  PyObject* type = members != nullptr ? AnnexClass("ById") : nullptr;
-  PyObject* r = type != nullptr
-                    ? PyObject_CallFunction(type, "OO", members, lines)
-                    : nullptr;
-  Py_XDECREF(type);
-  Py_XDECREF(members);
-  Py_DECREF(lines);
-  return r;
+  PyRef lines = PyRef::Steal(StrList(result->lines));
+  if (!lines) return nullptr;
+  PyRef members =
+      PyRef::Steal(NewIdSet(IdSetSession(self), std::move(result->live)));
+  if (!members) return nullptr;
+  PyObject* type = AnnexObject(AnnexName::kById);
+  if (type == nullptr) return nullptr;
+  return PyObject_CallFunction(type, "OO", members.get(), lines.get());
 }
 
 // x.theone: the line of the one member (Heapy's gives the object, which
@@ -165,7 +149,7 @@ PyObject* TheOne(PyObject* self, void*) {
     PyErr_SetString(PyExc_ValueError, "theone requires a singleton set");
     return nullptr;
   }
-  HeapView* view = ViewOf(internal::IdSetSession(self));
+  HeapView* view = ViewOf(IdSetSession(self));
   if (view == nullptr) return nullptr;
   auto result = view->ById(SetOf(self), 1);
   if (!result.ok()) return RaiseStatus(result.status());
@@ -178,11 +162,9 @@ PyObject* TheOne(PyObject* self, void*) {
 }
 
 PyObject* Maprox(PyObject* self, void*) {
-  PyObject* type = AnnexClass("MappingProxy");
+  PyObject* type = AnnexObject(AnnexName::kMappingProxy);
   if (type == nullptr) return nullptr;
-  PyObject* r = PyObject_CallFunctionObjArgs(type, self, nullptr);
-  Py_DECREF(type);
-  return r;
+  return PyObject_CallFunctionObjArgs(type, self, nullptr);
 }
 
 // x.prod: the traceback tracemalloc recorded for the allocation of the
@@ -195,7 +177,7 @@ PyObject* Prod(PyObject* self, void*) {
                     "x.byprod for a set)");
     return nullptr;
   }
-  HeapView* view = ViewOf(internal::IdSetSession(self));
+  HeapView* view = ViewOf(IdSetSession(self));
   if (view == nullptr) return nullptr;
   std::vector<std::pair<std::string, int>> frames;
   bool tracing = true;
@@ -222,23 +204,19 @@ PyObject* Prod(PyObject* self, void*) {
                     "are allocated.");
     return nullptr;
   }
-  PyObject* list = PyList_New(0);
-  if (list == nullptr) return nullptr;
+  PyRef list = PyRef::Steal(PyList_New(0));
+  if (!list) return nullptr;
   for (const auto& [file, line] : frames) {
-    if (!internal::ListAppendNew(
-            list, Py_BuildValue("(s#i)", file.data(),
-                                static_cast<Py_ssize_t>(file.size()), line))) {
-      Py_DECREF(list);
+    if (!ListAppendNew(
+            list.get(),
+            Py_BuildValue("(s#i)", file.data(),
+                          static_cast<Py_ssize_t>(file.size()), line))) {
       return nullptr;
     }
   }
-  PyObject* text = AnnexClass("prod_text");
-  PyObject* r = text != nullptr
-                    ? PyObject_CallFunctionObjArgs(text, list, nullptr)
-                    : nullptr;
-  Py_XDECREF(text);
-  Py_DECREF(list);
-  return r;
+  PyObject* text = AnnexObject(AnnexName::kProdText);
+  if (text == nullptr) return nullptr;
+  return PyObject_CallFunctionObjArgs(text, list.get(), nullptr);
 }
 
 // The members' range (first, end) of x._byid_lines / x._members, within
@@ -257,7 +235,7 @@ PyObject* ByIdLines(PyObject* self, PyObject* args) {
   const KindedSet& set = SetOf(self);
   Py_ssize_t first = 0, end = 0;
   if (!MemberRange(args, "nn:_byid_lines", set, &first, &end)) return nullptr;
-  HeapView* view = ViewOf(internal::IdSetSession(self));
+  HeapView* view = ViewOf(IdSetSession(self));
   if (view == nullptr) return nullptr;
   auto lines = view->ByIdLines(set, first, end);
   if (!lines.ok()) return RaiseStatus(lines.status());
@@ -274,7 +252,7 @@ PyObject* Members(PyObject* self, PyObject* args) {
   for (Py_ssize_t i = start; i < stop; ++i) keep.push_back(i);
   KindedSet part = set.Subset(keep);
   part.classifier = set.classifier;
-  return NewIdSet(internal::IdSetSession(self), std::move(part));
+  return NewIdSet(IdSetSession(self), std::move(part));
 }
 
 PyGetSetDef kGetSet[] = {
@@ -306,38 +284,13 @@ PyMethodDef kMethods[] = {
      "_byid_lines(first, end): byid lines of those members (annex.ById)"},
     {"_members", Members, METH_VARARGS,
      "_members(start, stop): those members as a set (annex.ById)"},
-    {"_maprox", internal::HpMaprox, METH_O,
+    {"_maprox", HpMaprox, METH_O,
      "_maprox(steps): what the steps reach from each member (maprox)"},
     {nullptr, nullptr, 0, nullptr},
 };
 
 }  // namespace
 
-int AddDescriptors(PyTypeObject* type, PyGetSetDef* getset,
-                   PyMethodDef* methods) {
-  PyObject* dict = type->tp_dict;
-  for (PyGetSetDef* g = getset; g->name != nullptr; ++g) {
-    PyObject* d = PyDescr_NewGetSet(type, g);
-    if (d == nullptr || PyDict_SetItemString(dict, g->name, d) < 0) {
-      Py_XDECREF(d);
-      return -1;
-    }
-    Py_DECREF(d);
-  }
-  for (PyMethodDef* m = methods; m->ml_name != nullptr; ++m) {
-    PyObject* d = PyDescr_NewMethod(type, m);
-    if (d == nullptr || PyDict_SetItemString(dict, m->ml_name, d) < 0) {
-      Py_XDECREF(d);
-      return -1;
-    }
-    Py_DECREF(d);
-  }
-  PyType_Modified(type);
-  return 0;
-}
+AttributeTable ValuesAttributes() { return AttributeTable(kGetSet, kMethods); }
 
-int AddValues(PyTypeObject* idset) {
-  return AddDescriptors(idset, kGetSet, kMethods);
-}
-
-}  // namespace annex::glue::hp_internal
+}  // namespace annex::glue::module

@@ -6,6 +6,7 @@
 
 #include "absl/status/statusor.h"
 #include "glue/heap_record.h"
+#include "glue/module/py_ref.h"
 #include "glue/module/report_py.h"
 #include "glue/stat.h"
 
@@ -21,23 +22,21 @@ PyObject* ReadRecords(PyObject*, PyObject* arg) {
   lines = ReadRecordFile(path);
   Py_END_ALLOW_THREADS;
   if (!lines.ok()) {
-    PyErr_SetString(PyExc_ValueError,
-                    std::string(lines.status().message()).c_str());
+    const std::string message(lines.status().message());
+    PyErr_SetString(PyExc_ValueError, message.c_str());
     return nullptr;
   }
-  PyObject* list = PyList_New(static_cast<Py_ssize_t>(lines->size()));
-  if (list == nullptr) return nullptr;
+  module::PyRef list =
+      module::PyRef::Steal(PyList_New(static_cast<Py_ssize_t>(lines->size())));
+  if (!list) return nullptr;
   for (size_t i = 0; i < lines->size(); ++i) {
     const std::string& l = (*lines)[i];
     PyObject* s = PyUnicode_DecodeUTF8(
         l.data(), static_cast<Py_ssize_t>(l.size()), "replace");
-    if (s == nullptr) {
-      Py_DECREF(list);
-      return nullptr;
-    }
-    PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), s);
+    if (s == nullptr) return nullptr;
+    PyList_SET_ITEM(list.get(), static_cast<Py_ssize_t>(i), s);  // steals s
   }
-  return list;
+  return list.release();
 }
 
 bool GetInt(PyObject* dict, const char* key, int64_t* out) {
@@ -118,8 +117,8 @@ PyObject* Tables(PyObject*, PyObject* args) {
   if (!ToStat(first, &a) || !ToStat(last, &b)) return nullptr;
   absl::StatusOr<Stat> diff = Stat::Diff(b, a, 0);
   if (!diff.ok()) {
-    PyErr_SetString(PyExc_ValueError,
-                    std::string(diff.status().message()).c_str());
+    const std::string message(diff.status().message());
+    PyErr_SetString(PyExc_ValueError, message.c_str());
     return nullptr;
   }
   const size_t n = rows < 1 ? 1 : static_cast<size_t>(rows);
@@ -146,20 +145,17 @@ PyModuleDef kModule = {PyModuleDef_HEAD_INIT, "_annex_report", nullptr, -1,
 PyObject* LoadReportPy() {
   PyObject* modules = PyImport_GetModuleDict();  // borrowed
   if (PyDict_GetItemString(modules, "_annex_report") == nullptr) {
-    PyObject* m = PyModule_Create(&kModule);
-    if (m == nullptr) return nullptr;
-    const int rc = PyDict_SetItemString(modules, "_annex_report", m);
-    Py_DECREF(m);
-    if (rc < 0) return nullptr;
+    module::PyRef m = module::PyRef::Steal(PyModule_Create(&kModule));
+    if (!m || PyDict_SetItemString(modules, "_annex_report", m.get()) < 0) {
+      return nullptr;
+    }
   }
   // report.py's source (//tools:embed_file.bzl), compiled under its path
   // so that tracebacks name it.
-  PyObject* code = Py_CompileString(embedded::kReportPy,
-                                    embedded::kReportPyPath, Py_file_input);
-  if (code == nullptr) return nullptr;
-  PyObject* module = PyImport_ExecCodeModule("annex_report", code);
-  Py_DECREF(code);
-  return module;
+  module::PyRef code = module::PyRef::Steal(Py_CompileString(
+      embedded::kReportPy, embedded::kReportPyPath, Py_file_input));
+  if (!code) return nullptr;
+  return PyImport_ExecCodeModule("annex_report", code.get());
 }
 
 }  // namespace annex::glue
