@@ -35,7 +35,8 @@ struct Monitor::State {
   std::unique_ptr<glue::Session> session;
   std::unique_ptr<python::AnnexRuntime> runtime;
   std::unique_ptr<monitor_internal::AnnexConsole> console_executor;
-  // Namespaces of ExecInAnnex(code, session): the host's own sessions.
+  // Namespaces of ExecInAnnex(code, namespace_id): the host's own, each a
+  // client of this executor (its namespace id is the client id).
   std::unique_ptr<monitor_internal::AnnexConsole> host_executor;
   std::mutex console_mu;
   std::unique_ptr<console::Server> console ABSL_GUARDED_BY(console_mu);
@@ -386,11 +387,11 @@ absl::StatusOr<std::string> ReplyToResult(const console::Reply& reply) {
 }  // namespace
 
 absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code,
-                                                 uint64_t session,
+                                                 uint64_t namespace_id,
                                                  absl::Duration timeout) {
-  if (session == 0) {
+  if (namespace_id == 0) {
     return absl::InvalidArgumentError(
-        "session 0 is the one-off namespace: use ExecInAnnex(code)");
+        "namespace 0 is the one-off namespace: use ExecInAnnex(code)");
   }
   python::AnnexRuntime* rt = state_->runtime.get();
   if (rt == nullptr || !rt->running() || state_->host_executor == nullptr) {
@@ -401,8 +402,8 @@ absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code,
   request.text = code;
   console::Cancellation never;
   const absl::Time deadline = absl::Now() + timeout;
-  console::Reply reply =
-      state_->host_executor->ExecuteWithin(session, request, never, deadline);
+  console::Reply reply = state_->host_executor->ExecuteWithin(
+      namespace_id, request, never, deadline);
   if (reply.status == console::ReplyStatus::kIncomplete) {
     return absl::InvalidArgumentError(
         "incomplete statement (a compound statement ends with a blank line)");
@@ -419,12 +420,12 @@ void Monitor::Interrupt() {
   if (rt != nullptr) rt->Interrupt();
 }
 
-absl::Status Monitor::ReleaseAnnexSession(uint64_t session) {
+absl::Status Monitor::ReleaseAnnexNamespace(uint64_t namespace_id) {
   python::AnnexRuntime* rt = state_->runtime.get();
   if (rt == nullptr || !rt->running() || state_->host_executor == nullptr) {
     return absl::UnavailableError("the monitor is not running");
   }
-  state_->host_executor->CloseSession(session);
+  state_->host_executor->CloseClient(namespace_id);
   return absl::OkStatus();
 }
 
@@ -446,14 +447,14 @@ absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code,
   // A namespace of its own in the host's executor (which outlives any work
   // left running), released once the annex gets to it.
   static std::atomic<uint64_t> next_one_off{0};
-  const uint64_t session = ~uint64_t{0} - next_one_off.fetch_add(1);
+  const uint64_t namespace_id = ~uint64_t{0} - next_one_off.fetch_add(1);
   console::Request request;
   request.text = code;
   console::Cancellation never;
   const absl::Time deadline = absl::Now() + timeout;
-  console::Reply reply =
-      state_->host_executor->ExecuteWithin(session, request, never, deadline);
-  state_->host_executor->CloseSessionLater(session);
+  console::Reply reply = state_->host_executor->ExecuteWithin(
+      namespace_id, request, never, deadline);
+  state_->host_executor->CloseClientLater(namespace_id);
   if (reply.status == console::ReplyStatus::kInterrupted &&
       absl::Now() >= deadline) {
     return absl::DeadlineExceededError(absl::StrCat(reply.output, reply.error));
@@ -463,7 +464,7 @@ absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code,
 
 absl::StatusOr<glue::Stat> Monitor::HeapSummary(const std::string& classifier,
                                                 size_t max_rows,
-                                                uint64_t reference_session,
+                                                uint64_t reference_namespace,
                                                 absl::Duration timeout) {
   absl::StatusOr<glue::Classifier> c = glue::Classifier::Parse(classifier);
   if (!c.ok()) return c.status();
@@ -481,7 +482,7 @@ absl::StatusOr<glue::Stat> Monitor::HeapSummary(const std::string& classifier,
   // console's hp uses it), so questions from hosts and consoles take turns.
   python::AnnexRuntime::RunOutcome outcome;
   absl::Status ran = rt->RunWithin(
-      [result, session, parsed, max_rows, reference_session,
+      [result, session, parsed, max_rows, reference_namespace,
        executor = state_->host_executor.get()](const python::ThreadStates&) {
         absl::StatusOr<glue::HeapView*> view = session->Get<glue::HeapView>();
         if (!view.ok()) {
@@ -489,8 +490,8 @@ absl::StatusOr<glue::Stat> Monitor::HeapSummary(const std::string& classifier,
           return;
         }
         std::shared_ptr<const glue::ReferencePoint> ref;
-        if (reference_session != 0 && executor != nullptr) {
-          ref = executor->ReferenceOf(reference_session);
+        if (reference_namespace != 0 && executor != nullptr) {
+          ref = executor->ReferenceOf(reference_namespace);
         }
         *result = (*view)->Summary(parsed, max_rows, ref.get());
       },

@@ -151,7 +151,7 @@ absl::StatusOr<ReplyMessage> CallWithTimeout(
   err << "annex: no reply within "
       << absl::FormatDuration(options.command_timeout)
       << " (--timeout); interrupting the command\n";
-  InterruptMessage intr;  // request_id 0: whatever runs in this session
+  InterruptMessage intr;  // request_id 0: whatever runs for this client
   if (absl::Status s = client.SendBytes(EncodeInterrupt(intr)); !s.ok()) {
     return s;
   }
@@ -241,7 +241,7 @@ class Repl {
   std::string TakeCompleted() { return std::exchange(completed_, ""); }
   void Discard() { buffer_.clear(); }
 
-  // Handles one input line. Returns false when the session should end.
+  // Handles one input line. Returns false when the attach should end.
   bool Feed(const std::string& line) {
     absl::string_view stripped = absl::StripAsciiWhitespace(line);
     if (buffer_.empty()) {
@@ -814,7 +814,7 @@ int RunAttach(pid_t pid, const ClientOptions& options) {
   if (!client.ok()) return kExitUnavailable;
   const WelcomeMessage& w = (*client)->welcome();
   std::cout << "Annex console: pid " << pid << " (" << w.program << "), Python "
-            << w.python_version << ", session " << w.session_id << ".\n"
+            << w.python_version << ", client " << w.client_id << ".\n"
             << ".help for commands, Ctrl-C interrupts, Ctrl-D leaves.\n";
   SigintPipe sigint;
   return InteractiveLoop(**client, sigint, options);

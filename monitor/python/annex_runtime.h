@@ -209,6 +209,7 @@ class AnnexRuntime {
   struct AtExitLink;
 
   // annex_runtime.cc: lifecycle and work queue.
+
   explicit AnnexRuntime(AnnexOptions options);
   void ThreadMain();
   absl::Status CreateInterpreters();  // annex thread, no GIL
@@ -221,6 +222,7 @@ class AnnexRuntime {
   absl::Status StopImpl(bool from_atexit);
 
   // annex_fairness.cc: the GIL goes back and forth while annex work runs.
+
   void NudgerMain();
   void YielderMain();
   void SetActive(bool active);
@@ -229,6 +231,7 @@ class AnnexRuntime {
                        PyObject* arg);  // annex thread, GIL, annex current
 
   // annex_builtins.cc: the annex's builtins that Interrupt() ends.
+
   // Replaces the annex's time.sleep by SleepCallback. Annex thread, GIL
   // held, annex current.
   void InstallInterruptibleSleep();
@@ -254,6 +257,7 @@ class AnnexRuntime {
   static PyObject* SleepCallback(PyObject* self, PyObject* seconds);
 
   // annex_fork.cc: fork() of the target.
+
   // os.register_at_fork callbacks. Where: the forking target thread, GIL
   // held, target current.
   static PyObject* BeforeForkCallback(PyObject* self, PyObject* unused);
@@ -269,6 +273,7 @@ class AnnexRuntime {
   void SuspendAnnex();
 
   // annex_atexit.cc: the safety net in the target.
+
   // Where: the target's main thread inside Py_FinalizeEx, GIL held.
   static PyObject* AtExitCallback(PyObject* self, PyObject* unused);
   void RegisterTargetAtExit();    // annex thread, GIL, target current
