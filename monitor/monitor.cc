@@ -366,8 +366,7 @@ absl::Status Monitor::Stop() {
 
 watchdog::Metrics Monitor::Metrics() const {
   std::lock_guard<std::mutex> lock(state_->console_mu);
-  return state_->watchdog ? state_->watchdog->GetMetrics()
-                          : watchdog::Metrics();
+  return state_->watchdog ? state_->watchdog->Metrics() : watchdog::Metrics();
 }
 
 namespace {
