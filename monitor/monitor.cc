@@ -34,17 +34,16 @@ struct Monitor::State {
   std::mutex mu;  // serializes Start/Stop
   std::unique_ptr<glue::Session> session;
   std::unique_ptr<python::AnnexRuntime> runtime;
-  std::unique_ptr<monitor_internal::AnnexConsole> console_executor;
+  std::unique_ptr<services::AnnexConsole> console_executor;
   // Namespaces of ExecInAnnex(code, namespace_id): the host's own, each a
   // client of this executor (its namespace id is the client id).
-  std::unique_ptr<monitor_internal::AnnexConsole> host_executor;
+  std::unique_ptr<services::AnnexConsole> host_executor;
   std::mutex console_mu;
   std::unique_ptr<console::Server> console ABSL_GUARDED_BY(console_mu);
   std::unique_ptr<watchdog::Watchdog> watchdog ABSL_GUARDED_BY(console_mu);
-  std::unique_ptr<monitor_internal::WatchdogHeap> watchdog_heap
+  std::unique_ptr<services::WatchdogHeap> watchdog_heap
       ABSL_GUARDED_BY(console_mu);
-  std::unique_ptr<monitor_internal::HeapRecorder> recorder
-      ABSL_GUARDED_BY(console_mu);
+  std::unique_ptr<services::HeapRecorder> recorder ABSL_GUARDED_BY(console_mu);
   const pid_t owner = getpid();  // a child made by fork() is not the owner
   // Options::question_pause_limit of the last Start (the session's
   // AnnexAccess hands it to HeapView).
@@ -220,11 +219,11 @@ absl::Status Monitor::Start(const Options& options) {
   auto runtime = python::AnnexRuntime::Start(std::move(annex));
   if (!runtime.ok()) return runtime.status();
   state_->runtime = std::move(*runtime);
-  state_->host_executor = std::make_unique<monitor_internal::AnnexConsole>(
+  state_->host_executor = std::make_unique<services::AnnexConsole>(
       state_->runtime.get(), state_->session.get());
 
   if (options.console) {
-    state_->console_executor = std::make_unique<monitor_internal::AnnexConsole>(
+    state_->console_executor = std::make_unique<services::AnnexConsole>(
         state_->runtime.get(), state_->session.get());
     console::ServerOptions server;
     server.socket_dir = options.console_socket_dir;
@@ -260,16 +259,16 @@ absl::Status Monitor::Start(const Options& options) {
       interval = kDefaultMetricsHeapInterval;
     }
     if (interval == absl::InfiniteDuration()) interval = absl::ZeroDuration();
-    std::unique_ptr<monitor_internal::WatchdogHeap> heap;
+    std::unique_ptr<services::WatchdogHeap> heap;
     if (interval > absl::ZeroDuration() || reports) {
-      monitor_internal::WatchdogHeap::Config config;
+      services::WatchdogHeap::Config config;
       config.interval = interval;
       config.top_kinds = options.watchdog_top_kinds;
       config.tracked_kinds = options.watchdog_tracked_kinds;
       config.pause_limit = options.question_pause_limit;
-      heap = std::make_unique<monitor_internal::WatchdogHeap>(
+      heap = std::make_unique<services::WatchdogHeap>(
           state_->runtime.get(), state_->session.get(), config);
-      monitor_internal::WatchdogHeap* h = heap.get();
+      services::WatchdogHeap* h = heap.get();
       watchdog::MetricsProvider user_metrics = wopts.metrics_provider;
       wopts.metrics_provider = [h, user_metrics](watchdog::Metrics& m) {
         h->FillMetrics(m);
@@ -309,7 +308,7 @@ absl::Status Monitor::Start(const Options& options) {
     state_->watchdog_heap = std::move(heap);
   }
   if (!options.record_path.empty()) {
-    monitor_internal::HeapRecorder::Config rc;
+    services::HeapRecorder::Config rc;
     rc.path = options.record_path;
     rc.interval = options.record_interval;
     rc.format = *record_format;
@@ -317,7 +316,7 @@ absl::Status Monitor::Start(const Options& options) {
     rc.top_rows = options.record_top_kinds;
     rc.retainers = options.record_retainers;
     rc.program = options.program_name;
-    auto recorder = std::make_unique<monitor_internal::HeapRecorder>(
+    auto recorder = std::make_unique<services::HeapRecorder>(
         state_->runtime.get(), state_->session.get(), std::move(rc));
     recorder->Start();
     std::lock_guard<std::mutex> clock(state_->console_mu);

@@ -25,7 +25,7 @@
 #include "monitor/services/console_repl_py.h"
 #include "monitor/watchdog/internal/stack_dump.h"
 
-namespace annex::monitor_internal {
+namespace annex::services {
 namespace {
 
 using python::ReadTargetThreads;
@@ -524,4 +524,4 @@ console::Reply AnnexConsole::ExecTarget(const std::string& code,
   return Ok(text);
 }
 
-}  // namespace annex::monitor_internal
+}  // namespace annex::services

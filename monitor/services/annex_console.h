@@ -28,7 +28,7 @@
 #include "monitor/python/annex_runtime.h"
 #include "monitor/watchdog/internal/stack_dump.h"
 
-namespace annex::monitor_internal {
+namespace annex::services {
 
 // Who holds the GIL the target shares, read without it: "the GIL is held by
 // target thread N (native T, "name", Python "pyname"), innermost first:" and
@@ -137,4 +137,4 @@ class AnnexConsole : public console::CommandExecutor {
   PyObject* helper_ = nullptr;
 };
 
-}  // namespace annex::monitor_internal
+}  // namespace annex::services

@@ -21,7 +21,7 @@
 #include "monitor/python/annex_runtime.h"
 #include "monitor/python/guards.h"
 
-namespace annex::monitor_internal {
+namespace annex::services {
 
 HeapRecorder::HeapRecorder(python::AnnexRuntime* runtime,
                            glue::Session* session, Config config)
@@ -138,4 +138,4 @@ void HeapRecorder::ThreadMain() {
   }
 }
 
-}  // namespace annex::monitor_internal
+}  // namespace annex::services
