@@ -46,7 +46,7 @@ using internal::UniqueFd;
 
 // Bytes read from one connection per poll round, so a client streaming
 // data cannot starve the others.
-constexpr size_t kReadBudgetPerRound = 256 * 1024;
+constexpr size_t kReadBudgetPerRound = size_t{256} * 1024;
 
 constexpr char kHelpText[] =
     "Annex console commands:\n"
@@ -66,7 +66,7 @@ bool NeedsTargetPermission(RequestKind kind) {
 
 std::string DefaultProgramName() {
   absl::StatusOr<std::string> cmdline =
-      internal::ReadSmallFile("/proc/self/cmdline", 64 * 1024);
+      internal::ReadSmallFile("/proc/self/cmdline", size_t{64} * 1024);
   if (cmdline.ok() && !cmdline->empty()) {
     // argv is NUL-separated; keep the words, readable.
     std::string out;
@@ -90,7 +90,7 @@ std::string ErrorFrame(ErrorCode code, bool fatal, absl::string_view text) {
   ErrorMessage m;
   m.code = static_cast<uint16_t>(code);
   m.fatal = fatal;
-  m.message = std::string(text);
+  m.message = static_cast<std::string>(text);
   return EncodeError(m);
 }
 
@@ -180,7 +180,7 @@ class Server::Impl {
   int AuthenticatedClients() const;
   // A client's worker thread; no socket I/O, talks to the I/O thread
   // through the client's mutex and Wake().
-  void WorkerMain(std::shared_ptr<ClientState> s);
+  void WorkerMain(const std::shared_ptr<ClientState>& s);
   Reply Run(uint64_t client_id, const RequestMessage& req,
             const Cancellation& cancel);
   void AppendReply(ClientState& s, uint32_t request_id, Reply reply)
@@ -811,7 +811,7 @@ void Server::Impl::Reap(bool wait) {
 // ---- Worker threads
 // ----------------------------------------------------------
 
-void Server::Impl::WorkerMain(std::shared_ptr<ClientState> s) {
+void Server::Impl::WorkerMain(const std::shared_ptr<ClientState>& s) {
   executor_->OpenClient(s->id);
   while (true) {
     RequestMessage req;

@@ -34,7 +34,6 @@ using python::Text;
 
 using console::Reply;
 using console::ReplyStatus;
-using console::Request;
 using console::RequestKind;
 
 // The pending exception as "Type: message", cleared. Where: GIL held.
@@ -42,8 +41,9 @@ std::string TakeErrorText() {
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
   PyErr_NormalizeException(&type, &value, &tb);
-  std::string out =
-      type && PyType_Check(type) ? ((PyTypeObject*)type)->tp_name : "Error";
+  std::string out = type && PyType_Check(type)
+                        ? reinterpret_cast<PyTypeObject*>(type)->tp_name
+                        : "Error";
   if (value != nullptr) {
     PyObject* s = PyObject_Str(value);
     if (s != nullptr) {
@@ -99,7 +99,8 @@ std::string Capture(F&& write) {
   char buf[4096];
   ::lseek(fd, 0, SEEK_SET);
   ssize_t n;
-  while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, size_t(n));
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0)
+    out.append(buf, static_cast<size_t>(n));
   ::close(fd);
   return out;
 }
@@ -356,7 +357,7 @@ console::Reply AnnexConsole::ExecuteWithin(uint64_t client_id,
   const bool timed_out = absl::IsDeadlineExceeded(status) && !inspect;
   if (outcome.finished) {
     if (!status.ok() && !outcome.started) {
-      return Error(std::string(status.message()) + "\n", 3);
+      return Error(absl::StrCat(status.message(), "\n"), 3);
     }
     if (timed_out && box->reply.status == ReplyStatus::kInterrupted) {
       box->reply.error = absl::StrCat(
@@ -367,7 +368,7 @@ console::Reply AnnexConsole::ExecuteWithin(uint64_t client_id,
   }
   box->abandoned.store(true);
   if (absl::IsUnavailable(status)) {
-    return Error(std::string(status.message()) + "\n", 3);
+    return Error(absl::StrCat(status.message(), "\n"), 3);
   }
   if (inspect && !cancel.IsCancelled() && !refusing_.load()) {
     // The annex is busy or cannot get the GIL: answer from GIL-free reads,

@@ -132,7 +132,7 @@ void HeapRecorder::ThreadMain() {
         reported = true;
         std::fprintf(stderr, "annex: recording to %s: %s\n",
                      config_.path.c_str(),
-                     std::string(status.message()).c_str());
+                     static_cast<std::string>(status.message()).c_str());
       }
     }
   }
