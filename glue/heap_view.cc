@@ -359,6 +359,14 @@ absl::StatusOr<ReferencePoint> HeapView::MakeReferencePoint() {
   return ref;
 }
 
+absl::StatusOr<heap::HeapGraph> HeapView::NodesOnlyGraph() {
+  if (absl::Status s = CheckQuestionMemory(nullptr, Work::kWalk, false);
+      !s.ok()) {
+    return s;
+  }
+  return engine_->Graph(heap::GraphOptions::NodesOnly());
+}
+
 absl::StatusOr<KindedSet> HeapView::FromAddresses(
     std::vector<uintptr_t> addresses) {
   std::sort(addresses.begin(), addresses.end());
@@ -368,12 +376,7 @@ absl::StatusOr<KindedSet> HeapView::FromAddresses(
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   if (!question.status().ok()) return question.status();
-  if (absl::Status s = CheckQuestionMemory(nullptr, Work::kWalk, false);
-      !s.ok()) {
-    return s;
-  }
-  absl::StatusOr<heap::HeapGraph> graph =
-      engine_->Graph(heap::GraphOptions::NodesOnly());
+  absl::StatusOr<heap::HeapGraph> graph = NodesOnlyGraph();
   if (!graph.ok()) return graph.status();
   if (absl::Status s = CheckQuestionMemory(&*graph, Work::kWalk); !s.ok()) {
     return s;

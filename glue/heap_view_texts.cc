@@ -37,12 +37,7 @@ absl::StatusOr<MemberTexts> HeapView::ReadTexts(
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   if (!question.status().ok()) return question.status();
-  if (absl::Status s = CheckQuestionMemory(nullptr, Work::kWalk, false);
-      !s.ok()) {
-    return s;
-  }
-  absl::StatusOr<heap::HeapGraph> graph =
-      engine_->Graph(heap::GraphOptions::NodesOnly());
+  absl::StatusOr<heap::HeapGraph> graph = NodesOnlyGraph();
   if (!graph.ok()) return graph.status();
   MemberTexts out;
   out.alive.assign(set.count(), 0);

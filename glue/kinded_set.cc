@@ -125,6 +125,21 @@ std::string KindedSet::PartitionTable(size_t max_rows) const {
   return ToStat().Table(0, max_rows, /*label=*/true);
 }
 
+namespace {
+
+// Appends member `i` of `from` to `to`, whose columns are those of `from`
+// (its Clodo kinds and labels when `has_clodo` / `has_labels`). Pure C++.
+void AppendMember(const KindedSet& from, size_t i, bool has_clodo,
+                  bool has_labels, KindedSet& to) {
+  to.addresses.push_back(from.addresses[i]);
+  to.kinds.push_back(from.kinds[i]);
+  to.sizes.push_back(from.sizes[i]);
+  if (has_clodo) to.clodo.push_back(from.clodo[i]);
+  if (has_labels) to.labels.of.push_back(from.labels.of[i]);
+}
+
+}  // namespace
+
 KindedSet KindedSet::Subset(const std::vector<size_t>& keep) const {
   KindedSet out;
   out.kind_names = kind_names;
@@ -137,13 +152,7 @@ KindedSet KindedSet::Subset(const std::vector<size_t>& keep) const {
   out.addresses.reserve(keep.size());
   out.kinds.reserve(keep.size());
   out.sizes.reserve(keep.size());
-  for (size_t i : keep) {
-    out.addresses.push_back(addresses[i]);
-    out.kinds.push_back(kinds[i]);
-    out.sizes.push_back(sizes[i]);
-    if (has_clodo) out.clodo.push_back(clodo[i]);
-    if (has_labels) out.labels.of.push_back(labels.of[i]);
-  }
+  for (size_t i : keep) AppendMember(*this, i, has_clodo, has_labels, out);
   return out;
 }
 
@@ -178,12 +187,7 @@ std::vector<KindedSet> KindedSet::SplitByLabels(
   for (size_t i = 0; i < addresses.size(); ++i) {
     const uint32_t w = slot[of[i]];
     if (w == kNone) continue;
-    KindedSet& part = out[w];
-    part.addresses.push_back(addresses[i]);
-    part.kinds.push_back(kinds[i]);
-    part.sizes.push_back(sizes[i]);
-    if (has_clodo) part.clodo.push_back(clodo[i]);
-    if (has_labels) part.labels.of.push_back(labels.of[i]);
+    AppendMember(*this, i, has_clodo, has_labels, out[w]);
   }
   return out;
 }
