@@ -335,6 +335,9 @@ class HeapView {
   // which it remembers. Where: annex thread.
   absl::Status CheckQuestionMemory(const heap::HeapGraph* graph, Work work,
                                    bool edges = true);
+  // The walk's nodes without edges, once the memory for a walk is there.
+  // Where: annex thread, GIL held, inside a HeapEngine::Question.
+  absl::StatusOr<heap::HeapGraph> NodesOnlyGraph();
 
   // How long each question asked from now on may hold the target
   // (heap/question_stop.h; InfiniteDuration: no limit): past it, the

@@ -34,16 +34,16 @@ struct Monitor::State {
   std::mutex mu;  // serializes Start/Stop
   std::unique_ptr<glue::Session> session;
   std::unique_ptr<python::AnnexRuntime> runtime;
-  std::unique_ptr<monitor_internal::AnnexConsole> console_executor;
-  // Namespaces of ExecInAnnex(code, session): the host's own sessions.
-  std::unique_ptr<monitor_internal::AnnexConsole> host_executor;
+  std::unique_ptr<services::AnnexConsole> console_executor;
+  // Namespaces of ExecInAnnex(code, namespace_id): the host's own, each a
+  // client of this executor (its namespace id is the client id).
+  std::unique_ptr<services::AnnexConsole> host_executor;
   std::mutex console_mu;
   std::unique_ptr<console::Server> console ABSL_GUARDED_BY(console_mu);
   std::unique_ptr<watchdog::Watchdog> watchdog ABSL_GUARDED_BY(console_mu);
-  std::unique_ptr<monitor_internal::WatchdogHeap> watchdog_heap
+  std::unique_ptr<services::WatchdogHeap> watchdog_heap
       ABSL_GUARDED_BY(console_mu);
-  std::unique_ptr<monitor_internal::HeapRecorder> recorder
-      ABSL_GUARDED_BY(console_mu);
+  std::unique_ptr<services::HeapRecorder> recorder ABSL_GUARDED_BY(console_mu);
   const pid_t owner = getpid();  // a child made by fork() is not the owner
   // Options::question_pause_limit of the last Start (the session's
   // AnnexAccess hands it to HeapView).
@@ -219,11 +219,11 @@ absl::Status Monitor::Start(const Options& options) {
   auto runtime = python::AnnexRuntime::Start(std::move(annex));
   if (!runtime.ok()) return runtime.status();
   state_->runtime = std::move(*runtime);
-  state_->host_executor = std::make_unique<monitor_internal::AnnexConsole>(
+  state_->host_executor = std::make_unique<services::AnnexConsole>(
       state_->runtime.get(), state_->session.get());
 
   if (options.console) {
-    state_->console_executor = std::make_unique<monitor_internal::AnnexConsole>(
+    state_->console_executor = std::make_unique<services::AnnexConsole>(
         state_->runtime.get(), state_->session.get());
     console::ServerOptions server;
     server.socket_dir = options.console_socket_dir;
@@ -259,16 +259,16 @@ absl::Status Monitor::Start(const Options& options) {
       interval = kDefaultMetricsHeapInterval;
     }
     if (interval == absl::InfiniteDuration()) interval = absl::ZeroDuration();
-    std::unique_ptr<monitor_internal::WatchdogHeap> heap;
+    std::unique_ptr<services::WatchdogHeap> heap;
     if (interval > absl::ZeroDuration() || reports) {
-      monitor_internal::WatchdogHeap::Config config;
+      services::WatchdogHeap::Config config;
       config.interval = interval;
       config.top_kinds = options.watchdog_top_kinds;
       config.tracked_kinds = options.watchdog_tracked_kinds;
       config.pause_limit = options.question_pause_limit;
-      heap = std::make_unique<monitor_internal::WatchdogHeap>(
+      heap = std::make_unique<services::WatchdogHeap>(
           state_->runtime.get(), state_->session.get(), config);
-      monitor_internal::WatchdogHeap* h = heap.get();
+      services::WatchdogHeap* h = heap.get();
       watchdog::MetricsProvider user_metrics = wopts.metrics_provider;
       wopts.metrics_provider = [h, user_metrics](watchdog::Metrics& m) {
         h->FillMetrics(m);
@@ -308,7 +308,7 @@ absl::Status Monitor::Start(const Options& options) {
     state_->watchdog_heap = std::move(heap);
   }
   if (!options.record_path.empty()) {
-    monitor_internal::HeapRecorder::Config rc;
+    services::HeapRecorder::Config rc;
     rc.path = options.record_path;
     rc.interval = options.record_interval;
     rc.format = *record_format;
@@ -316,7 +316,7 @@ absl::Status Monitor::Start(const Options& options) {
     rc.top_rows = options.record_top_kinds;
     rc.retainers = options.record_retainers;
     rc.program = options.program_name;
-    auto recorder = std::make_unique<monitor_internal::HeapRecorder>(
+    auto recorder = std::make_unique<services::HeapRecorder>(
         state_->runtime.get(), state_->session.get(), std::move(rc));
     recorder->Start();
     std::lock_guard<std::mutex> clock(state_->console_mu);
@@ -365,8 +365,7 @@ absl::Status Monitor::Stop() {
 
 watchdog::Metrics Monitor::Metrics() const {
   std::lock_guard<std::mutex> lock(state_->console_mu);
-  return state_->watchdog ? state_->watchdog->GetMetrics()
-                          : watchdog::Metrics();
+  return state_->watchdog ? state_->watchdog->Metrics() : watchdog::Metrics();
 }
 
 namespace {
@@ -386,11 +385,11 @@ absl::StatusOr<std::string> ReplyToResult(const console::Reply& reply) {
 }  // namespace
 
 absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code,
-                                                 uint64_t session,
+                                                 uint64_t namespace_id,
                                                  absl::Duration timeout) {
-  if (session == 0) {
+  if (namespace_id == 0) {
     return absl::InvalidArgumentError(
-        "session 0 is the one-off namespace: use ExecInAnnex(code)");
+        "namespace 0 is the one-off namespace: use ExecInAnnex(code)");
   }
   python::AnnexRuntime* rt = state_->runtime.get();
   if (rt == nullptr || !rt->running() || state_->host_executor == nullptr) {
@@ -401,8 +400,8 @@ absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code,
   request.text = code;
   console::Cancellation never;
   const absl::Time deadline = absl::Now() + timeout;
-  console::Reply reply =
-      state_->host_executor->ExecuteWithin(session, request, never, deadline);
+  console::Reply reply = state_->host_executor->ExecuteWithin(
+      namespace_id, request, never, deadline);
   if (reply.status == console::ReplyStatus::kIncomplete) {
     return absl::InvalidArgumentError(
         "incomplete statement (a compound statement ends with a blank line)");
@@ -419,12 +418,12 @@ void Monitor::Interrupt() {
   if (rt != nullptr) rt->Interrupt();
 }
 
-absl::Status Monitor::ReleaseAnnexSession(uint64_t session) {
+absl::Status Monitor::ReleaseAnnexNamespace(uint64_t namespace_id) {
   python::AnnexRuntime* rt = state_->runtime.get();
   if (rt == nullptr || !rt->running() || state_->host_executor == nullptr) {
     return absl::UnavailableError("the monitor is not running");
   }
-  state_->host_executor->CloseSession(session);
+  state_->host_executor->CloseClient(namespace_id);
   return absl::OkStatus();
 }
 
@@ -446,14 +445,14 @@ absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code,
   // A namespace of its own in the host's executor (which outlives any work
   // left running), released once the annex gets to it.
   static std::atomic<uint64_t> next_one_off{0};
-  const uint64_t session = ~uint64_t{0} - next_one_off.fetch_add(1);
+  const uint64_t namespace_id = ~uint64_t{0} - next_one_off.fetch_add(1);
   console::Request request;
   request.text = code;
   console::Cancellation never;
   const absl::Time deadline = absl::Now() + timeout;
-  console::Reply reply =
-      state_->host_executor->ExecuteWithin(session, request, never, deadline);
-  state_->host_executor->CloseSessionLater(session);
+  console::Reply reply = state_->host_executor->ExecuteWithin(
+      namespace_id, request, never, deadline);
+  state_->host_executor->CloseClientLater(namespace_id);
   if (reply.status == console::ReplyStatus::kInterrupted &&
       absl::Now() >= deadline) {
     return absl::DeadlineExceededError(absl::StrCat(reply.output, reply.error));
@@ -463,7 +462,7 @@ absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code,
 
 absl::StatusOr<glue::Stat> Monitor::HeapSummary(const std::string& classifier,
                                                 size_t max_rows,
-                                                uint64_t reference_session,
+                                                uint64_t reference_namespace,
                                                 absl::Duration timeout) {
   absl::StatusOr<glue::Classifier> c = glue::Classifier::Parse(classifier);
   if (!c.ok()) return c.status();
@@ -481,7 +480,7 @@ absl::StatusOr<glue::Stat> Monitor::HeapSummary(const std::string& classifier,
   // console's hp uses it), so questions from hosts and consoles take turns.
   python::AnnexRuntime::RunOutcome outcome;
   absl::Status ran = rt->RunWithin(
-      [result, session, parsed, max_rows, reference_session,
+      [result, session, parsed, max_rows, reference_namespace,
        executor = state_->host_executor.get()](const python::ThreadStates&) {
         absl::StatusOr<glue::HeapView*> view = session->Get<glue::HeapView>();
         if (!view.ok()) {
@@ -489,8 +488,8 @@ absl::StatusOr<glue::Stat> Monitor::HeapSummary(const std::string& classifier,
           return;
         }
         std::shared_ptr<const glue::ReferencePoint> ref;
-        if (reference_session != 0 && executor != nullptr) {
-          ref = executor->ReferenceOf(reference_session);
+        if (reference_namespace != 0 && executor != nullptr) {
+          ref = executor->ReferenceOf(reference_namespace);
         }
         *result = (*view)->Summary(parsed, max_rows, ref.get());
       },

@@ -171,14 +171,14 @@ class Monitor {
                                           absl::Duration timeout);
   // One console line (a complete statement; an expression's value is
   // printed, as at `annex attach`) in a namespace kept between calls with
-  // the same `session` (1 or more; the host's own, separate from console
-  // clients'), so that `h = hp.heap()` in one call can be used by the next. It
-  // lives until ReleaseAnnexSession(session), Stop(), or a fork() of the
-  // process (which ends the annex interpreter, see README). Errors: as
-  // ExecInAnnex(code); InvalidArgument for session 0. Where: as
-  // ExecInAnnex(code).
+  // the same `namespace_id` (1 or more; the host's own namespaces,
+  // separate from console clients'), so that `h = hp.heap()` in one call can
+  // be used by the next. It lives until ReleaseAnnexNamespace(namespace_id),
+  // Stop(), or a fork() of the process (which ends the annex interpreter,
+  // see README). Errors: as ExecInAnnex(code); InvalidArgument for
+  // namespace 0. Where: as ExecInAnnex(code).
   absl::StatusOr<std::string> ExecInAnnex(
-      const std::string& code, uint64_t session,
+      const std::string& code, uint64_t namespace_id,
       absl::Duration timeout = absl::InfiniteDuration());
   // Makes the Python code running in the annex now (from ExecInAnnex, a
   // console client, anything) raise KeyboardInterrupt; the annex's
@@ -186,10 +186,10 @@ class Monitor {
   // loops poll for this; Options::question_pause_limit). Harmless when
   // nothing runs. Where: any thread.
   void Interrupt();
-  // Drops the namespace of `session` (harmless when it has none).
-  // Where: any thread; the caller may hold the GIL. Unavailable when not
-  // running.
-  absl::Status ReleaseAnnexSession(uint64_t session);
+  // Drops the namespace `namespace_id` of ExecInAnnex(code, namespace_id)
+  // (harmless when it does not exist). Where: any thread; the caller may
+  // hold the GIL. Unavailable when not running.
+  absl::Status ReleaseAnnexNamespace(uint64_t namespace_id);
 
   // The target's heap as rows by kind, without Python on the host's side:
   // what `hp.heap().by(classifier).stat` shows (objects reachable from the
@@ -205,14 +205,14 @@ class Monitor {
   // target's tracemalloc is not tracing; DeadlineExceeded when no answer
   // came within `timeout` (a walk that started then ends in the
   // background; one that had not started is dropped).
-  // With `reference_session` (a host session of ExecInAnnex(code, session))
-  // only what its hp.setref() reference point does not hold: objects
-  // created since and alive (the whole heap when that session has no
-  // reference point or no namespace). Console clients' and other
-  // sessions' reference points never apply.
+  // With `reference_namespace` (a host namespace of ExecInAnnex(code,
+  // namespace_id)) only what its hp.setref() reference point does not hold:
+  // objects created since and alive (the whole heap when that namespace has
+  // no reference point or does not exist). Console clients' and other
+  // namespaces' reference points never apply.
   absl::StatusOr<glue::Stat> HeapSummary(
       const std::string& classifier = "Clodo", size_t max_rows = 0,
-      uint64_t reference_session = 0,
+      uint64_t reference_namespace = 0,
       absl::Duration timeout = absl::InfiniteDuration());
 
   // The watchdog's counters and last memory sample (all zero when it is

@@ -166,7 +166,8 @@ int main(int argc, char** argv) {
   for (long n : sizes) {
     if (!RunInMain(BuildHeap(n))) return 1;
     // Measured whole at any size: no pause limit for this session.
-    if (!monitor.ExecInAnnex("hp.pause_limit = None", /*session=*/1).ok()) {
+    if (!monitor.ExecInAnnex("hp.pause_limit = None", /*namespace_id=*/1)
+             .ok()) {
       return 1;
     }
     std::vector<double> walk_ms, walk_pause_ms;
@@ -190,7 +191,7 @@ int main(int argc, char** argv) {
         RunInMain("pause_max = 0.0");
         auto t0 = std::chrono::steady_clock::now();
         absl::StatusOr<std::string> out =
-            monitor.ExecInAnnex(questions[q].code, /*session=*/1);
+            monitor.ExecInAnnex(questions[q].code, /*namespace_id=*/1);
         const double ms = std::chrono::duration<double, std::milli>(
                               std::chrono::steady_clock::now() - t0)
                               .count();
@@ -216,7 +217,7 @@ int main(int argc, char** argv) {
           "charged = {int(r[-1], 16): int(r[1]) for r in rows}\\n"
           "print(charged.get(id(h), 0) / len(h), charged.get(id(c), 0) / "
           "len(h))\\ndel c\")",
-          /*session=*/1);
+          /*namespace_id=*/1);
       if (!out.ok() ||
           std::sscanf(out->c_str(), "%lf %lf", &heap_bpo, &copy_bpo) != 2) {
         std::fprintf(stderr, "bytes per object: %s\n",
@@ -242,7 +243,7 @@ int main(int argc, char** argv) {
         JsonList(walk_pause_ms, 1).c_str(), wm, wm / (objects / 1e6), heap_bpo,
         copy_bpo, fields.c_str());
     std::fflush(stdout);
-    if (!monitor.ReleaseAnnexSession(1).ok() ||
+    if (!monitor.ReleaseAnnexNamespace(1).ok() ||
         !RunInMain("del bench_data, bench_small; gc.collect()")) {
       return 1;
     }

@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
     baseline.push_back(RunOnce(work, iterations));
     if (!watchdog.Start(options).ok()) return 1;
     watched.push_back(RunOnce(work, iterations));
-    served += watchdog.GetMetrics().heartbeats_served;
+    served += watchdog.Metrics().heartbeats_served;
     if (!watchdog.Stop().ok()) return 1;
   }
   const double base = Median(baseline);

@@ -140,7 +140,7 @@ bool Ask(annex::Monitor& monitor, const Step& step) {
   PrintPrefixed(">>> ", step.code);
   std::fflush(stdout);
   absl::StatusOr<std::string> answer =
-      monitor.ExecInAnnex(step.code, /*session=*/1);
+      monitor.ExecInAnnex(step.code, /*namespace_id=*/1);
   if (!answer.ok()) {
     std::fprintf(stderr, "host: annex failed: %s\n",
                  std::string(answer.status().message()).c_str());

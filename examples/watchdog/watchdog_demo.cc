@@ -204,7 +204,7 @@ int main(int argc, char** argv) {
   bool script_ok = c_spin ? RunScript(kCSpinScript, "<c-spin>")
                           : RunScript(kPythonLoopScript, "<python-loop>");
 
-  annex::watchdog::Metrics metrics = watchdog.GetMetrics();
+  annex::watchdog::Metrics metrics = watchdog.Metrics();
   // Before Py_FinalizeEx(): a heartbeat still queued then finds it gone.
   watchdog.Stop().IgnoreError();
   std::printf(

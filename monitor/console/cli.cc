@@ -151,7 +151,7 @@ absl::StatusOr<ReplyMessage> CallWithTimeout(
   err << "annex: no reply within "
       << absl::FormatDuration(options.command_timeout)
       << " (--timeout); interrupting the command\n";
-  InterruptMessage intr;  // request_id 0: whatever runs in this session
+  InterruptMessage intr;  // request_id 0: whatever runs for this client
   if (absl::Status s = client.SendBytes(EncodeInterrupt(intr)); !s.ok()) {
     return s;
   }
@@ -206,7 +206,7 @@ std::string FormatDuration(int64_t seconds) {
 // VmRSS from /proc/PID/status, in KiB; -1 when unreadable.
 int64_t RssKib(pid_t pid) {
   absl::StatusOr<std::string> status = internal::ReadSmallFile(
-      absl::StrCat("/proc/", pid, "/status"), 64 * 1024);
+      absl::StrCat("/proc/", pid, "/status"), size_t{64} * 1024);
   if (!status.ok()) return -1;
   size_t at = status->find("VmRSS:");
   if (at == std::string::npos) return -1;
@@ -219,7 +219,8 @@ int64_t RssKib(pid_t pid) {
 std::string FormatKib(int64_t kib) {
   if (kib < 0) return "?";
   if (kib < 1024) return absl::StrCat(kib, " KiB");
-  if (kib < 1024 * 1024) return absl::StrFormat("%.1f MiB", kib / 1024.0);
+  if (kib < int64_t{1024} * 1024)
+    return absl::StrFormat("%.1f MiB", kib / 1024.0);
   return absl::StrFormat("%.2f GiB", kib / (1024.0 * 1024.0));
 }
 
@@ -241,7 +242,7 @@ class Repl {
   std::string TakeCompleted() { return std::exchange(completed_, ""); }
   void Discard() { buffer_.clear(); }
 
-  // Handles one input line. Returns false when the session should end.
+  // Handles one input line. Returns false when the attach should end.
   bool Feed(const std::string& line) {
     absl::string_view stripped = absl::StripAsciiWhitespace(line);
     if (buffer_.empty()) {
@@ -272,7 +273,7 @@ class Repl {
   }
 
   bool DotCommand(absl::string_view line) {
-    completed_ = std::string(line);
+    completed_ = static_cast<std::string>(line);
     absl::string_view arg;
     absl::string_view cmd = line;
     if (size_t space = line.find_first_of(" \t");
@@ -304,7 +305,7 @@ class Repl {
       err_ << "unknown command " << cmd << "; try .help\n";
       return true;
     }
-    absl::StatusOr<ReplyMessage> r = Call(kind, std::string(arg));
+    absl::StatusOr<ReplyMessage> r = Call(kind, static_cast<std::string>(arg));
     if (!r.ok()) return false;
     PrintReply(*r, out_, err_);
     if (kind == RequestKind::kHelp) {
@@ -814,7 +815,7 @@ int RunAttach(pid_t pid, const ClientOptions& options) {
   if (!client.ok()) return kExitUnavailable;
   const WelcomeMessage& w = (*client)->welcome();
   std::cout << "Annex console: pid " << pid << " (" << w.program << "), Python "
-            << w.python_version << ", session " << w.session_id << ".\n"
+            << w.python_version << ", client " << w.client_id << ".\n"
             << ".help for commands, Ctrl-C interrupts, Ctrl-D leaves.\n";
   SigintPipe sigint;
   return InteractiveLoop(**client, sigint, options);

@@ -64,7 +64,7 @@ int RunExec(pid_t pid, const std::string& code_or_dash,
 // prompts ">>> " and "... " for multi-line statements the way Python's REPL
 // does (the server says when a statement is incomplete), and Ctrl-C
 // interrupts the running command (or discards the current input) without
-// ending the session. Dot commands: .threads .stacks .interrupt THREAD
+// ending the attach. Dot commands: .threads .stacks .interrupt THREAD
 // .exec-target CODE .help .quit. Ctrl-D quits. When stdin is not a
 // terminal it runs RunAttachScript on stdin/stdout/stderr.
 int RunAttach(pid_t pid, const ClientOptions& options);

@@ -216,7 +216,7 @@ absl::StatusOr<ReplyMessage> Client::Call(RequestKind kind,
   req.text = text;
   std::string frame = EncodeRequest(req);
   // The server would hang up on an oversized frame; refusing here keeps
-  // the session.
+  // the connection.
   if (welcome_.max_payload != 0 &&
       frame.size() - kFrameHeaderSize > welcome_.max_payload) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -1,19 +1,20 @@
 // The seam between the console server (sockets, no Python) and whatever runs
 // console commands (the annex thread, wired elsewhere).
 //
-// The server never touches Python. For each client session it owns one
-// worker thread that calls the executor's blocking Execute() for that
-// session's requests, one at a time and in order; sessions run concurrently,
+// The server never touches Python. For each client (a connection past its
+// HELLO, named by the WELCOME's client id) it owns one worker thread that
+// calls the executor's blocking Execute() for that client's requests, one
+// at a time and in order; clients run concurrently,
 // so an executor that has a single place to run code (the annex thread)
 // queues internally. Cancellation is per call:
 //
 //   class AnnexExecutor : public CommandExecutor {
-//     Reply Execute(uint64_t session, const Request& req,
+//     Reply Execute(uint64_t client_id, const Request& req,
 //                   const Cancellation& cancel) override {
 //       // queue to the annex thread; its trace hook polls
 //       // cancel.IsCancelled() and raises KeyboardInterrupt in the annex.
 //     }
-//     void Interrupt(uint64_t session) override { /* wake the waiter */ }
+//     void Interrupt(uint64_t client_id) override { /* wake the waiter */ }
 //     ...
 //   };
 #pragma once
@@ -68,14 +69,14 @@ class Cancellation {
 };
 
 // Implemented by the component that runs code. The server calls:
-//  - OpenSession(id) on the session's worker thread before its first
-//    Execute; each session gets its own namespace.
+//  - OpenClient(id) on the client's worker thread before its first
+//    Execute; each client gets its own namespace.
 //  - Execute(...) on that worker, blocking, for as long as it takes.
 //  - Interrupt(id) from the server's I/O thread right after cancelling the
 //    in-flight call's Cancellation: a wake-up hint; the authority is
 //    Cancellation::IsCancelled(). Must not block and must not call back
 //    into the Server. May race with Execute returning: ignore it then.
-//  - CloseSession(id) on the worker after the last Execute returned.
+//  - CloseClient(id) on the worker after the last Execute returned.
 // An executor that queues work for a single thread should check
 // IsCancelled() when the work is dequeued too: the client may have left
 // while the command waited its turn.
@@ -84,11 +85,11 @@ class Cancellation {
 class CommandExecutor {
  public:
   virtual ~CommandExecutor() = default;
-  virtual void OpenSession(uint64_t session_id) = 0;
-  virtual void CloseSession(uint64_t session_id) = 0;
-  virtual Reply Execute(uint64_t session_id, const Request& request,
+  virtual void OpenClient(uint64_t client_id) = 0;
+  virtual void CloseClient(uint64_t client_id) = 0;
+  virtual Reply Execute(uint64_t client_id, const Request& request,
                         const Cancellation& cancel) = 0;
-  virtual void Interrupt(uint64_t session_id) = 0;
+  virtual void Interrupt(uint64_t client_id) = 0;
 };
 
 }  // namespace annex::console

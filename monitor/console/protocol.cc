@@ -176,7 +176,7 @@ absl::StatusOr<HelloMessage> DecodeHello(absl::string_view payload) {
 std::string EncodeWelcome(const WelcomeMessage& m) {
   Writer w;
   w.U16(m.version);
-  w.U64(m.session_id);
+  w.U64(m.client_id);
   w.U32(m.capabilities);
   w.U32(m.max_payload);
   w.Str(m.program);
@@ -188,7 +188,7 @@ absl::StatusOr<WelcomeMessage> DecodeWelcome(absl::string_view payload) {
   Reader r(payload);
   WelcomeMessage m;
   m.version = r.U16();
-  m.session_id = r.U64();
+  m.client_id = r.U64();
   m.capabilities = r.U32();
   m.max_payload = r.U32();
   m.program = r.Str();

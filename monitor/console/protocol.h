@@ -85,7 +85,7 @@ inline constexpr uint32_t kCapExecTarget = 1u << 0;
 
 struct WelcomeMessage {
   uint16_t version = kProtocolVersion;
-  uint64_t session_id = 0;
+  uint64_t client_id = 0;  // the server's id of this client, from 1
   uint32_t capabilities = 0;
   uint32_t max_payload = 0;  // the largest payload the server accepts
   std::string program;

@@ -1,10 +1,10 @@
-// Console server: one poll(2) I/O thread, one worker thread per session.
+// Console server: one poll(2) I/O thread, one worker thread per client.
 // See server.h for the contract and docs/console-protocol.md for the wire.
 //
 // Ownership: the I/O thread owns every Connection and is the only thread that
-// reads or writes sockets. A Session is shared (shared_ptr) between its
+// reads or writes sockets. A ClientState is shared (shared_ptr) between its
 // Connection and its worker; its mutex guards the request queue, the
-// in-flight command and the output buffer. A session whose client is gone
+// in-flight command and the output buffer. A client that is gone
 // but whose command still runs is "retired": the I/O thread joins its worker
 // once the worker says it is done, so no thread is ever detached.
 #include "monitor/console/server.h"
@@ -46,7 +46,7 @@ using internal::UniqueFd;
 
 // Bytes read from one connection per poll round, so a client streaming
 // data cannot starve the others.
-constexpr size_t kReadBudgetPerRound = 256 * 1024;
+constexpr size_t kReadBudgetPerRound = size_t{256} * 1024;
 
 constexpr char kHelpText[] =
     "Annex console commands:\n"
@@ -66,7 +66,7 @@ bool NeedsTargetPermission(RequestKind kind) {
 
 std::string DefaultProgramName() {
   absl::StatusOr<std::string> cmdline =
-      internal::ReadSmallFile("/proc/self/cmdline", 64 * 1024);
+      internal::ReadSmallFile("/proc/self/cmdline", size_t{64} * 1024);
   if (cmdline.ok() && !cmdline->empty()) {
     // argv is NUL-separated; keep the words, readable.
     std::string out;
@@ -90,13 +90,13 @@ std::string ErrorFrame(ErrorCode code, bool fatal, absl::string_view text) {
   ErrorMessage m;
   m.code = static_cast<uint16_t>(code);
   m.fatal = fatal;
-  m.message = std::string(text);
+  m.message = static_cast<std::string>(text);
   return EncodeError(m);
 }
 
 // ---------------------------------------------------------------------------
 
-struct Session {
+struct ClientState {
   uint64_t id = 0;
   absl::Mutex mu;
   absl::CondVar cv;
@@ -129,7 +129,7 @@ struct Connection {
   bool dead = false;  // close at the end of this round
   std::string in;
   absl::Time handshake_deadline;
-  std::shared_ptr<Session> session = std::make_shared<Session>();
+  std::shared_ptr<ClientState> client = std::make_shared<ClientState>();
 };
 
 }  // namespace
@@ -144,7 +144,7 @@ class Server::Impl {
   absl::Status Init();
   void Stop();
   // Any thread.
-  int ActiveSessions() const { return active_.load(); }
+  int ActiveClients() const { return active_.load(); }
 
   // Written by Init() before any thread starts, read-only after.
   ServerOptions options_;
@@ -168,7 +168,7 @@ class Server::Impl {
   void HandleFrame(Connection& c, const Frame& frame);
   void HandleHello(Connection& c, const Frame& frame);
   void Fatal(Connection& c, ErrorCode code, absl::string_view text);
-  void AppendOut(Session& s, const std::string& bytes);
+  void AppendOut(ClientState& s, const std::string& bytes);
   void Flush(Connection& c);
   void CloseConnection(Connection& c);
   void Reap(bool wait);
@@ -176,14 +176,14 @@ class Server::Impl {
   // and from `peer`.
   void CountUnauthenticated(bool tcp, const std::string& peer, int* all,
                             int* from_peer) const;
-  // Sessions past their HELLO, including retired ones still finishing.
-  int AuthenticatedSessions() const;
-  // A session's worker thread; no socket I/O, talks to the I/O thread
-  // through the session's mutex and Wake().
-  void WorkerMain(std::shared_ptr<Session> s);
-  Reply Run(uint64_t session_id, const RequestMessage& req,
+  // Clients past their HELLO, including retired ones still finishing.
+  int AuthenticatedClients() const;
+  // A client's worker thread; no socket I/O, talks to the I/O thread
+  // through the client's mutex and Wake().
+  void WorkerMain(const std::shared_ptr<ClientState>& s);
+  Reply Run(uint64_t client_id, const RequestMessage& req,
             const Cancellation& cancel);
-  void AppendReply(Session& s, uint32_t request_id, Reply reply)
+  void AppendReply(ClientState& s, uint32_t request_id, Reply reply)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Any thread.
   void Wake();
@@ -195,11 +195,11 @@ class Server::Impl {
   std::atomic<bool> stopping_{false};
   bool stopped_ = false;
   std::atomic<int> active_{0};
-  uint64_t next_session_id_ = 1;
+  uint64_t next_client_id_ = 1;
   absl::Time listen_pause_until_ = absl::InfinitePast();
   // I/O thread only.
   std::vector<std::unique_ptr<Connection>> conns_;
-  std::vector<std::shared_ptr<Session>> retired_;
+  std::vector<std::shared_ptr<ClientState>> retired_;
 };
 
 absl::Status Server::Impl::Init() {
@@ -407,10 +407,10 @@ void Server::Impl::Loop() {
     absl::Time next_deadline = now + absl::Seconds(1);
     for (auto& c : conns_) {
       short events = POLLIN;
-      Session& s = *c->session;
+      ClientState& s = *c->client;
       absl::MutexLock lock(&s.mu);
       if (s.PendingLocked() > 0) events |= POLLOUT;
-      // A session with work in flight has no idle deadline; counting its
+      // A client with work in flight has no idle deadline; counting its
       // (past) deadline would turn poll() into a busy loop.
       if (!c->welcomed) {
         next_deadline = std::min(next_deadline, c->handshake_deadline);
@@ -447,7 +447,7 @@ void Server::Impl::Loop() {
       if (c->dead) continue;
       Flush(*c);
       if (c->dead) continue;
-      Session& s = *c->session;
+      ClientState& s = *c->client;
       bool overflow, idle;
       {
         absl::MutexLock lock(&s.mu);
@@ -496,7 +496,7 @@ void Server::Impl::CountUnauthenticated(bool tcp, const std::string& peer,
   }
 }
 
-int Server::Impl::AuthenticatedSessions() const {
+int Server::Impl::AuthenticatedClients() const {
   int n = static_cast<int>(retired_.size());
   for (const auto& c : conns_) {
     if (c->welcomed && !c->dead) ++n;
@@ -585,8 +585,8 @@ void Server::Impl::ReadFrom(Connection& c) {
     budget -= std::min(budget, static_cast<size_t>(n));
     c.in.append(buf, static_cast<size_t>(n));
     {
-      absl::MutexLock lock(&c.session->mu);
-      c.session->last_activity = absl::Now();
+      absl::MutexLock lock(&c.client->mu);
+      c.client->last_activity = absl::Now();
     }
     // c.in never holds more than one partial frame: ParseFrame rejects an
     // oversized length from the header, before its payload is buffered.
@@ -617,7 +617,7 @@ void Server::Impl::HandleFrame(Connection& c, const Frame& frame) {
     HandleHello(c, frame);
     return;
   }
-  Session& s = *c.session;
+  ClientState& s = *c.client;
   switch (frame.type) {
     case static_cast<uint8_t>(FrameType::kRequest): {
       absl::StatusOr<RequestMessage> req = DecodeRequest(frame.payload);
@@ -706,19 +706,19 @@ void Server::Impl::HandleHello(Connection& c, const Frame& frame) {
     Fatal(c, ErrorCode::kPermissionDenied, "wrong token");
     return;
   }
-  if (AuthenticatedSessions() >= options_.max_clients) {
+  if (AuthenticatedClients() >= options_.max_clients) {
     Fatal(c, ErrorCode::kTooManyClients, "too many clients");
     return;
   }
   c.welcomed = true;
-  Session& s = *c.session;
-  s.id = next_session_id_++;
+  ClientState& s = *c.client;
+  s.id = next_client_id_++;
   {
     absl::MutexLock lock(&s.mu);
     s.last_activity = absl::Now();
   }
   WelcomeMessage w;
-  w.session_id = s.id;
+  w.client_id = s.id;
   w.capabilities = options_.allow_exec_target ? kCapExecTarget : 0;
   w.max_payload = static_cast<uint32_t>(options_.max_payload);
   w.program = options_.program;
@@ -726,10 +726,10 @@ void Server::Impl::HandleHello(Connection& c, const Frame& frame) {
   // Thread creation is the one place the standard library reports failure
   // by exception; it must not escape into the host.
   try {
-    s.worker = std::thread(&Impl::WorkerMain, this, c.session);
+    s.worker = std::thread(&Impl::WorkerMain, this, c.client);
   } catch (const std::system_error& e) {
     Fatal(c, ErrorCode::kTooManyClients,
-          absl::StrCat("cannot start a session thread: ", e.what()));
+          absl::StrCat("cannot start a client thread: ", e.what()));
     return;
   }
   AppendOut(s, EncodeWelcome(w));
@@ -739,14 +739,14 @@ void Server::Impl::Fatal(Connection& c, ErrorCode code,
                          absl::string_view text) {
   {
     // Past the output limit on purpose: it is the last frame, and small.
-    absl::MutexLock lock(&c.session->mu);
-    c.session->out.append(ErrorFrame(code, true, text));
+    absl::MutexLock lock(&c.client->mu);
+    c.client->out.append(ErrorFrame(code, true, text));
   }
   Flush(c);  // one nonblocking try: a client that does not read loses it
   c.dead = true;
 }
 
-void Server::Impl::AppendOut(Session& s, const std::string& bytes) {
+void Server::Impl::AppendOut(ClientState& s, const std::string& bytes) {
   absl::MutexLock lock(&s.mu);
   // Error frames count against the limit too: a client that streams
   // garbage without reading must not make us buffer an answer to each.
@@ -758,7 +758,7 @@ void Server::Impl::AppendOut(Session& s, const std::string& bytes) {
 }
 
 void Server::Impl::Flush(Connection& c) {
-  Session& s = *c.session;
+  ClientState& s = *c.client;
   absl::MutexLock lock(&s.mu);
   while (s.PendingLocked() > 0) {
     ssize_t n = ::send(c.fd.get(), s.out.data() + s.out_sent, s.PendingLocked(),
@@ -782,7 +782,7 @@ void Server::Impl::Flush(Connection& c) {
 
 void Server::Impl::CloseConnection(Connection& c) {
   c.fd.Reset();
-  std::shared_ptr<Session> s = c.session;
+  std::shared_ptr<ClientState> s = c.client;
   {
     absl::MutexLock lock(&s->mu);
     s->closing = true;
@@ -811,8 +811,8 @@ void Server::Impl::Reap(bool wait) {
 // ---- Worker threads
 // ----------------------------------------------------------
 
-void Server::Impl::WorkerMain(std::shared_ptr<Session> s) {
-  executor_->OpenSession(s->id);
+void Server::Impl::WorkerMain(const std::shared_ptr<ClientState>& s) {
+  executor_->OpenClient(s->id);
   while (true) {
     RequestMessage req;
     std::shared_ptr<Cancellation> cancel = std::make_shared<Cancellation>();
@@ -836,12 +836,12 @@ void Server::Impl::WorkerMain(std::shared_ptr<Session> s) {
     }
     Wake();
   }
-  executor_->CloseSession(s->id);
+  executor_->CloseClient(s->id);
   s->worker_done.store(true);
   Wake();
 }
 
-Reply Server::Impl::Run(uint64_t session_id, const RequestMessage& req,
+Reply Server::Impl::Run(uint64_t client_id, const RequestMessage& req,
                         const Cancellation& cancel) {
   Reply reply;
   if (req.kind == RequestKind::kHelp) {
@@ -864,10 +864,11 @@ Reply Server::Impl::Run(uint64_t session_id, const RequestMessage& req,
   Request r;
   r.kind = req.kind;
   r.text = req.text;
-  return executor_->Execute(session_id, r, cancel);
+  return executor_->Execute(client_id, r, cancel);
 }
 
-void Server::Impl::AppendReply(Session& s, uint32_t request_id, Reply reply) {
+void Server::Impl::AppendReply(ClientState& s, uint32_t request_id,
+                               Reply reply) {
   ReplyMessage m;
   m.request_id = request_id;
   m.status = reply.status;
@@ -901,6 +902,6 @@ const std::string& Server::socket_path() const { return impl_->socket_path_; }
 const std::string& Server::info_path() const { return impl_->info_path_; }
 const std::string& Server::token_path() const { return impl_->token_path_; }
 int Server::tcp_port() const { return impl_->tcp_port_; }
-int Server::ActiveSessions() const { return impl_->ActiveSessions(); }
+int Server::ActiveClients() const { return impl_->ActiveClients(); }
 
 }  // namespace annex::console

@@ -3,7 +3,7 @@
 // It runs in the host process on its own I/O thread (poll(2), nonblocking
 // sockets, MSG_NOSIGNAL, no signal handlers) and never touches Python:
 // commands go to a CommandExecutor (executor.h) on one worker thread per
-// client session. Security (docs/design.md, Security):
+// client. Security (docs/design.md, Security):
 //  - a Unix socket <dir>/<pid>.sock, mode 0600, in a per-user directory
 //    only the owner can enter (0700, verified; refused if not ours);
 //  - the peer's uid (SO_PEERCRED) must equal ours;
@@ -54,7 +54,7 @@ struct ServerOptions {
   bool enable_tcp = false;
   int tcp_port = 0;
 
-  // Concurrent authenticated sessions (HELLO done), counting sessions whose
+  // Concurrent authenticated clients (HELLO done), counting clients whose
   // command still runs after their client left. Connections still in their
   // handshake never take these slots (see below).
   int max_clients = 8;
@@ -74,7 +74,7 @@ struct ServerOptions {
   size_t max_queued_requests = 32;
   // A client must complete the HELLO within this time.
   absl::Duration handshake_timeout = absl::Seconds(5);
-  // A session with no command running and no bytes received for this long
+  // A client with no command running and no bytes received for this long
   // is closed.
   absl::Duration idle_timeout = absl::Minutes(30);
   // Permission to run code in the target (docs/design.md rule 9).
@@ -110,9 +110,9 @@ class Server {
   // 0 when TCP is off.
   int tcp_port() const;
 
-  // Connections plus sessions still finishing a command; for tests and
+  // Connections plus clients still finishing a command; for tests and
   // status displays. Any thread.
-  int ActiveSessions() const;
+  int ActiveClients() const;
 
  private:
   class Impl;

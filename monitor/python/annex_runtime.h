@@ -36,6 +36,13 @@
 // Python code running in the annex yields the GIL to the target every
 // `yield_interval` (a C trace hook on the annex thread), because on 3.11
 // and 3.12 nothing else asks it to.
+//
+// One class, one mutex, several source files by concept: annex_runtime.cc
+// (start, the annex thread's loop and work queue, stop), annex_fairness.cc
+// (yield hook, nudger, yielder), annex_builtins.cc (the annex's
+// interruptible sleep and waits, its input()), annex_fork.cc (fork) and
+// annex_atexit.cc (the atexit safety net); target_footprint.h holds what
+// the runtime keeps alive in the target.
 #pragma once
 
 #include <Python.h>
@@ -58,6 +65,7 @@
 #include "absl/time/time.h"
 #include "monitor/python/guards.h"
 #include "monitor/python/handoff.h"
+#include "monitor/python/target_footprint.h"
 
 namespace annex::python {
 
@@ -180,7 +188,7 @@ class AnnexRuntime {
   // so gc.get_objects() and heapu() stay as they were; heap views also
   // hide them. Valid while running. Where: any thread after Start().
   const std::vector<uintptr_t>& target_footprint() const {
-    return target_footprint_;
+    return footprint_.addresses();
   }
 
   // Thread identifiers (threading.get_ident() values) of the runtime's own
@@ -200,18 +208,30 @@ class AnnexRuntime {
   struct Task;
   struct AtExitLink;
 
+  // annex_runtime.cc: lifecycle and work queue.
+
   explicit AnnexRuntime(AnnexOptions options);
   void ThreadMain();
+  absl::Status CreateInterpreters();  // annex thread, no GIL
+  void DestroyInterpreters();         // annex thread, no GIL
+  // Annex thread, GIL held, target_ts current; leaves it current. Creates
+  // the annex interpreter and installs the yield hook.
+  absl::Status NewAnnex();
+  // Annex thread, GIL held, annex current; leaves target_ts current.
+  void EndAnnex();
+  absl::Status StopImpl(bool from_atexit);
+
+  // annex_fairness.cc: the GIL goes back and forth while annex work runs.
+
   void NudgerMain();
   void YielderMain();
   void SetActive(bool active);
-  void EnterAnnexBriefly(bool interrupt);   // yielder thread, no GIL
-  absl::Status CreateInterpreters();        // annex thread, no GIL
-  void DestroyInterpreters();               // annex thread, no GIL
-  void RegisterTargetAtExit();              // annex thread, GIL, target current
-  void UnregisterTargetAtExit();            // annex thread, GIL, target current
-  void UntrackFootprint(PyObject* module);  // annex thread, GIL, target current
-  absl::Status StopImpl(bool from_atexit);
+  void EnterAnnexBriefly(bool interrupt);  // yielder thread, no GIL
+  static int YieldHook(PyObject* self, PyFrameObject* frame, int what,
+                       PyObject* arg);  // annex thread, GIL, annex current
+
+  // annex_builtins.cc: the annex's builtins that Interrupt() ends.
+
   // Replaces the annex's time.sleep by SleepCallback. Annex thread, GIL
   // held, annex current.
   void InstallInterruptibleSleep();
@@ -235,9 +255,9 @@ class AnnexRuntime {
   // Where: any thread of the annex interpreter, GIL held (released while
   // it waits).
   static PyObject* SleepCallback(PyObject* self, PyObject* seconds);
-  static int YieldHook(PyObject* self, PyFrameObject* frame, int what,
-                       PyObject* arg);  // annex thread, GIL, annex current
-  static PyObject* AtExitCallback(PyObject* self, PyObject* unused);
+
+  // annex_fork.cc: fork() of the target.
+
   // os.register_at_fork callbacks. Where: the forking target thread, GIL
   // held, target current.
   static PyObject* BeforeForkCallback(PyObject* self, PyObject* unused);
@@ -251,11 +271,14 @@ class AnnexRuntime {
   // Annex thread, no GIL: ends the annex interpreter, waits for the resume,
   // creates a new one.
   void SuspendAnnex();
-  // Annex thread, GIL held, target_ts current; leaves it current. Creates
-  // the annex interpreter and installs the yield hook.
-  absl::Status NewAnnex();
-  // Annex thread, GIL held, annex current; leaves target_ts current.
-  void EndAnnex();
+
+  // annex_atexit.cc: the safety net in the target.
+
+  // Where: the target's main thread inside Py_FinalizeEx, GIL held.
+  static PyObject* AtExitCallback(PyObject* self, PyObject* unused);
+  void RegisterTargetAtExit();    // annex thread, GIL, target current
+  void UnregisterTargetAtExit();  // annex thread, GIL, target current
+
   // True in a child made by fork(): none of the runtime's threads exist.
   bool InForkedChild() const { return getpid() != owner_pid_; }
 
@@ -303,11 +326,10 @@ class AnnexRuntime {
   std::mutex stop_mu_;  // serializes Stop() callers
   bool stopped_ ABSL_GUARDED_BY(stop_mu_) = false;
 
-  std::vector<uintptr_t> target_footprint_;  // written before Start returns
+  TargetFootprint footprint_;  // written before Start returns
   std::shared_ptr<AtExitLink> atexit_link_;
   PyObject* atexit_func_ = nullptr;    // target object; annex thread only
   PyObject* atexit_module_ = nullptr;  // target object; annex thread only
-  std::vector<PyObject*> untracked_;   // target objects off the gc lists
   // The registered at-fork functions (target objects; annex thread only) and
   // which of the interpreter's forker lists the registration created.
   PyObject* fork_funcs_[2] = {nullptr, nullptr};

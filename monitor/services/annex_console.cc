@@ -25,7 +25,7 @@
 #include "monitor/services/console_repl_py.h"
 #include "monitor/watchdog/internal/stack_dump.h"
 
-namespace annex::monitor_internal {
+namespace annex::services {
 namespace {
 
 using python::ReadTargetThreads;
@@ -34,7 +34,6 @@ using python::Text;
 
 using console::Reply;
 using console::ReplyStatus;
-using console::Request;
 using console::RequestKind;
 
 // The pending exception as "Type: message", cleared. Where: GIL held.
@@ -42,8 +41,9 @@ std::string TakeErrorText() {
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
   PyErr_NormalizeException(&type, &value, &tb);
-  std::string out =
-      type && PyType_Check(type) ? ((PyTypeObject*)type)->tp_name : "Error";
+  std::string out = type && PyType_Check(type)
+                        ? reinterpret_cast<PyTypeObject*>(type)->tp_name
+                        : "Error";
   if (value != nullptr) {
     PyObject* s = PyObject_Str(value);
     if (s != nullptr) {
@@ -99,7 +99,8 @@ std::string Capture(F&& write) {
   char buf[4096];
   ::lseek(fd, 0, SEEK_SET);
   ssize_t n;
-  while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, size_t(n));
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0)
+    out.append(buf, static_cast<size_t>(n));
   ::close(fd);
   return out;
 }
@@ -172,7 +173,7 @@ AnnexConsole::~AnnexConsole() = default;
 
 // A client that connects before the target gets stuck finds its threads'
 // Python names in the GIL-free answers too.
-void AnnexConsole::OpenSession(uint64_t) {
+void AnnexConsole::OpenClient(uint64_t) {
   if (refusing_.load()) return;
   runtime_
       ->Post(
@@ -195,21 +196,21 @@ std::vector<watchdog::internal::PythonThreadName> AnnexConsole::ThreadNames() {
   return python_names_;
 }
 
-void AnnexConsole::CloseSession(uint64_t session_id) {
+void AnnexConsole::CloseClient(uint64_t client_id) {
   // Once refusing, the runtime's on_stop releases the namespaces.
   if (refusing_.load()) return;
-  runtime_->Run([&](const python::ThreadStates&) { DropNamespace(session_id); })
+  runtime_->Run([&](const python::ThreadStates&) { DropNamespace(client_id); })
       .IgnoreError();
 }
 
-void AnnexConsole::DropNamespace(uint64_t session_id) {
-  auto it = namespaces_.find(session_id);
+void AnnexConsole::DropNamespace(uint64_t client_id) {
+  auto it = namespaces_.find(client_id);
   if (it == namespaces_.end()) return;
   Py_DECREF(it->second);
   namespaces_.erase(it);
   // A namespace often sits in a cycle (a function defined in it, a kept
   // exception's traceback): collect the annex's own cycles now, so the
-  // session's kept sets and reference point go with it, and with them
+  // client's kept sets and reference point go with it, and with them
   // their identity watch, which every allocation of the target pays for.
   // Only annex objects are in this interpreter's gc lists.
   CollectAnnexCycles();
@@ -225,8 +226,8 @@ void AnnexConsole::ReleaseAll() {
 }
 
 std::shared_ptr<const glue::ReferencePoint> AnnexConsole::ReferenceOf(
-    uint64_t session_id) const {
-  auto it = namespaces_.find(session_id);
+    uint64_t client_id) const {
+  auto it = namespaces_.find(client_id);
   if (it == namespaces_.end()) return nullptr;
   PyObject* hp = PyDict_GetItemString(it->second, "hp");  // borrowed
   return hp == nullptr ? nullptr : glue::HpReference(hp);
@@ -246,13 +247,13 @@ void AnnexConsole::Refuse(std::string why) {
   });
 }
 
-void AnnexConsole::Interrupt(uint64_t session_id) {
+void AnnexConsole::Interrupt(uint64_t client_id) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (has_running_ && running_session_ == session_id) runtime_->Interrupt();
+  if (has_running_ && running_client_ == client_id) runtime_->Interrupt();
 }
 
-PyObject* AnnexConsole::Namespace(uint64_t session_id) {
-  auto it = namespaces_.find(session_id);
+PyObject* AnnexConsole::Namespace(uint64_t client_id) {
+  auto it = namespaces_.find(client_id);
   if (it != namespaces_.end()) return it->second;
   PyObject* ns = PyDict_New();
   if (ns == nullptr) return nullptr;
@@ -271,26 +272,26 @@ PyObject* AnnexConsole::Namespace(uint64_t session_id) {
     }
     Py_DECREF(hp);
   }
-  namespaces_[session_id] = ns;
+  namespaces_[client_id] = ns;
   return ns;
 }
 
-console::Reply AnnexConsole::Execute(uint64_t session_id,
+console::Reply AnnexConsole::Execute(uint64_t client_id,
                                      const console::Request& request,
                                      const console::Cancellation& cancel) {
-  return ExecuteWithin(session_id, request, cancel, absl::InfiniteFuture());
+  return ExecuteWithin(client_id, request, cancel, absl::InfiniteFuture());
 }
 
-void AnnexConsole::CloseSessionLater(uint64_t session_id) {
+void AnnexConsole::CloseClientLater(uint64_t client_id) {
   if (refusing_.load()) return;
   runtime_
-      ->Post([this, session_id](const python::ThreadStates&) {
-        DropNamespace(session_id);
+      ->Post([this, client_id](const python::ThreadStates&) {
+        DropNamespace(client_id);
       })
       .IgnoreError();
 }
 
-console::Reply AnnexConsole::ExecuteWithin(uint64_t session_id,
+console::Reply AnnexConsole::ExecuteWithin(uint64_t client_id,
                                            const console::Request& request,
                                            const console::Cancellation& cancel,
                                            absl::Time deadline) {
@@ -312,18 +313,18 @@ console::Reply AnnexConsole::ExecuteWithin(uint64_t session_id,
   auto box = std::make_shared<Box>();
   // Owns what it touches: RunWithin may return before it ends (`this`
   // outlives the runtime's work, see AnnexConsole()).
-  auto work = [this, box, session_id, request](const python::ThreadStates& ts) {
+  auto work = [this, box, client_id, request](const python::ThreadStates& ts) {
     if (box->abandoned.load()) return;  // the caller gave up meanwhile
     {
       std::lock_guard<std::mutex> lock(mu_);
-      running_session_ = session_id;
+      running_client_ = client_id;
       has_running_ = true;
     }
     Reply reply;
     switch (request.kind) {
       case RequestKind::kExec:
       case RequestKind::kInteractive:
-        reply = RunPython(session_id, request, ts);
+        reply = RunPython(client_id, request, ts);
         break;
       case RequestKind::kThreads:
         reply = Ok(python::DescribeThreads(ts));
@@ -356,7 +357,7 @@ console::Reply AnnexConsole::ExecuteWithin(uint64_t session_id,
   const bool timed_out = absl::IsDeadlineExceeded(status) && !inspect;
   if (outcome.finished) {
     if (!status.ok() && !outcome.started) {
-      return Error(std::string(status.message()) + "\n", 3);
+      return Error(absl::StrCat(status.message(), "\n"), 3);
     }
     if (timed_out && box->reply.status == ReplyStatus::kInterrupted) {
       box->reply.error = absl::StrCat(
@@ -367,7 +368,7 @@ console::Reply AnnexConsole::ExecuteWithin(uint64_t session_id,
   }
   box->abandoned.store(true);
   if (absl::IsUnavailable(status)) {
-    return Error(std::string(status.message()) + "\n", 3);
+    return Error(absl::StrCat(status.message(), "\n"), 3);
   }
   if (inspect && !cancel.IsCancelled() && !refusing_.load()) {
     // The annex is busy or cannot get the GIL: answer from GIL-free reads,
@@ -395,7 +396,7 @@ console::Reply AnnexConsole::ExecuteWithin(uint64_t session_id,
   return r;
 }
 
-console::Reply AnnexConsole::RunPython(uint64_t session_id,
+console::Reply AnnexConsole::RunPython(uint64_t client_id,
                                        const console::Request& req,
                                        const python::ThreadStates&) {
   if (helper_ == nullptr) {
@@ -423,7 +424,7 @@ console::Reply AnnexConsole::RunPython(uint64_t session_id,
     Py_DECREF(r);
     helper_ = ns;
   }
-  PyObject* ns = Namespace(session_id);
+  PyObject* ns = Namespace(client_id);
   if (ns == nullptr) return Error(TakeErrorText());
   PyObject* run = PyDict_GetItemString(helper_, "run");  // borrowed
   if (run == nullptr) {
@@ -524,4 +525,4 @@ console::Reply AnnexConsole::ExecTarget(const std::string& code,
   return Ok(text);
 }
 
-}  // namespace annex::monitor_internal
+}  // namespace annex::services

@@ -1,7 +1,9 @@
 // Runs console commands on the annex thread: the CommandExecutor the
 // console server calls (monitor/console never touches Python).
 //
-// Each client session gets its own namespace dict in the annex. Python code
+// Each client id (a console client's, or a host namespace's: the Monitor's
+// own AnnexConsole serves ExecInAnnex(code, namespace_id) with the namespace
+// id as client id) gets its own namespace dict in the annex. Python code
 // runs with the annex current; its output is captured; Ctrl-C becomes a
 // KeyboardInterrupt in the annex (AnnexRuntime::Interrupt). Target questions
 // (`.threads`, `.stacks`, `.interrupt`, `.exec-target`) swap to the target
@@ -26,7 +28,7 @@
 #include "monitor/python/annex_runtime.h"
 #include "monitor/watchdog/internal/stack_dump.h"
 
-namespace annex::monitor_internal {
+namespace annex::services {
 
 // Who holds the GIL the target shares, read without it: "the GIL is held by
 // target thread N (native T, "name", Python "pyname"), innermost first:" and
@@ -61,27 +63,27 @@ class AnnexConsole : public console::CommandExecutor {
   // run (a target thread keeps the GIL): kInterrupted, naming the GIL's
   // holder. `.threads` / `.stacks` answer from GIL-free reads when the
   // annex does not answer within 300 ms.
-  void OpenSession(uint64_t session_id) override;
-  void CloseSession(uint64_t session_id) override;
-  console::Reply Execute(uint64_t session_id, const console::Request& request,
+  void OpenClient(uint64_t client_id) override;
+  void CloseClient(uint64_t client_id) override;
+  console::Reply Execute(uint64_t client_id, const console::Request& request,
                          const console::Cancellation& cancel) override;
-  void Interrupt(uint64_t session_id) override;
+  void Interrupt(uint64_t client_id) override;
   // Execute() that also gives up at `deadline` (the running command is
   // interrupted, as by a Ctrl-C; the reply says it timed out).
-  console::Reply ExecuteWithin(uint64_t session_id,
+  console::Reply ExecuteWithin(uint64_t client_id,
                                const console::Request& request,
                                const console::Cancellation& cancel,
                                absl::Time deadline);
-  // CloseSession() without waiting for the annex (the namespace is released
+  // CloseClient() without waiting for the annex (the namespace is released
   // when the annex gets to it). Where: any thread.
-  void CloseSessionLater(uint64_t session_id);
+  void CloseClientLater(uint64_t client_id);
 
-  // Releases every session namespace. Where: annex thread, GIL held, annex
+  // Releases every client's namespace. Where: annex thread, GIL held, annex
   // current (e.g. from AnnexOptions::on_stop).
   void ReleaseAll();
 
   // From now on every command is refused (status kRefused, `why` as its
-  // error) and sessions no longer reach the annex; interrupts the commands
+  // error) and clients no longer reach the annex; interrupts the commands
   // in flight and waits until they have returned (about a second at most,
   // as after a cancel). For the program's exit: the console stays up and
   // answers clearly while Python finalizes, and the runtime can stop with
@@ -89,19 +91,19 @@ class AnnexConsole : public console::CommandExecutor {
   // without the GIL (a command in flight needs it to end).
   void Refuse(std::string why);
 
-  // The reference point of session `session_id`'s hp (hp.setref()), or
+  // The reference point of client `client_id`'s hp (hp.setref()), or
   // null. Where: annex thread, GIL held, annex current.
   std::shared_ptr<const glue::ReferencePoint> ReferenceOf(
-      uint64_t session_id) const;
+      uint64_t client_id) const;
 
  private:
-  console::Reply RunPython(uint64_t session_id, const console::Request& req,
+  console::Reply RunPython(uint64_t client_id, const console::Request& req,
                            const python::ThreadStates& ts);
   console::Reply InterruptThread(const std::string& arg,
                                  const python::ThreadStates& ts);
   console::Reply ExecTarget(const std::string& code,
                             const python::ThreadStates& ts);
-  PyObject* Namespace(uint64_t session_id);  // annex thread, GIL held
+  PyObject* Namespace(uint64_t client_id);  // annex thread, GIL held
   // Copies the target's Python thread names (threading's, as the watchdog
   // copies them: watchdog::internal::CopyPythonThreadNames, with the target
   // swapped in for the copy) for the GIL-free answers of .threads and
@@ -109,10 +111,10 @@ class AnnexConsole : public console::CommandExecutor {
   // current.
   void RememberThreadNames(const python::ThreadStates& ts);
   std::vector<watchdog::internal::PythonThreadName> ThreadNames();
-  // Releases one session's namespace, collects the annex's reference
+  // Releases one client's namespace, collects the annex's reference
   // cycles and drops the identity watches that went with them. Where:
   // annex thread, GIL held, annex current.
-  void DropNamespace(uint64_t session_id);
+  void DropNamespace(uint64_t client_id);
 
   python::AnnexRuntime* runtime_;
   glue::Session* session_;
@@ -123,7 +125,7 @@ class AnnexConsole : public console::CommandExecutor {
   int in_flight_ ABSL_GUARDED_BY(flight_mu_) = 0;
   std::string refusal_ ABSL_GUARDED_BY(flight_mu_);
   std::mutex mu_;
-  uint64_t running_session_ ABSL_GUARDED_BY(mu_) = 0;  // 0 when none
+  uint64_t running_client_ ABSL_GUARDED_BY(mu_) = 0;  // 0 when none
   bool has_running_ ABSL_GUARDED_BY(mu_) = false;
   std::map<uint64_t, PyObject*> namespaces_;  // annex objects; annex thread
   // Python thread names as the last command that held the GIL saw them.
@@ -135,4 +137,4 @@ class AnnexConsole : public console::CommandExecutor {
   PyObject* helper_ = nullptr;
 };
 
-}  // namespace annex::monitor_internal
+}  // namespace annex::services

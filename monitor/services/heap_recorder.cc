@@ -21,7 +21,7 @@
 #include "monitor/python/annex_runtime.h"
 #include "monitor/python/guards.h"
 
-namespace annex::monitor_internal {
+namespace annex::services {
 
 HeapRecorder::HeapRecorder(python::AnnexRuntime* runtime,
                            glue::Session* session, Config config)
@@ -132,10 +132,10 @@ void HeapRecorder::ThreadMain() {
         reported = true;
         std::fprintf(stderr, "annex: recording to %s: %s\n",
                      config_.path.c_str(),
-                     std::string(status.message()).c_str());
+                     static_cast<std::string>(status.message()).c_str());
       }
     }
   }
 }
 
-}  // namespace annex::monitor_internal
+}  // namespace annex::services

@@ -33,7 +33,7 @@ namespace python {
 class AnnexRuntime;
 }
 
-namespace monitor_internal {
+namespace services {
 
 class HeapRecorder {
  public:
@@ -90,5 +90,5 @@ class HeapRecorder {
   absl::Status last_error_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace monitor_internal
+}  // namespace services
 }  // namespace annex

@@ -10,7 +10,7 @@
 #include "absl/time/clock.h"
 #include "monitor/python/guards.h"
 
-namespace annex::monitor_internal {
+namespace annex::services {
 
 PeriodicThread::PeriodicThread(std::mutex* mu, std::condition_variable* cv)
     : mu_(mu), cv_(cv) {}
@@ -53,4 +53,4 @@ void PeriodicThread::WaitUntil(std::unique_lock<std::mutex>& lock,
   }
 }
 
-}  // namespace annex::monitor_internal
+}  // namespace annex::services

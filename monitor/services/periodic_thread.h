@@ -27,7 +27,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 
-namespace annex::monitor_internal {
+namespace annex::services {
 
 class PeriodicThread {
  public:
@@ -68,4 +68,4 @@ class PeriodicThread {
   bool stop_ ABSL_GUARDED_BY(*mu_) = true;
 };
 
-}  // namespace annex::monitor_internal
+}  // namespace annex::services

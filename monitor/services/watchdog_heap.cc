@@ -13,7 +13,7 @@
 #include "monitor/python/annex_runtime.h"
 #include "monitor/python/target_threads.h"
 
-namespace annex::monitor_internal {
+namespace annex::services {
 
 // Every kind of one walk, largest total size first.
 struct WatchdogHeap::Rows {
@@ -324,4 +324,4 @@ void WatchdogHeap::Walk(bool report, std::string* report_text) {
   *report_text = std::move(text);
 }
 
-}  // namespace annex::monitor_internal
+}  // namespace annex::services

@@ -48,7 +48,7 @@ namespace python {
 class AnnexRuntime;
 }
 
-namespace monitor_internal {
+namespace services {
 
 class WatchdogHeap {
  public:
@@ -135,5 +135,5 @@ class WatchdogHeap {
   absl::Time reference_time_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace monitor_internal
+}  // namespace services
 }  // namespace annex

@@ -123,7 +123,8 @@ struct Watchdog::Shared {
   std::mutex mu;
   std::condition_variable cv;
   bool stop ABSL_GUARDED_BY(mu) = false;
-  Metrics metrics ABSL_GUARDED_BY(mu);  // heartbeat fields: atomics below
+  watchdog::Metrics metrics
+      ABSL_GUARDED_BY(mu);  // heartbeat fields: atomics below
   std::atomic<bool> stopped{false};
 
   // Heartbeat: send time of the outstanding pending call, 0 if none.
@@ -416,12 +417,12 @@ absl::Status Watchdog::Start(const Options& options) {
     return status;
   }
   s.metrics.running = true;
-  std::atomic_store(&shared_, std::move(shared));  // GetMetrics may race
+  std::atomic_store(&shared_, std::move(shared));  // Metrics() may race
 
   if (options.metrics_port >= 0) {
     auto endpoint = internal::MetricsEndpoint::Start(
         options.metrics_address, options.metrics_port,
-        [this] { return GetMetrics(); });
+        [this] { return Metrics(); });
     if (!endpoint.ok()) {
       Shared& failed = *shared_;
       failed.metrics.running = false;
@@ -468,11 +469,11 @@ absl::Status Watchdog::Stop() {
   return absl::OkStatus();
 }
 
-Metrics Watchdog::GetMetrics() const {
+watchdog::Metrics Watchdog::Metrics() const {
   std::shared_ptr<Shared> shared = std::atomic_load(&shared_);
-  if (shared == nullptr) return Metrics{};
+  if (shared == nullptr) return watchdog::Metrics{};
   Shared& s = *shared;
-  Metrics m;
+  watchdog::Metrics m;
   {
     std::lock_guard<std::mutex> lock(s.mu);
     m = s.metrics;

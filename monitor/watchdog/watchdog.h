@@ -185,7 +185,7 @@ struct Options {
   int64_t python_bytes_limit = 0;
   int64_t python_bytes_clear = 0;
   MemoryProvider memory_provider;  // optional
-  // Adds figures to every Metrics snapshot (GetMetrics(), each scrape of the
+  // Adds figures to every Metrics snapshot (Metrics(), each scrape of the
   // endpoint), e.g. the Monitor's heap-walk pauses. Runs on whichever thread
   // asks for the snapshot, concurrently with itself: thread-safe, no GIL,
   // never waits for the annex. Optional.
@@ -289,7 +289,7 @@ class Watchdog {
 
   // A consistent snapshot of the last (or current) run. Where: any thread,
   // also concurrently with Start/Stop; no GIL needed.
-  Metrics GetMetrics() const;
+  watchdog::Metrics Metrics() const;
 
   // The port the Prometheus endpoint listens on, or -1 when it is off.
   // Where: any thread.

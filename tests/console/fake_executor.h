@@ -42,12 +42,12 @@ namespace annex::console::testing {
 // is incomplete until it ends with an empty line.
 class FakeExecutor : public CommandExecutor {
  public:
-  void OpenSession(uint64_t id) override {
+  void OpenClient(uint64_t id) override {
     absl::MutexLock lock(&mu_);
     open_.insert(id);
     ++opened_;
   }
-  void CloseSession(uint64_t id) override {
+  void CloseClient(uint64_t id) override {
     absl::MutexLock lock(&mu_);
     open_.erase(id);
     ++closed_;

@@ -114,7 +114,7 @@ TEST(MessageTest, HelloWithWrongMagicIsRejected) {
 
 TEST(MessageTest, WelcomeRoundTrip) {
   WelcomeMessage m;
-  m.session_id = 0x0102030405060708ull;
+  m.client_id = 0x0102030405060708ull;
   m.capabilities = kCapExecTarget;
   m.max_payload = 12345;
   m.program = "app";
@@ -122,7 +122,7 @@ TEST(MessageTest, WelcomeRoundTrip) {
   absl::StatusOr<WelcomeMessage> back =
       DecodeWelcome(PayloadOf(EncodeWelcome(m)));
   ASSERT_TRUE(back.ok()) << back.status();
-  EXPECT_EQ(back->session_id, m.session_id);
+  EXPECT_EQ(back->client_id, m.client_id);
   EXPECT_EQ(back->capabilities, m.capabilities);
   EXPECT_EQ(back->max_payload, m.max_payload);
   EXPECT_EQ(back->program, m.program);

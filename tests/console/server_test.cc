@@ -47,7 +47,7 @@ TEST(ServerTest, SeveralClientsEachGetTheirOwnReplies) {
   std::vector<std::unique_ptr<Client>> clients;
   for (int i = 0; i < 4; ++i) clients.push_back(t.Connect());
   std::set<uint64_t> ids;
-  for (auto& c : clients) ids.insert(c->welcome().session_id);
+  for (auto& c : clients) ids.insert(c->welcome().client_id);
   EXPECT_EQ(ids.size(), 4u);
   for (int round = 0; round < 5; ++round) {
     for (size_t i = 0; i < clients.size(); ++i) {
@@ -116,7 +116,7 @@ TEST(ServerTest, SurvivesRandomGarbageFromManyConnections) {
   // which then refuses a connect. Retry once the server caught up.
   std::unique_ptr<Client> c;
   for (int attempt = 0; attempt < 50 && c == nullptr; ++attempt) {
-    EXPECT_TRUE(t.WaitForSessions(0));
+    EXPECT_TRUE(t.WaitForClients(0));
     absl::StatusOr<std::unique_ptr<Client>> tried =
         Client::ConnectToPath(t.server->socket_path(), t.Options());
     if (tried.ok()) c = std::move(*tried);
@@ -298,7 +298,7 @@ TEST(ServerTest, InterruptReachesTheRunningCommand) {
   ctrl_c.join();
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, ReplyStatus::kInterrupted);
-  EXPECT_EQ(t.executor.interrupts(c->welcome().session_id), 1);
+  EXPECT_EQ(t.executor.interrupts(c->welcome().client_id), 1);
   // The session lives on.
   r = c->Call(RequestKind::kExec, "after");
   ASSERT_TRUE(r.ok());
@@ -340,7 +340,7 @@ TEST(ServerTest, DisconnectMidCommandCancelsItAndClosesTheSession) {
   }  // client gone
   EXPECT_TRUE(t.executor.WaitUntil(&FakeExecutor::OneCancelled));
   EXPECT_TRUE(t.executor.WaitUntil(&FakeExecutor::AllClosed));
-  EXPECT_TRUE(t.WaitForSessions(0));
+  EXPECT_TRUE(t.WaitForClients(0));
   // And the server still serves.
   std::unique_ptr<Client> c2 = t.Connect();
   EXPECT_TRUE(c2->Call(RequestKind::kExec, "x").ok());
@@ -358,7 +358,7 @@ TEST(ServerTest, ClientThatNeverReadsIsDropped) {
     batch += EncodeRequest(RequestMessage{i, RequestKind::kExec, "big 30000"});
   }
   ASSERT_TRUE(slow->SendBytes(batch).ok());
-  EXPECT_TRUE(t.WaitForSessions(1));
+  EXPECT_TRUE(t.WaitForClients(1));
   // It got some replies, then an overflow error or just the close.
   bool eof;
   std::string got = ReadUntilEof(slow->fd(), &eof);
@@ -380,7 +380,7 @@ TEST(ServerTest, GarbageStreamFromAClientThatNeverReadsIsDropped) {
     junk += EncodeFrame(static_cast<FrameType>(0xee), "x");
   }
   (void)c->SendBytes(junk);  // may fail once the server hangs up
-  EXPECT_TRUE(t.WaitForSessions(0));
+  EXPECT_TRUE(t.WaitForClients(0));
 }
 
 TEST(ServerTest, QueueLimitRefusesExtraRequests) {
@@ -415,7 +415,7 @@ TEST(ServerTest, MaxClientsIsEnforced) {
       Client::ConnectToPath(t.server->socket_path(), t.Options());
   EXPECT_TRUE(absl::IsResourceExhausted(c.status())) << c.status();
   a.reset();
-  ASSERT_TRUE(t.WaitForSessions(1));
+  ASSERT_TRUE(t.WaitForClients(1));
   c = Client::ConnectToPath(t.server->socket_path(), t.Options());
   EXPECT_TRUE(c.ok()) << c.status();
 }

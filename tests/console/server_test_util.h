@@ -50,10 +50,10 @@ struct TestServer {
     return c.ok() ? std::move(*c) : nullptr;
   }
   // Waits until the server reports `n` active sessions (up to 10 s).
-  bool WaitForSessions(int n) {
+  bool WaitForClients(int n) {
     absl::Time deadline = absl::Now() + absl::Seconds(10);
     while (absl::Now() < deadline) {
-      if (server->ActiveSessions() == n) return true;
+      if (server->ActiveClients() == n) return true;
       absl::SleepFor(absl::Milliseconds(5));
     }
     return false;

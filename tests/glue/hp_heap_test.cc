@@ -15,7 +15,7 @@ using ::annex::testing::RunTargetCode;
 using ::annex::testing::TargetLong;
 
 // `code` (any number of statements) as one console line: exec() in the
-// namespace of the host's `session`.
+// host namespace `namespace_id`.
 std::string AsOneLine(const std::string& code) {
   std::string quoted = "exec('";
   for (char c : code) {

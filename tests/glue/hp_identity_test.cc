@@ -20,7 +20,7 @@ using ::annex::testing::RunTargetCode;
 using ::annex::testing::TargetLong;
 
 // `code` (any number of statements) as one console line: exec() in the
-// namespace of the host's `session`.
+// host namespace `namespace_id`.
 std::string AsOneLine(const std::string& code) {
   std::string quoted = "exec('";
   for (char c : code) {
@@ -34,8 +34,8 @@ std::string AsOneLine(const std::string& code) {
   return quoted + "')";
 }
 
-std::string Exec(Monitor& m, uint64_t session, const std::string& code) {
-  auto out = m.ExecInAnnex(AsOneLine(code), session);
+std::string Exec(Monitor& m, uint64_t namespace_id, const std::string& code) {
+  auto out = m.ExecInAnnex(AsOneLine(code), namespace_id);
   EXPECT_TRUE(out.ok()) << out.status();
   return out.ok() ? *out : "";
 }
@@ -272,7 +272,7 @@ hpf_gone_list = sorted(hpf_gone_ids)
 }
 
 // The hooks are there only while something is watched: a reference point
-// set in a host session goes at Stop(), and the hooks with it.
+// set in a host namespace goes at Stop(), and the hooks with it.
 TEST_F(HpIdentityTest, StopReleasesTheWatch) {
   Exec(monitor_, 1, "hp.setref()\nk = hp.heap()\n");
   EXPECT_TRUE(python::GetDeathWatchStats().installed);

@@ -26,8 +26,8 @@ class HpPauseLimitTest : public ::testing::Test {
                                "pl_ticks = 0\n"));
   }
   void TearDown() override { EXPECT_TRUE(monitor_.Stop().ok()); }
-  std::string Exec(const std::string& line, uint64_t session) {
-    auto out = monitor_.ExecInAnnex(line, session);
+  std::string Exec(const std::string& line, uint64_t namespace_id) {
+    auto out = monitor_.ExecInAnnex(line, namespace_id);
     EXPECT_TRUE(out.ok()) << line << ": " << out.status();
     return out.ok() ? *out : out.status().ToString();
   }

@@ -67,9 +67,9 @@ class BudgetTest : public ::testing::Test {
     ASSERT_TRUE(monitor_.Start(options).ok());
   }
   void TearDown() override { EXPECT_TRUE(monitor_.Stop().ok()); }
-  // Runs a block of code in the console namespace of `session` (which
+  // Runs a block of code in the host namespace `namespace_id` (which
   // takes one statement per call: the block travels as hex).
-  std::string Exec(const std::string& code, uint64_t session) {
+  std::string Exec(const std::string& code, uint64_t namespace_id) {
     static const char kHex[] = "0123456789abcdef";
     std::string hex;
     for (unsigned char c : code) {
@@ -77,7 +77,7 @@ class BudgetTest : public ::testing::Test {
       hex += kHex[c & 15];
     }
     auto out = monitor_.ExecInAnnex(
-        "exec(bytes.fromhex('" + hex + "').decode())", session);
+        "exec(bytes.fromhex('" + hex + "').decode())", namespace_id);
     EXPECT_TRUE(out.ok()) << out.status();
     return out.ok() ? *out : "";
   }

@@ -76,7 +76,7 @@ TEST(MonitorTest, ExecInAnnexSessionsKeepTheirNamespaces) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(monitor.ExecInAnnex("for i in range(3):", 1).status().code(),
             absl::StatusCode::kInvalidArgument);
-  ASSERT_TRUE(monitor.ReleaseAnnexSession(1).ok());
+  ASSERT_TRUE(monitor.ReleaseAnnexNamespace(1).ok());
   auto gone = monitor.ExecInAnnex("x", 1);
   EXPECT_EQ(gone.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(gone.status().message().find("NameError"), std::string::npos);
@@ -85,11 +85,11 @@ TEST(MonitorTest, ExecInAnnexSessionsKeepTheirNamespaces) {
 
 // What hp.memory() says of the identity watch: the number of objects
 // watched for all sessions ("N objects watched").
-std::string WatchLine(Monitor& monitor, uint64_t session) {
+std::string WatchLine(Monitor& monitor, uint64_t namespace_id) {
   auto out = monitor.ExecInAnnex(
       "print([l for l in str(hp.memory()).splitlines() "
       "if l.startswith('Identity watch')][0])",
-      session);
+      namespace_id);
   return out.ok() ? *out : std::string(out.status().message());
 }
 
@@ -114,7 +114,7 @@ TEST(MonitorTest, ReleasedSessionsStopWatchingTheirSets) {
   std::string watching = WatchLine(monitor, 2);
   EXPECT_NE(watching.find("hooks installed"), std::string::npos) << watching;
   EXPECT_EQ(watching.find(" 0 objects watched"), std::string::npos) << watching;
-  ASSERT_TRUE(monitor.ReleaseAnnexSession(1).ok());
+  ASSERT_TRUE(monitor.ReleaseAnnexNamespace(1).ok());
   std::string after = WatchLine(monitor, 2);
   EXPECT_NE(after.find(" 0 objects watched, hooks off"), std::string::npos)
       << after;

@@ -13,7 +13,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/python_main.h"
 
-namespace annex::monitor_internal {
+namespace annex::services {
 namespace {
 
 // The owner's side: its mutex, condition variable and shared state.
@@ -97,4 +97,4 @@ TEST(PeriodicThreadTest, WaitUntilWakesForItsDeadlineAndStop) {
 }
 
 }  // namespace
-}  // namespace annex::monitor_internal
+}  // namespace annex::services

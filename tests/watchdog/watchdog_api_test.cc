@@ -37,19 +37,19 @@ TEST(WatchdogApiTest, StartsStopsAndRestarts) {
   EXPECT_EQ(watchdog.Stop().code(), absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(watchdog.Start(Options{}).ok());
   EXPECT_TRUE(watchdog.running());
-  EXPECT_TRUE(watchdog.GetMetrics().running);
+  EXPECT_TRUE(watchdog.Metrics().running);
   EXPECT_EQ(watchdog.Start(Options{}).code(),
             absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(watchdog.Stop().ok());
   EXPECT_FALSE(watchdog.running());
-  EXPECT_FALSE(watchdog.GetMetrics().running);
+  EXPECT_FALSE(watchdog.Metrics().running);
   ASSERT_TRUE(watchdog.Start(Options{}).ok());
   // The destructor stops it.
 }
 
 TEST(WatchdogApiTest, NotStartedCostsNothing) {
   Watchdog watchdog;
-  Metrics metrics = watchdog.GetMetrics();
+  Metrics metrics = watchdog.Metrics();
   EXPECT_FALSE(metrics.running);
   EXPECT_EQ(metrics.heartbeats_sent, 0);
 }

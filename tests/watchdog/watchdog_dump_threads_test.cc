@@ -158,7 +158,7 @@ TEST(WatchdogDumpThreadsTest, DumpsShowPythonThreadNames) {
   // sub-interpreter existed, as in the test above.)
   std::atomic<bool> finished{false};
   std::thread opener([&dog, &finished] {
-    while (!finished.load() && dog.GetMetrics().heartbeats_served < 1) {
+    while (!finished.load() && dog.Metrics().heartbeats_served < 1) {
       absl::SleepFor(absl::Milliseconds(5));
     }
     OpenGate();

@@ -48,7 +48,7 @@ TEST(WatchdogExceptionTest, EndsALoopingWorkerThread) {
                     "    time.sleep(0.4)\n"
                     "worker_ident = worker.ident\n"
                     "worker.join(1)\n"));
-  Metrics metrics = watchdog.GetMetrics();
+  Metrics metrics = watchdog.Metrics();
   ASSERT_TRUE(watchdog.Stop().ok());
 
   EXPECT_TRUE(TargetTrue("outcome == ['timeout']"));

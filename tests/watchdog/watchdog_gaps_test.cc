@@ -102,7 +102,7 @@ TEST(WatchdogGapsTest, NoExceptionIsDeliveredAfterItsStallEnded) {
   std::thread opener([&] {
     const absl::Time deadline = absl::Now() + absl::Seconds(30);
     for (;;) {
-      Metrics m = watchdog.GetMetrics();
+      Metrics m = watchdog.Metrics();
       if (m.exceptions_raised + m.exceptions_dropped > 0) break;
       if (absl::Now() > deadline) break;
       absl::SleepFor(absl::Milliseconds(5));
@@ -118,7 +118,7 @@ TEST(WatchdogGapsTest, NoExceptionIsDeliveredAfterItsStallEnded) {
                     "        pass\n"
                     "except TimeoutError:\n"
                     "    late = True\n"));
-  Metrics metrics = watchdog.GetMetrics();
+  Metrics metrics = watchdog.Metrics();
   ASSERT_TRUE(watchdog.Stop().ok());
   opener.join();
   EXPECT_FALSE(TargetTrue("late"));
@@ -143,11 +143,10 @@ TEST(WatchdogGapsTest, MainThreadOutsidePythonIsNotOverdue) {
   Watchdog watchdog;
   ASSERT_TRUE(watchdog.Start(options).ok());
   // Outside Python for several timeouts (WaitUntil releases the GIL).
-  ASSERT_TRUE(
-      WaitUntil([&] { return watchdog.GetMetrics().heartbeats_sent > 0; },
-                absl::Seconds(30)));
+  ASSERT_TRUE(WaitUntil([&] { return watchdog.Metrics().heartbeats_sent > 0; },
+                        absl::Seconds(30)));
   WaitUntil([] { return false; }, absl::Milliseconds(800));
-  Metrics outside = watchdog.GetMetrics();
+  Metrics outside = watchdog.Metrics();
   EXPECT_EQ(recorder.events().size(), 0u) << recorder.events()[0].summary;
   EXPECT_EQ(outside.heartbeat_overdue, absl::ZeroDuration());
   EXPECT_EQ(outside.stalls, 0);

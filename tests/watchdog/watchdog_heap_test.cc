@@ -100,9 +100,9 @@ TEST(WatchdogHeapTest, WithoutHeapWalksTheAllocatorIsTheSource) {
   options.memory_interval = absl::Milliseconds(10);
   options.metrics_port = 0;  // memory sampling runs for the endpoint
   ASSERT_TRUE(dog.Start(options).ok());
-  WaitUntil([&] { return dog.GetMetrics().memory.rss_bytes > 0; },
+  WaitUntil([&] { return dog.Metrics().memory.rss_bytes > 0; },
             absl::Seconds(10));
-  watchdog::Metrics m = dog.GetMetrics();
+  watchdog::Metrics m = dog.Metrics();
   ASSERT_TRUE(dog.Stop().ok());
   EXPECT_EQ(m.memory.object_count, -1);
   if (PY_VERSION_HEX >= 0x030C0000) {

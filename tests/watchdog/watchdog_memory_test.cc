@@ -41,7 +41,7 @@ TEST(WatchdogMemoryTest, ReportsRssCrossingTheLimitOnce) {
   std::vector<Event> events = recorder.WaitFor(1, absl::Seconds(10));
   // Staying above the limit does not fire again.
   ASSERT_TRUE(RunTargetCode("import time\ntime.sleep(0.2)\n"));
-  Metrics metrics = watchdog.GetMetrics();
+  Metrics metrics = watchdog.Metrics();
   ASSERT_TRUE(RunTargetCode("del blob\n"));
   ASSERT_TRUE(watchdog.Stop().ok());
 

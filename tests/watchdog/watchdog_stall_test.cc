@@ -130,7 +130,7 @@ TEST(WatchdogStallTest, SleepingThreadsAreNotAStall) {
                     "t.start()\n"
                     "time.sleep(0.8)\n"
                     "t.join()\n"));
-  Metrics metrics = watchdog.GetMetrics();
+  Metrics metrics = watchdog.Metrics();
   ASSERT_TRUE(watchdog.Stop().ok());
   EXPECT_TRUE(recorder.events().empty()) << recorder.events()[0].summary;
   EXPECT_EQ(metrics.stalls, 0);
@@ -169,7 +169,7 @@ TEST(WatchdogStallTest, HeartbeatsAreServedByABusyMainThread) {
   // at a load of 14 on 2 cores); the gate's safety deadline bounds it.
   std::atomic<bool> finished{false};
   std::thread opener([&watchdog, &finished] {
-    while (!finished.load() && watchdog.GetMetrics().heartbeats_served < 2) {
+    while (!finished.load() && watchdog.Metrics().heartbeats_served < 2) {
       absl::SleepFor(absl::Milliseconds(5));
     }
     OpenGate();
@@ -181,7 +181,7 @@ TEST(WatchdogStallTest, HeartbeatsAreServedByABusyMainThread) {
   finished.store(true);
   opener.join();
   ASSERT_TRUE(ran);
-  Metrics metrics = watchdog.GetMetrics();
+  Metrics metrics = watchdog.Metrics();
   ASSERT_TRUE(watchdog.Stop().ok());
   EXPECT_GE(metrics.heartbeats_served, 2);
   EXPECT_EQ(metrics.stalls, 0);
@@ -202,7 +202,7 @@ TEST(WatchdogStallTest, RateLimitsActionsButCountsEvents) {
   InstallTestModule();
   std::atomic<bool> finished{false};
   std::thread releaser([&watchdog, &finished] {
-    while (!finished.load() && watchdog.GetMetrics().stalls < 2) {
+    while (!finished.load() && watchdog.Metrics().stalls < 2) {
       absl::SleepFor(absl::Milliseconds(5));
     }
     Release();
@@ -211,7 +211,7 @@ TEST(WatchdogStallTest, RateLimitsActionsButCountsEvents) {
   finished.store(true);
   releaser.join();
   ASSERT_TRUE(ran);
-  Metrics metrics = watchdog.GetMetrics();
+  Metrics metrics = watchdog.Metrics();
   ASSERT_TRUE(watchdog.Stop().ok());
   // Under load a spin may be reported more than once; whatever the count,
   // exactly one event ran its actions and every other was suppressed.

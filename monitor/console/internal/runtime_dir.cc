@@ -140,9 +140,9 @@ absl::StatusOr<ProcessInfo> ParseInfo(absl::string_view text) {
       have_pid = absl::SimpleAtoi(kv.second, &pid) && pid > 0;
       info.pid = pid;
     } else if (kv.first == "program") {
-      info.program = std::string(kv.second);
+      info.program = static_cast<std::string>(kv.second);
     } else if (kv.first == "python_version") {
-      info.python_version = std::string(kv.second);
+      info.python_version = static_cast<std::string>(kv.second);
     } else if (kv.first == "start_time") {
       if (!absl::SimpleAtoi(kv.second, &info.start_time)) info.start_time = 0;
     } else if (kv.first == "tcp_port") {

@@ -63,7 +63,7 @@ absl::Status WriteFileAtomically(const std::string& path,
                                  absl::string_view contents);
 // Reads a small file (at most `max_bytes`), refusing symlinks.
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
-                                          size_t max_bytes = 64 * 1024);
+                                          size_t max_bytes = size_t{64} * 1024);
 
 // True when a process with this pid exists (kill(pid, 0) does not say ESRCH).
 bool ProcessAlive(pid_t pid);

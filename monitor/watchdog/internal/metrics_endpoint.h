@@ -5,7 +5,7 @@
 // between scrapes.
 //
 //   auto endpoint = MetricsEndpoint::Start("127.0.0.1", 0, [&] {
-//     return watchdog.GetMetrics();
+//     return watchdog.Metrics();
 //   });
 //   (*endpoint)->port();   // the port actually bound
 #pragma once

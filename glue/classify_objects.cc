@@ -1,0 +1,234 @@
+// ClassifyObjects: the kind and size of each object of a walk, read once
+// inside the walk's question (Clodo kinds, dict owners).
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <optional>
+#include <unordered_map>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "glue/annex_access.h"
+#include "glue/heap_view.h"
+#include "glue/heap_view_parts.h"
+#include "glue/session.h"
+#include "monitor/heap/address_index.h"
+#include "monitor/heap/edge_names.h"
+#include "monitor/heap/huge_pages.h"
+#include "monitor/heap/node_set.h"
+#include "monitor/heap/referrers.h"
+#include "monitor/heap/retention.h"
+#include "monitor/python/guards.h"
+#include "monitor/python/target_threads.h"
+#include "monitor/python/version.h"
+
+namespace annex::glue {
+
+namespace {
+
+// Per type met: its kind (an index into the kind names, assigned in order
+// of first use) and how its instances hold an attribute dict, behind a
+// direct-mapped cache (a heap has few types and millions of objects).
+// Where: GIL held; the types alive.
+class TypeTable {
+ public:
+  struct Entry {
+    uint32_t kind = kNoKind;
+    DictHolding holding = DictHolding::kNone;
+    bool holding_known = false;
+  };
+  static constexpr uint32_t kNoKind = UINT32_MAX;
+
+  TypeTable(const TypeNamer& namer, std::vector<std::string>& names)
+      : namer_(namer), names_(names) {}
+
+  Entry& Get(PyTypeObject* type) {
+    const size_t slot = (reinterpret_cast<uintptr_t>(type) >> 4) % kCache;
+    if (cache_type_[slot] == type) return *cache_entry_[slot];
+    Entry& e = entries_[type];  // node map: entries stay put
+    cache_type_[slot] = type;
+    cache_entry_[slot] = &e;
+    return e;
+  }
+  uint32_t Kind(PyTypeObject* type) {
+    Entry& e = Get(type);
+    if (e.kind == kNoKind) {
+      e.kind = static_cast<uint32_t>(names_.size());
+      names_.push_back(namer_.Name(type));
+    }
+    return e.kind;
+  }
+  DictHolding Holding(PyTypeObject* type) {
+    Entry& e = Get(type);
+    if (!e.holding_known) {
+      e.holding = DictHoldingOf(type);
+      e.holding_known = true;
+    }
+    return e.holding;
+  }
+  // The kind of `type` when one was assigned, else kNoKind.
+  uint32_t KindIfAny(PyTypeObject* type) {
+    auto it = entries_.find(type);
+    return it == entries_.end() ? kNoKind : it->second.kind;
+  }
+
+ private:
+  static constexpr size_t kCache = 64;
+  const TypeNamer& namer_;
+  std::vector<std::string>& names_;
+  absl::node_hash_map<PyTypeObject*, Entry> entries_;
+  PyTypeObject* cache_type_[kCache] = {};
+  Entry* cache_entry_[kCache] = {};
+};
+
+// How far ahead of the scan objects are prefetched: the scan runs in
+// address order, but a heap's objects sit in pools of different size
+// classes, so the hardware prefetcher alone loses the stream.
+constexpr size_t kPrefetchAhead = 16;
+
+}  // namespace
+
+KindedSet ClassifyObjects(const TypeNamer& namer,
+                          const std::vector<uintptr_t>& sorted,
+                          const std::vector<uint64_t>& sizes,
+                          const std::vector<uintptr_t>* owner_scan) {
+  KindedSet out;
+  const size_t n = sorted.size();
+  // The kinds are found into plain vectors, then packed (packed_columns.h)
+  // with the addresses and sizes: the result is what a kept set holds.
+  auto pack = [&](KindedSet& set, const std::vector<uint32_t>& kinds,
+                  const std::vector<uint32_t>* clodo) {
+    set.addresses = PackedAddresses::From(sorted);
+    set.sizes = PackedSizes::From(sizes);
+    set.kinds = PackedUints::From(kinds);
+    if (clodo != nullptr) set.clodo = PackedUints::From(*clodo);
+  };
+  std::vector<uint32_t> kinds;
+  heap::ReserveHuge(kinds, n);
+  kinds.resize(n);
+  TypeTable types(namer, *out.kind_names);
+  if (owner_scan == nullptr) {
+    for (size_t i = 0; i < n; ++i) {
+      if (i + kPrefetchAhead < n) {
+        __builtin_prefetch(reinterpret_cast<void*>(sorted[i + kPrefetchAhead]));
+      }
+      kinds[i] = types.Kind(Py_TYPE(reinterpret_cast<PyObject*>(sorted[i])));
+    }
+    pack(out, kinds, nullptr);
+    return out;
+  }
+  // Clodo: a dict is "dict of <owner's type>" or "dict (no owner)". Owners
+  // are found from the owner's side (an object knows its dict, a dict not
+  // its owner); each owned dict is placed among `sorted` by an address
+  // index, whose lookups follow the heap's layout and stay in cache (a hash
+  // map of millions of dicts did not). Building the index costs ~1.5 ns per
+  // member, more than a few binary searches: owned dicts are first kept
+  // aside, and the index is built only once they pass 1/64 of the members
+  // (a heap of slots objects or plain dicts never needs it). `clodo`
+  // first holds, per member, 1 + the owner's number in `owner_types` (0: no
+  // owner found).
+  std::vector<uint32_t> clodo_of;
+  heap::ReserveHuge(clodo_of, n);
+  clodo_of.assign(n, 0);
+  std::vector<PyTypeObject*> owner_types;
+  absl::flat_hash_map<PyTypeObject*, uint32_t> owner_number;
+  PyTypeObject* last_owner = nullptr;
+  uint32_t last_number = 0;
+  std::optional<heap::AddressIndex> index;
+  std::vector<std::pair<uintptr_t, uint32_t>> pending;  // (dict, 1 + owner)
+  const size_t max_pending = n / 64;
+  auto place = [&](int64_t j, uint32_t code) {
+    // Not a member, or the first owner (in scan order) wins.
+    if (j >= 0 && clodo_of[j] == 0) clodo_of[j] = code;
+  };
+  auto record_owner = [&](PyObject* obj, DictHolding holding) {
+    PyObject* dict = OwnedDict(obj, holding);
+    if (dict == nullptr) return;
+    PyTypeObject* type = Py_TYPE(obj);
+    if (type != last_owner) {
+      auto [it, added] = owner_number.emplace(type, owner_types.size());
+      if (added) owner_types.push_back(type);
+      last_owner = type;
+      last_number = it->second;
+    }
+    const uintptr_t d = reinterpret_cast<uintptr_t>(dict);
+    if (index.has_value()) {
+      place(index->Find(d), last_number + 1);
+      return;
+    }
+    pending.emplace_back(d, last_number + 1);
+    if (pending.size() > max_pending) {
+      index.emplace(sorted);
+      for (const auto& [a, code] : pending) place(index->Find(a), code);
+      pending.clear();
+    }
+  };
+  const bool fused = owner_scan == &sorted;
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kPrefetchAhead < n) {
+      __builtin_prefetch(reinterpret_cast<void*>(sorted[i + kPrefetchAhead]));
+    }
+    PyObject* obj = reinterpret_cast<PyObject*>(sorted[i]);
+    PyTypeObject* type = Py_TYPE(obj);
+    kinds[i] = types.Kind(type);
+    if (fused) {
+      DictHolding holding = types.Holding(type);
+      if (holding != DictHolding::kNone) record_owner(obj, holding);
+    }
+  }
+  if (!fused) {
+    const std::vector<uintptr_t>& scan = *owner_scan;
+    for (size_t i = 0; i < scan.size(); ++i) {
+      if (i + kPrefetchAhead < scan.size()) {
+        __builtin_prefetch(reinterpret_cast<void*>(scan[i + kPrefetchAhead]));
+      }
+      PyObject* obj = reinterpret_cast<PyObject*>(scan[i]);
+      DictHolding holding = types.Holding(Py_TYPE(obj));
+      if (holding != DictHolding::kNone) record_owner(obj, holding);
+    }
+  }
+  for (const auto& [a, code] : pending) {
+    auto it = std::lower_bound(sorted.begin(), sorted.end(), a);
+    place(it != sorted.end() && *it == a ? it - sorted.begin() : -1, code);
+  }
+  const uint32_t dict_kind = types.KindIfAny(&PyDict_Type);
+  if (dict_kind == TypeTable::kNoKind) {
+    pack(out, kinds, &kinds);
+    return out;
+  }
+  absl::flat_hash_map<std::string, uint32_t> index_of_name;
+  for (uint32_t k = 0; k < out.kind_names->size(); ++k) {
+    index_of_name.emplace((*out.kind_names)[k], k);
+  }
+  const uint32_t no_owner =
+      Labels::Intern(kNoOwnerDict, index_of_name, *out.kind_names);
+  // "dict of X" names in order of first use in `sorted`, as kinds are.
+  std::vector<uint32_t> dict_of(owner_types.size(), TypeTable::kNoKind);
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t kind = kinds[i];
+    uint32_t& clodo = clodo_of[i];
+    if (kind != dict_kind) {
+      clodo = kind;
+    } else if (clodo == 0) {
+      clodo = no_owner;
+    } else {
+      uint32_t& label = dict_of[clodo - 1];
+      if (label == TypeTable::kNoKind) {
+        label = Labels::Intern("dict of " + namer.Name(owner_types[clodo - 1]),
+                               index_of_name, *out.kind_names);
+      }
+      clodo = label;
+    }
+  }
+  pack(out, kinds, &clodo_of);
+  return out;
+}
+
+}  // namespace annex::glue

@@ -1,0 +1,563 @@
+// The classifiers that need live objects (Rcs, Via, Prod, refdby, ...):
+// HeapView::Classify walks again and labels the members inside the walk's
+// question.
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <optional>
+#include <unordered_map>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "glue/annex_access.h"
+#include "glue/heap_view.h"
+#include "glue/heap_view_parts.h"
+#include "glue/session.h"
+#include "monitor/heap/address_index.h"
+#include "monitor/heap/edge_names.h"
+#include "monitor/heap/huge_pages.h"
+#include "monitor/heap/node_set.h"
+#include "monitor/heap/referrers.h"
+#include "monitor/heap/retention.h"
+#include "monitor/python/guards.h"
+#include "monitor/python/target_threads.h"
+#include "monitor/python/version.h"
+
+namespace annex::glue {
+
+using heap_view_parts::ForEachLiveIndex;
+
+namespace {
+
+// The labels of sets of small indexes (referrer kinds, edge texts): a slot
+// per distinct set, kNoLabel until the caller renders that set's label.
+// Sets of one index, the common case, are slots of an array. Pure C++.
+class SetLabels {
+ public:
+  static constexpr uint32_t kNoLabel = UINT32_MAX;
+  explicit SetLabels(size_t indexes) : one_(indexes, kNoLabel) {}
+  // Sorts `ids` (each below `indexes`) and drops repeats, then returns the
+  // slot of that set (valid until the next call).
+  uint32_t& Slot(std::vector<uint32_t>& ids) {
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    if (ids.empty()) return empty_;
+    if (ids.size() == 1) return one_[ids[0]];
+    return many_.try_emplace(ids, kNoLabel).first->second;
+  }
+
+ private:
+  uint32_t empty_ = kNoLabel;
+  std::vector<uint32_t> one_;
+  absl::flat_hash_map<std::vector<uint32_t>, uint32_t> many_;
+};
+
+// i when `text` is "[i]" with i written as Python writes an int (no sign,
+// no leading zero) and below 2^24 (the item of a list or tuple, or a
+// dict's value under an int key: the same text), else -1.
+int64_t ItemIndexOf(const std::string& text) {
+  const size_t digits = text.size() - 2;
+  if (text.size() < 3 || digits > 7 || text.front() != '[' ||
+      text.back() != ']' || (text[1] == '0' && digits > 1)) {
+    return -1;
+  }
+  int64_t i = 0;
+  for (size_t k = 1; k <= digits; ++k) {
+    const char c = text[k];
+    if (c < '0' || c > '9') return -1;
+    i = i * 10 + (c - '0');
+  }
+  return i < (int64_t{1} << 24) ? i : -1;
+}
+
+// The node of each member of `set` in `graph` (-1: not in it). Both are
+// sorted by address: one merge when the set is a fair part of the graph,
+// else a binary search per member. Pure C++, any thread.
+std::vector<int64_t> NodesOf(const heap::HeapGraph& graph,
+                             const KindedSet& set) {
+  std::vector<int64_t> node_of(set.count(), -1);
+  const size_t n = graph.size();
+  if (set.count() * 32 < n) {
+    for (size_t i = 0; i < set.count(); ++i) {
+      node_of[i] = graph.Find(set.addresses[i]);
+    }
+    return node_of;
+  }
+  const std::vector<uintptr_t> addresses = set.addresses.ToVector();
+  size_t j = 0;
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    while (j < n && graph.addresses[j] < addresses[i]) ++j;
+    if (j == n) break;
+    if (graph.addresses[j] == addresses[i])
+      node_of[i] = static_cast<int64_t>(j);
+  }
+  return node_of;
+}
+
+}  // namespace
+
+absl::StatusOr<LiveKinds> HeapView::ClassifyParts(const KindedSet& set,
+                                                  const Classifier& c) {
+  const bool referrers = c.NeedsReferrers();
+  if (absl::Status s = CanLabel(c); !s.ok()) return s;
+  // One question: the objects found are read before the GIL can change
+  // hands (heap_engine.h).
+  heap::HeapEngine::Question question(*engine_);
+  if (!question.status().ok()) return question.status();
+  // Members not reachable from the roots (heapu) are in the graph too, with
+  // their real referrers, when there are any.
+  heap::GraphOptions graph_options;
+  graph_options.scope = heap::GraphOptions::Scope::kLiveIfNeeded;
+  std::vector<uintptr_t> wanted = set.addresses.ToVector();
+  // Members that died need no node: left out, so that a dead member's
+  // free address does not make the walk look for unreachable objects.
+  const std::vector<size_t> dead = DeadMembers(set);
+  if (!dead.empty()) {
+    size_t kept = 0;
+    ForEachLiveIndex(wanted.size(), dead,
+                     [&](size_t i) { wanted[kept++] = wanted[i]; });
+    wanted.resize(kept);
+  }
+  graph_options.wanted = &wanted;
+  const Work work = referrers ? Work::kReferrers : Work::kWalk;
+  if (absl::Status s = CheckQuestionMemory(nullptr, work); !s.ok()) return s;
+  absl::StatusOr<heap::HeapGraph> graph = engine_->Graph(graph_options);
+  if (!graph.ok()) return graph.status();
+  if (absl::Status s = CheckQuestionMemory(&*graph, work); !s.ok()) return s;
+  return LabelParts(*graph, nullptr, set, c);
+}
+
+absl::Status HeapView::CanLabel(const Classifier& c) {
+  for (size_t i = 0; i < c.parts().size(); ++i) {
+    const Classifier::Part p = c.parts()[i];
+    if (p == Classifier::kRefdby) {
+      if (absl::Status s = CanLabel(*c.base(i)); !s.ok()) return s;
+    }
+    if (p == Classifier::kProd && !python::TracemallocIsTracing()) {
+      return absl::FailedPreconditionError(
+          "byprod needs the target's tracemalloc: it is not tracing now. "
+          "Start it in the target (tracemalloc.start(), or "
+          "PYTHONTRACEMALLOC=1) before the objects of interest are "
+          "allocated.");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LiveKinds> HeapView::LabelParts(
+    const heap::HeapGraph& graph_ref, const heap::ReverseIndex* reverse_in,
+    const KindedSet& set, const Classifier& c, bool force_in_and) {
+  if (absl::Status s = CanLabel(c); !s.ok()) return s;
+  const std::vector<Classifier::Part>& parts = c.parts();
+  const heap::HeapGraph* graph = &graph_ref;
+  // From here to the end no Python code runs and no thread state is
+  // swapped (the question holds the target current), so the GIL stays held
+  // and what the walk found stays alive.
+  const std::vector<int64_t> node_of = NodesOf(*graph, set);
+  const std::vector<size_t> dead = DeadMembers(set);
+  // The type each kind was last confirmed for: one name comparison per
+  // (kind, type) met, not per member.
+  std::vector<PyTypeObject*> type_of_kind(set.kind_names->size(), nullptr);
+  absl::flat_hash_map<PyTypeObject*, std::string> type_names;
+  std::vector<size_t> keep;
+  std::vector<int64_t> keep_node;
+  keep.reserve(set.count());
+  keep_node.reserve(set.count());
+  size_t d = 0;
+  for (size_t i = 0; i < set.count(); ++i) {
+    if (d < dead.size() && dead[d] == i) {  // died since the set was made
+      ++d;
+      continue;
+    }
+    if (node_of[i] < 0) continue;  // dead (heapu members are nodes)
+    // Still the same object? Same type as recorded (addresses are reused).
+    PyTypeObject* type =
+        Py_TYPE(reinterpret_cast<PyObject*>(graph->addresses[node_of[i]]));
+    const uint32_t kind = set.kinds[i];
+    if (type_of_kind[kind] != type) {
+      auto [it, added] = type_names.emplace(type, std::string());
+      if (added) it->second = namer_.Name(type);
+      if (it->second != (*set.kind_names)[kind]) continue;
+      type_of_kind[kind] = type;
+    }
+    keep.push_back(i);
+    keep_node.push_back(node_of[i]);
+  }
+  LiveKinds out;
+  if (keep.size() == set.count()) {  // every member: the columns as they are
+    out.live = set;
+    out.live.dead = 0;
+  } else {
+    out.live = set.Subset(keep);
+  }
+  const size_t n = keep.size();
+  // Polled per member (and per referrer for Via): past the pause limit, or
+  // cancelled, the question ends with its status and the target runs.
+  heap::QuestionStop& stop = engine_->question_stop();
+
+  // Rcs and refdby read each member's referrers from a reverse index; Via
+  // without the caller's index goes through the forward edges.
+  bool rcs = false;
+  for (Classifier::Part p : parts) {
+    rcs |= p == Classifier::kRcs || p == Classifier::kRefdby;
+  }
+  heap::ReverseIndex own_reverse;
+  if (rcs && reverse_in == nullptr) {
+    own_reverse = heap::ReverseIndex::Build(*graph);
+  }
+  const heap::ReverseIndex& reverse =
+      reverse_in != nullptr ? *reverse_in : own_reverse;
+  // Rcs and X.refdby: the kind of every node under the base classifier
+  // (Clodo for Rcs), rendered as in `graph_base_in_and`.
+  PackedUints graph_clodo;
+  std::shared_ptr<std::vector<std::string>> graph_names;
+  std::optional<Classifier> graph_base;
+  bool graph_base_in_and = false;
+
+  for (size_t part_index = 0; part_index < parts.size(); ++part_index) {
+    const Classifier::Part part = parts[part_index];
+    Labels labels;
+    absl::flat_hash_map<std::string, uint32_t> index;
+    labels.of.resize(n);
+    auto intern = [&](const std::string& s) {
+      return Labels::Intern(s, index, *labels.names);
+    };
+    const bool in_and = force_in_and || parts.size() > 1;
+    switch (part) {
+      case Classifier::kModule: {
+        for (size_t k = 0; k < n; ++k) {
+          PyObject* obj = reinterpret_cast<PyObject*>(out.live.addresses[k]);
+          std::string name = kNotModuleKind;
+          if (PyModule_Check(obj)) {
+            PyObject* dict = PyModule_GetDict(obj);
+            PyObject* s =
+                dict ? PyDict_GetItemString(dict, "__name__") : nullptr;
+            const char* u =
+                (s && PyUnicode_Check(s)) ? PyUnicode_AsUTF8(s) : nullptr;
+            name = u ? u : "?";
+            PyErr_Clear();
+          }
+          labels.of.Set(k, intern(name));
+        }
+        break;
+      }
+      case Classifier::kProd: {
+        std::string file;
+        int line = 0;
+        for (size_t k = 0; k < n; ++k) {
+          PyObject* obj = reinterpret_cast<PyObject*>(out.live.addresses[k]);
+          labels.of.Set(k, intern(python::TracemallocSite(obj, &file, &line)
+                                      ? absl::StrCat(file, ":", line)
+                                      : kUnknownProducer));
+        }
+        break;
+      }
+      case Classifier::kMro: {
+        // The names of the type's MRO, one per line (Type kinds' orders).
+        for (size_t k = 0; k < n; ++k) {
+          PyTypeObject* type =
+              Py_TYPE(reinterpret_cast<PyObject*>(out.live.addresses[k]));
+          labels.of.Set(k, intern(absl::StrJoin(MroNames(namer_, type), "\n")));
+        }
+        break;
+      }
+      case Classifier::kRcs:
+      case Classifier::kRefdby: {
+        const Classifier base = part == Classifier::kRcs
+                                    ? Classifier(Classifier::kClodo)
+                                    : *c.base(part_index);
+        if (graph_names == nullptr || !(*graph_base == base) ||
+            graph_base_in_and != in_and) {
+          absl::Status s = NodeKinds(*graph, reverse, base, in_and,
+                                     &graph_clodo, &graph_names);
+          if (!s.ok()) return s;
+          graph_base = base;
+          graph_base_in_and = in_and;
+        }
+        // Each distinct set of referrer kinds is rendered and interned
+        // once: a member looks its set up by kind indexes.
+        SetLabels sets(graph_names->size());
+        std::vector<uint32_t> kinds;
+        std::vector<std::string> kind_names;
+        for (size_t k = 0; k < n; ++k) {
+          if (stop.Poll()) return stop.status();
+          kinds.clear();
+          if (keep_node[k] >= 0) {
+            uint32_t v = static_cast<uint32_t>(keep_node[k]);
+            for (uint32_t e = reverse.in_begin[v]; e < reverse.in_begin[v + 1];
+                 ++e) {
+              kinds.push_back(graph_clodo[reverse.in_sources[e]]);
+            }
+          }
+          uint32_t& label = sets.Slot(kinds);
+          if (label == SetLabels::kNoLabel) {
+            kind_names.clear();
+            for (uint32_t kk : kinds) kind_names.push_back((*graph_names)[kk]);
+            label = intern(RenderRcs(kind_names, in_and));
+          }
+          labels.of.Set(k, label);
+        }
+        break;
+      }
+      case Classifier::kVia: {
+        // Each referrer's edges to members are named together with the
+        // target swapped in (one scan of a container holding many of
+        // them), each distinct edge text gets an index as it is named, and
+        // each distinct set of texts is rendered and interned once (most
+        // members are held one way: an array lookup). Referrers come from
+        // the graph's edges in node order (a member's referrers from the
+        // reverse index when the caller has one).
+        constexpr uint32_t kNone = UINT32_MAX;
+        std::vector<std::pair<uint32_t, uint32_t>> held;  // (member, text)
+        // One pair per edge into a member at most: reserved (huge pages)
+        // rather than grown by doubling, which copied and faulted in twice
+        // its size.
+        heap::ReserveHuge(held, std::min<size_t>(graph->out_targets.size(),
+                                                 size_t{8} * n + 64));
+        absl::flat_hash_map<std::string, uint32_t> text_index;
+        std::vector<uint32_t> item_text;  // "[i]" by i, without hashing
+        std::vector<std::string> texts;
+        {
+          std::vector<uint32_t> targets;
+          std::vector<PyObject*> tos;
+          std::vector<heap::Edge> named;
+          // Names the edges from node u to the members in `targets`.
+          auto name_from = [&](uint32_t u) {
+            tos.clear();
+            for (uint32_t k : targets) {
+              tos.push_back(
+                  reinterpret_cast<PyObject*>(graph->addresses[keep_node[k]]));
+            }
+            heap::DescribeEdgesFrom(
+                reinterpret_cast<PyObject*>(graph->addresses[u]), tos, &named);
+            for (size_t i = 0; i < targets.size(); ++i) {
+              std::string& text = named[i].text;
+              const uint32_t next = static_cast<uint32_t>(texts.size());
+              uint32_t id;
+              if (const int64_t item = ItemIndexOf(text); item >= 0) {
+                if (static_cast<size_t>(item) >= item_text.size()) {
+                  item_text.resize(
+                      std::max<size_t>(item + 1, 2 * item_text.size()), kNone);
+                }
+                uint32_t& slot = item_text[item];
+                if (slot == kNone) {
+                  slot = next;
+                  texts.push_back(std::move(text));
+                }
+                id = slot;
+              } else {
+                auto [it, added] = text_index.try_emplace(text, next);
+                if (added) texts.push_back(std::move(text));
+                id = it->second;
+              }
+              held.emplace_back(targets[i], id);
+            }
+          };
+          python::ScopedTargetSwap swap(ts_);
+          if (reverse_in == nullptr) {
+            std::vector<uint32_t> member_of(graph->size(), kNone);
+            for (size_t k = 0; k < n; ++k) {
+              member_of[keep_node[k]] = static_cast<uint32_t>(k);
+            }
+            std::vector<uint32_t> seen(n, kNone);  // last referrer named
+            for (uint32_t u = 0; u < graph->size(); ++u) {
+              if (stop.Poll()) return stop.status();
+              targets.clear();
+              for (uint32_t e = graph->out_begin[u];
+                   e < graph->out_begin[u + 1]; ++e) {
+                const uint32_t k = member_of[graph->out_targets[e]];
+                if (k == kNone || seen[k] == u) continue;  // parallel edges
+                seen[k] = u;
+                targets.push_back(k);
+              }
+              if (!targets.empty()) name_from(u);
+            }
+          } else {
+            std::vector<std::pair<uint32_t, uint32_t>> by_source;
+            for (size_t k = 0; k < n; ++k) {
+              const uint32_t v = static_cast<uint32_t>(keep_node[k]);
+              uint32_t last = kNone;
+              for (uint32_t e = reverse.in_begin[v];
+                   e < reverse.in_begin[v + 1]; ++e) {
+                const uint32_t u = reverse.in_sources[e];
+                if (u == last) continue;  // ascending: parallel edges adjacent
+                last = u;
+                by_source.emplace_back(u, static_cast<uint32_t>(k));
+              }
+            }
+            std::sort(by_source.begin(), by_source.end());
+            for (size_t a = 0; a < by_source.size();) {
+              if (stop.Poll()) return stop.status();
+              const uint32_t u = by_source[a].first;
+              targets.clear();
+              for (; a < by_source.size() && by_source[a].first == u; ++a) {
+                targets.push_back(by_source[a].second);
+              }
+              name_from(u);
+            }
+          }
+        }
+        // The text indexes bucketed by member (counting sort).
+        std::vector<uint32_t> first(n + 1, 0);
+        for (const auto& h : held) ++first[h.first + 1];
+        for (size_t k = 0; k < n; ++k) first[k + 1] += first[k];
+        std::vector<uint32_t> by_member(held.size());
+        {
+          std::vector<uint32_t> next(first.begin(), first.end() - 1);
+          for (const auto& h : held) by_member[next[h.first]++] = h.second;
+        }
+        SetLabels sets(texts.size());
+        std::vector<uint32_t> ids;
+        std::vector<std::string> relations;
+        for (size_t k = 0; k < n; ++k) {
+          if (stop.Poll()) return stop.status();
+          ids.assign(by_member.begin() + first[k],
+                     by_member.begin() + first[k + 1]);
+          uint32_t& label = sets.Slot(ids);
+          if (label == SetLabels::kNoLabel) {
+            // Distinct sets of distinct texts render distinct labels (each
+            // text a Python literal, two or more joined by ", "): no
+            // lookup by the label's text.
+            relations.clear();
+            for (uint32_t t : ids) relations.push_back(texts[t]);
+            label = static_cast<uint32_t>(labels.names->size());
+            labels.names->push_back(RenderVia(relations, in_and));
+          }
+          labels.of.Set(k, label);
+        }
+        break;
+      }
+      default: {
+        // Parts of recorded data.
+        KindedSet one = out.live.WithStoredClassifier(Classifier(part));
+        if (part == Classifier::kType || part == Classifier::kClodo ||
+            part == Classifier::kDictOf) {
+          for (size_t k = 0; k < n; ++k) {
+            labels.of.Set(k, intern(one.LabelNames()[one.LabelOf(k)]));
+          }
+        } else if (part == Classifier::kSize) {
+          for (size_t k = 0; k < n; ++k) {
+            labels.of.Set(k, intern(RenderSize(out.live.sizes[k], in_and)));
+          }
+        } else {
+          labels = std::move(one.labels);
+        }
+        break;
+      }
+    }
+    out.parts.push_back(std::move(labels));
+  }
+  return out;
+}
+
+absl::Status HeapView::NodeKinds(
+    const heap::HeapGraph& graph, const heap::ReverseIndex& reverse,
+    const Classifier& base, bool in_and, PackedUints* kinds,
+    std::shared_ptr<std::vector<std::string>>* names) {
+  KindedSet all = Describe(graph.addresses, &graph.sizes, &graph.addresses);
+  if (base.is(Classifier::kClodo)) {
+    *kinds = std::move(all.clodo);
+    *names = all.kind_names;
+    return absl::OkStatus();
+  }
+  const bool single = base.parts().size() == 1;
+  if (single && !base.NeedsLiveObjects() &&
+      !(in_and && base.is(Classifier::kSize))) {
+    // Recorded data (Type, Size, Id, Unity, Type.dictof): no per-node
+    // check against the graph is needed.
+    if (base.is(Classifier::kType)) {
+      *kinds = std::move(all.kinds);
+      *names = all.kind_names;
+      return absl::OkStatus();
+    }
+    KindedSet stored = all.WithStoredClassifier(base);
+    *kinds = std::move(stored.labels.of);
+    *names = stored.labels.names;
+    return absl::OkStatus();
+  }
+  // Every node is alive (this question's walk found it), so LabelParts
+  // keeps them all, in the graph's order.
+  absl::StatusOr<LiveKinds> labelled =
+      LabelParts(graph, &reverse, all, base, /*force_in_and=*/single && in_and);
+  if (!labelled.ok()) return labelled.status();
+  if (labelled->live.count() != graph.addresses.size()) {
+    return absl::InternalError("refdby: the graph's nodes changed");
+  }
+  if (single) {
+    *kinds = std::move(labelled->parts[0].of);
+    *names = labelled->parts[0].names;
+    return absl::OkStatus();
+  }
+  // A combination: Heapy's rendering, parts joined by " & ", in
+  // parentheses inside a combination.
+  Labels joined;
+  absl::flat_hash_map<std::string, uint32_t> index;
+  joined.of.resize(all.count());
+  std::string label;
+  for (size_t i = 0; i < all.count(); ++i) {
+    label = in_and ? "(" : "";
+    for (size_t p = 0; p < labelled->parts.size(); ++p) {
+      if (p > 0) label += " & ";
+      label += (*labelled->parts[p].names)[labelled->parts[p].of[i]];
+    }
+    if (in_and) label += ")";
+    joined.of.Set(i, Labels::Intern(label, index, *joined.names));
+  }
+  *kinds = std::move(joined.of);
+  *names = joined.names;
+  return absl::OkStatus();
+}
+
+namespace {
+
+// The set of `kinds` partitioned by `c`: one part's labels, or every
+// part's joined with " & ".
+KindedSet Joined(LiveKinds kinds, const Classifier& c) {
+  KindedSet out = std::move(kinds.live);
+  out.classifier = c;
+  if (kinds.parts.size() == 1) {
+    out.labels = std::move(kinds.parts[0]);
+    return out;
+  }
+  out.labels = Labels();
+  absl::flat_hash_map<std::string, uint32_t> index;
+  out.labels.of.resize(out.count());
+  std::string label;
+  for (size_t i = 0; i < out.count(); ++i) {
+    label.clear();
+    for (size_t p = 0; p < kinds.parts.size(); ++p) {
+      if (p > 0) label += " & ";
+      label += (*kinds.parts[p].names)[kinds.parts[p].of[i]];
+    }
+    out.labels.of.Set(i, Labels::Intern(label, index, *out.labels.names));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<KindedSet> HeapView::Classify(const KindedSet& set,
+                                             const Classifier& c) {
+  if (!c.NeedsLiveObjects()) return set.WithStoredClassifier(c);
+  absl::StatusOr<LiveKinds> kinds = ClassifyParts(set, c);
+  if (!kinds.ok()) return kinds.status();
+  return Joined(std::move(*kinds), c);
+}
+
+absl::StatusOr<KindedSet> HeapView::ClassifyWithin(
+    const heap::HeapGraph& graph, const heap::ReverseIndex* reverse,
+    const KindedSet& set, const Classifier& c) {
+  if (!c.NeedsLiveObjects()) return set.WithStoredClassifier(c);
+  absl::StatusOr<LiveKinds> kinds = LabelParts(graph, reverse, set, c);
+  if (!kinds.ok()) return kinds.status();
+  return Joined(std::move(*kinds), c);
+}
+
+}  // namespace annex::glue

@@ -1,0 +1,403 @@
+// KindedSet, the sets a HeapView answers with: tables, subsets, set
+// algebra, and which members died since the set was made.
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <optional>
+#include <unordered_map>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "glue/annex_access.h"
+#include "glue/heap_view.h"
+#include "glue/heap_view_parts.h"
+#include "glue/session.h"
+#include "monitor/heap/address_index.h"
+#include "monitor/heap/edge_names.h"
+#include "monitor/heap/huge_pages.h"
+#include "monitor/heap/node_set.h"
+#include "monitor/heap/referrers.h"
+#include "monitor/heap/retention.h"
+#include "monitor/python/guards.h"
+#include "monitor/python/target_threads.h"
+#include "monitor/python/version.h"
+
+namespace annex::glue {
+
+using heap_view_parts::ForEachLiveIndex;
+
+uint64_t KindedSet::total_size() const { return sizes.Total(); }
+
+void KindedSet::ShrinkToFit() {
+  addresses.shrink_to_fit();
+  kinds.shrink_to_fit();
+  sizes.shrink_to_fit();
+  clodo.shrink_to_fit();
+  labels.of.shrink_to_fit();
+}
+
+size_t KindedSet::MemoryBytes() const {
+  size_t bytes = sizeof(KindedSet) + addresses.MemoryBytes() +
+                 kinds.MemoryBytes() + sizes.MemoryBytes() +
+                 clodo.MemoryBytes() + labels.of.MemoryBytes();
+  if (labels.names != nullptr && labels.names.use_count() == 1) {
+    for (const std::string& n : *labels.names) {
+      bytes += sizeof(std::string) + (n.capacity() > 15 ? n.capacity() : 0);
+    }
+  }
+  // The identity watch (13 bytes a member on 3.11/3.12, 12 on 3.13) is
+  // half as large again as the set's own vectors: charged to the set that
+  // made it, not to the subsets and copies that share it.
+  if (identity != nullptr && identity.use_count() == 1) {
+    for (const auto& w : identity->watches) {
+      if (w.use_count() == 1) bytes += w->MemoryBytes();
+    }
+  }
+  return bytes;
+}
+
+uint32_t KindedSet::LabelOf(size_t i) const {
+  if (classifier.is(Classifier::kType)) return kinds[i];
+  if (classifier.is(Classifier::kClodo)) {
+    return clodo.empty() ? kinds[i] : clodo[i];
+  }
+  return labels.of[i];
+}
+
+const std::vector<std::string>& KindedSet::LabelNames() const {
+  if (classifier.is(Classifier::kType) || classifier.is(Classifier::kClodo)) {
+    return *kind_names;
+  }
+  return *labels.names;
+}
+
+std::vector<KindedSet::Row> KindedSet::Rows() const {
+  const std::vector<std::string>& names = LabelNames();
+  std::vector<Row> rows(names.size());
+  // The label column LabelOf reads, chosen once for the whole set.
+  const PackedUints& of = classifier.is(Classifier::kType) ? kinds
+                          : classifier.is(Classifier::kClodo)
+                              ? (clodo.empty() ? kinds : clodo)
+                              : labels.of;
+  size_t i = 0;
+  of.ForEach([&](uint32_t k) {
+    Row& r = rows[k];
+    r.count++;
+    r.size += sizes[i++];
+  });
+  for (size_t k = 0; k < rows.size(); ++k) {
+    rows[k].kind = names[k];
+    rows[k].label = static_cast<uint32_t>(k);
+  }
+  rows.erase(std::remove_if(rows.begin(), rows.end(),
+                            [](const Row& r) { return r.count == 0; }),
+             rows.end());
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+    if (a.size != b.size) return a.size > b.size;
+    if (a.count != b.count) return a.count > b.count;
+    return a.kind < b.kind;
+  });
+  return rows;
+}
+
+Stat KindedSet::ToStat(int64_t time_made_us) const {
+  Stat stat;
+  stat.er = classifier.Name();
+  stat.kind_header = classifier.Header();
+  stat.count = static_cast<int64_t>(count());
+  stat.size = static_cast<int64_t>(total_size());
+  stat.time_made_us = time_made_us;
+  for (Row& r : Rows()) {
+    stat.rows.push_back({std::move(r.kind), static_cast<int64_t>(r.count),
+                         static_cast<int64_t>(r.size)});
+  }
+  return stat;
+}
+
+std::string KindedSet::PartitionTable(size_t max_rows) const {
+  return ToStat().Table(0, max_rows, /*label=*/true);
+}
+
+namespace {
+
+// Appends member `i` of `from` to `to`, whose columns are those of `from`
+// (its Clodo kinds and labels when `has_clodo` / `has_labels`). Pure C++.
+void AppendMember(const KindedSet& from, size_t i, bool has_clodo,
+                  bool has_labels, KindedSet& to) {
+  to.addresses.push_back(from.addresses[i]);
+  to.kinds.push_back(from.kinds[i]);
+  to.sizes.push_back(from.sizes[i]);
+  if (has_clodo) to.clodo.push_back(from.clodo[i]);
+  if (has_labels) to.labels.of.push_back(from.labels.of[i]);
+}
+
+}  // namespace
+
+KindedSet KindedSet::Subset(const std::vector<size_t>& keep) const {
+  KindedSet out;
+  out.kind_names = kind_names;
+  out.classifier = classifier;
+  out.labels.names = labels.names;
+  out.identity = identity;
+  out.pruned_epoch = pruned_epoch;
+  const bool has_clodo = !clodo.empty();
+  const bool has_labels = !labels.of.empty();
+  out.addresses.reserve(keep.size());
+  out.kinds.reserve(keep.size());
+  out.sizes.reserve(keep.size());
+  for (size_t i : keep) AppendMember(*this, i, has_clodo, has_labels, out);
+  return out;
+}
+
+std::vector<KindedSet> KindedSet::SplitByLabels(
+    const std::vector<uint32_t>& wanted) const {
+  constexpr uint32_t kNone = UINT32_MAX;
+  const PackedUints& of = classifier.is(Classifier::kType) ? kinds
+                          : classifier.is(Classifier::kClodo)
+                              ? (clodo.empty() ? kinds : clodo)
+                              : labels.of;
+  std::vector<uint32_t> slot(LabelNames().size(), kNone);
+  for (size_t w = 0; w < wanted.size(); ++w) slot[wanted[w]] = w;
+  // Count first, so every part is allocated once at its size.
+  std::vector<size_t> counts(wanted.size(), 0);
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    if (slot[of[i]] != kNone) ++counts[slot[of[i]]];
+  }
+  const bool has_clodo = !clodo.empty();
+  const bool has_labels = !labels.of.empty();
+  std::vector<KindedSet> out(wanted.size());
+  for (size_t w = 0; w < wanted.size(); ++w) {
+    KindedSet& part = out[w];
+    part.kind_names = kind_names;
+    part.classifier = classifier;
+    part.labels.names = labels.names;
+    part.addresses.reserve(counts[w]);
+    part.kinds.reserve(counts[w]);
+    part.sizes.reserve(counts[w]);
+    if (has_clodo) part.clodo.reserve(counts[w]);
+    if (has_labels) part.labels.of.reserve(counts[w]);
+  }
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    const uint32_t w = slot[of[i]];
+    if (w == kNone) continue;
+    AppendMember(*this, i, has_clodo, has_labels, out[w]);
+  }
+  return out;
+}
+
+KindedSet KindedSet::OfLabels(const std::vector<uint32_t>& wanted) const {
+  std::vector<size_t> keep;
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    if (std::binary_search(wanted.begin(), wanted.end(), LabelOf(i))) {
+      keep.push_back(i);
+    }
+  }
+  return Subset(keep);
+}
+
+KindedSet KindedSet::OfKind(const std::string& kind) const {
+  const std::vector<std::string>& names = LabelNames();
+  std::vector<uint32_t> wanted;
+  for (uint32_t k = 0; k < names.size(); ++k) {
+    if (names[k] == kind) wanted.push_back(k);
+  }
+  return OfLabels(wanted);
+}
+
+KindedSet KindedSet::WithStoredClassifier(const Classifier& c) const {
+  KindedSet out = *this;
+  out.classifier = c;
+  out.labels = Labels();
+  if (c.is(Classifier::kType) || c.is(Classifier::kClodo)) return out;
+  const bool in_and = c.parts().size() > 1;
+  absl::flat_hash_map<std::string, uint32_t> index;
+  out.labels.of.reserve(count());
+  std::string label;
+  for (size_t i = 0; i < count(); ++i) {
+    label.clear();
+    for (size_t p = 0; p < c.parts().size(); ++p) {
+      if (p > 0) label += " & ";
+      switch (c.parts()[p]) {
+        case Classifier::kType:
+          label += (*kind_names)[kinds[i]];
+          break;
+        case Classifier::kClodo:
+          label += (*kind_names)[clodo.empty() ? kinds[i] : clodo[i]];
+          break;
+        case Classifier::kSize:
+          label += RenderSize(sizes[i], in_and);
+          break;
+        case Classifier::kId:
+          label += RenderId(addresses[i]);
+          break;
+        case Classifier::kDictOf: {
+          // Heapy's Type.dictof: a dict by its owner (its Clodo kind),
+          // anything else "~dict".
+          const std::string& type = (*kind_names)[kinds[i]];
+          label += type == "dict"
+                       ? (*kind_names)[clodo.empty() ? kinds[i] : clodo[i]]
+                       : std::string(kNotDictKind);
+          break;
+        }
+        default:
+          label += kUnityKind;
+          break;
+      }
+    }
+    out.labels.of.push_back(Labels::Intern(label, index, *out.labels.names));
+  }
+  return out;
+}
+
+KindedSet KindedSet::Combine(const KindedSet& a, const KindedSet& b, char op) {
+  KindedSet out;
+  out.identity = Identity::Merge(a.identity, b.identity);
+  // Every member was the same object at the older of the two looks.
+  out.pruned_epoch = a.identity == nullptr ? b.pruned_epoch
+                     : b.identity == nullptr
+                         ? a.pruned_epoch
+                         : std::min(a.pruned_epoch, b.pruned_epoch);
+  // One kind table for the result: a's names, then b's new ones.
+  *out.kind_names = *a.kind_names;
+  std::unordered_map<std::string, uint32_t> index;
+  for (uint32_t i = 0; i < out.kind_names->size(); ++i) {
+    index[(*out.kind_names)[i]] = i;
+  }
+  std::vector<uint32_t> b_kind(b.kind_names->size());
+  for (uint32_t i = 0; i < b.kind_names->size(); ++i) {
+    auto [it, added] = index.emplace((*b.kind_names)[i], index.size());
+    if (added) out.kind_names->push_back((*b.kind_names)[i]);
+    b_kind[i] = it->second;
+  }
+  // Clodo kinds travel too (a side without them reads its type kinds).
+  const bool clodo = !a.clodo.empty() || !b.clodo.empty();
+  auto take_a = [&](size_t i) {
+    out.addresses.push_back(a.addresses[i]);
+    out.kinds.push_back(a.kinds[i]);
+    out.sizes.push_back(a.sizes[i]);
+    if (clodo) out.clodo.push_back(a.clodo.empty() ? a.kinds[i] : a.clodo[i]);
+  };
+  auto take_b = [&](size_t j) {
+    out.addresses.push_back(b.addresses[j]);
+    out.kinds.push_back(b_kind[b.kinds[j]]);
+    out.sizes.push_back(b.sizes[j]);
+    if (clodo) {
+      out.clodo.push_back(b_kind[b.clodo.empty() ? b.kinds[j] : b.clodo[j]]);
+    }
+  };
+  size_t i = 0, j = 0;
+  while (i < a.count() || j < b.count()) {
+    bool in_a = i < a.count(), in_b = j < b.count();
+    if (in_a && in_b && a.addresses[i] == b.addresses[j]) {
+      if (op == '|' || op == '&') take_a(i);
+      ++i, ++j;
+    } else if (in_a && (!in_b || a.addresses[i] < b.addresses[j])) {
+      if (op == '|' || op == '-' || op == '^') take_a(i);
+      ++i;
+    } else {
+      if (op == '|' || op == '^') take_b(j);
+      ++j;
+    }
+  }
+  return out;
+}
+
+bool Identity::Same(uintptr_t address) const {
+  for (const auto& w : watches) {
+    const int64_t i = w->Find(address);
+    if (i >= 0) return w->Same(static_cast<size_t>(i));
+  }
+  return true;
+}
+
+std::shared_ptr<const Identity> Identity::Merge(
+    const std::shared_ptr<const Identity>& a,
+    const std::shared_ptr<const Identity>& b) {
+  if (a == nullptr || a == b) return b == nullptr ? a : b;
+  if (b == nullptr) return a;
+  auto out = std::make_shared<Identity>(*a);
+  for (const auto& w : b->watches) {
+    if (std::find(out->watches.begin(), out->watches.end(), w) ==
+        out->watches.end()) {
+      out->watches.push_back(w);
+    }
+  }
+  return out;
+}
+
+bool SameObject(const KindedSet& set, size_t i) {
+  // No watched object died since every member was found the same.
+  if (set.identity == nullptr ||
+      set.pruned_epoch == python::DeathWatchEpoch()) {
+    return true;
+  }
+  return set.identity->Same(set.addresses[i]);
+}
+
+namespace {
+
+// The indexes of `set`'s members that died among those whose key is in
+// `keys` (python::DeathsSince): each key stands for the members at most
+// kMaxKeyDistance bytes above it. Ascending, distinct. Where: GIL held.
+std::vector<size_t> DeadAmong(const KindedSet& set,
+                              const std::vector<uintptr_t>& keys) {
+  std::vector<size_t> dead;
+  for (uintptr_t key : keys) {
+    auto it = std::lower_bound(set.addresses.begin(), set.addresses.end(), key);
+    for (; it != set.addresses.end() && *it - key <= python::kMaxKeyDistance;
+         ++it) {
+      if (!set.identity->Same(*it)) dead.push_back(it - set.addresses.begin());
+    }
+  }
+  std::sort(dead.begin(), dead.end());
+  dead.erase(std::unique(dead.begin(), dead.end()), dead.end());
+  return dead;
+}
+
+}  // namespace
+
+std::vector<size_t> DeadMembers(const KindedSet& set) {
+  std::vector<size_t> dead;
+  if (set.identity == nullptr || set.count() == 0 ||
+      set.pruned_epoch == python::DeathWatchEpoch()) {
+    return dead;
+  }
+  // Only members whose key saw a death since the last look can have died:
+  // when the watch remembers those deaths and they are few, look at those
+  // members only (a question on a kept set of a million objects then costs
+  // what died, not the set's size).
+  std::vector<uintptr_t> keys;
+  if (python::DeathsSince(set.pruned_epoch, &keys) &&
+      keys.size() < set.count() / 8) {
+    return DeadAmong(set, keys);
+  }
+  for (size_t i = 0; i < set.count(); ++i) {
+    if (!set.identity->Same(set.addresses[i])) dead.push_back(i);
+  }
+  return dead;
+}
+
+void PruneDead(KindedSet& set) {
+  if (set.identity == nullptr || set.count() == 0) return;
+  const uint64_t epoch = python::DeathWatchEpoch();
+  if (set.pruned_epoch == epoch) return;
+  const std::vector<size_t> dead = DeadMembers(set);
+  if (!dead.empty()) {
+    std::vector<size_t> keep;
+    keep.reserve(set.count() - dead.size());
+    ForEachLiveIndex(set.count(), dead, [&](size_t i) { keep.push_back(i); });
+    const size_t dead_count = set.dead + dead.size();
+    set = set.Subset(keep);
+    set.dead = dead_count;
+  }
+  set.pruned_epoch = epoch;
+}
+
+}  // namespace annex::glue
