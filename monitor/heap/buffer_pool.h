@@ -10,8 +10,15 @@
 //   ... v.push_back / v.assign ...
 //   pool->Give(std::move(v));                   // kept for the next Take
 //
-// Only vectors of at least kMinBytes are kept (smaller ones come from the
-// allocator's free lists without faults); what is kept stays within
+// Only vectors of at least min_bytes() are kept: 32 MiB by default, glibc's
+// largest mmap threshold. Smaller ones come back from malloc's own free
+// memory without faults once the threshold has risen past them (glibc
+// raises it to the size of a freed mapping), and a pool that kept them
+// would only take that memory from the annex's other allocations (at 1M
+// objects on 3.11, keeping everything from 256 KiB up showed no gain;
+// docs/heap-engine.md). Larger ones malloc maps and unmaps on every
+// question.
+// What is kept stays within
 // limit() bytes, the smallest vectors leaving first. Take() hands out the
 // kept vector of the smallest capacity that fits, else a fresh one with an
 // eighth more room than asked (so a heap that grows a little still fits
@@ -40,8 +47,10 @@ namespace annex::heap {
 
 class BufferPool {
  public:
-  // Vectors smaller than this are neither kept nor counted.
+  // Vectors smaller than min_bytes() are neither kept nor counted; these
+  // bound what set_min_bytes() accepts.
   static constexpr size_t kMinBytes = size_t{256} << 10;
+  static constexpr size_t kDefaultMinBytes = size_t{32} << 20;
   // The default limit: enough for the questions of ~2.5M objects.
   static constexpr size_t kDefaultLimit = size_t{256} << 20;
 
@@ -82,6 +91,13 @@ class BufferPool {
   Stats stats() const;
   size_t kept_bytes() const;
 
+  // The smallest vector kept (at least kMinBytes). Where: set before the
+  // pool is shared (tests lower it to see reuse on small heaps).
+  void set_min_bytes(size_t bytes) {
+    min_bytes_ = bytes < kMinBytes ? kMinBytes : bytes;
+  }
+  size_t min_bytes() const { return min_bytes_; }
+
   // Called with the bytes kept after each change of them (a Give that
   // kept, a Take that reused, Trim, set_limit), outside the pool's lock
   // and one call at a time, on the thread that changed them; it must not
@@ -105,6 +121,7 @@ class BufferPool {
   // Calls on_change_ with the bytes kept now.
   void Notify() ABSL_EXCLUSIVE_LOCKS_REQUIRED(notify_mu_);
 
+  size_t min_bytes_ = kDefaultMinBytes;
   std::mutex notify_mu_;  // orders on_change_ calls; taken before mu_
   mutable std::mutex mu_;
   size_t limit_ ABSL_GUARDED_BY(mu_);
@@ -141,7 +158,7 @@ void GiveTo(BufferPool* pool, std::vector<T>& v) {
 template <typename T>
 std::vector<T> BufferPool::Take(size_t n) {
   std::vector<T> out;
-  if (n * sizeof(T) < kMinBytes) {
+  if (n * sizeof(T) < min_bytes_) {
     out.reserve(n);
     return out;
   }
@@ -199,7 +216,7 @@ std::vector<T> BufferPool::Take(size_t n) {
 template <typename T>
 void BufferPool::Give(std::vector<T>&& v) {
   const size_t bytes = v.capacity() * sizeof(T);
-  if (bytes < kMinBytes) return;
+  if (bytes < min_bytes_) return;
   std::lock_guard<std::mutex> notify(notify_mu_);
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -14,8 +14,17 @@ namespace {
 
 constexpr size_t kBig = BufferPool::kMinBytes / sizeof(uint32_t) * 4;
 
+// A pool that keeps vectors from kMinBytes up (the default keeps only
+// vectors of 32 MiB and more).
+class SmallPool : public BufferPool {
+ public:
+  explicit SmallPool(size_t limit = kDefaultLimit) : BufferPool(limit) {
+    set_min_bytes(kMinBytes);
+  }
+};
+
 TEST(BufferPoolTest, TakeAfterGiveReusesTheMemory) {
-  BufferPool pool;
+  SmallPool pool;
   std::vector<uint32_t> v = pool.Take<uint32_t>(kBig);
   EXPECT_TRUE(v.empty());
   EXPECT_GE(v.capacity(), kBig);
@@ -36,7 +45,7 @@ TEST(BufferPoolTest, TakeAfterGiveReusesTheMemory) {
 }
 
 TEST(BufferPoolTest, FreshVectorsHaveRoomToGrowAnEighth) {
-  BufferPool pool;
+  SmallPool pool;
   std::vector<uint64_t> v = pool.Take<uint64_t>(kBig);
   EXPECT_GE(v.capacity(), kBig + kBig / 8);
   pool.Give(std::move(v));
@@ -47,7 +56,7 @@ TEST(BufferPoolTest, FreshVectorsHaveRoomToGrowAnEighth) {
 }
 
 TEST(BufferPoolTest, TypesAndSizesAreMatchedBestFit) {
-  BufferPool pool;
+  SmallPool pool;
   std::vector<uint32_t> small = pool.Take<uint32_t>(kBig);
   std::vector<uint32_t> large = pool.Take<uint32_t>(4 * kBig);
   const uint32_t* small_data = small.data();
@@ -63,7 +72,11 @@ TEST(BufferPoolTest, TypesAndSizesAreMatchedBestFit) {
 }
 
 TEST(BufferPoolTest, SmallVectorsAreNotKept) {
-  BufferPool pool;
+  BufferPool defaults;
+  EXPECT_EQ(defaults.min_bytes(), BufferPool::kDefaultMinBytes);
+  defaults.Give(std::vector<uint32_t>(kBig));
+  EXPECT_EQ(defaults.stats().kept_vectors, 0u);
+  SmallPool pool;
   std::vector<uint32_t> v = pool.Take<uint32_t>(16);
   EXPECT_GE(v.capacity(), 16u);
   pool.Give(std::move(v));
@@ -73,7 +86,7 @@ TEST(BufferPoolTest, SmallVectorsAreNotKept) {
 
 TEST(BufferPoolTest, KeepsWithinTheLimitSmallestLeavingFirst) {
   const size_t bytes = kBig * sizeof(uint32_t);
-  BufferPool pool(bytes * 5 / 2);
+  SmallPool pool(bytes * 5 / 2);
   std::vector<uint32_t> a = pool.Take<uint32_t>(kBig / 2);  // ~0.56 bytes
   std::vector<uint32_t> b = pool.Take<uint32_t>(kBig);      // ~1.1 bytes
   std::vector<uint32_t> c = pool.Take<uint32_t>(kBig);
@@ -106,7 +119,7 @@ TEST(BufferPoolTest, KeepsWithinTheLimitSmallestLeavingFirst) {
 }
 
 TEST(BufferPoolTest, TrimFreesAndEveryChangeIsReported) {
-  BufferPool pool;
+  SmallPool pool;
   std::vector<size_t> reports;
   pool.set_on_change([&](size_t kept) { reports.push_back(kept); });
   std::vector<uint32_t> v = pool.Take<uint32_t>(kBig);  // fresh: no change
@@ -130,7 +143,7 @@ TEST(BufferPoolTest, HelpersWorkWithoutAPool) {
   EXPECT_EQ(v, std::vector<uint32_t>(10, 3));
   GiveTo<uint32_t>(nullptr, v);
   EXPECT_EQ(v.capacity(), 0u);
-  BufferPool pool;
+  SmallPool pool;
   std::vector<uint8_t> w = FilledFrom<uint8_t>(&pool, kBig * 4, 1);
   GiveTo(&pool, w);
   EXPECT_EQ(w.capacity(), 0u);

@@ -112,6 +112,7 @@ TEST(GraphReuseTest, SecondQuestionReusesBuffersAndFollowsTheHeap) {
       RunTargetCode("g_reuse = [[i, str(i)] for i in range(60000)]\n"
                     "g_tail = [(i, i + 1) for i in range(20000)]\n"));
   HeapEngine engine(testing::MainThreadStates());
+  engine.buffers().set_min_bytes(BufferPool::kMinBytes);  // a small heap
   auto ask = [&engine](HeapGraph* out, uint64_t* retained) {
     absl::StatusOr<HeapGraph> g = engine.Graph();
     ASSERT_TRUE(g.ok()) << g.status();
@@ -192,6 +193,7 @@ TEST(GraphReuseTest, TrimAndZeroLimitKeepNothing) {
   HeapGraph survivor;
   {
     HeapEngine engine(testing::MainThreadStates());
+    engine.buffers().set_min_bytes(BufferPool::kMinBytes);
     {
       absl::StatusOr<HeapGraph> g = engine.Graph();
       ASSERT_TRUE(g.ok());
