@@ -102,6 +102,17 @@ HeapGraph FreshGraph() {
   return out;
 }
 
+// `got` (built in reused memory) equals the fresh engine's graph, which
+// is returned.
+HeapGraph ExpectFreshGraph(const HeapGraph& got) {
+  HeapGraph expected = FreshGraph();
+  EXPECT_EQ(got.addresses, expected.addresses);
+  EXPECT_EQ(got.sizes, expected.sizes);
+  EXPECT_EQ(got.out_begin, expected.out_begin);
+  EXPECT_EQ(got.out_targets, expected.out_targets);
+  return expected;
+}
+
 // Issue 14: the second question at a heap of the same size takes all its
 // big vectors (walk records, graph arrays, reverse index, dominator
 // arrays) from what the first one gave back, and graphs stay exact when
@@ -149,9 +160,7 @@ TEST(GraphReuseTest, SecondQuestionReusesBuffersAndFollowsTheHeap) {
       << after.fresh_bytes - warm.fresh_bytes << " fresh bytes";
   EXPECT_GE(after.reused, warm.reused + 12);
   EXPECT_EQ(second_retained, first_retained);
-  HeapGraph expected = FreshGraph();
-  EXPECT_EQ(second.addresses, expected.addresses);
-  EXPECT_EQ(second.sizes, expected.sizes);
+  ExpectFreshGraph(second);
   second = HeapGraph();
 
   // Fewer objects: nothing of the larger last answer may show.
@@ -159,11 +168,7 @@ TEST(GraphReuseTest, SecondQuestionReusesBuffersAndFollowsTheHeap) {
   HeapGraph smaller;
   uint64_t smaller_retained = 0;
   ask(&smaller, &smaller_retained);
-  expected = FreshGraph();
-  EXPECT_EQ(smaller.addresses, expected.addresses);
-  EXPECT_EQ(smaller.sizes, expected.sizes);
-  EXPECT_EQ(smaller.out_begin, expected.out_begin);
-  EXPECT_EQ(smaller.out_targets, expected.out_targets);
+  HeapGraph expected = ExpectFreshGraph(smaller);
   EXPECT_LT(smaller_retained, first_retained);
   EXPECT_EQ(smaller_retained,
             DominatorTree::Build(expected).RetainedSize(static_cast<uint32_t>(
@@ -177,11 +182,7 @@ TEST(GraphReuseTest, SecondQuestionReusesBuffersAndFollowsTheHeap) {
   HeapGraph larger;
   uint64_t larger_retained = 0;
   ask(&larger, &larger_retained);
-  expected = FreshGraph();
-  EXPECT_EQ(larger.addresses, expected.addresses);
-  EXPECT_EQ(larger.sizes, expected.sizes);
-  EXPECT_EQ(larger.out_begin, expected.out_begin);
-  EXPECT_EQ(larger.out_targets, expected.out_targets);
+  ExpectFreshGraph(larger);
   EXPECT_EQ(larger_retained, smaller_retained);
   ASSERT_TRUE(RunTargetCode("del g_reuse, g_tail, g_more\n"));
 }
