@@ -61,6 +61,14 @@ absl::StatusOr<std::unique_ptr<HeapView>> HeapView::Create(Session& session) {
   absl::StatusOr<MemoryBudget*> budget = session.Get<MemoryBudget>();
   if (!budget.ok()) return budget.status();
   view->budget_ = *budget;
+  // The engine's buffers kept between questions count in the budget, stay
+  // within its total limit and make room for kept sets (heap/buffer_pool.h).
+  // The budget outlives the view (made first), the engine stops reporting
+  // when it ends, and the reclaimer holds the pool itself.
+  heap::BufferPool& pool = view->engine_->buffers();
+  pool.set_limit(std::min(pool.limit(), (*budget)->limits().total_bytes));
+  pool.set_on_change([b = *budget](size_t kept) { b->SetReusable(kept); });
+  (*budget)->SetReclaimer([p = view->engine_->shared_buffers()] { p->Trim(); });
   return view;
 }
 

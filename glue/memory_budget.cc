@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -79,7 +80,40 @@ uint64_t MemoryBudget::current_owner() const {
 
 absl::Status MemoryBudget::Charge(uintptr_t key, size_t bytes,
                                   const std::string& what) {
+  std::function<void()> reclaim;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    bool total_bound = false;
+    absl::Status s = ChargeLocked(key, bytes, what, &total_bound);
+    if (s.ok() || !total_bound || reusable_ == 0 || !reclaim_) return s;
+    reclaim = reclaim_;
+  }
+  // The kept engine buffers may be what stands in the way: free them (the
+  // reclaimer reports through SetReusable, so not under the lock).
+  reclaim();
   std::lock_guard<std::mutex> lock(mu_);
+  bool total_bound = false;
+  return ChargeLocked(key, bytes, what, &total_bound);
+}
+
+void MemoryBudget::SetReusable(size_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  reusable_ = bytes;
+}
+
+size_t MemoryBudget::reusable() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return reusable_;
+}
+
+void MemoryBudget::SetReclaimer(std::function<void()> reclaim) {
+  std::lock_guard<std::mutex> lock(mu_);
+  reclaim_ = std::move(reclaim);
+}
+
+absl::Status MemoryBudget::ChargeLocked(uintptr_t key, size_t bytes,
+                                        const std::string& what,
+                                        bool* total_bound) {
   const uint64_t owner = current_owner_;
   const size_t held = by_owner_.contains(owner) ? by_owner_[owner] : 0;
   const size_t session_limit = SessionLimitLocked();
@@ -89,16 +123,21 @@ absl::Status MemoryBudget::Charge(uintptr_t key, size_t bytes,
   if (held + bytes > session_limit) {
     which = "this session's";
     limit = session_limit;
-  } else if (total_ + bytes > total_limit) {
+  } else if (total_ + reusable_ + bytes > total_limit) {
     which = "the annex's total";
     limit = total_limit;
+    *total_bound = true;
   }
   if (which != nullptr) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "annex memory budget: keeping ", what, " (", FormatBytes(bytes),
         ") would pass ", which, " limit of ", FormatBytes(limit),
         " (this session keeps ", FormatBytes(held), ", all sessions ",
-        FormatBytes(total_), "). Free sets you no longer need (del them); ",
+        FormatBytes(total_),
+        reusable_ != 0 ? absl::StrCat(", the heap engine's buffers ",
+                                      FormatBytes(reusable_))
+                       : "",
+        "). Free sets you no longer need (del them); ",
         "what this session keeps, largest first:\n", DescribeLocked(owner, 5)));
   }
   Holding& h = holdings_[key];
@@ -191,6 +230,12 @@ std::string MemoryBudget::DescribeLocked(uint64_t owner,
       "(limit %s)\n",
       mine.size(), FormatBytes(held), FormatBytes(SessionLimitLocked()),
       FormatBytes(total_), FormatBytes(TotalLimitLocked()));
+  if (reusable_ != 0) {
+    absl::StrAppend(&out, "Heap engine buffers kept for the next question: ",
+                    FormatBytes(reusable_),
+                    " (count toward the total; freed when a set needs the "
+                    "room)\n");
+  }
   if (mine.empty()) return out;
   absl::StrAppend(&out, " Index        Bytes  Set\n");
   for (size_t i = 0; i < mine.size() && i < max_rows; ++i) {

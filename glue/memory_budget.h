@@ -17,6 +17,12 @@
 // not kept: CheckTransient() refuses a question whose estimate would pass
 // what the owner's budget has left, before it builds the big structures.
 //
+// The heap engine's buffers kept between questions (heap/buffer_pool.h)
+// count too: SetReusable() reports them; they count toward the total limit
+// (not a session's) and are reclaimed (SetReclaimer) before a set is
+// refused for want of room. A question's own transient estimate does not
+// add them, since the question reuses them.
+//
 // Sets are charged to the current owner: the console session whose
 // command is running (SetCurrentOwner, set by whoever runs it), or owner 0
 // (the host's own calls) otherwise. Where: any thread (a mutex guards the
@@ -25,6 +31,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -78,6 +85,16 @@ class MemoryBudget {
   // Credits what `key` was charged (harmless when it was not).
   void Release(uintptr_t key);
 
+  // The bytes of buffers the heap engine keeps for the next question
+  // (replaces the last value). Where: any thread; must not be called from
+  // inside the reclaimer.
+  void SetReusable(size_t bytes);
+  size_t reusable() const;
+  // What frees those buffers (and reports 0 through SetReusable): called,
+  // without the budget's lock, when a Charge would pass the total limit
+  // while buffers are kept; the Charge is then tried once more.
+  void SetReclaimer(std::function<void()> reclaim);
+
   // Whether one question that needs about `bytes` of transient memory
   // (its walk, graph and what it builds from them, freed when it ends)
   // fits in what the current owner's limit and the total leave beside the
@@ -103,7 +120,15 @@ class MemoryBudget {
   MemoryLimits limits_ ABSL_GUARDED_BY(mu_);
   uint64_t next_owner_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t current_owner_ ABSL_GUARDED_BY(mu_) = 0;
+  // Charge() under the lock, once; `*total_bound` tells whether the total
+  // limit (which reclaiming can help) refused it.
+  absl::Status ChargeLocked(uintptr_t key, size_t bytes,
+                            const std::string& what, bool* total_bound)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   size_t total_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t reusable_ ABSL_GUARDED_BY(mu_) = 0;
+  std::function<void()> reclaim_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, size_t> by_owner_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uintptr_t, Holding> holdings_ ABSL_GUARDED_BY(mu_);
 };

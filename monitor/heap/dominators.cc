@@ -2,6 +2,8 @@
 #include "monitor/heap/dominators.h"
 
 #include <algorithm>
+#include <new>
+#include <utility>
 
 namespace annex::heap {
 namespace {
@@ -13,7 +15,20 @@ constexpr uint32_t kNone = UINT32_MAX;
 class LengauerTarjan {
  public:
   LengauerTarjan(const HeapGraph& graph, QuestionStop* stop)
-      : graph_(graph), stop_(stop) {}
+      : graph_(graph), stop_(stop), pool_(graph.pool.get()) {}
+  // Gives what the result did not take back to the graph's pool.
+  ~LengauerTarjan() {
+    GiveTo(pool_, dfn_);
+    GiveTo(pool_, vertex_);
+    GiveTo(pool_, parent_);
+    GiveTo(pool_, low_);
+    GiveTo(pool_, dfs_edges_);
+    GiveTo(pool_, pred_begin_);
+    GiveTo(pool_, preds_);
+    GiveTo(pool_, idom_);
+  }
+  LengauerTarjan(const LengauerTarjan&) = delete;
+  LengauerTarjan& operator=(const LengauerTarjan&) = delete;
 
   // False when `stop` said stop (the state is then unfinished).
   bool Run() {
@@ -42,10 +57,10 @@ class LengauerTarjan {
   // halves the edges recorded, sorted and evaluated.
   void Dfs() {
     const uint32_t n = graph_.size();
-    dfn_.assign(n, kNone);
-    vertex_.reserve(static_cast<size_t>(n) + 1);
-    parent_.reserve(static_cast<size_t>(n) + 1);
-    low_.reserve(static_cast<size_t>(n) + 1);
+    dfn_ = FilledFrom(pool_, n, kNone);
+    vertex_ = TakeFrom<uint32_t>(pool_, static_cast<size_t>(n) + 1);
+    parent_ = TakeFrom<uint32_t>(pool_, static_cast<size_t>(n) + 1);
+    low_ = TakeFrom<uint32_t>(pool_, static_cast<size_t>(n) + 1);
     vertex_.push_back(kNone);  // the super-root
     parent_.push_back(kNone);
     low_.push_back(0);
@@ -59,7 +74,8 @@ class LengauerTarjan {
     // edge. The stack holds at most one entry per edge.
     std::vector<std::pair<uint32_t, uint32_t>> stack;
     // Untouched pages cost nothing: reserve for the worst case.
-    dfs_edges_.reserve(graph_.out_targets.size() + graph_.root_nodes.size());
+    dfs_edges_ = TakeFrom<std::pair<uint32_t, uint32_t>>(
+        pool_, graph_.out_targets.size() + graph_.root_nodes.size());
     // An edge from `from` to the numbered `to` that is not a tree edge.
     auto non_tree_edge = [&](uint32_t to, uint32_t from) {
       if (from < to) {  // forward edge: `to` descends from `from`
@@ -124,14 +140,15 @@ class LengauerTarjan {
   void BuildPredecessors() {
     // Counted here rather than in the DFS: a tight loop of independent
     // increments the CPU overlaps.
-    pred_begin_.assign(static_cast<size_t>(k_) + 1, 0);
+    pred_begin_ = FilledFrom(pool_, static_cast<size_t>(k_) + 1, uint32_t{0});
     for (const auto& [to, from] : dfs_edges_) ++pred_begin_[to + 1];
     for (uint32_t i = 0; i < k_; ++i) pred_begin_[i + 1] += pred_begin_[i];
-    preds_.resize(pred_begin_[k_]);
-    std::vector<uint32_t> cursor(pred_begin_.begin(), pred_begin_.end() - 1);
+    preds_ = FilledFrom(pool_, pred_begin_[k_], uint32_t{0});
+    std::vector<uint32_t> cursor = TakeFrom<uint32_t>(pool_, k_);
+    cursor.assign(pred_begin_.begin(), pred_begin_.end() - 1);
     for (const auto& [to, from] : dfs_edges_) preds_[cursor[to]++] = from;
-    dfs_edges_.clear();
-    dfs_edges_.shrink_to_fit();
+    GiveTo(pool_, cursor);
+    GiveTo(pool_, dfs_edges_);
   }
 
   // Per DFS number, what EVAL and LINK touch, side by side so that one
@@ -177,9 +194,16 @@ class LengauerTarjan {
   void ComputeIdoms() {
     slots_.resize(k_);
     for (uint32_t i = 0; i < k_; ++i) slots_[i] = Slot{kNone, i, i, i};
-    idom_.assign(k_, 0);
-    std::vector<uint32_t> bucket_head(k_, kNone);
-    std::vector<uint32_t> bucket_next(k_, kNone);
+    idom_ = FilledFrom(pool_, k_, uint32_t{0});
+    std::vector<uint32_t> bucket_head = FilledFrom(pool_, k_, kNone);
+    std::vector<uint32_t> bucket_next = FilledFrom(pool_, k_, kNone);
+    ComputeIdoms(bucket_head, bucket_next);
+    GiveTo(pool_, bucket_head);
+    GiveTo(pool_, bucket_next);
+  }
+
+  void ComputeIdoms(std::vector<uint32_t>& bucket_head,
+                    std::vector<uint32_t>& bucket_next) {
     // Vertices go by in decreasing order, so what a later one will read is
     // known ahead, in two stages: 16 vertices ahead, its predecessors'
     // slots and its parent's bucket; 8 ahead, the slots of those
@@ -232,6 +256,7 @@ class LengauerTarjan {
 
   const HeapGraph& graph_;
   QuestionStop* const stop_;
+  BufferPool* const pool_;  // the graph's (may be null)
   uint32_t k_ = 0;
   std::vector<uint32_t> dfn_;
   std::vector<uint32_t> vertex_;
@@ -252,6 +277,8 @@ class LengauerTarjan {
 DominatorTree DominatorTree::Build(const HeapGraph& graph, QuestionStop* stop) {
   LengauerTarjan lt(graph, stop);
   DominatorTree tree;
+  tree.pool_ = graph.pool;
+  BufferPool* pool = graph.pool.get();
   if (!lt.Run()) return tree;  // stopped: the caller reads stop->status()
   const uint32_t k = lt.count();
   tree.reachable_ = k - 1;
@@ -263,8 +290,8 @@ DominatorTree DominatorTree::Build(const HeapGraph& graph, QuestionStop* stop) {
   const std::vector<uint32_t>& idom = tree.idom_;
   // Subtree counts and retained sizes: an immediate dominator always has a
   // smaller DFS number, so one pass in decreasing order accumulates them.
-  tree.count_.assign(k, 1);
-  tree.retained_.assign(k, 0);
+  tree.count_ = FilledFrom(pool, k, uint32_t{1});
+  tree.retained_ = FilledFrom(pool, k, uint64_t{0});
   for (uint32_t i = 1; i < k; ++i) {
     tree.retained_[i] = graph.sizes[tree.vertex_[i]];
   }
@@ -275,18 +302,38 @@ DominatorTree DominatorTree::Build(const HeapGraph& graph, QuestionStop* stop) {
   // Preorder numbers of the dominator tree, parents first (increasing DFS
   // number visits every idom before its children), each child taking the
   // next free slot of its parent's range. The super-root takes slot 0.
-  tree.pre_.assign(k, 0);
-  std::vector<uint32_t> next_free(k, 0);
+  tree.pre_ = FilledFrom(pool, k, uint32_t{0});
+  std::vector<uint32_t> next_free = FilledFrom(pool, k, uint32_t{0});
   next_free[0] = 1;
   for (uint32_t i = 1; i < k; ++i) {
     tree.pre_[i] = next_free[idom[i]];
     next_free[idom[i]] += tree.count_[i];
     next_free[i] = tree.pre_[i] + 1;
   }
-  tree.node_at_pre_.assign(k, kNone);
+  GiveTo(pool, next_free);
+  tree.node_at_pre_ = FilledFrom(pool, k, kNone);
   for (uint32_t i = 1; i < k; ++i)
     tree.node_at_pre_[tree.pre_[i]] = tree.vertex_[i];
   return tree;
+}
+
+DominatorTree& DominatorTree::operator=(DominatorTree&& other) noexcept {
+  if (this != &other) {
+    this->~DominatorTree();
+    new (this) DominatorTree(std::move(other));
+  }
+  return *this;
+}
+
+DominatorTree::~DominatorTree() {
+  BufferPool* pool = pool_.get();
+  GiveTo(pool, dfn_);
+  GiveTo(pool, vertex_);
+  GiveTo(pool, idom_);
+  GiveTo(pool, retained_);
+  GiveTo(pool, pre_);
+  GiveTo(pool, count_);
+  GiveTo(pool, node_at_pre_);
 }
 
 uint32_t DominatorTree::idom(uint32_t v) const {
@@ -323,8 +370,9 @@ NodeSet DominatorTree::DominatedBy(uint32_t v) const {
 NodeSet UnreachableWithout(const HeapGraph& graph, const NodeSet& removed) {
   const uint32_t n = graph.size();
   // 0 = unseen, 1 = reachable with `removed` in place, 2 = also without.
-  std::vector<uint8_t> state(n, 0);
-  std::vector<uint32_t> queue;
+  BufferPool* pool = graph.pool.get();
+  std::vector<uint8_t> state = FilledFrom(pool, n, uint8_t{0});
+  std::vector<uint32_t> queue = TakeFrom<uint32_t>(pool, n);
   auto bfs = [&](uint8_t mark) {
     queue.clear();
     for (uint32_t r : graph.root_nodes) {
@@ -360,6 +408,8 @@ NodeSet UnreachableWithout(const HeapGraph& graph, const NodeSet& removed) {
   for (uint32_t v = 0; v < n; ++v) {
     if (state[v] == 1) out.push_back(v);
   }
+  GiveTo(pool, state);
+  GiveTo(pool, queue);
   return out;
 }
 

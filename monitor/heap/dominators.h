@@ -11,9 +11,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "monitor/heap/buffer_pool.h"
 #include "monitor/heap/graph.h"
 #include "monitor/heap/node_set.h"
 #include "monitor/heap/question_stop.h"
@@ -27,12 +29,21 @@ class DominatorTree {
   // idom() of a node that no root reaches.
   static constexpr uint32_t kUnreachable = UINT32_MAX;
 
+  DominatorTree() = default;
+  // Gives the arrays back to the graph's pool (HeapGraph::pool) they came
+  // from, when it had one.
+  ~DominatorTree();
+  DominatorTree(DominatorTree&&) = default;
+  // Gives this tree's arrays back before taking `other`'s.
+  DominatorTree& operator=(DominatorTree&& other) noexcept;
+
   // Lengauer-Tarjan with path compression ("simple" variant, O(m log n)),
   // iterative throughout: a DFS with an explicit stack, and EVAL compressing
   // with an explicit stack, so million-deep chains are fine. `graph` must be
   // valid (ValidateGraph). Memory: about 10 words per node plus up to 5 per
   // edge while building (2 for the DFS stack, 3 for the back and cross
-  // edges it records); the result keeps 8 words per reachable node.
+  // edges it records); the result keeps 8 words per reachable node. The
+  // arrays come from graph.pool when it is set.
   // Pure C++, any thread; the result is immutable and shareable. `stop`
   // (may be null) is polled: once it says stop, the result is an empty
   // tree that must not be used.
@@ -67,6 +78,7 @@ class DominatorTree {
   std::vector<uint32_t> count_;
   std::vector<uint32_t> node_at_pre_;
   uint32_t reachable_ = 0;
+  std::shared_ptr<BufferPool> pool_;
 };
 
 // Heapy's dominos for a SET x: x itself plus every node reachable from the

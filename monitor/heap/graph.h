@@ -15,9 +15,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "monitor/heap/buffer_pool.h"
 
 namespace annex::heap {
 
@@ -29,6 +32,17 @@ enum class RootUse : uint8_t {
 };
 
 struct HeapGraph {
+  HeapGraph() = default;
+  // Gives the four big arrays back to `pool` (when set) for the next
+  // question's graph.
+  ~HeapGraph();
+  HeapGraph(const HeapGraph&) = default;
+  HeapGraph& operator=(const HeapGraph&) = default;
+  HeapGraph(HeapGraph&&) = default;
+  // Gives this graph's arrays back (as the destructor) before taking
+  // `other`'s.
+  HeapGraph& operator=(HeapGraph&& other) noexcept;
+
   // Sorted object addresses; index = node id.
   std::vector<uintptr_t> addresses;
   // Size of each object in bytes (equal to sys.getsizeof in the target).
@@ -75,6 +89,11 @@ struct HeapGraph {
   // from the roots (GraphOptions::Scope::kLive): heapu()'s members and
   // what they hold. Those have no path from a root and no dominator.
   bool reachable_only = true;
+
+  // Where the arrays came from (HeapEngine's pool) and go back to; null
+  // for graphs built by hand. Structures built from the graph (reverse
+  // index, dominator tree) take their arrays from it too.
+  std::shared_ptr<BufferPool> pool;
 
   uint32_t size() const { return static_cast<uint32_t>(addresses.size()); }
   // The node id of `address`, or -1 when it is not in the graph.

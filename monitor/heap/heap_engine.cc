@@ -45,6 +45,11 @@ HeapEngine::HeapEngine(const python::ThreadStates& ts,
   }
 }
 
+HeapEngine::~HeapEngine() {
+  buffers_->Trim();
+  buffers_->set_on_change(nullptr);
+}
+
 absl::Status HeapEngine::CheckCurrent() const {
   if (!Py_IsInitialized() || python::IsFinalizing()) {
     return absl::FailedPreconditionError("Python is not running");
@@ -120,6 +125,7 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
                                                               : Record::kEdges);
     walker.set_sizing(sizing_);
     walker.set_question_stop(&stop_);
+    if (graph != nullptr) walker.set_pool(buffers_);
     walker.Reserve(last_recorded_objects_ + last_recorded_objects_ / 8,
                    last_recorded_edges_ + last_recorded_edges_ / 8);
     for (uintptr_t a : hidden_) walker.MarkVisited(a);

@@ -49,6 +49,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "monitor/heap/buffer_pool.h"
 #include "monitor/heap/extension_registry.h"
 #include "monitor/heap/graph.h"
 #include "monitor/heap/held_object_set.h"
@@ -128,6 +129,11 @@ class HeapEngine {
   explicit HeapEngine(const python::ThreadStates& ts,
                       std::vector<PyThreadState*> excluded = {});
 
+  // Frees the kept buffers (reporting 0 kept) and stops reporting: graphs
+  // that outlive the engine give their arrays back to the pool they share,
+  // which frees them when the last one ends.
+  ~HeapEngine();
+
   HeapEngine(const HeapEngine&) = delete;
   HeapEngine& operator=(const HeapEngine&) = delete;
 
@@ -201,6 +207,16 @@ class HeapEngine {
   // The open question's stop, for loops over its results (paths,
   // dominators, classification) to poll. Where: inside a Question.
   QuestionStop& question_stop() const { return stop_; }
+
+  // The big vectors of questions kept for the next one (buffer_pool.h):
+  // the walk's records, the graphs' arrays and what is built from a graph
+  // (reverse index, dominator tree) come from here and go back when they
+  // end, so a question at a million objects faults in no fresh memory when
+  // an earlier one was as large. Bounded by its limit (set_limit, 0 keeps
+  // nothing); Trim() frees what it keeps. Where: any thread.
+  BufferPool& buffers() { return *buffers_; }
+  // The same pool, for what must hold it beyond the engine's life.
+  const std::shared_ptr<BufferPool>& shared_buffers() const { return buffers_; }
 
   // Size/traverse functions of extension types, used by every walk.
   ExtensionRegistry& extensions() { return extensions_; }
@@ -305,6 +321,9 @@ class HeapEngine {
   // eighth for growth. Annex thread, GIL held.
   size_t last_recorded_objects_ = 0;
   size_t last_recorded_edges_ = 0;
+  // Shared with the graphs made from it, which give their arrays back
+  // when they end, whichever ends first.
+  std::shared_ptr<BufferPool> buffers_ = std::make_shared<BufferPool>();
 };
 
 }  // namespace annex::heap

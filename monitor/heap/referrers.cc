@@ -2,6 +2,8 @@
 #include "monitor/heap/referrers.h"
 
 #include <algorithm>
+#include <new>
+#include <utility>
 
 namespace annex::heap {
 namespace {
@@ -13,20 +15,37 @@ void SortUnique(std::vector<uint32_t>& v) {
 
 }  // namespace
 
+ReverseIndex::~ReverseIndex() {
+  GiveTo(pool.get(), in_begin);
+  GiveTo(pool.get(), in_sources);
+}
+
+ReverseIndex& ReverseIndex::operator=(ReverseIndex&& other) noexcept {
+  if (this != &other) {
+    this->~ReverseIndex();
+    new (this) ReverseIndex(std::move(other));
+  }
+  return *this;
+}
+
 ReverseIndex ReverseIndex::Build(const HeapGraph& graph) {
   const uint32_t n = graph.size();
   ReverseIndex rev;
-  rev.in_begin.assign(static_cast<size_t>(n) + 1, 0);
+  rev.pool = graph.pool;
+  BufferPool* pool = graph.pool.get();
+  rev.in_begin = FilledFrom(pool, static_cast<size_t>(n) + 1, uint32_t{0});
   for (uint32_t t : graph.out_targets) ++rev.in_begin[t + 1];
   for (uint32_t v = 0; v < n; ++v) rev.in_begin[v + 1] += rev.in_begin[v];
-  rev.in_sources.resize(graph.out_targets.size());
+  rev.in_sources = FilledFrom(pool, graph.out_targets.size(), uint32_t{0});
   // Filling sources in ascending order keeps each in-list sorted for free.
-  std::vector<uint32_t> cursor(rev.in_begin.begin(), rev.in_begin.end() - 1);
+  std::vector<uint32_t> cursor = TakeFrom<uint32_t>(pool, n);
+  cursor.assign(rev.in_begin.begin(), rev.in_begin.end() - 1);
   for (uint32_t v = 0; v < n; ++v) {
     for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
       rev.in_sources[cursor[graph.out_targets[e]]++] = v;
     }
   }
+  GiveTo(pool, cursor);
   return rev;
 }
 

@@ -7,8 +7,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "monitor/heap/buffer_pool.h"
 #include "monitor/heap/graph.h"
 #include "monitor/heap/node_set.h"
 
@@ -20,10 +22,20 @@ namespace annex::heap {
 // edges plus one fill pass; immutable afterwards, so it may be shared across
 // threads. Valid only for the graph it was built from.
 struct ReverseIndex {
+  ReverseIndex() = default;
+  // Gives the arrays back to `pool` (when set).
+  ~ReverseIndex();
+  ReverseIndex(ReverseIndex&&) = default;
+  // Gives this index's arrays back before taking `other`'s.
+  ReverseIndex& operator=(ReverseIndex&& other) noexcept;
+
   std::vector<uint32_t> in_begin;
   std::vector<uint32_t> in_sources;
+  // The graph's pool (HeapGraph::pool), where the arrays came from.
+  std::shared_ptr<BufferPool> pool;
 
-  // Pure C++, any thread. `graph` must be valid (ValidateGraph).
+  // Pure C++, any thread. `graph` must be valid (ValidateGraph). The
+  // arrays come from graph.pool when it is set.
   static ReverseIndex Build(const HeapGraph& graph);
 };
 

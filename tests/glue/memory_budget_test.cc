@@ -55,6 +55,52 @@ TEST(MemoryBudgetTest, ChargesPerOwnerAndRefusesPastEitherLimit) {
   EXPECT_EQ(budget.Holdings(b)[0].what, "<four>");
 }
 
+// The heap engine's buffers kept between questions count toward the total
+// (not a session's share), show in the description, and are reclaimed
+// before a set is refused for want of room.
+TEST(MemoryBudgetTest, KeptEngineBuffersCountAndAreReclaimedFirst) {
+  MemoryBudget budget;
+  MemoryLimits limits;
+  limits.session_bytes = 1000;
+  limits.total_bytes = 1500;
+  budget.SetLimits(limits);
+  budget.SetCurrentOwner(budget.NewOwner());
+  budget.SetReusable(1200);
+  EXPECT_EQ(budget.reusable(), 1200u);
+  EXPECT_EQ(budget.Total(), 0u);  // sets only
+  EXPECT_NE(budget.Describe(budget.current_owner())
+                .find("Heap engine buffers kept for the next question: "
+                      "1.2 KiB"),
+            std::string::npos);
+  // Without a reclaimer the buffers stand in the way of the total.
+  absl::Status no_room = budget.Charge(1, 400, "<one>");
+  EXPECT_EQ(no_room.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(no_room.message().find("the heap engine's buffers 1.2 KiB"),
+            absl::string_view::npos)
+      << no_room.message();
+  // With one, they are freed (it reports 0) and the set is kept.
+  int reclaimed = 0;
+  budget.SetReclaimer([&] {
+    ++reclaimed;
+    budget.SetReusable(0);
+  });
+  EXPECT_TRUE(budget.Charge(1, 400, "<one>").ok());
+  EXPECT_EQ(reclaimed, 1);
+  EXPECT_EQ(budget.reusable(), 0u);
+  // Room enough: no reclaim.
+  budget.SetReusable(500);
+  EXPECT_TRUE(budget.Charge(2, 500, "<two>").ok());
+  EXPECT_EQ(reclaimed, 1);
+  // A session's own limit is not helped by reclaiming: refused as before.
+  absl::Status session = budget.Charge(3, 200, "<three>");
+  EXPECT_EQ(session.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(session.message().find("this session's limit"),
+            absl::string_view::npos);
+  // A question's transient estimate does not add them (it reuses them).
+  budget.SetReusable(1400);
+  EXPECT_TRUE(budget.CheckTransient(100, "a question").ok());
+}
+
 // A monitor with a budget of `session_bytes` per session and `total_bytes`
 // in all.
 template <size_t session_bytes, size_t total_bytes>

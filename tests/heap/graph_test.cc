@@ -8,7 +8,10 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "monitor/heap/buffer_pool.h"
+#include "monitor/heap/dominators.h"
 #include "monitor/heap/heap_engine.h"
+#include "monitor/heap/referrers.h"
 #include "tests/heap/heap_test_util.h"
 #include "tests/testing/python_main.h"
 
@@ -81,6 +84,138 @@ TEST(GraphTest, NodesOnlyHaveTheSameNodesAndSizesAndNoEdges) {
   EXPECT_FALSE(full->out_targets.empty());
   EXPECT_EQ(nodes->root_names, full->root_names);
   EXPECT_EQ(nodes->root_nodes, full->root_nodes);
+}
+
+}  // namespace
+}  // namespace annex::heap
+
+namespace annex::heap {
+namespace {
+
+// The graph of a fresh engine (nothing kept): what a reused one must equal.
+HeapGraph FreshGraph() {
+  HeapEngine fresh(testing::MainThreadStates());
+  absl::StatusOr<HeapGraph> g = fresh.Graph();
+  EXPECT_TRUE(g.ok()) << g.status();
+  HeapGraph out = g.ok() ? std::move(*g) : HeapGraph();
+  out.pool = nullptr;  // outlives `fresh`: plain vectors from here on
+  return out;
+}
+
+// `got` (built in reused memory) equals the fresh engine's graph, which
+// is returned.
+HeapGraph ExpectFreshGraph(const HeapGraph& got) {
+  HeapGraph expected = FreshGraph();
+  EXPECT_EQ(got.addresses, expected.addresses);
+  EXPECT_EQ(got.sizes, expected.sizes);
+  EXPECT_EQ(got.out_begin, expected.out_begin);
+  EXPECT_EQ(got.out_targets, expected.out_targets);
+  return expected;
+}
+
+// Issue 14: the second question at a heap of the same size takes all its
+// big vectors (walk records, graph arrays, reverse index, dominator
+// arrays) from what the first one gave back, and graphs stay exact when
+// objects were added or removed in between (the kept memory holds the
+// last question's values until overwritten).
+TEST(GraphReuseTest, SecondQuestionReusesBuffersAndFollowsTheHeap) {
+  ASSERT_TRUE(
+      RunTargetCode("g_reuse = [[i, str(i)] for i in range(60000)]\n"
+                    "g_tail = [(i, i + 1) for i in range(20000)]\n"));
+  HeapEngine engine(testing::MainThreadStates());
+  engine.buffers().set_min_bytes(BufferPool::kMinBytes);  // a small heap
+  auto ask = [&engine](HeapGraph* out, uint64_t* retained) {
+    absl::StatusOr<HeapGraph> g = engine.Graph();
+    ASSERT_TRUE(g.ok()) << g.status();
+    ReverseIndex rev = ReverseIndex::Build(*g);
+    EXPECT_EQ(rev.in_sources.size(), g->out_targets.size());
+    DominatorTree dom = DominatorTree::Build(*g);
+    const int64_t list = g->Find(testing::MainGlobalId("g_reuse"));
+    ASSERT_GE(list, 0);
+    *retained = dom.RetainedSize(static_cast<uint32_t>(list));
+    *out = std::move(*g);
+  };
+  HeapGraph first;
+  uint64_t first_retained = 0;
+  ask(&first, &first_retained);
+  first = HeapGraph();  // ended: its arrays go back
+  const BufferPool::Stats cold = engine.buffers().stats();
+  EXPECT_GT(cold.kept_bytes, 0u);
+  HeapGraph second;
+  uint64_t second_retained = 0;
+  ask(&second, &second_retained);
+  second = HeapGraph();
+  // The first walk grew its records by doubling (no size known yet), so
+  // the second question may still make a few of its own; from the third
+  // on, a question at the same heap takes nothing fresh.
+  const BufferPool::Stats warm = engine.buffers().stats();
+  EXPECT_GE(warm.reused, cold.reused + 8);
+  EXPECT_GT(warm.reused_bytes - cold.reused_bytes,
+            warm.fresh_bytes - cold.fresh_bytes);
+  EXPECT_EQ(second_retained, first_retained);
+  ask(&second, &second_retained);
+  const BufferPool::Stats after = engine.buffers().stats();
+  EXPECT_EQ(after.fresh, warm.fresh)
+      << "a question at the same heap faulted "
+      << after.fresh_bytes - warm.fresh_bytes << " fresh bytes";
+  EXPECT_GE(after.reused, warm.reused + 12);
+  EXPECT_EQ(second_retained, first_retained);
+  ExpectFreshGraph(second);
+  second = HeapGraph();
+
+  // Fewer objects: nothing of the larger last answer may show.
+  ASSERT_TRUE(RunTargetCode("del g_reuse[30000:]\ng_tail = None\n"));
+  HeapGraph smaller;
+  uint64_t smaller_retained = 0;
+  ask(&smaller, &smaller_retained);
+  HeapGraph expected = ExpectFreshGraph(smaller);
+  EXPECT_LT(smaller_retained, first_retained);
+  EXPECT_EQ(smaller_retained,
+            DominatorTree::Build(expected).RetainedSize(static_cast<uint32_t>(
+                expected.Find(testing::MainGlobalId("g_reuse")))));
+  smaller = HeapGraph();
+
+  // More objects than ever: fresh memory where the kept is too small, and
+  // the same exact graph.
+  ASSERT_TRUE(RunTargetCode(
+      "g_more = [[i, str(i), float(i)] for i in range(90000)]\n"));
+  HeapGraph larger;
+  uint64_t larger_retained = 0;
+  ask(&larger, &larger_retained);
+  ExpectFreshGraph(larger);
+  EXPECT_EQ(larger_retained, smaller_retained);
+  ASSERT_TRUE(RunTargetCode("del g_reuse, g_tail, g_more\n"));
+}
+
+// Trim() and a limit of 0 leave nothing kept; graphs that outlive their
+// engine still free their memory.
+TEST(GraphReuseTest, TrimAndZeroLimitKeepNothing) {
+  ASSERT_TRUE(RunTargetCode("g_trim = [[i] for i in range(50000)]\n"));
+  HeapGraph survivor;
+  {
+    HeapEngine engine(testing::MainThreadStates());
+    engine.buffers().set_min_bytes(BufferPool::kMinBytes);
+    {
+      absl::StatusOr<HeapGraph> g = engine.Graph();
+      ASSERT_TRUE(g.ok());
+    }
+    EXPECT_GT(engine.buffers().kept_bytes(), 0u);
+    engine.buffers().Trim();
+    EXPECT_EQ(engine.buffers().kept_bytes(), 0u);
+    engine.buffers().set_limit(0);
+    {
+      absl::StatusOr<HeapGraph> g = engine.Graph();
+      ASSERT_TRUE(g.ok());
+    }
+    EXPECT_EQ(engine.buffers().kept_bytes(), 0u);
+    engine.buffers().set_limit(BufferPool::kDefaultLimit);
+    absl::StatusOr<HeapGraph> g = engine.Graph();
+    ASSERT_TRUE(g.ok());
+    survivor = std::move(*g);
+  }
+  EXPECT_GT(survivor.size(), 50000u);
+  survivor = HeapGraph();  // its pool ends with it
+  ASSERT_TRUE(RunTargetCode("del g_trim\n"));
 }
 
 }  // namespace

@@ -15,13 +15,43 @@ Walker::Walker(const ExtensionRegistry* registry, Record record)
   stack_.reserve(1024);
 }
 
+Walker::~Walker() {
+  if (pool_ == nullptr) return;
+  pool_->Give(std::move(order_));
+  pool_->Give(std::move(order_sizes_));
+  pool_->Give(std::move(order_edge_begin_));
+  pool_->Give(std::move(edges_));
+}
+
+namespace {
+
+// `v` (empty) with room for `n`: from `pool` when there is one.
+template <typename T>
+void ReserveFrom(BufferPool* pool, std::vector<T>& v, size_t n) {
+  if (pool != nullptr && v.capacity() < n) {
+    v = pool->Take<T>(n);
+  } else {
+    ReserveHuge(v, n);
+  }
+}
+
+// `n` copies of `value` in `v`, its memory from `pool` when there is one.
+template <typename T>
+void AssignFrom(BufferPool* pool, std::vector<T>& v, size_t n, const T& value) {
+  v.clear();
+  ReserveFrom(pool, v, n);
+  v.assign(n, value);
+}
+
+}  // namespace
+
 void Walker::Reserve(size_t objects, size_t edges) {
   if (!record_sizes_) return;
-  ReserveHuge(order_, objects);
-  ReserveHuge(order_sizes_, objects);
+  ReserveFrom(pool_.get(), order_, objects);
+  ReserveFrom(pool_.get(), order_sizes_, objects);
   if (record_edges_) {
-    ReserveHuge(order_edge_begin_, objects);
-    ReserveHuge(edges_, edges);
+    ReserveFrom(pool_.get(), order_edge_begin_, objects);
+    ReserveFrom(pool_.get(), edges_, edges);
   }
 }
 
@@ -88,8 +118,10 @@ void Walker::Run() {
 }
 
 void Walker::FillGraph(HeapGraph* g) {
+  BufferPool* pool = pool_.get();
+  if (pool != nullptr && g->pool == nullptr) g->pool = pool_;
   g->addresses.clear();
-  ReserveHuge(g->addresses, count_);
+  ReserveFrom(pool, g->addresses, count_);
   visited_.ForEach([&](uintptr_t a) { g->addresses.push_back(a); });
   const size_t n = g->addresses.size();
   // Address -> node id: O(1) by rank in the bitmap, else binary search.
@@ -97,18 +129,18 @@ void Walker::FillGraph(HeapGraph* g) {
   auto id_of = [&](uintptr_t a) -> uint32_t {
     return static_cast<uint32_t>(ranked ? visited_.Rank(a) : g->Find(a));
   };
-  AssignHuge(g->sizes, n, uint64_t{0});
+  AssignFrom(pool, g->sizes, n, uint64_t{0});
   if (!record_edges_) {
     for (size_t i = 0; i < order_.size(); ++i) {
       g->sizes[id_of(order_[i])] = order_sizes_[i];
     }
-    g->out_begin.assign(n + 1, 0);
+    AssignFrom(pool, g->out_begin, n + 1, uint32_t{0});
     g->out_targets.clear();
     return;
   }
   std::vector<uint32_t> id_of_order, degree;
-  AssignHuge(id_of_order, order_.size(), uint32_t{0});
-  AssignHuge(degree, n, uint32_t{0});
+  AssignFrom(pool, id_of_order, order_.size(), uint32_t{0});
+  AssignFrom(pool, degree, n, uint32_t{0});
   for (size_t i = 0; i < order_.size(); ++i) {
     const uint32_t id = id_of(order_[i]);
     id_of_order[i] = id;
@@ -123,10 +155,10 @@ void Walker::FillGraph(HeapGraph* g) {
       degree[id] = static_cast<uint32_t>(end - order_edge_begin_[i]);
     }
   }
-  AssignHuge(g->out_begin, n + 1, uint32_t{0});
+  AssignFrom(pool, g->out_begin, n + 1, uint32_t{0});
   for (size_t v = 0; v < n; ++v)
     g->out_begin[v + 1] = g->out_begin[v] + degree[v];
-  AssignHuge(g->out_targets, size_t{g->out_begin[n]}, uint32_t{0});
+  AssignFrom(pool, g->out_targets, size_t{g->out_begin[n]}, uint32_t{0});
   for (size_t i = 0; i < order_.size(); ++i) {
     const uint64_t begin = order_edge_begin_[i];
     const uint64_t end =
@@ -136,6 +168,10 @@ void Walker::FillGraph(HeapGraph* g) {
       if (unmarked_any_ && !visited_.Test(edges_[e])) continue;
       g->out_targets[out++] = id_of(edges_[e]);
     }
+  }
+  if (pool != nullptr) {
+    pool->Give(std::move(id_of_order));
+    pool->Give(std::move(degree));
   }
 }
 

@@ -7,8 +7,10 @@
 #include <Python.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "monitor/heap/buffer_pool.h"
 #include "monitor/heap/extension_registry.h"
 #include "monitor/heap/graph.h"
 #include "monitor/heap/internal/address_bitmap.h"
@@ -29,6 +31,15 @@ class Walker {
     kEdges,    // sizes and referents: the whole graph
   };
   Walker(const ExtensionRegistry* registry, Record record);
+  // Gives the records back to the pool (set_pool).
+  ~Walker();
+  Walker(const Walker&) = delete;
+  Walker& operator=(const Walker&) = delete;
+
+  // Where the records (Reserve) and FillGraph's arrays come from; the
+  // records go back at the end of the walker, the graph's with the graph.
+  // Call before Reserve. Without one, plain vectors.
+  void set_pool(std::shared_ptr<BufferPool> pool) { pool_ = std::move(pool); }
 
   void AddRoot(PyObject* obj);
   // Marks `addr` as visited without walking it: hidden objects are never
@@ -48,9 +59,10 @@ class Walker {
   void set_sizing(Sizing sizing) { sizing_ = sizing; }
   // Makes room for about `objects` objects and `edges` references in the
   // records (Record::kSizes / kEdges), backed by huge pages where the
-  // kernel offers them (heap/huge_pages.h): the engine passes what its
-  // last walk recorded, so the records neither grow by doubling (copying
-  // and faulting in twice their size) nor fault 4 KiB at a time.
+  // kernel offers them (heap/huge_pages.h), or kept from an earlier
+  // question by the pool (set_pool): the engine passes what its last walk
+  // recorded, so the records neither grow by doubling (copying and
+  // faulting in twice their size) nor fault 4 KiB at a time.
   void Reserve(size_t objects, size_t edges);
   // Traverses everything reachable from the roots added so far.
   void Run();
@@ -85,6 +97,7 @@ class Walker {
   bool unmarked_any_ = false;
   const AddressBitmap* stop_ = nullptr;
   QuestionStop* question_stop_ = nullptr;
+  std::shared_ptr<BufferPool> pool_;
   std::vector<uintptr_t> order_;
   std::vector<uint64_t> order_sizes_;
   std::vector<uint64_t> order_edge_begin_;

@@ -1,0 +1,77 @@
+// The pool's trimming and accounting.
+#include "monitor/heap/buffer_pool.h"
+
+namespace annex::heap {
+
+void BufferPool::ShrinkLocked(size_t bytes) {
+  while (stats_.kept_bytes > bytes) {
+    // The smallest kept vector of any type leaves first: the big ones are
+    // the ones whose faults cost.
+    size_t smallest = SIZE_MAX;
+    std::function<void()> drop;
+    std::apply(
+        [&](auto&... list) {
+          (
+              [&](auto& l) {
+                for (size_t i = 0; i < l.kept.size(); ++i) {
+                  const size_t b = l.kept[i].capacity() *
+                                   sizeof(typename std::decay_t<
+                                          decltype(l.kept[i])>::value_type);
+                  if (b < smallest) {
+                    smallest = b;
+                    drop = [&l, i] {
+                      l.kept.erase(l.kept.begin() + static_cast<ptrdiff_t>(i));
+                    };
+                  }
+                }
+              }(list),
+              ...);
+        },
+        lists_);
+    if (!drop) break;
+    drop();
+    stats_.kept_bytes -= smallest;
+    --stats_.kept_vectors;
+  }
+}
+
+void BufferPool::Notify() {
+  if (!on_change_) return;
+  on_change_(kept_bytes());
+}
+
+void BufferPool::Trim() {
+  std::lock_guard<std::mutex> notify(notify_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ShrinkLocked(0);
+  }
+  Notify();
+}
+
+void BufferPool::set_limit(size_t bytes) {
+  std::lock_guard<std::mutex> notify(notify_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    limit_ = bytes;
+    ShrinkLocked(bytes);
+  }
+  Notify();
+}
+
+size_t BufferPool::limit() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return limit_;
+}
+
+BufferPool::Stats BufferPool::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+size_t BufferPool::kept_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_.kept_bytes;
+}
+
+}  // namespace annex::heap
