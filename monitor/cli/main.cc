@@ -169,7 +169,7 @@ class OptionTable {
   }
   // A whole number >= 1, and <= `max` unless it is 0.
   void Count(const char* name, long long max,
-             std::function<void(long long)> set) {
+             const std::function<void(long long)>& set) {
     const std::string flag = name;
     const char* cmd = cmd_;
     options_.push_back(

@@ -21,7 +21,6 @@ namespace {
 
 using ::annex::testing::AnnexBinary;
 using ::annex::testing::BackgroundProcess;
-using ::annex::testing::ReadFile;
 using ::annex::testing::RunProcess;
 using ::annex::testing::WaitForAnnexPs;
 using ::annex::testing::WaitForFile;
