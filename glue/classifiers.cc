@@ -78,7 +78,7 @@ std::string TypeNamer::Name(PyTypeObject* type) const {
     absl::string_view full = type->tp_name;
     size_t dot = full.rfind('.');
     if (dot == absl::string_view::npos) return absl::StrCat("builtins.", full);
-    return std::string(full);
+    return std::string{full};
   }
   // A heap type: __module__ from its own dict, __name__ = ht_name.
   std::string module = "builtins";

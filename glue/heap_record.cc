@@ -245,8 +245,8 @@ RecordLabels ProcessLabels(absl::string_view program,
   labels.pid = static_cast<int64_t>(::getpid());
   char host[256] = {};
   if (::gethostname(host, sizeof(host) - 1) == 0) labels.host = host;
-  labels.python = std::string(python_version);
-  labels.program = std::string(program);
+  labels.python = std::string{python_version};
+  labels.program = std::string{program};
   if (labels.program.empty()) {
     // The command line, arguments joined by spaces (at most 4 KiB).
     int fd = ::open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);

@@ -168,7 +168,7 @@ absl::StatusOr<std::unique_ptr<RetentionView>> RetentionView::Create(
 }
 
 absl::StatusOr<KindedSet> RetentionView::Find(
-    std::vector<uintptr_t> addresses) {
+    const std::vector<uintptr_t> &addresses) {
   // read `graph` only while `asked` lives
   Asked asked(*heap_, HeapView::Work::kWalk);
   absl::StatusOr<heap::HeapGraph> &graph = asked.graph;

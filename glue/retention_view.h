@@ -229,7 +229,7 @@ class RetentionView {
 
   // The objects at `addresses` that are alive and reachable now, with their
   // kinds and sizes. Unknown or dead addresses are left out.
-  absl::StatusOr<KindedSet> Find(std::vector<uintptr_t> addresses);
+  absl::StatusOr<KindedSet> Find(const std::vector<uintptr_t> &addresses);
 
   // Heapy's shpaths: all shortest paths from the roots to the set's live
   // members, each edge typed and named. Members alive but not reachable

@@ -126,7 +126,7 @@ bool ParseInt(absl::string_view s, int64_t* v) {
 
 std::string Shown(absl::string_view line) {
   if (line.size() > 60) return absl::StrCat(line.substr(0, 57), "...");
-  return std::string(line);
+  return std::string{line};
 }
 
 }  // namespace
@@ -547,7 +547,7 @@ absl::Status StatReader::Line(absl::string_view line) {
     // keeps unknown fields; counted against the record's limit.
     absl::Status s = grow(name.size() + text.size() + 2 * sizeof(std::string));
     if (!s.ok()) return s;
-    stat_.fields.emplace_back(std::string(name), Unescape(text));
+    stat_.fields.emplace_back(std::string{name}, Unescape(text));
   }
   if (!ok) {
     return error(absl::StrCat("'.", name, ":' needs a number, got '",

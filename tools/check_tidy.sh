@@ -5,11 +5,12 @@
 #
 #   tools/check_tidy.sh [FILE...]   # default: every file of ours in //...
 #
-# compile_commands.json is regenerated from `bazel aquery` each run
-# (tools/compile_commands.py; analysis only), so no other bazel command may
-# run in this work tree meanwhile. A file takes tens of seconds (Python.h,
-# Abseil and GoogleTest are parsed each time): run it on the files a change
-# touches (DEVELOPERS.md).
+# compile_commands.json is regenerated from `bazel aquery` each run and the
+# generated headers are built (tools/compile_commands.py), so no other bazel
+# command may run in this work tree meanwhile. A file costs about 5 s of CPU
+# (Python.h, Abseil and GoogleTest are parsed each time), all of them about
+# 15 min: run it on the files a change touches; tools/test.sh runs it on all
+# (DEVELOPERS.md). TIDY_JOBS: clang-tidy processes at once (default 2).
 #
 # Not here: clang's -Wthread-safety. Our mutexes are std::mutex, which
 # libstdc++ does not mark as a capability, so clang rejects every
@@ -46,7 +47,7 @@ jobs=${TIDY_JOBS:-2}
 log=$(mktemp)
 trap 'rm -f "$log" "$log.findings"' EXIT
 printf '%s\n' "${files[@]}" |
-  xargs -P "$jobs" -n 4 "$clang_tidy" -p . --quiet "${extra[@]}" \
+  xargs -P "$jobs" -n 1 "$clang_tidy" -p . --quiet "${extra[@]}" \
     >"$log" 2>&1
 rc=$?
 # Findings are "file:line:col: warning|error: ... [check]".

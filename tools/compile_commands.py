@@ -2,9 +2,12 @@
 
 usage: python3 tools/compile_commands.py [BAZEL_FLAGS...]
 
-Asks `bazel aquery` for every CppCompile action of //... (analysis only,
-nothing is built) and writes one entry per source file of ours (not
-external/) at the workspace root. Paths into Bazel's outputs and external
+Asks `bazel aquery` for every CppCompile action of //... and writes one
+entry per source file of ours (not external/) at the workspace root. Then
+builds the headers those actions read that Bazel generates (the
+`embed_file` headers of our Python sources, annex_build_info.h; output
+group compilation_prerequisites_INTERNAL_: headers only, nothing compiled,
+a few seconds), so that a fresh clone's files parse. Paths into Bazel's outputs and external
 repositories point into the execution root, so clang-tidy sees exactly the
 flags and headers Bazel compiles with. GCC-only flags
 that clang does not know are dropped. Used by tools/check_tidy.sh.
@@ -65,6 +68,9 @@ def main(flags):
     with open("compile_commands.json", "w") as f:
         json.dump(sorted(entries.values(), key=lambda e: e["file"]), f,
                   indent=1)
+    subprocess.check_call(
+        ["bazel", "build", *flags, "--show_result=0",
+         "--output_groups=compilation_prerequisites_INTERNAL_", "//..."])
     print("compile_commands.json: %d files" % len(entries), file=sys.stderr)
 
 

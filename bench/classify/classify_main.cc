@@ -130,13 +130,13 @@ int main(int argc, char** argv) {
       absl::Status s = (*rt)->Run([&](const ThreadStates& ts) {
         absl::StatusOr<TypeNamer> namer = TypeNamer::Create();
         if (!namer.ok()) {
-          error = std::string(namer.status().message());
+          error = std::string{namer.status().message()};
           return;
         }
         HeapEngine engine(ts);
         absl::StatusOr<HeapGraph> graph = engine.Graph();
         if (!graph.ok()) {
-          error = std::string(graph.status().message());
+          error = std::string{graph.status().message()};
           return;
         }
         // GIL held since the walk: the graph's objects are alive.

@@ -234,7 +234,7 @@ int main(int argc, char** argv) {
             }
           }
         });
-        if (!s.ok() || walk_ms.size() != static_cast<size_t>(r + 1)) {
+        if (!s.ok() || walk_ms.size() != static_cast<size_t>(r) + 1) {
           std::fprintf(stderr, "walk failed\n");
           return 1;
         }

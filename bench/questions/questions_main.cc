@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "annex_python_build.h"
 #include "bench/bench_util.h"
@@ -183,7 +184,7 @@ int main(int argc, char** argv) {
         walk_pause_ms.push_back(heap->pause_ns / 1e6);
         objects = static_cast<long>(heap->objects.size());
       });
-      if (!s.ok() || walk_ms.size() != static_cast<size_t>(run + 1)) {
+      if (!s.ok() || walk_ms.size() != static_cast<size_t>(run) + 1) {
         std::fprintf(stderr, "walk failed: %s\n", s.ToString().c_str());
         return 1;
       }
@@ -229,9 +230,9 @@ int main(int argc, char** argv) {
     std::string fields;
     for (size_t q = 0; q < questions.size(); ++q) {
       const std::string k = questions[q].name;
-      fields += ", \"" + k + "_ms\": " + JsonList(wall[q], 1) + ", \"" + k +
-                "_pause_ms\": " + JsonList(pause[q], 1) + ", \"" + k +
-                "_per_walk\": " + std::to_string(Median(wall[q]) / wm);
+      absl::StrAppend(&fields, ", \"", k, "_ms\": ", JsonList(wall[q], 1),
+                      ", \"", k, "_pause_ms\": ", JsonList(pause[q], 1), ", \"",
+                      k, "_per_walk\": ", std::to_string(Median(wall[q]) / wm));
     }
     std::printf(
         "{\"case\": \"questions\", \"python\": \"%s\", \"requested_objects\": "

@@ -61,6 +61,7 @@ void Bench(uint32_t n, int runs, const std::vector<std::string>& only) {
   heap::HeapGraph g;
   const double gen_ms = TimeMs([&] { g = SyntheticHeap(n, 12345); });
   std::vector<double> bfs;
+  bfs.reserve(runs);
   std::vector<uint32_t> dist;
   for (int r = 0; r < runs; ++r) {
     bfs.push_back(TimeMs([&] { dist = heap::RootDistances(g); }));
@@ -126,6 +127,7 @@ void Bench(uint32_t n, int runs, const std::vector<std::string>& only) {
     heap::ShortestPathOptions options;
     options.reverse = c.reverse;
     std::vector<double> ms;
+    ms.reserve(runs);
     size_t paths = 0;
     uint32_t length = 0;
     for (int r = 0; r < runs; ++r) {
@@ -156,6 +158,7 @@ void Bench(uint32_t n, int runs, const std::vector<std::string>& only) {
 
   heap::DominatorTree dom = heap::DominatorTree::Build(g);
   std::vector<double> set_ms;
+  set_ms.reserve(runs);
   for (int r = 0; r < runs; ++r) {
     set_ms.push_back(TimeMs([&] {
       total = *heap::RetainedSize(g, dom, {typical, deepest, n / 3});

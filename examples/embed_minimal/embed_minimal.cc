@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
   annex::Monitor monitor;
   if (absl::Status s = monitor.Start(); !s.ok()) {
     std::fprintf(stderr, "host: monitor not started: %s\n",
-                 std::string(s.message()).c_str());
+                 std::string{s.message()}.c_str());
     Py_FinalizeEx();
     return 1;
   }
@@ -107,7 +107,7 @@ int main(int argc, char** argv) {
     absl::StatusOr<std::string> answer = monitor.ExecInAnnex(question);
     if (!answer.ok()) {
       std::fprintf(stderr, "host: annex failed: %s\n",
-                   std::string(answer.status().message()).c_str());
+                   std::string{answer.status().message()}.c_str());
       annex_ok = false;
       continue;
     }
@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
   // Stop the annex while the target is still alive, then finalize.
   if (absl::Status s = monitor.Stop(); !s.ok()) {
     std::fprintf(stderr, "host: monitor stop: %s\n",
-                 std::string(s.message()).c_str());
+                 std::string{s.message()}.c_str());
     annex_ok = false;
   }
   std::printf("host: monitor stopped, finalizing\n");

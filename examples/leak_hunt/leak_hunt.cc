@@ -143,7 +143,7 @@ bool Ask(annex::Monitor& monitor, const Step& step) {
       monitor.ExecInAnnex(step.code, /*namespace_id=*/1);
   if (!answer.ok()) {
     std::fprintf(stderr, "host: annex failed: %s\n",
-                 std::string(answer.status().message()).c_str());
+                 std::string{answer.status().message()}.c_str());
     return false;
   }
   std::fputs(answer->c_str(), stdout);
@@ -163,7 +163,7 @@ int main(int argc, char** argv) {
   }
   // Python as embed_minimal initializes it (this build's interpreter).
   if (absl::Status s = annex::python::InitializeEmbedded(); !s.ok()) {
-    std::fprintf(stderr, "host: %s\n", std::string(s.message()).c_str());
+    std::fprintf(stderr, "host: %s\n", std::string{s.message()}.c_str());
     return 1;
   }
 
@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
   options.program_name = "leak_hunt (shop service)";
   if (absl::Status s = monitor.Start(options); !s.ok()) {
     std::fprintf(stderr, "host: monitor not started: %s\n",
-                 std::string(s.message()).c_str());
+                 std::string{s.message()}.c_str());
     Py_FinalizeEx();
     return 1;
   }
@@ -222,7 +222,7 @@ int main(int argc, char** argv) {
   Py_XDECREF(handle);
   if (absl::Status s = monitor.Stop(); !s.ok()) {
     std::fprintf(stderr, "host: monitor stop: %s\n",
-                 std::string(s.message()).c_str());
+                 std::string{s.message()}.c_str());
     ok = false;
   }
   if (Py_FinalizeEx() < 0) return 120;

@@ -196,7 +196,7 @@ int main(int argc, char** argv) {
   annex::watchdog::Watchdog watchdog;
   if (absl::Status s = watchdog.Start(options); !s.ok()) {
     std::fprintf(stderr, "host: watchdog not started: %s\n",
-                 std::string(s.message()).c_str());
+                 std::string{s.message()}.c_str());
     Py_FinalizeEx();
     return 1;
   }

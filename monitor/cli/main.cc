@@ -169,7 +169,7 @@ class OptionTable {
   }
   // A whole number >= 1, and <= `max` unless it is 0.
   void Count(const char* name, long long max,
-             std::function<void(long long)> set) {
+             const std::function<void(long long)>& set) {
     const std::string flag = name;
     const char* cmd = cmd_;
     options_.push_back(
@@ -242,7 +242,7 @@ absl::StatusOr<pid_t> ParsePidOption(const char* cmd, const std::string& arg) {
   auto pid = annex::console::ParsePidArg(arg);
   if (!pid.ok()) {
     std::fprintf(stderr, "annex %s: %s\n", cmd,
-                 std::string(pid.status().message()).c_str());
+                 std::string{pid.status().message()}.c_str());
   }
   return pid;
 }
@@ -287,7 +287,7 @@ int RecordCommand(int argc, char** argv) {
       return true;
     }
     std::fprintf(stderr, "annex record: --max-bytes: %s\n",
-                 std::string(n.status().message()).c_str());
+                 std::string{n.status().message()}.c_str());
     return false;
   });
   std::vector<std::string> positional;
@@ -428,7 +428,7 @@ int RunCommand(int argc, char** argv) {
       annex::cli::ParseRunFlags(std::vector<std::string>(argv, argv + argc));
   if (!flags.ok()) {
     std::fprintf(stderr, "annex run: %s\n",
-                 std::string(flags.status().message()).c_str());
+                 std::string{flags.status().message()}.c_str());
     return 2;
   }
   if (flags->help) {
@@ -445,7 +445,7 @@ int RunCommand(int argc, char** argv) {
   absl::StatusOr<std::string> program = ChooseInterpreter(python);
   if (!program.ok()) {
     std::fprintf(stderr, "annex run: %s\n",
-                 std::string(program.status().message()).c_str());
+                 std::string{program.status().message()}.c_str());
     return 2;
   }
   // Python parses the rest exactly as `python3 ARGS...` would.
@@ -466,6 +466,7 @@ int RunCommand(int argc, char** argv) {
   PyStatus status =
       PyConfig_SetBytesString(&config, &config.program_name, program->c_str());
   std::vector<char*> cargs;
+  cargs.reserve(python_args.size());
   for (auto& s : python_args) cargs.push_back(s.data());
   if (!PyStatus_Exception(status)) {
     status = PyConfig_SetBytesArgv(
@@ -480,7 +481,7 @@ int RunCommand(int argc, char** argv) {
   annex::Monitor monitor;
   if (absl::Status s = monitor.Start(options); !s.ok()) {
     std::fprintf(stderr, "annex: monitor not started: %s\n",
-                 std::string(s.message()).c_str());
+                 std::string{s.message()}.c_str());
   } else {
     if (options.watchdog_options.metrics_port >= 0) {
       const std::string& address = options.watchdog_options.metrics_address;
@@ -550,7 +551,7 @@ int PidCommand(const char* name, int argc, char** argv,
   auto pid = annex::console::ParsePidArg(argv[0]);
   if (!pid.ok()) {
     std::fprintf(stderr, "annex %s: %s\n", name,
-                 std::string(pid.status().message()).c_str());
+                 std::string{pid.status().message()}.c_str());
     return 2;
   }
   return run(*pid);

@@ -367,7 +367,7 @@ inline uintptr_t BlockOf(PyObject* obj) {
 // the stack allows is freed by plain recursion, as CPython frees objects
 // of types without a trashcan.
 constexpr bool UsesTrashcan(int i) { return i >= 1 && i <= 3; }
-constexpr uintptr_t kTrashcanHeadroom = 512 * 1024;
+constexpr uintptr_t kTrashcanHeadroom = uintptr_t{512} * 1024;
 
 // This thread's stack limit plus the headroom, 0 until its first wrapped
 // dealloc (initial-exec TLS: one %fs-relative load, also in the dlopen'ed

@@ -38,7 +38,7 @@ PyObject* RaiseStatus(const absl::Status& s) {
   PyObject* type = PyExc_RuntimeError;
   if (absl::IsInvalidArgument(s)) type = PyExc_ValueError;
   if (absl::IsDeadlineExceeded(s)) type = PyExc_TimeoutError;
-  PyErr_SetString(type, std::string(s.message()).c_str());
+  PyErr_SetString(type, std::string{s.message()}.c_str());
   return nullptr;
 }
 
@@ -327,7 +327,7 @@ absl::StatusOr<annex::cli::RunFlags> RunFlagsOf(PyObject* list) {
   }
   if (!flags.ok()) {
     PyErr_SetString(PyExc_ValueError,
-                    std::string(flags.status().message()).c_str());
+                    std::string{flags.status().message()}.c_str());
   }
   return flags;
 }

@@ -21,7 +21,6 @@ namespace {
 
 using ::annex::testing::AnnexBinary;
 using ::annex::testing::BackgroundProcess;
-using ::annex::testing::ReadFile;
 using ::annex::testing::RunProcess;
 using ::annex::testing::WaitForAnnexPs;
 using ::annex::testing::WaitForFile;
@@ -68,12 +67,12 @@ TEST(AnnexHardeningTest, ClientKilledDuringABlockingWaitLeavesTheAnnexFree) {
   // socket: until then it has imported none of them (importing them in
   // every annex cost 3.12 memory per interpreter, tests/monitor:cycles_test)
   // and only the C finder waits for them.
+  const std::string fresh_code =
+      "import sys\n"
+      "print([m for m in ('threading', 'socket', 'select', 'queue') "
+      "if m in sys.modules], type(sys.meta_path[0].find_spec).__name__)";
   Result fresh = RunProcess(
-      {AnnexBinary(), "exec", "--timeout", "20", p,
-       "import sys\n"
-       "print([m for m in ('threading', 'socket', 'select', 'queue') "
-       "if m in sys.modules], type(sys.meta_path[0].find_spec).__name__)"},
-      "", {env});
+      {AnnexBinary(), "exec", "--timeout", "20", p, fresh_code}, "", {env});
   EXPECT_EQ(fresh.exit_code, 0) << fresh.err;
   EXPECT_EQ(fresh.out, "[] builtin_function_or_method\n");
 
@@ -152,13 +151,13 @@ TEST(AnnexHardeningTest, ClientKilledDuringABlockingWaitLeavesTheAnnexFree) {
       "", {env});
   EXPECT_EQ(patched.exit_code, 0) << patched.err;
   EXPECT_EQ(patched.out, "lock lock recv _RLock True SourceFileLoader []\n");
+  const std::string selects_code =
+      "import select, selectors, os, ssl\n"
+      "print(select.poll.__module__, select.epoll.__module__,\n"
+      "      selectors.DefaultSelector._selector_cls.__module__,\n"
+      "      os.waitpid.__module__, ssl.SSLSocket.recv.__module__)";
   Result selects = RunProcess(
-      {AnnexBinary(), "exec", "--timeout", "20", p,
-       "import select, selectors, os, ssl\n"
-       "print(select.poll.__module__, select.epoll.__module__,\n"
-       "      selectors.DefaultSelector._selector_cls.__module__,\n"
-       "      os.waitpid.__module__, ssl.SSLSocket.recv.__module__)"},
-      "", {env});
+      {AnnexBinary(), "exec", "--timeout", "20", p, selects_code}, "", {env});
   EXPECT_EQ(selects.exit_code, 0) << selects.err;
   EXPECT_EQ(selects.out,
             "annex._waits annex._waits annex._waits annex._waits "

@@ -71,7 +71,7 @@ std::string TempDir(const std::string& name) {
 // A program with 20000 instances of one class that runs until `stop`
 // exists.
 std::string WriteProgram(const std::string& dir) {
-  const std::string path = dir + "/app.py";
+  std::string path = dir + "/app.py";
   std::ofstream(path) << "import os, sys, time\n"
                          "class Widget:\n"
                          "    pass\n"

@@ -33,7 +33,6 @@ using ::annex::testing::BackgroundProcess;
 using ::annex::testing::FileExists;
 using ::annex::testing::ReadFile;
 using ::annex::testing::RunProcess;
-using ::annex::testing::WaitForFile;
 using Result = ::annex::testing::ProcessResult;
 
 constexpr char kChromium[] = "/usr/bin/chromium";

@@ -15,8 +15,17 @@
 #include "monitor/console/server.h"
 #include "tests/console/fake_executor.h"
 
+using ::annex::console::ClientOptions;
+using ::annex::console::kExitUsage;
+using ::annex::console::ParsePidArg;
+using ::annex::console::RunAttach;
+using ::annex::console::RunExec;
+using ::annex::console::RunPs;
+using ::annex::console::Server;
+using ::annex::console::ServerOptions;
+using ::annex::console::testing::FakeExecutor;
+
 int main(int argc, char** argv) {
-  using namespace annex::console;
   std::string dir;
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
@@ -32,7 +41,7 @@ int main(int argc, char** argv) {
   ClientOptions options;
   options.socket_dir = dir;
   if (verb == "serve") {
-    testing::FakeExecutor executor;
+    FakeExecutor executor;
     ServerOptions so;
     so.python_version = "fake";
     so.socket_dir = dir;

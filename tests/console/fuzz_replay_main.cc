@@ -26,7 +26,10 @@ void Collect(const std::string& path, std::vector<std::string>* files) {
   if (d == nullptr) return;
   while (dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
-    if (name != "." && name != "..") Collect(path + "/" + name, files);
+    if (name == "." || name == "..") continue;
+    std::string child = path;
+    child.append("/").append(name);
+    Collect(child, files);
   }
   ::closedir(d);
 }

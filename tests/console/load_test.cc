@@ -23,6 +23,7 @@ TEST(LoadTest, EightClientsThousandCommandsEachNoLostOrCrossedReplies) {
   std::atomic<int> bad{0};
   absl::Time start = absl::Now();
   std::vector<std::thread> threads;
+  threads.reserve(kClients);
   for (int i = 0; i < kClients; ++i) {
     threads.emplace_back([&, i] {
       absl::StatusOr<std::unique_ptr<Client>> c =
@@ -65,6 +66,7 @@ TEST(LoadTest, PipelinedClientsGetEveryReplyInOrder) {
   TestServer t(o);
   std::atomic<int> bad{0};
   std::vector<std::thread> threads;
+  threads.reserve(kClients);
   for (int i = 0; i < kClients; ++i) {
     threads.emplace_back([&, i] {
       absl::StatusOr<std::unique_ptr<Client>> c =

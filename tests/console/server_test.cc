@@ -45,6 +45,7 @@ TEST(ServerTest, RaisedCodeCarriesTracebackAndExitCode) {
 TEST(ServerTest, SeveralClientsEachGetTheirOwnReplies) {
   TestServer t;
   std::vector<std::unique_ptr<Client>> clients;
+  clients.reserve(4);
   for (int i = 0; i < 4; ++i) clients.push_back(t.Connect());
   std::set<uint64_t> ids;
   for (auto& c : clients) ids.insert(c->welcome().client_id);
@@ -348,7 +349,7 @@ TEST(ServerTest, DisconnectMidCommandCancelsItAndClosesTheSession) {
 
 TEST(ServerTest, ClientThatNeverReadsIsDropped) {
   ServerOptions o;
-  o.max_output_buffer = 64 * 1024;
+  o.max_output_buffer = size_t{64} * 1024;
   o.max_queued_requests = 1000;
   TestServer t(o);
   std::unique_ptr<Client> slow = t.Connect();

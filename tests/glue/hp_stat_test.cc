@@ -17,7 +17,6 @@
 namespace annex {
 namespace {
 
-using ::annex::testing::EvalTarget;
 using ::annex::testing::kErrPrelude;
 using ::annex::testing::RunTargetCode;
 using ::annex::testing::TargetLong;

@@ -79,6 +79,7 @@ TEST(PartitionTableTest, MatchesHeapysLargeTableWithRoundedPercentages) {
 
 TEST(PartitionTableTest, OneMoreRowIsPrintedNotHinted) {
   std::vector<std::tuple<std::string, int, int>> rows;
+  rows.reserve(11);
   for (int i = 0; i < 11; ++i)
     rows.emplace_back("k" + std::to_string(i), 1, 100 - i);
   std::string table = Make(rows).PartitionTable();

@@ -134,6 +134,7 @@ TEST(SessionTest, ConcurrentFirstUseBuildsOnce) {
   Counter::created = &created;
   Session session;
   std::vector<std::thread> threads;
+  threads.reserve(8);
   std::vector<Counter*> seen(8);
   for (int i = 0; i < 8; ++i) {
     threads.emplace_back([&, i] { seen[i] = *session.Get<Counter>(); });

@@ -96,6 +96,7 @@ TEST(StatTest, DifferenceNeedsTheSameClassifier) {
 
 Stat ManyRows(int n) {
   std::vector<StatRow> rows;
+  rows.reserve(n);
   for (int i = 0; i < n; ++i)
     rows.push_back({"k" + std::to_string(i), 1, 1000 - i});
   return Make(rows);

@@ -123,9 +123,9 @@ TEST(DominatorsTest, AgreesWithTheDefinitionOnRandomGraphs) {
   for (uint32_t n : {8u, 60u, 500u, 3000u, 10000u}) {
     for (double degree : {0.7, 1.2, 2.5, 5.0}) {
       for (uint64_t seed = 1; seed <= 3; ++seed) {
-        HeapGraph g =
-            RandomGraph(n, degree, 1 + seed % 3, seed == 2,
-                        n * 31 + seed * 7 + static_cast<uint64_t>(degree));
+        HeapGraph g = RandomGraph(
+            n, degree, 1 + seed % 3, seed == 2,
+            uint64_t{n} * 31 + seed * 7 + static_cast<uint64_t>(degree));
         DominatorTree dom = DominatorTree::Build(g);
         const uint32_t step = n <= 500 ? 1 : n / 40;
         for (uint32_t x = 0; x < n; x += step) {

@@ -10,7 +10,7 @@ HeapGraph MakeGraph(uint32_t n,
                     const std::vector<uint32_t>& roots) {
   HeapGraph g;
   for (uint32_t v = 0; v < n; ++v) {
-    g.addresses.push_back(16 * (v + 1));
+    g.addresses.push_back(uintptr_t{16} * (v + 1));
     g.sizes.push_back(v + 1);
   }
   g.out_begin.assign(n + 1, 0);

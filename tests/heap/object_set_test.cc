@@ -24,7 +24,7 @@ std::vector<uintptr_t> RandomAddresses(std::mt19937_64& rng, size_t n,
   return v;
 }
 
-std::vector<uintptr_t> Sorted(std::set<uintptr_t> s) {
+std::vector<uintptr_t> Sorted(const std::set<uintptr_t>& s) {
   return std::vector<uintptr_t>(s.begin(), s.end());
 }
 

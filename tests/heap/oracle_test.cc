@@ -16,7 +16,6 @@
 namespace annex::heap {
 namespace {
 
-using ::annex::testing::EvalTarget;
 using ::annex::testing::RunTargetCode;
 
 class OracleTest : public ::testing::Test {

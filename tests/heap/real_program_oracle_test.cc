@@ -109,7 +109,7 @@ TEST(RealProgramOracleTest, EngineEqualsOracleWhileTheStdlibSuiteRuns) {
   std::printf("%d comparisons while the suite ran; suite outcome %s\n",
               compared, text.c_str());
   // (tests run, failures, errors): the suite itself still passes.
-  EXPECT_EQ(text.find("("), 0u) << text;
+  EXPECT_EQ(text.find('('), 0u) << text;
   EXPECT_NE(text.find(", 0, 0)"), std::string::npos) << text;
 }
 

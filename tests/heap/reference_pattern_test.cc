@@ -61,7 +61,7 @@ const std::vector<std::string> kLeakKinds = {
 std::string Pattern(const HeapGraph& g, const NodeSet& set,
                     const RpOptions& options) {
   auto rp = ReferencePattern(g, ReverseIndex::Build(g), set, options);
-  return rp.ok() ? Rows(*rp) : std::string(rp.status().message());
+  return rp.ok() ? Rows(*rp) : std::string{rp.status().message()};
 }
 
 TEST(ReferencePatternTest, NamesRowsDepthFirstAsHeapy) {

@@ -18,7 +18,7 @@ namespace annex {
 namespace {
 
 constexpr int kCycles = 200;
-constexpr long kMarginKiB = 6 * 1024;
+constexpr long kMarginKiB = 6L * 1024;
 
 long RssKiB() {
   std::ifstream statm("/proc/self/statm");

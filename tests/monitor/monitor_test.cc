@@ -90,7 +90,7 @@ std::string WatchLine(Monitor& monitor, uint64_t namespace_id) {
       "print([l for l in str(hp.memory()).splitlines() "
       "if l.startswith('Identity watch')][0])",
       namespace_id);
-  return out.ok() ? *out : std::string(out.status().message());
+  return out.ok() ? *out : std::string{out.status().message()};
 }
 
 // A session's kept sets stop being watched once the session is released,

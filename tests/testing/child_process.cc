@@ -155,19 +155,22 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
   return r;
 }
 
-BackgroundProcess::BackgroundProcess(std::vector<std::string> argv,
+BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv,
                                      std::string input,
-                                     std::vector<std::string> env) {
-  Start(std::move(argv), std::move(input), std::move(env), false);
+                                     const std::vector<std::string>& env) {
+  Start(argv, std::move(input), env, false);
 }
 
-BackgroundProcess::BackgroundProcess(OpenInput, std::vector<std::string> argv,
-                                     std::vector<std::string> env) {
-  Start(std::move(argv), "", std::move(env), true);
+BackgroundProcess::BackgroundProcess(OpenInput,
+                                     const std::vector<std::string>& argv,
+                                     const std::vector<std::string>& env) {
+  Start(argv, "", env, true);
 }
 
-void BackgroundProcess::Start(std::vector<std::string> argv, std::string input,
-                              std::vector<std::string> env, bool keep_input) {
+void BackgroundProcess::Start(const std::vector<std::string>& argv,
+                              std::string input,
+                              const std::vector<std::string>& env,
+                              bool keep_input) {
   Child child = Spawn(argv, env);
   pid_ = child.pid;
   if (keep_input) {
@@ -362,7 +365,7 @@ std::string NewTempDir(const std::string& name) {
 }
 
 std::string PythonModuleDir(const std::string& name) {
-  const std::string dir = NewTempDir(name);
+  std::string dir = NewTempDir(name);
   if (dir.empty() || mkdir((dir + "/annex").c_str(), 0700) != 0) return "";
   const std::string from = Runfile("packaging/python/");
   // Where Bazel puts each file, and where the install puts it.

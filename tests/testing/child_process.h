@@ -44,14 +44,15 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
 class BackgroundProcess {
  public:
   // `input` is written to stdin, which is then closed.
-  BackgroundProcess(std::vector<std::string> argv, std::string input = "",
-                    std::vector<std::string> env = {});
+  explicit BackgroundProcess(const std::vector<std::string>& argv,
+                             std::string input = "",
+                             const std::vector<std::string>& env = {});
   // A program whose stdin stays open for Write() until CloseInput() (or
   // Join()): a console client, or a server that runs until its input
   // ends. Ignores SIGPIPE in this process from then on.
   struct OpenInput {};
-  BackgroundProcess(OpenInput, std::vector<std::string> argv,
-                    std::vector<std::string> env = {});
+  BackgroundProcess(OpenInput, const std::vector<std::string>& argv,
+                    const std::vector<std::string>& env = {});
   ~BackgroundProcess();
   BackgroundProcess(const BackgroundProcess&) = delete;
   BackgroundProcess& operator=(const BackgroundProcess&) = delete;
@@ -82,8 +83,8 @@ class BackgroundProcess {
  private:
   mutable std::mutex mu_;
   std::condition_variable changed_;  // output arrived or ended_
-  void Start(std::vector<std::string> argv, std::string input,
-             std::vector<std::string> env, bool keep_input);
+  void Start(const std::vector<std::string>& argv, std::string input,
+             const std::vector<std::string>& env, bool keep_input);
 
   pid_t pid_ = -1;  // unreaped until ended_
   int input_ = -1;  // an OpenInput program's stdin, until CloseInput()

@@ -83,7 +83,7 @@ void BareSubinterpreterCycle() {
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   if (absl::Status s = annex::python::InitializeEmbedded(); !s.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
+    std::fprintf(stderr, "%s\n", std::string{s.message()}.c_str());
     return 2;
   }
   int rc = RUN_ALL_TESTS();

@@ -20,14 +20,18 @@ namespace annex::watchdog::internal {
 namespace {
 
 std::vector<KindFigures> Walk(
-    std::vector<std::pair<std::string, int64_t>> bytes_by_kind) {
+    const std::vector<std::pair<std::string, int64_t>>& bytes_by_kind) {
   std::vector<KindFigures> out;
-  for (auto& [kind, bytes] : bytes_by_kind) out.push_back({kind, 1, bytes});
+  out.reserve(bytes_by_kind.size());
+  for (const auto& [kind, bytes] : bytes_by_kind) {
+    out.push_back({kind, 1, bytes});
+  }
   return out;  // the caller lists them largest first
 }
 
 std::vector<std::string> Names(const std::vector<KindFigures>& rows) {
   std::vector<std::string> out;
+  out.reserve(rows.size());
   for (const KindFigures& k : rows) out.push_back(k.kind);
   return out;
 }

@@ -109,7 +109,7 @@ TEST(WatchdogDumpThreadsTest, DumpHasExactlyTheTargetsThreads) {
 std::string HeaderOf(const std::string& dump, unsigned long ident) {
   const std::string prefix = absl::StrFormat("Thread 0x%016lx ", ident);
   for (absl::string_view line : absl::StrSplit(dump, '\n')) {
-    if (absl::StartsWith(line, prefix)) return std::string(line);
+    if (absl::StartsWith(line, prefix)) return std::string{line};
   }
   return "";
 }
