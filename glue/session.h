@@ -44,7 +44,7 @@ class Session {
   template <typename T>
   absl::StatusOr<T*> Get() {
     absl::StatusOr<void*> s = GetErased(
-        std::type_index(typeid(T)), [this]() -> absl::StatusOr<Erased> {
+        std::type_index{typeid(T)}, [this]() -> absl::StatusOr<Erased> {
           auto made = MakeFactory<T>()(*this);
           if (!made.ok()) return made.status();
           T* raw = made->release();
@@ -58,7 +58,7 @@ class Session {
   // Where: any thread.
   template <typename T>
   T* Peek() {
-    return static_cast<T*>(PeekErased(std::type_index(typeid(T))));
+    return static_cast<T*>(PeekErased(std::type_index{typeid(T)}));
   }
 
   // Replaces how T is built. FailedPrecondition once T exists.

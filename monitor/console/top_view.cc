@@ -113,6 +113,7 @@ std::string RenderTop(const TopFrame& f) {
     // The diff's order (largest absolute size change first), then the
     // kinds that did not change, by size.
     std::vector<Row> ordered;
+    ordered.reserve(rows.size());
     for (const std::string& k : growth_order)
       ordered.push_back(rows[row_of[k]]);
     for (const Row& r : rows) {

@@ -4,12 +4,12 @@
 namespace annex::heap {
 
 absl::Status ExtensionRegistry::Register(PyTypeObject* type,
-                                         ExtensionFunctions functions) {
+                                         const ExtensionFunctions& functions) {
   if (type == nullptr) return absl::InvalidArgumentError("null type");
   if (!functions.size && !functions.traverse) {
     return absl::InvalidArgumentError("neither size nor traverse given");
   }
-  if (!entries_.emplace(type, std::move(functions)).second) {
+  if (!entries_.emplace(type, functions).second) {
     return absl::AlreadyExistsError("type already registered");
   }
   return absl::OkStatus();

@@ -40,7 +40,8 @@ class ExtensionRegistry {
   // InvalidArgument for a null type or an entry with neither function;
   // AlreadyExists when `type` is registered (Unregister first).
   // Where: any thread; `type` must outlive the entry.
-  absl::Status Register(PyTypeObject* type, ExtensionFunctions functions);
+  absl::Status Register(PyTypeObject* type,
+                        const ExtensionFunctions& functions);
   // NotFound when absent.
   absl::Status Unregister(PyTypeObject* type);
   // The entry of `type` or of its nearest registered base (tp_base chain),
