@@ -3,9 +3,9 @@
 # every test on every supported Python version present (Debian's 3.11, and
 # pyenv's 3.12.1 and 3.13.0 when installed), the install end to end
 # (tools/install_test.sh), a bounded fuzz run of the console protocol and
-# the convention checks (formatting). Ends with one line "N passed, N failed"
-# counting test
-# cases (not targets) over all versions. Exit status 1 when anything failed.
+# the convention checks (formatting; clang-tidy, not in --quick). Ends with
+# one line "N passed, N failed" counting test cases (not targets) over all
+# versions. Exit status 1 when anything failed.
 # The suites run the optimized build (-c opt), the one users build and
 # install: the soak test and the heap tests run about 4x faster than
 # unoptimized, and the install test reuses 3.11's build. The sanitizer
@@ -13,7 +13,7 @@
 #
 #   tools/test.sh [--asan] [--quick] [--load]
 #     --asan    also run the whole suite under ASan+UBSan (default 3.11)
-#     --quick   Debian's 3.11 only, no fuzzing
+#     --quick   Debian's 3.11 only, no fuzzing, no clang-tidy
 #     --load    keep every core busy (one spinning process per core) while
 #               the tests run, and run them even when a cached result
 #               exists: the suite must pass on a loaded machine (tests wait
@@ -89,6 +89,16 @@ record_check() {  # name, command...
 }
 
 record_check clang_format bash tools/check_format.sh
+# clang-tidy over every file of ours (.clang-tidy), one clang-tidy per core:
+# about 15 minutes of CPU (DEVELOPERS.md "clang-tidy"). It runs here, before
+# the suites, because it asks bazel for the compile commands and generated
+# headers and no other bazel command may run in the tree meanwhile. --quick
+# leaves it out: `bash tools/check_tidy.sh FILE...` checks a change's files.
+if ((quick)); then
+  echo "=== check: clang_tidy skipped (--quick) ===" >&2
+else
+  record_check clang_tidy env TIDY_JOBS="$(nproc)" bash tools/check_tidy.sh
+fi
 
 configs=(default)
 ((quick)) || mapfile -t configs < <(bash tools/python_versions.sh)
