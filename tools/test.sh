@@ -38,7 +38,7 @@ bash tools/install_deps.sh "${fuzz_flag[@]}" || exit 1
 py=/usr/bin/python3.11
 results=$(mktemp -d)
 spinners=()
-trap 'rm -rf "$results"; ((${#spinners[@]})) && kill "${spinners[@]}" 2>/dev/null' EXIT
+trap 'rm -rf "$results"; ((${#spinners[@]})) && kill "${spinners[@]}" 2>/dev/null; [[ -n ${tidy_pid:-} ]] && pkill -P "$tidy_pid" 2>/dev/null' EXIT
 status=0
 load_flags=()
 if ((load)); then
@@ -73,31 +73,51 @@ run_suite() {  # label, bazel flags... [-- target patterns]
 # A check that is not a GoogleTest binary counts as one test case: its
 # output goes to stderr, and a failure prints its last lines and a FAILED
 # line (count_tests.py lists it) and fails the run.
-record_check() {  # name, command...
-  local name=$1; shift
-  echo "=== check: $name ===" >&2
+record_result() {  # name, exit status, log file
+  local name=$1 rc=$2 log=$3
   local dir="$results/checks/$name" failure=""
   mkdir -p "$dir"
-  if ! "$@" >"$dir/log" 2>&1; then
-    tail -30 "$dir/log" >&2
+  if ((rc != 0)); then
+    tail -30 "$log" >&2
     failure="<failure/>"
     status=1
   else
-    tail -1 "$dir/log" >&2
+    tail -1 "$log" >&2
   fi
   echo "<testsuites><testsuite name=\"checks\"><testcase classname=\"checks\" name=\"$name\">$failure</testcase></testsuite></testsuites>" >"$dir/test.xml"
 }
+record_check() {  # name, command...
+  local name=$1; shift
+  echo "=== check: $name ===" >&2
+  local log="$results/checks-$name.log" rc=0
+  "$@" >"$log" 2>&1 || rc=$?
+  record_result "$name" "$rc" "$log"
+}
 
 record_check clang_format bash tools/check_format.sh
-# clang-tidy over every file of ours (.clang-tidy), one clang-tidy per core:
-# about 15 minutes of CPU (DEVELOPERS.md "clang-tidy"). It runs here, before
-# the suites, because it asks bazel for the compile commands and generated
-# headers and no other bazel command may run in the tree meanwhile. --quick
-# leaves it out: `bash tools/check_tidy.sh FILE...` checks a change's files.
+# clang-tidy over every file of ours (.clang-tidy): about 15 minutes of CPU
+# (DEVELOPERS.md "clang-tidy"). Its bazel part (compile commands and the
+# generated headers) runs here, before the suites, since no other bazel
+# command may run in the tree meanwhile; clang-tidy itself then runs beside
+# the suites at the lowest priority (nice 19), on the CPU time the tests
+# leave idle while they wait, and is counted at the end. --quick leaves it
+# out: `bash tools/check_tidy.sh FILE...` checks a change's files.
+tidy_pid=""
 if ((quick)); then
   echo "=== check: clang_tidy skipped (--quick) ===" >&2
 else
-  record_check clang_tidy env TIDY_JOBS="$(nproc)" bash tools/check_tidy.sh
+  echo "=== check: clang_tidy (runs beside the suites, nice 19) ===" >&2
+  if "$py" tools/compile_commands.py >"$results/checks-tidy-prepare.log" 2>&1; then
+    (
+      rc=0
+      TIDY_JOBS=$(nproc) TIDY_PREPARED=1 nice -n 19 bash tools/check_tidy.sh \
+        >"$results/checks-clang_tidy.log" 2>&1 || rc=$?
+      echo "$rc" >"$results/checks-clang_tidy.rc"
+    ) &
+    tidy_pid=$!
+  else
+    record_result clang_tidy 1 "$results/checks-tidy-prepare.log"
+  fi
 fi
 
 configs=(default)
@@ -141,6 +161,13 @@ bash tools/install_test.sh "$results" --python 3.11 || status=1
 # The generated C++ reference must match the headers' comments (not a test
 # case: a reminder).
 "$py" tools/api_reference.py --check || echo "warning: docs/cpp-api.md is stale" >&2
+
+if [[ -n $tidy_pid ]]; then
+  echo "=== check: clang_tidy (waiting for it to end) ===" >&2
+  wait "$tidy_pid"
+  record_result clang_tidy "$(cat "$results/checks-clang_tidy.rc" 2>/dev/null || echo 1)" \
+    "$results/checks-clang_tidy.log"
+fi
 
 summary=$("$py" tools/count_tests.py "all" "$results")
 echo "$summary" | grep '^FAILED' || true
