@@ -159,7 +159,7 @@ template <typename T>
 std::vector<T> BufferPool::Take(size_t n) {
   std::vector<T> out;
   if (n * sizeof(T) < min_bytes_) {
-    out.reserve(n);
+    ReserveHuge(out, n);  // not kept, but backed by huge pages as before
     return out;
   }
   {
