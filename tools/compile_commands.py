@@ -2,6 +2,11 @@
 
 usage: python3 tools/compile_commands.py [BAZEL_FLAGS...]
 
+BAZEL_FLAGS default to `-c opt`: the optimized build users build and the
+suites test, so clang-tidy checks the code with those flags, and in
+tools/test.sh the suite that follows reuses Bazel's analysis and the
+generated headers instead of redoing them for a second configuration.
+
 Asks `bazel aquery` for every CppCompile action of //... and writes one
 entry per source file of ours (not external/) at the workspace root. Then
 builds the headers those actions read that Bazel generates (the
@@ -75,4 +80,4 @@ def main(flags):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main(sys.argv[1:] or ["-c", "opt"])
