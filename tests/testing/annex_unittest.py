@@ -27,6 +27,16 @@ class TargetError(Exception):
     target_eval value has no literal repr."""
 
 
+def _target_error(type_name, message, frames):
+    """The TargetError for what the target raised: its traceback written
+    from text the C half took apart there (frames as (file, line,
+    function), outermost first)."""
+    lines = ['Traceback (most recent call last):\n']
+    lines += ['  File "%s", line %d, in %s\n' % f for f in frames]
+    lines.append(type_name + (': ' + message if message else '') + '\n')
+    return TargetError(''.join(lines))
+
+
 def target_exec(code):
     """Runs `code` (statements) in the target's __main__, the target
     current for the call only. Raises TargetError when the code raises."""
