@@ -8,6 +8,10 @@ Every test gets Annex's compiler flags (tools/copts.bzl) and, unless
   interpreter (the target) for the whole binary, with CPython and
   GoogleTest as dependencies.
 - "none": the sources bring their own main().
+
+`hp_unittest` declares a Python hp test (tests/hp): a cc_test of the one
+driver tests/testing:annex_unittest_main, which runs the unittest module
+`src` in the annex, one GoogleTest case per test method.
 """
 
 load("//tools:copts.bzl", "ANNEX_COPTS")
@@ -34,5 +38,24 @@ def annex_test(name, srcs = None, deps = [], main = "gtest", copts = [], **kwarg
         srcs = srcs if srcs != None else [name + ".cc"],
         copts = ANNEX_COPTS + copts,
         deps = all_deps,
+        **kwargs
+    )
+
+def hp_unittest(name, src, size = "medium", env = {}, data = [], **kwargs):
+    """A Python unittest module run in the annex by the hp test driver.
+
+    Every test method of `src` (tests/hp/test_<topic>.py) is one GoogleTest
+    case `<TestClass>.<test_method>`; `env` (e.g. PYTHONMALLOC) and `size`
+    as for any test. The module is data and its runfiles path the driver's
+    argument; the package's hp_helpers.py (the modules' shared helpers) is
+    data too.
+    """
+    native.cc_test(
+        name = name,
+        size = size,
+        env = env,
+        data = [src, "hp_helpers.py"] + data,
+        args = ["$(rootpath %s)" % src],
+        deps = ["//tests/testing:annex_unittest_main"],
         **kwargs
     )
