@@ -9,6 +9,7 @@ __main__, which persists across the tests of the binary.
 import unittest
 
 import annex_test
+from annex_test import err, err_type
 
 # The oracle, run in the target: Heapy's names of types, and for a dict the
 # type of the object whose attribute dict it is, over the objects in
@@ -155,20 +156,6 @@ k_plain_size = sum(sys.getsizeof(d) for d in k_plain)
 """
 DEL_OWNERS = ("del sys.modules['kmod'], k_mod, k_owners, k_others, k_plain,"
               " k_hidden")
-
-
-def err(f):
-    """What f() raises, as 'TypeName: message' ('no error' if nothing)."""
-    try:
-        f()
-    except Exception as e:  # pylint: disable=broad-except
-        return type(e).__name__ + ': ' + str(e)
-    return 'no error'
-
-
-def err_type(f):
-    """The name of the type of what f() raises."""
-    return err(f).partition(':')[0]
 
 
 def rows(x):

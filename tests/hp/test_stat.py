@@ -18,6 +18,7 @@ import traceback
 import unittest
 
 import annex_test
+from annex_test import err
 
 # Objects of kinds whose names have spaces, quotes, a backslash, a line feed
 # and non-ASCII letters; `odd_ids` are their ids. Each kind has its own
@@ -44,15 +45,6 @@ def expected_rows(objs):
 # The first and last line of a stat record in a dump.
 LOADER = '.loader: _load_stat'
 END = '.end: .loader: _load_stat'
-
-
-def err(f):
-    """What f() raises, as 'TypeName: message' ('no error' if nothing)."""
-    try:
-        f()
-    except Exception as e:  # pylint: disable=broad-except
-        return type(e).__name__ + ': ' + str(e)
-    return 'no error'
 
 
 def odd_set():

@@ -13,6 +13,7 @@ __main__, which persists across the tests of the binary.
 import unittest
 
 import annex_test
+from annex_test import err
 
 # Module `valmod`: one object of each kind whose value or name a table
 # shows, containers, records for maprox and a class whose attribute lookups
@@ -109,15 +110,6 @@ NAMES = [
     'items', 'table', 'bound', 'code', 'builtin', 'appender', 'module',
     'inner', 'top'
 ]
-
-
-def err(f):
-    """What f() raises, as 'TypeName: message' ('no error' if nothing)."""
-    try:
-        f()
-    except Exception as e:  # pylint: disable=broad-except
-        return type(e).__name__ + ': ' + str(e)
-    return 'no error'
 
 
 def value(expr):
