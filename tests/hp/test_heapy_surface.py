@@ -5,6 +5,10 @@ x | kind, hp.Anything, hp.iso, hp.doc / x.doc, the Stat row methods, and
 unknown hp names. Expected values come from how the fixture is built (ids,
 sys.getsizeof and types read in the target, or a stat record written
 here), never from Annex's own output.
+
+Everything here runs in the annex, on its thread with the GIL held (the hp
+driver, tests/testing:annex_unittest_main); the target is reached only
+through annex_test.target_exec/target_eval.
 """
 
 import unittest

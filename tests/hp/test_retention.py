@@ -4,6 +4,10 @@ x.sp, get_shpaths, referrers, referents, dominos, domisize, imdom,
 pathsin/pathsout and hp.Root (rp has test_rp.py), on leaks planted at known
 places in the target. glue::RetentionView, the C++ face for hosts, is
 tested in tests/glue/hp_retention_test.cc.
+
+Everything here runs in the annex, on its thread with the GIL held (the hp
+driver, tests/testing:annex_unittest_main); the target is reached only
+through annex_test.target_exec/target_eval.
 """
 
 import os

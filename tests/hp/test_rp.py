@@ -3,6 +3,10 @@
 Heapy's rows, names and selection over a target heap whose pattern is
 known, the options (er=, imdom=, nocyc=, bf=, src=, stopkind=, depth=),
 and that asking creates nothing in the target.
+
+Everything here runs in the annex, on its thread with the GIL held (the hp
+driver, tests/testing:annex_unittest_main); the target is reached only
+through annex_test.target_exec/target_eval.
 """
 
 import re
