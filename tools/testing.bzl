@@ -47,13 +47,14 @@ def hp_unittest(name, src, size = "medium", env = {}, data = [], **kwargs):
     Every test method of `src` (tests/hp/test_<topic>.py) is one GoogleTest
     case `<TestClass>.<test_method>`; `env` (e.g. PYTHONMALLOC) and `size`
     as for any test. The module is data and its runfiles path the driver's
-    argument.
+    argument; the package's hp_helpers.py (the modules' shared helpers) is
+    data too.
     """
     native.cc_test(
         name = name,
         size = size,
         env = env,
-        data = [src] + data,
+        data = [src, "hp_helpers.py"] + data,
         args = ["$(rootpath %s)" % src],
         deps = ["//tests/testing:annex_unittest_main"],
         **kwargs

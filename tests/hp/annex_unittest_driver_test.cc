@@ -31,14 +31,19 @@ TEST(AnnexUnittestDriverTest, EveryFailureIsAFailedCaseWithFileAndLine) {
        {"Outcomes.test_fails", "Outcomes.test_errors",
         "Outcomes.test_target_raises", "Outcomes.test_reports_pass_then_fails",
         "Outcomes.test_unexpected_success", "Outcomes.test_prints_then_fails",
-        "FailingSetUp.test_never_runs"}) {
+        "FailingSetUp.test_never_runs", "SubTests.test_one_subtest_fails"}) {
     EXPECT_NE(out.find(absl::StrCat("[  FAILED  ] ", failed, " (")),
               std::string::npos)
         << failed << "\n"
         << out;
   }
   EXPECT_NE(out.find("1 test, listed below"), std::string::npos) << out;
-  EXPECT_NE(out.find("7 FAILED TESTS"), std::string::npos) << out;
+  EXPECT_NE(out.find("8 FAILED TESTS"), std::string::npos) << out;
+  // A failed subTest is reported under its parameters.
+  EXPECT_NE(out.find("test_one_subtest_fails (driver_outcomes.SubTests."
+                     "test_one_subtest_fails) (name='big')"),
+            std::string::npos)
+      << out;
   // unittest's tracebacks, naming the .py file and line.
   for (const char* where :
        {"line 15, in test_fails", "line 18, in test_errors",
@@ -82,7 +87,8 @@ TEST(AnnexUnittestDriverTest, OneCaseSelectsOneTest) {
             "Outcomes.\n  test_errors\n  test_fails\n  test_passes\n"
             "  test_prints_then_fails\n  test_reports_pass_then_fails\n"
             "  test_skips\n  test_target_raises\n  test_unexpected_success\n"
-            "FailingSetUp.\n  test_never_runs\n");
+            "FailingSetUp.\n  test_never_runs\n"
+            "SubTests.\n  test_one_subtest_fails\n");
 }
 
 TEST(AnnexUnittestDriverTest, AModuleThatDoesNotLoadIsOneFailedCase) {

@@ -81,6 +81,23 @@ class DriverTest(unittest.TestCase):
         with self.assertRaises(KeyError):
             annex_test.monitor_option('nope')
 
+    def test_err_and_err_type_name_what_a_call_raises(self):
+        self.assertEqual(annex_test.err(lambda: int('x')),
+                         "ValueError: invalid literal for int() with base "
+                         "10: 'x'")
+        self.assertEqual(annex_test.err_type(lambda: {}['k']), 'KeyError')
+        self.assertEqual(annex_test.err(lambda: None), 'no error')
+        self.assertEqual(annex_test.err_type(lambda: None), 'no error')
+
+    def test_the_modules_directory_is_on_sys_path(self):
+        import hp_helpers  # tests/hp/hp_helpers.py, beside this module
+        annex_test.target_exec('class DrvRowKind:\n    pass\n'
+                               'drv_row = [DrvRowKind() for _ in range(4)]')
+        self.assertEqual(hp_helpers.row(hp, '__main__.DrvRowKind').count, 4)
+        with self.assertRaises(AssertionError):
+            hp_helpers.row(hp, '__main__.DrvNoSuchKind')
+        annex_test.target_exec('del drv_row, DrvRowKind')
+
     @unittest.expectedFailure
     def test_expected_failure_passes(self):
         self.assertEqual(1, 2)

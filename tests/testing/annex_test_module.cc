@@ -6,8 +6,8 @@
 
 #include <mutex>
 #include <string>
+#include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "monitor/python/guards.h"
 #include "tests/testing/annex_unittest_py.h"
@@ -32,8 +32,8 @@ Host& TheHost() {
   return *host;
 }
 
-// UTF-8 of a str (the annex's or the target's), "" with the error cleared
-// when it has none. Where: GIL held, the owner of `s` current.
+// UTF-8 of a str (the annex's or the target's); a placeholder, with the
+// error cleared, when it has none. Where: GIL held, the owner of `s` current.
 std::string Utf8(PyObject* s) {
   Py_ssize_t n = 0;
   const char* p = PyUnicode_AsUTF8AndSize(s, &n);
@@ -44,15 +44,32 @@ std::string Utf8(PyObject* s) {
   return std::string(p, static_cast<size_t>(n));
 }
 
-// The pending exception of the current interpreter as a traceback text
-// (file, line and function of each frame, then "Type: message"), cleared.
-// Reads attributes only: nothing is imported. Where: GIL held, any
-// interpreter current (here: the target, inside ScopedTargetSwap).
-std::string TakeTraceback() {
+// What the target raised, as text only (no object crosses interpreters):
+// its type's name, str() of the value, and the traceback's frames.
+struct TargetException {
+  struct Frame {
+    std::string file, function;
+    long line = 0;
+  };
+  std::string type, message;
+  std::vector<Frame> frames;  // outermost first
+};
+
+// Takes the pending exception of the current interpreter apart (and clears
+// it). Reads attributes only: nothing is imported. Where: GIL held, the
+// target current (inside ScopedTargetSwap).
+TargetException TakeException() {
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
   PyErr_NormalizeException(&type, &value, &tb);
-  std::string out = "Traceback (most recent call last):\n";
+  TargetException e;
+  e.type = type != nullptr && PyType_Check(type)
+               ? reinterpret_cast<PyTypeObject*>(type)->tp_name
+               : "Error";
+  PyObject* text = value != nullptr ? PyObject_Str(value) : nullptr;
+  if (text != nullptr) e.message = Utf8(text);
+  Py_XDECREF(text);
+  PyErr_Clear();
   PyObject* t = tb;
   Py_XINCREF(t);
   while (t != nullptr && t != Py_None) {
@@ -66,8 +83,7 @@ std::string TakeTraceback() {
         code != nullptr ? PyObject_GetAttrString(code, "co_name") : nullptr;
     if (line != nullptr && file != nullptr && name != nullptr &&
         PyUnicode_Check(file) && PyUnicode_Check(name)) {
-      absl::StrAppend(&out, "  File \"", Utf8(file), "\", line ",
-                      PyLong_AsLong(line), ", in ", Utf8(name), "\n");
+      e.frames.push_back({Utf8(file), Utf8(name), PyLong_AsLong(line)});
     }
     PyErr_Clear();
     Py_XDECREF(line);
@@ -81,23 +97,10 @@ std::string TakeTraceback() {
     t = next;
   }
   Py_XDECREF(t);
-  out += type != nullptr && PyType_Check(type)
-             ? reinterpret_cast<PyTypeObject*>(type)->tp_name
-             : "Error";
-  if (value != nullptr) {
-    PyObject* s = PyObject_Str(value);
-    if (s != nullptr) {
-      std::string msg = Utf8(s);
-      if (!msg.empty()) absl::StrAppend(&out, ": ", msg);
-      Py_DECREF(s);
-    } else {
-      PyErr_Clear();
-    }
-  }
   Py_XDECREF(type);
   Py_XDECREF(value);
   Py_XDECREF(tb);
-  return out + "\n";
+  return e;
 }
 
 // The runtime, when this call runs where target_exec may: on the annex
@@ -121,15 +124,15 @@ python::AnnexRuntime* AnnexHere() {
 }
 
 // Runs `source` in the target's __main__ (statements, or with `eval` one
-// expression whose repr is returned in *repr). False with *error the
-// target's traceback when it raised. Where: annex thread, GIL held, annex
+// expression whose repr is returned in *repr). False with *error what the
+// target raised. Where: annex thread, GIL held, annex
 // current; the target is current inside.
 bool RunInTarget(python::AnnexRuntime& rt, const std::string& source, bool eval,
-                 std::string* repr, std::string* error) {
+                 std::string* repr, TargetException* error) {
   python::ScopedTargetSwap swap(rt.thread_states());
   PyObject* main = PyImport_AddModule("__main__");  // borrowed
   if (main == nullptr) {
-    *error = TakeTraceback();
+    *error = TakeException();
     return false;
   }
   PyObject* globals = PyModule_GetDict(main);
@@ -141,14 +144,14 @@ bool RunInTarget(python::AnnexRuntime& rt, const std::string& source, bool eval,
       code != nullptr ? PyEval_EvalCode(code, globals, globals) : nullptr;
   Py_XDECREF(code);
   if (result == nullptr) {
-    *error = TakeTraceback();
+    *error = TakeException();
     return false;
   }
   bool ok = true;
   if (eval) {
     PyObject* r = PyObject_Repr(result);
     if (r == nullptr) {
-      *error = TakeTraceback();
+      *error = TakeException();
       ok = false;
     } else {
       *repr = Utf8(r);
@@ -159,13 +162,28 @@ bool RunInTarget(python::AnnexRuntime& rt, const std::string& source, bool eval,
   return ok;
 }
 
-// Raises module.TargetError(text). Where: annex thread, GIL held, annex
-// current.
-PyObject* RaiseTargetError(PyObject* module, const std::string& text) {
-  PyObject* cls = PyObject_GetAttrString(module, "TargetError");
-  if (cls == nullptr) return nullptr;
-  PyErr_SetString(cls, text.c_str());
-  Py_DECREF(cls);
+// Raises module.TargetError with the target's traceback, which the
+// module's _target_error() writes from `e`'s text. Where: annex thread, GIL
+// held, annex current.
+PyObject* RaiseTargetError(PyObject* module, const TargetException& e) {
+  PyObject* frames = PyList_New(0);
+  for (size_t i = 0; frames != nullptr && i < e.frames.size(); ++i) {
+    const TargetException::Frame& f = e.frames[i];
+    PyObject* item = Py_BuildValue(
+        "(s#ls#)", f.file.data(), static_cast<Py_ssize_t>(f.file.size()),
+        f.line, f.function.data(), static_cast<Py_ssize_t>(f.function.size()));
+    if (item == nullptr || PyList_Append(frames, item) < 0) Py_CLEAR(frames);
+    Py_XDECREF(item);
+  }
+  if (frames == nullptr) return nullptr;
+  PyObject* error = PyObject_CallMethod(
+      module, "_target_error", "s#s#O", e.type.data(),
+      static_cast<Py_ssize_t>(e.type.size()), e.message.data(),
+      static_cast<Py_ssize_t>(e.message.size()), frames);
+  Py_DECREF(frames);
+  if (error == nullptr) return nullptr;
+  PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(error)), error);
+  Py_DECREF(error);
   return nullptr;
 }
 
@@ -180,7 +198,8 @@ PyObject* TargetRun(PyObject* module, PyObject* arg, bool eval) {
   python::AnnexRuntime* rt = AnnexHere();
   if (rt == nullptr) return nullptr;
   const std::string source = Utf8(arg);
-  std::string repr, error;
+  std::string repr;
+  TargetException error;
   if (!RunInTarget(*rt, source, eval, &repr, &error)) {
     return RaiseTargetError(module, error);
   }

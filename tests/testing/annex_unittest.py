@@ -8,6 +8,10 @@ in the annex only, on the annex thread.
     target_eval(expr)  a literal value computed in the target's __main__
     monitor_option(n)  an option the driver started the Monitor with
     TargetError        what the target raised, with its traceback as text
+    err(f), err_type(f)  what f() raises, as text (for tables of cases)
+
+While a module loads and runs, its own directory is first on sys.path (as
+Python does for a script), so tests/hp's helper modules import.
 
 _list() and _run() are the driver's: they load the module under test into
 the console namespace they are given (so `hp` is a global of the module)
@@ -27,6 +31,16 @@ class TargetError(Exception):
     target_eval value has no literal repr."""
 
 
+def _target_error(type_name, message, frames):
+    """The TargetError for what the target raised: its traceback written
+    from text the C half took apart there (frames as (file, line,
+    function), outermost first)."""
+    lines = ['Traceback (most recent call last):\n']
+    lines += ['  File "%s", line %d, in %s\n' % f for f in frames]
+    lines.append(type_name + (': ' + message if message else '') + '\n')
+    return TargetError(''.join(lines))
+
+
 def target_exec(code):
     """Runs `code` (statements) in the target's __main__, the target
     current for the call only. Raises TargetError when the code raises."""
@@ -44,6 +58,40 @@ def target_eval(expr):
         shown = text if len(text) <= 200 else text[:200] + '...'
         raise TargetError('target_eval(%r): the value %s is not a literal'
                           % (expr, shown)) from None
+
+
+def err(f):
+    """'TypeName: message' of the Exception f() raises, or 'no error'."""
+    try:
+        f()
+    except Exception as e:  # pylint: disable=broad-except
+        return '%s: %s' % (type(e).__name__, e)
+    return 'no error'
+
+
+def err_type(f):
+    """The name of the Exception type f() raises, or 'no error'."""
+    try:
+        f()
+    except Exception as e:  # pylint: disable=broad-except
+        return type(e).__name__
+    return 'no error'
+
+
+class _ModuleDirOnPath:
+    """The module's directory first on sys.path for the scope."""
+
+    def __init__(self, path):
+        self._dir = os.path.dirname(os.path.abspath(path))
+
+    def __enter__(self):
+        sys.path.insert(0, self._dir)
+
+    def __exit__(self, *exc):
+        try:
+            sys.path.remove(self._dir)
+        except ValueError:
+            pass
 
 
 def _module_name(path):
@@ -89,8 +137,9 @@ def _list(ns):
     traceback of a module that does not load)."""
     path = _current()[0]
     try:
-        module = _load(ns, path)
-        cases = _cases(module)
+        with _ModuleDirOnPath(path):
+            module = _load(ns, path)
+            cases = _cases(module)
     except BaseException:
         _report('error', _format_exc())
         return
@@ -102,6 +151,11 @@ def _run(ns):
     unittest's fixtures (setUp/tearDown, setUpClass, setUpModule), and
     reports 'pass', 'skip' (the reason) or 'fail' (the tracebacks)."""
     path, cls_name, method = _current()
+    with _ModuleDirOnPath(path):
+        _run_loaded(ns, path, cls_name, method)
+
+
+def _run_loaded(ns, path, cls_name, method):
     try:
         module = _load(ns, path)
     except BaseException:
@@ -119,7 +173,10 @@ def _run(ns):
         suite.run(result)
     finally:
         sys.modules.pop(name, None)
-    problems = [text for _, text in result.errors + result.failures]
+    # Each problem under the test's description: a failed subTest names
+    # its parameters there ("test_x (m.C) [name='big']").
+    problems = ['%s\n%s' % (test, text)
+                for test, text in result.errors + result.failures]
     problems += ['unexpected success: %s' % t.id()
                  for t in result.unexpectedSuccesses]
     if problems:

@@ -43,3 +43,11 @@ class FailingSetUp(unittest.TestCase):
 
     def test_never_runs(self):
         pass
+
+
+class SubTests(unittest.TestCase):
+
+    def test_one_subtest_fails(self):
+        for name in ('small', 'big'):
+            with self.subTest(name=name):
+                self.assertNotEqual(name, 'big')
