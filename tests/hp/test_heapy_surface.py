@@ -14,6 +14,7 @@ through annex_test.target_exec/target_eval.
 import unittest
 
 import annex_test
+from annex_test import err_type
 
 # The fixture, in the target: three instances with a __dict__ object, three
 # long lists (the largest row), two small dicts without owner.
@@ -76,15 +77,6 @@ def fixture_sets():
     return (iso('hs_ids(hs_lists)'), iso('hs_ids(hs_dicts)'),
             iso('hs_ids(hs_owners)'), iso('hs_ids([vars(o) for o in '
                                           'hs_owners])'))
-
-
-def err_type(f):
-    """The name of the type of what f() raised; 'no error' when nothing."""
-    try:
-        f()
-    except Exception as e:
-        return type(e).__name__
-    return 'no error'
 
 
 class HeapySurfaceTest(unittest.TestCase):
@@ -181,7 +173,8 @@ class HeapySurfaceTest(unittest.TestCase):
         e = L - L
         self.assertEqual((repr(e), str(e), str(e.brief), len(e)),
                          ('hp.Nothing', '<Nothing>', '<Nothing>', 0))
-        self.assertEqual((repr(L & D), str(L & D)), ('hp.Nothing', '<Nothing>'))
+        self.assertEqual((repr(L & D), str(L & D)),
+                         ('hp.Nothing', '<Nothing>'))
         self.assertTrue(str(L).startswith('Partition of a set of '), str(L))
 
     def test_get_examples_takes_one_per_row_in_turn(self):

@@ -14,6 +14,8 @@ import os
 import unittest
 
 import annex_test
+from annex_test import err, err_type
+from hp_helpers import row
 
 
 def setUpModule():
@@ -28,29 +30,6 @@ def setUpModule():
                            '    exec(%r, globals())\n' % source)
 
 
-def row(k):
-    """The set of the one heap row of kind `k`."""
-    h = hp.heap()  # hp: the annex console's global
-    n = len(h.all.splitlines()) - 2
-    found = [h[i] for i in range(n) if h[i].kind == k]
-    if len(found) != 1:
-        raise AssertionError('%d heap rows of kind %r' % (len(found), k))
-    return found[0]
-
-
-def err(f):
-    """What f() raised as 'TypeName: message'; 'no error' when nothing."""
-    try:
-        f()
-    except Exception as e:
-        return type(e).__name__ + ': ' + str(e)
-    return 'no error'
-
-
-def err_type(f):
-    return err(f).partition(':')[0]
-
-
 def target(expr):
     return annex_test.target_eval(expr)
 
@@ -59,25 +38,25 @@ class RetentionTest(unittest.TestCase):
 
     def test_shortest_path_is_exactly_the_planted_one(self):
         self.assertEqual(
-            str(row('leakmod.ModuleLeak').sp),
+            str(row(hp, 'leakmod.ModuleLeak').sp),
             " 0: %R.sys.modules['leakmod'].__dict__['registry']['handlers'][3]"
             '.cache')
         self.assertEqual(
-            str(row('leakmod.ClosureLeak').sp),
+            str(row(hp, 'leakmod.ClosureLeak').sp),
             " 0: %R.sys.modules['leakmod'].__dict__['handler'].__closure__[0]"
             '.cell_contents')
         self.assertEqual(
-            str(row('leakmod.ClassAttrLeak').sp),
+            str(row(hp, 'leakmod.ClassAttrLeak').sp),
             " 0: %R.sys.modules['leakmod'].__dict__['Config'].__dict__"
             "['cache']")
         ident = target("sys.modules['sleepmod'].thread.ident")
-        self.assertEqual(str(row('sleepmod.SleepLocal').sp),
+        self.assertEqual(str(row(hp, 'sleepmod.SleepLocal').sp),
                          " 0: %%R['thread %d frame 0'].f_locals['x']" % ident)
         # The cycle: its nearest member is the one the module holds.
-        self.assertEqual(str(row('leakmod.Node').sp),
+        self.assertEqual(str(row(hp, 'leakmod.Node').sp),
                          " 0: %R.sys.modules['leakmod'].__dict__['keep']")
         # sp is an annex.Paths: structured too.
-        p = row('leakmod.ClassAttrLeak').sp
+        p = row(hp, 'leakmod.ClassAttrLeak').sp
         self.assertEqual(p.numpaths, 1)
         self.assertEqual(p.paths[0][0], 'sys.modules')
         self.assertEqual([e[:2] for e in p.paths[0][1]],
@@ -88,7 +67,7 @@ class RetentionTest(unittest.TestCase):
                           ('dict_value', "['cache']")])
 
     def test_domisize_equals_the_targets_getsizeof(self):
-        x = row('leakmod.Node')
+        x = row(hp, 'leakmod.Node')
         self.assertEqual((x.count, x.domisize, x.dominos.count),
                          (2, target("sys.modules['leakmod'].cycle_size"), 4))
         # Two Leaf instances, each with its values block.
@@ -97,11 +76,11 @@ class RetentionTest(unittest.TestCase):
             "(sys.modules['leakmod'].plist)") +
                  2 * target("values_block(sys.modules['leakmod'].Leaf)"))
         self.assertGreater(plist, 0)
-        x = row('leakmod.PlantedList')
+        x = row(hp, 'leakmod.PlantedList')
         d = x.dominos
         self.assertEqual((x.domisize, d.size, d.count), (plist, plist, 5))
         self.assertEqual(
-            row('leakmod.ModuleLeak').domisize,
+            row(hp, 'leakmod.ModuleLeak').domisize,
             target("sys.getsizeof(sys.modules['leakmod'].registry['handlers']"
                    "[3].cache) + values_block(sys.modules['leakmod']"
                    '.ModuleLeak)'))
@@ -127,13 +106,13 @@ class RetentionTest(unittest.TestCase):
             return sorted(
                 int(l.split()[0], 16) for l in s.byid.all.splitlines())
 
-        x = row('leakmod.PlantedList')
+        x = row(hp, 'leakmod.PlantedList')
         self.assertEqual(ids(x.referrers), expected_in)
         self.assertEqual(ids(x.referents), expected_out)
-        x = row('leakmod.PlantedList')
+        x = row(hp, 'leakmod.PlantedList')
         self.assertEqual((x.referrers.count, x.referents.count), (2, 5))
         self.assertEqual(x.imdom.kind, 'dict of module')
-        x = row('leakmod.Node')
+        x = row(hp, 'leakmod.Node')
         self.assertEqual(x.imdom.kind, 'dict of module')
         self.assertEqual(x.imdom.count, 1)
 
@@ -141,34 +120,37 @@ class RetentionTest(unittest.TestCase):
         first = " 0: %R.sys.modules['leakmod'].__dict__['two_ways']['first']"
         second = (" 0: %R.sys.modules['leakmod'].__dict__['two_ways']"
                   "['second'][0]")
-        self.assertEqual(str(row('leakmod.Twice').sp), first)
-        self.assertEqual(str(row('leakmod.Twice').sp.avoided(-1)), second)
-        p = row('leakmod.Twice').sp
+        self.assertEqual(str(row(hp, 'leakmod.Twice').sp), first)
+        self.assertEqual(str(row(hp, 'leakmod.Twice').sp.avoided(-1)), second)
+        p = row(hp, 'leakmod.Twice').sp
         self.assertEqual(
-            str(row('leakmod.Twice').get_shpaths(avoid_edges=p.edges_at(-1))),
+            str(
+                row(hp, 'leakmod.Twice').get_shpaths(
+                    avoid_edges=p.edges_at(-1))),
             second)
         # Avoiding the two_ways dict itself leaves no route at all.
-        x = row('leakmod.Twice')
-        d = x.referrers - row('list')
+        x = row(hp, 'leakmod.Twice')
+        d = x.referrers - row(hp, 'list')
         self.assertEqual(d.count, 1)
         self.assertEqual(str(x.get_shpaths(avoid_nodes=d)),
                          '(no path from the roots)')
         # ... and avoiding nodes given as addresses works the same.
-        x = row('leakmod.Twice')
+        x = row(hp, 'leakmod.Twice')
         p = x.sp
-        self.assertEqual(str(x.get_shpaths(avoid_nodes=[p.paths[0][1][-1][2]])),
-                         '(no path from the roots)')
+        self.assertEqual(
+            str(x.get_shpaths(avoid_nodes=[p.paths[0][1][-1][2]])),
+            '(no path from the roots)')
 
     def test_limit_caps_the_paths(self):
         # Three equal routes; paths come in node order, so compare as sets.
         prefix = " %R.sys.modules['leakmod'].__dict__['three_ways']"
-        p = row('leakmod.Thrice').get_shpaths(limit=0)
+        p = row(hp, 'leakmod.Thrice').get_shpaths(limit=0)
         self.assertEqual((p.numpaths, p.truncated, len(p)), (3, False, 3))
         self.assertEqual(sorted(' ' + path.text for path in p), [
             prefix + "['a'][0]", prefix + "['b'][0]", prefix + "['c'][0]"
         ])
         # numpaths counts all three; two are fetched.
-        x = row('leakmod.Thrice')
+        x = row(hp, 'leakmod.Thrice')
         full = str(x.get_shpaths(limit=0)).splitlines()
         p = x.get_shpaths(limit=2)
         lines = str(p).splitlines()
@@ -178,23 +160,23 @@ class RetentionTest(unittest.TestCase):
         self.assertEqual(
             lines[2], '<1 more path not fetched (limit=2; '
             'get_shpaths(limit=...) fetches more)>')
-        p = row('leakmod.Thrice').get_shpaths(limit=3)
+        p = row(hp, 'leakmod.Thrice').get_shpaths(limit=3)
         self.assertEqual((p.numpaths, p.truncated), (3, False))
         # The default limit is 20.
-        self.assertEqual(row('leakmod.Thrice').sp.limit, 20)
+        self.assertEqual(row(hp, 'leakmod.Thrice').sp.limit, 20)
 
     def test_paths_in_and_out_name_each_reference(self):
-        in_ = str(row('leakmod.PlantedList').pathsin)
+        in_ = str(row(hp, 'leakmod.PlantedList').pathsin)
         self.assertIn("['plist'] -> <leakmod.PlantedList at 0x", in_)
         self.assertIn('>[0] -> <leakmod.PlantedList at 0x', in_)
         self.assertEqual(in_.count('\n') + 1, 3, in_)  # print's newline too
-        out = str(row('leakmod.PlantedList').pathsout)
+        out = str(row(hp, 'leakmod.PlantedList').pathsout)
         for edge in ('>[0] -> <leakmod.Leaf', '>[1] -> <leakmod.Leaf',
                      '>[2] -> <str', '>[3] -> <int', '>.__class__ -> <type'):
             self.assertIn(edge, out)
 
     def test_bad_arguments_raise_clear_exceptions(self):
-        x = row('leakmod.Twice')
+        x = row(hp, 'leakmod.Twice')
         calls = [
             ('ValueError', lambda: x.get_shpaths(limit=-1)),
             ('TypeError', lambda: x.get_shpaths(limit='3')),
@@ -231,7 +213,7 @@ class RetentionTest(unittest.TestCase):
             lines[16], 'IndexError: path 5 out of range: 1 of 1 paths fetched')
 
     def test_path_is_an_object_with_its_edges(self):
-        p = row('leakmod.ModuleLeak').sp
+        p = row(hp, 'leakmod.ModuleLeak').sp
         text = ("%R.sys.modules['leakmod'].__dict__['registry']['handlers'][3]"
                 '.cache')
         self.assertEqual((len(p), p.depth(), p.numpaths, p.truncated),
@@ -261,11 +243,11 @@ class RetentionTest(unittest.TestCase):
         leak = target("id(sys.modules['leakmod'].registry['handlers'][3]"
                       '.cache)')
         modules = target('id(sys.modules)')
-        e = row('leakmod.ModuleLeak').sp[0].edges
+        e = row(hp, 'leakmod.ModuleLeak').sp[0].edges
         self.assertTrue(all(a[3] == b[2] for a, b in zip(e, e[1:])))
         self.assertEqual((e[0][2], e[-1][3]), (modules, leak))
         # No path: depth() is None.
-        x = row('leakmod.Twice')
+        x = row(hp, 'leakmod.Twice')
         p = x.get_shpaths(avoid_nodes=x.referrers)
         self.assertEqual((len(p), p.depth(), p.numpaths, str(p)),
                          (0, None, 0, '(no path from the roots)'))
@@ -274,13 +256,13 @@ class RetentionTest(unittest.TestCase):
         # 2**100 shortest paths, 3 + 2 * 100 steps each: counted, 20
         # fetched.
         big = "%R.sys.modules['diamod'].__dict__['big']"
-        p = row('diamod.DiamondEnd').sp
+        p = row(hp, 'diamod.DiamondEnd').sp
         self.assertEqual((p.numpaths, len(p), p.depth(), p.truncated),
                          (2**100, 20, 203, True))
         self.assertTrue(all(q.text.startswith(big) for q in p))
         self.assertEqual((len({q.text for q in p}), p.limit), (20, 20))
         end = target("id(sys.modules['diamod'].big" + '[0][0]' * 100 + ')')
-        e = row('diamod.DiamondEnd').sp[7].edges
+        e = row(hp, 'diamod.DiamondEnd').sp[7].edges
         self.assertEqual((len(e), {k for k, *_ in e[3:]}, e[-1][3]),
                          (203, {'index'}, end))
         # Ten a page; the page after the fetched ones says how many were
@@ -288,7 +270,7 @@ class RetentionTest(unittest.TestCase):
         not_fetched = ('<1267650600228229401496703205356 more paths not '
                        'fetched (limit=20; get_shpaths(limit=...) fetches '
                        'more)>')
-        p = row('diamod.DiamondEnd').sp
+        p = row(hp, 'diamod.DiamondEnd').sp
         first, second = str(p).splitlines(), str(p.more).splitlines()
         self.assertEqual(len(first), 11)
         self.assertEqual(first[-1],
@@ -308,7 +290,7 @@ class RetentionTest(unittest.TestCase):
             for b in ('[0]', '[1]')
             for c in ('[0]', '[1]')
         ]
-        p = row('diamod.SmallEnd').get_shpaths(limit=0)
+        p = row(hp, 'diamod.SmallEnd').get_shpaths(limit=0)
         self.assertEqual((p.numpaths, len(p), p.depth(), p.truncated),
                          (8, 8, 9, False))
         self.assertEqual(sorted(q.text for q in p), expected)
@@ -318,7 +300,7 @@ class RetentionTest(unittest.TestCase):
         # route through `alt` is next.
         alt = (" 0: %R.sys.modules['diamod'].__dict__['alt'][0][0][0][0][0][0]"
                '[0][0][0][0]')
-        p = row('diamod.SmallEnd').get_shpaths(limit=1)
+        p = row(hp, 'diamod.SmallEnd').get_shpaths(limit=1)
         self.assertEqual((len(p.edges_at(-1)), p.numpaths), (1, 8))
         q = p.copy_but_avoid_edges_at_levels(-1)
         self.assertEqual((len(q.avoid_edges), q.numpaths, q.depth(), q.limit),
@@ -336,12 +318,12 @@ class RetentionTest(unittest.TestCase):
         ]
         # From the top diamond's second side: two diamonds left, 4 paths.
         a = hp.iso('diamod.small[1]')
-        p = row('diamod.SmallEnd').get_shpaths(src=a)
+        p = row(hp, 'diamod.SmallEnd').get_shpaths(src=a)
         self.assertEqual((p.numpaths, len(p), p.depth(), repr(p[0].root)),
                          (4, 4, 5, "''"))
         self.assertEqual(sorted(q.text for q in p), expected)
         # The same given as an id; hp.Root is the roots.
-        x = row('diamod.SmallEnd')
+        x = row(hp, 'diamod.SmallEnd')
         i = int(str(hp.iso('diamod.small[1]').byid).split()[0], 16)
         self.assertEqual(sorted(q.text for q in x.get_shpaths(src=[i])),
                          sorted(q.text for q in x.get_shpaths(src=hp.iso(i))))
@@ -358,12 +340,13 @@ class RetentionTest(unittest.TestCase):
     def test_frames_running_module_code_give_one_path_from_the_module(self):
         # frmod's globals are held by two frames (three references): one
         # path, spelled from sys.modules.
-        p = row('frmod.Held').sp
+        p = row(hp, 'frmod.Held').sp
         self.assertEqual((p.numpaths, p.depth()), (1, 3))
-        self.assertEqual(str(p), " 0: %R.sys.modules['frmod'].__dict__['held']")
+        self.assertEqual(str(p),
+                         " 0: %R.sys.modules['frmod'].__dict__['held']")
         # A plain dict as globals: one path, from the innermost frame.
         ns_thread = target('ns_thread.ident')
-        p = row('nsmod.Held').sp
+        p = row(hp, 'nsmod.Held').sp
         self.assertEqual((p.numpaths, p.depth()), (1, 1))
         self.assertEqual(
             str(p),
@@ -373,7 +356,7 @@ class RetentionTest(unittest.TestCase):
         # tgtmod's dict is two steps from sys.modules and two from the frame
         # local `self` of threading's run (self._target.__globals__): the
         # path enters it from the module only.
-        p = row('tgtmod.Held').sp
+        p = row(hp, 'tgtmod.Held').sp
         self.assertEqual((p.numpaths, p.depth()), (1, 4))
         self.assertEqual(str(p),
                          " 0: %R.sys.modules['tgtmod'].__dict__['held'][0]")

@@ -13,6 +13,8 @@ import re
 import unittest
 
 import annex_test
+from annex_test import err
+from hp_helpers import row
 
 # Module `rpmod` holds each leak in a known way:
 #   leak:  the module's dict, three Holders (kept in the list `holders`)
@@ -103,32 +105,14 @@ def setUpModule():
     annex_test.target_exec(_DEFINE % RPMOD)
 
 
-# Annex-side helpers: the set of the one heap row of kind `k`; a pattern's
-# rows as (name, mark, seen, count, kind); its lines up to each row's size
-# (addresses and sizes vary); what a call raised as 'Type: message'.
-def row(k):
-    h = hp.heap()  # hp: the annex console's global
-    n = len(h.all.splitlines()) - 2
-    found = [h[i] for i in range(n) if h[i].kind == k]
-    if len(found) != 1:
-        raise AssertionError('%d heap rows of kind %r' % (len(found), k))
-    return found[0]
-
-
-def rows(p):
+# A pattern's rows as (name, mark, seen, count, kind); its lines up to each
+# row's size (addresses and sizes vary).
+def rp_rows(p):
     return [(r.name, r.mark, r.seen, r.count, r.kind) for r in p.rows]
 
 
 def lines(p):
     return [re.sub(r' \(\d+ bytes\).*', '', l) for l in str(p).splitlines()]
-
-
-def err(f):
-    try:
-        f()
-    except Exception as e:
-        return type(e).__name__ + ': ' + str(e)
-    return 'no error'
 
 
 class RpTest(unittest.TestCase):
@@ -137,7 +121,7 @@ class RpTest(unittest.TestCase):
         # Depth first; kinds by total size (the module's dict, the three
         # Holders, the tuple); the module's dict is a stop kind and later
         # rows of it repeat row 1.
-        self.assertEqual(lines(row('rpmod.Leak').rp), [
+        self.assertEqual(lines(row(hp, 'rpmod.Leak').rp), [
             'Reference Pattern by <Kind (class / dict of class)>.',
             ' 0: _ --- [-] 1 rpmod.Leak',
             ' 1: a      [S] 1 dict of module',
@@ -150,7 +134,7 @@ class RpTest(unittest.TestCase):
             ' 8: cba ---- [^ 1] 1 dict of module',
         ])
         # A row's line ends with its size and first addresses.
-        p = row('rpmod.Leak').rp
+        p = row(hp, 'rpmod.Leak').rp
         r = p.get_row('c')
         self.assertTrue(
             repr(r).endswith('1 tuple (%d bytes): %#x' %
@@ -159,7 +143,7 @@ class RpTest(unittest.TestCase):
         self.assertEqual((r.index, r.depth, r.parent), (5, 1, 0))
 
     def test_rows_select_exactly_their_objects(self):
-        x = row('rpmod.Leak')
+        x = row(hp, 'rpmod.Leak')
         p = x.rp
         # Heapy's own example's identities.
         self.assertEqual(p._, p[0])
@@ -180,8 +164,8 @@ class RpTest(unittest.TestCase):
         self.assertEqual(p[-1], p.cba)
         # Names of more than two equal letters are written with a count,
         # and either spelling selects the row.
-        p = row('rpmod.Deep').rp
-        self.assertEqual(rows(p), [
+        p = row(hp, 'rpmod.Deep').rp
+        self.assertEqual(rp_rows(p), [
             ('_', '-', None, 1, 'rpmod.Deep'),
             ('a', '-', None, 1, 'list'),
             ('aa', '-', None, 1, 'list'),
@@ -198,7 +182,7 @@ class RpTest(unittest.TestCase):
             '(no member of the set is alive now)')
         self.assertEqual(len(p), 0)
         # Bad selections say what is wrong.
-        p = row('rpmod.Deep').rp
+        p = row(hp, 'rpmod.Deep').rp
         self.assertEqual(
             err(lambda: p.zz),
             "AttributeError: the reference pattern has no row named 'zz'")
@@ -218,7 +202,7 @@ class RpTest(unittest.TestCase):
             'or name (str), not float')
 
     def test_er_chooses_the_kinds_of_the_rows(self):
-        p = row('rpmod.Leak').get_rp(er='Type', depth=1)
+        p = row(hp, 'rpmod.Leak').get_rp(er='Type', depth=1)
         self.assertEqual(lines(p), [
             'Reference Pattern by <Type>.',
             ' 0: _ --- [-] 1 rpmod.Leak',
@@ -226,36 +210,36 @@ class RpTest(unittest.TestCase):
             ' 2: b ---- [+] 3 rpmod.Holder',
             ' 3: c      [+] 1 tuple',
         ])
-        q = row('rpmod.Leak').get_rp(er=hp.Type, depth=1)
-        self.assertEqual(rows(p), rows(q))
+        q = row(hp, 'rpmod.Leak').get_rp(er=hp.Type, depth=1)
+        self.assertEqual(rp_rows(p), rp_rows(q))
         self.assertEqual(p.a, q.a)
         # A classifier that needs live objects: how each referrer is held.
-        p = row('rpmod.Deep').get_rp(er='Via', depth=2)
-        self.assertEqual(rows(p), [
+        p = row(hp, 'rpmod.Deep').get_rp(er='Via', depth=2)
+        self.assertEqual(rp_rows(p), [
             ('_', '-', None, 1, "'[0]'"),
             ('a', '-', None, 1, "'[0]'"),
             ('aa', '+', None, 1, "'[0]'"),
         ])
-        e = err(lambda: row('rpmod.Deep').get_rp(er='Nope'))
+        e = err(lambda: row(hp, 'rpmod.Deep').get_rp(er='Nope'))
         self.assertTrue(e.startswith('ValueError: '), e)
         self.assertIn('Nope', e)
         self.assertEqual(
-            err(lambda: row('rpmod.Deep').get_rp(er=3)),
+            err(lambda: row(hp, 'rpmod.Deep').get_rp(er=3)),
             "TypeError: get_rp(er=): an equivalence relation name expected, "
             "e.g. 'Type', 'Clodo', 'Type&Size', or hp.Type, hp.Type & "
             "hp.Size")
 
     def test_imdom_follows_immediate_dominators(self):
         # Referrers: the two lists, then `both`; dominators: `both` at once.
-        x = row('rpmod.Fork')
-        self.assertEqual(rows(x.rp), [
+        x = row(hp, 'rpmod.Fork')
+        self.assertEqual(rp_rows(x.rp), [
             ('_', '-', None, 1, 'rpmod.Fork'),
             ('a', '-', None, 2, 'list'),
             ('aa', '-', None, 1, 'list'),
             ('a3', 'S', None, 1, 'dict of module'),
         ])
         p = x.get_rp(imdom=True)
-        self.assertEqual(rows(p), [
+        self.assertEqual(rp_rows(p), [
             ('_', '-', None, 1, 'rpmod.Fork'),
             ('a', '-', None, 1, 'list'),
             ('aa', 'S', None, 1, 'dict of module'),
@@ -266,47 +250,47 @@ class RpTest(unittest.TestCase):
     def test_nocyc_leaves_out_the_rows_above(self):
         # The two Nodes refer to each other: their referrers include the
         # set itself, a repeat of row 0; nocyc leaves it out.
-        x = row('rpmod.Node')
-        self.assertEqual(rows(x.rp), [
+        x = row(hp, 'rpmod.Node')
+        self.assertEqual(rp_rows(x.rp), [
             ('_', '-', None, 2, 'rpmod.Node'),
             ('a', 'S', None, 1, 'dict of module'),
             ('b', '^', 0, 2, 'rpmod.Node'),
         ])
-        self.assertEqual(rows(x.get_rp(nocyc=True)), [
+        self.assertEqual(rp_rows(x.get_rp(nocyc=True)), [
             ('_', '-', None, 2, 'rpmod.Node'),
             ('a', 'S', None, 1, 'dict of module'),
         ])
 
     def test_depth_breadth_first_and_stopkind(self):
-        x = row('rpmod.Deep')
-        self.assertEqual(rows(x.get_rp(depth=1)), [
+        x = row(hp, 'rpmod.Deep')
+        self.assertEqual(rp_rows(x.get_rp(depth=1)), [
             ('_', '-', None, 1, 'rpmod.Deep'),
             ('a', '+', None, 1, 'list'),
         ])
-        self.assertEqual(rows(x.get_rp(0)),
+        self.assertEqual(rp_rows(x.get_rp(0)),
                          [('_', '+', None, 1, 'rpmod.Deep')])
-        p = row('rpmod.Leak').get_rp(bf=True)
+        p = row(hp, 'rpmod.Leak').get_rp(bf=True)
         self.assertEqual([r.name for r in p.rows],
                          ['_', 'a', 'b', 'c', 'ba', 'ca', 'cb', 'baa', 'cba'])
         self.assertEqual(p.get_row('baa').seen, 1)
-        self.assertEqual(p.ba, row('rpmod.Leak').rp.ba)
+        self.assertEqual(p.ba, row(hp, 'rpmod.Leak').rp.ba)
         # stopkind: a kind, a name, names; () stops nowhere (the module's
         # dict is followed to the module and sys.modules).
-        x = row('rpmod.Deep')
+        x = row(hp, 'rpmod.Deep')
         a_stopped = ('a', 'S', None, 1, 'list')
-        self.assertEqual(rows(x.get_rp(stopkind=hp.Type('list')))[1],
+        self.assertEqual(rp_rows(x.get_rp(stopkind=hp.Type('list')))[1],
                          a_stopped)
-        self.assertEqual(rows(x.get_rp(stopkind='list'))[1], a_stopped)
-        self.assertEqual(rows(x.get_rp(stopkind=['tuple', 'list']))[1],
+        self.assertEqual(rp_rows(x.get_rp(stopkind='list'))[1], a_stopped)
+        self.assertEqual(rp_rows(x.get_rp(stopkind=['tuple', 'list']))[1],
                          a_stopped)
         p = x.get_rp(depth=5, stopkind=())
         m = [r for r in p.rows if r.kind == 'module'][0]
-        self.assertEqual(rows(p)[4][:2], ('a4', '-'))
+        self.assertEqual(rp_rows(p)[4][:2], ('a4', '-'))
         self.assertEqual((m.depth, m.mark), (5, '+'))
         self.assertEqual(m.set, hp.iso('rpmod'))
         # A kind whose classifier reads live objects (Module) walks again
         # inside the pattern's question.
-        p = row('rpmod.Deep').get_rp(depth=6,
+        p = row(hp, 'rpmod.Deep').get_rp(depth=6,
                                      stopkind=hp.Module(name='rpmod'))
         self.assertEqual([(r.name[:2], r.depth, r.mark)
                           for r in p.rows
@@ -315,9 +299,9 @@ class RpTest(unittest.TestCase):
     def test_src_stops_at_the_sources(self):
         # Only referrers reachable from `holders` count: the Holders, then
         # the list itself, where the pattern ends ([R]).
-        x = row('rpmod.Leak')
+        x = row(hp, 'rpmod.Leak')
         p = x.get_rp(src=hp.iso('rpmod.holders'))
-        self.assertEqual(rows(p), [
+        self.assertEqual(rp_rows(p), [
             ('_', '-', None, 1, 'rpmod.Leak'),
             ('a', '-', None, 3, 'rpmod.Holder'),
             ('aa', 'R', None, 1, 'list'),
@@ -336,7 +320,7 @@ class RpTest(unittest.TestCase):
             '<pattern cut at 3 rows (max_rows=3; get_rp(max_rows=...) makes '
             'more)>')
         # A pattern of more than eleven rows: ten, then the next page.
-        p = row('rpmod.Wide').get_rp(er='Id', depth=1, max_children=26)
+        p = row(hp, 'rpmod.Wide').get_rp(er='Id', depth=1, max_children=26)
         n = len(p)
         first = str(p).splitlines()
         self.assertGreater(n, 11)
@@ -346,13 +330,14 @@ class RpTest(unittest.TestCase):
                          (n - 10))
         self.assertTrue(str(p.more).splitlines()[0].startswith('10: '))
         self.assertGreaterEqual(len(str(p.all).splitlines()), n + 1)
-        self.assertEqual(len(row('rpmod.Wide').get_rp(er='Id', depth=1)), 11)
+        p = row(hp, 'rpmod.Wide').get_rp(er='Id', depth=1)
+        self.assertEqual(len(p), 11)
         self.assertEqual(
-            str(row('rpmod.Wide').get_rp(er='Id', depth=1)).splitlines()[2],
+            str(p).splitlines()[2],
             '          <6 more kinds of referrers: max_children>')
 
     def test_past_the_pause_limit_the_pattern_stops(self):
-        x = row('rpmod.Leak')
+        x = row(hp, 'rpmod.Leak')
         hp.pause_limit = 1e-6
         try:
             e = err(lambda: x.rp)
@@ -367,8 +352,8 @@ class RpTest(unittest.TestCase):
         # dict.
         deep = annex_test.target_eval(
             "'%#x' % id(__import__('sys').modules['rpmod'].chain[0][0][0])")
-        p = row('rpmod.Deep').rp
-        self.assertEqual(rows(p)[3][:2], ('a3', '-'))
+        p = row(hp, 'rpmod.Deep').rp
+        self.assertEqual(rp_rows(p)[3][:2], ('a3', '-'))
         self.assertEqual(
             str(p.paths('aaa')),  # Heapy spells it a3
             "Paths from source 'a3' to target '_'.\n"
@@ -385,7 +370,7 @@ class RpTest(unittest.TestCase):
             "id(__import__('sys').modules['rpmod'].both[i]))]")
         fork = annex_test.target_eval(
             "'%#x' % id(__import__('sys').modules['rpmod'].both[0][0])")
-        p = row('rpmod.Fork').rp
+        p = row(hp, 'rpmod.Fork').rp
         self.assertEqual(
             str(p.paths('aa')), "Paths from source 'aa' to target '_'.\n"
             ' 0: aa [0] @ ' + first + '\n'
@@ -426,13 +411,15 @@ class RpTest(unittest.TestCase):
                 "__import__('sys').modules['rpmod'].gcless)"), False,
             'the premise: a dict of strs is not tracked')
         x = hp.iso("rpmod.gcless['k']")
-        self.assertEqual(rows(x.rp)[1][4], 'dict (no owner)')
-        self.assertEqual(rows(x.get_rp(ref='gc')), [('_', 'R', None, 1, 'str')])
-        self.assertEqual(rows(x.get_rp(ref='gcx')), rows(x.get_rp(ref='gc')))
-        y = row('rpmod.Leak')
-        self.assertEqual(rows(y.get_rp(ref='gc')), rows(y.rp))
-        self.assertEqual(rows(y.get_rp(ref='imdom')),
-                         rows(y.get_rp(imdom=True)))
+        self.assertEqual(rp_rows(x.rp)[1][4], 'dict (no owner)')
+        self.assertEqual(rp_rows(x.get_rp(ref='gc')),
+                         [('_', 'R', None, 1, 'str')])
+        self.assertEqual(rp_rows(x.get_rp(ref='gcx')),
+                         rp_rows(x.get_rp(ref='gc')))
+        y = row(hp, 'rpmod.Leak')
+        self.assertEqual(rp_rows(y.get_rp(ref='gc')), rp_rows(y.rp))
+        self.assertEqual(rp_rows(y.get_rp(ref='imdom')),
+                         rp_rows(y.get_rp(imdom=True)))
         self.assertEqual(
             err(lambda: y.get_rp(ref='gc', imdom=True)),
             "ValueError: get_rp(ref='gc') follows the gc's referrers: not "
@@ -454,16 +441,16 @@ class RpTest(unittest.TestCase):
         # object.
         annex_test.target_exec(
             'import gc\n_rp_before = len(gc.get_objects())\n')
-        x = row('rpmod.Boxed')
-        self.assertEqual(rows(x.rp)[1][4], 'rpmod.Box')
-        row('rpmod.Fork').rp.paths('aa')
+        x = row(hp, 'rpmod.Boxed')
+        self.assertEqual(rp_rows(x.rp)[1][4], 'rpmod.Box')
+        row(hp, 'rpmod.Fork').rp.paths('aa')
         x.get_rp(ref='gc')
         x.get_rp(imdom=True)
         x.get_rp(er='Via')
         x.get_rp(nocyc=True)
         x.get_rp(bf=True, stopkind=())
         x.get_rp(er='Rcs')
-        row('rpmod.Leak').get_rp(src=hp.iso('rpmod.holders'))
+        row(hp, 'rpmod.Leak').get_rp(src=hp.iso('rpmod.holders'))
         annex_test.target_exec('_rp_after = len(gc.get_objects())\n')
         self.assertEqual(annex_test.target_eval('_rp_after - _rp_before'), 0)
 
