@@ -251,7 +251,7 @@ int IdSetContains(PyObject* self, PyObject* key) {
 PyObject* IdSetBinary(PyObject* a, PyObject* b, char op) {
   PyTypeObject* type = Py_TYPE(a);
   if (Py_TYPE(b) != type) {
-    // A set with a kind (hp_kinds.cc), e.g. h & hp.Type(dict).
+    // A set with a kind (hp_kinds_sets.cc), e.g. h & hp.Type(dict).
     return KindsBinary(a, b, op);
   }
   return NewIdSet(reinterpret_cast<IdSetObject*>(a)->session,
@@ -970,7 +970,7 @@ PyObject* HpGetattro(PyObject* self, PyObject* name) {
   const char* n = nullptr;
   PyObject* found = GenericGetattrOrName(self, name, "hp", &n);
   if (n == nullptr) return found;
-  // Kinds: hp.Type, hp.Clodo, hp.Size, ... (hp_kinds.cc).
+  // Kinds: hp.Type, hp.Clodo, hp.Size, ... (hp_kinds_classifiers.cc).
   if (PyObject* kind = HpKindFactory(SessionOf(self), n)) return kind;
   if (PyErr_Occurred()) return nullptr;
   // No such service: say which names are close (difflib, in the annex).
@@ -1268,13 +1268,13 @@ int AddTypes(PyObject* module) {
       StdlibDef().AddTo(module, "Stdlib") == nullptr) {
     return -1;
   }
-  // Its attributes from hp_values.cc, hp_retention.cc and hp_kinds.cc.
+  // Its attributes from hp_values.cc, hp_retention.cc and hp_kinds_sets.cc.
   if (IdSetDef().AddTo(module, "IdSet") == nullptr) return -1;
   // annex.Paths, annex.ById, ... (python/*.py): hp_retention.cc.
   if (AddRetentionClasses(module) < 0) return -1;
   // Stats (x.stat, annex.Stat, annex.More, hp.load): hp_stat.cc.
   if (AddStatTypes(module) < 0) return -1;
-  // Classifiers and kinds (x.byclodo, hp.Type, ...): hp_kinds.cc.
+  // Classifiers and kinds (x.byclodo, hp.Type, ...): hp_kinds*.cc.
   return AddKindTypes(module);
 }
 
