@@ -769,7 +769,7 @@ PyObject* HpNothing(PyObject* self, void*) {
   return NewIdSet(SessionOf(self), KindedSet());
 }
 
-// hp.memory(): the kept sets of this hp (console session) and their
+// hp.memory(): the kept sets of this hp (a console client's) and their
 // bytes, largest first, with the budget's limits.
 PyObject* HpMemory(PyObject* self, PyObject* args, PyObject* kwds) {
   static const char* kw[] = {"rows", nullptr};
@@ -783,12 +783,12 @@ PyObject* HpMemory(PyObject* self, PyObject* args, PyObject* kwds) {
   std::string text =
       (*budget)->Describe(reinterpret_cast<HpObject*>(self)->owner,
                           rows < 0 ? 0 : static_cast<size_t>(rows));
-  // The identity watch serves every session's kept sets and reference
-  // points at once (docs/hp.md, "Identity over time").
+  // The identity watch serves every hp's kept sets and reference points
+  // at once (docs/hp.md, "Identity over time").
   python::FlushDeathWatch();
   const python::DeathWatchStats watch = python::GetDeathWatchStats();
   absl::StrAppend(
-      &text, "Identity watch (all sessions): ", watch.watched_blocks,
+      &text, "Identity watch (all hp objects): ", watch.watched_blocks,
       " objects watched, hooks ", watch.installed ? "installed" : "off", "\n");
   return NewText(text);
 }
@@ -936,7 +936,7 @@ PyGetSetDef kHpGetSet[] = {
      "json module",
      nullptr},
     {"pause_limit", HpGetPauseLimit, HpSetPauseLimit,
-     "how long one heap question of this session may hold the target, in "
+     "how long one heap question of this hp may hold the target, in "
      "seconds (None: no limit); past it the question stops with a "
      "TimeoutError and the target runs again. del: the host's default.",
      nullptr},
@@ -1169,10 +1169,10 @@ PyMethodDef kHpMethods[] = {
     {"memory",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpMemory)),
      METH_VARARGS | METH_KEYWORDS,
-     "memory(rows=20) -> str: the sets this session keeps in the annex "
-     "(the host's memory), largest first, with their bytes and the memory "
-     "budget's limits (per session and in total), and how many objects the "
-     "identity watch follows for all sessions."},
+     "memory(rows=20) -> str: the sets this hp keeps in the annex (the "
+     "host's memory), largest first, with their bytes and the memory "
+     "budget's limits (per hp and in total), and how many objects the "
+     "identity watch follows for all hp objects."},
     {"__dir__", HpDir, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
