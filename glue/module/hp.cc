@@ -472,11 +472,11 @@ PyObject* IdSetDoc(PyObject*, void*) {
     std::string d = doc != nullptr ? doc : "";
     absl::StrAppend(&text, "  x.", name, ": ", d, "\n");
   };
-  const AttributeTable& table = IdSetDef().attributes();
-  for (const PyGetSetDef& g : table.getsets) {
+  const TypeDef& def = IdSetDef();
+  for (const PyGetSetDef& g : def.getsets()) {
     if (g.name[0] != '_') line(g.name, g.doc);
   }
-  for (const PyMethodDef& m : table.methods) {
+  for (const PyMethodDef& m : def.methods()) {
     if (m.ml_name[0] != '_' && m.ml_doc != nullptr) line(m.ml_name, m.ml_doc);
   }
   text +=
