@@ -326,8 +326,8 @@ class HeapView {
   // About how many bytes a question of `work` over `nodes` objects and
   // `edges` references needs (estimated from the engine's structures).
   static size_t QuestionBytes(size_t nodes, size_t edges, Work work);
-  // Refuses a question of a console session (not the host's own calls)
-  // whose estimate would pass what that session's memory budget has left:
+  // Refuses a question asked for an hp (a console client's, not the host's
+  // own calls) whose estimate would pass what that hp's memory budget has left:
   // ResourceExhausted (MemoryError in hp) saying what it needed. With
   // `graph` null it is asked before the walk and estimated from the last
   // walk's counts (none before the first walk; `edges`: the coming walk

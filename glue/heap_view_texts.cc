@@ -1,33 +1,11 @@
 // Values and names of a set's members read in place: ReadTexts, and
 // x.byid's lines.
-#include <algorithm>
-#include <cstdio>
 #include <functional>
 #include <optional>
-#include <unordered_map>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
-#include "absl/container/node_hash_map.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
-#include "glue/annex_access.h"
 #include "glue/heap_view.h"
-#include "glue/heap_view_parts.h"
-#include "glue/session.h"
-#include "monitor/heap/address_index.h"
-#include "monitor/heap/edge_names.h"
-#include "monitor/heap/huge_pages.h"
-#include "monitor/heap/node_set.h"
-#include "monitor/heap/referrers.h"
-#include "monitor/heap/retention.h"
-#include "monitor/python/guards.h"
-#include "monitor/python/target_threads.h"
-#include "monitor/python/version.h"
 
 namespace annex::glue {
 

@@ -50,12 +50,12 @@ void MemoryBudget::SetLimits(const MemoryLimits& limits) {
 
 MemoryLimits MemoryBudget::limits() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return MemoryLimits{SessionLimitLocked(), TotalLimitLocked()};
+  return MemoryLimits{PerHpLimitLocked(), TotalLimitLocked()};
 }
 
-size_t MemoryBudget::SessionLimitLocked() const {
-  return limits_.session_bytes != 0 ? limits_.session_bytes
-                                    : DefaultLimit(size_t{512} << 20, 8);
+size_t MemoryBudget::PerHpLimitLocked() const {
+  return limits_.per_hp_bytes != 0 ? limits_.per_hp_bytes
+                                   : DefaultLimit(size_t{512} << 20, 8);
 }
 
 size_t MemoryBudget::TotalLimitLocked() const {
@@ -116,13 +116,13 @@ absl::Status MemoryBudget::ChargeLocked(uintptr_t key, size_t bytes,
                                         bool* total_bound) {
   const uint64_t owner = current_owner_;
   const size_t held = by_owner_.contains(owner) ? by_owner_[owner] : 0;
-  const size_t session_limit = SessionLimitLocked();
+  const size_t hp_limit = PerHpLimitLocked();
   const size_t total_limit = TotalLimitLocked();
   const char* which = nullptr;
   size_t limit = 0;
-  if (held + bytes > session_limit) {
-    which = "this session's";
-    limit = session_limit;
+  if (held + bytes > hp_limit) {
+    which = "this hp's";
+    limit = hp_limit;
   } else if (total_ + reusable_ + bytes > total_limit) {
     which = "the annex's total";
     limit = total_limit;
@@ -132,13 +132,13 @@ absl::Status MemoryBudget::ChargeLocked(uintptr_t key, size_t bytes,
     return absl::ResourceExhaustedError(absl::StrCat(
         "annex memory budget: keeping ", what, " (", FormatBytes(bytes),
         ") would pass ", which, " limit of ", FormatBytes(limit),
-        " (this session keeps ", FormatBytes(held), ", all sessions ",
+        " (this hp keeps ", FormatBytes(held), ", all hp objects ",
         FormatBytes(total_),
         reusable_ != 0 ? absl::StrCat(", the heap engine's buffers ",
                                       FormatBytes(reusable_))
                        : "",
         "). Free sets you no longer need (del them); ",
-        "what this session keeps, largest first:\n", DescribeLocked(owner, 5)));
+        "what this hp keeps, largest first:\n", DescribeLocked(owner, 5)));
   }
   Holding& h = holdings_[key];
   if (h.bytes != 0) {  // a key reused without Release: credit the old one
@@ -156,22 +156,22 @@ absl::Status MemoryBudget::CheckTransient(size_t bytes,
   std::lock_guard<std::mutex> lock(mu_);
   auto it = by_owner_.find(current_owner_);
   const size_t held = it == by_owner_.end() ? 0 : it->second;
-  const size_t session_limit = SessionLimitLocked();
+  const size_t hp_limit = PerHpLimitLocked();
   const size_t total_limit = TotalLimitLocked();
-  const size_t session_left = held < session_limit ? session_limit - held : 0;
+  const size_t hp_left = held < hp_limit ? hp_limit - held : 0;
   const size_t total_left = total_ < total_limit ? total_limit - total_ : 0;
-  if (bytes <= session_left && bytes <= total_left) return absl::OkStatus();
-  const bool session = session_left <= total_left;
+  if (bytes <= hp_left && bytes <= total_left) return absl::OkStatus();
+  const bool per_hp = hp_left <= total_left;
   return absl::ResourceExhaustedError(absl::StrCat(
       "annex memory budget: ", what, " needs about ", FormatBytes(bytes),
       " of transient memory, more than ",
-      session ? "this session's limit" : "the annex's total limit", " of ",
-      FormatBytes(session ? session_limit : total_limit), " leaves (",
-      FormatBytes(session ? session_left : total_left), "; this session keeps ",
-      FormatBytes(held), " in sets, all sessions ", FormatBytes(total_),
+      per_hp ? "this hp's limit" : "the annex's total limit", " of ",
+      FormatBytes(per_hp ? hp_limit : total_limit), " leaves (",
+      FormatBytes(per_hp ? hp_left : total_left), "; this hp keeps ",
+      FormatBytes(held), " in sets, all hp objects ", FormatBytes(total_),
       "). Nothing was kept and the target runs again. Free kept sets (del "
       "them) or raise the limit "
-      "(Options::annex_memory, annex run --memory-budget); what this session "
+      "(Options::annex_memory, annex run --memory-budget); what this hp "
       "keeps, largest first:\n",
       DescribeLocked(current_owner_, 5)));
 }
@@ -226,9 +226,9 @@ std::string MemoryBudget::DescribeLocked(uint64_t owner,
   auto it = by_owner_.find(owner);
   const size_t held = it == by_owner_.end() ? 0 : it->second;
   std::string out = absl::StrFormat(
-      "Kept sets of this session: %d, %s (limit %s); all sessions: %s "
+      "Kept sets of this hp: %d, %s (limit %s); all hp objects: %s "
       "(limit %s)\n",
-      mine.size(), FormatBytes(held), FormatBytes(SessionLimitLocked()),
+      mine.size(), FormatBytes(held), FormatBytes(PerHpLimitLocked()),
       FormatBytes(total_), FormatBytes(TotalLimitLocked()));
   if (reusable_ != 0) {
     absl::StrAppend(&out, "Heap engine buffers kept for the next question: ",

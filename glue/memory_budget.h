@@ -1,14 +1,16 @@
 // MemoryBudget: how much of the host's memory the annex's kept sets may
-// hold, per console session and for the whole monitor, and what each
-// session holds now. The annex lives in the host's process: a session that
-// keeps 50 sets of a 510 K-object heap held 560 MB of the host's memory
-// with no limit and no way to see it. Every annex.IdSet is charged here
-// when it is made and credited when it is freed; one that would pass a
-// limit is refused with a message that lists what the session holds.
+// hold, per `hp` object (each console client's, or one the host made) and
+// for the whole monitor, and what each hp holds now. The annex lives in the
+// host's process: an hp that keeps 50 sets of a 510 K-object heap held
+// 560 MB of the host's memory with no limit and no way to see it. Every
+// annex.IdSet is charged here when it is made and credited when it is
+// freed; one that would pass a limit is refused with a message that lists
+// what the hp holds. (The `session` below is the glue::Session, the
+// monitor's service container, which holds one MemoryBudget.)
 //
 //   absl::StatusOr<MemoryBudget*> budget = session.Get<MemoryBudget>();
 //   MemoryLimits limits;
-//   limits.session_bytes = size_t{256} << 20;
+//   limits.per_hp_bytes = size_t{256} << 20;
 //   (*budget)->SetLimits(limits);
 //   absl::Status s = (*budget)->Charge(key, bytes, "hp.heap()");
 //   ... (*budget)->Release(key);
@@ -19,14 +21,14 @@
 //
 // The heap engine's buffers kept between questions (heap/buffer_pool.h)
 // count too: SetReusable() reports them; they count toward the total limit
-// (not a session's) and are reclaimed (SetReclaimer) before a set is
+// (not an hp's) and are reclaimed (SetReclaimer) before a set is
 // refused for want of room. A question's own transient estimate does not
 // add them, since the question reuses them.
 //
-// Sets are charged to the current owner: the console session whose
-// command is running (SetCurrentOwner, set by whoever runs it), or owner 0
-// (the host's own calls) otherwise. Where: any thread (a mutex guards the
-// accounts); in practice the annex thread.
+// Sets are charged to the current owner: the hp whose console command is
+// running (SetCurrentOwner, set by whoever runs it: glue::ActFor), or
+// owner 0 (the host's own calls) otherwise. Where: any thread (a mutex guards
+// the accounts); in practice the annex thread.
 #pragma once
 
 #include <cstddef>
@@ -47,10 +49,10 @@ namespace annex::glue {
 class Session;
 
 struct MemoryLimits {
-  // Bytes one console session (one `hp`) may keep in sets; 0: the default,
-  // 512 MiB or an eighth of the machine's physical memory if less.
-  size_t session_bytes = 0;
-  // Bytes all sessions of the monitor together may keep; 0: the default,
+  // Bytes one `hp` object (a console client's) may keep in sets; 0: the
+  // default, 512 MiB or an eighth of the machine's physical memory if less.
+  size_t per_hp_bytes = 0;
+  // Bytes all hp objects of the monitor together may keep; 0: the default,
   // 1 GiB or a quarter of the machine's physical memory if less.
   size_t total_bytes = 0;
 };
@@ -59,7 +61,7 @@ class MemoryBudget {
  public:
   struct Holding {
     uintptr_t key = 0;   // the set's identity (its object)
-    uint64_t owner = 0;  // the session that made it
+    uint64_t owner = 0;  // the hp that made it
     size_t bytes = 0;
     std::string what;  // e.g. "<510312 objects, Clodo>"
   };
@@ -71,15 +73,15 @@ class MemoryBudget {
   void SetLimits(const MemoryLimits& limits);
   MemoryLimits limits() const;
 
-  // A new owner id (for a new console session's `hp`).
+  // A new owner id (for a new `hp` object).
   uint64_t NewOwner();
   // The owner new sets are charged to (0: the host).
   void SetCurrentOwner(uint64_t owner);
   uint64_t current_owner() const;
 
   // Charges `bytes` for the set `key` to the current owner, or, when that
-  // would pass the session's or the total limit, ResourceExhausted with a
-  // message that says which limit, what the session holds (its largest
+  // would pass the hp's or the total limit, ResourceExhausted with a
+  // message that says which limit, what the hp holds (its largest
   // sets) and how to free them. Nothing is charged then.
   absl::Status Charge(uintptr_t key, size_t bytes, const std::string& what);
   // Credits what `key` was charged (harmless when it was not).
@@ -111,7 +113,7 @@ class MemoryBudget {
   std::string Describe(uint64_t owner, size_t max_rows = 10) const;
 
  private:
-  size_t SessionLimitLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  size_t PerHpLimitLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   size_t TotalLimitLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string DescribeLocked(uint64_t owner, size_t max_rows) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -62,11 +62,11 @@ struct Options {
   // target (docs/design.md rule 2).
   std::chrono::microseconds annex_yield_interval = std::chrono::milliseconds(5);
   // The annex's memory budget for kept sets (the annex's memory is the
-  // host's): bytes one console session (`hp`) may keep, and all of them
-  // together. A set that would pass either is refused with MemoryError
-  // saying what the session keeps (hp.memory() lists it). 0: the defaults,
-  // 512 MiB per session and 1 GiB in total, each at most an eighth / a
-  // quarter of the machine's physical memory.
+  // host's): bytes one `hp` object (each console client has its own) may
+  // keep, and all of them together. A set that would pass either is refused
+  // with MemoryError saying what that hp keeps (hp.memory() lists it). 0:
+  // the defaults, 512 MiB per hp and 1 GiB in total, each at most an
+  // eighth / a quarter of the machine's physical memory.
   glue::MemoryLimits annex_memory;
   // How long one heap question (hp.heap(), a table, paths, retained
   // sizes, HeapSummary, ...) may hold the target: past it the question

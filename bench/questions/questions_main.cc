@@ -145,7 +145,7 @@ int main(int argc, char** argv) {
   // The default budget (512 MiB a session) refuses byrcs and byvia of 10M
   // objects (about 880 MiB of transient memory): the bench measures them.
   annex::Options options;
-  options.annex_memory.session_bytes = size_t{8} << 30;
+  options.annex_memory.per_hp_bytes = size_t{8} << 30;
   options.annex_memory.total_bytes = size_t{8} << 30;
   if (absl::Status s = monitor.Start(options); !s.ok()) {
     std::fprintf(stderr, "%s\n", s.ToString().c_str());

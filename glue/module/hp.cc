@@ -251,7 +251,7 @@ int IdSetContains(PyObject* self, PyObject* key) {
 PyObject* IdSetBinary(PyObject* a, PyObject* b, char op) {
   PyTypeObject* type = Py_TYPE(a);
   if (Py_TYPE(b) != type) {
-    // A set with a kind (hp_kinds.cc), e.g. h & hp.Type(dict).
+    // A set with a kind (hp_kinds_sets.cc), e.g. h & hp.Type(dict).
     return KindsBinary(a, b, op);
   }
   return NewIdSet(reinterpret_cast<IdSetObject*>(a)->session,
@@ -472,11 +472,11 @@ PyObject* IdSetDoc(PyObject*, void*) {
     std::string d = doc != nullptr ? doc : "";
     absl::StrAppend(&text, "  x.", name, ": ", d, "\n");
   };
-  const AttributeTable& table = IdSetDef().attributes();
-  for (const PyGetSetDef& g : table.getsets) {
+  const TypeDef& def = IdSetDef();
+  for (const PyGetSetDef& g : def.getsets()) {
     if (g.name[0] != '_') line(g.name, g.doc);
   }
-  for (const PyMethodDef& m : table.methods) {
+  for (const PyMethodDef& m : def.methods()) {
     if (m.ml_name[0] != '_' && m.ml_doc != nullptr) line(m.ml_name, m.ml_doc);
   }
   text +=
@@ -769,7 +769,7 @@ PyObject* HpNothing(PyObject* self, void*) {
   return NewIdSet(SessionOf(self), KindedSet());
 }
 
-// hp.memory(): the kept sets of this hp (console session) and their
+// hp.memory(): the kept sets of this hp (a console client's) and their
 // bytes, largest first, with the budget's limits.
 PyObject* HpMemory(PyObject* self, PyObject* args, PyObject* kwds) {
   static const char* kw[] = {"rows", nullptr};
@@ -783,12 +783,12 @@ PyObject* HpMemory(PyObject* self, PyObject* args, PyObject* kwds) {
   std::string text =
       (*budget)->Describe(reinterpret_cast<HpObject*>(self)->owner,
                           rows < 0 ? 0 : static_cast<size_t>(rows));
-  // The identity watch serves every session's kept sets and reference
-  // points at once (docs/hp.md, "Identity over time").
+  // The identity watch serves every hp's kept sets and reference points
+  // at once (docs/hp.md, "Identity over time").
   python::FlushDeathWatch();
   const python::DeathWatchStats watch = python::GetDeathWatchStats();
   absl::StrAppend(
-      &text, "Identity watch (all sessions): ", watch.watched_blocks,
+      &text, "Identity watch (all hp objects): ", watch.watched_blocks,
       " objects watched, hooks ", watch.installed ? "installed" : "off", "\n");
   return NewText(text);
 }
@@ -936,7 +936,7 @@ PyGetSetDef kHpGetSet[] = {
      "json module",
      nullptr},
     {"pause_limit", HpGetPauseLimit, HpSetPauseLimit,
-     "how long one heap question of this session may hold the target, in "
+     "how long one heap question of this hp may hold the target, in "
      "seconds (None: no limit); past it the question stops with a "
      "TimeoutError and the target runs again. del: the host's default.",
      nullptr},
@@ -970,7 +970,7 @@ PyObject* HpGetattro(PyObject* self, PyObject* name) {
   const char* n = nullptr;
   PyObject* found = GenericGetattrOrName(self, name, "hp", &n);
   if (n == nullptr) return found;
-  // Kinds: hp.Type, hp.Clodo, hp.Size, ... (hp_kinds.cc).
+  // Kinds: hp.Type, hp.Clodo, hp.Size, ... (hp_kinds_classifiers.cc).
   if (PyObject* kind = HpKindFactory(SessionOf(self), n)) return kind;
   if (PyErr_Occurred()) return nullptr;
   // No such service: say which names are close (difflib, in the annex).
@@ -1169,10 +1169,10 @@ PyMethodDef kHpMethods[] = {
     {"memory",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpMemory)),
      METH_VARARGS | METH_KEYWORDS,
-     "memory(rows=20) -> str: the sets this session keeps in the annex "
-     "(the host's memory), largest first, with their bytes and the memory "
-     "budget's limits (per session and in total), and how many objects the "
-     "identity watch follows for all sessions."},
+     "memory(rows=20) -> str: the sets this hp keeps in the annex (the "
+     "host's memory), largest first, with their bytes and the memory "
+     "budget's limits (per hp and in total), and how many objects the "
+     "identity watch follows for all hp objects."},
     {"__dir__", HpDir, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
@@ -1268,13 +1268,13 @@ int AddTypes(PyObject* module) {
       StdlibDef().AddTo(module, "Stdlib") == nullptr) {
     return -1;
   }
-  // Its attributes from hp_values.cc, hp_retention.cc and hp_kinds.cc.
+  // Its attributes from hp_values.cc, hp_retention.cc and hp_kinds_sets.cc.
   if (IdSetDef().AddTo(module, "IdSet") == nullptr) return -1;
   // annex.Paths, annex.ById, ... (python/*.py): hp_retention.cc.
   if (AddRetentionClasses(module) < 0) return -1;
   // Stats (x.stat, annex.Stat, annex.More, hp.load): hp_stat.cc.
   if (AddStatTypes(module) < 0) return -1;
-  // Classifiers and kinds (x.byclodo, hp.Type, ...): hp_kinds.cc.
+  // Classifiers and kinds (x.byclodo, hp.Type, ...): hp_kinds*.cc.
   return AddKindTypes(module);
 }
 

@@ -29,12 +29,12 @@ namespace annex::glue {
 // with an exception set. Where: annex thread, GIL held, annex current.
 PyObject* NewHp(Session* session);
 
-// Acts for the console session of `hp` (an object NewHp made for
-// `session`; anything else, or nullptr, means the host) until the next
-// call: the sets made from now on are charged to it in the session's
+// Acts for `hp` (an object NewHp made for `session`, e.g. a console
+// client's; anything else, or nullptr, means the host) until the next
+// call: the sets made from now on are charged to that hp in the session's
 // MemoryBudget, and heap questions are asked under its pause limit
 // (hp.pause_limit, else Options::question_pause_limit). Whoever runs a
-// session's command calls it first. Where: annex thread, GIL held, annex
+// client's command calls it first. Where: annex thread, GIL held, annex
 // current.
 void ActFor(Session* session, PyObject* hp);
 // The reference point set by `hp` (hp.setref()), or null when none is set

@@ -1,5 +1,5 @@
 // Private to hp*.cc here: what the parts of the `annex` module share, so
-// each concern (classifiers and kinds in hp_kinds.cc, retention in
+// each concern (classifiers and kinds in hp_kinds*.cc, retention in
 // hp_retention.cc, ...) lives in its own source file and registers itself
 // from hp.cc's module exec. One namespace, annex::glue::module (the
 // folder's), and one function per operation; the public face is hp.h's
@@ -120,7 +120,7 @@ int AddEmbeddedClasses(PyObject* module,
 // makes the type from its own table and these (one table: dir(x), help(x)
 // and x.doc list them all). hp_values.cc: x.brief, x.theone, x.byid,
 // x.maprox, x.prod. hp_retention.cc: x.sp, x.referrers, x.rp, ...
-// hp_kinds.cc: x.by(er), x.bytype, ..., x.er, x.parts, x.partition.
+// hp_kinds_sets.cc: x.by(er), x.bytype, ..., x.er, x.parts, x.partition.
 AttributeTable ValuesAttributes();
 AttributeTable RetentionAttributes();
 AttributeTable KindsAttributes();
@@ -149,7 +149,8 @@ std::string ReprText(PyObject* o);
 // releasing it; false with the error set.
 bool ListAppendNew(PyObject* list, PyObject* item);
 
-// hp_kinds.cc: the kinds face.
+// hp_kinds*.cc: the kinds face (which file holds what:
+// hp_kinds_internal.h, their private header).
 // Adds annex.Kind and annex.KindFactory to the module. Returns 0, or -1
 // with an exception set.
 int AddKindTypes(PyObject* module);

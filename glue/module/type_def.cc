@@ -28,24 +28,35 @@ AttributeTable& AttributeTable::Add(const AttributeTable& more) {
 TypeDef::TypeDef(const char* name, const char* doc, Py_ssize_t basicsize,
                  AttributeTable attributes, std::vector<PyType_Slot> slots,
                  destructor dealloc, unsigned int flags)
-    : attributes_(std::move(attributes)),
-      getset_array_(attributes_.getsets),
-      method_array_(attributes_.methods),
-      slots_(std::move(slots)) {
-  getset_array_.push_back({nullptr, nullptr, nullptr, nullptr, nullptr});
-  method_array_.push_back({nullptr, nullptr, 0, nullptr});
+    : attributes_(std::move(attributes)), slots_(std::move(slots)) {
+  const bool has_getsets = !attributes_.getsets.empty();
+  const bool has_methods = !attributes_.methods.empty();
+  // The end markers: from here on the vectors never change, so the
+  // pointers the slots hold stay valid.
+  attributes_.getsets.push_back({nullptr, nullptr, nullptr, nullptr, nullptr});
+  attributes_.methods.push_back({nullptr, nullptr, 0, nullptr});
   slots_.push_back({Py_tp_doc, const_cast<char*>(doc)});
   if (dealloc != nullptr) {
     slots_.push_back({Py_tp_dealloc, reinterpret_cast<void*>(dealloc)});
   }
-  if (!attributes_.getsets.empty()) {
-    slots_.push_back({Py_tp_getset, getset_array_.data()});
+  if (has_getsets) {
+    slots_.push_back({Py_tp_getset, attributes_.getsets.data()});
   }
-  if (!attributes_.methods.empty()) {
-    slots_.push_back({Py_tp_methods, method_array_.data()});
+  if (has_methods) {
+    slots_.push_back({Py_tp_methods, attributes_.methods.data()});
   }
   slots_.push_back({0, nullptr});
   spec_ = {name, static_cast<int>(basicsize), 0, flags, slots_.data()};
+}
+
+absl::Span<const PyGetSetDef> TypeDef::getsets() const {
+  return absl::MakeConstSpan(attributes_.getsets)
+      .first(attributes_.getsets.size() - 1);
+}
+
+absl::Span<const PyMethodDef> TypeDef::methods() const {
+  return absl::MakeConstSpan(attributes_.methods)
+      .first(attributes_.methods.size() - 1);
 }
 
 PyTypeObject* TypeDef::AddTo(PyObject* module, const char* attr,

@@ -25,6 +25,8 @@
 
 #include <vector>
 
+#include "absl/types/span.h"
+
 namespace annex::glue::module {
 
 // A type's attributes: getsets and methods, each with its doc, without
@@ -74,15 +76,17 @@ class TypeDef {
                       PyTypeObject* base = nullptr,
                       bool constructible = false) const;
 
-  // The attribute table (without end markers), e.g. for a doc text.
-  const AttributeTable& attributes() const { return attributes_; }
+  // The attributes (without the end markers), e.g. for a doc text.
+  absl::Span<const PyGetSetDef> getsets() const;
+  absl::Span<const PyMethodDef> methods() const;
 
  private:
+  // The one store of the attributes: the table, each of its vectors ended
+  // by a null entry, so that they are CPython's arrays too (the type's
+  // Py_tp_getset and Py_tp_methods point into them). Owned here for the
+  // process's life, as the slots: CPython keeps pointers into them.
   AttributeTable attributes_;
-  // Owned here for the process's life: CPython keeps pointers into them.
-  std::vector<PyGetSetDef> getset_array_;  // ended by a null entry
-  std::vector<PyMethodDef> method_array_;  // ended by a null entry
-  std::vector<PyType_Slot> slots_;         // ended by {0, nullptr}
+  std::vector<PyType_Slot> slots_;  // ended by {0, nullptr}
   PyType_Spec spec_;
 };
 

@@ -56,9 +56,9 @@ const char kRunOptionsHelp[] =
                         and the paths to the kinds that grow, drawn by
                         'annex report'; the walk takes about twice as long)
   --memory-budget MB[,TOTAL_MB]
-                        memory the sets a console session keeps may take
-                        (default 512 MiB), and all sessions together
-                        (default 1 GiB); past it a set is refused with
+                        memory the sets one hp (a console client's) keeps
+                        may take (default 512 MiB), and all hp objects
+                        together (default 1 GiB); past it a set is refused with
                         MemoryError (hp.memory() lists what is kept)
   -h, --help            show this help
 
@@ -216,16 +216,16 @@ absl::StatusOr<RunFlags> ParseRunFlags(const std::vector<std::string>& args) {
     } else if (a == "--memory-budget") {
       const size_t comma = v.find(',');
       char* end = nullptr;
-      const double session_mb = std::strtod(v.substr(0, comma).c_str(), &end);
+      const double per_hp_mb = std::strtod(v.substr(0, comma).c_str(), &end);
       double total_mb = 0;
-      bool ok = *end == '\0' && session_mb > 0 && session_mb < 1e9;
+      bool ok = *end == '\0' && per_hp_mb > 0 && per_hp_mb < 1e9;
       if (ok && comma != std::string::npos) {
         total_mb = std::strtod(v.substr(comma + 1).c_str(), &end);
         ok = *end == '\0' && total_mb > 0 && total_mb < 1e9;
       }
       if (!ok) return Usage("--memory-budget needs MB[,TOTAL_MB] > 0");
-      options.annex_memory.session_bytes =
-          static_cast<size_t>(session_mb * 1024 * 1024);
+      options.annex_memory.per_hp_bytes =
+          static_cast<size_t>(per_hp_mb * 1024 * 1024);
       options.annex_memory.total_bytes =
           static_cast<size_t>(total_mb * 1024 * 1024);
     } else if (a == "--record") {

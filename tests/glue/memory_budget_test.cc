@@ -1,8 +1,8 @@
-// The annex's memory budget for kept sets: the accounts (per session and
-// in total) on their own, and through the public API: a console session
+// The annex's memory budget for kept sets: the accounts (per hp and
+// in total) on their own, and through the public API: a console client's hp
 // that keeps sets past its budget gets MemoryError saying what it keeps,
 // hp.memory() lists the sets, freeing them gives the room back, the total
-// covers all sessions, and the host's RSS stays under the budget plus a
+// covers all hp objects, and the host's RSS stays under the budget plus a
 // margin.
 #include "glue/memory_budget.h"
 
@@ -24,7 +24,7 @@ using glue::MemoryLimits;
 TEST(MemoryBudgetTest, ChargesPerOwnerAndRefusesPastEitherLimit) {
   MemoryBudget budget;
   MemoryLimits limits;
-  limits.session_bytes = 1000;
+  limits.per_hp_bytes = 1000;
   limits.total_bytes = 1500;
   budget.SetLimits(limits);
   const uint64_t a = budget.NewOwner(), b = budget.NewOwner();
@@ -34,8 +34,8 @@ TEST(MemoryBudgetTest, ChargesPerOwnerAndRefusesPastEitherLimit) {
   EXPECT_TRUE(budget.Charge(2, 300, "<two>").ok());
   absl::Status past = budget.Charge(3, 200, "<three>");
   EXPECT_EQ(past.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_NE(past.message().find("would pass this session's limit of 1000 "
-                                "bytes (this session keeps 900 bytes"),
+  EXPECT_NE(past.message().find("would pass this hp's limit of 1000 "
+                                "bytes (this hp keeps 900 bytes"),
             absl::string_view::npos)
       << past.message();
   EXPECT_NE(past.message().find("<one> at 0x1"), absl::string_view::npos);
@@ -56,12 +56,12 @@ TEST(MemoryBudgetTest, ChargesPerOwnerAndRefusesPastEitherLimit) {
 }
 
 // The heap engine's buffers kept between questions count toward the total
-// (not a session's share), show in the description, and are reclaimed
+// (not an hp's share), show in the description, and are reclaimed
 // before a set is refused for want of room.
 TEST(MemoryBudgetTest, KeptEngineBuffersCountAndAreReclaimedFirst) {
   MemoryBudget budget;
   MemoryLimits limits;
-  limits.session_bytes = 1000;
+  limits.per_hp_bytes = 1000;
   limits.total_bytes = 1500;
   budget.SetLimits(limits);
   budget.SetCurrentOwner(budget.NewOwner());
@@ -91,24 +91,23 @@ TEST(MemoryBudgetTest, KeptEngineBuffersCountAndAreReclaimedFirst) {
   budget.SetReusable(500);
   EXPECT_TRUE(budget.Charge(2, 500, "<two>").ok());
   EXPECT_EQ(reclaimed, 1);
-  // A session's own limit is not helped by reclaiming: refused as before.
-  absl::Status session = budget.Charge(3, 200, "<three>");
-  EXPECT_EQ(session.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_NE(session.message().find("this session's limit"),
-            absl::string_view::npos);
+  // An hp's own limit is not helped by reclaiming: refused as before.
+  absl::Status per_hp = budget.Charge(3, 200, "<three>");
+  EXPECT_EQ(per_hp.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(per_hp.message().find("this hp's limit"), absl::string_view::npos);
   // A question's transient estimate does not add them (it reuses them).
   budget.SetReusable(1400);
   EXPECT_TRUE(budget.CheckTransient(100, "a question").ok());
 }
 
-// A monitor with a budget of `session_bytes` per session and `total_bytes`
+// A monitor with a budget of `per_hp_bytes` per hp and `total_bytes`
 // in all.
-template <size_t session_bytes, size_t total_bytes>
+template <size_t per_hp_bytes, size_t total_bytes>
 class BudgetTest : public ::testing::Test {
  protected:
   void SetUp() override {
     Options options;
-    options.annex_memory.session_bytes = session_bytes;
+    options.annex_memory.per_hp_bytes = per_hp_bytes;
     options.annex_memory.total_bytes = total_bytes;
     ASSERT_TRUE(monitor_.Start(options).ok());
   }
@@ -132,7 +131,7 @@ class BudgetTest : public ::testing::Test {
 
 using HpMemoryTest = BudgetTest<size_t{16} << 20, size_t{24} << 20>;
 
-TEST_F(HpMemoryTest, KeepingSetsPastTheBudgetFailsWithWhatTheSessionKeeps) {
+TEST_F(HpMemoryTest, KeepingSetsPastTheBudgetFailsWithWhatTheHpKeeps) {
   ASSERT_TRUE(
       testing::RunTargetCode("class Mb:\n"
                              "    __slots__ = ()\n"
@@ -160,16 +159,16 @@ TEST_F(HpMemoryTest, KeepingSetsPastTheBudgetFailsWithWhatTheSessionKeeps) {
       "except MemoryError as e:\n"
       "    msg = str(e)\n"
       "    print('annex memory budget: ' in msg,\n"
-      "          \"this session's limit of 16.0 MiB\" in msg,\n"
-      "          'what this session keeps, largest first' in msg,\n"
+      "          \"this hp's limit of 16.0 MiB\" in msg,\n"
+      "          'what this hp keeps, largest first' in msg,\n"
       "          0 < len(kept) < 1000)\n"
       "print(rss() - rss0 < (16 << 20) + MARGIN or rss() - rss0)\n"
       "m = hp.memory()\n"
-      "print(m.splitlines()[0].startswith('Kept sets of this session: %d,' % "
+      "print(m.splitlines()[0].startswith('Kept sets of this hp: %d,' % "
       "len(kept)), m.count(' objects, Clodo> at 0x') == min(len(kept), 20))\n",
       1);
   EXPECT_EQ(out, "True True True True\nTrue\nTrue True\n");
-  // Another session has its own account; the total (24 MiB) still binds.
+  // Another client's hp has its own account; the total (24 MiB) still binds.
   std::string other = Exec(
       "kept = []\n"
       "try:\n"
@@ -178,15 +177,15 @@ TEST_F(HpMemoryTest, KeepingSetsPastTheBudgetFailsWithWhatTheSessionKeeps) {
       "except MemoryError as e:\n"
       "    print(\"the annex's total limit of 24.0 MiB\" in str(e),"
       " len(kept) > 0)\n"
-      "print(hp.memory().startswith('Kept sets of this session: %d,' % "
+      "print(hp.memory().startswith('Kept sets of this hp: %d,' % "
       "len(kept)))\n",
       2);
   EXPECT_EQ(other, "True True\nTrue\n");
-  // Freeing the first session's sets gives the room back.
+  // Freeing the first hp's sets gives the room back.
   std::string freed = Exec(
       "del kept[:]\n"
       "print(hp.memory().splitlines()[0].startswith("
-      "'Kept sets of this session: 0, 0 bytes'))\n"
+      "'Kept sets of this hp: 0, 0 bytes'))\n"
       "h = hp.heap()\n"
       "print(len(h.parts) > 1)\n",
       1);
@@ -195,7 +194,7 @@ TEST_F(HpMemoryTest, KeepingSetsPastTheBudgetFailsWithWhatTheSessionKeeps) {
 }
 
 // A question whose transient memory (its walk's graph and the dominator
-// tree it builds) would pass what the session's budget leaves fails with
+// tree it builds) would pass what the hp's budget leaves fails with
 // MemoryError saying what it needed, before it builds the tree (the first
 // time after the walk, the next time before it, from the last walk's
 // counts);
@@ -217,7 +216,7 @@ TEST_F(HpMemoryTest, AQuestionPastWhatTheBudgetLeavesFailsAndKeepsNothing) {
       "        print('this heap question (its walk and dominator tree, ' in "
       "msg,\n"
       "              ' needs about ' in msg,\n"
-      "              \"more than this session's limit of 16.0 MiB leaves\" in "
+      "              \"more than this hp's limit of 16.0 MiB leaves\" in "
       "msg,\n"
       "              'Nothing was kept and the target runs again' in msg,\n"
       "              ('estimated from the last walk' in msg) == (attempt == "

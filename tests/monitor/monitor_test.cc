@@ -84,7 +84,7 @@ TEST(MonitorTest, ExecInAnnexSessionsKeepTheirNamespaces) {
 }
 
 // What hp.memory() says of the identity watch: the number of objects
-// watched for all sessions ("N objects watched").
+// watched for all hp objects ("N objects watched").
 std::string WatchLine(Monitor& monitor, uint64_t namespace_id) {
   auto out = monitor.ExecInAnnex(
       "print([l for l in str(hp.memory()).splitlines() "
