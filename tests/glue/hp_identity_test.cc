@@ -1,5 +1,5 @@
 // Identity over time through hp, where the host's API is part of the case:
-// each session (host namespace) has its own reference point, which the
+// each host namespace's hp has its own reference point, which the
 // host's HeapSummary uses, and Monitor::Stop() releases the death watch.
 // The hp-only cases are Python: tests/hp/test_identity.py.
 #include <Python.h>

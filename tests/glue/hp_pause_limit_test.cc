@@ -2,7 +2,7 @@
 // public API as a console client or a host meets them: past hp.pause_limit
 // (or the host's Options::question_pause_limit) a question ends with a
 // TimeoutError that says what to do, the target runs again at once, each
-// console session has its own limit, and Monitor::Interrupt() ends a loop
+// console client's hp has its own limit, and Monitor::Interrupt() ends a loop
 // of heap questions and frees the annex for the next command. The hp-only
 // case is Python: tests/hp/test_pause_limit.py.
 #include <Python.h>
