@@ -385,9 +385,10 @@ class HeapView {
                                        bool force_in_and = false);
   // The kind of every node of `graph` under `base` (Rcs and X.refdby:
   // the referrers' kinds), rendered as a refdby label's elements
-  // (`in_and`: inside a combination). Where: as LabelParts.
+  // (`in_and`: inside a combination); `reverse`: the graph's reverse
+  // index or null, as LabelParts'. Where: as LabelParts.
   absl::Status NodeKinds(const heap::HeapGraph& graph,
-                         const heap::ReverseIndex& reverse,
+                         const heap::ReverseIndex* reverse,
                          const Classifier& base, bool in_and,
                          PackedUints* kinds,
                          std::shared_ptr<std::vector<std::string>>* names);

@@ -202,18 +202,10 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
   // cancelled, the question ends with its status and the target runs.
   heap::QuestionStop& stop = engine_->question_stop();
 
-  // Rcs and refdby read each member's referrers from a reverse index; Via
-  // without the caller's index goes through the forward edges.
-  bool rcs = false;
-  for (Classifier::Part p : parts) {
-    rcs |= p == Classifier::kRcs || p == Classifier::kRefdby;
-  }
-  heap::ReverseIndex own_reverse;
-  if (rcs && reverse_in == nullptr) {
-    own_reverse = heap::ReverseIndex::Build(*graph);
-  }
-  const heap::ReverseIndex& reverse =
-      reverse_in != nullptr ? *reverse_in : own_reverse;
+  // Rcs, refdby and Via read each member's referrers from the caller's
+  // reverse index when there is one, else from the graph's forward edges
+  // in node order (no reverse index is built).
+  const heap::ReverseIndex* reverse = reverse_in;
   // Rcs and X.refdby: the kind of every node under the base classifier
   // (Clodo for Rcs), rendered as in `graph_base_in_and`.
   PackedUints graph_clodo;
@@ -281,19 +273,58 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
           graph_base = base;
           graph_base_in_and = in_and;
         }
+        // Each member's referrer kinds: from the caller's reverse index,
+        // else from one pass over the forward edges, which keeps the first
+        // kind met per member and (member, kind) pairs for the other
+        // kinds (most members are held by objects of one kind).
+        constexpr uint32_t kNone = UINT32_MAX;
+        std::vector<uint32_t> first_kind;
+        std::vector<std::pair<uint32_t, uint32_t>> more_kinds;
+        if (reverse == nullptr) {
+          std::vector<uint32_t> member_of(graph->size(), kNone);
+          for (size_t k = 0; k < n; ++k) {
+            member_of[keep_node[k]] = static_cast<uint32_t>(k);
+          }
+          first_kind.assign(n, kNone);
+          for (uint32_t u = 0; u < graph->size(); ++u) {
+            if (stop.Poll()) return stop.status();
+            const uint32_t b = graph->out_begin[u],
+                           end = graph->out_begin[u + 1];
+            if (b == end) continue;
+            const uint32_t kind = static_cast<uint32_t>(graph_clodo[u]);
+            for (uint32_t e = b; e < end; ++e) {
+              const uint32_t k = member_of[graph->out_targets[e]];
+              if (k == kNone) continue;
+              uint32_t& f = first_kind[k];
+              if (f == kNone) {
+                f = kind;
+              } else if (f != kind) {
+                more_kinds.emplace_back(k, kind);
+              }
+            }
+          }
+          std::sort(more_kinds.begin(), more_kinds.end());
+        }
         // Each distinct set of referrer kinds is rendered and interned
         // once: a member looks its set up by kind indexes.
         SetLabels sets(graph_names->size());
         std::vector<uint32_t> kinds;
         std::vector<std::string> kind_names;
+        size_t more = 0;
         for (size_t k = 0; k < n; ++k) {
           if (stop.Poll()) return stop.status();
           kinds.clear();
-          if (keep_node[k] >= 0) {
+          if (reverse == nullptr) {
+            if (first_kind[k] != kNone) kinds.push_back(first_kind[k]);
+            for (; more < more_kinds.size() && more_kinds[more].first == k;
+                 ++more) {
+              kinds.push_back(more_kinds[more].second);
+            }
+          } else if (keep_node[k] >= 0) {
             uint32_t v = static_cast<uint32_t>(keep_node[k]);
-            for (uint32_t e = reverse.in_begin[v]; e < reverse.in_begin[v + 1];
-                 ++e) {
-              kinds.push_back(graph_clodo[reverse.in_sources[e]]);
+            for (uint32_t e = reverse->in_begin[v];
+                 e < reverse->in_begin[v + 1]; ++e) {
+              kinds.push_back(graph_clodo[reverse->in_sources[e]]);
             }
           }
           uint32_t& label = sets.Slot(kinds);
@@ -361,7 +392,7 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
             }
           };
           python::ScopedTargetSwap swap(ts_);
-          if (reverse_in == nullptr) {
+          if (reverse == nullptr) {
             std::vector<uint32_t> member_of(graph->size(), kNone);
             for (size_t k = 0; k < n; ++k) {
               member_of[keep_node[k]] = static_cast<uint32_t>(k);
@@ -384,9 +415,9 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
             for (size_t k = 0; k < n; ++k) {
               const uint32_t v = static_cast<uint32_t>(keep_node[k]);
               uint32_t last = kNone;
-              for (uint32_t e = reverse.in_begin[v];
-                   e < reverse.in_begin[v + 1]; ++e) {
-                const uint32_t u = reverse.in_sources[e];
+              for (uint32_t e = reverse->in_begin[v];
+                   e < reverse->in_begin[v + 1]; ++e) {
+                const uint32_t u = reverse->in_sources[e];
                 if (u == last) continue;  // ascending: parallel edges adjacent
                 last = u;
                 by_source.emplace_back(u, static_cast<uint32_t>(k));
@@ -458,7 +489,7 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
 }
 
 absl::Status HeapView::NodeKinds(
-    const heap::HeapGraph& graph, const heap::ReverseIndex& reverse,
+    const heap::HeapGraph& graph, const heap::ReverseIndex* reverse,
     const Classifier& base, bool in_and, PackedUints* kinds,
     std::shared_ptr<std::vector<std::string>>* names) {
   KindedSet all = Describe(graph.addresses, &graph.sizes, &graph.addresses);
@@ -485,7 +516,7 @@ absl::Status HeapView::NodeKinds(
   // Every node is alive (this question's walk found it), so LabelParts
   // keeps them all, in the graph's order.
   absl::StatusOr<LiveKinds> labelled =
-      LabelParts(graph, &reverse, all, base, /*force_in_and=*/single && in_and);
+      LabelParts(graph, reverse, all, base, /*force_in_and=*/single && in_and);
   if (!labelled.ok()) return labelled.status();
   if (labelled->live.count() != graph.addresses.size()) {
     return absl::InternalError("refdby: the graph's nodes changed");
