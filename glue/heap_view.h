@@ -377,12 +377,12 @@ class HeapView {
   static absl::Status CanLabel(const Classifier& c);
   // ClassifyParts over a graph already walked (see ClassifyWithin);
   // `force_in_and`: render every part as inside a combination (a refdby
-  // base inside one).
-  absl::StatusOr<LiveKinds> LabelParts(const heap::HeapGraph& graph,
-                                       const heap::ReverseIndex* reverse,
-                                       const KindedSet& set,
-                                       const Classifier& c,
-                                       bool force_in_and = false);
+  // base inside one); `unpacked`: `set`'s addresses unpacked, when the
+  // caller has them (saves unpacking them again).
+  absl::StatusOr<LiveKinds> LabelParts(
+      const heap::HeapGraph& graph, const heap::ReverseIndex* reverse,
+      const KindedSet& set, const Classifier& c, bool force_in_and = false,
+      const std::vector<uintptr_t>* unpacked = nullptr);
   // The kind of every node of `graph` under `base` (Rcs and X.refdby:
   // the referrers' kinds), rendered as a refdby label's elements
   // (`in_and`: inside a combination); `reverse`: the graph's reverse

@@ -79,9 +79,10 @@ int64_t ItemIndexOf(const std::string& text) {
 
 // The node of each member of `set` in `graph` (-1: not in it). Both are
 // sorted by address: one merge when the set is a fair part of the graph,
-// else a binary search per member. Pure C++, any thread.
-std::vector<int64_t> NodesOf(const heap::HeapGraph& graph,
-                             const KindedSet& set) {
+// else a binary search per member. `unpacked`: the set's addresses, when
+// the caller has them unpacked (else unpacked here). Pure C++, any thread.
+std::vector<int64_t> NodesOf(const heap::HeapGraph& graph, const KindedSet& set,
+                             const std::vector<uintptr_t>* unpacked) {
   std::vector<int64_t> node_of(set.count(), -1);
   const size_t n = graph.size();
   if (set.count() * 32 < n) {
@@ -90,7 +91,9 @@ std::vector<int64_t> NodesOf(const heap::HeapGraph& graph,
     }
     return node_of;
   }
-  const std::vector<uintptr_t> addresses = set.addresses.ToVector();
+  std::vector<uintptr_t> own;
+  if (unpacked == nullptr) own = set.addresses.ToVector();
+  const std::vector<uintptr_t>& addresses = unpacked ? *unpacked : own;
   size_t j = 0;
   for (size_t i = 0; i < addresses.size(); ++i) {
     while (j < n && graph.addresses[j] < addresses[i]) ++j;
@@ -131,7 +134,9 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(const KindedSet& set,
   absl::StatusOr<heap::HeapGraph> graph = engine_->Graph(graph_options);
   if (!graph.ok()) return graph.status();
   if (absl::Status s = CheckQuestionMemory(&*graph, work); !s.ok()) return s;
-  return LabelParts(*graph, nullptr, set, c);
+  // Without dead members `wanted` is the set's addresses, unpacked.
+  return LabelParts(*graph, nullptr, set, c, /*force_in_and=*/false,
+                    dead.empty() ? &wanted : nullptr);
 }
 
 absl::Status HeapView::CanLabel(const Classifier& c) {
@@ -153,14 +158,15 @@ absl::Status HeapView::CanLabel(const Classifier& c) {
 
 absl::StatusOr<LiveKinds> HeapView::LabelParts(
     const heap::HeapGraph& graph_ref, const heap::ReverseIndex* reverse_in,
-    const KindedSet& set, const Classifier& c, bool force_in_and) {
+    const KindedSet& set, const Classifier& c, bool force_in_and,
+    const std::vector<uintptr_t>* unpacked) {
   if (absl::Status s = CanLabel(c); !s.ok()) return s;
   const std::vector<Classifier::Part>& parts = c.parts();
   const heap::HeapGraph* graph = &graph_ref;
   // From here to the end no Python code runs and no thread state is
   // swapped (the question holds the target current), so the GIL stays held
   // and what the walk found stays alive.
-  const std::vector<int64_t> node_of = NodesOf(*graph, set);
+  const std::vector<int64_t> node_of = NodesOf(*graph, set, unpacked);
   const std::vector<size_t> dead = DeadMembers(set);
   // The type each kind was last confirmed for: one name comparison per
   // (kind, type) met, not per member.
@@ -276,16 +282,17 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         // Each member's referrer kinds: from the caller's reverse index,
         // else from one pass over the forward edges, which keeps the first
         // kind met per member and (member, kind) pairs for the other
-        // kinds (most members are held by objects of one kind).
+        // kinds (most members are held by objects of one kind), then
+        // buckets those by member (counting sort: `more_begin`).
         constexpr uint32_t kNone = UINT32_MAX;
-        std::vector<uint32_t> first_kind;
-        std::vector<std::pair<uint32_t, uint32_t>> more_kinds;
+        std::vector<uint32_t> first_kind, more_begin, more_kinds;
         if (reverse == nullptr) {
           std::vector<uint32_t> member_of(graph->size(), kNone);
           for (size_t k = 0; k < n; ++k) {
             member_of[keep_node[k]] = static_cast<uint32_t>(k);
           }
           first_kind.assign(n, kNone);
+          std::vector<std::pair<uint32_t, uint32_t>> more;  // (member, kind)
           for (uint32_t u = 0; u < graph->size(); ++u) {
             if (stop.Poll()) return stop.status();
             const uint32_t b = graph->out_begin[u],
@@ -299,27 +306,29 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
               if (f == kNone) {
                 f = kind;
               } else if (f != kind) {
-                more_kinds.emplace_back(k, kind);
+                more.emplace_back(k, kind);
               }
             }
           }
-          std::sort(more_kinds.begin(), more_kinds.end());
+          more_begin.assign(n + 1, 0);
+          for (const auto& m : more) ++more_begin[m.first + 1];
+          for (size_t k = 0; k < n; ++k) more_begin[k + 1] += more_begin[k];
+          more_kinds.resize(more.size());
+          std::vector<uint32_t> next(more_begin.begin(), more_begin.end() - 1);
+          for (const auto& m : more) more_kinds[next[m.first]++] = m.second;
         }
         // Each distinct set of referrer kinds is rendered and interned
         // once: a member looks its set up by kind indexes.
         SetLabels sets(graph_names->size());
         std::vector<uint32_t> kinds;
         std::vector<std::string> kind_names;
-        size_t more = 0;
         for (size_t k = 0; k < n; ++k) {
           if (stop.Poll()) return stop.status();
           kinds.clear();
           if (reverse == nullptr) {
             if (first_kind[k] != kNone) kinds.push_back(first_kind[k]);
-            for (; more < more_kinds.size() && more_kinds[more].first == k;
-                 ++more) {
-              kinds.push_back(more_kinds[more].second);
-            }
+            kinds.insert(kinds.end(), more_kinds.begin() + more_begin[k],
+                         more_kinds.begin() + more_begin[k + 1]);
           } else if (keep_node[k] >= 0) {
             uint32_t v = static_cast<uint32_t>(keep_node[k]);
             for (uint32_t e = reverse->in_begin[v];
@@ -516,7 +525,8 @@ absl::Status HeapView::NodeKinds(
   // Every node is alive (this question's walk found it), so LabelParts
   // keeps them all, in the graph's order.
   absl::StatusOr<LiveKinds> labelled =
-      LabelParts(graph, reverse, all, base, /*force_in_and=*/single && in_and);
+      LabelParts(graph, reverse, all, base, /*force_in_and=*/single && in_and,
+                 &graph.addresses);
   if (!labelled.ok()) return labelled.status();
   if (labelled->live.count() != graph.addresses.size()) {
     return absl::InternalError("refdby: the graph's nodes changed");
