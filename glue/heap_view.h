@@ -293,7 +293,8 @@ class HeapView {
                                           const Classifier& c);
   // Classify() inside a question that already walked: `set`'s members are
   // nodes of `graph` (found alive by this question's walk), `reverse` its
-  // reverse index or null (built when Rcs or Via need it). No walk.
+  // reverse index or null (Rcs, refdby and Via then read the referrers
+  // from the graph's forward edges, in node order). No walk.
   // Where: as Heap(), inside the HeapEngine::Question of `graph`'s walk.
   absl::StatusOr<KindedSet> ClassifyWithin(const heap::HeapGraph& graph,
                                            const heap::ReverseIndex* reverse,
