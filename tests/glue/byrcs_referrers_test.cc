@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "gtest/gtest.h"
 #include "monitor/monitor.h"
 #include "tests/testing/python_main.h"
@@ -18,30 +19,13 @@ using ::annex::testing::EvalTarget;
 using ::annex::testing::RunTargetCode;
 using ::annex::testing::TargetLong;
 
-std::string Exec(Monitor& m, const std::string& code) {
-  auto out = m.ExecInAnnex(code);
-  EXPECT_TRUE(out.ok()) << out.status();
-  return out.ok() ? *out : "";
-}
-
-class ByrcsReferrersTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    ASSERT_TRUE(RunTargetCode("import gc; gc.disable()"));
-    ASSERT_TRUE(monitor_.Start().ok());
-  }
-  void TearDown() override {
-    EXPECT_TRUE(monitor_.Stop().ok());
-    ASSERT_TRUE(RunTargetCode("gc.enable(); gc.collect()"));
-  }
-  Monitor monitor_;
-};
-
 // `many` is held by three lists, a tuple and a slots instance; `twice` by
 // one list, twice; `me` by the module's dict and by itself; `lone` by
 // nothing but the test's C reference (a heapu member without referrers).
 // Main thread, GIL held (the test's).
-TEST_F(ByrcsReferrersTest, SetsOfReferrerKindsFromEveryEdge) {
+TEST(ByrcsReferrersTest, SetsOfReferrerKindsFromEveryEdge) {
+  Monitor monitor;
+  ASSERT_TRUE(monitor.Start().ok());
   ASSERT_TRUE(RunTargetCode(R"(
 class Rf:
     pass
@@ -66,7 +50,7 @@ rf_ids = (id(rf_l1[0]), id(rf_pair[0]), id(rf_self), id(rf_lone))
                TargetLong(("rf_ids[" + std::to_string(i) + "]").c_str())) +
            (i < 3 ? ", " : "\n");
   }
-  const std::string out = Exec(monitor_, ids + R"(
+  absl::StatusOr<std::string> out = monitor.ExecInAnnex(ids + R"(
 s = hp.idset([im, it, ie, il])
 print(len(s))
 print(sorted((p.kind.brief, len(p)) for p in s.byrcs.parts))
@@ -74,7 +58,8 @@ print(sorted((p.kind.brief, len(p)) for p in s.by(hp.Type.refdby).parts))
 v = hp.idset([im, it]).by(hp.Via.refdby)
 print(sorted((p.kind.brief, len(p)) for p in v.parts))
 )");
-  EXPECT_EQ(out,
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out,
             "4\n"
             "[('<referred by: <Nothing>>', 1), "
             "('<referred by: __main__.RfSlot, list, tuple>', 1), "
@@ -87,6 +72,7 @@ print(sorted((p.kind.brief, len(p)) for p in v.parts))
             "[('<referred by: \"[\\'rf_l1\\']\", \"[\\'rf_l2\\']\", "
             "\"[\\'rf_l3\\']\", \"[\\'rf_slot\\']\", \"[\\'rf_tup\\']\">', 1), "
             "('<referred by: \"[\\'rf_pair\\']\">', 1)]\n");
+  EXPECT_TRUE(monitor.Stop().ok());
   Py_DECREF(lone);
   ASSERT_TRUE(RunTargetCode(
       "del rf_l1, rf_l2, rf_l3, rf_tup, rf_slot, rf_pair, rf_self, rf_ids"));
