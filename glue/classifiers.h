@@ -116,7 +116,8 @@ class Classifier {
   std::string Header() const;
   // Whether classifying needs live objects (a re-walk).
   bool NeedsLiveObjects() const;
-  // Whether classifying needs the graph's reverse edges (Rcs, Via).
+  // Whether classifying needs each member's referrers (Rcs, refdby, Via:
+  // the graph's edges).
   bool NeedsReferrers() const;
 
   static std::string PartName(Part p);

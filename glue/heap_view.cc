@@ -82,9 +82,10 @@ size_t HeapView::QuestionBytes(size_t nodes, size_t edges, Work work) {
       bytes += 12 * nodes + 4 * edges;
       break;
     case Work::kReferrers:
-      // A reverse index (4 + 4 per reference), the Clodo kinds of every
-      // node (Rcs, as kDescribe), (referrer, member) pairs and edge names
-      // (Via, up to ~12 per reference).
+      // The Clodo kinds of every node (Rcs, as kDescribe), a member index
+      // and first referrer kinds (Rcs, 4 + 4) or (referrer, member) pairs
+      // and edge names (Via, up to ~12 per reference): the bound of the
+      // reverse index (4 + 4 per reference) a caller may pass besides.
       bytes += 28 * nodes + 16 * edges;
       break;
     case Work::kDominators:

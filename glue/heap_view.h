@@ -293,7 +293,8 @@ class HeapView {
                                           const Classifier& c);
   // Classify() inside a question that already walked: `set`'s members are
   // nodes of `graph` (found alive by this question's walk), `reverse` its
-  // reverse index or null (built when Rcs or Via need it). No walk.
+  // reverse index or null (Rcs, refdby and Via then read the referrers
+  // from the graph's forward edges, in node order). No walk.
   // Where: as Heap(), inside the HeapEngine::Question of `graph`'s walk.
   absl::StatusOr<KindedSet> ClassifyWithin(const heap::HeapGraph& graph,
                                            const heap::ReverseIndex* reverse,
@@ -377,17 +378,18 @@ class HeapView {
   static absl::Status CanLabel(const Classifier& c);
   // ClassifyParts over a graph already walked (see ClassifyWithin);
   // `force_in_and`: render every part as inside a combination (a refdby
-  // base inside one).
-  absl::StatusOr<LiveKinds> LabelParts(const heap::HeapGraph& graph,
-                                       const heap::ReverseIndex* reverse,
-                                       const KindedSet& set,
-                                       const Classifier& c,
-                                       bool force_in_and = false);
+  // base inside one); `unpacked`: `set`'s addresses unpacked, when the
+  // caller has them (saves unpacking them again).
+  absl::StatusOr<LiveKinds> LabelParts(
+      const heap::HeapGraph& graph, const heap::ReverseIndex* reverse,
+      const KindedSet& set, const Classifier& c, bool force_in_and = false,
+      const std::vector<uintptr_t>* unpacked = nullptr);
   // The kind of every node of `graph` under `base` (Rcs and X.refdby:
   // the referrers' kinds), rendered as a refdby label's elements
-  // (`in_and`: inside a combination). Where: as LabelParts.
+  // (`in_and`: inside a combination); `reverse`: the graph's reverse
+  // index or null, as LabelParts'. Where: as LabelParts.
   absl::Status NodeKinds(const heap::HeapGraph& graph,
-                         const heap::ReverseIndex& reverse,
+                         const heap::ReverseIndex* reverse,
                          const Classifier& base, bool in_and,
                          PackedUints* kinds,
                          std::shared_ptr<std::vector<std::string>>* names);

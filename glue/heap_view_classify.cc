@@ -64,9 +64,10 @@ int64_t ItemIndexOf(const std::string& text) {
 
 // The node of each member of `set` in `graph` (-1: not in it). Both are
 // sorted by address: one merge when the set is a fair part of the graph,
-// else a binary search per member. Pure C++, any thread.
-std::vector<int64_t> NodesOf(const heap::HeapGraph& graph,
-                             const KindedSet& set) {
+// else a binary search per member. `unpacked`: the set's addresses, when
+// the caller has them unpacked (else unpacked here). Pure C++, any thread.
+std::vector<int64_t> NodesOf(const heap::HeapGraph& graph, const KindedSet& set,
+                             const std::vector<uintptr_t>* unpacked) {
   std::vector<int64_t> node_of(set.count(), -1);
   const size_t n = graph.size();
   if (set.count() * 32 < n) {
@@ -75,7 +76,9 @@ std::vector<int64_t> NodesOf(const heap::HeapGraph& graph,
     }
     return node_of;
   }
-  const std::vector<uintptr_t> addresses = set.addresses.ToVector();
+  std::vector<uintptr_t> own;
+  if (unpacked == nullptr) own = set.addresses.ToVector();
+  const std::vector<uintptr_t>& addresses = unpacked ? *unpacked : own;
   size_t j = 0;
   for (size_t i = 0; i < addresses.size(); ++i) {
     while (j < n && graph.addresses[j] < addresses[i]) ++j;
@@ -116,7 +119,9 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(const KindedSet& set,
   absl::StatusOr<heap::HeapGraph> graph = engine_->Graph(graph_options);
   if (!graph.ok()) return graph.status();
   if (absl::Status s = CheckQuestionMemory(&*graph, work); !s.ok()) return s;
-  return LabelParts(*graph, nullptr, set, c);
+  // Without dead members `wanted` is the set's addresses, unpacked.
+  return LabelParts(*graph, nullptr, set, c, /*force_in_and=*/false,
+                    dead.empty() ? &wanted : nullptr);
 }
 
 absl::Status HeapView::CanLabel(const Classifier& c) {
@@ -138,14 +143,15 @@ absl::Status HeapView::CanLabel(const Classifier& c) {
 
 absl::StatusOr<LiveKinds> HeapView::LabelParts(
     const heap::HeapGraph& graph_ref, const heap::ReverseIndex* reverse_in,
-    const KindedSet& set, const Classifier& c, bool force_in_and) {
+    const KindedSet& set, const Classifier& c, bool force_in_and,
+    const std::vector<uintptr_t>* unpacked) {
   if (absl::Status s = CanLabel(c); !s.ok()) return s;
   const std::vector<Classifier::Part>& parts = c.parts();
   const heap::HeapGraph* graph = &graph_ref;
   // From here to the end no Python code runs and no thread state is
   // swapped (the question holds the target current), so the GIL stays held
   // and what the walk found stays alive.
-  const std::vector<int64_t> node_of = NodesOf(*graph, set);
+  const std::vector<int64_t> node_of = NodesOf(*graph, set, unpacked);
   const std::vector<size_t> dead = DeadMembers(set);
   // The type each kind was last confirmed for: one name comparison per
   // (kind, type) met, not per member.
@@ -187,18 +193,10 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
   // cancelled, the question ends with its status and the target runs.
   heap::QuestionStop& stop = engine_->question_stop();
 
-  // Rcs and refdby read each member's referrers from a reverse index; Via
-  // without the caller's index goes through the forward edges.
-  bool rcs = false;
-  for (Classifier::Part p : parts) {
-    rcs |= p == Classifier::kRcs || p == Classifier::kRefdby;
-  }
-  heap::ReverseIndex own_reverse;
-  if (rcs && reverse_in == nullptr) {
-    own_reverse = heap::ReverseIndex::Build(*graph);
-  }
-  const heap::ReverseIndex& reverse =
-      reverse_in != nullptr ? *reverse_in : own_reverse;
+  // Rcs, refdby and Via read each member's referrers from the caller's
+  // reverse index when there is one, else from the graph's forward edges
+  // in node order (no reverse index is built).
+  const heap::ReverseIndex* reverse = reverse_in;
   // Rcs and X.refdby: the kind of every node under the base classifier
   // (Clodo for Rcs), rendered as in `graph_base_in_and`.
   PackedUints graph_clodo;
@@ -266,6 +264,44 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
           graph_base = base;
           graph_base_in_and = in_and;
         }
+        // Each member's referrer kinds: from the caller's reverse index,
+        // else from one pass over the forward edges, which keeps the first
+        // kind met per member and (member, kind) pairs for the other
+        // kinds (most members are held by objects of one kind), then
+        // buckets those by member (counting sort: `more_begin`).
+        constexpr uint32_t kNone = UINT32_MAX;
+        std::vector<uint32_t> first_kind, more_begin, more_kinds;
+        if (reverse == nullptr) {
+          std::vector<uint32_t> member_of(graph->size(), kNone);
+          for (size_t k = 0; k < n; ++k) {
+            member_of[keep_node[k]] = static_cast<uint32_t>(k);
+          }
+          first_kind.assign(n, kNone);
+          std::vector<std::pair<uint32_t, uint32_t>> more;  // (member, kind)
+          for (uint32_t u = 0; u < graph->size(); ++u) {
+            if (stop.Poll()) return stop.status();
+            const uint32_t b = graph->out_begin[u],
+                           end = graph->out_begin[u + 1];
+            if (b == end) continue;
+            const uint32_t kind = static_cast<uint32_t>(graph_clodo[u]);
+            for (uint32_t e = b; e < end; ++e) {
+              const uint32_t k = member_of[graph->out_targets[e]];
+              if (k == kNone) continue;
+              uint32_t& f = first_kind[k];
+              if (f == kNone) {
+                f = kind;
+              } else if (f != kind) {
+                more.emplace_back(k, kind);
+              }
+            }
+          }
+          more_begin.assign(n + 1, 0);
+          for (const auto& m : more) ++more_begin[m.first + 1];
+          for (size_t k = 0; k < n; ++k) more_begin[k + 1] += more_begin[k];
+          more_kinds.resize(more.size());
+          std::vector<uint32_t> next(more_begin.begin(), more_begin.end() - 1);
+          for (const auto& m : more) more_kinds[next[m.first]++] = m.second;
+        }
         // Each distinct set of referrer kinds is rendered and interned
         // once: a member looks its set up by kind indexes.
         SetLabels sets(graph_names->size());
@@ -274,11 +310,15 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         for (size_t k = 0; k < n; ++k) {
           if (stop.Poll()) return stop.status();
           kinds.clear();
-          if (keep_node[k] >= 0) {
+          if (reverse == nullptr) {
+            if (first_kind[k] != kNone) kinds.push_back(first_kind[k]);
+            kinds.insert(kinds.end(), more_kinds.begin() + more_begin[k],
+                         more_kinds.begin() + more_begin[k + 1]);
+          } else if (keep_node[k] >= 0) {
             uint32_t v = static_cast<uint32_t>(keep_node[k]);
-            for (uint32_t e = reverse.in_begin[v]; e < reverse.in_begin[v + 1];
-                 ++e) {
-              kinds.push_back(graph_clodo[reverse.in_sources[e]]);
+            for (uint32_t e = reverse->in_begin[v];
+                 e < reverse->in_begin[v + 1]; ++e) {
+              kinds.push_back(graph_clodo[reverse->in_sources[e]]);
             }
           }
           uint32_t& label = sets.Slot(kinds);
@@ -346,7 +386,7 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
             }
           };
           python::ScopedTargetSwap swap(ts_);
-          if (reverse_in == nullptr) {
+          if (reverse == nullptr) {
             std::vector<uint32_t> member_of(graph->size(), kNone);
             for (size_t k = 0; k < n; ++k) {
               member_of[keep_node[k]] = static_cast<uint32_t>(k);
@@ -369,9 +409,9 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
             for (size_t k = 0; k < n; ++k) {
               const uint32_t v = static_cast<uint32_t>(keep_node[k]);
               uint32_t last = kNone;
-              for (uint32_t e = reverse.in_begin[v];
-                   e < reverse.in_begin[v + 1]; ++e) {
-                const uint32_t u = reverse.in_sources[e];
+              for (uint32_t e = reverse->in_begin[v];
+                   e < reverse->in_begin[v + 1]; ++e) {
+                const uint32_t u = reverse->in_sources[e];
                 if (u == last) continue;  // ascending: parallel edges adjacent
                 last = u;
                 by_source.emplace_back(u, static_cast<uint32_t>(k));
@@ -443,7 +483,7 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
 }
 
 absl::Status HeapView::NodeKinds(
-    const heap::HeapGraph& graph, const heap::ReverseIndex& reverse,
+    const heap::HeapGraph& graph, const heap::ReverseIndex* reverse,
     const Classifier& base, bool in_and, PackedUints* kinds,
     std::shared_ptr<std::vector<std::string>>* names) {
   KindedSet all = Describe(graph.addresses, &graph.sizes, &graph.addresses);
@@ -470,7 +510,8 @@ absl::Status HeapView::NodeKinds(
   // Every node is alive (this question's walk found it), so LabelParts
   // keeps them all, in the graph's order.
   absl::StatusOr<LiveKinds> labelled =
-      LabelParts(graph, &reverse, all, base, /*force_in_and=*/single && in_and);
+      LabelParts(graph, reverse, all, base, /*force_in_and=*/single && in_and,
+                 &graph.addresses);
   if (!labelled.ok()) return labelled.status();
   if (labelled->live.count() != graph.addresses.size()) {
     return absl::InternalError("refdby: the graph's nodes changed");

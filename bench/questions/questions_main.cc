@@ -12,7 +12,10 @@
 // formatted as the console prints it. Per question: wall milliseconds
 // around the call, the longest pause the ticker saw during it, and the
 // median wall time as a ratio of the bare walk's (HeapEngine::Heap() on
-// the annex thread, no sets kept, no classification), and what the kept h
+// the annex thread, no sets kept, no classification), the process's CPU
+// milliseconds during it (every thread: steadier than wall time when
+// other work shares the cores, which stretches wall time but not CPU
+// time), and what the kept h
 // and a copy of it (h.bytype) are charged per object by the annex's memory
 // budget (docs/hp.md, "Memory budget"). One JSON object per size on stdout.
 //
@@ -29,6 +32,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -84,6 +88,14 @@ std::string BuildHeap(long objects) {
          "    pass\n"
          "bench_small = [Small() for i in range(10000)]\n"
          "import gc; gc.collect()\n";
+}
+
+// The CPU time of the whole process so far, in milliseconds. Any thread.
+double ProcessCpuMs() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 +
+         static_cast<double>(ts.tv_nsec) / 1e6;
 }
 
 // Evaluates `expr` in the target's __main__ and returns it as a double.
@@ -173,7 +185,7 @@ int main(int argc, char** argv) {
     }
     std::vector<double> walk_ms, walk_pause_ms;
     std::vector<std::vector<double>> wall(questions.size()),
-        pause(questions.size());
+        pause(questions.size()), cpu(questions.size());
     long objects = 0;
     for (int run = 0; run < runs; ++run) {
       absl::Status s = runtime.Run([&](const annex::python::ThreadStates& ts) {
@@ -190,12 +202,14 @@ int main(int argc, char** argv) {
       }
       for (size_t q = 0; q < questions.size(); ++q) {
         RunInMain("pause_max = 0.0");
+        const double cpu0 = ProcessCpuMs();
         auto t0 = std::chrono::steady_clock::now();
         absl::StatusOr<std::string> out =
             monitor.ExecInAnnex(questions[q].code, /*namespace_id=*/1);
         const double ms = std::chrono::duration<double, std::milli>(
                               std::chrono::steady_clock::now() - t0)
                               .count();
+        cpu[q].push_back(ProcessCpuMs() - cpu0);
         if (!out.ok()) {
           std::fprintf(stderr, "%s: %s\n", questions[q].name,
                        out.status().ToString().c_str());
@@ -231,8 +245,9 @@ int main(int argc, char** argv) {
     for (size_t q = 0; q < questions.size(); ++q) {
       const std::string k = questions[q].name;
       absl::StrAppend(&fields, ", \"", k, "_ms\": ", JsonList(wall[q], 1),
-                      ", \"", k, "_pause_ms\": ", JsonList(pause[q], 1), ", \"",
-                      k, "_per_walk\": ", std::to_string(Median(wall[q]) / wm));
+                      ", \"", k, "_cpu_ms\": ", JsonList(cpu[q], 1), ", \"", k,
+                      "_pause_ms\": ", JsonList(pause[q], 1), ", \"", k,
+                      "_per_walk\": ", std::to_string(Median(wall[q]) / wm));
     }
     std::printf(
         "{\"case\": \"questions\", \"python\": \"%s\", \"requested_objects\": "

@@ -620,3 +620,64 @@ made = [Made() for _ in range(6)]
         self.assertGreater(len(h.by('Type&Size').parts), 1)
         self.assertEqual(str(h.by('Unity').er), 'hp.Unity')
 
+
+
+class ByrcsReferrersTest(unittest.TestCase):
+    """byrcs and X.refdby read each member's referrers from the graph's
+    forward edges (no reverse index): every referrer counts once per kind,
+    whatever the order the edges come in, repeated edges and
+    self-references included, and a member no live object refers to is
+    <Nothing>. Expectations come from how the fixture is built."""
+
+    def test_sets_of_referrer_kinds_from_every_edge(self):
+        # `many` is held by three lists, a tuple and a slots instance;
+        # `twice` by one list, twice; `me` by the module's dict and by
+        # itself; `lone` by nothing but a C reference (Py_IncRef: a
+        # reference count no object holds), so it has no referrer.
+        annex_test.target_exec(
+            'class Rf:\n'
+            '    pass\n'
+            'class RfSlot:\n'
+            "    __slots__ = ('x',)\n"
+            'def _rf():\n'
+            '    many, twice, lone = Rf(), Rf(), Rf()\n'
+            '    slot = RfSlot()\n'
+            '    slot.x = many\n'
+            '    me = []\n'
+            '    me.append(me)\n'
+            '    return ([many], [many], [many], (many,), slot,\n'
+            '            [twice, twice], me, lone)\n'
+            '(rf_l1, rf_l2, rf_l3, rf_tup, rf_slot, rf_pair, rf_self,\n'
+            ' rf_lone) = _rf()\n'
+            'rf_ids = (id(rf_l1[0]), id(rf_pair[0]), id(rf_self),\n'
+            '          id(rf_lone))\n'
+            'import ctypes\n'
+            'ctypes.pythonapi.Py_IncRef(ctypes.py_object(rf_lone))\n'
+            'del rf_lone, _rf\n')
+        self.addCleanup(
+            annex_test.target_exec,
+            'ctypes.pythonapi.Py_DecRef(ctypes.c_void_p(rf_ids[3]))\n'
+            'del rf_l1, rf_l2, rf_l3, rf_tup, rf_slot, rf_pair, rf_self,'
+            ' rf_ids, Rf, RfSlot\n')
+        im, it, ie, il = annex_test.target_eval('rf_ids')
+        s = hp.idset([im, it, ie, il])
+        self.assertEqual(len(s), 4)
+        self.assertEqual(
+            sorted((p.kind.brief, len(p)) for p in s.byrcs.parts),
+            [('<referred by: <Nothing>>', 1),
+             ('<referred by: __main__.RfSlot, list, tuple>', 1),
+             ('<referred by: dict of module, list>', 1),
+             ('<referred by: list>', 1)])
+        self.assertEqual(
+            sorted((p.kind.brief, len(p))
+                   for p in s.by(hp.Type.refdby).parts),
+            [('<referred by: <Nothing>>', 1),
+             ('<referred by: __main__.RfSlot, list, tuple>', 1),
+             ('<referred by: dict, list>', 1),
+             ('<referred by: list>', 1)])
+        v = hp.idset([im, it]).by(hp.Via.refdby)
+        self.assertEqual(
+            sorted((p.kind.brief, len(p)) for p in v.parts),
+            [('<referred by: "[\'rf_l1\']", "[\'rf_l2\']", "[\'rf_l3\']", '
+              '"[\'rf_slot\']", "[\'rf_tup\']">', 1),
+             ('<referred by: "[\'rf_pair\']">', 1)])

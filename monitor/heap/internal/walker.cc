@@ -138,9 +138,12 @@ void Walker::FillGraph(HeapGraph* g) {
     g->out_targets.clear();
     return;
   }
-  std::vector<uint32_t> id_of_order, degree;
+  // Each node's degree goes to out_begin[id + 1] (every node is recorded
+  // once), then a running sum turns degrees into offsets in place.
+  std::vector<uint32_t> id_of_order;
   AssignFrom(pool, id_of_order, order_.size(), uint32_t{0});
-  AssignFrom(pool, degree, n, uint32_t{0});
+  AssignFrom(pool, g->out_begin, n + 1, uint32_t{0});
+  uint32_t* degree = g->out_begin.data() + 1;
   for (size_t i = 0; i < order_.size(); ++i) {
     const uint32_t id = id_of(order_[i]);
     id_of_order[i] = id;
@@ -155,9 +158,7 @@ void Walker::FillGraph(HeapGraph* g) {
       degree[id] = static_cast<uint32_t>(end - order_edge_begin_[i]);
     }
   }
-  AssignFrom(pool, g->out_begin, n + 1, uint32_t{0});
-  for (size_t v = 0; v < n; ++v)
-    g->out_begin[v + 1] = g->out_begin[v] + degree[v];
+  for (size_t v = 0; v < n; ++v) g->out_begin[v + 1] += g->out_begin[v];
   AssignFrom(pool, g->out_targets, size_t{g->out_begin[n]}, uint32_t{0});
   for (size_t i = 0; i < order_.size(); ++i) {
     const uint64_t begin = order_edge_begin_[i];
@@ -169,10 +170,7 @@ void Walker::FillGraph(HeapGraph* g) {
       g->out_targets[out++] = id_of(edges_[e]);
     }
   }
-  if (pool != nullptr) {
-    pool->Give(std::move(id_of_order));
-    pool->Give(std::move(degree));
-  }
+  if (pool != nullptr) pool->Give(std::move(id_of_order));
 }
 
 }  // namespace annex::heap::internal
