@@ -217,10 +217,11 @@ void AnnexRuntime::ThreadMain() {
   }
   {
     absl::MutexLock lock(&mu_);
+    // Before the unlock, which lets Start() return: Run() reads it.
+    running_.store(status.ok());
     start_status_ = status;
     started_ = true;
   }
-  running_.store(status.ok());
   if (!status.ok()) return;
 
   for (;;) {
