@@ -115,14 +115,6 @@ bool Mutex::AwaitWithDeadline(const Condition& cond, absl::Time deadline) {
   return met;
 }
 
-bool Mutex::LockWhenWithTimeout(const Condition& cond, absl::Duration timeout) {
-  static auto f = Get<bool (*)(Mutex*, const Condition&, absl::Duration)>(
-      "5Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE");
-  bool met = f(this, cond, timeout);
-  __tsan_acquire(this);  // held either way
-  return met;
-}
-
 void Mutex::LockWhen(const Condition& cond) {
   static auto f = Get<void (*)(Mutex*, const Condition&)>(
       "5Mutex8LockWhenERKNS0_9ConditionE");
@@ -147,23 +139,6 @@ void CondVar::Wait(Mutex* mu) {
   __tsan_release(mu);
   f(this, mu);
   __tsan_acquire(mu);
-}
-
-bool CondVar::WaitWithTimeout(Mutex* mu, absl::Duration timeout) {
-  static auto f = Get<bool (*)(CondVar*, Mutex*, absl::Duration)>(
-      "7CondVar15WaitWithTimeoutEPNS0_5MutexENS0_8DurationE");
-  __tsan_release(mu);
-  bool timed_out = f(this, mu, timeout);
-  __tsan_acquire(mu);
-  return timed_out;
-}
-
-// ReleasableMutexLock::Release() unlocks inside the library.
-void ReleasableMutexLock::Release() {
-  static auto f =
-      Get<void (*)(ReleasableMutexLock*)>("19ReleasableMutexLock7ReleaseEv");
-  __tsan_release(this->mu_);
-  f(this);
 }
 
 void Notification::Notify() {
