@@ -44,12 +44,12 @@ absl::StatusOr<std::unique_ptr<MemoryBudget>> MemoryBudget::Create(Session&) {
 MemoryBudget::MemoryBudget() = default;
 
 void MemoryBudget::SetLimits(const MemoryLimits& limits) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   limits_ = limits;
 }
 
 MemoryLimits MemoryBudget::limits() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return MemoryLimits{PerHpLimitLocked(), TotalLimitLocked()};
 }
 
@@ -64,17 +64,17 @@ size_t MemoryBudget::TotalLimitLocked() const {
 }
 
 uint64_t MemoryBudget::NewOwner() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return next_owner_++;
 }
 
 void MemoryBudget::SetCurrentOwner(uint64_t owner) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   current_owner_ = owner;
 }
 
 uint64_t MemoryBudget::current_owner() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return current_owner_;
 }
 
@@ -82,7 +82,7 @@ absl::Status MemoryBudget::Charge(uintptr_t key, size_t bytes,
                                   const std::string& what) {
   std::function<void()> reclaim;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     bool total_bound = false;
     absl::Status s = ChargeLocked(key, bytes, what, &total_bound);
     if (s.ok() || !total_bound || reusable_ == 0 || !reclaim_) return s;
@@ -91,23 +91,23 @@ absl::Status MemoryBudget::Charge(uintptr_t key, size_t bytes,
   // The kept engine buffers may be what stands in the way: free them (the
   // reclaimer reports through SetReusable, so not under the lock).
   reclaim();
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   bool total_bound = false;
   return ChargeLocked(key, bytes, what, &total_bound);
 }
 
 void MemoryBudget::SetReusable(size_t bytes) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   reusable_ = bytes;
 }
 
 size_t MemoryBudget::reusable() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return reusable_;
 }
 
 void MemoryBudget::SetReclaimer(std::function<void()> reclaim) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   reclaim_ = std::move(reclaim);
 }
 
@@ -153,7 +153,7 @@ absl::Status MemoryBudget::ChargeLocked(uintptr_t key, size_t bytes,
 
 absl::Status MemoryBudget::CheckTransient(size_t bytes,
                                           const std::string& what) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = by_owner_.find(current_owner_);
   const size_t held = it == by_owner_.end() ? 0 : it->second;
   const size_t hp_limit = PerHpLimitLocked();
@@ -177,7 +177,7 @@ absl::Status MemoryBudget::CheckTransient(size_t bytes,
 }
 
 void MemoryBudget::Release(uintptr_t key) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = holdings_.find(key);
   if (it == holdings_.end()) return;
   by_owner_[it->second.owner] -= it->second.bytes;
@@ -187,7 +187,7 @@ void MemoryBudget::Release(uintptr_t key) {
 
 std::vector<MemoryBudget::Holding> MemoryBudget::Holdings(
     uint64_t owner) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<Holding> out;
   for (const auto& [key, h] : holdings_) {
     if (h.owner == owner) out.push_back(h);
@@ -199,18 +199,18 @@ std::vector<MemoryBudget::Holding> MemoryBudget::Holdings(
 }
 
 size_t MemoryBudget::HeldBy(uint64_t owner) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = by_owner_.find(owner);
   return it == by_owner_.end() ? 0 : it->second;
 }
 
 size_t MemoryBudget::Total() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return total_;
 }
 
 std::string MemoryBudget::Describe(uint64_t owner, size_t max_rows) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return DescribeLocked(owner, max_rows);
 }
 

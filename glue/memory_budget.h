@@ -35,7 +35,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -43,6 +42,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 
 namespace annex::glue {
 
@@ -118,7 +118,7 @@ class MemoryBudget {
   std::string DescribeLocked(uint64_t owner, size_t max_rows) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  mutable std::mutex mu_;
+  mutable absl::Mutex mu_;
   MemoryLimits limits_ ABSL_GUARDED_BY(mu_);
   uint64_t next_owner_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t current_owner_ ABSL_GUARDED_BY(mu_) = 0;

@@ -11,12 +11,12 @@ Session::~Session() {
 }
 
 size_t Session::size() const {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
+  ReentrantLock lock(&mu_);
   return creation_order_.size();
 }
 
 void* Session::PeekErased(std::type_index key) const {
-  std::lock_guard<std::recursive_mutex> lock(mu_);
+  ReentrantLock lock(&mu_);
   auto it = slots_.find(key);
   return it == slots_.end() ? nullptr : it->second.object;
 }
@@ -25,7 +25,7 @@ absl::StatusOr<void*> Session::GetErased(
     std::type_index key, const std::function<absl::StatusOr<Erased>()>& make) {
   // The recursive mutex is held while a factory runs, so a service is built
   // exactly once and factories may ask for the services they need.
-  std::lock_guard<std::recursive_mutex> lock(mu_);
+  ReentrantLock lock(&mu_);
   Slot& slot = slots_[key];
   if (slot.object != nullptr) return slot.object;
   if (slot.building) {

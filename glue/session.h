@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -65,7 +66,7 @@ class Session {
   template <typename T>
   absl::Status SetFactory(
       std::function<absl::StatusOr<std::unique_ptr<T>>(Session&)> factory) {
-    std::lock_guard<std::recursive_mutex> lock(mu_);
+    ReentrantLock lock(&mu_);
     std::type_index key(typeid(T));
     if (slots_.count(key) && slots_[key].object != nullptr) {
       return absl::FailedPreconditionError(
@@ -94,6 +95,32 @@ class Session {
   };
   using ErasedFactory = std::function<absl::StatusOr<Erased>(Session&)>;
 
+  // The session's lock stays a std::recursive_mutex: it is held while a
+  // factory runs, and a factory asks the same session for the services it
+  // needs on the same thread (GetErased again), which absl::Mutex does not
+  // allow. Wrapped as a capability so that clang checks what it guards.
+  class ABSL_LOCKABLE ReentrantMutex {
+   public:
+    void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
+    void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+
+   private:
+    std::recursive_mutex mu_;
+  };
+  class ABSL_SCOPED_LOCKABLE ReentrantLock {
+   public:
+    explicit ReentrantLock(ReentrantMutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu)
+        : mu_(mu) {
+      mu_->Lock();
+    }
+    ~ReentrantLock() ABSL_UNLOCK_FUNCTION() { mu_->Unlock(); }
+    ReentrantLock(const ReentrantLock&) = delete;
+    ReentrantLock& operator=(const ReentrantLock&) = delete;
+
+   private:
+    ReentrantMutex* const mu_;
+  };
+
   template <typename T>
   std::function<absl::StatusOr<std::unique_ptr<T>>(Session&)> MakeFactory() {
     return [](Session& s) { return T::Create(s); };
@@ -103,10 +130,11 @@ class Session {
       std::type_index key, const std::function<absl::StatusOr<Erased>()>& make);
   void* PeekErased(std::type_index key) const;
 
-  mutable std::recursive_mutex mu_;
-  std::unordered_map<std::type_index, Slot> slots_;
-  std::unordered_map<std::type_index, ErasedFactory> overrides_;
-  std::vector<Erased> creation_order_;
+  mutable ReentrantMutex mu_;
+  std::unordered_map<std::type_index, Slot> slots_ ABSL_GUARDED_BY(mu_);
+  std::unordered_map<std::type_index, ErasedFactory> overrides_
+      ABSL_GUARDED_BY(mu_);
+  std::vector<Erased> creation_order_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace annex::glue

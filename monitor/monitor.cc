@@ -7,12 +7,12 @@
 #include <atomic>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "glue/annex_access.h"
 #include "glue/classifiers.h"
@@ -31,14 +31,14 @@
 namespace annex {
 
 struct Monitor::State {
-  std::mutex mu;  // serializes Start/Stop
+  absl::Mutex mu;  // serializes Start/Stop
   std::unique_ptr<glue::Session> session;
   std::unique_ptr<python::AnnexRuntime> runtime;
   std::unique_ptr<services::AnnexConsole> console_executor;
   // Namespaces of ExecInAnnex(code, namespace_id): the host's own, each a
   // client of this executor (its namespace id is the client id).
   std::unique_ptr<services::AnnexConsole> host_executor;
-  std::mutex console_mu;
+  absl::Mutex console_mu;
   std::unique_ptr<console::Server> console ABSL_GUARDED_BY(console_mu);
   std::unique_ptr<watchdog::Watchdog> watchdog ABSL_GUARDED_BY(console_mu);
   std::unique_ptr<services::WatchdogHeap> watchdog_heap
@@ -75,7 +75,7 @@ constexpr char kExiting[] =
 // function, and the monitors it serves come and go (Monitor::Stop removes
 // its own).
 struct ExitingConsoles {
-  std::mutex mu;
+  absl::Mutex mu;
   // Per monitor (its state's address): what closes its console.
   std::vector<std::pair<const void*, std::function<void()>>> closers
       ABSL_GUARDED_BY(mu);
@@ -91,7 +91,7 @@ ExitingConsoles& Exiting() {
 // thread; no Python is used (Python is gone).
 void CloseExitingConsoles() {
   ExitingConsoles& exiting = Exiting();
-  std::lock_guard<std::mutex> lock(exiting.mu);
+  absl::MutexLock lock(&exiting.mu);
   exiting.hooked = false;  // a later Py_Initialize starts afresh
   for (auto& [state, close] : exiting.closers) close();
   exiting.closers.clear();
@@ -100,7 +100,7 @@ void CloseExitingConsoles() {
 // Monitor::Stop: this monitor closes its own console from now on.
 void ForgetExitingConsole(const void* state) {
   ExitingConsoles& exiting = Exiting();
-  std::lock_guard<std::mutex> lock(exiting.mu);
+  absl::MutexLock lock(&exiting.mu);
   auto& v = exiting.closers;
   v.erase(std::remove_if(v.begin(), v.end(),
                          [state](const auto& c) { return c.first == state; }),
@@ -120,12 +120,12 @@ bool Monitor::running() const {
 glue::Session* Monitor::session() { return state_->session.get(); }
 
 std::string Monitor::console_socket_path() const {
-  std::lock_guard<std::mutex> lock(state_->console_mu);
+  absl::MutexLock lock(&state_->console_mu);
   return state_->console ? state_->console->socket_path() : "";
 }
 
 absl::Status Monitor::Start(const Options& options) {
-  std::lock_guard<std::mutex> lock(state_->mu);
+  absl::MutexLock lock(&state_->mu);
   if (state_->runtime != nullptr && state_->runtime->running()) {
     return absl::FailedPreconditionError("the monitor is already started");
   }
@@ -153,7 +153,7 @@ absl::Status Monitor::Start(const Options& options) {
     }
   }
   {
-    std::lock_guard<std::mutex> clock(state_->console_mu);
+    absl::MutexLock clock(&state_->console_mu);
     state_->console.reset();
   }
   state_->console_executor.reset();
@@ -196,7 +196,7 @@ absl::Status Monitor::Start(const Options& options) {
   };
   annex.before_atexit_stop = [st] {
     {
-      std::lock_guard<std::mutex> lock(st->console_mu);
+      absl::MutexLock lock(&st->console_mu);
       st->StopWatchdog();
     }
     // The console stays attachable while a walk in flight ends, and then
@@ -206,9 +206,9 @@ absl::Status Monitor::Start(const Options& options) {
     if (st->console_executor) st->console_executor->Refuse(kExiting);
     if (st->host_executor) st->host_executor->Refuse(kExiting);
     ExitingConsoles& exiting = Exiting();
-    std::lock_guard<std::mutex> lock(exiting.mu);
+    absl::MutexLock lock(&exiting.mu);
     exiting.closers.emplace_back(st, [st] {
-      std::lock_guard<std::mutex> clock(st->console_mu);
+      absl::MutexLock clock(&st->console_mu);
       if (st->console) st->console->Stop();
       st->console.reset();
     });
@@ -241,7 +241,7 @@ absl::Status Monitor::Start(const Options& options) {
       state_->host_executor.reset();
       return started.status();
     }
-    std::lock_guard<std::mutex> clock(state_->console_mu);
+    absl::MutexLock clock(&state_->console_mu);
     state_->console = std::move(*started);
   }
   if (options.watchdog) {
@@ -293,7 +293,7 @@ absl::Status Monitor::Start(const Options& options) {
       if (heap) heap->Stop();
       heap.reset();
       {
-        std::lock_guard<std::mutex> clock(state_->console_mu);
+        absl::MutexLock clock(&state_->console_mu);
         if (state_->console) state_->console->Stop();
         state_->console.reset();
       }
@@ -303,7 +303,7 @@ absl::Status Monitor::Start(const Options& options) {
       state_->host_executor.reset();
       return s;
     }
-    std::lock_guard<std::mutex> clock(state_->console_mu);
+    absl::MutexLock clock(&state_->console_mu);
     state_->watchdog = std::move(dog);
     state_->watchdog_heap = std::move(heap);
   }
@@ -319,7 +319,7 @@ absl::Status Monitor::Start(const Options& options) {
     auto recorder = std::make_unique<services::HeapRecorder>(
         state_->runtime.get(), state_->session.get(), std::move(rc));
     recorder->Start();
-    std::lock_guard<std::mutex> clock(state_->console_mu);
+    absl::MutexLock clock(&state_->console_mu);
     state_->recorder = std::move(recorder);
   }
   return absl::OkStatus();
@@ -336,7 +336,7 @@ absl::Status Monitor::Stop() {
     state_ = std::make_unique<State>();
     return absl::OkStatus();
   }
-  std::lock_guard<std::mutex> lock(state_->mu);
+  absl::MutexLock lock(&state_->mu);
   ForgetExitingConsole(state_.get());
   {
     // The console's Stop waits for the commands in flight and for clients
@@ -345,7 +345,7 @@ absl::Status Monitor::Stop() {
     // that stops the monitor while a client disconnects would wait
     // forever.
     python::ScopedGilReleaseIfHeld release;
-    std::lock_guard<std::mutex> clock(state_->console_mu);
+    absl::MutexLock clock(&state_->console_mu);
     // The watchdog, its heap walks and the recorder first: a walk in flight
     // (up to a second or more for a large heap) ends while the console still
     // answers, so the process is unattachable only while the annex itself
@@ -364,7 +364,7 @@ absl::Status Monitor::Stop() {
 }
 
 watchdog::Metrics Monitor::Metrics() const {
-  std::lock_guard<std::mutex> lock(state_->console_mu);
+  absl::MutexLock lock(&state_->console_mu);
   return state_->watchdog ? state_->watchdog->Metrics() : watchdog::Metrics();
 }
 
@@ -428,7 +428,7 @@ absl::Status Monitor::ReleaseAnnexNamespace(uint64_t namespace_id) {
 }
 
 int Monitor::metrics_port() const {
-  std::lock_guard<std::mutex> lock(state_->console_mu);
+  absl::MutexLock lock(&state_->console_mu);
   return state_->watchdog ? state_->watchdog->metrics_port() : -1;
 }
 

@@ -7,12 +7,13 @@
 #include <iterator>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "glue/annex_access.h"
@@ -1212,8 +1213,8 @@ ModuleState* StateOf(PyObject* module) {
 // CPython never reuses (an ended annex's PyInterpreterState address may
 // be a new annex's after a fork). Where: any thread, GIL held.
 struct Registry {
-  std::mutex mu;
-  std::vector<std::pair<int64_t, PyObject*>> modules;
+  absl::Mutex mu;
+  std::vector<std::pair<int64_t, PyObject*>> modules ABSL_GUARDED_BY(mu);
 };
 Registry& Modules() {
   static auto* registry = new Registry();
@@ -1237,7 +1238,7 @@ int ModuleClear(PyObject* module) {
 void ModuleFree(void* module) {
   {
     Registry& r = Modules();
-    std::lock_guard<std::mutex> lock(r.mu);
+    absl::MutexLock lock(&r.mu);
     r.modules.erase(
         std::remove_if(r.modules.begin(), r.modules.end(),
                        [module](const auto& e) { return e.second == module; }),
@@ -1303,7 +1304,7 @@ PyObject* AnnexModule() {
   if (interp < 0) return nullptr;
   Registry& r = Modules();
   {
-    std::lock_guard<std::mutex> lock(r.mu);
+    absl::MutexLock lock(&r.mu);
     for (const auto& [owner, module] : r.modules) {
       if (owner == interp) return module;
     }
@@ -1319,7 +1320,7 @@ PyObject* AnnexModule() {
           0) {
     return nullptr;
   }
-  std::lock_guard<std::mutex> lock(r.mu);
+  absl::MutexLock lock(&r.mu);
   r.modules.emplace_back(interp, module.get());
   return module.get();  // sys.modules holds it
 }

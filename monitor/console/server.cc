@@ -98,8 +98,7 @@ std::string ErrorFrame(ErrorCode code, bool fatal, absl::string_view text) {
 
 struct ClientState {
   uint64_t id = 0;
-  absl::Mutex mu;
-  absl::CondVar cv;
+  absl::Mutex mu;  // the worker waits on a Condition over queue and closing
   std::deque<RequestMessage> queue ABSL_GUARDED_BY(mu);
   bool closing ABSL_GUARDED_BY(mu) = false;
   bool running ABSL_GUARDED_BY(mu) = false;
@@ -634,8 +633,7 @@ void Server::Impl::HandleFrame(Connection& c, const Frame& frame) {
         AppendReply(s, req->request_id, std::move(refused));
         return;
       }
-      s.queue.push_back(std::move(*req));
-      s.cv.Signal();
+      s.queue.push_back(std::move(*req));  // the unlock wakes the worker
       return;
     }
     case static_cast<uint8_t>(FrameType::kInterrupt): {
@@ -791,7 +789,6 @@ void Server::Impl::CloseConnection(Connection& c) {
       s->cancel->Cancel();
       executor_->Interrupt(s->id);
     }
-    s->cv.SignalAll();
   }
   if (s->worker.joinable()) retired_.push_back(std::move(s));
 }
@@ -818,7 +815,10 @@ void Server::Impl::WorkerMain(const std::shared_ptr<ClientState>& s) {
     std::shared_ptr<Cancellation> cancel = std::make_shared<Cancellation>();
     {
       absl::MutexLock lock(&s->mu);
-      while (!s->closing && s->queue.empty()) s->cv.Wait(&s->mu);
+      auto has_news = [&s]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) {
+        return s->closing || !s->queue.empty();
+      };
+      s->mu.Await(absl::Condition(&has_news));
       if (s->closing) break;
       req = std::move(s->queue.front());
       s->queue.pop_front();

@@ -41,18 +41,18 @@ void BufferPool::Notify() {
 }
 
 void BufferPool::Trim() {
-  std::lock_guard<std::mutex> notify(notify_mu_);
+  absl::MutexLock notify(&notify_mu_);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     ShrinkLocked(0);
   }
   Notify();
 }
 
 void BufferPool::set_limit(size_t bytes) {
-  std::lock_guard<std::mutex> notify(notify_mu_);
+  absl::MutexLock notify(&notify_mu_);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     limit_ = bytes;
     ShrinkLocked(bytes);
   }
@@ -60,17 +60,17 @@ void BufferPool::set_limit(size_t bytes) {
 }
 
 size_t BufferPool::limit() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return limit_;
 }
 
 BufferPool::Stats BufferPool::stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return stats_;
 }
 
 size_t BufferPool::kept_bytes() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return stats_.kept_bytes;
 }
 

@@ -35,12 +35,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <tuple>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "monitor/heap/huge_pages.h"
 
 namespace annex::heap {
@@ -103,7 +103,7 @@ class BufferPool {
   // and one call at a time, on the thread that changed them; it must not
   // call back into the pool. Null: none. Where: any thread.
   void set_on_change(std::function<void(size_t kept_bytes)> on_change) {
-    std::lock_guard<std::mutex> notify(notify_mu_);
+    absl::MutexLock notify(&notify_mu_);
     on_change_ = std::move(on_change);
   }
 
@@ -122,8 +122,8 @@ class BufferPool {
   void Notify() ABSL_EXCLUSIVE_LOCKS_REQUIRED(notify_mu_);
 
   size_t min_bytes_ = kDefaultMinBytes;
-  std::mutex notify_mu_;  // orders on_change_ calls; taken before mu_
-  mutable std::mutex mu_;
+  absl::Mutex notify_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // orders on_change_ calls
+  mutable absl::Mutex mu_;
   size_t limit_ ABSL_GUARDED_BY(mu_);
   Lists lists_ ABSL_GUARDED_BY(mu_);
   Stats stats_ ABSL_GUARDED_BY(mu_);
@@ -163,10 +163,10 @@ std::vector<T> BufferPool::Take(size_t n) {
     return out;
   }
   {
-    std::lock_guard<std::mutex> notify(notify_mu_);
+    absl::MutexLock notify(&notify_mu_);
     bool changed = false;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       auto& kept = std::get<List<T>>(lists_).kept;
       size_t best = kept.size();
       for (size_t i = 0; i < kept.size(); ++i) {
@@ -217,9 +217,9 @@ template <typename T>
 void BufferPool::Give(std::vector<T>&& v) {
   const size_t bytes = v.capacity() * sizeof(T);
   if (bytes < min_bytes_) return;
-  std::lock_guard<std::mutex> notify(notify_mu_);
+  absl::MutexLock notify(&notify_mu_);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (bytes > limit_) return;  // `v` is freed by its owner
     ShrinkLocked(limit_ - bytes);
     v.clear();

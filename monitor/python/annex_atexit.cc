@@ -22,7 +22,7 @@ PyObject* AnnexRuntime::AtExitCallback(PyObject* self, PyObject*) {
   // After fork() the child has a copy of the runtime but none of its
   // threads (and perhaps a copied, locked mutex): nothing to stop there.
   if (getpid() != link->owner) Py_RETURN_NONE;
-  std::lock_guard<std::mutex> lock(link->mu);
+  absl::MutexLock lock(&link->mu);
   if (link->runtime != nullptr) {
     if (link->runtime->options_.before_atexit_stop) {
       ScopedGilRelease release;
@@ -39,7 +39,7 @@ void AnnexRuntime::RegisterTargetAtExit() {
                             METH_NOARGS,
                             "Stops the Annex monitor before finalization."};
   {
-    std::lock_guard<std::mutex> lock(atexit_link_->mu);
+    absl::MutexLock lock(&atexit_link_->mu);
     atexit_link_->runtime = this;
   }
   PyObject* modules = PyImport_GetModuleDict();

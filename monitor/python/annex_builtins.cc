@@ -170,15 +170,13 @@ PyObject* AnnexRuntime::SleepCallback(PyObject* self, PyObject* arg) {
   bool interrupted = false;
   Py_BEGIN_ALLOW_THREADS;
   {
-    const auto until =
-        std::chrono::steady_clock::now() +
-        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-            std::chrono::duration<double>(seconds));
-    std::unique_lock<std::mutex> lock(rt->mu_);
+    absl::MutexLock lock(&rt->mu_);
     rt->sleeping_ = true;
-    const bool woken = rt->cv_.wait_until(lock, until, [&] {
+    auto woken_by = [rt]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(rt->mu_) {
       return rt->interrupt_.load() || rt->async_pending_ || rt->stop_requested_;
-    });
+    };
+    const bool woken = rt->mu_.AwaitWithTimeout(absl::Condition(&woken_by),
+                                                absl::Seconds(seconds));
     rt->sleeping_ = false;
     // One interrupt, one KeyboardInterrupt: the flag is taken here or by
     // the trace hook or the yielder (an async exception), never twice. A

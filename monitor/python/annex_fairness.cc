@@ -14,16 +14,13 @@
 namespace annex::python {
 namespace {
 
-constexpr auto kNudgePeriod = std::chrono::milliseconds(2);
+constexpr absl::Duration kNudgePeriod = absl::Milliseconds(2);
 
 }  // namespace
 
 void AnnexRuntime::SetActive(bool active) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    active_ += active ? 1 : -1;
-  }
-  cv_.notify_all();
+  absl::MutexLock lock(&mu_);
+  active_ += active ? 1 : -1;
 }
 
 void AnnexRuntime::NudgerMain() {
@@ -34,16 +31,19 @@ void AnnexRuntime::NudgerMain() {
   // Binds the fresh thread state to this thread once, with the GIL.
   handoff_.Acquire(nudge_ts_);
   PyEval_SaveThread();
+  auto wanted = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return nudger_exit_ || active_ > 0;
+  };
   for (;;) {
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return nudger_exit_ || active_ > 0; });
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(&wanted));
       if (nudger_exit_) break;
     }
     handoff_.Acquire(nudge_ts_);
     PyEval_SaveThread();
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, kNudgePeriod, [&] { return nudger_exit_; });
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(&nudger_exit_), kNudgePeriod);
   }
   handoff_.Acquire(nudge_ts_);
   PyThreadState_Clear(nudge_ts_);
@@ -54,15 +54,20 @@ void AnnexRuntime::NudgerMain() {
 void AnnexRuntime::YielderMain() {
   // Where: its own thread; enters the annex only while a work item runs.
   const auto stale = 2 * options_.yield_interval;
+  const absl::Duration interval = absl::FromChrono(options_.yield_interval);
+  auto work_runs = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return nudger_exit_ || task_running_;
+  };
+  auto visit_due = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return nudger_exit_ || deliver_interrupt_ || !task_running_;
+  };
   for (;;) {
     bool interrupt = false;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return nudger_exit_ || task_running_; });
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(&work_runs));
       if (nudger_exit_) break;
-      cv_.wait_for(lock, options_.yield_interval, [&] {
-        return nudger_exit_ || deliver_interrupt_ || !task_running_;
-      });
+      mu_.AwaitWithTimeout(absl::Condition(&visit_due), interval);
       if (nudger_exit_) break;
       if (!task_running_) continue;
       // A sleeping annex thread takes the interrupt itself (SleepCallback).
@@ -83,11 +88,8 @@ void AnnexRuntime::YielderMain() {
       in_annex_ = true;
     }
     EnterAnnexBriefly(interrupt);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      in_annex_ = false;
-    }
-    cv_.notify_all();
+    absl::MutexLock lock(&mu_);
+    in_annex_ = false;
   }
 }
 
@@ -105,7 +107,7 @@ void AnnexRuntime::EnterAnnexBriefly(bool interrupt) {
     // Only while the flag is still pending: the trace hook (or a sleep)
     // may have taken it meanwhile, and each request raises once. The
     // annex thread cannot take it now: this visit holds the GIL.
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (task_running_ && !sleeping_ && interrupt_.exchange(false)) {
       async_pending_ = true;
       PyThreadState_SetAsyncExc(annex_thread_ident_, PyExc_KeyboardInterrupt);

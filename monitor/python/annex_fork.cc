@@ -21,8 +21,8 @@ namespace {
 
 // How long a fork() waits for the annex interpreter to end before it
 // interrupts Python code running there, and then how much longer.
-constexpr auto kForkGrace = std::chrono::seconds(2);
-constexpr auto kForkPatience = std::chrono::seconds(28);
+constexpr absl::Duration kForkGrace = absl::Seconds(2);
+constexpr absl::Duration kForkPatience = absl::Seconds(28);
 
 }  // namespace
 
@@ -40,7 +40,9 @@ PyObject* AnnexRuntime::ForkCallback(PyObject* self, bool before) {
   if (holder == nullptr) return nullptr;
   std::shared_ptr<AtExitLink> link = *holder;
   if (getpid() != link->owner) Py_RETURN_NONE;  // a child forking again
-  std::lock_guard<std::mutex> lock(link->mu);
+  // Held only for the callback, never across the fork itself: it keeps
+  // Stop() from destroying the runtime meanwhile.
+  absl::MutexLock lock(&link->mu);
   if (link->runtime != nullptr) {
     if (before) {
       link->runtime->SuspendForFork();
@@ -53,24 +55,25 @@ PyObject* AnnexRuntime::ForkCallback(PyObject* self, bool before) {
 
 void AnnexRuntime::SuspendForFork() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stop_requested_ || finished_ || suspend_requested_) return;
     suspend_requested_ = true;
   }
-  cv_.notify_all();
   // The annex thread needs the GIL to end the annex interpreter.
   PyThreadState* saved = PyEval_SaveThread();
-  auto ended = [&] { return suspended_ || finished_; };
+  auto ended = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return suspended_ || finished_;
+  };
   bool done;
   {
-    std::unique_lock<std::mutex> lock(mu_);
-    done = cv_.wait_for(lock, kForkGrace, ended);
+    absl::MutexLock lock(&mu_);
+    done = mu_.AwaitWithTimeout(absl::Condition(&ended), kForkGrace);
   }
   if (!done) {
     // Python code of the console may run in the annex: interrupt it.
     Interrupt();
-    std::unique_lock<std::mutex> lock(mu_);
-    done = cv_.wait_for(lock, kForkPatience, ended);
+    absl::MutexLock lock(&mu_);
+    done = mu_.AwaitWithTimeout(absl::Condition(&ended), kForkPatience);
   }
   if (!done) {
     std::fprintf(stderr,
@@ -81,14 +84,10 @@ void AnnexRuntime::SuspendForFork() {
 }
 
 void AnnexRuntime::ResumeAfterFork() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!suspend_requested_) return;
-    suspend_requested_ = false;
-  }
   // The annex thread creates the new interpreter once it gets the GIL (the
   // forking thread holds it now): nothing to wait for here.
-  cv_.notify_all();
+  absl::MutexLock lock(&mu_);
+  suspend_requested_ = false;
 }
 
 void AnnexRuntime::RegisterTargetAtFork() {
@@ -182,8 +181,10 @@ void AnnexRuntime::UnregisterTargetAtFork() {
 void AnnexRuntime::SuspendAnnex() {
   {
     // Py_EndInterpreter requires the annex's last thread state.
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return !in_annex_; });
+    absl::MutexLock lock(&mu_);
+    auto out = [this]()
+                   ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !in_annex_; };
+    mu_.Await(absl::Condition(&out));
   }
   SetActive(true);
   handoff_.Acquire(ts_.target_ts);
@@ -194,10 +195,12 @@ void AnnexRuntime::SuspendAnnex() {
   PyEval_SaveThread();
   SetActive(false);
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     suspended_ = true;
-    cv_.notify_all();
-    cv_.wait(lock, [&] { return stop_requested_ || !suspend_requested_; });
+    auto resumed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stop_requested_ || !suspend_requested_;
+    };
+    mu_.Await(absl::Condition(&resumed));
     if (stop_requested_) return;  // DestroyInterpreters finds no annex
     // Not suspended from here on: a fork() requested while the new annex
     // is being created waits until the loop has ended it again.

@@ -26,7 +26,7 @@ namespace {
 // waiter belongs to; older versions need the nudger (see the header).
 constexpr bool kNeedsTargetNudges = PY_VERSION_HEX < 0x030D0000;
 // How often Stop() interrupts work that is still running.
-constexpr auto kStopInterruptPeriod = std::chrono::milliseconds(100);
+constexpr absl::Duration kStopInterruptPeriod = absl::Milliseconds(100);
 
 // Lets CPython raise and clear an asynchronous exception still pending on
 // `ts` (current). Calling PyThreadState_SetAsyncExc(id, NULL) instead would
@@ -75,7 +75,7 @@ absl::StatusOr<std::unique_ptr<AnnexRuntime>> AnnexRuntime::Start(
   rt->target_ = PyInterpreterState_Main();
   {
     // Hold mu_ so the thread cannot finish start-up before its id is known.
-    std::lock_guard<std::mutex> lock(rt->mu_);
+    absl::MutexLock lock(&rt->mu_);
     rt->thread_ = std::thread([r = rt.get()] { r->ThreadMain(); });
     rt->thread_id_.store(rt->thread_.get_id());
     if (kNeedsTargetNudges) {
@@ -85,22 +85,21 @@ absl::StatusOr<std::unique_ptr<AnnexRuntime>> AnnexRuntime::Start(
   }
   absl::Status status;
   WaitWithoutGil([&] {
-    std::unique_lock<std::mutex> lock(rt->mu_);
-    rt->cv_.wait(lock, [&] { return rt->started_; });
+    absl::MutexLock lock(&rt->mu_);
+    rt->mu_.Await(absl::Condition(&rt->started_));
     status = rt->start_status_;
   });
   if (!status.ok()) {
     WaitWithoutGil([&] {
       rt->thread_.join();
       {
-        std::lock_guard<std::mutex> lock(rt->mu_);
+        absl::MutexLock lock(&rt->mu_);
         rt->nudger_exit_ = true;
       }
-      rt->cv_.notify_all();
       if (rt->nudger_.joinable()) rt->nudger_.join();
       if (rt->yielder_.joinable()) rt->yielder_.join();
     });
-    std::lock_guard<std::mutex> lock(rt->stop_mu_);
+    absl::MutexLock lock(&rt->stop_mu_);
     rt->stopped_ = true;
     return status;
   }
@@ -217,32 +216,33 @@ void AnnexRuntime::ThreadMain() {
     SetActive(false);
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
+    // Before the unlock, which lets Start() return: Run() reads it.
+    running_.store(status.ok());
     start_status_ = status;
     started_ = true;
   }
-  running_.store(status.ok());
-  cv_.notify_all();
   if (!status.ok()) return;
 
   for (;;) {
     std::shared_ptr<Task> task;
     bool suspend = false;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] {
+      absl::MutexLock lock(&mu_);
+      auto has_news = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stop_requested_ || suspend_requested_ || !queue_.empty();
-      });
+      };
+      mu_.Await(absl::Condition(&has_news));
       if (suspend_requested_ && !stop_requested_) {
         suspend = true;  // a fork() waits: before any queued work
       } else if (stop_requested_) {
         // Work not started yet fails: Stop() must not wait for a queue.
         for (const std::shared_ptr<Task>& t : queue_) {
+          t->mu.AssertHeld();
           t->status = absl::UnavailableError("the annex is stopping");
           t->done = true;
         }
         queue_.clear();
-        cv_.notify_all();
         break;
       } else {
         task = queue_.front();
@@ -254,11 +254,11 @@ void AnnexRuntime::ThreadMain() {
       continue;
     }
     if (ts_.annex_ts == nullptr) {  // not created again after a fork()
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
+      task->mu.AssertHeld();
       task->status = absl::UnavailableError(
           "the annex interpreter could not be created again after fork()");
       task->done = true;
-      cv_.notify_all();
       continue;
     }
     SetActive(true);
@@ -268,7 +268,8 @@ void AnnexRuntime::ThreadMain() {
       last_yield_.store(
           std::chrono::steady_clock::now().time_since_epoch().count());
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        absl::MutexLock lock(&mu_);
+        task->mu.AssertHeld();
         task_running_ = true;
         task->started = true;
         running_task_ = task.get();
@@ -278,10 +279,9 @@ void AnnexRuntime::ThreadMain() {
         async_pending_ = false;
         if (task->interrupt) interrupt_.store(true);
       }
-      cv_.notify_all();
       (*task->work)(ts_);
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        absl::MutexLock lock(&mu_);
         task_running_ = false;
         running_task_ = nullptr;
       }
@@ -291,26 +291,27 @@ void AnnexRuntime::ThreadMain() {
     }
     SetActive(false);
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
+      task->mu.AssertHeld();
       task->done = true;
     }
-    cv_.notify_all();
   }
   running_.store(false);
   {
     // Py_EndInterpreter requires the annex's last thread state: wait until
     // the nudger is out of the annex.
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return !in_annex_; });
+    absl::MutexLock lock(&mu_);
+    auto out = [this]()
+                   ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !in_annex_; };
+    mu_.Await(absl::Condition(&out));
   }
   SetActive(true);
   DestroyInterpreters();
   SetActive(false);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     finished_ = true;
   }
-  cv_.notify_all();
 }
 
 absl::Status AnnexRuntime::Run(const Work& work) {
@@ -323,21 +324,23 @@ absl::Status AnnexRuntime::Run(const Work& work) {
     work(ts_);
     return absl::OkStatus();
   }
-  auto task = std::make_shared<Task>();
+  auto task = std::make_shared<Task>(mu_);
   task->work = &work;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stop_requested_ || !running_.load()) {
       return absl::UnavailableError("the annex is stopped");
     }
     queue_.push_back(task);
   }
-  cv_.notify_all();
+  absl::Status status;
   WaitWithoutGil([&] {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return task->done; });
+    absl::MutexLock lock(&mu_);
+    task->mu.AssertHeld();
+    mu_.Await(absl::Condition(&task->done));
+    status = task->status;
   });
-  return task->status;
+  return status;
 }
 
 absl::Status AnnexRuntime::RunWithin(Work work, absl::Time deadline,
@@ -356,27 +359,27 @@ absl::Status AnnexRuntime::RunWithin(Work work, absl::Time deadline,
     work(ts_);
     return absl::OkStatus();
   }
-  auto task = std::make_shared<Task>();
+  auto task = std::make_shared<Task>(mu_);
   task->owned = std::move(work);
   task->work = &task->owned;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stop_requested_ || !running_.load()) {
       return absl::UnavailableError("the annex is stopped");
     }
     queue_.push_back(task);
   }
-  cv_.notify_all();
   absl::Status result;
   WaitWithoutGil([&] {
     // Polls `cancelled` (it may take other locks, so never under mu_).
-    constexpr auto kPoll = std::chrono::milliseconds(20);
+    constexpr absl::Duration kPoll = absl::Milliseconds(20);
     absl::Time give_up = absl::InfiniteFuture();
     bool interrupted = false;
     for (;;) {
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        if (cv_.wait_for(lock, kPoll, [&] { return task->done; })) {
+        absl::MutexLock lock(&mu_);
+        task->mu.AssertHeld();
+        if (mu_.AwaitWithTimeout(absl::Condition(&task->done), kPoll)) {
           outcome->started = true;
           outcome->finished = true;
           result = task->status;
@@ -388,7 +391,8 @@ absl::Status AnnexRuntime::RunWithin(Work work, absl::Time deadline,
       if (!interrupted && (cancel || now >= deadline)) {
         absl::Status why = cancel ? absl::CancelledError("cancelled")
                                   : absl::DeadlineExceededError("timed out");
-        std::lock_guard<std::mutex> lock(mu_);
+        absl::MutexLock lock(&mu_);
+        task->mu.AssertHeld();
         auto it = std::find(queue_.begin(), queue_.end(), task);
         if (it != queue_.end()) {  // not started: nothing ran
           queue_.erase(it);
@@ -409,11 +413,11 @@ absl::Status AnnexRuntime::RunWithin(Work work, absl::Time deadline,
           interrupt_.store(true);
           deliver_interrupt_ = true;
         }
-        cv_.notify_all();
         continue;
       }
       if (interrupted && now >= give_up) {
-        std::lock_guard<std::mutex> lock(mu_);
+        absl::MutexLock lock(&mu_);
+        task->mu.AssertHeld();
         if (task->done) continue;
         // Abandoned: the task keeps its work alive and finishes later.
         outcome->started = task->started;
@@ -429,29 +433,28 @@ absl::Status AnnexRuntime::Post(Work work) {
     return absl::UnavailableError(
         "the annex does not exist in a child made by fork()");
   }
-  auto task = std::make_shared<Task>();
+  auto task = std::make_shared<Task>(mu_);
   task->owned = std::move(work);
   task->work = &task->owned;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stop_requested_ || !running_.load()) {
       return absl::UnavailableError("the annex is stopped");
     }
     queue_.push_back(std::move(task));
   }
-  cv_.notify_all();
   return absl::OkStatus();
 }
 
 void AnnexRuntime::Interrupt() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!task_running_) return;
-    if (running_task_ != nullptr) running_task_->interrupt = true;
-    interrupt_.store(true);
-    deliver_interrupt_ = true;
+  absl::MutexLock lock(&mu_);
+  if (!task_running_) return;
+  if (running_task_ != nullptr) {
+    running_task_->mu.AssertHeld();
+    running_task_->interrupt = true;
   }
-  cv_.notify_all();
+  interrupt_.store(true);
+  deliver_interrupt_ = true;
 }
 
 std::vector<unsigned long> AnnexRuntime::own_target_thread_idents() const {
@@ -488,41 +491,38 @@ absl::Status AnnexRuntime::StopImpl(bool from_atexit) {
   if (!from_atexit) {
     // Detach the atexit callback first; if it is running right now, this
     // waits for it to finish stopping us.
-    std::lock_guard<std::mutex> lock(atexit_link_->mu);
+    absl::MutexLock lock(&atexit_link_->mu);
     atexit_link_->runtime = nullptr;
   }
-  std::lock_guard<std::mutex> lock(stop_mu_);
+  absl::MutexLock lock(&stop_mu_);
   if (stopped_) return absl::OkStatus();
   stopped_ = true;
   {
-    std::lock_guard<std::mutex> qlock(mu_);
+    absl::MutexLock qlock(&mu_);
     stop_requested_ = true;
   }
-  cv_.notify_all();
   WaitWithoutGil([&] {
     // Work still running is interrupted (KeyboardInterrupt in Python code,
     // including the annex's time.sleep), again every period until the
     // thread ends: Stop() does not wait on a loop of host-submitted code.
+    auto ended = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return finished_ || (started_ && !start_status_.ok());
+    };
     for (;;) {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (cv_.wait_for(lock, kStopInterruptPeriod, [&] {
-            return finished_ || (started_ && !start_status_.ok());
-          })) {
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&ended), kStopInterruptPeriod)) {
         break;
       }
       if (task_running_) {
         interrupt_.store(true);
         deliver_interrupt_ = true;
-        lock.unlock();
-        cv_.notify_all();
       }
     }
     thread_.join();
     {
-      std::lock_guard<std::mutex> qlock(mu_);
+      absl::MutexLock qlock(&mu_);
       nudger_exit_ = true;
     }
-    cv_.notify_all();
     if (nudger_.joinable()) nudger_.join();
     if (yielder_.joinable()) yielder_.join();
   });

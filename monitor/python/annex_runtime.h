@@ -50,17 +50,16 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "monitor/python/guards.h"
@@ -119,13 +118,13 @@ class AnnexRuntime {
   // Where: any thread but the annex thread (FailedPrecondition there); the
   // caller may hold the GIL (released while joining). Must return before the
   // target finalizes.
-  absl::Status Stop();
+  absl::Status Stop() ABSL_LOCKS_EXCLUDED(stop_mu_, mu_);
 
   // Runs `work` on the annex thread with the annex entered (GIL held, annex
   // current) and waits for it. Called on the annex thread itself, runs
   // inline. Where: any thread; a caller holding the GIL releases it while
   // waiting. Errors: Unavailable once stopped.
-  absl::Status Run(const Work& work);
+  absl::Status Run(const Work& work) ABSL_LOCKS_EXCLUDED(mu_);
 
   // What RunWithin() saw of its work item.
   struct RunOutcome {
@@ -148,11 +147,12 @@ class AnnexRuntime {
   // limit.
   absl::Status RunWithin(Work work, absl::Time deadline,
                          const std::function<bool()>& cancelled,
-                         absl::Duration grace, RunOutcome* outcome = nullptr);
+                         absl::Duration grace, RunOutcome* outcome = nullptr)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Queues `work` and returns at once (it owns what it touches); it runs
   // after the work queued before it, or never if the runtime stops first.
   // Where: any thread. Unavailable once stopped.
-  absl::Status Post(Work work);
+  absl::Status Post(Work work) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Makes Python code running in the current work item raise
   // KeyboardInterrupt (C++ work is not interrupted; a request made while no
@@ -164,7 +164,7 @@ class AnnexRuntime {
   // which waits for the GIL with a short-lived thread state of the annex so
   // that CPython asks the annex's eval loop to let go. Where: any thread, GIL
   // not needed.
-  void Interrupt();
+  void Interrupt() ABSL_LOCKS_EXCLUDED(mu_);
   // Takes an Interrupt() for the work item running now that was not yet
   // delivered to Python code: true once per request, which is then not
   // raised again by the trace hook. C++ loops of the work item poll it to
@@ -211,7 +211,7 @@ class AnnexRuntime {
   // annex_runtime.cc: lifecycle and work queue.
 
   explicit AnnexRuntime(AnnexOptions options);
-  void ThreadMain();
+  void ThreadMain() ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status CreateInterpreters();  // annex thread, no GIL
   void DestroyInterpreters();         // annex thread, no GIL
   // Annex thread, GIL held, target_ts current; leaves it current. Creates
@@ -219,14 +219,15 @@ class AnnexRuntime {
   absl::Status NewAnnex();
   // Annex thread, GIL held, annex current; leaves target_ts current.
   void EndAnnex();
-  absl::Status StopImpl(bool from_atexit);
+  absl::Status StopImpl(bool from_atexit) ABSL_LOCKS_EXCLUDED(stop_mu_, mu_);
 
   // annex_fairness.cc: the GIL goes back and forth while annex work runs.
 
-  void NudgerMain();
-  void YielderMain();
-  void SetActive(bool active);
-  void EnterAnnexBriefly(bool interrupt);  // yielder thread, no GIL
+  void NudgerMain() ABSL_LOCKS_EXCLUDED(mu_);
+  void YielderMain() ABSL_LOCKS_EXCLUDED(mu_);
+  void SetActive(bool active) ABSL_LOCKS_EXCLUDED(mu_);
+  // Yielder thread, no GIL.
+  void EnterAnnexBriefly(bool interrupt) ABSL_LOCKS_EXCLUDED(mu_);
   static int YieldHook(PyObject* self, PyFrameObject* frame, int what,
                        PyObject* arg);  // annex thread, GIL, annex current
 
@@ -266,11 +267,12 @@ class AnnexRuntime {
   void RegisterTargetAtFork();    // annex thread, GIL, target current
   void UnregisterTargetAtFork();  // annex thread, GIL, target current
   // Forking thread, GIL held (released while it waits for the annex thread).
-  void SuspendForFork();
-  void ResumeAfterFork();  // forking thread (parent), GIL held
+  void SuspendForFork() ABSL_LOCKS_EXCLUDED(mu_);
+  // Forking thread (parent), GIL held.
+  void ResumeAfterFork() ABSL_LOCKS_EXCLUDED(mu_);
   // Annex thread, no GIL: ends the annex interpreter, waits for the resume,
   // creates a new one.
-  void SuspendAnnex();
+  void SuspendAnnex() ABSL_LOCKS_EXCLUDED(mu_);
 
   // annex_atexit.cc: the safety net in the target.
 
@@ -305,8 +307,9 @@ class AnnexRuntime {
   unsigned long annex_thread_ident_ = 0;
   std::atomic<std::thread::id> thread_id_{};
 
-  std::mutex mu_;
-  std::condition_variable cv_;
+  // Every wait on this state is a Mutex::Await on a Condition over it:
+  // Abseil re-evaluates waiters' conditions whenever mu_ is released.
+  absl::Mutex mu_;
   std::deque<std::shared_ptr<Task>> queue_ ABSL_GUARDED_BY(mu_);
   Task* running_task_ ABSL_GUARDED_BY(mu_) = nullptr;  // the item that runs
   bool stop_requested_ ABSL_GUARDED_BY(mu_) = false;
@@ -323,7 +326,7 @@ class AnnexRuntime {
   bool finished_ ABSL_GUARDED_BY(mu_) = false;  // the annex thread ended
   std::atomic<std::chrono::steady_clock::rep> last_yield_{0};
 
-  std::mutex stop_mu_;  // serializes Stop() callers
+  absl::Mutex stop_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // serializes Stop() callers
   bool stopped_ ABSL_GUARDED_BY(stop_mu_) = false;
 
   TargetFootprint footprint_;  // written before Start returns

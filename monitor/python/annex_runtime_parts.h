@@ -9,24 +9,29 @@
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "monitor/python/annex_runtime.h"
 #include "monitor/python/guards.h"
 
 namespace annex::python {
 
 struct AnnexRuntime::Task {
-  const Work* work;
+  explicit Task(absl::Mutex& runtime_mu) : mu(runtime_mu) {}
+
+  const Work* work = nullptr;
   Work owned;  // RunWithin(): the runtime's own copy; `work` points to it
-  // Guarded by the runtime's mu_, which an annotation here cannot name
-  // (a Task does not know its runtime).
-  bool started = false;
-  bool done = false;
-  bool interrupt = false;  // RunWithin interrupted it
-  absl::Status status;
+  // The runtime's mu_. Clang cannot tell that `task->mu` and the runtime's
+  // `mu_` are one mutex: code that holds mu_ says so with
+  // `task->mu.AssertHeld()` (checked at run time too) before it touches
+  // the fields below, and a Condition over them requires both.
+  absl::Mutex& mu;
+  bool started ABSL_GUARDED_BY(mu) = false;
+  bool done ABSL_GUARDED_BY(mu) = false;
+  bool interrupt ABSL_GUARDED_BY(mu) = false;  // RunWithin interrupted it
+  absl::Status status ABSL_GUARDED_BY(mu);
 };
 
 // Shared between the runtime and the atexit callback living in the target,
@@ -34,7 +39,7 @@ struct AnnexRuntime::Task {
 // may be running). `runtime` is null once the runtime stopped.
 struct AnnexRuntime::AtExitLink {
   const pid_t owner = getpid();  // a forked child has no annex to stop
-  std::mutex mu;
+  absl::Mutex mu;
   AnnexRuntime* runtime ABSL_GUARDED_BY(mu) = nullptr;
 };
 

@@ -6,9 +6,10 @@
 
 #include <algorithm>
 #include <array>
-#include <mutex>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "monitor/python/version.h"
 
 namespace annex::python {
@@ -57,9 +58,9 @@ struct Registry {
   uint64_t log_from = 0;
   std::vector<uintptr_t> scratch;  // kCountBatch keys, for CountHits
 
-  std::mutex pending_mu;
+  absl::Mutex pending_mu;
   // The keys of each released watch, ascending.
-  std::vector<std::vector<uintptr_t>> pending;
+  std::vector<std::vector<uintptr_t>> pending ABSL_GUARDED_BY(pending_mu);
 };
 
 // How many members ahead Watch prefetches their objects (times two).
@@ -521,7 +522,7 @@ bool HooksInPlace() {
 void FlushLocked(Registry& r) {
   std::vector<std::vector<uintptr_t>> pending;
   {
-    std::lock_guard<std::mutex> lock(r.pending_mu);
+    absl::MutexLock lock(&r.pending_mu);
     pending.swap(r.pending);
   }
   if (pending.empty()) return;
@@ -691,7 +692,7 @@ WatchedObjects::~WatchedObjects() {
   for (size_t i = 0; i < addresses_.size(); ++i) addresses_[i] -= pre_[i];
   if (addresses_.empty()) return;
   Registry& r = R();
-  std::lock_guard<std::mutex> lock(r.pending_mu);
+  absl::MutexLock lock(&r.pending_mu);
   r.pending.push_back(std::move(addresses_));
 }
 

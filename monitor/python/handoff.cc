@@ -4,11 +4,10 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <mutex>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "monitor/python/cpython_peek.h"
 #include "monitor/python/version.h"
 
@@ -19,8 +18,7 @@ struct GilHandoff::State {
   // copy of it (its mutex possibly held by a thread that does not exist
   // there) and none of those threads: callbacks do nothing in the child.
   const pid_t owner = getpid();
-  std::mutex mu;
-  std::condition_variable cv;
+  absl::Mutex mu;
   // Annex-side threads inside Acquire().
   int waiters ABSL_GUARDED_BY(mu) = 0;
   // A callback is in the target's pending-call queue.
@@ -33,7 +31,7 @@ namespace {
 // The longest the target's main thread stays out of the GIL for one request.
 // A safety net only: the waiter normally signals within microseconds of
 // getting the GIL, and a late callback does not wait at all.
-constexpr auto kMaxHandOverWait = std::chrono::milliseconds(100);
+constexpr absl::Duration kMaxHandOverWait = absl::Milliseconds(100);
 
 // Pending call. Where: the target's main thread, GIL held, target current.
 int HandOver(void* arg) {
@@ -42,15 +40,18 @@ int HandOver(void* arg) {
   GilHandoff::State& st = **holder;
   if (getpid() != st.owner) return 0;  // a forked child: never touch mu
   {
-    std::lock_guard<std::mutex> lock(st.mu);
+    absl::MutexLock lock(&st.mu);
     st.queued = false;
     if (st.waiters == 0) return 0;  // late: nothing to do, cost nothing
   }
   st.hand_overs.fetch_add(1, std::memory_order_relaxed);
   PyThreadState* saved = PyEval_SaveThread();
   {
-    std::unique_lock<std::mutex> lock(st.mu);
-    st.cv.wait_for(lock, kMaxHandOverWait, [&] { return st.waiters == 0; });
+    absl::MutexLock lock(&st.mu);
+    auto no_waiter = [&st]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(st.mu) {
+      return st.waiters == 0;
+    };
+    st.mu.AwaitWithTimeout(absl::Condition(&no_waiter), kMaxHandOverWait);
   }
   PyEval_RestoreThread(saved);
   return 0;
@@ -69,7 +70,7 @@ long GilHandoff::HandOvers() const {
 void GilHandoff::Acquire(PyThreadState* target_ts) {
   bool enqueue = false;
   {
-    std::lock_guard<std::mutex> lock(state_->mu);
+    absl::MutexLock lock(&state_->mu);
     ++state_->waiters;
     if (!state_->queued) {
       state_->queued = true;
@@ -83,17 +84,14 @@ void GilHandoff::Acquire(PyThreadState* target_ts) {
     // is full, and then we simply wait without it.
     if (AddPendingCallToMain(&HandOver, holder) != 0) {
       delete holder;
-      std::lock_guard<std::mutex> lock(state_->mu);
+      absl::MutexLock lock(&state_->mu);
       state_->queued = false;
     }
   }
   PyEval_RestoreThread(target_ts);
   AnnexNoteOwnGilTake();  // the watchdog tells this take from the target's
-  {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    --state_->waiters;
-  }
-  state_->cv.notify_all();
+  absl::MutexLock lock(&state_->mu);
+  --state_->waiters;
 }
 
 }  // namespace annex::python

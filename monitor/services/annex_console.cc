@@ -187,12 +187,12 @@ void AnnexConsole::RememberThreadNames(const python::ThreadStates& ts) {
     python::ScopedTargetSwap swap(ts);
     names = watchdog::internal::CopyPythonThreadNames();
   }
-  std::lock_guard<std::mutex> lock(names_mu_);
+  absl::MutexLock lock(&names_mu_);
   python_names_.swap(names);
 }
 
 std::vector<watchdog::internal::PythonThreadName> AnnexConsole::ThreadNames() {
-  std::lock_guard<std::mutex> lock(names_mu_);
+  absl::MutexLock lock(&names_mu_);
   return python_names_;
 }
 
@@ -234,7 +234,7 @@ std::shared_ptr<const glue::ReferencePoint> AnnexConsole::ReferenceOf(
 }
 
 void AnnexConsole::Refuse(std::string why) {
-  std::unique_lock<std::mutex> lock(flight_mu_);
+  absl::MutexLock lock(&flight_mu_);
   if (!refusing_.load()) {
     refusal_ = std::move(why);
     if (refusal_.empty() || refusal_.back() != '\n') refusal_ += '\n';
@@ -242,13 +242,14 @@ void AnnexConsole::Refuse(std::string why) {
   }
   // The commands in flight see refusing_ as a cancel (RunWithin polls it)
   // and return within their interrupt grace.
-  flight_done_.wait(lock, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(flight_mu_) {
+  auto landed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(flight_mu_) {
     return in_flight_ == 0;
-  });
+  };
+  flight_mu_.Await(absl::Condition(&landed));
 }
 
 void AnnexConsole::Interrupt(uint64_t client_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (has_running_ && running_client_ == client_id) runtime_->Interrupt();
 }
 
@@ -296,7 +297,7 @@ console::Reply AnnexConsole::ExecuteWithin(uint64_t client_id,
                                            const console::Cancellation& cancel,
                                            absl::Time deadline) {
   {
-    std::lock_guard<std::mutex> lock(flight_mu_);
+    absl::MutexLock lock(&flight_mu_);
     if (refusing_.load()) {
       Reply refused = Error(refusal_);
       refused.status = ReplyStatus::kRefused;
@@ -305,8 +306,8 @@ console::Reply AnnexConsole::ExecuteWithin(uint64_t client_id,
     ++in_flight_;
   }
   absl::Cleanup landed = [this] {
-    std::lock_guard<std::mutex> lock(flight_mu_);
-    if (--in_flight_ == 0) flight_done_.notify_all();
+    absl::MutexLock lock(&flight_mu_);
+    --in_flight_;  // the unlock wakes Refuse() at zero
   };
   const bool inspect = request.kind == RequestKind::kThreads ||
                        request.kind == RequestKind::kStacks;
@@ -316,7 +317,7 @@ console::Reply AnnexConsole::ExecuteWithin(uint64_t client_id,
   auto work = [this, box, client_id, request](const python::ThreadStates& ts) {
     if (box->abandoned.load()) return;  // the caller gave up meanwhile
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       running_client_ = client_id;
       has_running_ = true;
     }
@@ -344,7 +345,7 @@ console::Reply AnnexConsole::ExecuteWithin(uint64_t client_id,
     }
     box->reply = std::move(reply);
     RememberThreadNames(ts);
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     has_running_ = false;
   };
   const absl::Time start = absl::Now();

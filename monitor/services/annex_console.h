@@ -13,14 +13,13 @@
 #include <Python.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "glue/heap_view.h"
 #include "glue/session.h"
@@ -67,13 +66,14 @@ class AnnexConsole : public console::CommandExecutor {
   void CloseClient(uint64_t client_id) override;
   console::Reply Execute(uint64_t client_id, const console::Request& request,
                          const console::Cancellation& cancel) override;
-  void Interrupt(uint64_t client_id) override;
+  void Interrupt(uint64_t client_id) ABSL_LOCKS_EXCLUDED(mu_) override;
   // Execute() that also gives up at `deadline` (the running command is
   // interrupted, as by a Ctrl-C; the reply says it timed out).
   console::Reply ExecuteWithin(uint64_t client_id,
                                const console::Request& request,
                                const console::Cancellation& cancel,
-                               absl::Time deadline);
+                               absl::Time deadline)
+      ABSL_LOCKS_EXCLUDED(flight_mu_, mu_);
   // CloseClient() without waiting for the annex (the namespace is released
   // when the annex gets to it). Where: any thread.
   void CloseClientLater(uint64_t client_id);
@@ -89,7 +89,7 @@ class AnnexConsole : public console::CommandExecutor {
   // answers clearly while Python finalizes, and the runtime can stop with
   // no command left on it. Idempotent. Where: any thread but the annex's,
   // without the GIL (a command in flight needs it to end).
-  void Refuse(std::string why);
+  void Refuse(std::string why) ABSL_LOCKS_EXCLUDED(flight_mu_);
 
   // The reference point of client `client_id`'s hp (hp.setref()), or
   // null. Where: annex thread, GIL held, annex current.
@@ -109,8 +109,10 @@ class AnnexConsole : public console::CommandExecutor {
   // swapped in for the copy) for the GIL-free answers of .threads and
   // .stacks, which cannot read them. Where: annex thread, GIL held, annex
   // current.
-  void RememberThreadNames(const python::ThreadStates& ts);
-  std::vector<watchdog::internal::PythonThreadName> ThreadNames();
+  void RememberThreadNames(const python::ThreadStates& ts)
+      ABSL_LOCKS_EXCLUDED(names_mu_);
+  std::vector<watchdog::internal::PythonThreadName> ThreadNames()
+      ABSL_LOCKS_EXCLUDED(names_mu_);
   // Releases one client's namespace, collects the annex's reference
   // cycles and drops the identity watches that went with them. Where:
   // annex thread, GIL held, annex current.
@@ -120,16 +122,15 @@ class AnnexConsole : public console::CommandExecutor {
   glue::Session* session_;
   // Refuse(): set once; commands read it without a lock to stop.
   std::atomic<bool> refusing_{false};
-  std::mutex flight_mu_;
-  std::condition_variable flight_done_;
+  absl::Mutex flight_mu_;
   int in_flight_ ABSL_GUARDED_BY(flight_mu_) = 0;
   std::string refusal_ ABSL_GUARDED_BY(flight_mu_);
-  std::mutex mu_;
+  absl::Mutex mu_;
   uint64_t running_client_ ABSL_GUARDED_BY(mu_) = 0;  // 0 when none
   bool has_running_ ABSL_GUARDED_BY(mu_) = false;
   std::map<uint64_t, PyObject*> namespaces_;  // annex objects; annex thread
   // Python thread names as the last command that held the GIL saw them.
-  std::mutex names_mu_;
+  absl::Mutex names_mu_;
   std::vector<watchdog::internal::PythonThreadName> python_names_
       ABSL_GUARDED_BY(names_mu_);
   // The namespace console_repl.py (the REPL semantics, run()) ran in;

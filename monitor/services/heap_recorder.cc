@@ -39,12 +39,12 @@ void HeapRecorder::Start() {
 void HeapRecorder::Stop() { thread_.Stop(); }
 
 int64_t HeapRecorder::records() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&thread_.mu());
   return records_;
 }
 
 absl::Status HeapRecorder::last_error() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&thread_.mu());
   return last_error_;
 }
 
@@ -56,14 +56,14 @@ void HeapRecorder::ThreadMain() {
   // The last record's totals and addresses, with config_.retainers.
   glue::GrowthBaseline previous;
   absl::Time next = absl::Now();
-  std::unique_lock<std::mutex> lock(mu_);
+  thread_.mu().Lock();
   while (!thread_.stopping()) {
     if (absl::Now() < next) {
-      thread_.WaitUntil(lock, next);
+      thread_.WaitUntil(next);
       continue;
     }
     next = absl::Now() + config_.interval;
-    lock.unlock();
+    thread_.mu().Unlock();
     // The walk only, on the annex thread; its result is plain data.
     std::optional<absl::StatusOr<glue::KindedSet>> heap;
     heap::HeapGraph graph;  // with config_.retainers: the walk's edges
@@ -122,7 +122,7 @@ void HeapRecorder::ThreadMain() {
       record.growth_paths_json = std::move(growth_paths);
       status = file_.Append(record.Text(config_.format));
     }
-    lock.lock();
+    thread_.mu().Lock();
     if (status.ok()) {
       ++records_;
       if (config_.max_records > 0 && records_ >= config_.max_records) break;
@@ -136,6 +136,7 @@ void HeapRecorder::ThreadMain() {
       }
     }
   }
+  thread_.mu().Unlock();
 }
 
 }  // namespace annex::services

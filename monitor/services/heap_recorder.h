@@ -13,9 +13,7 @@
 //   recorder.Stop();   // before the runtime stops
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -72,22 +70,20 @@ class HeapRecorder {
   // Records written so far, and the last error (OK when none). A failed
   // record (the file cannot be written) is reported once on stderr and
   // recording goes on. Where: any thread.
-  int64_t records() const;
-  absl::Status last_error() const;
+  int64_t records() const ABSL_LOCKS_EXCLUDED(thread_.mu());
+  absl::Status last_error() const ABSL_LOCKS_EXCLUDED(thread_.mu());
 
  private:
-  void ThreadMain();
+  void ThreadMain() ABSL_LOCKS_EXCLUDED(thread_.mu());
 
   python::AnnexRuntime* runtime_;
   glue::Session* session_;
   const Config config_;
   glue::RecordFile file_;  // recorder thread only
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  PeriodicThread thread_{&mu_, &cv_};  // its stopping() is guarded by mu_
-  int64_t records_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Status last_error_ ABSL_GUARDED_BY(mu_);
+  PeriodicThread thread_;
+  int64_t records_ ABSL_GUARDED_BY(thread_.mu()) = 0;
+  absl::Status last_error_ ABSL_GUARDED_BY(thread_.mu());
 };
 
 }  // namespace services

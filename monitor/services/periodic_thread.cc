@@ -12,13 +12,10 @@
 
 namespace annex::services {
 
-PeriodicThread::PeriodicThread(std::mutex* mu, std::condition_variable* cv)
-    : mu_(mu), cv_(cv) {}
-
 PeriodicThread::~PeriodicThread() { Stop(); }
 
 void PeriodicThread::Start(const char* name, std::function<void()> body) {
-  std::lock_guard<std::mutex> lock(*mu_);
+  absl::MutexLock lock(&mu_);
   if (thread_.joinable()) return;
   stop_ = false;
   thread_ = std::thread([name, body = std::move(body)] {
@@ -29,11 +26,10 @@ void PeriodicThread::Start(const char* name, std::function<void()> body) {
 
 void PeriodicThread::Stop() {
   {
-    std::lock_guard<std::mutex> lock(*mu_);
+    absl::MutexLock lock(&mu_);
     if (!thread_.joinable()) return;
-    stop_ = true;
+    stop_ = true;  // the unlock wakes WaitUntil
   }
-  cv_->notify_all();
   // Work in flight needs the GIL: never hold it while joining.
   python::ScopedGilReleaseIfHeld release;
   thread_.join();
@@ -41,15 +37,15 @@ void PeriodicThread::Stop() {
 
 bool PeriodicThread::stopping() const { return stop_; }
 
-void PeriodicThread::WaitUntil(std::unique_lock<std::mutex>& lock,
-                               absl::Time deadline,
+void PeriodicThread::WaitUntil(absl::Time deadline,
                                const std::function<bool()>& wake) {
-  auto woken = [&] { return stop_ || (wake && wake()); };
+  auto woken = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stop_ || (wake && wake());
+  };
   if (deadline == absl::InfiniteFuture()) {
-    cv_->wait(lock, woken);  // (a chrono deadline would overflow)
+    mu_.Await(absl::Condition(&woken));
   } else {
-    cv_->wait_for(lock, absl::ToChronoNanoseconds(deadline - absl::Now()),
-                  woken);
+    mu_.AwaitWithDeadline(absl::Condition(&woken), deadline);
   }
 }
 

@@ -111,22 +111,22 @@ void WatchdogHeap::Start() {
 void WatchdogHeap::Stop() { thread_.Stop(); }
 
 int64_t WatchdogHeap::walks() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&thread_.mu());
   return walks_;
 }
 
 void WatchdogHeap::FillMetrics(watchdog::Metrics& metrics) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&thread_.mu());
   metrics.heap_walk_pauses = pauses_;
 }
 
 void WatchdogHeap::AddPause(absl::Duration pause) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&thread_.mu());
   pauses_.Add(pause);
 }
 
 void WatchdogHeap::Fill(watchdog::MemorySample& sample) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&thread_.mu());
   if (!have_snapshot_ || config_.interval <= absl::ZeroDuration()) return;
   const absl::Duration age = absl::Now() - snapshot_time_;
   if (age > 2 * config_.interval + absl::Seconds(1)) return;  // stale
@@ -139,7 +139,7 @@ void WatchdogHeap::Fill(watchdog::MemorySample& sample) {
 }
 
 std::string WatchdogHeap::Report(absl::Duration timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
+  absl::MutexLock lock(&thread_.mu());
   if (thread_.stopping()) {
     return "heap partition: absent (the monitor is stopping)\n";
   }
@@ -148,10 +148,12 @@ std::string WatchdogHeap::Report(absl::Duration timeout) {
            "annex to get the GIL: a target thread keeps it)\n";
   }
   const int64_t id = ++requested_;
-  cv_.notify_all();
+  auto served = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(thread_.mu()) {
+    return served_ >= id || thread_.stopping();
+  };
+  // Await releases the mutex, which wakes the thread's wait for requests.
   const bool answered =
-      cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
-                   [&] { return served_ >= id || thread_.stopping(); });
+      thread_.mu().AwaitWithTimeout(absl::Condition(&served), timeout);
   if (!answered) {
     return absl::StrCat(
         "heap partition: absent (the annex did not get the GIL within ",
@@ -164,17 +166,20 @@ std::string WatchdogHeap::Report(absl::Duration timeout) {
 
 void WatchdogHeap::ThreadMain() {
   // Where: its own thread; no Python except through runtime_->Run.
-  std::unique_lock<std::mutex> lock(mu_);
+  thread_.mu().Lock();
   absl::Time next = absl::Now();  // the first walk is the reference point
+  auto requested = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(thread_.mu()) {
+    return requested_ > served_;
+  };
   while (!thread_.stopping()) {
     const bool report = requested_ > served_;
     const bool due = absl::Now() >= next;
     if (!report && !due) {
-      thread_.WaitUntil(lock, next, [&] { return requested_ > served_; });
+      thread_.WaitUntil(next, requested);
       continue;
     }
     const int64_t request = requested_;
-    lock.unlock();
+    thread_.mu().Unlock();
     std::string text;
     absl::Status status = runtime_->Run([&](const python::ThreadStates&) {
       // The target waits from here (the annex holds the GIL) to the end.
@@ -185,11 +190,10 @@ void WatchdogHeap::ThreadMain() {
     if (!status.ok()) {
       text = absl::StrCat("heap partition: absent (", status.message(), ")\n");
     }
-    lock.lock();
+    thread_.mu().Lock();
     if (report) {
       report_ = std::move(text);
       served_ = request;
-      cv_.notify_all();
     }
     if (due) {
       next = config_.interval > absl::ZeroDuration()
@@ -197,6 +201,7 @@ void WatchdogHeap::ThreadMain() {
                  : absl::InfiniteFuture();
     }
   }
+  thread_.mu().Unlock();
 }
 
 void WatchdogHeap::Walk(bool report, std::string* report_text) {
@@ -269,7 +274,7 @@ void WatchdogHeap::Walk(bool report, std::string* report_text) {
   std::shared_ptr<Rows> reference;
   absl::Time reference_time;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&thread_.mu());
     ++walks_;
     have_snapshot_ = true;
     snapshot_time_ = absl::Now();

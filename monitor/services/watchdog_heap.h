@@ -21,10 +21,8 @@
 //   heap.Stop();   // after the watchdog stopped, before the runtime stops
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -89,28 +87,30 @@ class WatchdogHeap {
   // two intervals and a second old); leaves `sample` alone otherwise.
   // Where: any thread (the watchdog thread); no GIL, never waits for the
   // annex.
-  void Fill(watchdog::MemorySample& sample);
+  void Fill(watchdog::MemorySample& sample) ABSL_LOCKS_EXCLUDED(thread_.mu());
 
   // Adds the pauses of the walks so far (annex_heap_walk_pause_seconds).
   // Where: any thread; no GIL, never waits for the annex.
-  void FillMetrics(watchdog::Metrics& metrics) const;
+  void FillMetrics(watchdog::Metrics& metrics) const
+      ABSL_LOCKS_EXCLUDED(thread_.mu());
 
   // The heap section of a report, or a line saying why there is none.
   // Where: any thread (the watchdog thread); no GIL; returns within
   // `timeout` (plus a walk's bookkeeping).
-  std::string Report(absl::Duration timeout);
+  std::string Report(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(thread_.mu());
 
   // Walks done so far. Where: any thread.
-  int64_t walks() const;
+  int64_t walks() const ABSL_LOCKS_EXCLUDED(thread_.mu());
 
  private:
   struct Rows;
-  void ThreadMain();
+  void ThreadMain() ABSL_LOCKS_EXCLUDED(thread_.mu());
   // One walk, and the report text when `report`. Where: annex thread, GIL
   // held, annex current.
-  void Walk(bool report, std::string* report_text);
+  void Walk(bool report, std::string* report_text)
+      ABSL_LOCKS_EXCLUDED(thread_.mu());
   // Counts a walk's pause. Where: any thread.
-  void AddPause(absl::Duration pause);
+  void AddPause(absl::Duration pause) ABSL_LOCKS_EXCLUDED(thread_.mu());
 
   python::AnnexRuntime* runtime_;
   glue::Session* session_;
@@ -118,21 +118,22 @@ class WatchdogHeap {
   std::unique_ptr<heap::HeapEngine> engine_;  // annex thread only
   std::optional<glue::TypeNamer> namer_;      // annex thread only
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  PeriodicThread thread_{&mu_, &cv_};  // its stopping() is guarded by mu_
-  int64_t requested_ ABSL_GUARDED_BY(mu_) = 0;  // report requests made
-  int64_t served_ ABSL_GUARDED_BY(mu_) = 0;     // report requests answered
-  std::string report_ ABSL_GUARDED_BY(mu_);     // the last answer
-  bool have_snapshot_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Time snapshot_time_ ABSL_GUARDED_BY(mu_);
-  watchdog::MemorySample snapshot_ ABSL_GUARDED_BY(mu_);  // Python figures
-  int64_t walks_ ABSL_GUARDED_BY(mu_) = 0;
+  // Its mu() guards the state below, shared with its thread.
+  PeriodicThread thread_;
+  int64_t requested_ ABSL_GUARDED_BY(thread_.mu()) = 0;  // requests made
+  int64_t served_ ABSL_GUARDED_BY(thread_.mu()) = 0;     // requests answered
+  std::string report_ ABSL_GUARDED_BY(thread_.mu());     // the last answer
+  bool have_snapshot_ ABSL_GUARDED_BY(thread_.mu()) = false;
+  absl::Time snapshot_time_ ABSL_GUARDED_BY(thread_.mu());
+  // Python figures.
+  watchdog::MemorySample snapshot_ ABSL_GUARDED_BY(thread_.mu());
+  int64_t walks_ ABSL_GUARDED_BY(thread_.mu()) = 0;
   // Time the annex held the GIL for each walk (walk, tabulation, report).
-  watchdog::DurationHistogram pauses_ ABSL_GUARDED_BY(mu_);
-  watchdog::internal::KindTracker tracker_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<Rows> reference_ ABSL_GUARDED_BY(mu_);  // first walk's rows
-  absl::Time reference_time_ ABSL_GUARDED_BY(mu_);
+  watchdog::DurationHistogram pauses_ ABSL_GUARDED_BY(thread_.mu());
+  watchdog::internal::KindTracker tracker_ ABSL_GUARDED_BY(thread_.mu());
+  // The first walk's rows.
+  std::shared_ptr<Rows> reference_ ABSL_GUARDED_BY(thread_.mu());
+  absl::Time reference_time_ ABSL_GUARDED_BY(thread_.mu());
 };
 
 }  // namespace services

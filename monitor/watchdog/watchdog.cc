@@ -20,6 +20,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "monitor/python/cpython_peek.h"
 #include "monitor/watchdog/internal/memory_monitor.h"
 #include "monitor/watchdog/internal/metrics_endpoint.h"
@@ -120,8 +121,7 @@ struct Watchdog::Shared {
   int dump_fd = -1;    // owned memfd: dumps are written here, then copied
   int statm_fd = -1;   // owned /proc/self/statm
 
-  std::mutex mu;
-  std::condition_variable cv;
+  absl::Mutex mu;
   bool stop ABSL_GUARDED_BY(mu) = false;
   watchdog::Metrics metrics
       ABSL_GUARDED_BY(mu);  // heartbeat fields: atomics below
@@ -144,7 +144,7 @@ struct Watchdog::Shared {
 
   // Python thread names as the main thread last copied them with the GIL
   // (CopyPythonNames). Never held while waiting for the GIL.
-  std::mutex names_mu;
+  absl::Mutex names_mu;
   std::vector<internal::PythonThreadName> python_names
       ABSL_GUARDED_BY(names_mu);
   // A names-only pending call is queued (no stall detection: no heartbeat).
@@ -165,7 +165,7 @@ void CopyPythonNames(Watchdog::Shared& s) {
   if (s.stopped.load()) return;
   std::vector<internal::PythonThreadName> names =
       internal::CopyPythonThreadNames();
-  std::lock_guard<std::mutex> lock(s.names_mu);
+  absl::MutexLock lock(&s.names_mu);
   s.python_names.swap(names);
 }
 
@@ -416,7 +416,10 @@ absl::Status Watchdog::Start(const Options& options) {
     CloseIfOpen(s.statm_fd);
     return status;
   }
-  s.metrics.running = true;
+  {
+    absl::MutexLock lock(&s.mu);  // not shared yet, but metrics needs mu
+    s.metrics.running = true;
+  }
   std::atomic_store(&shared_, std::move(shared));  // Metrics() may race
 
   if (options.metrics_port >= 0) {
@@ -425,7 +428,11 @@ absl::Status Watchdog::Start(const Options& options) {
         [this] { return Metrics(); });
     if (!endpoint.ok()) {
       Shared& failed = *shared_;
-      failed.metrics.running = false;
+      {
+        // Published: Metrics() on another thread reads it under mu.
+        absl::MutexLock lock(&failed.mu);
+        failed.metrics.running = false;
+      }
       CloseIfOpen(failed.report_fd);
       CloseIfOpen(failed.dump_fd);
       CloseIfOpen(failed.statm_fd);
@@ -456,11 +463,10 @@ absl::Status Watchdog::Stop() {
   endpoint_.reset();
   metrics_port_.store(-1);
   {
-    std::lock_guard<std::mutex> lock(shared_->mu);
+    absl::MutexLock lock(&shared_->mu);
     shared_->stop = true;
     shared_->metrics.running = false;
-  }
-  shared_->cv.notify_all();
+  }  // the unlock ends the watchdog thread's wait
   thread_.join();
   shared_->stopped.store(true);
   CloseIfOpen(shared_->report_fd);
@@ -475,7 +481,7 @@ watchdog::Metrics Watchdog::Metrics() const {
   Shared& s = *shared;
   watchdog::Metrics m;
   {
-    std::lock_guard<std::mutex> lock(s.mu);
+    absl::MutexLock lock(&s.mu);
     m = s.metrics;
   }
   m.heartbeats_sent = s.heartbeats_sent.load();
@@ -510,7 +516,7 @@ void HandleEvent(const SharedPtr& shared, Event& e, PyThreadState* gil_holder,
     }
     std::vector<internal::PythonThreadName> names;
     {
-      std::lock_guard<std::mutex> names_lock(s.names_mu);
+      absl::MutexLock names_lock(&s.names_mu);
       names = s.python_names;
     }
     internal::WriteAllThreads(s.dump_fd, PyInterpreterState_Main(), gil_holder,
@@ -531,7 +537,7 @@ void HandleEvent(const SharedPtr& shared, Event& e, PyThreadState* gil_holder,
   const bool limited = s.last_action_ns[type] != 0 &&
                        now_ns - s.last_action_ns[type] < min_interval;
   {
-    std::lock_guard<std::mutex> lock(s.mu);
+    absl::MutexLock lock(&s.mu);
     if (e.type == EventType::kStall) {
       ++s.metrics.stalls;
       ++s.metrics.stalls_by_kind[static_cast<int>(e.stall_kind)];
@@ -615,15 +621,17 @@ void Watchdog::Run() {
   AnnexPeekFrame last_frame = {nullptr, nullptr};
   PyThreadState* last_holder = nullptr;
 
-  std::unique_lock<std::mutex> lock(s.mu);
+  s.mu.Lock();
   auto deadline = std::chrono::steady_clock::now();
   while (!s.stop) {
     deadline += std::chrono::nanoseconds(s.tick_ns);
     auto now_tp = std::chrono::steady_clock::now();
     if (deadline < now_tp) deadline = now_tp;  // fell behind: no bursts
-    s.cv.wait_until(lock, deadline, [&s] { return s.stop; });
+    // The tick is kept on the steady clock; the wait is its remainder.
+    s.mu.AwaitWithTimeout(absl::Condition(&s.stop),
+                          absl::FromChrono(deadline - now_tp));
     if (s.stop) break;
-    lock.unlock();
+    s.mu.Unlock();
     const int64_t now = MonotonicNs();
     // A host that forgets Stop() before Py_FinalizeEx(): once finalization
     // starts, thread states get freed, so never read them again.
@@ -726,7 +734,7 @@ void Watchdog::Run() {
                                          ids.ident) != hidden.end();
               std::string python_name;
               {
-                std::lock_guard<std::mutex> names_lock(s.names_mu);
+                absl::MutexLock names_lock(&s.names_mu);
                 python_name = internal::PythonNameOf(s.python_names, ids.ident,
                                                      ids.native_id);
               }
@@ -804,7 +812,7 @@ void Watchdog::Run() {
                             MemoryMeasure::kPythonBytes);
       }
       {
-        std::lock_guard<std::mutex> metrics_lock(s.mu);
+        absl::MutexLock metrics_lock(&s.mu);
         s.metrics.memory = sample;
         s.metrics.rss_peak_bytes =
             std::max(s.metrics.rss_peak_bytes, sample.rss_bytes);
@@ -823,8 +831,9 @@ void Watchdog::Run() {
         HandleEvent(shared, e, nullptr, now, /*dump_stacks=*/!python_gone);
       }
     }
-    lock.lock();
+    s.mu.Lock();
   }
+  s.mu.Unlock();
 }
 
 }  // namespace annex::watchdog

@@ -5,10 +5,8 @@
 
 #include <Python.h>
 
-#include <condition_variable>
-#include <mutex>
-
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/python_main.h"
@@ -16,49 +14,48 @@
 namespace annex::services {
 namespace {
 
-// The owner's side: its mutex, condition variable and shared state.
+// The owner's side: the thread, whose mutex guards the shared state.
 struct Owner {
-  std::mutex mu;
-  std::condition_variable cv;
-  int requests ABSL_GUARDED_BY(mu) = 0;
-  int served ABSL_GUARDED_BY(mu) = 0;
-  int ticks ABSL_GUARDED_BY(mu) = 0;
-  bool in_flight ABSL_GUARDED_BY(mu) = false;
-  PeriodicThread thread{&mu, &cv};
+  PeriodicThread thread;
+  int requests ABSL_GUARDED_BY(thread.mu()) = 0;
+  int served ABSL_GUARDED_BY(thread.mu()) = 0;
+  int ticks ABSL_GUARDED_BY(thread.mu()) = 0;
+  bool in_flight ABSL_GUARDED_BY(thread.mu()) = false;
 };
 
 TEST(PeriodicThreadTest, StopWithTheGilHeldLetsWorkThatNeedsItFinish) {
   ASSERT_TRUE(PyGILState_Check());  // python_main: tests hold the GIL
   Owner o;
   o.thread.Start("annex-test", [&o] {
-    std::unique_lock<std::mutex> lock(o.mu);
+    o.thread.mu().Lock();
     while (!o.thread.stopping()) {
       if (o.requests == o.served) {
-        o.thread.WaitUntil(lock, absl::InfiniteFuture(),
-                           [&o] { return o.requests > o.served; });
+        o.thread.WaitUntil(absl::InfiniteFuture(),
+                           [&o]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(o.thread.mu()) {
+                             return o.requests > o.served;
+                           });
         continue;
       }
       o.in_flight = true;
-      o.cv.notify_all();
-      lock.unlock();
+      o.thread.mu().Unlock();
       // Work that needs the GIL, which the test's thread holds.
       PyGILState_STATE gil = PyGILState_Ensure();
       PyObject* n = PyLong_FromLong(42);
       Py_XDECREF(n);
       PyGILState_Release(gil);
-      lock.lock();
+      o.thread.mu().Lock();
       ++o.served;
     }
+    o.thread.mu().Unlock();
   });
   {
-    std::unique_lock<std::mutex> lock(o.mu);
+    absl::MutexLock lock(&o.thread.mu());
     ++o.requests;
-    o.cv.notify_all();
-    o.cv.wait(lock, [&o] { return o.in_flight; });
+    o.thread.mu().Await(absl::Condition(&o.in_flight));
   }
   o.thread.Stop();  // would deadlock if it joined holding the GIL
   EXPECT_TRUE(PyGILState_Check());
-  std::lock_guard<std::mutex> lock(o.mu);
+  absl::MutexLock lock(&o.thread.mu());
   EXPECT_EQ(o.served, 1);
   EXPECT_TRUE(o.thread.stopping());
 }
@@ -66,19 +63,18 @@ TEST(PeriodicThreadTest, StopWithTheGilHeldLetsWorkThatNeedsItFinish) {
 TEST(PeriodicThreadTest, WaitUntilWakesForItsDeadlineAndStop) {
   Owner o;
   {
-    std::lock_guard<std::mutex> lock(o.mu);
+    absl::MutexLock lock(&o.thread.mu());
     EXPECT_TRUE(o.thread.stopping());  // not started yet
   }
   o.thread.Start("annex-test", [&o] {
-    std::unique_lock<std::mutex> lock(o.mu);
+    absl::MutexLock lock(&o.thread.mu());
     absl::Time next = absl::Now();
     while (!o.thread.stopping()) {
       if (absl::Now() < next) {
-        o.thread.WaitUntil(lock, next);
+        o.thread.WaitUntil(next);
         continue;
       }
       ++o.ticks;
-      o.cv.notify_all();
       // After three ticks, no deadline: only Stop() ends the wait.
       next = o.ticks < 3 ? absl::Now() + absl::Milliseconds(1)
                          : absl::InfiniteFuture();
@@ -86,12 +82,15 @@ TEST(PeriodicThreadTest, WaitUntilWakesForItsDeadlineAndStop) {
   });
   o.thread.Start("annex-test", [] { ADD_FAILURE() << "started twice"; });
   {
-    std::unique_lock<std::mutex> lock(o.mu);
+    absl::MutexLock lock(&o.thread.mu());
     EXPECT_FALSE(o.thread.stopping());
-    o.cv.wait(lock, [&o] { return o.ticks >= 3; });
+    auto three = [&o]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(o.thread.mu()) {
+      return o.ticks >= 3;
+    };
+    o.thread.mu().Await(absl::Condition(&three));
   }
   o.thread.Stop();
-  std::lock_guard<std::mutex> lock(o.mu);
+  absl::MutexLock lock(&o.thread.mu());
   EXPECT_EQ(o.ticks, 3);
   EXPECT_TRUE(o.thread.stopping());
 }

@@ -183,15 +183,13 @@ void BackgroundProcess::Start(const std::vector<std::string>& argv,
   thread_ = std::thread([this, child, input = std::move(input)] {
     ProcessResult r =
         Communicate(child, input, [this](int stream, const char* b, size_t n) {
-          std::lock_guard<std::mutex> lock(mu_);
+          absl::MutexLock lock(&mu_);
           (stream == 1 ? result_.out : result_.err).append(b, n);
-          changed_.notify_all();
         });
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     result_ = std::move(r);
     Reap(pid_);
     ended_ = true;
-    changed_.notify_all();
   });
 }
 
@@ -200,7 +198,7 @@ BackgroundProcess::~BackgroundProcess() {
     // A test that failed before ending its program: end it here rather
     // than wait for Bazel's timeout. Unreaped until ended_, so the pid is
     // still the child's.
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (!ended_ && pid_ > 0) kill(pid_, SIGKILL);
   }
   CloseInput();
@@ -225,37 +223,39 @@ void BackgroundProcess::CloseInput() {
 
 void BackgroundProcess::Signal(int sig) {
   // Unreaped until ended_, so the pid is still the child's.
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!ended_ && pid_ > 0) kill(pid_, sig);
 }
 
 bool BackgroundProcess::WaitForOutput(const std::string& needle, size_t from) {
-  std::unique_lock<std::mutex> lock(mu_);
-  changed_.wait(lock, [&] {
+  absl::MutexLock lock(&mu_);
+  auto found = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return ended_ || result_.out.find(needle, from) != std::string::npos;
-  });
+  };
+  mu_.Await(absl::Condition(&found));
   return result_.out.find(needle, from) != std::string::npos;
 }
 
 std::string BackgroundProcess::out() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return result_.out;
 }
 
 std::string BackgroundProcess::err() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return result_.err;
 }
 
 bool BackgroundProcess::ended() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return ended_;
 }
 
 const ProcessResult& BackgroundProcess::Join() {
   CloseInput();  // a program that reads to the end of its input ends
   if (thread_.joinable()) thread_.join();
-  return result_;
+  absl::MutexLock lock(&mu_);
+  return result_;  // final: the thread that wrote it has ended
 }
 
 TerminalProcess::TerminalProcess(const std::vector<std::string>& argv,
@@ -277,14 +277,12 @@ TerminalProcess::TerminalProcess(const std::vector<std::string>& argv,
     while (true) {
       const ssize_t n = read(master_, buf, sizeof(buf));
       if (n < 0 && errno == EINTR) continue;
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (n <= 0) {  // EIO once every holder of the slave side closed it
         closed_ = true;
-        cv_.notify_all();
         return;
       }
       screen_.append(buf, static_cast<size_t>(n));
-      cv_.notify_all();
     }
   });
 }
@@ -312,10 +310,11 @@ bool TerminalProcess::Type(const std::string& keys) {
 
 std::string TerminalProcess::WaitFor(
     size_t from, const std::function<bool(const std::string&)>& done) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] {
+  absl::MutexLock lock(&mu_);
+  auto satisfied = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return closed_ || done(screen_.substr(std::min(from, screen_.size())));
-  });
+  };
+  mu_.Await(absl::Condition(&satisfied));
   return screen_;
 }
 
@@ -326,7 +325,7 @@ std::string TerminalProcess::WaitForText(size_t from, const std::string& text) {
 }
 
 size_t TerminalProcess::size() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return screen_.size();
 }
 

@@ -14,14 +14,13 @@
 
 #include <sys/types.h>
 
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 namespace annex::testing {
 
@@ -81,8 +80,8 @@ class BackgroundProcess {
   const ProcessResult& Join();
 
  private:
-  mutable std::mutex mu_;
-  std::condition_variable changed_;  // output arrived or ended_
+  // Waits are Conditions over the state it guards (output, ended_).
+  mutable absl::Mutex mu_;
   void Start(const std::vector<std::string>& argv, std::string input,
              const std::vector<std::string>& env, bool keep_input);
 
@@ -128,8 +127,7 @@ class TerminalProcess {
   pid_t pid_ = -1;
   int master_ = -1;
   int status_ = -1;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
+  mutable absl::Mutex mu_;
   std::string screen_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   std::thread reader_;

@@ -75,10 +75,9 @@ void OpenGate() { g_gate.store(true); }
 std::function<void(const Event&)> EventRecorder::Callback(bool release) {
   return [this, release](const Event& e) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       events_.push_back(e);
     }
-    cv_.notify_all();
     if (release) Release();
   };
 }
@@ -88,17 +87,18 @@ std::vector<Event> EventRecorder::WaitFor(size_t count,
   PyThreadState* saved = nullptr;
   if (PyGILState_Check()) saved = PyEval_SaveThread();  // test main thread only
   {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock,
-                 std::chrono::nanoseconds(absl::ToInt64Nanoseconds(timeout)),
-                 [&] { return events_.size() >= count; });
+    absl::MutexLock lock(&mu_);
+    auto arrived = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return events_.size() >= count;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&arrived), timeout);
   }
   if (saved != nullptr) PyEval_RestoreThread(saved);
   return events();
 }
 
 std::vector<Event> EventRecorder::events() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return events_;
 }
 

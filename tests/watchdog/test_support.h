@@ -9,13 +9,12 @@
 
 #include <Python.h>
 
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "monitor/watchdog/watchdog.h"
 
@@ -44,13 +43,13 @@ class EventRecorder {
 
   // Waits (without the GIL: releases it if the caller holds it) until at
   // least `count` events arrived or `timeout` passed; returns the events.
-  std::vector<Event> WaitFor(size_t count, absl::Duration timeout);
+  std::vector<Event> WaitFor(size_t count, absl::Duration timeout)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
-  std::vector<Event> events();
+  std::vector<Event> events() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
+  absl::Mutex mu_;
   std::vector<Event> events_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -106,6 +106,15 @@ bool Mutex::AwaitWithTimeout(const Condition& cond, absl::Duration timeout) {
   return met;
 }
 
+bool Mutex::AwaitWithDeadline(const Condition& cond, absl::Time deadline) {
+  static auto f = Get<bool (*)(Mutex*, const Condition&, absl::Time)>(
+      "5Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE");
+  __tsan_release(this);
+  bool met = f(this, cond, deadline);
+  __tsan_acquire(this);
+  return met;
+}
+
 void Mutex::LockWhen(const Condition& cond) {
   static auto f = Get<void (*)(Mutex*, const Condition&)>(
       "5Mutex8LockWhenERKNS0_9ConditionE");
