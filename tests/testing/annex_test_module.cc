@@ -4,10 +4,11 @@
 
 #include <Python.h>
 
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "monitor/python/guards.h"
 #include "tests/testing/annex_unittest_py.h"
@@ -20,11 +21,13 @@ namespace {
 // thread reads it (and writes the report) during the driver's ExecInAnnex.
 // The runtime's work queue orders the two; the mutex makes it plain.
 struct Host {
-  std::mutex mu;
-  python::AnnexRuntime* runtime = nullptr;
-  Options options;
-  std::string module_path, test_class, test_method;
-  AnnexTestReport report;
+  absl::Mutex mu;
+  python::AnnexRuntime* runtime ABSL_GUARDED_BY(mu) = nullptr;
+  Options options ABSL_GUARDED_BY(mu);
+  std::string module_path ABSL_GUARDED_BY(mu);
+  std::string test_class ABSL_GUARDED_BY(mu);
+  std::string test_method ABSL_GUARDED_BY(mu);
+  AnnexTestReport report ABSL_GUARDED_BY(mu);
 };
 
 Host& TheHost() {
@@ -110,7 +113,7 @@ python::AnnexRuntime* AnnexHere() {
   python::AnnexRuntime* rt;
   {
     Host& h = TheHost();
-    std::lock_guard<std::mutex> lock(h.mu);
+    absl::MutexLock lock(&h.mu);
     rt = h.runtime;
   }
   if (rt == nullptr || !rt->OnAnnexThread() ||
@@ -223,7 +226,7 @@ PyObject* Report(PyObject*, PyObject* args) {
   const char* text;
   if (!PyArg_ParseTuple(args, "ss:_report", &kind, &text)) return nullptr;
   Host& h = TheHost();
-  std::lock_guard<std::mutex> lock(h.mu);
+  absl::MutexLock lock(&h.mu);
   h.report = {kind, text};
   Py_RETURN_NONE;
 }
@@ -232,7 +235,7 @@ PyObject* Report(PyObject*, PyObject* args) {
 // GIL held, any interpreter (the annex).
 PyObject* Current(PyObject*, PyObject*) {
   Host& h = TheHost();
-  std::lock_guard<std::mutex> lock(h.mu);
+  absl::MutexLock lock(&h.mu);
   return Py_BuildValue("(sss)", h.module_path.c_str(), h.test_class.c_str(),
                        h.test_method.c_str());
 }
@@ -254,7 +257,7 @@ PyObject* MonitorOption(PyObject*, PyObject* arg) {
   Options o;
   {
     Host& h = TheHost();
-    std::lock_guard<std::mutex> lock(h.mu);
+    absl::MutexLock lock(&h.mu);
     o = h.options;
   }
   if (name == "question_pause_limit") return Seconds(o.question_pause_limit);
@@ -326,7 +329,7 @@ void SetAnnexTestHost(python::AnnexRuntime* runtime, const Options& options,
                       const std::string& test_class,
                       const std::string& test_method) {
   Host& h = TheHost();
-  std::lock_guard<std::mutex> lock(h.mu);
+  absl::MutexLock lock(&h.mu);
   h.runtime = runtime;
   h.options = options;
   h.module_path = module_path;
@@ -337,7 +340,7 @@ void SetAnnexTestHost(python::AnnexRuntime* runtime, const Options& options,
 
 AnnexTestReport TakeAnnexTestReport() {
   Host& h = TheHost();
-  std::lock_guard<std::mutex> lock(h.mu);
+  absl::MutexLock lock(&h.mu);
   AnnexTestReport r = std::move(h.report);
   h.report = {};
   return r;
