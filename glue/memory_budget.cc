@@ -111,6 +111,20 @@ void MemoryBudget::SetReclaimer(std::function<void()> reclaim) {
   reclaim_ = std::move(reclaim);
 }
 
+size_t MemoryBudget::Reclaim() {
+  std::function<void()> reclaim;
+  size_t before = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    before = reusable_;
+    if (before == 0 || !reclaim_) return 0;
+    reclaim = reclaim_;
+  }
+  reclaim();  // reports through SetReusable: not under the lock
+  absl::MutexLock lock(&mu_);
+  return before > reusable_ ? before - reusable_ : 0;
+}
+
 absl::Status MemoryBudget::ChargeLocked(uintptr_t key, size_t bytes,
                                         const std::string& what,
                                         bool* total_bound) {

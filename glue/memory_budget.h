@@ -96,6 +96,10 @@ class MemoryBudget {
   // without the budget's lock, when a Charge would pass the total limit
   // while buffers are kept; the Charge is then tried once more.
   void SetReclaimer(std::function<void()> reclaim);
+  // Frees the kept engine buffers now (hp.memory(trim=True)): calls the
+  // reclaimer, without the lock, when buffers are kept; returns the bytes
+  // it freed (0 with no reclaimer or nothing kept). Where: any thread.
+  size_t Reclaim();
 
   // Whether one question that needs about `bytes` of transient memory
   // (its walk, graph and what it builds from them, freed when it ends)

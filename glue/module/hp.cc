@@ -773,17 +773,25 @@ PyObject* HpNothing(PyObject* self, void*) {
 // hp.memory(): the kept sets of this hp (a console client's) and their
 // bytes, largest first, with the budget's limits.
 PyObject* HpMemory(PyObject* self, PyObject* args, PyObject* kwds) {
-  static const char* kw[] = {"rows", nullptr};
+  static const char* kw[] = {"rows", "trim", nullptr};
   Py_ssize_t rows = 20;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|n:memory",
-                                   const_cast<char**>(kw), &rows)) {
+  int trim = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|np:memory",
+                                   const_cast<char**>(kw), &rows, &trim)) {
     return nullptr;
   }
   absl::StatusOr<MemoryBudget*> budget = SessionOf(self)->Get<MemoryBudget>();
   if (!budget.ok()) return RaiseStatus(budget.status());
+  // trim=True: the heap engine's buffers kept for the next question go
+  // back to the host first (the next question allocates them afresh).
   std::string text =
-      (*budget)->Describe(reinterpret_cast<HpObject*>(self)->owner,
-                          rows < 0 ? 0 : static_cast<size_t>(rows));
+      trim ? absl::StrCat("Freed ", FormatBytes((*budget)->Reclaim()),
+                          " of heap engine buffers kept for the next "
+                          "question.\n")
+           : "";
+  absl::StrAppend(
+      &text, (*budget)->Describe(reinterpret_cast<HpObject*>(self)->owner,
+                                 rows < 0 ? 0 : static_cast<size_t>(rows)));
   // The identity watch serves every hp's kept sets and reference points
   // at once (docs/hp.md, "Identity over time").
   python::FlushDeathWatch();
@@ -1170,10 +1178,12 @@ PyMethodDef kHpMethods[] = {
     {"memory",
      reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(HpMemory)),
      METH_VARARGS | METH_KEYWORDS,
-     "memory(rows=20) -> str: the sets this hp keeps in the annex (the "
-     "host's memory), largest first, with their bytes and the memory "
+     "memory(rows=20, trim=False) -> str: the sets this hp keeps in the "
+     "annex (the host's memory), largest first, with their bytes, the "
+     "heap engine's buffers kept for the next question, the memory "
      "budget's limits (per hp and in total), and how many objects the "
-     "identity watch follows for all hp objects."},
+     "identity watch follows for all hp objects. trim=True first gives "
+     "the engine's kept buffers back to the host and says how much."},
     {"__dir__", HpDir, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };

@@ -96,9 +96,23 @@ TEST_F(BufferReuseTest, LaterQuestionsReuseAndAnswersFollowTheHeap) {
   ASSERT_TRUE(RunTargetCode("del blobs[:59990]\n"));
   EXPECT_EQ(Ask(kQuestion), Expected(10));
 
-  // Trimming frees what is kept and the budget hears of it.
-  pool.Trim();
+  // hp.memory(trim=True) frees what is kept, says how much, and the
+  // budget and the pool hear of it; a second trim has nothing to free.
+  const size_t kept = pool.stats().kept_bytes;
+  ASSERT_GT(kept, 0u);
+  const std::string trimmed = Ask("print(hp.memory(trim=True))");
+  EXPECT_EQ(trimmed.rfind("Freed " + glue::FormatBytes(kept) +
+                              " of heap engine buffers kept for the next "
+                              "question.\n",
+                          0),
+            0u)
+      << trimmed;
+  EXPECT_EQ(pool.stats().kept_bytes, 0u);
   EXPECT_EQ((*budget)->reusable(), 0u);
+  EXPECT_EQ(Ask("print(hp.memory(trim=True).splitlines()[0])"),
+            "Freed 0 bytes of heap engine buffers kept for the next "
+            "question.\n");
+  EXPECT_EQ(Ask("print(hp.memory(trim=1 < 0).startswith('Freed'))"), "False\n");
   EXPECT_EQ(Ask(kQuestion), Expected(10));
   ASSERT_TRUE(RunTargetCode("del blobs, Blob\n"));
 }

@@ -100,6 +100,27 @@ TEST(MemoryBudgetTest, KeptEngineBuffersCountAndAreReclaimedFirst) {
   EXPECT_TRUE(budget.CheckTransient(100, "a question").ok());
 }
 
+// hp.memory(trim=True)'s part: Reclaim() calls the reclaimer only when
+// buffers are kept, and returns what it freed.
+TEST(MemoryBudgetTest, ReclaimFreesTheKeptBuffersOnRequest) {
+  MemoryBudget budget;
+  EXPECT_EQ(budget.Reclaim(), 0u);  // no reclaimer, nothing kept
+  budget.SetReusable(700);
+  EXPECT_EQ(budget.Reclaim(), 0u);  // no reclaimer: nothing can go
+  EXPECT_EQ(budget.reusable(), 700u);
+  int calls = 0;
+  budget.SetReclaimer([&] {
+    ++calls;
+    budget.SetReusable(100);  // a reclaimer that could not free it all
+  });
+  EXPECT_EQ(budget.Reclaim(), 600u);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(budget.reusable(), 100u);
+  budget.SetReusable(0);
+  EXPECT_EQ(budget.Reclaim(), 0u);  // nothing kept: not called
+  EXPECT_EQ(calls, 1);
+}
+
 // A monitor with a budget of `per_hp_bytes` per hp and `total_bytes`
 // in all.
 template <size_t per_hp_bytes, size_t total_bytes>
