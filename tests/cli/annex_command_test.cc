@@ -27,12 +27,13 @@
 #include "annex_python_build.h"
 #include "gtest/gtest.h"
 #include "tests/testing/child_process.h"
-#include "tests/watchdog/test_support.h"
+#include "tests/testing/http.h"
 
 namespace {
 
-using ::annex::watchdog::testing::HttpGet;
-using ::annex::watchdog::testing::MetricValue;
+using ::annex::testing::FreeLoopbackPort;
+using ::annex::testing::HttpGet;
+using ::annex::testing::MetricValue;
 
 using ::annex::testing::AnnexBinary;
 using ::annex::testing::BackgroundProcess;
@@ -42,23 +43,6 @@ using ::annex::testing::RunProcess;
 using ::annex::testing::WaitForAnnexPs;
 using ::annex::testing::WaitForFile;
 using Result = ::annex::testing::ProcessResult;
-
-// A TCP port on 127.0.0.1 that was free a moment ago (bound, then closed).
-int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  int port = -1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 std::string WriteScript(const std::string& name, const std::string& text) {
   std::string path = ::testing::TempDir() + "/" + name;

@@ -27,7 +27,7 @@
 #include "absl/strings/str_replace.h"
 #include "gtest/gtest.h"
 #include "tests/testing/child_process.h"
-#include "tests/watchdog/test_support.h"
+#include "tests/testing/http.h"
 
 namespace annex {
 namespace {
@@ -35,33 +35,17 @@ namespace {
 using ::annex::testing::AnnexBinary;
 using ::annex::testing::BackgroundProcess;
 using ::annex::testing::FileExists;
+using ::annex::testing::FreeLoopbackPort;
+using ::annex::testing::HttpGet;
+using ::annex::testing::MetricValue;
 using ::annex::testing::ProcessResult;
 using ::annex::testing::RunProcess;
-using ::annex::watchdog::testing::HttpGet;
-using ::annex::watchdog::testing::MetricValue;
 
 constexpr char kPromtool[] = "/usr/bin/promtool";
 constexpr char kPrometheus[] = "/usr/bin/prometheus";
 constexpr char kMissing[] =
     " is not installed: Debian's prometheus package provides it "
     "(bash tools/install_deps.sh installs it)";
-
-// A free TCP port on 127.0.0.1 (bound once and released).
-int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  int port = -1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 std::string TempDir(const std::string& name) {
   std::string dir = ::testing::TempDir() + "/" + name + "-XXXXXX";

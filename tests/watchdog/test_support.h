@@ -58,15 +58,4 @@ class EventRecorder {
 // Returns the last value of `done`. Where: any thread.
 bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout);
 
-// GET `path` from 127.0.0.1:`port` over a plain socket (HTTP/1.0); returns
-// the body, or "" on any error. Where: any thread; releases the GIL while
-// it waits if the caller holds it.
-std::string HttpGet(int port, const std::string& path);
-
-// The value of the sample `name_and_labels` (e.g.
-// `annex_python_objects{source="heap_engine"}`) in a Prometheus text
-// exposition, or -1 when absent.
-double MetricValue(const std::string& exposition,
-                   const std::string& name_and_labels);
-
 }  // namespace annex::watchdog::testing

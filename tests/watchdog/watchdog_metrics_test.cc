@@ -8,17 +8,18 @@
 
 #include "gtest/gtest.h"
 #include "monitor/monitor.h"
+#include "tests/testing/http.h"
 #include "tests/testing/python_main.h"
 #include "tests/watchdog/test_support.h"
 
 namespace annex {
 namespace {
 
+using ::annex::testing::HttpGet;
+using ::annex::testing::MetricValue;
 using ::annex::testing::RunTargetCode;
 using ::annex::watchdog::testing::EventRecorder;
-using ::annex::watchdog::testing::HttpGet;
 using ::annex::watchdog::testing::InstallTestModule;
-using ::annex::watchdog::testing::MetricValue;
 using ::annex::watchdog::testing::Release;
 using ::annex::watchdog::testing::WaitUntil;
 
