@@ -179,9 +179,9 @@ std::vector<size_t> NotInReference(const std::vector<uintptr_t>& sorted,
 
 }  // namespace
 
-absl::StatusOr<KindedSet> HeapView::Heap(const ReferencePoint* ref, bool keep,
-                                         heap::Sizing sizing,
-                                         heap::HeapGraph* graph_out) {
+absl::StatusOr<KindedSet> HeapView::Heap(
+    const ReferencePoint* ref, bool keep, heap::Sizing sizing,
+    std::shared_ptr<const heap::HeapGraph>* graph_out) {
   if (graph_out != nullptr && ref != nullptr) {
     return absl::InvalidArgumentError("Heap: a graph only without a reference");
   }
@@ -194,12 +194,12 @@ absl::StatusOr<KindedSet> HeapView::Heap(const ReferencePoint* ref, bool keep,
       !s.ok()) {
     return s;
   }
-  absl::StatusOr<heap::HeapGraph> graph;
+  heap::SharedGraph graph = absl::UnknownError("no walk");
   {
     heap::HeapEngine::ScopedSizing scoped(*engine_, sizing);
     graph =
-        engine_->Graph(graph_out != nullptr ? heap::GraphOptions()
-                                            : heap::GraphOptions::NodesOnly());
+        engine_->Shared(graph_out != nullptr ? heap::GraphOptions()
+                                             : heap::GraphOptions::NodesOnly());
   }
   if (!graph.ok()) return graph.status();
   if (absl::Status s = CheckQuestionMemory(&*graph, Work::kDescribe); !s.ok()) {
@@ -231,7 +231,7 @@ absl::StatusOr<KindedSet> HeapView::Heap(const ReferencePoint* ref, bool keep,
     absl::Status s = Keep(out, ref == nullptr ? &graph->addresses : &fresh);
     if (!s.ok()) return s;
   }
-  if (graph_out != nullptr) *graph_out = std::move(*graph);
+  if (graph_out != nullptr) *graph_out = graph.shared();
   return out;
 }
 
@@ -288,8 +288,7 @@ absl::StatusOr<KindedSet> HeapView::Owners(const KindedSet& set) {
   }
   KindedSet out;
   if (dicts.empty()) return out;
-  absl::StatusOr<heap::HeapGraph> graph =
-      engine_->Graph(heap::GraphOptions::NodesOnly());
+  heap::SharedGraph graph = engine_->Shared(heap::GraphOptions::NodesOnly());
   if (!graph.ok()) return graph.status();
   // Owners hold their dict from their side: one pass over the live objects
   // reads each one's attribute dict pointer (nothing is created: an
@@ -353,12 +352,12 @@ absl::StatusOr<ReferencePoint> HeapView::MakeReferencePoint() {
   return ref;
 }
 
-absl::StatusOr<heap::HeapGraph> HeapView::NodesOnlyGraph() {
+heap::SharedGraph HeapView::NodesOnlyGraph() {
   if (absl::Status s = CheckQuestionMemory(nullptr, Work::kWalk, false);
       !s.ok()) {
     return s;
   }
-  return engine_->Graph(heap::GraphOptions::NodesOnly());
+  return engine_->Shared(heap::GraphOptions::NodesOnly());
 }
 
 absl::StatusOr<KindedSet> HeapView::FromAddresses(
@@ -370,7 +369,7 @@ absl::StatusOr<KindedSet> HeapView::FromAddresses(
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   if (!question.status().ok()) return question.status();
-  absl::StatusOr<heap::HeapGraph> graph = NodesOnlyGraph();
+  heap::SharedGraph graph = NodesOnlyGraph();
   if (!graph.ok()) return graph.status();
   if (absl::Status s = CheckQuestionMemory(&*graph, Work::kWalk); !s.ok()) {
     return s;

@@ -214,10 +214,10 @@ class HeapView {
   // node v being the result's member v (the heap records' retainers,
   // glue/retainers.h; about twice the walk's time). Where: annex thread,
   // GIL held, annex current.
-  absl::StatusOr<KindedSet> Heap(const ReferencePoint* ref = nullptr,
-                                 bool keep = true,
-                                 heap::Sizing sizing = heap::Sizing::kExact,
-                                 heap::HeapGraph* graph_out = nullptr);
+  absl::StatusOr<KindedSet> Heap(
+      const ReferencePoint* ref = nullptr, bool keep = true,
+      heap::Sizing sizing = heap::Sizing::kExact,
+      std::shared_ptr<const heap::HeapGraph>* graph_out = nullptr);
   // Tracked by the target's gc but unreachable (heapu), or one part of it
   // as CPython's collector would judge it, without collecting
   // (heap::UnreachableParts): kGarbage what a collection would find
@@ -338,7 +338,7 @@ class HeapView {
                                    bool edges = true);
   // The walk's nodes without edges, once the memory for a walk is there.
   // Where: annex thread, GIL held, inside a HeapEngine::Question.
-  absl::StatusOr<heap::HeapGraph> NodesOnlyGraph();
+  heap::SharedGraph NodesOnlyGraph();
 
   // How long each question asked from now on may hold the target
   // (heap/question_stop.h; InfiniteDuration: no limit): past it, the

@@ -116,7 +116,7 @@ absl::StatusOr<LiveKinds> HeapView::ClassifyParts(const KindedSet& set,
   graph_options.wanted = &wanted;
   const Work work = referrers ? Work::kReferrers : Work::kWalk;
   if (absl::Status s = CheckQuestionMemory(nullptr, work); !s.ok()) return s;
-  absl::StatusOr<heap::HeapGraph> graph = engine_->Graph(graph_options);
+  heap::SharedGraph graph = engine_->Shared(graph_options);
   if (!graph.ok()) return graph.status();
   if (absl::Status s = CheckQuestionMemory(&*graph, work); !s.ok()) return s;
   // Without dead members `wanted` is the set's addresses, unpacked.
@@ -385,7 +385,8 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
               held.emplace_back(targets[i], id);
             }
           };
-          python::ScopedTargetSwap swap(ts_);
+          python::ScopedTargetSwap swap(ts_,
+                                        python::ScopedTargetSwap::Use::kRead);
           if (reverse == nullptr) {
             std::vector<uint32_t> member_of(graph->size(), kNone);
             for (size_t k = 0; k < n; ++k) {

@@ -15,7 +15,7 @@ absl::StatusOr<MemberTexts> HeapView::ReadTexts(
   // hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);
   if (!question.status().ok()) return question.status();
-  absl::StatusOr<heap::HeapGraph> graph = NodesOnlyGraph();
+  heap::SharedGraph graph = NodesOnlyGraph();
   if (!graph.ok()) return graph.status();
   MemberTexts out;
   out.alive.assign(set.count(), 0);

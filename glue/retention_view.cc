@@ -97,14 +97,12 @@ struct Asked {
         const std::vector<uintptr_t> *also = nullptr)
       : wanted(Wanted(live_for, also)),
         question(view.engine()),
-        graph(question.status().ok()
-                  ? Walk(view, work, live_for != nullptr)
-                  : absl::StatusOr<heap::HeapGraph>(question.status())) {}
-  absl::StatusOr<heap::HeapGraph> Walk(HeapView &view, HeapView::Work work,
-                                       bool live) const {
+        graph(question.status().ok() ? Walk(view, work, live_for != nullptr)
+                                     : heap::SharedGraph(question.status())) {}
+  heap::SharedGraph Walk(HeapView &view, HeapView::Work work, bool live) const {
     absl::Status s = view.CheckQuestionMemory(nullptr, work);
     if (!s.ok()) return s;
-    absl::StatusOr<heap::HeapGraph> g = view.engine().Graph(Options(live));
+    heap::SharedGraph g = view.engine().Shared(Options(live));
     if (!g.ok()) return g;
     s = view.CheckQuestionMemory(&*g, work);
     if (!s.ok()) return s;  // the graph goes now
@@ -128,7 +126,7 @@ struct Asked {
   // live_for's members, unpacked for the walk while it runs.
   const std::vector<uintptr_t> wanted;
   heap::HeapEngine::Question question;
-  absl::StatusOr<heap::HeapGraph> graph;
+  heap::SharedGraph graph;
 };
 
 // The Clodo kinds of some nodes, described once. Where: as SetOfNodes.
@@ -171,7 +169,7 @@ absl::StatusOr<KindedSet> RetentionView::Find(
     const std::vector<uintptr_t> &addresses) {
   // read `graph` only while `asked` lives
   Asked asked(*heap_, HeapView::Work::kWalk);
-  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
+  heap::SharedGraph &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   return SetOfNodes(*graph, LiveNodes(*graph, addresses), *heap_);
 }
@@ -182,7 +180,7 @@ absl::StatusOr<PathsResult> RetentionView::PathsTo(
       options.sources ? &*options.sources : nullptr;
   // read `graph` only while `asked` lives
   Asked asked(*heap_, HeapView::Work::kPaths, &set, sources);
-  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
+  heap::SharedGraph &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   PathsResult result;
   heap::NodeSet targets = SameObjects(*graph, set, *heap_);
@@ -266,7 +264,7 @@ absl::StatusOr<PathsResult> RetentionView::PathsTo(
 absl::StatusOr<std::vector<RootEntry>> RetentionView::Roots() {
   // read `graph` only while `asked` lives
   Asked asked(*heap_, HeapView::Work::kWalk);
-  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
+  heap::SharedGraph &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   const NodeKinds kinds(*graph, graph->root_nodes, *heap_);
   std::vector<RootEntry> out;
@@ -283,7 +281,7 @@ absl::StatusOr<std::vector<RootEntry>> RetentionView::Roots() {
 absl::StatusOr<KindedSet> RetentionView::RootObjects(const std::string &name) {
   // read `graph` only while `asked` lives
   Asked asked(*heap_, HeapView::Work::kWalk);
-  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
+  heap::SharedGraph &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes;
   for (size_t r = 0; r < graph->root_nodes.size(); ++r) {
@@ -301,7 +299,7 @@ absl::StatusOr<KindedSet> RetentionView::RootObjects(const std::string &name) {
 absl::StatusOr<uint64_t> RetentionView::RetainedSize(const KindedSet &set) {
   // read `graph` only while `asked` lives
   Asked asked(*heap_, HeapView::Work::kDominators);
-  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
+  heap::SharedGraph &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   if (nodes.empty()) return uint64_t{0};
@@ -311,7 +309,7 @@ absl::StatusOr<uint64_t> RetentionView::RetainedSize(const KindedSet &set) {
 absl::StatusOr<KindedSet> RetentionView::Dominated(const KindedSet &set) {
   // read `graph` only while `asked` lives
   Asked asked(*heap_, HeapView::Work::kDominators);
-  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
+  heap::SharedGraph &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   heap::NodeSet freed = heap::UnreachableWithout(*graph, nodes);
@@ -324,7 +322,7 @@ absl::StatusOr<KindedSet> RetentionView::ImmediateDominators(
     const KindedSet &set) {
   // read `graph` only while `asked` lives
   Asked asked(*heap_, HeapView::Work::kDominators);
-  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
+  heap::SharedGraph &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   heap::NodeSet out;
@@ -350,7 +348,7 @@ absl::StatusOr<KindedSet> RetentionView::ImmediateDominators(
 absl::StatusOr<KindedSet> RetentionView::Referrers(const KindedSet &set) {
   // read `graph` only while `asked` lives
   Asked asked(*heap_, HeapView::Work::kReferrers, &set);
-  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
+  heap::SharedGraph &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   heap::ReverseIndex reverse = heap::ReverseIndex::Build(*graph);
@@ -360,7 +358,7 @@ absl::StatusOr<KindedSet> RetentionView::Referrers(const KindedSet &set) {
 absl::StatusOr<KindedSet> RetentionView::Referents(const KindedSet &set) {
   // read `graph` only while `asked` lives
   Asked asked(*heap_, HeapView::Work::kWalk, &set);
-  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
+  heap::SharedGraph &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   return SetOfNodes(*graph, heap::Referents(*graph, nodes), *heap_);
@@ -399,7 +397,7 @@ absl::StatusOr<std::vector<NamedReference>> RetentionView::EdgesIn(
     const KindedSet &set) {
   // read `graph` only while `asked` lives
   Asked asked(*heap_, HeapView::Work::kReferrers, &set);
-  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
+  heap::SharedGraph &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   heap::ReverseIndex reverse = heap::ReverseIndex::Build(*graph);
@@ -412,7 +410,7 @@ absl::StatusOr<std::vector<NamedReference>> RetentionView::EdgesOut(
     const KindedSet &set) {
   // read `graph` only while `asked` lives
   Asked asked(*heap_, HeapView::Work::kWalk, &set);
-  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
+  heap::SharedGraph &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   heap::NodeSet nodes = SameObjects(*graph, set, *heap_);
   auto edges = heap::NamedEdgesOut(*graph, nodes);
@@ -483,7 +481,7 @@ absl::StatusOr<PatternLinks> RetentionView::PatternPathLinks(
   KindedSet all;  // every row's members, for the walk's wanted objects
   for (const KindedSet *r : rows) all = KindedSet::Combine(all, *r, '|');
   Asked asked(*heap_, HeapView::Work::kReferrers, &all);
-  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
+  heap::SharedGraph &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   std::vector<heap::NodeSet> nodes;
   nodes.reserve(rows.size());
@@ -559,7 +557,7 @@ absl::StatusOr<PatternResult> RetentionView::ReferencePattern(
       *heap_,
       options.imdom ? HeapView::Work::kDominators : HeapView::Work::kReferrers,
       &set, sources);
-  absl::StatusOr<heap::HeapGraph> &graph = asked.graph;
+  heap::SharedGraph &graph = asked.graph;
   if (!graph.ok()) return graph.status();
   PatternResult result;
   result.header = options.er.Header();

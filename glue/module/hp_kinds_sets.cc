@@ -117,8 +117,8 @@ absl::Status ForEachHeapType(HeapView* view,
   absl::Status s = view->CheckQuestionMemory(nullptr, HeapView::Work::kWalk,
                                              /*edges=*/false);
   if (!s.ok()) return s;
-  absl::StatusOr<heap::HeapGraph> graph =
-      view->engine().Graph(heap::GraphOptions::NodesOnly());
+  heap::SharedGraph graph =
+      view->engine().Shared(heap::GraphOptions::NodesOnly());
   if (!graph.ok()) return graph.status();
   absl::flat_hash_set<PyTypeObject*> seen;
   for (uintptr_t a : graph->addresses) {

@@ -37,10 +37,45 @@ void BufferPool::ShrinkLocked(size_t bytes) {
 
 void BufferPool::Notify() {
   if (!on_change_) return;
-  on_change_(kept_bytes());
+  size_t bytes;
+  {
+    absl::MutexLock lock(&mu_);
+    bytes = stats_.kept_bytes + held_bytes_;
+  }
+  on_change_(bytes);
+}
+
+void BufferPool::SetHeld(size_t bytes, std::function<void()> release) {
+  // The one replaced ends after the locks are gone: what it holds may give
+  // vectors back to the pool as it ends.
+  std::function<void()> replaced;
+  absl::MutexLock notify(&notify_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    replaced = std::move(held_release_);
+    held_release_ = std::move(release);
+    held_bytes_ = bytes;
+  }
+  Notify();
+}
+
+size_t BufferPool::held_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return held_bytes_;
 }
 
 void BufferPool::Trim() {
+  std::function<void()> release;
+  {
+    absl::MutexLock lock(&mu_);
+    release = std::move(held_release_);
+    held_release_ = nullptr;
+    held_bytes_ = 0;
+  }
+  // Outside the locks: the held memory may come back to the pool now, to
+  // be freed with the rest below.
+  if (release) release();
+  release = nullptr;
   absl::MutexLock notify(&notify_mu_);
   {
     absl::MutexLock lock(&mu_);

@@ -98,8 +98,19 @@ class BufferPool {
   }
   size_t min_bytes() const { return min_bytes_; }
 
+  // Memory the pool's owner keeps in use between questions on the pool's
+  // account (the engine's kept graph, HeapEngine::SharedGraph): `bytes` is
+  // added to what on_change reports (kept_bytes() and stats() stay the
+  // pool's own), and Trim() gives it up by calling `release` first,
+  // outside the pool's locks (release may give vectors back to the pool,
+  // which Trim then frees, and may call SetHeld). Replaces what was set
+  // before; 0 and null: nothing held. Where: any thread.
+  void SetHeld(size_t bytes, std::function<void()> release);
+  size_t held_bytes() const;
+
   // Called with the bytes kept after each change of them (a Give that
-  // kept, a Take that reused, Trim, set_limit), outside the pool's lock
+  // kept, a Take that reused, Trim, set_limit, SetHeld; held bytes
+  // included), outside the pool's lock
   // and one call at a time, on the thread that changed them; it must not
   // call back into the pool. Null: none. Where: any thread.
   void set_on_change(std::function<void(size_t kept_bytes)> on_change) {
@@ -128,6 +139,8 @@ class BufferPool {
   Lists lists_ ABSL_GUARDED_BY(mu_);
   Stats stats_ ABSL_GUARDED_BY(mu_);
   std::function<void(size_t)> on_change_ ABSL_GUARDED_BY(notify_mu_);
+  size_t held_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::function<void()> held_release_ ABSL_GUARDED_BY(mu_);
 };
 
 // An empty vector with room for `n`: from `pool`, or a fresh one (backed

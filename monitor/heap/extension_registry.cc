@@ -12,11 +12,13 @@ absl::Status ExtensionRegistry::Register(PyTypeObject* type,
   if (!entries_.emplace(type, functions).second) {
     return absl::AlreadyExistsError("type already registered");
   }
+  ++generation_;
   return absl::OkStatus();
 }
 
 absl::Status ExtensionRegistry::Unregister(PyTypeObject* type) {
   if (entries_.erase(type) == 0) return absl::NotFoundError("not registered");
+  ++generation_;
   return absl::OkStatus();
 }
 

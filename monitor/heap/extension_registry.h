@@ -48,9 +48,13 @@ class ExtensionRegistry {
   // or nullptr. Where: GIL held (reads tp_base).
   const ExtensionFunctions* Find(PyTypeObject* type) const;
   bool empty() const { return entries_.empty(); }
+  // Changes with every Register and Unregister (what a kept walk was made
+  // with, HeapEngine::SharedGraph).
+  uint64_t generation() const { return generation_; }
 
  private:
   absl::flat_hash_map<PyTypeObject*, ExtensionFunctions> entries_;
+  uint64_t generation_ = 0;
 };
 
 }  // namespace annex::heap

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "monitor/heap/buffer_pool.h"
 
 namespace annex::heap {
@@ -98,6 +99,35 @@ struct HeapGraph {
   uint32_t size() const { return static_cast<uint32_t>(addresses.size()); }
   // The node id of `address`, or -1 when it is not in the graph.
   int64_t Find(uintptr_t address) const;
+};
+
+// A graph that several questions may read (HeapEngine::SharedGraph keeps
+// one for the next question), or why there is none. Reads like
+// absl::StatusOr<HeapGraph> but never copies the graph.
+//
+//   SharedGraph g = engine.SharedGraph(options);
+//   if (!g.ok()) return g.status();
+//   Use(g->addresses, *g);
+class SharedGraph {
+ public:
+  SharedGraph(absl::Status status)  // NOLINT: converts as StatusOr does
+      : status_(std::move(status)) {
+    if (status_.ok()) status_ = absl::InternalError("no graph");
+  }
+  SharedGraph(std::shared_ptr<const HeapGraph> graph)  // NOLINT: as StatusOr
+      : graph_(std::move(graph)) {
+    if (graph_ == nullptr) status_ = absl::InternalError("no graph");
+  }
+  bool ok() const { return graph_ != nullptr; }
+  const absl::Status& status() const { return status_; }
+  // Only when ok().
+  const HeapGraph& operator*() const { return *graph_; }
+  const HeapGraph* operator->() const { return graph_.get(); }
+  const std::shared_ptr<const HeapGraph>& shared() const { return graph_; }
+
+ private:
+  absl::Status status_;  // OK when graph_ is set
+  std::shared_ptr<const HeapGraph> graph_;
 };
 
 }  // namespace annex::heap

@@ -46,6 +46,7 @@ HeapEngine::HeapEngine(const python::ThreadStates& ts,
 }
 
 HeapEngine::~HeapEngine() {
+  DropKeptGraph();
   buffers_->Trim();
   buffers_->set_on_change(nullptr);
 }
@@ -73,8 +74,8 @@ HeapEngine::Question::Question(const HeapEngine& engine)
     : engine_(engine), status_(engine.CheckCurrent()) {
   if (!status_.ok()) return;
   // The question's only swap: on 3.12+ the GIL may change hands here, never
-  // inside the question.
-  swap_.emplace(engine.ts_);
+  // inside the question. Questions only read (python::TargetMark).
+  swap_.emplace(engine.ts_, python::ScopedTargetSwap::Use::kRead);
   counted_ = true;
   if (engine.question_depth_++ == 0) {
     status_ = WaitForGcIdle();
@@ -227,6 +228,8 @@ absl::StatusOr<HeldObjectSet> HeapEngine::HeapHeld(HeapResult* stats) {
 absl::Status HeapEngine::Release(HeldObjectSet& held) {
   Question question(*this);
   if (!question.status().ok()) return question.status();
+  // Dropping references can run destructors: the target changes.
+  if (ts_.target_runs != nullptr) ts_.target_runs->fetch_add(1);
   held.ReleaseNow();
   return absl::OkStatus();
 }
@@ -245,6 +248,117 @@ absl::StatusOr<HeapGraph> HeapEngine::Graph(const GraphOptions& options,
     stats->objects = ObjectSet();
   }
   return graph;
+}
+
+namespace {
+
+// The bytes of a graph's big arrays.
+size_t GraphBytes(const HeapGraph& g) {
+  return g.addresses.capacity() * sizeof(uintptr_t) +
+         g.sizes.capacity() * sizeof(uint64_t) +
+         g.out_begin.capacity() * sizeof(uint32_t) +
+         g.out_targets.capacity() * sizeof(uint32_t);
+}
+
+// Whether `kept` (made with edges or not) holds what `options` asks for.
+bool Serves(const HeapGraph& kept, bool kept_edges,
+            const GraphOptions& options) {
+  if (options.edges && !kept_edges) return false;
+  switch (options.scope) {
+    case GraphOptions::Scope::kReachable:
+      return kept.reachable_only;
+    case GraphOptions::Scope::kLive:
+      return !kept.reachable_only;
+    case GraphOptions::Scope::kLiveIfNeeded:
+      break;
+  }
+  if (!kept.reachable_only || options.wanted == nullptr) return true;
+  const std::vector<uintptr_t>& wanted = *options.wanted;
+  if (std::is_sorted(wanted.begin(), wanted.end())) {
+    // One merge over both sorted lists.
+    auto it = kept.addresses.begin();
+    for (uintptr_t a : wanted) {
+      it = std::lower_bound(it, kept.addresses.end(), a);
+      if (it == kept.addresses.end() || *it != a) return false;
+    }
+    return true;
+  }
+  return std::all_of(wanted.begin(), wanted.end(),
+                     [&](uintptr_t a) { return kept.Find(a) >= 0; });
+}
+
+}  // namespace
+
+SharedGraph HeapEngine::Shared(const GraphOptions& options, HeapResult* stats) {
+  const int64_t start = NowNs();
+  Question question(*this);
+  if (!question.status().ok()) return question.status();
+  const std::optional<python::TargetMark> mark = python::MarkTarget(ts_);
+  std::shared_ptr<const HeapGraph> kept;
+  HeapResult kept_stats;
+  {
+    absl::MutexLock lock(&kept_->mu);
+    if (kept_->graph != nullptr && mark.has_value() &&
+        python::TargetUnchanged(kept_->mark, *mark) &&
+        kept_->sizing == sizing_ &&
+        kept_->extensions == extensions_.generation() &&
+        Serves(*kept_->graph, kept_->edges, options)) {
+      kept = kept_->graph;
+      kept_stats.total_bytes = kept_->total_bytes;
+      kept_stats.inline_values_bytes = kept_->inline_values_bytes;
+    }
+  }
+  if (kept != nullptr) {
+    ++shared_stats_.reused;
+    if (stats != nullptr) {
+      *stats = std::move(kept_stats);
+      stats->pause_ns = NowNs() - start;
+    }
+    return kept;
+  }
+  // Its arrays serve the new walk (when no caller holds it still).
+  DropKeptGraph();
+  auto graph = std::make_shared<HeapGraph>();
+  absl::StatusOr<HeapResult> r = Walk(graph.get(), &options);
+  if (!r.ok()) return r.status();
+  ++shared_stats_.walks;
+  const size_t bytes = GraphBytes(*graph);
+  // Taken again after the walk: equal unless the walk changed the target.
+  const std::optional<python::TargetMark> after = python::MarkTarget(ts_);
+  if (mark.has_value() && after.has_value() &&
+      python::TargetUnchanged(*mark, *after) && bytes <= buffers_->limit()) {
+    {
+      absl::MutexLock lock(&kept_->mu);
+      kept_->graph = graph;
+      kept_->mark = *after;
+      kept_->sizing = sizing_;
+      kept_->extensions = extensions_.generation();
+      kept_->edges = options.edges;
+      kept_->total_bytes = r->total_bytes;
+      kept_->inline_values_bytes = r->inline_values_bytes;
+    }
+    // Trim() (the memory budget's reclaimer) lets it go; the graph gives
+    // its arrays back to the pool as it ends, outside the kept lock.
+    buffers_->SetHeld(bytes, [k = kept_] {
+      std::shared_ptr<const HeapGraph> ending;
+      absl::MutexLock lock(&k->mu);
+      ending = std::move(k->graph);
+    });
+  }
+  if (stats != nullptr) {
+    *stats = std::move(*r);
+    stats->objects = ObjectSet();
+  }
+  return std::shared_ptr<const HeapGraph>(std::move(graph));
+}
+
+void HeapEngine::DropKeptGraph() {
+  std::shared_ptr<const HeapGraph> ending;  // ends after the lock
+  {
+    absl::MutexLock lock(&kept_->mu);
+    ending = std::move(kept_->graph);
+  }
+  if (ending != nullptr) buffers_->SetHeld(0, nullptr);
 }
 
 absl::Status HeapEngine::UnreachableCandidates(

@@ -48,6 +48,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "monitor/heap/buffer_pool.h"
 #include "monitor/heap/extension_registry.h"
@@ -243,6 +244,28 @@ class HeapEngine {
   absl::StatusOr<HeapGraph> Graph(const GraphOptions& options,
                                   HeapResult* stats = nullptr);
 
+  // The graph `options` asks for, shared: the graph kept from an earlier
+  // walk when it holds what `options` asks for and the target cannot have
+  // changed since (python::TargetMark equal; the same sizing, hidden
+  // objects and extension functions), else a new walk's. The graph made is
+  // kept for the next question while it fits in the pool's limit
+  // (buffers()); it counts there as held memory, and the pool's Trim()
+  // drops it. A kept graph with edges serves NodesOnly() too, a kLive one
+  // every scope but kReachable, a kReachable one kLiveIfNeeded when every
+  // wanted address is in it. `stats` gets the walk's figures; on reuse
+  // walk_ns is 0 and the totals are the kept walk's. Nothing is kept when
+  // no mark can be taken (a single interpreter: ThreadStates without
+  // target_runs). Where: as Heap().
+  SharedGraph Shared(const GraphOptions& options, HeapResult* stats = nullptr);
+  // Forgets the kept graph. Where: any thread.
+  void DropKeptGraph();
+  // How Shared() answered so far. Where: the engine's thread.
+  struct SharedStats {
+    uint64_t walks = 0;   // made by a new walk
+    uint64_t reused = 0;  // the kept graph
+  };
+  const SharedStats& shared_stats() const { return shared_stats_; }
+
   // heapu(): objects tracked by the target's gc but not reachable from the
   // roots. Where: as Heap(). Unavailable when a gc collection of the target
   // runs past the question's wait (Question) or starts inside a question.
@@ -281,7 +304,10 @@ class HeapEngine {
   // lists by the same call, and a new object that reuses a hidden address
   // is hidden too, so hide only objects that live as long as the engine.
   // Where: any thread (plain data).
-  void Hide(const ObjectSet& objects) { hidden_ = hidden_ | objects; }
+  void Hide(const ObjectSet& objects) {
+    hidden_ = hidden_ | objects;
+    DropKeptGraph();
+  }
   const ObjectSet& hidden() const { return hidden_; }
 
   // The size a walk records for `obj`, by the engine's sizing (above):
@@ -324,6 +350,22 @@ class HeapEngine {
   // Shared with the graphs made from it, which give their arrays back
   // when they end, whichever ends first.
   std::shared_ptr<BufferPool> buffers_ = std::make_shared<BufferPool>();
+
+  // The graph kept by Shared() and what it was made with. Shared with the
+  // pool's release callback (BufferPool::SetHeld), which may run on any
+  // thread: hence the lock.
+  struct KeptGraph {
+    absl::Mutex mu;
+    std::shared_ptr<const HeapGraph> graph ABSL_GUARDED_BY(mu);
+    python::TargetMark mark ABSL_GUARDED_BY(mu);
+    Sizing sizing ABSL_GUARDED_BY(mu) = Sizing::kExact;
+    uint64_t extensions ABSL_GUARDED_BY(mu) = 0;
+    bool edges ABSL_GUARDED_BY(mu) = false;
+    uint64_t total_bytes ABSL_GUARDED_BY(mu) = 0;
+    uint64_t inline_values_bytes ABSL_GUARDED_BY(mu) = 0;
+  };
+  const std::shared_ptr<KeptGraph> kept_ = std::make_shared<KeptGraph>();
+  SharedStats shared_stats_;
 };
 
 }  // namespace annex::heap

@@ -88,6 +88,8 @@ void AnnexRuntime::ResumeAfterFork() {
   // forking thread holds it now): nothing to wait for here.
   absl::MutexLock lock(&mu_);
   suspend_requested_ = false;
+  // The forking thread ran target code: no mark taken before stays valid.
+  target_runs_.fetch_add(1);
 }
 
 void AnnexRuntime::RegisterTargetAtFork() {

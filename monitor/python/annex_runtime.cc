@@ -121,6 +121,7 @@ bool AnnexRuntime::OnAnnexThread() const {
 
 absl::Status AnnexRuntime::CreateInterpreters() {
   ts_.target_ts = PyThreadState_New(target_);
+  ts_.target_runs = &target_runs_;
   if (ts_.target_ts == nullptr) {
     return absl::InternalError("cannot create a thread state in the target");
   }

@@ -287,6 +287,8 @@ class AnnexRuntime {
   AnnexOptions options_;
   GilHandoff handoff_;
   ThreadStates ts_;
+  // ts_.target_runs points here (guards.h TargetMark).
+  std::atomic<uint64_t> target_runs_{0};
   PyInterpreterState* target_ = nullptr;
   PyInterpreterState* annex_interp_ = nullptr;
   std::thread thread_;

@@ -529,6 +529,16 @@ static unsigned long own_takes_last;  // the last number noted
 void AnnexNoteOwnGilTake(void) {
   AnnexPeekGil gil;
   if (AnnexPeekGilState(PyInterpreterState_Main(), &gil) != 0) return;
+    // Only a take of the main interpreter's GIL by the calling thread's own
+    // thread state: on 3.12+ an annex thread state holds the annex's GIL,
+    // and the main GIL's number, read without holding it, may be a take by
+    // a target thread.
+#if ANNEX_PY313
+  PyThreadState* current = PyThreadState_GetUnchecked();
+#else
+  PyThreadState* current = _PyThreadState_UncheckedGet();
+#endif
+  if (!gil.locked || current == NULL || gil.holder != current) return;
   unsigned long n = __atomic_load_n(&own_takes_next, __ATOMIC_RELAXED);
   if (n != 0 &&
       __atomic_load_n(&own_takes_last, __ATOMIC_RELAXED) == gil.switch_number) {
@@ -561,6 +571,21 @@ int AnnexPeekSwitchesExplained(unsigned long from, unsigned long to,
       explained = snapshot[i] == s || snapshot[i] + 1 == s;
     }
     if (!explained) return 0;
+  }
+  return 1;
+}
+
+int AnnexPeekSwitchesAllOwn(unsigned long from, unsigned long to) {
+  if (to == from) return 1;
+  if (to - from > ANNEX_OWN_TAKES / 2) return 0;  // wrapped, or too long
+  unsigned long n = __atomic_load_n(&own_takes_next, __ATOMIC_ACQUIRE);
+  unsigned long count = n < ANNEX_OWN_TAKES ? n : ANNEX_OWN_TAKES;
+  for (unsigned long s = from + 1; s != to + 1; ++s) {
+    int own = 0;
+    for (unsigned long i = 0; i < count && !own; ++i) {
+      own = __atomic_load_n(&own_takes[i], __ATOMIC_RELAXED) == s;
+    }
+    if (!own) return 0;
   }
   return 1;
 }

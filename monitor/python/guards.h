@@ -22,6 +22,10 @@
 
 #include <Python.h>
 
+#include <atomic>
+#include <cstdint>
+#include <optional>
+
 namespace annex::python {
 
 class GilHandoff;
@@ -31,7 +35,38 @@ class GilHandoff;
 struct ThreadStates {
   PyThreadState* target_ts = nullptr;  // in the target interpreter
   PyThreadState* annex_ts = nullptr;   // in the annex interpreter
+  // Counts the annex's own stretches of target code (ScopedTargetSwap for
+  // kRun), for TargetMark; owned by the annex runtime. Null where the
+  // caller runs target code without these scopes (a single interpreter):
+  // then no mark can be taken.
+  std::atomic<uint64_t>* target_runs = nullptr;
 };
+
+// What tells whether the target can have changed between two moments: the
+// switch number of the target's GIL (+1 each time a thread state other
+// than its last holder takes it) and the annex's own stretches of target
+// code. Between two marks taken with the GIL held, the target is unchanged
+// (TargetUnchanged) when the annex ran no target code and every switch in
+// between was a take by one of Annex's own thread states, noted as it
+// took the GIL (cpython_peek.h AnnexNoteOwnGilTake): a thread state of
+// anyone else holding the GIL in between means two switches, into it and
+// out of it, the first not noted. Then every object of the target is as
+// it was (code that changes objects without the GIL breaks CPython's own
+// rules). A take by Annex that went unnoted only makes the answer "may
+// have changed".
+struct TargetMark {
+  unsigned long switches = 0;
+  uint64_t runs = 0;
+};
+
+// The mark now, or nullopt when it cannot be told (no `target_runs`, the
+// GIL's state unreadable or not held). Where: annex thread, GIL held,
+// `ts.target_ts` current.
+std::optional<TargetMark> MarkTarget(const ThreadStates& ts);
+
+// Whether the target is unchanged from `then` to `now` (above). Where: as
+// MarkTarget.
+bool TargetUnchanged(const TargetMark& then, const TargetMark& now);
 
 // Releases the GIL for the scope and re-takes it (same thread state) after.
 // Where: GIL held by the calling thread, any interpreter. The thread state
@@ -69,9 +104,15 @@ class ScopedGilReleaseIfHeld {
 // Where: annex thread, GIL held, `ts.annex_ts` or `ts.target_ts` current. A
 // no-op when the target is already current (nesting is allowed). Objects
 // created inside the scope land in the target's heap: keep that to nothing.
+//
+// kRun (the default) says the scope may run target code or change target
+// objects: it counts in `ts.target_runs` when it begins and ends, so marks
+// (TargetMark) taken before and after differ. kRead promises the scope only
+// reads (heap questions, stack dumps): marks stay equal across it.
 class ScopedTargetSwap {
  public:
-  explicit ScopedTargetSwap(const ThreadStates& ts);
+  enum class Use { kRun, kRead };
+  explicit ScopedTargetSwap(const ThreadStates& ts, Use use = Use::kRun);
   ~ScopedTargetSwap();
   ScopedTargetSwap(const ScopedTargetSwap&) = delete;
   ScopedTargetSwap& operator=(const ScopedTargetSwap&) = delete;
@@ -79,6 +120,7 @@ class ScopedTargetSwap {
  private:
   PyThreadState* previous_;
   bool swapped_;
+  std::atomic<uint64_t>* runs_;  // null for kRead
 };
 
 // Makes `ts.annex_ts` current for the scope; the inverse of ScopedTargetSwap.

@@ -184,7 +184,8 @@ void AnnexConsole::OpenClient(uint64_t) {
 void AnnexConsole::RememberThreadNames(const python::ThreadStates& ts) {
   std::vector<watchdog::internal::PythonThreadName> names;
   {
-    python::ScopedTargetSwap swap(ts);
+    // Reads only (cpython_peek.h).
+    python::ScopedTargetSwap swap(ts, python::ScopedTargetSwap::Use::kRead);
     names = watchdog::internal::CopyPythonThreadNames();
   }
   absl::MutexLock lock(&names_mu_);

@@ -66,7 +66,8 @@ void HeapRecorder::ThreadMain() {
     thread_.mu().Unlock();
     // The walk only, on the annex thread; its result is plain data.
     std::optional<absl::StatusOr<glue::KindedSet>> heap;
-    heap::HeapGraph graph;  // with config_.retainers: the walk's edges
+    // With config_.retainers: the walk's edges.
+    std::shared_ptr<const heap::HeapGraph> graph;
     std::string growth_paths;
     std::vector<uint32_t> kinds;  // with config_.retainers: node v's kind
     absl::Time start, end;
@@ -88,12 +89,12 @@ void HeapRecorder::ThreadMain() {
         const glue::KindedSet& set = **heap;
         kinds = (set.clodo.empty() ? set.kinds : set.clodo).ToVector();
         glue::GrowthBaseline now =
-            glue::MakeGrowthBaseline(graph, kinds, *set.kind_names);
+            glue::MakeGrowthBaseline(*graph, kinds, *set.kind_names);
         // Within the walk's pause limit: past it, no more paths.
         glue::GrowthPathOptions paths;
         paths.stop = &(*view)->engine().question_stop();
-        growth_paths = glue::GrowthPathsJson(graph, kinds, *set.kind_names, now,
-                                             previous, paths);
+        growth_paths = glue::GrowthPathsJson(*graph, kinds, *set.kind_names,
+                                             now, previous, paths);
         previous = std::move(now);
       }
       end = absl::Now();
@@ -106,10 +107,10 @@ void HeapRecorder::ThreadMain() {
     std::string retainers;
     if (status.ok() && config_.retainers) {
       // The dominator tree, here, with the target running: plain data.
-      const heap::DominatorTree tree = heap::DominatorTree::Build(graph);
+      const heap::DominatorTree tree = heap::DominatorTree::Build(*graph);
       const glue::KindedSet& set = **heap;
-      retainers = glue::RetainersJson(graph, tree, kinds, *set.kind_names);
-      graph = heap::HeapGraph();
+      retainers = glue::RetainersJson(*graph, tree, kinds, *set.kind_names);
+      graph.reset();
     }
     if (status.ok()) {
       glue::HeapRecord record = glue::MakeHeapRecord(

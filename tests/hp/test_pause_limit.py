@@ -19,7 +19,8 @@ class PauseLimitTest(unittest.TestCase):
     def test_type_names_the_last_walk_met_need_no_walk(self):
         # hp.Type('name') checks a name against the types the last walk met
         # without walking again: under a limit no walk can keep, a name
-        # hp.heap() saw is accepted and an unknown one walks (and stops).
+        # hp.heap() saw is accepted and an unknown one walks (and stops)
+        # once the target ran (before, the kept walk answers).
         target_exec('class PlSeen:\n'
                     '    pass\n'
                     'pl_seen = [PlSeen() for _ in range(3)]\n')
@@ -28,6 +29,7 @@ class PauseLimitTest(unittest.TestCase):
         self.assertEqual(len(h & hp.Type('__main__.PlSeen')), 3)
         hp.pause_limit = 1e-6
         self.assertEqual(len(h & hp.Type('__main__.PlSeen')), 3)
+        target_exec('pl_ticks += 1')
         with self.assertRaises(TimeoutError):
             hp.Type('__main__.PlNever')
         hp.pause_limit = None
