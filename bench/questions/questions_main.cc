@@ -21,6 +21,14 @@
 //
 //   bazel run -c opt //bench/questions -- --sizes=1000000,10000000 --runs=3
 //   [--questions=heap,bytype]   (heap and row_sp always run: others use h, r)
+//   [--idle]
+//
+// --idle: the target runs no Python between questions, as a service
+// waiting for requests: the ticker is stopped and the host's thread waits
+// without the GIL, so a question may answer from the walk an earlier one
+// kept (HeapEngine::Shared). The JSON says "target": "idle" (else
+// "ticking") and has no pause fields: nothing runs in the target to see
+// one.
 //
 // Questions (issue 14's list): heap (`h = hp.heap()`, kept as a user
 // keeps it), bytype, byclodo (h itself), byrcs, byvia, sp and domisize of
@@ -137,16 +145,20 @@ int main(int argc, char** argv) {
   std::vector<long> sizes = {1000000};
   int runs = 3;
   std::vector<std::string> only;  // empty: every question
+  bool idle = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (annex::bench::ParseSizesFlag(a, &sizes)) continue;
     if (a.rfind("--runs=", 0) == 0) {
       runs = std::atoi(a.c_str() + 7);
+    } else if (a == "--idle") {
+      idle = true;
     } else if (a.rfind("--questions=", 0) == 0) {
       only = absl::StrSplit(a.substr(12), ',');
     } else {
       std::fprintf(stderr,
-                   "usage: %s [--sizes=N,M] [--runs=K] [--questions=a,b]\n",
+                   "usage: %s [--sizes=N,M] [--runs=K] [--questions=a,b] "
+                   "[--idle]\n",
                    argv[0]);
       return 2;
     }
@@ -176,6 +188,7 @@ int main(int argc, char** argv) {
       questions.push_back(q);
     }
   }
+  if (idle && !RunInMain("pause_stop = True\npause_thread.join()")) return 1;
   for (long n : sizes) {
     if (!RunInMain(BuildHeap(n))) return 1;
     // Measured whole at any size: no pause limit for this session.
@@ -200,8 +213,11 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "walk failed: %s\n", s.ToString().c_str());
         return 1;
       }
+      // Idle: the host's thread holds no GIL from the first question to
+      // the last, and runs nothing in between.
+      PyThreadState* host = idle ? PyEval_SaveThread() : nullptr;
       for (size_t q = 0; q < questions.size(); ++q) {
-        RunInMain("pause_max = 0.0");
+        if (!idle) RunInMain("pause_max = 0.0");
         const double cpu0 = ProcessCpuMs();
         auto t0 = std::chrono::steady_clock::now();
         absl::StatusOr<std::string> out =
@@ -211,15 +227,18 @@ int main(int argc, char** argv) {
                               .count();
         cpu[q].push_back(ProcessCpuMs() - cpu0);
         if (!out.ok()) {
+          if (host != nullptr) PyEval_RestoreThread(host);
           std::fprintf(stderr, "%s: %s\n", questions[q].name,
                        out.status().ToString().c_str());
           return 1;
         }
         wall[q].push_back(ms);
+        if (idle) continue;
         // The ticker records a pause once it runs again: let it.
         RunInMain("time.sleep(0.003)");
         pause[q].push_back(TargetDouble("pause_max") * 1000.0);
       }
+      if (host != nullptr) PyEval_RestoreThread(host);
     }
     // What the kept h costs in the annex (its packed columns and identity
     // watch) and what a copy of it costs (h.bytype: the columns only), as
@@ -245,26 +264,31 @@ int main(int argc, char** argv) {
     for (size_t q = 0; q < questions.size(); ++q) {
       const std::string k = questions[q].name;
       absl::StrAppend(&fields, ", \"", k, "_ms\": ", JsonList(wall[q], 1),
-                      ", \"", k, "_cpu_ms\": ", JsonList(cpu[q], 1), ", \"", k,
-                      "_pause_ms\": ", JsonList(pause[q], 1), ", \"", k,
+                      ", \"", k, "_cpu_ms\": ", JsonList(cpu[q], 1));
+      if (!idle) {
+        absl::StrAppend(&fields, ", \"", k,
+                        "_pause_ms\": ", JsonList(pause[q], 1));
+      }
+      absl::StrAppend(&fields, ", \"", k,
                       "_per_walk\": ", std::to_string(Median(wall[q]) / wm));
     }
     std::printf(
-        "{\"case\": \"questions\", \"python\": \"%s\", \"requested_objects\": "
-        "%ld, \"objects\": %ld, \"runs\": %d, \"walk_ms\": %s, "
+        "{\"case\": \"questions\", \"python\": \"%s\", \"target\": \"%s\", "
+        "\"requested_objects\": %ld, \"objects\": %ld, \"runs\": %d, "
+        "\"walk_ms\": %s, "
         "\"walk_pause_ms\": %s, \"walk_ms_median\": %.1f, "
         "\"walk_ms_per_million\": %.1f, \"kept_heap_bytes_per_object\": %.2f, "
         "\"kept_copy_bytes_per_object\": %.2f%s}\n",
-        ANNEX_PYTHON_VERSION, n, objects, runs, JsonList(walk_ms, 1).c_str(),
-        JsonList(walk_pause_ms, 1).c_str(), wm, wm / (objects / 1e6), heap_bpo,
-        copy_bpo, fields.c_str());
+        ANNEX_PYTHON_VERSION, idle ? "idle" : "ticking", n, objects, runs,
+        JsonList(walk_ms, 1).c_str(), JsonList(walk_pause_ms, 1).c_str(), wm,
+        wm / (objects / 1e6), heap_bpo, copy_bpo, fields.c_str());
     std::fflush(stdout);
     if (!monitor.ReleaseAnnexNamespace(1).ok() ||
         !RunInMain("del bench_data, bench_small; gc.collect()")) {
       return 1;
     }
   }
-  RunInMain("pause_stop = True\npause_thread.join()");
+  if (!idle) RunInMain("pause_stop = True\npause_thread.join()");
   absl::Status s = monitor.Stop();
   if (Py_FinalizeEx() < 0) return 3;
   return s.ok() ? 0 : 1;
