@@ -4,7 +4,9 @@ usage: python3 bench/questions/table.py RESULTS.jsonl...
 
 Each file holds the JSON lines `bazel run -c opt //bench/questions` prints
 (one per Python version and size; lines starting with '#' are skipped).
-Each column is one (version, size) line, the last one read for that pair;
+Each column is one (version, size, target) line, the last one read for
+that triple (target: "ticking", the default, or "idle" from --idle, shown
+in the header);
 each cell the median wall time in milliseconds and its ratio to the same
 run's bare walk. A question a line did not ask is '-'.
 """
@@ -47,12 +49,15 @@ def main(paths):
                 r = json.loads(line)
                 if r.get("case") != "questions":
                     continue
-                columns[(r["python"], r["requested_objects"])] = r
+                columns[(r["python"], r["requested_objects"],
+                         r.get("target", "ticking"))] = r
     if not columns:
         sys.exit("table.py: no bench/questions results in %s" % paths)
-    keys = sorted(columns, key=lambda k: (k[1], tuple(map(int, k[0].split(".")))))
+    keys = sorted(columns, key=lambda k: (
+        k[2] == "idle", k[1], tuple(map(int, k[0].split(".")))))
     print("| question | " + " | ".join(
-        "%s %s" % (v, _size(n)) for v, n in keys) + " |")
+        "%s %s%s" % (v, _size(n), " idle" if t == "idle" else "")
+        for v, n, t in keys) + " |")
     print("|---" * (len(keys) + 1) + "|")
     for key, label in ROWS:
         cells = []
