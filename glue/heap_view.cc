@@ -409,8 +409,9 @@ heap::NodeSet LiveNodes(const heap::HeapGraph& graph, const KindedSet& set) {
   // deaths), not one identity lookup per member.
   const std::vector<size_t> dead = DeadMembers(set);
   heap::NodeSet nodes;
+  uint32_t cursor = 0;  // set.addresses ascend
   ForEachLiveIndex(set.count(), dead, [&](size_t i) {
-    int64_t v = graph.Find(set.addresses[i]);
+    int64_t v = graph.FindAscending(set.addresses[i], &cursor);
     if (v >= 0) nodes.push_back(static_cast<uint32_t>(v));
   });
   return nodes;

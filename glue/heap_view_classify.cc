@@ -71,8 +71,9 @@ std::vector<int64_t> NodesOf(const heap::HeapGraph& graph, const KindedSet& set,
   std::vector<int64_t> node_of(set.count(), -1);
   const size_t n = graph.size();
   if (set.count() * 32 < n) {
+    uint32_t cursor = 0;  // set.addresses ascend
     for (size_t i = 0; i < set.count(); ++i) {
-      node_of[i] = graph.Find(set.addresses[i]);
+      node_of[i] = graph.FindAscending(set.addresses[i], &cursor);
     }
     return node_of;
   }

@@ -20,9 +20,10 @@ absl::StatusOr<MemberTexts> HeapView::ReadTexts(
   MemberTexts out;
   out.alive.assign(set.count(), 0);
   std::optional<heap::ObjectSet> unreachable;  // looked up when needed
+  uint32_t cursor = 0;                         // set.addresses ascend
   for (size_t i = 0; i < set.count(); ++i) {
     const uintptr_t a = set.addresses[i];
-    if (graph->Find(a) < 0) {
+    if (graph->FindAscending(a, &cursor) < 0) {
       if (!unreachable) {
         absl::StatusOr<heap::ObjectSet> u = engine_->Unreachable();
         if (!u.ok()) return u.status();

@@ -24,8 +24,9 @@ namespace {
 heap::NodeSet LiveNodes(const heap::HeapGraph &graph,
                         const std::vector<uintptr_t> &addresses) {
   heap::NodeSet nodes;
+  uint32_t cursor = 0;  // usually sorted: then one gallop through
   for (uintptr_t a : addresses) {
-    int64_t v = graph.Find(a);
+    int64_t v = graph.FindAscending(a, &cursor);
     if (v >= 0) nodes.push_back(static_cast<uint32_t>(v));
   }
   std::sort(nodes.begin(), nodes.end());
@@ -45,20 +46,22 @@ heap::NodeSet SameObjects(const heap::HeapGraph &graph, const KindedSet &set,
   std::vector<uintptr_t> found;
   std::vector<uint64_t> sizes;
   std::vector<size_t> index_in_set;
+  uint32_t cursor = 0;  // set.addresses ascend
   for (size_t i = 0; i < set.count(); ++i) {
-    int64_t v = graph.Find(set.addresses[i]);
+    int64_t v = graph.FindAscending(set.addresses[i], &cursor);
     if (v < 0) continue;
     found.push_back(set.addresses[i]);
     sizes.push_back(graph.sizes[v]);
     index_in_set.push_back(i);
   }
   KindedSet now = view.Describe(found, &sizes);
+  cursor = 0;
   for (size_t k = 0; k < found.size(); ++k) {
     const size_t i = index_in_set[k];
     if ((*now.kind_names)[now.kinds[k]] != (*set.kind_names)[set.kinds[i]]) {
       continue;
     }
-    out.push_back(static_cast<uint32_t>(graph.Find(found[k])));
+    out.push_back(static_cast<uint32_t>(graph.FindAscending(found[k], &cursor)));
   }
   return out;  // ascending: set.addresses and node ids share the order
 }
@@ -666,8 +669,9 @@ absl::StatusOr<PatternResult> RetentionView::ReferencePattern(
     absl::StatusOr<KindedSet> matched = options.stop_filter(all);
     if (!matched.ok()) return matched.status();
     stop_node.assign(graph->size(), 0);
+    uint32_t cursor = 0;  // matched->addresses ascend
     for (size_t i = 0; i < matched->count(); ++i) {
-      const int64_t v = graph->Find(matched->addresses[i]);
+      const int64_t v = graph->FindAscending(matched->addresses[i], &cursor);
       if (v >= 0) stop_node[v] = 1;
     }
     rp.stop = [&](const heap::NodeSet &s) {

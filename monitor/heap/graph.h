@@ -99,6 +99,13 @@ struct HeapGraph {
   uint32_t size() const { return static_cast<uint32_t>(addresses.size()); }
   // The node id of `address`, or -1 when it is not in the graph.
   int64_t Find(uintptr_t address) const;
+  // The same for addresses looked up in ascending order: `*cursor` (start
+  // at 0) is where the last one was; the search gallops on from there, so
+  // a sorted run of lookups costs the log of the gaps between them rather
+  // than of the graph's size (a row of a quarter of a million objects:
+  // two or three steps each, in cache). An address below the cursor is
+  // looked up from the start.
+  int64_t FindAscending(uintptr_t address, uint32_t* cursor) const;
 };
 
 // A graph that several questions may read (HeapEngine::SharedGraph keeps

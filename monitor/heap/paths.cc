@@ -20,6 +20,19 @@ class Bitmap {
   explicit Bitmap(uint32_t n) : words_((static_cast<size_t>(n) + 63) / 64, 0) {}
   bool Get(uint32_t i) const { return (words_[i >> 6] >> (i & 63)) & 1; }
   void Set(uint32_t i) { words_[i >> 6] |= uint64_t{1} << (i & 63); }
+  void Clear(uint32_t i) { words_[i >> 6] &= ~(uint64_t{1} << (i & 63)); }
+  // Calls f(i) for each set bit i in [lo, hi], ascending, and clears it.
+  template <typename F>
+  void TakeRange(uint32_t lo, uint32_t hi, F f) {
+    for (size_t w = lo >> 6; w <= (hi >> 6); ++w) {
+      uint64_t bits = words_[w];
+      words_[w] = 0;  // only bits in [lo, hi] are ever set here
+      while (bits != 0) {
+        f(static_cast<uint32_t>(w * 64 + __builtin_ctzll(bits)));
+        bits &= bits - 1;
+      }
+    }
+  }
 
  private:
   std::vector<uint64_t> words_;
@@ -250,7 +263,11 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
       const int64_t k = l < 0 ? int64_t{layer} + l : l;
       if (k >= 0 && k < int64_t{layer}) level_wanted[k] = true;
     }
+    // Each node's distinct successors, told apart by a bitmap cleared
+    // after the node (a sort was most of the count for a list holding a
+    // quarter of a million targets).
     std::vector<uint32_t> next;
+    Bitmap in_next(n);
     for (uint32_t k = layer; k-- > 0;) {
       for (size_t i = layer_start[k]; i < layer_start[k + 1]; ++i) {
         if (stop != nullptr && stop->Poll()) return stop->status();
@@ -259,14 +276,15 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
         next.clear();
         for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
           const uint32_t w = graph.out_targets[e];
-          if (on_path.Get(w) && at(w, k + 1) && step_ok(v, w)) {
+          if (on_path.Get(w) && !in_next.Get(w) && at(w, k + 1) &&
+              step_ok(v, w)) {
+            in_next.Set(w);
             next.push_back(w);
           }
         }
-        std::sort(next.begin(), next.end());
-        next.erase(std::unique(next.begin(), next.end()), next.end());
         absl::uint128 sum = 0;
         for (uint32_t w : next) {
+          in_next.Clear(w);
           const absl::uint128 c = paths_from[w];
           sum = c > kMax - sum ? kMax : sum + c;
           if (level_wanted[k]) result.level_edges.push_back({v, w});
@@ -290,16 +308,32 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
   std::vector<Frame> stack;
   std::vector<uint32_t> pool;
   std::vector<uint32_t> path;
+  // Distinct by a scratch bitmap; sorted by a sort when few, by reading
+  // the bitmap back when many (a list's quarter of a million elements:
+  // a scan of its id range instead of a sort). The bitmap is clear again
+  // after each frame.
+  Bitmap in_frame(n);
   auto push_frame = [&](uint32_t v) {
     const size_t begin = pool.size();
+    uint32_t lo = UINT32_MAX, hi = 0;
     for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
       const uint32_t w = graph.out_targets[e];
-      if (on_path.Get(w) && at(w, dist[v] + 1) && step_ok(v, w)) {
+      if (on_path.Get(w) && !in_frame.Get(w) && at(w, dist[v] + 1) &&
+          step_ok(v, w)) {
+        in_frame.Set(w);
         pool.push_back(w);
+        lo = std::min(lo, w);
+        hi = std::max(hi, w);
       }
     }
-    std::sort(pool.begin() + begin, pool.end());
-    pool.erase(std::unique(pool.begin() + begin, pool.end()), pool.end());
+    const size_t count = pool.size() - begin;
+    if (count > 256 && (hi - lo) / 64 < count * 4) {
+      size_t out = begin;
+      in_frame.TakeRange(lo, hi, [&](uint32_t w) { pool[out++] = w; });
+    } else {
+      for (size_t i = begin; i < pool.size(); ++i) in_frame.Clear(pool[i]);
+      std::sort(pool.begin() + static_cast<ptrdiff_t>(begin), pool.end());
+    }
     stack.push_back({begin, pool.size(), begin});
   };
   for (uint32_t r = 0; r < starts.size(); ++r) {
