@@ -61,7 +61,8 @@ heap::NodeSet SameObjects(const heap::HeapGraph &graph, const KindedSet &set,
     if ((*now.kind_names)[now.kinds[k]] != (*set.kind_names)[set.kinds[i]]) {
       continue;
     }
-    out.push_back(static_cast<uint32_t>(graph.FindAscending(found[k], &cursor)));
+    out.push_back(
+        static_cast<uint32_t>(graph.FindAscending(found[k], &cursor)));
   }
   return out;  // ascending: set.addresses and node ids share the order
 }
