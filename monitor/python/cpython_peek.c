@@ -518,35 +518,40 @@ long long AnnexPeekAllocatorArenaBytes(PyInterpreterState* interp) {
 }
 
 // --- Annex's own GIL takes (see cpython_peek.h) -----------------------------
-// A ring of the switch numbers of Annex's last takes. Writers hold the GIL,
-// so they are serialized among themselves; the watchdog reads racily, and a
-// stale slot holds an old number, outside any range it asks about.
+// A ring of the switch numbers of Annex's last takes, each slot the number
+// shifted left by one with the low bit set when the take is certain: the
+// noting thread's own thread state held the main GIL (on 3.12+ the annex's
+// eval loop notes while holding the annex's GIL only, and the main GIL's
+// number it reads may be a target thread's take). One atomic word per
+// slot, so a slot never mixes two notes. Writers of certain notes hold the
+// main GIL, so they are serialized among themselves; the watchdog reads
+// racily, and a stale slot holds an old number, outside any range it asks
+// about.
 #define ANNEX_OWN_TAKES 256
 static unsigned long own_takes[ANNEX_OWN_TAKES];
 static unsigned long own_takes_next;  // total noted; slot = next % size
-static unsigned long own_takes_last;  // the last number noted
+static unsigned long own_takes_last;  // the last slot value written
 
 void AnnexNoteOwnGilTake(void) {
   AnnexPeekGil gil;
   if (AnnexPeekGilState(PyInterpreterState_Main(), &gil) != 0) return;
-    // Only a take of the main interpreter's GIL by the calling thread's own
-    // thread state: on 3.12+ an annex thread state holds the annex's GIL,
-    // and the main GIL's number, read without holding it, may be a take by
-    // a target thread.
 #if ANNEX_PY313
   PyThreadState* current = PyThreadState_GetUnchecked();
 #else
   PyThreadState* current = _PyThreadState_UncheckedGet();
 #endif
-  if (!gil.locked || current == NULL || gil.holder != current) return;
+  const unsigned long certain =
+      gil.locked && current != NULL && gil.holder == current ? 1 : 0;
+  const unsigned long value = (gil.switch_number << 1) | certain;
   unsigned long n = __atomic_load_n(&own_takes_next, __ATOMIC_RELAXED);
-  if (n != 0 &&
-      __atomic_load_n(&own_takes_last, __ATOMIC_RELAXED) == gil.switch_number) {
+  const unsigned long last = __atomic_load_n(&own_takes_last, __ATOMIC_RELAXED);
+  // Consecutive equal numbers are noted once, unless a certain note
+  // follows an uncertain one.
+  if (n != 0 && (last == value || (!certain && last >> 1 == value >> 1))) {
     return;
   }
-  __atomic_store_n(&own_takes[n % ANNEX_OWN_TAKES], gil.switch_number,
-                   __ATOMIC_RELAXED);
-  __atomic_store_n(&own_takes_last, gil.switch_number, __ATOMIC_RELAXED);
+  __atomic_store_n(&own_takes[n % ANNEX_OWN_TAKES], value, __ATOMIC_RELAXED);
+  __atomic_store_n(&own_takes_last, value, __ATOMIC_RELAXED);
   __atomic_store_n(&own_takes_next, n + 1, __ATOMIC_RELEASE);
 }
 
@@ -562,7 +567,7 @@ int AnnexPeekSwitchesExplained(unsigned long from, unsigned long to,
   unsigned long n = __atomic_load_n(&own_takes_next, __ATOMIC_ACQUIRE);
   unsigned long count = n < ANNEX_OWN_TAKES ? n : ANNEX_OWN_TAKES;
   for (unsigned long i = 0; i < count; ++i) {
-    snapshot[i] = __atomic_load_n(&own_takes[i], __ATOMIC_RELAXED);
+    snapshot[i] = __atomic_load_n(&own_takes[i], __ATOMIC_RELAXED) >> 1;
   }
   for (unsigned long s = from + 1; s != to + 1; ++s) {
     if (allow_last && s == to) break;
@@ -583,7 +588,8 @@ int AnnexPeekSwitchesAllOwn(unsigned long from, unsigned long to) {
   for (unsigned long s = from + 1; s != to + 1; ++s) {
     int own = 0;
     for (unsigned long i = 0; i < count && !own; ++i) {
-      own = __atomic_load_n(&own_takes[i], __ATOMIC_RELAXED) == s;
+      // Certain notes only (see the ring above).
+      own = __atomic_load_n(&own_takes[i], __ATOMIC_RELAXED) == ((s << 1) | 1);
     }
     if (!own) return 0;
   }

@@ -114,12 +114,13 @@ int AnnexPeekAddProbeCall(PyInterpreterState* interp, int (*fn)(void*),
 // range of switch numbers is explained by them.
 
 // Notes the current switch number as a take by one of Annex's own thread
-// states (consecutive equal numbers are noted once), when the calling
-// thread's current thread state is the main GIL's last holder (else it
-// does nothing: the take was of another GIL, or no take at all). Where: a
-// thread of Annex's that holds the GIL (it just took it, or swapped thread
-// states under it), any interpreter current; cheap (a few loads), no
-// allocation.
+// states (consecutive equal numbers are noted once). The note is certain
+// when the calling thread's current thread state is the main GIL's last
+// holder; else (an annex thread state on 3.12+, which holds the annex's
+// own GIL) the number read may be a target thread's take: the watchdog
+// counts it, AnnexPeekSwitchesAllOwn does not. Where: a thread of Annex's
+// that holds a GIL (it just took it, or swapped thread states under it),
+// any interpreter current; cheap (a few loads), no allocation.
 void AnnexNoteOwnGilTake(void);
 
 // How many takes AnnexNoteOwnGilTake noted so far (for tests and
@@ -135,13 +136,13 @@ unsigned long AnnexPeekOwnGilTakeCount(void);
 int AnnexPeekSwitchesExplained(unsigned long from, unsigned long to,
                                int allow_last);
 
-// Whether every switch in (from, to] is one of Annex's noted takes, with no
-// allowance for the take after one: then no thread state of anyone else
-// held the main interpreter's GIL in between (taking it from Annex and
-// giving it back would be two switches, the first not noted). Annex's
-// own takes that went unnoted make it 0, never 1 wrongly. Returns 0 when
-// the range is longer than the ring remembers. Where: a thread that holds
-// the main interpreter's GIL (the ring's writers hold it too).
+// Whether every switch in (from, to] is one of Annex's certain noted
+// takes, with no allowance for the take after one: then no thread state of
+// anyone else held the main interpreter's GIL in between (taking it from Annex
+// and giving it back would be two switches, the first not noted). Annex's own
+// takes that went unnoted make it 0, never 1 wrongly. Returns 0 when the range
+// is longer than the ring remembers. Where: a thread that holds the main
+// interpreter's GIL (the ring's writers hold it too).
 int AnnexPeekSwitchesAllOwn(unsigned long from, unsigned long to);
 
 // Bytes in pymalloc arenas currently allocated for `interp` (the main
