@@ -273,18 +273,11 @@ bool Serves(const HeapGraph& kept, bool kept_edges,
       break;
   }
   if (!kept.reachable_only || options.wanted == nullptr) return true;
-  const std::vector<uintptr_t>& wanted = *options.wanted;
-  if (std::is_sorted(wanted.begin(), wanted.end())) {
-    // One merge over both sorted lists.
-    auto it = kept.addresses.begin();
-    for (uintptr_t a : wanted) {
-      it = std::lower_bound(it, kept.addresses.end(), a);
-      if (it == kept.addresses.end() || *it != a) return false;
-    }
-    return true;
-  }
-  return std::all_of(wanted.begin(), wanted.end(),
-                     [&](uintptr_t a) { return kept.Find(a) >= 0; });
+  // Wanted addresses usually ascend (a set's members): one gallop.
+  uint32_t cursor = 0;
+  return std::all_of(
+      options.wanted->begin(), options.wanted->end(),
+      [&](uintptr_t a) { return kept.FindAscending(a, &cursor) >= 0; });
 }
 
 }  // namespace
