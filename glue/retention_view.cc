@@ -46,6 +46,7 @@ heap::NodeSet SameObjects(const heap::HeapGraph &graph, const KindedSet &set,
   std::vector<uintptr_t> found;
   std::vector<uint64_t> sizes;
   std::vector<size_t> index_in_set;
+  heap::NodeSet found_nodes;
   uint32_t cursor = 0;  // set.addresses ascend
   for (size_t i = 0; i < set.count(); ++i) {
     int64_t v = graph.FindAscending(set.addresses[i], &cursor);
@@ -53,16 +54,15 @@ heap::NodeSet SameObjects(const heap::HeapGraph &graph, const KindedSet &set,
     found.push_back(set.addresses[i]);
     sizes.push_back(graph.sizes[v]);
     index_in_set.push_back(i);
+    found_nodes.push_back(static_cast<uint32_t>(v));
   }
   KindedSet now = view.Describe(found, &sizes);
-  cursor = 0;
   for (size_t k = 0; k < found.size(); ++k) {
     const size_t i = index_in_set[k];
     if ((*now.kind_names)[now.kinds[k]] != (*set.kind_names)[set.kinds[i]]) {
       continue;
     }
-    out.push_back(
-        static_cast<uint32_t>(graph.FindAscending(found[k], &cursor)));
+    out.push_back(found_nodes[k]);
   }
   return out;  // ascending: set.addresses and node ids share the order
 }
