@@ -7,7 +7,7 @@
 #include "absl/container/node_hash_map.h"
 #include "glue/heap_view.h"
 #include "monitor/heap/address_index.h"
-#include "monitor/heap/huge_pages.h"
+#include "monitor/python/huge_pages.h"
 
 namespace annex::glue {
 
@@ -91,7 +91,7 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
     if (clodo != nullptr) set.clodo = PackedUints::From(*clodo);
   };
   std::vector<uint32_t> kinds;
-  heap::ReserveHuge(kinds, n);
+  python::ReserveHuge(kinds, n);
   kinds.resize(n);
   TypeTable types(namer, *out.kind_names);
   if (owner_scan == nullptr) {
@@ -115,7 +115,7 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
   // first holds, per member, 1 + the owner's number in `owner_types` (0: no
   // owner found).
   std::vector<uint32_t> clodo_of;
-  heap::ReserveHuge(clodo_of, n);
+  python::ReserveHuge(clodo_of, n);
   clodo_of.assign(n, 0);
   std::vector<PyTypeObject*> owner_types;
   absl::flat_hash_map<PyTypeObject*, uint32_t> owner_number;

@@ -10,9 +10,9 @@
 #include "glue/heap_view.h"
 #include "glue/heap_view_parts.h"
 #include "monitor/heap/edge_names.h"
-#include "monitor/heap/huge_pages.h"
 #include "monitor/heap/referrers.h"
 #include "monitor/python/guards.h"
+#include "monitor/python/huge_pages.h"
 #include "monitor/python/version.h"
 
 namespace annex::glue {
@@ -345,8 +345,8 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         // One pair per edge into a member at most: reserved (huge pages)
         // rather than grown by doubling, which copied and faulted in twice
         // its size.
-        heap::ReserveHuge(held, std::min<size_t>(graph->out_targets.size(),
-                                                 size_t{8} * n + 64));
+        python::ReserveHuge(held, std::min<size_t>(graph->out_targets.size(),
+                                                   size_t{8} * n + 64));
         absl::flat_hash_map<std::string, uint32_t> text_index;
         std::vector<uint32_t> item_text;  // "[i]" by i, without hashing
         std::vector<std::string> texts;

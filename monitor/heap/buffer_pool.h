@@ -23,8 +23,8 @@
 // kept vector of the smallest capacity that fits, else a fresh one with an
 // eighth more room than asked (so a heap that grows a little still fits
 // next time), its memory backed by huge pages where the kernel offers them
-// (huge_pages.h). Kept memory has been written before: it faults no more,
-// and callers see an empty vector as always (they assign or push what
+// (python/huge_pages.h). Kept memory has been written before: it faults no
+// more, and callers see an empty vector as always (they assign or push what
 // they need).
 //
 // Thread-safe (a mutex): graphs made on the annex thread may end on
@@ -41,7 +41,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "monitor/heap/huge_pages.h"
+#include "monitor/python/huge_pages.h"
 
 namespace annex::heap {
 
@@ -149,7 +149,7 @@ template <typename T>
 std::vector<T> TakeFrom(BufferPool* pool, size_t n) {
   if (pool != nullptr) return pool->Take<T>(n);
   std::vector<T> out;
-  ReserveHuge(out, n);
+  python::ReserveHuge(out, n);
   return out;
 }
 
@@ -172,7 +172,8 @@ template <typename T>
 std::vector<T> BufferPool::Take(size_t n) {
   std::vector<T> out;
   if (n * sizeof(T) < min_bytes_) {
-    ReserveHuge(out, n);  // not kept, but backed by huge pages as before
+    python::ReserveHuge(out,
+                        n);  // not kept, but backed by huge pages as before
     return out;
   }
   {
@@ -222,7 +223,7 @@ std::vector<T> BufferPool::Take(size_t n) {
     if (changed) Notify();
     if (out.capacity() >= n) return out;
   }
-  ReserveHuge(out, n + n / 8);
+  python::ReserveHuge(out, n + n / 8);
   return out;
 }
 

@@ -10,6 +10,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "monitor/python/huge_pages.h"
 #include "monitor/python/version.h"
 
 namespace annex::python {
@@ -647,6 +648,19 @@ absl::StatusOr<std::shared_ptr<WatchedObjects>> WatchedObjects::Watch(
   // places up, and a new key gets a fresh entry. Members that share a key
   // share its entry.
   const size_t old_size = r.keys.size();
+  // Room for an eighth more: the next set kept of the same heap (h =
+  // hp.heap() again) adds a few keys, which must not copy every key and
+  // entry into fresh memory.
+  if (const size_t need = old_size + fresh; need > r.keys.capacity()) {
+    std::vector<uintptr_t> keys;
+    ReserveHuge(keys, need + need / 8);
+    keys.assign(r.keys.begin(), r.keys.end());
+    r.keys.swap(keys);
+    std::vector<Entry> entries;
+    ReserveHuge(entries, need + need / 8);
+    entries.assign(r.entries.begin(), r.entries.end());
+    r.entries.swap(entries);
+  }
   r.keys.resize(old_size + fresh);
   r.entries.resize(old_size + fresh);
   const bool rebuild = FilterNeedsRebuild(r);

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "monitor/heap/huge_pages.h"
+#include "monitor/python/huge_pages.h"
 #include "monitor/python/version.h"
 
 namespace annex::heap::internal {
@@ -31,7 +31,7 @@ void ReserveFrom(BufferPool* pool, std::vector<T>& v, size_t n) {
   if (pool != nullptr && v.capacity() < n) {
     v = pool->Take<T>(n);
   } else {
-    ReserveHuge(v, n);
+    python::ReserveHuge(v, n);
   }
 }
 
@@ -44,6 +44,17 @@ void AssignFrom(BufferPool* pool, std::vector<T>& v, size_t n, const T& value) {
 }
 
 }  // namespace
+
+template <typename T>
+void Walker::Grow(std::vector<T>& v) {
+  // A record a pool gave (Reserve) was big enough for the last walk: the
+  // bigger one is fresh, and the old memory is freed, not kept.
+  std::vector<T> bigger;
+  python::ReserveHuge(bigger,
+                      std::max<size_t>(2 * v.capacity(), size_t{1} << 16));
+  bigger.assign(v.begin(), v.end());
+  v.swap(bigger);
+}
 
 void Walker::Reserve(size_t objects, size_t edges) {
   if (!record_sizes_) return;
@@ -68,7 +79,7 @@ int Walker::VisitPush(PyObject* obj, void* arg) {
   if (obj == nullptr) return 0;
   auto* self = static_cast<Walker*>(arg);
   const uintptr_t addr = reinterpret_cast<uintptr_t>(obj);
-  if (self->record_edges_) self->edges_.push_back(addr);
+  if (self->record_edges_) Append(self->edges_, addr);
   if (self->stop_ != nullptr && self->stop_->Test(addr)) return 0;
   if (!self->visited_.TestAndSet(addr)) self->stack_.push_back(obj);
   return 0;
@@ -89,9 +100,11 @@ void Walker::Run() {
     ++count_;
     total_bytes_ += size;
     if (record_sizes_) {
-      order_.push_back(reinterpret_cast<uintptr_t>(obj));
-      order_sizes_.push_back(size);
-      if (record_edges_) order_edge_begin_.push_back(edges_.size());
+      Append(order_, reinterpret_cast<uintptr_t>(obj));
+      Append(order_sizes_, size);
+      if (record_edges_) {
+        Append(order_edge_begin_, static_cast<uint64_t>(edges_.size()));
+      }
     }
     if (TypeInfoCache::Traversable(obj, info)) {
       if (info.ext != nullptr && info.ext->traverse) {

@@ -59,7 +59,7 @@ class Walker {
   void set_sizing(Sizing sizing) { sizing_ = sizing; }
   // Makes room for about `objects` objects and `edges` references in the
   // records (Record::kSizes / kEdges), backed by huge pages where the
-  // kernel offers them (heap/huge_pages.h), or kept from an earlier
+  // kernel offers them (python/huge_pages.h), or kept from an earlier
   // question by the pool (set_pool): the engine passes what its last walk
   // recorded, so the records neither grow by doubling (copying and
   // faulting in twice their size) nor fault 4 KiB at a time.
@@ -83,6 +83,17 @@ class Walker {
 
  private:
   static int VisitPush(PyObject* obj, void* arg);
+  // Appends `x` to a record. A full record moves to twice its room,
+  // backed by huge pages (ReserveHuge): a walk that could not Reserve
+  // (the engine's first) would otherwise double through fresh 4 KiB
+  // pages, faulting in each copy.
+  template <typename T>
+  static void Append(std::vector<T>& v, T x) {
+    if (__builtin_expect(v.size() == v.capacity(), 0)) Grow(v);
+    v.push_back(x);
+  }
+  template <typename T>
+  static void Grow(std::vector<T>& v);
 
   TypeInfoCache types_;
   AddressBitmap visited_;

@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace annex::heap {
+namespace annex::python {
 
 // Makes room for `n` elements in `v` (empty, or as good as: only its
 // capacity matters) and, when that takes many megabytes, asks the kernel
@@ -41,4 +41,4 @@ void AssignHuge(std::vector<T>& v, size_t n, const T& value) {
   v.assign(n, value);
 }
 
-}  // namespace annex::heap
+}  // namespace annex::python
