@@ -416,6 +416,10 @@ std::string PyStrRepr(const std::string& s) {
 }  // namespace
 
 std::string RenderVia(const std::vector<std::string>& relations, bool in_and) {
+  if (relations.size() == 1) {  // most members: held one way
+    return in_and ? absl::StrCat("{", PyStrRepr(relations[0]), "}")
+                  : PyStrRepr(relations[0]);
+  }
   std::vector<std::string> r;
   r.reserve(relations.size());
   for (const std::string& s : relations) r.push_back(PyStrRepr(s));

@@ -347,13 +347,17 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         // its size.
         python::ReserveHuge(held, std::min<size_t>(graph->out_targets.size(),
                                                    size_t{8} * n + 64));
+        // Each distinct text gets the next id. An item's text "[i]" is
+        // found by i, without hashing, and kept as i until a label renders
+        // it (a list of a million members has a million such texts).
+        constexpr uint32_t kItemBit = uint32_t{1} << 31;
         absl::flat_hash_map<std::string, uint32_t> text_index;
-        std::vector<uint32_t> item_text;  // "[i]" by i, without hashing
-        std::vector<std::string> texts;
+        std::vector<uint32_t> item_text;  // id of "[i]" by i
+        std::vector<uint32_t> text_of;    // by id: named text or kItemBit|i
+        std::vector<std::string> named;   // the texts that are no items
         {
           std::vector<uint32_t> targets;
           std::vector<PyObject*> tos;
-          std::vector<heap::Edge> named;
           // Names the edges from node u to the members in `targets`.
           auto name_from = [&](uint32_t u) {
             tos.clear();
@@ -361,30 +365,34 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
               tos.push_back(
                   reinterpret_cast<PyObject*>(graph->addresses[keep_node[k]]));
             }
-            heap::DescribeEdgesFrom(
-                reinterpret_cast<PyObject*>(graph->addresses[u]), tos, &named);
-            for (size_t i = 0; i < targets.size(); ++i) {
-              std::string& text = named[i].text;
-              const uint32_t next = static_cast<uint32_t>(texts.size());
-              uint32_t id;
-              if (const int64_t item = ItemIndexOf(text); item >= 0) {
-                if (static_cast<size_t>(item) >= item_text.size()) {
-                  item_text.resize(
-                      std::max<size_t>(item + 1, 2 * item_text.size()), kNone);
-                }
-                uint32_t& slot = item_text[item];
-                if (slot == kNone) {
-                  slot = next;
-                  texts.push_back(std::move(text));
-                }
-                id = slot;
-              } else {
-                auto [it, added] = text_index.try_emplace(text, next);
-                if (added) texts.push_back(std::move(text));
-                id = it->second;
-              }
-              held.emplace_back(targets[i], id);
-            }
+            heap::ForEachEdgeFrom(
+                reinterpret_cast<PyObject*>(graph->addresses[u]), tos,
+                [&](size_t i, heap::Edge& edge) {
+                  std::string& text = edge.text;
+                  const uint32_t next = static_cast<uint32_t>(text_of.size());
+                  uint32_t id;
+                  if (const int64_t item = ItemIndexOf(text); item >= 0) {
+                    if (static_cast<size_t>(item) >= item_text.size()) {
+                      item_text.resize(
+                          std::max<size_t>(item + 1, 2 * item_text.size()),
+                          kNone);
+                    }
+                    uint32_t& slot = item_text[item];
+                    if (slot == kNone) {
+                      slot = next;
+                      text_of.push_back(kItemBit | static_cast<uint32_t>(item));
+                    }
+                    id = slot;
+                  } else {
+                    auto [it, added] = text_index.try_emplace(text, next);
+                    if (added) {
+                      text_of.push_back(static_cast<uint32_t>(named.size()));
+                      named.push_back(std::move(text));
+                    }
+                    id = it->second;
+                  }
+                  held.emplace_back(targets[i], id);
+                });
           };
           python::ScopedTargetSwap swap(ts_,
                                         python::ScopedTargetSwap::Use::kRead);
@@ -440,7 +448,7 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
           std::vector<uint32_t> next(first.begin(), first.end() - 1);
           for (const auto& h : held) by_member[next[h.first]++] = h.second;
         }
-        SetLabels sets(texts.size());
+        SetLabels sets(text_of.size());
         std::vector<uint32_t> ids;
         std::vector<std::string> relations;
         for (size_t k = 0; k < n; ++k) {
@@ -453,7 +461,12 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
             // text a Python literal, two or more joined by ", "): no
             // lookup by the label's text.
             relations.clear();
-            for (uint32_t t : ids) relations.push_back(texts[t]);
+            for (uint32_t t : ids) {
+              const uint32_t ref = text_of[t];
+              relations.push_back((ref & kItemBit) != 0
+                                      ? absl::StrCat("[", ref & ~kItemBit, "]")
+                                      : named[ref]);
+            }
             label = static_cast<uint32_t>(labels.names->size());
             labels.names->push_back(RenderVia(relations, in_and));
           }

@@ -363,15 +363,22 @@ Edge DescribeEdge(PyObject* from, PyObject* to) {
 
 void DescribeEdgesFrom(PyObject* from, const std::vector<PyObject*>& tos,
                        std::vector<Edge>* out) {
-  // Every element is assigned below (by a match or by DescribeEdge): the
-  // old ones are only overwritten, not built afresh first (a call per
-  // referrer made that a twentieth of byvia).
+  // Every element is assigned by `each` (once per index): the old ones are
+  // only overwritten, not built afresh first.
   out->resize(tos.size());
+  ForEachEdgeFrom(from, tos,
+                  [out](size_t i, Edge& edge) { (*out)[i] = std::move(edge); });
+}
+
+void ForEachEdgeFrom(PyObject* from, const std::vector<PyObject*>& tos,
+                     absl::FunctionRef<void(size_t, Edge&)> each) {
   const bool list = PyList_Check(from), tuple = PyTuple_Check(from),
              dict = PyDict_Check(from);
+  Edge edge;
   if (tos.size() < kBulkEdges || !(list || tuple || dict)) {
     for (size_t i = 0; i < tos.size(); ++i) {
-      (*out)[i] = DescribeEdge(from, tos[i]);
+      edge = DescribeEdge(from, tos[i]);
+      each(i, edge);
     }
     return;
   }
@@ -395,12 +402,13 @@ void DescribeEdgesFrom(PyObject* from, const std::vector<PyObject*>& tos,
     PyObject *key, *value;
     while (!pending.empty() && PyDict_Next(from, &pos, &key, &value)) {
       if (take(value, &i)) {
-        (*out)[i] =
+        edge =
             Make(EdgeKind::kDictValue, absl::StrCat("[", RenderKey(key), "]"));
+        each(i, edge);
       }
       if (take(key, &i)) {
-        (*out)[i] =
-            Make(EdgeKind::kDictKey, absl::StrCat(".keys()[", index, "]"));
+        edge = Make(EdgeKind::kDictKey, absl::StrCat(".keys()[", index, "]"));
+        each(i, edge);
       }
       ++index;
     }
@@ -410,13 +418,15 @@ void DescribeEdgesFrom(PyObject* from, const std::vector<PyObject*>& tos,
       PyObject* item =
           list ? PyList_GET_ITEM(from, k) : PyTuple_GET_ITEM(from, k);
       if (take(item, &i)) {
-        (*out)[i] = Make(EdgeKind::kIndex, absl::StrCat("[", k, "]"));
+        edge = Make(EdgeKind::kIndex, absl::StrCat("[", k, "]"));
+        each(i, edge);
       }
     }
   }
   // Not container storage: the other kinds of reference, one by one.
   for (const auto& [to, index] : pending) {
-    (*out)[index] = DescribeEdge(from, to);
+    edge = DescribeEdge(from, to);
+    each(index, edge);
   }
   PyErr_Clear();
 }

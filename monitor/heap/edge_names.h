@@ -20,6 +20,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
+
 namespace annex::heap {
 
 enum class EdgeKind {
@@ -68,6 +70,14 @@ Edge DescribeEdge(PyObject* from, PyObject* to);
 inline constexpr size_t kBulkEdges = 8;
 void DescribeEdgesFrom(PyObject* from, const std::vector<PyObject*>& tos,
                        std::vector<Edge>* out);
+
+// DescribeEdgesFrom without the output vector: each edge goes to
+// `each(i, edge)` for tos[i] as it is named, once per i, in no set order
+// (`each` may move from the edge). Naming a long list's items then holds
+// one Edge at a time, not one per item. Where: as DescribeEdge; `each`
+// must not run Python code.
+void ForEachEdgeFrom(PyObject* from, const std::vector<PyObject*>& tos,
+                     absl::FunctionRef<void(size_t, Edge&)> each);
 
 // DescribeEdge of every (from, to) pair, in order: pairs that repeat are
 // named once and pairs sharing a holder are named together
