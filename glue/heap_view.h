@@ -103,13 +103,18 @@ struct KindedSet {
     uint32_t label = 0;  // index into LabelNames()
   };
   // Rows by kind, largest total size first (ties: by count, then name).
-  std::vector<Row> Rows() const;
+  // With `limit`, the first `limit` rows only (the others are neither
+  // ordered nor named), and how many rows there are in `*all_rows`.
+  std::vector<Row> Rows(size_t limit = SIZE_MAX,
+                        size_t* all_rows = nullptr) const;
   // Heapy's partition table; `max_rows` rows then a hint for more (Heapy
   // prints an 11th row rather than a hint for one more row).
   std::string PartitionTable(size_t max_rows = 10) const;
   // The rows without the objects (Heapy's x.stat): kinds, counts and sizes
   // under `classifier`, made at `time_made_us` (µs since the Unix epoch).
   Stat ToStat(int64_t time_made_us = 0) const;
+  // The Stat of this set's `rows` (of Rows()), totals from the set.
+  Stat StatOfRows(std::vector<Row> rows, int64_t time_made_us) const;
   // The members whose kind (under `classifier`) is `kind`; the result keeps
   // the classifier.
   KindedSet OfKind(const std::string& kind) const;

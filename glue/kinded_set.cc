@@ -56,9 +56,14 @@ const std::vector<std::string>& KindedSet::LabelNames() const {
   return *labels.names;
 }
 
-std::vector<KindedSet::Row> KindedSet::Rows() const {
+std::vector<KindedSet::Row> KindedSet::Rows(size_t limit,
+                                            size_t* all_rows) const {
   const std::vector<std::string>& names = LabelNames();
-  std::vector<Row> rows(names.size());
+  // Tallied and ordered without the names: a partition can have a row
+  // per member (byvia of a list's items), and sorting rows that carry
+  // their names moved every name several times. A name is read, not
+  // copied, where counts and sizes tie, and copied for the rows returned.
+  std::vector<Row> tally(names.size());
   // The label column LabelOf reads, chosen once for the whole set.
   const PackedUints& of = classifier.is(Classifier::kType) ? kinds
                           : classifier.is(Classifier::kClodo)
@@ -66,33 +71,47 @@ std::vector<KindedSet::Row> KindedSet::Rows() const {
                               : labels.of;
   size_t i = 0;
   of.ForEach([&](uint32_t k) {
-    Row& r = rows[k];
+    Row& r = tally[k];
     r.count++;
     r.size += sizes[i++];
   });
-  for (size_t k = 0; k < rows.size(); ++k) {
-    rows[k].kind = names[k];
-    rows[k].label = static_cast<uint32_t>(k);
+  size_t used = 0;
+  for (size_t k = 0; k < tally.size(); ++k) {
+    if (tally[k].count == 0) continue;
+    tally[k].label = static_cast<uint32_t>(k);
+    tally[used++] = tally[k];
   }
-  rows.erase(std::remove_if(rows.begin(), rows.end(),
-                            [](const Row& r) { return r.count == 0; }),
-             rows.end());
-  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+  tally.resize(used);
+  if (all_rows != nullptr) *all_rows = used;
+  auto before = [&names](const Row& a, const Row& b) {
     if (a.size != b.size) return a.size > b.size;
     if (a.count != b.count) return a.count > b.count;
-    return a.kind < b.kind;
-  });
-  return rows;
+    return names[a.label] < names[b.label];
+  };
+  if (limit < tally.size()) {
+    std::partial_sort(tally.begin(), tally.begin() + limit, tally.end(),
+                      before);
+    tally.resize(limit);
+  } else {
+    std::sort(tally.begin(), tally.end(), before);
+  }
+  for (Row& r : tally) r.kind = names[r.label];
+  return tally;
 }
 
 Stat KindedSet::ToStat(int64_t time_made_us) const {
+  return StatOfRows(Rows(), time_made_us);
+}
+
+Stat KindedSet::StatOfRows(std::vector<Row> rows, int64_t time_made_us) const {
   Stat stat;
   stat.er = classifier.Name();
   stat.kind_header = classifier.Header();
   stat.count = static_cast<int64_t>(count());
   stat.size = static_cast<int64_t>(total_size());
   stat.time_made_us = time_made_us;
-  for (Row& r : Rows()) {
+  stat.rows.reserve(rows.size());
+  for (Row& r : rows) {
     stat.rows.push_back({std::move(r.kind), static_cast<int64_t>(r.count),
                          static_cast<int64_t>(r.size)});
   }
@@ -100,7 +119,14 @@ Stat KindedSet::ToStat(int64_t time_made_us) const {
 }
 
 std::string KindedSet::PartitionTable(size_t max_rows) const {
-  return ToStat().Table(0, max_rows, /*label=*/true);
+  // The page shows at most max_rows + 1 rows (one more row, not a hint):
+  // only those are ordered and named, the others only counted.
+  size_t all_rows = 0;
+  std::vector<Row> rows =
+      Rows(max_rows == SIZE_MAX ? SIZE_MAX : max_rows + 1, &all_rows);
+  Stat stat = StatOfRows(std::move(rows), 0);
+  stat.rows_left_out = all_rows - stat.rows.size();
+  return stat.Table(0, max_rows, /*label=*/true);
 }
 
 namespace {

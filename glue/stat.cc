@@ -132,7 +132,7 @@ std::string Shown(absl::string_view line) {
 }  // namespace
 
 size_t Stat::PageEnd(size_t first, size_t max_rows) const {
-  const size_t n = rows.size();
+  const size_t n = rows.size() + rows_left_out;
   if (first >= n) return n;
   // As Heapy: a hint replaces two or more rows; one more row is shown.
   if (n - first <= max_rows || n - first - max_rows == 1) return n;
@@ -188,10 +188,10 @@ std::string Stat::Table(size_t first, size_t max_rows, bool label) const {
                               Percent(cumulative, size), r.kind);
       }
     }
-    if (end < rows.size()) {
+    if (end < rows.size() + rows_left_out) {
       absl::StrAppendFormat(&out,
                             "<%d more rows. Type e.g. '_.more' to view.>\n",
-                            rows.size() - end);
+                            rows.size() + rows_left_out - end);
     }
   }
   while (!out.empty() &&

@@ -66,6 +66,10 @@ struct Stat {
   int64_t b_size = 0;
   int64_t time_made_us = 0;   // when it was made, µs since the Unix epoch
   std::vector<StatRow> rows;  // largest first (|size| for a difference)
+  // Rows after `rows` that a stat made only to print its first page
+  // leaves out (KindedSet::PartitionTable): Table's hint counts them.
+  // 0 in every stat kept, loaded, dumped or compared.
+  size_t rows_left_out = 0;
   // Other fields of the record, in order: labels a heap record adds
   // (docs/recording.md: pid, host, rss, pause_us, ...). Names are
   // [a-z0-9_]+; Heapy's loader keeps such fields too. Record() writes them,

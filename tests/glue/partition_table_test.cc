@@ -162,5 +162,39 @@ TEST(PartitionTableTest, SplitByLabelsEqualsOneRowAtATime) {
   }
 }
 
+// The table orders and names only the rows of its page: it must print
+// what the whole stat prints, for every page size around the row count
+// (a hint for two or more rows left, one more row instead of a hint for
+// one), with rows that tie on size and count ordered by name, and the
+// row order of Rows(limit) the start of Rows()'s.
+TEST(PartitionTableTest, FirstPageEqualsTheWholeStatsPage) {
+  std::vector<std::tuple<std::string, int, int>> rows;
+  for (int i = 0; i < 14; ++i) {
+    // Pairs that tie on size and count, named out of order.
+    rows.emplace_back("kind" + std::to_string((i * 7) % 14), 1 + i / 4,
+                      64 * (1 + i / 2));
+  }
+  KindedSet set = Make(rows);
+  for (size_t max_rows :
+       {size_t{0}, size_t{1}, size_t{5}, size_t{10}, size_t{12}, size_t{13},
+        size_t{14}, size_t{15}, SIZE_MAX}) {
+    SCOPED_TRACE(max_rows);
+    EXPECT_EQ(set.PartitionTable(max_rows),
+              set.ToStat().Table(0, max_rows, /*label=*/true));
+  }
+  const std::vector<KindedSet::Row> all = set.Rows();
+  ASSERT_EQ(all.size(), 14u);
+  size_t counted = 0;
+  const std::vector<KindedSet::Row> first = set.Rows(4, &counted);
+  EXPECT_EQ(counted, 14u);
+  ASSERT_EQ(first.size(), 4u);
+  for (size_t i = 0; i < first.size(); ++i) {
+    EXPECT_EQ(first[i].kind, all[i].kind);
+    EXPECT_EQ(first[i].size, all[i].size);
+  }
+  EXPECT_EQ(set.PartitionTable(10).find("<4 more rows."),
+            set.PartitionTable(10).rfind("<"));
+}
+
 }  // namespace
 }  // namespace annex::glue
