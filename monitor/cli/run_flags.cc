@@ -214,13 +214,17 @@ absl::StatusOr<RunFlags> ParseRunFlags(const std::vector<std::string>& args) {
       options.watchdog_heap_interval =
           seconds > 0 ? absl::Seconds(seconds) : absl::InfiniteDuration();
     } else if (a == "--memory-budget") {
+      // strtod's end points into the text it read: each part is a named
+      // string that outlives the check of its end.
       const size_t comma = v.find(',');
+      const std::string per_hp_text = v.substr(0, comma);
       char* end = nullptr;
-      const double per_hp_mb = std::strtod(v.substr(0, comma).c_str(), &end);
+      const double per_hp_mb = std::strtod(per_hp_text.c_str(), &end);
       double total_mb = 0;
       bool ok = *end == '\0' && per_hp_mb > 0 && per_hp_mb < 1e9;
       if (ok && comma != std::string::npos) {
-        total_mb = std::strtod(v.substr(comma + 1).c_str(), &end);
+        const std::string total_text = v.substr(comma + 1);
+        total_mb = std::strtod(total_text.c_str(), &end);
         ok = *end == '\0' && total_mb > 0 && total_mb < 1e9;
       }
       if (!ok) return Usage("--memory-budget needs MB[,TOTAL_MB] > 0");
