@@ -17,6 +17,7 @@ namespace {
 
 using ::annex::testing::PythonModuleDir;
 using ::annex::testing::RunProcess;
+using ::annex::testing::WithSanitizerRuntime;
 using Result = ::annex::testing::ProcessResult;
 
 // Python defining records(), the number of complete records (lines) in
@@ -89,8 +90,9 @@ TEST(PythonModuleRecordTest, StartWithRecordWritesRecordsLikeAnnexRun) {
       "print('leaky', counts[-1], counts == sorted(counts))\n"
       "print('mode', oct(os.stat('",
       file, "').st_mode & 0o777))\n");
-  Result r = RunProcess({ANNEX_PYTHON_EXECUTABLE, "-c", script}, "",
-                        {"PYTHONPATH=" + dir, "PYTHONNOUSERSITE=1"});
+  Result r = RunProcess(
+      {ANNEX_PYTHON_EXECUTABLE, "-c", script}, "",
+      WithSanitizerRuntime({"PYTHONPATH=" + dir, "PYTHONNOUSERSITE=1"}));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("refused: record_interval, record_format, "
                        "record_max_bytes, record_top and record_retainers "
@@ -152,8 +154,9 @@ TEST(PythonModuleRecordTest, RecordsNameThePathsToTheGrowingKinds) {
       "        assert g['path'].startswith('%R') and g['new'] is True, g\n"
       "        steps.append((g['count_growth'], g['count']))\n"
       "print('steps', steps)\n");
-  Result r = RunProcess({ANNEX_PYTHON_EXECUTABLE, "-c", script}, "",
-                        {"PYTHONPATH=" + dir, "PYTHONNOUSERSITE=1"});
+  Result r = RunProcess(
+      {ANNEX_PYTHON_EXECUTABLE, "-c", script}, "",
+      WithSanitizerRuntime({"PYTHONPATH=" + dir, "PYTHONNOUSERSITE=1"}));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   // The first record has nothing to compare with.
   EXPECT_NE(r.out.find("first []\n"), std::string::npos) << r.out;

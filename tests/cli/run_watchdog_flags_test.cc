@@ -24,6 +24,7 @@ using ::annex::testing::PythonModuleDir;
 using ::annex::testing::ReadFile;
 using ::annex::testing::Runfile;
 using ::annex::testing::RunProcess;
+using ::annex::testing::WithSanitizerRuntime;
 using Result = ::annex::testing::ProcessResult;
 
 enum class Launcher { kAnnexCommand, kPythonModule };
@@ -44,9 +45,10 @@ class RunWatchdogFlagsTest : public ::testing::TestWithParam<Launcher> {
       return RunProcess(args, "", {"XDG_RUNTIME_DIR=" + dir_});
     }
     args.insert(args.begin(), {ANNEX_PYTHON_EXECUTABLE, "-m", "annex", "run"});
-    return RunProcess(args, "",
-                      {"PYTHONPATH=" + dir_, "PYTHONNOUSERSITE=1",
-                       "XDG_RUNTIME_DIR=" + dir_});
+    return RunProcess(
+        args, "",
+        WithSanitizerRuntime({"PYTHONPATH=" + dir_, "PYTHONNOUSERSITE=1",
+                              "XDG_RUNTIME_DIR=" + dir_}));
   }
 
   std::string Script(const std::string& name, const std::string& text) {
@@ -199,7 +201,7 @@ TEST(PythonModuleStartTest, RefusesStallOptionsWithoutAWatchdog) {
        "        annex.start(console=False, **bad)\n"
        "    except ValueError as e:\n"
        "        print('refused:', e)\n"},
-      "", {"PYTHONPATH=" + dir, "PYTHONNOUSERSITE=1"});
+      "", WithSanitizerRuntime({"PYTHONPATH=" + dir, "PYTHONNOUSERSITE=1"}));
   EXPECT_EQ(api.exit_code, 0) << api.err;
   EXPECT_EQ(api.out,
             "refused: on_stall, watchdog_report, report_blocked_main and "

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -23,6 +25,24 @@
 extern char** environ;
 
 namespace annex::testing {
+
+std::vector<std::string> WithSanitizerRuntime(std::vector<std::string> env) {
+#if defined(__SANITIZE_ADDRESS__)
+  std::string runtime;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* data) {
+        const char* name = info->dlpi_name;
+        if (name != nullptr && std::strstr(name, "/libasan.so") != nullptr) {
+          *static_cast<std::string*>(data) = name;
+          return 1;
+        }
+        return 0;
+      },
+      &runtime);
+  if (!runtime.empty()) env.push_back("LD_PRELOAD=" + runtime);
+#endif
+  return env;
+}
 
 namespace {
 

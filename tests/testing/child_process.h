@@ -36,6 +36,13 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
                          const std::string& input = "",
                          const std::vector<std::string>& env = {});
 
+// `env` for a program that is not built with this test's sanitizers but
+// loads a library that is: a plain python3 importing the annex module of
+// an ASan build aborts unless the ASan runtime comes first in its library
+// list, so under ASan this adds LD_PRELOAD of the runtime this process
+// loaded. Elsewhere, `env` as it is. Where: any thread.
+std::vector<std::string> WithSanitizerRuntime(std::vector<std::string> env);
+
 // A process started as RunProcess starts one, whose output a thread of its
 // own reads while the test talks to the program. End the program, then
 // Join() for its result; the destructor kills (SIGKILL) a program still
