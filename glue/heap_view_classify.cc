@@ -451,6 +451,9 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         SetLabels sets(text_of.size());
         std::vector<uint32_t> ids;
         std::vector<std::string> relations;
+        // Labels can number as many as members: collected plainly and
+        // packed once at their final width, not widened as they grow.
+        std::vector<uint32_t> label_of(n);
         for (size_t k = 0; k < n; ++k) {
           if (stop.Poll()) return stop.status();
           ids.assign(by_member.begin() + first[k],
@@ -470,8 +473,9 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
             label = static_cast<uint32_t>(labels.names->size());
             labels.names->push_back(RenderVia(relations, in_and));
           }
-          labels.of.Set(k, label);
+          label_of[k] = label;
         }
+        labels.of = PackedUints::From(label_of);
         break;
       }
       default: {
