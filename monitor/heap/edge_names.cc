@@ -382,10 +382,41 @@ void ForEachEdgeFrom(PyObject* from, const std::vector<PyObject*>& tos,
     }
     return;
   }
-  // Each wanted object's index in `tos`, until it is named.
+  // A list or tuple asked for its items in order or in reverse, without
+  // hashing. In order: item k is tos[k] while they agree, and each is the
+  // lowest index holding its object (the items before it are the other,
+  // distinct, objects). In reverse, as CPython's list and tuple traverse
+  // their items and so as a walk records them (byvia asks in that order):
+  // only when every item is asked for, so each object is held once.
+  size_t first = 0;      // tos[0, first) are named
+  Py_ssize_t start = 0;  // the list's items before it are those
+  if (list || tuple) {
+    const Py_ssize_t n = list ? PyList_GET_SIZE(from) : PyTuple_GET_SIZE(from);
+    auto item = [&](Py_ssize_t k) {
+      return list ? PyList_GET_ITEM(from, k) : PyTuple_GET_ITEM(from, k);
+    };
+    for (; start < n && first < tos.size(); ++start, ++first) {
+      if (item(start) != tos[first]) break;
+      edge = Make(EdgeKind::kIndex, absl::StrCat("[", start, "]"));
+      each(first, edge);
+    }
+    if (first == tos.size()) return;
+    if (first == 0 && static_cast<size_t>(n) == tos.size()) {
+      Py_ssize_t j = 0;
+      while (j < n && item(n - 1 - j) == tos[j]) ++j;
+      if (j == n) {
+        for (j = 0; j < n; ++j) {
+          edge = Make(EdgeKind::kIndex, absl::StrCat("[", n - 1 - j, "]"));
+          each(j, edge);
+        }
+        return;
+      }
+    }
+  }
+  // Each wanted object not named yet: its index in `tos`, until it is.
   absl::flat_hash_map<PyObject*, uint32_t> pending;
-  pending.reserve(tos.size());
-  for (size_t i = 0; i < tos.size(); ++i) {
+  pending.reserve(tos.size() - first);
+  for (size_t i = first; i < tos.size(); ++i) {
     pending.emplace(tos[i], static_cast<uint32_t>(i));
   }
   auto take = [&](PyObject* item, uint32_t* i) {
@@ -414,7 +445,7 @@ void ForEachEdgeFrom(PyObject* from, const std::vector<PyObject*>& tos,
     }
   } else {
     const Py_ssize_t n = list ? PyList_GET_SIZE(from) : PyTuple_GET_SIZE(from);
-    for (Py_ssize_t k = 0; k < n && !pending.empty(); ++k) {
+    for (Py_ssize_t k = start; k < n && !pending.empty(); ++k) {
       PyObject* item =
           list ? PyList_GET_ITEM(from, k) : PyTuple_GET_ITEM(from, k);
       if (take(item, &i)) {

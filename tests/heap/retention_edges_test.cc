@@ -150,6 +150,20 @@ def _bulk_setup():
         (d, objs + [weird, target]),
         (ds, objs[:9] + [objs[11]]),
         (lst, objs[:3]),  # below the bulk threshold: one by one
+        # In item order (as byvia asks): named without the hash set, all
+        # of them, or up to the first item not asked for (objs[5]).
+        (list(objs), objs),
+        (tuple(objs), objs),
+        (objs + [objs[0], weird], objs + [weird]),
+        (list(objs), objs[:5] + objs[6:]),
+        (objs[:4] + [weird] + objs[4:], objs + [weird]),
+        # In reverse (as CPython's list and tuple traverse): without the
+        # hash set only when every item is asked for; else the lowest
+        # index of an object held twice still wins.
+        (list(objs), objs[::-1]),
+        (tuple(objs), objs[::-1]),
+        (objs + [objs[0]], objs[::-1]),
+        (objs[::-1] + objs[:1], objs[1:] + objs[:1]),
     ]
 _bulk_setup()
 del _bulk_setup
