@@ -169,6 +169,7 @@ TEST(PartitionTableTest, SplitByLabelsEqualsOneRowAtATime) {
 // row order of Rows(limit) the start of Rows()'s.
 TEST(PartitionTableTest, FirstPageEqualsTheWholeStatsPage) {
   std::vector<std::tuple<std::string, int, int>> rows;
+  rows.reserve(14);
   for (int i = 0; i < 14; ++i) {
     // Pairs that tie on size and count, named out of order.
     rows.emplace_back("kind" + std::to_string((i * 7) % 14), 1 + i / 4,
@@ -193,7 +194,7 @@ TEST(PartitionTableTest, FirstPageEqualsTheWholeStatsPage) {
     EXPECT_EQ(first[i].size, all[i].size);
   }
   EXPECT_EQ(set.PartitionTable(10).find("<4 more rows."),
-            set.PartitionTable(10).rfind("<"));
+            set.PartitionTable(10).rfind('<'));
 }
 
 }  // namespace
