@@ -374,6 +374,13 @@ void ForEachEdgeFrom(PyObject* from, const std::vector<PyObject*>& tos,
                      absl::FunctionRef<void(size_t, Edge&)> each) {
   const bool list = PyList_Check(from), tuple = PyTuple_Check(from),
              dict = PyDict_Check(from);
+  // A list's or tuple's length and items (n is 0 for anything else).
+  const Py_ssize_t n = list    ? PyList_GET_SIZE(from)
+                       : tuple ? PyTuple_GET_SIZE(from)
+                               : 0;
+  auto item = [&](Py_ssize_t k) {
+    return list ? PyList_GET_ITEM(from, k) : PyTuple_GET_ITEM(from, k);
+  };
   Edge edge;
   if (tos.size() < kBulkEdges || !(list || tuple || dict)) {
     for (size_t i = 0; i < tos.size(); ++i) {
@@ -391,10 +398,6 @@ void ForEachEdgeFrom(PyObject* from, const std::vector<PyObject*>& tos,
   size_t first = 0;      // tos[0, first) are named
   Py_ssize_t start = 0;  // the list's items before it are those
   if (list || tuple) {
-    const Py_ssize_t n = list ? PyList_GET_SIZE(from) : PyTuple_GET_SIZE(from);
-    auto item = [&](Py_ssize_t k) {
-      return list ? PyList_GET_ITEM(from, k) : PyTuple_GET_ITEM(from, k);
-    };
     for (; start < n && first < tos.size(); ++start, ++first) {
       if (item(start) != tos[first]) break;
       edge = Make(EdgeKind::kIndex, absl::StrCat("[", start, "]"));
@@ -444,11 +447,8 @@ void ForEachEdgeFrom(PyObject* from, const std::vector<PyObject*>& tos,
       ++index;
     }
   } else {
-    const Py_ssize_t n = list ? PyList_GET_SIZE(from) : PyTuple_GET_SIZE(from);
     for (Py_ssize_t k = start; k < n && !pending.empty(); ++k) {
-      PyObject* item =
-          list ? PyList_GET_ITEM(from, k) : PyTuple_GET_ITEM(from, k);
-      if (take(item, &i)) {
+      if (take(item(k), &i)) {
         edge = Make(EdgeKind::kIndex, absl::StrCat("[", k, "]"));
         each(i, edge);
       }
