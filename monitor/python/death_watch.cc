@@ -652,14 +652,8 @@ absl::StatusOr<std::shared_ptr<WatchedObjects>> WatchedObjects::Watch(
   // hp.heap() again) adds a few keys, which must not copy every key and
   // entry into fresh memory.
   if (const size_t need = old_size + fresh; need > r.keys.capacity()) {
-    std::vector<uintptr_t> keys;
-    ReserveHuge(keys, need + need / 8);
-    keys.assign(r.keys.begin(), r.keys.end());
-    r.keys.swap(keys);
-    std::vector<Entry> entries;
-    ReserveHuge(entries, need + need / 8);
-    entries.assign(r.entries.begin(), r.entries.end());
-    r.entries.swap(entries);
+    MoveToHuge(r.keys, need + need / 8);
+    MoveToHuge(r.entries, need + need / 8);
   }
   r.keys.resize(old_size + fresh);
   r.entries.resize(old_size + fresh);

@@ -33,6 +33,16 @@ void ReserveHuge(std::vector<T>& v, size_t n) {
   }
 }
 
+// Moves `v`'s elements into fresh room for `n` (at least v.size()),
+// reserved by ReserveHuge; the old memory is freed. Where: any thread.
+template <typename T>
+void MoveToHuge(std::vector<T>& v, size_t n) {
+  std::vector<T> bigger;
+  ReserveHuge(bigger, n);
+  bigger.assign(v.begin(), v.end());
+  v.swap(bigger);
+}
+
 // `n` copies of `value` in `v`, its memory reserved by ReserveHuge.
 template <typename T>
 void AssignHuge(std::vector<T>& v, size_t n, const T& value) {

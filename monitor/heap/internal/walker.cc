@@ -49,11 +49,7 @@ template <typename T>
 void Walker::Grow(std::vector<T>& v) {
   // A record a pool gave (Reserve) was big enough for the last walk: the
   // bigger one is fresh, and the old memory is freed, not kept.
-  std::vector<T> bigger;
-  python::ReserveHuge(bigger,
-                      std::max<size_t>(2 * v.capacity(), size_t{1} << 16));
-  bigger.assign(v.begin(), v.end());
-  v.swap(bigger);
+  python::MoveToHuge(v, std::max<size_t>(2 * v.capacity(), size_t{1} << 16));
 }
 
 void Walker::Reserve(size_t objects, size_t edges) {
