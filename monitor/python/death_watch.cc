@@ -578,13 +578,16 @@ absl::StatusOr<std::shared_ptr<WatchedObjects>> WatchedObjects::Watch(
   Registry& r = R();
   FlushLocked(r);
   std::shared_ptr<WatchedObjects> w(new WatchedObjects());
-  w->addresses_ = sorted;
-  w->deaths_.resize(sorted.size());
-  w->pre_.resize(sorted.size());
+  // Megabytes per million members, written once: in huge pages where the
+  // kernel offers them (huge_pages.h), as is the hit log.
+  ReserveHuge(w->addresses_, sorted.size());
+  w->addresses_.assign(sorted.begin(), sorted.end());
+  AssignHuge(w->deaths_, sorted.size(), uint32_t{0});
+  AssignHuge(w->pre_, sorted.size(), uint8_t{0});
   if (sorted.empty()) return w;
   if (!r.installed) {
     r.intact = true;
-    r.hit_log.assign(kHitLogSize, 0);
+    AssignHuge(r.hit_log, kHitLogSize, uintptr_t{0});
     r.scratch.assign(kCountBatch, 0);
     r.log_from = r.hits;
     r.counted = r.hits;

@@ -4,8 +4,9 @@
 // A question that walks a million objects writes ~100 MB of fresh
 // vectors (the walk's records, the graph, a partition's columns);
 // faulting them in 4 KiB at a time took a quarter to a third of such
-// questions (0.2 ms per MB here), and growing a vector by doubling
-// faults in twice the final size besides copying it.
+// questions (0.2 ms per MB here; on a machine whose kernel runs in a VM
+// with paravirtual page tables, 2-3 ms per MB), and growing a vector by
+// doubling faults in twice the final size besides copying it.
 #pragma once
 
 #include <sys/mman.h>
@@ -17,9 +18,11 @@
 namespace annex::python {
 
 // Makes room for `n` elements in `v` (empty, or as good as: only its
-// capacity matters) and, when that takes many megabytes, asks the kernel
-// to back the whole 2 MiB pages inside it with transparent huge pages
-// before anything touches them. Harmless where THP is off ("never");
+// capacity matters) and, when that takes 4 MiB or more (so that at least
+// one whole 2 MiB page lies inside it), asks the kernel to back the whole
+// 2 MiB pages inside it with transparent huge pages before anything
+// touches them. A 4 MiB vector faulted in 4 KiB at a time is a thousand
+// faults. Harmless where THP is off ("never");
 // where it is "always" it changes nothing. Where: any thread.
 template <typename T>
 void ReserveHuge(std::vector<T>& v, size_t n) {
@@ -28,7 +31,7 @@ void ReserveHuge(std::vector<T>& v, size_t n) {
   const uintptr_t begin = reinterpret_cast<uintptr_t>(v.data());
   const uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1);
   const uintptr_t last = (begin + n * sizeof(T)) & ~(kHuge - 1);
-  if (n * sizeof(T) >= 4 * kHuge && last > first) {
+  if (n * sizeof(T) >= 2 * kHuge && last > first) {
     madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
   }
 }
