@@ -44,24 +44,6 @@ class SetLabels {
   absl::flat_hash_map<std::vector<uint32_t>, uint32_t> many_;
 };
 
-// i when `text` is "[i]" with i written as Python writes an int (no sign,
-// no leading zero) and below 2^24 (the item of a list or tuple, or a
-// dict's value under an int key: the same text), else -1.
-int64_t ItemIndexOf(const std::string& text) {
-  const size_t digits = text.size() - 2;
-  if (text.size() < 3 || digits > 7 || text.front() != '[' ||
-      text.back() != ']' || (text[1] == '0' && digits > 1)) {
-    return -1;
-  }
-  int64_t i = 0;
-  for (size_t k = 1; k <= digits; ++k) {
-    const char c = text[k];
-    if (c < '0' || c > '9') return -1;
-    i = i * 10 + (c - '0');
-  }
-  return i < (int64_t{1} << 24) ? i : -1;
-}
-
 // The node of each member of `set` in `graph` (-1: not in it). Both are
 // sorted by address: one merge when the set is a fair part of the graph,
 // else a binary search per member. `unpacked`: the set's addresses, when
@@ -347,14 +329,10 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         // its size.
         python::ReserveHuge(held, std::min<size_t>(graph->out_targets.size(),
                                                    size_t{8} * n + 64));
-        // Each distinct text gets the next id. An item's text "[i]" is
-        // found by i, without hashing, and kept as i until a label renders
-        // it (a list of a million members has a million such texts).
-        constexpr uint32_t kItemBit = uint32_t{1} << 31;
-        absl::flat_hash_map<std::string, uint32_t> text_index;
-        std::vector<uint32_t> item_text;  // id of "[i]" by i
-        std::vector<uint32_t> text_of;    // by id: named text or kItemBit|i
-        std::vector<std::string> named;   // the texts that are no items
+        // Each distinct text gets the next id as it is first met
+        // (heap::EdgeTexts): a list of a million members has a million
+        // texts "[i]", each kept as its index until a label shows it.
+        heap::EdgeTexts texts;
         {
           std::vector<uint32_t> targets;
           std::vector<PyObject*> tos;
@@ -365,32 +343,9 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
               tos.push_back(
                   reinterpret_cast<PyObject*>(graph->addresses[keep_node[k]]));
             }
-            heap::ForEachEdgeFrom(
-                reinterpret_cast<PyObject*>(graph->addresses[u]), tos,
-                [&](size_t i, heap::Edge& edge) {
-                  std::string& text = edge.text;
-                  const uint32_t next = static_cast<uint32_t>(text_of.size());
-                  uint32_t id;
-                  if (const int64_t item = ItemIndexOf(text); item >= 0) {
-                    if (static_cast<size_t>(item) >= item_text.size()) {
-                      item_text.resize(
-                          std::max<size_t>(item + 1, 2 * item_text.size()),
-                          kNone);
-                    }
-                    uint32_t& slot = item_text[item];
-                    if (slot == kNone) {
-                      slot = next;
-                      text_of.push_back(kItemBit | static_cast<uint32_t>(item));
-                    }
-                    id = slot;
-                  } else {
-                    auto [it, added] = text_index.try_emplace(text, next);
-                    if (added) {
-                      text_of.push_back(static_cast<uint32_t>(named.size()));
-                      named.push_back(std::move(text));
-                    }
-                    id = it->second;
-                  }
+            heap::ForEachEdgeTextFrom(
+                reinterpret_cast<PyObject*>(graph->addresses[u]), tos, texts,
+                [&](size_t i, uint32_t id) {
                   held.emplace_back(targets[i], id);
                 });
           };
@@ -448,7 +403,7 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
           std::vector<uint32_t> next(first.begin(), first.end() - 1);
           for (const auto& h : held) by_member[next[h.first]++] = h.second;
         }
-        SetLabels sets(text_of.size());
+        SetLabels sets(texts.size());
         std::vector<uint32_t> ids;
         std::vector<std::string> relations;
         // Labels can number as many as members: collected plainly and
@@ -464,12 +419,7 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
             // text a Python literal, two or more joined by ", "): no
             // lookup by the label's text.
             relations.clear();
-            for (uint32_t t : ids) {
-              const uint32_t ref = text_of[t];
-              relations.push_back((ref & kItemBit) != 0
-                                      ? absl::StrCat("[", ref & ~kItemBit, "]")
-                                      : named[ref]);
-            }
+            for (uint32_t t : ids) relations.push_back(texts.Text(t));
             label = static_cast<uint32_t>(labels.names->size());
             labels.names->push_back(RenderVia(relations, in_and));
           }

@@ -236,22 +236,25 @@ bool DescribeFrameEdge(PyFrameObject* frame, PyObject* to, Edge* out) {
   return false;
 }
 
-// DescribeEdge without the final error clearing. Where: GIL held.
-Edge DescribeEdgeNoErrorCheck(PyObject* from, PyObject* to) {
-  Edge edge;
+// The reference kinds DescribeEdge tries before an instance's attributes:
+// container storage, the C-level fields of built-in kinds and the members
+// of the type chain. Where: GIL held.
+bool DescribeBuiltinEdge(PyObject* from, PyObject* to, Edge* out) {
   // Containers first: their storage is the common case.
-  if (PyDict_Check(from) && DescribeDictEdge(from, to, &edge)) return edge;
+  if (PyDict_Check(from) && DescribeDictEdge(from, to, out)) return true;
   if (PyList_Check(from)) {
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(from); ++i) {
       if (PyList_GET_ITEM(from, i) == to) {
-        return Make(EdgeKind::kIndex, absl::StrCat("[", i, "]"));
+        *out = Make(EdgeKind::kIndex, absl::StrCat("[", i, "]"));
+        return true;
       }
     }
   }
   if (PyTuple_Check(from)) {
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(from); ++i) {
       if (PyTuple_GET_ITEM(from, i) == to) {
-        return Make(EdgeKind::kIndex, absl::StrCat("[", i, "]"));
+        *out = Make(EdgeKind::kIndex, absl::StrCat("[", i, "]"));
+        return true;
       }
     }
   }
@@ -259,45 +262,85 @@ Edge DescribeEdgeNoErrorCheck(PyObject* from, PyObject* to) {
     // The set's table read in place (no iterator object, never a user
     // __iter__ of a subclass).
     if (python::SetHasMember(from, to)) {
-      return Make(EdgeKind::kSetMember, "<member>");
+      *out = Make(EdgeKind::kSetMember, "<member>");
+      return true;
     }
   }
   if (PyCell_Check(from) && PyCell_GET(from) == to) {
-    return Make(EdgeKind::kCellContents, ".cell_contents");
+    *out = Make(EdgeKind::kCellContents, ".cell_contents");
+    return true;
   }
   // C-level fields of built-in kinds.
   if (PyFunction_Check(from) &&
       DescribeFunctionEdge(reinterpret_cast<PyFunctionObject*>(from), to,
-                           &edge)) {
-    return edge;
+                           out)) {
+    return true;
   }
   if (PyMethod_Check(from)) {
-    if (PyMethod_GET_SELF(from) == to)
-      return Make(EdgeKind::kAttribute, ".__self__", "__self__");
+    if (PyMethod_GET_SELF(from) == to) {
+      *out = Make(EdgeKind::kAttribute, ".__self__", "__self__");
+      return true;
+    }
     if (PyMethod_GET_FUNCTION(from) == to) {
-      return Make(EdgeKind::kAttribute, ".__func__", "__func__");
+      *out = Make(EdgeKind::kAttribute, ".__func__", "__func__");
+      return true;
     }
   }
   if (PyCFunction_Check(from) && PyCFunction_GET_SELF(from) == to) {
-    return Make(EdgeKind::kAttribute, ".__self__", "__self__");
+    *out = Make(EdgeKind::kAttribute, ".__self__", "__self__");
+    return true;
   }
   if (PyModule_Check(from) && PyModule_GetDict(from) == to) {
-    return Make(EdgeKind::kDict, ".__dict__");
+    *out = Make(EdgeKind::kDict, ".__dict__");
+    return true;
   }
   if (PyType_Check(from) &&
-      DescribeTypeEdge(reinterpret_cast<PyTypeObject*>(from), to, &edge)) {
-    return edge;
+      DescribeTypeEdge(reinterpret_cast<PyTypeObject*>(from), to, out)) {
+    return true;
   }
   if (PyFrame_Check(from) &&
-      DescribeFrameEdge(reinterpret_cast<PyFrameObject*>(from), to, &edge)) {
-    return edge;
+      DescribeFrameEdge(reinterpret_cast<PyFrameObject*>(from), to, out)) {
+    return true;
   }
   // Members of the type chain: __slots__ and C members (e.g. __self__ of
   // builtin methods, property fget).
-  if (DescribeMemberEdge(from, to, &edge)) return edge;
-  // The instance dict: the dict itself, or one of its values; or an
-  // attribute a 3.11+ object holds inline, without a dict object. Read in
-  // place: no dict is materialized (monitor/python/version.h).
+  return DescribeMemberEdge(from, to, out);
+}
+
+// Whether DescribeBuiltinEdge never names an edge from an object of
+// `type`: none of the kinds it reads, and no object member in the type
+// chain (as DescribeMemberEdge reads them). Such an object's edges are its
+// attributes first. Where: GIL held.
+bool NoBuiltinEdges(PyTypeObject* type) {
+  if (PyType_IsSubtype(type, &PyDict_Type) ||
+      PyType_IsSubtype(type, &PyList_Type) ||
+      PyType_IsSubtype(type, &PyTuple_Type) ||
+      PyType_IsSubtype(type, &PySet_Type) ||
+      PyType_IsSubtype(type, &PyFrozenSet_Type) || type == &PyCell_Type ||
+      type == &PyFunction_Type || type == &PyMethod_Type ||
+      PyType_IsSubtype(type, &PyCFunction_Type) ||
+      PyType_IsSubtype(type, &PyModule_Type) ||
+      PyType_IsSubtype(type, &PyType_Type) || type == &PyFrame_Type) {
+    return false;
+  }
+  for (PyTypeObject* c = type; c != nullptr; c = c->tp_base) {
+    for (PyMemberDef* m = c->tp_members; m != nullptr && m->name != nullptr;
+         ++m) {
+#ifdef Py_RELATIVE_OFFSET
+      if (m->flags & Py_RELATIVE_OFFSET) continue;
+#endif
+      if (m->type == T_OBJECT || m->type == T_OBJECT_EX) return false;
+    }
+  }
+  return true;
+}
+
+// The reference kinds DescribeEdge tries after DescribeBuiltinEdge: the
+// instance dict (the dict itself, or one of its values), or an attribute
+// a 3.11+ object holds inline without a dict object, read in place (no
+// dict is materialized; monitor/python/version.h); then the type pointer.
+// Where: GIL held.
+Edge DescribeInstanceEdge(PyObject* from, PyObject* to) {
   if (!PyType_Check(from) && !PyModule_Check(from)) {
     if (PyObject* key = python::InlineAttributeHolding(from, to)) {
       return AttributeEdge(key);
@@ -317,6 +360,13 @@ Edge DescribeEdgeNoErrorCheck(PyObject* from, PyObject* to) {
     return Make(EdgeKind::kType, ".__class__");
   }
   return Make(EdgeKind::kInternal, "<internal>");
+}
+
+// DescribeEdge without the final error clearing. Where: GIL held.
+Edge DescribeEdgeNoErrorCheck(PyObject* from, PyObject* to) {
+  Edge edge;
+  if (DescribeBuiltinEdge(from, to, &edge)) return edge;
+  return DescribeInstanceEdge(from, to);
 }
 
 }  // namespace
@@ -370,8 +420,16 @@ void DescribeEdgesFrom(PyObject* from, const std::vector<PyObject*>& tos,
                   [out](size_t i, Edge& edge) { (*out)[i] = std::move(edge); });
 }
 
-void ForEachEdgeFrom(PyObject* from, const std::vector<PyObject*>& tos,
-                     absl::FunctionRef<void(size_t, Edge&)> each) {
+namespace {
+
+// The edges from `from` to each of `tos` (distinct), found as
+// ForEachEdgeFrom names them, once per i: `item(i, k)` when tos[i] is item
+// k of a list or tuple (the lowest such k), `named(i, edge)` for a dict's
+// value or key found by the scan, and `single(i)` for tos[i] to be named
+// one by one as DescribeEdge names it. Where: as DescribeEdge.
+template <typename Item, typename Named, typename Single>
+void FindEdgesFrom(PyObject* from, const std::vector<PyObject*>& tos,
+                   Item item_at, Named named, Single single) {
   const bool list = PyList_Check(from), tuple = PyTuple_Check(from),
              dict = PyDict_Check(from);
   // A list's or tuple's length and items (n is 0 for anything else).
@@ -381,11 +439,16 @@ void ForEachEdgeFrom(PyObject* from, const std::vector<PyObject*>& tos,
   auto item = [&](Py_ssize_t k) {
     return list ? PyList_GET_ITEM(from, k) : PyTuple_GET_ITEM(from, k);
   };
-  Edge edge;
   if (tos.size() < kBulkEdges || !(list || tuple || dict)) {
     for (size_t i = 0; i < tos.size(); ++i) {
-      edge = DescribeEdge(from, tos[i]);
-      each(i, edge);
+      // A list's or tuple's items first, as DescribeEdge tries them.
+      Py_ssize_t k = 0;
+      while (k < n && item(k) != tos[i]) ++k;
+      if (k < n) {
+        item_at(i, k);
+      } else {
+        single(i);
+      }
     }
     return;
   }
@@ -400,18 +463,14 @@ void ForEachEdgeFrom(PyObject* from, const std::vector<PyObject*>& tos,
   if (list || tuple) {
     for (; start < n && first < tos.size(); ++start, ++first) {
       if (item(start) != tos[first]) break;
-      edge = Make(EdgeKind::kIndex, absl::StrCat("[", start, "]"));
-      each(first, edge);
+      item_at(first, start);
     }
     if (first == tos.size()) return;
     if (first == 0 && static_cast<size_t>(n) == tos.size()) {
       Py_ssize_t j = 0;
       while (j < n && item(n - 1 - j) == tos[j]) ++j;
       if (j == n) {
-        for (j = 0; j < n; ++j) {
-          edge = Make(EdgeKind::kIndex, absl::StrCat("[", n - 1 - j, "]"));
-          each(j, edge);
-        }
+        for (j = 0; j < n; ++j) item_at(j, n - 1 - j);
         return;
       }
     }
@@ -422,8 +481,8 @@ void ForEachEdgeFrom(PyObject* from, const std::vector<PyObject*>& tos,
   for (size_t i = first; i < tos.size(); ++i) {
     pending.emplace(tos[i], static_cast<uint32_t>(i));
   }
-  auto take = [&](PyObject* item, uint32_t* i) {
-    auto it = pending.find(item);
+  auto take = [&](PyObject* object, uint32_t* i) {
+    auto it = pending.find(object);
     if (it == pending.end()) return false;
     *i = it->second;
     pending.erase(it);
@@ -434,31 +493,134 @@ void ForEachEdgeFrom(PyObject* from, const std::vector<PyObject*>& tos,
     // The order DescribeDictEdge tries: entry by entry, value then key.
     Py_ssize_t pos = 0, index = 0;
     PyObject *key, *value;
+    Edge edge;
     while (!pending.empty() && PyDict_Next(from, &pos, &key, &value)) {
       if (take(value, &i)) {
         edge =
             Make(EdgeKind::kDictValue, absl::StrCat("[", RenderKey(key), "]"));
-        each(i, edge);
+        named(i, edge);
       }
       if (take(key, &i)) {
         edge = Make(EdgeKind::kDictKey, absl::StrCat(".keys()[", index, "]"));
-        each(i, edge);
+        named(i, edge);
       }
       ++index;
     }
   } else {
     for (Py_ssize_t k = start; k < n && !pending.empty(); ++k) {
-      if (take(item(k), &i)) {
-        edge = Make(EdgeKind::kIndex, absl::StrCat("[", k, "]"));
-        each(i, edge);
-      }
+      if (take(item(k), &i)) item_at(i, k);
     }
   }
   // Not container storage: the other kinds of reference, one by one.
-  for (const auto& [to, index] : pending) {
-    edge = DescribeEdge(from, to);
-    each(index, edge);
+  for (const auto& [to, index] : pending) single(index);
+}
+
+// i when `text` is "[i]" with i written as Python writes an int (no sign,
+// no leading zero) and below 2^24 (the item of a list or tuple, or a
+// dict's value under an int key: the same text), else -1.
+int64_t ItemIndexOf(const std::string& text) {
+  const size_t digits = text.size() - 2;
+  if (text.size() < 3 || digits > 7 || text.front() != '[' ||
+      text.back() != ']' || (text[1] == '0' && digits > 1)) {
+    return -1;
   }
+  int64_t i = 0;
+  for (size_t k = 1; k <= digits; ++k) {
+    const char c = text[k];
+    if (c < '0' || c > '9') return -1;
+    i = i * 10 + (c - '0');
+  }
+  return i < kItemIds ? i : -1;
+}
+
+}  // namespace
+
+void ForEachEdgeFrom(PyObject* from, const std::vector<PyObject*>& tos,
+                     absl::FunctionRef<void(size_t, Edge&)> each) {
+  Edge edge;
+  FindEdgesFrom(
+      from, tos,
+      [&](size_t i, Py_ssize_t k) {
+        edge = Make(EdgeKind::kIndex, absl::StrCat("[", k, "]"));
+        each(i, edge);
+      },
+      [&](size_t i, Edge& named) { each(i, named); },
+      [&](size_t i) {
+        edge = DescribeEdge(from, tos[i]);
+        each(i, edge);
+      });
+  PyErr_Clear();
+}
+
+uint32_t EdgeTexts::Intern(std::string text) {
+  if (const int64_t k = ItemIndexOf(text); k >= 0) return OfItem(k);
+  const uint32_t next = static_cast<uint32_t>(ref_.size());
+  auto [it, added] = by_text_.try_emplace(std::move(text), next);
+  if (added) {
+    ref_.push_back(static_cast<uint32_t>(named_.size()));
+    named_.push_back(it->first);
+  }
+  return it->second;
+}
+
+uint32_t EdgeTexts::OfItem(int64_t k) {
+  if (k >= kItemIds) return Intern(absl::StrCat("[", k, "]"));
+  if (static_cast<size_t>(k) >= item_.size()) {
+    item_.resize(std::max<size_t>(k + 1, 2 * item_.size()), kNoId);
+  }
+  uint32_t& id = item_[k];
+  if (id == kNoId) {
+    id = static_cast<uint32_t>(ref_.size());
+    ref_.push_back(kItemBit | static_cast<uint32_t>(k));
+  }
+  return id;
+}
+
+uint32_t EdgeTexts::OfAttribute(PyObject* key) {
+  auto it = attribute_.find(key);
+  if (it != attribute_.end()) return it->second;
+  const uint32_t id = Intern(AttributeEdge(key).text);
+  attribute_.emplace(key, id);
+  return id;
+}
+
+bool EdgeTexts::AttributesFirst(PyTypeObject* type) {
+  if (type != last_type_) {
+    auto [it, added] = attributes_first_.try_emplace(type, false);
+    if (added) it->second = NoBuiltinEdges(type);
+    last_type_ = type;
+    last_attributes_first_ = it->second;
+  }
+  return last_attributes_first_;
+}
+
+std::string EdgeTexts::Text(uint32_t id) const {
+  const uint32_t ref = ref_[id];
+  return (ref & kItemBit) != 0 ? absl::StrCat("[", ref & ~kItemBit, "]")
+                               : named_[ref];
+}
+
+void ForEachEdgeTextFrom(PyObject* from, const std::vector<PyObject*>& tos,
+                         EdgeTexts& texts,
+                         absl::FunctionRef<void(size_t, uint32_t)> each) {
+  FindEdgesFrom(
+      from, tos, [&](size_t i, Py_ssize_t k) { each(i, texts.OfItem(k)); },
+      [&](size_t i, Edge& named) {
+        each(i, texts.Intern(std::move(named.text)));
+      },
+      [&](size_t i) {
+        PyObject* to = tos[i];
+        if (!texts.AttributesFirst(Py_TYPE(from))) {
+          each(i, texts.Intern(DescribeEdge(from, to).text));
+        } else if (PyObject* key = python::InlineAttributeHolding(from, to)) {
+          // An inline attribute's text is its key's, named once per key.
+          each(i, texts.OfAttribute(key));
+        } else {
+          Edge edge = DescribeInstanceEdge(from, to);
+          PyErr_Clear();
+          each(i, texts.Intern(std::move(edge.text)));
+        }
+      });
   PyErr_Clear();
 }
 

@@ -16,10 +16,12 @@
 
 #include <Python.h>
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 
 namespace annex::heap {
@@ -78,6 +80,60 @@ void DescribeEdgesFrom(PyObject* from, const std::vector<PyObject*>& tos,
 // must not run Python code.
 void ForEachEdgeFrom(PyObject* from, const std::vector<PyObject*>& tos,
                      absl::FunctionRef<void(size_t, Edge&)> each);
+
+// Item indexes below this have their text's id found by index
+// (EdgeTexts); "[i]" for a larger i is interned as any other text.
+inline constexpr int64_t kItemIds = int64_t{1} << 24;
+
+// The distinct texts of the edges named in one question, each with an id
+// (0, 1, ... in the order first met), for callers that group many edges
+// by their text (byvia): ForEachEdgeTextFrom hands out ids, not texts.
+// Equal texts get one id whichever way they were found ("[3]" as a list's
+// item and as a dict's value under the key 3). A list's or tuple's item
+// text is found by its index and an instance attribute's by its key
+// object, without building or hashing a string per edge; an item's text
+// is kept as its index until Text renders it.
+//
+// Keys and types are remembered by address: an EdgeTexts lives within
+// one question (the target held, nothing freed) and is dropped with it.
+// Where: as DescribeEdge (Text: any thread).
+class EdgeTexts {
+ public:
+  // How many distinct texts so far (ids are below this).
+  size_t size() const { return ref_.size(); }
+  // The text of `id`, as DescribeEdge names the edge.
+  std::string Text(uint32_t id) const;
+  // The id of `text`, given one when new.
+  uint32_t Intern(std::string text);
+  // The id of "[k]".
+  uint32_t OfItem(int64_t k);
+  // The id of the text of an instance attribute edge under `key`.
+  uint32_t OfAttribute(PyObject* key);
+  // Whether an object of `type` is named by its attributes before any
+  // built-in kind of reference (no container storage, C-level fields or
+  // object members: see DescribeEdge's order); remembered per type.
+  bool AttributesFirst(PyTypeObject* type);
+
+ private:
+  static constexpr uint32_t kNoId = UINT32_MAX;
+  static constexpr uint32_t kItemBit = uint32_t{1} << 31;
+  absl::flat_hash_map<std::string, uint32_t> by_text_;  // not items
+  std::vector<uint32_t> item_;                          // id by index k
+  absl::flat_hash_map<PyObject*, uint32_t> attribute_;  // id by key
+  absl::flat_hash_map<PyTypeObject*, bool> attributes_first_;
+  PyTypeObject* last_type_ = nullptr;
+  bool last_attributes_first_ = false;
+  std::vector<uint32_t> ref_;       // by id: kItemBit | k, or into named_
+  std::vector<std::string> named_;  // the texts that are no items
+};
+
+// ForEachEdgeFrom handing out the id of each edge's text in `texts`
+// instead of the edge: each(i, id) for tos[i], once per i, in no set
+// order. The texts are those ForEachEdgeFrom names. Where: as
+// DescribeEdge; `each` must not run Python code.
+void ForEachEdgeTextFrom(PyObject* from, const std::vector<PyObject*>& tos,
+                         EdgeTexts& texts,
+                         absl::FunctionRef<void(size_t, uint32_t)> each);
 
 // DescribeEdge of every (from, to) pair, in order: pairs that repeat are
 // named once and pairs sharing a holder are named together

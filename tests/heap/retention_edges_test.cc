@@ -2,6 +2,7 @@
 // that naming never runs the objects' Python code.
 #include <Python.h>
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -108,6 +109,38 @@ class EdgeNamesTest : public ::testing::Test {
     Py_XDECREF(calls);
     return out;
   }
+  // ForEachEdgeTextFrom(from, tos) into `texts`: each tos[i] exactly once,
+  // with the id of DescribeEdge's text; equal texts (here and in earlier
+  // calls sharing `ids_by_text`) get one id, different texts different ids.
+  static void ExpectTextsMatch(PyObject* from,
+                               const std::vector<PyObject*>& tos,
+                               EdgeTexts& texts,
+                               std::map<std::string, uint32_t>& ids_by_text,
+                               const std::string& what) {
+    std::vector<int> calls(tos.size(), 0);
+    std::vector<uint32_t> id_of(tos.size(), 0);
+    ForEachEdgeTextFrom(from, tos, texts, [&](size_t i, uint32_t id) {
+      ASSERT_LT(i, tos.size());
+      ++calls[i];
+      id_of[i] = id;
+    });
+    EXPECT_FALSE(PyErr_Occurred()) << what;
+    for (size_t i = 0; i < tos.size(); ++i) {
+      ASSERT_EQ(calls[i], 1) << what << " item " << i;
+      ASSERT_LT(id_of[i], texts.size()) << what << " item " << i;
+      const std::string one = DescribeEdge(from, tos[i]).text;
+      EXPECT_EQ(texts.Text(id_of[i]), one) << what << " item " << i;
+      auto [it, added] = ids_by_text.emplace(one, id_of[i]);
+      EXPECT_EQ(it->second, id_of[i]) << what << " item " << i << ": " << one;
+      if (added) {
+        for (const auto& [text, id] : ids_by_text) {
+          if (text != one) {
+            EXPECT_NE(id, id_of[i]) << one << " and " << text;
+          }
+        }
+      }
+    }
+  }
   void TearDown() override {
     EXPECT_EQ(Calls(), "[]") << "naming ran the objects' Python code";
   }
@@ -173,6 +206,9 @@ Recorder.calls.clear()
   ASSERT_NE(cases, nullptr);
   std::vector<std::pair<PyObject*, PyObject*>> all_pairs;
   std::vector<Edge> all_expected;
+  // The same names as ids (byvia's way): one EdgeTexts for every case.
+  EdgeTexts texts;
+  std::map<std::string, uint32_t> ids_by_text;
   for (Py_ssize_t c = 0; c < PyList_GET_SIZE(cases); ++c) {
     PyObject* from = PyTuple_GET_ITEM(PyList_GET_ITEM(cases, c), 0);
     PyObject* list = PyTuple_GET_ITEM(PyList_GET_ITEM(cases, c), 1);
@@ -180,6 +216,8 @@ Recorder.calls.clear()
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); ++i) {
       tos.push_back(PyList_GET_ITEM(list, i));
     }
+    ExpectTextsMatch(from, tos, texts, ids_by_text,
+                     "case " + std::to_string(c));
     std::vector<Edge> bulk;
     DescribeEdgesFrom(from, tos, &bulk);
     ASSERT_EQ(bulk.size(), tos.size());
@@ -212,6 +250,74 @@ Recorder.calls.clear()
   Py_DECREF(cases);
   EXPECT_FALSE(PyErr_Occurred());
   ASSERT_TRUE(RunTargetCode("del bulk_cases, DSub"));
+}
+
+// ForEachEdgeTextFrom's own ways to a text: an instance's inline
+// attributes by key object (cached per key, across instances), an
+// instance dict's values, the type pointer, slots and the other built-in
+// kinds through DescribeEdge, a small tuple's items by index; and the
+// ids of items against the same texts interned as strings.
+TEST_F(EdgeNamesTest, EdgeTextsMatchDescribeEdge) {
+  ASSERT_TRUE(RunTargetCode(R"py(
+class Plain:
+    pass
+def _texts_setup():
+    global text_cases
+    a, b, c = Recorder(), Recorder(), Recorder()
+    p = Plain(); p.x = a; p.y = b; p.z = a  # a twice: the first key wins
+    q = Plain(); q.y = c  # the same key in another instance
+    n = Plain(); setattr(n, 'not id', a)
+    w = Plain(); w.__dict__; w.x = c; setattr(w, 'not id', b)  # a dict
+    text_cases = [
+        (p, [a, b, Plain]),
+        (q, [c]),
+        (n, [a]),
+        (w, [c, b, w.__dict__, Plain]),
+        (slotted, [held]),
+        (weird, [held, Weird]),
+        ((c, b), [b, c]),
+        ([a, b, c, a], [c, a]),
+        ({5: a, 'y': b}, [a, b]),
+        (cell, [held]),
+    ]
+_texts_setup()
+del _texts_setup
+Recorder.calls.clear()
+)py"));
+  PyObject* cases = EvalTarget("text_cases");
+  ASSERT_NE(cases, nullptr);
+  EdgeTexts texts;
+  std::map<std::string, uint32_t> ids_by_text;
+  for (Py_ssize_t c = 0; c < PyList_GET_SIZE(cases); ++c) {
+    PyObject* from = PyTuple_GET_ITEM(PyList_GET_ITEM(cases, c), 0);
+    PyObject* list = PyTuple_GET_ITEM(PyList_GET_ITEM(cases, c), 1);
+    std::vector<PyObject*> tos;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); ++i) {
+      tos.push_back(PyList_GET_ITEM(list, i));
+    }
+    ExpectTextsMatch(from, tos, texts, ids_by_text,
+                     "case " + std::to_string(c));
+  }
+  EXPECT_EQ(ids_by_text.count(".x"), 1u);
+  EXPECT_EQ(ids_by_text.count(".y"), 1u);
+  EXPECT_EQ(ids_by_text.count(".__dict__['not id']"), 1u);
+  EXPECT_EQ(ids_by_text.count(".__class__"), 1u);
+  EXPECT_EQ(ids_by_text.count(".second"), 1u);
+  EXPECT_EQ(ids_by_text.count(".val"), 1u);
+  EXPECT_EQ(ids_by_text.count(".__dict__"), 1u);
+  EXPECT_EQ(texts.size(), ids_by_text.size());
+  // "[5]" as a dict's value (a string first) and as item 5: one id. A
+  // large index is a string like any other text, by either way.
+  EXPECT_EQ(texts.OfItem(5), ids_by_text.at("[5]"));
+  EXPECT_EQ(texts.Intern("[5]"), texts.OfItem(5));
+  EXPECT_NE(texts.Intern("[05]"), texts.OfItem(5));
+  EXPECT_EQ(texts.Text(texts.Intern("[05]")), "[05]");
+  const uint32_t big = texts.OfItem(kItemIds);
+  EXPECT_EQ(texts.Intern("[" + std::to_string(kItemIds) + "]"), big);
+  EXPECT_EQ(texts.Text(big), "[" + std::to_string(kItemIds) + "]");
+  Py_DECREF(cases);
+  EXPECT_FALSE(PyErr_Occurred());
+  ASSERT_TRUE(RunTargetCode("del text_cases, Plain"));
 }
 
 TEST_F(EdgeNamesTest, DictKeysRenderSafely) {
