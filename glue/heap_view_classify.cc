@@ -31,11 +31,22 @@ class SetLabels {
   // Sorts `ids` (each below `indexes`) and drops repeats, then returns the
   // slot of that set (valid until the next call).
   uint32_t& Slot(std::vector<uint32_t>& ids) {
-    std::sort(ids.begin(), ids.end());
-    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    Normalize(ids);
     if (ids.empty()) return empty_;
     if (ids.size() == 1) return one_[ids[0]];
     return many_.try_emplace(ids, kNoLabel).first->second;
+  }
+  // Sorts `ids` and drops repeats, as Slot does.
+  static void Normalize(std::vector<uint32_t>& ids) {
+    // Most members are held one or two ways: no sort call for those.
+    if (ids.size() < 2) return;
+    if (ids.size() == 2) {
+      if (ids[0] > ids[1]) std::swap(ids[0], ids[1]);
+      if (ids[0] == ids[1]) ids.pop_back();
+      return;
+    }
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   }
 
  private:
@@ -255,11 +266,12 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         constexpr uint32_t kNone = UINT32_MAX;
         std::vector<uint32_t> first_kind, more_begin, more_kinds;
         if (reverse == nullptr) {
-          std::vector<uint32_t> member_of(graph->size(), kNone);
+          std::vector<uint32_t> member_of;
+          python::AssignHuge(member_of, graph->size(), kNone);
           for (size_t k = 0; k < n; ++k) {
             member_of[keep_node[k]] = static_cast<uint32_t>(k);
           }
-          first_kind.assign(n, kNone);
+          python::AssignHuge(first_kind, n, kNone);
           std::vector<std::pair<uint32_t, uint32_t>> more;  // (member, kind)
           for (uint32_t u = 0; u < graph->size(); ++u) {
             if (stop.Poll()) return stop.status();
@@ -352,11 +364,13 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
           python::ScopedTargetSwap swap(ts_,
                                         python::ScopedTargetSwap::Use::kRead);
           if (reverse == nullptr) {
-            std::vector<uint32_t> member_of(graph->size(), kNone);
+            std::vector<uint32_t> member_of;
+            python::AssignHuge(member_of, graph->size(), kNone);
             for (size_t k = 0; k < n; ++k) {
               member_of[keep_node[k]] = static_cast<uint32_t>(k);
             }
-            std::vector<uint32_t> seen(n, kNone);  // last referrer named
+            std::vector<uint32_t> seen;  // last referrer named
+            python::AssignHuge(seen, n, kNone);
             for (uint32_t u = 0; u < graph->size(); ++u) {
               if (stop.Poll()) return stop.status();
               targets.clear();
@@ -395,35 +409,50 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
           }
         }
         // The text indexes bucketed by member (counting sort).
-        std::vector<uint32_t> first(n + 1, 0);
+        std::vector<uint32_t> first, by_member;
+        python::AssignHuge(first, n + 1, uint32_t{0});
         for (const auto& h : held) ++first[h.first + 1];
         for (size_t k = 0; k < n; ++k) first[k + 1] += first[k];
-        std::vector<uint32_t> by_member(held.size());
+        python::AssignHuge(by_member, held.size(), uint32_t{0});
         {
           std::vector<uint32_t> next(first.begin(), first.end() - 1);
           for (const auto& h : held) by_member[next[h.first]++] = h.second;
         }
         SetLabels sets(texts.size());
         std::vector<uint32_t> ids;
-        std::vector<std::string> relations;
         // Labels can number as many as members: collected plainly and
         // packed once at their final width, not widened as they grow.
-        std::vector<uint32_t> label_of(n);
+        std::vector<uint32_t> label_of;
+        python::ReserveHuge(label_of, n);
+        // A member holding each label: the labels are counted first and
+        // rendered after, into names reserved at their number (a list of
+        // a million members has a million labels, and growing their
+        // vector by doubling copied and faulted in twice its size).
+        std::vector<uint32_t> shown_by;
         for (size_t k = 0; k < n; ++k) {
           if (stop.Poll()) return stop.status();
           ids.assign(by_member.begin() + first[k],
                      by_member.begin() + first[k + 1]);
           uint32_t& label = sets.Slot(ids);
           if (label == SetLabels::kNoLabel) {
-            // Distinct sets of distinct texts render distinct labels (each
-            // text a Python literal, two or more joined by ", "): no
-            // lookup by the label's text.
-            relations.clear();
-            for (uint32_t t : ids) relations.push_back(texts.Text(t));
-            label = static_cast<uint32_t>(labels.names->size());
-            labels.names->push_back(RenderVia(relations, in_and));
+            label = static_cast<uint32_t>(shown_by.size());
+            shown_by.push_back(static_cast<uint32_t>(k));
           }
-          label_of[k] = label;
+          label_of.push_back(label);
+        }
+        // Distinct sets of distinct texts render distinct labels (each
+        // text a Python literal, two or more joined by ", "): no lookup
+        // by the label's text.
+        std::vector<std::string> relations;
+        python::ReserveHuge(*labels.names, shown_by.size());
+        for (const uint32_t k : shown_by) {
+          if (stop.Poll()) return stop.status();
+          ids.assign(by_member.begin() + first[k],
+                     by_member.begin() + first[k + 1]);
+          SetLabels::Normalize(ids);
+          relations.clear();
+          for (uint32_t t : ids) relations.push_back(texts.Text(t));
+          labels.names->push_back(RenderVia(relations, in_and));
         }
         labels.of = PackedUints::From(label_of);
         break;
