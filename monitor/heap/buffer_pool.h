@@ -10,15 +10,14 @@
 //   ... v.push_back / v.assign ...
 //   pool->Give(std::move(v));                   // kept for the next Take
 //
-// Only vectors of at least min_bytes() are kept: 2 MiB by default (one
-// huge page). glibc reuses its freed memory for smaller vectors once its
-// mmap threshold has risen past them, but not reliably between questions
-// that need different sizes: at 1M objects on 3.11, a ticking target
-// asked sp, domisize and referrers in turn kept faulting in 1-3 K fresh
-// pages per question with a 32 MiB minimum, and none once the pool kept
-// vectors from 2 MiB up (domisize 62 -> 51 ms, referrers 69 -> 57;
-// bench/questions/results/session16-pool-ab-py311.jsonl,
-// docs/heap-engine.md).
+// Only vectors of at least min_bytes() are kept: 32 MiB by default, glibc's
+// largest mmap threshold. Smaller ones come back from malloc's own free
+// memory without faults once the threshold has risen past them (glibc
+// raises it to the size of a freed mapping), and a pool that kept them
+// would only take that memory from the annex's other allocations (at 1M
+// objects on 3.11, keeping everything from 256 KiB up showed no gain;
+// docs/heap-engine.md). Larger ones malloc maps and unmaps on every
+// question.
 // What is kept stays within
 // limit() bytes, the smallest vectors leaving first. Take() hands out the
 // kept vector of the smallest capacity that fits, else a fresh one with an
@@ -51,7 +50,7 @@ class BufferPool {
   // Vectors smaller than min_bytes() are neither kept nor counted; these
   // bound what set_min_bytes() accepts.
   static constexpr size_t kMinBytes = size_t{256} << 10;
-  static constexpr size_t kDefaultMinBytes = size_t{2} << 20;
+  static constexpr size_t kDefaultMinBytes = size_t{32} << 20;
   // The default limit: enough for the questions of ~2.5M objects.
   static constexpr size_t kDefaultLimit = size_t{256} << 20;
 

@@ -59,7 +59,7 @@ TEST_F(BufferReuseTest, LaterQuestionsReuseAndAnswersFollowTheHeap) {
                     "    def __init__(self): self.data = bytearray(8)\n"
                     "blobs = [Blob() for _ in range(40000)]\n"));
   // The first question makes the session's heap view; its pool then keeps
-  // vectors of this small heap too (by default only those of 2 MiB up).
+  // vectors of this small heap too (by default only those of 32 MiB up).
   EXPECT_EQ(Ask("print(len(hp.heap()) > 0)"), "True\n");
   glue::HeapView* view = View();
   ASSERT_NE(view, nullptr);

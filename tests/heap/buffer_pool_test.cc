@@ -15,7 +15,7 @@ namespace {
 constexpr size_t kBig = BufferPool::kMinBytes / sizeof(uint32_t) * 4;
 
 // A pool that keeps vectors from kMinBytes up (the default keeps only
-// vectors of 2 MiB and more).
+// vectors of 32 MiB and more).
 class SmallPool : public BufferPool {
  public:
   explicit SmallPool(size_t limit = kDefaultLimit) : BufferPool(limit) {
