@@ -552,10 +552,10 @@ void ForEachEdgeFrom(PyObject* from, const std::vector<PyObject*>& tos,
   PyErr_Clear();
 }
 
-uint32_t EdgeTexts::Intern(std::string text) {
+uint32_t EdgeTexts::Intern(const std::string& text) {
   if (const int64_t k = ItemIndexOf(text); k >= 0) return OfItem(k);
   const uint32_t next = static_cast<uint32_t>(ref_.size());
-  auto [it, added] = by_text_.try_emplace(std::move(text), next);
+  auto [it, added] = by_text_.try_emplace(text, next);
   if (added) {
     ref_.push_back(static_cast<uint32_t>(named_.size()));
     named_.push_back(it->first);
@@ -605,9 +605,7 @@ void ForEachEdgeTextFrom(PyObject* from, const std::vector<PyObject*>& tos,
                          absl::FunctionRef<void(size_t, uint32_t)> each) {
   FindEdgesFrom(
       from, tos, [&](size_t i, Py_ssize_t k) { each(i, texts.OfItem(k)); },
-      [&](size_t i, Edge& named) {
-        each(i, texts.Intern(std::move(named.text)));
-      },
+      [&](size_t i, Edge& named) { each(i, texts.Intern(named.text)); },
       [&](size_t i) {
         PyObject* to = tos[i];
         if (!texts.AttributesFirst(Py_TYPE(from))) {
@@ -618,7 +616,7 @@ void ForEachEdgeTextFrom(PyObject* from, const std::vector<PyObject*>& tos,
         } else {
           Edge edge = DescribeInstanceEdge(from, to);
           PyErr_Clear();
-          each(i, texts.Intern(std::move(edge.text)));
+          each(i, texts.Intern(edge.text));
         }
       });
   PyErr_Clear();

@@ -104,7 +104,7 @@ class EdgeTexts {
   // The text of `id`, as DescribeEdge names the edge.
   std::string Text(uint32_t id) const;
   // The id of `text`, given one when new.
-  uint32_t Intern(std::string text);
+  uint32_t Intern(const std::string& text);
   // The id of "[k]".
   uint32_t OfItem(int64_t k);
   // The id of the text of an instance attribute edge under `key`.

@@ -109,6 +109,20 @@ class EdgeNamesTest : public ::testing::Test {
     Py_XDECREF(calls);
     return out;
   }
+  // Case c of a target list of (from, [to, ...]) tuples: sets `from`
+  // and returns the tos (borrowed, as the list holds them).
+  static std::vector<PyObject*> CaseTos(PyObject* cases, Py_ssize_t c,
+                                        PyObject** from) {
+    PyObject* item = PyList_GET_ITEM(cases, c);
+    *from = PyTuple_GET_ITEM(item, 0);
+    PyObject* list = PyTuple_GET_ITEM(item, 1);
+    std::vector<PyObject*> tos;
+    tos.reserve(PyList_GET_SIZE(list));
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); ++i) {
+      tos.push_back(PyList_GET_ITEM(list, i));
+    }
+    return tos;
+  }
   // ForEachEdgeTextFrom(from, tos) into `texts`: each tos[i] exactly once,
   // with the id of DescribeEdge's text; equal texts (here and in earlier
   // calls sharing `ids_by_text`) get one id, different texts different ids.
@@ -210,12 +224,8 @@ Recorder.calls.clear()
   EdgeTexts texts;
   std::map<std::string, uint32_t> ids_by_text;
   for (Py_ssize_t c = 0; c < PyList_GET_SIZE(cases); ++c) {
-    PyObject* from = PyTuple_GET_ITEM(PyList_GET_ITEM(cases, c), 0);
-    PyObject* list = PyTuple_GET_ITEM(PyList_GET_ITEM(cases, c), 1);
-    std::vector<PyObject*> tos;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); ++i) {
-      tos.push_back(PyList_GET_ITEM(list, i));
-    }
+    PyObject* from = nullptr;
+    const std::vector<PyObject*> tos = CaseTos(cases, c, &from);
     ExpectTextsMatch(from, tos, texts, ids_by_text,
                      "case " + std::to_string(c));
     std::vector<Edge> bulk;
@@ -289,12 +299,8 @@ Recorder.calls.clear()
   EdgeTexts texts;
   std::map<std::string, uint32_t> ids_by_text;
   for (Py_ssize_t c = 0; c < PyList_GET_SIZE(cases); ++c) {
-    PyObject* from = PyTuple_GET_ITEM(PyList_GET_ITEM(cases, c), 0);
-    PyObject* list = PyTuple_GET_ITEM(PyList_GET_ITEM(cases, c), 1);
-    std::vector<PyObject*> tos;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(list); ++i) {
-      tos.push_back(PyList_GET_ITEM(list, i));
-    }
+    PyObject* from = nullptr;
+    const std::vector<PyObject*> tos = CaseTos(cases, c, &from);
     ExpectTextsMatch(from, tos, texts, ids_by_text,
                      "case " + std::to_string(c));
   }
