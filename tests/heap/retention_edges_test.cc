@@ -123,33 +123,36 @@ class EdgeNamesTest : public ::testing::Test {
     }
     return tos;
   }
-  // ForEachEdgeTextFrom(from, tos) into `texts`: each tos[i] exactly once,
-  // with the id of DescribeEdge's text; equal texts (here and in earlier
-  // calls sharing `ids_by_text`) get one id, different texts different ids.
-  static void ExpectTextsMatch(PyObject* from,
-                               const std::vector<PyObject*>& tos,
-                               EdgeTexts& texts,
-                               std::map<std::string, uint32_t>& ids_by_text,
-                               const std::string& what) {
-    std::vector<int> calls(tos.size(), 0);
-    std::vector<uint32_t> id_of(tos.size(), 0);
-    ForEachEdgeTextFrom(from, tos, texts, [&](size_t i, uint32_t id) {
-      ASSERT_LT(i, tos.size());
-      ++calls[i];
-      id_of[i] = id;
-    });
-    EXPECT_FALSE(PyErr_Occurred()) << what;
-    for (size_t i = 0; i < tos.size(); ++i) {
-      ASSERT_EQ(calls[i], 1) << what << " item " << i;
-      ASSERT_LT(id_of[i], texts.size()) << what << " item " << i;
-      const std::string one = DescribeEdge(from, tos[i]).text;
-      EXPECT_EQ(texts.Text(id_of[i]), one) << what << " item " << i;
-      auto [it, added] = ids_by_text.emplace(one, id_of[i]);
-      EXPECT_EQ(it->second, id_of[i]) << what << " item " << i << ": " << one;
-      if (added) {
-        for (const auto& [text, id] : ids_by_text) {
-          if (text != one) {
-            EXPECT_NE(id, id_of[i]) << one << " and " << text;
+  // ForEachEdgeTextFrom(from, tos) of every case into `texts`: each
+  // tos[i] exactly once, with the id of DescribeEdge's text; equal texts
+  // (in any case, and in earlier calls sharing `ids_by_text`) get one id,
+  // different texts different ids.
+  static void ExpectTextsMatch(PyObject* cases, EdgeTexts& texts,
+                               std::map<std::string, uint32_t>& ids_by_text) {
+    for (Py_ssize_t c = 0; c < PyList_GET_SIZE(cases); ++c) {
+      PyObject* from = nullptr;
+      const std::vector<PyObject*> tos = CaseTos(cases, c, &from);
+      std::vector<int> calls(tos.size(), 0);
+      std::vector<uint32_t> id_of(tos.size(), 0);
+      ForEachEdgeTextFrom(from, tos, texts, [&](size_t i, uint32_t id) {
+        ASSERT_LT(i, tos.size());
+        ++calls[i];
+        id_of[i] = id;
+      });
+      EXPECT_FALSE(PyErr_Occurred()) << "case " << c;
+      for (size_t i = 0; i < tos.size(); ++i) {
+        ASSERT_EQ(calls[i], 1) << "case " << c << " item " << i;
+        ASSERT_LT(id_of[i], texts.size()) << "case " << c << " item " << i;
+        const std::string one = DescribeEdge(from, tos[i]).text;
+        EXPECT_EQ(texts.Text(id_of[i]), one) << "case " << c << " item " << i;
+        auto [it, added] = ids_by_text.emplace(one, id_of[i]);
+        EXPECT_EQ(it->second, id_of[i])
+            << "case " << c << " item " << i << ": " << one;
+        if (added) {
+          for (const auto& [text, id] : ids_by_text) {
+            if (text != one) {
+              EXPECT_NE(id, id_of[i]) << one << " and " << text;
+            }
           }
         }
       }
@@ -223,11 +226,10 @@ Recorder.calls.clear()
   // The same names as ids (byvia's way): one EdgeTexts for every case.
   EdgeTexts texts;
   std::map<std::string, uint32_t> ids_by_text;
+  ExpectTextsMatch(cases, texts, ids_by_text);
   for (Py_ssize_t c = 0; c < PyList_GET_SIZE(cases); ++c) {
     PyObject* from = nullptr;
     const std::vector<PyObject*> tos = CaseTos(cases, c, &from);
-    ExpectTextsMatch(from, tos, texts, ids_by_text,
-                     "case " + std::to_string(c));
     std::vector<Edge> bulk;
     DescribeEdgesFrom(from, tos, &bulk);
     ASSERT_EQ(bulk.size(), tos.size());
@@ -298,12 +300,7 @@ Recorder.calls.clear()
   ASSERT_NE(cases, nullptr);
   EdgeTexts texts;
   std::map<std::string, uint32_t> ids_by_text;
-  for (Py_ssize_t c = 0; c < PyList_GET_SIZE(cases); ++c) {
-    PyObject* from = nullptr;
-    const std::vector<PyObject*> tos = CaseTos(cases, c, &from);
-    ExpectTextsMatch(from, tos, texts, ids_by_text,
-                     "case " + std::to_string(c));
-  }
+  ExpectTextsMatch(cases, texts, ids_by_text);
   EXPECT_EQ(ids_by_text.count(".x"), 1u);
   EXPECT_EQ(ids_by_text.count(".y"), 1u);
   EXPECT_EQ(ids_by_text.count(".__dict__['not id']"), 1u);
