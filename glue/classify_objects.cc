@@ -79,21 +79,28 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
                           const std::vector<uintptr_t>& sorted,
                           const std::vector<uint64_t>& sizes,
                           const std::vector<uintptr_t>* owner_scan) {
-  KindedSet out;
-  const size_t n = sorted.size();
   // The kinds are found into plain vectors, then packed (packed_columns.h)
   // with the addresses and sizes: the result is what a kept set holds.
-  auto pack = [&](KindedSet& set, const std::vector<uint32_t>& kinds,
-                  const std::vector<uint32_t>* clodo) {
-    set.addresses = PackedAddresses::From(sorted);
-    set.sizes = PackedSizes::From(sizes);
-    set.kinds = PackedUints::From(kinds);
-    if (clodo != nullptr) set.clodo = PackedUints::From(*clodo);
-  };
-  std::vector<uint32_t> kinds;
+  KindedSet out;
+  std::vector<uint32_t> kinds, clodo;
+  ClassifyKinds(namer, sorted, owner_scan, kinds,
+                owner_scan != nullptr ? &clodo : nullptr, *out.kind_names);
+  out.addresses = PackedAddresses::From(sorted);
+  out.sizes = PackedSizes::From(sizes);
+  out.kinds = PackedUints::From(kinds);
+  if (owner_scan != nullptr) out.clodo = PackedUints::From(clodo);
+  return out;
+}
+
+void ClassifyKinds(const TypeNamer& namer, const std::vector<uintptr_t>& sorted,
+                   const std::vector<uintptr_t>* owner_scan,
+                   std::vector<uint32_t>& kinds, std::vector<uint32_t>* clodo,
+                   std::vector<std::string>& kind_names) {
+  const size_t n = sorted.size();
+  kinds.clear();
   python::ReserveHuge(kinds, n);
   kinds.resize(n);
-  TypeTable types(namer, *out.kind_names);
+  TypeTable types(namer, kind_names);
   if (owner_scan == nullptr) {
     for (size_t i = 0; i < n; ++i) {
       if (i + kPrefetchAhead < n) {
@@ -101,8 +108,7 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
       }
       kinds[i] = types.Kind(Py_TYPE(reinterpret_cast<PyObject*>(sorted[i])));
     }
-    pack(out, kinds, nullptr);
-    return out;
+    return;
   }
   // Clodo: a dict is "dict of <owner's type>" or "dict (no owner)". Owners
   // are found from the owner's side (an object knows its dict, a dict not
@@ -114,7 +120,8 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
   // (a heap of slots objects or plain dicts never needs it). `clodo`
   // first holds, per member, 1 + the owner's number in `owner_types` (0: no
   // owner found).
-  std::vector<uint32_t> clodo_of;
+  std::vector<uint32_t>& clodo_of = *clodo;
+  clodo_of.clear();
   python::ReserveHuge(clodo_of, n);
   clodo_of.assign(n, 0);
   std::vector<PyTypeObject*> owner_types;
@@ -179,36 +186,34 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
     place(it != sorted.end() && *it == a ? it - sorted.begin() : -1, code);
   }
   const uint32_t dict_kind = types.KindIfAny(&PyDict_Type);
-  if (dict_kind == TypeTable::kNoKind) {
-    pack(out, kinds, &kinds);
-    return out;
+  if (dict_kind == TypeTable::kNoKind) {  // no dicts: Clodo is Type
+    clodo_of.assign(kinds.begin(), kinds.end());
+    return;
   }
   absl::flat_hash_map<std::string, uint32_t> index_of_name;
-  for (uint32_t k = 0; k < out.kind_names->size(); ++k) {
-    index_of_name.emplace((*out.kind_names)[k], k);
+  for (uint32_t k = 0; k < kind_names.size(); ++k) {
+    index_of_name.emplace(kind_names[k], k);
   }
   const uint32_t no_owner =
-      Labels::Intern(kNoOwnerDict, index_of_name, *out.kind_names);
+      Labels::Intern(kNoOwnerDict, index_of_name, kind_names);
   // "dict of X" names in order of first use in `sorted`, as kinds are.
   std::vector<uint32_t> dict_of(owner_types.size(), TypeTable::kNoKind);
   for (size_t i = 0; i < n; ++i) {
     const uint32_t kind = kinds[i];
-    uint32_t& clodo = clodo_of[i];
+    uint32_t& code = clodo_of[i];  // 1 + the owner's number, or 0
     if (kind != dict_kind) {
-      clodo = kind;
-    } else if (clodo == 0) {
-      clodo = no_owner;
+      code = kind;
+    } else if (code == 0) {
+      code = no_owner;
     } else {
-      uint32_t& label = dict_of[clodo - 1];
+      uint32_t& label = dict_of[code - 1];
       if (label == TypeTable::kNoKind) {
-        label = Labels::Intern("dict of " + namer.Name(owner_types[clodo - 1]),
-                               index_of_name, *out.kind_names);
+        label = Labels::Intern("dict of " + namer.Name(owner_types[code - 1]),
+                               index_of_name, kind_names);
       }
-      clodo = label;
+      code = label;
     }
   }
-  pack(out, kinds, &clodo_of);
-  return out;
 }
 
 }  // namespace annex::glue

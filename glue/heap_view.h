@@ -175,6 +175,15 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
                           const std::vector<uintptr_t>& sorted,
                           const std::vector<uint64_t>& sizes,
                           const std::vector<uintptr_t>* owner_scan);
+// The same kinds as plain vectors, without packing a set: each object's
+// type kind into `kinds` and, when `owner_scan` is given, its Clodo kind
+// into `*clodo`, both indexes into `kind_names` (appended to). For
+// questions that need kinds of many objects but keep none (the referrers'
+// kinds of byrcs). Where: as ClassifyObjects.
+void ClassifyKinds(const TypeNamer& namer, const std::vector<uintptr_t>& sorted,
+                   const std::vector<uintptr_t>* owner_scan,
+                   std::vector<uint32_t>& kinds, std::vector<uint32_t>* clodo,
+                   std::vector<std::string>& kind_names);
 
 // Per-part kinds of the live members of a set (HeapView::ClassifyParts).
 struct LiveKinds {
@@ -392,11 +401,13 @@ class HeapView {
   // The kind of every node of `graph` under `base` (Rcs and X.refdby:
   // the referrers' kinds), rendered as a refdby label's elements
   // (`in_and`: inside a combination); `reverse`: the graph's reverse
-  // index or null, as LabelParts'. Where: as LabelParts.
+  // index or null, as LabelParts'. A plain vector: read once per edge,
+  // and made once per question (Clodo, byrcs' base, unpacked: no set's
+  // columns are built for it). Where: as LabelParts.
   absl::Status NodeKinds(const heap::HeapGraph& graph,
                          const heap::ReverseIndex* reverse,
                          const Classifier& base, bool in_and,
-                         PackedUints* kinds,
+                         std::vector<uint32_t>* kinds,
                          std::shared_ptr<std::vector<std::string>>* names);
   // Attaches an identity to `set`, whose members are alive (found by the
   // current question's walk); `sorted`, when given, holds the same
