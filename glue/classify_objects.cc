@@ -7,6 +7,7 @@
 #include "absl/container/node_hash_map.h"
 #include "glue/heap_view.h"
 #include "monitor/heap/address_index.h"
+#include "monitor/python/death_watch.h"
 #include "monitor/python/huge_pages.h"
 
 namespace annex::glue {
@@ -21,6 +22,7 @@ class TypeTable {
  public:
   struct Entry {
     uint32_t kind = kNoKind;
+    uint8_t key_offset = 0;  // python::WatchedObjects::KeyOffset
     DictHolding holding = DictHolding::kNone;
     bool holding_known = false;
   };
@@ -37,13 +39,16 @@ class TypeTable {
     cache_entry_[slot] = &e;
     return e;
   }
-  uint32_t Kind(PyTypeObject* type) {
+  uint32_t Kind(PyTypeObject* type) { return Known(type).kind; }
+  // The entry of `type`, its kind and key offset assigned.
+  Entry& Known(PyTypeObject* type) {
     Entry& e = Get(type);
     if (e.kind == kNoKind) {
       e.kind = static_cast<uint32_t>(names_.size());
+      e.key_offset = python::WatchedObjects::KeyOffset(type);
       names_.push_back(namer_.Name(type));
     }
-    return e.kind;
+    return e;
   }
   DictHolding Holding(PyTypeObject* type) {
     Entry& e = Get(type);
@@ -78,13 +83,15 @@ constexpr size_t kPrefetchAhead = 16;
 KindedSet ClassifyObjects(const TypeNamer& namer,
                           const std::vector<uintptr_t>& sorted,
                           const std::vector<uint64_t>& sizes,
-                          const std::vector<uintptr_t>* owner_scan) {
+                          const std::vector<uintptr_t>* owner_scan,
+                          std::vector<uint8_t>* key_offsets) {
   // The kinds are found into plain vectors, then packed (packed_columns.h)
   // with the addresses and sizes: the result is what a kept set holds.
   KindedSet out;
   std::vector<uint32_t> kinds, clodo;
   ClassifyKinds(namer, sorted, owner_scan, kinds,
-                owner_scan != nullptr ? &clodo : nullptr, *out.kind_names);
+                owner_scan != nullptr ? &clodo : nullptr, *out.kind_names,
+                key_offsets);
   out.addresses = PackedAddresses::From(sorted);
   out.sizes = PackedSizes::From(sizes);
   out.kinds = PackedUints::From(kinds);
@@ -95,18 +102,26 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
 void ClassifyKinds(const TypeNamer& namer, const std::vector<uintptr_t>& sorted,
                    const std::vector<uintptr_t>* owner_scan,
                    std::vector<uint32_t>& kinds, std::vector<uint32_t>* clodo,
-                   std::vector<std::string>& kind_names) {
+                   std::vector<std::string>& kind_names,
+                   std::vector<uint8_t>* key_offsets) {
   const size_t n = sorted.size();
   kinds.clear();
   python::ReserveHuge(kinds, n);
   kinds.resize(n);
+  if (key_offsets != nullptr) python::AssignHuge(*key_offsets, n, uint8_t{0});
   TypeTable types(namer, kind_names);
+  // The kind of member i (and its key offset, when asked for).
+  auto classify = [&](size_t i, PyTypeObject* type) {
+    const TypeTable::Entry& e = types.Known(type);
+    kinds[i] = e.kind;
+    if (key_offsets != nullptr) (*key_offsets)[i] = e.key_offset;
+  };
   if (owner_scan == nullptr) {
     for (size_t i = 0; i < n; ++i) {
       if (i + kPrefetchAhead < n) {
         __builtin_prefetch(reinterpret_cast<void*>(sorted[i + kPrefetchAhead]));
       }
-      kinds[i] = types.Kind(Py_TYPE(reinterpret_cast<PyObject*>(sorted[i])));
+      classify(i, Py_TYPE(reinterpret_cast<PyObject*>(sorted[i])));
     }
     return;
   }
@@ -164,7 +179,7 @@ void ClassifyKinds(const TypeNamer& namer, const std::vector<uintptr_t>& sorted,
     }
     PyObject* obj = reinterpret_cast<PyObject*>(sorted[i]);
     PyTypeObject* type = Py_TYPE(obj);
-    kinds[i] = types.Kind(type);
+    classify(i, type);
     if (fused) {
       DictHolding holding = types.Holding(type);
       if (holding != DictHolding::kNone) record_owner(obj, holding);

@@ -130,25 +130,28 @@ absl::Status HeapView::CheckQuestionMemory(const heap::HeapGraph* graph,
 
 KindedSet HeapView::Describe(const std::vector<uintptr_t>& sorted,
                              const std::vector<uint64_t>* sizes,
-                             const std::vector<uintptr_t>* owner_scan) {
+                             const std::vector<uintptr_t>* owner_scan,
+                             std::vector<uint8_t>* key_offsets) {
   if (sizes != nullptr)
-    return ClassifyObjects(namer_, sorted, *sizes, owner_scan);
+    return ClassifyObjects(namer_, sorted, *sizes, owner_scan, key_offsets);
   std::vector<uint64_t> s;
   s.reserve(sorted.size());
   for (uintptr_t a : sorted) {
     auto size = engine_->SizeOf(reinterpret_cast<PyObject*>(a));
     s.push_back(size.ok() ? *size : 0);
   }
-  return ClassifyObjects(namer_, sorted, s, owner_scan);
+  return ClassifyObjects(namer_, sorted, s, owner_scan, key_offsets);
 }
 
 absl::Status HeapView::Keep(KindedSet& set,
-                            const std::vector<uintptr_t>* sorted) {
+                            const std::vector<uintptr_t>* sorted,
+                            std::vector<uint8_t> key_offsets) {
   python::FlushDeathWatch();
   absl::StatusOr<std::shared_ptr<python::WatchedObjects>> w =
       sorted != nullptr
-          ? python::WatchedObjects::Watch(*sorted)
-          : python::WatchedObjects::Watch(set.addresses.ToVector());
+          ? python::WatchedObjects::Watch(*sorted, std::move(key_offsets))
+          : python::WatchedObjects::Watch(set.addresses.ToVector(),
+                                          std::move(key_offsets));
   if (!w.ok()) return w.status();
   auto identity = std::make_shared<Identity>();
   identity->watches.push_back(std::move(*w));
@@ -207,15 +210,20 @@ absl::StatusOr<KindedSet> HeapView::Heap(
   }
   KindedSet out;
   std::vector<uintptr_t> fresh;
+  // The members' watch key offsets, read with their types (Keep then
+  // reads no member again).
+  std::vector<uint8_t> key_offsets;
   if (ref == nullptr) {
-    out = Describe(graph->addresses, &graph->sizes, &graph->addresses);
+    out = Describe(graph->addresses, &graph->sizes, &graph->addresses,
+                   keep ? &key_offsets : nullptr);
   } else {
     std::vector<uint64_t> sizes;
     for (size_t v : NotInReference(graph->addresses, ref->reachable)) {
       fresh.push_back(graph->addresses[v]);
       sizes.push_back(graph->sizes[v]);
     }
-    out = Describe(fresh, &sizes, &graph->addresses);
+    out = Describe(fresh, &sizes, &graph->addresses,
+                   keep ? &key_offsets : nullptr);
   }
   // The types met, for CheckTypeName (hp.Type('name')) without a walk.
   // Clodo's names of dicts ("dict of X", "dict (no owner)") share the
@@ -228,7 +236,8 @@ absl::StatusOr<KindedSet> HeapView::Heap(
   }
   RememberTypeNames(std::move(type_names));
   if (keep) {
-    absl::Status s = Keep(out, ref == nullptr ? &graph->addresses : &fresh);
+    absl::Status s = Keep(out, ref == nullptr ? &graph->addresses : &fresh,
+                          std::move(key_offsets));
     if (!s.ok()) return s;
   }
   if (graph_out != nullptr) *graph_out = graph.shared();

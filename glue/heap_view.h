@@ -170,11 +170,14 @@ struct ReferencePoint {
 // Describes `sorted` objects (alive: GIL held since they were found) with
 // their recorded `sizes`: type kinds and, when `owner_scan` is given, Clodo
 // kinds with the dict owners found among those objects. Partitioned by
-// Clodo. Where: GIL held, any interpreter.
+// Clodo. Each object's watch key offset (python::WatchedObjects::
+// KeyOffset) goes to `*key_offsets` when given. Where: GIL held, any
+// interpreter.
 KindedSet ClassifyObjects(const TypeNamer& namer,
                           const std::vector<uintptr_t>& sorted,
                           const std::vector<uint64_t>& sizes,
-                          const std::vector<uintptr_t>* owner_scan);
+                          const std::vector<uintptr_t>* owner_scan,
+                          std::vector<uint8_t>* key_offsets = nullptr);
 // The same kinds as plain vectors, without packing a set: each object's
 // type kind into `kinds` and, when `owner_scan` is given, its Clodo kind
 // into `*clodo`, both indexes into `kind_names` (appended to). For
@@ -183,7 +186,8 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
 void ClassifyKinds(const TypeNamer& namer, const std::vector<uintptr_t>& sorted,
                    const std::vector<uintptr_t>* owner_scan,
                    std::vector<uint32_t>& kinds, std::vector<uint32_t>* clodo,
-                   std::vector<std::string>& kind_names);
+                   std::vector<std::string>& kind_names,
+                   std::vector<uint8_t>* key_offsets = nullptr);
 
 // Per-part kinds of the live members of a set (HeapView::ClassifyParts).
 struct LiveKinds {
@@ -372,10 +376,13 @@ class HeapView {
   // Kinds and sizes of `sorted` (ascending addresses), which must be alive
   // (found by a walk of the current HeapEngine::Question); `sizes` parallel
   // to it, or null to compute them; Clodo kinds with the dict owners found
-  // among `owner_scan` (when given). Where: as Heap(), inside a Question.
+  // among `owner_scan` (when given); each member's watch key offset into
+  // `*key_offsets` (when given: for Keep). Where: as Heap(), inside a
+  // Question.
   KindedSet Describe(const std::vector<uintptr_t>& sorted,
                      const std::vector<uint64_t>* sizes,
-                     const std::vector<uintptr_t>* owner_scan = nullptr);
+                     const std::vector<uintptr_t>* owner_scan = nullptr,
+                     std::vector<uint8_t>* key_offsets = nullptr);
 
  private:
   HeapView(std::unique_ptr<heap::HeapEngine> engine, TypeNamer namer,
@@ -411,10 +418,12 @@ class HeapView {
                          std::shared_ptr<std::vector<std::string>>* names);
   // Attaches an identity to `set`, whose members are alive (found by the
   // current question's walk); `sorted`, when given, holds the same
-  // addresses unpacked (saves unpacking them for the watch).
-  // Where: as Heap(), inside a Question.
+  // addresses unpacked (saves unpacking them for the watch), and
+  // `key_offsets` their watch key offsets (Describe's; empty: read from
+  // the objects). Where: as Heap(), inside a Question.
   absl::Status Keep(KindedSet& set,
-                    const std::vector<uintptr_t>* sorted = nullptr);
+                    const std::vector<uintptr_t>* sorted = nullptr,
+                    std::vector<uint8_t> key_offsets = {});
 
   python::ThreadStates ts_;
   absl::Duration default_pause_limit_;

@@ -227,12 +227,13 @@ inline void Died(uintptr_t key) {
 // The key of a live object: where its memory block starts on 3.11/3.12
 // (the allocator sees blocks), the object itself on 3.13 (the tracer sees
 // objects).
+// One rule with WatchedObjects::KeyOffset: the type alone decides it.
 inline uint8_t PreHeaderOf(PyObject* obj) {
 #if PY_VERSION_HEX >= 0x030D0000
   (void)obj;
   return 0;
 #else
-  return static_cast<uint8_t>(SizeofPreHeader(obj));
+  return static_cast<uint8_t>(SizeofTypePreHeader(Py_TYPE(obj)));
 #endif
 }
 
@@ -573,8 +574,17 @@ void FlushLocked(Registry& r) {
 
 }  // namespace
 
+uint8_t WatchedObjects::KeyOffset(PyTypeObject* type) {
+#if PY_VERSION_HEX >= 0x030D0000
+  (void)type;
+  return 0;
+#else
+  return static_cast<uint8_t>(SizeofTypePreHeader(type));
+#endif
+}
+
 absl::StatusOr<std::shared_ptr<WatchedObjects>> WatchedObjects::Watch(
-    const std::vector<uintptr_t>& sorted) {
+    const std::vector<uintptr_t>& sorted, std::vector<uint8_t> key_offsets) {
   Registry& r = R();
   FlushLocked(r);
   std::shared_ptr<WatchedObjects> w(new WatchedObjects());
@@ -583,7 +593,12 @@ absl::StatusOr<std::shared_ptr<WatchedObjects>> WatchedObjects::Watch(
   ReserveHuge(w->addresses_, sorted.size());
   w->addresses_.assign(sorted.begin(), sorted.end());
   AssignHuge(w->deaths_, sorted.size(), uint32_t{0});
-  AssignHuge(w->pre_, sorted.size(), uint8_t{0});
+  const bool offsets_given = key_offsets.size() == sorted.size();
+  if (offsets_given) {
+    w->pre_ = std::move(key_offsets);
+  } else {
+    AssignHuge(w->pre_, sorted.size(), uint8_t{0});
+  }
   if (sorted.empty()) return w;
   if (!r.installed) {
     r.intact = true;
@@ -605,10 +620,11 @@ absl::StatusOr<std::shared_ptr<WatchedObjects>> WatchedObjects::Watch(
   // Hits logged so far count against the keys watched so far only.
   CountHits(r);
   const size_t n = sorted.size();
-  // Each member's key needs its object (the pre-header on 3.11/3.12): the
-  // object 2 * kPrefetchAhead members later is fetched meanwhile. Keys
-  // mostly ascend with the members; where they do not, see `order` below.
-  for (size_t i = 0; i < n; ++i) {
+  // Each member's key needs its type (the pre-header on 3.11/3.12), unless
+  // the caller gave the offsets: the object 2 * kPrefetchAhead members
+  // later is fetched meanwhile. Keys mostly ascend with the members; where
+  // they do not, see `order` below.
+  for (size_t i = 0; !offsets_given && i < n; ++i) {
     if (i + 2 * kPrefetchAhead < n) {
       __builtin_prefetch(
           reinterpret_cast<void*>(sorted[i + 2 * kPrefetchAhead]));

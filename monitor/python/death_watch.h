@@ -68,10 +68,18 @@ namespace annex::python {
 class WatchedObjects {
  public:
   // Starts watching `sorted` (ascending, distinct addresses of objects
-  // alive now). Installs the hooks when none are. Where: GIL held, any
-  // interpreter current; reads each object's type.
+  // alive now). Installs the hooks when none are. `key_offsets`: each
+  // member's KeyOffset, when the caller has read the members' types
+  // already (glue's ClassifyKinds does); empty: each object's type is read
+  // here. Where: GIL held, any interpreter current.
   static absl::StatusOr<std::shared_ptr<WatchedObjects>> Watch(
-      const std::vector<uintptr_t>& sorted);
+      const std::vector<uintptr_t>& sorted,
+      std::vector<uint8_t> key_offsets = {});
+  // How far before an object of `type` its watch key lies: the pre-header
+  // on 3.11/3.12 (the key is where the allocator's block starts), 0 on
+  // 3.13 (the tracer sees objects). The type alone decides it. Where: any
+  // thread; `type` alive.
+  static uint8_t KeyOffset(PyTypeObject* type);
 
   // Releases the watch. Where: any thread, GIL or not: the keys are
   // dropped by the next FlushDeathWatch() (called by Watch and by callers

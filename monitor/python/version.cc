@@ -399,6 +399,10 @@ size_t SizeofPreHeader(PyObject* obj) {
     return 0;
   }
 #endif
+  return SizeofTypePreHeader(tp);
+}
+
+size_t SizeofTypePreHeader(PyTypeObject* tp) {
 #if PY_VERSION_HEX >= 0x030C0000
   const unsigned long pre_header =
       Py_TPFLAGS_MANAGED_DICT | Py_TPFLAGS_MANAGED_WEAKREF;

@@ -169,6 +169,10 @@ unsigned long ThreadStateId(PyThreadState* ts);
 // type objects get none on 3.13. Reads only the type; runs no Python code.
 // Where: GIL held, any interpreter.
 size_t SizeofPreHeader(PyObject* obj);
+// The same for any object of `tp` but 3.13's static type objects: the
+// pre-header the type's flags call for. Reads only the type. Where: any
+// thread; `tp` alive.
+size_t SizeofTypePreHeader(PyTypeObject* tp);
 
 // --- Edge naming support (monitor/heap/edge_names) ---
 // These read object storage in place: they never create an f_locals dict

@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "monitor/heap/heap_engine.h"
 #include "monitor/python/death_watch.h"
+#include "monitor/python/version.h"
 #include "tests/heap/heap_test_util.h"
 #include "tests/testing/python_main.h"
 
@@ -140,6 +141,60 @@ kd_reused = sum(1 for o in kd_new if id(o) in kd_set)
   ASSERT_GE(TargetLong("kd_reused"), 100);
   EXPECT_EQ(HeapEngine::LiveMembers(**kept).size(), 0u);
   ASSERT_TRUE(RunTargetCode("del kd_new, kd_set, kd_ids"));
+}
+
+// Key offsets given by the caller (read with the members' types, as
+// glue's ClassifyKinds does) watch exactly as the offsets Watch reads
+// itself: they equal each object's pre-header rule, and a member that died
+// and whose address holds a new object is told apart, for objects with a
+// gc header, a managed dict, both, or neither.
+TEST(IdentityTest, GivenKeyOffsetsWatchAsReadOnes) {
+  ASSERT_TRUE(RunTargetCode(R"(
+class KoObj:
+    def __init__(self, v):
+        self.v = v
+ko_objs = ([[i] for i in range(150)] + [KoObj(i) for i in range(150)] +
+           [float(i) + 0.5 for i in range(150)] + [(i, 'k') for i in range(150)])
+ko_ids = [id(o) for o in ko_objs]
+)"));
+  const std::vector<uintptr_t> members = SortedIds("ko_ids");
+  ASSERT_EQ(members.size(), 600u);
+  std::vector<uint8_t> offsets;
+  size_t with_pre_header = 0;
+  for (uintptr_t a : members) {
+    PyObject* obj = reinterpret_cast<PyObject*>(a);
+    offsets.push_back(python::WatchedObjects::KeyOffset(Py_TYPE(obj)));
+    with_pre_header += offsets.back() > 0 ? 1 : 0;
+#if PY_VERSION_HEX < 0x030D0000
+    EXPECT_EQ(offsets.back(), python::SizeofPreHeader(obj));
+#endif
+  }
+  // Lists, instances and tuples have a gc header before them on 3.11 and
+  // 3.12; on 3.13 keys are the objects themselves.
+  EXPECT_EQ(with_pre_header, PY_VERSION_HEX >= 0x030D0000 ? 0u : 450u);
+  absl::StatusOr<std::shared_ptr<python::WatchedObjects>> kept =
+      python::WatchedObjects::Watch(members, offsets);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(HeapEngine::LiveMembers(**kept).size(), members.size());
+  // Every other member dies; new objects of the same kinds are made until
+  // most dead addresses hold one.
+  ASSERT_TRUE(RunTargetCode(R"(
+ko_alive = ko_objs[1::2]
+ko_dead = frozenset(ko_ids[0::2])
+del ko_objs
+ko_new = []
+for r in range(40):
+    ko_new += ([[i] for i in range(75)] + [KoObj(i) for i in range(75)] +
+               [float(i) + 0.25 for i in range(75)] +
+               [(i, 'n') for i in range(75)])
+    if sum(1 for o in ko_new if id(o) in ko_dead) >= 200:
+        break
+ko_reused = sum(1 for o in ko_new if id(o) in ko_dead)
+)"));
+  ASSERT_GE(TargetLong("ko_reused"), 200);
+  std::vector<uintptr_t> alive = SortedIds("[id(o) for o in ko_alive]");
+  EXPECT_EQ(HeapEngine::LiveMembers(**kept).ToVector(), alive);
+  ASSERT_TRUE(RunTargetCode("del ko_alive, ko_dead, ko_new, ko_ids"));
 }
 
 // More watched deaths than the hooks log before counting them themselves
