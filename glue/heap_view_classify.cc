@@ -61,7 +61,8 @@ class SetLabels {
 // the caller has them unpacked (else unpacked here). Pure C++, any thread.
 std::vector<int64_t> NodesOf(const heap::HeapGraph& graph, const KindedSet& set,
                              const std::vector<uintptr_t>* unpacked) {
-  std::vector<int64_t> node_of(set.count(), -1);
+  std::vector<int64_t> node_of;
+  python::AssignHuge(node_of, set.count(), int64_t{-1});
   const size_t n = graph.size();
   if (set.count() * 32 < n) {
     uint32_t cursor = 0;  // set.addresses ascend
@@ -157,8 +158,8 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
   absl::flat_hash_map<PyTypeObject*, std::string> type_names;
   std::vector<size_t> keep;
   std::vector<int64_t> keep_node;
-  keep.reserve(set.count());
-  keep_node.reserve(set.count());
+  python::ReserveHuge(keep, set.count());
+  python::ReserveHuge(keep_node, set.count());
   size_t d = 0;
   for (size_t i = 0; i < set.count(); ++i) {
     if (d < dead.size() && dead[d] == i) {  // died since the set was made
@@ -313,6 +314,10 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         SetLabels sets(graph_names->size());
         std::vector<uint32_t> kinds;
         std::vector<std::string> kind_names;
+        // Collected plainly and packed once at their final width (Set
+        // would widen the packed column as labels grow, copying it).
+        std::vector<uint32_t> label_of;
+        python::ReserveHuge(label_of, n);
         for (size_t k = 0; k < n; ++k) {
           if (stop.Poll()) return stop.status();
           kinds.clear();
@@ -333,8 +338,9 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
             for (uint32_t kk : kinds) kind_names.push_back((*graph_names)[kk]);
             label = intern(RenderRcs(kind_names, in_and));
           }
-          labels.of.Set(k, label);
+          label_of.push_back(label);
         }
+        labels.of = PackedUints::From(label_of);
         break;
       }
       case Classifier::kVia: {

@@ -3,7 +3,46 @@
 
 #include <algorithm>
 
+#include "monitor/python/huge_pages.h"
+
 namespace annex::glue {
+
+// Columns of millions of members are written once, fresh: their room is
+// taken through python::ReserveHuge (huge pages where the kernel offers
+// them), which at 10M members turned ~100 000 faults of 4 KiB pages per
+// question into a few hundred.
+
+PackedAddresses::PackedAddresses(const PackedAddresses& o)
+    : bytes_(python::CopyHuge(o.bytes_)),
+      base_(o.base_),
+      offset_(o.offset_),
+      form_(o.form_),
+      tail_(o.tail_),
+      size_(o.size_) {}
+
+PackedAddresses& PackedAddresses::operator=(const PackedAddresses& o) {
+  if (this != &o) *this = PackedAddresses(o);
+  return *this;
+}
+
+PackedUints::PackedUints(const PackedUints& o)
+    : bytes_(python::CopyHuge(o.bytes_)),
+      size_(o.size_),
+      width_(o.width_),
+      max_(o.max_) {}
+
+PackedUints& PackedUints::operator=(const PackedUints& o) {
+  if (this != &o) *this = PackedUints(o);
+  return *this;
+}
+
+PackedSizes::PackedSizes(const PackedSizes& o)
+    : small_(python::CopyHuge(o.small_)), large_(o.large_) {}
+
+PackedSizes& PackedSizes::operator=(const PackedSizes& o) {
+  if (this != &o) *this = PackedSizes(o);
+  return *this;
+}
 
 PackedAddresses PackedAddresses::From(const std::vector<uintptr_t>& v) {
   PackedAddresses out;
@@ -18,7 +57,7 @@ PackedAddresses PackedAddresses::From(const std::vector<uintptr_t>& v) {
 
 void PackedAddresses::reserve(size_t n) {
   // A dense set's blocks take 2 bytes per member; sparse ones grow.
-  bytes_.reserve(n * 2);
+  python::ReserveHuge(bytes_, n * 2);
   const size_t blocks = n / kBlock;
   base_.reserve(blocks);
   offset_.reserve(blocks);
@@ -87,7 +126,7 @@ void PackedAddresses::SealBlock(const uintptr_t* block) {
 
 std::vector<uintptr_t> PackedAddresses::ToVector() const {
   std::vector<uintptr_t> out;
-  out.reserve(size_);
+  python::ReserveHuge(out, size_);
   for (size_t i = 0; i < size_; ++i) out.push_back((*this)[i]);
   return out;
 }
@@ -111,7 +150,7 @@ PackedUints PackedUints::From(const std::vector<uint32_t>& v) {
   uint32_t max = 0;
   for (uint32_t x : v) max = std::max(max, x);
   if (max > out.max_) out.Widen(max);
-  out.bytes_.assign(v.size() * out.width_, 0);
+  python::AssignHuge(out.bytes_, v.size() * out.width_, uint8_t{0});
   out.size_ = v.size();
   uint8_t* p = out.bytes_.data();
   const size_t n = v.size();
@@ -140,17 +179,21 @@ void PackedUints::Widen(uint32_t v) {
   width_ = width;
   max_ = width == 2 ? 0xffff : 0xffffffffu;
   std::vector<uint8_t>().swap(bytes_);
-  bytes_.resize(std::max(room, size_) * width_);
+  python::AssignHuge(bytes_, std::max(room, size_) * width_, uint8_t{0});
   for (size_t i = 0; i < size_; ++i) Store(i, old[i]);
 }
 
 void PackedUints::Grow(size_t n) {
-  bytes_.resize(std::max({n, size_t{16}, 2 * (bytes_.size() / width_)}) *
-                width_);
+  GrowBytes(std::max({n, size_t{16}, 2 * (bytes_.size() / width_)}) * width_);
+}
+
+void PackedUints::GrowBytes(size_t bytes) {
+  if (bytes > bytes_.capacity()) python::MoveToHuge(bytes_, bytes);
+  bytes_.resize(bytes);
 }
 
 void PackedUints::resize(size_t n) {
-  if (n * width_ > bytes_.size()) bytes_.resize(n * width_);
+  if (n * width_ > bytes_.size()) GrowBytes(n * width_);
   if (n > size_) {
     std::fill(bytes_.begin() + size_ * width_, bytes_.begin() + n * width_, 0);
   }
@@ -160,7 +203,7 @@ void PackedUints::resize(size_t n) {
 void PackedUints::assign(size_t n, uint32_t v) {
   clear();
   if (v > max_) Widen(v);
-  if (n * width_ > bytes_.size()) bytes_.resize(n * width_);
+  if (n * width_ > bytes_.size()) GrowBytes(n * width_);
   size_ = n;
   if (v == 0) {
     std::fill(bytes_.begin(), bytes_.begin() + n * width_, 0);
@@ -171,7 +214,7 @@ void PackedUints::assign(size_t n, uint32_t v) {
 
 std::vector<uint32_t> PackedUints::ToVector() const {
   std::vector<uint32_t> out;
-  out.reserve(size_);
+  python::ReserveHuge(out, size_);
   ForEach([&out](uint32_t x) { out.push_back(x); });
   return out;
 }
@@ -188,6 +231,8 @@ bool operator==(const PackedUints& a, const PackedUints& b) {
   return true;
 }
 
+void PackedSizes::reserve(size_t n) { python::ReserveHuge(small_, n); }
+
 PackedSizes PackedSizes::From(const std::vector<uint64_t>& v) {
   PackedSizes out;
   out.reserve(v.size());
@@ -203,7 +248,9 @@ uint64_t PackedSizes::Large(size_t i) const {
 }
 
 std::vector<uint64_t> PackedSizes::ToVector() const {
-  std::vector<uint64_t> out(small_.begin(), small_.end());
+  std::vector<uint64_t> out;
+  python::ReserveHuge(out, small_.size());
+  out.assign(small_.begin(), small_.end());
   for (const auto& [i, s] : large_) out[i] = s;
   return out;
 }

@@ -124,6 +124,12 @@ class PackedAddresses {
   static constexpr size_t kBlock = 64;
 
   PackedAddresses() = default;
+  // Copies take their big column through python::CopyHuge (a live
+  // classifier copies the whole set it labels).
+  PackedAddresses(const PackedAddresses& o);
+  PackedAddresses& operator=(const PackedAddresses& o);
+  PackedAddresses(PackedAddresses&&) = default;
+  PackedAddresses& operator=(PackedAddresses&&) = default;
   static PackedAddresses From(const std::vector<uintptr_t>& v);
 
   size_t size() const { return size_; }
@@ -197,6 +203,11 @@ class PackedUints {
   using const_iterator = PackedIterator<PackedUints, uint32_t>;
 
   PackedUints() = default;
+  // Copies as PackedAddresses'.
+  PackedUints(const PackedUints& o);
+  PackedUints& operator=(const PackedUints& o);
+  PackedUints(PackedUints&&) = default;
+  PackedUints& operator=(PackedUints&&) = default;
   static PackedUints From(const std::vector<uint32_t>& v);
 
   size_t size() const { return size_; }
@@ -232,7 +243,7 @@ class PackedUints {
     Store(i, v);
   }
   void reserve(size_t n) {
-    if (n * width_ > bytes_.size()) bytes_.resize(n * width_);
+    if (n * width_ > bytes_.size()) GrowBytes(n * width_);
   }
   // n values of `v` (the previous contents are dropped).
   void assign(size_t n, uint32_t v);
@@ -284,6 +295,8 @@ class PackedUints {
   void Widen(uint32_t v);
   // Makes bytes_ hold at least n values (geometric growth).
   void Grow(size_t n);
+  // bytes_ holding `bytes` (new ones 0), grown into huge-page-backed room.
+  void GrowBytes(size_t bytes);
   void Store(size_t i, uint32_t v) {
     uint8_t* p = bytes_.data() + i * width_;
     switch (width_) {
@@ -313,6 +326,11 @@ class PackedSizes {
   static constexpr uint16_t kEscape = 0xffff;
 
   PackedSizes() = default;
+  // Copies as PackedAddresses'.
+  PackedSizes(const PackedSizes& o);
+  PackedSizes& operator=(const PackedSizes& o);
+  PackedSizes(PackedSizes&&) = default;
+  PackedSizes& operator=(PackedSizes&&) = default;
   static PackedSizes From(const std::vector<uint64_t>& v);
 
   size_t size() const { return small_.size(); }
@@ -332,7 +350,7 @@ class PackedSizes {
       small_.push_back(kEscape);
     }
   }
-  void reserve(size_t n) { small_.reserve(n); }
+  void reserve(size_t n);
   void clear() {
     small_.clear();
     large_.clear();

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "absl/container/flat_hash_set.h"
+#include "monitor/python/huge_pages.h"
 
 namespace annex::heap {
 namespace {
@@ -119,14 +120,16 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
   // Bitmaps stay in cache where a per-node array would not; dist is only
   // written for visited nodes and only read after a visited check.
   Bitmap visited(0), is_target(n), on_path(n);  // visited: per search
-  std::unique_ptr<uint32_t[]> dist(new uint32_t[n]);
+  python::HugeArray<uint32_t> dist = python::NewHugeArray<uint32_t>(n);
   for (uint32_t t : targets) is_target.Set(t);
 
   // Layered BFS. order[layer_start[k] .. layer_start[k + 1]) is layer k.
   // When it reaches no target and some roots are fallbacks, it runs again
   // with those as starts too.
+  // Room for every node at once (pages are touched only as it fills):
+  // growing it by doubling copied it into fresh 4 KiB pages.
   std::vector<uint32_t> order;
-  order.reserve(std::min<size_t>(n, 1 << 20));
+  python::ReserveHuge(order, n);
   std::vector<size_t> layer_start;
   bool found = false;
   uint32_t layer = 0;
@@ -254,7 +257,8 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
     // or of layer k once layer k + 1 is done) and only for marked nodes: a
     // dense array left uninitialized, where a hash map of the marked nodes
     // took most of the search (sp of a 250 000-object row).
-    std::unique_ptr<absl::uint128[]> paths_from(new absl::uint128[n]);
+    python::HugeArray<absl::uint128> paths_from =
+        python::NewHugeArray<absl::uint128>(n);
     for (size_t i = layer_start[layer]; i < order.size(); ++i) {
       if (on_path.Get(order[i])) paths_from[order[i]] = 1;
     }

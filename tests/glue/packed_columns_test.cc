@@ -124,5 +124,54 @@ TEST(PackedSizesTest, LargeSizesAreExceptions) {
   EXPECT_EQ(q.MemoryBytes(), small.size() * 2);
 }
 
+// Copies (made and assigned) read back the same values and are their own:
+// changing a copy leaves the original as it was. Columns past 4 MiB take
+// their room through huge_pages.h, the path a million-member set's copy
+// takes.
+TEST(PackedColumnsTest, CopiesAreEqualAndIndependent) {
+  for (size_t n : {size_t{0}, size_t{100}, size_t{3} << 20}) {
+    const std::vector<uintptr_t> addresses = SomeAddresses(n, 11);
+    std::vector<uint32_t> kinds(n);
+    std::vector<uint64_t> sizes(n);
+    for (size_t i = 0; i < n; ++i) {
+      kinds[i] = static_cast<uint32_t>(i % 70001);
+      sizes[i] = i % 5 == 0 ? uint64_t{1} << 33 : i % 1000;
+    }
+    const PackedAddresses a = PackedAddresses::From(addresses);
+    const PackedUints k = PackedUints::From(kinds);
+    const PackedSizes z = PackedSizes::From(sizes);
+    PackedAddresses a2(a);
+    PackedUints k2(k);
+    PackedSizes z2(z);
+    EXPECT_TRUE(a2 == a);
+    EXPECT_EQ(a2.ToVector(), addresses);
+    EXPECT_EQ(k2.ToVector(), kinds);
+    EXPECT_EQ(z2.ToVector(), sizes);
+    PackedAddresses a3;
+    PackedUints k3 = PackedUints::From({9});
+    PackedSizes z3 = PackedSizes::From({9});
+    a3 = a;
+    k3 = k;
+    z3 = z;
+    EXPECT_EQ(a3.ToVector(), addresses);
+    EXPECT_EQ(k3.ToVector(), kinds);
+    EXPECT_EQ(z3.ToVector(), sizes);
+    // Self-assignment keeps the values.
+    const PackedUints& same = k3;
+    k3 = same;
+    EXPECT_EQ(k3.ToVector(), kinds);
+    if (n == 0) continue;
+    k2.Set(0, 0xffffffffu);
+    a2.push_back(addresses.back() + 8);
+    z2.push_back(7);
+    EXPECT_EQ(k[0], kinds[0]);
+    EXPECT_EQ(k2[0], 0xffffffffu);
+    EXPECT_EQ(a.size(), n);
+    EXPECT_EQ(a.ToVector(), addresses);
+    EXPECT_EQ(z.size(), n);
+    EXPECT_EQ(z2.size(), n + 1);
+  }
+}
+
 }  // namespace
 }  // namespace annex::glue

@@ -66,7 +66,7 @@ void Walker::AddRoot(PyObject* obj) {
   if (obj == nullptr) return;
   if (stop_ != nullptr && stop_->Test(reinterpret_cast<uintptr_t>(obj))) return;
   if (!visited_.TestAndSet(reinterpret_cast<uintptr_t>(obj))) {
-    stack_.push_back(obj);
+    Append(stack_, obj);
   }
 }
 
@@ -77,7 +77,9 @@ int Walker::VisitPush(PyObject* obj, void* arg) {
   const uintptr_t addr = reinterpret_cast<uintptr_t>(obj);
   if (self->record_edges_) Append(self->edges_, addr);
   if (self->stop_ != nullptr && self->stop_->Test(addr)) return 0;
-  if (!self->visited_.TestAndSet(addr)) self->stack_.push_back(obj);
+  // The stack grows as the records do (a list of ten million objects
+  // pushes them all): into huge-page-backed room, not 4 KiB pages.
+  if (!self->visited_.TestAndSet(addr)) Append(self->stack_, obj);
   return 0;
 }
 
