@@ -180,7 +180,8 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
                           std::vector<uint8_t>* key_offsets = nullptr);
 // The same kinds as plain vectors, without packing a set: each object's
 // type kind into `kinds` and, when `owner_scan` is given, its Clodo kind
-// into `*clodo`, both indexes into `kind_names` (appended to). For
+// into `*clodo` (then required), both indexes into `kind_names` (appended
+// to). For
 // questions that need kinds of many objects but keep none (the referrers'
 // kinds of byrcs). Where: as ClassifyObjects.
 void ClassifyKinds(const TypeNamer& namer, const std::vector<uintptr_t>& sorted,

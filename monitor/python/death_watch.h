@@ -70,7 +70,8 @@ class WatchedObjects {
   // Starts watching `sorted` (ascending, distinct addresses of objects
   // alive now). Installs the hooks when none are. `key_offsets`: each
   // member's KeyOffset, when the caller has read the members' types
-  // already (glue's ClassifyKinds does); empty: each object's type is read
+  // already (glue's ClassifyKinds does); empty (or of another length than
+  // `sorted`, which is a caller's mistake): each object's type is read
   // here. Where: GIL held, any interpreter current.
   static absl::StatusOr<std::shared_ptr<WatchedObjects>> Watch(
       const std::vector<uintptr_t>& sorted,
