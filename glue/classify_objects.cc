@@ -39,7 +39,6 @@ class TypeTable {
     cache_entry_[slot] = &e;
     return e;
   }
-  uint32_t Kind(PyTypeObject* type) { return Known(type).kind; }
   // The entry of `type`, its kind and key offset assigned.
   Entry& Known(PyTypeObject* type) {
     Entry& e = Get(type);

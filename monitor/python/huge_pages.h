@@ -21,6 +21,9 @@
 
 namespace annex::python {
 
+// A transparent huge page (x86-64).
+inline constexpr size_t kHugePageBytes = size_t{2} << 20;
+
 // Makes room for `n` elements in `v` (empty, or as good as: only its
 // capacity matters) and, when that takes 4 MiB or more (so that at least
 // one whole 2 MiB page lies inside it), asks the kernel to back the whole
@@ -31,7 +34,7 @@ namespace annex::python {
 template <typename T>
 void ReserveHuge(std::vector<T>& v, size_t n) {
   v.reserve(n);
-  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  constexpr uintptr_t kHuge = kHugePageBytes;
   // The element's size, whatever T is (a pointer for the walk's stack).
   constexpr size_t kElement = sizeof(T);  // NOLINT(bugprone-sizeof-expression)
   const uintptr_t begin = reinterpret_cast<uintptr_t>(v.data());
@@ -89,7 +92,7 @@ template <typename T>
 HugeArray<T> NewHugeArray(size_t n) {
   static_assert(std::is_trivially_default_constructible_v<T> &&
                 std::is_trivially_destructible_v<T>);
-  constexpr size_t kHuge = size_t{2} << 20;
+  constexpr size_t kHuge = kHugePageBytes;
   const size_t bytes = n * sizeof(T) > 0 ? n * sizeof(T) : 1;
   void* p = nullptr;
   if (bytes >= 2 * kHuge) {
