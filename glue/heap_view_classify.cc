@@ -2,6 +2,7 @@
 // HeapView::Classify walks again and labels the members inside the walk's
 // question.
 #include <algorithm>
+#include <cstring>
 #include <optional>
 
 #include "absl/container/flat_hash_map.h"
@@ -87,6 +88,39 @@ std::vector<int64_t> NodesOf(const heap::HeapGraph& graph, const KindedSet& set,
 // How far ahead of a scan in address order member headers are fetched
 // (as in ClassifyObjects).
 constexpr size_t kPrefetchAhead = 16;
+
+// Buckets `pairs` of (member, value) by member, each bucket in the pairs'
+// order (a counting sort): member k's values are values[begin[k] ..
+// begin[k + 1]), for members 0..n-1. `begin` serves as the buckets' fill
+// cursors and is shifted back in place, so no second array of n is made
+// (at ten million members a copy of it faulted in 40 MB of fresh 4 KiB
+// pages); both arrays are reserved in huge pages. Pure C++.
+void BucketByMember(size_t n,
+                    const std::vector<std::pair<uint32_t, uint32_t>>& pairs,
+                    std::vector<uint32_t>& begin,
+                    std::vector<uint32_t>& values) {
+  python::AssignHuge(begin, n + 1, uint32_t{0});
+  for (const auto& p : pairs) ++begin[p.first + 1];
+  for (size_t k = 0; k < n; ++k) begin[k + 1] += begin[k];
+  python::AssignHuge(values, pairs.size(), uint32_t{0});
+  // Filling moves each begin[k] to the end of bucket k, which is where
+  // bucket k + 1 begins.
+  for (const auto& p : pairs) values[begin[p.first]++] = p.second;
+  std::memmove(begin.data() + 1, begin.data(), n * sizeof(uint32_t));
+  begin[0] = 0;
+}
+
+// Makes room for `n` elements in `v` (cleared and refilled per referrer)
+// before it grows past its capacity: the first large referrer (a list of
+// millions of members) reserves it in huge pages rather than doubling it
+// through fresh 4 KiB pages. Pure C++.
+template <typename T>
+void RoomFor(std::vector<T>& v, size_t n) {
+  if (v.capacity() < n) {
+    v.clear();
+    python::ReserveHuge(v, n);
+  }
+}
 
 }  // namespace
 
@@ -214,13 +248,15 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
     const Classifier::Part part = parts[part_index];
     Labels labels;
     absl::flat_hash_map<std::string, uint32_t> index;
-    labels.of.resize(n);
+    // Sized where labels are Set one by one; Rcs and Via pack theirs once
+    // (a column of n made here would be replaced unread).
     auto intern = [&](const std::string& s) {
       return Labels::Intern(s, index, *labels.names);
     };
     const bool in_and = force_in_and || parts.size() > 1;
     switch (part) {
       case Classifier::kModule: {
+        labels.of.resize(n);
         for (size_t k = 0; k < n; ++k) {
           PyObject* obj = reinterpret_cast<PyObject*>(out.live.addresses[k]);
           std::string name = kNotModuleKind;
@@ -238,6 +274,7 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         break;
       }
       case Classifier::kProd: {
+        labels.of.resize(n);
         std::string file;
         int line = 0;
         for (size_t k = 0; k < n; ++k) {
@@ -249,6 +286,7 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         break;
       }
       case Classifier::kMro: {
+        labels.of.resize(n);
         // The names of the type's MRO, one per line (Type kinds' orders).
         for (size_t k = 0; k < n; ++k) {
           PyTypeObject* type =
@@ -274,7 +312,7 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         // else from one pass over the forward edges, which keeps the first
         // kind met per member and (member, kind) pairs for the other
         // kinds (most members are held by objects of one kind), then
-        // buckets those by member (counting sort: `more_begin`).
+        // buckets those by member (BucketByMember).
         constexpr uint32_t kNone = UINT32_MAX;
         std::vector<uint32_t> first_kind, more_begin, more_kinds;
         if (reverse == nullptr) {
@@ -302,12 +340,7 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
               }
             }
           }
-          more_begin.assign(n + 1, 0);
-          for (const auto& m : more) ++more_begin[m.first + 1];
-          for (size_t k = 0; k < n; ++k) more_begin[k + 1] += more_begin[k];
-          more_kinds.resize(more.size());
-          std::vector<uint32_t> next(more_begin.begin(), more_begin.end() - 1);
-          for (const auto& m : more) more_kinds[next[m.first]++] = m.second;
+          BucketByMember(n, more, more_begin, more_kinds);
         }
         // Each distinct set of referrer kinds is rendered and interned
         // once: a member looks its set up by kind indexes.
@@ -367,6 +400,7 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
           std::vector<PyObject*> tos;
           // Names the edges from node u to the members in `targets`.
           auto name_from = [&](uint32_t u) {
+            RoomFor(tos, targets.size());
             tos.clear();
             for (uint32_t k : targets) {
               tos.push_back(
@@ -390,6 +424,7 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
             python::AssignHuge(seen, n, kNone);
             for (uint32_t u = 0; u < graph->size(); ++u) {
               if (stop.Poll()) return stop.status();
+              RoomFor(targets, graph->out_begin[u + 1] - graph->out_begin[u]);
               targets.clear();
               for (uint32_t e = graph->out_begin[u];
                    e < graph->out_begin[u + 1]; ++e) {
@@ -425,16 +460,9 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
             }
           }
         }
-        // The text indexes bucketed by member (counting sort).
+        // The text indexes bucketed by member.
         std::vector<uint32_t> first, by_member;
-        python::AssignHuge(first, n + 1, uint32_t{0});
-        for (const auto& h : held) ++first[h.first + 1];
-        for (size_t k = 0; k < n; ++k) first[k + 1] += first[k];
-        python::AssignHuge(by_member, held.size(), uint32_t{0});
-        {
-          std::vector<uint32_t> next(first.begin(), first.end() - 1);
-          for (const auto& h : held) by_member[next[h.first]++] = h.second;
-        }
+        BucketByMember(n, held, first, by_member);
         SetLabels sets(texts.size());
         std::vector<uint32_t> ids;
         // Labels can number as many as members: collected plainly and
@@ -446,6 +474,7 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         // a million members has a million labels, and growing their
         // vector by doubling copied and faulted in twice its size).
         std::vector<uint32_t> shown_by;
+        python::ReserveHuge(shown_by, n);  // as many as members, at most
         for (size_t k = 0; k < n; ++k) {
           if (stop.Poll()) return stop.status();
           ids.assign(by_member.begin() + first[k],
@@ -479,10 +508,12 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         KindedSet one = out.live.WithStoredClassifier(Classifier(part));
         if (part == Classifier::kType || part == Classifier::kClodo ||
             part == Classifier::kDictOf) {
+          labels.of.resize(n);
           for (size_t k = 0; k < n; ++k) {
             labels.of.Set(k, intern(one.LabelNames()[one.LabelOf(k)]));
           }
         } else if (part == Classifier::kSize) {
+          labels.of.resize(n);
           for (size_t k = 0; k < n; ++k) {
             labels.of.Set(k, intern(RenderSize(out.live.sizes[k], in_and)));
           }
