@@ -46,12 +46,16 @@ absl::StatusOr<std::unique_ptr<HeapView>> HeapView::Create(Session& session) {
   absl::StatusOr<MemoryBudget*> budget = session.Get<MemoryBudget>();
   if (!budget.ok()) return budget.status();
   view->budget_ = *budget;
-  // The engine's buffers kept between questions count in the budget, stay
-  // within its total limit and make room for kept sets (heap/buffer_pool.h).
+  // The engine's buffers kept between questions count in the budget, may
+  // use its whole total limit and make room for kept sets (heap/
+  // buffer_pool.h). The total, not the pool's own 256 MiB default: a walk
+  // of ten million objects with edges records about 1 GB, which the pool
+  // must keep for the next question not to fault it in afresh (and for an
+  // idle target's follow-up questions to read the kept graph at all).
   // The budget outlives the view (made first), the engine stops reporting
   // when it ends, and the reclaimer holds the pool itself.
   heap::BufferPool& pool = view->engine_->buffers();
-  pool.set_limit(std::min(pool.limit(), (*budget)->limits().total_bytes));
+  pool.set_limit((*budget)->limits().total_bytes);
   pool.set_on_change([b = *budget](size_t kept) { b->SetReusable(kept); });
   (*budget)->SetReclaimer([p = view->engine_->shared_buffers()] { p->Trim(); });
   return view;

@@ -120,5 +120,34 @@ TEST_F(BufferReuseTest, LaterQuestionsReuseAndAnswersFollowTheHeap) {
   ASSERT_TRUE(RunTargetCode("del blobs, Blob\n"));
 }
 
+// The pool may keep up to the budget's total, not only its own 256 MiB
+// default: a walk with edges of ten million objects records about 1 GB,
+// which a smaller pool made every question fault in afresh. A total below
+// the default bounds it as before.
+TEST_F(BufferReuseTest, PoolKeepsUpToTheBudgetsTotal) {
+  auto budget = monitor_.session()->Get<glue::MemoryBudget>();
+  ASSERT_TRUE(budget.ok()) << budget.status();
+  glue::MemoryLimits limits;
+  limits.total_bytes = size_t{768} << 20;
+  (*budget)->SetLimits(limits);
+  EXPECT_EQ(Ask("print(len(hp.heap()) > 0)"), "True\n");
+  glue::HeapView* view = View();
+  ASSERT_NE(view, nullptr);
+  EXPECT_GT(limits.total_bytes, heap::BufferPool::kDefaultLimit);
+  EXPECT_EQ(view->engine().buffers().limit(), limits.total_bytes);
+}
+
+TEST_F(BufferReuseTest, PoolStaysWithinASmallerTotal) {
+  auto budget = monitor_.session()->Get<glue::MemoryBudget>();
+  ASSERT_TRUE(budget.ok()) << budget.status();
+  glue::MemoryLimits limits;
+  limits.total_bytes = size_t{48} << 20;
+  (*budget)->SetLimits(limits);
+  EXPECT_EQ(Ask("print(len(hp.heap()) > 0)"), "True\n");
+  glue::HeapView* view = View();
+  ASSERT_NE(view, nullptr);
+  EXPECT_EQ(view->engine().buffers().limit(), limits.total_bytes);
+}
+
 }  // namespace
 }  // namespace annex
