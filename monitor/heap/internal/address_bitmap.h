@@ -197,6 +197,20 @@ class AddressBitmap {
         static_cast<uint64_t>(PopCount64(word & (mask - 1))));
   }
 
+  // Asks the CPU to fetch what Rank(addr) and RankIfSet(addr) will read,
+  // for a lookup some addresses later in a stream. Requires BuildRank().
+  void PrefetchRank(uintptr_t addr) const {
+    const uintptr_t top = addr >> kTopShift;
+    if (top >= kTopSize) return;
+    const std::unique_ptr<Chunk*[]>& mid_table = top_[top];
+    if (!mid_table) return;
+    const Chunk* chunk = mid_table[(addr >> kMidShift) & (kMidSize - 1)];
+    if (chunk == nullptr) return;
+    const uintptr_t w = ((addr >> kGranuleShift) & (kBitsPerChunk - 1)) >> 6;
+    __builtin_prefetch(&chunk->words[w]);
+    __builtin_prefetch(&chunk->word_rank[w]);
+  }
+
   // Bytes held by the bitmap itself.
   size_t MemoryBytes() const {
     size_t mids = 0;

@@ -141,44 +141,68 @@ void Walker::FillGraph(HeapGraph* g) {
     return static_cast<uint32_t>(ranked ? visited_.Rank(a) : g->Find(a));
   };
   AssignFrom(pool, g->sizes, n, uint64_t{0});
+  // Records are in walk order, scattered over the heap: each one's bitmap
+  // word and rank are fetched this many records ahead.
+  constexpr size_t kPrefetchAhead = 16;
   if (!record_edges_) {
     for (size_t i = 0; i < order_.size(); ++i) {
+      if (ranked && i + kPrefetchAhead < order_.size()) {
+        visited_.PrefetchRank(order_[i + kPrefetchAhead]);
+      }
       g->sizes[id_of(order_[i])] = order_sizes_[i];
     }
     AssignFrom(pool, g->out_begin, n + 1, uint32_t{0});
     g->out_targets.clear();
     return;
   }
-  // Each node's degree goes to out_begin[id + 1] (every node is recorded
-  // once), then a running sum turns degrees into offsets in place.
+  // Each edge's target becomes its node id once, in place in `edges_`
+  // (kDropped for a target not in the graph: hidden, or stopped), and
+  // each node's degree goes to out_begin[id + 1] (every node is recorded
+  // once); a running sum then turns degrees into offsets in place, and a
+  // second, sequential pass copies the ids into place. The targets come
+  // in walk order too: each lookup's bitmap word and rank are fetched
+  // kPrefetchAhead edges ahead.
+  constexpr uintptr_t kDropped = ~uintptr_t{0};
   std::vector<uint32_t> id_of_order;
   AssignFrom(pool, id_of_order, order_.size(), uint32_t{0});
   AssignFrom(pool, g->out_begin, n + 1, uint32_t{0});
   uint32_t* degree = g->out_begin.data() + 1;
+  const size_t edge_total = edges_.size();
   for (size_t i = 0; i < order_.size(); ++i) {
+    if (ranked && i + kPrefetchAhead < order_.size()) {
+      visited_.PrefetchRank(order_[i + kPrefetchAhead]);
+    }
     const uint32_t id = id_of(order_[i]);
     id_of_order[i] = id;
     g->sizes[id] = order_sizes_[i];
     const uint64_t end =
-        i + 1 < order_.size() ? order_edge_begin_[i + 1] : edges_.size();
-    if (unmarked_any_) {  // drop edges to hidden objects
-      for (uint64_t e = order_edge_begin_[i]; e < end; ++e) {
-        degree[id] += visited_.Test(edges_[e]) ? 1 : 0;
+        i + 1 < order_.size() ? order_edge_begin_[i + 1] : edge_total;
+    uint32_t d = 0;
+    for (uint64_t e = order_edge_begin_[i]; e < end; ++e) {
+      if (ranked && e + kPrefetchAhead < edge_total) {
+        visited_.PrefetchRank(edges_[e + kPrefetchAhead]);
       }
-    } else {
-      degree[id] = static_cast<uint32_t>(end - order_edge_begin_[i]);
+      int64_t target;
+      if (ranked) {
+        target = visited_.RankIfSet(edges_[e]);
+      } else {
+        target = visited_.Test(edges_[e]) ? g->Find(edges_[e]) : -1;
+      }
+      edges_[e] = target < 0 ? kDropped : static_cast<uintptr_t>(target);
+      d += target < 0 ? 0 : 1;
     }
+    degree[id] = d;
   }
   for (size_t v = 0; v < n; ++v) g->out_begin[v + 1] += g->out_begin[v];
   AssignFrom(pool, g->out_targets, size_t{g->out_begin[n]}, uint32_t{0});
   for (size_t i = 0; i < order_.size(); ++i) {
     const uint64_t begin = order_edge_begin_[i];
     const uint64_t end =
-        i + 1 < order_.size() ? order_edge_begin_[i + 1] : edges_.size();
+        i + 1 < order_.size() ? order_edge_begin_[i + 1] : edge_total;
     uint32_t out = g->out_begin[id_of_order[i]];
     for (uint64_t e = begin; e < end; ++e) {
-      if (unmarked_any_ && !visited_.Test(edges_[e])) continue;
-      g->out_targets[out++] = id_of(edges_[e]);
+      if (edges_[e] == kDropped) continue;
+      g->out_targets[out++] = static_cast<uint32_t>(edges_[e]);
     }
   }
   if (pool != nullptr) pool->Give(std::move(id_of_order));

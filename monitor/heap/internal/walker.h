@@ -46,10 +46,7 @@ class Walker {
   // traversed. Call before AddRoot; Unmark after Run() removes them from the
   // results (and FillGraph drops edges to them).
   void MarkVisited(uintptr_t addr) { visited_.TestAndSet(addr); }
-  void Unmark(uintptr_t addr) {
-    visited_.Clear(addr);
-    unmarked_any_ = true;
-  }
+  void Unmark(uintptr_t addr) { visited_.Clear(addr); }
   // Objects set in `stop` are neither reported nor traversed.
   void set_stop(const AddressBitmap* stop) { stop_ = stop; }
   // Polled for each object: once it says stop, Run() returns with the
@@ -78,7 +75,8 @@ class Walker {
 
   // With Record::kSizes or kEdges: builds the graph's nodes and sizes,
   // and with kEdges its CSR edges (roots not set; with kSizes every node
-  // has no referents). Consumes the visited set's rank index (builds it).
+  // has no referents). Consumes the visited set's rank index (builds it)
+  // and the recorded edges (rewritten as node ids): call it once.
   void FillGraph(HeapGraph* graph);
 
  private:
@@ -105,7 +103,6 @@ class Walker {
   // Size and edge recording, in pop order.
   bool record_sizes_;
   bool record_edges_;
-  bool unmarked_any_ = false;
   const AddressBitmap* stop_ = nullptr;
   QuestionStop* question_stop_ = nullptr;
   std::shared_ptr<BufferPool> pool_;
