@@ -2,6 +2,9 @@
 // and reference points report what appeared since.
 #include <Python.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "gtest/gtest.h"
 #include "monitor/heap/heap_engine.h"
 #include "tests/heap/heap_test_util.h"
@@ -103,7 +106,9 @@ h_shared = ['shared']
 h_visible = {'own': ['only via h_visible'], 'shared': h_shared}
 h_garbage = {'own': ['only via h_garbage'], 'shared': h_shared}
 h_garbage['self'] = h_garbage
-h_ids = [id(h_visible), id(h_visible['own']), id(h_garbage), id(h_garbage['own']), id(h_shared)]
+h_other = ['other']
+h_holder = [h_visible, h_shared, h_visible, h_other]
+h_ids = [id(h_visible), id(h_visible['own']), id(h_garbage), id(h_garbage['own']), id(h_shared), id(h_holder), id(h_other)]
 del h_garbage
 )"));
   const uintptr_t visible = TargetAddress("h_ids[0]");
@@ -111,6 +116,8 @@ del h_garbage
   const uintptr_t garbage = TargetAddress("h_ids[2]");
   const uintptr_t garbage_own = TargetAddress("h_ids[3]");
   const uintptr_t shared = TargetAddress("h_ids[4]");
+  const uintptr_t holder = TargetAddress("h_ids[5]");
+  const uintptr_t other = TargetAddress("h_ids[6]");
   HeapEngine engine(testing::MainThreadStates());
   absl::StatusOr<HeapResult> heap = engine.Heap();
   absl::StatusOr<ObjectSet> heapu = engine.Unreachable();
@@ -140,6 +147,19 @@ del h_garbage
   EXPECT_EQ(g->out_begin.back(), g->out_targets.size());
   for (uint32_t t : g->out_targets) ASSERT_LT(t, g->size());
   EXPECT_EQ(stats.total_bytes, heap2->total_bytes);
+  // The holder's edges to the hidden dict (twice) are dropped; the others
+  // lead to the very objects it holds (in tp_traverse's order, which for
+  // a list is last to first: compared sorted).
+  const int64_t h = g->Find(holder);
+  ASSERT_GE(h, 0);
+  std::vector<uintptr_t> held;
+  for (uint32_t e = g->out_begin[h]; e < g->out_begin[h + 1]; ++e) {
+    held.push_back(g->addresses[g->out_targets[e]]);
+  }
+  std::sort(held.begin(), held.end());
+  std::vector<uintptr_t> expected = {shared, other};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(held, expected);
   ASSERT_TRUE(RunTargetCode("gc.enable(); gc.collect()"));
 }
 
