@@ -638,14 +638,27 @@ absl::StatusOr<std::shared_ptr<WatchedObjects>> WatchedObjects::Watch(
   // 16 bytes after the 16-byte _Py_NotImplementedStruct, so both have the
   // key of the latter). The merge below needs keys in order and counts one
   // entry per distinct key, each watched once per member.
+  //
+  // A key is its address less a pre-header of a few words at most, and
+  // members lie at least 16 bytes apart, so a member's key can pass only
+  // the keys of the two or three members just below it: an insertion sort
+  // from the first descent on is linear here, and stable, as the merge
+  // needs for shared keys. (A stable_sort of every member, for the one
+  // pair that 3.12's heaps always have, took a fifth of hp.heap() there.)
   std::vector<uint32_t> order;
   for (size_t i = 1; i < n; ++i) {
     if (key_of(i) <= key_of(i - 1)) {
       order.resize(n);
       for (size_t m = 0; m < n; ++m) order[m] = static_cast<uint32_t>(m);
-      std::stable_sort(order.begin(), order.end(), [&](uint32_t x, uint32_t y) {
-        return key_of(x) < key_of(y);
-      });
+      for (size_t p = i; p < n; ++p) {
+        const uint32_t m = order[p];
+        const uintptr_t key = key_of(m);
+        size_t q = p;
+        for (; q > 0 && key_of(order[q - 1]) > key; --q) {
+          order[q] = order[q - 1];
+        }
+        order[q] = m;
+      }
       break;
     }
   }

@@ -206,6 +206,49 @@ ko_reused = sum(1 for o in ko_new if id(o) in ko_dead)
   ASSERT_TRUE(RunTargetCode("del ko_alive, ko_dead, ko_new, ko_ids"));
 }
 
+// Keys that do not ascend with the members' addresses (a key is the
+// address less the pre-header; a static object's is computed as if it had
+// one, so a key can pass the keys of the members just below it) are put
+// in order before they go into the table: every member is then found
+// alive, and releasing the watch leaves no key behind. The offsets are
+// made up here so that about a quarter of the members' keys pass one or two
+// keys below them (the keys then point inside the floats before them,
+// where no block starts, so no death is ever counted for them).
+TEST(IdentityTest, KeysOutOfAddressOrderAreWatched) {
+  ASSERT_TRUE(
+      RunTargetCode("ko_floats = [float(i) + 0.75 for i in range(2000)]\n"
+                    "ko_float_ids = [id(o) for o in ko_floats]\n"));
+  const std::vector<uintptr_t> members = SortedIds("ko_float_ids");
+  ASSERT_EQ(members.size(), 2000u);
+  std::vector<uint8_t> offsets(members.size(), 0);
+  size_t crossed = 0;
+  for (size_t i = 2; i < members.size(); ++i) {
+    if (offsets[i - 1] != 0 || offsets[i - 2] != 0) continue;
+    const size_t back = i % 4 == 3 ? 2 : 1;  // pass two keys, or one
+    const uintptr_t gap = members[i] - members[i - back] + 8;
+    if (i % 2 == 0 || gap > 255) continue;
+    offsets[i] = static_cast<uint8_t>(gap);
+    ++crossed;
+  }
+  ASSERT_GT(crossed, 400u);
+  {
+    absl::StatusOr<std::shared_ptr<python::WatchedObjects>> kept =
+        python::WatchedObjects::Watch(members, offsets);
+    ASSERT_TRUE(kept.ok()) << kept.status();
+    EXPECT_EQ(HeapEngine::LiveMembers(**kept).ToVector(), members);
+    // A second watch of the same members merges into the same keys.
+    absl::StatusOr<std::shared_ptr<python::WatchedObjects>> again =
+        python::WatchedObjects::Watch(members, offsets);
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(HeapEngine::LiveMembers(**again).ToVector(), members);
+    EXPECT_EQ(HeapEngine::LiveMembers(**kept).ToVector(), members);
+  }
+  python::FlushDeathWatch();
+  EXPECT_EQ(python::GetDeathWatchStats().watched_blocks, 0u)
+      << "a released watch left keys behind";
+  ASSERT_TRUE(RunTargetCode("del ko_floats, ko_float_ids"));
+}
+
 // More watched deaths than the hooks log before counting them themselves
 // (16 K): every death is counted, and no survivor is taken for dead.
 TEST(IdentityTest, ManyDeathsAreCountedByTheHooks) {
