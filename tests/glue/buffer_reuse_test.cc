@@ -124,30 +124,27 @@ TEST_F(BufferReuseTest, LaterQuestionsReuseAndAnswersFollowTheHeap) {
 // default: a walk with edges of ten million objects records about 1 GB,
 // which a smaller pool made every question fault in afresh. A total below
 // the default bounds it as before.
-TEST_F(BufferReuseTest, PoolKeepsUpToTheBudgetsTotal) {
+class PoolLimitTest : public BufferReuseTest,
+                      public ::testing::WithParamInterface<size_t> {};
+
+TEST_P(PoolLimitTest, PoolKeepsUpToTheBudgetsTotal) {
   auto budget = monitor_.session()->Get<glue::MemoryBudget>();
   ASSERT_TRUE(budget.ok()) << budget.status();
   glue::MemoryLimits limits;
-  limits.total_bytes = size_t{768} << 20;
+  limits.total_bytes = GetParam();
   (*budget)->SetLimits(limits);
   EXPECT_EQ(Ask("print(len(hp.heap()) > 0)"), "True\n");
   glue::HeapView* view = View();
   ASSERT_NE(view, nullptr);
-  EXPECT_GT(limits.total_bytes, heap::BufferPool::kDefaultLimit);
   EXPECT_EQ(view->engine().buffers().limit(), limits.total_bytes);
 }
 
-TEST_F(BufferReuseTest, PoolStaysWithinASmallerTotal) {
-  auto budget = monitor_.session()->Get<glue::MemoryBudget>();
-  ASSERT_TRUE(budget.ok()) << budget.status();
-  glue::MemoryLimits limits;
-  limits.total_bytes = size_t{48} << 20;
-  (*budget)->SetLimits(limits);
-  EXPECT_EQ(Ask("print(len(hp.heap()) > 0)"), "True\n");
-  glue::HeapView* view = View();
-  ASSERT_NE(view, nullptr);
-  EXPECT_EQ(view->engine().buffers().limit(), limits.total_bytes);
-}
+// Above the pool's own default (the case that used to be cut to it), and
+// below it.
+INSTANTIATE_TEST_SUITE_P(Totals, PoolLimitTest,
+                         ::testing::Values(size_t{768} << 20,
+                                           size_t{48} << 20));
+static_assert((size_t{768} << 20) > heap::BufferPool::kDefaultLimit);
 
 }  // namespace
 }  // namespace annex
