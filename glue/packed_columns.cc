@@ -12,38 +12,6 @@ namespace annex::glue {
 // them), which at 10M members turned ~100 000 faults of 4 KiB pages per
 // question into a few hundred.
 
-PackedAddresses::PackedAddresses(const PackedAddresses& o)
-    : bytes_(python::CopyHuge(o.bytes_)),
-      base_(o.base_),
-      offset_(o.offset_),
-      form_(o.form_),
-      tail_(o.tail_),
-      size_(o.size_) {}
-
-PackedAddresses& PackedAddresses::operator=(const PackedAddresses& o) {
-  if (this != &o) *this = PackedAddresses(o);
-  return *this;
-}
-
-PackedUints::PackedUints(const PackedUints& o)
-    : bytes_(python::CopyHuge(o.bytes_)),
-      size_(o.size_),
-      width_(o.width_),
-      max_(o.max_) {}
-
-PackedUints& PackedUints::operator=(const PackedUints& o) {
-  if (this != &o) *this = PackedUints(o);
-  return *this;
-}
-
-PackedSizes::PackedSizes(const PackedSizes& o)
-    : small_(python::CopyHuge(o.small_)), large_(o.large_) {}
-
-PackedSizes& PackedSizes::operator=(const PackedSizes& o) {
-  if (this != &o) *this = PackedSizes(o);
-  return *this;
-}
-
 PackedAddresses PackedAddresses::From(const std::vector<uintptr_t>& v) {
   PackedAddresses out;
   out.reserve(v.size());

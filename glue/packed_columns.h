@@ -38,6 +38,8 @@
 #include <utility>
 #include <vector>
 
+#include "monitor/python/huge_pages.h"
+
 namespace annex::glue {
 
 // A random-access iterator over a packed column (reads by index).
@@ -123,13 +125,9 @@ class PackedAddresses {
   using const_iterator = PackedIterator<PackedAddresses, uintptr_t>;
   static constexpr size_t kBlock = 64;
 
-  PackedAddresses() = default;
-  // Copies take their big column through python::CopyHuge (a live
-  // classifier copies the whole set it labels).
-  PackedAddresses(const PackedAddresses& o);
-  PackedAddresses& operator=(const PackedAddresses& o);
-  PackedAddresses(PackedAddresses&&) = default;
-  PackedAddresses& operator=(PackedAddresses&&) = default;
+  // Copies take the big column through python::CopyHuge (a live
+  // classifier copies the whole set it labels): bytes_ is a
+  // python::HugeCopiedVector.
   static PackedAddresses From(const std::vector<uintptr_t>& v);
 
   size_t size() const { return size_; }
@@ -187,7 +185,7 @@ class PackedAddresses {
  private:
   void Seal();                             // packs the full tail_ as a block
   void SealBlock(const uintptr_t* block);  // packs kBlock addresses
-  std::vector<uint8_t> bytes_;
+  python::HugeCopiedVector<uint8_t> bytes_;
   std::vector<uintptr_t> base_;  // smallest address of each block
   // Where its offsets start in bytes_, in kUnit bytes (every block takes a
   // multiple of it: 64 offsets of 2, 4 or 8 bytes), up to 512 GiB.
@@ -202,12 +200,7 @@ class PackedUints {
  public:
   using const_iterator = PackedIterator<PackedUints, uint32_t>;
 
-  PackedUints() = default;
   // Copies as PackedAddresses'.
-  PackedUints(const PackedUints& o);
-  PackedUints& operator=(const PackedUints& o);
-  PackedUints(PackedUints&&) = default;
-  PackedUints& operator=(PackedUints&&) = default;
   static PackedUints From(const std::vector<uint32_t>& v);
 
   size_t size() const { return size_; }
@@ -314,7 +307,7 @@ class PackedUints {
     }
   }
   // size_ values of width_ bytes; bytes_ may be longer (room to grow).
-  std::vector<uint8_t> bytes_;
+  python::HugeCopiedVector<uint8_t> bytes_;
   size_t size_ = 0;
   int width_ = 1;
   uint32_t max_ = 0xff;  // the largest value width_ holds
@@ -325,12 +318,7 @@ class PackedSizes {
   using const_iterator = PackedIterator<PackedSizes, uint64_t>;
   static constexpr uint16_t kEscape = 0xffff;
 
-  PackedSizes() = default;
   // Copies as PackedAddresses'.
-  PackedSizes(const PackedSizes& o);
-  PackedSizes& operator=(const PackedSizes& o);
-  PackedSizes(PackedSizes&&) = default;
-  PackedSizes& operator=(PackedSizes&&) = default;
   static PackedSizes From(const std::vector<uint64_t>& v);
 
   size_t size() const { return small_.size(); }
@@ -376,7 +364,7 @@ class PackedSizes {
 
  private:
   uint64_t Large(size_t i) const;
-  std::vector<uint16_t> small_;
+  python::HugeCopiedVector<uint16_t> small_;
   std::vector<std::pair<size_t, uint64_t>> large_;  // (index, size), sorted
 };
 

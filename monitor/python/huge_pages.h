@@ -74,6 +74,26 @@ std::vector<T> CopyHuge(const std::vector<T>& v) {
   return out;
 }
 
+// A vector whose copies are made by CopyHuge: a member of a class copied
+// whole (glue's packed columns, when a classifier copies the set it
+// labels), so that the class's implicit copies take huge pages and no
+// hand-written copy constructor can forget a member added later. Moves
+// and everything else are std::vector's. Where: any thread.
+template <typename T>
+class HugeCopiedVector : public std::vector<T> {
+ public:
+  using std::vector<T>::vector;
+  HugeCopiedVector() = default;
+  HugeCopiedVector(const HugeCopiedVector& o) : std::vector<T>(CopyHuge(o)) {}
+  HugeCopiedVector(HugeCopiedVector&&) noexcept = default;
+  HugeCopiedVector& operator=(const HugeCopiedVector& o) {
+    if (this != &o) std::vector<T>::operator=(CopyHuge(o));
+    return *this;
+  }
+  HugeCopiedVector& operator=(HugeCopiedVector&&) noexcept = default;
+  ~HugeCopiedVector() = default;
+};
+
 // Frees what NewHugeArray allocated.
 struct FreeHugeArray {
   void operator()(void* p) const { std::free(p); }

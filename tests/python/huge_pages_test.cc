@@ -42,5 +42,30 @@ TEST(HugePagesTest, CopyHugeAndAssignHugeHoldTheValues) {
   EXPECT_EQ(w.back(), 9u);
 }
 
+// HugeCopiedVector's copies (made, assigned, self-assigned) hold the
+// same values and are independent of the original; moves take the
+// storage itself.
+TEST(HugePagesTest, HugeCopiedVectorCopiesAreEqualAndIndependent) {
+  HugeCopiedVector<uint16_t> v(size_t{3} << 20);
+  std::iota(v.begin(), v.end(), uint16_t{1});
+  const HugeCopiedVector<uint16_t> made(v);
+  EXPECT_EQ(made, v);
+  HugeCopiedVector<uint16_t> assigned = {7};
+  assigned = v;
+  EXPECT_EQ(assigned, v);
+  v[5] = 0;
+  EXPECT_NE(made[5], 0);
+  EXPECT_NE(assigned[5], 0);
+  const HugeCopiedVector<uint16_t>& same = assigned;
+  assigned = same;
+  EXPECT_EQ(assigned, made);
+  const uint16_t* storage = assigned.data();
+  HugeCopiedVector<uint16_t> moved(std::move(assigned));
+  EXPECT_EQ(moved.data(), storage);
+  EXPECT_EQ(moved, made);
+  HugeCopiedVector<uint16_t> empty;
+  EXPECT_TRUE(HugeCopiedVector<uint16_t>(empty).empty());
+}
+
 }  // namespace
 }  // namespace annex::python
