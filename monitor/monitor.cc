@@ -45,6 +45,59 @@ struct Monitor::State {
       ABSL_GUARDED_BY(console_mu);
   std::unique_ptr<services::HeapRecorder> recorder ABSL_GUARDED_BY(console_mu);
   const pid_t owner = getpid();  // a child made by fork() is not the owner
+  // The host's calls in flight (ExecInAnnex, ReleaseAnnexNamespace,
+  // HeapSummary, Interrupt: any host thread). Stop() closes them and waits
+  // for those in flight before it ends the runtime and executors they use:
+  // a host thread still inside ExecInAnnex when another thread stopped the
+  // monitor read the freed executor (a crash, 1 run in ~150 of
+  // MonitorTest.StopReturnsWhileHostCodeLoops under load).
+  absl::Mutex calls_mu;
+  bool calls_open ABSL_GUARDED_BY(calls_mu) = false;
+  int calls_in_flight ABSL_GUARDED_BY(calls_mu) = 0;
+  // Set while CloseCalls waits: a call's annex work that polls it (not
+  // the executor's commands, which Refuse cancels) stops.
+  std::atomic<bool> closing{false};
+
+  // One host call: ok() when the monitor took it (then what the call uses
+  // stays until it ends). Where: any thread.
+  class Call {
+   public:
+    explicit Call(State* st) {
+      absl::MutexLock lock(&st->calls_mu);
+      if (!st->calls_open) return;
+      ++st->calls_in_flight;
+      st_ = st;
+    }
+    ~Call() {
+      if (st_ == nullptr) return;
+      absl::MutexLock lock(&st_->calls_mu);
+      --st_->calls_in_flight;  // the unlock wakes Stop() at zero
+    }
+    Call(const Call&) = delete;
+    Call& operator=(const Call&) = delete;
+    bool ok() const { return st_ != nullptr; }
+
+   private:
+    State* st_ = nullptr;
+  };
+
+  // Refuses new host calls and the host executor's commands, and waits
+  // for the calls in flight to return (a command running in the annex is
+  // interrupted; its caller gets an error). Where: any thread but the
+  // annex's, the GIL not held (the annex may need it to let go).
+  void CloseCalls(const char* why) {
+    {
+      absl::MutexLock lock(&calls_mu);
+      calls_open = false;
+    }
+    closing.store(true);
+    if (host_executor) host_executor->Refuse(why);
+    auto landed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(calls_mu) {
+      return calls_in_flight == 0;
+    };
+    absl::MutexLock lock(&calls_mu);
+    calls_mu.Await(absl::Condition(&landed));
+  }
   // Options::question_pause_limit of the last Start (the session's
   // AnnexAccess hands it to HeapView).
   absl::Duration question_pause_limit = absl::InfiniteDuration();
@@ -67,6 +120,8 @@ namespace {
 constexpr char kExiting[] =
     "annex: the program is exiting (Python is finalizing): the annex runs "
     "no more commands";
+constexpr char kStopping[] =
+    "annex: the monitor is stopping: the annex runs no more commands";
 
 // The monitors whose console stays up, refusing commands, while Python
 // finalizes (before_atexit_stop below). The last step of finalization
@@ -322,6 +377,9 @@ absl::Status Monitor::Start(const Options& options) {
     absl::MutexLock clock(&state_->console_mu);
     state_->recorder = std::move(recorder);
   }
+  absl::MutexLock calls(&state_->calls_mu);
+  state_->closing.store(false);
+  state_->calls_open = true;
   return absl::OkStatus();
 }
 
@@ -345,6 +403,7 @@ absl::Status Monitor::Stop() {
     // that stops the monitor while a client disconnects would wait
     // forever.
     python::ScopedGilReleaseIfHeld release;
+    state_->CloseCalls(kStopping);
     absl::MutexLock clock(&state_->console_mu);
     // The watchdog, its heap walks and the recorder first: a walk in flight
     // (up to a second or more for a large heap) ends while the console still
@@ -391,8 +450,10 @@ absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code,
     return absl::InvalidArgumentError(
         "namespace 0 is the one-off namespace: use ExecInAnnex(code)");
   }
+  State::Call call(state_.get());
   python::AnnexRuntime* rt = state_->runtime.get();
-  if (rt == nullptr || !rt->running() || state_->host_executor == nullptr) {
+  if (!call.ok() || rt == nullptr || !rt->running() ||
+      state_->host_executor == nullptr) {
     return absl::UnavailableError("the monitor is not running");
   }
   console::Request request;
@@ -414,13 +475,16 @@ absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code,
 }
 
 void Monitor::Interrupt() {
+  State::Call call(state_.get());
   python::AnnexRuntime* rt = state_->runtime.get();
-  if (rt != nullptr) rt->Interrupt();
+  if (call.ok() && rt != nullptr) rt->Interrupt();
 }
 
 absl::Status Monitor::ReleaseAnnexNamespace(uint64_t namespace_id) {
+  State::Call call(state_.get());
   python::AnnexRuntime* rt = state_->runtime.get();
-  if (rt == nullptr || !rt->running() || state_->host_executor == nullptr) {
+  if (!call.ok() || rt == nullptr || !rt->running() ||
+      state_->host_executor == nullptr) {
     return absl::UnavailableError("the monitor is not running");
   }
   state_->host_executor->CloseClient(namespace_id);
@@ -438,8 +502,10 @@ absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code) {
 
 absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code,
                                                  absl::Duration timeout) {
+  State::Call call(state_.get());
   python::AnnexRuntime* rt = state_->runtime.get();
-  if (rt == nullptr || !rt->running() || state_->host_executor == nullptr) {
+  if (!call.ok() || rt == nullptr || !rt->running() ||
+      state_->host_executor == nullptr) {
     return absl::UnavailableError("the monitor is not running");
   }
   // A namespace of its own in the host's executor (which outlives any work
@@ -466,11 +532,13 @@ absl::StatusOr<glue::Stat> Monitor::HeapSummary(const std::string& classifier,
                                                 absl::Duration timeout) {
   absl::StatusOr<glue::Classifier> c = glue::Classifier::Parse(classifier);
   if (!c.ok()) return c.status();
+  State::Call call(state_.get());
   python::AnnexRuntime* rt = state_->runtime.get();
   glue::Session* session = state_->session.get();
-  if (rt == nullptr || !rt->running() || session == nullptr) {
+  if (!call.ok() || rt == nullptr || !rt->running() || session == nullptr) {
     return absl::UnavailableError("the monitor is not running");
   }
+  State* st = state_.get();
   // Shared: the walk may end after this call gave up waiting (the session
   // outlives the runtime's work, see Stop()).
   auto result = std::make_shared<absl::StatusOr<glue::Stat>>(
@@ -493,7 +561,8 @@ absl::StatusOr<glue::Stat> Monitor::HeapSummary(const std::string& classifier,
         }
         *result = (*view)->Summary(parsed, max_rows, ref.get());
       },
-      absl::Now() + timeout, nullptr, absl::ZeroDuration(), &outcome);
+      absl::Now() + timeout, [st] { return st->closing.load(); },
+      absl::Seconds(1), &outcome);
   if (!outcome.finished) {
     if (absl::IsDeadlineExceeded(ran)) {
       return absl::DeadlineExceededError(

@@ -150,7 +150,10 @@ class Monitor {
   // (host-submitted or a console client's) is interrupted, again every
   // 100 ms until it ends, so a Python loop does not keep Stop() waiting
   // (code that catches KeyboardInterrupt every time, or a long C call,
-  // still does). Harmless when not running (OK).
+  // still does). Host calls made from other threads (ExecInAnnex,
+  // ReleaseAnnexNamespace, HeapSummary, Interrupt) are refused from the
+  // start of Stop(), and those in flight return an error before Stop()
+  // ends what they use. Harmless when not running (OK).
   // Where: any thread but the annex's, before Py_FinalizeEx(); the caller
   // may hold the GIL.
   absl::Status Stop();

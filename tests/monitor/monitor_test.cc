@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/testing/python_main.h"
@@ -419,6 +420,46 @@ TEST(MonitorTest, StopReturnsWhileHostCodeLoops) {
   PyEval_RestoreThread(saved);
   EXPECT_FALSE(result.ok());
   EXPECT_FALSE(monitor.running());
+}
+
+// Host threads that keep calling the annex while another thread stops the
+// monitor get answers or errors, never a freed executor: Stop() waits for
+// the calls in flight (a call returning from the annex used to reach for
+// the executor Stop had just freed).
+TEST(MonitorTest, StopWaitsForHostCallsInFlight) {
+  for (int round = 0; round < 20; ++round) {
+    Monitor monitor;
+    ASSERT_TRUE(monitor.Start().ok());
+    std::atomic<int> answered{0};
+    std::atomic<bool> refused{false};
+    std::vector<std::thread> hosts;
+    hosts.reserve(3);
+    for (int t = 0; t < 3; ++t) {
+      hosts.emplace_back([&monitor, &answered, &refused, t] {
+        for (int i = 0;; ++i) {
+          absl::StatusOr<std::string> r =
+              (i + t) % 2 == 0 ? monitor.ExecInAnnex("print(6 * 7)")
+                               : monitor.ExecInAnnex("print(6 * 7)", 1);
+          if (!r.ok()) {
+            refused = true;
+            return;
+          }
+          EXPECT_EQ(*r, "42\n");
+          ++answered;
+        }
+      });
+    }
+    // Stop while the calls come and go (the annex needs the GIL).
+    PyThreadState* saved = PyEval_SaveThread();
+    while (answered.load() < 3) std::this_thread::yield();
+    PyEval_RestoreThread(saved);
+    EXPECT_TRUE(monitor.Stop().ok());
+    saved = PyEval_SaveThread();
+    for (std::thread& h : hosts) h.join();
+    PyEval_RestoreThread(saved);
+    EXPECT_TRUE(refused.load());
+    EXPECT_FALSE(monitor.running());
+  }
 }
 
 }  // namespace
