@@ -46,23 +46,28 @@ struct Monitor::State {
   std::unique_ptr<services::HeapRecorder> recorder ABSL_GUARDED_BY(console_mu);
   const pid_t owner = getpid();  // a child made by fork() is not the owner
   // The host's calls in flight (ExecInAnnex, ReleaseAnnexNamespace,
-  // HeapSummary, Interrupt: any host thread). Stop() closes them and waits
-  // for those in flight before it ends the runtime and executors they use:
-  // a host thread still inside ExecInAnnex when another thread stopped the
-  // monitor read the freed executor (a crash, 1 run in ~150 of
+  // HeapSummary, Interrupt, running(): any host thread). Stop() closes
+  // them first and, once the runtime has stopped (which ends or abandons
+  // every work item they wait for), waits for those in flight to return
+  // before it frees the runtime and executors they use: a host thread
+  // still inside ExecInAnnex when another thread stopped the monitor read
+  // the freed executor (a crash, 1 run in ~150 of
   // MonitorTest.StopReturnsWhileHostCodeLoops under load).
   absl::Mutex calls_mu;
   bool calls_open ABSL_GUARDED_BY(calls_mu) = false;
   int calls_in_flight ABSL_GUARDED_BY(calls_mu) = 0;
-  // Set while CloseCalls waits: a call's annex work that polls it (not
-  // the executor's commands, which Refuse cancels) stops.
+  // Set once calls are closed: a call's annex work that polls it (not the
+  // executor's commands, which Refuse cancels) stops.
   std::atomic<bool> closing{false};
 
   // One host call: ok() when the monitor took it (then what the call uses
-  // stays until it ends). Where: any thread.
+  // stays until it ends). Never in a child made by fork() (the monitor's
+  // locks may be copies held by threads that do not exist there). Where:
+  // any thread.
   class Call {
    public:
     explicit Call(State* st) {
+      if (getpid() != st->owner) return;
       absl::MutexLock lock(&st->calls_mu);
       if (!st->calls_open) return;
       ++st->calls_in_flight;
@@ -71,7 +76,7 @@ struct Monitor::State {
     ~Call() {
       if (st_ == nullptr) return;
       absl::MutexLock lock(&st_->calls_mu);
-      --st_->calls_in_flight;  // the unlock wakes Stop() at zero
+      --st_->calls_in_flight;  // the unlock wakes WaitForCalls at zero
     }
     Call(const Call&) = delete;
     Call& operator=(const Call&) = delete;
@@ -81,17 +86,16 @@ struct Monitor::State {
     State* st_ = nullptr;
   };
 
-  // Refuses new host calls and the host executor's commands, and waits
-  // for the calls in flight to return (a command running in the annex is
-  // interrupted; its caller gets an error). Where: any thread but the
-  // annex's, the GIL not held (the annex may need it to let go).
-  void CloseCalls(const char* why) {
-    {
-      absl::MutexLock lock(&calls_mu);
-      calls_open = false;
-    }
+  // Refuses new host calls. Where: any thread; returns at once.
+  void CloseCalls() {
+    absl::MutexLock lock(&calls_mu);
+    calls_open = false;
     closing.store(true);
-    if (host_executor) host_executor->Refuse(why);
+  }
+  // Waits until no host call is in flight. Call after the runtime stopped
+  // (then every call's wait for the annex has ended or given up). Where:
+  // any thread but the annex's, the GIL not held.
+  void WaitForCalls() {
     auto landed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(calls_mu) {
       return calls_in_flight == 0;
     };
@@ -169,6 +173,8 @@ Monitor::Monitor() : state_(std::make_unique<State>()) {}
 Monitor::~Monitor() { Stop().IgnoreError(); }
 
 bool Monitor::running() const {
+  State::Call call(state_.get());  // Stop() frees the runtime
+  if (!call.ok()) return false;
   return state_->runtime != nullptr && state_->runtime->running();
 }
 
@@ -259,6 +265,7 @@ absl::Status Monitor::Start(const Options& options) {
     // message instead of vanishing; Stop() or the end of finalization
     // closes it.
     if (st->console_executor) st->console_executor->Refuse(kExiting);
+    st->CloseCalls();
     if (st->host_executor) st->host_executor->Refuse(kExiting);
     ExitingConsoles& exiting = Exiting();
     absl::MutexLock lock(&exiting.mu);
@@ -403,7 +410,11 @@ absl::Status Monitor::Stop() {
     // that stops the monitor while a client disconnects would wait
     // forever.
     python::ScopedGilReleaseIfHeld release;
-    state_->CloseCalls(kStopping);
+    // The host's calls first: no new ones, and the host executor's
+    // commands in flight are interrupted and return an error (Refuse
+    // waits for them; each gives up after its interrupt grace).
+    state_->CloseCalls();
+    if (state_->host_executor) state_->host_executor->Refuse(kStopping);
     absl::MutexLock clock(&state_->console_mu);
     // The watchdog, its heap walks and the recorder first: a walk in flight
     // (up to a second or more for a large heap) ends while the console still
@@ -415,6 +426,13 @@ absl::Status Monitor::Stop() {
   }
   absl::Status status;
   if (state_->runtime != nullptr) status = state_->runtime->Stop();
+  {
+    // Host calls still in flight (waiting for the annex, e.g. behind a
+    // command that would not stop) have had their answer now: they end
+    // before what they use goes.
+    python::ScopedGilReleaseIfHeld release;
+    state_->WaitForCalls();
+  }
   state_->runtime.reset();
   state_->console_executor.reset();
   state_->host_executor.reset();
@@ -451,9 +469,9 @@ absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code,
         "namespace 0 is the one-off namespace: use ExecInAnnex(code)");
   }
   State::Call call(state_.get());
+  if (!call.ok()) return absl::UnavailableError("the monitor is not running");
   python::AnnexRuntime* rt = state_->runtime.get();
-  if (!call.ok() || rt == nullptr || !rt->running() ||
-      state_->host_executor == nullptr) {
+  if (rt == nullptr || !rt->running() || state_->host_executor == nullptr) {
     return absl::UnavailableError("the monitor is not running");
   }
   console::Request request;
@@ -476,15 +494,16 @@ absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code,
 
 void Monitor::Interrupt() {
   State::Call call(state_.get());
+  if (!call.ok()) return;
   python::AnnexRuntime* rt = state_->runtime.get();
-  if (call.ok() && rt != nullptr) rt->Interrupt();
+  if (rt != nullptr) rt->Interrupt();
 }
 
 absl::Status Monitor::ReleaseAnnexNamespace(uint64_t namespace_id) {
   State::Call call(state_.get());
+  if (!call.ok()) return absl::UnavailableError("the monitor is not running");
   python::AnnexRuntime* rt = state_->runtime.get();
-  if (!call.ok() || rt == nullptr || !rt->running() ||
-      state_->host_executor == nullptr) {
+  if (rt == nullptr || !rt->running() || state_->host_executor == nullptr) {
     return absl::UnavailableError("the monitor is not running");
   }
   state_->host_executor->CloseClient(namespace_id);
@@ -503,9 +522,9 @@ absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code) {
 absl::StatusOr<std::string> Monitor::ExecInAnnex(const std::string& code,
                                                  absl::Duration timeout) {
   State::Call call(state_.get());
+  if (!call.ok()) return absl::UnavailableError("the monitor is not running");
   python::AnnexRuntime* rt = state_->runtime.get();
-  if (!call.ok() || rt == nullptr || !rt->running() ||
-      state_->host_executor == nullptr) {
+  if (rt == nullptr || !rt->running() || state_->host_executor == nullptr) {
     return absl::UnavailableError("the monitor is not running");
   }
   // A namespace of its own in the host's executor (which outlives any work
@@ -533,9 +552,10 @@ absl::StatusOr<glue::Stat> Monitor::HeapSummary(const std::string& classifier,
   absl::StatusOr<glue::Classifier> c = glue::Classifier::Parse(classifier);
   if (!c.ok()) return c.status();
   State::Call call(state_.get());
+  if (!call.ok()) return absl::UnavailableError("the monitor is not running");
   python::AnnexRuntime* rt = state_->runtime.get();
   glue::Session* session = state_->session.get();
-  if (!call.ok() || rt == nullptr || !rt->running() || session == nullptr) {
+  if (rt == nullptr || !rt->running() || session == nullptr) {
     return absl::UnavailableError("the monitor is not running");
   }
   State* st = state_.get();
@@ -562,7 +582,7 @@ absl::StatusOr<glue::Stat> Monitor::HeapSummary(const std::string& classifier,
         *result = (*view)->Summary(parsed, max_rows, ref.get());
       },
       absl::Now() + timeout, [st] { return st->closing.load(); },
-      absl::Seconds(1), &outcome);
+      absl::ZeroDuration(), &outcome);
   if (!outcome.finished) {
     if (absl::IsDeadlineExceeded(ran)) {
       return absl::DeadlineExceededError(

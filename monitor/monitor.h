@@ -151,9 +151,10 @@ class Monitor {
   // 100 ms until it ends, so a Python loop does not keep Stop() waiting
   // (code that catches KeyboardInterrupt every time, or a long C call,
   // still does). Host calls made from other threads (ExecInAnnex,
-  // ReleaseAnnexNamespace, HeapSummary, Interrupt) are refused from the
-  // start of Stop(), and those in flight return an error before Stop()
-  // ends what they use. Harmless when not running (OK).
+  // ReleaseAnnexNamespace, HeapSummary, Interrupt, running()) are refused
+  // from the start of Stop(); those in flight return an error, and Stop()
+  // waits for them before it frees what they use. Harmless when not
+  // running (OK).
   // Where: any thread but the annex's, before Py_FinalizeEx(); the caller
   // may hold the GIL.
   absl::Status Stop();
