@@ -140,6 +140,12 @@ void Walker::FillGraph(HeapGraph* g) {
   auto id_of = [&](uintptr_t a) -> uint32_t {
     return static_cast<uint32_t>(ranked ? visited_.Rank(a) : g->Find(a));
   };
+  // The same for an address that may not be a node (an edge to a hidden
+  // or stopped object): -1 then.
+  auto id_if_node = [&](uintptr_t a) -> int64_t {
+    if (ranked) return visited_.RankIfSet(a);
+    return visited_.Test(a) ? g->Find(a) : -1;
+  };
   AssignFrom(pool, g->sizes, n, uint64_t{0});
   // Records are in walk order, scattered over the heap: each one's bitmap
   // word and rank are fetched this many records ahead.
@@ -182,12 +188,7 @@ void Walker::FillGraph(HeapGraph* g) {
       if (ranked && e + kPrefetchAhead < edge_total) {
         visited_.PrefetchRank(edges_[e + kPrefetchAhead]);
       }
-      int64_t target;
-      if (ranked) {
-        target = visited_.RankIfSet(edges_[e]);
-      } else {
-        target = visited_.Test(edges_[e]) ? g->Find(edges_[e]) : -1;
-      }
+      const int64_t target = id_if_node(edges_[e]);
       edges_[e] = target < 0 ? kDropped : static_cast<uintptr_t>(target);
       d += target < 0 ? 0 : 1;
     }
