@@ -381,7 +381,9 @@ absl::Status AnnexRuntime::RunWithin(Work work, absl::Time deadline,
         absl::MutexLock lock(&mu_);
         task->mu.AssertHeld();
         if (mu_.AwaitWithTimeout(absl::Condition(&task->done), kPoll)) {
-          outcome->started = true;
+          // Done without starting when the runtime stopped first (its
+          // status then says so): the work never ran.
+          outcome->started = task->started;
           outcome->finished = true;
           result = task->status;
           return;
@@ -427,6 +429,11 @@ absl::Status AnnexRuntime::RunWithin(Work work, absl::Time deadline,
     }
   });
   return result;
+}
+
+size_t AnnexRuntime::queued() {
+  absl::MutexLock lock(&mu_);
+  return queue_.size();
 }
 
 absl::Status AnnexRuntime::Post(Work work) {

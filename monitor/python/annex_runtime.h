@@ -142,9 +142,10 @@ class AnnexRuntime {
   // which must therefore own or share whatever it touches. Returns OK when
   // the work finished before the deadline or cancellation, else
   // DeadlineExceeded or Cancelled (see `outcome` for what happened);
-  // Unavailable once stopped. Where: any thread; a caller holding the GIL
-  // releases it while waiting. On the annex thread it runs inline, without
-  // limit.
+  // Unavailable once stopped, and when the runtime stopped before the item
+  // started (it is dropped unrun: finished, not started). Where: any thread; a
+  // caller holding the GIL releases it while waiting. On the annex thread it
+  // runs inline, without limit.
   absl::Status RunWithin(Work work, absl::Time deadline,
                          const std::function<bool()>& cancelled,
                          absl::Duration grace, RunOutcome* outcome = nullptr)
@@ -175,6 +176,9 @@ class AnnexRuntime {
   // Where: any thread.
   bool running() const { return running_.load() && !InForkedChild(); }
   bool OnAnnexThread() const;
+  // Work items queued and not started yet. Where: any thread.
+  size_t queued() ABSL_LOCKS_EXCLUDED(mu_);
+
   PyInterpreterState* target() const { return target_; }
   PyInterpreterState* annex() const { return annex_interp_; }
   // Valid while running; use only on the annex thread.

@@ -192,6 +192,42 @@ TEST(AnnexRuntimeTest, InterruptStopsPythonLoopInAnnex) {
   Py_END_ALLOW_THREADS
 }
 
+// A work item still queued when the runtime stops is dropped unrun, and
+// RunWithin says so: finished, not started, Unavailable (callers take a
+// started item's reply for its answer: an ExecInAnnex racing Stop()
+// returned OK with empty output).
+TEST(AnnexRuntimeTest, WorkDroppedAtStopIsReportedNotStarted) {
+  auto rt = MustStart();
+  ASSERT_NE(rt, nullptr);
+  std::atomic<bool> blocking{false}, ran{false};
+  // The first item holds the annex until Stop() interrupts it, which it
+  // does only once stopping was requested: the second is dropped then.
+  ASSERT_TRUE(rt->Post([&](const ThreadStates&) {
+                  blocking.store(true);
+                  AnnexRuntime* r = rt.get();
+                  Py_BEGIN_ALLOW_THREADS while (!r->TakeInterrupt()) {
+                    std::this_thread::yield();
+                  }
+                  Py_END_ALLOW_THREADS
+                }).ok());
+  AnnexRuntime::RunOutcome outcome;
+  absl::Status status;
+  std::thread caller([&] {
+    status = rt->RunWithin([&](const ThreadStates&) { ran.store(true); },
+                           absl::InfiniteFuture(), nullptr,
+                           absl::ZeroDuration(), &outcome);
+  });
+  Py_BEGIN_ALLOW_THREADS while (!blocking.load() || rt->queued() == 0) {
+    std::this_thread::yield();
+  }
+  Py_END_ALLOW_THREADS EXPECT_TRUE(rt->Stop().ok());
+  Py_BEGIN_ALLOW_THREADS caller.join();
+  Py_END_ALLOW_THREADS EXPECT_FALSE(ran.load());
+  EXPECT_TRUE(outcome.finished);
+  EXPECT_FALSE(outcome.started);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+}
+
 TEST(AnnexRuntimeTest, IdleAnnexLeavesTargetUndisturbed) {
   // CPython 3.11 itself changes the main interpreter's gc lists once per
   // process: the first Py_NewInterpreter() replaces the cached copies of the
