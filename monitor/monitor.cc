@@ -170,6 +170,32 @@ void ForgetExitingConsole(const void* state) {
 
 Monitor::Monitor() : state_(std::make_unique<State>()) {}
 
+namespace {
+
+// Start() and Stop() take turns on `mu`. A caller holding the GIL waits
+// for its turn with the GIL released: the one in progress may be waiting
+// for the annex, the console or a host call to end, which need the GIL
+// (one thread stopping the monitor while another, holding the GIL,
+// stopped or started it too, waited forever). The GIL is taken again
+// once `mu` is held; nothing holding the GIL waits for `mu`.
+// Where: any thread but the annex's.
+class ABSL_SCOPED_LOCKABLE StartStopTurn {
+ public:
+  explicit StartStopTurn(absl::Mutex& mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu)
+      : mu_(mu) {
+    python::ScopedGilReleaseIfHeld release;
+    mu_.Lock();
+  }
+  ~StartStopTurn() ABSL_UNLOCK_FUNCTION() { mu_.Unlock(); }
+  StartStopTurn(const StartStopTurn&) = delete;
+  StartStopTurn& operator=(const StartStopTurn&) = delete;
+
+ private:
+  absl::Mutex& mu_;
+};
+
+}  // namespace
+
 Monitor::~Monitor() { Stop().IgnoreError(); }
 
 bool Monitor::running() const {
@@ -186,7 +212,7 @@ std::string Monitor::console_socket_path() const {
 }
 
 absl::Status Monitor::Start(const Options& options) {
-  absl::MutexLock lock(&state_->mu);
+  StartStopTurn turn(state_->mu);
   if (state_->runtime != nullptr && state_->runtime->running()) {
     return absl::FailedPreconditionError("the monitor is already started");
   }
@@ -401,7 +427,7 @@ absl::Status Monitor::Stop() {
     state_ = std::make_unique<State>();
     return absl::OkStatus();
   }
-  absl::MutexLock lock(&state_->mu);
+  StartStopTurn turn(state_->mu);
   ForgetExitingConsole(state_.get());
   {
     // The console's Stop waits for the commands in flight and for clients

@@ -156,7 +156,8 @@ class Monitor {
   // waits for them before it frees what they use. Harmless when not
   // running (OK).
   // Where: any thread but the annex's, before Py_FinalizeEx(); the caller
-  // may hold the GIL.
+  // may hold the GIL. Start() and Stop() may be called from several threads
+  // at once: each waits for the one in progress, with the GIL released.
   absl::Status Stop();
 
   // Where: any thread.

@@ -2,6 +2,7 @@
 #include "monitor/monitor.h"
 
 #include <Python.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/testing/python_main.h"
 
@@ -464,6 +466,43 @@ TEST(MonitorTest, StopWaitsForHostCallsInFlight) {
     PyEval_RestoreThread(saved);
     EXPECT_FALSE(monitor.running());
   }
+}
+
+// Two threads stopping one monitor while host code loops in the annex:
+// the one that holds the GIL waits for the other's Stop() with the GIL
+// released. (It used to wait holding it: the other's Stop() waited for
+// the annex to take the interrupt, which needs the GIL, and both waited
+// forever.)
+TEST(MonitorTest, StopsFromTwoThreadsWaitForEachOtherWithoutTheGil) {
+  Monitor monitor;
+  ASSERT_TRUE(monitor.Start().ok());
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  absl::StatusOr<std::string> looped = std::string("not run");
+  absl::Status first_stop;
+  PyThreadState* saved = PyEval_SaveThread();
+  std::thread host([&] {
+    // Tells the test it runs, then loops until Stop() interrupts it.
+    looped = monitor.ExecInAnnex(absl::StrCat("import os\nos.write(", ready[1],
+                                              ", b'x')\nwhile True: pass\n"));
+  });
+  char byte = 0;
+  ASSERT_EQ(read(ready[0], &byte, 1), 1);
+  std::thread stopper([&] { first_stop = monitor.Stop(); });
+  // The stopper holds Start/Stop's turn once host calls are refused.
+  while (monitor.running()) std::this_thread::yield();
+  PyEval_RestoreThread(saved);
+  EXPECT_TRUE(monitor.Stop().ok());  // with the GIL held, as a host would
+  saved = PyEval_SaveThread();
+  stopper.join();
+  host.join();
+  PyEval_RestoreThread(saved);
+  EXPECT_TRUE(first_stop.ok()) << first_stop;
+  EXPECT_FALSE(looped.ok());  // interrupted, an error that says so
+  EXPECT_FALSE(looped.status().message().empty());
+  EXPECT_FALSE(monitor.running());
+  close(ready[0]);
+  close(ready[1]);
 }
 
 }  // namespace
