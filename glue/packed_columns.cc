@@ -43,7 +43,7 @@ void PackedAddresses::clear() {
 }
 
 void PackedAddresses::shrink_to_fit() {
-  bytes_.shrink_to_fit();
+  python::ShrinkHuge(bytes_);
   base_.shrink_to_fit();
   offset_.shrink_to_fit();
   form_.shrink_to_fit();
@@ -73,6 +73,9 @@ void PackedAddresses::SealBlock(const uintptr_t* block) {
   const int code = span <= 0xffff ? 0 : span <= 0xffffffffu ? 1 : 2;
   const size_t width = size_t{2} << code;
   const size_t at = bytes_.size();
+  // Beyond reserve()'s 2 bytes per member when blocks are sparse (a 10M
+  // heap's are): grown into huge pages.
+  python::GrowHuge(bytes_, width * kBlock);
   bytes_.resize(at + width * kBlock);
   uint8_t* p = bytes_.data() + at;
   for (size_t j = 0; j < kBlock; ++j) {

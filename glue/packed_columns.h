@@ -171,7 +171,8 @@ class PackedAddresses {
   }
   void reserve(size_t n);
   void clear();
-  // Gives back spare capacity (a set about to be kept).
+  // Gives back spare capacity worth a copy (python::ShrinkHuge: a set
+  // about to be kept).
   void shrink_to_fit();
   std::vector<uintptr_t> ToVector() const;
   // Bytes held (capacities).
@@ -248,7 +249,7 @@ class PackedUints {
   }
   void shrink_to_fit() {
     bytes_.resize(size_ * width_);
-    bytes_.shrink_to_fit();
+    python::ShrinkHuge(bytes_);
   }
   std::vector<uint32_t> ToVector() const;
   size_t MemoryBytes() const { return bytes_.capacity(); }
@@ -344,7 +345,7 @@ class PackedSizes {
     large_.clear();
   }
   void shrink_to_fit() {
-    small_.shrink_to_fit();
+    python::ShrinkHuge(small_);
     large_.shrink_to_fit();
   }
   std::vector<uint64_t> ToVector() const;

@@ -11,6 +11,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -24,24 +25,55 @@ namespace annex::python {
 // A transparent huge page (x86-64).
 inline constexpr size_t kHugePageBytes = size_t{2} << 20;
 
+// Bytes a malloc'd block of this size or less is given beyond what was
+// asked, in its mapping (glibc: a 16-byte chunk header, the size rounded
+// to 16 and then the mapping to 4 KiB; some slack for other allocators).
+inline constexpr size_t kMallocSlack = 64;
+
 // Makes room for `n` elements in `v` (empty, or as good as: only its
-// capacity matters) and, when that takes 4 MiB or more (so that at least
-// one whole 2 MiB page lies inside it), asks the kernel to back the whole
-// 2 MiB pages inside it with transparent huge pages before anything
-// touches them. A 4 MiB vector faulted in 4 KiB at a time is a thousand
-// faults. Harmless where THP is off ("never");
-// where it is "always" it changes nothing. Where: any thread.
+// capacity matters) and, when that takes 4 MiB or more, asks the kernel to
+// back it with transparent huge pages before anything touches it. A 4 MiB
+// vector faulted in 4 KiB at a time is a thousand faults.
+//
+// Such room is rounded up to just under a whole number of 2 MiB pages, so
+// that malloc maps a whole number of them (it maps blocks this large on
+// their own): Linux places an anonymous mapping of such a length on a
+// 2 MiB boundary, and then every page of it can be huge, where an
+// unaligned mapping's first and last part (up to 4 MiB between them, a
+// thousand 4 KiB faults) could not. The rounding costs address space
+// only: pages past what is written are never touched. Harmless where THP
+// is off ("never"), where the kernel does not align and where malloc
+// does not map (then only the whole 2 MiB pages inside the room can be
+// huge, as before the rounding); where THP is "always" only the rounding
+// matters. Where: any thread.
 template <typename T>
 void ReserveHuge(std::vector<T>& v, size_t n) {
-  v.reserve(n);
   constexpr uintptr_t kHuge = kHugePageBytes;
   // The element's size, whatever T is (a pointer for the walk's stack).
   constexpr size_t kElement = sizeof(T);  // NOLINT(bugprone-sizeof-expression)
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(v.data());
-  const uintptr_t first = (begin + kHuge - 1) & ~(kHuge - 1);
-  const uintptr_t last = (begin + n * kElement) & ~(kHuge - 1);
-  if (n * kElement >= 2 * kHuge && last > first) {
-    madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+  if (n * kElement < 2 * kHuge || n <= v.capacity()) {
+    v.reserve(n);
+    return;
+  }
+  const size_t pages = (n * kElement + kMallocSlack + kHuge - 1) / kHuge;
+  v.reserve((pages * kHuge - kMallocSlack) / kElement);
+  // The pages the room touches, whole: with a mapping of its own that is
+  // the whole mapping (its first bytes are malloc's header, its last the
+  // rounding to 4 KiB), so that the advice does not split it and leave
+  // its first or last 2 MiB to small pages.
+  constexpr uintptr_t kPage = 4096;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(v.data()) & ~(kPage - 1);
+  const uintptr_t end =
+      (reinterpret_cast<uintptr_t>(v.data() + v.capacity()) + kPage - 1) &
+      ~(kPage - 1);
+  madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+  // malloc wrote its header into the mapping's first page before the
+  // advice, so that page is a small one and its 2 MiB would stay small
+  // pages: collapsed into a huge page now (Linux 6.1 on; elsewhere the
+  // call fails and those 2 MiB fault in 4 KiB at a time, as before).
+  constexpr int kCollapse = 25;  // MADV_COLLAPSE, where headers lack it
+  if (begin % kHuge == 0 && end - begin >= kHuge) {
+    madvise(reinterpret_cast<void*>(begin), kHuge, kCollapse);
   }
 }
 
@@ -53,6 +85,35 @@ void MoveToHuge(std::vector<T>& v, size_t n) {
   ReserveHuge(bigger, n);
   bigger.assign(v.begin(), v.end());
   v.swap(bigger);
+}
+
+// Room in `v` for `more` elements past its size: when its capacity falls
+// short, its elements move (MoveToHuge) into room for at least twice that
+// capacity. For vectors that grow to megabytes one element or block at a
+// time: std::vector's own doubling copies into exactly sized malloc
+// memory, which at that size is fresh 4 KiB pages each time. Where: any
+// thread.
+template <typename T>
+void GrowHuge(std::vector<T>& v, size_t more) {
+  const size_t need = v.size() + more;
+  if (need > v.capacity()) {
+    MoveToHuge(v, std::max({need, 2 * v.capacity(), size_t{1} << 10}));
+  }
+}
+
+// Gives back `v`'s spare room when that is worth a copy: more than
+// ReserveHuge's rounding (under a huge page) and more than an eighth of
+// what `v` holds. shrink_to_fit would copy a vector of tens of megabytes
+// into fresh 4 KiB pages for the rounding alone. Where: any thread.
+template <typename T>
+void ShrinkHuge(std::vector<T>& v) {
+  constexpr size_t kElement = sizeof(T);  // NOLINT(bugprone-sizeof-expression)
+  const size_t spare = (v.capacity() - v.size()) * kElement;
+  if (spare <= kHugePageBytes || spare <= v.size() * kElement / 8) return;
+  std::vector<T> fit;
+  ReserveHuge(fit, v.size());
+  fit.assign(v.begin(), v.end());
+  v.swap(fit);
 }
 
 // `n` copies of `value` in `v`, its memory reserved by ReserveHuge.

@@ -4,7 +4,11 @@
 #include "monitor/python/huge_pages.h"
 
 #include <cstdint>
+#include <cstdio>
+#include <fstream>
 #include <numeric>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/numeric/int128.h"
@@ -45,6 +49,115 @@ TEST(HugePagesTest, CopyHugeAndAssignHugeHoldTheValues) {
 // HugeCopiedVector's copies (made, assigned, self-assigned) hold the
 // same values and are independent of the original; moves take the
 // storage itself.
+// The kernel's transparent huge page mode ("always", "madvise", "never").
+std::string ThpMode() {
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string line;
+  std::getline(in, line);
+  const size_t open = line.find('['), close = line.find(']');
+  if (open == std::string::npos || close == std::string::npos) return "";
+  return line.substr(open + 1, close - open - 1);
+}
+
+// The Size and AnonHugePages (kB) of the mapping holding `p`.
+std::pair<size_t, size_t> MappingKb(const void* p) {
+  const uintptr_t at = reinterpret_cast<uintptr_t>(p);
+  std::ifstream in("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  size_t size = 0, huge = 0;
+  while (std::getline(in, line)) {
+    uintptr_t lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 &&
+        line.find(':') > line.find(' ')) {
+      if (inside) break;
+      inside = lo <= at && at < hi;
+      continue;
+    }
+    if (!inside) continue;
+    std::sscanf(line.c_str(), "Size: %zu kB", &size);
+    std::sscanf(line.c_str(), "AnonHugePages: %zu kB", &huge);
+  }
+  return {size, huge};
+}
+
+// A room of megabytes is rounded to just under whole huge pages, so that
+// malloc maps whole ones; where the kernel then places the mapping on a
+// 2 MiB boundary (Linux 6.7 on), every page of it is huge once written,
+// its first and last included.
+TEST(HugePagesTest, LargeRoomIsWholeHugePages) {
+  std::vector<uint32_t> v;
+  // 80 MB: above glibc's largest threshold for mapping a block on its own
+  // (32 MiB; below it, after freeing large blocks, malloc serves from its
+  // heap, where the rounding changes nothing).
+  ReserveHuge(v, 20'000'000);
+  const size_t bytes = v.capacity() * sizeof(uint32_t);
+  EXPECT_GE(v.capacity(), 20'000'000u);
+  // Just under whole huge pages (within one element of them).
+  const size_t mapped = bytes + kMallocSlack;
+  EXPECT_LT((kHugePageBytes - mapped % kHugePageBytes) % kHugePageBytes,
+            sizeof(uint32_t))
+      << bytes;
+  EXPECT_LT(bytes, 20'000'000 * sizeof(uint32_t) + kHugePageBytes);
+  const std::string mode = ThpMode();
+  if (mode != "madvise" && mode != "always") {
+    GTEST_SKIP() << "transparent huge pages are " << mode;
+  }
+  const uintptr_t page =
+      reinterpret_cast<uintptr_t>(v.data()) & ~uintptr_t{4095};
+  if (page % kHugePageBytes != 0) {
+    GTEST_SKIP() << "this kernel did not place the mapping on a 2 MiB "
+                    "boundary";
+  }
+  v.resize(v.capacity(), 7);  // every page written
+  const auto [size_kb, huge_kb] = MappingKb(v.data());
+  EXPECT_EQ(size_kb % 2048, 0u) << size_kb;
+  EXPECT_GE(size_kb * 1024, bytes);
+  EXPECT_EQ(huge_kb, size_kb);
+}
+
+// Spare room goes when it is worth a copy, and only then.
+TEST(HugePagesTest, ShrinkHugeKeepsTheRoundingAndDropsRealSpare) {
+  std::vector<uint32_t> v;
+  ReserveHuge(v, 3'000'000);
+  v.assign(3'000'000, 5);
+  const uint32_t* data = v.data();
+  ShrinkHuge(v);  // spare under a huge page: kept
+  EXPECT_EQ(v.data(), data);
+  v.resize(1'000'000);  // 8 MB spare
+  ShrinkHuge(v);
+  EXPECT_NE(v.data(), data);
+  EXPECT_LT(v.capacity(), 1'000'000u + (kHugePageBytes / sizeof(uint32_t)));
+  ASSERT_EQ(v.size(), 1'000'000u);
+  for (uint32_t x : v) ASSERT_EQ(x, 5u);
+}
+
+// Grown one element at a time to megabytes: the contents stay, the room
+// at least doubles when it runs out (so moves are few), and room that is
+// enough is left alone.
+TEST(HugePagesTest, GrowHugeKeepsTheElementsAndDoublesTheRoom) {
+  std::vector<uint32_t> v;
+  size_t moves = 0;
+  for (uint32_t i = 0; i < (3u << 20); ++i) {
+    const size_t before = v.capacity();
+    GrowHuge(v, 1);
+    if (v.capacity() != before) {
+      ++moves;
+      EXPECT_GE(v.capacity(), 2 * before);
+    }
+    ASSERT_GT(v.capacity(), v.size());
+    v.push_back(i * 3);
+  }
+  EXPECT_LE(moves, 13u);  // 1024 doubled up to 3 Mi elements
+  for (uint32_t i = 0; i < v.size(); ++i) ASSERT_EQ(v[i], i * 3);
+  const uint32_t* data = v.data();
+  GrowHuge(v, v.capacity() - v.size());  // fits: not moved
+  EXPECT_EQ(v.data(), data);
+  GrowHuge(v, v.capacity() - v.size() + 1);  // one more than fits
+  EXPECT_NE(v.data(), data);
+  EXPECT_EQ(v[v.size() - 1], (v.size() - 1) * 3);
+}
+
 TEST(HugePagesTest, HugeCopiedVectorCopiesAreEqualAndIndependent) {
   HugeCopiedVector<uint16_t> v(size_t{3} << 20);
   std::iota(v.begin(), v.end(), uint16_t{1});
