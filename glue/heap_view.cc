@@ -18,6 +18,7 @@
 #include "glue/heap_view_parts.h"
 #include "glue/session.h"
 #include "monitor/heap/node_set.h"
+#include "monitor/python/huge_pages.h"
 
 namespace annex::glue {
 
@@ -139,7 +140,7 @@ KindedSet HeapView::Describe(const std::vector<uintptr_t>& sorted,
   if (sizes != nullptr)
     return ClassifyObjects(namer_, sorted, *sizes, owner_scan, key_offsets);
   std::vector<uint64_t> s;
-  s.reserve(sorted.size());
+  python::ReserveHuge(s, sorted.size());
   for (uintptr_t a : sorted) {
     auto size = engine_->SizeOf(reinterpret_cast<PyObject*>(a));
     s.push_back(size.ok() ? *size : 0);
@@ -171,7 +172,7 @@ namespace {
 std::vector<size_t> NotInReference(const std::vector<uintptr_t>& sorted,
                                    const KindedSet& ref) {
   std::vector<size_t> out;
-  out.reserve(sorted.size());
+  python::ReserveHuge(out, sorted.size());
   size_t j = 0;
   for (size_t i = 0; i < sorted.size(); ++i) {
     while (j < ref.count() && ref.addresses[j] < sorted[i]) ++j;

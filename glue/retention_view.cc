@@ -15,6 +15,7 @@
 #include "monitor/heap/reference_pattern.h"
 #include "monitor/heap/referrers.h"
 #include "monitor/heap/retention.h"
+#include "monitor/python/huge_pages.h"
 
 namespace annex::glue {
 namespace {
@@ -72,8 +73,8 @@ KindedSet SetOfNodes(const heap::HeapGraph &graph, const heap::NodeSet &nodes,
                      HeapView &view) {
   std::vector<uintptr_t> addresses;
   std::vector<uint64_t> sizes;
-  addresses.reserve(nodes.size());
-  sizes.reserve(nodes.size());
+  python::ReserveHuge(addresses, nodes.size());
+  python::ReserveHuge(sizes, nodes.size());
   for (uint32_t v : nodes) {
     addresses.push_back(graph.addresses[v]);
     sizes.push_back(graph.sizes[v]);

@@ -11,6 +11,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "monitor/python/huge_pages.h"
 #include "monitor/python/version.h"
 
 namespace annex::heap {
@@ -565,12 +566,17 @@ uint32_t EdgeTexts::Intern(const std::string& text) {
 
 uint32_t EdgeTexts::OfItem(int64_t k) {
   if (k >= kItemIds) return Intern(absl::StrCat("[", k, "]"));
+  // A list of millions of members gives millions of items: both vectors
+  // grow into huge pages (GrowHuge), not into fresh 4 KiB pages.
   if (static_cast<size_t>(k) >= item_.size()) {
-    item_.resize(std::max<size_t>(k + 1, 2 * item_.size()), kNoId);
+    const size_t size = std::max<size_t>(k + 1, 2 * item_.size());
+    python::GrowHuge(item_, size - item_.size());
+    item_.resize(size, kNoId);
   }
   uint32_t& id = item_[k];
   if (id == kNoId) {
     id = static_cast<uint32_t>(ref_.size());
+    python::GrowHuge(ref_, 1);
     ref_.push_back(kItemBit | static_cast<uint32_t>(k));
   }
   return id;
