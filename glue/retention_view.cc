@@ -217,8 +217,10 @@ absl::StatusOr<PathsResult> RetentionView::PathsTo(
           {static_cast<uint32_t>(a), static_cast<uint32_t>(b)});
     }
   }
-  heap::ReverseIndex reverse = heap::ReverseIndex::Build(*graph);
-  sp.reverse = &reverse;
+  // A reverse index only when the search reached deep into the graph:
+  // building one reads every edge, and a target near the roots is found
+  // after a small part of them.
+  sp.reverse_when_deep = true;
   sp.stop = &heap_->engine().question_stop();
   if (sources != nullptr) sp.sources = &starts;
   if (!options.avoid_levels.empty()) {

@@ -101,6 +101,7 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
     }
   }
   const ReverseIndex* reverse = options.reverse;
+  ReverseIndex own_reverse;  // options.reverse_when_deep
   if (reverse != nullptr &&
       reverse->in_begin.size() != static_cast<size_t>(n) + 1) {
     return absl::InvalidArgumentError("reverse index of another graph");
@@ -131,6 +132,7 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
   std::vector<uint32_t> order;
   python::ReserveHuge(order, n);
   std::vector<size_t> layer_start;
+  size_t scanned = 0;  // edges the last search read
   bool found = false;
   uint32_t layer = 0;
   for (bool search = true; search;) {
@@ -142,6 +144,7 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
     order.clear();
     layer_start.assign(1, 0);
     layer = 0;
+    scanned = 0;
     for (uint32_t r : starts) {
       if (r != kNoStart && !visited.Get(r)) {
         visited.Set(r);
@@ -166,6 +169,7 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
           __builtin_prefetch(&graph.out_targets[graph.out_begin[order[i + 8]]]);
         }
         const uint32_t v = order[i];
+        scanned += graph.out_begin[v + 1] - graph.out_begin[v];
         for (uint32_t e = graph.out_begin[v]; e < graph.out_begin[v + 1]; ++e) {
           const uint32_t w = graph.out_targets[e];
           if (!visited.Get(w) && edge_ok(v, w)) {
@@ -210,6 +214,16 @@ absl::StatusOr<ShortestPaths> FindShortestPaths(
   // Backward marking: a node at layer k lies on a shortest path when it has
   // an allowed edge to a marked node at layer k + 1; at the last layer the
   // marked nodes are the targets.
+  // Re-scanning the visited layers reads the edges the search read; a
+  // reverse index reads all of the graph's once and then only the marked
+  // nodes' in-edges (the retention bench: 0.5 of a full search to build,
+  // the marking over it a fraction of that).
+  if (reverse == nullptr && options.reverse_when_deep &&
+      scanned > graph.out_targets.size() / 3 * 2) {
+    own_reverse = ReverseIndex::Build(graph);
+    reverse = &own_reverse;
+    result.built_reverse = true;
+  }
   std::vector<uint32_t> frontier;
   for (size_t i = layer_start[layer]; i < order.size(); ++i) {
     if (is_target.Get(order[i])) {

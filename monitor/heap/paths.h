@@ -37,6 +37,11 @@ struct ShortestPathOptions {
   // shortest paths then walks back from the targets over their referrers
   // instead of re-scanning every visited edge. Not owned; may be null.
   const ReverseIndex* reverse = nullptr;
+  // Without `reverse`: build one for the marking when the search scanned
+  // most of the graph's edges (deep targets), where building it costs
+  // less than re-scanning them; otherwise re-scan (targets near the
+  // roots are found after a small part of the graph).
+  bool reverse_when_deep = false;
   // The asking question's stop (question_stop.h), polled by the search and
   // the enumeration (and by PathsTo per path): once it says stop, the
   // result is its status. Not owned; may be null.
@@ -79,6 +84,9 @@ struct ShortestPaths {
   // The distinct edges at options.edges_at_levels of all shortest paths
   // (listed or not), in no particular order.
   std::vector<EdgeRef> level_edges;
+  // The search built a reverse index for its marking
+  // (ShortestPathOptions::reverse_when_deep).
+  bool built_reverse = false;
 };
 
 // Multi-source BFS from all named roots at once (visited set as a bitmap),
@@ -88,7 +96,8 @@ struct ShortestPaths {
 // layers), a count of all shortest paths over the marked nodes, and a
 // forward enumeration over those marks lists the paths (output-sensitive:
 // no dead ends). Cost: at most one BFS, plus either the in-edges of the
-// marked nodes or one re-scan of the visited edges, plus the out-edges of
+// marked nodes (and the index's building when reverse_when_deep built
+// one) or one re-scan of the visited edges, plus the out-edges of
 // the marked nodes (the count), plus the size of the output. A node
 // reached from several roots yields one path per root name. Roots start
 // paths by their use (graph.h RootUse): kAlias roots never, kFallback roots

@@ -283,6 +283,9 @@ Naive NaiveCount(const HeapGraph& g) {
 }
 
 TEST(PathsTest, AgreesWithNaiveBfsOnRandomGraphs) {
+  // Targets for which reverse_when_deep built an index, and reachable
+  // ones for which it did not: both ways are compared.
+  int built_reverse = 0, searched_only = 0;
   for (uint64_t seed = 1; seed <= 6; ++seed) {
     for (double degree : {0.8, 1.5, 3.0}) {
       HeapGraph g =
@@ -309,6 +312,15 @@ TEST(PathsTest, AgreesWithNaiveBfsOnRandomGraphs) {
         auto with_reverse = FindShortestPaths(g, {t}, options);
         ASSERT_TRUE(with_reverse.ok());
         EXPECT_EQ(NodeLists(*with_reverse), NodeLists(*sp));
+        // So does a reverse index built only for deep targets.
+        options.reverse = nullptr;
+        options.reverse_when_deep = true;
+        auto when_deep = FindShortestPaths(g, {t}, options);
+        ASSERT_TRUE(when_deep.ok());
+        EXPECT_EQ(NodeLists(*when_deep), NodeLists(*sp));
+        EXPECT_EQ(when_deep->count, sp->count);
+        built_reverse += when_deep->built_reverse;
+        searched_only += !when_deep->built_reverse && !sp->paths.empty();
         if (naive.dist[t] == UINT32_MAX) {
           EXPECT_TRUE(sp->paths.empty());
           continue;
@@ -336,6 +348,8 @@ TEST(PathsTest, AgreesWithNaiveBfsOnRandomGraphs) {
       }
     }
   }
+  EXPECT_GT(built_reverse, 0);
+  EXPECT_GT(searched_only, 0);
 }
 
 TEST(PathsTest, RootDistancesIsAPlainBfs) {
