@@ -14,7 +14,9 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <type_traits>
@@ -24,6 +26,23 @@ namespace annex::python {
 
 // A transparent huge page (x86-64).
 inline constexpr size_t kHugePageBytes = size_t{2} << 20;
+
+// Whether the kernel hands out transparent huge pages on request: its
+// mode is "always" or "madvise", not "never" (an administrator's choice
+// that MADV_COLLAPSE would otherwise override) and not unreadable. Read
+// once. Where: any thread.
+inline bool HugePagesOnRequest() {
+  static const bool on_request = [] {
+    std::FILE* f =
+        std::fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (f == nullptr) return false;
+    char line[128] = {};
+    const bool read = std::fgets(line, sizeof(line), f) != nullptr;
+    std::fclose(f);
+    return read && std::strstr(line, "[never]") == nullptr;
+  }();
+  return on_request;
+}
 
 // Bytes a malloc'd block of this size or less is given beyond what was
 // asked, in its mapping (glibc: a 16-byte chunk header, the size rounded
@@ -71,8 +90,9 @@ void ReserveHuge(std::vector<T>& v, size_t n) {
   // advice, so that page is a small one and its 2 MiB would stay small
   // pages: collapsed into a huge page now (Linux 6.1 on; elsewhere the
   // call fails and those 2 MiB fault in 4 KiB at a time, as before).
+  // Not where huge pages are off: a collapse does not ask the mode.
   constexpr int kCollapse = 25;  // MADV_COLLAPSE, where headers lack it
-  if (begin % kHuge == 0 && end - begin >= kHuge) {
+  if (begin % kHuge == 0 && end - begin >= kHuge && HugePagesOnRequest()) {
     madvise(reinterpret_cast<void*>(begin), kHuge, kCollapse);
   }
 }

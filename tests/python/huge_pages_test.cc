@@ -49,16 +49,6 @@ TEST(HugePagesTest, CopyHugeAndAssignHugeHoldTheValues) {
 // HugeCopiedVector's copies (made, assigned, self-assigned) hold the
 // same values and are independent of the original; moves take the
 // storage itself.
-// The kernel's transparent huge page mode ("always", "madvise", "never").
-std::string ThpMode() {
-  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
-  std::string line;
-  std::getline(in, line);
-  const size_t open = line.find('['), close = line.find(']');
-  if (open == std::string::npos || close == std::string::npos) return "";
-  return line.substr(open + 1, close - open - 1);
-}
-
 // The Size and AnonHugePages (kB) of the mapping holding `p`.
 std::pair<size_t, size_t> MappingKb(const void* p) {
   const uintptr_t at = reinterpret_cast<uintptr_t>(p);
@@ -99,9 +89,8 @@ TEST(HugePagesTest, LargeRoomIsWholeHugePages) {
             sizeof(uint32_t))
       << bytes;
   EXPECT_LT(bytes, 20'000'000 * sizeof(uint32_t) + kHugePageBytes);
-  const std::string mode = ThpMode();
-  if (mode != "madvise" && mode != "always") {
-    GTEST_SKIP() << "transparent huge pages are " << mode;
+  if (!HugePagesOnRequest()) {
+    GTEST_SKIP() << "transparent huge pages are off";
   }
   const uintptr_t page =
       reinterpret_cast<uintptr_t>(v.data()) & ~uintptr_t{4095};
