@@ -109,15 +109,15 @@ void MoveToHuge(std::vector<T>& v, size_t n) {
 
 // Room in `v` for `more` elements past its size: when its capacity falls
 // short, its elements move (MoveToHuge) into room for at least twice that
-// capacity. For vectors that grow to megabytes one element or block at a
-// time: std::vector's own doubling copies into exactly sized malloc
-// memory, which at that size is fresh 4 KiB pages each time. Where: any
-// thread.
+// capacity, and at least `least` elements. For vectors that grow to
+// megabytes one element or block at a time: std::vector's own doubling
+// copies into exactly sized malloc memory, which at that size is fresh
+// 4 KiB pages each time. Where: any thread.
 template <typename T>
-void GrowHuge(std::vector<T>& v, size_t more) {
+void GrowHuge(std::vector<T>& v, size_t more, size_t least = size_t{1} << 10) {
   const size_t need = v.size() + more;
   if (need > v.capacity()) {
-    MoveToHuge(v, std::max({need, 2 * v.capacity(), size_t{1} << 10}));
+    MoveToHuge(v, std::max({need, 2 * v.capacity(), least}));
   }
 }
 
@@ -130,10 +130,7 @@ void ShrinkHuge(std::vector<T>& v) {
   constexpr size_t kElement = sizeof(T);  // NOLINT(bugprone-sizeof-expression)
   const size_t spare = (v.capacity() - v.size()) * kElement;
   if (spare <= kHugePageBytes || spare <= v.size() * kElement / 8) return;
-  std::vector<T> fit;
-  ReserveHuge(fit, v.size());
-  fit.assign(v.begin(), v.end());
-  v.swap(fit);
+  MoveToHuge(v, v.size());
 }
 
 // `n` copies of `value` in `v`, its memory reserved by ReserveHuge.

@@ -49,7 +49,7 @@ template <typename T>
 void Walker::Grow(std::vector<T>& v) {
   // A record a pool gave (Reserve) was big enough for the last walk: the
   // bigger one is fresh, and the old memory is freed, not kept.
-  python::MoveToHuge(v, std::max<size_t>(2 * v.capacity(), size_t{1} << 16));
+  python::GrowHuge(v, 1, size_t{1} << 16);
 }
 
 void Walker::Reserve(size_t objects, size_t edges) {
