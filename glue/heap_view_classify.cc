@@ -56,19 +56,25 @@ class SetLabels {
   absl::flat_hash_map<std::vector<uint32_t>, uint32_t> many_;
 };
 
-// The node of each member of `set` in `graph` (-1: not in it). Both are
-// sorted by address: one merge when the set is a fair part of the graph,
-// else a binary search per member. `unpacked`: the set's addresses, when
-// the caller has them unpacked (else unpacked here). Pure C++, any thread.
-std::vector<int64_t> NodesOf(const heap::HeapGraph& graph, const KindedSet& set,
-                             const std::vector<uintptr_t>* unpacked) {
-  std::vector<int64_t> node_of;
-  python::AssignHuge(node_of, set.count(), int64_t{-1});
+// A member that is no node of the graph (NodesOf).
+constexpr uint32_t kNoNode = UINT32_MAX;
+
+// The node of each member of `set` in `graph` (kNoNode: not in it; node
+// ids are 32-bit, as the graph's edges hold them). Both are sorted by
+// address: one merge when the set is a fair part of the graph, else a
+// binary search per member. `unpacked`: the set's addresses, when the
+// caller has them unpacked (else unpacked here). Pure C++, any thread.
+std::vector<uint32_t> NodesOf(const heap::HeapGraph& graph,
+                              const KindedSet& set,
+                              const std::vector<uintptr_t>* unpacked) {
+  std::vector<uint32_t> node_of;
+  python::AssignHuge(node_of, set.count(), kNoNode);
   const size_t n = graph.size();
   if (set.count() * 32 < n) {
     uint32_t cursor = 0;  // set.addresses ascend
     for (size_t i = 0; i < set.count(); ++i) {
-      node_of[i] = graph.FindAscending(set.addresses[i], &cursor);
+      const int64_t v = graph.FindAscending(set.addresses[i], &cursor);
+      if (v >= 0) node_of[i] = static_cast<uint32_t>(v);
     }
     return node_of;
   }
@@ -80,7 +86,7 @@ std::vector<int64_t> NodesOf(const heap::HeapGraph& graph, const KindedSet& set,
     while (j < n && graph.addresses[j] < addresses[i]) ++j;
     if (j == n) break;
     if (graph.addresses[j] == addresses[i])
-      node_of[i] = static_cast<int64_t>(j);
+      node_of[i] = static_cast<uint32_t>(j);
   }
   return node_of;
 }
@@ -184,27 +190,45 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
   // From here to the end no Python code runs and no thread state is
   // swapped (the question holds the target current), so the GIL stays held
   // and what the walk found stays alive.
-  const std::vector<int64_t> node_of = NodesOf(*graph, set, unpacked);
+  const std::vector<uint32_t> node_of = NodesOf(*graph, set, unpacked);
   const std::vector<size_t> dead = DeadMembers(set);
   // The type each kind was last confirmed for: one name comparison per
   // (kind, type) met, not per member.
   std::vector<PyTypeObject*> type_of_kind(set.kind_names->size(), nullptr);
   absl::flat_hash_map<PyTypeObject*, std::string> type_names;
+  // The members kept (alive, the same objects) and their nodes. Usually
+  // every member is: then `node_of` serves as the kept members' nodes and
+  // the lists are never made (at ten million members they were 160 MB of
+  // fresh memory a question); they start at the first member left out.
+  bool all_kept = true;
   std::vector<size_t> keep;
-  std::vector<int64_t> keep_node;
-  python::ReserveHuge(keep, set.count());
-  python::ReserveHuge(keep_node, set.count());
+  std::vector<uint32_t> kept_nodes;
+  auto leave_out = [&](size_t i) {
+    if (!all_kept) return;
+    all_kept = false;
+    python::ReserveHuge(keep, set.count());
+    python::ReserveHuge(kept_nodes, set.count());
+    for (size_t j = 0; j < i; ++j) {
+      keep.push_back(j);
+      kept_nodes.push_back(node_of[j]);
+    }
+  };
   size_t d = 0;
   for (size_t i = 0; i < set.count(); ++i) {
     if (d < dead.size() && dead[d] == i) {  // died since the set was made
       ++d;
+      leave_out(i);
       continue;
     }
-    if (node_of[i] < 0) continue;  // dead (heapu members are nodes)
+    if (node_of[i] == kNoNode) {  // dead (heapu members are nodes)
+      leave_out(i);
+      continue;
+    }
     // The members' headers are read in address order, but the heap's
     // objects sit in pools of different size classes, so the hardware
     // prefetcher alone loses the stream: fetch a few members ahead.
-    if (i + kPrefetchAhead < set.count() && node_of[i + kPrefetchAhead] >= 0) {
+    if (i + kPrefetchAhead < set.count() &&
+        node_of[i + kPrefetchAhead] != kNoNode) {
       __builtin_prefetch(reinterpret_cast<void*>(
           graph->addresses[node_of[i + kPrefetchAhead]]));
     }
@@ -215,20 +239,31 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
     if (type_of_kind[kind] != type) {
       auto [it, added] = type_names.emplace(type, std::string());
       if (added) it->second = namer_.Name(type);
-      if (it->second != (*set.kind_names)[kind]) continue;
+      if (it->second != (*set.kind_names)[kind]) {
+        leave_out(i);
+        continue;
+      }
       type_of_kind[kind] = type;
     }
-    keep.push_back(i);
-    keep_node.push_back(node_of[i]);
+    if (!all_kept) {
+      keep.push_back(i);
+      kept_nodes.push_back(node_of[i]);
+    }
   }
+  // Kept member k is node keep_node[k].
+  const std::vector<uint32_t>& keep_node = all_kept ? node_of : kept_nodes;
   LiveKinds out;
-  if (keep.size() == set.count()) {  // every member: the columns as they are
+  if (all_kept) {  // every member: the columns as they are
     out.live = set;
     out.live.dead = 0;
   } else {
     out.live = set.Subset(keep);
   }
-  const size_t n = keep.size();
+  const size_t n = keep_node.size();
+  // Every node a kept member (a set of the whole heap, as hp.heap() is):
+  // member k is node k, both in address order, so no node -> member map
+  // is made (Rcs and Via without a reverse index; 40 MB at ten million).
+  const bool members_are_nodes = n == graph->size();
   // Polled per member (and per referrer for Via): past the pause limit, or
   // cancelled, the question ends with its status and the target runs.
   heap::QuestionStop& stop = engine_->question_stop();
@@ -316,30 +351,42 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         constexpr uint32_t kNone = UINT32_MAX;
         std::vector<uint32_t> first_kind, more_begin, more_kinds;
         if (reverse == nullptr) {
-          std::vector<uint32_t> member_of;
-          python::AssignHuge(member_of, graph->size(), kNone);
-          for (size_t k = 0; k < n; ++k) {
-            member_of[keep_node[k]] = static_cast<uint32_t>(k);
+          std::vector<uint32_t> member_of;  // node -> member, or kNone
+          if (!members_are_nodes) {
+            python::AssignHuge(member_of, graph->size(), kNone);
+            for (size_t k = 0; k < n; ++k) {
+              member_of[keep_node[k]] = static_cast<uint32_t>(k);
+            }
           }
           python::AssignHuge(first_kind, n, kNone);
           std::vector<std::pair<uint32_t, uint32_t>> more;  // (member, kind)
-          for (uint32_t u = 0; u < graph->size(); ++u) {
-            if (stop.Poll()) return stop.status();
-            const uint32_t b = graph->out_begin[u],
-                           end = graph->out_begin[u + 1];
-            if (b == end) continue;
-            const uint32_t kind = graph_clodo[u];
-            for (uint32_t e = b; e < end; ++e) {
-              const uint32_t k = member_of[graph->out_targets[e]];
-              if (k == kNone) continue;
-              uint32_t& f = first_kind[k];
-              if (f == kNone) {
-                f = kind;
-              } else if (f != kind) {
-                more.emplace_back(k, kind);
+          // `member_at(node)`: the member that node is, or kNone. False
+          // when the question was stopped.
+          auto scan = [&](auto member_at) {
+            for (uint32_t u = 0; u < graph->size(); ++u) {
+              if (stop.Poll()) return false;
+              const uint32_t b = graph->out_begin[u],
+                             end = graph->out_begin[u + 1];
+              if (b == end) continue;
+              const uint32_t kind = graph_clodo[u];
+              for (uint32_t e = b; e < end; ++e) {
+                const uint32_t k = member_at(graph->out_targets[e]);
+                if (k == kNone) continue;
+                uint32_t& f = first_kind[k];
+                if (f == kNone) {
+                  f = kind;
+                } else if (f != kind) {
+                  more.emplace_back(k, kind);
+                }
               }
             }
-          }
+            return true;
+          };
+          const bool scanned =
+              members_are_nodes
+                  ? scan([](uint32_t v) { return v; })
+                  : scan([&](uint32_t v) { return member_of[v]; });
+          if (!scanned) return stop.status();
           BucketByMember(n, more, more_begin, more_kinds);
         }
         // Each distinct set of referrer kinds is rendered and interned
@@ -358,8 +405,8 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
             if (first_kind[k] != kNone) kinds.push_back(first_kind[k]);
             kinds.insert(kinds.end(), more_kinds.begin() + more_begin[k],
                          more_kinds.begin() + more_begin[k + 1]);
-          } else if (keep_node[k] >= 0) {
-            uint32_t v = static_cast<uint32_t>(keep_node[k]);
+          } else {
+            const uint32_t v = keep_node[k];
             for (uint32_t e = reverse->in_begin[v];
                  e < reverse->in_begin[v + 1]; ++e) {
               kinds.push_back(graph_clodo[reverse->in_sources[e]]);
@@ -415,10 +462,12 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
           python::ScopedTargetSwap swap(ts_,
                                         python::ScopedTargetSwap::Use::kRead);
           if (reverse == nullptr) {
-            std::vector<uint32_t> member_of;
-            python::AssignHuge(member_of, graph->size(), kNone);
-            for (size_t k = 0; k < n; ++k) {
-              member_of[keep_node[k]] = static_cast<uint32_t>(k);
+            std::vector<uint32_t> member_of;  // node -> member, or kNone
+            if (!members_are_nodes) {
+              python::AssignHuge(member_of, graph->size(), kNone);
+              for (size_t k = 0; k < n; ++k) {
+                member_of[keep_node[k]] = static_cast<uint32_t>(k);
+              }
             }
             std::vector<uint32_t> seen;  // last referrer named
             python::AssignHuge(seen, n, kNone);
@@ -428,7 +477,8 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
               targets.clear();
               for (uint32_t e = graph->out_begin[u];
                    e < graph->out_begin[u + 1]; ++e) {
-                const uint32_t k = member_of[graph->out_targets[e]];
+                const uint32_t v = graph->out_targets[e];
+                const uint32_t k = members_are_nodes ? v : member_of[v];
                 if (k == kNone || seen[k] == u) continue;  // parallel edges
                 seen[k] = u;
                 targets.push_back(k);
@@ -438,7 +488,7 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
           } else {
             std::vector<std::pair<uint32_t, uint32_t>> by_source;
             for (size_t k = 0; k < n; ++k) {
-              const uint32_t v = static_cast<uint32_t>(keep_node[k]);
+              const uint32_t v = keep_node[k];
               uint32_t last = kNone;
               for (uint32_t e = reverse->in_begin[v];
                    e < reverse->in_begin[v + 1]; ++e) {

@@ -311,6 +311,32 @@ vi_list, vi_dict, vi_tuple = _vi()
             "<via '[5]'>",
         ])
 
+    def test_the_whole_heap_labels_each_member_as_a_part_does(self):
+        # Classifying every object of the heap reads each referrer's member
+        # straight from its node (member k is node k); a part of the heap
+        # maps nodes to members through a table. Both must give a member
+        # the same Rcs and Via kinds: the part's rows, selected from the
+        # whole heap by their kinds, are the same objects.
+        plant(
+            self, """
+class Wk:
+    pass
+def _wk():
+    a, b, c, e = Wk(), Wk(), Wk(), Wk()
+    return [a, b, c, e, e], {'b': b, 'c': c, 5: e}, (c, a), [None] * 3 + [b]
+wk_list, wk_dict, wk_tuple, wk_tail = _wk()
+""", 'del wk_list, wk_dict, wk_tuple, wk_tail, _wk, Wk')
+        h = hp.heap()
+        part = h & hp.Type('__main__.Wk')
+        self.assertEqual(len(part), 4)
+        for name in 'Rcs', 'Via':
+            rows = part.by(name).parts
+            # Held in different ways: more than one row each.
+            self.assertGreater(len(rows), 1, name)
+            for row in rows:
+                with self.subTest(classifier=name, kind=row.kind.brief):
+                    self.assertTrue((h & row.kind) & part == row)
+
     def test_type_and_size_combination(self):
         annex_test.target_exec("""
 class Pair:
