@@ -43,12 +43,12 @@ TEST(WatchdogMetricsTest, TheEndpointHasObjectFiguresWithoutAHeapInterval) {
   options.watchdog_options.memory_interval = absl::Milliseconds(20);
   options.watchdog_options.metrics_port = 0;
   ASSERT_TRUE(monitor.Start(options).ok());
-  ASSERT_TRUE(WaitUntil(
+  WaitUntil(
       [&] {
         return monitor.Metrics().memory.source ==
                watchdog::MemorySource::kHeapEngine;
       },
-      absl::Seconds(20)));
+      "the first heap walk");
   const std::string text = HttpGet(monitor.metrics_port(), "/metrics");
   EXPECT_GT(MetricValue(text, "annex_python_objects{source=\"heap_engine\"}"),
             1000)
@@ -61,8 +61,8 @@ TEST(WatchdogMetricsTest, TheEndpointHasObjectFiguresWithoutAHeapInterval) {
   // histogram (no walk service at all without reports).
   options.watchdog_heap_interval = absl::InfiniteDuration();
   ASSERT_TRUE(monitor.Start(options).ok());
-  ASSERT_TRUE(WaitUntil([&] { return monitor.Metrics().memory.rss_bytes > 0; },
-                        absl::Seconds(20)));
+  WaitUntil([&] { return monitor.Metrics().memory.rss_bytes > 0; },
+            "the first memory sample");
   const std::string off = HttpGet(monitor.metrics_port(), "/metrics");
   EXPECT_EQ(MetricValue(off, "annex_python_objects{source=\"heap_engine\"}"),
             -1)
@@ -123,12 +123,12 @@ TEST(WatchdogMetricsTest, ServesHeapFiguresAndStallsOnLoopback) {
   ASSERT_GT(port, 0);
 
   // Wait for a sample taken from a heap walk.
-  ASSERT_TRUE(WaitUntil(
+  WaitUntil(
       [&] {
         return monitor.Metrics().memory.source ==
                watchdog::MemorySource::kHeapEngine;
       },
-      absl::Seconds(20)));
+      "the first heap walk");
   // The main thread serves heartbeats only while it runs Python.
   ASSERT_TRUE(
       RunTargetCode("import time\nfor _ in range(30): time.sleep(0.01)\n"));
@@ -183,7 +183,7 @@ TEST(WatchdogMetricsTest, ServesHeapFiguresAndStallsOnLoopback) {
   // A stall: the main thread spins in C holding the GIL until the
   // watchdog's callback releases it.
   ASSERT_TRUE(RunTargetCode("import _wdtest\n_wdtest.spin_in_c()\n"));
-  ASSERT_GE(recorder.WaitFor(1, absl::Seconds(10)).size(), 1u);
+  recorder.WaitFor(1);
   text = HttpGet(port, "/metrics");
   EXPECT_EQ(
       MetricValue(text, "annex_watchdog_stalls_total{kind=\"stuck_in_c\"}"), 1)

@@ -166,7 +166,8 @@ TEST(WatchdogStallTest, HeartbeatsAreServedByABusyMainThread) {
   ASSERT_TRUE(watchdog.Start(options).ok());
   // Main stays busy in Python (keeping the GIL) until two heartbeats were
   // served, however long a loaded machine takes (a fixed 0.5 s served none
-  // at a load of 14 on 2 cores); the gate's safety deadline bounds it.
+  // at a load of 14 on 2 cores); a build that never serves them hangs
+  // until the test's timeout.
   std::atomic<bool> finished{false};
   std::thread opener([&watchdog, &finished] {
     while (!finished.load() && watchdog.Metrics().heartbeats_served < 2) {
