@@ -29,6 +29,15 @@ PyObject* SpinInC(PyObject*, PyObject*) {
   Py_RETURN_NONE;
 }
 
+// Blocks with the GIL released (as time.sleep does) until released.
+// Where: target thread, GIL held (released while it waits).
+PyObject* WaitReleased(PyObject*, PyObject*) {
+  Py_BEGIN_ALLOW_THREADS;
+  while (!g_released.load()) absl::SleepFor(absl::Milliseconds(1));
+  Py_END_ALLOW_THREADS;
+  Py_RETURN_NONE;
+}
+
 // Where: target thread, GIL held.
 PyObject* Gate(PyObject*, PyObject*) { return PyBool_FromLong(g_gate.load()); }
 
@@ -36,6 +45,8 @@ PyMethodDef kMethods[] = {
     {"gate", Gate, METH_NOARGS, "True once the test opened the gate."},
     {"released", Released, METH_NOARGS, "True once the test released loops."},
     {"spin_in_c", SpinInC, METH_NOARGS, "Spin in C holding the GIL."},
+    {"wait_released", WaitReleased, METH_NOARGS,
+     "Block without the GIL until released."},
     {nullptr, nullptr, 0, nullptr},
 };
 

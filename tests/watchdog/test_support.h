@@ -27,12 +27,13 @@ namespace annex::watchdog::testing {
 
 // Installs `_wdtest` in the current interpreter's sys.modules: released() is
 // True once Release() was called; gate() likewise with OpenGate();
-// spin_in_c() spins in C, holding the GIL, until released. Loops on them end
-// only when the test (or a watchdog event's callback) releases them, so a
-// test runs each such loop within one RunTargetCode call (or joins the
-// thread that runs it before any ASSERT_*): a loop left running would keep
-// the GIL through the teardown. Re-arms both flags. Where: any thread, GIL
-// held, the interpreter that will import it current.
+// spin_in_c() spins in C, holding the GIL, until released; wait_released()
+// blocks with the GIL released (as time.sleep does) until released. Loops on
+// them end only when the test (or a watchdog event's callback) releases
+// them, so a test runs each such loop within one RunTargetCode call (or
+// joins the thread that runs it before any ASSERT_*): a loop left running
+// would keep the GIL through the teardown. Re-arms both flags. Where: any
+// thread, GIL held, the interpreter that will import it current.
 void InstallTestModule();
 
 // Lets _wdtest loops end. Where: any thread, no GIL needed.

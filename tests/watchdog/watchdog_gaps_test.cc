@@ -145,7 +145,8 @@ TEST(WatchdogGapsTest, MainThreadOutsidePythonIsNotOverdue) {
   Options options;
   options.stall_timeout = absl::Milliseconds(200);
   options.report_blocked_main = true;
-  options.on_event = recorder.Callback(/*release=*/false);
+  // The event releases the blocked main thread below.
+  options.on_event = recorder.Callback(/*release=*/true);
   Watchdog watchdog;
   ASSERT_TRUE(watchdog.Start(options).ok());
   // Outside Python for several timeouts (both release the GIL).
@@ -156,11 +157,12 @@ TEST(WatchdogGapsTest, MainThreadOutsidePythonIsNotOverdue) {
   EXPECT_EQ(recorder.events().size(), 0u) << recorder.events()[0].summary;
   EXPECT_EQ(outside.heartbeat_overdue, absl::ZeroDuration());
   EXPECT_EQ(outside.stalls, 0);
-  // Back in Python, blocked: reported as before.
+  // Back in Python, blocked (GIL released, as in time.sleep) until the
+  // report releases it: reported as before.
   ASSERT_TRUE(
-      RunTargetCode("import time\n"
+      RunTargetCode("import _wdtest\n"
                     "def nap():\n"
-                    "    time.sleep(0.8)\n"
+                    "    _wdtest.wait_released()\n"
                     "nap()\n"));
   ASSERT_TRUE(watchdog.Stop().ok());
   std::vector<Event> events = recorder.events();

@@ -3,8 +3,10 @@
 // numbers are the ones Monitor::Metrics() reports, and the stall counter
 // moves after a provoked stall; the endpoint has object figures as soon as
 // it is on.
+#include <atomic>
 #include <functional>
 #include <string>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "monitor/monitor.h"
@@ -20,6 +22,7 @@ using ::annex::testing::MetricValue;
 using ::annex::testing::RunTargetCode;
 using ::annex::watchdog::testing::EventRecorder;
 using ::annex::watchdog::testing::InstallTestModule;
+using ::annex::watchdog::testing::OpenGate;
 using ::annex::watchdog::testing::Release;
 using ::annex::watchdog::testing::WaitUntil;
 
@@ -129,9 +132,24 @@ TEST(WatchdogMetricsTest, ServesHeapFiguresAndStallsOnLoopback) {
                watchdog::MemorySource::kHeapEngine;
       },
       "the first heap walk");
-  // The main thread serves heartbeats only while it runs Python.
-  ASSERT_TRUE(
-      RunTargetCode("import time\nfor _ in range(30): time.sleep(0.01)\n"));
+  // The main thread serves heartbeats only while it runs Python: it does
+  // (sleeping in steps) until one was served, however long a loaded machine
+  // takes. (Not WaitUntil: PyGILState_Check says yes on any thread once a
+  // sub-interpreter existed, and the opener has no thread state.)
+  std::atomic<bool> finished{false};
+  std::thread opener([&monitor, &finished] {
+    while (!finished.load() && monitor.Metrics().heartbeats_served < 1) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    OpenGate();
+  });
+  const bool served = RunTargetCode(
+      "import _wdtest, time\n"
+      "while not _wdtest.gate():\n"
+      "    time.sleep(0.01)\n");
+  finished.store(true);
+  opener.join();
+  ASSERT_TRUE(served);
   watchdog::Metrics metrics = monitor.Metrics();
   std::string text = HttpGet(port, "/metrics");
   ASSERT_FALSE(text.empty());

@@ -144,10 +144,12 @@ TEST(WatchdogStallTest, ReportsBlockedMainThreadWhenAskedTo) {
   options.report_blocked_main = true;
   Watchdog watchdog;
   ASSERT_TRUE(watchdog.Start(options).ok());
+  // Blocked (GIL released, as in time.sleep) until the report releases it,
+  // however late a loaded machine runs the watchdog.
   ASSERT_TRUE(
-      RunTargetCode("import time\n"
+      RunTargetCode("import _wdtest\n"
                     "def nap():\n"
-                    "    time.sleep(0.8)\n"
+                    "    _wdtest.wait_released()\n"
                     "nap()\n"));
   ASSERT_TRUE(watchdog.Stop().ok());
   std::vector<Event> events = recorder.events();
