@@ -15,9 +15,11 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -75,10 +77,13 @@ class FakeExecutor : public CommandExecutor {
     Reply r;
     absl::string_view text = req.text;
     if (text == "sleep") {
+      std::function<void()> on_sleep;
       {
         absl::MutexLock lock(&mu_);
         ++sleeping_;
+        on_sleep = on_sleep_;
       }
+      if (on_sleep) on_sleep();
       bool cancelled = cancel.WaitFor(absl::Seconds(20));
       absl::MutexLock lock(&mu_);
       --sleeping_;
@@ -133,6 +138,14 @@ class FakeExecutor : public CommandExecutor {
     return r;
   }
 
+  // Called (on the client's worker thread, no lock held) each time a
+  // "sleep" starts: how console_demo tells a test in another process that
+  // the command runs. Set before the server starts.
+  void OnSleep(std::function<void()> f) {
+    absl::MutexLock lock(&mu_);
+    on_sleep_ = std::move(f);
+  }
+
   // Waits until `pred` holds, for up to 10 s. For assertions on
   // effects that happen on server threads.
   bool WaitUntil(bool (FakeExecutor::*pred)() const) {
@@ -184,6 +197,7 @@ class FakeExecutor : public CommandExecutor {
   std::set<uint64_t> open_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, int> interrupts_ ABSL_GUARDED_BY(mu_);
   std::vector<RequestKind> kinds_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> on_sleep_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, int> in_flight_ ABSL_GUARDED_BY(mu_);
   bool overlapped_ ABSL_GUARDED_BY(mu_) = false;
   int opened_ ABSL_GUARDED_BY(mu_) = 0;
