@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <set>
@@ -29,12 +30,20 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "monitor/console/executor.h"
 
 namespace annex::console::testing {
 
+// How long a test's wait goes before it says on stderr that it still waits
+// (and goes on waiting: no wait in these tests has a deadline, which a
+// loaded machine could pass; a hang meets Bazel's test timeout).
+inline constexpr absl::Duration kSayStillWaitingAfter = absl::Seconds(10);
+
 // Commands (request text):
-//   "sleep"      waits until cancelled (max 20 s), then kInterrupted
+//   "sleep"      waits until cancelled, however long (an INTERRUPT, the
+//                client's disconnect or the server's Stop() cancels it),
+//                then kInterrupted
 //   "raise MSG"  kError with a traceback naming MSG
 //   "exit N"     kError with exit_code N
 //   "big N"      N bytes of output
@@ -84,12 +93,12 @@ class FakeExecutor : public CommandExecutor {
         on_sleep = on_sleep_;
       }
       if (on_sleep) on_sleep();
-      bool cancelled = cancel.WaitFor(absl::Seconds(20));
+      cancel.WaitFor(absl::InfiniteDuration());
       absl::MutexLock lock(&mu_);
       --sleeping_;
-      if (cancelled) ++cancelled_;
-      r.status = cancelled ? ReplyStatus::kInterrupted : ReplyStatus::kOk;
-      r.error = cancelled ? "KeyboardInterrupt\n" : "";
+      ++cancelled_;
+      r.status = ReplyStatus::kInterrupted;
+      r.error = "KeyboardInterrupt\n";
       return r;
     }
     if (absl::ConsumePrefix(&text, "raise ")) {
@@ -146,11 +155,19 @@ class FakeExecutor : public CommandExecutor {
     on_sleep_ = std::move(f);
   }
 
-  // Waits until `pred` holds, for up to 10 s. For assertions on
-  // effects that happen on server threads.
-  bool WaitUntil(bool (FakeExecutor::*pred)() const) {
+  // Waits until `pred` holds, however long that takes. For effects that
+  // happen on server threads. Where: any thread.
+  void WaitUntil(bool (FakeExecutor::*pred)() const) {
     absl::MutexLock lock(&mu_);
-    return mu_.AwaitWithTimeout(absl::Condition(this, pred), absl::Seconds(10));
+    if (!mu_.AwaitWithTimeout(absl::Condition(this, pred),
+                              kSayStillWaitingAfter)) {
+      std::fprintf(stderr,
+                   "still waiting for the fake executor (sleeping %d, opened "
+                   "%d, closed %d, cancelled %d) after %s\n",
+                   sleeping_, opened_, closed_, cancelled_,
+                   absl::FormatDuration(kSayStillWaitingAfter).c_str());
+      mu_.Await(absl::Condition(this, pred));
+    }
   }
   bool SomeoneSleeps() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return sleeping_ > 0;
