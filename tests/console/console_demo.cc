@@ -1,6 +1,7 @@
 // Manual end-to-end tool for the console until monitor/cli wires the real
 // `annex` command: `console_demo serve [--allow-exec-target] [--tcp]` runs a
-// server backed by the FakeExecutor until stdin closes; `console_demo ps`,
+// server backed by the FakeExecutor until stdin closes (and prints "sleep
+// started" each time a "sleep" command starts); `console_demo ps`,
 // `console_demo attach PID`, `console_demo exec PID CODE|-` call the same
 // entry points `annex` will. `--dir=DIR` (anywhere) picks the socket
 // directory instead of the per-user default.
@@ -42,6 +43,8 @@ int main(int argc, char** argv) {
   options.socket_dir = dir;
   if (verb == "serve") {
     FakeExecutor executor;
+    // Where: the client's worker thread (tests wait for this line).
+    executor.OnSleep([] { std::cout << "sleep started" << std::endl; });
     ServerOptions so;
     so.python_version = "fake";
     so.socket_dir = dir;

@@ -10,7 +10,6 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "monitor/console/cli.h"
 #include "monitor/console/internal/runtime_dir.h"
@@ -31,6 +30,9 @@ class ServerProcess {
                  {kDemo, "serve", "--dir=" + dir}),
         pid_(process_.pid()),
         ready_(process_.WaitForOutput("serving on ")) {}
+  // Waits until a "sleep" command runs in the server (however long that
+  // takes): true, or false if the server ended first.
+  bool WaitForSleep() { return process_.WaitForOutput("sleep started"); }
   // Closes stdin: the server stops and exits. Its exit status.
   int Finish() { return process_.Join().exit_code; }
   void Kill() {
@@ -113,9 +115,11 @@ TEST(EndToEndTest, AttachOnATerminalInterruptsWithCtrlCAndKeepsTheSession) {
   // Multi-line statement: the continuation prompt, then the block's echo.
   EXPECT_TRUE(type_and_wait("if 1:\r", "... ")) << all;
   EXPECT_TRUE(type_and_wait("  x\r\r", ">>> ")) << all;
-  // A command that runs until interrupted, then Ctrl-C.
+  // A command that runs until interrupted, then Ctrl-C once it runs in the
+  // server (a Ctrl-C from before the command started is dropped, and
+  // nothing else ends the command).
   EXPECT_TRUE(type_and_wait("sleep\r", "sleep")) << all;
-  absl::SleepFor(absl::Milliseconds(300));
+  ASSERT_TRUE(server.WaitForSleep());
   EXPECT_TRUE(type_and_wait("\x03", "KeyboardInterrupt")) << all;
   attach.WaitForText(mark + all.find("KeyboardInterrupt"), ">>> ");
   // Ctrl-C at the prompt drops the half-typed line, like Python's REPL.

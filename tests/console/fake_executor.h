@@ -15,9 +15,12 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -27,12 +30,20 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "monitor/console/executor.h"
 
 namespace annex::console::testing {
 
+// How long a test's wait goes before it says on stderr that it still waits
+// (and goes on waiting: no wait in these tests has a deadline, which a
+// loaded machine could pass; a hang meets Bazel's test timeout).
+inline constexpr absl::Duration kSayStillWaitingAfter = absl::Seconds(10);
+
 // Commands (request text):
-//   "sleep"      waits until cancelled (max 20 s), then kInterrupted
+//   "sleep"      waits until cancelled, however long (an INTERRUPT, the
+//                client's disconnect or the server's Stop() cancels it),
+//                then kInterrupted
 //   "raise MSG"  kError with a traceback naming MSG
 //   "exit N"     kError with exit_code N
 //   "big N"      N bytes of output
@@ -75,16 +86,19 @@ class FakeExecutor : public CommandExecutor {
     Reply r;
     absl::string_view text = req.text;
     if (text == "sleep") {
+      std::function<void()> on_sleep;
       {
         absl::MutexLock lock(&mu_);
         ++sleeping_;
+        on_sleep = on_sleep_;
       }
-      bool cancelled = cancel.WaitFor(absl::Seconds(20));
+      if (on_sleep) on_sleep();
+      cancel.WaitFor(absl::InfiniteDuration());
       absl::MutexLock lock(&mu_);
       --sleeping_;
-      if (cancelled) ++cancelled_;
-      r.status = cancelled ? ReplyStatus::kInterrupted : ReplyStatus::kOk;
-      r.error = cancelled ? "KeyboardInterrupt\n" : "";
+      ++cancelled_;
+      r.status = ReplyStatus::kInterrupted;
+      r.error = "KeyboardInterrupt\n";
       return r;
     }
     if (absl::ConsumePrefix(&text, "raise ")) {
@@ -133,11 +147,27 @@ class FakeExecutor : public CommandExecutor {
     return r;
   }
 
-  // Waits until `pred` holds, for up to 10 s. For assertions on
-  // effects that happen on server threads.
-  bool WaitUntil(bool (FakeExecutor::*pred)() const) {
+  // Called (on the client's worker thread, no lock held) each time a
+  // "sleep" starts: how console_demo tells a test in another process that
+  // the command runs. Set before the server starts.
+  void OnSleep(std::function<void()> f) {
     absl::MutexLock lock(&mu_);
-    return mu_.AwaitWithTimeout(absl::Condition(this, pred), absl::Seconds(10));
+    on_sleep_ = std::move(f);
+  }
+
+  // Waits until `pred` holds, however long that takes. For effects that
+  // happen on server threads. Where: any thread.
+  void WaitUntil(bool (FakeExecutor::*pred)() const) {
+    absl::MutexLock lock(&mu_);
+    if (!mu_.AwaitWithTimeout(absl::Condition(this, pred),
+                              kSayStillWaitingAfter)) {
+      std::fprintf(stderr,
+                   "still waiting for the fake executor (sleeping %d, opened "
+                   "%d, closed %d, cancelled %d) after %s\n",
+                   sleeping_, opened_, closed_, cancelled_,
+                   absl::FormatDuration(kSayStillWaitingAfter).c_str());
+      mu_.Await(absl::Condition(this, pred));
+    }
   }
   bool SomeoneSleeps() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return sleeping_ > 0;
@@ -184,6 +214,7 @@ class FakeExecutor : public CommandExecutor {
   std::set<uint64_t> open_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, int> interrupts_ ABSL_GUARDED_BY(mu_);
   std::vector<RequestKind> kinds_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> on_sleep_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, int> in_flight_ ABSL_GUARDED_BY(mu_);
   bool overlapped_ ABSL_GUARDED_BY(mu_) = false;
   int opened_ ABSL_GUARDED_BY(mu_) = 0;

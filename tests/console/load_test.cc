@@ -34,8 +34,7 @@ TEST(LoadTest, EightClientsThousandCommandsEachNoLostOrCrossedReplies) {
       }
       for (int j = 0; j < kCommands; ++j) {
         std::string text = absl::StrCat("client-", i, "-cmd-", j);
-        absl::StatusOr<ReplyMessage> r =
-            (*c)->Call(RequestKind::kExec, text, -1, absl::Seconds(10));
+        absl::StatusOr<ReplyMessage> r = (*c)->Call(RequestKind::kExec, text);
         if (r.ok() && r->status == ReplyStatus::kOk &&
             r->output == text + "\n") {
           ++good;
@@ -83,7 +82,7 @@ TEST(LoadTest, PipelinedClientsGetEveryReplyInOrder) {
       }
       if (!(*c)->SendBytes(batch).ok()) ++bad;
       for (int j = 0; j < kCommands; ++j) {
-        absl::StatusOr<Frame> f = (*c)->ReadFrame(absl::Seconds(10));
+        absl::StatusOr<Frame> f = (*c)->ReadFrame(absl::InfiniteDuration());
         if (!f.ok()) {
           ++bad;
           return;

@@ -68,13 +68,12 @@ TEST(ServerTest, ALongCommandDoesNotBlockOtherClients) {
   ASSERT_TRUE(busy->SendBytes(EncodeRequest(RequestMessage{
                                   1, RequestKind::kExec, "sleep"}))
                   .ok());
-  ASSERT_TRUE(t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps));
-  absl::StatusOr<ReplyMessage> r =
-      other->Call(RequestKind::kExec, "meanwhile", -1, absl::Seconds(5));
+  t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps);
+  absl::StatusOr<ReplyMessage> r = other->Call(RequestKind::kExec, "meanwhile");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->output, "meanwhile\n");
   ASSERT_TRUE(busy->SendBytes(EncodeInterrupt(InterruptMessage{1})).ok());
-  EXPECT_TRUE(busy->ReadFrame(absl::Seconds(10)).ok());
+  EXPECT_TRUE(busy->ReadFrame(absl::InfiniteDuration()).ok());
 }
 
 // Random bytes from several connections at once, in random-sized writes:
@@ -117,7 +116,7 @@ TEST(ServerTest, SurvivesRandomGarbageFromManyConnections) {
   // which then refuses a connect. Retry once the server caught up.
   std::unique_ptr<Client> c;
   for (int attempt = 0; attempt < 50 && c == nullptr; ++attempt) {
-    EXPECT_TRUE(t.WaitForClients(0));
+    t.WaitForClients(0);
     absl::StatusOr<std::unique_ptr<Client>> tried =
         Client::ConnectToPath(t.server->socket_path(), t.Options());
     if (tried.ok()) c = std::move(*tried);
@@ -140,7 +139,7 @@ TEST(ServerTest, PipelinedRequestsOfOneClientRunInOrder) {
   }
   ASSERT_TRUE(c->SendBytes(batch).ok());
   for (uint32_t i = 1; i <= 20; ++i) {
-    absl::StatusOr<Frame> f = c->ReadFrame(absl::Seconds(10));
+    absl::StatusOr<Frame> f = c->ReadFrame(absl::InfiniteDuration());
     ASSERT_TRUE(f.ok()) << f.status();
     absl::StatusOr<ReplyMessage> r = DecodeReply(f->payload);
     ASSERT_TRUE(r.ok());
@@ -224,7 +223,7 @@ TEST(ServerTest, WrongFramesAfterHelloGetErrorsAndSessionSurvives) {
   };
   for (const Case& k : cases) {
     ASSERT_TRUE(c->SendBytes(k.bytes).ok());
-    absl::StatusOr<Frame> f = c->ReadFrame(absl::Seconds(10));
+    absl::StatusOr<Frame> f = c->ReadFrame(absl::InfiniteDuration());
     ASSERT_TRUE(f.ok()) << f.status();
     ASSERT_EQ(f->type, static_cast<uint8_t>(FrameType::kError));
     absl::StatusOr<ErrorMessage> err = DecodeError(f->payload);
@@ -246,13 +245,14 @@ TEST(ServerTest, OversizedFrameClosesOnlyThatConnection) {
   RequestMessage m;
   m.text = std::string(2000, 'a');
   ASSERT_TRUE(bad->SendBytes(EncodeRequest(m)).ok());
-  absl::StatusOr<Frame> f = bad->ReadFrame(absl::Seconds(10));
+  absl::StatusOr<Frame> f = bad->ReadFrame(absl::InfiniteDuration());
   ASSERT_TRUE(f.ok()) << f.status();
   absl::StatusOr<ErrorMessage> err = DecodeError(f->payload);
   ASSERT_TRUE(err.ok());
   EXPECT_EQ(err->code, static_cast<uint16_t>(ErrorCode::kFrameTooLarge));
   EXPECT_TRUE(err->fatal);
-  EXPECT_TRUE(absl::IsUnavailable(bad->ReadFrame(absl::Seconds(10)).status()));
+  EXPECT_TRUE(
+      absl::IsUnavailable(bad->ReadFrame(absl::InfiniteDuration()).status()));
   absl::StatusOr<ReplyMessage> r = good->Call(RequestKind::kExec, "ok");
   ASSERT_TRUE(r.ok()) << r.status();
 }
@@ -291,7 +291,7 @@ TEST(ServerTest, InterruptReachesTheRunningCommand) {
   int pipe_fds[2];
   ASSERT_EQ(::pipe(pipe_fds), 0);
   std::thread ctrl_c([&] {
-    EXPECT_TRUE(t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps));
+    t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps);
     (void)!::write(pipe_fds[1], "x", 1);
   });
   absl::StatusOr<ReplyMessage> r =
@@ -315,12 +315,12 @@ TEST(ServerTest, InterruptDropsAQueuedRequest) {
   RequestMessage echo_req{2, RequestKind::kExec, "queued"};
   ASSERT_TRUE(
       c->SendBytes(EncodeRequest(sleep_req) + EncodeRequest(echo_req)).ok());
-  ASSERT_TRUE(t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps));
+  t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps);
   ASSERT_TRUE(c->SendBytes(EncodeInterrupt(InterruptMessage{2})).ok());
   ASSERT_TRUE(c->SendBytes(EncodeInterrupt(InterruptMessage{1})).ok());
   std::vector<ReplyMessage> replies;
   for (int i = 0; i < 2; ++i) {
-    absl::StatusOr<Frame> f = c->ReadFrame(absl::Seconds(10));
+    absl::StatusOr<Frame> f = c->ReadFrame(absl::InfiniteDuration());
     ASSERT_TRUE(f.ok());
     replies.push_back(*DecodeReply(f->payload));
   }
@@ -337,11 +337,11 @@ TEST(ServerTest, DisconnectMidCommandCancelsItAndClosesTheSession) {
     std::unique_ptr<Client> c = t.Connect();
     RequestMessage m{1, RequestKind::kExec, "sleep"};
     ASSERT_TRUE(c->SendBytes(EncodeRequest(m)).ok());
-    ASSERT_TRUE(t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps));
+    t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps);
   }  // client gone
-  EXPECT_TRUE(t.executor.WaitUntil(&FakeExecutor::OneCancelled));
-  EXPECT_TRUE(t.executor.WaitUntil(&FakeExecutor::AllClosed));
-  EXPECT_TRUE(t.WaitForClients(0));
+  t.executor.WaitUntil(&FakeExecutor::OneCancelled);
+  t.executor.WaitUntil(&FakeExecutor::AllClosed);
+  t.WaitForClients(0);
   // And the server still serves.
   std::unique_ptr<Client> c2 = t.Connect();
   EXPECT_TRUE(c2->Call(RequestKind::kExec, "x").ok());
@@ -359,7 +359,7 @@ TEST(ServerTest, ClientThatNeverReadsIsDropped) {
     batch += EncodeRequest(RequestMessage{i, RequestKind::kExec, "big 30000"});
   }
   ASSERT_TRUE(slow->SendBytes(batch).ok());
-  EXPECT_TRUE(t.WaitForClients(1));
+  t.WaitForClients(1);
   // It got some replies, then an overflow error or just the close.
   bool eof;
   std::string got = ReadUntilEof(slow->fd(), &eof);
@@ -381,7 +381,7 @@ TEST(ServerTest, GarbageStreamFromAClientThatNeverReadsIsDropped) {
     junk += EncodeFrame(static_cast<FrameType>(0xee), "x");
   }
   (void)c->SendBytes(junk);  // may fail once the server hangs up
-  EXPECT_TRUE(t.WaitForClients(0));
+  t.WaitForClients(0);
 }
 
 TEST(ServerTest, QueueLimitRefusesExtraRequests) {
@@ -392,13 +392,13 @@ TEST(ServerTest, QueueLimitRefusesExtraRequests) {
   ASSERT_TRUE(c->SendBytes(EncodeRequest(
                                RequestMessage{1, RequestKind::kExec, "sleep"}))
                   .ok());
-  ASSERT_TRUE(t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps));
+  t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps);
   std::string batch;
   for (uint32_t i = 2; i <= 4; ++i) {
     batch += EncodeRequest(RequestMessage{i, RequestKind::kExec, "q"});
   }
   ASSERT_TRUE(c->SendBytes(batch).ok());
-  absl::StatusOr<Frame> f = c->ReadFrame(absl::Seconds(10));
+  absl::StatusOr<Frame> f = c->ReadFrame(absl::InfiniteDuration());
   ASSERT_TRUE(f.ok());
   absl::StatusOr<ReplyMessage> r = DecodeReply(f->payload);
   ASSERT_TRUE(r.ok());
@@ -416,7 +416,7 @@ TEST(ServerTest, MaxClientsIsEnforced) {
       Client::ConnectToPath(t.server->socket_path(), t.Options());
   EXPECT_TRUE(absl::IsResourceExhausted(c.status())) << c.status();
   a.reset();
-  ASSERT_TRUE(t.WaitForClients(1));
+  t.WaitForClients(1);
   c = Client::ConnectToPath(t.server->socket_path(), t.Options());
   EXPECT_TRUE(c.ok()) << c.status();
 }
@@ -443,7 +443,7 @@ TEST(ServerTest, IdleSessionIsClosedButNotWhileACommandRuns) {
   int pipe_fds[2];
   ASSERT_EQ(::pipe(pipe_fds), 0);
   std::thread ctrl_c([&] {
-    EXPECT_TRUE(t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps));
+    t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps);
     absl::SleepFor(absl::Milliseconds(600));
     (void)!::write(pipe_fds[1], "x", 1);
   });
@@ -451,7 +451,7 @@ TEST(ServerTest, IdleSessionIsClosedButNotWhileACommandRuns) {
       c->Call(RequestKind::kExec, "sleep", pipe_fds[0]);
   ctrl_c.join();
   ASSERT_TRUE(r.ok()) << r.status();
-  absl::StatusOr<Frame> f = c->ReadFrame(absl::Seconds(10));
+  absl::StatusOr<Frame> f = c->ReadFrame(absl::InfiniteDuration());
   ASSERT_TRUE(f.ok()) << f.status();
   absl::StatusOr<ErrorMessage> err = DecodeError(f->payload);
   ASSERT_TRUE(err.ok());
@@ -475,13 +475,13 @@ TEST(ServerTest, DoesNotSpinWhileACommandOutlivesTheIdleTimeout) {
   ASSERT_TRUE(c->SendBytes(EncodeRequest(
                                RequestMessage{1, RequestKind::kExec, "sleep"}))
                   .ok());
-  ASSERT_TRUE(t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps));
+  t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps);
   double before = CpuSeconds();
   absl::SleepFor(absl::Seconds(1));
   double used = CpuSeconds() - before;
   EXPECT_LT(used, 0.3) << "the I/O thread is busy-waiting";
   ASSERT_TRUE(c->SendBytes(EncodeInterrupt(InterruptMessage{1})).ok());
-  EXPECT_TRUE(c->ReadFrame(absl::Seconds(10)).ok());
+  EXPECT_TRUE(c->ReadFrame(absl::InfiniteDuration()).ok());
 }
 
 TEST(ServerTest, StopCancelsRunningCommandsAndTellsClients) {
@@ -490,13 +490,13 @@ TEST(ServerTest, StopCancelsRunningCommandsAndTellsClients) {
   ASSERT_TRUE(c->SendBytes(EncodeRequest(
                                RequestMessage{1, RequestKind::kExec, "sleep"}))
                   .ok());
-  ASSERT_TRUE(t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps));
-  absl::Time start = absl::Now();
+  t.executor.WaitUntil(&FakeExecutor::SomeoneSleeps);
+  // Stop() returns once the sleep was cancelled (it would wait for it
+  // forever otherwise, until the test's timeout).
   t.server->Stop();
-  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   EXPECT_EQ(t.executor.cancelled(), 1);
   EXPECT_EQ(t.executor.closed(), 1);
-  absl::StatusOr<Frame> f = c->ReadFrame(absl::Seconds(10));
+  absl::StatusOr<Frame> f = c->ReadFrame(absl::InfiniteDuration());
   ASSERT_TRUE(f.ok()) << f.status();
   absl::StatusOr<ErrorMessage> err = DecodeError(f->payload);
   ASSERT_TRUE(err.ok());

@@ -1,11 +1,17 @@
 // Helpers for console server tests: start a server on a private directory
 // with a FakeExecutor, connect clients, and speak raw bytes to it.
+//
+// No wait here has a deadline of its own, which a loaded machine could pass:
+// each waits for its condition, and a server that never brings it hangs the
+// test until Bazel's test timeout (the size in BUILD). A wait still waiting
+// after kSayStillWaitingAfter says so on stderr once, and goes on waiting.
 #pragma once
 
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -38,9 +44,11 @@ struct TestServer {
     if (server) server->Stop();
   }
 
+  // Options whose connect (and handshake) waits as long as it takes.
   ClientOptions Options() const {
     ClientOptions o;
     o.socket_dir = dir.path();
+    o.connect_timeout = absl::InfiniteDuration();
     return o;
   }
   std::unique_ptr<Client> Connect() {
@@ -49,14 +57,22 @@ struct TestServer {
     EXPECT_TRUE(c.ok()) << c.status();
     return c.ok() ? std::move(*c) : nullptr;
   }
-  // Waits until the server reports `n` active sessions (up to 10 s).
-  bool WaitForClients(int n) {
-    absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (absl::Now() < deadline) {
-      if (server->ActiveClients() == n) return true;
+  // Waits until the server reports `n` active sessions, however long that
+  // takes. Where: any thread.
+  void WaitForClients(int n) {
+    const absl::Time say_at = absl::Now() + kSayStillWaitingAfter;
+    bool said = false;
+    while (server->ActiveClients() != n) {
+      if (!said && absl::Now() > say_at) {
+        std::fprintf(stderr,
+                     "still waiting for %d console session(s) (now %d) after "
+                     "%s\n",
+                     n, server->ActiveClients(),
+                     absl::FormatDuration(kSayStillWaitingAfter).c_str());
+        said = true;
+      }
       absl::SleepFor(absl::Milliseconds(5));
     }
-    return false;
   }
 };
 
@@ -78,23 +94,36 @@ inline void SendRaw(int fd, const std::string& bytes) {
             static_cast<ssize_t>(bytes.size()));
 }
 
-// Reads until EOF (or 10 s) and returns everything received.
+// Reads until EOF (or a read error: both set *eof), however long the peer
+// takes, and returns everything received. Where: any thread.
 inline std::string ReadUntilEof(int fd, bool* eof) {
   std::string out;
   *eof = false;
-  absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (absl::Now() < deadline) {
+  const absl::Time say_at = absl::Now() + kSayStillWaitingAfter;
+  bool said = false;
+  for (;;) {
     pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 100) <= 0) continue;
+    int ready = ::poll(&p, 1, 100);
+    if (ready <= 0) {
+      if (!said && absl::Now() > say_at) {
+        std::fprintf(stderr,
+                     "still waiting for EOF on fd %d (%zu bytes so far) after "
+                     "%s\n",
+                     fd, out.size(),
+                     absl::FormatDuration(kSayStillWaitingAfter).c_str());
+        said = true;
+      }
+      continue;
+    }
     char buf[65536];
     ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       *eof = true;
       return out;
     }
     out.append(buf, static_cast<size_t>(n));
   }
-  return out;
 }
 
 // Cuts the first frame out of `bytes` and decodes it as an ERROR.

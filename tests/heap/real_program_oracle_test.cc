@@ -57,7 +57,8 @@ def _pause_suite():
     _go.clear()
     _paused.clear()
     _pause.set()
-    return _paused.wait(60) and _suite_thread.is_alive()
+    _paused.wait()   # set by the suite's end too: no deadline needed
+    return _suite_thread.is_alive()
 def _resume_suite():
     _pause.clear()
     _go.set()

@@ -142,18 +142,23 @@ _annex_counter_thread.start()
   PyObject* box = EvalTarget("_annex_count");
   ASSERT_NE(box, nullptr);
   long before = -1, after = -1;
+  // The annex runs Python (whose eval breaker can hand the GIL to the
+  // target's thread) until the target's counter moved, however long a
+  // loaded machine takes; if the annex never yields, the test hangs until
+  // the test runner's timeout (a fixed 0.5 s loop could end before a loaded
+  // machine ran the target's thread).
   ASSERT_TRUE(rt->Run([&](const ThreadStates&) {
                   before = PyLong_AsLong(PyList_GET_ITEM(box, 0));
                   PyObject* g = PyDict_New();
-                  PyObject* r = PyRun_String(
-                      "import time\n"
-                      "t = time.monotonic()\n"
-                      "while time.monotonic() - t < 0.5: pass\n",
-                      Py_file_input, g, g);
-                  EXPECT_NE(r, nullptr);
-                  Py_XDECREF(r);
+                  do {
+                    PyObject* r = PyRun_String("for _ in range(10000): pass\n",
+                                               Py_file_input, g, g);
+                    EXPECT_NE(r, nullptr);
+                    if (r == nullptr) break;
+                    Py_DECREF(r);
+                    after = PyLong_AsLong(PyList_GET_ITEM(box, 0));
+                  } while (after == before);
                   Py_DECREF(g);
-                  after = PyLong_AsLong(PyList_GET_ITEM(box, 0));
                 }).ok());
   EXPECT_GT(after, before) << "the target thread never ran during the loop";
   EXPECT_GT(rt->yields(), 0);

@@ -2,55 +2,76 @@
 #include "tests/watchdog/test_support.h"
 
 #include <atomic>
-#include <chrono>
+#include <cstdio>
 #include <string>
+
+#include "absl/time/clock.h"
 
 namespace annex::watchdog::testing {
 namespace {
 
+// How long a wait goes before it says on stderr that it still waits.
+constexpr absl::Duration kSayStillWaitingAfter = absl::Seconds(10);
+
 std::atomic<bool> g_released{false};
 std::atomic<bool> g_gate{false};
-std::atomic<int64_t> g_deadline_ns{0};
-
-int64_t NowNs() { return absl::ToUnixNanos(absl::Now()); }
-
-bool IsReleased() {
-  return g_released.load() || NowNs() > g_deadline_ns.load();
-}
 
 // Where: target thread, GIL held.
 PyObject* Released(PyObject*, PyObject*) {
-  return PyBool_FromLong(IsReleased());
+  return PyBool_FromLong(g_released.load());
 }
 
 // Spins in C with the GIL held (no bytecode boundary) until released.
 // Where: target thread, GIL held (and kept).
 PyObject* SpinInC(PyObject*, PyObject*) {
-  while (!IsReleased()) {
+  while (!g_released.load()) {
   }
   Py_RETURN_NONE;
 }
 
-// Where: target thread, GIL held.
-PyObject* Gate(PyObject*, PyObject*) {
-  return PyBool_FromLong(g_gate.load() || NowNs() > g_deadline_ns.load());
+// Blocks with the GIL released (as time.sleep does) until released.
+// Where: target thread, GIL held (released while it waits).
+PyObject* WaitReleased(PyObject*, PyObject*) {
+  Py_BEGIN_ALLOW_THREADS;
+  while (!g_released.load()) absl::SleepFor(absl::Milliseconds(1));
+  Py_END_ALLOW_THREADS;
+  Py_RETURN_NONE;
 }
+
+// Where: target thread, GIL held.
+PyObject* Gate(PyObject*, PyObject*) { return PyBool_FromLong(g_gate.load()); }
 
 PyMethodDef kMethods[] = {
     {"gate", Gate, METH_NOARGS, "True once the test opened the gate."},
     {"released", Released, METH_NOARGS, "True once the test released loops."},
     {"spin_in_c", SpinInC, METH_NOARGS, "Spin in C holding the GIL."},
+    {"wait_released", WaitReleased, METH_NOARGS,
+     "Block without the GIL until released."},
     {nullptr, nullptr, 0, nullptr},
 };
 
 PyModuleDef kModule = {PyModuleDef_HEAD_INIT, "_wdtest", nullptr, -1, kMethods};
 
+// Releases the GIL for the scope if the calling thread holds it. Where: as
+// WaitUntil.
+class WithoutGil {
+ public:
+  WithoutGil() : saved_(PyGILState_Check() ? PyEval_SaveThread() : nullptr) {}
+  ~WithoutGil() {
+    if (saved_ != nullptr) PyEval_RestoreThread(saved_);
+  }
+  WithoutGil(const WithoutGil&) = delete;
+  WithoutGil& operator=(const WithoutGil&) = delete;
+
+ private:
+  PyThreadState* saved_;
+};
+
 }  // namespace
 
-void InstallTestModule(absl::Duration safety) {
+void InstallTestModule() {
   g_released.store(false);
   g_gate.store(false);
-  g_deadline_ns.store(NowNs() + absl::ToInt64Nanoseconds(safety));
   PyObject* modules = PyImport_GetModuleDict();  // borrowed
   if (PyDict_GetItemString(modules, "_wdtest") != nullptr) return;
   PyObject* module = PyModule_Create(&kModule);
@@ -75,19 +96,21 @@ std::function<void(const Event&)> EventRecorder::Callback(bool release) {
   };
 }
 
-std::vector<Event> EventRecorder::WaitFor(size_t count,
-                                          absl::Duration timeout) {
-  PyThreadState* saved = nullptr;
-  if (PyGILState_Check()) saved = PyEval_SaveThread();  // test main thread only
-  {
-    absl::MutexLock lock(&mu_);
-    auto arrived = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return events_.size() >= count;
-    };
-    mu_.AwaitWithTimeout(absl::Condition(&arrived), timeout);
+std::vector<Event> EventRecorder::WaitFor(size_t count) {
+  WithoutGil without_gil;
+  absl::MutexLock lock(&mu_);
+  auto arrived = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return events_.size() >= count;
+  };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&arrived), kSayStillWaitingAfter)) {
+    std::fprintf(stderr,
+                 "still waiting for %zu watchdog event(s) (%zu so far) after "
+                 "%s\n",
+                 count, events_.size(),
+                 absl::FormatDuration(kSayStillWaitingAfter).c_str());
+    mu_.Await(absl::Condition(&arrived));
   }
-  if (saved != nullptr) PyEval_RestoreThread(saved);
-  return events();
+  return events_;
 }
 
 std::vector<Event> EventRecorder::events() {
@@ -95,16 +118,23 @@ std::vector<Event> EventRecorder::events() {
   return events_;
 }
 
-bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout) {
-  PyThreadState* saved = PyGILState_Check() ? PyEval_SaveThread() : nullptr;
-  const absl::Time deadline = absl::Now() + timeout;
-  bool ok = done();
-  while (!ok && absl::Now() < deadline) {
+void WaitUntil(const std::function<bool()>& done, const char* what) {
+  WithoutGil without_gil;
+  const absl::Time say_at = absl::Now() + kSayStillWaitingAfter;
+  bool said = false;
+  while (!done()) {
+    if (!said && absl::Now() > say_at) {
+      std::fprintf(stderr, "still waiting for %s after %s\n", what,
+                   absl::FormatDuration(kSayStillWaitingAfter).c_str());
+      said = true;
+    }
     absl::SleepFor(absl::Milliseconds(10));
-    ok = done();
   }
-  if (saved != nullptr) PyEval_RestoreThread(saved);
-  return ok;
+}
+
+void SleepWithoutGil(absl::Duration window) {
+  WithoutGil without_gil;
+  absl::SleepFor(window);
 }
 
 }  // namespace annex::watchdog::testing

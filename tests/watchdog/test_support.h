@@ -5,6 +5,11 @@
 //   EventRecorder recorder;
 //   options.on_event = recorder.Callback();    // releases _wdtest loops too
 //   RunTargetCode("import _wdtest\nwhile not _wdtest.released(): pass\n");
+//
+// No wait here has a deadline of its own, which a loaded machine could pass:
+// each waits for its condition, and a build that never brings it hangs the
+// test until Bazel's test timeout (the size in BUILD). A wait still waiting
+// after 10 s says so on stderr once, and goes on waiting.
 #pragma once
 
 #include <Python.h>
@@ -20,12 +25,16 @@
 
 namespace annex::watchdog::testing {
 
-// Installs `_wdtest` in sys.modules: released() is True once Release() was
-// called or the safety deadline passed; gate() likewise with OpenGate();
-// spin_in_c() spins in C, holding the GIL, until released. Re-arms the release
-// flag and sets the deadline to now + `safety`. Where: main thread, GIL held,
-// target current.
-void InstallTestModule(absl::Duration safety = absl::Seconds(20));
+// Installs `_wdtest` in the current interpreter's sys.modules: released() is
+// True once Release() was called; gate() likewise with OpenGate();
+// spin_in_c() spins in C, holding the GIL, until released; wait_released()
+// blocks with the GIL released (as time.sleep does) until released. Loops on
+// them end only when the test (or a watchdog event's callback) releases
+// them, so a test runs each such loop within one RunTargetCode call (or
+// joins the thread that runs it before any ASSERT_*): a loop left running
+// would keep the GIL through the teardown. Re-arms both flags. Where: any
+// thread, GIL held, the interpreter that will import it current.
+void InstallTestModule();
 
 // Lets _wdtest loops end. Where: any thread, no GIL needed.
 void Release();
@@ -42,9 +51,9 @@ class EventRecorder {
   std::function<void(const Event&)> Callback(bool release = true);
 
   // Waits (without the GIL: releases it if the caller holds it) until at
-  // least `count` events arrived or `timeout` passed; returns the events.
-  std::vector<Event> WaitFor(size_t count, absl::Duration timeout)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // least `count` events arrived, however long that takes; returns the
+  // events. Where: any thread.
+  std::vector<Event> WaitFor(size_t count) ABSL_LOCKS_EXCLUDED(mu_);
 
   std::vector<Event> events() ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -53,9 +62,17 @@ class EventRecorder {
   std::vector<Event> events_ ABSL_GUARDED_BY(mu_);
 };
 
-// Polls `done` every 10 ms until it is true or `timeout` passed, with the
-// GIL released if the caller holds it (so the annex can walk meanwhile).
-// Returns the last value of `done`. Where: any thread.
-bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout);
+// Polls `done` every 10 ms until it is true, however long that takes, with
+// the GIL released if the caller holds it (so the annex can walk
+// meanwhile). `what` names the condition in the line printed after 10 s.
+// Where: the main thread, or a thread without the GIL before any
+// sub-interpreter existed (after that PyGILState_Check() says yes on every
+// thread, and one without a thread state must not release).
+void WaitUntil(const std::function<bool()>& done, const char* what);
+
+// Sleeps for `window` with the GIL released if the caller holds it: for
+// tests that check that something does NOT happen while the target is
+// outside Python. Where: as WaitUntil.
+void SleepWithoutGil(absl::Duration window);
 
 }  // namespace annex::watchdog::testing

@@ -70,7 +70,7 @@ TEST(WatchdogDumpThreadsTest, DumpHasExactlyTheTargetsThreads) {
   options.watchdog_options.rss_limit_bytes = 1;  // fires at the first sample
   options.watchdog_options.on_event = recorder.Callback(/*release=*/false);
   ASSERT_TRUE(monitor.Start(options).ok());
-  std::vector<watchdog::Event> events = recorder.WaitFor(1, absl::Seconds(20));
+  std::vector<watchdog::Event> events = recorder.WaitFor(1);
 
   // The same moment seen by a watchdog that hides nothing: Annex's own
   // thread states are really there.
@@ -79,8 +79,7 @@ TEST(WatchdogDumpThreadsTest, DumpHasExactlyTheTargetsThreads) {
   watchdog::Options plain_options = options.watchdog_options;
   plain_options.on_event = plain_recorder.Callback(/*release=*/false);
   ASSERT_TRUE(plain.Start(plain_options).ok());
-  std::vector<watchdog::Event> plain_events =
-      plain_recorder.WaitFor(1, absl::Seconds(20));
+  std::vector<watchdog::Event> plain_events = plain_recorder.WaitFor(1);
   ASSERT_TRUE(plain.Stop().ok());
   ASSERT_TRUE(monitor.Stop().ok());
   ASSERT_TRUE(RunTargetCode("stop.set()\nworker.join()\n"));

@@ -31,6 +31,8 @@ TEST(WatchdogExceptionTest, EndsALoopingWorkerThread) {
   ASSERT_TRUE(watchdog.Start(options).ok());
   // The main thread sleeps in steps longer than the timeout, so the worker
   // keeps the GIL; the pending call that raises runs when main wakes up.
+  // Only the watchdog's exception ends the worker (a build that never
+  // raises it hangs until the test's timeout).
   ASSERT_TRUE(
       RunTargetCode("import threading, time\n"
                     "outcome = []\n"
@@ -43,11 +45,10 @@ TEST(WatchdogExceptionTest, EndsALoopingWorkerThread) {
                     "        outcome.append('timeout')\n"
                     "worker = threading.Thread(target=loop_forever)\n"
                     "worker.start()\n"
-                    "deadline = time.monotonic() + 20\n"
-                    "while worker.is_alive() and time.monotonic() < deadline:\n"
+                    "while worker.is_alive():\n"
                     "    time.sleep(0.4)\n"
                     "worker_ident = worker.ident\n"
-                    "worker.join(1)\n"));
+                    "worker.join()\n"));
   Metrics metrics = watchdog.Metrics();
   ASSERT_TRUE(watchdog.Stop().ok());
 
@@ -80,12 +81,11 @@ TEST(WatchdogExceptionTest, EndsALoopInTheMainThreadWithTheChosenException) {
   options.on_event = recorder.Callback(/*release=*/false);
   Watchdog watchdog;
   ASSERT_TRUE(watchdog.Start(options).ok());
+  // Only the watchdog's exception ends the loop (or the test's timeout).
   ASSERT_TRUE(
-      RunTargetCode("import time\n"
-                    "caught = False\n"
+      RunTargetCode("caught = False\n"
                     "def spin():\n"
-                    "    end = time.monotonic() + 20\n"
-                    "    while time.monotonic() < end:\n"
+                    "    while True:\n"
                     "        pass\n"
                     "try:\n"
                     "    spin()\n"

@@ -21,6 +21,7 @@ using ::annex::testing::ReadFile;
 using ::annex::testing::RunTargetCode;
 using ::annex::watchdog::testing::EventRecorder;
 using ::annex::watchdog::testing::InstallTestModule;
+using ::annex::watchdog::testing::SleepWithoutGil;
 using ::annex::watchdog::testing::WaitUntil;
 
 int64_t CurrentRss() {
@@ -44,7 +45,7 @@ int64_t ObjectCountNow() {
         return monitor.Metrics().memory.source ==
                watchdog::MemorySource::kHeapEngine;
       },
-      absl::Seconds(20));
+      "the first heap walk");
   int64_t count = monitor.Metrics().memory.object_count;
   monitor.Stop().IgnoreError();
   return count;
@@ -65,12 +66,12 @@ TEST(WatchdogHeapTest, ObjectCountCrossingTheLimitComesFromTheHeapEngine) {
   ASSERT_TRUE(monitor.Start(options).ok());
   // Below the limit: nothing.
   ASSERT_TRUE(RunTargetCode("small = [[] for _ in range(1000)]\n"));
-  WaitUntil([] { return false; }, absl::Milliseconds(300));
+  SleepWithoutGil(absl::Milliseconds(300));
   EXPECT_EQ(recorder.events().size(), 0u);
   // Past it: one event, and staying above does not fire again.
   ASSERT_TRUE(RunTargetCode("grown = [[] for _ in range(150000)]\n"));
-  std::vector<watchdog::Event> events = recorder.WaitFor(1, absl::Seconds(20));
-  WaitUntil([] { return false; }, absl::Milliseconds(300));
+  std::vector<watchdog::Event> events = recorder.WaitFor(1);
+  SleepWithoutGil(absl::Milliseconds(300));
   ASSERT_TRUE(monitor.Stop().ok());
   ASSERT_TRUE(RunTargetCode("del small, grown\n"));
 
@@ -101,7 +102,7 @@ TEST(WatchdogHeapTest, WithoutHeapWalksTheAllocatorIsTheSource) {
   options.metrics_port = 0;  // memory sampling runs for the endpoint
   ASSERT_TRUE(dog.Start(options).ok());
   WaitUntil([&] { return dog.Metrics().memory.rss_bytes > 0; },
-            absl::Seconds(10));
+            "the first memory sample");
   watchdog::Metrics m = dog.Metrics();
   ASSERT_TRUE(dog.Stop().ok());
   EXPECT_EQ(m.memory.object_count, -1);
@@ -134,17 +135,17 @@ TEST(WatchdogHeapTest, ReportHasPartitionAndGrowthSinceTheFirstWalk) {
   options.watchdog_options.on_event = recorder.Callback(/*release=*/false);
   ASSERT_TRUE(monitor.Start(options).ok());
   // The reference point (the first walk) exists before the growth.
-  ASSERT_TRUE(WaitUntil(
+  WaitUntil(
       [&] {
         return monitor.Metrics().memory.source ==
                watchdog::MemorySource::kHeapEngine;
       },
-      absl::Seconds(20)));
+      "the first heap walk");
   ASSERT_TRUE(
       RunTargetCode("class Leaky:\n    pass\n"
                     "leak = [Leaky() for _ in range(30000)]\n"
                     "blob = b'x' * (128 << 20)\n"));
-  std::vector<watchdog::Event> events = recorder.WaitFor(1, absl::Seconds(20));
+  std::vector<watchdog::Event> events = recorder.WaitFor(1);
   ASSERT_TRUE(monitor.Stop().ok());
   ASSERT_TRUE(RunTargetCode("del leak, blob, Leaky\n"));
 
@@ -186,7 +187,7 @@ TEST(WatchdogHeapTest, ReportGrowthUsesTheSessionsReferencePoint) {
       RunTargetCode("class Fresh:\n    pass\n"
                     "fresh = [Fresh() for _ in range(12345)]\n"
                     "blob = b'x' * (128 << 20)\n"));
-  std::vector<watchdog::Event> events = recorder.WaitFor(1, absl::Seconds(20));
+  std::vector<watchdog::Event> events = recorder.WaitFor(1);
   ASSERT_TRUE(monitor.Stop().ok());
   ASSERT_TRUE(RunTargetCode("del fresh, blob, Fresh\n"));
 
@@ -214,7 +215,7 @@ TEST(WatchdogHeapTest, ReportSaysWhyThePartitionIsAbsentWhileTheGilIsKept) {
   options.watchdog_options.on_event = recorder.Callback(/*release=*/true);
   ASSERT_TRUE(monitor.Start(options).ok());
   ASSERT_TRUE(RunTargetCode("import _wdtest\n_wdtest.spin_in_c()\n"));
-  std::vector<watchdog::Event> events = recorder.WaitFor(1, absl::Seconds(20));
+  std::vector<watchdog::Event> events = recorder.WaitFor(1);
   ASSERT_TRUE(monitor.Stop().ok());
 
   ASSERT_GE(events.size(), 1u);
@@ -247,7 +248,7 @@ TEST(WatchdogHeapTest, AWalkPastThePauseLimitStopsAndTheReportSaysSo) {
   options.watchdog_options.on_event = recorder.Callback(/*release=*/false);
   ASSERT_TRUE(monitor.Start(options).ok());
   ASSERT_TRUE(RunTargetCode("blob = b'x' * (128 << 20)\n"));
-  std::vector<watchdog::Event> events = recorder.WaitFor(1, absl::Seconds(20));
+  std::vector<watchdog::Event> events = recorder.WaitFor(1);
   ASSERT_TRUE(monitor.Stop().ok());
   ASSERT_TRUE(RunTargetCode("del blob\n"));
 

@@ -16,12 +16,15 @@ namespace annex::watchdog {
 namespace {
 
 using ::annex::watchdog::testing::EventRecorder;
+using ::annex::watchdog::testing::InstallTestModule;
+using ::annex::watchdog::testing::Release;
 
 TEST(WatchdogInterpreterTest, ReportsOtherInterpreterKeepingTheGilFromTarget) {
   EventRecorder recorder;
   Options options;
   options.stall_timeout = absl::Milliseconds(300);
-  options.on_event = recorder.Callback(/*release=*/false);
+  // The report releases the hog's loop (3.11, 3.12).
+  options.on_event = recorder.Callback(/*release=*/true);
   Watchdog watchdog;
   ASSERT_TRUE(watchdog.Start(options).ok());
 
@@ -30,16 +33,18 @@ TEST(WatchdogInterpreterTest, ReportsOtherInterpreterKeepingTheGilFromTarget) {
   PyThreadState* main_ts = PyEval_SaveThread();
   // Where: a new thread; takes the GIL with its own target thread state,
   // creates, runs and ends a legacy sub-interpreter, then deletes its state.
+  // Its loop runs until released: by the report, or by the main thread once
+  // it got the GIL (3.13), never by a clock.
   std::thread hog([&] {
     PyThreadState* ts = PyThreadState_New(target);
     PyEval_RestoreThread(ts);
     PyThreadState* sub = Py_NewInterpreter();
+    InstallTestModule();  // in the sub-interpreter's sys.modules
     looping.store(true);
     PyRun_SimpleString(
-        "import time\n"
+        "import _wdtest\n"
         "def hog():\n"
-        "    end = time.monotonic() + 1.2\n"
-        "    while time.monotonic() < end:\n"
+        "    while not _wdtest.released():\n"
         "        pass\n"
         "hog()\n");
     Py_EndInterpreter(sub);
@@ -51,6 +56,7 @@ TEST(WatchdogInterpreterTest, ReportsOtherInterpreterKeepingTheGilFromTarget) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   PyEval_RestoreThread(main_ts);  // waits for the GIL
+  Release();
   Py_BEGIN_ALLOW_THREADS;
   hog.join();
   Py_END_ALLOW_THREADS;

@@ -144,10 +144,12 @@ TEST(WatchdogStallTest, ReportsBlockedMainThreadWhenAskedTo) {
   options.report_blocked_main = true;
   Watchdog watchdog;
   ASSERT_TRUE(watchdog.Start(options).ok());
+  // Blocked (GIL released, as in time.sleep) until the report releases it,
+  // however late a loaded machine runs the watchdog.
   ASSERT_TRUE(
-      RunTargetCode("import time\n"
+      RunTargetCode("import _wdtest\n"
                     "def nap():\n"
-                    "    time.sleep(0.8)\n"
+                    "    _wdtest.wait_released()\n"
                     "nap()\n"));
   ASSERT_TRUE(watchdog.Stop().ok());
   std::vector<Event> events = recorder.events();
@@ -166,7 +168,8 @@ TEST(WatchdogStallTest, HeartbeatsAreServedByABusyMainThread) {
   ASSERT_TRUE(watchdog.Start(options).ok());
   // Main stays busy in Python (keeping the GIL) until two heartbeats were
   // served, however long a loaded machine takes (a fixed 0.5 s served none
-  // at a load of 14 on 2 cores); the gate's safety deadline bounds it.
+  // at a load of 14 on 2 cores); a build that never serves them hangs
+  // until the test's timeout.
   std::atomic<bool> finished{false};
   std::thread opener([&watchdog, &finished] {
     while (!finished.load() && watchdog.Metrics().heartbeats_served < 2) {
