@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdio>
 #include <string>
+#include <thread>
 
 #include "absl/time/clock.h"
 
@@ -135,6 +136,21 @@ void WaitUntil(const std::function<bool()>& done, const char* what) {
 void SleepWithoutGil(absl::Duration window) {
   WithoutGil without_gil;
   absl::SleepFor(window);
+}
+
+bool RunUntilGateOpens(const std::function<bool()>& ready,
+                       const std::function<bool()>& run) {
+  std::atomic<bool> finished{false};
+  std::thread opener([&ready, &finished] {
+    while (!finished.load() && !ready()) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    OpenGate();
+  });
+  const bool ran = run();
+  finished.store(true);
+  opener.join();
+  return ran;
 }
 
 }  // namespace annex::watchdog::testing

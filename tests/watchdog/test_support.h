@@ -75,4 +75,15 @@ void WaitUntil(const std::function<bool()>& done, const char* what);
 // outside Python. Where: as WaitUntil.
 void SleepWithoutGil(absl::Duration window);
 
+// Runs `run` (target code that loops until _wdtest.gate() is true, e.g.
+// through RunTargetCode) while a thread opens the gate once `ready` holds,
+// polled every 5 ms for however long a loaded machine takes (the poller
+// gives up once `run` returned); returns what `run` returned. For a
+// condition that needs the target running Python (heartbeats are served
+// only then), where WaitUntil, which blocks the calling thread, cannot
+// be used. Where: the thread `run` needs; `ready` runs on another thread
+// and must not need the GIL.
+bool RunUntilGateOpens(const std::function<bool()>& ready,
+                       const std::function<bool()>& run);
+
 }  // namespace annex::watchdog::testing

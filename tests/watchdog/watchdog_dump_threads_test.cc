@@ -3,10 +3,8 @@
 // nudger's on 3.11/3.12) are left out and counted, not shown as frameless
 // threads of the host.
 #include <algorithm>
-#include <atomic>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -26,8 +24,8 @@ using ::annex::testing::EvalTarget;
 using ::annex::testing::RunTargetCode;
 using ::annex::watchdog::testing::EventRecorder;
 using ::annex::watchdog::testing::InstallTestModule;
-using ::annex::watchdog::testing::OpenGate;
 using ::annex::watchdog::testing::Release;
+using ::annex::watchdog::testing::RunUntilGateOpens;
 
 // The idents of the "Thread 0x..." header lines of a dump.
 std::multiset<unsigned long> DumpedIdents(const std::string& dump) {
@@ -155,20 +153,15 @@ TEST(WatchdogDumpThreadsTest, DumpsShowPythonThreadNames) {
   // then spins in C holding the GIL.
   // (Not WaitUntil: PyGILState_Check says yes on any thread once a
   // sub-interpreter existed, as in the test above.)
-  std::atomic<bool> finished{false};
-  std::thread opener([&dog, &finished] {
-    while (!finished.load() && dog.Metrics().heartbeats_served < 1) {
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-    OpenGate();
-  });
-  const bool ran = RunTargetCode(
-      "import _wdtest\n"
-      "while not _wdtest.gate():\n"
-      "    time.sleep(0.002)\n"
-      "_wdtest.spin_in_c()\n");
-  finished.store(true);
-  opener.join();
+  const bool ran =
+      RunUntilGateOpens([&dog] { return dog.Metrics().heartbeats_served >= 1; },
+                        [] {
+                          return RunTargetCode(
+                              "import _wdtest\n"
+                              "while not _wdtest.gate():\n"
+                              "    time.sleep(0.002)\n"
+                              "_wdtest.spin_in_c()\n");
+                        });
   ASSERT_TRUE(ran);
   ASSERT_TRUE(dog.Stop().ok());
   ASSERT_TRUE(

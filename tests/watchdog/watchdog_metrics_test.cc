@@ -3,10 +3,8 @@
 // numbers are the ones Monitor::Metrics() reports, and the stall counter
 // moves after a provoked stall; the endpoint has object figures as soon as
 // it is on.
-#include <atomic>
 #include <functional>
 #include <string>
-#include <thread>
 
 #include "gtest/gtest.h"
 #include "monitor/monitor.h"
@@ -22,8 +20,8 @@ using ::annex::testing::MetricValue;
 using ::annex::testing::RunTargetCode;
 using ::annex::watchdog::testing::EventRecorder;
 using ::annex::watchdog::testing::InstallTestModule;
-using ::annex::watchdog::testing::OpenGate;
 using ::annex::watchdog::testing::Release;
+using ::annex::watchdog::testing::RunUntilGateOpens;
 using ::annex::watchdog::testing::WaitUntil;
 
 TEST(WatchdogMetricsTest, EndpointIsOffUnlessAskedFor) {
@@ -136,19 +134,14 @@ TEST(WatchdogMetricsTest, ServesHeapFiguresAndStallsOnLoopback) {
   // (sleeping in steps) until one was served, however long a loaded machine
   // takes. (Not WaitUntil: PyGILState_Check says yes on any thread once a
   // sub-interpreter existed, and the opener has no thread state.)
-  std::atomic<bool> finished{false};
-  std::thread opener([&monitor, &finished] {
-    while (!finished.load() && monitor.Metrics().heartbeats_served < 1) {
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-    OpenGate();
-  });
-  const bool served = RunTargetCode(
-      "import _wdtest, time\n"
-      "while not _wdtest.gate():\n"
-      "    time.sleep(0.01)\n");
-  finished.store(true);
-  opener.join();
+  const bool served = RunUntilGateOpens(
+      [&monitor] { return monitor.Metrics().heartbeats_served >= 1; },
+      [] {
+        return RunTargetCode(
+            "import _wdtest, time\n"
+            "while not _wdtest.gate():\n"
+            "    time.sleep(0.01)\n");
+      });
   ASSERT_TRUE(served);
   watchdog::Metrics metrics = monitor.Metrics();
   std::string text = HttpGet(port, "/metrics");

@@ -18,8 +18,8 @@ using ::annex::testing::ReadFile;
 using ::annex::testing::RunTargetCode;
 using ::annex::watchdog::testing::EventRecorder;
 using ::annex::watchdog::testing::InstallTestModule;
-using ::annex::watchdog::testing::OpenGate;
 using ::annex::watchdog::testing::Release;
+using ::annex::watchdog::testing::RunUntilGateOpens;
 
 Options StallOptions(EventRecorder& recorder) {
   Options options;
@@ -170,19 +170,14 @@ TEST(WatchdogStallTest, HeartbeatsAreServedByABusyMainThread) {
   // served, however long a loaded machine takes (a fixed 0.5 s served none
   // at a load of 14 on 2 cores); a build that never serves them hangs
   // until the test's timeout.
-  std::atomic<bool> finished{false};
-  std::thread opener([&watchdog, &finished] {
-    while (!finished.load() && watchdog.Metrics().heartbeats_served < 2) {
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-    OpenGate();
-  });
-  const bool ran = RunTargetCode(
-      "import _wdtest\n"
-      "while not _wdtest.gate():\n"
-      "    pass\n");
-  finished.store(true);
-  opener.join();
+  const bool ran = RunUntilGateOpens(
+      [&watchdog] { return watchdog.Metrics().heartbeats_served >= 2; },
+      [] {
+        return RunTargetCode(
+            "import _wdtest\n"
+            "while not _wdtest.gate():\n"
+            "    pass\n");
+      });
   ASSERT_TRUE(ran);
   Metrics metrics = watchdog.Metrics();
   ASSERT_TRUE(watchdog.Stop().ok());
