@@ -53,7 +53,10 @@ TEST(WatchdogDumpThreadsTest, DumpHasExactlyTheTargetsThreads) {
                     "stop = threading.Event()\n"
                     "def wait_for_stop():\n"
                     "    stop.wait()\n"
-                    "worker = threading.Thread(target=wait_for_stop)\n"
+                    // Daemon: a failed assertion below (which skips the
+                    // stop) must not keep shutdown waiting for it.
+                    "worker = threading.Thread(target=wait_for_stop,\n"
+                    "                          daemon=True)\n"
                     "worker.start()\n"));
   const unsigned long main_ident = TargetLong("threading.get_ident()");
   const unsigned long worker_ident = TargetLong("worker.ident");
@@ -120,7 +123,8 @@ TEST(WatchdogDumpThreadsTest, DumpsShowPythonThreadNames) {
       RunTargetCode("import threading, _thread, time\n"
                     "named_stop = threading.Event()\n"
                     "named = threading.Thread(target=named_stop.wait,\n"
-                    "                         name='py-worker \\u00e9')\n"
+                    "                         name='py-worker \\u00e9',\n"
+                    "                         daemon=True)\n"
                     "named.start()\n"
                     "raw_lock = _thread.allocate_lock()\n"
                     "raw_lock.acquire()\n"
