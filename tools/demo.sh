@@ -16,7 +16,12 @@ trap 'touch "$runtime/stop"; wait; rm -rf "$runtime"' EXIT
 echo "\$ annex run examples/demo/service.py &"
 "$annex" run examples/demo/service.py "$runtime/stop" &
 pid=$!
-for _ in $(seq 100); do [[ -S "$runtime/annex/$pid.sock" ]] && break; sleep 0.05; done
+# The console's socket appears once the annex is up: waited for as long as
+# the service runs (a loaded machine can take seconds), not a fixed time.
+until [[ -S "$runtime/annex/$pid.sock" ]]; do
+  kill -0 "$pid" 2>/dev/null || { echo "demo: the service ended before its console was up" >&2; exit 1; }
+  sleep 0.05
+done
 
 echo; echo "\$ annex ps"; "$annex" ps
 echo; echo "\$ annex exec $pid 'import sys; print(sys.version)'   # runs in the annex"

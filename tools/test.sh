@@ -3,7 +3,8 @@
 # every test on Debian's 3.11 and every test that depends on Python on the
 # other supported versions present (pyenv's 3.12.1 and 3.13.0 when
 # installed), the install end to end
-# (tools/install_test.sh), a bounded fuzz run of the console protocol and
+# (tools/install_test.sh), the README's main command (tools/demo.sh, its
+# output checked), a bounded fuzz run of the console protocol and
 # the convention checks (formatting; clang-tidy, not in --quick). Ends with
 # one line "N passed, N failed" counting test cases (not targets) over all
 # versions. Exit status 1 when anything failed.
@@ -148,6 +149,24 @@ for c in "${configs[@]}"; do
   fi
 done
 if ((asan)); then run_suite "asan" "--config=asan"; fi
+
+# The README's main command as a user runs it (tools/demo.sh: the
+# optimized `annex` the 3.11 suite built, a service under `annex run`, then
+# ps, exec and attach from outside), its output checked for what each step
+# must show: the service listed, the annex's Python version, the threads'
+# names and a stack.
+demo_check() {
+  local out want
+  out=$(bash tools/demo.sh 2>&1) || { echo "$out"; return 1; }
+  echo "$out"
+  for want in "examples/demo/service.py" \
+      "$("$py" -c 'import sys; print(sys.version.split()[0])') (" \
+      '"worker-0"' '"MainThread" (most recent call last)' \
+      'service stopped with'; do
+    grep -qF -- "$want" <<<"$out" || { echo "demo: missing: $want"; return 1; }
+  done
+}
+record_check readme_demo demo_check
 
 if ((!quick)); then
   echo "=== fuzz: console protocol, 30 s ===" >&2
