@@ -128,6 +128,25 @@ void RoomFor(std::vector<T>& v, size_t n) {
   }
 }
 
+// A node that is no kept member (MembersOfNodes).
+constexpr uint32_t kNoMember = UINT32_MAX;
+
+// The kept member each of the graph's `nodes` is (kNoMember: none), for
+// reading members' referrers from the forward edges; `keep_node[k]` is
+// member k's node, ascending. Empty when every node is a member (member k
+// is then node k: a set of the whole heap, as hp.heap() is), where the
+// table would be 4 bytes a node of fresh memory for nothing. Pure C++.
+std::vector<uint32_t> MembersOfNodes(size_t nodes,
+                                     const std::vector<uint32_t>& keep_node) {
+  std::vector<uint32_t> member_of;
+  if (keep_node.size() == nodes) return member_of;
+  python::AssignHuge(member_of, nodes, kNoMember);
+  for (size_t k = 0; k < keep_node.size(); ++k) {
+    member_of[keep_node[k]] = static_cast<uint32_t>(k);
+  }
+  return member_of;
+}
+
 }  // namespace
 
 absl::StatusOr<LiveKinds> HeapView::ClassifyParts(const KindedSet& set,
@@ -260,10 +279,6 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
     out.live = set.Subset(keep);
   }
   const size_t n = keep_node.size();
-  // Every node a kept member (a set of the whole heap, as hp.heap() is):
-  // member k is node k, both in address order, so no node -> member map
-  // is made (Rcs and Via without a reverse index; 40 MB at ten million).
-  const bool members_are_nodes = n == graph->size();
   // Polled per member (and per referrer for Via): past the pause limit, or
   // cancelled, the question ends with its status and the target runs.
   heap::QuestionStop& stop = engine_->question_stop();
@@ -351,42 +366,28 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         constexpr uint32_t kNone = UINT32_MAX;
         std::vector<uint32_t> first_kind, more_begin, more_kinds;
         if (reverse == nullptr) {
-          std::vector<uint32_t> member_of;  // node -> member, or kNone
-          if (!members_are_nodes) {
-            python::AssignHuge(member_of, graph->size(), kNone);
-            for (size_t k = 0; k < n; ++k) {
-              member_of[keep_node[k]] = static_cast<uint32_t>(k);
-            }
-          }
+          const std::vector<uint32_t> member_of =
+              MembersOfNodes(graph->size(), keep_node);
           python::AssignHuge(first_kind, n, kNone);
           std::vector<std::pair<uint32_t, uint32_t>> more;  // (member, kind)
-          // `member_at(node)`: the member that node is, or kNone. False
-          // when the question was stopped.
-          auto scan = [&](auto member_at) {
-            for (uint32_t u = 0; u < graph->size(); ++u) {
-              if (stop.Poll()) return false;
-              const uint32_t b = graph->out_begin[u],
-                             end = graph->out_begin[u + 1];
-              if (b == end) continue;
-              const uint32_t kind = graph_clodo[u];
-              for (uint32_t e = b; e < end; ++e) {
-                const uint32_t k = member_at(graph->out_targets[e]);
-                if (k == kNone) continue;
-                uint32_t& f = first_kind[k];
-                if (f == kNone) {
-                  f = kind;
-                } else if (f != kind) {
-                  more.emplace_back(k, kind);
-                }
+          for (uint32_t u = 0; u < graph->size(); ++u) {
+            if (stop.Poll()) return stop.status();
+            const uint32_t b = graph->out_begin[u],
+                           end = graph->out_begin[u + 1];
+            if (b == end) continue;
+            const uint32_t kind = graph_clodo[u];
+            for (uint32_t e = b; e < end; ++e) {
+              const uint32_t v = graph->out_targets[e];
+              const uint32_t k = member_of.empty() ? v : member_of[v];
+              if (k == kNoMember) continue;
+              uint32_t& f = first_kind[k];
+              if (f == kNone) {
+                f = kind;
+              } else if (f != kind) {
+                more.emplace_back(k, kind);
               }
             }
-            return true;
-          };
-          const bool scanned =
-              members_are_nodes
-                  ? scan([](uint32_t v) { return v; })
-                  : scan([&](uint32_t v) { return member_of[v]; });
-          if (!scanned) return stop.status();
+          }
           BucketByMember(n, more, more_begin, more_kinds);
         }
         // Each distinct set of referrer kinds is rendered and interned
@@ -462,13 +463,8 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
           python::ScopedTargetSwap swap(ts_,
                                         python::ScopedTargetSwap::Use::kRead);
           if (reverse == nullptr) {
-            std::vector<uint32_t> member_of;  // node -> member, or kNone
-            if (!members_are_nodes) {
-              python::AssignHuge(member_of, graph->size(), kNone);
-              for (size_t k = 0; k < n; ++k) {
-                member_of[keep_node[k]] = static_cast<uint32_t>(k);
-              }
-            }
+            const std::vector<uint32_t> member_of =
+                MembersOfNodes(graph->size(), keep_node);
             std::vector<uint32_t> seen;  // last referrer named
             python::AssignHuge(seen, n, kNone);
             for (uint32_t u = 0; u < graph->size(); ++u) {
@@ -478,8 +474,8 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
               for (uint32_t e = graph->out_begin[u];
                    e < graph->out_begin[u + 1]; ++e) {
                 const uint32_t v = graph->out_targets[e];
-                const uint32_t k = members_are_nodes ? v : member_of[v];
-                if (k == kNone || seen[k] == u) continue;  // parallel edges
+                const uint32_t k = member_of.empty() ? v : member_of[v];
+                if (k == kNoMember || seen[k] == u) continue;  // parallel edges
                 seen[k] = u;
                 targets.push_back(k);
               }
