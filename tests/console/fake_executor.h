@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include <cstdint>
-#include <cstdio>
 #include <functional>
 #include <map>
 #include <set>
@@ -32,13 +31,9 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "monitor/console/executor.h"
+#include "tests/testing/still_waiting.h"
 
 namespace annex::console::testing {
-
-// How long a test's wait goes before it says on stderr that it still waits
-// (and goes on waiting: no wait in these tests has a deadline, which a
-// loaded machine could pass; a hang meets Bazel's test timeout).
-inline constexpr absl::Duration kSayStillWaitingAfter = absl::Seconds(10);
 
 // Commands (request text):
 //   "sleep"      waits until cancelled, however long (an INTERRUPT, the
@@ -159,15 +154,13 @@ class FakeExecutor : public CommandExecutor {
   // happen on server threads. Where: any thread.
   void WaitUntil(bool (FakeExecutor::*pred)() const) {
     absl::MutexLock lock(&mu_);
-    if (!mu_.AwaitWithTimeout(absl::Condition(this, pred),
-                              kSayStillWaitingAfter)) {
-      std::fprintf(stderr,
-                   "still waiting for the fake executor (sleeping %d, opened "
-                   "%d, closed %d, cancelled %d) after %s\n",
-                   sleeping_, opened_, closed_, cancelled_,
-                   absl::FormatDuration(kSayStillWaitingAfter).c_str());
-      mu_.Await(absl::Condition(this, pred));
-    }
+    annex::testing::AwaitSaying(mu_, absl::Condition(this, pred),
+                                [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                                  return absl::StrCat(
+                                      "the fake executor (sleeping ", sleeping_,
+                                      ", opened ", opened_, ", closed ",
+                                      closed_, ", cancelled ", cancelled_, ")");
+                                });
   }
   bool SomeoneSleeps() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return sleeping_ > 0;

@@ -4,24 +4,26 @@
 // No wait here has a deadline of its own, which a loaded machine could pass:
 // each waits for its condition, and a server that never brings it hangs the
 // test until Bazel's test timeout (the size in BUILD). A wait still waiting
-// after kSayStillWaitingAfter says so on stderr once, and goes on waiting.
+// after a while says so on stderr once (tests/testing/still_waiting.h), and
+// goes on waiting.
 #pragma once
 
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "monitor/console/client.h"
 #include "monitor/console/internal/fd.h"
 #include "monitor/console/server.h"
 #include "tests/console/fake_executor.h"
+#include "tests/testing/still_waiting.h"
 
 namespace annex::console::testing {
 
@@ -60,17 +62,12 @@ struct TestServer {
   // Waits until the server reports `n` active sessions, however long that
   // takes. Where: any thread.
   void WaitForClients(int n) {
-    const absl::Time say_at = absl::Now() + kSayStillWaitingAfter;
-    bool said = false;
+    annex::testing::StillWaiting still;
     while (server->ActiveClients() != n) {
-      if (!said && absl::Now() > say_at) {
-        std::fprintf(stderr,
-                     "still waiting for %d console session(s) (now %d) after "
-                     "%s\n",
-                     n, server->ActiveClients(),
-                     absl::FormatDuration(kSayStillWaitingAfter).c_str());
-        said = true;
-      }
+      still.Check([&] {
+        return absl::StrCat(n, " console session(s) (now ",
+                            server->ActiveClients(), ")");
+      });
       absl::SleepFor(absl::Milliseconds(5));
     }
   }
@@ -99,20 +96,15 @@ inline void SendRaw(int fd, const std::string& bytes) {
 inline std::string ReadUntilEof(int fd, bool* eof) {
   std::string out;
   *eof = false;
-  const absl::Time say_at = absl::Now() + kSayStillWaitingAfter;
-  bool said = false;
+  annex::testing::StillWaiting still;
   for (;;) {
     pollfd p{fd, POLLIN, 0};
     int ready = ::poll(&p, 1, 100);
     if (ready <= 0) {
-      if (!said && absl::Now() > say_at) {
-        std::fprintf(stderr,
-                     "still waiting for EOF on fd %d (%zu bytes so far) after "
-                     "%s\n",
-                     fd, out.size(),
-                     absl::FormatDuration(kSayStillWaitingAfter).c_str());
-        said = true;
-      }
+      still.Check([&] {
+        return absl::StrCat("EOF on fd ", fd, " (", out.size(),
+                            " bytes so far)");
+      });
       continue;
     }
     char buf[65536];

@@ -2,17 +2,15 @@
 #include "tests/watchdog/test_support.h"
 
 #include <atomic>
-#include <cstdio>
 #include <string>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "tests/testing/still_waiting.h"
 
 namespace annex::watchdog::testing {
 namespace {
-
-// How long a wait goes before it says on stderr that it still waits.
-constexpr absl::Duration kSayStillWaitingAfter = absl::Seconds(10);
 
 std::atomic<bool> g_released{false};
 std::atomic<bool> g_gate{false};
@@ -103,14 +101,11 @@ std::vector<Event> EventRecorder::WaitFor(size_t count) {
   auto arrived = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return events_.size() >= count;
   };
-  if (!mu_.AwaitWithTimeout(absl::Condition(&arrived), kSayStillWaitingAfter)) {
-    std::fprintf(stderr,
-                 "still waiting for %zu watchdog event(s) (%zu so far) after "
-                 "%s\n",
-                 count, events_.size(),
-                 absl::FormatDuration(kSayStillWaitingAfter).c_str());
-    mu_.Await(absl::Condition(&arrived));
-  }
+  annex::testing::AwaitSaying(
+      mu_, absl::Condition(&arrived), [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return absl::StrCat(count, " watchdog event(s) (", events_.size(),
+                            " so far)");
+      });
   return events_;
 }
 
@@ -121,14 +116,9 @@ std::vector<Event> EventRecorder::events() {
 
 void WaitUntil(const std::function<bool()>& done, const char* what) {
   WithoutGil without_gil;
-  const absl::Time say_at = absl::Now() + kSayStillWaitingAfter;
-  bool said = false;
+  annex::testing::StillWaiting still;
   while (!done()) {
-    if (!said && absl::Now() > say_at) {
-      std::fprintf(stderr, "still waiting for %s after %s\n", what,
-                   absl::FormatDuration(kSayStillWaitingAfter).c_str());
-      said = true;
-    }
+    still.Check([what] { return std::string(what); });
     absl::SleepFor(absl::Milliseconds(10));
   }
 }
