@@ -72,6 +72,37 @@ class TypeTable {
   Entry* cache_entry_[kCache] = {};
 };
 
+// The types one slice of a scan met (in its order of first use), how
+// their instances hold a dict, and the dicts its members own, found on a
+// lane (no Python calls); kind_of is filled in on the caller.
+struct SliceTypes {
+  std::vector<PyTypeObject*> types;
+  std::vector<DictHolding> holding;  // per type
+  std::vector<std::pair<uintptr_t, PyTypeObject*>>
+      owned;                      // (dict, owner's type)
+  std::vector<uint32_t> kind_of;  // per type
+
+  // The slice's number for `type`, behind a direct-mapped cache.
+  uint32_t Number(PyTypeObject* type) {
+    const size_t slot = (reinterpret_cast<uintptr_t>(type) >> 4) % kCache;
+    if (cache_type[slot] == type) return cache_number[slot];
+    uint32_t number = 0;
+    while (number < types.size() && types[number] != type) ++number;
+    if (number == types.size()) {
+      types.push_back(type);
+      holding.push_back(DictHoldingOf(type));
+    }
+    cache_type[slot] = type;
+    cache_number[slot] = number;
+    return number;
+  }
+
+ private:
+  static constexpr size_t kCache = 64;
+  PyTypeObject* cache_type[kCache] = {};
+  uint32_t cache_number[kCache] = {};
+};
+
 // How far ahead of the scan objects are prefetched: the scan runs in
 // address order, but a heap's objects sit in pools of different size
 // classes, so the hardware prefetcher alone loses the stream.
@@ -83,18 +114,29 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
                           const std::vector<uintptr_t>& sorted,
                           const std::vector<uint64_t>& sizes,
                           const std::vector<uintptr_t>* owner_scan,
-                          std::vector<uint8_t>* key_offsets) {
+                          std::vector<uint8_t>* key_offsets, heap::Lanes lanes,
+                          absl::FunctionRef<void()> while_packing) {
   // The kinds are found into plain vectors, then packed (packed_columns.h)
   // with the addresses and sizes: the result is what a kept set holds.
+  // The addresses and sizes are packed by a helper meanwhile.
   KindedSet out;
   std::vector<uint32_t> kinds, clodo;
-  ClassifyKinds(namer, sorted, owner_scan, kinds,
-                owner_scan != nullptr ? &clodo : nullptr, *out.kind_names,
-                key_offsets);
-  out.addresses = PackedAddresses::From(sorted);
-  out.sizes = PackedSizes::From(sizes);
-  out.kinds = PackedUints::From(kinds);
-  if (owner_scan != nullptr) out.clodo = PackedUints::From(clodo);
+  lanes.Beside(
+      [&] {
+        out.addresses = PackedAddresses::From(sorted);
+        out.sizes = PackedSizes::From(sizes);
+      },
+      [&] {
+        ClassifyKinds(namer, sorted, owner_scan, kinds,
+                      owner_scan != nullptr ? &clodo : nullptr, *out.kind_names,
+                      key_offsets, lanes);
+      });
+  lanes.Beside(
+      [&] {
+        out.kinds = PackedUints::From(kinds);
+        if (owner_scan != nullptr) out.clodo = PackedUints::From(clodo);
+      },
+      while_packing);
   return out;
 }
 
@@ -102,28 +144,65 @@ void ClassifyKinds(const TypeNamer& namer, const std::vector<uintptr_t>& sorted,
                    const std::vector<uintptr_t>* owner_scan,
                    std::vector<uint32_t>& kinds, std::vector<uint32_t>* clodo,
                    std::vector<std::string>& kind_names,
-                   std::vector<uint8_t>* key_offsets) {
+                   std::vector<uint8_t>* key_offsets, heap::Lanes lanes) {
   const size_t n = sorted.size();
   kinds.clear();
   python::ReserveHuge(kinds, n);
   kinds.resize(n);
   if (key_offsets != nullptr) python::AssignHuge(*key_offsets, n, uint8_t{0});
   TypeTable types(namer, kind_names);
-  // The kind of member i (and its key offset, when asked for).
-  auto classify = [&](size_t i, PyTypeObject* type) {
-    const TypeTable::Entry& e = types.Known(type);
-    kinds[i] = e.kind;
-    if (key_offsets != nullptr) (*key_offsets)[i] = e.key_offset;
-  };
-  if (owner_scan == nullptr) {
-    for (size_t i = 0; i < n; ++i) {
-      if (i + kPrefetchAhead < n) {
+  const bool fused = owner_scan == &sorted;
+  // The members' types are read on the lanes (lanes.h), slice by slice:
+  // each slice numbers the types it meets in its own order and writes
+  // those numbers to `kinds`, and (when the owners are the members
+  // themselves) lists the dicts its members own. Reading types, dict
+  // holding and dict pointers is plain memory; naming a type may call
+  // Python, so kinds are assigned here, on the caller, slice by slice in
+  // order (kinds stay numbered in order of first use in `sorted`), and a
+  // second pass on the lanes turns each slice's numbers into kinds.
+  const size_t grain = lanes.grain();
+  std::vector<SliceTypes> slices((n + grain - 1) / grain);
+  lanes.For(n, [&](size_t from, size_t to) {
+    SliceTypes& slice = slices[from / grain];
+    for (size_t i = from; i < to; ++i) {
+      if (i + kPrefetchAhead < to) {
         __builtin_prefetch(reinterpret_cast<void*>(sorted[i + kPrefetchAhead]));
       }
-      classify(i, Py_TYPE(reinterpret_cast<PyObject*>(sorted[i])));
+      PyObject* obj = reinterpret_cast<PyObject*>(sorted[i]);
+      const uint32_t local = slice.Number(Py_TYPE(obj));
+      kinds[i] = local;
+      if (fused) {
+        const DictHolding holding = slice.holding[local];
+        if (holding != DictHolding::kNone) {
+          if (PyObject* dict = OwnedDict(obj, holding); dict != nullptr) {
+            slice.owned.emplace_back(reinterpret_cast<uintptr_t>(dict),
+                                     Py_TYPE(obj));
+          }
+        }
+      }
     }
-    return;
+  });
+  std::vector<uint8_t> key_offset_of_kind;
+  for (SliceTypes& slice : slices) {
+    slice.kind_of.resize(slice.types.size());
+    for (size_t t = 0; t < slice.types.size(); ++t) {
+      const TypeTable::Entry& e = types.Known(slice.types[t]);
+      slice.kind_of[t] = e.kind;
+      if (e.kind >= key_offset_of_kind.size()) {
+        key_offset_of_kind.resize(e.kind + 1);
+      }
+      key_offset_of_kind[e.kind] = e.key_offset;
+    }
   }
+  lanes.For(n, [&](size_t from, size_t to) {
+    const std::vector<uint32_t>& kind_of = slices[from / grain].kind_of;
+    for (size_t i = from; i < to; ++i) {
+      const uint32_t kind = kind_of[kinds[i]];
+      kinds[i] = kind;
+      if (key_offsets != nullptr) (*key_offsets)[i] = key_offset_of_kind[kind];
+    }
+  });
+  if (owner_scan == nullptr) return;
   // Clodo: a dict is "dict of <owner's type>" or "dict (no owner)". Owners
   // are found from the owner's side (an object knows its dict, a dict not
   // its owner); each owned dict is placed among `sorted` by an address
@@ -149,17 +228,14 @@ void ClassifyKinds(const TypeNamer& namer, const std::vector<uintptr_t>& sorted,
     // Not a member, or the first owner (in scan order) wins.
     if (j >= 0 && clodo_of[j] == 0) clodo_of[j] = code;
   };
-  auto record_owner = [&](PyObject* obj, DictHolding holding) {
-    PyObject* dict = OwnedDict(obj, holding);
-    if (dict == nullptr) return;
-    PyTypeObject* type = Py_TYPE(obj);
+  // An owner of `type` owns the dict at `d`.
+  auto record_owner = [&](uintptr_t d, PyTypeObject* type) {
     if (type != last_owner) {
       auto [it, added] = owner_number.emplace(type, owner_types.size());
       if (added) owner_types.push_back(type);
       last_owner = type;
       last_number = it->second;
     }
-    const uintptr_t d = reinterpret_cast<uintptr_t>(dict);
     if (index.has_value()) {
       place(index->Find(d), last_number + 1);
       return;
@@ -171,20 +247,11 @@ void ClassifyKinds(const TypeNamer& namer, const std::vector<uintptr_t>& sorted,
       pending.clear();
     }
   };
-  const bool fused = owner_scan == &sorted;
-  for (size_t i = 0; i < n; ++i) {
-    if (i + kPrefetchAhead < n) {
-      __builtin_prefetch(reinterpret_cast<void*>(sorted[i + kPrefetchAhead]));
+  if (fused) {
+    for (const SliceTypes& slice : slices) {
+      for (const auto& [dict, type] : slice.owned) record_owner(dict, type);
     }
-    PyObject* obj = reinterpret_cast<PyObject*>(sorted[i]);
-    PyTypeObject* type = Py_TYPE(obj);
-    classify(i, type);
-    if (fused) {
-      DictHolding holding = types.Holding(type);
-      if (holding != DictHolding::kNone) record_owner(obj, holding);
-    }
-  }
-  if (!fused) {
+  } else {
     const std::vector<uintptr_t>& scan = *owner_scan;
     for (size_t i = 0; i < scan.size(); ++i) {
       if (i + kPrefetchAhead < scan.size()) {
@@ -192,7 +259,9 @@ void ClassifyKinds(const TypeNamer& namer, const std::vector<uintptr_t>& sorted,
       }
       PyObject* obj = reinterpret_cast<PyObject*>(scan[i]);
       DictHolding holding = types.Holding(Py_TYPE(obj));
-      if (holding != DictHolding::kNone) record_owner(obj, holding);
+      if (PyObject* dict = OwnedDict(obj, holding); dict != nullptr) {
+        record_owner(reinterpret_cast<uintptr_t>(dict), Py_TYPE(obj));
+      }
     }
   }
   for (const auto& [a, code] : pending) {

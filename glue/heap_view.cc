@@ -136,16 +136,20 @@ absl::Status HeapView::CheckQuestionMemory(const heap::HeapGraph* graph,
 KindedSet HeapView::Describe(const std::vector<uintptr_t>& sorted,
                              const std::vector<uint64_t>* sizes,
                              const std::vector<uintptr_t>* owner_scan,
-                             std::vector<uint8_t>* key_offsets) {
-  if (sizes != nullptr)
-    return ClassifyObjects(namer_, sorted, *sizes, owner_scan, key_offsets);
+                             std::vector<uint8_t>* key_offsets,
+                             absl::FunctionRef<void()> while_packing) {
+  if (sizes != nullptr) {
+    return ClassifyObjects(namer_, sorted, *sizes, owner_scan, key_offsets,
+                           engine_->lanes(), while_packing);
+  }
   std::vector<uint64_t> s;
   python::ReserveHuge(s, sorted.size());
   for (uintptr_t a : sorted) {
     auto size = engine_->SizeOf(reinterpret_cast<PyObject*>(a));
     s.push_back(size.ok() ? *size : 0);
   }
-  return ClassifyObjects(namer_, sorted, s, owner_scan, key_offsets);
+  return ClassifyObjects(namer_, sorted, s, owner_scan, key_offsets,
+                         engine_->lanes(), while_packing);
 }
 
 absl::Status HeapView::Keep(KindedSet& set,
@@ -216,11 +220,19 @@ absl::StatusOr<KindedSet> HeapView::Heap(
   KindedSet out;
   std::vector<uintptr_t> fresh;
   // The members' watch key offsets, read with their types (Keep then
-  // reads no member again).
+  // reads no member again). The watch is set up while a helper packs the
+  // kinds; `watched` takes its identity meanwhile.
   std::vector<uint8_t> key_offsets;
+  KindedSet watched;
+  absl::Status watch_status;
+  auto watch = [&] {
+    if (!keep) return;
+    watch_status = Keep(watched, ref == nullptr ? &graph->addresses : &fresh,
+                        std::move(key_offsets));
+  };
   if (ref == nullptr) {
     out = Describe(graph->addresses, &graph->sizes, &graph->addresses,
-                   keep ? &key_offsets : nullptr);
+                   keep ? &key_offsets : nullptr, watch);
   } else {
     std::vector<uint64_t> sizes;
     for (size_t v : NotInReference(graph->addresses, ref->reachable)) {
@@ -228,7 +240,12 @@ absl::StatusOr<KindedSet> HeapView::Heap(
       sizes.push_back(graph->sizes[v]);
     }
     out = Describe(fresh, &sizes, &graph->addresses,
-                   keep ? &key_offsets : nullptr);
+                   keep ? &key_offsets : nullptr, watch);
+  }
+  if (!watch_status.ok()) return watch_status;
+  if (keep) {
+    out.identity = std::move(watched.identity);
+    out.pruned_epoch = watched.pruned_epoch;
   }
   // The types met, for CheckTypeName (hp.Type('name')) without a walk.
   // Clodo's names of dicts ("dict of X", "dict (no owner)") share the
@@ -240,11 +257,6 @@ absl::StatusOr<KindedSet> HeapView::Heap(
     }
   }
   RememberTypeNames(std::move(type_names));
-  if (keep) {
-    absl::Status s = Keep(out, ref == nullptr ? &graph->addresses : &fresh,
-                          std::move(key_offsets));
-    if (!s.ok()) return s;
-  }
   if (graph_out != nullptr) *graph_out = graph.shared();
   return out;
 }

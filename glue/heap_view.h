@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "glue/classifiers.h"
 #include "glue/heap_record.h"
@@ -28,6 +29,7 @@
 #include "glue/object_text.h"
 #include "glue/stat.h"
 #include "monitor/heap/heap_engine.h"
+#include "monitor/heap/lanes.h"
 #include "monitor/heap/referrers.h"
 #include "monitor/python/death_watch.h"
 #include "monitor/python/guards.h"
@@ -173,11 +175,17 @@ struct ReferencePoint {
 // Clodo. Each object's watch key offset (python::WatchedObjects::
 // KeyOffset) goes to `*key_offsets` when given. Where: GIL held, any
 // interpreter.
-KindedSet ClassifyObjects(const TypeNamer& namer,
-                          const std::vector<uintptr_t>& sorted,
-                          const std::vector<uint64_t>& sizes,
-                          const std::vector<uintptr_t>* owner_scan,
-                          std::vector<uint8_t>* key_offsets = nullptr);
+// The objects are read on `lanes` (monitor/heap/lanes.h); type names are
+// made on the caller. `while_packing` runs on the caller once the kinds
+// and key offsets are known, while a helper packs the kinds into the set
+// (it must not touch the result).
+KindedSet ClassifyObjects(
+    const TypeNamer& namer, const std::vector<uintptr_t>& sorted,
+    const std::vector<uint64_t>& sizes,
+    const std::vector<uintptr_t>* owner_scan,
+    std::vector<uint8_t>* key_offsets = nullptr,
+    heap::Lanes lanes = heap::Lanes(),
+    absl::FunctionRef<void()> while_packing = [] {});
 // The same kinds as plain vectors, without packing a set: each object's
 // type kind into `kinds` and, when `owner_scan` is given, its Clodo kind
 // into `*clodo` (then required), both indexes into `kind_names` (appended
@@ -188,7 +196,8 @@ void ClassifyKinds(const TypeNamer& namer, const std::vector<uintptr_t>& sorted,
                    const std::vector<uintptr_t>* owner_scan,
                    std::vector<uint32_t>& kinds, std::vector<uint32_t>* clodo,
                    std::vector<std::string>& kind_names,
-                   std::vector<uint8_t>* key_offsets = nullptr);
+                   std::vector<uint8_t>* key_offsets = nullptr,
+                   heap::Lanes lanes = heap::Lanes());
 
 // Per-part kinds of the live members of a set (HeapView::ClassifyParts).
 struct LiveKinds {
@@ -378,12 +387,14 @@ class HeapView {
   // (found by a walk of the current HeapEngine::Question); `sizes` parallel
   // to it, or null to compute them; Clodo kinds with the dict owners found
   // among `owner_scan` (when given); each member's watch key offset into
-  // `*key_offsets` (when given: for Keep). Where: as Heap(), inside a
-  // Question.
-  KindedSet Describe(const std::vector<uintptr_t>& sorted,
-                     const std::vector<uint64_t>* sizes,
-                     const std::vector<uintptr_t>* owner_scan = nullptr,
-                     std::vector<uint8_t>* key_offsets = nullptr);
+  // `*key_offsets` (when given: for Keep). `while_packing` runs on the
+  // caller once the kinds and key offsets are known, while a helper packs
+  // the kinds (ClassifyObjects). Where: as Heap(), inside a Question.
+  KindedSet Describe(
+      const std::vector<uintptr_t>& sorted, const std::vector<uint64_t>* sizes,
+      const std::vector<uintptr_t>* owner_scan = nullptr,
+      std::vector<uint8_t>* key_offsets = nullptr,
+      absl::FunctionRef<void()> while_packing = [] {});
 
  private:
   HeapView(std::unique_ptr<heap::HeapEngine> engine, TypeNamer namer,

@@ -585,7 +585,7 @@ absl::Status HeapView::NodeKinds(
     const bool clodo = base.is(Classifier::kClodo);
     ClassifyKinds(namer_, graph.addresses, clodo ? &graph.addresses : nullptr,
                   clodo ? type_kinds : *kinds, clodo ? kinds : nullptr,
-                  *kind_names);
+                  *kind_names, /*key_offsets=*/nullptr, engine_->lanes());
     *names = std::move(kind_names);
     return absl::OkStatus();
   }

@@ -125,6 +125,7 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
                       : options != nullptr && !options->edges ? Record::kSizes
                                                               : Record::kEdges);
     walker.set_sizing(sizing_);
+    walker.set_lanes(lanes_);
     walker.set_question_stop(&stop_);
     if (graph != nullptr) walker.set_pool(buffers_);
     walker.Reserve(last_recorded_objects_ + last_recorded_objects_ / 8,

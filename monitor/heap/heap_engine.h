@@ -54,6 +54,7 @@
 #include "monitor/heap/extension_registry.h"
 #include "monitor/heap/graph.h"
 #include "monitor/heap/held_object_set.h"
+#include "monitor/heap/lanes.h"
 #include "monitor/heap/object_set.h"
 #include "monitor/heap/question_stop.h"
 #include "monitor/heap/sizing.h"
@@ -195,6 +196,14 @@ class HeapEngine {
     HeapEngine& engine_;
     const Sizing saved_;
   };
+
+  // How many threads a question's long passes may use, its own included
+  // (lanes.h): the walk's graph building, classification and packing of
+  // the results. Lanes::ForMachine() by default (two where the process may
+  // run on two CPUs); Lanes(1) keeps every question on its own thread.
+  // Where: the engine's thread, outside a question.
+  void set_lanes(Lanes lanes) { lanes_ = lanes; }
+  Lanes lanes() const { return lanes_; }
 
   // The pause limit and cancellation of every later question (the
   // outermost Question starts its clock once any gc wait is over). A
@@ -342,6 +351,7 @@ class HeapEngine {
   std::shared_ptr<python::WatchedObjects> ref_;
   ObjectSet hidden_;
   Sizing sizing_ = Sizing::kExact;
+  Lanes lanes_ = Lanes::ForMachine();
   // What the last walk that recorded objects found (objects, references):
   // the next one reserves that much up front (Walker::Reserve), plus an
   // eighth for growth. Annex thread, GIL held.

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -192,6 +193,50 @@ TEST_F(ClassifyObjectsTest, AgreesWithTheOwnerMapOnWholeHeapsAndSubsets) {
   // Without an owner scan, no Clodo kinds are made.
   EXPECT_TRUE(
       ClassifyObjects(*namer, g->addresses, g->sizes, nullptr).clodo.empty());
+}
+
+// Reading the objects on several lanes in small slices (lanes.h) gives
+// the very kinds, names in the same order, Clodo kinds and watch key
+// offsets that one lane gives, with or without the fused owner scan.
+TEST_F(ClassifyObjectsTest, LanesGiveTheSameKindsAsOneLane) {
+  absl::StatusOr<TypeNamer> namer = TypeNamer::Create();
+  ASSERT_TRUE(namer.ok()) << namer.status();
+  absl::StatusOr<heap::HeapGraph> g = Walk();
+  ASSERT_TRUE(g.ok()) << g.status();
+  std::vector<uintptr_t> copy = g->addresses;
+  using Scan = const std::vector<uintptr_t>*;
+  for (Scan scan : {Scan{&g->addresses}, Scan{&copy}, Scan{nullptr}}) {
+    SCOPED_TRACE(scan == nullptr         ? "no owner scan"
+                 : scan == &g->addresses ? "fused owner scan"
+                                         : "owner scan of a copy");
+    std::vector<uint8_t> one_offsets;
+    int one_calls = 0;
+    KindedSet one =
+        ClassifyObjects(*namer, g->addresses, g->sizes, scan, &one_offsets,
+                        heap::Lanes(1), [&] { ++one_calls; });
+    EXPECT_EQ(one_calls, 1);
+    for (const heap::Lanes lanes :
+         {heap::Lanes(2, 37), heap::Lanes(3, 1000), heap::Lanes(2)}) {
+      SCOPED_TRACE(::testing::Message()
+                   << lanes.count() << " lanes, grain " << lanes.grain());
+      std::vector<uint8_t> offsets;
+      const std::thread::id caller = std::this_thread::get_id();
+      std::thread::id packing_ran_on;
+      KindedSet many = ClassifyObjects(
+          *namer, g->addresses, g->sizes, scan, &offsets, lanes, [&] {
+            packing_ran_on = std::this_thread::get_id();
+            // The key offsets are known by now.
+            EXPECT_EQ(offsets, one_offsets);
+          });
+      EXPECT_EQ(packing_ran_on, caller);
+      EXPECT_EQ(*many.kind_names, *one.kind_names);
+      EXPECT_EQ(many.kinds.ToVector(), one.kinds.ToVector());
+      EXPECT_EQ(many.clodo.ToVector(), one.clodo.ToVector());
+      EXPECT_EQ(many.addresses.ToVector(), g->addresses);
+      EXPECT_EQ(many.sizes.ToVector(), g->sizes);
+      EXPECT_EQ(offsets, one_offsets);
+    }
+  }
 }
 
 }  // namespace

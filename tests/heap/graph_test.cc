@@ -11,6 +11,7 @@
 #include "monitor/heap/buffer_pool.h"
 #include "monitor/heap/dominators.h"
 #include "monitor/heap/heap_engine.h"
+#include "monitor/heap/lanes.h"
 #include "monitor/heap/referrers.h"
 #include "tests/heap/heap_test_util.h"
 #include "tests/testing/python_main.h"
@@ -84,6 +85,38 @@ TEST(GraphTest, NodesOnlyHaveTheSameNodesAndSizesAndNoEdges) {
   EXPECT_FALSE(full->out_targets.empty());
   EXPECT_EQ(nodes->root_names, full->root_names);
   EXPECT_EQ(nodes->root_nodes, full->root_nodes);
+}
+
+// Graphs built on several lanes in small slices (lanes.h) equal the one
+// lane's: the same nodes, sizes and edges in the same order, with and
+// without edges.
+TEST(GraphTest, LanesBuildTheSameGraphAsOneLane) {
+  ASSERT_TRUE(RunTargetCode(
+      "g_lanes = [[i, str(i), {'k': (i,)}] for i in range(3000)]\n"));
+  HeapEngine engine(testing::MainThreadStates());
+  HeapEngine::Question question(engine);
+  ASSERT_TRUE(question.status().ok()) << question.status();
+  engine.set_lanes(Lanes(1));
+  absl::StatusOr<HeapGraph> one = engine.Graph();
+  ASSERT_TRUE(one.ok()) << one.status();
+  absl::StatusOr<HeapGraph> one_nodes = engine.Graph(GraphOptions::NodesOnly());
+  ASSERT_TRUE(one_nodes.ok()) << one_nodes.status();
+  ASSERT_GT(one->size(), 15000u);
+  for (const Lanes lanes : {Lanes(2, 101), Lanes(4, 1000), Lanes(2)}) {
+    SCOPED_TRACE(::testing::Message()
+                 << lanes.count() << " lanes, grain " << lanes.grain());
+    engine.set_lanes(lanes);
+    absl::StatusOr<HeapGraph> many = engine.Graph();
+    ASSERT_TRUE(many.ok()) << many.status();
+    EXPECT_EQ(many->addresses, one->addresses);
+    EXPECT_EQ(many->sizes, one->sizes);
+    EXPECT_EQ(many->out_begin, one->out_begin);
+    EXPECT_EQ(many->out_targets, one->out_targets);
+    absl::StatusOr<HeapGraph> nodes = engine.Graph(GraphOptions::NodesOnly());
+    ASSERT_TRUE(nodes.ok()) << nodes.status();
+    EXPECT_EQ(nodes->addresses, one_nodes->addresses);
+    EXPECT_EQ(nodes->sizes, one_nodes->sizes);
+  }
 }
 
 }  // namespace

@@ -150,13 +150,20 @@ void Walker::FillGraph(HeapGraph* g) {
   // Records are in walk order, scattered over the heap: each one's bitmap
   // word and rank are fetched this many records ahead.
   constexpr size_t kPrefetchAhead = 16;
+  // The passes over the records run in slices on the lanes (lanes.h): a
+  // record's writes go to its own node (each node is recorded once) and
+  // its own edges, so no two slices write the same element; the bitmap
+  // and ranks are only read.
+  const size_t records = order_.size();
   if (!record_edges_) {
-    for (size_t i = 0; i < order_.size(); ++i) {
-      if (ranked && i + kPrefetchAhead < order_.size()) {
-        visited_.PrefetchRank(order_[i + kPrefetchAhead]);
+    lanes_.For(records, [&](size_t from, size_t to) {
+      for (size_t i = from; i < to; ++i) {
+        if (ranked && i + kPrefetchAhead < to) {
+          visited_.PrefetchRank(order_[i + kPrefetchAhead]);
+        }
+        g->sizes[id_of(order_[i])] = order_sizes_[i];
       }
-      g->sizes[id_of(order_[i])] = order_sizes_[i];
-    }
+    });
     AssignFrom(pool, g->out_begin, n + 1, uint32_t{0});
     g->out_targets.clear();
     return;
@@ -174,38 +181,43 @@ void Walker::FillGraph(HeapGraph* g) {
   AssignFrom(pool, g->out_begin, n + 1, uint32_t{0});
   uint32_t* degree = g->out_begin.data() + 1;
   const size_t edge_total = edges_.size();
-  for (size_t i = 0; i < order_.size(); ++i) {
-    if (ranked && i + kPrefetchAhead < order_.size()) {
-      visited_.PrefetchRank(order_[i + kPrefetchAhead]);
-    }
-    const uint32_t id = id_of(order_[i]);
-    id_of_order[i] = id;
-    g->sizes[id] = order_sizes_[i];
-    const uint64_t end =
-        i + 1 < order_.size() ? order_edge_begin_[i + 1] : edge_total;
-    uint32_t d = 0;
-    for (uint64_t e = order_edge_begin_[i]; e < end; ++e) {
-      if (ranked && e + kPrefetchAhead < edge_total) {
-        visited_.PrefetchRank(edges_[e + kPrefetchAhead]);
+  auto edges_end = [&](size_t i) -> uint64_t {
+    return i + 1 < records ? order_edge_begin_[i + 1] : edge_total;
+  };
+  lanes_.For(records, [&](size_t from, size_t to) {
+    const uint64_t slice_end = edges_end(to - 1);
+    for (size_t i = from; i < to; ++i) {
+      if (ranked && i + kPrefetchAhead < to) {
+        visited_.PrefetchRank(order_[i + kPrefetchAhead]);
       }
-      const int64_t target = id_if_node(edges_[e]);
-      edges_[e] = target < 0 ? kDropped : static_cast<uintptr_t>(target);
-      d += target < 0 ? 0 : 1;
+      const uint32_t id = id_of(order_[i]);
+      id_of_order[i] = id;
+      g->sizes[id] = order_sizes_[i];
+      const uint64_t end = edges_end(i);
+      uint32_t d = 0;
+      for (uint64_t e = order_edge_begin_[i]; e < end; ++e) {
+        if (ranked && e + kPrefetchAhead < slice_end) {
+          visited_.PrefetchRank(edges_[e + kPrefetchAhead]);
+        }
+        const int64_t target = id_if_node(edges_[e]);
+        edges_[e] = target < 0 ? kDropped : static_cast<uintptr_t>(target);
+        d += target < 0 ? 0 : 1;
+      }
+      degree[id] = d;
     }
-    degree[id] = d;
-  }
+  });
   for (size_t v = 0; v < n; ++v) g->out_begin[v + 1] += g->out_begin[v];
   AssignFrom(pool, g->out_targets, size_t{g->out_begin[n]}, uint32_t{0});
-  for (size_t i = 0; i < order_.size(); ++i) {
-    const uint64_t begin = order_edge_begin_[i];
-    const uint64_t end =
-        i + 1 < order_.size() ? order_edge_begin_[i + 1] : edge_total;
-    uint32_t out = g->out_begin[id_of_order[i]];
-    for (uint64_t e = begin; e < end; ++e) {
-      if (edges_[e] == kDropped) continue;
-      g->out_targets[out++] = static_cast<uint32_t>(edges_[e]);
+  lanes_.For(records, [&](size_t from, size_t to) {
+    for (size_t i = from; i < to; ++i) {
+      const uint64_t end = edges_end(i);
+      uint32_t out = g->out_begin[id_of_order[i]];
+      for (uint64_t e = order_edge_begin_[i]; e < end; ++e) {
+        if (edges_[e] == kDropped) continue;
+        g->out_targets[out++] = static_cast<uint32_t>(edges_[e]);
+      }
     }
-  }
+  });
   if (pool != nullptr) pool->Give(std::move(id_of_order));
 }
 

@@ -15,6 +15,7 @@
 #include "monitor/heap/graph.h"
 #include "monitor/heap/internal/address_bitmap.h"
 #include "monitor/heap/internal/type_info.h"
+#include "monitor/heap/lanes.h"
 #include "monitor/heap/question_stop.h"
 #include "monitor/heap/sizing.h"
 
@@ -52,6 +53,9 @@ class Walker {
   // Polled for each object: once it says stop, Run() returns with the
   // walk unfinished (the caller must not use the results).
   void set_question_stop(QuestionStop* stop) { question_stop_ = stop; }
+  // The threads FillGraph may use (lanes.h); the caller's alone unless
+  // set.
+  void set_lanes(Lanes lanes) { lanes_ = lanes; }
   // How objects are sized (TypeInfoCache::Size); kExact unless set.
   void set_sizing(Sizing sizing) { sizing_ = sizing; }
   // Makes room for about `objects` objects and `edges` references in the
@@ -100,6 +104,7 @@ class Walker {
   uint64_t total_bytes_ = 0;
   uint64_t inline_values_bytes_ = 0;
   Sizing sizing_ = Sizing::kExact;
+  Lanes lanes_;
   // Size and edge recording, in pop order.
   bool record_sizes_;
   bool record_edges_;

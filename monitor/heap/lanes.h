@@ -1,0 +1,90 @@
+// Lanes: a heap question's long passes split between its own thread and
+// helper threads, while the target waits for them.
+//
+// A heap question holds the target (GIL held, no target thread runs:
+// heap_engine.h) for its whole length, so a pass that reads every object
+// of a million-object heap is time the target stands still. Most such
+// passes read memory at random and wait on cache misses more than they
+// compute; a second core waiting on misses of its own halves them.
+//
+//   const heap::Lanes lanes = engine.lanes();
+//   lanes.For(n, [&](size_t begin, size_t end) {
+//     for (size_t i = begin; i < end; ++i) out[i] = Py_TYPE(objs[i]);
+//   });
+//   lanes.Beside([&] { packed = Pack(plain); },    // a helper: plain C++
+//                [&] { status = WatchWithPython(); });  // the caller
+//
+// Rules for what runs on a helper (For's body on every lane, Beside's
+// helper side):
+// - Plain C++ only: it may read target objects (they cannot change or go
+//   away while the caller holds the GIL and waits for the helper), but it
+//   calls no Python API, allocates no Python object and touches no
+//   refcount. What needs Python stays on the caller (Beside's caller side,
+//   or a sequential step before or after).
+// - Each slice writes only its own elements (no two slices write the same
+//   element): the helper's writes are visible to the caller once the call
+//   returns (the join orders them).
+//
+// A helper is a thread started for one call and joined before the call
+// returns: no thread outlives a call, so there is nothing to stop at
+// shutdown and nothing left behind in a forked child. Starting one costs
+// about 0.1 ms, so For runs on the caller alone when there is only one
+// slice. If a thread cannot be started, the caller does all the work: the
+// answer is the same, only slower. For's slices are handed out one at a
+// time, so a helper that the machine runs late takes fewer of them and
+// never delays the caller by more than one slice.
+//
+// Plain C++ data, copyable. Where: any thread (heap questions call it on
+// the annex thread with the GIL held; helpers never take it).
+#pragma once
+
+#include <cstddef>
+
+#include "absl/functional/function_ref.h"
+
+namespace annex::heap {
+
+class Lanes {
+ public:
+  // At most this many threads a call uses, the caller's included.
+  static constexpr int kMaxLanes = 4;
+  // Items per slice by default: a slice pays for its hand-out (an atomic
+  // increment) many times over (tens of microseconds of per-object work),
+  // and a million items make 31 slices to share out.
+  static constexpr size_t kGrain = 1 << 15;
+
+  // One lane: the caller does everything.
+  Lanes() = default;
+  // `count` lanes, clamped to [1, kMaxLanes], handing out slices of
+  // `grain` items (at least 1; tests use small ones to split small
+  // inputs).
+  explicit Lanes(int count, size_t grain = kGrain);
+
+  // Two lanes when this process may run on two or more CPUs (its CPU
+  // affinity, as a container's CPU set limits it), else one. Where: any
+  // thread.
+  static Lanes ForMachine();
+
+  int count() const { return count_; }
+  size_t grain() const { return grain_; }
+
+  // Runs body(begin, end) for slices of [0, n) of at most grain() items,
+  // each slice once, on the caller and up to count() - 1 helpers, and
+  // returns once every slice ran. With one slice or one lane: the caller
+  // alone, in order. Where: any thread; `body` as the rules above say.
+  void For(size_t n, absl::FunctionRef<void(size_t, size_t)> body) const;
+
+  // Runs helper_side on a helper and caller_side on the caller, and
+  // returns once both ran. With one lane (or no helper to be had):
+  // caller_side first, then helper_side, both on the caller. Where: any
+  // thread; helper_side as the rules above say, caller_side anything the
+  // caller may do.
+  void Beside(absl::FunctionRef<void()> helper_side,
+              absl::FunctionRef<void()> caller_side) const;
+
+ private:
+  int count_ = 1;
+  size_t grain_ = kGrain;
+};
+
+}  // namespace annex::heap
