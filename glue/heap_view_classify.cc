@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "glue/heap_view.h"
@@ -35,6 +36,20 @@ class SetLabels {
     Normalize(ids);
     if (ids.empty()) return empty_;
     if (ids.size() == 1) return one_[ids[0]];
+    // Pairs (held two ways, as an int by an instance and a tuple) are
+    // common enough that a vector key, hashed element by element and
+    // copied when new, was most of byrcs' labelling: one 64-bit key.
+    // Members in address order come in runs of one type, often held the
+    // same two ways (a run of ints): the last pair's slot is kept (valid
+    // until the next insertion, which replaces it).
+    if (ids.size() == 2) {
+      const uint64_t key = uint64_t{ids[0]} << 32 | ids[1];
+      if (last_two_ == nullptr || key != last_two_key_) {
+        last_two_ = &two_.try_emplace(key, kNoLabel).first->second;
+        last_two_key_ = key;
+      }
+      return *last_two_;
+    }
     return many_.try_emplace(ids, kNoLabel).first->second;
   }
   // Sorts `ids` and drops repeats, as Slot does.
@@ -53,6 +68,9 @@ class SetLabels {
  private:
   uint32_t empty_ = kNoLabel;
   std::vector<uint32_t> one_;
+  absl::flat_hash_map<uint64_t, uint32_t> two_;
+  uint64_t last_two_key_ = 0;
+  uint32_t* last_two_ = nullptr;
   absl::flat_hash_map<std::vector<uint32_t>, uint32_t> many_;
 };
 
@@ -211,60 +229,87 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
   // and what the walk found stays alive.
   const std::vector<uint32_t> node_of = NodesOf(*graph, set, unpacked);
   const std::vector<size_t> dead = DeadMembers(set);
-  // The type each kind was last confirmed for: one name comparison per
-  // (kind, type) met, not per member.
-  std::vector<PyTypeObject*> type_of_kind(set.kind_names->size(), nullptr);
-  absl::flat_hash_map<PyTypeObject*, std::string> type_names;
-  // The members kept (alive, the same objects) and their nodes. Usually
-  // every member is: then `node_of` serves as the kept members' nodes and
-  // the lists are never made (at ten million members they were 160 MB of
-  // fresh memory a question); they start at the first member left out.
-  bool all_kept = true;
-  std::vector<size_t> keep;
-  std::vector<uint32_t> kept_nodes;
-  auto leave_out = [&](size_t i) {
-    if (!all_kept) return;
-    all_kept = false;
-    python::ReserveHuge(keep, set.count());
-    python::ReserveHuge(kept_nodes, set.count());
-    for (size_t j = 0; j < i; ++j) {
-      keep.push_back(j);
-      kept_nodes.push_back(node_of[j]);
-    }
+  // Which members are kept: alive and still the objects recorded (same
+  // type name as recorded: addresses are reused). Usually every member
+  // is: then `node_of` serves as the kept members' nodes and the lists
+  // are never made (at ten million members they were 160 MB of fresh
+  // memory a question).
+  //
+  // Reading every member's type is plain memory, done on the lanes
+  // (lanes.h) slice by slice, each listing the (kind, type) pairs it met;
+  // naming a type may call Python, so names are compared on the caller,
+  // once per pair met.
+  using Pair = std::pair<uint32_t, PyTypeObject*>;  // (recorded kind, type)
+  struct SliceCheck {
+    absl::flat_hash_set<Pair> pairs;
+    bool any_out = false;  // a member dead or no node
   };
-  size_t d = 0;
-  for (size_t i = 0; i < set.count(); ++i) {
-    if (d < dead.size() && dead[d] == i) {  // died since the set was made
-      ++d;
-      leave_out(i);
-      continue;
-    }
-    if (node_of[i] == kNoNode) {  // dead (heapu members are nodes)
-      leave_out(i);
-      continue;
-    }
-    // The members' headers are read in address order, but the heap's
-    // objects sit in pools of different size classes, so the hardware
-    // prefetcher alone loses the stream: fetch a few members ahead.
-    if (i + kPrefetchAhead < set.count() &&
-        node_of[i + kPrefetchAhead] != kNoNode) {
-      __builtin_prefetch(reinterpret_cast<void*>(
-          graph->addresses[node_of[i + kPrefetchAhead]]));
-    }
-    // Still the same object? Same type as recorded (addresses are reused).
-    PyTypeObject* type =
-        Py_TYPE(reinterpret_cast<PyObject*>(graph->addresses[node_of[i]]));
-    const uint32_t kind = set.kinds[i];
-    if (type_of_kind[kind] != type) {
-      auto [it, added] = type_names.emplace(type, std::string());
-      if (added) it->second = namer_.Name(type);
-      if (it->second != (*set.kind_names)[kind]) {
-        leave_out(i);
+  const size_t count = set.count();
+  const heap::Lanes lanes = engine_->lanes();
+  const size_t grain = lanes.grain();
+  std::vector<SliceCheck> checks((count + grain - 1) / grain);
+  // Whether member i is out for being dead or no node (the type check
+  // comes after).
+  std::vector<uint8_t> out_now;
+  python::AssignHuge(out_now, count, uint8_t{0});
+  auto type_of = [&](size_t i) {
+    return Py_TYPE(reinterpret_cast<PyObject*>(graph->addresses[node_of[i]]));
+  };
+  lanes.For(count, [&](size_t from, size_t to) {
+    SliceCheck& check = checks[from / grain];
+    size_t d = std::lower_bound(dead.begin(), dead.end(), from) - dead.begin();
+    Pair last{UINT32_MAX, nullptr};
+    for (size_t i = from; i < to; ++i) {
+      // Died since the set was made, or no node (dead: heapu members are
+      // nodes).
+      bool gone = node_of[i] == kNoNode;
+      if (d < dead.size() && dead[d] == i) {
+        ++d;
+        gone = true;
+      }
+      if (gone) {
+        out_now[i] = 1;
+        check.any_out = true;
         continue;
       }
-      type_of_kind[kind] = type;
+      // The members' headers are read in address order, but the heap's
+      // objects sit in pools of different size classes, so the hardware
+      // prefetcher alone loses the stream: fetch a few members ahead.
+      if (i + kPrefetchAhead < to && node_of[i + kPrefetchAhead] != kNoNode) {
+        __builtin_prefetch(reinterpret_cast<void*>(
+            graph->addresses[node_of[i + kPrefetchAhead]]));
+      }
+      const Pair pair{set.kinds[i], type_of(i)};
+      if (pair == last) continue;
+      check.pairs.insert(pair);
+      last = pair;
     }
-    if (!all_kept) {
+  });
+  // Each pair's verdict: the type's name is the kind recorded.
+  absl::flat_hash_map<PyTypeObject*, std::string> type_names;
+  absl::flat_hash_map<Pair, bool> same;
+  bool all_kept = true;
+  for (const SliceCheck& check : checks) {
+    all_kept = all_kept && !check.any_out;
+    for (const Pair& pair : check.pairs) {
+      auto [verdict, added] = same.emplace(pair, false);
+      if (!added) continue;
+      auto [name, named] = type_names.emplace(pair.second, std::string());
+      if (named) name->second = namer_.Name(pair.second);
+      verdict->second = name->second == (*set.kind_names)[pair.first];
+      all_kept = all_kept && verdict->second;
+    }
+  }
+  // The members kept and their nodes, when some are left out.
+  std::vector<size_t> keep;
+  std::vector<uint32_t> kept_nodes;
+  if (!all_kept) {
+    python::ReserveHuge(keep, count);
+    python::ReserveHuge(kept_nodes, count);
+    for (size_t i = 0; i < count; ++i) {
+      if (out_now[i] != 0 || !same.at(Pair{set.kinds[i], type_of(i)})) {
+        continue;
+      }
       keep.push_back(i);
       kept_nodes.push_back(node_of[i]);
     }
@@ -534,18 +579,27 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         }
         // Distinct sets of distinct texts render distinct labels (each
         // text a Python literal, two or more joined by ", "): no lookup
-        // by the label's text.
-        std::vector<std::string> relations;
+        // by the label's text. Rendering is plain C++: on the lanes, each
+        // label into its own place.
         python::ReserveHuge(*labels.names, shown_by.size());
-        for (const uint32_t k : shown_by) {
-          if (stop.Poll()) return stop.status();
-          ids.assign(by_member.begin() + first[k],
-                     by_member.begin() + first[k + 1]);
-          SetLabels::Normalize(ids);
-          relations.clear();
-          for (uint32_t t : ids) relations.push_back(texts.Text(t));
-          labels.names->push_back(RenderVia(relations, in_and));
-        }
+        labels.names->resize(shown_by.size());
+        const bool rendered = lanes.For(
+            shown_by.size(),
+            [&](size_t from, size_t to) {
+              std::vector<uint32_t> set_ids;
+              std::vector<std::string> relations;
+              for (size_t j = from; j < to; ++j) {
+                const uint32_t k = shown_by[j];
+                set_ids.assign(by_member.begin() + first[k],
+                               by_member.begin() + first[k + 1]);
+                SetLabels::Normalize(set_ids);
+                relations.clear();
+                for (uint32_t t : set_ids) relations.push_back(texts.Text(t));
+                (*labels.names)[j] = RenderVia(relations, in_and);
+              }
+            },
+            [&] { return stop.Check(); });
+        if (!rendered) return stop.status();
         labels.of = PackedUints::From(label_of);
         break;
       }

@@ -73,6 +73,12 @@ class Lanes {
   // returns once every slice ran. With one slice or one lane: the caller
   // alone, in order. Where: any thread; `body` as the rules above say.
   void For(size_t n, absl::FunctionRef<void(size_t, size_t)> body) const;
+  // For, asking `stop` on the caller before each slice the caller takes
+  // (e.g. [&] { return question_stop.Check(); }): once it says true, no
+  // lane starts another slice. Returns false when it stopped early (some
+  // slices never ran). Where: as For; `stop` runs on the caller only.
+  bool For(size_t n, absl::FunctionRef<void(size_t, size_t)> body,
+           absl::FunctionRef<bool()> stop) const;
 
   // Runs helper_side on a helper and caller_side on the caller, and
   // returns once both ran. With one lane (or no helper to be had):

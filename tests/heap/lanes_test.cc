@@ -102,6 +102,57 @@ TEST(LanesTest, TwoLanesRunSlicesOnAHelperThread) {
   EXPECT_NE(ran_by[0], ran_by[1]);
 }
 
+TEST(LanesTest, OneLaneStopsWhenTheCallerSaysSo) {
+  int asked = 0;
+  std::vector<size_t> begins;
+  EXPECT_FALSE(Lanes(1, 10).For(
+      100, [&](size_t begin, size_t) { begins.push_back(begin); },
+      [&] { return ++asked == 3; }));
+  EXPECT_EQ(begins, (std::vector<size_t>{0, 10}));
+  // Never told to stop: every slice, and true.
+  begins.clear();
+  EXPECT_TRUE(Lanes(1, 10).For(
+      100, [&](size_t begin, size_t) { begins.push_back(begin); },
+      [] { return false; }));
+  EXPECT_EQ(begins.size(), 10u);
+}
+
+// A helper's slice waits until the caller was asked whether to stop (and
+// said yes): the helper then takes no further slice, so of 1000 slices at
+// most the one it held ran.
+TEST(LanesTest, HelpersTakeNoSliceOnceTheCallerStops) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool asked = false;
+  std::atomic<int> ran{0};
+  const bool finished = Lanes(2, 1).For(
+      1000,
+      [&](size_t, size_t) {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return asked; });
+        ran.fetch_add(1);
+      },
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        asked = true;
+        cv.notify_all();
+        return true;
+      });
+  EXPECT_FALSE(finished);
+  EXPECT_LE(ran.load(), 1);
+}
+
+TEST(LanesTest, SeveralLanesRunEverySliceWhenNeverStopped) {
+  std::vector<std::atomic<int>> runs(5000);
+  EXPECT_TRUE(Lanes(3, 7).For(
+      runs.size(),
+      [&](size_t begin, size_t end) {
+        for (size_t i = begin; i < end; ++i) runs[i].fetch_add(1);
+      },
+      [] { return false; }));
+  for (const auto& r : runs) ASSERT_EQ(r.load(), 1);
+}
+
 TEST(LanesTest, BesideRunsTheHelperSideOnAnotherThread) {
   const std::thread::id caller = std::this_thread::get_id();
   std::thread::id helper_ran_on, caller_ran_on;

@@ -1,0 +1,138 @@
+// HeapView::ClassifyParts keeps only the members that are still the
+// objects a set recorded: on a set without identity (a host's, made with
+// keep=false), members that died are left out whether their address is
+// free now or holds an object of another type, on one lane and on
+// several lanes in small slices.
+#include <Python.h>
+
+#include <string>
+#include <vector>
+
+#include "glue/annex_access.h"
+#include "glue/heap_view.h"
+#include "glue/session.h"
+#include "gtest/gtest.h"
+#include "monitor/heap/lanes.h"
+#include "monitor/monitor.h"
+#include "tests/testing/python_main.h"
+
+namespace annex {
+namespace {
+
+using ::annex::testing::RunTargetCode;
+using ::annex::testing::TargetLong;
+
+class LabelPartsTest : public ::testing::TestWithParam<heap::Lanes> {
+ protected:
+  void SetUp() override { ASSERT_TRUE(monitor_.Start().ok()); }
+  void TearDown() override { EXPECT_TRUE(monitor_.Stop().ok()); }
+
+  // Runs `work` with the session's heap view on the annex thread.
+  void OnAnnex(const std::function<void(glue::HeapView&)>& work) {
+    glue::Session* session = monitor_.session();
+    ASSERT_NE(session, nullptr);
+    auto access = session->Get<glue::AnnexAccess>();
+    ASSERT_TRUE(access.ok()) << access.status();
+    ASSERT_TRUE((*access)
+                    ->runtime()
+                    .Run([&](const python::ThreadStates&) {
+                      auto view = session->Get<glue::HeapView>();
+                      ASSERT_TRUE(view.ok()) << view.status();
+                      work(**view);
+                    })
+                    .ok());
+  }
+
+  Monitor monitor_;
+};
+
+// Members of kind `name` in `set`.
+size_t CountOfKind(const glue::KindedSet& set, const std::string& name) {
+  size_t n = 0;
+  for (size_t i = 0; i < set.count(); ++i) {
+    n += (*set.kind_names)[set.kinds[i]] == name;
+  }
+  return n;
+}
+
+TEST_P(LabelPartsTest, LeavesOutMembersThatDiedOrWereReplaced) {
+  // Gone and Other have the same size, so pymalloc gives freed Gone
+  // addresses to new Others (its free lists are last in, first out).
+  ASSERT_TRUE(
+      RunTargetCode("class Gone:\n"
+                    "    __slots__ = ('a',)\n"
+                    "class Other:\n"
+                    "    __slots__ = ('a',)\n"
+                    "class Stays:\n"
+                    "    __slots__ = ('a',)\n"
+                    "gone = [Gone() for _ in range(3000)]\n"
+                    "stays = [Stays() for _ in range(2000)]\n"
+                    "gone_ids = set(map(id, gone))\n"));
+  glue::KindedSet before;
+  OnAnnex([&](glue::HeapView& view) {
+    view.engine().set_lanes(GetParam());
+    auto set = view.Heap(nullptr, /*keep=*/false);
+    ASSERT_TRUE(set.ok()) << set.status();
+    before = std::move(*set);
+  });
+  ASSERT_EQ(CountOfKind(before, "__main__.Gone"), 3000u);
+  ASSERT_TRUE(
+      RunTargetCode("del gone\n"
+                    "others = [Other() for _ in range(3000)]\n"
+                    "reused = sum(id(o) in gone_ids for o in others)\n"));
+  // Some Gone addresses now hold an Other: the type check's case, besides
+  // addresses no object holds now (no node).
+  ASSERT_GT(TargetLong("reused"), 0);
+  ASSERT_LT(TargetLong("reused"), 3000);
+  absl::StatusOr<glue::LiveKinds> live = absl::UnknownError("not run");
+  OnAnnex([&](glue::HeapView& view) {
+    live = view.ClassifyParts(before, glue::Classifier(glue::Classifier::kRcs));
+  });
+  ASSERT_TRUE(live.ok()) << live.status();
+  EXPECT_EQ(CountOfKind(live->live, "__main__.Gone"), 0u);
+  EXPECT_EQ(CountOfKind(live->live, "__main__.Stays"), 2000u);
+  EXPECT_LT(live->live.count(), before.count());
+  ASSERT_EQ(live->parts.size(), 1u);
+  EXPECT_EQ(live->parts[0].of.size(), live->live.count());
+  ASSERT_TRUE(RunTargetCode(
+      "del others, stays, gone_ids, reused, Gone, Other, Stays\n"));
+}
+
+TEST_P(LabelPartsTest, LeavesOutMembersThatDiedWithoutReplacement) {
+  // Objects of a size class of their own (nine slots), freed and not
+  // replaced: their addresses are in no walk now.
+  ASSERT_TRUE(
+      RunTargetCode("class Freed:\n"
+                    "    __slots__ = tuple('abcdefghi')\n"
+                    "freed = [Freed() for _ in range(2000)]\n"));
+  glue::KindedSet before;
+  OnAnnex([&](glue::HeapView& view) {
+    view.engine().set_lanes(GetParam());
+    auto set = view.Heap(nullptr, /*keep=*/false);
+    ASSERT_TRUE(set.ok()) << set.status();
+    before = std::move(*set);
+  });
+  ASSERT_EQ(CountOfKind(before, "__main__.Freed"), 2000u);
+  ASSERT_TRUE(RunTargetCode("del freed\n"));
+  absl::StatusOr<glue::LiveKinds> live = absl::UnknownError("not run");
+  OnAnnex([&](glue::HeapView& view) {
+    live = view.ClassifyParts(before, glue::Classifier(glue::Classifier::kVia));
+  });
+  ASSERT_TRUE(live.ok()) << live.status();
+  EXPECT_EQ(CountOfKind(live->live, "__main__.Freed"), 0u);
+  EXPECT_LE(live->live.count() + 2000, before.count());
+  ASSERT_EQ(live->parts.size(), 1u);
+  EXPECT_EQ(live->parts[0].of.size(), live->live.count());
+  ASSERT_TRUE(RunTargetCode("del Freed\n"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Lanes, LabelPartsTest,
+                         ::testing::Values(heap::Lanes(1), heap::Lanes(2, 97),
+                                           heap::Lanes(3, 1000)),
+                         [](const auto& info) {
+                           return "lanes" + std::to_string(info.param.count()) +
+                                  "_grain" + std::to_string(info.param.grain());
+                         });
+
+}  // namespace
+}  // namespace annex
