@@ -1,6 +1,7 @@
 // ClassifyObjects: the kind and size of each object of a walk, read once
 // inside the walk's question (Clodo kinds, dict owners).
 #include <algorithm>
+#include <functional>
 #include <optional>
 
 #include "absl/container/flat_hash_map.h"
@@ -115,28 +116,35 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
                           const std::vector<uint64_t>& sizes,
                           const std::vector<uintptr_t>* owner_scan,
                           std::vector<uint8_t>* key_offsets, heap::Lanes lanes,
-                          absl::FunctionRef<void()> while_packing) {
-  // The kinds are found into plain vectors, then packed (packed_columns.h)
-  // with the addresses and sizes: the result is what a kept set holds.
-  // The addresses and sizes are packed by a helper meanwhile.
+                          const std::function<void()>& while_packing) {
+  // The kinds are found into plain vectors (on the lanes), then packed
+  // (packed_columns.h) with the addresses and sizes: the result is what a
+  // kept set holds. The columns are packed by a helper while the caller
+  // runs `while_packing`, or shared by both without it (one helper at a
+  // time: more threads than lanes would only take turns).
   KindedSet out;
   std::vector<uint32_t> kinds, clodo;
-  lanes.Beside(
-      [&] {
-        out.addresses = PackedAddresses::From(sorted);
-        out.sizes = PackedSizes::From(sizes);
-      },
-      [&] {
-        ClassifyKinds(namer, sorted, owner_scan, kinds,
-                      owner_scan != nullptr ? &clodo : nullptr, *out.kind_names,
-                      key_offsets, lanes);
-      });
-  lanes.Beside(
-      [&] {
-        out.kinds = PackedUints::From(kinds);
-        if (owner_scan != nullptr) out.clodo = PackedUints::From(clodo);
-      },
-      while_packing);
+  ClassifyKinds(namer, sorted, owner_scan, kinds,
+                owner_scan != nullptr ? &clodo : nullptr, *out.kind_names,
+                key_offsets, lanes);
+  auto pack_places = [&] {
+    out.addresses = PackedAddresses::From(sorted);
+    out.sizes = PackedSizes::From(sizes);
+  };
+  auto pack_kinds = [&] {
+    out.kinds = PackedUints::From(kinds);
+    if (owner_scan != nullptr) out.clodo = PackedUints::From(clodo);
+  };
+  if (while_packing) {
+    lanes.Beside(
+        [&] {
+          pack_places();
+          pack_kinds();
+        },
+        while_packing);
+  } else {
+    lanes.Beside(pack_places, pack_kinds);
+  }
   return out;
 }
 

@@ -137,7 +137,7 @@ KindedSet HeapView::Describe(const std::vector<uintptr_t>& sorted,
                              const std::vector<uint64_t>* sizes,
                              const std::vector<uintptr_t>* owner_scan,
                              std::vector<uint8_t>* key_offsets,
-                             absl::FunctionRef<void()> while_packing) {
+                             const std::function<void()>& while_packing) {
   if (sizes != nullptr) {
     return ClassifyObjects(namer_, sorted, *sizes, owner_scan, key_offsets,
                            engine_->lanes(), while_packing);
@@ -221,15 +221,17 @@ absl::StatusOr<KindedSet> HeapView::Heap(
   std::vector<uintptr_t> fresh;
   // The members' watch key offsets, read with their types (Keep then
   // reads no member again). The watch is set up while a helper packs the
-  // kinds; `watched` takes its identity meanwhile.
+  // set; `watched` takes its identity meanwhile.
   std::vector<uint8_t> key_offsets;
   KindedSet watched;
   absl::Status watch_status;
-  auto watch = [&] {
-    if (!keep) return;
-    watch_status = Keep(watched, ref == nullptr ? &graph->addresses : &fresh,
-                        std::move(key_offsets));
-  };
+  std::function<void()> watch;
+  if (keep) {
+    watch = [&] {
+      watch_status = Keep(watched, ref == nullptr ? &graph->addresses : &fresh,
+                          std::move(key_offsets));
+    };
+  }
   if (ref == nullptr) {
     out = Describe(graph->addresses, &graph->sizes, &graph->addresses,
                    keep ? &key_offsets : nullptr, watch);

@@ -21,7 +21,6 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
-#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "glue/classifiers.h"
 #include "glue/heap_record.h"
@@ -176,16 +175,17 @@ struct ReferencePoint {
 // KeyOffset) goes to `*key_offsets` when given. Where: GIL held, any
 // interpreter.
 // The objects are read on `lanes` (monitor/heap/lanes.h); type names are
-// made on the caller. `while_packing` runs on the caller once the kinds
-// and key offsets are known, while a helper packs the kinds into the set
-// (it must not touch the result).
-KindedSet ClassifyObjects(
-    const TypeNamer& namer, const std::vector<uintptr_t>& sorted,
-    const std::vector<uint64_t>& sizes,
-    const std::vector<uintptr_t>* owner_scan,
-    std::vector<uint8_t>* key_offsets = nullptr,
-    heap::Lanes lanes = heap::Lanes(),
-    absl::FunctionRef<void()> while_packing = [] {});
+// made on the caller. `while_packing`, when given, runs on the caller once
+// the kinds and key offsets are known, while a helper packs the set's
+// columns (it must not touch the result); without it the caller and a
+// helper share the packing.
+KindedSet ClassifyObjects(const TypeNamer& namer,
+                          const std::vector<uintptr_t>& sorted,
+                          const std::vector<uint64_t>& sizes,
+                          const std::vector<uintptr_t>* owner_scan,
+                          std::vector<uint8_t>* key_offsets = nullptr,
+                          heap::Lanes lanes = heap::Lanes(),
+                          const std::function<void()>& while_packing = nullptr);
 // The same kinds as plain vectors, without packing a set: each object's
 // type kind into `kinds` and, when `owner_scan` is given, its Clodo kind
 // into `*clodo` (then required), both indexes into `kind_names` (appended
@@ -387,14 +387,15 @@ class HeapView {
   // (found by a walk of the current HeapEngine::Question); `sizes` parallel
   // to it, or null to compute them; Clodo kinds with the dict owners found
   // among `owner_scan` (when given); each member's watch key offset into
-  // `*key_offsets` (when given: for Keep). `while_packing` runs on the
-  // caller once the kinds and key offsets are known, while a helper packs
-  // the kinds (ClassifyObjects). Where: as Heap(), inside a Question.
-  KindedSet Describe(
-      const std::vector<uintptr_t>& sorted, const std::vector<uint64_t>* sizes,
-      const std::vector<uintptr_t>* owner_scan = nullptr,
-      std::vector<uint8_t>* key_offsets = nullptr,
-      absl::FunctionRef<void()> while_packing = [] {});
+  // `*key_offsets` (when given: for Keep). `while_packing`, when given,
+  // runs on the caller once the kinds and key offsets are known, while a
+  // helper packs the set (ClassifyObjects). Where: as Heap(), inside a
+  // Question.
+  KindedSet Describe(const std::vector<uintptr_t>& sorted,
+                     const std::vector<uint64_t>* sizes,
+                     const std::vector<uintptr_t>* owner_scan = nullptr,
+                     std::vector<uint8_t>* key_offsets = nullptr,
+                     const std::function<void()>& while_packing = nullptr);
 
  private:
   HeapView(std::unique_ptr<heap::HeapEngine> engine, TypeNamer namer,
