@@ -39,6 +39,7 @@ absl::StatusOr<std::unique_ptr<HeapView>> HeapView::Create(Session& session) {
   heap::QuestionStop::Limits limits;
   limits.cancelled = [&runtime] { return runtime.TakeInterrupt(); };
   engine->set_question_limits(limits);
+  engine->set_lanes((*access)->question_lanes());
   auto view = std::unique_ptr<HeapView>(
       new HeapView(std::move(engine), std::move(*namer),
                    runtime.thread_states(), (*access)->question_pause_limit()));

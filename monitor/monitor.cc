@@ -20,6 +20,7 @@
 #include "glue/memory_budget.h"
 #include "glue/session.h"
 #include "monitor/console/server.h"
+#include "monitor/heap/lanes.h"
 #include "monitor/python/annex_runtime.h"
 #include "monitor/python/death_watch.h"
 #include "monitor/python/guards.h"
@@ -105,6 +106,8 @@ struct Monitor::State {
   // Options::question_pause_limit of the last Start (the session's
   // AnnexAccess hands it to HeapView).
   absl::Duration question_pause_limit = absl::InfiniteDuration();
+  // Options::question_threads of the last Start, as lanes.
+  heap::Lanes question_lanes;
 
   // Stops the watchdog, then its heap service and the heap recorder (which
   // may be waiting for the annex). Where: any thread but the annex's;
@@ -228,6 +231,14 @@ absl::Status Monitor::Start(const Options& options) {
         "question_pause_limit must be positive (InfiniteDuration: no limit)");
   }
   state_->question_pause_limit = options.question_pause_limit;
+  if (options.question_threads < 0 ||
+      options.question_threads > heap::Lanes::kMaxLanes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "question_threads must be 0 (automatic) to ", heap::Lanes::kMaxLanes));
+  }
+  state_->question_lanes = options.question_threads == 0
+                               ? heap::Lanes::ForMachine()
+                               : heap::Lanes(options.question_threads);
   absl::StatusOr<glue::RecordFormat> record_format =
       glue::ParseRecordFormat(options.record_format);
   if (!options.record_path.empty()) {
@@ -257,8 +268,9 @@ absl::Status Monitor::Start(const Options& options) {
             if (st->runtime == nullptr) {
               return absl::UnavailableError("the annex is not running");
             }
-            return std::make_unique<glue::AnnexAccess>(
-                st->runtime.get(), st->question_pause_limit);
+            return std::make_unique<glue::AnnexAccess>(st->runtime.get(),
+                                                       st->question_pause_limit,
+                                                       st->question_lanes);
           })
       .IgnoreError();
   {
@@ -354,6 +366,7 @@ absl::Status Monitor::Start(const Options& options) {
       config.top_kinds = options.watchdog_top_kinds;
       config.tracked_kinds = options.watchdog_tracked_kinds;
       config.pause_limit = options.question_pause_limit;
+      config.lanes = state_->question_lanes;
       heap = std::make_unique<services::WatchdogHeap>(
           state_->runtime.get(), state_->session.get(), config);
       services::WatchdogHeap* h = heap.get();

@@ -76,6 +76,14 @@ struct Options {
   // the recorder's heap walks have this one. InfiniteDuration: no limit.
   // Must be positive.
   absl::Duration question_pause_limit = absl::Seconds(5);
+  // How many threads one heap question's long passes may use, the annex
+  // thread included (docs/heap-engine.md, "Helper threads inside a
+  // question"): a helper runs beside the annex thread only within a pass
+  // over every object, so the target's pause is shorter. 0 (the
+  // default): two where this process may run on two or more CPUs (its
+  // CPU affinity), else one. 1: every question on the annex thread
+  // alone. At most heap::Lanes::kMaxLanes (4).
+  int question_threads = 0;
   // Name shown by `annex ps` (default: the process's command line).
   std::string program_name;
   // The in-process watchdog (monitor/watchdog): stalls, memory limits,

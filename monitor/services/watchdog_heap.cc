@@ -213,6 +213,7 @@ void WatchdogHeap::Walk(bool report, std::string* report_text) {
     limits.pause_limit = config_.pause_limit;
     limits.limit_name = "Options::question_pause_limit";
     engine_->set_question_limits(limits);
+    engine_->set_lanes(config_.lanes);
   }
   if (!namer_.has_value()) {  // the kind names hp shows (annex current)
     absl::StatusOr<glue::TypeNamer> namer = glue::TypeNamer::Create();

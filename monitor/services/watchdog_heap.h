@@ -30,6 +30,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/time/time.h"
 #include "glue/classifiers.h"
+#include "monitor/heap/lanes.h"
 #include "monitor/services/periodic_thread.h"
 #include "monitor/watchdog/internal/kind_tracker.h"
 #include "monitor/watchdog/watchdog.h"
@@ -58,6 +59,9 @@ class WatchdogHeap {
     // How long one walk may hold the target (Options::question_pause_limit);
     // a walk past it stops, and that sample or report is absent.
     absl::Duration pause_limit = absl::InfiniteDuration();
+    // The threads one walk's long passes may use
+    // (Options::question_threads).
+    heap::Lanes lanes = heap::Lanes::ForMachine();
     // Most kinds with series of their own in the samples' tracked_kinds
     // (watchdog/internal/kind_tracker.h); each walk's `top_kinds` largest
     // enter while there is room.

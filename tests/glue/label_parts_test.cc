@@ -126,6 +126,35 @@ TEST_P(LabelPartsTest, LeavesOutMembersThatDiedWithoutReplacement) {
   ASSERT_TRUE(RunTargetCode("del Freed\n"));
 }
 
+// Options::question_threads chooses the lanes of the session's heap
+// engine: 0 what the machine allows, 1 to 4 as said, others refused.
+TEST(QuestionThreadsTest, TheOptionSetsTheEnginesLanes) {
+  for (int bad : {-1, heap::Lanes::kMaxLanes + 1}) {
+    Monitor monitor;
+    Options options;
+    options.question_threads = bad;
+    const absl::Status s = monitor.Start(options);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find("question_threads"), absl::string_view::npos)
+        << s;
+  }
+  for (int threads : {0, 1, 3}) {
+    SCOPED_TRACE(threads);
+    Monitor monitor;
+    Options options;
+    options.question_threads = threads;
+    ASSERT_TRUE(monitor.Start(options).ok());
+    auto out = monitor.ExecInAnnex("print(len(hp.heap()) > 1000)");
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ(*out, "True\n");
+    glue::HeapView* view = monitor.session()->Peek<glue::HeapView>();
+    ASSERT_NE(view, nullptr);
+    EXPECT_EQ(view->engine().lanes().count(),
+              threads == 0 ? heap::Lanes::ForMachine().count() : threads);
+    EXPECT_TRUE(monitor.Stop().ok());
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Lanes, LabelPartsTest,
                          ::testing::Values(heap::Lanes(1), heap::Lanes(2, 97),
                                            heap::Lanes(3, 1000)),
