@@ -83,23 +83,26 @@ struct SliceTypes {
       owned;                      // (dict, owner's type)
   std::vector<uint32_t> kind_of;  // per type
 
-  // The slice's number for `type`, behind a direct-mapped cache.
+  // The slice's number for `type`, behind a direct-mapped cache (a heap
+  // has few types and millions of objects; a slice of one with thousands
+  // of classes still finds each by hash).
   uint32_t Number(PyTypeObject* type) {
     const size_t slot = (reinterpret_cast<uintptr_t>(type) >> 4) % kCache;
     if (cache_type[slot] == type) return cache_number[slot];
-    uint32_t number = 0;
-    while (number < types.size() && types[number] != type) ++number;
-    if (number == types.size()) {
+    auto [it, added] =
+        number_of.emplace(type, static_cast<uint32_t>(types.size()));
+    if (added) {
       types.push_back(type);
       holding.push_back(DictHoldingOf(type));
     }
     cache_type[slot] = type;
-    cache_number[slot] = number;
-    return number;
+    cache_number[slot] = it->second;
+    return it->second;
   }
 
  private:
   static constexpr size_t kCache = 64;
+  absl::flat_hash_map<PyTypeObject*, uint32_t> number_of;
   PyTypeObject* cache_type[kCache] = {};
   uint32_t cache_number[kCache] = {};
 };

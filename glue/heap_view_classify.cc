@@ -307,9 +307,11 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
     python::ReserveHuge(keep, count);
     python::ReserveHuge(kept_nodes, count);
     for (size_t i = 0; i < count; ++i) {
-      if (out_now[i] != 0 || !same.at(Pair{set.kinds[i], type_of(i)})) {
-        continue;
-      }
+      if (out_now[i] != 0) continue;
+      // Every pair was met by the lanes; none can be new here (nothing
+      // ran in the target since), but a pair not found is not kept.
+      const auto verdict = same.find(Pair{set.kinds[i], type_of(i)});
+      if (verdict == same.end() || !verdict->second) continue;
       keep.push_back(i);
       kept_nodes.push_back(node_of[i]);
     }

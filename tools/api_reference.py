@@ -90,7 +90,18 @@ def documented_declarations(lines):
                 continue
             decl = [decl_line.rstrip()]
             j = i
-            while not DECL_END.search(lines[j]) and j + 1 < n and j - i < 8:
+            # The declaration, and the uncommented ones right after it (a
+            # getter after its setter, the fields of a group); a comment, a
+            # blank line, a closing brace or the opening of a class or
+            # function body ends it.
+            while (j + 1 < n and j - i < 8 and
+                   not lines[j].rstrip().endswith("{")):
+                nxt = lines[j + 1].strip()
+                if DECL_END.search(lines[j]) and (
+                        not nxt or nxt.startswith("//")):
+                    break
+                if not nxt or nxt.startswith("//") or nxt.startswith("}"):
+                    break
                 j += 1
                 decl.append(lines[j].rstrip())
             yield as_markdown(comment), "\n".join(decl)

@@ -16,14 +16,17 @@
 //
 // Rules for what runs on a helper (For's body on every lane, Beside's
 // helper side):
-// - Plain C++ only: it may read target objects (they cannot change or go
-//   away while the caller holds the GIL and waits for the helper), but it
-//   calls no Python API, allocates no Python object and touches no
-//   refcount. What needs Python stays on the caller (Beside's caller side,
-//   or a sequential step before or after).
+// - Plain C++ only: it calls no Python API, allocates no Python object
+//   and touches no refcount. For's body may read target objects: during
+//   For the caller runs only slices of the same body, holds the GIL and
+//   waits for the helpers, so no object can change or go away. Beside's
+//   helper side must not read target objects (its caller side may run
+//   Python meanwhile); it works on the caller's plain C++ data.
 // - Each slice writes only its own elements (no two slices write the same
-//   element): the helper's writes are visible to the caller once the call
-//   returns (the join orders them).
+//   element): the helpers' writes are visible to the caller once the call
+//   returns (the joins order them).
+// - What needs Python stays on the caller (Beside's caller side, or a
+//   sequential step before or after).
 //
 // A helper is a thread started for one call and joined before the call
 // returns: no thread outlives a call, so there is nothing to stop at
@@ -32,7 +35,9 @@
 // slice. If a thread cannot be started, the caller does all the work: the
 // answer is the same, only slower. For's slices are handed out one at a
 // time, so a helper that the machine runs late takes fewer of them and
-// never delays the caller by more than one slice.
+// never delays the caller by more than one slice. An exception thrown by
+// a slice (or a side) stops the handing out and is rethrown on the caller
+// once every lane has stopped.
 //
 // Plain C++ data, copyable. Where: any thread (heap questions call it on
 // the annex thread with the GIL held; helpers never take it).
@@ -61,30 +66,35 @@ class Lanes {
   explicit Lanes(int count, size_t grain = kGrain);
 
   // Two lanes when this process may run on two or more CPUs (its CPU
-  // affinity, as a container's CPU set limits it), else one. Where: any
-  // thread.
+  // affinity, as a container's CPU set limits it, and its cgroup's CPU
+  // quota, when it has one, of two CPUs' time or more), else one. Where:
+  // any thread.
   static Lanes ForMachine();
 
   int count() const { return count_; }
   size_t grain() const { return grain_; }
 
-  // Runs body(begin, end) for slices of [0, n) of at most grain() items,
-  // each slice once, on the caller and up to count() - 1 helpers, and
-  // returns once every slice ran. With one slice or one lane: the caller
-  // alone, in order. Where: any thread; `body` as the rules above say.
+  // Runs body(begin, end) for the slices of [0, n), each once, on the
+  // caller and up to count() - 1 helpers, and returns once every slice
+  // ran. Slice s is [s * grain(), min(n, (s + 1) * grain())): callers may
+  // keep per-slice results at begin / grain(). With one slice or one
+  // lane: the caller alone, in order. Where: any thread; `body` as the
+  // rules above say.
   void For(size_t n, absl::FunctionRef<void(size_t, size_t)> body) const;
   // For, asking `stop` on the caller before each slice the caller takes
   // (e.g. [&] { return question_stop.Check(); }): once it says true, no
-  // lane starts another slice. Returns false when it stopped early (some
-  // slices never ran). Where: as For; `stop` runs on the caller only.
+  // lane starts another slice. Returns false when `stop` said true (then
+  // some slices may not have run; helpers start before the caller first
+  // asks, so some may have). Where: as For; `stop` runs on the caller
+  // only and must run no Python code (helpers read objects meanwhile).
   bool For(size_t n, absl::FunctionRef<void(size_t, size_t)> body,
            absl::FunctionRef<bool()> stop) const;
 
   // Runs helper_side on a helper and caller_side on the caller, and
   // returns once both ran. With one lane (or no helper to be had):
   // caller_side first, then helper_side, both on the caller. Where: any
-  // thread; helper_side as the rules above say, caller_side anything the
-  // caller may do.
+  // thread; helper_side as the rules above say (no target objects),
+  // caller_side anything the caller may do.
   void Beside(absl::FunctionRef<void()> helper_side,
               absl::FunctionRef<void()> caller_side) const;
 

@@ -172,7 +172,7 @@ void Walker::FillGraph(HeapGraph* g) {
   // (kDropped for a target not in the graph: hidden, or stopped), and
   // each node's degree goes to out_begin[id + 1] (every node is recorded
   // once); a running sum then turns degrees into offsets in place, and a
-  // second, sequential pass copies the ids into place. The targets come
+  // second pass, in record order, copies the ids into place. The targets come
   // in walk order too: each lookup's bitmap word and rank are fetched
   // kPrefetchAhead edges ahead.
   constexpr uintptr_t kDropped = ~uintptr_t{0};
