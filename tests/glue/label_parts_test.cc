@@ -43,6 +43,29 @@ class LabelPartsTest : public ::testing::TestWithParam<heap::Lanes> {
                     .ok());
   }
 
+  // The whole heap as a set walked with the test's lanes: with identity
+  // (`keep`, as hp.heap()'s) or without (a host's).
+  glue::KindedSet HeapSet(bool keep) {
+    glue::KindedSet out;
+    OnAnnex([&](glue::HeapView& view) {
+      view.engine().set_lanes(GetParam());
+      auto set = view.Heap(nullptr, keep);
+      ASSERT_TRUE(set.ok()) << set.status();
+      out = std::move(*set);
+    });
+    return out;
+  }
+
+  // ClassifyParts(set, part) on the annex thread.
+  absl::StatusOr<glue::LiveKinds> ClassifyNow(const glue::KindedSet& set,
+                                              glue::Classifier::Part part) {
+    absl::StatusOr<glue::LiveKinds> live = absl::UnknownError("not run");
+    OnAnnex([&](glue::HeapView& view) {
+      live = view.ClassifyParts(set, glue::Classifier(part));
+    });
+    return live;
+  }
+
   Monitor monitor_;
 };
 
@@ -68,13 +91,7 @@ TEST_P(LabelPartsTest, LeavesOutMembersThatDiedOrWereReplaced) {
                     "gone = [Gone() for _ in range(3000)]\n"
                     "stays = [Stays() for _ in range(2000)]\n"
                     "gone_ids = set(map(id, gone))\n"));
-  glue::KindedSet before;
-  OnAnnex([&](glue::HeapView& view) {
-    view.engine().set_lanes(GetParam());
-    auto set = view.Heap(nullptr, /*keep=*/false);
-    ASSERT_TRUE(set.ok()) << set.status();
-    before = std::move(*set);
-  });
+  const glue::KindedSet before = HeapSet(/*keep=*/false);
   ASSERT_EQ(CountOfKind(before, "__main__.Gone"), 3000u);
   ASSERT_TRUE(
       RunTargetCode("del gone\n"
@@ -84,10 +101,8 @@ TEST_P(LabelPartsTest, LeavesOutMembersThatDiedOrWereReplaced) {
   // addresses no object holds now (no node).
   ASSERT_GT(TargetLong("reused"), 0);
   ASSERT_LT(TargetLong("reused"), 3000);
-  absl::StatusOr<glue::LiveKinds> live = absl::UnknownError("not run");
-  OnAnnex([&](glue::HeapView& view) {
-    live = view.ClassifyParts(before, glue::Classifier(glue::Classifier::kRcs));
-  });
+  absl::StatusOr<glue::LiveKinds> live =
+      ClassifyNow(before, glue::Classifier::kRcs);
   ASSERT_TRUE(live.ok()) << live.status();
   EXPECT_EQ(CountOfKind(live->live, "__main__.Gone"), 0u);
   EXPECT_EQ(CountOfKind(live->live, "__main__.Stays"), 2000u);
@@ -98,32 +113,28 @@ TEST_P(LabelPartsTest, LeavesOutMembersThatDiedOrWereReplaced) {
       "del others, stays, gone_ids, reused, Gone, Other, Stays\n"));
 }
 
+// Objects of a size class of their own (nine slots), freed and not
+// replaced: their addresses are in no walk now. A set with identity knows
+// them dead besides (the dead members' slices of the kept check).
 TEST_P(LabelPartsTest, LeavesOutMembersThatDiedWithoutReplacement) {
-  // Objects of a size class of their own (nine slots), freed and not
-  // replaced: their addresses are in no walk now.
-  ASSERT_TRUE(
-      RunTargetCode("class Freed:\n"
-                    "    __slots__ = tuple('abcdefghi')\n"
-                    "freed = [Freed() for _ in range(2000)]\n"));
-  glue::KindedSet before;
-  OnAnnex([&](glue::HeapView& view) {
-    view.engine().set_lanes(GetParam());
-    auto set = view.Heap(nullptr, /*keep=*/false);
-    ASSERT_TRUE(set.ok()) << set.status();
-    before = std::move(*set);
-  });
-  ASSERT_EQ(CountOfKind(before, "__main__.Freed"), 2000u);
-  ASSERT_TRUE(RunTargetCode("del freed\n"));
-  absl::StatusOr<glue::LiveKinds> live = absl::UnknownError("not run");
-  OnAnnex([&](glue::HeapView& view) {
-    live = view.ClassifyParts(before, glue::Classifier(glue::Classifier::kVia));
-  });
-  ASSERT_TRUE(live.ok()) << live.status();
-  EXPECT_EQ(CountOfKind(live->live, "__main__.Freed"), 0u);
-  EXPECT_LE(live->live.count() + 2000, before.count());
-  ASSERT_EQ(live->parts.size(), 1u);
-  EXPECT_EQ(live->parts[0].of.size(), live->live.count());
-  ASSERT_TRUE(RunTargetCode("del Freed\n"));
+  for (const bool keep : {false, true}) {
+    SCOPED_TRACE(keep ? "with identity" : "without identity");
+    ASSERT_TRUE(
+        RunTargetCode("class Freed:\n"
+                      "    __slots__ = tuple('abcdefghi')\n"
+                      "freed = [Freed() for _ in range(2000)]\n"));
+    const glue::KindedSet before = HeapSet(keep);
+    ASSERT_EQ(CountOfKind(before, "__main__.Freed"), 2000u);
+    ASSERT_TRUE(RunTargetCode("del freed\n"));
+    absl::StatusOr<glue::LiveKinds> live =
+        ClassifyNow(before, glue::Classifier::kVia);
+    ASSERT_TRUE(live.ok()) << live.status();
+    EXPECT_EQ(CountOfKind(live->live, "__main__.Freed"), 0u);
+    EXPECT_LE(live->live.count() + 2000, before.count());
+    ASSERT_EQ(live->parts.size(), 1u);
+    EXPECT_EQ(live->parts[0].of.size(), live->live.count());
+    ASSERT_TRUE(RunTargetCode("del Freed\n"));
+  }
 }
 
 // Options::question_threads chooses the lanes of the session's heap
