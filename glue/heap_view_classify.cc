@@ -438,16 +438,8 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
           BucketByMember(n, more, more_begin, more_kinds);
         }
         // Each distinct set of referrer kinds is rendered and interned
-        // once: a member looks its set up by kind indexes.
-        SetLabels sets(graph_names->size());
-        std::vector<uint32_t> kinds;
-        std::vector<std::string> kind_names;
-        // Collected plainly and packed once at their final width (Set
-        // would widen the packed column as labels grow, copying it).
-        std::vector<uint32_t> label_of;
-        python::ReserveHuge(label_of, n);
-        for (size_t k = 0; k < n; ++k) {
-          if (stop.Poll()) return stop.status();
+        // once: a member looks its set up by kind indexes. Member k's set:
+        auto kinds_of = [&](size_t k, std::vector<uint32_t>& kinds) {
           kinds.clear();
           if (reverse == nullptr) {
             if (first_kind[k] != kNone) kinds.push_back(first_kind[k]);
@@ -460,14 +452,70 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
               kinds.push_back(graph_clodo[reverse->in_sources[e]]);
             }
           }
+        };
+        SetLabels sets(graph_names->size());
+        std::vector<std::string> kind_names;
+        // The label of a set not met before (rendered on the caller).
+        auto label_of_set = [&](std::vector<uint32_t>& kinds) {
           uint32_t& label = sets.Slot(kinds);
           if (label == SetLabels::kNoLabel) {
             kind_names.clear();
             for (uint32_t kk : kinds) kind_names.push_back((*graph_names)[kk]);
             label = intern(RenderRcs(kind_names, in_and));
           }
-          label_of.push_back(label);
+          return label;
+        };
+        // Collected plainly and packed once at their final width (Set
+        // would widen the packed column as labels grow, copying it).
+        std::vector<uint32_t> label_of;
+        python::AssignHuge(label_of, n, uint32_t{0});
+        // The sets are found on the lanes, slice by slice: each slice
+        // numbers the sets it meets in its own order (a table of one slot
+        // per kind each: for the few kinds of a heap's referrers); the
+        // caller labels each slice's sets in slice order (so labels are
+        // numbered in order of first use, as one pass would number them),
+        // and the lanes put the labels in place. With very many kinds the
+        // slot tables would be large: then one slice, on the caller.
+        constexpr size_t kSliceTableKinds = size_t{1} << 16;
+        const heap::Lanes set_lanes =
+            graph_names->size() <= kSliceTableKinds
+                ? lanes
+                : heap::Lanes(1, std::max<size_t>(n, 1));
+        struct SliceSets {
+          explicit SliceSets(size_t kinds) : local(kinds) {}
+          SetLabels local;
+          std::vector<std::vector<uint32_t>> sets;  // by local number
+          std::vector<uint32_t> label;              // by local number
+        };
+        const size_t grain = set_lanes.grain();
+        std::vector<std::optional<SliceSets>> slices((n + grain - 1) / grain);
+        const bool found = set_lanes.For(
+            n,
+            [&](size_t from, size_t to) {
+              SliceSets& slice =
+                  slices[from / grain].emplace(graph_names->size());
+              std::vector<uint32_t> kinds;
+              for (size_t k = from; k < to; ++k) {
+                kinds_of(k, kinds);
+                uint32_t& local = slice.local.Slot(kinds);  // normalizes
+                if (local == SetLabels::kNoLabel) {
+                  local = static_cast<uint32_t>(slice.sets.size());
+                  slice.sets.push_back(kinds);
+                }
+                label_of[k] = local;
+              }
+            },
+            [&] { return stop.Check(); });
+        if (!found) return stop.status();
+        for (std::optional<SliceSets>& slice : slices) {
+          for (std::vector<uint32_t>& kinds : slice->sets) {
+            slice->label.push_back(label_of_set(kinds));
+          }
         }
+        set_lanes.For(n, [&](size_t from, size_t to) {
+          const std::vector<uint32_t>& label = slices[from / grain]->label;
+          for (size_t k = from; k < to; ++k) label_of[k] = label[label_of[k]];
+        });
         labels.of = PackedUints::From(label_of);
         break;
       }

@@ -137,6 +137,40 @@ TEST_P(LabelPartsTest, LeavesOutMembersThatDiedWithoutReplacement) {
   }
 }
 
+// Rcs, Via and their combination label every member as one lane does:
+// the same labels, numbered in the same order (the sets of referrer kinds
+// and of edge texts are found slice by slice and labelled in slice
+// order). Both in one annex work item, so the heap is the same.
+TEST_P(LabelPartsTest, LanesLabelAsOneLaneDoes) {
+  ASSERT_TRUE(
+      RunTargetCode("class Held:\n"
+                    "    pass\n"
+                    "held = [Held() for _ in range(3000)]\n"
+                    "pairs = [(h, i) for i, h in enumerate(held)]\n"
+                    "by_name = {'k%d' % i: h for i, h in enumerate(held)}\n"));
+  const glue::KindedSet set = HeapSet(/*keep=*/true);
+  for (const glue::Classifier::Part part :
+       {glue::Classifier::kRcs, glue::Classifier::kVia}) {
+    absl::StatusOr<glue::LiveKinds> one = absl::UnknownError("not run");
+    absl::StatusOr<glue::LiveKinds> many = absl::UnknownError("not run");
+    OnAnnex([&](glue::HeapView& view) {
+      view.engine().set_lanes(heap::Lanes(1));
+      one = view.ClassifyParts(set, glue::Classifier(part));
+      view.engine().set_lanes(GetParam());
+      many = view.ClassifyParts(set, glue::Classifier(part));
+    });
+    ASSERT_TRUE(one.ok()) << one.status();
+    ASSERT_TRUE(many.ok()) << many.status();
+    ASSERT_EQ(one->parts.size(), 1u);
+    ASSERT_EQ(many->parts.size(), 1u);
+    EXPECT_EQ(many->live.count(), one->live.count());
+    EXPECT_GT(one->parts[0].names->size(), 3u);
+    EXPECT_EQ(*many->parts[0].names, *one->parts[0].names);
+    EXPECT_EQ(many->parts[0].of.ToVector(), one->parts[0].of.ToVector());
+  }
+  ASSERT_TRUE(RunTargetCode("del held, pairs, by_name, Held\n"));
+}
+
 // Options::question_threads chooses the lanes of the session's heap
 // engine: 0 what the machine allows, 1 to 4 as said, others refused.
 TEST(QuestionThreadsTest, TheOptionSetsTheEnginesLanes) {
