@@ -475,21 +475,27 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         // caller labels each slice's sets in slice order (so labels are
         // numbered in order of first use, as one pass would number them),
         // and the lanes put the labels in place. With very many kinds the
-        // slot tables would be large: then one slice, on the caller.
+        // slot tables would be large: then one pass on the caller.
         constexpr size_t kSliceTableKinds = size_t{1} << 16;
-        const heap::Lanes set_lanes =
-            graph_names->size() <= kSliceTableKinds
-                ? lanes
-                : heap::Lanes(1, std::max<size_t>(n, 1));
+        if (graph_names->size() > kSliceTableKinds) {
+          std::vector<uint32_t> kinds;
+          for (size_t k = 0; k < n; ++k) {
+            if (stop.Poll()) return stop.status();
+            kinds_of(k, kinds);
+            label_of[k] = label_of_set(kinds);
+          }
+          labels.of = PackedUints::From(label_of);
+          break;
+        }
         struct SliceSets {
           explicit SliceSets(size_t kinds) : local(kinds) {}
           SetLabels local;
           std::vector<std::vector<uint32_t>> sets;  // by local number
           std::vector<uint32_t> label;              // by local number
         };
-        const size_t grain = set_lanes.grain();
+        const size_t grain = lanes.grain();
         std::vector<std::optional<SliceSets>> slices((n + grain - 1) / grain);
-        const bool found = set_lanes.For(
+        const bool found = lanes.For(
             n,
             [&](size_t from, size_t to) {
               SliceSets& slice =
@@ -512,7 +518,7 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
             slice->label.push_back(label_of_set(kinds));
           }
         }
-        set_lanes.For(n, [&](size_t from, size_t to) {
+        lanes.For(n, [&](size_t from, size_t to) {
           const std::vector<uint32_t>& label = slices[from / grain]->label;
           for (size_t k = from; k < to; ++k) label_of[k] = label[label_of[k]];
         });
