@@ -88,11 +88,15 @@ size_t HeapView::QuestionBytes(size_t nodes, size_t edges, Work work) {
       bytes += 12 * nodes + 4 * edges;
       break;
     case Work::kReferrers:
-      // The Clodo kinds of every node (Rcs, as kDescribe), a member index
-      // and first referrer kinds (Rcs, 4 + 4) or (referrer, member) pairs
-      // and edge names (Via, up to ~12 per reference): the bound of the
-      // reverse index (4 + 4 per reference) a caller may pass besides.
-      bytes += 28 * nodes + 16 * edges;
+      // Per member: its unpacked address (8), its node (4) and the kept
+      // check's byte (1); the Clodo kinds of every node with the type
+      // kinds they are made from (Rcs, 4 + 4); a member index, first
+      // referrer kinds or bucket offsets, and labels (4 + 4 + 4); the
+      // lanes' per-slice tables are tens of bytes per 32 K members.
+      // Per reference: (member, kind) or (member, text) pairs and their
+      // buckets (up to ~12), within the bound of the reverse index
+      // (4 + 4 per reference) a caller may pass besides.
+      bytes += 40 * nodes + 16 * edges;
       break;
     case Work::kDominators:
       // Lengauer-Tarjan's arrays (dfn, vertex, parent, low, idom, buckets,

@@ -176,7 +176,7 @@ int main(int argc, char** argv) {
   if (!annex::python::InitializeEmbedded().ok()) return 2;
   annex::Monitor monitor;
   // The default budget (512 MiB a session) refuses byrcs and byvia of 10M
-  // objects (about 880 MiB of transient memory): the bench measures them.
+  // objects (about 1 GiB of transient memory): the bench measures them.
   annex::Options options;
   options.annex_memory.per_hp_bytes = size_t{8} << 30;
   options.annex_memory.total_bytes = size_t{8} << 30;
