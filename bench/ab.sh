@@ -9,6 +9,7 @@
 #
 # Build each side first (bazel build -c opt //bench/classify, then copy
 # bazel-bin/bench/classify/classify away before building the other side).
+# bench/ab_compare.py compares the two builds of bench/questions' output.
 set -euo pipefail
 if [[ $# -lt 4 || $4 != "--" ]]; then
   echo "usage: $0 ROUNDS BINARY_A BINARY_B -- ARGS..." >&2
