@@ -81,8 +81,9 @@ struct Options {
   // question"): a helper runs beside the annex thread only within a pass
   // over every object, so the target's pause is shorter. 0 (the
   // default): two where this process may run on two or more CPUs (its
-  // CPU affinity), else one. 1: every question on the annex thread
-  // alone. At most heap::Lanes::kMaxLanes (4).
+  // CPU affinity, and its cgroup's CPU quota when it has one), else one.
+  // 1: every question on the annex thread alone. At most
+  // heap::Lanes::kMaxLanes (4).
   int question_threads = 0;
   // Name shown by `annex ps` (default: the process's command line).
   std::string program_name;
