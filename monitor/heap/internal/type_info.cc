@@ -36,6 +36,14 @@ TypeInfoCache::TypeInfoCache(const ExtensionRegistry* registry)
 
 TypeInfoCache::~TypeInfoCache() { Py_XDECREF(sizeof_name_); }
 
+TypeInfo& TypeInfoCache::Miss(PyTypeObject* type, size_t slot) {
+  auto it = map_.find(type);
+  if (it == map_.end()) it = map_.emplace(type, Compute(type)).first;
+  cache_type_[slot] = type;
+  cache_info_[slot] = &it->second;
+  return it->second;
+}
+
 TypeInfo TypeInfoCache::Compute(PyTypeObject* type) {
   TypeInfo info;
   if (PyType_HasFeature(type, Py_TPFLAGS_HAVE_GC)) {
