@@ -95,6 +95,8 @@ struct KindedSet {
   void ShrinkToFit();
   // The kind of member i under `classifier`, and the kind names.
   uint32_t LabelOf(size_t i) const;
+  // The column LabelOf reads: kinds, Clodo kinds or labels.of.
+  const PackedUints& LabelColumn() const;
   const std::vector<std::string>& LabelNames() const;
 
   struct Row {
@@ -123,6 +125,8 @@ struct KindedSet {
   KindedSet OfLabels(const std::vector<uint32_t>& labels) const;
   // The members at the ascending indexes `keep`, with all their data.
   KindedSet Subset(const std::vector<size_t>& keep) const;
+  // The same for the members of ascending runs of indexes.
+  KindedSet SubsetOfRuns(const IndexRuns& keep) const;
   // One set per entry of `labels` (label indexes, no repeats): the members
   // of that label, in one pass over the set (Heapy's x.parts), so a
   // partition of many rows costs what one row does, not rows x members.

@@ -5,12 +5,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "glue/heap_view.h"
-#include "glue/heap_view_parts.h"
 #include "monitor/python/huge_pages.h"
 
 namespace annex::glue {
-
-using heap_view_parts::ForEachLiveIndex;
 
 uint64_t KindedSet::total_size() const { return sizes.Total(); }
 
@@ -42,12 +39,12 @@ size_t KindedSet::MemoryBytes() const {
   return bytes;
 }
 
-uint32_t KindedSet::LabelOf(size_t i) const {
-  if (classifier.is(Classifier::kType)) return kinds[i];
-  if (classifier.is(Classifier::kClodo)) {
-    return clodo.empty() ? kinds[i] : clodo[i];
-  }
-  return labels.of[i];
+uint32_t KindedSet::LabelOf(size_t i) const { return LabelColumn()[i]; }
+
+const PackedUints& KindedSet::LabelColumn() const {
+  if (classifier.is(Classifier::kType)) return kinds;
+  if (classifier.is(Classifier::kClodo)) return clodo.empty() ? kinds : clodo;
+  return labels.of;
 }
 
 const std::vector<std::string>& KindedSet::LabelNames() const {
@@ -158,29 +155,40 @@ void AppendMember(const KindedSet& from, size_t i, bool has_clodo,
 
 }  // namespace
 
-KindedSet KindedSet::Subset(const std::vector<size_t>& keep) const {
+namespace {
+
+// The subset of `from` at `keep` (indexes or runs), column by column.
+template <typename Keep>
+KindedSet GatherMembers(const KindedSet& from, const Keep& keep) {
   KindedSet out;
-  out.kind_names = kind_names;
-  out.classifier = classifier;
-  out.labels.names = labels.names;
-  out.identity = identity;
-  out.pruned_epoch = pruned_epoch;
-  const bool has_clodo = !clodo.empty();
-  const bool has_labels = !labels.of.empty();
-  out.addresses.reserve(keep.size());
-  out.kinds.reserve(keep.size());
-  out.sizes.reserve(keep.size());
-  for (size_t i : keep) AppendMember(*this, i, has_clodo, has_labels, out);
+  out.kind_names = from.kind_names;
+  out.classifier = from.classifier;
+  out.labels.names = from.labels.names;
+  out.identity = from.identity;
+  out.pruned_epoch = from.pruned_epoch;
+  out.addresses = from.addresses.Gather(keep);
+  out.kinds = from.kinds.Gather(keep);
+  out.sizes = from.sizes.Gather(keep);
+  if (!from.clodo.empty()) out.clodo = from.clodo.Gather(keep);
+  if (!from.labels.of.empty()) out.labels.of = from.labels.of.Gather(keep);
   return out;
+}
+
+}  // namespace
+
+KindedSet KindedSet::Subset(const std::vector<size_t>& keep) const {
+  return GatherMembers(*this, keep);
+}
+
+KindedSet KindedSet::SubsetOfRuns(const IndexRuns& keep) const {
+  // A set pruned of its few dead members is a few runs, each copied whole.
+  return GatherMembers(*this, keep);
 }
 
 std::vector<KindedSet> KindedSet::SplitByLabels(
     const std::vector<uint32_t>& wanted) const {
   constexpr uint32_t kNone = UINT32_MAX;
-  const PackedUints& of = classifier.is(Classifier::kType) ? kinds
-                          : classifier.is(Classifier::kClodo)
-                              ? (clodo.empty() ? kinds : clodo)
-                              : labels.of;
+  const PackedUints& of = LabelColumn();
   std::vector<uint32_t> slot(LabelNames().size(), kNone);
   for (size_t w = 0; w < wanted.size(); ++w) slot[wanted[w]] = w;
   // Count first, so every part is allocated once at its size.
@@ -211,13 +219,22 @@ std::vector<KindedSet> KindedSet::SplitByLabels(
 }
 
 KindedSet KindedSet::OfLabels(const std::vector<uint32_t>& wanted) const {
+  // The label column read in order (its width decided once), each label
+  // looked up in a table of the wanted ones.
+  const PackedUints& of = LabelColumn();
+  std::vector<uint8_t> want(LabelNames().size(), 0);
+  for (uint32_t w : wanted) {
+    if (w < want.size()) want[w] = 1;
+  }
   std::vector<size_t> keep;  // a row can hold millions: grown in huge pages
-  for (size_t i = 0; i < addresses.size(); ++i) {
-    if (std::binary_search(wanted.begin(), wanted.end(), LabelOf(i))) {
+  size_t i = 0;
+  of.ForEach([&](uint32_t label) {
+    if (label < want.size() && want[label] != 0) {
       python::GrowHuge(keep, 1);
       keep.push_back(i);
     }
-  }
+    ++i;
+  });
   return Subset(keep);
 }
 
@@ -409,11 +426,16 @@ void PruneDead(KindedSet& set) {
   if (set.pruned_epoch == epoch) return;
   const std::vector<size_t> dead = DeadMembers(set);
   if (!dead.empty()) {
-    std::vector<size_t> keep;
-    python::ReserveHuge(keep, set.count() - dead.size());
-    ForEachLiveIndex(set.count(), dead, [&](size_t i) { keep.push_back(i); });
+    // The live members as the runs between the dead ones.
+    IndexRuns keep;
+    size_t from = 0;
+    for (size_t d : dead) {
+      if (d > from) keep.push_back({from, d - from});
+      from = d + 1;
+    }
+    if (set.count() > from) keep.push_back({from, set.count() - from});
     const size_t dead_count = set.dead + dead.size();
-    set = set.Subset(keep);
+    set = set.SubsetOfRuns(keep);
     set.dead = dead_count;
   }
   set.pruned_epoch = epoch;

@@ -23,6 +23,135 @@ PackedAddresses PackedAddresses::From(const std::vector<uintptr_t>& v) {
   return out;
 }
 
+IndexRuns RunsOf(const std::vector<size_t>& indexes) {
+  IndexRuns runs;
+  for (size_t i : indexes) {
+    if (!runs.empty() && runs.back().first + runs.back().count == i) {
+      ++runs.back().count;
+    } else {
+      runs.push_back({i, 1});
+    }
+  }
+  return runs;
+}
+
+namespace {
+
+size_t CountOf(const IndexRuns& runs) {
+  size_t n = 0;
+  for (const IndexRun& r : runs) n += r.count;
+  return n;
+}
+
+// memcpy, without its call for the few bytes of a run of one or two
+// members (a row of a partition is mostly such runs).
+inline void CopyBytes(uint8_t* to, const uint8_t* from, size_t n) {
+  if (n <= 8) {
+    for (size_t b = 0; b < n; ++b) to[b] = from[b];
+  } else {
+    std::memcpy(to, from, n);
+  }
+}
+
+}  // namespace
+
+PackedAddresses PackedAddresses::Gather(
+    const std::vector<size_t>& indexes) const {
+  PackedAddresses out;
+  out.reserve(indexes.size());
+  uintptr_t block[kBlock];
+  size_t filled = 0;
+  for (size_t i : indexes) {
+    block[filled++] = (*this)[i];
+    if (filled == kBlock) {
+      out.SealBlock(block);
+      filled = 0;
+    }
+  }
+  out.size_ = indexes.size() - filled;
+  for (size_t j = 0; j < filled; ++j) out.push_back(block[j]);
+  return out;
+}
+
+PackedAddresses PackedAddresses::Gather(const IndexRuns& runs) const {
+  const size_t n = CountOf(runs);
+  PackedAddresses out;
+  out.reserve(n);
+  uintptr_t source[kBlock];
+  size_t unpacked = SIZE_MAX;  // the source block in `source`
+  uintptr_t block[kBlock];
+  size_t filled = 0;
+  for (const IndexRun& r : runs) {
+    const size_t end = r.first + r.count;
+    for (size_t i = r.first; i < end; ++i) {
+      // A whole packed block kept where a block of the output starts
+      // (everything before a set's first dead member) is copied packed.
+      if (filled == 0 && i % kBlock == 0 && i + kBlock <= end &&
+          i / kBlock < base_.size()) {
+        out.CopyBlock(*this, i / kBlock);
+        i += kBlock - 1;
+        continue;
+      }
+      if (i / kBlock != unpacked) {
+        unpacked = i / kBlock;
+        Unpack(unpacked, source);
+      }
+      block[filled++] = source[i % kBlock];
+      if (filled == kBlock) {
+        out.SealBlock(block);
+        filled = 0;
+      }
+    }
+  }
+  out.size_ = n - filled;
+  for (size_t j = 0; j < filled; ++j) out.push_back(block[j]);
+  return out;
+}
+
+void PackedAddresses::CopyBlock(const PackedAddresses& from, size_t b) {
+  const size_t width = size_t{2} << (from.form_[b] & 3);
+  const uint8_t* p = from.bytes_.data() + size_t{from.offset_[b]} * kUnit;
+  const size_t at = bytes_.size();
+  python::GrowHuge(bytes_, width * kBlock);
+  bytes_.insert(bytes_.end(), p, p + width * kBlock);
+  base_.push_back(from.base_[b]);
+  offset_.push_back(static_cast<uint32_t>(at / kUnit));
+  form_.push_back(from.form_[b]);
+}
+
+void PackedAddresses::Unpack(size_t b, uintptr_t* out) const {
+  if (b >= base_.size()) {
+    std::copy(tail_.begin(), tail_.end(), out);
+    return;
+  }
+  const uint8_t* p = bytes_.data() + size_t{offset_[b]} * kUnit;
+  const uintptr_t base = base_[b];
+  const int shift = form_[b] >> 2;
+  switch (form_[b] & 3) {
+    case 0:
+      for (size_t j = 0; j < kBlock; ++j) {
+        uint16_t x;
+        std::memcpy(&x, p + 2 * j, 2);
+        out[j] = base + (uintptr_t{x} << shift);
+      }
+      break;
+    case 1:
+      for (size_t j = 0; j < kBlock; ++j) {
+        uint32_t x;
+        std::memcpy(&x, p + 4 * j, 4);
+        out[j] = base + (uintptr_t{x} << shift);
+      }
+      break;
+    default:
+      for (size_t j = 0; j < kBlock; ++j) {
+        uint64_t x;
+        std::memcpy(&x, p + 8 * j, 8);
+        out[j] = base + (x << shift);
+      }
+      break;
+  }
+}
+
 void PackedAddresses::reserve(size_t n) {
   // A dense set's blocks take 2 bytes per member; sparse ones grow.
   python::ReserveHuge(bytes_, n * 2);
@@ -142,6 +271,46 @@ PackedUints PackedUints::From(const std::vector<uint32_t>& v) {
   return out;
 }
 
+PackedUints PackedUints::Gather(const std::vector<size_t>& indexes) const {
+  PackedUints out;
+  out.width_ = width_;
+  out.max_ = max_;
+  out.size_ = indexes.size();
+  python::AssignHuge(out.bytes_, out.size_ * width_, uint8_t{0});
+  uint8_t* to = out.bytes_.data();
+  const uint8_t* from = bytes_.data();
+  const size_t n = indexes.size();
+  switch (width_) {
+    case 1:
+      for (size_t k = 0; k < n; ++k) to[k] = from[indexes[k]];
+      break;
+    case 2:
+      for (size_t k = 0; k < n; ++k)
+        std::memcpy(to + 2 * k, from + 2 * indexes[k], 2);
+      break;
+    default:
+      for (size_t k = 0; k < n; ++k)
+        std::memcpy(to + 4 * k, from + 4 * indexes[k], 4);
+      break;
+  }
+  return out;
+}
+
+PackedUints PackedUints::Gather(const IndexRuns& runs) const {
+  PackedUints out;
+  out.width_ = width_;
+  out.max_ = max_;
+  const size_t w = static_cast<size_t>(width_);
+  out.size_ = CountOf(runs);
+  python::AssignHuge(out.bytes_, out.size_ * w, uint8_t{0});
+  uint8_t* to = out.bytes_.data();
+  for (const IndexRun& r : runs) {
+    CopyBytes(to, bytes_.data() + r.first * w, r.count * w);
+    to += r.count * w;
+  }
+  return out;
+}
+
 void PackedUints::Widen(uint32_t v) {
   const int width = v <= 0xff ? 1 : v <= 0xffff ? 2 : 4;
   if (width <= width_) return;
@@ -208,6 +377,47 @@ PackedSizes PackedSizes::From(const std::vector<uint64_t>& v) {
   PackedSizes out;
   out.reserve(v.size());
   for (uint64_t s : v) out.push_back(s);
+  return out;
+}
+
+PackedSizes PackedSizes::Gather(const std::vector<size_t>& indexes) const {
+  PackedSizes out;
+  python::AssignHuge(out.small_, indexes.size(), uint16_t{0});
+  for (size_t k = 0; k < indexes.size(); ++k) {
+    const uint16_t s = small_[indexes[k]];
+    out.small_[k] = s;
+    if (s == kEscape) out.large_.emplace_back(k, Large(indexes[k]));
+  }
+  return out;
+}
+
+PackedSizes PackedSizes::Gather(const IndexRuns& runs) const {
+  PackedSizes out;
+  python::AssignHuge(out.small_, CountOf(runs), uint16_t{0});
+  size_t at = 0;
+  // The next large size to look at (large_ is in index order): runs
+  // mostly ascend, so it only moves on.
+  auto large = large_.begin();
+  size_t last_end = 0;
+  for (const IndexRun& r : runs) {
+    CopyBytes(reinterpret_cast<uint8_t*>(out.small_.data() + at),
+              reinterpret_cast<const uint8_t*>(small_.data() + r.first),
+              r.count * sizeof(uint16_t));
+    if (!large_.empty()) {
+      if (r.first < last_end) {
+        large = std::lower_bound(large_.begin(), large_.end(), r.first,
+                                 [](const std::pair<size_t, uint64_t>& e,
+                                    size_t k) { return e.first < k; });
+      }
+      while (large != large_.end() && large->first < r.first) ++large;
+      for (; large != large_.end() && large->first < r.first + r.count;
+           ++large) {
+        out.large_.emplace_back(at + (large->first - r.first), large->second);
+      }
+      last_end = r.first + r.count;
+    }
+    at += r.count;
+  }
   return out;
 }
 

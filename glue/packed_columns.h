@@ -27,8 +27,12 @@
 //   few objects that large).
 //
 // Values are copied out (operator[] returns by value); writes go through
-// Set() or push_back(). Plain C++ data: any thread; const methods may run
-// concurrently.
+// Set() or push_back(). Gather makes the column of a subset in one pass:
+// Gather(indexes) the values at those indexes (a partition's row, spread
+// over the set), Gather(runs) those of runs of consecutive indexes (a
+// set less its few dead members: a few runs, each copied whole, addresses
+// unpacked a block at a time). Plain C++ data: any thread; const methods
+// may run concurrently.
 #pragma once
 
 #include <cstddef>
@@ -41,6 +45,15 @@
 #include "monitor/python/huge_pages.h"
 
 namespace annex::glue {
+
+// The indexes [first, first + count) of a column.
+struct IndexRun {
+  size_t first;
+  size_t count;
+};
+using IndexRuns = std::vector<IndexRun>;
+// `indexes` as runs of consecutive ones, in their order.
+IndexRuns RunsOf(const std::vector<size_t>& indexes);
 
 // A random-access iterator over a packed column (reads by index).
 template <typename Column, typename T>
@@ -129,6 +142,10 @@ class PackedAddresses {
   // classifier copies the whole set it labels): bytes_ is a
   // python::HugeCopiedVector.
   static PackedAddresses From(const std::vector<uintptr_t>& v);
+  // The addresses at `indexes` / of `runs` (each within size()), in
+  // that order.
+  PackedAddresses Gather(const std::vector<size_t>& indexes) const;
+  PackedAddresses Gather(const IndexRuns& runs) const;
 
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
@@ -186,6 +203,11 @@ class PackedAddresses {
  private:
   void Seal();                             // packs the full tail_ as a block
   void SealBlock(const uintptr_t* block);  // packs kBlock addresses
+  // Appends `from`'s packed block b as it is (this column's blocks so far
+  // all full).
+  void CopyBlock(const PackedAddresses& from, size_t b);
+  // Block b's addresses into out[0, kBlock) (the tail's: its size only).
+  void Unpack(size_t b, uintptr_t* out) const;
   python::HugeCopiedVector<uint8_t> bytes_;
   std::vector<uintptr_t> base_;  // smallest address of each block
   // Where its offsets start in bytes_, in kUnit bytes (every block takes a
@@ -203,6 +225,10 @@ class PackedUints {
 
   // Copies as PackedAddresses'.
   static PackedUints From(const std::vector<uint32_t>& v);
+  // The values at `indexes` / of `runs` (each within size()), in that
+  // order, at this column's width.
+  PackedUints Gather(const std::vector<size_t>& indexes) const;
+  PackedUints Gather(const IndexRuns& runs) const;
 
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
@@ -321,6 +347,10 @@ class PackedSizes {
 
   // Copies as PackedAddresses'.
   static PackedSizes From(const std::vector<uint64_t>& v);
+  // The sizes at `indexes` / of `runs` (each within size()), in that
+  // order.
+  PackedSizes Gather(const std::vector<size_t>& indexes) const;
+  PackedSizes Gather(const IndexRuns& runs) const;
 
   size_t size() const { return small_.size(); }
   bool empty() const { return small_.empty(); }

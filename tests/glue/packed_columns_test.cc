@@ -124,6 +124,88 @@ TEST(PackedSizesTest, LargeSizesAreExceptions) {
   EXPECT_EQ(q.MemoryBytes(), small.size() * 2);
 }
 
+// Gather(indexes) and Gather(RunsOf(indexes)) hold exactly the values at
+// those indexes, in their order, for every kind of selection a subset makes:
+// all but a few (a set pruned of its dead members), a sparse sample, none, one,
+// repeats and descending order, reaching into the unpacked tail block, over
+// columns with every width, address span and large size.
+TEST(PackedColumnsTest, GatherHoldsTheValuesAtTheIndexes) {
+  for (size_t n :
+       {size_t{1}, size_t{63}, size_t{64}, size_t{130}, size_t{5000}}) {
+    const std::vector<uintptr_t> addresses = SomeAddresses(n, 7 + n);
+    std::vector<uint32_t> narrow(n), wide(n);
+    std::vector<uint64_t> sizes(n);
+    for (size_t i = 0; i < n; ++i) {
+      narrow[i] = static_cast<uint32_t>(i % 200);
+      wide[i] = static_cast<uint32_t>(i * 7919 % 100003);
+      sizes[i] = i % 9 == 0 ? (uint64_t{1} << 20) + i : i % 4000;
+    }
+    const PackedAddresses a = PackedAddresses::From(addresses);
+    const PackedUints k1 = PackedUints::From(narrow);
+    const PackedUints k4 = PackedUints::From(wide);
+    const PackedSizes z = PackedSizes::From(sizes);
+    std::mt19937_64 rng(n);
+    std::vector<std::vector<size_t>> selections(5);
+    for (size_t i = 0; i < n; ++i) {
+      if (rng() % 100 != 0) selections[0].push_back(i);  // all but a few
+      if (rng() % 10 == 0) selections[1].push_back(i);   // sparse
+    }
+    selections[3] = {n - 1};
+    // A whole block left out: the blocks after it are whole again.
+    selections.emplace_back();
+    for (size_t i = 0; i < n; ++i) {
+      if (i < 64 || i >= 128) selections.back().push_back(i);
+    }
+    selections[4] = {n - 1, 0, n / 2, n / 2, n - 1};  // any order, repeats
+    for (const std::vector<size_t>& keep : selections) {
+      std::vector<uintptr_t> want_a;
+      std::vector<uint32_t> want_1, want_4;
+      std::vector<uint64_t> want_z;
+      for (size_t i : keep) {
+        want_a.push_back(addresses[i]);
+        want_1.push_back(narrow[i]);
+        want_4.push_back(wide[i]);
+        want_z.push_back(sizes[i]);
+      }
+      const IndexRuns runs = RunsOf(keep);
+      size_t in_runs = 0;
+      for (const IndexRun& r : runs) {
+        ASSERT_GT(r.count, 0u);
+        for (size_t j = 0; j < r.count; ++j) {
+          ASSERT_EQ(r.first + j, keep[in_runs + j]);
+        }
+        in_runs += r.count;
+      }
+      ASSERT_EQ(in_runs, keep.size());
+      for (bool by_runs : {false, true}) {
+        SCOPED_TRACE(by_runs ? "runs" : "indexes");
+        const PackedAddresses ga = by_runs ? a.Gather(runs) : a.Gather(keep);
+        const PackedUints g1 = by_runs ? k1.Gather(runs) : k1.Gather(keep);
+        const PackedUints g4 = by_runs ? k4.Gather(runs) : k4.Gather(keep);
+        const PackedSizes gz = by_runs ? z.Gather(runs) : z.Gather(keep);
+        ASSERT_EQ(ga.size(), keep.size());
+        EXPECT_EQ(ga.ToVector(), want_a) << n << " " << keep.size();
+        EXPECT_EQ(g1.ToVector(), want_1) << n << " " << keep.size();
+        EXPECT_EQ(g4.ToVector(), want_4) << n << " " << keep.size();
+        EXPECT_EQ(gz.ToVector(), want_z) << n << " " << keep.size();
+        for (size_t j = 0; j < keep.size(); ++j) {
+          ASSERT_EQ(ga[j], want_a[j]) << n << " " << j;
+          ASSERT_EQ(gz[j], want_z[j]) << n << " " << j;
+        }
+        uint64_t total = 0;
+        for (uint64_t s : want_z) total += s;
+        EXPECT_EQ(gz.Total(), total);
+        // The gathered columns grow on as any other.
+        PackedAddresses more = ga;
+        more.push_back(1);
+        std::vector<uintptr_t> want_more = want_a;
+        want_more.push_back(1);
+        EXPECT_EQ(more.ToVector(), want_more);
+      }
+    }
+  }
+}
+
 // Copies (made and assigned) read back the same values and are their own:
 // changing a copy leaves the original as it was. Columns past 4 MiB take
 // their room through huge_pages.h, the path a million-member set's copy
