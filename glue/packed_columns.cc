@@ -227,7 +227,13 @@ void PackedAddresses::SealBlock(const uintptr_t* block) {
 std::vector<uintptr_t> PackedAddresses::ToVector() const {
   std::vector<uintptr_t> out;
   python::ReserveHuge(out, size_);
-  for (size_t i = 0; i < size_; ++i) out.push_back((*this)[i]);
+  // A block at a time, its width decided once.
+  uintptr_t block[kBlock];
+  for (size_t b = 0; b < base_.size(); ++b) {
+    Unpack(b, block);
+    out.insert(out.end(), block, block + kBlock);
+  }
+  out.insert(out.end(), tail_.begin(), tail_.end());
   return out;
 }
 
