@@ -52,6 +52,8 @@ class SetLabels {
     }
     return many_.try_emplace(ids, kNoLabel).first->second;
   }
+  // The slot of the set of the one index `id` (Slot of {id}).
+  uint32_t& OfOne(uint32_t id) { return one_[id]; }
   // Sorts `ids` and drops repeats, as Slot does.
   static void Normalize(std::vector<uint32_t>& ids) {
     // Most members are held one or two ways: no sort call for those.
@@ -502,8 +504,17 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
                   slices[from / grain].emplace(graph_names->size());
               std::vector<uint32_t> kinds;
               for (size_t k = from; k < to; ++k) {
-                kinds_of(k, kinds);
-                uint32_t& local = slice.local.Slot(kinds);  // normalizes
+                uint32_t* slot;
+                if (reverse == nullptr && first_kind[k] != kNone &&
+                    more_begin[k] == more_begin[k + 1]) {
+                  // Held by referrers of one kind, as most members are.
+                  slot = &slice.local.OfOne(first_kind[k]);
+                  if (*slot == SetLabels::kNoLabel) kinds = {first_kind[k]};
+                } else {
+                  kinds_of(k, kinds);
+                  slot = &slice.local.Slot(kinds);  // normalizes
+                }
+                uint32_t& local = *slot;
                 if (local == SetLabels::kNoLabel) {
                   local = static_cast<uint32_t>(slice.sets.size());
                   slice.sets.push_back(kinds);
@@ -624,9 +635,18 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         python::ReserveHuge(shown_by, n);  // as many as members, at most
         for (size_t k = 0; k < n; ++k) {
           if (stop.Poll()) return stop.status();
-          ids.assign(by_member.begin() + first[k],
-                     by_member.begin() + first[k + 1]);
-          uint32_t& label = sets.Slot(ids);
+          // Most members are held one way (an item of a list, an
+          // attribute): their set's slot straight from its one text.
+          const uint32_t* texts_of = by_member.data() + first[k];
+          const size_t held_ways = first[k + 1] - first[k];
+          uint32_t* slot;
+          if (held_ways == 1) {
+            slot = &sets.OfOne(texts_of[0]);
+          } else {
+            ids.assign(texts_of, texts_of + held_ways);
+            slot = &sets.Slot(ids);
+          }
+          uint32_t& label = *slot;
           if (label == SetLabels::kNoLabel) {
             label = static_cast<uint32_t>(shown_by.size());
             shown_by.push_back(static_cast<uint32_t>(k));
