@@ -42,18 +42,22 @@ class SetLabels {
     // Members in address order come in runs of one type, often held the
     // same two ways (a run of ints): the last pair's slot is kept (valid
     // until the next insertion, which replaces it).
-    if (ids.size() == 2) {
-      const uint64_t key = uint64_t{ids[0]} << 32 | ids[1];
-      if (last_two_ == nullptr || key != last_two_key_) {
-        last_two_ = &two_.try_emplace(key, kNoLabel).first->second;
-        last_two_key_ = key;
-      }
-      return *last_two_;
-    }
+    if (ids.size() == 2) return OfTwo(ids[0], ids[1]);
     return many_.try_emplace(ids, kNoLabel).first->second;
   }
   // The slot of the set of the one index `id` (Slot of {id}).
   uint32_t& OfOne(uint32_t id) { return one_[id]; }
+  // The slot of the set {a, b} (Slot of {a, b}, in either order).
+  uint32_t& OfTwo(uint32_t a, uint32_t b) {
+    if (a > b) std::swap(a, b);
+    if (a == b) return one_[a];
+    const uint64_t key = uint64_t{a} << 32 | b;
+    if (last_two_ == nullptr || key != last_two_key_) {
+      last_two_ = &two_.try_emplace(key, kNoLabel).first->second;
+      last_two_key_ = key;
+    }
+    return *last_two_;
+  }
   // Sorts `ids` and drops repeats, as Slot does.
   static void Normalize(std::vector<uint32_t>& ids) {
     // Most members are held one or two ways: no sort call for those.
@@ -505,11 +509,21 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
               std::vector<uint32_t> kinds;
               for (size_t k = from; k < to; ++k) {
                 uint32_t* slot;
+                const size_t more_count =
+                    reverse == nullptr ? more_begin[k + 1] - more_begin[k] : 0;
                 if (reverse == nullptr && first_kind[k] != kNone &&
-                    more_begin[k] == more_begin[k + 1]) {
+                    more_count == 0) {
                   // Held by referrers of one kind, as most members are.
                   slot = &slice.local.OfOne(first_kind[k]);
                   if (*slot == SetLabels::kNoLabel) kinds = {first_kind[k]};
+                } else if (reverse == nullptr && first_kind[k] != kNone &&
+                           more_count == 1) {
+                  // Or of two (an int held by an instance and a tuple).
+                  const uint32_t other = more_kinds[more_begin[k]];
+                  slot = &slice.local.OfTwo(first_kind[k], other);
+                  if (*slot == SetLabels::kNoLabel) {
+                    kinds = {first_kind[k], other};
+                  }
                 } else {
                   kinds_of(k, kinds);
                   slot = &slice.local.Slot(kinds);  // normalizes
@@ -642,6 +656,8 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
           uint32_t* slot;
           if (held_ways == 1) {
             slot = &sets.OfOne(texts_of[0]);
+          } else if (held_ways == 2) {
+            slot = &sets.OfTwo(texts_of[0], texts_of[1]);
           } else {
             ids.assign(texts_of, texts_of + held_ways);
             slot = &sets.Slot(ids);
