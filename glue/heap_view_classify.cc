@@ -67,6 +67,11 @@ class SetLabels {
       if (ids[0] == ids[1]) ids.pop_back();
       return;
     }
+    // A member held by many referrers the same way (a str in each of
+    // 250 000 tuples, as "[1]") comes as a run of one index: runs are
+    // dropped in one pass before the sort, which took O(n log n) on them.
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    if (ids.size() < 2) return;
     std::sort(ids.begin(), ids.end());
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   }
