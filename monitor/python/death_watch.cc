@@ -695,7 +695,13 @@ absl::StatusOr<std::shared_ptr<WatchedObjects>> WatchedObjects::Watch(
     const size_t i = member(p);
     const uintptr_t key = key_of(i);
     const bool same_as_next = p + 1 < n && key_of(member(p + 1)) == key;
-    if (!same_as_next) {
+    if (!same_as_next && k == j) {
+      // Every fresh key is in place: the keys below stay where they are,
+      // and this one is among them (watching a set again, the usual case,
+      // takes this path from the start and moves nothing).
+      while (r.keys[j - 1] > key) --j;
+      k = --j;
+    } else if (!same_as_next) {
       while (j > 0 && r.keys[j - 1] > key) {
         --j;
         --k;

@@ -311,6 +311,49 @@ bw_reused = sum(1 for o in bw_new if id(o) in bw_old_ids)
   ASSERT_TRUE(RunTargetCode("del bw_big, bw_new, bw_old_ids"));
 }
 
+// A watch of a set overlapping one already watched joins the shared keys'
+// entries and adds the others between them (the merge moves old keys up
+// only until the last new key below them is placed, then takes the rest
+// in place). Every member of both is watched exactly: deaths reach each
+// watch once, and releasing both leaves no key behind.
+TEST(IdentityTest, AWatchOverlappingAnotherSharesItsKeys) {
+  ASSERT_TRUE(RunTargetCode(R"(
+ov_a = [[i] for i in range(2000)]
+ov_b = [[i] for i in range(2000)]
+)"));
+  const std::vector<uintptr_t> half =
+      SortedIds("[id(o) for o in ov_a[::2] + ov_b[::2]]");
+  const std::vector<uintptr_t> all = SortedIds("[id(o) for o in ov_a + ov_b]");
+  const std::vector<uintptr_t> b_half = SortedIds("[id(o) for o in ov_b[::2]]");
+  const std::vector<uintptr_t> b_all = SortedIds("[id(o) for o in ov_b]");
+  absl::StatusOr<std::shared_ptr<python::WatchedObjects>> first =
+      python::WatchedObjects::Watch(half);
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<std::shared_ptr<python::WatchedObjects>> second =
+      python::WatchedObjects::Watch(all);
+  ASSERT_TRUE(second.ok()) << second.status();
+  // Watching the same members again moves nothing and changes nothing.
+  absl::StatusOr<std::shared_ptr<python::WatchedObjects>> again =
+      python::WatchedObjects::Watch(all);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(python::GetDeathWatchStats().watched_blocks, all.size());
+  EXPECT_EQ(HeapEngine::LiveMembers(**first).ToVector(), half);
+  EXPECT_EQ(HeapEngine::LiveMembers(**second).ToVector(), all);
+  ASSERT_TRUE(RunTargetCode("del ov_a"));
+  EXPECT_EQ(HeapEngine::LiveMembers(**first).ToVector(), b_half);
+  EXPECT_EQ(HeapEngine::LiveMembers(**second).ToVector(), b_all);
+  EXPECT_EQ(HeapEngine::LiveMembers(**again).ToVector(), b_all);
+  first->reset();
+  again->reset();
+  python::FlushDeathWatch();
+  EXPECT_EQ(HeapEngine::LiveMembers(**second).ToVector(), b_all);
+  second->reset();
+  python::FlushDeathWatch();
+  EXPECT_EQ(python::GetDeathWatchStats().watched_blocks, 0u)
+      << "a released watch left keys behind";
+  ASSERT_TRUE(RunTargetCode("del ov_b"));
+}
+
 // Static objects have no memory block: their key is computed as if they
 // had the pre-header their type says, and two can share a key (3.12 lays
 // the static _PyNotImplemented_Type out 16 bytes after the 16-byte
