@@ -134,9 +134,12 @@ KindedSet ClassifyObjects(const TypeNamer& namer,
     out.addresses = PackedAddresses::From(sorted);
     out.sizes = PackedSizes::From(sizes);
   };
+  // Kinds and Clodo kinds index the kind names: no pass for their width.
+  const uint32_t max_kind =
+      static_cast<uint32_t>(std::max<size_t>(out.kind_names->size(), 1) - 1);
   auto pack_kinds = [&] {
-    out.kinds = PackedUints::From(kinds);
-    if (owner_scan != nullptr) out.clodo = PackedUints::From(clodo);
+    out.kinds = PackedUints::From(kinds, max_kind);
+    if (owner_scan != nullptr) out.clodo = PackedUints::From(clodo, max_kind);
   };
   if (while_packing) {
     lanes.Beside(

@@ -207,17 +207,26 @@ void PackedAddresses::SealBlock(const uintptr_t* block) {
   python::GrowHuge(bytes_, width * kBlock);
   bytes_.resize(at + width * kBlock);
   uint8_t* p = bytes_.data() + at;
-  for (size_t j = 0; j < kBlock; ++j) {
-    const uint64_t d = (block[j] - base) >> shift;
-    if (code == 0) {
-      const uint16_t x = static_cast<uint16_t>(d);
-      std::memcpy(p + 2 * j, &x, 2);
-    } else if (code == 1) {
-      const uint32_t x = static_cast<uint32_t>(d);
-      std::memcpy(p + 4 * j, &x, 4);
-    } else {
-      std::memcpy(p + 8 * j, &d, 8);
-    }
+  // One loop per width (the width decided once per block, not per member).
+  switch (code) {
+    case 0:
+      for (size_t j = 0; j < kBlock; ++j) {
+        const uint16_t x = static_cast<uint16_t>((block[j] - base) >> shift);
+        std::memcpy(p + 2 * j, &x, 2);
+      }
+      break;
+    case 1:
+      for (size_t j = 0; j < kBlock; ++j) {
+        const uint32_t x = static_cast<uint32_t>((block[j] - base) >> shift);
+        std::memcpy(p + 4 * j, &x, 4);
+      }
+      break;
+    default:
+      for (size_t j = 0; j < kBlock; ++j) {
+        const uint64_t x = (block[j] - base) >> shift;
+        std::memcpy(p + 8 * j, &x, 8);
+      }
+      break;
   }
   base_.push_back(base);
   offset_.push_back(static_cast<uint32_t>(at / kUnit));
@@ -252,9 +261,13 @@ bool operator==(const PackedAddresses& a, const PackedAddresses& b) {
 }
 
 PackedUints PackedUints::From(const std::vector<uint32_t>& v) {
-  PackedUints out;
   uint32_t max = 0;
   for (uint32_t x : v) max = std::max(max, x);
+  return From(v, max);
+}
+
+PackedUints PackedUints::From(const std::vector<uint32_t>& v, uint32_t max) {
+  PackedUints out;
   if (max > out.max_) out.Widen(max);
   python::AssignHuge(out.bytes_, v.size() * out.width_, uint8_t{0});
   out.size_ = v.size();
@@ -381,8 +394,16 @@ void PackedSizes::reserve(size_t n) { python::ReserveHuge(small_, n); }
 
 PackedSizes PackedSizes::From(const std::vector<uint64_t>& v) {
   PackedSizes out;
-  out.reserve(v.size());
-  for (uint64_t s : v) out.push_back(s);
+  python::AssignHuge(out.small_, v.size(), uint16_t{0});
+  uint16_t* small = out.small_.data();
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] < kEscape) {
+      small[i] = static_cast<uint16_t>(v[i]);
+    } else {
+      small[i] = kEscape;
+      out.large_.emplace_back(i, v[i]);
+    }
+  }
   return out;
 }
 

@@ -225,6 +225,9 @@ class PackedUints {
 
   // Copies as PackedAddresses'.
   static PackedUints From(const std::vector<uint32_t>& v);
+  // The same when no value of `v` exceeds `max` (read once, not found by
+  // a pass over `v`): the width is the one `max` needs.
+  static PackedUints From(const std::vector<uint32_t>& v, uint32_t max);
   // The values at `indexes` / of `runs` (each within size()), in that
   // order, at this column's width.
   PackedUints Gather(const std::vector<size_t>& indexes) const;

@@ -102,6 +102,16 @@ TEST(PackedUintsTest, WidensAndReadsBack) {
   q.resize(7);
   EXPECT_EQ(q[6], 0u);
   EXPECT_TRUE(PackedUints::From({1, 2}) == PackedUints::From({1, 2}));
+  // With the largest value given, the same column without a pass for it.
+  for (const std::vector<uint32_t>& v :
+       {std::vector<uint32_t>{}, std::vector<uint32_t>{0, 255, 3},
+        std::vector<uint32_t>{256, 1}, std::vector<uint32_t>{65536, 2}}) {
+    uint32_t max = 0;
+    for (uint32_t x : v) max = std::max(max, x);
+    const PackedUints given = PackedUints::From(v, max);
+    EXPECT_EQ(given.ToVector(), v);
+    EXPECT_EQ(given.width(), PackedUints::From(v).width());
+  }
   PackedUints wide = PackedUints::From({1, 2, 70000});
   wide.resize(2);
   EXPECT_TRUE(wide == PackedUints::From({1, 2}));  // values, not widths
