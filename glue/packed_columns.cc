@@ -43,6 +43,43 @@ size_t CountOf(const IndexRuns& runs) {
   return n;
 }
 
+// A packed address block's kBlock offsets of type W (from `base`, in
+// units of 1 << shift) and back. W is uint16_t, uint32_t or uint64_t.
+template <typename W>
+void UnpackOffsets(const uint8_t* p, uintptr_t base, int shift,
+                   uintptr_t* out) {
+  for (size_t j = 0; j < PackedAddresses::kBlock; ++j) {
+    W x;
+    std::memcpy(&x, p + sizeof(W) * j, sizeof(W));
+    out[j] = base + (static_cast<uintptr_t>(x) << shift);
+  }
+}
+template <typename W>
+void PackOffsets(const uintptr_t* block, uintptr_t base, int shift,
+                 uint8_t* p) {
+  for (size_t j = 0; j < PackedAddresses::kBlock; ++j) {
+    const W x = static_cast<W>((block[j] - base) >> shift);
+    std::memcpy(p + sizeof(W) * j, &x, sizeof(W));
+  }
+}
+
+// f(W{}) for the offset type W of width code `code` (0: 2 bytes, 1: 4,
+// 2: 8).
+template <typename F>
+void WithOffsetType(int code, F&& f) {
+  switch (code) {
+    case 0:
+      f(uint16_t{});
+      break;
+    case 1:
+      f(uint32_t{});
+      break;
+    default:
+      f(uint64_t{});
+      break;
+  }
+}
+
 // memcpy, without its call for the few bytes of a run of one or two
 // members (a row of a partition is mostly such runs).
 inline void CopyBytes(uint8_t* to, const uint8_t* from, size_t n) {
@@ -127,29 +164,9 @@ void PackedAddresses::Unpack(size_t b, uintptr_t* out) const {
   const uint8_t* p = bytes_.data() + size_t{offset_[b]} * kUnit;
   const uintptr_t base = base_[b];
   const int shift = form_[b] >> 2;
-  switch (form_[b] & 3) {
-    case 0:
-      for (size_t j = 0; j < kBlock; ++j) {
-        uint16_t x;
-        std::memcpy(&x, p + 2 * j, 2);
-        out[j] = base + (uintptr_t{x} << shift);
-      }
-      break;
-    case 1:
-      for (size_t j = 0; j < kBlock; ++j) {
-        uint32_t x;
-        std::memcpy(&x, p + 4 * j, 4);
-        out[j] = base + (uintptr_t{x} << shift);
-      }
-      break;
-    default:
-      for (size_t j = 0; j < kBlock; ++j) {
-        uint64_t x;
-        std::memcpy(&x, p + 8 * j, 8);
-        out[j] = base + (x << shift);
-      }
-      break;
-  }
+  WithOffsetType(form_[b] & 3, [&](auto w) {
+    UnpackOffsets<decltype(w)>(p, base, shift, out);
+  });
 }
 
 void PackedAddresses::reserve(size_t n) {
@@ -208,26 +225,8 @@ void PackedAddresses::SealBlock(const uintptr_t* block) {
   bytes_.resize(at + width * kBlock);
   uint8_t* p = bytes_.data() + at;
   // One loop per width (the width decided once per block, not per member).
-  switch (code) {
-    case 0:
-      for (size_t j = 0; j < kBlock; ++j) {
-        const uint16_t x = static_cast<uint16_t>((block[j] - base) >> shift);
-        std::memcpy(p + 2 * j, &x, 2);
-      }
-      break;
-    case 1:
-      for (size_t j = 0; j < kBlock; ++j) {
-        const uint32_t x = static_cast<uint32_t>((block[j] - base) >> shift);
-        std::memcpy(p + 4 * j, &x, 4);
-      }
-      break;
-    default:
-      for (size_t j = 0; j < kBlock; ++j) {
-        const uint64_t x = (block[j] - base) >> shift;
-        std::memcpy(p + 8 * j, &x, 8);
-      }
-      break;
-  }
+  WithOffsetType(
+      code, [&](auto w) { PackOffsets<decltype(w)>(block, base, shift, p); });
   base_.push_back(base);
   offset_.push_back(static_cast<uint32_t>(at / kUnit));
   form_.push_back(static_cast<uint8_t>(code | (shift << 2)));
