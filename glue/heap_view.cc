@@ -147,13 +147,9 @@ KindedSet HeapView::Describe(const std::vector<uintptr_t>& sorted,
     return ClassifyObjects(namer_, sorted, *sizes, owner_scan, key_offsets,
                            engine_->lanes(), while_packing);
   }
-  std::vector<uint64_t> s;
-  python::ReserveHuge(s, sorted.size());
-  for (uintptr_t a : sorted) {
-    auto size = engine_->SizeOf(reinterpret_cast<PyObject*>(a));
-    s.push_back(size.ok() ? *size : 0);
-  }
-  return ClassifyObjects(namer_, sorted, s, owner_scan, key_offsets,
+  absl::StatusOr<std::vector<uint64_t>> s = engine_->SizesOf(sorted);
+  if (!s.ok()) s = std::vector<uint64_t>(sorted.size(), 0);
+  return ClassifyObjects(namer_, sorted, *s, owner_scan, key_offsets,
                          engine_->lanes(), while_packing);
 }
 

@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "monitor/heap/internal/walker.h"
 #include "monitor/heap/roots.h"
+#include "monitor/python/huge_pages.h"
 #include "monitor/python/version.h"
 
 namespace annex::heap {
@@ -541,6 +542,22 @@ absl::StatusOr<uint64_t> HeapEngine::SizeOf(PyObject* obj) {
   internal::TypeInfoCache types(&extensions_);
   uint64_t values;
   return types.Size(obj, types.Get(Py_TYPE(obj)), sizing_, &values);
+}
+
+absl::StatusOr<std::vector<uint64_t>> HeapEngine::SizesOf(
+    const std::vector<uintptr_t>& objects) {
+  Question question(*this);
+  if (!question.status().ok()) return question.status();
+  // One cache for all: the objects of a set come in runs of few types.
+  internal::TypeInfoCache types(&extensions_);
+  std::vector<uint64_t> out;
+  python::ReserveHuge(out, objects.size());
+  uint64_t values;
+  for (uintptr_t a : objects) {
+    PyObject* obj = reinterpret_cast<PyObject*>(a);
+    out.push_back(types.Size(obj, types.Get(Py_TYPE(obj)), sizing_, &values));
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, uintptr_t>>>

@@ -324,6 +324,10 @@ class HeapEngine {
   // code, plus with Sizing::kExact its attribute values block. Where: as
   // Heap(); `obj` must be alive.
   absl::StatusOr<uint64_t> SizeOf(PyObject* obj);
+  // SizeOf of each of `objects` (all alive), looking each type up once.
+  // Where: as Heap().
+  absl::StatusOr<std::vector<uint64_t>> SizesOf(
+      const std::vector<uintptr_t>& objects);
 
   // The roots' names (with their root edge, e.g. "thread 7 frame 0" +
   // ".f_globals") and addresses, for callers that print paths.

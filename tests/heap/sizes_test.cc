@@ -109,6 +109,36 @@ TEST(SizesTest, EqualSysGetsizeofForBuiltInTypes) {
   Py_DECREF(objects);
 }
 
+// SizesOf sizes many objects with one type cache (types of every kind,
+// static and heap ones, whose pre-headers differ per object, repeated):
+// each size is SizeOf's, under either sizing.
+TEST(SizesTest, SizesOfAManyIsEachSizeOf) {
+  ASSERT_TRUE(RunTargetCode(kObjects));
+  HeapEngine engine(testing::MainThreadStates());
+  PyObject* objects = EvalTarget("sz_objects + sz_objects[::-1]");
+  ASSERT_NE(objects, nullptr);
+  std::vector<uintptr_t> addresses;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(objects); ++i) {
+    addresses.push_back(
+        reinterpret_cast<uintptr_t>(PyList_GET_ITEM(objects, i)));
+  }
+  for (Sizing sizing : {Sizing::kGetsizeof, Sizing::kExact}) {
+    engine.set_sizing(sizing);
+    absl::StatusOr<std::vector<uint64_t>> all = engine.SizesOf(addresses);
+    ASSERT_TRUE(all.ok()) << all.status();
+    ASSERT_EQ(all->size(), addresses.size());
+    for (size_t i = 0; i < addresses.size(); ++i) {
+      absl::StatusOr<uint64_t> one =
+          engine.SizeOf(reinterpret_cast<PyObject*>(addresses[i]));
+      ASSERT_TRUE(one.ok()) << one.status();
+      EXPECT_EQ((*all)[i], *one)
+          << "index " << i << " type "
+          << Py_TYPE(PyList_GET_ITEM(objects, i))->tp_name;
+    }
+  }
+  Py_DECREF(objects);
+}
+
 TEST(SizesTest, NeverCallsAPythonLevelSizeof) {
   ASSERT_TRUE(RunTargetCode(R"(
 sz_calls = []
