@@ -45,6 +45,15 @@ class SetLabels {
     if (ids.size() == 2) return OfTwo(ids[0], ids[1]);
     return many_.try_emplace(ids, kNoLabel).first->second;
   }
+  // The slot of the set of the `n` indexes at `ids` (any order, repeats
+  // allowed): Slot's, without copying a set of one or two (most members
+  // are held one or two ways). `scratch` holds a larger set's copy.
+  uint32_t& Of(const uint32_t* ids, size_t n, std::vector<uint32_t>& scratch) {
+    if (n == 1) return OfOne(ids[0]);
+    if (n == 2) return OfTwo(ids[0], ids[1]);
+    scratch.assign(ids, ids + n);
+    return Slot(scratch);
+  }
   // The slot of the set of the one index `id` (Slot of {id}).
   uint32_t& OfOne(uint32_t id) { return one_[id]; }
   // The slot of the set {a, b} (Slot of {a, b}, in either order).
@@ -513,21 +522,21 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
                   slices[from / grain].emplace(graph_names->size());
               std::vector<uint32_t> kinds;
               for (size_t k = from; k < to; ++k) {
-                uint32_t* slot;
-                const size_t more_count =
-                    reverse == nullptr ? more_begin[k + 1] - more_begin[k] : 0;
+                uint32_t* slot = nullptr;
                 if (reverse == nullptr && first_kind[k] != kNone &&
-                    more_count == 0) {
-                  // Held by referrers of one kind, as most members are.
-                  slot = &slice.local.OfOne(first_kind[k]);
-                  if (*slot == SetLabels::kNoLabel) kinds = {first_kind[k]};
-                } else if (reverse == nullptr && first_kind[k] != kNone &&
-                           more_count == 1) {
-                  // Or of two (an int held by an instance and a tuple).
-                  const uint32_t other = more_kinds[more_begin[k]];
-                  slot = &slice.local.OfTwo(first_kind[k], other);
-                  if (*slot == SetLabels::kNoLabel) {
-                    kinds = {first_kind[k], other};
+                    more_begin[k + 1] - more_begin[k] <= 1) {
+                  // Held by referrers of one kind, as most members are, or
+                  // of two (an int held by an instance and a tuple): the
+                  // slot without building the set (only a new one is
+                  // kept, as `kinds`).
+                  const uint32_t f = first_kind[k];
+                  if (more_begin[k + 1] == more_begin[k]) {
+                    slot = &slice.local.OfOne(f);
+                    if (*slot == SetLabels::kNoLabel) kinds = {f};
+                  } else {
+                    const uint32_t other = more_kinds[more_begin[k]];
+                    slot = &slice.local.OfTwo(f, other);
+                    if (*slot == SetLabels::kNoLabel) kinds = {f, other};
                   }
                 } else {
                   kinds_of(k, kinds);
@@ -654,20 +663,8 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         python::ReserveHuge(shown_by, n);  // as many as members, at most
         for (size_t k = 0; k < n; ++k) {
           if (stop.Poll()) return stop.status();
-          // Most members are held one way (an item of a list, an
-          // attribute): their set's slot straight from its one text.
-          const uint32_t* texts_of = by_member.data() + first[k];
-          const size_t held_ways = first[k + 1] - first[k];
-          uint32_t* slot;
-          if (held_ways == 1) {
-            slot = &sets.OfOne(texts_of[0]);
-          } else if (held_ways == 2) {
-            slot = &sets.OfTwo(texts_of[0], texts_of[1]);
-          } else {
-            ids.assign(texts_of, texts_of + held_ways);
-            slot = &sets.Slot(ids);
-          }
-          uint32_t& label = *slot;
+          uint32_t& label = sets.Of(by_member.data() + first[k],
+                                    first[k + 1] - first[k], ids);
           if (label == SetLabels::kNoLabel) {
             label = static_cast<uint32_t>(shown_by.size());
             shown_by.push_back(static_cast<uint32_t>(k));
