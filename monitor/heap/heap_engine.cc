@@ -536,12 +536,11 @@ absl::StatusOr<ObjectSet> HeapEngine::SinceRef() {
 }
 
 absl::StatusOr<uint64_t> HeapEngine::SizeOf(PyObject* obj) {
-  Question question(*this);
-  if (!question.status().ok()) return question.status();
   if (obj == nullptr) return absl::InvalidArgumentError("null object");
-  internal::TypeInfoCache types(&extensions_);
-  uint64_t values;
-  return types.Size(obj, types.Get(Py_TYPE(obj)), sizing_, &values);
+  absl::StatusOr<std::vector<uint64_t>> sizes =
+      SizesOf({reinterpret_cast<uintptr_t>(obj)});
+  if (!sizes.ok()) return sizes.status();
+  return sizes->front();
 }
 
 absl::StatusOr<std::vector<uint64_t>> HeapEngine::SizesOf(
