@@ -23,18 +23,6 @@ PackedAddresses PackedAddresses::From(const std::vector<uintptr_t>& v) {
   return out;
 }
 
-IndexRuns RunsOf(const std::vector<size_t>& indexes) {
-  IndexRuns runs;
-  for (size_t i : indexes) {
-    if (!runs.empty() && runs.back().first + runs.back().count == i) {
-      ++runs.back().count;
-    } else {
-      runs.push_back({i, 1});
-    }
-  }
-  return runs;
-}
-
 namespace {
 
 size_t CountOf(const IndexRuns& runs) {

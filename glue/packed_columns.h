@@ -52,8 +52,6 @@ struct IndexRun {
   size_t count;
 };
 using IndexRuns = std::vector<IndexRun>;
-// `indexes` as runs of consecutive ones, in their order.
-IndexRuns RunsOf(const std::vector<size_t>& indexes);
 
 // A random-access iterator over a packed column (reads by index).
 template <typename Column, typename T>

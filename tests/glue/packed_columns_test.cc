@@ -35,6 +35,19 @@ std::vector<uintptr_t> SomeAddresses(size_t n, uint32_t seed) {
   return out;
 }
 
+// `indexes` as runs of consecutive ones, in their order.
+IndexRuns RunsOf(const std::vector<size_t>& indexes) {
+  IndexRuns runs;
+  for (size_t i : indexes) {
+    if (!runs.empty() && runs.back().first + runs.back().count == i) {
+      ++runs.back().count;
+    } else {
+      runs.push_back({i, 1});
+    }
+  }
+  return runs;
+}
+
 TEST(PackedAddressesTest, ReadsBackAnyAddresses) {
   for (size_t n : {0, 1, 63, 64, 65, 1000, 4097}) {
     std::vector<uintptr_t> v = SomeAddresses(n, n);
