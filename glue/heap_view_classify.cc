@@ -2,6 +2,7 @@
 // HeapView::Classify walks again and labels the members inside the walk's
 // question.
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <optional>
 
@@ -133,23 +134,30 @@ std::vector<uint32_t> NodesOf(const heap::HeapGraph& graph,
 // (as in ClassifyObjects).
 constexpr size_t kPrefetchAhead = 16;
 
-// Buckets `pairs` of (member, value) by member, each bucket in the pairs'
-// order (a counting sort): member k's values are values[begin[k] ..
-// begin[k + 1]), for members 0..n-1. `begin` serves as the buckets' fill
-// cursors and is shifted back in place, so no second array of n is made
-// (at ten million members a copy of it faulted in 40 MB of fresh 4 KiB
-// pages); both arrays are reserved in huge pages. Pure C++.
-void BucketByMember(size_t n,
-                    const std::vector<std::pair<uint32_t, uint32_t>>& pairs,
+using MemberPairs = std::vector<std::pair<uint32_t, uint32_t>>;
+
+// Buckets the (member, value) pairs of `parts` by member, each bucket in
+// the pairs' order (parts in turn; a counting sort): member k's values are
+// values[begin[k] .. begin[k + 1]), for members 0..n-1. `begin` serves as
+// the buckets' fill cursors and is shifted back in place, so no second
+// array of n is made (at ten million members a copy of it faulted in 40 MB
+// of fresh 4 KiB pages); both arrays are reserved in huge pages. Pure C++.
+void BucketByMember(size_t n, const std::vector<const MemberPairs*>& parts,
                     std::vector<uint32_t>& begin,
                     std::vector<uint32_t>& values) {
   python::AssignHuge(begin, n + 1, uint32_t{0});
-  for (const auto& p : pairs) ++begin[p.first + 1];
+  size_t count = 0;
+  for (const MemberPairs* pairs : parts) {
+    for (const auto& p : *pairs) ++begin[p.first + 1];
+    count += pairs->size();
+  }
   for (size_t k = 0; k < n; ++k) begin[k + 1] += begin[k];
-  python::AssignHuge(values, pairs.size(), uint32_t{0});
+  python::AssignHuge(values, count, uint32_t{0});
   // Filling moves each begin[k] to the end of bucket k, which is where
   // bucket k + 1 begins.
-  for (const auto& p : pairs) values[begin[p.first]++] = p.second;
+  for (const MemberPairs* pairs : parts) {
+    for (const auto& p : *pairs) values[begin[p.first]++] = p.second;
+  }
   std::memmove(begin.data() + 1, begin.data(), n * sizeof(uint32_t));
   begin[0] = 0;
 }
@@ -183,6 +191,128 @@ std::vector<uint32_t> MembersOfNodes(size_t nodes,
     member_of[keep_node[k]] = static_cast<uint32_t>(k);
   }
   return member_of;
+}
+
+// A referrer of more edges than this is named on the caller (Via): on the
+// lanes, a referrer's repeated targets are found by comparing each with
+// those before it.
+constexpr uint32_t kLaneEdges = 16;
+
+// What the lanes name of one slice of referrer nodes (NamePlainEdges).
+struct LaneNames {
+  // (member, text id), or (member, kKeyCode | i) for the attribute under
+  // keys[i] until the caller gives that its id.
+  MemberPairs held;
+  std::vector<PyObject*> keys;
+  // The referrers whose edges to members are left to the caller, in node
+  // order: more than kLaneEdges edges, or an edge that is no PlainEdge.
+  std::vector<uint32_t> deferred;
+};
+constexpr uint32_t kKeyCode = uint32_t{1} << 31;
+
+// Names the edges from every node of `graph` to members (`member_of`, as
+// MembersOfNodes gives it) that ForEachPlainEdgeFrom can name, on the
+// lanes, one LaneNames per slice of nodes, with the ids of `texts`; the
+// texts of items 0..kLaneEdges-1, the class and the instance dict are
+// interned first, and attribute keys on the caller afterwards. False when
+// `stop` ended the question. Where: the question's thread, GIL held, the
+// target's thread state swapped in; the lanes run no Python code.
+bool NamePlainEdges(const heap::HeapGraph& graph,
+                    const std::vector<uint32_t>& member_of,
+                    const heap::Lanes& lanes, heap::QuestionStop& stop,
+                    heap::EdgeTexts& texts, std::vector<LaneNames>& slices) {
+  std::array<uint32_t, kLaneEdges> item_id;
+  for (size_t k = 0; k < kLaneEdges; ++k) item_id[k] = texts.OfItem(k);
+  const uint32_t class_id = texts.OfClass();
+  const uint32_t dict_id = texts.OfInstanceDict();
+  const size_t nodes = graph.size(), grain = lanes.grain();
+  slices.clear();
+  slices.resize((nodes + grain - 1) / grain);
+  const bool named = lanes.For(
+      nodes,
+      [&](size_t from, size_t to) {
+        LaneNames& slice = slices[from / grain];
+        heap::AttributesFirstTypes types;
+        // The slice's keys by address: an index into slice.keys.
+        absl::flat_hash_map<PyObject*, uint32_t> key_index;
+        std::vector<uint32_t> targets;
+        std::vector<PyObject*> tos;
+        for (size_t u = from; u < to; ++u) {
+          const uint32_t b = graph.out_begin[u], end = graph.out_begin[u + 1];
+          if (b == end) continue;
+          if (end - b > kLaneEdges) {
+            slice.deferred.push_back(static_cast<uint32_t>(u));
+            continue;
+          }
+          targets.clear();
+          tos.clear();
+          for (uint32_t e = b; e < end; ++e) {
+            const uint32_t v = graph.out_targets[e];
+            const uint32_t k = member_of.empty() ? v : member_of[v];
+            if (k == kNoMember ||
+                std::find(targets.begin(), targets.end(), k) != targets.end()) {
+              continue;  // no member, or a parallel edge
+            }
+            targets.push_back(k);
+            tos.push_back(reinterpret_cast<PyObject*>(graph.addresses[v]));
+          }
+          if (targets.empty()) continue;
+          const size_t mark = slice.held.size();
+          bool far_item = false;  // an item past item_id (edges left out)
+          const bool plain = heap::ForEachPlainEdgeFrom(
+              reinterpret_cast<PyObject*>(graph.addresses[u]), tos, types,
+              [&](size_t i, const heap::PlainEdge& edge) {
+                uint32_t id = 0;
+                switch (edge.kind) {
+                  case heap::PlainEdge::kItem:
+                    // Below the holder's edge count, unless the graph left
+                    // edges out (to hidden objects).
+                    if (static_cast<size_t>(edge.index) >= kLaneEdges) {
+                      far_item = true;
+                      return;
+                    }
+                    id = item_id[edge.index];
+                    break;
+                  case heap::PlainEdge::kAttribute: {
+                    auto [it, added] = key_index.try_emplace(
+                        edge.key, static_cast<uint32_t>(slice.keys.size()));
+                    if (added) slice.keys.push_back(edge.key);
+                    id = kKeyCode | it->second;
+                    break;
+                  }
+                  case heap::PlainEdge::kClass:
+                    id = class_id;
+                    break;
+                  case heap::PlainEdge::kInstanceDict:
+                    id = dict_id;
+                    break;
+                }
+                slice.held.emplace_back(targets[i], id);
+              });
+          if (!plain || far_item) {
+            slice.held.resize(mark);
+            slice.deferred.push_back(static_cast<uint32_t>(u));
+          }
+        }
+      },
+      [&] { return stop.Check(); });
+  if (!named) return false;
+  // The keys' texts need Python (a key's UTF-8): named here, then put in
+  // place on the lanes.
+  std::vector<std::vector<uint32_t>> key_ids(slices.size());
+  for (size_t s = 0; s < slices.size(); ++s) {
+    for (PyObject* key : slices[s].keys) {
+      key_ids[s].push_back(texts.OfAttribute(key));
+    }
+  }
+  lanes.For(nodes, [&](size_t from, size_t) {
+    const size_t s = from / grain;
+    if (key_ids[s].empty()) return;
+    for (auto& [member, id] : slices[s].held) {
+      if ((id & kKeyCode) != 0) id = key_ids[s][id & ~kKeyCode];
+    }
+  });
+  return true;
 }
 
 }  // namespace
@@ -455,7 +585,7 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
               }
             }
           }
-          BucketByMember(n, more, more_begin, more_kinds);
+          BucketByMember(n, {&more}, more_begin, more_kinds);
         }
         // Each distinct set of referrer kinds is rendered and interned
         // once: a member looks its set up by kind indexes. Member k's set:
@@ -570,8 +700,11 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         // them), each distinct edge text gets an index as it is named, and
         // each distinct set of texts is rendered and interned once (most
         // members are held one way: an array lookup). Referrers come from
-        // the graph's edges in node order (a member's referrers from the
-        // reverse index when the caller has one).
+        // the graph's edges in node order, most named on the lanes
+        // (NamePlainEdges: lists, tuples, instances) and the rest here; a
+        // member's referrers from the reverse index when the caller has
+        // one, all named here. Text ids differ between the two ways, the
+        // labels do not: a set's label is its texts' reprs, sorted.
         constexpr uint32_t kNone = UINT32_MAX;
         std::vector<std::pair<uint32_t, uint32_t>> held;  // (member, text)
         // One pair per edge into a member at most: reserved (huge pages)
@@ -583,6 +716,8 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         // (heap::EdgeTexts): a list of a million members has a million
         // texts "[i]", each kept as its index until a label shows it.
         heap::EdgeTexts texts;
+        // What the lanes named, slice by slice (the forward edges' way).
+        std::vector<LaneNames> lane_names;
         {
           std::vector<uint32_t> targets;
           std::vector<PyObject*> tos;
@@ -605,21 +740,30 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
           if (reverse == nullptr) {
             const std::vector<uint32_t> member_of =
                 MembersOfNodes(graph->size(), keep_node);
+            // Most edges are named on the lanes; the referrers they leave
+            // (dicts, functions, long lists, ...) are named here, in node
+            // order.
+            if (!NamePlainEdges(*graph, member_of, lanes, stop, texts,
+                                lane_names)) {
+              return stop.status();
+            }
             std::vector<uint32_t> seen;  // last referrer named
-            python::AssignHuge(seen, n, kNone);
-            for (uint32_t u = 0; u < graph->size(); ++u) {
-              if (stop.Poll()) return stop.status();
-              RoomFor(targets, graph->out_begin[u + 1] - graph->out_begin[u]);
-              targets.clear();
-              for (uint32_t e = graph->out_begin[u];
-                   e < graph->out_begin[u + 1]; ++e) {
-                const uint32_t v = graph->out_targets[e];
-                const uint32_t k = member_of.empty() ? v : member_of[v];
-                if (k == kNoMember || seen[k] == u) continue;  // parallel edges
-                seen[k] = u;
-                targets.push_back(k);
+            for (const LaneNames& slice : lane_names) {
+              for (const uint32_t u : slice.deferred) {
+                if (stop.Poll()) return stop.status();
+                if (seen.empty()) python::AssignHuge(seen, n, kNone);
+                RoomFor(targets, graph->out_begin[u + 1] - graph->out_begin[u]);
+                targets.clear();
+                for (uint32_t e = graph->out_begin[u];
+                     e < graph->out_begin[u + 1]; ++e) {
+                  const uint32_t v = graph->out_targets[e];
+                  const uint32_t k = member_of.empty() ? v : member_of[v];
+                  if (k == kNoMember || seen[k] == u) continue;  // parallel
+                  seen[k] = u;
+                  targets.push_back(k);
+                }
+                if (!targets.empty()) name_from(u);
               }
-              if (!targets.empty()) name_from(u);
             }
           } else {
             std::vector<std::pair<uint32_t, uint32_t>> by_source;
@@ -648,7 +792,14 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
         }
         // The text indexes bucketed by member.
         std::vector<uint32_t> first, by_member;
-        BucketByMember(n, held, first, by_member);
+        std::vector<const MemberPairs*> parts_held;
+        parts_held.reserve(lane_names.size() + 1);
+        for (const LaneNames& slice : lane_names) {
+          parts_held.push_back(&slice.held);
+        }
+        parts_held.push_back(&held);
+        BucketByMember(n, parts_held, first, by_member);
+        lane_names.clear();
         SetLabels sets(texts.size());
         std::vector<uint32_t> ids;
         // Labels can number as many as members: collected plainly and

@@ -311,7 +311,7 @@ bool DescribeBuiltinEdge(PyObject* from, PyObject* to, Edge* out) {
 // Whether DescribeBuiltinEdge never names an edge from an object of
 // `type`: none of the kinds it reads, and no object member in the type
 // chain (as DescribeMemberEdge reads them). Such an object's edges are its
-// attributes first. Where: GIL held.
+// attributes first; it is no type and no module. Where: GIL held.
 bool NoBuiltinEdges(PyTypeObject* type) {
   if (PyType_IsSubtype(type, &PyDict_Type) ||
       PyType_IsSubtype(type, &PyList_Type) ||
@@ -340,27 +340,53 @@ bool NoBuiltinEdges(PyTypeObject* type) {
 // instance dict (the dict itself, or one of its values), or an attribute
 // a 3.11+ object holds inline without a dict object, read in place (no
 // dict is materialized; monitor/python/version.h); then the type pointer.
-// Where: GIL held.
-Edge DescribeInstanceEdge(PyObject* from, PyObject* to) {
-  if (!PyType_Check(from) && !PyModule_Check(from)) {
+// `key` is the attribute's key for kAttribute. `plain`: `from` is known
+// to be no type and no module (EdgeTexts::AttributesFirst). Where: GIL
+// held.
+struct InstanceRef {
+  enum Kind { kAttribute, kDict, kClass, kInternal } kind;
+  PyObject* key = nullptr;
+};
+InstanceRef FindInstanceRef(PyObject* from, PyObject* to, bool plain) {
+  if (plain || (!PyType_Check(from) && !PyModule_Check(from))) {
     if (PyObject* key = python::InlineAttributeHolding(from, to)) {
-      return AttributeEdge(key);
+      return {InstanceRef::kAttribute, key};
     }
     if (PyObject* dict = python::ExistingInstanceDict(from)) {
-      if (dict == to) return Make(EdgeKind::kDict, ".__dict__");
+      if (dict == to) return {InstanceRef::kDict};
       if (PyDict_Check(dict)) {
         Py_ssize_t pos = 0;
         PyObject *key, *value;
         while (PyDict_Next(dict, &pos, &key, &value)) {
-          if (value == to) return AttributeEdge(key);
+          if (value == to) return {InstanceRef::kAttribute, key};
         }
       }
     }
   }
   if (reinterpret_cast<PyObject*>(Py_TYPE(from)) == to) {
-    return Make(EdgeKind::kType, ".__class__");
+    return {InstanceRef::kClass};
   }
-  return Make(EdgeKind::kInternal, "<internal>");
+  return {InstanceRef::kInternal};
+}
+
+constexpr char kClassText[] = ".__class__";
+constexpr char kInstanceDictText[] = ".__dict__";
+constexpr char kInternalText[] = "<internal>";
+
+// FindInstanceRef's edge. Where: GIL held.
+Edge DescribeInstanceEdge(PyObject* from, PyObject* to) {
+  const InstanceRef ref = FindInstanceRef(from, to, /*plain=*/false);
+  switch (ref.kind) {
+    case InstanceRef::kAttribute:
+      return AttributeEdge(ref.key);
+    case InstanceRef::kDict:
+      return Make(EdgeKind::kDict, kInstanceDictText);
+    case InstanceRef::kClass:
+      return Make(EdgeKind::kType, kClassText);
+    case InstanceRef::kInternal:
+      break;
+  }
+  return Make(EdgeKind::kInternal, kInternalText);
 }
 
 // DescribeEdge without the final error clearing. Where: GIL held.
@@ -583,21 +609,40 @@ uint32_t EdgeTexts::OfItem(int64_t k) {
 }
 
 uint32_t EdgeTexts::OfAttribute(PyObject* key) {
+  std::pair<PyObject*, uint32_t>& recent =
+      recent_attribute_[(reinterpret_cast<uintptr_t>(key) >> 4) %
+                        kRecentAttributes];
+  if (recent.first == key) return recent.second;
   auto it = attribute_.find(key);
-  if (it != attribute_.end()) return it->second;
-  const uint32_t id = Intern(AttributeEdge(key).text);
-  attribute_.emplace(key, id);
+  uint32_t id;
+  if (it != attribute_.end()) {
+    id = it->second;
+  } else {
+    id = Intern(AttributeEdge(key).text);
+    attribute_.emplace(key, id);
+  }
+  recent = {key, id};
   return id;
 }
 
-bool EdgeTexts::AttributesFirst(PyTypeObject* type) {
+uint32_t EdgeTexts::OfClass() {
+  if (class_id_ == kNoId) class_id_ = Intern(kClassText);
+  return class_id_;
+}
+
+uint32_t EdgeTexts::OfInstanceDict() {
+  if (instance_dict_id_ == kNoId) instance_dict_id_ = Intern(kInstanceDictText);
+  return instance_dict_id_;
+}
+
+bool AttributesFirstTypes::Of(PyTypeObject* type) {
   if (type != last_type_) {
-    auto [it, added] = attributes_first_.try_emplace(type, false);
+    auto [it, added] = known_.try_emplace(type, false);
     if (added) it->second = NoBuiltinEdges(type);
     last_type_ = type;
-    last_attributes_first_ = it->second;
+    last_ = it->second;
   }
-  return last_attributes_first_;
+  return last_;
 }
 
 std::string EdgeTexts::Text(uint32_t id) const {
@@ -605,6 +650,29 @@ std::string EdgeTexts::Text(uint32_t id) const {
   return (ref & kItemBit) != 0 ? absl::StrCat("[", ref & ~kItemBit, "]")
                                : named_[ref];
 }
+
+namespace {
+
+// The id of DescribeInstanceEdge(from, to)'s text for a `from` whose
+// type's objects are named by their attributes first, without making the
+// edge: an attribute's text is its key's, named once per key, and the
+// other kinds' texts are named once. Where: as DescribeEdge.
+uint32_t InstanceEdgeText(PyObject* from, PyObject* to, EdgeTexts& texts) {
+  const InstanceRef ref = FindInstanceRef(from, to, /*plain=*/true);
+  switch (ref.kind) {
+    case InstanceRef::kAttribute:
+      return texts.OfAttribute(ref.key);
+    case InstanceRef::kDict:
+      return texts.OfInstanceDict();
+    case InstanceRef::kClass:
+      return texts.OfClass();
+    case InstanceRef::kInternal:
+      break;
+  }
+  return texts.Intern(kInternalText);
+}
+
+}  // namespace
 
 void ForEachEdgeTextFrom(PyObject* from, const std::vector<PyObject*>& tos,
                          EdgeTexts& texts,
@@ -616,16 +684,55 @@ void ForEachEdgeTextFrom(PyObject* from, const std::vector<PyObject*>& tos,
         PyObject* to = tos[i];
         if (!texts.AttributesFirst(Py_TYPE(from))) {
           each(i, texts.Intern(DescribeEdge(from, to).text));
-        } else if (PyObject* key = python::InlineAttributeHolding(from, to)) {
-          // An inline attribute's text is its key's, named once per key.
-          each(i, texts.OfAttribute(key));
         } else {
-          Edge edge = DescribeInstanceEdge(from, to);
-          PyErr_Clear();
-          each(i, texts.Intern(edge.text));
+          each(i, InstanceEdgeText(from, to, texts));
         }
       });
   PyErr_Clear();
+}
+
+bool ForEachPlainEdgeFrom(
+    PyObject* from, const std::vector<PyObject*>& tos,
+    AttributesFirstTypes& types,
+    absl::FunctionRef<void(size_t, const PlainEdge&)> each) {
+  PlainEdge edge;
+  if (PyList_Check(from) || PyTuple_Check(from)) {
+    // As FindEdgesFrom names them in every way it scans: the lowest index.
+    const bool list = PyList_Check(from);
+    const Py_ssize_t n = list ? PyList_GET_SIZE(from) : PyTuple_GET_SIZE(from);
+    PyObject* const* items =
+        list ? reinterpret_cast<PyListObject*>(from)->ob_item
+             : reinterpret_cast<PyTupleObject*>(from)->ob_item;
+    edge.kind = PlainEdge::kItem;
+    for (size_t i = 0; i < tos.size(); ++i) {
+      Py_ssize_t k = 0;
+      while (k < n && items[k] != tos[i]) ++k;
+      if (k == n) return false;  // held another way: DescribeEdge's
+      edge.index = k;
+      each(i, edge);
+    }
+    return true;
+  }
+  if (!types.Of(Py_TYPE(from))) return false;
+  for (size_t i = 0; i < tos.size(); ++i) {
+    const InstanceRef ref = FindInstanceRef(from, tos[i], /*plain=*/true);
+    switch (ref.kind) {
+      case InstanceRef::kAttribute:
+        edge.kind = PlainEdge::kAttribute;
+        edge.key = ref.key;
+        break;
+      case InstanceRef::kDict:
+        edge.kind = PlainEdge::kInstanceDict;
+        break;
+      case InstanceRef::kClass:
+        edge.kind = PlainEdge::kClass;
+        break;
+      case InstanceRef::kInternal:
+        return false;
+    }
+    each(i, edge);
+  }
+  return true;
 }
 
 std::vector<Edge> DescribeEdges(

@@ -16,6 +16,7 @@
 
 #include <Python.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -85,6 +86,21 @@ void ForEachEdgeFrom(PyObject* from, const std::vector<PyObject*>& tos,
 // (EdgeTexts); "[i]" for a larger i is interned as any other text.
 inline constexpr int64_t kItemIds = int64_t{1} << 24;
 
+// Which types' objects DescribeEdge names by their attributes first (no
+// container storage, C-level fields or object members come before them;
+// such an object is no type and no module), remembered per type. Reads
+// type objects only: any thread, while the GIL's holder keeps them alive
+// and runs no Python code.
+class AttributesFirstTypes {
+ public:
+  bool Of(PyTypeObject* type);
+
+ private:
+  absl::flat_hash_map<PyTypeObject*, bool> known_;
+  PyTypeObject* last_type_ = nullptr;
+  bool last_ = false;
+};
+
 // The distinct texts of the edges named in one question, each with an id
 // (0, 1, ... in the order first met), for callers that group many edges
 // by their text (byvia): ForEachEdgeTextFrom hands out ids, not texts.
@@ -109,10 +125,14 @@ class EdgeTexts {
   uint32_t OfItem(int64_t k);
   // The id of the text of an instance attribute edge under `key`.
   uint32_t OfAttribute(PyObject* key);
+  // The ids of ".__class__" and ".__dict__", interned once.
+  uint32_t OfClass();
+  uint32_t OfInstanceDict();
   // Whether an object of `type` is named by its attributes before any
-  // built-in kind of reference (no container storage, C-level fields or
-  // object members: see DescribeEdge's order); remembered per type.
-  bool AttributesFirst(PyTypeObject* type);
+  // built-in kind of reference (AttributesFirstTypes).
+  bool AttributesFirst(PyTypeObject* type) {
+    return attributes_first_.Of(type);
+  }
 
  private:
   static constexpr uint32_t kNoId = UINT32_MAX;
@@ -120,9 +140,13 @@ class EdgeTexts {
   absl::flat_hash_map<std::string, uint32_t> by_text_;  // not items
   std::vector<uint32_t> item_;                          // id by index k
   absl::flat_hash_map<PyObject*, uint32_t> attribute_;  // id by key
-  absl::flat_hash_map<PyTypeObject*, bool> attributes_first_;
-  PyTypeObject* last_type_ = nullptr;
-  bool last_attributes_first_ = false;
+  // In front of `attribute_`: an object's few keys take turns, slot by
+  // key address (most lookups are answered here, without hashing).
+  static constexpr size_t kRecentAttributes = 64;
+  std::array<std::pair<PyObject*, uint32_t>, kRecentAttributes>
+      recent_attribute_{};
+  uint32_t class_id_ = kNoId, instance_dict_id_ = kNoId;
+  AttributesFirstTypes attributes_first_;
   std::vector<uint32_t> ref_;       // by id: kItemBit | k, or into named_
   std::vector<std::string> named_;  // the texts that are no items
 };
@@ -134,6 +158,32 @@ class EdgeTexts {
 void ForEachEdgeTextFrom(PyObject* from, const std::vector<PyObject*>& tos,
                          EdgeTexts& texts,
                          absl::FunctionRef<void(size_t, uint32_t)> each);
+
+// An edge named without Python (ForEachPlainEdgeFrom): item `index` of a
+// list or tuple ("[index]"), an instance attribute under `key` (the text
+// EdgeTexts::OfAttribute gives), the class pointer (".__class__") or the
+// instance dict (".__dict__").
+struct PlainEdge {
+  enum Kind { kItem, kAttribute, kClass, kInstanceDict } kind = kItem;
+  Py_ssize_t index = 0;     // kItem
+  PyObject* key = nullptr;  // kAttribute
+};
+
+// The edges from `from` to each of `tos` (distinct) named as
+// ForEachEdgeTextFrom names them, when each is a PlainEdge: `from` is a
+// list or tuple holding each of `tos` as an item (the lowest index), or an
+// object of an attributes-first type (`types`) holding each as an
+// attribute (inline or in its dict), as its class or as its dict. Then
+// each(i, edge) once per i, and true. Otherwise false, having called
+// `each` for some of `tos` or none (the caller drops those and names the
+// edges with ForEachEdgeTextFrom). Reads memory only, calling no Python
+// API that runs code, allocates or sets an error: any thread, while the
+// GIL's holder keeps the objects alive and runs no Python code (byvia
+// names most edges on the lanes this way).
+bool ForEachPlainEdgeFrom(
+    PyObject* from, const std::vector<PyObject*>& tos,
+    AttributesFirstTypes& types,
+    absl::FunctionRef<void(size_t, const PlainEdge&)> each);
 
 // DescribeEdge of every (from, to) pair, in order: pairs that repeat are
 // named once and pairs sharing a holder are named together

@@ -5,6 +5,8 @@
 // several lanes in small slices.
 #include <Python.h>
 
+#include <algorithm>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -12,7 +14,9 @@
 #include "glue/heap_view.h"
 #include "glue/session.h"
 #include "gtest/gtest.h"
+#include "monitor/heap/heap_engine.h"
 #include "monitor/heap/lanes.h"
+#include "monitor/heap/referrers.h"
 #include "monitor/monitor.h"
 #include "tests/testing/python_main.h"
 
@@ -169,6 +173,84 @@ TEST_P(LabelPartsTest, LanesLabelAsOneLaneDoes) {
     EXPECT_EQ(many->parts[0].of.ToVector(), one->parts[0].of.ToVector());
   }
   ASSERT_TRUE(RunTargetCode("del held, pairs, by_name, Held\n"));
+}
+
+// Via names most edges on the lanes (the forward edges' way) and leaves
+// the rest to the question's thread; through a reverse index every edge
+// is named on the question's thread, one referrer at a time. Both must
+// give every member the same label, over referrers of every kind: short
+// and long lists and tuples (a member held twice), instances with inline
+// attributes and with a dict, a list subclass's attribute, dicts, a
+// class's attribute, a closure's cell.
+TEST_P(LabelPartsTest, ViaOnTheLanesNamesAsTheReverseIndexWayDoes) {
+  ASSERT_TRUE(RunTargetCode(R"py(
+class Via:
+    pass
+class ViaList(list):
+    pass
+class ViaHolder:
+    pass
+def _via_setup():
+    global via_items, via_holders, via_long, via_dicts, via_cells
+    via_items = [Via() for _ in range(200)]
+    via_holders = []
+    for i, v in enumerate(via_items):
+        h = ViaHolder()
+        h.first = v
+        if i % 3 == 0:
+            h.__dict__  # the attributes in a dict object
+        h.again = v if i % 5 == 0 else None
+        via_holders.append(h)
+        via_holders.append((v, i, v))
+        l = ViaList([v]); l.also = via_items[-1 - i]
+        via_holders.append(l)
+    via_long = list(via_items) + [via_items[0]]
+    via_dicts = [{'k%d' % i: v} for i, v in enumerate(via_items)]
+    via_cells = [(lambda: v) for v in via_items[:20]]
+    ViaHolder.class_held = via_items[7]
+_via_setup()
+del _via_setup
+)py"));
+  const glue::KindedSet set = HeapSet(/*keep=*/true);
+  OnAnnex([&](glue::HeapView& view) {
+    view.engine().set_lanes(GetParam());
+    heap::HeapEngine::Question question(view.engine());
+    ASSERT_TRUE(question.status().ok()) << question.status();
+    heap::SharedGraph graph = view.engine().Shared(heap::GraphOptions());
+    ASSERT_TRUE(graph.ok()) << graph.status();
+    const heap::ReverseIndex reverse = heap::ReverseIndex::Build(*graph);
+    const glue::Classifier via(glue::Classifier::kVia);
+    absl::StatusOr<glue::KindedSet> lanes =
+        view.ClassifyWithin(*graph, nullptr, set, via);
+    absl::StatusOr<glue::KindedSet> one_by_one =
+        view.ClassifyWithin(*graph, &reverse, set, via);
+    ASSERT_TRUE(lanes.ok()) << lanes.status();
+    ASSERT_TRUE(one_by_one.ok()) << one_by_one.status();
+    ASSERT_EQ(lanes->count(), one_by_one->count());
+    ASSERT_GT(lanes->count(), 2000u);
+    size_t mismatches = 0;
+    std::map<std::string, size_t> seen;  // members by label
+    for (size_t i = 0; i < lanes->count(); ++i) {
+      const std::string& a = lanes->LabelNames()[lanes->LabelOf(i)];
+      const std::string& b = one_by_one->LabelNames()[one_by_one->LabelOf(i)];
+      if (a != b && ++mismatches <= 5) {
+        ADD_FAILURE() << "member " << i << ": " << a << " vs " << b;
+      }
+      ++seen[a];
+    }
+    EXPECT_EQ(mismatches, 0u);
+    // Edges the lanes name (attributes inline and in a dict, items) and
+    // edges left to the caller (a dict's values) are all in the labels.
+    for (const char* label : {"'.first'", "'.again'", "'[0]'", "\"['also']\"",
+                              "\"['k1']\"", "\"['class_held']\""}) {
+      EXPECT_TRUE(std::any_of(seen.begin(), seen.end(), [&](const auto& entry) {
+        return entry.first.find(label) != std::string::npos;
+      })) << label;
+    }
+  });
+  ASSERT_TRUE(RunTargetCode(
+      "del via_items, via_holders, via_long, via_dicts, via_cells, Via, "
+      "ViaList, ViaHolder\n"));
 }
 
 // Options::question_threads chooses the lanes of the session's heap

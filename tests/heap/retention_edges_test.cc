@@ -265,7 +265,8 @@ Recorder.calls.clear()
 }
 
 // ForEachEdgeTextFrom's own ways to a text: an instance's inline
-// attributes by key object (cached per key, across instances), an
+// attributes by key object (cached per key, across instances; an
+// attribute holding the class is named by its key), an
 // instance dict's values, the type pointer, slots and the other built-in
 // kinds through DescribeEdge, a small tuple's items by index; and the
 // ids of items against the same texts interned as strings.
@@ -280,7 +281,9 @@ def _texts_setup():
     q = Plain(); q.y = c  # the same key in another instance
     n = Plain(); setattr(n, 'not id', a)
     w = Plain(); w.__dict__; w.x = c; setattr(w, 'not id', b)  # a dict
+    k = Plain(); k.kind = Plain  # an attribute before the type pointer
     text_cases = [
+        (k, [Plain]),
         (p, [a, b, Plain]),
         (q, [c]),
         (n, [a]),
@@ -308,6 +311,7 @@ Recorder.calls.clear()
   EXPECT_EQ(ids_by_text.count(".second"), 1u);
   EXPECT_EQ(ids_by_text.count(".val"), 1u);
   EXPECT_EQ(ids_by_text.count(".__dict__"), 1u);
+  EXPECT_EQ(ids_by_text.count(".kind"), 1u);
   EXPECT_EQ(texts.size(), ids_by_text.size());
   // "[5]" as a dict's value (a string first) and as item 5: one id. A
   // large index is a string like any other text, by either way.
@@ -321,6 +325,86 @@ Recorder.calls.clear()
   Py_DECREF(cases);
   EXPECT_FALSE(PyErr_Occurred());
   ASSERT_TRUE(RunTargetCode("del text_cases, Plain"));
+}
+
+// ForEachPlainEdgeFrom names without Python what it can, exactly as
+// DescribeEdge names it (the lowest index of an item held twice, an
+// attribute before the class pointer, inline or in a dict), and says no
+// for a holder or an edge it cannot name: a dict's, a slot, a cell's, a
+// list subclass's attribute, a type's.
+TEST_F(EdgeNamesTest, PlainEdgesMatchDescribeEdge) {
+  ASSERT_TRUE(RunTargetCode(R"py(
+class Plain:
+    pass
+class LSub(list):
+    pass
+def _plain_setup():
+    global plain_cases, plain_expected
+    a, b, c = Recorder(), Recorder(), Recorder()
+    p = Plain(); p.x = a; p.y = b; p.kind = Plain
+    w = Plain(); w.__dict__; w.x = c; setattr(w, 'not id', b)  # a dict
+    ls = LSub([a, b]); ls.extra = c
+    plain_cases = [
+        (p, [a, b, Plain]),
+        (w, [c, b, w.__dict__, Plain]),
+        ((c, b, c), [c, b]),
+        ([a, b, a, c], [c, a, b]),
+        (ls, [b, a]),
+        (ls, [b, c]),
+        ({5: a, 'y': b}, [a]),
+        (slotted, [held]),
+        (cell, [held]),
+        (C, [held]),
+        (p, [c]),
+    ]
+    plain_expected = [True, True, True, True, True,
+                      False, False, False, False, False, False]
+_plain_setup()
+del _plain_setup
+Recorder.calls.clear()
+)py"));
+  PyObject* cases = EvalTarget("plain_cases");
+  PyObject* expected = EvalTarget("plain_expected");
+  ASSERT_NE(cases, nullptr);
+  ASSERT_NE(expected, nullptr);
+  EdgeTexts texts;
+  AttributesFirstTypes types;
+  for (Py_ssize_t c = 0; c < PyList_GET_SIZE(cases); ++c) {
+    PyObject* from = nullptr;
+    const std::vector<PyObject*> tos = CaseTos(cases, c, &from);
+    std::vector<std::string> text_of(tos.size());
+    std::vector<int> calls(tos.size(), 0);
+    const bool plain = ForEachPlainEdgeFrom(
+        from, tos, types, [&](size_t i, const PlainEdge& edge) {
+          ASSERT_LT(i, tos.size());
+          ++calls[i];
+          switch (edge.kind) {
+            case PlainEdge::kItem:
+              text_of[i] = "[" + std::to_string(edge.index) + "]";
+              break;
+            case PlainEdge::kAttribute:
+              text_of[i] = texts.Text(texts.OfAttribute(edge.key));
+              break;
+            case PlainEdge::kClass:
+              text_of[i] = ".__class__";
+              break;
+            case PlainEdge::kInstanceDict:
+              text_of[i] = ".__dict__";
+              break;
+          }
+        });
+    EXPECT_EQ(plain, PyList_GET_ITEM(expected, c) == Py_True) << "case " << c;
+    EXPECT_FALSE(PyErr_Occurred()) << "case " << c;
+    for (size_t i = 0; plain && i < tos.size(); ++i) {
+      EXPECT_EQ(calls[i], 1) << "case " << c << " item " << i;
+      EXPECT_EQ(text_of[i], DescribeEdge(from, tos[i]).text)
+          << "case " << c << " item " << i;
+    }
+  }
+  Py_DECREF(cases);
+  Py_DECREF(expected);
+  EXPECT_FALSE(PyErr_Occurred());
+  ASSERT_TRUE(RunTargetCode("del plain_cases, plain_expected, Plain, LSub"));
 }
 
 TEST_F(EdgeNamesTest, DictKeysRenderSafely) {
