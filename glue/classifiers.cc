@@ -2,6 +2,7 @@
 #include "glue/classifiers.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <optional>
 
@@ -427,6 +428,20 @@ std::string RenderVia(const std::vector<std::string>& relations, bool in_and) {
   r.erase(std::unique(r.begin(), r.end()), r.end());
   std::string out = absl::StrJoin(r, ", ");
   return in_and ? absl::StrCat("{", out, "}") : out;
+}
+
+std::string RenderItemVia(int64_t index, bool in_and) {
+  // "{'[" + up to 20 digits + "]'}"
+  char buf[32];
+  char* p = buf;
+  if (in_and) *p++ = '{';
+  *p++ = '\'';
+  *p++ = '[';
+  p = std::to_chars(p, buf + sizeof(buf), index).ptr;
+  *p++ = ']';
+  *p++ = '\'';
+  if (in_and) *p++ = '}';
+  return std::string(buf, p);
 }
 
 DictHolding DictHoldingOf(PyTypeObject* type) {

@@ -160,6 +160,9 @@ bool RcsLabelCompare(const std::string& label,
 // `relations`: edge texts such as ".attr", "['k']"; each shown as a Python
 // string literal (repr), sorted, joined by ", ".
 std::string RenderVia(const std::vector<std::string>& relations, bool in_and);
+// RenderVia of the one text "[index]" (a list's or tuple's item: most of
+// a big partition's labels), written without building that text first.
+std::string RenderItemVia(int64_t index, bool in_and);
 constexpr const char* kUnityKind = "<Anything>";
 constexpr const char* kNotModuleKind = "~module";
 constexpr const char* kNoOwnerDict = "dict (no owner)";

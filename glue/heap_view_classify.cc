@@ -835,6 +835,14 @@ absl::StatusOr<LiveKinds> HeapView::LabelParts(
               std::vector<std::string> relations;
               for (size_t j = from; j < to; ++j) {
                 const uint32_t k = shown_by[j];
+                if (first[k + 1] - first[k] == 1) {  // held one way
+                  const uint32_t t = by_member[first[k]];
+                  const int64_t item = texts.ItemIndex(t);
+                  (*labels.names)[j] = item >= 0
+                                           ? RenderItemVia(item, in_and)
+                                           : RenderVia({texts.Text(t)}, in_and);
+                  continue;
+                }
                 set_ids.assign(by_member.begin() + first[k],
                                by_member.begin() + first[k + 1]);
                 SetLabels::Normalize(set_ids);

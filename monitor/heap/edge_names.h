@@ -112,13 +112,17 @@ class AttributesFirstTypes {
 //
 // Keys and types are remembered by address: an EdgeTexts lives within
 // one question (the target held, nothing freed) and is dropped with it.
-// Where: as DescribeEdge (Text: any thread).
+// Where: as DescribeEdge (Text and ItemIndex: any thread).
 class EdgeTexts {
  public:
   // How many distinct texts so far (ids are below this).
   size_t size() const { return ref_.size(); }
   // The text of `id`, as DescribeEdge names the edge.
   std::string Text(uint32_t id) const;
+  // k when `id` is the text "[k]" found by index (OfItem), else -1.
+  int64_t ItemIndex(uint32_t id) const {
+    return (ref_[id] & kItemBit) != 0 ? int64_t{ref_[id] & ~kItemBit} : -1;
+  }
   // The id of `text`, given one when new.
   uint32_t Intern(const std::string& text);
   // The id of "[k]".

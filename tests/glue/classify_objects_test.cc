@@ -239,5 +239,20 @@ TEST_F(ClassifyObjectsTest, LanesGiveTheSameKindsAsOneLane) {
   }
 }
 
+// Via's label of a member held one way as an item is RenderVia's of the
+// item's text, for small and large indexes, alone and in a combination.
+TEST(RenderItemViaTest, IsRenderViaOfTheItemsText) {
+  EXPECT_EQ(RenderItemVia(3, /*in_and=*/false), "'[3]'");
+  EXPECT_EQ(RenderItemVia(3, /*in_and=*/true), "{'[3]'}");
+  for (const int64_t k : {int64_t{0}, int64_t{9}, int64_t{10}, int64_t{123456},
+                          int64_t{1} << 24, INT64_MAX}) {
+    for (const bool in_and : {false, true}) {
+      EXPECT_EQ(RenderItemVia(k, in_and),
+                RenderVia({"[" + std::to_string(k) + "]"}, in_and))
+          << k << " " << in_and;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace annex::glue
