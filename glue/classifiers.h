@@ -163,6 +163,10 @@ std::string RenderVia(const std::vector<std::string>& relations, bool in_and);
 // RenderVia of the one text "[index]" (a list's or tuple's item: most of
 // a big partition's labels), written without building that text first.
 std::string RenderItemVia(int64_t index, bool in_and);
+
+// The kinds the classifiers name themselves: Unity's one kind, Module's
+// for what is no module, Clodo's for a dict no owner holds, Prod's for an
+// object without a traced allocation, dictof's for what is no dict.
 constexpr const char* kUnityKind = "<Anything>";
 constexpr const char* kNotModuleKind = "~module";
 constexpr const char* kNoOwnerDict = "dict (no owner)";
