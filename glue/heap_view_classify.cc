@@ -235,10 +235,12 @@ bool NamePlainEdges(const heap::HeapGraph& graph, size_t members,
         LaneNames& slice = slices[from / grain];
         // A pair per edge into a member at most: reserved, not grown by
         // doubling (which copied, and faulted in fresh pages twice the
-        // size: 20 K faults a question at ten million objects).
+        // size: 20 K faults a question at ten million objects). A set of
+        // a few members is expected to spread over the slices (the
+        // reservation only saves growing; a slice may grow past it).
         slice.held.reserve(
             std::min<size_t>(graph.out_begin[to] - graph.out_begin[from],
-                             size_t{8} * members + 64));
+                             size_t{8} * members * (to - from) / nodes + 64));
         heap::AttributesFirstTypes types;
         // The slice's keys by address: an index into slice.keys.
         absl::flat_hash_map<PyObject*, uint32_t> key_index;
