@@ -17,7 +17,11 @@
 // Rules for what runs on a helper (For's body on every lane, Beside's
 // helper side):
 // - Plain C++ only: it calls no Python API, allocates no Python object
-//   and touches no refcount. For's body may read target objects: during
+//   and touches no refcount. The exception is a C API call that only
+//   reads objects: it runs no Python code, allocates nothing, sets no
+//   error and needs no thread state. Via's naming on the lanes uses two
+//   (PyType_IsSubtype, PyDict_Next on a non-free-threaded build). For's
+//   body may read target objects: during
 //   For the caller runs only slices of the same body, holds the GIL and
 //   waits for the helpers, so no object can change or go away. Beside's
 //   helper side must not read target objects (its caller side may run
