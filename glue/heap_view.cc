@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "glue/annex_access.h"
+#include "glue/heap_record.h"
 #include "glue/heap_view_parts.h"
 #include "glue/session.h"
 #include "monitor/heap/node_set.h"
@@ -198,6 +199,14 @@ absl::StatusOr<KindedSet> HeapView::Heap(
   if (graph_out != nullptr && ref != nullptr) {
     return absl::InvalidArgumentError("Heap: a graph only without a reference");
   }
+  // A session's first walk reserves its records for what the allocator
+  // has in use, at most one object per 16 resident bytes (the smallest
+  // object): the count is read outside the question, where it is the
+  // annex's int on 3.12+.
+  engine_->EstimateFirstWalk([] {
+    const int64_t resident = ResidentBytes();
+    return resident > 0 ? static_cast<size_t>(resident) / 16 : size_t{0};
+  });
   // One question: the objects found are read (and watched) before the GIL
   // can change hands (heap_engine.h).
   heap::HeapEngine::Question question(*engine_);

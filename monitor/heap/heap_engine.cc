@@ -129,8 +129,14 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
     walker.set_lanes(lanes_);
     walker.set_question_stop(&stop_);
     if (graph != nullptr) walker.set_pool(buffers_);
-    walker.Reserve(last_recorded_objects_ + last_recorded_objects_ / 8,
-                   last_recorded_edges_ + last_recorded_edges_ / 8);
+    const size_t objects =
+        last_recorded_objects_ != 0
+            ? last_recorded_objects_ + last_recorded_objects_ / 8
+            : first_walk_objects_;
+    walker.Reserve(objects,
+                   last_recorded_edges_ != 0
+                       ? last_recorded_edges_ + last_recorded_edges_ / 8
+                       : 2 * objects);
     for (uintptr_t a : hidden_) walker.MarkVisited(a);
     for (size_t i = 0; i < roots->size(); ++i) walker.AddRoot(roots->object(i));
     walker.Run();
@@ -167,6 +173,7 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
     result.walk_ns = NowNs() - start;
     result.total_bytes = walker.total_bytes();
     result.inline_values_bytes = walker.inline_values_bytes();
+    result.record_growths = walker.record_growths();
     result.visited_set_bytes = walker.visited().MemoryBytes();
     if (graph != nullptr) {
       last_recorded_objects_ = walker.count();
@@ -208,6 +215,14 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
   }  // root references released with the target current (rule 10)
   result.pause_ns = NowNs() - start;
   return result;
+}
+
+void HeapEngine::EstimateFirstWalk(absl::FunctionRef<size_t()> max_objects) {
+  if (last_recorded_objects_ != 0 || first_walk_objects_ != 0) return;
+  const int64_t blocks = python::AllocatedBlocks();
+  if (blocks > 0) {
+    first_walk_objects_ = std::min(static_cast<size_t>(blocks), max_objects());
+  }
 }
 
 absl::StatusOr<HeapResult> HeapEngine::Heap() { return Walk(nullptr); }

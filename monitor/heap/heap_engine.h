@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -76,6 +77,9 @@ struct HeapResult {
   // Of total_bytes, the attribute values blocks sys.getsizeof leaves out
   // (0 with Sizing::kGetsizeof).
   uint64_t inline_values_bytes = 0;
+  // Times a record of the walk (a graph's) ran out of the room reserved
+  // for it up front and moved to twice its room (EstimateFirstWalk).
+  uint32_t record_growths = 0;
 };
 
 // Which objects a graph holds (HeapEngine::Graph).
@@ -231,6 +235,18 @@ class HeapEngine {
   // Size/traverse functions of extension types, used by every walk.
   ExtensionRegistry& extensions() { return extensions_; }
 
+  // Before the engine's first walk that records objects (a graph's): its
+  // records are reserved for about what the allocator has in use
+  // (python::AllocatedBlocks), at most what `max_objects` returns (called
+  // only then), and for two references per object, so that they do not
+  // grow by doubling (copying, and faulting in twice their final size:
+  // the first hp.heap() of a session paid that). Later walks reserve what
+  // the last one recorded.
+  // Does nothing once a walk has recorded objects or an estimate was
+  // taken, or where the count cannot be read (3.12+ with the target
+  // current). Where: GIL held, outside a question.
+  void EstimateFirstWalk(absl::FunctionRef<size_t()> max_objects);
+
   // The reachable set and its total size. Where: GIL held by the calling
   // thread with ts.target_ts or ts.annex_ts current. FailedPrecondition
   // otherwise or when the target is finalizing.
@@ -358,9 +374,12 @@ class HeapEngine {
   Lanes lanes_ = Lanes::ForMachine();
   // What the last walk that recorded objects found (objects, references):
   // the next one reserves that much up front (Walker::Reserve), plus an
-  // eighth for growth. Annex thread, GIL held.
+  // eighth for growth; with no references recorded yet, two per object.
+  // Annex thread, GIL held.
   size_t last_recorded_objects_ = 0;
   size_t last_recorded_edges_ = 0;
+  // EstimateFirstWalk's, for a first recording walk (0: none).
+  size_t first_walk_objects_ = 0;
   // Shared with the graphs made from it, which give their arrays back
   // when they end, whichever ends first.
   std::shared_ptr<BufferPool> buffers_ = std::make_shared<BufferPool>();

@@ -25,6 +25,9 @@
 #include "internal/pycore_interp.h"
 #include "internal/pycore_moduleobject.h"
 #include "internal/pycore_object.h"
+#if PY_VERSION_HEX < 0x030C0000
+#include "internal/pycore_pymem.h"  // _Py_GetAllocatedBlocks (exported)
+#endif
 #if PY_VERSION_HEX >= 0x030C0000
 #include "internal/pycore_runtime.h"
 #endif
@@ -155,6 +158,35 @@ PyThreadState* NewSharedGilInterpreter() {
   PyThreadState* ts = Py_NewInterpreter();
   if (ts == nullptr) PyErr_Clear();
   return ts;
+}
+
+int64_t AllocatedBlocks() {
+#if PY_VERSION_HEX < 0x030C0000
+  // Runtime-wide on 3.11: one allocator state for every interpreter.
+  return static_cast<int64_t>(_Py_GetAllocatedBlocks());
+#else
+  // Not exported on 3.12+: sys.getallocatedblocks is the way in. It sums
+  // the main allocator's blocks and those of interpreters with their own.
+  PyThreadState* ts = CurrentThreadStateUnchecked();
+  if (ts == nullptr ||
+      PyThreadState_GetInterpreter(ts) == PyInterpreterState_Main()) {
+    return -1;  // its int would be the target's
+  }
+  PyObject *type, *value, *traceback;
+  PyErr_Fetch(&type, &value, &traceback);
+  int64_t blocks = -1;
+  PyObject* fn = PySys_GetObject("getallocatedblocks");  // borrowed
+  if (fn != nullptr && PyCFunction_Check(fn)) {
+    if (PyObject* r = PyObject_CallNoArgs(fn)) {
+      const long long n = PyLong_Check(r) ? PyLong_AsLongLong(r) : -1;
+      Py_DECREF(r);
+      if (n >= 0) blocks = n;
+    }
+  }
+  PyErr_Clear();
+  PyErr_Restore(type, value, traceback);
+  return blocks;
+#endif
 }
 
 namespace {

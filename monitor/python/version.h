@@ -62,6 +62,18 @@ bool IsFinalizing();
 // called on the thread that will also end it.
 PyThreadState* NewSharedGilInterpreter();
 
+// What sys.getallocatedblocks() reports: the memory blocks pymalloc has
+// handed out and not taken back, for the main interpreter and every one
+// that shares its allocator (the annex does: NewSharedGilInterpreter).
+// Each small object is one block, as are some objects' parts (an
+// instance's values, a small list's items), and an object over 512 bytes
+// is none: the target's object count, mostly from above, plus the
+// annex's. -1 when it cannot be read. 3.11 reads it in C and creates
+// nothing; 3.12+ calls the current interpreter's sys.getallocatedblocks
+// (a builtin only) and so answers only while an interpreter other than
+// the main one is current, whose int the result is. Where: GIL held.
+int64_t AllocatedBlocks();
+
 // Whether the target's tracemalloc traces now: a plain read of CPython's
 // flag. While it does, 3.11's and 3.12's raw-allocator hook calls
 // PyGILState_Ensure() on whichever thread allocates, so a thread that holds

@@ -13,6 +13,8 @@
 #include "monitor/heap/heap_engine.h"
 #include "monitor/heap/lanes.h"
 #include "monitor/heap/referrers.h"
+#include "monitor/python/annex_runtime.h"
+#include "monitor/python/version.h"
 #include "tests/heap/heap_test_util.h"
 #include "tests/testing/python_main.h"
 
@@ -117,6 +119,68 @@ TEST(GraphTest, LanesBuildTheSameGraphAsOneLane) {
     EXPECT_EQ(nodes->addresses, one_nodes->addresses);
     EXPECT_EQ(nodes->sizes, one_nodes->sizes);
   }
+}
+
+// The first walk of an engine has no last walk to size its records by:
+// EstimateFirstWalk reserves them from the allocator's count of blocks in
+// use, read in the annex (on 3.12+ through its sys.getallocatedblocks,
+// which the target's count shares), so they never move; without it they
+// grow by doubling. The estimate changes no result.
+TEST(FirstWalkTest, AllocatorEstimateKeepsTheRecordsInPlace) {
+  ASSERT_TRUE(
+      RunTargetCode("g_first = [(i, str(i), [i]) for i in range(100000)]\n"));
+  auto rt = python::AnnexRuntime::Start({});
+  ASSERT_TRUE(rt.ok()) << rt.status();
+  int64_t blocks = -1;
+  HeapResult plain_stats, estimated_stats, edges_stats;
+  absl::StatusOr<HeapGraph> plain = absl::UnknownError("not run");
+  absl::StatusOr<HeapGraph> estimated = absl::UnknownError("not run");
+  bool pending_error = true;
+  ASSERT_TRUE((*rt)
+                  ->Run([&](const python::ThreadStates& ts) {
+                    // One GIL hold: the target cannot change in between.
+                    blocks = python::AllocatedBlocks();
+                    HeapEngine without(ts);
+                    plain = without.Graph(&plain_stats);
+                    HeapEngine with(ts);
+                    // Called only when the estimate is taken.
+                    with.EstimateFirstWalk([] { return ~size_t{0}; });
+                    estimated = with.Graph(&estimated_stats);
+                    // The first graph with edges reserves two per object.
+                    HeapEngine nodes_first(ts);
+                    nodes_first.EstimateFirstWalk([] { return ~size_t{0}; });
+                    absl::StatusOr<HeapGraph> nodes =
+                        nodes_first.Graph(GraphOptions::NodesOnly());
+                    if (nodes.ok()) {
+                      absl::StatusOr<HeapGraph> edges =
+                          nodes_first.Graph(&edges_stats);
+                    }
+                    pending_error = PyErr_Occurred() != nullptr;
+                  })
+                  .ok());
+  EXPECT_FALSE(pending_error);
+  // 400 K objects of the list's, besides the rest of both interpreters.
+  EXPECT_GE(blocks, 400000);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  ASSERT_TRUE(estimated.ok()) << estimated.status();
+  EXPECT_GE(plain->size(), 400000u);
+  EXPECT_GT(plain_stats.record_growths, 0u);
+  EXPECT_EQ(estimated_stats.record_growths, 0u);
+  EXPECT_EQ(edges_stats.record_growths, 0u);
+  EXPECT_EQ(estimated->addresses, plain->addresses);
+  EXPECT_EQ(estimated->sizes, plain->sizes);
+  EXPECT_EQ(estimated->out_begin, plain->out_begin);
+  EXPECT_EQ(estimated->out_targets, plain->out_targets);
+  // With the target current, 3.12+ cannot ask (the int would be the
+  // target's) and says so; 3.11 reads the count in C, creating nothing.
+  const int64_t from_target = python::AllocatedBlocks();
+  EXPECT_FALSE(PyErr_Occurred());
+  if (PY_VERSION_HEX >= 0x030C0000) {
+    EXPECT_EQ(from_target, -1);
+  } else {
+    EXPECT_GE(from_target, 400000);
+  }
+  ASSERT_TRUE(RunTargetCode("del g_first\n"));
 }
 
 }  // namespace

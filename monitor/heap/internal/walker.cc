@@ -49,6 +49,9 @@ template <typename T>
 void Walker::Grow(std::vector<T>& v) {
   // A record a pool gave (Reserve) was big enough for the last walk: the
   // bigger one is fresh, and the old memory is freed, not kept.
+  if (static_cast<const void*>(&v) != &stack_) {
+    ++record_growths_;
+  }
   python::GrowHuge(v, 1, size_t{1} << 16);
 }
 
@@ -75,11 +78,11 @@ int Walker::VisitPush(PyObject* obj, void* arg) {
   if (obj == nullptr) return 0;
   auto* self = static_cast<Walker*>(arg);
   const uintptr_t addr = reinterpret_cast<uintptr_t>(obj);
-  if (self->record_edges_) Append(self->edges_, addr);
+  if (self->record_edges_) self->Append(self->edges_, addr);
   if (self->stop_ != nullptr && self->stop_->Test(addr)) return 0;
   // The stack grows as the records do (a list of ten million objects
   // pushes them all): into huge-page-backed room, not 4 KiB pages.
-  if (!self->visited_.TestAndSet(addr)) Append(self->stack_, obj);
+  if (!self->visited_.TestAndSet(addr)) self->Append(self->stack_, obj);
   return 0;
 }
 

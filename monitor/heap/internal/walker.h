@@ -75,6 +75,8 @@ class Walker {
   uint64_t total_bytes() const { return total_bytes_; }
   // Of total_bytes(), the attribute values blocks (Sizing::kExact).
   uint64_t inline_values_bytes() const { return inline_values_bytes_; }
+  // Times a record ran out of room (Reserve) and moved (Grow).
+  uint32_t record_growths() const { return record_growths_; }
   TypeInfoCache& types() { return types_; }
 
   // With Record::kSizes or kEdges: builds the graph's nodes and sizes,
@@ -90,12 +92,12 @@ class Walker {
   // (the engine's first) would otherwise double through fresh 4 KiB
   // pages, faulting in each copy.
   template <typename T>
-  static void Append(std::vector<T>& v, T x) {
+  void Append(std::vector<T>& v, T x) {
     if (__builtin_expect(v.size() == v.capacity(), 0)) Grow(v);
     v.push_back(x);
   }
   template <typename T>
-  static void Grow(std::vector<T>& v);
+  void Grow(std::vector<T>& v);
 
   TypeInfoCache types_;
   AddressBitmap visited_;
@@ -103,6 +105,7 @@ class Walker {
   uint64_t count_ = 0;
   uint64_t total_bytes_ = 0;
   uint64_t inline_values_bytes_ = 0;
+  uint32_t record_growths_ = 0;
   Sizing sizing_ = Sizing::kExact;
   Lanes lanes_;
   // Size and edge recording, in pop order.
