@@ -6,6 +6,7 @@
 #include <chrono>
 #include <utility>
 
+#include "absl/numeric/bits.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "monitor/heap/internal/walker.h"
@@ -51,6 +52,13 @@ HeapEngine::~HeapEngine() {
   buffers_->Trim();
   buffers_->set_on_change(nullptr);
 }
+
+namespace {
+
+// The smallest power of two at least `n` (0 for 0).
+size_t PowerOfTwoAtLeast(size_t n) { return n == 0 ? 0 : absl::bit_ceil(n); }
+
+}  // namespace
 
 absl::Status HeapEngine::CheckCurrent() const {
   if (!Py_IsInitialized() || python::IsFinalizing()) {
@@ -129,14 +137,16 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
     walker.set_lanes(lanes_);
     walker.set_question_stop(&stop_);
     if (graph != nullptr) walker.set_pool(buffers_);
+    // A first walk's estimates are rounded up to a power of two: see
+    // EstimateFirstWalk.
     const size_t objects =
         last_recorded_objects_ != 0
             ? last_recorded_objects_ + last_recorded_objects_ / 8
-            : first_walk_objects_;
+            : PowerOfTwoAtLeast(first_walk_objects_);
     walker.Reserve(objects,
                    last_recorded_edges_ != 0
                        ? last_recorded_edges_ + last_recorded_edges_ / 8
-                       : 2 * objects);
+                       : PowerOfTwoAtLeast(2 * objects));
     for (uintptr_t a : hidden_) walker.MarkVisited(a);
     for (size_t i = 0; i < roots->size(); ++i) walker.AddRoot(roots->object(i));
     walker.Run();

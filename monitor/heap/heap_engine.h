@@ -241,7 +241,11 @@ class HeapEngine {
   // only then), and for two references per object, so that they do not
   // grow by doubling (copying, and faulting in twice their final size:
   // the first hp.heap() of a session paid that). Later walks reserve what
-  // the last one recorded.
+  // the last one recorded. Such first reservations are rounded up to a
+  // power of two, the room doubling would have reached: pages never
+  // written cost nothing, and glibc raises its mmap threshold to the size
+  // of the largest mapping freed (up to 32 MiB), so the later questions'
+  // vectors of the same size come from its free memory, not fresh pages.
   // Does nothing once a walk has recorded objects or an estimate was
   // taken, or where the count cannot be read (3.12+ with the target
   // current). Where: GIL held, outside a question.
