@@ -229,7 +229,11 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
 
 void HeapEngine::EstimateFirstWalk(absl::FunctionRef<size_t()> max_objects) {
   if (last_recorded_objects_ != 0 || first_walk_objects_ != 0) return;
-  const int64_t blocks = python::AllocatedBlocks();
+  int64_t blocks;
+  {
+    python::ScopedErrorPreserver keep;  // the caller's pending error
+    blocks = python::AllocatedBlocks();
+  }
   if (blocks > 0) {
     first_walk_objects_ = std::min(static_cast<size_t>(blocks), max_objects());
   }

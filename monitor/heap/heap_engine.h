@@ -244,8 +244,10 @@ class HeapEngine {
   // the last one recorded. Such first reservations are rounded up to a
   // power of two, the room doubling would have reached: pages never
   // written cost nothing, and glibc raises its mmap threshold to the size
-  // of the largest mapping freed (up to 32 MiB), so the later questions'
-  // vectors of the same size come from its free memory, not fresh pages.
+  // of a freed mapping of at most 32 MiB, so the later questions' vectors
+  // below it come from its free memory, not fresh pages. (At 1M objects
+  // the first edge reservation is just over 32 MiB and raises nothing:
+  // docs/heap-engine.md.)
   // Does nothing once a walk has recorded objects or an estimate was
   // taken, or where the count cannot be read (3.12+ with the target
   // current). Where: GIL held, outside a question.

@@ -172,8 +172,6 @@ int64_t AllocatedBlocks() {
       PyThreadState_GetInterpreter(ts) == PyInterpreterState_Main()) {
     return -1;  // its int would be the target's
   }
-  PyObject *type, *value, *traceback;
-  PyErr_Fetch(&type, &value, &traceback);
   int64_t blocks = -1;
   PyObject* fn = PySys_GetObject("getallocatedblocks");  // borrowed
   if (fn != nullptr && PyCFunction_Check(fn)) {
@@ -183,8 +181,7 @@ int64_t AllocatedBlocks() {
       if (n >= 0) blocks = n;
     }
   }
-  PyErr_Clear();
-  PyErr_Restore(type, value, traceback);
+  PyErr_Clear();  // leaves none
   return blocks;
 #endif
 }

@@ -71,7 +71,9 @@ PyThreadState* NewSharedGilInterpreter();
 // annex's. -1 when it cannot be read. 3.11 reads it in C and creates
 // nothing; 3.12+ calls the current interpreter's sys.getallocatedblocks
 // (a builtin only) and so answers only while an interpreter other than
-// the main one is current, whose int the result is. Where: GIL held.
+// the main one is current, whose int the result is. Where: GIL held, no
+// exception pending (it leaves none: ScopedErrorPreserver around it keeps
+// one).
 int64_t AllocatedBlocks();
 
 // Whether the target's tracemalloc traces now: a plain read of CPython's
