@@ -123,9 +123,10 @@ void WaitUntil(const std::function<bool()>& done, const char* what) {
   }
 }
 
-void SleepWithoutGil(absl::Duration window) {
+void SleepWithoutGil(absl::Duration window, const std::function<void()>& then) {
   WithoutGil without_gil;
   absl::SleepFor(window);
+  if (then) then();
 }
 
 bool RunUntilGateOpens(const std::function<bool()>& ready,

@@ -72,8 +72,12 @@ void WaitUntil(const std::function<bool()>& done, const char* what);
 
 // Sleeps for `window` with the GIL released if the caller holds it: for
 // tests that check that something does NOT happen while the target is
-// outside Python. Where: as WaitUntil.
-void SleepWithoutGil(absl::Duration window);
+// outside Python. `then`, if given, runs after the sleep and before the
+// GIL is taken back: a thread holding the GIL counts as inside Python, so
+// what the watchdog reports of "outside" is read there. Where: as
+// WaitUntil.
+void SleepWithoutGil(absl::Duration window,
+                     const std::function<void()>& then = nullptr);
 
 // Runs `run` (target code that loops until _wdtest.gate() is true, e.g.
 // through RunTargetCode) while a thread opens the gate once `ready` holds,
