@@ -53,12 +53,17 @@ HeapEngine::~HeapEngine() {
   buffers_->set_on_change(nullptr);
 }
 
-namespace {
-
-// The smallest power of two at least `n` (0 for 0).
-size_t PowerOfTwoAtLeast(size_t n) { return n == 0 ? 0 : absl::bit_ceil(n); }
-
-}  // namespace
+size_t HeapEngine::FirstWalkRoom(size_t n) {
+  constexpr size_t kElement = sizeof(uint64_t);  // every record's element
+  // The most elements whose room (ReserveHuge: whole huge pages, minus
+  // malloc's header) is one mapping under glibc's largest threshold.
+  constexpr size_t kWithinThreshold =
+      (BufferPool::kDefaultMinBytes - python::kHugePageBytes -
+       python::kMallocSlack) /
+      kElement;
+  const size_t room = n == 0 ? 0 : absl::bit_ceil(n);
+  return n <= kWithinThreshold ? std::min(room, kWithinThreshold) : room;
+}
 
 absl::Status HeapEngine::CheckCurrent() const {
   if (!Py_IsInitialized() || python::IsFinalizing()) {
@@ -142,11 +147,11 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
     const size_t objects =
         last_recorded_objects_ != 0
             ? last_recorded_objects_ + last_recorded_objects_ / 8
-            : PowerOfTwoAtLeast(first_walk_objects_);
+            : FirstWalkRoom(first_walk_objects_);
     walker.Reserve(objects,
                    last_recorded_edges_ != 0
                        ? last_recorded_edges_ + last_recorded_edges_ / 8
-                       : PowerOfTwoAtLeast(2 * objects));
+                       : FirstWalkRoom(2 * objects));
     for (uintptr_t a : hidden_) walker.MarkVisited(a);
     for (size_t i = 0; i < roots->size(); ++i) walker.AddRoot(roots->object(i));
     walker.Run();

@@ -241,17 +241,23 @@ class HeapEngine {
   // only then), and for two references per object, so that they do not
   // grow by doubling (copying, and faulting in twice their final size:
   // the first hp.heap() of a session paid that). Later walks reserve what
-  // the last one recorded. Such first reservations are rounded up to a
-  // power of two, the room doubling would have reached: pages never
-  // written cost nothing, and glibc raises its mmap threshold to the size
-  // of a freed mapping of at most 32 MiB, so the later questions' vectors
-  // below it come from its free memory, not fresh pages. (At 1M objects
-  // the first edge reservation is just over 32 MiB and raises nothing:
-  // docs/heap-engine.md.)
+  // the last one recorded; first reservations are FirstWalkRoom's.
   // Does nothing once a walk has recorded objects or an estimate was
   // taken, or where the count cannot be read (3.12+ with the target
   // current). Where: GIL held, outside a question.
   void EstimateFirstWalk(absl::FunctionRef<size_t()> max_objects);
+
+  // The room a first walk reserves in a record (8-byte elements) for an
+  // estimate of `n` of them: `n` rounded up to a power of two, the room
+  // doubling would have reached (pages never written cost nothing), but
+  // within 30 MiB when `n` fits there. glibc raises its mmap threshold
+  // to the size of a freed mapping only when that is under 32 MiB, after
+  // which the later questions' vectors below it come from malloc's free
+  // memory and its arenas are trimmed less, instead of being faulted in
+  // fresh; a power of two of 32 MiB (2^22 references at 1M objects)
+  // mapped more than that and raised nothing (docs/heap-engine.md).
+  // At least `n`. Where: any thread (arithmetic).
+  static size_t FirstWalkRoom(size_t n);
 
   // The reachable set and its total size. Where: GIL held by the calling
   // thread with ts.target_ts or ts.annex_ts current. FailedPrecondition
