@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <utility>
 
 #include "absl/numeric/bits.h"
@@ -61,6 +62,7 @@ size_t HeapEngine::FirstWalkRoom(size_t n) {
       (BufferPool::kDefaultMinBytes - python::kHugePageBytes -
        python::kMallocSlack) /
       kElement;
+  if (n > (SIZE_MAX >> 1) + 1) return n;  // no power of two holds it
   const size_t room = n == 0 ? 0 : absl::bit_ceil(n);
   return n <= kWithinThreshold ? std::min(room, kWithinThreshold) : room;
 }
@@ -142,16 +144,20 @@ absl::StatusOr<HeapResult> HeapEngine::Walk(HeapGraph* graph,
     walker.set_lanes(lanes_);
     walker.set_question_stop(&stop_);
     if (graph != nullptr) walker.set_pool(buffers_);
-    // A first walk's estimates are rounded up to a power of two: see
-    // EstimateFirstWalk.
-    const size_t objects =
+    // Room for what the last walk recorded and an eighth more; a first
+    // walk's for its estimate (FirstWalkRoom), and a first walk with edges
+    // for two references an object. The edges' room is taken from the
+    // estimate, not the objects' room, which may already be a power of
+    // two that doubled would exceed FirstWalkRoom's limit.
+    const size_t estimate =
         last_recorded_objects_ != 0
             ? last_recorded_objects_ + last_recorded_objects_ / 8
-            : FirstWalkRoom(first_walk_objects_);
-    walker.Reserve(objects,
-                   last_recorded_edges_ != 0
-                       ? last_recorded_edges_ + last_recorded_edges_ / 8
-                       : FirstWalkRoom(2 * objects));
+            : first_walk_objects_;
+    walker.Reserve(
+        last_recorded_objects_ != 0 ? estimate : FirstWalkRoom(estimate),
+        last_recorded_edges_ != 0
+            ? last_recorded_edges_ + last_recorded_edges_ / 8
+            : FirstWalkRoom(2 * estimate));
     for (uintptr_t a : hidden_) walker.MarkVisited(a);
     for (size_t i = 0; i < roots->size(); ++i) walker.AddRoot(roots->object(i));
     walker.Run();

@@ -29,8 +29,11 @@ TEST(FirstWalkRoomTest, FreedRoomRaisesGlibcsThreshold) {
     std::free(p);  // a mapping under 32 MiB raises the threshold to it
     return mapped;
   };
-  ASSERT_TRUE(mapped_while_held(size_t{29} << 20))
-      << "malloc's mmap threshold is already past 29 MiB";
+  if (!mapped_while_held(size_t{29} << 20)) {
+    // A repeated run, or a threshold set by the environment (which also
+    // stops glibc from moving it).
+    GTEST_SKIP() << "malloc's mmap threshold is already past 29 MiB";
+  }
   {
     std::vector<uint64_t> record;
     python::ReserveHuge(record, HeapEngine::FirstWalkRoom(3500000));

@@ -73,7 +73,8 @@ TEST(HugePagesTest, RoomFromTwoMegabytesIsWholeHugePages) {
 
 TEST(HugePagesTest, NewHugeArrayHoldsWhatIsWritten) {
   constexpr size_t kHuge = size_t{2} << 20;
-  for (size_t n : {size_t{0}, size_t{1}, size_t{1000}, size_t{3} << 20}) {
+  for (size_t n :
+       {size_t{0}, size_t{1}, size_t{1000}, size_t{600000}, size_t{3} << 20}) {
     HugeArray<uint32_t> a = NewHugeArray<uint32_t>(n);
     ASSERT_NE(a.get(), nullptr);
     if (n * sizeof(uint32_t) >= kHuge) {
